@@ -1,0 +1,56 @@
+"""Fixtures shared by every test: an isolated HOME, and where ../shared lives (if it does)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("TRACECLI_SHARED", ROOT.parent / "shared"))
+SAMPLES = ROOT / "samples"
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Tests never touch the user's real home, config, data or state, nor their keys."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    for var, sub in (
+        ("XDG_DATA_HOME", ".local/share"),
+        ("XDG_STATE_HOME", ".local/state"),
+        ("XDG_CONFIG_HOME", ".config"),
+        ("XDG_CACHE_HOME", ".cache"),
+    ):
+        monkeypatch.setenv(var, str(home / sub))
+    for var in (
+        "WANDB_API_KEY",
+        "WF_TRACE_SERVER_URL",
+        "TRACECLI_DB",
+        "TRACECLI_PROFILE",
+        "FREEPLAY_API_KEY",
+        "FREEPLAY_API_BASE",
+        "FREEPLAY_API_URL",
+        "FREEPLAY_PROJECT_ID",
+        "NETRC",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "200")
+    return home
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def require_shared(*parts: str) -> Path:
+    """The path under ../shared, or skip: a user's fresh clone has no ../shared."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} not found: this test needs the project's ../shared folder")
+    return path

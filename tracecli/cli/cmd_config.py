@@ -1,0 +1,1 @@
+"""`tracecli config` (not written yet)."""

@@ -1,0 +1,1 @@
+"""`tracecli convert` (not written yet)."""

@@ -1,0 +1,1 @@
+"""`tracecli schema` (not written yet)."""

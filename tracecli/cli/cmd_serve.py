@@ -1,0 +1,1 @@
+"""`tracecli serve` (not written yet)."""

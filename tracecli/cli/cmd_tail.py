@@ -1,0 +1,1 @@
+"""`tracecli tail` (not written yet)."""

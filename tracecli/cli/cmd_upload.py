@@ -1,0 +1,1 @@
+"""`tracecli upload` (not written yet)."""

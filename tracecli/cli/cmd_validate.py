@@ -1,0 +1,1 @@
+"""`tracecli validate` (not written yet)."""

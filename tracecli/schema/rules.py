@@ -1,0 +1,103 @@
+"""Rules the real Weave server enforces beyond the OpenAPI (see ../shared/spec/README.md).
+
+Read off weave's `validation.py` and `constants.py` (weave 0.52.42). A file that passes
+`validate` must not be refused by the server for its content, so these run on every record.
+They work on plain dicts after the pydantic model accepted the record, and return
+`(field, code, message)` triples so the caller attaches the location.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+SPAN_ID_RE = re.compile(r"^[0-9a-f]{16}$")
+TRACE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+RUN_ID_RE = re.compile(r"^[^:]+:[^:]+$")
+
+MAX_OP_NAME = 128
+MAX_DISPLAY_NAME = 1024
+OP_REF_PREFIX = "weave:///"
+STATUSES = frozenset({"success", "error", "running", "descendant_error"})
+
+Problem = tuple[str, str, str]
+
+
+def is_call_id(value: str) -> bool:
+    """A lowercase UUID or a 16-hex-digit OpenTelemetry span id."""
+    return bool(UUID_RE.match(value) or SPAN_ID_RE.match(value))
+
+
+def is_trace_id(value: str) -> bool:
+    """A lowercase UUID or a 32-hex-digit OpenTelemetry trace id."""
+    return bool(UUID_RE.match(value) or TRACE_ID_RE.match(value))
+
+
+def check_project_id(value: Any, field: str = "project_id") -> Iterator[Problem]:
+    if isinstance(value, str):
+        entity, sep, project = value.partition("/")
+        if not sep or not entity or not project or "/" in project:
+            yield (
+                field,
+                "project-id",
+                f"must be 'entity/project' (both parts non-empty), got {value!r}",
+            )
+
+
+def _check_id(data: Mapping[str, Any], field: str, trace: bool = False) -> Iterator[Problem]:
+    value = data.get(field)
+    if value is None or not isinstance(value, str):
+        return
+    ok = is_trace_id(value) if trace else is_call_id(value)
+    if not ok:
+        want = (
+            "a lowercase UUID or a 32-character lowercase hex trace id"
+            if trace
+            else "a lowercase UUID or a 16-character lowercase hex span id"
+        )
+        yield (field, "id-format", f"must be {want}, got {value!r}")
+
+
+def check_call(data: Mapping[str, Any]) -> Iterator[Problem]:
+    """Server rules for any call half (start, end or completed); absent fields are skipped."""
+    yield from check_project_id(data.get("project_id"))
+    yield from _check_id(data, "id")
+    yield from _check_id(data, "parent_id")
+    yield from _check_id(data, "trace_id", trace=True)
+    op = data.get("op_name")
+    if isinstance(op, str):
+        if not op:
+            yield ("op_name", "op-name", "must not be empty")
+        elif len(op) > MAX_OP_NAME and not op.startswith(OP_REF_PREFIX):
+            yield (
+                "op_name",
+                "op-name-length",
+                f"is {len(op)} characters; the server allows at most {MAX_OP_NAME}",
+            )
+    dn = data.get("display_name")
+    if isinstance(dn, str) and len(dn) > MAX_DISPLAY_NAME:
+        yield (
+            "display_name",
+            "display-name-length",
+            f"is {len(dn)} characters; the server allows at most {MAX_DISPLAY_NAME}",
+        )
+    run = data.get("wb_run_id")
+    if isinstance(run, str) and not RUN_ID_RE.match(run):
+        yield ("wb_run_id", "wb-run-id", f"must be '<entity>:<run id>', got {run!r}")
+    for step in ("wb_run_step", "wb_run_step_end"):
+        v = data.get(step)
+        if isinstance(v, int) and v < 0:
+            yield (step, "wb-run-step", f"must be a non-negative integer, got {v}")
+    summary = data.get("summary")
+    if isinstance(summary, Mapping):
+        counts = summary.get("status_counts")
+        if isinstance(counts, Mapping):
+            for key in counts:
+                if key not in STATUSES:
+                    yield (
+                        f"summary.status_counts.{key}",
+                        "status-key",
+                        f"is not a trace status (one of {', '.join(sorted(STATUSES))})",
+                    )
