@@ -1,0 +1,171 @@
+"""The rejected-records file: every record not stored, as it was read, with the reason.
+
+The promise of `upload` is "stored exactly once, or in this file with the reason". The file
+is JSONL of the original records (the user's own shape, so they recognise and can fix them),
+each with a `_tracecli` object: `{"source", "line", "reason", "status"}`. `tracecli upload`
+ignores `_tracecli` on input, so a fixed file can be uploaded as it is.
+
+File policy:
+- Written to a temporary file beside the target (mode 0600: records may hold private
+  prompts) and renamed over it on close, so a crash never leaves half a file and an existing
+  file is replaced in one step.
+- A run that rejects something replaces the previous file; a run that rejects nothing leaves
+  an existing file alone (`stale` is then True, so the caller can say it is from earlier).
+- When the target is also one of the run's inputs (replaying a fixed rejected file), a
+  finished run replaces it with what is still rejected; an interrupted run leaves it intact
+  (its rejects are found again on resume, since rejected lines are never acknowledged).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from tracecli.diagnostics import UsageError
+from tracecli.records import META_KEY
+
+DEFAULT_NAME = "tracecli-rejected.jsonl"
+
+
+class RejectedWriter:
+    """Collects rejected records; thread-safe; the file appears only on `close()`."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = DEFAULT_NAME,
+        *,
+        inputs: Iterable[str | os.PathLike[str]] = (),
+        redact: Callable[[str], str] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self._redact = redact or (lambda s: s)
+        self._lock = threading.Lock()
+        self._tmp: Path | None = None
+        self._fh: IO[bytes] | None = None
+        self.count = 0
+        self.written: Path | None = None  # where the file went, after close()
+        self.stale = False  # an older file was left in place (this run rejected nothing)
+        self._closed = False
+        parent = self.path.parent if str(self.path.parent) else Path(".")
+        if self.path.is_dir():
+            raise UsageError(f"--rejected {self.path}: is a directory, expected a file name")
+        if not parent.is_dir():
+            raise UsageError(f"--rejected {self.path}: directory {parent} does not exist")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise UsageError(f"--rejected {self.path}: directory {parent} is not writable")
+        self._is_input = any(_same_file(self.path, p) for p in inputs if str(p) != "-")
+
+    def add(
+        self,
+        original: Any,
+        *,
+        path: str,
+        line: int,
+        reason: str,
+        status: int | None = None,
+        diagnostics: list[Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Record one rejected record. `original` is the record as read (a dict); anything
+        else (a list, a scalar, the raw text of a line that is not JSON) is kept under
+        `_tracecli.original` so nothing is lost."""
+        meta: dict[str, Any] = {
+            "source": str(path),
+            "line": line,
+            "reason": self._redact(reason),
+            "status": status,
+        }
+        if diagnostics:
+            meta["diagnostics"] = [
+                {k: (self._redact(v) if isinstance(v, str) else v) for k, v in d.items()}
+                for d in diagnostics
+            ]
+        if isinstance(original, dict):
+            rec = {k: v for k, v in original.items() if k != META_KEY}
+        else:
+            rec = {}
+            meta["original"] = original
+        rec[META_KEY] = meta
+        data = orjson.dumps(rec, default=str, option=orjson.OPT_APPEND_NEWLINE)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("RejectedWriter is closed")
+            if self._fh is None:
+                self._open()
+            assert self._fh is not None
+            self._fh.write(data)
+            self.count += 1
+
+    def _open(self) -> None:
+        parent = self.path.parent if str(self.path.parent) else Path(".")
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=parent)
+        os.fchmod(fd, 0o600)
+        self._tmp = Path(tmp)
+        self._fh = os.fdopen(fd, "wb", buffering=1 << 16)
+
+    def close(self, *, complete: bool = True) -> Path | None:
+        """Publish the file (rename over the target); `complete=False` for an interrupted run.
+        Returns where the rejected records are, or None when this run rejected none."""
+        with self._lock:
+            if self._closed:
+                return self.written
+            self._closed = True
+            if self._fh is None:
+                self.stale = self.path.exists()
+                return None
+            assert self._tmp is not None
+            try:
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+                self._fh.close()
+                if self._is_input and not complete:
+                    self._tmp.unlink(missing_ok=True)
+                    self.stale = True
+                    return None
+                os.replace(self._tmp, self.path)
+                _fsync_dir(self.path)
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    self._tmp.unlink(missing_ok=True)
+                raise UsageError(
+                    f"cannot write the rejected records to {self.path}: {exc.strerror or exc}"
+                ) from None
+            self.written = self.path
+            return self.path
+
+    def discard(self) -> None:
+        """Drop what was collected without touching the target (e.g. --dry-run)."""
+        with self._lock:
+            self._closed = True
+            if self._fh is not None:
+                self._fh.close()
+                assert self._tmp is not None
+                self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> RejectedWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self.close(complete=exc_type is None)
+
+
+def _same_file(a: Path, b: str | os.PathLike[str]) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path.parent if str(path.parent) else ".", os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
