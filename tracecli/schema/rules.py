@@ -27,12 +27,12 @@ Problem = tuple[str, str, str]
 
 def is_call_id(value: str) -> bool:
     """A lowercase UUID or a 16-hex-digit OpenTelemetry span id."""
-    return bool(UUID_RE.match(value) or SPAN_ID_RE.match(value))
+    return bool(UUID_RE.fullmatch(value) or SPAN_ID_RE.fullmatch(value))
 
 
 def is_trace_id(value: str) -> bool:
     """A lowercase UUID or a 32-hex-digit OpenTelemetry trace id."""
-    return bool(UUID_RE.match(value) or TRACE_ID_RE.match(value))
+    return bool(UUID_RE.fullmatch(value) or TRACE_ID_RE.fullmatch(value))
 
 
 def check_project_id(value: Any, field: str = "project_id") -> Iterator[Problem]:
@@ -84,7 +84,7 @@ def check_call(data: Mapping[str, Any]) -> Iterator[Problem]:
             f"is {len(dn)} characters; the server allows at most {MAX_DISPLAY_NAME}",
         )
     run = data.get("wb_run_id")
-    if isinstance(run, str) and not RUN_ID_RE.match(run):
+    if isinstance(run, str) and not RUN_ID_RE.fullmatch(run):
         yield ("wb_run_id", "wb-run-id", f"must be '<entity>:<run id>', got {run!r}")
     for step in ("wb_run_step", "wb_run_step_end"):
         v = data.get(step)
