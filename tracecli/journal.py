@@ -138,6 +138,7 @@ class FileState:
 class _Entry:
     id: int
     acks: AckSet
+    state: FileState | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +183,7 @@ class Journal:
         self.path = path
         self._target = target
         self._restart = restart
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._files: dict[str, _Entry | None] = {}
 
     @classmethod
@@ -228,12 +229,21 @@ class Journal:
     def file(self, path: str | os.PathLike[str]) -> FileState:
         """Register an input file for this run and say what earlier runs left for it."""
         key = str(path)
-        ident = identity(path)
+        with self._lock:  # asked again in the same run: the answer of the first time
+            known = self._files.get(key, False)
+            if known is None:
+                return FileState(key, journaled=False, changed=False, acked=0, done=False)
+            if known and known.state is not None:
+                return known.state
+        ident = identity(path)  # outside the lock: hashing reads the file
         if ident is None:
             with self._lock:
                 self._files[key] = None
             return FileState(key, journaled=False, changed=False, acked=0, done=False)
         with self._lock, self._conn:
+            again = self._files.get(key)
+            if again is not None and again.state is not None:  # another thread was first
+                return again.state
             row = self._conn.execute(
                 "SELECT id, size, mtime_ns, head, done FROM files WHERE target=? AND path=?",
                 (self._target, ident.path),
@@ -274,14 +284,18 @@ class Journal:
                         file_id,
                     ),
                 )
+            entry.state = FileState(
+                key, journaled=True, changed=changed, acked=len(entry.acks), done=done
+            )
             self._files[key] = entry
-        return FileState(key, journaled=True, changed=changed, acked=len(entry.acks), done=done)
+        return entry.state
 
     def _entry(self, path: str | os.PathLike[str]) -> _Entry | None:
         key = str(path)
-        if key not in self._files:
-            self.file(path)
-        return self._files[key]
+        with self._lock:  # two threads acking a new file must register it once
+            if key not in self._files:
+                self.file(path)
+            return self._files[key]
 
     def acked(self, path: str | os.PathLike[str]) -> AckSet:
         """The lines acknowledged so far (a live view; empty for stdin)."""

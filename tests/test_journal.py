@@ -1,0 +1,254 @@
+"""The resume journal: acks survive reopening and kill -9, identity changes start over."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tracecli.journal import BLOCK_LINES, AckSet, Journal, identity, target_key
+from tracecli.paths import state_dir
+
+SERVER = "http://127.0.0.1:6345"
+
+
+def make(tmp_path: Path, name: str = "a.jsonl", lines: int = 10) -> Path:
+    p = tmp_path / name
+    p.write_text("".join(f'{{"n": {i}}}\n' for i in range(lines)))
+    return p
+
+
+def test_lives_in_the_state_dir_and_is_private(tmp_path):
+    with Journal.open(server=SERVER, project=None) as j:
+        assert j.path.parent == state_dir()
+        assert str(j.path).startswith(os.environ["XDG_STATE_HOME"])
+        j.ack(make(tmp_path), [1])
+    assert (j.path.stat().st_mode & 0o777) == 0o600
+
+
+def test_acks_persist_across_runs(tmp_path):
+    f = make(tmp_path)
+    with Journal.open(server=SERVER, project=None) as j:
+        st0 = j.file(f)
+        assert (st0.journaled, st0.changed, st0.acked, st0.done) == (True, False, 0, False)
+        j.ack(f, [1, 2, 5])
+        j.ack(f, [5, 7])
+        assert sorted(j.acked(f)) == [1, 2, 5, 7]
+    with Journal.open(server=SERVER, project=None) as j:
+        st1 = j.file(f)
+        assert st1.acked == 4 and not st1.changed
+        acks = j.acked(f)
+        assert 5 in acks and 3 not in acks and len(acks) == 4
+
+
+def test_done_is_remembered(tmp_path):
+    f = make(tmp_path)
+    with Journal.open(server=SERVER, project=None) as j:
+        j.ack(f, range(10))
+        j.done(f)
+    with Journal.open(server=SERVER, project=None) as j:
+        assert j.file(f).done
+
+
+def test_changed_file_starts_over(tmp_path):
+    f = make(tmp_path)
+    with Journal.open(server=SERVER, project=None) as j:
+        j.ack(f, [1, 2, 3])
+    f.write_text(f.read_text() + '{"n": 99}\n')  # appended: size and mtime change
+    with Journal.open(server=SERVER, project=None) as j:
+        st = j.file(f)
+        assert st.changed and st.acked == 0
+        assert len(j.acked(f)) == 0
+    # ...and the next run sees it unchanged again
+    with Journal.open(server=SERVER, project=None) as j:
+        assert not j.file(f).changed
+
+
+def test_same_size_and_mtime_but_new_content_is_a_change(tmp_path):
+    f = make(tmp_path)
+    st = f.stat()
+    with Journal.open(server=SERVER, project=None) as j:
+        j.ack(f, [1])
+    f.write_text(f.read_text().replace('"n": 1}', '"n": 7}'))
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert f.stat().st_size == st.st_size
+    with Journal.open(server=SERVER, project=None) as j:
+        assert j.file(f).changed
+
+
+def test_keyed_by_server_and_project(tmp_path):
+    f = make(tmp_path)
+    with Journal.open(server=SERVER, project=None) as j:
+        j.ack(f, [1])
+    for server, project in [
+        ("http://127.0.0.1:9999", None),
+        (SERVER, "ent/other"),
+    ]:
+        with Journal.open(server=server, project=project) as j:
+            assert j.file(f).acked == 0
+    # same server spelled with credentials, a trailing slash or another case: same target
+    with Journal.open(server="HTTP://user:pw@127.0.0.1:6345/", project=None) as j:
+        assert j.file(f).acked == 1
+
+
+def test_restart_forgets(tmp_path):
+    f = make(tmp_path)
+    with Journal.open(server=SERVER, project=None) as j:
+        j.ack(f, [1, 2])
+    with Journal.open(server=SERVER, project=None, restart=True) as j:
+        st = j.file(f)
+        assert st.acked == 0 and not st.changed
+        j.ack(f, [3])
+    with Journal.open(server=SERVER, project=None) as j:
+        assert sorted(j.acked(f)) == [3]
+
+
+def test_stdin_is_not_journaled(tmp_path):
+    with Journal.open(server=SERVER, project=None) as j:
+        st = j.file("-")
+        assert not st.journaled
+        j.ack("-", [1, 2])
+        assert len(j.acked("-")) == 0
+
+
+def test_forget(tmp_path):
+    f = make(tmp_path)
+    with Journal.open(server=SERVER, project=None) as j:
+        j.ack(f, [1])
+        j.forget(f)
+        assert len(j.acked(f)) == 0
+    with Journal.open(server=SERVER, project=None) as j:
+        assert j.file(f).acked == 0
+
+
+def test_no_secret_is_stored(tmp_path):
+    key = "sk-journal-secret-0123456789"
+    f = make(tmp_path)
+    with Journal.open(server=f"https://api:{key}@trace.example.com", project="e/p") as j:
+        j.ack(f, range(5))
+    data = b"".join(p.read_bytes() for p in j.path.parent.iterdir() if p.is_file())
+    assert key.encode() not in data
+    assert b"trace.example.com" not in data
+    assert target_key(f"https://api:{key}@trace.example.com", "e/p") == target_key(
+        "https://trace.example.com", "e/p"
+    )
+
+
+def test_millions_of_lines_stay_compact(tmp_path):
+    f = make(tmp_path)
+    with Journal.open(server=SERVER, project=None) as j:
+        for start in range(0, 2_000_000, 500):
+            j.ack(f, range(start, start + 500, 2))  # every other line (starts, say)
+        assert len(j.acked(f)) == 1_000_000
+    size = sum(p.stat().st_size for p in j.path.parent.iterdir())
+    with sqlite3.connect(j.path) as conn:
+        blocks = conn.execute("SELECT count(*), sum(length(bits)) FROM acks").fetchone()
+    assert blocks[0] == -(-2_000_000 // BLOCK_LINES)
+    assert blocks[1] <= 2_000_000 // 8 + 8
+    assert size < 2 * 1024 * 1024  # bitmap blocks, not rows per line
+    with Journal.open(server=SERVER, project=None) as j:
+        acks = j.acked(f)
+        assert len(acks) == 1_000_000 and 1_999_998 in acks and 1_999_999 not in acks
+
+
+def test_newer_schema_is_refused(tmp_path):
+    from tracecli.diagnostics import UsageError
+
+    with Journal.open(server=SERVER, project=None) as j:
+        pass
+    with sqlite3.connect(j.path) as conn:
+        conn.execute("PRAGMA user_version=99")
+    with pytest.raises(UsageError, match="newer tracecli"):
+        Journal.open(server=SERVER, project=None)
+
+
+def test_identity_of_non_regular_files(tmp_path):
+    assert identity("-") is None
+    assert identity(tmp_path) is None
+    assert identity(tmp_path / "missing") is None
+
+
+def test_kill_9_loses_at_most_what_is_in_flight(tmp_path):
+    """A child acks one line at a time; after SIGKILL every ack it reported is on disk."""
+    f = make(tmp_path, lines=3)
+    db = tmp_path / "j.sqlite3"
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from tracecli.journal import Journal
+        j = Journal.open(server={SERVER!r}, project=None, db_path={str(db)!r})
+        for n in range(10**9):
+            j.ack({str(f)!r}, [n])
+            print(n, flush=True)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, env=env)
+    assert proc.stdout is not None
+    last = -1
+    deadline = time.monotonic() + 30
+    while last < 3000 and time.monotonic() < deadline:
+        last = int(proc.stdout.readline())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with Journal.open(server=SERVER, project=None, db_path=db) as j:
+        acks = j.acked(f)
+        assert last >= 3000
+        assert all(n in acks for n in range(last + 1))  # every reported ack survived
+        assert len(acks) <= last + 2  # at most the one in flight beyond
+
+
+def test_concurrent_acks_from_threads(tmp_path):
+    import threading
+
+    f = make(tmp_path)
+    with Journal.open(server=SERVER, project=None) as j:
+
+        def worker(k: int) -> None:
+            for i in range(200):
+                j.ack(f, [k * 1000 + i])
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    with Journal.open(server=SERVER, project=None) as j:
+        assert len(j.acked(f)) == 800
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 300_000), max_size=50), max_size=10))
+def test_ackset_matches_a_set(batches):
+    acks = AckSet()
+    ref: set[int] = set()
+    for b in batches:
+        acks.add(b)
+        ref.update(b)
+    assert len(acks) == len(ref)
+    assert list(acks) == sorted(ref)
+    assert all(n in acks for n in ref)
+    assert -1 not in acks and "1" not in acks
+    # blocks round-trip
+    copy = AckSet()
+    for n in {x // BLOCK_LINES for x in ref}:
+        copy.load_block(n, acks.block(n))
+    assert list(copy) == sorted(ref) and len(copy) == len(ref)
+
+
+def test_asking_twice_in_one_run_keeps_this_runs_acks(tmp_path):
+    f = make(tmp_path)
+    with Journal.open(server=SERVER, project=None, restart=True) as j:
+        j.file(f)
+        j.ack(f, [1, 2])
+        assert j.file(f).acked == 0  # what earlier runs left: nothing (restart)
+        assert sorted(j.acked(f)) == [1, 2]

@@ -1,0 +1,240 @@
+"""The rejected-records file: originals with reasons, atomic, private, replayable."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import stat
+import threading
+
+import orjson
+import pytest
+
+from tracecli.diagnostics import Location, UsageError
+from tracecli.records import parse_record
+from tracecli.rejected import RejectedWriter
+from tracecli.transport import Outcome, extract_reason
+
+START = {
+    "type": "start",
+    "project_id": "ent/proj",
+    "id": "0190c0a1-0000-7000-8000-000000000001",
+    "trace_id": "0190c0a1-0000-7000-8000-0000000000aa",
+    "op_name": "agent",
+    "started_at": "2024-07-01T12:00:00Z",
+    "attributes": {},
+    "inputs": {"q": "hi"},
+}
+
+
+def lines(path):
+    return [orjson.loads(x) for x in path.read_bytes().splitlines()]
+
+
+def test_writes_originals_with_meta(tmp_path):
+    out = tmp_path / "rej.jsonl"
+    with RejectedWriter(out) as w:
+        w.add(START, path="in.jsonl", line=3, reason="HTTP 400: bad id", status=400)
+        w.add({"x": 1}, path="in.jsonl", line=9, reason="fits no shape")
+        assert not out.exists()  # only on close
+        assert w.count == 2
+    got = lines(out)
+    assert got[0]["_tracecli"] == {
+        "source": "in.jsonl",
+        "line": 3,
+        "reason": "HTTP 400: bad id",
+        "status": 400,
+    }
+    assert {k: v for k, v in got[0].items() if k != "_tracecli"} == START
+    assert got[1]["_tracecli"]["status"] is None
+    assert w.written == out
+
+
+def test_mode_0600_and_atomic(tmp_path):
+    out = tmp_path / "rej.jsonl"
+    out.write_text("old content\n")
+    os.chmod(out, 0o644)
+    w = RejectedWriter(out)
+    w.add(START, path="a", line=1, reason="r")
+    # while open: the old file is intact, the new one is a hidden temp file beside it
+    assert out.read_text() == "old content\n"
+    temps = [p for p in tmp_path.iterdir() if p.name.startswith(".rej.jsonl.")]
+    assert len(temps) == 1 and stat.S_IMODE(temps[0].stat().st_mode) == 0o600
+    w.close()
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["rej.jsonl"]
+    assert lines(out)[0]["_tracecli"]["line"] == 1
+
+
+def test_replayable_the_meta_key_is_ignored_on_input(tmp_path):
+    out = tmp_path / "rej.jsonl"
+    with RejectedWriter(out) as w:
+        w.add(START, path="a", line=1, reason="server said no", status=422)
+    rec = lines(out)[0]
+    parsed = parse_record(Location(str(out), 1), rec)
+    assert parsed.record is not None and not parsed.diagnostics
+    assert parsed.record.original() == START
+
+
+def test_previous_meta_is_replaced_not_nested(tmp_path):
+    out = tmp_path / "rej.jsonl"
+    with RejectedWriter(out) as w:
+        w.add({**START, "_tracecli": {"reason": "old"}}, path="b", line=2, reason="new")
+    rec = lines(out)[0]
+    assert rec["_tracecli"]["reason"] == "new" and list(rec).count("_tracecli") == 1
+
+
+def test_non_object_records_are_kept(tmp_path):
+    out = tmp_path / "rej.jsonl"
+    with RejectedWriter(out) as w:
+        w.add([1, 2], path="a", line=1, reason="expected a JSON object")
+        w.add('{"broken": ', path="a", line=2, reason="invalid JSON")
+    got = lines(out)
+    assert got[0]["_tracecli"]["original"] == [1, 2]
+    assert got[1]["_tracecli"]["original"] == '{"broken": '
+
+
+def test_yaml_values_serialise(tmp_path):
+    out = tmp_path / "rej.jsonl"
+    with RejectedWriter(out) as w:
+        w.add({"when": dt.datetime(2024, 1, 2, tzinfo=dt.UTC)}, path="a.yaml", line=4, reason="r")
+    assert lines(out)[0]["when"].startswith("2024-01-02T00:00:00")
+
+
+def test_no_rejects_leaves_existing_file_alone(tmp_path):
+    out = tmp_path / "rej.jsonl"
+    out.write_text("from an earlier run\n")
+    w = RejectedWriter(out)
+    assert w.close() is None
+    assert w.stale and out.read_text() == "from an earlier run\n"
+    w2 = RejectedWriter(tmp_path / "none.jsonl")
+    assert w2.close() is None and not w2.stale
+    assert not (tmp_path / "none.jsonl").exists()
+
+
+def test_a_new_run_with_rejects_replaces_the_file(tmp_path):
+    out = tmp_path / "rej.jsonl"
+    out.write_text('{"old": 1}\n{"old": 2}\n')
+    with RejectedWriter(out) as w:
+        w.add(START, path="a", line=1, reason="r")
+    assert len(lines(out)) == 1
+
+
+def test_replaying_the_rejected_file_itself(tmp_path):
+    out = tmp_path / "rej.jsonl"
+    out.write_text('{"a": 1}\n{"a": 2}\n')
+    # interrupted: the input is left intact (its rejects are found again on resume)
+    w = RejectedWriter(out, inputs=[out])
+    w.add({"a": 1}, path=str(out), line=1, reason="r")
+    assert w.close(complete=False) is None
+    assert out.read_text() == '{"a": 1}\n{"a": 2}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["rej.jsonl"]
+    # finished: replaced by what is still rejected
+    w = RejectedWriter(out, inputs=["-", out])
+    w.add({"a": 2}, path=str(out), line=2, reason="still bad")
+    assert w.close(complete=True) == out
+    assert [r["a"] for r in lines(out)] == [2]
+
+
+def test_interrupted_run_publishes_what_it_has_when_not_an_input(tmp_path):
+    out = tmp_path / "rej.jsonl"
+    with pytest.raises(KeyboardInterrupt), RejectedWriter(out, inputs=[tmp_path / "in.jsonl"]) as w:
+        w.add(START, path="in.jsonl", line=1, reason="r")
+        raise KeyboardInterrupt
+    assert len(lines(out)) == 1
+
+
+def test_bad_target_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="does not exist"):
+        RejectedWriter(tmp_path / "nope" / "rej.jsonl")
+    with pytest.raises(UsageError, match="is a directory"):
+        RejectedWriter(tmp_path)
+
+
+def test_discard(tmp_path):
+    out = tmp_path / "rej.jsonl"
+    w = RejectedWriter(out)
+    w.add(START, path="a", line=1, reason="r")
+    w.discard()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_redacts_reasons(tmp_path):
+    key = "sk-secret-abcdef123456"
+    out = tmp_path / "rej.jsonl"
+    with RejectedWriter(out, redact=lambda s: s.replace(key, "***")) as w:
+        w.add(
+            START,
+            path="a",
+            line=1,
+            reason=f"server echoed {key}",
+            diagnostics=[{"message": f"bad {key}", "line": 1}],
+        )
+    assert key.encode() not in out.read_bytes()
+    assert lines(out)[0]["_tracecli"]["diagnostics"][0]["line"] == 1
+
+
+def test_thread_safe(tmp_path):
+    out = tmp_path / "rej.jsonl"
+    w = RejectedWriter(out)
+
+    def worker(k):
+        for i in range(250):
+            w.add({"k": k, "i": i}, path="a", line=k * 1000 + i, reason="r")
+
+    ts = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    w.close()
+    got = lines(out)
+    assert len(got) == 1000 == w.count
+    assert len({(r["k"], r["i"]) for r in got}) == 1000
+
+
+def test_add_after_close_fails(tmp_path):
+    w = RejectedWriter(tmp_path / "r.jsonl")
+    w.close()
+    with pytest.raises(RuntimeError):
+        w.add({}, path="a", line=1, reason="r")
+
+
+# -- reasons the server gives, as they reach the file --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "text", "want"),
+    [
+        ({"reason": "Invalid call id"}, "", "Invalid call id"),
+        ({"message": "Session not found"}, "", "Session not found"),
+        ({"detail": "Not authenticated"}, "", "Not authenticated"),
+        (
+            {"detail": [{"loc": ["body", "batch", 0, "id"], "msg": "Field required"}]},
+            "",
+            "body.batch.0.id: Field required",
+        ),
+        ({"error": {"message": "rate limited"}}, "", "rate limited"),
+        (None, "Bad Gateway", "Bad Gateway"),
+        (None, "", "HTTP 502 Bad Gateway"),
+    ],
+)
+def test_extract_reason(body, text, want):
+    assert extract_reason(502, body, text) == want
+
+
+def test_extract_reason_truncates_long_text():
+    assert len(extract_reason(500, None, "x" * 5000)) == 300
+
+
+def test_item_errors_map_batch_indexes():
+    body = {
+        "detail": [
+            {"loc": ["body", "batch", 2, "start", "id"], "msg": "bad id"},
+            {"loc": ["body", "batch", 2, "op_name"], "msg": "too long"},
+            {"loc": ["body", "batch", 5], "msg": "not an object"},
+            {"loc": ["query", "x"], "msg": "ignored"},
+        ]
+    }
+    o = Outcome(action=None, status=422, body=body)  # type: ignore[arg-type]
+    assert o.item_errors == {2: "start.id: bad id; op_name: too long", 5: "not an object"}
