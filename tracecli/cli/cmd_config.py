@@ -1,1 +1,158 @@
-"""`tracecli config` (not written yet)."""
+"""`tracecli config show` and `tracecli login`: the settings a command would use, and where
+each came from; storing a key where tracecli (and the W&B tools) will find it."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from pydantic import SecretStr
+
+from tracecli.cli import app
+from tracecli.cli.common import (
+    FormatOpt,
+    OutputFormat,
+    ServerOpt,
+    handle_errors,
+    stderr_console,
+    write_stdout,
+)
+from tracecli.config import Settings, load_settings
+from tracecli.login import LoginError, login, stored_key_location
+
+config_app = typer.Typer(
+    name="config",
+    help="Show the resolved settings and where each came from.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(config_app, name="config")
+
+
+class Target(StrEnum):
+    weave = "weave"
+    freeplay = "freeplay"
+    local = "local"
+
+
+class LoginTarget(StrEnum):
+    weave = "weave"
+    freeplay = "freeplay"
+
+
+ProfileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        help="Named profile from tracecli.yaml or the user config (default: $TRACECLI_PROFILE).",
+        show_default=False,
+    ),
+]
+
+
+def render_settings(settings: Settings) -> str:
+    """Three aligned columns, name / value / source: for people, not for parsing."""
+    rows = [
+        (name, "-" if (v := settings.value_for_display(name)) is None else str(v), "")
+        for name in settings.NAMES
+    ]
+    rows = [(n, v, str(settings.origin(n))) for n, v, _ in rows]
+    wn = max(len(n) for n, _, _ in rows)
+    wv = max(len(v) for _, v, _ in rows)
+    lines = [f"{n:<{wn}}  {v:<{wv}}  {s}".rstrip() for n, v, s in rows]
+    lines.append("")
+    lines.append("files: " + (", ".join(str(p) for p in settings.files) or "none found"))
+    return "\n".join(lines)
+
+
+@config_app.command("show")
+@handle_errors
+def show(
+    profile: ProfileOpt = None,
+    target: Annotated[
+        Target | None,
+        typer.Option("--target", help="Target to resolve for (default: from the settings)."),
+    ] = None,
+    output: FormatOpt = OutputFormat.text,
+) -> None:
+    """Print the resolved settings and where each came from (flag, env, file:line, netrc,
+    default). API keys are masked."""
+    settings = load_settings({"target": target.value if target else None}, profile=profile)
+    for warning in settings.warnings:
+        stderr_console().print(f"tracecli: warning: {warning}", markup=False)
+    if output is OutputFormat.json:
+        write_stdout(json.dumps(settings.to_dict(), indent=2))
+    else:
+        write_stdout(render_settings(settings))
+
+
+def read_key(prompt: str) -> str:
+    """Without echo on a terminal; the first line of stdin otherwise (`... | tracecli login`)."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        return getpass.getpass(prompt, stream=sys.stderr)
+    line = sys.stdin.readline() if sys.stdin is not None else ""
+    return line.strip()
+
+
+@app.command("login")
+@handle_errors
+def login_cmd(
+    target: Annotated[
+        LoginTarget | None,
+        typer.Option(
+            "--target", help="weave or freeplay (default: from the settings, else weave)."
+        ),
+    ] = None,
+    server: ServerOpt = None,
+    profile: ProfileOpt = None,
+    relogin: Annotated[
+        bool, typer.Option("--relogin", help="Replace a key that is already stored.")
+    ] = False,
+    verify: Annotated[
+        bool,
+        typer.Option("--verify/--no-verify", help="Check the key against the server first."),
+    ] = True,
+    allow_insecure: Annotated[
+        bool,
+        typer.Option(
+            "--allow-insecure", help="Allow sending the key over plain http to a remote host."
+        ),
+    ] = False,
+) -> None:
+    """Ask for an API key (without echo; or read it from stdin), check it against the server,
+    and store it: Weave keys in ~/.netrc (as `wandb login` does), Freeplay keys in the user
+    config. Never in the project's tracecli.yaml."""
+    values = {
+        "target": target.value if target else None,
+        "server": server,
+        "allow_insecure": True if allow_insecure else None,
+    }
+    settings = load_settings(values, profile=profile)
+    if settings.target == "local" and target is None and server is None:
+        # No target configured: `tracecli login` means W&B's cloud, as `wandb login` does.
+        settings = load_settings({**values, "target": "weave"}, profile=profile)
+    if settings.target == "local":
+        raise LoginError(
+            "nothing to log in to: the embedded store needs no key; "
+            "pass --server URL (Weave) or --target freeplay"
+        )
+    console = stderr_console()
+    if not relogin:
+        where = stored_key_location(settings)
+        if where is not None:
+            console.print(
+                f"tracecli: already logged in to {settings.server} (key in {where}); "
+                "pass --relogin to replace it",
+                markup=False,
+            )
+            return
+    name = "W&B" if settings.target == "weave" else "Freeplay"
+    key = read_key(f"{name} API key for {settings.server} (input hidden): ")
+    if not key:
+        raise LoginError("no key given (type it at the prompt, or pipe it on stdin)")
+    result = login(settings, SecretStr(key), verify=verify)
+    console.print(f"tracecli: {result.message()}", markup=False)

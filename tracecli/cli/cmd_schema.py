@@ -1,1 +1,48 @@
-"""`tracecli schema` (not written yet)."""
+"""`tracecli schema`: the JSON Schema of a record shape, for editors and other tools."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from tracecli.cli import app
+from tracecli.cli.common import handle_errors, write_stdout
+from tracecli.json_schema import record_schema
+
+
+class Shape(StrEnum):
+    any = "any"
+    flat = "flat"
+    batch = "batch"
+    request = "request"
+    complete = "complete"
+    freeplay = "freeplay"
+
+
+@app.command("schema")
+@handle_errors
+def schema(
+    shape: Annotated[
+        Shape,
+        typer.Option(
+            "--shape",
+            help="Record shape: any (each record told apart as validate does), flat, batch, "
+            "request, complete or freeplay.",
+        ),
+    ] = Shape.any,
+    allow_list: Annotated[
+        bool,
+        typer.Option(
+            "--list",
+            help="Accept a list of records too: what a YAML trace file holds (for editors).",
+        ),
+    ] = False,
+) -> None:
+    """Print the JSON Schema (draft 2020-12) of a trace record on stdout.
+
+    Save it and point your editor at it, e.g. `tracecli schema --list > trace.schema.json`.
+    """
+    write_stdout(json.dumps(record_schema(shape.value, allow_list=allow_list), indent=2))

@@ -1,0 +1,259 @@
+"""The catalogue of settings: one entry per key, shared by flags, environment and config files.
+
+One table means a key is spelt, parsed and checked the same way wherever it comes from, so a
+bad value gets the same message from `--chunk-size 0`, `TRACECLI_CHUNK_SIZE=0` and
+`chunk_size: 0` in a file (only the place named in front of it differs).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
+
+TARGETS = ("weave", "freeplay", "local")
+MODES = ("auto", "complete", "batch", "single")
+MAX_CHUNK_BYTES = 32 * 1024 * 1024  # the Weave server refuses larger bodies (413)
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "ki": 1024, "m": 1000**2}
+_SIZE_UNITS |= {"mb": 1000**2, "mib": 1024**2, "mi": 1024**2, "g": 1000**3, "gb": 1000**3}
+_SIZE_UNITS |= {"gib": 1024**3, "gi": 1024**3}
+_DURATION_UNITS = {"": 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "h": 3600.0}
+
+
+class BadValue(ValueError):
+    """A value that does not fit its key; the message completes "<place>: <key> ..."."""
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return repr(value)
+
+
+def parse_choice(choices: tuple[str, ...]) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if isinstance(value, str) and value.strip().lower() in choices:
+            return value.strip().lower()
+        raise BadValue(f"must be one of {', '.join(choices)}; got {_describe(value)}")
+
+    return parse
+
+
+def parse_url(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BadValue(f"must be a URL like https://host[:port]; got {_describe(value)}")
+    url = value.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadValue(f"must be a URL like https://host[:port]; got {url!r}")
+    return url
+
+
+def parse_text(value: Any) -> str:
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    raise BadValue(f"must be a non-empty string; got {_describe(value)}")
+
+
+def parse_secret(value: Any) -> SecretStr:
+    # Never echo the value back: it may be a real key typed into the wrong place.
+    if not isinstance(value, str) or not value.strip():
+        raise BadValue("must be a non-empty string")
+    if any(c.isspace() for c in value.strip()):
+        raise BadValue("must not contain spaces (is it a key?)")
+    return SecretStr(value.strip())
+
+
+def parse_env_name(value: Any) -> str:
+    if isinstance(value, str) and ENV_NAME_RE.match(value.strip()):
+        return value.strip()
+    raise BadValue(f"must be an environment variable name; got {_describe(value)}")
+
+
+def parse_path(value: Any) -> Path:
+    if isinstance(value, str | Path) and str(value).strip():
+        return Path(str(value).strip()).expanduser()
+    raise BadValue(f"must be a file path; got {_describe(value)}")
+
+
+def parse_int(low: int, high: int | None = None) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        number: int | None = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str) and value.strip().lstrip("+").isdigit():
+            number = int(value.strip())
+        if number is None or number < low or (high is not None and number > high):
+            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise BadValue(f"must be a whole number {bound}; got {_describe(value)}")
+        return number
+
+    return parse
+
+
+def parse_size(value: Any) -> int:
+    """Bytes: a number, or a number with a unit (`512KiB`, `10MiB`, `1.5MB`)."""
+    number: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str) and (m := _SIZE_RE.match(value)):
+        number = float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "").lower()]
+    if number is None or number != int(number):
+        raise BadValue(f"must be a size in bytes such as 10485760 or 10MiB; got {_describe(value)}")
+    size = int(number)
+    if not 1024 <= size <= MAX_CHUNK_BYTES:
+        raise BadValue(f"must be between 1KiB and 32MiB (the server's limit); got {size} bytes")
+    return size
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds: a number, or a number with a unit (`500ms`, `90s`, `5m`, `1h`)."""
+    seconds: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION_RE.match(value)):
+        seconds = float(m.group(1)) * _DURATION_UNITS[(m.group(2) or "").lower()]
+    if seconds is None or seconds <= 0:
+        raise BadValue(f"must be a positive duration (300, 90s, 5m); got {_describe(value)}")
+    return seconds
+
+
+def parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise BadValue(f"must be true or false; got {_describe(value)}")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One setting. `env` are the target-independent variables; `secret` values are masked;
+    `project_ok` False keeps a key out of the project's (usually committed) tracecli.yaml."""
+
+    name: str
+    parse: Callable[[Any], Any]
+    help: str
+    env: tuple[str, ...] = ()
+    default: Any = None
+    secret: bool = False
+    project_ok: bool = True
+    is_path: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+FIELDS: dict[str, Field] = {
+    f.name: f
+    for f in (
+        Field(
+            "target",
+            parse_choice(TARGETS),
+            "where calls go: weave, freeplay or local (the embedded store); "
+            "default: weave when a server is set, else local",
+            env=("TRACECLI_TARGET",),
+        ),
+        Field(
+            "server",
+            parse_url,
+            "server base URL (Weave: WF_TRACE_SERVER_URL; Freeplay: FREEPLAY_API_BASE)",
+        ),
+        Field(
+            "project",
+            parse_text,
+            "project: entity/project for Weave, the project id for Freeplay",
+            env=("TRACECLI_PROJECT",),
+        ),
+        Field(
+            "api_key",
+            parse_secret,
+            "API key (user config only; better: tracecli login or the environment)",
+            secret=True,
+            project_ok=False,
+        ),
+        Field(
+            "api_key_env",
+            parse_env_name,
+            "name of an environment variable that holds the API key (e.g. for CI)",
+        ),
+        Field(
+            "db",
+            parse_path,
+            "embedded store file",
+            env=("TRACECLI_DB",),
+            is_path=True,
+        ),
+        Field("mode", parse_choice(MODES), "upload mode", env=("TRACECLI_MODE",), default="auto"),
+        Field(
+            "chunk_size",
+            parse_int(1, 100_000),
+            "records per request",
+            env=("TRACECLI_CHUNK_SIZE",),
+            default=500,
+        ),
+        Field(
+            "chunk_bytes",
+            parse_size,
+            "bytes per request (e.g. 10MiB)",
+            env=("TRACECLI_CHUNK_BYTES",),
+            default=10 * 1024 * 1024,
+        ),
+        Field(
+            "concurrency",
+            parse_int(1, 64),
+            "requests in flight",
+            env=("TRACECLI_CONCURRENCY",),
+            default=4,
+        ),
+        Field(
+            "max_retry_time",
+            parse_duration,
+            "seconds to keep retrying one request (e.g. 300, 5m)",
+            env=("TRACECLI_MAX_RETRY_TIME",),
+            default=300.0,
+        ),
+        Field(
+            "rejected",
+            parse_path,
+            "rejected-records file",
+            env=("TRACECLI_REJECTED",),
+            default=Path("tracecli-rejected.jsonl"),
+            is_path=True,
+        ),
+        Field(
+            "ca_bundle",
+            parse_path,
+            "CA bundle for a private TLS certificate authority",
+            env=("TRACECLI_CA_BUNDLE",),
+            is_path=True,
+        ),
+        Field(
+            "allow_insecure",
+            parse_bool,
+            "allow sending the key over plain http to a host that is not loopback",
+            env=("TRACECLI_ALLOW_INSECURE",),
+            default=False,
+        ),
+    )
+}
+
+# Keys of a config file besides the settings themselves.
+FILE_ONLY_KEYS = ("default_profile", "profiles", "credentials")
