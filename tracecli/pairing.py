@@ -1,0 +1,206 @@
+"""Join each call's start with its end, across all input files, in bounded memory.
+
+A start waits here until its end is read (or the end waits for its start, when files come
+in the other order). Most calls close within a few records, but a writer that buffers ends
+(or `gen_traces.py --lag 100000`) can hold a hundred thousand calls open at once; past a
+byte budget the oldest open halves move to a temporary SQLite file and are looked up there
+when their other half arrives. Halves are kept as their encoded bytes, never as dicts:
+a dict costs about five times its JSON in memory, and the bytes are what goes on the wire.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Final
+
+DEFAULT_MEMORY_BUDGET = 48 * 1024 * 1024
+_OVERHEAD = 240  # bytes a Half costs beyond its bodies (object, key, dict slot), roughly
+
+
+@dataclass(slots=True)
+class Half:
+    """One record's contribution to a call, encoded once.
+
+    kind: "start", "end" or "complete" (a record that is a whole call).
+    body: the call body as sent (for an end: its fields other than END_FIELDS).
+    tail: an end's END_FIELDS as an encoded object (what it adds to a start); b"" otherwise.
+    clash: a start that itself holds an end field (the slow merge path in encode).
+    src/line: which input file (index) and line it came from, for acks and rejections.
+    done: acknowledged by the server in an earlier run (resume): paired, never re-sent.
+    when: started_at of a start, ended_at of an end (the pair's time check).
+    orig: the project_id as read when --project replaced it, else None (rejected file).
+    """
+
+    kind: str
+    call_id: str
+    project: str
+    body: bytes
+    tail: bytes
+    clash: bool
+    src: int
+    line: int
+    shape: str
+    done: bool = False
+    when: Any = None
+    orig: str | None = None
+
+    def size(self) -> int:
+        return len(self.body) + len(self.tail) + _OVERHEAD
+
+
+DUPLICATE: Final = object()  # `Pairer.match` result: an open half of the same kind and id
+
+
+class Pairer:
+    """Open halves by (project, call id): in a dict up to a byte budget, then on disk."""
+
+    def __init__(
+        self, memory_budget: int = DEFAULT_MEMORY_BUDGET, spill_dir: str | None = None
+    ) -> None:
+        self.memory_budget = memory_budget
+        self._spill_dir = spill_dir
+        self._mem: dict[str, Half] = {}
+        self._mem_bytes = 0
+        self._db: sqlite3.Connection | None = None
+        self._db_path: str | None = None
+        self._on_disk = 0
+        self.spilled = 0  # halves ever moved to disk
+        self.peak_open = 0
+
+    @property
+    def open_count(self) -> int:
+        return len(self._mem) + self._on_disk
+
+    def match(self, half: Half) -> Half | object | None:
+        """The other half of `half`'s call, removed from the open set; or None, and `half`
+        is kept open until its other half comes; or DUPLICATE when the same kind is open
+        already (the first one stays; the caller reports the second)."""
+        key = half.project + "\x00" + half.call_id
+        other = self._mem.pop(key, None)
+        if other is not None:
+            self._mem_bytes -= other.size()
+        elif self._on_disk:
+            other = self._take_from_disk(key)
+        if other is not None:
+            if other.kind == half.kind:
+                self._put(key, other)
+                return DUPLICATE
+            return other
+        self._put(key, half)
+        n = len(self._mem) + self._on_disk
+        if n > self.peak_open:
+            self.peak_open = n
+        return None
+
+    def _put(self, key: str, half: Half) -> None:
+        self._mem[key] = half
+        self._mem_bytes += half.size()
+        if self._mem_bytes > self.memory_budget:
+            self._spill()
+
+    def _spill(self) -> None:
+        """Move the oldest open halves (dicts keep insertion order) to disk, down to half
+        the budget: the calls open longest are the likeliest to stay open longer still."""
+        db = self._open_db()
+        target = self.memory_budget // 2
+        rows = []
+        mem = self._mem
+        it = iter(list(mem))
+        while self._mem_bytes > target:
+            key = next(it)
+            h = mem.pop(key)
+            self._mem_bytes -= h.size()
+            rows.append(
+                (
+                    key,
+                    h.kind,
+                    h.call_id,
+                    h.project,
+                    h.body,
+                    h.tail,
+                    int(h.clash),
+                    h.src,
+                    h.line,
+                    h.shape,
+                    int(h.done),
+                    None if h.when is None else str(h.when),
+                    h.orig,
+                )
+            )
+        with db:
+            db.executemany("INSERT OR REPLACE INTO open VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        self._on_disk += len(rows)
+        self.spilled += len(rows)
+
+    def _open_db(self) -> sqlite3.Connection:
+        if self._db is None:
+            fd, path = tempfile.mkstemp(
+                prefix="tracecli-pairing-", suffix=".db", dir=self._spill_dir
+            )
+            os.close(fd)
+            self._db_path = path
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=OFF")
+            db.execute("PRAGMA synchronous=OFF")
+            db.execute("PRAGMA cache_size=-8000")  # 8 MB: the point is not to hold it all
+            db.execute(
+                "CREATE TABLE open (key TEXT PRIMARY KEY, kind TEXT, call_id TEXT, project TEXT,"
+                " body BLOB, tail BLOB, clash INT, src INT, line INT, shape TEXT, done INT,"
+                " time TEXT, orig TEXT)"
+            )
+            db.isolation_level = "DEFERRED"
+            self._db = db
+        return self._db
+
+    def _take_from_disk(self, key: str) -> Half | None:
+        assert self._db is not None
+        row = self._db.execute("SELECT * FROM open WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        with self._db:
+            self._db.execute("DELETE FROM open WHERE key = ?", (key,))
+        self._on_disk -= 1
+        return _from_row(row)
+
+    def leftovers(self) -> Iterator[Half]:
+        """Every half still open (no other half was read), emptying the set: memory first,
+        then disk in the order they were spilled."""
+        mem, self._mem, self._mem_bytes = self._mem, {}, 0
+        yield from mem.values()
+        if self._db is not None and self._on_disk:
+            cur = self._db.execute("SELECT * FROM open ORDER BY rowid")
+            while True:
+                rows = cur.fetchmany(1000)
+                if not rows:
+                    break
+                for row in rows:
+                    yield _from_row(row)
+            self._on_disk = 0
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        if self._db_path is not None:
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._db_path + suffix)
+            self._db_path = None
+
+    def __enter__(self) -> Pairer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _from_row(row: tuple[Any, ...]) -> Half:
+    (_, kind, call_id, project, body, tail, clash, src, line, shape, done, when, orig) = row
+    return Half(
+        kind, call_id, project, body, tail, bool(clash), src, line, shape, bool(done), when, orig
+    )

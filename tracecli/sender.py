@@ -1,0 +1,218 @@
+"""Send chunks on worker threads, split what the server refuses, and report each record's fate.
+
+The reading loop must never wait for the network, and the server must never wait for the
+reader: `concurrency` daemon threads take chunks from a short queue (so memory stays
+bounded: the reader blocks when it is full) and post them through the target's one pooled
+client. Each record ends in exactly one of three callbacks: acknowledged (the server stored
+it; the journal records it right away), rejected (the server refused it, or retries ran
+out: it goes to the rejected file with the reason), or unsent (Ctrl-C or an auth failure
+stopped the upload first: the next run sends it).
+
+Refusals are narrowed down, never applied to innocent records: a 413 or a content error
+(400/404/409/422) on a chunk of several calls splits it in halves, sent one after the other,
+until the refused calls stand alone; a 422 that names the failing batch items drops those
+at once. A start and its end share one unit and so are never separated by a split.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from tracecli.chunking import SINGLE, Chunk, Unit
+from tracecli.diagnostics import TracecliError
+from tracecli.pairing import Half
+from tracecli.retry import Action
+from tracecli.targets import Target
+
+OnAcked = Callable[[str, Sequence[Unit], Sequence[Half], int], None]  # route, units, halves, calls
+OnRejected = Callable[[Sequence[Half], str, int | None], None]
+OnUnsent = Callable[[Sequence[Half]], None]
+
+
+class Sender:
+    def __init__(
+        self,
+        target: Target,
+        *,
+        concurrency: int,
+        on_acked: OnAcked,
+        on_rejected: OnRejected,
+        on_unsent: OnUnsent,
+    ) -> None:
+        self.target = target
+        self.on_acked = on_acked
+        self.on_rejected = on_rejected
+        self.on_unsent = on_unsent
+        self.fatal: TracecliError | None = None  # an AuthError or config error: all stops
+        self._queue: queue.Queue[Chunk | None] = queue.Queue(maxsize=max(2, concurrency * 2))
+        self._stopping = threading.Event()
+        self._cond = threading.Condition()
+        self._pending = 0  # chunks submitted and not finished
+        self._threads = [
+            threading.Thread(target=self._work, name=f"tracecli-send-{i}", daemon=True)
+            for i in range(concurrency)
+        ]
+        for t in self._threads:
+            t.start()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopping.is_set() or self.fatal is not None
+
+    def submit(self, chunk: Chunk, interrupted: Callable[[], bool] = lambda: False) -> bool:
+        """Queue a chunk (blocking while the queue is full); False when the upload is
+        stopping, in which case the chunk's records were reported unsent."""
+        with self._cond:
+            self._pending += 1
+        while True:
+            if self.stopped or interrupted():
+                self._finish_unsent(chunk)
+                return False
+            try:
+                self._queue.put(chunk, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+
+    def wait(
+        self, timeout: float | None = None, interrupted: Callable[[], bool] | None = None
+    ) -> bool:
+        """Wait until every submitted chunk is finished; False on timeout or interruption."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._pending:
+                if interrupted is not None and interrupted():
+                    return False
+                left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def stop(self, grace: float) -> None:
+        """Ctrl-C: send nothing new, give requests in flight `grace` seconds to be answered,
+        then cut short their retries (their records stay unsent, for the next run)."""
+        self._stopping.set()
+        while True:  # chunks still queued will not be sent
+            try:
+                chunk = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if chunk is not None:
+                self._finish_unsent(chunk)
+        if not self.wait(grace):
+            self.target.cancel()
+            self.wait(2.0)
+
+    def close(self) -> None:
+        self._stopping.set()
+        for _ in self._threads:
+            try:
+                self._queue.put_nowait(None)
+            except queue.Full:
+                break
+
+    # -- worker side ----------------------------------------------------------------------
+    def _finish_unsent(self, chunk: Chunk) -> None:
+        self.on_unsent(list(chunk.halves()))
+        self._done()
+
+    def _done(self) -> None:
+        with self._cond:
+            self._pending -= 1
+            self._cond.notify_all()
+
+    def _work(self) -> None:
+        while True:
+            chunk = self._queue.get()
+            if chunk is None:
+                return
+            try:
+                if self.stopped:
+                    self.on_unsent(list(chunk.halves()))
+                elif chunk.route == SINGLE:
+                    for unit in chunk.units:
+                        self._single(unit)
+                else:
+                    self._deliver(chunk)
+            except TracecliError as exc:  # AuthError, TLS/config: nothing else can succeed
+                if self.fatal is None:
+                    self.fatal = exc
+                self.on_unsent(list(chunk.halves()))
+            except BaseException as exc:  # a bug: do not lose the records silently
+                if self.fatal is None:
+                    self.fatal = TracecliError(f"internal error while sending: {exc!r}")
+                self.on_unsent(list(chunk.halves()))
+            finally:
+                self._done()
+
+    def _deliver(self, chunk: Chunk) -> None:
+        if self.fatal is not None:
+            self.on_unsent(list(chunk.halves()))
+            return
+        out = self.target.post(chunk.route, chunk.body(), can_split=len(chunk.units) > 1)
+        action = out.action
+        if action is Action.OK:
+            self.on_acked(chunk.route, chunk.units, list(chunk.halves()), len(chunk.units))
+        elif action is Action.SPLIT:
+            named = out.item_errors if out.status == 422 else {}
+            if named and self._drop_named(chunk, named, out.status):
+                return
+            for part in chunk.split():
+                self._deliver(part)
+        elif action is Action.CANCELLED:
+            self.on_unsent(list(chunk.halves()))
+        else:  # REJECT, GIVE_UP
+            self.on_rejected(list(chunk.halves()), out.reason, out.status)
+
+    def _drop_named(self, chunk: Chunk, named: dict[int, str], status: int | None) -> bool:
+        """Reject the units holding the items a 422 names and send the rest again.
+        False (bisect instead) when the indices do not fit this chunk."""
+        owner: list[int] = []
+        for ui, u in enumerate(chunk.units):
+            owner.extend([ui] * len(u.parts))
+        if any(i < 0 or i >= len(owner) for i in named):
+            return False
+        bad: dict[int, list[str]] = {}
+        for i, msg in sorted(named.items()):
+            bad.setdefault(owner[i], []).append(f"item {i}: {msg}")
+        rest = Chunk(chunk.route)
+        for ui, u in enumerate(chunk.units):
+            if ui in bad:
+                self.on_rejected(list(u.halves), "; ".join(bad[ui]), status)
+            else:
+                rest.add(u)
+        if rest.units:
+            self._deliver(rest)
+        return True
+
+    def _single(self, unit: Unit) -> None:
+        """/call/start then /call/end, each only after the one before was acknowledged."""
+        per_step = len(unit.halves) == len(unit.steps)
+        for i, (route, body) in enumerate(zip(unit.steps, unit.parts, strict=True)):
+            if self.fatal is not None:
+                self.on_unsent(list(unit.halves[i:] if per_step else unit.halves))
+                return
+            out = self.target.post(route, body, can_split=False)
+            if out.action is Action.OK:
+                last = int(i == len(unit.steps) - 1)
+                if per_step:
+                    self.on_acked(route, [_step_unit(unit, i)], [unit.halves[i]], last)
+                else:
+                    self.on_acked(
+                        route, [_step_unit(unit, i)], list(unit.halves) if last else [], last
+                    )
+                continue
+            left = list(unit.halves[i:] if per_step else unit.halves)
+            if out.action is Action.CANCELLED:
+                self.on_unsent(left)
+            else:
+                self.on_rejected(left, out.reason, out.status)
+            return
+
+
+def _step_unit(unit: Unit, i: int) -> Unit:
+    return Unit(unit.steps[i], (unit.parts[i],), (unit.halves[i],))

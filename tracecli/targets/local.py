@@ -1,0 +1,67 @@
+"""The embedded store (an in-process `tracecli.store.Store`), spoken to like a server.
+
+Bodies are the very bytes a server would get; decoding them here costs a little, but it
+keeps one upload path for every target, so what the embedded store holds is exactly what a
+server would have been sent. SQLite writes are serial, hence one request at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tracecli.diagnostics import TracecliError
+from tracecli.encode import CALL_END, CALL_START, UPSERT_BATCH
+from tracecli.retry import Action
+from tracecli.transport import Outcome
+
+
+class LocalStoreTarget:
+    concurrency = 1
+
+    def __init__(self, db: Path) -> None:
+        from tracecli.store import Store
+
+        db.parent.mkdir(parents=True, exist_ok=True)
+        self.name = str(db)
+        self.store = Store(db)
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.bytes_sent = 0
+
+    def post(self, route: str, body: bytes, *, can_split: bool = True) -> Outcome:
+        with self._lock:
+            self.requests += 1
+            self.bytes_sent += len(body)
+            try:
+                res = self._apply(route, orjson.loads(body))
+            except (ValueError, TypeError, KeyError, TracecliError) as exc:
+                action = Action.SPLIT if can_split else Action.REJECT
+                return Outcome(action, 400, reason=str(exc) or type(exc).__name__)
+        return Outcome(Action.OK, 200, body=res)
+
+    def _apply(self, route: str, req: dict[str, Any]) -> Any:
+        s = self.store
+        if route.endswith("/calls/complete"):
+            return s.calls_complete(req["batch"])
+        if route == UPSERT_BATCH:
+            return s.upsert_batch(req["batch"])
+        if route == CALL_START:
+            return s.call_start(req["start"])
+        if route == CALL_END:
+            return s.call_end(req["end"])
+        raise ValueError(f"the embedded store has no route {route}")
+
+    def stats(self) -> tuple[int, int, int]:
+        return self.requests, 0, self.bytes_sent
+
+    def cancel(self) -> None:
+        pass
+
+    def close(self) -> None:
+        close = getattr(self.store, "close", None)
+        if close is not None:
+            close()

@@ -1,0 +1,73 @@
+"""A Weave trace server over HTTP, through the shared retrying `Transport`."""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
+
+from tracecli.config import is_loopback
+from tracecli.diagnostics import UsageError
+from tracecli.transport import Outcome, RetryEvent, Transport
+
+
+class WeaveHttpTarget:
+    def __init__(
+        self,
+        server: str,
+        *,
+        api_key: SecretStr | None,
+        concurrency: int = 4,
+        timeout: float = 120.0,
+        max_retry_time: float = 300.0,
+        ca_bundle: str | None = None,
+        allow_insecure: bool = False,
+        on_retry: object = None,
+    ) -> None:
+        self.transport = Transport(
+            server,
+            api_key=api_key,
+            concurrency=concurrency,
+            timeout=timeout,
+            max_retry_time=max_retry_time,
+            ca_bundle=ca_bundle,
+            allow_insecure=allow_insecure,
+            on_retry=on_retry,  # type: ignore[arg-type]
+        )
+        self.name = self.transport.base_url
+        self.concurrency = concurrency
+
+    def check_reachable(self, timeout: float = 10.0) -> None:
+        """Fail fast (exit 2) when nothing listens at the server's address, before any file is
+        read: otherwise the first chunk would retry for --max-retry-time before saying so."""
+        parts = urlsplit(self.name)
+        if not is_loopback(self.name) and any(
+            os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
+        ):
+            return  # the proxy is what we would connect to; let the first request tell
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                pass
+        except OSError as exc:
+            what = exc.strerror or type(exc).__name__
+            raise UsageError(f"cannot reach the server {self.name}: {what}") from None
+
+    def post(self, route: str, body: bytes, *, can_split: bool = True) -> Outcome:
+        return self.transport.post(route, body, can_split=can_split)
+
+    def stats(self) -> tuple[int, int, int]:
+        t = self.transport
+        return t.requests, t.retries, t.bytes_sent
+
+    def cancel(self) -> None:
+        self.transport.cancel()
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+__all__ = ["RetryEvent", "WeaveHttpTarget"]
