@@ -1,1 +1,152 @@
-"""`tracecli convert` (not written yet)."""
+"""`tracecli convert`: options in, `tracecli.convert.convert` called, its report rendered.
+
+Converted records are data: JSONL on stdout, or in the `-o` file (written to a temporary file
+beside it and renamed into place, so a failed run never leaves half a file). Diagnostics and
+the summary go to stderr. Exit codes: 0 every record converted, 1 some could not be (each is
+named by file, line and field), 2 usage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Annotated
+
+import typer
+
+from tracecli.cli import app
+from tracecli.cli.common import FormatOpt, OutputFormat, handle_errors, stderr_console, write_stdout
+from tracecli.convert import ConvertReport, convert
+from tracecli.diagnostics import Diagnostic, UsageError
+
+MAX_PRINTED_DIAGNOSTICS = 50
+
+
+class Backend(StrEnum):
+    freeplay = "freeplay"
+
+
+class InputFormat(StrEnum):
+    jsonl = "jsonl"
+    yaml = "yaml"
+
+
+@app.command("convert")
+@handle_errors
+def convert_command(
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help="Trace files or directories (.jsonl, .ndjson, .yaml, .gz); '-' for stdin.",
+            show_default=False,
+        ),
+    ],
+    to: Annotated[
+        Backend,
+        typer.Option(
+            "--to",
+            help="The backend whose records to write: freeplay (completions and traces, as "
+            "`upload --target freeplay` sends them).",
+        ),
+    ],
+    output_file: Annotated[
+        str | None,
+        typer.Option(
+            "--output", "-o", help="Write the records here instead of stdout.", show_default=False
+        ),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Treat warnings as errors (the record is left out).")
+    ] = False,
+    input_format: Annotated[
+        InputFormat, typer.Option("--input-format", help="Format of stdin ('-').")
+    ] = InputFormat.jsonl,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary; errors only.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Print every diagnostic.")
+    ] = False,
+    fmt: FormatOpt = OutputFormat.text,
+) -> None:
+    """Convert trace files for another backend without sending them (Weave calls → Freeplay)."""
+    if fmt is OutputFormat.json and output_file is None:
+        raise UsageError("--format json puts the report on stdout: give the records -o FILE")
+    err = stderr_console()
+    printed = hidden = 0
+    limit = None if verbose else MAX_PRINTED_DIAGNOSTICS
+
+    def show(d: Diagnostic) -> None:
+        nonlocal printed, hidden
+        if quiet and not d.is_error:
+            return
+        if limit is not None and printed >= limit:
+            hidden += 1
+            return
+        printed += 1
+        err.print(d.one_line(), markup=False, highlight=False)
+
+    with _sink(output_file) as out:
+        report = convert(
+            paths,
+            out.write,
+            to=to.value,
+            input_format=input_format.value,  # type: ignore[arg-type]
+            strict=strict,
+            on_diagnostic=show,
+        )
+    if hidden:
+        err.print(f"... and {hidden} more diagnostics (--verbose shows all)", markup=False)
+    if fmt is OutputFormat.json:
+        write_stdout(json.dumps(report.to_dict()))
+    elif not quiet:
+        for line in summary_lines(report, output_file):
+            err.print(line, markup=False, highlight=False)
+    raise typer.Exit(report.exit_code)
+
+
+def summary_lines(report: ConvertReport, output_file: str | None) -> list[str]:
+    where = output_file or "stdout"
+    lines = [
+        f"converted {report.records:,} input records from {report.files} file(s) into "
+        f"{report.written:,} {report.to} records ({report.completions:,} completions, "
+        f"{report.traces:,} traces) → {where}",
+    ]
+    if report.converted_calls or report.passed_through:
+        lines.append(
+            f"  {report.converted_calls:,} from Weave calls, "
+            f"{report.passed_through:,} {report.to} records copied as they were"
+        )
+    if report.not_converted:
+        lines.append(f"  {report.not_converted:,} input records left out (see the errors above)")
+    if report.warnings:
+        lines.append(f"  {report.warnings:,} warnings")
+    return lines
+
+
+@contextlib.contextmanager
+def _sink(path: str | None) -> Iterator[IO[bytes]]:
+    """stdout, or a temporary file beside `path` renamed over it when all went well."""
+    if path is None or path == "-":
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise UsageError(f"--output {path}: is a directory, expected a file name")
+    if not parent.is_dir():
+        raise UsageError(f"--output {path}: directory {parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    try:
+        with os.fdopen(fd, "wb", buffering=1 << 16) as fh:
+            yield fh
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

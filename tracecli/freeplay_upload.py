@@ -1,0 +1,434 @@
+"""`upload --target freeplay`: read, convert, check and send records to Freeplay; report.
+
+Same promises as the Weave upload, over Freeplay's one-request-per-record API: every input
+record ends acknowledged (journaled at once, skipped by the next run), rejected (by the
+checks or by the server: in the rejected file with the reason, as it was read), or unsent
+(Ctrl-C or an auth failure stopped the run first: the next run sends it). `concurrency`
+worker threads post through the target's one pooled client; the reader blocks on a short
+queue, so memory stays bounded. The report is the Weave upload's `UploadReport`, so the CLI
+renders both the same way.
+"""
+
+from __future__ import annotations
+
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from tracecli.config import is_loopback
+from tracecli.diagnostics import Diagnostic, Severity, TracecliError, UsageError
+from tracecli.freeplay_stream import FreeplayPieces, Piece
+from tracecli.journal import AckSet, Journal
+from tracecli.reader import Source, expand_paths
+from tracecli.rejected import DEFAULT_NAME, RejectedWriter
+from tracecli.retry import Action
+from tracecli.targets.freeplay import FreeplayTarget, Request, build_request, resolve_freeplay
+
+if TYPE_CHECKING:
+    from tracecli.upload import Progress, UploadOptions, UploadReport
+
+GRACE_SECONDS = 5.0
+PROGRESS_EVERY = 0.2
+MAX_DIAGNOSTICS = 200
+
+
+def upload_freeplay(
+    paths: Sequence[str],
+    opts: UploadOptions,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> UploadReport:
+    """Upload Freeplay records (and Weave calls, converted) to Freeplay.
+
+    Raises UsageError (exit 2) for bad options, a missing key or project, an unreachable
+    server; AuthError (exit 2) when Freeplay refuses the key."""
+    from tracecli.upload import _Interrupt
+
+    settings = resolve_freeplay(opts.server, opts.api_key, opts.project)
+    if not 1 <= opts.concurrency <= 64:
+        raise UsageError(f"--concurrency must be between 1 and 64, got {opts.concurrency}")
+    if opts.max_retry_time < 0:
+        raise UsageError(f"--max-retry-time must not be negative, got {opts.max_retry_time}")
+    files = expand_paths(paths)
+    if not files:
+        raise UsageError("no trace files found in the given paths (.jsonl, .ndjson, .yaml)")
+    if files.count("-") > 1:
+        raise UsageError("stdin ('-') can be read only once")
+    target: FreeplayTarget | None = None
+    if not opts.dry_run:
+        target = FreeplayTarget(
+            settings,
+            concurrency=opts.concurrency,
+            timeout=opts.timeout,
+            max_retry_time=opts.max_retry_time,
+            ca_bundle=opts.ca_bundle,
+            allow_insecure=opts.allow_insecure,
+            on_retry=opts.on_retry,
+        )
+    interrupt = _Interrupt()
+    restore = interrupt.install()
+    journal: Journal | None = None
+    started = time.monotonic()
+    try:
+        if target is not None:
+            check_reachable(target.name)
+        rejected = opts.rejected if opts.rejected is not None else DEFAULT_NAME
+        if opts.strict:
+            check = _FreeplayRun(files, opts, settings.project_id, None, None, rejected, interrupt)
+            check.run(None)
+            report = check.report
+            if report.errors or report.rejected or report.interrupted:
+                report.strict_blocked = not report.interrupted
+                report.elapsed_s = time.monotonic() - started
+                return report
+        if target is not None:
+            journal = Journal.open(
+                server=settings.api_base,
+                project=settings.project_id,
+                restart=opts.restart,
+                db_path=opts.journal_path,
+            )
+        run = _FreeplayRun(files, opts, settings.project_id, target, journal, rejected, interrupt)
+        run.run(on_progress)
+        run.report.elapsed_s = time.monotonic() - started
+        return run.report
+    finally:
+        restore()
+        if target is not None:
+            target.close()
+        if journal is not None:
+            journal.close()
+
+
+def check_reachable(url: str, timeout: float = 10.0) -> None:
+    """Fail fast (exit 2) when nothing listens at the API base, before reading anything."""
+    import os
+
+    if not is_loopback(url) and any(
+        os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
+    ):
+        return
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "", port), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise UsageError(
+            f"cannot reach Freeplay at {url}: {exc.strerror or type(exc).__name__}"
+        ) from None
+
+
+class _FreeplayRun:
+    """One pass over the inputs; `target` None = check only (--strict's first pass, --dry-run)."""
+
+    def __init__(
+        self,
+        files: list[str],
+        opts: UploadOptions,
+        project: str | None,
+        target: FreeplayTarget | None,
+        journal: Journal | None,
+        rejected: Any,
+        interrupt: Any,
+    ) -> None:
+        from tracecli.upload import FileReport, UploadReport
+
+        self.files = files
+        self.opts = opts
+        self.project = project
+        self.target = target
+        self.journal = journal
+        self.interrupt = interrupt
+        self.check_only = target is None and not opts.dry_run
+        self.report = UploadReport(
+            target=target.name if target is not None else "freeplay (not sent)",
+            target_kind="server",
+            mode="freeplay",
+            project=project,
+            dry_run=opts.dry_run,
+        )
+        self.report.files = [FileReport(p) for p in files]
+        redact = target.transport.redact if target is not None else None
+        self.writer = RejectedWriter(rejected, inputs=files, redact=redact)
+        self.lock = threading.Lock()
+        self.fatal: TracecliError | None = None
+        self.sources: list[Source] = []
+        self.acked: list[AckSet] = []
+        self._queue: queue.Queue[tuple[Piece, Request] | None] = queue.Queue(
+            maxsize=max(2, opts.concurrency * 2)
+        )
+        self._pending = 0
+        self._cond = threading.Condition()
+        self._stopping = threading.Event()
+        self._last_progress = 0.0
+        self.started = time.monotonic()
+
+    # -- the reading loop (main thread) -----------------------------------------------------
+    def run(self, on_progress: Callable[[Progress], None] | None) -> None:
+        self.on_progress = on_progress
+        for i, path in enumerate(self.files):
+            if self.journal is not None:
+                st = self.journal.file(path)
+                self.report.files[i].changed = st.changed
+                self.acked.append(self.journal.acked(path))
+            else:
+                self.acked.append(AckSet())
+            self.sources.append(Source.open(path, self.opts.input_format))
+        threads = []
+        if self.target is not None:
+            threads = [
+                threading.Thread(target=self._work, name=f"tracecli-freeplay-{i}", daemon=True)
+                for i in range(self.opts.concurrency)
+            ]
+            for t in threads:
+                t.start()
+        pieces = FreeplayPieces(
+            self.sources, memory_budget=self.opts.memory_budget, strict=self.opts.strict
+        )
+        complete = False
+        try:
+            for piece in pieces:
+                if self.interrupt.is_set() or self.fatal is not None:
+                    pieces.stopped = True
+                    self._unsent(piece)
+                    break
+                self._take(piece)
+                self._progress()
+            if self.target is not None and not self.interrupt.is_set():
+                self._wait(interrupted=self.interrupt.is_set)
+            if self.interrupt.is_set():
+                self.report.interrupted = True
+                self._stop(GRACE_SECONDS)
+            complete = not self.report.interrupted and self.fatal is None
+        finally:
+            self._stopping.set()
+            for _ in threads:
+                self._queue.put(None)
+            for t in threads:
+                t.join(timeout=5.0)
+            self._finish(complete)
+        if self.fatal is not None:
+            raise self.fatal
+
+    def _take(self, piece: Piece) -> None:
+        report = self.report
+        if piece.diagnostics:
+            self._diagnose(piece)
+        if not piece.lines:
+            return
+        if all(line in self.acked[src] for src, line in piece.lines):
+            with self.lock:
+                report.skipped += len(piece.lines)
+                for src, _ in piece.lines:
+                    report.files[src].skipped += 1
+            return
+        if piece.record is None:
+            errors = [d for d in piece.diagnostics if d.is_error]
+            reason = "; ".join(f"{d.field}: {d.message}" if d.field else d.message for d in errors)
+            with self.lock:
+                report.invalid += len(piece.lines)
+            self._reject(piece, reason, None, errors)
+            return
+        try:
+            request = build_request(dict(piece.record), self.project)
+        except UsageError as exc:
+            self.fatal = exc
+            self._unsent(piece)
+            return
+        if self.target is None:
+            if self.opts.dry_run:
+                with self.lock:
+                    report.uploaded += 1
+                    report.by_endpoint[request.kind] = report.by_endpoint.get(request.kind, 0) + 1
+            return
+        with self._cond:
+            self._pending += 1
+        while True:
+            if self._stopping.is_set() or self.fatal is not None or self.interrupt.is_set():
+                self._done_one()
+                self._unsent(piece)
+                return
+            try:
+                self._queue.put((piece, request), timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    # -- workers ---------------------------------------------------------------------------
+    def _work(self) -> None:
+        assert self.target is not None
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            piece, request = job
+            try:
+                if self._stopping.is_set() or self.fatal is not None:
+                    self._unsent(piece)
+                    continue
+                try:
+                    out = self.target.send(request)
+                except TracecliError as exc:  # AuthError, TLS/config: everything stops
+                    if self.fatal is None:
+                        self.fatal = exc
+                    self._unsent(piece)
+                    continue
+                if out.action is Action.OK:
+                    self._acked(piece, request)
+                elif out.action is Action.CANCELLED:
+                    self._unsent(piece)
+                elif out.status == 404 and "project not found" in out.reason.lower():
+                    if self.fatal is None:
+                        project = request.path.split("/")[3]
+                        self.fatal = UsageError(
+                            f"Freeplay says: {out.reason} (project {project}; check --project "
+                            "and that the key has access to it)"
+                        )
+                    self._unsent(piece)
+                else:  # REJECT, GIVE_UP
+                    self._reject(piece, out.reason, out.status, [])
+            except Exception as exc:  # never lose a record to a bug in a callback
+                if self.fatal is None:
+                    self.fatal = TracecliError(f"internal error while sending: {exc!r}")
+                self._unsent(piece)
+            finally:
+                self._done_one()
+
+    def _done_one(self) -> None:
+        with self._cond:
+            self._pending -= 1
+            self._cond.notify_all()
+
+    def _wait(
+        self, timeout: float | None = None, interrupted: Callable[[], bool] | None = None
+    ) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._pending:
+                if interrupted is not None and interrupted():
+                    return False
+                left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+                self._progress_unlocked()
+        return True
+
+    def _stop(self, grace: float) -> None:
+        self._stopping.set()
+        if not self._wait(grace) and self.target is not None:
+            self.target.cancel()
+            self._wait(2.0)
+
+    # -- fates -------------------------------------------------------------------------------
+    def _acked(self, piece: Piece, request: Request) -> None:
+        if self.journal is not None:
+            by_src: dict[int, list[int]] = {}
+            for src, line in piece.lines:
+                by_src.setdefault(src, []).append(line)
+            for src, lines in by_src.items():
+                self.journal.ack(self.files[src], lines)
+        with self.lock:
+            r = self.report
+            r.uploaded += 1
+            r.acked_records += len(piece.lines)
+            r.by_endpoint[request.kind] = r.by_endpoint.get(request.kind, 0) + 1
+
+    def _reject(
+        self, piece: Piece, reason: str, status: int | None, diags: list[Diagnostic]
+    ) -> None:
+        with self.lock:
+            for (src, line), original in zip(piece.lines, piece.originals, strict=True):
+                self.writer.add(
+                    original,
+                    path=self.sources[src].path,
+                    line=line,
+                    reason=reason,
+                    status=status,
+                    diagnostics=[d.to_dict() for d in diags] or None,
+                )
+                self.report.rejected += 1
+            if status is not None:
+                src, line = piece.lines[0]
+                code = f"http-{status}"
+                what = f"Freeplay refused it (HTTP {status}): {reason}"
+                self._keep(
+                    [Diagnostic(self.sources[src].path, line, "", code, Severity.ERROR, what)]
+                )
+
+    def _unsent(self, piece: Piece) -> None:
+        with self.lock:
+            self.report.unsent += len(piece.lines)
+
+    def _diagnose(self, piece: Piece) -> None:
+        with self.lock:
+            for d in piece.diagnostics:
+                if d.is_error:
+                    self.report.errors += 1
+                else:
+                    self.report.warnings += 1
+            self._keep(piece.diagnostics)
+
+    def _keep(self, diags: Sequence[Diagnostic]) -> None:
+        room = MAX_DIAGNOSTICS - len(self.report.diagnostics)
+        if room > 0:
+            self.report.diagnostics.extend(diags[:room])
+        cb = self.opts.on_diagnostic
+        if cb is not None:
+            for d in diags:
+                cb(d)
+
+    def _finish(self, complete: bool) -> None:
+        report = self.report
+        for i, src in enumerate(self.sources):
+            report.files[i].records = src.records
+        report.records = sum(s.records for s in self.sources)
+        if self.target is not None:
+            report.requests, report.retried, report.bytes_sent = self.target.stats()
+        if self.opts.dry_run or (self.check_only and not report.rejected):
+            self.writer.discard()
+        else:
+            written = self.writer.close(complete=complete)
+            report.rejected_file = str(written) if written is not None else None
+            if self.writer.stale and written is None:
+                report.stale_rejected_file = str(self.writer.path)
+        if self.journal is not None and complete:
+            for f in self.files:
+                self.journal.done(f)
+        self._progress(force=True)
+
+    # -- progress ----------------------------------------------------------------------------
+    def _progress(self, force: bool = False) -> None:
+        with self.lock:
+            self._progress_unlocked(force)
+
+    def _progress_unlocked(self, force: bool = False) -> None:
+        cb = getattr(self, "on_progress", None)
+        if cb is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_progress < PROGRESS_EVERY:
+            return
+        self._last_progress = now
+        from tracecli.upload import Progress
+
+        r = self.report
+        total: int | None = 0
+        for s in self.sources:
+            total = None if s.size is None or total is None else total + s.size
+        cb(
+            Progress(
+                bytes_read=sum(s.bytes_read for s in self.sources),
+                bytes_total=total,
+                records=sum(s.records for s in self.sources),
+                uploaded=r.uploaded,
+                rejected=r.rejected,
+                skipped=r.skipped,
+                retries=self.target.stats()[1] if self.target is not None else 0,
+                elapsed=now - self.started,
+            )
+        )
