@@ -69,6 +69,7 @@ class Pairer:
         self._db: sqlite3.Connection | None = None
         self._db_path: str | None = None
         self._on_disk = 0
+        self._disk_hashes: dict[int, int] = {}  # hash(key) → halves on disk: skips most lookups
         self.spilled = 0  # halves ever moved to disk
         self.peak_open = 0
 
@@ -84,7 +85,7 @@ class Pairer:
         other = self._mem.pop(key, None)
         if other is not None:
             self._mem_bytes -= other.size()
-        elif self._on_disk:
+        elif self._on_disk and hash(key) in self._disk_hashes:
             other = self._take_from_disk(key)
         if other is not None:
             if other.kind == half.kind:
@@ -115,6 +116,8 @@ class Pairer:
             key = next(it)
             h = mem.pop(key)
             self._mem_bytes -= h.size()
+            hk = hash(key)
+            self._disk_hashes[hk] = self._disk_hashes.get(hk, 0) + 1
             rows.append(
                 (
                     key,
@@ -159,12 +162,16 @@ class Pairer:
 
     def _take_from_disk(self, key: str) -> Half | None:
         assert self._db is not None
-        row = self._db.execute("SELECT * FROM open WHERE key = ?", (key,)).fetchone()
+        # No commit per delete: the open transaction is this connection's own (reads see
+        # it), and a commit per matched call would cost more than the lookup itself.
+        row = self._db.execute("DELETE FROM open WHERE key = ? RETURNING *", (key,)).fetchone()
         if row is None:
             return None
-        with self._db:
-            self._db.execute("DELETE FROM open WHERE key = ?", (key,))
         self._on_disk -= 1
+        hk = hash(key)
+        left = self._disk_hashes.pop(hk, 1) - 1
+        if left > 0:  # another key with the same hash is still on disk
+            self._disk_hashes[hk] = left
         return _from_row(row)
 
     def leftovers(self) -> Iterator[Half]:
@@ -181,6 +188,7 @@ class Pairer:
                 for row in rows:
                     yield _from_row(row)
             self._on_disk = 0
+            self._disk_hashes.clear()
 
     def close(self) -> None:
         if self._db is not None:

@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import SecretStr
 
 from tracecli.chunking import DEFAULT_CHUNK_BYTES, DEFAULT_CHUNK_ITEMS, Chunker
-from tracecli.config import resolve_weave
+from tracecli.config import WeaveTarget, resolve_weave
 from tracecli.diagnostics import Diagnostic, UsageError
 from tracecli.encode import SERVER_MAX_BYTES
 from tracecli.journal import Journal
@@ -52,6 +52,7 @@ class UploadOptions:
     server: str | None = None
     api_key: str | SecretStr | None = None
     db: str | Path | None = None
+    resolved: WeaveTarget | None = None  # server/key/db already resolved (the CLI's settings)
     project: str | None = None
     mode: Mode = "auto"
     chunk_size: int = DEFAULT_CHUNK_ITEMS
@@ -212,7 +213,7 @@ def upload(
     """
     opts = options or UploadOptions()
     opts.check()
-    weave = resolve_weave(
+    weave = opts.resolved or resolve_weave(
         opts.server,
         opts.api_key.get_secret_value() if isinstance(opts.api_key, SecretStr) else opts.api_key,
         str(opts.db) if opts.db is not None else None,
@@ -399,32 +400,3 @@ class _Interrupt:
             signal.signal(signal.SIGINT, previous)
 
         return restore
-
-
-def parse_bytes(text: str) -> int:
-    """`10MiB`, `10M`, `512k`, `1048576` → bytes (binary multiples, as the server counts)."""
-    raw = text.strip().lower().replace(" ", "")
-    for suffix, mult in (
-        ("kib", 1024),
-        ("mib", 1024**2),
-        ("gib", 1024**3),
-        ("kb", 1024),
-        ("mb", 1024**2),
-        ("gb", 1024**3),
-        ("k", 1024),
-        ("m", 1024**2),
-        ("g", 1024**3),
-        ("b", 1),
-    ):
-        if raw.endswith(suffix):
-            raw, factor = raw[: -len(suffix)], mult
-            break
-    else:
-        factor = 1
-    try:
-        value = float(raw)
-    except ValueError:
-        raise UsageError(
-            f"--chunk-bytes: expected a size like 10MiB or 1048576, got {text!r}"
-        ) from None
-    return int(value * factor)

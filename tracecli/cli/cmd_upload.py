@@ -1,1 +1,371 @@
-"""`tracecli upload` (not written yet)."""
+"""`tracecli upload`: options in, `tracecli.upload.upload` called, its report rendered.
+
+Progress and the summary are for people and go to stderr (Rich, only on a terminal);
+`--format json` puts the report on stdout as one object for tools. Exit codes: 0 all
+stored, 1 records rejected or not sent, 2 usage/auth/config, 130 interrupted (resumable).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from tracecli.cli import app
+from tracecli.cli.common import (
+    ApiKeyOpt,
+    DbOpt,
+    FormatOpt,
+    OutputFormat,
+    ServerOpt,
+    handle_errors,
+    stderr_console,
+    write_stdout,
+)
+from tracecli.config import load_settings
+from tracecli.diagnostics import Diagnostic
+from tracecli.transport import RetryEvent
+from tracecli.upload import RESUME_HINT, UploadOptions, UploadReport, upload
+from tracecli.upload import Progress as UploadProgress
+
+MAX_PRINTED_DIAGNOSTICS = 50
+
+
+class Mode(StrEnum):
+    auto = "auto"
+    complete = "complete"
+    batch = "batch"
+    single = "single"
+
+
+class InputFormat(StrEnum):
+    jsonl = "jsonl"
+    yaml = "yaml"
+
+
+@app.command("upload")
+@handle_errors
+def upload_command(
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help="Trace files or directories (.jsonl, .ndjson, .yaml, .gz); '-' for stdin.",
+            show_default=False,
+        ),
+    ],
+    server: ServerOpt = None,
+    project: Annotated[
+        str | None,
+        typer.Option(
+            "--project",
+            "-p",
+            help="Upload into this entity/project (rewrites every record's project_id).",
+            show_default=False,
+        ),
+    ] = None,
+    mode: Annotated[
+        Mode | None,
+        typer.Option(
+            "--mode",
+            help="auto: completed calls via calls/complete, unpaired halves via "
+            "call/upsert_batch; complete; batch (start/end items); single (/call/start, "
+            "/call/end). Default: auto.",
+            show_default=False,
+        ),
+    ] = None,
+    chunk_size: Annotated[
+        str | None,
+        typer.Option("--chunk-size", help="Records per request (default 500).", show_default=False),
+    ] = None,
+    chunk_bytes: Annotated[
+        str | None,
+        typer.Option(
+            "--chunk-bytes",
+            help="Bytes per request, e.g. 10MiB (default 10MiB, at most 32MiB).",
+            show_default=False,
+        ),
+    ] = None,
+    concurrency: Annotated[
+        str | None,
+        typer.Option("--concurrency", help="Requests in flight (default 4).", show_default=False),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Do everything except sending; say what would go.")
+    ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict", help="Send nothing if any record has an error; warnings are errors."
+        ),
+    ] = False,
+    rejected: Annotated[
+        str | None,
+        typer.Option(
+            "--rejected",
+            help="Rejected-records file (default ./tracecli-rejected.jsonl).",
+            show_default=False,
+        ),
+    ] = None,
+    max_retry_time: Annotated[
+        str | None,
+        typer.Option(
+            "--max-retry-time",
+            help="Seconds to keep retrying one request, e.g. 300 or 5m (default 300).",
+            show_default=False,
+        ),
+    ] = None,
+    restart: Annotated[
+        bool, typer.Option("--restart", help="Ignore what earlier runs uploaded; send all again.")
+    ] = False,
+    api_key: ApiKeyOpt = None,
+    ca_bundle: Annotated[
+        str | None,
+        typer.Option(
+            "--ca-bundle",
+            help="CA certificates for a server with a private CA.",
+            show_default=False,
+        ),
+    ] = None,
+    allow_insecure: Annotated[
+        bool,
+        typer.Option(
+            "--allow-insecure",
+            help="Allow sending the key over plain http to a host that is not loopback.",
+        ),
+    ] = False,
+    db: DbOpt = None,
+    input_format: Annotated[
+        InputFormat,
+        typer.Option("--input-format", help="Format of stdin ('-')."),
+    ] = InputFormat.jsonl,
+    profile: Annotated[
+        str | None,
+        typer.Option("--profile", help="Named settings profile.", show_default=False),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress, no summary; errors only.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Say each retry and every diagnostic.")
+    ] = False,
+    output: FormatOpt = OutputFormat.text,
+) -> None:
+    """Validate trace files and upload their calls to a Weave server or the embedded store."""
+    settings = load_settings(
+        {
+            "server": server,
+            "project": project,
+            "api_key": api_key,
+            "db": db,
+            "mode": mode.value if mode is not None else None,
+            "chunk_size": chunk_size,
+            "chunk_bytes": chunk_bytes,
+            "concurrency": concurrency,
+            "max_retry_time": max_retry_time,
+            "rejected": rejected,
+            "ca_bundle": ca_bundle,
+            "allow_insecure": allow_insecure or None,
+        },
+        profile=profile,
+    )
+    target = settings.weave_target()  # exit 2 for a remote server without a key
+    err = stderr_console()
+    for w in settings.warnings:
+        err.print(f"tracecli: warning: {w}", markup=False)
+    shown = _DiagnosticPrinter(err, quiet=quiet, limit=None if verbose else MAX_PRINTED_DIAGNOSTICS)
+    retries = _RetryPrinter(err) if verbose else None
+    opts = UploadOptions(
+        resolved=target,
+        project=settings.project,
+        mode=settings.mode,  # type: ignore[arg-type]
+        chunk_size=settings.chunk_size,
+        chunk_bytes=settings.chunk_bytes,
+        concurrency=settings.concurrency,
+        dry_run=dry_run,
+        strict=strict,
+        rejected=settings.rejected,
+        max_retry_time=settings.max_retry_time,
+        restart=restart,
+        ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None,
+        allow_insecure=settings.allow_insecure,
+        input_format=input_format.value,  # type: ignore[arg-type]
+        on_retry=retries,
+        on_diagnostic=shown,
+    )
+    live = not quiet and err.is_terminal
+    display = _ProgressDisplay(err) if live else None
+    try:
+        if display is not None:
+            shown.console = display.progress.console
+            with display.progress:
+                report = upload(paths, opts, on_progress=display.update)
+        else:
+            report = upload(paths, opts)
+    finally:
+        shown.close()
+    if output is OutputFormat.json:
+        write_stdout(json.dumps(report.to_dict()))
+    elif not quiet:
+        render_summary(report, err, rich_table=live)
+    if report.interrupted:
+        err.print(f"tracecli: interrupted; {RESUME_HINT}", markup=False)
+    elif report.strict_blocked:
+        err.print(
+            "tracecli: error: --strict: nothing was sent because some records have errors",
+            markup=False,
+        )
+    raise typer.Exit(report.exit_code)
+
+
+class _DiagnosticPrinter:
+    """Diagnostics as they are found, one line each, at most `limit` of them."""
+
+    def __init__(self, console: Console, *, quiet: bool, limit: int | None) -> None:
+        self.console = console
+        self.quiet = quiet
+        self.limit = limit
+        self.printed = 0
+        self.hidden = 0
+
+    def __call__(self, d: Diagnostic) -> None:
+        if self.quiet and not d.is_error:
+            return
+        if self.limit is not None and self.printed >= self.limit:
+            self.hidden += 1
+            return
+        self.printed += 1
+        self.console.print(d.one_line(), markup=False, highlight=False)
+
+    def close(self) -> None:
+        if self.hidden:
+            self.console.print(
+                f"... and {self.hidden} more diagnostics (--verbose shows all; "
+                "rejected records are in the rejected file with their reasons)",
+                markup=False,
+            )
+
+
+class _RetryPrinter:
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def __call__(self, ev: RetryEvent) -> None:
+        what = f"HTTP {ev.status}" if ev.status else ev.reason
+        self.console.print(
+            f"tracecli: retry {ev.method} {ev.path} (attempt {ev.attempt} failed: {what}) "
+            f"in {ev.delay:.1f} s",
+            markup=False,
+            highlight=False,
+        )
+
+
+class _ProgressDisplay:
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]upload[/]"),
+            BarColumn(),
+            DownloadColumn(),
+            TextColumn("{task.fields[records]} records · {task.fields[calls]} calls sent"),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+            refresh_per_second=8,
+        )
+        self.task: TaskID | None = None
+        self.started = time.monotonic()
+
+    def update(self, p: UploadProgress) -> None:
+        rate = f"{p.uploaded / p.elapsed:,.0f} calls/s" if p.elapsed > 0.5 else ""
+        extra = []
+        if p.rejected:
+            extra.append(f"{p.rejected} rejected")
+        if p.retries:
+            extra.append(f"{p.retries} retries")
+        if extra:
+            rate = f"{rate} ({', '.join(extra)})" if rate else ", ".join(extra)
+        fields: dict[str, Any] = {
+            "records": f"{p.records:,}",
+            "calls": f"{p.uploaded:,}",
+            "rate": rate,
+        }
+        if self.task is None:
+            self.task = self.progress.add_task("upload", total=p.bytes_total, **fields)
+        self.progress.update(self.task, completed=p.bytes_read, total=p.bytes_total, **fields)
+
+
+def summary_rows(report: UploadReport) -> list[tuple[str, str]]:
+    """The summary as (label, value) rows, shared by the table and the plain text."""
+    verb = "would upload" if report.dry_run else "uploaded"
+    rows = [
+        ("files", str(len(report.files))),
+        ("records", f"{report.records:,}"),
+        (f"calls {verb}", f"{report.uploaded:,}"),
+    ]
+    for endpoint, n in sorted(report.by_endpoint.items()):
+        rows.append((f"  via {endpoint}", f"{n:,}"))
+    rows.append(("rejected records", f"{report.rejected:,}"))
+    if report.unsent:
+        rows.append(("not sent (resume)", f"{report.unsent:,}"))
+    rows.append(("skipped (sent before)", f"{report.skipped:,}"))
+    rows.append(
+        ("requests" if not report.dry_run else "requests (would send)", f"{report.requests:,}")
+    )
+    if report.dry_run:
+        rows.append(("bytes (would send)", f"{report.bytes_sent:,}"))
+    rows.append(("retries", f"{report.retried:,}"))
+    rows.append(("warnings", f"{report.warnings:,}"))
+    rows.append(("elapsed", f"{report.elapsed_s:.1f} s"))
+    rows.append(("calls/s", f"{report.calls_per_s:,.0f}"))
+    return rows
+
+
+def render_summary(report: UploadReport, console: Console, *, rich_table: bool) -> None:
+    rows = summary_rows(report)
+    if rich_table:
+        table = Table(show_header=False, box=None, pad_edge=False)
+        table.add_column(style="bold")
+        table.add_column(justify="right")
+        for label, value in rows:
+            table.add_row(label, value)
+        console.print(table)
+    else:
+        width = max(len(label) for label, _ in rows)
+        for label, value in rows:
+            console.print(f"{label:<{width}}  {value}", markup=False, highlight=False)
+    for path in report.changed_files:
+        console.print(
+            f"note: {path} changed since the last run: uploaded from the start", markup=False
+        )
+    if report.rejected_file:
+        console.print(f"rejected records (with reasons): {report.rejected_file}", markup=False)
+    elif report.stale_rejected_file:
+        console.print(
+            f"note: {report.stale_rejected_file} is from an earlier run (nothing was rejected now)",
+            markup=False,
+        )
+    if report.dry_run:
+        console.print(f"dry run: nothing was sent to {report.target}", markup=False)
+    elif report.target_kind == "store":
+        console.print(
+            f"stored in the embedded store {report.target}; see them with: tracecli tail",
+            markup=False,
+        )
+    else:
+        console.print(f"sent to {report.target}", markup=False)

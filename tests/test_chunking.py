@@ -1,0 +1,167 @@
+"""Chunk bounds and the byte-joined encoding (pure functions; the wire is tested end to end)."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tracecli.chunking import SINGLE, Chunk, Chunker, Unit
+from tracecli.encode import (
+    batch_body,
+    batch_end,
+    batch_start,
+    complete_from,
+    complete_route,
+    join_objects,
+    split_complete,
+    split_end,
+)
+from tracecli.pairing import Half
+from tracecli.schema.weave import END_FIELDS
+
+
+def unit(n_bytes: int = 10, route: str = "/r", parts: int = 1) -> Unit:
+    h = Half("complete", "a", "e/p", b"{}", b"", False, 0, 1, "complete")
+    return Unit(route, tuple(b"x" * n_bytes for _ in range(parts)), (h,))
+
+
+def test_chunks_close_at_the_item_count() -> None:
+    c = Chunker(max_items=3, max_bytes=10_000)
+    out = [ch for _ in range(7) for ch in c.add(unit())]
+    out += c.flush()
+    assert [ch.nitems for ch in out] == [3, 3, 1]
+
+
+def test_a_start_and_its_end_stay_in_one_chunk() -> None:
+    c = Chunker(max_items=3, max_bytes=10_000)
+    out = c.add(unit(parts=2)) + c.add(unit(parts=2)) + c.flush()
+    assert [len(ch.units) for ch in out] == [1, 1]
+
+
+def test_chunks_close_at_the_byte_bound_and_the_body_respects_it() -> None:
+    c = Chunker(max_items=1000, max_bytes=1000)
+    out = [ch for _ in range(50) for ch in c.add(unit(100))] + c.flush()
+    assert sum(len(ch.units) for ch in out) == 50
+    for ch in out:
+        assert len(ch.body()) <= 1000
+        assert len(ch.body()) <= ch.nbytes <= len(ch.body()) + 1  # counted with a comma each
+
+
+def test_a_unit_larger_than_the_bound_goes_alone() -> None:
+    c = Chunker(max_items=1000, max_bytes=1000)
+    out = c.add(unit(10)) + c.add(unit(5000)) + c.add(unit(10)) + c.flush()
+    assert [len(ch.units) for ch in out] == [1, 1, 1]
+    assert out[1].nbytes > 1000
+
+
+def test_routes_are_chunked_apart() -> None:
+    c = Chunker(max_items=2, max_bytes=10_000)
+    out = c.add(unit(route="/a")) + c.add(unit(route="/b")) + c.add(unit(route="/a"))
+    assert [ch.route for ch in out] == ["/a"]
+    assert sorted(ch.route for ch in c.flush()) == ["/b"]
+
+
+def test_single_units_are_one_request_each() -> None:
+    c = Chunker()
+    h = Half("start", "a", "e/p", b"{}", b"", False, 0, 1, "flat")
+    out = c.add(Unit(SINGLE, (b"{}",), (h,), ("/call/start",)))
+    assert len(out) == 1 and out[0].route == SINGLE
+
+
+def test_split_halves_keep_every_unit_once() -> None:
+    ch = Chunk("/r")
+    units = [unit() for _ in range(7)]
+    for u in units:
+        ch.add(u)
+    a, b = ch.split()
+    assert a.units + b.units == units
+    assert (len(a.units), len(b.units)) == (3, 4)
+
+
+def test_chunker_rejects_nonsense_bounds() -> None:
+    with pytest.raises(ValueError):
+        Chunker(max_items=0)
+    with pytest.raises(ValueError):
+        Chunker(max_bytes=0)
+
+
+# -- encoding -------------------------------------------------------------------------------
+
+START = {
+    "project_id": "e/p",
+    "id": "a",
+    "op_name": "op",
+    "trace_id": "t",
+    "started_at": "2025-01-01T00:00:00Z",
+    "attributes": {},
+    "inputs": {"q": "é\u2028"},
+}
+END = {
+    "project_id": "e/p",
+    "id": "a",
+    "ended_at": "2025-01-01T00:00:01Z",
+    "exception": None,
+    "output": [1, {"x": None}],
+    "summary": {"usage": {}},
+    "started_at": "ignored for a completed call",
+}
+
+
+def test_complete_is_the_start_with_the_end_fields() -> None:
+    rest, tail = split_end(END)
+    got = orjson.loads(complete_from(orjson.dumps(START), False, tail))
+    assert got == {**START, **{k: END[k] for k in END_FIELDS if k in END}}
+    assert orjson.loads(join_objects(rest, tail)) == END
+
+
+def test_a_start_holding_an_end_field_merges_with_the_end_winning() -> None:
+    start = {**START, "output": "from the start"}
+    _, tail = split_end(END)
+    got = orjson.loads(complete_from(orjson.dumps(start), True, tail))
+    assert got["output"] == END["output"]
+    assert list(got).count("output") == 1
+
+
+def test_split_complete_gives_back_the_halves() -> None:
+    _, tail = split_end(END)
+    full = complete_from(orjson.dumps(START), False, tail)
+    s, rest, t = split_complete(full)
+    assert orjson.loads(s) == START
+    assert orjson.loads(join_objects(rest, t)) == {
+        "project_id": "e/p",
+        "id": "a",
+        **{k: END[k] for k in END_FIELDS if k in END},
+    }
+
+
+def test_bodies_are_the_documented_shapes() -> None:
+    s = orjson.dumps(START)
+    e = orjson.dumps(END)
+    body = orjson.loads(batch_body([batch_start(s), batch_end(e)]))
+    assert body == {
+        "batch": [{"mode": "start", "req": {"start": START}}, {"mode": "end", "req": {"end": END}}]
+    }
+    assert orjson.loads(batch_body([])) == {"batch": []}
+
+
+def test_complete_route_quotes_the_path_parts() -> None:
+    assert complete_route("acme/agents") == "/v2/acme/agents/calls/complete"
+    assert complete_route("a b/c?d") == "/v2/a%20b/c%3Fd/calls/complete"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@given(
+    st.dictionaries(st.text(), json_values, max_size=5),
+    st.dictionaries(st.sampled_from(END_FIELDS), json_values, min_size=1),
+)
+def test_join_objects_is_dict_union(a: dict, b: dict) -> None:
+    a = {k: v for k, v in a.items() if k not in b}
+    assert orjson.loads(join_objects(orjson.dumps(a), orjson.dumps(b))) == {**a, **b}
