@@ -165,11 +165,14 @@ def completion_record(call: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     if call.get("parent_id"):
         rec["parent_id"] = as_uuid4(str(call["parent_id"]))
     model = _model(inputs, output, call.get("summary"))
+    vendor = provider(short_op_name(str(call.get("op_name", ""))), model)
+    if model and "/" in model and model.split("/", 1)[0].lower() in _ROUTED:
+        model = model.split("/", 1)[1]  # litellm's "anthropic/claude-…": the provider is known
     info: dict[str, Any] = {
         "start_time": epoch_seconds(call.get("started_at")),
         "end_time": epoch_seconds(call.get("ended_at")),
         "model": model,
-        "provider": provider(short_op_name(str(call.get("op_name", ""))), model),
+        "provider": vendor,
         "llm_parameters": llm_parameters(inputs) or None,
         "usage": usage(call.get("summary"), output),
     }
@@ -296,6 +299,13 @@ def _int(*values: Any) -> int | None:
         if isinstance(v, int) and not isinstance(v, bool):
             return v
     return None
+
+
+# litellm / router model prefixes that name the provider.
+_ROUTED = frozenset(
+    {"openai", "anthropic", "gemini", "vertex_ai", "bedrock", "mistral", "groq", "cohere",
+     "azure", "together_ai", "cerebras", "deepseek", "xai", "fireworks_ai", "ollama"}
+)  # fmt: skip
 
 
 def provider(op: str, model: str | None) -> str | None:

@@ -1,0 +1,302 @@
+"""Freeplay models and rules: against SCHEMA.md's tables, the reference server's own models,
+and the mistakes people make (each message must say how to fix the record)."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+import uuid
+from types import ModuleType
+from typing import Any
+
+import orjson
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from tests.conftest import require_shared
+from tracecli.diagnostics import Location
+from tracecli.freeplay_ids import as_uuid4, completion_id_for, uuid4_from
+from tracecli.records import parse_record
+from tracecli.schema import freeplay as fp
+from tracecli.schema.freeplay import check_completion
+
+SESSION = "0b7e6c2a-5d4f-4e8a-9c1b-2f3a4d5e6f70"
+TRACE = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a"
+MSGS = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+
+
+def problems(record: dict[str, Any]) -> dict[str, str]:
+    return {f: m for f, _c, m in check_completion(record)}
+
+
+def completion(**body: Any) -> dict[str, Any]:
+    return {"session_id": SESSION, "messages": MSGS, **body}
+
+
+# --------------------------------------------------------------------------- the rules
+def test_valid_completion_and_trace_pass() -> None:
+    assert (
+        problems(completion(call_info={"start_time": 1767268800, "end_time": 1767268801.5})) == {}
+    )
+    trace = {"session_id": SESSION, "trace_id": TRACE, "input": "q", "output": None}
+    assert problems(trace) == {}
+    assert parse_record(Location("f", 1), trace).record is not None
+
+
+def test_iso_time_in_call_info_says_the_epoch_value() -> None:
+    got = problems(completion(call_info={"start_time": "2026-01-01T12:00:00.125Z"}))
+    assert got == {
+        "call_info.start_time": "must be epoch seconds (a number), not an ISO date: "
+        "use 1767268800.125"
+    }
+
+
+def test_milliseconds_and_numeric_strings_say_the_seconds() -> None:
+    got = problems(completion(call_info={"start_time": 1767268800125, "end_time": "1767268801.5"}))
+    assert "use 1767268800.125" in got["call_info.start_time"]
+    assert got["call_info.end_time"] == "a number, not a string: use 1767268801.5"
+
+
+def test_session_id_must_be_uuid4() -> None:
+    assert "not a UUID" in problems({**completion(), "session_id": "456"})["session_id"]
+    v1 = "11111111-2222-1333-8444-555555555555"
+    assert "not version 4" in problems({**completion(), "session_id": v1})["session_id"]
+    missing = completion()
+    del missing["session_id"]
+    assert "required" in problems(missing)["session_id"]
+
+
+def test_messages_rules() -> None:
+    assert "at least one" in problems(completion(messages=[]))["messages"]
+    got = problems(completion(messages=[{"role": "robot", "content": "x"}]))
+    assert "role='robot'" in got["messages[0]"]
+    bad_args = [{"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c", "type": "function", "function": {"name": "f", "arguments": {"a": 1}}}]}]  # fmt: skip
+    assert (
+        "tool_calls[0].function.arguments" in problems(completion(messages=bad_args))["messages[0]"]
+    )
+    no_msgs = completion()
+    del no_msgs["messages"]
+    assert "required" in problems(no_msgs)["messages"]
+
+
+def test_eval_results_inputs_llm_parameters() -> None:
+    got = problems(
+        completion(
+            eval_results={"quality": "good", "score": 0.5, "ok": True},
+            inputs={"a": None, "b": [1, None], "c": {"d": "x"}},
+            call_info={"llm_parameters": {"stop": ["\n"], "t": None, "temperature": 0.2}},
+        )
+    )
+    assert set(got) == {
+        "eval_results.quality",
+        "inputs.a",
+        "inputs.b[1]",
+        "call_info.llm_parameters.stop",
+        "call_info.llm_parameters.t",
+    }
+    assert "Freeplay refuses strings" in got["eval_results.quality"]
+    assert "lists are not allowed" in got["call_info.llm_parameters.stop"]
+
+
+def test_project_id_per_record() -> None:
+    assert problems(completion(project_id="4a6c1f1e-8f0b-4a7e-9a51-3b1d2c9e7f10")) == {}
+    assert "project UUID" in problems(completion(project_id="acme/proj"))["project_id"]
+
+
+def test_unknown_keys_and_trace_id_on_completion() -> None:
+    got = problems(completion(callinfo={}, trace_id=TRACE))
+    assert "typo" in got["callinfo"]
+    assert "parent_id" in got["trace_id"]
+
+
+def test_trace_rules() -> None:
+    got = problems(
+        {
+            "session_id": SESSION,
+            "trace_id": "not-a-uuid",
+            "input": None,
+            "start_time": 1767268800.0,
+            "end_time": "2026-01-01T12:00:00",
+            "kind": "robot",
+        }
+    )
+    assert set(got) == {"trace_id", "input", "output", "start_time", "end_time", "kind"}
+    assert "'2026-01-01T12:00:00+00:00'" in got["start_time"]
+    assert "UTC offset" in got["end_time"]
+
+
+def test_tool_schema_needs_description() -> None:
+    tool = {"type": "function", "function": {"name": "f", "parameters": {}}}
+    assert "description" in problems(completion(tool_schema=[tool]))["tool_schema[0]"]
+    tool["function"]["description"] = ""
+    assert problems(completion(tool_schema=[tool])) == {}
+
+
+def test_nan_is_not_json() -> None:
+    got = problems(completion(eval_results={"x": float("nan")}))
+    assert "not a JSON number" in got["eval_results.x"]
+
+
+# --------------------------------------------------------------------------- ids
+def test_derived_ids_are_v4_and_deterministic() -> None:
+    a = uuid4_from("x", "y")
+    assert a == uuid4_from("x", "y") != uuid4_from("x", "z")
+    assert uuid.UUID(a).version == 4 and uuid.UUID(a).variant == uuid.RFC_4122
+    assert as_uuid4(TRACE.upper()) == TRACE
+    assert (
+        as_uuid4("0198f7a2-3c4d-7e5f-8a6b-1c2d3e4f5a6b") != "0198f7a2-3c4d-7e5f-8a6b-1c2d3e4f5a6b"
+    )
+    assert fp.uuid4_problem(as_uuid4("a1b2c3d4e5f60718"), "x") is None
+    rec = completion()
+    p = "4a6c1f1e-8f0b-4a7e-9a51-3b1d2c9e7f10"
+    assert completion_id_for(rec, p) == completion_id_for(dict(reversed(list(rec.items()))), p)
+    assert completion_id_for(rec, p) != completion_id_for(completion(eval_results={"a": 1}), p)
+
+
+# --------------------------------------------------------------------------- vs SCHEMA.md
+def _table_fields(section: str) -> dict[str, str]:
+    """`field` → its `req.` column (or "" when the table has none), from one SCHEMA.md table."""
+    out: dict[str, str] = {}
+    for line in section.splitlines():
+        m = re.match(r"^\| `([a-z_]+)`(?:, `([a-z_]+)`)? \| [^|]+\|(?: ([^|]+)\|)?", line)
+        if m:
+            for name in filter(None, (m.group(1), m.group(2))):
+                out[name] = (m.group(3) or "").strip()
+    return out
+
+
+def _schema_md() -> str:
+    return require_shared("tools", "freeplay-ref", "SCHEMA.md").read_text(encoding="utf-8")
+
+
+def _section(text: str, start: str, end: str) -> str:
+    return text[text.index(start) : text.index(end, text.index(start))]
+
+
+def test_record_payload_matches_schema_md_table() -> None:
+    table = _table_fields(_section(_schema_md(), "## 2. Request body", "### 2.1"))
+    assert set(fp.RecordPayload.model_fields) == set(table)
+    required = {n for n, f in fp.RecordPayload.model_fields.items() if f.is_required()}
+    assert required == {n for n, req in table.items() if req.startswith("**yes")} == {"messages"}
+
+
+def test_call_info_matches_schema_md_table() -> None:
+    table = _table_fields(_section(_schema_md(), "### 2.1", "### 2.2"))
+    assert set(fp.CallInfo.model_fields) == set(table)
+
+
+def test_trace_payload_matches_schema_md_table() -> None:
+    table = _table_fields(_section(_schema_md(), "## 5. Traces", "## 6."))
+    assert set(fp.TracePayload.model_fields) == set(table)
+    required = {n for n, f in fp.TracePayload.model_fields.items() if f.is_required()}
+    assert (
+        required
+        == {n for n, req in table.items() if req.startswith("**yes")}
+        == {
+            "input",
+            "output",
+        }
+    )
+
+
+# --------------------------------------------------------------------------- vs refserver
+@pytest.fixture(scope="module")
+def ref() -> ModuleType:
+    path = require_shared("tools", "freeplay-ref", "refserver.py")
+    pytest.importorskip("fastapi")
+    spec = importlib.util.spec_from_file_location("freeplay_refserver_models", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+MODEL_PAIRS = [
+    ("RecordPayload", "RecordPayload"),
+    ("TracePayload", "TracePayload"),
+    ("CallInfo", "CallInfo"),
+    ("UsageInfo", "UsageInfo"),
+    ("PromptInfo", "PromptInfo"),
+    ("SessionInfo", "SessionInfo"),
+    ("TraceInfo", "TraceInfo"),
+    ("TestRunInfo", "TestRunInfo"),
+    ("ResponseInfo", "ResponseInfo"),
+    ("FunctionCall", "FunctionCall"),
+    ("MediaInputUrl", "MediaInputUrl"),
+    ("MediaInputBase64", "MediaInputBase64"),
+]
+
+
+@pytest.mark.parametrize(("ours", "theirs"), MODEL_PAIRS)
+def test_models_have_the_refservers_fields(ref: ModuleType, ours: str, theirs: str) -> None:
+    a: type[BaseModel] = getattr(fp, ours)
+    b: type[BaseModel] = getattr(ref, theirs)
+    assert set(a.model_fields) == set(b.model_fields)
+    assert {n for n, f in a.model_fields.items() if f.is_required()} == {
+        n for n, f in b.model_fields.items() if f.is_required()
+    }
+
+
+# Bodies both sides must judge the same. Our rules are stricter in two documented places,
+# kept out of this list: milliseconds in call_info times and trace times without an offset
+# (the reference server only warns).
+CORPUS: list[dict[str, Any]] = [
+    {"messages": MSGS},
+    {"messages": []},
+    {"messages": [{"role": "robot", "content": "x"}]},
+    {"messages": MSGS, "call_info": {"start_time": "2026-01-01T12:00:00Z"}},
+    {"messages": MSGS, "call_info": {"start_time": 1767268800, "usage": {"prompt_tokens": 1}}},
+    {"messages": MSGS, "call_info": {"llm_parameters": {"stop": ["\n"]}}},
+    {"messages": MSGS, "call_info": {"llm_parameters": {"t": 0.2, "o": {"a": [1]}}}},
+    {"messages": MSGS, "call_info": {"api_style": "fast"}},
+    {"messages": MSGS, "eval_results": {"quality": "good"}},
+    {"messages": MSGS, "eval_results": {"a": 1, "b": True, "c": 0.5}},
+    {"messages": MSGS, "inputs": {"a": None}},
+    {"messages": MSGS, "inputs": {"a": [1, {"b": "c"}]}},
+    {"messages": MSGS, "completion_id": "nope"},
+    {"messages": MSGS, "parent_id": TRACE, "completion_id": TRACE},
+    {"messages": MSGS, "response_info": {"latency_ms": 5}},
+    {"messages": MSGS, "prompt_info": {"environment": "prod"}},
+    {"messages": MSGS, "session_info": {"custom_metadata": {"a": [1]}}},
+    {"messages": MSGS, "session_info": {"custom_metadata": {"a": 1, "b": "x", "c": False}}},
+    {"messages": MSGS, "tool_schema": [{"type": "function", "function": {"name": "f"}}]},
+    {"messages": MSGS, "media_inputs": {"img": {"type": "url", "url": "http://x/y.png"}}},
+    {"messages": MSGS, "media_inputs": {"img": {"type": "file"}}},
+    {"messages": MSGS, "test_run_info": {"test_run_id": TRACE}},
+    {"messages": MSGS, "custom_metadata": {"tier": "pro"}},
+    {"messages": MSGS, "trace_info": {"trace_id": TRACE}},
+    {"messages": [{"role": "model", "parts": [{"text": "hi"}]}]},
+    {
+        "messages": [
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "n"}]}
+        ]
+    },
+    {
+        "messages": [
+            {"role": "user", "content": [{"toolResult": {"toolUseId": "a", "content": []}}]}
+        ]
+    },
+    {"messages": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"}]},
+    {"input": "q", "output": "a", "kind": "agent", "start_time": "2026-01-01T12:00:00+00:00"},
+    {"input": "q", "output": "a", "start_time": 1767268800.0},
+    {"input": "q"},
+    {"input": "q", "output": None, "name": 5},
+    {"input": "q", "output": 1, "eval_results": {"x": "y"}, "custom_metadata": {"v": 1}},
+]
+
+
+@pytest.mark.parametrize("body", CORPUS, ids=lambda b: orjson.dumps(b).decode()[:60])
+def test_rules_agree_with_the_refserver(ref: ModuleType, body: dict[str, Any]) -> None:
+    is_trace = "messages" not in body
+    model = ref.TracePayload if is_trace else ref.RecordPayload
+    try:
+        model.model_validate_json(orjson.dumps(body))
+        theirs = True
+    except ValidationError:
+        theirs = False
+    record = {"session_id": SESSION, **({"trace_id": TRACE} if is_trace else {}), **body}
+    ours = not list(check_completion(record))
+    assert ours == theirs, list(check_completion(record))
