@@ -13,6 +13,7 @@ a bare anyOf, so an editor reports the errors of the shape a record is written i
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any
 
 from pydantic.json_schema import models_json_schema
@@ -77,6 +78,7 @@ def _tighten_call(d: dict[str, Any]) -> None:
                 branch["minimum"] = 0
 
 
+@functools.cache
 def _defs() -> dict[str, Any]:
     models = [
         StartedCallSchemaForInsert,
@@ -121,6 +123,7 @@ def _freeplay_defs(defs: dict[str, Any]) -> dict[str, Any]:
     project = {"type": "string", "pattern": UUID_ANY, "description": "Freeplay project id."}
     completion["properties"].update(session_id=session, project_id=project, **{META_KEY: META})
     completion["required"] = [*completion.get("required", []), "session_id"]
+    completion["properties"]["messages"]["minItems"] = 1
     completion["title"] = "FreeplayCompletionRecord"
     trace_id = {"type": "string", "pattern": UUID4, "description": "Freeplay trace (UUID v4)."}
     trace["properties"].update(
@@ -240,5 +243,5 @@ def record_schema(shape: str = "any", *, allow_list: bool = False) -> dict[str, 
         "title": f"tracecli {shape} record" + (" (or list)" if allow_list else ""),
         "description": f"{what} in tracecli's {shape} shape; `tracecli validate` checks more.",
         **body,
-        "$defs": _defs(),
+        "$defs": copy.deepcopy(_defs()),
     }

@@ -54,13 +54,22 @@ ProfileOpt = Annotated[
 ]
 
 
+def _text(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
 def render_settings(settings: Settings) -> str:
     """Three aligned columns, name / value / source: for people, not for parsing."""
     rows = [
-        (name, "-" if (v := settings.value_for_display(name)) is None else str(v), "")
+        (name, _text(settings.value_for_display(name)), str(settings.origin(name)))
         for name in settings.NAMES
     ]
-    rows = [(n, v, str(settings.origin(n))) for n, v, _ in rows]
     wn = max(len(n) for n, _, _ in rows)
     wv = max(len(v) for _, v, _ in rows)
     lines = [f"{n:<{wn}}  {v:<{wv}}  {s}".rstrip() for n, v, s in rows]

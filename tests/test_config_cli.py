@@ -1,0 +1,131 @@
+"""`tracecli config show`: exact text and JSON, secrets masked, file errors as exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tracecli.cli import app
+from tracecli.config import user_config_path
+
+KEY = "f" * 40
+
+
+@pytest.fixture()
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tracecli.yaml").write_text(
+        "server: http://127.0.0.1:6345\n"
+        "project: team/app\n"
+        "profiles:\n"
+        "  ci:\n"
+        "    chunk_size: 100\n"
+        "    api_key_env: CI_KEY\n"
+    )
+    return tmp_path
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_show_text(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACECLI_CONCURRENCY", "2")
+    monkeypatch.setenv("CI_KEY", KEY)
+    code, out, err = invoke("config", "show", "--profile", "ci")
+    assert (code, err) == (0, "")
+    db = Path.home() / ".local/share/tracecli/traces.db"
+    w = len(str(db))
+    rows = [
+        ("profile", "ci", "--profile"),
+        ("target", "weave", "default (a server is set)"),
+        ("server", "http://127.0.0.1:6345", "tracecli.yaml:1"),
+        ("project", "team/app", "tracecli.yaml:2"),
+        ("api_key", "**********", "env CI_KEY (api_key_env at tracecli.yaml:6)"),
+        ("db", str(db), "default"),
+        ("mode", "auto", "default"),
+        ("chunk_size", "100", "tracecli.yaml:5"),
+        ("chunk_bytes", "10485760", "default"),
+        ("concurrency", "2", "env TRACECLI_CONCURRENCY"),
+        ("max_retry_time", "300", "default"),
+        ("rejected", "tracecli-rejected.jsonl", "default"),
+        ("ca_bundle", "-", "default"),
+        ("allow_insecure", "false", "default"),
+    ]
+    expected = [f"{n:<14}  {v:<{w}}  {s}" for n, v, s in rows]
+    expected += ["", f"files: {project / 'tracecli.yaml'}"]
+    assert out.splitlines() == expected
+    assert KEY not in out
+
+
+def test_show_json(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_API_KEY", KEY)
+    code, out, _ = invoke("config", "show", "--format", "json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["settings"]["api_key"] == {"value": "**********", "source": "env WANDB_API_KEY"}
+    assert data["settings"]["server"] == {
+        "value": "http://127.0.0.1:6345",
+        "source": "tracecli.yaml:1",
+    }
+    assert data["settings"]["profile"] == {
+        "value": None,
+        "source": "default (none: top-level settings only)",
+    }
+    assert data["files"] == [str(project / "tracecli.yaml")]
+    assert KEY not in out
+
+
+def test_show_for_another_target(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FREEPLAY_API_KEY", KEY)
+    (project / "tracecli.yaml").write_text("")
+    code, out, _ = invoke("config", "show", "--target", "freeplay", "--format", "json")
+    assert code == 0
+    settings = json.loads(out)["settings"]
+    assert settings["target"] == {"value": "freeplay", "source": "--target"}
+    assert settings["server"] == {"value": "https://app.freeplay.ai/api", "source": "default"}
+    assert settings["api_key"]["source"] == "env FREEPLAY_API_KEY"
+
+
+def test_a_bad_file_is_one_line_and_exit_2(project: Path) -> None:
+    (project / "tracecli.yaml").write_text("server: http://127.0.0.1:6345\nchunk_sise: 5\n")
+    code, out, err = invoke("config", "show")
+    assert (code, out) == (2, "")
+    assert err == (
+        "tracecli: error: tracecli.yaml:2: unknown key 'chunk_sise' (did you mean 'chunk_size'?)\n"
+    )
+
+
+def test_a_key_in_the_project_file_is_refused_without_echoing_it(project: Path) -> None:
+    (project / "tracecli.yaml").write_text(f"api_key: {KEY}\n")
+    code, _, err = invoke("config", "show")
+    assert code == 2
+    assert err.startswith("tracecli: error: tracecli.yaml:1: api_key: API keys do not belong")
+    assert KEY not in err
+
+
+def test_warnings_go_to_stderr(project: Path) -> None:
+    path = user_config_path()
+    path.parent.mkdir(parents=True)
+    path.write_text(f"api_key: {KEY}\n")
+    path.chmod(0o644)
+    code, out, err = invoke("config", "show")
+    assert code == 0
+    assert err.startswith("tracecli: warning: ~/.config/tracecli/config.yaml holds API keys")
+    assert KEY not in out + err
+
+
+def test_unknown_profile_is_exit_2(project: Path) -> None:
+    code, _, err = invoke("config", "show", "--profile", "nope")
+    assert code == 2
+    expected = "profile 'nope' (from --profile) is not defined in tracecli.yaml; known profiles: ci"
+    assert expected in err
+
+
+def test_config_without_subcommand_shows_help() -> None:
+    result = CliRunner().invoke(app, ["config"])
+    assert "show" in result.stdout + result.stderr
