@@ -1,1 +1,52 @@
-"""`tracecli serve` (not written yet)."""
+"""`tracecli serve`: the embedded store over the Weave trace-server routes."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from tracecli.cli import app
+from tracecli.cli.common import DbOpt, handle_errors
+from tracecli.paths import default_db
+
+
+@app.command(
+    "serve",
+    epilog=(
+        "Routes: POST /call/start, /call/end, /call/upsert_batch, "
+        "/v2/{entity}/{project}/calls/complete, /calls/stream_query; GET /health; "
+        "/openapi.json. Example: tracecli serve --port 6345, then "
+        "tracecli upload FILE --server http://127.0.0.1:6345 --project me/demo."
+    ),
+)
+@handle_errors
+def serve_cmd(
+    db: DbOpt = None,
+    host: Annotated[
+        str, typer.Option("--host", help="Interface to listen on (127.0.0.1: this machine only).")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="TCP port (0: any free port).")
+    ] = 6345,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            help=(
+                "Require this key (HTTP Basic api:KEY or Bearer KEY); "
+                "default $TRACECLI_SERVE_API_KEY, else no auth. Never printed."
+            ),
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Serve the embedded trace store over the Weave trace-server HTTP API.
+
+    One log line per request goes to stderr; Ctrl-C stops it cleanly (exit 0).
+    """
+    from tracecli.server import serve
+
+    key = api_key or os.environ.get("TRACECLI_SERVE_API_KEY") or None
+    serve(str(db) if db else str(default_db()), host=host, port=port, api_key=key)

@@ -1,1 +1,156 @@
-"""`tracecli tail` (not written yet)."""
+"""`tracecli tail`: the latest calls of a project, from a Weave server or the embedded store."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.table import Table
+
+from tracecli.cli import app
+from tracecli.cli.common import (
+    ApiKeyOpt,
+    DbOpt,
+    FormatOpt,
+    OutputFormat,
+    ProjectOpt,
+    ServerOpt,
+    handle_errors,
+    stderr_console,
+    stdout_console,
+    write_stdout,
+)
+from tracecli.diagnostics import UsageError
+from tracecli.tail import (
+    COLUMNS,
+    CallSource,
+    Follower,
+    TailError,
+    TailEvent,
+    TailRequest,
+    open_source,
+    resolve_project,
+    row_of,
+)
+
+# Fixed widths so that rows printed poll after poll line up under the first table's header.
+_WIDTHS = (19, 28, 11, 8, 9, 8, None)
+
+
+def _table(calls: list[dict[str, Any]], header: bool) -> Table:
+    # No box: the header's rows and the rows of later polls share one layout.
+    table = Table(box=None, show_header=header, show_edge=False, pad_edge=False)
+    for name, width in zip(COLUMNS, _WIDTHS, strict=True):
+        table.add_column(
+            name,
+            width=width,
+            min_width=12 if name == "op" else width,  # only op and exception may shrink
+            no_wrap=True,
+            overflow="ellipsis",
+            justify="right" if name in ("duration", "tokens") else "left",
+        )
+    for call in calls:
+        table.add_row(*row_of(call))
+    return table
+
+
+class _Printer:
+    def __init__(self, fmt: OutputFormat) -> None:
+        self.fmt = fmt
+        self.out = stdout_console()
+        if not self.out.is_terminal and "COLUMNS" not in os.environ:
+            self.out.width = 200  # a file or a pipe: whole rows, not a squeezed 80 columns
+        self.header_shown = False
+
+    def calls(self, calls: list[dict[str, Any]]) -> None:
+        if not calls:
+            return
+        if self.fmt is OutputFormat.json:
+            write_stdout("\n".join(orjson.dumps(c).decode() for c in calls))
+            return
+        self.out.print(_table(calls, header=not self.header_shown))
+        self.header_shown = True
+
+
+def _follow(source: CallSource, follower: Follower, printer: _Printer, interval: float) -> None:
+    err = stderr_console()
+    failing = False
+    while True:
+        time.sleep(interval)
+        try:
+            events: list[TailEvent] = follower.poll()
+        except TailError as exc:
+            if not exc.transient:
+                raise
+            if not failing:
+                err.print(f"tracecli: warning: {exc} (retrying)", markup=False)
+            failing = True
+            continue
+        if failing:
+            err.print(f"tracecli: reconnected to {source.description}", markup=False)
+            failing = False
+        printer.calls([e.call for e in events])
+
+
+@app.command("tail")
+@handle_errors
+def tail_cmd(
+    server: ServerOpt = None,
+    db: DbOpt = None,
+    project: ProjectOpt = None,
+    limit: Annotated[
+        int, typer.Option("-n", "--limit", min=0, help="How many of the latest calls to show.")
+    ] = 20,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow", "-F", help="Keep polling; print calls as they start and as they finish."
+        ),
+    ] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.1, help="Seconds between polls with --follow.")
+    ] = 1.0,
+    op: Annotated[
+        str | None, typer.Option("--op", help="Only calls of this op_name.", show_default=False)
+    ] = None,
+    trace: Annotated[
+        str | None, typer.Option("--trace", help="Only calls of this trace id.", show_default=False)
+    ] = None,
+    errors: Annotated[
+        bool, typer.Option("--errors", help="Only calls that raised (status error).")
+    ] = False,
+    fmt: FormatOpt = OutputFormat.text,
+    api_key: ApiKeyOpt = None,
+) -> None:
+    """Show the latest calls of a project, oldest first (newest at the bottom).
+
+    Reads a Weave server's /calls/stream_query with --server (or $WF_TRACE_SERVER_URL),
+    else the embedded store. Without --project: the store's only project, or its most
+    recently active one (a note on stderr says which); with a server --project is required.
+    --format json prints one call per line, as the server returns it.
+    """
+    if server and db:
+        raise UsageError("use --server or --db, not both")
+    source = open_source(server, api_key, db)
+    try:
+        name, note = resolve_project(source, project)
+        if note:
+            stderr_console().print(f"tracecli: {note}", markup=False)
+        req = TailRequest(name, limit=limit, op=op, trace=trace, errors=errors)
+        follower = Follower(source, req)
+        printer = _Printer(fmt)
+        try:
+            calls = follower.snapshot()
+            if not calls and fmt is OutputFormat.text and limit > 0:
+                what = "match" if (op or trace or errors) else "yet"
+                stderr_console().print(f"tracecli: no calls {what} in {name}", markup=False)
+            printer.calls(calls)
+            if follow:
+                _follow(source, follower, printer, interval)
+        except KeyboardInterrupt:
+            raise typer.Exit(0 if follow else 130) from None
+    finally:
+        source.close()

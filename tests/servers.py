@@ -1,0 +1,254 @@
+"""Real HTTP servers on 127.0.0.1 for tests: `tracecli serve` and weave's reference server.
+
+Both run as subprocesses on a free port, exactly as a user would start them, and are
+stopped (SIGINT, then kill) when the test ends. Register the fixtures in a test module with
+
+    pytest_plugins = ["tests.servers"]
+
+and use `serve_server` / `weave_ref_server` (one fresh server per test), the factories
+`serve_server_factory(api_key=..., db_path=...)` / `weave_ref_server_factory(*options,
+api_key=...)`, or call `start_serve(dir)` / `start_weave_ref(dir, ...)` directly for servers
+that live longer (module- or session-scoped fixtures of your own). Every one returns a
+`ServerHandle(url, db_path, api_key, ...)` with `stop()`, `client()` and `log()`.
+
+Options for the function-scoped fixtures can also come from indirect parametrisation:
+    @pytest.mark.parametrize("weave_ref_server", [["--dedupe-call-ids"]], indirect=True)
+    @pytest.mark.parametrize("serve_server", [{"api_key": "k"}], indirect=True)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("TRACECLI_SHARED", ROOT.parent / "shared"))
+REFSERVER = SHARED / "tools" / "weave-ref" / "refserver.py"
+# Resolved now, at import (collection) time: the autouse fixture of conftest.py points HOME
+# at a temporary directory before any test runs, and the venv lives in the real home.
+WEAVE_REF_VENV = Path(
+    os.environ.get("WEAVE_REF_VENV")
+    or Path.home() / ".cache" / "tracecli-weave-ref" / "venv-server"
+)
+_LISTENING = re.compile(r"listening on (http://\S+?)[ ;)]")
+# Secrets and targets of the developer's shell never reach a test server.
+_SCRUB = ("WANDB_API_KEY", "WF_TRACE_SERVER_URL", "TRACECLI_DB", "TRACECLI_SERVE_API_KEY")
+
+
+@dataclass
+class ServerHandle:
+    """A running server: where it listens, its store (serve only) and how to stop it."""
+
+    url: str
+    db_path: Path | None
+    api_key: str | None
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    kind: str  # "serve" or "weave-ref"
+    _log_file: object = field(default=None, repr=False)
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    @property
+    def auth(self) -> tuple[str, str] | None:
+        """httpx auth as the weave SDK sends it: Basic api:KEY."""
+        return ("api", self.api_key) if self.api_key else None
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        kwargs.setdefault("timeout", 30.0)
+        return httpx.Client(base_url=self.url, auth=self.auth, **kwargs)  # type: ignore[arg-type]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGINT (Ctrl-C), then kill after `timeout`; returns the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        close = getattr(self._log_file, "close", None)
+        if close is not None:
+            close()
+        return self.proc.returncode
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _wait_healthy(handle: ServerHandle, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if handle.proc.poll() is not None:
+            break
+        try:
+            if httpx.get(handle.url + "/health", timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    handle.stop()
+    raise RuntimeError(
+        f"{handle.kind} server did not become healthy at {handle.url} "
+        f"(exit status {handle.proc.returncode}); its log:\n{handle.log()}"
+    )
+
+
+def start_serve(
+    directory: Path,
+    api_key: str | None = None,
+    *,
+    db_path: Path | None = None,
+    extra_args: Sequence[str] = (),
+    timeout: float = 30.0,
+) -> ServerHandle:
+    """Start `python -m tracecli serve --port 0` (the OS picks a free port; the server
+    prints it) on a store in `directory`, and wait for /health."""
+    directory.mkdir(parents=True, exist_ok=True)
+    db = db_path or directory / "traces.db"
+    log_path = directory / f"serve-{time.monotonic_ns()}.log"
+    log_file = open(log_path, "wb")  # noqa: SIM115 - closed by ServerHandle.stop
+    cmd = [sys.executable, "-m", "tracecli", "serve", "--db", str(db), "--port", "0"]
+    if api_key:
+        cmd += ["--api-key", api_key]
+    proc = subprocess.Popen(
+        [*cmd, *extra_args], stdout=log_file, stderr=subprocess.STDOUT, env=_env(), cwd=directory
+    )
+    deadline = time.monotonic() + timeout
+    url = None
+    while url is None and time.monotonic() < deadline and proc.poll() is None:
+        match = _LISTENING.search(log_path.read_text(errors="replace"))
+        url = match.group(1) if match else None
+        if url is None:
+            time.sleep(0.05)
+    handle = ServerHandle(url or "http://127.0.0.1:0", db, api_key, proc, log_path, "serve")
+    handle._log_file = log_file
+    if url is None:
+        handle.stop()
+        raise RuntimeError(f"tracecli serve did not start; its log:\n{handle.log()}")
+    _wait_healthy(handle, max(1.0, deadline - time.monotonic()))
+    return handle
+
+
+def weave_ref_python() -> Path:
+    """The reference server's interpreter, or skip with the reason (no ../shared, no venv)."""
+    if not REFSERVER.exists():
+        pytest.skip(f"{REFSERVER} not found: this test needs the project's ../shared folder")
+    python = WEAVE_REF_VENV / "bin" / "python"
+    if not python.exists():
+        pytest.skip(
+            f"weave reference server venv not found at {WEAVE_REF_VENV}: build it with "
+            f"bash {REFSERVER.parent / 'setup.sh'} (or set WEAVE_REF_VENV)"
+        )
+    return python
+
+
+def start_weave_ref(
+    directory: Path,
+    *options: str,
+    api_key: str | None = None,
+    timeout: float = 90.0,
+) -> ServerHandle:
+    """Start ../shared/tools/weave-ref/refserver.py (weave's own SqliteTraceServer) with
+    `--db :memory:` and `options` (e.g. "--dedupe-call-ids"), and wait for /health."""
+    python = weave_ref_python()
+    directory.mkdir(parents=True, exist_ok=True)
+    last = ""
+    for _attempt in range(3):  # a free port can be taken between probing and binding
+        port = free_port()
+        log_path = directory / f"weave-ref-{port}.log"
+        log_file = open(log_path, "wb")  # noqa: SIM115 - closed by ServerHandle.stop
+        cmd = [str(python), str(REFSERVER), "--port", str(port), "--db", ":memory:"]
+        cmd += ["--log-level", "warning"]
+        if api_key:
+            cmd += ["--api-key", api_key]
+        proc = subprocess.Popen(
+            [*cmd, *options], stdout=log_file, stderr=subprocess.STDOUT, env=_env(), cwd=directory
+        )
+        handle = ServerHandle(
+            f"http://127.0.0.1:{port}", None, api_key, proc, log_path, "weave-ref"
+        )
+        handle._log_file = log_file
+        try:
+            _wait_healthy(handle, timeout)
+            return handle
+        except RuntimeError as exc:
+            last = str(exc)
+            if "address already in use" not in last.lower():
+                break
+    raise RuntimeError(last)
+
+
+# ---- fixtures ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def serve_server_factory(tmp_path: Path) -> Iterator[Callable[..., ServerHandle]]:
+    """`make(api_key=None, db_path=None, extra_args=())` → a running `tracecli serve`."""
+    handles: list[ServerHandle] = []
+
+    def make(api_key: str | None = None, **kwargs: object) -> ServerHandle:
+        handle = start_serve(tmp_path / f"serve{len(handles)}", api_key, **kwargs)  # type: ignore[arg-type]
+        handles.append(handle)
+        return handle
+
+    yield make
+    for handle in handles:
+        handle.stop()
+
+
+@pytest.fixture
+def serve_server(
+    request: pytest.FixtureRequest, serve_server_factory: Callable[..., ServerHandle]
+) -> ServerHandle:
+    """A fresh `tracecli serve` on a free port with an empty store (kwargs via indirect)."""
+    return serve_server_factory(**getattr(request, "param", {}))
+
+
+@pytest.fixture
+def weave_ref_server_factory(tmp_path: Path) -> Iterator[Callable[..., ServerHandle]]:
+    """`make(*options, api_key=None)` → a running weave reference server (or skip)."""
+    handles: list[ServerHandle] = []
+
+    def make(*options: str, api_key: str | None = None) -> ServerHandle:
+        handle = start_weave_ref(tmp_path / f"weave-ref{len(handles)}", *options, api_key=api_key)
+        handles.append(handle)
+        return handle
+
+    yield make
+    for handle in handles:
+        handle.stop()
+
+
+@pytest.fixture
+def weave_ref_server(
+    request: pytest.FixtureRequest, weave_ref_server_factory: Callable[..., ServerHandle]
+) -> ServerHandle:
+    """A fresh weave reference server, `--db :memory:` (options via indirect)."""
+    return weave_ref_server_factory(*getattr(request, "param", ()))

@@ -1,0 +1,634 @@
+"""`tracecli serve`: the embedded store behind the Weave trace-server routes (ASGI, uvicorn).
+
+The uploader, the Weave SDK and curl talk to it exactly as to a Weave server: the same
+paths, the same request models (tracecli.schema.weave, so `validate` and the server agree),
+the server rules of tracecli.schema.rules, and the same answers — `{"detail": [...]}` 422s
+for bad bodies, `{"reason": ...}` for 400/401/413. Bodies are parsed with orjson and
+validated once; the raw dicts are stored, so what was sent is what comes back.
+
+/openapi.json documents the request bodies with the same models (a test compares it with
+../shared/spec). Everything heavier than a header check runs in a worker thread, so a big
+batch never stalls `/health` or a query.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hmac
+import signal
+import socket
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.json_schema import models_json_schema
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response, StreamingResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tracecli import __version__
+from tracecli.diagnostics import TracecliError, UsageError
+from tracecli.schema import rules
+from tracecli.schema.weave import (
+    CallCreateBatchReq,
+    CallCreateBatchRes,
+    CallEndReq,
+    CallEndRes,
+    CallStartReq,
+    CallStartRes,
+    CallsUpsertCompleteReq,
+    CallsUpsertCompleteRes,
+)
+from tracecli.store import QueryError, Store, StoreError
+
+MAX_BODY_BYTES = 32 * 1024 * 1024  # the limit the weave SDK assumes
+DEFAULT_PORT = 6345
+OPEN_PATHS = frozenset({"/health", "/openapi.json", "/docs", "/redoc", "/server_info"})
+_STREAM_CHUNK = 64 * 1024
+
+
+# ---- query request models (weave's CallsQueryReq, the parts the store answers) --------
+
+
+class CallsFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    op_names: list[str] | None = None
+    input_refs: list[str] | None = None
+    output_refs: list[str] | None = None
+    parent_ids: list[str] | None = None
+    trace_ids: list[str] | None = None
+    call_ids: list[str] | None = None
+    thread_ids: list[str] | None = None
+    turn_ids: list[str] | None = None
+    trace_roots_only: bool | None = None
+    wb_user_ids: list[str] | None = None
+    wb_run_ids: list[str] | None = None
+
+
+class SortBy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    field: str
+    direction: str = "asc"
+
+
+class CallsQueryReq(BaseModel):
+    """Unknown options (include_costs, expand_columns, latest_only, ...) are accepted and
+    ignored: they change nothing for calls stored once each without costs or refs."""
+
+    model_config = ConfigDict(extra="allow")
+
+    project_id: str
+    filter: CallsFilter | None = None
+    limit: int | None = None
+    offset: int | None = None
+    sort_by: list[SortBy] | None = None
+    query: dict[str, Any] | None = None
+    columns: list[str] | None = None
+
+
+class CallReadReq(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    project_id: str
+    id: str
+
+
+# ---- errors as responses ------------------------------------------------------------
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, content: Any, headers: Mapping[str, str] | None = None):
+        super().__init__(status)
+        self.status, self.content, self.headers = status, content, dict(headers or {})
+
+
+def _json_response(content: Any, status: int = 200, headers: Mapping[str, str] | None = None):
+    body = orjson.dumps(content, default=str)
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def _reason(status: int, reason: str) -> HttpError:
+    return HttpError(status, {"reason": reason})
+
+
+def _unprocessable(errors: list[dict[str, Any]]) -> HttpError:
+    return HttpError(422, {"detail": errors})
+
+
+def _pydantic_errors(exc: ValidationError, prefix: tuple[Any, ...] = ("body",)) -> HttpError:
+    errors = []
+    for err in exc.errors(include_url=False):
+        err["loc"] = [*prefix, *err["loc"]]
+        errors.append(err)
+    return _unprocessable(errors)
+
+
+def _parse(body: bytes) -> Any:
+    if not body:
+        return _missing_body()
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise _unprocessable(
+            [
+                {
+                    "type": "json_invalid",
+                    "loc": ["body", exc.pos],
+                    "msg": "JSON decode error",
+                    "input": {},
+                    "ctx": {"error": exc.msg},
+                }
+            ]
+        ) from None
+
+
+def _missing_body() -> Any:
+    raise _unprocessable(
+        [{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}]
+    )
+
+
+def _validate(model: type[BaseModel], data: Any) -> None:
+    try:
+        model.model_validate(data)
+    except ValidationError as exc:
+        raise _pydantic_errors(exc) from None
+
+
+def _check_rules(calls: list[tuple[tuple[Any, ...], Mapping[str, Any]]]) -> None:
+    """tracecli.schema.rules over each call half → one 422 listing every problem."""
+    errors = []
+    for loc, call in calls:
+        for field, code, message in rules.check_call(call):
+            value: Any = call
+            for part in field.split("."):
+                value = value.get(part) if isinstance(value, Mapping) else None
+            errors.append(
+                {
+                    "type": code,
+                    "loc": ["body", *loc, *field.split(".")],
+                    "msg": f"{field} {message}",
+                    "input": value,
+                }
+            )
+    if errors:
+        raise _unprocessable(errors)
+
+
+# ---- request handling (runs in a worker thread) ----------------------------------------
+
+
+@dataclass
+class _Handlers:
+    store: Store
+
+    def call_start(self, body: bytes) -> Any:
+        data = _parse(body)
+        _validate(CallStartReq, data)
+        _check_rules([(("start",), data["start"])])
+        return self.store.call_start(data["start"])
+
+    def call_end(self, body: bytes) -> Any:
+        data = _parse(body)
+        _validate(CallEndReq, data)
+        _check_rules([(("end",), data["end"])])
+        return self.store.call_end(data["end"])
+
+    def upsert_batch(self, body: bytes) -> Any:
+        data = _parse(body)
+        _validate(CallCreateBatchReq, data)
+        items = data["batch"]
+        halves = []
+        for i, item in enumerate(items):
+            mode = item.get("mode", "start" if "start" in item["req"] else "end")
+            if mode not in ("start", "end") or mode not in item["req"]:
+                raise _reason(400, f"batch item {i}: invalid mode {mode!r}")
+            item["mode"] = mode
+            halves.append((("batch", i, "req", mode), item["req"][mode]))
+        _check_rules(halves)
+        return {"res": self.store.upsert_batch(items)}
+
+    def calls_complete(self, body: bytes, entity: str, project: str) -> Any:
+        data = _parse(body)
+        _validate(CallsUpsertCompleteReq, data)
+        expected = f"{entity}/{project}"
+        calls = data["batch"]
+        for call in calls:
+            if call["project_id"] != expected:
+                raise _reason(
+                    400,
+                    f"project_id {call['project_id']!r} does not match route project {expected!r}",
+                )
+        _check_rules([(("batch", i), c) for i, c in enumerate(calls)])
+        self.store.calls_complete(calls)
+        return {}
+
+    def _query_args(self, body: bytes, model: type[BaseModel] = CallsQueryReq) -> dict[str, Any]:
+        data = _parse(body)
+        _validate(model, data)
+        problems = list(rules.check_project_id(data["project_id"]))
+        if problems:
+            raise _reason(
+                400, f"Invalid project_id {data['project_id']!r}: expected 'entity/project'"
+            )
+        return data
+
+    def stream_query(self, body: bytes) -> Iterator[dict[str, Any]]:
+        d = self._query_args(body)
+        return self.store.query(
+            d["project_id"],
+            filter=d.get("filter"),
+            query=d.get("query"),
+            limit=d.get("limit"),
+            offset=d.get("offset"),
+            sort_by=d.get("sort_by"),
+            columns=d.get("columns"),
+        )
+
+    def query_stats(self, body: bytes) -> Any:
+        d = self._query_args(body)
+        n = self.store.count(d["project_id"], filter=d.get("filter"), query=d.get("query"))
+        limit = d.get("limit")
+        if isinstance(limit, int) and n > limit:
+            return {"count": limit, "has_more": True, "total_storage_size_bytes": None}
+        return {"count": n, "has_more": False, "total_storage_size_bytes": None}
+
+    def call_read(self, body: bytes) -> Any:
+        d = self._query_args(body, CallReadReq)
+        calls = list(self.store.query(d["project_id"], filter={"call_ids": [d["id"]]}))
+        return {"call": calls[0] if calls else None}
+
+
+def _run_guarded(fn: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except QueryError as exc:
+        raise _reason(400, str(exc)) from None
+    except StoreError as exc:
+        raise _reason(400, str(exc)) from None
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise HttpError(503, {"reason": "store busy, retry"}, {"Retry-After": "1"}) from None
+        raise
+
+
+def _log_exception(request: Request) -> None:
+    """A 500 is our bug: keep its traceback on stderr (bodies and headers are not logged)."""
+    import traceback
+
+    sys.stderr.write(f"tracecli serve: internal error on {request.url.path}:\n")
+    traceback.print_exc(file=sys.stderr)
+
+
+def _stream(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    """JSON lines in ~64 KiB chunks (one worker-thread hop per chunk, not per row)."""
+    buf: list[bytes] = []
+    size = 0
+    for row in rows:
+        line = orjson.dumps(row) + b"\n"
+        buf.append(line)
+        size += len(line)
+        if size >= _STREAM_CHUNK:
+            yield b"".join(buf)
+            buf, size = [], 0
+    if buf:
+        yield b"".join(buf)
+
+
+# ---- the app ------------------------------------------------------------------------
+
+
+def _security() -> list[dict[str, list[str]]]:
+    return [{"HTTPBasic": []}, {"HTTPBearer": []}]
+
+
+def _body_doc(model: type[BaseModel]) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+            },
+            "required": True,
+        },
+        "security": _security(),
+    }
+
+
+_REQUEST_MODELS: tuple[type[BaseModel], ...] = (
+    CallStartReq,
+    CallEndReq,
+    CallCreateBatchReq,
+    CallsUpsertCompleteReq,
+    CallsQueryReq,
+    CallReadReq,
+)
+
+
+def create_app(
+    store: Store,
+    *,
+    api_key: str | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    log: Callable[[str], None] | None = None,
+) -> ASGIApp:
+    """The ASGI app: FastAPI routes wrapped in the auth / size / request-log guard."""
+    h = _Handlers(store)
+    app = FastAPI(
+        title="tracecli serve",
+        version=__version__,
+        description="The tracecli embedded store behind the Weave trace-server routes.",
+    )
+
+    async def read_body(request: Request) -> bytes:
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_body_bytes:
+                raise _reason(413, "Request too large")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def handle(fn: Callable[..., Any], request: Request, *args: Any) -> Response:
+        try:
+            body = await read_body(request)
+            result = await run_in_threadpool(_run_guarded, fn, body, *args)
+        except HttpError as exc:
+            return _json_response(exc.content, exc.status, exc.headers)
+        except Exception:
+            _log_exception(request)
+            return _json_response({"reason": "Internal server error"}, 500)
+        return _json_response(result)
+
+    def route(path: str, model: type[BaseModel], res: type[BaseModel], summary: str) -> Any:
+        return app.post(
+            path,
+            response_model=res,
+            summary=summary,
+            tags=["Calls"],
+            openapi_extra=_body_doc(model),
+        )
+
+    @app.get("/health", tags=["Service"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/server_info", tags=["Service"])
+    async def server_info() -> dict[str, str]:
+        return {
+            "min_required_weave_python_version": "0.0.0",
+            "trace_server_version": f"tracecli-{__version__}",
+        }
+
+    @route("/call/start", CallStartReq, CallStartRes, "Call Start")
+    async def call_start(request: Request) -> Response:
+        return await handle(h.call_start, request)
+
+    @route("/call/end", CallEndReq, CallEndRes, "Call End")
+    async def call_end(request: Request) -> Response:
+        return await handle(h.call_end, request)
+
+    @route("/call/upsert_batch", CallCreateBatchReq, CallCreateBatchRes, "Call Start Batch")
+    async def call_start_batch(request: Request) -> Response:
+        return await handle(h.upsert_batch, request)
+
+    @route(
+        "/v2/{entity}/{project}/calls/complete",
+        CallsUpsertCompleteReq,
+        CallsUpsertCompleteRes,
+        "Calls Complete",
+    )
+    async def calls_complete(entity: str, project: str, request: Request) -> Response:
+        return await handle(h.calls_complete, request, entity, project)
+
+    @app.post(
+        "/calls/stream_query",
+        tags=["Calls"],
+        summary="Calls Query Stream",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"application/jsonl": {}}}},
+        openapi_extra=_body_doc(CallsQueryReq),
+    )
+    async def calls_query_stream(request: Request) -> Response:
+        try:
+            body = await read_body(request)
+            rows = await run_in_threadpool(_run_guarded, h.stream_query, body)
+        except HttpError as exc:
+            return _json_response(exc.content, exc.status, exc.headers)
+        except Exception:
+            _log_exception(request)
+            return _json_response({"reason": "Internal server error"}, 500)
+        return StreamingResponse(_stream(rows), media_type="application/jsonl")
+
+    @app.post("/calls/query_stats", tags=["Calls"], openapi_extra=_body_doc(CallsQueryReq))
+    async def calls_query_stats(request: Request) -> Response:
+        return await handle(h.query_stats, request)
+
+    @app.post("/call/read", tags=["Calls"], openapi_extra=_body_doc(CallReadReq))
+    async def call_read(request: Request) -> Response:
+        return await handle(h.call_read, request)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            _, defs = models_json_schema(
+                [(m, "validation") for m in _REQUEST_MODELS],
+                ref_template="#/components/schemas/{model}",
+            )
+            components = schema.setdefault("components", {})
+            components.setdefault("schemas", {}).update(defs.get("$defs", {}))
+            components["securitySchemes"] = {
+                "HTTPBasic": {"type": "http", "scheme": "basic"},
+                "HTTPBearer": {"type": "http", "scheme": "bearer"},
+            }
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return Guard(app, api_key=api_key, max_body_bytes=max_body_bytes, log=log)
+
+
+# ---- auth, size limit and the request log, before any routing ---------------------------
+
+
+def auth_ok(header: bytes | None, api_key: str) -> bool:
+    """`Basic base64(<any user>:KEY)` (the SDK sends user `api`) or `Bearer KEY`."""
+    if not header:
+        return False
+    scheme, _, value = header.decode("latin-1").partition(" ")
+    scheme = scheme.lower()
+    if scheme == "bearer":
+        given = value.strip()
+    elif scheme == "basic":
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        given = decoded.partition(":")[2]
+    else:
+        return False
+    return hmac.compare_digest(given.encode(), api_key.encode())
+
+
+class Guard:
+    """Pure-ASGI wrapper: 401 without the key, 413 on a declared size over the limit, and
+    one log line per request (never a header, so never the key)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        api_key: str | None,
+        max_body_bytes: int,
+        log: Callable[[str], None] | None,
+    ) -> None:
+        self.app, self.api_key, self.max_body_bytes, self.log = app, api_key, max_body_bytes, log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = 500
+        headers = dict(scope.get("headers") or ())
+        path = scope["path"]
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        length = headers.get(b"content-length", b"")
+        try:
+            if (
+                self.api_key
+                and path not in OPEN_PATHS
+                and not auth_ok(headers.get(b"authorization"), self.api_key)
+            ):
+                await _send_json(
+                    send_wrapper, 401, {"reason": "Unauthorized"}, {"WWW-Authenticate": "Basic"}
+                )
+            elif length.isdigit() and int(length) > self.max_body_bytes:
+                await _send_json(send_wrapper, 413, {"reason": "Request too large"})
+            else:
+                await self.app(scope, receive, send_wrapper)
+        finally:
+            if self.log is not None:
+                client = scope.get("client")
+                who = f"{client[0]}:{client[1]}" if client else "-"
+                ms = (time.perf_counter() - t0) * 1000
+                self.log(f'{who} "{scope["method"]} {path}" {status} {ms:.1f}ms')
+
+
+async def _send_json(
+    send: Send, status: int, content: Any, headers: Mapping[str, str] | None = None
+) -> None:
+    body = orjson.dumps(content)
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+# ---- running it -------------------------------------------------------------------------
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket made as IPPROTO_TCP with TCP_NODELAY.
+
+    asyncio only sets TCP_NODELAY on accepted sockets whose protocol is IPPROTO_TCP; a
+    plain `socket.socket()` has protocol 0, and every response then waits ~44 ms for
+    Nagle / delayed ACK (../shared/tools/bench/README.md).
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as exc:
+        raise UsageError(f"cannot resolve --host {host!r}: {exc.strerror}") from None
+    family, kind, proto, _, addr = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind(addr)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _stderr_line(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+class _Stop(Exception):
+    pass
+
+
+def serve(
+    db: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    api_key: str | None = None,
+    log: Callable[[str], None] = _stderr_line,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve the store at `db` until Ctrl-C or SIGTERM; returns after a clean shutdown."""
+    import uvicorn
+
+    store = Store(db)
+    try:
+        sock = bind(host, port)
+    except TracecliError:
+        store.close()
+        raise
+    app = create_app(store, api_key=api_key, log=log)
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, server_header=False, lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    url = url_of(sock)
+    log(
+        f"tracecli serve: listening on {url} (store: {db}; "
+        f"auth: {'API key required' if api_key else 'none'}); Ctrl-C to stop"
+    )
+    if on_ready is not None:
+        on_ready(url)
+
+    def _term(signum: int, frame: object) -> None:
+        raise _Stop
+
+    previous = None
+    with contextlib.suppress(ValueError):  # not the main thread: the caller handles signals
+        previous = signal.signal(signal.SIGTERM, _term)
+    try:
+        server.run(sockets=[sock])
+    except (KeyboardInterrupt, _Stop):
+        pass
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        sock.close()
+        store.close()
+        log("tracecli serve: stopped")
