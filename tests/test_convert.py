@@ -94,7 +94,8 @@ def _weave_pair(call_id: str, **extra: Any) -> tuple[dict[str, Any], dict[str, A
     start = {
         "type": "start", "project_id": "a/b", "id": call_id, "trace_id": "a" * 32,
         "op_name": "openai.chat.completions.create", "started_at": "2026-01-01T00:00:00Z",
-        "attributes": {}, "inputs": {"model": "gpt-4o", "messages": [{"role": "user", "content": "q"}]},
+        "attributes": {},
+        "inputs": {"model": "gpt-4o", "messages": [{"role": "user", "content": "q"}]},
         **extra,
     }  # fmt: skip
     end = {

@@ -53,6 +53,7 @@ class UploadOptions:
     api_key: str | SecretStr | None = None
     db: str | Path | None = None
     resolved: WeaveTarget | None = None  # server/key/db already resolved (the CLI's settings)
+    target: Literal["weave", "freeplay"] = "weave"  # freeplay: tracecli.freeplay_upload
     project: str | None = None
     mode: Mode = "auto"
     chunk_size: int = DEFAULT_CHUNK_ITEMS
@@ -212,6 +213,10 @@ def upload(
     AuthError (exit 2) when the server refuses the key (nothing more is sent).
     """
     opts = options or UploadOptions()
+    if opts.target == "freeplay":  # one request per record: its own pipeline
+        from tracecli.freeplay_upload import upload_freeplay
+
+        return upload_freeplay(paths, opts, on_progress)
     opts.check()
     weave = opts.resolved or resolve_weave(
         opts.server,

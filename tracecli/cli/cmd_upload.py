@@ -68,12 +68,23 @@ def upload_command(
         ),
     ],
     server: ServerOpt = None,
+    target_name: Annotated[
+        str | None,
+        typer.Option(
+            "--target",
+            help="weave (a Weave server), local (the embedded store) or freeplay "
+            "(completions and traces; Weave calls are converted). Default: weave when a "
+            "server is set, else local.",
+            show_default=False,
+        ),
+    ] = None,
     project: Annotated[
         str | None,
         typer.Option(
             "--project",
             "-p",
-            help="Upload into this entity/project (rewrites every record's project_id).",
+            help="Weave: upload into this entity/project (rewrites every record's "
+            "project_id). Freeplay: the project id (records may name their own).",
             show_default=False,
         ),
     ] = None,
@@ -167,6 +178,7 @@ def upload_command(
     """Validate trace files and upload their calls to a Weave server or the embedded store."""
     settings = load_settings(
         {
+            "target": target_name,
             "server": server,
             "project": project,
             "api_key": api_key,
@@ -182,7 +194,10 @@ def upload_command(
         },
         profile=profile,
     )
-    target = settings.weave_target()  # exit 2 for a remote server without a key
+    freeplay = settings.target == "freeplay"
+    if freeplay and not dry_run:
+        settings.require_api_key()  # exit 2, naming every way to give the key
+    target = None if freeplay else settings.weave_target()  # exit 2: remote server, no key
     err = stderr_console()
     for w in settings.warnings:
         err.print(f"tracecli: warning: {w}", markup=False)
@@ -190,6 +205,9 @@ def upload_command(
     retries = _RetryPrinter(err) if verbose else None
     opts = UploadOptions(
         resolved=target,
+        target="freeplay" if freeplay else "weave",
+        server=settings.server if freeplay else None,
+        api_key=settings.api_key if freeplay else None,
         project=settings.project,
         mode=settings.mode,  # type: ignore[arg-type]
         chunk_size=settings.chunk_size,
