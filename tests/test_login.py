@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import ROOT, free_port, require_shared
+from tests.servers import start_serve, start_weave_ref
 from tracecli import netrc_file
 from tracecli.cli import app
 from tracecli.config import load_settings, user_config_path
@@ -52,34 +53,22 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture(scope="module")
 def weave_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`tracecli serve --api-key KEY` on a free port: a real server with real auth."""
-    port = free_port()
-    home = tmp_path_factory.mktemp("serve-home")  # module scope: set up before the home fixture
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(home)}
-    env.update({v: str(home / v) for v in ("XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CONFIG_HOME")})
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tracecli",
-            "serve",
-            "--port",
-            str(port),
-            "--api-key",
-            KEY,
-            "--db",
-            str(home / "serve.db"),
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+    """`tracecli serve --api-key KEY`: a real server with real auth."""
+    handle = start_serve(tmp_path_factory.mktemp("serve"), api_key=KEY)
     try:
-        _wait(url + "/health", proc, "tracecli serve")
-        yield url
+        yield handle.url
     finally:
-        _stop(proc)
+        handle.stop()
+
+
+@pytest.fixture(scope="module")
+def weave_ref_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Weave's own server (../shared/tools/weave-ref) with --api-key KEY, or skip."""
+    handle = start_weave_ref(tmp_path_factory.mktemp("weave-ref"), api_key=KEY)
+    try:
+        yield handle.url
+    finally:
+        handle.stop()
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +117,16 @@ def test_weave_login_checks_and_stores_the_key_in_netrc(weave_server: str) -> No
     s = load_settings({"server": weave_server})
     assert s.api_key is not None and s.api_key.get_secret_value() == KEY
     assert str(s.origin("api_key")) == "~/.netrc (machine 127.0.0.1)"
+
+
+def test_weave_reference_server_accepts_the_right_key_only(weave_ref_url: str) -> None:
+    code, _, err = run(["login", "--server", weave_ref_url], "wrong" + KEY)
+    assert code == 2, err
+    assert "refused the key (401 Unauthorized)" in err
+    code, _, err = run(["login", "--server", weave_ref_url], KEY)
+    assert code == 0, err
+    assert f"{weave_ref_url} accepted the key" in err
+    assert netrc_file.lookup("127.0.0.1") == KEY
 
 
 def test_wrong_key_is_exit_2_and_stores_nothing(weave_server: str) -> None:
