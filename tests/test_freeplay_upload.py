@@ -1,0 +1,252 @@
+"""`upload --target freeplay` against Freeplay's reference server (a real HTTP server).
+
+What is checked at the server, not in tracecli's own report: the bodies it stored match
+what the official SDK sends for the same calls; injected 429/500 are retried; a 400 is
+rejected with the server's message; resuming never records a completion twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from tests import freeplay_fixtures
+from tests.conftest import ROOT, SAMPLES
+from tests.freeplay_fixtures import API_KEY, OTHER_PROJECT, PROJECT, RefServer
+from tests.test_convert import GOLDEN, SESSION, sdk, sdk_view
+from tracecli.cli import app
+from tracecli.upload import UploadOptions, UploadReport, upload
+
+refserver_module = freeplay_fixtures.refserver_module
+refserver = freeplay_fixtures.refserver
+
+
+def fp_upload(paths: list[Path], tmp: Path, server: RefServer, **kw: Any) -> UploadReport:
+    opts = UploadOptions(
+        target="freeplay",
+        server=server.api_base,
+        api_key=API_KEY,
+        project=kw.pop("project", PROJECT),
+        rejected=tmp / "rejected.jsonl",
+        journal_path=tmp / "journal.sqlite3",
+        **kw,
+    )
+    return upload([str(p) for p in paths], opts)
+
+
+def completions_file(tmp: Path, n: int, name: str = "c.jsonl") -> Path:
+    rows = [
+        {
+            "session_id": SESSION,
+            "messages": [
+                {"role": "user", "content": f"question {i}"},
+                {"role": "assistant", "content": f"answer {i}"},
+            ],
+            "call_info": {"start_time": 1767268800.0 + i, "end_time": 1767268800.5 + i},
+        }
+        for i in range(n)
+    ]
+    path = tmp / name
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    return path
+
+
+def test_samples_upload(refserver: RefServer, tmp_path: Path) -> None:
+    sample = SAMPLES / "freeplay" / "completions.jsonl"
+    if not sample.exists():
+        pytest.skip(f"{sample} not written yet")
+    n = sum(1 for line in sample.read_text().splitlines() if line.strip())
+    report = fp_upload([sample], tmp_path, refserver)
+    assert report.exit_code == 0, report.diagnostics
+    got = refserver.records()
+    assert report.uploaded == n == got["counts"]["completions"] + got["counts"]["traces"]
+    for rec in got["completions"] + got["traces"]:
+        assert not [w for w in rec["warnings"] if "duplicate" in w]
+
+
+def test_converted_weave_file_matches_the_sdk_at_the_server(
+    refserver: RefServer, tmp_path: Path
+) -> None:
+    report = fp_upload([GOLDEN / "weave_sdk_examples.jsonl"], tmp_path, refserver)
+    assert report.exit_code == 0 and report.by_endpoint == {"completions": 3, "traces": 2}
+    got = refserver.records()
+    assert {c["session_id"] for c in got["completions"]} == {SESSION}
+    assert {c["project_id"] for c in got["completions"] + got["traces"]} == {PROJECT}
+    by_last = {c["body"]["messages"][-1].get("content"): c for c in got["completions"]}
+    for name, key in (
+        ("6_1_completion", "Paris."),
+        ("6_2_completion", None),
+        ("6_3_completion", "It is 21 °C and clear in Lisbon."),
+    ):
+        body = dict(by_last[key]["body"])
+        expected = sdk_view(sdk(name))
+        if "completion_id" not in expected:  # the SDK let the server choose; tracecli did
+            body.pop("completion_id")
+        assert body == expected, name
+        assert by_last[key]["message_shapes"][-1] == "openai.assistant"
+    assert by_last[None]["completion_id"] == "11111111-2222-4333-8444-555555555555"
+    agent = next(
+        t for t in got["traces"] if t["trace_id"] == "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a"
+    )
+    assert agent["session_id"] == SESSION
+    assert agent["body"] == sdk_view(sdk("6_3_trace"))
+    assert all(not t["warnings"] for t in got["traces"])
+    assert all(not c["warnings"] for c in got["completions"])
+
+
+def test_every_golden_conversion_is_accepted(refserver: RefServer, tmp_path: Path) -> None:
+    files = sorted(GOLDEN.glob("*.freeplay.jsonl"))
+    report = fp_upload(files, tmp_path, refserver)
+    assert report.exit_code == 0 and report.rejected == 0, report.diagnostics
+    n = sum(len(f.read_text().splitlines()) for f in files)
+    counts = refserver.records()["counts"]
+    assert counts["completions"] + counts["traces"] == n == report.uploaded
+
+
+def test_injected_429_and_500_are_retried(refserver: RefServer, tmp_path: Path) -> None:
+    refserver.faults([429, 500, 503], retry_after=0)
+    report = fp_upload([completions_file(tmp_path, 1)], tmp_path, refserver, concurrency=1)
+    assert report.exit_code == 0
+    assert report.uploaded == 1 and report.retried == 3 and report.requests == 4
+    assert refserver.records()["counts"]["completions"] == 1
+
+
+def test_400_is_rejected_with_the_servers_message(refserver: RefServer, tmp_path: Path) -> None:
+    refserver.faults([400])
+    src = completions_file(tmp_path, 3)
+    report = fp_upload([src], tmp_path, refserver, concurrency=1)
+    assert report.exit_code == 1
+    assert report.uploaded == 2 and report.rejected == 1 and report.retried == 0
+    lines = (tmp_path / "rejected.jsonl").read_text().splitlines()
+    assert len(lines) == 1
+    rejected = json.loads(lines[0])
+    meta = rejected.pop("_tracecli")
+    assert meta == {
+        "source": str(src),
+        "line": 1,
+        "reason": "injected fault 400 (refserver test helper)",
+        "status": 400,
+    }
+    assert rejected == json.loads(src.read_text().splitlines()[0])  # as it was read
+    assert any(d.code == "http-400" for d in report.diagnostics)
+
+
+def test_resume_never_records_a_completion_twice(refserver: RefServer, tmp_path: Path) -> None:
+    src = completions_file(tmp_path, 6)
+    # Run 1: the first request fails for good (500, no retry time): not acknowledged.
+    refserver.faults([500])
+    first = fp_upload([src], tmp_path, refserver, concurrency=1, max_retry_time=0)
+    assert (first.uploaded, first.rejected) == (5, 1)
+    # Run 2 sends only that one; run 3 sends nothing.
+    second = fp_upload([src], tmp_path, refserver, concurrency=2)
+    assert (second.uploaded, second.skipped, second.exit_code) == (1, 5, 0)
+    third = fp_upload([src], tmp_path, refserver)
+    assert (third.uploaded, third.skipped, third.requests) == (0, 6, 0)
+    got = refserver.records()
+    ids = [c["completion_id"] for c in got["completions"]]
+    assert len(ids) == len(set(ids)) == 6
+    assert not any(c["warnings"] for c in got["completions"])
+
+
+def test_derived_completion_ids_are_stable(refserver: RefServer, tmp_path: Path) -> None:
+    src = completions_file(tmp_path, 3)
+    fp_upload([src], tmp_path, refserver)
+    fp_upload([src], tmp_path, refserver, restart=True)  # forget the journal: send again
+    got = refserver.records()["completions"]
+    ids = [c["completion_id"] for c in got]
+    assert len(ids) == 6 and len(set(ids)) == 3  # the same ids: Freeplay can dedupe
+    assert sum("already recorded" in w for c in got for w in c["warnings"]) == 3
+
+
+def test_invalid_records_rejected_rest_sent(refserver: RefServer, tmp_path: Path) -> None:
+    src = completions_file(tmp_path, 2)
+    with src.open("ab") as f:
+        f.write(b'{"session_id": "456", "messages": []}\nnot json\n')
+    report = fp_upload([src], tmp_path, refserver)
+    assert (report.uploaded, report.rejected, report.invalid) == (2, 2, 2)
+    rejected = [json.loads(x) for x in (tmp_path / "rejected.jsonl").read_text().splitlines()]
+    assert [r["_tracecli"]["line"] for r in rejected] == [3, 4]
+    assert "session_id: '456' is not a UUID" in rejected[0]["_tracecli"]["reason"]
+    strict = fp_upload([src], tmp_path, refserver, strict=True, restart=True)
+    assert strict.strict_blocked and strict.uploaded == 0
+    assert refserver.records()["counts"]["completions"] == 2  # nothing more was sent
+
+
+def test_record_project_id_and_dry_run(refserver: RefServer, tmp_path: Path) -> None:
+    src = tmp_path / "p.jsonl"
+    rec = {
+        "session_id": SESSION,
+        "project_id": OTHER_PROJECT,
+        "messages": [{"role": "user", "content": "x"}],
+    }
+    src.write_bytes(orjson.dumps(rec) + b"\n")
+    dry = fp_upload([src], tmp_path, refserver, dry_run=True)
+    assert dry.uploaded == 1 and refserver.records()["counts"]["completions"] == 0
+    report = fp_upload([src], tmp_path, refserver)
+    assert report.uploaded == 1
+    assert refserver.records()["completions"][0]["project_id"] == OTHER_PROJECT
+
+
+# --------------------------------------------------------------------------- the command
+def cli_env(server: RefServer) -> dict[str, str]:
+    return {**os.environ, "FREEPLAY_API_KEY": API_KEY, "FREEPLAY_API_BASE": server.api_base}
+
+
+def test_cli_upload_and_config_errors(refserver: RefServer, tmp_path: Path) -> None:
+    src = completions_file(tmp_path, 2)
+    args = ["upload", str(src), "--target", "freeplay", "--rejected", str(tmp_path / "r.jsonl")]
+    runner = CliRunner()
+    res = runner.invoke(app, [*args, "--project", PROJECT], env=cli_env(refserver))
+    assert res.exit_code == 0, res.stderr
+    assert "via completions      2" in res.stderr and API_KEY not in res.output
+    unknown = "5a6c1f1e-8f0b-4a7e-9a51-3b1d2c9e7f10"
+    res = runner.invoke(app, [*args, "--project", unknown, "--restart"], env=cli_env(refserver))
+    assert res.exit_code == 2 and "Project not found" in res.stderr
+    bad_key = ["--project", PROJECT, "--api-key", "wrong", "--restart"]
+    res = runner.invoke(app, [*args, *bad_key], env=cli_env(refserver))
+    assert res.exit_code == 2 and "refused the API key" in res.stderr and "wrong" not in res.output
+    res = runner.invoke(app, [*args, "--restart"], env=cli_env(refserver))
+    assert res.exit_code == 2 and "no Freeplay project" in res.stderr
+    res = runner.invoke(app, [*args, "--project", "acme/x"], env=cli_env(refserver))
+    assert res.exit_code == 2 and "UUID" in res.stderr
+    env = {k: v for k, v in cli_env(refserver).items() if k != "FREEPLAY_API_KEY"}
+    res = runner.invoke(app, [*args, "--project", PROJECT], env=env)
+    assert res.exit_code == 2 and "FREEPLAY_API_KEY" in res.stderr
+    assert refserver.records()["counts"]["completions"] == 2
+
+
+@pytest.mark.slow
+def test_ctrl_c_then_resume_sends_each_completion_once(
+    refserver: RefServer, tmp_path: Path
+) -> None:
+    src = completions_file(tmp_path, 5)
+    refserver.faults([429], retry_after=30)  # the first request waits: time to press Ctrl-C
+    cmd = [sys.executable, "-m", "tracecli", "upload", str(src), "--target", "freeplay",
+           "--project", PROJECT, "--concurrency", "1",
+           "--rejected", str(tmp_path / "r.jsonl")]  # fmt: skip
+    env = {**cli_env(refserver), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path
+    )
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()
+    assert b"resume" in err
+    sent_before = refserver.records()["counts"]["completions"]
+    assert sent_before < 5
+    again = subprocess.run(cmd, env=env, capture_output=True, timeout=60, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr.decode()
+    got = refserver.records()["completions"]
+    ids = [c["completion_id"] for c in got]
+    assert len(ids) == len(set(ids)) == 5
