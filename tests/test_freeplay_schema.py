@@ -300,3 +300,9 @@ def test_rules_agree_with_the_refserver(ref: ModuleType, body: dict[str, Any]) -
     record = {"session_id": SESSION, **({"trace_id": TRACE} if is_trace else {}), **body}
     ours = not list(check_completion(record))
     assert ours == theirs, list(check_completion(record))
+
+
+def test_trace_record_without_session_is_named_as_freeplay() -> None:
+    parsed = parse_record(Location("f", 1), {"trace_id": TRACE, "input": "q", "output": "a"})
+    assert parsed.record is None
+    assert [(d.field, d.code) for d in parsed.diagnostics] == [("session_id", "freeplay.session_id")]

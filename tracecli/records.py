@@ -33,8 +33,9 @@ META_KEY = "_tracecli"  # added to rejected records; ignored on input so they ca
 SHAPES_EXPECTED = (
     'a flat call {"type": "start"|"end"|"call", ...}, an upsert_batch item '
     '{"mode": "start"|"end", "req": {...}}, a request {"start": {...}} or {"end": {...}}, '
-    "a completed call (op_name, started_at, ended_at, ...), or a Freeplay completion "
-    '{"messages": [...], "session_id": ...}'
+    "a completed call (op_name, started_at, ended_at, ...), a Freeplay completion "
+    '{"messages": [...], "session_id": ...} or a Freeplay trace '
+    '{"trace_id": ..., "session_id": ..., "input": ..., "output": ...}'
 )
 
 
@@ -252,8 +253,8 @@ def parse_record(loc: Location, value: Any) -> Parsed:
         mode = "start" if "start" in value else "end"
         return _request(loc, "request", mode, value, "", [])
 
-    if "messages" in value or "session_id" in value:
-        return _freeplay(loc, value)
+    if "messages" in value or "session_id" in value or ("trace_id" in value and "input" in value):
+        return _freeplay(loc, value)  # a completion, or a trace (trace_id, no messages)
 
     if "op_name" in value and "ended_at" in value:
         return _finish(loc, "complete", "complete", value, check_call(loc, "complete", value, ""))
