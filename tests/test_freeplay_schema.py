@@ -71,8 +71,8 @@ def test_messages_rules() -> None:
     assert "at least one" in problems(completion(messages=[]))["messages"]
     got = problems(completion(messages=[{"role": "robot", "content": "x"}]))
     assert "role='robot'" in got["messages[0]"]
-    bad_args = [{"role": "assistant", "content": None, "tool_calls": [
-        {"id": "c", "type": "function", "function": {"name": "f", "arguments": {"a": 1}}}]}]  # fmt: skip
+    call = {"id": "c", "type": "function", "function": {"name": "f", "arguments": {"a": 1}}}
+    bad_args = [{"role": "assistant", "content": None, "tool_calls": [call]}]
     assert (
         "tool_calls[0].function.arguments" in problems(completion(messages=bad_args))["messages[0]"]
     )
@@ -305,4 +305,5 @@ def test_rules_agree_with_the_refserver(ref: ModuleType, body: dict[str, Any]) -
 def test_trace_record_without_session_is_named_as_freeplay() -> None:
     parsed = parse_record(Location("f", 1), {"trace_id": TRACE, "input": "q", "output": "a"})
     assert parsed.record is None
-    assert [(d.field, d.code) for d in parsed.diagnostics] == [("session_id", "freeplay.session_id")]
+    got = [(d.field, d.code) for d in parsed.diagnostics]
+    assert got == [("session_id", "freeplay.session_id")]
