@@ -161,15 +161,21 @@ class CrossChecker:
         self._early_ends: dict[int, tuple[int, float | None]] = {}  # ends before starts
         self._orphans: dict[int, list[int]] = {}  # parent hash → children's ordinals
         self._deferred: list[Diagnostic] = []
+        self._last_path: str | None = None
+        self._last_base = 0
         self.calls = 0  # distinct calls: completed, paired or still open (and Freeplay)
 
     # -- where -------------------------------------------------------------------------
     def _pack(self, path: str, line: int) -> int:
+        if path is self._last_path:
+            return self._last_base | line
         i = self._path_ids.get(path)
         if i is None:
             i = self._path_ids[path] = len(self._paths)
             self._paths.append(path)
-        return (i << _LINE_BITS) | line
+        self._last_path = path
+        self._last_base = i << _LINE_BITS
+        return self._last_base | line
 
     def _where(self, packed: int) -> tuple[str, int]:
         return self._paths[packed >> _LINE_BITS], packed & _LINE_MASK
@@ -278,6 +284,50 @@ class CrossChecker:
         if children is not None:
             self._adopt(o, trace, children)
 
+    def feed_pair(
+        self,
+        path: str,
+        line: int,
+        cid: str,
+        tid: Any,
+        pid: Any,
+        started: float | None,
+        ended: float | None,
+        end_line: int,
+        out: list[Diagnostic],
+    ) -> None:
+        """A start at `line` and its end at `end_line` (same file), read as one.
+
+        `validate` pairs the halves that sit close together in a block before they reach
+        this process, which halves the work here; the answer is the same as feeding the
+        start and then the end.
+        """
+        h = hash(cid)
+        index = self._index
+        if h in index.recent or type(tid) is not str or index.get(h) is not None:
+            self.feed_call(path, line, "start", cid, tid, pid, started, None, out)
+            self.feed_call(path, end_line, "end", cid, None, None, None, ended, out)
+            return
+        trace = hash(tid)
+        hashes = self._hashes
+        o = len(hashes)
+        hashes.append(h)
+        self._traces.append(trace)
+        self._locs.append(self._pack(path, line))
+        self._flags.append(_STARTED | _ENDED)
+        index.add(h, o)
+        self.calls += 1
+        if started is not None and ended is not None and ended < started:
+            out.append(
+                _time_order(path, end_line, "ended_at", ended, started, f"start at {path}:{line}")
+            )
+        if pid is not None and type(pid) is str:
+            self._parent(path, line, o, trace, pid, out)
+        if self._orphans:
+            children = self._orphans.pop(h, None)
+            if children is not None:
+                self._adopt(o, trace, children)
+
     def _end(
         self,
         path: str,
@@ -325,7 +375,12 @@ class CrossChecker:
     ) -> None:
         ph = hash(pid)
         opened = self._open.get(ph)
-        po = opened[0] if opened is not None else self._index.get(ph)
+        if opened is not None:
+            po: int | None = opened[0]
+        else:
+            po = self._index.recent.get(ph)
+            if po is None:
+                po = self._index.get(ph)
         if po is not None:
             pflags = self._flags[po]
             if pflags & _STARTED:

@@ -151,7 +151,7 @@ class Source:
                 except orjson.JSONDecodeError as exc:
                     if not raw.strip():
                         continue
-                    yield Diagnostic.at(Location(path, lineno), "json", _json_message(raw, exc))
+                    yield Diagnostic.at(Location(path, lineno), "json", json_error(raw, exc))
                     continue
                 self.records += 1
                 yield Location(path, lineno), value
@@ -227,15 +227,16 @@ def _os_message(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _json_message(raw: bytes, exc: orjson.JSONDecodeError) -> str:
+def json_error(raw: bytes, exc: orjson.JSONDecodeError) -> str:
+    """The message for a line that is not JSON (invalid UTF-8 gets its own wording)."""
     msg = str(exc)
     if "utf-8" in msg.lower() or "surrogate" in msg.lower():
         try:
             raw.decode("utf-8")
         except UnicodeDecodeError as uexc:
             return f"invalid UTF-8 at byte {uexc.start + 1}"
-    if "recursion" in msg.lower():
-        return "invalid JSON: nested too deeply"
+    if "recursion" in msg.lower() or "depth limit" in msg.lower():
+        return "invalid JSON: nested too deeply (more than 1024 levels)"
     # orjson: "unexpected character: line 1 column 5 (char 4)"; the line is ours already.
     msg = msg.split(": line 1 column", 1)[0] if ": line 1 column" in msg else msg
     col = getattr(exc, "colno", None)

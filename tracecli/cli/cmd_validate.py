@@ -1,1 +1,121 @@
-"""`tracecli validate` (not written yet)."""
+"""`tracecli validate PATH...`: check trace files without sending anything."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+from tracecli.cli import app
+from tracecli.cli.common import handle_errors, stderr_console, write_stdout
+from tracecli.cli.render import ReportFormat, plural, render
+from tracecli.reader import InputFormat
+from tracecli.validate import DEFAULT_MAX_ERRORS, ValidationReport, validate_paths
+from tracecli.validate import Progress as ValidateProgress
+
+_PROGRESS_MIN_BYTES = 32 << 20  # smaller inputs finish before a bar would be of use
+
+
+def summary_line(report: ValidationReport) -> str:
+    text = (
+        f"{plural(report.files, 'file')}, {plural(report.records, 'record')}, "
+        f"{plural(report.calls, 'call')}: {plural(report.errors, 'error')}, "
+        f"{plural(report.warnings, 'warning')}"
+    )
+    if report.strict and report.errors:
+        text += " (--strict: warnings count as errors)"
+    if report.unlisted:
+        text += f"; {report.unlisted} more not listed (--max-errors 0 lists all)"
+    return text
+
+
+@app.command("validate")
+@handle_errors
+def validate(
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help="Trace files (.jsonl, .ndjson, .yaml, .yml, optionally .gz), directories "
+            "(searched recursively) or - for stdin.",
+            show_default=False,
+        ),
+    ],
+    fmt: Annotated[
+        ReportFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            help="text: one line per problem; json: one object on stdout; github: "
+            "annotations for GitHub Actions.",
+        ),
+    ] = ReportFormat.text,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Treat warnings as errors (exit 1, ok false)."),
+    ] = False,
+    max_errors: Annotated[
+        int,
+        typer.Option(
+            "--max-errors",
+            min=0,
+            help="List at most N errors (and N warnings); the counts stay exact. 0: all.",
+        ),
+    ] = DEFAULT_MAX_ERRORS,
+    input_format: Annotated[
+        InputFormat,
+        typer.Option("--input-format", help="Format of stdin (-): jsonl or yaml."),
+    ] = "jsonl",
+) -> None:
+    """Check trace files record by record and across records; exit 1 on any error.
+
+    Every problem is one line naming the file, the line and the field. Starts and ends
+    are paired across all the inputs, as an upload of the same paths would pair them.
+    """
+    with _ProgressDisplay() as on_progress:
+        report = validate_paths(
+            paths,
+            strict=strict,
+            stdin_format=input_format,
+            max_errors=max_errors,
+            on_progress=on_progress,
+        )
+    counts = {k: v for k, v in report.to_dict().items() if k != "diagnostics"}
+    write_stdout(render(fmt, report.diagnostics, counts, summary_line(report)))
+    raise typer.Exit(0 if report.ok else 1)
+
+
+class _ProgressDisplay:
+    """A byte-progress bar on stderr for big inputs, only when stderr is a terminal."""
+
+    def __init__(self) -> None:
+        self.bar: Progress | None = None
+        self.task: object = None
+
+    def __enter__(self) -> _ProgressDisplay | None:
+        if not sys.stderr.isatty():
+            return None
+        return self
+
+    def __call__(self, p: ValidateProgress) -> None:
+        if self.bar is None:
+            if p.bytes_total is None or p.bytes_total < _PROGRESS_MIN_BYTES:
+                return
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TimeRemainingColumn(),
+                console=stderr_console(),
+                transient=True,
+            )
+            self.bar.start()
+        if self.task is None or getattr(self, "_path", None) != p.path:
+            self._path = p.path
+            self.task = self.bar.add_task(p.path, total=p.bytes_total)
+        self.bar.update(self.task, completed=p.bytes_done)  # type: ignore[arg-type]
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()

@@ -4,12 +4,17 @@ The pydantic models are the truth, but running them costs ~8 µs a record, and v
 1 GB file should cost about what parsing it does. Nearly every record in a real file is
 the happy path: known keys, plain types, ids and timestamps in their canonical form. These
 functions answer "certainly valid (no error, no warning)" for exactly that case with
-`type(...) is` checks, and "don't know" (False) for anything else, which then goes
-through the models and `rules.py` for the real answer and its diagnostics.
+`type(...) is` checks, and "don't know" (None) for anything else, which then goes through
+the models and `rules.py` for the real answer and its diagnostics.
 
-The contract, held by a hypothesis test: `fast_ok(kind, data)` is True only when the full
-check (`records.check_call`) reports nothing at all. So the fast path may be too cautious
-but never too lenient; when in doubt, return False.
+The contract, held by a hypothesis test: a body gets facts here only when the full check
+(`records.check_call`) reports nothing at all for it. So the fast path may be too cautious
+but never too lenient; when in doubt, return None.
+
+On success they return the facts the cross-record checks need, `(kind, id, trace_id,
+parent_id, started, ended)` with times as epoch seconds, so nothing is parsed twice.
+Strings that repeat (projects, trace ids, parent ids, the id of an end after its start)
+are remembered once checked: a set lookup is ~15x cheaper than the regex.
 """
 
 from __future__ import annotations
@@ -26,14 +31,16 @@ from tracecli.schema.weave import (
     StartedCallSchemaForInsert,
 )
 
+Facts = tuple[str, str, Any, Any, "float | None", "float | None"]
+
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-_call_id = re.compile(rf"(?:{_UUID}|[0-9a-f]{{16}})\Z").match
-_trace_id = re.compile(rf"(?:{_UUID}|[0-9a-f]{{32}})\Z").match
-_project = re.compile(r"[^/]+/[^/]+\Z").match
-_run_id = re.compile(r"[^:]+:[^:]+\Z").match
-# The canonical RFC 3339 form (explicit zone): what loggers write, and a subset of what
-# pydantic accepts; fromisoformat then rejects impossible dates (Feb 30, 24:00).
-_datetime = re.compile(
+_call_id_re = re.compile(rf"(?:{_UUID}|[0-9a-f]{{16}})\Z").match
+_trace_id_re = re.compile(rf"(?:{_UUID}|[0-9a-f]{{32}})\Z").match
+_project_re = re.compile(r"[^/]+/[^/]+\Z").match
+_run_id_re = re.compile(r"[^:]+:[^:]+\Z").match
+# The canonical RFC 3339 form with an explicit zone: what loggers write, and a subset of
+# what pydantic accepts; fromisoformat then rejects impossible dates (Feb 30, 24:00).
+_datetime_re = re.compile(
     r"[12]\d{3}-[01]\d-[0-3]\d[T ][0-2]\d:[0-5]\d:[0-5]\d(?:\.\d{1,6})?(?:Z|[+-][01]\d:[0-5]\d)\Z"
 ).match
 _fromiso = datetime.datetime.fromisoformat
@@ -41,7 +48,41 @@ _fromiso = datetime.datetime.fromisoformat
 START_KEYS = frozenset(StartedCallSchemaForInsert.model_fields)
 END_KEYS = frozenset(EndedCallSchemaForInsert.model_fields)
 COMPLETE_KEYS = frozenset(CompletedCallSchemaForInsert.model_fields)
+FLAT_START_KEYS = START_KEYS | {"type"}
+FLAT_END_KEYS = END_KEYS | {"type"}
+FLAT_COMPLETE_KEYS = COMPLETE_KEYS | {"type"}
 _USAGE_KEYS = frozenset(LLMUsageSchema.model_fields)
+
+_CACHE_MAX = 8192
+_ok_call_ids: set[str] = set()
+_ok_trace_ids: set[str] = set()
+_ok_projects: set[str] = set()
+_ok_runs: set[str] = set()
+
+
+def _remember(cache: set[str], value: str) -> bool:
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache.add(value)
+    return True
+
+
+def _call_id(v: Any) -> bool:
+    return type(v) is str and (
+        v in _ok_call_ids or (_call_id_re(v) is not None and _remember(_ok_call_ids, v))
+    )
+
+
+def _trace_id(v: Any) -> bool:
+    return type(v) is str and (
+        v in _ok_trace_ids or (_trace_id_re(v) is not None and _remember(_ok_trace_ids, v))
+    )
+
+
+def _project(v: Any) -> bool:
+    return type(v) is str and (
+        v in _ok_projects or (_project_re(v) is not None and _remember(_ok_projects, v))
+    )
 
 
 def _str_keys(d: dict[Any, Any]) -> bool:
@@ -51,26 +92,14 @@ def _str_keys(d: dict[Any, Any]) -> bool:
     return True
 
 
-def _obj(v: Any) -> bool:
-    return type(v) is dict and _str_keys(v)
-
-
-def _opt_str(v: Any) -> bool:
-    return v is None or type(v) is str
-
-
-def _when(v: Any) -> bool:
-    if type(v) is not str or not _datetime(v):
-        return False
+def _when(v: Any) -> float | None:
+    """Epoch seconds of a canonical time string; None when not certainly valid."""
+    if type(v) is not str or _datetime_re(v) is None:
+        return None
     try:
-        _fromiso(v)
-    except ValueError:
-        return False
-    return True
-
-
-def _step(v: Any) -> bool:
-    return v is None or (type(v) is int and v >= 0)
+        return _fromiso(v).timestamp()
+    except (ValueError, OverflowError):
+        return None
 
 
 def _usage(usage: Any) -> bool:
@@ -87,15 +116,6 @@ def _usage(usage: Any) -> bool:
     return True
 
 
-def _status_counts(counts: Any) -> bool:
-    if type(counts) is not dict:
-        return False
-    for k, v in counts.items():  # noqa: SIM110 - faster than all()
-        if k not in STATUSES or type(v) is not int:
-            return False
-    return True
-
-
 def _summary(s: Any) -> bool:
     if type(s) is not dict:
         return False
@@ -104,92 +124,135 @@ def _summary(s: Any) -> bool:
             if not _usage(v):
                 return False
         elif k == "status_counts":
-            if not _status_counts(v):
+            if type(v) is not dict:
                 return False
+            for status, n in v.items():
+                if status not in STATUSES or type(n) is not int:
+                    return False
         elif type(k) is not str:
             return False
     return True
 
 
-def _start_fields(g: Any) -> bool:
-    """The fields a start and a completed call share (`g` is the dict's `get`)."""
+def _start_part(g: Any, json: bool) -> float | None:
+    """Check what a start and a completed call share; their started_at, or None.
+
+    `json`: the body was decoded from JSON, so every object key is a string already.
+    """
     op = g("op_name")
-    dn = g("display_name")
-    parent = g("parent_id")
-    otel = g("otel_dump")
-    run = g("wb_run_id")
-    return (
-        type(op) is str
-        and 0 < len(op) <= MAX_OP_NAME
-        and (dn is None or (type(dn) is str and len(dn) <= MAX_DISPLAY_NAME))
-        and (parent is None or (type(parent) is str and _call_id(parent) is not None))
-        and _opt_str(g("thread_id"))
-        and _opt_str(g("turn_id"))
-        and _when(g("started_at"))
-        and _obj(g("attributes"))
-        and _obj(g("inputs"))
-        and (otel is None or _obj(otel))
-        and _opt_str(g("wb_user_id"))
-        and (run is None or (type(run) is str and _run_id(run) is not None))
-        and _step(g("wb_run_step"))
-    )
+    if type(op) is not str or not 0 < len(op) <= MAX_OP_NAME:
+        return None
+    v = g("display_name")
+    if v is not None and (type(v) is not str or len(v) > MAX_DISPLAY_NAME):
+        return None
+    v = g("parent_id")
+    if v is not None and not _call_id(v):
+        return None
+    v = g("thread_id")
+    if v is not None and type(v) is not str:
+        return None
+    v = g("turn_id")
+    if v is not None and type(v) is not str:
+        return None
+    v = g("attributes")
+    if type(v) is not dict or not (json or _str_keys(v)):
+        return None
+    v = g("inputs")
+    if type(v) is not dict or not (json or _str_keys(v)):
+        return None
+    v = g("otel_dump")
+    if v is not None and (type(v) is not dict or not (json or _str_keys(v))):
+        return None
+    v = g("wb_user_id")
+    if v is not None and type(v) is not str:
+        return None
+    v = g("wb_run_id")
+    if v is not None and (
+        type(v) is not str
+        or (v not in _ok_runs and (_run_id_re(v) is None or not _remember(_ok_runs, v)))
+    ):
+        return None
+    v = g("wb_run_step")
+    if v is not None and (type(v) is not int or v < 0):
+        return None
+    return _when(g("started_at"))
 
 
-def _ids(g: Any) -> bool:
-    pid, cid, tid = g("project_id"), g("id"), g("trace_id")
-    return (
-        type(pid) is str
-        and _project(pid) is not None
-        and type(cid) is str
-        and _call_id(cid) is not None
-        and type(tid) is str
-        and _trace_id(tid) is not None
-    )
+def _end_part(g: Any) -> float | None:
+    """Check what an end and a completed call share; their ended_at, or None."""
+    v = g("exception")
+    if v is not None and type(v) is not str:
+        return None
+    if not _summary(g("summary")):
+        return None
+    v = g("wb_run_step_end")
+    if v is not None and (type(v) is not int or v < 0):
+        return None
+    return _when(g("ended_at"))
 
 
-def fast_start(d: dict[str, Any]) -> bool:
-    if not START_KEYS.issuperset(d):
-        return False
+def start_facts(
+    d: dict[str, Any], keys: frozenset[str] = START_KEYS, json: bool = False
+) -> Facts | None:
+    """Facts of a certainly valid start body, else None.
+
+    `keys`: the keys `d` may hold (a flat record also holds its "type"); `json`: `d` was
+    decoded from JSON (its keys are strings: a YAML mapping's need not be).
+    """
+    if not keys.issuperset(d):
+        return None
     g = d.get
-    return _ids(g) and _start_fields(g)
+    cid, tid = g("id"), g("trace_id")
+    if not (_project(g("project_id")) and _call_id(cid) and _trace_id(tid)):
+        return None
+    started = _start_part(g, json)
+    if started is None:
+        return None
+    return ("start", cid, tid, g("parent_id"), started, None)
 
 
-def fast_end(d: dict[str, Any]) -> bool:
-    if not END_KEYS.issuperset(d):
-        return False
+def end_facts(
+    d: dict[str, Any], keys: frozenset[str] = END_KEYS, json: bool = False
+) -> Facts | None:
+    if not keys.issuperset(d):
+        return None
     g = d.get
-    pid, cid, started = g("project_id"), g("id"), g("started_at")
-    return (
-        type(pid) is str
-        and _project(pid) is not None
-        and type(cid) is str
-        and _call_id(cid) is not None
-        and (started is None or _when(started))
-        and _when(g("ended_at"))
-        and _opt_str(g("exception"))
-        and _summary(g("summary"))
-        and _step(g("wb_run_step_end"))
-    )
+    cid = g("id")
+    if not (_project(g("project_id")) and _call_id(cid)):
+        return None
+    started = g("started_at")
+    if started is not None:
+        started = _when(started)
+        if started is None:
+            return None
+    ended = _end_part(g)
+    if ended is None:
+        return None
+    return ("end", cid, None, None, started, ended)
 
 
-def fast_complete(d: dict[str, Any]) -> bool:
-    if not COMPLETE_KEYS.issuperset(d):
-        return False
+def complete_facts(
+    d: dict[str, Any], keys: frozenset[str] = COMPLETE_KEYS, json: bool = False
+) -> Facts | None:
+    if not keys.issuperset(d):
+        return None
     g = d.get
-    return (
-        _ids(g)
-        and _start_fields(g)
-        and _when(g("ended_at"))
-        and _opt_str(g("exception"))
-        and _summary(g("summary"))
-        and _step(g("wb_run_step_end"))
-    )
+    cid, tid = g("id"), g("trace_id")
+    if not (_project(g("project_id")) and _call_id(cid) and _trace_id(tid)):
+        return None
+    started = _start_part(g, json)
+    if started is None:
+        return None
+    ended = _end_part(g)
+    if ended is None:
+        return None
+    return ("complete", cid, tid, g("parent_id"), started, ended)
 
 
-FAST = {"start": fast_start, "end": fast_end, "complete": fast_complete}
+FAST = {"start": start_facts, "end": end_facts, "complete": complete_facts}
 
 
 def fast_ok(kind: str, data: Any) -> bool:
     """True only when the call body `data` of this kind has no error and no warning."""
     check = FAST.get(kind)
-    return check is not None and type(data) is dict and check(data)
+    return check is not None and type(data) is dict and check(data) is not None
