@@ -4,6 +4,7 @@ How an LLM call is recognised (first match wins):
 1. Weave's own op kind: `attributes.weave.kind` (or `attributes.kind`) is "llm".
 2. The op name (the `name` of a `weave:///.../op/name:digest` ref) is a known LLM client
    method: `openai.chat.completions.create`/`.parse`, `openai.completions.create`,
+   `openai.responses.create`,
    `anthropic.Messages.create`/`.stream` (and the Async* variants), `litellm.completion`/
    `acompletion`, `google.genai...generate_content`, `mistralai...chat.complete`,
    `groq...chat.completions.create`, ... (`LLM_OP` below).
@@ -13,12 +14,14 @@ Anything else (agents, tools, retrievers) becomes a Freeplay trace.
 
 An LLM call becomes a completion: messages = the request's messages (Anthropic `system`
 first, as a system message, the way the Freeplay SDK records Anthropic calls; Gemini
-`contents` as Vertex messages) + the response message (OpenAI `choices[0].message`,
-Anthropic `{role: assistant, content: blocks}`, Gemini `candidates[0].content`, or a plain
-string output); `call_info` has the model, the provider (from the op name, else the model),
-start/end in epoch seconds, the request's scalar parameters, and usage from `summary.usage`
-(else the response's own usage). An LLM call that ended in an exception has no response to
-record: it becomes a trace holding the exception, with a warning.
+`contents` as Vertex messages; OpenAI Responses `instructions` + `input`) + the response
+(OpenAI `choices[0].message`, Anthropic `{role: assistant, content: blocks}`, Gemini
+`candidates[0].content`, the Responses API's `output` items, or a plain string output);
+`call_info` has the model, the provider (from the op name, else the model), start/end in
+epoch seconds, the request's scalar and object parameters (lists are dropped: Freeplay
+refuses them), and usage from `summary.usage` (else the response's own usage). An LLM
+call that ended in an exception has no response to record: it becomes a trace holding the
+exception, with a warning.
 
 Ids: a Weave id that is a UUID v4 is kept, any other is mapped to one deterministically
 (`freeplay_ids.as_uuid4`). The session is the call's thread_id, else its trace_id; a
@@ -42,6 +45,7 @@ LLM_OP = re.compile(
     r"""^(?:
       openai\.(?:beta\.)?chat\.completions\.(?:create|parse|stream)
     | openai\.completions\.create
+    | openai\.responses\.(?:create|parse|stream)
     | (?:Async)?OpenAI\.chat\.completions\.create
     | anthropic\.(?:Async)?Messages\.(?:create|stream)
     | anthropic\.(?:beta\.)?(?:Async)?Messages\.(?:create|stream)
@@ -82,7 +86,8 @@ _NOT_PARAMS = frozenset(
     {
         "self", "messages", "model", "tools", "functions", "system", "prompt", "contents",
         "config", "stream", "stream_options", "extra_headers", "extra_query", "extra_body",
-        "timeout", "api_key", "api_base", "base_url", "api_version", "response_format",
+        "timeout", "api_key", "api_base", "base_url", "api_version", "response_format", "input",
+    "instructions", "previous_response_id", "include", "text",
     }
 )  # fmt: skip
 
@@ -150,11 +155,11 @@ def completion_record(call: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     assert isinstance(inputs, dict)
     output = call.get("output")
     messages = request_messages(inputs)
-    response = response_message(output)
+    response = response_messages(output)
     if response is None:
-        response = {"role": "assistant", "content": _json_text(output)}
+        response = [{"role": "assistant", "content": _json_text(output)}]
         warnings.append("response format not recognised: recorded as JSON text")
-    messages.append(response)
+    messages.extend(response)
     rec: dict[str, Any] = {"session_id": session_of(call), "messages": messages}
     tools = tool_schema(inputs.get("tools"))
     if tools:
@@ -190,14 +195,45 @@ def request_messages(inputs: dict[str, Any]) -> list[dict[str, Any]]:
         text = "\n".join(b.get("text", "") for b in system if isinstance(b, dict))
         if text:
             out.append({"role": "system", "content": text})
+    if isinstance(inputs.get("instructions"), str):  # OpenAI Responses
+        out.append({"role": "system", "content": inputs["instructions"]})
     messages = inputs.get("messages")
     if isinstance(messages, list):
-        out.extend(_clean(m, keep=("content",)) if isinstance(m, dict) else m for m in messages)
+        out.extend(_message(m) for m in messages)
+    elif isinstance(inputs.get("input"), str):  # OpenAI Responses
+        out.append({"role": "user", "content": inputs["input"]})
+    elif isinstance(inputs.get("input"), list):
+        out.extend(_message(m) for m in inputs["input"])
     elif "contents" in inputs:  # Gemini
         out.extend(_gemini_contents(inputs["contents"], inputs.get("config")))
     elif isinstance(inputs.get("prompt"), str):  # text completions
         out.append({"role": "user", "content": inputs["prompt"]})
     return out
+
+
+def _message(m: Any) -> Any:
+    if isinstance(m, str):
+        return {"role": "user", "content": m}
+    if not isinstance(m, dict):
+        return m
+    m = _clean(m, keep=("content",))
+    content = m.get("content")
+    if m.get("role") == "system" and isinstance(content, list):
+        # OpenAI accepts text parts for a system prompt; Freeplay's system message is a string.
+        texts = [b.get("text") for b in content if isinstance(b, dict)]
+        if texts and all(isinstance(t, str) for t in texts) and len(texts) == len(content):
+            m["content"] = "\n".join(texts)  # type: ignore[arg-type]
+    return m
+
+
+def response_messages(output: Any) -> list[dict[str, Any]] | None:
+    """The response as messages: one, or several OpenAI Responses output items."""
+    if isinstance(output, dict) and output.get("object") == "response":
+        items = output.get("output")
+        if isinstance(items, list) and items and all(isinstance(i, dict) for i in items):
+            return [_clean(i, keep=("content",)) for i in items]
+    one = response_message(output)
+    return [one] if one is not None else None
 
 
 def response_message(output: Any) -> dict[str, Any] | None:
