@@ -19,7 +19,8 @@ import orjson
 import pytest
 
 from tests.conftest import SAMPLES, require_shared
-from tests.uploadkit import read_back, tracecli_serve, weave_ref, weave_ref_python
+from tests.servers import start_serve, start_weave_ref
+from tests.uploadkit import read_back
 from tracecli.reader import expand_paths, read_items
 from tracecli.records import parse_record
 from tracecli.schema.weave import END_FIELDS
@@ -159,15 +160,12 @@ def samples_weave() -> list[str]:
 
 @contextlib.contextmanager
 def server(kind: str, tmp: Path, *extra: str) -> Iterator[str]:
-    if kind == "serve":
-        with tracecli_serve(tmp / "serve.db", tmp / "serve.log") as s:
-            yield s.url
-    else:
-        require_shared("tools", "weave-ref", "refserver.py")
-        if weave_ref_python() is None:
-            pytest.skip("weave reference server venv not built (tools/weave-ref/setup.sh)")
-        with weave_ref(tmp / "ref.log", *extra) as s:
-            yield s.url
+    """A fresh `tracecli serve` or weave reference server (tests/servers.py), stopped after."""
+    handle = start_serve(tmp / "serve") if kind == "serve" else start_weave_ref(tmp / "ref", *extra)
+    try:
+        yield handle.url
+    finally:
+        handle.stop()
 
 
 def run_upload(url: str, paths: list[str], tmp: Path, **kw: Any):

@@ -199,12 +199,9 @@ class Sender:
             out = self.target.post(route, body, can_split=False)
             if out.action is Action.OK:
                 last = int(i == len(unit.steps) - 1)
-                if per_step:
-                    self.on_acked(route, [_step_unit(unit, i)], [unit.halves[i]], last)
-                else:
-                    self.on_acked(
-                        route, [_step_unit(unit, i)], list(unit.halves) if last else [], last
-                    )
+                done = [unit.halves[i]] if per_step else (list(unit.halves) if last else [])
+                step = Unit(route, (body,), tuple(done))
+                self.on_acked(route, [step], done, last)
                 continue
             left = list(unit.halves[i:] if per_step else unit.halves)
             if out.action is Action.CANCELLED:
@@ -212,7 +209,3 @@ class Sender:
             else:
                 self.on_rejected(left, out.reason, out.status)
             return
-
-
-def _step_unit(unit: Unit, i: int) -> Unit:
-    return Unit(unit.steps[i], (unit.parts[i],), (unit.halves[i],))

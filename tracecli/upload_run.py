@@ -8,8 +8,10 @@ Kept apart from `upload.py` (options, report, setup) so the loop can be read on 
 
 from __future__ import annotations
 
+import gzip
 import threading
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +39,7 @@ from tracecli.encode import (
 )
 from tracecli.journal import Journal
 from tracecli.pairing import DUPLICATE, Half, Pairer
-from tracecli.reader import Source
+from tracecli.reader import Source, format_of
 from tracecli.records import parse_record, wrap
 from tracecli.rejected import RejectedWriter
 from tracecli.targets import endpoint_label
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
     from tracecli.upload import FileReport, UploadOptions, UploadReport
 
 PROGRESS_EVERY = 0.2  # seconds between progress callbacks
+MAX_RAW_LINES = 10_000  # unparsable lines per file whose text goes to the rejected file
 _EMPTY: frozenset[int] = frozenset()
 
 
@@ -67,6 +70,26 @@ def call_body(value: Any) -> dict[str, Any] | None:
     if "op_name" in value and "ended_at" in value:
         return value
     return None
+
+
+def raw_lines(path: str, wanted: set[int]) -> dict[int, str]:
+    """The text of the given lines of a JSONL file (for lines that are not JSON, so the
+    rejected file holds what to fix); empty for stdin and YAML."""
+    if path == "-" or format_of(path) != "jsonl" or not wanted:
+        return {}
+    out: dict[int, str] = {}
+    last = max(wanted)
+    opener = gzip.open if path.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            for n, line in enumerate(f, 1):
+                if n in wanted:
+                    out[n] = line.rstrip(b"\r\n").decode("utf-8", "replace")
+                if n >= last:
+                    break
+    except (OSError, EOFError, zlib.error):
+        pass
+    return out
 
 
 class Run:
@@ -152,6 +175,7 @@ class Run:
         feed = checker.feed
         drain = checker.drain
         interrupted = self.interrupted
+        unreadable: list[Diagnostic] = []
         n = 0
         for item in source:
             n += 1
@@ -160,7 +184,7 @@ class Run:
                     break
                 self._progress()
             if type(item) is not tuple:
-                self._invalid(None, item.path, item.line, [item])  # type: ignore[union-attr]
+                unreadable.append(item)  # type: ignore[arg-type]
                 continue
             loc, value = item
             if project is not None:
@@ -204,6 +228,10 @@ class Run:
                     orig_project,
                 )
         fr.records = n
+        if unreadable:
+            raw = raw_lines(self.files[src_index], {d.line for d in unreadable[:MAX_RAW_LINES]})
+            for d in unreadable:
+                self._invalid(raw.get(d.line), d.path, d.line, [d])
 
     def _take(
         self,

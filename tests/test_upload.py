@@ -1,0 +1,353 @@
+"""`upload` into the embedded store (in process) and the CLI around it.
+
+The store target goes through the same chunking, sending and acknowledging code as a
+server, so these cover the pipeline's bookkeeping (rejections, --strict, resume, dry run,
+unpaired halves, spilling) quickly; tests/test_roundtrip.py covers the real servers.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.conftest import ROOT
+from tests.uploadkit import gen_calls, write_flat
+from tracecli.diagnostics import UsageError
+from tracecli.store import Store
+from tracecli.upload import UploadOptions, upload
+
+PROJECT = "acme/chaos"  # uploadkit's
+
+
+def opts(tmp: Path, **kw: Any) -> UploadOptions:
+    kw.setdefault("db", tmp / "store.db")
+    kw.setdefault("rejected", tmp / "rejected.jsonl")
+    kw.setdefault("journal_path", tmp / "journal.db")
+    return UploadOptions(**kw)
+
+
+def stored(tmp: Path, project: str = PROJECT) -> dict[str, dict]:
+    with Store(tmp / "store.db") as s:
+        return {c["id"]: c for c in s.query(project)}
+
+
+def write_lines(path: Path, records: list[Any]) -> Path:
+    path.write_bytes(
+        b"".join((r if isinstance(r, bytes) else orjson.dumps(r)) + b"\n" for r in records)
+    )
+    return path
+
+
+def rejected_lines(path: Path) -> list[dict]:
+    return [orjson.loads(x) for x in path.read_bytes().splitlines()]
+
+
+def test_uploads_every_call_into_the_embedded_store(tmp_path: Path) -> None:
+    calls = gen_calls(500, seed=3)
+    path = write_flat(tmp_path / "t.jsonl", calls, lag=7)
+    report = upload([str(path)], opts(tmp_path))
+    assert report.exit_code == 0
+    assert (report.records, report.uploaded, report.rejected) == (1000, 500, 0)
+    assert report.by_endpoint == {"calls/complete": 500}
+    assert report.target_kind == "store"
+    got = stored(tmp_path)
+    assert len(got) == 500
+    for start, end in calls:
+        row = got[start["id"]]
+        assert row["inputs"] == start["inputs"] and row["output"] == end["output"]
+        assert row["parent_id"] == start["parent_id"] and row["trace_id"] == start["trace_id"]
+
+
+def test_chunk_size_bounds_each_request(tmp_path: Path) -> None:
+    path = write_flat(tmp_path / "t.jsonl", gen_calls(100, seed=4))
+    report = upload([str(path)], opts(tmp_path, chunk_size=7))
+    assert report.requests == 15  # ceil(100 / 7)
+    assert report.uploaded == 100
+
+
+def test_invalid_records_are_rejected_with_their_diagnostics_and_the_rest_stored(
+    tmp_path: Path,
+) -> None:
+    calls = gen_calls(30, seed=5)
+    path = write_flat(tmp_path / "t.jsonl", calls, lag=0)
+    lines = path.read_bytes().splitlines()
+    bad_start = orjson.loads(lines[0])
+    del bad_start["op_name"]
+    lines[0] = orjson.dumps(bad_start)  # a start without op_name: its end still goes
+    lines[4] = b'{"type": "start", "id": '  # not JSON
+    lines.append(orjson.dumps({"type": "end", "project_id": "nope", "id": "x"}))
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    report = upload([str(path)], opts(tmp_path))
+    assert report.exit_code == 1
+    assert report.invalid == 3 and report.rejected == 3
+    assert report.errors >= 3
+    rej = sorted(rejected_lines(tmp_path / "rejected.jsonl"), key=lambda r: r["_tracecli"]["line"])
+    assert [r["_tracecli"]["line"] for r in rej] == [1, 5, len(lines)]
+    first = rej[0]
+    assert first["id"] == bad_start["id"] and first["type"] == "start"  # the record as read
+    assert "op_name" in first["_tracecli"]["reason"]
+    assert first["_tracecli"]["source"] == str(path)
+    assert first["_tracecli"]["status"] is None
+    assert rej[1]["_tracecli"]["original"] == '{"type": "start", "id": '
+    assert any(d["field"] == "op_name" for d in first["_tracecli"]["diagnostics"])
+    got = stored(tmp_path)
+    # the call whose start was refused is not a call yet; its end waits for the fixed start
+    assert bad_start["id"] not in got
+    assert len(got) == len(calls) - 2
+    # fixing the rejected start and replaying it completes that call
+    fixed = {**{k: v for k, v in first.items() if k != "_tracecli"}, "op_name": "fixed.op"}
+    replay = write_lines(tmp_path / "fixed.jsonl", [fixed])
+    again = upload([str(replay)], opts(tmp_path, rejected=tmp_path / "r2.jsonl"))
+    assert again.exit_code == 0
+    assert stored(tmp_path)[bad_start["id"]]["ended_at"] is not None
+
+
+def test_strict_sends_nothing_when_any_record_has_an_error_or_warning(tmp_path: Path) -> None:
+    calls = gen_calls(20, seed=6)
+    path = write_flat(tmp_path / "t.jsonl", calls)
+    lines = path.read_bytes().splitlines()
+    rec = orjson.loads(lines[2])
+    rec["not_a_field"] = 1  # a warning; --strict makes it an error
+    lines[2] = orjson.dumps(rec)
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    report = upload([str(path)], opts(tmp_path, strict=True))
+    assert report.strict_blocked and report.exit_code == 1
+    assert report.uploaded == 0 and report.requests == 0
+    assert not (tmp_path / "store.db").exists() or stored(tmp_path) == {}
+    rej = rejected_lines(tmp_path / "rejected.jsonl")
+    assert [r["_tracecli"]["line"] for r in rej] == [3]
+    # without --strict it is only a warning: everything goes
+    report = upload([str(path)], opts(tmp_path))
+    assert report.exit_code == 0 and report.warnings == 1 and report.uploaded == 20
+
+
+def test_dry_run_sends_nothing_and_says_what_would_go(tmp_path: Path) -> None:
+    path = write_flat(tmp_path / "t.jsonl", gen_calls(50, seed=7))
+    report = upload([str(path)], opts(tmp_path, dry_run=True, chunk_size=20))
+    assert report.exit_code == 0 and report.dry_run
+    assert report.requests == 3 and report.bytes_sent > 10_000
+    assert report.by_endpoint == {"calls/complete": 50}
+    assert not (tmp_path / "store.db").exists()
+    assert not (tmp_path / "journal.db").exists()
+    assert not (tmp_path / "rejected.jsonl").exists()
+
+
+def test_resume_skips_what_was_acknowledged_and_restart_sends_again(tmp_path: Path) -> None:
+    path = write_flat(tmp_path / "t.jsonl", gen_calls(200, seed=8))
+    first = upload([str(path)], opts(tmp_path))
+    assert first.uploaded == 200 and first.skipped == 0
+    again = upload([str(path)], opts(tmp_path))
+    assert (again.uploaded, again.skipped, again.requests) == (0, 400, 0)
+    assert again.files[0].skipped == 400 and not again.files[0].changed
+    restart = upload([str(path)], opts(tmp_path, restart=True))
+    assert (restart.uploaded, restart.skipped) == (200, 0)
+    with path.open("ab") as f:  # the file changes: said, and started over
+        for start, end in gen_calls(3, seed=99):
+            f.write(orjson.dumps({"type": "call", **start, **end}) + b"\n")
+    changed = upload([str(path)], opts(tmp_path))
+    assert changed.changed_files == [str(path)]
+    assert (changed.uploaded, changed.skipped) == (203, 0)
+    assert len(stored(tmp_path)) == 203
+
+
+def test_resume_after_a_half_acknowledged_call_sends_only_the_missing_half(
+    tmp_path: Path,
+) -> None:
+    """A start acknowledged earlier (batch mode) and its end not: the end goes alone."""
+    from tracecli.journal import Journal
+
+    calls = gen_calls(10, seed=9)
+    path = write_flat(tmp_path / "t.jsonl", calls, lag=0)  # start, end, start, end, ...
+    with Journal.open(
+        server=f"sqlite://{(tmp_path / 'store.db').resolve()}",
+        project=None,
+        db_path=tmp_path / "journal.db",
+    ) as j:
+        j.file(str(path))
+        j.ack(str(path), [1])  # the first call's start
+    with Store(tmp_path / "store.db") as s:
+        s.call_start(calls[0][0])
+    report = upload([str(path)], opts(tmp_path))
+    assert report.exit_code == 0
+    assert report.skipped == 1
+    assert report.by_endpoint == {"calls/complete": 9, "call/upsert_batch": 1}
+    got = stored(tmp_path)
+    assert len(got) == 10 and got[calls[0][0]["id"]]["ended_at"] is not None
+
+
+def test_unpaired_halves_go_through_upsert_batch_in_auto_and_are_rejected_in_complete(
+    tmp_path: Path,
+) -> None:
+    calls = gen_calls(5, seed=10)
+    records = [{"type": "start", **calls[0][0]}]  # running: no end
+    records.append({"type": "end", **calls[1][1]})  # its start is elsewhere
+    records += [{"type": "call", **s, **e} for s, e in calls[2:]]
+    path = write_lines(tmp_path / "t.jsonl", records)
+    report = upload([str(path)], opts(tmp_path))
+    assert report.exit_code == 0, report.diagnostics
+    assert report.by_endpoint == {"calls/complete": 3, "call/upsert_batch": 2}
+    codes = {d.code for d in report.diagnostics}
+    assert {"running-call", "end-without-start"} <= codes
+    got = stored(tmp_path)
+    assert got[calls[0][0]["id"]]["ended_at"] is None  # running
+    assert calls[1][0]["id"] not in got  # an end alone is not a call (yet)
+
+    other = tmp_path / "complete"
+    other.mkdir()
+    report = upload([str(path)], opts(other, mode="complete"))
+    assert report.exit_code == 1 and report.rejected == 2 and report.uploaded == 3
+    reasons = [r["_tracecli"]["reason"] for r in rejected_lines(other / "rejected.jsonl")]
+    assert all("--mode complete sends only completed calls" in r for r in reasons)
+
+
+@pytest.mark.parametrize("mode", ["batch", "single"])
+def test_completed_records_are_split_for_the_half_routes(tmp_path: Path, mode: str) -> None:
+    calls = gen_calls(6, seed=11)
+    path = write_lines(tmp_path / "t.jsonl", [{"type": "call", **s, **e} for s, e in calls])
+    report = upload([str(path)], opts(tmp_path, mode=mode))
+    assert report.exit_code == 0 and report.uploaded == 6
+    got = stored(tmp_path)
+    for s, e in calls:
+        assert got[s["id"]]["output"] == e["output"] and got[s["id"]]["inputs"] == s["inputs"]
+
+
+def test_many_open_calls_spill_to_disk_and_all_pair(tmp_path: Path) -> None:
+    calls = gen_calls(3000, seed=12)
+    path = write_flat(tmp_path / "t.jsonl", calls, lag=2000)
+    report = upload([str(path)], opts(tmp_path, memory_budget=64 * 1024))
+    assert report.exit_code == 0
+    assert report.spilled > 1000 and report.peak_open_calls > 1900
+    assert report.uploaded == 3000 and report.by_endpoint == {"calls/complete": 3000}
+    assert len(stored(tmp_path)) == 3000
+
+
+def test_project_flag_rewrites_and_the_rejected_file_keeps_the_original(tmp_path: Path) -> None:
+    calls = gen_calls(4, seed=13)
+    records: list[Any] = [{"type": "call", **s, **e} for s, e in calls]
+    records[1] = {**records[1], "op_name": ""}  # invalid
+    path = write_lines(tmp_path / "t.jsonl", records)
+    report = upload([str(path)], opts(tmp_path, project="other/place"))
+    assert report.uploaded == 3 and report.rejected == 1
+    assert len(stored(tmp_path, "other/place")) == 3 and stored(tmp_path) == {}
+    (rej,) = rejected_lines(tmp_path / "rejected.jsonl")
+    assert rej["project_id"] == PROJECT
+
+
+def test_a_freeplay_record_is_rejected_with_the_reason(tmp_path: Path) -> None:
+    calls = gen_calls(1, seed=14)
+    fp = {"session_id": "3f1d7c2e-6a4b-4c8e-9d2f-1a2b3c4d5e6f", "messages": []}
+    path = write_lines(tmp_path / "t.jsonl", [{"type": "call", **calls[0][0], **calls[0][1]}, fp])
+    report = upload([str(path)], opts(tmp_path))
+    assert report.uploaded == 1 and report.rejected == 1 and report.exit_code == 1
+
+
+def test_bad_options_are_usage_errors(tmp_path: Path) -> None:
+    path = write_flat(tmp_path / "t.jsonl", gen_calls(1))
+    for kw in (
+        {"chunk_size": 0},
+        {"chunk_bytes": 64 * 1024 * 1024},
+        {"concurrency": 0},
+        {"mode": "sideways"},
+        {"project": "noslash"},
+    ):
+        with pytest.raises(UsageError):
+            upload([str(path)], opts(tmp_path, **kw))
+    with pytest.raises(UsageError, match="no such file"):
+        upload([str(tmp_path / "missing.jsonl")], opts(tmp_path))
+
+
+# -- the CLI --------------------------------------------------------------------------------
+
+
+def cli(*args: str, cwd: Path, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    env = {
+        k: v
+        for k, v in __import__("os").environ.items()
+        if k not in ("WF_TRACE_SERVER_URL", "WANDB_API_KEY")
+    }
+    env["PYTHONPATH"] = str(ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "tracecli", "upload", *args],
+        cwd=cwd,
+        env=env,
+        input=stdin.decode() if stdin is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_cli_text_summary_says_where_calls_went(tmp_path: Path) -> None:
+    path = write_flat(tmp_path / "t.jsonl", gen_calls(30, seed=15))
+    r = cli(str(path), "--db", str(tmp_path / "store.db"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == ""
+    assert "calls uploaded" in r.stderr and "30" in r.stderr
+    assert "tracecli tail" in r.stderr and str(tmp_path / "store.db") in r.stderr
+    r = cli(str(path), "--db", str(tmp_path / "store.db"), "--quiet", cwd=tmp_path)
+    assert (r.returncode, r.stderr) == (0, "")
+
+
+def test_cli_json_is_one_object_on_stdout(tmp_path: Path) -> None:
+    path = write_flat(tmp_path / "t.jsonl", gen_calls(30, seed=16))
+    r = cli(str(path), "--db", str(tmp_path / "s.db"), "--format", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    for key in ("uploaded", "rejected", "retried", "requests", "by_endpoint", "elapsed_s"):
+        assert key in out
+    assert out["files"] == 1 and out["uploaded"] == 30 and out["skipped"] == 0
+
+
+def test_cli_reads_yaml_from_stdin_and_rejects_into_the_cwd(tmp_path: Path) -> None:
+    import yaml
+
+    calls = gen_calls(3, seed=17)
+    docs = [{"type": "call", **s, **e} for s, e in calls] + [{"type": "call", "id": "bad"}]
+    r = cli(
+        "-",
+        "--input-format",
+        "yaml",
+        "--db",
+        str(tmp_path / "s.db"),
+        "-f",
+        "json",
+        cwd=tmp_path,
+        stdin=yaml.safe_dump(docs).encode(),
+    )
+    assert r.returncode == 1, r.stderr
+    out = json.loads(r.stdout)
+    assert (out["uploaded"], out["rejected"]) == (3, 1)
+    assert (tmp_path / "tracecli-rejected.jsonl").exists()
+    assert "<stdin>:" in r.stderr  # the diagnostic names the input
+
+
+def test_cli_dry_run_reports_requests_and_bytes(tmp_path: Path) -> None:
+    path = write_flat(tmp_path / "t.jsonl", gen_calls(10, seed=18))
+    r = cli(str(path), "--db", str(tmp_path / "s.db"), "--dry-run", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "requests (would send)" in r.stderr and "bytes (would send)" in r.stderr
+    assert "dry run: nothing was sent" in r.stderr
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_cli_remote_server_without_a_key_is_exit_2_before_reading(tmp_path: Path) -> None:
+    r = cli(
+        str(tmp_path / "not-even-there.jsonl"), "--server", "https://example.invalid", cwd=tmp_path
+    )
+    assert r.returncode == 2
+    assert "no API key" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_unreachable_server_is_exit_2(tmp_path: Path) -> None:
+    from tests.conftest import free_port
+
+    path = write_flat(tmp_path / "t.jsonl", gen_calls(2))
+    r = cli(str(path), "--server", f"http://127.0.0.1:{free_port()}", cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert "cannot reach the server" in r.stderr
