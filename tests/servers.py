@@ -14,10 +14,13 @@ that live longer (module- or session-scoped fixtures of your own). Every one ret
 Options for the function-scoped fixtures can also come from indirect parametrisation:
     @pytest.mark.parametrize("weave_ref_server", [["--dedupe-call-ids"]], indirect=True)
     @pytest.mark.parametrize("serve_server", [{"api_key": "k"}], indirect=True)
+
+PYTEST_DONT_REWRITE: modules import helpers from here before pytest_plugins registers it.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import signal
@@ -25,9 +28,11 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -252,3 +257,70 @@ def weave_ref_server(
 ) -> ServerHandle:
     """A fresh weave reference server, `--db :memory:` (options via indirect)."""
     return weave_ref_server_factory(*getattr(request, "param", ()))
+
+
+# ---- calls to write ---------------------------------------------------------------------
+
+_T0 = datetime.datetime(2026, 1, 1, 10, 0, 0, tzinfo=datetime.UTC)
+
+
+def iso(dt: datetime.datetime) -> str:
+    return dt.isoformat().replace("+00:00", "Z")
+
+
+def make_call(
+    project: str,
+    *,
+    op: str = "llm.chat",
+    at: float = 0.0,
+    duration: float | None = 1.5,
+    trace_id: str | None = None,
+    parent_id: str | None = None,
+    exception: str | None = None,
+    tokens: tuple[int, int] | None = None,
+    call_id: str | None = None,
+) -> dict[str, Any]:
+    """A CompletedCallSchemaForInsert dict the real server accepts (lowercase UUID ids),
+    starting `at` seconds after 2026-01-01T10:00:00Z; `duration=None` leaves it running
+    (use `start_half` to send it)."""
+    started = _T0 + datetime.timedelta(seconds=at)
+    call: dict[str, Any] = {
+        "project_id": project,
+        "id": call_id or str(uuid.uuid4()),
+        "trace_id": trace_id or str(uuid.uuid4()),
+        "parent_id": parent_id,
+        "op_name": op,
+        "started_at": iso(started),
+        "attributes": {"env": "test"},
+        "inputs": {"prompt": f"question at {at}"},
+    }
+    if duration is not None:
+        summary: dict[str, Any] = {}
+        if tokens:
+            summary["usage"] = {
+                "gpt-x": {
+                    "prompt_tokens": tokens[0],
+                    "completion_tokens": tokens[1],
+                    "total_tokens": sum(tokens),
+                    "requests": 1,
+                }
+            }
+        call.update(
+            ended_at=iso(started + datetime.timedelta(seconds=duration)),
+            output=None if exception else {"text": "answer"},
+            exception=exception,
+            summary=summary,
+        )
+    return call
+
+
+def start_half(call: dict[str, Any]) -> dict[str, Any]:
+    """The StartedCallSchemaForInsert part of a call."""
+    keys = ("project_id", "id", "trace_id", "parent_id", "op_name", "started_at")
+    return {k: call[k] for k in (*keys, "attributes", "inputs") if k in call}
+
+
+def end_half(call: dict[str, Any]) -> dict[str, Any]:
+    """The EndedCallSchemaForInsert part of a completed call."""
+    keys = ("project_id", "id", "ended_at", "exception", "output", "summary")
+    return {k: call[k] for k in keys if k in call}

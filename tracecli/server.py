@@ -313,14 +313,23 @@ def _security() -> list[dict[str, list[str]]]:
     return [{"HTTPBasic": []}, {"HTTPBearer": []}]
 
 
+def _ref(name: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}
+
+
+_REASON = {"application/json": {"schema": {"type": "object", "properties": {"reason": {}}}}}
+_ERROR_RESPONSES = {
+    "400": {"description": "Invalid request (project mismatch, query)", "content": _REASON},
+    "401": {"description": "Missing or wrong API key", "content": _REASON},
+    "413": {"description": "Body over 32 MiB", "content": _REASON},
+    "422": {"description": "Validation Error", "content": _ref("HTTPValidationError")},
+}
+
+
 def _body_doc(model: type[BaseModel]) -> dict[str, Any]:
     return {
-        "requestBody": {
-            "content": {
-                "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
-            },
-            "required": True,
-        },
+        "requestBody": {"content": _ref(model.__name__), "required": True},
+        "responses": _ERROR_RESPONSES,
         "security": _security(),
     }
 

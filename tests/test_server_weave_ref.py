@@ -1,0 +1,99 @@
+"""`tracecli serve` answers like weave's own server: the same writes sent to both give the same
+calls back from /calls/stream_query (keys, values, datetime format, derived summary)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from tests.servers import ServerHandle, end_half, make_call, start_half
+
+pytest_plugins = ["tests.servers"]
+
+pytestmark = pytest.mark.weave_ref
+P = "team/conformance"
+
+
+def _writes() -> list[tuple[str, dict[str, Any]]]:
+    root = make_call(P, at=0, op="agent.run", duration=4.25)
+    llm = make_call(P, at=0.5, trace_id=root["trace_id"], parent_id=root["id"], tokens=(120, 30))
+    tool = make_call(
+        P,
+        at=1.0,
+        op="tool.search",
+        trace_id=root["trace_id"],
+        parent_id=root["id"],
+        exception="TimeoutError: upstream took too long",
+    )
+    root["summary"] = {"status_counts": {"success": 1, "error": 1}}
+    named = make_call(P, at=2.123456, op="weave:///team/conformance/op/planner:abc123")
+    named["display_name"] = "plan step"
+    running = make_call(P, at=3, duration=None)
+    late = make_call(P, at=5, duration=0.0005)  # sub-millisecond latency
+    items = [
+        {"mode": "end", "req": {"end": end_half(llm)}},  # an end before its start
+        {"mode": "start", "req": {"start": start_half(root)}},
+        {"mode": "start", "req": {"start": start_half(llm)}},
+        {"mode": "end", "req": {"end": end_half(root)}},
+        {"mode": "start", "req": {"start": start_half(running)}},
+    ]
+    return [
+        ("/call/upsert_batch", {"batch": items}),
+        ("/v2/team/conformance/calls/complete", {"batch": [tool, named, late]}),
+        ("/call/upsert_batch", {"batch": items}),  # the same batch again
+        ("/v2/team/conformance/calls/complete", {"batch": [tool, named, late]}),
+    ]
+
+
+QUERIES: list[dict[str, Any]] = [
+    {},
+    {"sort_by": [{"field": "started_at", "direction": "desc"}], "limit": 3, "offset": 1},
+    {"filter": {"trace_roots_only": True}},
+    {"filter": {"op_names": ["tool.search", "llm.chat"]}},
+    {"query": {"$expr": {"$eq": [{"$getField": "summary.weave.status"}, {"$literal": "error"}]}}},
+]
+
+
+def _query(handle: ServerHandle, body: dict[str, Any]) -> list[dict[str, Any]]:
+    with handle.client() as client:
+        r = client.post("/calls/stream_query", json={"project_id": P, **body})
+    assert r.status_code == 200, r.text
+    calls = [orjson.loads(line) for line in r.content.splitlines() if line]
+    for call in calls:
+        call.pop("wb_user_id")  # the reference server stamps its own user on every write
+    return calls
+
+
+def test_same_writes_same_answers(
+    serve_server: ServerHandle, weave_ref_server_factory: Any
+) -> None:
+    ref = weave_ref_server_factory("--dedupe-call-ids")
+    writes = _writes()
+    for handle in (serve_server, ref):
+        with handle.client() as client:
+            for path, body in writes:
+                r = client.post(path, json=body)
+                assert r.status_code == 200, (handle.kind, path, r.text)
+    for body in QUERIES:
+        ours, theirs = _query(serve_server, body), _query(ref, body)
+        assert ours == theirs, body
+    assert len(_query(serve_server, {})) == 6
+
+
+def test_same_refusals(serve_server: ServerHandle, weave_ref_server: ServerHandle) -> None:
+    call = make_call(P)
+    bad_start = start_half(call)
+    del bad_start["op_name"]
+    cases = [
+        ("/call/start", {"start": bad_start}, 422),
+        ("/call/start", {"start": start_half(call), "extra": 1}, 422),
+        ("/v2/team/other/calls/complete", {"batch": [call]}, 400),
+    ]
+    for path, body, status in cases:
+        ours = httpx.post(serve_server.url + path, json=body)
+        theirs = httpx.post(weave_ref_server.url + path, json=body)
+        assert ours.status_code == theirs.status_code == status, path
+        assert ours.json() == theirs.json()
