@@ -268,6 +268,21 @@ class _Resolver:
         )
 
 
+def _config_files(cwd: Path | None = None) -> list[ConfigFile]:
+    """The project's tracecli.yaml (nearest parent) and the user config, those that exist."""
+    project_path = find_project_file(cwd or Path.cwd())
+    found = (
+        load_config_file(project_path, "project") if project_path else None,
+        load_config_file(user_config_path(), "user"),
+    )
+    return [cfg for cfg in found if cfg is not None]
+
+
+def available_profiles(cwd: Path | None = None) -> list[str]:
+    """Profile names defined in either file (for shell completion and error messages)."""
+    return sorted({name for cfg in _config_files(cwd) for name in cfg.profiles})
+
+
 def _pick_profile(
     flag: str | None, env: Mapping[str, str], cfgs: list[ConfigFile]
 ) -> tuple[str | None, Origin]:
@@ -296,16 +311,7 @@ def load_settings(
     unknown = sorted(set(cli) - set(FIELDS))
     if unknown:
         raise ValueError(f"not settings: {', '.join(unknown)}")
-    cwd = cwd or Path.cwd()
-    project_path = find_project_file(cwd)
-    cfgs = [
-        cfg
-        for cfg in (
-            load_config_file(project_path, "project") if project_path else None,
-            load_config_file(user_config_path(), "user"),
-        )
-        if cfg is not None
-    ]
+    cfgs = _config_files(cwd)
     warnings = [w for cfg in cfgs for w in cfg.warnings]
     name, profile_origin = _pick_profile(profile, env, cfgs)
     layers: list[tuple[ConfigFile, dict[str, Entry]]] = []
