@@ -27,7 +27,10 @@ from tracecli.schema.weave import END_FIELDS
 
 @dataclass(slots=True)
 class Piece:
-    """One Freeplay record to send (`record`), or why the lines cannot become one."""
+    """One Freeplay record to send (`record`), or why the lines cannot become one.
+
+    A Piece without lines only carries diagnostics (warnings about a half still waiting
+    for its other half)."""
 
     record: dict[str, Any] | None
     lines: tuple[tuple[int, int], ...]  # (source index, line) of each input record used
@@ -58,16 +61,12 @@ class FreeplayPieces:
         self.memory_budget = memory_budget
         self.strict = strict
         self.converted = 0  # Weave calls converted
-        self.stopped = False  # set by the caller to stop reading (Ctrl-C)
 
     def __iter__(self) -> Iterator[Piece]:
+        """Close the iterator to stop early (Ctrl-C): the pairer's spill file goes with it."""
         with Pairer(self.memory_budget) as pairer:
             for i, source in enumerate(self.sources):
-                if self.stopped:
-                    return
                 for item in source:
-                    if self.stopped:
-                        return
                     yield from self._one(pairer, i, item)
             for half in pairer.leftovers():
                 yield self._lone(half)
@@ -96,7 +95,7 @@ class FreeplayPieces:
         )  # fmt: skip
         other = pairer.match(half)
         if other is None:
-            if diags:  # warnings of a half wait with it... simplest: report them now
+            if diags:  # a half's warnings are said now; its Piece comes with the other half
                 yield Piece(None, (), (), diags)
             return
         if other is DUPLICATE:

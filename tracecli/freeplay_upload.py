@@ -186,18 +186,20 @@ class _FreeplayRun:
             ]
             for t in threads:
                 t.start()
-        pieces = FreeplayPieces(
-            self.sources, memory_budget=self.opts.memory_budget, strict=self.opts.strict
+        pieces = iter(
+            FreeplayPieces(
+                self.sources, memory_budget=self.opts.memory_budget, strict=self.opts.strict
+            )
         )
         complete = False
         try:
             for piece in pieces:
                 if self.interrupt.is_set() or self.fatal is not None:
-                    pieces.stopped = True
                     self._unsent(piece)
                     break
                 self._take(piece)
                 self._progress()
+            pieces.close()  # type: ignore[attr-defined]  # stopped early: free the pairer now
             if self.target is not None and not self.interrupt.is_set():
                 self._wait(interrupted=self.interrupt.is_set)
             if self.interrupt.is_set():
