@@ -23,6 +23,7 @@ from tracecli.cli.common import (
     stdout_console,
     write_stdout,
 )
+from tracecli.config import load_settings
 from tracecli.diagnostics import UsageError
 from tracecli.tail import (
     COLUMNS,
@@ -124,6 +125,10 @@ def tail_cmd(
     ] = False,
     fmt: FormatOpt = OutputFormat.text,
     api_key: ApiKeyOpt = None,
+    profile: Annotated[
+        str | None,
+        typer.Option("--profile", help="Named settings profile.", show_default=False),
+    ] = None,
 ) -> None:
     """Show the latest calls of a project, oldest first (newest at the bottom).
 
@@ -134,7 +139,24 @@ def tail_cmd(
     """
     if server and db:
         raise UsageError("use --server or --db, not both")
-    source = open_source(server, api_key, db)
+    # Server, key, store and project as every command resolves them (flags > env > files);
+    # an explicit --db still wins over $WF_TRACE_SERVER_URL.
+    settings = load_settings(
+        {
+            "target": "local" if db and not server else None,
+            "server": server,
+            "api_key": api_key,
+            "db": db,
+            "project": project,
+        },
+        profile=profile,
+    )
+    for warning in settings.warnings:
+        stderr_console().print(f"tracecli: warning: {warning}", markup=False)
+    target = settings.weave_target()  # exit 2: a remote server without a key
+    key = target.api_key.get_secret_value() if target.api_key else None
+    source = open_source(target.server, key, None if target.server else str(target.db))
+    project = settings.project
     try:
         name, note = resolve_project(source, project)
         if note:
