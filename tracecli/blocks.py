@@ -15,6 +15,7 @@ paths give the same answer by construction.
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Iterator
 from typing import IO, Any
@@ -127,10 +128,28 @@ def check_lines(data: bytes, path: str, at_start: bool) -> tuple[int, int, list[
         except _JSONError as exc:
             if raw.strip():
                 out.append((n, "diag", "", "json", Severity.ERROR, json_error(raw, exc)))
+                broken_id(raw, n, out)
             continue
         records += 1
         examine(value, n, path, out, True)
     return n, records, pair_up(out)
+
+
+_ID_IN_TEXT = re.compile(
+    rb'"id"\s*:\s*"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{16})"'
+)
+
+
+def broken_id(raw: bytes, line: int, out: list[Entry]) -> None:
+    """The call id in a line that is not JSON (a truncated record, a stray comma), if any.
+
+    Marked as refused so that the other half of the call does not also get a warning
+    ("running call", "end without start") for what is one problem. The first `"id"`
+    holding a call id is taken; a wrong pick only spares some other call a warning.
+    """
+    m = _ID_IN_TEXT.search(raw)
+    if m is not None:
+        out.append((line, "refused", m.group(1).decode("ascii")))
 
 
 def pair_up(entries: list[Entry]) -> list[Entry]:

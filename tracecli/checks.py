@@ -73,7 +73,8 @@ def _iso(ts: float) -> str:
         when = datetime.datetime.fromtimestamp(ts, datetime.UTC)
     except (OverflowError, ValueError, OSError):
         return repr(ts)
-    return when.isoformat().replace("+00:00", "Z")
+    text = when.isoformat(timespec="microseconds").replace("+00:00", "")
+    return text.rstrip("0").rstrip(".") + "Z"
 
 
 def check_times(
