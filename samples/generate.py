@@ -218,7 +218,7 @@ class Run:
             "support_agent.run",
             None,
             {"question": question, "customer_id": f"cus_{self.rng.randint(10000, 99999)}"},
-            display=f"Support: {question[:40]}",
+            display=f"Support: {question}",
         )
         root["turn_id"] = root["id"]
         messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
