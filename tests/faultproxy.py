@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import random
 import socket
+import ssl
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -61,6 +62,10 @@ class Faults:
     p_drop_before: float = 0.0  # close without forwarding (request lost in transit)
     max_bytes: int | None = None  # 413 when the body is larger (not forwarded)
     seed: int = 0
+    latency: float = 0.0  # seconds added before forwarding each write request (slow server)
+    # call id → (status, reason): a request carrying one is refused, not forwarded, the way a
+    # server refuses a whole batch for one bad item (422 names the items, FastAPI-style)
+    refuse: dict[str, tuple[int, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -72,6 +77,7 @@ class Stats:
     dropped_before: int = 0
     backend_status: Counter[int] = field(default_factory=Counter)
     connections: int = 0
+    refused: int = 0  # requests refused for carrying a call id of Faults.refuse
 
 
 def call_ids(path: str, body: bytes) -> list[tuple[str, str]]:
@@ -110,8 +116,10 @@ class FaultProxy:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.backend = backend.rstrip("/")
+        self.ssl = ssl_context
         self.faults = faults or Faults()
         self.host = host
         self.port = port
@@ -129,7 +137,7 @@ class FaultProxy:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.ssl else 'http'}://{self.host}:{self.port}"
 
     # -- control --------------------------------------------------------------------------
     def configure(self, **changes: Any) -> None:
@@ -198,7 +206,7 @@ class FaultProxy:
             trust_env=False,
         )
         self._server = await asyncio.start_server(
-            self._handle, self.host, self.port, limit=1 << 20, reuse_address=True
+            self._handle, self.host, self.port, limit=1 << 20, reuse_address=True, ssl=self.ssl
         )
         self.port = self._server.sockets[0].getsockname()[1]
         self._ready.set()
@@ -225,7 +233,12 @@ class FaultProxy:
                 keep = await self._serve_one(request, writer)
                 if not keep:
                     break
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+        except (
+            ConnectionError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            ssl.SSLError,
+        ):
             pass
         finally:
             with contextlib.suppress(Exception):
@@ -243,6 +256,15 @@ class FaultProxy:
         close = req.headers.get("connection", "").lower() == "close"
         if faultable and f.max_bytes is not None and len(req.body) > f.max_bytes:
             return await self._inject(writer, 413, close, reason="Request too large")
+        if faultable and f.refuse:
+            refused = self._refused(req)
+            if refused is not None:
+                status, body = refused
+                with self._lock:
+                    self.stats.refused += 1
+                headers = [("content-type", "application/json")]
+                await _write_response(writer, status, headers, orjson.dumps(body), close)
+                return not close
         edge = f.p_5xx
         if roll < edge:
             status = 503 if pick503 else 500
@@ -256,6 +278,8 @@ class FaultProxy:
                 self.stats.dropped_before += 1
             return False
         drop_after = roll < edge + f.p_drop
+        if faultable and f.latency > 0:
+            await asyncio.sleep(f.latency)
         status, headers, body = await self._forward(req)
         if drop_after:
             with self._lock:
@@ -263,6 +287,22 @@ class FaultProxy:
             return False
         await _write_response(writer, status, headers, body, close)
         return not close
+
+    def _refused(self, req: _Request) -> tuple[int, dict[str, Any]] | None:
+        """The answer for a request that carries refused ids, or None."""
+        items = call_ids(req.path, req.body)
+        bad = [(i, self.faults.refuse[cid]) for i, (_, cid) in enumerate(items)
+               if cid in self.faults.refuse]  # fmt: skip
+        if not bad:
+            return None
+        status = bad[0][1][0]
+        if status == 422:
+            detail = [
+                {"loc": ["body", "batch", i, "id"], "msg": reason, "type": "value_error"}
+                for i, (_, reason) in bad
+            ]
+            return 422, {"detail": detail}
+        return status, {"reason": bad[0][1][1]}
 
     async def _inject(
         self,
@@ -368,8 +408,9 @@ def main() -> None:
     p.add_argument("--p-drop", type=float, default=0.0)
     p.add_argument("--max-bytes", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--latency", type=float, default=0.0)
     a = p.parse_args()
-    faults = Faults(a.p_5xx, a.p_429, a.retry_after, a.p_drop, 0.0, a.max_bytes, a.seed)
+    faults = Faults(a.p_5xx, a.p_429, a.retry_after, a.p_drop, 0.0, a.max_bytes, a.seed, a.latency)
     proxy = FaultProxy(a.backend, faults, port=a.port).start()
     print(f"faultproxy on {proxy.url} -> {proxy.backend}", flush=True)
     try:

@@ -1,0 +1,156 @@
+"""Chaos: `tracecli upload` through a fault-injecting proxy loses nothing and stores nothing twice.
+
+The proxy answers 20% of write requests 500/503, 5% 429 + Retry-After, drops 5% of the
+connections *after* the backend stored the request (so the re-send must be harmless), and
+answers 413 above 256 KB. The upload must still end with every call stored exactly once
+with identical content, exit 0. Backoff is shortened through TRACECLI_RETRY_* so the test
+is bounded in time; production keeps 0.5 s / 30 s.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.faultproxy import FaultProxy, Faults
+from tests.uploadkit import (
+    diff_calls,
+    gen_calls,
+    read_back,
+    read_jsonl,
+    run_cli,
+    tracecli_serve,
+    weave_ref,
+    weave_ref_python,
+    write_flat,
+)
+
+FAST = {"TRACECLI_RETRY_BASE_DELAY": "0.02", "TRACECLI_RETRY_MAX_DELAY": "0.25"}
+CHAOS = {"p_5xx": 0.20, "p_429": 0.05, "retry_after": "0", "p_drop": 0.05}
+LIMIT = 256 * 1024
+
+
+def project(tag: str) -> str:
+    return f"chaos/{tag}-{random.randrange(1 << 30):x}"
+
+
+def seed() -> int:
+    # the weave reference server keys calls by id alone: fresh ids for every test
+    return random.randrange(1 << 40)
+
+
+@pytest.fixture
+def serve(tmp_path):
+    with tracecli_serve(tmp_path / "store.db", tmp_path / "serve.log") as s:
+        yield s
+
+
+def upload(file: Path, url: str, *args: str, cwd: Path, timeout: float = 170):
+    r = run_cli(
+        "upload", str(file), "--server", url, "--format", "json", *args,
+        cwd=cwd, timeout=timeout, **FAST,
+    )  # fmt: skip
+    summary = orjson.loads(r.stdout) if r.stdout.strip().startswith("{") else None
+    return r, summary
+
+
+def chaos_run(tmp_path: Path, backend: str, calls_n: int, *args: str, proj: str) -> None:
+    calls = gen_calls(calls_n, seed=seed(), project=proj)
+    file = write_flat(tmp_path / "calls.jsonl", calls)
+    faults = Faults(**CHAOS, max_bytes=LIMIT, seed=random.randrange(1000))
+    t0 = time.monotonic()
+    with FaultProxy(backend, faults) as proxy:
+        r, summary = upload(file, proxy.url, "--concurrency", "4", *args, cwd=tmp_path)
+        stats, dupes = proxy.stats, proxy.duplicates()
+    took = time.monotonic() - t0
+    assert r.returncode == 0, f"exit {r.returncode}\n{r.stderr[-3000:]}"
+    assert summary is not None, r.stdout[-2000:]
+    assert summary["uploaded"] == calls_n and summary["rejected"] == 0, summary
+    assert summary["retried"] > 0
+    # every kind of fault really happened
+    assert stats.injected[413] > 0, stats
+    assert stats.injected[500] + stats.injected[503] > 0, stats
+    assert stats.injected[429] > 0, stats
+    assert stats.dropped_after > 0, stats
+    assert dupes > 0  # dropped-after-store requests were sent again...
+    stored = read_back(backend, proj)
+    assert diff_calls(calls, stored) == []  # ...and still stored exactly once, unchanged
+    print(f"\nchaos {calls_n} calls: {took:.1f} s, {stats}, re-sent call items: {dupes}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chunking", [[], ["--chunk-size", "100"]], ids=["default", "chunk100"])
+def test_chaos_20k_calls_tracecli_serve(tmp_path, serve, chunking):
+    chaos_run(tmp_path, serve.url, 20_000, *chunking, proj=project("serve"))
+
+
+@pytest.mark.slow
+@pytest.mark.weave_ref
+def test_chaos_20k_calls_weave_reference_server(tmp_path):
+    if weave_ref_python() is None:
+        pytest.skip("weave reference server venv not built (../shared/tools/weave-ref/setup.sh)")
+    # Its SQLite primary key makes a re-sent call a 500 without --dedupe-call-ids.
+    with weave_ref(tmp_path / "ref.log", "--dedupe-call-ids") as ref:
+        chaos_run(tmp_path, ref.url, 20_000, proj=project("ref"))
+
+
+@pytest.mark.parametrize("mode", ["batch", "single"])
+def test_chaos_other_modes(tmp_path, serve, mode):
+    """upsert_batch (an end never before its start is acknowledged) and start/end routes."""
+    n = 600 if mode == "batch" else 150
+    proj = project(mode)
+    calls = gen_calls(n, seed=seed(), project=proj)
+    file = write_flat(tmp_path / "calls.jsonl", calls, lag=40)
+    faults = Faults(**CHAOS, seed=3)
+    with FaultProxy(serve.url, faults) as proxy:
+        r, summary = upload(file, proxy.url, "--mode", mode, "--chunk-size", "50", cwd=tmp_path)
+        stats = proxy.stats
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert summary["uploaded"] == n, summary
+    assert stats.dropped_after + sum(stats.injected.values()) > 0
+    assert diff_calls(calls, read_back(serve.url, proj)) == []
+
+
+def test_retry_time_exhausted_rejects_with_the_last_error(tmp_path, serve):
+    proj = project("giveup")
+    calls = gen_calls(30, seed=seed(), project=proj)
+    file = write_flat(tmp_path / "calls.jsonl", calls)
+    with FaultProxy(serve.url, Faults(p_5xx=1.0)) as proxy:
+        t0 = time.monotonic()
+        r, summary = upload(file, proxy.url, "--max-retry-time", "1", cwd=tmp_path)
+        took = time.monotonic() - t0
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert took < 60
+    assert summary["uploaded"] == 0 and summary["rejected"] == 60, summary
+    rejected = read_jsonl(tmp_path / "tracecli-rejected.jsonl")
+    assert len(rejected) == 60  # each original record, starts and ends
+    meta = rejected[0]["_tracecli"]
+    assert meta["status"] in (500, 503) and "gave up" in meta["reason"]
+    assert {r["_tracecli"]["line"] for r in rejected} == set(range(1, 61))
+    # the server comes back: replaying the rejected file stores every call once
+    r2, summary2 = upload(tmp_path / "tracecli-rejected.jsonl", serve.url, cwd=tmp_path)
+    assert r2.returncode == 0, r2.stderr[-2000:]
+    assert summary2["uploaded"] == 30 and summary2["rejected"] == 0
+    assert diff_calls(calls, read_back(serve.url, proj)) == []
+
+
+def test_a_record_too_large_for_the_server_is_rejected_alone(tmp_path, serve):
+    proj = project("big")
+    calls = gen_calls(200, seed=seed(), project=proj)
+    calls[57][0]["inputs"]["blob"] = "z" * (LIMIT + 10_000)
+    file = write_flat(tmp_path / "calls.jsonl", calls)
+    with FaultProxy(serve.url, Faults(max_bytes=LIMIT)) as proxy:
+        r, summary = upload(file, proxy.url, cwd=tmp_path)
+        assert proxy.stats.injected[413] >= 2  # the chunk, then the call alone
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert summary["uploaded"] == 199 and summary["rejected"] >= 1, summary
+    rejected = read_jsonl(tmp_path / "tracecli-rejected.jsonl")
+    assert {x["id"] for x in rejected} == {calls[57][0]["id"]}
+    assert all(x["_tracecli"]["status"] == 413 for x in rejected)
+    assert "too large" in rejected[0]["_tracecli"]["reason"].lower()
+    stored = read_back(serve.url, proj)
+    assert diff_calls([c for i, c in enumerate(calls) if i != 57], stored) == []

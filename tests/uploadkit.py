@@ -1,0 +1,303 @@
+"""Helpers for the end-to-end upload tests (chaos, crash, rejection, auth, secrets).
+
+Real processes on 127.0.0.1: `python -m tracecli serve`, the weave reference server when its
+venv exists, and `python -m tracecli upload` itself as a subprocess (so signals, stdout,
+stderr and exit codes are the user's). Trace files are generated here, deterministically,
+so these tests need nothing from ../shared except for the reference server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("TRACECLI_SHARED", ROOT.parent / "shared"))
+# Computed at import, before the autouse fixture points HOME at a temporary directory.
+WEAVE_REF_VENV = Path(
+    os.environ.get("WEAVE_REF_VENV")
+    or Path.home() / ".cache" / "tracecli-weave-ref" / "venv-server"
+)
+REFSERVER = SHARED / "tools" / "weave-ref" / "refserver.py"
+PROJECT = "acme/chaos"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- trace files ---------------------------------------------------------------------------
+
+
+def _iso(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+def gen_calls(
+    n: int, *, seed: int = 1, project: str = PROJECT, big_every: int = 0, big_bytes: int = 0
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """`n` calls as (start, end) bodies: traces of a root and 1-4 children, some errors,
+    some LLM usage; every `big_every`-th call carries an input of about `big_bytes`."""
+    rng = random.Random(seed)
+
+    def uid() -> str:
+        return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+    calls: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    t = 1_760_000_000.0
+    while len(calls) < n:
+        trace = uid()
+        root = uid()
+        kids = [uid() for _ in range(rng.randint(1, 4))]
+        for i, cid in enumerate([root, *kids]):
+            if len(calls) >= n:
+                break
+            llm = i > 0 and rng.random() < 0.5
+            inputs: dict[str, Any] = {"q": f"question {len(calls)} " + "x" * rng.randint(50, 200)}
+            if big_every and len(calls) % big_every == big_every - 1:
+                inputs["blob"] = "y" * big_bytes
+            start = {
+                "project_id": project,
+                "id": cid,
+                "op_name": "openai.chat" if llm else ("agent.run" if i == 0 else "tool.search"),
+                "trace_id": trace,
+                "parent_id": None if i == 0 else root,
+                "started_at": _iso(t + i * 0.01),
+                "attributes": {"n": len(calls)},
+                "inputs": inputs,
+            }
+            failed = rng.random() < 0.03
+            summary: dict[str, Any] = {}
+            if llm:
+                p, c = rng.randint(10, 900), rng.randint(1, 300)
+                summary = {
+                    "usage": {
+                        "gpt-4o-mini": {
+                            "prompt_tokens": p,
+                            "completion_tokens": c,
+                            "total_tokens": p + c,
+                            "requests": 1,
+                        }
+                    }
+                }
+            end = {
+                "project_id": project,
+                "id": cid,
+                "ended_at": _iso(t + 1.0 + i * 0.01),
+                "exception": "TimeoutError: upstream" if failed else None,
+                "output": None if failed else {"answer": f"a{len(calls)}"},
+                "summary": summary,
+            }
+            calls.append((start, end))
+        t += 5
+    return calls
+
+
+def write_flat(
+    path: Path, calls: list[tuple[dict[str, Any], dict[str, Any]]], *, lag: int = 3
+) -> Path:
+    """Flat JSONL: each call's start, its end `lag` calls later (as a logger writes them)."""
+    with path.open("wb") as f:
+        pending: list[dict[str, Any]] = []
+        for start, end in calls:
+            f.write(orjson.dumps({"type": "start", **start}) + b"\n")
+            pending.append(end)
+            if len(pending) > lag:
+                f.write(orjson.dumps({"type": "end", **pending.pop(0)}) + b"\n")
+        for end in pending:
+            f.write(orjson.dumps({"type": "end", **end}) + b"\n")
+    return path
+
+
+# -- reading back and comparing ------------------------------------------------------------
+
+
+def read_back(url: str, project: str = PROJECT, api_key: str | None = None) -> list[dict]:
+    """Every call of `project` as the server returns it from /calls/stream_query."""
+    auth = ("api", api_key) if api_key else None
+    out: list[dict] = []
+    page = 10_000
+    with httpx.Client(base_url=url, timeout=120, auth=auth, trust_env=False) as c:
+        offset = 0
+        while True:
+            body = {
+                "project_id": project,
+                "limit": page,
+                "offset": offset,
+                "sort_by": [{"field": "started_at", "direction": "asc"}],
+            }
+            r = c.post("/calls/stream_query", json=body, headers={"Accept": "application/jsonl"})
+            r.raise_for_status()
+            rows = [orjson.loads(x) for x in r.content.splitlines() if x.strip()]
+            out.extend(rows)
+            if len(rows) < page:
+                return out
+            offset += page
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [orjson.loads(x) for x in path.read_bytes().splitlines() if x.strip()]
+
+
+def _ts(value: Any) -> Any:
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return value
+
+
+FIELDS = ("trace_id", "parent_id", "op_name", "inputs", "output", "exception", "attributes")
+
+
+def diff_calls(calls: list[tuple[dict[str, Any], dict[str, Any]]], stored: list[dict]) -> list[str]:
+    """Problems, empty when every call is stored exactly once with the same content."""
+    problems: list[str] = []
+    by_id: dict[str, list[dict]] = {}
+    for row in stored:
+        by_id.setdefault(row["id"], []).append(row)
+    dupes = [i for i, rows in by_id.items() if len(rows) > 1]
+    if dupes:
+        problems.append(f"{len(dupes)} calls stored more than once, e.g. {dupes[:3]}")
+    expected = {s["id"] for s, _ in calls}
+    missing = expected - by_id.keys()
+    if missing:
+        problems.append(f"{len(missing)} calls missing, e.g. {sorted(missing)[:3]}")
+    extra = by_id.keys() - expected
+    if extra:
+        problems.append(f"{len(extra)} unexpected calls stored, e.g. {sorted(extra)[:3]}")
+    changed = 0
+    for start, end in calls:
+        rows = by_id.get(start["id"])
+        if not rows:
+            continue
+        row = rows[0]
+        want = {**start, **end}
+        bad = [f for f in FIELDS if row.get(f) != want.get(f)]
+        bad += [f for f in ("started_at", "ended_at") if _ts(row.get(f)) != _ts(want[f])]
+        got_usage = (row.get("summary") or {}).get("usage") or {}
+        if got_usage != (want["summary"].get("usage") or {}):
+            bad.append("summary.usage")
+        if bad:
+            changed += 1
+            if changed <= 3:
+                problems.append(f"call {start['id']} differs in {bad}")
+    if changed > 3:
+        problems.append(f"... {changed} calls differ in all")
+    return problems
+
+
+# -- processes -----------------------------------------------------------------------------
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"}
+    env.update(extra)
+    return env
+
+
+def tracecli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tracecli", *args]
+
+
+def run_cli(
+    *args: str, timeout: float = 170, cwd: Path | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        tracecli(*args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=cli_env(**env),
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def _wait_health(url: str, proc: subprocess.Popen[bytes], what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{out[-3000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/health", timeout=1, trust_env=False).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not answer /health within {timeout} s")
+
+
+@dataclass
+class Server:
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+@contextlib.contextmanager
+def _process(
+    cmd: list[str], what: str, log: Path, port: int, env: dict[str, str], timeout: float
+) -> Iterator[Server]:
+    with log.open("wb") as logf:
+        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        try:
+            _wait_health(url, proc, what, timeout)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\n{log.read_text(errors='replace')[-3000:]}") from None
+        yield Server(url, proc, log)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@contextlib.contextmanager
+def tracecli_serve(
+    db: Path, log: Path, *, api_key: str | None = None, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    port = free_port()
+    cmd = tracecli("serve", "--db", str(db), "--port", str(port))
+    if api_key:
+        cmd += ["--api-key", api_key]
+    with _process(cmd, "tracecli serve", log, port, cli_env(**(env or {})), 30) as s:
+        yield s
+
+
+def weave_ref_python() -> Path | None:
+    py = WEAVE_REF_VENV / "bin" / "python"
+    return py if py.exists() and REFSERVER.exists() else None
+
+
+@contextlib.contextmanager
+def weave_ref(log: Path, *extra: str) -> Iterator[Server]:
+    py = weave_ref_python()
+    assert py is not None
+    port = free_port()
+    cmd = [str(py), str(REFSERVER), "--port", str(port), "--db", ":memory:"]
+    cmd += ["--log-level", "warning", *extra]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    with _process(cmd, "weave reference server", log, port, env, 60) as s:
+        yield s
