@@ -58,10 +58,12 @@ def upload(file: Path, url: str, *args: str, cwd: Path, timeout: float = 170):
     return r, summary
 
 
-def chaos_run(tmp_path: Path, backend: str, calls_n: int, *args: str, proj: str) -> None:
+def chaos_run(
+    tmp_path: Path, backend: str, calls_n: int, *args: str, proj: str, limit: int = LIMIT
+) -> None:
     calls = gen_calls(calls_n, seed=seed(), project=proj)
     file = write_flat(tmp_path / "calls.jsonl", calls)
-    faults = Faults(**CHAOS, max_bytes=LIMIT, seed=random.randrange(1000))
+    faults = Faults(**CHAOS, max_bytes=limit, seed=random.randrange(1000))
     t0 = time.monotonic()
     with FaultProxy(backend, faults) as proxy:
         r, summary = upload(file, proxy.url, "--concurrency", "4", *args, cwd=tmp_path)
@@ -83,9 +85,16 @@ def chaos_run(tmp_path: Path, backend: str, calls_n: int, *args: str, proj: str)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("chunking", [[], ["--chunk-size", "100"]], ids=["default", "chunk100"])
-def test_chaos_20k_calls_tracecli_serve(tmp_path, serve, chunking):
-    chaos_run(tmp_path, serve.url, 20_000, *chunking, proj=project("serve"))
+def test_chaos_20k_calls_tracecli_serve(tmp_path, serve):
+    chaos_run(tmp_path, serve.url, 20_000, proj=project("serve"))
+
+
+@pytest.mark.slow
+def test_chaos_20k_calls_small_chunks(tmp_path, serve):
+    """More requests, so more faults of each kind: 100-call chunks (~55 KB), 413 above 40 KB."""
+    chaos_run(
+        tmp_path, serve.url, 20_000, "--chunk-size", "100", proj=project("small"), limit=40_000
+    )
 
 
 @pytest.mark.slow
