@@ -42,11 +42,14 @@ class RefServer:
     def clear(self) -> None:
         httpx.delete(f"{self.base}/_records", timeout=10).raise_for_status()
 
-    def faults(self, codes: list[int], retry_after: float | None = None) -> None:
+    def faults(self, codes: list[int], retry_after: float | None = None) -> int:
+        """Queue faults for the next requests; the number still pending (codes=[]: ask)."""
         body: dict[str, Any] = {"codes": codes}
         if retry_after is not None:
             body["retry_after"] = retry_after
-        httpx.post(f"{self.base}/_faults", json=body, timeout=10).raise_for_status()
+        res = httpx.post(f"{self.base}/_faults", json=body, timeout=10)
+        res.raise_for_status()
+        return int(res.json()["pending_faults"])
 
 
 def start_refserver(tmp: Path) -> Iterator[RefServer]:

@@ -238,7 +238,10 @@ def test_ctrl_c_then_resume_sends_each_completion_once(
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path
     )
-    time.sleep(1.5)
+    deadline = time.monotonic() + 30
+    while refserver.faults([]) and time.monotonic() < deadline:  # the fault was served:
+        time.sleep(0.05)  # tracecli now waits out the Retry-After, mid-upload
+    time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err.decode()
