@@ -18,7 +18,7 @@ from tests.conftest import SAMPLES
 from tracecli.cli import app
 from tracecli.diagnostics import Location
 from tracecli.json_schema import SHAPES, record_schema
-from tracecli.reader import read_items
+from tracecli.reader import expand_paths, read_items
 from tracecli.records import parse_record
 
 CID, TID = "5f0c7e3a-1b2c-4d5e-8f90-a1b2c3d4e5f6", "0af7651916cd43dd8448eb211c80319c"
@@ -169,27 +169,66 @@ def test_random_ids_round_trip() -> None:
 
 def sample_records() -> list[tuple[str, dict[str, Any]]]:
     files = [
-        str(p)
-        for p in sorted(SAMPLES.rglob("*"))
-        if p.is_file() and "invalid" not in p.relative_to(SAMPLES).parts
+        f
+        for f in expand_paths([str(SAMPLES)])
+        if "invalid" not in Path(f).relative_to(SAMPLES).parts
     ]
     out = []
     for src, item in read_items(files) if files else []:
         if isinstance(item, tuple):
             loc, value = item
-            out.append((f"{Path(src.path).name}:{loc.line}", value))
+            out.append((f"{Path(src.path).relative_to(SAMPLES)}:{loc.line}", value))
     return out
 
 
 def test_the_samples_validate_against_the_schema() -> None:
     records = sample_records()
-    if not records:
-        pytest.skip("samples/ holds no trace files yet")
+    assert len(records) > 20, "samples/ should hold trace files of every shape"
     check = validator("any")
     shape_checks = {s: validator(s) for s in SHAPES}
+    shapes: set[str] = set()
     for where, value in records:
         parsed = parse_record(Location(where, 1), value)
         assert parsed.record is not None, f"{where}: sample is invalid for validate"
         errors = [e.message for e in check.iter_errors(value)]
         assert errors == [], f"{where}: {errors}"
         assert shape_checks[parsed.record.shape].is_valid(value), where
+        shapes.add(parsed.record.shape)
+    assert shapes == set(SHAPES) - {"any"}, f"samples cover only {sorted(shapes)}"
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "2026-01-01T12:00:00Z",
+        "2026-01-01T12:00:00.123456+01:00",
+        "2026-01-01 12:00:00",
+        "2026-01-01T12:00",
+        "2026-01-01",
+        1767268800,
+        1767268800.5,
+        "1767268800",
+        "yesterday",
+        "20260101T120000Z",
+        "2026-01-01T12:00:00 UTC",
+        True,
+        None,
+    ],
+)
+def test_times_are_judged_as_validate_judges_them(when: Any) -> None:
+    record = {"type": "start", **START, "started_at": when}
+    assert validator("any").is_valid(record) is ok_for_validate(record)
+
+
+def test_invalid_samples_refused_on_their_own_are_refused_by_the_schema() -> None:
+    check = validator("any")
+    files = expand_paths([str(SAMPLES / "invalid")])
+    refused = 0
+    for src, item in read_items(files):
+        if not isinstance(item, tuple):
+            continue  # not JSON at all: no schema to apply
+        loc, value = item
+        if parse_record(loc, value).record is None:
+            refused += 1
+            assert not check.is_valid(value), f"{src.path}:{loc.line}: the schema accepts it"
+    assert refused >= 5

@@ -43,6 +43,20 @@ PROJECT_ID = "^[^/]+/[^/]+$"
 UUID4 = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$"
 UUID_ANY = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 META = {"type": "object", "description": "Added to rejected records by tracecli; ignored."}
+# What pydantic (validate, and the Weave server) take for a datetime: an ISO 8601 date or
+# date-time (offset optional, "T", "t" or a space between), or Unix seconds. JSON Schema's
+# "date-time" format is RFC 3339 only, so an editor would flag records validate accepts.
+DATETIME = {
+    "anyOf": [
+        {
+            "type": "string",
+            "pattern": r"^(?:\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?"
+            r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)?)?|\d+(?:\.\d+)?)$",
+        },
+        {"type": "number"},
+    ],
+    "description": "ISO 8601 date-time (e.g. 2026-01-01T12:00:00.000Z) or Unix seconds.",
+}
 
 
 def _string_rule(prop: dict[str, Any], rule: dict[str, Any]) -> None:
@@ -53,7 +67,20 @@ def _string_rule(prop: dict[str, Any], rule: dict[str, Any]) -> None:
             branch.update(rule)
 
 
+def _lax_datetimes(node: Any) -> Any:
+    """Every `{"type": "string", "format": "date-time"}` below `node` replaced by DATETIME."""
+    if isinstance(node, dict):
+        if node.get("format") == "date-time":
+            extra = {k: v for k, v in node.items() if k not in ("type", "format")}
+            return {**extra, **copy.deepcopy(DATETIME)}
+        return {k: _lax_datetimes(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_lax_datetimes(v) for v in node]
+    return node
+
+
 def _tighten_call(d: dict[str, Any]) -> None:
+    d["properties"] = _lax_datetimes(d["properties"])
     props = d["properties"]
     _string_rule(props["project_id"], {"pattern": PROJECT_ID})
     for name in ("id", "parent_id"):
