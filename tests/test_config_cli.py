@@ -129,3 +129,43 @@ def test_unknown_profile_is_exit_2(project: Path) -> None:
 def test_config_without_subcommand_shows_help() -> None:
     result = CliRunner().invoke(app, ["config"])
     assert "show" in result.stdout + result.stderr
+
+
+def test_upload_and_tail_take_their_settings_from_a_profile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One profile in tracecli.yaml carries the store and the project to both commands."""
+    from tests.conftest import SAMPLES
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tracecli.yaml").write_text(
+        "profiles:\n"
+        "  laptop:\n"
+        "    target: local\n"
+        "    db: store/traces.db\n"
+        "    project: team/profiled\n"
+        "    chunk_size: 7\n"
+    )
+    sample = str(SAMPLES / "weave" / "agent_flat.jsonl")
+    up = CliRunner().invoke(app, ["upload", sample, "--profile", "laptop", "--format", "json"])
+    assert up.exit_code == 0, up.stderr
+    assert json.loads(up.stdout)["uploaded"] > 0
+    assert (tmp_path / "store" / "traces.db").is_file()
+    tail = CliRunner().invoke(app, ["tail", "--profile", "laptop", "--format", "json", "-n", "3"])
+    assert tail.exit_code == 0, tail.stderr
+    calls = [json.loads(line) for line in tail.stdout.splitlines()]
+    assert len(calls) == 3
+    assert {c["project_id"] for c in calls} == {"team/profiled"}
+    # Without the profile: neither the store nor the project are found.
+    plain = CliRunner().invoke(app, ["tail", "--project", "team/profiled"])
+    assert plain.exit_code == 2
+
+
+def test_a_bad_profile_stops_upload_before_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tracecli.yaml").write_text("profiles:\n  p:\n    chunk_size: 0\n")
+    result = CliRunner().invoke(app, ["upload", "missing.jsonl", "--profile", "p"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("tracecli: error: tracecli.yaml:3: chunk_size: must be")
