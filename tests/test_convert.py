@@ -198,3 +198,30 @@ def test_cli_usage_errors(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "no such file" in res.stderr
     res = CliRunner().invoke(app, ["convert", str(tmp_path), "--to", "weave"])
     assert res.exit_code == 2
+
+
+def test_tools_declared_by_an_llm_call_are_tool_traces(tmp_path: Path) -> None:
+    tools = [{"type": "function", "function": {"name": "lookup_order", "parameters": {}}}]
+    llm_s, llm_e = _weave_pair("0000000000000006", parent_id="00000000000000aa")
+    llm_s["inputs"]["tools"] = tools
+    tool_s, tool_e = _weave_pair(
+        "0000000000000007", op_name="lookup_order", parent_id="00000000000000aa"
+    )
+    tool_s["inputs"] = {"order_id": "A-1"}
+    agent_s, agent_e = _weave_pair(
+        "00000000000000aa", op_name="support_agent.run", display_name="Support: A-1?"
+    )
+    agent_s["inputs"] = {"question": "A-1?"}
+    rows = [agent_s, llm_s, llm_e, tool_s, tool_e, agent_e]
+    records, _ = run_convert(write_jsonl(tmp_path / "a.jsonl", rows))
+    completion, tool, agent = records
+    assert completion["tool_schema"][0]["function"]["description"] == ""
+    assert tool["kind"] == "tool" and tool["name"] == "lookup_order"
+    assert tool["input"] == {"order_id": "A-1"} and tool["parent_id"] == agent["trace_id"]
+    assert completion["parent_id"] == agent["trace_id"]
+    assert (agent["agent_name"], agent["name"], agent["input"]) == (
+        "support_agent.run",
+        "Support: A-1?",
+        "A-1?",
+    )
+    assert "kind" not in agent

@@ -10,7 +10,11 @@ How an LLM call is recognised (first match wins):
    `groq...chat.completions.create`, ... (`LLM_OP` below).
 3. The inputs hold a `messages` list of role objects *and* a `model` string: whatever
    wraps it, that is a chat-completion request.
-Anything else (agents, tools, retrievers) becomes a Freeplay trace.
+Anything else (agents, tools, retrievers) becomes a Freeplay trace: `kind: "tool"` when
+Weave's op kind says "tool", the op name has a "tool" word in it, or an LLM call converted
+earlier in the stream declared a tool of that name; `agent_name` (the op name) for an op
+of kind "agent", an op named "...agent...", or a root call. `name` is the call's
+display name, else (not for agents) its op name.
 
 An LLM call becomes a completion: messages = the request's messages (Anthropic `system`
 first, as a system message, the way the Freeplay SDK records Anthropic calls; Gemini
@@ -115,17 +119,48 @@ def session_of(call: dict[str, Any]) -> str:
     return as_uuid4(str(key))
 
 
-def convert_call(call: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """(Freeplay record, warnings) for one finished call (start and end merged)."""
+def convert_call(
+    call: dict[str, Any], tool_names: ToolNames | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """(Freeplay record, warnings) for one finished call (start and end merged).
+
+    `tool_names` collects the tools the LLM calls converted so far declared: a later call of
+    an op by that name is a tool (`kind: "tool"`), as Freeplay's agent views want it."""
     if is_llm_call(call):
+        if tool_names is not None:
+            tool_names.learn(call.get("inputs"))
         if call.get("output") is None and call.get("exception"):
-            record = trace_record(call)
+            record = trace_record(call, tool_names)
             return record, [
                 "LLM call ended in an exception with no response: recorded as a trace "
                 "(a Freeplay completion needs the response)"
             ]
         return completion_record(call)
-    return trace_record(call), []
+    return trace_record(call, tool_names), []
+
+
+class ToolNames:
+    """Names of the tools LLM requests declared (bounded: a name is a few bytes, and past
+    `limit` new names are ignored)."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.names: set[str] = set()
+        self.limit = limit
+
+    def learn(self, inputs: Any) -> None:
+        tools = inputs.get("tools") if isinstance(inputs, dict) else None
+        if not isinstance(tools, list):
+            return
+        for tool in tools:
+            if not isinstance(tool, dict) or len(self.names) >= self.limit:
+                continue
+            fn = tool.get("function") if isinstance(tool.get("function"), dict) else tool
+            name = fn.get("name")
+            if isinstance(name, str):
+                self.names.add(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names
 
 
 # --------------------------------------------------------------------------- completions
@@ -167,17 +202,21 @@ def completion_record(call: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
 
 
 # --------------------------------------------------------------------------- traces
-def trace_record(call: dict[str, Any]) -> dict[str, Any]:
-    name = call.get("display_name") or short_op_name(str(call.get("op_name", "")))
+def trace_record(call: dict[str, Any], tool_names: ToolNames | None = None) -> dict[str, Any]:
+    op = short_op_name(str(call.get("op_name", "")))
+    name = call.get("display_name") or op
     kind = _weave_kind(call)
-    is_tool = kind == "tool" or (kind is None and _looks_like(name, "tool"))
+    is_tool = kind == "tool" or (
+        kind is None
+        and (_looks_like(name, "tool") or (tool_names is not None and op in tool_names))
+    )
     is_agent = not is_tool and (
         kind == "agent"
         or (kind is None and (_looks_like(name, "agent") or not call.get("parent_id")))
     )
     rec: dict[str, Any] = {"session_id": session_of(call), "trace_id": as_uuid4(str(call["id"]))}
     if is_agent:
-        rec["agent_name"] = name
+        rec["agent_name"] = op  # stable across runs: what Freeplay's agent views group by
     rec["input"] = trace_input(call.get("inputs"), unwrap=is_agent)
     rec["output"] = call.get("output")
     if call.get("parent_id"):
@@ -189,8 +228,8 @@ def trace_record(call: dict[str, Any]) -> dict[str, Any]:
         rec["custom_metadata"] = meta
     if is_tool:
         rec["kind"] = "tool"
-    if not is_agent:
-        rec["name"] = name
+    if not is_agent or call.get("display_name"):
+        rec["name"] = name  # an agent run's own title, when Weave has one
     rec["start_time"] = iso_time(call.get("started_at"))
     rec["end_time"] = iso_time(call.get("ended_at"))
     return {k: v for k, v in rec.items() if v is not None or k == "output"}

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from tracecli.diagnostics import Diagnostic, Location, Severity
-from tracecli.freeplay_convert import convert_call, short_op_name
+from tracecli.freeplay_convert import ToolNames, convert_call, short_op_name
 from tracecli.pairing import DEFAULT_MEMORY_BUDGET, DUPLICATE, Half, Pairer
 from tracecli.reader import Source
 from tracecli.records import parse_record, wrap
@@ -61,6 +61,7 @@ class FreeplayPieces:
         self.memory_budget = memory_budget
         self.strict = strict
         self.converted = 0  # Weave calls converted
+        self.tool_names = ToolNames()
 
     def __iter__(self) -> Iterator[Piece]:
         """Close the iterator to stop early (Ctrl-C): the pairer's spill file goes with it."""
@@ -142,7 +143,7 @@ class FreeplayPieces:
         lines = tuple((src, loc.line) for src, loc, _, _, _ in parts)
         originals = tuple(wrap(shape, kind, data) for _, _, shape, kind, data in parts)  # type: ignore[arg-type]
         loc = parts[0][1]
-        record, warnings = convert_call(call)
+        record, warnings = convert_call(call, self.tool_names)
         self.converted += 1
         what = f"Weave call {call.get('id')} ({short_op_name(str(call.get('op_name', '')))})"
         severity = Severity.ERROR if self.strict else Severity.WARNING
