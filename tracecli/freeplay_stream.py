@@ -164,7 +164,8 @@ class FreeplayPieces:
         if half.kind == "start":
             msg = (
                 f"call {half.call_id} has no end in the inputs: Freeplay records finished "
-                "calls only (its output and end time are unknown)"
+                "calls only; upload it once it has ended (the calls under it link to it by "
+                "its id meanwhile)"
             )
         else:
             msg = (
