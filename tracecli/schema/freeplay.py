@@ -78,6 +78,7 @@ _UUID_RE = re.compile(
 _MS_THRESHOLD = 1e11  # epoch seconds reach 1e11 in the year 5138; ms passed it in 1973
 EXAMPLE_EPOCH = 1767268800.125
 EXAMPLE_ISO = "2026-01-01T12:00:00.125000+00:00"
+EXAMPLE_UUID4 = "0b7e6c2a-5d4f-4e8a-9c1b-2f3a4d5e6f70"
 
 
 def uuid4_problem(value: Any, what: str) -> str | None:
@@ -85,7 +86,7 @@ def uuid4_problem(value: Any, what: str) -> str | None:
     if not isinstance(value, str):
         return f"must be a UUID v4 string, got {_describe(value)}"
     if not _UUID_RE.match(value):
-        return f"{value!r} is not a UUID ({what} must be a UUID v4, e.g. {uuid.uuid4()})"
+        return f"{value!r} is not a UUID ({what} must be a UUID v4, e.g. {EXAMPLE_UUID4})"
     u = uuid.UUID(value)
     if u.version != 4 or u.variant != uuid.RFC_4122:
         return (
