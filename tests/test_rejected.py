@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import random
 import stat
 import threading
 
@@ -238,3 +239,145 @@ def test_item_errors_map_batch_indexes():
     }
     o = Outcome(action=None, status=422, body=body)  # type: ignore[arg-type]
     assert o.item_errors == {2: "start.id: bad id; op_name: too long", 5: "not an object"}
+
+
+# -- end to end: `tracecli upload` against real servers ------------------------------------
+
+E2E_KEY_FIELDS = ("id", "op_name", "trace_id")
+
+
+def complete_records(n: int, proj: str) -> list[dict]:
+    from tests.uploadkit import gen_calls
+
+    return [{**s, **e} for s, e in gen_calls(n, seed=random.randrange(1 << 40), project=proj)]
+
+
+def write_jsonl(path, records) -> None:
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+
+
+def upload_json(file, url, cwd, *args):
+    from tests.uploadkit import run_cli
+
+    r = run_cli("upload", str(file), "--server", url, "--format", "json", *args, cwd=cwd,
+                TRACECLI_RETRY_BASE_DELAY="0.02", TRACECLI_RETRY_MAX_DELAY="0.2")  # fmt: skip
+    assert r.stdout.strip().startswith("{"), r.stderr[-3000:]
+    return r, orjson.loads(r.stdout)
+
+
+def stored_ids(url, proj) -> list[str]:
+    from tests.uploadkit import read_back
+
+    return [c["id"] for c in read_back(url, proj)]
+
+
+@pytest.fixture
+def serve(tmp_path):
+    from tests.uploadkit import tracecli_serve
+
+    with tracecli_serve(tmp_path / "store.db", tmp_path / "serve.log") as s:
+        yield s
+
+
+def test_three_bad_records_among_a_thousand(tmp_path, serve):
+    """Refused by validation: 997 stored, 3 in the rejected file with reasons, exit 1;
+    the fixed rejected file then uploads cleanly."""
+    proj = f"rej/local-{random.randrange(1 << 30):x}"
+    recs = complete_records(1000, proj)
+    good_ops = {i: recs[i]["op_name"] for i in (10, 500, 998)}
+    recs[10]["id"] = recs[10]["id"].upper()  # ids are lowercase UUIDs
+    recs[500]["op_name"] = "o" * 129  # at most 128 characters
+    recs[998]["started_at"] = "yesterday"  # not a datetime
+    bad_ids = {recs[10]["id"].lower(), recs[500]["id"], recs[998]["id"]}
+    file = tmp_path / "calls.jsonl"
+    write_jsonl(file, recs)
+    r, summary = upload_json(file, serve.url, tmp_path)
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert summary["uploaded"] == 997 and summary["rejected"] == 3, summary
+    ids = stored_ids(serve.url, proj)
+    assert len(ids) == len(set(ids)) == 997 and not bad_ids & set(ids)
+    rej_file = tmp_path / "tracecli-rejected.jsonl"
+    assert summary["rejected_file"] and (tmp_path / summary["rejected_file"]).resolve() == rej_file
+    assert stat.S_IMODE(rej_file.stat().st_mode) == 0o600
+    rejected = lines(rej_file)
+    assert [x["_tracecli"]["line"] for x in rejected] == [11, 501, 999]
+    for x in rejected:
+        assert x["_tracecli"]["source"].endswith("calls.jsonl")
+        assert x["_tracecli"]["reason"]
+    reasons = " | ".join(x["_tracecli"]["reason"] for x in rejected)
+    assert "id" in reasons and "op_name" in reasons and "started_at" in reasons, reasons
+    # the originals, as read
+    assert {k: v for k, v in rejected[1].items() if k != "_tracecli"} == recs[500]
+    # the user fixes them in place (keeping _tracecli) and uploads the file again
+    rejected[0]["id"] = rejected[0]["id"].lower()
+    rejected[1]["op_name"] = good_ops[500]
+    rejected[2]["started_at"] = recs[997]["started_at"]
+    write_jsonl(rej_file, rejected)
+    r, summary = upload_json(rej_file, serve.url, tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert summary["uploaded"] == 3 and summary["rejected"] == 0, summary
+    ids = stored_ids(serve.url, proj)
+    assert len(ids) == len(set(ids)) == 1000
+
+
+def test_server_side_rejections_are_found_by_splitting(tmp_path, serve):
+    """Records validation lets through but the server refuses (400, 422 naming the item,
+    413): found by splitting the chunk, rejected with the server's status and message;
+    the other calls of their chunks are stored."""
+    from tests.faultproxy import FaultProxy, Faults
+
+    proj = f"rej/server-{random.randrange(1 << 30):x}"
+    recs = complete_records(1000, proj)
+    recs[321]["inputs"]["blob"] = "b" * 300_000  # one call above the proxy's 256 KB
+    refuse = {
+        recs[5]["id"]: (400, "Invalid URI: weave:///nope"),
+        recs[777]["id"]: (422, "value is not acceptable here"),
+    }
+    bad = {recs[5]["id"], recs[777]["id"], recs[321]["id"]}
+    file = tmp_path / "calls.jsonl"
+    write_jsonl(file, recs)
+    with FaultProxy(serve.url, Faults(refuse=refuse, max_bytes=256 * 1024)) as proxy:
+        r, summary = upload_json(file, proxy.url, tmp_path, "--chunk-size", "100")
+        assert proxy.stats.refused >= 2 and proxy.stats.injected[413] >= 1
+        assert r.returncode == 1, r.stderr[-2000:]
+        assert summary["uploaded"] == 997 and summary["rejected"] == 3, summary
+        ids = stored_ids(serve.url, proj)
+        assert len(ids) == len(set(ids)) == 997 and not bad & set(ids)
+        rej_file = tmp_path / "tracecli-rejected.jsonl"
+        rejected = {x["id"]: x["_tracecli"] for x in lines(rej_file)}
+        assert rejected.keys() == bad
+        assert rejected[recs[5]["id"]]["status"] == 400
+        assert "Invalid URI: weave:///nope" in rejected[recs[5]["id"]]["reason"]
+        assert rejected[recs[777]["id"]]["status"] == 422
+        assert "value is not acceptable here" in rejected[recs[777]["id"]]["reason"]
+        assert rejected[recs[321]["id"]]["status"] == 413
+        assert [rejected[recs[i]["id"]]["line"] for i in (5, 321, 777)] == [6, 322, 778]
+        # the server changes its mind: the rejected file replays as it is
+        proxy.configure(refuse={}, max_bytes=None)
+        r, summary = upload_json(rej_file, proxy.url, tmp_path)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert summary["uploaded"] == 3, summary
+    ids = stored_ids(serve.url, proj)
+    assert len(ids) == len(set(ids)) == 1000
+
+
+@pytest.mark.weave_ref
+def test_weave_reference_server_refusal_lands_in_the_rejected_file(tmp_path):
+    """A refusal by weave's own server code (an op ref it cannot parse: 400 Invalid URI)."""
+    from tests.uploadkit import weave_ref, weave_ref_python
+
+    if weave_ref_python() is None:
+        pytest.skip("weave reference server venv not built (../shared/tools/weave-ref/setup.sh)")
+    proj = f"rej/ref-{random.randrange(1 << 30):x}"
+    recs = complete_records(300, proj)
+    recs[42]["op_name"] = "weave:///not-a-valid-ref"
+    file = tmp_path / "calls.jsonl"
+    write_jsonl(file, recs)
+    with weave_ref(tmp_path / "ref.log") as ref:
+        r, summary = upload_json(file, ref.url, tmp_path)
+        assert r.returncode == 1, r.stderr[-2000:]
+        assert summary["uploaded"] == 299 and summary["rejected"] == 1, summary
+        ids = stored_ids(ref.url, proj)
+        assert len(ids) == len(set(ids)) == 299
+    (meta,) = [x["_tracecli"] for x in lines(tmp_path / "tracecli-rejected.jsonl")]
+    assert meta["status"] == 400 and "Invalid URI" in meta["reason"] and meta["line"] == 43

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import pwd
 import random
 import signal
 import subprocess
@@ -27,10 +28,10 @@ import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("TRACECLI_SHARED", ROOT.parent / "shared"))
-# Computed at import, before the autouse fixture points HOME at a temporary directory.
+# The user's real home from the password database: tests point HOME at a temporary directory.
+_REAL_HOME = Path(pwd.getpwuid(os.getuid()).pw_dir)
 WEAVE_REF_VENV = Path(
-    os.environ.get("WEAVE_REF_VENV")
-    or Path.home() / ".cache" / "tracecli-weave-ref" / "venv-server"
+    os.environ.get("WEAVE_REF_VENV") or _REAL_HOME / ".cache" / "tracecli-weave-ref" / "venv-server"
 )
 REFSERVER = SHARED / "tools" / "weave-ref" / "refserver.py"
 PROJECT = "acme/chaos"
