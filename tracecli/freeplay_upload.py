@@ -77,7 +77,9 @@ def upload_freeplay(
             check_reachable(target.name)
         rejected = opts.rejected if opts.rejected is not None else DEFAULT_NAME
         if opts.strict:
-            check = _FreeplayRun(files, opts, settings.project_id, None, None, rejected, interrupt)
+            check = _FreeplayRun(
+                files, opts, settings.project_id, None, None, rejected, interrupt, settings.api_base
+            )
             check.run(None)
             report = check.report
             if report.errors or report.rejected or report.interrupted:
@@ -91,7 +93,16 @@ def upload_freeplay(
                 restart=opts.restart,
                 db_path=opts.journal_path,
             )
-        run = _FreeplayRun(files, opts, settings.project_id, target, journal, rejected, interrupt)
+        run = _FreeplayRun(
+            files,
+            opts,
+            settings.project_id,
+            target,
+            journal,
+            rejected,
+            interrupt,
+            settings.api_base,
+        )
         run.run(on_progress)
         run.report.elapsed_s = time.monotonic() - started
         return run.report
@@ -134,6 +145,7 @@ class _FreeplayRun:
         journal: Journal | None,
         rejected: Any,
         interrupt: Any,
+        name: str,
     ) -> None:
         from tracecli.upload import FileReport, UploadReport
 
@@ -145,7 +157,7 @@ class _FreeplayRun:
         self.interrupt = interrupt
         self.check_only = target is None and not opts.dry_run
         self.report = UploadReport(
-            target=target.name if target is not None else "freeplay (not sent)",
+            target=target.name if target is not None else name,
             target_kind="server",
             mode="freeplay",
             project=project,
@@ -245,6 +257,8 @@ class _FreeplayRun:
             if self.opts.dry_run:
                 with self.lock:
                     report.uploaded += 1
+                    report.requests += 1
+                    report.bytes_sent += len(request.body)
                     report.by_endpoint[request.kind] = report.by_endpoint.get(request.kind, 0) + 1
             return
         with self._cond:
