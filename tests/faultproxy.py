@@ -238,6 +238,7 @@ class FaultProxy:
             asyncio.IncompleteReadError,
             asyncio.LimitOverrunError,
             ssl.SSLError,
+            asyncio.CancelledError,  # the proxy is stopping
         ):
             pass
         finally:
@@ -296,13 +297,19 @@ class FaultProxy:
         if not bad:
             return None
         status = bad[0][1][0]
+        # "{authorization}" in a reason echoes the request's header (a careless server)
+        auth = req.headers.get("authorization", "")
         if status == 422:
             detail = [
-                {"loc": ["body", "batch", i, "id"], "msg": reason, "type": "value_error"}
+                {
+                    "loc": ["body", "batch", i, "id"],
+                    "msg": reason.replace("{authorization}", auth),
+                    "type": "value_error",
+                }
                 for i, (_, reason) in bad
             ]
             return 422, {"detail": detail}
-        return status, {"reason": bad[0][1][1]}
+        return status, {"reason": bad[0][1][1].replace("{authorization}", auth)}
 
     async def _inject(
         self,

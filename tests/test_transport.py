@@ -464,3 +464,21 @@ def test_tls_verification_is_on_by_default(tls_server):
 def test_unreadable_ca_bundle(tmp_path):
     with pytest.raises(TransportConfigError, match="--ca-bundle"):
         transport("https://127.0.0.1:1", ca_bundle=tmp_path / "missing.pem")
+
+
+def test_echoed_key_is_masked_in_the_parsed_body_and_item_errors(server):
+    b64 = base64.b64encode(f"api:{KEY}".encode()).decode()
+    detail = [{"loc": ["body", "batch", 0, "id"], "msg": f"echo Basic {b64}", "type": "x"}]
+    server.play(Answer(422, {"detail": detail}))
+    # a server that escapes '/' in JSON strings: the raw text does not hold the key as is
+    slashy = "sk-with/slash-0123456789"
+    escaped = orjson.dumps({"reason": f"key {slashy}"}).replace(b"/", b"\\/")
+    server.play(Answer(400, raw=escaped))
+    with transport(server.url) as t:
+        out = t.post("/x", BODY)
+        assert b64 not in orjson.dumps(out.body).decode()
+        assert out.item_errors == {0: "id: echo Basic ***"}
+    with transport(server.url, api_key=SecretStr(slashy)) as t:
+        out = t.post("/x", BODY)
+        assert out.body == {"reason": "key ***"} and slashy not in out.reason
+        assert "with\\/slash" not in out.text and "***" in out.text

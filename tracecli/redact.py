@@ -9,6 +9,7 @@ every record a handler emits, so even a third-party library's debug line cannot 
 from __future__ import annotations
 
 import base64
+import json
 import logging
 from collections.abc import Iterable
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -20,6 +21,9 @@ _MIN_SECRET = 4  # shorter "keys" would mask ordinary words
 def secret_forms(secret: str) -> set[str]:
     """Every spelling of `secret` that could end up in text we produce."""
     forms = {secret, quote(secret, safe=""), quote(secret)}
+    # as it looks inside a JSON string (some servers escape '/', all escape '"' and '\\')
+    escaped = json.dumps(secret)[1:-1]
+    forms |= {escaped, escaped.replace("/", "\\/")}
     for user in ("api", "", "user"):
         raw = f"{user}:{secret}".encode()
         forms.add(base64.b64encode(raw).decode("ascii"))

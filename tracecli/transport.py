@@ -457,6 +457,12 @@ class Transport:
                 body = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 body = None
+            else:
+                # A server may echo the key, even JSON-escaped ("\/"): callers read `body`
+                # too. Without a backslash, decoded strings are substrings of the raw text.
+                whole = raw.decode("utf-8", "replace")
+                if self.redact and (self.redact(whole) != whole or "\\" in whole):
+                    body = _mask(body, self.redact)
         text = self.redact(raw[:_TEXT_LIMIT].decode("utf-8", "replace"))
         reason = self.redact(extract_reason(response.status_code, body, text))
         return Outcome(
@@ -507,6 +513,16 @@ class Transport:
                 "pass its certificate with --ca-bundle FILE"
             )
         return TransportConfigError(f"cannot talk to {self.host}: {detail}")
+
+
+def _mask(value: Any, redact: Redactor) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact(str(k)): _mask(v, redact) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v, redact) for v in value]
+    return value
 
 
 def _ssl_context(ca_bundle: str | Path | None) -> ssl.SSLContext | bool:
