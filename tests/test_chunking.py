@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tracecli.chunking import SINGLE, Chunk, Chunker, Unit
+from tracecli.chunking import KINDS, SHAPES, SINGLE, Chunk, Chunker, Unit, pack, unpack
 from tracecli.encode import (
     batch_body,
     batch_end,
@@ -18,13 +18,12 @@ from tracecli.encode import (
     split_complete,
     split_end,
 )
-from tracecli.pairing import Half
 from tracecli.schema.weave import END_FIELDS
 
 
-def unit(n_bytes: int = 10, route: str = "/r", parts: int = 1) -> Unit:
-    h = Half("complete", "a", "e/p", b"{}", b"", False, 0, 1, "complete")
-    return Unit(route, tuple(b"x" * n_bytes for _ in range(parts)), (h,))
+def unit(n_bytes: int = 10, route: str = "/r", parts: int = 1, line: int = 1) -> Unit:
+    rec = pack(0, line, "complete", "complete")
+    return Unit(route, tuple(b"x" * n_bytes for _ in range(parts)), (rec,))
 
 
 def test_chunks_close_at_the_item_count() -> None:
@@ -37,13 +36,13 @@ def test_chunks_close_at_the_item_count() -> None:
 def test_a_start_and_its_end_stay_in_one_chunk() -> None:
     c = Chunker(max_items=3, max_bytes=10_000)
     out = c.add(unit(parts=2)) + c.add(unit(parts=2)) + c.flush()
-    assert [len(ch.units) for ch in out] == [1, 1]
+    assert [ch.units for ch in out] == [1, 1]
 
 
 def test_chunks_close_at_the_byte_bound_and_the_body_respects_it() -> None:
     c = Chunker(max_items=1000, max_bytes=1000)
     out = [ch for _ in range(50) for ch in c.add(unit(100))] + c.flush()
-    assert sum(len(ch.units) for ch in out) == 50
+    assert sum(ch.units for ch in out) == 50
     for ch in out:
         assert len(ch.body()) <= 1000
         assert len(ch.body()) <= ch.nbytes <= len(ch.body()) + 1  # counted with a comma each
@@ -52,7 +51,7 @@ def test_chunks_close_at_the_byte_bound_and_the_body_respects_it() -> None:
 def test_a_unit_larger_than_the_bound_goes_alone() -> None:
     c = Chunker(max_items=1000, max_bytes=1000)
     out = c.add(unit(10)) + c.add(unit(5000)) + c.add(unit(10)) + c.flush()
-    assert [len(ch.units) for ch in out] == [1, 1, 1]
+    assert [ch.units for ch in out] == [1, 1, 1]
     assert out[1].nbytes > 1000
 
 
@@ -65,19 +64,31 @@ def test_routes_are_chunked_apart() -> None:
 
 def test_single_units_are_one_request_each() -> None:
     c = Chunker()
-    h = Half("start", "a", "e/p", b"{}", b"", False, 0, 1, "flat")
-    out = c.add(Unit(SINGLE, (b"{}",), (h,), ("/call/start",)))
-    assert len(out) == 1 and out[0].route == SINGLE
+    rec = pack(0, 1, "start", "flat")
+    out = c.add(Unit(SINGLE, (b"{}",), (rec,), None, ("/call/start",)))
+    assert len(out) == 1 and out[0].route == SINGLE and out[0].steps == ("/call/start",)
 
 
 def test_split_halves_keep_every_unit_once() -> None:
     ch = Chunk("/r")
-    units = [unit() for _ in range(7)]
+    units = [unit(parts=1 + i % 2, line=i) for i in range(7)]
+    units[3].extra = "kept"
     for u in units:
         ch.add(u)
     a, b = ch.split()
-    assert a.units + b.units == units
-    assert (len(a.units), len(b.units)) == (3, 4)
+    assert list(a.iter_units()) + list(b.iter_units()) == units
+    assert (a.units, b.units) == (3, 4)
+    assert b.extras == {0: "kept"}
+
+
+@given(
+    st.integers(0, 2**19 - 1),
+    st.integers(0, 2**40 - 1),
+    st.sampled_from(KINDS),
+    st.sampled_from(SHAPES),
+)
+def test_pack_unpack(src: int, line: int, kind: str, shape: str) -> None:
+    assert unpack(pack(src, line, kind, shape)) == (src, line, kind, shape)
 
 
 def test_chunker_rejects_nonsense_bounds() -> None:

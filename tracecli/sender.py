@@ -19,17 +19,17 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
-from tracecli.chunking import SINGLE, Chunk, Unit
+from tracecli.chunking import SINGLE, Chunk
 from tracecli.diagnostics import TracecliError
-from tracecli.pairing import Half
 from tracecli.retry import Action
 from tracecli.targets import Target
 
-OnAcked = Callable[[str, Sequence[Unit], Sequence[Half], int], None]  # route, units, halves, calls
-OnRejected = Callable[[Sequence[Half], str, int | None], None]
-OnUnsent = Callable[[Sequence[Half]], None]
+# Callbacks get a chunk (or the part of one) whose records share the fate.
+OnAcked = Callable[[str, Chunk, int], None]  # route, what it stored, calls completed
+OnRejected = Callable[[Chunk, str, "int | None"], None]  # what, the reason, HTTP status
+OnUnsent = Callable[[Chunk], None]
 
 
 class Sender:
@@ -117,7 +117,7 @@ class Sender:
 
     # -- worker side ----------------------------------------------------------------------
     def _finish_unsent(self, chunk: Chunk) -> None:
-        self.on_unsent(list(chunk.halves()))
+        self.on_unsent(chunk)
         self._done()
 
     def _done(self) -> None:
@@ -132,31 +132,30 @@ class Sender:
                 return
             try:
                 if self.stopped:
-                    self.on_unsent(list(chunk.halves()))
+                    self.on_unsent(chunk)
                 elif chunk.route == SINGLE:
-                    for unit in chunk.units:
-                        self._single(unit)
+                    self._single(chunk)
                 else:
                     self._deliver(chunk)
             except TracecliError as exc:  # AuthError, TLS/config: nothing else can succeed
                 if self.fatal is None:
                     self.fatal = exc
-                self.on_unsent(list(chunk.halves()))
+                self.on_unsent(chunk)
             except BaseException as exc:  # a bug: do not lose the records silently
                 if self.fatal is None:
                     self.fatal = TracecliError(f"internal error while sending: {exc!r}")
-                self.on_unsent(list(chunk.halves()))
+                self.on_unsent(chunk)
             finally:
                 self._done()
 
     def _deliver(self, chunk: Chunk) -> None:
         if self.fatal is not None:
-            self.on_unsent(list(chunk.halves()))
+            self.on_unsent(chunk)
             return
-        out = self.target.post(chunk.route, chunk.body(), can_split=len(chunk.units) > 1)
+        out = self.target.post(chunk.route, chunk.body(), can_split=chunk.units > 1)
         action = out.action
         if action is Action.OK:
-            self.on_acked(chunk.route, chunk.units, list(chunk.halves()), len(chunk.units))
+            self.on_acked(chunk.route, chunk, chunk.units)
         elif action is Action.SPLIT:
             named = out.item_errors if out.status == 422 else {}
             if named and self._drop_named(chunk, named, out.status):
@@ -164,48 +163,71 @@ class Sender:
             for part in chunk.split():
                 self._deliver(part)
         elif action is Action.CANCELLED:
-            self.on_unsent(list(chunk.halves()))
+            self.on_unsent(chunk)
         else:  # REJECT, GIVE_UP
-            self.on_rejected(list(chunk.halves()), out.reason, out.status)
+            self.on_rejected(chunk, out.reason, out.status)
 
     def _drop_named(self, chunk: Chunk, named: dict[int, str], status: int | None) -> bool:
         """Reject the units holding the items a 422 names and send the rest again.
         False (bisect instead) when the indices do not fit this chunk."""
         owner: list[int] = []
-        for ui, u in enumerate(chunk.units):
-            owner.extend([ui] * len(u.parts))
+        start = 0
+        for ui, end in enumerate(chunk.item_ends):
+            owner.extend([ui] * (end - start))
+            start = end
         if any(i < 0 or i >= len(owner) for i in named):
             return False
         bad: dict[int, list[str]] = {}
         for i, msg in sorted(named.items()):
             bad.setdefault(owner[i], []).append(f"item {i}: {msg}")
-        rest = Chunk(chunk.route)
-        for ui, u in enumerate(chunk.units):
-            if ui in bad:
-                self.on_rejected(list(u.halves), "; ".join(bad[ui]), status)
-            else:
-                rest.add(u)
-        if rest.units:
-            self._deliver(rest)
+        for ui, msgs in bad.items():
+            self.on_rejected(chunk.subset([ui]), "; ".join(msgs), status)
+        rest = [ui for ui in range(chunk.units) if ui not in bad]
+        if rest:
+            self._deliver(chunk.subset(rest))
         return True
 
-    def _single(self, unit: Unit) -> None:
-        """/call/start then /call/end, each only after the one before was acknowledged."""
-        per_step = len(unit.halves) == len(unit.steps)
-        for i, (route, body) in enumerate(zip(unit.steps, unit.parts, strict=True)):
+    def _single(self, chunk: Chunk) -> None:
+        """/call/start then /call/end, each only after the one before was acknowledged.
+        With a record per step, each step acknowledges its own record; a completed call
+        split in two is acknowledged when its end is."""
+        steps = chunk.steps
+        per_step = len(chunk.recs) == len(steps)
+        for i, (route, body) in enumerate(zip(steps, chunk.items, strict=True)):
             if self.fatal is not None:
-                self.on_unsent(list(unit.halves[i:] if per_step else unit.halves))
+                self.on_unsent(_records(chunk, i if per_step else 0))
                 return
             out = self.target.post(route, body, can_split=False)
             if out.action is Action.OK:
-                last = int(i == len(unit.steps) - 1)
-                done = [unit.halves[i]] if per_step else (list(unit.halves) if last else [])
-                step = Unit(route, (body,), tuple(done))
-                self.on_acked(route, [step], done, last)
+                last = int(i == len(steps) - 1)
+                step = Chunk(route)
+                if per_step:
+                    step.recs.append(chunk.recs[i])
+                elif last:
+                    step.recs.extend(chunk.recs)
+                step.items.append(body)
+                step.item_ends.append(1)
+                step.rec_ends.append(len(step.recs))
+                self.on_acked(route, step, last)
                 continue
-            left = list(unit.halves[i:] if per_step else unit.halves)
+            left = _records(chunk, i if per_step else 0)
             if out.action is Action.CANCELLED:
                 self.on_unsent(left)
             else:
                 self.on_rejected(left, out.reason, out.status)
             return
+
+
+def _records(chunk: Chunk, first: int) -> Chunk:
+    """The records of a SINGLE chunk from step `first` on (with all its items, so the
+    records can still be rebuilt as they were read)."""
+    if first == 0:
+        return chunk
+    c = Chunk(chunk.route)
+    c.items.extend(chunk.items)
+    c.recs.extend(chunk.recs[first:])
+    c.item_ends.append(len(c.items))
+    c.rec_ends.append(len(c.recs))
+    c.extras = dict(chunk.extras)
+    c.steps = chunk.steps
+    return c

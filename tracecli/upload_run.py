@@ -12,13 +12,24 @@ import gzip
 import threading
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from tracecli.blocks import broken_id
 from tracecli.checks import CrossChecker
-from tracecli.chunking import SINGLE, Chunker, Unit
+from tracecli.chunking import (
+    LINE_MASK,
+    LINE_SHIFT,
+    SINGLE,
+    SRC_SHIFT,
+    Chunk,
+    Chunker,
+    Unit,
+    pack,
+    unpack,
+)
 from tracecli.diagnostics import Diagnostic, Severity
 from tracecli.encode import (
     CALL_END,
@@ -42,6 +53,19 @@ from tracecli.pairing import DUPLICATE, Half, Pairer
 from tracecli.reader import Source, format_of
 from tracecli.records import parse_record, wrap
 from tracecli.rejected import RejectedWriter
+from tracecli.schema.fastcheck import (
+    COMPLETE_KEYS,
+    FLAT_COMPLETE_KEYS,
+    FLAT_END_KEYS,
+    FLAT_START_KEYS,
+    START_KEYS,
+    Facts,
+    complete_facts,
+    end_facts,
+    start_facts,
+)
+from tracecli.schema.fastcheck import END_KEYS as END_FIELD_KEYS
+from tracecli.schema.weave import END_FIELDS
 from tracecli.targets import endpoint_label
 
 if TYPE_CHECKING:
@@ -51,6 +75,55 @@ if TYPE_CHECKING:
 PROGRESS_EVERY = 0.2  # seconds between progress callbacks
 MAX_RAW_LINES = 10_000  # unparsable lines per file whose text goes to the rejected file
 _EMPTY: frozenset[int] = frozenset()
+
+
+def fast_body(v: dict[str, Any]) -> tuple[Facts, str, dict[str, Any]] | None:
+    """(facts, shape, call body) of a record the fast path finds certainly valid, else None
+    (then `parse_record` gives the real answer). The shapes as `records.parse_record`
+    detects them; a flat record's body still holds its "type" (the caller drops it)."""
+    t = v.get("type")
+    if t is not None:
+        if t == "start":
+            return _with(start_facts(v, FLAT_START_KEYS, True), "flat", v)
+        if t == "end":
+            return _with(end_facts(v, FLAT_END_KEYS, True), "flat", v)
+        if t == "call":
+            return _with(complete_facts(v, FLAT_COMPLETE_KEYS, True), "flat", v)
+        return None
+    if "req" in v:
+        t = v.get("mode")
+        req = v["req"]
+        if len(v) != 2 or type(req) is not dict or len(req) != 1:
+            return None
+        body = req.get(t)  # type: ignore[arg-type]
+        if type(body) is not dict:
+            return None
+        if t == "start":
+            return _with(start_facts(body, START_KEYS, True), "batch", body)
+        if t == "end":
+            return _with(end_facts(body, END_FIELD_KEYS, True), "batch", body)
+        return None
+    if len(v) == 1:
+        if "start" in v:
+            body = v["start"]
+            ok = type(body) is dict and start_facts(body, START_KEYS, True)
+        elif "end" in v:
+            body = v["end"]
+            ok = type(body) is dict and end_facts(body, END_FIELD_KEYS, True)
+        else:
+            return None
+        return (ok, "request", body) if ok else None
+    if "messages" in v or "session_id" in v:
+        return None
+    if "op_name" in v and "ended_at" in v:
+        return _with(complete_facts(v, COMPLETE_KEYS, True), "complete", v)
+    return None
+
+
+def _with(
+    facts: Facts | None, shape: str, body: dict[str, Any]
+) -> tuple[Facts, str, dict[str, Any]] | None:
+    return None if facts is None else (facts, shape, body)
 
 
 def call_body(value: Any) -> dict[str, Any] | None:
@@ -176,6 +249,8 @@ class Run:
         drain = checker.drain
         interrupted = self.interrupted
         unreadable: list[Diagnostic] = []
+        out: list[Diagnostic] = []
+        feed_call = checker.feed_call
         n = 0
         for item in source:
             n += 1
@@ -196,29 +271,49 @@ class Run:
                     orig_project = None
             else:
                 orig_project = None
-            parsed = parse(loc, value)
-            rec = parsed.record
-            diags = parsed.diagnostics
-            if rec is None:
-                checker.note_refused(loc, value)
-                self._invalid(value, loc.path, loc.line, diags, orig_project)
-                continue
-            more = feed(rec)
-            if more:
-                diags = diags + more
-            if diags:
-                if strict:
-                    diags = [d.as_error() for d in diags]
-                if any(d.severity is Severity.ERROR for d in diags):
+            fast = fast_body(value) if type(value) is dict else None
+            if fast is not None:
+                # certainly valid on its own (no error, no warning): only the checks across
+                # records remain, fed the facts the fast path computed
+                facts, shape, data = fast
+                feed_call(loc.path, loc.line, *facts, out)
+                if out:
+                    diags = list(out)
+                    out.clear()
+                    if strict:
+                        diags = [d.as_error() for d in diags]
+                    if any(d.severity is Severity.ERROR for d in diags):
+                        self._invalid(value, loc.path, loc.line, diags, orig_project)
+                        continue
+                    self._warn(diags)
+                kind = facts[0]
+                if shape == "flat":
+                    del data["type"]
+            else:
+                parsed = parse(loc, value)
+                rec = parsed.record
+                diags = parsed.diagnostics
+                if rec is None:
+                    checker.note_refused(loc, value)
                     self._invalid(value, loc.path, loc.line, diags, orig_project)
                     continue
-                self._warn(diags)
+                more = feed(rec)
+                if more:
+                    diags = diags + more
+                if diags:
+                    if strict:
+                        diags = [d.as_error() for d in diags]
+                    if any(d.severity is Severity.ERROR for d in diags):
+                        self._invalid(value, loc.path, loc.line, diags, orig_project)
+                        continue
+                    self._warn(diags)
+                kind, shape, data = rec.kind, rec.shape, rec.data
             late = drain()
             if late:
                 self._late(late)
             done = any_acked and loc.line in acked
             try:
-                self._take(rec.kind, rec.data, rec.shape, src_index, loc.line, done, orig_project)
+                self._take(kind, data, shape, src_index, loc.line, done, orig_project)
             except EncodeError as exc:
                 self._invalid(
                     value,
@@ -231,7 +326,13 @@ class Run:
         if unreadable:
             raw = raw_lines(self.files[src_index], {d.line for d in unreadable[:MAX_RAW_LINES]})
             for d in unreadable:
-                self._invalid(raw.get(d.line), d.path, d.line, [d])
+                text = raw.get(d.line)
+                if text is not None:  # its call's other half must not warn as well
+                    found: list[Any] = []
+                    broken_id(text.encode(), d.line, found)
+                    for e in found:
+                        checker.note_refused_id(d.path, d.line, e[2])
+                self._invalid(text, d.path, d.line, [d])
 
     def _take(
         self,
@@ -269,7 +370,7 @@ class Run:
                 data["project_id"],
                 body,
                 tail,
-                False,
+                len(data) > 2 + len(tail_keys(data)),  # fields a completed call drops
                 src,
                 line,
                 shape,
@@ -298,15 +399,14 @@ class Run:
             return
         else:  # a Freeplay completion: not a Weave call
             self.rejected_now(
-                [(data, src, line, shape, kind, orig_project)],
-                "a Freeplay completion: `tracecli upload` sends Weave calls",
+                [(data, src, line)], "a Freeplay completion: `tracecli upload` sends Weave calls"
             )
             return
         other = self.pairer.match(half)
         if other is None:
             return
         if other is DUPLICATE:  # CrossChecker reports duplicates first; this is a safeguard
-            self.rejected([half], f"call id {half.call_id} already has a {half.kind}", None)
+            self.rejected_halves([half], f"call id {half.call_id} already has a {half.kind}")
             return
         assert isinstance(other, Half)
         if kind == "start":
@@ -328,34 +428,35 @@ class Run:
             self._emit_lone(e if s.done else s, resumed=True)
             return
         mode = self.mode
+        recs = (pack(s.src, s.line, "start", s.shape), pack(e.src, e.line, "end", e.shape))
+        extra = None
+        if s.orig is not None or e.orig is not None or (e.clash and mode in ("auto", "complete")):
+            extra = ((s.orig, e.orig), e.body if e.clash else None)
         if mode == "auto" or mode == "complete":
-            unit = Unit(self._route(s.project), (complete_from(s.body, s.clash, e.tail),), (s, e))
+            part = complete_from(s.body, s.clash, e.tail)
+            unit = Unit(self._route(s.project), (part,), recs, extra)
         elif mode == "batch":
-            unit = Unit(
-                UPSERT_BATCH, (batch_start(s.body), batch_end(join_objects(e.body, e.tail))), (s, e)
-            )
+            end = batch_end(join_objects(e.body, e.tail))
+            unit = Unit(UPSERT_BATCH, (batch_start(s.body), end), recs, extra)
         else:
-            unit = Unit(
-                SINGLE,
-                (single_start(s.body), single_end(join_objects(e.body, e.tail))),
-                (s, e),
-                (CALL_START, CALL_END),
-            )
+            end = single_end(join_objects(e.body, e.tail))
+            unit = Unit(SINGLE, (single_start(s.body), end), recs, extra, (CALL_START, CALL_END))
         self._add(unit)
 
     def _emit_complete(self, h: Half) -> None:
         mode = self.mode
+        recs = (pack(h.src, h.line, "complete", h.shape),)
+        extra = None if h.orig is None else ((h.orig,), None)
         if mode == "auto" or mode == "complete":
-            self._add(Unit(self._route(h.project), (h.body,), (h,)))
+            self._add(Unit(self._route(h.project), (h.body,), recs, extra))
             return
         start, end_rest, end_tail = split_complete(h.body)
         end = join_objects(end_rest, end_tail)
         if mode == "batch":
-            self._add(Unit(UPSERT_BATCH, (batch_start(start), batch_end(end)), (h,)))
+            self._add(Unit(UPSERT_BATCH, (batch_start(start), batch_end(end)), recs, extra))
         else:
-            self._add(
-                Unit(SINGLE, (single_start(start), single_end(end)), (h,), (CALL_START, CALL_END))
-            )
+            parts = (single_start(start), single_end(end))
+            self._add(Unit(SINGLE, parts, recs, extra, (CALL_START, CALL_END)))
 
     def _emit_lone(self, h: Half, resumed: bool = False) -> None:
         """A start with no end, or an end with no start, in the inputs."""
@@ -363,11 +464,10 @@ class Run:
             return
         if self.mode == "complete" and not resumed:
             other = "end" if h.kind == "start" else "start"
-            self.rejected(
+            self.rejected_halves(
                 [h],
                 f"this call's {other} is not in the inputs, and --mode complete sends only "
                 "completed calls (--mode auto sends it through call/upsert_batch)",
-                None,
             )
             return
         if h.kind == "start":
@@ -378,10 +478,12 @@ class Run:
             body = join_objects(h.body, h.tail)
             part = single_end(body) if self.mode == "single" else batch_end(body)
             step = CALL_END
+        recs = (pack(h.src, h.line, h.kind, h.shape),)
+        extra = None if h.orig is None else ((h.orig,), None)
         if self.mode == "single":
-            self._add(Unit(SINGLE, (part,), (h,), (step,)))
+            self._add(Unit(SINGLE, (part,), recs, extra, (step,)))
         else:
-            self._add(Unit(UPSERT_BATCH, (part,), (h,)))
+            self._add(Unit(UPSERT_BATCH, (part,), recs, extra))
 
     def _add(self, unit: Unit) -> None:
         for chunk in self.chunker.add(unit):
@@ -401,7 +503,9 @@ class Run:
         self._late(final)
         for h in self.pairer.leftovers():
             if self.interrupted() or self._stopped():
-                self.unsent([h])
+                if not h.done:
+                    with self.lock:
+                        self.report.unsent += 1
                 continue
             self._emit_lone(h)
 
@@ -463,59 +567,59 @@ class Run:
             )
 
     # -- fates (called from the sender's threads) -------------------------------------------
-    def acked(self, route: str, units: Sequence[Unit], halves: Sequence[Half], calls: int) -> None:
+    def acked(self, route: str, chunk: Chunk, calls: int) -> None:
         journal = self.journal
-        if journal is not None and halves:
+        recs = chunk.recs
+        if journal is not None and recs:
             by_src: dict[int, list[int]] = {}
-            for h in halves:
-                lines = by_src.get(h.src)
+            for rec in recs:
+                src, line = rec >> SRC_SHIFT, (rec >> LINE_SHIFT) & LINE_MASK
+                lines = by_src.get(src)
                 if lines is None:
-                    by_src[h.src] = [h.line]
+                    by_src[src] = [line]
                 else:
-                    lines.append(h.line)
+                    lines.append(line)
             for src, lines in by_src.items():
                 journal.ack(self.files[src], lines)
         label = endpoint_label(route)
         with self.lock:
             r = self.report
-            r.acked_records += len(halves)
+            r.acked_records += len(recs)
             r.uploaded += calls
-            r.by_endpoint[label] = r.by_endpoint.get(label, 0) + len(units)
+            r.by_endpoint[label] = r.by_endpoint.get(label, 0) + chunk.units
 
-    def rejected(self, halves: Sequence[Half], reason: str, status: int | None) -> None:
-        self.rejected_now(
-            [(_original_data(h), h.src, h.line, h.shape, h.kind, h.orig) for h in halves],
-            reason,
-            status,
-        )
+    def rejected(self, chunk: Chunk, reason: str, status: int | None) -> None:
+        """The server refused these records (or retries ran out): into the rejected file."""
+        self.rejected_now(list(originals(chunk)), reason, status)
+
+    def rejected_halves(self, halves: Sequence[Half], reason: str) -> None:
+        items = []
+        for h in halves:
+            data: dict[str, Any] = orjson.loads(join_objects(h.body, h.tail) if h.tail else h.body)
+            if h.orig is not None:
+                data["project_id"] = h.orig
+            items.append((wrap(h.shape, h.kind, data), h.src, h.line))  # type: ignore[arg-type]
+        self.rejected_now(items, reason)
 
     def rejected_now(
         self,
-        items: Sequence[tuple[dict[str, Any], int, int, str, str, str | None]],
+        items: Sequence[tuple[dict[str, Any], int, int]],
         reason: str,
         status: int | None = None,
     ) -> None:
         code = f"http-{status}" if status is not None else "not-sent"
         diags = []
         with self.lock:
-            for data, src, line, shape, kind, orig_project in items:
-                if orig_project is not None:
-                    data["project_id"] = orig_project
+            for original, src, line in items:
                 path = self.display[src]
-                self.writer.add(
-                    wrap(shape, kind, data),  # type: ignore[arg-type]
-                    path=path,
-                    line=line,
-                    reason=reason,
-                    status=status,
-                )
+                self.writer.add(original, path=path, line=line, reason=reason, status=status)
                 self.report.rejected += 1
                 diags.append(Diagnostic(path, line, "", code, Severity.ERROR, reason))
             self._keep(diags)
 
-    def unsent(self, halves: Sequence[Half]) -> None:
+    def unsent(self, chunk: Chunk) -> None:
         with self.lock:
-            self.report.unsent += sum(1 for h in halves if not h.done)
+            self.report.unsent += len(chunk.recs)
 
     # -- progress ---------------------------------------------------------------------------
     def _progress(self, force: bool = False) -> None:
@@ -554,6 +658,42 @@ class Run:
         self.pairer.close()
 
 
-def _original_data(h: Half) -> dict[str, Any]:
-    data: dict[str, Any] = orjson.loads(join_objects(h.body, h.tail) if h.tail else h.body)
-    return data
+def tail_keys(data: dict[str, Any]) -> list[str]:
+    return [k for k in END_FIELDS if k in data]
+
+
+def originals(chunk: Chunk) -> Iterator[tuple[dict[str, Any], int, int]]:
+    """Each record of a chunk as it was read (its shape's wrapping, its own project_id),
+    rebuilt from the bytes that were sent: (record, input index, line)."""
+    complete_route = chunk.route.endswith("/calls/complete")
+    for i in range(chunk.units):
+        unit = chunk.unit(i)
+        parts: dict[str, dict[str, Any]] = {}
+        for item in unit.parts:
+            d = orjson.loads(item)
+            if complete_route:
+                parts["complete"] = d
+            elif "mode" in d:
+                parts[d["mode"]] = d["req"][d["mode"]]
+            else:
+                key = "start" if "start" in d else "end"
+                parts[key] = d[key]
+        projects, end_rest = unit.extra or (None, None)
+        for j, rec in enumerate(unit.recs):
+            src, line, kind, shape = unpack(rec)
+            whole = parts.get("complete")
+            if kind == "complete":
+                data = whole if whole is not None else {**parts["start"], **parts["end"]}
+            elif kind == "start":
+                data = parts.get("start") or {k: v for k, v in whole.items() if k not in END_KEYS}
+            else:
+                data = parts.get("end") or {
+                    "project_id": whole["project_id"],
+                    "id": whole["id"],
+                    **(orjson.loads(end_rest) if end_rest else {}),
+                    **{k: whole[k] for k in END_FIELDS if k in whole},
+                }
+            data = dict(data)
+            if projects is not None and j < len(projects) and projects[j] is not None:
+                data["project_id"] = projects[j]
+            yield wrap(shape, kind, data), src, line  # type: ignore[arg-type]
