@@ -19,7 +19,6 @@ from tests.uploadkit import (
     run_cli,
     tracecli_serve,
     weave_ref,
-    weave_ref_python,
     write_flat,
 )
 
@@ -29,7 +28,7 @@ WRONG = "tk-wrong-3c5e7a9b1d2f4a6c"
 
 @pytest.fixture
 def keyed_serve(tmp_path):
-    with tracecli_serve(tmp_path / "store.db", tmp_path / "serve.log", api_key=KEY) as s:
+    with tracecli_serve(tmp_path / "serve", api_key=KEY) as s:
         yield s
 
 
@@ -91,10 +90,8 @@ def test_the_right_key_from_each_place(tmp_path, keyed_serve, where, isolated_ho
 
 @pytest.mark.weave_ref
 def test_wrong_key_weave_reference_server(tmp_path):
-    if weave_ref_python() is None:
-        pytest.skip("weave reference server venv not built (../shared/tools/weave-ref/setup.sh)")
     file, _ = calls_file(tmp_path, 200)
-    with weave_ref(tmp_path / "ref.log", "--api-key", KEY) as ref:
+    with weave_ref(tmp_path / "ref", api_key=KEY) as ref:
         r = run_cli("upload", str(file), "--server", ref.url, "--api-key", WRONG, cwd=tmp_path)
         assert r.returncode == 2, r.stderr
         (line,) = error_lines(r.stderr)

@@ -25,7 +25,6 @@ from tests.uploadkit import (
     run_cli,
     tracecli_serve,
     weave_ref,
-    weave_ref_python,
     write_flat,
 )
 
@@ -45,7 +44,7 @@ def seed() -> int:
 
 @pytest.fixture
 def serve(tmp_path):
-    with tracecli_serve(tmp_path / "store.db", tmp_path / "serve.log") as s:
+    with tracecli_serve(tmp_path / "serve") as s:
         yield s
 
 
@@ -100,10 +99,8 @@ def test_chaos_20k_calls_small_chunks(tmp_path, serve):
 @pytest.mark.slow
 @pytest.mark.weave_ref
 def test_chaos_20k_calls_weave_reference_server(tmp_path):
-    if weave_ref_python() is None:
-        pytest.skip("weave reference server venv not built (../shared/tools/weave-ref/setup.sh)")
     # Its SQLite primary key makes a re-sent call a 500 without --dedupe-call-ids.
-    with weave_ref(tmp_path / "ref.log", "--dedupe-call-ids") as ref:
+    with weave_ref(tmp_path / "ref", "--dedupe-call-ids") as ref:
         chaos_run(tmp_path, ref.url, 20_000, proj=project("ref"))
 
 

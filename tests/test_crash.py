@@ -33,7 +33,7 @@ CONCURRENCY = 4
 
 @pytest.fixture
 def serve(tmp_path):
-    with tracecli_serve(tmp_path / "store.db", tmp_path / "serve.log") as s:
+    with tracecli_serve(tmp_path / "serve") as s:
         yield s
 
 

@@ -275,7 +275,7 @@ def stored_ids(url, proj) -> list[str]:
 def serve(tmp_path):
     from tests.uploadkit import tracecli_serve
 
-    with tracecli_serve(tmp_path / "store.db", tmp_path / "serve.log") as s:
+    with tracecli_serve(tmp_path / "serve") as s:
         yield s
 
 
@@ -364,16 +364,14 @@ def test_server_side_rejections_are_found_by_splitting(tmp_path, serve):
 @pytest.mark.weave_ref
 def test_weave_reference_server_refusal_lands_in_the_rejected_file(tmp_path):
     """A refusal by weave's own server code (an op ref it cannot parse: 400 Invalid URI)."""
-    from tests.uploadkit import weave_ref, weave_ref_python
+    from tests.uploadkit import weave_ref
 
-    if weave_ref_python() is None:
-        pytest.skip("weave reference server venv not built (../shared/tools/weave-ref/setup.sh)")
     proj = f"rej/ref-{random.randrange(1 << 30):x}"
     recs = complete_records(300, proj)
     recs[42]["op_name"] = "weave:///not-a-valid-ref"
     file = tmp_path / "calls.jsonl"
     write_jsonl(file, recs)
-    with weave_ref(tmp_path / "ref.log") as ref:
+    with weave_ref(tmp_path / "ref") as ref:
         r, summary = upload_json(file, ref.url, tmp_path)
         assert r.returncode == 1, r.stderr[-2000:]
         assert summary["uploaded"] == 299 and summary["rejected"] == 1, summary

@@ -36,7 +36,7 @@ def scan(texts: dict[str, str], roots: list[Path], secret: str) -> list[str]:
     found = []
     blobs = {name: t.encode() for name, t in texts.items()}
     for root in roots:
-        for p in root.rglob("*"):
+        for p in [root] if root.is_file() else root.rglob("*"):
             if p.is_file():
                 blobs[str(p)] = p.read_bytes()
     for name, data in blobs.items():
@@ -48,7 +48,7 @@ def scan(texts: dict[str, str], roots: list[Path], secret: str) -> list[str]:
 
 @pytest.fixture
 def serve(tmp_path):
-    with tracecli_serve(tmp_path / "srv" / "store.db", tmp_path / "srv.log", api_key=KEY) as s:
+    with tracecli_serve(tmp_path / "srv", api_key=KEY) as s:
         yield s
 
 
@@ -86,7 +86,10 @@ def test_verbose_upload_with_retries_and_rejections(tmp_path, serve, work, isola
     rejected = (work / "tracecli-rejected.jsonl").read_bytes()
     assert b"***" in rejected  # the echoed key was masked, not dropped silently
     texts = {"stdout": r.stdout, "stderr": r.stderr}
-    assert scan(texts, [isolated_home, work, tmp_path / "srv.log"], KEY) == []
+    # what is scanned includes the journal and the server's log
+    assert (isolated_home / ".local" / "state" / "tracecli" / "journal.sqlite3").is_file()
+    assert serve.log_path.stat().st_size > 0
+    assert scan(texts, [isolated_home, work, serve.log_path], KEY) == []
     # JSON summary too
     r = run_cli(
         "upload", str(file), "--server", serve.url, "--api-key", KEY, "--verbose",
@@ -94,7 +97,7 @@ def test_verbose_upload_with_retries_and_rejections(tmp_path, serve, work, isola
     )  # fmt: skip
     assert r.stdout.startswith("{") and orjson.loads(r.stdout)["rejected"] >= 1
     texts = {"stdout": r.stdout, "stderr": r.stderr}
-    assert scan(texts, [isolated_home, work, tmp_path / "srv.log"], KEY) == []
+    assert scan(texts, [isolated_home, work, serve.log_path], KEY) == []
 
 
 def test_wrong_key_verbose(tmp_path, serve, work, isolated_home):
@@ -104,7 +107,7 @@ def test_wrong_key_verbose(tmp_path, serve, work, isolated_home):
     )
     assert r.returncode == 2, r.stderr
     texts = {"stdout": r.stdout, "stderr": r.stderr}
-    assert scan(texts, [isolated_home, work, tmp_path / "srv.log"], WRONG) == []
+    assert scan(texts, [isolated_home, work, serve.log_path], WRONG) == []
     assert scan(texts, [isolated_home, work], KEY) == []
 
 
@@ -123,7 +126,7 @@ def test_key_from_url_env_or_netrc(tmp_path, serve, work, isolated_home, where):
     r = run_cli("upload", str(file), "--server", server, "--verbose", cwd=work, **env, **FAST)
     assert r.returncode == 1, r.stderr[-3000:]  # the one invalid record; the rest stored
     texts = {"stdout": r.stdout, "stderr": r.stderr}
-    roots = [work, tmp_path / "srv.log"]
+    roots = [work, serve.log_path]
     if where != "netrc":  # (the netrc file itself holds the key, of course)
         roots.append(isolated_home)
     else:
@@ -132,7 +135,7 @@ def test_key_from_url_env_or_netrc(tmp_path, serve, work, isolated_home, where):
 
 
 def test_unreachable_server_with_the_key_in_its_url(tmp_path, work, isolated_home):
-    from tests.uploadkit import free_port
+    from tests.servers import free_port
 
     file, _ = make_file(work, 20)
     url = f"http://api:{quote(KEY, safe='')}@127.0.0.1:{free_port()}"

@@ -1,7 +1,8 @@
 """Helpers for the end-to-end upload tests (chaos, crash, rejection, auth, secrets).
 
-Real processes on 127.0.0.1: `python -m tracecli serve`, the weave reference server when its
-venv exists, and `python -m tracecli upload` itself as a subprocess (so signals, stdout,
+Real processes on 127.0.0.1: `python -m tracecli serve` and the weave reference server when
+its venv exists (both started by tests/servers.py), and `python -m tracecli upload` itself as
+a subprocess (so signals, stdout,
 stderr and exit codes are the user's). Trace files are generated here, deterministically,
 so these tests need nothing from ../shared except for the reference server.
 """
@@ -11,38 +12,21 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import pwd
 import random
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 
+from tests.servers import ServerHandle, start_serve, start_weave_ref
+
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("TRACECLI_SHARED", ROOT.parent / "shared"))
-# The user's real home from the password database: tests point HOME at a temporary directory.
-_REAL_HOME = Path(pwd.getpwuid(os.getuid()).pw_dir)
-WEAVE_REF_VENV = Path(
-    os.environ.get("WEAVE_REF_VENV") or _REAL_HOME / ".cache" / "tracecli-weave-ref" / "venv-server"
-)
-REFSERVER = SHARED / "tools" / "weave-ref" / "refserver.py"
 PROJECT = "acme/chaos"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- trace files ---------------------------------------------------------------------------
@@ -232,73 +216,21 @@ def run_cli(
     )
 
 
-def _wait_health(url: str, proc: subprocess.Popen[bytes], what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{out[-3000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/health", timeout=1, trust_env=False).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{what} did not answer /health within {timeout} s")
-
-
-@dataclass
-class Server:
-    url: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-
 @contextlib.contextmanager
-def _process(
-    cmd: list[str], what: str, log: Path, port: int, env: dict[str, str], timeout: float
-) -> Iterator[Server]:
-    with log.open("wb") as logf:
-        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
+def tracecli_serve(directory: Path, *, api_key: str | None = None) -> Iterator[ServerHandle]:
+    """`tracecli serve` on a free port with a store in `directory` (tests/servers.py)."""
+    handle = start_serve(directory, api_key)
     try:
-        try:
-            _wait_health(url, proc, what, timeout)
-        except RuntimeError as exc:
-            raise RuntimeError(f"{exc}\n{log.read_text(errors='replace')[-3000:]}") from None
-        yield Server(url, proc, log)
+        yield handle
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        handle.stop()
 
 
 @contextlib.contextmanager
-def tracecli_serve(
-    db: Path, log: Path, *, api_key: str | None = None, env: dict[str, str] | None = None
-) -> Iterator[Server]:
-    port = free_port()
-    cmd = tracecli("serve", "--db", str(db), "--port", str(port))
-    if api_key:
-        cmd += ["--api-key", api_key]
-    with _process(cmd, "tracecli serve", log, port, cli_env(**(env or {})), 30) as s:
-        yield s
-
-
-def weave_ref_python() -> Path | None:
-    py = WEAVE_REF_VENV / "bin" / "python"
-    return py if py.exists() and REFSERVER.exists() else None
-
-
-@contextlib.contextmanager
-def weave_ref(log: Path, *extra: str) -> Iterator[Server]:
-    py = weave_ref_python()
-    assert py is not None
-    port = free_port()
-    cmd = [str(py), str(REFSERVER), "--port", str(port), "--db", ":memory:"]
-    cmd += ["--log-level", "warning", *extra]
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    with _process(cmd, "weave reference server", log, port, env, 60) as s:
-        yield s
+def weave_ref(directory: Path, *options: str, api_key: str | None = None) -> Iterator[ServerHandle]:
+    """weave's reference server (`--db :memory:`), or skip when its venv is not built."""
+    handle = start_weave_ref(directory, *options, api_key=api_key)
+    try:
+        yield handle
+    finally:
+        handle.stop()
