@@ -17,12 +17,14 @@ Why it is shaped this way:
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -230,6 +232,51 @@ def complete_row(c: Mapping[str, Any]) -> tuple[Any, ...]:
     return start_row(c) + end_values(c)
 
 
+# ---- the store ---------------------------------------------------------------------------
+
+_WAL_BACKSTOP_PAGES = 16384  # 64 MiB: the writer checkpoints itself only if the thread lags
+
+
+class _Checkpointer:
+    """Runs WAL checkpoints (and their fsyncs) in a thread of their own, off the write path.
+
+    SQLite's automatic checkpoint runs inside the COMMIT that crosses 1,000 WAL pages, so
+    every few batches one write paid for copying the WAL into the database and syncing it:
+    on the 2-core reference box that tripled the average cost of a 500-call batch. Here a
+    daemon thread checkpoints (PASSIVE: never blocks readers or the writer) shortly after
+    writes; durability is unchanged (synchronous=NORMAL syncs at checkpoints either way).
+    """
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection], pause: float = 0.2) -> None:
+        self._conn = connect()
+        self._pause = pause
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name="tracecli-store-checkpoint", daemon=True
+        )
+        self._thread.start()
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            self._stop.wait(self._pause)  # coalesce a burst of writes into one checkpoint
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join()
+        self._conn.close()
+
+
 # ---- the store --------------------------------------------------------------------------
 
 
@@ -264,6 +311,12 @@ class Store:
         except BaseException:
             self._writer.close()
             raise
+        self._checkpointer: _Checkpointer | None = None
+        if not self._memory:
+            self._writer.execute(f"PRAGMA wal_autocheckpoint = {_WAL_BACKSTOP_PAGES}")
+            self._checkpointer = _Checkpointer(self._connect)
+            # A Store dropped without close() must not leave its thread behind.
+            self._stop_checkpointer = weakref.finalize(self, self._checkpointer.close)
 
     # -- connections and schema
 
@@ -332,6 +385,8 @@ class Store:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+            if self._checkpointer is not None:
+                self._checkpointer.poke()
 
     @contextmanager
     def _reader(self) -> Iterator[sqlite3.Connection]:
@@ -358,6 +413,10 @@ class Store:
             for conn in self._pool:
                 conn.close()
             self._pool.clear()
+            if self._checkpointer is not None:
+                self._stop_checkpointer()
+                with contextlib.suppress(sqlite3.Error):  # leave a small file behind
+                    self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._writer.close()
 
     def __enter__(self) -> Store:
