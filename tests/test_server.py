@@ -54,11 +54,15 @@ def test_routes_round_trip(serve_server: ServerHandle) -> None:
         r = client.post("/call/upsert_batch", json={"batch": starts + ends})
         assert r.json() == {"res": [{"id": b["id"], "trace_id": b["trace_id"]}, {}]}
         assert client.post("/v2/team/proj/calls/complete", json={"batch": [c]}).json() == {}
+        d = make_call(P, at=3)  # the SDK's v2 path for calls it could not pair
+        r = client.post("/v2/team/proj/call/start", json={"start": start_half(d)})
+        assert r.json() == {"id": d["id"], "trace_id": d["trace_id"]}
+        assert client.post("/v2/team/proj/call/end", json={"end": end_half(d)}).json() == {}
         got = stream(client)
-        assert [x["id"] for x in got] == [a["id"], b["id"], c["id"]]
+        assert [x["id"] for x in got] == [a["id"], b["id"], c["id"], d["id"]]
         assert got[1]["summary"]["usage"] == b["summary"]["usage"]
         assert all(x["summary"]["weave"]["status"] == "success" for x in got)
-        assert client.post("/calls/query_stats", json={"project_id": P}).json()["count"] == 3
+        assert client.post("/calls/query_stats", json={"project_id": P}).json()["count"] == 4
         read = client.post("/call/read", json={"project_id": P, "id": b["id"]}).json()
         assert read["call"] == got[1]
 
@@ -232,6 +236,11 @@ def test_project_mismatch_is_400(serve_server: ServerHandle) -> None:
         assert r.json() == {
             "reason": "project_id 'team/proj' does not match route project 'team/other'"
         }
+        call = make_call(P)
+        r = client.post("/v2/team/other/call/start", json={"start": start_half(call)})
+        assert r.status_code == 400
+        r = client.post("/v2/team/other/call/end", json={"end": end_half(call)})
+        assert r.status_code == 400
         assert stream(client) == []
 
 

@@ -186,6 +186,19 @@ def _check_rules(calls: list[tuple[tuple[Any, ...], Mapping[str, Any]]]) -> None
         raise _unprocessable(errors)
 
 
+def _same_project(entity: str | None, project: str | None, calls: list[Any]) -> None:
+    """v2 routes name the project in the path; a body that says otherwise is a 400."""
+    if entity is None:
+        return
+    expected = f"{entity}/{project}"
+    for call in calls:
+        if call["project_id"] != expected:
+            raise _reason(
+                400,
+                f"project_id {call['project_id']!r} does not match route project {expected!r}",
+            )
+
+
 # ---- request handling (runs in a worker thread) ----------------------------------------
 
 
@@ -193,15 +206,17 @@ def _check_rules(calls: list[tuple[tuple[Any, ...], Mapping[str, Any]]]) -> None
 class _Handlers:
     store: Store
 
-    def call_start(self, body: bytes) -> Any:
+    def call_start(self, body: bytes, entity: str | None = None, project: str | None = None) -> Any:
         data = _parse(body)
         _validate(CallStartReq, data)
+        _same_project(entity, project, [data["start"]])
         _check_rules([(("start",), data["start"])])
         return self.store.call_start(data["start"])
 
-    def call_end(self, body: bytes) -> Any:
+    def call_end(self, body: bytes, entity: str | None = None, project: str | None = None) -> Any:
         data = _parse(body)
         _validate(CallEndReq, data)
+        _same_project(entity, project, [data["end"]])
         _check_rules([(("end",), data["end"])])
         return self.store.call_end(data["end"])
 
@@ -222,14 +237,8 @@ class _Handlers:
     def calls_complete(self, body: bytes, entity: str, project: str) -> Any:
         data = _parse(body)
         _validate(CallsUpsertCompleteReq, data)
-        expected = f"{entity}/{project}"
         calls = data["batch"]
-        for call in calls:
-            if call["project_id"] != expected:
-                raise _reason(
-                    400,
-                    f"project_id {call['project_id']!r} does not match route project {expected!r}",
-                )
+        _same_project(entity, project, calls)
         _check_rules([(("batch", i), c) for i, c in enumerate(calls)])
         self.store.calls_complete(calls)
         return {}
@@ -406,6 +415,15 @@ def create_app(
     @route("/call/end", CallEndReq, CallEndRes, "Call End")
     async def call_end(request: Request) -> Response:
         return await handle(h.call_end, request)
+
+    # The weave SDK's path for calls it could not pair (v2: the project is in the path).
+    @route("/v2/{entity}/{project}/call/start", CallStartReq, CallStartRes, "Call Start V2")
+    async def call_start_v2(entity: str, project: str, request: Request) -> Response:
+        return await handle(h.call_start, request, entity, project)
+
+    @route("/v2/{entity}/{project}/call/end", CallEndReq, CallEndRes, "Call End V2")
+    async def call_end_v2(entity: str, project: str, request: Request) -> Response:
+        return await handle(h.call_end, request, entity, project)
 
     @route("/call/upsert_batch", CallCreateBatchReq, CallCreateBatchRes, "Call Start Batch")
     async def call_start_batch(request: Request) -> Response:
