@@ -154,8 +154,10 @@ def validate_paths(
         run.drain_pool()
         for d in run.checker.finish():
             run.sink.add(d)
-    finally:
-        run.close()
+    except BaseException:
+        run.close(failed=True)
+        raise
+    run.close()
     report.calls = run.checker.calls
     order = {p: i for i, p in enumerate(run.order)}
     report.diagnostics.sort(key=lambda d: (order.get(d.path, len(order)), d.line))
@@ -293,7 +295,7 @@ class _Run:
             n_lines, records, entries = result.result()
         except BrokenProcessPool:
             # a worker died (killed, out of memory): finish this run in-process
-            self.close()
+            self.close(failed=True)
             self.jobs = 1
             n_lines, records, entries = fn(*args)
             self.pending = deque(
@@ -337,10 +339,21 @@ class _Run:
         if self.on_progress is not None:
             self.on_progress(Progress(path, done, total, self.report.records))
 
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-            self.pool = None
+    def close(self, failed: bool = False) -> None:
+        """Stop the workers: politely after a run, at once when it failed (Ctrl-C)."""
+        pool, self.pool = self.pool, None
+        if pool is None:
+            return
+        if not failed:
+            pool.shutdown(wait=True)
+            return
+        # a broken or interrupted pool may never answer a polite shutdown: kill it
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            proc.kill()
+        for proc in procs:
+            proc.join(timeout=5)
 
 
 @dataclass

@@ -73,14 +73,18 @@ def validate(
     Every problem is one line naming the file, the line and the field. Starts and ends
     are paired across all the inputs, as an upload of the same paths would pair them.
     """
-    with _ProgressDisplay() as on_progress:
-        report = validate_paths(
-            paths,
-            strict=strict,
-            stdin_format=input_format,
-            max_errors=max_errors,
-            on_progress=on_progress,
-        )
+    try:
+        with _ProgressDisplay() as on_progress:
+            report = validate_paths(
+                paths,
+                strict=strict,
+                stdin_format=input_format,
+                max_errors=max_errors,
+                on_progress=on_progress,
+            )
+    except KeyboardInterrupt:
+        stderr_console().print("tracecli: interrupted", markup=False)
+        raise typer.Exit(130) from None
     counts = {k: v for k, v in report.to_dict().items() if k != "diagnostics"}
     write_stdout(render(fmt, report.diagnostics, counts, summary_line(report)))
     raise typer.Exit(0 if report.ok else 1)

@@ -1,0 +1,274 @@
+"""validate_paths: the library function, its counts, odd inputs, and the worker pool."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.validate_kit import body, call, complete, end, new_id, start, write_jsonl
+from tracecli import blocks
+from tracecli import validate as v
+from tracecli.diagnostics import UsageError
+from tracecli.validate import Progress, ValidationReport, validate_paths
+
+
+def codes(report: ValidationReport) -> list[tuple[int, str, str]]:
+    return [(d.line, d.field, d.code) for d in report.diagnostics]
+
+
+def test_counts_for_every_shape(tmp_path: Path) -> None:
+    a, b, c, d, trace = new_id(), new_id(), new_id(), new_id(), new_id()
+    write_jsonl(
+        tmp_path / "mixed.jsonl",
+        [
+            start(a, trace),
+            end(a),
+            {"mode": "start", "req": {"start": body(start(b, trace, a))}},
+            {"mode": "end", "req": {"end": body(end(b))}},
+            {"start": body(start(c, trace, a))},
+            {"end": body(end(c))},
+            complete(d, trace, a),
+            {**complete(new_id(), trace, a), "type": "call"},
+        ],
+    )
+    r = validate_paths([str(tmp_path / "mixed.jsonl")])
+    assert (r.files, r.records, r.calls, r.errors, r.warnings) == (1, 8, 5, 0, 0)
+    assert r.ok
+    assert r.to_dict() == {
+        "ok": True,
+        "files": 1,
+        "records": 8,
+        "calls": 5,
+        "errors": 0,
+        "warnings": 0,
+        "diagnostics": [],
+    }
+
+
+def test_bom_crlf_and_blank_lines_are_fine(tmp_path: Path) -> None:
+    lines = [json.dumps(x).encode() for x in call()]
+    data = b"\xef\xbb\xbf" + lines[0] + b"\r\n\r\n   \n" + lines[1] + b"\r\n\n"
+    (tmp_path / "win.jsonl").write_bytes(data)
+    r = validate_paths([str(tmp_path / "win.jsonl")])
+    assert (r.records, r.calls, r.errors, r.warnings) == (2, 1, 0, 0)
+
+
+def test_invalid_utf8_is_one_line_not_the_file(tmp_path: Path) -> None:
+    good = [json.dumps(x).encode() for x in call() + call()]
+    bad = json.dumps(start(new_id(), new_id(), inputs={"q": "XX"})).encode()
+    bad = bad.replace(b"XX", b"caf\xe9")
+    (tmp_path / "u.jsonl").write_bytes(b"\n".join([good[0], good[1], bad, good[2], good[3]]))
+    r = validate_paths([str(tmp_path / "u.jsonl")])
+    assert codes(r) == [(3, "", "json")]
+    assert r.diagnostics[0].message == f"invalid UTF-8 at byte {bad.index(b'caf') + 4}"
+    assert (r.records, r.calls) == (4, 2)
+
+
+def test_binary_garbage_never_raises(tmp_path: Path) -> None:
+    rng = random.Random(5)
+    (tmp_path / "noise.jsonl").write_bytes(bytes(rng.getrandbits(8) for _ in range(20000)))
+    r = validate_paths([str(tmp_path / "noise.jsonl")])
+    assert not r.ok
+    assert all(d.code == "json" for d in r.diagnostics)
+
+
+def test_truncated_gzip_keeps_what_was_read(tmp_path: Path) -> None:
+    recs = [x for _ in range(300) for x in call()]
+    data = gzip.compress(b"".join(json.dumps(x).encode() + b"\n" for x in recs))
+    (tmp_path / "t.jsonl.gz").write_bytes(data[: len(data) // 2])
+    r = validate_paths([str(tmp_path / "t.jsonl.gz")])
+    assert r.errors == 1
+    assert r.diagnostics[-1].code == "read-error"
+    assert r.diagnostics[-1].message.startswith("file cannot be read from here on: ")
+    assert r.records > 100
+
+
+def test_yaml_python_tags_are_refused_not_run(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    (tmp_path / "evil.yaml").write_text(f"- !!python/object/apply:os.system ['touch {marker}']\n")
+    r = validate_paths([str(tmp_path / "evil.yaml")])
+    assert not marker.exists()
+    assert codes(r) == [(1, "", "yaml")]
+
+
+def test_deeply_nested_values(tmp_path: Path) -> None:
+    (tmp_path / "deep.jsonl").write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    (tmp_path / "deep.yaml").write_text("- " + "[" * 20_000 + "]" * 20_000 + "\n")
+    r = validate_paths([str(tmp_path / "deep.jsonl"), str(tmp_path / "deep.yaml")])
+    assert [d.code for d in r.diagnostics] == ["json", "yaml"]
+
+
+def test_a_50_mb_line(tmp_path: Path) -> None:
+    cid, trace = new_id(), new_id()
+    huge = start(cid, trace, inputs={"document": "x" * (50 << 20)})
+    write_jsonl(tmp_path / "big.jsonl", [huge, end(cid)])
+    with (tmp_path / "big.jsonl").open("ab") as f:
+        f.write(b'{"type": "start", "blob": "' + b"y" * (50 << 20) + b"\n")
+    r = validate_paths([str(tmp_path / "big.jsonl")])
+    assert (r.records, r.calls) == (2, 1)
+    assert codes(r) == [(3, "", "json")]
+
+
+def test_usage_errors(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="no input"):
+        validate_paths([])
+    with pytest.raises(UsageError, match=r"nope\.jsonl: no such file or directory"):
+        validate_paths([str(tmp_path / "nope.jsonl")])
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "readme.md").write_text("hi")
+    with pytest.raises(UsageError, match="no trace files"):
+        validate_paths([str(tmp_path / "d")])
+
+
+def test_max_errors_caps_errors_and_warnings_separately(tmp_path: Path) -> None:
+    recs: list[Any] = [{"bad": i} for i in range(10)]
+    recs += [end(new_id()) for _ in range(10)]
+    write_jsonl(tmp_path / "many.jsonl", recs)
+    r = validate_paths([str(tmp_path / "many.jsonl")], max_errors=3)
+    assert (r.errors, r.warnings, r.unlisted) == (10, 10, 14)
+    assert [d.severity.value for d in r.diagnostics] == ["error"] * 3 + ["warning"] * 3
+    everything = validate_paths([str(tmp_path / "many.jsonl")], max_errors=0)
+    assert len(everything.diagnostics) == 20
+
+
+def test_strict_turns_warnings_into_errors(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "w.jsonl", [end(new_id()), {**end(new_id()), "colour": "red"}])
+    lax = validate_paths([str(tmp_path / "w.jsonl")])
+    assert (lax.ok, lax.errors, lax.warnings) == (True, 0, 3)
+    strict = validate_paths([str(tmp_path / "w.jsonl")], strict=True)
+    assert (strict.ok, strict.errors, strict.warnings) == (False, 3, 0)
+
+
+def test_progress_reaches_the_end_of_each_file(tmp_path: Path) -> None:
+    a = write_jsonl(tmp_path / "a.jsonl", call() * 1)
+    b = write_jsonl(tmp_path / "b.jsonl.gz", call(), gz=True)
+    c = tmp_path / "c.yaml"
+    c.write_text(json.dumps(call()))
+    seen: list[Progress] = []
+    validate_paths([str(a), str(b), str(c)], on_progress=seen.append)
+    last = {p.path: p for p in seen}
+    for f in (a, b, c):
+        assert last[str(f)].bytes_done == os.path.getsize(f) == last[str(f)].bytes_total
+    assert last[str(c)].records == 6
+
+
+def big_file(tmp_path: Path, calls: int, seed: int = 3) -> Path:
+    """Interleaved traces with a sprinkling of every cross-record problem."""
+    rng = random.Random(seed)
+    out: list[Any] = []
+    opened: list[tuple[str, str]] = []
+    ids: list[str] = []
+    for i in range(calls):
+        trace = new_id()
+        cid = new_id()
+        ids.append(cid)
+        parent = opened[-1][0] if opened and rng.random() < 0.5 else None
+        if parent is not None:
+            trace = opened[-1][1]
+        roll = rng.random()
+        if roll < 0.01:
+            out.append(start(ids[rng.randrange(len(ids))], trace, parent))  # maybe duplicate
+        elif roll < 0.02:
+            out.append(end(new_id()))  # end without start
+        elif roll < 0.03:
+            out.append(start(cid, new_id(), parent))  # trace mismatch when parent is set
+        elif roll < 0.04:
+            out.append(complete(cid, trace, new_id()))  # missing parent
+        elif roll < 0.05:
+            out.append({"type": "start", "id": cid})  # refused
+            out.append(end(cid))
+        else:
+            out.append(start(cid, trace, parent))
+            opened.append((cid, trace))
+        while opened and rng.random() < 0.45:
+            done, _ = opened.pop(rng.randrange(len(opened)))
+            out.append(end(done, ended_at="2026-03-02T09:14:04Z" if i % 97 == 0 else None))
+    for done, _ in opened[: len(opened) // 2]:
+        out.append(end(done))
+    out = [{k: x for k, x in r.items() if x is not None or k != "ended_at"} for r in out]
+    return write_jsonl(tmp_path / "big.jsonl", out)
+
+
+def test_worker_pool_gives_the_in_process_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = str(big_file(tmp_path, 3000))
+    serial = validate_paths([path], jobs=1, max_errors=0)
+    assert serial.errors and serial.warnings
+    monkeypatch.setattr(v, "PARALLEL_MIN_BYTES", 0)
+    for block in (500, 4096, 1 << 20):
+        monkeypatch.setattr(v, "BLOCK_BYTES", block)
+        pooled = validate_paths([path], jobs=2, max_errors=0)
+        assert pooled.to_dict() == serial.to_dict(), block
+    gz = tmp_path / "big.jsonl.gz"
+    gz.write_bytes(gzip.compress(Path(path).read_bytes()))
+    from_gz = json.dumps(validate_paths([str(gz)], jobs=2, max_errors=0).to_dict())
+    assert from_gz == json.dumps(serial.to_dict()).replace(path, str(gz))
+
+
+MAIN_PID = os.getpid()
+_real_check_range = blocks.check_range
+
+
+def _fragile(p: str, offset: int, length: int) -> Any:
+    """check_range, except that a worker dies on the second block (OOM killer, kill -9)."""
+    if os.getpid() != MAIN_PID and offset > 0:
+        os._exit(3)
+    return _real_check_range(p, offset, length)
+
+
+def test_a_worker_that_dies_is_replaced_by_in_process_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = str(big_file(tmp_path, 500))
+    serial = validate_paths([path], jobs=1, max_errors=0)
+    monkeypatch.setattr(blocks, "check_range", _fragile)
+    monkeypatch.setattr(v, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(v, "BLOCK_BYTES", 2000)
+    assert validate_paths([path], jobs=2, max_errors=0).to_dict() == serial.to_dict()
+
+
+def test_pair_up_merges_only_clean_pairs() -> None:
+    e = [
+        (1, "start", "a", "t", None, 1.0, None),
+        (2, "start", "b", "t", "a", 1.0, None),
+        (3, "diag", "x", "unknown-field", "warning", "m"),
+        (3, "end", "b", None, None, None, 2.0),
+        (4, "refused", "c"),
+        (5, "end", "c", None, None, None, 2.0),
+        (6, "start", "d", "t", None, 1.0, None),
+        (7, "end", "d", None, None, None, 2.0),
+        (8, "end", "d", None, None, None, 2.0),
+        (9, "end", "e", None, None, None, 2.0),
+        (10, "start", "e", "t", None, 1.0, None),
+    ]
+    assert blocks.pair_up(list(e)) == [
+        e[0],
+        (2, "pair", "b", "t", "a", 1.0, 2.0, 3),
+        e[2],
+        e[4],
+        e[5],
+        e[6],
+        e[7],
+        e[8],
+        e[9],
+        e[10],
+    ]
+
+
+def test_plan_ranges_cut_at_line_ends(tmp_path: Path) -> None:
+    p = tmp_path / "f.jsonl"
+    p.write_bytes(b"".join(b"x" * random.Random(i).randrange(1, 50) + b"\n" for i in range(500)))
+    size = p.stat().st_size
+    ranges = blocks.plan_ranges(str(p), size, 100)
+    assert sum(n for _, n in ranges) == size
+    data = p.read_bytes()
+    for off, n in ranges:
+        assert data[off + n - 1 : off + n] == b"\n"
+    assert blocks.plan_ranges(str(p), 0, 100) == []
