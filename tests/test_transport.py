@@ -482,3 +482,10 @@ def test_echoed_key_is_masked_in_the_parsed_body_and_item_errors(server):
         out = t.post("/x", BODY)
         assert out.body == {"reason": "key ***"} and slashy not in out.reason
         assert "with\\/slash" not in out.text and "***" in out.text
+
+
+def test_auth_message_does_not_repeat_the_phrase(server):
+    server.play(Answer(401, {"detail": "Unauthorized"}))
+    with transport(server.url) as t, pytest.raises(AuthError) as info:
+        t.post("/x", BODY)
+    assert "(HTTP 401 Unauthorized)" in str(info.value)

@@ -489,8 +489,10 @@ class Transport:
 
     def _auth_error(self, outcome: Outcome) -> AuthError:
         status = outcome.status or 401
-        said = f": {outcome.reason}" if outcome.reason and outcome.reason != "no response" else ""
         phrase = _phrase(status)
+        reason = outcome.reason.strip()
+        boring = {"", "no response", phrase.lower(), f"http {status} {phrase}".lower()}
+        said = f": {reason}" if reason.lower() not in boring else ""
         if not self.has_key:
             return AuthError(
                 f"{self.host} requires an API key (HTTP {status} {phrase}{said}); {self.key_hint}"
