@@ -131,7 +131,7 @@ def test_latest_calls_oldest_first_as_a_table(source: Source) -> None:
         ["2026-01-01", "10:00:23", "tool.fetch", "error"],
         ["2026-01-01", "10:00:24", "agent.run", "running"],
     ]
-    assert "250ms" in rows[1] and "1,234" in rows[1] and calls[22]["id"][:8] in rows[1]
+    assert "250ms" in rows[1] and "1,234" in rows[1] and calls[22]["id"][-8:] in rows[1]
     assert rows[2].rstrip().endswith("KeyError: 'missing'") and "1.50s" in rows[2]
     assert r.stderr == ""
 

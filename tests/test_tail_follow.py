@@ -86,7 +86,7 @@ def test_row_cells() -> None:
         "error",
         "1m15s",
         "1,234",
-        call["id"][:8],
+        call["id"][-8:],
         "E: x",
     )
     ref = make_call(P, op="weave:///team/follow/op/planner:abc", duration=None)

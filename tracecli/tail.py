@@ -406,7 +406,7 @@ def format_duration(seconds: float | None) -> str:
     if seconds is None:
         return ""
     if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
+        return f"{int(seconds * 1000)}ms"  # floored, as the server's summary.weave.latency_ms
     if seconds < 60:
         return f"{seconds:.2f}s"
     minutes, secs = divmod(int(seconds), 60)
@@ -446,7 +446,8 @@ def row_of(call: Mapping[str, Any]) -> tuple[str, ...]:
         STATUS_LABELS[status_of(call)],
         format_duration(duration_of(call)),
         f"{tokens:,}" if tokens is not None else "",
-        str(call.get("id") or "")[:8],
+        # The end: time-ordered ids (UUIDv7, what the weave SDK makes) share their start.
+        str(call.get("id") or "")[-8:],
         first[:80] + ("…" if len(first) > 80 else ""),
     )
 

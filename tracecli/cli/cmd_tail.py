@@ -38,17 +38,19 @@ from tracecli.tail import (
 )
 
 # Fixed widths so that rows printed poll after poll line up under the first table's header.
-_WIDTHS = (19, 28, 11, 8, 9, 8, None)
+_WIDTHS = (19, 30, 11, 8, 9, 8, None)
 
 
-def _table(calls: list[dict[str, Any]], header: bool) -> Table:
+def _table(calls: list[dict[str, Any]], header: bool, width: int) -> Table:
     # No box: the header's rows and the rows of later polls share one layout.
     table = Table(box=None, show_header=header, show_edge=False, pad_edge=False)
-    for name, width in zip(COLUMNS, _WIDTHS, strict=True):
+    # The exception column gets what is left: Rich would otherwise squeeze every column.
+    left = width - sum(w for w in _WIDTHS if w) - 2 * (len(_WIDTHS) - 1)
+    for name, w in zip(COLUMNS, _WIDTHS, strict=True):
         table.add_column(
             name,
-            width=width,
-            min_width=12 if name == "op" else width,  # only op and exception may shrink
+            width=w,
+            max_width=max(left, 9) if w is None else None,
             no_wrap=True,
             overflow="ellipsis",
             justify="right" if name in ("duration", "tokens") else "left",
@@ -72,7 +74,7 @@ class _Printer:
         if self.fmt is OutputFormat.json:
             write_stdout("\n".join(orjson.dumps(c).decode() for c in calls))
             return
-        self.out.print(_table(calls, header=not self.header_shown))
+        self.out.print(_table(calls, header=not self.header_shown, width=self.out.width))
         self.header_shown = True
 
 
