@@ -176,3 +176,18 @@ json_values = st.recursive(
 def test_join_objects_is_dict_union(a: dict, b: dict) -> None:
     a = {k: v for k, v in a.items() if k not in b}
     assert orjson.loads(join_objects(orjson.dumps(a), orjson.dumps(b))) == {**a, **b}
+
+
+@given(
+    st.text(max_size=8),
+    st.text(max_size=8),
+    st.dictionaries(st.sampled_from([*END_FIELDS, "started_at", "x"]), json_values, max_size=6),
+    st.booleans(),
+)
+def test_split_end_parts_join_back_to_the_end(
+    project: str, cid: str, rest: dict, ids_first: bool
+) -> None:
+    end = {"project_id": project, "id": cid, **rest} if ids_first else {**rest, "id": cid}
+    body, tail = split_end(end)
+    assert orjson.loads(join_objects(body, tail)) == end
+    assert set(orjson.loads(tail)) == {k for k in end if k in END_FIELDS}

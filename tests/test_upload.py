@@ -217,7 +217,10 @@ def test_completed_records_are_split_for_the_half_routes(tmp_path: Path, mode: s
         assert got[s["id"]]["output"] == e["output"] and got[s["id"]]["inputs"] == s["inputs"]
 
 
-def test_many_open_calls_spill_to_disk_and_all_pair(tmp_path: Path) -> None:
+def test_many_open_calls_spill_to_disk_and_all_pair(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tracecli.upload_run.BLOCK_BYTES", 16 * 1024)  # pairs across blocks
     calls = gen_calls(3000, seed=12)
     path = write_flat(tmp_path / "t.jsonl", calls, lag=2000)
     report = upload([str(path)], opts(tmp_path, memory_budget=64 * 1024))
@@ -351,3 +354,46 @@ def test_cli_unreachable_server_is_exit_2(tmp_path: Path) -> None:
     r = cli(str(path), "--server", f"http://127.0.0.1:{free_port()}", cwd=tmp_path)
     assert r.returncode == 2, r.stderr
     assert "cannot reach the server" in r.stderr
+
+
+def test_worker_processes_give_the_same_answer_as_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blocks validated and encoded in a process pool: same report, store and rejects."""
+    monkeypatch.setattr("tracecli.upload_run.BLOCK_BYTES", 8 * 1024)
+    monkeypatch.setattr("tracecli.upload_run.PARALLEL_MIN_BYTES", 0)
+    calls = gen_calls(400, seed=19)
+    path = write_flat(tmp_path / "t.jsonl", calls, lag=40)
+    lines = path.read_bytes().splitlines()
+    lines[10] = b"{not json"
+    bad = orjson.loads(lines[20])
+    bad["id"] = "NOT-AN-ID"
+    lines[20] = orjson.dumps(bad)
+    warn = orjson.loads(lines[30])
+    warn["extra_field"] = True
+    lines[30] = orjson.dumps(warn)
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    results = []
+    for jobs in (0, 2):
+        d = tmp_path / f"jobs{jobs}"
+        d.mkdir()
+        report = upload([str(path)], opts(d, jobs=jobs))
+        rej = sorted(
+            (r["_tracecli"]["line"], r["_tracecli"]["reason"])
+            for r in rejected_lines(d / "rejected.jsonl")
+        )
+        summary = report.to_dict()
+        for key in (
+            "elapsed_s",
+            "calls_per_s",
+            "target",
+            "rejected_file",
+            "peak_open_calls",
+            "spilled",
+        ):
+            summary.pop(key)
+        results.append((summary, rej, sorted(stored(d).items())))
+    assert results[0] == results[1]
+    summary, rej, got = results[0]
+    assert summary["rejected"] == 2 and summary["warnings"] >= 1
+    assert len(got) == 398

@@ -34,9 +34,11 @@ SRC_SHIFT = 44
 LINE_MASK = (1 << (SRC_SHIFT - LINE_SHIFT)) - 1
 
 
+_CODES = {(k, s): i | (j << 2) for i, k in enumerate(KINDS) for j, s in enumerate(SHAPES)}
+
+
 def pack(src: int, line: int, kind: str, shape: str) -> int:
-    code = KINDS.index(kind) | (SHAPES.index(shape) << 2)
-    return (src << SRC_SHIFT) | (line << LINE_SHIFT) | code
+    return (src << SRC_SHIFT) | (line << LINE_SHIFT) | _CODES[kind, shape]
 
 
 def unpack(rec: int) -> tuple[int, int, str, str]:

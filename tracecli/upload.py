@@ -17,6 +17,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -33,7 +34,7 @@ from tracecli.reader import InputFormat, expand_paths
 from tracecli.rejected import DEFAULT_NAME, RejectedWriter
 from tracecli.sender import Sender
 from tracecli.targets import DryRunTarget, Target
-from tracecli.upload_run import Run
+from tracecli.upload_run import Run, default_jobs, start_pool
 
 Mode = Literal["auto", "complete", "batch", "single"]
 MODES: tuple[str, ...] = ("auto", "complete", "batch", "single")
@@ -70,6 +71,7 @@ class UploadOptions:
     journal_path: str | Path | None = None  # default: the user state dir
     memory_budget: int = DEFAULT_MEMORY_BUDGET  # open calls kept in memory before spilling
     timeout: float = 120.0
+    jobs: int | None = None  # worker processes for big inputs (default: cores - 1, at most 4)
     on_retry: Callable[[Any], None] | None = None
     on_diagnostic: Callable[[Diagnostic], None] | None = None
 
@@ -230,6 +232,9 @@ def upload(
         raise UsageError("stdin ('-') can be read only once")
 
     target, kind, journal_key = _open_target(opts, weave.server, weave.api_key, weave.db)
+    # Fork the workers before any thread exists (the sender's, a progress display's).
+    jobs = default_jobs() if opts.jobs is None else max(0, opts.jobs)
+    pool = start_pool(files, jobs)
     redact = getattr(getattr(target, "transport", None), "redact", None)
     rejected_path = Path(opts.rejected) if opts.rejected is not None else Path(DEFAULT_NAME)
     journal: Journal | None = None
@@ -249,6 +254,8 @@ def upload(
                 None,
                 kind,
                 blocked_check=True,
+                pool=pool,
+                jobs=jobs,
             )
             if check.errors or check.rejected or check.interrupted:
                 check.strict_blocked = not check.interrupted
@@ -265,12 +272,24 @@ def upload(
                 db_path=opts.journal_path,
             )
         report = _run(
-            files, opts, target, journal, rejected_path, redact, interrupt, on_progress, kind
+            files,
+            opts,
+            target,
+            journal,
+            rejected_path,
+            redact,
+            interrupt,
+            on_progress,
+            kind,
+            pool=pool,
+            jobs=jobs,
         )
         report.elapsed_s = time.monotonic() - started
         return report
     finally:
         restore()
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
         target.close()
         if journal is not None:
             journal.close()
@@ -322,6 +341,8 @@ def _run(
     on_progress: Callable[[Progress], None] | None,
     kind: Literal["server", "store"],
     blocked_check: bool = False,
+    pool: ProcessPoolExecutor | None = None,
+    jobs: int = 0,
 ) -> UploadReport:
     report = UploadReport(
         target=target.name,
@@ -341,6 +362,8 @@ def _run(
         on_progress=on_progress,
         max_diagnostics=MAX_DIAGNOSTICS,
         chunker=Chunker(opts.chunk_size, opts.chunk_bytes),
+        pool=pool,
+        jobs=jobs,
     )
     concurrency = min(opts.concurrency, target.concurrency) if kind == "store" else opts.concurrency
     sender = Sender(

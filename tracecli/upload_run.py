@@ -1,23 +1,32 @@
 """One pass of `upload` over the inputs: the reading loop and the fate of every record.
 
-`Run.read_all` is the hot loop (one thread): parse and validate each record with validate's
-own code, encode it once, pair it, and hand full chunks to the `Sender`. The sender's
-workers call back `acked`, `rejected` and `unsent`; those journal and count under one lock.
-Kept apart from `upload.py` (options, report, setup) so the loop can be read on its own.
+`Run.read_all` reads the inputs in blocks of lines; each block is validated and encoded by
+`upload_blocks.prepare_lines` (in a process pool on big inputs, else right here: the same
+code either way) and its entries are consumed here in input order: the cross-record checks
+(`CrossChecker`, fed the facts already computed), pairing, chunking, and handing full chunks
+to the `Sender`. The sender's workers call back `acked`, `rejected` and `unsent`; those
+journal and count under one lock. Kept apart from `upload.py` (options, report, setup).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import multiprocessing
+import os
+import signal
+import sys
 import threading
 import time
-import zlib
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
-from tracecli.blocks import broken_id
+from tracecli.blocks import plan_ranges, read_blocks
 from tracecli.checks import CrossChecker
 from tracecli.chunking import (
     LINE_MASK,
@@ -30,139 +39,110 @@ from tracecli.chunking import (
     pack,
     unpack,
 )
-from tracecli.diagnostics import Diagnostic, Severity
+from tracecli.diagnostics import Diagnostic, Location, Severity
 from tracecli.encode import (
     CALL_END,
     CALL_START,
     END_KEYS,
     UPSERT_BATCH,
-    EncodeError,
     batch_end,
     batch_start,
     complete_from,
     complete_route,
-    dumps,
     join_objects,
     single_end,
     single_start,
     split_complete,
-    split_end,
 )
 from tracecli.journal import Journal
 from tracecli.pairing import DUPLICATE, Half, Pairer
-from tracecli.reader import Source, format_of
-from tracecli.records import parse_record, wrap
+from tracecli.reader import STDIN, Source
+from tracecli.records import wrap
 from tracecli.rejected import RejectedWriter
-from tracecli.schema.fastcheck import (
-    COMPLETE_KEYS,
-    FLAT_COMPLETE_KEYS,
-    FLAT_END_KEYS,
-    FLAT_START_KEYS,
-    START_KEYS,
-    Facts,
-    complete_facts,
-    end_facts,
-    start_facts,
-)
-from tracecli.schema.fastcheck import END_KEYS as END_FIELD_KEYS
 from tracecli.schema.weave import END_FIELDS
 from tracecli.targets import endpoint_label
+from tracecli.upload_blocks import Entry, prepare, prepare_lines, prepare_range
 
 if TYPE_CHECKING:
     from tracecli.sender import Sender
     from tracecli.upload import FileReport, UploadOptions, UploadReport
 
 PROGRESS_EVERY = 0.2  # seconds between progress callbacks
-MAX_RAW_LINES = 10_000  # unparsable lines per file whose text goes to the rejected file
+BLOCK_BYTES = 2 << 20  # lines are read, validated and encoded in blocks of about this size
+PARALLEL_MIN_BYTES = 8 << 20  # below this a pool costs more to start than it saves
+JOBS_ENV = "TRACECLI_JOBS"
 _EMPTY: frozenset[int] = frozenset()
 
 
-def fast_body(v: dict[str, Any]) -> tuple[Facts, str, dict[str, Any]] | None:
-    """(facts, shape, call body) of a record the fast path finds certainly valid, else None
-    (then `parse_record` gives the real answer). The shapes as `records.parse_record`
-    detects them; a flat record's body still holds its "type" (the caller drops it)."""
-    t = v.get("type")
-    if t is not None:
-        if t == "start":
-            return _with(start_facts(v, FLAT_START_KEYS, True), "flat", v)
-        if t == "end":
-            return _with(end_facts(v, FLAT_END_KEYS, True), "flat", v)
-        if t == "call":
-            return _with(complete_facts(v, FLAT_COMPLETE_KEYS, True), "flat", v)
-        return None
-    if "req" in v:
-        t = v.get("mode")
-        req = v["req"]
-        if len(v) != 2 or type(req) is not dict or len(req) != 1:
-            return None
-        body = req.get(t)  # type: ignore[arg-type]
-        if type(body) is not dict:
-            return None
-        if t == "start":
-            return _with(start_facts(body, START_KEYS, True), "batch", body)
-        if t == "end":
-            return _with(end_facts(body, END_FIELD_KEYS, True), "batch", body)
-        return None
-    if len(v) == 1:
-        if "start" in v:
-            body = v["start"]
-            ok = type(body) is dict and start_facts(body, START_KEYS, True)
-        elif "end" in v:
-            body = v["end"]
-            ok = type(body) is dict and end_facts(body, END_FIELD_KEYS, True)
-        else:
-            return None
-        return (ok, "request", body) if ok else None
-    if "messages" in v or "session_id" in v:
-        return None
-    if "op_name" in v and "ended_at" in v:
-        return _with(complete_facts(v, COMPLETE_KEYS, True), "complete", v)
-    return None
-
-
-def _with(
-    facts: Facts | None, shape: str, body: dict[str, Any]
-) -> tuple[Facts, str, dict[str, Any]] | None:
-    return None if facts is None else (facts, shape, body)
-
-
-def call_body(value: Any) -> dict[str, Any] | None:
-    """The call object inside a record of any Weave shape (where project_id lives)."""
-    if not isinstance(value, dict):
-        return None
-    if "type" in value:
-        return value
-    if "mode" in value and "req" in value:
-        req = value.get("req")
-        mode = value.get("mode")
-        body = req.get(mode) if isinstance(req, dict) and isinstance(mode, str) else None
-        return body if isinstance(body, dict) else None
-    if len(value) == 1 and ("start" in value or "end" in value):
-        body = value.get("start", value.get("end"))
-        return body if isinstance(body, dict) else None
-    if "op_name" in value and "ended_at" in value:
-        return value
-    return None
-
-
-def raw_lines(path: str, wanted: set[int]) -> dict[int, str]:
-    """The text of the given lines of a JSONL file (for lines that are not JSON, so the
-    rejected file holds what to fix); empty for stdin and YAML."""
-    if path == "-" or format_of(path) != "jsonl" or not wanted:
-        return {}
-    out: dict[int, str] = {}
-    last = max(wanted)
-    opener = gzip.open if path.lower().endswith(".gz") else open
+def default_jobs() -> int:
+    """Worker processes for big inputs: $TRACECLI_JOBS, else one less than the cores this
+    process may use (the reading process is busy too), at most 4; 0 means none."""
+    env = os.environ.get(JOBS_ENV, "").strip()
+    if env:
+        with contextlib.suppress(ValueError):
+            return max(0, int(env))
     try:
-        with opener(path, "rb") as f:
-            for n, line in enumerate(f, 1):
-                if n in wanted:
-                    out[n] = line.rstrip(b"\r\n").decode("utf-8", "replace")
-                if n >= last:
-                    break
-    except (OSError, EOFError, zlib.error):
-        pass
-    return out
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(0, min(cores - 1, 4))
+
+
+def _quiet_worker() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the reading process's to handle
+
+
+def start_pool(files: Sequence[str], jobs: int) -> ProcessPoolExecutor | None:
+    """Worker processes forked now, or None (small inputs, one core, not Linux).
+
+    Must run before any thread starts (the sender's, a progress display's): forking a
+    process with threads is what makes fork unsafe. Fork, not spawn: a worker needs only
+    this package's functions, and a library function must not require a guarded __main__.
+    """
+    if jobs < 1 or not sys.platform.startswith("linux"):
+        return None
+    total = 0
+    for f in files:
+        if f == STDIN:
+            total += PARALLEL_MIN_BYTES  # unknown size: assume it is worth it
+        elif not f.lower().endswith((".yaml", ".yml", ".yaml.gz", ".yml.gz")):
+            with contextlib.suppress(OSError):
+                total += os.path.getsize(f) * (5 if f.lower().endswith(".gz") else 1)
+    if total < PARALLEL_MIN_BYTES:
+        return None
+    try:
+        ctx = multiprocessing.get_context("fork")
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_quiet_worker)
+        pool.submit(int).result()  # fork every worker now
+        return pool
+    except (OSError, ValueError, RuntimeError, BrokenProcessPool):
+        return None
+
+
+class _Done:
+    """A block prepared in this process, looking like a Future."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def result(self) -> Any:
+        return self.value
+
+
+class _Block:
+    """A submitted block: its input, where it ends in the file, and how to redo it."""
+
+    __slots__ = ("args", "done_bytes", "fn", "last", "result", "src")
+
+    def __init__(
+        self, src: int, result: Any, fn: Any, args: tuple[Any, ...], done_bytes: int, last: bool
+    ) -> None:
+        self.src = src
+        self.result = result
+        self.fn = fn
+        self.args = args
+        self.done_bytes = done_bytes
+        self.last = last
 
 
 class Run:
@@ -178,6 +158,8 @@ class Run:
         on_progress: Callable[[Any], None] | None,
         max_diagnostics: int,
         chunker: Chunker,
+        pool: ProcessPoolExecutor | None = None,
+        jobs: int = 0,
     ) -> None:
         from tracecli.upload import FileReport
 
@@ -191,14 +173,20 @@ class Run:
         self.on_progress = on_progress
         self.max_diagnostics = max_diagnostics
         self.chunker = chunker
+        self.pool = pool
+        self.jobs = jobs
         self.sender: Sender | None = None
         self.checker = CrossChecker(strict=opts.strict)
         self.pairer = Pairer(opts.memory_budget)
         self.lock = threading.Lock()
         self.file_reports: list[FileReport] = [FileReport(p) for p in files]
         report.files = self.file_reports
-        self.sources: list[Source | None] = [None] * len(files)
-        self.display: list[str] = list(files)  # path as Locations name it ("<stdin>" for -)
+        self.display: list[str] = ["<stdin>" if f == STDIN else f for f in files]
+        self.sizes: list[int | None] = [None] * len(files)
+        self.bytes_done = [0] * len(files)
+        self.line_base = [0] * len(files)
+        self.acked_lines: list[Any] = [_EMPTY] * len(files)
+        self.pending: deque[_Block] = deque()
         self.routes: dict[str, str] = {}
         self.started = time.monotonic()
         self._last_progress = 0.0
@@ -208,199 +196,230 @@ class Run:
     def read_all(self) -> None:
         report = self.report
         journal = self.journal
-        states = []
         for i, path in enumerate(self.files):
             if journal is not None:
                 st = journal.file(path)
                 self.file_reports[i].changed = st.changed
-                states.append(st)
-            src = Source.open(path, self.opts.input_format)
-            self.sources[i] = src
-            self.display[i] = src.path
-            if src.size is None:
+                if st.acked:  # (a live view: lines acked by this run are not looked up)
+                    self.acked_lines[i] = journal.acked(path)
+            if path == STDIN:
                 self.bytes_total = None
-            elif self.bytes_total is not None:
-                self.bytes_total += src.size
+                continue
+            size = os.path.getsize(path)
+            self.sizes[i] = size
+            if self.bytes_total is not None:
+                self.bytes_total += size
         for i, path in enumerate(self.files):
-            if self.interrupted() or self._stopped():
+            if self._halted():
                 break
-            acked = journal.acked(path) if journal is not None else _EMPTY
-            self._read_file(i, acked)
+            self._read_file(i, path)
         else:
-            self._finish_inputs()
-            self._flush()
+            self._drain()
+            if not self._halted():
+                self._finish_inputs()
+                self._flush()
+        self.pending.clear()
         report.peak_open_calls = self.pairer.peak_open
         report.spilled = self.pairer.spilled
         self._progress(force=True)
 
-    def _stopped(self) -> bool:
-        return self.sender is not None and self.sender.fatal is not None
+    def _halted(self) -> bool:
+        return self.interrupted() or (self.sender is not None and self.sender.fatal is not None)
 
-    def _read_file(self, src_index: int, acked: Any) -> None:
-        source = self.sources[src_index]
-        assert source is not None
-        fr = self.file_reports[src_index]
-        any_acked = len(acked) > 0
+    def _read_file(self, i: int, path: str) -> None:
         project = self.opts.project
-        strict = self.opts.strict
-        parse = parse_record
-        checker = self.checker
-        feed = checker.feed
-        drain = checker.drain
-        interrupted = self.interrupted
-        unreadable: list[Diagnostic] = []
-        out: list[Diagnostic] = []
-        feed_call = checker.feed_call
-        n = 0
-        for item in source:
-            n += 1
-            if not n & 255:
-                if interrupted() or self._stopped():
-                    break
-                self._progress()
-            if type(item) is not tuple:
-                unreadable.append(item)  # type: ignore[arg-type]
+        display = self.display[i]
+        if _is_yaml(path, self.opts.input_format):
+            self._drain()  # keep input order: earlier blocks first
+            self._read_yaml(i, path)
+            return
+        if path != STDIN and not path.lower().endswith(".gz"):
+            size = self.sizes[i] or 0
+            try:
+                ranges = plan_ranges(path, size, BLOCK_BYTES)
+            except OSError as exc:
+                self._invalid(None, display, 0, [_read_error(display, 0, exc)])
+                return
+            for n, (offset, length) in enumerate(ranges):
+                if self._halted():
+                    return
+                args = (path, offset, length, project)
+                self._submit(i, prepare_range, args, offset + length, n == len(ranges) - 1)
+            return
+        try:
+            stream = _open_stream(path)
+        except OSError as exc:
+            self._invalid(None, display, 0, [_read_error(display, 0, exc)])
+            return
+        first = True
+        try:
+            for data in read_blocks(stream, BLOCK_BYTES):
+                if self._halted():
+                    return
+                if isinstance(data, Exception):
+                    self._drain()
+                    line = self.line_base[i] + 1
+                    diag = _read_error(display, line, data, "file cannot be read from here on: ")
+                    self._invalid(None, display, line, [diag])
+                    return
+                done = _tell(stream)
+                self._submit(i, prepare_lines, (data, display, first, project), done, False)
+                first = False
+        finally:
+            if stream is not sys.stdin.buffer:
+                stream.close()
+
+    def _read_yaml(self, i: int, path: str) -> None:
+        src = Source.open(path, "yaml")
+        project = self.opts.project
+        entries: list[Entry] = []
+        for item in src:
+            if self._halted():
+                return
+            if isinstance(item, Diagnostic):
+                self._invalid(None, item.path, item.line, [item])
+                self.file_reports[i].records += 1
                 continue
             loc, value = item
-            if project is not None:
-                body = call_body(value)
-                if body is not None and body.get("project_id") != project:
-                    orig_project = body.get("project_id")
-                    body["project_id"] = project
-                else:
-                    orig_project = None
-            else:
-                orig_project = None
-            fast = fast_body(value) if type(value) is dict else None
-            if fast is not None:
-                # certainly valid on its own (no error, no warning): only the checks across
-                # records remain, fed the facts the fast path computed
-                facts, shape, data = fast
-                feed_call(loc.path, loc.line, *facts, out)
-                if out:
-                    diags = list(out)
+            prepare(value, loc.line, src.path, project, entries)
+            self.file_reports[i].records += 1
+            self._consume(i, 0, entries)
+            entries.clear()
+        self.bytes_done[i] = src.bytes_read
+        self._progress()
+
+    def _submit(self, i: int, fn: Any, args: tuple[Any, ...], done: int, last: bool) -> None:
+        if self.pool is None:
+            result: Any = _Done(fn(*args))
+        else:
+            result = self.pool.submit(fn, *args)
+        self.pending.append(_Block(i, result, fn, args, done, last))
+        limit = 2 * self.jobs if self.pool is not None else 0
+        while len(self.pending) > limit and not self._halted():
+            self._finish_block()
+
+    def _drain(self) -> None:
+        while self.pending and not self._halted():
+            self._finish_block()
+
+    def _finish_block(self) -> None:
+        block = self.pending.popleft()
+        try:
+            n_lines, records, entries = _wait(block.result, self.interrupted)
+        except BrokenProcessPool:
+            # a worker died (killed, out of memory): finish this run in this process
+            self._close_pool()
+            n_lines, records, entries = block.fn(*block.args)
+            self.pending = deque(
+                _Block(b.src, _Done(b.fn(*b.args)), b.fn, b.args, b.done_bytes, b.last)
+                for b in self.pending
+            )
+        except _Interrupted:
+            return
+        i = block.src
+        base = self.line_base[i]
+        self.line_base[i] += n_lines
+        self.file_reports[i].records += records
+        self._consume(i, base, entries)
+        self.bytes_done[i] = block.done_bytes
+        self._progress()
+
+    def _close_pool(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = None
+
+    # -- entries --------------------------------------------------------------------------
+    def _consume(self, i: int, base: int, entries: list[Entry]) -> None:
+        """The cross-record checks and pairing for a block's entries, in input order."""
+        path = self.display[i]
+        checker = self.checker
+        feed_call = checker.feed_call
+        drain = checker.drain
+        strict = self.opts.strict
+        acked = self.acked_lines[i]
+        any_acked = len(acked) > 0
+        out: list[Diagnostic] = []
+        for e in entries:
+            line = base + e[0]
+            tag = e[1]
+            if tag == "ok":
+                kind = e[2]
+                feed_call(path, line, kind, e[4], e[6], e[7], e[8], e[9], out)
+                warnings = e[14]
+                if out or warnings:
+                    diags = [
+                        Diagnostic(path, line, f, c, Severity.WARNING, m) for f, c, m in warnings
+                    ]
+                    diags.extend(out)
                     out.clear()
                     if strict:
                         diags = [d.as_error() for d in diags]
                     if any(d.severity is Severity.ERROR for d in diags):
-                        self._invalid(value, loc.path, loc.line, diags, orig_project)
+                        self._invalid(_entry_original(e), path, line, diags)
                         continue
                     self._warn(diags)
-                kind = facts[0]
-                if shape == "flat":
-                    del data["type"]
-            else:
-                parsed = parse(loc, value)
-                rec = parsed.record
-                diags = parsed.diagnostics
-                if rec is None:
-                    checker.note_refused(loc, value)
-                    self._invalid(value, loc.path, loc.line, diags, orig_project)
-                    continue
-                more = feed(rec)
-                if more:
-                    diags = diags + more
-                if diags:
-                    if strict:
-                        diags = [d.as_error() for d in diags]
-                    if any(d.severity is Severity.ERROR for d in diags):
-                        self._invalid(value, loc.path, loc.line, diags, orig_project)
-                        continue
-                    self._warn(diags)
-                kind, shape, data = rec.kind, rec.shape, rec.data
+                self._take(e, i, line, any_acked and line in acked)
+            elif tag == "pair":
+                self._pair(e, i, base, path, out)
+            elif tag == "bad":
+                _, _, value, diag_tuples, cid = e
+                if cid is not None:
+                    checker.note_refused_id(path, line, cid)
+                diags = [Diagnostic(path, line, f, c, s, m) for f, c, s, m in diag_tuples]
+                self._invalid(value, path, line, diags)
+            else:  # freeplay
+                self.rejected_now(
+                    [(e[2], i, line)], "a Freeplay completion: `tracecli upload` sends Weave calls"
+                )
             late = drain()
             if late:
                 self._late(late)
-            done = any_acked and loc.line in acked
-            try:
-                self._take(kind, data, shape, src_index, loc.line, done, orig_project)
-            except EncodeError as exc:
-                self._invalid(
-                    value,
-                    loc.path,
-                    loc.line,
-                    [Diagnostic.at(loc, "encode", str(exc), "(record)")],
-                    orig_project,
-                )
-        fr.records = n
-        if unreadable:
-            raw = raw_lines(self.files[src_index], {d.line for d in unreadable[:MAX_RAW_LINES]})
-            for d in unreadable:
-                text = raw.get(d.line)
-                if text is not None:  # its call's other half must not warn as well
-                    found: list[Any] = []
-                    broken_id(text.encode(), d.line, found)
-                    for e in found:
-                        checker.note_refused_id(d.path, d.line, e[2])
-                self._invalid(text, d.path, d.line, [d])
 
-    def _take(
-        self,
-        kind: str,
-        data: dict[str, Any],
-        shape: str,
-        src: int,
-        line: int,
-        done: bool,
-        orig_project: str | None,
-    ) -> None:
-        if done:
-            self.report.skipped += 1
-            self.file_reports[src].skipped += 1
-        if kind == "start":
-            half = Half(
-                "start",
-                data["id"],
-                data["project_id"],
-                dumps(data),
-                b"",
-                not END_KEYS.isdisjoint(data),
-                src,
-                line,
-                shape,
-                done,
-                None,
-                orig_project,
-            )
-        elif kind == "end":
-            body, tail = split_end(data)
-            half = Half(
-                "end",
-                data["id"],
-                data["project_id"],
-                body,
-                tail,
-                len(data) > 2 + len(tail_keys(data)),  # fields a completed call drops
-                src,
-                line,
-                shape,
-                done,
-                None,
-                orig_project,
-            )
-        elif kind == "complete":
-            if done:
-                return
-            half = Half(
-                "complete",
-                data["id"],
-                data["project_id"],
-                dumps(data),
-                b"",
-                False,
-                src,
-                line,
-                shape,
-                False,
-                None,
-                orig_project,
-            )
-            self._emit_complete(half)
+    def _pair(self, e: Entry, i: int, base: int, path: str, out: list[Diagnostic]) -> None:
+        """A start and its end from one block: checked as one, sent without pairing."""
+        (ls, _, cid, project, tid, pid, started, ended, le) = e[:9]
+        line_s, line_e = base + ls, base + le
+        self.checker.feed_pair(path, line_s, cid, tid, pid, started, ended, line_e, out)
+        acked = self.acked_lines[i]
+        done_s = line_s in acked if acked else False
+        done_e = line_e in acked if acked else False
+        s = Half("start", cid, project, e[10], b"", e[11], i, line_s, e[9], done_s, None, e[12])
+        h = Half("end", cid, project, e[14], e[15], e[16], i, line_e, e[13], done_e, None, e[17])
+        if not out:
+            if done_s or done_e:
+                self._skipped(i, int(done_s) + int(done_e))
+            self._emit_pair(s, h)
             return
-        else:  # a Freeplay completion: not a Weave call
-            self.rejected_now(
-                [(data, src, line)], "a Freeplay completion: `tracecli upload` sends Weave calls"
-            )
+        diags = [d.as_error() for d in out] if self.opts.strict else list(out)
+        out.clear()
+        bad = {d.line for d in diags if d.is_error}
+        self._warn([d for d in diags if not d.is_error and d.line not in bad])
+        for half in (s, h):
+            if half.line in bad:
+                mine = [d for d in diags if d.line == half.line]
+                self._invalid(_half_original(half), path, half.line, mine)
+            else:
+                if half.done:
+                    self._skipped(i, 1)
+                self._take_half(half)
+
+    def _skipped(self, i: int, n: int) -> None:
+        self.report.skipped += n
+        self.file_reports[i].skipped += n
+
+    def _take(self, e: Entry, src: int, line: int, done: bool) -> None:
+        (_, _, kind, shape, cid, project, _, _, _, _, body, tail, flag, orig, _) = e
+        if done:
+            self._skipped(src, 1)
+        self._take_half(
+            Half(kind, cid, project, body, tail, flag, src, line, shape, done, None, orig)
+        )
+
+    def _take_half(self, half: Half) -> None:
+        if half.kind == "complete":
+            if not half.done:
+                self._emit_complete(half)
             return
         other = self.pairer.match(half)
         if other is None:
@@ -409,7 +428,7 @@ class Run:
             self.rejected_halves([half], f"call id {half.call_id} already has a {half.kind}")
             return
         assert isinstance(other, Half)
-        if kind == "start":
+        if half.kind == "start":
             self._emit_pair(half, other)
         else:
             self._emit_pair(other, half)
@@ -502,7 +521,7 @@ class Run:
             final = [d.as_error() for d in final]
         self._late(final)
         for h in self.pairer.leftovers():
-            if self.interrupted() or self._stopped():
+            if self._halted():
                 if not h.done:
                     with self.lock:
                         self.report.unsent += 1
@@ -537,19 +556,9 @@ class Run:
                     self.report.warnings += 1
             self._keep(diags)
 
-    def _invalid(
-        self,
-        value: Any,
-        path: str,
-        line: int,
-        diags: Sequence[Diagnostic],
-        orig_project: str | None = None,
-    ) -> None:
+    def _invalid(self, value: Any, path: str, line: int, diags: Sequence[Diagnostic]) -> None:
+        """A record with errors: not sent; into the rejected file with its diagnostics."""
         errors = [d for d in diags if d.is_error]
-        if orig_project is not None:
-            body = call_body(value)
-            if body is not None:
-                body["project_id"] = orig_project
         reason = "; ".join(f"{d.field}: {d.message}" if d.field else d.message for d in errors)
         with self.lock:
             self.report.errors += len(errors)
@@ -593,13 +602,7 @@ class Run:
         self.rejected_now(list(originals(chunk)), reason, status)
 
     def rejected_halves(self, halves: Sequence[Half], reason: str) -> None:
-        items = []
-        for h in halves:
-            data: dict[str, Any] = orjson.loads(join_objects(h.body, h.tail) if h.tail else h.body)
-            if h.orig is not None:
-                data["project_id"] = h.orig
-            items.append((wrap(h.shape, h.kind, data), h.src, h.line))  # type: ignore[arg-type]
-        self.rejected_now(items, reason)
+        self.rejected_now([(_half_original(h), h.src, h.line) for h in halves], reason)
 
     def rejected_now(
         self,
@@ -633,15 +636,12 @@ class Run:
         from tracecli.upload import Progress
 
         r = self.report
-        read = sum(s.bytes_read for s in self.sources if s is not None)
-        retries = 0
-        if self.sender is not None:
-            retries = self.sender.target.stats()[1]
+        retries = self.sender.target.stats()[1] if self.sender is not None else 0
         cb(
             Progress(
-                bytes_read=read,
+                bytes_read=sum(self.bytes_done),
                 bytes_total=self.bytes_total,
-                records=sum(s.records for s in self.sources if s is not None),
+                records=sum(f.records for f in self.file_reports),
                 uploaded=r.uploaded,
                 rejected=r.rejected,
                 skipped=r.skipped,
@@ -658,8 +658,63 @@ class Run:
         self.pairer.close()
 
 
-def tail_keys(data: dict[str, Any]) -> list[str]:
-    return [k for k in END_FIELDS if k in data]
+class _Interrupted(Exception):
+    pass
+
+
+def _wait(result: Future[Any] | _Done, interrupted: Callable[[], bool]) -> Any:
+    """A block's result; gives up (raising _Interrupted) once Ctrl-C was pressed."""
+    if isinstance(result, _Done):
+        return result.result()
+    while True:
+        try:
+            return result.result(timeout=0.2)
+        except TimeoutError:
+            if interrupted():
+                raise _Interrupted from None
+
+
+def _is_yaml(path: str, stdin_format: str) -> bool:
+    if path == STDIN:
+        return stdin_format == "yaml"
+    name = path.lower().removesuffix(".gz")
+    return name.endswith((".yaml", ".yml"))
+
+
+def _open_stream(path: str) -> IO[bytes]:
+    if path == STDIN:
+        return sys.stdin.buffer
+    return gzip.open(path, "rb")
+
+
+def _tell(stream: IO[bytes]) -> int:
+    fileobj = getattr(stream, "fileobj", None)
+    try:
+        return int(fileobj.tell()) if fileobj is not None else 0
+    except (OSError, ValueError):
+        return 0
+
+
+def _read_error(path: str, line: int, exc: BaseException, prefix: str = "") -> Diagnostic:
+    what = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return Diagnostic.at(Location(path, line), "read-error", prefix + what)
+
+
+def _half_original(h: Half) -> dict[str, Any]:
+    """A half's record as read, rebuilt from its encoded bytes."""
+    data: dict[str, Any] = orjson.loads(join_objects(h.body, h.tail) if h.tail else h.body)
+    if h.orig is not None:
+        data["project_id"] = h.orig
+    return wrap(h.shape, h.kind, data)  # type: ignore[arg-type]
+
+
+def _entry_original(e: Entry) -> dict[str, Any]:
+    """An "ok" entry's record as read, rebuilt from its encoded bytes."""
+    kind, shape, body, tail, orig = e[2], e[3], e[10], e[11], e[13]
+    data: dict[str, Any] = orjson.loads(join_objects(body, tail) if tail else body)
+    if orig is not None:
+        data["project_id"] = orig
+    return wrap(shape, kind, data)  # type: ignore[arg-type]
 
 
 def originals(chunk: Chunk) -> Iterator[tuple[dict[str, Any], int, int]]:
