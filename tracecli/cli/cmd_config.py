@@ -16,13 +16,13 @@ from tracecli.cli import app
 from tracecli.cli.common import (
     FormatOpt,
     OutputFormat,
+    ProfileOpt,
     ServerOpt,
     handle_errors,
     stderr_console,
     write_stdout,
 )
-from tracecli.config import Settings, available_profiles, load_settings
-from tracecli.diagnostics import TracecliError
+from tracecli.config import Settings, load_settings
 from tracecli.login import LoginError, login, stored_key_location
 
 config_app = typer.Typer(
@@ -43,25 +43,6 @@ class Target(StrEnum):
 class LoginTarget(StrEnum):
     weave = "weave"
     freeplay = "freeplay"
-
-
-def complete_profile(incomplete: str) -> list[str]:
-    """Shell completion for --profile: the names the config files define."""
-    try:
-        return [n for n in available_profiles() if n.startswith(incomplete)]
-    except TracecliError:
-        return []  # a broken file: complete nothing rather than print an error mid-line
-
-
-ProfileOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--profile",
-        help="Named profile from tracecli.yaml or the user config (default: $TRACECLI_PROFILE).",
-        show_default=False,
-        autocompletion=complete_profile,
-    ),
-]
 
 
 def _text(value: object) -> str:

@@ -16,6 +16,7 @@ from tracecli.cli.common import (
     DbOpt,
     FormatOpt,
     OutputFormat,
+    ProfileOpt,
     ProjectOpt,
     ServerOpt,
     handle_errors,
@@ -127,10 +128,7 @@ def tail_cmd(
     ] = False,
     fmt: FormatOpt = OutputFormat.text,
     api_key: ApiKeyOpt = None,
-    profile: Annotated[
-        str | None,
-        typer.Option("--profile", help="Named settings profile.", show_default=False),
-    ] = None,
+    profile: ProfileOpt = None,
 ) -> None:
     """Show the latest calls of a project, oldest first (newest at the bottom).
 

@@ -31,6 +31,7 @@ from tracecli.cli.common import (
     DbOpt,
     FormatOpt,
     OutputFormat,
+    ProfileOpt,
     ServerOpt,
     handle_errors,
     stderr_console,
@@ -163,10 +164,7 @@ def upload_command(
         InputFormat,
         typer.Option("--input-format", help="Format of stdin ('-')."),
     ] = InputFormat.jsonl,
-    profile: Annotated[
-        str | None,
-        typer.Option("--profile", help="Named settings profile.", show_default=False),
-    ] = None,
+    profile: ProfileOpt = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress, no summary; errors only.")
     ] = False,
@@ -229,8 +227,10 @@ def upload_command(
     try:
         if display is not None:
             shown.console = display.progress.console
-            with display.progress:
+            try:
                 report = upload(paths, opts, on_progress=display.update)
+            finally:
+                display.stop()
         else:
             report = upload(paths, opts)
     finally:
@@ -309,7 +309,13 @@ class _ProgressDisplay:
         self.task: TaskID | None = None
         self.started = time.monotonic()
 
+    def stop(self) -> None:
+        if self.task is not None:
+            self.progress.stop()
+
     def update(self, p: UploadProgress) -> None:
+        # Started on the first update, not before upload(): its refresh thread must not
+        # exist when upload forks its worker processes.
         rate = f"{p.uploaded / p.elapsed:,.0f} calls/s" if p.elapsed > 0.5 else ""
         extra = []
         if p.rejected:
@@ -324,6 +330,7 @@ class _ProgressDisplay:
             "rate": rate,
         }
         if self.task is None:
+            self.progress.start()
             self.task = self.progress.add_task("upload", total=p.bytes_total, **fields)
         self.progress.update(self.task, completed=p.bytes_read, total=p.bytes_total, **fields)
 

@@ -96,3 +96,24 @@ ProjectOpt = Annotated[
     str | None,
     typer.Option("--project", "-p", help="Project as entity/project.", show_default=False),
 ]
+
+
+def _complete_profile(incomplete: str) -> list[str]:
+    """Shell completion for --profile: the profile names the config files define."""
+    from tracecli.config import available_profiles
+
+    try:
+        return [name for name in available_profiles() if name.startswith(incomplete)]
+    except TracecliError:
+        return []  # a broken config file: complete nothing rather than print an error
+
+
+ProfileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        help="Named profile of tracecli.yaml or the user config (default: $TRACECLI_PROFILE).",
+        show_default=False,
+        autocompletion=_complete_profile,
+    ),
+]
