@@ -37,6 +37,10 @@ SHELL_LANGS = {"", "bash", "sh", "shell", "console", "text", "yaml", "yml"}
 SAFE_TO_RUN = {"validate", "schema", "convert", "--version"}  # read only, deterministic
 
 
+def _rel(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 @dataclass
 class Block:
     path: Path
@@ -45,7 +49,7 @@ class Block:
     lines: list[str]
 
     def where(self, offset: int) -> str:
-        return f"{self.path.relative_to(ROOT)}:{self.line + 1 + offset}"
+        return f"{_rel(self.path)}:{self.line + 1 + offset}"
 
 
 def blocks(path: Path) -> list[Block]:
@@ -113,7 +117,7 @@ def commands(path: Path) -> list[Command]:
             continue
         for m in re.finditer(r"`(tracecli(?: [^`]*)?)`", line):
             for seg in _segments(m.group(1)):
-                found.append(Command(f"{path.relative_to(ROOT)}:{n}", seg, False))
+                found.append(Command(f"{_rel(path)}:{n}", seg, False))
     return found
 
 
