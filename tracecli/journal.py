@@ -9,7 +9,7 @@ Design choices:
   a write is atomic and durable once `ack` returns, so `kill -9` at any moment loses at most
   the acknowledgements of the requests in flight (whose calls are then sent again: harmless,
   the server upserts by call id).
-- Acks are line numbers kept as a bitmap in blocks of 65,536 lines (8 KiB each), so a file of
+- Acks are line numbers kept as a bitmap in blocks of 8,192 lines (1 KiB each), so a file of
   millions of lines costs a few hundred KiB, and an ack rewrites only the blocks it touches.
 - A file is known by its identity (real path, size, mtime, SHA-256 of its first 64 KiB)
   *and* the target (server URL without credentials, hashed, plus the project override). If
@@ -37,7 +37,7 @@ from tracecli.diagnostics import UsageError
 from tracecli.paths import state_dir
 from tracecli.redact import strip_userinfo
 
-BLOCK_LINES = 1 << 16  # lines per stored bitmap block
+BLOCK_LINES = 1 << 13  # lines per stored bitmap block (1 KiB: an ack rewrites little)
 HEAD_BYTES = 64 * 1024
 KEEP_DAYS = 90  # entries untouched for this long are pruned on open
 SCHEMA_VERSION = 1
@@ -311,14 +311,12 @@ class Journal:
             touched = entry.acks.add(lines)
             if not touched:
                 return
+            # One small write per ack (the blocks it touched): this runs once per request.
+            # files.acked/updated are refreshed by file() and done(), not here.
             with self._conn:
                 self._conn.executemany(
                     "INSERT OR REPLACE INTO acks (file_id, block, bits) VALUES (?, ?, ?)",
                     [(entry.id, b, entry.acks.block(b)) for b in sorted(touched)],
-                )
-                self._conn.execute(
-                    "UPDATE files SET acked=?, updated=? WHERE id=?",
-                    (len(entry.acks), time.time(), entry.id),
                 )
 
     def done(self, path: str | os.PathLike[str]) -> None:
@@ -328,7 +326,8 @@ class Journal:
             return
         with self._lock, self._conn:
             self._conn.execute(
-                "UPDATE files SET done=1, updated=? WHERE id=?", (time.time(), entry.id)
+                "UPDATE files SET done=1, acked=?, updated=? WHERE id=?",
+                (len(entry.acks), time.time(), entry.id),
             )
 
     def forget(self, path: str | os.PathLike[str]) -> None:
