@@ -379,3 +379,35 @@ def test_weave_reference_server_refusal_lands_in_the_rejected_file(tmp_path):
         assert len(ids) == len(set(ids)) == 299
     (meta,) = [x["_tracecli"] for x in lines(tmp_path / "tracecli-rejected.jsonl")]
     assert meta["status"] == 400 and "Invalid URI" in meta["reason"] and meta["line"] == 43
+
+
+def test_a_directory_does_not_bring_in_the_rejected_file(tmp_path, monkeypatch):
+    from tracecli.rejected import skip_rejected_file
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.jsonl").write_text("{}\n")
+    rej = tmp_path / "tracecli-rejected.jsonl"
+    files = ["./a.jsonl", "./tracecli-rejected.jsonl"]
+    assert skip_rejected_file(["."], files, None) == files  # not there yet: nothing to skip
+    rej.write_text("{}\n")
+    assert skip_rejected_file(["."], files, None) == ["./a.jsonl"]
+    assert skip_rejected_file([str(tmp_path)], files, rej) == ["./a.jsonl"]
+    # named explicitly (fix and replay): kept
+    assert skip_rejected_file(["tracecli-rejected.jsonl"], files[1:], None) == files[1:]
+    assert skip_rejected_file([".", "tracecli-rejected.jsonl"], files, None) == files
+    # another --rejected path: the default name is an ordinary input
+    assert skip_rejected_file(["."], files, tmp_path / "other.jsonl") == files
+    assert skip_rejected_file(["-"], ["-"], None) == ["-"]
+
+
+def test_uploading_the_working_directory_twice(tmp_path, serve):
+    """`tracecli upload .` must not read back its own rejected file (it would grow each run)."""
+    proj = f"rej/dir-{random.randrange(1 << 30):x}"
+    recs = complete_records(20, proj)
+    recs[4]["op_name"] = "o" * 200
+    write_jsonl(tmp_path / "calls.jsonl", recs)
+    for _ in range(3):
+        r, summary = upload_json(".", serve.url, tmp_path)
+        assert r.returncode == 1, r.stderr[-2000:]
+        assert [f["path"] for f in summary["inputs"]] == ["calls.jsonl"], summary["inputs"]
+        assert len(lines(tmp_path / "tracecli-rejected.jsonl")) == 1

@@ -24,7 +24,7 @@ from tracecli.diagnostics import Diagnostic, Severity, TracecliError, UsageError
 from tracecli.freeplay_stream import FreeplayPieces, Piece
 from tracecli.journal import AckSet, Journal
 from tracecli.reader import Source, expand_paths
-from tracecli.rejected import DEFAULT_NAME, RejectedWriter
+from tracecli.rejected import DEFAULT_NAME, RejectedWriter, skip_rejected_file
 from tracecli.retry import Action
 from tracecli.targets.freeplay import FreeplayTarget, Request, build_request, resolve_freeplay
 
@@ -52,7 +52,7 @@ def upload_freeplay(
         raise UsageError(f"--concurrency must be between 1 and 64, got {opts.concurrency}")
     if opts.max_retry_time < 0:
         raise UsageError(f"--max-retry-time must not be negative, got {opts.max_retry_time}")
-    files = expand_paths(paths)
+    files = skip_rejected_file(paths, expand_paths(paths), opts.rejected)
     if not files:
         raise UsageError("no trace files found in the given paths (.jsonl, .ndjson, .yaml)")
     if files.count("-") > 1:

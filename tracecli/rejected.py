@@ -22,7 +22,7 @@ import contextlib
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -153,6 +153,24 @@ class RejectedWriter:
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
         self.close(complete=exc_type is None)
+
+
+def skip_rejected_file(
+    paths: Sequence[str], files: list[str], rejected: str | os.PathLike[str] | None
+) -> list[str]:
+    """`files` without the rejected-records file when only a directory brought it in.
+
+    `tracecli upload .` would otherwise read last run's rejected file as input, reject its
+    records again and append them to the new one: the file would grow by itself every run.
+    Named explicitly (the fix-and-replay workflow), it stays.
+    """
+    target = Path(rejected if rejected is not None else DEFAULT_NAME)
+    if not target.exists():
+        return files
+    named = [p for p in paths if p != "-" and os.path.isfile(p)]
+    if any(_same_file(target, p) for p in named):
+        return files
+    return [f for f in files if f == "-" or not _same_file(target, f)]
 
 
 def _same_file(a: Path, b: str | os.PathLike[str]) -> bool:

@@ -31,7 +31,7 @@ from tracecli.encode import SERVER_MAX_BYTES
 from tracecli.journal import Journal
 from tracecli.pairing import DEFAULT_MEMORY_BUDGET
 from tracecli.reader import InputFormat, expand_paths
-from tracecli.rejected import DEFAULT_NAME, RejectedWriter
+from tracecli.rejected import DEFAULT_NAME, RejectedWriter, skip_rejected_file
 from tracecli.sender import Sender
 from tracecli.targets import DryRunTarget, Target
 from tracecli.upload_run import Run, default_jobs, start_pool
@@ -225,7 +225,7 @@ def upload(
         opts.api_key.get_secret_value() if isinstance(opts.api_key, SecretStr) else opts.api_key,
         str(opts.db) if opts.db is not None else None,
     )
-    files = expand_paths(paths)
+    files = skip_rejected_file(paths, expand_paths(paths), opts.rejected)
     if not files:
         raise UsageError("no trace files found in the given paths (.jsonl, .ndjson, .yaml)")
     if files.count("-") > 1:
