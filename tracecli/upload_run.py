@@ -370,7 +370,8 @@ class Run:
                 self._invalid(value, path, line, diags)
             else:  # freeplay
                 self.rejected_now(
-                    [(e[2], i, line)], "a Freeplay completion: `tracecli upload` sends Weave calls"
+                    [(e[2], i, line)],
+                    "a Freeplay record: send it with `tracecli upload --target freeplay`",
                 )
             late = drain()
             if late:
