@@ -50,6 +50,7 @@ class Answer:
     delay: float = 0.0  # seconds before answering
     drop: bool = False  # close the connection instead of answering
     raw: bytes | None = None  # body bytes as they are (not JSON)
+    cut: bool = False  # promise a longer body than is sent, then close
 
 
 @dataclass
@@ -130,6 +131,12 @@ class ScriptServer:
                     if answer.delay:
                         await asyncio.sleep(answer.delay)
                     if answer.drop:
+                        return
+                    if answer.cut:
+                        part = answer.raw or b"{"
+                        head = f"HTTP/1.1 200 OK\r\ncontent-length: {len(part) + 1000}\r\n\r\n"
+                        writer.write(head.encode() + part)
+                        await writer.drain()
                         return
                     body = answer.raw if answer.raw is not None else orjson.dumps(answer.body)
                     ctype = "text/plain" if answer.raw is not None else "application/json"
@@ -489,3 +496,15 @@ def test_auth_message_does_not_repeat_the_phrase(server):
     with transport(server.url) as t, pytest.raises(AuthError) as info:
         t.post("/x", BODY)
     assert "(HTTP 401 Unauthorized)" in str(info.value)
+
+
+def test_iter_lines_cut_off_mid_answer(server):
+    # promises 1000 bytes, sends a few, then closes
+    server.play(Answer(200, raw=b'{"id": "a"}\n', cut=True))
+    with transport(server.url) as t, pytest.raises(RequestFailed, match="cut off"):
+        list(t.iter_lines("/calls/stream_query", b"{}"))
+
+
+def test_iter_lines_tls_failure_is_a_config_error(tls_server):
+    with transport(tls_server.url) as t, pytest.raises(TransportConfigError, match="--ca-bundle"):
+        list(t.iter_lines("/calls/stream_query", b"{}"))

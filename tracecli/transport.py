@@ -284,14 +284,21 @@ class Transport:
                 response = self._client.send(request, stream=True)
             except httpx.HTTPError as exc:
                 decision = self._decide(None, exc, attempt, start, None, False)
+                if decision.action is Action.FATAL:
+                    raise self._fatal(exc, decision) from None
                 if self._after(decision, "POST", path, attempt, None, exc, start):
                     continue
                 raise RequestFailed(self._network_message(exc)) from None
             try:
                 if 200 <= response.status_code < 300:
-                    for line in response.iter_lines():
-                        if line.strip():
-                            yield line.encode("utf-8")
+                    try:
+                        for line in response.iter_lines():
+                            if line.strip():
+                                yield line.encode("utf-8")
+                    except httpx.HTTPError as exc:  # cut off mid-answer: not retried
+                        raise RequestFailed(
+                            f"{self.host}: the answer was cut off: {self._network_message(exc)}"
+                        ) from None
                     return
                 response.read()
                 outcome = self._outcome(response, Action.REJECT, attempt - 1, start)
