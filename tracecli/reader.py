@@ -178,7 +178,11 @@ class Source:
             line = data[: exc.start].count(b"\n") + 1
             yield Diagnostic.at(Location(path, line), "encoding", "invalid UTF-8 in YAML file")
             return
-        loader = _TraceYamlLoader(text)
+        try:
+            loader = _TraceYamlLoader(text)  # checks the characters: may refuse at once
+        except yaml.YAMLError as exc:
+            yield Diagnostic.at(Location(path, _yaml_line(exc, text)), "yaml", _yaml_message(exc))
+            return
         try:
             while loader.check_node():
                 node = loader.get_node()
@@ -199,12 +203,8 @@ class Source:
                         continue
                     self.records += 1
                     yield loc, value
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line = mark.line + 1 if mark is not None else 1
-            yield Diagnostic.at(Location(path, line), "yaml", _yaml_message(exc))
         except yaml.YAMLError as exc:
-            yield Diagnostic.at(Location(path, 1), "yaml", _yaml_message(exc))
+            yield Diagnostic.at(Location(path, _yaml_line(exc, text)), "yaml", _yaml_message(exc))
         except RecursionError:
             yield Diagnostic.at(Location(path, 1), "yaml", "nested too deeply")
         finally:
@@ -228,7 +228,17 @@ def _os_message(exc: BaseException) -> str:
 
 
 def json_error(raw: bytes, exc: orjson.JSONDecodeError) -> str:
-    """The message for a line that is not JSON (invalid UTF-8 gets its own wording)."""
+    """The message for a line that is not JSON (invalid UTF-8 gets its own wording).
+
+    The same whether or not the line still holds its newline (the file reader keeps it,
+    the block reader splits it off): orjson would place an error at the end on "line 2".
+    """
+    if raw.endswith(b"\n"):
+        raw = raw[:-1]
+        try:
+            orjson.loads(raw)
+        except orjson.JSONDecodeError as again:
+            exc = again
     msg = str(exc)
     if "utf-8" in msg.lower() or "surrogate" in msg.lower():
         try:
@@ -242,6 +252,17 @@ def json_error(raw: bytes, exc: orjson.JSONDecodeError) -> str:
     col = getattr(exc, "colno", None)
     where = f" at column {col}" if col else ""
     return f"invalid JSON{where}: {msg}"
+
+
+def _yaml_line(exc: BaseException, text: str) -> int:
+    """The 1-based line a YAML error names (a ReaderError gives a character position)."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is not None:
+        return int(mark.line) + 1
+    position = getattr(exc, "position", None)
+    if isinstance(position, int):
+        return text.count("\n", 0, position) + 1
+    return 1
 
 
 def _yaml_message(exc: BaseException) -> str:

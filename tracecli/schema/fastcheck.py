@@ -41,7 +41,9 @@ _run_id_re = re.compile(r"[^:]+:[^:]+\Z").match
 # The canonical RFC 3339 form with an explicit zone: what loggers write, and a subset of
 # what pydantic accepts; fromisoformat then rejects impossible dates (Feb 30, 24:00).
 _datetime_re = re.compile(
-    r"[12]\d{3}-[01]\d-[0-3]\d[T ][0-2]\d:[0-5]\d:[0-5]\d(?:\.\d{1,6})?(?:Z|[+-][01]\d:[0-5]\d)\Z"
+    r"[12][0-9]{3}-[01][0-9]-[0-3][0-9][T ][0-2][0-9]:[0-5][0-9]:[0-5][0-9]"
+    r"(?:\.[0-9]{1,6})?(?:Z|[+-][01][0-9]:[0-5][0-9])\Z",
+    re.ASCII,
 ).match
 _fromiso = datetime.datetime.fromisoformat
 

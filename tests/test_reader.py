@@ -1,0 +1,126 @@
+"""The streaming readers: formats, line numbers, odd bytes, directories and stdin."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tracecli.diagnostics import Diagnostic, UsageError
+from tracecli.reader import Source, expand_paths, format_of, read_items
+
+
+def items(path: Path | str, **kw: Any) -> list[Any]:
+    out = []
+    for item in Source.open(str(path), **kw):
+        if isinstance(item, Diagnostic):
+            out.append((item.line, item.code, item.message))
+        else:
+            loc, value = item
+            out.append((loc.line, value))
+    return out
+
+
+def test_jsonl_lines_bom_crlf_and_blanks(tmp_path: Path) -> None:
+    p = tmp_path / "a.jsonl"
+    p.write_bytes(b'\xef\xbb\xbf{"a": 1}\r\n\r\n  \n{"b": 2}\n{"c": \n[3]')
+    assert items(p) == [
+        (1, {"a": 1}),
+        (4, {"b": 2}),
+        (5, "json", "invalid JSON at column 7: unexpected end of data"),
+        (6, [3]),
+    ]
+
+
+def test_invalid_utf8_is_reported_on_its_own_line(tmp_path: Path) -> None:
+    p = tmp_path / "u.ndjson"
+    p.write_bytes(b'{"a": "ok"}\n{"a": "\xff"}\n{"a": "fine"}\n')
+    assert items(p) == [
+        (1, {"a": "ok"}),
+        (2, "json", "invalid UTF-8 at byte 8"),
+        (3, {"a": "fine"}),
+    ]
+
+
+def test_gzip_and_truncated_gzip(tmp_path: Path) -> None:
+    data = b"".join(json.dumps({"n": i}).encode() + b"\n" for i in range(2000))
+    (tmp_path / "g.jsonl.gz").write_bytes(gzip.compress(data))
+    got = items(tmp_path / "g.jsonl.gz")
+    assert len(got) == 2000 and got[-1] == (2000, {"n": 1999})
+    (tmp_path / "t.jsonl.gz").write_bytes(gzip.compress(data)[:-20])
+    cut = items(tmp_path / "t.jsonl.gz")
+    assert cut[-1][1] == "read-error"
+    assert cut[-1][2].startswith("file cannot be read from here on: ")
+    (tmp_path / "notgz.jsonl.gz").write_bytes(b'{"plain": true}\n')
+    assert items(tmp_path / "notgz.jsonl.gz")[0][1] == "read-error"
+
+
+def test_yaml_list_and_multi_document_line_numbers(tmp_path: Path) -> None:
+    (tmp_path / "l.yaml").write_text(
+        "# comment\n- a: 1\n  when: 2026-03-02T09:14:05Z\n\n- b: 2\n- null\n"
+    )
+    assert items(tmp_path / "l.yaml") == [
+        (2, {"a": 1, "when": "2026-03-02T09:14:05Z"}),  # timestamps stay strings
+        (5, {"b": 2}),
+    ]
+    (tmp_path / "d.yml").write_text("a: 1\n---\nb: 2\n...\n---\n- c: 3\n- d: 4\n")
+    assert items(tmp_path / "d.yml") == [(1, {"a": 1}), (3, {"b": 2}), (6, {"c": 3}), (7, {"d": 4})]
+
+
+def test_yaml_errors_name_their_line(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text("- a: 1\n- b: [2\n- c: 3\n")
+    [(line, code, msg)] = items(tmp_path / "s.yaml")
+    assert (line, code) == (3, "yaml")
+    assert msg.startswith("invalid YAML: ")
+    (tmp_path / "t.yaml").write_text("- a: 1\n- !!python/object:os.system {}\n- c: 3\n")
+    got = items(tmp_path / "t.yaml")
+    assert got[0] == (1, {"a": 1})
+    assert got[1][:2] == (2, "yaml") and "python/object" in got[1][2]
+    assert got[2] == (3, {"c": 3})
+    (tmp_path / "bad.yaml").write_bytes(b"- a: 1\n- b: \xff\n")
+    assert items(tmp_path / "bad.yaml") == [(2, "encoding", "invalid UTF-8 in YAML file")]
+
+
+def test_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = io.TextIOWrapper(io.BytesIO(b'{"a": 1}\n'))
+    monkeypatch.setattr(sys, "stdin", fake)
+    assert items("-") == [(1, {"a": 1})]
+    fake = io.TextIOWrapper(io.BytesIO(b"- a: 1\n"))
+    monkeypatch.setattr(sys, "stdin", fake)
+    assert items("-", stdin_format="yaml") == [(1, {"a": 1})]
+
+
+def test_expand_paths(tmp_path: Path) -> None:
+    for name in ("b.jsonl", "a/z.yaml", "a/y.yml.gz", "a/x.ndjson", "c/readme.md", "d.JSONL"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    got = expand_paths([str(tmp_path), "-", str(tmp_path / "c" / "readme.md")])
+    rel = [Path(p).relative_to(tmp_path).as_posix() if p != "-" else p for p in got]
+    assert rel == ["a/x.ndjson", "a/y.yml.gz", "a/z.yaml", "b.jsonl", "d.JSONL", "-", "c/readme.md"]
+    with pytest.raises(UsageError, match="no such file"):
+        expand_paths([str(tmp_path / "missing")])
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt"),
+    [("a.jsonl", "jsonl"), ("a.YAML", "yaml"), ("a.yml.gz", "yaml"), ("a.txt", "jsonl")],
+)
+def test_format_of(name: str, fmt: str) -> None:
+    assert format_of(name) == fmt
+
+
+def test_read_items_and_progress(tmp_path: Path) -> None:
+    a = tmp_path / "a.jsonl"
+    a.write_text('{"x": 1}\n{"x": 2}\n')
+    b = tmp_path / "b.yaml"
+    b.write_text("- y: 1\n")
+    seen = [(src.path, item[1]) for src, item in read_items([str(a), str(b)])]
+    assert seen == [(str(a), {"x": 1}), (str(a), {"x": 2}), (str(b), {"y": 1})]
+    src = Source.open(str(a))
+    list(src)
+    assert (src.bytes_read, src.records) == (a.stat().st_size, 2)
