@@ -128,7 +128,8 @@ class UploadReport:
     records: int = 0  # records read (valid or not)
     uploaded: int = 0  # calls acknowledged by the server in this run
     acked_records: int = 0
-    by_endpoint: dict[str, int] = field(default_factory=dict)
+    by_endpoint: dict[str, int] = field(default_factory=dict)  # calls stored, per endpoint
+    requests_by_endpoint: dict[str, int] = field(default_factory=dict)  # acknowledged requests
     rejected: int = 0  # records rejected (by validation or the server)
     invalid: int = 0  # of those, refused by validation
     unsent: int = 0  # records not sent: the run was stopped first
@@ -178,6 +179,7 @@ class UploadReport:
             "records": self.records,
             "uploaded": self.uploaded,
             "by_endpoint": dict(self.by_endpoint),
+            "requests_by_endpoint": dict(self.requests_by_endpoint),
             "rejected": self.rejected,
             "invalid": self.invalid,
             "unsent": self.unsent,
@@ -261,6 +263,7 @@ def upload(
                 check.strict_blocked = not check.interrupted
                 check.uploaded = check.acked_records = check.requests = check.bytes_sent = 0
                 check.by_endpoint = {}
+                check.requests_by_endpoint = {}
                 check.dry_run = opts.dry_run
                 check.elapsed_s = time.monotonic() - started
                 return check

@@ -44,7 +44,6 @@ from tracecli.schema.fastcheck import (
     FLAT_END_KEYS,
     FLAT_START_KEYS,
     START_KEYS,
-    Facts,
     complete_facts,
     end_facts,
     start_facts,
@@ -57,7 +56,7 @@ _loads = orjson.loads
 _JSONError = orjson.JSONDecodeError
 
 
-def fast_body(v: dict[str, Any]) -> tuple[Facts, str, dict[str, Any]] | None:
+def fast_body(v: dict[str, Any]) -> tuple[Any, str, dict[str, Any]] | None:
     """(facts, shape, call body) of a record the fast path finds certainly valid, else None
     (then `parse_record` gives the real answer). The shapes as `records.parse_record`
     detects them; a flat record's body still holds its "type"."""
@@ -100,9 +99,7 @@ def fast_body(v: dict[str, Any]) -> tuple[Facts, str, dict[str, Any]] | None:
     return None
 
 
-def _with(
-    facts: Facts | None, shape: str, body: dict[str, Any]
-) -> tuple[Facts, str, dict[str, Any]] | None:
+def _with(facts: Any, shape: str, body: dict[str, Any]) -> tuple[Any, str, dict[str, Any]] | None:
     return None if facts is None else (facts, shape, body)
 
 
@@ -137,6 +134,7 @@ def prepare(value: Any, line: int, path: str, project: str | None, out: list[Ent
         fast = fast_body(value) if type(value) is dict else None
         if fast is not None:
             facts, shape, data = fast
+            facts = facts[-6:]  # (kind, id, trace_id, parent_id, started, ended), any prefix
             kind = facts[0]
             warnings: tuple[Any, ...] = ()
             if shape == "flat":

@@ -597,6 +597,7 @@ class Run:
             r.acked_records += len(recs)
             r.uploaded += calls
             r.by_endpoint[label] = r.by_endpoint.get(label, 0) + chunk.units
+            r.requests_by_endpoint[label] = r.requests_by_endpoint.get(label, 0) + 1
 
     def rejected(self, chunk: Chunk, reason: str, status: int | None) -> None:
         """The server refused these records (or retries ran out): into the rejected file."""

@@ -20,7 +20,6 @@ from rich.progress import (
     Progress,
     TaskID,
     TextColumn,
-    TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
@@ -294,12 +293,10 @@ class _RetryPrinter:
 class _ProgressDisplay:
     def __init__(self, console: Console) -> None:
         self.progress = Progress(
-            TextColumn("[bold]upload[/]"),
-            BarColumn(),
+            BarColumn(bar_width=20),
             DownloadColumn(),
-            TextColumn("{task.fields[records]} records · {task.fields[calls]} calls sent"),
+            TextColumn("{task.fields[records]} records, {task.fields[calls]} calls sent"),
             TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
             console=console,
@@ -344,7 +341,9 @@ def summary_rows(report: UploadReport) -> list[tuple[str, str]]:
         (f"calls {verb}", f"{report.uploaded:,}"),
     ]
     for endpoint, n in sorted(report.by_endpoint.items()):
-        rows.append((f"  via {endpoint}", f"{n:,}"))
+        reqs = report.requests_by_endpoint.get(endpoint, 0)
+        plural = "" if reqs == 1 else "s"
+        rows.append((f"  via {endpoint}", f"{n:,} ({reqs:,} request{plural})"))
     rows.append(("rejected records", f"{report.rejected:,}"))
     if report.unsent:
         rows.append(("not sent (resume)", f"{report.unsent:,}"))
@@ -387,6 +386,12 @@ def render_summary(report: UploadReport, console: Console, *, rich_table: bool) 
         )
     if report.dry_run:
         console.print(f"dry run: nothing was sent to {report.target}", markup=False)
+    elif not report.uploaded and report.skipped and not report.rejected and not report.unsent:
+        console.print(
+            f"nothing new to send: {report.skipped:,} records were stored by an earlier run "
+            "(--restart sends them again)",
+            markup=False,
+        )
     elif report.target_kind == "store":
         console.print(
             f"stored in the embedded store {report.target}; see them with: tracecli tail",
