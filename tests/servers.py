@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import pwd
 import re
 import signal
 import socket
@@ -44,7 +45,7 @@ REFSERVER = SHARED / "tools" / "weave-ref" / "refserver.py"
 # at a temporary directory before any test runs, and the venv lives in the real home.
 WEAVE_REF_VENV = Path(
     os.environ.get("WEAVE_REF_VENV")
-    or Path.home() / ".cache" / "tracecli-weave-ref" / "venv-server"
+    or Path(pwd.getpwuid(os.getuid()).pw_dir) / ".cache" / "tracecli-weave-ref" / "venv-server"
 )
 _LISTENING = re.compile(r"listening on (http://\S+?)[ ;)]")
 # Secrets and targets of the developer's shell never reach a test server.

@@ -131,6 +131,10 @@ def _pydantic_errors(exc: ValidationError, prefix: tuple[Any, ...] = ("body",)) 
     errors = []
     for err in exc.errors(include_url=False):
         err["loc"] = [*prefix, *err["loc"]]
+        if isinstance(err.get("input"), dict | list):
+            # Echoing a whole object back is wasteful, and a deeply nested one cannot even be
+            # encoded (a 500 the client would retry until it gives up).
+            err.pop("input")
         errors.append(err)
     return _unprocessable(errors)
 

@@ -15,6 +15,9 @@ from typing import Any
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 SPAN_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 TRACE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+# What weave's ExternalTraceServer can turn into an internal ref; anything else after the
+# prefix is a 400 "Invalid URI" there.
+OP_REF_RE = re.compile(r"^weave:///[^/:]+/[^/:]+/op/[^/:]+:[^/:]+$")
 RUN_ID_RE = re.compile(r"^[^:]+:[^:]+$")
 
 MAX_OP_NAME = 128
@@ -70,6 +73,13 @@ def check_call(data: Mapping[str, Any]) -> Iterator[Problem]:
     if isinstance(op, str):
         if not op:
             yield ("op_name", "op-name", "must not be empty")
+        elif op.startswith(OP_REF_PREFIX) and not OP_REF_RE.match(op):
+            yield (
+                "op_name",
+                "op-ref",
+                f"a weave:/// op reference must be weave:///entity/project/op/name:digest, "
+                f"got {op!r}",
+            )
         elif len(op) > MAX_OP_NAME and not op.startswith(OP_REF_PREFIX):
             yield (
                 "op_name",
