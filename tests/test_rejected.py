@@ -362,8 +362,9 @@ def test_server_side_rejections_are_found_by_splitting(tmp_path, serve):
 
 
 @pytest.mark.weave_ref
-def test_weave_reference_server_refusal_lands_in_the_rejected_file(tmp_path):
-    """A refusal by weave's own server code (an op ref it cannot parse: 400 Invalid URI)."""
+def test_an_op_ref_weave_refuses_is_rejected_before_sending(tmp_path):
+    """An op ref weave's own server code cannot parse (it answers 400 Invalid URI) is caught
+    by validation, so it is rejected with our reason and never costs a request."""
     from tests.uploadkit import weave_ref
 
     proj = f"rej/ref-{random.randrange(1 << 30):x}"
@@ -378,7 +379,7 @@ def test_weave_reference_server_refusal_lands_in_the_rejected_file(tmp_path):
         ids = stored_ids(ref.url, proj)
         assert len(ids) == len(set(ids)) == 299
     (meta,) = [x["_tracecli"] for x in lines(tmp_path / "tracecli-rejected.jsonl")]
-    assert meta["status"] == 400 and "Invalid URI" in meta["reason"] and meta["line"] == 43
+    assert meta["status"] is None and "op reference" in meta["reason"] and meta["line"] == 43
 
 
 def test_a_directory_does_not_bring_in_the_rejected_file(tmp_path, monkeypatch):
