@@ -79,7 +79,12 @@ def test_server_rules() -> None:
     assert problems(start(cid, new_id(), op_name="x" * 129)) == [
         ("op_name", "op-name-length", "error")
     ]
-    assert problems(start(cid, new_id(), op_name="weave:///" + "x" * 200)) == []
+    ref = "weave:///acme/agents/op/" + "x" * 200 + ":abc123"
+    assert problems(start(cid, new_id(), op_name=ref)) == []
+    assert problems(start(cid, new_id(), op_name="weave:///nope")) == [
+        ("op_name", "op-ref", "error")
+    ]
+    assert not fast_ok("start", body(start(cid, new_id(), op_name="weave:///nope")))
     assert problems(start(cid, new_id(), display_name="d" * 1025)) == [
         ("display_name", "display-name-length", "error")
     ]

@@ -234,32 +234,44 @@ def test_a_worker_that_dies_is_replaced_by_in_process_work(
     assert validate_paths([path], jobs=2, max_errors=0).to_dict() == serial.to_dict()
 
 
-def test_pair_up_merges_only_clean_pairs() -> None:
-    e = [
-        (1, "start", "a", "t", None, 1.0, None),
-        (2, "start", "b", "t", "a", 1.0, None),
-        (3, "diag", "x", "unknown-field", "warning", "m"),
-        (3, "end", "b", None, None, None, 2.0),
-        (4, "refused", "c"),
-        (5, "end", "c", None, None, None, 2.0),
-        (6, "start", "d", "t", None, 1.0, None),
-        (7, "end", "d", None, None, None, 2.0),
-        (8, "end", "d", None, None, None, 2.0),
-        (9, "end", "e", None, None, None, 2.0),
-        (10, "start", "e", "t", None, 1.0, None),
+def test_halves_in_one_block_pair_up_only_when_nothing_else_shares_their_id() -> None:
+    a, b, c, d, e, f, t = (new_id() for _ in range(7))
+    recs = [
+        start(a, t),  # 1: paired with 3
+        start(b, t, a),  # 2: its end has a warning (slow path): stays apart
+        end(a),  # 3
+        {**end(b), "colour": "red"},  # 4
+        start(c, t),  # 5: c occurs three times: kept apart
+        end(c),  # 6
+        end(c),  # 7
+        end(d),  # 8: end before start: kept apart
+        start(d, t),  # 9
+        start(e, t),  # 10: end carries its own started_at: kept apart
+        end(e, started_at="2026-03-02T09:14:05Z"),  # 11
+        {"type": "start", "id": f},  # 12: refused
+        start(f, t),  # 13: a second start of a refused id: apart
+        end(f),  # 14
     ]
-    assert blocks.pair_up(list(e)) == [
-        e[0],
-        (2, "pair", "b", "t", "a", 1.0, 2.0, 3),
-        e[2],
-        e[4],
-        e[5],
-        e[6],
-        e[7],
-        e[8],
-        e[9],
-        e[10],
+    data = b"".join(json.dumps(r).encode() + b"\n" for r in recs)
+    n, records, entries = blocks.check_lines(data, "p.jsonl", True)
+    assert (n, records) == (14, 14)
+    kinds = [(x[0], x[1]) for x in entries if x[1] != "diag"]
+    assert kinds == [
+        (1, "pair"),
+        (2, "start"),
+        (4, "end"),
+        (5, "start"),
+        (6, "end"),
+        (7, "end"),
+        (8, "end"),
+        (9, "start"),
+        (10, "start"),
+        (11, "end"),
+        (12, "refused"),
+        (13, "start"),
+        (14, "end"),
     ]
+    assert entries[0][7] == 3
 
 
 def test_plan_ranges_cut_at_line_ends(tmp_path: Path) -> None:

@@ -6,8 +6,13 @@ shared state, so it runs on blocks of lines in a process pool; what comes back i
 one *entry* per record or problem, in input order, with line numbers relative to the block:
 
     (line, "start" | "end" | "complete" | "freeplay", id, trace_id, parent_id, started, ended)
+    (line, "pair", id, trace_id, parent_id, started, ended, end_line)   see check_lines
     (line, "refused", id)                       a record that failed its schema
     (line, "diag", field, code, severity, message)
+    (end_line, "time", start_line or 0, started, ended)   ended before started
+
+Times within a record or a pair are compared here; only what crosses blocks is left to
+the cross-record checks, as epoch seconds.
 
 The serial path (small inputs, YAML, a single core) runs the very same `examine`, so both
 paths give the same answer by construction.
@@ -17,12 +22,13 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections import Counter
 from collections.abc import Iterator
 from typing import IO, Any
 
 import orjson
 
-from tracecli.checks import call_facts, refused_id
+from tracecli.checks import call_facts, ended_before, refused_id, timestamp
 from tracecli.diagnostics import Location, Severity
 from tracecli.reader import BOM, json_error
 from tracecli.records import parse_record
@@ -58,33 +64,35 @@ def examine(value: Any, line: int, path: str, out: list[Entry], json: bool = Fal
 
 def _fast(v: dict[str, Any], line: int, out: list[Entry], json: bool) -> bool:
     """The happy path of the Weave shapes, without building a Record (see fastcheck)."""
+    facts = _fast_facts(v, line, json)
+    if facts is None:
+        return False
+    out.append(facts)
+    return True
+
+
+def _fast_facts(v: dict[str, Any], line: int, json: bool) -> Entry | None:
     t = v.get("type")
     if t is not None:
         if t == "start":
-            facts = start_facts(v, FLAT_START_KEYS, json)
-        elif t == "end":
-            facts = end_facts(v, FLAT_END_KEYS, json)
-        elif t == "call":
-            facts = complete_facts(v, FLAT_COMPLETE_KEYS, json)
-        else:
-            return False
-    elif "req" in v:
+            return start_facts(v, FLAT_START_KEYS, json, line)
+        if t == "end":
+            return end_facts(v, FLAT_END_KEYS, json, line)
+        if t == "call":
+            return complete_facts(v, FLAT_COMPLETE_KEYS, json, line)
+        return None
+    if "req" in v:
         t = v.get("mode")
         req = v["req"]
         if len(v) != 2 or type(req) is not dict or len(req) != 1 or t not in _HALVES:
-            return False
+            return None
         body = req.get(t)
-        facts = _HALVES[t](body, _KEYS[t], json) if type(body) is dict else None
-    elif len(v) == 1:
+        return _HALVES[t](body, _KEYS[t], json, line) if type(body) is dict else None
+    if len(v) == 1:
         t = "start" if "start" in v else "end"
         body = v.get(t)
-        facts = _HALVES[t](body, _KEYS[t], json) if type(body) is dict else None
-    else:
-        facts = complete_facts(v, COMPLETE_KEYS, json)
-    if facts is None:
-        return False
-    out.append((line, *facts))
-    return True
+        return _HALVES[t](body, _KEYS[t], json, line) if type(body) is dict else None
+    return complete_facts(v, COMPLETE_KEYS, json, line)
 
 
 _HALVES = {"start": start_facts, "end": end_facts}
@@ -111,7 +119,12 @@ def _internal(exc: BaseException) -> str:
 def check_lines(data: bytes, path: str, at_start: bool) -> tuple[int, int, list[Entry]]:
     """Check a block of whole JSONL lines: (lines, records, entries).
 
-    `at_start`: the block begins the file (a UTF-8 BOM may open it).
+    `at_start`: the block begins the file (a UTF-8 BOM may open it). A start and its end
+    in the same block become one "pair" entry (see `_unpair` for when they may not):
+
+        (line, "pair", id, trace_id, parent_id, started, ended, end_line)
+
+    which halves the entries the cross-record checks must go through.
     """
     lines = data.split(b"\n")
     if lines and not lines[-1]:
@@ -119,20 +132,114 @@ def check_lines(data: bytes, path: str, at_start: bool) -> tuple[int, int, list[
     if at_start and lines and lines[0].startswith(BOM):
         lines[0] = lines[0][3:]
     out: list[Entry] = []
+    append = out.append
+    ids: list[Any] = []  # every id an entry carries, to count them
+    note = ids.append
+    opened: dict[Any, int] = {}  # id -> index in out of its start, still unpaired
+    loads, fast = _loads, _fast_facts
     records = 0
     n = 0
     for raw in lines:
         n += 1
         try:
-            value = _loads(raw)
+            value = loads(raw)
         except _JSONError as exc:
             if raw.strip():
-                out.append((n, "diag", "", "json", Severity.ERROR, json_error(raw, exc)))
+                append((n, "diag", "", "json", Severity.ERROR, json_error(raw, exc)))
                 broken_id(raw, n, out)
             continue
         records += 1
-        examine(value, n, path, out, True)
-    return n, records, pair_up(out)
+        try:
+            f = fast(value, n, True) if type(value) is dict else None
+        except Exception:
+            f = None  # the full check below says what is wrong (or reports our bug)
+        if f is None:
+            k = len(out)
+            examine(value, n, path, out, True)
+            for e in out[k:]:
+                if e[1] != "diag":
+                    note(e[2])
+            continue
+        cid = f[2]
+        note(cid)
+        kind = f[1]
+        if kind == "start":
+            opened[cid] = len(out)
+        elif kind == "end" and f[5] is None:
+            i = opened.pop(cid, None)
+            if i is not None:
+                s = out[i]
+                out[i] = (s[0], "pair", cid, s[3], s[4], s[5], f[6], n)
+                continue
+        append(f)
+    if ids and max(Counter(ids).values()) > 2:
+        out = _unpair(out, ids)
+    return n, records, _settle_times(out)
+
+
+def _settle_times(out: list[Entry]) -> list[Entry]:
+    """Compare the times within each record and each pair here, in the worker.
+
+    A bad order becomes a "time" entry (the end's line, "time", the start's line or 0,
+    started, ended) for the checking process to word with whole-file line numbers.
+    What is left for it to compare across blocks (a start not yet ended, an end whose
+    start is elsewhere) goes on as epoch seconds; the rest carries no times at all.
+    """
+    final: list[Entry] = []
+    add = final.append
+    for e in out:
+        kind = e[1]
+        if kind == "pair":
+            s, t = e[5], e[6]
+            if (
+                type(s) is str
+                and type(t) is str
+                and len(s) == len(t)
+                and s[-1] == "Z" == t[-1]
+                and s[10] == t[10]
+            ):
+                bad = t < s
+            else:
+                bad = ended_before(t, s)
+            add(e)
+            if bad:
+                add((e[7], "time", e[0], s, t))
+        elif kind == "start":
+            add(e if type(e[5]) is not str else (*e[:5], timestamp(e[5]), None))
+        elif kind == "end":
+            if e[5] is not None and ended_before(e[6], e[5]):
+                add((e[0], "time", 0, e[5], e[6]))
+            add((*e[:5], None, e[6] if type(e[6]) is not str else timestamp(e[6])))
+        elif kind == "complete":
+            add((*e[:5], None, None))
+            if ended_before(e[6], e[5]):
+                add((e[0], "time", 0, e[5], e[6]))
+        else:
+            add(e)
+    return final
+
+
+def _unpair(out: list[Entry], ids: list[Any]) -> list[Entry]:
+    """Split the pairs whose id occurs more than twice in the block (a duplicate, a
+    refused record with that id): the cross-record checks must see every occurrence in
+    order to say what is wrong with which."""
+    counts = Counter(ids)
+    fixed: list[Entry] = []
+    moved = False
+    for e in out:
+        if e[1] == "pair" and counts[e[2]] > 2:
+            fixed.append((e[0], "start", e[2], e[3], e[4], e[5], None))
+            fixed.append((e[7], "end", e[2], None, None, None, e[6]))
+            moved = True
+        else:
+            fixed.append(e)
+    if moved:
+        fixed.sort(key=_line)  # stable: what shares a line keeps its order
+    return fixed
+
+
+def _line(e: Entry) -> int:
+    return int(e[0])
 
 
 _ID_IN_TEXT = re.compile(
@@ -150,38 +257,6 @@ def broken_id(raw: bytes, line: int, out: list[Entry]) -> None:
     m = _ID_IN_TEXT.search(raw)
     if m is not None:
         out.append((line, "refused", m.group(1).decode("ascii")))
-
-
-def pair_up(entries: list[Entry]) -> list[Entry]:
-    """Merge each start and its end into one "pair" entry when they share the block.
-
-    Only for ids that occur exactly twice here, as a start and then an end, so nothing
-    that the cross-record checks would say differently is hidden (a duplicate, a refused
-    record, an end before its start all keep their separate entries):
-
-        (line, "pair", id, trace_id, parent_id, started, ended, end_line)
-    """
-    seen: dict[Any, int] = {}
-    for e in entries:
-        kind = e[1]
-        if kind != "diag":
-            cid = e[2]
-            seen[cid] = seen.get(cid, 0) + 1
-    starts: dict[Any, int] = {}
-    out: list[Entry] = []
-    for e in entries:
-        kind = e[1]
-        if kind == "start":
-            if seen[e[2]] == 2:
-                starts[e[2]] = len(out)
-        elif kind == "end":
-            i = starts.pop(e[2], None)
-            if i is not None:
-                s = out[i]
-                out[i] = (s[0], "pair", s[2], s[3], s[4], s[5], e[6], e[0])
-                continue
-        out.append(e)
-    return out
 
 
 def check_range(path: str, offset: int, length: int) -> tuple[int, int, list[Entry]]:

@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from tracecli.diagnostics import Diagnostic, Location, Severity
-from tracecli.idindex import HashIndex
+from tracecli.idindex import RECENT_MAX, HashIndex
 from tracecli.records import Record
 
 # flags per ordinal
@@ -88,18 +88,41 @@ def check_times(
     ended = timestamp(end.get("ended_at"))
     if started is None or ended is None or ended >= started:
         return None
-    return _time_order(loc.path, loc.line, "ended_at", ended, started, None)
+    return time_order(loc.path, loc.line, "ended_at", ended, started, None)
 
 
-def _time_order(
-    path: str, line: int, field: str, ended: float, started: float, other: str | None
+def time_order(
+    path: str, line: int, field: str, ended: Any, started: Any, other: str | None
 ) -> Diagnostic:
+    """The time-order error; `ended`/`started` as epoch floats or time strings."""
+    ended = ended if type(ended) is float else timestamp(ended) or 0.0
+    started = started if type(started) is float else timestamp(started) or 0.0
     where = f" ({other})" if other else ""
     if field == "ended_at":
         msg = f"{_iso(ended)} is before the call's started_at {_iso(started)}{where}"
     else:
         msg = f"{_iso(started)} is after the call's ended_at {_iso(ended)}{where}"
     return Diagnostic(path, line, field, "time-order", Severity.ERROR, msg)
+
+
+def ended_before(ended: Any, started: Any) -> bool:
+    """Whether `ended` is before `started` (epoch floats, or time strings as written).
+
+    Two canonical UTC strings of the same layout compare as strings; anything else is
+    parsed first. Unknown or unparseable times are never "before".
+    """
+    if (
+        type(ended) is str
+        and type(started) is str
+        and len(ended) == len(started)
+        and ended[-1] == "Z" == started[-1]
+        and ended[10] == started[10]
+        and len(ended) >= 20
+    ):
+        return ended < started
+    e = ended if type(ended) is float else timestamp(ended)
+    s = started if type(started) is float else timestamp(started)
+    return e is not None and s is not None and e < s
 
 
 def call_facts(rec: Record) -> tuple[str, Any, Any, Any, float | None, float | None]:
@@ -239,8 +262,8 @@ class CrossChecker:
             self._end(path, line, h, cid, started, ended, out)
             return
         trace = hash(tid) if type(tid) is str else _NO_TRACE
-        if started is not None and ended is not None and ended < started:
-            out.append(_time_order(path, line, "ended_at", ended, started, None))
+        if started is not None and ended is not None and ended_before(ended, started):
+            out.append(time_order(path, line, "ended_at", ended, started, None))
         packed = self._pack(path, line)
         o = self._index.get(h)
         if o is None:
@@ -266,9 +289,13 @@ class CrossChecker:
             early = self._early_ends.pop(h, None)
             if early is not None and kind == "start":
                 early_ended = early[1]
-                if started is not None and early_ended is not None and early_ended < started:
+                if (
+                    started is not None
+                    and early_ended is not None
+                    and ended_before(early_ended, started)
+                ):
                     out.append(
-                        _time_order(
+                        time_order(
                             path, line, "started_at", early_ended, started, f"end at {self._at(o)}"
                         )
                     )
@@ -292,16 +319,16 @@ class CrossChecker:
         cid: str,
         tid: Any,
         pid: Any,
-        started: float | None,
-        ended: float | None,
+        started: Any,
+        ended: Any,
         end_line: int,
         out: list[Diagnostic],
     ) -> None:
         """A start at `line` and its end at `end_line` (same file), read as one.
 
-        `validate` pairs the halves that sit close together in a block before they reach
-        this process, which halves the work here; the answer is the same as feeding the
-        start and then the end.
+        A block pairs the halves that sit close together before they reach the process
+        that runs the checks, which halves the work here; the answer is the same as
+        feeding the start and then the end.
         """
         h = hash(cid)
         index = self._index
@@ -318,9 +345,9 @@ class CrossChecker:
         self._flags.append(_STARTED | _ENDED)
         index.add(h, o)
         self.calls += 1
-        if started is not None and ended is not None and ended < started:
+        if started is not None and ended is not None and ended_before(ended, started):
             out.append(
-                _time_order(path, end_line, "ended_at", ended, started, f"start at {path}:{line}")
+                time_order(path, end_line, "ended_at", ended, started, f"start at {path}:{line}")
             )
         if pid is not None and type(pid) is str:
             self._parent(path, line, o, trace, pid, out)
@@ -328,6 +355,79 @@ class CrossChecker:
             children = self._orphans.pop(h, None)
             if children is not None:
                 self._adopt(o, trace, children)
+
+    def feed_block(
+        self, path: str, base: int, entries: list[tuple[Any, ...]], out: list[Diagnostic]
+    ) -> None:
+        """A block of `validate`'s entries (see `tracecli.blocks`), lines relative to `base`.
+
+        The same as feeding each record in turn, with the common case (a start and its
+        end in one "pair" entry, a new id, its parent open or known) done inline: this
+        runs once per record in one process while the workers share the rest. The block
+        compared the times within a record and within a pair already (its entries carry
+        None there). Diagnostics of the block's records ("diag" entries) go to `out` in
+        order too.
+        """
+        index = self._index
+        recent = index.recent
+        hashes = self._hashes
+        traces = self._traces
+        flags = self._flags
+        add_hash, add_trace = hashes.append, traces.append
+        add_loc, add_flags = self._locs.append, flags.append
+        opened = self._open
+        file_bits = self._pack(path, 0)
+        calls = 0
+        for e in entries:
+            kind = e[1]
+            if kind == "pair":
+                cid, tid = e[2], e[3]
+                h = hash(cid)
+                if (
+                    h in recent
+                    or type(tid) is not str
+                    or (index.frozen and index.get(h) is not None)
+                ):
+                    # (the block compared this pair's times already)
+                    self.feed_call(path, base + e[0], "start", cid, tid, e[4], None, None, out)
+                    self.feed_call(path, base + e[7], "end", cid, None, None, None, None, out)
+                    continue
+                trace = hash(tid)
+                o = len(hashes)
+                add_hash(h)
+                add_trace(trace)
+                add_loc(file_bits | (base + e[0]))
+                add_flags(_STARTED | _ENDED)
+                recent[h] = o
+                if len(recent) >= RECENT_MAX:
+                    index.freeze_if_full()
+                calls += 1
+                pid = e[4]
+                if pid is not None:
+                    ph = hash(pid)
+                    parent = opened.get(ph)
+                    po = parent[0] if parent is not None else recent.get(ph)
+                    if po is not None and flags[po] & _STARTED:
+                        ptrace = traces[po]
+                        if ptrace != trace and ptrace != _NO_TRACE:
+                            out.append(self._mismatch(o, po))
+                    else:
+                        self._parent(path, base + e[0], o, trace, pid, out)
+                if self._orphans:
+                    children = self._orphans.pop(h, None)
+                    if children is not None:
+                        self._adopt(o, trace, children)
+            elif kind == "diag":
+                out.append(Diagnostic(path, base + e[0], e[2], e[3], e[4], e[5]))
+            elif kind == "time":
+                where = f"start at {path}:{base + e[2]}" if e[2] else None
+                out.append(time_order(path, base + e[0], "ended_at", e[4], e[3], where))
+            elif kind == "refused":
+                self.note_refused_id(path, base + e[0], e[2])
+            else:
+                self.feed_call(path, base + e[0], kind, e[2], e[3], e[4], e[5], e[6], out)
+        self.calls += calls
+        out.extend(self.drain())
 
     def _end(
         self,
@@ -339,15 +439,15 @@ class CrossChecker:
         ended: float | None,
         out: list[Diagnostic],
     ) -> None:
-        if own_started is not None and ended is not None and ended < own_started:
-            out.append(_time_order(path, line, "ended_at", ended, own_started, None))
+        if own_started is not None and ended is not None and ended_before(ended, own_started):
+            out.append(time_order(path, line, "ended_at", ended, own_started, None))
         opened = self._open.pop(h, None)
         if opened is not None:
             o, started = opened
             self._flags[o] |= _ENDED
-            if started is not None and ended is not None and ended < started:
+            if started is not None and ended is not None and ended_before(ended, started):
                 out.append(
-                    _time_order(path, line, "ended_at", ended, started, f"start at {self._at(o)}")
+                    time_order(path, line, "ended_at", ended, started, f"start at {self._at(o)}")
                 )
             return
         o = self._index.get(h)

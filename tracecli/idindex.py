@@ -68,6 +68,15 @@ class HashIndex:
                 i += 1
         return None
 
+    @property
+    def frozen(self) -> bool:
+        """Whether any entry has left `recent` (so a miss there is not the last word)."""
+        return self._bitmap is not None
+
+    def freeze_if_full(self) -> None:
+        if len(self.recent) >= RECENT_MAX:
+            self._freeze()
+
     def add(self, h: int, ordinal: int) -> None:
         """Record a hash not already present (the caller looked it up first)."""
         self.recent[h] = ordinal
@@ -85,7 +94,7 @@ class HashIndex:
             keys.append(((h >> 32) << 32) | o)
         keys.sort()
         self._blocks.append(array("q", keys))
-        self.recent = {}
+        self.recent.clear()  # the same dict: callers may hold it
         blocks = self._blocks
         while len(blocks) >= 2 and len(blocks[-2]) <= len(blocks[-1]) * 2:
             b2 = blocks.pop()

@@ -279,11 +279,23 @@ class _Run:
         elif self.pool is None:
             result = _Done(fn(*args))
         else:
-            result = self.pool.submit(fn, *args)
+            try:
+                result = self.pool.submit(fn, *args)
+            except BrokenProcessPool:
+                self._in_process()
+                result = _Done(fn(*args))
         self.pending.append((result, block, fn, args))
         limit = 2 * self.jobs if self.pool is not None else 0
         while len(self.pending) > limit:
             self._finish_block()
+
+    def _in_process(self) -> None:
+        """A worker died (killed, out of memory): finish this run without the pool."""
+        self.close(failed=True)
+        self.jobs = 1
+        self.pending = deque(
+            (_Done(f(*a)) if f is not None else r, b, f, a) for r, b, f, a in self.pending
+        )
 
     def drain_pool(self) -> None:
         while self.pending:
@@ -294,13 +306,8 @@ class _Run:
         try:
             n_lines, records, entries = result.result()
         except BrokenProcessPool:
-            # a worker died (killed, out of memory): finish this run in-process
-            self.close(failed=True)
-            self.jobs = 1
+            self._in_process()
             n_lines, records, entries = fn(*args)
-            self.pending = deque(
-                (_Done(f(*a)) if f is not None else r, b, f, a) for r, b, f, a in self.pending
-            )
         src = block.src
         base = block.lines.n
         block.lines.n += n_lines
@@ -309,31 +316,11 @@ class _Run:
         self._progress(src.path, src.size or block.done if block.last else block.done, src.size)
 
     def _consume(self, entries: list[blocks.Entry], path: str, base: int) -> None:
-        sink_add = self.sink.add
-        checker = self.checker
-        feed = checker.feed_call
-        pair = checker.feed_pair
         out: list[Diagnostic] = []
-        for e in entries:
-            kind = e[1]
-            if kind == "diag":
-                sink_add(Diagnostic(path, base + e[0], e[2], e[3], e[4], e[5]))
-            elif kind == "pair":
-                pair(path, base + e[0], e[2], e[3], e[4], e[5], e[6], base + e[7], out)
-                if out:
-                    for d in out:
-                        sink_add(d)
-                    out.clear()
-            elif kind == "refused":
-                checker.note_refused_id(path, base + e[0], e[2])
-            else:
-                feed(path, base + e[0], kind, e[2], e[3], e[4], e[5], e[6], out)
-                if out:
-                    for d in out:
-                        sink_add(d)
-                    out.clear()
-        for d in checker.drain():
-            sink_add(d)
+        self.checker.feed_block(path, base, entries, out)
+        add = self.sink.add
+        for d in out:
+            add(d)
 
     def _progress(self, path: str, done: int, total: int | None) -> None:
         if self.on_progress is not None:

@@ -11,8 +11,8 @@ The contract, held by a hypothesis test: a body gets facts here only when the fu
 (`records.check_call`) reports nothing at all for it. So the fast path may be too cautious
 but never too lenient; when in doubt, return None.
 
-On success they return the facts the cross-record checks need, `(kind, id, trace_id,
-parent_id, started, ended)` with times as epoch seconds, so nothing is parsed twice.
+On success they return the facts the cross-record checks need, `(line, kind, id,
+trace_id, parent_id, started, ended)`, the times as the (validated, canonical) strings.
 Strings that repeat (projects, trace ids, parent ids, the id of an end after its start)
 are remembered once checked: a set lookup is ~15x cheaper than the regex.
 """
@@ -31,7 +31,8 @@ from tracecli.schema.weave import (
     StartedCallSchemaForInsert,
 )
 
-Facts = tuple[str, str, Any, Any, "float | None", "float | None"]
+# (line, kind, id, trace_id, parent_id, started, ended): the entry `blocks` sends on
+Facts = tuple[int, str, str, Any, Any, "str | None", "str | None"]
 
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _call_id_re = re.compile(rf"(?:{_UUID}|[0-9a-f]{{16}})\Z").match
@@ -59,7 +60,11 @@ _CACHE_MAX = 8192
 _ok_call_ids: set[str] = set()
 _ok_trace_ids: set[str] = set()
 _ok_projects: set[str] = set()
+_ok_ops: set[str] = set()
 _ok_runs: set[str] = set()
+# "YYYY-MM-DDTHH:MM:" of times already seen valid: the rest of a time is checked alone
+_minutes: set[str] = set()
+_tail = re.compile(r"[0-5][0-9](?:\.[0-9]{1,6})?(?:Z|[+-][01][0-9]:[0-5][0-9])\Z", re.ASCII).match
 
 
 def _remember(cache: set[str], value: str) -> bool:
@@ -69,22 +74,33 @@ def _remember(cache: set[str], value: str) -> bool:
     return True
 
 
-def _call_id(v: Any) -> bool:
-    return type(v) is str and (
-        v in _ok_call_ids or (_call_id_re(v) is not None and _remember(_ok_call_ids, v))
+# The caches only ever hold strings that passed, so `v in cache` vouches for type and
+# format at once; an unhashable v (a list, a dict) raises TypeError, which the public
+# functions turn into "don't know".
+def _new_call_id(v: Any) -> bool:
+    return type(v) is str and _call_id_re(v) is not None and _remember(_ok_call_ids, v)
+
+
+def _new_trace_id(v: Any) -> bool:
+    return type(v) is str and _trace_id_re(v) is not None and _remember(_ok_trace_ids, v)
+
+
+def _new_project(v: Any) -> bool:
+    return type(v) is str and _project_re(v) is not None and _remember(_ok_projects, v)
+
+
+def _new_op(v: Any) -> bool:
+    # A weave:/// op reference takes the slow path: rules.py checks its form.
+    return (
+        type(v) is str
+        and 0 < len(v) <= MAX_OP_NAME
+        and not v.startswith("weave:")
+        and _remember(_ok_ops, v)
     )
 
 
-def _trace_id(v: Any) -> bool:
-    return type(v) is str and (
-        v in _ok_trace_ids or (_trace_id_re(v) is not None and _remember(_ok_trace_ids, v))
-    )
-
-
-def _project(v: Any) -> bool:
-    return type(v) is str and (
-        v in _ok_projects or (_project_re(v) is not None and _remember(_ok_projects, v))
-    )
+def _new_run(v: Any) -> bool:
+    return type(v) is str and _run_id_re(v) is not None and _remember(_ok_runs, v)
 
 
 def _str_keys(d: dict[Any, Any]) -> bool:
@@ -94,14 +110,34 @@ def _str_keys(d: dict[Any, Any]) -> bool:
     return True
 
 
-def _when(v: Any) -> float | None:
-    """Epoch seconds of a canonical time string; None when not certainly valid."""
+def _when(v: Any) -> str | None:
+    """`v` when it is certainly a valid time in the canonical form, else None.
+
+    Times in a file share their minute with many others: once a minute has been checked
+    in full (date, hour and minute in range), the next times in it only need their
+    seconds and zone looked at. The string is kept as it is: `blocks` compares the two
+    halves of a call as strings when their layout allows, and parses only otherwise.
+    """
+    try:
+        known = v[:17] in _minutes
+    except TypeError:
+        return None
+    if known and _tail(v, 17) is not None:
+        return v  # type: ignore[no-any-return]
+    return _when_slow(v)
+
+
+def _when_slow(v: Any) -> str | None:
     if type(v) is not str or _datetime_re(v) is None:
         return None
     try:
-        return _fromiso(v).timestamp()
-    except (ValueError, OverflowError):
+        _fromiso(v)
+    except ValueError:
         return None
+    if len(_minutes) >= _CACHE_MAX:
+        _minutes.clear()
+    _minutes.add(v[:17])
+    return v
 
 
 def _usage(usage: Any) -> bool:
@@ -121,6 +157,8 @@ def _usage(usage: Any) -> bool:
 def _summary(s: Any) -> bool:
     if type(s) is not dict:
         return False
+    if not s:
+        return True
     for k, v in s.items():
         if k == "usage":
             if not _usage(v):
@@ -136,31 +174,32 @@ def _summary(s: Any) -> bool:
     return True
 
 
-def _start_part(g: Any, json: bool) -> float | None:
+def _start_part(g: Any, json: bool) -> str | None:
     """Check what a start and a completed call share; their started_at, or None.
 
     `json`: the body was decoded from JSON, so every object key is a string already.
+    Raises TypeError for some unhashable values (the callers catch it).
     """
-    op = g("op_name")
-    if type(op) is not str or not 0 < len(op) <= MAX_OP_NAME:
-        return None
-    v = g("display_name")
-    if v is not None and (type(v) is not str or len(v) > MAX_DISPLAY_NAME):
+    v = g("op_name")
+    if v not in _ok_ops and not _new_op(v):
         return None
     v = g("parent_id")
-    if v is not None and not _call_id(v):
-        return None
-    v = g("thread_id")
-    if v is not None and type(v) is not str:
-        return None
-    v = g("turn_id")
-    if v is not None and type(v) is not str:
+    if v is not None and v not in _ok_call_ids and not _new_call_id(v):
         return None
     v = g("attributes")
     if type(v) is not dict or not (json or _str_keys(v)):
         return None
     v = g("inputs")
     if type(v) is not dict or not (json or _str_keys(v)):
+        return None
+    v = g("display_name")
+    if v is not None and (type(v) is not str or len(v) > MAX_DISPLAY_NAME):
+        return None
+    v = g("thread_id")
+    if v is not None and type(v) is not str:
+        return None
+    v = g("turn_id")
+    if v is not None and type(v) is not str:
         return None
     v = g("otel_dump")
     if v is not None and (type(v) is not dict or not (json or _str_keys(v))):
@@ -169,10 +208,7 @@ def _start_part(g: Any, json: bool) -> float | None:
     if v is not None and type(v) is not str:
         return None
     v = g("wb_run_id")
-    if v is not None and (
-        type(v) is not str
-        or (v not in _ok_runs and (_run_id_re(v) is None or not _remember(_ok_runs, v)))
-    ):
+    if v is not None and v not in _ok_runs and not _new_run(v):
         return None
     v = g("wb_run_step")
     if v is not None and (type(v) is not int or v < 0):
@@ -180,7 +216,7 @@ def _start_part(g: Any, json: bool) -> float | None:
     return _when(g("started_at"))
 
 
-def _end_part(g: Any) -> float | None:
+def _end_part(g: Any) -> str | None:
     """Check what an end and a completed call share; their ended_at, or None."""
     v = g("exception")
     if v is not None and type(v) is not str:
@@ -193,8 +229,19 @@ def _end_part(g: Any) -> float | None:
     return _when(g("ended_at"))
 
 
+def _ids(g: Any) -> bool:
+    v = g("project_id")
+    if v not in _ok_projects and not _new_project(v):
+        return False
+    v = g("id")
+    if v not in _ok_call_ids and not _new_call_id(v):
+        return False
+    v = g("trace_id")
+    return v in _ok_trace_ids or _new_trace_id(v)
+
+
 def start_facts(
-    d: dict[str, Any], keys: frozenset[str] = START_KEYS, json: bool = False
+    d: dict[str, Any], keys: frozenset[str] = START_KEYS, json: bool = False, line: int = 0
 ) -> Facts | None:
     """Facts of a certainly valid start body, else None.
 
@@ -204,51 +251,61 @@ def start_facts(
     if not keys.issuperset(d):
         return None
     g = d.get
-    cid, tid = g("id"), g("trace_id")
-    if not (_project(g("project_id")) and _call_id(cid) and _trace_id(tid)):
+    try:
+        if not _ids(g):
+            return None
+        started = _start_part(g, json)
+    except TypeError:
         return None
-    started = _start_part(g, json)
     if started is None:
         return None
-    return ("start", cid, tid, g("parent_id"), started, None)
+    return (line, "start", g("id"), g("trace_id"), g("parent_id"), started, None)
 
 
 def end_facts(
-    d: dict[str, Any], keys: frozenset[str] = END_KEYS, json: bool = False
+    d: dict[str, Any], keys: frozenset[str] = END_KEYS, json: bool = False, line: int = 0
 ) -> Facts | None:
     if not keys.issuperset(d):
         return None
     g = d.get
-    cid = g("id")
-    if not (_project(g("project_id")) and _call_id(cid)):
-        return None
-    started = g("started_at")
-    if started is not None:
-        started = _when(started)
-        if started is None:
+    try:
+        v = g("project_id")
+        if v not in _ok_projects and not _new_project(v):
             return None
-    ended = _end_part(g)
+        cid = g("id")
+        if cid not in _ok_call_ids and not _new_call_id(cid):
+            return None
+        started = g("started_at")
+        if started is not None:
+            started = _when(started)
+            if started is None:
+                return None
+        ended = _end_part(g)
+    except TypeError:
+        return None
     if ended is None:
         return None
-    return ("end", cid, None, None, started, ended)
+    return (line, "end", cid, None, None, started, ended)
 
 
 def complete_facts(
-    d: dict[str, Any], keys: frozenset[str] = COMPLETE_KEYS, json: bool = False
+    d: dict[str, Any], keys: frozenset[str] = COMPLETE_KEYS, json: bool = False, line: int = 0
 ) -> Facts | None:
     if not keys.issuperset(d):
         return None
     g = d.get
-    cid, tid = g("id"), g("trace_id")
-    if not (_project(g("project_id")) and _call_id(cid) and _trace_id(tid)):
+    try:
+        if not _ids(g):
+            return None
+        started = _start_part(g, json)
+        if started is None:
+            return None
+        ended = _end_part(g)
+    except TypeError:
         return None
-    started = _start_part(g, json)
-    if started is None:
-        return None
-    ended = _end_part(g)
     if ended is None:
         return None
-    return ("complete", cid, tid, g("parent_id"), started, ended)
+    return (line, "complete", g("id"), g("trace_id"), g("parent_id"), started, ended)
 
 
 FAST = {"start": start_facts, "end": end_facts, "complete": complete_facts}
