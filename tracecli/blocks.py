@@ -6,7 +6,7 @@ shared state, so it runs on blocks of lines in a process pool; what comes back i
 one *entry* per record or problem, in input order, with line numbers relative to the block:
 
     (line, "start" | "end" | "complete" | "freeplay", id, trace_id, parent_id, started, ended)
-    (line, "pair", id, trace_id, parent_id, started, ended, end_line)   see check_lines
+    (line, "pair", id, trace_id, parent_id, started, ended, end_line, ended_first)
     (line, "refused", id)                       a record that failed its schema
     (line, "diag", field, code, severity, message)
     (end_line, "time", start_line or 0, started, ended)   ended before started
@@ -180,10 +180,12 @@ def check_lines(data: bytes, path: str, at_start: bool) -> tuple[int, int, list[
 def _settle_times(out: list[Entry]) -> list[Entry]:
     """Compare the times within each record and each pair here, in the worker.
 
-    A bad order becomes a "time" entry (the end's line, "time", the start's line or 0,
-    started, ended) for the checking process to word with whole-file line numbers.
-    What is left for it to compare across blocks (a start not yet ended, an end whose
-    start is elsewhere) goes on as epoch seconds; the rest carries no times at all.
+    A pair gets a last field, whether its end is before its start (the checking process
+    words that, or, when the start turns out to be a duplicate of an earlier block's,
+    pairs the end with that one instead). A bad order within one record becomes a
+    "time" entry (the line, "time", 0, started, ended). What is left to compare across
+    blocks (a start not yet ended, an end whose start is elsewhere) goes on as epoch
+    seconds; the rest carries no times at all.
     """
     final: list[Entry] = []
     add = final.append
@@ -201,9 +203,7 @@ def _settle_times(out: list[Entry]) -> list[Entry]:
                 bad = t < s
             else:
                 bad = ended_before(t, s)
-            add(e)
-            if bad:
-                add((e[7], "time", e[0], s, t))
+            add((*e[:8], bad))
         elif kind == "start":
             add(e if type(e[5]) is not str else (*e[:5], timestamp(e[5]), None))
         elif kind == "end":

@@ -388,9 +388,8 @@ class CrossChecker:
                     or type(tid) is not str
                     or (index.frozen and index.get(h) is not None)
                 ):
-                    # (the block compared this pair's times already)
-                    self.feed_call(path, base + e[0], "start", cid, tid, e[4], None, None, out)
-                    self.feed_call(path, base + e[7], "end", cid, None, None, None, None, out)
+                    self.feed_call(path, base + e[0], "start", cid, tid, e[4], e[5], None, out)
+                    self.feed_call(path, base + e[7], "end", cid, None, None, None, e[6], out)
                     continue
                 trace = hash(tid)
                 o = len(hashes)
@@ -402,6 +401,9 @@ class CrossChecker:
                 if len(recent) >= RECENT_MAX:
                     index.freeze_if_full()
                 calls += 1
+                if len(e) > 8 and e[8]:  # the block compared the times: ended first
+                    where = f"start at {path}:{base + e[0]}"
+                    out.append(time_order(path, base + e[7], "ended_at", e[6], e[5], where))
                 pid = e[4]
                 if pid is not None:
                     ph = hash(pid)
