@@ -266,11 +266,11 @@ def test_halves_in_one_block_pair_up_only_when_nothing_else_shares_their_id() ->
         end(f),  # 14
     ]
     data = b"".join(json.dumps(r).encode() + b"\n" for r in recs)
-    n, records, entries = blocks.check_lines(data, "p.jsonl", True)
+    n, records, entries, pairs = blocks.check_lines(data, "p.jsonl", True)
     assert (n, records) == (14, 14)
+    assert [(p[0], p[1], p[6], p[7]) for p in pairs] == [(1, a, 3, False)]
     kinds = [(x[0], x[1]) for x in entries if x[1] != "diag"]
     assert kinds == [
-        (1, "pair"),
         (2, "start"),
         (4, "end"),
         (5, "start"),
@@ -284,7 +284,6 @@ def test_halves_in_one_block_pair_up_only_when_nothing_else_shares_their_id() ->
         (13, "start"),
         (14, "end"),
     ]
-    assert entries[0][7] == 3
 
 
 def test_plan_ranges_cut_at_line_ends(tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ shared state, so it runs on blocks of lines in a process pool; what comes back i
 one *entry* per record or problem, in input order, with line numbers relative to the block:
 
     (line, "start" | "end" | "complete" | "freeplay", id, trace_id, parent_id, started, ended)
-    (line, "pair", id, trace_id, parent_id, started, ended, end_line, ended_first)
     (line, "refused", id)                       a record that failed its schema
     (line, "diag", field, code, severity, message)
     (end_line, "time", start_line or 0, started, ended)   ended before started
@@ -116,15 +115,19 @@ def _internal(exc: BaseException) -> str:
     return f"tracecli could not check this record ({type(exc).__name__}: {exc}); please report it"
 
 
-def check_lines(data: bytes, path: str, at_start: bool) -> tuple[int, int, list[Entry]]:
-    """Check a block of whole JSONL lines: (lines, records, entries).
+Result = tuple[int, int, list[Entry], list[Entry]]
+
+
+def check_lines(data: bytes, path: str, at_start: bool) -> Result:
+    """Check a block of whole JSONL lines: (lines, records, entries, pairs).
 
     `at_start`: the block begins the file (a UTF-8 BOM may open it). A start and its end
-    in the same block become one "pair" entry (see `_unpair` for when they may not):
+    in the same block become one pair (see `_unpair` for when they may not), sent apart
+    from the other entries so the checking process can take them in bulk:
 
-        (line, "pair", id, trace_id, parent_id, started, ended, end_line)
+        (line, id, trace_id, parent_id, started, ended, end_line, ended_first)
 
-    which halves the entries the cross-record checks must go through.
+    That is most records of a real file, at a fraction of the cost of two entries.
     """
     lines = data.split(b"\n")
     if lines and not lines[-1]:
@@ -174,21 +177,24 @@ def check_lines(data: bytes, path: str, at_start: bool) -> tuple[int, int, list[
         append(f)
     if ids and max(Counter(ids).values()) > 2:
         out = _unpair(out, ids)
-    return n, records, _settle_times(out)
+    entries, pairs = _settle_times(out)
+    return n, records, entries, pairs
 
 
-def _settle_times(out: list[Entry]) -> list[Entry]:
+def _settle_times(out: list[Entry]) -> tuple[list[Entry], list[Entry]]:
     """Compare the times within each record and each pair here, in the worker.
 
     A pair gets a last field, whether its end is before its start (the checking process
     words that, or, when the start turns out to be a duplicate of an earlier block's,
-    pairs the end with that one instead). A bad order within one record becomes a
-    "time" entry (the line, "time", 0, started, ended). What is left to compare across
-    blocks (a start not yet ended, an end whose start is elsewhere) goes on as epoch
-    seconds; the rest carries no times at all.
+    pairs the end with that one instead), and moves to the list of pairs. A bad order
+    within one record becomes a "time" entry (the line, "time", 0, started, ended).
+    What is left to compare across blocks (a start not yet ended, an end whose start is
+    elsewhere) goes on as epoch seconds; the rest carries no times at all.
     """
     final: list[Entry] = []
     add = final.append
+    pairs: list[Entry] = []
+    pair = pairs.append
     for e in out:
         kind = e[1]
         if kind == "pair":
@@ -203,7 +209,7 @@ def _settle_times(out: list[Entry]) -> list[Entry]:
                 bad = t < s
             else:
                 bad = ended_before(t, s)
-            add((*e[:8], bad))
+            pair((e[0], e[2], e[3], e[4], s, t, e[7], bad))
         elif kind == "start":
             add(e if type(e[5]) is not str else (*e[:5], timestamp(e[5]), None))
         elif kind == "end":
@@ -216,7 +222,7 @@ def _settle_times(out: list[Entry]) -> list[Entry]:
                 add((e[0], "time", 0, e[5], e[6]))
         else:
             add(e)
-    return final
+    return final, pairs
 
 
 def _unpair(out: list[Entry], ids: list[Any]) -> list[Entry]:
@@ -259,7 +265,7 @@ def broken_id(raw: bytes, line: int, out: list[Entry]) -> None:
         out.append((line, "refused", m.group(1).decode("ascii")))
 
 
-def check_range(path: str, offset: int, length: int) -> tuple[int, int, list[Entry]]:
+def check_range(path: str, offset: int, length: int) -> Result:
     """Read and check one byte range of a plain file (the pool's unit of work)."""
     try:
         with open(path, "rb") as f:
@@ -267,7 +273,7 @@ def check_range(path: str, offset: int, length: int) -> tuple[int, int, list[Ent
             data = f.read(length)
     except OSError as exc:
         msg = f"file cannot be read from here on: {exc.strerror or exc}"
-        return 0, 0, [(1, "diag", "", "read-error", Severity.ERROR, msg)]
+        return 0, 0, [(1, "diag", "", "read-error", Severity.ERROR, msg)], []
     return check_lines(data, path, offset == 0)
 
 

@@ -1,16 +1,17 @@
 """A compact map from call-id hashes to small integers, for files with millions of calls.
 
 Validating a 1 GB file means remembering ~1M call ids (duplicates, late parents, ends
-whose start came first). A Python `set` of 1M id strings costs ~130 MB; this costs ~8
-bytes an id plus a fixed 8 MB filter, so `validate` stays under its memory budget.
+whose start came first). A Python `set` of 1M id strings costs ~130 MB; this costs 16
+bytes an id, plus a fixed 8 MB filter and a bounded dict of the newest ids, so
+`validate` stays under its memory budget.
 
 How: the caller hashes each id to 64 bits (`hash(str)`, SipHash) and gives it an
-*ordinal* (its position in the caller's own per-call arrays). New entries go to a small
-dict; when it fills it is frozen into a sorted `array('q')` block of `prefix<<32 | ordinal`
-(prefix = the hash's top 32 bits), and blocks of similar size are merged, LSM-style, so
-there are only ~log2(n / 32k) of them. A lookup bisects each block for the prefix and
-confirms the full hash with the caller's `hashes[ordinal]`. A bitmap over all frozen
-hashes answers most misses (the common case: a new id) without touching the blocks.
+*ordinal* (its position in the caller's own per-call arrays). New entries go to a dict;
+when it fills it is frozen into a block of two `array('q')`, the hashes sorted and their
+ordinals beside them (sorting and splitting happen in C). Blocks of similar size are
+merged, LSM-style, so there are only ~log2(n / RECENT_MAX) of them; a lookup bisects
+each. A bitmap over all frozen hashes answers most misses (the common case: a new id)
+without touching the blocks.
 
 Trade-off: two different ids with the same 64-bit hash are taken for the same id. With n
 ids the chance of that anywhere in a run is about n² / 2⁶⁵: 3e-8 for a million ids,
@@ -23,27 +24,33 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right
+from typing import Any
 
-RECENT_MAX = 1 << 15
+RECENT_MAX = 1 << 16  # ~7 MB of dict at most; fewer freezes and merges than smaller
 _BITMAP_BITS = 1 << 26  # 8 MB; ~1.5% false positives at 1M ids, ~15% at 10M
 _BIT_MASK = _BITMAP_BITS - 1
-_LOW32 = 0xFFFFFFFF
 _MERGE_CHUNK = 1 << 15
+
+Block = tuple[array, array]  # (sorted hashes, their ordinals)
 
 
 class HashIndex:
-    """hash → ordinal, with `hashes[ordinal]` (owned by the caller) the source of truth."""
+    """hash → ordinal: `recent` (a dict, the newest), then frozen sorted blocks."""
 
-    __slots__ = ("_bitmap", "_blocks", "_hashes", "recent")
+    __slots__ = ("_bitmap", "_blocks", "recent")
 
-    def __init__(self, hashes: array) -> None:
-        self._hashes = hashes
+    def __init__(self, _unused: Any = None) -> None:
         self.recent: dict[int, int] = {}
-        self._blocks: list[array] = []
+        self._blocks: list[Block] = []
         self._bitmap: bytearray | None = None
 
     def __len__(self) -> int:
-        return len(self.recent) + sum(len(b) for b in self._blocks)
+        return len(self.recent) + sum(len(keys) for keys, _ in self._blocks)
+
+    @property
+    def frozen(self) -> bool:
+        """Whether any entry has left `recent` (so a miss there is not the last word)."""
+        return self._bitmap is not None
 
     def get(self, h: int) -> int | None:
         o = self.recent.get(h)
@@ -52,30 +59,23 @@ class HashIndex:
         b = h & _BIT_MASK
         if not self._bitmap[b >> 3] & (1 << (b & 7)):
             return None
-        prefix = h >> 32
-        lo = prefix << 32
-        hashes = self._hashes
-        for block in self._blocks:
-            i = bisect_left(block, lo)
-            n = len(block)
-            while i < n:
-                k = block[i]
-                if k >> 32 != prefix:
-                    break
-                o = k & _LOW32
-                if hashes[o] == h:
-                    return o
-                i += 1
+        for keys, ords in self._blocks:
+            i = bisect_left(keys, h)
+            if i < len(keys) and keys[i] == h:
+                return int(ords[i])
         return None
 
-    @property
-    def frozen(self) -> bool:
-        """Whether any entry has left `recent` (so a miss there is not the last word)."""
-        return self._bitmap is not None
-
-    def freeze_if_full(self) -> None:
-        if len(self.recent) >= RECENT_MAX:
-            self._freeze()
+    def any_of(self, hs: list[int]) -> bool:
+        """Whether any of these hashes has left `recent` for the blocks (recent itself is
+        the caller's to test, as a set operation)."""
+        if self._bitmap is None:
+            return False
+        bitmap = self._bitmap
+        for h in hs:
+            b = h & _BIT_MASK
+            if bitmap[b >> 3] & (1 << (b & 7)) and self.get(h) is not None:
+                return True
+        return False
 
     def add(self, h: int, ordinal: int) -> None:
         """Record a hash not already present (the caller looked it up first)."""
@@ -83,36 +83,46 @@ class HashIndex:
         if len(self.recent) >= RECENT_MAX:
             self._freeze()
 
+    def freeze_if_full(self) -> None:
+        """For callers that fill `recent` themselves (`dict.update`)."""
+        if len(self.recent) >= RECENT_MAX:
+            self._freeze()
+
     def _freeze(self) -> None:
         if self._bitmap is None:
             self._bitmap = bytearray(_BITMAP_BITS >> 3)
         bitmap = self._bitmap
-        keys = []
-        for h, o in self.recent.items():
+        keys, ords = zip(*sorted(self.recent.items()), strict=True)
+        for h in keys:
             b = h & _BIT_MASK
             bitmap[b >> 3] |= 1 << (b & 7)
-            keys.append(((h >> 32) << 32) | o)
-        keys.sort()
-        self._blocks.append(array("q", keys))
+        self._blocks.append((array("q", keys), array("q", ords)))
         self.recent.clear()  # the same dict: callers may hold it
         blocks = self._blocks
-        while len(blocks) >= 2 and len(blocks[-2]) <= len(blocks[-1]) * 2:
+        while len(blocks) >= 2 and len(blocks[-2][0]) <= len(blocks[-1][0]) * 2:
             b2 = blocks.pop()
             b1 = blocks.pop()
             blocks.append(_merge(b1, b2))
 
 
-def _merge(a: array, b: array) -> array:
-    """Merge two sorted arrays, holding at most 2 * _MERGE_CHUNK Python ints at a time."""
-    out = array("q")
-    i = j = 0
-    na, nb = len(a), len(b)
-    while i < na and j < nb:
-        pivot = min(a[min(i + _MERGE_CHUNK, na) - 1], b[min(j + _MERGE_CHUNK, nb) - 1])
-        ia = bisect_right(a, pivot, i)
-        jb = bisect_right(b, pivot, j)
-        out.extend(array("q", sorted(a[i:ia] + b[j:jb])))
-        i, j = ia, jb
-    out.extend(a[i:])
-    out.extend(b[j:])
-    return out
+def _merge(a: Block, b: Block) -> Block:
+    """Merge two blocks, holding at most 2 * _MERGE_CHUNK entries as Python objects.
+
+    The inputs are consumed from the front as the output grows, so a merge needs little
+    more memory than its result (a memmove per chunk is cheap next to a second copy).
+    """
+    (ka, oa), (kb, ob) = a, b
+    keys, ords = array("q"), array("q")
+    while ka and kb:
+        pivot = min(ka[min(_MERGE_CHUNK, len(ka)) - 1], kb[min(_MERGE_CHUNK, len(kb)) - 1])
+        ia = bisect_right(ka, pivot)
+        jb = bisect_right(kb, pivot)
+        chunk = sorted(zip(ka[:ia] + kb[:jb], oa[:ia] + ob[:jb], strict=True))
+        k, o = zip(*chunk, strict=True)
+        keys.extend(k)
+        ords.extend(o)
+        del ka[:ia], oa[:ia], kb[:jb], ob[:jb]
+    for rest_k, rest_o in ((ka, oa), (kb, ob)):
+        keys.extend(rest_k)
+        ords.extend(rest_o)
+    return keys, ords

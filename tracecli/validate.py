@@ -275,7 +275,7 @@ class _Run:
 
     def _submit(self, block: _Block, fn: Any, args: tuple[Any, ...]) -> None:
         if fn is None:
-            result: Any = _Done((0, 0, []))
+            result: Any = _Done((0, 0, [], []))
         elif self.pool is None:
             result = _Done(fn(*args))
         else:
@@ -304,20 +304,26 @@ class _Run:
     def _finish_block(self) -> None:
         result, block, fn, args = self.pending.popleft()
         try:
-            n_lines, records, entries = result.result()
+            n_lines, records, entries, pairs = result.result()
         except BrokenProcessPool:
             self._in_process()
-            n_lines, records, entries = fn(*args)
+            n_lines, records, entries, pairs = fn(*args)
         src = block.src
         base = block.lines.n
         block.lines.n += n_lines
         self.report.records += records
-        self._consume(entries, src.path, base)
+        self._consume(entries, src.path, base, pairs)
         self._progress(src.path, src.size or block.done if block.last else block.done, src.size)
 
-    def _consume(self, entries: list[blocks.Entry], path: str, base: int) -> None:
+    def _consume(
+        self,
+        entries: list[blocks.Entry],
+        path: str,
+        base: int,
+        pairs: list[blocks.Entry] | None = None,
+    ) -> None:
         out: list[Diagnostic] = []
-        self.checker.feed_block(path, base, entries, out)
+        self.checker.feed_block(path, base, entries, out, pairs)
         add = self.sink.add
         for d in out:
             add(d)
