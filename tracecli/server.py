@@ -115,7 +115,16 @@ class HttpError(Exception):
 
 
 def _json_response(content: Any, status: int = 200, headers: Mapping[str, str] | None = None):
-    body = orjson.dumps(content, default=str)
+    try:
+        body = orjson.dumps(content, default=str)
+    except orjson.JSONEncodeError:
+        # A 422 echoes the refused input, as weave's server does; a deeply nested one cannot
+        # be encoded, and a 500 here would be retried by clients until they give up.
+        if isinstance(content, dict) and isinstance(content.get("detail"), list):
+            content = {
+                "detail": [{k: v for k, v in e.items() if k != "input"} for e in content["detail"]]
+            }
+        body = orjson.dumps(content, default=str)
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
@@ -131,10 +140,6 @@ def _pydantic_errors(exc: ValidationError, prefix: tuple[Any, ...] = ("body",)) 
     errors = []
     for err in exc.errors(include_url=False):
         err["loc"] = [*prefix, *err["loc"]]
-        if isinstance(err.get("input"), dict | list):
-            # Echoing a whole object back is wasteful, and a deeply nested one cannot even be
-            # encoded (a 500 the client would retry until it gives up).
-            err.pop("input")
         errors.append(err)
     return _unprocessable(errors)
 

@@ -15,9 +15,9 @@ from typing import Any
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 SPAN_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 TRACE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
-# What weave's ExternalTraceServer can turn into an internal ref; anything else after the
-# prefix is a 400 "Invalid URI" there.
-OP_REF_RE = re.compile(r"^weave:///[^/:]+/[^/:]+/op/[^/:]+:[^/:]+$")
+# What weave's server (0.52.42) can parse as a ref: an entity, a project, then a path.
+# "weave:///name" or "weave:///e/p" are a 400 "Invalid URI" there.
+OP_REF_RE = re.compile(r"^weave:///[^/]+/[^/]+/.")
 RUN_ID_RE = re.compile(r"^[^:]+:[^:]+$")
 
 MAX_OP_NAME = 128
@@ -77,8 +77,7 @@ def check_call(data: Mapping[str, Any]) -> Iterator[Problem]:
             yield (
                 "op_name",
                 "op-ref",
-                f"a weave:/// op reference must be weave:///entity/project/op/name:digest, "
-                f"got {op!r}",
+                f"a weave:/// reference must be weave:///entity/project/op/name:digest, got {op!r}",
             )
         elif len(op) > MAX_OP_NAME and not op.startswith(OP_REF_PREFIX):
             yield (
