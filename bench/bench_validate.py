@@ -16,6 +16,9 @@ reported on its own so the ratio can be read both ways). Its peak memory is samp
 single process, and the tree's sum of RSS and of PSS (shared pages split between the
 processes that share them; the honest total for forked workers). The machine may be
 shared: compare the ratios, taken between runs of the same round, not absolute figures.
+As the wall-clock ratio of a run that needs every core suffers most from neighbours, CPU
+time per record (all processes, from wait4) is reported too, with the ratio it implies
+on idle cores.
 """
 
 from __future__ import annotations
@@ -56,15 +59,31 @@ def log(*a: Any) -> None:
     print(*a, file=sys.stderr, flush=True)
 
 
+def run_child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[bytes, float, Any]:
+    """stdout, CPU seconds (user + system, the child and the workers it waited for) and
+    the Popen, with memory sampled while it runs."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    sampler = Sampler(proc.pid)
+    sampler.start()
+    chunks = []
+    assert proc.stdout is not None
+    for chunk in iter(lambda: proc.stdout.read(1 << 16), b""):  # type: ignore[union-attr]
+        chunks.append(chunk)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    sampler.stop.set()
+    sampler.join()
+    proc.sampler = sampler  # type: ignore[attr-defined]
+    return b"".join(chunks), usage.ru_utime + usage.ru_stime, proc
+
+
 def loop(mod: str, path: Path) -> dict[str, float]:
-    out = subprocess.run(
-        [sys.executable, "-c", LOOP.format(mod=mod), str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    n, s = int(out[0]), float(out[1])
-    return {"records": n, "s": s, "records_per_s": n / s}
+    out, cpu, proc = run_child([sys.executable, "-c", LOOP.format(mod=mod), str(path)])
+    if proc.returncode != 0:
+        raise SystemExit(f"{mod} loop failed")
+    n_text, s_text = out.split()
+    n, s = int(n_text), float(s_text)
+    return {"records": n, "s": s, "records_per_s": n / s, "cpu_s": cpu}
 
 
 def tree(pid: int) -> list[int]:
@@ -124,18 +143,16 @@ class Sampler(threading.Thread):
 def validate(path: Path, env: dict[str, str]) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "tracecli", "validate", str(path), "--format", "json"]
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    sampler = Sampler(proc.pid)
-    sampler.start()
-    out, err = proc.communicate()
+    out, cpu, proc = run_child(cmd, env)
     wall = time.perf_counter() - t
-    sampler.stop.set()
-    sampler.join()
     if proc.returncode not in (0, 1):
-        raise SystemExit(f"validate failed ({proc.returncode}): {err.decode()[-2000:]}")
+        err = proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+        raise SystemExit(f"validate failed ({proc.returncode}): {err}")
     report = json.loads(out)
+    sampler = proc.sampler  # type: ignore[attr-defined]
     return {
         "s": wall,
+        "cpu_s": cpu,
         "report": {k: v for k, v in report.items() if k != "diagnostics"},
         "max_process_rss": sampler.max_one,
         "tree_rss": sampler.max_rss,
@@ -218,6 +235,16 @@ def main() -> None:
         f"{ratio('validate', 'orjson', key):>10.2f}{ratio('validate', 'json', key):>9.2f}"
         f"   (start-up {startup:.2f} s: validate of a 1-line file)"
     )
+    cores = len(os.sched_getaffinity(0))
+    cpu_floor = statistics.median(x["cpu_s"] for x in runs["orjson"]) / records * 1e6
+    cpu_validate = statistics.median(x["cpu_s"] for x in runs["validate"]) / records * 1e6
+    cpu_startup = validate(tiny, env)["cpu_s"] * 1e6 / records
+    print(
+        f"CPU per record (all processes, start-up included): orjson loop {cpu_floor:.2f} us, "
+        f"validate {cpu_validate:.2f} us ({cpu_validate - cpu_startup:.2f} us without its "
+        f"start-up); spread over {cores} idle cores, validate would reach "
+        f"{cores * cpu_floor / (cpu_validate - cpu_startup):.2f} x orjson at best"
+    )
     print(
         f"validate peak memory: largest process {mb(vrun['max_process_rss'])} RSS; whole tree "
         f"({vrun['processes']} processes) {mb(vrun['tree_rss'])} RSS, {mb(vrun['tree_pss'])} PSS"
@@ -234,6 +261,8 @@ def main() -> None:
         "runs": runs,
         "ratio_validate_orjson": ratio("validate", "orjson"),
         "ratio_validate_orjson_no_startup": ratio("validate", "orjson", key),
+        "cpu_us_per_record_orjson": cpu_floor,
+        "cpu_us_per_record_validate": cpu_validate,
     }
     if a.json_out:
         a.json_out.write_text(json.dumps(result, indent=2))

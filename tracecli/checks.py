@@ -9,7 +9,7 @@ start, a start with no end) comes from `drain` and `finish`.
 Memory: a file of a million calls must validate in well under 150 MB, so nothing here
 keeps id strings. Every distinct id gets an *ordinal*; per ordinal we keep its trace's
 64-bit hash, where it was first seen and a flags byte (17 bytes), and `HashIndex` (see
-its docstring for the collision trade-off) maps the id's hash to its ordinal in 16 more.
+its docstring for the collision trade-off) maps the id's hash to its ordinal in 12 more.
 Only what pairing must hold is kept beyond that: calls still open (until their end), ends
 whose start has not been read yet, and children whose parent has not been read yet.
 """

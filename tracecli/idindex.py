@@ -1,9 +1,9 @@
 """A compact map from call-id hashes to small integers, for files with millions of calls.
 
 Validating a 1 GB file means remembering ~1M call ids (duplicates, late parents, ends
-whose start came first). A Python `set` of 1M id strings costs ~130 MB; this costs 16
-bytes an id, plus a fixed 8 MB filter and a bounded dict of the newest ids, so
-`validate` stays under its memory budget.
+whose start came first). A Python `set` of 1M id strings costs ~130 MB; this costs 12
+bytes an id (its hash and its ordinal), plus a fixed 8 MB filter and a bounded dict of
+the newest ids, so `validate` stays under its memory budget.
 
 How: the caller hashes each id to 64 bits (`hash(str)`, SipHash) and gives it an
 *ordinal* (its position in the caller's own per-call arrays). New entries go to a dict;
@@ -96,7 +96,7 @@ class HashIndex:
         for h in keys:
             b = h & _BIT_MASK
             bitmap[b >> 3] |= 1 << (b & 7)
-        self._blocks.append((array("q", keys), array("q", ords)))
+        self._blocks.append((array("q", keys), array("I", ords)))
         self.recent.clear()  # the same dict: callers may hold it
         blocks = self._blocks
         while len(blocks) >= 2 and len(blocks[-2][0]) <= len(blocks[-1][0]) * 2:
@@ -112,7 +112,7 @@ def _merge(a: Block, b: Block) -> Block:
     more memory than its result (a memmove per chunk is cheap next to a second copy).
     """
     (ka, oa), (kb, ob) = a, b
-    keys, ords = array("q"), array("q")
+    keys, ords = array("q"), array("I")  # ordinals: < 2**32
     while ka and kb:
         pivot = min(ka[min(_MERGE_CHUNK, len(ka)) - 1], kb[min(_MERGE_CHUNK, len(kb)) - 1])
         ia = bisect_right(ka, pivot)
