@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from tracecli.pairing import DUPLICATE, Half, Pairer
+from tracecli.pairing import DUPLICATE, Half, Pairer, pack, unpack
 
 
 def half(kind: str, cid: str, project: str = "e/p", line: int = 1, size: int = 10) -> Half:
@@ -78,7 +78,7 @@ def test_spills_to_disk_past_the_budget_and_still_pairs_everything(seed: int) ->
 
 def test_spilled_half_keeps_every_field() -> None:
     with Pairer(memory_budget=1) as p:
-        h = Half("start", "a", "e/p", b'{"a":1}', b"", True, 3, 42, "batch", True, "t", "x/y")
+        h = Half("start", "a", "e/p", b'{"a":1}', b"", True, 3, 42, "batch", True, None, "x/y")
         p.match(h)
         p.match(half("start", "b"))  # pushes more to disk
         assert p.spilled >= 1
@@ -93,3 +93,25 @@ def test_close_removes_the_spill_file(tmp_path) -> None:
     assert list(tmp_path.iterdir())
     p.close()
     assert not list(tmp_path.iterdir())
+
+
+def test_pack_keeps_every_field() -> None:
+    for h in (
+        Half(
+            "end",
+            "é-id",
+            "ent/proj",
+            b'{"id":"x"}',
+            b'{"ended_at":"t"}',
+            True,
+            7,
+            2**40 - 1,
+            "request",
+            False,
+            None,
+            None,
+        ),
+        Half("start", "a", "e/p", b"{}", b"", False, 0, 1, "flat", True, None, "orig/proj"),
+        Half("complete", "c", "e/p", b"{}", b"", False, 2**32 - 1, 0, "complete"),
+    ):
+        assert unpack(pack(h)) == h

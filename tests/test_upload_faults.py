@@ -92,10 +92,9 @@ def test_a_4xx_is_bisected_to_the_refused_calls_and_the_fixed_file_replays(
 ) -> None:
     records = completes(gen_calls(1000, seed=22))
     bad = {7, 500, 993}
-    for i in bad:
-        records[i]["op_name"] = "weave:///not-a-ref"  # passes validation; the server: 400
-    if not parse_ok(records[7]):
-        pytest.skip("validation now refuses this op_name itself; pick another server-only fault")
+    for i in bad:  # validation does not parse strings in inputs; the server: 400 Invalid URI
+        records[i]["inputs"] = {"doc": "weave:///not-a-ref"}
+    assert parse_ok(records[7]), "validation refuses it now: pick another server-only fault"
     path = write(tmp_path / "t.jsonl", records)
     report = upload([str(path)], opts(tmp_path, ref.url))
     assert report.exit_code == 1
@@ -109,7 +108,7 @@ def test_a_4xx_is_bisected_to_the_refused_calls_and_the_fixed_file_replays(
     assert len(set(stored_ids(ref))) == 997
 
     fixed = tmp_path / "fixed.jsonl"
-    write(fixed, [{**r, "op_name": "fixed.op"} for r in rej])  # _tracecli is ignored
+    write(fixed, [{**r, "inputs": {"doc": "fixed"}} for r in rej])  # _tracecli is ignored
     again = upload([str(fixed)], opts(tmp_path, ref.url, rejected=tmp_path / "r2.jsonl"))
     assert again.exit_code == 0 and again.uploaded == 3
     ids = stored_ids(ref)
@@ -124,7 +123,7 @@ def test_a_refused_start_takes_its_end_with_it_in_batch_mode(
     ref: ServerHandle, tmp_path: Path
 ) -> None:
     calls = gen_calls(50, seed=23)
-    calls[10][0]["op_name"] = "weave:///not-a-ref"
+    calls[10][0]["inputs"] = {"doc": "weave:///not-a-ref"}
     path = write_flat(tmp_path / "t.jsonl", calls)
     report = upload([str(path)], opts(tmp_path, ref.url, mode="batch", max_retry_time=20))
     assert (report.uploaded, report.rejected) == (49, 2)

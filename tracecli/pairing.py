@@ -4,8 +4,12 @@ A start waits here until its end is read (or the end waits for its start, when f
 in the other order). Most calls close within a few records, but a writer that buffers ends
 (or `gen_traces.py --lag 100000`) can hold a hundred thousand calls open at once; past a
 byte budget the oldest open halves move to a temporary SQLite file and are looked up there
-when their other half arrives. Halves are kept as their encoded bytes, never as dicts:
-a dict costs about five times its JSON in memory, and the bytes are what goes on the wire.
+when their other half arrives.
+
+An open half is kept as one bytes object (`pack`): its fields and its encoded call body.
+As Python objects (a Half, its strings, its bodies) a hundred thousand of them would cost
+several times their size and, living long among the reading loop's short-lived objects,
+pin memory pools that the loop then cannot give back.
 """
 
 from __future__ import annotations
@@ -13,13 +17,14 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import struct
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
 DEFAULT_MEMORY_BUDGET = 48 * 1024 * 1024
-_OVERHEAD = 240  # bytes a Half costs beyond its bodies (object, key, dict slot), roughly
+_SLOT = 120  # what a dict entry and its key string cost beyond the packed half, roughly
 
 
 @dataclass(slots=True)
@@ -29,10 +34,11 @@ class Half:
     kind: "start", "end" or "complete" (a record that is a whole call).
     body: the call body as sent (for an end: its fields other than END_FIELDS).
     tail: an end's END_FIELDS as an encoded object (what it adds to a start); b"" otherwise.
-    clash: a start that itself holds an end field (the slow merge path in encode).
+    clash: a start that holds an end field (the slow merge path in encode); for an end,
+        fields that a completed call drops (kept for the rejected file).
     src/line: which input file (index) and line it came from, for acks and rejections.
     done: acknowledged by the server in an earlier run (resume): paired, never re-sent.
-    when: started_at of a start, ended_at of an end (the pair's time check).
+    when: unused (kept for callers that construct halves positionally).
     orig: the project_id as read when --project replaced it, else None (rejected file).
     """
 
@@ -50,7 +56,46 @@ class Half:
     orig: str | None = None
 
     def size(self) -> int:
-        return len(self.body) + len(self.tail) + _OVERHEAD
+        return len(self.body) + len(self.tail) + _SLOT
+
+
+_KINDS = ("start", "end", "complete")
+_SHAPES = ("flat", "batch", "request", "complete")
+_KIND_CODE = {k: i for i, k in enumerate(_KINDS)}
+_SHAPE_CODE = {s: i for i, s in enumerate(_SHAPES)}
+# kind, shape, flags (1 clash, 2 done, 4 has orig), src, line, and the lengths of project,
+# call id, body, tail, orig; then those five, in that order.
+_HEAD = struct.Struct("<BBBIQIIIII")
+
+
+def pack(h: Half) -> bytes:
+    p = h.project.encode()
+    c = h.call_id.encode()
+    o = h.orig.encode() if h.orig is not None else b""
+    flags = int(h.clash) | (2 if h.done else 0) | (4 if h.orig is not None else 0)
+    head = _HEAD.pack(
+        _KIND_CODE[h.kind], _SHAPE_CODE[h.shape], flags, h.src, h.line,
+        len(p), len(c), len(h.body), len(h.tail), len(o),
+    )  # fmt: skip
+    return b"".join((head, p, c, h.body, h.tail, o))
+
+
+def unpack(blob: bytes) -> Half:
+    kind, shape, flags, src, line, lp, lc, lb, lt, lo = _HEAD.unpack_from(blob)
+    i = _HEAD.size
+    project = blob[i : i + lp].decode()
+    i += lp
+    cid = blob[i : i + lc].decode()
+    i += lc
+    body = blob[i : i + lb]
+    i += lb
+    tail = blob[i : i + lt]
+    i += lt
+    orig = blob[i : i + lo].decode() if flags & 4 else None
+    return Half(
+        _KINDS[kind], cid, project, body, tail, bool(flags & 1), src, line, _SHAPES[shape],
+        bool(flags & 2), None, orig,
+    )  # fmt: skip
 
 
 DUPLICATE: Final = object()  # `Pairer.match` result: an open half of the same kind and id
@@ -64,7 +109,7 @@ class Pairer:
     ) -> None:
         self.memory_budget = memory_budget
         self._spill_dir = spill_dir
-        self._mem: dict[str, Half] = {}
+        self._mem: dict[str, bytes] = {}
         self._mem_bytes = 0
         self._db: sqlite3.Connection | None = None
         self._db_path: str | None = None
@@ -82,25 +127,25 @@ class Pairer:
         is kept open until its other half comes; or DUPLICATE when the same kind is open
         already (the first one stays; the caller reports the second)."""
         key = half.project + "\x00" + half.call_id
-        other = self._mem.pop(key, None)
-        if other is not None:
-            self._mem_bytes -= other.size()
+        blob = self._mem.pop(key, None)
+        if blob is not None:
+            self._mem_bytes -= len(blob) + _SLOT
         elif self._on_disk and hash(key) in self._disk_hashes:
-            other = self._take_from_disk(key)
-        if other is not None:
-            if other.kind == half.kind:
-                self._put(key, other)
+            blob = self._take_from_disk(key)
+        if blob is not None:
+            if _KINDS[blob[0]] == half.kind:
+                self._put(key, blob)
                 return DUPLICATE
-            return other
-        self._put(key, half)
+            return unpack(blob)
+        self._put(key, pack(half))
         n = len(self._mem) + self._on_disk
         if n > self.peak_open:
             self.peak_open = n
         return None
 
-    def _put(self, key: str, half: Half) -> None:
-        self._mem[key] = half
-        self._mem_bytes += half.size()
+    def _put(self, key: str, blob: bytes) -> None:
+        self._mem[key] = blob
+        self._mem_bytes += len(blob) + _SLOT
         if self._mem_bytes > self.memory_budget:
             self._spill()
 
@@ -111,32 +156,17 @@ class Pairer:
         target = self.memory_budget // 2
         rows = []
         mem = self._mem
+        hashes = self._disk_hashes
         it = iter(list(mem))
         while self._mem_bytes > target:
             key = next(it)
-            h = mem.pop(key)
-            self._mem_bytes -= h.size()
+            blob = mem.pop(key)
+            self._mem_bytes -= len(blob) + _SLOT
             hk = hash(key)
-            self._disk_hashes[hk] = self._disk_hashes.get(hk, 0) + 1
-            rows.append(
-                (
-                    key,
-                    h.kind,
-                    h.call_id,
-                    h.project,
-                    h.body,
-                    h.tail,
-                    int(h.clash),
-                    h.src,
-                    h.line,
-                    h.shape,
-                    int(h.done),
-                    None if h.when is None else str(h.when),
-                    h.orig,
-                )
-            )
+            hashes[hk] = hashes.get(hk, 0) + 1
+            rows.append((key, blob))
         with db:
-            db.executemany("INSERT OR REPLACE INTO open VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            db.executemany("INSERT OR REPLACE INTO open VALUES (?, ?)", rows)
         self._on_disk += len(rows)
         self.spilled += len(rows)
 
@@ -151,20 +181,16 @@ class Pairer:
             db.execute("PRAGMA journal_mode=OFF")
             db.execute("PRAGMA synchronous=OFF")
             db.execute("PRAGMA cache_size=-8000")  # 8 MB: the point is not to hold it all
-            db.execute(
-                "CREATE TABLE open (key TEXT PRIMARY KEY, kind TEXT, call_id TEXT, project TEXT,"
-                " body BLOB, tail BLOB, clash INT, src INT, line INT, shape TEXT, done INT,"
-                " time TEXT, orig TEXT)"
-            )
+            db.execute("CREATE TABLE open (key TEXT PRIMARY KEY, blob BLOB)")
             db.isolation_level = "DEFERRED"
             self._db = db
         return self._db
 
-    def _take_from_disk(self, key: str) -> Half | None:
+    def _take_from_disk(self, key: str) -> bytes | None:
         assert self._db is not None
         # No commit per delete: the open transaction is this connection's own (reads see
         # it), and a commit per matched call would cost more than the lookup itself.
-        row = self._db.execute("DELETE FROM open WHERE key = ? RETURNING *", (key,)).fetchone()
+        row = self._db.execute("DELETE FROM open WHERE key = ? RETURNING blob", (key,)).fetchone()
         if row is None:
             return None
         self._on_disk -= 1
@@ -172,21 +198,22 @@ class Pairer:
         left = self._disk_hashes.pop(hk, 1) - 1
         if left > 0:  # another key with the same hash is still on disk
             self._disk_hashes[hk] = left
-        return _from_row(row)
+        return bytes(row[0])
 
     def leftovers(self) -> Iterator[Half]:
         """Every half still open (no other half was read), emptying the set: memory first,
         then disk in the order they were spilled."""
         mem, self._mem, self._mem_bytes = self._mem, {}, 0
-        yield from mem.values()
+        for blob in mem.values():
+            yield unpack(blob)
         if self._db is not None and self._on_disk:
-            cur = self._db.execute("SELECT * FROM open ORDER BY rowid")
+            cur = self._db.execute("SELECT blob FROM open ORDER BY rowid")
             while True:
                 rows = cur.fetchmany(1000)
                 if not rows:
                     break
-                for row in rows:
-                    yield _from_row(row)
+                for (blob,) in rows:
+                    yield unpack(bytes(blob))
             self._on_disk = 0
             self._disk_hashes.clear()
 
@@ -205,10 +232,3 @@ class Pairer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _from_row(row: tuple[Any, ...]) -> Half:
-    (_, kind, call_id, project, body, tail, clash, src, line, shape, done, when, orig) = row
-    return Half(
-        kind, call_id, project, body, tail, bool(clash), src, line, shape, bool(done), when, orig
-    )

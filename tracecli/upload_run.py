@@ -68,7 +68,8 @@ if TYPE_CHECKING:
     from tracecli.upload import FileReport, UploadOptions, UploadReport
 
 PROGRESS_EVERY = 0.2  # seconds between progress callbacks
-BLOCK_BYTES = 2 << 20  # lines are read, validated and encoded in blocks of about this size
+BLOCK_BYTES = 512 << 10  # lines are read, validated and encoded in blocks of about this size
+PENDING_BLOCKS = 1  # blocks submitted beyond one per worker (each holds ~3x its bytes)
 PARALLEL_MIN_BYTES = 8 << 20  # below this a pool costs more to start than it saves
 JOBS_ENV = "TRACECLI_JOBS"
 _EMPTY: frozenset[int] = frozenset()
@@ -294,7 +295,7 @@ class Run:
         else:
             result = self.pool.submit(fn, *args)
         self.pending.append(_Block(i, result, fn, args, done, last))
-        limit = 2 * self.jobs if self.pool is not None else 0
+        limit = self.jobs + PENDING_BLOCKS if self.pool is not None else 0
         while len(self.pending) > limit and not self._halted():
             self._finish_block()
 
