@@ -31,7 +31,7 @@ from tracecli.checks import CrossChecker
 from tracecli.diagnostics import Diagnostic, Location, Severity, UsageError
 from tracecli.reader import STDIN, InputFormat, Source, expand_paths, format_of
 
-BLOCK_BYTES = 2 << 20
+BLOCK_BYTES = 1 << 20
 PARALLEL_MIN_BYTES = 8 << 20  # below this a pool costs more to start than it saves
 DEFAULT_MAX_ERRORS = 200
 JOBS_ENV = "TRACECLI_JOBS"
