@@ -24,7 +24,7 @@ def test_finds_every_key_and_nothing_else(monkeypatch: pytest.MonkeyPatch) -> No
         index.add(k, ordinal)
     assert len(index) == len(keys)
     assert index.frozen
-    assert len(index._blocks) <= 12
+    assert len(index._blocks) <= idindex._MAX_BLOCKS
     for ordinal, k in enumerate(keys):
         assert index.get(k) == ordinal
     assert index.any_of([1, 2, keys[100]])

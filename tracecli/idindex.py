@@ -7,11 +7,11 @@ the newest ids, so `validate` stays under its memory budget.
 
 How: the caller hashes each id to 64 bits (`hash(str)`, SipHash) and gives it an
 *ordinal* (its position in the caller's own per-call arrays). New entries go to a dict;
-when it fills it is frozen into a block of two `array('q')`, the hashes sorted and their
-ordinals beside them (sorting and splitting happen in C). Blocks of similar size are
-merged, LSM-style, so there are only ~log2(n / RECENT_MAX) of them; a lookup bisects
-each. A bitmap over all frozen hashes answers most misses (the common case: a new id)
-without touching the blocks.
+when it fills it is frozen into a block of two arrays, the hashes sorted and their
+ordinals beside them (sorting and splitting happen in C). Blocks are merged only when
+there are more than a few (smallest neighbours first), since merging costs what it
+moves; a lookup bisects each. A bitmap over all frozen hashes answers most misses (the
+common case: a new id) without touching the blocks.
 
 Trade-off: two different ids with the same 64-bit hash are taken for the same id. With n
 ids the chance of that anywhere in a run is about n² / 2⁶⁵: 3e-8 for a million ids,
@@ -30,6 +30,7 @@ RECENT_MAX = 1 << 16  # ~7 MB of dict at most; fewer freezes and merges than sma
 _BITMAP_BITS = 1 << 26  # 8 MB; ~1.5% false positives at 1M ids, ~15% at 10M
 _BIT_MASK = _BITMAP_BITS - 1
 _MERGE_CHUNK = 1 << 15
+_MAX_BLOCKS = 16  # 1M ids need no merge at all; 10M ids, each id merged a few times
 
 Block = tuple[array, array]  # (sorted hashes, their ordinals)
 
@@ -92,17 +93,20 @@ class HashIndex:
         if self._bitmap is None:
             self._bitmap = bytearray(_BITMAP_BITS >> 3)
         bitmap = self._bitmap
-        keys, ords = zip(*sorted(self.recent.items()), strict=True)
+        recent = self.recent
+        keys = sorted(recent)  # ints sort far faster than (hash, ordinal) tuples
         for h in keys:
             b = h & _BIT_MASK
             bitmap[b >> 3] |= 1 << (b & 7)
-        self._blocks.append((array("q", keys), array("I", ords)))
+        self._blocks.append((array("q", keys), array("I", map(recent.__getitem__, keys))))
         self.recent.clear()  # the same dict: callers may hold it
         blocks = self._blocks
-        while len(blocks) >= 2 and len(blocks[-2][0]) <= len(blocks[-1][0]) * 2:
-            b2 = blocks.pop()
-            b1 = blocks.pop()
-            blocks.append(_merge(b1, b2))
+        while len(blocks) > _MAX_BLOCKS:
+            # merge the smallest neighbours: each merge costs what it moves, so blocks
+            # are left alone until there are many (a lookup past `recent` is rare: the
+            # bitmap answers most misses)
+            i = min(range(len(blocks) - 1), key=lambda j: len(blocks[j][0]) + len(blocks[j + 1][0]))
+            blocks[i : i + 2] = [_merge(blocks[i], blocks[i + 1])]
 
 
 def _merge(a: Block, b: Block) -> Block:
@@ -117,10 +121,11 @@ def _merge(a: Block, b: Block) -> Block:
         pivot = min(ka[min(_MERGE_CHUNK, len(ka)) - 1], kb[min(_MERGE_CHUNK, len(kb)) - 1])
         ia = bisect_right(ka, pivot)
         jb = bisect_right(kb, pivot)
-        chunk = sorted(zip(ka[:ia] + kb[:jb], oa[:ia] + ob[:jb], strict=True))
-        k, o = zip(*chunk, strict=True)
-        keys.extend(k)
-        ords.extend(o)
+        chunk_keys = ka[:ia] + kb[:jb]
+        where = dict(zip(chunk_keys, oa[:ia] + ob[:jb], strict=True))
+        chunk_keys = sorted(chunk_keys)
+        keys.extend(chunk_keys)
+        ords.extend(map(where.__getitem__, chunk_keys))
         del ka[:ia], oa[:ia], kb[:jb], ob[:jb]
     for rest_k, rest_o in ((ka, oa), (kb, ob)):
         keys.extend(rest_k)
