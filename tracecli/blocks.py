@@ -127,15 +127,18 @@ def check_lines(data: bytes, path: str, at_start: bool) -> Result:
 
         (line, id, trace_id, parent_id, started, ended, end_line, ended_first)
 
-    That is most records of a real file, at a fraction of the cost of two entries.
+    That is most records of a real file, at a fraction of the cost of two entries. The
+    times of a pair are compared here: `ended_first` says the end is before the start.
     """
     lines = data.split(b"\n")
     if lines and not lines[-1]:
         lines.pop()  # the block ends with a newline: no line after it
     if at_start and lines and lines[0].startswith(BOM):
         lines[0] = lines[0][3:]
-    out: list[Entry] = []
+    out: list[Entry | None] = []
     append = out.append
+    pairs: list[Entry] = []
+    add_pair = pairs.append
     ids: list[Any] = []  # every id an entry carries, to count them
     note = ids.append
     opened: dict[Any, int] = {}  # id -> index in out of its start, still unpaired
@@ -149,7 +152,7 @@ def check_lines(data: bytes, path: str, at_start: bool) -> Result:
         except _JSONError as exc:
             if raw.strip():
                 append((n, "diag", "", "json", Severity.ERROR, json_error(raw, exc)))
-                broken_id(raw, n, out)
+                broken_id(raw, n, out)  # type: ignore[arg-type]
             continue
         records += 1
         try:
@@ -158,9 +161,9 @@ def check_lines(data: bytes, path: str, at_start: bool) -> Result:
             f = None  # the full check below says what is wrong (or reports our bug)
         if f is None:
             k = len(out)
-            examine(value, n, path, out, True)
+            examine(value, n, path, out, True)  # type: ignore[arg-type]
             for e in out[k:]:
-                if e[1] != "diag":
+                if e is not None and e[1] != "diag":
                     note(e[2])
             continue
         cid = f[2]
@@ -172,45 +175,35 @@ def check_lines(data: bytes, path: str, at_start: bool) -> Result:
             i = opened.pop(cid, None)
             if i is not None:
                 s = out[i]
-                out[i] = (s[0], "pair", cid, s[3], s[4], s[5], f[6], n)
+                out[i] = None
+                st, en = s[5], f[6]  # both canonical time strings (the fast path's)
+                if len(st) == len(en) and st[-1] == "Z" == en[-1] and st[10] == en[10]:
+                    bad = en < st
+                else:
+                    bad = ended_before(en, st)
+                add_pair((s[0], cid, s[3], s[4], st, en, n, bad))
                 continue
         append(f)
-    if ids and max(Counter(ids).values()) > 2:
-        out = _unpair(out, ids)
-    entries, pairs = _settle_times(out)
-    return n, records, entries, pairs
+    # every id of a pair occurs twice; if anything else shares an id, count properly
+    if pairs and len(set(ids)) != len(ids) - len(pairs):
+        return n, records, *_unpair(out, pairs, ids)
+    return n, records, _settle_times(out), pairs
 
 
-def _settle_times(out: list[Entry]) -> tuple[list[Entry], list[Entry]]:
-    """Compare the times within each record and each pair here, in the worker.
+def _settle_times(out: list[Entry | None]) -> list[Entry]:
+    """The entries left after pairing, with their times settled.
 
-    A pair gets a last field, whether its end is before its start (the checking process
-    words that, or, when the start turns out to be a duplicate of an earlier block's,
-    pairs the end with that one instead), and moves to the list of pairs. A bad order
-    within one record becomes a "time" entry (the line, "time", 0, started, ended).
-    What is left to compare across blocks (a start not yet ended, an end whose start is
-    elsewhere) goes on as epoch seconds; the rest carries no times at all.
+    A bad order within one record becomes a "time" entry (the line, "time", 0, started,
+    ended), compared here. What is left to compare across blocks (a start not yet ended,
+    an end whose start is elsewhere) goes on as epoch seconds; the rest carries no times.
     """
     final: list[Entry] = []
     add = final.append
-    pairs: list[Entry] = []
-    pair = pairs.append
     for e in out:
+        if e is None:
+            continue  # a start that became part of a pair
         kind = e[1]
-        if kind == "pair":
-            s, t = e[5], e[6]
-            if (
-                type(s) is str
-                and type(t) is str
-                and len(s) == len(t)
-                and s[-1] == "Z" == t[-1]
-                and s[10] == t[10]
-            ):
-                bad = t < s
-            else:
-                bad = ended_before(t, s)
-            pair((e[0], e[2], e[3], e[4], s, t, e[7], bad))
-        elif kind == "start":
+        if kind == "start":
             add(e if type(e[5]) is not str else (*e[:5], timestamp(e[5]), None))
         elif kind == "end":
             if e[5] is not None and ended_before(e[6], e[5]):
@@ -222,26 +215,26 @@ def _settle_times(out: list[Entry]) -> tuple[list[Entry], list[Entry]]:
                 add((e[0], "time", 0, e[5], e[6]))
         else:
             add(e)
-    return final, pairs
+    return final
 
 
-def _unpair(out: list[Entry], ids: list[Any]) -> list[Entry]:
+def _unpair(
+    out: list[Entry | None], pairs: list[Entry], ids: list[Any]
+) -> tuple[list[Entry], list[Entry]]:
     """Split the pairs whose id occurs more than twice in the block (a duplicate, a
     refused record with that id): the cross-record checks must see every occurrence in
     order to say what is wrong with which."""
     counts = Counter(ids)
-    fixed: list[Entry] = []
-    moved = False
-    for e in out:
-        if e[1] == "pair" and counts[e[2]] > 2:
-            fixed.append((e[0], "start", e[2], e[3], e[4], e[5], None))
-            fixed.append((e[7], "end", e[2], None, None, None, e[6]))
-            moved = True
+    kept: list[Entry] = []
+    back: list[Entry | None] = [e for e in out if e is not None]
+    for p in pairs:
+        if counts[p[1]] > 2:
+            back.append((p[0], "start", p[1], p[2], p[3], p[4], None))
+            back.append((p[6], "end", p[1], None, None, None, p[5]))
         else:
-            fixed.append(e)
-    if moved:
-        fixed.sort(key=_line)  # stable: what shares a line keeps its order
-    return fixed
+            kept.append(p)
+    back.sort(key=_line)  # stable: what shares a line keeps its order
+    return _settle_times(back), kept
 
 
 def _line(e: Entry) -> int:
