@@ -213,3 +213,20 @@ def test_the_samples_validate(monkeypatch: pytest.MonkeyPatch) -> None:
         "6 files, 79 records, 48 calls: 0 errors, 1 warning\n",
         "",
     )
+
+
+def test_progress_bar_on_a_terminal_for_big_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tracecli.cli import cmd_validate
+    from tracecli.validate import Progress
+
+    monkeypatch.setattr(cmd_validate, "_PROGRESS_MIN_BYTES", 100)
+    assert cmd_validate._ProgressDisplay(terminal=False).__enter__() is None
+    display = cmd_validate._ProgressDisplay(terminal=True)
+    with display as on_progress:
+        assert on_progress is display
+        on_progress(Progress("small.jsonl", 10, 50, 1))  # too small for a bar
+        assert display.bar is None
+        on_progress(Progress("big.jsonl", 100, 1000, 5))
+        on_progress(Progress("big.jsonl", 1000, 1000, 9))
+        assert display.bar is not None
+        assert display.bar.tasks[0].completed == 1000

@@ -20,8 +20,6 @@ import os
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -281,7 +279,7 @@ class _Run:
         else:
             try:
                 result = self.pool.submit(fn, *args)
-            except BrokenProcessPool:
+            except _Broken.error:
                 self._in_process()
                 result = _Done(fn(*args))
         self.pending.append((result, block, fn, args))
@@ -305,7 +303,7 @@ class _Run:
         result, block, fn, args = self.pending.popleft()
         try:
             n_lines, records, entries, pairs = result.result()
-        except BrokenProcessPool:
+        except _Broken.error:
             self._in_process()
             n_lines, records, entries, pairs = fn(*args)
         src = block.src
@@ -374,7 +372,17 @@ class _Done:
         return self.value
 
 
-def _start_pool(jobs: int) -> ProcessPoolExecutor | None:
+class _NeverRaised(Exception):
+    pass
+
+
+class _Broken:
+    """What a dead worker raises; imported with the pool (most runs need neither)."""
+
+    error: type[BaseException] = _NeverRaised
+
+
+def _start_pool(jobs: int) -> Any:
     """`jobs` worker processes, forked now; None where that is not safe or possible.
 
     fork, and only on Linux: a worker needs nothing but this module's functions, and a
@@ -385,12 +393,16 @@ def _start_pool(jobs: int) -> ProcessPoolExecutor | None:
     """
     if not sys.platform.startswith("linux"):
         return None
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    _Broken.error = BrokenProcessPool
     try:
         ctx = multiprocessing.get_context("fork")
         pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx)
         pool.submit(int).result()  # fork every worker now (fork pools start all at once)
         return pool
-    except (OSError, ValueError, RuntimeError, BrokenProcessPool):
+    except (OSError, ValueError, RuntimeError):
         return None
 
 

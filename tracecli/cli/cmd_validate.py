@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from tracecli.cli import app
 from tracecli.cli.common import handle_errors, stderr_console, write_stdout
@@ -91,21 +90,33 @@ def validate(
 
 
 class _ProgressDisplay:
-    """A byte-progress bar on stderr for big inputs, only when stderr is a terminal."""
+    """A byte-progress bar on stderr for big inputs, only when stderr is a terminal.
 
-    def __init__(self) -> None:
-        self.bar: Progress | None = None
-        self.task: object = None
+    One bar per big file; small files (and pipes, CI logs) get none: stdout stays the
+    report and stderr stays quiet.
+    """
+
+    def __init__(self, terminal: bool | None = None) -> None:
+        self.terminal = sys.stderr.isatty() if terminal is None else terminal
+        self.bar: Any = None
+        self.task: Any = None
+        self.path: str | None = None
 
     def __enter__(self) -> _ProgressDisplay | None:
-        if not sys.stderr.isatty():
-            return None
-        return self
+        return self if self.terminal else None
 
     def __call__(self, p: ValidateProgress) -> None:
+        if p.bytes_total is None or p.bytes_total < _PROGRESS_MIN_BYTES:
+            return
         if self.bar is None:
-            if p.bytes_total is None or p.bytes_total < _PROGRESS_MIN_BYTES:
-                return
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
             self.bar = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -115,10 +126,10 @@ class _ProgressDisplay:
                 transient=True,
             )
             self.bar.start()
-        if self.task is None or getattr(self, "_path", None) != p.path:
-            self._path = p.path
+        if p.path != self.path:
+            self.path = p.path
             self.task = self.bar.add_task(p.path, total=p.bytes_total)
-        self.bar.update(self.task, completed=p.bytes_done)  # type: ignore[arg-type]
+        self.bar.update(self.task, completed=p.bytes_done)
 
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
