@@ -17,6 +17,7 @@ at once. A start and its end share one unit and so are never separated by a spli
 from __future__ import annotations
 
 import gc
+import logging
 import queue
 import threading
 import time
@@ -24,8 +25,13 @@ from collections.abc import Callable
 
 from tracecli.chunking import SINGLE, Chunk
 from tracecli.diagnostics import TracecliError
+from tracecli.encode import CALL_START
+from tracecli.reconcile import chunk_keys, is_stored, item_key, split_stored
 from tracecli.retry import Action
-from tracecli.targets import Target
+from tracecli.targets import ChecksStored, Target
+from tracecli.transport import ALREADY_STORED, AlreadyStored, Outcome
+
+log = logging.getLogger("tracecli.sender")
 
 # Callbacks get a chunk (or the part of one) whose records share the fate.
 OnAcked = Callable[[str, Chunk, int], None]  # route, what it stored, calls completed
@@ -170,7 +176,26 @@ class Sender:
         if self.fatal is not None:
             self.on_unsent(chunk)
             return
-        out = self.target.post(chunk.route, chunk.body(), can_split=chunk.units > 1)
+        target = self.target
+        if isinstance(target, ChecksStored):
+            left = [chunk]  # what is still to send, narrowed by each recheck
+
+            def recheck() -> bytes | AlreadyStored | None:
+                held, rest = self._held(target, left[0])
+                if not held.units and rest.nitems == left[0].nitems:
+                    return None
+                if held.units:
+                    self.on_acked(held.route, held, held.units)
+                left[0] = rest
+                return rest.body() if rest.units else ALREADY_STORED
+
+            out = target.post(chunk.route, chunk.body(), can_split=chunk.units > 1, recheck=recheck)
+            chunk = left[0]
+            if not chunk.units:
+                self._collect()
+                return
+        else:
+            out = target.post(chunk.route, chunk.body(), can_split=chunk.units > 1)
         self._collect()
         action = out.action
         if action is Action.OK:
@@ -185,6 +210,23 @@ class Sender:
             self.on_unsent(chunk)
         else:  # REJECT, GIVE_UP
             self.on_rejected(chunk, out.reason, out.status)
+
+    def _held(self, target: ChecksStored, chunk: Chunk) -> tuple[Chunk, Chunk]:
+        """(what of `chunk` the server holds, what is left to send); all left when the
+        server cannot say."""
+        stored = target.stored_calls(chunk_keys(chunk))
+        if stored is None:
+            return Chunk(chunk.route), chunk
+        held, rest = split_stored(chunk, stored)
+        if held.units or rest.nitems < chunk.nitems:
+            log.info(
+                "%s: %d of %d items were already stored; sending the other %d",
+                chunk.route,
+                chunk.nitems - rest.nitems,
+                chunk.nitems,
+                rest.nitems,
+            )
+        return held, rest
 
     def _drop_named(self, chunk: Chunk, named: dict[int, str], status: int | None) -> bool:
         """Reject the units holding the items a 422 names and send the rest again.
@@ -216,7 +258,7 @@ class Sender:
             if self.fatal is not None:
                 self.on_unsent(_records(chunk, i if per_step else 0))
                 return
-            out = self.target.post(route, body, can_split=False)
+            out = self._post_step(route, body)
             self._collect()
             if out.action is Action.OK:
                 last = int(i == len(steps) - 1)
@@ -236,6 +278,20 @@ class Sender:
             else:
                 self.on_rejected(left, out.reason, out.status)
             return
+
+    def _post_step(self, route: str, body: bytes) -> Outcome:
+        """One single-call request; a start the server already holds (a 500 on a re-sent
+        start, see `tracecli.reconcile`) counts as sent."""
+        target = self.target
+        if route != CALL_START or not isinstance(target, ChecksStored):
+            return target.post(route, body, can_split=False)
+
+        def recheck() -> AlreadyStored | None:
+            key = item_key(route, body)
+            stored = target.stored_calls([key]) if key is not None else None
+            return ALREADY_STORED if key and stored and is_stored(key, stored) else None
+
+        return target.post(route, body, can_split=False, recheck=recheck)
 
 
 def _records(chunk: Chunk, first: int) -> Chunk:

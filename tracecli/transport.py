@@ -52,6 +52,17 @@ class TransportConfigError(UsageError):
     """Talking to the server cannot work as configured (TLS, URL, plain-http key): exit 2."""
 
 
+class AlreadyStored:
+    """What a recheck returns when the server holds everything the request carried."""
+
+    def __repr__(self) -> str:
+        return "ALREADY_STORED"
+
+
+ALREADY_STORED = AlreadyStored()
+Recheck = Callable[[], "bytes | AlreadyStored | None"]
+
+
 class RequestFailed(TracecliError):
     """A read request (tail, queries) got a final non-2xx answer."""
 
@@ -250,11 +261,34 @@ class Transport:
         *,
         headers: Mapping[str, str] | None = None,
         can_split: bool = True,
+        recheck: Recheck | None = None,
     ) -> Outcome:
         """POST `body` (JSON bytes) with retries; the final Outcome (never raises for HTTP
-        or network failures, except AuthError and TransportConfigError)."""
+        or network failures, except AuthError and TransportConfigError).
+
+        `recheck` is asked after each 500 what to send instead: a server that stored part
+        of the request before failing (see `tracecli.reconcile`) would fail the same way
+        on every retry. It returns the new body, None to send the same again, or
+        ALREADY_STORED when nothing is left to send (the outcome is then OK)."""
         hdrs = {"Content-Type": "application/json", **(headers or {})}
-        return self._request("POST", path, content=body, headers=hdrs, can_split=can_split)
+        return self._request(
+            "POST", path, content=body, headers=hdrs, can_split=can_split, recheck=recheck
+        )
+
+    def post_lines_once(self, path: str, body: bytes) -> list[bytes] | None:
+        """POST once, no retry, and return the answer's non-empty lines; None on any
+        failure. For look-ups whose caller has a fallback (the recheck after a 500)."""
+        self._count(len(body))
+        hdrs = {"Content-Type": "application/json", "Accept": "application/jsonl"}
+        try:
+            response = self._client.post(path, content=body, headers=hdrs)
+        except httpx.HTTPError as exc:
+            log.debug("POST %s%s: %s", self.base_url, path, self._network_message(exc))
+            return None
+        if not 200 <= response.status_code < 300:
+            log.debug("POST %s%s: HTTP %d", self.base_url, path, response.status_code)
+            return None
+        return [line for line in response.content.splitlines() if line.strip()]
 
     def get(self, path: str, *, params: Mapping[str, str] | None = None) -> Outcome:
         return self._request("GET", path, params=params, can_split=False)
@@ -322,6 +356,7 @@ class Transport:
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
+        recheck: Recheck | None = None,
     ) -> Outcome:
         hdrs = dict(headers or {})
         hdrs[RETRY_ID_HEADER] = str(uuid.uuid4())
@@ -381,6 +416,19 @@ class Transport:
             last = self._outcome(response, decision.action, attempt - 1, start)
             if decision.action is Action.AUTH:
                 raise self._auth_error(last)
+            if (
+                recheck is not None
+                and response.status_code == 500
+                and decision.action in (Action.RETRY, Action.GIVE_UP)
+            ):
+                instead = recheck()
+                if instead is ALREADY_STORED:
+                    last.action = Action.OK
+                    last.reason = "already stored"
+                    last.retries = attempt - 1
+                    return last
+                if instead is not None:
+                    content = instead
             if self._after(
                 decision, method, path, attempt, response.status_code, None, start, last.reason
             ):

@@ -9,11 +9,13 @@ same tests as a server).
 from __future__ import annotations
 
 import threading
-from typing import Protocol
+from collections.abc import Iterable
+from typing import Protocol, runtime_checkable
 
 from tracecli.encode import CALL_END, CALL_START, UPSERT_BATCH
+from tracecli.reconcile import ItemKey, Stored
 from tracecli.retry import Action
-from tracecli.transport import Outcome
+from tracecli.transport import Outcome, Recheck
 
 
 class Target(Protocol):
@@ -32,6 +34,18 @@ class Target(Protocol):
     def cancel(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class ChecksStored(Protocol):
+    """A target that can say which calls it already holds, so that a request the server
+    failed after storing part of it is re-sent without those (see `tracecli.reconcile`)."""
+
+    def post(
+        self, route: str, body: bytes, *, can_split: bool = True, recheck: Recheck | None = None
+    ) -> Outcome: ...
+
+    def stored_calls(self, keys: Iterable[ItemKey]) -> Stored | None: ...
 
 
 def endpoint_label(route: str) -> str:

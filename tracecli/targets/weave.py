@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
 from tracecli.config import is_loopback
 from tracecli.diagnostics import UsageError
-from tracecli.transport import Outcome, RetryEvent, Transport
+from tracecli.reconcile import ItemKey, Stored, by_project, parse_stored, stored_query
+from tracecli.transport import Outcome, Recheck, RetryEvent, Transport
+
+STREAM_QUERY = "/calls/stream_query"
+QUERY_IDS = 1000  # call ids per look-up
 
 
 class WeaveHttpTarget:
@@ -56,8 +61,23 @@ class WeaveHttpTarget:
             what = exc.strerror or type(exc).__name__
             raise UsageError(f"cannot reach the server {self.name}: {what}") from None
 
-    def post(self, route: str, body: bytes, *, can_split: bool = True) -> Outcome:
-        return self.transport.post(route, body, can_split=can_split)
+    def post(
+        self, route: str, body: bytes, *, can_split: bool = True, recheck: Recheck | None = None
+    ) -> Outcome:
+        return self.transport.post(route, body, can_split=can_split, recheck=recheck)
+
+    def stored_calls(self, keys: Iterable[ItemKey]) -> Stored | None:
+        """Which of these calls the server holds, and whether each has ended; None when the
+        server cannot say (then the request is retried as it was)."""
+        found: dict[tuple[str, str], bool] = {}
+        for project, ids in by_project(keys).items():
+            for i in range(0, len(ids), QUERY_IDS):
+                part = ids[i : i + QUERY_IDS]
+                lines = self.transport.post_lines_once(STREAM_QUERY, stored_query(project, part))
+                if lines is None:
+                    return None
+                found.update(parse_stored(lines))
+        return found
 
     def stats(self) -> tuple[int, int, int]:
         t = self.transport
