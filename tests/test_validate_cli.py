@@ -230,3 +230,65 @@ def test_progress_bar_on_a_terminal_for_big_files(monkeypatch: pytest.MonkeyPatc
         on_progress(Progress("big.jsonl", 1000, 1000, 9))
         assert display.bar is not None
         assert display.bar.tasks[0].completed == 1000
+
+
+# -- start-up: command modules are imported when their command runs -----------------------
+
+
+def _run_python(code: str) -> str:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_startup_imports_only_the_command_that_runs(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "ok.jsonl", call())
+    code = (
+        "import sys\n"
+        "from tracecli.cli import app\n"
+        "print(sorted(m for m in sys.modules if m.startswith('tracecli.cli.cmd_')))\n"
+        "from typer.testing import CliRunner\n"
+        f"r = CliRunner().invoke(app, ['validate', {str(tmp_path / 'ok.jsonl')!r}])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "print(sorted(m for m in sys.modules if m.startswith('tracecli.cli.cmd_')))\n"
+        "print('httpx' in sys.modules)\n"
+    )
+    assert _run_python(code).splitlines() == ["[]", "['tracecli.cli.cmd_validate']", "False"]
+
+
+def test_command_table_matches_what_the_modules_register() -> None:
+    code = (
+        "import importlib\n"
+        "from tracecli.cli import COMMANDS, app\n"
+        "for m in set(COMMANDS.values()):\n"
+        "    importlib.import_module(m)\n"
+        "names = [c.name for c in app.registered_commands]\n"
+        "names += [g.name for g in app.registered_groups]\n"
+        "print(sorted(names) == sorted(COMMANDS), len(names) == len(set(names)))\n"
+    )
+    assert _run_python(code).split() == ["True", "True"]
+
+
+def test_help_lists_every_command_and_each_one_runs() -> None:
+    from tracecli.cli import COMMANDS
+
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    listed = [ln.split()[0] for ln in result.stdout.split("Commands:")[1].splitlines() if ln]
+    assert listed == list(COMMANDS)
+    for name in COMMANDS:
+        sub = runner.invoke(app, [name, "--help"])
+        assert sub.exit_code == 0, (name, sub.output)
+        assert sub.stdout.startswith(f"Usage: tracecli {name} ")
+    typo = runner.invoke(app, ["valdate"])
+    assert typo.exit_code == 2
+    assert "Did you mean 'validate'?" in typo.stderr
