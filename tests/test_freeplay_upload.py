@@ -254,3 +254,109 @@ def test_ctrl_c_then_resume_sends_each_completion_once(
     got = refserver.records()["completions"]
     ids = [c["completion_id"] for c in got]
     assert len(ids) == len(set(ids)) == 5
+
+
+# --------------------------------------------------------------------------- never twice
+def ids_at(server: RefServer) -> tuple[list[str], list[str]]:
+    got = server.records()
+    return [c["completion_id"] for c in got["completions"]], [t["trace_id"] for t in got["traces"]]
+
+
+def test_a_grown_file_sends_only_what_is_new(refserver: RefServer, tmp_path: Path) -> None:
+    """A live trace file: the first upload meets a call still running; once it has ended
+    (the file grew, so the journal starts the file over) only the new records go."""
+    weave = (GOLDEN / "weave_sdk_examples.jsonl").read_text().splitlines()
+    live = tmp_path / "live.jsonl"
+    live.write_text("\n".join(weave[:-1]) + "\n")
+    first = fp_upload([live], tmp_path, refserver)
+    completions, traces = ids_at(refserver)
+    assert first.uploaded == len(completions) + len(traces) > 0
+    with live.open("a") as f:
+        f.write(weave[-1] + "\n")
+    second = fp_upload([live], tmp_path, refserver)
+    assert second.exit_code == 0
+    assert second.files[0].changed  # the journal saw new content...
+    assert second.skipped >= first.uploaded  # ...and the ledger knew the records
+    completions, traces = ids_at(refserver)
+    assert len(completions) == len(set(completions)) and len(traces) == len(set(traces))
+    assert first.uploaded + second.uploaded == len(completions) + len(traces)
+    third = fp_upload([live], tmp_path, refserver)
+    assert (third.uploaded, third.requests) == (0, 0)
+
+
+def test_converted_file_after_its_source_sends_nothing(
+    refserver: RefServer, tmp_path: Path
+) -> None:
+    """The same completions reaching Freeplay through another file (convert's output, a
+    copy, stdin) are the same records: acknowledged once, skipped after."""
+    src = GOLDEN / "weave_sdk_examples.jsonl"
+    first = fp_upload([src], tmp_path, refserver)
+    again = fp_upload([GOLDEN / "weave_sdk_examples.freeplay.jsonl"], tmp_path, refserver)
+    assert again.uploaded == 0 and again.skipped == first.uploaded
+    completions, traces = ids_at(refserver)
+    assert len(completions) + len(traces) == first.uploaded
+
+
+def test_the_same_completion_twice_in_the_inputs_is_sent_once(
+    refserver: RefServer, tmp_path: Path
+) -> None:
+    one = completions_file(tmp_path, 3)
+    twice = tmp_path / "twice.jsonl"
+    twice.write_bytes(one.read_bytes() * 2)
+    report = fp_upload([twice], tmp_path, refserver, concurrency=4)
+    assert (report.uploaded, report.skipped, report.exit_code) == (3, 3, 0)
+    assert report.requests_by_endpoint == report.by_endpoint == {"completions": 3}
+    again = fp_upload([twice], tmp_path, refserver, restart=True)  # --restart: once more
+    assert (again.uploaded, again.skipped) == (3, 3)
+    completions, _ = ids_at(refserver)
+    assert len(completions) == 6 and len(set(completions)) == 3
+
+
+def test_an_api_base_without_api_stops_at_once(refserver: RefServer, tmp_path: Path) -> None:
+    src = completions_file(tmp_path, 20)
+    args = ["upload", str(src), "--target", "freeplay", "--project", PROJECT,
+            "--rejected", str(tmp_path / "r.jsonl")]  # fmt: skip
+    env = {**cli_env(refserver), "FREEPLAY_API_BASE": refserver.base}  # no /api
+    res = CliRunner().invoke(app, args, env=env)
+    assert res.exit_code == 2, res.output
+    assert "does not look like Freeplay's API" in res.stderr and "/api" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r.jsonl").exists()  # nothing rejected: nothing was wrong with them
+    env["FREEPLAY_API_BASE"] = ""
+    env["FREEPLAY_API_URL"] = refserver.base  # the Freeplay CLI's variable: host alone
+    res = CliRunner().invoke(app, args, env=env)
+    assert res.exit_code == 0, res.stderr
+    assert "via completions      20 (20 requests)" in res.stderr
+    assert refserver.records()["counts"]["completions"] == 20
+
+
+@pytest.mark.slow
+def test_kill_9_three_times_then_finish(refserver: RefServer, tmp_path: Path) -> None:
+    """SIGKILL mid-upload three times (when the server has stored some records), then let it
+    finish: every completion recorded, re-sends per kill at most the requests in flight."""
+    n, concurrency = 1200, 4
+    src = completions_file(tmp_path, n)
+    cmd = [sys.executable, "-m", "tracecli", "upload", str(src), "--target", "freeplay",
+           "--project", PROJECT, "--concurrency", str(concurrency), "-q",
+           "--rejected", str(tmp_path / "r.jsonl")]  # fmt: skip
+    env = {**cli_env(refserver), "PYTHONPATH": str(ROOT)}
+    dups = 0  # re-sent completions so far (a kill's re-sends happen in the next run)
+    for threshold in (150, 500, 850):
+        proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)  # fmt: skip
+        deadline = time.monotonic() + 120
+        while refserver.records()["counts"]["completions"] < threshold:
+            assert proc.poll() is None, "the upload ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        proc.kill()
+        proc.wait(timeout=30)
+        completions, _ = ids_at(refserver)
+        now = len(completions) - len(set(completions))
+        assert 0 <= now - dups <= concurrency
+        dups = now
+    done = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()
+    completions, _ = ids_at(refserver)
+    assert len(set(completions)) == n
+    assert len(completions) - n <= 3 * concurrency  # re-sent: the requests in flight per kill

@@ -21,12 +21,21 @@ from urllib.parse import urlsplit
 
 from tracecli.config import is_loopback
 from tracecli.diagnostics import Diagnostic, Severity, TracecliError, UsageError
+from tracecli.freeplay_ledger import LEDGER_NAME, SentLedger, record_key
 from tracecli.freeplay_stream import FreeplayPieces, Piece
 from tracecli.journal import AckSet, Journal
 from tracecli.reader import Source, expand_paths
 from tracecli.rejected import DEFAULT_NAME, RejectedWriter, skip_rejected_file
 from tracecli.retry import Action
-from tracecli.targets.freeplay import FreeplayTarget, Request, build_request, resolve_freeplay
+from tracecli.targets.freeplay import (
+    DEFAULT_API_BASE,
+    FreeplaySettings,
+    FreeplayTarget,
+    Request,
+    build_request,
+    resolve_freeplay,
+)
+from tracecli.transport import Outcome
 
 if TYPE_CHECKING:
     from tracecli.upload import Progress, UploadOptions, UploadReport
@@ -71,6 +80,7 @@ def upload_freeplay(
     interrupt = _Interrupt()
     restore = interrupt.install()
     journal: Journal | None = None
+    ledger: SentLedger | None = None
     started = time.monotonic()
     try:
         if target is not None:
@@ -93,6 +103,7 @@ def upload_freeplay(
                 restart=opts.restart,
                 db_path=opts.journal_path,
             )
+            ledger = SentLedger.open(journal.path.parent / LEDGER_NAME, settings.api_base)
         run = _FreeplayRun(
             files,
             opts,
@@ -102,6 +113,7 @@ def upload_freeplay(
             rejected,
             interrupt,
             settings.api_base,
+            ledger,
         )
         run.run(on_progress)
         run.report.elapsed_s = time.monotonic() - started
@@ -112,6 +124,8 @@ def upload_freeplay(
             target.close()
         if journal is not None:
             journal.close()
+        if ledger is not None:
+            ledger.close()
 
 
 def check_reachable(url: str, timeout: float = 10.0) -> None:
@@ -133,6 +147,34 @@ def check_reachable(url: str, timeout: float = 10.0) -> None:
         ) from None
 
 
+def _key(request: Request) -> bytes:
+    return record_key(request.project, request.kind, request.record_id)
+
+
+def wrong_api_base(out: Outcome, settings: FreeplaySettings) -> str | None:
+    """Why every request would fail, when a 404/405 says the API base is not Freeplay's API
+    (e.g. FREEPLAY_API_BASE without `/api`): stopping at once beats rejecting every record.
+    Freeplay's own 404s ("Project not found", an unknown id) carry a JSON `message` and are
+    answered on a base ending in /api; anything else is taken as "no such route"."""
+    if out.status not in (404, 405):
+        return None
+    freeplay_like = isinstance(out.body, dict) and isinstance(out.body.get("message"), str)
+    if freeplay_like and urlsplit(settings.api_base).path.rstrip("/").endswith("/api"):
+        return None
+    return (
+        f"{settings.api_base} answered HTTP {out.status} ({out.reason or 'no message'}): "
+        "it does not look like Freeplay's API; the API base (--server, FREEPLAY_API_BASE) "
+        f"includes /api, e.g. {DEFAULT_API_BASE} or https://<subdomain>.freeplay.ai/api"
+    )
+
+
+def _count_endpoint(report: UploadReport, kind: str) -> None:
+    """One record is one request on Freeplay: both counts go up together (the summary shows
+    calls and requests per endpoint, as for Weave's batches)."""
+    report.by_endpoint[kind] = report.by_endpoint.get(kind, 0) + 1
+    report.requests_by_endpoint[kind] = report.requests_by_endpoint.get(kind, 0) + 1
+
+
 class _FreeplayRun:
     """One pass over the inputs; `target` None = check only (--strict's first pass, --dry-run)."""
 
@@ -146,6 +188,7 @@ class _FreeplayRun:
         rejected: Any,
         interrupt: Any,
         name: str,
+        ledger: SentLedger | None = None,
     ) -> None:
         from tracecli.upload import FileReport, UploadReport
 
@@ -154,6 +197,7 @@ class _FreeplayRun:
         self.project = project
         self.target = target
         self.journal = journal
+        self.ledger = ledger
         self.interrupt = interrupt
         self.check_only = target is None and not opts.dry_run
         self.report = UploadReport(
@@ -170,10 +214,12 @@ class _FreeplayRun:
         self.fatal: TracecliError | None = None
         self.sources: list[Source] = []
         self.acked: list[AckSet] = []
-        self._queue: queue.Queue[tuple[Piece, Request] | None] = queue.Queue(
+        self._queue: queue.Queue[tuple[Piece, Request, bytes] | None] = queue.Queue(
             maxsize=max(2, opts.concurrency * 2)
         )
         self._pending = 0
+        self._inflight: set[bytes] = set()  # keys of the records queued or being sent
+        self.started_at = time.time()  # --restart: only this run's acknowledgements count
         self._cond = threading.Condition()
         self._stopping = threading.Event()
         self._last_progress = 0.0
@@ -253,23 +299,31 @@ class _FreeplayRun:
             self.fatal = exc
             self._unsent(piece)
             return
+        key = _key(request)
+        if self.ledger is not None:
+            self._await_same(key)
+            since = self.started_at if self.opts.restart else None
+            if self.ledger.seen(key, since=since):
+                self._sent_before(piece)
+                return
         if self.target is None:
             if self.opts.dry_run:
                 with self.lock:
                     report.uploaded += 1
                     report.requests += 1
                     report.bytes_sent += len(request.body)
-                    report.by_endpoint[request.kind] = report.by_endpoint.get(request.kind, 0) + 1
+                    _count_endpoint(report, request.kind)
             return
         with self._cond:
             self._pending += 1
+            self._inflight.add(key)
         while True:
             if self._stopping.is_set() or self.fatal is not None or self.interrupt.is_set():
-                self._done_one()
+                self._done_one(key)
                 self._unsent(piece)
                 return
             try:
-                self._queue.put((piece, request), timeout=0.1)
+                self._queue.put((piece, request, key), timeout=0.1)
                 return
             except queue.Full:
                 continue
@@ -281,7 +335,7 @@ class _FreeplayRun:
             job = self._queue.get()
             if job is None:
                 return
-            piece, request = job
+            piece, request, key = job
             try:
                 if self._stopping.is_set() or self.fatal is not None:
                     self._unsent(piece)
@@ -305,6 +359,10 @@ class _FreeplayRun:
                             "and that the key has access to it)"
                         )
                     self._unsent(piece)
+                elif (wrong := wrong_api_base(out, self.target.settings)) is not None:
+                    if self.fatal is None:
+                        self.fatal = UsageError(wrong)
+                    self._unsent(piece)
                 else:  # REJECT, GIVE_UP
                     self._reject(piece, out.reason, out.status, [])
             except Exception as exc:  # never lose a record to a bug in a callback
@@ -312,12 +370,20 @@ class _FreeplayRun:
                     self.fatal = TracecliError(f"internal error while sending: {exc!r}")
                 self._unsent(piece)
             finally:
-                self._done_one()
+                self._done_one(key)
 
-    def _done_one(self) -> None:
+    def _done_one(self, key: bytes) -> None:
         with self._cond:
             self._pending -= 1
+            self._inflight.discard(key)
             self._cond.notify_all()
+
+    def _await_same(self, key: bytes) -> None:
+        """Wait while a record with the same id is in flight (the same completion twice in
+        the inputs): once it is acknowledged the ledger says so, and it is not sent again."""
+        with self._cond:
+            while key in self._inflight and not self._stopping.is_set() and self.fatal is None:
+                self._cond.wait(0.1)
 
     def _wait(
         self, timeout: float | None = None, interrupted: Callable[[], bool] | None = None
@@ -342,17 +408,32 @@ class _FreeplayRun:
 
     # -- fates -------------------------------------------------------------------------------
     def _acked(self, piece: Piece, request: Request) -> None:
+        if self.ledger is not None:
+            self.ledger.add(_key(request))
+        self._journal_lines(piece)
+        with self.lock:
+            r = self.report
+            r.uploaded += 1
+            r.acked_records += len(piece.lines)
+            _count_endpoint(r, request.kind)
+
+    def _sent_before(self, piece: Piece) -> None:
+        """Freeplay acknowledged this very record in an earlier run (the ledger says so),
+        although the journal does not know these lines (the file changed, or the record
+        came through another file): skip it, and journal the lines for the next run."""
+        self._journal_lines(piece)
+        with self.lock:
+            self.report.skipped += len(piece.lines)
+            for src, _ in piece.lines:
+                self.report.files[src].skipped += 1
+
+    def _journal_lines(self, piece: Piece) -> None:
         if self.journal is not None:
             by_src: dict[int, list[int]] = {}
             for src, line in piece.lines:
                 by_src.setdefault(src, []).append(line)
             for src, lines in by_src.items():
                 self.journal.ack(self.files[src], lines)
-        with self.lock:
-            r = self.report
-            r.uploaded += 1
-            r.acked_records += len(piece.lines)
-            r.by_endpoint[request.kind] = r.by_endpoint.get(request.kind, 0) + 1
 
     def _reject(
         self, piece: Piece, reason: str, status: int | None, diags: list[Diagnostic]

@@ -100,6 +100,7 @@ class Request:
     body: bytes
     kind: str  # "completions" or "traces"
     record_id: str  # completion_id or trace_id
+    project: str  # the project it goes to (lower case)
 
 
 def build_request(record: dict[str, Any], default_project: str | None) -> Request:
@@ -117,11 +118,12 @@ def build_request(record: dict[str, Any], default_project: str | None) -> Reques
     if is_trace_record(record):
         trace = params["trace_id"].lower()
         path = f"/v2/projects/{project}/sessions/{session}/traces/id/{trace}"
-        return Request(path, orjson.dumps(body), "traces", trace)
+        return Request(path, orjson.dumps(body), "traces", trace, project)
     if body.get("completion_id") is None:
         body["completion_id"] = completion_id_for(record, project)
     path = f"/v2/projects/{project}/sessions/{session}/completions"
-    return Request(path, orjson.dumps(body), "completions", str(body["completion_id"]))
+    cid = str(body["completion_id"]).lower()
+    return Request(path, orjson.dumps(body), "completions", cid, project)
 
 
 class FreeplayTarget:
