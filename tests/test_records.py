@@ -175,3 +175,31 @@ def test_severity_of_warnings_leaves_the_record_valid() -> None:
     parsed = parse_record(LOC, {**start(new_id(), new_id()), "colour": "red"})
     assert parsed.record is not None
     assert [d.severity for d in parsed.diagnostics] == [Severity.WARNING]
+
+
+def test_strings_the_server_reads_as_references() -> None:
+    """Weave's server rewrites every weave:/// string of a request (at any depth, in
+    values, not keys) and answers 400 "Invalid URI" for one that does not go on as
+    entity/project/...; its internal form is refused outright (both seen on weave-ref)."""
+    cid, trace = new_id(), new_id()
+    good = "weave:///acme/agents/object/doc:abc"
+    assert problems(start(cid, trace, inputs={"doc": good, "weave:///k": 1})) == []
+    assert problems(start(cid, trace, inputs={"a": "weave://x", "b": "see weave:///x"})) == []
+    bad = start(cid, trace, attributes={"a": "weave:///e/p"}, inputs={"x": [1, "weave:///n"]})
+    assert problems(bad) == [("attributes.a", "ref", "error"), ("inputs.x.1", "ref", "error")]
+    internal = "weave-trace-internal:///UHJvamVjdA==/object/doc:abc"
+    assert problems(end(cid, output={"r": internal})) == [("output.r", "ref", "error")]
+    assert problems(start(cid, trace, display_name="weave:///x")) == [
+        ("display_name", "ref", "error")
+    ]
+    # the fast path does not look inside values: the full check still finds the ref
+    assert fast_ok("end", body(end(cid, output="weave:///bad")))
+    msgs = parse_record(Location("t.jsonl", 1), {"end": body(end(cid, output="weave:///bad"))})
+    assert [(d.field, d.code, d.message) for d in msgs.diagnostics] == [
+        (
+            "end.output",
+            "ref",
+            "'weave:///bad': the server reads a weave:/// string as a reference, and refuses "
+            "one that is not weave:///entity/project/...",
+        )
+    ]

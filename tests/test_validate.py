@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.validate_kit import body, call, complete, end, new_id, start, write_jsonl
 from tracecli import blocks
@@ -338,3 +339,46 @@ def test_same_answer_as_feeding_records_one_by_one(
             sorted((d.line, d.field, d.code, d.severity.value, d.message) for d in got.diagnostics)
             == want
         ), (jobs, block)
+
+
+def test_same_id_in_two_projects_is_a_duplicate_that_says_why(tmp_path: Path) -> None:
+    """The same traces written for two projects (gen_traces' default seed does that).
+
+    The hosted server keys calls by (project, id), but weave's SQLite server by id alone
+    and `upload --project` sends every file to one project: an id must be unique across
+    the inputs, and the message says so, as validate and upload agree on it."""
+    cid, trace = new_id(), new_id()
+    a = [{**r, "project_id": "acme/one"} for r in call(cid, trace)]
+    b = [{**r, "project_id": "acme/two"} for r in call(cid, trace)]
+    write_jsonl(tmp_path / "a.jsonl", a)
+    write_jsonl(tmp_path / "b.jsonl", b)
+    r = validate_paths([str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")])
+    assert codes(r) == [(1, "id", "duplicate-id"), (2, "id", "duplicate-id")]
+    assert r.diagnostics[0].path == str(tmp_path / "b.jsonl")
+    assert r.diagnostics[0].message == (
+        f"call id {cid} is already used by the call at {tmp_path / 'a.jsonl'}:1; call ids "
+        "must be unique across all the inputs, even between projects (weave's SQLite "
+        "server keys calls by id alone)"
+    )
+    assert r.diagnostics[1].message == (
+        f"call id {cid} already has an end (at {tmp_path / 'a.jsonl'}:1)"
+    )
+
+
+def test_references_are_checked_on_every_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bad weave:/// string is found whether its record takes the fast path or not,
+    in the serial reader, in blocks checked by the pool and in YAML."""
+    recs = [x for _ in range(3000) for x in call()]
+    recs[4001] = {**recs[4001], "output": {"doc": "weave:///acme/agents"}}
+    recs[4003] = {**recs[4003], "output": {"doc": "weave:///acme/agents/object/d:1"}}
+    write_jsonl(tmp_path / "r.jsonl", recs)
+    monkeypatch.setattr(v, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(v, "BLOCK_BYTES", 1 << 16)
+    for jobs in (1, 2):
+        r = validate_paths([str(tmp_path / "r.jsonl")], jobs=jobs)
+        assert codes(r) == [(4002, "output.doc", "ref")], jobs
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recs[4000:4004]))
+    r = validate_paths([str(tmp_path / "r.yaml")])
+    assert [(d.field, d.code) for d in r.diagnostics] == [("output.doc", "ref")]

@@ -273,16 +273,7 @@ class CrossChecker:
         else:
             flags = self._flags[o]
             if flags & _STARTED:
-                out.append(
-                    Diagnostic(
-                        path,
-                        line,
-                        "id",
-                        "duplicate-id",
-                        Severity.ERROR,
-                        f"call id {cid} is already used by the call at {self._at(o)}",
-                    )
-                )
+                out.append(self._dup_start(path, line, cid, o))
                 return
             # seen before only as an early end and/or in a refused record
             if kind == "complete" and flags & _ENDED and not flags & _REFUSED:
@@ -524,6 +515,21 @@ class CrossChecker:
             out.append(self._dup_end(path, line, cid, o))
         else:
             self._flags[o] = flags | _ENDED
+
+    def _dup_start(self, path: str, line: int, cid: str, o: int) -> Diagnostic:
+        """A second call with this id. Ids are keyed alone, not by project: the hosted
+        server would keep two projects' calls apart, but weave's SQLite server (a primary
+        key on the id) and `upload --project` (one project for all) would not, so an id
+        must be unique across all the inputs; the message says so when the files differ,
+        where that is what the user most likely did (the same traces in two projects)."""
+        other_path, other_line = self._where(self._locs[o])
+        msg = f"call id {cid} is already used by the call at {other_path}:{other_line}"
+        if other_path != path:
+            msg += (
+                "; call ids must be unique across all the inputs, even between projects "
+                "(weave's SQLite server keys calls by id alone)"
+            )
+        return Diagnostic(path, line, "id", "duplicate-id", Severity.ERROR, msg)
 
     def _dup_end(self, path: str, line: int, cid: str, o: int) -> Diagnostic:
         return Diagnostic(

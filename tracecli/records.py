@@ -154,8 +154,11 @@ def check_call(
                 loc, "schema.dict_type", f"must be an object, got {_describe(data)}", field
             )
         ]
-    if fast and fast_ok(kind, data):  # the happy path, certainly clean: skip the models
-        return []
+    if fast and fast_ok(kind, data):  # the happy path, clean but for its references:
+        return [  # the fast check does not look inside values (see rules.check_refs)
+            Diagnostic.at(loc, code, msg, prefix + field)
+            for field, code, msg in rules.check_refs(data)
+        ]
     try:
         _MODELS[kind].validate_python(data)
     except ValidationError as exc:

@@ -20,6 +20,8 @@ TRACE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 OP_REF_RE = re.compile(r"^weave:///[^/]+/[^/]+/.")
 RUN_ID_RE = re.compile(r"^[^:]+:[^:]+$")
 
+INTERNAL_REF_PREFIX = "weave-trace-internal:///"
+
 MAX_OP_NAME = 128
 MAX_DISPLAY_NAME = 1024
 OP_REF_PREFIX = "weave:///"
@@ -99,6 +101,7 @@ def check_call(data: Mapping[str, Any]) -> Iterator[Problem]:
         v = data.get(step)
         if isinstance(v, int) and v < 0:
             yield (step, "wb-run-step", f"must be a non-negative integer, got {v}")
+    yield from check_refs(data)
     summary = data.get("summary")
     if isinstance(summary, Mapping):
         counts = summary.get("status_counts")
@@ -110,3 +113,41 @@ def check_call(data: Mapping[str, Any]) -> Iterator[Problem]:
                         "status-key",
                         f"is not a trace status (one of {', '.join(sorted(STATUSES))})",
                     )
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 80 else value[:77] + "...")
+
+
+def check_refs(data: Mapping[str, Any]) -> Iterator[Problem]:
+    """Strings the server reads as references, anywhere in a call body (values, not keys).
+
+    Weave's server walks the whole request and rewrites every string that starts with
+    `weave:///` into its internal form, refusing the request (400 "Invalid URI") when the
+    string does not go on as `entity/project/...`, and refuses its internal form
+    (`weave-trace-internal:///`) outright. `op_name` has its own rule. Iterative: a
+    deeply nested YAML value must not exhaust the stack.
+    """
+    stack = [(str(k), v) for k, v in reversed(data.items()) if k != "op_name"]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if value.startswith(OP_REF_PREFIX):
+                if value.count("/", len(OP_REF_PREFIX)) < 2:
+                    yield (
+                        path,
+                        "ref",
+                        f"{_shown(value)}: the server reads a weave:/// string as a "
+                        "reference, and refuses one that is not weave:///entity/project/...",
+                    )
+            elif value.startswith(INTERNAL_REF_PREFIX):
+                yield (
+                    path,
+                    "ref",
+                    f"{_shown(value)}: the server refuses its internal reference form in "
+                    "uploads; write weave:///entity/project/... instead",
+                )
+        elif isinstance(value, Mapping):
+            stack.extend((f"{path}.{k}", v) for k, v in reversed(value.items()))
+        elif isinstance(value, list | tuple):
+            stack.extend((f"{path}.{i}", value[i]) for i in range(len(value) - 1, -1, -1))
