@@ -382,3 +382,24 @@ def test_references_are_checked_on_every_path(
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(recs[4000:4004]))
     r = validate_paths([str(tmp_path / "r.yaml")])
     assert [(d.field, d.code) for d in r.diagnostics] == [("output.doc", "ref")]
+
+
+def test_a_record_over_the_server_request_limit_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call whose request alone is over the server's limit would be a 413 on upload
+    whatever the chunking (the limit scaled down here: 32 MiB in real life)."""
+    monkeypatch.setattr(blocks, "SERVER_MAX_BYTES", 4096)
+    monkeypatch.setattr(blocks, "_NEAR_LIMIT", 1024)
+    big = start(new_id(), new_id(), inputs={"q": "x" * 5000})
+    near = start(new_id(), new_id(), inputs={"q": "x" * 1500})
+    recs = [big, end(big["id"]), near, end(near["id"])]
+    write_jsonl(tmp_path / "big.jsonl", recs)
+    r = validate_paths([str(tmp_path / "big.jsonl")], jobs=1)
+    assert codes(r) == [(1, "(record)", "too-large")]
+    assert r.diagnostics[0].message.endswith(
+        " MiB as JSON; a Weave server refuses a request over 0 MiB, and one call cannot be split"
+    )
+    (tmp_path / "big.yaml").write_text(yaml.safe_dump(recs))
+    r = validate_paths([str(tmp_path / "big.yaml")])
+    assert codes(r) == [(1, "(record)", "too-large")]

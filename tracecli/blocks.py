@@ -29,6 +29,7 @@ import orjson
 
 from tracecli.checks import call_facts, ended_before, refused_id, timestamp
 from tracecli.diagnostics import Location, Severity
+from tracecli.encode import SERVER_MAX_BYTES, MiB
 from tracecli.reader import BOM, json_error
 from tracecli.records import parse_record
 from tracecli.schema.fastcheck import (
@@ -44,6 +45,8 @@ from tracecli.schema.fastcheck import (
 )
 
 Entry = tuple[Any, ...]
+_REQUEST_OVERHEAD = 64  # the request around one call body: {"batch": [{"mode": ...}]}
+_NEAR_LIMIT = SERVER_MAX_BYTES - (1 << 20)  # raw lines longer than this are measured
 _REF = b'"weave'  # how a JSON string that may be a weave:/// reference begins
 _loads = orjson.loads
 _JSONError = orjson.JSONDecodeError
@@ -158,6 +161,8 @@ def check_lines(data: bytes, path: str, at_start: bool) -> Result:
                 broken_id(raw, n, out)  # type: ignore[arg-type]
             continue
         records += 1
+        if len(raw) > _NEAR_LIMIT:
+            too_large(value, n, out)  # type: ignore[arg-type]
         # a string the server reads as a reference starts with "weave: the full check
         # looks inside values for it, the fast one does not (one byte search, C speed)
         plain = _REF not in raw
@@ -241,6 +246,22 @@ def _unpair(
             kept.append(p)
     back.sort(key=_line)  # stable: what shares a line keeps its order
     return _settle_times(back), kept
+
+
+def too_large(value: Any, line: int, out: list[Entry]) -> None:
+    """An error for a record the server cannot take: its request alone would be over
+    the 32 MiB a Weave server accepts (a 413), and a call cannot be split. Measured as
+    upload sends it (compact JSON); only called for lines near the limit."""
+    try:
+        size = len(orjson.dumps(value)) + _REQUEST_OVERHEAD
+    except (orjson.JSONEncodeError, TypeError):
+        return  # not encodable: the schema check says so
+    if size > SERVER_MAX_BYTES:
+        msg = (
+            f"is {size / MiB:.1f} MiB as JSON; a Weave server refuses a request over "
+            f"{SERVER_MAX_BYTES // MiB} MiB, and one call cannot be split"
+        )
+        out.append((line, "diag", "(record)", "too-large", Severity.ERROR, msg))
 
 
 def _line(e: Entry) -> int:

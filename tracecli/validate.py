@@ -251,6 +251,7 @@ class _Run:
             self.report.records += 1
             entries.clear()
             blocks.examine(value, loc.line, src.path, entries)
+            blocks.too_large(value, loc.line, entries)
             self._consume(entries, src.path, 0)
         self._progress(src.path, src.bytes_read, src.size)
 
