@@ -382,7 +382,9 @@ class _FreeplayRun:
         """Wait while a record with the same id is in flight (the same completion twice in
         the inputs): once it is acknowledged the ledger says so, and it is not sent again."""
         with self._cond:
-            while key in self._inflight and not self._stopping.is_set() and self.fatal is None:
+            while key in self._inflight:
+                if self._stopping.is_set() or self.fatal is not None or self.interrupt.is_set():
+                    return
                 self._cond.wait(0.1)
 
     def _wait(
