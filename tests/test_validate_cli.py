@@ -165,7 +165,7 @@ def test_stdin_jsonl_and_yaml(here: Path) -> None:
     assert run("-", "--input-format", "yaml", input=yaml_text)[0] == 0
     code, out, _ = run("-", input="{oops\n")
     assert code == 1
-    assert out.startswith("<stdin>:1: error: invalid JSON at column 2")
+    assert out.startswith("<stdin>:1: error: (record): invalid JSON at column 2")
 
 
 @pytest.mark.parametrize(

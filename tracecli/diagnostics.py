@@ -60,9 +60,13 @@ class Diagnostic:
         return d
 
     def one_line(self) -> str:
-        """`path:line: severity: field: message`, the format editors and CI logs understand."""
-        field = f"{self.field}: " if self.field else ""
-        return f"{self.path}:{self.line}: {self.severity.value}: {field}{self.message}"
+        """`path:line: severity: field: message`, the format editors and CI logs understand.
+
+        Always five parts, so a tool can split on ": ": a problem of no one field (a line
+        that is not JSON, a file that cannot be read) names what it is about instead.
+        """
+        field = self.field or ("(file)" if self.code == "read-error" else "(record)")
+        return f"{self.path}:{self.line}: {self.severity.value}: {field}: {self.message}"
 
 
 class TracecliError(Exception):
