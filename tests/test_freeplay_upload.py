@@ -191,7 +191,9 @@ def test_record_project_id_and_dry_run(refserver: RefServer, tmp_path: Path) -> 
     }
     src.write_bytes(orjson.dumps(rec) + b"\n")
     dry = fp_upload([src], tmp_path, refserver, dry_run=True)
-    assert dry.uploaded == dry.requests == 1 and dry.target == refserver.api_base
+    assert (
+        dry.uploaded == dry.requests == dry.acked_records == 1 and dry.target == refserver.api_base
+    )
     assert refserver.records()["counts"]["completions"] == 0
     report = fp_upload([src], tmp_path, refserver)
     assert report.uploaded == 1

@@ -310,6 +310,7 @@ class _FreeplayRun:
             if self.opts.dry_run:
                 with self.lock:
                     report.uploaded += 1
+                    report.acked_records += len(piece.lines)
                     report.requests += 1
                     report.bytes_sent += len(request.body)
                     _count_endpoint(report, request.kind)
