@@ -8,6 +8,7 @@ unpaired halves, spilling) quickly; tests/test_roundtrip.py covers the real serv
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -79,33 +80,151 @@ def test_invalid_records_are_rejected_with_their_diagnostics_and_the_rest_stored
     lines = path.read_bytes().splitlines()
     bad_start = orjson.loads(lines[0])
     del bad_start["op_name"]
-    lines[0] = orjson.dumps(bad_start)  # a start without op_name: its end still goes
-    lines[4] = b'{"type": "start", "id": '  # not JSON
+    lines[0] = orjson.dumps(bad_start)  # a start without op_name: its end (line 2) goes with it
+    broken = orjson.loads(lines[4])
+    lines[4] = b'{"type": "start", "id": '  # not JSON, and no id to make out: its end goes
     lines.append(orjson.dumps({"type": "end", "project_id": "nope", "id": "x"}))
     path.write_bytes(b"\n".join(lines) + b"\n")
     report = upload([str(path)], opts(tmp_path))
     assert report.exit_code == 1
-    assert report.invalid == 3 and report.rejected == 3
+    assert report.invalid == 3 and report.rejected == 4
     assert report.errors >= 3
     rej = sorted(rejected_lines(tmp_path / "rejected.jsonl"), key=lambda r: r["_tracecli"]["line"])
-    assert [r["_tracecli"]["line"] for r in rej] == [1, 5, len(lines)]
+    assert [r["_tracecli"]["line"] for r in rej] == [1, 2, 5, len(lines)]
+    assert rej[1]["type"] == "end" and rej[1]["id"] == bad_start["id"]
+    assert rej[1]["_tracecli"]["reason"].startswith("its start (line 1) was rejected")
     first = rej[0]
     assert first["id"] == bad_start["id"] and first["type"] == "start"  # the record as read
     assert "op_name" in first["_tracecli"]["reason"]
     assert first["_tracecli"]["source"] == str(path)
     assert first["_tracecli"]["status"] is None
-    assert rej[1]["_tracecli"]["original"] == '{"type": "start", "id": '
+    assert rej[2]["_tracecli"]["original"] == '{"type": "start", "id": '
     assert any(d["field"] == "op_name" for d in first["_tracecli"]["diagnostics"])
     got = stored(tmp_path)
-    # the call whose start was refused is not a call yet; its end waits for the fixed start
     assert bad_start["id"] not in got
+    assert broken["id"] not in got  # its end went alone: nothing names the broken start's id
     assert len(got) == len(calls) - 2
-    # fixing the rejected start and replaying it completes that call
+    assert report.uploaded == len(calls) - 2 and report.ends_uploaded == 1
+    # fixing the rejected start and replaying the pair stores the whole call at once
     fixed = {**{k: v for k, v in first.items() if k != "_tracecli"}, "op_name": "fixed.op"}
-    replay = write_lines(tmp_path / "fixed.jsonl", [fixed])
+    end = {k: v for k, v in rej[1].items() if k != "_tracecli"}
+    replay = write_lines(tmp_path / "fixed.jsonl", [fixed, end])
     again = upload([str(replay)], opts(tmp_path, rejected=tmp_path / "r2.jsonl"))
-    assert again.exit_code == 0
+    assert again.exit_code == 0 and again.by_endpoint == {"calls/complete": 1}
     assert stored(tmp_path)[bad_start["id"]]["ended_at"] is not None
+
+
+@pytest.mark.parametrize("order", ["start first", "end first"])
+def test_the_other_half_of_a_call_that_validation_refused_is_rejected_with_it(
+    tmp_path: Path, order: str
+) -> None:
+    """Never half a call: a refused start takes its end along (and a refused end its
+    start), whichever is read first, across files; the fixed pair replays as one call."""
+    calls = gen_calls(8, seed=41)
+    starts = [{"type": "start", **s} for s, _ in calls]
+    ends = [{"type": "end", **e} for _, e in calls]
+    del starts[2]["op_name"]  # refused by its schema
+    ends[5]["ended_at"] = "1999-01-01T00:00:00Z"  # refused: before its start
+    a = write_lines(tmp_path / "starts.jsonl", starts)
+    b = write_lines(tmp_path / "ends.jsonl", ends)
+    files = [a, b] if order == "start first" else [b, a]
+    report = upload([str(f) for f in files], opts(tmp_path))
+    assert report.exit_code == 1
+    assert (report.uploaded, report.ends_uploaded, report.acked_records) == (6, 0, 12)
+    assert (report.invalid, report.rejected, report.unsent) == (2, 4, 0)
+    assert report.records == report.acked_records + report.rejected
+    rejected = rejected_lines(tmp_path / "rejected.jsonl")
+    rej = {(r["type"], r["id"]): r["_tracecli"] for r in rejected}
+    c2, c5 = calls[2][0]["id"], calls[5][0]["id"]
+    assert set(rej) == {("start", c2), ("end", c2), ("start", c5), ("end", c5)}
+    assert rej["end", c2]["reason"].startswith(f"its start ({a}:3) was rejected")
+    if order == "start first":
+        assert rej["start", c5]["reason"].startswith(f"its end ({b}:6) was rejected")
+    else:  # the times are compared when the second half is read: the start is refused
+        assert "is after the call's ended_at" in rej["start", c5]["reason"]
+        assert rej["end", c5]["reason"].startswith(f"its start ({a}:6) was rejected")
+    codes = {d.code for d in report.diagnostics}
+    assert "other-half-rejected" in codes and "end-without-start" not in codes
+    got = stored(tmp_path)
+    assert len(got) == 6 and c2 not in got and c5 not in got
+    # the rejected file, fixed, is a valid input: both calls go whole
+    fixed = []
+    for r in rejected_lines(tmp_path / "rejected.jsonl"):
+        r.pop("_tracecli")
+        if r["type"] == "start" and r["id"] == c2:
+            r["op_name"] = "fixed.op"
+        if r["type"] == "end" and r["id"] == c5:
+            r["ended_at"] = calls[5][1]["ended_at"]
+        fixed.append(r)
+    replay = write_lines(tmp_path / "fixed.jsonl", fixed)
+    again = upload([str(replay)], opts(tmp_path, rejected=tmp_path / "r2.jsonl"))
+    assert again.exit_code == 0 and again.by_endpoint == {"calls/complete": 2}
+    assert all(stored(tmp_path)[c]["ended_at"] is not None for c in (c2, c5))
+
+
+def test_ctrl_c_counts_every_record_read_and_not_sent_as_unsent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped mid-file, the tally still adds up: the open chunk and the halves waiting
+    for their other half are unsent (the next run sends them), not forgotten."""
+    import os
+    import signal
+
+    monkeypatch.setattr("tracecli.upload_run.BLOCK_BYTES", 16 * 1024)
+    calls = gen_calls(600, seed=43)
+    path = write_flat(tmp_path / "t.jsonl", calls, lag=40)
+    lines = path.read_bytes().splitlines()
+    lines[300] = b"{not json"  # its diagnostic is the moment to press Ctrl-C
+    path.write_bytes(b"\n".join(lines) + b"\n")
+
+    def ctrl_c(d: Any) -> None:
+        if d.code == "json":
+            os.kill(os.getpid(), signal.SIGINT)
+
+    report = upload([str(path)], opts(tmp_path, chunk_size=7, on_diagnostic=ctrl_c))
+    assert report.interrupted and report.exit_code == 130
+    assert 300 < report.records < len(lines)
+    assert report.unsent > 0
+    assert report.records == report.acked_records + report.rejected + report.unsent
+    assert len(stored(tmp_path)) == report.uploaded
+    # the next run sends what is left, and every call is there once
+    again = upload([str(path)], opts(tmp_path))
+    assert again.skipped == report.acked_records
+    assert again.records == again.acked_records + again.rejected + again.skipped
+    assert len(stored(tmp_path)) == len(calls) - 1
+
+
+def test_an_end_refused_after_its_start_was_stored_by_an_earlier_run_is_said(
+    tmp_path: Path,
+) -> None:
+    """The start went in an earlier run (batch mode, journaled): it cannot be taken back,
+    so the refused end is rejected alone and a warning says the call stays running."""
+    from tracecli.journal import Journal
+
+    calls = gen_calls(2, seed=42)
+    path = write_lines(
+        tmp_path / "t.jsonl",
+        [
+            {"type": "start", **calls[0][0]},
+            {"type": "end", **calls[0][1], "ended_at": "1999-01-01T00:00:00Z"},
+            {"type": "call", **calls[1][0], **calls[1][1]},
+        ],
+    )
+    with Journal.open(
+        server=f"sqlite://{(tmp_path / 'store.db').resolve()}",
+        project=None,
+        db_path=tmp_path / "journal.db",
+    ) as j:
+        j.file(str(path))
+        j.ack(str(path), [1])
+    with Store(tmp_path / "store.db") as s:
+        s.call_start(calls[0][0])
+    report = upload([str(path)], opts(tmp_path))
+    assert (report.uploaded, report.rejected, report.skipped) == (1, 1, 1)
+    (rej,) = rejected_lines(tmp_path / "rejected.jsonl")
+    assert (rej["type"], rej["_tracecli"]["line"]) == ("end", 2)
+    (warn,) = [d for d in report.diagnostics if d.code == "end-rejected"]
+    assert warn.line == 1 and "stays running" in warn.message
 
 
 def test_strict_sends_nothing_when_any_record_has_an_error_or_warning(tmp_path: Path) -> None:
@@ -121,7 +240,8 @@ def test_strict_sends_nothing_when_any_record_has_an_error_or_warning(tmp_path: 
     assert report.uploaded == 0 and report.requests == 0
     assert not (tmp_path / "store.db").exists() or stored(tmp_path) == {}
     rej = rejected_lines(tmp_path / "rejected.jsonl")
-    assert [r["_tracecli"]["line"] for r in rej] == [3]
+    assert [r["_tracecli"]["line"] for r in rej] == [3, 9]  # the call's other half with it
+    assert rej[1]["_tracecli"]["reason"].startswith("its start (line 3) was rejected")
     # without --strict it is only a warning: everything goes
     report = upload([str(path)], opts(tmp_path))
     assert report.exit_code == 0 and report.warnings == 1 and report.uploaded == 20
@@ -177,6 +297,8 @@ def test_resume_after_a_half_acknowledged_call_sends_only_the_missing_half(
     assert report.exit_code == 0
     assert report.skipped == 1
     assert report.by_endpoint == {"calls/complete": 9, "call/upsert_batch": 1}
+    # the lone end completes a call stored before: not a call uploaded now
+    assert (report.uploaded, report.ends_uploaded, report.acked_records) == (9, 1, 19)
     got = stored(tmp_path)
     assert len(got) == 10 and got[calls[0][0]["id"]]["ended_at"] is not None
 
@@ -192,6 +314,7 @@ def test_unpaired_halves_go_through_upsert_batch_in_auto_and_are_rejected_in_com
     report = upload([str(path)], opts(tmp_path))
     assert report.exit_code == 0, report.diagnostics
     assert report.by_endpoint == {"calls/complete": 3, "call/upsert_batch": 2}
+    assert (report.uploaded, report.ends_uploaded, report.acked_records) == (4, 1, 5)
     codes = {d.code for d in report.diagnostics}
     assert {"running-call", "end-without-start"} <= codes
     got = stored(tmp_path)
@@ -328,6 +451,35 @@ def test_cli_reads_yaml_from_stdin_and_rejects_into_the_cwd(tmp_path: Path) -> N
     assert (out["uploaded"], out["rejected"]) == (3, 1)
     assert (tmp_path / "tracecli-rejected.jsonl").exists()
     assert "<stdin>:" in r.stderr  # the diagnostic names the input
+
+
+def test_summary_counts_calls_and_records_apart_and_says_short_times_in_ms(
+    tmp_path: Path,
+) -> None:
+    from tracecli.cli.cmd_upload import format_elapsed
+
+    assert [format_elapsed(x) for x in (0, 0.0004, 0.046, 0.9996, 1.04, 75, 3725)] == [
+        "0 ms", "1 ms", "46 ms", "1.0 s", "1.0 s", "1 min 15 s", "1 h 02 min",
+    ]  # fmt: skip
+    calls = gen_calls(3, seed=44)
+    records = [{"type": "start", **calls[0][0]}, {"type": "end", **calls[1][1]}]
+    records += [{"type": "call", **calls[2][0], **calls[2][1]}]
+    path = write_lines(tmp_path / "t.jsonl", records)
+    r = cli(str(path), "--db", str(tmp_path / "s.db"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    rows = dict(
+        re.split(r"\s{2,}", line.strip(), maxsplit=1)
+        for line in r.stderr.splitlines()
+        if re.search(r"\S\s{2,}\S", line)
+    )
+    assert rows["calls uploaded"] == "2"  # the running call and the completed one
+    assert rows["ends uploaded alone"] == "1"  # its call was started elsewhere
+    assert rows["records uploaded"] == "3"
+    assert rows["elapsed"].endswith(" ms") and "0.0 s" not in r.stderr
+    r = cli(str(path), "--db", str(tmp_path / "s2.db"), "-f", "json", cwd=tmp_path)
+    out = json.loads(r.stdout)
+    assert (out["uploaded"], out["ends_uploaded"], out["records_uploaded"]) == (2, 1, 3)
+    assert out["by_endpoint"] == {"calls/complete": 1, "call/upsert_batch": 2}
 
 
 def test_cli_dry_run_reports_requests_and_bytes(tmp_path: Path) -> None:

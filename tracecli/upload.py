@@ -127,9 +127,11 @@ class UploadReport:
     dry_run: bool
     files: list[FileReport] = field(default_factory=list)
     records: int = 0  # records read (valid or not)
-    uploaded: int = 0  # calls acknowledged by the server in this run
-    acked_records: int = 0
-    by_endpoint: dict[str, int] = field(default_factory=dict)  # calls stored, per endpoint
+    uploaded: int = 0  # calls stored in this run (running or complete): their start went
+    ends_uploaded: int = 0  # ends alone, completing calls started earlier or elsewhere
+    acked_records: int = 0  # records acknowledged in this run (a call is one or two)
+    # calls (and lone ends) per endpoint; in single mode a call counts under both routes
+    by_endpoint: dict[str, int] = field(default_factory=dict)
     requests_by_endpoint: dict[str, int] = field(default_factory=dict)  # acknowledged requests
     rejected: int = 0  # records rejected (by validation or the server)
     invalid: int = 0  # of those, refused by validation
@@ -179,6 +181,8 @@ class UploadReport:
             ],
             "records": self.records,
             "uploaded": self.uploaded,
+            "ends_uploaded": self.ends_uploaded,
+            "records_uploaded": self.acked_records,
             "by_endpoint": dict(self.by_endpoint),
             "requests_by_endpoint": dict(self.requests_by_endpoint),
             "rejected": self.rejected,
@@ -267,6 +271,7 @@ def upload(
             if check.errors or check.rejected or check.interrupted:
                 check.strict_blocked = not check.interrupted
                 check.uploaded = check.acked_records = check.requests = check.bytes_sent = 0
+                check.ends_uploaded = 0
                 check.by_endpoint = {}
                 check.requests_by_endpoint = {}
                 check.dry_run = opts.dry_run

@@ -27,7 +27,7 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 
 from tracecli.blocks import plan_ranges, read_blocks
-from tracecli.checks import CrossChecker
+from tracecli.checks import CrossChecker, refused_id
 from tracecli.chunking import (
     LINE_MASK,
     LINE_SHIFT,
@@ -189,6 +189,14 @@ class Run:
         self.acked_lines: list[Any] = [_EMPTY] * len(files)
         self.pending: deque[_Block] = deque()
         self.routes: dict[str, str] = {}
+        # Halves refused by validation, by call id: (kind or None, input index, line). A
+        # valid half left without its other half at the end is then rejected with it
+        # rather than sent alone (an end on the server with no start, half a call in the
+        # rejected file); see _finish_inputs.
+        self.refused: dict[str, tuple[str | None, int, int]] = {}
+        # Lone ends in flight (packed records): acknowledged, they complete a call started
+        # elsewhere and are counted as such, not as calls uploaded.
+        self.lone_ends: set[int] = set()
         self.started = time.monotonic()
         self._last_progress = 0.0
         self.bytes_total: int | None = 0
@@ -219,6 +227,8 @@ class Run:
             if not self._halted():
                 self._finish_inputs()
                 self._flush()
+        if self._halted():
+            self._count_unsent()
         self.pending.clear()
         report.peak_open_calls = self.pairer.peak_open
         report.spilled = self.pairer.spilled
@@ -357,6 +367,7 @@ class Run:
                     if strict:
                         diags = [d.as_error() for d in diags]
                     if any(d.severity is Severity.ERROR for d in diags):
+                        self._refuse(kind, e[4], i, line)
                         self._invalid(_entry_original(e), path, line, diags)
                         continue
                     self._warn(diags)
@@ -367,6 +378,7 @@ class Run:
                 _, _, value, diag_tuples, cid = e
                 if cid is not None:
                     checker.note_refused_id(path, line, cid)
+                    self._refuse(refused_id(value)[0], cid, i, line)
                 diags = [Diagnostic(path, line, f, c, s, m) for f, c, s, m in diag_tuples]
                 self._invalid(value, path, line, diags)
             else:  # freeplay
@@ -400,11 +412,32 @@ class Run:
         for half in (s, h):
             if half.line in bad:
                 mine = [d for d in diags if d.line == half.line]
+                self._refuse(half.kind, half.call_id, i, half.line)
                 self._invalid(_half_original(half), path, half.line, mine)
             else:
                 if half.done:
                     self._skipped(i, 1)
                 self._take_half(half)
+
+    def _refuse(self, kind: str | None, cid: Any, src: int, line: int) -> None:
+        """Remember a half that validation refused, so its other half is not sent alone."""
+        if type(cid) is str and kind != "complete" and cid not in self.refused:
+            self.refused[cid] = (kind, src, line)
+
+    def _partner_refused(self, h: Half) -> str | None:
+        """Why a lone half must not go: validation refused its other half, else None."""
+        hit = self.refused.get(h.call_id)
+        if hit is None or hit[0] == h.kind:
+            return None
+        other = "end" if h.kind == "start" else "start"
+        where = self._where(hit[1], hit[2], h.src)
+        return (
+            f"its {other} ({where}) was rejected; fix that one and upload the two together "
+            "(both are in the rejected file)"
+        )
+
+    def _where(self, src: int, line: int, here: int) -> str:
+        return f"line {line}" if src == here else f"{self.display[src]}:{line}"
 
     def _skipped(self, i: int, n: int) -> None:
         self.report.skipped += n
@@ -500,6 +533,9 @@ class Run:
             part = single_end(body) if self.mode == "single" else batch_end(body)
             step = CALL_END
         recs = (pack(h.src, h.line, h.kind, h.shape),)
+        if h.kind == "end":
+            with self.lock:
+                self.lone_ends.add(recs[0])
         extra = None if h.orig is None else ((h.orig,), None)
         if self.mode == "single":
             self._add(Unit(SINGLE, (part,), recs, extra, (step,)))
@@ -516,6 +552,15 @@ class Run:
             assert self.sender is not None
             self.sender.submit(chunk, self.interrupted)
 
+    def _count_unsent(self) -> None:
+        """The run stops early: the records read but not handed to the sender (open
+        chunks, halves waiting for their other half) are unsent, for the next run."""
+        n = sum(len(c.recs) for c in self.chunker.flush())
+        n += sum(1 for h in self.pairer.leftovers() if not h.done)
+        if n:
+            with self.lock:
+                self.report.unsent += n
+
     def _finish_inputs(self) -> None:
         """End of all inputs: what the checker could not say before, and unpaired halves."""
         final = self.checker.finish()
@@ -528,7 +573,27 @@ class Run:
                     with self.lock:
                         self.report.unsent += 1
                 continue
-            self._emit_lone(h)
+            why = self._partner_refused(h) if self.refused else None
+            if why is None:
+                self._emit_lone(h)
+            elif not h.done:
+                self.rejected_halves([h], why, code="other-half-rejected")
+            elif h.kind == "start":  # stored by an earlier run: it can only stay running
+                _, osrc, oline = self.refused[h.call_id]
+                self._warn(
+                    [
+                        Diagnostic(
+                            self.display[h.src],
+                            h.line,
+                            "id",
+                            "end-rejected",
+                            Severity.WARNING,
+                            "this call's start was stored by an earlier run and its end "
+                            f"({self._where(osrc, oline, h.src)}) was rejected: the call "
+                            "stays running until a fixed end is uploaded",
+                        )
+                    ]
+                )
 
     # -- diagnostics ------------------------------------------------------------------------
     def _keep(self, diags: Sequence[Diagnostic]) -> None:
@@ -596,24 +661,44 @@ class Run:
         with self.lock:
             r = self.report
             r.acked_records += len(recs)
-            r.uploaded += calls
+            ends = self._lone_ends_in(recs) if self.lone_ends else 0
+            # `calls` counts a lone end (the end of a call started elsewhere) as a call
+            # completed; it is counted apart, so `uploaded` is calls this run stored.
+            r.uploaded += calls - ends
+            r.ends_uploaded += ends
             r.by_endpoint[label] = r.by_endpoint.get(label, 0) + chunk.units
             r.requests_by_endpoint[label] = r.requests_by_endpoint.get(label, 0) + 1
 
+    def _lone_ends_in(self, recs: Any) -> int:
+        """How many of `recs` are lone ends, forgetting them (call under the lock)."""
+        n = 0
+        lone = self.lone_ends
+        for rec in recs:
+            if rec in lone:
+                lone.discard(rec)
+                n += 1
+        return n
+
     def rejected(self, chunk: Chunk, reason: str, status: int | None) -> None:
         """The server refused these records (or retries ran out): into the rejected file."""
+        if self.lone_ends:
+            with self.lock:
+                self._lone_ends_in(chunk.recs)
         self.rejected_now(list(originals(chunk)), reason, status)
 
-    def rejected_halves(self, halves: Sequence[Half], reason: str) -> None:
-        self.rejected_now([(_half_original(h), h.src, h.line) for h in halves], reason)
+    def rejected_halves(self, halves: Sequence[Half], reason: str, code: str | None = None) -> None:
+        items = [(_half_original(h), h.src, h.line) for h in halves]
+        self.rejected_now(items, reason, code=code)
 
     def rejected_now(
         self,
         items: Sequence[tuple[dict[str, Any], int, int]],
         reason: str,
         status: int | None = None,
+        code: str | None = None,
     ) -> None:
-        code = f"http-{status}" if status is not None else "not-sent"
+        if code is None:
+            code = f"http-{status}" if status is not None else "not-sent"
         diags = []
         with self.lock:
             for original, src, line in items:
@@ -625,6 +710,8 @@ class Run:
 
     def unsent(self, chunk: Chunk) -> None:
         with self.lock:
+            if self.lone_ends:
+                self._lone_ends_in(chunk.recs)
             self.report.unsent += len(chunk.recs)
 
     # -- progress ---------------------------------------------------------------------------

@@ -340,10 +340,14 @@ def summary_rows(report: UploadReport) -> list[tuple[str, str]]:
         ("records", f"{report.records:,}"),
         (f"calls {verb}", f"{report.uploaded:,}"),
     ]
+    if report.ends_uploaded:
+        # ends alone: their calls were started by an earlier run or are not in the inputs
+        rows.append((f"ends {verb} alone", f"{report.ends_uploaded:,}"))
     for endpoint, n in sorted(report.by_endpoint.items()):
         reqs = report.requests_by_endpoint.get(endpoint, 0)
         plural = "" if reqs == 1 else "s"
         rows.append((f"  via {endpoint}", f"{n:,} ({reqs:,} request{plural})"))
+    rows.append((f"records {verb}", f"{report.acked_records:,}"))
     rows.append(("rejected records", f"{report.rejected:,}"))
     if report.unsent:
         rows.append(("not sent (resume)", f"{report.unsent:,}"))
@@ -355,9 +359,24 @@ def summary_rows(report: UploadReport) -> list[tuple[str, str]]:
         rows.append(("bytes (would send)", f"{report.bytes_sent:,}"))
     rows.append(("retries", f"{report.retried:,}"))
     rows.append(("warnings", f"{report.warnings:,}"))
-    rows.append(("elapsed", f"{report.elapsed_s:.1f} s"))
+    rows.append(("elapsed", format_elapsed(report.elapsed_s)))
     rows.append(("calls/s", f"{report.calls_per_s:,.0f}"))
     return rows
+
+
+def format_elapsed(seconds: float) -> str:
+    """Seconds for people: milliseconds under one second (a short run is not "0.0 s"),
+    one decimal under a minute, then minutes and seconds."""
+    ms = round(seconds * 1000)
+    if ms < 1000:
+        return f"{max(1, ms)} ms" if seconds > 0 else "0 ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
 
 
 def render_summary(report: UploadReport, console: Console, *, rich_table: bool) -> None:
@@ -386,7 +405,13 @@ def render_summary(report: UploadReport, console: Console, *, rich_table: bool) 
         )
     if report.dry_run:
         console.print(f"dry run: nothing was sent to {report.target}", markup=False)
-    elif not report.uploaded and report.skipped and not report.rejected and not report.unsent:
+    elif (
+        not report.uploaded
+        and not report.ends_uploaded
+        and report.skipped
+        and not report.rejected
+        and not report.unsent
+    ):
         console.print(
             f"nothing new to send: {report.skipped:,} records were stored by an earlier run "
             "(--restart sends them again)",
