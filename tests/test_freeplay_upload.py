@@ -273,10 +273,16 @@ def test_a_grown_file_sends_only_what_is_new(refserver: RefServer, tmp_path: Pat
     first = fp_upload([live], tmp_path, refserver)
     completions, traces = ids_at(refserver)
     assert first.uploaded == len(completions) + len(traces) > 0
+    # the running agent call is not sent, and not dropped: reported and in the rejected file
+    assert (first.exit_code, first.rejected) == (1, 1)
+    (running,) = [json.loads(x) for x in (tmp_path / "rejected.jsonl").read_text().splitlines()]
+    assert running["id"] == "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a"
+    assert "has no end in the inputs" in running["_tracecli"]["reason"]
     with live.open("a") as f:
         f.write(weave[-1] + "\n")
     second = fp_upload([live], tmp_path, refserver)
-    assert second.exit_code == 0
+    assert (second.exit_code, second.uploaded) == (0, 1)  # the agent, now ended
+    assert "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a" in ids_at(refserver)[1]
     assert second.files[0].changed  # the journal saw new content...
     assert second.skipped >= first.uploaded  # ...and the ledger knew the records
     completions, traces = ids_at(refserver)

@@ -170,7 +170,8 @@ class FreeplayPieces:
         else:
             msg = (
                 f"call {half.call_id} has no start in the inputs: its op, inputs and trace "
-                "are unknown, so it cannot become a Freeplay record"
+                "are unknown, so it cannot become a Freeplay record; upload it together with "
+                "the file holding its start"
             )
         return Piece(
             None,
