@@ -73,6 +73,7 @@ PENDING_BLOCKS = 1  # blocks submitted beyond one per worker (each holds ~3x its
 PARALLEL_MIN_BYTES = 8 << 20  # below this a pool costs more to start than it saves
 JOBS_ENV = "TRACECLI_JOBS"
 _EMPTY: frozenset[int] = frozenset()
+_END_KIND = 1  # a packed record's kind bits (chunking.pack) for an end
 
 
 def default_jobs() -> int:
@@ -661,11 +662,13 @@ class Run:
         with self.lock:
             r = self.report
             r.acked_records += len(recs)
-            ends = self._lone_ends_in(recs) if self.lone_ends else 0
-            # `calls` counts a lone end (the end of a call started elsewhere) as a call
-            # completed; it is counted apart, so `uploaded` is calls this run stored.
-            r.uploaded += calls - ends
-            r.ends_uploaded += ends
+            # A call counts as uploaded when its start (or the whole call) is stored: in
+            # single mode that is the /call/start step, so a run stopped between a call's
+            # two steps and the run that resumes it do not both count it, nor neither.
+            # An end alone completes a call stored earlier (or elsewhere): counted apart.
+            r.uploaded += sum(1 for rec in recs if rec & 3 != _END_KIND)
+            if self.lone_ends:
+                r.ends_uploaded += self._lone_ends_in(recs)
             r.by_endpoint[label] = r.by_endpoint.get(label, 0) + chunk.units
             r.requests_by_endpoint[label] = r.requests_by_endpoint.get(label, 0) + 1
 

@@ -257,12 +257,14 @@ class _DiagnosticPrinter:
         self.limit = limit
         self.printed = 0
         self.hidden = 0
+        self.hidden_errors = 0
 
     def __call__(self, d: Diagnostic) -> None:
         if self.quiet and not d.is_error:
             return
         if self.limit is not None and self.printed >= self.limit:
             self.hidden += 1
+            self.hidden_errors += d.is_error
             return
         self.printed += 1
         self.console.print(d.one_line(), markup=False, highlight=False)
@@ -270,8 +272,12 @@ class _DiagnosticPrinter:
     def close(self) -> None:
         if self.hidden:
             self.console.print(
-                f"... and {self.hidden} more diagnostics (--verbose shows all; "
-                "rejected records are in the rejected file with their reasons)",
+                f"... and {self.hidden} more diagnostics (--verbose shows all"
+                + (
+                    "; rejected records are in the rejected file with their reasons)"
+                    if self.hidden_errors
+                    else ")"
+                ),
                 markup=False,
             )
 
@@ -343,7 +349,7 @@ def summary_rows(report: UploadReport) -> list[tuple[str, str]]:
     if report.ends_uploaded:
         # ends alone: their calls were started by an earlier run or are not in the inputs
         rows.append((f"ends {verb} alone", f"{report.ends_uploaded:,}"))
-    for endpoint, n in sorted(report.by_endpoint.items()):
+    for endpoint, n in sorted(report.by_endpoint.items(), key=_endpoint_order):
         reqs = report.requests_by_endpoint.get(endpoint, 0)
         plural = "" if reqs == 1 else "s"
         rows.append((f"  via {endpoint}", f"{n:,} ({reqs:,} request{plural})"))
@@ -362,6 +368,15 @@ def summary_rows(report: UploadReport) -> list[tuple[str, str]]:
     rows.append(("elapsed", format_elapsed(report.elapsed_s)))
     rows.append(("calls/s", f"{report.calls_per_s:,.0f}"))
     return rows
+
+
+_ENDPOINTS = ("calls/complete", "call/upsert_batch", "call/start", "call/end")
+
+
+def _endpoint_order(item: tuple[str, int]) -> tuple[int, str]:
+    """Endpoints in the order a call goes through them (call/start before call/end)."""
+    name = item[0]
+    return (_ENDPOINTS.index(name) if name in _ENDPOINTS else len(_ENDPOINTS), name)
 
 
 def format_elapsed(seconds: float) -> str:
