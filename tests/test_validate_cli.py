@@ -166,6 +166,11 @@ def test_stdin_jsonl_and_yaml(here: Path) -> None:
     code, out, _ = run("-", input="{oops\n")
     assert code == 1
     assert out.startswith("<stdin>:1: error: (record): invalid JSON at column 2")
+    # YAML piped in without --input-format: the first error says how to read it
+    code, out, _ = run("-", input="- type: start\n  id: x\n")
+    assert code == 1
+    assert out.splitlines()[0].endswith(" (stdin is read as JSONL: --input-format yaml reads YAML)")
+    assert "--input-format" not in out.splitlines()[1]
 
 
 @pytest.mark.parametrize(

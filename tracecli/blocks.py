@@ -31,7 +31,7 @@ import orjson
 from tracecli.checks import call_facts, ended_before, refused_id, timestamp
 from tracecli.diagnostics import Location, Severity
 from tracecli.encode import SERVER_MAX_BYTES, MiB
-from tracecli.reader import BOM, json_error
+from tracecli.reader import BOM, STDIN_NAME, json_error
 from tracecli.records import parse_record
 from tracecli.schema.fastcheck import (
     COMPLETE_KEYS,
@@ -172,7 +172,10 @@ def _check_lines(data: bytes, path: str, at_start: bool) -> Result:
             value = loads(raw)
         except _JSONError as exc:
             if raw.strip():
-                append((n, "diag", "", "json", Severity.ERROR, json_error(raw, exc)))
+                msg = json_error(raw, exc)
+                if n == 1 and at_start and path == STDIN_NAME:
+                    msg += " (stdin is read as JSONL: --input-format yaml reads YAML)"
+                append((n, "diag", "", "json", Severity.ERROR, msg))
                 broken_id(raw, n, out)  # type: ignore[arg-type]
             continue
         records += 1

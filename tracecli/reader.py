@@ -30,6 +30,7 @@ YAML_SUFFIXES = (".yaml", ".yml")
 TRACE_SUFFIXES = JSONL_SUFFIXES + YAML_SUFFIXES
 BOM = b"\xef\xbb\xbf"
 STDIN = "-"
+STDIN_NAME = "<stdin>"  # how stdin is named in diagnostics
 
 
 def format_of(path: str, default: InputFormat = "jsonl") -> InputFormat:
@@ -91,12 +92,12 @@ class Source:
     @classmethod
     def open(cls, path: str, stdin_format: InputFormat = "jsonl") -> Source:
         if path == STDIN:
-            return cls(path="<stdin>", fmt=stdin_format)
+            return cls(path=STDIN_NAME, fmt=stdin_format)
         size = os.path.getsize(path)
         return cls(path=path, fmt=format_of(path), size=size)
 
     def _open_stream(self) -> IO[bytes]:
-        if self.path == "<stdin>":
+        if self.path == STDIN_NAME:
             return sys.stdin.buffer
         raw = open(self.path, "rb")  # noqa: SIM115 - closed in __iter__
         self._raw = raw
