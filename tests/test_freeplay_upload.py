@@ -292,17 +292,21 @@ def test_a_grown_file_sends_only_what_is_new(refserver: RefServer, tmp_path: Pat
     assert (third.uploaded, third.requests) == (0, 0)
 
 
-def test_converted_file_after_its_source_sends_nothing(
+def test_a_record_in_two_files_of_one_run_is_sent_once(
     refserver: RefServer, tmp_path: Path
 ) -> None:
-    """The same completions reaching Freeplay through another file (convert's output, a
-    copy, stdin) are the same records: acknowledged once, skipped after."""
+    """A Weave file and its conversion in one upload: the same completions and traces
+    (same ids), sent once. A later run over another path is another upload, as for Weave."""
     src = GOLDEN / "weave_sdk_examples.jsonl"
-    first = fp_upload([src], tmp_path, refserver)
-    again = fp_upload([GOLDEN / "weave_sdk_examples.freeplay.jsonl"], tmp_path, refserver)
-    assert again.uploaded == 0 and again.skipped == first.uploaded
+    both = fp_upload([src, GOLDEN / "weave_sdk_examples.freeplay.jsonl"], tmp_path, refserver)
     completions, traces = ids_at(refserver)
-    assert len(completions) + len(traces) == first.uploaded
+    assert len(completions) == len(set(completions)) and len(traces) == len(set(traces))
+    assert both.uploaded == len(completions) + len(traces) == 5
+    assert both.skipped == 5  # the converted file's lines
+    copy = tmp_path / "copy.freeplay.jsonl"
+    copy.write_bytes((GOLDEN / "weave_sdk_examples.freeplay.jsonl").read_bytes())
+    again = fp_upload([copy], tmp_path, refserver)
+    assert again.uploaded == 5  # sent on purpose: the same ids, so Freeplay can tell
 
 
 def test_the_same_completion_twice_in_the_inputs_is_sent_once(

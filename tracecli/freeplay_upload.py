@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from tracecli.config import is_loopback
 from tracecli.diagnostics import Diagnostic, Severity, TracecliError, UsageError
-from tracecli.freeplay_ledger import LEDGER_NAME, SentLedger, record_key
+from tracecli.freeplay_ledger import LEDGER_NAME, STDIN_KEY, SentLedger, record_key, source_key
 from tracecli.freeplay_stream import FreeplayPieces, Piece
 from tracecli.journal import AckSet, Journal
 from tracecli.reader import Source, expand_paths
@@ -218,6 +218,7 @@ class _FreeplayRun:
             maxsize=max(2, opts.concurrency * 2)
         )
         self._pending = 0
+        self._src_keys: dict[tuple[int, ...], bytes | None] = {}
         self._inflight: set[bytes] = set()  # keys of the records queued or being sent
         self.started_at = time.time()  # --restart: only this run's acknowledgements count
         self._cond = threading.Condition()
@@ -302,8 +303,9 @@ class _FreeplayRun:
         key = _key(request)
         if self.ledger is not None:
             self._await_same(key)
-            since = self.started_at if self.opts.restart else None
-            if self.ledger.seen(key, since=since):
+            src = self._source_key(piece)
+            earlier = not self.opts.restart and src is not None and self.ledger.seen_from(key, src)
+            if earlier or self.ledger.seen_since(key, self.started_at):
                 self._sent_before(piece)
                 return
         if self.target is None:
@@ -412,7 +414,7 @@ class _FreeplayRun:
     # -- fates -------------------------------------------------------------------------------
     def _acked(self, piece: Piece, request: Request) -> None:
         if self.ledger is not None:
-            self.ledger.add(_key(request))
+            self.ledger.add(_key(request), self._source_key(piece) or STDIN_KEY)
         self._journal_lines(piece)
         with self.lock:
             r = self.report
@@ -420,10 +422,20 @@ class _FreeplayRun:
             r.acked_records += len(piece.lines)
             _count_endpoint(r, request.kind)
 
+    def _source_key(self, piece: Piece) -> bytes | None:
+        """The ledger's key for the file(s) the piece came from; None for stdin (an earlier
+        run's stdin is not this one's)."""
+        srcs = tuple(sorted({src for src, _ in piece.lines}))
+        if srcs not in self._src_keys:
+            paths = [self.files[i] for i in srcs]
+            self._src_keys[srcs] = None if "-" in paths else source_key(paths)
+        return self._src_keys[srcs]
+
     def _sent_before(self, piece: Piece) -> None:
-        """Freeplay acknowledged this very record in an earlier run (the ledger says so),
-        although the journal does not know these lines (the file changed, or the record
-        came through another file): skip it, and journal the lines for the next run."""
+        """Freeplay acknowledged this very record already (the ledger says so): in an
+        earlier run over the same file, which has changed since (the journal started it
+        over), or earlier in this run (the same record twice in the inputs). Skip it, and
+        journal the lines for the next run."""
         self._journal_lines(piece)
         with self.lock:
             self.report.skipped += len(piece.lines)
