@@ -373,3 +373,56 @@ def test_openapi_request_schemas_agree_with_spec(serve_server: ServerHandle) -> 
             checked.add(name)
     assert {"CallStartReq", "CallEndReq", "CallCreateBatchReq", "CallsUpsertCompleteReq"} <= checked
     assert "CompletedCallSchemaForInsert" in checked and "LLMUsageSchema" in checked
+
+
+def test_weave_sdk_object_routes(serve_server: ServerHandle) -> None:
+    """`weave.op` publishes its op (a file and an object) before sending the op's calls, and
+    drops the calls when that fails: these routes store them as weave's server does."""
+    with serve_server.client() as client:
+        r = client.post(
+            "/file/create", data={"project_id": P}, files={"file": ("obj.py", b"x = 1\r\n\n")}
+        )
+        assert r.status_code == 200, r.text
+        file_digest = r.json()["digest"]
+        got = client.post("/file/content", json={"project_id": P, "digest": file_digest})
+        assert got.content == b"x = 1\r\n\n"
+        val = {
+            "_type": "CustomWeaveType",
+            "weave_type": {"type": "Op"},
+            "files": {"obj.py": file_digest},
+        }
+        first = client.post(
+            "/obj/create", json={"obj": {"project_id": P, "object_id": "f", "val": val}}
+        )
+        again = client.post(
+            "/obj/create", json={"obj": {"project_id": P, "object_id": "f", "val": val}}
+        )
+        assert first.json() == again.json() and first.json()["object_id"] == "f"
+        digest = first.json()["digest"]
+        v2 = client.post(
+            "/obj/create", json={"obj": {"project_id": P, "object_id": "f", "val": {"v": 2}}}
+        ).json()["digest"]
+        read = lambda d: client.post(  # noqa: E731
+            "/obj/read", json={"project_id": P, "object_id": "f", "digest": d}
+        )
+        assert read(digest).json()["obj"]["val"] == val
+        assert read(digest).json()["obj"]["kind"] == "op"
+        assert read("latest").json()["obj"]["digest"] == v2
+        assert read("v0").json()["obj"]["digest"] == digest
+        assert read("nope").status_code == 404
+        assert "reason" in read("nope").json()
+        table = client.post(
+            "/table/create", json={"table": {"project_id": P, "rows": [{"a": 1}, {"a": 2}]}}
+        ).json()
+        rows = client.post("/table/query", json={"project_id": P, "digest": table["digest"]})
+        assert [r["val"] for r in rows.json()["rows"]] == [{"a": 1}, {"a": 2}]
+        refs = [f"weave:///{P}/op/f:{digest}", f"weave:///{P}/object/f:{v2}/key/v"]
+        assert client.post("/refs/read_batch", json={"refs": refs}).json() == {"vals": [val, 2]}
+        mismatch = client.post(
+            "/obj/create",
+            json={"obj": {"project_id": P, "object_id": "g", "val": 1, "expected_digest": "x"}},
+        )
+        assert mismatch.status_code == 409
+        assert client.post("/obj/create", json={"obj": {"object_id": "g"}}).status_code == 422
+        assert client.post("/file/create", content=b"x").status_code == 400
+        assert client.get("/server_info").json()["trace_server_version"].startswith("tracecli")

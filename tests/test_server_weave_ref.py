@@ -54,6 +54,23 @@ QUERIES: list[dict[str, Any]] = [
     {"filter": {"trace_roots_only": True}},
     {"filter": {"op_names": ["tool.search", "llm.chat"]}},
     {"query": {"$expr": {"$eq": [{"$getField": "summary.weave.status"}, {"$literal": "error"}]}}},
+    # ties broken by id the way weave does (descending unless the last key is started_at)
+    {"sort_by": [{"field": "op_name", "direction": "asc"}]},
+    {"sort_by": [{"field": "summary.weave.status", "direction": "asc"}], "limit": 4},
+    {
+        "sort_by": [
+            {"field": "op_name", "direction": "desc"},
+            {"field": "started_at", "direction": "asc"},
+        ]
+    },
+    # columns: dotted names read their top-level column; the derived status sees only them
+    {"columns": ["id", "op_name"]},
+    {"columns": ["inputs.q", "ended_at"], "limit": 2},
+    {"columns": ["summary"], "offset": 2},
+    {
+        "filter": {"trace_roots_only": True},
+        "sort_by": [{"field": "started_at", "direction": "desc"}],
+    },
 ]
 
 
@@ -97,3 +114,58 @@ def test_same_refusals(serve_server: ServerHandle, weave_ref_server: ServerHandl
         theirs = httpx.post(weave_ref_server.url + path, json=body)
         assert ours.status_code == theirs.status_code == status, path
         assert ours.json() == theirs.json()
+
+
+def test_sdk_object_routes_give_weave_digests(
+    serve_server: ServerHandle, weave_ref_server: ServerHandle
+) -> None:
+    """What `weave.op` and `weave.publish` send before their calls: the same digests (so the
+    same op refs) and the same values back."""
+    op_val = {
+        "_type": "CustomWeaveType",
+        "weave_type": {"type": "Op"},
+        "files": {"obj.py": "placeholder"},
+    }
+    answers = []
+    for handle in (serve_server, weave_ref_server):
+        with handle.client() as client:
+            f = client.post(
+                "/file/create",
+                data={"project_id": P},
+                files={"file": ("obj.py", b"def f(x):\r\n    return x\n")},
+            )
+            assert f.status_code == 200, f.text
+            op_val["files"]["obj.py"] = f.json()["digest"]
+            o = client.post(
+                "/obj/create", json={"obj": {"project_id": P, "object_id": "f", "val": op_val}}
+            )
+            t = client.post(
+                "/table/create", json={"table": {"project_id": P, "rows": [{"q": 1}, {"q": 2}]}}
+            )
+            read = client.post(
+                "/obj/read", json={"project_id": P, "object_id": "f", "digest": "latest"}
+            ).json()["obj"]
+            content = client.post(
+                "/file/content", json={"project_id": P, "digest": f.json()["digest"]}
+            )
+            ref = f"weave:///{P}/op/f:{o.json()['digest']}"
+            vals = client.post("/refs/read_batch", json={"refs": [ref]}).json()
+            missing = client.post(
+                "/obj/read", json={"project_id": P, "object_id": "nope", "digest": "latest"}
+            )
+            bad_sort = client.post(
+                "/calls/stream_query", json={"project_id": P, "sort_by": [{"field": "id"}]}
+            )
+        answers.append(
+            (
+                f.json(),
+                o.json()["digest"],
+                t.json(),
+                {k: read[k] for k in ("digest", "version_index", "is_latest", "kind", "val")},
+                content.content,
+                vals,
+                missing.status_code,
+                bad_sort.status_code,
+            )
+        )
+    assert answers[0] == answers[1]

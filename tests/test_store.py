@@ -281,3 +281,30 @@ def test_memory_store_and_closed_store() -> None:
     s.close()  # idempotent
     with pytest.raises(StoreError, match="closed"):
         s.calls_complete([make_call(P)])
+
+
+def test_a_version_1_store_is_migrated_with_its_calls(tmp_path: Path) -> None:
+    """Stores written before the object tables (schema 1) open, keep their calls and gain
+    the tables the weave SDK's object routes need."""
+    from tracecli.store import MIGRATIONS
+
+    db = tmp_path / "v1.db"
+    call = make_call(P)
+    with sqlite3.connect(db) as raw:
+        for statement in MIGRATIONS[0]:
+            raw.execute(statement)
+        raw.execute("PRAGMA user_version = 1")
+    with Store(db) as store:
+        store.calls_complete([call])
+    with sqlite3.connect(db) as raw:
+        raw.execute("PRAGMA user_version = 1")
+        raw.execute("DROP TABLE objects")
+        raw.execute("DROP TABLE tables")
+        raw.execute("DROP TABLE table_rows")
+        raw.execute("DROP TABLE files")
+    with Store(db) as store:
+        assert [c["id"] for c in store.query(P)] == [call["id"]]
+    with sqlite3.connect(db) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        names = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert {"calls", "pending_ends", "objects", "tables", "table_rows", "files"} <= names

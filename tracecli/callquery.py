@@ -235,7 +235,11 @@ def build_select(
         order.append(f"{_field(field, sql)} {direction}")
     if not order:
         order.append("started_at ASC")
-    order.append("id " + (order[0].rsplit(" ", 1)[1]))
+    fields = [item.get("field") for item in sort_by or [] if isinstance(item, Mapping)]
+    if "id" not in fields:
+        # weave's tie-break: id in the direction of a trailing started_at, else descending.
+        last = order[-1].rsplit(" ", 1)[1]
+        order.append("id " + (last if not fields or fields[-1] == "started_at" else "DESC"))
     if limit is not None and (not isinstance(limit, int) or limit < 0):
         raise QueryError(f"limit must be a non-negative integer, got {limit!r}")
     if offset is not None and (not isinstance(offset, int) or offset < 0):
@@ -319,11 +323,29 @@ def _error_count(summary: Mapping[str, Any]) -> int:
 _ALWAYS = frozenset({"id", "project_id", "op_name", "trace_id", "started_at"})
 
 
+def selected_columns(columns: Sequence[str] | None, include_costs: bool = False) -> frozenset[str]:
+    """The stored columns a `columns` request reads, as weave's server picks them: the top
+    level of each dotted name (`inputs.query` reads `inputs`), `*_dump` as its column, and
+    with `summary` the fields its derived part needs. Empty: every column."""
+    if not columns:
+        return frozenset()
+    picked = set()
+    for column in columns:
+        top = str(column).split(".")[0]
+        picked.add(top[:-5] if top.endswith("_dump") else top)
+    if include_costs:
+        picked.add("summary")
+    if "summary" in picked:
+        picked.update(("ended_at", "exception", "display_name"))
+    return frozenset(picked | _ALWAYS)
+
+
 def render_call(row: Sequence[Any], columns: frozenset[str] | None = None) -> dict[str, Any]:
     """A `calls` row (SELECT_COLUMNS order) → the CallSchema dict weave's server returns.
 
-    With `columns`, unselected fields come back empty as on the reference server (the
-    required ones are always filled); `summary.weave` is always derived.
+    With `columns` (from selected_columns), unselected fields come back empty as on weave's
+    server, and `summary.weave` is derived from what was selected only (no `ended_at`: the
+    call reads as running), as weave derives it.
     """
     (
         project_id,
@@ -347,6 +369,11 @@ def render_call(row: Sequence[Any], columns: frozenset[str] | None = None) -> di
         wb_run_step_end,
         deleted_at,
     ) = row
+    if columns:
+        ended_at = ended_at if "ended_at" in columns else None
+        exception = exception if "exception" in columns else None
+        display_name = display_name if "display_name" in columns else None
+        summary = summary if "summary" in columns else None
     loaded = orjson.loads(summary) if summary else {}
     call: dict[str, Any] = {
         "id": id_,
@@ -388,6 +415,4 @@ def render_call(row: Sequence[Any], columns: frozenset[str] | None = None) -> di
                 call[key] = {}
             else:
                 call[key] = None
-        if "summary" not in columns:
-            call["summary"] = {"weave": call["summary"]["weave"]}
     return call

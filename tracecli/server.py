@@ -17,6 +17,7 @@ import base64
 import binascii
 import contextlib
 import hmac
+import re
 import signal
 import socket
 import sqlite3
@@ -24,7 +25,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from fastapi import FastAPI, Request
@@ -35,7 +36,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tracecli import __version__
+from tracecli import __version__, store_objects
 from tracecli.diagnostics import TracecliError, UsageError
 from tracecli.schema import rules
 from tracecli.schema.weave import (
@@ -49,6 +50,7 @@ from tracecli.schema.weave import (
     CallsUpsertCompleteRes,
 )
 from tracecli.store import QueryError, Store, StoreError
+from tracecli.store_objects import NotFound
 
 MAX_BODY_BYTES = 32 * 1024 * 1024  # the limit the weave SDK assumes
 DEFAULT_PORT = 6345
@@ -80,7 +82,7 @@ class SortBy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     field: str
-    direction: str = "asc"
+    direction: Literal["asc", "desc", "ASC", "DESC"]  # required, as by weave's server
 
 
 class CallsQueryReq(BaseModel):
@@ -103,6 +105,85 @@ class CallReadReq(BaseModel):
 
     project_id: str
     id: str
+
+
+# ---- the weave SDK's object routes (tracecli.store_objects) --------------------------
+
+
+class ObjSchemaForInsert(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    project_id: str
+    object_id: str
+    val: Any
+    builtin_object_class: str | None = None
+    expected_digest: str | None = None
+    wb_user_id: str | None = None
+
+
+class ObjCreateReq(BaseModel):
+    obj: ObjSchemaForInsert
+
+
+class ObjReadReq(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    project_id: str
+    object_id: str
+    digest: str
+    metadata_only: bool | None = False
+
+
+class TableSchemaForInsert(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    project_id: str
+    rows: list[dict[str, Any]]
+    expected_digest: str | None = None
+
+
+class TableCreateReq(BaseModel):
+    table: TableSchemaForInsert
+
+
+class TableQueryReq(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    project_id: str
+    digest: str
+    limit: int | None = None
+    offset: int | None = None
+
+
+class RefsReadBatchReq(BaseModel):
+    refs: list[str]
+
+
+class FileContentReadReq(BaseModel):
+    project_id: str
+    digest: str
+
+
+def _expect_digest(expected: str | None, actual: str, what: str) -> None:
+    """A client-computed digest that is not ours: 409, as weave's server answers."""
+    if expected and expected != actual:
+        raise _reason(409, f"Digest mismatch for {what}: expected {expected}, got {actual}")
+
+
+def _multipart(body: bytes, content_type: str) -> dict[str, bytes]:
+    """The fields of a multipart/form-data body (the SDK's /file/create), by name."""
+    m = re.search(r'boundary="?([^";]+)"?', content_type)
+    if not m:
+        raise _reason(400, "file/create wants multipart/form-data with a boundary")
+    fields: dict[str, bytes] = {}
+    for part in body.split(b"--" + m.group(1).encode())[1:]:
+        if part.startswith(b"--"):
+            break
+        head, _, content = part.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        name = re.search(rb'name="([^"]*)"', head)
+        if name:
+            fields[name.group(1).decode()] = content.removesuffix(b"\r\n")
+    return fields
 
 
 # ---- errors as responses ------------------------------------------------------------
@@ -273,6 +354,7 @@ class _Handlers:
             offset=d.get("offset"),
             sort_by=d.get("sort_by"),
             columns=d.get("columns"),
+            include_costs=bool(d.get("include_costs")),
         )
 
     def query_stats(self, body: bytes) -> Any:
@@ -288,12 +370,71 @@ class _Handlers:
         calls = list(self.store.query(d["project_id"], filter={"call_ids": [d["id"]]}))
         return {"call": calls[0] if calls else None}
 
+    def obj_create(self, body: bytes) -> Any:
+        data = _parse(body)
+        _validate(ObjCreateReq, data)
+        obj = data["obj"]
+        expected = obj.get("expected_digest")
+        _expect_digest(expected, store_objects.object_digest(obj.get("val")), "object")
+        return store_objects.obj_create(self.store, obj)
+
+    def obj_read(self, body: bytes) -> Any:
+        d = self._query_args(body, ObjReadReq)
+        obj = store_objects.obj_read(
+            self.store, d["project_id"], d["object_id"], d["digest"], bool(d.get("metadata_only"))
+        )
+        return {"obj": obj}
+
+    def table_create(self, body: bytes) -> Any:
+        data = _parse(body)
+        _validate(TableCreateReq, data)
+        table = data["table"]
+        res = store_objects.table_create(self.store, table["project_id"], table["rows"])
+        _expect_digest(table.get("expected_digest"), res["digest"], "table")
+        return res
+
+    def table_query(self, body: bytes) -> Any:
+        d = self._query_args(body, TableQueryReq)
+        rows = store_objects.table_rows(self.store, d["project_id"], d["digest"])
+        offset = d.get("offset") or 0
+        limit = d.get("limit")
+        rows = rows[offset : None if limit is None else offset + limit]
+        return {"rows": rows}
+
+    def refs_read_batch(self, body: bytes) -> Any:
+        data = _parse(body)
+        _validate(RefsReadBatchReq, data)
+        return {"vals": store_objects.refs_read_batch(self.store, data["refs"])}
+
+    def file_create(self, body: bytes, content_type: str) -> Any:
+        fields = _multipart(body, content_type)
+        if "project_id" not in fields or "file" not in fields:
+            raise _unprocessable(
+                [
+                    {"type": "missing", "loc": ["body", name], "msg": "Field required"}
+                    for name in ("project_id", "file")
+                    if name not in fields
+                ]
+            )
+        project_id = fields["project_id"].decode("utf-8", "replace")
+        if list(rules.check_project_id(project_id)):
+            raise _reason(400, f"Invalid project_id {project_id!r}: expected 'entity/project'")
+        expected = fields.get("expected_digest", b"").decode("utf-8", "replace")
+        _expect_digest(expected, store_objects.bytes_digest(fields["file"]), "file")
+        return store_objects.file_create(self.store, project_id, fields["file"])
+
+    def file_content(self, body: bytes) -> bytes:
+        d = self._query_args(body, FileContentReadReq)
+        return store_objects.file_content(self.store, d["project_id"], d["digest"])
+
 
 def _run_guarded(fn: Callable[..., Any], *args: Any) -> Any:
     try:
         return fn(*args)
     except QueryError as exc:
         raise _reason(400, str(exc)) from None
+    except NotFound as exc:
+        raise _reason(404, str(exc)) from None
     except StoreError as exc:
         raise _reason(400, str(exc)) from None
     except sqlite3.OperationalError as exc:
@@ -360,6 +501,12 @@ _REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     CallsUpsertCompleteReq,
     CallsQueryReq,
     CallReadReq,
+    ObjCreateReq,
+    ObjReadReq,
+    TableCreateReq,
+    TableQueryReq,
+    RefsReadBatchReq,
+    FileContentReadReq,
 )
 
 
@@ -477,6 +624,36 @@ def create_app(
     @app.post("/call/read", tags=["Calls"], openapi_extra=_body_doc(CallReadReq))
     async def call_read(request: Request) -> Response:
         return await handle(h.call_read, request)
+
+    def sdk_route(path: str, model: type[BaseModel], fn: Callable[..., Any]) -> None:
+        async def endpoint(request: Request) -> Response:
+            return await handle(fn, request)
+
+        endpoint.__name__ = "sdk_" + path.strip("/").replace("/", "_")
+        app.post(path, tags=["Objects"], openapi_extra=_body_doc(model))(endpoint)
+
+    sdk_route("/obj/create", ObjCreateReq, h.obj_create)
+    sdk_route("/obj/read", ObjReadReq, h.obj_read)
+    sdk_route("/table/create", TableCreateReq, h.table_create)
+    sdk_route("/table/query", TableQueryReq, h.table_query)
+    sdk_route("/refs/read_batch", RefsReadBatchReq, h.refs_read_batch)
+
+    async def file_create(request: Request) -> Response:
+        return await handle(h.file_create, request, request.headers.get("content-type", ""))
+
+    async def file_content(request: Request) -> Response:
+        try:
+            body = await read_body(request)
+            content = await run_in_threadpool(_run_guarded, h.file_content, body)
+        except HttpError as exc:
+            return _json_response(exc.content, exc.status, exc.headers)
+        return Response(content, media_type="application/octet-stream")
+
+    for prefix in ("/file", "/files"):  # the 0.54 SDK says /file, older ones /files
+        app.post(f"{prefix}/create", tags=["Objects"])(file_create)
+        app.post(
+            f"{prefix}/content", tags=["Objects"], openapi_extra=_body_doc(FileContentReadReq)
+        )(file_content)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -32,12 +32,18 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from tracecli.callquery import SELECT_COLUMNS, QueryError, build_select, render_call
+from tracecli.callquery import (
+    SELECT_COLUMNS,
+    QueryError,
+    build_select,
+    render_call,
+    selected_columns,
+)
 from tracecli.diagnostics import TracecliError
 
 __all__ = ["SCHEMA_VERSION", "QueryError", "Store", "StoreError"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 30.0
 _READER_POOL = 4
 
@@ -100,6 +106,33 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             summary TEXT,
             wb_run_step_end INTEGER,
             PRIMARY KEY (project_id, id)
+        )""",
+    ),
+    # 2: what the weave SDK publishes beside its calls (tracecli.store_objects).
+    (
+        """CREATE TABLE objects (
+            project_id TEXT NOT NULL,
+            object_id TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            base_object_class TEXT,
+            val TEXT NOT NULL,
+            wb_user_id TEXT,
+            created_at TEXT NOT NULL,
+            version_index INTEGER NOT NULL,
+            PRIMARY KEY (project_id, object_id, digest)
+        )""",
+        """CREATE TABLE table_rows (
+            project_id TEXT NOT NULL, digest TEXT NOT NULL, val TEXT NOT NULL,
+            PRIMARY KEY (project_id, digest)
+        )""",
+        """CREATE TABLE tables (
+            project_id TEXT NOT NULL, digest TEXT NOT NULL, row_digests TEXT NOT NULL,
+            PRIMARY KEY (project_id, digest)
+        )""",
+        """CREATE TABLE files (
+            project_id TEXT NOT NULL, digest TEXT NOT NULL, val BLOB NOT NULL,
+            PRIMARY KEY (project_id, digest)
         )""",
     ),
 )
@@ -525,6 +558,7 @@ class Store:
         offset: int | None = 0,
         sort_by: Sequence[Mapping[str, Any]] | None = None,
         columns: Sequence[str] | None = None,
+        include_costs: bool = False,
     ) -> Iterator[dict[str, Any]]:
         """Calls of a project as weave's `/calls/stream_query` returns them, streamed.
 
@@ -540,7 +574,7 @@ class Store:
             limit=limit,
             offset=offset,
         )
-        wanted = frozenset(columns) if columns else None
+        wanted = selected_columns(columns, include_costs) or None
         return self._rows(sql, params, wanted)
 
     def _rows(

@@ -1,0 +1,206 @@
+"""What the weave SDK publishes beside its calls: objects (ops' code, datasets), tables, files.
+
+`weave.op` publishes each op (an object whose source is a file) before its first call is
+sent, and a call whose op could not be published is dropped by the SDK; so `tracecli serve`
+keeps these in the store's file too, content-addressed as weave's server does (the digests
+are computed the same way, so refs look the same). Only what the SDK needs to log and read
+back calls is answered: create and read by digest or `latest`, no tags, aliases or deletes.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from tracecli.diagnostics import TracecliError
+
+if TYPE_CHECKING:
+    from tracecli.store import Store
+
+
+class NotFound(TracecliError):
+    """A ref, object or file the store does not hold (a 404 over HTTP)."""
+
+
+def bytes_digest(data: bytes) -> str:
+    """weave's digest: urlsafe base64 of SHA-256, `-`→X, `_`→Y, no padding."""
+    encoded = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).decode()
+    return encoded.replace("-", "X").replace("_", "Y").rstrip("=")
+
+
+def object_digest(val: Any) -> str:
+    return bytes_digest(json.dumps(val, sort_keys=True).encode())
+
+
+def table_digest(row_digests: Sequence[str]) -> str:
+    h = hashlib.sha256()
+    for d in row_digests:
+        h.update(d.encode())
+    return h.hexdigest()
+
+
+def _kind(val: Any) -> str:
+    if isinstance(val, Mapping) and val.get("_type") == "CustomWeaveType":
+        weave_type = val.get("weave_type")
+        if isinstance(weave_type, Mapping) and weave_type.get("type") == "Op":
+            return "op"
+    return "object"
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")[:26] + "Z"
+
+
+def obj_create(store: Store, obj: Mapping[str, Any]) -> dict[str, Any]:
+    """`/obj/create`: store a version of an object; the same content is the same version."""
+    val = obj.get("val")
+    digest = object_digest(val)
+    project_id, object_id = obj["project_id"], obj["object_id"]
+    with store._transaction() as conn:
+        conn.execute(
+            "INSERT INTO objects (project_id, object_id, digest, kind, base_object_class, val, "
+            "wb_user_id, created_at, version_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+            "(SELECT COUNT(*) FROM objects WHERE project_id = ? AND object_id = ?)) "
+            "ON CONFLICT (project_id, object_id, digest) DO NOTHING",
+            (
+                project_id,
+                object_id,
+                digest,
+                _kind(val),
+                obj.get("builtin_object_class"),
+                json.dumps(val),
+                obj.get("wb_user_id"),
+                _now(),
+                project_id,
+                object_id,
+            ),
+        )
+    return {"digest": digest, "object_id": object_id}
+
+
+def obj_read(
+    store: Store, project_id: str, object_id: str, digest: str, metadata_only: bool = False
+) -> dict[str, Any]:
+    """`/obj/read`: one version by digest, `latest` or `vN`; NotFound otherwise."""
+    sql = (
+        "SELECT object_id, digest, kind, base_object_class, val, wb_user_id, created_at, "
+        "version_index, version_index = (SELECT MAX(version_index) FROM objects o2 "
+        "WHERE o2.project_id = o.project_id AND o2.object_id = o.object_id) "
+        "FROM objects o WHERE project_id = ? AND object_id = ? "
+    )
+    params: list[Any] = [project_id, object_id]
+    if digest == "latest":
+        sql += "ORDER BY version_index DESC LIMIT 1"
+    elif digest.startswith("v") and digest[1:].isdigit():
+        sql += "AND version_index = ?"
+        params.append(int(digest[1:]))
+    else:
+        sql += "AND digest = ?"
+        params.append(digest)
+    with store._reader() as conn:
+        row = conn.execute(sql, params).fetchone()
+    if row is None:
+        raise NotFound(f"Obj {object_id}:{digest} not found")
+    oid, dig, kind, base, val, user, created, index, latest = row
+    return {
+        "project_id": project_id,
+        "object_id": oid,
+        "created_at": created,
+        "deleted_at": None,
+        "digest": dig,
+        "version_index": index,
+        "is_latest": int(latest),
+        "kind": kind,
+        "base_object_class": base,
+        "leaf_object_class": base,
+        "val": None if metadata_only else json.loads(val),
+        "wb_user_id": user,
+        "size_bytes": len(val),
+    }
+
+
+def table_create(store: Store, project_id: str, rows: Sequence[Any]) -> dict[str, Any]:
+    """`/table/create`: rows stored by content, the table by its ordered row digests."""
+    encoded = [json.dumps(r) for r in rows]
+    row_digests = [object_digest(r) for r in rows]
+    digest = table_digest(row_digests)
+    with store._transaction() as conn:
+        conn.executemany(
+            "INSERT OR IGNORE INTO table_rows (project_id, digest, val) VALUES (?, ?, ?)",
+            [(project_id, d, v) for d, v in zip(row_digests, encoded, strict=True)],
+        )
+        conn.execute(
+            "INSERT OR IGNORE INTO tables (project_id, digest, row_digests) VALUES (?, ?, ?)",
+            (project_id, digest, json.dumps(row_digests)),
+        )
+    return {"digest": digest, "row_digests": row_digests}
+
+
+def table_rows(store: Store, project_id: str, digest: str) -> list[dict[str, Any]]:
+    """`/table/query` without filters: the rows of a table in order, each with its digest."""
+    with store._reader() as conn:
+        row = conn.execute(
+            "SELECT row_digests FROM tables WHERE project_id = ? AND digest = ?",
+            (project_id, digest),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"Table {digest} not found")
+        digests = json.loads(row[0])
+        vals = dict(
+            conn.execute(
+                "SELECT digest, val FROM table_rows WHERE project_id = ? "
+                "AND digest IN (SELECT value FROM json_each(?))",
+                (project_id, row[0]),
+            ).fetchall()
+        )
+    return [{"digest": d, "val": json.loads(vals[d])} for d in digests if d in vals]
+
+
+def file_create(store: Store, project_id: str, content: bytes) -> dict[str, Any]:
+    digest = bytes_digest(content)
+    with store._transaction() as conn:
+        conn.execute(
+            "INSERT OR IGNORE INTO files (project_id, digest, val) VALUES (?, ?, ?)",
+            (project_id, digest, content),
+        )
+    return {"digest": digest}
+
+
+def file_content(store: Store, project_id: str, digest: str) -> bytes:
+    with store._reader() as conn:
+        row = conn.execute(
+            "SELECT val FROM files WHERE project_id = ? AND digest = ?", (project_id, digest)
+        ).fetchone()
+    if row is None:
+        raise NotFound(f"File {digest} not found")
+    return bytes(row[0])
+
+
+def refs_read_batch(store: Store, refs: Sequence[str]) -> list[Any]:
+    """`/refs/read_batch`: the values of object and op refs (`weave:///e/p/object/name:digest`,
+    extra path parts walk into the value); a ref the store cannot resolve is NotFound."""
+    return [_read_ref(store, ref) for ref in refs]
+
+
+def _read_ref(store: Store, ref: str) -> Any:
+    if not ref.startswith("weave:///"):
+        raise NotFound(f"Invalid ref {ref!r}")
+    parts = ref[len("weave:///") :].split("/")
+    if len(parts) < 4 or parts[2] not in ("object", "op"):
+        raise NotFound(f"Cannot read ref {ref!r}: only object and op refs are stored")
+    project_id = f"{parts[0]}/{parts[1]}"
+    name, _, digest = parts[3].partition(":")
+    value = obj_read(store, project_id, name, digest or "latest")["val"]
+    extra = parts[4:]
+    for kind, key in zip(extra[::2], extra[1::2], strict=False):
+        if kind in ("key", "attr") and isinstance(value, Mapping) and key in value:
+            value = value[key]
+        elif kind == "index" and isinstance(value, list) and key.isdigit():
+            value = value[int(key)]
+        else:
+            raise NotFound(f"Cannot read ref {ref!r}: no {kind} {key!r}")
+    return value
