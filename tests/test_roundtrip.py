@@ -104,6 +104,9 @@ def compare(expected: dict[tuple[str, str], dict], stored: list[dict]) -> list[s
             m: {k: v for k, v in u.items() if v is not None} for m, u in want_usage.items()
         }:
             bad.append("summary.usage")
+        for f in ("thread_id", "turn_id", "wb_run_id", "wb_run_step", "wb_run_step_end"):
+            if row.get(f) != want.get(f):
+                bad.append(f)
         for k, v in (want.get("attributes") or {}).items():
             if (row.get("attributes") or {}).get(k) != v:
                 bad.append(f"attributes.{k}")
@@ -261,3 +264,118 @@ def test_calls_of_several_projects_go_to_their_own_routes(tmp_path: Path) -> Non
         assert report.requests == 3  # calls/complete is per project
         stored = read_all(url, {"e/one", "e/two", "f/three"})
     assert compare(expected_calls([str(path)]), stored) == []
+
+
+GEN_LAGGED = ("--calls", "1500", "--seed", "21", "--lag", "300", "--open", "0.05")
+
+
+def lagged_split_inputs(tmp: Path) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
+    """gen_traces.py with ends 300 records late and 5% of calls left running, every field
+    a call can carry set on some calls, split as a logger rotating files would: the starts
+    in a .jsonl.gz, the ends in a YAML file and a .jsonl, given ends first. One start lacks
+    its op_name (refused by validation). Returns the paths, the refused start and its end."""
+    import gzip
+    import random
+
+    import yaml
+
+    gen = require_shared("tools", "gen_traces.py")
+    out = subprocess.run(
+        [sys.executable, str(gen), *GEN_LAGGED],
+        capture_output=True,
+        check=True,
+    ).stdout
+    rng = random.Random(21)
+    starts, ends = [], []
+    for line in out.splitlines():
+        rec = orjson.loads(line)
+        if rec["type"] == "start":
+            if rng.random() < 0.3:
+                rec["display_name"] = "Résumé ✓ " + rec["id"][:6]
+                rec["thread_id"] = "thread-" + rec["trace_id"][:8]
+                rec["turn_id"] = rec["id"]
+            if rng.random() < 0.2:
+                rec["wb_run_id"], rec["wb_run_step"] = "acme:run-1", rng.randint(0, 99)
+            starts.append(rec)
+        else:
+            if rng.random() < 0.1:
+                rec["exception"] = "ValueError: boom\nTraceback (most recent call last): ..."
+                rec["wb_run_step_end"] = rng.randint(100, 199)
+            if rng.random() < 0.1:
+                rec["output"] = rng.choice([None, "plain", [1, "two", {"three": 3.5}]])
+            ends.append(rec)
+    ended = {e["id"] for e in ends}
+    bad = next(r for r in starts[100:] if r["id"] in ended)
+    bad_end = next(e for e in ends if e["id"] == bad["id"])
+    del bad["op_name"]
+    with gzip.open(tmp / "starts.jsonl.gz", "wb") as f:
+        f.writelines(orjson.dumps(r) + b"\n" for r in starts)
+    (tmp / "ends-1.yaml").write_text(yaml.safe_dump(ends[:150], allow_unicode=True))
+    (tmp / "ends-2.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in ends[150:]))
+    paths = [str(tmp / "ends-1.yaml"), str(tmp / "ends-2.jsonl"), str(tmp / "starts.jsonl.gz")]
+    return paths, bad, bad_end
+
+
+@pytest.mark.parametrize("mode", ["auto", "batch"])
+@pytest.mark.parametrize("kind", ["serve", "weave_ref"])
+def test_lagged_running_split_and_compressed_inputs_roundtrip(
+    kind: str, mode: str, tmp_path: Path
+) -> None:
+    """Ends before their starts across files and formats, running calls, every field: all
+    stored once and unchanged; the refused start takes its end into the rejected file (no
+    lone end on the server) and the fixed pair, replayed, stores the whole call."""
+    paths, bad, bad_end = lagged_split_inputs(tmp_path)
+    key = (bad["project_id"], bad["id"])
+    good = {k: c for k, c in expected_calls_valid(paths).items() if k != key}
+    running = sum(1 for c in good.values() if "ended_at" not in c)
+    assert running > 40 and len(good) > 1400
+    with server(kind, tmp_path) as url:
+        report = run_upload(url, paths, tmp_path, mode=mode)
+        assert report.exit_code == 1
+        assert (report.invalid, report.rejected, report.unsent) == (1, 2, 0)
+        assert (report.uploaded, report.ends_uploaded) == (len(good), 0)
+        assert report.records == report.acked_records + report.rejected
+        if mode == "auto":
+            assert report.by_endpoint == {
+                "calls/complete": len(good) - running,
+                "call/upsert_batch": running,
+            }
+        assert compare(good, read_all(url, {key[0]})) == []
+        rejected_file = (tmp_path / "rejected.jsonl").read_bytes()
+        rejected = [orjson.loads(x) for x in rejected_file.splitlines()]
+        assert sorted((r["type"], r["id"]) for r in rejected) == [
+            ("end", bad["id"]),
+            ("start", bad["id"]),
+        ]
+        fixed = tmp_path / "fixed.jsonl"
+        fixed.write_bytes(
+            b"".join(
+                orjson.dumps({**{k: v for k, v in r.items() if k != "_tracecli"}, "op_name": "x"})
+                + b"\n"
+                if r["type"] == "start"
+                else orjson.dumps({k: v for k, v in r.items() if k != "_tracecli"}) + b"\n"
+                for r in rejected
+            )
+        )
+        (tmp_path / "again").mkdir()
+        again = run_upload(url, [str(fixed)], tmp_path / "again", mode=mode)
+        assert again.exit_code == 0 and again.uploaded == 1, again.to_dict()
+        (row,) = [r for r in read_all(url, {key[0]}) if r["id"] == bad["id"]]
+    assert row["op_name"] == "x" and instant(row["ended_at"]) == instant(bad_end["ended_at"])
+
+
+def expected_calls_valid(paths: list[str]) -> dict[tuple[str, str], dict]:
+    """expected_calls for inputs holding refused records (skipped here)."""
+    calls: dict[tuple[str, str], dict] = {}
+    for _, item in read_items(paths):
+        loc, value = item
+        rec = parse_record(loc, value).record
+        if rec is None:
+            continue
+        data = dict(rec.data)
+        call = calls.setdefault((data["project_id"], data["id"]), {})
+        if rec.kind == "end":
+            call.update({k: data[k] for k in ("project_id", "id", *END_FIELDS) if k in data})
+        else:
+            call.update({k: v for k, v in data.items() if k not in END_FIELDS})
+    return calls
