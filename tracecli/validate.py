@@ -17,6 +17,7 @@ import contextlib
 import gzip
 import multiprocessing
 import os
+import stat
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -193,9 +194,9 @@ class _Run:
         if src.fmt == "yaml":
             self.drain_pool()  # keep input order: earlier blocks first
             self._yaml(src)
-        elif path != STDIN and not path.lower().endswith(".gz"):
+        elif path != STDIN and _regular(path) and not _gzipped(path):
             self._plain(src)
-        else:
+        else:  # gzip, stdin, and pipes (`<(zcat f.gz)`): their size says nothing
             self._stream(src, path)
 
     def _plain(self, src: Source) -> None:
@@ -407,10 +408,56 @@ def _start_pool(jobs: int) -> Any:
         return None
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
 def _open_stream(path: str) -> IO[bytes]:
+    """The bytes of stdin, a pipe or a gzip file; gzip is known by its first two bytes,
+    whatever the name (`<(cat f.jsonl.gz)`, a gzip file piped in), and by its suffix."""
+    raw: IO[bytes]
     if path == STDIN:
-        return sys.stdin.buffer
-    return gzip.open(path, "rb")
+        raw = sys.stdin.buffer
+    else:
+        if path.lower().endswith(".gz"):
+            return gzip.open(path, "rb")
+        raw = open(path, "rb")  # noqa: SIM115 - closed by the caller
+    peek = getattr(raw, "peek", None)
+    if peek is not None and peek(2)[:2] == _GZIP_MAGIC:
+        return _GzipOver(raw)
+    return raw
+
+
+class _GzipOver(gzip.GzipFile):
+    """A gzip stream that closes what it reads from (a pipe we opened), never stdin."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        super().__init__(fileobj=raw, mode="rb")
+        self._source = raw
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self._source is not sys.stdin.buffer:
+                self._source.close()
+
+
+def _gzipped(path: str) -> bool:
+    if path.lower().endswith(".gz"):
+        return True
+    try:
+        with open(path, "rb") as f:
+            return f.read(2) == _GZIP_MAGIC
+    except OSError:
+        return False
+
+
+def _regular(path: str) -> bool:
+    """A regular file, read in ranges by its size; a pipe or a device is read as a stream."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return True  # let the read say what is wrong
 
 
 def _tell(stream: IO[bytes]) -> int:
