@@ -225,3 +225,18 @@ def test_tools_declared_by_an_llm_call_are_tool_traces(tmp_path: Path) -> None:
         "A-1?",
     )
     assert "kind" not in agent
+
+
+def test_a_directory_does_not_bring_in_last_uploads_rejected_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """convert reads what upload reads: not ./tracecli-rejected.jsonl, whose records are
+    in the inputs already (named explicitly, it is read: the fix-and-replay workflow)."""
+    monkeypatch.chdir(tmp_path)
+    s1, e1 = _weave_pair("0000000000000001")
+    write_jsonl(tmp_path / "t.jsonl", [s1, e1])
+    write_jsonl(tmp_path / "tracecli-rejected.jsonl", [s1])
+    records, report = run_convert(tmp_path)
+    assert (len(records), report.files, report.exit_code) == (1, 1, 0)
+    records, report = run_convert(tmp_path / "t.jsonl", tmp_path / "tracecli-rejected.jsonl")
+    assert report.files == 2 and report.exit_code == 1  # named: read, and its start is a twin

@@ -19,6 +19,7 @@ from tracecli.diagnostics import Diagnostic, UsageError
 from tracecli.freeplay_stream import FreeplayPieces
 from tracecli.pairing import DEFAULT_MEMORY_BUDGET
 from tracecli.reader import InputFormat, Source, expand_paths
+from tracecli.rejected import skip_rejected_file
 
 Backend = Literal["freeplay"]
 BACKENDS: tuple[str, ...] = ("freeplay",)
@@ -76,7 +77,9 @@ def convert(
     """Convert the records of `paths`, handing each output line (JSON + "\\n") to `write`."""
     if to not in BACKENDS:
         raise UsageError(f"--to must be one of {', '.join(BACKENDS)}, got {to!r}")
-    files = expand_paths(paths)
+    # the same inputs as `upload` reads: not last upload's rejected file brought in by a
+    # directory (its records are in the inputs already)
+    files = skip_rejected_file(paths, expand_paths(paths), None)
     if not files:
         raise UsageError("no trace files found in the given paths (.jsonl, .ndjson, .yaml)")
     if files.count("-") > 1:
