@@ -426,3 +426,22 @@ def test_weave_sdk_object_routes(serve_server: ServerHandle) -> None:
         assert client.post("/obj/create", json={"obj": {"object_id": "g"}}).status_code == 422
         assert client.post("/file/create", content=b"x").status_code == 400
         assert client.get("/server_info").json()["trace_server_version"].startswith("tracecli")
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_stop_with_a_request_half_sent_is_quiet(serve_server_factory: Any, sig: str) -> None:
+    """A client stuck mid-body must not turn Ctrl-C (or a service manager's SIGTERM) into a
+    traceback: the graceful wait ends, the request log says which request was cut, exit 0."""
+    import signal
+
+    handle = serve_server_factory()
+    with socket.create_connection(("127.0.0.1", handle.port)) as s:
+        s.sendall(b"POST /calls/stream_query HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        with handle.client() as client:
+            assert client.get("/health").status_code == 200
+        handle.proc.send_signal(getattr(signal, sig))
+        assert handle.proc.wait(30) == 0
+    log = handle.log()
+    assert '"POST /calls/stream_query" cancelled at shutdown' in log
+    assert "Traceback" not in log and "ERROR" not in log
+    assert log.rstrip().endswith("tracecli serve: stopped")

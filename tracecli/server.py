@@ -13,10 +13,12 @@ batch never stalls `/health` or a query.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
 import hmac
+import logging
 import re
 import signal
 import socket
@@ -742,6 +744,9 @@ class Guard:
                 await _send_json(send_wrapper, 413, {"reason": "Request too large"})
             else:
                 await self.app(scope, receive, send_wrapper)
+        except asyncio.CancelledError:
+            status = "cancelled at shutdown"  # type: ignore[assignment]
+            raise
         finally:
             if self.log is not None:
                 client = scope.get("client")
@@ -802,6 +807,18 @@ class _Stop(Exception):
     pass
 
 
+class _QuietShutdown(logging.Filter):
+    """Drops uvicorn's report of requests it cancels when the graceful shutdown times out
+    (a client that sent half a request): a Ctrl-C is not an error, and the request log
+    already says which request was cut."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, asyncio.CancelledError):
+            return False
+        return not str(record.msg).startswith("Cancel %s running task")
+
+
 def serve(
     db: str,
     *,
@@ -830,6 +847,9 @@ def serve(
         timeout_graceful_shutdown=5,  # Ctrl-C never waits long on a slow client
     )
     server = uvicorn.Server(config)
+    quiet = _QuietShutdown()
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.addFilter(quiet)
     url = url_of(sock)
     log(
         f"tracecli serve: listening on {url} (store: {db}; "
@@ -851,6 +871,7 @@ def serve(
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        uvicorn_log.removeFilter(quiet)
         sock.close()
         store.close()
         log("tracecli serve: stopped")
