@@ -23,7 +23,6 @@ from tests.conftest import ROOT
 from tests.faultproxy import FaultProxy, Faults
 from tests.servers import ServerHandle, start_serve, start_weave_ref
 from tests.uploadkit import gen_calls, read_back, write_flat
-from tracecli.records import parse_ok
 from tracecli.transport import AuthError
 from tracecli.upload import UploadOptions, upload
 
@@ -92,11 +91,15 @@ def test_a_4xx_is_bisected_to_the_refused_calls_and_the_fixed_file_replays(
 ) -> None:
     records = completes(gen_calls(1000, seed=22))
     bad = {7, 500, 993}
-    for i in bad:  # validation does not parse strings in inputs; the server: 400 Invalid URI
-        records[i]["inputs"] = {"doc": "weave:///not-a-ref"}
-    assert parse_ok(records[7]), "validation refuses it now: pick another server-only fault"
+    # Validation now catches what weave's server answers 400 for (bad refs, ids), so the
+    # proxy refuses these three calls the way the server refuses a batch for one item.
+    reason = "Invalid URI: weave:///not-a-ref"
+    refuse = {records[i]["id"]: (400, reason) for i in bad}
+    for i in bad:
+        records[i]["inputs"] = {"doc": "to be fixed"}
     path = write(tmp_path / "t.jsonl", records)
-    report = upload([str(path)], opts(tmp_path, ref.url))
+    with FaultProxy(ref.url, Faults(refuse=refuse)) as proxy:
+        report = upload([str(path)], opts(tmp_path, proxy.url))
     assert report.exit_code == 1
     assert (report.uploaded, report.rejected) == (997, 3)
     assert report.requests < 2 + 3 * 2 * 10  # bisection, not one request per call
