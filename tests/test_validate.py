@@ -16,6 +16,7 @@ from tests.validate_kit import body, call, complete, end, new_id, start, write_j
 from tracecli import blocks
 from tracecli import validate as v
 from tracecli.diagnostics import UsageError
+from tracecli.pairpack import unpack_pairs
 from tracecli.validate import Progress, ValidationReport, validate_paths
 
 
@@ -272,7 +273,7 @@ def test_halves_in_one_block_pair_up_only_when_nothing_else_shares_their_id() ->
     data = b"".join(json.dumps(r).encode() + b"\n" for r in recs)
     n, records, entries, pairs = blocks.check_lines(data, "p.jsonl", True)
     assert (n, records) == (14, 14)
-    assert [(p[0], p[1], p[6], p[7]) for p in pairs] == [(1, a, 3, False)]
+    assert [(p[0], p[1], p[6], p[7]) for p in unpack_pairs(pairs)] == [(1, a, 3, False)]
     kinds = [(x[0], x[1]) for x in entries if x[1] != "diag"]
     assert kinds == [
         (2, "start"),
@@ -438,3 +439,20 @@ def test_pipes_and_gzip_by_content(tmp_path: Path) -> None:
         0,
         b"1 file, 100 records, 50 calls: 0 errors, 0 warnings\n",
     )
+
+
+def test_packed_pairs_round_trip() -> None:
+    from tracecli.pairpack import NO_PARENT, pack_pairs
+
+    a, b, t = new_id(), "0af7651916cd43dd", "0af7651916cd43dd8448eb211c80319c"
+    pairs = [
+        (1, a, t, None, "2026-03-02T09:14:05Z", "2026-03-02T09:14:06Z", 2, False),
+        (3, b, t, a, "2026-03-02T09:14:07Z", "2026-03-02T09:14:06Z", 9, True),
+    ]
+    packed = pack_pairs(pairs)
+    assert packed is not None
+    assert unpack_pairs(packed) == pairs
+    assert list(packed[2]) == [hash(a), hash(b)]
+    assert list(packed[4]) == [NO_PARENT, hash(a)]
+    assert packed[10] == [(1, "2026-03-02T09:14:07Z", "2026-03-02T09:14:06Z")]
+    assert pack_pairs([]) is None and unpack_pairs(None) == []

@@ -31,6 +31,7 @@ import orjson
 from tracecli.checks import call_facts, ended_before, refused_id, timestamp
 from tracecli.diagnostics import Location, Severity
 from tracecli.encode import SERVER_MAX_BYTES, MiB
+from tracecli.pairpack import Packed, pack_pairs
 from tracecli.reader import BOM, STDIN_NAME, json_error
 from tracecli.records import parse_record
 from tracecli.schema.fastcheck import (
@@ -122,7 +123,7 @@ def _internal(exc: BaseException) -> str:
     return f"tracecli could not check this record ({type(exc).__name__}: {exc}); please report it"
 
 
-Result = tuple[int, int, list[Entry], list[Entry]]
+Result = tuple[int, int, list[Entry], Packed | None]
 
 
 def check_lines(data: bytes, path: str, at_start: bool) -> Result:
@@ -130,7 +131,8 @@ def check_lines(data: bytes, path: str, at_start: bool) -> Result:
 
     `at_start`: the block begins the file (a UTF-8 BOM may open it). A start and its end
     in the same block become one pair (see `_unpair` for when they may not), sent apart
-    from the other entries so the checking process can take them in bulk:
+    from the other entries, packed (`pack_pairs`), so the checking process can take them
+    in bulk:
 
         (line, id, trace_id, parent_id, started, ended, end_line, ended_first)
 
@@ -215,8 +217,9 @@ def _check_lines(data: bytes, path: str, at_start: bool) -> Result:
         append(f)
     # every id of a pair occurs twice; if anything else shares an id, count properly
     if pairs and len(set(ids)) != len(ids) - len(pairs):
-        return n, records, *_unpair(out, pairs, ids)
-    return n, records, _settle_times(out), pairs
+        entries, pairs = _unpair(out, pairs, ids)
+        return n, records, entries, pack_pairs(pairs)
+    return n, records, _settle_times(out), pack_pairs(pairs)
 
 
 def _settle_times(out: list[Entry | None]) -> list[Entry]:
@@ -314,7 +317,7 @@ def check_range(path: str, offset: int, length: int) -> Result:
             data = f.read(length)
     except OSError as exc:
         msg = f"file cannot be read from here on: {exc.strerror or exc}"
-        return 0, 0, [(1, "diag", "", "read-error", Severity.ERROR, msg)], []
+        return 0, 0, [(1, "diag", "", "read-error", Severity.ERROR, msg)], None
     return check_lines(data, path, offset == 0)
 
 

@@ -25,6 +25,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from tracecli.diagnostics import Diagnostic, Location, Severity
 from tracecli.idindex import RECENT_MAX, HashIndex
+from tracecli.pairpack import NO_PARENT, Packed, unpack_pairs
 from tracecli.records import Record
 
 # flags per ordinal
@@ -353,10 +354,10 @@ class CrossChecker:
         base: int,
         entries: list[tuple[Any, ...]],
         out: list[Diagnostic],
-        pairs: list[tuple[Any, ...]] | None = None,
+        pairs: Packed | None = None,
     ) -> None:
-        """A block of `validate`'s entries and pairs (see `tracecli.blocks`), whose
-        lines are relative to `base`.
+        """A block of `validate`'s entries and packed pairs (see `tracecli.blocks` and
+        `tracecli.pairpack`), whose lines are relative to `base`.
 
         The same diagnostics as feeding each record in turn (a test holds that), at a
         fraction of the cost: this runs once per record in one process while the workers
@@ -367,7 +368,7 @@ class CrossChecker:
         None there). Diagnostics of the block's records ("diag" entries) go to `out` too.
         """
         if pairs and not self._bulk_pairs(path, base, pairs, out):
-            merged = [(p[0], "pair", *p[1:]) for p in pairs]
+            merged = [(p[0], "pair", *p[1:]) for p in unpack_pairs(pairs)]
             merged.extend(entries)
             merged.sort(key=_first)  # stable: what shares a line keeps its order
             entries = merged
@@ -432,51 +433,43 @@ class CrossChecker:
         self.calls += calls
         out.extend(self.drain())
 
-    def _bulk_pairs(
-        self, path: str, base: int, pairs: list[tuple[Any, ...]], out: list[Diagnostic]
-    ) -> bool:
+    def _bulk_pairs(self, path: str, base: int, pairs: Packed, out: list[Diagnostic]) -> bool:
         """Register a block's pairs at once; False (and nothing done) if an id is known.
 
         Their order among the block's other records does not matter then: a parent
         read later is adopted later, as it would have been (see `_parent`)."""
-        lines, ids, tids, pids, starts, ends, end_lines, bads = zip(*pairs, strict=True)
-        hs = list(map(hash, ids))
+        lines, end_lines, hs, ths, phs, _i, _t, _p, _s, _e, bad = pairs
         n = len(hs)
         index = self._index
         recent = index.recent
         fresh = set(hs)
         if len(fresh) != n or not recent.keys().isdisjoint(fresh) or index.any_of(hs):
             return False
-        ths = list(map(hash, tids))
-        o0 = len(self._traces)
-        self._traces.extend(ths)
+        traces = self._traces
+        o0 = len(traces)
+        traces.extend(ths)
         first = self._pack(path, 0) + base  # file bits | line: the line bits are free
         self._locs.extend([first + line for line in lines])
         self._flags.extend(bytes((_STARTED | _ENDED,)) * n)
         recent.update(zip(hs, range(o0, o0 + n), strict=True))
         index.freeze_if_full()
         self.calls += n
-        if any(bads):
-            for i in [i for i, bad in enumerate(bads) if bad]:
-                where = f"start at {path}:{base + lines[i]}"
-                out.append(
-                    time_order(path, base + end_lines[i], "ended_at", ends[i], starts[i], where)
-                )
+        for i, started, ended in bad:
+            where = f"start at {path}:{base + lines[i]}"
+            out.append(time_order(path, base + end_lines[i], "ended_at", ended, started, where))
         opened = self._open
         flags = self._flags
-        traces = self._traces
-        for i, pid in enumerate(pids):
-            if pid is None:
+        for i, ph in enumerate(phs):
+            if ph == NO_PARENT:
                 continue
-            ph = hash(pid)
             parent = opened.get(ph)
             po = parent[0] if parent is not None else recent.get(ph)
             if po is not None and flags[po] & _STARTED:
                 ptrace = traces[po]
                 if ptrace != ths[i] and ptrace != _NO_TRACE:
                     out.append(self._mismatch(o0 + i, po))
-            elif type(pid) is str:
-                self._parent(path, base + lines[i], o0 + i, ths[i], pid, out)
+            else:
+                self._parent_hash(o0 + i, ths[i], ph, out)
         orphans = self._orphans
         if orphans:
             for h in fresh & orphans.keys():
@@ -544,7 +537,9 @@ class CrossChecker:
     def _parent(
         self, path: str, line: int, o: int, trace: int, pid: str, out: list[Diagnostic]
     ) -> None:
-        ph = hash(pid)
+        self._parent_hash(o, trace, hash(pid), out)
+
+    def _parent_hash(self, o: int, trace: int, ph: int, out: list[Diagnostic]) -> None:
         opened = self._open.get(ph)
         if opened is not None:
             po: int | None = opened[0]

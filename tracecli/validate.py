@@ -28,6 +28,7 @@ from typing import IO, Any
 from tracecli import blocks
 from tracecli.checks import CrossChecker
 from tracecli.diagnostics import Diagnostic, Location, Severity, UsageError
+from tracecli.pairpack import Packed
 from tracecli.reader import STDIN, InputFormat, Source, expand_paths, format_of
 
 BLOCK_BYTES = 1 << 20
@@ -275,7 +276,7 @@ class _Run:
 
     def _submit(self, block: _Block, fn: Any, args: tuple[Any, ...]) -> None:
         if fn is None:
-            result: Any = _Done((0, 0, [], []))
+            result: Any = _Done((0, 0, [], None))
         elif self.pool is None:
             result = _Done(fn(*args))
         else:
@@ -320,7 +321,7 @@ class _Run:
         entries: list[blocks.Entry],
         path: str,
         base: int,
-        pairs: list[blocks.Entry] | None = None,
+        pairs: Packed | None = None,
     ) -> None:
         out: list[Diagnostic] = []
         self.checker.feed_block(path, base, entries, out, pairs)
@@ -374,6 +375,9 @@ class _Done:
         return self.value
 
 
+_HASH_PROBE = "tracecli: the same hash in every process"
+
+
 class _NeverRaised(Exception):
     pass
 
@@ -402,7 +406,11 @@ def _start_pool(jobs: int) -> Any:
     try:
         ctx = multiprocessing.get_context("fork")
         pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx)
-        pool.submit(int).result()  # fork every worker now (fork pools start all at once)
+        # fork every worker now (fork pools start all at once), and make sure that they
+        # hash strings as this process does: they send call ids as hashes (pairpack)
+        if pool.submit(hash, _HASH_PROBE).result() != hash(_HASH_PROBE):
+            pool.shutdown(wait=True)
+            return None
         return pool
     except (OSError, ValueError, RuntimeError):
         return None
