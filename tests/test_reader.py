@@ -124,3 +124,27 @@ def test_read_items_and_progress(tmp_path: Path) -> None:
     src = Source.open(str(a))
     list(src)
     assert (src.bytes_read, src.records) == (a.stat().st_size, 2)
+
+
+def test_nan_and_infinity_say_what_json_cannot_hold() -> None:
+    """Python's json.dumps writes NaN for float('nan'): the message says what to do."""
+    import orjson
+
+    from tracecli.reader import json_error
+
+    def message(raw: bytes) -> str:
+        try:
+            orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return json_error(raw, exc)
+        raise AssertionError("valid JSON")
+
+    fix = "NaN and Infinity are not JSON (write null, or the value as a string)"
+    assert message(json.dumps({"score": float("nan")}).encode()) == (
+        f"invalid JSON at column 11: {fix}"
+    )
+    assert message(b'{"a": -Infinity}\n') == f"invalid JSON at column 8: {fix}"
+    assert message('{"a": "\u00e9", "b": Infinity}'.encode()).endswith(fix)
+    assert message(b'{"a": "NaN", "b": x}') == (
+        "invalid JSON at column 19: unexpected character, expected a JSON value"
+    )

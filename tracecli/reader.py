@@ -252,7 +252,17 @@ def json_error(raw: bytes, exc: orjson.JSONDecodeError) -> str:
     msg = msg.split(": line 1 column", 1)[0] if ": line 1 column" in msg else msg
     col = getattr(exc, "colno", None)
     where = f" at column {col}" if col else ""
+    if _non_finite_at(raw, getattr(exc, "pos", None)):
+        # what Python's json.dumps writes for float('nan') by default: not JSON
+        msg = "NaN and Infinity are not JSON (write null, or the value as a string)"
     return f"invalid JSON{where}: {msg}"
+
+
+def _non_finite_at(raw: bytes, pos: int | None) -> bool:
+    if not isinstance(pos, int) or not (b"NaN" in raw or b"Infinity" in raw):
+        return False
+    text = raw.decode("utf-8", "replace")
+    return text.startswith(("NaN", "Infinity"), pos) or text.startswith("-Infinity", pos - 1)
 
 
 def _yaml_line(exc: BaseException, text: str) -> int:
