@@ -148,3 +148,20 @@ def test_nan_and_infinity_say_what_json_cannot_hold() -> None:
     assert message(b'{"a": "NaN", "b": x}') == (
         "invalid JSON at column 19: unexpected character, expected a JSON value"
     )
+
+
+def test_yaml_aliases_are_refused_not_expanded(tmp_path: Path) -> None:
+    """A "billion laughs" file: each level nine aliases of the one before. Expanded, the
+    checks would walk 9**9 strings; refused, it is one line at the first alias."""
+    rows = ['  a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        rows.append(f"  {name}: &{name} [{', '.join(['*' + prev] * 9)}]")
+    (tmp_path / "laughs.yaml").write_text("- type: start\n  inputs:\n" + "\n".join(rows) + "\n")
+    assert items(tmp_path / "laughs.yaml") == [
+        (
+            4,
+            "yaml",
+            "invalid YAML: found an alias (*a): tracecli does not expand YAML aliases, "
+            "write the value out",
+        )
+    ]

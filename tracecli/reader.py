@@ -221,6 +221,20 @@ class _TraceYamlLoader(yaml.SafeLoader):
         for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
 
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        """Aliases are refused: nested ones expand exponentially (a "billion laughs" file
+        of a few hundred bytes would hold a checker for hours), and no trace needs them."""
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"found an alias (*{event.anchor}): tracecli does not expand YAML aliases, "
+                "write the value out",
+                event.start_mark,
+            )
+        return super().compose_node(parent, index)
+
 
 def _os_message(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
