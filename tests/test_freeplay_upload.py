@@ -141,6 +141,26 @@ def test_400_is_rejected_with_the_servers_message(refserver: RefServer, tmp_path
     assert any(d.code == "http-400" for d in report.diagnostics)
 
 
+def test_an_outage_stops_the_upload_instead_of_waiting_on_every_record(
+    refserver: RefServer, tmp_path: Path
+) -> None:
+    """Retries running out for 8 records in a row (twice the concurrency if more) means
+    Freeplay is down: the run stops (those records rejected with the reason, the rest not
+    sent), and the next run sends everything, once."""
+    src = completions_file(tmp_path, 30)
+    refserver.faults([503] * 200)
+    first = fp_upload([src], tmp_path, refserver, concurrency=2, max_retry_time=0)
+    assert first.exit_code == 1 and first.uploaded == 0
+    assert 8 <= first.rejected <= 9 and first.rejected + first.unsent < 30  # not read on
+    stopped = [d for d in first.diagnostics if d.code == "stopped"]
+    assert len(stopped) == 1 and "next run" in stopped[0].message
+    refserver.clear()  # back up (and the faults left forgotten)
+    second = fp_upload([src], tmp_path, refserver)
+    assert (second.exit_code, second.uploaded, second.skipped) == (0, 30, 0)
+    completions, _ = ids_at(refserver)
+    assert len(completions) == len(set(completions)) == 30
+
+
 def test_resume_never_records_a_completion_twice(refserver: RefServer, tmp_path: Path) -> None:
     src = completions_file(tmp_path, 6)
     # Run 1: the first request fails for good (500, no retry time): not acknowledged.

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 GRACE_SECONDS = 5.0
 PROGRESS_EVERY = 0.2
 MAX_DIAGNOSTICS = 200
+OUTAGE_GIVE_UPS = 8  # records given up in a row (none acknowledged) that stop the upload
 
 
 def upload_freeplay(
@@ -218,6 +219,8 @@ class _FreeplayRun:
             maxsize=max(2, opts.concurrency * 2)
         )
         self._pending = 0
+        self._give_ups = 0  # records given up in a row (retries ran out), none acked between
+        self.halted: str | None = None  # why the run stopped early without a fatal error
         self._src_keys: dict[tuple[int, ...], bytes | None] = {}
         self._inflight: set[bytes] = set()  # keys of the records queued or being sent
         self.started_at = time.time()  # --restart: only this run's acknowledgements count
@@ -253,7 +256,7 @@ class _FreeplayRun:
         complete = False
         try:
             for piece in pieces:
-                if self.interrupt.is_set() or self.fatal is not None:
+                if self.interrupt.is_set() or self._halting():
                     self._unsent(piece)
                     break
                 self._take(piece)
@@ -264,7 +267,7 @@ class _FreeplayRun:
             if self.interrupt.is_set():
                 self.report.interrupted = True
                 self._stop(GRACE_SECONDS)
-            complete = not self.report.interrupted and self.fatal is None
+            complete = not self.report.interrupted and not self._halting()
         finally:
             self._stopping.set()
             for _ in threads:
@@ -321,7 +324,7 @@ class _FreeplayRun:
             self._pending += 1
             self._inflight.add(key)
         while True:
-            if self._stopping.is_set() or self.fatal is not None or self.interrupt.is_set():
+            if self._stopping.is_set() or self._halting() or self.interrupt.is_set():
                 self._done_one(key)
                 self._unsent(piece)
                 return
@@ -340,7 +343,7 @@ class _FreeplayRun:
                 return
             piece, request, key = job
             try:
-                if self._stopping.is_set() or self.fatal is not None:
+                if self._stopping.is_set() or self._halting():
                     self._unsent(piece)
                     continue
                 try:
@@ -351,6 +354,7 @@ class _FreeplayRun:
                     self._unsent(piece)
                     continue
                 if out.action is Action.OK:
+                    self._give_ups = 0
                     self._acked(piece, request)
                 elif out.action is Action.CANCELLED:
                     self._unsent(piece)
@@ -368,12 +372,40 @@ class _FreeplayRun:
                     self._unsent(piece)
                 else:  # REJECT, GIVE_UP
                     self._reject(piece, out.reason, out.status, [])
+                    if out.action is Action.GIVE_UP:
+                        self._gave_up(piece)
             except Exception as exc:  # never lose a record to a bug in a callback
                 if self.fatal is None:
                     self.fatal = TracecliError(f"internal error while sending: {exc!r}")
                 self._unsent(piece)
             finally:
                 self._done_one(key)
+
+    def _halting(self) -> bool:
+        return self.fatal is not None or self.halted is not None
+
+    def _gave_up(self, piece: Piece) -> None:
+        """Retries ran out for a record (it is in the rejected file). When that happens to
+        `OUTAGE_GIVE_UPS` records in a row (twice `concurrency` if more) with nothing
+        acknowledged between, Freeplay is down or unreachable, not refusing a record: stop,
+        rather than spend --max-retry-time on every record left. The rest is not sent; the
+        next run sends it."""
+        with self.lock:
+            self._give_ups += 1
+            limit = max(OUTAGE_GIVE_UPS, 2 * self.opts.concurrency)
+            if self._give_ups < limit or self.halted is not None:
+                return
+            src, line = piece.lines[0]
+            self.halted = (
+                f"stopped: retries ran out for {self._give_ups} records in a row with nothing "
+                "acknowledged between (Freeplay down or unreachable?); the records not sent "
+                "are sent by the next run of the same command"
+            )
+            self._keep(
+                [Diagnostic(self.sources[src].path, line, "", "stopped", Severity.ERROR,
+                            self.halted)]
+            )  # fmt: skip
+            self.report.errors += 1
 
     def _done_one(self, key: bytes) -> None:
         with self._cond:
@@ -386,7 +418,7 @@ class _FreeplayRun:
         the inputs): once it is acknowledged the ledger says so, and it is not sent again."""
         with self._cond:
             while key in self._inflight:
-                if self._stopping.is_set() or self.fatal is not None or self.interrupt.is_set():
+                if self._stopping.is_set() or self._halting() or self.interrupt.is_set():
                     return
                 self._cond.wait(0.1)
 
