@@ -3,6 +3,7 @@ the same tests, parametrised over the three sources."""
 
 from __future__ import annotations
 
+import io
 import os
 import queue
 import signal
@@ -17,6 +18,7 @@ from typing import Any
 
 import orjson
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from tests.servers import (
@@ -132,7 +134,8 @@ def test_latest_calls_oldest_first_as_a_table(source: Source) -> None:
         ["2026-01-01", "10:00:24", "agent.run", "running"],
     ]
     assert "250ms" in rows[1] and "1,234" in rows[1] and calls[22]["id"][-8:] in rows[1]
-    assert rows[2].rstrip().endswith("KeyError: 'missing'") and "1.50s" in rows[2]
+    assert rows[2].endswith("KeyError: 'missing'") and "1.50s" in rows[2]
+    assert all(line == line.rstrip() for line in r.stdout.splitlines())  # no padded ends
     assert r.stderr == ""
 
 
@@ -289,3 +292,17 @@ def test_default_store_location_is_used(tmp_path: Path, monkeypatch: pytest.Monk
         store.calls_complete([make_call("team/env")])
     r = tail("--format", "json")
     assert r.exit_code == 0 and orjson.loads(r.stdout)["project_id"] == "team/env"
+
+
+@pytest.mark.parametrize("width", [60, 80, 100, 120, 200])
+def test_narrow_terminals_cut_the_op_and_exception_never_the_time_or_id(width: int) -> None:
+    from tracecli.cli.cmd_tail import render_rows
+    from tracecli.tail import row_of
+
+    call = make_call("a/b", op="openai.chat.completions.create", exception="TimeoutError: x" * 9)
+    console = Console(width=width, file=io.StringIO(), color_system=None)
+    _header, row = render_rows(console, [call], header=True).splitlines()
+    started, _op, _status, _duration, _tokens, short_id, _exc = row_of(call)
+    assert row.startswith(started + "  ") and f"  {short_id}  " in row
+    assert ("openai.chat.completions.create" in row) == (width >= 128)
+    assert "TimeoutE" in row and len(row) <= max(width, 90)

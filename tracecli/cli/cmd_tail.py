@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import orjson
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from tracecli.cli import app
@@ -38,20 +39,35 @@ from tracecli.tail import (
     row_of,
 )
 
-# Fixed widths so that rows printed poll after poll line up under the first table's header.
-_WIDTHS = (19, 30, 11, 8, 9, 8, None)
+# Fixed widths so that rows printed poll after poll line up under the first table's header;
+# None: the op (up to 30) and the exception share what the terminal has left.
+_WIDTHS = (19, None, 11, 8, 9, 8, None)
+_OP_MAX, _OP_MIN, _EXC_MIN = 30, 12, 9
+
+
+def _layout(width: int) -> tuple[int, ...]:
+    """Column widths for a terminal `width`: the fixed columns never shrink (a cut time or
+    id is useless); the op (up to 30) and the exception share the rest, at least 12 and 9."""
+    left = width - sum(w for w in _WIDTHS if w) - 2 * (len(_WIDTHS) - 1)
+    op = max(_OP_MIN, min(_OP_MAX, left // 2))
+    exc = max(_EXC_MIN, left - op)
+    return tuple(w if w else (op if i == 1 else exc) for i, w in enumerate(_WIDTHS))
 
 
 def _table(calls: list[dict[str, Any]], header: bool, width: int) -> Table:
     # No box: the header's rows and the rows of later polls share one layout.
     table = Table(box=None, show_header=header, show_edge=False, pad_edge=False)
-    # The exception column gets what is left: Rich would otherwise squeeze every column.
-    left = width - sum(w for w in _WIDTHS if w) - 2 * (len(_WIDTHS) - 1)
-    for name, w in zip(COLUMNS, _WIDTHS, strict=True):
+    widths = _layout(width)
+    needed = sum(widths) + 2 * (len(widths) - 1)
+    if needed > width:
+        table.width = needed  # narrower than 80 columns: let the terminal wrap, never squeeze
+    for i, (name, w) in enumerate(zip(COLUMNS, widths, strict=True)):
+        last = i == len(widths) - 1
         table.add_column(
             name,
-            width=w,
-            max_width=max(left, 9) if w is None else None,
+            width=None if last else w,
+            min_width=None if last else w,
+            max_width=w,
             no_wrap=True,
             overflow="ellipsis",
             justify="right" if name in ("duration", "tokens") else "left",
@@ -59,6 +75,20 @@ def _table(calls: list[dict[str, Any]], header: bool, width: int) -> Table:
     for call in calls:
         table.add_row(*row_of(call))
     return table
+
+
+def render_rows(console: Console, calls: list[dict[str, Any]], header: bool) -> str:
+    """The table as text for `console` (its colours, its width, or wider on a terminal too
+    narrow for the fixed columns), without the blanks Rich pads the last cell with."""
+    table = _table(calls, header=header, width=console.width)
+    width = console.width
+    console.width = max(width, table.width or 0)
+    try:
+        with console.capture() as captured:
+            console.print(table)
+    finally:
+        console.width = width
+    return "".join(line.rstrip() + "\n" for line in captured.get().splitlines())
 
 
 class _Printer:
@@ -75,7 +105,8 @@ class _Printer:
         if self.fmt is OutputFormat.json:
             write_stdout("\n".join(orjson.dumps(c).decode() for c in calls))
             return
-        self.out.print(_table(calls, header=not self.header_shown, width=self.out.width))
+        self.out.file.write(render_rows(self.out, calls, header=not self.header_shown))
+        self.out.file.flush()
         self.header_shown = True
 
 
