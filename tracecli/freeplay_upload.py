@@ -3,10 +3,14 @@
 Same promises as the Weave upload, over Freeplay's one-request-per-record API: every input
 record ends acknowledged (journaled at once, skipped by the next run), rejected (by the
 checks or by the server: in the rejected file with the reason, as it was read), or unsent
-(Ctrl-C or an auth failure stopped the run first: the next run sends it). `concurrency`
-worker threads post through the target's one pooled client; the reader blocks on a short
-queue, so memory stays bounded. The report is the Weave upload's `UploadReport`, so the CLI
-renders both the same way.
+(Ctrl-C, an auth failure or an outage stopped the run first: the next run sends it).
+`concurrency` worker threads post through the target's one pooled client; the reader blocks
+on a short queue, so memory stays bounded. The report is the Weave upload's `UploadReport`,
+so the CLI renders both the same way.
+
+Freeplay's handling of a repeated `completion_id` is unknown, so nothing acknowledged is
+sent again: the journal skips acknowledged lines, and the `freeplay_ledger` skips
+acknowledged records of a file that changed since (and a record met twice in one run).
 """
 
 from __future__ import annotations
