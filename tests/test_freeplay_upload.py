@@ -362,6 +362,21 @@ def test_an_api_base_without_api_stops_at_once(refserver: RefServer, tmp_path: P
     assert refserver.records()["counts"]["completions"] == 20
 
 
+def test_a_web_page_answering_200_is_not_an_acknowledgement(tmp_path: Path) -> None:
+    """An API base in front of a web app (200, HTML) stores nothing: stop at the first
+    answer, exit 2, one line; nothing counted as sent."""
+    src = completions_file(tmp_path, 5)
+    args = ["upload", str(src), "--target", "freeplay", "--project", PROJECT,
+            "--rejected", str(tmp_path / "r.jsonl")]  # fmt: skip
+    with freeplay_fixtures.web_page_server() as base:
+        env = {**os.environ, "FREEPLAY_API_KEY": API_KEY, "FREEPLAY_API_BASE": base}
+        res = CliRunner().invoke(app, args, env=env)
+    assert res.exit_code == 2, res.output
+    assert "without Freeplay's JSON acknowledgement" in res.stderr and "text/html" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r.jsonl").exists()  # not rejected either: nothing was wrong
+
+
 @pytest.mark.slow
 def test_kill_9_three_times_then_finish(refserver: RefServer, tmp_path: Path) -> None:
     """SIGKILL mid-upload three times (when the server has stored some records), then let it

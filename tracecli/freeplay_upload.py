@@ -173,6 +173,25 @@ def wrong_api_base(out: Outcome, settings: FreeplaySettings) -> str | None:
     )
 
 
+def not_freeplay_answer(out: Outcome, request: Request) -> str | None:
+    """Why a 2xx is not Freeplay's acknowledgement, if it is not: Freeplay answers a
+    completion with `{"completion_id": ...}` and a trace with a JSON object (201 `{}`), as
+    the SDK expects. A web page answering 200 (an API base without `/api` in front of a web
+    app) must not count as stored."""
+    body = out.body
+    if request.kind == "completions":
+        if isinstance(body, dict) and isinstance(body.get("completion_id"), str):
+            return None
+    elif isinstance(body, dict):
+        return None
+    ctype = out.headers.get("content-type", "no content type") or "no content type"
+    return (
+        f"answered HTTP {out.status} ({ctype}) without Freeplay's JSON acknowledgement: it "
+        "does not look like Freeplay's API; the API base (--server, FREEPLAY_API_BASE) "
+        f"includes /api, e.g. {DEFAULT_API_BASE}"
+    )
+
+
 def _count_endpoint(report: UploadReport, kind: str) -> None:
     """One record is one request on Freeplay: both counts go up together (the summary shows
     calls and requests per endpoint, as for Weave's batches)."""
@@ -357,7 +376,11 @@ class _FreeplayRun:
                         self.fatal = exc
                     self._unsent(piece)
                     continue
-                if out.action is Action.OK:
+                if out.action is Action.OK and (odd := not_freeplay_answer(out, request)):
+                    if self.fatal is None:  # nothing says it was recorded: not acknowledged
+                        self.fatal = UsageError(f"{self.target.settings.api_base} {odd}")
+                    self._unsent(piece)
+                elif out.action is Action.OK:
                     self._give_ups = 0
                     self._acked(piece, request)
                 elif out.action is Action.CANCELLED:
