@@ -169,3 +169,36 @@ def test_a_bad_profile_stops_upload_before_reading(
     result = CliRunner().invoke(app, ["upload", "missing.jsonl", "--profile", "p"])
     assert result.exit_code == 2
     assert result.stderr.startswith("tracecli: error: tracecli.yaml:3: chunk_size: must be")
+
+
+def test_show_takes_the_flags_commands_take(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`config show --server URL` says what `upload --server URL` would use: the W&B cloud
+    key from the `api.wandb.ai` entry that `wandb login` writes, the flag as the source."""
+    netrc = Path.home() / ".netrc"
+    netrc.write_text(f"machine api.wandb.ai\n  login user\n  password {KEY}\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("TRACECLI_PROJECT", "env/project")
+    code, out, err = invoke(
+        "config", "show", "--server", "https://trace.wandb.ai", "--db", "x.db", "-f", "json"
+    )
+    assert (code, err) == (0, "")
+    got = {k: (v["value"], v["source"]) for k, v in json.loads(out)["settings"].items()}
+    assert got["server"] == ("https://trace.wandb.ai", "--server")
+    assert got["project"] == ("env/project", "env TRACECLI_PROJECT")
+    assert got["api_key"] == ("**********", "~/.netrc (machine api.wandb.ai)")
+    assert got["db"][1] == "--db"
+    assert KEY not in out
+    code, out, _ = invoke("config", "show", "-p", "flag/project")
+    assert code == 0 and "flag/project" in out and "--project" in out
+
+
+def test_paths_below_home_read_as_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tracecli.settings_file import display_path
+
+    home = Path.home()
+    monkeypatch.chdir(home)
+    assert display_path(home / ".netrc") == "~/.netrc"
+    (home / "app").mkdir(exist_ok=True)
+    monkeypatch.chdir(home / "app")
+    assert display_path(home / "app" / "tracecli.yaml") == "tracecli.yaml"
+    assert display_path(home / ".netrc") == "~/.netrc"

@@ -47,15 +47,20 @@ class ConfigError(UsageError):
 
 
 def display_path(path: Path) -> str:
-    """Short but unambiguous: relative below the working directory, `~/...` below home."""
+    """Short but unambiguous: `~/...` below home, relative below the working directory when
+    that is deeper (a project inside home); `~/.netrc`, not `.netrc`, when run from home."""
     path = Path(path)
-    for base, prefix in ((Path.cwd(), ""), (Path.home(), "~/")):
+    best: tuple[int, str] | None = None
+    for base, prefix in ((Path.home(), "~/"), (Path.cwd(), "")):
         try:
-            rel = path.resolve().relative_to(base.resolve())
+            resolved = base.resolve()
+            rel = path.resolve().relative_to(resolved)
         except (ValueError, OSError):
             continue
-        return f"{prefix}{rel}" if prefix else str(rel)
-    return str(path)
+        depth = len(resolved.parts)
+        if best is None or depth > best[0]:
+            best = (depth, f"{prefix}{rel}")
+    return best[1] if best else str(path)
 
 
 @dataclass(frozen=True)

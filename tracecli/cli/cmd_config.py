@@ -14,9 +14,11 @@ from pydantic import SecretStr
 
 from tracecli.cli import app
 from tracecli.cli.common import (
+    DbOpt,
     FormatOpt,
     OutputFormat,
     ProfileOpt,
+    ProjectOpt,
     ServerOpt,
     handle_errors,
     stderr_console,
@@ -77,11 +79,21 @@ def show(
         Target | None,
         typer.Option("--target", help="Target to resolve for (default: from the settings)."),
     ] = None,
+    server: ServerOpt = None,
+    project: ProjectOpt = None,
+    db: DbOpt = None,
     output: FormatOpt = OutputFormat.text,
 ) -> None:
     """Print the resolved settings and where each came from (flag, env, file:line, netrc,
-    default). API keys are masked."""
-    settings = load_settings({"target": target.value if target else None}, profile=profile)
+    default). API keys are masked. --server, --project and --db show what a command given
+    them would use (which key, for instance)."""
+    values = {
+        "target": target.value if target else None,
+        "server": server,
+        "project": project,
+        "db": db,
+    }
+    settings = load_settings(values, profile=profile)
     for warning in settings.warnings:
         stderr_console().print(f"tracecli: warning: {warning}", markup=False)
     if output is OutputFormat.json:
