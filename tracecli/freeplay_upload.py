@@ -177,14 +177,19 @@ def not_freeplay_answer(out: Outcome, request: Request) -> str | None:
     """Why a 2xx is not Freeplay's acknowledgement, if it is not: Freeplay answers a
     completion with `{"completion_id": ...}` and a trace with a JSON object (201 `{}`), as
     the SDK expects. A web page answering 200 (an API base without `/api` in front of a web
-    app) must not count as stored."""
+    app) must not count as stored. Only what positively is not that answer counts (a
+    content type that is not JSON, a JSON object without the id), so an answer read
+    without its body still passes."""
+    ctype = out.headers.get("content-type", "")
+    not_json = bool(ctype) and "json" not in ctype.lower()
     body = out.body
-    if request.kind == "completions":
-        if isinstance(body, dict) and isinstance(body.get("completion_id"), str):
-            return None
-    elif isinstance(body, dict):
+    no_id = (
+        request.kind == "completions"
+        and isinstance(body, dict)
+        and not isinstance(body.get("completion_id"), str)
+    )
+    if not (not_json or no_id):
         return None
-    ctype = out.headers.get("content-type", "no content type") or "no content type"
     return (
         f"answered HTTP {out.status} ({ctype}) without Freeplay's JSON acknowledgement: it "
         "does not look like Freeplay's API; the API base (--server, FREEPLAY_API_BASE) "
