@@ -29,6 +29,7 @@ from tracecli.freeplay_ledger import LEDGER_NAME, STDIN_KEY, SentLedger, record_
 from tracecli.freeplay_stream import FreeplayPieces, Piece
 from tracecli.journal import AckSet, Journal
 from tracecli.reader import Source, expand_paths
+from tracecli.redact import strip_userinfo
 from tracecli.rejected import DEFAULT_NAME, RejectedWriter, skip_rejected_file
 from tracecli.retry import Action
 from tracecli.targets.freeplay import (
@@ -166,8 +167,9 @@ def wrong_api_base(out: Outcome, settings: FreeplaySettings) -> str | None:
     freeplay_like = isinstance(out.body, dict) and isinstance(out.body.get("message"), str)
     if freeplay_like and urlsplit(settings.api_base).path.rstrip("/").endswith("/api"):
         return None
+    base = strip_userinfo(settings.api_base)
     return (
-        f"{settings.api_base} answered HTTP {out.status} ({out.reason or 'no message'}): "
+        f"{base} answered HTTP {out.status} ({out.reason or 'no message'}): "
         "it does not look like Freeplay's API; the API base (--server, FREEPLAY_API_BASE) "
         f"includes /api, e.g. {DEFAULT_API_BASE} or https://<subdomain>.freeplay.ai/api"
     )
@@ -383,7 +385,7 @@ class _FreeplayRun:
                     continue
                 if out.action is Action.OK and (odd := not_freeplay_answer(out, request)):
                     if self.fatal is None:  # nothing says it was recorded: not acknowledged
-                        self.fatal = UsageError(f"{self.target.settings.api_base} {odd}")
+                        self.fatal = UsageError(f"{self.target.name} {odd}")
                     self._unsent(piece)
                 elif out.action is Action.OK:
                     self._give_ups = 0
