@@ -445,3 +445,16 @@ def test_stop_with_a_request_half_sent_is_quiet(serve_server_factory: Any, sig: 
     assert '"POST /calls/stream_query" cancelled at shutdown' in log
     assert "Traceback" not in log and "ERROR" not in log
     assert log.rstrip().endswith("tracecli serve: stopped")
+
+
+def test_graphql_answers_what_weave_init_asks(serve_server: ServerHandle) -> None:
+    """WANDB_BASE_URL pointed at serve: weave.init() learns a user and its project exists."""
+    with serve_server.client() as client:
+        ask = lambda q, **v: client.post("/graphql", json={"query": q, "variables": v}).json()  # noqa: E731
+        assert ask("query { viewer { username defaultEntity { name } } }")["data"]["viewer"]
+        got = ask("query P($name: String!) { project(name: $name) { name } }", name="demo")
+        assert got == {"data": {"project": {"name": "demo"}}}
+        got = ask("mutation { upsertModel(input: $input) { model { name } } }", name="demo")
+        assert got["data"]["upsertModel"]["model"]["name"] == "demo"
+        assert ask("query { somethingElse }")["errors"]
+        assert client.post("/graphql", content=b"not json").status_code == 200
