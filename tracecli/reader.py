@@ -12,6 +12,7 @@ import gzip
 import os
 import sys
 import zlib
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,57 +165,137 @@ class Source:
             )
 
     def _iter_yaml(self, stream: IO[bytes]) -> Iterator[Item]:
+        """Records of a YAML file as they are parsed: each document of a multi-document
+        stream, each item of a top-level list, composed and built one at a time, so
+        memory holds one record, not the file (a list's node tree costs ~50x its text).
+        A problem stops the file: YAML cannot resume after a syntax error."""
         path = self.path
+        text = _LineDecoder(stream)
+        loader: _TraceYamlLoader | None = None
+        line = 1
         try:
-            data = stream.read()
-        except (EOFError, OSError, zlib.error) as exc:
-            yield Diagnostic.at(Location(path, 1), "read-error", _os_message(exc))
-            return
-        self.bytes_read = self.size or len(data)
-        if data.startswith(BOM):
-            data = data[3:]
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            line = data[: exc.start].count(b"\n") + 1
-            yield Diagnostic.at(Location(path, line), "encoding", "invalid UTF-8 in YAML file")
-            return
-        try:
-            loader = _TraceYamlLoader(text)  # checks the characters: may refuse at once
-        except yaml.YAMLError as exc:
-            yield Diagnostic.at(Location(path, _yaml_line(exc, text)), "yaml", _yaml_message(exc))
-            return
-        try:
-            while loader.check_node():
-                node = loader.get_node()
-                if node is None:
-                    continue
-                items = node.value if isinstance(node, yaml.SequenceNode) else [node]
-                for item in items:
-                    loc = Location(path, item.start_mark.line + 1)
-                    try:
-                        value = loader.construct_document(item)
+            loader = _TraceYamlLoader(text)  # reads ahead: may fail at once
+            loader.get_event()  # StreamStart
+            while not loader.check_event(yaml.StreamEndEvent):
+                loader.get_event()  # DocumentStart
+                top_list = loader.check_event(yaml.SequenceStartEvent)
+                if top_list:
+                    loader.get_event()
+                while not (top_list and loader.check_event(yaml.SequenceEndEvent)):
+                    loader.next_record()
+                    node = loader.compose_node(None, None)
+                    line = node.start_mark.line + 1
+                    try:  # a record that cannot be built (a tag) stops only itself
+                        value = loader.construct_document(node)
                     except yaml.YAMLError as exc:
-                        yield Diagnostic.at(loc, "yaml", _yaml_message(exc))
-                        continue
+                        yield Diagnostic.at(Location(path, line), "yaml", _yaml_message(exc))
+                        value = None
                     except RecursionError:
-                        yield Diagnostic.at(loc, "yaml", "nested too deeply")
-                        continue
-                    if value is None:
-                        continue
-                    self.records += 1
-                    yield loc, value
+                        yield Diagnostic.at(Location(path, line), "yaml", "nested too deeply")
+                        value = None
+                    if value is not None:
+                        self.records += 1
+                        yield Location(path, line), value
+                    if not top_list:
+                        break
+                if top_list:
+                    loader.get_event()  # SequenceEnd
+                loader.get_event()  # DocumentEnd
+                loader.anchors = {}
         except yaml.YAMLError as exc:
-            yield Diagnostic.at(Location(path, _yaml_line(exc, text)), "yaml", _yaml_message(exc))
+            where = _yaml_line(exc, text)
+            yield Diagnostic.at(Location(path, where), "yaml", _yaml_message(exc))
+        except _BadUtf8 as exc:
+            yield Diagnostic.at(
+                Location(path, exc.line), "encoding", f"invalid UTF-8 at byte {exc.byte}"
+            )
         except RecursionError:
-            yield Diagnostic.at(Location(path, 1), "yaml", "nested too deeply")
+            yield Diagnostic.at(Location(path, line), "yaml", "nested too deeply")
+        except (EOFError, OSError, zlib.error) as exc:
+            yield Diagnostic.at(
+                Location(path, text.lines + 1),
+                "read-error",
+                f"file cannot be read from here on: {_os_message(exc)}",
+            )
         finally:
-            loader.dispose()
+            if loader is not None:
+                loader.dispose()
+            self.bytes_read = self.size or text.bytes
 
 
-class _TraceYamlLoader(yaml.SafeLoader):
+class _BadUtf8(Exception):
+    def __init__(self, line: int, byte: int) -> None:
+        super().__init__(line, byte)
+        self.line = line
+        self.byte = byte
+
+
+class _LineDecoder:
+    """A byte stream as the text stream PyYAML reads (`read(size)`), decoded a line at a
+    time so invalid UTF-8 is reported at its own line, and remembering where the recent
+    lines start so an error that PyYAML places by character can be given its line."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self._pending = ""
+        self.lines = 0  # lines decoded so far
+        self.bytes = 0
+        self._chars = 0  # characters handed out before `_pending`
+        self._starts: deque[tuple[int, int]] = deque(maxlen=8192)  # (char offset, line)
+        self._decoded = 0  # characters decoded so far
+
+    def read(self, size: int) -> str:
+        while len(self._pending) < size:
+            raw = self._stream.readline()
+            if not raw:
+                break
+            self.bytes += len(raw)
+            if self.lines == 0 and raw.startswith(BOM):
+                raw = raw[3:]
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _BadUtf8(self.lines + 1, exc.start + 1) from None
+            self._starts.append((self._decoded, self.lines + 1))
+            self.lines += 1
+            self._decoded += len(line)
+            self._pending += line
+        out, self._pending = self._pending[:size], self._pending[size:]
+        self._chars += len(out)
+        return out
+
+    def line_of(self, position: int) -> int:
+        """The 1-based line of character `position`, if it is among the recent lines."""
+        line = 1
+        for start, n in self._starts:
+            if start > position:
+                break
+            line = n
+        return line
+
+
+try:
+    from yaml.cyaml import CParser as _Parser  # PyYAML built with libyaml
+except ImportError:  # pragma: no cover - wheels ship it; a source build may not
+    _Parser = yaml.parser.Parser
+_Scanning: tuple[Any, ...] = (
+    () if _Parser is not yaml.parser.Parser else (yaml.reader.Reader, yaml.scanner.Scanner)
+)
+
+
+class _TraceYamlLoader(
+    *_Scanning,  # type: ignore[misc]
+    _Parser,
+    yaml.composer.Composer,
+    yaml.constructor.SafeConstructor,
+    yaml.resolver.Resolver,
+):
     """The safe loader, minus implicit timestamps: a `started_at` stays the string written,
-    exactly as a JSONL file would carry it, so YAML and JSONL records validate the same."""
+    exactly as a JSONL file would carry it, so YAML and JSONL records validate the same.
+
+    libyaml's parser (ten times PyYAML's, when PyYAML was built with it) under PyYAML's
+    own composer, so that records can be composed one at a time and aliases budgeted.
+    """
 
     yaml_implicit_resolvers = {
         k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
@@ -222,18 +303,60 @@ class _TraceYamlLoader(yaml.SafeLoader):
     }
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        """Aliases are refused: nested ones expand exponentially (a "billion laughs" file
-        of a few hundred bytes would hold a checker for hours), and no trace needs them."""
+        """Aliases are followed within a budget: `yaml.dump` writes them for a dict shared
+        by many calls, but nested ones expand exponentially (a "billion laughs" file of
+        a few hundred bytes would hold the checks for hours)."""
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
-            raise yaml.composer.ComposerError(
-                None,
-                None,
-                f"found an alias (*{event.anchor}): tracecli does not expand YAML aliases, "
-                "write the value out",
-                event.start_mark,
-            )
+            node = self.anchors.get(event.anchor)
+            if node is not None:
+                self.expanded += _node_size(node, self.sizes)
+                if self.expanded > MAX_ALIASED_VALUES:
+                    raise yaml.composer.ComposerError(
+                        None,
+                        None,
+                        f"found an alias (*{event.anchor}) past {MAX_ALIASED_VALUES:,} "
+                        "values repeated by aliases in one record: write the values out",
+                        event.start_mark,
+                    )
         return super().compose_node(parent, index)
+
+    def __init__(self, stream: Any) -> None:
+        for base in _Scanning:
+            base.__init__(self, stream) if base is yaml.reader.Reader else base.__init__(self)
+        _Parser.__init__(self, stream) if not _Scanning else _Parser.__init__(self)
+        yaml.composer.Composer.__init__(self)
+        yaml.constructor.SafeConstructor.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
+        self.next_record()
+
+    # The C parser's own composition (check_node, get_node) is not used: PyYAML's
+    # composer, first in line after the parser for compose_node, builds each node.
+    check_node = yaml.composer.Composer.check_node
+    get_node = yaml.composer.Composer.get_node
+    get_single_node = yaml.composer.Composer.get_single_node
+
+    def next_record(self) -> None:
+        """Start the alias budget over: it is per record."""
+        self.expanded = 0
+        self.sizes: dict[int, int] = {}
+
+
+MAX_ALIASED_VALUES = 100_000  # values one record may repeat through aliases
+
+
+def _node_size(node: Any, memo: dict[int, int]) -> int:
+    """How many values a node stands for once its aliases are expanded."""
+    n = memo.get(id(node))
+    if n is None:
+        if isinstance(node, yaml.SequenceNode):
+            n = 1 + sum(_node_size(c, memo) for c in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            n = 1 + sum(_node_size(k, memo) + _node_size(v, memo) for k, v in node.value)
+        else:
+            n = 1
+        memo[id(node)] = n
+    return n
 
 
 def _os_message(exc: BaseException) -> str:
@@ -279,14 +402,14 @@ def _non_finite_at(raw: bytes, pos: int | None) -> bool:
     return text.startswith(("NaN", "Infinity"), pos) or text.startswith("-Infinity", pos - 1)
 
 
-def _yaml_line(exc: BaseException, text: str) -> int:
+def _yaml_line(exc: BaseException, text: _LineDecoder) -> int:
     """The 1-based line a YAML error names (a ReaderError gives a character position)."""
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     if mark is not None:
         return int(mark.line) + 1
     position = getattr(exc, "position", None)
     if isinstance(position, int):
-        return text.count("\n", 0, position) + 1
+        return text.line_of(position)
     return 1
 
 
