@@ -14,6 +14,7 @@ A failure names the file and line of the stale text.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shlex
@@ -437,3 +438,103 @@ def test_configuration_error_examples_are_real(
         assert result.stderr.strip() == line.strip(), f"docs/configuration.md:{n}: stale error"
         seen += 1
     assert seen >= 2
+
+
+# -- upload / tail examples against the embedded store -------------------------------------
+
+# Lines whose values change from run to run; "/home/me" stands for the reader's home.
+_VARYING = re.compile(r"^\s*(elapsed|calls/s)\s")
+_STORE_ONLY = ("--server", "--follow", "-F", "--target")
+
+
+def _store_session(block: Block) -> bool:
+    """A console block whose commands only read or write the embedded store (and shell
+    helpers), so it can be replayed in a sandbox."""
+    commands = [line[2:] for line in block.lines if line.startswith("$ ")]
+    segs = [s for c in commands for s in _segments(c)]
+    if not segs:
+        return False
+    made: set[str] = set()  # files the session writes (--rejected) and then reads
+    for seg in segs:
+        tokens = shlex.split(seg)
+        if len(tokens) < 2 or tokens[1] not in ("upload", "tail"):
+            return False
+        if any(t in _STORE_ONLY for t in tokens):
+            return False
+        made.update(b for a, b in itertools.pairwise(tokens) if a == "--rejected")
+        if tokens[1] == "upload":
+            inputs = [t for t in tokens[2:] if not t.startswith("-") and t not in made]
+            if not all(t.startswith("samples/") for t in inputs if t.endswith("/") or "." in t):
+                return False  # an illustration with the reader's own files
+    return not any(re.search(r"\b(curl|serve|login|\$EDITOR)\b", c) for c in commands)
+
+
+def _replay(
+    block: Block,
+    command: str | None,
+    shown: list[tuple[int, str]],
+    rc: int,
+    cwd: Path,
+    env: dict[str, str],
+) -> int:
+    """Run one `$ ` line with the shell (`$?` is the previous line's status), check that the
+    lines shown below it are printed, and return its exit status."""
+    import subprocess
+
+    if command is None:
+        return rc
+    r = subprocess.run(
+        ["bash", "-c", f"(exit {rc}); {command}"], cwd=cwd, env=env, capture_output=True, text=True
+    )
+    printed = {x.rstrip() for x in (r.stdout + r.stderr).splitlines()}
+    for i, line in shown:
+        line = line.rstrip().replace("/home/me", env["HOME"])
+        if not line or line.strip() == "..." or _VARYING.match(line):
+            continue
+        assert line in printed, (
+            f"{block.where(i)}: `{command}` does not print {line!r} now; it prints:\n"
+            f"{r.stdout}{r.stderr}"
+        )
+    return r.returncode
+
+
+def test_store_examples_print_what_is_shown(tmp_path: Path) -> None:
+    """README's and serve-and-tail.md's upload / tail sessions, replayed in order per file by
+    the shell in a sandbox with a copy of samples/ and an empty home: every line they show is
+    printed (timings aside)."""
+    import shutil
+    import sys
+
+    shim = tmp_path / "bin" / "tracecli"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m tracecli "$@"\n')
+    shim.chmod(0o755)
+    replayed = 0
+    for path in (README, ROOT / "docs" / "serve-and-tail.md"):
+        work = tmp_path / path.stem / "work"
+        home = tmp_path / path.stem / "home"
+        shutil.copytree(ROOT / "samples", work / "samples")
+        home.mkdir()
+        env = {
+            "PATH": f"{shim.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "HOME": str(home),
+            "PYTHONPATH": str(ROOT),
+            "LC_ALL": "C.UTF-8",
+        }
+        for block in blocks(path):
+            if block.lang != "console" or not _store_session(block):
+                continue
+            if "| jq" in "\n".join(block.lines) and shutil.which("jq") is None:
+                continue
+            pending: list[tuple[int, str]] = []
+            command: str | None = None
+            rc = 0
+            for i, line in enumerate(block.lines):
+                if line.startswith("$ "):
+                    rc = _replay(block, command, pending, rc, work, env)
+                    command, pending = line[2:], []
+                else:
+                    pending.append((i, line))
+            _replay(block, command, pending, rc, work, env)
+            replayed += 1
+    assert replayed >= 3, "the README's quickstart and rejected-file sessions were not found"
