@@ -458,3 +458,23 @@ def test_graphql_answers_what_weave_init_asks(serve_server: ServerHandle) -> Non
         assert got["data"]["upsertModel"]["model"]["name"] == "demo"
         assert ask("query { somethingElse }")["errors"]
         assert client.post("/graphql", content=b"not json").status_code == 200
+
+
+SERVE = [sys.executable, "-m", "tracecli", "serve"]
+
+
+def test_all_interfaces_without_a_key_is_warned(tmp_path: Path) -> None:
+    import signal
+
+    proc = subprocess.Popen(
+        [*SERVE, "--db", str(tmp_path / "t.db"), "--host", "0.0.0.0", "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    first = proc.stderr.readline()
+    second = proc.stderr.readline()
+    proc.send_signal(signal.SIGINT)
+    rest = proc.communicate(timeout=30)[1]
+    assert "listening on http://0.0.0.0:" in first
+    assert second.startswith("tracecli serve: warning: listening beyond this machine")
+    assert proc.returncode == 0 and "Traceback" not in rest

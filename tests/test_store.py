@@ -308,3 +308,10 @@ def test_a_version_1_store_is_migrated_with_its_calls(tmp_path: Path) -> None:
         assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
         names = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert {"calls", "pending_ends", "objects", "tables", "table_rows", "files"} <= names
+
+
+def test_a_store_that_cannot_be_created_is_one_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="cannot create the trace store"):
+        Store(blocker / "sub" / "traces.db")

@@ -824,6 +824,15 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+def _loopback(sock: socket.socket) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(sock.getsockname()[0]).is_loopback
+    except ValueError:
+        return False
+
+
 def _stderr_line(line: str) -> None:
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
@@ -881,6 +890,11 @@ def serve(
         f"tracecli serve: listening on {url} (store: {db}; "
         f"auth: {'API key required' if api_key else 'none'}); Ctrl-C to stop"
     )
+    if not api_key and not _loopback(sock):
+        log(
+            "tracecli serve: warning: listening beyond this machine with no API key: anyone "
+            "who can reach it can read and write the store (pass --api-key)"
+        )
     if on_ready is not None:
         on_ready(url)
 

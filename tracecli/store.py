@@ -330,7 +330,12 @@ class Store:
             if not p.exists():
                 if not create:
                     raise StoreError(f"no trace store at {p} (nothing has been stored there yet)")
-                p.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    p.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StoreError(
+                        f"cannot create the trace store {p}: {exc.strerror or exc}"
+                    ) from None
             elif p.is_dir():
                 raise StoreError(f"{p} is a directory, not a trace store file")
             self._uri = p.resolve().as_uri()
