@@ -105,6 +105,13 @@ def test_expand_paths(tmp_path: Path) -> None:
     assert rel == ["a/x.ndjson", "a/y.yml.gz", "a/z.yaml", "b.jsonl", "d.JSONL", "-", "c/readme.md"]
     with pytest.raises(UsageError, match="no such file"):
         expand_paths([str(tmp_path / "missing")])
+    # a file named twice (directly, through its folder, through a link) comes once
+    (tmp_path / "link.jsonl").symlink_to(tmp_path / "b.jsonl")
+    again = expand_paths([str(tmp_path / "b.jsonl"), str(tmp_path / "a"), str(tmp_path)])
+    rel = [Path(p).relative_to(tmp_path).as_posix() for p in again]
+    assert rel == ["b.jsonl", "a/x.ndjson", "a/y.yml.gz", "a/z.yaml", "d.JSONL"]
+    with pytest.raises(UsageError, match=r"^- \(stdin\) can be given only once$"):
+        expand_paths(["-", str(tmp_path / "b.jsonl"), "-"])
 
 
 @pytest.mark.parametrize(

@@ -57,19 +57,32 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
     """Files named directly, and the trace files under each directory (recursively, sorted).
 
     A path that does not exist is a usage error before anything is read: a CI step with a
-    typo in its glob must fail loudly, not validate nothing.
+    typo in its glob must fail loudly, not validate nothing. Each file comes once, however
+    often it is named (directly, through a directory or a link).
     """
     out: list[str] = []
+    seen: set[str] = set()
+
+    def add(path: str) -> None:
+        # a file named twice (`traces/ traces/a.jsonl`) is read once: twice, every one
+        # of its calls would be its own duplicate
+        key = os.path.realpath(path)
+        if key not in seen:
+            seen.add(key)
+            out.append(path)
+
     for raw in paths:
         if raw == STDIN:
+            if STDIN in out:
+                raise UsageError("- (stdin) can be given only once")
             out.append(raw)
             continue
         p = Path(raw)
         if p.is_dir():
-            found = sorted(str(f) for f in p.rglob("*") if f.is_file() and _is_trace_file(f))
-            out.extend(found)
+            for f in sorted(str(f) for f in p.rglob("*") if f.is_file() and _is_trace_file(f)):
+                add(f)
         elif p.exists():
-            out.append(raw)
+            add(raw)
         else:
             raise UsageError(f"{raw}: no such file or directory")
     return out
