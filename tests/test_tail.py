@@ -261,9 +261,16 @@ def test_unreachable_server_is_one_line_exit_2() -> None:
     assert line.startswith(f"tracecli: error: cannot reach {url}")
 
 
-def test_server_needs_project_and_flags_are_checked(tmp_path: Path) -> None:
+def test_server_needs_project_and_flags_are_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     r = tail("--server", "http://127.0.0.1:9", "--api-key", "k")
     assert r.exit_code == 2 and "--project entity/project is required" in r.stderr
+    assert len(lines(r.stderr)) == 1 and "TRACECLI_PROJECT" in r.stderr
+    (tmp_path / "tracecli.yaml").write_text("project: team/from-file\n")
+    monkeypatch.chdir(tmp_path)  # the project's file supplies it
+    r = tail("--server", "http://127.0.0.1:9", "--api-key", "k")
+    assert r.exit_code == 2 and "cannot reach" in r.stderr
     r = tail("--server", "http://127.0.0.1:9", "--db", str(tmp_path / "x.db"))
     assert r.exit_code == 2 and "not both" in r.stderr
     r = tail("--db", str(tmp_path / "x.db"), "-p", "no-slash")

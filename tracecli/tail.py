@@ -223,7 +223,10 @@ def resolve_project(source: CallSource, project: str | None) -> tuple[str, str |
         return project, None
     projects = source.projects()
     if projects is None:
-        raise UsageError("--project entity/project is required with --server")
+        raise UsageError(
+            f"--project entity/project is required with a server ({source.description} "
+            "cannot list its projects); or set project in tracecli.yaml or TRACECLI_PROJECT"
+        )
     if not projects:
         raise TailError(f"{source.description} holds no calls yet")
     if len(projects) == 1:
