@@ -297,3 +297,24 @@ def test_help_lists_every_command_and_each_one_runs() -> None:
     typo = runner.invoke(app, ["valdate"])
     assert typo.exit_code == 2
     assert "Did you mean 'validate'?" in typo.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_stdout_that_cannot_be_written_is_one_line_exit_2(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    write_jsonl(tmp_path / "ok.jsonl", call())
+    with open("/dev/full", "w") as full:
+        out = subprocess.run(
+            [sys.executable, "-m", "tracecli", "validate", str(tmp_path / "ok.jsonl")],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+            timeout=120,
+        )
+    assert (out.returncode, out.stderr) == (
+        2,
+        "tracecli: error: cannot write to stdout: No space left on device\n",
+    )

@@ -33,10 +33,18 @@ def stdout_console() -> Console:
 
 def write_stdout(text: str) -> None:
     """Plain data to stdout, never wrapped or styled by Rich."""
-    sys.stdout.write(text)
-    if not text.endswith("\n"):
-        sys.stdout.write("\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(text)
+        if not text.endswith("\n"):
+            sys.stdout.write("\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise  # handle_errors: the reader went away
+    except OSError as exc:
+        # `> /dev/full`, a closed terminal: one line on stderr, and nothing left to
+        # flush at exit (which would print a traceback of its own)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise TracecliError(f"cannot write to stdout: {exc.strerror or exc}", 2) from None
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
