@@ -424,6 +424,8 @@ def test_weave_sdk_object_routes(serve_server: ServerHandle) -> None:
         )
         assert mismatch.status_code == 409
         assert client.post("/obj/create", json={"obj": {"object_id": "g"}}).status_code == 422
+        for obj in ({"project_id": "nope", "object_id": "g"}, {"project_id": P, "object_id": ""}):
+            assert client.post("/obj/create", json={"obj": {**obj, "val": 1}}).status_code == 400
         assert client.post("/file/create", content=b"x").status_code == 400
         assert client.get("/server_info").json()["trace_server_version"].startswith("tracecli")
 

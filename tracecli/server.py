@@ -172,6 +172,11 @@ def _expect_digest(expected: str | None, actual: str, what: str) -> None:
         raise _reason(409, f"Digest mismatch for {what}: expected {expected}, got {actual}")
 
 
+def _check_project(project_id: str) -> None:
+    if list(rules.check_project_id(project_id)):
+        raise _reason(400, f"Invalid project_id {project_id!r}: expected 'entity/project'")
+
+
 def _multipart(body: bytes, content_type: str) -> dict[str, bytes]:
     """The fields of a multipart/form-data body (the SDK's /file/create), by name."""
     m = re.search(r'boundary="?([^";]+)"?', content_type)
@@ -339,11 +344,7 @@ class _Handlers:
     def _query_args(self, body: bytes, model: type[BaseModel] = CallsQueryReq) -> dict[str, Any]:
         data = _parse(body)
         _validate(model, data)
-        problems = list(rules.check_project_id(data["project_id"]))
-        if problems:
-            raise _reason(
-                400, f"Invalid project_id {data['project_id']!r}: expected 'entity/project'"
-            )
+        _check_project(data["project_id"])
         return data
 
     def stream_query(self, body: bytes) -> Iterator[dict[str, Any]]:
@@ -376,6 +377,9 @@ class _Handlers:
         data = _parse(body)
         _validate(ObjCreateReq, data)
         obj = data["obj"]
+        _check_project(obj["project_id"])
+        if not obj["object_id"] or len(obj["object_id"]) > 128:
+            raise _reason(400, "object_id must be 1 to 128 characters")
         expected = obj.get("expected_digest")
         _expect_digest(expected, store_objects.object_digest(obj.get("val")), "object")
         return store_objects.obj_create(self.store, obj)
@@ -391,6 +395,7 @@ class _Handlers:
         data = _parse(body)
         _validate(TableCreateReq, data)
         table = data["table"]
+        _check_project(table["project_id"])
         res = store_objects.table_create(self.store, table["project_id"], table["rows"])
         _expect_digest(table.get("expected_digest"), res["digest"], "table")
         return res
@@ -419,8 +424,7 @@ class _Handlers:
                 ]
             )
         project_id = fields["project_id"].decode("utf-8", "replace")
-        if list(rules.check_project_id(project_id)):
-            raise _reason(400, f"Invalid project_id {project_id!r}: expected 'entity/project'")
+        _check_project(project_id)
         expected = fields.get("expected_digest", b"").decode("utf-8", "replace")
         _expect_digest(expected, store_objects.bytes_digest(fields["file"]), "file")
         return store_objects.file_create(self.store, project_id, fields["file"])
