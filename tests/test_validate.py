@@ -456,3 +456,16 @@ def test_packed_pairs_round_trip() -> None:
     assert list(packed[4]) == [NO_PARENT, hash(a)]
     assert packed[10] == [(1, "2026-03-02T09:14:07Z", "2026-03-02T09:14:06Z")]
     assert pack_pairs([]) is None and unpack_pairs(None) == []
+
+
+def test_a_utf16_file_is_one_error_that_says_how_to_convert_it(tmp_path: Path) -> None:
+    """What Windows PowerShell's `>` writes: one line for the file, not one per line."""
+    text = "".join(json.dumps(r) + "\n" for r in call())
+    (tmp_path / "ps.jsonl").write_bytes(text.encode("utf-16"))
+    r = validate_paths([str(tmp_path / "ps.jsonl")])
+    assert [d.one_line() for d in r.diagnostics] == [
+        f"{tmp_path / 'ps.jsonl'}:1: error: (file): the file is UTF-16 (it starts with a "
+        "UTF-16 byte order mark); tracecli reads UTF-8: convert it, e.g. iconv -f UTF-16 "
+        "-t UTF-8"
+    ]
+    assert (r.files, r.records) == (1, 0)

@@ -24,6 +24,10 @@ class Location:
     line: int
 
 
+# codes of problems with a whole file (from some line on), not with one record
+FILE_CODES = frozenset({"read-error", "file-encoding"})
+
+
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
     path: str
@@ -65,7 +69,7 @@ class Diagnostic:
         Always five parts, so a tool can split on ": ": a problem of no one field (a line
         that is not JSON, a file that cannot be read) names what it is about instead.
         """
-        field = self.field or ("(file)" if self.code == "read-error" else "(record)")
+        field = self.field or ("(file)" if self.code in FILE_CODES else "(record)")
         return f"{self.path}:{self.line}: {self.severity.value}: {field}: {self.message}"
 
 

@@ -192,6 +192,11 @@ class _Run:
     def file(self, path: str, stdin_format: InputFormat) -> None:
         src = Source.open(path, stdin_format)
         self.order.append(src.path)
+        if path != STDIN and _regular(path) and _head(path).startswith(_UTF16_BOMS):
+            # what Windows PowerShell's `>` writes: every line would be garbage
+            self.drain_pool()
+            self.sink.add(Diagnostic.at(Location(src.path, 1), "file-encoding", _UTF16))
+            return
         if src.fmt == "yaml":
             self.drain_pool()  # keep input order: earlier blocks first
             self._yaml(src)
@@ -450,14 +455,23 @@ class _GzipOver(gzip.GzipFile):
                 self._source.close()
 
 
-def _gzipped(path: str) -> bool:
-    if path.lower().endswith(".gz"):
-        return True
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_UTF16 = (
+    "the file is UTF-16 (it starts with a UTF-16 byte order mark); tracecli reads UTF-8: "
+    "convert it, e.g. iconv -f UTF-16 -t UTF-8"
+)
+
+
+def _head(path: str) -> bytes:
     try:
         with open(path, "rb") as f:
-            return f.read(2) == _GZIP_MAGIC
+            return f.read(2)
     except OSError:
-        return False
+        return b""  # let the read say what is wrong
+
+
+def _gzipped(path: str) -> bool:
+    return path.lower().endswith(".gz") or _head(path) == _GZIP_MAGIC
 
 
 def _regular(path: str) -> bool:
