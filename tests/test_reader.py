@@ -200,3 +200,18 @@ def test_yaml_is_read_as_it_is_parsed(tmp_path: Path) -> None:
         assert (loc.line, value) == (1, rec)
         assert src._raw is not None and src._raw.tell() < src.size // 10
         assert sum(1 for _ in it) == 3999
+
+
+def test_line_decoder_hands_out_text_in_any_chunk_size() -> None:
+    from tracecli.reader import _LineDecoder
+
+    data = "\ufeffa: 1\n" + "b: " + "é" * 5000 + "\n\nc: 3"
+    for size in (1, 7, 4096, 100_000):
+        dec = _LineDecoder(io.BytesIO(data.encode()))
+        parts = []
+        while chunk := dec.read(size):
+            assert len(chunk) <= size
+            parts.append(chunk)
+        assert "".join(parts) == data[1:]  # the BOM is dropped
+        assert (dec.lines, dec.bytes) == (4, len(data.encode()))
+        assert dec.line_of(0) == 1 and dec.line_of(7) == 2 and dec.line_of(5012) == 4

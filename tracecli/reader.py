@@ -250,32 +250,43 @@ class _LineDecoder:
 
     def __init__(self, stream: IO[bytes]) -> None:
         self._stream = stream
-        self._pending = ""
+        self._line = ""  # the line being handed out, from `_at` on
+        self._at = 0
         self.lines = 0  # lines decoded so far
         self.bytes = 0
-        self._chars = 0  # characters handed out before `_pending`
         self._starts: deque[tuple[int, int]] = deque(maxlen=8192)  # (char offset, line)
         self._decoded = 0  # characters decoded so far
 
     def read(self, size: int) -> str:
-        while len(self._pending) < size:
-            raw = self._stream.readline()
-            if not raw:
+        """Up to `size` characters; one line is decoded at a time and handed out by
+        offset, so a 50 MB line costs its size, not its size per read."""
+        parts: list[str] = []
+        want = size
+        while want > 0:
+            if self._at >= len(self._line) and not self._next_line():
                 break
-            self.bytes += len(raw)
-            if self.lines == 0 and raw.startswith(BOM):
-                raw = raw[3:]
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise _BadUtf8(self.lines + 1, exc.start + 1) from None
-            self._starts.append((self._decoded, self.lines + 1))
-            self.lines += 1
-            self._decoded += len(line)
-            self._pending += line
-        out, self._pending = self._pending[:size], self._pending[size:]
-        self._chars += len(out)
-        return out
+            chunk = self._line[self._at : self._at + want]
+            self._at += len(chunk)
+            want -= len(chunk)
+            parts.append(chunk)
+        return "".join(parts)
+
+    def _next_line(self) -> bool:
+        raw = self._stream.readline()
+        if not raw:
+            return False
+        self.bytes += len(raw)
+        if self.lines == 0 and raw.startswith(BOM):
+            raw = raw[3:]
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _BadUtf8(self.lines + 1, exc.start + 1) from None
+        self._starts.append((self._decoded, self.lines + 1))
+        self.lines += 1
+        self._decoded += len(line)
+        self._line, self._at = line, 0
+        return True
 
     def line_of(self, position: int) -> int:
         """The 1-based line of character `position`, if it is among the recent lines."""
