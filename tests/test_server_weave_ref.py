@@ -169,3 +169,69 @@ def test_sdk_object_routes_give_weave_digests(
             )
         )
     assert answers[0] == answers[1]
+
+
+SDK_SCRIPT = """
+import os, sys
+url, project = sys.argv[1], sys.argv[2]
+os.environ.update(WF_TRACE_SERVER_URL=url, WANDB_BASE_URL=url, WANDB_API_KEY="local",
+    WEAVE_PRINT_CALL_LINK="false", WEAVE_IMPLICITLY_PATCH_INTEGRATIONS="false",
+    WEAVE_CAPTURE_SYSTEM_INFO="false", WANDB_ERROR_REPORTING="false")
+import weave
+client = weave.init(project)
+
+@weave.op
+def tokenize(text: str) -> list:
+    return text.split()
+
+@weave.op
+def llm(prompt: str) -> dict:
+    return {"n": len(tokenize(prompt))}
+
+@weave.op
+def failing(x: int) -> int:
+    raise ValueError(f"boom {x}")
+
+for i in range(3):
+    llm(f"hello world {i}")
+try:
+    failing(1)
+except ValueError:
+    pass
+ref = weave.publish(weave.Dataset(name="qa", rows=[{"q": "a"}, {"q": "b"}]))
+client.flush()
+print(sorted(c.op_name.split("/")[-1].split(":")[0] for c in client.get_calls()))
+print([dict(r) for r in weave.ref(ref.uri()).get().rows])
+"""
+
+
+def test_the_weave_sdk_logs_to_serve(serve_server: ServerHandle, tmp_path: Any) -> None:
+    """An unmodified weave program (the reference venv's SDK): weave.init with both URLs at
+    serve, ops published, calls logged and read back, a dataset round trip."""
+    import subprocess
+
+    from tests.servers import weave_ref_python
+
+    home = tmp_path / "home"
+    home.mkdir()
+    r = subprocess.run(
+        [str(weave_ref_python()), "-c", SDK_SCRIPT, serve_server.url, "me/sdk"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    ops, rows = r.stdout.strip().splitlines()[-2:]
+    assert ops == str(["failing", "llm", "llm", "llm", "tokenize", "tokenize", "tokenize"])
+    assert rows == str([{"q": "a"}, {"q": "b"}])
+    calls = _query_project(serve_server, "me/sdk")
+    assert len(calls) == 7 and all(c["op_name"].startswith("weave:///me/sdk/op/") for c in calls)
+    assert [c["summary"]["weave"]["status"] for c in calls].count("error") == 1
+    assert " 404 " not in serve_server.log() and " 500 " not in serve_server.log()
+
+
+def _query_project(handle: ServerHandle, project: str) -> list[dict[str, Any]]:
+    with handle.client() as client:
+        r = client.post("/calls/stream_query", json={"project_id": project})
+    return [orjson.loads(line) for line in r.content.splitlines() if line]
