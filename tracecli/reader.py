@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import stat
 import sys
 import zlib
 from collections import deque
@@ -452,3 +453,63 @@ def read_items(
         src = Source.open(path, stdin_format)
         for item in src:
             yield src, item
+
+
+# -- how an input is read ----------------------------------------------------------------
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def regular_file(path: str) -> bool:
+    """A regular file, which can be read in ranges by its size; a pipe (`<(zcat f.gz)`)
+    or a device reports a size of 0 and must be read as a stream to its end."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return True  # let the read say what is wrong
+
+
+def file_head(path: str, n: int = 2) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(n)
+    except OSError:
+        return b""  # let the read say what is wrong
+
+
+def read_as_stream(path: str) -> bool:
+    """Whether `path` must be read front to back (stdin, a pipe, gzip by its suffix or its
+    first bytes) rather than in byte ranges of a plain file."""
+    if path == STDIN or path.lower().endswith(".gz") or not regular_file(path):
+        return True
+    return file_head(path) == GZIP_MAGIC
+
+
+def open_stream(path: str) -> IO[bytes]:
+    """The bytes of stdin, a pipe or a file, gunzipped when they are gzip: known by the
+    suffix, or by the first two bytes whatever the name (a gzip file piped in)."""
+    raw: IO[bytes]
+    if path == STDIN:
+        raw = sys.stdin.buffer
+    else:
+        if path.lower().endswith(".gz"):
+            return gzip.open(path, "rb")
+        raw = open(path, "rb")  # noqa: SIM115 - closed by the caller
+    peek = getattr(raw, "peek", None)
+    if peek is not None and peek(2)[:2] == GZIP_MAGIC:
+        return _GzipOver(raw)
+    return raw
+
+
+class _GzipOver(gzip.GzipFile):
+    """A gzip stream that closes what it reads from (a pipe we opened), never stdin."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        super().__init__(fileobj=raw, mode="rb")
+        self._source = raw
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self._source is not sys.stdin.buffer:
+                self._source.close()

@@ -14,10 +14,8 @@ path that does not exist (or a directory without trace files) is a UsageError.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import multiprocessing
 import os
-import stat
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -29,7 +27,17 @@ from tracecli import blocks
 from tracecli.checks import CrossChecker
 from tracecli.diagnostics import Diagnostic, Location, Severity, UsageError
 from tracecli.pairpack import Packed
-from tracecli.reader import STDIN, InputFormat, Source, expand_paths, format_of
+from tracecli.reader import (
+    STDIN,
+    InputFormat,
+    Source,
+    expand_paths,
+    file_head,
+    format_of,
+    open_stream,
+    read_as_stream,
+    regular_file,
+)
 
 BLOCK_BYTES = 1 << 20
 PARALLEL_MIN_BYTES = 8 << 20  # below this a pool costs more to start than it saves
@@ -192,7 +200,7 @@ class _Run:
     def file(self, path: str, stdin_format: InputFormat) -> None:
         src = Source.open(path, stdin_format)
         self.order.append(src.path)
-        if path != STDIN and _regular(path) and _head(path).startswith(_UTF16_BOMS):
+        if path != STDIN and regular_file(path) and file_head(path).startswith(_UTF16_BOMS):
             # what Windows PowerShell's `>` writes: every line would be garbage
             self.drain_pool()
             self.sink.add(Diagnostic.at(Location(src.path, 1), "file-encoding", _UTF16))
@@ -200,7 +208,7 @@ class _Run:
         if src.fmt == "yaml":
             self.drain_pool()  # keep input order: earlier blocks first
             self._yaml(src)
-        elif path != STDIN and _regular(path) and not _gzipped(path):
+        elif not read_as_stream(path):
             self._plain(src)
         else:  # gzip, stdin, and pipes (`<(zcat f.gz)`): their size says nothing
             self._stream(src, path)
@@ -221,7 +229,7 @@ class _Run:
 
     def _stream(self, src: Source, path: str) -> None:
         try:
-            stream = _open_stream(path)
+            stream = open_stream(path)
         except OSError as exc:
             self.sink.add(Diagnostic.at(Location(src.path, 0), "read-error", _os_message(exc)))
             return
@@ -421,65 +429,11 @@ def _start_pool(jobs: int) -> Any:
         return None
 
 
-_GZIP_MAGIC = b"\x1f\x8b"
-
-
-def _open_stream(path: str) -> IO[bytes]:
-    """The bytes of stdin, a pipe or a gzip file; gzip is known by its first two bytes,
-    whatever the name (`<(cat f.jsonl.gz)`, a gzip file piped in), and by its suffix."""
-    raw: IO[bytes]
-    if path == STDIN:
-        raw = sys.stdin.buffer
-    else:
-        if path.lower().endswith(".gz"):
-            return gzip.open(path, "rb")
-        raw = open(path, "rb")  # noqa: SIM115 - closed by the caller
-    peek = getattr(raw, "peek", None)
-    if peek is not None and peek(2)[:2] == _GZIP_MAGIC:
-        return _GzipOver(raw)
-    return raw
-
-
-class _GzipOver(gzip.GzipFile):
-    """A gzip stream that closes what it reads from (a pipe we opened), never stdin."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        super().__init__(fileobj=raw, mode="rb")
-        self._source = raw
-
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            if self._source is not sys.stdin.buffer:
-                self._source.close()
-
-
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _UTF16 = (
     "the file is UTF-16 (it starts with a UTF-16 byte order mark); tracecli reads UTF-8: "
     "convert it, e.g. iconv -f UTF-16 -t UTF-8"
 )
-
-
-def _head(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read(2)
-    except OSError:
-        return b""  # let the read say what is wrong
-
-
-def _gzipped(path: str) -> bool:
-    return path.lower().endswith(".gz") or _head(path) == _GZIP_MAGIC
-
-
-def _regular(path: str) -> bool:
-    """A regular file, read in ranges by its size; a pipe or a device is read as a stream."""
-    try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except OSError:
-        return True  # let the read say what is wrong
 
 
 def _tell(stream: IO[bytes]) -> int:
