@@ -480,3 +480,18 @@ def test_all_interfaces_without_a_key_is_warned(tmp_path: Path) -> None:
     assert "listening on http://0.0.0.0:" in first
     assert second.startswith("tracecli serve: warning: listening beyond this machine")
     assert proc.returncode == 0 and "Traceback" not in rest
+
+
+def test_the_store_is_the_one_the_settings_name(tmp_path: Path) -> None:
+    """serve, upload and tail agree on the store: `db` in tracecli.yaml (relative to it)."""
+    import signal
+
+    (tmp_path / "tracecli.yaml").write_text("db: data/here.db\n")
+    proc = subprocess.Popen(
+        [*SERVE, "--port", "0"], cwd=tmp_path, stderr=subprocess.PIPE, text=True
+    )
+    first = proc.stderr.readline()
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    assert f"(store: {tmp_path / 'data' / 'here.db'};" in first
+    assert proc.returncode == 0

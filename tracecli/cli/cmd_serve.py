@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from tracecli.cli import app
-from tracecli.cli.common import DbOpt, handle_errors
-from tracecli.paths import default_db
+from tracecli.cli.common import DbOpt, ProfileOpt, handle_errors, stderr_console
+from tracecli.config import load_settings
 
 
 @app.command(
@@ -41,12 +41,18 @@ def serve_cmd(
             show_default=False,
         ),
     ] = None,
+    profile: ProfileOpt = None,
 ) -> None:
     """Serve the embedded trace store over the Weave trace-server HTTP API.
 
-    One log line per request goes to stderr; Ctrl-C stops it cleanly (exit 0).
+    The store is the one upload and tail use: --db, $TRACECLI_DB, `db` in tracecli.yaml or
+    the user config, else the default file. One log line per request goes to stderr; Ctrl-C
+    stops it cleanly (exit 0).
     """
     from tracecli.server import serve
 
+    settings = load_settings({"db": db}, profile=profile)
+    for warning in settings.warnings:
+        stderr_console().print(f"tracecli: warning: {warning}", markup=False)
     key = api_key or os.environ.get("TRACECLI_SERVE_API_KEY") or None
-    serve(str(db) if db else str(default_db()), host=host, port=port, api_key=key)
+    serve(str(settings.db), host=host, port=port, api_key=key)
