@@ -264,9 +264,8 @@ def test_unreachable_server_is_one_line_exit_2() -> None:
 def test_server_needs_project_and_flags_are_checked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    r = tail("--server", "http://127.0.0.1:9", "--api-key", "k")
-    assert r.exit_code == 2 and "--project entity/project is required" in r.stderr
-    assert len(lines(r.stderr)) == 1 and "TRACECLI_PROJECT" in r.stderr
+    r = tail("--server", "http://127.0.0.1:9", "--api-key", "k")  # asked for its projects
+    assert r.exit_code == 2 and len(lines(r.stderr)) == 1 and "cannot reach" in r.stderr
     (tmp_path / "tracecli.yaml").write_text("project: team/from-file\n")
     monkeypatch.chdir(tmp_path)  # the project's file supplies it
     r = tail("--server", "http://127.0.0.1:9", "--api-key", "k")
@@ -313,3 +312,21 @@ def test_narrow_terminals_cut_the_op_and_exception_never_the_time_or_id(width: i
     assert row.startswith(started + "  ") and f"  {short_id}  " in row
     assert ("openai.chat.completions.create" in row) == (width >= 128)
     assert "TimeoutE" in row and len(row) <= max(width, 90)
+
+
+def test_without_project_the_most_recent_or_a_clear_error(source: Source) -> None:
+    """The store and `tracecli serve` (GET /tracecli/projects) name their projects: the most
+    recently active is shown, with a note; a Weave server cannot, so --project is asked for."""
+    p = source.project()
+    source.complete([make_call(p, at=10**7)])  # later than every other test's calls
+    r = tail(*source.args, "--format", "json", "-n", "1")
+    if source.kind == "weave-ref":
+        assert r.exit_code == 2 and r.stdout == ""
+        (line,) = lines(r.stderr)
+        assert "--project entity/project is required" in line and "TRACECLI_PROJECT" in line
+        return
+    assert r.exit_code == 0, r.stderr
+    assert orjson.loads(r.stdout)["project_id"] == p
+    assert f"showing {p}, the most recently active of" in r.stderr
+    bad = tail(*source.args, "-p", "team/nope-xyz")
+    assert bad.exit_code == 2 and f"projects there: {p}" in bad.stderr

@@ -567,6 +567,13 @@ def create_app(
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.get("/tracecli/projects", tags=["Service"])
+    async def projects() -> dict[str, list[str]]:
+        """tracecli's own: the projects that hold calls, the most recently active first, so
+        `tracecli tail --server` can pick one as it does for the store (weave has no such
+        route; tail then asks for --project)."""
+        return {"projects": await run_in_threadpool(store.projects)}
+
     @app.get("/server_info", tags=["Service"])
     async def server_info() -> dict[str, str]:
         return {

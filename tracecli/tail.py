@@ -167,7 +167,25 @@ class ServerSource:
         return calls
 
     def projects(self) -> list[str] | None:
-        return None
+        """What `tracecli serve` holds (its own GET /tracecli/projects, the most recently
+        active first); None from any other server: a Weave server cannot list projects."""
+        try:
+            r = self.client.get("/tracecli/projects")
+        except httpx.HTTPError as exc:
+            reason = str(exc) or type(exc).__name__
+            raise TailError(f"cannot reach {self.url}: {reason}") from None
+        if r.status_code in (401, 403):
+            raise TailError(
+                f"{self.url} refused the API key (HTTP {r.status_code}): check --api-key, "
+                "WANDB_API_KEY or ~/.netrc"
+            )
+        try:
+            projects = r.json()["projects"] if r.status_code == 200 else None
+        except (ValueError, KeyError, TypeError):
+            return None
+        if not isinstance(projects, list) or not all(isinstance(p, str) for p in projects):
+            return None
+        return projects
 
     def close(self) -> None:
         self.client.close()
@@ -209,8 +227,9 @@ def resolve_project(source: CallSource, project: str | None) -> tuple[str, str |
     """The project to show and a note when it was picked for the user.
 
     Without --project: the store's only project, else its most recently active one (latest
-    call start), with a note naming the others; a server cannot list projects, so there
-    --project is required. A project with no calls is an error (exit 2): it is usually a typo.
+    call start), with a note naming the others; the same from `tracecli serve`; a Weave
+    server cannot list projects, so there --project is required. A project with no calls is
+    an error (exit 2): it is usually a typo.
     """
     if project is not None:
         problems = list(rules.check_project_id(project, "--project"))

@@ -165,7 +165,8 @@ def tail_cmd(
 
     Reads a Weave server's /calls/stream_query with --server (or $WF_TRACE_SERVER_URL),
     else the embedded store. Without --project: the store's only project, or its most
-    recently active one (a note on stderr says which); with a server --project is required.
+    recently active one (a note on stderr says which), likewise from `tracecli serve`; a
+    Weave server cannot list its projects, so there --project is required.
     --format json prints one call per line, as the server returns it.
     """
     if server and db:
