@@ -237,6 +237,15 @@ def test_unknown_profile_lists_the_known_ones(project: Path) -> None:
         load_settings({}, profile="stage")
 
 
+def test_a_profile_with_no_config_file_at_all_says_where_files_go(project: Path) -> None:
+    with pytest.raises(UsageError) as err:
+        load_settings({}, profile="stage", env={"TRACECLI_PROFILE": "x"})
+    assert str(err.value) == (
+        "profile 'stage' (from --profile) is not defined: no config file found (tracecli.yaml "
+        "here or in a parent folder, or ~/.config/tracecli/config.yaml)"
+    )
+
+
 def test_default_profile_must_exist(project: Path) -> None:
     write(project / "tracecli.yaml", "default_profile: gone\n")
     with pytest.raises(UsageError) as exc:

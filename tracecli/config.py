@@ -319,7 +319,13 @@ def load_settings(
         layers = [(cfg, cfg.profiles[name]) for cfg in cfgs if name in cfg.profiles]
         if not layers:
             known = sorted({p for cfg in cfgs for p in cfg.profiles})
-            where = ", ".join(display_path(cfg.path) for cfg in cfgs) or "no config file"
+            if not cfgs:
+                raise UsageError(
+                    f"profile {name!r} (from {profile_origin}) is not defined: no config file "
+                    f"found (tracecli.yaml here or in a parent folder, or "
+                    f"{display_path(user_config_path())})"
+                )
+            where = ", ".join(display_path(cfg.path) for cfg in cfgs)
             raise UsageError(
                 f"profile {name!r} (from {profile_origin}) is not defined in {where}; "
                 + (f"known profiles: {', '.join(known)}" if known else "no profiles are defined")
