@@ -43,6 +43,7 @@ BLOCK_BYTES = 1 << 20
 PARALLEL_MIN_BYTES = 8 << 20  # below this a pool costs more to start than it saves
 DEFAULT_MAX_ERRORS = 200
 JOBS_ENV = "TRACECLI_JOBS"
+IN_FLIGHT_PER_JOB = 2  # blocks submitted ahead per worker: enough to keep every core busy
 
 ProgressFn = Callable[["Progress"], None]
 
@@ -299,7 +300,7 @@ class _Run:
                 self._in_process()
                 result = _Done(fn(*args))
         self.pending.append((result, block, fn, args))
-        limit = 2 * self.jobs if self.pool is not None else 0
+        limit = IN_FLIGHT_PER_JOB * self.jobs if self.pool is not None else 0
         while len(self.pending) > limit:
             self._finish_block()
 
