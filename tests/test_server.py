@@ -465,6 +465,22 @@ def test_graphql_answers_what_weave_init_asks(serve_server: ServerHandle) -> Non
 SERVE = [sys.executable, "-m", "tracecli", "serve"]
 
 
+def _wait_up(listening_line: str) -> None:
+    """Until the server that printed `listening on URL` answers /health."""
+    import re
+    import time
+
+    port = re.search(r":(\d+) \(", listening_line).group(1)  # type: ignore[union-attr]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise AssertionError(f"no answer after {listening_line!r}")
+
+
 def test_all_interfaces_without_a_key_is_warned(tmp_path: Path) -> None:
     import signal
 
@@ -475,6 +491,7 @@ def test_all_interfaces_without_a_key_is_warned(tmp_path: Path) -> None:
     )
     first = proc.stderr.readline()
     second = proc.stderr.readline()
+    _wait_up(first)
     proc.send_signal(signal.SIGINT)
     rest = proc.communicate(timeout=30)[1]
     assert "listening on http://0.0.0.0:" in first
@@ -491,6 +508,7 @@ def test_the_store_is_the_one_the_settings_name(tmp_path: Path) -> None:
         [*SERVE, "--port", "0"], cwd=tmp_path, stderr=subprocess.PIPE, text=True
     )
     first = proc.stderr.readline()
+    _wait_up(first)
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=30)
     assert f"(store: {tmp_path / 'data' / 'here.db'};" in first

@@ -3,6 +3,7 @@ calls back from /calls/stream_query (keys, values, datetime format, derived summ
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
@@ -45,6 +46,9 @@ def _writes() -> list[tuple[str, dict[str, Any]]]:
         ("/v2/team/conformance/calls/complete", {"batch": [tool, named, late]}),
         ("/call/upsert_batch", {"batch": items}),  # the same batch again
         ("/v2/team/conformance/calls/complete", {"batch": [tool, named, late]}),
+        # the SDK's call.set_display_name
+        ("/call/update", {"project_id": P, "call_id": llm["id"], "display_name": "renamed"}),
+        ("/call/update", {"project_id": P, "call_id": str(uuid.uuid4()), "display_name": "x"}),
     ]
 
 
@@ -97,6 +101,12 @@ def test_same_writes_same_answers(
     for body in QUERIES:
         ours, theirs = _query(serve_server, body), _query(ref, body)
         assert ours == theirs, body
+    for handle in (serve_server, ref):  # the non-streaming form answers the same calls
+        with handle.client() as client:
+            r = client.post("/calls/query", json={"project_id": P, "limit": 3})
+        calls = r.json()["calls"]
+        assert [c["id"] for c in calls] == [c["id"] for c in _query(serve_server, {"limit": 3})]
+    assert "renamed" in {c["display_name"] for c in _query(serve_server, {})}
     assert len(_query(serve_server, {})) == 6
 
 

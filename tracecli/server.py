@@ -102,6 +102,15 @@ class CallsQueryReq(BaseModel):
     columns: list[str] | None = None
 
 
+class CallUpdateReq(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    project_id: str
+    call_id: str
+    display_name: str | None = None
+    wb_user_id: str | None = None
+
+
 class CallReadReq(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -373,6 +382,19 @@ class _Handlers:
         calls = list(self.store.query(d["project_id"], filter={"call_ids": [d["id"]]}))
         return {"call": calls[0] if calls else None}
 
+    def call_update(self, body: bytes) -> Any:
+        d = self._query_args(body, CallUpdateReq)
+        if d.get("display_name") is None:
+            raise _reason(400, "One of [display_name] is required for call update")
+        if not rules.is_call_id(d["call_id"]):
+            raise _reason(400, f"Invalid call id: {d['call_id']!r}")
+        # An unknown call is not an error on weave's server either.
+        self.store.set_display_name(d["project_id"], d["call_id"], d["display_name"])
+        return {}
+
+    def calls_query(self, body: bytes) -> Any:
+        return {"calls": list(self.stream_query(body))}
+
     def obj_create(self, body: bytes) -> Any:
         data = _parse(body)
         _validate(ObjCreateReq, data)
@@ -507,6 +529,7 @@ _REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     CallsUpsertCompleteReq,
     CallsQueryReq,
     CallReadReq,
+    CallUpdateReq,
     ObjCreateReq,
     ObjReadReq,
     TableCreateReq,
@@ -671,6 +694,8 @@ def create_app(
         endpoint.__name__ = "sdk_" + path.strip("/").replace("/", "_")
         app.post(path, tags=["Objects"], openapi_extra=_body_doc(model))(endpoint)
 
+    sdk_route("/call/update", CallUpdateReq, h.call_update)
+    sdk_route("/calls/query", CallsQueryReq, h.calls_query)
     sdk_route("/obj/create", ObjCreateReq, h.obj_create)
     sdk_route("/obj/read", ObjReadReq, h.obj_read)
     sdk_route("/table/create", TableCreateReq, h.table_create)
@@ -883,31 +908,6 @@ def serve(
     except TracecliError:
         store.close()
         raise
-    app = create_app(store, api_key=api_key, log=log)
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        access_log=False,
-        server_header=False,
-        lifespan="off",
-        timeout_graceful_shutdown=5,  # Ctrl-C never waits long on a slow client
-    )
-    server = uvicorn.Server(config)
-    quiet = _QuietShutdown()
-    uvicorn_log = logging.getLogger("uvicorn.error")
-    uvicorn_log.addFilter(quiet)
-    url = url_of(sock)
-    log(
-        f"tracecli serve: listening on {url} (store: {db}; "
-        f"auth: {'API key required' if api_key else 'none'}); Ctrl-C to stop"
-    )
-    if not api_key and not _loopback(sock):
-        log(
-            "tracecli serve: warning: listening beyond this machine with no API key: anyone "
-            "who can reach it can read and write the store (pass --api-key)"
-        )
-    if on_ready is not None:
-        on_ready(url)
 
     def _term(signum: int, frame: object) -> None:
         raise _Stop
@@ -915,7 +915,34 @@ def serve(
     previous = None
     with contextlib.suppress(ValueError):  # not the main thread: the caller handles signals
         previous = signal.signal(signal.SIGTERM, _term)
+    quiet = _QuietShutdown()
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.addFilter(quiet)
+    # From here on a Ctrl-C or SIGTERM, even before uvicorn takes over the signals, is a
+    # clean stop (exit 0), never a traceback or a 130.
     try:
+        app = create_app(store, api_key=api_key, log=log)
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            server_header=False,
+            lifespan="off",
+            timeout_graceful_shutdown=5,  # Ctrl-C never waits long on a slow client
+        )
+        server = uvicorn.Server(config)
+        url = url_of(sock)
+        log(
+            f"tracecli serve: listening on {url} (store: {db}; "
+            f"auth: {'API key required' if api_key else 'none'}); Ctrl-C to stop"
+        )
+        if not api_key and not _loopback(sock):
+            log(
+                "tracecli serve: warning: listening beyond this machine with no API key: "
+                "anyone who can reach it can read and write the store (pass --api-key)"
+            )
+        if on_ready is not None:
+            on_ready(url)
         server.run(sockets=[sock])
     except (KeyboardInterrupt, _Stop):
         pass

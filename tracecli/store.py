@@ -551,6 +551,15 @@ class Store:
                 res.append({})
         return res
 
+    def set_display_name(self, project_id: str, call_id: str, display_name: str) -> bool:
+        """`POST /call/update` (the SDK's `call.set_display_name`); False: no such call."""
+        with self._transaction() as conn:
+            cur = conn.execute(
+                "UPDATE calls SET display_name = ? WHERE project_id = ? AND id = ?",
+                (display_name, project_id, call_id),
+            )
+        return cur.rowcount > 0
+
     # -- reads
 
     def query(
