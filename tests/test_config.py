@@ -346,6 +346,18 @@ def test_wandb_cloud_key_is_found_under_api_wandb_ai(project: Path) -> None:
     assert s.api_key is not None and s.api_key.get_secret_value() == KEY
     assert str(s.origin("api_key")) == "~/.netrc (machine api.wandb.ai)"
     assert s.weave_target().api_key == s.api_key
+    assert s.warnings == ()
+
+
+def test_a_netrc_others_can_read_is_used_with_a_warning(project: Path) -> None:
+    path = netrc(f"machine api.wandb.ai\n  login user\n  password {KEY}\n")
+    path.chmod(0o644)
+    s = load_settings({"target": "weave"})
+    assert s.api_key is not None and s.api_key.get_secret_value() == KEY
+    assert s.warnings == (
+        f"~/.netrc holds an API key and others can read it (mode 644): chmod 600 {path}",
+    )
+    assert KEY not in s.warnings[0]
 
 
 def test_netrc_env_variable_points_elsewhere(

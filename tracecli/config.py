@@ -14,6 +14,7 @@ first, flag-and-environment-only API, kept for the commands that use it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Mapping
@@ -439,7 +440,14 @@ def _api_key(
                 warnings.append(f"cannot read the API key from {exc}")
                 break
             if password:
-                where = f"{display_path(netrc_file.netrc_path())} (machine {host})"
+                path = netrc_file.netrc_path()
+                where = f"{display_path(path)} (machine {host})"
+                with contextlib.suppress(OSError):
+                    if os.name == "posix" and path.stat().st_mode & 0o077:
+                        warnings.append(
+                            f"{display_path(path)} holds an API key and others can read it "
+                            f"(mode {path.stat().st_mode & 0o777:o}): chmod 600 {path}"
+                        )
                 return parse_secret(password), Origin("netrc", where)
     else:
         host = (urlsplit(server).hostname or "").lower()
