@@ -95,6 +95,24 @@ def test_row_cells() -> None:
 
 
 @pytest.mark.parametrize(
+    ("exception", "shown"),
+    [
+        (None, ""),
+        ("KeyError: 'x'\nTraceback ...", "KeyError: 'x'"),
+        (
+            '{"type": "ValueError", "message": "boom 7", "traceback": [{"line_number": 1}]}',
+            "ValueError: boom 7",
+        ),  # the weave SDK's form
+        ('{"type": "StopIteration", "message": ""}', "StopIteration"),
+        ('{"not": "an sdk exception"}', '{"not": "an sdk exception"}'),
+        ("{broken json", "{broken json"),
+    ],
+)
+def test_exception_cell(exception: str | None, shown: str) -> None:
+    assert row_of(make_call(P, exception=exception))[-1] == shown
+
+
+@pytest.mark.parametrize(
     ("seconds", "text"),
     [(None, ""), (0.0004, "0ms"), (0.25, "250ms"), (1.5, "1.50s"), (3725, "1h02m")],
 )

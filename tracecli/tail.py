@@ -454,14 +454,30 @@ STATUS_LABELS = {
 COLUMNS = ("started (UTC)", "op", "status", "duration", "tokens", "id", "exception")
 
 
+def exception_line(exception: Any) -> str:
+    """The first line of a call's exception; the weave SDK stores it as JSON
+    (`{"type": "ValueError", "message": "boom", "traceback": [...]}`): `ValueError: boom`."""
+    if not exception:
+        return ""
+    text = str(exception).strip()
+    if text.startswith("{"):
+        try:
+            data = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("type"), str):
+            message = data.get("message")
+            text = f"{data['type']}: {message}" if message not in (None, "") else data["type"]
+    return text.splitlines()[0] if text else ""
+
+
 def row_of(call: Mapping[str, Any]) -> tuple[str, ...]:
     """The table cells of one call, in COLUMNS order."""
     op = call.get("display_name") or call.get("op_name") or ""
     if isinstance(op, str) and op.startswith("weave:///"):
         op = op.rsplit("/", 1)[-1].split(":", 1)[0] or op
     tokens = tokens_of(call)
-    exception = call.get("exception") or ""
-    first = str(exception).strip().splitlines()[0] if exception else ""
+    first = exception_line(call.get("exception"))
     return (
         format_start(call.get("started_at")),
         str(op),
