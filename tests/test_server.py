@@ -513,3 +513,11 @@ def test_the_store_is_the_one_the_settings_name(tmp_path: Path) -> None:
     proc.communicate(timeout=30)
     assert f"(store: {tmp_path / 'data' / 'here.db'};" in first
     assert proc.returncode == 0
+
+
+def test_the_links_weave_prints_say_how_to_see_the_calls(serve_server: ServerHandle) -> None:
+    with serve_server.client() as client:
+        r = client.get("/me/demo/r/call/01a236fa-2a3c-7660-8c62-55b2279ddfa5")
+        assert r.status_code == 404
+        assert f"tracecli tail --server {serve_server.url} --project me/demo" in r.text
+        assert client.get("/health").json() == {"status": "ok"}  # real routes still win

@@ -737,6 +737,16 @@ def create_app(
             app.openapi_schema = schema
         return app.openapi_schema
 
+    # The links the weave SDK prints (…/me/demo/weave, …/me/demo/r/call/ID) point here.
+    @app.get("/{entity}/{project}/{rest:path}", include_in_schema=False)
+    async def no_ui(entity: str, project: str, rest: str, request: Request) -> Response:
+        base = str(request.base_url).rstrip("/")
+        text = (
+            "tracecli serve stores traces but has no web UI. To see this project's calls:\n\n"
+            f"  tracecli tail --server {base} --project {entity}/{project}\n"
+        )
+        return Response(text, status_code=404, media_type="text/plain; charset=utf-8")
+
     app.openapi = openapi  # type: ignore[method-assign]
     return Guard(app, api_key=api_key, max_body_bytes=max_body_bytes, log=log)
 
