@@ -538,3 +538,14 @@ def test_store_examples_print_what_is_shown(tmp_path: Path) -> None:
             _replay(block, command, pending, rc, work, env)
             replayed += 1
     assert replayed >= 3, "the README's quickstart and rejected-file sessions were not found"
+
+
+def test_readme_test_command_is_what_ci_runs() -> None:
+    """The command README gives for the tests is the one `.ci/run` runs, character for
+    character, so a reader who runs it gets what CI gets."""
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    (command,) = [
+        line.strip() for line in ci.splitlines() if "pytest" in line and not line.startswith("#")
+    ]
+    readme = [line.split("  #")[0].strip() for b in blocks(README) for line in b.lines]
+    assert command in readme, f"README.md does not show the .ci/run test command: {command}"
