@@ -549,3 +549,29 @@ def test_worker_processes_give_the_same_answer_as_one_process(
     summary, rej, got = results[0]
     assert summary["rejected"] == 2 and summary["warnings"] >= 1
     assert len(got) == 398
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+def test_a_pipe_is_read_as_a_stream_plain_or_gzip(tmp_path: Path, compress: bool) -> None:
+    """`upload <(zcat traces.gz)` names a pipe: it was read as an empty file (0 records,
+    exit 0). Gzip is known by its first bytes, whatever the name."""
+    import gzip
+    import os
+    import threading
+
+    calls = gen_calls(300, seed=41)
+    data = write_flat(tmp_path / "t.jsonl", calls, lag=5).read_bytes()
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with open(fifo, "wb") as f:
+            f.write(gzip.compress(data) if compress else data)
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    report = upload([str(fifo)], opts(tmp_path))
+    writer.join(10)
+    assert report.exit_code == 0
+    assert (report.records, report.uploaded, report.rejected) == (600, 300, 0)
+    assert len(stored(tmp_path)) == 300

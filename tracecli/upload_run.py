@@ -11,7 +11,6 @@ journal and count under one lock. Kept apart from `upload.py` (options, report, 
 from __future__ import annotations
 
 import contextlib
-import gzip
 import multiprocessing
 import os
 import signal
@@ -56,7 +55,7 @@ from tracecli.encode import (
 )
 from tracecli.journal import Journal
 from tracecli.pairing import DUPLICATE, Half, Pairer
-from tracecli.reader import STDIN, Source
+from tracecli.reader import STDIN, Source, open_stream, read_as_stream, regular_file
 from tracecli.records import wrap
 from tracecli.rejected import RejectedWriter
 from tracecli.schema.weave import END_FIELDS
@@ -212,7 +211,7 @@ class Run:
                 self.file_reports[i].changed = st.changed
                 if st.acked:  # (a live view: lines acked by this run are not looked up)
                     self.acked_lines[i] = journal.acked(path)
-            if path == STDIN:
+            if path == STDIN or not regular_file(path):  # a pipe: no size to show
                 self.bytes_total = None
                 continue
             size = os.path.getsize(path)
@@ -245,7 +244,7 @@ class Run:
             self._drain()  # keep input order: earlier blocks first
             self._read_yaml(i, path)
             return
-        if path != STDIN and not path.lower().endswith(".gz"):
+        if not read_as_stream(path):
             size = self.sizes[i] or 0
             try:
                 ranges = plan_ranges(path, size, BLOCK_BYTES)
@@ -259,7 +258,7 @@ class Run:
                 self._submit(i, prepare_range, args, offset + length, n == len(ranges) - 1)
             return
         try:
-            stream = _open_stream(path)
+            stream = open_stream(path)
         except OSError as exc:
             self._invalid(None, display, 0, [_read_error(display, 0, exc)])
             return
@@ -772,12 +771,6 @@ def _is_yaml(path: str, stdin_format: str) -> bool:
         return stdin_format == "yaml"
     name = path.lower().removesuffix(".gz")
     return name.endswith((".yaml", ".yml"))
-
-
-def _open_stream(path: str) -> IO[bytes]:
-    if path == STDIN:
-        return sys.stdin.buffer
-    return gzip.open(path, "rb")
 
 
 def _tell(stream: IO[bytes]) -> int:
