@@ -575,3 +575,21 @@ def test_a_pipe_is_read_as_a_stream_plain_or_gzip(tmp_path: Path, compress: bool
     assert report.exit_code == 0
     assert (report.records, report.uploaded, report.rejected) == (600, 300, 0)
     assert len(stored(tmp_path)) == 300
+
+
+def test_a_string_the_server_reads_as_a_bad_reference_is_refused_as_validate_does(
+    tmp_path: Path,
+) -> None:
+    """Weave's server refuses a request holding `weave:///x` anywhere (400); validate says
+    so, and upload must refuse the record itself rather than store it where no server
+    checks (the embedded store) or lose a request to the server's refusal."""
+    calls = gen_calls(50, seed=43)
+    calls[7][0]["inputs"] = {"docs": [{"ref": "weave:///not-a-ref"}]}
+    path = write_flat(tmp_path / "t.jsonl", calls)
+    report = upload([str(path)], opts(tmp_path))
+    assert report.exit_code == 1
+    assert (report.uploaded, report.rejected) == (49, 2)  # the start, and its end with it
+    rej = rejected_lines(tmp_path / "rejected.jsonl")
+    reasons = sorted(r["_tracecli"]["reason"] for r in rej)
+    assert "weave:/// string as a reference" in reasons[0] + reasons[1]
+    assert len(stored(tmp_path)) == 49

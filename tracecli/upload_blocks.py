@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from tracecli.blocks import broken_id
+from tracecli.blocks import REF_START, broken_id, find_ref
 from tracecli.checks import call_facts, refused_id
 from tracecli.diagnostics import Location, Severity
 from tracecli.encode import END_KEYS, EncodeError, dumps, split_end
@@ -122,8 +122,12 @@ def call_body(value: Any) -> dict[str, Any] | None:
     return None
 
 
-def prepare(value: Any, line: int, path: str, project: str | None, out: list[Entry]) -> None:
-    """Append the entry for one decoded record; never raises for any value."""
+def prepare(
+    value: Any, line: int, path: str, project: str | None, out: list[Entry], fast: bool = True
+) -> None:
+    """Append the entry for one decoded record; never raises for any value. `fast=False`
+    when the record may hold a string the server reads as a reference (which only the full
+    check looks for: see `tracecli.blocks`)."""
     orig_project = None
     if project is not None:
         body = call_body(value)
@@ -131,9 +135,9 @@ def prepare(value: Any, line: int, path: str, project: str | None, out: list[Ent
             orig_project = body.get("project_id")
             body["project_id"] = project
     try:
-        fast = fast_body(value) if type(value) is dict else None
-        if fast is not None:
-            facts, shape, data = fast
+        quick = fast_body(value) if fast and type(value) is dict else None
+        if quick is not None:
+            facts, shape, data = quick
             facts = facts[-6:]  # (kind, id, trace_id, parent_id, started, ended), any prefix
             kind = facts[0]
             warnings: tuple[Any, ...] = ()
@@ -199,6 +203,7 @@ def prepare_lines(
     out: list[Entry] = []
     records = 0
     n = 0
+    no_refs = find_ref(data) is None
     for raw in lines:
         n += 1
         try:
@@ -213,7 +218,7 @@ def prepare_lines(
                 out.append((n, "bad", text, (diag,), found[0][2] if found else None))
             continue
         records += 1
-        prepare(value, n, path, project, out)
+        prepare(value, n, path, project, out, no_refs or REF_START not in raw)
     return n, records, pair_up(out)
 
 

@@ -292,7 +292,7 @@ class Run:
                 self.file_reports[i].records += 1
                 continue
             loc, value = item
-            prepare(value, loc.line, src.path, project, entries)
+            prepare(value, loc.line, src.path, project, entries, fast=False)
             self.file_reports[i].records += 1
             self._consume(i, 0, entries)
             entries.clear()
