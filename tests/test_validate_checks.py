@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 from typing import Any
 
 import pytest
@@ -230,3 +231,39 @@ def test_many_calls_stay_small_in_memory() -> None:
     assert c.calls == n
     fixed = (8 << 20) + RECENT_MAX * 110
     assert used - fixed < 36 * n, f"{(used - fixed) / n:.0f} bytes a call"
+
+
+def test_only_well_formed_reference_strings_keep_a_line_on_the_fast_path():
+    """The fast check does not look inside values, so a line holding anything that begins
+    like a reference goes to the full check, unless each one is a reference the server
+    parses (what the SDK writes: op refs, object refs in inputs)."""
+    from tracecli.blocks import plain_refs
+
+    assert plain_refs(b'{"op_name": "weave:///e/p/op/llm:abc", "inputs": {"x": 1}}')
+    assert plain_refs(
+        b'{"op_name": "weave:///e/p/op/a:1", "inputs": {"d": "weave:///e/p/object/d:2"}}'
+    )
+    for raw in (
+        b'{"inputs": {"d": "weave:///d"}}',
+        b'{"inputs": {"d": "weave:///e/p"}}',
+        b'{"inputs": {"d": "weave-trace-internal:///x/y/z"}}',
+        b'{"op_name": "weave:///e/p/op/a:1", "inputs": {"d": "weave:///bad"}}',
+        b'{"weave_key": 1}',
+    ):
+        assert not plain_refs(raw), raw
+
+
+def test_a_good_op_reference_is_valid_and_a_bad_one_is_named(tmp_path):
+    from tracecli.validate import validate_paths
+
+    good = {
+        "type": "call", "project_id": "e/p", "id": "0197a3c4-1b2c-7d3e-8f40-123456789abc",
+        "trace_id": "0197a3c4-1b2c-7d3e-8f40-123456789abd", "op_name": "weave:///e/p/op/llm:v1",
+        "started_at": "2026-01-01T00:00:00Z", "ended_at": "2026-01-01T00:00:01Z",
+        "attributes": {}, "inputs": {}, "summary": {},
+    }  # fmt: skip
+    bad = {**good, "id": "0197a3c4-1b2c-7d3e-8f40-123456789abe", "op_name": "weave:///llm"}
+    f = tmp_path / "t.jsonl"
+    f.write_text("\n".join(json.dumps(r) for r in (good, bad)) + "\n")
+    report = validate_paths([str(f)])
+    assert [(d.line, d.field, d.code) for d in report.diagnostics] == [(2, "op_name", "op-ref")]

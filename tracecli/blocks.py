@@ -51,6 +51,17 @@ _REQUEST_OVERHEAD = 64  # the request around one call body: {"batch": [{"mode": 
 _NEAR_LIMIT = SERVER_MAX_BYTES - (1 << 20)  # raw lines longer than this are measured
 REF_START = b'"weave'  # how a JSON string that may be a weave:/// reference begins
 find_ref = re.compile(re.escape(REF_START)).search  # over a block: a third faster than `in`
+_good_refs = re.compile(rb'"weave:///[^/"\\]+/[^/"\\]+/[^"\\]').findall
+
+
+def plain_refs(raw: bytes) -> bool:
+    """Whether every string of the line that begins like a reference is one the server can
+    parse (`weave:///entity/project/...`), so the fast check, which does not look inside
+    values, answers as the full one would. What the SDK writes (op refs, object refs in
+    inputs) stays on the fast path; anything else that merely looks like one does not."""
+    return raw.count(REF_START) == len(_good_refs(raw))
+
+
 _loads = orjson.loads
 _JSONError = orjson.JSONDecodeError
 
@@ -186,7 +197,7 @@ def _check_lines(data: bytes, path: str, at_start: bool) -> Result:
             too_large(value, n, out)  # type: ignore[arg-type]
         # a string the server reads as a reference starts with "weave: the full check
         # looks inside values for it, the fast one does not (one search per block)
-        plain = no_refs or REF_START not in raw
+        plain = no_refs or plain_refs(raw)
         try:
             f = fast(value, n, True) if plain and type(value) is dict else None
         except Exception:

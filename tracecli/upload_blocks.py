@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from tracecli.blocks import REF_START, broken_id, find_ref
+from tracecli.blocks import broken_id, find_ref, plain_refs
 from tracecli.checks import call_facts, refused_id
 from tracecli.diagnostics import Location, Severity
 from tracecli.encode import END_KEYS, EncodeError, dumps, split_end
@@ -218,7 +218,7 @@ def prepare_lines(
                 out.append((n, "bad", text, (diag,), found[0][2] if found else None))
             continue
         records += 1
-        prepare(value, n, path, project, out, no_refs or REF_START not in raw)
+        prepare(value, n, path, project, out, no_refs or plain_refs(raw))
     return n, records, pair_up(out)
 
 

@@ -23,7 +23,13 @@ import datetime
 import re
 from typing import Any
 
-from tracecli.schema.rules import MAX_DISPLAY_NAME, MAX_OP_NAME, STATUSES
+from tracecli.schema.rules import (
+    MAX_DISPLAY_NAME,
+    MAX_OP_NAME,
+    OP_REF_PREFIX,
+    OP_REF_RE,
+    STATUSES,
+)
 from tracecli.schema.weave import (
     CompletedCallSchemaForInsert,
     EndedCallSchemaForInsert,
@@ -90,13 +96,15 @@ def _new_project(v: Any) -> bool:
 
 
 def _new_op(v: Any) -> bool:
-    # A weave:/// op reference takes the slow path: rules.py checks its form.
-    return (
-        type(v) is str
-        and 0 < len(v) <= MAX_OP_NAME
-        and not v.startswith("weave:")
-        and _remember(_ok_ops, v)
-    )
+    # What the SDK writes is a reference (weave:///entity/project/op/name:digest): with no
+    # length limit, but a form the server must be able to parse (rules.check_call).
+    if type(v) is not str:
+        return False
+    if v.startswith(OP_REF_PREFIX):
+        ok = OP_REF_RE.match(v) is not None
+    else:
+        ok = 0 < len(v) <= MAX_OP_NAME
+    return ok and _remember(_ok_ops, v)
 
 
 def _new_run(v: Any) -> bool:
