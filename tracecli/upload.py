@@ -35,7 +35,7 @@ from tracecli.reader import InputFormat, expand_paths
 from tracecli.rejected import DEFAULT_NAME, RejectedWriter, skip_rejected_file
 from tracecli.sender import Sender
 from tracecli.targets import DryRunTarget, Target
-from tracecli.upload_run import Run, default_jobs, start_pool
+from tracecli.upload_run import Run, default_jobs, start_pool, stop_pool
 
 Mode = Literal["auto", "complete", "batch", "single"]
 MODES: tuple[str, ...] = ("auto", "complete", "batch", "single")
@@ -252,6 +252,7 @@ def upload(
     interrupt = _Interrupt()
     restore = interrupt.install()
     started = time.monotonic()
+    failed = True  # until the run returns: then the workers are let go politely
     try:
         if opts.strict:
             check = _run(
@@ -276,6 +277,7 @@ def upload(
                 check.requests_by_endpoint = {}
                 check.dry_run = opts.dry_run
                 check.elapsed_s = time.monotonic() - started
+                failed = False
                 return check
         if not opts.dry_run:
             journal = Journal.open(
@@ -298,11 +300,12 @@ def upload(
             jobs=jobs,
         )
         report.elapsed_s = time.monotonic() - started
+        failed = False
         return report
     finally:
         restore()
         if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+            stop_pool(pool, failed)
         target.close()
         if journal is not None:
             journal.close()

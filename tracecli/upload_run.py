@@ -89,6 +89,23 @@ def default_jobs() -> int:
     return max(0, min(cores - 1, 4))
 
 
+def stop_pool(pool: ProcessPoolExecutor, failed: bool) -> None:
+    """Let the workers go: waiting for them after a run, killing them after a failure (a
+    broken or interrupted pool may never answer). Either way the pool's manager thread is
+    over before this returns: left running at exit, it races the interpreter's own
+    clean-up, which then prints a traceback (OSError: Bad file descriptor)."""
+    if not failed:
+        pool.shutdown(wait=True, cancel_futures=True)
+        return
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        proc.kill()
+    manager = getattr(pool, "_executor_manager_thread", None)
+    if manager is not None:
+        manager.join(5.0)
+
+
 def _quiet_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the reading process's to handle
 
@@ -337,7 +354,7 @@ class Run:
 
     def _close_pool(self) -> None:
         if self.pool is not None:
-            self.pool.shutdown(wait=False, cancel_futures=True)
+            stop_pool(self.pool, failed=True)
             self.pool = None
 
     # -- entries --------------------------------------------------------------------------
