@@ -45,6 +45,7 @@ from tracecli.schema.fastcheck import (
     end_facts,
     start_facts,
 )
+from tracecli.wideints import may_hold_wide_ints, wide_int_message, wide_ints
 
 Entry = tuple[Any, ...]
 _REQUEST_OVERHEAD = 64  # the request around one call body: {"batch": [{"mode": ...}]}
@@ -178,6 +179,7 @@ def _check_lines(data: bytes, path: str, at_start: bool) -> Result:
     opened: dict[Any, int] = {}  # id -> index in out of its start, still unpaired
     loads, fast = _loads, _fast_facts
     no_refs = find_ref(data) is None
+    wide = may_hold_wide_ints(data)
     records = 0
     n = 0
     for raw in lines:
@@ -193,6 +195,11 @@ def _check_lines(data: bytes, path: str, at_start: bool) -> Result:
                 broken_id(raw, n, out)  # type: ignore[arg-type]
             continue
         records += 1
+        if wide and may_hold_wide_ints(raw) and (found := wide_ints(raw)):
+            for field, big in found:
+                append((n, "diag", field, "int-range", Severity.ERROR, wide_int_message(big)))
+            broken_id(raw, n, out)  # type: ignore[arg-type]
+            continue
         if len(raw) > _NEAR_LIMIT:
             too_large(value, n, out)  # type: ignore[arg-type]
         # a string the server reads as a reference starts with "weave: the full check

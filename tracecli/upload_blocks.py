@@ -50,6 +50,7 @@ from tracecli.schema.fastcheck import (
 )
 from tracecli.schema.fastcheck import END_KEYS as END_SCHEMA_KEYS
 from tracecli.schema.weave import END_FIELDS
+from tracecli.wideints import may_hold_wide_ints, wide_int_message, wide_ints
 
 Entry = tuple[Any, ...]
 _loads = orjson.loads
@@ -204,6 +205,7 @@ def prepare_lines(
     records = 0
     n = 0
     no_refs = find_ref(data) is None
+    wide = may_hold_wide_ints(data)
     for raw in lines:
         n += 1
         try:
@@ -218,6 +220,15 @@ def prepare_lines(
                 out.append((n, "bad", text, (diag,), found[0][2] if found else None))
             continue
         records += 1
+        if wide and may_hold_wide_ints(raw) and (big := wide_ints(raw)):
+            diags = tuple(
+                (f, "int-range", Severity.ERROR, wide_int_message(v)) for f, v in big
+            )  # the line as read goes to the rejected file: the value read has floats
+            found = []
+            broken_id(raw, n, found)
+            text = raw.rstrip(b"\r").decode("utf-8", "replace")
+            out.append((n, "bad", text, diags, found[0][2] if found else None))
+            continue
         prepare(value, n, path, project, out, no_refs or plain_refs(raw))
     return n, records, pair_up(out)
 
