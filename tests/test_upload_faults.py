@@ -126,9 +126,12 @@ def test_a_refused_start_takes_its_end_with_it_in_batch_mode(
     ref: ServerHandle, tmp_path: Path
 ) -> None:
     calls = gen_calls(50, seed=23)
-    calls[10][0]["inputs"] = {"doc": "weave:///not-a-ref"}
+    # validation refuses what weave's server answers 400 for: the proxy refuses this start
+    # the way the server refuses a batch for one item
+    refuse = {calls[10][0]["id"]: (400, "Invalid URI: weave:///not-a-ref")}
     path = write_flat(tmp_path / "t.jsonl", calls)
-    report = upload([str(path)], opts(tmp_path, ref.url, mode="batch", max_retry_time=20))
+    with FaultProxy(ref.url, Faults(refuse=refuse)) as proxy:
+        report = upload([str(path)], opts(tmp_path, proxy.url, mode="batch", max_retry_time=20))
     assert (report.uploaded, report.rejected) == (49, 2)
     assert {r["_tracecli"]["status"] for r in rejected(tmp_path)} == {400}
     assert {r["type"] for r in rejected(tmp_path)} == {"start", "end"}
