@@ -133,6 +133,8 @@ def files() -> dict[str, bytes]:
         "op_name_too_long.jsonl": jsonl(start(op_name="agent." + "very_long_step_" * 10), end()),
         "status_counts_key.jsonl": jsonl(start(), end(summary={"status_counts": {"ok": 3}})),
         "refused_no_followon.jsonl": jsonl(start(started_at="yesterday"), end()),
+        "bad_reference.jsonl": jsonl(start(inputs={"doc": "weave:///policy-doc"}), end()),
+        "wide_integer.jsonl": jsonl(start(inputs={"seed": 2**70}), end()),
         "batch_extra_key.jsonl": jsonl(batch_item, {"mode": "end", "req": {"end": _body(end())}}),
         "deeply_nested.jsonl": jsonl(call(), deep, end(OTHER)),
         "truncated.jsonl.gz": gz[: len(gz) - 30],
