@@ -416,8 +416,27 @@ def test_cli_text_summary_says_where_calls_went(tmp_path: Path) -> None:
     assert r.stdout == ""
     assert "calls uploaded" in r.stderr and "30" in r.stderr
     assert "tracecli tail" in r.stderr and str(tmp_path / "store.db") in r.stderr
+    assert "WANDB_API_KEY" not in r.stderr
     r = cli(str(path), "--db", str(tmp_path / "store.db"), "--quiet", cwd=tmp_path)
     assert (r.returncode, r.stderr) == (0, "")
+
+
+def test_cli_a_wandb_key_with_no_server_says_the_calls_stayed_local(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_flat(tmp_path / "t.jsonl", gen_calls(5, seed=16))
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+    r = subprocess.run(
+        [sys.executable, "-m", "tracecli", "upload", str(path), "--db", str(tmp_path / "s.db")],
+        cwd=tmp_path,
+        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "WANDB_API_KEY is set but no server was given" in r.stderr
+    assert "k" * 40 not in r.stderr + r.stdout
 
 
 def test_cli_json_is_one_object_on_stdout(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ stored, 1 records rejected or not sent, 2 usage/auth/config, 130 interrupted (re
 from __future__ import annotations
 
 import json
+import os
 import time
 from enum import StrEnum
 from typing import Annotated, Any
@@ -439,3 +440,11 @@ def render_summary(report: UploadReport, console: Console, *, rich_table: bool) 
         )
     else:
         console.print(f"sent to {report.target}", markup=False)
+    if report.target_kind == "store" and not report.dry_run and os.environ.get("WANDB_API_KEY"):
+        # a W&B user who forgot the server would otherwise think the calls went to Weave
+        console.print(
+            "note: WANDB_API_KEY is set but no server was given, so the calls went to the "
+            "embedded store; pass --server https://trace.wandb.ai (or set WF_TRACE_SERVER_URL) "
+            "to upload to W&B Weave",
+            markup=False,
+        )
