@@ -8,7 +8,8 @@ validated once; the raw dicts are stored, so what was sent is what comes back.
 
 /openapi.json documents the request bodies with the same models (a test compares it with
 ../shared/spec). Everything heavier than a header check runs in a worker thread, so a big
-batch never stalls `/health` or a query.
+batch never stalls `/health` or a query. The weave SDK's object/table/file routes are in
+tracecli.server_objects, the body parsing and refusal shapes both share in server_http.
 """
 
 from __future__ import annotations
@@ -19,10 +20,8 @@ import binascii
 import contextlib
 import hmac
 import logging
-import re
 import signal
 import socket
-import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -32,13 +31,13 @@ from typing import Any, Literal
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 from pydantic.json_schema import models_json_schema
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tracecli import __version__, store_objects
+from tracecli import __version__
 from tracecli.diagnostics import TracecliError, UsageError
 from tracecli.schema import rules
 from tracecli.schema.weave import (
@@ -51,8 +50,21 @@ from tracecli.schema.weave import (
     CallsUpsertCompleteReq,
     CallsUpsertCompleteRes,
 )
-from tracecli.store import QueryError, Store, StoreError
-from tracecli.store_objects import NotFound
+from tracecli.server_http import (
+    HttpError,
+    body_doc,
+    json_response,
+    log_exception,
+    parse_body,
+    parse_checked,
+    refusal,
+    run_guarded,
+    sdk_route,
+    unprocessable,
+    validate_body,
+)
+from tracecli.server_objects import OBJECT_REQUEST_MODELS, add_object_routes
+from tracecli.store import Store
 
 MAX_BODY_BYTES = 32 * 1024 * 1024  # the limit the weave SDK assumes
 DEFAULT_PORT = 6345
@@ -118,159 +130,7 @@ class CallReadReq(BaseModel):
     id: str
 
 
-# ---- the weave SDK's object routes (tracecli.store_objects) --------------------------
-
-
-class ObjSchemaForInsert(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    project_id: str
-    object_id: str
-    val: Any
-    builtin_object_class: str | None = None
-    expected_digest: str | None = None
-    wb_user_id: str | None = None
-
-
-class ObjCreateReq(BaseModel):
-    obj: ObjSchemaForInsert
-
-
-class ObjReadReq(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    project_id: str
-    object_id: str
-    digest: str
-    metadata_only: bool | None = False
-
-
-class TableSchemaForInsert(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    project_id: str
-    rows: list[dict[str, Any]]
-    expected_digest: str | None = None
-
-
-class TableCreateReq(BaseModel):
-    table: TableSchemaForInsert
-
-
-class TableQueryReq(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    project_id: str
-    digest: str
-    limit: int | None = None
-    offset: int | None = None
-
-
-class RefsReadBatchReq(BaseModel):
-    refs: list[str]
-
-
-class FileContentReadReq(BaseModel):
-    project_id: str
-    digest: str
-
-
-def _expect_digest(expected: str | None, actual: str, what: str) -> None:
-    """A client-computed digest that is not ours: 409, as weave's server answers."""
-    if expected and expected != actual:
-        raise _reason(409, f"Digest mismatch for {what}: expected {expected}, got {actual}")
-
-
-def _check_project(project_id: str) -> None:
-    if list(rules.check_project_id(project_id)):
-        raise _reason(400, f"Invalid project_id {project_id!r}: expected 'entity/project'")
-
-
-def _multipart(body: bytes, content_type: str) -> dict[str, bytes]:
-    """The fields of a multipart/form-data body (the SDK's /file/create), by name."""
-    m = re.search(r'boundary="?([^";]+)"?', content_type)
-    if not m:
-        raise _reason(400, "file/create wants multipart/form-data with a boundary")
-    fields: dict[str, bytes] = {}
-    for part in body.split(b"--" + m.group(1).encode())[1:]:
-        if part.startswith(b"--"):
-            break
-        head, _, content = part.removeprefix(b"\r\n").partition(b"\r\n\r\n")
-        name = re.search(rb'name="([^"]*)"', head)
-        if name:
-            fields[name.group(1).decode()] = content.removesuffix(b"\r\n")
-    return fields
-
-
-# ---- errors as responses ------------------------------------------------------------
-
-
-class HttpError(Exception):
-    def __init__(self, status: int, content: Any, headers: Mapping[str, str] | None = None):
-        super().__init__(status)
-        self.status, self.content, self.headers = status, content, dict(headers or {})
-
-
-def _json_response(content: Any, status: int = 200, headers: Mapping[str, str] | None = None):
-    try:
-        body = orjson.dumps(content, default=str)
-    except orjson.JSONEncodeError:
-        # A 422 echoes the refused input, as weave's server does; a deeply nested one cannot
-        # be encoded, and a 500 here would be retried by clients until they give up.
-        if isinstance(content, dict) and isinstance(content.get("detail"), list):
-            content = {
-                "detail": [{k: v for k, v in e.items() if k != "input"} for e in content["detail"]]
-            }
-        body = orjson.dumps(content, default=str)
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
-
-
-def _reason(status: int, reason: str) -> HttpError:
-    return HttpError(status, {"reason": reason})
-
-
-def _unprocessable(errors: list[dict[str, Any]]) -> HttpError:
-    return HttpError(422, {"detail": errors})
-
-
-def _pydantic_errors(exc: ValidationError, prefix: tuple[Any, ...] = ("body",)) -> HttpError:
-    errors = []
-    for err in exc.errors(include_url=False):
-        err["loc"] = [*prefix, *err["loc"]]
-        errors.append(err)
-    return _unprocessable(errors)
-
-
-def _parse(body: bytes) -> Any:
-    if not body:
-        return _missing_body()
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise _unprocessable(
-            [
-                {
-                    "type": "json_invalid",
-                    "loc": ["body", exc.pos],
-                    "msg": "JSON decode error",
-                    "input": {},
-                    "ctx": {"error": exc.msg},
-                }
-            ]
-        ) from None
-
-
-def _missing_body() -> Any:
-    raise _unprocessable(
-        [{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}]
-    )
-
-
-def _validate(model: type[BaseModel], data: Any) -> None:
-    try:
-        model.model_validate(data)
-    except ValidationError as exc:
-        raise _pydantic_errors(exc) from None
+# ---- the server rules beyond the request models ------------------------------------------
 
 
 def _check_rules(calls: list[tuple[tuple[Any, ...], Mapping[str, Any]]]) -> None:
@@ -290,7 +150,7 @@ def _check_rules(calls: list[tuple[tuple[Any, ...], Mapping[str, Any]]]) -> None
                 }
             )
     if errors:
-        raise _unprocessable(errors)
+        raise unprocessable(errors)
 
 
 def _same_project(entity: str | None, project: str | None, calls: list[Any]) -> None:
@@ -300,7 +160,7 @@ def _same_project(entity: str | None, project: str | None, calls: list[Any]) -> 
     expected = f"{entity}/{project}"
     for call in calls:
         if call["project_id"] != expected:
-            raise _reason(
+            raise refusal(
                 400,
                 f"project_id {call['project_id']!r} does not match route project {expected!r}",
             )
@@ -314,36 +174,36 @@ class _Handlers:
     store: Store
 
     def call_start(self, body: bytes, entity: str | None = None, project: str | None = None) -> Any:
-        data = _parse(body)
-        _validate(CallStartReq, data)
+        data = parse_body(body)
+        validate_body(CallStartReq, data)
         _same_project(entity, project, [data["start"]])
         _check_rules([(("start",), data["start"])])
         return self.store.call_start(data["start"])
 
     def call_end(self, body: bytes, entity: str | None = None, project: str | None = None) -> Any:
-        data = _parse(body)
-        _validate(CallEndReq, data)
+        data = parse_body(body)
+        validate_body(CallEndReq, data)
         _same_project(entity, project, [data["end"]])
         _check_rules([(("end",), data["end"])])
         return self.store.call_end(data["end"])
 
     def upsert_batch(self, body: bytes) -> Any:
-        data = _parse(body)
-        _validate(CallCreateBatchReq, data)
+        data = parse_body(body)
+        validate_body(CallCreateBatchReq, data)
         items = data["batch"]
         halves = []
         for i, item in enumerate(items):
             mode = item.get("mode", "start" if "start" in item["req"] else "end")
             if mode not in ("start", "end") or mode not in item["req"]:
-                raise _reason(400, f"batch item {i}: invalid mode {mode!r}")
+                raise refusal(400, f"batch item {i}: invalid mode {mode!r}")
             item["mode"] = mode
             halves.append((("batch", i, "req", mode), item["req"][mode]))
         _check_rules(halves)
         return {"res": self.store.upsert_batch(items)}
 
     def calls_complete(self, body: bytes, entity: str, project: str) -> Any:
-        data = _parse(body)
-        _validate(CallsUpsertCompleteReq, data)
+        data = parse_body(body)
+        validate_body(CallsUpsertCompleteReq, data)
         calls = data["batch"]
         _same_project(entity, project, calls)
         _check_rules([(("batch", i), c) for i, c in enumerate(calls)])
@@ -351,10 +211,7 @@ class _Handlers:
         return {}
 
     def _query_args(self, body: bytes, model: type[BaseModel] = CallsQueryReq) -> dict[str, Any]:
-        data = _parse(body)
-        _validate(model, data)
-        _check_project(data["project_id"])
-        return data
+        return parse_checked(body, model)
 
     def stream_query(self, body: bytes) -> Iterator[dict[str, Any]]:
         d = self._query_args(body)
@@ -385,98 +242,15 @@ class _Handlers:
     def call_update(self, body: bytes) -> Any:
         d = self._query_args(body, CallUpdateReq)
         if d.get("display_name") is None:
-            raise _reason(400, "One of [display_name] is required for call update")
+            raise refusal(400, "One of [display_name] is required for call update")
         if not rules.is_call_id(d["call_id"]):
-            raise _reason(400, f"Invalid call id: {d['call_id']!r}")
+            raise refusal(400, f"Invalid call id: {d['call_id']!r}")
         # An unknown call is not an error on weave's server either.
         self.store.set_display_name(d["project_id"], d["call_id"], d["display_name"])
         return {}
 
     def calls_query(self, body: bytes) -> Any:
         return {"calls": list(self.stream_query(body))}
-
-    def obj_create(self, body: bytes) -> Any:
-        data = _parse(body)
-        _validate(ObjCreateReq, data)
-        obj = data["obj"]
-        _check_project(obj["project_id"])
-        if not obj["object_id"] or len(obj["object_id"]) > 128:
-            raise _reason(400, "object_id must be 1 to 128 characters")
-        expected = obj.get("expected_digest")
-        _expect_digest(expected, store_objects.object_digest(obj.get("val")), "object")
-        return store_objects.obj_create(self.store, obj)
-
-    def obj_read(self, body: bytes) -> Any:
-        d = self._query_args(body, ObjReadReq)
-        obj = store_objects.obj_read(
-            self.store, d["project_id"], d["object_id"], d["digest"], bool(d.get("metadata_only"))
-        )
-        return {"obj": obj}
-
-    def table_create(self, body: bytes) -> Any:
-        data = _parse(body)
-        _validate(TableCreateReq, data)
-        table = data["table"]
-        _check_project(table["project_id"])
-        res = store_objects.table_create(self.store, table["project_id"], table["rows"])
-        _expect_digest(table.get("expected_digest"), res["digest"], "table")
-        return res
-
-    def table_query(self, body: bytes) -> Any:
-        d = self._query_args(body, TableQueryReq)
-        rows = store_objects.table_rows(self.store, d["project_id"], d["digest"])
-        offset = d.get("offset") or 0
-        limit = d.get("limit")
-        rows = rows[offset : None if limit is None else offset + limit]
-        return {"rows": rows}
-
-    def refs_read_batch(self, body: bytes) -> Any:
-        data = _parse(body)
-        _validate(RefsReadBatchReq, data)
-        return {"vals": store_objects.refs_read_batch(self.store, data["refs"])}
-
-    def file_create(self, body: bytes, content_type: str) -> Any:
-        fields = _multipart(body, content_type)
-        if "project_id" not in fields or "file" not in fields:
-            raise _unprocessable(
-                [
-                    {"type": "missing", "loc": ["body", name], "msg": "Field required"}
-                    for name in ("project_id", "file")
-                    if name not in fields
-                ]
-            )
-        project_id = fields["project_id"].decode("utf-8", "replace")
-        _check_project(project_id)
-        expected = fields.get("expected_digest", b"").decode("utf-8", "replace")
-        _expect_digest(expected, store_objects.bytes_digest(fields["file"]), "file")
-        return store_objects.file_create(self.store, project_id, fields["file"])
-
-    def file_content(self, body: bytes) -> bytes:
-        d = self._query_args(body, FileContentReadReq)
-        return store_objects.file_content(self.store, d["project_id"], d["digest"])
-
-
-def _run_guarded(fn: Callable[..., Any], *args: Any) -> Any:
-    try:
-        return fn(*args)
-    except QueryError as exc:
-        raise _reason(400, str(exc)) from None
-    except NotFound as exc:
-        raise _reason(404, str(exc)) from None
-    except StoreError as exc:
-        raise _reason(400, str(exc)) from None
-    except sqlite3.OperationalError as exc:
-        if "locked" in str(exc) or "busy" in str(exc):
-            raise HttpError(503, {"reason": "store busy, retry"}, {"Retry-After": "1"}) from None
-        raise
-
-
-def _log_exception(request: Request) -> None:
-    """A 500 is our bug: keep its traceback on stderr (bodies and headers are not logged)."""
-    import traceback
-
-    sys.stderr.write(f"tracecli serve: internal error on {request.url.path}:\n")
-    traceback.print_exc(file=sys.stderr)
 
 
 def _stream(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
@@ -497,31 +271,6 @@ def _stream(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
 # ---- the app ------------------------------------------------------------------------
 
 
-def _security() -> list[dict[str, list[str]]]:
-    return [{"HTTPBasic": []}, {"HTTPBearer": []}]
-
-
-def _ref(name: str) -> dict[str, Any]:
-    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}
-
-
-_REASON = {"application/json": {"schema": {"type": "object", "properties": {"reason": {}}}}}
-_ERROR_RESPONSES = {
-    "400": {"description": "Invalid request (project mismatch, query)", "content": _REASON},
-    "401": {"description": "Missing or wrong API key", "content": _REASON},
-    "413": {"description": "Body over 32 MiB", "content": _REASON},
-    "422": {"description": "Validation Error", "content": _ref("HTTPValidationError")},
-}
-
-
-def _body_doc(model: type[BaseModel]) -> dict[str, Any]:
-    return {
-        "requestBody": {"content": _ref(model.__name__), "required": True},
-        "responses": _ERROR_RESPONSES,
-        "security": _security(),
-    }
-
-
 _REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     CallStartReq,
     CallEndReq,
@@ -530,12 +279,7 @@ _REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     CallsQueryReq,
     CallReadReq,
     CallUpdateReq,
-    ObjCreateReq,
-    ObjReadReq,
-    TableCreateReq,
-    TableQueryReq,
-    RefsReadBatchReq,
-    FileContentReadReq,
+    *OBJECT_REQUEST_MODELS,
 )
 
 
@@ -559,7 +303,7 @@ def create_app(
         async for chunk in request.stream():
             size += len(chunk)
             if size > max_body_bytes:
-                raise _reason(413, "Request too large")
+                raise refusal(413, "Request too large")
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -567,15 +311,15 @@ def create_app(
         try:
             body = await read_body(request)
             if len(body) <= _INLINE_BYTES:  # ~0.2 ms of work: a thread hop would cost more
-                result = _run_guarded(fn, body, *args)
+                result = run_guarded(fn, body, *args)
             else:
-                result = await run_in_threadpool(_run_guarded, fn, body, *args)
+                result = await run_in_threadpool(run_guarded, fn, body, *args)
         except HttpError as exc:
-            return _json_response(exc.content, exc.status, exc.headers)
+            return json_response(exc.content, exc.status, exc.headers)
         except Exception:
-            _log_exception(request)
-            return _json_response({"reason": "Internal server error"}, 500)
-        return _json_response(result)
+            log_exception(request)
+            return json_response({"reason": "Internal server error"}, 500)
+        return json_response(result)
 
     def route(path: str, model: type[BaseModel], res: type[BaseModel], summary: str) -> Any:
         return app.post(
@@ -583,7 +327,7 @@ def create_app(
             response_model=res,
             summary=summary,
             tags=["Calls"],
-            openapi_extra=_body_doc(model),
+            openapi_extra=body_doc(model),
         )
 
     @app.get("/health", tags=["Service"])
@@ -640,84 +384,30 @@ def create_app(
         summary="Calls Query Stream",
         response_class=StreamingResponse,
         responses={200: {"content": {"application/jsonl": {}}}},
-        openapi_extra=_body_doc(CallsQueryReq),
+        openapi_extra=body_doc(CallsQueryReq),
     )
     async def calls_query_stream(request: Request) -> Response:
         try:
             body = await read_body(request)
-            rows = await run_in_threadpool(_run_guarded, h.stream_query, body)
+            rows = await run_in_threadpool(run_guarded, h.stream_query, body)
         except HttpError as exc:
-            return _json_response(exc.content, exc.status, exc.headers)
+            return json_response(exc.content, exc.status, exc.headers)
         except Exception:
-            _log_exception(request)
-            return _json_response({"reason": "Internal server error"}, 500)
+            log_exception(request)
+            return json_response({"reason": "Internal server error"}, 500)
         return StreamingResponse(_stream(rows), media_type="application/jsonl")
 
-    @app.post("/calls/query_stats", tags=["Calls"], openapi_extra=_body_doc(CallsQueryReq))
+    @app.post("/calls/query_stats", tags=["Calls"], openapi_extra=body_doc(CallsQueryReq))
     async def calls_query_stats(request: Request) -> Response:
         return await handle(h.query_stats, request)
 
-    @app.post("/call/read", tags=["Calls"], openapi_extra=_body_doc(CallReadReq))
+    @app.post("/call/read", tags=["Calls"], openapi_extra=body_doc(CallReadReq))
     async def call_read(request: Request) -> Response:
         return await handle(h.call_read, request)
 
-    # weave.init() asks W&B's GraphQL API (WANDB_BASE_URL) who the user is and whether the
-    # project exists before it talks to the trace server; pointing WANDB_BASE_URL here too
-    # lets an unmodified program log to `tracecli serve` with no W&B account at all.
-    @app.post("/graphql", tags=["Service"], include_in_schema=False)
-    async def graphql(request: Request) -> Response:
-        try:
-            body = orjson.loads(await read_body(request) or b"{}")
-        except (HttpError, orjson.JSONDecodeError):
-            body = {}
-        body = body if isinstance(body, dict) else {}
-        query = str(body.get("query") or "")
-        variables = body.get("variables") if isinstance(body.get("variables"), dict) else {}
-        if "viewer" in query:
-            data: Any = {"viewer": {"username": "tracecli", "defaultEntity": {"name": "tracecli"}}}
-        elif "upsertModel" in query:
-            data = {"upsertModel": {"model": {"name": variables.get("name"), "description": ""}}}
-        elif "project(" in query:
-            data = {"project": {"name": variables.get("name")}}
-        elif "serverInfo" in query:
-            data = {"serverInfo": {"frontendHost": ""}}
-        else:
-            return _json_response(
-                {"data": None, "errors": [{"message": "tracecli serve answers only weave.init"}]}
-            )
-        return _json_response({"data": data})
-
-    def sdk_route(path: str, model: type[BaseModel], fn: Callable[..., Any]) -> None:
-        async def endpoint(request: Request) -> Response:
-            return await handle(fn, request)
-
-        endpoint.__name__ = "sdk_" + path.strip("/").replace("/", "_")
-        app.post(path, tags=["Objects"], openapi_extra=_body_doc(model))(endpoint)
-
-    sdk_route("/call/update", CallUpdateReq, h.call_update)
-    sdk_route("/calls/query", CallsQueryReq, h.calls_query)
-    sdk_route("/obj/create", ObjCreateReq, h.obj_create)
-    sdk_route("/obj/read", ObjReadReq, h.obj_read)
-    sdk_route("/table/create", TableCreateReq, h.table_create)
-    sdk_route("/table/query", TableQueryReq, h.table_query)
-    sdk_route("/refs/read_batch", RefsReadBatchReq, h.refs_read_batch)
-
-    async def file_create(request: Request) -> Response:
-        return await handle(h.file_create, request, request.headers.get("content-type", ""))
-
-    async def file_content(request: Request) -> Response:
-        try:
-            body = await read_body(request)
-            content = await run_in_threadpool(_run_guarded, h.file_content, body)
-        except HttpError as exc:
-            return _json_response(exc.content, exc.status, exc.headers)
-        return Response(content, media_type="application/octet-stream")
-
-    for prefix in ("/file", "/files"):  # the 0.54 SDK says /file, older ones /files
-        app.post(f"{prefix}/create", tags=["Objects"])(file_create)
-        app.post(
-            f"{prefix}/content", tags=["Objects"], openapi_extra=_body_doc(FileContentReadReq)
-        )(file_content)
+    sdk_route(app, handle, "/call/update", CallUpdateReq, h.call_update)
+    sdk_route(app, handle, "/calls/query", CallsQueryReq, h.calls_query)
+    add_object_routes(app, store, handle=handle, read_body=read_body)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
