@@ -386,9 +386,9 @@ def _run(
     sender = Sender(
         target,
         concurrency=max(1, concurrency),
-        on_acked=run.acked,
-        on_rejected=run.rejected,
-        on_unsent=run.unsent,
+        on_acked=run.fates.acked,
+        on_rejected=run.fates.rejected,
+        on_unsent=run.fates.unsent,
     )
     run.sender = sender
     complete = False

@@ -1,11 +1,12 @@
-"""One pass of `upload` over the inputs: the reading loop and the fate of every record.
+"""One pass of `upload` over the inputs: the reading loop, pairing and chunking.
 
 `Run.read_all` reads the inputs in blocks of lines; each block is validated and encoded by
 `upload_blocks.prepare_lines` (in a process pool on big inputs, else right here: the same
 code either way) and its entries are consumed here in input order: the cross-record checks
 (`CrossChecker`, fed the facts already computed), pairing, chunking, and handing full chunks
-to the `Sender`. The sender's workers call back `acked`, `rejected` and `unsent`; those
-journal and count under one lock. Kept apart from `upload.py` (options, report, setup).
+to the `Sender`. What then becomes of each record (the sender's workers call back `acked`,
+`rejected` and `unsent`) is counted and journaled in upload_fates, under one lock. Kept
+apart from `upload.py` (options, report, setup).
 """
 
 from __future__ import annotations
@@ -15,34 +16,20 @@ import multiprocessing
 import os
 import signal
 import sys
-import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import IO, TYPE_CHECKING, Any
 
-import orjson
-
 from tracecli.blocks import plan_ranges, read_blocks
 from tracecli.checks import CrossChecker, refused_id
-from tracecli.chunking import (
-    LINE_MASK,
-    LINE_SHIFT,
-    SINGLE,
-    SRC_SHIFT,
-    Chunk,
-    Chunker,
-    Unit,
-    pack,
-    unpack,
-)
+from tracecli.chunking import SINGLE, Chunker, Unit, pack
 from tracecli.diagnostics import Diagnostic, Location, Severity
 from tracecli.encode import (
     CALL_END,
     CALL_START,
-    END_KEYS,
     UPSERT_BATCH,
     batch_end,
     batch_start,
@@ -56,11 +43,10 @@ from tracecli.encode import (
 from tracecli.journal import Journal
 from tracecli.pairing import DUPLICATE, Half, Pairer
 from tracecli.reader import STDIN, Source, open_stream, read_as_stream, regular_file
-from tracecli.records import wrap
 from tracecli.rejected import RejectedWriter
-from tracecli.schema.weave import END_FIELDS
-from tracecli.targets import endpoint_label
 from tracecli.upload_blocks import Entry, prepare, prepare_lines, prepare_range
+from tracecli.upload_fates import Fates
+from tracecli.upload_originals import entry_original, half_original
 
 if TYPE_CHECKING:
     from tracecli.sender import Sender
@@ -72,7 +58,6 @@ PENDING_BLOCKS = 1  # blocks submitted beyond one per worker (each holds ~3x its
 PARALLEL_MIN_BYTES = 8 << 20  # below this a pool costs more to start than it saves
 JOBS_ENV = "TRACECLI_JOBS"
 _EMPTY: frozenset[int] = frozenset()
-_END_KIND = 1  # a packed record's kind bits (chunking.pack) for an end
 
 
 def default_jobs() -> int:
@@ -186,20 +171,27 @@ class Run:
         self.mode = opts.mode
         self.report = report
         self.journal = journal
-        self.writer = writer
         self.interrupted = interrupted
         self.on_progress = on_progress
-        self.max_diagnostics = max_diagnostics
         self.chunker = chunker
         self.pool = pool
         self.jobs = jobs
         self.sender: Sender | None = None
         self.checker = CrossChecker(strict=opts.strict)
         self.pairer = Pairer(opts.memory_budget)
-        self.lock = threading.Lock()
         self.file_reports: list[FileReport] = [FileReport(p) for p in files]
         report.files = self.file_reports
         self.display: list[str] = ["<stdin>" if f == STDIN else f for f in files]
+        # What becomes of each record (the sender's callbacks: acked, rejected, unsent).
+        self.fates = Fates(
+            files=files,
+            display=self.display,
+            report=report,
+            journal=journal,
+            writer=writer,
+            max_diagnostics=max_diagnostics,
+            on_diagnostic=opts.on_diagnostic,
+        )
         self.sizes: list[int | None] = [None] * len(files)
         self.bytes_done = [0] * len(files)
         self.line_base = [0] * len(files)
@@ -211,9 +203,6 @@ class Run:
         # rather than sent alone (an end on the server with no start, half a call in the
         # rejected file); see _finish_inputs.
         self.refused: dict[str, tuple[str | None, int, int]] = {}
-        # Lone ends in flight (packed records): acknowledged, they complete a call started
-        # elsewhere and are counted as such, not as calls uploaded.
-        self.lone_ends: set[int] = set()
         self.started = time.monotonic()
         self._last_progress = 0.0
         self.bytes_total: int | None = 0
@@ -266,7 +255,7 @@ class Run:
             try:
                 ranges = plan_ranges(path, size, BLOCK_BYTES)
             except OSError as exc:
-                self._invalid(None, display, 0, [_read_error(display, 0, exc)])
+                self.fates.invalid(None, display, 0, [_read_error(display, 0, exc)])
                 return
             for n, (offset, length) in enumerate(ranges):
                 if self._halted():
@@ -277,7 +266,7 @@ class Run:
         try:
             stream = open_stream(path)
         except OSError as exc:
-            self._invalid(None, display, 0, [_read_error(display, 0, exc)])
+            self.fates.invalid(None, display, 0, [_read_error(display, 0, exc)])
             return
         first = True
         try:
@@ -288,7 +277,7 @@ class Run:
                     self._drain()
                     line = self.line_base[i] + 1
                     diag = _read_error(display, line, data, "file cannot be read from here on: ")
-                    self._invalid(None, display, line, [diag])
+                    self.fates.invalid(None, display, line, [diag])
                     return
                 done = _tell(stream)
                 self._submit(i, prepare_lines, (data, display, first, project), done, False)
@@ -305,7 +294,7 @@ class Run:
             if self._halted():
                 return
             if isinstance(item, Diagnostic):
-                self._invalid(None, item.path, item.line, [item])
+                self.fates.invalid(None, item.path, item.line, [item])
                 self.file_reports[i].records += 1
                 continue
             loc, value = item
@@ -385,9 +374,9 @@ class Run:
                         diags = [d.as_error() for d in diags]
                     if any(d.severity is Severity.ERROR for d in diags):
                         self._refuse(kind, e[4], i, line)
-                        self._invalid(_entry_original(e), path, line, diags)
+                        self.fates.invalid(entry_original(e), path, line, diags)
                         continue
-                    self._warn(diags)
+                    self.fates.warn(diags)
                 self._take(e, i, line, any_acked and line in acked)
             elif tag == "pair":
                 self._pair(e, i, base, path, out)
@@ -397,15 +386,15 @@ class Run:
                     checker.note_refused_id(path, line, cid)
                     self._refuse(refused_id(value)[0], cid, i, line)
                 diags = [Diagnostic(path, line, f, c, s, m) for f, c, s, m in diag_tuples]
-                self._invalid(value, path, line, diags)
+                self.fates.invalid(value, path, line, diags)
             else:  # freeplay
-                self.rejected_now(
+                self.fates.rejected_now(
                     [(e[2], i, line)],
                     "a Freeplay record: send it with `tracecli upload --target freeplay`",
                 )
             late = drain()
             if late:
-                self._late(late)
+                self.fates.late(late)
 
     def _pair(self, e: Entry, i: int, base: int, path: str, out: list[Diagnostic]) -> None:
         """A start and its end from one block: checked as one, sent without pairing."""
@@ -425,12 +414,12 @@ class Run:
         diags = [d.as_error() for d in out] if self.opts.strict else list(out)
         out.clear()
         bad = {d.line for d in diags if d.is_error}
-        self._warn([d for d in diags if not d.is_error and d.line not in bad])
+        self.fates.warn([d for d in diags if not d.is_error and d.line not in bad])
         for half in (s, h):
             if half.line in bad:
                 mine = [d for d in diags if d.line == half.line]
                 self._refuse(half.kind, half.call_id, i, half.line)
-                self._invalid(_half_original(half), path, half.line, mine)
+                self.fates.invalid(half_original(half), path, half.line, mine)
             else:
                 if half.done:
                     self._skipped(i, 1)
@@ -477,7 +466,7 @@ class Run:
         if other is None:
             return
         if other is DUPLICATE:  # CrossChecker reports duplicates first; this is a safeguard
-            self.rejected_halves([half], f"call id {half.call_id} already has a {half.kind}")
+            self.fates.rejected_halves([half], f"call id {half.call_id} already has a {half.kind}")
             return
         assert isinstance(other, Half)
         if half.kind == "start":
@@ -535,7 +524,7 @@ class Run:
             return
         if self.mode == "complete" and not resumed:
             other = "end" if h.kind == "start" else "start"
-            self.rejected_halves(
+            self.fates.rejected_halves(
                 [h],
                 f"this call's {other} is not in the inputs, and --mode complete sends only "
                 "completed calls (--mode auto sends it through call/upsert_batch)",
@@ -551,8 +540,7 @@ class Run:
             step = CALL_END
         recs = (pack(h.src, h.line, h.kind, h.shape),)
         if h.kind == "end":
-            with self.lock:
-                self.lone_ends.add(recs[0])
+            self.fates.lone_end(recs[0])
         extra = None if h.orig is None else ((h.orig,), None)
         if self.mode == "single":
             self._add(Unit(SINGLE, (part,), recs, extra, (step,)))
@@ -575,29 +563,27 @@ class Run:
         n = sum(len(c.recs) for c in self.chunker.flush())
         n += sum(1 for h in self.pairer.leftovers() if not h.done)
         if n:
-            with self.lock:
-                self.report.unsent += n
+            self.fates.add_unsent(n)
 
     def _finish_inputs(self) -> None:
         """End of all inputs: what the checker could not say before, and unpaired halves."""
         final = self.checker.finish()
         if self.opts.strict:
             final = [d.as_error() for d in final]
-        self._late(final)
+        self.fates.late(final)
         for h in self.pairer.leftovers():
             if self._halted():
                 if not h.done:
-                    with self.lock:
-                        self.report.unsent += 1
+                    self.fates.add_unsent(1)
                 continue
             why = self._partner_refused(h) if self.refused else None
             if why is None:
                 self._emit_lone(h)
             elif not h.done:
-                self.rejected_halves([h], why, code="other-half-rejected")
+                self.fates.rejected_halves([h], why, code="other-half-rejected")
             elif h.kind == "start":  # stored by an earlier run: it can only stay running
                 _, osrc, oline = self.refused[h.call_id]
-                self._warn(
+                self.fates.warn(
                     [
                         Diagnostic(
                             self.display[h.src],
@@ -611,127 +597,6 @@ class Run:
                         )
                     ]
                 )
-
-    # -- diagnostics ------------------------------------------------------------------------
-    def _keep(self, diags: Sequence[Diagnostic]) -> None:
-        report = self.report
-        room = self.max_diagnostics - len(report.diagnostics)
-        if room > 0:
-            report.diagnostics.extend(diags[:room])
-        cb = self.opts.on_diagnostic
-        if cb is not None:
-            for d in diags:
-                cb(d)
-
-    def _warn(self, diags: Sequence[Diagnostic]) -> None:
-        with self.lock:
-            self.report.warnings += len(diags)
-            self._keep(diags)
-
-    def _late(self, diags: Sequence[Diagnostic]) -> None:
-        """Diagnostics about records read earlier (maybe sent already): counted, shown."""
-        if not diags:
-            return
-        with self.lock:
-            for d in diags:
-                if d.is_error:
-                    self.report.errors += 1
-                else:
-                    self.report.warnings += 1
-            self._keep(diags)
-
-    def _invalid(self, value: Any, path: str, line: int, diags: Sequence[Diagnostic]) -> None:
-        """A record with errors: not sent; into the rejected file with its diagnostics."""
-        errors = [d for d in diags if d.is_error]
-        reason = "; ".join(f"{d.field}: {d.message}" if d.field else d.message for d in errors)
-        with self.lock:
-            self.report.errors += len(errors)
-            self.report.warnings += len(diags) - len(errors)
-            self.report.rejected += 1
-            self.report.invalid += 1
-            self._keep(diags)
-            self.writer.add(
-                value,
-                path=path,
-                line=line,
-                reason=reason,
-                status=None,
-                diagnostics=[d.to_dict() for d in diags],
-            )
-
-    # -- fates (called from the sender's threads) -------------------------------------------
-    def acked(self, route: str, chunk: Chunk, calls: int) -> None:
-        journal = self.journal
-        recs = chunk.recs
-        if journal is not None and recs:
-            by_src: dict[int, list[int]] = {}
-            for rec in recs:
-                src, line = rec >> SRC_SHIFT, (rec >> LINE_SHIFT) & LINE_MASK
-                lines = by_src.get(src)
-                if lines is None:
-                    by_src[src] = [line]
-                else:
-                    lines.append(line)
-            for src, lines in by_src.items():
-                journal.ack(self.files[src], lines)
-        label = endpoint_label(route)
-        with self.lock:
-            r = self.report
-            r.acked_records += len(recs)
-            # A call counts as uploaded when its start (or the whole call) is stored: in
-            # single mode that is the /call/start step, so a run stopped between a call's
-            # two steps and the run that resumes it do not both count it, nor neither.
-            # An end alone completes a call stored earlier (or elsewhere): counted apart.
-            r.uploaded += sum(1 for rec in recs if rec & 3 != _END_KIND)
-            if self.lone_ends:
-                r.ends_uploaded += self._lone_ends_in(recs)
-            r.by_endpoint[label] = r.by_endpoint.get(label, 0) + chunk.units
-            r.requests_by_endpoint[label] = r.requests_by_endpoint.get(label, 0) + 1
-
-    def _lone_ends_in(self, recs: Any) -> int:
-        """How many of `recs` are lone ends, forgetting them (call under the lock)."""
-        n = 0
-        lone = self.lone_ends
-        for rec in recs:
-            if rec in lone:
-                lone.discard(rec)
-                n += 1
-        return n
-
-    def rejected(self, chunk: Chunk, reason: str, status: int | None) -> None:
-        """The server refused these records (or retries ran out): into the rejected file."""
-        if self.lone_ends:
-            with self.lock:
-                self._lone_ends_in(chunk.recs)
-        self.rejected_now(list(originals(chunk)), reason, status)
-
-    def rejected_halves(self, halves: Sequence[Half], reason: str, code: str | None = None) -> None:
-        items = [(_half_original(h), h.src, h.line) for h in halves]
-        self.rejected_now(items, reason, code=code)
-
-    def rejected_now(
-        self,
-        items: Sequence[tuple[dict[str, Any], int, int]],
-        reason: str,
-        status: int | None = None,
-        code: str | None = None,
-    ) -> None:
-        if code is None:
-            code = f"http-{status}" if status is not None else "not-sent"
-        diags = []
-        with self.lock:
-            for original, src, line in items:
-                path = self.display[src]
-                self.writer.add(original, path=path, line=line, reason=reason, status=status)
-                self.report.rejected += 1
-                diags.append(Diagnostic(path, line, "", code, Severity.ERROR, reason))
-            self._keep(diags)
-
-    def unsent(self, chunk: Chunk) -> None:
-        with self.lock:
-            if self.lone_ends:
-                self._lone_ends_in(chunk.recs)
-            self.report.unsent += len(chunk.recs)
 
     # -- progress ---------------------------------------------------------------------------
     def _progress(self, force: bool = False) -> None:
@@ -801,57 +666,3 @@ def _tell(stream: IO[bytes]) -> int:
 def _read_error(path: str, line: int, exc: BaseException, prefix: str = "") -> Diagnostic:
     what = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     return Diagnostic.at(Location(path, line), "read-error", prefix + what)
-
-
-def _half_original(h: Half) -> dict[str, Any]:
-    """A half's record as read, rebuilt from its encoded bytes."""
-    data: dict[str, Any] = orjson.loads(join_objects(h.body, h.tail) if h.tail else h.body)
-    if h.orig is not None:
-        data["project_id"] = h.orig
-    return wrap(h.shape, h.kind, data)  # type: ignore[arg-type]
-
-
-def _entry_original(e: Entry) -> dict[str, Any]:
-    """An "ok" entry's record as read, rebuilt from its encoded bytes."""
-    kind, shape, body, tail, orig = e[2], e[3], e[10], e[11], e[13]
-    data: dict[str, Any] = orjson.loads(join_objects(body, tail) if tail else body)
-    if orig is not None:
-        data["project_id"] = orig
-    return wrap(shape, kind, data)  # type: ignore[arg-type]
-
-
-def originals(chunk: Chunk) -> Iterator[tuple[dict[str, Any], int, int]]:
-    """Each record of a chunk as it was read (its shape's wrapping, its own project_id),
-    rebuilt from the bytes that were sent: (record, input index, line)."""
-    complete_route = chunk.route.endswith("/calls/complete")
-    for i in range(chunk.units):
-        unit = chunk.unit(i)
-        parts: dict[str, dict[str, Any]] = {}
-        for item in unit.parts:
-            d = orjson.loads(item)
-            if complete_route:
-                parts["complete"] = d
-            elif "mode" in d:
-                parts[d["mode"]] = d["req"][d["mode"]]
-            else:
-                key = "start" if "start" in d else "end"
-                parts[key] = d[key]
-        projects, end_rest = unit.extra or (None, None)
-        for j, rec in enumerate(unit.recs):
-            src, line, kind, shape = unpack(rec)
-            whole = parts.get("complete")
-            if kind == "complete":
-                data = whole if whole is not None else {**parts["start"], **parts["end"]}
-            elif kind == "start":
-                data = parts.get("start") or {k: v for k, v in whole.items() if k not in END_KEYS}
-            else:
-                data = parts.get("end") or {
-                    "project_id": whole["project_id"],
-                    "id": whole["id"],
-                    **(orjson.loads(end_rest) if end_rest else {}),
-                    **{k: whole[k] for k in END_FIELDS if k in whole},
-                }
-            data = dict(data)
-            if projects is not None and j < len(projects) and projects[j] is not None:
-                data["project_id"] = projects[j]
-            yield wrap(shape, kind, data), src, line  # type: ignore[arg-type]
