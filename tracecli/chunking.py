@@ -58,7 +58,7 @@ class Unit:
     route: where its items go (the chunk key); SINGLE for one-call-per-request routes.
     parts: encoded batch items (or, for SINGLE, one request body per entry of `steps`).
     recs: the records it carries (`pack`ed), acknowledged or rejected with it.
-    extra: what rebuilding the records as read needs beyond `parts` (see upload_run), or None.
+    extra: what rebuilding the records as read needs beyond `parts` (see upload_units), or None.
     steps: for SINGLE, the route of each part, sent in order, each after the last's 2xx.
     """
 

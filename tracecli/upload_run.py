@@ -3,10 +3,11 @@
 `Run.read_all` reads the inputs in blocks of lines; each block is validated and encoded by
 `upload_blocks.prepare_lines` (in a process pool on big inputs, else right here: the same
 code either way) and its entries are consumed here in input order: the cross-record checks
-(`CrossChecker`, fed the facts already computed), pairing, chunking, and handing full chunks
-to the `Sender`. What then becomes of each record (the sender's workers call back `acked`,
-`rejected` and `unsent`) is counted and journaled in upload_fates, under one lock. Kept
-apart from `upload.py` (options, report, setup).
+(`CrossChecker`, fed the facts already computed), pairing, chunking (upload_units says
+which request each call becomes under --mode), and handing full chunks to the `Sender`.
+What then becomes of each record (the sender's workers call back `acked`, `rejected` and
+`unsent`) is counted and journaled in upload_fates, under one lock. Kept apart from
+`upload.py` (options, report, setup).
 """
 
 from __future__ import annotations
@@ -25,20 +26,10 @@ from typing import IO, TYPE_CHECKING, Any
 
 from tracecli.blocks import plan_ranges, read_blocks
 from tracecli.checks import CrossChecker, refused_id
-from tracecli.chunking import SINGLE, Chunker, Unit, pack
+from tracecli.chunking import Chunker, Unit
 from tracecli.diagnostics import Diagnostic, Location, Severity
 from tracecli.encode import (
-    CALL_END,
-    CALL_START,
-    UPSERT_BATCH,
-    batch_end,
-    batch_start,
-    complete_from,
     complete_route,
-    join_objects,
-    single_end,
-    single_start,
-    split_complete,
 )
 from tracecli.journal import Journal
 from tracecli.pairing import DUPLICATE, Half, Pairer
@@ -47,6 +38,7 @@ from tracecli.rejected import RejectedWriter
 from tracecli.upload_blocks import Entry, prepare, prepare_lines, prepare_range
 from tracecli.upload_fates import Fates
 from tracecli.upload_originals import entry_original, half_original
+from tracecli.upload_units import complete_unit, lone_unit, pair_unit
 
 if TYPE_CHECKING:
     from tracecli.sender import Sender
@@ -487,36 +479,10 @@ class Run:
                 return
             self._emit_lone(e if s.done else s, resumed=True)
             return
-        mode = self.mode
-        recs = (pack(s.src, s.line, "start", s.shape), pack(e.src, e.line, "end", e.shape))
-        extra = None
-        if s.orig is not None or e.orig is not None or (e.clash and mode in ("auto", "complete")):
-            extra = ((s.orig, e.orig), e.body if e.clash else None)
-        if mode == "auto" or mode == "complete":
-            part = complete_from(s.body, s.clash, e.tail)
-            unit = Unit(self._route(s.project), (part,), recs, extra)
-        elif mode == "batch":
-            end = batch_end(join_objects(e.body, e.tail))
-            unit = Unit(UPSERT_BATCH, (batch_start(s.body), end), recs, extra)
-        else:
-            end = single_end(join_objects(e.body, e.tail))
-            unit = Unit(SINGLE, (single_start(s.body), end), recs, extra, (CALL_START, CALL_END))
-        self._add(unit)
+        self._add(pair_unit(self.mode, s, e, self._route))
 
     def _emit_complete(self, h: Half) -> None:
-        mode = self.mode
-        recs = (pack(h.src, h.line, "complete", h.shape),)
-        extra = None if h.orig is None else ((h.orig,), None)
-        if mode == "auto" or mode == "complete":
-            self._add(Unit(self._route(h.project), (h.body,), recs, extra))
-            return
-        start, end_rest, end_tail = split_complete(h.body)
-        end = join_objects(end_rest, end_tail)
-        if mode == "batch":
-            self._add(Unit(UPSERT_BATCH, (batch_start(start), batch_end(end)), recs, extra))
-        else:
-            parts = (single_start(start), single_end(end))
-            self._add(Unit(SINGLE, parts, recs, extra, (CALL_START, CALL_END)))
+        self._add(complete_unit(self.mode, h, self._route))
 
     def _emit_lone(self, h: Half, resumed: bool = False) -> None:
         """A start with no end, or an end with no start, in the inputs."""
@@ -530,22 +496,10 @@ class Run:
                 "completed calls (--mode auto sends it through call/upsert_batch)",
             )
             return
-        if h.kind == "start":
-            body = h.body
-            part = single_start(body) if self.mode == "single" else batch_start(body)
-            step = CALL_START
-        else:
-            body = join_objects(h.body, h.tail)
-            part = single_end(body) if self.mode == "single" else batch_end(body)
-            step = CALL_END
-        recs = (pack(h.src, h.line, h.kind, h.shape),)
+        unit = lone_unit(self.mode, h)
         if h.kind == "end":
-            self.fates.lone_end(recs[0])
-        extra = None if h.orig is None else ((h.orig,), None)
-        if self.mode == "single":
-            self._add(Unit(SINGLE, (part,), recs, extra, (step,)))
-        else:
-            self._add(Unit(UPSERT_BATCH, (part,), recs, extra))
+            self.fates.lone_end(unit.recs[0])
+        self._add(unit)
 
     def _add(self, unit: Unit) -> None:
         for chunk in self.chunker.add(unit):
