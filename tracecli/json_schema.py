@@ -4,7 +4,8 @@ Built from the same pydantic models `validate` uses, then tightened with the ser
 `schema/rules.py` that JSON Schema can express (id formats, entity/project, name lengths,
 status keys) and with tracecli's own needs (a start carries its id and trace_id), so an editor
 flags most of what `validate` would. What it cannot express (pairing across records, time
-order, Freeplay's epoch-vs-ISO hints) stays `validate`'s job.
+order, Freeplay's epoch-vs-ISO hints) or would make every editor walk every value (reference
+strings at any depth, integers beyond 64 bits) stays `validate`'s job.
 
 Shapes are told apart the way `records.parse_record` does it, with if/then/else rather than
 a bare anyOf, so an editor reports the errors of the shape a record is written in.
