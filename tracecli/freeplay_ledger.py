@@ -30,6 +30,7 @@ from pathlib import Path
 
 from tracecli.diagnostics import UsageError
 from tracecli.journal import KEEP_DAYS, target_key
+from tracecli.private_db import open_private_db
 
 LEDGER_NAME = "freeplay-sent.sqlite3"
 STDIN_KEY = b"-"  # the source of records read from stdin: never matched by a later run
@@ -74,12 +75,7 @@ class SentLedger:
         """Open (creating, mode 0600) the ledger at `path` for the API base `server`."""
         p = Path(path)
         try:
-            p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            if not p.exists():
-                os.close(os.open(p, os.O_CREAT | os.O_RDWR, 0o600))
-            conn = sqlite3.connect(p, timeout=30.0, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            conn = open_private_db(p)
             with conn:
                 conn.executescript(_SCHEMA)
                 conn.execute("DELETE FROM acked WHERE at < ?", (time.time() - KEEP_DAYS * 86400,))

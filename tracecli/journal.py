@@ -35,6 +35,7 @@ from pathlib import Path
 
 from tracecli.diagnostics import UsageError
 from tracecli.paths import state_dir
+from tracecli.private_db import open_private_db
 from tracecli.redact import strip_userinfo
 
 BLOCK_LINES = 1 << 13  # lines per stored bitmap block (1 KiB: an ack rewrites little)
@@ -198,12 +199,7 @@ class Journal:
         """Open (creating) the journal; `restart` forgets what was acked for the files used."""
         path = Path(db_path) if db_path is not None else state_dir() / DB_NAME
         try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            if not path.exists():
-                os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
-            conn = sqlite3.connect(path, timeout=30.0, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            conn = open_private_db(path)
             conn.execute("PRAGMA foreign_keys=ON")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
