@@ -66,6 +66,9 @@ class Faults:
     # call id → (status, reason): a request carrying one is refused, not forwarded, the way a
     # server refuses a whole batch for one bad item (422 names the items, FastAPI-style)
     refuse: dict[str, tuple[int, str]] = field(default_factory=dict)
+    # the n-th write requests that would be forwarded (1-based) are dropped after the
+    # backend answered, whatever the dice say: a chaos test always sees the re-send case
+    drop_nth: tuple[int, ...] = ()
 
 
 @dataclass
@@ -126,6 +129,7 @@ class FaultProxy:
         self.stats = Stats()
         self.forwarded_ids: Counter[tuple[str, str]] = Counter()
         self._rng = random.Random(self.faults.seed)
+        self._writes_forwarded = 0
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -279,6 +283,10 @@ class FaultProxy:
                 self.stats.dropped_before += 1
             return False
         drop_after = roll < edge + f.p_drop
+        if faultable and f.drop_nth:
+            with self._lock:
+                self._writes_forwarded += 1
+                drop_after = drop_after or self._writes_forwarded in f.drop_nth
         if faultable and f.latency > 0:
             await asyncio.sleep(f.latency)
         status, headers, body = await self._forward(req)
