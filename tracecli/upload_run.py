@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-import signal
 import sys
 import time
 from collections import deque
@@ -39,6 +38,7 @@ from tracecli.upload_blocks import Entry, prepare, prepare_lines, prepare_range
 from tracecli.upload_fates import Fates
 from tracecli.upload_originals import entry_original, half_original
 from tracecli.upload_units import complete_unit, lone_unit, pair_unit
+from tracecli.workers import init_worker
 
 if TYPE_CHECKING:
     from tracecli.sender import Sender
@@ -83,10 +83,6 @@ def stop_pool(pool: ProcessPoolExecutor, failed: bool) -> None:
         manager.join(5.0)
 
 
-def _quiet_worker() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the reading process's to handle
-
-
 def start_pool(files: Sequence[str], jobs: int) -> ProcessPoolExecutor | None:
     """Worker processes forked now, or None (small inputs, one core, not Linux).
 
@@ -107,7 +103,9 @@ def start_pool(files: Sequence[str], jobs: int) -> ProcessPoolExecutor | None:
         return None
     try:
         ctx = multiprocessing.get_context("fork")
-        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_quiet_worker)
+        pool = ProcessPoolExecutor(
+            max_workers=jobs, mp_context=ctx, initializer=init_worker, initargs=(os.getpid(),)
+        )
         pool.submit(int).result()  # fork every worker now
         return pool
     except (OSError, ValueError, RuntimeError, BrokenProcessPool):

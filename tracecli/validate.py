@@ -38,6 +38,7 @@ from tracecli.reader import (
     read_as_stream,
     regular_file,
 )
+from tracecli.workers import init_worker
 
 BLOCK_BYTES = 1 << 20
 PARALLEL_MIN_BYTES = 8 << 20  # below this a pool costs more to start than it saves
@@ -419,7 +420,9 @@ def _start_pool(jobs: int) -> Any:
     _Broken.error = BrokenProcessPool
     try:
         ctx = multiprocessing.get_context("fork")
-        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx)
+        pool = ProcessPoolExecutor(
+            max_workers=jobs, mp_context=ctx, initializer=init_worker, initargs=(os.getpid(),)
+        )
         # fork every worker now (fork pools start all at once), and make sure that they
         # hash strings as this process does: they send call ids as hashes (pairpack)
         if pool.submit(hash, _HASH_PROBE).result() != hash(_HASH_PROBE):
