@@ -181,3 +181,26 @@ def test_a_record_too_large_for_the_server_is_rejected_alone(tmp_path, serve):
     assert "too large" in rejected[0]["_tracecli"]["reason"].lower()
     stored = read_back(serve.url, proj)
     assert diff_calls([c for i, c in enumerate(calls) if i != 57], stored) == []
+
+
+def test_a_server_that_stays_down_stops_the_upload_and_the_next_run_sends_the_rest(tmp_path, serve):
+    """Retries that run out for request after request, nothing stored between: the server
+    is down, not refusing records. Stop, rather than spend --max-retry-time on each of the
+    remaining chunks; what was not sent is the next run's."""
+    proj = project("down")
+    calls = gen_calls(400, seed=seed(), project=proj)
+    file = write_flat(tmp_path / "calls.jsonl", calls)
+    args = ("--max-retry-time", "0.3", "--chunk-size", "10", "--concurrency", "2")
+    with FaultProxy(serve.url, Faults(p_5xx=1.0)) as proxy:
+        r, summary = upload(file, proxy.url, *args, cwd=tmp_path)
+        assert r.returncode == 1, r.stderr[-2000:]
+        assert summary["halted"] and "is the server down?" in summary["halted"]
+        assert "tracecli: error: stopped: retries ran out for" in r.stderr
+        assert summary["uploaded"] == 0
+        # 8 chunks of 10 calls given up (and a few in flight), far from all 40
+        assert 8 * 20 <= summary["rejected"] <= 12 * 20, summary
+        proxy.configure(p_5xx=0.0)  # the server is back: the same command sends everything
+        r2, summary2 = upload(file, proxy.url, *args, cwd=tmp_path)
+    assert r2.returncode == 0, r2.stderr[-2000:]
+    assert summary2["uploaded"] == 400 and summary2["skipped"] == 0, summary2
+    assert diff_calls(calls, read_back(serve.url, proj)) == []

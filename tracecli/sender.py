@@ -39,6 +39,7 @@ OnRejected = Callable[[Chunk, str, "int | None"], None]  # what, the reason, HTT
 OnUnsent = Callable[[Chunk], None]
 
 
+OUTAGE_GIVE_UPS = 8  # chunks given up in a row (nothing acknowledged between) that stop it
 COLLECT_EVERY = 4  # requests between full garbage collections (see _collect)
 QUEUED = 2  # chunks ready beyond one per thread: enough to never starve, few to hold
 
@@ -58,6 +59,9 @@ class Sender:
         self.on_rejected = on_rejected
         self.on_unsent = on_unsent
         self.fatal: TracecliError | None = None  # an AuthError or config error: all stops
+        self.halted: str | None = None  # why sending stopped early (an outage), if it did
+        self._give_ups = 0  # chunks whose retries ran out in a row, nothing acked between
+        self._outage_limit = max(OUTAGE_GIVE_UPS, 2 * concurrency)
         self._queue: queue.Queue[Chunk | None] = queue.Queue(maxsize=concurrency + QUEUED)
         self._stopping = threading.Event()
         self._cond = threading.Condition()
@@ -72,7 +76,12 @@ class Sender:
 
     @property
     def stopped(self) -> bool:
-        return self._stopping.is_set() or self.fatal is not None
+        return self._stopping.is_set() or self.broken
+
+    @property
+    def broken(self) -> bool:
+        """Nothing more will be sent: a fatal error, or the server looks down."""
+        return self.fatal is not None or self.halted is not None
 
     def submit(self, chunk: Chunk, interrupted: Callable[[], bool] = lambda: False) -> bool:
         """Queue a chunk (blocking while the queue is full); False when the upload is
@@ -198,6 +207,7 @@ class Sender:
             out = target.post(chunk.route, chunk.body(), can_split=chunk.units > 1)
         self._collect()
         action = out.action
+        self._count_give_up(action)
         if action is Action.OK:
             self.on_acked(chunk.route, chunk, chunk.units)
         elif action is Action.SPLIT:
@@ -210,6 +220,23 @@ class Sender:
             self.on_unsent(chunk)
         else:  # REJECT, GIVE_UP
             self.on_rejected(chunk, out.reason, out.status)
+
+    def _count_give_up(self, action: Action) -> None:
+        """When retries run out for `_outage_limit` requests in a row with nothing
+        acknowledged between, the server is down or unreachable, not refusing some records:
+        stop, rather than spend --max-retry-time on every chunk left. What is not sent is
+        left for the next run (the journal knows what was stored)."""
+        with self._cond:
+            if action is Action.OK:
+                self._give_ups = 0
+            elif action is Action.GIVE_UP:
+                self._give_ups += 1
+                if self._give_ups >= self._outage_limit and self.halted is None:
+                    self.halted = (
+                        f"stopped: retries ran out for {self._give_ups} requests in a row with "
+                        "nothing stored between (is the server down?); the records not sent "
+                        "are sent by the next run of the same command"
+                    )
 
     def _held(self, target: ChecksStored, chunk: Chunk) -> tuple[Chunk, Chunk]:
         """(what of `chunk` the server holds, what is left to send); all left when the
@@ -260,6 +287,7 @@ class Sender:
                 return
             out = self._post_step(route, body)
             self._collect()
+            self._count_give_up(out.action)
             if out.action is Action.OK:
                 last = int(i == len(steps) - 1)
                 step = Chunk(route)

@@ -146,6 +146,7 @@ class UploadReport:
     rejected_file: str | None = None
     stale_rejected_file: str | None = None
     interrupted: bool = False
+    halted: str | None = None  # why sending stopped before the end (the server looked down)
     strict_blocked: bool = False  # --strict found errors: nothing was sent
     peak_open_calls: int = 0
     spilled: int = 0
@@ -197,6 +198,7 @@ class UploadReport:
             "diagnostics": [d.to_dict() for d in self.diagnostics],
             "rejected_file": self.rejected_file,
             "interrupted": self.interrupted,
+            "halted": self.halted,
             "strict_blocked": self.strict_blocked,
             "changed_files": self.changed_files,
             "peak_open_calls": self.peak_open_calls,
@@ -394,14 +396,17 @@ def _run(
     complete = False
     try:
         run.read_all()
-        while not interrupt.is_set() and sender.fatal is None:
+        while not interrupt.is_set() and not sender.broken:
             if sender.wait(timeout=0.2, interrupted=interrupt.is_set):
                 break
             run.tick()
         if interrupt.is_set():
             report.interrupted = True
             sender.stop(GRACE_SECONDS)
-        complete = not report.interrupted and sender.fatal is None
+        complete = not report.interrupted and not sender.broken
+        if sender.halted is not None:
+            report.halted = sender.halted
+            report.errors += 1
     finally:
         sender.close()
         run.close()

@@ -231,7 +231,7 @@ class Run:
         self._progress(force=True)
 
     def _halted(self) -> bool:
-        return self.interrupted() or (self.sender is not None and self.sender.fatal is not None)
+        return self.interrupted() or (self.sender is not None and self.sender.broken)
 
     def _read_file(self, i: int, path: str) -> None:
         project = self.opts.project

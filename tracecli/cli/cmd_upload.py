@@ -241,6 +241,8 @@ def upload_command(
         render_summary(report, err, rich_table=live)
     if report.interrupted:
         err.print(f"tracecli: interrupted; {RESUME_HINT}", markup=False)
+    elif report.halted:
+        err.print(f"tracecli: error: {report.halted}", markup=False)
     elif report.strict_blocked:
         err.print(
             "tracecli: error: --strict: nothing was sent because some records have errors",
