@@ -200,8 +200,9 @@ class Sender:
 
             out = target.post(chunk.route, chunk.body(), can_split=chunk.units > 1, recheck=recheck)
             chunk = left[0]
-            if not chunk.units:
+            if not chunk.units:  # all of it turned out to be stored already
                 self._collect()
+                self._count_give_up(Action.OK)
                 return
         else:
             out = target.post(chunk.route, chunk.body(), can_split=chunk.units > 1)
