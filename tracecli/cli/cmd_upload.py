@@ -412,7 +412,9 @@ def render_summary(report: UploadReport, console: Console, *, rich_table: bool) 
             console.print(f"{label:<{width}}  {value}", markup=False, highlight=False)
     for path in report.changed_files:
         console.print(
-            f"note: {path} changed since the last run: uploaded from the start", markup=False
+            f"note: {path} changed since the last run: read again from the start "
+            "(what the server already holds is not stored twice)",
+            markup=False,
         )
     if report.rejected_file:
         console.print(f"rejected records (with reasons): {report.rejected_file}", markup=False)
