@@ -133,7 +133,7 @@ class Source:
         try:
             stream = self._open_stream()
         except OSError as exc:
-            yield Diagnostic.at(Location(self.path, 0), "read-error", _os_message(exc))
+            yield Diagnostic.at(Location(self.path, 0), "read-error", os_message(exc))
             return
         try:
             if self.fmt == "yaml":
@@ -175,7 +175,7 @@ class Source:
             yield Diagnostic.at(
                 Location(path, lineno + 1),
                 "read-error",
-                f"file cannot be read from here on: {_os_message(exc)}",
+                f"file cannot be read from here on: {os_message(exc)}",
             )
 
     def _iter_yaml(self, stream: IO[bytes]) -> Iterator[Item]:
@@ -229,7 +229,7 @@ class Source:
             yield Diagnostic.at(
                 Location(path, text.lines + 1),
                 "read-error",
-                f"file cannot be read from here on: {_os_message(exc)}",
+                f"file cannot be read from here on: {os_message(exc)}",
             )
         finally:
             if loader is not None:
@@ -384,10 +384,21 @@ def _node_size(node: Any, memo: dict[int, int]) -> int:
     return n
 
 
-def _os_message(exc: BaseException) -> str:
+def os_message(exc: BaseException) -> str:
+    """What went wrong reading, in the OS's words when it has them."""
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc) or type(exc).__name__
+
+
+def stream_position(stream: IO[bytes]) -> int:
+    """Bytes of the underlying file consumed by a gzip stream (progress against the file's
+    size); 0 for stdin and pipes, whose size is not known."""
+    fileobj = getattr(stream, "fileobj", None)
+    try:
+        return int(fileobj.tell()) if fileobj is not None else 0
+    except (OSError, ValueError):
+        return 0
 
 
 def json_error(raw: bytes, exc: orjson.JSONDecodeError) -> str:

@@ -35,7 +35,8 @@ from tracecli.reader import InputFormat, expand_paths
 from tracecli.rejected import DEFAULT_NAME, RejectedWriter, skip_rejected_file
 from tracecli.sender import Sender
 from tracecli.targets import DryRunTarget, Target
-from tracecli.upload_run import Run, default_jobs, start_pool, stop_pool
+from tracecli.upload_run import Run, default_jobs, start_pool
+from tracecli.workers import stop_pool
 
 Mode = Literal["auto", "complete", "batch", "single"]
 MODES: tuple[str, ...] = ("auto", "complete", "batch", "single")

@@ -13,7 +13,6 @@ What then becomes of each record (the sender's workers call back `acked`, `rejec
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import sys
 import time
@@ -21,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from tracecli.blocks import plan_ranges, read_blocks
 from tracecli.checks import CrossChecker, refused_id
@@ -32,13 +31,21 @@ from tracecli.encode import (
 )
 from tracecli.journal import Journal
 from tracecli.pairing import DUPLICATE, Half, Pairer
-from tracecli.reader import STDIN, Source, open_stream, read_as_stream, regular_file
+from tracecli.reader import (
+    STDIN,
+    Source,
+    open_stream,
+    os_message,
+    read_as_stream,
+    regular_file,
+    stream_position,
+)
 from tracecli.rejected import RejectedWriter
 from tracecli.upload_blocks import Entry, prepare, prepare_lines, prepare_range
 from tracecli.upload_fates import Fates
 from tracecli.upload_originals import entry_original, half_original
 from tracecli.upload_units import complete_unit, lone_unit, pair_unit
-from tracecli.workers import init_worker
+from tracecli.workers import fork_pool, stop_pool
 
 if TYPE_CHECKING:
     from tracecli.sender import Sender
@@ -66,32 +73,9 @@ def default_jobs() -> int:
     return max(0, min(cores - 1, 4))
 
 
-def stop_pool(pool: ProcessPoolExecutor, failed: bool) -> None:
-    """Let the workers go: waiting for them after a run, killing them after a failure (a
-    broken or interrupted pool may never answer). Either way the pool's manager thread is
-    over before this returns: left running at exit, it races the interpreter's own
-    clean-up, which then prints a traceback (OSError: Bad file descriptor)."""
-    if not failed:
-        pool.shutdown(wait=True, cancel_futures=True)
-        return
-    procs = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for proc in procs:
-        proc.kill()
-    manager = getattr(pool, "_executor_manager_thread", None)
-    if manager is not None:
-        manager.join(5.0)
-
-
 def start_pool(files: Sequence[str], jobs: int) -> ProcessPoolExecutor | None:
-    """Worker processes forked now, or None (small inputs, one core, not Linux).
-
-    Must run before any thread starts (the sender's, a progress display's): forking a
-    process with threads is what makes fork unsafe. Fork, not spawn: a worker needs only
-    this package's functions, and a library function must not require a guarded __main__.
-    """
-    if jobs < 1 or not sys.platform.startswith("linux"):
-        return None
+    """Worker processes forked now, or None (small inputs, one core, not Linux). Must run
+    before any thread starts (see `tracecli.workers`)."""
     total = 0
     for f in files:
         if f == STDIN:
@@ -99,17 +83,7 @@ def start_pool(files: Sequence[str], jobs: int) -> ProcessPoolExecutor | None:
         elif not f.lower().endswith((".yaml", ".yml", ".yaml.gz", ".yml.gz")):
             with contextlib.suppress(OSError):
                 total += os.path.getsize(f) * (5 if f.lower().endswith(".gz") else 1)
-    if total < PARALLEL_MIN_BYTES:
-        return None
-    try:
-        ctx = multiprocessing.get_context("fork")
-        pool = ProcessPoolExecutor(
-            max_workers=jobs, mp_context=ctx, initializer=init_worker, initargs=(os.getpid(),)
-        )
-        pool.submit(int).result()  # fork every worker now
-        return pool
-    except (OSError, ValueError, RuntimeError, BrokenProcessPool):
-        return None
+    return fork_pool(jobs) if total >= PARALLEL_MIN_BYTES else None
 
 
 class _Done:
@@ -269,7 +243,7 @@ class Run:
                     diag = _read_error(display, line, data, "file cannot be read from here on: ")
                     self.fates.invalid(None, display, line, [diag])
                     return
-                done = _tell(stream)
+                done = stream_position(stream)
                 self._submit(i, prepare_lines, (data, display, first, project), done, False)
                 first = False
         finally:
@@ -607,14 +581,5 @@ def _is_yaml(path: str, stdin_format: str) -> bool:
     return name.endswith((".yaml", ".yml"))
 
 
-def _tell(stream: IO[bytes]) -> int:
-    fileobj = getattr(stream, "fileobj", None)
-    try:
-        return int(fileobj.tell()) if fileobj is not None else 0
-    except (OSError, ValueError):
-        return 0
-
-
 def _read_error(path: str, line: int, exc: BaseException, prefix: str = "") -> Diagnostic:
-    what = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return Diagnostic.at(Location(path, line), "read-error", prefix + what)
+    return Diagnostic.at(Location(path, line), "read-error", prefix + os_message(exc))

@@ -14,14 +14,13 @@ path that does not exist (or a directory without trace files) is a UsageError.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from tracecli import blocks
 from tracecli.checks import CrossChecker
@@ -35,10 +34,12 @@ from tracecli.reader import (
     file_head,
     format_of,
     open_stream,
+    os_message,
     read_as_stream,
     regular_file,
+    stream_position,
 )
-from tracecli.workers import init_worker
+from tracecli.workers import fork_pool, stop_pool
 
 BLOCK_BYTES = 1 << 20
 PARALLEL_MIN_BYTES = 8 << 20  # below this a pool costs more to start than it saves
@@ -220,7 +221,7 @@ class _Run:
         try:
             ranges = blocks.plan_ranges(src.path, size, BLOCK_BYTES)
         except OSError as exc:
-            self.sink.add(Diagnostic.at(Location(src.path, 0), "read-error", _os_message(exc)))
+            self.sink.add(Diagnostic.at(Location(src.path, 0), "read-error", os_message(exc)))
             return
         if not ranges:
             return
@@ -233,7 +234,7 @@ class _Run:
         try:
             stream = open_stream(path)
         except OSError as exc:
-            self.sink.add(Diagnostic.at(Location(src.path, 0), "read-error", _os_message(exc)))
+            self.sink.add(Diagnostic.at(Location(src.path, 0), "read-error", os_message(exc)))
             return
         lines = _LineCounter()
         first = True
@@ -245,11 +246,11 @@ class _Run:
                         Diagnostic.at(
                             Location(src.path, lines.n + 1),
                             "read-error",
-                            f"file cannot be read from here on: {_os_message(data)}",
+                            f"file cannot be read from here on: {os_message(data)}",
                         )
                     )
                     break
-                done = _tell(stream)
+                done = stream_position(stream)
                 block = _Block(src, lines, done, False)
                 self._submit(block, blocks.check_lines, (data, src.path, first))
                 first = False
@@ -285,7 +286,11 @@ class _Run:
                 with contextlib.suppress(OSError):
                     total += os.path.getsize(f) * (5 if f.lower().endswith(".gz") else 1)
         if total >= PARALLEL_MIN_BYTES:
-            self.pool = _start_pool(self.jobs)
+            self.pool = fork_pool(self.jobs)
+            if self.pool is not None:
+                from concurrent.futures.process import BrokenProcessPool
+
+                _Broken.error = BrokenProcessPool
         if self.pool is None:
             self.jobs = 1
 
@@ -351,18 +356,8 @@ class _Run:
     def close(self, failed: bool = False) -> None:
         """Stop the workers: politely after a run, at once when it failed (Ctrl-C)."""
         pool, self.pool = self.pool, None
-        if pool is None:
-            return
-        if not failed:
-            pool.shutdown(wait=True)
-            return
-        # a broken or interrupted pool may never answer a polite shutdown: kill it
-        procs = list((getattr(pool, "_processes", None) or {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for proc in procs:
-            proc.kill()
-        for proc in procs:
-            proc.join(timeout=5)
+        if pool is not None:
+            stop_pool(pool, failed)
 
 
 @dataclass
@@ -390,9 +385,6 @@ class _Done:
         return self.value
 
 
-_HASH_PROBE = "tracecli: the same hash in every process"
-
-
 class _NeverRaised(Exception):
     pass
 
@@ -403,52 +395,8 @@ class _Broken:
     error: type[BaseException] = _NeverRaised
 
 
-def _start_pool(jobs: int) -> Any:
-    """`jobs` worker processes, forked now; None where that is not safe or possible.
-
-    fork, and only on Linux: a worker needs nothing but this module's functions, and a
-    forked one has them without re-importing anything (spawn and forkserver re-run the
-    caller's `__main__`, which a library function must not require to be guarded).
-    The fork happens here, at the start of a run, before a progress display starts a
-    thread: forking a process with threads is what makes fork unsafe.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
-
-    _Broken.error = BrokenProcessPool
-    try:
-        ctx = multiprocessing.get_context("fork")
-        pool = ProcessPoolExecutor(
-            max_workers=jobs, mp_context=ctx, initializer=init_worker, initargs=(os.getpid(),)
-        )
-        # fork every worker now (fork pools start all at once), and make sure that they
-        # hash strings as this process does: they send call ids as hashes (pairpack)
-        if pool.submit(hash, _HASH_PROBE).result() != hash(_HASH_PROBE):
-            pool.shutdown(wait=True)
-            return None
-        return pool
-    except (OSError, ValueError, RuntimeError):
-        return None
-
-
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _UTF16 = (
     "the file is UTF-16 (it starts with a UTF-16 byte order mark); tracecli reads UTF-8: "
     "convert it, e.g. iconv -f UTF-16 -t UTF-8"
 )
-
-
-def _tell(stream: IO[bytes]) -> int:
-    fileobj = getattr(stream, "fileobj", None)
-    try:
-        return int(fileobj.tell()) if fileobj is not None else 0
-    except (OSError, ValueError):
-        return 0
-
-
-def _os_message(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__

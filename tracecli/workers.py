@@ -5,13 +5,25 @@ siblings also hold open, so when the reading process is killed (`kill -9`, the O
 a CI job cancelled) they never see end-of-file and would sleep forever, each holding its
 share of memory. On Linux the kernel can kill them with their parent (PR_SET_PDEATHSIG).
 Ctrl-C is the reading process's to handle: it stops the run and then the workers.
+
+Fork, and only on Linux: a worker needs nothing but this package's functions, and a forked
+one has them without re-importing anything (spawn and forkserver re-run the caller's
+`__main__`, which a library function must not require to be guarded). The fork must happen
+before the run starts a thread (a sender, a progress display): forking a process with
+threads is what makes fork unsafe.
 """
 
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
 import os
 import signal
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 PR_SET_PDEATHSIG = 1
 
@@ -26,3 +38,46 @@ def init_worker(parent: int) -> None:
         return
     if os.getppid() != parent:  # the parent died before the request took effect
         os._exit(1)
+
+
+_HASH_PROBE = "tracecli worker hash probe"
+
+
+def fork_pool(jobs: int) -> ProcessPoolExecutor | None:
+    """`jobs` workers, forked now; None where that is not possible. They must hash strings
+    as this process does (validate's workers send call ids as hashes); forked ones do."""
+    if jobs < 1 or not sys.platform.startswith("linux"):
+        return None
+    from concurrent.futures import ProcessPoolExecutor  # imported by the runs that fork
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        ctx = multiprocessing.get_context("fork")
+        pool = ProcessPoolExecutor(
+            max_workers=jobs, mp_context=ctx, initializer=init_worker, initargs=(os.getpid(),)
+        )
+        if pool.submit(hash, _HASH_PROBE).result() != hash(_HASH_PROBE):  # forks them all
+            pool.shutdown(wait=True)
+            return None
+        return pool
+    except (OSError, ValueError, RuntimeError, BrokenProcessPool):
+        return None
+
+
+def stop_pool(pool: ProcessPoolExecutor, failed: bool) -> None:
+    """Let the workers go: waiting for them after a run, killing them after a failure (a
+    broken or interrupted pool may never answer). Either way the pool's manager thread is
+    over before this returns: left running at exit, it races the interpreter's own
+    clean-up, which then prints a traceback (OSError: Bad file descriptor)."""
+    if not failed:
+        pool.shutdown(wait=True, cancel_futures=True)
+        return
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        proc.kill()
+    for proc in procs:
+        proc.join(timeout=5)
+    manager = getattr(pool, "_executor_manager_thread", None)
+    if manager is not None:
+        manager.join(5.0)
