@@ -73,15 +73,9 @@ def is_stored(key: ItemKey, stored: Stored) -> bool:
     return key.kind == "start" or ended
 
 
-def chunk_keys(chunk: Chunk, routes: Sequence[str] | None = None) -> list[ItemKey]:
+def chunk_keys(chunk: Chunk) -> list[ItemKey]:
     """The keys of a chunk's items that can be told (for the query)."""
-    keys = []
-    for i, item in enumerate(chunk.items):
-        route = routes[i] if routes is not None else chunk.route
-        key = item_key(route, item)
-        if key is not None:
-            keys.append(key)
-    return keys
+    return [k for item in chunk.items if (k := item_key(chunk.route, item)) is not None]
 
 
 def by_project(keys: Iterable[ItemKey]) -> dict[str, list[str]]:

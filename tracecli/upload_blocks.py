@@ -213,24 +213,25 @@ def prepare_lines(
         except _JSONError as exc:
             if raw.strip():
                 records += 1
-                diag = ("", "json", Severity.ERROR, json_error(raw, exc))
-                found: list[Entry] = []
-                broken_id(raw, n, found)
-                text = raw.rstrip(b"\r").decode("utf-8", "replace")
-                out.append((n, "bad", text, (diag,), found[0][2] if found else None))
+                _bad_line(raw, n, (("", "json", Severity.ERROR, json_error(raw, exc)),), out)
             continue
         records += 1
         if wide and may_hold_wide_ints(raw) and (big := wide_ints(raw)):
-            diags = tuple(
-                (f, "int-range", Severity.ERROR, wide_int_message(v)) for f, v in big
-            )  # the line as read goes to the rejected file: the value read has floats
-            found = []
-            broken_id(raw, n, found)
-            text = raw.rstrip(b"\r").decode("utf-8", "replace")
-            out.append((n, "bad", text, diags, found[0][2] if found else None))
+            # the line as read goes to the rejected file: the value read holds floats
+            diags = tuple((f, "int-range", Severity.ERROR, wide_int_message(v)) for f, v in big)
+            _bad_line(raw, n, diags, out)
             continue
         prepare(value, n, path, project, out, no_refs or plain_refs(raw))
     return n, records, pair_up(out)
+
+
+def _bad_line(raw: bytes, line: int, diags: tuple[Any, ...], out: list[Entry]) -> None:
+    """A refused line kept as its text (what the rejected file holds), with the call id
+    it seems to carry, so the other half of that call is refused along with it."""
+    found: list[Entry] = []
+    broken_id(raw, line, found)
+    text = raw.rstrip(b"\r").decode("utf-8", "replace")
+    out.append((line, "bad", text, diags, found[0][2] if found else None))
 
 
 def pair_up(entries: list[Entry]) -> list[Entry]:
