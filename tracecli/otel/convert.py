@@ -101,6 +101,7 @@ class _Run:
         self.report, self.write, self.project, self.strict = report, write, project, strict
         self.on_diagnostic = on_diagnostic
         self.ledger = SpanLedger()
+        self.no_project_in: set[str] = set()  # files told about spans without a project
 
     def note(self, d: Diagnostic) -> None:
         if self.strict:
@@ -118,6 +119,16 @@ class _Run:
         self.note(d)
         self.report.not_converted += spans
 
+    def no_project(self, item: SpanAt) -> None:
+        """Said once per file (every span of a file usually shares its resource)."""
+        self.report.not_converted += 1
+        if item.loc.path in self.no_project_in:
+            return
+        self.no_project_in.add(item.loc.path)
+        self.note(Diagnostic.at(item.loc, NO_PROJECT, "no project: the resource has no "
+            "wandb.entity/wandb.project attributes; give --project entity/project (this and "
+            "every later span of this file without them left out)", item.where))  # fmt: skip
+
     def span(self, item: SpanAt) -> None:
         loc, where, span = item.loc, item.where, item.span
         duplicate = self.ledger.add(loc, where, span)
@@ -131,9 +142,7 @@ class _Run:
                 return None
         project = item.project_id or self.project
         if project is None:
-            return self.left_out(Diagnostic.at(loc, NO_PROJECT, "no project: the resource has "
-                "no wandb.entity/wandb.project attributes; give --project entity/project",
-                f"{where}"))  # fmt: skip
+            return self.no_project(item)
         try:
             line = encode_call(span_to_call(span, project))
         except MappingError as exc:
