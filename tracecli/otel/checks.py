@@ -23,16 +23,16 @@ REFUSED = "otlp-weave-refuses"  # weave's server fails or rejects the span
 
 
 def end_before_start(loc: Location, where: str, span: Span) -> Diagnostic | None:
-    """A span that ends before it starts: weave stores it (negative latency); a warning."""
+    """A span that ends before it starts: weave stores it (a negative latency), but it is
+    no call tracecli sends (its call checks refuse ended_at < started_at): an error."""
     if span.end_time_unix_nano >= span.start_time_unix_nano:
         return None
     return Diagnostic.at(
         loc,
         TIME_ORDER,
         f"span ends before it starts (end {span.end_time_unix_nano} < start "
-        f"{span.start_time_unix_nano})",
+        f"{span.start_time_unix_nano}); left out",
         f"{where}.endTimeUnixNano",
-        Severity.WARNING,
     )
 
 

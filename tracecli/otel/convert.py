@@ -134,12 +134,9 @@ class _Run:
         duplicate = self.ledger.add(loc, where, span)
         if duplicate is not None:
             return self.left_out(duplicate)
-        warning = end_before_start(loc, where, span)
-        if warning is not None:
-            self.note(warning)
-            if self.strict:
-                self.report.not_converted += 1
-                return None
+        backwards = end_before_start(loc, where, span)
+        if backwards is not None:
+            return self.left_out(backwards)
         project = item.project_id or self.project
         if project is None:
             return self.no_project(item)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from tracecli.otel.nesting import to_json_serializable
@@ -167,6 +167,20 @@ def _when(value: Any, fallback: datetime) -> datetime:
     return value if isinstance(value, datetime) else fallback
 
 
+def _utc(when: datetime) -> datetime:
+    return when if when.tzinfo is None else when.astimezone(UTC).replace(tzinfo=None)
+
+
+def _check_order(started: datetime, ended: datetime) -> None:
+    """langfuse.startTime/endTime can put the end first; weave stores that, tracecli's call
+    checks do not (ended_at before started_at)."""
+    if _utc(ended) < _utc(started):
+        raise MappingError(
+            f"ends at {iso_utc(ended)} before it starts at {iso_utc(started)} (langfuse "
+            "time attributes): tracecli's call checks refuse such a call"
+        )
+
+
 def span_to_call(span: Span, project_id: str) -> dict[str, Any]:
     """The completed call (CompletedCallSchemaForInsert as JSON values) for one span."""
     usage = usage_of(span.attributes) or {}
@@ -177,6 +191,7 @@ def span_to_call(span: Span, project_id: str) -> dict[str, Any]:
     overrides = pick(span.attributes, SPAN_OVERRIDES) or {}
     started = _when(overrides.get("start_time"), span.start_time)
     ended = _when(overrides.get("end_time"), span.end_time)
+    _check_order(started, ended)
     row = _usage_row(usage)
     model = _model(attributes)
     fallback = not attributes and not inputs and not _has_output(outputs) and not usage
