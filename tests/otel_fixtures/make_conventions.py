@@ -1,4 +1,4 @@
-"""Write conventions.jsonl (and wb_run_id.jsonl): hand-made OTLP/JSON spans, one or more per convention weave reads.
+"""Write conventions.jsonl and wb_run_id.jsonl: hand-made OTLP/JSON spans, per convention.
 
     python3 tests/otel_fixtures/make_conventions.py   # rewrites conventions.jsonl beside it
 
@@ -65,8 +65,8 @@ def span(name: str, a: dict[str, Any], *, start: int, dur: int, parent: str | No
 
 def line(spans: list[dict[str, Any]], resource: dict[str, Any] | None = None) -> str:
     res = {"service.name": "conventions", "telemetry.sdk.language": "python", **(resource or {})}
-    body = {"resourceSpans": [{"resource": {"attributes": attrs(res)},
-            "scopeSpans": [{"scope": {"name": "hand-made", "version": "1"}, "spans": spans}]}]}  # fmt: skip
+    scope = {"scope": {"name": "hand-made", "version": "1"}, "spans": spans}
+    body = {"resourceSpans": [{"resource": {"attributes": attrs(res)}, "scopeSpans": [scope]}]}
     return json.dumps(body, separators=(",", ":"))
 
 
