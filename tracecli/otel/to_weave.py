@@ -128,39 +128,77 @@ def _model(attributes: dict[str, Any]) -> Any:
 
 
 def _wandb_fields(span: Span, wandb: dict[str, Any], project_id: str) -> dict[str, Any]:
-    display_name = wandb.get("display_name")
-    if display_name is not None and not isinstance(display_name, str):
-        raise MappingError("wandb.display_name is not a string: weave fails on it")
+    display_name = _lax_str(wandb.get("display_name"), "wandb.display_name")
     if display_name and len(display_name) >= MAX_DISPLAY_NAME_LENGTH:
         display_name = shorten_name(display_name, MAX_DISPLAY_NAME_LENGTH)
     thread_id = wandb.get("thread_id") or None
-    if thread_id is not None and not isinstance(thread_id, str):
-        raise MappingError(f"conversation/thread id {thread_id!r} is not a string: weave fails")
     turn_id = span.span_id if thread_id is not None and wandb.get("is_turn") else None
-    run = wandb.get("wb_run_id") or None
-    if run is not None and not isinstance(run, str):
-        raise MappingError("wandb.wb_run_id is not a string: weave fails on it")
-    # weave stores `<project>:<run>`, which reads back as `entity/project/run`, the wire form
-    wb_run_id = f"{project_id}/{run}" if run and "/" not in run and ":" not in run else None
     return {
         "display_name": display_name or None,
-        "thread_id": thread_id,
+        "thread_id": _lax_str(thread_id, "conversation/thread id"),
         "turn_id": turn_id,
-        "wb_run_id": wb_run_id,
-        "wb_run_step": _step(wandb.get("wb_run_step") or None, "wb_run_step"),
-        "wb_run_step_end": _step(wandb.get("wb_run_step_end") or None, "wb_run_step_end"),
+        "wb_run_id": _run_id(wandb.get("wb_run_id") or None, project_id),
+        **_steps(wandb),
     }
+
+
+def _run_id(run: Any, project_id: str) -> str | None:
+    """weave stores `<project>:<run>` when the run has no `/` or `:`; that reads back as
+    `entity/project/run`, the wire form written here. (weave formats any value it can
+    search for `/`: a list or an object too.)"""
+    if run is None:
+        return None
+    if not isinstance(run, (str, list, dict)):
+        raise MappingError(f"wandb.wb_run_id is {run!r}, not a string: weave fails on it")
+    if "/" in run or ":" in run:
+        return None
+    return f"{project_id}/{run}"
+
+
+def _lax_str(value: Any, name: str) -> str | None:
+    """A string as pydantic's lax mode reads one for weave's call models (bytes decoded)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    raise MappingError(f"{name} is {value!r}, not a string: weave fails on it")
+
+
+_LAX_INT = re.compile(r"[+-]?[0-9]+(?:_[0-9]+)*")
+_LAX_INTEGRAL_FLOAT = re.compile(r"([+-]?[0-9]+)\.0*")
 
 
 def _step(value: Any, name: str) -> int | None:
     """An integer as pydantic's lax mode reads one (weave validates its call models)."""
-    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
-        return value
+    if value is None or isinstance(value, int):
+        return None if value is None else int(value)  # a bool is 1 or 0
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-        return int(value)
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        text = value.strip()
+        if _LAX_INT.fullmatch(text):
+            return int(text)
+        integral = _LAX_INTEGRAL_FLOAT.fullmatch(text)
+        if integral:
+            return int(integral.group(1))
     raise MappingError(f"wandb.{name} is {value!r}, not an integer: weave fails on it")
+
+
+def _steps(wandb: dict[str, Any]) -> dict[str, int | None]:
+    """Run steps; a negative one is refused: by weave's checks (`wb_run_step`), by
+    tracecli's call checks (`wb_run_step_end`, which weave's SQLite server stores)."""
+    out = {}
+    for name in ("wb_run_step", "wb_run_step_end"):
+        step = _step(wandb.get(name) or None, name)
+        if step is not None and step < 0:
+            raise MappingError(f"wandb.{name} is {step}: must be non-negative")
+        out[name] = step
+    return out
 
 
 def _when(value: Any, fallback: datetime) -> datetime:
