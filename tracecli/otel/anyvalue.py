@@ -100,40 +100,63 @@ def double(value: Any, field: str) -> float:
     raise FieldError(field, f'expected a number (or "NaN", "Infinity"), got {_show(value)}')
 
 
-def any_value(value: Any, field: str) -> Any:
+_KIND_OF = {f"{k}Value": k for k in VALUE_KINDS} | {f"{k}_value": k for k in VALUE_KINDS}
+
+
+def _within(prefix: str, exc: FieldError) -> FieldError:
+    """The error of a part, its field path put under `prefix` (paths are built only on error:
+    most values are fine, and formatting a path for each would cost more than reading it)."""
+    return FieldError(prefix + exc.field, exc.message)
+
+
+def any_value(value: Any, field: str = "") -> Any:
     """One `AnyValue`: exactly one kind set, read as str/bool/int/float/list/dict/bytes."""
     if not isinstance(value, dict):
         raise FieldError(field, f"expected an AnyValue object, got {_show(value)}")
-    found = [k for k in VALUE_KINDS if get(value, f"{k}Value", f"{k}_value") is not None]
-    if not found:
-        raise FieldError(field, "AnyValue has no value set (weave refuses the whole request)")
-    if len(found) > 1:
-        raise FieldError(field, f"AnyValue sets more than one value: {', '.join(found)}")
-    kind = found[0]
-    raw = get(value, f"{kind}Value", f"{kind}_value")
-    where = f"{field}.{kind}Value"
-    if kind == "string":
-        if not isinstance(raw, str):
-            raise FieldError(where, f"expected a string, got {_show(raw)}")
+    found = [
+        (kind, raw) for k, raw in value.items() if raw is not None and (kind := _KIND_OF.get(k))
+    ]
+    if len(found) != 1:
+        if not found:
+            raise FieldError(field, "AnyValue has no value set (weave refuses the whole request)")
+        kinds = ", ".join(kind for kind, _ in found)
+        raise FieldError(field, f"AnyValue sets more than one value: {kinds}")
+    kind, raw = found[0]
+    if kind == "string" and isinstance(raw, str):
         return raw
+    try:
+        return _typed(kind, raw)
+    except FieldError as exc:
+        raise _within(f"{field}.{kind}Value", exc) from None
+
+
+def _typed(kind: str, raw: Any) -> Any:
+    if kind == "string":
+        raise FieldError("", f"expected a string, got {_show(raw)}")
     if kind == "bool":
         if not isinstance(raw, bool):
-            raise FieldError(where, f"expected true or false, got {_show(raw)}")
+            raise FieldError("", f"expected true or false, got {_show(raw)}")
         return raw
     if kind == "int":
-        return integer(raw, where, INT64_MIN, INT64_MAX)
+        return integer(raw, "", INT64_MIN, INT64_MAX)
     if kind == "double":
-        return double(raw, where)
+        return double(raw, "")
     if kind == "bytes":
-        return _base64(raw, where)
+        return _base64(raw, "")
     if not isinstance(raw, dict):
-        raise FieldError(where, f"expected an object, got {_show(raw)}")
+        raise FieldError("", f"expected an object, got {_show(raw)}")
     items = raw.get("values") or []
     if not isinstance(items, list):
-        raise FieldError(f"{where}.values", f"expected a list, got {_show(items)}")
-    if kind == "array":
-        return [any_value(v, f"{where}.values[{i}]") for i, v in enumerate(items)]
-    return dict(key_values(items, f"{where}.values"))
+        raise FieldError(".values", f"expected a list, got {_show(items)}")
+    if kind == "kvlist":
+        return dict(key_values(items, ".values"))
+    out = []
+    for i, v in enumerate(items):
+        try:
+            out.append(any_value(v))
+        except FieldError as exc:
+            raise _within(f".values[{i}]", exc) from None
+    return out
 
 
 def key_values(items: Any, field: str) -> list[tuple[str, Any]]:
@@ -144,13 +167,15 @@ def key_values(items: Any, field: str) -> list[tuple[str, Any]]:
         raise FieldError(field, f"expected a list of key/value objects, got {_show(items)}")
     out: list[tuple[str, Any]] = []
     for i, kv in enumerate(items):
-        where = f"{field}[{i}]"
         if not isinstance(kv, dict):
-            raise FieldError(where, f"expected a key/value object, got {_show(kv)}")
+            raise FieldError(f"{field}[{i}]", f"expected a key/value object, got {_show(kv)}")
         key = kv.get("key", "")
         if not isinstance(key, str):
-            raise FieldError(f"{where}.key", f"expected a string, got {_show(key)}")
-        out.append((key, any_value(kv.get("value") or {}, f"{where}.value")))
+            raise FieldError(f"{field}[{i}].key", f"expected a string, got {_show(key)}")
+        try:
+            out.append((key, any_value(kv.get("value") or {})))
+        except FieldError as exc:
+            raise _within(f"{field}[{i}].value", exc) from None
     return out
 
 

@@ -77,8 +77,11 @@ def _validate_structure(d: dict[str, Any], key: str, value: Any) -> None:
 
 def nested_get(d: dict[str, Any], key: str) -> Any:
     """Weave's `_get_value_from_nested_dict`: digits index into lists on the way."""
-    if "." not in key:
+    head, dot, _ = key.partition(".")
+    if not dot:
         return d.get(key)
+    if head not in d:  # most of weave's keys are not there at all: the quick no
+        return None
     current: Any = d
     for part in key.split("."):
         if not isinstance(current, dict) or part not in current:

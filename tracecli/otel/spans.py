@@ -35,12 +35,18 @@ STATUS_ERROR = 2
 class Resource:
     attributes: dict[str, Any] = field(default_factory=dict)
     dropped_attributes_count: int = 0
+    _dump: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "attributes": self.attributes,
-            "dropped_attributes_count": self.dropped_attributes_count,
-        }
+    def dump(self) -> dict[str, Any]:
+        """Weave's `Resource.as_dict()`, made JSON-safe once for all the spans that share it."""
+        if self._dump is None:
+            self._dump = to_json_serializable(
+                {
+                    "attributes": self.attributes,
+                    "dropped_attributes_count": self.dropped_attributes_count,
+                }
+            )
+        return self._dump
 
 
 # Event and Link: field names and order are weave's, which serialises them field by field.
@@ -107,10 +113,10 @@ class Span:
                 "attributes": self.attributes,
                 "events": self.events,
                 "links": self.links,
-                "resource": self.resource.as_dict() if self.resource else None,
             }
         )
         assert isinstance(value, dict)
+        value["resource"] = self.resource.dump() if self.resource else None
         return value
 
 
