@@ -117,6 +117,9 @@ def test_a_and_a_dot_b_are_refused_in_either_order() -> None:
     for pairs in ([("a", 1), ("a.b", 2)], [("a.b", 2), ("a", 1)]):
         with pytest.raises(PathConflictError):
             expand_attributes(pairs)
+    with pytest.raises(PathConflictError) as exc:
+        expand_attributes([("k\x1b[31m\n", 1), ("k\x1b[31m\n.b", 2)])
+    assert "\n" not in str(exc.value) and "\x1b" not in str(exc.value)  # shown escaped
     # a JSON object string is an object: its keys can be added to
     assert expand_attributes([("a", '{"c": 1}'), ("a.b", 2)]) == {"a": {"c": 1, "b": 2}}
 
@@ -191,7 +194,7 @@ def test_gzip_files_are_read(tmp_path: Path) -> None:
         ({"attributes": [kv("n", {})]}, "attributes[0].value", "no value set"),
         ({"attributes": [kv("n", {"doubleValue": "x"})]}, "attributes[0].value.doubleValue",
          "a number"),
-        ({"attributes": [i("a", 1), i("a.b", 2)]}, "attributes", "both set"),
+        ({"attributes": [i("a", 1), i("a.b", 2)]}, "attributes[1].key", "both set"),
     ],
 )  # fmt: skip
 def test_field_problems_name_file_line_and_path(

@@ -21,25 +21,34 @@ from typing import Any
 
 
 class PathConflictError(ValueError):
-    """Both `a` and `a.b` (or `a.b` under a non-object `a`): weave rejects the span."""
+    """Both `a` and `a.b` (or `a.b` under a non-object `a`): weave rejects the span.
+    `index` is the position of the attribute that clashed with an earlier one."""
+
+    index: int = -1
 
 
 def _conflict(key: str, sub: str) -> PathConflictError:
+    # keys are trace text: shown as Python literals (escaped, one line), and shortened
+    a, b = (repr(k if len(k) <= 60 else k[:57] + "...") for k in (key, f"{key}.{sub}"))
     return PathConflictError(
-        f"attributes '{key}' and '{key}.{sub}' both set: weave refuses such a span "
-        f"(keep only the nested keys, or rename '{key}')"
+        f"attributes {a} and {b} both set: weave refuses such a span "
+        f"(keep only the nested keys, or rename {a})"
     )
 
 
 def expand_attributes(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
     """Attributes as weave's `expand_attributes`: JSON-looking strings loaded, keys nested."""
     result: dict[str, Any] = {}
-    for flat_key, value in pairs:
+    for index, (flat_key, value) in enumerate(pairs):
         if isinstance(value, str) and value.startswith(("[", "{")):
             # the stdlib, as weave: NaN, big ints, the last of duplicate keys
             with contextlib.suppress(json.JSONDecodeError, RecursionError):
                 value = json.loads(value)
-        _set_nested(result, flat_key, value)
+        try:
+            _set_nested(result, flat_key, value)
+        except PathConflictError as exc:
+            exc.index = index
+            raise
     return result
 
 

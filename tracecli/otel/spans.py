@@ -126,7 +126,7 @@ def attributes_of(obj: dict[str, Any], where: str = "attributes") -> dict[str, A
     try:
         return expand_attributes(pairs)
     except PathConflictError as exc:
-        raise FieldError(where, str(exc)) from None
+        raise FieldError(f"{where}[{exc.index}].key", str(exc)) from None
 
 
 def decode_resource(raw: Any) -> Resource:
