@@ -144,7 +144,9 @@ def _first(attributes: dict[str, Any], specs: list[KeySpec]) -> tuple[str, Any] 
     return None
 
 
-def pick(attributes: dict[str, Any], keys: list[KeySpec] | dict[str, list[KeySpec]]) -> Any:
+def pick(
+    attributes: dict[str, Any], keys: list[KeySpec] | dict[str, list[KeySpec]]
+) -> dict[str, Any]:
     """Weave's `parse_weave_values`: a list keeps the attribute's own key, a dict its names."""
     result: dict[str, Any] = {}
     if isinstance(keys, list):
