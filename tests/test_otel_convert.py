@@ -161,6 +161,15 @@ def test_status_exception_and_wandb_fields() -> None:
     assert call_of(status={"code": "STATUS_CODE_ERROR"})["exception"] == ""
 
 
+def test_values_json_lines_cannot_carry(tmp_path: Path) -> None:
+    nan = raw_span("1111111111111111", attributes=[s("input.value", "[NaN, 1]")])
+    big = raw_span("2222222222222222", attributes=[s("input", '{"n": 123456789012345678901}')])
+    calls, report = run(tmp_path, request(nan, big))
+    assert calls[0]["inputs"] == {"input.value": [None, 1]}  # weave reads its NaN back as null
+    (d,) = report.diagnostics
+    assert d.field.endswith("spans[1]") and "inputs.n: integer 1234" in d.message
+
+
 def test_usage_weave_cannot_store_is_refused() -> None:
     with pytest.raises(MappingError, match="not an integer"):
         call_of(attributes=[s("gen_ai.usage.input_tokens", "many")])

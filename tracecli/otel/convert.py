@@ -20,6 +20,7 @@ from tracecli.otel.checks import NO_PROJECT, REFUSED, SpanLedger, end_before_sta
 from tracecli.otel.read import SpanAt, Unread, read_spans
 from tracecli.otel.to_weave import MappingError, span_to_call
 from tracecli.reader import Source, expand_paths
+from tracecli.wideints import wide_int_message, wide_ints
 
 MAX_DIAGNOSTICS = 200
 
@@ -74,17 +75,22 @@ def check_project(project: str | None) -> None:
 
 
 def encode_call(call: dict[str, Any]) -> bytes:
-    """One JSON line; values orjson cannot write (integers beyond 64 bits) go through the
-    stdlib, and what JSON cannot carry at all (NaN, bytes) is a MappingError."""
+    """One JSON line. NaN is written as null, which is how weave's server reads back the NaN
+    it stores. What orjson cannot write is refused: bytes (weave fails on them too) and
+    integers beyond 64 bits (weave stores them; tracecli's upload cannot send them exactly)."""
     try:
         return orjson.dumps(call, option=orjson.OPT_APPEND_NEWLINE)
     except orjson.JSONEncodeError:
         pass
     try:
-        text = json.dumps(call, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        text = json.dumps(call, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise MappingError(f"the call cannot be written as JSON ({exc}): weave fails") from None
-    return text.encode("utf-8", "surrogatepass") + b"\n"
+    wide = wide_ints(text.encode())
+    if wide:
+        field, value = wide[0]
+        raise MappingError(f"{field}: {wide_int_message(value)}")
+    raise MappingError("the call cannot be written as JSON")
 
 
 class _Run:
