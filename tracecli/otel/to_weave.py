@@ -235,9 +235,10 @@ def span_to_call(span: Span, project_id: str) -> dict[str, Any]:
     fallback = not attributes and not inputs and not _has_output(outputs) and not usage
     custom = wandb.get("attributes")
     if custom:
-        if not isinstance(custom, dict):
-            raise MappingError("wandb.attributes is not an object: weave fails on it")
-        attributes.update(custom)
+        try:
+            attributes.update(custom)  # as weave: any value dict.update takes
+        except (TypeError, ValueError):
+            raise MappingError("wandb.attributes is not an object: weave fails on it") from None
     if fallback:
         attributes = to_json_serializable(span.attributes)
     otel_dump = span.otel_dump()  # after the picks above: weave's mutations show in it
