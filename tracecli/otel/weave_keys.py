@@ -138,6 +138,10 @@ USAGE_FIELDS = (
 def _first(attributes: dict[str, Any], specs: list[KeySpec]) -> tuple[str, Any] | None:
     for spec in specs:
         key, handler = spec if isinstance(spec, tuple) else (spec, None)
+        # expanded attributes have no dots in their top-level keys: a key whose first part
+        # is not there is not there at all (most of weave's keys, for most spans)
+        if key.partition(".")[0] not in attributes:
+            continue
         value = get_attribute(attributes, key)
         if value:
             return key, handler(value) if handler else value
