@@ -24,12 +24,14 @@ from tracecli.cli import app
 from tracecli.cli.common import FormatOpt, OutputFormat, handle_errors, stderr_console, write_stdout
 from tracecli.convert import ConvertReport, convert
 from tracecli.diagnostics import Diagnostic, UsageError
+from tracecli.otel.convert import convert_otlp
 
 MAX_PRINTED_DIAGNOSTICS = 50
 
 
 class Backend(StrEnum):
     freeplay = "freeplay"
+    weave = "weave"
 
 
 class InputFormat(StrEnum):
@@ -52,7 +54,8 @@ def convert_command(
         typer.Option(
             "--to",
             help="The backend whose records to write: freeplay (completions and traces, as "
-            "`upload --target freeplay` sends them).",
+            "`upload --target freeplay` sends them); weave (OpenTelemetry OTLP/JSON files → "
+            "Weave completed calls, as Weave's /otel/v1/traces stores them).",
         ),
     ],
     output_file: Annotated[
@@ -72,8 +75,21 @@ def convert_command(
         bool, typer.Option("--verbose", "-v", help="Print every diagnostic.")
     ] = False,
     fmt: FormatOpt = OutputFormat.text,
+    project: Annotated[
+        str | None,
+        typer.Option(
+            "--project",
+            "-p",
+            help="--to weave: entity/project for spans whose resource has no "
+            "wandb.entity/wandb.project attributes.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Convert trace files for another backend without sending them (Weave calls → Freeplay)."""
+    """Convert trace files for another backend without sending them (Weave calls → Freeplay,
+    OpenTelemetry spans → Weave calls)."""
+    if project is not None and to is not Backend.weave:
+        raise UsageError("--project applies to --to weave (OpenTelemetry spans)")
     if fmt is OutputFormat.json and output_file is None:
         raise UsageError("--format json puts the report on stdout: give the records -o FILE")
     err = stderr_console()
@@ -90,6 +106,19 @@ def convert_command(
         printed += 1
         err.print(d.one_line(), markup=False, highlight=False)
 
+    if to is Backend.weave:
+        with _sink(output_file) as out:
+            otel = convert_otlp(
+                paths, out.write, project=project, strict=strict, on_diagnostic=show
+            )
+        if hidden:
+            err.print(f"... and {hidden} more diagnostics (--verbose shows all)", markup=False)
+        if fmt is OutputFormat.json:
+            write_stdout(json.dumps(otel.to_dict()))
+        elif not quiet:
+            for line in otel.summary_lines(output_file or "stdout"):
+                err.print(line, markup=False, highlight=False)
+        raise typer.Exit(otel.exit_code)
     with _sink(output_file) as out:
         report = convert(
             paths,

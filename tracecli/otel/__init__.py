@@ -1,0 +1,1 @@
+"""OpenTelemetry traces in: OTLP/JSON files read, checked and mapped to Weave calls."""

@@ -1,0 +1,195 @@
+"""OTLP/JSON scalars and attribute values → Python values, as protobuf's JSON parser reads them.
+
+Weave's `/otel/v1/traces` parses a request with protobuf, so a value it accepts is one the
+protobuf JSON mapping accepts: 64-bit integers as decimal strings (or JSON numbers), doubles
+as numbers or "NaN"/"Infinity", bytes as base64, hex ids (OTLP/JSON's one exception to the
+mapping). Each reader raises `FieldError` naming the field, so a problem is one clear line.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import re
+from typing import Any
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+UINT64_MAX = 2**64 - 1
+UINT32_MAX = 2**32 - 1
+_INT_TEXT = re.compile(r"[+-]?[0-9]+")
+_HEX = re.compile(r"[0-9a-fA-F]*")
+_FLOAT_WORDS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+VALUE_KINDS = ("string", "bool", "int", "double", "array", "kvlist", "bytes")
+
+
+class FieldError(ValueError):
+    """A field that cannot be read: `field` is its path relative to what was being read."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def get(obj: dict[str, Any], camel: str, snake: str) -> Any:
+    """A field by its OTLP/JSON (camelCase) name or its proto name, as protobuf accepts both."""
+    value = obj.get(camel)
+    return obj.get(snake) if value is None else value
+
+
+def integer(value: Any, field: str, low: int, high: int) -> int:
+    """An integer written as a decimal string (OTLP/JSON) or a JSON number."""
+    if isinstance(value, bool):
+        raise FieldError(field, f"expected an integer, got {value!r}")
+    integral = isinstance(value, float) and value.is_integer()
+    if (
+        isinstance(value, int)
+        or integral
+        or (isinstance(value, str) and _INT_TEXT.fullmatch(value))
+    ):
+        n = int(value)
+    else:
+        raise FieldError(field, f"expected an integer as a decimal string, got {_show(value)}")
+    if not low <= n <= high:
+        raise FieldError(field, f"integer {n} out of range ({low}..{high})")
+    return n
+
+
+def optional_integer(obj: dict[str, Any], camel: str, snake: str, high: int) -> int:
+    value = get(obj, camel, snake)
+    return 0 if value is None else integer(value, camel, 0, high)
+
+
+def text(obj: dict[str, Any], camel: str, snake: str) -> str:
+    value = get(obj, camel, snake)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise FieldError(camel, f"expected a string, got {_show(value)}")
+    return value
+
+
+def hex_id(value: Any, field: str, nbytes: int, *, required: bool) -> str | None:
+    """A trace or span id: `2 * nbytes` hex digits, read as weave does (lowercase hex)."""
+    if value is None or value == "":
+        if required:
+            raise FieldError(field, f"missing: expected {2 * nbytes} hex digits")
+        return None
+    if not isinstance(value, str) or not _HEX.fullmatch(value):
+        raise FieldError(field, f"expected {2 * nbytes} hex digits, got {_show(value)}")
+    if nbytes and len(value) != 2 * nbytes:
+        raise FieldError(field, f"expected {2 * nbytes} hex digits, got {len(value)}: {value!r}")
+    if len(value) % 2:
+        raise FieldError(field, f"odd number of hex digits: {value!r}")
+    return value.lower()
+
+
+def double(value: Any, field: str) -> float:
+    if isinstance(value, bool):
+        raise FieldError(field, f"expected a number, got {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        if value in _FLOAT_WORDS:
+            return _FLOAT_WORDS[value]
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise FieldError(field, f'expected a number (or "NaN", "Infinity"), got {_show(value)}')
+
+
+_KIND_OF = {f"{k}Value": k for k in VALUE_KINDS} | {f"{k}_value": k for k in VALUE_KINDS}
+
+
+def _within(prefix: str, exc: FieldError) -> FieldError:
+    """The error of a part, its field path put under `prefix` (paths are built only on error:
+    most values are fine, and formatting a path for each would cost more than reading it)."""
+    return FieldError(prefix + exc.field, exc.message)
+
+
+def any_value(value: Any, field: str = "") -> Any:
+    """One `AnyValue`: exactly one kind set, read as str/bool/int/float/list/dict/bytes."""
+    if not isinstance(value, dict):
+        raise FieldError(field, f"expected an AnyValue object, got {_show(value)}")
+    found = [
+        (kind, raw) for k, raw in value.items() if raw is not None and (kind := _KIND_OF.get(k))
+    ]
+    if len(found) != 1:
+        if not found:
+            raise FieldError(field, "AnyValue has no value set (weave refuses the whole request)")
+        kinds = ", ".join(kind for kind, _ in found)
+        raise FieldError(field, f"AnyValue sets more than one value: {kinds}")
+    kind, raw = found[0]
+    if kind == "string" and isinstance(raw, str):
+        return raw
+    try:
+        return _typed(kind, raw)
+    except FieldError as exc:
+        raise _within(f"{field}.{kind}Value", exc) from None
+
+
+def _typed(kind: str, raw: Any) -> Any:
+    if kind == "string":
+        raise FieldError("", f"expected a string, got {_show(raw)}")
+    if kind == "bool":
+        if not isinstance(raw, bool):
+            raise FieldError("", f"expected true or false, got {_show(raw)}")
+        return raw
+    if kind == "int":
+        return integer(raw, "", INT64_MIN, INT64_MAX)
+    if kind == "double":
+        return double(raw, "")
+    if kind == "bytes":
+        return _base64(raw, "")
+    if not isinstance(raw, dict):
+        raise FieldError("", f"expected an object, got {_show(raw)}")
+    items = raw.get("values") or []
+    if not isinstance(items, list):
+        raise FieldError(".values", f"expected a list, got {_show(items)}")
+    if kind == "kvlist":
+        return dict(key_values(items, ".values"))
+    out = []
+    for i, v in enumerate(items):
+        try:
+            out.append(any_value(v))
+        except FieldError as exc:
+            raise _within(f".values[{i}]", exc) from None
+    return out
+
+
+def key_values(items: Any, field: str) -> list[tuple[str, Any]]:
+    """A `KeyValue` list (attributes) as (key, value) pairs, in order, duplicates kept."""
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise FieldError(field, f"expected a list of key/value objects, got {_show(items)}")
+    out: list[tuple[str, Any]] = []
+    for i, kv in enumerate(items):
+        if not isinstance(kv, dict):
+            raise FieldError(f"{field}[{i}]", f"expected a key/value object, got {_show(kv)}")
+        key = kv.get("key", "")
+        if not isinstance(key, str):
+            raise FieldError(f"{field}[{i}].key", f"expected a string, got {_show(key)}")
+        try:
+            out.append((key, any_value(kv.get("value") or {})))
+        except FieldError as exc:
+            raise _within(f"{field}[{i}].value", exc) from None
+    return out
+
+
+def _base64(raw: Any, field: str) -> bytes:
+    if not isinstance(raw, str):
+        raise FieldError(field, f"expected base64 text, got {_show(raw)}")
+    padded = raw + "=" * (-len(raw) % 4)
+    try:
+        return base64.urlsafe_b64decode(padded.replace("+", "-").replace("/", "_"))
+    except (binascii.Error, ValueError):
+        raise FieldError(field, f"not base64: {_show(raw)}") from None
+
+
+def _show(value: Any, limit: int = 40) -> str:
+    """A short, safe rendering of a bad value for a one-line message (never markup)."""
+    text_ = repr(value)
+    return text_ if len(text_) <= limit else text_[: limit - 3] + "..."

@@ -1,0 +1,99 @@
+"""OTLP-level checks beyond one field: time order, duplicate span ids, parents never seen.
+
+Pure functions and one small ledger, each answering in the project's `Diagnostic` shape
+(file, line, a field path such as `resourceSpans[0].scopeSpans[1].spans[3].spanId`), so
+`convert` (and later `validate`/`upload`) report OTLP problems like any other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tracecli.diagnostics import Diagnostic, Location, Severity
+from tracecli.otel.spans import Span
+
+# codes, stable for scripts
+FIELD = "otlp-field"  # a field protobuf/weave cannot read (bad id, integer, value type)
+SHAPE = "otlp-shape"  # not an ExportTraceServiceRequest
+DUPLICATE = "otlp-duplicate-span"
+MISSING_PARENT = "otlp-missing-parent"
+TIME_ORDER = "otlp-end-before-start"
+NO_PROJECT = "otlp-no-project"
+REFUSED = "otlp-weave-refuses"  # weave's server fails or rejects the span
+
+
+def end_before_start(loc: Location, where: str, span: Span) -> Diagnostic | None:
+    """A span that ends before it starts: weave stores it (a negative latency), but it is
+    no call tracecli sends (its call checks refuse ended_at < started_at): an error."""
+    if span.end_time_unix_nano >= span.start_time_unix_nano:
+        return None
+    return Diagnostic.at(
+        loc,
+        TIME_ORDER,
+        f"span ends before it starts (end {span.end_time_unix_nano} < start "
+        f"{span.start_time_unix_nano}); left out",
+        f"{where}.endTimeUnixNano",
+    )
+
+
+@dataclass
+class _Pending:
+    loc: Location
+    where: str
+    trace_id: str
+    children: int = 1
+
+
+@dataclass
+class SpanLedger:
+    """Span ids seen so far, and parents named but not (yet) seen.
+
+    Children usually come before their parents (a span is written when it ends), so a
+    missing parent can only be told at the end of all inputs: `missing_parents()`.
+    Weave keys a call by its span id alone, so ids are compared across traces too.
+    Memory: one id per span (held as an int) plus the parents still awaited.
+    """
+
+    _seen: dict[int, Location] = field(default_factory=dict)
+    _awaited: dict[int, _Pending] = field(default_factory=dict)
+
+    def add(self, loc: Location, where: str, span: Span) -> Diagnostic | None:
+        """Record a span; a span id read before is an error (weave would store one call)."""
+        key = int(span.span_id, 16)
+        first = self._seen.get(key)
+        if first is not None:
+            return Diagnostic.at(
+                loc,
+                DUPLICATE,
+                f"span id {span.span_id} already read at {first.path}:{first.line}; "
+                "this copy is left out",
+                f"{where}.spanId",
+            )
+        self._seen[key] = loc
+        self._awaited.pop(key, None)
+        if span.parent_id is not None:
+            parent = int(span.parent_id, 16)
+            if parent not in self._seen:
+                pending = self._awaited.get(parent)
+                if pending is None:
+                    self._awaited[parent] = _Pending(loc, f"{where}.parentSpanId", span.trace_id)
+                else:
+                    pending.children += 1
+        return None
+
+    def missing_parents(self) -> list[Diagnostic]:
+        """Parents named by some span and found in none of the inputs (warnings)."""
+        out = []
+        for parent, p in self._awaited.items():
+            more = f" (and {p.children - 1} more spans)" if p.children > 1 else ""
+            out.append(
+                Diagnostic.at(
+                    p.loc,
+                    MISSING_PARENT,
+                    f"parent span {parent:016x} of trace {p.trace_id} is not in the inputs"
+                    f"{more}: its call will show without its parent",
+                    p.where,
+                    Severity.WARNING,
+                )
+            )
+        return out

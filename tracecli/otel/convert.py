@@ -1,0 +1,184 @@
+"""`tracecli convert OTLP-FILE... --to weave`: spans → Weave completed calls, one per line.
+
+What it writes is what weave's server stores when the same spans are posted to its
+`/otel/v1/traces` route (see to_weave.py), as `CompletedCallSchemaForInsert` JSON lines that
+`tracecli upload` sends unchanged through `calls/complete`. Spans that cannot be converted
+are reported (file, line, field path) and left out; the report's exit code says so.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from tracecli.diagnostics import Diagnostic, UsageError
+from tracecli.otel.checks import NO_PROJECT, REFUSED, SpanLedger, end_before_start
+from tracecli.otel.read import SpanAt, Unread, read_spans
+from tracecli.otel.to_weave import MappingError, span_to_call
+from tracecli.reader import Source, expand_paths
+from tracecli.wideints import wide_int_message, wide_ints
+
+MAX_DIAGNOSTICS = 200
+
+
+@dataclass
+class OtelConvertReport:
+    to: str = "weave"
+    files: int = 0
+    lines: int = 0  # OTLP requests read
+    spans: int = 0  # spans read (decoded or not)
+    written: int = 0  # calls written
+    not_converted: int = 0  # spans left out
+    errors: int = 0
+    warnings: int = 0
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.errors or self.not_converted else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "to": self.to,
+            "files": self.files,
+            "lines": self.lines,
+            "spans": self.spans,
+            "written": self.written,
+            "not_converted": self.not_converted,
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "diagnostics": [d.to_dict() for d in self.diagnostics],
+        }
+
+    def summary_lines(self, where: str) -> list[str]:
+        lines = [
+            f"converted {self.spans:,} OpenTelemetry spans from {self.lines:,} lines of "
+            f"{self.files} file(s) into {self.written:,} Weave calls → {where}"
+        ]
+        if self.not_converted:
+            lines.append(f"  {self.not_converted:,} spans left out (see the errors above)")
+        if self.warnings:
+            lines.append(f"  {self.warnings:,} warnings")
+        return lines
+
+
+def check_project(project: str | None) -> None:
+    if project is None:
+        return
+    entity, sep, name = project.partition("/")
+    if not sep or not entity or not name or "/" in name:
+        raise UsageError(f"--project must be entity/project, got {project!r}")
+
+
+def encode_call(call: dict[str, Any]) -> bytes:
+    """One JSON line. NaN is written as null, which is how weave's server reads back the NaN
+    it stores. What orjson cannot write is refused: bytes (weave fails on them too) and
+    integers beyond 64 bits (weave stores them; tracecli's upload cannot send them exactly)."""
+    try:
+        return orjson.dumps(call, option=orjson.OPT_APPEND_NEWLINE)
+    except orjson.JSONEncodeError:
+        pass
+    try:
+        text = json.dumps(call, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise MappingError(f"the call cannot be written as JSON ({exc}): weave fails") from None
+    wide = wide_ints(text.encode())
+    if wide:
+        field, value = wide[0]
+        raise MappingError(f"{field}: {wide_int_message(value)}")
+    raise MappingError("the call cannot be written as JSON")
+
+
+class _Run:
+    """One conversion: counts, diagnostics handed on as they come, the id ledger."""
+
+    def __init__(
+        self,
+        report: OtelConvertReport,
+        write: Callable[[bytes], Any],
+        project: str | None,
+        strict: bool,
+        on_diagnostic: Callable[[Diagnostic], None] | None,
+    ) -> None:
+        self.report, self.write, self.project, self.strict = report, write, project, strict
+        self.on_diagnostic = on_diagnostic
+        self.ledger = SpanLedger()
+        self.no_project_in: set[str] = set()  # files told about spans without a project
+
+    def note(self, d: Diagnostic) -> None:
+        if self.strict:
+            d = d.as_error()
+        if d.is_error:
+            self.report.errors += 1
+        else:
+            self.report.warnings += 1
+        if len(self.report.diagnostics) < MAX_DIAGNOSTICS:
+            self.report.diagnostics.append(d)
+        if self.on_diagnostic is not None:
+            self.on_diagnostic(d)
+
+    def left_out(self, d: Diagnostic, spans: int = 1) -> None:
+        self.note(d)
+        self.report.not_converted += spans
+
+    def no_project(self, item: SpanAt) -> None:
+        """Said once per file (every span of a file usually shares its resource)."""
+        self.report.not_converted += 1
+        if item.loc.path in self.no_project_in:
+            return
+        self.no_project_in.add(item.loc.path)
+        self.note(Diagnostic.at(item.loc, NO_PROJECT, "no project: the resource has no "
+            "wandb.entity/wandb.project attributes; give --project entity/project (this and "
+            "every later span of this file without them left out)", item.where))  # fmt: skip
+
+    def span(self, item: SpanAt) -> None:
+        loc, where, span = item.loc, item.where, item.span
+        duplicate = self.ledger.add(loc, where, span)
+        if duplicate is not None:
+            return self.left_out(duplicate)
+        backwards = end_before_start(loc, where, span)
+        if backwards is not None:
+            return self.left_out(backwards)
+        project = item.project_id or self.project
+        if project is None:
+            return self.no_project(item)
+        try:
+            line = encode_call(span_to_call(span, project))
+        except MappingError as exc:
+            return self.left_out(Diagnostic.at(loc, REFUSED, str(exc), where))
+        self.write(line)
+        self.report.written += 1
+        return None
+
+
+def convert_otlp(
+    paths: Sequence[str],
+    write: Callable[[bytes], Any],
+    *,
+    project: str | None = None,
+    strict: bool = False,
+    on_diagnostic: Callable[[Diagnostic], None] | None = None,
+) -> OtelConvertReport:
+    """Convert the spans of `paths`, handing each call (JSON + "\\n") to `write`."""
+    check_project(project)
+    files = expand_paths(paths)
+    if not files:
+        raise UsageError("no trace files found in the given paths (.jsonl, .ndjson, .gz)")
+    report = OtelConvertReport(files=len(files))
+    run = _Run(report, write, project, strict, on_diagnostic)
+    sources = [Source.open(p) for p in files]
+    for item in read_spans(sources):
+        if isinstance(item, Unread):
+            report.spans += item.spans
+            run.left_out(item.diagnostic, item.spans)
+            continue
+        report.spans += 1
+        run.span(item)
+    for d in run.ledger.missing_parents():
+        run.note(d)
+    report.lines = sum(s.records for s in sources)
+    return report

@@ -1,0 +1,151 @@
+"""Weave's handling of span attributes, reproduced: dotted keys → nested objects, and back.
+
+Weave (`trace_server/opentelemetry/helpers.py`) turns `gen_ai.usage.input_tokens` into
+`{"gen_ai": {"usage": {"input_tokens": …}}}`, loads every string that starts with `[` or `{`
+as JSON, refuses a span with both `a` and `a.b`, and finds values again by dotted path.
+Its lookups also convert objects with keys "0", "1", … into lists *in place*, which shows in
+what it stores; so these functions follow its code step by step, mutations included, and
+must not be "simplified" without checking against weave's server.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import fields, is_dataclass
+from datetime import datetime
+from typing import Any
+
+
+class PathConflictError(ValueError):
+    """Both `a` and `a.b` (or `a.b` under a non-object `a`): weave rejects the span.
+    `index` is the position of the attribute that clashed with an earlier one."""
+
+    index: int = -1
+
+
+def _conflict(key: str, sub: str) -> PathConflictError:
+    # keys are trace text: shown as Python literals (escaped, one line), and shortened
+    a, b = (repr(k if len(k) <= 60 else k[:57] + "...") for k in (key, f"{key}.{sub}"))
+    return PathConflictError(
+        f"attributes {a} and {b} both set: weave refuses such a span "
+        f"(keep only the nested keys, or rename {a})"
+    )
+
+
+def expand_attributes(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """Attributes as weave's `expand_attributes`: JSON-looking strings loaded, keys nested."""
+    result: dict[str, Any] = {}
+    for index, (flat_key, value) in enumerate(pairs):
+        if isinstance(value, str) and value.startswith(("[", "{")):
+            # the stdlib, as weave: NaN, big ints, the last of duplicate keys
+            with contextlib.suppress(json.JSONDecodeError, RecursionError):
+                value = json.loads(value)
+        try:
+            _set_nested(result, flat_key, value)
+        except PathConflictError as exc:
+            exc.index = index
+            raise
+    return result
+
+
+def _set_nested(d: dict[str, Any], key: str, value: Any) -> None:
+    _validate_structure(d, key, value)
+    if "." not in key:
+        d[key] = value
+        return
+    parts = key.split(".")
+    current = d
+    for part in parts[:-1]:
+        current = current.setdefault(part, {})
+    current[parts[-1]] = value
+
+
+def _validate_structure(d: dict[str, Any], key: str, value: Any) -> None:
+    mapping = (dict, list)
+    if "." not in key:
+        existing = d.get(key)
+        if isinstance(existing, mapping) and not isinstance(value, mapping):
+            raise _conflict(key, "*")
+        return
+    parts = key.split(".")
+    current: Any = d
+    for i, part in enumerate(parts[:-1]):
+        if part in current and not isinstance(current[part], dict):
+            raise _conflict(".".join(parts[: i + 1]), parts[i + 1])
+        current = current.get(part, {})
+    parent = nested_get(d, ".".join(parts[:-1])) or {}
+    if isinstance(parent, dict):
+        existing = parent.get(parts[-1])
+        if isinstance(existing, mapping) and not isinstance(value, mapping):
+            raise _conflict(key, "*")
+
+
+def nested_get(d: dict[str, Any], key: str) -> Any:
+    """Weave's `_get_value_from_nested_dict`: digits index into lists on the way."""
+    head, dot, _ = key.partition(".")
+    if not dot:
+        return d.get(key)
+    if head not in d:  # most of weave's keys are not there at all: the quick no
+        return None
+    current: Any = d
+    for part in key.split("."):
+        if not isinstance(current, dict) or part not in current:
+            if isinstance(current, list) and part.isdigit():
+                index = int(part)
+                current = current[index] if index < len(current) else None
+                continue
+            return None
+        current = current[part]
+    return current
+
+
+def get_attribute(data: dict[str, Any], key: str) -> Any:
+    """Weave's `get_attribute`: a flat key first, then the dotted path."""
+    if key in data:
+        return data[key]
+    return nested_get(data, key)
+
+
+def numeric_keys_to_list(obj: dict[str, Any]) -> dict[str, Any] | list[Any]:
+    """Weave's `convert_numeric_keys_to_list`: nested objects converted in place, then this
+    one returned as a list when its keys are exactly "0".."n-1"."""
+    for key, value in obj.items():
+        if isinstance(value, dict):
+            obj[key] = numeric_keys_to_list(value)
+    try:
+        keys = sorted(int(k) for k in obj)
+        if keys == list(range(len(keys))) and all(isinstance(k, str) and k.isdigit() for k in obj):
+            return [obj[str(i)] for i in range(len(keys))]
+    except (ValueError, TypeError):
+        pass
+    return obj
+
+
+def try_numeric_keys_to_list(value: Any) -> Any:
+    if isinstance(value, dict):
+        with contextlib.suppress(Exception):  # weave's bare except
+            value = numeric_keys_to_list(value)
+    return value
+
+
+def to_json_serializable(value: Any) -> Any:
+    """Weave's `to_json_serializable` for the types a span can hold."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return str(value) if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, (list, tuple)):
+        return [to_json_serializable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): to_json_serializable(v) for k, v in value.items()}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode("ascii")
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json_serializable(getattr(value, f.name)) for f in fields(value)}
+    raise ValueError(f"unsupported type for JSON: {type(value).__name__}")

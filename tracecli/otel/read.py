@@ -1,0 +1,130 @@
+"""OTLP JSON-lines files (one `ExportTraceServiceRequest` per line, `.gz` too) → spans.
+
+The official OpenTelemetry file exporter and the Collector's `file` exporter write this
+format. Reading streams line by line (the file reader of tracecli.reader: gzip, a BOM, a
+bad line is one diagnostic); each span comes with its file, line and field path
+(`resourceSpans[0].scopeSpans[1].spans[3]`) and the project its resource names, if any.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from tracecli.diagnostics import Diagnostic, Location
+from tracecli.otel.anyvalue import FieldError, get, key_values
+from tracecli.otel.checks import FIELD, SHAPE
+from tracecli.otel.spans import Resource, Span, decode_resource, decode_span
+from tracecli.reader import Source
+
+
+@dataclass(frozen=True, slots=True)
+class SpanAt:
+    """One decoded span, where it was read, and the project of its resource (if named)."""
+
+    loc: Location
+    where: str  # field path of the span within its line
+    span: Span
+    project_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Unread:
+    """Spans that could not be decoded: the diagnostic and how many spans it costs."""
+
+    diagnostic: Diagnostic
+    spans: int
+
+
+def project_of(resource: Any) -> str | None:
+    """`wandb.entity/wandb.project` from resource attributes (non-empty strings), as weave's
+    OTel route reads them; None when not both are there."""
+    if not isinstance(resource, dict):
+        return None
+    try:
+        pairs = dict(key_values(resource.get("attributes"), "attributes"))
+    except FieldError:
+        return None
+    entity, project = pairs.get("wandb.entity"), pairs.get("wandb.project")
+    if isinstance(entity, str) and isinstance(project, str) and entity and project:
+        return f"{entity}/{project}"
+    return None
+
+
+def _list(obj: Any, camel: str, snake: str) -> list[Any] | None:
+    value = get(obj, camel, snake) if isinstance(obj, dict) else None
+    if value is None:
+        return []
+    return value if isinstance(value, list) else None
+
+
+def _count(resource_spans: Any) -> int:
+    """Spans under a resourceSpans entry, counted without decoding them (for the report)."""
+    total = 0
+    for ss in _list(resource_spans, "scopeSpans", "scope_spans") or []:
+        total += len(_list(ss, "spans", "spans") or [])
+    return total
+
+
+def _fail(loc: Location, field: str, message: str, spans: int, code: str = FIELD) -> Unread:
+    return Unread(Diagnostic.at(loc, code, message, field), spans)
+
+
+def spans_of_request(loc: Location, value: Any) -> Iterator[SpanAt | Unread]:
+    """The spans of one line (an ExportTraceServiceRequest), in order."""
+    rs_list = _list(value, "resourceSpans", "resource_spans")
+    if (
+        not isinstance(value, dict)
+        or rs_list is None
+        or not ("resourceSpans" in value or "resource_spans" in value)
+    ):
+        yield _fail(loc, "", "not an OTLP ExportTraceServiceRequest "
+                    '({"resourceSpans": [...]})', 0, SHAPE)  # fmt: skip
+        return
+    for r, rs in enumerate(rs_list):
+        where = f"resourceSpans[{r}]"
+        raw_resource = rs.get("resource") if isinstance(rs, dict) else None
+        try:
+            resource = decode_resource(raw_resource)
+        except FieldError as exc:
+            field = f"{where}.resource.{exc.field}".rstrip(".")
+            yield _fail(loc, field, f"{exc.message} (all spans of this resource left out)",
+                        _count(rs))  # fmt: skip
+            continue
+        yield from _scope_spans(loc, where, rs, resource, project_of(raw_resource))
+
+
+def _scope_spans(
+    loc: Location, where: str, rs: Any, resource: Resource, project: str | None
+) -> Iterator[SpanAt | Unread]:
+    scopes = _list(rs, "scopeSpans", "scope_spans")
+    if scopes is None:
+        yield _fail(loc, f"{where}.scopeSpans", "expected a list", 0, SHAPE)
+        return
+    for s, ss in enumerate(scopes):
+        at = f"{where}.scopeSpans[{s}]"
+        spans = _list(ss, "spans", "spans")
+        if spans is None:
+            yield _fail(loc, f"{at}.spans", "expected a list", 0, SHAPE)
+            continue
+        for i, raw in enumerate(spans):
+            span_at = f"{at}.spans[{i}]"
+            try:
+                span = decode_span(raw, resource)
+            except FieldError as exc:
+                field = f"{span_at}.{exc.field}" if exc.field else span_at
+                yield _fail(loc, field, exc.message, 1)
+                continue
+            yield SpanAt(loc, span_at, span, project)
+
+
+def read_spans(sources: Iterable[Source]) -> Iterator[SpanAt | Unread]:
+    """Every span of every source, streaming; unreadable lines and spans as `Unread`."""
+    for source in sources:
+        for item in source:
+            if isinstance(item, Diagnostic):
+                yield Unread(item, 0)
+                continue
+            loc, value = item
+            yield from spans_of_request(loc, value)

@@ -1,0 +1,237 @@
+"""One OTLP/JSON span (and its resource) decoded into typed values, and weave's copy of it.
+
+`decode_span` reads a span object as weave's server would after protobuf parsing: ids as
+lowercase hex, 64-bit integers, attributes expanded the weave way. It raises `FieldError`
+(field path relative to the span) for what weave's server cannot take. `otel_dump` is
+weave's `Span.as_dict()`: the whole span as weave keeps it in `attributes.otel_span`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from tracecli.otel.anyvalue import (
+    UINT32_MAX,
+    UINT64_MAX,
+    FieldError,
+    get,
+    hex_id,
+    integer,
+    key_values,
+    optional_integer,
+    text,
+)
+from tracecli.otel.nesting import PathConflictError, expand_attributes, to_json_serializable
+from tracecli.otel.weave_keys import utc_from_seconds
+
+SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
+STATUS_CODES = ("UNSET", "OK", "ERROR")
+STATUS_ERROR = 2
+
+
+@dataclass
+class Resource:
+    attributes: dict[str, Any] = field(default_factory=dict)
+    dropped_attributes_count: int = 0
+    _dump: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    def dump(self) -> dict[str, Any]:
+        """Weave's `Resource.as_dict()`, made JSON-safe once for all the spans that share it."""
+        if self._dump is None:
+            self._dump = to_json_serializable(
+                {
+                    "attributes": self.attributes,
+                    "dropped_attributes_count": self.dropped_attributes_count,
+                }
+            )
+        return self._dump
+
+
+# Event and Link: field names and order are weave's, which serialises them field by field.
+@dataclass
+class Event:
+    name: str
+    timestamp: int  # ns since the epoch
+    attributes: dict[str, Any] = field(default_factory=dict)
+    dropped_attributes_count: int = 0
+
+
+@dataclass
+class Link:
+    trace_id: str
+    span_id: str
+    trace_state: str = ""
+    attributes: dict[str, Any] = field(default_factory=dict)
+    dropped_attributes_count: int = 0
+    flags: int = 0
+
+
+@dataclass
+class Span:
+    resource: Resource | None
+    name: str
+    trace_id: str
+    span_id: str
+    start_time_unix_nano: int
+    end_time_unix_nano: int
+    attributes: dict[str, Any] = field(default_factory=dict)
+    kind: int = 0
+    parent_id: str | None = None
+    trace_state: str = ""
+    flags: int = 0
+    events: list[Event] = field(default_factory=list)
+    links: list[Link] = field(default_factory=list)
+    status_code: int = 0
+    status_message: str = ""
+
+    @property
+    def start_time(self) -> datetime:
+        """Weave's arithmetic: float seconds, rounded to the microsecond (not truncated)."""
+        return utc_from_seconds(self.start_time_unix_nano / 1_000_000_000)
+
+    @property
+    def end_time(self) -> datetime:
+        return utc_from_seconds(self.end_time_unix_nano / 1_000_000_000)
+
+    def otel_dump(self) -> dict[str, Any]:
+        """Weave's `Span.as_dict()`, the whole span as it keeps it."""
+        value = to_json_serializable(
+            {
+                "name": self.name,
+                "context": {
+                    "trace_id": self.trace_id,
+                    "span_id": self.span_id,
+                    "trace_state": self.trace_state,
+                },
+                "kind": SPAN_KINDS[self.kind],
+                "parent_id": self.parent_id,
+                "start_time": self.start_time,
+                "end_time": self.end_time,
+                "status": {"code": STATUS_CODES[self.status_code], "message": self.status_message},
+                "attributes": self.attributes,
+                "events": self.events,
+                "links": self.links,
+            }
+        )
+        assert isinstance(value, dict)
+        value["resource"] = self.resource.dump() if self.resource else None
+        return value
+
+
+def attributes_of(obj: dict[str, Any], where: str = "attributes") -> dict[str, Any]:
+    """An object's `attributes` list, decoded and expanded as weave does."""
+    pairs = key_values(obj.get("attributes"), where)
+    try:
+        return expand_attributes(pairs)
+    except PathConflictError as exc:
+        raise FieldError(f"{where}[{exc.index}].key", str(exc)) from None
+
+
+def decode_resource(raw: Any) -> Resource:
+    """A `resource` object (field paths relative to it)."""
+    if raw is None:
+        return Resource()
+    if not isinstance(raw, dict):
+        raise FieldError("", f"expected an object, got {type(raw).__name__}")
+    return Resource(
+        attributes_of(raw),
+        optional_integer(raw, "droppedAttributesCount", "dropped_attributes_count", UINT32_MAX),
+    )
+
+
+def _enum(obj: dict[str, Any], camel: str, snake: str, names: tuple[str, ...], prefix: str) -> int:
+    value = get(obj, camel, snake)
+    if value is None:
+        return 0
+    if isinstance(value, str) and value.startswith(prefix) and value[len(prefix) :] in names:
+        return names.index(value[len(prefix) :])
+    n = integer(value, camel, -(2**31), 2**31 - 1)
+    if not 0 <= n < len(names):
+        raise FieldError(camel, f"unknown value {n} (weave knows 0..{len(names) - 1})")
+    return n
+
+
+def _time(obj: dict[str, Any], camel: str, snake: str) -> int:
+    return optional_integer(obj, camel, snake, UINT64_MAX)
+
+
+def decode_span(raw: Any, resource: Resource | None) -> Span:
+    """One span object; `FieldError.field` is relative to it (`startTimeUnixNano`)."""
+    if not isinstance(raw, dict):
+        raise FieldError("", f"expected a span object, got {type(raw).__name__}")
+    status = raw.get("status") or {}
+    if not isinstance(status, dict):
+        raise FieldError("status", f"expected an object, got {type(status).__name__}")
+    try:
+        status_code = _enum(status, "code", "code", STATUS_CODES, "STATUS_CODE_")
+        status_message = text(status, "message", "message")
+    except FieldError as exc:
+        raise FieldError(f"status.{exc.field}", exc.message) from None
+    return Span(
+        resource=resource,
+        name=text(raw, "name", "name"),
+        trace_id=hex_id(get(raw, "traceId", "trace_id"), "traceId", 16, required=True) or "",
+        span_id=hex_id(get(raw, "spanId", "span_id"), "spanId", 8, required=True) or "",
+        parent_id=hex_id(
+            get(raw, "parentSpanId", "parent_span_id"), "parentSpanId", 8, required=False
+        ),
+        start_time_unix_nano=_time(raw, "startTimeUnixNano", "start_time_unix_nano"),
+        end_time_unix_nano=_time(raw, "endTimeUnixNano", "end_time_unix_nano"),
+        kind=_enum(raw, "kind", "kind", SPAN_KINDS, "SPAN_KIND_"),
+        trace_state=text(raw, "traceState", "trace_state"),
+        flags=optional_integer(raw, "flags", "flags", UINT32_MAX),
+        attributes=attributes_of(raw),
+        events=[_event(e, f"events[{i}]") for i, e in enumerate(_list(raw, "events"))],
+        links=[_link(k, f"links[{i}]") for i, k in enumerate(_list(raw, "links"))],
+        status_code=status_code,
+        status_message=status_message,
+    )
+
+
+def _list(raw: dict[str, Any], name: str) -> list[Any]:
+    value = raw.get(name)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise FieldError(name, f"expected a list, got {type(value).__name__}")
+    return value
+
+
+def _nested(where: str, exc: FieldError) -> FieldError:
+    return FieldError(f"{where}.{exc.field}" if exc.field else where, exc.message)
+
+
+def _event(raw: Any, where: str) -> Event:
+    if not isinstance(raw, dict):
+        raise FieldError(where, "expected an event object")
+    try:
+        return Event(
+            name=text(raw, "name", "name"),
+            timestamp=_time(raw, "timeUnixNano", "time_unix_nano"),
+            attributes=attributes_of(raw),
+            dropped_attributes_count=optional_integer(
+                raw, "droppedAttributesCount", "dropped_attributes_count", UINT32_MAX
+            ),
+        )
+    except FieldError as exc:
+        raise _nested(where, exc) from None
+
+
+def _link(raw: Any, where: str) -> Link:
+    if not isinstance(raw, dict):
+        raise FieldError(where, "expected a link object")
+    try:
+        return Link(
+            trace_id=hex_id(get(raw, "traceId", "trace_id"), "traceId", 0, required=False) or "",
+            span_id=hex_id(get(raw, "spanId", "span_id"), "spanId", 0, required=False) or "",
+            trace_state=text(raw, "traceState", "trace_state"),
+            attributes=attributes_of(raw),
+            dropped_attributes_count=optional_integer(
+                raw, "droppedAttributesCount", "dropped_attributes_count", UINT32_MAX
+            ),
+            flags=optional_integer(raw, "flags", "flags", UINT32_MAX),
+        )
+    except FieldError as exc:
+        raise _nested(where, exc) from None

@@ -1,0 +1,272 @@
+"""A decoded span → the Weave completed call that weave's server stores for it.
+
+This is weave's `Span.to_call` (weave 0.52.42, `trace_server/opentelemetry/python_spans.py`)
+written for tracecli, step for step, so that uploading the result through `calls/complete`
+stores what posting the span to `/otel/v1/traces` stores. Where weave's server would fail
+on a span (a 500 for the whole request), `MappingError` says why instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from tracecli.otel.nesting import to_json_serializable
+from tracecli.otel.spans import STATUS_ERROR, Span
+from tracecli.otel.weave_keys import (
+    ATTRIBUTE_KEYS,
+    INPUT_KEYS,
+    OUTPUT_KEYS,
+    SPAN_OVERRIDES,
+    USAGE_FIELDS,
+    WB_KEYS,
+    pick,
+    usage_of,
+)
+
+MAX_OP_NAME_LENGTH = 128
+MAX_DISPLAY_NAME_LENGTH = 1024
+_DELIMITERS = (",", ";", "|", " ", "/", "?", ".")
+_SPLIT = re.compile("(" + "|".join(map(re.escape, _DELIMITERS)) + ")")
+
+
+class MappingError(ValueError):
+    """A span weave's server cannot turn into a call (it fails the request)."""
+
+
+def shorten_name(
+    name: str, max_len: int, abbrv: str = "...", use_delimiter_in_abbr: bool = True
+) -> str:
+    """Weave's `shorten_name`: cut at a delimiter where it can, end with `abbrv`."""
+    if len(name) <= max_len:
+        return name
+    parts = [p for p in _SPLIT.split(name) if p != ""] or [name]
+    if len(parts) <= 1:
+        return name[: max_len - len(abbrv)] + abbrv
+    short = parts[0]
+    if len(short) > max_len - len(abbrv):
+        return short[: max_len - len(abbrv)] + abbrv
+    i = 1
+    while i < len(parts):
+        delimiter = ""
+        while parts[i] in _DELIMITERS:
+            delimiter += parts[i]
+            i += 1
+            if i == len(parts):  # weave's loop runs off the end here (an IndexError)
+                raise MappingError(f"name {name[:40]!r}... ends with a delimiter: weave fails")
+        nxt = delimiter + parts[i]
+        if not abbrv:
+            tail = ""
+        elif abbrv.startswith(delimiter) or not use_delimiter_in_abbr:
+            tail = abbrv
+        else:
+            tail = delimiter + abbrv
+        if len(short) + len(nxt) >= max_len - len(tail):
+            short += tail
+            break
+        short += nxt
+        i += 1
+    return short
+
+
+def op_name_of(name: str) -> str:
+    """Span names of 128+ characters: shortened, with 4 hex digits of their SHA-256."""
+    if len(name) < MAX_OP_NAME_LENGTH:
+        return name
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:4]
+    return shorten_name(name, MAX_OP_NAME_LENGTH, abbrv=f":{digest}", use_delimiter_in_abbr=False)
+
+
+def _inputs(span: Span) -> dict[str, Any]:
+    inputs = pick(span.attributes, INPUT_KEYS) or {}
+    if len(inputs) == 1:
+        nested = inputs.get("inputs") or inputs.get("input")
+        if isinstance(nested, dict) and all(type(k) is str for k in nested):
+            inputs = to_json_serializable(nested)
+    return inputs
+
+
+def _output(span: Span) -> Any:
+    outputs: Any = pick(span.attributes, OUTPUT_KEYS) or {}
+    if len(outputs) == 1:
+        nested = outputs.get("outputs") or outputs.get("output")
+        if nested is not None:
+            outputs = to_json_serializable(nested)
+    return outputs
+
+
+def _has_output(outputs: Any) -> bool:
+    if isinstance(outputs, int):
+        return True
+    try:
+        return len(outputs) > 0
+    except TypeError:
+        raise MappingError(f"output is a {type(outputs).__name__}: weave fails on it") from None
+
+
+def _usage_row(usage: dict[str, Any]) -> dict[str, Any]:
+    row = {name: usage.get(name) for name in USAGE_FIELDS}
+    for name, value in row.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise MappingError(f"usage {name} is {value!r}, not an integer: weave fails on it")
+    return row
+
+
+def _model(attributes: dict[str, Any]) -> Any:
+    model = attributes.get("model")
+    if not model:
+        parameters = attributes.get("model_parameters")
+        if parameters:
+            if not isinstance(parameters, dict):
+                raise MappingError("model parameters are not an object: weave fails on them")
+            model = parameters.get("model")
+    if model and not isinstance(model, str):
+        raise MappingError(f"model is {model!r}, not a string: weave fails on it")
+    return model
+
+
+def _wandb_fields(span: Span, wandb: dict[str, Any], project_id: str) -> dict[str, Any]:
+    display_name = _lax_str(wandb.get("display_name"), "wandb.display_name")
+    if display_name and len(display_name) >= MAX_DISPLAY_NAME_LENGTH:
+        display_name = shorten_name(display_name, MAX_DISPLAY_NAME_LENGTH)
+    thread_id = wandb.get("thread_id") or None
+    turn_id = span.span_id if thread_id is not None and wandb.get("is_turn") else None
+    return {
+        "display_name": display_name or None,
+        "thread_id": _lax_str(thread_id, "conversation/thread id"),
+        "turn_id": turn_id,
+        "wb_run_id": _run_id(wandb.get("wb_run_id") or None, project_id),
+        **_steps(wandb),
+    }
+
+
+def _run_id(run: Any, project_id: str) -> str | None:
+    """weave stores `<project>:<run>` when the run has no `/` or `:`; that reads back as
+    `entity/project/run`, the wire form written here. (weave formats any value it can
+    search for `/`: a list or an object too.)"""
+    if run is None:
+        return None
+    if not isinstance(run, (str, list, dict)):
+        raise MappingError(f"wandb.wb_run_id is {run!r}, not a string: weave fails on it")
+    if "/" in run or ":" in run:
+        return None
+    return f"{project_id}/{run}"
+
+
+def _lax_str(value: Any, name: str) -> str | None:
+    """A string as pydantic's lax mode reads one for weave's call models (bytes decoded)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    raise MappingError(f"{name} is {value!r}, not a string: weave fails on it")
+
+
+_LAX_INT = re.compile(r"[+-]?[0-9]+(?:_[0-9]+)*")
+_LAX_INTEGRAL_FLOAT = re.compile(r"([+-]?[0-9]+)\.0*")
+
+
+def _step(value: Any, name: str) -> int | None:
+    """An integer as pydantic's lax mode reads one (weave validates its call models)."""
+    if value is None or isinstance(value, int):
+        return None if value is None else int(value)  # a bool is 1 or 0
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        text = value.strip()
+        if _LAX_INT.fullmatch(text):
+            return int(text)
+        integral = _LAX_INTEGRAL_FLOAT.fullmatch(text)
+        if integral:
+            return int(integral.group(1))
+    raise MappingError(f"wandb.{name} is {value!r}, not an integer: weave fails on it")
+
+
+def _steps(wandb: dict[str, Any]) -> dict[str, int | None]:
+    """Run steps; a negative one is refused: by weave's checks (`wb_run_step`), by
+    tracecli's call checks (`wb_run_step_end`, which weave's SQLite server stores)."""
+    out = {}
+    for name in ("wb_run_step", "wb_run_step_end"):
+        step = _step(wandb.get(name) or None, name)
+        if step is not None and step < 0:
+            raise MappingError(f"wandb.{name} is {step}: must be non-negative")
+        out[name] = step
+    return out
+
+
+def _when(value: Any, fallback: datetime) -> datetime:
+    return value if isinstance(value, datetime) else fallback
+
+
+def _utc(when: datetime) -> datetime:
+    return when if when.tzinfo is None else when.astimezone(UTC).replace(tzinfo=None)
+
+
+def _check_order(started: datetime, ended: datetime) -> None:
+    """langfuse.startTime/endTime can put the end first; weave stores that, tracecli's call
+    checks do not (ended_at before started_at)."""
+    if _utc(ended) < _utc(started):
+        raise MappingError(
+            f"ends at {iso_utc(ended)} before it starts at {iso_utc(started)} (langfuse "
+            "time attributes): tracecli's call checks refuse such a call"
+        )
+
+
+def span_to_call(span: Span, project_id: str) -> dict[str, Any]:
+    """The completed call (CompletedCallSchemaForInsert as JSON values) for one span."""
+    usage = usage_of(span.attributes) or {}
+    inputs = _inputs(span)
+    outputs = _output(span)
+    attributes = pick(span.attributes, ATTRIBUTE_KEYS) or {}
+    wandb = pick(span.attributes, WB_KEYS) or {}
+    overrides = pick(span.attributes, SPAN_OVERRIDES) or {}
+    started = _when(overrides.get("start_time"), span.start_time)
+    ended = _when(overrides.get("end_time"), span.end_time)
+    _check_order(started, ended)
+    row = _usage_row(usage)
+    model = _model(attributes)
+    fallback = not attributes and not inputs and not _has_output(outputs) and not usage
+    custom = wandb.get("attributes")
+    if custom:
+        try:
+            attributes.update(custom)  # as weave: any value dict.update takes
+        except (TypeError, ValueError):
+            raise MappingError("wandb.attributes is not an object: weave fails on it") from None
+    if fallback:
+        attributes = to_json_serializable(span.attributes)
+    otel_dump = span.otel_dump()  # after the picks above: weave's mutations show in it
+    op_name = op_name_of(span.name)
+    status = "error" if span.status_code == STATUS_ERROR else "success"
+    latency_ms = int((span.end_time_unix_nano - span.start_time_unix_nano) / 1_000_000)
+    return {
+        "project_id": project_id,
+        "id": span.span_id,
+        "trace_id": span.trace_id,
+        "parent_id": span.parent_id,
+        "op_name": op_name,
+        "started_at": iso_utc(started),
+        "ended_at": iso_utc(ended),
+        "attributes": attributes,
+        "inputs": inputs,
+        "output": outputs,
+        "summary": {
+            "weave": {"status": status, "latency_ms": latency_ms, "trace_name": op_name},
+            "usage": {model or "usage": row},
+        },
+        "exception": span.status_message if span.status_code == STATUS_ERROR else None,
+        "otel_dump": otel_dump,
+        **_wandb_fields(span, wandb, project_id),
+    }
+
+
+def iso_utc(when: datetime) -> str:
+    """ISO 8601 with `Z` for weave's naive UTC times; an aware time keeps its offset."""
+    text = when.isoformat()
+    return text + "Z" if when.tzinfo is None else text

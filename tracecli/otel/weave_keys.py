@@ -1,0 +1,182 @@
+"""Which span attributes weave reads as inputs, output, usage, call attributes and W&B fields.
+
+The key lists are weave's (`trace_server/opentelemetry/constants.py`, weave 0.52.42), in its
+order: the first key with a truthy value wins. `pick` is its `parse_weave_values`, including
+the in-place list conversion of what it picked (see nesting.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from tracecli.otel.nesting import get_attribute, try_numeric_keys_to_list
+
+
+def try_parse_int(value: Any) -> Any:
+    """Weave's handler for token counts: `int(value)` when Python can, else the value."""
+    try:
+        return int(value)
+    except Exception:  # weave's bare except
+        return value
+
+
+def utc_from_seconds(seconds: float) -> datetime:
+    """`datetime.fromtimestamp(seconds)` on a server running in UTC (naive, as weave's)."""
+    return datetime.fromtimestamp(seconds, tz=UTC).replace(tzinfo=None)
+
+
+def try_parse_timestamp(value: Any) -> Any:
+    """Weave's handler for `langfuse.startTime`/`endTime`: ISO text, ns, or float seconds."""
+    try:
+        if isinstance(value, str):
+            return datetime.fromisoformat(value)
+        if isinstance(value, int):
+            return utc_from_seconds(value / 1_000_000_000)
+        if isinstance(value, float):
+            return utc_from_seconds(value)
+    except (ValueError, TypeError, OverflowError, OSError):
+        return None
+    return None
+
+
+Handler = Callable[[Any], Any]
+KeySpec = str | tuple[str, Handler]
+
+INPUT_KEYS: list[KeySpec] = [
+    "ai.prompt",
+    "gen_ai.prompt",
+    "input.value",
+    "mlflow.spanInputs",
+    "gen_ai.input.messages",
+    "pydantic_ai.all_messages",
+    "traceloop.entity.input",
+    "gcp.vertex.agent.tool_call_args",
+    "gcp.vertex.agent.llm_request",
+    "input",
+    "inputs",
+]
+
+OUTPUT_KEYS: list[KeySpec] = [
+    "ai.response",
+    "gen_ai.completion",
+    "output.value",
+    "gen_ai.output.messages",
+    "mlflow.spanOutputs",
+    "final_result",
+    "gen_ai.content.completion",
+    "traceloop.entity.output",
+    "gcp.vertex.agent.tool_response",
+    "gcp.vertex.agent.llm_response",
+    "output",
+    "outputs",
+]
+
+USAGE_KEYS: dict[str, list[KeySpec]] = {
+    "input_tokens": [("gen_ai.usage.input_tokens", try_parse_int)],
+    "prompt_tokens": [
+        ("gen_ai.usage.prompt_tokens", try_parse_int),
+        ("llm.token_count.prompt", try_parse_int),
+        ("ai.usage.promptTokens", try_parse_int),
+    ],
+    "completion_tokens": [
+        ("gen_ai.usage.completion_tokens", try_parse_int),
+        ("llm.token_count.completion", try_parse_int),
+        ("ai.usage.completionTokens", try_parse_int),
+    ],
+    "output_tokens": [("gen_ai.usage.output_tokens", try_parse_int)],
+    "total_tokens": [
+        ("llm.usage.total_tokens", try_parse_int),
+        ("llm.token_count.total", try_parse_int),
+    ],
+    "cache_creation_input_tokens": [("gen_ai.usage.cache_creation.input_tokens", try_parse_int)],
+    "cache_read_input_tokens": [("gen_ai.usage.cache_read.input_tokens", try_parse_int)],
+}
+
+ATTRIBUTE_KEYS: dict[str, list[KeySpec]] = {
+    "system": ["gen_ai.system_instructions", "gen_ai.system", "llm.system"],
+    "kind": ["weave.span.kind", "traceloop.span.kind", "openinference.span.kind"],
+    "model": ["gen_ai.response.model", "gen_ai.request.model", "llm.model_name", "ai.model.id"],
+    "provider": ["gen_ai.provider.name", "llm.provider", "ai.model.provider"],
+    "model_parameters": ["gen_ai.request", "llm.invocation_parameters"],
+    "operation_name": ["gen_ai.operation.name"],
+    "response_id": ["gen_ai.response.id"],
+    "finish_reasons": ["gen_ai.response.finish_reasons"],
+    "agent_name": ["gen_ai.agent.name"],
+    "agent_id": ["gen_ai.agent.id"],
+}
+
+WB_KEYS: dict[str, list[KeySpec]] = {
+    "display_name": ["wandb.display_name"],
+    "thread_id": ["gen_ai.conversation.id", "gcp.vertex.agent.session_id", "wandb.thread_id"],
+    "attributes": ["wandb.attributes"],
+    "wb_run_id": ["wandb.wb_run_id"],
+    "wb_run_step": ["wandb.wb_run_step"],
+    "wb_run_step_end": ["wandb.wb_run_step_end"],
+    "is_turn": ["gen_ai.conversation.id", "gcp.vertex.agent.session_id", "wandb.is_turn"],
+}
+
+SPAN_OVERRIDES: dict[str, list[KeySpec]] = {
+    "start_time": [("langfuse.startTime", try_parse_timestamp)],
+    "end_time": [("langfuse.endTime", try_parse_timestamp)],
+}
+
+# the usage fields weave writes for every call, in its order (tsi.LLMUsageSchema)
+USAGE_FIELDS = (
+    "prompt_tokens",
+    "input_tokens",
+    "completion_tokens",
+    "output_tokens",
+    "requests",
+    "total_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+)
+
+
+def _first(attributes: dict[str, Any], specs: list[KeySpec]) -> tuple[str, Any] | None:
+    for spec in specs:
+        key, handler = spec if isinstance(spec, tuple) else (spec, None)
+        # expanded attributes have no dots in their top-level keys: a key whose first part
+        # is not there is not there at all (most of weave's keys, for most spans)
+        if key.partition(".")[0] not in attributes:
+            continue
+        value = get_attribute(attributes, key)
+        if value:
+            return key, handler(value) if handler else value
+    return None
+
+
+def pick(
+    attributes: dict[str, Any], keys: list[KeySpec] | dict[str, list[KeySpec]]
+) -> dict[str, Any]:
+    """Weave's `parse_weave_values`: a list keeps the attribute's own key, a dict its names."""
+    result: dict[str, Any] = {}
+    if isinstance(keys, list):
+        found = _first(attributes, keys)
+        if found is not None:
+            result[found[0]] = found[1]
+    else:
+        for name, specs in keys.items():
+            found = _first(attributes, specs)
+            if found is not None:
+                result[name] = found[1]
+    if result:
+        try_numeric_keys_to_list(result)  # weave discards the result; its mutations stay
+    return result
+
+
+def usage_of(attributes: dict[str, Any]) -> dict[str, Any]:
+    """Weave's `get_weave_usage`: the token counts, with a total added when it can add one."""
+    usage = pick(attributes, USAGE_KEYS)
+    for a, b in (("prompt_tokens", "completion_tokens"), ("input_tokens", "output_tokens")):
+        if (
+            a in usage
+            and b in usage
+            and "total_tokens" not in usage
+            and isinstance(usage[a], int)
+            and isinstance(usage[b], int)
+        ):
+            usage["total_tokens"] = usage[a] + usage[b]
+    return usage
