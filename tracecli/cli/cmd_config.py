@@ -21,9 +21,11 @@ from tracecli.cli.common import (
     ProjectOpt,
     ServerOpt,
     handle_errors,
+    say,
     stderr_console,
     write_stdout,
 )
+from tracecli.cli.safe import safe_text
 from tracecli.config import Settings, load_settings
 from tracecli.login import LoginError, login, stored_key_location
 
@@ -60,14 +62,19 @@ def _text(value: object) -> str:
 def render_settings(settings: Settings) -> str:
     """Three aligned columns, name / value / source: for people, not for parsing."""
     rows = [
-        (name, _text(settings.value_for_display(name)), str(settings.origin(name)))
+        (
+            name,
+            safe_text(_text(settings.value_for_display(name))),
+            safe_text(settings.origin(name)),
+        )
         for name in settings.NAMES
     ]
     wn = max(len(n) for n, _, _ in rows)
     wv = max(len(v) for _, v, _ in rows)
     lines = [f"{n:<{wn}}  {v:<{wv}}  {s}".rstrip() for n, v, s in rows]
     lines.append("")
-    lines.append("files: " + (", ".join(str(p) for p in settings.files) or "none found"))
+    files = ", ".join(safe_text(p) for p in settings.files)
+    lines.append("files: " + (files or "none found"))
     return "\n".join(lines)
 
 
@@ -95,7 +102,7 @@ def show(
     }
     settings = load_settings(values, profile=profile)
     for warning in settings.warnings:
-        stderr_console().print(f"tracecli: warning: {warning}", markup=False)
+        say(stderr_console(), f"tracecli: warning: {warning}")
     if output is OutputFormat.json:
         write_stdout(json.dumps(settings.to_dict(), indent=2))
     else:
@@ -156,10 +163,10 @@ def login_cmd(
     if not relogin:
         where = stored_key_location(settings)
         if where is not None:
-            console.print(
+            say(
+                console,
                 f"tracecli: already logged in to {settings.server} (key in {where}); "
                 "pass --relogin to replace it",
-                markup=False,
             )
             return
     name = "W&B" if settings.target == "weave" else "Freeplay"
@@ -167,4 +174,4 @@ def login_cmd(
     if not key:
         raise LoginError("no key given (type it at the prompt, or pipe it on stdin)")
     result = login(settings, SecretStr(key), verify=verify)
-    console.print(f"tracecli: {result.message()}", markup=False)
+    say(console, f"tracecli: {result.message()}")

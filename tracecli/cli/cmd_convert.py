@@ -21,7 +21,14 @@ from typing import IO, Annotated
 import typer
 
 from tracecli.cli import app
-from tracecli.cli.common import FormatOpt, OutputFormat, handle_errors, stderr_console, write_stdout
+from tracecli.cli.common import (
+    FormatOpt,
+    OutputFormat,
+    handle_errors,
+    say,
+    stderr_console,
+    write_stdout,
+)
 from tracecli.convert import ConvertReport, convert
 from tracecli.diagnostics import Diagnostic, UsageError
 
@@ -88,7 +95,7 @@ def convert_command(
             hidden += 1
             return
         printed += 1
-        err.print(d.one_line(), markup=False, highlight=False)
+        say(err, d.one_line())
 
     with _sink(output_file) as out:
         report = convert(
@@ -100,12 +107,12 @@ def convert_command(
             on_diagnostic=show,
         )
     if hidden:
-        err.print(f"... and {hidden} more diagnostics (--verbose shows all)", markup=False)
+        say(err, f"... and {hidden} more diagnostics (--verbose shows all)")
     if fmt is OutputFormat.json:
         write_stdout(json.dumps(report.to_dict()))
     elif not quiet:
         for line in summary_lines(report, output_file):
-            err.print(line, markup=False, highlight=False)
+            say(err, line)
     raise typer.Exit(report.exit_code)
 
 

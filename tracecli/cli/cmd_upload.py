@@ -34,6 +34,7 @@ from tracecli.cli.common import (
     ProfileOpt,
     ServerOpt,
     handle_errors,
+    say,
     stderr_console,
     write_stdout,
 )
@@ -198,7 +199,7 @@ def upload_command(
     target = None if freeplay else settings.weave_target()  # exit 2: remote server, no key
     err = stderr_console()
     for w in settings.warnings:
-        err.print(f"tracecli: warning: {w}", markup=False)
+        say(err, f"tracecli: warning: {w}")
     shown = _DiagnosticPrinter(err, quiet=quiet, limit=None if verbose else MAX_PRINTED_DIAGNOSTICS)
     retries = _RetryPrinter(err) if verbose else None
     opts = UploadOptions(
@@ -240,14 +241,11 @@ def upload_command(
     elif not quiet:
         render_summary(report, err, rich_table=live)
     if report.interrupted:
-        err.print(f"tracecli: interrupted; {RESUME_HINT}", markup=False)
+        say(err, f"tracecli: interrupted; {RESUME_HINT}")
     elif report.halted:
-        err.print(f"tracecli: error: {report.halted}", markup=False)
+        say(err, f"tracecli: error: {report.halted}")
     elif report.strict_blocked:
-        err.print(
-            "tracecli: error: --strict: nothing was sent because some records have errors",
-            markup=False,
-        )
+        say(err, "tracecli: error: --strict: nothing was sent because some records have errors")
     raise typer.Exit(report.exit_code)
 
 
@@ -270,18 +268,18 @@ class _DiagnosticPrinter:
             self.hidden_errors += d.is_error
             return
         self.printed += 1
-        self.console.print(d.one_line(), markup=False, highlight=False)
+        say(self.console, d.one_line())
 
     def close(self) -> None:
         if self.hidden:
-            self.console.print(
+            say(
+                self.console,
                 f"... and {self.hidden} more diagnostics (--verbose shows all"
                 + (
                     "; rejected records are in the rejected file with their reasons)"
                     if self.hidden_errors
                     else ")"
                 ),
-                markup=False,
             )
 
 
@@ -291,11 +289,10 @@ class _RetryPrinter:
 
     def __call__(self, ev: RetryEvent) -> None:
         what = f"HTTP {ev.status}" if ev.status else ev.reason
-        self.console.print(
+        say(
+            self.console,
             f"tracecli: retry {ev.method} {ev.path} (attempt {ev.attempt} failed: {what}) "
             f"in {ev.delay:.1f} s",
-            markup=False,
-            highlight=False,
         )
 
 
@@ -409,22 +406,22 @@ def render_summary(report: UploadReport, console: Console, *, rich_table: bool) 
     else:
         width = max(len(label) for label, _ in rows)
         for label, value in rows:
-            console.print(f"{label:<{width}}  {value}", markup=False, highlight=False)
+            say(console, f"{label:<{width}}  {value}")
     for path in report.changed_files:
-        console.print(
+        say(
+            console,
             f"note: {path} changed since the last run: read again from the start "
             "(what the server already holds is not stored twice)",
-            markup=False,
         )
     if report.rejected_file:
-        console.print(f"rejected records (with reasons): {report.rejected_file}", markup=False)
+        say(console, f"rejected records (with reasons): {report.rejected_file}")
     elif report.stale_rejected_file:
-        console.print(
+        say(
+            console,
             f"note: {report.stale_rejected_file} is from an earlier run (nothing was rejected now)",
-            markup=False,
         )
     if report.dry_run:
-        console.print(f"dry run: nothing was sent to {report.target}", markup=False)
+        say(console, f"dry run: nothing was sent to {report.target}")
     elif (
         not report.uploaded
         and not report.ends_uploaded
@@ -432,23 +429,20 @@ def render_summary(report: UploadReport, console: Console, *, rich_table: bool) 
         and not report.rejected
         and not report.unsent
     ):
-        console.print(
+        say(
+            console,
             f"nothing new to send: {report.skipped:,} records were stored by an earlier run "
             "(--restart sends them again)",
-            markup=False,
         )
     elif report.target_kind == "store":
-        console.print(
-            f"stored in the embedded store {report.target}; see them with: tracecli tail",
-            markup=False,
-        )
+        say(console, f"stored in the embedded store {report.target}; see them with: tracecli tail")
     else:
-        console.print(f"sent to {report.target}", markup=False)
+        say(console, f"sent to {report.target}")
     if report.target_kind == "store" and not report.dry_run and os.environ.get("WANDB_API_KEY"):
         # a W&B user who forgot the server would otherwise think the calls went to Weave
-        console.print(
+        say(
+            console,
             "note: WANDB_API_KEY is set but no server was given, so the calls went to the "
             "embedded store; pass --server https://trace.wandb.ai (or set WF_TRACE_SERVER_URL) "
             "to upload to W&B Weave",
-            markup=False,
         )

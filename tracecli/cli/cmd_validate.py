@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from tracecli.cli import app
-from tracecli.cli.common import handle_errors, stderr_console, write_stdout
+from tracecli.cli.common import handle_errors, say, stderr_console, write_stdout
 from tracecli.cli.render import ReportFormat, plural, render
 from tracecli.reader import InputFormat
 from tracecli.validate import DEFAULT_MAX_ERRORS, ValidationReport, validate_paths
@@ -82,7 +82,7 @@ def validate(
                 on_progress=on_progress,
             )
     except KeyboardInterrupt:
-        stderr_console().print("tracecli: interrupted", markup=False)
+        say(stderr_console(), "tracecli: interrupted")
         raise typer.Exit(130) from None
     counts = {k: v for k, v in report.to_dict().items() if k != "diagnostics"}
     write_stdout(render(fmt, report.diagnostics, counts, summary_line(report)))
