@@ -310,7 +310,7 @@ def test_the_table_fits_the_terminal_dropping_less_useful_columns(width: int) ->
     call = make_call("a/b", op="openai.chat.completions.create", exception="TimeoutError: x" * 9)
     console = Console(width=width, file=io.StringIO(), color_system=None)
     header, row = render_rows(console, [call], header=True).splitlines()
-    started, _op, _status, duration, _tokens, short_id, _exc = row_of(call)
+    started, _op, _status, _duration, _tokens, short_id, _exc = row_of(call)
     assert max(len(header), len(row)) <= width
     assert row.startswith(started if width >= 89 else started[-8:])
     assert f" {short_id}" in row

@@ -9,20 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from tracecli.cli import app
@@ -38,11 +29,11 @@ from tracecli.cli.common import (
     stderr_console,
     write_stdout,
 )
+from tracecli.cli.progress import LiveProgress, PlainProgress, plain_every
 from tracecli.config import load_settings
 from tracecli.diagnostics import Diagnostic
 from tracecli.transport import RetryEvent
 from tracecli.upload import RESUME_HINT, UploadOptions, UploadReport, upload
-from tracecli.upload import Progress as UploadProgress
 
 MAX_PRINTED_DIAGNOSTICS = 50
 
@@ -224,10 +215,14 @@ def upload_command(
         on_diagnostic=shown,
     )
     live = not quiet and err.is_terminal
-    display = _ProgressDisplay(err) if live else None
+    display: LiveProgress | PlainProgress | None = None
+    if live:
+        display = LiveProgress(err)
+        shown.console = display.progress.console  # diagnostics print above the line
+    elif not quiet:
+        display = PlainProgress(err, plain_every())
     try:
         if display is not None:
-            shown.console = display.progress.console
             try:
                 report = upload(paths, opts, on_progress=display.update)
             finally:
@@ -237,7 +232,7 @@ def upload_command(
     finally:
         shown.close()
     if output is OutputFormat.json:
-        write_stdout(json.dumps(report.to_dict()))
+        write_stdout(json.dumps(report_json(report)))
     elif not quiet:
         render_summary(report, err, rich_table=live)
     if report.interrupted:
@@ -296,46 +291,23 @@ class _RetryPrinter:
         )
 
 
-class _ProgressDisplay:
-    def __init__(self, console: Console) -> None:
-        self.progress = Progress(
-            BarColumn(bar_width=20),
-            DownloadColumn(),
-            TextColumn("{task.fields[records]} records, {task.fields[calls]} calls sent"),
-            TextColumn("{task.fields[rate]}"),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-            refresh_per_second=8,
-        )
-        self.task: TaskID | None = None
-        self.started = time.monotonic()
+# A dry run sends nothing: its counts are what would go, and are named so
+_DRY_RUN_KEYS = {
+    "uploaded": "would_upload",
+    "ends_uploaded": "would_upload_ends",
+    "records_uploaded": "would_upload_records",
+    "requests": "would_send_requests",
+    "bytes_sent": "would_send_bytes",
+}
 
-    def stop(self) -> None:
-        if self.task is not None:
-            self.progress.stop()
 
-    def update(self, p: UploadProgress) -> None:
-        # Started on the first update, not before upload(): its refresh thread must not
-        # exist when upload forks its worker processes.
-        rate = f"{p.uploaded / p.elapsed:,.0f} calls/s" if p.elapsed > 0.5 else ""
-        extra = []
-        if p.rejected:
-            extra.append(f"{p.rejected} rejected")
-        if p.retries:
-            extra.append(f"{p.retries} retries")
-        if extra:
-            rate = f"{rate} ({', '.join(extra)})" if rate else ", ".join(extra)
-        fields: dict[str, Any] = {
-            "records": f"{p.records:,}",
-            "calls": f"{p.uploaded:,}",
-            "rate": rate,
-        }
-        if self.task is None:
-            self.progress.start()
-            self.task = self.progress.add_task("upload", total=p.bytes_total, **fields)
-        self.progress.update(self.task, completed=p.bytes_read, total=p.bytes_total, **fields)
+def report_json(report: UploadReport) -> dict[str, Any]:
+    """The report for `--format json`; a dry run's counts of what would be sent are named
+    `would_*` (`"uploaded": 44` would say 44 calls were stored when none were)."""
+    doc = report.to_dict()
+    if not report.dry_run:
+        return doc
+    return {_DRY_RUN_KEYS.get(k, k): v for k, v in doc.items()}
 
 
 def summary_rows(report: UploadReport) -> list[tuple[str, str]]:
