@@ -144,23 +144,50 @@ def usage_message(exc: Exception) -> str:
     return f"{text} (see {path} --help)"
 
 
+def _tidy(cmd: Any) -> Any:
+    """Help as a person writes it: an argument `PATH...` in the usage line and in its help
+    row, not Typer's `{paths}...` and `<list[str]>` (a Python type showing through)."""
+    for param in getattr(cmd, "params", ()):
+        if getattr(param, "param_type_name", "") == "option":
+            # `--host <str>`, `--port <int range>`: a name in capitals instead; choices stay
+            desc = getattr(param, "type_descriptor", None)
+            if param.metavar is None and not param.is_flag and not getattr(desc, "is_choice", 0):
+                param.metavar = param.name.upper()
+            continue
+        if getattr(param, "param_type_name", "") != "argument":
+            continue
+        metavar = param.metavar or param.name.upper()
+        piece = metavar if param.nargs == 1 else f"{metavar.removesuffix('...')}..."
+        shown = piece if param.required else f"[{piece}]"
+        param.get_usage_pieces = lambda ctx, shown=shown: [shown]
+        param.display_type_rich = lambda ctx: ""
+        param._rich_display_name = lambda piece=piece: piece
+    for sub in getattr(cmd, "commands", {}).values():
+        _tidy(sub)
+    return cmd
+
+
 def _build(name: str) -> Any:
     """Import the module of command `name` (it registers on `app`) and build its command."""
     importlib.import_module(COMMANDS[name])
     for info in app.registered_commands:
         if info.name == name:
-            return typer.main.get_command_from_info(
-                info,
-                pretty_exceptions_short=app.pretty_exceptions_short,
-                rich_markup_mode=app.rich_markup_mode,
+            return _tidy(
+                typer.main.get_command_from_info(
+                    info,
+                    pretty_exceptions_short=app.pretty_exceptions_short,
+                    rich_markup_mode=app.rich_markup_mode,
+                )
             )
     for group in app.registered_groups:
         if group.name == name:
-            return typer.main.get_group_from_info(
-                group,
-                pretty_exceptions_short=app.pretty_exceptions_short,
-                rich_markup_mode=app.rich_markup_mode,
-                suggest_commands=app.suggest_commands,
+            return _tidy(
+                typer.main.get_group_from_info(
+                    group,
+                    pretty_exceptions_short=app.pretty_exceptions_short,
+                    rich_markup_mode=app.rich_markup_mode,
+                    suggest_commands=app.suggest_commands,
+                )
             )
     raise LookupError(f"{COMMANDS[name]} does not register the command {name!r}")
 
@@ -174,6 +201,16 @@ app = typer.Typer(
     add_completion=True,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="\b\nExamples:\n"
+    "  tracecli validate traces/\n"
+    "  tracecli upload traces/ --server https://trace.wandb.ai -p acme/agents\n"
+    "  tracecli tail -f\n"
+    "\n\b\nExit codes (each command's -h says which it uses):\n"
+    "  0    all good\n"
+    "  1    invalid input, or records rejected or not sent\n"
+    "  2    usage or configuration error\n"
+    "  130  interrupted (Ctrl-C): run the same command again to resume\n"
+    "  143  stopped by SIGTERM: the same",
 )
 
 

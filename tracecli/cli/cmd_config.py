@@ -20,6 +20,7 @@ from tracecli.cli.common import (
     ProfileOpt,
     ProjectOpt,
     ServerOpt,
+    epilog,
     handle_errors,
     say,
     stderr_console,
@@ -78,7 +79,16 @@ def render_settings(settings: Settings) -> str:
     return "\n".join(lines)
 
 
-@config_app.command("show")
+@config_app.command(
+    "show",
+    epilog=epilog(
+        [
+            ("tracecli config show", "what upload and tail would use, and where it came from"),
+            ("tracecli config show --profile ci --format json", ""),
+        ],
+        [(0, "settings shown"), (2, "a configuration error (the line says which file)")],
+    ),
+)
 @handle_errors
 def show(
     profile: ProfileOpt = None,
@@ -117,7 +127,21 @@ def read_key(prompt: str) -> str:
     return line.strip()
 
 
-@app.command("login")
+@app.command(
+    "login",
+    short_help="Check an API key against its server and store it.",
+    epilog=epilog(
+        [
+            ("tracecli login", "W&B's cloud, as wandb login"),
+            ("tracecli login --server https://weave.example.com", "a Weave server of your own"),
+            ("echo $FREEPLAY_KEY | tracecli login --target freeplay", "a key from stdin"),
+        ],
+        [
+            (0, "key checked and stored (or already stored)"),
+            (2, "wrong key, unreachable server or usage"),
+        ],
+    ),
+)
 @handle_errors
 def login_cmd(
     target: Annotated[
@@ -126,7 +150,16 @@ def login_cmd(
             "--target", help="weave or freeplay (default: from the settings, else weave)."
         ),
     ] = None,
-    server: ServerOpt = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            metavar="URL",
+            help="Server to log in to (default: from the settings, else W&B's cloud for "
+            "weave, Freeplay's API for freeplay).",
+            show_default=False,
+        ),
+    ] = None,
     profile: ProfileOpt = None,
     relogin: Annotated[
         bool, typer.Option("--relogin", help="Replace a key that is already stored.")

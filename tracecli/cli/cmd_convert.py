@@ -22,10 +22,13 @@ import typer
 
 from tracecli.cli import app
 from tracecli.cli.common import (
+    EXIT_USAGE,
     FormatOpt,
     OutputFormat,
+    epilog,
     handle_errors,
     say,
+    say_diagnostic,
     stderr_console,
     write_stdout,
 )
@@ -44,13 +47,30 @@ class InputFormat(StrEnum):
     yaml = "yaml"
 
 
-@app.command("convert")
+@app.command(
+    "convert",
+    short_help="Convert trace files for another backend (Weave calls to Freeplay).",
+    epilog=epilog(
+        [
+            ("tracecli convert run.jsonl --to freeplay -o freeplay.jsonl", ""),
+            ("tracecli convert traces/ --to freeplay | jq -c .", "records on stdout"),
+        ],
+        [
+            (0, "every record converted"),
+            (1, "some records could not be (each is named by file, line and field)"),
+            EXIT_USAGE,
+            (130, "interrupted (Ctrl-C): no output file is left behind"),
+        ],
+    ),
+)
 @handle_errors
 def convert_command(
     paths: Annotated[
         list[str],
         typer.Argument(
-            help="Trace files or directories (.jsonl, .ndjson, .yaml, .gz); '-' for stdin.",
+            metavar="PATH",
+            help="Trace files (.jsonl, .ndjson, .yaml, .yml, optionally .gz), directories "
+            "(searched recursively) or - for stdin.",
             show_default=False,
         ),
     ],
@@ -65,7 +85,11 @@ def convert_command(
     output_file: Annotated[
         str | None,
         typer.Option(
-            "--output", "-o", help="Write the records here instead of stdout.", show_default=False
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write the records here instead of stdout.",
+            show_default=False,
         ),
     ] = None,
     strict: Annotated[
@@ -95,7 +119,7 @@ def convert_command(
             hidden += 1
             return
         printed += 1
-        say(err, d.one_line())
+        say_diagnostic(err, d.one_line(), d.severity.value)
 
     with _sink(output_file) as out:
         report = convert(

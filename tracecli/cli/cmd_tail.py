@@ -202,6 +202,7 @@ def _follow(source: CallSource, follower: Follower, printer: _Printer, interval:
 
 @app.command(
     "tail",
+    short_help="Show the latest calls of a project; -f to follow.",
     epilog=epilog(
         [
             ("tracecli tail -p acme/agents -n 50", "the 50 latest calls of acme/agents"),

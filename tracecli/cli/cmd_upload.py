@@ -18,14 +18,17 @@ from rich.table import Table
 
 from tracecli.cli import app
 from tracecli.cli.common import (
+    EXIT_USAGE,
     ApiKeyOpt,
     DbOpt,
     FormatOpt,
     OutputFormat,
     ProfileOpt,
     ServerOpt,
+    epilog,
     handle_errors,
     say,
+    say_diagnostic,
     stderr_console,
     write_stdout,
 )
@@ -50,19 +53,47 @@ class InputFormat(StrEnum):
     yaml = "yaml"
 
 
-@app.command("upload")
+class Target(StrEnum):
+    weave = "weave"
+    local = "local"
+    freeplay = "freeplay"
+
+
+@app.command(
+    "upload",
+    short_help="Validate and upload trace files to Weave, Freeplay or the store.",
+    epilog=epilog(
+        [
+            (
+                "tracecli upload traces/ --server https://trace.wandb.ai -p acme/agents",
+                "every trace file under traces/ to W&B Weave",
+            ),
+            ("tracecli upload run.jsonl", "into the embedded store (see it with tracecli tail)"),
+            ("tracecli upload run.jsonl --dry-run", "check and count, send nothing"),
+        ],
+        [
+            (0, "every call stored"),
+            (1, "records rejected (see the rejected-records file) or not sent"),
+            EXIT_USAGE,
+            (130, "interrupted (Ctrl-C): run the same command again to resume"),
+            (143, "stopped by SIGTERM: the same"),
+        ],
+    ),
+)
 @handle_errors
 def upload_command(
     paths: Annotated[
         list[str],
         typer.Argument(
-            help="Trace files or directories (.jsonl, .ndjson, .yaml, .gz); '-' for stdin.",
+            metavar="PATH",
+            help="Trace files (.jsonl, .ndjson, .yaml, .yml, optionally .gz), directories "
+            "(searched recursively) or - for stdin.",
             show_default=False,
         ),
     ],
     server: ServerOpt = None,
     target_name: Annotated[
-        str | None,
+        Target | None,
         typer.Option(
             "--target",
             help="weave (a Weave server), local (the embedded store) or freeplay "
@@ -76,6 +107,7 @@ def upload_command(
         typer.Option(
             "--project",
             "-p",
+            metavar="ENTITY/PROJECT",
             help="Weave: upload into this entity/project (rewrites every record's "
             "project_id). Freeplay: the project id (records may name their own).",
             show_default=False,
@@ -93,19 +125,27 @@ def upload_command(
     ] = None,
     chunk_size: Annotated[
         str | None,
-        typer.Option("--chunk-size", help="Records per request (default 500).", show_default=False),
+        typer.Option(
+            "--chunk-size",
+            metavar="N",
+            help="Records per request (default 500).",
+            show_default=False,
+        ),
     ] = None,
     chunk_bytes: Annotated[
         str | None,
         typer.Option(
             "--chunk-bytes",
+            metavar="SIZE",
             help="Bytes per request, e.g. 10MiB (default 10MiB, at most 32MiB).",
             show_default=False,
         ),
     ] = None,
     concurrency: Annotated[
         str | None,
-        typer.Option("--concurrency", help="Requests in flight (default 4).", show_default=False),
+        typer.Option(
+            "--concurrency", metavar="N", help="Requests in flight (default 4).", show_default=False
+        ),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Do everything except sending; say what would go.")
@@ -120,6 +160,7 @@ def upload_command(
         str | None,
         typer.Option(
             "--rejected",
+            metavar="FILE",
             help="Rejected-records file (default ./tracecli-rejected.jsonl).",
             show_default=False,
         ),
@@ -128,6 +169,7 @@ def upload_command(
         str | None,
         typer.Option(
             "--max-retry-time",
+            metavar="SECONDS",
             help="Seconds to keep retrying one request, e.g. 300 or 5m (default 300).",
             show_default=False,
         ),
@@ -140,6 +182,7 @@ def upload_command(
         str | None,
         typer.Option(
             "--ca-bundle",
+            metavar="FILE",
             help="CA certificates for a server with a private CA.",
             show_default=False,
         ),
@@ -168,7 +211,7 @@ def upload_command(
     """Validate trace files and upload their calls to a Weave server or the embedded store."""
     settings = load_settings(
         {
-            "target": target_name,
+            "target": target_name.value if target_name is not None else None,
             "server": server,
             "project": project,
             "api_key": api_key,
@@ -263,7 +306,7 @@ class _DiagnosticPrinter:
             self.hidden_errors += d.is_error
             return
         self.printed += 1
-        say(self.console, d.one_line())
+        say_diagnostic(self.console, d.one_line(), d.severity.value)
 
     def close(self) -> None:
         if self.hidden:

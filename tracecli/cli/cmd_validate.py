@@ -8,7 +8,15 @@ from typing import Annotated, Any
 import typer
 
 from tracecli.cli import app
-from tracecli.cli.common import handle_errors, say, stderr_console, write_stdout
+from tracecli.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    epilog,
+    handle_errors,
+    say,
+    stderr_console,
+    write_stdout,
+)
 from tracecli.cli.render import ReportFormat, plural, render
 from tracecli.reader import InputFormat
 from tracecli.validate import DEFAULT_MAX_ERRORS, ValidationReport, validate_paths
@@ -30,12 +38,28 @@ def summary_line(report: ValidationReport) -> str:
     return text
 
 
-@app.command("validate")
+@app.command(
+    "validate",
+    short_help="Check trace files without sending anything; exit 1 on any error.",
+    epilog=epilog(
+        [
+            ("tracecli validate traces/", "every trace file under traces/"),
+            ("tracecli validate run.jsonl --format github", "annotations on a pull request"),
+        ],
+        [
+            (0, "every record valid"),
+            (1, "errors found (or warnings, with --strict)"),
+            EXIT_USAGE,
+            EXIT_INTERRUPTED,
+        ],
+    ),
+)
 @handle_errors
 def validate(
     paths: Annotated[
         list[str],
         typer.Argument(
+            metavar="PATH",
             help="Trace files (.jsonl, .ndjson, .yaml, .yml, optionally .gz), directories "
             "(searched recursively) or - for stdin.",
             show_default=False,
@@ -59,6 +83,7 @@ def validate(
         typer.Option(
             "--max-errors",
             min=0,
+            metavar="N",
             help="List at most N errors (and N warnings); the counts stay exact. 0: all.",
         ),
     ] = DEFAULT_MAX_ERRORS,

@@ -33,10 +33,28 @@ def stdout_console() -> Console:
     return Console(highlight=False, soft_wrap=True, emoji=False)
 
 
+SEVERITY_STYLES = {"error": "bold red", "warning": "yellow"}
+
+
 def say(console: Console, message: str, *, style: str | None = None) -> None:
     """One line for people, printed literally: no Rich markup, no emoji codes, and any
-    control character of text that came from a file or a server shown escaped."""
-    console.print(Text(safe_text(message), style=style or ""), soft_wrap=True)
+    control character of text that came from a file or a server shown escaped. The
+    `tracecli: error:` / `warning:` prefix is coloured when colour is on."""
+    text = Text(safe_text(message), style=style or "")
+    for word, word_style in SEVERITY_STYLES.items() if not console.no_color else ():
+        prefix = f"tracecli: {word}:"
+        if text.plain.startswith(prefix):
+            text.stylize(word_style, 10, len(prefix))
+    console.print(text, soft_wrap=True)
+
+
+def say_diagnostic(console: Console, line: str, severity: str) -> None:
+    """A `path:line: severity: field: message` line, literally, its severity coloured."""
+    text = Text(safe_text(line))
+    at = text.plain.find(f": {severity}: ")
+    if at >= 0 and severity in SEVERITY_STYLES and not console.no_color:
+        text.stylize(SEVERITY_STYLES[severity], at + 2, at + 2 + len(severity))
+    console.print(text, soft_wrap=True)
 
 
 def warn(console: Console, message: str) -> None:
