@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, Annotated
@@ -32,6 +32,7 @@ from tracecli.cli.common import (
     stderr_console,
     write_stdout,
 )
+from tracecli.cli.safe import safe_json_bytes
 from tracecli.convert import ConvertReport, convert
 from tracecli.diagnostics import Diagnostic, UsageError
 
@@ -121,15 +122,21 @@ def convert_command(
         printed += 1
         say_diagnostic(err, d.one_line(), d.severity.value)
 
-    with _sink(output_file) as out:
-        report = convert(
-            paths,
-            out.write,
-            to=to.value,
-            input_format=input_format.value,  # type: ignore[arg-type]
-            strict=strict,
-            on_diagnostic=show,
-        )
+    try:
+        with _sink(output_file) as out:
+            report = convert(
+                paths,
+                _safe_writer(out) if output_file in (None, "-") else out.write,
+                to=to.value,
+                input_format=input_format.value,  # type: ignore[arg-type]
+                strict=strict,
+                on_diagnostic=show,
+            )
+    except KeyboardInterrupt:
+        # the temporary file is gone (_sink); the output file, if any, is as it was
+        where = f"; {output_file} was not written" if output_file not in (None, "-") else ""
+        say(err, f"tracecli: interrupted{where}")
+        raise typer.Exit(130) from None
     if hidden:
         say(err, f"... and {hidden} more diagnostics (--verbose shows all)")
     if fmt is OutputFormat.json:
@@ -157,6 +164,16 @@ def summary_lines(report: ConvertReport, output_file: str | None) -> list[str]:
     if report.warnings:
         lines.append(f"  {report.warnings:,} warnings")
     return lines
+
+
+def _safe_writer(out: IO[bytes]) -> Callable[[bytes], object]:
+    """Records for stdout (a terminal, a pipe): the JSON characters a terminal could act on
+    (C1 controls, bidi overrides) written as \\u escapes; the same JSON for a parser."""
+
+    def write(data: bytes) -> object:
+        return out.write(safe_json_bytes(data))
+
+    return write
 
 
 @contextlib.contextmanager

@@ -66,3 +66,21 @@ def safe_json(text: str) -> str:
     if _UNSAFE_IN_JSON.search(text) is None:
         return text
     return _UNSAFE_IN_JSON.sub(_escape_json, text)
+
+
+# The same characters, UTF-8 encoded (DEL, C1 as C2 80-9F, U+061C, U+200E/F, U+2028-202E,
+# U+2066-2069), for JSON bytes written straight to stdout.
+_UNSAFE_IN_JSON_BYTES = re.compile(
+    rb"\x7f|\xc2[\x80-\x9f]|\xd8\x9c|\xe2\x80[\x8e\x8f\xa8-\xae]|\xe2\x81[\xa6-\xa9]"
+)
+
+
+def _escape_json_bytes(match: re.Match[bytes]) -> bytes:
+    return f"\\u{ord(match.group().decode()):04x}".encode()
+
+
+def safe_json_bytes(data: bytes) -> bytes:
+    """`safe_json` for UTF-8 JSON bytes."""
+    if _UNSAFE_IN_JSON_BYTES.search(data) is None:
+        return data
+    return _UNSAFE_IN_JSON_BYTES.sub(_escape_json_bytes, data)
