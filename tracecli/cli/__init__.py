@@ -76,7 +76,8 @@ class _LazyGroup(TyperGroup):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.commands = _LazyCommands(self.commands)
+        # commands whose module was imported before are built by Typer here: tidy them too
+        self.commands = _LazyCommands({n: _tidy(c) for n, c in self.commands.items()})
 
     def list_commands(self, ctx: Any) -> list[str]:
         return list(self.commands)  # names only: Typer's version builds every command

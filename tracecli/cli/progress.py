@@ -74,7 +74,7 @@ def fields(p: ProgressRecord, *, elapsed: float | None = None, bar: bool = True)
     frac = min(1.0, p.bytes_read / total) if total else None
     out: list[Field] = []
     if frac is not None:
-        out.append(Field(0, f"{frac * 100:3.0f}%"))
+        out.append(Field(0, f"{frac * 100:.0f}%"))
         if bar:
             done = round(frac * BAR_CELLS)
             out.append(Field(9, "█" * done + "░" * (BAR_CELLS - done)))
@@ -82,24 +82,24 @@ def fields(p: ProgressRecord, *, elapsed: float | None = None, bar: bool = True)
         unit = total_size.rsplit(" ", 1)[-1]
         if done_size.endswith(" " + unit):  # 12.3/98.8 MB
             done_size = done_size[: -len(unit) - 1]
-        out.append(Field(6, f"{done_size}/{total_size}"))
+        out.append(Field(7, f"{done_size}/{total_size}"))
     else:
-        out.append(Field(3, f"{size(p.bytes_read)} read"))
-    out.append(Field(7, f"{p.records:,} records"))
-    out.append(Field(1, f"{p.uploaded:,} calls sent"))
+        out.append(Field(4, f"{size(p.bytes_read)} read"))
+    out.append(Field(8, f"{p.records:,} records"))
+    out.append(Field(2, f"{p.uploaded:,} calls sent"))
     if p.rejected:
-        out.append(Field(2, f"{p.rejected:,} rejected"))
+        out.append(Field(3, f"{p.rejected:,} rejected"))
     if p.retries:
-        out.append(Field(5, f"{p.retries:,} retries"))
+        out.append(Field(6, f"{p.retries:,} retries"))
     status = status_of(p)
     if status:
         out.append(Field(1, status))
     elif elapsed > 0.5:
-        out.append(Field(4, f"{p.uploaded / elapsed:,.0f} calls/s"))
+        out.append(Field(5, f"{p.uploaded / elapsed:,.0f} calls/s"))
     out.append(Field(0, f"{clock(elapsed)} elapsed"))
     if frac is not None and 0 < frac < 1 and elapsed > 1 and not status:
         eta = elapsed * (1 - frac) / frac
-        out.append(Field(3, f"ETA {clock(eta)}"))
+        out.append(Field(4, f"ETA {clock(eta)}"))
     return out
 
 
