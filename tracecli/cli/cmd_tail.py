@@ -94,12 +94,13 @@ class Layout(NamedTuple):
     gap: int  # spaces between columns
 
 
-def layout(width: int) -> Layout:
+def layout(width: int, rows: list[tuple[str, ...]] | None = None) -> Layout:
     """The columns and their widths for a terminal `width` columns wide: rows never wrap.
 
-    Widths depend on the terminal only (not on the rows), so rows printed poll after poll
-    line up under the first header. The op gets half of what the fixed columns leave
-    (at most 40), the exception the rest."""
+    The op gets half of what the fixed columns leave (at most 40), the exception the rest;
+    given the first `rows`, each takes what the other does not need (a table of successes
+    wants the op names whole, a table of errors the exceptions). The layout is
+    fixed at the first table, so rows printed poll after poll line up under its header."""
     width = max(width, 20)
     gap = 2 if width >= _WIDE else 1
     for columns in _LAYOUTS:
@@ -110,6 +111,14 @@ def layout(width: int) -> Layout:
             break
     if len(shared) == 2:
         op = max(_OP_MIN, min(_OP_MAX, left // 2))
+        if rows:
+            op_need = max(cell_len(safe_text(r[1])) for r in rows)
+            exc_need = max(len(_EXCEPTION.header), *(cell_len(safe_text(r[6])) for r in rows))
+            spare = left - op - exc_need
+            if op_need > op and spare > 0:
+                op = min(_OP_MAX, op + min(spare, op_need - op))
+            elif op_need < op:
+                op = max(_OP_MIN, op_need)  # the exception takes the rest
         rest = {1: op, 6: max(1, left - op)}
     else:
         rest = {1: max(_OP_MIN, left)}
@@ -150,11 +159,15 @@ def render_row(cells: tuple[str, ...], lay: Layout, *, header: bool = False) -> 
     return line
 
 
-def render_rows(console: Console, calls: list[dict[str, Any]], header: bool) -> str:
-    """The table as text for `console`: its width, its colours (none when colour is off)."""
-    lay = layout(console.width)
+def render_rows(
+    console: Console, calls: list[dict[str, Any]], header: bool, lay: Layout | None = None
+) -> str:
+    """The table as text for `console`: its width (or the layout `lay` of an earlier
+    table), its colours (none when colour is off)."""
+    rows = [row_of(call) for call in calls]
+    lay = lay or layout(console.width, rows)
     lines = [render_row((), lay, header=True)] if header else []
-    lines += [render_row(row_of(call), lay) for call in calls]
+    lines += [render_row(row, lay) for row in rows]
     with console.capture() as captured:
         for line in lines:
             console.print(line, no_wrap=True, overflow="crop", crop=True, soft_wrap=False)
@@ -162,12 +175,13 @@ def render_rows(console: Console, calls: list[dict[str, Any]], header: bool) -> 
 
 
 class _Printer:
-    def __init__(self, fmt: OutputFormat) -> None:
+    def __init__(self, fmt: OutputFormat, follow: bool = False) -> None:
         self.fmt = fmt
+        self.follow = follow
         self.out = stdout_console()
         if not self.out.is_terminal and "COLUMNS" not in os.environ:
             self.out.width = 200  # a file or a pipe: whole rows, not a squeezed 80 columns
-        self.header_shown = False
+        self.layout: Layout | None = None  # the first table's, kept for the rows after it
 
     def calls(self, calls: list[dict[str, Any]]) -> None:
         if not calls:
@@ -175,9 +189,13 @@ class _Printer:
         if self.fmt is OutputFormat.json:
             write_stdout("\n".join(orjson.dumps(c).decode() for c in calls))
             return
-        self.out.file.write(render_rows(self.out, calls, header=not self.header_shown))
+        first = self.layout is None
+        if first:
+            # following, the rows to come are unknown: the op keeps its half
+            rows = None if self.follow else [row_of(c) for c in calls]
+            self.layout = layout(self.out.width, rows)
+        self.out.file.write(render_rows(self.out, calls, header=first, lay=self.layout))
         self.out.file.flush()
-        self.header_shown = True
 
 
 def _follow(source: CallSource, follower: Follower, printer: _Printer, interval: float) -> None:
@@ -318,7 +336,7 @@ def tail_cmd(
             call_id = resolve_id(source, name, call_id, "id")
         req = TailRequest(name, limit=limit, op=op, trace=trace, errors=errors, call_id=call_id)
         follower = Follower(source, req)
-        printer = _Printer(fmt)
+        printer = _Printer(fmt, follow)
         try:
             calls = follower.snapshot()
             if not calls and fmt is OutputFormat.text and limit > 0 and not note:

@@ -45,7 +45,8 @@ def say(console: Console, message: str, *, style: str | None = None) -> None:
         prefix = f"tracecli: {word}:"
         if text.plain.startswith(prefix):
             text.stylize(word_style, 10, len(prefix))
-    console.print(text, soft_wrap=True)
+    # a terminal gets words wrapped at its width; a pipe or a log gets one line
+    console.print(text, soft_wrap=not console.is_terminal)
 
 
 def say_diagnostic(console: Console, line: str, severity: str) -> None:
