@@ -55,7 +55,7 @@ def say_diagnostic(console: Console, line: str, severity: str) -> None:
     at = text.plain.find(f": {severity}: ")
     if at >= 0 and severity in SEVERITY_STYLES and not console.no_color:
         text.stylize(SEVERITY_STYLES[severity], at + 2, at + 2 + len(severity))
-    console.print(text, soft_wrap=True)
+    console.print(text, soft_wrap=not console.is_terminal)  # as `say`
 
 
 def warn(console: Console, message: str) -> None:
