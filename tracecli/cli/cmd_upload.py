@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from tracecli.cli import app
 from tracecli.cli.common import (
@@ -33,6 +34,7 @@ from tracecli.cli.common import (
     write_stdout,
 )
 from tracecli.cli.progress import LiveProgress, PlainProgress, plain_every
+from tracecli.cli.safe import safe_text
 from tracecli.config import load_settings
 from tracecli.diagnostics import Diagnostic
 from tracecli.transport import RetryEvent
@@ -416,7 +418,7 @@ def render_summary(report: UploadReport, console: Console, *, rich_table: bool) 
         table.add_column(style="bold")
         table.add_column(justify="right")
         for label, value in rows:
-            table.add_row(label, value)
+            table.add_row(Text(safe_text(label)), Text(safe_text(value)))  # never markup
         console.print(table)
     else:
         width = max(len(label) for label, _ in rows)

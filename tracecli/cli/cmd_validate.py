@@ -18,6 +18,7 @@ from tracecli.cli.common import (
     write_stdout,
 )
 from tracecli.cli.render import ReportFormat, plural, render
+from tracecli.cli.safe import safe_text
 from tracecli.reader import InputFormat
 from tracecli.validate import DEFAULT_MAX_ERRORS, ValidationReport, validate_paths
 from tracecli.validate import Progress as ValidateProgress
@@ -143,7 +144,7 @@ class _ProgressDisplay:
             )
 
             self.bar = Progress(
-                TextColumn("{task.description}"),
+                TextColumn("{task.description}", markup=False),  # a file name is data
                 BarColumn(),
                 DownloadColumn(),
                 TimeRemainingColumn(),
@@ -153,7 +154,7 @@ class _ProgressDisplay:
             self.bar.start()
         if p.path != self.path:
             self.path = p.path
-            self.task = self.bar.add_task(p.path, total=p.bytes_total)
+            self.task = self.bar.add_task(safe_text(p.path), total=p.bytes_total)
         self.bar.update(self.task, completed=p.bytes_done)
 
     def __exit__(self, *exc: object) -> None:
