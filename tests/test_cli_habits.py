@@ -438,3 +438,23 @@ def test_interrupted_convert_prints_one_line_and_exits_130(tmp_path: Path) -> No
     ]
     assert not (tmp_path / "out.jsonl").exists()
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_op_and_exception_share_the_width_by_what_the_first_table_needs() -> None:
+    """A table of successes shows op names whole at 80 columns; a table of errors gives
+    the exception the room; following keeps the even split (the rows to come are unknown)."""
+    import io
+
+    from rich.console import Console
+
+    from tracecli.cli.cmd_tail import layout, render_rows
+
+    ok = make_call(PROJECT, op="openai.chat.completions.create")
+    bad = make_call(PROJECT, op="tool", exception="TimeoutError: upstream")
+    console = Console(width=80, file=io.StringIO(), color_system=None)
+    assert "openai.chat.completions.create" in render_rows(console, [ok], header=True)
+    assert "TimeoutError: upstream" in render_rows(console, [bad], header=True)
+    even = layout(80)
+    assert even.widths[1] == even.widths[-1]  # op and exception, half each
+    for table in (render_rows(console, [ok, bad], header=True),):
+        assert all(len(line) <= 80 for line in table.splitlines())

@@ -97,10 +97,11 @@ class Layout(NamedTuple):
 def layout(width: int, rows: list[tuple[str, ...]] | None = None) -> Layout:
     """The columns and their widths for a terminal `width` columns wide: rows never wrap.
 
-    The op gets half of what the fixed columns leave (at most 40), the exception the rest;
-    given the first `rows`, each takes what the other does not need (a table of successes
-    wants the op names whole, a table of errors the exceptions). The layout is
-    fixed at the first table, so rows printed poll after poll line up under its header."""
+    The op gets half of what the fixed columns leave (at most 40), the exception the rest.
+    Given the first `rows` (not when following: the rows to come are unknown), each takes
+    what the other does not need — a table of errors gives the exception the room — and a
+    table with no exception at all has no exception column: the op names show whole. The
+    layout is fixed at the first table, so later rows line up under its header."""
     width = max(width, 20)
     gap = 2 if width >= _WIDE else 1
     for columns in _LAYOUTS:
@@ -109,10 +110,15 @@ def layout(width: int, rows: list[tuple[str, ...]] | None = None) -> Layout:
         shared = [c for c in columns if c.width == 0]
         if left >= _SHARED_MIN * len(shared) // 2 or columns is _LAYOUTS[-1]:
             break
-    if len(shared) == 2:
+    op_need = max((cell_len(safe_text(r[1])) for r in rows), default=0) if rows else 0
+    if rows and _EXCEPTION in columns and not any(r[6] for r in rows):
+        columns = tuple(c for c in columns if c is not _EXCEPTION)
+        left += gap  # the exception's gap too
+        shared = [_OP]
+        rest = {1: max(_OP_MIN, min(left, op_need))}
+    elif len(shared) == 2:
         op = max(_OP_MIN, min(_OP_MAX, left // 2))
         if rows:
-            op_need = max(cell_len(safe_text(r[1])) for r in rows)
             exc_need = max(len(_EXCEPTION.header), *(cell_len(safe_text(r[6])) for r in rows))
             spare = left - op - exc_need
             if op_need > op and spare > 0:

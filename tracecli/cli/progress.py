@@ -62,9 +62,13 @@ def size(n: float) -> str:
 
 
 def status_of(p: Any) -> str | None:
-    """The sender's status word, when the core gives one (a newer core does)."""
-    status = getattr(p, "status", None)
-    return safe_text(status) if status else None
+    """The sender's status (`server unreachable (connection refused); retry 5 in 8 s`),
+    when the core gives one: a `status` (or `outage`) string on the progress record."""
+    for name in ("status", "outage"):
+        status = getattr(p, name, None)
+        if isinstance(status, str) and status:
+            return safe_text(status)
+    return None
 
 
 def fields(p: ProgressRecord, *, elapsed: float | None = None, bar: bool = True) -> list[Field]:
