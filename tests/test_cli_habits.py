@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import ROOT
 from tests.faultproxy import FaultProxy, Faults
-from tests.servers import make_call, start_serve
+from tests.servers import make_call, start_serve, start_weave_ref, weave_ref_python
 from tests.uploadkit import cli_env, gen_calls, run_cli, tracecli, write_flat
 from tracecli.cli import COMMANDS, app
 from tracecli.cli.progress import fields, fit, plain_line, progress_line
@@ -32,6 +32,7 @@ from tracecli.upload import Progress
 
 runner = CliRunner()
 PROJECT = "acme/habits"
+KEY = "habits-test-key"
 
 # -- the seam: safe_text / safe_json ---------------------------------------------------------
 
@@ -197,13 +198,21 @@ def test_unknown_project_lists_ten_and_says_how_many_more(tmp_path: Path) -> Non
     assert re.search(r"\(projects there: (team/p\d\d, ){9}team/p\d\d and 3 more\)", r.stderr)
 
 
-@pytest.fixture(scope="module")
-def id_server(tmp_path_factory: pytest.TempPathFactory):
-    """`tracecli serve` holding calls whose ids share a start (as time-ordered ids do)."""
-    handle = start_serve(tmp_path_factory.mktemp("ids"))
+@pytest.fixture(scope="module", params=["serve", "weave-ref"])
+def id_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """`tracecli serve`, and weave's own server (the judge), holding calls whose ids share
+    a start (as time-ordered ids do); yields (server, the calls, tail's server options)."""
+    directory = tmp_path_factory.mktemp("ids")
+    if request.param == "serve":
+        handle = start_serve(directory)
+        options = ["--server", handle.url]
+    else:
+        weave_ref_python()  # or skip, naming what is missing
+        handle = start_weave_ref(directory, api_key=KEY)
+        options = ["--server", handle.url, "--api-key", KEY]
     shared = "0192f0a1-7c3e-7000-8000-"
     calls = [
-        make_call(PROJECT, op="first", at=1, call_id=shared + "00000000aaaa", trace_id="t" * 32),
+        make_call(PROJECT, op="first", at=1, call_id=shared + "00000000aaaa"),
         make_call(PROJECT, op="second", at=2, call_id=shared + "00000000bbbb"),
         make_call(PROJECT, op="third", at=3, call_id=str(uuid.uuid4())),
     ]
@@ -212,14 +221,14 @@ def id_server(tmp_path_factory: pytest.TempPathFactory):
         r = client.post(f"/v2/{PROJECT}/calls/complete", json={"batch": calls})
         assert r.status_code == 200, r.text
     try:
-        yield handle, calls
+        yield handle, calls, options
     finally:
         handle.stop()
 
 
 def test_tail_id_takes_what_the_table_shows(id_server) -> None:
-    handle, calls = id_server
-    base = ["tail", "--server", handle.url, "-p", PROJECT]
+    _handle, calls, options = id_server
+    base = ["tail", *options, "-p", PROJECT]
     table = runner.invoke(app, base)
     assert table.exit_code == 0, table.output
     shown = [row.split()[-1] for row in table.stdout.splitlines()[1:]]  # the id column
@@ -235,8 +244,8 @@ def test_tail_id_takes_what_the_table_shows(id_server) -> None:
 
 
 def test_tail_id_that_matches_nothing_or_several_says_so(id_server) -> None:
-    handle, calls = id_server
-    base = ["tail", "--server", handle.url, "-p", PROJECT]
+    _handle, calls, options = id_server
+    base = ["tail", *options, "-p", PROJECT]
     none = runner.invoke(app, [*base, "--id", "deadbeef"])
     assert none.exit_code == 2
     assert "tracecli: error: --id deadbeef: no call id in acme/habits starts or ends with it" in (

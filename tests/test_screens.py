@@ -84,6 +84,12 @@ def test_tail_table_fits_and_shows_hostile_text_literally(tmp_path: Path, cols: 
         assert "openai.chat.completions.create" in llm and "907" in llm
     assert_no_foreign_escapes(run.raw)
     assert b"\x1b]8;" not in run.raw  # no hyperlink was made
+    # the status is coloured on a terminal: errors red, successes green
+    assert b"\x1b[1;31merror\x1b[0m" in run.raw and b"\x1b[32msuccess\x1b[0m" in run.raw
+    plain = run_on_pty(
+        ["tail", "--db", str(db), "-p", PROJECT], cols=cols, cwd=tmp_path, env=pty_env(NO_COLOR="1")
+    )
+    assert b"\x1b[32m" not in plain.raw and b"\x1b[1;31m" not in plain.raw
 
 
 def test_hostile_text_is_shown_escaped_on_a_wide_terminal_and_in_a_pipe(tmp_path: Path) -> None:

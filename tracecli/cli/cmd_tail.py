@@ -155,7 +155,7 @@ def render_row(cells: tuple[str, ...], lay: Layout, *, header: bool = False) -> 
             text = text[-8:]  # the time of "YYYY-MM-DD HH:MM:SS"
         cell = _cell(text, width, column.right and not header)
         if not header and column.cell == 2:
-            cell.stylize(STATUS_STYLES.get(text, ""))
+            cell.stylize(STATUS_STYLES.get(text, ""), 0, len(text))  # the word, not its padding
         line += cell
         if i < last:
             line += " " * lay.gap
