@@ -121,8 +121,11 @@ def test_h_is_help_everywhere() -> None:
         assert r.stdout.startswith(f"Usage: tracecli {name}"), r.stdout[:80]
 
 
-def test_help_looks_finished() -> None:
+def test_help_looks_finished(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
     for name, text in _helps().items():
+        long = [line for line in text.splitlines() if len(line) > 80]
+        assert not long, f"`tracecli {name} --help` is wider than 80 columns: {long}"
         for leak in ("<str>", "list[", "{paths}", "<int", "<float", "paths...", "<path>"):
             assert leak not in text, f"`tracecli {name} --help` shows {leak!r}"
         if name not in ("", "config", "serve"):  # serve's help is the server side's

@@ -118,7 +118,7 @@ def epilog(examples: list[tuple[str, str]], exit_codes: list[tuple[int, str]]) -
     return "\n".join(lines)
 
 
-EXIT_USAGE = (2, "usage or configuration error (bad option, missing key, unreachable server)")
+EXIT_USAGE = (2, "usage or configuration error (bad option or setting, no key, no server)")
 EXIT_INTERRUPTED = (130, "interrupted (Ctrl-C)")
 
 
