@@ -67,7 +67,7 @@ _STARTED = Column(0, "started (UTC)", 19)
 _TIME = Column(0, "started", 8)  # HH:MM:SS, when the date does not fit
 _OP = Column(1, "op", 0)
 _STATUS = Column(2, "status", 11)
-_STATUS_NARROW = Column(2, "status", 7)  # "child error" becomes "child e…"
+_STATUS_NARROW = Column(2, "status", 9)  # "child error" is written "child err"
 _DURATION = Column(3, "duration", 8, right=True)
 _TOKENS = Column(4, "tokens", 7, right=True)
 _ID = Column(5, "id", ID_SHOWN)
@@ -153,9 +153,12 @@ def render_row(cells: tuple[str, ...], lay: Layout, *, header: bool = False) -> 
         text = column.header if header else cells[column.cell]
         if not header and column is _TIME:
             text = text[-8:]  # the time of "YYYY-MM-DD HH:MM:SS"
+        style = STATUS_STYLES.get(text, "") if not header and column.cell == 2 else ""
+        if column is _STATUS_NARROW and text == "child error":
+            text = "child err"
         cell = _cell(text, width, column.right and not header)
-        if not header and column.cell == 2:
-            cell.stylize(STATUS_STYLES.get(text, ""), 0, len(text))  # the word, not its padding
+        if style:
+            cell.stylize(style, 0, len(text))  # the word, not its padding
         line += cell
         if i < last:
             line += " " * lay.gap
