@@ -12,6 +12,7 @@ its screen drawn by a terminal emulator (pyte) and read back.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -107,6 +108,12 @@ def test_hostile_text_is_shown_escaped_on_a_wide_terminal_and_in_a_pipe(tmp_path
     assert_no_foreign_escapes(run.raw)
     assert_no_foreign_escapes(piped.stdout.encode())
     assert "\x1b" not in piped.stdout + piped.stderr
+    # --format json: the same values for a parser, nothing a terminal acts on
+    js = run_cli(*args, "--format", "json")
+    assert js.returncode == 0, js.stderr
+    assert not re.search("[\x00-\x1f\x7f-\x9f\u202e]", js.stdout.replace("\n", ""))
+    exceptions = {json.loads(line)["exception"] for line in js.stdout.splitlines()}
+    assert HOSTILE_EXC in exceptions
 
 
 @pytest.mark.parametrize("cols", [80, 120])
