@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -263,6 +265,21 @@ def test_tail_id_that_matches_nothing_or_several_says_so(id_server) -> None:
     assert [orjson.loads(x)["op_name"] for x in trace.stdout.splitlines()] == ["first"]
 
 
+def _read_until(stream: Any, needle: str, seconds: float) -> str:
+    """What `stream` (a child's pipe) says until it holds `needle`, or `seconds` pass; read
+    from the file descriptor (a buffered reader would hide lines from select)."""
+    seen = b""
+    deadline = time.monotonic() + seconds
+    while needle.encode() not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([stream.fileno()], [], [], 0.2)
+        if ready:
+            chunk = os.read(stream.fileno(), 65536)
+            if not chunk:
+                break
+            seen += chunk
+    return seen.decode(errors="replace")
+
+
 def test_tail_f_follows_and_waits_for_a_new_project(tmp_path: Path) -> None:
     """`-f` is --follow (as `tail -f`); a project with no calls is waited for, not exit 2."""
     db = _store_with(tmp_path, [make_call("team/other")])
@@ -274,19 +291,19 @@ def test_tail_f_follows_and_waits_for_a_new_project(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        time.sleep(1.5)
-        assert proc.poll() is None, proc.communicate()
+        err = _read_until(proc.stderr, "waiting for the first ones", 60)
+        assert "no calls in acme/habits yet; waiting for the first ones" in err, err
+        assert proc.poll() is None
         with Store(db) as store:
             store.calls_complete([make_call(PROJECT, op="arrived")])
-        time.sleep(1.5)
+        out = _read_until(proc.stdout, "arrived", 60)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        rest, more = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, err
-    assert "no calls in acme/habits yet; waiting for the first ones" in err
-    assert "arrived" in out
+    assert proc.returncode == 0, err + more
+    assert "arrived" in out + rest
 
 
 # -- trace text everywhere tracecli prints ---------------------------------------------------
@@ -438,7 +455,11 @@ def test_interrupted_convert_prints_one_line_and_exits_130(tmp_path: Path) -> No
         assert proc.stdin is not None
         proc.stdin.write(json.dumps({"type": "call", **call}) + "\n")
         proc.stdin.flush()
-        time.sleep(1.5)  # reading stdin, which stays open
+        # converting: its temporary output file exists (stdin stays open)
+        deadline = time.monotonic() + 60
+        while not list(tmp_path.glob(".out.jsonl.*.tmp")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert list(tmp_path.glob(".out.jsonl.*.tmp")), "convert did not start"
         proc.send_signal(signal.SIGINT)
         _out, err = proc.communicate(timeout=30)
     finally:
