@@ -153,7 +153,7 @@ def _tidy(cmd: Any) -> Any:
             # `--host <str>`, `--port <int range>`: a name in capitals instead; choices stay
             desc = getattr(param, "type_descriptor", None)
             if param.metavar is None and not param.is_flag and not getattr(desc, "is_choice", 0):
-                param.metavar = param.name.upper()
+                param.metavar = param.name.rsplit("_", 1)[-1].upper()  # api_key: KEY
             continue
         if getattr(param, "param_type_name", "") != "argument":
             continue
