@@ -155,7 +155,7 @@ def test_help_looks_finished(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_shell_completion_offers_the_choices_of_target() -> None:
     words = "tracecli upload --target "
     proc = subprocess.run(
-        [*tracecli(), *[]],
+        tracecli(),
         env=cli_env(_TRACECLI_COMPLETE="complete_bash", COMP_WORDS=words, COMP_CWORD="3"),
         capture_output=True,
         text=True,
