@@ -288,7 +288,8 @@ def test_help_lists_every_command_and_each_one_runs() -> None:
 
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    listed = [ln.split()[0] for ln in result.stdout.split("Commands:")[1].splitlines() if ln]
+    listing = result.stdout.split("Commands:\n")[1].split("\n\n")[0]
+    listed = [ln.split()[0] for ln in listing.splitlines() if ln.startswith("  ") and ln[2] != " "]
     assert listed == list(COMMANDS)
     for name in COMMANDS:
         sub = runner.invoke(app, [name, "--help"])

@@ -51,9 +51,12 @@ class TailRequest:
     op: str | None = None
     trace: str | None = None
     errors: bool = False
+    call_id: str | None = None
 
     def filter(self) -> dict[str, Any] | None:
         f: dict[str, Any] = {}
+        if self.call_id:
+            f["call_ids"] = [self.call_id]
         if self.op:
             f["op_names"] = [self.op]
         if self.trace:
@@ -223,21 +226,33 @@ def open_source(
     return ServerSource(target.server, key)
 
 
-def resolve_project(source: CallSource, project: str | None) -> tuple[str, str | None]:
+def and_more(items: list[str], shown: int = 10) -> str:
+    """`a, b, c` or, for a longer list cut to `shown`, `a, b, c and 3 more`."""
+    if len(items) <= shown:
+        return ", ".join(items)
+    return f"{', '.join(items[:shown])} and {len(items) - shown} more"
+
+
+def resolve_project(
+    source: CallSource, project: str | None, *, wait: bool = False
+) -> tuple[str, str | None]:
     """The project to show and a note when it was picked for the user.
 
     Without --project: the store's only project, else its most recently active one (latest
     call start), with a note naming the others; the same from `tracecli serve`; a Weave
     server cannot list projects, so there --project is required. A project with no calls is
-    an error (exit 2): it is usually a typo.
+    an error (exit 2): it is usually a typo; unless `wait` (--follow), where it is the
+    project a program is about to write to, and the note says tail waits for its calls.
     """
     if project is not None:
         problems = list(rules.check_project_id(project, "--project"))
         if problems:
             raise UsageError(f"--project must be entity/project, got {project!r}")
         if not _has_calls(source, project):
+            if wait:
+                return project, f"no calls in {project} yet; waiting for the first ones"
             known = source.projects()
-            hint = f" (projects there: {', '.join(known[:10])})" if known else ""
+            hint = f" (projects there: {and_more(known)})" if known else ""
             raise TailError(f"project {project!r} has no calls in {source.description}{hint}")
         return project, None
     projects = source.projects()
@@ -247,13 +262,15 @@ def resolve_project(source: CallSource, project: str | None) -> tuple[str, str |
             "cannot list its projects); or set project in tracecli.yaml or TRACECLI_PROJECT"
         )
     if not projects:
-        raise TailError(f"{source.description} holds no calls yet")
+        raise TailError(
+            f"{source.description} holds no calls yet"
+            + ("; give --project to wait for a project's first calls" if wait else "")
+        )
     if len(projects) == 1:
         return projects[0], None
-    others = ", ".join(projects[1:6]) + (", ..." if len(projects) > 6 else "")
     return projects[0], (
         f"showing {projects[0]}, the most recently active of {len(projects)} projects "
-        f"(others: {others}); choose with --project"
+        f"(others: {and_more(projects[1:], 5)}); choose with --project"
     )
 
 
@@ -454,9 +471,14 @@ STATUS_LABELS = {
 COLUMNS = ("started (UTC)", "op", "status", "duration", "tokens", "id", "exception")
 
 
+_TRACEBACK_HEAD = "Traceback (most recent call last):"
+
+
 def exception_line(exception: Any) -> str:
-    """The first line of a call's exception; the weave SDK stores it as JSON
-    (`{"type": "ValueError", "message": "boom", "traceback": [...]}`): `ValueError: boom`."""
+    """The exception as one line, type and message: the weave SDK stores it as JSON
+    (`{"type": "ValueError", "message": "boom", "traceback": [...]}`): `ValueError: boom`; a
+    logged Python traceback ends with that line, so its last line is the one shown; other
+    text shows its first line."""
     if not exception:
         return ""
     text = str(exception).strip()
@@ -468,11 +490,21 @@ def exception_line(exception: Any) -> str:
         if isinstance(data, dict) and isinstance(data.get("type"), str):
             message = data.get("message")
             text = f"{data['type']}: {message}" if message not in (None, "") else data["type"]
-    return text.splitlines()[0] if text else ""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    if _TRACEBACK_HEAD in lines[0]:
+        # the exception is the last unindented line (its message may span lines after it)
+        unindented = [line for line in lines[1:] if not line[:1].isspace()]
+        return (unindented[0] if unindented else lines[-1]).strip()
+    return lines[0]
+
+
+ID_SHOWN = 8  # the end of an id: what the table shows and --id/--trace accept
 
 
 def row_of(call: Mapping[str, Any]) -> tuple[str, ...]:
-    """The table cells of one call, in COLUMNS order."""
+    """The table cells of one call, in COLUMNS order (raw text: the CLI makes it safe)."""
     op = call.get("display_name") or call.get("op_name") or ""
     if isinstance(op, str) and op.startswith("weave:///"):
         op = op.rsplit("/", 1)[-1].split(":", 1)[0] or op
@@ -484,9 +516,10 @@ def row_of(call: Mapping[str, Any]) -> tuple[str, ...]:
         STATUS_LABELS[status_of(call)],
         format_duration(duration_of(call)),
         f"{tokens:,}" if tokens is not None else "",
-        # The end: time-ordered ids (UUIDv7, what the weave SDK makes) share their start.
-        str(call.get("id") or "")[-8:],
-        first[:80] + ("…" if len(first) > 80 else ""),
+        # The end: time-ordered ids (UUIDv7, what the weave SDK makes) share their start;
+        # `--id` takes it back (a unique prefix or suffix of an id).
+        str(call.get("id") or "")[-ID_SHOWN:],
+        first[:200] + ("…" if len(first) > 200 else ""),
     )
 
 
@@ -500,6 +533,7 @@ __all__ = [
     "TailError",
     "TailEvent",
     "TailRequest",
+    "and_more",
     "open_source",
     "recent",
     "resolve_project",

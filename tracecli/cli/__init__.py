@@ -11,6 +11,8 @@ short help) only when they list it.
 from __future__ import annotations
 
 import importlib
+import re
+import sys
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
@@ -19,17 +21,19 @@ from typer.core import TyperGroup
 
 from tracecli import __version__
 
-# command → the module that registers it, in the order `--help` lists them
+# command → the module that registers it, in the order `--help` lists them: the order
+# people use them in
 COMMANDS: dict[str, str] = {
-    "login": "tracecli.cli.cmd_config",
-    "convert": "tracecli.cli.cmd_convert",
-    "schema": "tracecli.cli.cmd_schema",
-    "serve": "tracecli.cli.cmd_serve",
-    "tail": "tracecli.cli.cmd_tail",
-    "upload": "tracecli.cli.cmd_upload",
     "validate": "tracecli.cli.cmd_validate",
+    "upload": "tracecli.cli.cmd_upload",
+    "tail": "tracecli.cli.cmd_tail",
+    "serve": "tracecli.cli.cmd_serve",
+    "convert": "tracecli.cli.cmd_convert",
+    "login": "tracecli.cli.cmd_config",
     "config": "tracecli.cli.cmd_config",
+    "schema": "tracecli.cli.cmd_schema",
 }
+PROG = "tracecli"
 
 
 class _LazyCommands(MutableMapping[str, Any]):
@@ -72,7 +76,8 @@ class _LazyGroup(TyperGroup):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.commands = _LazyCommands(self.commands)
+        # commands whose module was imported before are built by Typer here: tidy them too
+        self.commands = _LazyCommands({n: _tidy(c) for n, c in self.commands.items()})
 
     def list_commands(self, ctx: Any) -> list[str]:
         return list(self.commands)  # names only: Typer's version builds every command
@@ -80,24 +85,110 @@ class _LazyGroup(TyperGroup):
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         return self.commands.get(cmd_name)
 
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Click's main, with its usage errors in tracecli's one-line form.
+
+        Click prints a usage error as three lines (usage, a hint, `Error: ...`) and Typer's
+        enum parsing words it as pydantic does (`Value error, 'x' is not one of ...`); every
+        other tracecli error is `tracecli: error: ...` on one line, exit 2, so these are too.
+        """
+        standalone = kwargs.pop("standalone_mode", True)
+        kwargs.setdefault("prog_name", PROG)
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.Exit as exc:  # raised outside a command's invocation
+            if not standalone:
+                raise
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            if not standalone:
+                raise
+            print(f"{PROG}: aborted", file=sys.stderr)
+            sys.exit(1)
+        except typer.TyperException as exc:  # Click's UsageError and its kin
+            if not standalone:
+                raise
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `tracecli upload`: its help
+                exc.show()  # type: ignore[attr-defined]
+                sys.exit(2)
+            from tracecli.cli.common import fail
+
+            raise SystemExit(fail(usage_message(exc), 2).exit_code) from None
+        if not standalone:
+            return rv
+        # non-standalone Click returns a command's typer.Exit code; commands return None
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+_INVALID = re.compile(r"^Invalid value for (?P<hint>.+?): (?P<why>.*)$", re.S)
+
+
+def usage_message(exc: Exception) -> str:
+    """One line for a Click usage error: `--mode: 'x' is not one of auto, complete, ...`,
+    naming the command and where its help is."""
+    text = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    text = text.replace("Value error, ", "")
+    m = _INVALID.match(text)
+    if m:
+        hint = m.group("hint").replace("'", "").replace(" / ", "/")
+        text = f"{hint}: {m.group('why')}"
+    text = re.sub(r"^Missing argument '(\w+)'", lambda m: f"missing {m.group(1).upper()}", text)
+    text = text.replace("No such option: ", "no such option: ").replace(
+        "No such command ", "no such command "
+    )
+    text = re.sub(r"Input should be a valid integer.*$", "expected a whole number", text)
+    text = re.sub(r"Input should be a valid number.*$", "expected a number", text)
+    text = re.sub(r"\(Possible options: ([^)]*)\)", r"(did you mean \1?)", text)
+    text = " ".join(text.split()).rstrip(".")
+    ctx = getattr(exc, "ctx", None)
+    path = ctx.command_path if ctx is not None else PROG
+    return f"{text} (see {path} --help)"
+
+
+def _tidy(cmd: Any) -> Any:
+    """Help as a person writes it: an argument `PATH...` in the usage line and in its help
+    row, not Typer's `{paths}...` and `<list[str]>` (a Python type showing through)."""
+    for param in getattr(cmd, "params", ()):
+        if getattr(param, "param_type_name", "") == "option":
+            # `--host <str>`, `--port <int range>`: a name in capitals instead; choices stay
+            desc = getattr(param, "type_descriptor", None)
+            if param.metavar is None and not param.is_flag and not getattr(desc, "is_choice", 0):
+                param.metavar = param.name.rsplit("_", 1)[-1].upper()  # api_key: KEY
+            continue
+        if getattr(param, "param_type_name", "") != "argument":
+            continue
+        metavar = param.metavar or param.name.upper()
+        piece = metavar if param.nargs == 1 else f"{metavar.removesuffix('...')}..."
+        shown = piece if param.required else f"[{piece}]"
+        param.get_usage_pieces = lambda ctx, shown=shown: [shown]
+        param.display_type_rich = lambda ctx: ""
+        param._rich_display_name = lambda piece=piece: piece
+    for sub in getattr(cmd, "commands", {}).values():
+        _tidy(sub)
+    return cmd
+
 
 def _build(name: str) -> Any:
     """Import the module of command `name` (it registers on `app`) and build its command."""
     importlib.import_module(COMMANDS[name])
     for info in app.registered_commands:
         if info.name == name:
-            return typer.main.get_command_from_info(
-                info,
-                pretty_exceptions_short=app.pretty_exceptions_short,
-                rich_markup_mode=app.rich_markup_mode,
+            return _tidy(
+                typer.main.get_command_from_info(
+                    info,
+                    pretty_exceptions_short=app.pretty_exceptions_short,
+                    rich_markup_mode=app.rich_markup_mode,
+                )
             )
     for group in app.registered_groups:
         if group.name == name:
-            return typer.main.get_group_from_info(
-                group,
-                pretty_exceptions_short=app.pretty_exceptions_short,
-                rich_markup_mode=app.rich_markup_mode,
-                suggest_commands=app.suggest_commands,
+            return _tidy(
+                typer.main.get_group_from_info(
+                    group,
+                    pretty_exceptions_short=app.pretty_exceptions_short,
+                    rich_markup_mode=app.rich_markup_mode,
+                    suggest_commands=app.suggest_commands,
+                )
             )
     raise LookupError(f"{COMMANDS[name]} does not register the command {name!r}")
 
@@ -110,6 +201,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=True,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="\b\nExamples:\n"
+    "  tracecli validate traces/\n"
+    "  tracecli upload traces/ --server https://trace.wandb.ai -p acme/agents\n"
+    "  tracecli tail -f\n"
+    "\n\b\nExit codes (each command's -h says which it uses):\n"
+    "  0    all good\n"
+    "  1    invalid input, or records rejected or not sent\n"
+    "  2    usage or configuration error\n"
+    "  130  interrupted (Ctrl-C): run the same command again to resume\n"
+    "  143  stopped by SIGTERM: the same",
 )
 
 
@@ -129,4 +231,4 @@ def _root(
 
 
 def main() -> None:
-    app()
+    app(prog_name=PROG)

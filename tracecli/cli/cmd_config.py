@@ -20,10 +20,13 @@ from tracecli.cli.common import (
     ProfileOpt,
     ProjectOpt,
     ServerOpt,
+    epilog,
     handle_errors,
+    say,
     stderr_console,
     write_stdout,
 )
+from tracecli.cli.safe import safe_text
 from tracecli.config import Settings, load_settings
 from tracecli.login import LoginError, login, stored_key_location
 
@@ -60,18 +63,32 @@ def _text(value: object) -> str:
 def render_settings(settings: Settings) -> str:
     """Three aligned columns, name / value / source: for people, not for parsing."""
     rows = [
-        (name, _text(settings.value_for_display(name)), str(settings.origin(name)))
+        (
+            name,
+            safe_text(_text(settings.value_for_display(name))),
+            safe_text(settings.origin(name)),
+        )
         for name in settings.NAMES
     ]
     wn = max(len(n) for n, _, _ in rows)
     wv = max(len(v) for _, v, _ in rows)
     lines = [f"{n:<{wn}}  {v:<{wv}}  {s}".rstrip() for n, v, s in rows]
     lines.append("")
-    lines.append("files: " + (", ".join(str(p) for p in settings.files) or "none found"))
+    files = ", ".join(safe_text(p) for p in settings.files)
+    lines.append("files: " + (files or "none found"))
     return "\n".join(lines)
 
 
-@config_app.command("show")
+@config_app.command(
+    "show",
+    epilog=epilog(
+        [
+            ("tracecli config show", "what upload and tail would use, and where it came from"),
+            ("tracecli config show --profile ci --format json", ""),
+        ],
+        [(0, "settings shown"), (2, "a configuration error (the line says which file)")],
+    ),
+)
 @handle_errors
 def show(
     profile: ProfileOpt = None,
@@ -95,7 +112,7 @@ def show(
     }
     settings = load_settings(values, profile=profile)
     for warning in settings.warnings:
-        stderr_console().print(f"tracecli: warning: {warning}", markup=False)
+        say(stderr_console(), f"tracecli: warning: {warning}")
     if output is OutputFormat.json:
         write_stdout(json.dumps(settings.to_dict(), indent=2))
     else:
@@ -110,7 +127,21 @@ def read_key(prompt: str) -> str:
     return line.strip()
 
 
-@app.command("login")
+@app.command(
+    "login",
+    short_help="Check an API key against its server and store it.",
+    epilog=epilog(
+        [
+            ("tracecli login", "W&B's cloud, as wandb login"),
+            ("tracecli login --server https://weave.example.com", "a Weave server of your own"),
+            ("echo $FREEPLAY_KEY | tracecli login --target freeplay", "a key from stdin"),
+        ],
+        [
+            (0, "key checked and stored (or already stored)"),
+            (2, "wrong key, unreachable server or usage"),
+        ],
+    ),
+)
 @handle_errors
 def login_cmd(
     target: Annotated[
@@ -119,7 +150,16 @@ def login_cmd(
             "--target", help="weave or freeplay (default: from the settings, else weave)."
         ),
     ] = None,
-    server: ServerOpt = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            metavar="URL",
+            help="Server to log in to (default: from the settings, else W&B's cloud for "
+            "weave, Freeplay's API for freeplay).",
+            show_default=False,
+        ),
+    ] = None,
     profile: ProfileOpt = None,
     relogin: Annotated[
         bool, typer.Option("--relogin", help="Replace a key that is already stored.")
@@ -156,10 +196,10 @@ def login_cmd(
     if not relogin:
         where = stored_key_location(settings)
         if where is not None:
-            console.print(
+            say(
+                console,
                 f"tracecli: already logged in to {settings.server} (key in {where}); "
                 "pass --relogin to replace it",
-                markup=False,
             )
             return
     name = "W&B" if settings.target == "weave" else "Freeplay"
@@ -167,4 +207,4 @@ def login_cmd(
     if not key:
         raise LoginError("no key given (type it at the prompt, or pipe it on stdin)")
     result = login(settings, SecretStr(key), verify=verify)
-    console.print(f"tracecli: {result.message()}", markup=False)
+    say(console, f"tracecli: {result.message()}")

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, Annotated
@@ -21,7 +21,18 @@ from typing import IO, Annotated
 import typer
 
 from tracecli.cli import app
-from tracecli.cli.common import FormatOpt, OutputFormat, handle_errors, stderr_console, write_stdout
+from tracecli.cli.common import (
+    EXIT_USAGE,
+    FormatOpt,
+    OutputFormat,
+    epilog,
+    handle_errors,
+    say,
+    say_diagnostic,
+    stderr_console,
+    write_stdout,
+)
+from tracecli.cli.safe import safe_json_bytes
 from tracecli.convert import ConvertReport, convert
 from tracecli.diagnostics import Diagnostic, UsageError
 from tracecli.otel.convert import convert_otlp
@@ -39,13 +50,30 @@ class InputFormat(StrEnum):
     yaml = "yaml"
 
 
-@app.command("convert")
+@app.command(
+    "convert",
+    short_help="Convert trace files for another backend (Weave calls to Freeplay).",
+    epilog=epilog(
+        [
+            ("tracecli convert run.jsonl --to freeplay -o freeplay.jsonl", ""),
+            ("tracecli convert traces/ --to freeplay | jq -c .", "records on stdout"),
+        ],
+        [
+            (0, "every record converted"),
+            (1, "some records could not be (each is named by file, line and field)"),
+            EXIT_USAGE,
+            (130, "interrupted (Ctrl-C): no output file is left behind"),
+        ],
+    ),
+)
 @handle_errors
 def convert_command(
     paths: Annotated[
         list[str],
         typer.Argument(
-            help="Trace files or directories (.jsonl, .ndjson, .yaml, .gz); '-' for stdin.",
+            metavar="PATH",
+            help="Trace files (.jsonl, .ndjson, .yaml, .yml, optionally .gz), directories "
+            "(searched recursively) or - for stdin.",
             show_default=False,
         ),
     ],
@@ -61,7 +89,11 @@ def convert_command(
     output_file: Annotated[
         str | None,
         typer.Option(
-            "--output", "-o", help="Write the records here instead of stdout.", show_default=False
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write the records here instead of stdout.",
+            show_default=False,
         ),
     ] = None,
     strict: Annotated[
@@ -104,37 +136,49 @@ def convert_command(
             hidden += 1
             return
         printed += 1
-        err.print(d.one_line(), markup=False, highlight=False)
+        say_diagnostic(err, d.one_line(), d.severity.value)
 
+    def writer_for(out: IO[bytes]) -> Callable[[bytes], object]:
+        # records on a terminal or pipe are escaped; a file gets them as they are
+        return _safe_writer(out) if output_file in (None, "-") else out.write
+
+    try:
+        if to is Backend.weave:
+            with _sink(output_file) as out:
+                otel = convert_otlp(
+                    paths, writer_for(out), project=project, strict=strict, on_diagnostic=show
+                )
+        else:
+            with _sink(output_file) as out:
+                report = convert(
+                    paths,
+                    writer_for(out),
+                    to=to.value,
+                    input_format=input_format.value,  # type: ignore[arg-type]
+                    strict=strict,
+                    on_diagnostic=show,
+                )
+    except KeyboardInterrupt:
+        # the temporary file is gone (_sink); the output file, if any, is as it was
+        where = f"; {output_file} was not written" if output_file not in (None, "-") else ""
+        say(err, f"tracecli: interrupted{where}")
+        raise typer.Exit(130) from None
     if to is Backend.weave:
-        with _sink(output_file) as out:
-            otel = convert_otlp(
-                paths, out.write, project=project, strict=strict, on_diagnostic=show
-            )
         if hidden:
-            err.print(f"... and {hidden} more diagnostics (--verbose shows all)", markup=False)
+            say(err, f"... and {hidden} more diagnostics (--verbose shows all)")
         if fmt is OutputFormat.json:
             write_stdout(json.dumps(otel.to_dict()))
         elif not quiet:
             for line in otel.summary_lines(output_file or "stdout"):
-                err.print(line, markup=False, highlight=False)
+                say(err, line)
         raise typer.Exit(otel.exit_code)
-    with _sink(output_file) as out:
-        report = convert(
-            paths,
-            out.write,
-            to=to.value,
-            input_format=input_format.value,  # type: ignore[arg-type]
-            strict=strict,
-            on_diagnostic=show,
-        )
     if hidden:
-        err.print(f"... and {hidden} more diagnostics (--verbose shows all)", markup=False)
+        say(err, f"... and {hidden} more diagnostics (--verbose shows all)")
     if fmt is OutputFormat.json:
         write_stdout(json.dumps(report.to_dict()))
     elif not quiet:
         for line in summary_lines(report, output_file):
-            err.print(line, markup=False, highlight=False)
+            say(err, line)
     raise typer.Exit(report.exit_code)
 
 
@@ -155,6 +199,16 @@ def summary_lines(report: ConvertReport, output_file: str | None) -> list[str]:
     if report.warnings:
         lines.append(f"  {report.warnings:,} warnings")
     return lines
+
+
+def _safe_writer(out: IO[bytes]) -> Callable[[bytes], object]:
+    """Records for stdout (a terminal, a pipe): the JSON characters a terminal could act on
+    (C1 controls, bidi overrides) written as \\u escapes; the same JSON for a parser."""
+
+    def write(data: bytes) -> object:
+        return out.write(safe_json_bytes(data))
+
+    return write
 
 
 @contextlib.contextmanager

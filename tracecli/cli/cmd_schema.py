@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from tracecli.cli import app
-from tracecli.cli.common import handle_errors, write_stdout
+from tracecli.cli.common import EXIT_USAGE, epilog, handle_errors, write_stdout
 from tracecli.json_schema import record_schema
 
 
@@ -22,7 +22,17 @@ class Shape(StrEnum):
     freeplay = "freeplay"
 
 
-@app.command("schema")
+@app.command(
+    "schema",
+    short_help="Print the JSON Schema of a trace record, for editors.",
+    epilog=epilog(
+        [
+            ("tracecli schema --list > trace.schema.json", "for an editor (YAML lists too)"),
+            ("tracecli schema --shape complete", "one shape only"),
+        ],
+        [(0, "the schema is printed"), EXIT_USAGE],
+    ),
+)
 @handle_errors
 def schema(
     shape: Annotated[

@@ -4,31 +4,36 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import orjson
 import typer
+from rich.cells import cell_len
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
 from tracecli.cli import app
 from tracecli.cli.common import (
+    EXIT_USAGE,
     ApiKeyOpt,
     DbOpt,
-    FormatOpt,
     OutputFormat,
     ProfileOpt,
     ProjectOpt,
     ServerOpt,
+    epilog,
     handle_errors,
+    say,
     stderr_console,
     stdout_console,
+    warn,
     write_stdout,
 )
+from tracecli.cli.safe import safe_text
 from tracecli.config import load_settings
 from tracecli.diagnostics import UsageError
 from tracecli.tail import (
-    COLUMNS,
+    ID_SHOWN,
     CallSource,
     Follower,
     TailError,
@@ -38,66 +43,154 @@ from tracecli.tail import (
     resolve_project,
     row_of,
 )
+from tracecli.tail_ids import resolve_id
 
-# Fixed widths so that rows printed poll after poll line up under the first table's header;
-# None: the op (up to 30) and the exception share what the terminal has left.
-_WIDTHS = (19, None, 11, 8, 9, 8, None)
-_OP_MAX, _OP_MIN, _EXC_MIN = 30, 12, 9
-
-
-def _layout(width: int) -> tuple[int, ...]:
-    """Column widths for a terminal `width`: the fixed columns never shrink (a cut time or
-    id is useless); the op (up to 30) and the exception share the rest, at least 12 and 9."""
-    left = width - sum(w for w in _WIDTHS if w) - 2 * (len(_WIDTHS) - 1)
-    op = max(_OP_MIN, min(_OP_MAX, left // 2))
-    exc = max(_EXC_MIN, left - op)
-    return tuple(w if w else (op if i == 1 else exc) for i, w in enumerate(_WIDTHS))
+STATUS_STYLES = {
+    "success": "green",
+    "error": "bold red",
+    "child error": "red",
+    "running": "yellow",
+}
 
 
-def _table(calls: list[dict[str, Any]], header: bool, width: int) -> Table:
-    # No box: the header's rows and the rows of later polls share one layout.
-    table = Table(box=None, show_header=header, show_edge=False, pad_edge=False)
-    widths = _layout(width)
-    needed = sum(widths) + 2 * (len(widths) - 1)
-    if needed > width:
-        table.width = needed  # narrower than 80 columns: let the terminal wrap, never squeeze
-    for i, (name, w) in enumerate(zip(COLUMNS, widths, strict=True)):
-        last = i == len(widths) - 1
-        table.add_column(
-            name,
-            width=None if last else w,
-            min_width=None if last else w,
-            max_width=w,
-            no_wrap=True,
-            overflow="ellipsis",
-            justify="right" if name in ("duration", "tokens") else "left",
-        )
-    for call in calls:
-        table.add_row(*row_of(call))
-    return table
+class Column(NamedTuple):
+    """One column of the table: the index of its cell in `row_of`, its header, its width
+    (0: op or exception, which share what the terminal has left) and its alignment."""
+
+    cell: int
+    header: str
+    width: int
+    right: bool = False
 
 
-def render_rows(console: Console, calls: list[dict[str, Any]], header: bool) -> str:
-    """The table as text for `console` (its colours, its width, or wider on a terminal too
-    narrow for the fixed columns), without the blanks Rich pads the last cell with."""
-    table = _table(calls, header=header, width=console.width)
-    width = console.width
-    console.width = max(width, table.width or 0)
-    try:
-        with console.capture() as captured:
-            console.print(table)
-    finally:
-        console.width = width
-    return "".join(line.rstrip() + "\n" for line in captured.get().splitlines())
+_STARTED = Column(0, "started (UTC)", 19)
+_TIME = Column(0, "started", 8)  # HH:MM:SS, when the date does not fit
+_OP = Column(1, "op", 0)
+_STATUS = Column(2, "status", 11)
+_STATUS_NARROW = Column(2, "status", 9)  # "child error" is written "child err"
+_DURATION = Column(3, "duration", 8, right=True)
+_TOKENS = Column(4, "tokens", 7, right=True)
+_ID = Column(5, "id", ID_SHOWN)
+_EXCEPTION = Column(6, "exception", 0)
+
+# Layouts from the widest down: the first whose fixed columns leave op and exception at
+# least _SHARED_MIN cells between them is used. Less useful columns go first: the date,
+# then tokens and duration; the time, op, status and id stay (the id is what --id takes).
+_LAYOUTS: tuple[tuple[Column, ...], ...] = (
+    (_STARTED, _OP, _STATUS, _DURATION, _TOKENS, _ID, _EXCEPTION),
+    (_TIME, _OP, _STATUS_NARROW, _DURATION, _TOKENS, _ID, _EXCEPTION),
+    (_TIME, _OP, _STATUS_NARROW, _ID, _EXCEPTION),
+    (_TIME, _OP, _STATUS_NARROW, _ID),
+)
+_SHARED_MIN = 30
+_OP_MAX = 40
+_OP_MIN = 10
+_WIDE = 140  # from here on, two spaces between columns (one below: the cells need it)
+
+
+class Layout(NamedTuple):
+    columns: tuple[Column, ...]
+    widths: tuple[int, ...]
+    gap: int  # spaces between columns
+
+
+def layout(width: int, rows: list[tuple[str, ...]] | None = None) -> Layout:
+    """The columns and their widths for a terminal `width` columns wide: rows never wrap.
+
+    The op gets half of what the fixed columns leave (at most 40), the exception the rest.
+    Given the first `rows` (not when following: the rows to come are unknown), each takes
+    what the other does not need — a table of errors gives the exception the room — and a
+    table with no exception at all has no exception column: the op names show whole. The
+    layout is fixed at the first table, so later rows line up under its header."""
+    width = max(width, 20)
+    gap = 2 if width >= _WIDE else 1
+    for columns in _LAYOUTS:
+        fixed = sum(c.width for c in columns) + gap * (len(columns) - 1)
+        left = width - fixed
+        shared = [c for c in columns if c.width == 0]
+        if left >= _SHARED_MIN * len(shared) // 2 or columns is _LAYOUTS[-1]:
+            break
+    op_need = max((cell_len(safe_text(r[1])) for r in rows), default=0) if rows else 0
+    if rows and _EXCEPTION in columns and not any(r[6] for r in rows):
+        columns = tuple(c for c in columns if c is not _EXCEPTION)
+        left += gap  # the exception's gap too
+        shared = [_OP]
+        rest = {1: max(_OP_MIN, min(left, op_need))}
+    elif len(shared) == 2:
+        op = max(_OP_MIN, min(_OP_MAX, left // 2))
+        if rows:
+            exc_need = max(len(_EXCEPTION.header), *(cell_len(safe_text(r[6])) for r in rows))
+            spare = left - op - exc_need
+            if op_need > op and spare > 0:
+                op = min(_OP_MAX, op + min(spare, op_need - op))
+            elif op_need < op:
+                op = max(_OP_MIN, op_need)  # the exception takes the rest
+        rest = {1: op, 6: max(1, left - op)}
+    else:
+        rest = {1: max(_OP_MIN, left)}
+    return Layout(columns, tuple(c.width or rest[c.cell] for c in columns), gap)
+
+
+def _cell(text: str, width: int, right: bool) -> Text:
+    """`text` made safe and cut or padded to exactly `width` cells (wide characters count
+    two); a cut ends with an ellipsis."""
+    cell = Text(safe_text(text), no_wrap=True, end="")
+    size = cell_len(cell.plain)
+    if size > width:
+        cell.truncate(width, overflow="ellipsis")
+    elif right:
+        cell = Text(" " * (width - size)) + cell
+    else:
+        cell.pad_right(width - size)
+    return cell
+
+
+def render_row(cells: tuple[str, ...], lay: Layout, *, header: bool = False) -> Text:
+    """One line of the table: each cell safe and fitted, the status coloured."""
+    line = Text(no_wrap=True, end="")
+    last = len(lay.columns) - 1
+    for i, (column, width) in enumerate(zip(lay.columns, lay.widths, strict=True)):
+        text = column.header if header else cells[column.cell]
+        if not header and column is _TIME:
+            text = text[-8:]  # the time of "YYYY-MM-DD HH:MM:SS"
+        style = STATUS_STYLES.get(text, "") if not header and column.cell == 2 else ""
+        if column is _STATUS_NARROW and text == "child error":
+            text = "child err"
+        cell = _cell(text, width, column.right and not header)
+        if style:
+            cell.stylize(style, 0, len(text))  # the word, not its padding
+        line += cell
+        if i < last:
+            line += " " * lay.gap
+    line.rstrip()
+    if header:
+        line.stylize("bold")
+    return line
+
+
+def render_rows(
+    console: Console, calls: list[dict[str, Any]], header: bool, lay: Layout | None = None
+) -> str:
+    """The table as text for `console`: its width (or the layout `lay` of an earlier
+    table), its colours (none when colour is off)."""
+    rows = [row_of(call) for call in calls]
+    lay = lay or layout(console.width, rows)
+    lines = [render_row((), lay, header=True)] if header else []
+    lines += [render_row(row, lay) for row in rows]
+    with console.capture() as captured:
+        for line in lines:
+            console.print(line, no_wrap=True, overflow="crop", crop=True, soft_wrap=False)
+    return "".join(part.rstrip() + "\n" for part in captured.get().splitlines())
 
 
 class _Printer:
-    def __init__(self, fmt: OutputFormat) -> None:
+    def __init__(self, fmt: OutputFormat, follow: bool = False) -> None:
         self.fmt = fmt
+        self.follow = follow
         self.out = stdout_console()
         if not self.out.is_terminal and "COLUMNS" not in os.environ:
             self.out.width = 200  # a file or a pipe: whole rows, not a squeezed 80 columns
-        self.header_shown = False
+        self.layout: Layout | None = None  # the first table's, kept for the rows after it
 
     def calls(self, calls: list[dict[str, Any]]) -> None:
         if not calls:
@@ -105,9 +198,13 @@ class _Printer:
         if self.fmt is OutputFormat.json:
             write_stdout("\n".join(orjson.dumps(c).decode() for c in calls))
             return
-        self.out.file.write(render_rows(self.out, calls, header=not self.header_shown))
+        first = self.layout is None
+        if first:
+            # following, the rows to come are unknown: the op keeps its half
+            rows = None if self.follow else [row_of(c) for c in calls]
+            self.layout = layout(self.out.width, rows)
+        self.out.file.write(render_rows(self.out, calls, header=first, lay=self.layout))
         self.out.file.flush()
-        self.header_shown = True
 
 
 def _follow(source: CallSource, follower: Follower, printer: _Printer, interval: float) -> None:
@@ -121,43 +218,91 @@ def _follow(source: CallSource, follower: Follower, printer: _Printer, interval:
             if not exc.transient:
                 raise
             if not failing:
-                err.print(f"tracecli: warning: {exc} (retrying)", markup=False)
+                say(err, f"tracecli: warning: {exc} (retrying)")
             failing = True
             continue
         if failing:
-            err.print(f"tracecli: reconnected to {source.description}", markup=False)
+            say(err, f"tracecli: reconnected to {source.description}")
             failing = False
         printer.calls([e.call for e in events])
 
 
-@app.command("tail")
+@app.command(
+    "tail",
+    short_help="Show the latest calls of a project; -f to follow.",
+    epilog=epilog(
+        [
+            ("tracecli tail -p acme/agents -n 50", "the 50 latest calls of acme/agents"),
+            ("tracecli tail -f --errors", "follow: calls as they start and finish, errors only"),
+            ("tracecli tail --id 3f9c81d2 --format json", "one call, by the id the table shows"),
+        ],
+        [
+            (0, "calls shown (or none yet); --follow stopped with Ctrl-C"),
+            EXIT_USAGE,
+            (130, "interrupted (Ctrl-C) without --follow"),
+        ],
+    ),
+)
 @handle_errors
 def tail_cmd(
     server: ServerOpt = None,
     db: DbOpt = None,
     project: ProjectOpt = None,
     limit: Annotated[
-        int, typer.Option("-n", "--limit", min=0, help="How many of the latest calls to show.")
+        int,
+        typer.Option(
+            "-n", "--limit", min=0, metavar="N", help="How many of the latest calls to show."
+        ),
     ] = 20,
     follow: Annotated[
         bool,
         typer.Option(
-            "--follow", "-F", help="Keep polling; print calls as they start and as they finish."
+            "--follow",
+            "-f",
+            "-F",
+            help="Keep polling; print calls as they start and as they finish (Ctrl-C stops). "
+            "A project with no calls yet is waited for.",
         ),
     ] = False,
     interval: Annotated[
-        float, typer.Option("--interval", min=0.1, help="Seconds between polls with --follow.")
+        float,
+        typer.Option(
+            "--interval", min=0.1, metavar="SECONDS", help="Seconds between polls with --follow."
+        ),
     ] = 1.0,
     op: Annotated[
-        str | None, typer.Option("--op", help="Only calls of this op_name.", show_default=False)
+        str | None,
+        typer.Option(
+            "--op", metavar="NAME", help="Only calls of this op_name.", show_default=False
+        ),
     ] = None,
     trace: Annotated[
-        str | None, typer.Option("--trace", help="Only calls of this trace id.", show_default=False)
+        str | None,
+        typer.Option(
+            "--trace",
+            metavar="ID",
+            help="Only calls of this trace: its id, or a unique prefix or suffix of it.",
+            show_default=False,
+        ),
+    ] = None,
+    call_id: Annotated[
+        str | None,
+        typer.Option(
+            "--id",
+            metavar="ID",
+            help="Only this call: its id, or a unique prefix or suffix (the table's id column).",
+            show_default=False,
+        ),
     ] = None,
     errors: Annotated[
         bool, typer.Option("--errors", help="Only calls that raised (status error).")
     ] = False,
-    fmt: FormatOpt = OutputFormat.text,
+    fmt: Annotated[
+        OutputFormat,
+        typer.Option(
+            "--format", help="text: a table for people; json: one call per line, as stored."
+        ),
+    ] = OutputFormat.text,
     api_key: ApiKeyOpt = None,
     profile: ProfileOpt = None,
 ) -> None:
@@ -166,8 +311,8 @@ def tail_cmd(
     Reads a Weave server's /calls/stream_query with --server (or $WF_TRACE_SERVER_URL),
     else the embedded store. Without --project: the store's only project, or its most
     recently active one (a note on stderr says which), likewise from `tracecli serve`; a
-    Weave server cannot list its projects, so there --project is required.
-    --format json prints one call per line, as the server returns it.
+    Weave server cannot list its projects, so there --project is required. The table fits
+    the terminal: narrower terminals drop the date, then duration and tokens.
     """
     if server and db:
         raise UsageError("use --server or --db, not both")
@@ -183,24 +328,29 @@ def tail_cmd(
         },
         profile=profile,
     )
+    err = stderr_console()
     for warning in settings.warnings:
-        stderr_console().print(f"tracecli: warning: {warning}", markup=False)
+        warn(err, warning)
     target = settings.weave_target()  # exit 2: a remote server without a key
     key = target.api_key.get_secret_value() if target.api_key else None
     source = open_source(target.server, key, None if target.server else str(target.db))
     project = settings.project
     try:
-        name, note = resolve_project(source, project)
+        name, note = resolve_project(source, project, wait=follow)
         if note:
-            stderr_console().print(f"tracecli: {note}", markup=False)
-        req = TailRequest(name, limit=limit, op=op, trace=trace, errors=errors)
+            say(err, f"tracecli: {note}")
+        if trace:
+            trace = resolve_id(source, name, trace, "trace_id")
+        if call_id:
+            call_id = resolve_id(source, name, call_id, "id")
+        req = TailRequest(name, limit=limit, op=op, trace=trace, errors=errors, call_id=call_id)
         follower = Follower(source, req)
-        printer = _Printer(fmt)
+        printer = _Printer(fmt, follow)
         try:
             calls = follower.snapshot()
-            if not calls and fmt is OutputFormat.text and limit > 0:
-                what = "match" if (op or trace or errors) else "yet"
-                stderr_console().print(f"tracecli: no calls {what} in {name}", markup=False)
+            if not calls and fmt is OutputFormat.text and limit > 0 and not note:
+                what = "match" if (op or trace or errors or call_id) else "yet"
+                say(err, f"tracecli: no calls {what} in {name}")
             printer.calls(calls)
             if follow:
                 _follow(source, follower, printer, interval)

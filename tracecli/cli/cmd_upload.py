@@ -9,39 +9,36 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
+from rich.text import Text
 
 from tracecli.cli import app
 from tracecli.cli.common import (
+    EXIT_USAGE,
     ApiKeyOpt,
     DbOpt,
     FormatOpt,
     OutputFormat,
     ProfileOpt,
     ServerOpt,
+    epilog,
     handle_errors,
+    say,
+    say_diagnostic,
     stderr_console,
     write_stdout,
 )
+from tracecli.cli.progress import LiveProgress, PlainProgress, plain_every
+from tracecli.cli.safe import safe_text
 from tracecli.config import load_settings
 from tracecli.diagnostics import Diagnostic
 from tracecli.transport import RetryEvent
 from tracecli.upload import RESUME_HINT, UploadOptions, UploadReport, upload
-from tracecli.upload import Progress as UploadProgress
 
 MAX_PRINTED_DIAGNOSTICS = 50
 
@@ -58,19 +55,47 @@ class InputFormat(StrEnum):
     yaml = "yaml"
 
 
-@app.command("upload")
+class Target(StrEnum):
+    weave = "weave"
+    local = "local"
+    freeplay = "freeplay"
+
+
+@app.command(
+    "upload",
+    short_help="Validate and upload trace files to Weave, Freeplay or the store.",
+    epilog=epilog(
+        [
+            (
+                "tracecli upload traces/ --server https://trace.wandb.ai -p acme/agents",
+                "every trace file under traces/ to W&B Weave",
+            ),
+            ("tracecli upload run.jsonl", "into the embedded store (see it with tracecli tail)"),
+            ("tracecli upload run.jsonl --dry-run", "check and count, send nothing"),
+        ],
+        [
+            (0, "every call stored"),
+            (1, "records rejected (see the rejected-records file) or not sent"),
+            EXIT_USAGE,
+            (130, "interrupted (Ctrl-C): run the same command again to resume"),
+            (143, "stopped by SIGTERM: the same"),
+        ],
+    ),
+)
 @handle_errors
 def upload_command(
     paths: Annotated[
         list[str],
         typer.Argument(
-            help="Trace files or directories (.jsonl, .ndjson, .yaml, .gz); '-' for stdin.",
+            metavar="PATH",
+            help="Trace files (.jsonl, .ndjson, .yaml, .yml, optionally .gz), directories "
+            "(searched recursively) or - for stdin.",
             show_default=False,
         ),
     ],
     server: ServerOpt = None,
     target_name: Annotated[
-        str | None,
+        Target | None,
         typer.Option(
             "--target",
             help="weave (a Weave server), local (the embedded store) or freeplay "
@@ -84,6 +109,7 @@ def upload_command(
         typer.Option(
             "--project",
             "-p",
+            metavar="ENTITY/PROJECT",
             help="Weave: upload into this entity/project (rewrites every record's "
             "project_id). Freeplay: the project id (records may name their own).",
             show_default=False,
@@ -101,19 +127,27 @@ def upload_command(
     ] = None,
     chunk_size: Annotated[
         str | None,
-        typer.Option("--chunk-size", help="Records per request (default 500).", show_default=False),
+        typer.Option(
+            "--chunk-size",
+            metavar="N",
+            help="Records per request (default 500).",
+            show_default=False,
+        ),
     ] = None,
     chunk_bytes: Annotated[
         str | None,
         typer.Option(
             "--chunk-bytes",
+            metavar="SIZE",
             help="Bytes per request, e.g. 10MiB (default 10MiB, at most 32MiB).",
             show_default=False,
         ),
     ] = None,
     concurrency: Annotated[
         str | None,
-        typer.Option("--concurrency", help="Requests in flight (default 4).", show_default=False),
+        typer.Option(
+            "--concurrency", metavar="N", help="Requests in flight (default 4).", show_default=False
+        ),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Do everything except sending; say what would go.")
@@ -128,6 +162,7 @@ def upload_command(
         str | None,
         typer.Option(
             "--rejected",
+            metavar="FILE",
             help="Rejected-records file (default ./tracecli-rejected.jsonl).",
             show_default=False,
         ),
@@ -136,6 +171,7 @@ def upload_command(
         str | None,
         typer.Option(
             "--max-retry-time",
+            metavar="SECONDS",
             help="Seconds to keep retrying one request, e.g. 300 or 5m (default 300).",
             show_default=False,
         ),
@@ -148,6 +184,7 @@ def upload_command(
         str | None,
         typer.Option(
             "--ca-bundle",
+            metavar="FILE",
             help="CA certificates for a server with a private CA.",
             show_default=False,
         ),
@@ -176,7 +213,7 @@ def upload_command(
     """Validate trace files and upload their calls to a Weave server or the embedded store."""
     settings = load_settings(
         {
-            "target": target_name,
+            "target": target_name.value if target_name is not None else None,
             "server": server,
             "project": project,
             "api_key": api_key,
@@ -198,7 +235,7 @@ def upload_command(
     target = None if freeplay else settings.weave_target()  # exit 2: remote server, no key
     err = stderr_console()
     for w in settings.warnings:
-        err.print(f"tracecli: warning: {w}", markup=False)
+        say(err, f"tracecli: warning: {w}")
     shown = _DiagnosticPrinter(err, quiet=quiet, limit=None if verbose else MAX_PRINTED_DIAGNOSTICS)
     retries = _RetryPrinter(err) if verbose else None
     opts = UploadOptions(
@@ -223,10 +260,14 @@ def upload_command(
         on_diagnostic=shown,
     )
     live = not quiet and err.is_terminal
-    display = _ProgressDisplay(err) if live else None
+    display: LiveProgress | PlainProgress | None = None
+    if live:
+        display = LiveProgress(err)
+        shown.console = display.progress.console  # diagnostics print above the line
+    elif not quiet:
+        display = PlainProgress(err, plain_every())
     try:
         if display is not None:
-            shown.console = display.progress.console
             try:
                 report = upload(paths, opts, on_progress=display.update)
             finally:
@@ -236,18 +277,15 @@ def upload_command(
     finally:
         shown.close()
     if output is OutputFormat.json:
-        write_stdout(json.dumps(report.to_dict()))
+        write_stdout(json.dumps(report_json(report)))
     elif not quiet:
         render_summary(report, err, rich_table=live)
     if report.interrupted:
-        err.print(f"tracecli: interrupted; {RESUME_HINT}", markup=False)
+        say(err, f"tracecli: interrupted; {RESUME_HINT}")
     elif report.halted:
-        err.print(f"tracecli: error: {report.halted}", markup=False)
+        say(err, f"tracecli: error: {report.halted}")
     elif report.strict_blocked:
-        err.print(
-            "tracecli: error: --strict: nothing was sent because some records have errors",
-            markup=False,
-        )
+        say(err, "tracecli: error: --strict: nothing was sent because some records have errors")
     raise typer.Exit(report.exit_code)
 
 
@@ -270,18 +308,18 @@ class _DiagnosticPrinter:
             self.hidden_errors += d.is_error
             return
         self.printed += 1
-        self.console.print(d.one_line(), markup=False, highlight=False)
+        say_diagnostic(self.console, d.one_line(), d.severity.value)
 
     def close(self) -> None:
         if self.hidden:
-            self.console.print(
+            say(
+                self.console,
                 f"... and {self.hidden} more diagnostics (--verbose shows all"
                 + (
                     "; rejected records are in the rejected file with their reasons)"
                     if self.hidden_errors
                     else ")"
                 ),
-                markup=False,
             )
 
 
@@ -291,54 +329,30 @@ class _RetryPrinter:
 
     def __call__(self, ev: RetryEvent) -> None:
         what = f"HTTP {ev.status}" if ev.status else ev.reason
-        self.console.print(
+        say(
+            self.console,
             f"tracecli: retry {ev.method} {ev.path} (attempt {ev.attempt} failed: {what}) "
             f"in {ev.delay:.1f} s",
-            markup=False,
-            highlight=False,
         )
 
 
-class _ProgressDisplay:
-    def __init__(self, console: Console) -> None:
-        self.progress = Progress(
-            BarColumn(bar_width=20),
-            DownloadColumn(),
-            TextColumn("{task.fields[records]} records, {task.fields[calls]} calls sent"),
-            TextColumn("{task.fields[rate]}"),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-            refresh_per_second=8,
-        )
-        self.task: TaskID | None = None
-        self.started = time.monotonic()
+# A dry run sends nothing: its counts are what would go, and are named so
+_DRY_RUN_KEYS = {
+    "uploaded": "would_upload",
+    "ends_uploaded": "would_upload_ends",
+    "records_uploaded": "would_upload_records",
+    "requests": "would_send_requests",
+    "bytes_sent": "would_send_bytes",
+}
 
-    def stop(self) -> None:
-        if self.task is not None:
-            self.progress.stop()
 
-    def update(self, p: UploadProgress) -> None:
-        # Started on the first update, not before upload(): its refresh thread must not
-        # exist when upload forks its worker processes.
-        rate = f"{p.uploaded / p.elapsed:,.0f} calls/s" if p.elapsed > 0.5 else ""
-        extra = []
-        if p.rejected:
-            extra.append(f"{p.rejected} rejected")
-        if p.retries:
-            extra.append(f"{p.retries} retries")
-        if extra:
-            rate = f"{rate} ({', '.join(extra)})" if rate else ", ".join(extra)
-        fields: dict[str, Any] = {
-            "records": f"{p.records:,}",
-            "calls": f"{p.uploaded:,}",
-            "rate": rate,
-        }
-        if self.task is None:
-            self.progress.start()
-            self.task = self.progress.add_task("upload", total=p.bytes_total, **fields)
-        self.progress.update(self.task, completed=p.bytes_read, total=p.bytes_total, **fields)
+def report_json(report: UploadReport) -> dict[str, Any]:
+    """The report for `--format json`; a dry run's counts of what would be sent are named
+    `would_*` (`"uploaded": 44` would say 44 calls were stored when none were)."""
+    doc = report.to_dict()
+    if not report.dry_run:
+        return doc
+    return {_DRY_RUN_KEYS.get(k, k): v for k, v in doc.items()}
 
 
 def summary_rows(report: UploadReport) -> list[tuple[str, str]]:
@@ -404,27 +418,27 @@ def render_summary(report: UploadReport, console: Console, *, rich_table: bool) 
         table.add_column(style="bold")
         table.add_column(justify="right")
         for label, value in rows:
-            table.add_row(label, value)
+            table.add_row(Text(safe_text(label)), Text(safe_text(value)))  # never markup
         console.print(table)
     else:
         width = max(len(label) for label, _ in rows)
         for label, value in rows:
-            console.print(f"{label:<{width}}  {value}", markup=False, highlight=False)
+            say(console, f"{label:<{width}}  {value}")
     for path in report.changed_files:
-        console.print(
+        say(
+            console,
             f"note: {path} changed since the last run: read again from the start "
             "(what the server already holds is not stored twice)",
-            markup=False,
         )
     if report.rejected_file:
-        console.print(f"rejected records (with reasons): {report.rejected_file}", markup=False)
+        say(console, f"rejected records (with reasons): {report.rejected_file}")
     elif report.stale_rejected_file:
-        console.print(
+        say(
+            console,
             f"note: {report.stale_rejected_file} is from an earlier run (nothing was rejected now)",
-            markup=False,
         )
     if report.dry_run:
-        console.print(f"dry run: nothing was sent to {report.target}", markup=False)
+        say(console, f"dry run: nothing was sent to {report.target}")
     elif (
         not report.uploaded
         and not report.ends_uploaded
@@ -432,23 +446,20 @@ def render_summary(report: UploadReport, console: Console, *, rich_table: bool) 
         and not report.rejected
         and not report.unsent
     ):
-        console.print(
+        say(
+            console,
             f"nothing new to send: {report.skipped:,} records were stored by an earlier run "
             "(--restart sends them again)",
-            markup=False,
         )
     elif report.target_kind == "store":
-        console.print(
-            f"stored in the embedded store {report.target}; see them with: tracecli tail",
-            markup=False,
-        )
+        say(console, f"stored in the embedded store {report.target}; see them with: tracecli tail")
     else:
-        console.print(f"sent to {report.target}", markup=False)
+        say(console, f"sent to {report.target}")
     if report.target_kind == "store" and not report.dry_run and os.environ.get("WANDB_API_KEY"):
         # a W&B user who forgot the server would otherwise think the calls went to Weave
-        console.print(
+        say(
+            console,
             "note: WANDB_API_KEY is set but no server was given, so the calls went to the "
             "embedded store; pass --server https://trace.wandb.ai (or set WF_TRACE_SERVER_URL) "
             "to upload to W&B Weave",
-            markup=False,
         )

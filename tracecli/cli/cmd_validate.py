@@ -8,8 +8,17 @@ from typing import Annotated, Any
 import typer
 
 from tracecli.cli import app
-from tracecli.cli.common import handle_errors, stderr_console, write_stdout
+from tracecli.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    epilog,
+    handle_errors,
+    say,
+    stderr_console,
+    write_stdout,
+)
 from tracecli.cli.render import ReportFormat, plural, render
+from tracecli.cli.safe import safe_text
 from tracecli.reader import InputFormat
 from tracecli.validate import DEFAULT_MAX_ERRORS, ValidationReport, validate_paths
 from tracecli.validate import Progress as ValidateProgress
@@ -30,12 +39,28 @@ def summary_line(report: ValidationReport) -> str:
     return text
 
 
-@app.command("validate")
+@app.command(
+    "validate",
+    short_help="Check trace files without sending anything; exit 1 on any error.",
+    epilog=epilog(
+        [
+            ("tracecli validate traces/", "every trace file under traces/"),
+            ("tracecli validate run.jsonl --format github", "annotations on a pull request"),
+        ],
+        [
+            (0, "every record valid"),
+            (1, "errors found (or warnings, with --strict)"),
+            EXIT_USAGE,
+            EXIT_INTERRUPTED,
+        ],
+    ),
+)
 @handle_errors
 def validate(
     paths: Annotated[
         list[str],
         typer.Argument(
+            metavar="PATH",
             help="Trace files (.jsonl, .ndjson, .yaml, .yml, optionally .gz), directories "
             "(searched recursively) or - for stdin.",
             show_default=False,
@@ -59,6 +84,7 @@ def validate(
         typer.Option(
             "--max-errors",
             min=0,
+            metavar="N",
             help="List at most N errors (and N warnings); the counts stay exact. 0: all.",
         ),
     ] = DEFAULT_MAX_ERRORS,
@@ -82,7 +108,7 @@ def validate(
                 on_progress=on_progress,
             )
     except KeyboardInterrupt:
-        stderr_console().print("tracecli: interrupted", markup=False)
+        say(stderr_console(), "tracecli: interrupted")
         raise typer.Exit(130) from None
     counts = {k: v for k, v in report.to_dict().items() if k != "diagnostics"}
     write_stdout(render(fmt, report.diagnostics, counts, summary_line(report)))
@@ -118,7 +144,7 @@ class _ProgressDisplay:
             )
 
             self.bar = Progress(
-                TextColumn("{task.description}"),
+                TextColumn("{task.description}", markup=False),  # a file name is data
                 BarColumn(),
                 DownloadColumn(),
                 TimeRemainingColumn(),
@@ -128,7 +154,7 @@ class _ProgressDisplay:
             self.bar.start()
         if p.path != self.path:
             self.path = p.path
-            self.task = self.bar.add_task(p.path, total=p.bytes_total)
+            self.task = self.bar.add_task(safe_text(p.path), total=p.bytes_total)
         self.bar.update(self.task, completed=p.bytes_done)
 
     def __exit__(self, *exc: object) -> None:

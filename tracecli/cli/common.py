@@ -11,7 +11,9 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
+from tracecli.cli.safe import safe_json, safe_text
 from tracecli.diagnostics import TracecliError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -24,15 +26,47 @@ class OutputFormat(StrEnum):
 
 def stderr_console() -> Console:
     """Diagnostics and progress go to stderr, so stdout stays data (`| jq` works)."""
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def stdout_console() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    return Console(highlight=False, soft_wrap=True, emoji=False)
+
+
+SEVERITY_STYLES = {"error": "bold red", "warning": "yellow"}
+
+
+def say(console: Console, message: str, *, style: str | None = None) -> None:
+    """One line for people, printed literally: no Rich markup, no emoji codes, and any
+    control character of text that came from a file or a server shown escaped. The
+    `tracecli: error:` / `warning:` prefix is coloured when colour is on."""
+    text = Text(safe_text(message), style=style or "")
+    for word, word_style in SEVERITY_STYLES.items() if not console.no_color else ():
+        prefix = f"tracecli: {word}:"
+        if text.plain.startswith(prefix):
+            text.stylize(word_style, 10, len(prefix))
+    # a terminal gets words wrapped at its width; a pipe or a log gets one line
+    console.print(text, soft_wrap=not console.is_terminal)
+
+
+def say_diagnostic(console: Console, line: str, severity: str) -> None:
+    """A `path:line: severity: field: message` line, literally, its severity coloured."""
+    text = Text(safe_text(line))
+    at = text.plain.find(f": {severity}: ")
+    if at >= 0 and severity in SEVERITY_STYLES and not console.no_color:
+        text.stylize(SEVERITY_STYLES[severity], at + 2, at + 2 + len(severity))
+    console.print(text, soft_wrap=not console.is_terminal)  # as `say`
+
+
+def warn(console: Console, message: str) -> None:
+    say(console, f"tracecli: warning: {message}")
 
 
 def write_stdout(text: str) -> None:
-    """Plain data to stdout, never wrapped or styled by Rich."""
+    """Plain data to stdout, never wrapped or styled by Rich. JSON's raw C1 controls and
+    bidi characters go out as `\\uXXXX` escapes (`safe_json`); text reports are made safe
+    line by line by their renderers."""
+    text = safe_json(text)
     try:
         sys.stdout.write(text)
         if not text.endswith("\n"):
@@ -49,7 +83,7 @@ def write_stdout(text: str) -> None:
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print one line on stderr and return the Exit to raise."""
-    stderr_console().print(f"tracecli: error: {message}", markup=False, highlight=False)
+    say(stderr_console(), f"tracecli: error: {message}")
     return typer.Exit(code)
 
 
@@ -71,6 +105,23 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def epilog(examples: list[tuple[str, str]], exit_codes: list[tuple[int, str]]) -> str:
+    """A command's help ending: examples (command, what it does) and its exit codes, laid
+    out as written (Click's `\\b` keeps a paragraph from being re-wrapped)."""
+    lines = ["\b", "Examples:"]
+    for command, what in examples:
+        lines.append(f"  {command}")
+        if what:
+            lines.append(f"      {what}")
+    lines += ["", "\b", "Exit codes:"]
+    lines += [f"  {code:<3}  {meaning}" for code, meaning in exit_codes]
+    return "\n".join(lines)
+
+
+EXIT_USAGE = (2, "usage or configuration error (bad option or setting, no key, no server)")
+EXIT_INTERRUPTED = (130, "interrupted (Ctrl-C)")
+
+
 # Reusable option aliases, so every command spells the same option the same way.
 FormatOpt = Annotated[
     OutputFormat,
@@ -80,7 +131,9 @@ ServerOpt = Annotated[
     str | None,
     typer.Option(
         "--server",
-        help="Trace server base URL (default: $WF_TRACE_SERVER_URL; none: the embedded store).",
+        metavar="URL",
+        help="Weave trace server base URL (default: $WF_TRACE_SERVER_URL; without one, the "
+        "embedded store).",
         show_default=False,
     ),
 ]
@@ -88,6 +141,7 @@ ApiKeyOpt = Annotated[
     str | None,
     typer.Option(
         "--api-key",
+        metavar="KEY",
         help="API key (default: $WANDB_API_KEY or ~/.netrc). Never printed.",
         show_default=False,
     ),
@@ -96,13 +150,20 @@ DbOpt = Annotated[
     str | None,
     typer.Option(
         "--db",
+        metavar="FILE",
         help="Embedded store file (default: $TRACECLI_DB or the user data dir).",
         show_default=False,
     ),
 ]
 ProjectOpt = Annotated[
     str | None,
-    typer.Option("--project", "-p", help="Project as entity/project.", show_default=False),
+    typer.Option(
+        "--project",
+        "-p",
+        metavar="ENTITY/PROJECT",
+        help="Project as entity/project.",
+        show_default=False,
+    ),
 ]
 
 
@@ -120,6 +181,7 @@ ProfileOpt = Annotated[
     str | None,
     typer.Option(
         "--profile",
+        metavar="NAME",
         help="Named profile of tracecli.yaml or the user config (default: $TRACECLI_PROFILE).",
         show_default=False,
         autocompletion=_complete_profile,

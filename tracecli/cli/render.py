@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from tracecli.cli.safe import safe_text
 from tracecli.diagnostics import Diagnostic
 
 
@@ -42,16 +43,19 @@ def escape_property(text: str) -> str:
 
 
 def github_line(d: Diagnostic) -> str:
-    props = [f"file={escape_property(d.path)}"]
+    # a log viewer acts on ANSI escapes too: the parts from the file are made safe first
+    props = [f"file={escape_property(safe_text(d.path))}"]
     if d.line > 0:
         props.append(f"line={d.line}")
-    props.append(f"title={escape_property(d.field or d.code)}")
-    return f"::{d.severity.value} {','.join(props)}::{escape_data(d.message)}"
+    props.append(f"title={escape_property(safe_text(d.field or d.code))}")
+    message = escape_data(safe_text(d.message, keep_line_breaks=True))
+    return f"::{d.severity.value} {','.join(props)}::{message}"
 
 
 def text_line(d: Diagnostic) -> str:
-    # one problem, one line: a message carrying a newline (a YAML excerpt) is folded
-    return d.one_line().replace("\r", "\\r").replace("\n", "\\n")
+    # one problem, one line: a newline (a YAML excerpt) or a control character from the
+    # file is shown escaped
+    return safe_text(d.one_line())
 
 
 def render(
