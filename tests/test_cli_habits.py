@@ -86,7 +86,7 @@ def test_safe_json_is_the_same_json_with_nothing_a_terminal_acts_on() -> None:
     [
         (["upload", "--mode", "x", "a.jsonl"], "--mode: 'x' is not one of 'auto', 'complete'"),
         (["upload", "--target", "nope", "a"], "--target: 'nope' is not one of 'weave'"),
-        (["convert", "--to", "weave", "x.jsonl"], "--to: 'weave' is not one of 'freeplay'"),
+        (["convert", "--to", "otel", "x.jsonl"], "--to: 'otel' is not one of 'freeplay', 'weave'"),
         (["tail", "-n", "x"], "-n/--limit: expected a whole number"),
         (["upload"], "missing PATH"),
         (["validate"], "missing PATH"),
