@@ -24,6 +24,7 @@ import signal
 import socket
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -38,6 +39,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tracecli import __version__
+from tracecli.callquery import dumps_exact
 from tracecli.diagnostics import TracecliError, UsageError
 from tracecli.schema import rules
 from tracecli.schema.weave import (
@@ -53,6 +55,7 @@ from tracecli.schema.weave import (
 from tracecli.server_http import (
     HttpError,
     body_doc,
+    check_project,
     json_response,
     log_exception,
     parse_body,
@@ -60,7 +63,6 @@ from tracecli.server_http import (
     refusal,
     run_guarded,
     sdk_route,
-    unprocessable,
     validate_body,
 )
 from tracecli.server_objects import OBJECT_REQUEST_MODELS, add_object_routes
@@ -131,26 +133,92 @@ class CallReadReq(BaseModel):
 
 
 # ---- the server rules beyond the request models ------------------------------------------
+#
+# What weave's server refuses in a call it has parsed, with its status (400) and its words,
+# so that a client (the weave SDK drops a batch on a 400 and splits it on a 422) sees here
+# what it would see there. Read off weave's validation.py / validation_util.py and the
+# reference server's use of them: ids, lengths and wb_run_step on starts and completed calls,
+# the id alone on ends, weave:/// strings anywhere. What weave's SQLite server stores is
+# stored: any wb_run_id, an empty op_name, a negative wb_run_step_end, a 16- or 32-character
+# lowercase id of any letters.
+
+MAX_OP_NAME = 128
+MAX_DISPLAY_NAME = 1024
 
 
-def _check_rules(calls: list[tuple[tuple[Any, ...], Mapping[str, Any]]]) -> None:
-    """tracecli.schema.rules over each call half → one 422 listing every problem."""
-    errors = []
-    for loc, call in calls:
-        for field, code, message in rules.check_call(call):
-            value: Any = call
-            for part in field.split("."):
-                value = value.get(part) if isinstance(value, Mapping) else None
-            errors.append(
-                {
-                    "type": code,
-                    "loc": ["body", *loc, *field.split(".")],
-                    "msg": f"{field} {message}",
-                    "input": value,
-                }
-            )
-    if errors:
-        raise unprocessable(errors)
+def _id_problem(value: Any, span_len: int) -> str | None:
+    """weave's call_id_validator (span_len 16) / trace_id_validator (32): its message or None."""
+    if not isinstance(value, str):
+        return None
+    if value.lower() == value and len(value) == span_len:
+        return None  # an OpenTelemetry id: weave checks case and length only
+    if value.lower() != value:
+        return f"Invalid UUID: {value}. UUID must be lowercase"
+    try:
+        parsed = str(uuid.UUID(value))
+    except ValueError:
+        return f"Invalid UUID: {value}. Unable to parse"
+    if parsed != value:
+        return f"Invalid UUID: {value}. UUID did not round-trip"
+    return None
+
+
+def _start_problem(call: Mapping[str, Any]) -> str | None:
+    """The first of weave's refusals of a started or completed call, in its order."""
+    for field, span_len in (("id", 16), ("trace_id", 32), ("parent_id", 16)):
+        problem = _id_problem(call.get(field), span_len)
+        if problem:
+            return problem
+    display = call.get("display_name")
+    if isinstance(display, str) and len(display) > MAX_DISPLAY_NAME:
+        return f"String too long: {display}. Max length is {MAX_DISPLAY_NAME}"
+    op = call.get("op_name")
+    if isinstance(op, str) and not op.startswith("weave:") and len(op) > MAX_OP_NAME:
+        return f"String too long: {op}. Max length is {MAX_OP_NAME}"
+    step = call.get("wb_run_step")
+    if isinstance(step, int) and step < 0:
+        return "wb_run_step must be non-negative"
+    return None
+
+
+def _ref_problem(call: Mapping[str, Any]) -> str | None:
+    """weave's server rewrites every `weave:///` string of a call (op_name included) into its
+    internal form and refuses one that does not name entity/project/…; it refuses its own
+    internal form in uploads."""
+    stack: list[Any] = [call]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if value.startswith(rules.OP_REF_PREFIX):
+                if value.count("/", len(rules.OP_REF_PREFIX)) < 2 or not rules.OP_REF_RE.match(
+                    value
+                ):
+                    return f"Invalid URI: {value}"
+            elif value.startswith(rules.INTERNAL_REF_PREFIX):
+                return "Invalid internal ref format: missing project_id or kind."
+        elif isinstance(value, Mapping):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return None
+
+
+def _check_calls(starts: list[Mapping[str, Any]], ends: list[Mapping[str, Any]]) -> None:
+    """weave's refusals of these call halves → one 400 `{"reason": …}`, as weave answers."""
+    for call in starts + ends:
+        check_project(call["project_id"])
+    for call in starts:
+        problem = _start_problem(call)
+        if problem:
+            raise refusal(400, problem)
+    for call in ends:
+        problem = _id_problem(call.get("id"), 16)
+        if problem:
+            raise refusal(400, problem)
+    for call in starts + ends:
+        problem = _ref_problem(call)
+        if problem:
+            raise refusal(400, problem)
 
 
 def _same_project(entity: str | None, project: str | None, calls: list[Any]) -> None:
@@ -177,28 +245,28 @@ class _Handlers:
         data = parse_body(body)
         validate_body(CallStartReq, data)
         _same_project(entity, project, [data["start"]])
-        _check_rules([(("start",), data["start"])])
+        _check_calls([data["start"]], [])
         return self.store.call_start(data["start"])
 
     def call_end(self, body: bytes, entity: str | None = None, project: str | None = None) -> Any:
         data = parse_body(body)
         validate_body(CallEndReq, data)
         _same_project(entity, project, [data["end"]])
-        _check_rules([(("end",), data["end"])])
+        _check_calls([], [data["end"]])
         return self.store.call_end(data["end"])
 
     def upsert_batch(self, body: bytes) -> Any:
         data = parse_body(body)
         validate_body(CallCreateBatchReq, data)
         items = data["batch"]
-        halves = []
+        halves: dict[str, list[Any]] = {"start": [], "end": []}
         for i, item in enumerate(items):
             mode = item.get("mode", "start" if "start" in item["req"] else "end")
             if mode not in ("start", "end") or mode not in item["req"]:
                 raise refusal(400, f"batch item {i}: invalid mode {mode!r}")
             item["mode"] = mode
-            halves.append((("batch", i, "req", mode), item["req"][mode]))
-        _check_rules(halves)
+            halves[mode].append(item["req"][mode])
+        _check_calls(halves["start"], halves["end"])
         return {"res": self.store.upsert_batch(items)}
 
     def calls_complete(self, body: bytes, entity: str, project: str) -> Any:
@@ -206,7 +274,7 @@ class _Handlers:
         validate_body(CallsUpsertCompleteReq, data)
         calls = data["batch"]
         _same_project(entity, project, calls)
-        _check_rules([(("batch", i), c) for i, c in enumerate(calls)])
+        _check_calls(calls, [])
         self.store.calls_complete(calls)
         return {}
 
@@ -243,8 +311,13 @@ class _Handlers:
         d = self._query_args(body, CallUpdateReq)
         if d.get("display_name") is None:
             raise refusal(400, "One of [display_name] is required for call update")
-        if not rules.is_call_id(d["call_id"]):
-            raise refusal(400, f"Invalid call id: {d['call_id']!r}")
+        problem = _id_problem(d["call_id"], 16) or (
+            f"String too long: {d['display_name']}. Max length is {MAX_DISPLAY_NAME}"
+            if len(d["display_name"]) > MAX_DISPLAY_NAME
+            else None
+        )
+        if problem:
+            raise refusal(400, problem)
         # An unknown call is not an error on weave's server either.
         self.store.set_display_name(d["project_id"], d["call_id"], d["display_name"])
         return {}
@@ -258,7 +331,7 @@ def _stream(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
     buf: list[bytes] = []
     size = 0
     for row in rows:
-        line = orjson.dumps(row) + b"\n"
+        line = dumps_exact(row) + b"\n"
         buf.append(line)
         size += len(line)
         if size >= _STREAM_CHUNK:

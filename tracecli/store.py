@@ -36,6 +36,7 @@ from tracecli.callquery import (
     SELECT_COLUMNS,
     QueryError,
     build_select,
+    dumps_exact,
     render_call,
     selected_columns,
 )
@@ -205,12 +206,8 @@ def to_ts(value: Any, field: str = "started_at") -> str:
 
 
 def _json(value: Any) -> str:
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:  # integers beyond 64 bits, exotic keys: stdlib json copes
-        import json
-
-        return json.dumps(value, default=str)
+    """Stored JSON text: integers beyond 64 bits exact, as weave's server keeps them."""
+    return dumps_exact(value).decode()
 
 
 def _json_or_none(value: Any) -> str | None:
@@ -612,7 +609,8 @@ class Store:
     ) -> int:
         """Calls stored for a project (ends still waiting for their start are not calls)."""
         if not filter and not query:
-            sql, params = "SELECT COUNT(*) FROM calls WHERE project_id = ?", [project_id]
+            sql = "SELECT COUNT(*) FROM calls WHERE project_id = ? AND deleted_at IS NULL"
+            params = [project_id]
         else:
             inner, params = build_select("id", project_id, filter=filter, query=query)
             sql = f"SELECT COUNT(*) FROM ({inner})"
