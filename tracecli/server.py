@@ -125,6 +125,14 @@ class CallUpdateReq(BaseModel):
     wb_user_id: str | None = None
 
 
+class CallsDeleteReq(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    project_id: str
+    call_ids: list[str]
+    wb_user_id: str | None = None
+
+
 class CallReadReq(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -322,6 +330,10 @@ class _Handlers:
         self.store.set_display_name(d["project_id"], d["call_id"], d["display_name"])
         return {}
 
+    def calls_delete(self, body: bytes) -> Any:
+        d = self._query_args(body, CallsDeleteReq)
+        return {"num_deleted": self.store.delete_calls(d["project_id"], d["call_ids"])}
+
     def calls_query(self, body: bytes) -> Any:
         return {"calls": list(self.stream_query(body))}
 
@@ -352,6 +364,7 @@ _REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     CallsQueryReq,
     CallReadReq,
     CallUpdateReq,
+    CallsDeleteReq,
     *OBJECT_REQUEST_MODELS,
 )
 
@@ -366,6 +379,7 @@ def create_app(
     """The ASGI app: FastAPI routes wrapped in the auth / size / request-log guard."""
     h = _Handlers(store)
     app = FastAPI(
+        redirect_slashes=False,
         title="tracecli serve",
         version=__version__,
         description="The tracecli embedded store behind the Weave trace-server routes.",
@@ -480,6 +494,7 @@ def create_app(
 
     sdk_route(app, handle, "/call/update", CallUpdateReq, h.call_update)
     sdk_route(app, handle, "/calls/query", CallsQueryReq, h.calls_query)
+    sdk_route(app, handle, "/calls/delete", CallsDeleteReq, h.calls_delete)
     add_object_routes(app, store, handle=handle, read_body=read_body)
 
     def openapi() -> dict[str, Any]:
@@ -500,15 +515,25 @@ def create_app(
             app.openapi_schema = schema
         return app.openapi_schema
 
-    # The links the weave SDK prints (…/me/demo/weave, …/me/demo/r/call/ID) point here.
-    @app.get("/{entity}/{project}/{rest:path}", include_in_schema=False)
-    async def no_ui(entity: str, project: str, rest: str, request: Request) -> Response:
-        base = str(request.base_url).rstrip("/")
-        text = (
-            "tracecli serve stores traces but has no web UI. To see this project's calls:\n\n"
-            f"  tracecli tail --server {base} --project {entity}/{project}\n"
-        )
-        return Response(text, status_code=404, media_type="text/plain; charset=utf-8")
+    # Anything else: a 404 naming the route, never a redirect (FastAPI's trailing-slash
+    # redirect is off), so a client learns at once what serve lacks. The links the weave SDK
+    # prints (…/me/demo/weave, …/me/demo/r/call/ID) land here too: the answer says how to
+    # see the project without a web UI.
+    @app.api_route(
+        "/{path:path}",
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+        include_in_schema=False,
+    )
+    async def not_found(path: str, request: Request) -> Response:
+        detail = f"tracecli serve has no route {request.method} /{path}"
+        parts = path.split("/")
+        if request.method == "GET" and len(parts) >= 2 and all(parts[:2]):
+            base = str(request.base_url).rstrip("/")
+            detail += (
+                " (it has no web UI; to see this project's calls: "
+                f"tracecli tail --server {base} --project {parts[0]}/{parts[1]})"
+            )
+        return json_response({"detail": detail}, 404)
 
     app.openapi = openapi  # type: ignore[method-assign]
     return Guard(app, api_key=api_key, max_body_bytes=max_body_bytes, log=log)

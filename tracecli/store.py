@@ -44,7 +44,7 @@ from tracecli.diagnostics import TracecliError
 
 __all__ = ["SCHEMA_VERSION", "QueryError", "Store", "StoreError"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 30.0
 _READER_POOL = 4
 
@@ -135,6 +135,28 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             project_id TEXT NOT NULL, digest TEXT NOT NULL, val BLOB NOT NULL,
             PRIMARY KEY (project_id, digest)
         )""",
+    ),
+    # 3: feedback on calls (the weave SDK's call.feedback), an object's leaf class (what
+    # get_evaluations asks for), and an index for deleting a call with its descendants.
+    (
+        """CREATE TABLE feedback (
+            project_id TEXT NOT NULL,
+            id TEXT NOT NULL,
+            weave_ref TEXT NOT NULL,
+            wb_user_id TEXT,
+            creator TEXT,
+            created_at TEXT NOT NULL,
+            feedback_type TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            annotation_ref TEXT,
+            runnable_ref TEXT,
+            call_ref TEXT,
+            trigger_ref TEXT,
+            queue_id TEXT,
+            PRIMARY KEY (project_id, id)
+        )""",
+        "CREATE INDEX feedback_project_ref ON feedback (project_id, weave_ref)",
+        "ALTER TABLE objects ADD COLUMN leaf_object_class TEXT",
     ),
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -556,6 +578,33 @@ class Store:
                 (display_name, project_id, call_id),
             )
         return cur.rowcount > 0
+
+    def delete_calls(self, project_id: str, call_ids: Sequence[str]) -> int:
+        """`POST /calls/delete`: the calls and all their descendants are marked deleted and
+        leave every query, as on weave's server; answers weave's count (the descendants found
+        plus the ids asked for, whether stored or not)."""
+        now = datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")[:26] + "Z"
+        ids = orjson.dumps(list(call_ids)).decode()
+        with self._transaction() as conn:
+            descendants = [
+                r[0]
+                for r in conn.execute(
+                    "WITH RECURSIVE d(id) AS ("
+                    " SELECT id FROM calls WHERE project_id = ?1 AND deleted_at IS NULL"
+                    " AND parent_id IN (SELECT value FROM json_each(?2))"
+                    " UNION SELECT c.id FROM calls c JOIN d ON c.parent_id = d.id"
+                    " WHERE c.project_id = ?1 AND c.deleted_at IS NULL)"
+                    " SELECT id FROM d",
+                    (project_id, ids),
+                )
+            ]
+            every = orjson.dumps(descendants + list(call_ids)).decode()
+            conn.execute(
+                "UPDATE calls SET deleted_at = ? WHERE project_id = ? AND deleted_at IS NULL "
+                "AND id IN (SELECT value FROM json_each(?))",
+                (now, project_id, every),
+            )
+        return len(descendants) + len(call_ids)
 
     # -- reads
 
