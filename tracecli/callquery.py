@@ -159,11 +159,13 @@ def json_field_sql(column: str, path: str, cast: str | None, sql: _Sql) -> str:
     """A JSON column's value at a dotted path, as weave's SQLite server compares it: as text
     (so `inputs.x = "3"` matches the number 3 too), or cast to a number/bool when the other
     side of the comparison is a number/bool literal."""
-    p = sql.param(json_path(split_field(path)) if path else "$")
-    extract = f"json_extract({column}, {p})"
+    # The path is written into the SQL as a string literal (quotes doubled), not bound: the
+    # CASE below repeats it, and a literal keeps the positional parameters in step.
+    where = "'" + (json_path(split_field(path)) if path else "$").replace("'", "''") + "'"
+    extract = f"json_extract({column}, {where})"
     if cast is None:
         return f"CAST({extract} AS TEXT)"
-    return _inferred_json_cast(extract, f"json_type({column}, {p})", cast)
+    return _inferred_json_cast(extract, f"json_type({column}, {where})", cast)
 
 
 FieldSql = Callable[[str, "str | None", _Sql], str]
@@ -391,6 +393,10 @@ def _finite_or_none(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+class TooDeep(ValueError):
+    """JSON nested deeper than Python's json can read (weave's server: a 400)."""
+
+
 def loads_exact(data: bytes | str) -> Any:
     """JSON as weave's server reads it: integers of any size exact (orjson reads those beyond
     64 bits as floats), a lone surrogate escape kept, and NaN, Infinity or 1e400 read as null
@@ -403,7 +409,7 @@ def loads_exact(data: bytes | str) -> Any:
     try:
         return json.loads(data, parse_constant=lambda _: None, parse_float=_finite_or_none)
     except RecursionError:
-        raise ValueError("JSON nested too deeply to read") from None
+        raise TooDeep("JSON nested too deeply to read") from None
 
 
 def dumps_exact(value: Any) -> bytes:
@@ -466,8 +472,9 @@ def derive_summary(
         status = "success"
     derived: dict[str, Any] = {"status": status}
     if not display_name:
+        # an op ref names its op; any other op_name is the name, even an empty one
         name = _ref_name(op_name) if op_name.startswith("weave:///") else op_name
-        if name:
+        if name is not None:
             derived["trace_name"] = name
     if ended_at and started_at:
         delta = _parse_ts(ended_at) - _parse_ts(started_at)

@@ -19,6 +19,7 @@ import base64
 import binascii
 import contextlib
 import hmac
+import itertools
 import logging
 import signal
 import socket
@@ -291,7 +292,7 @@ class _Handlers:
 
     def stream_query(self, body: bytes) -> Iterator[dict[str, Any]]:
         d = self._query_args(body)
-        return self.store.query(
+        rows = self.store.query(
             d["project_id"],
             filter=d.get("filter"),
             query=d.get("query"),
@@ -301,14 +302,29 @@ class _Handlers:
             columns=d.get("columns"),
             include_costs=bool(d.get("include_costs")),
         )
+        # The first row is read now, so a query SQLite cannot run is an error answer, not a
+        # stream that breaks after its 200.
+        first = next(rows, None)
+        return iter(()) if first is None else itertools.chain([first], rows)
 
     def query_stats(self, body: bytes) -> Any:
+        """weave's SQLite server: count capped at limit, has_more when the cap is reached,
+        storage summed only when asked for (else 0)."""
         d = self._query_args(body)
-        n = self.store.count(d["project_id"], filter=d.get("filter"), query=d.get("query"))
         limit = d.get("limit")
-        if isinstance(limit, int) and n > limit:
-            return {"count": limit, "has_more": True, "total_storage_size_bytes": None}
-        return {"count": n, "has_more": False, "total_storage_size_bytes": None}
+        if limit is not None and limit < 1:
+            raise refusal(400, "Limit must be a positive integer")
+        where = {"filter": d.get("filter"), "query": d.get("query")}
+        n = self.store.count(d["project_id"], **where)
+        count = n if limit is None else min(n, limit)
+        size = 0
+        if d.get("include_total_storage_size"):
+            size = self.store.trace_storage_bytes(d["project_id"], **where, limit=limit)
+        return {
+            "count": count,
+            "has_more": limit is not None and count >= limit,
+            "total_storage_size_bytes": size,
+        }
 
     def call_read(self, body: bytes) -> Any:
         d = self._query_args(body, CallReadReq)

@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
-from tracecli.callquery import dumps_exact, loads_exact
+from tracecli.callquery import TooDeep, dumps_exact, loads_exact
 from tracecli.schema import rules
 from tracecli.store import QueryError, StoreError
 from tracecli.store_objects import NotFound
@@ -67,6 +67,9 @@ def parse_body(body: bytes) -> Any:
         return _missing_body()
     try:
         return loads_exact(body)
+    except TooDeep:
+        # FastAPI's answer (so weave's) when its json.loads hits the recursion limit
+        raise HttpError(400, {"detail": "There was an error parsing the body"}) from None
     except ValueError as exc:  # json.JSONDecodeError, UnicodeDecodeError, nested too deeply
         raise unprocessable(
             [
@@ -116,6 +119,11 @@ def run_guarded(fn: Callable[..., Any], *args: Any) -> Any:
         raise refusal(404, str(exc)) from None
     except StoreError as exc:
         raise refusal(400, str(exc)) from None
+    except RecursionError:
+        # A value nested too deeply to store (~950 levels): weave's server fails the same
+        # request with the same 500; not our bug, so no traceback in the log.
+        sys.stderr.write("tracecli serve: a request nested too deeply to store (500)\n")
+        raise HttpError(500, {"reason": "Internal server error"}) from None
     except sqlite3.OperationalError as exc:
         if "locked" in str(exc) or "busy" in str(exc):
             raise HttpError(503, {"reason": "store busy, retry"}, {"Retry-After": "1"}) from None

@@ -666,6 +666,28 @@ class Store:
         with self._reader() as conn:
             return conn.execute(sql, params).fetchone()[0]
 
+    def trace_storage_bytes(
+        self,
+        project_id: str,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        query: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+    ) -> int:
+        """`include_total_storage_size`, as weave's SQLite server sums it: for each matching
+        root call, the stored size of every call of its trace (sizes of this store's text)."""
+        inner, params = build_select(
+            "trace_id, parent_id", project_id, filter=filter, query=query, limit=limit
+        )
+        sql = (
+            "SELECT COALESCE(SUM(COALESCE(length(c.attributes), 0) + COALESCE(length(c.inputs), 0)"
+            " + COALESCE(length(c.output), 0) + COALESCE(length(c.summary), 0)), 0)"
+            f" FROM ({inner}) AS m JOIN calls c ON c.project_id = ? AND c.trace_id = m.trace_id"
+            " WHERE m.parent_id IS NULL"
+        )
+        with self._reader() as conn:
+            return conn.execute(sql, [*params, project_id]).fetchone()[0]
+
     def projects(self) -> list[str]:
         """Project ids that hold calls, the most recently active (latest start) first."""
         with self._reader() as conn:
