@@ -23,6 +23,7 @@ from tracecli import __version__
 COMMANDS: dict[str, str] = {
     "login": "tracecli.cli.cmd_config",
     "convert": "tracecli.cli.cmd_convert",
+    "export": "tracecli.cli.cmd_export",
     "schema": "tracecli.cli.cmd_schema",
     "serve": "tracecli.cli.cmd_serve",
     "tail": "tracecli.cli.cmd_tail",
