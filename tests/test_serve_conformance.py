@@ -350,7 +350,7 @@ WRITES: list[tuple[str, Any]] = [
 
 
 @pytest.mark.parametrize(("name", "fields"), WRITES, ids=[w[0] for w in WRITES])
-@pytest.mark.parametrize("route", ["complete", "start"])
+@pytest.mark.parametrize("route", ["complete", "start", "batch"])
 def test_refusals_and_stores_as_weave_ref(
     pair: dict[str, ServerHandle], name: str, fields: dict[str, Any], route: str
 ) -> None:
@@ -360,8 +360,16 @@ def test_refusals_and_stores_as_weave_ref(
     call = _fresh(project, **fields)
     if route == "complete":
         path, body = f"/v2/{project}/calls/complete", {"batch": [call]}
-    else:
+    elif route == "start":
         path, body = "/call/start", {"start": _start_of(call)}
+    else:  # the SDK's legacy batch: the end first, as it sends them
+        end = {k: call[k] for k in ("project_id", "id", "ended_at", "output", "summary")}
+        end.update({k: call[k] for k in ("wb_run_step_end",) if k in call})
+        items = [
+            {"mode": "end", "req": {"end": end}},
+            {"mode": "start", "req": {"start": _start_of(call)}},
+        ]
+        path, body = "/call/upsert_batch", {"batch": items}
     ref = _post(pair["weave-ref"], path, body)
     serve = _post(pair["serve"], path, body)
     assert serve.status_code == ref.status_code, (ref.text, serve.text)

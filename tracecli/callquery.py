@@ -385,7 +385,15 @@ def build_select(
 
 # ---- JSON that keeps what weave's server keeps ------------------------------------------
 
-_WIDE_RUN = re.compile(r"\d{19}")  # 2**63 has 19 digits: shorter integers fit orjson
+# Integers orjson reads exactly have at most 19 digits (2**63); a run of 19 digits is looked
+# for at C speed (digits mapped to "0", then one find), as every body and row is searched.
+_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= i <= 0x39 else i for i in range(256))
+_RUN = b"0" * 19
+
+
+def _may_hold_wide_ints(data: bytes | str) -> bool:
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    return raw.translate(_DIGITS_AS_ZERO).find(_RUN) >= 0
 
 
 def _finite_or_none(text: str) -> float | None:
@@ -401,7 +409,7 @@ def loads_exact(data: bytes | str) -> Any:
     """JSON as weave's server reads it: integers of any size exact (orjson reads those beyond
     64 bits as floats), a lone surrogate escape kept, and NaN, Infinity or 1e400 read as null
     (what weave's server answers for them). orjson first: this runs on every body and row."""
-    if not _WIDE_RUN.search(data if isinstance(data, str) else data.decode("latin-1")):
+    if not _may_hold_wide_ints(data):
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
