@@ -165,3 +165,6 @@ def test_the_embedded_store_keeps_wide_integers_written_by_upload(tmp_path: Path
     line = run_cli("export", "--db", str(tmp_path / "store.db"), "--project", P).stdout
     assert '"x":18446744073709551616' in line
     assert loads_exact(line)["output"] == 2**64
+    shown = run_cli("tail", "--db", str(tmp_path / "store.db"), "-p", P, "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    assert '"x":18446744073709551616' in shown.stdout

@@ -6,11 +6,11 @@ import os
 import time
 from typing import Annotated, Any
 
-import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from tracecli.callquery import dumps_exact
 from tracecli.cli import app
 from tracecli.cli.common import (
     ApiKeyOpt,
@@ -103,7 +103,8 @@ class _Printer:
         if not calls:
             return
         if self.fmt is OutputFormat.json:
-            write_stdout("\n".join(orjson.dumps(c).decode() for c in calls))
+            # dumps_exact: integers beyond 64 bits are printed exactly (orjson refuses them)
+            write_stdout("\n".join(dumps_exact(c).decode() for c in calls))
             return
         self.out.file.write(render_rows(self.out, calls, header=not self.header_shown))
         self.out.file.flush()
