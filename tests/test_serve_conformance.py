@@ -639,3 +639,28 @@ def test_wb_run_id_in_a_query_expression_matches_what_was_sent(
     assert _lines(_post(pair["weave-ref"], "/calls/stream_query", body)) == []
     (row,) = _lines(_post(pair["serve"], "/calls/stream_query", body))
     assert row["wb_run_id"] == f"{P}/run-1"
+
+
+def test_include_feedback_hydrates_calls_as_weave_ref(pair: dict[str, ServerHandle]) -> None:
+    project = "conf/h" + uuid.uuid4().hex[:8]
+    with_feedback, without = _fresh(project), _fresh(project)
+    answers = []
+    for server in pair.values():
+        assert _post(server, f"/v2/{project}/calls/complete", {"batch": [with_feedback, without]})
+        for payload in ({"note": "first"}, {"note": "second"}):
+            feedback = {
+                "project_id": project,
+                "weave_ref": f"weave:///{project}/call/{with_feedback['id']}",
+                "feedback_type": "wandb.note.1",
+                "payload": payload,
+            }
+            assert _post(server, "/feedback/create", feedback).status_code == 200
+        r = _post(server, "/calls/stream_query", {"project_id": project, "include_feedback": True})
+        rows = _lines(r)
+        for row in rows:
+            for item in row["summary"]["weave"]["feedback"]:
+                for volatile in ("id", "created_at", "wb_user_id"):
+                    item.pop(volatile)
+        answers.append(rows)
+    assert answers[1] == answers[0]
+    assert sorted(len(r["summary"]["weave"]["feedback"]) for r in answers[1]) == [0, 2]

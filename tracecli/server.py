@@ -41,7 +41,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tracecli import __version__
+from tracecli import __version__, store_objects
 from tracecli.callquery import dumps_exact
 from tracecli.diagnostics import TracecliError, UsageError
 from tracecli.schema import rules
@@ -304,10 +304,22 @@ class _Handlers:
             columns=d.get("columns"),
             include_costs=bool(d.get("include_costs")),
         )
+        if d.get("include_feedback"):
+            rows = self._with_feedback(d["project_id"], rows)
         # The first row is read now, so a query SQLite cannot run is an error answer, not a
         # stream that breaks after its 200.
         first = next(rows, None)
         return iter(()) if first is None else itertools.chain([first], rows)
+
+    def _with_feedback(
+        self, project_id: str, rows: Iterator[dict[str, Any]]
+    ) -> Iterator[dict[str, Any]]:
+        """`include_feedback`: each call's feedback in `summary.weave.feedback` (a list, empty
+        when it has none), as weave's server hydrates it."""
+        by_call = store_objects.feedback_by_call(self.store, project_id)
+        for row in rows:
+            row["summary"].setdefault("weave", {})["feedback"] = by_call.get(row["id"], [])
+            yield row
 
     def query_stats(self, body: bytes) -> Any:
         """weave's SQLite server: count capped at limit, has_more when the cap is reached,

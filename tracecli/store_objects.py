@@ -447,3 +447,33 @@ def feedback_purge(store: Store, project_id: str, query: Mapping[str, Any]) -> N
             "DELETE FROM feedback WHERE project_id = ? AND id IN (SELECT value FROM json_each(?))",
             (project_id, json.dumps(ids)),
         )
+
+
+# What weave's server puts in `summary.weave.feedback` for `include_feedback`.
+CALL_FEEDBACK_FIELDS = (
+    "id",
+    "feedback_type",
+    "weave_ref",
+    "payload",
+    "creator",
+    "created_at",
+    "wb_user_id",
+    "runnable_ref",
+    "call_ref",
+    "trigger_ref",
+    "annotation_ref",
+    *_FEEDBACK_EMPTY,
+)
+
+
+def feedback_by_call(store: Store, project_id: str) -> dict[str, list[dict[str, Any]]]:
+    """The feedback on each call of a project (`weave:///<project>/call/<id>`), by call id,
+    oldest first: what `include_feedback` adds to every call."""
+    prefix = f"weave:///{project_id}/call/"
+    rows = feedback_query(store, project_id, fields=CALL_FEEDBACK_FIELDS)
+    by_call: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        ref = row["weave_ref"]
+        if isinstance(ref, str) and ref.startswith(prefix):
+            by_call.setdefault(ref[len(prefix) :].split("/", 1)[0], []).append(row)
+    return by_call
