@@ -448,9 +448,10 @@ def _parse_ts(stored: str) -> datetime.datetime:
 
 
 def _ref_name(op_name: str) -> str | None:
-    """`weave:///entity/project/op/name:digest` → `name` (weave's trace_name for op refs)."""
+    """`weave:///entity/project/op/name:digest` → `name`: weave's trace_name for an op or
+    object ref (other refs, a call's or a table's, give none)."""
     parts = op_name.split("/")
-    if len(parts) >= 7 and parts[5] == "op":
+    if len(parts) >= 7 and parts[5] in ("op", "object"):
         return parts[6].split(":", 1)[0] or None
     return None
 

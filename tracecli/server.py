@@ -194,23 +194,27 @@ def _start_problem(call: Mapping[str, Any]) -> str | None:
 
 def _ref_problem(call: Mapping[str, Any]) -> str | None:
     """weave's server rewrites every `weave:///` string of a call (op_name included) into its
-    internal form and refuses one that does not name entity/project/…; it refuses its own
-    internal form in uploads."""
+    internal form, refusing one that is not `entity/project/…` with both parts non-empty,
+    and refuses its own internal form in uploads (weave's trace_server_converter, in its
+    order: the first such value of the call, depth first)."""
     stack: list[Any] = [call]
     while stack:
         value = stack.pop()
         if isinstance(value, str):
             if value.startswith(rules.OP_REF_PREFIX):
-                if value.count("/", len(rules.OP_REF_PREFIX)) < 2 or not rules.OP_REF_RE.match(
-                    value
-                ):
+                parts = value[len(rules.OP_REF_PREFIX) :].split("/", 2)
+                if len(parts) != 3:
                     return f"Invalid URI: {value}"
+                if not parts[0] or not parts[1]:
+                    return f"Invalid project_id '{parts[0]}/{parts[1]}': expected 'entity/project'"
             elif value.startswith(rules.INTERNAL_REF_PREFIX):
-                return "Invalid internal ref format: missing project_id or kind."
+                if len(value[len(rules.INTERNAL_REF_PREFIX) :].split("/", 2)) < 2:
+                    return "Invalid internal ref format: missing project_id or kind."
+                return "Encountered unexpected internal ref format."
         elif isinstance(value, Mapping):
-            stack.extend(value.values())
+            stack.extend(reversed(list(value.values())))
         elif isinstance(value, list):
-            stack.extend(value)
+            stack.extend(reversed(value))
     return None
 
 
