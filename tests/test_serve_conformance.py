@@ -670,3 +670,23 @@ def test_include_feedback_hydrates_calls_as_weave_ref(pair: dict[str, ServerHand
         answers.append(rows)
     assert answers[1] == answers[0]
     assert sorted(len(r["summary"]["weave"]["feedback"]) for r in answers[1]) == [0, 2]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/objs/query", {"project_id": "conf/x", "filter": {"bogus": 1}}),
+        ("/objs/query", {"project_id": "conf/x", "filter": {"latest_only": True}}),
+        ("/calls/query_stats", {"project_id": "conf/x", "limit": 0}),
+        ("/calls/delete", {"project_id": "conf/x", "call_ids": [str(uuid.uuid4())]}),
+        ("/call/read", {"project_id": "conf/x", "id": "BAD"}),
+        ("/obj/read", {"project_id": "conf/x", "object_id": "nope", "digest": "latest"}),
+        ("/feedback/create", {"project_id": "conf/x", "weave_ref": "w", "feedback_type": "x"}),
+        ("/calls/stream_query", {"project_id": "bad"}),
+    ],
+)
+def test_sdk_route_status_codes_as_weave_ref(
+    pair: dict[str, ServerHandle], path: str, body: dict[str, Any]
+) -> None:
+    ref, serve = _post(pair["weave-ref"], path, body), _post(pair["serve"], path, body)
+    assert serve.status_code == ref.status_code, (ref.text, serve.text)

@@ -101,11 +101,26 @@ class TableQueryStatsReq(BaseModel):
     digest: str
 
 
+class ObjectVersionFilter(BaseModel):
+    """weave's filter of object versions: an unknown key is a 422 there too."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_object_classes: list[str] | None = None
+    exclude_base_object_classes: list[str] | None = None
+    leaf_object_classes: list[str] | None = None
+    object_ids: list[str] | None = None
+    is_op: bool | None = None
+    latest_only: bool | None = None
+    tags: list[str] | None = None
+    aliases: list[str] | None = None
+
+
 class ObjQueryReq(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     project_id: str
-    filter: dict[str, Any] | None = None
+    filter: ObjectVersionFilter | None = None
     limit: int | None = None
     offset: int | None = None
     sort_by: list[dict[str, Any]] | None = None
