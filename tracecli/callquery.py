@@ -128,7 +128,7 @@ def json_path(parts: Sequence[str]) -> str:
 def _inferred_json_cast(extract: str, json_type: str, cast: str) -> str:
     """weave's `_sqlite_inferred_json_cast_sql`: a JSON value read as the literal's type, NULL
     where it is not one (never SQLite's 0 for text or objects)."""
-    sql_type = _CASTS["double" if cast == "double" else cast]
+    sql_type = _CASTS[cast]
     cast_sql = f"CAST({extract} AS {sql_type})"
     text = f"CAST({extract} AS TEXT)"
     digits = f"replace({text}, '.', '')"

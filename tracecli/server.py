@@ -25,6 +25,7 @@ import itertools
 import logging
 import signal
 import socket
+import sqlite3
 import sys
 import time
 import uuid
@@ -69,7 +70,7 @@ from tracecli.server_http import (
     validate_body,
 )
 from tracecli.server_objects import OBJECT_REQUEST_MODELS, add_object_routes
-from tracecli.store import Store
+from tracecli.store import QueryError, Store
 
 MAX_BODY_BYTES = 32 * 1024 * 1024  # the limit the weave SDK assumes
 DEFAULT_PORT = 6345
@@ -252,6 +253,18 @@ def _same_project(entity: str | None, project: str | None, calls: list[Any]) -> 
 # ---- request handling (runs in a worker thread) ----------------------------------------
 
 
+@contextlib.contextmanager
+def _query_errors() -> Iterator[None]:
+    """A query SQLite refuses (a JSON path it cannot read, say) is the client's 400, not our
+    500; a busy store stays the 503 run_guarded makes of it."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise
+        raise QueryError(f"the store cannot run this query: {exc}") from None
+
+
 @dataclass
 class _Handlers:
     store: Store
@@ -312,7 +325,8 @@ class _Handlers:
             rows = self._with_feedback(d["project_id"], rows)
         # The first row is read now, so a query SQLite cannot run is an error answer, not a
         # stream that breaks after its 200.
-        first = next(rows, None)
+        with _query_errors():
+            first = next(rows, None)
         return iter(()) if first is None else itertools.chain([first], rows)
 
     def _with_feedback(
@@ -333,11 +347,12 @@ class _Handlers:
         if limit is not None and limit < 1:
             raise refusal(400, "Limit must be a positive integer")
         where = {"filter": d.get("filter"), "query": d.get("query")}
-        n = self.store.count(d["project_id"], **where)
+        with _query_errors():
+            n = self.store.count(d["project_id"], **where)
+            size = 0
+            if d.get("include_total_storage_size"):
+                size = self.store.trace_storage_bytes(d["project_id"], **where, limit=limit)
         count = n if limit is None else min(n, limit)
-        size = 0
-        if d.get("include_total_storage_size"):
-            size = self.store.trace_storage_bytes(d["project_id"], **where, limit=limit)
         return {
             "count": count,
             "has_more": limit is not None and count >= limit,
