@@ -302,12 +302,14 @@ def test_a_version_1_store_is_migrated_with_its_calls(tmp_path: Path) -> None:
         raw.execute("DROP TABLE tables")
         raw.execute("DROP TABLE table_rows")
         raw.execute("DROP TABLE files")
+        raw.execute("DROP TABLE feedback")
     with Store(db) as store:
         assert [c["id"] for c in store.query(P)] == [call["id"]]
     with sqlite3.connect(db) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         names = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert {"calls", "pending_ends", "objects", "tables", "table_rows", "files"} <= names
+        assert "feedback" in names
 
 
 def test_a_store_that_cannot_be_created_is_one_error(tmp_path: Path) -> None:

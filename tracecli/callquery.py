@@ -12,7 +12,10 @@ derived `summary.weave` block), so a script reading `tail --format json` works o
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping, Sequence
+import json
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -48,8 +51,9 @@ SELECT_COLUMNS = (
     "wb_run_step",
     "wb_run_step_end",
     "deleted_at",
+    "otel_dump",
 )
-_PLAIN_FIELDS = frozenset(SELECT_COLUMNS)
+_PLAIN_FIELDS = frozenset(SELECT_COLUMNS) - {"otel_dump"}
 _JSON_FIELDS = ("inputs", "output", "attributes", "summary")
 
 STATUS_SQL = (
@@ -57,11 +61,11 @@ STATUS_SQL = (
     "WHEN json_extract(summary, '$.status_counts.error') > 0 THEN 'descendant_error' "
     "ELSE 'success' END)"
 )
+# Unrounded, as weave's SQLite server compares and sorts it (the rendered value is rounded).
 LATENCY_SQL = (
     "(CASE WHEN ended_at IS NOT NULL THEN "
-    "CAST((julianday(ended_at) - julianday(started_at)) * 86400000 AS INTEGER) ELSE 0 END)"
+    "CAST((julianday(ended_at) - julianday(started_at)) * 86400000 AS FLOAT) ELSE 0 END)"
 )
-_DERIVED = {"summary.weave.status": STATUS_SQL, "summary.weave.latency_ms": LATENCY_SQL}
 
 # CallsFilter keys → column; every one is "column IN (list)".
 _FILTER_COLUMNS = {
@@ -76,7 +80,9 @@ _FILTER_COLUMNS = {
 }
 _UNSUPPORTED_FILTERS = ("input_refs", "output_refs")
 _SORT_DIRECTIONS = {"asc": "ASC", "desc": "DESC"}
-_CASTS = {"int": "INTEGER", "double": "REAL", "bool": "INTEGER", "string": "TEXT"}
+# `$convert` targets and the inferred casts of comparisons, as weave's SQLite server names them.
+_CASTS = {"int": "INT", "double": "FLOAT", "bool": "BOOL", "string": "TEXT"}
+_INT64 = (-(2**63), 2**63)
 
 
 class _Sql:
@@ -87,7 +93,9 @@ class _Sql:
 
     def param(self, value: Any) -> str:
         if isinstance(value, bool):
-            value = int(value)
+            value = int(value)  # weave writes `true`, which SQLite reads as 1
+        elif isinstance(value, int) and not _INT64[0] <= value < _INT64[1]:
+            value = float(value)  # SQLite reads such a literal as a real, as weave's does
         elif value is not None and not isinstance(value, int | float | str):
             raise QueryError(f"query literal must be a string, number, bool or null: {value!r}")
         self.params.append(value)
@@ -100,87 +108,211 @@ class _Sql:
         return "(SELECT value FROM json_each(?))"
 
 
+def split_field(path: str) -> list[str]:
+    r"""`a.b\.c` → `["a", "b.c"]`: dots split, backslash-escaped dots stay (weave's rule)."""
+    return [p.replace("\\.", ".") for p in re.split(r"(?<!\\)\.", path)]
+
+
 def json_path(parts: Sequence[str]) -> str:
-    """`a.b.0` → `$."a"."b"[0]`: every key quoted so dots and quotes in keys stay keys."""
+    """`a.b.0` → `$."a"."b"[0]`, as weave's `quote_json_path` writes it."""
     out = ["$"]
     for part in parts:
-        if part.isdigit():
+        try:
+            int(part)
             out.append(f"[{part}]")
-        else:
-            out.append('."' + part.replace("\\", "\\\\").replace('"', '\\"') + '"')
+        except ValueError:
+            out.append('."' + part + '"')
     return "".join(out)
 
 
-def _field(name: Any, sql: _Sql) -> str:
+def _inferred_json_cast(extract: str, json_type: str, cast: str) -> str:
+    """weave's `_sqlite_inferred_json_cast_sql`: a JSON value read as the literal's type, NULL
+    where it is not one (never SQLite's 0 for text or objects)."""
+    sql_type = _CASTS[cast]
+    cast_sql = f"CAST({extract} AS {sql_type})"
+    text = f"CAST({extract} AS TEXT)"
+    digits = f"replace({text}, '.', '')"
+    base = f"({text} != '' AND {digits} != '' AND {digits} NOT GLOB '*[^0-9]*'"
+    if cast == "double":
+        plain = f"{base} AND (length({text}) - length({digits})) <= 1)"
+        return (
+            f"CASE WHEN {json_type} IN ('integer', 'real') THEN {cast_sql} "
+            f"WHEN {json_type} = 'text' AND {plain} THEN {cast_sql} ELSE NULL END"
+        )
+    plain = f"{base} AND {digits} = {text})"
+    if cast == "int":
+        return (
+            f"CASE WHEN {json_type} = 'integer' THEN {cast_sql} "
+            f"WHEN {json_type} = 'text' AND {plain} THEN {cast_sql} ELSE NULL END"
+        )
+    lowered = f"lower(trim({text}))"
+    return (
+        f"CASE WHEN {json_type} = 'true' THEN 1 WHEN {json_type} = 'false' THEN 0 "
+        f"WHEN {json_type} = 'integer' THEN {cast_sql} "
+        f"WHEN {json_type} = 'text' AND {lowered} = 'true' THEN 1 "
+        f"WHEN {json_type} = 'text' AND {lowered} = 'false' THEN 0 "
+        f"WHEN {json_type} = 'text' AND {plain} THEN {cast_sql} ELSE NULL END"
+    )
+
+
+def json_field_sql(column: str, path: str, cast: str | None, sql: _Sql) -> str:
+    """A JSON column's value at a dotted path, as weave's SQLite server compares it: as text
+    (so `inputs.x = "3"` matches the number 3 too), or cast to a number/bool when the other
+    side of the comparison is a number/bool literal."""
+    # The path is written into the SQL as a string literal (quotes doubled), not bound: the
+    # CASE below repeats it, and a literal keeps the positional parameters in step.
+    where = "'" + (json_path(split_field(path)) if path else "$").replace("'", "''") + "'"
+    extract = f"json_extract({column}, {where})"
+    if cast is None:
+        return f"CAST({extract} AS TEXT)"
+    return _inferred_json_cast(extract, f"json_type({column}, {where})", cast)
+
+
+FieldSql = Callable[[str, "str | None", _Sql], str]
+
+
+def call_field(name: Any, cast: str | None, sql: _Sql) -> str:
+    """A `$getField` of a call → SQL, as weave's `_transform_external_calls_field_to_internal_
+    calls_field` (derived status and latency; JSON columns by path; plain columns as they are)."""
     if not isinstance(name, str) or not name:
         raise QueryError(f"$getField needs a field name, got {name!r}")
-    if name in _DERIVED:
-        return _DERIVED[name]
-    if name == "summary.weave.trace_name":
-        return "COALESCE(display_name, op_name)"
-    if name in _PLAIN_FIELDS:
+    if name == "summary.weave.latency_ms":
+        return LATENCY_SQL
+    if name == "summary.weave.status":
+        return STATUS_SQL
+    head, dot, rest = name.partition(".")
+    if head in _JSON_FIELDS:
+        return json_field_sql(head, rest, cast, sql)
+    if name in _PLAIN_FIELDS and not dot:
         return name
-    head, _, rest = name.partition(".")
-    if head in _JSON_FIELDS and rest:
-        return f"json_extract({head}, {sql.param(json_path(rest.split('.')))})"
+    if name.startswith("feedback."):
+        raise QueryError("feedback fields are not supported in call queries by tracecli serve")
     raise QueryError(f"cannot query on field {name!r}")
 
 
-def _operand(node: Any, sql: _Sql) -> str:
-    if isinstance(node, Mapping) and len(node) == 1:
-        ((op, arg),) = node.items()
-        if op == "$getField":
-            return _field(arg, sql)
-        if op == "$literal":
-            return sql.param(arg)
-        if op == "$convert":
-            if not isinstance(arg, Mapping) or arg.get("to") not in _CASTS:
-                raise QueryError(f"$convert needs input and to (one of {', '.join(_CASTS)})")
-            return f"CAST({_operand(arg.get('input'), sql)} AS {_CASTS[arg['to']]})"
-        return f"({_expr(node, sql)})"
-    raise QueryError(f"not a query operand: {node!r}")
+def _literal_cast(node: Any) -> str | None:
+    """weave's `infer_literal_filter_cast`: a bool, int or float literal casts the field."""
+    if not (isinstance(node, Mapping) and len(node) == 1 and "$literal" in node):
+        return None
+    value = node["$literal"]
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "double"
+    return None
 
 
-def _is_null_literal(node: Any) -> bool:
-    return isinstance(node, Mapping) and "$literal" in node and node["$literal"] is None
+def _shared_cast(nodes: Sequence[Any]) -> str | None:
+    casts = set()
+    for node in nodes:
+        cast = _literal_cast(node)
+        if cast is None:
+            return None
+        casts.add(cast)
+    if casts == {"int", "double"}:
+        return "double"
+    return casts.pop() if len(casts) == 1 else None
 
 
-def _expr(node: Any, sql: _Sql) -> str:
-    if not isinstance(node, Mapping) or len(node) != 1:
-        raise QueryError(f"not a query expression: {node!r}")
-    ((op, arg),) = node.items()
-    if op in ("$and", "$or"):
-        if not isinstance(arg, list) or not arg:
-            raise QueryError(f"{op} needs a non-empty list")
-        joiner = " AND " if op == "$and" else " OR "
-        return "(" + joiner.join(_expr(a, sql) for a in arg) + ")"
-    if op == "$not":
-        if not isinstance(arg, list) or len(arg) != 1:
-            raise QueryError("$not needs a list of one expression")
-        return f"NOT ({_expr(arg[0], sql)})"
-    if op in ("$eq", "$gt", "$gte"):
+def _is_field(node: Any) -> bool:
+    return isinstance(node, Mapping) and len(node) == 1 and "$getField" in node
+
+
+class _Compiler:
+    """weave's Mongo-style `$expr` → one SQL condition, over the fields `field` resolves."""
+
+    def __init__(self, sql: _Sql, field: FieldSql) -> None:
+        self.sql, self.field = sql, field
+
+    def operand(self, node: Any, cast: str | None = None) -> str:
+        if isinstance(node, Mapping) and len(node) == 1:
+            ((op, arg),) = node.items()
+            if op == "$getField":
+                return self.field(arg, cast, self.sql)
+            if op == "$literal":
+                return self.sql.param(arg)
+            if op == "$convert":
+                if not isinstance(arg, Mapping) or arg.get("to") not in _CASTS:
+                    raise QueryError(f"$convert needs input and to (one of {', '.join(_CASTS)})")
+                return f"CAST({self.operand(arg.get('input'))} AS {_CASTS[arg['to']]})"
+            return self.expr(node)
+        raise QueryError(f"not a query operand: {node!r}")
+
+    def _pair(self, arg: Any, op: str) -> tuple[str, str]:
         if not isinstance(arg, list) or len(arg) != 2:
             raise QueryError(f"{op} needs a list of two operands")
         left, right = arg
-        if op == "$eq" and (_is_null_literal(left) or _is_null_literal(right)):
-            other = right if _is_null_literal(left) else left
-            return f"{_operand(other, sql)} IS NULL"
-        sym = {"$eq": "=", "$gt": ">", "$gte": ">="}[op]
-        return f"{_operand(left, sql)} {sym} {_operand(right, sql)}"
-    if op == "$in":
-        if not isinstance(arg, list) or len(arg) != 2 or not isinstance(arg[1], list):
-            raise QueryError("$in needs [operand, [operands...]]")
-        if not arg[1]:
-            return "0"
-        return f"{_operand(arg[0], sql)} IN ({', '.join(_operand(a, sql) for a in arg[1])})"
-    if op == "$contains":
-        if not isinstance(arg, Mapping) or "input" not in arg or "substr" not in arg:
-            raise QueryError("$contains needs input and substr")
-        left, sub = _operand(arg["input"], sql), _operand(arg["substr"], sql)
-        if arg.get("case_insensitive"):
-            return f"instr(lower({left}), lower({sub})) > 0"
-        return f"instr({left}, {sub}) > 0"
-    raise QueryError(f"unsupported query operator {op!r}")
+        return self.operand(left, _literal_cast(right)), self.operand(right, _literal_cast(left))
+
+    def expr(self, node: Any) -> str:
+        if not isinstance(node, Mapping) or len(node) != 1:
+            raise QueryError(f"not a query expression: {node!r}")
+        ((op, arg),) = node.items()
+        if op in ("$and", "$or"):
+            if not isinstance(arg, list) or not arg:
+                raise QueryError(f"{op} needs a non-empty list")
+            if len(arg) == 1:
+                return self.operand(arg[0])
+            joiner = " AND " if op == "$and" else " OR "
+            return "(" + joiner.join(self.operand(a) for a in arg) + ")"
+        if op == "$not":
+            if not isinstance(arg, list) or len(arg) != 1:
+                raise QueryError("$not needs a list of one expression")
+            return f"(NOT ({self.operand(arg[0])}))"
+        if op == "$eq":
+            if not isinstance(arg, list) or len(arg) != 2:
+                raise QueryError("$eq needs a list of two operands")
+            if isinstance(arg[1], Mapping) and arg[1] == {"$literal": None}:
+                return f"({self.operand(arg[0])} IS NULL)"
+            left, right = self._pair(arg, op)
+            return f"({left} = {right})"
+        if op in _COMPARE:
+            left, right = self._pair(arg, op)
+            return f"({left} {_COMPARE[op]} {right})"
+        if op == "$in":
+            if not isinstance(arg, list) or len(arg) != 2 or not isinstance(arg[1], list):
+                raise QueryError("$in needs [operand, [operands...]]")
+            left = self.operand(arg[0], _shared_cast(arg[1]) if _is_field(arg[0]) else None)
+            return f"({left} IN ({', '.join(self.operand(a) for a in arg[1])}))"
+        if op == "$contains":
+            if not isinstance(arg, Mapping) or "input" not in arg or "substr" not in arg:
+                raise QueryError("$contains needs input and substr")
+            left, sub = self.operand(arg["input"]), self.operand(arg["substr"])
+            if arg.get("case_insensitive"):
+                left, sub = f"LOWER({left})", f"LOWER({sub})"
+            return f"instr({left}, {sub})"
+        raise QueryError(f"unsupported query operator {op!r}")
+
+
+_COMPARE = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+
+
+def compile_query(query: Any, sql: _Sql, field: FieldSql) -> str:
+    """`{"$expr": ...}` → a SQL condition; QueryError for what is not weave's query language."""
+    if not isinstance(query, Mapping) or set(query) != {"$expr"}:
+        raise QueryError('query must be {"$expr": {...}}')
+    return _Compiler(sql, field).expr(query["$expr"])
+
+
+def _sort_field(name: Any, sql: _Sql) -> str:
+    """A sort_by field → SQL as weave's SQLite server sorts: JSON values uncast, latency as
+    a float, status derived."""
+    if not isinstance(name, str) or not name:
+        raise QueryError(f"sort_by needs a field name, got {name!r}")
+    if name == "summary.weave.status":
+        return STATUS_SQL
+    if name == "summary.weave.latency_ms":
+        return LATENCY_SQL
+    if name == "summary.weave.trace_name":
+        return "COALESCE(NULLIF(display_name, ''), op_name)"
+    head, dot, rest = name.partition(".")
+    if head in _JSON_FIELDS and dot:
+        return f"json_extract({head}, {sql.param(json_path(split_field(rest)))})"
+    if name in _PLAIN_FIELDS:
+        return name
+    raise QueryError(f"cannot sort on field {name!r}")
 
 
 def build_select(
@@ -193,25 +325,27 @@ def build_select(
     limit: int | None = None,
     offset: int | None = 0,
 ) -> tuple[str, list[Any]]:
-    """One SELECT over `calls` for a stream_query request; raises QueryError when unsure."""
+    """One SELECT over `calls` for a stream_query request, answering as weave's SQLite server
+    does (deleted calls left out, an empty id list ignored, `limit: 0` meaning no limit);
+    raises QueryError when unsure."""
     sql = _Sql()
-    where = [f"project_id = {sql.param(project_id)}"]
+    where = [f"project_id = {sql.param(project_id)}", "deleted_at IS NULL"]
     for key, value in (filter or {}).items():
         if value is None:
             continue
         if key in _FILTER_COLUMNS:
             column = _FILTER_COLUMNS[key]
-            values = value
+            if isinstance(value, list) and not value and key != "thread_ids":
+                continue  # weave's server skips an empty list (but not thread_ids)
             if key == "op_names" and isinstance(value, list):
+                # weave's server: `name:*` → LIKE 'name%' (the colon dropped, no escaping)
                 exact = [v for v in value if not (isinstance(v, str) and v.endswith(":*"))]
-                wild = [v[:-1] for v in value if isinstance(v, str) and v.endswith(":*")]
+                wild = [v[:-2] for v in value if isinstance(v, str) and v.endswith(":*")]
                 parts = [f"op_name IN {sql.id_list(exact, key)}"] if exact else []
-                for prefix in wild:
-                    esc = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-                    parts.append(f"op_name LIKE {sql.param(esc + '%')} ESCAPE '\\'")
-                where.append("(" + " OR ".join(parts) + ")" if parts else "0")
+                parts += [f"op_name LIKE {sql.param(prefix + '%')}" for prefix in wild]
+                where.append("(" + " OR ".join(parts) + ")")
                 continue
-            where.append(f"{column} IN {sql.id_list(values, key)}")
+            where.append(f"{column} IN {sql.id_list(value, key)}")
         elif key == "trace_roots_only":
             if value:
                 where.append("parent_id IS NULL")
@@ -221,35 +355,82 @@ def build_select(
         else:
             raise QueryError(f"unknown filter key {key!r}")
     if query:
-        if not isinstance(query, Mapping) or set(query) != {"$expr"}:
-            raise QueryError('query must be {"$expr": {...}}')
-        where.append(_expr(query["$expr"], sql))
+        where.append(compile_query(query, sql, call_field))
     order = []
     for item in sort_by or []:
         if not isinstance(item, Mapping):
             raise QueryError(f"sort_by items are {{field, direction}}, got {item!r}")
-        field = item.get("field")
         direction = _SORT_DIRECTIONS.get(str(item.get("direction", "asc")).lower())
         if direction is None:
             raise QueryError(f"sort direction must be asc or desc, got {item.get('direction')!r}")
-        order.append(f"{_field(field, sql)} {direction}")
-    if not order:
-        order.append("started_at ASC")
-    fields = [item.get("field") for item in sort_by or [] if isinstance(item, Mapping)]
-    if "id" not in fields:
-        # weave's tie-break: id in the direction of a trailing started_at, else descending.
-        last = order[-1].rsplit(" ", 1)[1]
-        order.append("id " + (last if not fields or fields[-1] == "started_at" else "DESC"))
+        order.append(f"{_sort_field(item.get('field'), sql)} {direction}")
+    if sort_by is None:
+        order = ["started_at ASC", "id ASC"]
+    elif order:
+        fields = [item.get("field") for item in sort_by]
+        if "id" not in fields:
+            # weave's tie-break: id in the direction of a trailing started_at, else descending.
+            last = order[-1].rsplit(" ", 1)[1]
+            order.append("id " + (last if fields[-1] == "started_at" else "DESC"))
     if limit is not None and (not isinstance(limit, int) or limit < 0):
         raise QueryError(f"limit must be a non-negative integer, got {limit!r}")
     if offset is not None and (not isinstance(offset, int) or offset < 0):
         raise QueryError(f"offset must be a non-negative integer, got {offset!r}")
-    text = (
-        f"SELECT {table_columns} FROM calls WHERE {' AND '.join(where)} "
-        f"ORDER BY {', '.join(order)} LIMIT {sql.param(-1 if limit is None else limit)} "
-        f"OFFSET {sql.param(offset or 0)}"
-    )
+    text = f"SELECT {table_columns} FROM calls WHERE {' AND '.join(where)}"
+    if order:
+        text += f" ORDER BY {', '.join(order)}"
+    text += f" LIMIT {sql.param(limit or -1)} OFFSET {sql.param(offset or 0)}"
     return text, sql.params
+
+
+# ---- JSON that keeps what weave's server keeps ------------------------------------------
+
+# Integers orjson reads exactly have at most 19 digits (2**63); a run of 19 digits is looked
+# for at C speed (digits mapped to "0", then one find), as every body and row is searched.
+_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= i <= 0x39 else i for i in range(256))
+_RUN = b"0" * 19
+
+
+def _may_hold_wide_ints(data: bytes | str) -> bool:
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    return raw.translate(_DIGITS_AS_ZERO).find(_RUN) >= 0
+
+
+def _finite_or_none(text: str) -> float | None:
+    value = float(text)
+    return value if math.isfinite(value) else None
+
+
+class TooDeep(ValueError):
+    """JSON nested deeper than Python's json can read (weave's server: a 400)."""
+
+
+def loads_exact(data: bytes | str) -> Any:
+    """JSON as weave's server reads it: integers of any size exact (orjson reads those beyond
+    64 bits as floats), a lone surrogate escape kept, and NaN, Infinity or 1e400 read as null
+    (what weave's server answers for them). orjson first: this runs on every body and row."""
+    if not _may_hold_wide_ints(data):
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+    try:
+        return json.loads(data, parse_constant=lambda _: None, parse_float=_finite_or_none)
+    except RecursionError:
+        raise TooDeep("JSON nested too deeply to read") from None
+
+
+def dumps_exact(value: Any) -> bytes:
+    """JSON bytes of what loads_exact read: orjson, or Python's json for what orjson refuses
+    (integers beyond 64 bits, lone surrogates, nesting beyond orjson's 254 levels)."""
+    try:
+        return orjson.dumps(value)
+    except (orjson.JSONEncodeError, TypeError):
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        try:
+            return text.encode()
+        except UnicodeEncodeError:  # a lone surrogate: keep it as its escape
+            return json.dumps(value, separators=(",", ":")).encode()
 
 
 # ---- rows → CallSchema dicts ----------------------------------------------------------
@@ -267,9 +448,10 @@ def _parse_ts(stored: str) -> datetime.datetime:
 
 
 def _ref_name(op_name: str) -> str | None:
-    """`weave:///entity/project/op/name:digest` → `name` (weave's trace_name for op refs)."""
+    """`weave:///entity/project/op/name:digest` → `name`: weave's trace_name for an op or
+    object ref (other refs, a call's or a table's, give none)."""
     parts = op_name.split("/")
-    if len(parts) >= 7 and parts[5] == "op":
+    if len(parts) >= 7 and parts[5] in ("op", "object"):
         return parts[6].split(":", 1)[0] or None
     return None
 
@@ -299,8 +481,9 @@ def derive_summary(
         status = "success"
     derived: dict[str, Any] = {"status": status}
     if not display_name:
+        # an op ref names its op; any other op_name is the name, even an empty one
         name = _ref_name(op_name) if op_name.startswith("weave:///") else op_name
-        if name:
+        if name is not None:
             derived["trace_name"] = name
     if ended_at and started_at:
         delta = _parse_ts(ended_at) - _parse_ts(started_at)
@@ -368,13 +551,15 @@ def render_call(row: Sequence[Any], columns: frozenset[str] | None = None) -> di
         wb_run_step,
         wb_run_step_end,
         deleted_at,
+        otel_dump,
     ) = row
     if columns:
         ended_at = ended_at if "ended_at" in columns else None
         exception = exception if "exception" in columns else None
         display_name = display_name if "display_name" in columns else None
         summary = summary if "summary" in columns else None
-    loaded = orjson.loads(summary) if summary else {}
+    loaded = loads_exact(summary) if summary else {}
+    display_name = display_name or None  # weave's server reads "" back as null
     call: dict[str, Any] = {
         "id": id_,
         "project_id": project_id,
@@ -385,11 +570,11 @@ def render_call(row: Sequence[Any], columns: frozenset[str] | None = None) -> di
         "thread_id": thread_id,
         "turn_id": turn_id,
         "started_at": render_ts(started_at),
-        "attributes": orjson.loads(attributes) if attributes else {},
-        "inputs": orjson.loads(inputs) if inputs else {},
+        "attributes": loads_exact(attributes) if attributes else {},
+        "inputs": loads_exact(inputs) if inputs else {},
         "ended_at": render_ts(ended_at),
         "exception": exception,
-        "output": orjson.loads(output) if output is not None else None,
+        "output": loads_exact(output) if output is not None else None,
         "summary": derive_summary(
             loaded if isinstance(loaded, dict) else {},
             op_name,
@@ -415,4 +600,10 @@ def render_call(row: Sequence[Any], columns: frozenset[str] | None = None) -> di
                 call[key] = {}
             else:
                 call[key] = None
+    if otel_dump:
+        # weave's server keeps a call's otel_dump and answers it as attributes.otel_span
+        # (whatever columns were asked for).
+        if not isinstance(call["attributes"], dict):
+            call["attributes"] = {}
+        call["attributes"]["otel_span"] = loads_exact(otel_dump)
     return call

@@ -1,10 +1,12 @@
 """`tracecli serve`: the embedded store behind the Weave trace-server routes (ASGI, uvicorn).
 
 The uploader, the Weave SDK and curl talk to it exactly as to a Weave server: the same
-paths, the same request models (tracecli.schema.weave, so `validate` and the server agree),
-the server rules of tracecli.schema.rules, and the same answers — `{"detail": [...]}` 422s
-for bad bodies, `{"reason": ...}` for 400/401/413. Bodies are parsed with orjson and
-validated once; the raw dicts are stored, so what was sent is what comes back.
+paths, the same request models (tracecli.schema.weave), and weave's own server's answers —
+`{"detail": [...]}` 422s for bodies that do not fit the models, `{"reason": ...}` 400s in
+its words for the fields it refuses (checked here, not by `validate`'s rules: the SDK drops
+a batch on a 400 and splits it on a 422, so the status must be weave's), 401/413. Bodies are
+read as weave's server reads them (integers of any size exact) and validated once; the raw
+dicts are stored, so what was sent is what comes back.
 
 /openapi.json documents the request bodies with the same models (a test compares it with
 ../shared/spec). Everything heavier than a header check runs in a worker thread, so a big
@@ -19,11 +21,14 @@ import base64
 import binascii
 import contextlib
 import hmac
+import itertools
 import logging
 import signal
 import socket
+import sqlite3
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -37,7 +42,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tracecli import __version__
+from tracecli import __version__, store_objects
+from tracecli.callquery import dumps_exact
 from tracecli.diagnostics import TracecliError, UsageError
 from tracecli.schema import rules
 from tracecli.schema.weave import (
@@ -53,6 +59,7 @@ from tracecli.schema.weave import (
 from tracecli.server_http import (
     HttpError,
     body_doc,
+    check_project,
     json_response,
     log_exception,
     parse_body,
@@ -60,11 +67,10 @@ from tracecli.server_http import (
     refusal,
     run_guarded,
     sdk_route,
-    unprocessable,
     validate_body,
 )
 from tracecli.server_objects import OBJECT_REQUEST_MODELS, add_object_routes
-from tracecli.store import Store
+from tracecli.store import QueryError, Store
 
 MAX_BODY_BYTES = 32 * 1024 * 1024  # the limit the weave SDK assumes
 DEFAULT_PORT = 6345
@@ -123,6 +129,14 @@ class CallUpdateReq(BaseModel):
     wb_user_id: str | None = None
 
 
+class CallsDeleteReq(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    project_id: str
+    call_ids: list[str]
+    wb_user_id: str | None = None
+
+
 class CallReadReq(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -131,26 +145,96 @@ class CallReadReq(BaseModel):
 
 
 # ---- the server rules beyond the request models ------------------------------------------
+#
+# What weave's server refuses in a call it has parsed, with its status (400) and its words,
+# so that a client (the weave SDK drops a batch on a 400 and splits it on a 422) sees here
+# what it would see there. Read off weave's validation.py / validation_util.py and the
+# reference server's use of them: ids, lengths and wb_run_step on starts and completed calls,
+# the id alone on ends, weave:/// strings anywhere. What weave's SQLite server stores is
+# stored: any wb_run_id, an empty op_name, a negative wb_run_step_end, a 16- or 32-character
+# lowercase id of any letters.
+
+MAX_OP_NAME = 128
+MAX_DISPLAY_NAME = 1024
 
 
-def _check_rules(calls: list[tuple[tuple[Any, ...], Mapping[str, Any]]]) -> None:
-    """tracecli.schema.rules over each call half → one 422 listing every problem."""
-    errors = []
-    for loc, call in calls:
-        for field, code, message in rules.check_call(call):
-            value: Any = call
-            for part in field.split("."):
-                value = value.get(part) if isinstance(value, Mapping) else None
-            errors.append(
-                {
-                    "type": code,
-                    "loc": ["body", *loc, *field.split(".")],
-                    "msg": f"{field} {message}",
-                    "input": value,
-                }
-            )
-    if errors:
-        raise unprocessable(errors)
+def _id_problem(value: Any, span_len: int) -> str | None:
+    """weave's call_id_validator (span_len 16) / trace_id_validator (32): its message or None."""
+    if not isinstance(value, str):
+        return None
+    if value.lower() == value and len(value) == span_len:
+        return None  # an OpenTelemetry id: weave checks case and length only
+    if value.lower() != value:
+        return f"Invalid UUID: {value}. UUID must be lowercase"
+    try:
+        parsed = str(uuid.UUID(value))
+    except ValueError:
+        return f"Invalid UUID: {value}. Unable to parse"
+    if parsed != value:
+        return f"Invalid UUID: {value}. UUID did not round-trip"
+    return None
+
+
+def _start_problem(call: Mapping[str, Any]) -> str | None:
+    """The first of weave's refusals of a started or completed call, in its order."""
+    for field, span_len in (("id", 16), ("trace_id", 32), ("parent_id", 16)):
+        problem = _id_problem(call.get(field), span_len)
+        if problem:
+            return problem
+    display = call.get("display_name")
+    if isinstance(display, str) and len(display) > MAX_DISPLAY_NAME:
+        return f"String too long: {display}. Max length is {MAX_DISPLAY_NAME}"
+    op = call.get("op_name")
+    if isinstance(op, str) and not op.startswith("weave:") and len(op) > MAX_OP_NAME:
+        return f"String too long: {op}. Max length is {MAX_OP_NAME}"
+    step = call.get("wb_run_step")
+    if isinstance(step, int) and step < 0:
+        return "wb_run_step must be non-negative"
+    return None
+
+
+def _ref_problem(call: Mapping[str, Any]) -> str | None:
+    """weave's server rewrites every `weave:///` string of a call (op_name included) into its
+    internal form, refusing one that is not `entity/project/…` with both parts non-empty,
+    and refuses its own internal form in uploads (weave's trace_server_converter, in its
+    order: the first such value of the call, depth first)."""
+    stack: list[Any] = [call]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if value.startswith(rules.OP_REF_PREFIX):
+                parts = value[len(rules.OP_REF_PREFIX) :].split("/", 2)
+                if len(parts) != 3:
+                    return f"Invalid URI: {value}"
+                if not parts[0] or not parts[1]:
+                    return f"Invalid project_id '{parts[0]}/{parts[1]}': expected 'entity/project'"
+            elif value.startswith(rules.INTERNAL_REF_PREFIX):
+                if len(value[len(rules.INTERNAL_REF_PREFIX) :].split("/", 2)) < 2:
+                    return "Invalid internal ref format: missing project_id or kind."
+                return "Encountered unexpected internal ref format."
+        elif isinstance(value, Mapping):
+            stack.extend(reversed(list(value.values())))
+        elif isinstance(value, list):
+            stack.extend(reversed(value))
+    return None
+
+
+def _check_calls(starts: list[Mapping[str, Any]], ends: list[Mapping[str, Any]]) -> None:
+    """weave's refusals of these call halves → one 400 `{"reason": …}`, as weave answers."""
+    for call in starts + ends:
+        check_project(call["project_id"])
+    for call in starts:
+        problem = _start_problem(call)
+        if problem:
+            raise refusal(400, problem)
+    for call in ends:
+        problem = _id_problem(call.get("id"), 16)
+        if problem:
+            raise refusal(400, problem)
+    for call in starts + ends:
+        problem = _ref_problem(call)
+        if problem:
+            raise refusal(400, problem)
 
 
 def _same_project(entity: str | None, project: str | None, calls: list[Any]) -> None:
@@ -169,6 +253,18 @@ def _same_project(entity: str | None, project: str | None, calls: list[Any]) -> 
 # ---- request handling (runs in a worker thread) ----------------------------------------
 
 
+@contextlib.contextmanager
+def _query_errors() -> Iterator[None]:
+    """A query SQLite refuses (a JSON path it cannot read, say) is the client's 400, not our
+    500; a busy store stays the 503 run_guarded makes of it."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise
+        raise QueryError(f"the store cannot run this query: {exc}") from None
+
+
 @dataclass
 class _Handlers:
     store: Store
@@ -177,28 +273,28 @@ class _Handlers:
         data = parse_body(body)
         validate_body(CallStartReq, data)
         _same_project(entity, project, [data["start"]])
-        _check_rules([(("start",), data["start"])])
+        _check_calls([data["start"]], [])
         return self.store.call_start(data["start"])
 
     def call_end(self, body: bytes, entity: str | None = None, project: str | None = None) -> Any:
         data = parse_body(body)
         validate_body(CallEndReq, data)
         _same_project(entity, project, [data["end"]])
-        _check_rules([(("end",), data["end"])])
+        _check_calls([], [data["end"]])
         return self.store.call_end(data["end"])
 
     def upsert_batch(self, body: bytes) -> Any:
         data = parse_body(body)
         validate_body(CallCreateBatchReq, data)
         items = data["batch"]
-        halves = []
+        halves: dict[str, list[Any]] = {"start": [], "end": []}
         for i, item in enumerate(items):
             mode = item.get("mode", "start" if "start" in item["req"] else "end")
             if mode not in ("start", "end") or mode not in item["req"]:
                 raise refusal(400, f"batch item {i}: invalid mode {mode!r}")
             item["mode"] = mode
-            halves.append((("batch", i, "req", mode), item["req"][mode]))
-        _check_rules(halves)
+            halves[mode].append(item["req"][mode])
+        _check_calls(halves["start"], halves["end"])
         return {"res": self.store.upsert_batch(items)}
 
     def calls_complete(self, body: bytes, entity: str, project: str) -> Any:
@@ -206,7 +302,7 @@ class _Handlers:
         validate_body(CallsUpsertCompleteReq, data)
         calls = data["batch"]
         _same_project(entity, project, calls)
-        _check_rules([(("batch", i), c) for i, c in enumerate(calls)])
+        _check_calls(calls, [])
         self.store.calls_complete(calls)
         return {}
 
@@ -215,7 +311,7 @@ class _Handlers:
 
     def stream_query(self, body: bytes) -> Iterator[dict[str, Any]]:
         d = self._query_args(body)
-        return self.store.query(
+        rows = self.store.query(
             d["project_id"],
             filter=d.get("filter"),
             query=d.get("query"),
@@ -225,14 +321,43 @@ class _Handlers:
             columns=d.get("columns"),
             include_costs=bool(d.get("include_costs")),
         )
+        if d.get("include_feedback"):
+            rows = self._with_feedback(d["project_id"], rows)
+        # The first row is read now, so a query SQLite cannot run is an error answer, not a
+        # stream that breaks after its 200.
+        with _query_errors():
+            first = next(rows, None)
+        return iter(()) if first is None else itertools.chain([first], rows)
+
+    def _with_feedback(
+        self, project_id: str, rows: Iterator[dict[str, Any]]
+    ) -> Iterator[dict[str, Any]]:
+        """`include_feedback`: each call's feedback in `summary.weave.feedback` (a list, empty
+        when it has none), as weave's server hydrates it."""
+        by_call = store_objects.feedback_by_call(self.store, project_id)
+        for row in rows:
+            row["summary"].setdefault("weave", {})["feedback"] = by_call.get(row["id"], [])
+            yield row
 
     def query_stats(self, body: bytes) -> Any:
+        """weave's SQLite server: count capped at limit, has_more when the cap is reached,
+        storage summed only when asked for (else 0)."""
         d = self._query_args(body)
-        n = self.store.count(d["project_id"], filter=d.get("filter"), query=d.get("query"))
         limit = d.get("limit")
-        if isinstance(limit, int) and n > limit:
-            return {"count": limit, "has_more": True, "total_storage_size_bytes": None}
-        return {"count": n, "has_more": False, "total_storage_size_bytes": None}
+        if limit is not None and limit < 1:
+            raise refusal(400, "Limit must be a positive integer")
+        where = {"filter": d.get("filter"), "query": d.get("query")}
+        with _query_errors():
+            n = self.store.count(d["project_id"], **where)
+            size = 0
+            if d.get("include_total_storage_size"):
+                size = self.store.trace_storage_bytes(d["project_id"], **where, limit=limit)
+        count = n if limit is None else min(n, limit)
+        return {
+            "count": count,
+            "has_more": limit is not None and count >= limit,
+            "total_storage_size_bytes": size,
+        }
 
     def call_read(self, body: bytes) -> Any:
         d = self._query_args(body, CallReadReq)
@@ -243,11 +368,20 @@ class _Handlers:
         d = self._query_args(body, CallUpdateReq)
         if d.get("display_name") is None:
             raise refusal(400, "One of [display_name] is required for call update")
-        if not rules.is_call_id(d["call_id"]):
-            raise refusal(400, f"Invalid call id: {d['call_id']!r}")
+        problem = _id_problem(d["call_id"], 16) or (
+            f"String too long: {d['display_name']}. Max length is {MAX_DISPLAY_NAME}"
+            if len(d["display_name"]) > MAX_DISPLAY_NAME
+            else None
+        )
+        if problem:
+            raise refusal(400, problem)
         # An unknown call is not an error on weave's server either.
         self.store.set_display_name(d["project_id"], d["call_id"], d["display_name"])
         return {}
+
+    def calls_delete(self, body: bytes) -> Any:
+        d = self._query_args(body, CallsDeleteReq)
+        return {"num_deleted": self.store.delete_calls(d["project_id"], d["call_ids"])}
 
     def calls_query(self, body: bytes) -> Any:
         return {"calls": list(self.stream_query(body))}
@@ -258,7 +392,7 @@ def _stream(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
     buf: list[bytes] = []
     size = 0
     for row in rows:
-        line = orjson.dumps(row) + b"\n"
+        line = dumps_exact(row) + b"\n"
         buf.append(line)
         size += len(line)
         if size >= _STREAM_CHUNK:
@@ -279,6 +413,7 @@ _REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     CallsQueryReq,
     CallReadReq,
     CallUpdateReq,
+    CallsDeleteReq,
     *OBJECT_REQUEST_MODELS,
 )
 
@@ -293,6 +428,7 @@ def create_app(
     """The ASGI app: FastAPI routes wrapped in the auth / size / request-log guard."""
     h = _Handlers(store)
     app = FastAPI(
+        redirect_slashes=False,
         title="tracecli serve",
         version=__version__,
         description="The tracecli embedded store behind the Weave trace-server routes.",
@@ -407,6 +543,7 @@ def create_app(
 
     sdk_route(app, handle, "/call/update", CallUpdateReq, h.call_update)
     sdk_route(app, handle, "/calls/query", CallsQueryReq, h.calls_query)
+    sdk_route(app, handle, "/calls/delete", CallsDeleteReq, h.calls_delete)
     add_object_routes(app, store, handle=handle, read_body=read_body)
 
     def openapi() -> dict[str, Any]:
@@ -427,15 +564,25 @@ def create_app(
             app.openapi_schema = schema
         return app.openapi_schema
 
-    # The links the weave SDK prints (…/me/demo/weave, …/me/demo/r/call/ID) point here.
-    @app.get("/{entity}/{project}/{rest:path}", include_in_schema=False)
-    async def no_ui(entity: str, project: str, rest: str, request: Request) -> Response:
-        base = str(request.base_url).rstrip("/")
-        text = (
-            "tracecli serve stores traces but has no web UI. To see this project's calls:\n\n"
-            f"  tracecli tail --server {base} --project {entity}/{project}\n"
-        )
-        return Response(text, status_code=404, media_type="text/plain; charset=utf-8")
+    # Anything else: a 404 naming the route, never a redirect (FastAPI's trailing-slash
+    # redirect is off), so a client learns at once what serve lacks. The links the weave SDK
+    # prints (…/me/demo/weave, …/me/demo/r/call/ID) land here too: the answer says how to
+    # see the project without a web UI.
+    @app.api_route(
+        "/{path:path}",
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+        include_in_schema=False,
+    )
+    async def not_found(path: str, request: Request) -> Response:
+        detail = f"tracecli serve has no route {request.method} /{path}"
+        parts = path.split("/")
+        if request.method == "GET" and len(parts) >= 2 and all(parts[:2]):
+            base = str(request.base_url).rstrip("/")
+            detail += (
+                " (it has no web UI; to see this project's calls: "
+                f"tracecli tail --server {base} --project {parts[0]}/{parts[1]})"
+            )
+        return json_response({"detail": detail}, 404)
 
     app.openapi = openapi  # type: ignore[method-assign]
     return Guard(app, api_key=api_key, max_body_bytes=max_body_bytes, log=log)

@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
+from tracecli.callquery import TooDeep, dumps_exact, loads_exact
 from tracecli.schema import rules
 from tracecli.store import QueryError, StoreError
 from tracecli.store_objects import NotFound
@@ -33,8 +34,8 @@ class HttpError(Exception):
 
 def json_response(content: Any, status: int = 200, headers: Mapping[str, str] | None = None):
     try:
-        body = orjson.dumps(content, default=str)
-    except orjson.JSONEncodeError:
+        body = dumps_exact(content)
+    except (TypeError, ValueError, RecursionError):
         # A 422 echoes the refused input, as weave's server does; a deeply nested one cannot
         # be encoded, and a 500 here would be retried by clients until they give up.
         if isinstance(content, dict) and isinstance(content.get("detail"), list):
@@ -65,16 +66,19 @@ def parse_body(body: bytes) -> Any:
     if not body:
         return _missing_body()
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        return loads_exact(body)
+    except TooDeep:
+        # FastAPI's answer (so weave's) when its json.loads hits the recursion limit
+        raise HttpError(400, {"detail": "There was an error parsing the body"}) from None
+    except ValueError as exc:  # json.JSONDecodeError, UnicodeDecodeError, nested too deeply
         raise unprocessable(
             [
                 {
                     "type": "json_invalid",
-                    "loc": ["body", exc.pos],
+                    "loc": ["body", getattr(exc, "pos", 0)],
                     "msg": "JSON decode error",
                     "input": {},
-                    "ctx": {"error": exc.msg},
+                    "ctx": {"error": getattr(exc, "msg", str(exc))},
                 }
             ]
         ) from None
@@ -115,6 +119,11 @@ def run_guarded(fn: Callable[..., Any], *args: Any) -> Any:
         raise refusal(404, str(exc)) from None
     except StoreError as exc:
         raise refusal(400, str(exc)) from None
+    except RecursionError:
+        # A value nested too deeply to store (~950 levels): weave's server fails the same
+        # request with the same 500; not our bug, so no traceback in the log.
+        sys.stderr.write("tracecli serve: a request nested too deeply to store (500)\n")
+        raise HttpError(500, {"reason": "Internal server error"}) from None
     except sqlite3.OperationalError as exc:
         if "locked" in str(exc) or "busy" in str(exc):
             raise HttpError(503, {"reason": "store busy, retry"}, {"Retry-After": "1"}) from None

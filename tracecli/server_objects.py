@@ -94,6 +94,82 @@ class FileContentReadReq(BaseModel):
     digest: str
 
 
+class TableQueryStatsReq(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    project_id: str
+    digest: str
+
+
+class ObjectVersionFilter(BaseModel):
+    """weave's filter of object versions: an unknown key is a 422 there too."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_object_classes: list[str] | None = None
+    exclude_base_object_classes: list[str] | None = None
+    leaf_object_classes: list[str] | None = None
+    object_ids: list[str] | None = None
+    is_op: bool | None = None
+    latest_only: bool | None = None
+    tags: list[str] | None = None
+    aliases: list[str] | None = None
+
+
+class ObjQueryReq(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    project_id: str
+    filter: ObjectVersionFilter | None = None
+    limit: int | None = None
+    offset: int | None = None
+    sort_by: list[dict[str, Any]] | None = None
+    metadata_only: bool | None = False
+
+
+# Feedback: the weave 0.54 SDK sends keys weave 0.52's models lack (span_agent_name, …);
+# they are accepted and not stored, so its call.feedback works here.
+class FeedbackCreateReq(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    project_id: str
+    weave_ref: str
+    feedback_type: str
+    payload: dict[str, Any]
+    id: str | None = None
+    creator: str | None = None
+    wb_user_id: str | None = None
+    annotation_ref: str | None = None
+    runnable_ref: str | None = None
+    call_ref: str | None = None
+    trigger_ref: str | None = None
+    queue_id: str | None = None
+
+
+class FeedbackCreateBatchReq(BaseModel):
+    batch: list[FeedbackCreateReq]
+
+
+class FeedbackReplaceReq(FeedbackCreateReq):
+    feedback_id: str
+
+
+class FeedbackQueryReq(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    project_id: str
+    fields: list[str] | None = None
+    query: dict[str, Any] | None = None
+    sort_by: list[dict[str, Any]] | None = None
+    limit: int | None = None
+    offset: int | None = None
+
+
+class FeedbackPurgeReq(BaseModel):
+    project_id: str
+    query: dict[str, Any]
+
+
 def _expect_digest(expected: str | None, actual: str, what: str) -> None:
     """A client-computed digest that is not ours: 409, as weave's server answers."""
     if expected and expected != actual:
@@ -179,6 +255,58 @@ class _ObjectHandlers:
         _expect_digest(expected, store_objects.bytes_digest(fields["file"]), "file")
         return store_objects.file_create(self.store, project_id, fields["file"])
 
+    def table_query_stats(self, body: bytes) -> Any:
+        d = parse_checked(body, TableQueryStatsReq)
+        return {"count": store_objects.table_row_count(self.store, d["project_id"], d["digest"])}
+
+    def objs_query(self, body: bytes) -> Any:
+        d = parse_checked(body, ObjQueryReq)
+        objs = store_objects.objs_query(
+            self.store,
+            d["project_id"],
+            d.get("filter"),
+            metadata_only=bool(d.get("metadata_only")),
+            limit=d.get("limit"),
+            offset=d.get("offset"),
+            sort_by=d.get("sort_by"),
+        )
+        return {"objs": objs}
+
+    def feedback_create(self, body: bytes) -> Any:
+        d = parse_checked(body, FeedbackCreateReq)
+        return store_objects.feedback_create(self.store, [d])[0]
+
+    def feedback_batch_create(self, body: bytes) -> Any:
+        data = parse_body(body)
+        validate_body(FeedbackCreateBatchReq, data)
+        for item in data["batch"]:
+            check_project(item["project_id"])
+        return {"res": store_objects.feedback_create(self.store, data["batch"])}
+
+    def feedback_query(self, body: bytes) -> Any:
+        d = parse_checked(body, FeedbackQueryReq)
+        result = store_objects.feedback_query(
+            self.store,
+            d["project_id"],
+            query=d.get("query"),
+            fields=d.get("fields"),
+            sort_by=d.get("sort_by"),
+            limit=d.get("limit"),
+            offset=d.get("offset"),
+        )
+        return {"result": result}
+
+    def feedback_purge(self, body: bytes) -> Any:
+        d = parse_checked(body, FeedbackPurgeReq)
+        store_objects.feedback_purge(self.store, d["project_id"], d["query"])
+        return {}
+
+    def feedback_replace(self, body: bytes) -> Any:
+        d = parse_checked(body, FeedbackReplaceReq)
+        by_id = {"$expr": {"$eq": [{"$getField": "id"}, {"$literal": d.pop("feedback_id")}]}}
+        store_objects.feedback_purge(self.store, d["project_id"], by_id)
+        return store_objects.feedback_create(self.store, [d])[0]
+
     def file_content(self, body: bytes) -> bytes:
         d = parse_checked(body, FileContentReadReq)
         return store_objects.file_content(self.store, d["project_id"], d["digest"])
@@ -191,6 +319,13 @@ OBJECT_REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     TableQueryReq,
     RefsReadBatchReq,
     FileContentReadReq,
+    TableQueryStatsReq,
+    ObjQueryReq,
+    FeedbackCreateReq,
+    FeedbackCreateBatchReq,
+    FeedbackReplaceReq,
+    FeedbackQueryReq,
+    FeedbackPurgeReq,
 )
 
 
@@ -232,6 +367,15 @@ def add_object_routes(app: FastAPI, store: Store, *, handle: Handle, read_body: 
     sdk_route(app, handle, "/table/create", TableCreateReq, h.table_create)
     sdk_route(app, handle, "/table/query", TableQueryReq, h.table_query)
     sdk_route(app, handle, "/refs/read_batch", RefsReadBatchReq, h.refs_read_batch)
+    sdk_route(app, handle, "/table/query_stats", TableQueryStatsReq, h.table_query_stats)
+    sdk_route(app, handle, "/objs/query", ObjQueryReq, h.objs_query)
+    sdk_route(app, handle, "/feedback/create", FeedbackCreateReq, h.feedback_create)
+    sdk_route(
+        app, handle, "/feedback/batch/create", FeedbackCreateBatchReq, h.feedback_batch_create
+    )
+    sdk_route(app, handle, "/feedback/query", FeedbackQueryReq, h.feedback_query)
+    sdk_route(app, handle, "/feedback/purge", FeedbackPurgeReq, h.feedback_purge)
+    sdk_route(app, handle, "/feedback/replace", FeedbackReplaceReq, h.feedback_replace)
 
     async def file_create(request: Request) -> Response:
         return await handle(h.file_create, request, request.headers.get("content-type", ""))

@@ -36,6 +36,7 @@ from tracecli.callquery import (
     SELECT_COLUMNS,
     QueryError,
     build_select,
+    dumps_exact,
     render_call,
     selected_columns,
 )
@@ -43,7 +44,7 @@ from tracecli.diagnostics import TracecliError
 
 __all__ = ["SCHEMA_VERSION", "QueryError", "Store", "StoreError"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 30.0
 _READER_POOL = 4
 
@@ -135,6 +136,28 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (project_id, digest)
         )""",
     ),
+    # 3: feedback on calls (the weave SDK's call.feedback), an object's leaf class (what
+    # get_evaluations asks for), and an index for deleting a call with its descendants.
+    (
+        """CREATE TABLE feedback (
+            project_id TEXT NOT NULL,
+            id TEXT NOT NULL,
+            weave_ref TEXT NOT NULL,
+            wb_user_id TEXT,
+            creator TEXT,
+            created_at TEXT NOT NULL,
+            feedback_type TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            annotation_ref TEXT,
+            runnable_ref TEXT,
+            call_ref TEXT,
+            trigger_ref TEXT,
+            queue_id TEXT,
+            PRIMARY KEY (project_id, id)
+        )""",
+        "CREATE INDEX feedback_project_ref ON feedback (project_id, weave_ref)",
+        "ALTER TABLE objects ADD COLUMN leaf_object_class TEXT",
+    ),
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
@@ -205,12 +228,8 @@ def to_ts(value: Any, field: str = "started_at") -> str:
 
 
 def _json(value: Any) -> str:
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:  # integers beyond 64 bits, exotic keys: stdlib json copes
-        import json
-
-        return json.dumps(value, default=str)
+    """Stored JSON text: integers beyond 64 bits exact, as weave's server keeps them."""
+    return dumps_exact(value).decode()
 
 
 def _json_or_none(value: Any) -> str | None:
@@ -560,6 +579,33 @@ class Store:
             )
         return cur.rowcount > 0
 
+    def delete_calls(self, project_id: str, call_ids: Sequence[str]) -> int:
+        """`POST /calls/delete`: the calls and all their descendants are marked deleted and
+        leave every query, as on weave's server; answers weave's count (the descendants found
+        plus the ids asked for, whether stored or not)."""
+        now = datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")[:26] + "Z"
+        ids = orjson.dumps(list(call_ids)).decode()
+        with self._transaction() as conn:
+            descendants = [
+                r[0]
+                for r in conn.execute(
+                    "WITH RECURSIVE d(id) AS ("
+                    " SELECT id FROM calls WHERE project_id = ?1 AND deleted_at IS NULL"
+                    " AND parent_id IN (SELECT value FROM json_each(?2))"
+                    " UNION SELECT c.id FROM calls c JOIN d ON c.parent_id = d.id"
+                    " WHERE c.project_id = ?1 AND c.deleted_at IS NULL)"
+                    " SELECT id FROM d",
+                    (project_id, ids),
+                )
+            ]
+            every = orjson.dumps(descendants + list(call_ids)).decode()
+            conn.execute(
+                "UPDATE calls SET deleted_at = ? WHERE project_id = ? AND deleted_at IS NULL "
+                "AND id IN (SELECT value FROM json_each(?))",
+                (now, project_id, every),
+            )
+        return len(descendants) + len(call_ids)
+
     # -- reads
 
     def query(
@@ -612,12 +658,35 @@ class Store:
     ) -> int:
         """Calls stored for a project (ends still waiting for their start are not calls)."""
         if not filter and not query:
-            sql, params = "SELECT COUNT(*) FROM calls WHERE project_id = ?", [project_id]
+            sql = "SELECT COUNT(*) FROM calls WHERE project_id = ? AND deleted_at IS NULL"
+            params = [project_id]
         else:
             inner, params = build_select("id", project_id, filter=filter, query=query)
             sql = f"SELECT COUNT(*) FROM ({inner})"
         with self._reader() as conn:
             return conn.execute(sql, params).fetchone()[0]
+
+    def trace_storage_bytes(
+        self,
+        project_id: str,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        query: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+    ) -> int:
+        """`include_total_storage_size`, as weave's SQLite server sums it: for each matching
+        root call, the stored size of every call of its trace (sizes of this store's text)."""
+        inner, params = build_select(
+            "trace_id, parent_id", project_id, filter=filter, query=query, limit=limit
+        )
+        sql = (
+            "SELECT COALESCE(SUM(COALESCE(length(c.attributes), 0) + COALESCE(length(c.inputs), 0)"
+            " + COALESCE(length(c.output), 0) + COALESCE(length(c.summary), 0)), 0)"
+            f" FROM ({inner}) AS m JOIN calls c ON c.project_id = ? AND c.trace_id = m.trace_id"
+            " WHERE m.parent_id IS NULL"
+        )
+        with self._reader() as conn:
+            return conn.execute(sql, [*params, project_id]).fetchone()[0]
 
     def projects(self) -> list[str]:
         """Project ids that hold calls, the most recently active (latest start) first."""

@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 import httpx
 import orjson
 
+from tracecli.callquery import loads_exact
 from tracecli.config import resolve_weave
 from tracecli.diagnostics import TracecliError, UsageError
 from tracecli.schema import rules
@@ -164,8 +165,8 @@ class ServerSource:
             if not line.strip():
                 continue
             try:
-                calls.append(orjson.loads(line))
-            except orjson.JSONDecodeError:
+                calls.append(loads_exact(line))  # integers beyond 64 bits stay exact
+            except ValueError:
                 raise TailError(f"{self.url} sent a line that is not JSON (line {n})") from None
         return calls
 

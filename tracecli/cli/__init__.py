@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "tail": "tracecli.cli.cmd_tail",
     "serve": "tracecli.cli.cmd_serve",
     "convert": "tracecli.cli.cmd_convert",
+    "export": "tracecli.cli.cmd_export",
     "login": "tracecli.cli.cmd_config",
     "config": "tracecli.cli.cmd_config",
     "schema": "tracecli.cli.cmd_schema",

@@ -16,8 +16,10 @@ from tracecli.config import load_settings
     "serve",
     epilog=(
         "Routes: POST /call/start, /call/end, /call/upsert_batch, "
-        "/v2/{entity}/{project}/calls/complete, /calls/stream_query, and the object, table "
-        "and file routes the weave SDK uses; GET /health; /openapi.json. Example: tracecli "
+        "/v2/{entity}/{project}/calls/complete, /calls/stream_query, /calls/delete, and the "
+        "object, table, file and feedback routes the weave SDK uses, answered as weave's own "
+        "server answers them; GET /health; /openapi.json; any other route is a JSON 404. "
+        "Example: tracecli "
         "serve --port 6345, then tracecli upload FILE --server http://127.0.0.1:6345 "
         "--project me/demo, or a weave program with WF_TRACE_SERVER_URL and WANDB_BASE_URL "
         "set to http://127.0.0.1:6345."

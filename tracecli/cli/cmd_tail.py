@@ -6,12 +6,12 @@ import os
 import time
 from typing import Annotated, Any, NamedTuple
 
-import orjson
 import typer
 from rich.cells import cell_len
 from rich.console import Console
 from rich.text import Text
 
+from tracecli.callquery import dumps_exact
 from tracecli.cli import app
 from tracecli.cli.common import (
     EXIT_USAGE,
@@ -196,7 +196,8 @@ class _Printer:
         if not calls:
             return
         if self.fmt is OutputFormat.json:
-            write_stdout("\n".join(orjson.dumps(c).decode() for c in calls))
+            # dumps_exact: integers beyond 64 bits are printed exactly (orjson refuses them)
+            write_stdout("\n".join(dumps_exact(c).decode() for c in calls))
             return
         first = self.layout is None
         if first:

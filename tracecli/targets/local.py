@@ -2,7 +2,8 @@
 
 Bodies are the very bytes a server would get; decoding them here costs a little, but it
 keeps one upload path for every target, so what the embedded store holds is exactly what a
-server would have been sent. SQLite writes are serial, hence one request at a time.
+server would have been sent, read as weave's server reads it (integers beyond 64 bits exact).
+SQLite writes are serial, hence one request at a time.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from tracecli.callquery import loads_exact
 from tracecli.diagnostics import TracecliError
 from tracecli.encode import CALL_END, CALL_START, UPSERT_BATCH
 from tracecli.retry import Action
@@ -37,7 +37,7 @@ class LocalStoreTarget:
             self.requests += 1
             self.bytes_sent += len(body)
             try:
-                res = self._apply(route, orjson.loads(body))
+                res = self._apply(route, loads_exact(body))
             except (ValueError, TypeError, KeyError, TracecliError) as exc:
                 action = Action.SPLIT if can_split else Action.REJECT
                 return Outcome(action, 400, reason=str(exc) or type(exc).__name__)

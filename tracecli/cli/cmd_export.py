@@ -1,0 +1,81 @@
+"""`tracecli export`: every call of a project as JSON lines, from a server or the store."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tracecli.cli import app
+from tracecli.cli.common import (
+    ApiKeyOpt,
+    DbOpt,
+    ProfileOpt,
+    ProjectOpt,
+    ServerOpt,
+    handle_errors,
+    stderr_console,
+)
+from tracecli.config import load_settings
+from tracecli.diagnostics import TracecliError, UsageError
+
+
+@app.command("export")
+@handle_errors
+def export_cmd(
+    server: ServerOpt = None,
+    db: DbOpt = None,
+    project: ProjectOpt = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="File to write (default: stdout).", show_default=False),
+    ] = None,
+    api_key: ApiKeyOpt = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Write every call of a project, oldest first, one JSON object a line.
+
+    Each line is a call as /calls/stream_query returns it (from --server or
+    $WF_TRACE_SERVER_URL, else the embedded store); `tracecli upload FILE` sends the file
+    to another server. Project: --project, else as `tracecli tail` picks it.
+    """
+    from tracecli.export import export_project
+    from tracecli.tail import open_source, resolve_project
+
+    if server and db:
+        raise UsageError("use --server or --db, not both")
+    settings = load_settings(
+        {
+            "target": "local" if db and not server else None,
+            "server": server,
+            "api_key": api_key,
+            "db": db,
+            "project": project,
+        },
+        profile=profile,
+    )
+    err = stderr_console()
+    for warning in settings.warnings:
+        err.print(f"tracecli: warning: {warning}", markup=False)
+    target = settings.weave_target()
+    key = target.api_key.get_secret_value() if target.api_key else None
+    source = open_source(target.server, key, None if target.server else str(target.db))
+    try:
+        name, note = resolve_project(source, settings.project)
+        if note:
+            err.print(f"tracecli: {note}", markup=False)
+        if output is None:
+            result = export_project(source, name, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        else:
+            try:
+                with open(output, "wb") as out:
+                    result = export_project(source, name, out)
+            except OSError as exc:
+                raise TracecliError(f"cannot write {output}: {exc.strerror or exc}", 2) from None
+    finally:
+        source.close()
+    where = f" to {output}" if output else ""
+    err.print(f"tracecli: exported {result.calls} calls of {name}{where}", markup=False)
