@@ -146,6 +146,7 @@ def test_help_looks_finished(monkeypatch: pytest.MonkeyPatch) -> None:
         "tail",
         "serve",
         "convert",
+        "export",
         "login",
         "config",
         "schema",

@@ -10,19 +10,36 @@ import typer
 
 from tracecli.cli import app
 from tracecli.cli.common import (
+    EXIT_USAGE,
     ApiKeyOpt,
     DbOpt,
     ProfileOpt,
     ProjectOpt,
     ServerOpt,
+    epilog,
     handle_errors,
+    say,
     stderr_console,
+    warn,
 )
 from tracecli.config import load_settings
 from tracecli.diagnostics import TracecliError, UsageError
 
 
-@app.command("export")
+@app.command(
+    "export",
+    short_help="Write every call of a project as JSON lines, to upload elsewhere.",
+    epilog=epilog(
+        [
+            ("tracecli export -p acme/agents -o agents.jsonl", "the store's calls, to a file"),
+            (
+                "tracecli export --server http://127.0.0.1:8000 -p acme/agents | gzip > a.gz",
+                "a server's calls, compressed",
+            ),
+        ],
+        [(0, "every call of the project written"), EXIT_USAGE],
+    ),
+)
 @handle_errors
 def export_cmd(
     server: ServerOpt = None,
@@ -58,14 +75,14 @@ def export_cmd(
     )
     err = stderr_console()
     for warning in settings.warnings:
-        err.print(f"tracecli: warning: {warning}", markup=False)
+        warn(err, warning)
     target = settings.weave_target()
     key = target.api_key.get_secret_value() if target.api_key else None
     source = open_source(target.server, key, None if target.server else str(target.db))
     try:
         name, note = resolve_project(source, settings.project)
         if note:
-            err.print(f"tracecli: {note}", markup=False)
+            say(err, f"tracecli: {note}")
         if output is None:
             result = export_project(source, name, sys.stdout.buffer)
             sys.stdout.buffer.flush()
@@ -78,4 +95,4 @@ def export_cmd(
     finally:
         source.close()
     where = f" to {output}" if output else ""
-    err.print(f"tracecli: exported {result.calls} calls of {name}{where}", markup=False)
+    say(err, f"tracecli: exported {result.calls} calls of {name}{where}")
