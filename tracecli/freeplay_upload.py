@@ -32,6 +32,7 @@ from tracecli.reader import Source, expand_paths
 from tracecli.redact import strip_userinfo
 from tracecli.rejected import DEFAULT_NAME, RejectedWriter, skip_rejected_file
 from tracecli.retry import Action
+from tracecli.sender import halt_reason
 from tracecli.targets.freeplay import (
     DEFAULT_API_BASE,
     FreeplaySettings,
@@ -79,6 +80,7 @@ def upload_freeplay(
             concurrency=opts.concurrency,
             timeout=opts.timeout,
             max_retry_time=opts.max_retry_time,
+            max_outage=opts.max_outage,
             ca_bundle=opts.ca_bundle,
             allow_insecure=opts.allow_insecure,
             on_retry=opts.on_retry,
@@ -296,7 +298,10 @@ class _FreeplayRun:
                 self._wait(interrupted=self.interrupt.is_set)
             if self.interrupt.is_set():
                 self.report.interrupted = True
+                self.report.signal = self.interrupt.signum
                 self._stop(GRACE_SECONDS)
+            elif self.halted is not None:
+                self._stop(GRACE_SECONDS)  # in flight: answered now, or left unsent
             complete = not self.report.interrupted and not self._halting()
         finally:
             self._stopping.set()
@@ -305,6 +310,12 @@ class _FreeplayRun:
             for t in threads:
                 t.join(timeout=5.0)
             self._finish(complete)
+        if self.halted is not None:
+            from tracecli.upload import halt_line
+
+            self.report.input_left = True
+            self.report.halted = halt_line(self.halted, self.report)
+            self.report.errors += 1
         if self.fatal is not None:
             raise self.fatal
 
@@ -404,10 +415,16 @@ class _FreeplayRun:
                     if self.fatal is None:
                         self.fatal = UsageError(wrong)
                     self._unsent(piece)
-                else:  # REJECT, GIVE_UP
+                elif out.action is Action.UNREACHABLE:  # no answer for --max-outage
+                    self._unsent(piece)
+                    with self.lock:
+                        if self.halted is None:
+                            self.halted = halt_reason(self.target, out)
+                elif out.action is Action.GIVE_UP:  # no verdict on the record: unsent
+                    self._unsent(piece)
+                    self._gave_up(out)
+                else:  # REJECT: Freeplay refused it
                     self._reject(piece, out.reason, out.status, [])
-                    if out.action is Action.GIVE_UP:
-                        self._gave_up(piece)
             except Exception as exc:  # never lose a record to a bug in a callback
                 if self.fatal is None:
                     self.fatal = TracecliError(f"internal error while sending: {exc!r}")
@@ -418,28 +435,22 @@ class _FreeplayRun:
     def _halting(self) -> bool:
         return self.fatal is not None or self.halted is not None
 
-    def _gave_up(self, piece: Piece) -> None:
-        """Retries ran out for a record (it is in the rejected file). When that happens to
-        `OUTAGE_GIVE_UPS` records in a row (twice `concurrency` if more) with nothing
-        acknowledged between, Freeplay is down or unreachable, not refusing a record: stop,
-        rather than spend --max-retry-time on every record left. The rest is not sent; the
-        next run sends it."""
+    def _gave_up(self, out: Outcome) -> None:
+        """Retries ran out for a record (it stays unsent: Freeplay never refused it). When
+        that happens to `OUTAGE_GIVE_UPS` records in a row (twice `concurrency` if more)
+        with nothing acknowledged between, Freeplay is failing, not refusing a record:
+        stop, rather than spend --max-retry-time on every record left; the next run sends
+        the rest. (No answer at all stops sooner: --max-outage, in the transport.)"""
         with self.lock:
             self._give_ups += 1
             limit = max(OUTAGE_GIVE_UPS, 2 * self.opts.concurrency)
             if self._give_ups < limit or self.halted is not None:
                 return
-            src, line = piece.lines[0]
+            last = f" (last: {out.reason})" if out.reason else ""
             self.halted = (
-                f"stopped: retries ran out for {self._give_ups} records in a row with nothing "
-                "acknowledged between (Freeplay down or unreachable?); the records not sent "
-                "are sent by the next run of the same command"
+                f"Freeplay failed {self._give_ups} requests in a row, each retried for "
+                f"--max-retry-time, with nothing acknowledged between{last}"
             )
-            self._keep(
-                [Diagnostic(self.sources[src].path, line, "", "stopped", Severity.ERROR,
-                            self.halted)]
-            )  # fmt: skip
-            self.report.errors += 1
 
     def _done_one(self, key: bytes) -> None:
         with self._cond:
@@ -608,5 +619,6 @@ class _FreeplayRun:
                 skipped=r.skipped,
                 retries=self.target.stats()[1] if self.target is not None else 0,
                 elapsed=now - self.started,
+                status=(self.target.status() or None) if self.target is not None else None,
             )
         )

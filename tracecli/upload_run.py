@@ -188,15 +188,18 @@ class Run:
             self.sizes[i] = size
             if self.bytes_total is not None:
                 self.bytes_total += size
+        read_to_end = False
         for i, path in enumerate(self.files):
             if self._halted():
                 break
             self._read_file(i, path)
         else:
+            read_to_end = not self._halted()  # else a file's reading stopped early
             self._drain()
             if not self._halted():
                 self._finish_inputs()
                 self._flush()
+        report.input_left = not read_to_end
         if self._halted():
             self._count_unsent()
         self.pending.clear()
@@ -476,12 +479,12 @@ class Run:
     def _add(self, unit: Unit) -> None:
         for chunk in self.chunker.add(unit):
             assert self.sender is not None
-            self.sender.submit(chunk, self.interrupted)
+            self.sender.submit(chunk, self.interrupted, self._progress)
 
     def _flush(self) -> None:
         for chunk in self.chunker.flush():
             assert self.sender is not None
-            self.sender.submit(chunk, self.interrupted)
+            self.sender.submit(chunk, self.interrupted, self._progress)
 
     def _count_unsent(self) -> None:
         """The run stops early: the records read but not handed to the sender (open
@@ -547,6 +550,7 @@ class Run:
                 skipped=r.skipped,
                 retries=retries,
                 elapsed=now - self.started,
+                status=_status(self.sender.target if self.sender is not None else None),
             )
         )
 
@@ -556,6 +560,12 @@ class Run:
     def close(self) -> None:
         self.report.records = sum(f.records for f in self.file_reports)
         self.pairer.close()
+
+
+def _status(target: object) -> str | None:
+    """The target's word on what its requests wait for (a retry, an outage), if any."""
+    status = getattr(target, "status", None)
+    return (status() or None) if callable(status) else None
 
 
 class _Interrupted(Exception):

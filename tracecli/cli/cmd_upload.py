@@ -140,6 +140,15 @@ def upload_command(
             show_default=False,
         ),
     ] = None,
+    max_outage: Annotated[
+        str | None,
+        typer.Option(
+            "--max-outage",
+            help="Stop when the server has answered no request for this long, e.g. 60 or "
+            "2m (default 60); the same command resumes.",
+            show_default=False,
+        ),
+    ] = None,
     restart: Annotated[
         bool, typer.Option("--restart", help="Ignore what earlier runs uploaded; send all again.")
     ] = False,
@@ -186,6 +195,7 @@ def upload_command(
             "chunk_bytes": chunk_bytes,
             "concurrency": concurrency,
             "max_retry_time": max_retry_time,
+            "max_outage": max_outage,
             "rejected": rejected,
             "ca_bundle": ca_bundle,
             "allow_insecure": allow_insecure or None,
@@ -215,6 +225,7 @@ def upload_command(
         strict=strict,
         rejected=settings.rejected,
         max_retry_time=settings.max_retry_time,
+        max_outage=settings.max_outage,
         restart=restart,
         ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None,
         allow_insecure=settings.allow_insecure,
@@ -330,6 +341,8 @@ class _ProgressDisplay:
             extra.append(f"{p.retries} retries")
         if extra:
             rate = f"{rate} ({', '.join(extra)})" if rate else ", ".join(extra)
+        if p.status:  # what the requests wait for (a retry, an outage) says more than a rate
+            rate = p.status
         fields: dict[str, Any] = {
             "records": f"{p.records:,}",
             "calls": f"{p.uploaded:,}",

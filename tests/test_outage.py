@@ -1,0 +1,205 @@
+"""A server that dies mid-upload, and SIGTERM: stop soon, say so in one line, lose nothing.
+
+Real processes on 127.0.0.1: `tracecli serve` behind the pass-through fault proxy (its
+latency keeps the upload going long enough to kill the server under it), `tracecli upload`
+as a subprocess. The server "dies" by the proxy going away and `serve` being killed: every
+connection is then refused. The upload must stop within --max-outage, leave what was not
+sent out of the rejected file (unsent, not rejected), exit 1 with one line; and once the
+server is back on the same store, the same command must store everything exactly once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import re
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.faultproxy import FaultProxy, Faults
+from tests.servers import start_serve
+from tests.uploadkit import (
+    cli_env,
+    diff_calls,
+    gen_calls,
+    read_back,
+    run_cli,
+    tracecli,
+    write_flat,
+)
+from tracecli.upload import Progress, UploadOptions, upload
+
+FAST_RETRIES = {"TRACECLI_RETRY_BASE_DELAY": "0.05", "TRACECLI_RETRY_MAX_DELAY": "0.5"}
+OUTAGE = 2.0  # --max-outage in these tests
+
+
+def upload_args(file: Path, url: str, *extra: str) -> list[str]:
+    return [
+        "upload", str(file), "--server", url, "--format", "json", "--chunk-size", "100",
+        "--concurrency", "2", "--max-outage", str(OUTAGE), *extra,
+    ]  # fmt: skip
+
+
+def stop(proxy: FaultProxy) -> None:
+    """Stop the proxy, once stopped or not (the server "dies" by it going away)."""
+    with contextlib.suppress(RuntimeError):  # its event loop already closed
+        proxy.stop()
+
+
+def start(args: list[str], tmp_path: Path, n: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        tracecli(*args),
+        stdout=(tmp_path / f"out{n}.txt").open("wb"),
+        stderr=(tmp_path / f"err{n}.txt").open("wb"),
+        stdin=subprocess.DEVNULL,
+        env=cli_env(**FAST_RETRIES),
+        cwd=tmp_path,
+    )
+
+
+def wait_forwarded(proxy: FaultProxy, target: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 90
+    while proxy.stats.forwarded < target:
+        assert proc.poll() is None, f"upload ended (exit {proc.returncode}) too early"
+        assert time.monotonic() < deadline, "upload made no progress"
+        time.sleep(0.005)
+
+
+def test_a_server_that_dies_mid_upload_stops_it_soon_and_the_rerun_stores_the_rest_once(
+    tmp_path: Path,
+) -> None:
+    n = 4_000
+    proj = f"outage/die-{random.randrange(1 << 30):x}"
+    calls = gen_calls(n, seed=random.randrange(1 << 40), project=proj)
+    file = write_flat(tmp_path / "calls.jsonl", calls)
+    store = tmp_path / "serve"
+    serve = start_serve(store)
+    proxy = FaultProxy(serve.url, Faults(latency=0.1)).start()
+    port = proxy.port
+    args = upload_args(file, proxy.url)
+    try:
+        proc = start(args, tmp_path, 0)
+        wait_forwarded(proxy, 4, proc)
+        stop(proxy)  # the server dies: nothing listens at its address any more
+        serve.proc.kill()
+        serve.stop()
+        died = time.monotonic()
+        code = proc.wait(60)
+        took = time.monotonic() - died
+        err = (tmp_path / "err0.txt").read_text()
+        assert code == 1, err[-3000:]
+        # within the outage bound (and the grace for requests in flight), not 10 minutes
+        assert took < OUTAGE + 20, (took, err[-2000:])
+        first = orjson.loads((tmp_path / "out0.txt").read_text())
+        assert first["rejected"] == 0 and first["unsent"] > 0, first
+        assert not (tmp_path / "tracecli-rejected.jsonl").exists()
+        line = re.search(
+            r"server unreachable since \d\d:\d\d:\d\d; ([\d,]+) records unsent"
+            r".*; run the same command again to resume",
+            err,
+        )
+        assert line, err[-3000:]
+        assert int(line.group(1).replace(",", "")) == first["unsent"]
+        assert first["halted"] and first["halted"] in err
+        assert "Traceback" not in err and err.count("error:") == 1, err[-3000:]
+
+        # the server comes back on the same store (and address): the same command resumes
+        serve = start_serve(store, db_path=serve.db_path)
+        proxy = FaultProxy(serve.url, Faults(), port=port).start()
+        r = run_cli(*args, cwd=tmp_path, **FAST_RETRIES)
+        assert r.returncode == 0, r.stderr[-3000:]
+        second = orjson.loads(r.stdout)
+        assert second["skipped"] >= 2 * first["uploaded"], (first, second)
+        assert first["uploaded"] + second["uploaded"] >= n
+        assert diff_calls(calls, read_back(serve.url, proj)) == []  # each stored exactly once
+    finally:
+        stop(proxy)
+        serve.stop()
+
+
+def test_the_progress_record_says_the_server_is_unreachable_and_when_it_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In-process, through the library: the progress record carries a short status while
+    the requests wait, and the report says where every record went."""
+    for k, v in FAST_RETRIES.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.chdir(tmp_path)
+    proj = f"outage/status-{random.randrange(1 << 30):x}"
+    calls = gen_calls(1_500, seed=7, project=proj)
+    file = write_flat(tmp_path / "calls.jsonl", calls)
+    serve = start_serve(tmp_path / "serve")
+    proxy = FaultProxy(serve.url, Faults(latency=0.1)).start()
+    statuses: list[str] = []
+
+    def on_progress(p: Progress) -> None:
+        if p.status:
+            statuses.append(p.status)
+        if p.uploaded and not stopper.is_alive() and not stopped.is_set():
+            stopped.set()
+            stopper.start()
+
+    stopped = threading.Event()
+    stopper = threading.Thread(target=stop, args=(proxy,))
+    try:
+        opts = UploadOptions(
+            server=proxy.url,
+            chunk_size=50,
+            concurrency=2,
+            max_outage=1.5,
+            journal_path=tmp_path / "journal.db",
+        )
+        t0 = time.monotonic()
+        report = upload([str(file)], opts, on_progress=on_progress)
+        took = time.monotonic() - t0
+    finally:
+        stop(proxy)
+        serve.stop()
+    assert stopped.is_set()
+    assert took < 40
+    assert report.exit_code == 1 and report.rejected == 0 and report.unsent > 0
+    assert report.halted and report.halted.startswith("server unreachable since ")
+    assert any(
+        re.fullmatch(r"server unreachable \(connection refused\); retry \d+ in \d+ s", s)
+        for s in statuses
+    ), statuses[-10:]
+    assert report.rejected_file is None and not (tmp_path / "tracecli-rejected.jsonl").exists()
+    acked_or_unsent = report.acked_records + report.unsent
+    assert acked_or_unsent <= report.records
+
+
+def test_sigterm_is_ctrl_c_exit_143_journal_saved_and_the_rerun_resends_nothing(
+    tmp_path: Path,
+) -> None:
+    n = 4_000
+    proj = f"outage/term-{random.randrange(1 << 30):x}"
+    calls = gen_calls(n, seed=random.randrange(1 << 40), project=proj)
+    file = write_flat(tmp_path / "calls.jsonl", calls)
+    serve = start_serve(tmp_path / "serve")
+    try:
+        with FaultProxy(serve.url, Faults(latency=0.05)) as proxy:
+            args = upload_args(file, proxy.url)
+            proc = start(args, tmp_path, 0)
+            wait_forwarded(proxy, 3, proc)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 143
+            err = (tmp_path / "err0.txt").read_text()
+            assert "interrupted" in err and "run the same command again" in err, err
+            assert "Traceback" not in err
+            first = orjson.loads((tmp_path / "out0.txt").read_text())
+            assert first["interrupted"] and 0 < first["uploaded"] < n, first
+            r = run_cli(*args, cwd=tmp_path)
+            assert r.returncode == 0, r.stderr[-3000:]
+            second = orjson.loads(r.stdout)
+            assert proxy.duplicates() == 0  # nothing acknowledged is sent again
+        assert first["uploaded"] + second["uploaded"] == n
+        assert second["skipped"] == 2 * first["uploaded"]
+        assert diff_calls(calls, read_back(serve.url, proj)) == []
+    finally:
+        serve.stop()
