@@ -70,7 +70,9 @@ def upload_freeplay(
         raise UsageError(f"--max-retry-time must not be negative, got {opts.max_retry_time}")
     files = skip_rejected_file(paths, expand_paths(paths), opts.rejected)
     if not files:
-        raise UsageError("no trace files found in the given paths (.jsonl, .ndjson, .yaml)")
+        raise UsageError(
+            "no trace files found in the given paths (.jsonl, .ndjson, .json, .yaml, .yml)"
+        )
     if files.count("-") > 1:
         raise UsageError("stdin ('-') can be read only once")
     target: FreeplayTarget | None = None
@@ -271,7 +273,9 @@ class _FreeplayRun:
                 self.acked.append(self.journal.acked(path))
             else:
                 self.acked.append(AckSet())
-            self.sources.append(Source.open(path, self.opts.input_format))
+            src = Source.open(path, self.opts.input_format)
+            src.refuse_foreign = True  # another tool's format: said once, not per line
+            self.sources.append(src)
         threads = []
         if self.target is not None:
             threads = [

@@ -161,8 +161,11 @@ def identity(path: str | os.PathLike[str]) -> Identity | None:
     if not stat.S_ISREG(st.st_mode):
         return None
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        h.update(f.read(HEAD_BYTES))
+    try:
+        with open(path, "rb") as f:
+            h.update(f.read(HEAD_BYTES))
+    except OSError as exc:  # unreadable (permissions, an I/O error): one line, not a traceback
+        raise UsageError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
     return Identity(os.path.realpath(path), st.st_size, st.st_mtime_ns, h.hexdigest())
 
 

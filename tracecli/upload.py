@@ -248,7 +248,9 @@ def upload(
     )
     files = skip_rejected_file(paths, expand_paths(paths), opts.rejected)
     if not files:
-        raise UsageError("no trace files found in the given paths (.jsonl, .ndjson, .yaml)")
+        raise UsageError(
+            "no trace files found in the given paths (.jsonl, .ndjson, .json, .yaml, .yml)"
+        )
     if files.count("-") > 1:
         raise UsageError("stdin ('-') can be read only once")
 

@@ -33,6 +33,7 @@ from tracecli.journal import Journal
 from tracecli.pairing import DUPLICATE, Half, Pairer
 from tracecli.reader import (
     STDIN,
+    InputFormat,
     Source,
     open_stream,
     os_message,
@@ -213,9 +214,12 @@ class Run:
     def _read_file(self, i: int, path: str) -> None:
         project = self.opts.project
         display = self.display[i]
-        if _is_yaml(path, self.opts.input_format):
+        src = _source(path, self.opts.input_format)
+        if src is not None and (src.fmt != "jsonl" or src.foreign is not None):
+            # YAML, a JSON array of records, another tool's format (said once): record
+            # by record, here, rather than in blocks of lines
             self._drain()  # keep input order: earlier blocks first
-            self._read_yaml(i, path)
+            self._read_records(i, src)
             return
         if not read_as_stream(path):
             size = self.sizes[i] or 0
@@ -253,8 +257,7 @@ class Run:
             if stream is not sys.stdin.buffer:
                 stream.close()
 
-    def _read_yaml(self, i: int, path: str) -> None:
-        src = Source.open(path, "yaml")
+    def _read_records(self, i: int, src: Source) -> None:
         project = self.opts.project
         entries: list[Entry] = []
         for item in src:
@@ -584,11 +587,16 @@ def _wait(result: Future[Any] | _Done, interrupted: Callable[[], bool]) -> Any:
                 raise _Interrupted from None
 
 
-def _is_yaml(path: str, stdin_format: str) -> bool:
-    if path == STDIN:
-        return stdin_format == "yaml"
-    name = path.lower().removesuffix(".gz")
-    return name.endswith((".yaml", ".yml"))
+def _source(path: str, stdin_format: InputFormat) -> Source | None:
+    """The input as a Source (YAML, or JSON lines sniffed for a JSON array or another
+    tool's format, see `reader.sniff`); None when it cannot even be looked at (the read
+    then says why)."""
+    try:
+        src = Source.open(path, stdin_format)
+    except OSError:
+        return None
+    src.refuse_foreign = True
+    return src
 
 
 def _read_error(path: str, line: int, exc: BaseException, prefix: str = "") -> Diagnostic:
