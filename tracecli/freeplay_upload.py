@@ -30,7 +30,7 @@ from tracecli.freeplay_stream import FreeplayPieces, Piece
 from tracecli.journal import AckSet, Journal
 from tracecli.reader import Source, expand_paths
 from tracecli.redact import strip_userinfo
-from tracecli.rejected import DEFAULT_NAME, RejectedWriter, skip_rejected_file
+from tracecli.rejected import DEFAULT_NAME, RejectedWriter, skip_rejected_file, stale_note
 from tracecli.retry import Action
 from tracecli.sender import halt_reason
 from tracecli.targets.freeplay import (
@@ -589,6 +589,7 @@ class _FreeplayRun:
             report.rejected_file = str(written) if written is not None else None
             if self.writer.stale and written is None:
                 report.stale_rejected_file = str(self.writer.path)
+                report.stale_rejected_note = stale_note(self.writer.path, self.journal)
         if self.journal is not None and complete:
             for f in self.files:
                 self.journal.done(f)

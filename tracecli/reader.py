@@ -85,7 +85,7 @@ def _trace_files_under(top: str) -> list[str]:
     for folder, dirs, files in os.walk(top, onerror=unreadable):
         dirs.sort()
         for name in files:
-            full = os.path.join(folder, name)
+            full = str(Path(folder, name))  # as pathlib spells it: `x.jsonl`, not `./x.jsonl`
             if _is_trace_file(Path(name)) and os.path.isfile(full):
                 found.append(full)
     return sorted(found)

@@ -32,7 +32,7 @@ from tracecli.encode import SERVER_MAX_BYTES
 from tracecli.journal import Journal
 from tracecli.pairing import DEFAULT_MEMORY_BUDGET
 from tracecli.reader import InputFormat, expand_paths
-from tracecli.rejected import DEFAULT_NAME, RejectedWriter, skip_rejected_file
+from tracecli.rejected import DEFAULT_NAME, RejectedWriter, skip_rejected_file, stale_note
 from tracecli.retry import MAX_OUTAGE
 from tracecli.sender import Sender
 from tracecli.targets import DryRunTarget, Target
@@ -153,6 +153,7 @@ class UploadReport:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     rejected_file: str | None = None
     stale_rejected_file: str | None = None
+    stale_rejected_note: str | None = None  # about that file, once (see rejected.stale_note)
     interrupted: bool = False
     signal: int | None = None  # the signal that interrupted the run (SIGINT, SIGTERM)
     # why sending stopped before the end (the server looked down), as one line:
@@ -434,6 +435,7 @@ def _run(
             report.rejected_file = str(written) if written is not None else None
             if writer.stale and written is None:
                 report.stale_rejected_file = str(writer.path)
+                report.stale_rejected_note = stale_note(writer.path, journal)
         if journal is not None and complete:
             for f in files:
                 journal.done(f)

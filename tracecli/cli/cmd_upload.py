@@ -431,11 +431,8 @@ def render_summary(report: UploadReport, console: Console, *, rich_table: bool) 
         )
     if report.rejected_file:
         console.print(f"rejected records (with reasons): {report.rejected_file}", markup=False)
-    elif report.stale_rejected_file:
-        console.print(
-            f"note: {report.stale_rejected_file} is from an earlier run (nothing was rejected now)",
-            markup=False,
-        )
+    elif report.stale_rejected_note:  # said once, not on every run in that folder
+        console.print(f"note: {report.stale_rejected_note}", markup=False)
     if report.dry_run:
         console.print(f"dry run: nothing was sent to {report.target}", markup=False)
     elif (
