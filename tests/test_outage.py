@@ -22,7 +22,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests import freeplay_fixtures
 from tests.faultproxy import FaultProxy, Faults
+from tests.freeplay_fixtures import API_KEY, PROJECT, RefServer
 from tests.servers import start_serve
 from tests.uploadkit import (
     cli_env,
@@ -34,6 +36,9 @@ from tests.uploadkit import (
     write_flat,
 )
 from tracecli.upload import Progress, UploadOptions, upload
+
+refserver_module = freeplay_fixtures.refserver_module
+refserver = freeplay_fixtures.refserver
 
 FAST_RETRIES = {"TRACECLI_RETRY_BASE_DELAY": "0.05", "TRACECLI_RETRY_MAX_DELAY": "0.5"}
 OUTAGE = 2.0  # --max-outage in these tests
@@ -203,3 +208,67 @@ def test_sigterm_is_ctrl_c_exit_143_journal_saved_and_the_rerun_resends_nothing(
         assert diff_calls(calls, read_back(serve.url, proj)) == []
     finally:
         serve.stop()
+
+
+def test_freeplay_that_dies_mid_upload_stops_it_and_the_rerun_records_each_once(
+    refserver: RefServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same against Freeplay's reference server: its address stops answering (the
+    proxy in front of it goes away) mid-upload; the run stops within --max-outage, nothing
+    rejected; back at the same address, the same command records every completion (once,
+    but for what was in flight when the address went away)."""
+    monkeypatch.chdir(tmp_path)
+    n = 120
+    session = "0d0b2b4c-5f7e-4c1a-9d3e-2a1b3c4d5e6f"
+    rows = [
+        {
+            "session_id": session,
+            "messages": [
+                {"role": "user", "content": f"question {i}"},
+                {"role": "assistant", "content": f"answer {i}"},
+            ],
+            "call_info": {"start_time": 1767268800.0 + i, "end_time": 1767268800.5 + i},
+        }
+        for i in range(n)
+    ]
+    src = tmp_path / "c.jsonl"
+    src.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    proxy = FaultProxy(refserver.base, Faults(latency=0.05)).start()
+    port = proxy.port
+    stopped = threading.Event()
+
+    def on_progress(p: Progress) -> None:
+        if p.uploaded >= 10 and not stopped.is_set():
+            stopped.set()
+            threading.Thread(target=stop, args=(proxy,)).start()
+
+    def opts() -> UploadOptions:
+        return UploadOptions(
+            target="freeplay",
+            server=f"http://127.0.0.1:{port}/api",
+            api_key=API_KEY,
+            project=PROJECT,
+            concurrency=2,
+            max_outage=1.5,
+            journal_path=tmp_path / "journal.sqlite3",
+        )
+
+    try:
+        t0 = time.monotonic()
+        first = upload([str(src)], opts(), on_progress=on_progress)
+        took = time.monotonic() - t0
+        assert stopped.is_set() and took < 40
+        assert first.exit_code == 1 and first.rejected == 0 and first.unsent > 0, first
+        assert first.halted and first.halted.startswith("server unreachable since ")
+        assert f"; {first.unsent:,} records unsent" in first.halted
+        assert not (tmp_path / "tracecli-rejected.jsonl").exists()
+        proxy = FaultProxy(refserver.base, Faults(), port=port).start()
+        second = upload([str(src)], opts())
+    finally:
+        stop(proxy)
+    assert second.exit_code == 0, second.diagnostics[:3]
+    ids = [c["completion_id"] for c in refserver.records()["completions"]]
+    assert len(set(ids)) == n  # every completion recorded
+    # and none twice, but for a request in flight when the address went away: forwarded,
+    # never answered, so not known to be stored (at most one per request in flight)
+    assert len(ids) - n <= 2, len(ids)
