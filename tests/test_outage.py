@@ -272,3 +272,34 @@ def test_freeplay_that_dies_mid_upload_stops_it_and_the_rerun_records_each_once(
     # and none twice, but for a request in flight when the address went away: forwarded,
     # never answered, so not known to be stored (at most one per request in flight)
     assert len(ids) - n <= 2, len(ids)
+
+
+def test_the_transport_gives_up_on_an_address_that_answers_nothing_after_max_outage() -> None:
+    """Nothing listens at the port: connection refused on every attempt. The request ends
+    UNREACHABLE after --max-outage (not --max-retry-time), and says since when."""
+    from tests.servers import free_port
+    from tracecli.retry import Action, Backoff
+    from tracecli.transport import Transport
+
+    url = f"http://127.0.0.1:{free_port()}"
+    with Transport(
+        url, api_key=None, max_outage=1.0, max_retry_time=300, backoff=Backoff(0.05, 0.2)
+    ) as t:
+        seen: list[str] = []
+        t.on_retry = lambda ev: seen.append(t.status())
+        t0 = time.monotonic()
+        out = t.post("/call/start", b"{}")
+        took = time.monotonic() - t0
+        assert out.action is Action.UNREACHABLE and out.status is None
+        assert 1.0 <= took < 10
+        assert re.fullmatch(r"server unreachable since \d\d:\d\d:\d\d", t.status())
+        assert t.unreachable_since is not None
+        assert seen and seen[0].startswith("server unreachable (connection refused); retry 2 in")
+        # and every request after that ends at once, unsent
+        assert t.post("/call/start", b"{}").action is Action.UNREACHABLE
+    # a shorter --max-retry-time ends the request first: given up (unsent too), not down
+    with Transport(
+        url, api_key=None, max_outage=60, max_retry_time=0.3, backoff=Backoff(0.05, 0.1)
+    ) as t:
+        out = t.post("/call/start", b"{}")
+        assert out.action is Action.GIVE_UP and t.unreachable_since is None

@@ -289,15 +289,16 @@ class Transport:
             if 200 <= status < 300:
                 self._status = ""
 
-    def _no_answer(self, started: float) -> None:
-        """An attempt started at `started` (monotonic) got no answer (connection refused,
-        reset, timed out): the outage runs from then, unless an answer came since. Once no
-        request has been answered for `max_outage` seconds, the server is taken as down."""
+    def _no_answer(self) -> None:
+        """An attempt got no answer (connection refused, reset, timed out): the outage runs
+        from this first failure since the last answer (not from when the attempt started:
+        a slow answer to another request is an answer). Once no attempt has been answered
+        for `max_outage` seconds since, the server is taken as down."""
         now = time.monotonic()
         with self._health_lock:
             if self._silent_since is None:
-                self._silent_since = started
-                self._silent_since_wall = time.time() - (now - started)
+                self._silent_since = now
+                self._silent_since_wall = time.time()
             if self.max_outage is not None and now - self._silent_since >= self.max_outage:
                 if not self._down.is_set():
                     log.info(
@@ -443,7 +444,7 @@ class Transport:
                 )
             except httpx.HTTPError as exc:
                 err = self._network_message(exc)
-                self._no_answer(t0)
+                self._no_answer()
                 log.debug(
                     "%s %s%s attempt %d: %s (%.0f ms)",
                     method,
