@@ -26,7 +26,7 @@ import pytest
 
 from tests.uploadkit import cli_env, tracecli
 from tests.validate_kit import P, call, complete, end, new_id, start, write_jsonl
-from tracecli.reader import Source, iter_json_values, sniff
+from tracecli.reader import Source, count_lines, iter_json_values, sniff
 from tracecli.store import Store
 
 PR_CAPBSET_DROP = 24
@@ -291,6 +291,15 @@ def test_a_json_array_on_stdin_is_read_as_records(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.startswith("1 file, 4 records, 2 calls: 0 errors"), r.stdout
+
+
+def test_count_lines_from_an_offset(tmp_path: Path) -> None:
+    f = tmp_path / "t.jsonl"
+    f.write_bytes(b'{"a": 1}\n{"b": 2}\n{"c": 3}')
+    assert count_lines(str(f)) == 3
+    assert count_lines(str(f), len(b'{"a": 1}\n')) == 2
+    assert count_lines(str(f), f.stat().st_size) == 0
+    assert count_lines(str(tmp_path / "missing")) is None
 
 
 def test_source_reads_a_gzipped_array(tmp_path: Path) -> None:

@@ -294,6 +294,7 @@ class _FreeplayRun:
             for piece in pieces:
                 if self.interrupt.is_set() or self._halting():
                     self._unsent(piece)
+                    self.report.input_left = True
                     break
                 self._take(piece)
                 self._progress()
@@ -317,7 +318,6 @@ class _FreeplayRun:
         if self.halted is not None:
             from tracecli.upload import halt_line
 
-            self.report.input_left = True
             self.report.halted = halt_line(self.halted, self.report)
             self.report.errors += 1
         if self.fatal is not None:

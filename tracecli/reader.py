@@ -812,6 +812,23 @@ def _is_regular(path: str) -> bool:
         return False
 
 
+def count_lines(path: str, offset: int = 0) -> int | None:
+    """The lines of a file from `offset` (a line's start) to its end, or None when it
+    cannot be read: about the records a JSON-lines file holds there (a blank line, rare,
+    counts too)."""
+    n = 0
+    last = b"\n"
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            for block in iter(lambda: f.read(1 << 20), b""):
+                n += block.count(b"\n")
+                last = block[-1:]
+    except OSError:
+        return None
+    return n + (0 if last == b"\n" else 1)
+
+
 def regular_file(path: str) -> bool:
     """A regular file, which can be read in ranges by its size; a pipe (`<(zcat f.gz)`)
     or a device reports a size of 0 and must be read as a stream to its end."""

@@ -160,6 +160,7 @@ class UploadReport:
     # `server unreachable since 14:02:11; 187,990 records unsent; run the same command...`
     halted: str | None = None
     input_left: bool = False  # the run stopped before reading all of its input
+    unread: int | None = None  # then, about how many records were not read (None: unknown)
     strict_blocked: bool = False  # --strict found errors: nothing was sent
     peak_open_calls: int = 0
     spilled: int = 0
@@ -212,6 +213,7 @@ class UploadReport:
             "rejected_file": self.rejected_file,
             "interrupted": self.interrupted,
             "halted": self.halted,
+            "unread": self.unread,
             "strict_blocked": self.strict_blocked,
             "changed_files": self.changed_files,
             "peak_open_calls": self.peak_open_calls,
@@ -450,9 +452,15 @@ def _run(
 def halt_line(why: str, report: UploadReport) -> str:
     """The one line that says the run stopped on a dead server, what is left, what to do:
     `server unreachable since 14:02:11; 187,990 records unsent; run the same command again
-    to resume`. Records not read yet are not counted (they were never looked at)."""
-    rest = " (and the rest of the input, not read)" if report.input_left else ""
-    return f"{why}; {report.unsent:,} records unsent{rest}; run the same command again to resume"
+    to resume`: the records read and not stored, and those not read (counted in the
+    plain JSON-lines files that were not read to their end; otherwise said so)."""
+    unsent = report.unsent
+    rest = ""
+    if report.input_left and report.unread is not None:
+        unsent += report.unread  # read or not, none of them is stored
+    elif report.input_left:
+        rest = " (and the rest of the input, not read)"
+    return f"{why}; {unsent:,} records unsent{rest}; run the same command again to resume"
 
 
 class _Interrupt:

@@ -35,6 +35,7 @@ from tracecli.reader import (
     STDIN,
     InputFormat,
     Source,
+    count_lines,
     open_stream,
     os_message,
     read_as_stream,
@@ -203,10 +204,35 @@ class Run:
         report.input_left = not read_to_end
         if self._halted():
             self._count_unsent()
+            if report.input_left and not self.interrupted():
+                report.unread = self._count_unread()
         self.pending.clear()
         report.peak_open_calls = self.pairer.peak_open
         report.spilled = self.pairer.spilled
         self._progress(force=True)
+
+    def _count_unread(self) -> int | None:
+        """Records of the input not read when a dead server stopped the run: the lines after
+        what was read of each plain JSON-lines file (counted, up to UNREAD_COUNT_BYTES in
+        all: a rough but honest "records unsent"); None when a file whose rest cannot be
+        counted so (gzip, YAML, a JSON array, stdin) was not read to its end."""
+        total = 0
+        budget = UNREAD_COUNT_BYTES
+        for i, path in enumerate(self.files):
+            size = self.sizes[i]
+            done = self.bytes_done[i]
+            if size is not None and done >= size:
+                continue
+            if size is None or read_as_stream(path) or _source_format(path) != "jsonl":
+                return None
+            budget -= size - done
+            if budget < 0:
+                return None
+            n = count_lines(path, done)
+            if n is None:
+                return None
+            total += n
+        return total
 
     def _halted(self) -> bool:
         return self.interrupted() or (self.sender is not None and self.sender.broken)
@@ -585,6 +611,16 @@ def _wait(result: Future[Any] | _Done, interrupted: Callable[[], bool]) -> Any:
         except TimeoutError:
             if interrupted():
                 raise _Interrupted from None
+
+
+UNREAD_COUNT_BYTES = 1 << 30  # at most this much unread input is counted at a stop
+
+
+def _source_format(path: str) -> str | None:
+    src = _source(path, "jsonl")
+    if src is None:
+        return None
+    return "foreign" if src.foreign is not None else src.fmt
 
 
 def _source(path: str, stdin_format: InputFormat) -> Source | None:
