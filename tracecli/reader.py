@@ -161,7 +161,7 @@ class Source:
             sniffable = src.fmt == "jsonl" and _is_regular(path)
             head = _file_head(path) if sniffable else b""
         if head:
-            found = sniff(head)
+            found = sniff(head, src.path.lower().removesuffix(".gz").endswith(".json"))
             if found.fmt == "json":
                 src.fmt = "json"
             if found.foreign is not None:
@@ -245,7 +245,17 @@ class Source:
         record and a block, never the file."""
         path = self.path
         n = 0
-        for item in iter_json_values(stream, path):
+        values = iter_json_values(stream, path)
+        while True:
+            try:
+                item = next(values)
+            except StopIteration:
+                return
+            except (EOFError, OSError, zlib.error) as exc:
+                yield Diagnostic.at(
+                    Location(path, 0), "read-error", f"file cannot be read: {os_message(exc)}"
+                )
+                return
             if isinstance(item, Diagnostic):
                 yield item
                 continue
@@ -561,10 +571,11 @@ _KEY_RE = re.compile(rb'"([A-Za-z_][A-Za-z0-9_]*)"\s*:')
 _LANGSMITH_KEYS = frozenset({"dotted_order", "parent_run_id", "session_id", "child_run_ids"})
 
 
-def sniff(head: bytes) -> Sniffed:
+def sniff(head: bytes, json_suffix: bool = False) -> Sniffed:
     """What the first bytes of a JSON-lines input say it really is.
 
-    - `[`: a JSON array of records (pretty-printed or not): read as records;
+    - `[`: a JSON array of records, over many lines (or on one, in a `.json` file): read as
+      records;
     - a first line that is `{` alone: JSON values one after another (`jq` output);
     - a first record with `resourceSpans`: an OpenTelemetry OTLP JSON export;
     - one with `run_type` and LangSmith's run keys (`dotted_order`, ...): a LangSmith run
@@ -577,7 +588,11 @@ def sniff(head: bytes) -> Sniffed:
         return Sniffed("jsonl", None)
     first_line = text.split(b"\n", 1)[0].strip()
     if text[:1] == b"[":
-        return Sniffed("json", None)
+        # a JSON array over many lines, or on the one line of a `.json` file; an array
+        # that is a whole line of a JSON-lines file is a (wrong) record, said as such
+        if json_suffix or not _parses(first_line):
+            return Sniffed("json", None)
+        return Sniffed("jsonl", None)
     if text[:1] == b"{":
         fmt: Literal["jsonl", "json"] = "json" if first_line == b"{" else "jsonl"
         keys = _first_keys(first_line if fmt == "jsonl" else text[:4096])
@@ -594,6 +609,14 @@ def sniff(head: bytes) -> Sniffed:
         except orjson.JSONDecodeError:
             return Sniffed("jsonl", "csv")
     return Sniffed("jsonl", None)
+
+
+def _parses(line: bytes) -> bool:
+    try:
+        orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return False
+    return True
 
 
 def _first_keys(text: bytes) -> set[str]:
