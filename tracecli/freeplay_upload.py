@@ -303,7 +303,7 @@ class _FreeplayRun:
                 self._wait(interrupted=self.interrupt.is_set)
             if self.interrupt.is_set():
                 self.report.interrupted = True
-                self.report.signal = self.interrupt.signum
+                self.report.interrupted_by = self.interrupt.signum
                 self._stop(GRACE_SECONDS)
             elif self.halted is not None:
                 self._stop(GRACE_SECONDS)  # in flight: answered now, or left unsent

@@ -279,8 +279,11 @@ class Transport:
                 return f"server unreachable since {when}"
             if not self._status:
                 return ""
-            left = max(0.0, self._status_until - time.monotonic())
-            return f"{self._status}; retry {self._status_attempt + 1} in {left:.0f} s"
+            n = self._status_attempt  # the n-th retry follows the n-th failed attempt
+            left = self._status_until - time.monotonic()
+            if left <= 0:
+                return f"{self._status}; retry {n} sent"
+            return f"{self._status}; retry {n} in {left:.0f} s"
 
     def _answered(self, status: int) -> None:
         """Any HTTP answer shows the server is there (a 5xx too: it answers)."""

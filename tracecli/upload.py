@@ -155,7 +155,7 @@ class UploadReport:
     stale_rejected_file: str | None = None
     stale_rejected_note: str | None = None  # about that file, once (see rejected.stale_note)
     interrupted: bool = False
-    signal: int | None = None  # the signal that interrupted the run (SIGINT, SIGTERM)
+    interrupted_by: int | None = None  # the signal that interrupted the run (SIGINT, SIGTERM)
     # why sending stopped before the end (the server looked down), as one line:
     # `server unreachable since 14:02:11; 187,990 records unsent; run the same command...`
     halted: str | None = None
@@ -177,7 +177,7 @@ class UploadReport:
     @property
     def exit_code(self) -> int:
         if self.interrupted:
-            return 128 + (self.signal or signal.SIGINT)
+            return 128 + (self.interrupted_by or signal.SIGINT)
         if self.rejected or self.unsent or self.errors or self.strict_blocked:
             return 1
         return 0
@@ -420,7 +420,7 @@ def _run(
             run.tick()
         if interrupt.is_set():
             report.interrupted = True
-            report.signal = interrupt.signum
+            report.interrupted_by = interrupt.signum
             sender.stop(GRACE_SECONDS)
         elif sender.halted is not None:
             sender.stop(GRACE_SECONDS)  # requests in flight: answered now, or left unsent
