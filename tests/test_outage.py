@@ -298,7 +298,12 @@ def test_the_transport_gives_up_on_an_address_that_answers_nothing_after_max_out
         assert seen and seen[0].startswith("server unreachable (connection refused); retry 1 in")
         # and every request after that ends at once, unsent
         assert t.post("/call/start", b"{}").action is Action.UNREACHABLE
-    # a shorter --max-retry-time ends the request first: given up (unsent too), not down
+    # a long backoff does not push the stop past --max-outage: it is cut short
+    with Transport(url, api_key=None, max_outage=1.0, backoff=Backoff(20.0, 20.0)) as t:
+        t0 = time.monotonic()
+        out = t.post("/call/start", b"{}")
+        assert out.action is Action.UNREACHABLE and time.monotonic() - t0 < 8
+        # a shorter --max-retry-time ends the request first: given up (unsent too), not down
     with Transport(
         url, api_key=None, max_outage=60, max_retry_time=0.3, backoff=Backoff(0.05, 0.1)
     ) as t:

@@ -297,17 +297,27 @@ class Transport:
         from this first failure since the last answer (not from when the attempt started:
         a slow answer to another request is an answer). Once no attempt has been answered
         for `max_outage` seconds since, the server is taken as down."""
-        now = time.monotonic()
         with self._health_lock:
             if self._silent_since is None:
-                self._silent_since = now
+                self._silent_since = time.monotonic()
                 self._silent_since_wall = time.time()
-            if self.max_outage is not None and now - self._silent_since >= self.max_outage:
-                if not self._down.is_set():
-                    log.info(
-                        "%s: no answer for %.0f s: taken as down", self.base_url, self.max_outage
-                    )
-                self._down.set()
+        self._outage_due()
+
+    def _outage_due(self) -> bool:
+        """Whether the server is taken as down: no answer since the first failure for
+        `max_outage` seconds. Asked after each failure and during backoffs, so the stop
+        comes on time, not after the next (up to 30 s) backoff."""
+        if self._down.is_set():
+            return True
+        with self._health_lock:
+            since = self._silent_since
+            if since is None or self.max_outage is None:
+                return False
+            if time.monotonic() - since < self.max_outage:
+                return False
+            log.info("%s: no answer for %.0f s: taken as down", self.base_url, self.max_outage)
+            self._down.set()
+            return True
 
     def _unreachable(self) -> Outcome:
         return Outcome(Action.UNREACHABLE, None, reason=self.status() or "server unreachable")
@@ -591,7 +601,7 @@ class Transport:
             left = deadline - time.monotonic()
             if left <= 0:
                 return not self._down.is_set()
-            if self._stop.wait(min(left, 0.25)) or self._down.is_set():
+            if self._stop.wait(min(left, 0.25)) or self._outage_due():
                 return False
 
     def _outcome(
