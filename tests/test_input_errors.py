@@ -29,6 +29,7 @@ from tests.validate_kit import P, call, complete, end, new_id, start, write_json
 from tracecli.reader import Source, count_lines, iter_json_values, sniff
 from tracecli.store import Store
 
+FP_PROJECT = "4a6c1f1e-8f0b-4a7e-9a51-3b1d2c9e7f10"
 PR_CAPBSET_DROP = 24
 CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 1, 2
 
@@ -202,20 +203,25 @@ LANGSMITH = {
         ),
     ],
 )
-@pytest.mark.parametrize("command", ["validate", "upload"])
+@pytest.mark.parametrize("command", ["validate", "upload", "upload-freeplay"])
 def test_another_tools_format_is_named_once_per_file_with_a_hint(
     tmp_path: Path, command: str, name: str, content: bytes, said: str
 ) -> None:
     f = tmp_path / name
     f.write_bytes(content)
-    extra = ["--db", str(tmp_path / "db.sqlite")] if command == "upload" else []
-    r = run(command, str(f), *extra, cwd=tmp_path)
+    extra = {
+        "validate": [],
+        "upload": ["--db", str(tmp_path / "db.sqlite")],
+        "upload-freeplay": ["--target", "freeplay", "--dry-run", "--project", FP_PROJECT],
+    }[command]
+    r = run(command.split("-")[0], str(f), *extra, cwd=tmp_path)
     assert r.returncode == 1, r.stdout + r.stderr
     out = r.stdout + r.stderr
     assert "Traceback" not in out
     mentions = [x for x in out.splitlines() if str(f) in x and "error" in x]
     assert len(mentions) == 1, out  # once for the file, not once per line
     assert said.format(path=f) in mentions[0], mentions
+    assert not (tmp_path / "tracecli-rejected.jsonl").exists()  # no record of ours to reject
 
 
 def test_a_pretty_printed_json_array_is_read_as_records_with_their_lines(tmp_path: Path) -> None:

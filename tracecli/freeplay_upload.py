@@ -28,7 +28,7 @@ from tracecli.diagnostics import Diagnostic, Severity, TracecliError, UsageError
 from tracecli.freeplay_ledger import LEDGER_NAME, STDIN_KEY, SentLedger, record_key, source_key
 from tracecli.freeplay_stream import FreeplayPieces, Piece
 from tracecli.journal import AckSet, Journal
-from tracecli.reader import Source, expand_paths
+from tracecli.reader import FILE_FORMAT, Source, expand_paths
 from tracecli.redact import strip_userinfo
 from tracecli.rejected import DEFAULT_NAME, RejectedWriter, skip_rejected_file, stale_note
 from tracecli.retry import Action
@@ -327,7 +327,8 @@ class _FreeplayRun:
         report = self.report
         if piece.diagnostics:
             self._diagnose(piece)
-        if not piece.lines:
+        foreign = any(d.code == FILE_FORMAT for d in piece.diagnostics)
+        if not piece.lines or foreign:  # another tool's file: said once, as an error
             return
         if all(line in self.acked[src] for src, line in piece.lines):
             with self.lock:

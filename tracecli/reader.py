@@ -39,6 +39,7 @@ DIRECTORY_SUFFIXES = (*TRACE_SUFFIXES, ".json")
 BOM = b"\xef\xbb\xbf"
 STDIN = "-"
 STDIN_NAME = "<stdin>"  # how stdin is named in diagnostics
+FILE_FORMAT = "file-format"  # the code of "this file is another tool's format"
 
 
 def format_of(path: str, default: InputFormat = "jsonl") -> InputFormat:
@@ -194,7 +195,7 @@ class Source:
             return
         try:
             if self.foreign is not None and self.refuse_foreign:
-                yield Diagnostic.at(Location(self.path, 1), "format", self.foreign)
+                yield Diagnostic.at(Location(self.path, 1), FILE_FORMAT, self.foreign)
             elif self.fmt == "yaml":
                 yield from self._iter_yaml(stream)
             elif self.fmt == "json":

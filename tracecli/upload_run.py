@@ -32,6 +32,7 @@ from tracecli.encode import (
 from tracecli.journal import Journal
 from tracecli.pairing import DUPLICATE, Half, Pairer
 from tracecli.reader import (
+    FILE_FORMAT,
     STDIN,
     InputFormat,
     Source,
@@ -289,6 +290,9 @@ class Run:
         for item in src:
             if self._halted():
                 return
+            if isinstance(item, Diagnostic) and item.code == FILE_FORMAT:
+                self.fates.late([item])  # another tool's file: an error, no record of ours
+                continue
             if isinstance(item, Diagnostic):
                 self.fates.invalid(None, item.path, item.line, [item])
                 self.file_reports[i].records += 1
