@@ -232,7 +232,10 @@ class Run:
             n = count_lines(path, done)
             if n is None:
                 return None
-            total += n
+            # less what an earlier run stored (resumed, then stopped again)
+            base = self.line_base[i]
+            n -= sum(1 for line in self.acked_lines[i] if line > base)
+            total += max(n, 0)
         return total
 
     def _halted(self) -> bool:
