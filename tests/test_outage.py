@@ -18,6 +18,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -25,7 +26,7 @@ import pytest
 from tests import freeplay_fixtures
 from tests.faultproxy import FaultProxy, Faults
 from tests.freeplay_fixtures import API_KEY, PROJECT, RefServer
-from tests.servers import start_serve
+from tests.servers import ServerHandle, start_serve
 from tests.uploadkit import (
     cli_env,
     diff_calls,
@@ -76,6 +77,30 @@ def wait_forwarded(proxy: FaultProxy, target: int, proc: subprocess.Popen[bytes]
         time.sleep(0.005)
 
 
+def die_mid_upload(
+    args: list[str], proxy: FaultProxy, serve: ServerHandle, tmp_path: Path, k: int
+) -> tuple[dict[str, Any], str]:
+    """Start the upload, let a few requests through, then the server dies: nothing listens
+    at its address any more. The upload must stop soon after, exit 1, one error line."""
+    proc = start(args, tmp_path, k)
+    before = proxy.stats.forwarded
+    wait_forwarded(proxy, before + 4, proc)
+    stop(proxy)
+    serve.proc.kill()
+    serve.stop()
+    died = time.monotonic()
+    code = proc.wait(60)
+    took = time.monotonic() - died
+    err = (tmp_path / f"err{k}.txt").read_text()
+    assert code == 1, err[-3000:]
+    # within the outage bound (and the grace for requests in flight), not 10 minutes
+    assert took < OUTAGE + 20, (took, err[-2000:])
+    assert "Traceback" not in err and err.count("error:") == 1, err[-3000:]
+    report = orjson.loads((tmp_path / f"out{k}.txt").read_text())
+    assert report["halted"] and f"tracecli: error: {report['halted']}" in err
+    return report, err
+
+
 def test_a_server_that_dies_mid_upload_stops_it_soon_and_the_rerun_stores_the_rest_once(
     tmp_path: Path,
 ) -> None:
@@ -88,41 +113,34 @@ def test_a_server_that_dies_mid_upload_stops_it_soon_and_the_rerun_stores_the_re
     proxy = FaultProxy(serve.url, Faults(latency=0.1)).start()
     port = proxy.port
     args = upload_args(file, proxy.url)
+    stored = 0
     try:
-        proc = start(args, tmp_path, 0)
-        wait_forwarded(proxy, 4, proc)
-        stop(proxy)  # the server dies: nothing listens at its address any more
-        serve.proc.kill()
-        serve.stop()
-        died = time.monotonic()
-        code = proc.wait(60)
-        took = time.monotonic() - died
-        err = (tmp_path / "err0.txt").read_text()
-        assert code == 1, err[-3000:]
-        # within the outage bound (and the grace for requests in flight), not 10 minutes
-        assert took < OUTAGE + 20, (took, err[-2000:])
-        first = orjson.loads((tmp_path / "out0.txt").read_text())
-        assert first["rejected"] == 0 and first["unsent"] > 0, first
-        assert not (tmp_path / "tracecli-rejected.jsonl").exists()
-        line = re.search(
-            r"server unreachable since \d\d:\d\d:\d\d; ([\d,]+) records unsent"
-            r".*; run the same command again to resume",
-            err,
-        )
-        assert line, err[-3000:]
-        # every record not stored: read and not sent, or not read yet (counted)
-        assert int(line.group(1).replace(",", "")) == 2 * n - first["records_uploaded"]
-        assert first["halted"] and first["halted"] in err
-        assert "Traceback" not in err and err.count("error:") == 1, err[-3000:]
+        # twice: the second run resumes, then the server dies again
+        for k in range(2):
+            if k:  # back on the same store (and address)
+                serve = start_serve(store, db_path=serve.db_path)
+                proxy = FaultProxy(serve.url, Faults(latency=0.1), port=port).start()
+            report, err = die_mid_upload(args, proxy, serve, tmp_path, k)
+            assert report["rejected"] == 0 and report["unsent"] > 0, report
+            assert not (tmp_path / "tracecli-rejected.jsonl").exists()
+            stored += report["records_uploaded"]
+            assert report["skipped"] >= stored - report["records_uploaded"], report
+            line = re.search(
+                r"server unreachable since \d\d:\d\d:\d\d; ([\d,]+) records unsent"
+                r"; run the same command again to resume",
+                err,
+            )
+            assert line, err[-3000:]
+            # every record not stored: read and not sent, or not read yet (counted)
+            assert int(line.group(1).replace(",", "")) == 2 * n - stored, (k, stored)
 
-        # the server comes back on the same store (and address): the same command resumes
+        # the server comes back: the same command sends the rest
         serve = start_serve(store, db_path=serve.db_path)
         proxy = FaultProxy(serve.url, Faults(), port=port).start()
         r = run_cli(*args, cwd=tmp_path, **FAST_RETRIES)
         assert r.returncode == 0, r.stderr[-3000:]
-        second = orjson.loads(r.stdout)
-        assert second["skipped"] >= 2 * first["uploaded"], (first, second)
-        assert first["uploaded"] + second["uploaded"] >= n
+        last = orjson.loads(r.stdout)
+        assert last["skipped"] >= stored and last["rejected"] == 0, last
         assert diff_calls(calls, read_back(serve.url, proj)) == []  # each stored exactly once
     finally:
         stop(proxy)
