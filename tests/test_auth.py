@@ -69,6 +69,14 @@ def test_no_key_for_a_server_that_wants_one(tmp_path, keyed_serve):
     assert "requires an API key" in line and "--api-key" in line
 
 
+def test_tail_without_a_key_says_the_server_requires_one(tmp_path, keyed_serve):
+    """No key sent: the server requires one; it did not refuse one (there was none)."""
+    r = run_cli("tail", "--server", keyed_serve.url, "-p", "acme/none", cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    (line,) = error_lines(r.stderr)
+    assert "requires an API key" in line and "refused" not in line, line
+
+
 @pytest.mark.parametrize("where", ["flag", "env", "netrc"])
 def test_the_right_key_from_each_place(tmp_path, keyed_serve, where, isolated_home):
     file, proj = calls_file(tmp_path, 100)

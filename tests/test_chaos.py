@@ -142,7 +142,9 @@ def test_chaos_other_modes(tmp_path, serve, mode):
     assert diff_calls(calls, read_back(serve.url, proj)) == []
 
 
-def test_retry_time_exhausted_rejects_with_the_last_error(tmp_path, serve):
+def test_retry_time_exhausted_leaves_the_records_unsent_for_the_next_run(tmp_path, serve):
+    """A server that answers only 5xx never refused the records: when --max-retry-time runs
+    out they are unsent (not in the rejected file), and the same command sends them."""
     proj = project("giveup")
     calls = gen_calls(30, seed=seed(), project=proj)
     file = write_flat(tmp_path / "calls.jsonl", calls)
@@ -150,16 +152,14 @@ def test_retry_time_exhausted_rejects_with_the_last_error(tmp_path, serve):
         t0 = time.monotonic()
         r, summary = upload(file, proxy.url, "--max-retry-time", "1", cwd=tmp_path)
         took = time.monotonic() - t0
-    assert r.returncode == 1, r.stderr[-2000:]
-    assert took < 60
-    assert summary["uploaded"] == 0 and summary["rejected"] == 60, summary
-    rejected = read_jsonl(tmp_path / "tracecli-rejected.jsonl")
-    assert len(rejected) == 60  # each original record, starts and ends
-    meta = rejected[0]["_tracecli"]
-    assert meta["status"] in (500, 503) and "gave up" in meta["reason"]
-    assert {r["_tracecli"]["line"] for r in rejected} == set(range(1, 61))
-    # the server comes back: replaying the rejected file stores every call once
-    r2, summary2 = upload(tmp_path / "tracecli-rejected.jsonl", serve.url, cwd=tmp_path)
+        assert r.returncode == 1, r.stderr[-2000:]
+        assert took < 60
+        assert summary["uploaded"] == 0 and summary["rejected"] == 0, summary
+        assert summary["unsent"] == 60, summary  # each original record, starts and ends
+        assert not (tmp_path / "tracecli-rejected.jsonl").exists()
+        # the server comes back: the same command stores every call once
+        proxy.configure(p_5xx=0.0)
+        r2, summary2 = upload(file, proxy.url, "--max-retry-time", "1", cwd=tmp_path)
     assert r2.returncode == 0, r2.stderr[-2000:]
     assert summary2["uploaded"] == 30 and summary2["rejected"] == 0
     assert diff_calls(calls, read_back(serve.url, proj)) == []
@@ -194,11 +194,13 @@ def test_a_server_that_stays_down_stops_the_upload_and_the_next_run_sends_the_re
     with FaultProxy(serve.url, Faults(p_5xx=1.0)) as proxy:
         r, summary = upload(file, proxy.url, *args, cwd=tmp_path)
         assert r.returncode == 1, r.stderr[-2000:]
-        assert summary["halted"] and "is the server down?" in summary["halted"]
-        assert "tracecli: error: stopped: retries ran out for" in r.stderr
-        assert summary["uploaded"] == 0
-        # 8 chunks of 10 calls given up (and a few in flight), far from all 40
-        assert 8 * 20 <= summary["rejected"] <= 12 * 20, summary
+        assert summary["halted"] and "failed 8 requests in a row" in summary["halted"]
+        assert summary["halted"].endswith("; run the same command again to resume")
+        assert f"tracecli: error: {summary['halted']}" in r.stderr
+        assert summary["uploaded"] == 0 and summary["rejected"] == 0
+        assert not (tmp_path / "tracecli-rejected.jsonl").exists()
+        # 8 chunks of 10 calls given up, and what was read and not sent: unsent
+        assert 8 * 20 <= summary["unsent"] <= 800, summary
         proxy.configure(p_5xx=0.0)  # the server is back: the same command sends everything
         r2, summary2 = upload(file, proxy.url, *args, cwd=tmp_path)
     assert r2.returncode == 0, r2.stderr[-2000:]

@@ -52,6 +52,7 @@ def test_show_text(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         ("chunk_bytes", "10485760", "default"),
         ("concurrency", "2", "env TRACECLI_CONCURRENCY"),
         ("max_retry_time", "300", "default"),
+        ("max_outage", "60", "default"),
         ("rejected", "tracecli-rejected.jsonl", "default"),
         ("ca_bundle", "-", "default"),
         ("allow_insecure", "false", "default"),

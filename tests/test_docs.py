@@ -327,6 +327,7 @@ def test_readme_exit_codes_agree_with_the_code(tmp_path: Path) -> None:
         1: r"\b(invalid|reject|error)",
         2: r"\b(usage|config)",
         130: r"\binterrupt",
+        143: r"\binterrupt.*SIGTERM",
     }
     for code, (meaning, where) in table.items():
         assert code in expected, f"{where}: exit code {code} is not one tracecli uses"

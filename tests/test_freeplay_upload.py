@@ -145,15 +145,15 @@ def test_an_outage_stops_the_upload_instead_of_waiting_on_every_record(
     refserver: RefServer, tmp_path: Path
 ) -> None:
     """Retries running out for 8 records in a row (twice the concurrency if more) means
-    Freeplay is down: the run stops (those records rejected with the reason, the rest not
-    sent), and the next run sends everything, once."""
+    Freeplay is failing: the run stops (nothing rejected: Freeplay refused no record; those
+    and the rest are unsent), and the next run sends everything, once."""
     src = completions_file(tmp_path, 30)
     refserver.faults([503] * 200)
     first = fp_upload([src], tmp_path, refserver, concurrency=2, max_retry_time=0)
-    assert first.exit_code == 1 and first.uploaded == 0
-    assert 8 <= first.rejected <= 9 and first.rejected + first.unsent < 30  # not read on
-    stopped = [d for d in first.diagnostics if d.code == "stopped"]
-    assert len(stopped) == 1 and "next run" in stopped[0].message
+    assert first.exit_code == 1 and first.uploaded == 0 and first.rejected == 0
+    assert 8 <= first.unsent < 30  # not read on
+    assert first.halted and "failed 8 requests in a row" in first.halted
+    assert f"; {first.unsent} records unsent" in first.halted
     refserver.clear()  # back up (and the faults left forgotten)
     second = fp_upload([src], tmp_path, refserver)
     assert (second.exit_code, second.uploaded, second.skipped) == (0, 30, 0)
@@ -166,7 +166,7 @@ def test_resume_never_records_a_completion_twice(refserver: RefServer, tmp_path:
     # Run 1: the first request fails for good (500, no retry time): not acknowledged.
     refserver.faults([500])
     first = fp_upload([src], tmp_path, refserver, concurrency=1, max_retry_time=0)
-    assert (first.uploaded, first.rejected) == (5, 1)
+    assert (first.uploaded, first.rejected, first.unsent) == (5, 0, 1)
     # Run 2 sends only that one; run 3 sends nothing.
     second = fp_upload([src], tmp_path, refserver, concurrency=2)
     assert (second.uploaded, second.skipped, second.exit_code) == (1, 5, 0)

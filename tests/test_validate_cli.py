@@ -179,7 +179,7 @@ def test_stdin_jsonl_and_yaml(here: Path) -> None:
         (["missing.jsonl"], "tracecli: error: missing.jsonl: no such file or directory\n"),
         (
             ["empty_dir"],
-            "tracecli: error: empty_dir: no trace files (*.jsonl, *.ndjson, *.yaml, *.yml, "
+            "tracecli: error: empty_dir: no trace files (*.jsonl, *.ndjson, *.json, *.yaml, *.yml, "
             "optionally .gz) in it\n",
         ),
     ],

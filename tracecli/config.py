@@ -167,6 +167,7 @@ class Settings:
     chunk_bytes: int
     concurrency: int
     max_retry_time: float
+    max_outage: float
     rejected: Path
     ca_bundle: Path | None
     allow_insecure: bool
@@ -176,7 +177,8 @@ class Settings:
 
     NAMES = (
         "profile", "target", "server", "project", "api_key", "db", "mode", "chunk_size",
-        "chunk_bytes", "concurrency", "max_retry_time", "rejected", "ca_bundle", "allow_insecure",
+        "chunk_bytes", "concurrency", "max_retry_time", "max_outage",
+        "rejected", "ca_bundle", "allow_insecure",
     )  # fmt: skip
 
     def origin(self, name: str) -> Origin:

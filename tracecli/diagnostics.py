@@ -25,7 +25,7 @@ class Location:
 
 
 # codes of problems with a whole file (from some line on), not with one record
-FILE_CODES = frozenset({"read-error", "file-encoding"})
+FILE_CODES = frozenset({"read-error", "file-encoding", "file-format"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,10 +28,11 @@ from tracecli.diagnostics import Diagnostic, Severity, TracecliError, UsageError
 from tracecli.freeplay_ledger import LEDGER_NAME, STDIN_KEY, SentLedger, record_key, source_key
 from tracecli.freeplay_stream import FreeplayPieces, Piece
 from tracecli.journal import AckSet, Journal
-from tracecli.reader import Source, expand_paths
+from tracecli.reader import FILE_FORMAT, Source, expand_paths
 from tracecli.redact import strip_userinfo
-from tracecli.rejected import DEFAULT_NAME, RejectedWriter, skip_rejected_file
+from tracecli.rejected import DEFAULT_NAME, RejectedWriter, skip_rejected_file, stale_note
 from tracecli.retry import Action
+from tracecli.sender import halt_reason
 from tracecli.targets.freeplay import (
     DEFAULT_API_BASE,
     FreeplaySettings,
@@ -69,7 +70,9 @@ def upload_freeplay(
         raise UsageError(f"--max-retry-time must not be negative, got {opts.max_retry_time}")
     files = skip_rejected_file(paths, expand_paths(paths), opts.rejected)
     if not files:
-        raise UsageError("no trace files found in the given paths (.jsonl, .ndjson, .yaml)")
+        raise UsageError(
+            "no trace files found in the given paths (.jsonl, .ndjson, .json, .yaml, .yml)"
+        )
     if files.count("-") > 1:
         raise UsageError("stdin ('-') can be read only once")
     target: FreeplayTarget | None = None
@@ -79,6 +82,7 @@ def upload_freeplay(
             concurrency=opts.concurrency,
             timeout=opts.timeout,
             max_retry_time=opts.max_retry_time,
+            max_outage=opts.max_outage,
             ca_bundle=opts.ca_bundle,
             allow_insecure=opts.allow_insecure,
             on_retry=opts.on_retry,
@@ -269,7 +273,9 @@ class _FreeplayRun:
                 self.acked.append(self.journal.acked(path))
             else:
                 self.acked.append(AckSet())
-            self.sources.append(Source.open(path, self.opts.input_format))
+            src = Source.open(path, self.opts.input_format)
+            src.refuse_foreign = True  # another tool's format: said once, not per line
+            self.sources.append(src)
         threads = []
         if self.target is not None:
             threads = [
@@ -288,6 +294,7 @@ class _FreeplayRun:
             for piece in pieces:
                 if self.interrupt.is_set() or self._halting():
                     self._unsent(piece)
+                    self.report.input_left = True
                     break
                 self._take(piece)
                 self._progress()
@@ -296,7 +303,10 @@ class _FreeplayRun:
                 self._wait(interrupted=self.interrupt.is_set)
             if self.interrupt.is_set():
                 self.report.interrupted = True
+                self.report.interrupted_by = self.interrupt.signum
                 self._stop(GRACE_SECONDS)
+            elif self.halted is not None:
+                self._stop(GRACE_SECONDS)  # in flight: answered now, or left unsent
             complete = not self.report.interrupted and not self._halting()
         finally:
             self._stopping.set()
@@ -305,6 +315,11 @@ class _FreeplayRun:
             for t in threads:
                 t.join(timeout=5.0)
             self._finish(complete)
+        if self.halted is not None:
+            from tracecli.upload import halt_line
+
+            self.report.halted = halt_line(self.halted, self.report)
+            self.report.errors += 1
         if self.fatal is not None:
             raise self.fatal
 
@@ -312,7 +327,8 @@ class _FreeplayRun:
         report = self.report
         if piece.diagnostics:
             self._diagnose(piece)
-        if not piece.lines:
+        foreign = any(d.code == FILE_FORMAT for d in piece.diagnostics)
+        if not piece.lines or foreign:  # another tool's file: said once, as an error
             return
         if all(line in self.acked[src] for src, line in piece.lines):
             with self.lock:
@@ -404,10 +420,16 @@ class _FreeplayRun:
                     if self.fatal is None:
                         self.fatal = UsageError(wrong)
                     self._unsent(piece)
-                else:  # REJECT, GIVE_UP
+                elif out.action is Action.UNREACHABLE:  # no answer for --max-outage
+                    self._unsent(piece)
+                    with self.lock:
+                        if self.halted is None:
+                            self.halted = halt_reason(self.target, out)
+                elif out.action is Action.GIVE_UP:  # no verdict on the record: unsent
+                    self._unsent(piece)
+                    self._gave_up(out)
+                else:  # REJECT: Freeplay refused it
                     self._reject(piece, out.reason, out.status, [])
-                    if out.action is Action.GIVE_UP:
-                        self._gave_up(piece)
             except Exception as exc:  # never lose a record to a bug in a callback
                 if self.fatal is None:
                     self.fatal = TracecliError(f"internal error while sending: {exc!r}")
@@ -418,28 +440,22 @@ class _FreeplayRun:
     def _halting(self) -> bool:
         return self.fatal is not None or self.halted is not None
 
-    def _gave_up(self, piece: Piece) -> None:
-        """Retries ran out for a record (it is in the rejected file). When that happens to
-        `OUTAGE_GIVE_UPS` records in a row (twice `concurrency` if more) with nothing
-        acknowledged between, Freeplay is down or unreachable, not refusing a record: stop,
-        rather than spend --max-retry-time on every record left. The rest is not sent; the
-        next run sends it."""
+    def _gave_up(self, out: Outcome) -> None:
+        """Retries ran out for a record (it stays unsent: Freeplay never refused it). When
+        that happens to `OUTAGE_GIVE_UPS` records in a row (twice `concurrency` if more)
+        with nothing acknowledged between, Freeplay is failing, not refusing a record:
+        stop, rather than spend --max-retry-time on every record left; the next run sends
+        the rest. (No answer at all stops sooner: --max-outage, in the transport.)"""
         with self.lock:
             self._give_ups += 1
             limit = max(OUTAGE_GIVE_UPS, 2 * self.opts.concurrency)
             if self._give_ups < limit or self.halted is not None:
                 return
-            src, line = piece.lines[0]
+            last = f" (last: {out.reason})" if out.reason else ""
             self.halted = (
-                f"stopped: retries ran out for {self._give_ups} records in a row with nothing "
-                "acknowledged between (Freeplay down or unreachable?); the records not sent "
-                "are sent by the next run of the same command"
+                f"Freeplay failed {self._give_ups} requests in a row, each retried for "
+                f"--max-retry-time, with nothing acknowledged between{last}"
             )
-            self._keep(
-                [Diagnostic(self.sources[src].path, line, "", "stopped", Severity.ERROR,
-                            self.halted)]
-            )  # fmt: skip
-            self.report.errors += 1
 
     def _done_one(self, key: bytes) -> None:
         with self._cond:
@@ -574,6 +590,7 @@ class _FreeplayRun:
             report.rejected_file = str(written) if written is not None else None
             if self.writer.stale and written is None:
                 report.stale_rejected_file = str(self.writer.path)
+                report.stale_rejected_note = stale_note(self.writer.path, self.journal)
         if self.journal is not None and complete:
             for f in self.files:
                 self.journal.done(f)
@@ -608,5 +625,6 @@ class _FreeplayRun:
                 skipped=r.skipped,
                 retries=self.target.stats()[1] if self.target is not None else 0,
                 elapsed=now - self.started,
+                status=(self.target.status() or None) if self.target is not None else None,
             )
         )

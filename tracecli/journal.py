@@ -63,6 +63,11 @@ CREATE TABLE IF NOT EXISTS acks (
     bits    BLOB NOT NULL,
     PRIMARY KEY (file_id, block)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS notes (
+    key     TEXT PRIMARY KEY,
+    value   TEXT NOT NULL,
+    updated REAL NOT NULL
+);
 """
 
 
@@ -161,8 +166,11 @@ def identity(path: str | os.PathLike[str]) -> Identity | None:
     if not stat.S_ISREG(st.st_mode):
         return None
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        h.update(f.read(HEAD_BYTES))
+    try:
+        with open(path, "rb") as f:
+            h.update(f.read(HEAD_BYTES))
+    except OSError as exc:  # unreadable (permissions, an I/O error): one line, not a traceback
+        raise UsageError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
     return Identity(os.path.realpath(path), st.st_size, st.st_mtime_ns, h.hexdigest())
 
 
@@ -211,9 +219,9 @@ class Journal:
             with conn:
                 conn.executescript(_SCHEMA)
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-                conn.execute(
-                    "DELETE FROM files WHERE updated < ?", (time.time() - KEEP_DAYS * 86400,)
-                )
+                old = time.time() - KEEP_DAYS * 86400
+                conn.execute("DELETE FROM files WHERE updated < ?", (old,))
+                conn.execute("DELETE FROM notes WHERE updated < ?", (old,))
         except sqlite3.DatabaseError as exc:
             raise UsageError(f"cannot open the resume journal {path}: {exc}") from None
         except OSError as exc:
@@ -335,6 +343,20 @@ class Journal:
             self._conn.execute("DELETE FROM acks WHERE file_id=?", (entry.id,))
             self._conn.execute("UPDATE files SET acked=0, done=0 WHERE id=?", (entry.id,))
             entry.acks = AckSet()
+
+    def first_note(self, key: str, value: str) -> bool:
+        """True the first time `key` has this `value` (then remembered): a note the user
+        was given once (e.g. about an old rejected-records file) is not repeated every run
+        while nothing about it changed."""
+        with self._lock, self._conn:
+            row = self._conn.execute("SELECT value FROM notes WHERE key=?", (key,)).fetchone()
+            if row is not None and row[0] == value:
+                return False
+            self._conn.execute(
+                "INSERT OR REPLACE INTO notes (key, value, updated) VALUES (?, ?, ?)",
+                (key, value, time.time()),
+            )
+            return True
 
     def close(self) -> None:
         with self._lock, contextlib.suppress(sqlite3.Error):

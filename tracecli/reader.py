@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import stat
 import sys
 import zlib
@@ -17,7 +18,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, NamedTuple
 
 import orjson
 import yaml
@@ -25,14 +26,20 @@ import yaml
 from tracecli.diagnostics import Diagnostic, Location, UsageError
 
 InputFormat = Literal["jsonl", "yaml"]
+# how a Source is read: "json" is a JSON array of records, or JSON values one after another
+# (pretty-printed over many lines, as `jq` writes them); recognised by its first bytes
+SourceFormat = Literal["jsonl", "yaml", "json"]
 Item = tuple[Location, Any] | Diagnostic
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 YAML_SUFFIXES = (".yaml", ".yml")
 TRACE_SUFFIXES = JSONL_SUFFIXES + YAML_SUFFIXES
+# what a directory brings in: also .json (JSON lines, or a JSON array of records)
+DIRECTORY_SUFFIXES = (*TRACE_SUFFIXES, ".json")
 BOM = b"\xef\xbb\xbf"
 STDIN = "-"
 STDIN_NAME = "<stdin>"  # how stdin is named in diagnostics
+FILE_FORMAT = "file-format"  # the code of "this file is another tool's format"
 
 
 def format_of(path: str, default: InputFormat = "jsonl") -> InputFormat:
@@ -51,15 +58,47 @@ def _is_trace_file(p: Path) -> bool:
     name = p.name.lower()
     if name.endswith(".gz"):
         name = name[:-3]
-    return name.endswith(TRACE_SUFFIXES)
+    return name.endswith(DIRECTORY_SUFFIXES)
+
+
+def readable(path: str) -> None:
+    """Raise a UsageError naming the path and the OS's reason when it cannot be read:
+    found before anything is sent, one line, never a traceback from deep in a run.
+    (Only opened when it is a regular file: opening a pipe could block.)"""
+    try:
+        if stat.S_ISREG(os.stat(path).st_mode):
+            os.close(os.open(path, os.O_RDONLY))
+        elif not os.access(path, os.R_OK):
+            raise PermissionError(13, os.strerror(13))
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the file: {os_message(exc)}") from None
+
+
+def _trace_files_under(top: str) -> list[str]:
+    """The trace files under a directory, recursively, sorted; a directory that cannot be
+    listed is a usage error naming it and the OS's reason (not "no trace files in it")."""
+
+    def unreadable(exc: OSError) -> None:
+        where = exc.filename or top
+        raise UsageError(f"{where}: cannot read the directory: {os_message(exc)}")
+
+    found: list[str] = []
+    for folder, dirs, files in os.walk(top, onerror=unreadable):
+        dirs.sort()
+        for name in files:
+            full = str(Path(folder, name))  # as pathlib spells it: `x.jsonl`, not `./x.jsonl`
+            if _is_trace_file(Path(name)) and os.path.isfile(full):
+                found.append(full)
+    return sorted(found)
 
 
 def expand_paths(paths: Iterable[str]) -> list[str]:
     """Files named directly, and the trace files under each directory (recursively, sorted).
 
     A path that does not exist is a usage error before anything is read: a CI step with a
-    typo in its glob must fail loudly, not validate nothing. Each file comes once, however
-    often it is named (directly, through a directory or a link).
+    typo in its glob must fail loudly, not validate nothing. So is a file or a directory
+    that cannot be read (one line naming it and the OS's reason). Each file comes once,
+    however often it is named (directly, through a directory or a link).
     """
     out: list[str] = []
     seen: set[str] = set()
@@ -70,6 +109,7 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
         key = os.path.realpath(path)
         if key not in seen:
             seen.add(key)
+            readable(path)
             out.append(path)
 
     for raw in paths:
@@ -80,7 +120,7 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
             continue
         p = Path(raw)
         if p.is_dir():
-            for f in sorted(str(f) for f in p.rglob("*") if f.is_file() and _is_trace_file(f)):
+            for f in _trace_files_under(raw):
                 add(f)
         elif p.exists():
             add(raw)
@@ -98,18 +138,36 @@ class Source:
     """
 
     path: str
-    fmt: InputFormat
+    fmt: SourceFormat
     size: int | None = None
     bytes_read: int = 0
     records: int = 0
+    # another tool's format (OpenTelemetry, LangSmith, CSV): what to say about it, once
+    foreign: str | None = None
+    # iterate a foreign file as that one diagnostic (validate, upload), not as its records
+    # (convert, which may know how to read it)
+    refuse_foreign: bool = False
     _raw: IO[bytes] | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, path: str, stdin_format: InputFormat = "jsonl") -> Source:
+        """The input at `path`; a JSON-lines input is sniffed by its first bytes: a JSON
+        array of records is read as records, another tool's format is named (`foreign`)."""
         if path == STDIN:
-            return cls(path=STDIN_NAME, fmt=stdin_format)
-        size = os.path.getsize(path)
-        return cls(path=path, fmt=format_of(path), size=size)
+            src = cls(path=STDIN_NAME, fmt=stdin_format)
+            head = _peek_stdin() if stdin_format == "jsonl" else b""
+        else:
+            src = cls(path=path, fmt=format_of(path), size=os.path.getsize(path))
+            # a pipe (`<(zcat f.gz)`) is not sniffed: reading its head would consume it
+            sniffable = src.fmt == "jsonl" and _is_regular(path)
+            head = _file_head(path) if sniffable else b""
+        if head:
+            found = sniff(head, src.path.lower().removesuffix(".gz").endswith(".json"))
+            if found.fmt == "json":
+                src.fmt = "json"
+            if found.foreign is not None:
+                src.foreign = foreign_message(found.foreign, src.path)
+        return src
 
     def _open_stream(self) -> IO[bytes]:
         if self.path == STDIN_NAME:
@@ -136,8 +194,12 @@ class Source:
             yield Diagnostic.at(Location(self.path, 0), "read-error", os_message(exc))
             return
         try:
-            if self.fmt == "yaml":
+            if self.foreign is not None and self.refuse_foreign:
+                yield Diagnostic.at(Location(self.path, 1), FILE_FORMAT, self.foreign)
+            elif self.fmt == "yaml":
                 yield from self._iter_yaml(stream)
+            elif self.fmt == "json":
+                yield from self._iter_json(stream)
             else:
                 yield from self._iter_jsonl(stream)
         finally:
@@ -177,6 +239,37 @@ class Source:
                 "read-error",
                 f"file cannot be read from here on: {os_message(exc)}",
             )
+
+    def _iter_json(self, stream: IO[bytes]) -> Iterator[Item]:
+        """The records of a JSON array (or of JSON values one after another), each parsed
+        as it is completed and placed at the line where it starts: memory holds one
+        record and a block, never the file."""
+        path = self.path
+        n = 0
+        values = iter_json_values(stream, path)
+        while True:
+            try:
+                item = next(values)
+            except StopIteration:
+                return
+            except (EOFError, OSError, zlib.error) as exc:
+                yield Diagnostic.at(
+                    Location(path, 0), "read-error", f"file cannot be read: {os_message(exc)}"
+                )
+                return
+            if isinstance(item, Diagnostic):
+                yield item
+                continue
+            n += 1
+            if n % 256 == 0:
+                self._progress(len(item.raw))
+            try:
+                value = orjson.loads(item.raw)
+            except orjson.JSONDecodeError as exc:
+                yield Diagnostic.at(Location(path, item.line), "json", json_error(item.raw, exc))
+                continue
+            self.records += 1
+            yield Location(path, item.line), value
 
     def _iter_yaml(self, stream: IO[bytes]) -> Iterator[Item]:
         """Records of a YAML file as they are parsed: each document of a multi-document
@@ -466,8 +559,298 @@ def read_items(
             yield src, item
 
 
+# -- what an input holds -----------------------------------------------------------------
+SNIFF_BYTES = 64 << 10  # the head of a file its format is told from
+
+
+class Sniffed(NamedTuple):
+    fmt: Literal["jsonl", "json"]  # how to read it
+    foreign: str | None  # another tool's format: "otlp", "otlp-other", "langsmith", "csv"
+
+
+_KEY_RE = re.compile(rb'"([A-Za-z_][A-Za-z0-9_]*)"\s*:')
+_LANGSMITH_KEYS = frozenset({"dotted_order", "parent_run_id", "session_id", "child_run_ids"})
+
+
+def sniff(head: bytes, json_suffix: bool = False) -> Sniffed:
+    """What the first bytes of a JSON-lines input say it really is.
+
+    - `[`: a JSON array of records, over many lines (or on one, in a `.json` file): read as
+      records;
+    - a first line that is `{` alone: JSON values one after another (`jq` output);
+    - a first record with `resourceSpans`: an OpenTelemetry OTLP JSON export;
+    - one with `run_type` and LangSmith's run keys (`dotted_order`, ...): a LangSmith run
+      export (and no Weave `op_name`);
+    - a first line of comma-separated names that is not JSON: CSV.
+    Anything else is read as JSON lines, line by line, as before."""
+    text = head[3:] if head.startswith(BOM) else head
+    text = text.lstrip()
+    if not text:
+        return Sniffed("jsonl", None)
+    first_line = text.split(b"\n", 1)[0].strip()
+    if text[:1] == b"[":
+        # a JSON array over many lines, or on the one line of a `.json` file; an array
+        # that is a whole line of a JSON-lines file is a (wrong) record, said as such
+        if json_suffix or not _parses(first_line):
+            return Sniffed("json", None)
+        return Sniffed("jsonl", None)
+    if text[:1] == b"{":
+        fmt: Literal["jsonl", "json"] = "json" if first_line == b"{" else "jsonl"
+        keys = _first_keys(first_line if fmt == "jsonl" else text[:4096])
+        if "resourceSpans" in keys:
+            return Sniffed(fmt, "otlp")
+        if "resourceLogs" in keys or "resourceMetrics" in keys:
+            return Sniffed(fmt, "otlp-other")
+        if "run_type" in keys and keys & _LANGSMITH_KEYS and "op_name" not in keys:
+            return Sniffed(fmt, "langsmith")
+        return Sniffed(fmt, None)
+    if b"," in first_line and b"{" not in first_line:
+        try:
+            orjson.loads(first_line)
+        except orjson.JSONDecodeError:
+            return Sniffed("jsonl", "csv")
+    return Sniffed("jsonl", None)
+
+
+def _parses(line: bytes) -> bool:
+    try:
+        orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
+def _first_keys(text: bytes) -> set[str]:
+    """The keys of the first record: its top level when the line parses (a long first line
+    may be cut by the head), else every key name seen near the start."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return {m.group(1).decode() for m in _KEY_RE.finditer(text[:16384])}
+    return set(value) if isinstance(value, dict) else set()
+
+
+def foreign_message(kind: str, path: str) -> str:
+    """One line for a file in another tool's format: what it is, and what to do."""
+    shown = "-" if path == STDIN_NAME else path
+    if kind == "otlp":
+        return (
+            "an OpenTelemetry OTLP JSON file, not Weave calls: "
+            f"`tracecli convert {shown} --to weave` converts it"
+        )
+    if kind == "otlp-other":
+        return (
+            "an OpenTelemetry OTLP JSON file of logs or metrics, not traces: "
+            "tracecli reads Weave calls and Freeplay records"
+        )
+    if kind == "langsmith":
+        return (
+            "a LangSmith run export, not Weave calls: tracecli reads Weave calls and "
+            "Freeplay records (`tracecli schema` shows their shape)"
+        )
+    return (
+        "a CSV file, not JSON lines: tracecli reads JSON lines, a JSON array of records "
+        "or YAML (`tracecli schema` shows the shape of a record)"
+    )
+
+
+def _file_head(path: str) -> bytes:
+    """The first bytes of a file, gunzipped when it is gzip; b"" when it cannot be read
+    (the read itself then says why)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(SNIFF_BYTES)
+            if head[:2] != GZIP_MAGIC:
+                return head
+            f.seek(0)
+            with gzip.GzipFile(fileobj=f, mode="rb") as z:
+                return z.read(SNIFF_BYTES)
+    except (OSError, EOFError, zlib.error):
+        return b""
+
+
+def _peek_stdin() -> bytes:
+    """What stdin holds so far, without consuming it; b"" for gzip (read as JSON lines)."""
+    peek = getattr(sys.stdin.buffer, "peek", None)
+    if peek is None:
+        return b""
+    try:
+        head = bytes(peek(SNIFF_BYTES))
+    except (OSError, ValueError):
+        return b""
+    return b"" if head[:2] == GZIP_MAGIC else head
+
+
+class RawValue(NamedTuple):
+    line: int  # where the value starts
+    raw: bytes
+
+
+_OUTSIDE = re.compile(rb'[\[\]{}"]')  # what changes the depth, outside strings
+_INSIDE = re.compile(rb'["\\]')  # what ends a string, or escapes the next byte
+_NEXT = re.compile(rb"[^\s,]")  # the start of the next value (commas between are skipped)
+_SCALAR_END = re.compile(rb"[\s,\]]")
+
+
+def iter_json_values(
+    stream: IO[bytes], path: str, block: int = 1 << 16
+) -> Iterator[RawValue | Diagnostic]:
+    """The raw bytes of each element of a JSON array (or of each of JSON values that
+    follow one another), with the line where it starts, read incrementally: a scanner
+    that only tracks strings and nesting depth, so memory holds one element and a block.
+    Each element is parsed by the caller (orjson), exactly as a JSON line would be.
+    A file cut short is one diagnostic at the element it cuts."""
+    buf = bytearray()
+    pos = 0
+    line = 1  # the line at `pos`
+    top = -1  # the depth of the elements: 1 inside `[...]`, 0 for values in a row
+    depth = 0
+    start = -1  # where the current element starts in buf; -1 between elements
+    start_line = 0
+    in_str = False
+    esc = False
+    closed = False  # the array's `]` was read
+    eof = False
+    first = True
+
+    while True:
+        if pos >= len(buf) or (
+            start >= 0 and top == depth and not in_str and buf[start] not in b'{["'
+        ):
+            # more bytes (a scalar element is only known complete at its end)
+            if pos < len(buf):
+                m = _SCALAR_END.search(buf, pos)
+                if m is not None or eof:
+                    end = m.start() if m is not None else len(buf)
+                    yield RawValue(start_line, bytes(buf[start:end]))
+                    line += buf.count(b"\n", pos, end)
+                    pos, start = end, -1
+                    continue
+            if eof:
+                break
+            keep = start if start >= 0 else pos
+            if keep:
+                del buf[:keep]
+                pos -= keep
+                if start >= 0:
+                    start = 0
+            more = stream.read(block)
+            if not more:
+                eof = True
+                continue
+            if first:
+                first = False
+                more = more[3:] if more.startswith(BOM) else more
+            buf += more
+            continue
+        if esc:
+            esc = False
+            pos += 1
+            continue
+        if in_str:
+            m = _INSIDE.search(buf, pos)
+            end = m.start() if m is not None else len(buf)
+            line += buf.count(b"\n", pos, end)
+            if m is None:
+                pos = end
+                continue
+            pos = end + 1
+            if buf[end] == 0x5C:  # a backslash: the next byte is escaped
+                esc = True
+                continue
+            in_str = False
+            if depth == top:  # a string element
+                yield RawValue(start_line, bytes(buf[start:pos]))
+                start = -1
+            continue
+        if start < 0:  # between elements
+            m = _NEXT.search(buf, pos)
+            end = m.start() if m is not None else len(buf)
+            line += buf.count(b"\n", pos, end)
+            pos = end
+            if m is None:
+                continue
+            c = buf[pos]
+            if top < 0:  # the very first byte: an array, or values one after another
+                top = 1 if c == 0x5B else 0
+                if top == 1:
+                    depth = 1
+                    pos += 1
+                    continue
+            if closed:
+                yield Diagnostic.at(
+                    Location(path, line), "json", "invalid JSON: text after the array's closing ]"
+                )
+                return
+            if top == 1 and c == 0x5D:  # `]`: the end of the array
+                closed = True
+                depth = 0
+                pos += 1
+                continue
+            start, start_line = pos, line
+            if c in b"{[":
+                depth += 1
+                pos += 1
+            elif c == 0x22:
+                in_str = True
+                pos += 1
+            continue
+        m = _OUTSIDE.search(buf, pos)
+        end = m.start() if m is not None else len(buf)
+        line += buf.count(b"\n", pos, end)
+        if m is None:
+            pos = end
+            continue
+        pos = end + 1
+        c = buf[end]
+        if c == 0x22:
+            in_str = True
+        elif c in b"{[":
+            depth += 1
+        else:
+            depth -= 1
+            if depth <= top:
+                yield RawValue(start_line, bytes(buf[start:pos]))
+                start = -1
+                depth = top
+    if start >= 0:
+        yield Diagnostic.at(
+            Location(path, start_line),
+            "json",
+            "invalid JSON: the file ends inside this record (is it cut short?)",
+        )
+    elif top == 1 and not closed:
+        yield Diagnostic.at(
+            Location(path, line), "json", "invalid JSON: the array is not closed (`]` missing)"
+        )
+
+
 # -- how an input is read ----------------------------------------------------------------
 GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _is_regular(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def count_lines(path: str, offset: int = 0) -> int | None:
+    """The lines of a file from `offset` (a line's start) to its end, or None when it
+    cannot be read: about the records a JSON-lines file holds there (a blank line, rare,
+    counts too)."""
+    n = 0
+    last = b"\n"
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            for block in iter(lambda: f.read(1 << 20), b""):
+                n += block.count(b"\n")
+                last = block[-1:]
+    except OSError:
+        return None
+    return n + (0 if last == b"\n" else 1)
 
 
 def regular_file(path: str) -> bool:

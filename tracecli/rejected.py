@@ -8,7 +8,8 @@ ignores `_tracecli` on input, so a fixed file can be uploaded as it is.
 File policy:
 - Written to a temporary file beside the target (mode 0600: records may hold private
   prompts) and renamed over it on close, so a crash never leaves half a file and an existing
-  file is replaced in one step.
+  file is replaced in one step. Nothing is created before the first rejected record: a run
+  that rejects nothing works in a folder it cannot write to.
 - A run that rejects something replaces the previous file; a run that rejects nothing leaves
   an existing file alone (`stale` is then True, so the caller can say it is from earlier).
 - When the target is also one of the run's inputs (replaying a fixed rejected file), a
@@ -24,7 +25,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import orjson
 
@@ -58,8 +59,6 @@ class RejectedWriter:
             raise UsageError(f"--rejected {self.path}: is a directory, expected a file name")
         if not parent.is_dir():
             raise UsageError(f"--rejected {self.path}: directory {parent} does not exist")
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise UsageError(f"--rejected {self.path}: directory {parent} is not writable")
         self._is_input = any(_same_file(self.path, p) for p in inputs if str(p) != "-")
 
     def add(
@@ -103,8 +102,16 @@ class RejectedWriter:
             self.count += 1
 
     def _open(self) -> None:
+        """Create the temporary file, at the first rejected record (not before: see the
+        module's docstring); a folder that cannot be written is then a usage error."""
         parent = self.path.parent if str(self.path.parent) else Path(".")
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=parent)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=parent)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot write the rejected records to {self.path}: {exc.strerror or exc} "
+                "(--rejected FILE puts them elsewhere)"
+            ) from None
         os.fchmod(fd, 0o600)
         self._tmp = Path(tmp)
         self._fh = os.fdopen(fd, "wb", buffering=1 << 16)
@@ -153,6 +160,32 @@ class RejectedWriter:
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
         self.close(complete=exc_type is None)
+
+
+class Notes(Protocol):
+    def first_note(self, key: str, value: str) -> bool: ...
+
+
+def stale_note(path: str | os.PathLike[str], notes: Notes | None) -> str | None:
+    """What to say about a rejected-records file an earlier run left (this run rejected
+    nothing): said once, while the file stays as it is (`notes`, the resume journal,
+    remembers it was said); None when already said or when it is gone."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if notes is not None and not notes.first_note(
+        f"stale-rejected:{os.path.realpath(path)}", f"{st.st_size}:{st.st_mtime_ns}"
+    ):
+        return None
+    n = 0
+    with contextlib.suppress(OSError), open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            n += block.count(b"\n")
+    return (
+        f"{path} holds {n:,} records rejected by an earlier run (none were rejected now): "
+        f"fix them and upload that file, or delete it"
+    )
 
 
 def skip_rejected_file(

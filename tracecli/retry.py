@@ -32,6 +32,7 @@ import httpx
 BASE_DELAY = 0.5  # seconds before the first retry, at most (full jitter draws in [0, base])
 MAX_DELAY = 30.0  # cap of one backoff
 MAX_RETRY_TIME = 300.0  # per chunk, from its first attempt
+MAX_OUTAGE = 60.0  # no answer to any request for this long: the server is down, stop
 
 # Tests shorten the backoff through these; production keeps the defaults above.
 ENV_BASE_DELAY = "TRACECLI_RETRY_BASE_DELAY"
@@ -53,6 +54,9 @@ class Action(StrEnum):
     GIVE_UP = "give_up"  # retryable, but the retry time is used up
     FATAL = "fatal"  # a local/configuration failure (TLS, bad URL): stop, exit 2
     CANCELLED = "cancelled"  # (transport only) interrupted before it was acknowledged
+    # (transport only) no answer from the server for --max-outage seconds, on any request:
+    # it is down or unreachable; the upload stops and what was not sent is the next run's
+    UNREACHABLE = "unreachable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +177,15 @@ def classify_error(error: BaseException) -> tuple[bool, str]:
     if isinstance(error, OSError):
         return True, "network error"
     return False, type(error).__name__
+
+
+def no_answer_reason(error: BaseException) -> str:
+    """Why no answer came, in a few words for the progress line: the OS's words when it
+    has them ("connection refused", "connection reset by peer"), else the kind of fault."""
+    cause = _root_cause(error)
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror.lower()
+    return classify_error(error)[1]
 
 
 def _root_cause(error: BaseException) -> BaseException:

@@ -4,9 +4,15 @@ The reading loop must never wait for the network, and the server must never wait
 reader: `concurrency` daemon threads take chunks from a short queue (so memory stays
 bounded: the reader blocks when it is full) and post them through the target's one pooled
 client. Each record ends in exactly one of three callbacks: acknowledged (the server stored
-it; the journal records it right away), rejected (the server refused it, or retries ran
-out: it goes to the rejected file with the reason), or unsent (Ctrl-C or an auth failure
-stopped the upload first: the next run sends it).
+it; the journal records it right away), rejected (the server refused it for its content:
+it goes to the rejected file with the reason), or unsent (no answer came, retries ran out
+on a server that kept failing, Ctrl-C or an auth failure stopped the upload first: the next
+run sends it). A record the server never refused is never "rejected".
+
+Two stops keep a dead server from costing hours: no answer to any request for --max-outage
+seconds (the transport's outage watch: connection refused, reset, timed out), or retries
+that ran out (--max-retry-time) for `OUTAGE_GIVE_UPS` requests in a row with nothing stored
+between (a server that answers, but only 5xx/429). Either way the rest is left unsent.
 
 Refusals are narrowed down, never applied to innocent records: a 413 or a content error
 (400/404/409/422) on a chunk of several calls splits it in halves, sent one after the other,
@@ -83,8 +89,14 @@ class Sender:
         """Nothing more will be sent: a fatal error, or the server looks down."""
         return self.fatal is not None or self.halted is not None
 
-    def submit(self, chunk: Chunk, interrupted: Callable[[], bool] = lambda: False) -> bool:
-        """Queue a chunk (blocking while the queue is full); False when the upload is
+    def submit(
+        self,
+        chunk: Chunk,
+        interrupted: Callable[[], bool] = lambda: False,
+        tick: Callable[[], None] | None = None,
+    ) -> bool:
+        """Queue a chunk (blocking while the queue is full, calling `tick` meanwhile so a
+        progress line keeps saying what the requests wait for); False when the upload is
         stopping, in which case the chunk's records were reported unsent."""
         with self._cond:
             self._pending += 1
@@ -96,6 +108,8 @@ class Sender:
                 self._queue.put(chunk, timeout=0.1)
                 return True
             except queue.Full:
+                if tick is not None:
+                    tick()
                 continue
 
     def wait(
@@ -182,7 +196,7 @@ class Sender:
                 self._done()
 
     def _deliver(self, chunk: Chunk) -> None:
-        if self.fatal is not None:
+        if self.broken:
             self.on_unsent(chunk)
             return
         target = self.target
@@ -208,7 +222,7 @@ class Sender:
             out = target.post(chunk.route, chunk.body(), can_split=chunk.units > 1)
         self._collect()
         action = out.action
-        self._count_give_up(action)
+        self._count_give_up(action, out)
         if action is Action.OK:
             self.on_acked(chunk.route, chunk, chunk.units)
         elif action is Action.SPLIT:
@@ -217,26 +231,30 @@ class Sender:
                 return
             for part in chunk.split():
                 self._deliver(part)
-        elif action is Action.CANCELLED:
+        elif action in _NO_VERDICT:
             self.on_unsent(chunk)
-        else:  # REJECT, GIVE_UP
+        else:  # REJECT: the server refused it for its content
             self.on_rejected(chunk, out.reason, out.status)
 
-    def _count_give_up(self, action: Action) -> None:
-        """When retries run out for `_outage_limit` requests in a row with nothing
-        acknowledged between, the server is down or unreachable, not refusing some records:
-        stop, rather than spend --max-retry-time on every chunk left. What is not sent is
-        left for the next run (the journal knows what was stored)."""
+    def _count_give_up(self, action: Action, out: Outcome | None = None) -> None:
+        """Stop when the server is down: no answer to any request for --max-outage seconds
+        (UNREACHABLE, from the transport's outage watch), or retries that ran out for
+        `_outage_limit` requests in a row with nothing acknowledged between (a server that
+        answers, but only with 5xx/429). Either way it is not refusing records: stop, rather
+        than spend --max-retry-time on every chunk left. What is not sent is left for the
+        next run (the journal knows what was stored)."""
         with self._cond:
             if action is Action.OK:
                 self._give_ups = 0
+            elif action is Action.UNREACHABLE and self.halted is None:
+                self.halted = halt_reason(self.target, out)
             elif action is Action.GIVE_UP:
                 self._give_ups += 1
                 if self._give_ups >= self._outage_limit and self.halted is None:
+                    last = f" (last: {out.reason})" if out is not None and out.reason else ""
                     self.halted = (
-                        f"stopped: retries ran out for {self._give_ups} requests in a row with "
-                        "nothing stored between (is the server down?); the records not sent "
-                        "are sent by the next run of the same command"
+                        f"the server failed {self._give_ups} requests in a row, each retried "
+                        f"for --max-retry-time, with nothing stored between{last}"
                     )
 
     def _held(self, target: ChecksStored, chunk: Chunk) -> tuple[Chunk, Chunk]:
@@ -288,7 +306,7 @@ class Sender:
                 return
             out = self._post_step(route, body)
             self._collect()
-            self._count_give_up(out.action)
+            self._count_give_up(out.action, out)
             if out.action is Action.OK:
                 last = int(i == len(steps) - 1)
                 step = Chunk(route)
@@ -302,7 +320,7 @@ class Sender:
                 self.on_acked(route, step, last)
                 continue
             left = _records(chunk, i if per_step else 0)
-            if out.action is Action.CANCELLED:
+            if out.action in _NO_VERDICT:
                 self.on_unsent(left)
             else:
                 self.on_rejected(left, out.reason, out.status)
@@ -321,6 +339,19 @@ class Sender:
             return ALREADY_STORED if key and stored and is_stored(key, stored) else None
 
         return target.post(route, body, can_split=False, recheck=recheck)
+
+
+# Outcomes that say nothing against the records: no answer, or retries that ran out on a
+# server that kept failing. They are unsent (the next run sends them), never rejected.
+_NO_VERDICT = frozenset({Action.CANCELLED, Action.GIVE_UP, Action.UNREACHABLE})
+
+
+def halt_reason(target: object, out: Outcome | None = None) -> str:
+    """`server unreachable since 14:02:11`: when the target stopped answering."""
+    since = getattr(target, "unreachable_since", None)
+    if since is None:
+        return "server unreachable" + (f" ({out.reason})" if out is not None else "")
+    return "server unreachable since " + time.strftime("%H:%M:%S", time.localtime(since))
 
 
 def _records(chunk: Chunk, first: int) -> Chunk:

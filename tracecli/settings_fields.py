@@ -231,6 +231,14 @@ FIELDS: dict[str, Field] = {
             default=300.0,
         ),
         Field(
+            "max_outage",
+            parse_duration,
+            "stop when the server has answered no request for this long (e.g. 60, 2m); "
+            "a rerun resumes",
+            env=("TRACECLI_MAX_OUTAGE",),
+            default=60.0,
+        ),
+        Field(
             "rejected",
             parse_path,
             "rejected-records file",

@@ -117,9 +117,22 @@ class ServerSource:
     def __init__(self, url: str, api_key: str | None, client: httpx.Client | None = None):
         self.url = url
         self.description = url
+        self.has_key = bool(api_key)
         auth = httpx.BasicAuth("api", api_key) if api_key else None
         self.client = client or httpx.Client(
             base_url=url, auth=auth, timeout=httpx.Timeout(30.0, connect=5.0)
+        )
+
+    def _auth_error(self, status: int) -> TailError:
+        """A 401/403: with no key sent, the server requires one; else it refused ours."""
+        if not self.has_key:
+            return TailError(
+                f"{self.url} requires an API key (HTTP {status}): pass --api-key, set "
+                "WANDB_API_KEY, or add the host to ~/.netrc"
+            )
+        return TailError(
+            f"{self.url} refused the API key (HTTP {status}): check --api-key, "
+            "WANDB_API_KEY or ~/.netrc"
         )
 
     def query(
@@ -151,10 +164,7 @@ class ServerSource:
             reason = str(exc) or type(exc).__name__
             raise TailError(f"cannot reach {self.url}: {reason}", transient=True) from None
         if r.status_code in (401, 403):
-            raise TailError(
-                f"{self.url} refused the API key (HTTP {r.status_code}): check --api-key, "
-                "WANDB_API_KEY or ~/.netrc"
-            )
+            raise self._auth_error(r.status_code)
         if r.status_code >= 400:
             raise TailError(
                 f"{self.url} answered HTTP {r.status_code} to /calls/stream_query: {_reason(r)}",
@@ -179,10 +189,7 @@ class ServerSource:
             reason = str(exc) or type(exc).__name__
             raise TailError(f"cannot reach {self.url}: {reason}") from None
         if r.status_code in (401, 403):
-            raise TailError(
-                f"{self.url} refused the API key (HTTP {r.status_code}): check --api-key, "
-                "WANDB_API_KEY or ~/.netrc"
-            )
+            raise self._auth_error(r.status_code)
         try:
             projects = r.json()["projects"] if r.status_code == 200 else None
         except (ValueError, KeyError, TypeError):

@@ -34,7 +34,16 @@ from tracecli import __version__
 from tracecli.config import is_loopback
 from tracecli.diagnostics import TracecliError, UsageError
 from tracecli.redact import Redactor, strip_userinfo
-from tracecli.retry import MAX_RETRY_TIME, Action, Backoff, Decision, classify_error, decide
+from tracecli.retry import (
+    MAX_OUTAGE,
+    MAX_RETRY_TIME,
+    Action,
+    Backoff,
+    Decision,
+    classify_error,
+    decide,
+    no_answer_reason,
+)
 
 log = logging.getLogger("tracecli.transport")
 
@@ -177,6 +186,7 @@ class Transport:
         timeout: float = 60.0,
         connect_timeout: float = 10.0,
         max_retry_time: float = MAX_RETRY_TIME,
+        max_outage: float | None = MAX_OUTAGE,
         ca_bundle: str | Path | None = None,
         allow_insecure: bool = False,
         on_retry: Callable[[RetryEvent], None] | None = None,
@@ -206,6 +216,7 @@ class Transport:
             )
         self.has_key = bool(key)
         self.max_retry_time = max_retry_time
+        self.max_outage = max_outage
         self.on_retry = on_retry
         self.backoff = backoff or Backoff.from_env()
         self.key_hint = key_hint
@@ -216,6 +227,14 @@ class Transport:
         self.requests = 0  # HTTP requests actually made (attempts)
         self.retries = 0
         self.bytes_sent = 0
+        # Outage watch, across all threads: since when no request has had an answer.
+        self._health_lock = threading.Lock()
+        self._silent_since: float | None = None  # monotonic; None: the last attempt was answered
+        self._silent_since_wall = 0.0
+        self._down = threading.Event()  # silent for max_outage: nothing more is tried
+        self._status = ""  # what the last retry was for, for the progress line
+        self._status_attempt = 0
+        self._status_until = 0.0  # monotonic time of that retry
 
         headers = {"User-Agent": f"tracecli/{__version__}"}
         if key:
@@ -243,6 +262,65 @@ class Transport:
     @property
     def cancelled(self) -> bool:
         return self._stop.is_set()
+
+    # -- health ---------------------------------------------------------------------------
+    @property
+    def unreachable_since(self) -> float | None:
+        """Wall-clock time since which no request was answered, once that lasted
+        `max_outage` seconds (the server is taken as down); None until then."""
+        return self._silent_since_wall if self._down.is_set() else None
+
+    def status(self) -> str:
+        """A few words on what the requests are waiting for, for a progress line: e.g.
+        `server unreachable (connection refused); retry 5 in 8 s`; "" when all is well."""
+        with self._health_lock:
+            if self._down.is_set():
+                when = time.strftime("%H:%M:%S", time.localtime(self._silent_since_wall))
+                return f"server unreachable since {when}"
+            if not self._status:
+                return ""
+            n = self._status_attempt  # the n-th retry follows the n-th failed attempt
+            left = self._status_until - time.monotonic()
+            if left <= 0:
+                return f"{self._status}; retry {n} sent"
+            return f"{self._status}; retry {n} in {left:.0f} s"
+
+    def _answered(self, status: int) -> None:
+        """Any HTTP answer shows the server is there (a 5xx too: it answers)."""
+        with self._health_lock:
+            self._silent_since = None
+            if 200 <= status < 300:
+                self._status = ""
+
+    def _no_answer(self) -> None:
+        """An attempt got no answer (connection refused, reset, timed out): the outage runs
+        from this first failure since the last answer (not from when the attempt started:
+        a slow answer to another request is an answer). Once no attempt has been answered
+        for `max_outage` seconds since, the server is taken as down."""
+        with self._health_lock:
+            if self._silent_since is None:
+                self._silent_since = time.monotonic()
+                self._silent_since_wall = time.time()
+        self._outage_due()
+
+    def _outage_due(self) -> bool:
+        """Whether the server is taken as down: no answer since the first failure for
+        `max_outage` seconds. Asked after each failure and during backoffs, so the stop
+        comes on time, not after the next (up to 30 s) backoff."""
+        if self._down.is_set():
+            return True
+        with self._health_lock:
+            since = self._silent_since
+            if since is None or self.max_outage is None:
+                return False
+            if time.monotonic() - since < self.max_outage:
+                return False
+            log.info("%s: no answer for %.0f s: taken as down", self.base_url, self.max_outage)
+            self._down.set()
+            return True
+
+    def _unreachable(self) -> Outcome:
+        return Outcome(Action.UNREACHABLE, None, reason=self.status() or "server unreachable")
 
     def close(self) -> None:
         self._client.close()
@@ -365,6 +443,8 @@ class Transport:
         last: Outcome | None = None
         if self._stop.is_set():
             return Outcome(Action.CANCELLED, None, reason="interrupted before sending")
+        if self._down.is_set():
+            return self._unreachable()
         while True:
             attempt += 1
             if attempt > 1:
@@ -377,6 +457,7 @@ class Transport:
                 )
             except httpx.HTTPError as exc:
                 err = self._network_message(exc)
+                self._no_answer()
                 log.debug(
                     "%s %s%s attempt %d: %s (%.0f ms)",
                     method,
@@ -410,6 +491,7 @@ class Transport:
                 response.status_code,
                 (time.monotonic() - t0) * 1000,
             )
+            self._answered(response.status_code)
             decision = self._decide(
                 response.status_code, None, attempt, start, response.headers, can_split
             )
@@ -442,6 +524,9 @@ class Transport:
             last.action = Action.GIVE_UP
             tried = f"gave up after {attempt} attempts in {last.elapsed:.0f} s"
             last.reason = f"{last.reason} ({tried})"
+        elif decision.action is Action.RETRY and not self._stop.is_set() and self._down.is_set():
+            last.action = Action.UNREACHABLE  # the server is down: not retried any more
+            last.reason = f"{self.status()} ({last.reason})"
         elif decision.action is Action.RETRY:  # interrupted during the wait
             last.action = Action.CANCELLED
         return last
@@ -480,7 +565,7 @@ class Transport:
         reason: str = "",
     ) -> bool:
         """True when the request should be sent again (after sleeping the backoff)."""
-        if decision.action is not Action.RETRY or self._stop.is_set():
+        if decision.action is not Action.RETRY or self._stop.is_set() or self._down.is_set():
             return False
         why = reason or decision.reason
         event = RetryEvent(
@@ -497,9 +582,27 @@ class Transport:
         )
         with self._stats_lock:
             self.retries += 1
+        with self._health_lock:
+            if status is None and error is not None:
+                self._status = f"server unreachable ({no_answer_reason(error)})"
+            elif status is not None:
+                self._status = f"server answered HTTP {status}"
+            self._status_attempt = attempt
+            self._status_until = time.monotonic() + decision.delay
         if self.on_retry is not None:
             self.on_retry(event)
-        return not self._stop.wait(decision.delay)
+        return self._sleep(decision.delay)
+
+    def _sleep(self, delay: float) -> bool:
+        """The backoff; False when it was cut short: Ctrl-C, or the server taken as down
+        by another request (no use waiting out a 30 s backoff to learn it again)."""
+        deadline = time.monotonic() + delay
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return not self._down.is_set()
+            if self._stop.wait(min(left, 0.25)) or self._outage_due():
+                return False
 
     def _outcome(
         self, response: httpx.Response, action: Action, retries: int, start: float

@@ -32,7 +32,8 @@ from tracecli.encode import SERVER_MAX_BYTES
 from tracecli.journal import Journal
 from tracecli.pairing import DEFAULT_MEMORY_BUDGET
 from tracecli.reader import InputFormat, expand_paths
-from tracecli.rejected import DEFAULT_NAME, RejectedWriter, skip_rejected_file
+from tracecli.rejected import DEFAULT_NAME, RejectedWriter, skip_rejected_file, stale_note
+from tracecli.retry import MAX_OUTAGE
 from tracecli.sender import Sender
 from tracecli.targets import DryRunTarget, Target
 from tracecli.upload_run import Run, default_jobs, start_pool
@@ -66,6 +67,7 @@ class UploadOptions:
     strict: bool = False
     rejected: str | Path | None = None  # default: ./tracecli-rejected.jsonl
     max_retry_time: float = 300.0
+    max_outage: float = MAX_OUTAGE  # no answer to any request this long: stop (resumable)
     restart: bool = False
     ca_bundle: str | None = None
     allow_insecure: bool = False
@@ -91,6 +93,8 @@ class UploadOptions:
             raise UsageError(f"--concurrency must be between 1 and 64, got {self.concurrency}")
         if self.max_retry_time < 0:
             raise UsageError(f"--max-retry-time must not be negative, got {self.max_retry_time}")
+        if not self.max_outage > 0:
+            raise UsageError(f"--max-outage must be more than 0, got {self.max_outage}")
         if self.project is not None:
             entity, sep, proj = self.project.partition("/")
             if not sep or not entity or not proj or "/" in proj:
@@ -109,6 +113,9 @@ class Progress:
     skipped: int
     retries: int
     elapsed: float
+    # what the requests wait for, when not all is well: e.g. `server unreachable
+    # (connection refused); retry 5 in 8 s`, `server answered HTTP 503; retry 2 in 1 s`
+    status: str | None = None
 
 
 @dataclass
@@ -146,8 +153,14 @@ class UploadReport:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     rejected_file: str | None = None
     stale_rejected_file: str | None = None
+    stale_rejected_note: str | None = None  # about that file, once (see rejected.stale_note)
     interrupted: bool = False
-    halted: str | None = None  # why sending stopped before the end (the server looked down)
+    interrupted_by: int | None = None  # the signal that interrupted the run (SIGINT, SIGTERM)
+    # why sending stopped before the end (the server looked down), as one line:
+    # `server unreachable since 14:02:11; 187,990 records unsent; run the same command...`
+    halted: str | None = None
+    input_left: bool = False  # the run stopped before reading all of its input
+    unread: int | None = None  # then, about how many records were not read (None: unknown)
     strict_blocked: bool = False  # --strict found errors: nothing was sent
     peak_open_calls: int = 0
     spilled: int = 0
@@ -164,7 +177,7 @@ class UploadReport:
     @property
     def exit_code(self) -> int:
         if self.interrupted:
-            return 130
+            return 128 + (self.interrupted_by or signal.SIGINT)
         if self.rejected or self.unsent or self.errors or self.strict_blocked:
             return 1
         return 0
@@ -200,6 +213,7 @@ class UploadReport:
             "rejected_file": self.rejected_file,
             "interrupted": self.interrupted,
             "halted": self.halted,
+            "unread": self.unread,
             "strict_blocked": self.strict_blocked,
             "changed_files": self.changed_files,
             "peak_open_calls": self.peak_open_calls,
@@ -237,7 +251,9 @@ def upload(
     )
     files = skip_rejected_file(paths, expand_paths(paths), opts.rejected)
     if not files:
-        raise UsageError("no trace files found in the given paths (.jsonl, .ndjson, .yaml)")
+        raise UsageError(
+            "no trace files found in the given paths (.jsonl, .ndjson, .json, .yaml, .yml)"
+        )
     if files.count("-") > 1:
         raise UsageError("stdin ('-') can be read only once")
 
@@ -327,6 +343,7 @@ def _open_target(
             concurrency=opts.concurrency,
             timeout=opts.timeout,
             max_retry_time=opts.max_retry_time,
+            max_outage=opts.max_outage,
             ca_bundle=opts.ca_bundle,
             allow_insecure=opts.allow_insecure,
             on_retry=opts.on_retry,
@@ -403,11 +420,11 @@ def _run(
             run.tick()
         if interrupt.is_set():
             report.interrupted = True
+            report.interrupted_by = interrupt.signum
             sender.stop(GRACE_SECONDS)
+        elif sender.halted is not None:
+            sender.stop(GRACE_SECONDS)  # requests in flight: answered now, or left unsent
         complete = not report.interrupted and not sender.broken
-        if sender.halted is not None:
-            report.halted = sender.halted
-            report.errors += 1
     finally:
         sender.close()
         run.close()
@@ -420,19 +437,42 @@ def _run(
             report.rejected_file = str(written) if written is not None else None
             if writer.stale and written is None:
                 report.stale_rejected_file = str(writer.path)
+                report.stale_rejected_note = stale_note(writer.path, journal)
         if journal is not None and complete:
             for f in files:
                 journal.done(f)
+    if sender.halted is not None:
+        report.halted = halt_line(sender.halted, report)
+        report.errors += 1
     if sender.fatal is not None:
         raise sender.fatal
     return report
 
 
+def halt_line(why: str, report: UploadReport) -> str:
+    """The one line that says the run stopped on a dead server, what is left, what to do:
+    `server unreachable since 14:02:11; 187,990 records unsent; run the same command again
+    to resume`: the records read and not stored, and those not read (counted in the
+    plain JSON-lines files that were not read to their end; otherwise said so)."""
+    unsent = report.unsent
+    rest = ""
+    if report.input_left and report.unread is not None:
+        unsent += report.unread  # read or not, none of them is stored
+    elif report.input_left:
+        rest = " (and the rest of the input, not read)"
+    return f"{why}; {unsent:,} records unsent{rest}; run the same command again to resume"
+
+
 class _Interrupt:
-    """First Ctrl-C: stop reading and wind down (the flag the loops check). Second: raise."""
+    """First Ctrl-C (or SIGTERM: how CI cancels a job, how systemd and Kubernetes stop a
+    process): stop reading and wind down (the flag the loops check), so the run ends with
+    its summary, the journal saved and the resume hint. Second: raise."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self.signum: int | None = None
 
     def is_set(self) -> bool:
         return self._event.is_set()
@@ -440,14 +480,16 @@ class _Interrupt:
     def __call__(self, signum: int, frame: object) -> None:
         if self._event.is_set():
             raise KeyboardInterrupt
+        self.signum = signum
         self._event.set()
 
     def install(self) -> Callable[[], None]:
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
-        previous = signal.signal(signal.SIGINT, self)
+        previous = {s: signal.signal(s, self) for s in self.SIGNALS}
 
         def restore() -> None:
-            signal.signal(signal.SIGINT, previous)
+            for s, handler in previous.items():
+                signal.signal(s, handler)
 
         return restore

@@ -32,8 +32,11 @@ from tracecli.encode import (
 from tracecli.journal import Journal
 from tracecli.pairing import DUPLICATE, Half, Pairer
 from tracecli.reader import (
+    FILE_FORMAT,
     STDIN,
+    InputFormat,
     Source,
+    count_lines,
     open_stream,
     os_message,
     read_as_stream,
@@ -188,21 +191,52 @@ class Run:
             self.sizes[i] = size
             if self.bytes_total is not None:
                 self.bytes_total += size
+        read_to_end = False
         for i, path in enumerate(self.files):
             if self._halted():
                 break
             self._read_file(i, path)
         else:
+            read_to_end = not self._halted()  # else a file's reading stopped early
             self._drain()
             if not self._halted():
                 self._finish_inputs()
                 self._flush()
+        report.input_left = not read_to_end
         if self._halted():
             self._count_unsent()
+            if report.input_left and not self.interrupted():
+                report.unread = self._count_unread()
         self.pending.clear()
         report.peak_open_calls = self.pairer.peak_open
         report.spilled = self.pairer.spilled
         self._progress(force=True)
+
+    def _count_unread(self) -> int | None:
+        """Records of the input not read when a dead server stopped the run: the lines after
+        what was read of each plain JSON-lines file (counted, up to UNREAD_COUNT_BYTES in
+        all: a rough but honest "records unsent"); None when a file whose rest cannot be
+        counted so (gzip, YAML, a JSON array, stdin) was not read to its end."""
+        total = 0
+        budget = UNREAD_COUNT_BYTES
+        for i, path in enumerate(self.files):
+            size = self.sizes[i]
+            done = self.bytes_done[i]
+            if size is not None and done >= size:
+                continue
+            if size is None or read_as_stream(path) or _source_format(path) != "jsonl":
+                return None
+            budget -= size - done
+            if budget < 0:
+                return None
+            n = count_lines(path, done)
+            if n is None:
+                return None
+            # less what an earlier run stored (resumed, then stopped again)
+            base = self.line_base[i]
+            n -= sum(1 for line in self.acked_lines[i] if line > base)
+            total += max(n, 0)
+        return total
 
     def _halted(self) -> bool:
         return self.interrupted() or (self.sender is not None and self.sender.broken)
@@ -210,9 +244,12 @@ class Run:
     def _read_file(self, i: int, path: str) -> None:
         project = self.opts.project
         display = self.display[i]
-        if _is_yaml(path, self.opts.input_format):
+        src = _source(path, self.opts.input_format)
+        if src is not None and (src.fmt != "jsonl" or src.foreign is not None):
+            # YAML, a JSON array of records, another tool's format (said once): record
+            # by record, here, rather than in blocks of lines
             self._drain()  # keep input order: earlier blocks first
-            self._read_yaml(i, path)
+            self._read_records(i, src)
             return
         if not read_as_stream(path):
             size = self.sizes[i] or 0
@@ -250,13 +287,15 @@ class Run:
             if stream is not sys.stdin.buffer:
                 stream.close()
 
-    def _read_yaml(self, i: int, path: str) -> None:
-        src = Source.open(path, "yaml")
+    def _read_records(self, i: int, src: Source) -> None:
         project = self.opts.project
         entries: list[Entry] = []
         for item in src:
             if self._halted():
                 return
+            if isinstance(item, Diagnostic) and item.code == FILE_FORMAT:
+                self.fates.late([item])  # another tool's file: an error, no record of ours
+                continue
             if isinstance(item, Diagnostic):
                 self.fates.invalid(None, item.path, item.line, [item])
                 self.file_reports[i].records += 1
@@ -476,12 +515,12 @@ class Run:
     def _add(self, unit: Unit) -> None:
         for chunk in self.chunker.add(unit):
             assert self.sender is not None
-            self.sender.submit(chunk, self.interrupted)
+            self.sender.submit(chunk, self.interrupted, self._progress)
 
     def _flush(self) -> None:
         for chunk in self.chunker.flush():
             assert self.sender is not None
-            self.sender.submit(chunk, self.interrupted)
+            self.sender.submit(chunk, self.interrupted, self._progress)
 
     def _count_unsent(self) -> None:
         """The run stops early: the records read but not handed to the sender (open
@@ -547,6 +586,7 @@ class Run:
                 skipped=r.skipped,
                 retries=retries,
                 elapsed=now - self.started,
+                status=_status(self.sender.target if self.sender is not None else None),
             )
         )
 
@@ -556,6 +596,12 @@ class Run:
     def close(self) -> None:
         self.report.records = sum(f.records for f in self.file_reports)
         self.pairer.close()
+
+
+def _status(target: object) -> str | None:
+    """The target's word on what its requests wait for (a retry, an outage), if any."""
+    status = getattr(target, "status", None)
+    return (status() or None) if callable(status) else None
 
 
 class _Interrupted(Exception):
@@ -574,11 +620,26 @@ def _wait(result: Future[Any] | _Done, interrupted: Callable[[], bool]) -> Any:
                 raise _Interrupted from None
 
 
-def _is_yaml(path: str, stdin_format: str) -> bool:
-    if path == STDIN:
-        return stdin_format == "yaml"
-    name = path.lower().removesuffix(".gz")
-    return name.endswith((".yaml", ".yml"))
+UNREAD_COUNT_BYTES = 1 << 30  # at most this much unread input is counted at a stop
+
+
+def _source_format(path: str) -> str | None:
+    src = _source(path, "jsonl")
+    if src is None:
+        return None
+    return "foreign" if src.foreign is not None else src.fmt
+
+
+def _source(path: str, stdin_format: InputFormat) -> Source | None:
+    """The input as a Source (YAML, or JSON lines sniffed for a JSON array or another
+    tool's format, see `reader.sniff`); None when it cannot even be looked at (the read
+    then says why)."""
+    try:
+        src = Source.open(path, stdin_format)
+    except OSError:
+        return None
+    src.refuse_foreign = True
+    return src
 
 
 def _read_error(path: str, line: int, exc: BaseException, prefix: str = "") -> Diagnostic:

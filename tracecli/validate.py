@@ -154,7 +154,8 @@ def validate_paths(
     for raw in paths:
         if raw != STDIN and Path(raw).is_dir() and not any(_under(f, raw) for f in files):
             raise UsageError(
-                f"{raw}: no trace files (*.jsonl, *.ndjson, *.yaml, *.yml, optionally .gz) in it"
+                f"{raw}: no trace files (*.jsonl, *.ndjson, *.json, *.yaml, *.yml, "
+                "optionally .gz) in it"
             )
     report = ValidationReport(files=len(files), strict=strict)
     run = _Run(report, strict, max_errors, on_progress, jobs if jobs else default_jobs())
@@ -202,13 +203,14 @@ class _Run:
     # -- per file --------------------------------------------------------------------
     def file(self, path: str, stdin_format: InputFormat) -> None:
         src = Source.open(path, stdin_format)
+        src.refuse_foreign = True  # another tool's format: said once, not on every line
         self.order.append(src.path)
         if path != STDIN and regular_file(path) and file_head(path).startswith(_UTF16_BOMS):
             # what Windows PowerShell's `>` writes: every line would be garbage
             self.drain_pool()
             self.sink.add(Diagnostic.at(Location(src.path, 1), "file-encoding", _UTF16))
             return
-        if src.fmt == "yaml":
+        if src.fmt != "jsonl" or src.foreign is not None:  # YAML, a JSON array, not ours
             self.drain_pool()  # keep input order: earlier blocks first
             self._yaml(src)
         elif not read_as_stream(path):

@@ -4,7 +4,8 @@ A worker must not outlive the run that forked it. A pool's workers wait on a pip
 siblings also hold open, so when the reading process is killed (`kill -9`, the OOM killer,
 a CI job cancelled) they never see end-of-file and would sleep forever, each holding its
 share of memory. On Linux the kernel can kill them with their parent (PR_SET_PDEATHSIG).
-Ctrl-C is the reading process's to handle: it stops the run and then the workers.
+Ctrl-C and SIGTERM are the reading process's to handle: it stops the run and then the
+workers (sent to the whole process group, as CI does, they would kill the workers first).
 
 Fork, and only on Linux: a worker needs nothing but this package's functions, and a forked
 one has them without re-importing anything (spawn and forkserver re-run the caller's
@@ -31,6 +32,7 @@ PR_SET_PDEATHSIG = 1
 def init_worker(parent: int) -> None:
     """The pool's initializer; `parent` is the reading process's pid, taken before the fork."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the same: a job cancelled by its group
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)

@@ -176,6 +176,15 @@ def upload_command(
             show_default=False,
         ),
     ] = None,
+    max_outage: Annotated[
+        str | None,
+        typer.Option(
+            "--max-outage",
+            help="Stop when the server has answered no request for this long, e.g. 60 or "
+            "2m (default 60); the same command resumes.",
+            show_default=False,
+        ),
+    ] = None,
     restart: Annotated[
         bool, typer.Option("--restart", help="Ignore what earlier runs uploaded; send all again.")
     ] = False,
@@ -223,6 +232,7 @@ def upload_command(
             "chunk_bytes": chunk_bytes,
             "concurrency": concurrency,
             "max_retry_time": max_retry_time,
+            "max_outage": max_outage,
             "rejected": rejected,
             "ca_bundle": ca_bundle,
             "allow_insecure": allow_insecure or None,
@@ -252,6 +262,7 @@ def upload_command(
         strict=strict,
         rejected=settings.rejected,
         max_retry_time=settings.max_retry_time,
+        max_outage=settings.max_outage,
         restart=restart,
         ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None,
         allow_insecure=settings.allow_insecure,
@@ -432,11 +443,8 @@ def render_summary(report: UploadReport, console: Console, *, rich_table: bool) 
         )
     if report.rejected_file:
         say(console, f"rejected records (with reasons): {report.rejected_file}")
-    elif report.stale_rejected_file:
-        say(
-            console,
-            f"note: {report.stale_rejected_file} is from an earlier run (nothing was rejected now)",
-        )
+    elif report.stale_rejected_note:  # said once, not on every run in that folder
+        say(console, f"note: {report.stale_rejected_note}")
     if report.dry_run:
         say(console, f"dry run: nothing was sent to {report.target}")
     elif (

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from typing import Annotated, Any
 
 import typer
@@ -98,6 +100,7 @@ def validate(
     Every problem is one line naming the file, the line and the field. Starts and ends
     are paired across all the inputs, as an upload of the same paths would pair them.
     """
+    got, previous = _terminate_as_interrupt()
     try:
         with _ProgressDisplay() as on_progress:
             report = validate_paths(
@@ -109,10 +112,28 @@ def validate(
             )
     except KeyboardInterrupt:
         say(stderr_console(), "tracecli: interrupted")
-        raise typer.Exit(130) from None
+        raise typer.Exit(128 + (got[0] if got else signal.SIGINT)) from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     counts = {k: v for k, v in report.to_dict().items() if k != "diagnostics"}
     write_stdout(render(fmt, report.diagnostics, counts, summary_line(report)))
     raise typer.Exit(0 if report.ok else 1)
+
+
+def _terminate_as_interrupt() -> tuple[list[int], Any]:
+    """SIGTERM (a CI job cancelled, systemd, Kubernetes) stops validate as Ctrl-C does;
+    the list gets the signal's number, for the exit code (128 + it: 143). Also returns
+    the handler to put back (None off the main thread, where none can be set)."""
+    got: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        got.append(signum)
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        return got, None
+    return got, signal.signal(signal.SIGTERM, handler)
 
 
 class _ProgressDisplay:

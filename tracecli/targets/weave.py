@@ -27,6 +27,7 @@ class WeaveHttpTarget:
         concurrency: int = 4,
         timeout: float = 120.0,
         max_retry_time: float = 300.0,
+        max_outage: float | None = 60.0,
         ca_bundle: str | None = None,
         allow_insecure: bool = False,
         on_retry: object = None,
@@ -37,6 +38,7 @@ class WeaveHttpTarget:
             concurrency=concurrency,
             timeout=timeout,
             max_retry_time=max_retry_time,
+            max_outage=max_outage,
             ca_bundle=ca_bundle,
             allow_insecure=allow_insecure,
             on_retry=on_retry,  # type: ignore[arg-type]
@@ -82,6 +84,15 @@ class WeaveHttpTarget:
     def stats(self) -> tuple[int, int, int]:
         t = self.transport
         return t.requests, t.retries, t.bytes_sent
+
+    def status(self) -> str:
+        """What requests are waiting for (a retry, an outage), for the progress line."""
+        return self.transport.status()
+
+    @property
+    def unreachable_since(self) -> float | None:
+        """When the server stopped answering, once it is taken as down (--max-outage)."""
+        return self.transport.unreachable_since
 
     def cancel(self) -> None:
         self.transport.cancel()
