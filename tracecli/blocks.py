@@ -46,6 +46,7 @@ from tracecli.schema.fastcheck import (
     start_facts,
 )
 from tracecli.wideints import (
+    DEEP_BRACKETS,
     deep_fields,
     deep_message,
     exact_loads,
@@ -250,7 +251,6 @@ def _check_lines(data: bytes, path: str, at_start: bool) -> Result:
     loads, fast = _loads, _fast_facts
     no_refs = find_ref(data) is None
     wide = may_hold_wide_ints(data)
-    deep = may_nest_deep(data)
     records = 0
     n = 0
     for raw in lines:
@@ -277,7 +277,14 @@ def _check_lines(data: bytes, path: str, at_start: bool) -> Result:
                 value, exact = v, True
         if len(raw) > _NEAR_LIMIT:
             too_large(value, n, out)  # type: ignore[arg-type]
-        extras = line_extras(value, raw, exact) if exact or deep else ()
+        if exact or (
+            # as many brackets as the nesting needs, opening and closing: lines are seldom
+            # this long (a check at C speed, ~2% of the loop when they are)
+            len(raw) > 2 * DEEP_BRACKETS and may_nest_deep(raw)
+        ):
+            extras = line_extras(value, raw, exact)
+        else:
+            extras = ()
         if extras:
             if any(e[2] is Severity.ERROR for e in extras):
                 out.extend((n, "diag", *e) for e in extras)

@@ -43,7 +43,7 @@ INT64_MAX = 2**63 - 1  # an integer column of weave's server (wb_run_step) holds
 READ_DEPTH = {"output": 254, "otel_dump": 254}
 READ_DEPTH_DEFAULT = 255
 STORE_DEPTH = 489
-_MIN_BRACKETS = min(*READ_DEPTH.values(), READ_DEPTH_DEFAULT) + 1
+DEEP_BRACKETS = min(*READ_DEPTH.values(), READ_DEPTH_DEFAULT) + 1
 
 
 class NonFinite(float):
@@ -205,7 +205,7 @@ def null_non_finite(value: Any) -> Any:
 
 def may_nest_deep(raw: bytes) -> bool:
     """Whether a line has brackets enough to nest past what the server reads back."""
-    return raw.count(b"[") + raw.count(b"{") >= _MIN_BRACKETS
+    return raw.count(b"[") + raw.count(b"{") >= DEEP_BRACKETS
 
 
 def depth(value: Any) -> tuple[int, str]:
