@@ -72,6 +72,27 @@ def loads(data: bytes) -> Any:
         return exact_loads(data)
 
 
+# What weave's server computes into `summary.weave` when a call is read (a
+# `/calls/stream_query` answer holds them): stored, they are only overridden on reading,
+# cost storage, and a stored `costs` can break the read (a 500). A dumped project is sent
+# back without them, so that the server stores what it stored the first time.
+COMPUTED_SUMMARY_KEYS = frozenset(
+    {"status", "trace_name", "latency_ms", "display_name", "costs", "feedback"}
+)
+
+
+def without_computed(summary: dict[str, Any]) -> dict[str, Any]:
+    """`summary` without the keys of `summary.weave` the server computes (a new dict)."""
+    weave = summary.get("weave")
+    if type(weave) is not dict:
+        return summary
+    rest = {k: v for k, v in weave.items() if k not in COMPUTED_SUMMARY_KEYS}
+    out = {k: v for k, v in summary.items() if k != "weave"}
+    if rest:
+        out["weave"] = rest
+    return out
+
+
 def split_end(data: dict[str, Any]) -> tuple[bytes, bytes]:
     """An end body as (its other fields, its END_FIELDS), each an encoded object.
 

@@ -35,7 +35,7 @@ import orjson
 from tracecli.blocks import broken_id, find_ref, line_extras, plain_refs, read_exact, widened
 from tracecli.checks import call_facts, refused_id
 from tracecli.diagnostics import Location, Severity
-from tracecli.encode import END_KEYS, EncodeError, dumps, split_end
+from tracecli.encode import END_KEYS, EncodeError, dumps, split_end, without_computed
 from tracecli.reader import BOM, json_error
 from tracecli.records import parse_record
 from tracecli.schema.fastcheck import (
@@ -159,6 +159,10 @@ def prepare(
             kind, shape, data = rec.kind, rec.shape, rec.data
             warnings = tuple((d.field, d.code, d.message) for d in parsed.diagnostics)
         cid, tid, pid, started, ended = facts[1], facts[2], facts[3], facts[4], facts[5]
+        if kind != "start":
+            s = data.get("summary")
+            if type(s) is dict and "weave" in s:  # a dumped call: see without_computed
+                data["summary"] = without_computed(s)
         if kind == "start":
             body_b, tail_b, flag = dumps(data), b"", not END_KEYS.isdisjoint(data)
         elif kind == "end":
