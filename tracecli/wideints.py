@@ -72,7 +72,8 @@ def exact_loads(raw: bytes) -> Any:
     Infinity accepted (as `NonFinite`), lone surrogates kept. Raises ValueError for what is
     not JSON even so (RecursionError included: nesting past ~1000 levels)."""
     try:
-        return json.loads(raw, parse_constant=_constant, parse_float=_float)
+        # decoded here, strictly: json.loads would take UTF-16 or a BOM from bytes
+        return json.loads(raw.decode("utf-8"), parse_constant=_constant, parse_float=_float)
     except RecursionError:
         raise ValueError("nested too deeply") from None
 
