@@ -128,11 +128,13 @@ def line_extras(value: Any, raw: bytes, exact: bool) -> list[Extra]:
     nesting past what the server reads back (only in a line with brackets enough). Errors
     for nesting the server fails to store. Empty for nearly every line, at little cost."""
     out: list[Extra] = []
+    body, prefix = body_prefix(value)
+    if body is None:
+        return out  # not a Weave call (a Freeplay record): its own checks judge it
     if exact:
         out.extend((o.field, o.code, Severity.WARNING, o.message) for o in odd_values(value))
     if may_nest_deep(raw):
-        body, prefix = body_prefix(value)
-        for d in deep_fields(body) if body is not None else ():
+        for d in deep_fields(body):
             sev = Severity.WARNING if d.stored else Severity.ERROR
             out.append((prefix + d.field, "depth", sev, deep_message(d)))
     return out
