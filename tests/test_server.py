@@ -223,9 +223,10 @@ def test_bad_bodies_are_422_with_details(serve_server: ServerHandle) -> None:
                 "input": "Not-A-UUID",
             }
         ]
-        items = [{"mode": "end", "req": {"end": end_half(call) | {"wb_run_step_end": -1}}}]
+        # (a negative wb_run_step_end is stored by weave's server: only the start's step)
+        items = [{"mode": "start", "req": {"start": start_half(call) | {"wb_run_step": -1}}}]
         d = _detail(client.post("/call/upsert_batch", json={"batch": items}))
-        assert d[0]["loc"] == ["body", "batch", 0, "req", "end", "wb_run_step_end"]
+        assert d[0]["loc"] == ["body", "batch", 0, "req", "start", "wb_run_step"]
         assert stream(client) == []  # nothing of a refused request was stored
 
 
