@@ -23,7 +23,9 @@ BIG = 123456789012345678901234567890
 
 def test_only_integers_outside_orjsons_exact_range_are_named():
     assert not may_hold_wide_ints(b'{"a": 123456789012345678, "id": "0123-4567"}')
-    assert may_hold_wide_ints(b'{"a": 1234567890123456789}')
+    assert not may_hold_wide_ints(b'{"a": 9999999999999999999}')  # 19 digits fit u64
+    assert may_hold_wide_ints(b'{"a": -1234567890123456789}')
+    assert may_hold_wide_ints(b'{"a": 12345678901234567890}')
     raw = json.dumps(
         {"a": {"b": [1, BIG]}, "ok": 2**64 - 1, "neg": -(2**63) - 1, "f": 0.12345678901234567891}
     ).encode()

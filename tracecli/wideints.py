@@ -15,9 +15,9 @@ own server (Python's json) takes:
 - a lone UTF-16 surrogate escape (`"\\ud800"`): not text; refused by orjson; weave's server
   stores it but then cannot read the project back (a value) or changes it (a key).
 
-A wide integer needs at least 19 digits in a row, which trace records almost never hold,
-so a block is searched once (at C speed) and only a line of a block that has such a run is
-looked at closely; the other values are seen only in lines orjson refuses.
+A wide integer needs at least 20 digits in a row (19 after a minus), which trace records
+almost never hold, so a block is searched once (at C speed) and only a line of a block that
+has such a run is looked at closely; the other values are seen only in lines orjson refuses.
 
 Deep nesting is measured here too (`deep_fields`): weave's server stores a value nested
 past `READ_DEPTH` levels but then cannot read the project back, and fails on one nested
@@ -32,7 +32,10 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 _DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= i <= 0x39 else i for i in range(256))
-_RUN = b"0" * 19  # 2**63 has 19 digits
+# 2**64 has 20 digits and every 19-digit number is below it; -2**63 has 19: a wide integer
+# is 20 digits in a row, or 19 after a minus (OTel's nanosecond times, 19 digits, are not)
+_RUN = b"0" * 20
+_NEG_RUN = b"-" + b"0" * 19
 _LOW, _HIGH = -(2**63), 2**64  # what orjson keeps exact
 INT64_MAX = 2**63 - 1  # an integer column of weave's server (wb_run_step) holds no more
 
@@ -79,8 +82,10 @@ def exact_loads(raw: bytes) -> Any:
 
 
 def may_hold_wide_ints(data: bytes) -> bool:
-    """Whether `data` holds 19 digits in a row (a block: cheap enough to ask of every one)."""
-    return data.translate(_DIGITS_AS_ZERO).find(_RUN) >= 0
+    """Whether `data` holds a run of digits as long as a wide integer's (a block: cheap
+    enough to ask of every one)."""
+    t = data.translate(_DIGITS_AS_ZERO)
+    return t.find(_RUN) >= 0 or t.find(_NEG_RUN) >= 0
 
 
 def wide_ints(raw: bytes) -> list[tuple[str, int]]:
