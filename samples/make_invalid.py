@@ -137,6 +137,28 @@ def files() -> dict[str, bytes]:
         "wide_integer.jsonl": jsonl(start(inputs={"seed": 2**70}), end()),
         "batch_extra_key.jsonl": jsonl(batch_item, {"mode": "end", "req": {"end": _body(end())}}),
         "deeply_nested.jsonl": jsonl(call(), deep, end(OTHER)),
+        # weave's server stores these, but not as written or not so it can read them back
+        "odd_numbers.jsonl": jsonl(
+            start(inputs={"nan": float("nan"), "inf": float("inf"), "big": "BIG", "z": -0.0}),
+            end(),
+            start(OTHER, wb_run_step=float("nan")),
+            end(OTHER),
+        ).replace(b'"BIG"', b"1e400"),
+        "lone_surrogate.jsonl": jsonl(start(inputs={"question": "\ud800?"}), end()),
+        "nested_past_read_back.jsonl": jsonl(
+            line(start(inputs={"x": "DEEP"})).replace(b'"DEEP"', b"[" * 300 + b"1" + b"]" * 300),
+            end(),
+            line(start(OTHER, inputs={"x": "DEEP"})).replace(
+                b'"DEEP"', b"[" * 600 + b"1" + b"]" * 600
+            ),
+            end(OTHER),
+        ),
+        "sdk_fields.jsonl": jsonl(
+            start(wb_run_id="acme/agents/1mzq0k2x", wb_run_step=0),
+            end(trace_id=TRACE, is_eval=False, wb_run_step_end=-1),
+            start(OTHER, op_name="", display_name="", wb_run_id="agents:1mzq0k2x"),
+            end(OTHER),
+        ),
         "truncated.jsonl.gz": gz[: len(gz) - 30],
         "yaml_syntax.yaml": _yaml_ok()
         + b"- type: end\n  id: [unclosed\n  project_id: acme/agents\n",

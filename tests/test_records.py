@@ -88,8 +88,23 @@ def test_server_rules() -> None:
     assert problems(start(cid, new_id(), display_name="d" * 1025)) == [
         ("display_name", "display-name-length", "error")
     ]
-    assert problems(start(cid, new_id(), wb_run_id="run-1")) == [
-        ("wb_run_id", "wb-run-id", "error")
+    # weave's SQLite server stores any run id; the SDK's form passes, others are a warning
+    assert problems(start(cid, new_id(), wb_run_id="acme/agents/run-1")) == []
+    assert fast_ok("start", body(start(cid, new_id(), wb_run_id="acme/agents/run-1")))
+    for odd in ("run-1", "agents:run-1", "a/b", "a//c"):
+        assert problems(start(cid, new_id(), wb_run_id=odd)) == [
+            ("wb_run_id", "wb-run-id", "warning")
+        ]
+        assert not fast_ok("start", body(start(cid, new_id(), wb_run_id=odd)))
+    assert problems(start(cid, new_id(), wb_run_step=2**63)) == [
+        ("wb_run_step", "wb-run-step", "error")
+    ]
+    assert problems(end(cid, wb_run_step_end=-1)) == [
+        ("wb_run_step_end", "wb-run-step-end", "warning")
+    ]
+    assert problems(start(cid, new_id(), op_name="")) == [("op_name", "op-name-empty", "warning")]
+    assert problems(start(cid, new_id(), display_name="")) == [
+        ("display_name", "display-name-empty", "warning")
     ]
     assert problems(end(cid, summary={"status_counts": {"done": 1}})) == [
         ("summary.status_counts.done", "schema.enum", "error")
@@ -107,6 +122,22 @@ def test_a_start_needs_its_ids() -> None:
 
 def test_unknown_keys() -> None:
     assert problems({**end(new_id()), "ouptut": 1}) == [("ouptut", "unknown-field", "warning")]
+    # what the weave SDK writes on an end, and the read-only fields of a stream_query dump
+    sdk_end = {**end(new_id()), "trace_id": new_id(), "is_eval": False}
+    assert problems(sdk_end) == []
+    assert fast_ok("end", body(sdk_end))
+    dumped = {
+        **body(complete(new_id(), new_id())),
+        "wb_user_id": "u",
+        "deleted_at": None,
+        "expire_at": None,
+        "storage_size_bytes": 35,
+        "total_storage_size_bytes": 35,
+        "wb_username": "someone",
+        "summary": {"weave": {"status": "success", "latency_ms": 1000}},
+    }
+    assert problems(dumped) == []
+    assert problems({**sdk_end, "deleted_at": None}) == [("deleted_at", "unknown-field", "warning")]
     item = {"mode": "end", "req": {"end": body(end(new_id()))}, "note": 1}
     assert problems(item) == [("note", "unknown-field", "warning")]
     req = {"mode": "start", "req": {"start": body(start(new_id(), new_id())), "x": 1}}

@@ -295,7 +295,7 @@ def lagged_split_inputs(tmp: Path) -> tuple[list[str], dict[str, Any], dict[str,
                 rec["thread_id"] = "thread-" + rec["trace_id"][:8]
                 rec["turn_id"] = rec["id"]
             if rng.random() < 0.2:
-                rec["wb_run_id"], rec["wb_run_step"] = "acme:run-1", rng.randint(0, 99)
+                rec["wb_run_id"], rec["wb_run_step"] = "acme/agents/run-1", rng.randint(0, 99)
             starts.append(rec)
         else:
             if rng.random() < 0.1:

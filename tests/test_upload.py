@@ -356,7 +356,7 @@ def test_many_open_calls_spill_to_disk_and_all_pair(
 def test_project_flag_rewrites_and_the_rejected_file_keeps_the_original(tmp_path: Path) -> None:
     calls = gen_calls(4, seed=13)
     records: list[Any] = [{"type": "call", **s, **e} for s, e in calls]
-    records[1] = {**records[1], "op_name": ""}  # invalid
+    records[1] = {**records[1], "op_name": "x" * 129}  # invalid (too long)
     path = write_lines(tmp_path / "t.jsonl", records)
     report = upload([str(path)], opts(tmp_path, project="other/place"))
     assert report.uploaded == 3 and report.rejected == 1

@@ -30,7 +30,7 @@ import orjson
 
 from tracecli.checks import call_facts, ended_before, refused_id, timestamp
 from tracecli.diagnostics import Location, Severity
-from tracecli.encode import SERVER_MAX_BYTES, MiB
+from tracecli.encode import SERVER_MAX_BYTES, EncodeError, MiB, dumps
 from tracecli.pairpack import Packed, pack_pairs
 from tracecli.reader import BOM, STDIN_NAME, json_error
 from tracecli.records import parse_record
@@ -45,7 +45,16 @@ from tracecli.schema.fastcheck import (
     end_facts,
     start_facts,
 )
-from tracecli.wideints import may_hold_wide_ints, wide_int_message, wide_ints
+from tracecli.wideints import (
+    DEEP_BRACKETS,
+    deep_fields,
+    deep_message,
+    exact_loads,
+    is_wide,
+    may_hold_wide_ints,
+    may_nest_deep,
+    odd_values,
+)
 
 Entry = tuple[Any, ...]
 _REQUEST_OVERHEAD = 64  # the request around one call body: {"batch": [{"mode": ...}]}
@@ -65,6 +74,70 @@ def plain_refs(raw: bytes) -> bool:
 
 _loads = orjson.loads
 _JSONError = orjson.JSONDecodeError
+Extra = tuple[str, str, Severity, str]  # (field, code, severity, message)
+
+
+def read_exact(raw: bytes) -> Any:
+    """A line orjson refused, read as weave's server reads it (NaN, lone surrogates), or
+    None when it is not JSON even so (then orjson's error is the one to report)."""
+    try:
+        return exact_loads(raw)
+    except ValueError:  # UnicodeDecodeError and json's errors included
+        return None
+
+
+def widened(value: Any, raw: bytes) -> Any:
+    """`value` read again with its integers exact, when the line holds one beyond what
+    orjson keeps (it read it as a float); else None. Only asked of lines with 19 digits in
+    a row."""
+    exact = read_exact(raw)
+    if exact is None:
+        return None
+    stack = [exact]
+    while stack:
+        v = stack.pop()
+        if type(v) is dict:
+            stack.extend(v.values())
+        elif type(v) is list:
+            stack.extend(v)
+        elif is_wide(v):
+            return exact
+    return None
+
+
+def body_prefix(value: Any) -> tuple[dict[str, Any] | None, str]:
+    """The call body inside a record of any Weave shape, and the path to it."""
+    if type(value) is not dict:
+        return None, ""
+    if "type" in value or ("op_name" in value and "ended_at" in value):
+        return value, ""
+    if "mode" in value and "req" in value:
+        req, mode = value.get("req"), value.get("mode")
+        body = req.get(mode) if type(req) is dict and type(mode) is str else None
+        return (body, f"req.{mode}.") if type(body) is dict else (None, "")
+    if len(value) == 1 and ("start" in value or "end" in value):
+        mode = "start" if "start" in value else "end"
+        body = value[mode]
+        return (body, f"{mode}.") if type(body) is dict else (None, "")
+    return None, ""
+
+
+def line_extras(value: Any, raw: bytes, exact: bool) -> list[Extra]:
+    """What a line holds that weave's server stores other than as written, or cannot read
+    back: non-finite numbers and lone surrogates (only in a line orjson refused: `exact`),
+    nesting past what the server reads back (only in a line with brackets enough). Errors
+    for nesting the server fails to store. Empty for nearly every line, at little cost."""
+    out: list[Extra] = []
+    body, prefix = body_prefix(value)
+    if body is None:
+        return out  # not a Weave call (a Freeplay record): its own checks judge it
+    if exact:
+        out.extend((o.field, o.code, Severity.WARNING, o.message) for o in odd_values(value))
+    if may_nest_deep(raw):
+        for d in deep_fields(body):
+            sev = Severity.WARNING if d.stored else Severity.ERROR
+            out.append((prefix + d.field, "depth", sev, deep_message(d)))
+    return out
 
 
 def examine(value: Any, line: int, path: str, out: list[Entry], json: bool = False) -> None:
@@ -184,24 +257,51 @@ def _check_lines(data: bytes, path: str, at_start: bool) -> Result:
     n = 0
     for raw in lines:
         n += 1
+        exact = False
         try:
             value = loads(raw)
         except _JSONError as exc:
-            if raw.strip():
+            if not raw.strip():
+                continue
+            value = read_exact(raw)
+            if value is None:
                 msg = json_error(raw, exc)
                 if n == 1 and at_start and path == STDIN_NAME:
                     msg += " (stdin is read as JSONL: --input-format yaml reads YAML)"
                 append((n, "diag", "", "json", Severity.ERROR, msg))
                 broken_id(raw, n, out)  # type: ignore[arg-type]
-            continue
+                continue
+            exact = True
         records += 1
-        if wide and may_hold_wide_ints(raw) and (found := wide_ints(raw)):
-            for field, big in found:
-                append((n, "diag", field, "int-range", Severity.ERROR, wide_int_message(big)))
-            broken_id(raw, n, out)  # type: ignore[arg-type]
-            continue
+        if wide and not exact and may_hold_wide_ints(raw):
+            v = widened(value, raw)
+            if v is not None:
+                value, exact = v, True
         if len(raw) > _NEAR_LIMIT:
             too_large(value, n, out)  # type: ignore[arg-type]
+        if exact or (
+            # as many brackets as the nesting needs, opening and closing: lines are seldom
+            # this long (a check at C speed, ~2% of the loop when they are)
+            len(raw) > 2 * DEEP_BRACKETS and may_nest_deep(raw)
+        ):
+            extras = line_extras(value, raw, exact)
+        else:
+            extras = ()
+        if extras:
+            if any(e[2] is Severity.ERROR for e in extras):
+                out.extend((n, "diag", *e) for e in extras)
+                broken_id(raw, n, out)  # type: ignore[arg-type]
+                continue
+            k = len(out)
+            examine(value, n, path, out, False)  # type: ignore[arg-type]
+            bad = set()
+            for e in out[k:]:
+                if e is not None and e[1] != "diag":
+                    note(e[2])
+                elif e is not None and e[4] is Severity.ERROR:
+                    bad.add(e[2])
+            out.extend((n, "diag", *e) for e in extras if e[0] not in bad)
+            continue
         # a string the server reads as a reference starts with "weave: the full check
         # looks inside values for it, the fast one does not (one search per block)
         plain = no_refs or plain_refs(raw)
@@ -296,8 +396,8 @@ def too_large(value: Any, line: int, out: list[Entry]) -> None:
     if type(value) is dict and ("messages" in value or "session_id" in value):
         return
     try:
-        size = len(orjson.dumps(value)) + _REQUEST_OVERHEAD
-    except (orjson.JSONEncodeError, TypeError):
+        size = len(dumps(value)) + _REQUEST_OVERHEAD
+    except EncodeError:
         return  # not encodable: the schema check says so
     if size > SERVER_MAX_BYTES:
         msg = (

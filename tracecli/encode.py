@@ -10,6 +10,7 @@ encode to, without decoding or encoding either again.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
@@ -17,6 +18,7 @@ from urllib.parse import quote
 import orjson
 
 from tracecli.schema.weave import END_FIELDS
+from tracecli.wideints import NonFinite, exact_loads, may_hold_wide_ints, null_non_finite
 
 END_KEYS = frozenset(END_FIELDS)
 MiB = 1024 * 1024
@@ -26,14 +28,69 @@ _dumps = orjson.dumps
 
 
 class EncodeError(ValueError):
-    """A record holds a value JSON cannot carry (a YAML binary or set, a huge integer)."""
+    """A record holds a value JSON cannot carry (a YAML binary or set)."""
 
 
 def dumps(value: Any) -> bytes:
+    """A call body as sent. orjson first (the common case, fast); what it cannot write
+    (an integer beyond 64 bits, a value nested past 254 levels, a lone surrogate, a
+    `NonFinite`) is written by Python's json, as weave's own server would read it back:
+    integers with their own digits, `NonFinite` numbers as null (what that server stores)."""
     try:
         return _dumps(value)
-    except orjson.JSONEncodeError as exc:
+    except orjson.JSONEncodeError:
+        return _dumps_slow(value)
+
+
+def _null(value: Any) -> None:
+    if type(value) is NonFinite:
+        return None
+    raise TypeError
+
+
+def _dumps_slow(value: Any) -> bytes:
+    try:
+        return _dumps(value, default=_null)
+    except orjson.JSONEncodeError:
+        pass
+    try:
+        text = json.dumps(
+            null_non_finite(value), separators=(",", ":"), allow_nan=False, ensure_ascii=True
+        )
+    except (TypeError, ValueError, RecursionError) as exc:
         raise EncodeError(f"cannot be sent as JSON: {exc}") from None
+    return text.encode("ascii")
+
+
+def loads(data: bytes) -> Any:
+    """Bytes made by `dumps`, read back exactly (wide integers, lone surrogates included)."""
+    if may_hold_wide_ints(data):
+        return exact_loads(data)
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return exact_loads(data)
+
+
+# What weave's server computes into `summary.weave` when a call is read (a
+# `/calls/stream_query` answer holds them): stored, they are only overridden on reading,
+# cost storage, and a stored `costs` can break the read (a 500). A dumped project is sent
+# back without them, so that the server stores what it stored the first time.
+COMPUTED_SUMMARY_KEYS = frozenset(
+    {"status", "trace_name", "latency_ms", "display_name", "costs", "feedback"}
+)
+
+
+def without_computed(summary: dict[str, Any]) -> dict[str, Any]:
+    """`summary` without the keys of `summary.weave` the server computes (a new dict)."""
+    weave = summary.get("weave")
+    if type(weave) is not dict:
+        return summary
+    rest = {k: v for k, v in weave.items() if k not in COMPUTED_SUMMARY_KEYS}
+    out = {k: v for k, v in summary.items() if k != "weave"}
+    if rest:
+        out["weave"] = rest
+    return out
 
 
 def split_end(data: dict[str, Any]) -> tuple[bytes, bytes]:
@@ -47,7 +104,8 @@ def split_end(data: dict[str, Any]) -> tuple[bytes, bytes]:
         # The usual order (project_id, id, then the end's fields): encode once and cut.
         head = dumps({"project_id": data["project_id"], "id": data["id"]})
         whole = dumps(data)
-        return head, b"{" + whole[len(head) :] if len(whole) > len(head) else b"{}"
+        if whole.startswith(head[:-1]):  # not so when Python's json wrote `whole`
+            return head, b"{" + whole[len(head) :] if len(whole) > len(head) else b"{}"
     rest: dict[str, Any] = {}
     tail: dict[str, Any] = {}
     for k, v in data.items():
@@ -75,19 +133,19 @@ def complete_from(start: bytes, start_clash: bool, end_tail: bytes) -> bytes:
     """
     if not start_clash:
         return join_objects(start, end_tail)
-    merged = orjson.loads(start)
-    merged.update(orjson.loads(end_tail))
-    return _dumps(merged)
+    merged = loads(start)
+    merged.update(loads(end_tail))
+    return dumps(merged)
 
 
 def split_complete(body: bytes) -> tuple[bytes, bytes, bytes]:
     """A completed call as (start body, end's other fields, end's END_FIELDS), for the routes
     that take halves (upsert_batch, /call/start + /call/end)."""
-    data = orjson.loads(body)
+    data = loads(body)
     start = {k: v for k, v in data.items() if k not in END_KEYS}
     end_rest = {"project_id": data.get("project_id"), "id": data.get("id")}
     end_tail = {k: data[k] for k in END_FIELDS if k in data}
-    return _dumps(start), _dumps(end_rest), _dumps(end_tail)
+    return dumps(start), dumps(end_rest), dumps(end_tail)
 
 
 def batch_start(start: bytes) -> bytes:

@@ -91,7 +91,6 @@ def _tighten_call(d: dict[str, Any]) -> None:
         _string_rule(props["trace_id"], {"pattern": TRACE_ID})
     if "op_name" in props:
         op = props["op_name"]
-        op["minLength"] = 1
         op["anyOf"] = [
             {"maxLength": rules.MAX_OP_NAME},
             {"pattern": "^" + rules.OP_REF_PREFIX},
@@ -99,11 +98,16 @@ def _tighten_call(d: dict[str, Any]) -> None:
     if "display_name" in props:
         _string_rule(props["display_name"], {"maxLength": rules.MAX_DISPLAY_NAME})
     if "wb_run_id" in props:
-        _string_rule(props["wb_run_id"], {"pattern": rules.RUN_ID_RE.pattern})
+        # any string is stored; validate warns when it is not the SDK's form
+        props["wb_run_id"]["description"] = (
+            "'<entity>/<project>/<run id>', as the weave SDK writes it"
+        )
     for name in ("wb_run_step", "wb_run_step_end"):
         for branch in props.get(name, {}).get("anyOf", []):
             if branch.get("type") == "integer":
-                branch["minimum"] = 0
+                branch["maximum"] = rules.INT64_MAX
+                if name == "wb_run_step":  # weave's server stores a negative step end
+                    branch["minimum"] = 0
 
 
 @functools.cache

@@ -90,6 +90,24 @@ _FIELDS: dict[str, frozenset[str]] = {
     "end": frozenset(EndedCallSchemaForInsert.model_fields),
     "complete": frozenset(CompletedCallSchemaForInsert.model_fields),
 }
+# Keys the call schemas do not list but real producers write, kept quiet (the server
+# ignores them): the weave SDK's `trace_id` and `is_eval` on an end, and what a
+# `/calls/stream_query` answer holds beyond a completed call (its read-only fields), so a
+# dumped project validates clean and uploads back.
+SDK_KEYS: dict[str, frozenset[str]] = {
+    "start": frozenset(),
+    "end": frozenset({"trace_id", "is_eval"}),
+    "complete": frozenset(
+        {
+            "is_eval",
+            "deleted_at",
+            "expire_at",
+            "storage_size_bytes",
+            "total_storage_size_bytes",
+            "wb_username",
+        }
+    ),
+}
 _REQ_VALIDATORS = {
     "start": CallStartReq.__pydantic_validator__,
     "end": CallEndReq.__pydantic_validator__,
@@ -169,6 +187,9 @@ def check_call(
     for field, code, msg in rules.check_call(data):
         if prefix + field not in seen:  # one problem per field: the schema's word first
             diags.append(Diagnostic.at(loc, code, msg, prefix + field))
+    for field, code, msg in rules.call_warnings(data):
+        if prefix + field not in seen:
+            diags.append(Diagnostic.at(loc, code, msg, prefix + field, Severity.WARNING))
     if kind == "start":
         # The hosted server would invent these, but then the call's end cannot find it and a
         # re-send (retry, resume) would store it twice.
@@ -184,8 +205,9 @@ def check_call(
                     )
                 )
     known = _FIELDS[kind]
+    quiet = SDK_KEYS[kind]
     for key in data:
-        if key not in known:
+        if key not in known and key not in quiet:
             diags.append(
                 Diagnostic.at(
                     loc,

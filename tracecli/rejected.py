@@ -20,6 +20,7 @@ File policy:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 import threading
@@ -31,8 +32,33 @@ import orjson
 
 from tracecli.diagnostics import UsageError
 from tracecli.records import META_KEY
+from tracecli.wideints import NonFinite
 
 DEFAULT_NAME = "tracecli-rejected.jsonl"
+
+
+def _as_text(value: Any) -> str:
+    if type(value) is NonFinite:
+        raise TypeError  # Python's json writes it back as read (NaN, Infinity)
+    return str(value)
+
+
+def record_line(rec: dict[str, Any]) -> bytes:
+    """One line of the file: the record as read. orjson for the common case; Python's json
+    for what orjson cannot write (integers beyond 64 bits, nesting past 254 levels, NaN,
+    lone surrogates), so the line holds what the user wrote; a record nested too deep for
+    either keeps its meta and loses its body (it was never sent, and cannot be)."""
+    try:
+        return orjson.dumps(rec, default=_as_text, option=orjson.OPT_APPEND_NEWLINE)
+    except orjson.JSONEncodeError:
+        pass
+    try:
+        text = json.dumps(rec, default=str, ensure_ascii=True, separators=(",", ":"))
+    except (RecursionError, ValueError, TypeError):
+        meta = dict(rec.get(META_KEY) or {})
+        meta.setdefault("original", "(a record nested too deeply to write here)")
+        text = json.dumps({META_KEY: meta}, default=str, ensure_ascii=True)
+    return text.encode("ascii") + b"\n"
 
 
 class RejectedWriter:
@@ -91,7 +117,7 @@ class RejectedWriter:
             rec = {}
             meta["original"] = original
         rec[META_KEY] = meta
-        data = orjson.dumps(rec, default=str, option=orjson.OPT_APPEND_NEWLINE)
+        data = record_line(rec)
         with self._lock:
             if self._closed:
                 raise RuntimeError("RejectedWriter is closed")

@@ -32,10 +32,10 @@ from typing import Any
 
 import orjson
 
-from tracecli.blocks import broken_id, find_ref, plain_refs
+from tracecli.blocks import broken_id, find_ref, line_extras, plain_refs, read_exact, widened
 from tracecli.checks import call_facts, refused_id
 from tracecli.diagnostics import Location, Severity
-from tracecli.encode import END_KEYS, EncodeError, dumps, split_end
+from tracecli.encode import END_KEYS, EncodeError, dumps, split_end, without_computed
 from tracecli.reader import BOM, json_error
 from tracecli.records import parse_record
 from tracecli.schema.fastcheck import (
@@ -50,7 +50,7 @@ from tracecli.schema.fastcheck import (
 )
 from tracecli.schema.fastcheck import END_KEYS as END_SCHEMA_KEYS
 from tracecli.schema.weave import END_FIELDS
-from tracecli.wideints import may_hold_wide_ints, wide_int_message, wide_ints
+from tracecli.wideints import DEEP_BRACKETS, may_hold_wide_ints, may_nest_deep
 
 Entry = tuple[Any, ...]
 _loads = orjson.loads
@@ -159,6 +159,10 @@ def prepare(
             kind, shape, data = rec.kind, rec.shape, rec.data
             warnings = tuple((d.field, d.code, d.message) for d in parsed.diagnostics)
         cid, tid, pid, started, ended = facts[1], facts[2], facts[3], facts[4], facts[5]
+        if kind != "start":
+            s = data.get("summary")
+            if type(s) is dict and "weave" in s:  # a dumped call: see without_computed
+                data["summary"] = without_computed(s)
         if kind == "start":
             body_b, tail_b, flag = dumps(data), b"", not END_KEYS.isdisjoint(data)
         elif kind == "end":
@@ -208,21 +212,51 @@ def prepare_lines(
     wide = may_hold_wide_ints(data)
     for raw in lines:
         n += 1
+        exact = False
         try:
             value = _loads(raw)
         except _JSONError as exc:
-            if raw.strip():
-                records += 1
+            if not raw.strip():
+                continue
+            records += 1
+            value = read_exact(raw)
+            if value is None:
                 _bad_line(raw, n, (("", "json", Severity.ERROR, json_error(raw, exc)),), out)
-            continue
-        records += 1
-        if wide and may_hold_wide_ints(raw) and (big := wide_ints(raw)):
-            # the line as read goes to the rejected file: the value read holds floats
-            diags = tuple((f, "int-range", Severity.ERROR, wide_int_message(v)) for f, v in big)
-            _bad_line(raw, n, diags, out)
-            continue
-        prepare(value, n, path, project, out, no_refs or plain_refs(raw))
+                continue
+            exact = True
+        else:
+            records += 1
+        if wide and not exact and may_hold_wide_ints(raw):
+            v = widened(value, raw)  # orjson read an integer beyond 64 bits as a float
+            if v is not None:
+                value, exact = v, True
+        if exact or (
+            # as many brackets as the nesting needs, opening and closing: lines are seldom
+            # this long (a check at C speed, ~2% of the loop when they are)
+            len(raw) > 2 * DEEP_BRACKETS and may_nest_deep(raw)
+        ):
+            extras = line_extras(value, raw, exact)
+        else:
+            extras = ()
+        if not extras:
+            prepare(value, n, path, project, out, no_refs or plain_refs(raw))
+        elif any(e[2] is Severity.ERROR for e in extras):
+            _bad_line(raw, n, tuple(extras), out)  # as read: it cannot be sent
+        else:
+            prepare(value, n, path, project, out, False)
+            _add_warnings(out, extras)
     return n, records, pair_up(out)
+
+
+def _add_warnings(out: list[Entry], extras: Any) -> None:
+    """The line's own warnings (`blocks.line_extras`) added to the entry `prepare` made
+    for it; those on a field the schema refused are its error's, not a warning."""
+    e = out[-1]
+    if e[1] == "ok":
+        out[-1] = (*e[:14], (*e[14], *((f, c, m) for f, c, _sev, m in extras)))
+    elif e[1] == "bad":
+        bad = {d[0] for d in e[3] if d[2] is Severity.ERROR}
+        out[-1] = (*e[:3], (*e[3], *(x for x in extras if x[0] not in bad)), *e[4:])
 
 
 def _bad_line(raw: bytes, line: int, diags: tuple[Any, ...], out: list[Entry]) -> None:

@@ -11,10 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
-
 from tracecli.chunking import Chunk, unpack
-from tracecli.encode import END_KEYS, join_objects
+from tracecli.encode import END_KEYS, join_objects, loads
 from tracecli.pairing import Half
 from tracecli.records import wrap
 from tracecli.schema.weave import END_FIELDS
@@ -23,7 +21,7 @@ from tracecli.upload_blocks import Entry
 
 def half_original(h: Half) -> dict[str, Any]:
     """A half's record as read, rebuilt from its encoded bytes."""
-    data: dict[str, Any] = orjson.loads(join_objects(h.body, h.tail) if h.tail else h.body)
+    data: dict[str, Any] = loads(join_objects(h.body, h.tail) if h.tail else h.body)
     if h.orig is not None:
         data["project_id"] = h.orig
     return wrap(h.shape, h.kind, data)  # type: ignore[arg-type]
@@ -32,7 +30,7 @@ def half_original(h: Half) -> dict[str, Any]:
 def entry_original(e: Entry) -> dict[str, Any]:
     """An "ok" entry's record as read, rebuilt from its encoded bytes."""
     kind, shape, body, tail, orig = e[2], e[3], e[10], e[11], e[13]
-    data: dict[str, Any] = orjson.loads(join_objects(body, tail) if tail else body)
+    data: dict[str, Any] = loads(join_objects(body, tail) if tail else body)
     if orig is not None:
         data["project_id"] = orig
     return wrap(shape, kind, data)  # type: ignore[arg-type]
@@ -46,7 +44,7 @@ def originals(chunk: Chunk) -> Iterator[tuple[dict[str, Any], int, int]]:
         unit = chunk.unit(i)
         parts: dict[str, dict[str, Any]] = {}
         for item in unit.parts:
-            d = orjson.loads(item)
+            d = loads(item)
             if complete_route:
                 parts["complete"] = d
             elif "mode" in d:
@@ -66,7 +64,7 @@ def originals(chunk: Chunk) -> Iterator[tuple[dict[str, Any], int, int]]:
                 data = parts.get("end") or {
                     "project_id": whole["project_id"],
                     "id": whole["id"],
-                    **(orjson.loads(end_rest) if end_rest else {}),
+                    **(loads(end_rest) if end_rest else {}),
                     **{k: whole[k] for k in END_FIELDS if k in whole},
                 }
             data = dict(data)

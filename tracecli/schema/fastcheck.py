@@ -24,6 +24,7 @@ import re
 from typing import Any
 
 from tracecli.schema.rules import (
+    INT64_MAX,
     MAX_DISPLAY_NAME,
     MAX_OP_NAME,
     OP_REF_PREFIX,
@@ -44,7 +45,7 @@ _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _call_id_re = re.compile(rf"(?:{_UUID}|[0-9a-f]{{16}})\Z").match
 _trace_id_re = re.compile(rf"(?:{_UUID}|[0-9a-f]{{32}})\Z").match
 _project_re = re.compile(r"[^/]+/[^/]+\Z").match
-_run_id_re = re.compile(r"[^:]+:[^:]+\Z").match
+_run_id_re = re.compile(r"[^/]+/[^/]+/[^/]+\Z").match
 # The canonical RFC 3339 form with an explicit zone: what loggers write, and a subset of
 # what pydantic accepts; fromisoformat then rejects impossible dates (Feb 30, 24:00).
 _datetime_re = re.compile(
@@ -55,7 +56,7 @@ _datetime_re = re.compile(
 _fromiso = datetime.datetime.fromisoformat
 
 START_KEYS = frozenset(StartedCallSchemaForInsert.model_fields)
-END_KEYS = frozenset(EndedCallSchemaForInsert.model_fields)
+END_KEYS = frozenset(EndedCallSchemaForInsert.model_fields) | {"trace_id", "is_eval"}
 COMPLETE_KEYS = frozenset(CompletedCallSchemaForInsert.model_fields)
 FLAT_START_KEYS = START_KEYS | {"type"}
 FLAT_END_KEYS = END_KEYS | {"type"}
@@ -201,7 +202,7 @@ def _start_part(g: Any, json: bool) -> str | None:
     if type(v) is not dict or not (json or _str_keys(v)):
         return None
     v = g("display_name")
-    if v is not None and (type(v) is not str or len(v) > MAX_DISPLAY_NAME):
+    if v is not None and (type(v) is not str or not 0 < len(v) <= MAX_DISPLAY_NAME):
         return None
     v = g("thread_id")
     if v is not None and type(v) is not str:
@@ -219,7 +220,7 @@ def _start_part(g: Any, json: bool) -> str | None:
     if v is not None and v not in _ok_runs and not _new_run(v):
         return None
     v = g("wb_run_step")
-    if v is not None and (type(v) is not int or v < 0):
+    if v is not None and (type(v) is not int or not 0 <= v <= INT64_MAX):
         return None
     return _when(g("started_at"))
 
@@ -232,7 +233,7 @@ def _end_part(g: Any) -> str | None:
     if not _summary(g("summary")):
         return None
     v = g("wb_run_step_end")
-    if v is not None and (type(v) is not int or v < 0):
+    if v is not None and (type(v) is not int or not 0 <= v <= INT64_MAX):
         return None
     return _when(g("ended_at"))
 
@@ -288,6 +289,12 @@ def end_facts(
             started = _when(started)
             if started is None:
                 return None
+        v = g("trace_id")  # the weave SDK writes it (and is_eval) on ends
+        if v is not None and v not in _ok_trace_ids and not _new_trace_id(v):
+            return None
+        v = g("is_eval")
+        if v is not None and type(v) is not bool:
+            return None
         ended = _end_part(g)
     except TypeError:
         return None

@@ -18,7 +18,10 @@ TRACE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 # What weave's server (0.52.42) can parse as a ref: an entity, a project, then a path.
 # "weave:///name" or "weave:///e/p" are a 400 "Invalid URI" there.
 OP_REF_RE = re.compile(r"^weave:///[^/]+/[^/]+/.")
-RUN_ID_RE = re.compile(r"^[^:]+:[^:]+$")
+# What the weave SDK sends: `<entity>/<project>/<run id>`. weave's SQLite server stores any
+# string; the hosted service converts this form to its own, so others only get a warning.
+RUN_ID_RE = re.compile(r"^[^/]+/[^/]+/[^/]+$")
+INT64_MAX = 2**63 - 1  # weave's server keeps wb_run_step in an integer column
 
 INTERNAL_REF_PREFIX = "weave-trace-internal:///"
 
@@ -73,9 +76,7 @@ def check_call(data: Mapping[str, Any]) -> Iterator[Problem]:
     yield from _check_id(data, "trace_id", trace=True)
     op = data.get("op_name")
     if isinstance(op, str):
-        if not op:
-            yield ("op_name", "op-name", "must not be empty")
-        elif op.startswith(OP_REF_PREFIX) and not OP_REF_RE.match(op):
+        if op.startswith(OP_REF_PREFIX) and not OP_REF_RE.match(op):
             yield (
                 "op_name",
                 "op-ref",
@@ -94,13 +95,13 @@ def check_call(data: Mapping[str, Any]) -> Iterator[Problem]:
             "display-name-length",
             f"is {len(dn)} characters; the server allows at most {MAX_DISPLAY_NAME}",
         )
-    run = data.get("wb_run_id")
-    if isinstance(run, str) and not RUN_ID_RE.fullmatch(run):
-        yield ("wb_run_id", "wb-run-id", f"must be '<entity>:<run id>', got {run!r}")
     for step in ("wb_run_step", "wb_run_step_end"):
         v = data.get(step)
-        if isinstance(v, int) and v < 0:
-            yield (step, "wb-run-step", f"must be a non-negative integer, got {v}")
+        if isinstance(v, int) and not isinstance(v, bool):
+            if v > INT64_MAX:
+                yield (step, "wb-run-step", f"must fit in 64 bits (at most {INT64_MAX}), got {v}")
+            elif v < 0 and step == "wb_run_step":
+                yield (step, "wb-run-step", f"must be a non-negative integer, got {v}")
     yield from check_refs(data)
     summary = data.get("summary")
     if isinstance(summary, Mapping):
@@ -113,6 +114,26 @@ def check_call(data: Mapping[str, Any]) -> Iterator[Problem]:
                         "status-key",
                         f"is not a trace status (one of {', '.join(sorted(STATUSES))})",
                     )
+
+
+def call_warnings(data: Mapping[str, Any]) -> Iterator[Problem]:
+    """What weave's server stores, but not as a reader of the file would expect."""
+    op = data.get("op_name")
+    if op == "":
+        yield ("op_name", "op-name-empty", "is empty: weave's server stores it so")
+    if data.get("display_name") == "":
+        yield ("display_name", "display-name-empty", "is empty: weave's server stores null")
+    run = data.get("wb_run_id")
+    if isinstance(run, str) and not RUN_ID_RE.fullmatch(run):
+        yield (
+            "wb_run_id",
+            "wb-run-id",
+            f"the weave SDK writes '<entity>/<project>/<run id>', got {_shown(run)}: "
+            "stored as it is, but W&B may not link the call to its run",
+        )
+    v = data.get("wb_run_step_end")
+    if isinstance(v, int) and not isinstance(v, bool) and v < 0:
+        yield ("wb_run_step_end", "wb-run-step-end", f"is negative ({v}): weave's server stores it")
 
 
 def _shown(value: str) -> str:
