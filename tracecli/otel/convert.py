@@ -8,19 +8,16 @@ are reported (file, line, field path) and left out; the report's exit code says 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
+from tracecli import encode
 from tracecli.diagnostics import Diagnostic, UsageError
 from tracecli.otel.checks import NO_PROJECT, REFUSED, SpanLedger, end_before_start
 from tracecli.otel.read import SpanAt, Unread, read_spans
 from tracecli.otel.to_weave import MappingError, span_to_call
 from tracecli.reader import Source, expand_paths
-from tracecli.wideints import wide_int_message, wide_ints
 
 MAX_DIAGNOSTICS = 200
 
@@ -75,22 +72,13 @@ def check_project(project: str | None) -> None:
 
 
 def encode_call(call: dict[str, Any]) -> bytes:
-    """One JSON line. NaN is written as null, which is how weave's server reads back the NaN
-    it stores. What orjson cannot write is refused: bytes (weave fails on them too) and
-    integers beyond 64 bits (weave stores them; tracecli's upload cannot send them exactly)."""
+    """One JSON line, as upload sends it (`encode.dumps`): NaN as null, which is how weave's
+    server reads back the NaN it stores; integers beyond 64 bits with their own digits. What
+    JSON cannot carry at all (bytes: weave fails on them too) is refused."""
     try:
-        return orjson.dumps(call, option=orjson.OPT_APPEND_NEWLINE)
-    except orjson.JSONEncodeError:
-        pass
-    try:
-        text = json.dumps(call, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        raise MappingError(f"the call cannot be written as JSON ({exc}): weave fails") from None
-    wide = wide_ints(text.encode())
-    if wide:
-        field, value = wide[0]
-        raise MappingError(f"{field}: {wide_int_message(value)}")
-    raise MappingError("the call cannot be written as JSON")
+        return encode.dumps(call) + b"\n"
+    except encode.EncodeError as exc:
+        raise MappingError(f"the call {exc}: weave fails") from None
 
 
 class _Run:
