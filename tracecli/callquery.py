@@ -429,8 +429,28 @@ def dumps_exact(value: Any) -> bytes:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
         try:
             return text.encode()
-        except UnicodeEncodeError:  # a lone surrogate: keep it as its escape
+        except UnicodeEncodeError:  # a lone surrogate: keep it as its escape in a value,
+            value = _keys_without_surrogates(value)  # and read a key as weave's server does
             return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _weave_key(key: str) -> str:
+    # its UTF-8 bytes read back with errors replaced: one U+FFFD per byte of a surrogate
+    return key.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
+def _keys_without_surrogates(value: Any) -> Any:
+    """Lone surrogates in object keys replaced by U+FFFDs, which is how weave's server answers
+    such a key (it keeps a value's, and then cannot answer for the project; serve keeps the
+    value's as its escape). Runs only on the rare rows Python's json had to write."""
+    if isinstance(value, dict):
+        return {
+            _weave_key(k) if isinstance(k, str) else k: _keys_without_surrogates(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_keys_without_surrogates(v) for v in value]
+    return value
 
 
 # ---- rows → CallSchema dicts ----------------------------------------------------------
