@@ -113,11 +113,6 @@ def test_an_exported_project_uploads_back_identical(tmp_path: Path) -> None:
         _upload_and_compare(export, original, target)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="needs the client side of issue 10: validate/upload accepting wb_run_id "
-    "entity/project/run, integers beyond 64 bits and a dump's running call",
-)
 def test_an_exported_project_with_every_edge_uploads_back_identical(tmp_path: Path) -> None:
     calls, running = dataset()
     with tracecli_serve(tmp_path / "source") as source:

@@ -18,6 +18,7 @@ from tracecli.diagnostics import Diagnostic, Location, Severity
 from tracecli.schema import rules
 from tracecli.schema.fastcheck import fast_ok
 from tracecli.schema.weave import (
+    END_FIELDS,
     CallEndReq,
     CallStartReq,
     CompletedCallSchemaForInsert,
@@ -69,6 +70,8 @@ def wrap(shape: Shape, kind: Kind, data: dict[str, Any]) -> dict[str, Any]:
         return {"mode": kind, "req": {kind: data}}
     if shape == "request":
         return {kind: data}
+    if kind == "start":  # a dumped running call: its end fields were all empty
+        return {**data, "ended_at": None}
     return dict(data)
 
 
@@ -94,19 +97,13 @@ _FIELDS: dict[str, frozenset[str]] = {
 # ignores them): the weave SDK's `trace_id` and `is_eval` on an end, and what a
 # `/calls/stream_query` answer holds beyond a completed call (its read-only fields), so a
 # dumped project validates clean and uploads back.
+_DUMP_KEYS = frozenset(
+    {"deleted_at", "expire_at", "storage_size_bytes", "total_storage_size_bytes", "wb_username"}
+)
 SDK_KEYS: dict[str, frozenset[str]] = {
-    "start": frozenset(),
+    "start": _DUMP_KEYS,  # a dumped running call (see parse_record)
     "end": frozenset({"trace_id", "is_eval"}),
-    "complete": frozenset(
-        {
-            "is_eval",
-            "deleted_at",
-            "expire_at",
-            "storage_size_bytes",
-            "total_storage_size_bytes",
-            "wb_username",
-        }
-    ),
+    "complete": _DUMP_KEYS | {"is_eval"},
 }
 _REQ_VALIDATORS = {
     "start": CallStartReq.__pydantic_validator__,
@@ -287,6 +284,9 @@ def parse_record(loc: Location, value: Any) -> Parsed:
         return _freeplay(loc, value)  # a completion, or a trace (trace_id, no messages)
 
     if "op_name" in value and "ended_at" in value:
+        if value["ended_at"] is None:  # a running call, as /calls/stream_query answers it
+            start = {k: v for k, v in value.items() if k not in END_FIELDS}
+            return _finish(loc, "complete", "start", start, check_call(loc, "start", start, ""))
         return _finish(loc, "complete", "complete", value, check_call(loc, "complete", value, ""))
 
     return Parsed(
