@@ -97,6 +97,17 @@ def wide_ints(raw: bytes) -> list[tuple[str, int]]:
     return [(p, v) for p, v in _walk(value) if type(v) is int and not _LOW <= v < _HIGH]
 
 
+def wide_int_message(value: int) -> str:
+    """Why an integer beyond 64 bits is refused where tracecli cannot keep it exact (OTLP
+    attributes converted to calls): one line naming the value, shortened past 40 digits."""
+    digits = str(value)
+    shown = digits if len(digits) <= 40 else f"{digits[:37]}..."
+    return (
+        f"integer {shown} does not fit in 64 bits: it would be read as a float and its value "
+        "changed; write it as a string"
+    )
+
+
 def is_wide(value: Any) -> bool:
     return type(value) is int and not _LOW <= value < _HIGH
 
