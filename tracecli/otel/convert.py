@@ -16,11 +16,11 @@ from typing import Any
 import orjson
 
 from tracecli.diagnostics import Diagnostic, UsageError
+from tracecli.inputs.reader import Source, expand_paths
 from tracecli.otel.checks import NO_PROJECT, REFUSED, SpanLedger, end_before_start
 from tracecli.otel.read import SpanAt, Unread, read_spans
 from tracecli.otel.to_weave import MappingError, span_to_call
-from tracecli.reader import Source, expand_paths
-from tracecli.wideints import wide_int_message, wide_ints
+from tracecli.wire.wideints import wide_int_message, wide_ints
 
 MAX_DIAGNOSTICS = 200
 
