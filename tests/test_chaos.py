@@ -101,7 +101,7 @@ def test_chaos_20k_calls_small_chunks(tmp_path, serve):
 def test_chaos_20k_calls_weave_reference_server(tmp_path):
     # As it runs by default: its SQLite primary key makes a re-sent call a 500 (and a batch
     # is stored item by item up to the failing one), so every dropped-after-store request
-    # is only settled by asking the server what it holds (tracecli.reconcile).
+    # is only settled by asking the server what it holds (tracecli.targets.reconcile).
     with weave_ref(tmp_path / "ref") as ref:
         chaos_run(tmp_path, ref.url, 20_000, proj=project("ref"))
 

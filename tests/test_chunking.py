@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tracecli.chunking import KINDS, SHAPES, SINGLE, Chunk, Chunker, Unit, pack, unpack
-from tracecli.encode import (
+from tracecli.schema.weave import END_FIELDS
+from tracecli.wire.chunking import KINDS, SHAPES, SINGLE, Chunk, Chunker, Unit, pack, unpack
+from tracecli.wire.encode import (
     batch_body,
     batch_end,
     batch_start,
@@ -18,7 +19,6 @@ from tracecli.encode import (
     split_complete,
     split_end,
 )
-from tracecli.schema.weave import END_FIELDS
 
 
 def unit(n_bytes: int = 10, route: str = "/r", parts: int = 1, line: int = 1) -> Unit:

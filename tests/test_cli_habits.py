@@ -27,10 +27,10 @@ from tests.uploadkit import cli_env, gen_calls, run_cli, tracecli, write_flat
 from tracecli.cli import COMMANDS, app
 from tracecli.cli.progress import fields, fit, plain_line, progress_line
 from tracecli.cli.safe import safe_json, safe_json_bytes, safe_text
-from tracecli.store import Store
-from tracecli.tail import and_more, exception_line
-from tracecli.tail_ids import matching_ids
-from tracecli.upload import Progress
+from tracecli.readback.tail import and_more, exception_line
+from tracecli.readback.tail_ids import matching_ids
+from tracecli.store.db import Store
+from tracecli.upload.api import Progress
 
 runner = CliRunner()
 PROJECT = "acme/habits"

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from tracecli.config import (
+from tracecli.config.fields import parse_duration, parse_size
+from tracecli.config.files import ConfigError
+from tracecli.config.settings import (
     DEFAULT_FREEPLAY_BASE,
     DEFAULT_WEAVE_SERVER,
     WeaveTarget,
@@ -22,8 +24,6 @@ from tracecli.config import (
     weave_server,
 )
 from tracecli.diagnostics import UsageError
-from tracecli.settings_fields import parse_duration, parse_size
-from tracecli.settings_file import ConfigError
 
 KEY = "k" * 40
 

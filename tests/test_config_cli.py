@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tracecli.cli import app
-from tracecli.config import user_config_path
+from tracecli.config.settings import user_config_path
 
 KEY = "f" * 40
 
@@ -194,7 +194,7 @@ def test_show_takes_the_flags_commands_take(project: Path, monkeypatch: pytest.M
 
 
 def test_paths_below_home_read_as_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tracecli.settings_file import display_path
+    from tracecli.config.files import display_path
 
     home = Path.home()
     monkeypatch.chdir(home)

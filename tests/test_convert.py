@@ -15,10 +15,10 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
+from tracecli.check.records import parse_record
 from tracecli.cli import app
-from tracecli.convert import convert
 from tracecli.diagnostics import Location
-from tracecli.records import parse_record
+from tracecli.upload.convert import convert
 
 GOLDEN = Path(__file__).parent / "golden" / "freeplay"
 INPUTS = sorted(p for p in GOLDEN.glob("*.jsonl") if not p.name.endswith(".freeplay.jsonl"))

@@ -28,9 +28,9 @@ from typer.testing import CliRunner
 
 from tests.conftest import ROOT
 from tracecli.cli import app
-from tracecli.config import KEY_ENV, PROJECT_ENV, SERVER_ENV
+from tracecli.config.fields import FIELDS
+from tracecli.config.settings import KEY_ENV, PROJECT_ENV, SERVER_ENV
 from tracecli.diagnostics import TracecliError, UsageError
-from tracecli.settings_fields import FIELDS
 
 README = ROOT / "README.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))

@@ -28,8 +28,8 @@ import pytest
 from tests.servers import ServerHandle, start_serve, start_weave_ref
 from tracecli.diagnostics import Severity
 from tracecli.schema.weave import END_FIELDS, StartedCallSchemaForInsert
-from tracecli.upload import UploadOptions, upload
-from tracecli.validate import validate_paths
+from tracecli.upload.api import UploadOptions, upload
+from tracecli.upload.validate import validate_paths
 
 pytestmark = pytest.mark.slow  # two servers and three uploads: ~25 s
 

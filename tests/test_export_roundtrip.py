@@ -20,8 +20,8 @@ import pytest
 from tests.servers import ServerHandle
 from tests.test_serve_conformance import dataset
 from tests.uploadkit import run_cli, tracecli_serve, weave_ref
-from tracecli.callquery import loads_exact
-from tracecli.export import read_export
+from tracecli.readback.export import read_export
+from tracecli.store.query import loads_exact
 
 pytest_plugins = ["tests.servers"]
 
@@ -141,7 +141,7 @@ def test_export_names_what_is_wrong_in_one_line(tmp_path: Path) -> None:
 def test_the_embedded_store_keeps_wide_integers_written_by_upload(tmp_path: Path) -> None:
     """The local upload target (no server) reads a body as weave's server does: 2**64 and
     beyond stay integers, and read back exactly through the store."""
-    from tracecli.store import Store
+    from tracecli.store.db import Store
     from tracecli.targets.local import LocalStoreTarget
 
     calls, _ = dataset()

@@ -1,4 +1,4 @@
-"""The ledger of acknowledged Freeplay records (tracecli.freeplay_ledger), on its own.
+"""The ledger of acknowledged Freeplay records (tracecli.upload.freeplay_ledger), on its own.
 
 The behaviour it gives the upload (a grown file does not re-send, a record twice in a run
 goes once, kill -9 re-sends at most the requests in flight) is tested against the real
@@ -12,7 +12,13 @@ import stat
 import time
 from pathlib import Path
 
-from tracecli.freeplay_ledger import LEDGER_NAME, STDIN_KEY, SentLedger, record_key, source_key
+from tracecli.upload.freeplay_ledger import (
+    LEDGER_NAME,
+    STDIN_KEY,
+    SentLedger,
+    record_key,
+    source_key,
+)
 
 P = "4a6c1f1e-8f0b-4a7e-9a51-3b1d2c9e7f10"
 C = "11111111-2222-4333-8444-555555555555"

@@ -15,9 +15,9 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from tests.conftest import require_shared
+from tracecli.check.records import parse_record
 from tracecli.diagnostics import Location
-from tracecli.freeplay_ids import as_uuid4, completion_id_for, uuid4_from
-from tracecli.records import parse_record
+from tracecli.freeplay.ids import as_uuid4, completion_id_for, uuid4_from
 from tracecli.schema import freeplay as fp
 from tracecli.schema.freeplay import check_completion
 

@@ -25,7 +25,7 @@ from tests.conftest import ROOT, SAMPLES
 from tests.freeplay_fixtures import API_KEY, OTHER_PROJECT, PROJECT, RefServer
 from tests.test_convert import GOLDEN, SESSION, sdk, sdk_view
 from tracecli.cli import app
-from tracecli.upload import UploadOptions, UploadReport, upload
+from tracecli.upload.api import UploadOptions, UploadReport, upload
 
 refserver_module = freeplay_fixtures.refserver_module
 refserver = freeplay_fixtures.refserver

@@ -20,18 +20,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from tracecli import blocks
-from tracecli.checks import call_facts, timestamp
+from tracecli.check.cross import call_facts, timestamp
+from tracecli.check.records import check_call, parse_record
 from tracecli.cli import app
 from tracecli.diagnostics import Location
-from tracecli.records import check_call, parse_record
 from tracecli.schema.fastcheck import (
     COMPLETE_KEYS,
     END_KEYS,
     START_KEYS,
     fast_ok,
 )
-from tracecli.validate import validate_paths
+from tracecli.upload import validate_blocks as blocks
+from tracecli.upload.validate import validate_paths
 
 LOC = Location("f.jsonl", 1)
 EXAMPLES = int(os.environ.get("TRACECLI_FUZZ_EXAMPLES", "400"))  # more for a deeper run

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import ROOT, SAMPLES
 from tracecli.cli import app
-from tracecli.validate import validate_paths
+from tracecli.upload.validate import validate_paths
 
 INVALID = SAMPLES / "invalid"
 CASES = sorted(p for p in INVALID.iterdir() if p.is_file() and not p.name.endswith(".expected.txt"))
@@ -52,7 +52,7 @@ def test_golden(case: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 )
 def test_blocks_in_workers_report_the_same(case: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The process pool, with blocks cut every few lines, gives the in-process answer."""
-    from tracecli import validate as v
+    from tracecli.upload import validate as v
 
     monkeypatch.chdir(ROOT)
     rel = case.relative_to(ROOT).as_posix()

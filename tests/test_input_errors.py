@@ -26,8 +26,8 @@ import pytest
 
 from tests.uploadkit import cli_env, tracecli
 from tests.validate_kit import P, call, complete, end, new_id, start, write_jsonl
-from tracecli.reader import Source, count_lines, iter_json_values, sniff
-from tracecli.store import Store
+from tracecli.inputs.reader import Source, count_lines, iter_json_values, sniff
+from tracecli.store.db import Store
 
 FP_PROJECT = "4a6c1f1e-8f0b-4a7e-9a51-3b1d2c9e7f10"
 PR_CAPBSET_DROP = 24

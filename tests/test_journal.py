@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracecli.journal import BLOCK_LINES, AckSet, Journal, identity, target_key
-from tracecli.paths import state_dir
+from tracecli.config.paths import state_dir
+from tracecli.upload.journal import BLOCK_LINES, AckSet, Journal, identity, target_key
 
 SERVER = "http://127.0.0.1:6345"
 
@@ -184,7 +184,7 @@ def test_kill_9_loses_at_most_what_is_in_flight(tmp_path):
     script = textwrap.dedent(
         f"""
         import sys
-        from tracecli.journal import Journal
+        from tracecli.upload.journal import Journal
         j = Journal.open(server={SERVER!r}, project=None, db_path={str(db)!r})
         for n in range(10**9):
             j.ack({str(f)!r}, [n])

@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 
 from tests.conftest import ROOT, free_port, require_shared
 from tests.servers import start_serve, start_weave_ref
-from tracecli import netrc_file
 from tracecli.cli import app
-from tracecli.config import load_settings, user_config_path
+from tracecli.config import netrc_file
+from tracecli.config.settings import load_settings, user_config_path
 
 KEY = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
 FP_KEY = "fp-test-key-0123456789"

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tracecli import netrc_file
-from tracecli.config import user_config_path
-from tracecli.settings_file import ConfigError, load_config_file
-from tracecli.user_config import set_credential_text, store_credential
+from tracecli.config import netrc_file
+from tracecli.config.files import ConfigError, load_config_file
+from tracecli.config.settings import user_config_path
+from tracecli.config.user_config import set_credential_text, store_credential
 
 KEY = "0123456789abcdef0123456789abcdef01234567"
 

@@ -17,14 +17,14 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from tracecli import encode
+from tracecli.check.records import parse_record
 from tracecli.cli import app
 from tracecli.diagnostics import Location
 from tracecli.otel.convert import OtelConvertReport, convert_otlp
 from tracecli.otel.nesting import PathConflictError, expand_attributes
 from tracecli.otel.spans import decode_span
 from tracecli.otel.to_weave import MappingError, op_name_of, shorten_name, span_to_call
-from tracecli.records import parse_record
+from tracecli.wire import encode
 
 FIXTURES = Path(__file__).parent / "otel_fixtures"
 T0 = 1_772_445_245_000_000_000

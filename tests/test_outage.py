@@ -36,7 +36,7 @@ from tests.uploadkit import (
     tracecli,
     write_flat,
 )
-from tracecli.upload import Progress, UploadOptions, upload
+from tracecli.upload.api import Progress, UploadOptions, upload
 
 refserver_module = freeplay_fixtures.refserver_module
 refserver = freeplay_fixtures.refserver
@@ -297,8 +297,8 @@ def test_the_transport_gives_up_on_an_address_that_answers_nothing_after_max_out
     """Nothing listens at the port: connection refused on every attempt. The request ends
     UNREACHABLE after --max-outage (not --max-retry-time), and says since when."""
     from tests.servers import free_port
-    from tracecli.retry import Action, Backoff
-    from tracecli.transport import Transport
+    from tracecli.targets.retry import Action, Backoff
+    from tracecli.targets.transport import Transport
 
     url = f"http://127.0.0.1:{free_port()}"
     with Transport(

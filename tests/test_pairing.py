@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from tracecli.pairing import DUPLICATE, Half, Pairer, pack, unpack
+from tracecli.check.pairing import DUPLICATE, Half, Pairer, pack, unpack
 
 
 def half(kind: str, cid: str, project: str = "e/p", line: int = 1, size: int = 10) -> Half:

@@ -25,8 +25,8 @@ import pytest
 from tests.servers import ServerHandle, start_weave_ref
 from tests.uploadkit import diff_calls, gen_calls, read_back
 from tracecli.diagnostics import Severity
-from tracecli.upload import UploadOptions, upload
-from tracecli.validate import validate_paths
+from tracecli.upload.api import UploadOptions, upload
+from tracecli.upload.validate import validate_paths
 
 WARN = Severity.WARNING
 GOOD = "acme/good"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tracecli.diagnostics import Diagnostic, UsageError
-from tracecli.reader import Source, expand_paths, format_of, read_items
+from tracecli.inputs.reader import Source, expand_paths, format_of, read_items
 
 
 def items(path: Path | str, **kw: Any) -> list[Any]:
@@ -138,7 +138,7 @@ def test_nan_and_infinity_say_what_json_cannot_hold() -> None:
     """Python's json.dumps writes NaN for float('nan'): the message says what to do."""
     import orjson
 
-    from tracecli.reader import json_error
+    from tracecli.inputs.reader import json_error
 
     def message(raw: bytes) -> str:
         try:
@@ -203,7 +203,7 @@ def test_yaml_is_read_as_it_is_parsed(tmp_path: Path) -> None:
 
 
 def test_line_decoder_hands_out_text_in_any_chunk_size() -> None:
-    from tracecli.reader import _LineDecoder
+    from tracecli.inputs.reader import _LineDecoder
 
     data = "\ufeffa: 1\n" + "b: " + "é" * 5000 + "\n\nc: 3"
     for size in (1, 7, 4096, 100_000):

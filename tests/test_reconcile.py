@@ -1,12 +1,10 @@
-"""The pure part of re-checking what a server holds after a 500 (tracecli.reconcile)."""
+"""The pure part of re-checking what a server holds after a 500 (tracecli.targets.reconcile)."""
 
 from __future__ import annotations
 
 import orjson
 
-from tracecli.chunking import Chunk, Unit, pack
-from tracecli.encode import CALL_START, UPSERT_BATCH, complete_route
-from tracecli.reconcile import (
+from tracecli.targets.reconcile import (
     ItemKey,
     by_project,
     chunk_keys,
@@ -16,6 +14,8 @@ from tracecli.reconcile import (
     split_stored,
     stored_query,
 )
+from tracecli.wire.chunking import Chunk, Unit, pack
+from tracecli.wire.encode import CALL_START, UPSERT_BATCH, complete_route
 
 P = "ent/proj"
 

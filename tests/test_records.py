@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from tests.validate_kit import body, complete, end, new_id, start
+from tracecli.check.records import META_KEY, parse_record, wrap
 from tracecli.diagnostics import Location, Severity
-from tracecli.records import META_KEY, parse_record, wrap
 from tracecli.schema.fastcheck import fast_ok
 
 LOC = Location("r.jsonl", 4)

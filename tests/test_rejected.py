@@ -11,10 +11,10 @@ import threading
 import orjson
 import pytest
 
+from tracecli.check.records import parse_record
 from tracecli.diagnostics import Location, UsageError
-from tracecli.records import parse_record
-from tracecli.rejected import RejectedWriter
-from tracecli.transport import Outcome, extract_reason
+from tracecli.targets.transport import Outcome, extract_reason
+from tracecli.upload.rejected import RejectedWriter
 
 START = {
     "type": "start",
@@ -384,7 +384,7 @@ def test_an_op_ref_weave_refuses_is_rejected_before_sending(tmp_path):
 
 
 def test_a_directory_does_not_bring_in_the_rejected_file(tmp_path, monkeypatch):
-    from tracecli.rejected import skip_rejected_file
+    from tracecli.upload.rejected import skip_rejected_file
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "a.jsonl").write_text("{}\n")

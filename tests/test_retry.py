@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tracecli.retry import (
+from tracecli.targets.retry import (
     BASE_DELAY,
     MAX_DELAY,
     Action,

@@ -21,10 +21,10 @@ import pytest
 from tests.conftest import SAMPLES, require_shared
 from tests.servers import start_serve, start_weave_ref
 from tests.uploadkit import read_back
-from tracecli.reader import expand_paths, read_items
-from tracecli.records import parse_record
+from tracecli.check.records import parse_record
+from tracecli.inputs.reader import expand_paths, read_items
 from tracecli.schema.weave import END_FIELDS
-from tracecli.upload import UploadOptions, upload
+from tracecli.upload.api import UploadOptions, upload
 
 MODES = ["auto", "complete", "batch", "single"]
 SIZE = {"auto": 20_000, "batch": 20_000, "complete": 5_000, "single": 1_500}

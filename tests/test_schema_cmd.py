@@ -15,11 +15,11 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import SAMPLES
+from tracecli.check.records import parse_record
 from tracecli.cli import app
 from tracecli.diagnostics import Location
-from tracecli.json_schema import SHAPES, record_schema
-from tracecli.reader import expand_paths, read_items
-from tracecli.records import parse_record
+from tracecli.inputs.reader import expand_paths, read_items
+from tracecli.schema.json_schema import SHAPES, record_schema
 
 CID, TID = "5f0c7e3a-1b2c-4d5e-8f90-a1b2c3d4e5f6", "0af7651916cd43dd8448eb211c80319c"
 START = {

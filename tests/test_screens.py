@@ -22,7 +22,7 @@ from tests.faultproxy import FaultProxy, Faults
 from tests.ptyscreen import pty_env, run_on_pty
 from tests.servers import make_call, start_serve
 from tests.uploadkit import gen_calls, run_cli, write_flat
-from tracecli.store import Store
+from tracecli.store.db import Store
 
 PROJECT = "acme/screens"
 
@@ -225,7 +225,7 @@ def build_screens(work: Path) -> str:
     import shutil
 
     from tracecli.cli.progress import progress_line
-    from tracecli.upload import Progress
+    from tracecli.upload.api import Progress
 
     shutil.copytree(Path(__file__).resolve().parent.parent / "samples", work / "samples")
     env = pty_env(NO_COLOR="1", HOME=str(work / "home"))

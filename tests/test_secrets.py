@@ -154,7 +154,7 @@ def test_debug_logging_of_a_library_caller(tmp_path, serve, work, caplog, monkey
     import logging
 
     from tracecli.diagnostics import UsageError
-    from tracecli.upload import UploadOptions, upload
+    from tracecli.upload.api import UploadOptions, upload
 
     monkeypatch.chdir(work)
     for k, v in FAST.items():

@@ -22,8 +22,8 @@ import uvicorn
 import yaml
 
 from tests.servers import ServerHandle, end_half, make_call, start_half
-from tracecli.server import bind, create_app, url_of
-from tracecli.store import Store
+from tracecli.serve.app import bind, create_app, url_of
+from tracecli.store.db import Store
 
 pytest_plugins = ["tests.servers"]
 

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.servers import end_half, make_call, start_half
-from tracecli.store import Store
-from tracecli.tail import (
+from tracecli.readback.tail import (
     PAGE,
     Follower,
     StoreSource,
@@ -18,6 +17,7 @@ from tracecli.tail import (
     status_of,
     tokens_of,
 )
+from tracecli.store.db import Store
 
 P = "team/follow"
 

@@ -27,8 +27,8 @@ from pydantic import SecretStr
 
 from tests.faultproxy import _read_request, _write_response
 from tracecli.diagnostics import UsageError
-from tracecli.retry import Action, Backoff
-from tracecli.transport import (
+from tracecli.targets.retry import Action, Backoff
+from tracecli.targets.transport import (
     ATTEMPT_HEADER,
     RETRY_ID_HEADER,
     AuthError,

@@ -20,8 +20,8 @@ import pytest
 from tests.conftest import ROOT
 from tests.uploadkit import gen_calls, write_flat
 from tracecli.diagnostics import UsageError
-from tracecli.store import Store
-from tracecli.upload import UploadOptions, upload
+from tracecli.store.db import Store
+from tracecli.upload.api import UploadOptions, upload
 
 PROJECT = "acme/chaos"  # uploadkit's
 
@@ -170,7 +170,7 @@ def test_ctrl_c_counts_every_record_read_and_not_sent_as_unsent(
     import os
     import signal
 
-    monkeypatch.setattr("tracecli.upload_run.BLOCK_BYTES", 16 * 1024)
+    monkeypatch.setattr("tracecli.upload.run.BLOCK_BYTES", 16 * 1024)
     calls = gen_calls(600, seed=43)
     path = write_flat(tmp_path / "t.jsonl", calls, lag=40)
     lines = path.read_bytes().splitlines()
@@ -199,7 +199,7 @@ def test_an_end_refused_after_its_start_was_stored_by_an_earlier_run_is_said(
 ) -> None:
     """The start went in an earlier run (batch mode, journaled): it cannot be taken back,
     so the refused end is rejected alone and a warning says the call stays running."""
-    from tracecli.journal import Journal
+    from tracecli.upload.journal import Journal
 
     calls = gen_calls(2, seed=42)
     path = write_lines(
@@ -280,7 +280,7 @@ def test_resume_after_a_half_acknowledged_call_sends_only_the_missing_half(
     tmp_path: Path,
 ) -> None:
     """A start acknowledged earlier (batch mode) and its end not: the end goes alone."""
-    from tracecli.journal import Journal
+    from tracecli.upload.journal import Journal
 
     calls = gen_calls(10, seed=9)
     path = write_flat(tmp_path / "t.jsonl", calls, lag=0)  # start, end, start, end, ...
@@ -343,7 +343,7 @@ def test_completed_records_are_split_for_the_half_routes(tmp_path: Path, mode: s
 def test_many_open_calls_spill_to_disk_and_all_pair(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("tracecli.upload_run.BLOCK_BYTES", 16 * 1024)  # pairs across blocks
+    monkeypatch.setattr("tracecli.upload.run.BLOCK_BYTES", 16 * 1024)  # pairs across blocks
     calls = gen_calls(3000, seed=12)
     path = write_flat(tmp_path / "t.jsonl", calls, lag=2000)
     report = upload([str(path)], opts(tmp_path, memory_budget=64 * 1024))
@@ -531,8 +531,8 @@ def test_worker_processes_give_the_same_answer_as_one_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Blocks validated and encoded in a process pool: same report, store and rejects."""
-    monkeypatch.setattr("tracecli.upload_run.BLOCK_BYTES", 8 * 1024)
-    monkeypatch.setattr("tracecli.upload_run.PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr("tracecli.upload.run.BLOCK_BYTES", 8 * 1024)
+    monkeypatch.setattr("tracecli.upload.run.PARALLEL_MIN_BYTES", 0)
     calls = gen_calls(400, seed=19)
     path = write_flat(tmp_path / "t.jsonl", calls, lag=40)
     lines = path.read_bytes().splitlines()

@@ -13,11 +13,11 @@ import pytest
 import yaml
 
 from tests.validate_kit import body, call, complete, end, new_id, start, write_jsonl
-from tracecli import blocks
-from tracecli import validate as v
+from tracecli.check.pairpack import unpack_pairs
 from tracecli.diagnostics import UsageError
-from tracecli.pairpack import unpack_pairs
-from tracecli.validate import Progress, ValidationReport, validate_paths
+from tracecli.upload import validate as v
+from tracecli.upload import validate_blocks as blocks
+from tracecli.upload.validate import Progress, ValidationReport, validate_paths
 
 
 def codes(report: ValidationReport) -> list[tuple[int, str, str]]:
@@ -305,9 +305,9 @@ def test_plan_ranges_cut_at_line_ends(tmp_path: Path) -> None:
 
 def reference(path: str) -> list[tuple[int, str, str, str, str]]:
     """What feeding the records one by one to parse_record and a CrossChecker says."""
-    from tracecli.checks import CrossChecker
+    from tracecli.check.cross import CrossChecker
+    from tracecli.check.records import parse_record
     from tracecli.diagnostics import Location
-    from tracecli.records import parse_record
 
     checker = CrossChecker()
     found: list[Any] = []
@@ -442,7 +442,7 @@ def test_pipes_and_gzip_by_content(tmp_path: Path) -> None:
 
 
 def test_packed_pairs_round_trip() -> None:
-    from tracecli.pairpack import NO_PARENT, pack_pairs
+    from tracecli.check.pairpack import NO_PARENT, pack_pairs
 
     a, b, t = new_id(), "0af7651916cd43dd", "0af7651916cd43dd8448eb211c80319c"
     pairs = [

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from tests.validate_kit import body, complete, end, new_id, start
-from tracecli.checks import CrossChecker, check_times, refused_id, timestamp
+from tracecli.check.cross import CrossChecker, check_times, refused_id, timestamp
+from tracecli.check.records import Record, parse_record
 from tracecli.diagnostics import Diagnostic, Location, Severity
-from tracecli.records import Record, parse_record
 
 
 def rec(value: dict[str, Any], line: int, path: str = "t.jsonl") -> Record:
@@ -213,7 +213,7 @@ def test_many_calls_stay_small_in_memory() -> None:
     costs 29 bytes: its trace hash, where it was seen, its flags, its hash and ordinal."""
     import tracemalloc
 
-    from tracecli.idindex import RECENT_MAX
+    from tracecli.check.idindex import RECENT_MAX
 
     n = 300_000
     trace = new_id()
@@ -237,7 +237,7 @@ def test_only_well_formed_reference_strings_keep_a_line_on_the_fast_path():
     """The fast check does not look inside values, so a line holding anything that begins
     like a reference goes to the full check, unless each one is a reference the server
     parses (what the SDK writes: op refs, object refs in inputs)."""
-    from tracecli.blocks import plain_refs
+    from tracecli.upload.validate_blocks import plain_refs
 
     assert plain_refs(b'{"op_name": "weave:///e/p/op/llm:abc", "inputs": {"x": 1}}')
     assert plain_refs(
@@ -254,7 +254,7 @@ def test_only_well_formed_reference_strings_keep_a_line_on_the_fast_path():
 
 
 def test_a_good_op_reference_is_valid_and_a_bad_one_is_named(tmp_path):
-    from tracecli.validate import validate_paths
+    from tracecli.upload.validate import validate_paths
 
     good = {
         "type": "call", "project_id": "e/p", "id": "0197a3c4-1b2c-7d3e-8f40-123456789abc",

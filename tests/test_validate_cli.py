@@ -222,7 +222,7 @@ def test_the_samples_validate(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_progress_bar_on_a_terminal_for_big_files(monkeypatch: pytest.MonkeyPatch) -> None:
     from tracecli.cli import cmd_validate
-    from tracecli.validate import Progress
+    from tracecli.upload.validate import Progress
 
     monkeypatch.setattr(cmd_validate, "_PROGRESS_MIN_BYTES", 100)
     assert cmd_validate._ProgressDisplay(terminal=False).__enter__() is None

@@ -7,8 +7,8 @@ from array import array
 
 import pytest
 
-from tracecli import idindex
-from tracecli.idindex import HashIndex, _merge
+from tracecli.check import idindex
+from tracecli.check.idindex import HashIndex, _merge
 
 
 def test_finds_every_key_and_nothing_else(monkeypatch: pytest.MonkeyPatch) -> None:

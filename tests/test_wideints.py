@@ -1,4 +1,4 @@
-"""Values orjson cannot read or write as they are (tracecli.wideints): kept as weave's
+"""Values orjson cannot read or write as they are (tracecli.wire.wideints): kept as weave's
 server reads them, exact integers beyond 64 bits above all."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import json
 
 import orjson
 
-from tracecli.encode import dumps, loads, split_complete
-from tracecli.rejected import record_line
-from tracecli.wideints import (
+from tracecli.upload.rejected import record_line
+from tracecli.wire.encode import dumps, loads, split_complete
+from tracecli.wire.wideints import (
     NonFinite,
     deep_fields,
     exact_loads,

@@ -27,8 +27,8 @@ from tracecli.cli.common import (
     write_stdout,
 )
 from tracecli.cli.safe import safe_text
-from tracecli.config import Settings, load_settings
-from tracecli.login import LoginError, login, stored_key_location
+from tracecli.config.login import LoginError, login, stored_key_location
+from tracecli.config.settings import Settings, load_settings
 
 config_app = typer.Typer(
     name="config",

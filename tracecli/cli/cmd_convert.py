@@ -1,4 +1,4 @@
-"""`tracecli convert`: options in, `tracecli.convert.convert` called, its report rendered.
+"""`tracecli convert`: options in, `tracecli.upload.convert.convert` called, its report rendered.
 
 Converted records are data: JSONL on stdout, or in the `-o` file (written to a temporary file
 beside it and renamed into place, so a failed run never leaves half a file). Diagnostics and
@@ -33,9 +33,9 @@ from tracecli.cli.common import (
     write_stdout,
 )
 from tracecli.cli.safe import safe_json_bytes
-from tracecli.convert import ConvertReport, convert
 from tracecli.diagnostics import Diagnostic, UsageError
 from tracecli.otel.convert import convert_otlp
+from tracecli.upload.convert import ConvertReport, convert
 
 MAX_PRINTED_DIAGNOSTICS = 50
 

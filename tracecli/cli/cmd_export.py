@@ -22,7 +22,7 @@ from tracecli.cli.common import (
     stderr_console,
     warn,
 )
-from tracecli.config import load_settings
+from tracecli.config.settings import load_settings
 from tracecli.diagnostics import TracecliError, UsageError
 
 
@@ -58,8 +58,8 @@ def export_cmd(
     $WF_TRACE_SERVER_URL, else the embedded store); `tracecli upload FILE` sends the file
     to another server. Project: --project, else as `tracecli tail` picks it.
     """
-    from tracecli.export import export_project
-    from tracecli.tail import open_source, resolve_project
+    from tracecli.readback.export import export_project
+    from tracecli.readback.tail import open_source, resolve_project
 
     if server and db:
         raise UsageError("use --server or --db, not both")

@@ -10,7 +10,7 @@ import typer
 
 from tracecli.cli import app
 from tracecli.cli.common import EXIT_USAGE, epilog, handle_errors, write_stdout
-from tracecli.json_schema import record_schema
+from tracecli.schema.json_schema import record_schema
 
 
 class Shape(StrEnum):

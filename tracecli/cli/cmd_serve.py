@@ -9,7 +9,7 @@ import typer
 
 from tracecli.cli import app
 from tracecli.cli.common import DbOpt, ProfileOpt, handle_errors, stderr_console
-from tracecli.config import load_settings
+from tracecli.config.settings import load_settings
 
 
 @app.command(
@@ -53,7 +53,7 @@ def serve_cmd(
     the user config, else the default file. One log line per request goes to stderr; Ctrl-C
     stops it cleanly (exit 0).
     """
-    from tracecli.server import serve
+    from tracecli.serve.app import serve
 
     settings = load_settings({"db": db}, profile=profile)
     for warning in settings.warnings:

@@ -11,7 +11,6 @@ from rich.cells import cell_len
 from rich.console import Console
 from rich.text import Text
 
-from tracecli.callquery import dumps_exact
 from tracecli.cli import app
 from tracecli.cli.common import (
     EXIT_USAGE,
@@ -30,9 +29,9 @@ from tracecli.cli.common import (
     write_stdout,
 )
 from tracecli.cli.safe import safe_text
-from tracecli.config import load_settings
+from tracecli.config.settings import load_settings
 from tracecli.diagnostics import UsageError
-from tracecli.tail import (
+from tracecli.readback.tail import (
     ID_SHOWN,
     CallSource,
     Follower,
@@ -43,7 +42,8 @@ from tracecli.tail import (
     resolve_project,
     row_of,
 )
-from tracecli.tail_ids import resolve_id
+from tracecli.readback.tail_ids import resolve_id
+from tracecli.store.query import dumps_exact
 
 STATUS_STYLES = {
     "success": "green",

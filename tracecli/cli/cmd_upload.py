@@ -1,4 +1,4 @@
-"""`tracecli upload`: options in, `tracecli.upload.upload` called, its report rendered.
+"""`tracecli upload`: options in, `tracecli.upload.api.upload` called, its report rendered.
 
 Progress and the summary are for people and go to stderr (Rich, only on a terminal);
 `--format json` puts the report on stdout as one object for tools. Exit codes: 0 all
@@ -35,10 +35,10 @@ from tracecli.cli.common import (
 )
 from tracecli.cli.progress import LiveProgress, PlainProgress, plain_every
 from tracecli.cli.safe import safe_text
-from tracecli.config import load_settings
+from tracecli.config.settings import load_settings
 from tracecli.diagnostics import Diagnostic
-from tracecli.transport import RetryEvent
-from tracecli.upload import RESUME_HINT, UploadOptions, UploadReport, upload
+from tracecli.targets.transport import RetryEvent
+from tracecli.upload.api import RESUME_HINT, UploadOptions, UploadReport, upload
 
 MAX_PRINTED_DIAGNOSTICS = 50
 

@@ -21,9 +21,9 @@ from tracecli.cli.common import (
 )
 from tracecli.cli.render import ReportFormat, plural, render
 from tracecli.cli.safe import safe_text
-from tracecli.reader import InputFormat
-from tracecli.validate import DEFAULT_MAX_ERRORS, ValidationReport, validate_paths
-from tracecli.validate import Progress as ValidateProgress
+from tracecli.inputs.reader import InputFormat
+from tracecli.upload.validate import DEFAULT_MAX_ERRORS, ValidationReport, validate_paths
+from tracecli.upload.validate import Progress as ValidateProgress
 
 _PROGRESS_MIN_BYTES = 32 << 20  # smaller inputs finish before a bar would be of use
 

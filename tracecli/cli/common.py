@@ -169,7 +169,7 @@ ProjectOpt = Annotated[
 
 def _complete_profile(incomplete: str) -> list[str]:
     """Shell completion for --profile: the profile names the config files define."""
-    from tracecli.config import available_profiles
+    from tracecli.config.settings import available_profiles
 
     try:
         return [name for name in available_profiles() if name.startswith(incomplete)]

@@ -28,7 +28,7 @@ BAR_CELLS = 16
 
 
 class ProgressRecord(Protocol):
-    """What the core hands the display (tracecli.upload.Progress); `status` is optional:
+    """What the core hands the display (tracecli.upload.api.Progress); `status` is optional:
     a short word from the sender on what it waits for (an unreachable server, a retry)."""
 
     bytes_read: int

@@ -12,12 +12,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracecli import encode
 from tracecli.diagnostics import Diagnostic, UsageError
+from tracecli.inputs.reader import Source, expand_paths
 from tracecli.otel.checks import NO_PROJECT, REFUSED, SpanLedger, end_before_start
 from tracecli.otel.read import SpanAt, Unread, read_spans
 from tracecli.otel.to_weave import MappingError, span_to_call
-from tracecli.reader import Source, expand_paths
+from tracecli.wire import encode
 
 MAX_DIAGNOSTICS = 200
 

@@ -1,7 +1,7 @@
 """OTLP JSON-lines files (one `ExportTraceServiceRequest` per line, `.gz` too) → spans.
 
 The official OpenTelemetry file exporter and the Collector's `file` exporter write this
-format. Reading streams line by line (the file reader of tracecli.reader: gzip, a BOM, a
+format. Reading streams line by line (the file reader of tracecli.inputs.reader: gzip, a BOM, a
 bad line is one diagnostic); each span comes with its file, line and field path
 (`resourceSpans[0].scopeSpans[1].spans[3]`) and the project its resource names, if any.
 """
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracecli.diagnostics import Diagnostic, Location
+from tracecli.inputs.reader import Source
 from tracecli.otel.anyvalue import FieldError, get, key_values
 from tracecli.otel.checks import FIELD, SHAPE
 from tracecli.otel.spans import Resource, Span, decode_resource, decode_span
-from tracecli.reader import Source
 
 
 @dataclass(frozen=True, slots=True)

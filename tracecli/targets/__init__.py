@@ -1,7 +1,7 @@
 """Where upload's requests go: a Weave server, the embedded store, or nowhere (--dry-run).
 
 Every target takes the same thing, a route and a ready JSON body, and answers with the
-transport's `Outcome`, so the chunking, splitting and acknowledging in `tracecli.upload`
+transport's `Outcome`, so the chunking, splitting and acknowledging in `tracecli.upload.api`
 are one code path whichever target is behind it (and the embedded store is tested by the
 same tests as a server).
 """
@@ -12,10 +12,10 @@ import threading
 from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
-from tracecli.encode import CALL_END, CALL_START, UPSERT_BATCH
-from tracecli.reconcile import ItemKey, Stored
-from tracecli.retry import Action
-from tracecli.transport import Outcome, Recheck
+from tracecli.targets.reconcile import ItemKey, Stored
+from tracecli.targets.retry import Action
+from tracecli.targets.transport import Outcome, Recheck
+from tracecli.wire.encode import CALL_END, CALL_START, UPSERT_BATCH
 
 
 class Target(Protocol):
@@ -39,7 +39,7 @@ class Target(Protocol):
 @runtime_checkable
 class ChecksStored(Protocol):
     """A target that can say which calls it already holds, so that a request the server
-    failed after storing part of it is re-sent without those (see `tracecli.reconcile`)."""
+    failed after storing part of it is re-sent without those (see `tracecli.targets.reconcile`)."""
 
     def post(
         self, route: str, body: bytes, *, can_split: bool = True, recheck: Recheck | None = None

@@ -17,9 +17,9 @@ import orjson
 from pydantic import SecretStr
 
 from tracecli.diagnostics import UsageError
-from tracecli.freeplay_ids import completion_id_for
+from tracecli.freeplay.ids import completion_id_for
 from tracecli.schema.freeplay import is_trace_record, split_record
-from tracecli.transport import Outcome, RetryEvent, Transport
+from tracecli.targets.transport import Outcome, RetryEvent, Transport
 
 DEFAULT_API_BASE = "https://app.freeplay.ai/api"
 KEY_HINT = "pass --api-key or set FREEPLAY_API_KEY"

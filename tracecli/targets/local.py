@@ -1,4 +1,4 @@
-"""The embedded store (an in-process `tracecli.store.Store`), spoken to like a server.
+"""The embedded store (an in-process `tracecli.store.db.Store`), spoken to like a server.
 
 Bodies are the very bytes a server would get; decoding them here costs a little, but it
 keeps one upload path for every target, so what the embedded store holds is exactly what a
@@ -12,18 +12,18 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from tracecli.callquery import loads_exact
 from tracecli.diagnostics import TracecliError
-from tracecli.encode import CALL_END, CALL_START, UPSERT_BATCH
-from tracecli.retry import Action
-from tracecli.transport import Outcome
+from tracecli.store.query import loads_exact
+from tracecli.targets.retry import Action
+from tracecli.targets.transport import Outcome
+from tracecli.wire.encode import CALL_END, CALL_START, UPSERT_BATCH
 
 
 class LocalStoreTarget:
     concurrency = 1
 
     def __init__(self, db: Path) -> None:
-        from tracecli.store import Store
+        from tracecli.store.db import Store
 
         db.parent.mkdir(parents=True, exist_ok=True)
         self.name = str(db)

@@ -9,10 +9,10 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
-from tracecli.config import is_loopback
+from tracecli.config.settings import is_loopback
 from tracecli.diagnostics import UsageError
-from tracecli.reconcile import ItemKey, Stored, by_project, parse_stored, stored_query
-from tracecli.transport import Outcome, Recheck, RetryEvent, Transport
+from tracecli.targets.reconcile import ItemKey, Stored, by_project, parse_stored, stored_query
+from tracecli.targets.transport import Outcome, Recheck, RetryEvent, Transport
 
 STREAM_QUERY = "/calls/stream_query"
 QUERY_IDS = 1000  # call ids per look-up

@@ -1,0 +1,1 @@
+"""Record shapes, per-record and cross-record rules, pairing starts with ends, the id index."""

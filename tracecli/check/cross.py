@@ -1,0 +1,636 @@
+"""Rules across records and files: duplicate ids, time order, trees, unpaired halves.
+
+One `CrossChecker` sees every valid record of a run in input order (a start in one file
+pairs with its end in another), for `validate` and for `upload` alike, so both judge a
+file the same way. `feed` answers what is known as soon as a record arrives, about that
+record; what can only be known later (a child read before its parent, an end with no
+start, a start with no end) comes from `drain` and `finish`.
+
+Memory: a file of a million calls must validate in well under 150 MB, so nothing here
+keeps id strings. Every distinct id gets an *ordinal*; per ordinal we keep its trace's
+64-bit hash, where it was first seen and a flags byte (17 bytes), and `HashIndex` (see
+its docstring for the collision trade-off) maps the id's hash to its ordinal in 12 more.
+Only what pairing must hold is kept beyond that: calls still open (until their end), ends
+whose start has not been read yet, and children whose parent has not been read yet.
+"""
+
+from __future__ import annotations
+
+import datetime
+from array import array
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from tracecli.check.idindex import RECENT_MAX, HashIndex
+from tracecli.check.pairpack import NO_PARENT, Packed, unpack_pairs
+from tracecli.check.records import Record
+from tracecli.diagnostics import Diagnostic, Location, Severity
+
+# flags per ordinal
+_STARTED = 1  # a valid start or completed call was read (the call exists)
+_ENDED = 2  # a valid end or completed call was read
+_REFUSED = 4  # some record with this id failed its schema: no follow-on warnings
+
+_LINE_BITS = 40
+_LINE_MASK = (1 << _LINE_BITS) - 1
+_NO_TRACE = 0
+
+_DATETIME = TypeAdapter(datetime.datetime)
+_fromiso = datetime.datetime.fromisoformat
+
+
+def timestamp(value: Any) -> float | None:
+    """Seconds since the epoch for a call time as the server reads it (naive = UTC).
+
+    Canonical RFC 3339 strings take the fast C parser; anything else goes through
+    pydantic, which is what the server uses, so `1760000000` or `"2025-10-09"` mean here
+    what they mean there. None when the value is not a time at all.
+    """
+    if value is None:
+        return None
+    dt: datetime.datetime
+    try:
+        if type(value) is str and len(value) >= 20 and value[10] == "T":
+            dt = _fromiso(value)
+        else:
+            dt = _DATETIME.validate_python(value)
+    except (ValueError, ValidationError):
+        try:
+            dt = _DATETIME.validate_python(value)
+        except ValidationError:
+            return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=datetime.UTC)
+    try:
+        return dt.timestamp()
+    except (OverflowError, ValueError):
+        return None
+
+
+def _iso(ts: float) -> str:
+    try:
+        when = datetime.datetime.fromtimestamp(ts, datetime.UTC)
+    except (OverflowError, ValueError, OSError):
+        return repr(ts)
+    text = when.isoformat(timespec="microseconds").replace("+00:00", "")
+    return text.rstrip("0").rstrip(".") + "Z"
+
+
+def check_times(
+    start: Mapping[str, Any], end: Mapping[str, Any], loc: Location
+) -> Diagnostic | None:
+    """The time-order error for one call's two halves (at the end's location), if any.
+
+    For `upload`, which pairs a start with its end itself.
+    """
+    started = timestamp(start.get("started_at"))
+    ended = timestamp(end.get("ended_at"))
+    if started is None or ended is None or ended >= started:
+        return None
+    return time_order(loc.path, loc.line, "ended_at", ended, started, None)
+
+
+def time_order(
+    path: str, line: int, field: str, ended: Any, started: Any, other: str | None
+) -> Diagnostic:
+    """The time-order error; `ended`/`started` as epoch floats or time strings."""
+    ended = ended if type(ended) is float else timestamp(ended) or 0.0
+    started = started if type(started) is float else timestamp(started) or 0.0
+    where = f" ({other})" if other else ""
+    if field == "ended_at":
+        msg = f"{_iso(ended)} is before the call's started_at {_iso(started)}{where}"
+    else:
+        msg = f"{_iso(started)} is after the call's ended_at {_iso(ended)}{where}"
+    return Diagnostic(path, line, field, "time-order", Severity.ERROR, msg)
+
+
+def ended_before(ended: Any, started: Any) -> bool:
+    """Whether `ended` is before `started` (epoch floats, or time strings as written).
+
+    Two canonical UTC strings of the same layout compare as strings; anything else is
+    parsed first. Unknown or unparseable times are never "before".
+    """
+    if (
+        type(ended) is str
+        and type(started) is str
+        and len(ended) == len(started)
+        and ended[-1] == "Z" == started[-1]
+        and ended[10] == started[10]
+        and len(ended) >= 20
+    ):
+        return ended < started
+    e = ended if type(ended) is float else timestamp(ended)
+    s = started if type(started) is float else timestamp(started)
+    return e is not None and s is not None and e < s
+
+
+def call_facts(rec: Record) -> tuple[str, Any, Any, Any, float | None, float | None]:
+    """(kind, id, trace_id, parent_id, started, ended) of a valid record."""
+    d = rec.data
+    if rec.kind == "freeplay":
+        return ("freeplay", None, None, None, None, None)
+    started = timestamp(d.get("started_at"))
+    ended = timestamp(d.get("ended_at")) if rec.kind != "start" else None
+    if rec.kind == "end":
+        return ("end", d.get("id"), None, None, started, ended)
+    return (rec.kind, d.get("id"), d.get("trace_id"), d.get("parent_id"), started, ended)
+
+
+def _first(e: tuple[Any, ...]) -> int:
+    return int(e[0])
+
+
+def refused_id(value: Any) -> tuple[str | None, str | None]:
+    """(kind, id) of a raw record that failed its schema, when they can be made out."""
+    if not isinstance(value, dict):
+        return None, None
+    kind: Any = None
+    body: Any = value
+    t = value.get("type")
+    if t is not None:
+        kind = (
+            {"start": "start", "end": "end", "call": "complete"}.get(t)
+            if isinstance(t, str)
+            else None
+        )
+    elif "mode" in value and "req" in value:
+        kind = value.get("mode")
+        req = value.get("req")
+        body = req.get(kind) if isinstance(req, dict) and isinstance(kind, str) else None
+    elif len(value) == 1 and ("start" in value or "end" in value):
+        kind = "start" if "start" in value else "end"
+        body = value[kind]
+    elif "op_name" in value and "ended_at" in value:
+        kind = "complete"
+    cid = body.get("id") if isinstance(body, dict) else None
+    if kind not in ("start", "end", "complete"):
+        kind = None
+    return kind, cid if isinstance(cid, str) else None
+
+
+class CrossChecker:
+    """Cross-record rules for one run of `validate` or `upload`, in input order.
+
+    `strict` makes an end without its start an error (the other warnings stay warnings
+    here; `validate --strict` promotes every warning itself).
+    """
+
+    def __init__(self, strict: bool = False) -> None:
+        self.strict = strict
+        self._traces = array("q")  # ordinal → hash of its trace id (0 when unknown)
+        self._locs = array("q")  # ordinal → file index << 40 | line, where first seen
+        self._flags = bytearray()
+        self._index = HashIndex()
+        self._paths: list[str] = []
+        self._path_ids: dict[str, int] = {}
+        self._open: dict[int, tuple[int, float | None]] = {}  # hash → (ordinal, started)
+        self._early_ends: dict[int, tuple[int, float | None]] = {}  # ends before starts
+        self._orphans: dict[int, list[int]] = {}  # parent hash → children's ordinals
+        self._deferred: list[Diagnostic] = []
+        self._last_path: str | None = None
+        self._last_base = 0
+        self.calls = 0  # distinct calls: completed, paired or still open (and Freeplay)
+
+    # -- where -------------------------------------------------------------------------
+    def _pack(self, path: str, line: int) -> int:
+        if path is self._last_path:
+            return self._last_base | line
+        i = self._path_ids.get(path)
+        if i is None:
+            i = self._path_ids[path] = len(self._paths)
+            self._paths.append(path)
+        self._last_path = path
+        self._last_base = i << _LINE_BITS
+        return self._last_base | line
+
+    def _where(self, packed: int) -> tuple[str, int]:
+        return self._paths[packed >> _LINE_BITS], packed & _LINE_MASK
+
+    def _at(self, ordinal: int) -> str:
+        path, line = self._where(self._locs[ordinal])
+        return f"{path}:{line}"
+
+    def _new(self, h: int, trace: int, packed: int, flags: int) -> int:
+        o = len(self._traces)
+        self._traces.append(trace)
+        self._locs.append(packed)
+        self._flags.append(flags)
+        self._index.add(h, o)
+        return o
+
+    # -- input -------------------------------------------------------------------------
+    def feed(self, rec: Record) -> list[Diagnostic]:
+        """Diagnostics about `rec` that are known now (it must have passed its schema)."""
+        out: list[Diagnostic] = []
+        kind, cid, tid, pid, started, ended = call_facts(rec)
+        self.feed_call(rec.loc.path, rec.loc.line, kind, cid, tid, pid, started, ended, out)
+        return out
+
+    def note_refused(self, loc: Location, value: Any) -> None:
+        """A record failed its schema: its id must not cause follow-on warnings."""
+        _kind, cid = refused_id(value)
+        if cid is not None:
+            self.note_refused_id(loc.path, loc.line, cid)
+
+    def note_refused_id(self, path: str, line: int, cid: str) -> None:
+        h = hash(cid)
+        o = self._index.get(h)
+        if o is None:
+            self._new(h, _NO_TRACE, self._pack(path, line), _REFUSED)
+        else:
+            self._flags[o] |= _REFUSED
+
+    def feed_call(
+        self,
+        path: str,
+        line: int,
+        kind: str,
+        cid: Any,
+        tid: Any,
+        pid: Any,
+        started: float | None,
+        ended: float | None,
+        out: list[Diagnostic],
+    ) -> None:
+        """The facts of one valid record (see `call_facts`); diagnostics go to `out`."""
+        if kind == "freeplay":
+            self.calls += 1
+            return
+        if type(cid) is not str:
+            return  # only a start may lack an id, and tracecli refuses that already
+        h = hash(cid)
+        if kind == "end":
+            self._end(path, line, h, cid, started, ended, out)
+            return
+        trace = hash(tid) if type(tid) is str else _NO_TRACE
+        if started is not None and ended is not None and ended_before(ended, started):
+            out.append(time_order(path, line, "ended_at", ended, started, None))
+        packed = self._pack(path, line)
+        o = self._index.get(h)
+        if o is None:
+            o = self._new(h, trace, packed, _STARTED | (_ENDED if kind == "complete" else 0))
+        else:
+            flags = self._flags[o]
+            if flags & _STARTED:
+                out.append(self._dup_start(path, line, cid, o))
+                return
+            # seen before only as an early end and/or in a refused record
+            if kind == "complete" and flags & _ENDED and not flags & _REFUSED:
+                out.append(self._dup_end(path, line, cid, o))
+                return
+            early = self._early_ends.pop(h, None)
+            if early is not None and kind == "start":
+                early_ended = early[1]
+                if (
+                    started is not None
+                    and early_ended is not None
+                    and ended_before(early_ended, started)
+                ):
+                    out.append(
+                        time_order(
+                            path, line, "started_at", early_ended, started, f"end at {self._at(o)}"
+                        )
+                    )
+                kind = "paired"
+            self._traces[o] = trace
+            self._locs[o] = packed
+            self._flags[o] = flags | _STARTED | (_ENDED if kind == "complete" else 0)
+        self.calls += 1
+        if kind == "start":
+            self._open[h] = (o, started)
+        if pid is not None and type(pid) is str:
+            self._parent(path, line, o, trace, pid, out)
+        children = self._orphans.pop(h, None)
+        if children is not None:
+            self._adopt(o, trace, children)
+
+    def feed_pair(
+        self,
+        path: str,
+        line: int,
+        cid: str,
+        tid: Any,
+        pid: Any,
+        started: Any,
+        ended: Any,
+        end_line: int,
+        out: list[Diagnostic],
+    ) -> None:
+        """A start at `line` and its end at `end_line` (same file), read as one.
+
+        A block pairs the halves that sit close together before they reach the process
+        that runs the checks, which halves the work here; the answer is the same as
+        feeding the start and then the end.
+        """
+        h = hash(cid)
+        index = self._index
+        if h in index.recent or type(tid) is not str or index.get(h) is not None:
+            self.feed_call(path, line, "start", cid, tid, pid, started, None, out)
+            self.feed_call(path, end_line, "end", cid, None, None, None, ended, out)
+            return
+        trace = hash(tid)
+        o = len(self._traces)
+        self._traces.append(trace)
+        self._locs.append(self._pack(path, line))
+        self._flags.append(_STARTED | _ENDED)
+        index.add(h, o)
+        self.calls += 1
+        if started is not None and ended is not None and ended_before(ended, started):
+            out.append(
+                time_order(path, end_line, "ended_at", ended, started, f"start at {path}:{line}")
+            )
+        if pid is not None and type(pid) is str:
+            self._parent(path, line, o, trace, pid, out)
+        if self._orphans:
+            children = self._orphans.pop(h, None)
+            if children is not None:
+                self._adopt(o, trace, children)
+
+    def feed_block(
+        self,
+        path: str,
+        base: int,
+        entries: list[tuple[Any, ...]],
+        out: list[Diagnostic],
+        pairs: Packed | None = None,
+    ) -> None:
+        """A block of `validate`'s entries and packed pairs (see
+        `tracecli.upload.validate_blocks` and
+        `tracecli.check.pairpack`), whose lines are relative to `base`.
+
+        The same diagnostics as feeding each record in turn (a test holds that), at a
+        fraction of the cost: this runs once per record in one process while the workers
+        share the rest. The pairs (a start and its end, all ids new in the block) are
+        taken in bulk first when none of their ids is known yet, else they go through
+        the exact path one by one with the other entries, in line order. The block
+        compared the times within a record and within a pair already (its entries carry
+        None there). Diagnostics of the block's records ("diag" entries) go to `out` too.
+        """
+        if pairs and not self._bulk_pairs(path, base, pairs, out):
+            merged = [(p[0], "pair", *p[1:]) for p in unpack_pairs(pairs)]
+            merged.extend(entries)
+            merged.sort(key=_first)  # stable: what shares a line keeps its order
+            entries = merged
+        index = self._index
+        recent = index.recent
+        traces = self._traces
+        flags = self._flags
+        add_trace = traces.append
+        add_loc, add_flags = self._locs.append, flags.append
+        opened = self._open
+        file_bits = self._pack(path, 0)
+        calls = 0
+        for e in entries:
+            kind = e[1]
+            if kind == "pair":
+                cid, tid = e[2], e[3]
+                h = hash(cid)
+                if (
+                    h in recent
+                    or type(tid) is not str
+                    or (index.frozen and index.get(h) is not None)
+                ):
+                    self.feed_call(path, base + e[0], "start", cid, tid, e[4], e[5], None, out)
+                    self.feed_call(path, base + e[7], "end", cid, None, None, None, e[6], out)
+                    continue
+                trace = hash(tid)
+                o = len(traces)
+                add_trace(trace)
+                add_loc(file_bits | (base + e[0]))
+                add_flags(_STARTED | _ENDED)
+                recent[h] = o
+                if len(recent) >= RECENT_MAX:
+                    index.freeze_if_full()
+                calls += 1
+                if len(e) > 8 and e[8]:  # the block compared the times: ended first
+                    where = f"start at {path}:{base + e[0]}"
+                    out.append(time_order(path, base + e[7], "ended_at", e[6], e[5], where))
+                pid = e[4]
+                if pid is not None:
+                    ph = hash(pid)
+                    parent = opened.get(ph)
+                    po = parent[0] if parent is not None else recent.get(ph)
+                    if po is not None and flags[po] & _STARTED:
+                        ptrace = traces[po]
+                        if ptrace != trace and ptrace != _NO_TRACE:
+                            out.append(self._mismatch(o, po))
+                    else:
+                        self._parent(path, base + e[0], o, trace, pid, out)
+                if self._orphans:
+                    children = self._orphans.pop(h, None)
+                    if children is not None:
+                        self._adopt(o, trace, children)
+            elif kind == "diag":
+                out.append(Diagnostic(path, base + e[0], e[2], e[3], e[4], e[5]))
+            elif kind == "time":
+                where = f"start at {path}:{base + e[2]}" if e[2] else None
+                out.append(time_order(path, base + e[0], "ended_at", e[4], e[3], where))
+            elif kind == "refused":
+                self.note_refused_id(path, base + e[0], e[2])
+            else:
+                self.feed_call(path, base + e[0], kind, e[2], e[3], e[4], e[5], e[6], out)
+        self.calls += calls
+        out.extend(self.drain())
+
+    def _bulk_pairs(self, path: str, base: int, pairs: Packed, out: list[Diagnostic]) -> bool:
+        """Register a block's pairs at once; False (and nothing done) if an id is known.
+
+        Their order among the block's other records does not matter then: a parent
+        read later is adopted later, as it would have been (see `_parent`)."""
+        lines, end_lines, hs, ths, phs, _i, _t, _p, _s, _e, bad = pairs
+        n = len(hs)
+        index = self._index
+        recent = index.recent
+        fresh = set(hs)
+        if len(fresh) != n or not recent.keys().isdisjoint(fresh) or index.any_of(hs):
+            return False
+        traces = self._traces
+        o0 = len(traces)
+        traces.extend(ths)
+        first = self._pack(path, 0) + base  # file bits | line: the line bits are free
+        self._locs.extend([first + line for line in lines])
+        self._flags.extend(bytes((_STARTED | _ENDED,)) * n)
+        recent.update(zip(hs, range(o0, o0 + n), strict=True))
+        index.freeze_if_full()
+        self.calls += n
+        for i, started, ended in bad:
+            where = f"start at {path}:{base + lines[i]}"
+            out.append(time_order(path, base + end_lines[i], "ended_at", ended, started, where))
+        opened = self._open
+        flags = self._flags
+        for i, ph in enumerate(phs):
+            if ph == NO_PARENT:
+                continue
+            parent = opened.get(ph)
+            po = parent[0] if parent is not None else recent.get(ph)
+            if po is not None and flags[po] & _STARTED:
+                ptrace = traces[po]
+                if ptrace != ths[i] and ptrace != _NO_TRACE:
+                    out.append(self._mismatch(o0 + i, po))
+            else:
+                self._parent_hash(o0 + i, ths[i], ph, out)
+        orphans = self._orphans
+        if orphans:
+            for h in fresh & orphans.keys():
+                o = recent[h]
+                self._adopt(o, traces[o], orphans.pop(h))
+        return True
+
+    def _end(
+        self,
+        path: str,
+        line: int,
+        h: int,
+        cid: str,
+        own_started: float | None,
+        ended: float | None,
+        out: list[Diagnostic],
+    ) -> None:
+        if own_started is not None and ended is not None and ended_before(ended, own_started):
+            out.append(time_order(path, line, "ended_at", ended, own_started, None))
+        opened = self._open.pop(h, None)
+        if opened is not None:
+            o, started = opened
+            self._flags[o] |= _ENDED
+            if started is not None and ended is not None and ended_before(ended, started):
+                out.append(
+                    time_order(path, line, "ended_at", ended, started, f"start at {self._at(o)}")
+                )
+            return
+        o = self._index.get(h)
+        if o is None:
+            o = self._new(h, _NO_TRACE, self._pack(path, line), _ENDED)
+            self._early_ends[h] = (o, ended)
+            return
+        flags = self._flags[o]
+        if flags & _ENDED and not flags & _REFUSED:
+            out.append(self._dup_end(path, line, cid, o))
+        else:
+            self._flags[o] = flags | _ENDED
+
+    def _dup_start(self, path: str, line: int, cid: str, o: int) -> Diagnostic:
+        """A second call with this id. Ids are keyed alone, not by project: the hosted
+        server would keep two projects' calls apart, but weave's SQLite server (a primary
+        key on the id) and `upload --project` (one project for all) would not, so an id
+        must be unique across all the inputs; the message says so when the files differ,
+        where that is what the user most likely did (the same traces in two projects)."""
+        other_path, other_line = self._where(self._locs[o])
+        msg = f"call id {cid} is already used by the call at {other_path}:{other_line}"
+        if other_path != path:
+            msg += (
+                "; call ids must be unique across all the inputs, even between projects "
+                "(weave's SQLite server keys calls by id alone)"
+            )
+        return Diagnostic(path, line, "id", "duplicate-id", Severity.ERROR, msg)
+
+    def _dup_end(self, path: str, line: int, cid: str, o: int) -> Diagnostic:
+        return Diagnostic(
+            path,
+            line,
+            "id",
+            "duplicate-id",
+            Severity.ERROR,
+            f"call id {cid} already has an end (at {self._at(o)})",
+        )
+
+    def _parent(
+        self, path: str, line: int, o: int, trace: int, pid: str, out: list[Diagnostic]
+    ) -> None:
+        self._parent_hash(o, trace, hash(pid), out)
+
+    def _parent_hash(self, o: int, trace: int, ph: int, out: list[Diagnostic]) -> None:
+        opened = self._open.get(ph)
+        if opened is not None:
+            po: int | None = opened[0]
+        else:
+            po = self._index.recent.get(ph)
+            if po is None:
+                po = self._index.get(ph)
+        if po is not None:
+            pflags = self._flags[po]
+            if pflags & _STARTED:
+                ptrace = self._traces[po]
+                if ptrace != trace and ptrace != _NO_TRACE and trace != _NO_TRACE:
+                    out.append(self._mismatch(o, po))
+                return
+            if pflags & _REFUSED:
+                return
+        self._orphans.setdefault(ph, []).append(o)
+
+    def _adopt(self, po: int, ptrace: int, children: list[int]) -> None:
+        for c in children:
+            ctrace = self._traces[c]
+            if ctrace != ptrace and ctrace != _NO_TRACE and ptrace != _NO_TRACE:
+                self._deferred.append(self._mismatch(c, po))
+
+    def _mismatch(self, child: int, parent: int) -> Diagnostic:
+        path, line = self._where(self._locs[child])
+        return Diagnostic(
+            path,
+            line,
+            "trace_id",
+            "trace-mismatch",
+            Severity.ERROR,
+            f"differs from the trace_id of its parent call (at {self._at(parent)})",
+        )
+
+    # -- output ------------------------------------------------------------------------
+    def drain(self) -> list[Diagnostic]:
+        """Diagnostics found since the last call about records fed earlier."""
+        out, self._deferred = self._deferred, []
+        return out
+
+    def finish(self) -> list[Diagnostic]:
+        """Everything left once all inputs are read: unpaired halves, missing parents."""
+        out = self.drain()
+        flags = self._flags
+        end_sev = Severity.ERROR if self.strict else Severity.WARNING
+        for o, _ in self._early_ends.values():
+            if not flags[o] & (_REFUSED | _STARTED):
+                path, line = self._where(self._locs[o])
+                out.append(
+                    Diagnostic(
+                        path,
+                        line,
+                        "id",
+                        "end-without-start",
+                        end_sev,
+                        "the start of this call is not in the inputs",
+                    )
+                )
+        for o, _ in self._open.values():
+            if not flags[o] & _REFUSED:
+                path, line = self._where(self._locs[o])
+                out.append(
+                    Diagnostic(
+                        path,
+                        line,
+                        "id",
+                        "running-call",
+                        Severity.WARNING,
+                        "call has no end in the inputs: it stays running",
+                    )
+                )
+        for ph, children in self._orphans.items():
+            po = self._index.get(ph)
+            if po is not None and flags[po] & (_REFUSED | _STARTED):
+                continue
+            for c in children:
+                path, line = self._where(self._locs[c])
+                out.append(
+                    Diagnostic(
+                        path,
+                        line,
+                        "parent_id",
+                        "missing-parent",
+                        Severity.WARNING,
+                        "the parent call is not in the inputs",
+                    )
+                )
+        self._early_ends.clear()
+        self._open.clear()
+        self._orphans.clear()
+        out.sort(key=lambda d: (self._path_ids.get(d.path, -1), d.line))
+        return out

@@ -1,0 +1,1 @@
+"""Settings: flags, environment, config files, ~/.netrc and login, and where files live."""

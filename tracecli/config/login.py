@@ -1,0 +1,166 @@
+"""`tracecli login`: check a key against its server, then store it where tracecli finds it.
+
+Weave keys go to ~/.netrc under the machine `wandb login` uses (api.wandb.ai for W&B's
+cloud, else the server's host), so tracecli and the W&B tools share one login. Freeplay keys
+go to the user config's `credentials` section. Neither ever goes to a project's
+tracecli.yaml, which is usually committed.
+
+A key is checked before it is stored, with a request that needs authentication but writes
+nothing: a one-row query of calls (Weave), an update of a completion that does not exist
+(Freeplay). Only 401/403 mean "wrong key"; any other client error means the server got past
+authentication and complained about the probe itself, which is fine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import SecretStr
+
+from tracecli.config import netrc_file
+from tracecli.config.files import display_path, load_config_file
+from tracecli.config.settings import (
+    WANDB_CLOUD_HOSTS,
+    Settings,
+    is_loopback,
+    user_config_path,
+)
+from tracecli.config.user_config import store_credential
+from tracecli.diagnostics import TracecliError
+
+NIL_UUID = "00000000-0000-4000-8000-000000000000"
+PROBE_PROJECT = "tracecli/login-check"
+
+
+class LoginError(TracecliError):
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    target: str
+    server: str
+    host: str
+    stored_in: Path | None
+    checked: str
+    already: bool = False
+
+    def message(self) -> str:
+        if self.already:
+            return (
+                f"already logged in to {self.server}: a key for {self.host} is in "
+                f"{display_path(self.stored_in or Path())}; pass --relogin to replace it"
+            )
+        where = display_path(self.stored_in or Path())
+        return f"{self.checked}; key for {self.host} saved in {where} (mode 600)"
+
+
+def store_host(target: str, server: str) -> str:
+    host = (urlsplit(server).hostname or "").lower()
+    if target == "weave" and host in WANDB_CLOUD_HOSTS:
+        return "api.wandb.ai"  # where `wandb login` writes it
+    return host
+
+
+def stored_key_location(settings: Settings) -> Path | None:
+    """Where a key for the selected server is already stored by a login, if anywhere."""
+    host = store_host(settings.target, settings.server or "")
+    if settings.target == "weave":
+        try:
+            return netrc_file.netrc_path() if netrc_file.lookup(host) else None
+        except netrc_file.NetrcError:
+            return None
+    cfg = load_config_file(user_config_path(), "user")
+    return cfg.path if cfg is not None and host in cfg.credentials else None
+
+
+def _redact(text: str, key: SecretStr) -> str:
+    secret = key.get_secret_value()
+    return text.replace(secret, "**********") if secret else text
+
+
+def check_key(settings: Settings, key: SecretStr, *, client: httpx.Client | None = None) -> str:
+    """One authenticated request; returns what the server said, raises LoginError on 401/403
+    or when the server cannot be reached."""
+    server = settings.server or ""
+    plain = urlsplit(server).scheme == "http" and not is_loopback(server)
+    if plain and not settings.allow_insecure:
+        raise LoginError(
+            f"refusing to send the key over plain http to {server}: use https, "
+            "or --allow-insecure if this network is trusted"
+        )
+    secret = key.get_secret_value()
+    own = client is None
+    http = client or httpx.Client(
+        timeout=httpx.Timeout(15.0),
+        verify=str(settings.ca_bundle) if settings.ca_bundle else True,
+    )
+    try:
+        if settings.target == "weave":
+            project = settings.project or PROBE_PROJECT
+            resp = http.post(
+                f"{server}/calls/stream_query",
+                json={"project_id": project, "limit": 1},
+                auth=("api", secret),
+                headers={"Accept": "application/jsonl"},
+            )
+        else:
+            project = settings.project or NIL_UUID
+            resp = http.post(
+                f"{server}/v2/projects/{project}/completions/{NIL_UUID}",
+                json={},
+                headers={"Authorization": f"Bearer {secret}"},
+            )
+    except httpx.HTTPError as exc:
+        reason = _redact(str(exc) or type(exc).__name__, key)
+        raise LoginError(
+            f"could not check the key: {server} did not answer ({reason}); "
+            "pass --no-verify to store it without checking"
+        ) from None
+    finally:
+        if own:
+            http.close()
+    status = resp.status_code
+    if status == 401:
+        raise LoginError(f"{server} refused the key (401 Unauthorized): nothing was stored")
+    if status == 403 and settings.project:
+        raise LoginError(
+            f"{server} refused the key for project {settings.project} (403 Forbidden): "
+            "nothing was stored"
+        )
+    if status >= 500:
+        raise LoginError(
+            f"could not check the key: {server} answered {status}; "
+            "pass --no-verify to store it without checking"
+        )
+    return f"{server} accepted the key"
+
+
+def login(
+    settings: Settings, key: SecretStr, *, verify: bool = True, client: httpx.Client | None = None
+) -> LoginResult:
+    """Check `key` against the selected server and store it (Weave: ~/.netrc; Freeplay: the
+    user config), never in a project's tracecli.yaml."""
+    if settings.target == "local":
+        raise LoginError(
+            "nothing to log in to: the embedded store needs no key; "
+            "pass --server URL (Weave) or --target freeplay"
+        )
+    secret = key.get_secret_value().strip()
+    if not secret or any(c.isspace() for c in secret) or secret[0] in "#\"'":
+        raise LoginError("that does not look like an API key (empty, or spaces or quotes in it)")
+    key = SecretStr(secret)
+    server = settings.server or ""
+    checked = check_key(settings, key, client=client) if verify else "key not checked"
+    host = store_host(settings.target, server)
+    try:
+        if settings.target == "weave":
+            path = netrc_file.store(host, secret)
+        else:
+            path = store_credential(user_config_path(), host, secret)
+    except netrc_file.NetrcError as exc:
+        raise LoginError(str(exc)) from None
+    return LoginResult(settings.target, server, host, path, checked)

@@ -1,0 +1,1 @@
+"""Weave calls as Freeplay records: conversion, providers, deterministic ids."""

@@ -1,0 +1,182 @@
+"""Freeplay records from any input: Freeplay records pass through, Weave calls are converted.
+
+Both `tracecli convert --to freeplay` and `tracecli upload --target freeplay` read through
+here, so what convert writes is exactly what upload would send. Weave starts and ends are
+joined with the upload pipeline's `Pairer` (bounded memory: it spills open calls to disk),
+whatever the order of the files. Every input line ends in exactly one `Piece`: a record to
+send, or diagnostics saying why not, with the lines it came from (to acknowledge them in the
+resume journal, or to write them as they were read to the rejected file).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from tracecli.check.pairing import DEFAULT_MEMORY_BUDGET, DUPLICATE, Half, Pairer
+from tracecli.check.records import parse_record, wrap
+from tracecli.diagnostics import Diagnostic, Location, Severity
+from tracecli.freeplay.convert import ToolNames, convert_call, short_op_name
+from tracecli.inputs.reader import Source
+from tracecli.schema.freeplay import check_completion, is_trace_record
+from tracecli.schema.weave import END_FIELDS
+
+
+@dataclass(slots=True)
+class Piece:
+    """One Freeplay record to send (`record`), or why the lines cannot become one.
+
+    A Piece without lines only carries diagnostics (warnings about a half still waiting
+    for its other half)."""
+
+    record: dict[str, Any] | None
+    lines: tuple[tuple[int, int], ...]  # (source index, line) of each input record used
+    originals: tuple[Any, ...]  # those records as read (None: the line was not JSON)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    converted: bool = False  # made from Weave calls
+
+    @property
+    def ok(self) -> bool:
+        return self.record is not None
+
+    @property
+    def is_trace(self) -> bool:
+        return self.record is not None and is_trace_record(self.record)
+
+
+class FreeplayPieces:
+    """Iterate the sources' records as Pieces. `sources` are opened `reader.Source`s."""
+
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        *,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        strict: bool = False,
+    ) -> None:
+        self.sources = list(sources)
+        self.memory_budget = memory_budget
+        self.strict = strict
+        self.converted = 0  # Weave calls converted
+        self.tool_names = ToolNames()
+
+    def __iter__(self) -> Iterator[Piece]:
+        """Close the iterator to stop early (Ctrl-C): the pairer's spill file goes with it."""
+        with Pairer(self.memory_budget) as pairer:
+            for i, source in enumerate(self.sources):
+                for item in source:
+                    yield from self._one(pairer, i, item)
+            for half in pairer.leftovers():
+                yield self._lone(half)
+
+    # -- one input record ---------------------------------------------------------------
+    def _one(self, pairer: Pairer, src: int, item: Any) -> Iterator[Piece]:
+        if isinstance(item, Diagnostic):
+            yield Piece(None, ((src, item.line),), (None,), [item])
+            return
+        loc, value = item
+        parsed = parse_record(loc, value)
+        diags = [d.as_error() for d in parsed.diagnostics] if self.strict else parsed.diagnostics
+        rec = parsed.record
+        if rec is None or any(d.is_error for d in diags):
+            yield Piece(None, ((src, loc.line),), (value,), diags)
+            return
+        if rec.kind == "freeplay":
+            yield Piece(rec.data, ((src, loc.line),), (value,), diags)
+            return
+        if rec.kind == "complete":
+            yield self._convert(rec.data, [(src, loc, rec.shape, "complete", rec.data)], diags)
+            return
+        half = Half(
+            rec.kind, str(rec.data["id"]), str(rec.data.get("project_id", "")),
+            orjson.dumps(rec.data), b"", False, src, loc.line, rec.shape,
+        )  # fmt: skip
+        other = pairer.match(half)
+        if other is None:
+            if diags:  # a half's warnings are said now; its Piece comes with the other half
+                yield Piece(None, (), (), diags)
+            return
+        if other is DUPLICATE:
+            yield Piece(
+                None,
+                ((src, loc.line),),
+                (value,),
+                [
+                    *diags,
+                    Diagnostic.at(
+                        loc, "duplicate", f"call {half.call_id} already has a {half.kind} "
+                        "in the inputs: one start and one end per call", "id",
+                    ),
+                ],
+            )  # fmt: skip
+            return
+        assert isinstance(other, Half)
+        start, end = (half, other) if half.kind == "start" else (other, half)
+        yield self._pair(start, end, diags)
+
+    def _pair(self, start: Half, end: Half, diags: list[Diagnostic]) -> Piece:
+        s = orjson.loads(start.body)
+        e = orjson.loads(end.body)
+        call = dict(s)
+        for k in END_FIELDS:
+            if k in e:
+                call[k] = e[k]
+        parts = [
+            (start.src, self._loc(start), start.shape, "start", s),
+            (end.src, self._loc(end), end.shape, "end", e),
+        ]
+        return self._convert(call, parts, diags)
+
+    def _loc(self, half: Half) -> Location:
+        return Location(self.sources[half.src].path, half.line)
+
+    def _convert(
+        self,
+        call: dict[str, Any],
+        parts: list[tuple[int, Location, str, str, dict[str, Any]]],
+        diags: list[Diagnostic],
+    ) -> Piece:
+        """A finished Weave call → a checked Freeplay record, located at its first line."""
+        lines = tuple((src, loc.line) for src, loc, _, _, _ in parts)
+        originals = tuple(wrap(shape, kind, data) for _, _, shape, kind, data in parts)  # type: ignore[arg-type]
+        loc = parts[0][1]
+        record, warnings = convert_call(call, self.tool_names)
+        self.converted += 1
+        what = f"Weave call {call.get('id')} ({short_op_name(str(call.get('op_name', '')))})"
+        severity = Severity.ERROR if self.strict else Severity.WARNING
+        out = list(diags)
+        out.extend(Diagnostic.at(loc, "convert", f"{what}: {w}", "", severity) for w in warnings)
+        kind = "trace" if is_trace_record(record) else "completion"
+        for fld, code, msg in check_completion(record):
+            out.append(
+                Diagnostic.at(loc, code, f"{what} gives an invalid Freeplay {kind}: {msg}", fld)
+            )
+        if any(d.is_error for d in out):
+            return Piece(None, lines, originals, out, converted=True)
+        return Piece(record, lines, originals, out, converted=True)
+
+    def _lone(self, half: Half) -> Piece:
+        data = orjson.loads(half.body)
+        loc = self._loc(half)
+        if half.kind == "start":
+            msg = (
+                f"call {half.call_id} has no end in the inputs: Freeplay records finished "
+                "calls only; upload it once it has ended (the calls under it link to it by "
+                "its id meanwhile)"
+            )
+        else:
+            msg = (
+                f"call {half.call_id} has no start in the inputs: its op, inputs and trace "
+                "are unknown, so it cannot become a Freeplay record; upload it together with "
+                "the file holding its start"
+            )
+        return Piece(
+            None,
+            ((half.src, half.line),),
+            (wrap(half.shape, half.kind, data),),  # type: ignore[arg-type]
+            [Diagnostic.at(loc, "unpaired", msg, "id")],
+            converted=True,
+        )

@@ -1,0 +1,1 @@
+"""Reading calls back from a Weave server or the store: `tail` and `export`."""

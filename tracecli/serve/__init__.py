@@ -1,0 +1,1 @@
+"""`tracecli serve`: the embedded store behind Weave's trace-server routes (ASGI)."""

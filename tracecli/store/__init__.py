@@ -1,0 +1,1 @@
+"""The embedded SQLite trace store and Weave's call-query language over it."""

@@ -1,0 +1,715 @@
+"""The embedded trace store: one SQLite file, one row per call, Weave server semantics.
+
+Used in-process by the local upload target and `tail`, and over HTTP by `tracecli serve`.
+Why it is shaped this way:
+
+* A start inserts, an end completes its call, a completed call writes both halves, and a
+  re-sent start, end or completed call rewrites the same row with the same content: an
+  uploader that retries after a lost acknowledgement can never duplicate a call.
+* An end can arrive before its start (the weave SDK's batches do that, and so do resumed
+  uploads); it waits in `pending_ends` and is merged when its start lands, so nothing is lost
+  and queries never see half a call.
+* A whole batch is one transaction through `executemany`; one writer connection behind a
+  lock serialises writers in this process, and WAL plus a busy timeout lets other processes
+  (a `serve` and an `upload` on the same file) read and write meanwhile.
+* `PRAGMA user_version` numbers the schema, so a later release can migrate old files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import sqlite3
+import threading
+import uuid
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+
+from tracecli.diagnostics import TracecliError
+from tracecli.store.query import (
+    SELECT_COLUMNS,
+    QueryError,
+    build_select,
+    dumps_exact,
+    render_call,
+    selected_columns,
+)
+
+__all__ = ["SCHEMA_VERSION", "QueryError", "Store", "StoreError"]
+
+SCHEMA_VERSION = 3
+BUSY_TIMEOUT_S = 30.0
+_READER_POOL = 4
+
+START_COLUMNS = (
+    "project_id",
+    "id",
+    "trace_id",
+    "op_name",
+    "display_name",
+    "parent_id",
+    "thread_id",
+    "turn_id",
+    "started_at",
+    "attributes",
+    "inputs",
+    "otel_dump",
+    "wb_user_id",
+    "wb_run_id",
+    "wb_run_step",
+)
+END_COLUMNS = ("ended_at", "exception", "output", "summary", "wb_run_step_end")
+COMPLETE_COLUMNS = START_COLUMNS + END_COLUMNS
+
+# Each entry migrates user_version i → i + 1.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE calls (
+            project_id TEXT NOT NULL,
+            id TEXT NOT NULL,
+            trace_id TEXT NOT NULL,
+            op_name TEXT NOT NULL,
+            display_name TEXT,
+            parent_id TEXT,
+            thread_id TEXT,
+            turn_id TEXT,
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            attributes TEXT NOT NULL,
+            inputs TEXT NOT NULL,
+            output TEXT,
+            summary TEXT,
+            exception TEXT,
+            otel_dump TEXT,
+            wb_user_id TEXT,
+            wb_run_id TEXT,
+            wb_run_step INTEGER,
+            wb_run_step_end INTEGER,
+            deleted_at TEXT,
+            PRIMARY KEY (project_id, id)
+        )""",
+        "CREATE INDEX calls_project_started ON calls (project_id, started_at)",
+        "CREATE INDEX calls_project_trace ON calls (project_id, trace_id)",
+        "CREATE INDEX calls_project_parent ON calls (project_id, parent_id)",
+        """CREATE TABLE pending_ends (
+            project_id TEXT NOT NULL,
+            id TEXT NOT NULL,
+            ended_at TEXT NOT NULL,
+            exception TEXT,
+            output TEXT,
+            summary TEXT,
+            wb_run_step_end INTEGER,
+            PRIMARY KEY (project_id, id)
+        )""",
+    ),
+    # 2: what the weave SDK publishes beside its calls (tracecli.store.objects).
+    (
+        """CREATE TABLE objects (
+            project_id TEXT NOT NULL,
+            object_id TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            base_object_class TEXT,
+            val TEXT NOT NULL,
+            wb_user_id TEXT,
+            created_at TEXT NOT NULL,
+            version_index INTEGER NOT NULL,
+            PRIMARY KEY (project_id, object_id, digest)
+        )""",
+        """CREATE TABLE table_rows (
+            project_id TEXT NOT NULL, digest TEXT NOT NULL, val TEXT NOT NULL,
+            PRIMARY KEY (project_id, digest)
+        )""",
+        """CREATE TABLE tables (
+            project_id TEXT NOT NULL, digest TEXT NOT NULL, row_digests TEXT NOT NULL,
+            PRIMARY KEY (project_id, digest)
+        )""",
+        """CREATE TABLE files (
+            project_id TEXT NOT NULL, digest TEXT NOT NULL, val BLOB NOT NULL,
+            PRIMARY KEY (project_id, digest)
+        )""",
+    ),
+    # 3: feedback on calls (the weave SDK's call.feedback), an object's leaf class (what
+    # get_evaluations asks for), and an index for deleting a call with its descendants.
+    (
+        """CREATE TABLE feedback (
+            project_id TEXT NOT NULL,
+            id TEXT NOT NULL,
+            weave_ref TEXT NOT NULL,
+            wb_user_id TEXT,
+            creator TEXT,
+            created_at TEXT NOT NULL,
+            feedback_type TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            annotation_ref TEXT,
+            runnable_ref TEXT,
+            call_ref TEXT,
+            trigger_ref TEXT,
+            queue_id TEXT,
+            PRIMARY KEY (project_id, id)
+        )""",
+        "CREATE INDEX feedback_project_ref ON feedback (project_id, weave_ref)",
+        "ALTER TABLE objects ADD COLUMN leaf_object_class TEXT",
+    ),
+)
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+def _upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+    )
+
+
+_KEY = ("project_id", "id")
+_SQL_START = _upsert("calls", START_COLUMNS, _KEY)
+_SQL_COMPLETE = _upsert("calls", COMPLETE_COLUMNS, _KEY)
+_SQL_PEND = _upsert("pending_ends", ("project_id", "id", *END_COLUMNS), _KEY)
+_SQL_END = (
+    f"UPDATE calls SET {', '.join(f'{c} = ?' for c in END_COLUMNS)} WHERE project_id = ? AND id = ?"
+)
+_SQL_EXISTING = (
+    "SELECT id FROM calls WHERE project_id = ? AND id IN (SELECT value FROM json_each(?))"
+)
+_SQL_MERGE = (
+    f"UPDATE calls SET {', '.join(f'{c} = p.{c}' for c in END_COLUMNS)} "
+    "FROM pending_ends AS p WHERE p.project_id = ? AND p.id IN (SELECT value FROM json_each(?)) "
+    "AND calls.project_id = p.project_id AND calls.id = p.id"
+)
+_SQL_UNPEND = (
+    "DELETE FROM pending_ends WHERE project_id = ? AND id IN (SELECT value FROM json_each(?))"
+)
+_SELECT = ", ".join(SELECT_COLUMNS)
+
+
+class StoreError(TracecliError):
+    """The store cannot be opened or a record cannot be stored; a usage/config error."""
+
+    exit_code = 2
+
+
+# ---- value normalisation ----------------------------------------------------------------
+
+_DATETIME = TypeAdapter(datetime.datetime)
+
+
+def to_ts(value: Any, field: str = "started_at") -> str:
+    """Any datetime pydantic accepts → fixed-width UTC `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+
+    Fixed width so that text order is time order (the started_at index sorts by it); naive
+    datetimes are taken as UTC, as the Weave server does.
+    """
+    try:
+        if isinstance(value, datetime.datetime):
+            dt = value
+        elif isinstance(value, str):
+            try:
+                dt = datetime.datetime.fromisoformat(value)
+            except ValueError:
+                dt = _DATETIME.validate_python(value)
+        else:
+            dt = _DATETIME.validate_python(value)
+    except ValidationError:
+        raise StoreError(f"{field}: not a datetime: {value!r}", exit_code=1) from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=datetime.UTC)
+    elif dt.utcoffset():
+        dt = dt.astimezone(datetime.UTC)
+    return dt.isoformat(timespec="microseconds")[:26] + "Z"
+
+
+def _json(value: Any) -> str:
+    """Stored JSON text: integers beyond 64 bits exact, as weave's server keeps them."""
+    return dumps_exact(value).decode()
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else _json(value)
+
+
+def _required(d: Mapping[str, Any], key: str, what: str) -> Any:
+    value = d.get(key)
+    if value is None:
+        raise StoreError(f"{what} {d.get('id') or ''}: missing {key}".replace("  ", " "), 1)
+    return value
+
+
+def start_row(s: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A StartedCallSchemaForInsert dict → its values in START_COLUMNS order.
+
+    A start without id or trace_id gets fresh ones, as the hosted server does.
+    """
+    return (
+        _required(s, "project_id", "call start"),
+        s.get("id") or str(uuid.uuid4()),
+        s.get("trace_id") or str(uuid.uuid4()),
+        _required(s, "op_name", "call start"),
+        s.get("display_name"),
+        s.get("parent_id"),
+        s.get("thread_id"),
+        s.get("turn_id"),
+        to_ts(_required(s, "started_at", "call start")),
+        _json(s.get("attributes") or {}),
+        _json(s.get("inputs") or {}),
+        _json_or_none(s.get("otel_dump")),
+        s.get("wb_user_id"),
+        s.get("wb_run_id"),
+        s.get("wb_run_step"),
+    )
+
+
+def end_values(e: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The end half of a call (EndedCallSchemaForInsert or completed) in END_COLUMNS order."""
+    return (
+        to_ts(_required(e, "ended_at", "call end"), "ended_at"),
+        e.get("exception"),
+        _json_or_none(e.get("output")),
+        _json(e.get("summary") or {}),
+        e.get("wb_run_step_end"),
+    )
+
+
+def complete_row(c: Mapping[str, Any]) -> tuple[Any, ...]:
+    for key in ("id", "trace_id"):
+        _required(c, key, "completed call")
+    return start_row(c) + end_values(c)
+
+
+# ---- the store ---------------------------------------------------------------------------
+
+_WAL_BACKSTOP_PAGES = 16384  # 64 MiB: the writer checkpoints itself only if the thread lags
+
+
+class _Checkpointer:
+    """Runs WAL checkpoints (and their fsyncs) in a thread of their own, off the write path.
+
+    SQLite's automatic checkpoint runs inside the COMMIT that crosses 1,000 WAL pages, so
+    every few batches one write paid for copying the WAL into the database and syncing it:
+    on the 2-core reference box that tripled the average cost of a 500-call batch. Here a
+    daemon thread checkpoints (PASSIVE: never blocks readers or the writer) shortly after
+    writes; durability is unchanged (synchronous=NORMAL syncs at checkpoints either way).
+    """
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection], pause: float = 0.2) -> None:
+        self._conn = connect()
+        self._pause = pause
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name="tracecli-store-checkpoint", daemon=True
+        )
+        self._thread.start()
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            self._stop.wait(self._pause)  # coalesce a burst of writes into one checkpoint
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join()
+        self._conn.close()
+
+
+# ---- the store --------------------------------------------------------------------------
+
+
+class Store:
+    """An embedded Weave-compatible call store in one SQLite file.
+
+    Thread-safe: writes go through one connection under a lock, reads use pooled
+    connections of their own. `path` may be ":memory:" (tests, throwaway).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+        self.path = str(path)
+        self._memory = self.path == ":memory:"
+        if self._memory:
+            self._uri = f"file:tracecli-{uuid.uuid4().hex}?mode=memory&cache=shared"
+        else:
+            p = Path(self.path)
+            if not p.exists():
+                if not create:
+                    raise StoreError(f"no trace store at {p} (nothing has been stored there yet)")
+                try:
+                    p.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StoreError(
+                        f"cannot create the trace store {p}: {exc.strerror or exc}"
+                    ) from None
+            elif p.is_dir():
+                raise StoreError(f"{p} is a directory, not a trace store file")
+            self._uri = p.resolve().as_uri()
+        self._wlock = threading.RLock()
+        self._plock = threading.Lock()
+        self._pool: list[sqlite3.Connection] = []
+        self._closed = False
+        self._writer = self._connect()
+        try:
+            self._migrate()
+        except BaseException:
+            self._writer.close()
+            raise
+        self._checkpointer: _Checkpointer | None = None
+        if not self._memory:
+            self._writer.execute(f"PRAGMA wal_autocheckpoint = {_WAL_BACKSTOP_PAGES}")
+            self._checkpointer = _Checkpointer(self._connect)
+            # A Store dropped without close() must not leave its thread behind.
+            self._stop_checkpointer = weakref.finalize(self, self._checkpointer.close)
+
+    # -- connections and schema
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self._uri,
+                uri=True,
+                timeout=BUSY_TIMEOUT_S,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            if self._memory:
+                # Shared-cache readers take table locks that busy_timeout does not wait on.
+                conn.execute("PRAGMA read_uncommitted = true")
+            else:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open trace store {self.path}: {exc}") from None
+        return conn
+
+    def _migrate(self) -> None:
+        with self._wlock:
+            conn = self._writer
+            try:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"{self.path} is not a tracecli store: {exc}") from None
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} was written by a newer tracecli (store schema {version}; "
+                    f"this version reads up to {SCHEMA_VERSION}): upgrade tracecli"
+                )
+            if version == SCHEMA_VERSION:
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]  # raced?
+                if version == 0:
+                    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+                    if names:
+                        raise StoreError(
+                            f"{self.path} is an SQLite file but not a tracecli store "
+                            f"(it has tables: {', '.join(sorted(names)[:5])})"
+                        )
+                for step in MIGRATIONS[version:]:
+                    for statement in step:
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._wlock:
+            if self._closed:
+                raise StoreError("the trace store is closed")
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            if self._checkpointer is not None:
+                self._checkpointer.poke()
+
+    @contextmanager
+    def _reader(self) -> Iterator[sqlite3.Connection]:
+        with self._plock:
+            if self._closed:
+                raise StoreError("the trace store is closed")
+            conn = self._pool.pop() if self._pool else None
+        if conn is None:
+            conn = self._connect()
+        try:
+            yield conn
+        finally:
+            with self._plock:
+                if self._closed or len(self._pool) >= _READER_POOL:
+                    conn.close()
+                else:
+                    self._pool.append(conn)
+
+    def close(self) -> None:
+        with self._wlock, self._plock:
+            if self._closed:
+                return
+            self._closed = True
+            for conn in self._pool:
+                conn.close()
+            self._pool.clear()
+            if self._checkpointer is not None:
+                self._stop_checkpointer()
+                with contextlib.suppress(sqlite3.Error):  # leave a small file behind
+                    self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._writer.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writes
+
+    def write(
+        self,
+        starts: Iterable[Mapping[str, Any]] = (),
+        ends: Iterable[Mapping[str, Any]] = (),
+        completes: Iterable[Mapping[str, Any]] = (),
+    ) -> list[tuple[str, str]]:
+        """Store starts, ends and completed calls in one transaction.
+
+        Returns the (id, trace_id) of each start, in order (ids are generated when absent).
+        Order inside one call does not matter: starts and completes land first, then each
+        end completes its call or waits in pending_ends for its start.
+        """
+        start_rows = [start_row(s) for s in starts]
+        complete_rows = [complete_row(c) for c in completes]
+        end_rows = [(e, end_values(e)) for e in ends]
+        for e, _ in end_rows:
+            _required(e, "project_id", "call end")
+            _required(e, "id", "call end")
+        with self._transaction() as conn:
+            if start_rows:
+                conn.executemany(_SQL_START, start_rows)
+            if complete_rows:
+                conn.executemany(_SQL_COMPLETE, complete_rows)
+            if end_rows:
+                self._write_ends(conn, end_rows)
+            if (start_rows or complete_rows) and conn.execute(
+                "SELECT 1 FROM pending_ends LIMIT 1"
+            ).fetchone():
+                for project, ids in _by_project((r[0], r[1]) for r in start_rows):
+                    conn.execute(_SQL_MERGE, (project, ids))
+                for project, ids in _by_project((r[0], r[1]) for r in start_rows + complete_rows):
+                    conn.execute(_SQL_UNPEND, (project, ids))
+        return [(r[1], r[2]) for r in start_rows]
+
+    @staticmethod
+    def _write_ends(
+        conn: sqlite3.Connection, end_rows: list[tuple[Mapping[str, Any], tuple[Any, ...]]]
+    ) -> None:
+        keys = [(e["project_id"], e["id"]) for e, _ in end_rows]
+        existing: set[tuple[str, str]] = set()
+        for project, ids in _by_project(keys):
+            existing.update((project, r[0]) for r in conn.execute(_SQL_EXISTING, (project, ids)))
+        update = [(*v, *k) for k, (_, v) in zip(keys, end_rows, strict=True) if k in existing]
+        pend = [(*k, *v) for k, (_, v) in zip(keys, end_rows, strict=True) if k not in existing]
+        if update:
+            conn.executemany(_SQL_END, update)
+        if pend:
+            conn.executemany(_SQL_PEND, pend)
+
+    def call_start(self, start: Mapping[str, Any]) -> dict[str, str]:
+        """`POST /call/start`: returns {id, trace_id} like CallStartRes."""
+        ((call_id, trace_id),) = self.write(starts=[start])
+        return {"id": call_id, "trace_id": trace_id}
+
+    def call_end(self, end: Mapping[str, Any]) -> dict[str, Any]:
+        """`POST /call/end`: returns {} like CallEndRes."""
+        self.write(ends=[end])
+        return {}
+
+    def calls_complete(self, calls: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """`POST /v2/{entity}/{project}/calls/complete`: returns {}."""
+        self.write(completes=calls)
+        return {}
+
+    def upsert_batch(self, items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """`POST /call/upsert_batch` items `{mode, req: {start|end}}` → the `res` list."""
+        starts: list[Mapping[str, Any]] = []
+        ends: list[Mapping[str, Any]] = []
+        kinds: list[str] = []
+        for i, item in enumerate(items):
+            mode = item.get("mode")
+            req = item.get("req") or {}
+            if mode not in ("start", "end") or not isinstance(req.get(mode), Mapping):
+                raise StoreError(f"batch item {i}: needs mode 'start' or 'end' and req.{mode}", 1)
+            (starts if mode == "start" else ends).append(req[mode])
+            kinds.append(mode)
+        started = iter(self.write(starts=starts, ends=ends))
+        res: list[dict[str, Any]] = []
+        for kind in kinds:
+            if kind == "start":
+                call_id, trace_id = next(started)
+                res.append({"id": call_id, "trace_id": trace_id})
+            else:
+                res.append({})
+        return res
+
+    def set_display_name(self, project_id: str, call_id: str, display_name: str) -> bool:
+        """`POST /call/update` (the SDK's `call.set_display_name`); False: no such call."""
+        with self._transaction() as conn:
+            cur = conn.execute(
+                "UPDATE calls SET display_name = ? WHERE project_id = ? AND id = ?",
+                (display_name, project_id, call_id),
+            )
+        return cur.rowcount > 0
+
+    def delete_calls(self, project_id: str, call_ids: Sequence[str]) -> int:
+        """`POST /calls/delete`: the calls and all their descendants are marked deleted and
+        leave every query, as on weave's server; answers weave's count (the descendants found
+        plus the ids asked for, whether stored or not)."""
+        now = datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")[:26] + "Z"
+        ids = orjson.dumps(list(call_ids)).decode()
+        with self._transaction() as conn:
+            descendants = [
+                r[0]
+                for r in conn.execute(
+                    "WITH RECURSIVE d(id) AS ("
+                    " SELECT id FROM calls WHERE project_id = ?1 AND deleted_at IS NULL"
+                    " AND parent_id IN (SELECT value FROM json_each(?2))"
+                    " UNION SELECT c.id FROM calls c JOIN d ON c.parent_id = d.id"
+                    " WHERE c.project_id = ?1 AND c.deleted_at IS NULL)"
+                    " SELECT id FROM d",
+                    (project_id, ids),
+                )
+            ]
+            every = orjson.dumps(descendants + list(call_ids)).decode()
+            conn.execute(
+                "UPDATE calls SET deleted_at = ? WHERE project_id = ? AND deleted_at IS NULL "
+                "AND id IN (SELECT value FROM json_each(?))",
+                (now, project_id, every),
+            )
+        return len(descendants) + len(call_ids)
+
+    # -- reads
+
+    def query(
+        self,
+        project_id: str,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        query: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+        offset: int | None = 0,
+        sort_by: Sequence[Mapping[str, Any]] | None = None,
+        columns: Sequence[str] | None = None,
+        include_costs: bool = False,
+    ) -> Iterator[dict[str, Any]]:
+        """Calls of a project as weave's `/calls/stream_query` returns them, streamed.
+
+        The request is checked now (QueryError for what the store cannot answer); rows are
+        read lazily, so a large result never sits in memory.
+        """
+        sql, params = build_select(
+            _SELECT,
+            project_id,
+            filter=filter,
+            query=query,
+            sort_by=sort_by,
+            limit=limit,
+            offset=offset,
+        )
+        wanted = selected_columns(columns, include_costs) or None
+        return self._rows(sql, params, wanted)
+
+    def _rows(
+        self, sql: str, params: list[Any], wanted: frozenset[str] | None
+    ) -> Iterator[dict[str, Any]]:
+        with self._reader() as conn:
+            cur = conn.execute(sql, params)
+            try:
+                while rows := cur.fetchmany(256):
+                    for row in rows:
+                        yield render_call(row, wanted)
+            finally:
+                cur.close()
+
+    def count(
+        self,
+        project_id: str,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        query: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Calls stored for a project (ends still waiting for their start are not calls)."""
+        if not filter and not query:
+            sql = "SELECT COUNT(*) FROM calls WHERE project_id = ? AND deleted_at IS NULL"
+            params = [project_id]
+        else:
+            inner, params = build_select("id", project_id, filter=filter, query=query)
+            sql = f"SELECT COUNT(*) FROM ({inner})"
+        with self._reader() as conn:
+            return conn.execute(sql, params).fetchone()[0]
+
+    def trace_storage_bytes(
+        self,
+        project_id: str,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        query: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+    ) -> int:
+        """`include_total_storage_size`, as weave's SQLite server sums it: for each matching
+        root call, the stored size of every call of its trace (sizes of this store's text)."""
+        inner, params = build_select(
+            "trace_id, parent_id", project_id, filter=filter, query=query, limit=limit
+        )
+        sql = (
+            "SELECT COALESCE(SUM(COALESCE(length(c.attributes), 0) + COALESCE(length(c.inputs), 0)"
+            " + COALESCE(length(c.output), 0) + COALESCE(length(c.summary), 0)), 0)"
+            f" FROM ({inner}) AS m JOIN calls c ON c.project_id = ? AND c.trace_id = m.trace_id"
+            " WHERE m.parent_id IS NULL"
+        )
+        with self._reader() as conn:
+            return conn.execute(sql, [*params, project_id]).fetchone()[0]
+
+    def projects(self) -> list[str]:
+        """Project ids that hold calls, the most recently active (latest start) first."""
+        with self._reader() as conn:
+            rows = conn.execute(
+                "SELECT project_id FROM calls GROUP BY project_id "
+                "ORDER BY MAX(started_at) DESC, project_id"
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def pending_ends(self, project_id: str | None = None) -> int:
+        """Ends still waiting for their start (all projects when project_id is None)."""
+        with self._reader() as conn:
+            if project_id is None:
+                return conn.execute("SELECT COUNT(*) FROM pending_ends").fetchone()[0]
+            return conn.execute(
+                "SELECT COUNT(*) FROM pending_ends WHERE project_id = ?", (project_id,)
+            ).fetchone()[0]
+
+
+def _by_project(keys: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(project_id, id) pairs → [(project_id, JSON list of ids)] for json_each parameters."""
+    groups: dict[str, list[str]] = {}
+    for project, call_id in keys:
+        groups.setdefault(project, []).append(call_id)
+    return [(p, orjson.dumps(ids).decode()) for p, ids in groups.items()]

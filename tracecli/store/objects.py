@@ -1,0 +1,479 @@
+"""What the weave SDK publishes beside its calls: objects (ops' code, datasets), tables, files.
+
+`weave.op` publishes each op (an object whose source is a file) before its first call is
+sent, and a call whose op could not be published is dropped by the SDK; so `tracecli serve`
+keeps these in the store's file too, content-addressed as weave's server does (the digests
+are computed the same way, so refs look the same). Only what the SDK needs to log and read
+back calls is answered: create and read by digest or `latest`, no tags, aliases or deletes.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from tracecli.diagnostics import TracecliError
+
+if TYPE_CHECKING:
+    from tracecli.store.db import Store
+
+
+class NotFound(TracecliError):
+    """A ref, object or file the store does not hold (a 404 over HTTP)."""
+
+
+def bytes_digest(data: bytes) -> str:
+    """weave's digest: urlsafe base64 of SHA-256, `-`→X, `_`→Y, no padding."""
+    encoded = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).decode()
+    return encoded.replace("-", "X").replace("_", "Y").rstrip("=")
+
+
+def object_digest(val: Any) -> str:
+    return bytes_digest(json.dumps(val, sort_keys=True).encode())
+
+
+def table_digest(row_digests: Sequence[str]) -> str:
+    h = hashlib.sha256()
+    for d in row_digests:
+        h.update(d.encode())
+    return h.hexdigest()
+
+
+def _kind(val: Any) -> str:
+    if isinstance(val, Mapping) and val.get("_type") == "CustomWeaveType":
+        weave_type = val.get("weave_type")
+        if isinstance(weave_type, Mapping) and weave_type.get("type") == "Op":
+            return "op"
+    return "object"
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")[:26] + "Z"
+
+
+def object_classes(val: Any, builtin: str | None = None) -> tuple[str | None, str | None]:
+    """(base_object_class, leaf_object_class) as weave's `get_object_classes` reads them from
+    an object's `_bases` and `_class_name` (a weave.Evaluation: Evaluation, Evaluation)."""
+    if isinstance(val, Mapping) and isinstance(val.get("_bases"), list):
+        bases = val["_bases"]
+        if len(bases) >= 2 and bases[-1] == "BaseModel" and bases[-2] in ("BaseObject", "Object"):
+            leaf = val.get("_class_name")
+            return (bases[-3] if len(bases) > 2 else leaf), leaf
+    return builtin, builtin
+
+
+def obj_create(store: Store, obj: Mapping[str, Any]) -> dict[str, Any]:
+    """`/obj/create`: store a version of an object; the same content is the same version."""
+    val = obj.get("val")
+    digest = object_digest(val)
+    project_id, object_id = obj["project_id"], obj["object_id"]
+    base, leaf = object_classes(val, obj.get("builtin_object_class"))
+    with store._transaction() as conn:
+        conn.execute(
+            "INSERT INTO objects (project_id, object_id, digest, kind, base_object_class, "
+            "leaf_object_class, val, wb_user_id, created_at, version_index) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
+            "(SELECT COUNT(*) FROM objects WHERE project_id = ? AND object_id = ?)) "
+            "ON CONFLICT (project_id, object_id, digest) DO NOTHING",
+            (
+                project_id,
+                object_id,
+                digest,
+                _kind(val),
+                base,
+                leaf,
+                json.dumps(val),
+                obj.get("wb_user_id"),
+                _now(),
+                project_id,
+                object_id,
+            ),
+        )
+    return {"digest": digest, "object_id": object_id}
+
+
+_OBJ_COLUMNS = (
+    "object_id, digest, kind, base_object_class, leaf_object_class, val, wb_user_id, "
+    "created_at, version_index, version_index = (SELECT MAX(version_index) FROM objects o2 "
+    "WHERE o2.project_id = o.project_id AND o2.object_id = o.object_id)"
+)
+
+
+def _obj_row(project_id: str, row: Sequence[Any], metadata_only: bool) -> dict[str, Any]:
+    oid, dig, kind, base, leaf, val, user, created, index, latest = row
+    return {
+        "project_id": project_id,
+        "object_id": oid,
+        "created_at": created,
+        "deleted_at": None,
+        "digest": dig,
+        "version_index": index,
+        "is_latest": int(latest),
+        "kind": kind,
+        "base_object_class": base,
+        "leaf_object_class": leaf or base,
+        "val": {} if metadata_only else json.loads(val),
+        "wb_user_id": user,
+        "size_bytes": len(val),
+    }
+
+
+def obj_read(
+    store: Store, project_id: str, object_id: str, digest: str, metadata_only: bool = False
+) -> dict[str, Any]:
+    """`/obj/read`: one version by digest, `latest` or `vN`; NotFound otherwise."""
+    sql = f"SELECT {_OBJ_COLUMNS} FROM objects o WHERE project_id = ? AND object_id = ? "
+    params: list[Any] = [project_id, object_id]
+    if digest == "latest":
+        sql += "ORDER BY version_index DESC LIMIT 1"
+    elif digest.startswith("v") and digest[1:].isdigit():
+        sql += "AND version_index = ?"
+        params.append(int(digest[1:]))
+    else:
+        sql += "AND digest = ?"
+        params.append(digest)
+    with store._reader() as conn:
+        row = conn.execute(sql, params).fetchone()
+    if row is None:
+        raise NotFound(f"Obj {object_id}:{digest} not found")
+    obj = _obj_row(project_id, row, metadata_only)
+    if metadata_only:
+        obj["val"] = None
+    return obj
+
+
+_OBJ_FILTER_LISTS = {
+    "object_ids": "object_id IN",
+    "base_object_classes": "base_object_class IN",
+    "exclude_base_object_classes": "base_object_class NOT IN",
+    "leaf_object_classes": "COALESCE(leaf_object_class, base_object_class) IN",
+}
+
+
+def objs_query(
+    store: Store,
+    project_id: str,
+    filter: Mapping[str, Any] | None = None,
+    *,
+    metadata_only: bool = False,
+    limit: int | None = None,
+    offset: int | None = None,
+    sort_by: Sequence[Mapping[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """`/objs/query` (the SDK's get_evaluations, list of datasets): object versions by id,
+    class, op-ness and latest-only, oldest first, as weave's SQLite server answers them.
+    Tags and aliases are not stored, so a filter on them matches nothing."""
+    where, params = ["project_id = ?"], [project_id]
+    f = filter or {}
+    if f.get("is_op") is not None:
+        where.append("kind = 'op'" if f["is_op"] else "kind != 'op'")
+    for key, cond in _OBJ_FILTER_LISTS.items():
+        if f.get(key):
+            where.append(f"{cond} (SELECT value FROM json_each(?))")
+            params.append(json.dumps(list(f[key])))
+    if f.get("latest_only"):
+        where.append(
+            "version_index = (SELECT MAX(version_index) FROM objects o2 "
+            "WHERE o2.project_id = o.project_id AND o2.object_id = o.object_id)"
+        )
+    if f.get("tags") or f.get("aliases"):
+        where.append("0")
+    order = [
+        f"{s['field']} {str(s.get('direction')).upper()}"
+        for s in sort_by or []
+        if s.get("field") in ("object_id", "created_at") and s.get("direction") in ("asc", "desc")
+    ]
+    sql = f"SELECT {_OBJ_COLUMNS} FROM objects o WHERE {' AND '.join(where)} ORDER BY "
+    order = order or ["created_at ASC"]
+    sql += ", ".join([*order, "version_index ASC"])
+    sql += " LIMIT ? OFFSET ?"
+    params += [-1 if limit is None else limit, offset or 0]
+    with store._reader() as conn:
+        rows = conn.execute(sql, params).fetchall()
+    return [_obj_row(project_id, row, metadata_only) for row in rows]
+
+
+def table_create(store: Store, project_id: str, rows: Sequence[Any]) -> dict[str, Any]:
+    """`/table/create`: rows stored by content, the table by its ordered row digests."""
+    encoded = [json.dumps(r) for r in rows]
+    row_digests = [object_digest(r) for r in rows]
+    digest = table_digest(row_digests)
+    with store._transaction() as conn:
+        conn.executemany(
+            "INSERT OR IGNORE INTO table_rows (project_id, digest, val) VALUES (?, ?, ?)",
+            [(project_id, d, v) for d, v in zip(row_digests, encoded, strict=True)],
+        )
+        conn.execute(
+            "INSERT OR IGNORE INTO tables (project_id, digest, row_digests) VALUES (?, ?, ?)",
+            (project_id, digest, json.dumps(row_digests)),
+        )
+    return {"digest": digest, "row_digests": row_digests}
+
+
+def table_rows(store: Store, project_id: str, digest: str) -> list[dict[str, Any]]:
+    """`/table/query` without filters: the rows of a table in order, each with its digest."""
+    with store._reader() as conn:
+        row = conn.execute(
+            "SELECT row_digests FROM tables WHERE project_id = ? AND digest = ?",
+            (project_id, digest),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"Table {digest} not found")
+        digests = json.loads(row[0])
+        vals = dict(
+            conn.execute(
+                "SELECT digest, val FROM table_rows WHERE project_id = ? "
+                "AND digest IN (SELECT value FROM json_each(?))",
+                (project_id, row[0]),
+            ).fetchall()
+        )
+    return [{"digest": d, "val": json.loads(vals[d])} for d in digests if d in vals]
+
+
+def table_row_count(store: Store, project_id: str, digest: str) -> int:
+    """`/table/query_stats` (the SDK's len(dataset.rows)): a table's row count."""
+    with store._reader() as conn:
+        row = conn.execute(
+            "SELECT json_array_length(row_digests) FROM tables WHERE project_id = ? AND digest = ?",
+            (project_id, digest),
+        ).fetchone()
+    if row is None:
+        raise NotFound(f"Table {digest} not found")
+    return int(row[0])
+
+
+def file_create(store: Store, project_id: str, content: bytes) -> dict[str, Any]:
+    digest = bytes_digest(content)
+    with store._transaction() as conn:
+        conn.execute(
+            "INSERT OR IGNORE INTO files (project_id, digest, val) VALUES (?, ?, ?)",
+            (project_id, digest, content),
+        )
+    return {"digest": digest}
+
+
+def file_content(store: Store, project_id: str, digest: str) -> bytes:
+    with store._reader() as conn:
+        row = conn.execute(
+            "SELECT val FROM files WHERE project_id = ? AND digest = ?", (project_id, digest)
+        ).fetchone()
+    if row is None:
+        raise NotFound(f"File {digest} not found")
+    return bytes(row[0])
+
+
+def refs_read_batch(store: Store, refs: Sequence[str]) -> list[Any]:
+    """`/refs/read_batch`: the values of object and op refs (`weave:///e/p/object/name:digest`,
+    extra path parts walk into the value); a ref the store cannot resolve is NotFound."""
+    return [_read_ref(store, ref) for ref in refs]
+
+
+def _read_ref(store: Store, ref: str) -> Any:
+    if not ref.startswith("weave:///"):
+        raise NotFound(f"Invalid ref {ref!r}")
+    parts = ref[len("weave:///") :].split("/")
+    if len(parts) < 4 or parts[2] not in ("object", "op"):
+        raise NotFound(f"Cannot read ref {ref!r}: only object and op refs are stored")
+    project_id = f"{parts[0]}/{parts[1]}"
+    name, _, digest = parts[3].partition(":")
+    value = obj_read(store, project_id, name, digest or "latest")["val"]
+    extra = parts[4:]
+    for kind, key in zip(extra[::2], extra[1::2], strict=False):
+        if kind in ("key", "attr") and isinstance(value, Mapping) and key in value:
+            value = value[key]
+        elif kind == "index" and isinstance(value, list) and key.isdigit():
+            value = value[int(key)]
+        else:
+            raise NotFound(f"Cannot read ref {ref!r}: no {kind} {key!r}")
+    return value
+
+
+# ---- feedback on calls ------------------------------------------------------------------
+
+FEEDBACK_COLUMNS = (
+    "id",
+    "project_id",
+    "weave_ref",
+    "wb_user_id",
+    "creator",
+    "created_at",
+    "feedback_type",
+    "payload",
+    "annotation_ref",
+    "runnable_ref",
+    "call_ref",
+    "trigger_ref",
+    "queue_id",
+)
+# Columns weave's feedback table has that the store does not fill: answered empty.
+_FEEDBACK_EMPTY: dict[str, Any] = {
+    "scorer_tags": [],
+    "scorer_tag_reasons": {},
+    "scorer_tag_confidences": {},
+    "scorer_ratings": {},
+    "scorer_rating_reasons": {},
+    "scorer_rating_confidences": {},
+}
+
+
+def uuid7() -> str:
+    """A UUID version 7 (time-ordered), the kind of id weave's server gives feedback."""
+    ms = int(time.time() * 1000)
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms << 80) | (0x7 << 76) | ((rand >> 64) & 0xFFF) << 64
+    value |= (0b10 << 62) | (rand & ((1 << 62) - 1))
+    return str(uuid.UUID(int=value))
+
+
+def feedback_create(store: Store, items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """`/feedback/create` and `/feedback/batch/create`: answers `{id, created_at,
+    wb_user_id, payload}` for each, as weave's server does."""
+    rows, answers = [], []
+    for item in items:
+        now = datetime.datetime.now(datetime.UTC)
+        row = {
+            "id": item.get("id") or uuid7(),
+            "project_id": item["project_id"],
+            "weave_ref": item["weave_ref"],
+            "wb_user_id": item.get("wb_user_id"),
+            "creator": item.get("creator"),
+            "created_at": now.isoformat(sep=" "),
+            "feedback_type": item["feedback_type"],
+            "payload": json.dumps(item.get("payload") or {}),
+            **{k: item.get(k) for k in FEEDBACK_COLUMNS[8:]},
+        }
+        rows.append(tuple(row[c] for c in FEEDBACK_COLUMNS))
+        answers.append(
+            {
+                "id": row["id"],
+                "created_at": now.isoformat(timespec="microseconds")[:26] + "Z",
+                "wb_user_id": row["wb_user_id"],
+                "payload": item.get("payload") or {},
+            }
+        )
+    with store._transaction() as conn:
+        conn.executemany(
+            f"INSERT OR REPLACE INTO feedback ({', '.join(FEEDBACK_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(FEEDBACK_COLUMNS))})",
+            rows,
+        )
+    return answers
+
+
+def feedback_field(name: Any, cast: str | None, sql: Any) -> str:
+    """A `$getField` of feedback → SQL: its columns, and `payload.<path>` inside the payload."""
+    from tracecli.store.query import QueryError, json_field_sql
+
+    if name in FEEDBACK_COLUMNS and name != "payload":
+        return str(name)
+    if isinstance(name, str) and name.startswith("payload."):
+        return json_field_sql("payload", name[len("payload.") :], cast, sql)
+    raise QueryError(f"cannot query feedback on field {name!r}")
+
+
+def feedback_query(
+    store: Store,
+    project_id: str,
+    *,
+    query: Mapping[str, Any] | None = None,
+    fields: Sequence[str] | None = None,
+    sort_by: Sequence[Mapping[str, Any]] | None = None,
+    limit: int | None = None,
+    offset: int | None = None,
+) -> list[dict[str, Any]]:
+    """`/feedback/query`: the rows weave's server answers (all its columns, or `fields`)."""
+    from tracecli.store.query import QueryError, _Sql, compile_query
+
+    sql = _Sql()
+    where = [f"project_id = {sql.param(project_id)}"]
+    if query:
+        where.append(compile_query(query, sql, feedback_field))
+    order = []
+    for item in sort_by or []:
+        direction = str(item.get("direction", "asc")).upper()
+        if direction not in ("ASC", "DESC"):
+            raise QueryError(f"sort direction must be asc or desc, got {item.get('direction')!r}")
+        order.append(f"{feedback_field(item.get('field'), None, sql)} {direction}")
+    text = f"SELECT {', '.join(FEEDBACK_COLUMNS)} FROM feedback WHERE {' AND '.join(where)}"
+    text += f" ORDER BY {', '.join(order)}" if order else " ORDER BY rowid"
+    text += f" LIMIT {sql.param(-1 if limit is None else limit)} OFFSET {sql.param(offset or 0)}"
+    with store._reader() as conn:
+        rows = conn.execute(text, sql.params).fetchall()
+    out = []
+    for row in rows:
+        full = dict(zip(FEEDBACK_COLUMNS, row, strict=True))
+        full["payload"] = json.loads(full["payload"])
+        full.update({k: type(v)() for k, v in _FEEDBACK_EMPTY.items()})
+        out.append({f: full.get(f) for f in fields} if fields else full)
+    return out
+
+
+PURGE_REFUSED = "Can only purge feedback by specifying one or more feedback ids"
+
+
+def _purge_ids(expr: Any) -> list[str] | None:
+    """The ids of weave's only allowed purge: `$eq` on id, or `$or` of such (None: refused)."""
+    if not isinstance(expr, Mapping) or len(expr) != 1:
+        return None
+    ((op, arg),) = expr.items()
+    if op == "$or" and isinstance(arg, list):
+        ids = [_purge_ids(a) for a in arg]
+        return None if any(i is None or len(i) != 1 for i in ids) else [i[0] for i in ids]
+    if op == "$eq" and isinstance(arg, list) and len(arg) == 2:
+        field, literal = arg
+        if field == {"$getField": "id"} and isinstance(literal, Mapping):
+            value = literal.get("$literal")
+            if isinstance(value, str) and len(literal) == 1:
+                return [value]
+    return None
+
+
+def feedback_purge(store: Store, project_id: str, query: Mapping[str, Any]) -> None:
+    """`/feedback/purge`: only by feedback id, as weave's server allows (else a 400)."""
+    from tracecli.store.query import QueryError
+
+    ids = _purge_ids(query.get("$expr") if isinstance(query, Mapping) else None)
+    if ids is None:
+        raise QueryError(PURGE_REFUSED)
+    with store._transaction() as conn:
+        conn.execute(
+            "DELETE FROM feedback WHERE project_id = ? AND id IN (SELECT value FROM json_each(?))",
+            (project_id, json.dumps(ids)),
+        )
+
+
+# What weave's server puts in `summary.weave.feedback` for `include_feedback`.
+CALL_FEEDBACK_FIELDS = (
+    "id",
+    "feedback_type",
+    "weave_ref",
+    "payload",
+    "creator",
+    "created_at",
+    "wb_user_id",
+    "runnable_ref",
+    "call_ref",
+    "trigger_ref",
+    "annotation_ref",
+    *_FEEDBACK_EMPTY,
+)
+
+
+def feedback_by_call(store: Store, project_id: str) -> dict[str, list[dict[str, Any]]]:
+    """The feedback on each call of a project (`weave:///<project>/call/<id>`), by call id,
+    oldest first: what `include_feedback` adds to every call."""
+    prefix = f"weave:///{project_id}/call/"
+    rows = feedback_query(store, project_id, fields=CALL_FEEDBACK_FIELDS)
+    by_call: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        ref = row["weave_ref"]
+        if isinstance(ref, str) and ref.startswith(prefix):
+            by_call.setdefault(ref[len(prefix) :].split("/", 1)[0], []).append(row)
+    return by_call

@@ -1,0 +1,1 @@
+"""The pipeline: read, check, pair, encode, chunk, send, journal; validate and convert."""

@@ -1,0 +1,646 @@
+"""One pass of `upload` over the inputs: the reading loop, pairing and chunking.
+
+`Run.read_all` reads the inputs in blocks of lines; each block is validated and encoded by
+`upload_blocks.prepare_lines` (in a process pool on big inputs, else right here: the same
+code either way) and its entries are consumed here in input order: the cross-record checks
+(`CrossChecker`, fed the facts already computed), pairing, chunking (upload_units says
+which request each call becomes under --mode), and handing full chunks to the `Sender`.
+What then becomes of each record (the sender's workers call back `acked`, `rejected` and
+`unsent`) is counted and journaled in upload_fates, under one lock. Kept apart from
+`upload.py` (options, report, setup).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import TYPE_CHECKING, Any
+
+from tracecli.check.cross import CrossChecker, refused_id
+from tracecli.check.pairing import DUPLICATE, Half, Pairer
+from tracecli.diagnostics import Diagnostic, Location, Severity
+from tracecli.inputs.reader import (
+    FILE_FORMAT,
+    STDIN,
+    InputFormat,
+    Source,
+    count_lines,
+    open_stream,
+    os_message,
+    read_as_stream,
+    regular_file,
+    stream_position,
+)
+from tracecli.inputs.workers import fork_pool, stop_pool
+from tracecli.upload.blocks import Entry, prepare, prepare_lines, prepare_range
+from tracecli.upload.fates import Fates
+from tracecli.upload.journal import Journal
+from tracecli.upload.originals import entry_original, half_original
+from tracecli.upload.rejected import RejectedWriter
+from tracecli.upload.units import complete_unit, lone_unit, pair_unit
+from tracecli.upload.validate_blocks import plan_ranges, read_blocks
+from tracecli.wire.chunking import Chunker, Unit
+from tracecli.wire.encode import (
+    complete_route,
+)
+
+if TYPE_CHECKING:
+    from tracecli.upload.api import FileReport, UploadOptions, UploadReport
+    from tracecli.upload.sender import Sender
+
+PROGRESS_EVERY = 0.2  # seconds between progress callbacks
+BLOCK_BYTES = 512 << 10  # lines are read, validated and encoded in blocks of about this size
+PENDING_BLOCKS = 1  # blocks submitted beyond one per worker (each holds ~3x its bytes)
+PARALLEL_MIN_BYTES = 8 << 20  # below this a pool costs more to start than it saves
+JOBS_ENV = "TRACECLI_JOBS"
+_EMPTY: frozenset[int] = frozenset()
+
+
+def default_jobs() -> int:
+    """Worker processes for big inputs: $TRACECLI_JOBS, else one less than the cores this
+    process may use (the reading process is busy too), at most 4; 0 means none."""
+    env = os.environ.get(JOBS_ENV, "").strip()
+    if env:
+        with contextlib.suppress(ValueError):
+            return max(0, int(env))
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(0, min(cores - 1, 4))
+
+
+def start_pool(files: Sequence[str], jobs: int) -> ProcessPoolExecutor | None:
+    """Worker processes forked now, or None (small inputs, one core, not Linux). Must run
+    before any thread starts (see `tracecli.inputs.workers`)."""
+    total = 0
+    for f in files:
+        if f == STDIN:
+            total += PARALLEL_MIN_BYTES  # unknown size: assume it is worth it
+        elif not f.lower().endswith((".yaml", ".yml", ".yaml.gz", ".yml.gz")):
+            with contextlib.suppress(OSError):
+                total += os.path.getsize(f) * (5 if f.lower().endswith(".gz") else 1)
+    return fork_pool(jobs) if total >= PARALLEL_MIN_BYTES else None
+
+
+class _Done:
+    """A block prepared in this process, looking like a Future."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def result(self) -> Any:
+        return self.value
+
+
+class _Block:
+    """A submitted block: its input, where it ends in the file, and how to redo it."""
+
+    __slots__ = ("args", "done_bytes", "fn", "last", "result", "src")
+
+    def __init__(
+        self, src: int, result: Any, fn: Any, args: tuple[Any, ...], done_bytes: int, last: bool
+    ) -> None:
+        self.src = src
+        self.result = result
+        self.fn = fn
+        self.args = args
+        self.done_bytes = done_bytes
+        self.last = last
+
+
+class Run:
+    def __init__(
+        self,
+        *,
+        files: list[str],
+        opts: UploadOptions,
+        report: UploadReport,
+        journal: Journal | None,
+        writer: RejectedWriter,
+        interrupted: Callable[[], bool],
+        on_progress: Callable[[Any], None] | None,
+        max_diagnostics: int,
+        chunker: Chunker,
+        pool: ProcessPoolExecutor | None = None,
+        jobs: int = 0,
+    ) -> None:
+        from tracecli.upload.api import FileReport
+
+        self.files = files
+        self.opts = opts
+        self.mode = opts.mode
+        self.report = report
+        self.journal = journal
+        self.interrupted = interrupted
+        self.on_progress = on_progress
+        self.chunker = chunker
+        self.pool = pool
+        self.jobs = jobs
+        self.sender: Sender | None = None
+        self.checker = CrossChecker(strict=opts.strict)
+        self.pairer = Pairer(opts.memory_budget)
+        self.file_reports: list[FileReport] = [FileReport(p) for p in files]
+        report.files = self.file_reports
+        self.display: list[str] = ["<stdin>" if f == STDIN else f for f in files]
+        # What becomes of each record (the sender's callbacks: acked, rejected, unsent).
+        self.fates = Fates(
+            files=files,
+            display=self.display,
+            report=report,
+            journal=journal,
+            writer=writer,
+            max_diagnostics=max_diagnostics,
+            on_diagnostic=opts.on_diagnostic,
+        )
+        self.sizes: list[int | None] = [None] * len(files)
+        self.bytes_done = [0] * len(files)
+        self.line_base = [0] * len(files)
+        self.acked_lines: list[Any] = [_EMPTY] * len(files)
+        self.pending: deque[_Block] = deque()
+        self.routes: dict[str, str] = {}
+        # Halves refused by validation, by call id: (kind or None, input index, line). A
+        # valid half left without its other half at the end is then rejected with it
+        # rather than sent alone (an end on the server with no start, half a call in the
+        # rejected file); see _finish_inputs.
+        self.refused: dict[str, tuple[str | None, int, int]] = {}
+        self.started = time.monotonic()
+        self._last_progress = 0.0
+        self.bytes_total: int | None = 0
+
+    # -- reading --------------------------------------------------------------------------
+    def read_all(self) -> None:
+        report = self.report
+        journal = self.journal
+        for i, path in enumerate(self.files):
+            if journal is not None:
+                st = journal.file(path)
+                self.file_reports[i].changed = st.changed
+                if st.acked:  # (a live view: lines acked by this run are not looked up)
+                    self.acked_lines[i] = journal.acked(path)
+            if path == STDIN or not regular_file(path):  # a pipe: no size to show
+                self.bytes_total = None
+                continue
+            size = os.path.getsize(path)
+            self.sizes[i] = size
+            if self.bytes_total is not None:
+                self.bytes_total += size
+        read_to_end = False
+        for i, path in enumerate(self.files):
+            if self._halted():
+                break
+            self._read_file(i, path)
+        else:
+            read_to_end = not self._halted()  # else a file's reading stopped early
+            self._drain()
+            if not self._halted():
+                self._finish_inputs()
+                self._flush()
+        report.input_left = not read_to_end
+        if self._halted():
+            self._count_unsent()
+            if report.input_left and not self.interrupted():
+                report.unread = self._count_unread()
+        self.pending.clear()
+        report.peak_open_calls = self.pairer.peak_open
+        report.spilled = self.pairer.spilled
+        self._progress(force=True)
+
+    def _count_unread(self) -> int | None:
+        """Records of the input not read when a dead server stopped the run: the lines after
+        what was read of each plain JSON-lines file (counted, up to UNREAD_COUNT_BYTES in
+        all: a rough but honest "records unsent"); None when a file whose rest cannot be
+        counted so (gzip, YAML, a JSON array, stdin) was not read to its end."""
+        total = 0
+        budget = UNREAD_COUNT_BYTES
+        for i, path in enumerate(self.files):
+            size = self.sizes[i]
+            done = self.bytes_done[i]
+            if size is not None and done >= size:
+                continue
+            if size is None or read_as_stream(path) or _source_format(path) != "jsonl":
+                return None
+            budget -= size - done
+            if budget < 0:
+                return None
+            n = count_lines(path, done)
+            if n is None:
+                return None
+            # less what an earlier run stored (resumed, then stopped again)
+            base = self.line_base[i]
+            n -= sum(1 for line in self.acked_lines[i] if line > base)
+            total += max(n, 0)
+        return total
+
+    def _halted(self) -> bool:
+        return self.interrupted() or (self.sender is not None and self.sender.broken)
+
+    def _read_file(self, i: int, path: str) -> None:
+        project = self.opts.project
+        display = self.display[i]
+        src = _source(path, self.opts.input_format)
+        if src is not None and (src.fmt != "jsonl" or src.foreign is not None):
+            # YAML, a JSON array of records, another tool's format (said once): record
+            # by record, here, rather than in blocks of lines
+            self._drain()  # keep input order: earlier blocks first
+            self._read_records(i, src)
+            return
+        if not read_as_stream(path):
+            size = self.sizes[i] or 0
+            try:
+                ranges = plan_ranges(path, size, BLOCK_BYTES)
+            except OSError as exc:
+                self.fates.invalid(None, display, 0, [_read_error(display, 0, exc)])
+                return
+            for n, (offset, length) in enumerate(ranges):
+                if self._halted():
+                    return
+                args = (path, offset, length, project)
+                self._submit(i, prepare_range, args, offset + length, n == len(ranges) - 1)
+            return
+        try:
+            stream = open_stream(path)
+        except OSError as exc:
+            self.fates.invalid(None, display, 0, [_read_error(display, 0, exc)])
+            return
+        first = True
+        try:
+            for data in read_blocks(stream, BLOCK_BYTES):
+                if self._halted():
+                    return
+                if isinstance(data, Exception):
+                    self._drain()
+                    line = self.line_base[i] + 1
+                    diag = _read_error(display, line, data, "file cannot be read from here on: ")
+                    self.fates.invalid(None, display, line, [diag])
+                    return
+                done = stream_position(stream)
+                self._submit(i, prepare_lines, (data, display, first, project), done, False)
+                first = False
+        finally:
+            if stream is not sys.stdin.buffer:
+                stream.close()
+
+    def _read_records(self, i: int, src: Source) -> None:
+        project = self.opts.project
+        entries: list[Entry] = []
+        for item in src:
+            if self._halted():
+                return
+            if isinstance(item, Diagnostic) and item.code == FILE_FORMAT:
+                self.fates.late([item])  # another tool's file: an error, no record of ours
+                continue
+            if isinstance(item, Diagnostic):
+                self.fates.invalid(None, item.path, item.line, [item])
+                self.file_reports[i].records += 1
+                continue
+            loc, value = item
+            prepare(value, loc.line, src.path, project, entries, fast=False)
+            self.file_reports[i].records += 1
+            self._consume(i, 0, entries)
+            entries.clear()
+        self.bytes_done[i] = src.bytes_read
+        self._progress()
+
+    def _submit(self, i: int, fn: Any, args: tuple[Any, ...], done: int, last: bool) -> None:
+        if self.pool is None:
+            result: Any = _Done(fn(*args))
+        else:
+            result = self.pool.submit(fn, *args)
+        self.pending.append(_Block(i, result, fn, args, done, last))
+        limit = self.jobs + PENDING_BLOCKS if self.pool is not None else 0
+        while len(self.pending) > limit and not self._halted():
+            self._finish_block()
+
+    def _drain(self) -> None:
+        while self.pending and not self._halted():
+            self._finish_block()
+
+    def _finish_block(self) -> None:
+        block = self.pending.popleft()
+        try:
+            n_lines, records, entries = _wait(block.result, self.interrupted)
+        except BrokenProcessPool:
+            # a worker died (killed, out of memory): finish this run in this process
+            self._close_pool()
+            n_lines, records, entries = block.fn(*block.args)
+            self.pending = deque(
+                _Block(b.src, _Done(b.fn(*b.args)), b.fn, b.args, b.done_bytes, b.last)
+                for b in self.pending
+            )
+        except _Interrupted:
+            return
+        i = block.src
+        base = self.line_base[i]
+        self.line_base[i] += n_lines
+        self.file_reports[i].records += records
+        self._consume(i, base, entries)
+        self.bytes_done[i] = block.done_bytes
+        self._progress()
+
+    def _close_pool(self) -> None:
+        if self.pool is not None:
+            stop_pool(self.pool, failed=True)
+            self.pool = None
+
+    # -- entries --------------------------------------------------------------------------
+    def _consume(self, i: int, base: int, entries: list[Entry]) -> None:
+        """The cross-record checks and pairing for a block's entries, in input order."""
+        path = self.display[i]
+        checker = self.checker
+        feed_call = checker.feed_call
+        drain = checker.drain
+        strict = self.opts.strict
+        acked = self.acked_lines[i]
+        any_acked = len(acked) > 0
+        out: list[Diagnostic] = []
+        for e in entries:
+            line = base + e[0]
+            tag = e[1]
+            if tag == "ok":
+                kind = e[2]
+                feed_call(path, line, kind, e[4], e[6], e[7], e[8], e[9], out)
+                warnings = e[14]
+                if out or warnings:
+                    diags = [
+                        Diagnostic(path, line, f, c, Severity.WARNING, m) for f, c, m in warnings
+                    ]
+                    diags.extend(out)
+                    out.clear()
+                    if strict:
+                        diags = [d.as_error() for d in diags]
+                    if any(d.severity is Severity.ERROR for d in diags):
+                        self._refuse(kind, e[4], i, line)
+                        self.fates.invalid(entry_original(e), path, line, diags)
+                        continue
+                    self.fates.warn(diags)
+                self._take(e, i, line, any_acked and line in acked)
+            elif tag == "pair":
+                self._pair(e, i, base, path, out)
+            elif tag == "bad":
+                _, _, value, diag_tuples, cid = e
+                if cid is not None:
+                    checker.note_refused_id(path, line, cid)
+                    self._refuse(refused_id(value)[0], cid, i, line)
+                diags = [Diagnostic(path, line, f, c, s, m) for f, c, s, m in diag_tuples]
+                self.fates.invalid(value, path, line, diags)
+            else:  # freeplay
+                self.fates.rejected_now(
+                    [(e[2], i, line)],
+                    "a Freeplay record: send it with `tracecli upload --target freeplay`",
+                )
+            late = drain()
+            if late:
+                self.fates.late(late)
+
+    def _pair(self, e: Entry, i: int, base: int, path: str, out: list[Diagnostic]) -> None:
+        """A start and its end from one block: checked as one, sent without pairing."""
+        (ls, _, cid, project, tid, pid, started, ended, le) = e[:9]
+        line_s, line_e = base + ls, base + le
+        self.checker.feed_pair(path, line_s, cid, tid, pid, started, ended, line_e, out)
+        acked = self.acked_lines[i]
+        done_s = line_s in acked if acked else False
+        done_e = line_e in acked if acked else False
+        s = Half("start", cid, project, e[10], b"", e[11], i, line_s, e[9], done_s, None, e[12])
+        h = Half("end", cid, project, e[14], e[15], e[16], i, line_e, e[13], done_e, None, e[17])
+        if not out:
+            if done_s or done_e:
+                self._skipped(i, int(done_s) + int(done_e))
+            self._emit_pair(s, h)
+            return
+        diags = [d.as_error() for d in out] if self.opts.strict else list(out)
+        out.clear()
+        bad = {d.line for d in diags if d.is_error}
+        self.fates.warn([d for d in diags if not d.is_error and d.line not in bad])
+        for half in (s, h):
+            if half.line in bad:
+                mine = [d for d in diags if d.line == half.line]
+                self._refuse(half.kind, half.call_id, i, half.line)
+                self.fates.invalid(half_original(half), path, half.line, mine)
+            else:
+                if half.done:
+                    self._skipped(i, 1)
+                self._take_half(half)
+
+    def _refuse(self, kind: str | None, cid: Any, src: int, line: int) -> None:
+        """Remember a half that validation refused, so its other half is not sent alone."""
+        if type(cid) is str and kind != "complete" and cid not in self.refused:
+            self.refused[cid] = (kind, src, line)
+
+    def _partner_refused(self, h: Half) -> str | None:
+        """Why a lone half must not go: validation refused its other half, else None."""
+        hit = self.refused.get(h.call_id)
+        if hit is None or hit[0] == h.kind:
+            return None
+        other = "end" if h.kind == "start" else "start"
+        where = self._where(hit[1], hit[2], h.src)
+        return (
+            f"its {other} ({where}) was rejected; fix that one and upload the two together "
+            "(both are in the rejected file)"
+        )
+
+    def _where(self, src: int, line: int, here: int) -> str:
+        return f"line {line}" if src == here else f"{self.display[src]}:{line}"
+
+    def _skipped(self, i: int, n: int) -> None:
+        self.report.skipped += n
+        self.file_reports[i].skipped += n
+
+    def _take(self, e: Entry, src: int, line: int, done: bool) -> None:
+        (_, _, kind, shape, cid, project, _, _, _, _, body, tail, flag, orig, _) = e
+        if done:
+            self._skipped(src, 1)
+        self._take_half(
+            Half(kind, cid, project, body, tail, flag, src, line, shape, done, None, orig)
+        )
+
+    def _take_half(self, half: Half) -> None:
+        if half.kind == "complete":
+            if not half.done:
+                self._emit_complete(half)
+            return
+        other = self.pairer.match(half)
+        if other is None:
+            return
+        if other is DUPLICATE:  # CrossChecker reports duplicates first; this is a safeguard
+            self.fates.rejected_halves([half], f"call id {half.call_id} already has a {half.kind}")
+            return
+        assert isinstance(other, Half)
+        if half.kind == "start":
+            self._emit_pair(half, other)
+        else:
+            self._emit_pair(other, half)
+
+    # -- units ------------------------------------------------------------------------------
+    def _route(self, project: str) -> str:
+        r = self.routes.get(project)
+        if r is None:
+            r = self.routes[project] = complete_route(project)
+        return r
+
+    def _emit_pair(self, s: Half, e: Half) -> None:
+        if s.done or e.done:
+            if s.done and e.done:
+                return
+            self._emit_lone(e if s.done else s, resumed=True)
+            return
+        self._add(pair_unit(self.mode, s, e, self._route))
+
+    def _emit_complete(self, h: Half) -> None:
+        self._add(complete_unit(self.mode, h, self._route))
+
+    def _emit_lone(self, h: Half, resumed: bool = False) -> None:
+        """A start with no end, or an end with no start, in the inputs."""
+        if h.done:
+            return
+        if self.mode == "complete" and not resumed:
+            other = "end" if h.kind == "start" else "start"
+            self.fates.rejected_halves(
+                [h],
+                f"this call's {other} is not in the inputs, and --mode complete sends only "
+                "completed calls (--mode auto sends it through call/upsert_batch)",
+            )
+            return
+        unit = lone_unit(self.mode, h)
+        if h.kind == "end":
+            self.fates.lone_end(unit.recs[0])
+        self._add(unit)
+
+    def _add(self, unit: Unit) -> None:
+        for chunk in self.chunker.add(unit):
+            assert self.sender is not None
+            self.sender.submit(chunk, self.interrupted, self._progress)
+
+    def _flush(self) -> None:
+        for chunk in self.chunker.flush():
+            assert self.sender is not None
+            self.sender.submit(chunk, self.interrupted, self._progress)
+
+    def _count_unsent(self) -> None:
+        """The run stops early: the records read but not handed to the sender (open
+        chunks, halves waiting for their other half) are unsent, for the next run."""
+        n = sum(len(c.recs) for c in self.chunker.flush())
+        n += sum(1 for h in self.pairer.leftovers() if not h.done)
+        if n:
+            self.fates.add_unsent(n)
+
+    def _finish_inputs(self) -> None:
+        """End of all inputs: what the checker could not say before, and unpaired halves."""
+        final = self.checker.finish()
+        if self.opts.strict:
+            final = [d.as_error() for d in final]
+        self.fates.late(final)
+        for h in self.pairer.leftovers():
+            if self._halted():
+                if not h.done:
+                    self.fates.add_unsent(1)
+                continue
+            why = self._partner_refused(h) if self.refused else None
+            if why is None:
+                self._emit_lone(h)
+            elif not h.done:
+                self.fates.rejected_halves([h], why, code="other-half-rejected")
+            elif h.kind == "start":  # stored by an earlier run: it can only stay running
+                _, osrc, oline = self.refused[h.call_id]
+                self.fates.warn(
+                    [
+                        Diagnostic(
+                            self.display[h.src],
+                            h.line,
+                            "id",
+                            "end-rejected",
+                            Severity.WARNING,
+                            "this call's start was stored by an earlier run and its end "
+                            f"({self._where(osrc, oline, h.src)}) was rejected: the call "
+                            "stays running until a fixed end is uploaded",
+                        )
+                    ]
+                )
+
+    # -- progress ---------------------------------------------------------------------------
+    def _progress(self, force: bool = False) -> None:
+        cb = self.on_progress
+        if cb is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_progress < PROGRESS_EVERY:
+            return
+        self._last_progress = now
+        from tracecli.upload.api import Progress
+
+        r = self.report
+        retries = self.sender.target.stats()[1] if self.sender is not None else 0
+        cb(
+            Progress(
+                bytes_read=sum(self.bytes_done),
+                bytes_total=self.bytes_total,
+                records=sum(f.records for f in self.file_reports),
+                uploaded=r.uploaded,
+                rejected=r.rejected,
+                skipped=r.skipped,
+                retries=retries,
+                elapsed=now - self.started,
+                status=_status(self.sender.target if self.sender is not None else None),
+            )
+        )
+
+    def tick(self) -> None:
+        self._progress()
+
+    def close(self) -> None:
+        self.report.records = sum(f.records for f in self.file_reports)
+        self.pairer.close()
+
+
+def _status(target: object) -> str | None:
+    """The target's word on what its requests wait for (a retry, an outage), if any."""
+    status = getattr(target, "status", None)
+    return (status() or None) if callable(status) else None
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _wait(result: Future[Any] | _Done, interrupted: Callable[[], bool]) -> Any:
+    """A block's result; gives up (raising _Interrupted) once Ctrl-C was pressed."""
+    if isinstance(result, _Done):
+        return result.result()
+    while True:
+        try:
+            return result.result(timeout=0.2)
+        except TimeoutError:
+            if interrupted():
+                raise _Interrupted from None
+
+
+UNREAD_COUNT_BYTES = 1 << 30  # at most this much unread input is counted at a stop
+
+
+def _source_format(path: str) -> str | None:
+    src = _source(path, "jsonl")
+    if src is None:
+        return None
+    return "foreign" if src.foreign is not None else src.fmt
+
+
+def _source(path: str, stdin_format: InputFormat) -> Source | None:
+    """The input as a Source (YAML, or JSON lines sniffed for a JSON array or another
+    tool's format, see `reader.sniff`); None when it cannot even be looked at (the read
+    then says why)."""
+    try:
+        src = Source.open(path, stdin_format)
+    except OSError:
+        return None
+    src.refuse_foreign = True
+    return src
+
+
+def _read_error(path: str, line: int, exc: BaseException, prefix: str = "") -> Diagnostic:
+    return Diagnostic.at(Location(path, line), "read-error", prefix + os_message(exc))

@@ -1,0 +1,404 @@
+"""`validate`: check trace files record by record and across records; return a report.
+
+Read → parse → check, no network. Each record is checked on its own (`blocks.examine`:
+shape, schema, server rules), then in input order across all inputs (`CrossChecker`: a
+start in one file pairs with its end in another). JSONL is cut into blocks of whole lines
+that a process pool checks on every core while this process runs the cross-record rules
+on what comes back; small inputs, YAML and single-core machines run the same functions
+in-process, so both ways give the same report.
+
+Never raises for the content of the inputs: every problem becomes a Diagnostic. Only a
+path that does not exist (or a directory without trace files) is a UsageError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tracecli.check.cross import CrossChecker
+from tracecli.check.pairpack import Packed
+from tracecli.diagnostics import Diagnostic, Location, Severity, UsageError
+from tracecli.inputs.reader import (
+    STDIN,
+    InputFormat,
+    Source,
+    expand_paths,
+    file_head,
+    format_of,
+    open_stream,
+    os_message,
+    read_as_stream,
+    regular_file,
+    stream_position,
+)
+from tracecli.inputs.workers import fork_pool, stop_pool
+from tracecli.upload import validate_blocks as blocks
+
+BLOCK_BYTES = 1 << 20
+PARALLEL_MIN_BYTES = 8 << 20  # below this a pool costs more to start than it saves
+DEFAULT_MAX_ERRORS = 200
+JOBS_ENV = "TRACECLI_JOBS"
+IN_FLIGHT_PER_JOB = 2  # blocks submitted ahead per worker: enough to keep every core busy
+
+ProgressFn = Callable[["Progress"], None]
+
+
+@dataclass
+class Progress:
+    """What the CLI's progress display needs; `bytes_total` is None for stdin."""
+
+    path: str
+    bytes_done: int
+    bytes_total: int | None
+    records: int
+
+
+@dataclass
+class ValidationReport:
+    """The outcome of one `validate` run. Counts are exact; `diagnostics` may be capped."""
+
+    files: int = 0
+    records: int = 0
+    calls: int = 0
+    errors: int = 0
+    warnings: int = 0
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    unlisted: int = 0  # diagnostics counted but not listed (--max-errors)
+    strict: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.errors == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "files": self.files,
+            "records": self.records,
+            "calls": self.calls,
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "diagnostics": [d.to_dict() for d in self.diagnostics],
+        }
+
+
+class _Sink:
+    """Counts every diagnostic, lists the first `cap` errors and `cap` warnings."""
+
+    def __init__(self, report: ValidationReport, strict: bool, cap: int) -> None:
+        self.report = report
+        self.strict = strict
+        self.cap = cap if cap > 0 else sys.maxsize
+        self.listed_errors = 0
+        self.listed_warnings = 0
+
+    def add(self, d: Diagnostic) -> None:
+        r = self.report
+        if d.severity is Severity.WARNING and self.strict:
+            d = d.as_error()
+        if d.severity is Severity.ERROR:
+            r.errors += 1
+            if self.listed_errors < self.cap:
+                self.listed_errors += 1
+                r.diagnostics.append(d)
+                return
+        else:
+            r.warnings += 1
+            if self.listed_warnings < self.cap:
+                self.listed_warnings += 1
+                r.diagnostics.append(d)
+                return
+        r.unlisted += 1
+
+
+def default_jobs() -> int:
+    """Worker processes: $TRACECLI_JOBS, else the cores this process may use (max 8)."""
+    env = os.environ.get(JOBS_ENV, "").strip()
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise UsageError(f"{JOBS_ENV} must be a whole number, got {env!r}") from None
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
+
+
+def validate_paths(
+    paths: Iterable[str],
+    *,
+    strict: bool = False,
+    stdin_format: InputFormat = "jsonl",
+    max_errors: int = DEFAULT_MAX_ERRORS,
+    on_progress: ProgressFn | None = None,
+    jobs: int | None = None,
+) -> ValidationReport:
+    """Validate every record of every path, together; see the module docstring.
+
+    `max_errors` caps how many errors (and, separately, warnings) are listed, 0 for all;
+    the counts stay exact. `jobs`: worker processes (None: `default_jobs()`; 1: none).
+    """
+    paths = list(paths)
+    if not paths:
+        raise UsageError("no input: give one or more files, directories or - for stdin")
+    files = expand_paths(paths)
+    for raw in paths:
+        if raw != STDIN and Path(raw).is_dir() and not any(_under(f, raw) for f in files):
+            raise UsageError(
+                f"{raw}: no trace files (*.jsonl, *.ndjson, *.json, *.yaml, *.yml, "
+                "optionally .gz) in it"
+            )
+    report = ValidationReport(files=len(files), strict=strict)
+    run = _Run(report, strict, max_errors, on_progress, jobs if jobs else default_jobs())
+    try:
+        run.start_pool(files)
+        for path in files:
+            run.file(path, stdin_format)
+        run.drain_pool()
+        for d in run.checker.finish():
+            run.sink.add(d)
+    except BaseException:
+        run.close(failed=True)
+        raise
+    run.close()
+    report.calls = run.checker.calls
+    order = {p: i for i, p in enumerate(run.order)}
+    report.diagnostics.sort(key=lambda d: (order.get(d.path, len(order)), d.line))
+    return report
+
+
+def _under(file: str, folder: str) -> bool:
+    return Path(file).is_relative_to(folder)
+
+
+class _Run:
+    """State of one run: the checker, the sink, the pool and the blocks in flight."""
+
+    def __init__(
+        self,
+        report: ValidationReport,
+        strict: bool,
+        max_errors: int,
+        on_progress: ProgressFn | None,
+        jobs: int,
+    ) -> None:
+        self.report = report
+        self.sink = _Sink(report, strict, max_errors)
+        self.checker = CrossChecker(strict=strict)
+        self.on_progress = on_progress
+        self.jobs = jobs
+        self.pool: Any = None
+        self.pending: deque[tuple[Any, _Block, Any, tuple[Any, ...]]] = deque()
+        self.order: list[str] = []
+
+    # -- per file --------------------------------------------------------------------
+    def file(self, path: str, stdin_format: InputFormat) -> None:
+        src = Source.open(path, stdin_format)
+        src.refuse_foreign = True  # another tool's format: said once, not on every line
+        self.order.append(src.path)
+        if path != STDIN and regular_file(path) and file_head(path).startswith(_UTF16_BOMS):
+            # what Windows PowerShell's `>` writes: every line would be garbage
+            self.drain_pool()
+            self.sink.add(Diagnostic.at(Location(src.path, 1), "file-encoding", _UTF16))
+            return
+        if src.fmt != "jsonl" or src.foreign is not None:  # YAML, a JSON array, not ours
+            self.drain_pool()  # keep input order: earlier blocks first
+            self._yaml(src)
+        elif not read_as_stream(path):
+            self._plain(src)
+        else:  # gzip, stdin, and pipes (`<(zcat f.gz)`): their size says nothing
+            self._stream(src, path)
+
+    def _plain(self, src: Source) -> None:
+        size = src.size or 0
+        try:
+            ranges = blocks.plan_ranges(src.path, size, BLOCK_BYTES)
+        except OSError as exc:
+            self.sink.add(Diagnostic.at(Location(src.path, 0), "read-error", os_message(exc)))
+            return
+        if not ranges:
+            return
+        lines = _LineCounter()
+        for i, (offset, length) in enumerate(ranges):
+            block = _Block(src, lines, offset + length, i == len(ranges) - 1)
+            self._submit(block, blocks.check_range, (src.path, offset, length))
+
+    def _stream(self, src: Source, path: str) -> None:
+        try:
+            stream = open_stream(path)
+        except OSError as exc:
+            self.sink.add(Diagnostic.at(Location(src.path, 0), "read-error", os_message(exc)))
+            return
+        lines = _LineCounter()
+        first = True
+        try:
+            for data in blocks.read_blocks(stream, BLOCK_BYTES):
+                if isinstance(data, Exception):
+                    self.drain_pool()
+                    self.sink.add(
+                        Diagnostic.at(
+                            Location(src.path, lines.n + 1),
+                            "read-error",
+                            f"file cannot be read from here on: {os_message(data)}",
+                        )
+                    )
+                    break
+                done = stream_position(stream)
+                block = _Block(src, lines, done, False)
+                self._submit(block, blocks.check_lines, (data, src.path, first))
+                first = False
+        finally:
+            if stream is not sys.stdin.buffer:
+                stream.close()
+        self._submit(_Block(src, lines, src.size or 0, True), None, ())
+
+    def _yaml(self, src: Source) -> None:
+        entries: list[blocks.Entry] = []
+        for item in src:
+            if isinstance(item, Diagnostic):
+                self.sink.add(item)
+                continue
+            loc, value = item
+            self.report.records += 1
+            entries.clear()
+            blocks.examine(value, loc.line, src.path, entries)
+            blocks.too_large(value, loc.line, entries)
+            self._consume(entries, src.path, 0)
+        self._progress(src.path, src.bytes_read, src.size)
+
+    # -- blocks ------------------------------------------------------------------------
+    def start_pool(self, files: list[str]) -> None:
+        """Start the workers if the JSONL inputs are big enough to repay them."""
+        if self.jobs <= 1:
+            return
+        total = 0
+        for f in files:
+            if f == STDIN:
+                total += PARALLEL_MIN_BYTES  # unknown size: assume it is worth it
+            elif format_of(f) == "jsonl":
+                with contextlib.suppress(OSError):
+                    total += os.path.getsize(f) * (5 if f.lower().endswith(".gz") else 1)
+        if total >= PARALLEL_MIN_BYTES:
+            self.pool = fork_pool(self.jobs)
+            if self.pool is not None:
+                from concurrent.futures.process import BrokenProcessPool
+
+                _Broken.error = BrokenProcessPool
+        if self.pool is None:
+            self.jobs = 1
+
+    def _submit(self, block: _Block, fn: Any, args: tuple[Any, ...]) -> None:
+        if fn is None:
+            result: Any = _Done((0, 0, [], None))
+        elif self.pool is None:
+            result = _Done(fn(*args))
+        else:
+            try:
+                result = self.pool.submit(fn, *args)
+            except _Broken.error:
+                self._in_process()
+                result = _Done(fn(*args))
+        self.pending.append((result, block, fn, args))
+        limit = IN_FLIGHT_PER_JOB * self.jobs if self.pool is not None else 0
+        while len(self.pending) > limit:
+            self._finish_block()
+
+    def _in_process(self) -> None:
+        """A worker died (killed, out of memory): finish this run without the pool."""
+        self.close(failed=True)
+        self.jobs = 1
+        self.pending = deque(
+            (_Done(f(*a)) if f is not None else r, b, f, a) for r, b, f, a in self.pending
+        )
+
+    def drain_pool(self) -> None:
+        while self.pending:
+            self._finish_block()
+
+    def _finish_block(self) -> None:
+        result, block, fn, args = self.pending.popleft()
+        try:
+            n_lines, records, entries, pairs = result.result()
+        except _Broken.error:
+            self._in_process()
+            n_lines, records, entries, pairs = fn(*args)
+        src = block.src
+        base = block.lines.n
+        block.lines.n += n_lines
+        self.report.records += records
+        self._consume(entries, src.path, base, pairs)
+        self._progress(src.path, src.size or block.done if block.last else block.done, src.size)
+
+    def _consume(
+        self,
+        entries: list[blocks.Entry],
+        path: str,
+        base: int,
+        pairs: Packed | None = None,
+    ) -> None:
+        out: list[Diagnostic] = []
+        self.checker.feed_block(path, base, entries, out, pairs)
+        add = self.sink.add
+        for d in out:
+            add(d)
+
+    def _progress(self, path: str, done: int, total: int | None) -> None:
+        if self.on_progress is not None:
+            self.on_progress(Progress(path, done, total, self.report.records))
+
+    def close(self, failed: bool = False) -> None:
+        """Stop the workers: politely after a run, at once when it failed (Ctrl-C)."""
+        pool, self.pool = self.pool, None
+        if pool is not None:
+            stop_pool(pool, failed)
+
+
+@dataclass
+class _LineCounter:
+    n: int = 0
+
+
+@dataclass
+class _Block:
+    src: Source
+    lines: _LineCounter  # shared by the blocks of one file: lines before this block
+    done: int  # bytes of the file read once this block is checked (for progress)
+    last: bool
+
+
+class _Done:
+    """A result computed in-process, with the `result()` of a pool's Future."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def result(self) -> Any:
+        return self.value
+
+
+class _NeverRaised(Exception):
+    pass
+
+
+class _Broken:
+    """What a dead worker raises; imported with the pool (most runs need neither)."""
+
+    error: type[BaseException] = _NeverRaised
+
+
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_UTF16 = (
+    "the file is UTF-16 (it starts with a UTF-16 byte order mark); tracecli reads UTF-8: "
+    "convert it, e.g. iconv -f UTF-16 -t UTF-8"
+)

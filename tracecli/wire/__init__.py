@@ -1,0 +1,1 @@
+"""Bytes on the wire: exact JSON numbers, Weave request bodies and chunks of calls."""

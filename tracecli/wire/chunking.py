@@ -1,0 +1,181 @@
+"""Group encoded calls into requests bounded by item count and by request bytes.
+
+A `Unit` is what one call puts into one request: a completed call (one item), a start and
+its end (two items, start first: they are never split apart, so an end can never reach the
+server before its start), or a lone start or end. Units for the same route gather into a
+`Chunk` until one more would pass `max_items` or `max_bytes`; a unit bigger than the byte
+bound on its own goes alone (the server may still take it; if not, its 413 rejects it).
+
+A chunk keeps its calls compact: the item bytes in one list and, per record, one packed
+integer (`pack`) in an array. Queued chunks hold thousands of calls; as Python objects
+(a few small ones per call) they would pin memory pools that the short-lived dicts of the
+reading loop then fragment, and peak memory would grow with the requests in flight.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from tracecli.wire.encode import BATCH_OVERHEAD, batch_body
+
+DEFAULT_CHUNK_ITEMS = 500
+DEFAULT_CHUNK_BYTES = 10 * 1024 * 1024
+
+SINGLE = "single"  # route key of units sent as /call/start then /call/end, one call a request
+
+# A record in a chunk: its input file (index), line, and how it was written.
+KINDS = ("start", "end", "complete")
+SHAPES = ("flat", "batch", "request", "complete")
+LINE_SHIFT = 4
+SRC_SHIFT = 44
+LINE_MASK = (1 << (SRC_SHIFT - LINE_SHIFT)) - 1
+
+
+_CODES = {(k, s): i | (j << 2) for i, k in enumerate(KINDS) for j, s in enumerate(SHAPES)}
+
+
+def pack(src: int, line: int, kind: str, shape: str) -> int:
+    return (src << SRC_SHIFT) | (line << LINE_SHIFT) | _CODES[kind, shape]
+
+
+def unpack(rec: int) -> tuple[int, int, str, str]:
+    """(src, line, kind, shape) of a packed record."""
+    return (
+        rec >> SRC_SHIFT,
+        (rec >> LINE_SHIFT) & LINE_MASK,
+        KINDS[rec & 3],
+        SHAPES[(rec >> 2) & 3],
+    )
+
+
+@dataclass(slots=True)
+class Unit:
+    """One call's part of a request (short-lived: the chunker copies it in compact form).
+
+    route: where its items go (the chunk key); SINGLE for one-call-per-request routes.
+    parts: encoded batch items (or, for SINGLE, one request body per entry of `steps`).
+    recs: the records it carries (`pack`ed), acknowledged or rejected with it.
+    extra: what rebuilding the records as read needs beyond `parts` (see upload_units), or None.
+    steps: for SINGLE, the route of each part, sent in order, each after the last's 2xx.
+    """
+
+    route: str
+    parts: tuple[bytes, ...]
+    recs: tuple[int, ...]
+    extra: Any = None
+    steps: tuple[str, ...] = ()
+
+    @property
+    def nbytes(self) -> int:
+        return sum(len(p) for p in self.parts) + len(self.parts)  # + the commas
+
+
+class Chunk:
+    """The units of one request: items, records and where each unit's share ends."""
+
+    __slots__ = ("extras", "item_ends", "items", "nbytes", "rec_ends", "recs", "route", "steps")
+
+    def __init__(self, route: str) -> None:
+        self.route = route
+        self.items: list[bytes] = []
+        self.recs = array("Q")
+        self.item_ends = array("I")  # per unit: index just past its last item
+        self.rec_ends = array("I")  # per unit: index just past its last record
+        self.extras: dict[int, Any] = {}  # unit index → Unit.extra, when not None
+        self.nbytes = BATCH_OVERHEAD
+        self.steps: tuple[str, ...] = ()
+
+    @property
+    def nitems(self) -> int:
+        return len(self.items)
+
+    @property
+    def units(self) -> int:
+        return len(self.item_ends)
+
+    def body(self) -> bytes:
+        return batch_body(self.items)
+
+    def add(self, unit: Unit, nbytes: int | None = None) -> None:
+        if unit.extra is not None:
+            self.extras[len(self.item_ends)] = unit.extra
+        self.items.extend(unit.parts)
+        self.recs.extend(unit.recs)
+        self.item_ends.append(len(self.items))
+        self.rec_ends.append(len(self.recs))
+        self.nbytes += unit.nbytes if nbytes is None else nbytes
+        if unit.steps:
+            self.steps = unit.steps
+
+    def unit(self, i: int) -> Unit:
+        """Unit `i` as it was added."""
+        i0 = self.item_ends[i - 1] if i else 0
+        r0 = self.rec_ends[i - 1] if i else 0
+        return Unit(
+            self.route,
+            tuple(self.items[i0 : self.item_ends[i]]),
+            tuple(self.recs[r0 : self.rec_ends[i]]),
+            self.extras.get(i),
+            self.steps,
+        )
+
+    def iter_units(self) -> Iterator[Unit]:
+        for i in range(self.units):
+            yield self.unit(i)
+
+    def subset(self, indices: Iterable[int]) -> Chunk:
+        c = Chunk(self.route)
+        for i in indices:
+            c.add(self.unit(i))
+        return c
+
+    def split(self) -> tuple[Chunk, Chunk]:
+        """Two chunks of (nearly) half the units each, for a 413 or to find a refused call."""
+        mid = self.units // 2
+        return self.subset(range(mid)), self.subset(range(mid, self.units))
+
+
+class Chunker:
+    """Open chunks per route; `add` returns the chunks that one more unit closed."""
+
+    def __init__(
+        self, max_items: int = DEFAULT_CHUNK_ITEMS, max_bytes: int = DEFAULT_CHUNK_BYTES
+    ) -> None:
+        if max_items < 1:
+            raise ValueError("chunk size must be at least 1")
+        if max_bytes < 1:
+            raise ValueError("chunk bytes must be at least 1")
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+        self._open: dict[str, Chunk] = {}
+
+    def add(self, unit: Unit) -> list[Chunk]:
+        if unit.route == SINGLE:
+            c = Chunk(SINGLE)
+            c.add(unit)
+            return [c]
+        out: list[Chunk] = []
+        size = unit.nbytes
+        chunk = self._open.get(unit.route)
+        if chunk is not None and (
+            len(chunk.items) + len(unit.parts) > self.max_items
+            or chunk.nbytes + size > self.max_bytes
+        ):
+            out.append(chunk)
+            chunk = None
+        if chunk is None:
+            chunk = self._open[unit.route] = Chunk(unit.route)
+        chunk.add(unit, size)
+        if len(chunk.items) >= self.max_items or chunk.nbytes >= self.max_bytes:
+            out.append(chunk)
+            del self._open[unit.route]
+        return out
+
+    def flush(self) -> list[Chunk]:
+        """Every chunk still open (end of input)."""
+        out = [c for c in self._open.values() if c.items]
+        self._open.clear()
+        return out
