@@ -9,7 +9,8 @@ duplicate keys, integers beyond 64 bits) reaches the servers as written. Per cas
   routes `upload` uses): its status, and the call as `stream_query` then returns it;
 - `validate`: an error exactly when weave-ref refuses it, and the verdict pinned here;
 - `upload` to weave-ref in both modes, read back: stored exactly as the direct post was;
-- `upload` to `tracecli serve`, read back: the same again (but for deep calls weave-ref cannot read back).
+- `upload` to `tracecli serve`, read back: the same again (serve also reads back the deep
+  calls weave-ref stores but cannot read back).
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.servers import ServerHandle
 from tests.test_serve_conformance import dataset
