@@ -21,6 +21,7 @@ import base64
 import binascii
 import contextlib
 import hmac
+import ipaddress
 import itertools
 import logging
 import signal
@@ -709,8 +710,6 @@ def url_of(sock: socket.socket) -> str:
 
 
 def _loopback(sock: socket.socket) -> bool:
-    import ipaddress
-
     try:
         return ipaddress.ip_address(sock.getsockname()[0]).is_loopback
     except ValueError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -132,8 +133,6 @@ def run_guarded(fn: Callable[..., Any], *args: Any) -> Any:
 
 def log_exception(request: Request) -> None:
     """A 500 is our bug: keep its traceback on stderr (bodies and headers are not logged)."""
-    import traceback
-
     sys.stderr.write(f"tracecli serve: internal error on {request.url.path}:\n")
     traceback.print_exc(file=sys.stderr)
 

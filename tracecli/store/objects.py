@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tracecli.diagnostics import TracecliError
+from tracecli.store.query import QueryError, _Sql, compile_query, json_field_sql
 
 if TYPE_CHECKING:
     from tracecli.store.db import Store
@@ -369,8 +370,6 @@ def feedback_create(store: Store, items: Sequence[Mapping[str, Any]]) -> list[di
 
 def feedback_field(name: Any, cast: str | None, sql: Any) -> str:
     """A `$getField` of feedback → SQL: its columns, and `payload.<path>` inside the payload."""
-    from tracecli.store.query import QueryError, json_field_sql
-
     if name in FEEDBACK_COLUMNS and name != "payload":
         return str(name)
     if isinstance(name, str) and name.startswith("payload."):
@@ -389,8 +388,6 @@ def feedback_query(
     offset: int | None = None,
 ) -> list[dict[str, Any]]:
     """`/feedback/query`: the rows weave's server answers (all its columns, or `fields`)."""
-    from tracecli.store.query import QueryError, _Sql, compile_query
-
     sql = _Sql()
     where = [f"project_id = {sql.param(project_id)}"]
     if query:
@@ -437,8 +434,6 @@ def _purge_ids(expr: Any) -> list[str] | None:
 
 def feedback_purge(store: Store, project_id: str, query: Mapping[str, Any]) -> None:
     """`/feedback/purge`: only by feedback id, as weave's server allows (else a 400)."""
-    from tracecli.store.query import QueryError
-
     ids = _purge_ids(query.get("$expr") if isinstance(query, Mapping) else None)
     if ids is None:
         raise QueryError(PURGE_REFUSED)
