@@ -459,7 +459,9 @@ def create_app(
             return json_response({"reason": "Internal server error"}, 500)
         return json_response(result)
 
-    def route(path: str, model: type[BaseModel], res: type[BaseModel], summary: str) -> Any:
+    def route(
+        path: str, model: type[BaseModel], res: type[BaseModel], summary: str
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         return app.post(
             path,
             response_model=res,

@@ -171,7 +171,8 @@ def objs_query(
     """`/objs/query` (the SDK's get_evaluations, list of datasets): object versions by id,
     class, op-ness and latest-only, oldest first, as weave's SQLite server answers them.
     Tags and aliases are not stored, so a filter on them matches nothing."""
-    where, params = ["project_id = ?"], [project_id]
+    where: list[str] = ["project_id = ?"]
+    params: list[Any] = [project_id]
     f = filter or {}
     if f.get("is_op") is not None:
         where.append("kind = 'op'" if f["is_op"] else "kind != 'op'")

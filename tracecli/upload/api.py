@@ -45,6 +45,15 @@ from tracecli.upload.run import Run, default_jobs, start_pool
 from tracecli.upload.sender import Sender
 from tracecli.wire.chunking import Chunker
 
+# the library's face: what a caller needs to run an upload and read its report
+__all__ = [
+    "RESUME_HINT",
+    "Progress",
+    "UploadOptions",
+    "UploadReport",
+    "upload",
+]
+
 RESUME_HINT = (
     "run the same command again to resume (acknowledged records are skipped); --restart starts over"
 )

@@ -357,8 +357,10 @@ class _FreeplayRun:
         key = _key(request)
         if self.ledger is not None:
             self._await_same(key)
-            src = self._source_key(piece)
-            earlier = not self.opts.restart and src is not None and self.ledger.seen_from(key, src)
+            source = self._source_key(piece)
+            earlier = (
+                not self.opts.restart and source is not None and self.ledger.seen_from(key, source)
+            )
             if earlier or self.ledger.seen_since(key, self.started_at):
                 self._sent_before(piece)
                 return
