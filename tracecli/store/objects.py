@@ -423,7 +423,7 @@ def _purge_ids(expr: Any) -> list[str] | None:
     ((op, arg),) = expr.items()
     if op == "$or" and isinstance(arg, list):
         ids = [_purge_ids(a) for a in arg]
-        return None if any(i is None or len(i) != 1 for i in ids) else [i[0] for i in ids]
+        return None if any(i is None or len(i) != 1 for i in ids) else [i[0] for i in ids if i]
     if op == "$eq" and isinstance(arg, list) and len(arg) == 2:
         field, literal = arg
         if field == {"$getField": "id"} and isinstance(literal, Mapping):

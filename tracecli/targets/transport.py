@@ -506,7 +506,7 @@ class Transport:
                     last.reason = "already stored"
                     last.retries = attempt - 1
                     return last
-                if instead is not None:
+                if isinstance(instead, bytes):
                     content = instead
             if self._after(
                 decision, method, path, attempt, response.status_code, None, start, last.reason
