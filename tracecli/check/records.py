@@ -8,7 +8,7 @@ wire needs, remembering the shape so the original can be written back (rejected-
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -17,6 +17,8 @@ from pydantic import ValidationError
 from tracecli.diagnostics import Diagnostic, Location, Severity
 from tracecli.schema import rules
 from tracecli.schema.fastcheck import fast_ok
+from tracecli.schema.freeplay import check_completion
+from tracecli.schema.rules import META_KEY
 from tracecli.schema.weave import (
     END_FIELDS,
     CallEndReq,
@@ -28,8 +30,6 @@ from tracecli.schema.weave import (
 
 Shape = Literal["flat", "batch", "request", "complete", "freeplay"]
 Kind = Literal["start", "end", "complete", "freeplay"]
-
-META_KEY = "_tracecli"  # added to rejected records; ignored on input so they can be replayed
 
 SHAPES_EXPECTED = (
     'a flat call {"type": "start"|"end"|"call", ...}, an upsert_batch item '
@@ -109,16 +109,6 @@ _REQ_VALIDATORS = {
     "start": CallStartReq.__pydantic_validator__,
     "end": CallEndReq.__pydantic_validator__,
 }
-
-# Freeplay validation lives with the Freeplay models; it is plugged in here so the record
-# layer does not depend on the Freeplay target.
-FreeplayCheck = Callable[[dict[str, Any]], Iterator[tuple[str, str, str]]]
-_freeplay_check: FreeplayCheck | None = None
-
-
-def set_freeplay_check(check: FreeplayCheck) -> None:
-    global _freeplay_check
-    _freeplay_check = check
 
 
 def _pydantic_diagnostics(loc: Location, exc: ValidationError, prefix: str) -> Iterator[Diagnostic]:
@@ -337,17 +327,8 @@ _ARTICLE = {"start": "a start", "end": "an end"}
 
 
 def _freeplay(loc: Location, value: dict[str, Any]) -> Parsed:
-    if _freeplay_check is None:
-        from tracecli.schema import freeplay  # noqa: F401  (registers its check on import)
-    diags = [
-        Diagnostic.at(loc, code, msg, field)
-        for field, code, msg in (_freeplay_check or _none)(value)
-    ]
+    diags = [Diagnostic.at(loc, code, msg, field) for field, code, msg in check_completion(value)]
     return _finish(loc, "freeplay", "freeplay", value, diags)
-
-
-def _none(value: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
-    return iter(())
 
 
 def _finish(loc: Location, shape: Shape, kind: Kind, data: Any, diags: list[Diagnostic]) -> Parsed:

@@ -1,5 +1,7 @@
-"""The Typer app. Only this package imports Typer and Rich; each command lives in its own
-module as a thin wrapper over a library function, and registers itself here.
+"""The Typer app: one module per command; the only package that imports Typer and Rich.
+
+Each command lives in its own module as a thin wrapper over a library function, and
+registers itself here.
 
 Command modules are imported when their command is used, not at start-up: importing all
 of them (upload pulls in httpx, convert the Freeplay models) cost more than `validate`

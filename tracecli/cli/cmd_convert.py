@@ -154,7 +154,7 @@ def convert_command(
                     paths,
                     writer_for(out),
                     to=to.value,
-                    input_format=input_format.value,  # type: ignore[arg-type]
+                    input_format=input_format.value,
                     strict=strict,
                     on_diagnostic=show,
                 )

@@ -266,7 +266,7 @@ def upload_command(
         restart=restart,
         ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None,
         allow_insecure=settings.allow_insecure,
-        input_format=input_format.value,  # type: ignore[arg-type]
+        input_format=input_format.value,
         on_retry=retries,
         on_diagnostic=shown,
     )

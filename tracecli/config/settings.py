@@ -34,6 +34,7 @@ from tracecli.config.files import (
     find_project_file,
     load_config_file,
 )
+from tracecli.config.paths import config_dir, data_dir, default_db
 from tracecli.diagnostics import UsageError
 
 DEFAULT_WEAVE_SERVER = "https://trace.wandb.ai"
@@ -112,8 +113,6 @@ def _missing_key(server: str) -> UsageError:
 def resolve_weave(
     server_flag: str | None, key_flag: str | None, db_flag: str | None = None
 ) -> WeaveTarget:
-    from tracecli.config.paths import default_db
-
     server = weave_server(server_flag)
     if server is None:
         return WeaveTarget(None, None, Path(db_flag) if db_flag else default_db())
@@ -147,8 +146,6 @@ class Origin:
 
 
 def user_config_path() -> Path:
-    from tracecli.config.paths import config_dir
-
     return config_dir() / "config.yaml"
 
 
@@ -366,8 +363,6 @@ def load_settings(
 
     key, key_origin = _api_key(r, target, values["server"], cfgs, warnings)
     values["api_key"], origins["api_key"] = key, key_origin
-
-    from tracecli.config.paths import data_dir
 
     defaults = {"db": data_dir() / "traces.db"}
     for key_name in FIELDS:

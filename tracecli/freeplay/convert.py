@@ -154,7 +154,7 @@ class ToolNames:
         for tool in tools:
             if not isinstance(tool, dict) or len(self.names) >= self.limit:
                 continue
-            fn = tool.get("function") if isinstance(tool.get("function"), dict) else tool
+            fn = f if isinstance(f := tool.get("function"), dict) else tool
             name = fn.get("name")
             if isinstance(name, str):
                 self.names.add(name)

@@ -233,8 +233,8 @@ def model_of(inputs: dict[str, Any], output: Any, summary: Any) -> str | None:
 def output_schema_of(fmt: Any) -> dict[str, Any] | None:
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
         spec = fmt.get("json_schema")
-        if isinstance(spec, dict) and isinstance(spec.get("schema"), dict):
-            return spec["schema"]
+        if isinstance(spec, dict) and isinstance(schema := spec.get("schema"), dict):
+            return schema
     return None
 
 

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal, NamedTuple
+from typing import IO, Any, Literal, NamedTuple, cast
 
 import orjson
 import yaml
@@ -175,7 +175,7 @@ class Source:
         raw = open(self.path, "rb")  # noqa: SIM115 - closed in __iter__
         self._raw = raw
         if self.path.lower().endswith(".gz"):
-            return gzip.GzipFile(fileobj=raw, mode="rb")
+            return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb"))
         return raw
 
     def _progress(self, n: int) -> None:
@@ -886,11 +886,11 @@ def open_stream(path: str) -> IO[bytes]:
         raw = sys.stdin.buffer
     else:
         if path.lower().endswith(".gz"):
-            return gzip.open(path, "rb")
+            return cast(IO[bytes], gzip.open(path, "rb"))
         raw = open(path, "rb")  # noqa: SIM115 - closed by the caller
     peek = getattr(raw, "peek", None)
     if peek is not None and peek(2)[:2] == GZIP_MAGIC:
-        return _GzipOver(raw)
+        return cast(IO[bytes], _GzipOver(raw))
     return raw
 
 

@@ -15,7 +15,7 @@ import datetime
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 import httpx
 import orjson
@@ -208,8 +208,8 @@ def _reason(r: httpx.Response) -> str:
     except ValueError:
         return r.text.strip()[:200] or r.reason_phrase
     if isinstance(body, dict):
-        if isinstance(body.get("reason"), str):
-            return body["reason"]
+        if isinstance(reason := body.get("reason"), str):
+            return reason
         detail = body.get("detail")
         if isinstance(detail, list) and detail and isinstance(detail[0], dict):
             first = detail[0]
@@ -413,7 +413,7 @@ def status_of(call: Mapping[str, Any]) -> Status:
     weave = summary.get("weave") if isinstance(summary, Mapping) else None
     status = weave.get("status") if isinstance(weave, Mapping) else None
     if status in ("running", "success", "error", "descendant_error"):
-        return status  # type: ignore[return-value]
+        return cast(Status, status)
     if call.get("exception"):
         return "error"
     return "running" if call.get("ended_at") is None else "success"

@@ -39,7 +39,8 @@ from tracecli.schema.weave import (
 )
 
 # (line, kind, id, trace_id, parent_id, started, ended): the entry `blocks` sends on
-Facts = tuple[int, str, str, Any, Any, "str | None", "str | None"]
+# (id, trace_id and parent_id as read: checked, so the id is a str, typed as the dict gives it)
+Facts = tuple[int, str, Any, Any, Any, "str | None", "str | None"]
 
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _call_id_re = re.compile(rf"(?:{_UUID}|[0-9a-f]{{16}})\Z").match

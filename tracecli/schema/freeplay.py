@@ -4,7 +4,7 @@ Fields whose mistakes are common (epoch vs ISO times, string eval scores, nulls 
 lists in llm_parameters, non-v4 session ids) are checked by hand first, so the message says
 how to fix the record rather than repeating pydantic's union noise; the models
 (`freeplay_models`, re-exported here) then catch the rest, one problem per field.
-Importing this module registers `check_completion` with `tracecli.check.records`.
+`tracecli.check.records` sends every Freeplay-shaped record through `check_completion`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from tracecli.check import records
 from tracecli.schema.freeplay_messages import check_tool_schema, classify_message
 from tracecli.schema.freeplay_models import (
     COMPLETION_PATH_KEYS,
@@ -396,6 +395,3 @@ def _describe(value: Any) -> str:
     if isinstance(value, dict):
         return "an object"
     return type(value).__name__
-
-
-records.set_freeplay_check(check_completion)

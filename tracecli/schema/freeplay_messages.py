@@ -465,7 +465,7 @@ TOOL_SHAPES: tuple[tuple[str, type[BaseModel]], ...] = (
     ("vertex", VertexTool),
     ("openai_responses", OpenAIResponsesTool),
 )
-_TOOL_LIST = TypeAdapter(ToolSchema)
+_TOOL_LIST: TypeAdapter[Any] = TypeAdapter(ToolSchema)
 
 
 def check_tool_schema(tools: Any) -> list[tuple[str, str]]:

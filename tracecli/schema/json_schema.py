@@ -19,9 +19,9 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from tracecli.check.records import META_KEY
 from tracecli.schema import rules
 from tracecli.schema.freeplay import RecordPayload, TracePayload
+from tracecli.schema.rules import META_KEY
 from tracecli.schema.weave import (
     CallEndReq,
     CallStartReq,

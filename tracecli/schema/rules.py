@@ -25,6 +25,9 @@ INT64_MAX = 2**63 - 1  # weave's server keeps wb_run_step in an integer column
 
 INTERNAL_REF_PREFIX = "weave-trace-internal:///"
 
+# tracecli's own key, added to rejected records; ignored on input so they can be replayed.
+META_KEY = "_tracecli"
+
 MAX_OP_NAME = 128
 MAX_DISPLAY_NAME = 1024
 OP_REF_PREFIX = "weave:///"

@@ -42,8 +42,8 @@ class LLMUsageSchema(BaseModel):
 class SummaryInsertMap(BaseModel):
     model_config = _ALLOW
 
-    usage: dict[str, LLMUsageSchema] = Field(default=None)  # type: ignore[assignment]
-    status_counts: dict[TraceStatus, int] = Field(default=None)  # type: ignore[assignment]
+    usage: dict[str, LLMUsageSchema] = Field(default=None)  # type: ignore[arg-type]
+    status_counts: dict[TraceStatus, int] = Field(default=None)  # type: ignore[arg-type]
 
 
 class StartedCallSchemaForInsert(BaseModel):

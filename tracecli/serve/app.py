@@ -21,6 +21,7 @@ import base64
 import binascii
 import contextlib
 import hmac
+import ipaddress
 import itertools
 import logging
 import signal
@@ -458,7 +459,9 @@ def create_app(
             return json_response({"reason": "Internal server error"}, 500)
         return json_response(result)
 
-    def route(path: str, model: type[BaseModel], res: type[BaseModel], summary: str) -> Any:
+    def route(
+        path: str, model: type[BaseModel], res: type[BaseModel], summary: str
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         return app.post(
             path,
             response_model=res,
@@ -709,8 +712,6 @@ def url_of(sock: socket.socket) -> str:
 
 
 def _loopback(sock: socket.socket) -> bool:
-    import ipaddress
-
     try:
         return ipaddress.ip_address(sock.getsockname()[0]).is_loopback
     except ValueError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -32,7 +33,9 @@ class HttpError(Exception):
         self.status, self.content, self.headers = status, content, dict(headers or {})
 
 
-def json_response(content: Any, status: int = 200, headers: Mapping[str, str] | None = None):
+def json_response(
+    content: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
     try:
         body = dumps_exact(content)
     except (TypeError, ValueError, RecursionError):
@@ -55,10 +58,9 @@ def unprocessable(errors: list[dict[str, Any]]) -> HttpError:
 
 
 def _pydantic_errors(exc: ValidationError, prefix: tuple[Any, ...] = ("body",)) -> HttpError:
-    errors = []
+    errors: list[dict[str, Any]] = []
     for err in exc.errors(include_url=False):
-        err["loc"] = [*prefix, *err["loc"]]
-        errors.append(err)
+        errors.append({**err, "loc": [*prefix, *err["loc"]]})
     return unprocessable(errors)
 
 
@@ -104,7 +106,7 @@ def check_project(project_id: str) -> None:
 
 def parse_checked(body: bytes, model: type[BaseModel]) -> dict[str, Any]:
     """A body that names a project: parsed, validated against `model`, project checked."""
-    data = parse_body(body)
+    data: dict[str, Any] = parse_body(body)
     validate_body(model, data)
     check_project(data["project_id"])
     return data
@@ -132,8 +134,6 @@ def run_guarded(fn: Callable[..., Any], *args: Any) -> Any:
 
 def log_exception(request: Request) -> None:
     """A 500 is our bug: keep its traceback on stderr (bodies and headers are not logged)."""
-    import traceback
-
     sys.stderr.write(f"tracecli serve: internal error on {request.url.path}:\n")
     traceback.print_exc(file=sys.stderr)
 

@@ -347,7 +347,7 @@ def add_object_routes(app: FastAPI, store: Store, *, handle: Handle, read_body: 
             body = {}
         body = body if isinstance(body, dict) else {}
         query = str(body.get("query") or "")
-        variables = body.get("variables") if isinstance(body.get("variables"), dict) else {}
+        variables = v if isinstance(v := body.get("variables"), dict) else {}
         if "viewer" in query:
             data: Any = {"viewer": {"username": "tracecli", "defaultEntity": {"name": "tracecli"}}}
         elif "upsertModel" in query:

@@ -664,7 +664,7 @@ class Store:
             inner, params = build_select("id", project_id, filter=filter, query=query)
             sql = f"SELECT COUNT(*) FROM ({inner})"
         with self._reader() as conn:
-            return conn.execute(sql, params).fetchone()[0]
+            return int(conn.execute(sql, params).fetchone()[0])
 
     def trace_storage_bytes(
         self,
@@ -686,7 +686,7 @@ class Store:
             " WHERE m.parent_id IS NULL"
         )
         with self._reader() as conn:
-            return conn.execute(sql, [*params, project_id]).fetchone()[0]
+            return int(conn.execute(sql, [*params, project_id]).fetchone()[0])
 
     def projects(self) -> list[str]:
         """Project ids that hold calls, the most recently active (latest start) first."""
@@ -701,10 +701,12 @@ class Store:
         """Ends still waiting for their start (all projects when project_id is None)."""
         with self._reader() as conn:
             if project_id is None:
-                return conn.execute("SELECT COUNT(*) FROM pending_ends").fetchone()[0]
-            return conn.execute(
-                "SELECT COUNT(*) FROM pending_ends WHERE project_id = ?", (project_id,)
-            ).fetchone()[0]
+                return int(conn.execute("SELECT COUNT(*) FROM pending_ends").fetchone()[0])
+            return int(
+                conn.execute(
+                    "SELECT COUNT(*) FROM pending_ends WHERE project_id = ?", (project_id,)
+                ).fetchone()[0]
+            )
 
 
 def _by_project(keys: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tracecli.diagnostics import TracecliError
+from tracecli.store.query import QueryError, _Sql, compile_query, json_field_sql
 
 if TYPE_CHECKING:
     from tracecli.store.db import Store
@@ -170,7 +171,8 @@ def objs_query(
     """`/objs/query` (the SDK's get_evaluations, list of datasets): object versions by id,
     class, op-ness and latest-only, oldest first, as weave's SQLite server answers them.
     Tags and aliases are not stored, so a filter on them matches nothing."""
-    where, params = ["project_id = ?"], [project_id]
+    where: list[str] = ["project_id = ?"]
+    params: list[Any] = [project_id]
     f = filter or {}
     if f.get("is_op") is not None:
         where.append("kind = 'op'" if f["is_op"] else "kind != 'op'")
@@ -369,8 +371,6 @@ def feedback_create(store: Store, items: Sequence[Mapping[str, Any]]) -> list[di
 
 def feedback_field(name: Any, cast: str | None, sql: Any) -> str:
     """A `$getField` of feedback → SQL: its columns, and `payload.<path>` inside the payload."""
-    from tracecli.store.query import QueryError, json_field_sql
-
     if name in FEEDBACK_COLUMNS and name != "payload":
         return str(name)
     if isinstance(name, str) and name.startswith("payload."):
@@ -389,8 +389,6 @@ def feedback_query(
     offset: int | None = None,
 ) -> list[dict[str, Any]]:
     """`/feedback/query`: the rows weave's server answers (all its columns, or `fields`)."""
-    from tracecli.store.query import QueryError, _Sql, compile_query
-
     sql = _Sql()
     where = [f"project_id = {sql.param(project_id)}"]
     if query:
@@ -425,7 +423,7 @@ def _purge_ids(expr: Any) -> list[str] | None:
     ((op, arg),) = expr.items()
     if op == "$or" and isinstance(arg, list):
         ids = [_purge_ids(a) for a in arg]
-        return None if any(i is None or len(i) != 1 for i in ids) else [i[0] for i in ids]
+        return None if any(i is None or len(i) != 1 for i in ids) else [i[0] for i in ids if i]
     if op == "$eq" and isinstance(arg, list) and len(arg) == 2:
         field, literal = arg
         if field == {"$getField": "id"} and isinstance(literal, Mapping):
@@ -437,8 +435,6 @@ def _purge_ids(expr: Any) -> list[str] | None:
 
 def feedback_purge(store: Store, project_id: str, query: Mapping[str, Any]) -> None:
     """`/feedback/purge`: only by feedback id, as weave's server allows (else a 400)."""
-    from tracecli.store.query import QueryError
-
     ids = _purge_ids(query.get("$expr") if isinstance(query, Mapping) else None)
     if ids is None:
         raise QueryError(PURGE_REFUSED)

@@ -517,7 +517,7 @@ def derive_summary(
     return summary
 
 
-def _error_count(summary: Mapping[str, Any]) -> int:
+def _error_count(summary: Mapping[str, Any]) -> float:
     counts = summary.get("status_counts")
     value = counts.get("error", 0) if isinstance(counts, Mapping) else 0
     return value if isinstance(value, int | float) else 0

@@ -12,6 +12,7 @@ import os
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from pydantic import SecretStr
@@ -58,8 +59,6 @@ def resolve_freeplay(
     else:
         base, origin = DEFAULT_API_BASE, "default"
     base = base.rstrip("/")
-    from urllib.parse import urlsplit
-
     parts = urlsplit(base)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(

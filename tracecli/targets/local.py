@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tracecli.diagnostics import TracecliError
+from tracecli.store.db import Store
 from tracecli.store.query import loads_exact
 from tracecli.targets.retry import Action
 from tracecli.targets.transport import Outcome
@@ -23,8 +24,6 @@ class LocalStoreTarget:
     concurrency = 1
 
     def __init__(self, db: Path) -> None:
-        from tracecli.store.db import Store
-
         db.parent.mkdir(parents=True, exist_ok=True)
         self.name = str(db)
         self.store = Store(db)

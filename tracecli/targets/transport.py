@@ -125,8 +125,8 @@ def extract_reason(status: int | None, body: Any, text: str) -> str:
                 return "; ".join(_detail_line(d) for d in value[:5]) + (
                     f"; and {len(value) - 5} more" if len(value) > 5 else ""
                 )
-            if isinstance(value, dict) and isinstance(value.get("message"), str):
-                return value["message"]
+            if isinstance(value, dict) and isinstance(message := value.get("message"), str):
+                return message
     text = text.strip()
     if text:
         return text if len(text) <= 300 else text[:297] + "..."
@@ -162,10 +162,7 @@ def item_errors(body: Any) -> dict[int, str]:
 
 
 def _phrase(status: int) -> str:
-    try:
-        return httpx.codes(status).phrase
-    except ValueError:
-        return ""
+    return httpx.codes.get_reason_phrase(status)  # "" for a code httpx does not know
 
 
 def auth_header(api_key: str, scheme: Literal["basic", "bearer"]) -> str:
@@ -509,7 +506,7 @@ class Transport:
                     last.reason = "already stored"
                     last.retries = attempt - 1
                     return last
-                if instead is not None:
+                if isinstance(instead, bytes):
                     content = instead
             if self._after(
                 decision, method, path, attempt, response.status_code, None, start, last.reason

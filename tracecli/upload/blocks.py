@@ -82,7 +82,7 @@ def fast_body(v: dict[str, Any]) -> tuple[Any, str, dict[str, Any]] | None:
         req = v["req"]
         if len(v) != 2 or type(req) is not dict or len(req) != 1:
             return None
-        body = req.get(t)  # type: ignore[arg-type]
+        body = req.get(t)
         if type(body) is not dict:
             return None
         if t == "start":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tracecli.check.pairing import Half
 from tracecli.diagnostics import Diagnostic, Severity
@@ -19,10 +19,8 @@ from tracecli.targets import endpoint_label
 from tracecli.upload.journal import Journal
 from tracecli.upload.originals import half_original, originals
 from tracecli.upload.rejected import RejectedWriter
+from tracecli.upload.report import UploadReport
 from tracecli.wire.chunking import LINE_MASK, LINE_SHIFT, SRC_SHIFT, Chunk
-
-if TYPE_CHECKING:
-    from tracecli.upload.api import UploadReport
 
 _END_KIND = 1  # a packed record's kind bits (chunking.pack) for an end
 

@@ -15,12 +15,13 @@ acknowledged records of a file that changed since (and a record met twice in one
 
 from __future__ import annotations
 
+import os
 import queue
 import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from tracecli.config.settings import is_loopback
@@ -47,10 +48,15 @@ from tracecli.upload.freeplay_ledger import (
 )
 from tracecli.upload.journal import AckSet, Journal
 from tracecli.upload.rejected import DEFAULT_NAME, RejectedWriter, skip_rejected_file, stale_note
+from tracecli.upload.report import (
+    FileReport,
+    Interrupt,
+    Progress,
+    UploadOptions,
+    UploadReport,
+    halt_line,
+)
 from tracecli.upload.sender import halt_reason
-
-if TYPE_CHECKING:
-    from tracecli.upload.api import Progress, UploadOptions, UploadReport
 
 GRACE_SECONDS = 5.0
 PROGRESS_EVERY = 0.2
@@ -67,7 +73,6 @@ def upload_freeplay(
 
     Raises UsageError (exit 2) for bad options, a missing key or project, an unreachable
     server; AuthError (exit 2) when Freeplay refuses the key."""
-    from tracecli.upload.api import _Interrupt
 
     settings = resolve_freeplay(opts.server, opts.api_key, opts.project)
     if not 1 <= opts.concurrency <= 64:
@@ -93,7 +98,7 @@ def upload_freeplay(
             allow_insecure=opts.allow_insecure,
             on_retry=opts.on_retry,
         )
-    interrupt = _Interrupt()
+    interrupt = Interrupt()
     restore = interrupt.install()
     journal: Journal | None = None
     ledger: SentLedger | None = None
@@ -146,8 +151,6 @@ def upload_freeplay(
 
 def check_reachable(url: str, timeout: float = 10.0) -> None:
     """Fail fast (exit 2) when nothing listens at the API base, before reading anything."""
-    import os
-
     if not is_loopback(url) and any(
         os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
     ):
@@ -231,8 +234,6 @@ class _FreeplayRun:
         name: str,
         ledger: SentLedger | None = None,
     ) -> None:
-        from tracecli.upload.api import FileReport, UploadReport
-
         self.files = files
         self.opts = opts
         self.project = project
@@ -322,8 +323,6 @@ class _FreeplayRun:
                 t.join(timeout=5.0)
             self._finish(complete)
         if self.halted is not None:
-            from tracecli.upload.api import halt_line
-
             self.report.halted = halt_line(self.halted, self.report)
             self.report.errors += 1
         if self.fatal is not None:
@@ -358,8 +357,10 @@ class _FreeplayRun:
         key = _key(request)
         if self.ledger is not None:
             self._await_same(key)
-            src = self._source_key(piece)
-            earlier = not self.opts.restart and src is not None and self.ledger.seen_from(key, src)
+            source = self._source_key(piece)
+            earlier = (
+                not self.opts.restart and source is not None and self.ledger.seen_from(key, source)
+            )
             if earlier or self.ledger.seen_since(key, self.started_at):
                 self._sent_before(piece)
                 return
@@ -615,8 +616,6 @@ class _FreeplayRun:
         if not force and now - self._last_progress < PROGRESS_EVERY:
             return
         self._last_progress = now
-        from tracecli.upload.api import Progress
-
         r = self.report
         total: int | None = 0
         for s in self.sources:

@@ -237,7 +237,7 @@ class Journal:
             known = self._files.get(key, False)
             if known is None:
                 return FileState(key, journaled=False, changed=False, acked=0, done=False)
-            if known and known.state is not None:
+            if isinstance(known, _Entry) and known.state is not None:
                 return known.state
         ident = identity(path)  # outside the lock: hashing reads the file
         if ident is None:

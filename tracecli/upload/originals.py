@@ -33,7 +33,7 @@ def entry_original(e: Entry) -> dict[str, Any]:
     data: dict[str, Any] = loads(join_objects(body, tail) if tail else body)
     if orig is not None:
         data["project_id"] = orig
-    return wrap(shape, kind, data)  # type: ignore[arg-type]
+    return wrap(shape, kind, data)
 
 
 def originals(chunk: Chunk) -> Iterator[tuple[dict[str, Any], int, int]]:

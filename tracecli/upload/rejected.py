@@ -30,8 +30,8 @@ from typing import IO, Any, Protocol
 
 import orjson
 
-from tracecli.check.records import META_KEY
 from tracecli.diagnostics import UsageError
+from tracecli.schema.rules import META_KEY
 from tracecli.wire.wideints import NonFinite
 
 DEFAULT_NAME = "tracecli-rejected.jsonl"

@@ -43,6 +43,7 @@ from tracecli.upload.fates import Fates
 from tracecli.upload.journal import Journal
 from tracecli.upload.originals import entry_original, half_original
 from tracecli.upload.rejected import RejectedWriter
+from tracecli.upload.report import FileReport, Progress, UploadOptions, UploadReport
 from tracecli.upload.units import complete_unit, lone_unit, pair_unit
 from tracecli.upload.validate_blocks import plan_ranges, read_blocks
 from tracecli.wire.chunking import Chunker, Unit
@@ -51,7 +52,6 @@ from tracecli.wire.encode import (
 )
 
 if TYPE_CHECKING:
-    from tracecli.upload.api import FileReport, UploadOptions, UploadReport
     from tracecli.upload.sender import Sender
 
 PROGRESS_EVERY = 0.2  # seconds between progress callbacks
@@ -131,8 +131,6 @@ class Run:
         pool: ProcessPoolExecutor | None = None,
         jobs: int = 0,
     ) -> None:
-        from tracecli.upload.api import FileReport
-
         self.files = files
         self.opts = opts
         self.mode = opts.mode
@@ -334,7 +332,7 @@ class Run:
                 _Block(b.src, _Done(b.fn(*b.args)), b.fn, b.args, b.done_bytes, b.last)
                 for b in self.pending
             )
-        except _Interrupted:
+        except Interrupted:
             return
         i = block.src
         base = self.line_base[i]
@@ -572,8 +570,6 @@ class Run:
         if not force and now - self._last_progress < PROGRESS_EVERY:
             return
         self._last_progress = now
-        from tracecli.upload.api import Progress
-
         r = self.report
         retries = self.sender.target.stats()[1] if self.sender is not None else 0
         cb(
@@ -604,12 +600,12 @@ def _status(target: object) -> str | None:
     return (status() or None) if callable(status) else None
 
 
-class _Interrupted(Exception):
+class Interrupted(Exception):
     pass
 
 
 def _wait(result: Future[Any] | _Done, interrupted: Callable[[], bool]) -> Any:
-    """A block's result; gives up (raising _Interrupted) once Ctrl-C was pressed."""
+    """A block's result; gives up (raising Interrupted) once Ctrl-C was pressed."""
     if isinstance(result, _Done):
         return result.result()
     while True:
@@ -617,7 +613,7 @@ def _wait(result: Future[Any] | _Done, interrupted: Callable[[], bool]) -> Any:
             return result.result(timeout=0.2)
         except TimeoutError:
             if interrupted():
-                raise _Interrupted from None
+                raise Interrupted from None
 
 
 UNREAD_COUNT_BYTES = 1 << 30  # at most this much unread input is counted at a stop

@@ -1,0 +1,252 @@
+"""What an upload is asked and what it answers: options, progress, the report, the halt line
+and the Ctrl-C handler. Shared by the Weave run (`upload.api`, `upload.run`, `upload.fates`)
+and the Freeplay run (`upload.freeplay`), so none of them imports another to reach it.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import SecretStr
+
+from tracecli.check.pairing import DEFAULT_MEMORY_BUDGET
+from tracecli.config.settings import WeaveTarget
+from tracecli.diagnostics import Diagnostic, UsageError
+from tracecli.inputs.reader import InputFormat
+from tracecli.targets.retry import MAX_OUTAGE
+from tracecli.wire.chunking import DEFAULT_CHUNK_BYTES, DEFAULT_CHUNK_ITEMS
+from tracecli.wire.encode import SERVER_MAX_BYTES
+
+Mode = Literal["auto", "complete", "batch", "single"]
+MODES: tuple[str, ...] = ("auto", "complete", "batch", "single")
+MAX_DIAGNOSTICS = 200  # kept in the report; all are counted
+GRACE_SECONDS = 5.0  # Ctrl-C: how long requests in flight may still be answered
+
+
+@dataclass
+class UploadOptions:
+    """Everything `upload` needs; the CLI fills it from flags, a library caller directly.
+
+    server/api_key/db follow `tracecli.config.settings.resolve_weave`: a server from the argument or
+    WF_TRACE_SERVER_URL, else the embedded store at `db` (or its default).
+    """
+
+    server: str | None = None
+    api_key: str | SecretStr | None = None
+    db: str | Path | None = None
+    resolved: WeaveTarget | None = None  # server/key/db already resolved (the CLI's settings)
+    target: Literal["weave", "freeplay"] = "weave"  # freeplay: tracecli.upload.freeplay
+    project: str | None = None
+    mode: Mode = "auto"
+    chunk_size: int = DEFAULT_CHUNK_ITEMS
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    concurrency: int = 4
+    dry_run: bool = False
+    strict: bool = False
+    rejected: str | Path | None = None  # default: ./tracecli-rejected.jsonl
+    max_retry_time: float = 300.0
+    max_outage: float = MAX_OUTAGE  # no answer to any request this long: stop (resumable)
+    restart: bool = False
+    ca_bundle: str | None = None
+    allow_insecure: bool = False
+    input_format: InputFormat = "jsonl"  # for stdin ("-")
+    journal_path: str | Path | None = None  # default: the user state dir
+    memory_budget: int = DEFAULT_MEMORY_BUDGET  # open calls kept in memory before spilling
+    timeout: float = 120.0
+    jobs: int | None = None  # worker processes for big inputs (default: cores - 1, at most 4)
+    on_retry: Callable[[Any], None] | None = None
+    on_diagnostic: Callable[[Diagnostic], None] | None = None
+
+    def check(self) -> None:
+        if self.mode not in MODES:
+            raise UsageError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.chunk_size < 1:
+            raise UsageError(f"--chunk-size must be at least 1, got {self.chunk_size}")
+        if not 1024 <= self.chunk_bytes <= SERVER_MAX_BYTES:
+            raise UsageError(
+                f"--chunk-bytes must be between 1 KiB and 32 MiB (the server's limit), "
+                f"got {self.chunk_bytes}"
+            )
+        if self.concurrency < 1 or self.concurrency > 64:
+            raise UsageError(f"--concurrency must be between 1 and 64, got {self.concurrency}")
+        if self.max_retry_time < 0:
+            raise UsageError(f"--max-retry-time must not be negative, got {self.max_retry_time}")
+        if not self.max_outage > 0:
+            raise UsageError(f"--max-outage must be more than 0, got {self.max_outage}")
+        if self.project is not None:
+            entity, sep, proj = self.project.partition("/")
+            if not sep or not entity or not proj or "/" in proj:
+                raise UsageError(f"--project must be entity/project, got {self.project!r}")
+
+
+@dataclass
+class Progress:
+    """What the display shows; handed to `on_progress` a few times a second."""
+
+    bytes_read: int
+    bytes_total: int | None
+    records: int
+    uploaded: int
+    rejected: int
+    skipped: int
+    retries: int
+    elapsed: float
+    # what the requests wait for, when not all is well: e.g. `server unreachable
+    # (connection refused); retry 5 in 8 s`, `server answered HTTP 503; retry 2 in 1 s`
+    status: str | None = None
+
+
+@dataclass
+class FileReport:
+    path: str
+    records: int = 0
+    skipped: int = 0
+    changed: bool = False  # an earlier run saw other content here: started over
+
+
+@dataclass
+class UploadReport:
+    target: str
+    target_kind: Literal["server", "store"]
+    mode: str
+    project: str | None
+    dry_run: bool
+    files: list[FileReport] = field(default_factory=list)
+    records: int = 0  # records read (valid or not)
+    uploaded: int = 0  # calls stored in this run (running or complete): their start went
+    ends_uploaded: int = 0  # ends alone, completing calls started earlier or elsewhere
+    acked_records: int = 0  # records acknowledged in this run (a call is one or two)
+    # calls (and lone ends) per endpoint; in single mode a call counts under both routes
+    by_endpoint: dict[str, int] = field(default_factory=dict)
+    requests_by_endpoint: dict[str, int] = field(default_factory=dict)  # acknowledged requests
+    rejected: int = 0  # records rejected (by validation or the server)
+    invalid: int = 0  # of those, refused by validation
+    unsent: int = 0  # records not sent: the run was stopped first
+    skipped: int = 0  # records acknowledged by an earlier run
+    retried: int = 0
+    requests: int = 0
+    bytes_sent: int = 0
+    errors: int = 0
+    warnings: int = 0
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    rejected_file: str | None = None
+    stale_rejected_file: str | None = None
+    stale_rejected_note: str | None = None  # about that file, once (see rejected.stale_note)
+    interrupted: bool = False
+    interrupted_by: int | None = None  # the signal that interrupted the run (SIGINT, SIGTERM)
+    # why sending stopped before the end (the server looked down), as one line:
+    # `server unreachable since 14:02:11; 187,990 records unsent; run the same command...`
+    halted: str | None = None
+    input_left: bool = False  # the run stopped before reading all of its input
+    unread: int | None = None  # then, about how many records were not read (None: unknown)
+    strict_blocked: bool = False  # --strict found errors: nothing was sent
+    peak_open_calls: int = 0
+    spilled: int = 0
+    elapsed_s: float = 0.0
+
+    @property
+    def calls_per_s(self) -> float:
+        return self.uploaded / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def changed_files(self) -> list[str]:
+        return [f.path for f in self.files if f.changed]
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 128 + (self.interrupted_by or signal.SIGINT)
+        if self.rejected or self.unsent or self.errors or self.strict_blocked:
+            return 1
+        return 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "target_kind": self.target_kind,
+            "mode": self.mode,
+            "project": self.project,
+            "dry_run": self.dry_run,
+            "files": len(self.files),
+            "inputs": [
+                {"path": f.path, "records": f.records, "skipped": f.skipped, "changed": f.changed}
+                for f in self.files
+            ],
+            "records": self.records,
+            "uploaded": self.uploaded,
+            "ends_uploaded": self.ends_uploaded,
+            "records_uploaded": self.acked_records,
+            "by_endpoint": dict(self.by_endpoint),
+            "requests_by_endpoint": dict(self.requests_by_endpoint),
+            "rejected": self.rejected,
+            "invalid": self.invalid,
+            "unsent": self.unsent,
+            "skipped": self.skipped,
+            "retried": self.retried,
+            "requests": self.requests,
+            "bytes_sent": self.bytes_sent,
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "diagnostics": [d.to_dict() for d in self.diagnostics],
+            "rejected_file": self.rejected_file,
+            "interrupted": self.interrupted,
+            "halted": self.halted,
+            "unread": self.unread,
+            "strict_blocked": self.strict_blocked,
+            "changed_files": self.changed_files,
+            "peak_open_calls": self.peak_open_calls,
+            "spilled": self.spilled,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "calls_per_s": round(self.calls_per_s, 1),
+        }
+
+
+def halt_line(why: str, report: UploadReport) -> str:
+    """The one line that says the run stopped on a dead server, what is left, what to do:
+    `server unreachable since 14:02:11; 187,990 records unsent; run the same command again
+    to resume`: the records read and not stored, and those not read (counted in the
+    plain JSON-lines files that were not read to their end; otherwise said so)."""
+    unsent = report.unsent
+    rest = ""
+    if report.input_left and report.unread is not None:
+        unsent += report.unread  # read or not, none of them is stored
+    elif report.input_left:
+        rest = " (and the rest of the input, not read)"
+    return f"{why}; {unsent:,} records unsent{rest}; run the same command again to resume"
+
+
+class Interrupt:
+    """First Ctrl-C (or SIGTERM: how CI cancels a job, how systemd and Kubernetes stop a
+    process): stop reading and wind down (the flag the loops check), so the run ends with
+    its summary, the journal saved and the resume hint. Second: raise."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.signum: int | None = None
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self._event.is_set():
+            raise KeyboardInterrupt
+        self.signum = signum
+        self._event.set()
+
+    def install(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {s: signal.signal(s, self) for s in self.SIGNALS}
+
+        def restore() -> None:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+        return restore
