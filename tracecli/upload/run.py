@@ -163,6 +163,8 @@ class Run:
         self.bytes_done = [0] * len(files)
         self.line_base = [0] * len(files)
         self.acked_lines: list[Any] = [_EMPTY] * len(files)
+        # (offset, lines before it): where the journal's acknowledged prefix of a file ends
+        self.resume: list[tuple[int, int]] = [(0, 0)] * len(files)
         self.pending: deque[_Block] = deque()
         self.routes: dict[str, str] = {}
         # Halves refused by validation, by call id: (kind or None, input index, line). A
@@ -184,6 +186,7 @@ class Run:
                 self.file_reports[i].changed = st.changed
                 if st.acked:  # (a live view: lines acked by this run are not looked up)
                     self.acked_lines[i] = journal.acked(path)
+                self.resume[i] = (st.resume_offset, st.resume_line)
             if path == STDIN or not regular_file(path):  # a pipe: no size to show
                 self.bytes_total = None
                 continue
@@ -253,8 +256,16 @@ class Run:
             return
         if not read_as_stream(path):
             size = self.sizes[i] or 0
+            # An appended file: read from where the stored records end (not from the start)
+            offset, lines = self.resume[i] if self.resume[i][0] <= size else (0, 0)
+            self.line_base[i] = lines
+            self.bytes_done[i] = offset
+            if lines:  # the records not read again count as read and skipped, as before
+                before = self.acked_lines[i].count_upto(lines)
+                self.file_reports[i].records += before
+                self._skipped(i, before)
             try:
-                ranges = plan_ranges(path, size, BLOCK_BYTES)
+                ranges = plan_ranges(path, size, BLOCK_BYTES, offset)
             except OSError as exc:
                 self.fates.invalid(None, display, 0, [_read_error(display, 0, exc)])
                 return
@@ -541,6 +552,8 @@ class Run:
                 if not h.done:
                     self.fates.add_unsent(1)
                 continue
+            if h.kind == "start" and self.journal is not None:
+                self.journal.hold(self.files[h.src], h.line)  # its end may be appended
             why = self._partner_refused(h) if self.refused else None
             if why is None:
                 self._emit_lone(h)
