@@ -338,3 +338,32 @@ def test_asking_twice_in_one_run_keeps_this_runs_acks(tmp_path):
         j.ack(f, [1, 2])
         assert j.file(f).acked == 0  # what earlier runs left: nothing (restart)
         assert sorted(j.acked(f)) == [1, 2]
+
+
+def test_copytruncate_copy_resumes_and_the_truncated_file_starts_over(tmp_path):
+    f = make(tmp_path, lines=4)
+    with Journal.open(server=SERVER, project=None) as j:
+        j.file(f)
+        j.ack(f, [1, 2, 3])
+    with open(f, "a") as fh:
+        fh.write('{"n": 4}\n')
+    copy = tmp_path / "a.jsonl.1"
+    copy.write_bytes(f.read_bytes())  # copytruncate: a copy, then the original emptied
+    with open(f, "r+b") as fh:
+        fh.truncate(0)
+    f.write_text('{"n": "new"}\n')
+    with Journal.open(server=SERVER, project=None) as j:
+        now = j.file(f)  # the truncated original first: its old acks must survive it
+        assert now.changed and now.acked == 0
+        old = j.file(copy)
+        assert old.appended and old.acked == 3 and old.resume_line == 3
+
+
+def test_a_copy_of_a_file_still_in_place_is_another_upload(tmp_path):
+    f = make(tmp_path, lines=4)
+    with Journal.open(server=SERVER, project=None) as j:
+        j.ack(f, [1, 2, 3, 4])
+    copy = tmp_path / "copy.jsonl"
+    copy.write_bytes(f.read_bytes())
+    with Journal.open(server=SERVER, project=None) as j:
+        assert j.file(copy).acked == 0

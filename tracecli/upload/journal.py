@@ -55,6 +55,7 @@ TAIL_BYTES = 4096  # the bytes before a file's end that must be unchanged for an
 # reads the start again, skips it as stored, and pairs it with its end as one call), unless
 # that holds it back more than this: a call that never ends must not pin the file forever.
 HOLD_MAX_BYTES = 64 << 20
+MOVED_CANDIDATES = 32  # recent entries compared with a new file that may be a rotated copy
 DB_NAME = "journal.sqlite3"
 
 _SCHEMA = """
@@ -241,6 +242,20 @@ def _prefix_hashes(f: IO[bytes], size: int) -> tuple[str, str]:
     return head, _hash_range(f, start, size - start)
 
 
+def _unchanged(row: _Row, ident: Identity) -> bool:
+    same = (row.size, row.mtime_ns, row.head) == (ident.size, ident.mtime_ns, ident.head)
+    return same and (not row.tail or row.tail == ident.tail)
+
+
+def _still_there(row: _Row) -> bool:
+    """Whether the file an entry was made for still begins, at its path, with what was
+    seen (then a copy elsewhere is another upload, made on purpose)."""
+    try:
+        return _same_prefix(row.path, row, os.stat(row.path).st_size)
+    except (OSError, ValueError):  # gone, or a detached entry's name
+        return False
+
+
 def _same_prefix(path: str, row: _Row, size: int) -> bool:
     """Whether the file still begins with the bytes an earlier run saw (an append)."""
     if not row.tail or size < row.size:
@@ -378,15 +393,21 @@ class Journal:
         ):
             # Another file under this path (rotation by rename): the old entry stays, under
             # a name no path has, for the old file to be found by its device and inode.
-            self._conn.execute(
-                "UPDATE files SET path=? WHERE id=?", (f"\0moved\0{row.id}\0{row.path}", row.id)
-            )
+            self._detach(row)
             row = None
         if row is None:
             row = self._moved(ident)
             if row is not None:
                 self._conn.execute("UPDATE files SET path=? WHERE id=?", (ident.path, row.id))
         now = time.time()
+        changed = False
+        if row is not None and not self._restart and not self._same_or_grown(row, ident):
+            # The part seen before changed, or the file got shorter (rewritten; truncated by
+            # copytruncate, whose copy may be among the inputs and is then found by its
+            # content, see `_moved`): this path starts over, the old entry is kept aside.
+            self._detach(row)
+            row = None
+            changed = True
         if row is None:
             cur = self._conn.execute(
                 "INSERT INTO files (target, path, size, mtime_ns, head, tail, dev, ino, updated) "
@@ -403,15 +424,11 @@ class Journal:
                     now,
                 ),
             )
-            return _Entry(int(cur.lastrowid or 0), AckSet(), ident=ident), False, False, False
+            return _Entry(int(cur.lastrowid or 0), AckSet(), ident=ident), changed, False, False
         entry = _Entry(row.id, AckSet(), ident=ident)
-        unchanged = (row.size, row.mtime_ns, row.head) == (
-            ident.size,
-            ident.mtime_ns,
-            ident.head,
-        ) and (not row.tail or row.tail == ident.tail)
+        unchanged = _unchanged(row, ident)
         grown = not unchanged and _same_prefix(ident.path, row, ident.size)
-        changed = appended = done = False
+        appended = done = False
         if (unchanged or grown) and not self._restart:
             for block, bits in self._conn.execute(
                 "SELECT block, bits FROM acks WHERE file_id=?", (row.id,)
@@ -444,6 +461,16 @@ class Journal:
         )
         return entry, changed, appended, done
 
+    def _detach(self, row: _Row) -> None:
+        """Keep an entry whose path now holds another file, under a name no path has."""
+        self._conn.execute(
+            "UPDATE files SET path=? WHERE id=?", (f"\0moved\0{row.id}\0{row.path}", row.id)
+        )
+
+    @staticmethod
+    def _same_or_grown(row: _Row, ident: Identity) -> bool:
+        return _unchanged(row, ident) or _same_prefix(ident.path, row, ident.size)
+
     def _moved(self, ident: Identity) -> _Row | None:
         """The entry of this very file read earlier under another path (renamed by a log
         rotation): same device and inode, the content seen then unchanged, and the old
@@ -455,6 +482,17 @@ class Journal:
                     continue
             if _same_prefix(ident.path, row, ident.size):
                 return row
+        # A copy of a file read before whose original no longer holds that content (the copy
+        # made by copytruncate): found by content, among the most recent entries.
+        for row in self._row(
+            "size<=? AND tail<>'' AND path<>? ORDER BY updated DESC LIMIT ?",
+            ident.size,
+            ident.path,
+            MOVED_CANDIDATES,
+        ):
+            if _still_there(row) or not _same_prefix(ident.path, row, ident.size):
+                continue
+            return row
         return None
 
     def hold(self, path: str | os.PathLike[str], line: int) -> None:
