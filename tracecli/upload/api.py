@@ -78,6 +78,9 @@ class UploadOptions:
     jobs: int | None = None  # worker processes for big inputs (default: cores - 1, at most 4)
     on_retry: Callable[[Any], None] | None = None
     on_diagnostic: Callable[[Diagnostic], None] | None = None
+    # `upload --follow`: whether a start whose end is not read yet should wait for it (by
+    # call id) rather than go as a running call at the end of the pass; see upload/follow
+    defer_start: Callable[[str], bool] | None = None
 
     def check(self) -> None:
         if self.mode not in MODES:

@@ -554,6 +554,9 @@ class Run:
                 continue
             if h.kind == "start" and self.journal is not None:
                 self.journal.hold(self.files[h.src], h.line)  # its end may be appended
+                defer = self.opts.defer_start
+                if defer is not None and not h.done and defer(h.call_id):
+                    continue  # --follow: it waits for its end (read again next pass)
             why = self._partner_refused(h) if self.refused else None
             if why is None:
                 self._emit_lone(h)
