@@ -141,6 +141,31 @@ def test_ctrl_c_exits_130_and_a_bad_server_exits_2(tmp_path):
     assert r.returncode == 2 and "--dry-run" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_a_half_written_line_waits_and_a_bad_line_is_said_once(tmp_path):
+    calls = gen_calls(3, seed=53)
+    app = tmp_path / "app.jsonl"
+    first = line("call", {**calls[0][0], **calls[0][1]})
+    app.write_bytes(first + b'{"type": "call", not json\n')
+    with tracecli_serve(tmp_path / "serve") as serve, FaultProxy(serve.url) as proxy:
+        proc = start_follower(tmp_path, proxy.url, app, extra=("-v",))
+        try:
+            wait_for(lambda: len(received(proxy)) == 1, 30, proc)
+            half = line("call", {**calls[1][0], **calls[1][1]})
+            with app.open("ab") as f:
+                f.write(half[:30])  # the writer is in the middle of a line
+            time.sleep(2.5)  # two looks at least: nothing is said or sent for it
+            with app.open("ab") as f:
+                f.write(half[30:] + line("call", {**calls[2][0], **calls[2][1]}))
+            wait_for(lambda: len(received(proxy)) == 3, 30, proc)
+        finally:
+            assert stop(proc) == 0
+        assert proxy.duplicates() == 0
+        assert diff_calls(calls, read_back(serve.url)) == []
+    err = (tmp_path / "follow0.err").read_text()
+    assert err.count(":2: error:") == 1, err  # the bad line, said once
+    assert ":3: error:" not in err  # the half-written line was never read half
+
+
 # -- the soak --------------------------------------------------------------------------------
 
 WRITER = textwrap.dedent(

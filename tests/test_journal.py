@@ -367,3 +367,19 @@ def test_a_copy_of_a_file_still_in_place_is_another_upload(tmp_path):
     copy.write_bytes(f.read_bytes())
     with Journal.open(server=SERVER, project=None) as j:
         assert j.file(copy).acked == 0
+
+
+def test_invalid_lines_are_passed_over_only_when_asked(tmp_path):
+    f = tmp_path / "a.jsonl"
+    f.write_bytes(b'{"n": 0}\nnot json\n{"n": 2}\n')
+    with Journal.open(server=SERVER, project=None) as j:
+        j.file(f)
+        j.ack(f, [1, 3])
+        j.pass_over(f, [2])
+        assert j.settle(f) == len(b'{"n": 0}\n')  # an upload reads its rejects again
+    with Journal.open(server=SERVER, project=None, pass_invalid=True) as j:
+        j.file(f)
+        j.pass_over(f, [2])
+        assert j.settle(f) == f.stat().st_size
+    with Journal.open(server=SERVER, project=None, pass_invalid=True) as j:
+        assert j.file(f).resume_offset == f.stat().st_size

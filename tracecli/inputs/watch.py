@@ -80,3 +80,24 @@ class Watcher:
                 continue
             stamps.append(FileStamp(f, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
         return Snapshot(tuple(s.path for s in stamps), frozenset(stamps))
+
+
+def whole_lines_end(path: str, size: int, window: int = 1 << 20) -> int:
+    """Where the file's last whole line ends, at or before `size`: a last line without its
+    newline is still being written and waits for the next look. Reads at most `window`
+    bytes from the end; a longer unfinished line is taken as it is (0 when none ends)."""
+    if size <= 0:
+        return size
+    try:
+        with open(path, "rb") as f:
+            start = max(0, size - window)
+            f.seek(start)
+            tail = f.read(size - start)
+    except OSError:
+        return size
+    if tail.endswith(b"\n"):
+        return size
+    cut = tail.rfind(b"\n")
+    if cut >= 0:
+        return start + cut + 1
+    return 0 if start == 0 else size

@@ -81,6 +81,7 @@ class UploadOptions:
     # `upload --follow`: whether a start whose end is not read yet should wait for it (by
     # call id) rather than go as a running call at the end of the pass; see upload/follow
     defer_start: Callable[[str], bool] | None = None
+    follow: bool = False  # passes of upload --follow (the journal passes over invalid lines)
 
     def check(self) -> None:
         if self.mode not in MODES:
@@ -307,6 +308,7 @@ def upload(
                 project=opts.project,
                 restart=opts.restart,
                 db_path=opts.journal_path,
+                pass_invalid=opts.follow,
             )
         report = _run(
             files,

@@ -107,6 +107,8 @@ class Fates:
                 status=None,
                 diagnostics=[d.to_dict() for d in diags],
             )
+        if self.journal is not None:  # upload --follow: not read again by every pass
+            self.journal.pass_over(path, [line])
 
     # -- fates (called from the sender's threads) -------------------------------------------
     def acked(self, route: str, chunk: Chunk, calls: int) -> None:

@@ -170,6 +170,7 @@ def follow(
         on_diagnostic=_once(opts.on_diagnostic),
         defer_start=patience if opts.mode == "auto" and fopts.pair_wait > 0 else None,
         jobs=0,  # a pass reads what was appended: small; no worker processes per pass
+        follow=True,
     )
     status = FollowStatus()
     signals = _Signals()

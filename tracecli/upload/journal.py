@@ -37,7 +37,7 @@ import stat
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, NamedTuple
 
@@ -77,6 +77,12 @@ CREATE TABLE IF NOT EXISTS files (
     UNIQUE (target, path)
 );
 CREATE TABLE IF NOT EXISTS acks (
+    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    block   INTEGER NOT NULL,
+    bits    BLOB NOT NULL,
+    PRIMARY KEY (file_id, block)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS passed (
     file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
     block   INTEGER NOT NULL,
     bits    BLOB NOT NULL,
@@ -183,6 +189,7 @@ class _Entry:
     resume_off: int = 0
     resume_line: int = 0
     hold: int | None = None  # the first line of a call still open: settle stops before it
+    passed: AckSet = field(default_factory=AckSet)  # invalid lines settle may pass (follow)
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,8 +307,16 @@ def target_key(server: str, project: str | None) -> str:
 class Journal:
     """Acknowledged lines per input file for one target. Thread-safe."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, target: str, restart: bool) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: Path,
+        target: str,
+        restart: bool,
+        pass_invalid: bool = False,
+    ) -> None:
         self._conn = conn
+        self._pass_invalid = pass_invalid
         self.path = path
         self._target = target
         self._restart = restart
@@ -316,8 +331,11 @@ class Journal:
         project: str | None,
         restart: bool = False,
         db_path: str | os.PathLike[str] | None = None,
+        pass_invalid: bool = False,
     ) -> Journal:
-        """Open (creating) the journal; `restart` forgets what was acked for the files used."""
+        """Open (creating) the journal; `restart` forgets what was acked for the files used.
+        `pass_invalid` (upload --follow): lines refused by validation are remembered as
+        settled (see `pass_over`), so a bad line is not read again by every pass."""
         path = Path(db_path) if db_path is not None else state_dir() / DB_NAME
         try:
             conn = open_private_db(path)
@@ -342,7 +360,7 @@ class Journal:
             raise UsageError(
                 f"cannot open the resume journal {path}: {exc.strerror or exc}"
             ) from None
-        return cls(conn, path, target_key(server, project), restart)
+        return cls(conn, path, target_key(server, project), restart, pass_invalid)
 
     def file(self, path: str | os.PathLike[str]) -> FileState:
         """Register an input file for this run and say what earlier runs left for it."""
@@ -434,6 +452,10 @@ class Journal:
                 "SELECT block, bits FROM acks WHERE file_id=?", (row.id,)
             ):
                 entry.acks.load_block(int(block), bytes(bits))
+            for block, bits in self._conn.execute(
+                "SELECT block, bits FROM passed WHERE file_id=?", (row.id,)
+            ):
+                entry.passed.load_block(int(block), bytes(bits))
             done = unchanged and bool(row.done)
             appended = grown
             if row.resume_off <= row.size:
@@ -441,6 +463,7 @@ class Journal:
         else:
             changed = not (unchanged or grown)
             self._conn.execute("DELETE FROM acks WHERE file_id=?", (row.id,))
+            self._conn.execute("DELETE FROM passed WHERE file_id=?", (row.id,))
         self._conn.execute(
             "UPDATE files SET size=?, mtime_ns=?, head=?, tail=?, dev=?, ino=?, acked=?, "
             "done=?, resume_off=?, resume_line=?, updated=? WHERE id=?",
@@ -521,6 +544,7 @@ class Journal:
             return 0
         off, line = entry.resume_off, entry.resume_line
         acks = entry.acks
+        passed = entry.passed
         hold = entry.hold
         held: tuple[int, int] | None = None
         try:
@@ -532,7 +556,7 @@ class Journal:
                 for raw in f:
                     if not raw.endswith(b"\n"):
                         break  # still being written
-                    if line + 1 not in acks and raw.strip():
+                    if line + 1 not in acks and line + 1 not in passed and raw.strip():
                         break
                     if hold is not None and held is None and line + 1 >= hold:
                         held = (off, line)
@@ -580,6 +604,25 @@ class Journal:
                     [(entry.id, b, entry.acks.block(b)) for b in sorted(touched)],
                 )
 
+    def pass_over(self, path: str | os.PathLike[str], lines: Iterable[int]) -> None:
+        """Lines validation refused (not JSON, not a record): with `pass_invalid`, `settle`
+        may move past them, so a file that grows all day is not read again from its first
+        bad line by every pass. They stay in that pass's rejected file; a later run over
+        the file does not report them again (use --restart to see them again)."""
+        if not self._pass_invalid:
+            return
+        entry = self._entry(path)
+        if entry is None:
+            return
+        with self._lock:
+            touched = entry.passed.add(line for line in lines if line > 0)
+            if touched:
+                with self._conn:
+                    self._conn.executemany(
+                        "INSERT OR REPLACE INTO passed (file_id, block, bits) VALUES (?, ?, ?)",
+                        [(entry.id, b, entry.passed.block(b)) for b in sorted(touched)],
+                    )
+
     def done(self, path: str | os.PathLike[str]) -> None:
         """Mark the file finished (all its records stored or rejected)."""
         entry = self._entry(path)
@@ -598,6 +641,8 @@ class Journal:
             return
         with self._lock, self._conn:
             self._conn.execute("DELETE FROM acks WHERE file_id=?", (entry.id,))
+            self._conn.execute("DELETE FROM passed WHERE file_id=?", (entry.id,))
+            entry.passed = AckSet()
             self._conn.execute(
                 "UPDATE files SET acked=0, done=0, resume_off=0, resume_line=0 WHERE id=?",
                 (entry.id,),

@@ -37,6 +37,7 @@ from tracecli.inputs.reader import (
     regular_file,
     stream_position,
 )
+from tracecli.inputs.watch import whole_lines_end
 from tracecli.inputs.workers import fork_pool, stop_pool
 from tracecli.upload.blocks import Entry, prepare, prepare_lines, prepare_range
 from tracecli.upload.fates import Fates
@@ -191,6 +192,8 @@ class Run:
                 self.bytes_total = None
                 continue
             size = os.path.getsize(path)
+            if self.opts.follow:  # a last line still being written waits for the next pass
+                size = whole_lines_end(path, size)
             self.sizes[i] = size
             if self.bytes_total is not None:
                 self.bytes_total += size
