@@ -383,3 +383,18 @@ def test_invalid_lines_are_passed_over_only_when_asked(tmp_path):
         assert j.settle(f) == f.stat().st_size
     with Journal.open(server=SERVER, project=None, pass_invalid=True) as j:
         assert j.file(f).resume_offset == f.stat().st_size
+
+
+def test_settled_acks_are_compacted_and_still_counted(tmp_path):
+    f = make(tmp_path, lines=3 * BLOCK_LINES // 2)
+    with Journal.open(server=SERVER, project=None) as j:
+        j.file(f)
+        j.ack(f, range(1, 3 * BLOCK_LINES // 2 + 1))
+    conn = sqlite3.connect(state_dir() / "journal.sqlite3")
+    blocks = [b for (b,) in conn.execute("SELECT block FROM acks")]
+    conn.close()
+    assert blocks == [1]  # block 0 lies wholly before the resume point: dropped
+    with Journal.open(server=SERVER, project=None) as j:
+        st = j.file(f)
+        assert st.acked == 3 * BLOCK_LINES // 2 and st.compacted == BLOCK_LINES - 1
+        assert st.resume_offset == f.stat().st_size

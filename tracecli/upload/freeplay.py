@@ -283,7 +283,7 @@ class _FreeplayRun:
             src.refuse_foreign = True  # another tool's format: said once, not per line
             if self.journal is not None and src.resume_at(st.resume_offset, st.resume_line):
                 # an appended file: its stored part is not read again, but counted as skipped
-                before = self.acked[-1].count_upto(st.resume_line)
+                before = self.acked[-1].count_upto(st.resume_line) + st.compacted
                 self.report.skipped += before
                 self.report.files[i].skipped += before
                 src.records += before

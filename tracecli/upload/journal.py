@@ -74,6 +74,7 @@ CREATE TABLE IF NOT EXISTS files (
     ino       INTEGER NOT NULL DEFAULT 0,
     resume_off  INTEGER NOT NULL DEFAULT 0,
     resume_line INTEGER NOT NULL DEFAULT 0,
+    compacted INTEGER NOT NULL DEFAULT 0,
     UNIQUE (target, path)
 );
 CREATE TABLE IF NOT EXISTS acks (
@@ -177,6 +178,8 @@ class FileState:
     # start, after `resume_line` lines) was stored, so a plain file is read from there.
     resume_offset: int = 0
     resume_line: int = 0
+    # acknowledged lines before the resume point no longer kept line by line (see `settle`)
+    compacted: int = 0
     appended: bool = False  # an earlier run saw a shorter version: only the rest is new
 
 
@@ -188,6 +191,7 @@ class _Entry:
     ident: Identity | None = None
     resume_off: int = 0
     resume_line: int = 0
+    compacted: int = 0
     hold: int | None = None  # the first line of a call still open: settle stops before it
     passed: AckSet = field(default_factory=AckSet)  # invalid lines settle may pass (follow)
 
@@ -217,9 +221,12 @@ class _Row(NamedTuple):
     ino: int
     resume_off: int
     resume_line: int
+    compacted: int
 
 
-_ROW_COLUMNS = "id, path, size, mtime_ns, head, done, tail, dev, ino, resume_off, resume_line"
+_ROW_COLUMNS = (
+    "id, path, size, mtime_ns, head, done, tail, dev, ino, resume_off, resume_line, compacted"
+)
 
 
 def _add_columns(conn: sqlite3.Connection) -> None:
@@ -231,6 +238,7 @@ def _add_columns(conn: sqlite3.Connection) -> None:
         ("ino", "INTEGER NOT NULL DEFAULT 0"),
         ("resume_off", "INTEGER NOT NULL DEFAULT 0"),
         ("resume_line", "INTEGER NOT NULL DEFAULT 0"),
+        ("compacted", "INTEGER NOT NULL DEFAULT 0"),
     ):
         if name not in have:
             conn.execute(f"ALTER TABLE files ADD COLUMN {name} {decl}")
@@ -385,10 +393,11 @@ class Journal:
                 key,
                 journaled=True,
                 changed=changed,
-                acked=len(entry.acks),
+                acked=len(entry.acks) + entry.compacted,
                 done=done,
                 resume_offset=entry.resume_off,
                 resume_line=entry.resume_line,
+                compacted=entry.compacted,
                 appended=appended,
             )
             self._files[key] = entry
@@ -460,13 +469,14 @@ class Journal:
             appended = grown
             if row.resume_off <= row.size:
                 entry.resume_off, entry.resume_line = row.resume_off, row.resume_line
+                entry.compacted = row.compacted
         else:
             changed = not (unchanged or grown)
             self._conn.execute("DELETE FROM acks WHERE file_id=?", (row.id,))
             self._conn.execute("DELETE FROM passed WHERE file_id=?", (row.id,))
         self._conn.execute(
             "UPDATE files SET size=?, mtime_ns=?, head=?, tail=?, dev=?, ino=?, acked=?, "
-            "done=?, resume_off=?, resume_line=?, updated=? WHERE id=?",
+            "done=?, resume_off=?, resume_line=?, compacted=?, updated=? WHERE id=?",
             (
                 ident.size,
                 ident.mtime_ns,
@@ -478,6 +488,7 @@ class Journal:
                 int(done),
                 entry.resume_off,
                 entry.resume_line,
+                entry.compacted,
                 now,
                 row.id,
             ),
@@ -569,11 +580,27 @@ class Journal:
         if off > entry.resume_off:
             with self._lock, self._conn:
                 entry.resume_off, entry.resume_line = off, line
+                self._compact(entry)
                 self._conn.execute(
-                    "UPDATE files SET resume_off=?, resume_line=?, updated=? WHERE id=?",
-                    (off, line, time.time(), entry.id),
+                    "UPDATE files SET resume_off=?, resume_line=?, compacted=?, updated=? "
+                    "WHERE id=?",
+                    (off, line, entry.compacted, time.time(), entry.id),
                 )
         return off
+
+    def _compact(self, entry: _Entry) -> None:
+        """Drop the stored ack blocks wholly before the resume point (never read again:
+        reading starts there), keeping their count: a file followed for days keeps a
+        journal the size of its unsettled tail, not of its history."""
+        below = entry.resume_line // BLOCK_LINES
+        if below <= 0:
+            return
+        for (bits,) in self._conn.execute(
+            "SELECT bits FROM acks WHERE file_id=? AND block<?", (entry.id, below)
+        ):
+            entry.compacted += int.from_bytes(bytes(bits), "little").bit_count()
+        self._conn.execute("DELETE FROM acks WHERE file_id=? AND block<?", (entry.id, below))
+        self._conn.execute("DELETE FROM passed WHERE file_id=? AND block<?", (entry.id, below))
 
     def _entry(self, path: str | os.PathLike[str]) -> _Entry | None:
         key = str(path)
@@ -644,9 +671,11 @@ class Journal:
             self._conn.execute("DELETE FROM passed WHERE file_id=?", (entry.id,))
             entry.passed = AckSet()
             self._conn.execute(
-                "UPDATE files SET acked=0, done=0, resume_off=0, resume_line=0 WHERE id=?",
+                "UPDATE files SET acked=0, done=0, resume_off=0, resume_line=0, compacted=0 "
+                "WHERE id=?",
                 (entry.id,),
             )
+            entry.compacted = 0
             entry.acks = AckSet()
             entry.resume_off = entry.resume_line = 0
 

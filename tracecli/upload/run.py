@@ -41,7 +41,7 @@ from tracecli.inputs.watch import whole_lines_end
 from tracecli.inputs.workers import fork_pool, stop_pool
 from tracecli.upload.blocks import Entry, prepare, prepare_lines, prepare_range
 from tracecli.upload.fates import Fates
-from tracecli.upload.journal import Journal
+from tracecli.upload.journal import AckSet, Journal
 from tracecli.upload.originals import entry_original, half_original
 from tracecli.upload.rejected import RejectedWriter
 from tracecli.upload.units import complete_unit, lone_unit, pair_unit
@@ -166,6 +166,7 @@ class Run:
         self.acked_lines: list[Any] = [_EMPTY] * len(files)
         # (offset, lines before it): where the journal's acknowledged prefix of a file ends
         self.resume: list[tuple[int, int]] = [(0, 0)] * len(files)
+        self.compacted = [0] * len(files)  # acked lines before it the journal no longer lists
         self.pending: deque[_Block] = deque()
         self.routes: dict[str, str] = {}
         # Halves refused by validation, by call id: (kind or None, input index, line). A
@@ -188,6 +189,7 @@ class Run:
                 if st.acked:  # (a live view: lines acked by this run are not looked up)
                     self.acked_lines[i] = journal.acked(path)
                 self.resume[i] = (st.resume_offset, st.resume_line)
+                self.compacted[i] = st.compacted
             if path == STDIN or not regular_file(path):  # a pipe: no size to show
                 self.bytes_total = None
                 continue
@@ -264,7 +266,9 @@ class Run:
             self.line_base[i] = lines
             self.bytes_done[i] = offset
             if lines:  # the records not read again count as read and skipped, as before
-                before = self.acked_lines[i].count_upto(lines)
+                acked = self.acked_lines[i]
+                before = acked.count_upto(lines) if isinstance(acked, AckSet) else 0
+                before += self.compacted[i]
                 self.file_reports[i].records += before
                 self._skipped(i, before)
             try:
