@@ -166,6 +166,27 @@ def test_a_half_written_line_waits_and_a_bad_line_is_said_once(tmp_path):
     assert ":3: error:" not in err  # the half-written line was never read half
 
 
+def test_a_record_the_server_refuses_is_not_sent_again_by_every_pass(tmp_path):
+    calls = gen_calls(4, seed=54)
+    app = tmp_path / "app.jsonl"
+    app.write_bytes(line("call", {**calls[0][0], **calls[0][1]}))
+    bad = calls[0][0]["id"]
+    faults = Faults(refuse={bad: (422, "this call is refused")})
+    with tracecli_serve(tmp_path / "serve") as serve, FaultProxy(serve.url, faults) as proxy:
+        proc = start_follower(tmp_path, proxy.url, app, extra=("--chunk-size", "1"))
+        try:
+            wait_for(lambda: proxy.stats.refused == 1, 30, proc)
+            for s, e in calls[1:]:  # three more passes
+                with app.open("ab") as f:
+                    f.write(line("call", {**s, **e}))
+                time.sleep(1.5)
+            wait_for(lambda: len(received(proxy)) == 3, 30, proc)
+        finally:
+            assert stop(proc) == 0
+        assert proxy.stats.refused == 1
+        assert diff_calls(calls[1:], read_back(serve.url)) == []
+
+
 # -- the soak --------------------------------------------------------------------------------
 
 WRITER = textwrap.dedent(

@@ -177,9 +177,17 @@ class Fates:
                 self.report.rejected += 1
                 diags.append(Diagnostic(path, line, "", code, Severity.ERROR, reason))
             self.keep(diags)
+        if self.journal is not None and status is not None and _refused_for_good(status):
+            for _, src, line in items:  # upload --follow: not sent again by every pass
+                self.journal.pass_over(self.files[src], [line])
 
     def unsent(self, chunk: Chunk) -> None:
         with self.lock:
             if self.lone_ends:
                 self._lone_ends_in(chunk.recs)
             self.report.unsent += len(chunk.recs)
+
+
+def _refused_for_good(status: int) -> bool:
+    """A 4xx answer other than a timeout or a rate limit: sending again changes nothing."""
+    return 400 <= status < 500 and status not in (408, 425, 429)
