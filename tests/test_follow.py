@@ -187,6 +187,47 @@ def test_a_record_the_server_refuses_is_not_sent_again_by_every_pass(tmp_path):
         assert diff_calls(calls[1:], read_back(serve.url)) == []
 
 
+def test_an_outage_is_ridden_out_and_max_outage_gives_up(tmp_path):
+    calls = gen_calls(20, seed=55)
+    app = tmp_path / "app.jsonl"
+    app.write_bytes(b"".join(line("call", {**s, **e}) for s, e in calls))
+    faults = Faults(p_drop_before=1.0)  # every write lost in transit: no answer at all
+    with tracecli_serve(tmp_path / "serve") as serve, FaultProxy(serve.url, faults) as proxy:
+        # the outage stop of each pass after 2 s (the variable), but no give-up: it retries
+        env_proc = subprocess.Popen(
+            tracecli("upload", "--follow", str(app), "--server", proxy.url, "--format", "json"),
+            stdout=(tmp_path / "o.out").open("wb"),
+            stderr=(tmp_path / "o.err").open("wb"),
+            stdin=subprocess.DEVNULL,
+            env=cli_env(TRACECLI_MAX_OUTAGE="2", TRACECLI_FOLLOW_STATUS_EVERY="1"),
+            cwd=tmp_path,
+        )
+        try:
+            time.sleep(6.0)
+            assert env_proc.poll() is None  # still there, retrying
+            proxy.configure(p_drop_before=0.0)  # the server is back
+            wait_for(lambda: len(received(proxy)) == 20, 60, env_proc)
+        finally:
+            assert stop(env_proc) == 0
+        status = [orjson.loads(x) for x in (tmp_path / "o.out").read_bytes().splitlines()]
+        assert any(x["outage_since"] is not None for x in status)
+        assert status[-1]["outage_since"] is None and status[-1]["calls_shipped"] == 20
+        assert diff_calls(calls, read_back(serve.url)) == []
+        proxy.configure(p_drop_before=1.0)
+        with app.open("ab") as f:
+            f.write(line("call", {**gen_calls(1, seed=56)[0][0], **gen_calls(1, seed=56)[0][1]}))
+        r = subprocess.run(
+            tracecli("upload", "--follow", str(app), "--server", proxy.url, "--max-outage", "2"),
+            capture_output=True,
+            text=True,
+            env=cli_env(),
+            timeout=90,
+            cwd=tmp_path,
+        )
+        assert r.returncode == 1, r.stderr
+        assert "gave up after --max-outage" in r.stderr and "Traceback" not in r.stderr
+
+
 # -- the soak --------------------------------------------------------------------------------
 
 WRITER = textwrap.dedent(
