@@ -6,6 +6,7 @@ waits. Real servers on 127.0.0.1 (`tracecli serve`, weave-ref) behind a counting
 
 from __future__ import annotations
 
+import gzip
 import shutil
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,23 @@ def test_a_half_written_last_line_waits_for_the_next_run(tmp_path, proxied):
     assert diff_calls(calls, read_back(serve.url)) == []
 
 
+def test_an_appended_gzip_file_sends_only_the_new_records(tmp_path, proxied):
+    """gzip cannot be seeked: the file is decompressed again and its stored records are
+    skipped (a new gzip member appended keeps the compressed bytes seen before)."""
+    serve, proxy = proxied
+    calls = gen_calls(120, seed=37)
+    app = tmp_path / "app.jsonl.gz"
+    app.write_bytes(gzip.compress(whole(calls[:80])))
+    assert upload(app, proxy.url)["uploaded"] == 80
+    proxy.reset()
+    with app.open("ab") as f:
+        f.write(gzip.compress(whole(calls[80:])))
+    out = upload(app, proxy.url)
+    assert (out["uploaded"], out["skipped"], out["changed_files"]) == (40, 80, [])
+    assert sent(proxy) == ids(calls[80:])
+    assert diff_calls(calls, read_back(serve.url)) == []
+
+
 def test_rotation_by_rename_sends_every_call_once(tmp_path, proxied):
     serve, proxy = proxied
     calls = gen_calls(300, seed=34)
@@ -181,3 +199,20 @@ def test_a_call_started_in_one_run_and_ended_in_the_next_is_whole_at_weave_ref(t
             ("end", open_call[0]["id"]),
         }
         assert diff_calls(calls, read_back(ref.url)) == []
+
+
+def test_a_source_resumed_at_an_offset_reads_only_the_rest(tmp_path):
+    """The Freeplay upload reads records through `Source`: resumed, it seeks (the part
+    before is never read: here it is not even JSON) and numbers lines as the file does."""
+    from tracecli.inputs.reader import Source
+
+    f = tmp_path / "a.jsonl"
+    head = b"not json at all\n" * 3
+    f.write_bytes(head + b'{"n": 3}\n\n{"n": 5}\n')
+    src = Source.open(str(f))
+    assert src.resume_at(len(head), 3)
+    got = [(loc.line, value) for loc, value in src]
+    assert got == [(4, {"n": 3}), (6, {"n": 5})]
+    gz = tmp_path / "a.jsonl.gz"
+    gz.write_bytes(gzip.compress(f.read_bytes()))
+    assert not Source.open(str(gz)).resume_at(len(head), 3)  # gzip: read whole, skipped
