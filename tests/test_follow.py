@@ -163,6 +163,8 @@ def test_a_half_written_line_waits_and_a_bad_line_is_said_once(tmp_path):
         assert diff_calls(calls, read_back(serve.url)) == []
     err = (tmp_path / "follow0.err").read_text()
     assert err.count(":2: error:") == 1, err  # the bad line, said once
+    rejected = (tmp_path / "tracecli-rejected.jsonl").read_bytes().splitlines()
+    assert [orjson.loads(x)["_tracecli"]["line"] for x in rejected] == [2]  # kept, once
     assert ":3: error:" not in err  # the half-written line was never read half
 
 

@@ -82,6 +82,7 @@ class UploadOptions:
     # call id) rather than go as a running call at the end of the pass; see upload/follow
     defer_start: Callable[[str], bool] | None = None
     follow: bool = False  # passes of upload --follow (the journal passes over invalid lines)
+    on_signal: Callable[[int], None] | None = None  # told of SIGINT/SIGTERM during the run
 
     def check(self) -> None:
         if self.mode not in MODES:
@@ -272,7 +273,7 @@ def upload(
     redact = getattr(getattr(target, "transport", None), "redact", None)
     rejected_path = Path(opts.rejected) if opts.rejected is not None else Path(DEFAULT_NAME)
     journal: Journal | None = None
-    interrupt = _Interrupt()
+    interrupt = _Interrupt(opts.on_signal)
     restore = interrupt.install()
     started = time.monotonic()
     failed = True  # until the run returns: then the workers are let go politely
@@ -475,9 +476,10 @@ class _Interrupt:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self) -> None:
+    def __init__(self, on_signal: Callable[[int], None] | None = None) -> None:
         self._event = threading.Event()
         self.signum: int | None = None
+        self._on_signal = on_signal  # a caller that runs several uploads (--follow)
 
     def is_set(self) -> bool:
         return self._event.is_set()
@@ -487,6 +489,8 @@ class _Interrupt:
             raise KeyboardInterrupt
         self.signum = signum
         self._event.set()
+        if self._on_signal is not None:
+            self._on_signal(signum)
 
     def install(self) -> Callable[[], None]:
         if threading.current_thread() is not threading.main_thread():

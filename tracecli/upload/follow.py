@@ -24,15 +24,19 @@ What follow adds:
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from tracecli.diagnostics import Diagnostic, UsageError
 from tracecli.inputs.watch import Snapshot, Watcher
 from tracecli.upload.api import UploadOptions, UploadReport, upload
+from tracecli.upload.rejected import DEFAULT_NAME
 
 BACKOFF_FIRST = 1.0  # seconds before the first retry of a pass that met an outage
 BACKOFF_MAX = 30.0  # the cap: a sidecar checks again at least this often
@@ -139,6 +143,44 @@ def _once(callback: Callable[[Diagnostic], None] | None) -> Callable[[Diagnostic
     return say
 
 
+class _Rejects:
+    """One rejected-records file for the whole follow. A pass writes its own (the usual
+    writer replaces the file each run, which would lose what earlier passes rejected);
+    its records are then appended here, each (source, line, reason) once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.pass_path = path.with_name(path.name + ".pass-tmp")
+        self.seen: set[tuple[str, int, str]] = set()
+
+    def collect(self) -> None:
+        import orjson
+
+        try:
+            data = self.pass_path.read_bytes()
+        except OSError:
+            return
+        out: list[bytes] = []
+        for raw in data.splitlines():
+            try:
+                meta = orjson.loads(raw).get("_tracecli") or {}
+                key = (str(meta.get("source")), int(meta.get("line") or 0), str(meta.get("reason")))
+            except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+                key = ("", 0, raw.decode("utf-8", "replace"))
+            if key in self.seen:
+                continue
+            if len(self.seen) >= SEEN_LIMIT:
+                self.seen.clear()
+            self.seen.add(key)
+            out.append(raw + b"\n")
+        if out:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "ab") as f:
+                f.writelines(out)
+        with contextlib.suppress(OSError):
+            self.pass_path.unlink()
+
+
 def _outage(exc: BaseException) -> bool:
     return isinstance(exc, UsageError) and "cannot reach the server" in str(exc)
 
@@ -164,6 +206,8 @@ def follow(
     if fopts.pair_wait < 0:
         raise UsageError(f"--pair-wait must not be negative, got {fopts.pair_wait}")
     watcher = Watcher(list(paths))
+    rejects = _Rejects(Path(opts.rejected if opts.rejected is not None else DEFAULT_NAME))
+    own = {os.path.realpath(rejects.path), os.path.realpath(rejects.pass_path)}
     patience = _Patience(fopts.pair_wait if opts.mode == "auto" else 0.0)
     pass_opts = replace(
         opts,
@@ -171,6 +215,8 @@ def follow(
         defer_start=patience if opts.mode == "auto" and fopts.pair_wait > 0 else None,
         jobs=0,  # a pass reads what was appended: small; no worker processes per pass
         follow=True,
+        rejected=rejects.pass_path,
+        on_signal=lambda signum: signals(signum, None),  # a signal a pass caught late
     )
     status = FollowStatus()
     signals = _Signals()
@@ -198,13 +244,20 @@ def follow(
             )
             if run_now:
                 patience.new_pass()
+                inputs = [f for f in snap.files if os.path.realpath(f) not in own]
+                if not inputs:  # only our own rejected file matched: nothing to ship
+                    last, changed_at = snap, None
+                    signals.event.wait(fopts.flush_interval)
+                    continue
                 try:
-                    report = upload(list(snap.files), pass_opts)
+                    report = upload(inputs, pass_opts)
                 except UsageError as exc:
                     if not _outage(exc):
                         raise
                     report = None
                     status.last_error = str(exc)
+                finally:
+                    rejects.collect()
                 if report is not None:
                     status.passes += 1
                     status.records += report.records - report.skipped

@@ -93,7 +93,7 @@ def upload_freeplay(
             allow_insecure=opts.allow_insecure,
             on_retry=opts.on_retry,
         )
-    interrupt = _Interrupt()
+    interrupt = _Interrupt(opts.on_signal)
     restore = interrupt.install()
     journal: Journal | None = None
     ledger: SentLedger | None = None
