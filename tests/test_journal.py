@@ -59,18 +59,102 @@ def test_done_is_remembered(tmp_path):
         assert j.file(f).done
 
 
+def test_appended_file_keeps_its_acks_and_resumes_after_the_stored_prefix(tmp_path):
+    f = make(tmp_path)
+    with Journal.open(server=SERVER, project=None) as j:
+        j.file(f)
+        j.ack(f, [1, 2, 3, 5])
+    # settled on close: lines 1-3 stored, line 4 not (the prefix ends after line 3)
+    f.write_text(f.read_text() + '{"n": 99}\n')  # appended: size and mtime change
+    with Journal.open(server=SERVER, project=None) as j:
+        st = j.file(f)
+        assert st.appended and not st.changed and st.acked == 4
+        assert (st.resume_offset, st.resume_line) == (27, 3)
+        j.ack(f, [4, 6, 7, 8, 9, 10, 11])
+        assert j.settle(f) == f.stat().st_size
+    with Journal.open(server=SERVER, project=None) as j:
+        st = j.file(f)
+        assert (st.resume_offset, st.resume_line) == (f.stat().st_size, 11)
+        assert not st.appended and st.done is False
+
+
 def test_changed_file_starts_over(tmp_path):
     f = make(tmp_path)
     with Journal.open(server=SERVER, project=None) as j:
         j.ack(f, [1, 2, 3])
-    f.write_text(f.read_text() + '{"n": 99}\n')  # appended: size and mtime change
+    f.write_text('{"n": "other"}\n' + f.read_text())  # the seen part changed
     with Journal.open(server=SERVER, project=None) as j:
         st = j.file(f)
-        assert st.changed and st.acked == 0
+        assert st.changed and st.acked == 0 and st.resume_offset == 0
         assert len(j.acked(f)) == 0
     # ...and the next run sees it unchanged again
     with Journal.open(server=SERVER, project=None) as j:
         assert not j.file(f).changed
+
+
+def test_truncated_file_starts_over(tmp_path):
+    f = make(tmp_path, lines=10)
+    with Journal.open(server=SERVER, project=None) as j:
+        j.ack(f, range(1, 11))
+    with open(f, "r+b") as fh:  # copytruncate: same inode, emptied, then written again
+        fh.truncate(0)
+    f.write_text('{"n": 0}\n{"n": 1}\n')
+    with Journal.open(server=SERVER, project=None) as j:
+        st = j.file(f)
+        assert st.changed and st.acked == 0 and st.resume_offset == 0
+
+
+def test_rotation_by_rename_resumes_the_old_file_and_starts_the_new(tmp_path):
+    f = make(tmp_path, lines=4)
+    with Journal.open(server=SERVER, project=None) as j:
+        j.ack(f, [1, 2])
+    size_then = f.stat().st_size
+    with open(f, "a") as fh:
+        fh.write('{"n": 4}\n')
+    rotated = tmp_path / "a.jsonl.1"
+    f.rename(rotated)
+    f.write_text('{"n": "new"}\n')  # the app opens a new file at the old path
+    with Journal.open(server=SERVER, project=None) as j:
+        new = j.file(f)  # the new file first: the old entry must survive it
+        assert (new.acked, new.changed, new.resume_offset) == (0, False, 0)
+        old = j.file(rotated)
+        assert old.appended and old.acked == 2 and not old.changed
+        assert old.resume_line == 2 and 0 < old.resume_offset < size_then
+
+
+def test_half_written_last_line_is_not_settled(tmp_path):
+    f = tmp_path / "a.jsonl"
+    f.write_bytes(b'{"n": 0}\n{"n": 1}\n{"n": 2')
+    with Journal.open(server=SERVER, project=None) as j:
+        j.file(f)
+        j.ack(f, [1, 2, 3])
+        assert j.settle(f) == len(b'{"n": 0}\n{"n": 1}\n')
+
+
+def test_blank_lines_do_not_stop_the_prefix(tmp_path):
+    f = tmp_path / "a.jsonl"
+    f.write_bytes(b'{"n": 0}\n\n  \n{"n": 1}\n')
+    with Journal.open(server=SERVER, project=None) as j:
+        j.file(f)
+        j.ack(f, [1, 4])
+        assert j.settle(f) == f.stat().st_size
+
+
+def test_schema_1_journal_is_upgraded(tmp_path):
+    db = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(db)
+    conn.executescript(
+        "CREATE TABLE files (id INTEGER PRIMARY KEY, target TEXT NOT NULL, path TEXT NOT NULL,"
+        " size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, head TEXT NOT NULL,"
+        " acked INTEGER NOT NULL DEFAULT 0, done INTEGER NOT NULL DEFAULT 0,"
+        " updated REAL NOT NULL, UNIQUE (target, path)); PRAGMA user_version=1;"
+    )
+    conn.close()
+    f = make(tmp_path)
+    with Journal.open(server=SERVER, project=None, db_path=db) as j:
+        j.ack(f, [1])
+    with Journal.open(server=SERVER, project=None, db_path=db) as j:
+        assert j.file(f).acked == 1
 
 
 def test_same_size_and_mtime_but_new_content_is_a_change(tmp_path):
@@ -254,3 +338,63 @@ def test_asking_twice_in_one_run_keeps_this_runs_acks(tmp_path):
         j.ack(f, [1, 2])
         assert j.file(f).acked == 0  # what earlier runs left: nothing (restart)
         assert sorted(j.acked(f)) == [1, 2]
+
+
+def test_copytruncate_copy_resumes_and_the_truncated_file_starts_over(tmp_path):
+    f = make(tmp_path, lines=4)
+    with Journal.open(server=SERVER, project=None) as j:
+        j.file(f)
+        j.ack(f, [1, 2, 3])
+    with open(f, "a") as fh:
+        fh.write('{"n": 4}\n')
+    copy = tmp_path / "a.jsonl.1"
+    copy.write_bytes(f.read_bytes())  # copytruncate: a copy, then the original emptied
+    with open(f, "r+b") as fh:
+        fh.truncate(0)
+    f.write_text('{"n": "new"}\n')
+    with Journal.open(server=SERVER, project=None) as j:
+        now = j.file(f)  # the truncated original first: its old acks must survive it
+        assert now.changed and now.acked == 0
+        old = j.file(copy)
+        assert old.appended and old.acked == 3 and old.resume_line == 3
+
+
+def test_a_copy_of_a_file_still_in_place_is_another_upload(tmp_path):
+    f = make(tmp_path, lines=4)
+    with Journal.open(server=SERVER, project=None) as j:
+        j.ack(f, [1, 2, 3, 4])
+    copy = tmp_path / "copy.jsonl"
+    copy.write_bytes(f.read_bytes())
+    with Journal.open(server=SERVER, project=None) as j:
+        assert j.file(copy).acked == 0
+
+
+def test_invalid_lines_are_passed_over_only_when_asked(tmp_path):
+    f = tmp_path / "a.jsonl"
+    f.write_bytes(b'{"n": 0}\nnot json\n{"n": 2}\n')
+    with Journal.open(server=SERVER, project=None) as j:
+        j.file(f)
+        j.ack(f, [1, 3])
+        j.pass_over(f, [2])
+        assert j.settle(f) == len(b'{"n": 0}\n')  # an upload reads its rejects again
+    with Journal.open(server=SERVER, project=None, pass_invalid=True) as j:
+        j.file(f)
+        j.pass_over(f, [2])
+        assert j.settle(f) == f.stat().st_size
+    with Journal.open(server=SERVER, project=None, pass_invalid=True) as j:
+        assert j.file(f).resume_offset == f.stat().st_size
+
+
+def test_settled_acks_are_compacted_and_still_counted(tmp_path):
+    f = make(tmp_path, lines=3 * BLOCK_LINES // 2)
+    with Journal.open(server=SERVER, project=None) as j:
+        j.file(f)
+        j.ack(f, range(1, 3 * BLOCK_LINES // 2 + 1))
+    conn = sqlite3.connect(state_dir() / "journal.sqlite3")
+    blocks = [b for (b,) in conn.execute("SELECT block FROM acks")]
+    conn.close()
+    assert blocks == [1]  # block 0 lies wholly before the resume point: dropped
+    with Journal.open(server=SERVER, project=None) as j:
+        st = j.file(f)
+        assert st.acked == 3 * BLOCK_LINES // 2 and st.compacted == BLOCK_LINES - 1
+        assert st.resume_offset == f.stat().st_size

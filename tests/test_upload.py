@@ -217,6 +217,7 @@ def test_an_end_refused_after_its_start_was_stored_by_an_earlier_run_is_said(
     ) as j:
         j.file(str(path))
         j.ack(str(path), [1])
+        j.hold(str(path), 1)  # as a run leaves a start sent as running: read again next time
     with Store(tmp_path / "store.db") as s:
         s.call_start(calls[0][0])
     report = upload([str(path)], opts(tmp_path))
@@ -267,9 +268,13 @@ def test_resume_skips_what_was_acknowledged_and_restart_sends_again(tmp_path: Pa
     assert again.files[0].skipped == 400 and not again.files[0].changed
     restart = upload([str(path)], opts(tmp_path, restart=True))
     assert (restart.uploaded, restart.skipped) == (200, 0)
-    with path.open("ab") as f:  # the file changes: said, and started over
+    with path.open("ab") as f:  # appended: only the new records go
         for start, end in gen_calls(3, seed=99):
             f.write(orjson.dumps({"type": "call", **start, **end}) + b"\n")
+    grown = upload([str(path)], opts(tmp_path))
+    assert grown.changed_files == []
+    assert (grown.uploaded, grown.skipped, grown.records) == (3, 400, 403)
+    path.write_bytes(b"\n" + path.read_bytes())  # the part sent changed: said, started over
     changed = upload([str(path)], opts(tmp_path))
     assert changed.changed_files == [str(path)]
     assert (changed.uploaded, changed.skipped) == (203, 0)

@@ -188,6 +188,34 @@ def upload_command(
     restart: Annotated[
         bool, typer.Option("--restart", help="Ignore what earlier runs uploaded; send all again.")
     ] = False,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            help="Keep shipping the files (and new files matching quoted globs or in the "
+            "directories) as they grow; stop with SIGTERM (exit 0) or Ctrl-C. See "
+            "docs/follow.md.",
+        ),
+    ] = False,
+    flush_interval: Annotated[
+        str | None,
+        typer.Option(
+            "--flush-interval",
+            metavar="SECONDS",
+            help="--follow: seconds between looks at the inputs (default 1).",
+            show_default=False,
+        ),
+    ] = None,
+    pair_wait: Annotated[
+        str | None,
+        typer.Option(
+            "--pair-wait",
+            metavar="SECONDS",
+            help="--follow, auto mode: how long a start waits for its end before it goes "
+            "as a running call (default 30).",
+            show_default=False,
+        ),
+    ] = None,
     api_key: ApiKeyOpt = None,
     ca_bundle: Annotated[
         str | None,
@@ -270,6 +298,21 @@ def upload_command(
         on_retry=retries,
         on_diagnostic=shown,
     )
+    if follow:
+        from tracecli.cli.follow_view import run_follow
+
+        code = run_follow(
+            paths,
+            opts,
+            err,
+            flush_interval=flush_interval,
+            pair_wait=pair_wait,
+            max_outage=settings.max_outage if max_outage is not None else None,
+            quiet=quiet,
+            json_status=output is OutputFormat.json,
+        )
+        shown.close()
+        raise typer.Exit(code)
     live = not quiet and err.is_terminal
     display: LiveProgress | PlainProgress | None = None
     if live:

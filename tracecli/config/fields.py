@@ -239,6 +239,28 @@ FIELDS: dict[str, Field] = {
             default=60.0,
         ),
         Field(
+            "flush_interval",
+            parse_duration,
+            "upload --follow: seconds between looks at the inputs (the latency added)",
+            env=("TRACECLI_FLUSH_INTERVAL",),
+            default=1.0,
+        ),
+        Field(
+            "pair_wait",
+            parse_duration,
+            "upload --follow, auto mode: how long a start waits for its end before it goes "
+            "as a running call",
+            env=("TRACECLI_PAIR_WAIT",),
+            default=30.0,
+        ),
+        Field(
+            "follow_status_every",
+            parse_duration,
+            "upload --follow without a terminal: seconds between status lines",
+            env=("TRACECLI_FOLLOW_STATUS_EVERY",),
+            default=30.0,
+        ),
+        Field(
             "rejected",
             parse_path,
             "rejected-records file",

@@ -147,6 +147,10 @@ class Source:
     # iterate a foreign file as that one diagnostic (validate, upload), not as its records
     # (convert, which may know how to read it)
     refuse_foreign: bool = False
+    # Where to start reading a plain JSON-lines file (a line start) and the lines before it:
+    # the part an earlier run stored (see `resume_at`).
+    start_offset: int = 0
+    start_line: int = 0
     _raw: IO[bytes] | None = field(default=None, repr=False)
 
     @classmethod
@@ -168,6 +172,22 @@ class Source:
             if found.foreign is not None:
                 src.foreign = foreign_message(found.foreign, src.path)
         return src
+
+    def resume_at(self, offset: int, line: int) -> bool:
+        """Read from `offset` (after `line` lines) rather than from the start: an appended
+        file whose beginning was stored already. Only a plain JSON-lines file can be read
+        so (a seek); False for others (gzip, YAML, a JSON array, stdin), read whole."""
+        if (
+            offset <= 0
+            or self.fmt != "jsonl"
+            or self.foreign is not None
+            or self.path == STDIN_NAME
+            or self.path.lower().endswith(".gz")
+            or (self.size is not None and offset > self.size)
+        ):
+            return False
+        self.start_offset, self.start_line = offset, line
+        return True
 
     def _open_stream(self) -> IO[bytes]:
         if self.path == STDIN_NAME:
@@ -215,6 +235,10 @@ class Source:
         lineno = 0
         loads = orjson.loads
         plain = self._raw is stream  # plain file: count bytes ourselves, cheaper than tell()
+        if plain and self.start_offset:
+            stream.seek(self.start_offset)
+            lineno = self.start_line
+            self.bytes_read = self.start_offset
         try:
             for raw in stream:
                 lineno += 1

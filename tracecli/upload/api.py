@@ -97,7 +97,7 @@ def upload(
     redact = getattr(getattr(target, "transport", None), "redact", None)
     rejected_path = Path(opts.rejected) if opts.rejected is not None else Path(DEFAULT_NAME)
     journal: Journal | None = None
-    interrupt = Interrupt()
+    interrupt = Interrupt(opts.on_signal)
     restore = interrupt.install()
     started = time.monotonic()
     failed = True  # until the run returns: then the workers are let go politely
@@ -133,6 +133,7 @@ def upload(
                 project=opts.project,
                 restart=opts.restart,
                 db_path=opts.journal_path,
+                pass_invalid=opts.follow,
             )
         report = _run(
             files,

@@ -105,6 +105,8 @@ class Fates:
                 status=None,
                 diagnostics=[d.to_dict() for d in diags],
             )
+        if self.journal is not None:  # upload --follow: not read again by every pass
+            self.journal.pass_over(path, [line])
 
     # -- fates (called from the sender's threads) -------------------------------------------
     def acked(self, route: str, chunk: Chunk, calls: int) -> None:
@@ -173,9 +175,17 @@ class Fates:
                 self.report.rejected += 1
                 diags.append(Diagnostic(path, line, "", code, Severity.ERROR, reason))
             self.keep(diags)
+        if self.journal is not None and status is not None and _refused_for_good(status):
+            for _, src, line in items:  # upload --follow: not sent again by every pass
+                self.journal.pass_over(self.files[src], [line])
 
     def unsent(self, chunk: Chunk) -> None:
         with self.lock:
             if self.lone_ends:
                 self._lone_ends_in(chunk.recs)
             self.report.unsent += len(chunk.recs)
+
+
+def _refused_for_good(status: int) -> bool:
+    """A 4xx answer other than a timeout or a rate limit: sending again changes nothing."""
+    return 400 <= status < 500 and status not in (408, 425, 429)

@@ -98,7 +98,7 @@ def upload_freeplay(
             allow_insecure=opts.allow_insecure,
             on_retry=opts.on_retry,
         )
-    interrupt = Interrupt()
+    interrupt = Interrupt(opts.on_signal)
     restore = interrupt.install()
     journal: Journal | None = None
     ledger: SentLedger | None = None
@@ -282,6 +282,12 @@ class _FreeplayRun:
                 self.acked.append(AckSet())
             src = Source.open(path, self.opts.input_format)
             src.refuse_foreign = True  # another tool's format: said once, not per line
+            if self.journal is not None and src.resume_at(st.resume_offset, st.resume_line):
+                # an appended file: its stored part is not read again, but counted as skipped
+                before = self.acked[-1].count_upto(st.resume_line) + st.compacted
+                self.report.skipped += before
+                self.report.files[i].skipped += before
+                src.records += before
             self.sources.append(src)
         threads = []
         if self.target is not None:

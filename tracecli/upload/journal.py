@@ -11,10 +11,17 @@ Design choices:
   the server upserts by call id).
 - Acks are line numbers kept as a bitmap in blocks of 8,192 lines (1 KiB each), so a file of
   millions of lines costs a few hundred KiB, and an ack rewrites only the blocks it touches.
-- A file is known by its identity (real path, size, mtime, SHA-256 of its first 64 KiB)
-  *and* the target (server URL without credentials, hashed, plus the project override). If
-  the identity changed, old acks are void (line numbers may mean other records now): the
-  file starts over and `FileState.changed` tells the caller to say so.
+- A file is known by its identity (real path, size, mtime, device and inode, SHA-256 of its
+  first 64 KiB and of the 4 KiB before its end) *and* the target (server URL without
+  credentials, hashed, plus the project override). A file that grew with the part seen
+  last time unchanged (same head, same bytes before the old end: an append) keeps its acks,
+  and `FileState.resume_offset` says where the acknowledged prefix ends (a whole line, all
+  its records stored: see `settle`), so a plain JSON-lines file is read from there, not
+  from the start. A file whose seen part changed, or that got shorter (rewritten,
+  truncated, copytruncate), starts over and `FileState.changed` tells the caller to say so
+  (line numbers may mean other records now). A different file at the same path (rotation
+  by rename) is a new file; the old one, met under its new name (same device and inode,
+  same content), resumes where it was.
 - Only lines the server stored are acked; rejected records are not, so every run finds the
   rejects again and the rejected-records file is always complete for the files it read.
 - Nothing secret is stored: the URL is hashed after its userinfo is removed.
@@ -30,8 +37,9 @@ import stat
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, NamedTuple
 
 from tracecli.config.paths import state_dir
 from tracecli.config.private_db import open_private_db
@@ -41,7 +49,13 @@ from tracecli.targets.redact import strip_userinfo
 BLOCK_LINES = 1 << 13  # lines per stored bitmap block (1 KiB: an ack rewrites little)
 HEAD_BYTES = 64 * 1024
 KEEP_DAYS = 90  # entries untouched for this long are pruned on open
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+TAIL_BYTES = 4096  # the bytes before a file's end that must be unchanged for an append
+# A start still waiting for its end holds the resume point before it (so the next run
+# reads the start again, skips it as stored, and pairs it with its end as one call), unless
+# that holds it back more than this: a call that never ends must not pin the file forever.
+HOLD_MAX_BYTES = 64 << 20
+MOVED_CANDIDATES = 32  # recent entries compared with a new file that may be a rotated copy
 DB_NAME = "journal.sqlite3"
 
 _SCHEMA = """
@@ -55,9 +69,21 @@ CREATE TABLE IF NOT EXISTS files (
     acked     INTEGER NOT NULL DEFAULT 0,
     done      INTEGER NOT NULL DEFAULT 0,
     updated   REAL NOT NULL,
+    tail      TEXT NOT NULL DEFAULT '',
+    dev       INTEGER NOT NULL DEFAULT 0,
+    ino       INTEGER NOT NULL DEFAULT 0,
+    resume_off  INTEGER NOT NULL DEFAULT 0,
+    resume_line INTEGER NOT NULL DEFAULT 0,
+    compacted INTEGER NOT NULL DEFAULT 0,
     UNIQUE (target, path)
 );
 CREATE TABLE IF NOT EXISTS acks (
+    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    block   INTEGER NOT NULL,
+    bits    BLOB NOT NULL,
+    PRIMARY KEY (file_id, block)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS passed (
     file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
     block   INTEGER NOT NULL,
     bits    BLOB NOT NULL,
@@ -115,6 +141,16 @@ class AckSet:
                 touched.add(line // BLOCK_LINES)
         return touched
 
+    def count_upto(self, line: int) -> int:
+        """How many of the lines 0..`line` are in the set (C-speed on the bitmap)."""
+        if line < 0:
+            return 0
+        full, rest = divmod(line + 1, 8)
+        n = int.from_bytes(self._bits[:full], "little").bit_count()
+        if rest and full < len(self._bits):
+            n += (self._bits[full] & ((1 << rest) - 1)).bit_count()
+        return n
+
     def block(self, n: int) -> bytes:
         size = BLOCK_LINES // 8
         return bytes(self._bits[n * size : (n + 1) * size]).rstrip(b"\0")
@@ -138,6 +174,13 @@ class FileState:
     changed: bool  # a previous run saw different content under this path: starting over
     acked: int  # lines already acknowledged (skipped by this run)
     done: bool  # a previous run finished this file
+    # Where the acknowledged prefix ends: every record before `resume_offset` (a line
+    # start, after `resume_line` lines) was stored, so a plain file is read from there.
+    resume_offset: int = 0
+    resume_line: int = 0
+    # acknowledged lines before the resume point no longer kept line by line (see `settle`)
+    compacted: int = 0
+    appended: bool = False  # an earlier run saw a shorter version: only the rest is new
 
 
 @dataclass(slots=True)
@@ -145,6 +188,12 @@ class _Entry:
     id: int
     acks: AckSet
     state: FileState | None = None
+    ident: Identity | None = None
+    resume_off: int = 0
+    resume_line: int = 0
+    compacted: int = 0
+    hold: int | None = None  # the first line of a call still open: settle stops before it
+    passed: AckSet = field(default_factory=AckSet)  # invalid lines settle may pass (follow)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +202,84 @@ class Identity:
     size: int
     mtime_ns: int
     head: str
+    tail: str = ""
+    dev: int = 0
+    ino: int = 0
+
+
+class _Row(NamedTuple):
+    """A `files` row, as `Journal.file` compares it with the file on disk."""
+
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    head: str
+    done: bool
+    tail: str
+    dev: int
+    ino: int
+    resume_off: int
+    resume_line: int
+    compacted: int
+
+
+_ROW_COLUMNS = (
+    "id, path, size, mtime_ns, head, done, tail, dev, ino, resume_off, resume_line, compacted"
+)
+
+
+def _add_columns(conn: sqlite3.Connection) -> None:
+    """Columns added by schema 2 (append detection) to a journal written by schema 1."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(files)")}
+    for name, decl in (
+        ("tail", "TEXT NOT NULL DEFAULT ''"),
+        ("dev", "INTEGER NOT NULL DEFAULT 0"),
+        ("ino", "INTEGER NOT NULL DEFAULT 0"),
+        ("resume_off", "INTEGER NOT NULL DEFAULT 0"),
+        ("resume_line", "INTEGER NOT NULL DEFAULT 0"),
+        ("compacted", "INTEGER NOT NULL DEFAULT 0"),
+    ):
+        if name not in have:
+            conn.execute(f"ALTER TABLE files ADD COLUMN {name} {decl}")
+
+
+def _hash_range(f: IO[bytes], start: int, length: int) -> str:
+    f.seek(start)
+    return hashlib.sha256(f.read(length)).hexdigest()
+
+
+def _prefix_hashes(f: IO[bytes], size: int) -> tuple[str, str]:
+    """The hashes that stand for the file's first `size` bytes: its head (up to 64 KiB)
+    and the 4 KiB before `size`. Reading these costs the same whatever the file's size."""
+    head = _hash_range(f, 0, min(size, HEAD_BYTES))
+    start = max(0, size - TAIL_BYTES)
+    return head, _hash_range(f, start, size - start)
+
+
+def _unchanged(row: _Row, ident: Identity) -> bool:
+    same = (row.size, row.mtime_ns, row.head) == (ident.size, ident.mtime_ns, ident.head)
+    return same and (not row.tail or row.tail == ident.tail)
+
+
+def _still_there(row: _Row) -> bool:
+    """Whether the file an entry was made for still begins, at its path, with what was
+    seen (then a copy elsewhere is another upload, made on purpose)."""
+    try:
+        return _same_prefix(row.path, row, os.stat(row.path).st_size)
+    except (OSError, ValueError):  # gone, or a detached entry's name
+        return False
+
+
+def _same_prefix(path: str, row: _Row, size: int) -> bool:
+    """Whether the file still begins with the bytes an earlier run saw (an append)."""
+    if not row.tail or size < row.size:
+        return False
+    try:
+        with open(path, "rb") as f:
+            return _prefix_hashes(f, row.size) == (row.head, row.tail)
+    except OSError:
+        return False
 
 
 def identity(path: str | os.PathLike[str]) -> Identity | None:
@@ -165,13 +292,14 @@ def identity(path: str | os.PathLike[str]) -> Identity | None:
         return None
     if not stat.S_ISREG(st.st_mode):
         return None
-    h = hashlib.sha256()
     try:
         with open(path, "rb") as f:
-            h.update(f.read(HEAD_BYTES))
+            head, tail = _prefix_hashes(f, st.st_size)
     except OSError as exc:  # unreadable (permissions, an I/O error): one line, not a traceback
         raise UsageError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
-    return Identity(os.path.realpath(path), st.st_size, st.st_mtime_ns, h.hexdigest())
+    return Identity(
+        os.path.realpath(path), st.st_size, st.st_mtime_ns, head, tail, st.st_dev, st.st_ino
+    )
 
 
 def target_key(server: str, project: str | None) -> str:
@@ -187,8 +315,16 @@ def target_key(server: str, project: str | None) -> str:
 class Journal:
     """Acknowledged lines per input file for one target. Thread-safe."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, target: str, restart: bool) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: Path,
+        target: str,
+        restart: bool,
+        pass_invalid: bool = False,
+    ) -> None:
         self._conn = conn
+        self._pass_invalid = pass_invalid
         self.path = path
         self._target = target
         self._restart = restart
@@ -203,8 +339,11 @@ class Journal:
         project: str | None,
         restart: bool = False,
         db_path: str | os.PathLike[str] | None = None,
+        pass_invalid: bool = False,
     ) -> Journal:
-        """Open (creating) the journal; `restart` forgets what was acked for the files used."""
+        """Open (creating) the journal; `restart` forgets what was acked for the files used.
+        `pass_invalid` (upload --follow): lines refused by validation are remembered as
+        settled (see `pass_over`), so a bad line is not read again by every pass."""
         path = Path(db_path) if db_path is not None else state_dir() / DB_NAME
         try:
             conn = open_private_db(path)
@@ -218,6 +357,7 @@ class Journal:
                 )
             with conn:
                 conn.executescript(_SCHEMA)
+                _add_columns(conn)
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
                 old = time.time() - KEEP_DAYS * 86400
                 conn.execute("DELETE FROM files WHERE updated < ?", (old,))
@@ -228,7 +368,7 @@ class Journal:
             raise UsageError(
                 f"cannot open the resume journal {path}: {exc.strerror or exc}"
             ) from None
-        return cls(conn, path, target_key(server, project), restart)
+        return cls(conn, path, target_key(server, project), restart, pass_invalid)
 
     def file(self, path: str | os.PathLike[str]) -> FileState:
         """Register an input file for this run and say what earlier runs left for it."""
@@ -248,51 +388,219 @@ class Journal:
             again = self._files.get(key)
             if again is not None and again.state is not None:  # another thread was first
                 return again.state
-            row = self._conn.execute(
-                "SELECT id, size, mtime_ns, head, done FROM files WHERE target=? AND path=?",
-                (self._target, ident.path),
-            ).fetchone()
-            now = time.time()
-            changed = False
-            done = False
-            if row is None:
-                cur = self._conn.execute(
-                    "INSERT INTO files (target, path, size, mtime_ns, head, updated) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (self._target, ident.path, ident.size, ident.mtime_ns, ident.head, now),
-                )
-                entry = _Entry(int(cur.lastrowid or 0), AckSet())
-            else:
-                file_id = int(row[0])
-                same = (row[1], row[2], row[3]) == (ident.size, ident.mtime_ns, ident.head)
-                entry = _Entry(file_id, AckSet())
-                if same and not self._restart:
-                    for block, bits in self._conn.execute(
-                        "SELECT block, bits FROM acks WHERE file_id=?", (file_id,)
-                    ):
-                        entry.acks.load_block(int(block), bytes(bits))
-                    done = bool(row[4])
-                else:
-                    changed = not same
-                    self._conn.execute("DELETE FROM acks WHERE file_id=?", (file_id,))
-                self._conn.execute(
-                    "UPDATE files SET size=?, mtime_ns=?, head=?, acked=?, done=?, updated=? "
-                    "WHERE id=?",
-                    (
-                        ident.size,
-                        ident.mtime_ns,
-                        ident.head,
-                        len(entry.acks),
-                        int(done),
-                        now,
-                        file_id,
-                    ),
-                )
+            entry, changed, appended, done = self._register(ident)
             entry.state = FileState(
-                key, journaled=True, changed=changed, acked=len(entry.acks), done=done
+                key,
+                journaled=True,
+                changed=changed,
+                acked=len(entry.acks) + entry.compacted,
+                done=done,
+                resume_offset=entry.resume_off,
+                resume_line=entry.resume_line,
+                compacted=entry.compacted,
+                appended=appended,
             )
             self._files[key] = entry
         return entry.state
+
+    def _row(self, where: str, *args: object) -> list[_Row]:
+        sql = f"SELECT {_ROW_COLUMNS} FROM files WHERE target=? AND {where}"
+        return [_Row(*r) for r in self._conn.execute(sql, (self._target, *args))]
+
+    def _register(self, ident: Identity) -> tuple[_Entry, bool, bool, bool]:
+        """Find or create the file's row (under the lock, in a transaction); returns the
+        entry and whether the file changed, grew, or was finished by an earlier run."""
+        rows = self._row("path=?", ident.path)
+        row = rows[0] if rows else None
+        if (
+            row is not None
+            and row.ino
+            and (row.dev, row.ino) != (ident.dev, ident.ino)
+            and not _same_prefix(ident.path, row, ident.size)
+        ):
+            # Another file under this path (rotation by rename): the old entry stays, under
+            # a name no path has, for the old file to be found by its device and inode.
+            self._detach(row)
+            row = None
+        if row is None:
+            row = self._moved(ident)
+            if row is not None:
+                self._conn.execute("UPDATE files SET path=? WHERE id=?", (ident.path, row.id))
+        now = time.time()
+        changed = False
+        if row is not None and not self._restart and not self._same_or_grown(row, ident):
+            # The part seen before changed, or the file got shorter (rewritten; truncated by
+            # copytruncate, whose copy may be among the inputs and is then found by its
+            # content, see `_moved`): this path starts over, the old entry is kept aside.
+            self._detach(row)
+            row = None
+            changed = True
+        if row is None:
+            cur = self._conn.execute(
+                "INSERT INTO files (target, path, size, mtime_ns, head, tail, dev, ino, updated) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    self._target,
+                    ident.path,
+                    ident.size,
+                    ident.mtime_ns,
+                    ident.head,
+                    ident.tail,
+                    ident.dev,
+                    ident.ino,
+                    now,
+                ),
+            )
+            return _Entry(int(cur.lastrowid or 0), AckSet(), ident=ident), changed, False, False
+        entry = _Entry(row.id, AckSet(), ident=ident)
+        unchanged = _unchanged(row, ident)
+        grown = not unchanged and _same_prefix(ident.path, row, ident.size)
+        appended = done = False
+        if (unchanged or grown) and not self._restart:
+            for block, bits in self._conn.execute(
+                "SELECT block, bits FROM acks WHERE file_id=?", (row.id,)
+            ):
+                entry.acks.load_block(int(block), bytes(bits))
+            for block, bits in self._conn.execute(
+                "SELECT block, bits FROM passed WHERE file_id=?", (row.id,)
+            ):
+                entry.passed.load_block(int(block), bytes(bits))
+            done = unchanged and bool(row.done)
+            appended = grown
+            if row.resume_off <= row.size:
+                entry.resume_off, entry.resume_line = row.resume_off, row.resume_line
+                entry.compacted = row.compacted
+        else:
+            changed = not (unchanged or grown)
+            self._conn.execute("DELETE FROM acks WHERE file_id=?", (row.id,))
+            self._conn.execute("DELETE FROM passed WHERE file_id=?", (row.id,))
+        self._conn.execute(
+            "UPDATE files SET size=?, mtime_ns=?, head=?, tail=?, dev=?, ino=?, acked=?, "
+            "done=?, resume_off=?, resume_line=?, compacted=?, updated=? WHERE id=?",
+            (
+                ident.size,
+                ident.mtime_ns,
+                ident.head,
+                ident.tail,
+                ident.dev,
+                ident.ino,
+                len(entry.acks),
+                int(done),
+                entry.resume_off,
+                entry.resume_line,
+                entry.compacted,
+                now,
+                row.id,
+            ),
+        )
+        return entry, changed, appended, done
+
+    def _detach(self, row: _Row) -> None:
+        """Keep an entry whose path now holds another file, under a name no path has."""
+        self._conn.execute(
+            "UPDATE files SET path=? WHERE id=?", (f"\0moved\0{row.id}\0{row.path}", row.id)
+        )
+
+    @staticmethod
+    def _same_or_grown(row: _Row, ident: Identity) -> bool:
+        return _unchanged(row, ident) or _same_prefix(ident.path, row, ident.size)
+
+    def _moved(self, ident: Identity) -> _Row | None:
+        """The entry of this very file read earlier under another path (renamed by a log
+        rotation): same device and inode, the content seen then unchanged, and the old
+        path no longer that file (else it is a second link, uploaded on its own)."""
+        for row in self._row("dev=? AND ino=? AND path<>?", ident.dev, ident.ino, ident.path):
+            with contextlib.suppress(OSError, ValueError):  # ValueError: a detached entry
+                st = os.stat(row.path)
+                if (st.st_dev, st.st_ino) == (row.dev, row.ino):
+                    continue
+            if _same_prefix(ident.path, row, ident.size):
+                return row
+        # A copy of a file read before whose original no longer holds that content (the copy
+        # made by copytruncate): found by content, among the most recent entries.
+        for row in self._row(
+            "size<=? AND tail<>'' AND path<>? ORDER BY updated DESC LIMIT ?",
+            ident.size,
+            ident.path,
+            MOVED_CANDIDATES,
+        ):
+            if _still_there(row) or not _same_prefix(ident.path, row, ident.size):
+                continue
+            return row
+        return None
+
+    def hold(self, path: str | os.PathLike[str], line: int) -> None:
+        """Keep the resume point at or before `line`: the start of a call sent as running
+        whose end is not in the file yet. The next run reads it again (skipped: it is
+        stored) so that its end is paired and checked with it, as if read in one run."""
+        entry = self._entry(path)
+        if entry is not None:
+            with self._lock:
+                entry.hold = line if entry.hold is None else min(entry.hold, line)
+
+    def settle(self, path: str | os.PathLike[str]) -> int:
+        """Move the file's resume point past the lines whose records are all stored (or
+        that hold none), and save it; returns the new offset.
+
+        Reads from the old resume point to the first line not acknowledged: a line without
+        its newline is still being written and stops it, as does a record not stored
+        (rejected or unsent: the next run reads it again). Cheap after an append: only the
+        new part is read. For a gzip file the offset stays 0 (it cannot be seeked; the
+        acks still skip what was stored)."""
+        entry = self._entry(path)
+        if entry is None or entry.ident is None:
+            return 0
+        ident = entry.ident
+        if str(path).lower().endswith(".gz"):
+            return 0
+        off, line = entry.resume_off, entry.resume_line
+        acks = entry.acks
+        passed = entry.passed
+        hold = entry.hold
+        held: tuple[int, int] | None = None
+        try:
+            with open(path, "rb") as f:
+                st = os.fstat(f.fileno())
+                if (st.st_dev, st.st_ino) != (ident.dev, ident.ino) or st.st_size < ident.size:
+                    return off  # replaced or truncated since: the next run looks again
+                f.seek(off)
+                for raw in f:
+                    if not raw.endswith(b"\n"):
+                        break  # still being written
+                    if line + 1 not in acks and line + 1 not in passed and raw.strip():
+                        break
+                    if hold is not None and held is None and line + 1 >= hold:
+                        held = (off, line)
+                    line += 1
+                    off += len(raw)
+        except OSError:
+            return entry.resume_off
+        if held is not None and off - held[0] <= HOLD_MAX_BYTES:
+            off, line = held
+        if off > entry.resume_off:
+            with self._lock, self._conn:
+                entry.resume_off, entry.resume_line = off, line
+                self._compact(entry)
+                self._conn.execute(
+                    "UPDATE files SET resume_off=?, resume_line=?, compacted=?, updated=? "
+                    "WHERE id=?",
+                    (off, line, entry.compacted, time.time(), entry.id),
+                )
+        return off
+
+    def _compact(self, entry: _Entry) -> None:
+        """Drop the stored ack blocks wholly before the resume point (never read again:
+        reading starts there), keeping their count: a file followed for days keeps a
+        journal the size of its unsettled tail, not of its history."""
+        below = entry.resume_line // BLOCK_LINES
+        if below <= 0:
+            return
+        for (bits,) in self._conn.execute(
+            "SELECT bits FROM acks WHERE file_id=? AND block<?", (entry.id, below)
+        ):
+            entry.compacted += int.from_bytes(bytes(bits), "little").bit_count()
+        self._conn.execute("DELETE FROM acks WHERE file_id=? AND block<?", (entry.id, below))
+        self._conn.execute("DELETE FROM passed WHERE file_id=? AND block<?", (entry.id, below))
 
     def _entry(self, path: str | os.PathLike[str]) -> _Entry | None:
         key = str(path)
@@ -323,6 +631,25 @@ class Journal:
                     [(entry.id, b, entry.acks.block(b)) for b in sorted(touched)],
                 )
 
+    def pass_over(self, path: str | os.PathLike[str], lines: Iterable[int]) -> None:
+        """Lines validation refused (not JSON, not a record): with `pass_invalid`, `settle`
+        may move past them, so a file that grows all day is not read again from its first
+        bad line by every pass. They stay in that pass's rejected file; a later run over
+        the file does not report them again (use --restart to see them again)."""
+        if not self._pass_invalid:
+            return
+        entry = self._entry(path)
+        if entry is None:
+            return
+        with self._lock:
+            touched = entry.passed.add(line for line in lines if line > 0)
+            if touched:
+                with self._conn:
+                    self._conn.executemany(
+                        "INSERT OR REPLACE INTO passed (file_id, block, bits) VALUES (?, ?, ?)",
+                        [(entry.id, b, entry.passed.block(b)) for b in sorted(touched)],
+                    )
+
     def done(self, path: str | os.PathLike[str]) -> None:
         """Mark the file finished (all its records stored or rejected)."""
         entry = self._entry(path)
@@ -341,8 +668,16 @@ class Journal:
             return
         with self._lock, self._conn:
             self._conn.execute("DELETE FROM acks WHERE file_id=?", (entry.id,))
-            self._conn.execute("UPDATE files SET acked=0, done=0 WHERE id=?", (entry.id,))
+            self._conn.execute("DELETE FROM passed WHERE file_id=?", (entry.id,))
+            entry.passed = AckSet()
+            self._conn.execute(
+                "UPDATE files SET acked=0, done=0, resume_off=0, resume_line=0, compacted=0 "
+                "WHERE id=?",
+                (entry.id,),
+            )
+            entry.compacted = 0
             entry.acks = AckSet()
+            entry.resume_off = entry.resume_line = 0
 
     def first_note(self, key: str, value: str) -> bool:
         """True the first time `key` has this `value` (then remembered): a note the user
@@ -359,6 +694,12 @@ class Journal:
             return True
 
     def close(self) -> None:
+        """Settle every file of this run (see `settle`), then close."""
+        with self._lock:
+            keys = [k for k, e in self._files.items() if e is not None]
+        for key in keys:
+            with contextlib.suppress(sqlite3.Error, UsageError):
+                self.settle(key)
         with self._lock, contextlib.suppress(sqlite3.Error):
             self._conn.close()
 

@@ -61,6 +61,11 @@ class UploadOptions:
     jobs: int | None = None  # worker processes for big inputs (default: cores - 1, at most 4)
     on_retry: Callable[[Any], None] | None = None
     on_diagnostic: Callable[[Diagnostic], None] | None = None
+    # `upload --follow`: whether a start whose end is not read yet should wait for it (by
+    # call id) rather than go as a running call at the end of the pass; see upload/follow
+    defer_start: Callable[[str], bool] | None = None
+    follow: bool = False  # passes of upload --follow (the journal passes over invalid lines)
+    on_signal: Callable[[int], None] | None = None  # told of SIGINT/SIGTERM during the run
 
     def check(self) -> None:
         if self.mode not in MODES:
@@ -227,9 +232,10 @@ class Interrupt:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self) -> None:
+    def __init__(self, on_signal: Callable[[int], None] | None = None) -> None:
         self._event = threading.Event()
         self.signum: int | None = None
+        self._on_signal = on_signal  # a caller that runs several uploads (--follow)
 
     def is_set(self) -> bool:
         return self._event.is_set()
@@ -239,6 +245,8 @@ class Interrupt:
             raise KeyboardInterrupt
         self.signum = signum
         self._event.set()
+        if self._on_signal is not None:
+            self._on_signal(signum)
 
     def install(self) -> Callable[[], None]:
         if threading.current_thread() is not threading.main_thread():

@@ -37,10 +37,11 @@ from tracecli.inputs.reader import (
     regular_file,
     stream_position,
 )
+from tracecli.inputs.watch import whole_lines_end
 from tracecli.inputs.workers import fork_pool, stop_pool
 from tracecli.upload.blocks import Entry, prepare, prepare_lines, prepare_range
 from tracecli.upload.fates import Fates
-from tracecli.upload.journal import Journal
+from tracecli.upload.journal import AckSet, Journal
 from tracecli.upload.originals import entry_original, half_original
 from tracecli.upload.rejected import RejectedWriter
 from tracecli.upload.report import FileReport, Progress, UploadOptions, UploadReport
@@ -161,6 +162,9 @@ class Run:
         self.bytes_done = [0] * len(files)
         self.line_base = [0] * len(files)
         self.acked_lines: list[Any] = [_EMPTY] * len(files)
+        # (offset, lines before it): where the journal's acknowledged prefix of a file ends
+        self.resume: list[tuple[int, int]] = [(0, 0)] * len(files)
+        self.compacted = [0] * len(files)  # acked lines before it the journal no longer lists
         self.pending: deque[_Block] = deque()
         self.routes: dict[str, str] = {}
         # Halves refused by validation, by call id: (kind or None, input index, line). A
@@ -182,10 +186,14 @@ class Run:
                 self.file_reports[i].changed = st.changed
                 if st.acked:  # (a live view: lines acked by this run are not looked up)
                     self.acked_lines[i] = journal.acked(path)
+                self.resume[i] = (st.resume_offset, st.resume_line)
+                self.compacted[i] = st.compacted
             if path == STDIN or not regular_file(path):  # a pipe: no size to show
                 self.bytes_total = None
                 continue
             size = os.path.getsize(path)
+            if self.opts.follow:  # a last line still being written waits for the next pass
+                size = whole_lines_end(path, size)
             self.sizes[i] = size
             if self.bytes_total is not None:
                 self.bytes_total += size
@@ -251,8 +259,18 @@ class Run:
             return
         if not read_as_stream(path):
             size = self.sizes[i] or 0
+            # An appended file: read from where the stored records end (not from the start)
+            offset, lines = self.resume[i] if self.resume[i][0] <= size else (0, 0)
+            self.line_base[i] = lines
+            self.bytes_done[i] = offset
+            if lines:  # the records not read again count as read and skipped, as before
+                acked = self.acked_lines[i]
+                before = acked.count_upto(lines) if isinstance(acked, AckSet) else 0
+                before += self.compacted[i]
+                self.file_reports[i].records += before
+                self._skipped(i, before)
             try:
-                ranges = plan_ranges(path, size, BLOCK_BYTES)
+                ranges = plan_ranges(path, size, BLOCK_BYTES, offset)
             except OSError as exc:
                 self.fates.invalid(None, display, 0, [_read_error(display, 0, exc)])
                 return
@@ -539,6 +557,11 @@ class Run:
                 if not h.done:
                     self.fates.add_unsent(1)
                 continue
+            if h.kind == "start" and self.journal is not None:
+                self.journal.hold(self.files[h.src], h.line)  # its end may be appended
+                defer = self.opts.defer_start
+                if defer is not None and not h.done and defer(h.call_id):
+                    continue  # --follow: it waits for its end (read again next pass)
             why = self._partner_refused(h) if self.refused else None
             if why is None:
                 self._emit_lone(h)

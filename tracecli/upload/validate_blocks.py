@@ -440,11 +440,11 @@ def check_range(path: str, offset: int, length: int) -> Result:
     return check_lines(data, path, offset == 0)
 
 
-def plan_ranges(path: str, size: int, block: int) -> list[tuple[int, int]]:
-    """Split a file into ranges of about `block` bytes that end at a line end."""
+def plan_ranges(path: str, size: int, block: int, start: int = 0) -> list[tuple[int, int]]:
+    """Split a file (from `start`, a line start) into ranges of about `block` bytes that
+    end at a line end."""
     ranges = []
     with open(path, "rb") as f:
-        start = 0
         while start < size:
             f.seek(min(start + block, size))
             if start + block < size:

@@ -1,0 +1,135 @@
+"""The terminal side of `tracecli upload --follow`: flags to `FollowOptions`, and the
+status — a live line on a terminal, a plain line every 30 s without one (a service's
+journal), or one JSON object a line with `--format json` (for log collectors)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+
+from tracecli.cli.common import say, write_stdout
+from tracecli.cli.safe import safe_text
+from tracecli.config.fields import FIELDS, BadValue
+from tracecli.diagnostics import UsageError
+from tracecli.upload.api import UploadOptions
+from tracecli.upload.follow import FollowOptions, FollowStatus, follow
+
+
+def _setting(name: str, flag: str | None) -> Any:
+    """--flag, else its TRACECLI_ variable, else the default of the settings table."""
+    f = FIELDS[name]
+    for value, where in ((flag, f.flag), *((os.environ.get(e), e) for e in f.env)):
+        if value is not None and value.strip():
+            try:
+                return f.parse(value)
+            except BadValue as exc:
+                raise UsageError(f"{where}: {name} {exc}") from None
+    return f.default
+
+
+def status_json(s: FollowStatus) -> dict[str, Any]:
+    return {
+        "event": "follow_status",
+        "time": round(time.time(), 3),
+        "files": s.files,
+        "records": s.records,
+        "records_per_s": round(s.records_per_s, 1),
+        "calls_shipped": s.calls,
+        "ends_shipped": s.ends,
+        "rejected": s.rejected,
+        "open_calls": s.open_calls,
+        "lag_s": round(s.lag_s, 3),
+        "passes": s.passes,
+        "outage_since": s.outage_since,
+        "last_error": s.last_error,
+    }
+
+
+def status_line(s: FollowStatus) -> str:
+    line = (
+        f"following {s.files} file{'s' if s.files != 1 else ''}: {s.records_per_s:,.0f} "
+        f"records/s, {s.calls:,} calls shipped, lag {s.lag_s:.1f} s, {s.open_calls} open"
+    )
+    if s.outage_since is not None:
+        since = time.strftime("%H:%M:%S", time.localtime(s.outage_since))
+        line += f"; server unreachable since {since}, retrying"
+    if s.last_error:
+        line += f"; last error: {s.last_error}"
+    return safe_text(line)
+
+
+class _View:
+    def __init__(self, err: Console, *, quiet: bool, json_status: bool, every: float) -> None:
+        self.err = err
+        self.quiet = quiet
+        self.json = json_status
+        self.every = every
+        self.live = not quiet and not json_status and err.is_terminal
+        self.last = 0.0
+        self.last_error: str | None = None
+        self.outage = False
+
+    def __call__(self, s: FollowStatus) -> None:
+        now = time.monotonic()
+        if s.outage_since is not None and not self.outage and not self.json:
+            say(self.err, f"tracecli: warning: {s.last_error}; retrying with backoff")
+        self.outage = s.outage_since is not None
+        if self.json:
+            if now - self.last >= self.every or self.last == 0.0:
+                self.last = now
+                write_stdout(json.dumps(status_json(s)))
+            return
+        if self.live:
+            width = max(20, self.err.width - 1)
+            sys.stderr.write("\r" + status_line(s)[:width].ljust(width))
+            sys.stderr.flush()
+        elif not self.quiet and (now - self.last >= self.every or self.last == 0.0):
+            self.last = now
+            say(self.err, f"tracecli: {status_line(s)}")
+
+    def close(self, s: FollowStatus | None) -> None:
+        if self.live:
+            sys.stderr.write("\n")
+        if s is not None and self.json:
+            write_stdout(json.dumps(status_json(s)))
+
+
+def run_follow(
+    paths: list[str],
+    opts: UploadOptions,
+    err: Console,
+    *,
+    flush_interval: str | None,
+    pair_wait: str | None,
+    max_outage: float | None,
+    quiet: bool,
+    json_status: bool,
+) -> int:
+    fopts = FollowOptions(
+        flush_interval=_setting("flush_interval", flush_interval),
+        pair_wait=_setting("pair_wait", pair_wait),
+        max_outage=max_outage,
+    )
+    every = _setting("follow_status_every", None)
+    view = _View(err, quiet=quiet, json_status=json_status, every=every)
+    final: list[FollowStatus] = []
+
+    def on_status(s: FollowStatus) -> None:
+        final[:] = [s]
+        view(s)
+
+    code = 1
+    try:
+        code = follow(paths, opts, fopts, on_status=on_status)
+    finally:
+        view.close(final[0] if final else None)
+    if code == 1 and final and not json_status:
+        say(err, f"tracecli: error: gave up after --max-outage: {final[0].last_error}")
+    elif not quiet and final and not json_status:
+        say(err, f"tracecli: stopped: {status_line(final[0])}")
+    return code

@@ -1,0 +1,305 @@
+"""`tracecli upload --follow`: keep shipping trace files as the app appends to them.
+
+Not a second pipeline: every time the inputs changed (polled every `flush_interval`, see
+`tracecli.inputs.watch`) the follow loop runs one ordinary `upload` pass over them, and the
+resume journal makes each pass read and send only what is new (an append is a seek, a
+rotated or truncated file is recognised; see `upload.journal`). So everything a single
+upload guarantees — validation, pairing, chunking, retries, the rejected file, acks
+journaled as they come — holds here too, and a restart (after SIGTERM, a crash, `kill -9`)
+resumes exactly where the journal says.
+
+What follow adds:
+- Pairing with patience: a start whose end is not written yet waits (is not sent; the
+  journal keeps the resume point before it, so the next pass reads it again) for up to
+  `pair_wait` seconds from when it was first read, so most calls still go as completed
+  calls; after that it goes as a running call and its end follows alone.
+- Outages: a pass that cannot reach the server, or that the outage stop ended, is retried
+  with a capped backoff, said once per change of state, for as long as `max_outage` allows
+  (None: forever, as a sidecar must outlive a server restart).
+- Signals: SIGTERM ends the current pass as an interrupted upload does (stop reading, let
+  requests in flight finish, save the journal) and exits 0 (a service being stopped);
+  Ctrl-C exits 130.
+- A status for the display (records/s, calls shipped, lag, open calls, last error).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from tracecli.diagnostics import Diagnostic, UsageError
+from tracecli.inputs.watch import Snapshot, Watcher
+from tracecli.upload.api import UploadOptions, UploadReport, upload
+from tracecli.upload.rejected import DEFAULT_NAME
+
+BACKOFF_FIRST = 1.0  # seconds before the first retry of a pass that met an outage
+BACKOFF_MAX = 30.0  # the cap: a sidecar checks again at least this often
+SEEN_LIMIT = 100_000  # diagnostics said once: forget them all beyond this many (memory)
+
+
+@dataclass(slots=True)
+class FollowOptions:
+    flush_interval: float = 1.0  # seconds between polls (and so the added latency)
+    pair_wait: float = 30.0  # auto mode: how long a start waits for its end
+    max_outage: float | None = None  # give up after this long without a good pass
+
+
+@dataclass(slots=True)
+class FollowStatus:
+    """What the display shows about a follow: handed to `on_status` after every poll."""
+
+    passes: int = 0
+    records: int = 0  # new records read (not counting what was skipped as stored)
+    calls: int = 0  # calls shipped (completed calls and running starts)
+    ends: int = 0  # ends sent alone (their start went earlier)
+    rejected: int = 0
+    records_per_s: float = 0.0
+    lag_s: float = 0.0  # how long the oldest change not yet shipped has waited
+    open_calls: int = 0  # starts waiting for their end
+    files: int = 0
+    last_error: str | None = None
+    outage_since: float | None = None  # wall time the current outage began
+    started: float = field(default_factory=time.time)
+
+
+class _Signals:
+    """SIGTERM/SIGINT between passes (a pass installs its own handler and is interrupted
+    by the same signals, see upload.report.Interrupt)."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signum: int | None = None
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.signum = signum
+        self.event.set()
+
+    def install(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {s: signal.signal(s, self) for s in (signal.SIGINT, signal.SIGTERM)}
+
+        def restore() -> None:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+        return restore
+
+
+class _Patience:
+    """When each open start was first read, for `pair_wait`; forgotten soon after it no
+    longer waits, so memory follows the open calls, not the day's traffic."""
+
+    def __init__(self, pair_wait: float) -> None:
+        self.pair_wait = pair_wait
+        self.first_seen: dict[str, float] = {}
+        self.waiting: set[str] = set()
+
+    def __call__(self, call_id: str) -> bool:
+        now = time.monotonic()
+        t = self.first_seen.setdefault(call_id, now)
+        wait = now - t < self.pair_wait
+        if wait:
+            self.waiting.add(call_id)
+        return wait
+
+    def new_pass(self) -> None:
+        self.waiting = set()
+        limit = time.monotonic() - self.pair_wait - 60.0
+        if len(self.first_seen) > 1024:
+            self.first_seen = {k: t for k, t in self.first_seen.items() if t >= limit}
+
+    def next_due(self) -> float | None:
+        """When the oldest waiting start stops waiting (monotonic), if any waits."""
+        if not self.waiting:
+            return None
+        return min(self.first_seen[c] for c in self.waiting) + self.pair_wait
+
+
+def _once(callback: Callable[[Diagnostic], None] | None) -> Callable[[Diagnostic], None]:
+    """Diagnostics said once per follow: a rejected line is read again by every pass (it
+    is not stored, so the journal does not move past it), and a start waiting for its end
+    is not yet "a call that stays running"."""
+    seen: set[tuple[str, int, str]] = set()
+
+    def say(d: Diagnostic) -> None:
+        if d.code == "running-call":
+            return
+        key = (d.path, d.line, d.code)
+        if key in seen:
+            return
+        if len(seen) >= SEEN_LIMIT:
+            seen.clear()
+        seen.add(key)
+        if callback is not None:
+            callback(d)
+
+    return say
+
+
+class _Rejects:
+    """One rejected-records file for the whole follow. A pass writes its own (the usual
+    writer replaces the file each run, which would lose what earlier passes rejected);
+    its records are then appended here, each (source, line, reason) once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.pass_path = path.with_name(path.name + ".pass-tmp")
+        self.seen: set[tuple[str, int, str]] = set()
+
+    def collect(self) -> None:
+        import orjson
+
+        try:
+            data = self.pass_path.read_bytes()
+        except OSError:
+            return
+        out: list[bytes] = []
+        for raw in data.splitlines():
+            try:
+                meta = orjson.loads(raw).get("_tracecli") or {}
+                key = (str(meta.get("source")), int(meta.get("line") or 0), str(meta.get("reason")))
+            except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+                key = ("", 0, raw.decode("utf-8", "replace"))
+            if key in self.seen:
+                continue
+            if len(self.seen) >= SEEN_LIMIT:
+                self.seen.clear()
+            self.seen.add(key)
+            out.append(raw + b"\n")
+        if out:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "ab") as f:
+                f.writelines(out)
+        with contextlib.suppress(OSError):
+            self.pass_path.unlink()
+
+
+def _outage(exc: BaseException) -> bool:
+    return isinstance(exc, UsageError) and "cannot reach the server" in str(exc)
+
+
+def follow(
+    paths: Iterable[str],
+    opts: UploadOptions,
+    fopts: FollowOptions,
+    on_status: Callable[[FollowStatus], None] | None = None,
+    on_report: Callable[[UploadReport], None] | None = None,
+) -> int:
+    """Ship the inputs as they grow until SIGTERM (exit code 0) or Ctrl-C (130), or until
+    the server stayed unreachable for `fopts.max_outage` (1). Raises UsageError for what a
+    single upload raises at once (bad options, a refused key): exit 2."""
+    if opts.dry_run:
+        raise UsageError("--follow cannot be combined with --dry-run")
+    if opts.strict:
+        raise UsageError("--follow cannot be combined with --strict")
+    if any(p == "-" for p in paths):
+        raise UsageError("--follow reads files, not stdin ('-')")
+    if not fopts.flush_interval > 0:
+        raise UsageError(f"--flush-interval must be more than 0, got {fopts.flush_interval}")
+    if fopts.pair_wait < 0:
+        raise UsageError(f"--pair-wait must not be negative, got {fopts.pair_wait}")
+    watcher = Watcher(list(paths))
+    rejects = _Rejects(Path(opts.rejected if opts.rejected is not None else DEFAULT_NAME))
+    own = {os.path.realpath(rejects.path), os.path.realpath(rejects.pass_path)}
+    patience = _Patience(fopts.pair_wait if opts.mode == "auto" else 0.0)
+    pass_opts = replace(
+        opts,
+        on_diagnostic=_once(opts.on_diagnostic),
+        defer_start=patience if opts.mode == "auto" and fopts.pair_wait > 0 else None,
+        jobs=0,  # a pass reads what was appended: small; no worker processes per pass
+        follow=True,
+        rejected=rejects.pass_path,
+        on_signal=lambda signum: signals(signum, None),  # a signal a pass caught late
+    )
+    status = FollowStatus()
+    signals = _Signals()
+    restore = signals.install()
+    last: Snapshot | None = None
+    changed_at: float | None = None  # monotonic time of the oldest change not shipped yet
+    retry_at = 0.0
+    backoff = BACKOFF_FIRST
+    good_pass_at = time.monotonic()
+    rate_window: list[tuple[float, int]] = []
+    try:
+        while True:
+            if signals.event.is_set():
+                return 0 if signals.signum == signal.SIGTERM else 130
+            now = time.monotonic()
+            snap = watcher.scan()
+            status.files = len(snap.files)
+            if snap != last and changed_at is None:
+                changed_at = now
+            due = patience.next_due()
+            run_now = (
+                snap.files
+                and now >= retry_at
+                and (changed_at is not None or (due is not None and now >= due))
+            )
+            if run_now:
+                patience.new_pass()
+                inputs = [f for f in snap.files if os.path.realpath(f) not in own]
+                if not inputs:  # only our own rejected file matched: nothing to ship
+                    last, changed_at = snap, None
+                    signals.event.wait(fopts.flush_interval)
+                    continue
+                try:
+                    report = upload(inputs, pass_opts)
+                except UsageError as exc:
+                    if not _outage(exc):
+                        raise
+                    report = None
+                    status.last_error = str(exc)
+                finally:
+                    rejects.collect()
+                if report is not None:
+                    status.passes += 1
+                    status.records += report.records - report.skipped
+                    status.calls += report.uploaded
+                    status.ends += report.ends_uploaded
+                    status.rejected += report.rejected
+                    if on_report is not None:
+                        on_report(report)
+                    if report.interrupted:
+                        sig = report.interrupted_by
+                        return 0 if sig == signal.SIGTERM else 130
+                    if report.halted:
+                        status.last_error = report.halted
+                rate_window.append((now, status.records))
+                rate_window = [(t, n) for t, n in rate_window if now - t <= 10.0]
+                if len(rate_window) > 1 and rate_window[-1][0] > rate_window[0][0]:
+                    (t0, n0), (t1, n1) = rate_window[0], rate_window[-1]
+                    status.records_per_s = (n1 - n0) / (t1 - t0)
+                if report is not None and not report.halted:
+                    # shipped: later changes are measured from now
+                    last = snap
+                    changed_at = None
+                    backoff = BACKOFF_FIRST
+                    good_pass_at = time.monotonic()
+                    status.outage_since = None
+                else:
+                    if status.outage_since is None:
+                        status.outage_since = time.time()
+                    retry_at = time.monotonic() + backoff
+                    backoff = min(backoff * 2, BACKOFF_MAX)
+                    if (
+                        fopts.max_outage is not None
+                        and time.monotonic() - good_pass_at > fopts.max_outage
+                    ):
+                        status.open_calls = len(patience.waiting)
+                        if on_status is not None:
+                            on_status(status)
+                        return 1
+            status.open_calls = len(patience.waiting)
+            status.lag_s = 0.0 if changed_at is None else time.monotonic() - changed_at
+            if on_status is not None:
+                on_status(status)
+            signals.event.wait(fopts.flush_interval)
+    finally:
+        restore()
