@@ -33,6 +33,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import orjson
+
 from tracecli.diagnostics import Diagnostic, UsageError
 from tracecli.inputs.watch import Snapshot, Watcher
 from tracecli.upload.api import UploadOptions, UploadReport, upload
@@ -154,8 +156,6 @@ class _Rejects:
         self.seen: set[tuple[str, int, str]] = set()
 
     def collect(self) -> None:
-        import orjson
-
         try:
             data = self.pass_path.read_bytes()
         except OSError:
