@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from tracecli.check.cross import CrossChecker, refused_id
@@ -38,10 +39,12 @@ from tracecli.inputs.reader import (
     stream_position,
 )
 from tracecli.inputs.workers import fork_pool, stop_pool
+from tracecli.otel.calls import SpanCalls
 from tracecli.upload.blocks import Entry, prepare, prepare_lines, prepare_range
 from tracecli.upload.fates import Fates
 from tracecli.upload.journal import Journal
 from tracecli.upload.originals import entry_original, half_original
+from tracecli.upload.otlp import OTLP, OtlpFates, feed_upload
 from tracecli.upload.rejected import RejectedWriter
 from tracecli.upload.units import complete_unit, lone_unit, pair_unit
 from tracecli.upload.validate_blocks import plan_ranges, read_blocks
@@ -150,7 +153,11 @@ class Run:
         report.files = self.file_reports
         self.display: list[str] = ["<stdin>" if f == STDIN else f for f in files]
         # What becomes of each record (the sender's callbacks: acked, rejected, unsent).
-        self.fates = Fates(
+        # OpenTelemetry files are read through their converted calls (upload.otlp).
+        self.otlp = {i for i, f in enumerate(files) if _is_otlp(f, opts.input_format)}
+        self.otlp_calls = SpanCalls(opts.project) if self.otlp else None
+        fates: Any = partial(OtlpFates, otlp=self.otlp) if self.otlp else Fates
+        self.fates = fates(
             files=files,
             display=self.display,
             report=report,
@@ -244,6 +251,11 @@ class Run:
     def _read_file(self, i: int, path: str) -> None:
         project = self.opts.project
         display = self.display[i]
+        if self.otlp_calls is not None and i in self.otlp:
+            self._drain()  # keep input order: earlier blocks first
+            feed_upload(self, i, self.otlp_calls)
+            self.bytes_done[i] = self.sizes[i] or self.bytes_done[i]
+            return
         src = _source(path, self.opts.input_format)
         if src is not None and (src.fmt != "jsonl" or src.foreign is not None):
             # YAML, a JSON array of records, another tool's format (said once): record
@@ -533,6 +545,8 @@ class Run:
     def _finish_inputs(self) -> None:
         """End of all inputs: what the checker could not say before, and unpaired halves."""
         final = self.checker.finish()
+        if self.otlp_calls is not None:
+            final.extend(self.otlp_calls.finish())
         if self.opts.strict:
             final = [d.as_error() for d in final]
         self.fates.late(final)
@@ -628,6 +642,11 @@ def _source_format(path: str) -> str | None:
     if src is None:
         return None
     return "foreign" if src.foreign is not None else src.fmt
+
+
+def _is_otlp(path: str, stdin_format: InputFormat) -> bool:
+    src = _source(path, stdin_format)
+    return src is not None and src.foreign_kind == OTLP
 
 
 def _source(path: str, stdin_format: InputFormat) -> Source | None:
