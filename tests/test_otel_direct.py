@@ -10,6 +10,8 @@ stored, a directory may mix Weave and OTLP files, parents are looked for across 
 from __future__ import annotations
 
 import gzip
+import random
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -166,3 +168,72 @@ def test_direct_upload_matches_weave(src: Path, refs: Any, tmp_path: Path) -> No
         assert not problems, problems
         compared += len(weave)
     assert compared == report["uploaded"]
+
+
+# -- --mode otel: the spans unchanged to weave's own route -----------------------------------
+_IDS = re.compile(rb'"(traceId|spanId|parentSpanId)":"([0-9a-fA-F]+)"')
+
+
+def fresh_ids(src: Path, tmp_path: Path) -> Path:
+    """A copy of `src` with every trace and span id replaced (consistently) by a new one."""
+    rng = random.Random()
+    fresh: dict[bytes, bytes] = {}
+
+    def swap(m: re.Match[bytes]) -> bytes:
+        old = m.group(2)
+        new = fresh.setdefault(old, b"%0*x" % (len(old), rng.getrandbits(4 * len(old))))
+        return b'"%s":"%s"' % (m.group(1), new)
+
+    out = tmp_path / ("fresh-" + src.name.removesuffix(".gz"))
+    out.write_bytes(b"\n".join(_IDS.sub(swap, line) for line in read_lines(src)) + b"\n")
+    return out
+
+
+@pytest.mark.parametrize(
+    "src", [FIXTURES / "agent-seed1.jsonl.gz", CONVENTIONS], ids=lambda p: p.name
+)
+def test_mode_otel_stores_what_posting_the_lines_stores(
+    src: Path,
+    refs: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    a, b = refs
+    project = f"acme/otel-mode-{src.name.split('.')[0]}"
+    src = fresh_ids(src, tmp_path)  # weave's server keys calls by id alone: new ones
+    lines = read_lines(src)
+    rejected = post_otel(a, lines, project)
+    up = run_cli("upload", str(src), "--server", b.url, "--api-key", "x", "-p", project,
+                 "--mode", "otel", "--chunk-size", "7", "-f", "json", cwd=tmp_path)  # fmt: skip
+    report = orjson.loads(up.stdout)
+    # the spans tracecli's OTLP checks refuse are the ones weave refuses
+    assert report["rejected"] == rejected, report
+    assert report["uploaded"] + report["rejected"] == span_count(lines)
+    assert report["by_endpoint"] == {"otel/v1/traces": report["uploaded"]}
+    mine_ids = {m.group(2).decode().lower() for x in lines for m in _IDS.finditer(x)}
+    for proj in {project} | resource_projects(lines):
+        weave = {c["id"]: c for c in read_back(a.url, proj) if c["id"] in mine_ids}
+        ours = {c["id"]: c for c in read_back(b.url, proj) if c["id"] in mine_ids}
+        assert weave.keys() == ours.keys(), (proj, weave.keys() ^ ours.keys())
+        for cid, call in weave.items():  # the same calls, as weave itself made them
+            mine = ours[cid]
+            assert {k: v for k, v in call.items() if k != "attributes"} == {
+                k: v for k, v in mine.items() if k != "attributes"
+            }, cid
+            assert call["attributes"] == mine["attributes"], cid
+    if rejected:
+        kept = [orjson.loads(x) for x in (tmp_path / "tracecli-rejected.jsonl").read_bytes()
+                .splitlines()]  # fmt: skip
+        assert len(kept) == rejected
+        assert all(len(r["resourceSpans"][0]["scopeSpans"][0]["spans"]) == 1 for r in kept)
+
+
+def test_mode_otel_needs_a_server_and_otlp_files(tmp_path: Path) -> None:
+    r = run_cli("upload", str(CONVENTIONS), "--mode", "otel", "--db", str(tmp_path / "db"),
+                cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 2 and "--mode otel" in r.stderr and "Traceback" not in r.stderr
+    calls = tmp_path / "calls.jsonl"
+    calls.write_bytes(orjson.dumps(make_call("acme/x")) + b"\n")
+    with tracecli_serve(tmp_path / "store") as server:
+        r = run_cli("upload", str(calls), "--mode", "otel", "--server", server.url,
+                    "--api-key", "x", cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 2 and "not an OpenTelemetry traces file" in r.stderr, r.stderr

@@ -94,7 +94,7 @@ class SpanCalls:
             if refused is None:
                 project = item.project_id or self.project
                 if project is None:
-                    refused = self._no_project(loc, where)
+                    refused = self.no_project(loc, where)
                 else:
                     try:
                         yield Call(loc, where, span_to_call(span, project))
@@ -103,7 +103,8 @@ class SpanCalls:
                         refused = Diagnostic.at(loc, REFUSED, str(exc), where)
             yield Refusal(refused, original_at(value, where), 1)
 
-    def _no_project(self, loc: Location, where: str) -> Diagnostic:
+    def no_project(self, loc: Location, where: str) -> Diagnostic:
+        """A span of a resource without wandb.* attributes, and no --project."""
         first = loc.path not in self._no_project_in
         self._no_project_in.add(loc.path)
         message = (

@@ -39,8 +39,8 @@ from tracecli.upload.sender import Sender
 from tracecli.wire.chunking import DEFAULT_CHUNK_BYTES, DEFAULT_CHUNK_ITEMS, Chunker
 from tracecli.wire.encode import SERVER_MAX_BYTES
 
-Mode = Literal["auto", "complete", "batch", "single"]
-MODES: tuple[str, ...] = ("auto", "complete", "batch", "single")
+Mode = Literal["auto", "complete", "batch", "single", "otel"]
+MODES: tuple[str, ...] = ("auto", "complete", "batch", "single", "otel")
 MAX_DIAGNOSTICS = 200  # kept in the report; all are counted
 GRACE_SECONDS = 5.0  # Ctrl-C: how long requests in flight may still be answered
 
@@ -249,6 +249,11 @@ def upload(
         opts.api_key.get_secret_value() if isinstance(opts.api_key, SecretStr) else opts.api_key,
         str(opts.db) if opts.db is not None else None,
     )
+    if opts.mode == "otel" and weave.server is None:
+        raise UsageError(
+            "--mode otel sends OpenTelemetry spans to a Weave server's /otel/v1/traces: give "
+            "--server (the embedded store takes the converted calls: leave out --mode otel)"
+        )
     files = skip_rejected_file(paths, expand_paths(paths), opts.rejected)
     if not files:
         raise UsageError(

@@ -27,13 +27,14 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from tracecli.diagnostics import Diagnostic, Location
-from tracecli.otel.calls import Call, SpanCalls, span_original
+from tracecli.otel.calls import Call, SpanCalls, original_at, span_original
 from tracecli.upload.blocks import Entry, prepare
 from tracecli.upload.fates import Fates
 from tracecli.upload.originals import originals
 from tracecli.upload.otlp_lines import OTLP, RawLine, on_span, read_lines
 from tracecli.upload.validate_blocks import find_ref
-from tracecli.wire.chunking import LINE_MASK, LINE_SHIFT, SRC_SHIFT, Chunk
+from tracecli.wire.chunking import LINE_MASK, LINE_SHIFT, SRC_SHIFT, Chunk, Unit, pack
+from tracecli.wire.otel import is_otel_route, otel_route
 
 if TYPE_CHECKING:
     from tracecli.upload.run import Run
@@ -153,6 +154,14 @@ class OtlpFates(Fates):
         if self.lone_ends:
             with self.lock:
                 self._lone_ends_in(chunk.recs)
+        if is_otel_route(chunk.route):  # --mode otel: each item holds its span as read
+            items = []
+            for u in chunk.iter_units():
+                src, line = u.recs[0] >> SRC_SHIFT, (u.recs[0] >> LINE_SHIFT) & LINE_MASK
+                items.append((item_request(u.parts[0]), src, line))
+                self.flight.settle(src, [line], False)
+            self.rejected_now(items, reason, status)
+            return
         items = []
         for value, src, line in originals(chunk):
             if src in self.otlp:
@@ -222,3 +231,59 @@ def feed_upload(run: Run, i: int, calls: SpanCalls) -> None:
 
 
 __all__ = ["OTLP", "OtlpFates", "feed_upload"]
+
+
+# -- --mode otel: the spans unchanged, to the server's OTel route ---------------------------
+def otel_item(project: str, request: Any) -> bytes:
+    """One span as a batch item: a one-span request and the project it goes to (the target
+    merges the items of a chunk into one ExportTraceServiceRequest, see targets.weave)."""
+    return orjson.dumps({"project": project, "request": request})
+
+
+def item_request(item: bytes) -> Any:
+    """The one-span request an item carries (what the rejected file holds)."""
+    return orjson.loads(item)["request"]
+
+
+def feed_otel(run: Run, i: int, calls: SpanCalls) -> None:
+    """Every span of input `i` checked at the OTLP level and sent as it was read."""
+    from tracecli.otel.read import Unread, spans_of_request
+
+    fates = run.fates
+    assert isinstance(fates, OtlpFates)
+    path = run.display[i]
+    acked = run.acked_lines[i]
+    report = run.file_reports[i]
+    for item in read_lines(run.files[i], path):
+        if run._halted():
+            return
+        if isinstance(item, Diagnostic):
+            fates.invalid(None, path, item.line, [item])
+            report.records += 1
+            continue
+        line = item.line
+        loc = Location(path, line)
+        spans = list(spans_of_request(loc, item.value))
+        report.records += sum(s.spans if isinstance(s, Unread) else 1 for s in spans)
+        if acked and line in acked:
+            run._skipped(i, sum(1 for s in spans if not isinstance(s, Unread)))
+            continue
+        fates.flight.open(i, line, item.raw, len(spans))
+        for s in spans:
+            if isinstance(s, Unread):
+                request = original_at(item.value, s.diagnostic.field)
+                fates.invalid(request, path, line, [s.diagnostic])
+                continue
+            request = original_at(item.value, s.where)
+            refused = calls.ledger.add(loc, s.where, s.span)
+            project = s.project_id or calls.project
+            if refused is None and project is None:
+                refused = calls.no_project(loc, s.where)
+            if refused is not None:
+                fates.invalid(request, path, line, [refused])
+                continue
+            rec = pack(i, line, "complete", "complete")
+            run._add(Unit(otel_route(project), (otel_item(project, request),), (rec,)))
+        fates.fed(i, line)
+        run.bytes_done[i] += len(item.raw)
+        run._progress()

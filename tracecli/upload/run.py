@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from tracecli.check.cross import CrossChecker, refused_id
 from tracecli.check.pairing import DUPLICATE, Half, Pairer
-from tracecli.diagnostics import Diagnostic, Location, Severity
+from tracecli.diagnostics import Diagnostic, Location, Severity, UsageError
 from tracecli.inputs.reader import (
     FILE_FORMAT,
     STDIN,
@@ -44,7 +44,7 @@ from tracecli.upload.blocks import Entry, prepare, prepare_lines, prepare_range
 from tracecli.upload.fates import Fates
 from tracecli.upload.journal import Journal
 from tracecli.upload.originals import entry_original, half_original
-from tracecli.upload.otlp import OTLP, OtlpFates, feed_upload
+from tracecli.upload.otlp import OTLP, OtlpFates, feed_otel, feed_upload
 from tracecli.upload.rejected import RejectedWriter
 from tracecli.upload.units import complete_unit, lone_unit, pair_unit
 from tracecli.upload.validate_blocks import plan_ranges, read_blocks
@@ -156,6 +156,12 @@ class Run:
         # OpenTelemetry files are read through their converted calls (upload.otlp).
         self.otlp = {i for i, f in enumerate(files) if _is_otlp(f, opts.input_format)}
         self.otlp_calls = SpanCalls(opts.project) if self.otlp else None
+        if self.mode == "otel" and len(self.otlp) < len(files):
+            other = next(f for i, f in enumerate(files) if i not in self.otlp)
+            raise UsageError(
+                f"{other}: not an OpenTelemetry traces file; --mode otel sends only those "
+                "(upload Weave calls without --mode otel)"
+            )
         fates: Any = partial(OtlpFates, otlp=self.otlp) if self.otlp else Fates
         self.fates = fates(
             files=files,
@@ -253,7 +259,8 @@ class Run:
         display = self.display[i]
         if self.otlp_calls is not None and i in self.otlp:
             self._drain()  # keep input order: earlier blocks first
-            feed_upload(self, i, self.otlp_calls)
+            feed = feed_otel if self.mode == "otel" else feed_upload
+            feed(self, i, self.otlp_calls)
             self.bytes_done[i] = self.sizes[i] or self.bytes_done[i]
             return
         src = _source(path, self.opts.input_format)
