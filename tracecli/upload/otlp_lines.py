@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from tracecli.diagnostics import Diagnostic, Location
-from tracecli.inputs.reader import BOM, json_error, open_stream, os_message
+from tracecli.inputs.reader import BOM, STDIN_NAME, Source, json_error, open_stream, os_message
 from tracecli.otel.calls import Call, SpanCalls
 from tracecli.upload.validate_blocks import examine, too_large
 
@@ -87,3 +87,35 @@ def validate_entries(calls: SpanCalls, path: str, item: RawLine) -> list[tuple[A
                 e = (*e[:4], None, *e[5:])  # parents: the OTLP checks'
             out.append(e)
     return out
+
+
+class OtlpCalls:
+    """An OTLP input read as the Weave calls its spans become, in the shape of a `Source`
+    (`(Location, call)` items, diagnostics for spans refused), for the Freeplay upload,
+    which converts Weave calls."""
+
+    def __init__(self, src: Source, calls: SpanCalls) -> None:
+        self.path = src.path
+        self.fmt = src.fmt
+        self.size = src.size
+        self.foreign = None
+        self.foreign_kind = OTLP
+        self.refuse_foreign = False
+        self.bytes_read = 0
+        self.records = 0
+        self._calls = calls
+
+    def __iter__(self) -> Iterator[tuple[Location, Any] | Diagnostic]:
+        path = "-" if self.path == STDIN_NAME else self.path
+        for item in read_lines(path, self.path):
+            if isinstance(item, Diagnostic):
+                yield item
+                continue
+            self.bytes_read += len(item.raw)
+            for got in self._calls.of_line(Location(self.path, item.line), item.value):
+                self.records += 1
+                if isinstance(got, Call):
+                    yield got.loc, got.call
+                else:
+                    yield got.diagnostic
+        self.bytes_read = self.size or self.bytes_read
