@@ -201,6 +201,14 @@ def entries_of(calls: SpanCalls, path: str, item: RawLine) -> list[Entry]:
     return out
 
 
+def _read(run: Run, i: int, n: int) -> None:
+    """Progress: the bytes of lines read (uncompressed for .gz: at most the file's size)."""
+    size = run.sizes[i]
+    done = run.bytes_done[i] + n
+    run.bytes_done[i] = min(done, size) if size else done
+    run._progress()
+
+
 def feed_upload(run: Run, i: int, calls: SpanCalls) -> None:
     """Every span of input `i` (an OTLP file) converted and consumed by `run`."""
     fates = run.fates
@@ -226,8 +234,7 @@ def feed_upload(run: Run, i: int, calls: SpanCalls) -> None:
         run._consume(i, 0, entries)
         if live:
             fates.fed(i, line)
-        run.bytes_done[i] += len(item.raw)
-        run._progress()
+        _read(run, i, len(item.raw))
 
 
 __all__ = ["OTLP", "OtlpFates", "feed_upload"]
@@ -285,5 +292,4 @@ def feed_otel(run: Run, i: int, calls: SpanCalls) -> None:
             rec = pack(i, line, "complete", "complete")
             run._add(Unit(otel_route(project), (otel_item(project, request),), (rec,)))
         fates.fed(i, line)
-        run.bytes_done[i] += len(item.raw)
-        run._progress()
+        _read(run, i, len(item.raw))

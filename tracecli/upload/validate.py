@@ -286,14 +286,17 @@ class _Run:
     def _otlp(self, src: Source, path: str) -> None:
         if self.otlp is None:
             self.otlp = SpanCalls(VALIDATE_PROJECT)
+        done = 0
         for item in read_lines(path, src.path):
             if isinstance(item, Diagnostic):
                 self.sink.add(item)
                 continue
+            done += len(item.raw)
             entries = validate_entries(self.otlp, src.path, item)
             self.report.records += sum(1 for e in entries if e[1] != "diag" or e[3] != "otlp-shape")
             self._consume(entries, src.path, 0)
-            self._progress(src.path, src.bytes_read, src.size)
+            self._progress(src.path, min(done, src.size or done), src.size)
+        self._progress(src.path, src.size or done, src.size)
 
     # -- blocks ------------------------------------------------------------------------
     def start_pool(self, files: list[str]) -> None:
