@@ -14,10 +14,18 @@ from tracecli.config.settings import is_loopback
 from tracecli.diagnostics import UsageError
 from tracecli.targets.reconcile import ItemKey, Stored, by_project, parse_stored, stored_query
 from tracecli.targets.retry import Action
-from tracecli.targets.transport import Outcome, Recheck, RetryEvent, Transport
+from tracecli.targets.transport import (
+    ALREADY_STORED,
+    AlreadyStored,
+    Outcome,
+    Recheck,
+    RetryEvent,
+    Transport,
+)
 from tracecli.wire.otel import (
     is_otel_route,
     otel_body,
+    otel_items,
     partial_message,
     rejected_spans,
     route_project,
@@ -85,9 +93,22 @@ class WeaveHttpTarget:
         no span: the ones the server does not hold afterwards are the rejected ones
         (`Outcome.body["rejected_items"]`, item index → reason, for the sender)."""
         path, project = route_project(route)
-        request, keys = otel_body(body)
+        items = otel_items(body)
+        request, keys = otel_body(items)
+
+        def recheck() -> bytes | AlreadyStored | None:
+            """After a 500: weave's SQLite server may have stored some spans, and fails on
+            a span id sent again; send only the spans it does not hold."""
+            stored = self.stored_calls(ItemKey("complete", p, sid) for p, sid in keys)
+            if stored is None:
+                return None
+            left = [it for it, key in zip(items, keys, strict=True) if key not in stored]
+            if not left:
+                return ALREADY_STORED
+            return otel_body(left)[0] if len(left) < len(items) else None
+
         out = self.transport.post(
-            path, request, can_split=can_split, headers={"project_id": project}
+            path, request, can_split=can_split, headers={"project_id": project}, recheck=recheck
         )
         if out.action is not Action.OK or not rejected_spans(out.body):
             return out

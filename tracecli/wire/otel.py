@@ -31,10 +31,15 @@ def route_project(route: str) -> tuple[str, str]:
     return path, project
 
 
-def otel_body(batch_body: bytes) -> tuple[bytes, list[tuple[str, str]]]:
-    """A chunk's `{"batch": [items]}` → (the ExportTraceServiceRequest to send, the
-    (project, span id) of each item, in order)."""
-    items = orjson.loads(batch_body)["batch"]
+def otel_items(batch_body: bytes) -> list[Any]:
+    """The items of a chunk's `{"batch": [items]}` (each a project and a one-span request)."""
+    items: list[Any] = orjson.loads(batch_body)["batch"]
+    return items
+
+
+def otel_body(items: list[Any]) -> tuple[bytes, list[tuple[str, str]]]:
+    """Items → (the ExportTraceServiceRequest to send, the (project, span id) of each
+    span, in order: one per item)."""
     resources: dict[bytes, dict[str, Any]] = {}
     scopes: dict[tuple[bytes, bytes], list[Any]] = {}
     keys: list[tuple[str, str]] = []
