@@ -24,6 +24,9 @@ from tests.test_chaos import CHAOS, FAST
 from tests.uploadkit import cli_env, read_back, run_cli, tracecli, tracecli_serve, weave_ref
 
 T0 = 1_772_445_245_000_000_000
+# more 429s than tests/test_chaos.py: these runs make fewer requests (some 40), and each
+# kind of fault must happen in each run
+FAULTS = {**CHAOS, "p_429": 0.15}
 
 
 def kv(key: str, value: str) -> dict:
@@ -114,7 +117,7 @@ def test_otlp_upload_through_chaos_stores_every_span_once(tmp_path: Path) -> Non
     proj = f"otel/chaos-{random.randrange(1 << 30):x}"
     src = tmp_path / "spans.jsonl"
     ids = gen_otlp(src, 3000, seed=random.randrange(1 << 40), project=proj)
-    faults = Faults(**CHAOS, seed=random.randrange(1000), drop_nth=(3, 7))
+    faults = Faults(**FAULTS, seed=random.randrange(1000), drop_nth=(3, 7))
     with tracecli_serve(tmp_path / "store") as server, FaultProxy(server.url, faults) as proxy:
         r = run_cli("upload", str(src), "--server", proxy.url, "--api-key", "x", "-f", "json",
                     "--chunk-size", "100", "--concurrency", "4", cwd=tmp_path, **FAST)  # fmt: skip
@@ -175,7 +178,7 @@ def test_mode_otel_through_chaos_to_weave_stores_every_span_once(tmp_path: Path)
     proj = f"otel/chaos-otel-{random.randrange(1 << 30):x}"
     src = tmp_path / "spans.jsonl"
     ids = gen_otlp(src, 1500, seed=random.randrange(1 << 40), project=proj)
-    faults = Faults(**CHAOS, seed=random.randrange(1000), drop_nth=(2, 5))
+    faults = Faults(**FAULTS, seed=random.randrange(1000), drop_nth=(2, 5))
     with weave_ref(tmp_path / "ref") as ref, FaultProxy(ref.url, faults) as proxy:
         r = run_cli("upload", str(src), "--server", proxy.url, "--api-key", "x", "-f", "json",
                     "--mode", "otel", "--chunk-size", "50", "--concurrency", "4",
