@@ -133,16 +133,25 @@ def test_otlp_upload_through_chaos_stores_every_span_once(tmp_path: Path) -> Non
 
 @pytest.mark.slow
 def test_otlp_upload_kill_9_and_resume_stores_every_span_once(tmp_path: Path) -> None:
+    with tracecli_serve(tmp_path / "store") as server:
+        kill_twice_then_finish(tmp_path, server.url, 8000)
+
+
+@pytest.mark.slow
+@pytest.mark.weave_ref
+def test_mode_otel_kill_9_and_resume_to_weave_stores_every_span_once(tmp_path: Path) -> None:
+    with weave_ref(tmp_path / "ref") as ref:
+        kill_twice_then_finish(tmp_path, ref.url, 3000, "--mode", "otel")
+
+
+def kill_twice_then_finish(tmp_path: Path, url: str, n: int, *extra: str) -> None:
     rng = random.Random()
     proj = f"otel/kill-{rng.randrange(1 << 30):x}"
     src = tmp_path / "spans.jsonl"
-    ids = gen_otlp(src, 8000, seed=rng.randrange(1 << 40), project=proj)
+    ids = gen_otlp(src, n, seed=rng.randrange(1 << 40), project=proj)
     args = ["upload", str(src), "--format", "json", "--api-key", "x",
-            "--chunk-size", "100", "--concurrency", "4"]  # fmt: skip
-    with (
-        tracecli_serve(tmp_path / "store") as server,
-        FaultProxy(server.url, Faults(latency=0.01)) as proxy,
-    ):
+            "--chunk-size", "100", "--concurrency", "4", *extra]  # fmt: skip
+    with FaultProxy(url, Faults(latency=0.01)) as proxy:
         for k in range(2):
             proc = subprocess.Popen(
                 tracecli(*args, "--server", proxy.url),
@@ -162,7 +171,7 @@ def test_otlp_upload_kill_9_and_resume_stores_every_span_once(tmp_path: Path) ->
             assert proc.wait(30) == -signal.SIGKILL
         r = run_cli(*args, "--server", proxy.url, cwd=tmp_path)
         summary = orjson.loads(r.stdout)
-        stored = stored_ids(server.url, proj)
+    stored = stored_ids(url, proj)
     assert r.returncode == 0, r.stderr[-3000:]
     assert summary["rejected"] == 0 and summary["unsent"] == 0, summary
     assert summary["skipped"] > 0, summary  # the journal spared what was stored
