@@ -69,10 +69,15 @@ def on_span(field: str, where: str) -> str:
 
 
 # -- validate ------------------------------------------------------------------------------
-def validate_entries(calls: SpanCalls, path: str, item: RawLine) -> list[tuple[Any, ...]]:
-    """`validate`'s entries (see `tracecli.upload.validate_blocks`) of one OTLP line."""
+def validate_entries(
+    calls: SpanCalls, path: str, item: RawLine
+) -> tuple[int, list[tuple[Any, ...]]]:
+    """(the spans of one OTLP line, `validate`'s entries for them: see
+    `tracecli.upload.validate_blocks`)."""
     out: list[tuple[Any, ...]] = []
+    spans = 0
     for got in calls.of_line(Location(path, item.line), item.value):
+        spans += got.spans if not isinstance(got, Call) else 1
         if not isinstance(got, Call):
             d = got.diagnostic
             out.append((item.line, "diag", d.field, d.code, d.severity, d.message))
@@ -86,7 +91,7 @@ def validate_entries(calls: SpanCalls, path: str, item: RawLine) -> list[tuple[A
             elif e[1] in ("complete", "start", "end"):
                 e = (*e[:4], None, *e[5:])  # parents: the OTLP checks'
             out.append(e)
-    return out
+    return spans, out
 
 
 class OtlpCalls:

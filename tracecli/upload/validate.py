@@ -292,8 +292,8 @@ class _Run:
                 self.sink.add(item)
                 continue
             done += len(item.raw)
-            entries = validate_entries(self.otlp, src.path, item)
-            self.report.records += sum(1 for e in entries if e[1] != "diag" or e[3] != "otlp-shape")
+            spans, entries = validate_entries(self.otlp, src.path, item)
+            self.report.records += spans
             self._consume(entries, src.path, 0)
             self._progress(src.path, min(done, src.size or done), src.size)
         self._progress(src.path, src.size or done, src.size)
