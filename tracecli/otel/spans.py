@@ -200,26 +200,28 @@ _SCALARS = frozenset({"stringValue", "intValue", "boolValue", "string_value", "i
 
 
 def plain_values(items: Any) -> bool:
-    """Whether an attribute list (already decoded without error) holds only strings,
-    integers, booleans and lists of them, and no JSON text that may hold NaN: values that
-    weave's `to_json_serializable` leaves as they are. Anything else says no."""
-    for kv in items or ():
-        value = kv.get("value")
-        if type(value) is not dict or len(value) != 1:
-            return False
-        ((kind, x),) = value.items()
-        if kind == "stringValue" or kind == "string_value":
-            if x[:1] in ("[", "{") and ("NaN" in x or "Infinity" in x):
-                return False
-        elif kind in _SCALARS:
-            continue
-        elif kind == "arrayValue" or kind == "array_value":
-            for v in x.get("values") or ():
-                if type(v) is not dict or len(v) != 1 or next(iter(v)) not in _SCALARS:
-                    return False
-        else:
-            return False
-    return True
+    """Whether an attribute list (already decoded without error) holds only values that
+    weave's `to_json_serializable` leaves as they are: strings (no JSON text that may hold
+    NaN), integers, booleans, doubles written as JSON numbers, and lists and key/value
+    lists of them. Bytes, NaN or anything else say no."""
+    return all(_plain(kv.get("value"), 0) for kv in items or ())
+
+
+def _plain(value: Any, depth: int) -> bool:
+    if type(value) is not dict or len(value) != 1 or depth > 8:
+        return False
+    ((kind, x),) = value.items()
+    if kind == "stringValue" or kind == "string_value":
+        return not (x[:1] in ("[", "{") and ("NaN" in x or "Infinity" in x))
+    if kind in _SCALARS:
+        return True
+    if kind == "doubleValue" or kind == "double_value":
+        return type(x) is not str  # "NaN", "Infinity" (or a number as text)
+    if kind == "arrayValue" or kind == "array_value":
+        return all(_plain(v, depth + 1) for v in x.get("values") or ())
+    if kind == "kvlistValue" or kind == "kvlist_value":
+        return all(_plain(kv.get("value"), depth + 1) for kv in x.get("values") or ())
+    return False
 
 
 def _list(raw: dict[str, Any], name: str) -> list[Any]:
