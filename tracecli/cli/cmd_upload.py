@@ -48,6 +48,7 @@ class Mode(StrEnum):
     complete = "complete"
     batch = "batch"
     single = "single"
+    otel = "otel"
 
 
 class InputFormat(StrEnum):
@@ -121,7 +122,8 @@ def upload_command(
             "--mode",
             help="auto: completed calls via calls/complete, unpaired halves via "
             "call/upsert_batch; complete; batch (start/end items); single (/call/start, "
-            "/call/end). Default: auto.",
+            "/call/end); otel (OpenTelemetry files only: the spans unchanged to the server's "
+            "/otel/v1/traces). Default: auto.",
             show_default=False,
         ),
     ] = None,

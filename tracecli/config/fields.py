@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 
 TARGETS = ("weave", "freeplay", "local")
-MODES = ("auto", "complete", "batch", "single")
+MODES = ("auto", "complete", "batch", "single", "otel")
 MAX_CHUNK_BYTES = 32 * 1024 * 1024  # the Weave server refuses larger bodies (413)
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)

@@ -144,6 +144,8 @@ class Source:
     records: int = 0
     # another tool's format (OpenTelemetry, LangSmith, CSV): what to say about it, once
     foreign: str | None = None
+    # which format that is ("otlp": OpenTelemetry traces, read by validate and upload too)
+    foreign_kind: str | None = None
     # iterate a foreign file as that one diagnostic (validate, upload), not as its records
     # (convert, which may know how to read it)
     refuse_foreign: bool = False
@@ -171,6 +173,7 @@ class Source:
                 src.fmt = "json"
             if found.foreign is not None:
                 src.foreign = foreign_message(found.foreign, src.path)
+                src.foreign_kind = found.foreign
         return src
 
     def resume_at(self, offset: int, line: int) -> bool:

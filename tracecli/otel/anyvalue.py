@@ -111,6 +111,10 @@ def _within(prefix: str, exc: FieldError) -> FieldError:
 
 def any_value(value: Any, field: str = "") -> Any:
     """One `AnyValue`: exactly one kind set, read as str/bool/int/float/list/dict/bytes."""
+    if type(value) is dict and len(value) == 1:  # most values: one string, said at once
+        raw = value.get("stringValue")
+        if type(raw) is str:
+            return raw
     if not isinstance(value, dict):
         raise FieldError(field, f"expected an AnyValue object, got {_show(value)}")
     found = [
@@ -170,10 +174,16 @@ def key_values(items: Any, field: str) -> list[tuple[str, Any]]:
         if not isinstance(kv, dict):
             raise FieldError(f"{field}[{i}]", f"expected a key/value object, got {_show(kv)}")
         key = kv.get("key", "")
+        value = kv.get("value")
+        if type(value) is dict and len(value) == 1 and type(key) is str:
+            raw = value.get("stringValue")  # most values: one string, taken at once
+            if type(raw) is str:
+                out.append((key, raw))
+                continue
         if not isinstance(key, str):
             raise FieldError(f"{field}[{i}].key", f"expected a string, got {_show(key)}")
         try:
-            out.append((key, any_value(kv.get("value") or {})))
+            out.append((key, any_value(value or {})))
         except FieldError as exc:
             raise _within(f"{field}[{i}].value", exc) from None
     return out

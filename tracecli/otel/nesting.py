@@ -52,36 +52,35 @@ def expand_attributes(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+_MISSING = object()
+_MAPPING = (dict, list)
+
+
 def _set_nested(d: dict[str, Any], key: str, value: Any) -> None:
-    _validate_structure(d, key, value)
+    """Weave's `_validate_structure` then `_set_nested_value`, in one walk down the path:
+    a part that holds something other than an object, or a value that would replace an
+    object or a list with a scalar, is a conflict (weave refuses the span)."""
     if "." not in key:
+        existing = d.get(key)
+        if isinstance(existing, _MAPPING) and not isinstance(value, _MAPPING):
+            raise _conflict(key, "*")
         d[key] = value
         return
     parts = key.split(".")
+    last = len(parts) - 1
     current = d
-    for part in parts[:-1]:
-        current = current.setdefault(part, {})
-    current[parts[-1]] = value
-
-
-def _validate_structure(d: dict[str, Any], key: str, value: Any) -> None:
-    mapping = (dict, list)
-    if "." not in key:
-        existing = d.get(key)
-        if isinstance(existing, mapping) and not isinstance(value, mapping):
-            raise _conflict(key, "*")
-        return
-    parts = key.split(".")
-    current: Any = d
-    for i, part in enumerate(parts[:-1]):
-        if part in current and not isinstance(current[part], dict):
+    for i in range(last):
+        part = parts[i]
+        nxt = current.get(part, _MISSING)
+        if nxt is _MISSING:
+            nxt = current[part] = {}
+        elif type(nxt) is not dict and not isinstance(nxt, dict):
             raise _conflict(".".join(parts[: i + 1]), parts[i + 1])
-        current = current.get(part, {})
-    parent = nested_get(d, ".".join(parts[:-1])) or {}
-    if isinstance(parent, dict):
-        existing = parent.get(parts[-1])
-        if isinstance(existing, mapping) and not isinstance(value, mapping):
-            raise _conflict(key, "*")
+        current = nxt
+    existing = current.get(parts[last])
+    if isinstance(existing, _MAPPING) and not isinstance(value, _MAPPING):
+        raise _conflict(key, "*")
+    current[parts[last]] = value
 
 
 def nested_get(d: dict[str, Any], key: str) -> Any:
@@ -134,6 +133,25 @@ def try_numeric_keys_to_list(value: Any) -> Any:
 
 def to_json_serializable(value: Any) -> Any:
     """Weave's `to_json_serializable` for the types a span can hold."""
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return value
+    if t is dict:
+        return {
+            k if type(k) is str else str(k): v
+            if (tv := type(v)) is str or tv is int or tv is bool or v is None
+            else to_json_serializable(v)
+            for k, v in value.items()
+        }
+    if t is list:
+        return [
+            v if (tv := type(v)) is str or tv is int or tv is bool else to_json_serializable(v)
+            for v in value
+        ]
+    return _serializable(value)
+
+
+def _serializable(value: Any) -> Any:
     if value is None or isinstance(value, (str, bool, int)):
         return value
     if isinstance(value, float):

@@ -85,6 +85,8 @@ class Span:
     links: list[Link] = field(default_factory=list)
     status_code: int = 0
     status_message: str = ""
+    # attributes hold only what JSON writes as is (no bytes, no NaN): not copied for the dump
+    plain: bool = False
 
     @property
     def start_time(self) -> datetime:
@@ -110,12 +112,14 @@ class Span:
                 "start_time": self.start_time,
                 "end_time": self.end_time,
                 "status": {"code": STATUS_CODES[self.status_code], "message": self.status_message},
-                "attributes": self.attributes,
+                "attributes": None if self.plain else self.attributes,
                 "events": self.events,
                 "links": self.links,
             }
         )
         assert isinstance(value, dict)
+        if self.plain:  # the same values, shared (nothing changes them from here on)
+            value["attributes"] = self.attributes
         value["resource"] = self.resource.dump() if self.resource else None
         return value
 
@@ -183,11 +187,41 @@ def decode_span(raw: Any, resource: Resource | None) -> Span:
         trace_state=text(raw, "traceState", "trace_state"),
         flags=optional_integer(raw, "flags", "flags", UINT32_MAX),
         attributes=attributes_of(raw),
+        plain=plain_values(raw.get("attributes")),
         events=[_event(e, f"events[{i}]") for i, e in enumerate(_list(raw, "events"))],
         links=[_link(k, f"links[{i}]") for i, k in enumerate(_list(raw, "links"))],
         status_code=status_code,
         status_message=status_message,
     )
+
+
+_SCALARS = frozenset({"stringValue", "intValue", "boolValue", "string_value", "int_value",
+                      "bool_value"})  # fmt: skip
+
+
+def plain_values(items: Any) -> bool:
+    """Whether an attribute list (already decoded without error) holds only values that
+    weave's `to_json_serializable` leaves as they are: strings (no JSON text that may hold
+    NaN), integers, booleans, doubles written as JSON numbers, and lists and key/value
+    lists of them. Bytes, NaN or anything else say no."""
+    return all(_plain(kv.get("value"), 0) for kv in items or ())
+
+
+def _plain(value: Any, depth: int) -> bool:
+    if type(value) is not dict or len(value) != 1 or depth > 8:
+        return False
+    ((kind, x),) = value.items()
+    if kind == "stringValue" or kind == "string_value":
+        return not (x[:1] in ("[", "{") and ("NaN" in x or "Infinity" in x))
+    if kind in _SCALARS:
+        return True
+    if kind == "doubleValue" or kind == "double_value":
+        return type(x) is not str  # "NaN", "Infinity" (or a number as text)
+    if kind == "arrayValue" or kind == "array_value":
+        return all(_plain(v, depth + 1) for v in x.get("values") or ())
+    if kind == "kvlistValue" or kind == "kvlist_value":
+        return all(_plain(kv.get("value"), depth + 1) for kv in x.get("values") or ())
+    return False
 
 
 def _list(raw: dict[str, Any], name: str) -> list[Any]:

@@ -240,7 +240,7 @@ def span_to_call(span: Span, project_id: str) -> dict[str, Any]:
         except (TypeError, ValueError):
             raise MappingError("wandb.attributes is not an object: weave fails on it") from None
     if fallback:
-        attributes = to_json_serializable(span.attributes)
+        attributes = span.attributes if span.plain else to_json_serializable(span.attributes)
     otel_dump = span.otel_dump()  # after the picks above: weave's mutations show in it
     op_name = op_name_of(span.name)
     status = "error" if span.status_code == STATUS_ERROR else "success"

@@ -136,16 +136,46 @@ USAGE_FIELDS = (
 
 
 def _first(attributes: dict[str, Any], specs: list[KeySpec]) -> tuple[str, Any] | None:
-    for spec in specs:
-        key, handler = spec if isinstance(spec, tuple) else (spec, None)
-        # expanded attributes have no dots in their top-level keys: a key whose first part
-        # is not there is not there at all (most of weave's keys, for most spans)
-        if key.partition(".")[0] not in attributes:
+    prepared = _PREPARED.get(id(specs))
+    if prepared is None or prepared[0] is not specs:
+        prepared = _PREPARED[id(specs)] = (specs, *_prepare(specs))
+    _, heads, steps = prepared
+    # expanded attributes have no dots in their top-level keys: a key whose first part is
+    # not there is not there at all (most of weave's keys, for most spans)
+    if heads.isdisjoint(attributes):
+        return None
+    for key, head, handler in steps:
+        if head not in attributes:
             continue
         value = get_attribute(attributes, key)
         if value:
             return key, handler(value) if handler else value
     return None
+
+
+def _prepare(specs: list[KeySpec]) -> tuple[frozenset[str], list[tuple[str, str, Any]]]:
+    """A key list as (first parts, (key, first part, handler) in order), made once."""
+    steps = []
+    for spec in specs:
+        key, handler = spec if isinstance(spec, tuple) else (spec, None)
+        steps.append((key, key.partition(".")[0], handler))
+    return frozenset(head for _, head, _ in steps), steps
+
+
+def _name_index(keys: dict[str, list[KeySpec]]) -> tuple[list[str], dict[str, list[int]]]:
+    """The names of a key dict, and which of them (by position) each first part can hit."""
+    names = list(keys)
+    by_head: dict[str, list[int]] = {}
+    for n, name in enumerate(names):
+        for head in _prepare(keys[name])[0]:
+            by_head.setdefault(head, []).append(n)
+    return names, by_head
+
+
+_NAMES: dict[int, tuple[dict[str, list[KeySpec]], list[str], dict[str, list[int]]]] = {}
+
+# the module's key lists, prepared on first use (keyed by identity: they never change)
+_PREPARED: dict[int, tuple[list[KeySpec], frozenset[str], list[tuple[str, str, Any]]]] = {}
 
 
 def pick(
@@ -158,8 +188,18 @@ def pick(
         if found is not None:
             result[found[0]] = found[1]
     else:
-        for name, specs in keys.items():
-            found = _first(attributes, specs)
+        index = _NAMES.get(id(keys))
+        if index is None or index[0] is not keys:
+            index = _NAMES[id(keys)] = (keys, *_name_index(keys))
+        _, names, by_head = index
+        hits: set[int] = set()
+        for head in attributes:  # few: the attributes' first parts
+            found_names = by_head.get(head)
+            if found_names is not None:
+                hits.update(found_names)
+        for n in sorted(hits):  # in the key list's order, as weave writes them
+            name = names[n]
+            found = _first(attributes, keys[name])
             if found is not None:
                 result[name] = found[1]
     if result:

@@ -52,6 +52,7 @@ def endpoint_label(route: str) -> str:
     """The route without its project: what the summary counts per endpoint."""
     if route.endswith("/calls/complete"):
         return "calls/complete"
+    route = route.partition("#")[0]  # an OTel route key carries its project after "#"
     return {UPSERT_BATCH: "call/upsert_batch", CALL_START: "call/start", CALL_END: "call/end"}.get(
         route, route.lstrip("/")
     )

@@ -78,6 +78,11 @@ def upload(
         opts.api_key.get_secret_value() if isinstance(opts.api_key, SecretStr) else opts.api_key,
         str(opts.db) if opts.db is not None else None,
     )
+    if opts.mode == "otel" and weave.server is None:
+        raise UsageError(
+            "--mode otel sends OpenTelemetry spans to a Weave server's /otel/v1/traces: give "
+            "--server (the embedded store takes the converted calls: leave out --mode otel)"
+        )
     files = skip_rejected_file(paths, expand_paths(paths), opts.rejected)
     if not files:
         raise UsageError(

@@ -113,15 +113,7 @@ class Fates:
         journal = self.journal
         recs = chunk.recs
         if journal is not None and recs:
-            by_src: dict[int, list[int]] = {}
-            for rec in recs:
-                src, line = rec >> SRC_SHIFT, (rec >> LINE_SHIFT) & LINE_MASK
-                lines = by_src.get(src)
-                if lines is None:
-                    by_src[src] = [line]
-                else:
-                    lines.append(line)
-            for src, lines in by_src.items():
+            for src, lines in self._journal_lines(recs).items():
                 journal.ack(self.files[src], lines)
         label = endpoint_label(route)
         with self.lock:
@@ -136,6 +128,18 @@ class Fates:
                 r.ends_uploaded += self._lone_ends_in(recs)
             r.by_endpoint[label] = r.by_endpoint.get(label, 0) + chunk.units
             r.requests_by_endpoint[label] = r.requests_by_endpoint.get(label, 0) + 1
+
+    def _journal_lines(self, recs: Sequence[int]) -> dict[int, list[int]]:
+        """The input lines acknowledged records come from, by input (what to journal)."""
+        by_src: dict[int, list[int]] = {}
+        for rec in recs:
+            src, line = rec >> SRC_SHIFT, (rec >> LINE_SHIFT) & LINE_MASK
+            lines = by_src.get(src)
+            if lines is None:
+                by_src[src] = [line]
+            else:
+                lines.append(line)
+        return by_src
 
     def _lone_ends_in(self, recs: Any) -> int:
         """How many of `recs` are lone ends, forgetting them (call under the lock)."""

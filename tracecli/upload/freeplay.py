@@ -47,6 +47,7 @@ from tracecli.upload.freeplay_ledger import (
     source_key,
 )
 from tracecli.upload.journal import AckSet, Journal
+from tracecli.upload.otlp_lines import OTLP
 from tracecli.upload.rejected import DEFAULT_NAME, RejectedWriter, skip_rejected_file, stale_note
 from tracecli.upload.report import (
     FileReport,
@@ -61,6 +62,8 @@ from tracecli.upload.sender import halt_reason
 GRACE_SECONDS = 5.0
 PROGRESS_EVERY = 0.2
 MAX_DIAGNOSTICS = 200
+# the Weave project of converted spans whose resource names none (Freeplay has its own)
+OTLP_PROJECT = "otlp/freeplay"
 OUTAGE_GIVE_UPS = 8  # records given up in a row (none acknowledged) that stop the upload
 
 
@@ -254,7 +257,9 @@ class _FreeplayRun:
         self.writer = RejectedWriter(rejected, inputs=files, redact=redact)
         self.lock = threading.Lock()
         self.fatal: TracecliError | None = None
-        self.sources: list[Source] = []
+        self.sources: list[Any] = []
+        self.otlp: set[int] = set()  # inputs that are OpenTelemetry files
+        self.otlp_calls: Any = None
         self.acked: list[AckSet] = []
         self._queue: queue.Queue[tuple[Piece, Request, bytes] | None] = queue.Queue(
             maxsize=max(2, opts.concurrency * 2)
@@ -280,9 +285,11 @@ class _FreeplayRun:
                 self.acked.append(self.journal.acked(path))
             else:
                 self.acked.append(AckSet())
-            src = Source.open(path, self.opts.input_format)
+            src: Any = Source.open(path, self.opts.input_format)
             src.refuse_foreign = True  # another tool's format: said once, not per line
-            if self.journal is not None and src.resume_at(st.resume_offset, st.resume_line):
+            if src.foreign_kind == OTLP:  # OpenTelemetry spans: as the calls they become
+                src = self._otlp(i, src)
+            elif self.journal is not None and src.resume_at(st.resume_offset, st.resume_line):
                 # an appended file: its stored part is not read again, but counted as skipped
                 before = self.acked[-1].count_upto(st.resume_line) + st.compacted
                 self.report.skipped += before
@@ -333,6 +340,19 @@ class _FreeplayRun:
             self.report.errors += 1
         if self.fatal is not None:
             raise self.fatal
+
+    def _otlp(self, i: int, src: Source) -> Any:
+        """An OpenTelemetry file: read as Weave calls. A line holds many spans and the
+        journal remembers lines, so its lines are not journaled: what an earlier run sent
+        is known by the ledger (records by content), as for a file that changed."""
+        from tracecli.otel.calls import SpanCalls
+        from tracecli.upload.otlp_lines import OtlpCalls
+
+        if self.otlp_calls is None:
+            self.otlp_calls = SpanCalls(OTLP_PROJECT)
+        self.otlp.add(i)
+        self.acked[i] = AckSet()
+        return OtlpCalls(src, self.otlp_calls)
 
     def _take(self, piece: Piece) -> None:
         report = self.report
@@ -541,6 +561,8 @@ class _FreeplayRun:
         if self.journal is not None:
             by_src: dict[int, list[int]] = {}
             for src, line in piece.lines:
+                if src in self.otlp:  # see _otlp
+                    continue
                 by_src.setdefault(src, []).append(line)
             for src, lines in by_src.items():
                 self.journal.ack(self.files[src], lines)

@@ -22,8 +22,8 @@ from tracecli.targets.retry import MAX_OUTAGE
 from tracecli.wire.chunking import DEFAULT_CHUNK_BYTES, DEFAULT_CHUNK_ITEMS
 from tracecli.wire.encode import SERVER_MAX_BYTES
 
-Mode = Literal["auto", "complete", "batch", "single"]
-MODES: tuple[str, ...] = ("auto", "complete", "batch", "single")
+Mode = Literal["auto", "complete", "batch", "single", "otel"]
+MODES: tuple[str, ...] = ("auto", "complete", "batch", "single", "otel")
 MAX_DIAGNOSTICS = 200  # kept in the report; all are counted
 GRACE_SECONDS = 5.0  # Ctrl-C: how long requests in flight may still be answered
 

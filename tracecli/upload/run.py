@@ -20,11 +20,12 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from tracecli.check.cross import CrossChecker, refused_id
 from tracecli.check.pairing import DUPLICATE, Half, Pairer
-from tracecli.diagnostics import Diagnostic, Location, Severity
+from tracecli.diagnostics import Diagnostic, Location, Severity, UsageError
 from tracecli.inputs.reader import (
     FILE_FORMAT,
     STDIN,
@@ -39,10 +40,12 @@ from tracecli.inputs.reader import (
 )
 from tracecli.inputs.watch import whole_lines_end
 from tracecli.inputs.workers import fork_pool, stop_pool
+from tracecli.otel.calls import SpanCalls
 from tracecli.upload.blocks import Entry, prepare, prepare_lines, prepare_range
 from tracecli.upload.fates import Fates
 from tracecli.upload.journal import AckSet, Journal
 from tracecli.upload.originals import entry_original, half_original
+from tracecli.upload.otlp import OTLP, OtlpFates, feed_otel, feed_upload
 from tracecli.upload.rejected import RejectedWriter
 from tracecli.upload.report import FileReport, Progress, UploadOptions, UploadReport
 from tracecli.upload.units import complete_unit, lone_unit, pair_unit
@@ -149,7 +152,17 @@ class Run:
         report.files = self.file_reports
         self.display: list[str] = ["<stdin>" if f == STDIN else f for f in files]
         # What becomes of each record (the sender's callbacks: acked, rejected, unsent).
-        self.fates = Fates(
+        # OpenTelemetry files are read through their converted calls (upload.otlp).
+        self.otlp = {i for i, f in enumerate(files) if _is_otlp(f, opts.input_format)}
+        self.otlp_calls = SpanCalls(opts.project) if self.otlp else None
+        if self.mode == "otel" and len(self.otlp) < len(files):
+            other = next(f for i, f in enumerate(files) if i not in self.otlp)
+            raise UsageError(
+                f"{other}: not an OpenTelemetry traces file; --mode otel sends only those "
+                "(upload Weave calls without --mode otel)"
+            )
+        fates: Any = partial(OtlpFates, otlp=self.otlp) if self.otlp else Fates
+        self.fates = fates(
             files=files,
             display=self.display,
             report=report,
@@ -250,6 +263,12 @@ class Run:
     def _read_file(self, i: int, path: str) -> None:
         project = self.opts.project
         display = self.display[i]
+        if self.otlp_calls is not None and i in self.otlp:
+            self._drain()  # keep input order: earlier blocks first
+            feed = feed_otel if self.mode == "otel" else feed_upload
+            feed(self, i, self.otlp_calls)
+            self.bytes_done[i] = self.sizes[i] or self.bytes_done[i]
+            return
         src = _source(path, self.opts.input_format)
         if src is not None and (src.fmt != "jsonl" or src.foreign is not None):
             # YAML, a JSON array of records, another tool's format (said once): record
@@ -549,6 +568,8 @@ class Run:
     def _finish_inputs(self) -> None:
         """End of all inputs: what the checker could not say before, and unpaired halves."""
         final = self.checker.finish()
+        if self.otlp_calls is not None:
+            final.extend(self.otlp_calls.finish())
         if self.opts.strict:
             final = [d.as_error() for d in final]
         self.fates.late(final)
@@ -647,6 +668,11 @@ def _source_format(path: str) -> str | None:
     if src is None:
         return None
     return "foreign" if src.foreign is not None else src.fmt
+
+
+def _is_otlp(path: str, stdin_format: InputFormat) -> bool:
+    src = _source(path, stdin_format)
+    return src is not None and src.foreign_kind == OTLP
 
 
 def _source(path: str, stdin_format: InputFormat) -> Source | None:

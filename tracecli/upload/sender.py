@@ -224,7 +224,11 @@ class Sender:
         action = out.action
         self._count_give_up(action, out)
         if action is Action.OK:
-            self.on_acked(chunk.route, chunk, chunk.units)
+            partial = out.body.get("rejected_items") if isinstance(out.body, dict) else None
+            if partial:  # stored, all but these (an OTLP partial success)
+                self._partial(chunk, partial, out.status)
+            else:
+                self.on_acked(chunk.route, chunk, chunk.units)
         elif action is Action.SPLIT:
             named = out.item_errors if out.status == 422 else {}
             if named and self._drop_named(chunk, named, out.status):
@@ -273,6 +277,17 @@ class Sender:
                 rest.nitems,
             )
         return held, rest
+
+    def _partial(self, chunk: Chunk, named: dict[int, str], status: int | None) -> None:
+        """A request the server took but for the items `named` (index → reason): those
+        units rejected, the others acknowledged (one item per unit: --mode otel)."""
+        bad = sorted(i for i in named if 0 <= i < chunk.units)
+        for i in bad:
+            self.on_rejected(chunk.subset([i]), named[i], status)
+        rest = [i for i in range(chunk.units) if i not in named]
+        if rest:
+            kept = chunk.subset(rest)
+            self.on_acked(kept.route, kept, kept.units)
 
     def _drop_named(self, chunk: Chunk, named: dict[int, str], status: int | None) -> bool:
         """Reject the units holding the items a 422 names and send the rest again.

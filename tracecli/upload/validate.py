@@ -39,9 +39,13 @@ from tracecli.inputs.reader import (
     stream_position,
 )
 from tracecli.inputs.workers import fork_pool, stop_pool
+from tracecli.otel.calls import SpanCalls
 from tracecli.upload import validate_blocks as blocks
+from tracecli.upload.otlp_lines import OTLP, read_lines, validate_entries
 
 BLOCK_BYTES = 1 << 20
+# the project of spans whose resource names none (validate sends nothing: any will do)
+VALIDATE_PROJECT = "otlp/validate"
 PARALLEL_MIN_BYTES = 8 << 20  # below this a pool costs more to start than it saves
 DEFAULT_MAX_ERRORS = 200
 JOBS_ENV = "TRACECLI_JOBS"
@@ -164,7 +168,7 @@ def validate_paths(
         for path in files:
             run.file(path, stdin_format)
         run.drain_pool()
-        for d in run.checker.finish():
+        for d in run.checker.finish() + (run.otlp.finish() if run.otlp is not None else []):
             run.sink.add(d)
     except BaseException:
         run.close(failed=True)
@@ -199,6 +203,7 @@ class _Run:
         self.pool: Any = None
         self.pending: deque[tuple[Any, _Block, Any, tuple[Any, ...]]] = deque()
         self.order: list[str] = []
+        self.otlp: SpanCalls | None = None  # OpenTelemetry inputs: the span checks' state
 
     # -- per file --------------------------------------------------------------------
     def file(self, path: str, stdin_format: InputFormat) -> None:
@@ -210,7 +215,10 @@ class _Run:
             self.drain_pool()
             self.sink.add(Diagnostic.at(Location(src.path, 1), "file-encoding", _UTF16))
             return
-        if src.fmt != "jsonl" or src.foreign is not None:  # YAML, a JSON array, not ours
+        if src.foreign_kind == OTLP:  # OpenTelemetry spans: checked as the calls they become
+            self.drain_pool()
+            self._otlp(src, path)
+        elif src.fmt != "jsonl" or src.foreign is not None:  # YAML, a JSON array, not ours
             self.drain_pool()  # keep input order: earlier blocks first
             self._yaml(src)
         elif not read_as_stream(path):
@@ -274,6 +282,21 @@ class _Run:
             blocks.too_large(value, loc.line, entries)
             self._consume(entries, src.path, 0)
         self._progress(src.path, src.bytes_read, src.size)
+
+    def _otlp(self, src: Source, path: str) -> None:
+        if self.otlp is None:
+            self.otlp = SpanCalls(VALIDATE_PROJECT)
+        done = 0
+        for item in read_lines(path, src.path):
+            if isinstance(item, Diagnostic):
+                self.sink.add(item)
+                continue
+            done += len(item.raw)
+            spans, entries = validate_entries(self.otlp, src.path, item)
+            self.report.records += spans
+            self._consume(entries, src.path, 0)
+            self._progress(src.path, min(done, src.size or done), src.size)
+        self._progress(src.path, src.size or done, src.size)
 
     # -- blocks ------------------------------------------------------------------------
     def start_pool(self, files: list[str]) -> None:

@@ -1,0 +1,295 @@
+"""OTLP files in `upload` and `validate`: their spans, converted, fed to the usual pipeline.
+
+An OpenTelemetry file holds batches of spans, one `ExportTraceServiceRequest` per line.
+Each span becomes the completed call weave's server stores for it (tracecli.otel.calls) and
+enters the pipeline of Weave files as a record of its line: the same call checks, the same
+cross-record checks, the same chunks, sender, retries and rejected file. What differs:
+
+- A line holds many records, and the journal remembers lines. A line is journaled once
+  every one of its spans is stored (`InFlight`), so a run stopped half-way through a line
+  sends that line's spans again on resume (the server keeps one call per id) and never
+  skips a span it did not store. A line with a rejected span is never journaled, like a
+  rejected Weave record: every run finds it again.
+- The rejected file holds the span as it was read (a one-span request, with its resource
+  and scope), not the call it became: `OtlpFates` puts it back, from the raw line kept
+  while its spans are in flight (memory: the lines of the chunks in flight).
+- Duplicate span ids and parents found in no input are told by the OTLP checks (with the
+  span's field path), across lines and files; the call checks are fed no parent for these
+  calls, so the same missing parent is not said twice.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from tracecli.diagnostics import Diagnostic, Location
+from tracecli.otel.calls import Call, SpanCalls, original_at, span_original
+from tracecli.upload.blocks import Entry, prepare
+from tracecli.upload.fates import Fates
+from tracecli.upload.originals import originals
+from tracecli.upload.otlp_lines import OTLP, RawLine, on_span, read_lines
+from tracecli.upload.validate_blocks import find_ref
+from tracecli.wire.chunking import LINE_MASK, LINE_SHIFT, SRC_SHIFT, Chunk, Unit, pack
+from tracecli.wire.otel import is_otel_route, otel_route
+
+if TYPE_CHECKING:
+    from tracecli.upload.run import Run
+
+
+# -- which lines are done ----------------------------------------------------------------
+class _Line:
+    __slots__ = ("left", "ok", "raw")
+
+    def __init__(self, raw: bytes, left: int) -> None:
+        self.raw = raw
+        self.left = left
+        self.ok = True
+
+
+class InFlight:
+    """The lines whose spans are not all settled yet (stored, rejected or unsent), with
+    their bytes; a line is done when the last one settles, and journaled if all were
+    stored. Thread-safe: the sender's workers settle spans."""
+
+    def __init__(self) -> None:
+        self._lines: dict[tuple[int, int], _Line] = {}
+        self._lock = threading.Lock()
+
+    def open(self, src: int, line: int, raw: bytes, spans: int) -> None:
+        """A line about to be fed: `spans` records plus one hold, released by `close`."""
+        with self._lock:
+            self._lines[src, line] = _Line(raw, spans + 1)
+
+    def close(self, src: int, line: int) -> list[int]:
+        return self.settle(src, [line], True)
+
+    def settle(self, src: int, lines: Sequence[int], ok: bool) -> list[int]:
+        """Spans of these lines settled; the lines now done and wholly stored."""
+        done: list[int] = []
+        with self._lock:
+            for line in lines:
+                entry = self._lines.get((src, line))
+                if entry is None:
+                    continue
+                entry.left -= 1
+                if not ok:
+                    entry.ok = False
+                if entry.left <= 0:
+                    del self._lines[src, line]
+                    if entry.ok:
+                        done.append(line)
+        return done
+
+    def raw(self, src: int, line: int) -> bytes | None:
+        with self._lock:
+            entry = self._lines.get((src, line))
+            return None if entry is None else entry.raw
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+
+def _by_src(recs: Sequence[int]) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for rec in recs:
+        out.setdefault(rec >> SRC_SHIFT, []).append((rec >> LINE_SHIFT) & LINE_MASK)
+    return out
+
+
+class OtlpFates(Fates):
+    """`Fates` for runs with OTLP inputs: a line is journaled when all its spans are
+    stored, and a refused span goes to the rejected file as it was read."""
+
+    def __init__(self, *, otlp: set[int], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.otlp = otlp  # input indexes of the OTLP files
+        self.flight = InFlight()
+        self._index = {p: i for i, p in enumerate(self.display)}
+
+    def _original(self, src: int, line: int, value: Any) -> Any:
+        """The span a converted call came from, as read (the call when it cannot be found)."""
+        if not isinstance(value, dict) or "resourceSpans" in value:
+            return value
+        raw = self.flight.raw(src, line)
+        if raw is None:
+            return value
+        try:
+            return span_original(orjson.loads(raw), str(value.get("id")))
+        except orjson.JSONDecodeError:  # pragma: no cover - it was read before
+            return value
+
+    def _journal_lines(self, recs: Sequence[int]) -> dict[int, list[int]]:
+        out = {}
+        for src, lines in _by_src(recs).items():
+            if src in self.otlp:
+                lines = self.flight.settle(src, lines, True)
+            if lines:
+                out[src] = lines
+        return out
+
+    def acked(self, route: str, chunk: Chunk, calls: int) -> None:
+        if self.journal is None:
+            self._journal_lines(chunk.recs)  # settled all the same (frees their bytes)
+        super().acked(route, chunk, calls)
+
+    def fed(self, src: int, line: int) -> None:
+        """A line's records all handed on (see `InFlight.open`): journaled if they were
+        all stored already (or it had none)."""
+        done = self.flight.close(src, line)
+        if done and self.journal is not None:
+            self.journal.ack(self.files[src], done)
+
+    def invalid(self, value: Any, path: str, line: int, diags: Sequence[Diagnostic]) -> None:
+        src = self._index.get(path)
+        if src in self.otlp:
+            value = self._original(src, line, value)
+            self.flight.settle(src, [line], False)
+        super().invalid(value, path, line, diags)
+
+    def rejected(self, chunk: Chunk, reason: str, status: int | None) -> None:
+        if self.lone_ends:
+            with self.lock:
+                self._lone_ends_in(chunk.recs)
+        if is_otel_route(chunk.route):  # --mode otel: each item holds its span as read
+            items = []
+            for u in chunk.iter_units():
+                src, line = u.recs[0] >> SRC_SHIFT, (u.recs[0] >> LINE_SHIFT) & LINE_MASK
+                items.append((item_request(u.parts[0]), src, line))
+                self.flight.settle(src, [line], False)
+            self.rejected_now(items, reason, status)
+            return
+        items = []
+        for value, src, line in originals(chunk):
+            if src in self.otlp:
+                value = self._original(src, line, value)
+                self.flight.settle(src, [line], False)
+            items.append((value, src, line))
+        self.rejected_now(items, reason, status)
+
+    def unsent(self, chunk: Chunk) -> None:
+        for src, lines in _by_src(chunk.recs).items():
+            if src in self.otlp:
+                self.flight.settle(src, lines, False)
+        super().unsent(chunk)
+
+
+# -- upload --------------------------------------------------------------------------------
+def entries_of(calls: SpanCalls, path: str, item: RawLine) -> list[Entry]:
+    """The upload entries (see `tracecli.upload.blocks`) of one OTLP line's spans."""
+    out: list[Entry] = []
+    loc = Location(path, item.line)
+    fast = find_ref(item.raw) is None
+    for got in calls.of_line(loc, item.value):
+        if not isinstance(got, Call):
+            d = got.diagnostic
+            diag = (d.field, d.code, d.severity, d.message)
+            out.append((item.line, "bad", got.original, (diag,), None))
+            continue
+        prepare(got.call, item.line, path, None, out, fast)
+        e = out[-1]
+        if e[1] == "ok":  # parents are the OTLP checks' (a field path, across files)
+            warnings = tuple((on_span(f, got.where), c, m) for f, c, m in e[14])
+            out[-1] = (*e[:7], None, *e[8:14], warnings)
+        elif e[1] == "bad":
+            diags = tuple((on_span(f, got.where), c, s, m) for f, c, s, m in e[3])
+            original = span_original(item.value, got.call["id"])
+            out[-1] = (e[0], "bad", original, diags, e[4])
+    return out
+
+
+def _read(run: Run, i: int, n: int) -> None:
+    """Progress: the bytes of lines read (uncompressed for .gz: at most the file's size)."""
+    size = run.sizes[i]
+    done = run.bytes_done[i] + n
+    run.bytes_done[i] = min(done, size) if size else done
+    run._progress()
+
+
+def feed_upload(run: Run, i: int, calls: SpanCalls) -> None:
+    """Every span of input `i` (an OTLP file) converted and consumed by `run`."""
+    fates = run.fates
+    assert isinstance(fates, OtlpFates)
+    path = run.display[i]
+    acked = run.acked_lines[i]
+    report = run.file_reports[i]
+    for item in read_lines(run.files[i], path):
+        if run._halted():
+            return
+        if isinstance(item, Diagnostic):
+            fates.invalid(None, path, item.line, [item])
+            report.records += 1
+            continue
+        entries = entries_of(calls, path, item)
+        report.records += len(entries)
+        if not entries:
+            continue
+        line = item.line
+        live = not (acked and line in acked)
+        if live:
+            fates.flight.open(i, line, item.raw, len(entries))
+        run._consume(i, 0, entries)
+        if live:
+            fates.fed(i, line)
+        _read(run, i, len(item.raw))
+
+
+__all__ = ["OTLP", "OtlpFates", "feed_upload"]
+
+
+# -- --mode otel: the spans unchanged, to the server's OTel route ---------------------------
+def otel_item(project: str, request: Any) -> bytes:
+    """One span as a batch item: a one-span request and the project it goes to (the target
+    merges the items of a chunk into one ExportTraceServiceRequest, see targets.weave)."""
+    return orjson.dumps({"project": project, "request": request})
+
+
+def item_request(item: bytes) -> Any:
+    """The one-span request an item carries (what the rejected file holds)."""
+    return orjson.loads(item)["request"]
+
+
+def feed_otel(run: Run, i: int, calls: SpanCalls) -> None:
+    """Every span of input `i` checked at the OTLP level and sent as it was read."""
+    from tracecli.otel.read import Unread, spans_of_request
+
+    fates = run.fates
+    assert isinstance(fates, OtlpFates)
+    path = run.display[i]
+    acked = run.acked_lines[i]
+    report = run.file_reports[i]
+    for item in read_lines(run.files[i], path):
+        if run._halted():
+            return
+        if isinstance(item, Diagnostic):
+            fates.invalid(None, path, item.line, [item])
+            report.records += 1
+            continue
+        line = item.line
+        loc = Location(path, line)
+        spans = list(spans_of_request(loc, item.value))
+        report.records += sum(s.spans if isinstance(s, Unread) else 1 for s in spans)
+        if acked and line in acked:
+            run._skipped(i, sum(1 for s in spans if not isinstance(s, Unread)))
+            continue
+        fates.flight.open(i, line, item.raw, len(spans))
+        for s in spans:
+            if isinstance(s, Unread):
+                request = original_at(item.value, s.diagnostic.field)
+                fates.invalid(request, path, line, [s.diagnostic])
+                continue
+            request = original_at(item.value, s.where)
+            refused = calls.ledger.add(loc, s.where, s.span)
+            project = s.project_id or calls.project
+            if refused is None and project is None:
+                refused = calls.no_project(loc, s.where)
+            if refused is not None:
+                fates.invalid(request, path, line, [refused])
+                continue
+            rec = pack(i, line, "complete", "complete")
+            run._add(Unit(otel_route(project), (otel_item(project, request),), (rec,)))
+        fates.fed(i, line)
+        _read(run, i, len(item.raw))

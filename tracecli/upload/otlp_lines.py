@@ -1,0 +1,126 @@
+"""OTLP files read line by line, each line kept as read; `validate`'s entries of a line.
+
+Apart from `tracecli.upload.otlp` (the upload's side), so `validate` imports no more than
+it needs (no HTTP client).
+"""
+
+from __future__ import annotations
+
+import sys
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from tracecli.diagnostics import Diagnostic, Location
+from tracecli.inputs.reader import BOM, STDIN_NAME, Source, json_error, open_stream, os_message
+from tracecli.otel.calls import Call, SpanCalls
+from tracecli.upload.validate_blocks import examine, too_large
+
+OTLP = "otlp"  # Source.foreign of an OpenTelemetry traces file
+
+
+class RawLine:
+    """One line of an OTLP file: its number, its bytes and its value."""
+
+    __slots__ = ("line", "raw", "value")
+
+    def __init__(self, line: int, raw: bytes, value: Any) -> None:
+        self.line = line
+        self.raw = raw
+        self.value = value
+
+
+def read_lines(path: str, display: str) -> Iterator[RawLine | Diagnostic]:
+    """The lines of an OTLP file (gzip too, stdin as `-`) parsed, each kept as read."""
+    try:
+        stream = open_stream(path)
+    except OSError as exc:
+        yield Diagnostic.at(Location(display, 0), "read-error", os_message(exc))
+        return
+    lineno = 0
+    try:
+        for raw in stream:
+            lineno += 1
+            if lineno == 1 and raw.startswith(BOM):
+                raw = raw[3:]
+            try:
+                value = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                if raw.strip():
+                    yield Diagnostic.at(Location(display, lineno), "json", json_error(raw, exc))
+                continue
+            yield RawLine(lineno, raw, value)
+    except (EOFError, OSError, zlib.error) as exc:
+        yield Diagnostic.at(
+            Location(display, lineno + 1),
+            "read-error",
+            f"file cannot be read from here on: {os_message(exc)}",
+        )
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+
+
+def on_span(field: str, where: str) -> str:
+    """A call field named on the span it came from."""
+    return f"{where} (as a call: {field})" if field else where
+
+
+# -- validate ------------------------------------------------------------------------------
+def validate_entries(
+    calls: SpanCalls, path: str, item: RawLine
+) -> tuple[int, list[tuple[Any, ...]]]:
+    """(the spans of one OTLP line, `validate`'s entries for them: see
+    `tracecli.upload.validate_blocks`)."""
+    out: list[tuple[Any, ...]] = []
+    spans = 0
+    for got in calls.of_line(Location(path, item.line), item.value):
+        spans += got.spans if not isinstance(got, Call) else 1
+        if not isinstance(got, Call):
+            d = got.diagnostic
+            out.append((item.line, "diag", d.field, d.code, d.severity, d.message))
+            continue
+        mine: list[tuple[Any, ...]] = []
+        examine(got.call, item.line, path, mine)
+        too_large(got.call, item.line, mine)
+        for e in mine:
+            if e[1] == "diag":
+                e = (*e[:2], on_span(e[2], got.where), *e[3:])
+            elif e[1] in ("complete", "start", "end"):
+                e = (*e[:4], None, *e[5:])  # parents: the OTLP checks'
+            out.append(e)
+    return spans, out
+
+
+class OtlpCalls:
+    """An OTLP input read as the Weave calls its spans become, in the shape of a `Source`
+    (`(Location, call)` items, diagnostics for spans refused), for the Freeplay upload,
+    which converts Weave calls."""
+
+    def __init__(self, src: Source, calls: SpanCalls) -> None:
+        self.path = src.path
+        self.fmt = src.fmt
+        self.size = src.size
+        self.foreign = None
+        self.foreign_kind = OTLP
+        self.refuse_foreign = False
+        self.bytes_read = 0
+        self.records = 0
+        self._calls = calls
+
+    def __iter__(self) -> Iterator[tuple[Location, Any] | Diagnostic]:
+        path = "-" if self.path == STDIN_NAME else self.path
+        for item in read_lines(path, self.path):
+            if isinstance(item, Diagnostic):
+                yield item
+                continue
+            self.bytes_read += len(item.raw)
+            for got in self._calls.of_line(Location(self.path, item.line), item.value):
+                self.records += 1
+                if isinstance(got, Call):
+                    yield got.loc, got.call
+                else:
+                    yield got.diagnostic
+        self.bytes_read = self.size or self.bytes_read
