@@ -28,6 +28,7 @@ from tracecli.config.settings import is_loopback
 from tracecli.diagnostics import Diagnostic, Severity, TracecliError, UsageError
 from tracecli.freeplay.stream import FreeplayPieces, Piece
 from tracecli.inputs.reader import FILE_FORMAT, Source, expand_paths
+from tracecli.otel.calls import SpanCalls
 from tracecli.targets.freeplay import (
     DEFAULT_API_BASE,
     FreeplaySettings,
@@ -47,7 +48,7 @@ from tracecli.upload.freeplay_ledger import (
     source_key,
 )
 from tracecli.upload.journal import AckSet, Journal
-from tracecli.upload.otlp_lines import OTLP
+from tracecli.upload.otlp_lines import OTLP, OtlpCalls
 from tracecli.upload.rejected import DEFAULT_NAME, RejectedWriter, skip_rejected_file, stale_note
 from tracecli.upload.report import (
     FileReport,
@@ -345,9 +346,6 @@ class _FreeplayRun:
         """An OpenTelemetry file: read as Weave calls. A line holds many spans and the
         journal remembers lines, so its lines are not journaled: what an earlier run sent
         is known by the ledger (records by content), as for a file that changed."""
-        from tracecli.otel.calls import SpanCalls
-        from tracecli.upload.otlp_lines import OtlpCalls
-
         if self.otlp_calls is None:
             self.otlp_calls = SpanCalls(OTLP_PROJECT)
         self.otlp.add(i)

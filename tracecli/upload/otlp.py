@@ -22,22 +22,40 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 
 from tracecli.diagnostics import Diagnostic, Location
 from tracecli.otel.calls import Call, SpanCalls, original_at, span_original
+from tracecli.otel.read import Unread, spans_of_request
 from tracecli.upload.blocks import Entry, prepare
 from tracecli.upload.fates import Fates
 from tracecli.upload.originals import originals
 from tracecli.upload.otlp_lines import OTLP, RawLine, on_span, read_lines
+from tracecli.upload.report import FileReport
 from tracecli.upload.validate_blocks import find_ref
 from tracecli.wire.chunking import LINE_MASK, LINE_SHIFT, SRC_SHIFT, Chunk, Unit, pack
 from tracecli.wire.otel import is_otel_route, otel_route
 
-if TYPE_CHECKING:
-    from tracecli.upload.run import Run
+
+class Run(Protocol):
+    """What feeding an OTLP file needs of the upload run (tracecli.upload.run.Run), named
+    here so that this module, which run.py calls, does not import it back."""
+
+    files: list[str]
+    display: list[str]
+    file_reports: list[FileReport]
+    fates: Any
+    sizes: list[int | None]
+    bytes_done: list[int]
+    acked_lines: list[Any]
+
+    def _halted(self) -> bool: ...
+    def _consume(self, i: int, base: int, entries: list[Entry]) -> None: ...
+    def _skipped(self, i: int, n: int) -> None: ...
+    def _add(self, unit: Unit) -> None: ...
+    def _progress(self, force: bool = False) -> None: ...
 
 
 # -- which lines are done ----------------------------------------------------------------
@@ -254,8 +272,6 @@ def item_request(item: bytes) -> Any:
 
 def feed_otel(run: Run, i: int, calls: SpanCalls) -> None:
     """Every span of input `i` checked at the OTLP level and sent as it was read."""
-    from tracecli.otel.read import Unread, spans_of_request
-
     fates = run.fates
     assert isinstance(fates, OtlpFates)
     path = run.display[i]
