@@ -11,7 +11,9 @@ import typer
 from tracecli.cli import app
 from tracecli.cli.common import (
     EXIT_USAGE,
+    AllowInsecureOpt,
     ApiKeyOpt,
+    CaBundleOpt,
     DbOpt,
     ProfileOpt,
     ProjectOpt,
@@ -50,6 +52,8 @@ def export_cmd(
         typer.Option("--output", "-o", help="File to write (default: stdout).", show_default=False),
     ] = None,
     api_key: ApiKeyOpt = None,
+    ca_bundle: CaBundleOpt = None,
+    allow_insecure: AllowInsecureOpt = False,
     profile: ProfileOpt = None,
 ) -> None:
     """Write every call of a project, oldest first, one JSON object a line.
@@ -70,15 +74,15 @@ def export_cmd(
             "api_key": api_key,
             "db": db,
             "project": project,
+            "ca_bundle": ca_bundle,
+            "allow_insecure": allow_insecure or None,
         },
         profile=profile,
     )
     err = stderr_console()
     for warning in settings.warnings:
         warn(err, warning)
-    target = settings.weave_target()
-    key = target.api_key.get_secret_value() if target.api_key else None
-    source = open_source(target.server, key, None if target.server else str(target.db))
+    source = open_source(settings)  # exit 2: a remote server without a key
     try:
         name, note = resolve_project(source, settings.project)
         if note:

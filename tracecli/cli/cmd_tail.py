@@ -14,7 +14,9 @@ from rich.text import Text
 from tracecli.cli import app
 from tracecli.cli.common import (
     EXIT_USAGE,
+    AllowInsecureOpt,
     ApiKeyOpt,
+    CaBundleOpt,
     DbOpt,
     OutputFormat,
     ProfileOpt,
@@ -305,6 +307,8 @@ def tail_cmd(
         ),
     ] = OutputFormat.text,
     api_key: ApiKeyOpt = None,
+    ca_bundle: CaBundleOpt = None,
+    allow_insecure: AllowInsecureOpt = False,
     profile: ProfileOpt = None,
 ) -> None:
     """Show the latest calls of a project, oldest first (newest at the bottom).
@@ -326,15 +330,15 @@ def tail_cmd(
             "api_key": api_key,
             "db": db,
             "project": project,
+            "ca_bundle": ca_bundle,
+            "allow_insecure": allow_insecure or None,
         },
         profile=profile,
     )
     err = stderr_console()
     for warning in settings.warnings:
         warn(err, warning)
-    target = settings.weave_target()  # exit 2: a remote server without a key
-    key = target.api_key.get_secret_value() if target.api_key else None
-    source = open_source(target.server, key, None if target.server else str(target.db))
+    source = open_source(settings)  # exit 2: a remote server without a key
     project = settings.project
     try:
         name, note = resolve_project(source, project, wait=follow)

@@ -20,7 +20,9 @@ from rich.text import Text
 from tracecli.cli import app
 from tracecli.cli.common import (
     EXIT_USAGE,
+    AllowInsecureOpt,
     ApiKeyOpt,
+    CaBundleOpt,
     DbOpt,
     FormatOpt,
     OutputFormat,
@@ -189,22 +191,8 @@ def upload_command(
         bool, typer.Option("--restart", help="Ignore what earlier runs uploaded; send all again.")
     ] = False,
     api_key: ApiKeyOpt = None,
-    ca_bundle: Annotated[
-        str | None,
-        typer.Option(
-            "--ca-bundle",
-            metavar="FILE",
-            help="CA certificates for a server with a private CA.",
-            show_default=False,
-        ),
-    ] = None,
-    allow_insecure: Annotated[
-        bool,
-        typer.Option(
-            "--allow-insecure",
-            help="Allow sending the key over plain http to a host that is not loopback.",
-        ),
-    ] = False,
+    ca_bundle: CaBundleOpt = None,
+    allow_insecure: AllowInsecureOpt = False,
     db: DbOpt = None,
     input_format: Annotated[
         InputFormat,
