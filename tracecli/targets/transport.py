@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import random
+import socket
 import ssl
 import threading
 import time
@@ -254,6 +256,24 @@ def config_error(exc: BaseException, host: str, redact: Redactor) -> TransportCo
             "pass its certificate with --ca-bundle FILE"
         )
     return TransportConfigError(f"cannot talk to {host}: {detail}")
+
+
+def check_listening(url: str, what: str, timeout: float = 10.0) -> None:
+    """Fail fast (exit 2) when nothing listens at the server's address, before any file is
+    read: otherwise the first request would retry for --max-retry-time before saying so.
+    Through a proxy the proxy is what answers, so the first request tells instead. `what`
+    names the server in the message ("the server URL", "Freeplay at URL")."""
+    if not is_loopback(url) and any(
+        os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
+    ):
+        return
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "", port), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot reach {what}: {exc.strerror or type(exc).__name__}") from None
 
 
 class Transport:

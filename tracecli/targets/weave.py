@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Iterable
-from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
-from tracecli.config.settings import is_loopback
-from tracecli.diagnostics import UsageError
 from tracecli.targets.reconcile import ItemKey, Stored, by_project, parse_stored, stored_query
-from tracecli.targets.transport import Outcome, Recheck, RetryEvent, Transport
+from tracecli.targets.transport import (
+    Outcome,
+    Recheck,
+    RetryEvent,
+    Transport,
+    check_listening,
+)
 
 STREAM_QUERY = "/calls/stream_query"
 QUERY_IDS = 1000  # call ids per look-up
@@ -47,21 +48,8 @@ class WeaveHttpTarget:
         self.concurrency = concurrency
 
     def check_reachable(self, timeout: float = 10.0) -> None:
-        """Fail fast (exit 2) when nothing listens at the server's address, before any file is
-        read: otherwise the first chunk would retry for --max-retry-time before saying so."""
-        parts = urlsplit(self.name)
-        if not is_loopback(self.name) and any(
-            os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
-        ):
-            return  # the proxy is what we would connect to; let the first request tell
-        host = parts.hostname or ""
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        try:
-            with socket.create_connection((host, port), timeout=timeout):
-                pass
-        except OSError as exc:
-            what = exc.strerror or type(exc).__name__
-            raise UsageError(f"cannot reach the server {self.name}: {what}") from None
+        """Fail fast (exit 2) when nothing listens at the server's address."""
+        check_listening(self.name, f"the server {self.name}", timeout)
 
     def post(
         self, route: str, body: bytes, *, can_split: bool = True, recheck: Recheck | None = None
