@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import orjson
 from pydantic import SecretStr
 
+from tracecli.config.fields import CONCURRENCY, MAX_OUTAGE, MAX_RETRY_TIME
 from tracecli.diagnostics import UsageError
 from tracecli.freeplay.ids import completion_id_for
 from tracecli.schema.freeplay import is_trace_record, split_record
@@ -132,10 +133,10 @@ class FreeplayTarget:
         self,
         settings: FreeplaySettings,
         *,
-        concurrency: int = 4,
+        concurrency: int = CONCURRENCY,
         timeout: float = 60.0,
-        max_retry_time: float = 300.0,
-        max_outage: float | None = 60.0,
+        max_retry_time: float = MAX_RETRY_TIME,
+        max_outage: float | None = MAX_OUTAGE,
         ca_bundle: str | None = None,
         allow_insecure: bool = False,
         on_retry: Any = None,

@@ -33,12 +33,11 @@ import orjson
 from pydantic import SecretStr
 
 from tracecli import __version__
+from tracecli.config.fields import MAX_OUTAGE, MAX_RETRY_TIME
 from tracecli.config.settings import is_loopback
 from tracecli.diagnostics import TracecliError, UsageError
 from tracecli.targets.redact import Redactor, strip_userinfo
 from tracecli.targets.retry import (
-    MAX_OUTAGE,
-    MAX_RETRY_TIME,
     Action,
     Backoff,
     Decision,

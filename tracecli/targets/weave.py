@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from pydantic import SecretStr
 
+from tracecli.config.fields import CONCURRENCY, MAX_OUTAGE, MAX_RETRY_TIME
 from tracecli.targets.reconcile import ItemKey, Stored, by_project, parse_stored, stored_query
 from tracecli.targets.transport import (
     Outcome,
@@ -25,10 +26,10 @@ class WeaveHttpTarget:
         server: str,
         *,
         api_key: SecretStr | None,
-        concurrency: int = 4,
+        concurrency: int = CONCURRENCY,
         timeout: float = 120.0,
-        max_retry_time: float = 300.0,
-        max_outage: float | None = 60.0,
+        max_retry_time: float = MAX_RETRY_TIME,
+        max_outage: float | None = MAX_OUTAGE,
         ca_bundle: str | None = None,
         allow_insecure: bool = False,
         on_retry: object = None,
