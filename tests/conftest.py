@@ -6,9 +6,13 @@ import os
 import shutil
 import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.servers import ServerHandle
+from tests.uploadkit import tracecli_serve
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("TRACECLI_SHARED", ROOT.parent / "shared"))
@@ -81,3 +85,10 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
         "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "ext.cnf")  # fmt: skip
     return d
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[ServerHandle]:
+    """`tracecli serve` (no key) on a free port, with its store in this test's tmp_path."""
+    with tracecli_serve(tmp_path / "serve") as s:
+        yield s
