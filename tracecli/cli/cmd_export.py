@@ -22,10 +22,9 @@ from tracecli.cli.common import (
     handle_errors,
     say,
     stderr_console,
-    warn,
 )
-from tracecli.config.settings import load_settings
-from tracecli.diagnostics import TracecliError, UsageError
+from tracecli.cli.readback import readback_settings
+from tracecli.diagnostics import TracecliError
 
 
 @app.command(
@@ -65,23 +64,16 @@ def export_cmd(
     from tracecli.readback.export import export_project
     from tracecli.readback.tail import open_source, resolve_project
 
-    if server and db:
-        raise UsageError("use --server or --db, not both")
-    settings = load_settings(
-        {
-            "target": "local" if db and not server else None,
-            "server": server,
-            "api_key": api_key,
-            "db": db,
-            "project": project,
-            "ca_bundle": ca_bundle,
-            "allow_insecure": allow_insecure or None,
-        },
+    settings = readback_settings(
+        server=server,
+        db=db,
+        api_key=api_key,
+        project=project,
+        ca_bundle=ca_bundle,
+        allow_insecure=allow_insecure,
         profile=profile,
     )
     err = stderr_console()
-    for warning in settings.warnings:
-        warn(err, warning)
     source = open_source(settings)  # exit 2: a remote server without a key
     try:
         name, note = resolve_project(source, settings.project)

@@ -27,12 +27,10 @@ from tracecli.cli.common import (
     say,
     stderr_console,
     stdout_console,
-    warn,
     write_stdout,
 )
+from tracecli.cli.readback import readback_settings
 from tracecli.cli.safe import safe_text
-from tracecli.config.settings import load_settings
-from tracecli.diagnostics import UsageError
 from tracecli.readback.tail import (
     ID_SHOWN,
     CallSource,
@@ -319,25 +317,16 @@ def tail_cmd(
     Weave server cannot list its projects, so there --project is required. The table fits
     the terminal: narrower terminals drop the date, then duration and tokens.
     """
-    if server and db:
-        raise UsageError("use --server or --db, not both")
-    # Server, key, store and project as every command resolves them (flags > env > files);
-    # an explicit --db still wins over $WF_TRACE_SERVER_URL.
-    settings = load_settings(
-        {
-            "target": "local" if db and not server else None,
-            "server": server,
-            "api_key": api_key,
-            "db": db,
-            "project": project,
-            "ca_bundle": ca_bundle,
-            "allow_insecure": allow_insecure or None,
-        },
+    settings = readback_settings(
+        server=server,
+        db=db,
+        api_key=api_key,
+        project=project,
+        ca_bundle=ca_bundle,
+        allow_insecure=allow_insecure,
         profile=profile,
     )
     err = stderr_console()
-    for warning in settings.warnings:
-        warn(err, warning)
     source = open_source(settings)  # exit 2: a remote server without a key
     project = settings.project
     try:

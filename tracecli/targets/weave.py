@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pydantic import SecretStr
 
 from tracecli.config.fields import CONCURRENCY, MAX_OUTAGE, MAX_RETRY_TIME
+from tracecli.targets.http import HttpTarget
 from tracecli.targets.reconcile import ItemKey, Stored, by_project, parse_stored, stored_query
 from tracecli.targets.transport import (
     Outcome,
@@ -20,7 +21,7 @@ STREAM_QUERY = "/calls/stream_query"
 QUERY_IDS = 1000  # call ids per look-up
 
 
-class WeaveHttpTarget:
+class WeaveHttpTarget(HttpTarget):
     def __init__(
         self,
         server: str,
@@ -34,7 +35,7 @@ class WeaveHttpTarget:
         allow_insecure: bool = False,
         on_retry: object = None,
     ) -> None:
-        self.transport = Transport(
+        transport = Transport(
             server,
             api_key=api_key,
             concurrency=concurrency,
@@ -45,8 +46,7 @@ class WeaveHttpTarget:
             allow_insecure=allow_insecure,
             on_retry=on_retry,  # type: ignore[arg-type]
         )
-        self.name = self.transport.base_url
-        self.concurrency = concurrency
+        super().__init__(transport, concurrency)
 
     def check_reachable(self, timeout: float = 10.0) -> None:
         """Fail fast (exit 2) when nothing listens at the server's address."""
@@ -69,25 +69,6 @@ class WeaveHttpTarget:
                     return None
                 found.update(parse_stored(lines))
         return found
-
-    def stats(self) -> tuple[int, int, int]:
-        t = self.transport
-        return t.requests, t.retries, t.bytes_sent
-
-    def status(self) -> str:
-        """What requests are waiting for (a retry, an outage), for the progress line."""
-        return self.transport.status()
-
-    @property
-    def unreachable_since(self) -> float | None:
-        """When the server stopped answering, once it is taken as down (--max-outage)."""
-        return self.transport.unreachable_since
-
-    def cancel(self) -> None:
-        self.transport.cancel()
-
-    def close(self) -> None:
-        self.transport.close()
 
 
 __all__ = ["RetryEvent", "WeaveHttpTarget"]
