@@ -64,15 +64,7 @@ def export_cmd(
     from tracecli.readback.export import export_project
     from tracecli.readback.tail import open_source, resolve_project
 
-    settings = readback_settings(
-        server=server,
-        db=db,
-        api_key=api_key,
-        project=project,
-        ca_bundle=ca_bundle,
-        allow_insecure=allow_insecure,
-        profile=profile,
-    )
+    settings = readback_settings(server, db, api_key, project, ca_bundle, allow_insecure, profile)
     err = stderr_console()
     source = open_source(settings)  # exit 2: a remote server without a key
     try:

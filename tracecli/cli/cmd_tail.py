@@ -317,15 +317,7 @@ def tail_cmd(
     Weave server cannot list its projects, so there --project is required. The table fits
     the terminal: narrower terminals drop the date, then duration and tokens.
     """
-    settings = readback_settings(
-        server=server,
-        db=db,
-        api_key=api_key,
-        project=project,
-        ca_bundle=ca_bundle,
-        allow_insecure=allow_insecure,
-        profile=profile,
-    )
+    settings = readback_settings(server, db, api_key, project, ca_bundle, allow_insecure, profile)
     err = stderr_console()
     source = open_source(settings)  # exit 2: a remote server without a key
     project = settings.project

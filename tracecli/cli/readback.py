@@ -8,7 +8,6 @@ from tracecli.diagnostics import UsageError
 
 
 def readback_settings(
-    *,
     server: str | None,
     db: str | None,
     api_key: str | None,
@@ -18,7 +17,8 @@ def readback_settings(
     profile: str | None,
 ) -> Settings:
     """Server, key, store, project and TLS options (flags > env > files), its warnings
-    printed; an explicit --db wins over $WF_TRACE_SERVER_URL."""
+    printed; an explicit --db wins over $WF_TRACE_SERVER_URL. The arguments in the order
+    both commands declare their options."""
     if server and db:
         raise UsageError("use --server or --db, not both")
     settings = load_settings(
