@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.servers import ServerHandle
+from tests.uploadkit import tracecli_serve
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("TRACECLI_SHARED", ROOT.parent / "shared"))
@@ -56,3 +62,33 @@ def require_shared(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} not found: this test needs the project's ../shared folder")
     return path
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private certificate authority (ca.pem) and a server certificate for 127.0.0.1
+    signed by it (srv.pem, srv.key): for servers on this machine that speak TLS."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: cannot make a test certificate authority")
+    d = tmp_path_factory.mktemp("certs")
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=tracecli test CA",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")  # fmt: skip
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out", "srv.csr",
+        "-subj", "/CN=127.0.0.1")  # fmt: skip
+    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "ext.cnf")  # fmt: skip
+    return d
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[ServerHandle]:
+    """`tracecli serve` (no key) on a free port, with its store in this test's tmp_path."""
+    with tracecli_serve(tmp_path / "serve") as s:
+        yield s

@@ -255,3 +255,17 @@ def test_the_architecture_doc_draws_who_imports_whom() -> None:
         if b and a != b and b != "tracecli":
             code[a].add(b)
     assert _doc_graph() == code
+
+
+def test_one_module_opens_http_clients() -> None:
+    """Every request (upload, tail, export, login) goes through targets/transport.py's
+    `http_client`: one place for TLS (--ca-bundle), the plain-http refusal and redaction."""
+    opens = re.compile(r"\bhttpx\.(Client|AsyncClient|get|post|put|stream|request)\(")
+    bad = [
+        f"{name} (line {n}) opens its own HTTP client"
+        for name, path in MODULES.items()
+        if name != "tracecli.targets.transport"
+        for n, text in enumerate(path.read_text().splitlines(), 1)
+        if opens.search(text)
+    ]
+    assert bad == []

@@ -4,7 +4,6 @@ clear line); the key is found where W&B users keep it; TLS is verified, private 
 from __future__ import annotations
 
 import random
-import shutil
 import ssl
 import subprocess
 from pathlib import Path
@@ -14,9 +13,11 @@ import pytest
 
 from tests.faultproxy import FaultProxy, Faults
 from tests.uploadkit import (
+    cli_env,
     gen_calls,
     read_back,
     run_cli,
+    tracecli,
     tracecli_serve,
     weave_ref,
     write_flat,
@@ -122,27 +123,6 @@ def test_no_key_over_plain_http_to_a_remote_host(tmp_path):
 # -- TLS -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed: cannot make a test certificate authority")
-    d = tmp_path_factory.mktemp("certs")
-
-    def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-        "-days", "2", "-subj", "/CN=tracecli auth test CA",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign")  # fmt: skip
-    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out", "srv.csr",
-        "-subj", "/CN=127.0.0.1")  # fmt: skip
-    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
-    run("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "ext.cnf")  # fmt: skip
-    return d
-
-
 def test_https_with_a_private_ca(tmp_path, keyed_serve, certs):
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(certs / "srv.pem", certs / "srv.key")
@@ -158,3 +138,69 @@ def test_https_with_a_private_ca(tmp_path, keyed_serve, certs):
         r = run_cli(*args, "--ca-bundle", str(certs / "ca.pem"), cwd=tmp_path)
         assert r.returncode == 0, r.stderr
     assert len(read_back(keyed_serve.url, proj, api_key=KEY)) == 100
+
+
+# -- one client: tail, export and login as upload ------------------------------------------
+
+
+def login_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`tracecli login ARGS` with the key typed on stdin."""
+    return subprocess.run(
+        tracecli(*args), input=KEY + "\n", capture_output=True, text=True, timeout=60,
+        env=cli_env(), cwd=cwd,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def tls_serve(tmp_path, keyed_serve, certs):
+    """The keyed `tracecli serve` behind TLS signed by the test CA, holding 20 calls."""
+    file, proj = calls_file(tmp_path, 20)
+    r = run_cli("upload", str(file), "--server", keyed_serve.url, "--api-key", KEY, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(certs / "srv.pem", certs / "srv.key")
+    with FaultProxy(keyed_serve.url, Faults(), ssl_context=ctx) as tls:
+        yield tls, proj
+
+
+@pytest.mark.parametrize("command", ["tail", "export"])
+def test_tail_and_export_honour_the_ca_bundle(tmp_path, tls_serve, certs, command):
+    tls, proj = tls_serve
+    args = [command, "--server", tls.url, "--api-key", KEY, "-p", proj]
+    r = run_cli(*args, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr  # verification is on: the CA is unknown
+    (line,) = error_lines(r.stderr)
+    assert "certificate" in line and "--ca-bundle" in line, line
+    assert "Traceback" not in r.stderr and KEY not in r.stderr
+    assert tls.stats.forwarded == 0  # the key never left
+    fmt = ["--format", "json"] if command == "tail" else []
+    r = run_cli(*args, "--ca-bundle", str(certs / "ca.pem"), *fmt, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.splitlines()) == 20  # every call (tail: its default --limit 20)
+
+
+def test_login_honours_the_ca_bundle(tmp_path, tls_serve, certs):
+    tls, _ = tls_serve
+    args = ["login", "--server", tls.url, "--relogin"]
+    r = login_cli(*args, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    (line,) = error_lines(r.stderr)
+    assert "certificate" in line and "--ca-bundle" in line and KEY not in r.stderr
+    r = login_cli(*args, "--ca-bundle", str(certs / "ca.pem"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "accepted the key" in r.stderr
+
+
+@pytest.mark.parametrize("command", ["tail", "export", "login"])
+def test_no_key_over_plain_http_to_a_remote_host_from_any_command(tmp_path, command):
+    """The same refusal, in the same words, as upload's: the key never leaves."""
+    server = "http://trace.example.invalid"
+    args = [command, "--server", server]
+    if command == "login":
+        r = login_cli(*args, cwd=tmp_path)
+    else:
+        r = run_cli(*args, "--api-key", KEY, "-p", "a/b", cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    (line,) = error_lines(r.stderr)
+    assert "refusing to send the API key over plain http to trace.example.invalid" in line
+    assert "--allow-insecure" in line and KEY not in r.stderr

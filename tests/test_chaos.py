@@ -23,7 +23,6 @@ from tests.uploadkit import (
     read_back,
     read_jsonl,
     run_cli,
-    tracecli_serve,
     weave_ref,
     write_flat,
 )
@@ -40,12 +39,6 @@ def project(tag: str) -> str:
 def seed() -> int:
     # the weave reference server keys calls by id alone: fresh ids for every test
     return random.randrange(1 << 40)
-
-
-@pytest.fixture
-def serve(tmp_path):
-    with tracecli_serve(tmp_path / "serve") as s:
-        yield s
 
 
 def upload(file: Path, url: str, *args: str, cwd: Path, timeout: float = 170):
@@ -106,6 +99,7 @@ def test_chaos_20k_calls_weave_reference_server(tmp_path):
         chaos_run(tmp_path, ref.url, 20_000, proj=project("ref"))
 
 
+@pytest.mark.slow  # > 5 s: out of the fast loop (-m "not slow")
 @pytest.mark.weave_ref
 @pytest.mark.parametrize("mode", ["batch", "single"])
 def test_chaos_other_modes_weave_reference_server(tmp_path, mode):

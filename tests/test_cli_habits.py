@@ -418,6 +418,7 @@ def test_progress_line_has_a_place_for_the_senders_status() -> None:
     assert len(line) < 80 and "0:30 elapsed" in line
 
 
+@pytest.mark.slow  # > 5 s: out of the fast loop (-m "not slow")
 def test_without_a_terminal_a_long_upload_prints_a_plain_progress_line(tmp_path: Path) -> None:
     """A CI log: plain `tracecli: progress: ...` lines on stderr while a slow upload runs
     (TRACECLI_PROGRESS_EVERY shortens the 15 s for the test); none with --quiet."""

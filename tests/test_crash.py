@@ -23,19 +23,12 @@ from tests.uploadkit import (
     read_back,
     run_cli,
     tracecli,
-    tracecli_serve,
     weave_ref,
     write_flat,
 )
 
 CHUNK = 200
 CONCURRENCY = 4
-
-
-@pytest.fixture
-def serve(tmp_path):
-    with tracecli_serve(tmp_path / "serve") as s:
-        yield s
 
 
 def upload_args(file: Path, url: str) -> list[str]:

@@ -499,6 +499,7 @@ def _replay(
     return r.returncode
 
 
+@pytest.mark.slow  # > 5 s: out of the fast loop (-m "not slow")
 def test_store_examples_print_what_is_shown(tmp_path: Path) -> None:
     """README's and serve-and-tail.md's upload / tail sessions, replayed in order per file by
     the shell in a sandbox with a copy of samples/ and an empty home: every line they show is

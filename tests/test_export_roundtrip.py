@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.servers import ServerHandle
 from tests.test_serve_conformance import dataset
@@ -99,6 +100,7 @@ def _upload_and_compare(export: Path, original: bytes, target: ServerHandle) -> 
     assert _diff(_calls(_stream(target)), _calls(original)) == []
 
 
+@pytest.mark.slow  # > 5 s: out of the fast loop (-m "not slow")
 def test_an_exported_project_uploads_back_identical(tmp_path: Path) -> None:
     with tracecli_serve(tmp_path / "source") as source:
         r = _post(source, f"/v2/{P}/calls/complete", {"batch": _plain_calls()})

@@ -259,6 +259,7 @@ def test_a_pretty_printed_json_array_is_read_as_records_with_their_lines(tmp_pat
         assert store.count(P) == 3
 
 
+@pytest.mark.slow  # > 5 s: out of the fast loop (-m "not slow")
 def test_the_json_array_reader_is_incremental_and_bounded(tmp_path: Path) -> None:
     """A 24 MB array: the first record comes out after one block is read, and memory
     stays at a few blocks and one record, not the file."""

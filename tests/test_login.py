@@ -186,7 +186,7 @@ def test_wandb_cloud_login_uses_the_wandb_machine_name() -> None:
 def test_plain_http_to_a_remote_host_is_refused() -> None:
     code, _, err = run(["login", "--server", "http://weave.example.com"], KEY)
     assert code == 2
-    assert "refusing to send the key over plain http to http://weave.example.com" in err
+    assert "refusing to send the API key over plain http to weave.example.com" in err
 
 
 @pytest.mark.parametrize("key", ["", "two words", '"quoted"'])

@@ -101,6 +101,7 @@ def die_mid_upload(
     return report, err
 
 
+@pytest.mark.slow  # > 5 s: out of the fast loop (-m "not slow")
 def test_a_server_that_dies_mid_upload_stops_it_soon_and_the_rerun_stores_the_rest_once(
     tmp_path: Path,
 ) -> None:

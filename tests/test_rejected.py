@@ -271,14 +271,6 @@ def stored_ids(url, proj) -> list[str]:
     return [c["id"] for c in read_back(url, proj)]
 
 
-@pytest.fixture
-def serve(tmp_path):
-    from tests.uploadkit import tracecli_serve
-
-    with tracecli_serve(tmp_path / "serve") as s:
-        yield s
-
-
 def test_three_bad_records_among_a_thousand(tmp_path, serve):
     """Refused by validation: 997 stored, 3 in the rejected file with reasons, exit 1;
     the fixed rejected file then uploads cleanly."""

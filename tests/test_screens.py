@@ -116,6 +116,7 @@ def test_hostile_text_is_shown_escaped_on_a_wide_terminal_and_in_a_pipe(tmp_path
     assert HOSTILE_EXC in exceptions
 
 
+@pytest.mark.slow  # > 5 s: out of the fast loop (-m "not slow")
 @pytest.mark.parametrize("cols", [80, 120])
 def test_upload_progress_line_stays_on_one_row(tmp_path: Path, cols: int) -> None:
     """A slow server (0.15 s a request, one request at a time, 25 records each): the live

@@ -423,6 +423,7 @@ def test_weave_sdk_object_routes(serve_server: ServerHandle) -> None:
         assert client.get("/server_info").json()["trace_server_version"].startswith("tracecli")
 
 
+@pytest.mark.slow  # > 5 s: out of the fast loop (-m "not slow")
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
 def test_stop_with_a_request_half_sent_is_quiet(serve_server_factory: Any, sig: str) -> None:
     """A client stuck mid-body must not turn Ctrl-C (or a service manager's SIGTERM) into a

@@ -425,8 +425,8 @@ class CrossChecker:
             elif kind == "diag":
                 out.append(Diagnostic(path, base + e[0], e[2], e[3], e[4], e[5]))
             elif kind == "time":
-                where = f"start at {path}:{base + e[2]}" if e[2] else None
-                out.append(time_order(path, base + e[0], "ended_at", e[4], e[3], where))
+                start = f"start at {path}:{base + e[2]}" if e[2] else None
+                out.append(time_order(path, base + e[0], "ended_at", e[4], e[3], start))
             elif kind == "refused":
                 self.note_refused_id(path, base + e[0], e[2])
             else:
@@ -499,11 +499,11 @@ class CrossChecker:
                     time_order(path, line, "ended_at", ended, started, f"start at {self._at(o)}")
                 )
             return
-        o = self._index.get(h)
-        if o is None:
-            o = self._new(h, _NO_TRACE, self._pack(path, line), _ENDED)
-            self._early_ends[h] = (o, ended)
+        known = self._index.get(h)
+        if known is None:
+            self._early_ends[h] = (self._new(h, _NO_TRACE, self._pack(path, line), _ENDED), ended)
             return
+        o = known
         flags = self._flags[o]
         if flags & _ENDED and not flags & _REFUSED:
             out.append(self._dup_end(path, line, cid, o))

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, TypeAlias
 
 RECENT_MAX = 1 << 16  # ~7 MB of dict at most; fewer freezes and merges than smaller
 _BITMAP_BITS = 1 << 26  # 8 MB; ~1.5% false positives at 1M ids, ~15% at 10M
@@ -32,7 +33,7 @@ _BIT_MASK = _BITMAP_BITS - 1
 _MERGE_CHUNK = 1 << 15
 _MAX_BLOCKS = 16  # 1M ids need no merge at all; 10M ids, each id merged a few times
 
-Block = tuple[array, array]  # (sorted hashes, their ordinals)
+Block: TypeAlias = tuple["array[int]", "array[int]"]  # (sorted hashes, their ordinals)
 
 
 class HashIndex:
@@ -66,7 +67,7 @@ class HashIndex:
                 return int(ords[i])
         return None
 
-    def any_of(self, hs: list[int]) -> bool:
+    def any_of(self, hs: Iterable[int]) -> bool:
         """Whether any of these hashes has left `recent` for the blocks (recent itself is
         the caller's to test, as a set operation)."""
         if self._bitmap is None:
@@ -123,9 +124,9 @@ def _merge(a: Block, b: Block) -> Block:
         jb = bisect_right(kb, pivot)
         chunk_keys = ka[:ia] + kb[:jb]
         where = dict(zip(chunk_keys, oa[:ia] + ob[:jb], strict=True))
-        chunk_keys = sorted(chunk_keys)
-        keys.extend(chunk_keys)
-        ords.extend(map(where.__getitem__, chunk_keys))
+        ordered = sorted(chunk_keys)
+        keys.extend(ordered)
+        ords.extend(map(where.__getitem__, ordered))
         del ka[:ia], oa[:ia], kb[:jb], ob[:jb]
     for rest_k, rest_o in ((ka, oa), (kb, ob)):
         keys.extend(rest_k)

@@ -13,14 +13,18 @@ one (an id seen before): `unpack_pairs` gives the tuples back.
 from __future__ import annotations
 
 from array import array
-from typing import Any
+from typing import Any, TypeAlias
 
 Pair = tuple[Any, ...]  # (line, id, trace_id, parent_id, started, ended, end_line, ended_first)
 
 # (lines, end_lines, id hashes, trace hashes, parent hashes (NO_PARENT: none),
 #  "\n"-joined ids, trace ids, parent ids ("None": none), started, ended,
 #  [(index, started, ended) of the pairs that end before they start])
-Packed = tuple[array, array, array, array, array, str, str, str, str, str, list[Pair]]
+# ("array[int]" in quotes: array is not subscriptable at run time before Python 3.12)
+Packed: TypeAlias = tuple[
+    "array[int]", "array[int]", "array[int]", "array[int]", "array[int]",
+    str, str, str, str, str, list[Pair],
+]  # fmt: skip
 NO_PARENT = -1  # never a hash: CPython's hash() cannot return -1
 
 

@@ -97,8 +97,9 @@ class _LazyGroup(TyperGroup):
         """
         standalone = kwargs.pop("standalone_mode", True)
         kwargs.setdefault("prog_name", PROG)
+        kwargs["standalone_mode"] = False  # its errors come here, to be worded as ours
         try:
-            rv = super().main(*args, standalone_mode=False, **kwargs)
+            rv = super().main(*args, **kwargs)
         except typer.Exit as exc:  # raised outside a command's invocation
             if not standalone:
                 raise

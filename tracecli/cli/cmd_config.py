@@ -14,6 +14,8 @@ from pydantic import SecretStr
 
 from tracecli.cli import app
 from tracecli.cli.common import (
+    AllowInsecureOpt,
+    CaBundleOpt,
     DbOpt,
     FormatOpt,
     OutputFormat,
@@ -27,8 +29,8 @@ from tracecli.cli.common import (
     write_stdout,
 )
 from tracecli.cli.safe import safe_text
-from tracecli.config.login import LoginError, login, stored_key_location
 from tracecli.config.settings import Settings, load_settings
+from tracecli.targets.login import LoginError, login, stored_key_location
 
 config_app = typer.Typer(
     name="config",
@@ -168,12 +170,8 @@ def login_cmd(
         bool,
         typer.Option("--verify/--no-verify", help="Check the key against the server first."),
     ] = True,
-    allow_insecure: Annotated[
-        bool,
-        typer.Option(
-            "--allow-insecure", help="Allow sending the key over plain http to a remote host."
-        ),
-    ] = False,
+    ca_bundle: CaBundleOpt = None,
+    allow_insecure: AllowInsecureOpt = False,
 ) -> None:
     """Ask for an API key (without echo; or read it from stdin), check it against the server,
     and store it: Weave keys in ~/.netrc (as `wandb login` does), Freeplay keys in the user
@@ -181,6 +179,7 @@ def login_cmd(
     values = {
         "target": target.value if target else None,
         "server": server,
+        "ca_bundle": ca_bundle,
         "allow_insecure": True if allow_insecure else None,
     }
     settings = load_settings(values, profile=profile)

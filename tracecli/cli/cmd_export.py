@@ -11,7 +11,9 @@ import typer
 from tracecli.cli import app
 from tracecli.cli.common import (
     EXIT_USAGE,
+    AllowInsecureOpt,
     ApiKeyOpt,
+    CaBundleOpt,
     DbOpt,
     ProfileOpt,
     ProjectOpt,
@@ -20,10 +22,9 @@ from tracecli.cli.common import (
     handle_errors,
     say,
     stderr_console,
-    warn,
 )
-from tracecli.config.settings import load_settings
-from tracecli.diagnostics import TracecliError, UsageError
+from tracecli.cli.readback import readback_settings
+from tracecli.diagnostics import TracecliError
 
 
 @app.command(
@@ -50,6 +51,8 @@ def export_cmd(
         typer.Option("--output", "-o", help="File to write (default: stdout).", show_default=False),
     ] = None,
     api_key: ApiKeyOpt = None,
+    ca_bundle: CaBundleOpt = None,
+    allow_insecure: AllowInsecureOpt = False,
     profile: ProfileOpt = None,
 ) -> None:
     """Write every call of a project, oldest first, one JSON object a line.
@@ -61,24 +64,9 @@ def export_cmd(
     from tracecli.readback.export import export_project
     from tracecli.readback.tail import open_source, resolve_project
 
-    if server and db:
-        raise UsageError("use --server or --db, not both")
-    settings = load_settings(
-        {
-            "target": "local" if db and not server else None,
-            "server": server,
-            "api_key": api_key,
-            "db": db,
-            "project": project,
-        },
-        profile=profile,
-    )
+    settings = readback_settings(server, db, api_key, project, ca_bundle, allow_insecure, profile)
     err = stderr_console()
-    for warning in settings.warnings:
-        warn(err, warning)
-    target = settings.weave_target()
-    key = target.api_key.get_secret_value() if target.api_key else None
-    source = open_source(target.server, key, None if target.server else str(target.db))
+    source = open_source(settings)  # exit 2: a remote server without a key
     try:
         name, note = resolve_project(source, settings.project)
         if note:

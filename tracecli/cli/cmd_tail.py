@@ -14,7 +14,9 @@ from rich.text import Text
 from tracecli.cli import app
 from tracecli.cli.common import (
     EXIT_USAGE,
+    AllowInsecureOpt,
     ApiKeyOpt,
+    CaBundleOpt,
     DbOpt,
     OutputFormat,
     ProfileOpt,
@@ -25,12 +27,10 @@ from tracecli.cli.common import (
     say,
     stderr_console,
     stdout_console,
-    warn,
     write_stdout,
 )
+from tracecli.cli.readback import readback_settings
 from tracecli.cli.safe import safe_text
-from tracecli.config.settings import load_settings
-from tracecli.diagnostics import UsageError
 from tracecli.readback.tail import (
     ID_SHOWN,
     CallSource,
@@ -305,6 +305,8 @@ def tail_cmd(
         ),
     ] = OutputFormat.text,
     api_key: ApiKeyOpt = None,
+    ca_bundle: CaBundleOpt = None,
+    allow_insecure: AllowInsecureOpt = False,
     profile: ProfileOpt = None,
 ) -> None:
     """Show the latest calls of a project, oldest first (newest at the bottom).
@@ -315,26 +317,9 @@ def tail_cmd(
     Weave server cannot list its projects, so there --project is required. The table fits
     the terminal: narrower terminals drop the date, then duration and tokens.
     """
-    if server and db:
-        raise UsageError("use --server or --db, not both")
-    # Server, key, store and project as every command resolves them (flags > env > files);
-    # an explicit --db still wins over $WF_TRACE_SERVER_URL.
-    settings = load_settings(
-        {
-            "target": "local" if db and not server else None,
-            "server": server,
-            "api_key": api_key,
-            "db": db,
-            "project": project,
-        },
-        profile=profile,
-    )
+    settings = readback_settings(server, db, api_key, project, ca_bundle, allow_insecure, profile)
     err = stderr_console()
-    for warning in settings.warnings:
-        warn(err, warning)
-    target = settings.weave_target()  # exit 2: a remote server without a key
-    key = target.api_key.get_secret_value() if target.api_key else None
-    source = open_source(target.server, key, None if target.server else str(target.db))
+    source = open_source(settings)  # exit 2: a remote server without a key
     project = settings.project
     try:
         name, note = resolve_project(source, project, wait=follow)

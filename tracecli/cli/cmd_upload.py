@@ -20,7 +20,9 @@ from rich.text import Text
 from tracecli.cli import app
 from tracecli.cli.common import (
     EXIT_USAGE,
+    AllowInsecureOpt,
     ApiKeyOpt,
+    CaBundleOpt,
     DbOpt,
     FormatOpt,
     OutputFormat,
@@ -35,6 +37,7 @@ from tracecli.cli.common import (
 )
 from tracecli.cli.progress import LiveProgress, PlainProgress, plain_every
 from tracecli.cli.safe import safe_text
+from tracecli.config.fields import MAX_CHUNK_BYTES, shown_default
 from tracecli.config.settings import load_settings
 from tracecli.diagnostics import Diagnostic
 from tracecli.targets.transport import RetryEvent
@@ -132,7 +135,7 @@ def upload_command(
         typer.Option(
             "--chunk-size",
             metavar="N",
-            help="Records per request (default 500).",
+            help=f"Records per request (default {shown_default('chunk_size')}).",
             show_default=False,
         ),
     ] = None,
@@ -141,14 +144,18 @@ def upload_command(
         typer.Option(
             "--chunk-bytes",
             metavar="SIZE",
-            help="Bytes per request, e.g. 10MiB (default 10MiB, at most 32MiB).",
+            help=f"Bytes per request, e.g. 10MiB (default {shown_default('chunk_bytes')}, "
+            f"at most {MAX_CHUNK_BYTES // (1024 * 1024)}MiB).",
             show_default=False,
         ),
     ] = None,
     concurrency: Annotated[
         str | None,
         typer.Option(
-            "--concurrency", metavar="N", help="Requests in flight (default 4).", show_default=False
+            "--concurrency",
+            metavar="N",
+            help=f"Requests in flight (default {shown_default('concurrency')}).",
+            show_default=False,
         ),
     ] = None,
     dry_run: Annotated[
@@ -174,7 +181,8 @@ def upload_command(
         typer.Option(
             "--max-retry-time",
             metavar="SECONDS",
-            help="Seconds to keep retrying one request, e.g. 300 or 5m (default 300).",
+            help="Seconds to keep retrying one request, e.g. 300 or 5m "
+            f"(default {shown_default('max_retry_time')}).",
             show_default=False,
         ),
     ] = None,
@@ -183,7 +191,7 @@ def upload_command(
         typer.Option(
             "--max-outage",
             help="Stop when the server has answered no request for this long, e.g. 60 or "
-            "2m (default 60); the same command resumes.",
+            f"2m (default {shown_default('max_outage')}); the same command resumes.",
             show_default=False,
         ),
     ] = None,
@@ -219,22 +227,8 @@ def upload_command(
         ),
     ] = None,
     api_key: ApiKeyOpt = None,
-    ca_bundle: Annotated[
-        str | None,
-        typer.Option(
-            "--ca-bundle",
-            metavar="FILE",
-            help="CA certificates for a server with a private CA.",
-            show_default=False,
-        ),
-    ] = None,
-    allow_insecure: Annotated[
-        bool,
-        typer.Option(
-            "--allow-insecure",
-            help="Allow sending the key over plain http to a host that is not loopback.",
-        ),
-    ] = False,
+    ca_bundle: CaBundleOpt = None,
+    allow_insecure: AllowInsecureOpt = False,
     db: DbOpt = None,
     input_format: Annotated[
         InputFormat,

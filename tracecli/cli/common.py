@@ -177,6 +177,22 @@ def _complete_profile(incomplete: str) -> list[str]:
         return []  # a broken config file: complete nothing rather than print an error
 
 
+CaBundleOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ca-bundle",
+        metavar="FILE",
+        help="CA certificates for a server with a private CA.",
+        show_default=False,
+    ),
+]
+AllowInsecureOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-insecure",
+        help="Allow sending the key over plain http to a host that is not loopback.",
+    ),
+]
 ProfileOpt = Annotated[
     str | None,
     typer.Option(

@@ -18,7 +18,18 @@ from pydantic import SecretStr
 
 TARGETS = ("weave", "freeplay", "local")
 MODES = ("auto", "complete", "batch", "single", "otel")
+# Defaults and limits of the upload settings: the one place they are written. The settings,
+# the library (tracecli.upload.api.UploadOptions, tracecli.wire.chunking.Chunker), the help
+# text of the flags and docs/configuration.md all read them from here.
+CHUNK_SIZE = 500  # records per request
+MAX_CHUNK_SIZE = 100_000
+CHUNK_BYTES = 10 * 1024 * 1024  # bytes per request
+MIN_CHUNK_BYTES = 1024
 MAX_CHUNK_BYTES = 32 * 1024 * 1024  # the Weave server refuses larger bodies (413)
+CONCURRENCY = 4  # requests in flight
+MAX_CONCURRENCY = 64
+MAX_RETRY_TIME = 300.0  # seconds to keep retrying one request, from its first attempt
+MAX_OUTAGE = 60.0  # no answer to any request for this long: the server is down, stop
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$", re.IGNORECASE)
@@ -115,7 +126,7 @@ def parse_size(value: Any) -> int:
     if number is None or number != int(number):
         raise BadValue(f"must be a size in bytes such as 10485760 or 10MiB; got {_describe(value)}")
     size = int(number)
-    if not 1024 <= size <= MAX_CHUNK_BYTES:
+    if not MIN_CHUNK_BYTES <= size <= MAX_CHUNK_BYTES:
         raise BadValue(f"must be between 1KiB and 32MiB (the server's limit); got {size} bytes")
     return size
 
@@ -204,31 +215,31 @@ FIELDS: dict[str, Field] = {
         Field("mode", parse_choice(MODES), "upload mode", env=("TRACECLI_MODE",), default="auto"),
         Field(
             "chunk_size",
-            parse_int(1, 100_000),
+            parse_int(1, MAX_CHUNK_SIZE),
             "records per request",
             env=("TRACECLI_CHUNK_SIZE",),
-            default=500,
+            default=CHUNK_SIZE,
         ),
         Field(
             "chunk_bytes",
             parse_size,
             "bytes per request (e.g. 10MiB)",
             env=("TRACECLI_CHUNK_BYTES",),
-            default=10 * 1024 * 1024,
+            default=CHUNK_BYTES,
         ),
         Field(
             "concurrency",
-            parse_int(1, 64),
+            parse_int(1, MAX_CONCURRENCY),
             "requests in flight",
             env=("TRACECLI_CONCURRENCY",),
-            default=4,
+            default=CONCURRENCY,
         ),
         Field(
             "max_retry_time",
             parse_duration,
             "seconds to keep retrying one request (e.g. 300, 5m)",
             env=("TRACECLI_MAX_RETRY_TIME",),
-            default=300.0,
+            default=MAX_RETRY_TIME,
         ),
         Field(
             "max_outage",
@@ -236,7 +247,7 @@ FIELDS: dict[str, Field] = {
             "stop when the server has answered no request for this long (e.g. 60, 2m); "
             "a rerun resumes",
             env=("TRACECLI_MAX_OUTAGE",),
-            default=60.0,
+            default=MAX_OUTAGE,
         ),
         Field(
             "flush_interval",
@@ -284,6 +295,17 @@ FIELDS: dict[str, Field] = {
         ),
     )
 }
+
+
+def shown_default(name: str) -> str:
+    """A setting's default as its flag's help shows it: `500`, `10MiB`, `300`."""
+    value = FIELDS[name].default
+    if name == "chunk_bytes":
+        return f"{value // (1024 * 1024)}MiB"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
 
 # Keys of a config file besides the settings themselves.
 FILE_ONLY_KEYS = ("default_profile", "profiles", "credentials")

@@ -110,16 +110,27 @@ def _missing_key(server: str) -> UsageError:
     )
 
 
-def resolve_weave(
-    server_flag: str | None, key_flag: str | None, db_flag: str | None = None
+def weave_destination(
+    server: str | None, key: SecretStr | None, db: Path | None = None
 ) -> WeaveTarget:
-    server = weave_server(server_flag)
+    """The one rule of both resolutions (the library's `resolve_weave`, the commands'
+    `Settings.weave_target`): no server is the store at `db`; a server that is not this
+    machine needs a key (exit 2 naming every way to give one)."""
     if server is None:
-        return WeaveTarget(None, None, Path(db_flag) if db_flag else default_db())
-    key = weave_api_key(key_flag, server)
+        return WeaveTarget(None, None, db if db is not None else default_db())
     if key is None and not is_loopback(server):
         raise _missing_key(server)
     return WeaveTarget(server, key, None)
+
+
+def resolve_weave(
+    server_flag: str | None, key_flag: str | None, db_flag: str | None = None
+) -> WeaveTarget:
+    """For a library caller (no config files): --server or WF_TRACE_SERVER_URL, its key
+    (--api-key, WANDB_API_KEY, ~/.netrc), else the store at `db_flag` or its default."""
+    server = weave_server(server_flag)
+    key = weave_api_key(key_flag, server) if server is not None else None
+    return weave_destination(server, key, Path(db_flag) if db_flag else None)
 
 
 # ---------------------------------------------------------------------------------------
@@ -196,11 +207,8 @@ class Settings:
         """The Weave destination; a remote server without a key is a usage error (exit 2)."""
         if self.target == "freeplay":
             raise UsageError("this command speaks Weave; the selected target is freeplay")
-        if self.target == "local" or self.server is None:
-            return WeaveTarget(None, None, self.db)
-        if self.api_key is None and not is_loopback(self.server):
-            raise _missing_key(self.server)
-        return WeaveTarget(self.server, self.api_key, None)
+        server = None if self.target == "local" else self.server
+        return weave_destination(server, self.api_key, self.db)
 
     def value_for_display(self, name: str) -> Any:
         value = getattr(self, name)

@@ -60,10 +60,10 @@ def _server_lines(source: ServerSource, project: str) -> Iterator[bytes]:
                     raise TailError(message) from None
                 yield line.encode()
     except httpx.HTTPError as exc:
-        reason = str(exc) or type(exc).__name__
-        raise TailError(
-            f"reading {project} from {source.url} failed: {reason} (the file is incomplete)"
-        ) from None
+        failure = source.failure(exc, f"reading {project} from {source.url} failed")
+        if isinstance(failure, TailError):
+            failure = TailError(f"{failure} (the file is incomplete)")
+        raise failure from None
 
 
 def export_project(source: CallSource, project: str, out: IO[bytes]) -> ExportResult:

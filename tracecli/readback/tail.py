@@ -15,16 +15,19 @@ import datetime
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, Protocol, cast
 
 import httpx
 import orjson
+from pydantic import SecretStr
 
-from tracecli.config.settings import resolve_weave
+from tracecli.config.settings import Settings
 from tracecli.diagnostics import TracecliError, UsageError
 from tracecli.schema import rules
 from tracecli.store.db import QueryError, Store, StoreError
 from tracecli.store.query import loads_exact
+from tracecli.targets.transport import config_error, endpoint, http_client, network_message
 
 PAGE = 100
 MAX_PAGES = 10  # per poll: at most 1,000 new calls between two polls are reported
@@ -114,14 +117,35 @@ class StoreSource:
 
 
 class ServerSource:
-    def __init__(self, url: str, api_key: str | None, client: httpx.Client | None = None):
-        self.url = url
-        self.description = url
-        self.has_key = bool(api_key)
-        auth = httpx.BasicAuth("api", api_key) if api_key else None
-        self.client = client or httpx.Client(
-            base_url=url, auth=auth, timeout=httpx.Timeout(30.0, connect=5.0)
-        )
+    """A Weave server's `/calls/stream_query`, through the client every command opens
+    (`tracecli.targets.transport.http_client`): --ca-bundle honoured, no key over plain
+    http to another host without --allow-insecure, the key masked in every message."""
+
+    def __init__(
+        self,
+        url: str,
+        api_key: SecretStr | None,
+        *,
+        ca_bundle: str | Path | None = None,
+        allow_insecure: bool = False,
+    ) -> None:
+        server = endpoint(url, api_key, allow_insecure=allow_insecure)
+        self.url = server.base_url
+        self.host = server.host
+        self.redact = server.redact
+        self.description = server.base_url
+        self.has_key = server.key is not None
+        self.client = http_client(server, ca_bundle=ca_bundle, timeout=30.0, connect_timeout=5.0)
+
+    def failure(self, exc: httpx.HTTPError, doing: str) -> TracecliError:
+        """What a request that got no answer tells the user: a certificate or URL problem
+        is a usage error (exit 2, retrying cannot help); network trouble is transient."""
+        fatal = config_error(exc, self.host, self.redact)
+        if fatal is not None:
+            return fatal
+        if isinstance(exc, httpx.TimeoutException):
+            return TailError(f"{self.url} did not answer in time", transient=True)
+        return TailError(f"{doing}: {network_message(exc, self.redact)}", transient=True)
 
     def _auth_error(self, status: int) -> TailError:
         """A 401/403: with no key sent, the server requires one; else it refused ours."""
@@ -158,16 +182,14 @@ class ServerSource:
             r = self.client.post(
                 "/calls/stream_query", json=body, headers={"Accept": "application/jsonl"}
             )
-        except httpx.TimeoutException:
-            raise TailError(f"{self.url} did not answer in time", transient=True) from None
         except httpx.HTTPError as exc:
-            reason = str(exc) or type(exc).__name__
-            raise TailError(f"cannot reach {self.url}: {reason}", transient=True) from None
+            raise self.failure(exc, f"cannot reach {self.url}") from None
         if r.status_code in (401, 403):
             raise self._auth_error(r.status_code)
         if r.status_code >= 400:
             raise TailError(
-                f"{self.url} answered HTTP {r.status_code} to /calls/stream_query: {_reason(r)}",
+                f"{self.url} answered HTTP {r.status_code} to /calls/stream_query: "
+                + self.redact(_reason(r)),
                 transient=r.status_code >= 500 or r.status_code == 429,
             )
         calls = []
@@ -186,8 +208,10 @@ class ServerSource:
         try:
             r = self.client.get("/tracecli/projects")
         except httpx.HTTPError as exc:
-            reason = str(exc) or type(exc).__name__
-            raise TailError(f"cannot reach {self.url}: {reason}") from None
+            failure = self.failure(exc, f"cannot reach {self.url}")
+            if isinstance(failure, TailError):
+                failure.transient = False
+            raise failure from None
         if r.status_code in (401, 403):
             raise self._auth_error(r.status_code)
         try:
@@ -220,18 +244,19 @@ def _reason(r: httpx.Response) -> str:
     return str(body)[:200]
 
 
-def open_source(
-    server: str | None, api_key: str | None = None, db: str | None = None
-) -> CallSource:
-    """`--server`/WF_TRACE_SERVER_URL with its key (config.resolve_weave), else the store."""
-    if db and not server:  # an explicit --db wins over $WF_TRACE_SERVER_URL
-        return StoreSource(db)
-    target = resolve_weave(server, api_key, db)
+def open_source(settings: Settings) -> CallSource:
+    """Where `tail` and `export` read: the Weave server of `settings` with its key (exit 2
+    for a remote server without one), else the embedded store."""
+    target = settings.weave_target()
     if target.server is None:
         assert target.db is not None
         return StoreSource(str(target.db))
-    key = target.api_key.get_secret_value() if target.api_key else None
-    return ServerSource(target.server, key)
+    return ServerSource(
+        target.server,
+        target.api_key,
+        ca_bundle=settings.ca_bundle,
+        allow_insecure=settings.allow_insecure,
+    )
 
 
 def and_more(items: list[str], shown: int = 10) -> str:

@@ -17,6 +17,7 @@ import copy
 import functools
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from tracecli.schema import rules
@@ -112,7 +113,7 @@ def _tighten_call(d: dict[str, Any]) -> None:
 
 @functools.cache
 def _defs() -> dict[str, Any]:
-    models = [
+    models: list[type[BaseModel]] = [
         StartedCallSchemaForInsert,
         EndedCallSchemaForInsert,
         CompletedCallSchemaForInsert,

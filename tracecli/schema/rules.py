@@ -152,7 +152,7 @@ def check_refs(data: Mapping[str, Any]) -> Iterator[Problem]:
     (`weave-trace-internal:///`) outright. `op_name` has its own rule. Iterative: a
     deeply nested YAML value must not exhaust the stack.
     """
-    stack = [(str(k), v) for k, v in reversed(data.items()) if k != "op_name"]
+    stack = [(str(k), v) for k, v in reversed(list(data.items())) if k != "op_name"]
     while stack:
         path, value = stack.pop()
         if isinstance(value, str):
@@ -172,6 +172,6 @@ def check_refs(data: Mapping[str, Any]) -> Iterator[Problem]:
                     "uploads; write weave:///entity/project/... instead",
                 )
         elif isinstance(value, Mapping):
-            stack.extend((f"{path}.{k}", v) for k, v in reversed(value.items()))
+            stack.extend((f"{path}.{k}", v) for k, v in reversed(list(value.items())))
         elif isinstance(value, list | tuple):
             stack.extend((f"{path}.{i}", value[i]) for i in range(len(value) - 1, -1, -1))

@@ -17,9 +17,11 @@ from urllib.parse import urlsplit
 import orjson
 from pydantic import SecretStr
 
+from tracecli.config.fields import CONCURRENCY, MAX_OUTAGE, MAX_RETRY_TIME
 from tracecli.diagnostics import UsageError
 from tracecli.freeplay.ids import completion_id_for
 from tracecli.schema.freeplay import is_trace_record, split_record
+from tracecli.targets.http import HttpTarget
 from tracecli.targets.transport import Outcome, RetryEvent, Transport
 
 DEFAULT_API_BASE = "https://app.freeplay.ai/api"
@@ -125,23 +127,23 @@ def build_request(record: dict[str, Any], default_project: str | None) -> Reques
     return Request(path, orjson.dumps(body), "completions", cid, project)
 
 
-class FreeplayTarget:
+class FreeplayTarget(HttpTarget):
     """The shared retrying `Transport`, with Bearer auth, pointed at a Freeplay API base."""
 
     def __init__(
         self,
         settings: FreeplaySettings,
         *,
-        concurrency: int = 4,
+        concurrency: int = CONCURRENCY,
         timeout: float = 60.0,
-        max_retry_time: float = 300.0,
-        max_outage: float | None = 60.0,
+        max_retry_time: float = MAX_RETRY_TIME,
+        max_outage: float | None = MAX_OUTAGE,
         ca_bundle: str | None = None,
         allow_insecure: bool = False,
         on_retry: Any = None,
     ) -> None:
         self.settings = settings
-        self.transport = Transport(
+        transport = Transport(
             settings.api_base,
             api_key=settings.require_key(),
             concurrency=concurrency,
@@ -154,30 +156,10 @@ class FreeplayTarget:
             auth_scheme="bearer",
             key_hint=KEY_HINT,
         )
-        self.name = self.transport.base_url
-        self.concurrency = concurrency
+        super().__init__(transport, concurrency)
 
     def send(self, request: Request) -> Outcome:
         return self.transport.post(request.path, request.body, can_split=False)
-
-    def stats(self) -> tuple[int, int, int]:
-        t = self.transport
-        return t.requests, t.retries, t.bytes_sent
-
-    def status(self) -> str:
-        """What requests are waiting for (a retry, an outage), for the progress line."""
-        return self.transport.status()
-
-    @property
-    def unreachable_since(self) -> float | None:
-        """When the server stopped answering, once it is taken as down (--max-outage)."""
-        return self.transport.unreachable_since
-
-    def cancel(self) -> None:
-        self.transport.cancel()
-
-    def close(self) -> None:
-        self.transport.close()
 
 
 __all__ = [

@@ -31,8 +31,6 @@ import httpx
 
 BASE_DELAY = 0.5  # seconds before the first retry, at most (full jitter draws in [0, base])
 MAX_DELAY = 30.0  # cap of one backoff
-MAX_RETRY_TIME = 300.0  # per chunk, from its first attempt
-MAX_OUTAGE = 60.0  # no answer to any request for this long: the server is down, stop
 
 # Tests shorten the backoff through these; production keeps the defaults above.
 ENV_BASE_DELAY = "TRACECLI_RETRY_BASE_DELAY"

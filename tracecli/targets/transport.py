@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import random
+import socket
 import ssl
 import threading
 import time
@@ -31,12 +33,11 @@ import orjson
 from pydantic import SecretStr
 
 from tracecli import __version__
+from tracecli.config.fields import MAX_OUTAGE, MAX_RETRY_TIME
 from tracecli.config.settings import is_loopback
 from tracecli.diagnostics import TracecliError, UsageError
 from tracecli.targets.redact import Redactor, strip_userinfo
 from tracecli.targets.retry import (
-    MAX_OUTAGE,
-    MAX_RETRY_TIME,
     Action,
     Backoff,
     Decision,
@@ -171,6 +172,109 @@ def auth_header(api_key: str, scheme: Literal["basic", "bearer"]) -> str:
     return "Basic " + base64.b64encode(f"api:{api_key}".encode()).decode("ascii")
 
 
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One server as every request to it sees it (upload, tail, export, login): its URL
+    without credentials, the key to send, and the redactor that masks that key."""
+
+    base_url: str
+    host: str
+    key: str | None = field(repr=False)
+    redact: Redactor = field(repr=False)
+
+
+def endpoint(base_url: str, api_key: SecretStr | None, *, allow_insecure: bool) -> Endpoint:
+    """Check a server URL and its key before anything is sent: http(s) only; a key in the
+    URL (https://api:KEY@host, the W&B convention) is taken when none is given; and a key is
+    never sent over plain http to a host that is not this machine unless `allow_insecure`."""
+    parts = urlsplit(base_url)
+    key = api_key.get_secret_value() if api_key is not None else None
+    if not key and parts.password:
+        key = unquote(parts.password)
+    redact = Redactor([key, parts.password, unquote(parts.password or "") or None])
+    url = strip_userinfo(base_url).rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise TransportConfigError(f"server URL must be http(s)://host[:port], got {redact(url)!r}")
+    if key and parts.scheme == "http" and not is_loopback(url) and not allow_insecure:
+        raise TransportConfigError(
+            f"refusing to send the API key over plain http to {parts.hostname}: "
+            "use an https:// server URL, or pass --allow-insecure if this network is trusted"
+        )
+    return Endpoint(url, parts.hostname, key or None, redact)
+
+
+def http_client(
+    server: Endpoint,
+    *,
+    ca_bundle: str | Path | None,
+    timeout: float,
+    connect_timeout: float,
+    concurrency: int = 1,
+    auth_scheme: Literal["basic", "bearer"] = "basic",
+) -> httpx.Client:
+    """The one way tracecli opens an HTTP client: TLS verified (with --ca-bundle's CAs when
+    given), the key in the Authorization header only, no redirects (they would carry the
+    key elsewhere), no environment proxy for a server on this machine."""
+    headers = {"User-Agent": f"tracecli/{__version__}"}
+    if server.key:
+        headers["Authorization"] = auth_header(server.key, auth_scheme)
+    return httpx.Client(
+        base_url=server.base_url,
+        headers=headers,
+        verify=_ssl_context(ca_bundle),
+        timeout=httpx.Timeout(timeout, connect=connect_timeout, pool=None),
+        limits=httpx.Limits(
+            max_connections=concurrency,
+            max_keepalive_connections=concurrency,
+            keepalive_expiry=30.0,
+        ),
+        follow_redirects=False,
+        # Environment proxies are for the outside world, never for a server on this host.
+        trust_env=not is_loopback(server.base_url),
+    )
+
+
+def network_message(exc: BaseException, redact: Redactor) -> str:
+    """A network failure in a few words, e.g. `cannot connect: [Errno 111] ...`, key masked."""
+    _, what = classify_error(exc)
+    detail = redact(str(exc)).strip()
+    return f"{what}: {detail}" if detail and detail != what else what
+
+
+def config_error(exc: BaseException, host: str, redact: Redactor) -> TransportConfigError | None:
+    """The usage error (exit 2) for a failure that retrying cannot cure (a certificate that
+    does not verify, a bad URL); None for network trouble worth another try."""
+    retryable, what = classify_error(exc)
+    if retryable:
+        return None
+    detail = network_message(exc, redact)
+    if "certificate" in what.lower():
+        return TransportConfigError(
+            f"cannot talk to {host}: {detail}; if the server uses a private CA, "
+            "pass its certificate with --ca-bundle FILE"
+        )
+    return TransportConfigError(f"cannot talk to {host}: {detail}")
+
+
+def check_listening(url: str, what: str, timeout: float = 10.0) -> None:
+    """Fail fast (exit 2) when nothing listens at the server's address, before any file is
+    read: otherwise the first request would retry for --max-retry-time before saying so.
+    Through a proxy the proxy is what answers, so the first request tells instead. `what`
+    names the server in the message ("the server URL", "Freeplay at URL")."""
+    if not is_loopback(url) and any(
+        os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
+    ):
+        return
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "", port), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot reach {what}: {exc.strerror or type(exc).__name__}") from None
+
+
 class Transport:
     """A pooled, retrying client for one server. Use as a context manager or call close()."""
 
@@ -194,24 +298,11 @@ class Transport:
     ) -> None:
         if concurrency < 1:
             raise UsageError(f"concurrency must be at least 1, got {concurrency}")
-        parts = urlsplit(base_url)
-        key = api_key.get_secret_value() if api_key is not None else None
-        if not key and parts.password:
-            key = unquote(parts.password)  # https://api:KEY@host: the W&B convention
-        self.redact = Redactor([key, parts.password, unquote(parts.password or "") or None])
-        self.base_url = strip_userinfo(base_url).rstrip("/")
-        parts = urlsplit(self.base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise TransportConfigError(
-                f"server URL must be http(s)://host[:port], got {self.redact(self.base_url)!r}"
-            )
-        self.host = parts.hostname
-        if key and parts.scheme == "http" and not is_loopback(self.base_url) and not allow_insecure:
-            raise TransportConfigError(
-                f"refusing to send the API key over plain http to {self.host}: "
-                "use an https:// server URL, or pass --allow-insecure if this network is trusted"
-            )
-        self.has_key = bool(key)
+        server = endpoint(base_url, api_key, allow_insecure=allow_insecure)
+        self.redact = server.redact
+        self.base_url = server.base_url
+        self.host = server.host
+        self.has_key = server.key is not None
         self.max_retry_time = max_retry_time
         self.max_outage = max_outage
         self.on_retry = on_retry
@@ -232,23 +323,13 @@ class Transport:
         self._status = ""  # what the last retry was for, for the progress line
         self._status_attempt = 0
         self._status_until = 0.0  # monotonic time of that retry
-
-        headers = {"User-Agent": f"tracecli/{__version__}"}
-        if key:
-            headers["Authorization"] = auth_header(key, auth_scheme)
-        self._client = httpx.Client(
-            base_url=self.base_url,
-            headers=headers,
-            verify=_ssl_context(ca_bundle),
-            timeout=httpx.Timeout(timeout, connect=connect_timeout, pool=None),
-            limits=httpx.Limits(
-                max_connections=concurrency,
-                max_keepalive_connections=concurrency,
-                keepalive_expiry=30.0,
-            ),
-            follow_redirects=False,
-            # Environment proxies are for the outside world, never for a server on this host.
-            trust_env=not is_loopback(self.base_url),
+        self._client = http_client(
+            server,
+            ca_bundle=ca_bundle,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            concurrency=concurrency,
+            auth_scheme=auth_scheme,
         )
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -638,9 +719,7 @@ class Transport:
 
     # -- errors ---------------------------------------------------------------------------
     def _network_message(self, exc: BaseException) -> str:
-        _, what = classify_error(exc)
-        detail = self.redact(str(exc)).strip()
-        return f"{what}: {detail}" if detail and detail != what else what
+        return network_message(exc, self.redact)
 
     def _auth_error(self, outcome: Outcome) -> AuthError:
         status = outcome.status or 401
@@ -663,13 +742,9 @@ class Transport:
         )
 
     def _fatal(self, exc: BaseException, decision: Decision) -> TransportConfigError:
-        detail = self._network_message(exc)
-        if "certificate" in decision.reason.lower():
-            return TransportConfigError(
-                f"cannot talk to {self.host}: {detail}; if the server uses a private CA, "
-                "pass its certificate with --ca-bundle FILE"
-            )
-        return TransportConfigError(f"cannot talk to {self.host}: {detail}")
+        return config_error(exc, self.host, self.redact) or TransportConfigError(
+            f"cannot talk to {self.host}: {self._network_message(exc)}"
+        )
 
 
 def _mask(value: Any, redact: Redactor) -> Any:

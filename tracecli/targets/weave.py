@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Iterable
 from dataclasses import replace
-from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
-from tracecli.config.settings import is_loopback
-from tracecli.diagnostics import UsageError
+from tracecli.config.fields import CONCURRENCY, MAX_OUTAGE, MAX_RETRY_TIME
+from tracecli.targets.http import HttpTarget
 from tracecli.targets.reconcile import ItemKey, Stored, by_project, parse_stored, stored_query
 from tracecli.targets.retry import Action
 from tracecli.targets.transport import (
@@ -21,6 +18,7 @@ from tracecli.targets.transport import (
     Recheck,
     RetryEvent,
     Transport,
+    check_listening,
 )
 from tracecli.wire.otel import (
     is_otel_route,
@@ -35,21 +33,21 @@ STREAM_QUERY = "/calls/stream_query"
 QUERY_IDS = 1000  # call ids per look-up
 
 
-class WeaveHttpTarget:
+class WeaveHttpTarget(HttpTarget):
     def __init__(
         self,
         server: str,
         *,
         api_key: SecretStr | None,
-        concurrency: int = 4,
+        concurrency: int = CONCURRENCY,
         timeout: float = 120.0,
-        max_retry_time: float = 300.0,
-        max_outage: float | None = 60.0,
+        max_retry_time: float = MAX_RETRY_TIME,
+        max_outage: float | None = MAX_OUTAGE,
         ca_bundle: str | None = None,
         allow_insecure: bool = False,
         on_retry: object = None,
     ) -> None:
-        self.transport = Transport(
+        transport = Transport(
             server,
             api_key=api_key,
             concurrency=concurrency,
@@ -60,25 +58,11 @@ class WeaveHttpTarget:
             allow_insecure=allow_insecure,
             on_retry=on_retry,  # type: ignore[arg-type]
         )
-        self.name = self.transport.base_url
-        self.concurrency = concurrency
+        super().__init__(transport, concurrency)
 
     def check_reachable(self, timeout: float = 10.0) -> None:
-        """Fail fast (exit 2) when nothing listens at the server's address, before any file is
-        read: otherwise the first chunk would retry for --max-retry-time before saying so."""
-        parts = urlsplit(self.name)
-        if not is_loopback(self.name) and any(
-            os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
-        ):
-            return  # the proxy is what we would connect to; let the first request tell
-        host = parts.hostname or ""
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        try:
-            with socket.create_connection((host, port), timeout=timeout):
-                pass
-        except OSError as exc:
-            what = exc.strerror or type(exc).__name__
-            raise UsageError(f"cannot reach the server {self.name}: {what}") from None
+        """Fail fast (exit 2) when nothing listens at the server's address."""
+        check_listening(self.name, f"the server {self.name}", timeout)
 
     def post(
         self, route: str, body: bytes, *, can_split: bool = True, recheck: Recheck | None = None
@@ -132,25 +116,6 @@ class WeaveHttpTarget:
                     return None
                 found.update(parse_stored(lines))
         return found
-
-    def stats(self) -> tuple[int, int, int]:
-        t = self.transport
-        return t.requests, t.retries, t.bytes_sent
-
-    def status(self) -> str:
-        """What requests are waiting for (a retry, an outage), for the progress line."""
-        return self.transport.status()
-
-    @property
-    def unreachable_since(self) -> float | None:
-        """When the server stopped answering, once it is taken as down (--max-outage)."""
-        return self.transport.unreachable_since
-
-    def cancel(self) -> None:
-        self.transport.cancel()
-
-    def close(self) -> None:
-        self.transport.close()
 
 
 __all__ = ["RetryEvent", "WeaveHttpTarget"]

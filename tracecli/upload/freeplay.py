@@ -15,16 +15,13 @@ acknowledged records of a file that changed since (and a record met twice in one
 
 from __future__ import annotations
 
-import os
 import queue
-import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from tracecli.config.settings import is_loopback
 from tracecli.diagnostics import Diagnostic, Severity, TracecliError, UsageError
 from tracecli.freeplay.stream import FreeplayPieces, Piece
 from tracecli.inputs.reader import FILE_FORMAT, Source, expand_paths
@@ -39,7 +36,7 @@ from tracecli.targets.freeplay import (
 )
 from tracecli.targets.redact import strip_userinfo
 from tracecli.targets.retry import Action
-from tracecli.targets.transport import Outcome
+from tracecli.targets.transport import Outcome, check_listening
 from tracecli.upload.freeplay_ledger import (
     LEDGER_NAME,
     STDIN_KEY,
@@ -109,7 +106,7 @@ def upload_freeplay(
     started = time.monotonic()
     try:
         if target is not None:
-            check_reachable(target.name)
+            check_listening(target.name, f"Freeplay at {target.name}")
         rejected = opts.rejected if opts.rejected is not None else DEFAULT_NAME
         if opts.strict:
             check = _FreeplayRun(
@@ -151,23 +148,6 @@ def upload_freeplay(
             journal.close()
         if ledger is not None:
             ledger.close()
-
-
-def check_reachable(url: str, timeout: float = 10.0) -> None:
-    """Fail fast (exit 2) when nothing listens at the API base, before reading anything."""
-    if not is_loopback(url) and any(
-        os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
-    ):
-        return
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parts.hostname or "", port), timeout=timeout):
-            pass
-    except OSError as exc:
-        raise UsageError(
-            f"cannot reach Freeplay at {url}: {exc.strerror or type(exc).__name__}"
-        ) from None
 
 
 def _key(request: Request) -> bytes:

@@ -58,10 +58,14 @@ def originals(chunk: Chunk) -> Iterator[tuple[dict[str, Any], int, int]]:
             whole = parts.get("complete")
             if kind == "complete":
                 data = whole if whole is not None else {**parts["start"], **parts["end"]}
+            elif parts.get(kind):
+                data = parts[kind]
+            elif whole is None:  # never: a unit carries each half it sent, or the whole call
+                raise ValueError(f"line {line}: neither the {kind} nor the whole call was sent")
             elif kind == "start":
-                data = parts.get("start") or {k: v for k, v in whole.items() if k not in END_KEYS}
+                data = {k: v for k, v in whole.items() if k not in END_KEYS}
             else:
-                data = parts.get("end") or {
+                data = {
                     "project_id": whole["project_id"],
                     "id": whole["id"],
                     **(loads(end_rest) if end_rest else {}),

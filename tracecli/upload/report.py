@@ -15,12 +15,20 @@ from typing import Any, Literal
 from pydantic import SecretStr
 
 from tracecli.check.pairing import DEFAULT_MEMORY_BUDGET
+from tracecli.config.fields import (
+    CHUNK_BYTES,
+    CHUNK_SIZE,
+    CONCURRENCY,
+    MAX_CHUNK_BYTES,
+    MAX_CHUNK_SIZE,
+    MAX_CONCURRENCY,
+    MAX_OUTAGE,
+    MAX_RETRY_TIME,
+    MIN_CHUNK_BYTES,
+)
 from tracecli.config.settings import WeaveTarget
 from tracecli.diagnostics import Diagnostic, UsageError
 from tracecli.inputs.reader import InputFormat
-from tracecli.targets.retry import MAX_OUTAGE
-from tracecli.wire.chunking import DEFAULT_CHUNK_BYTES, DEFAULT_CHUNK_ITEMS
-from tracecli.wire.encode import SERVER_MAX_BYTES
 
 Mode = Literal["auto", "complete", "batch", "single", "otel"]
 MODES: tuple[str, ...] = ("auto", "complete", "batch", "single", "otel")
@@ -43,13 +51,14 @@ class UploadOptions:
     target: Literal["weave", "freeplay"] = "weave"  # freeplay: tracecli.upload.freeplay
     project: str | None = None
     mode: Mode = "auto"
-    chunk_size: int = DEFAULT_CHUNK_ITEMS
-    chunk_bytes: int = DEFAULT_CHUNK_BYTES
-    concurrency: int = 4
+    # defaults and limits: the settings' own (tracecli.config.fields)
+    chunk_size: int = CHUNK_SIZE
+    chunk_bytes: int = CHUNK_BYTES
+    concurrency: int = CONCURRENCY
     dry_run: bool = False
     strict: bool = False
     rejected: str | Path | None = None  # default: ./tracecli-rejected.jsonl
-    max_retry_time: float = 300.0
+    max_retry_time: float = MAX_RETRY_TIME
     max_outage: float = MAX_OUTAGE  # no answer to any request this long: stop (resumable)
     restart: bool = False
     ca_bundle: str | None = None
@@ -70,15 +79,19 @@ class UploadOptions:
     def check(self) -> None:
         if self.mode not in MODES:
             raise UsageError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        if self.chunk_size < 1:
-            raise UsageError(f"--chunk-size must be at least 1, got {self.chunk_size}")
-        if not 1024 <= self.chunk_bytes <= SERVER_MAX_BYTES:
+        if not 1 <= self.chunk_size <= MAX_CHUNK_SIZE:
+            raise UsageError(
+                f"--chunk-size must be between 1 and {MAX_CHUNK_SIZE:,}, got {self.chunk_size}"
+            )
+        if not MIN_CHUNK_BYTES <= self.chunk_bytes <= MAX_CHUNK_BYTES:
             raise UsageError(
                 f"--chunk-bytes must be between 1 KiB and 32 MiB (the server's limit), "
                 f"got {self.chunk_bytes}"
             )
-        if self.concurrency < 1 or self.concurrency > 64:
-            raise UsageError(f"--concurrency must be between 1 and 64, got {self.concurrency}")
+        if not 1 <= self.concurrency <= MAX_CONCURRENCY:
+            raise UsageError(
+                f"--concurrency must be between 1 and {MAX_CONCURRENCY}, got {self.concurrency}"
+            )
         if self.max_retry_time < 0:
             raise UsageError(f"--max-retry-time must not be negative, got {self.max_retry_time}")
         if not self.max_outage > 0:

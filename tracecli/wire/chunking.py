@@ -19,10 +19,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from tracecli.config.fields import CHUNK_BYTES, CHUNK_SIZE
 from tracecli.wire.encode import BATCH_OVERHEAD, batch_body
 
-DEFAULT_CHUNK_ITEMS = 500
-DEFAULT_CHUNK_BYTES = 10 * 1024 * 1024
+DEFAULT_CHUNK_ITEMS = CHUNK_SIZE  # the defaults of the settings (tracecli.config.fields)
+DEFAULT_CHUNK_BYTES = CHUNK_BYTES
 
 SINGLE = "single"  # route key of units sent as /call/start then /call/end, one call a request
 

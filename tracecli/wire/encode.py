@@ -17,12 +17,13 @@ from urllib.parse import quote
 
 import orjson
 
+from tracecli.config.fields import MAX_CHUNK_BYTES
 from tracecli.schema.weave import END_FIELDS
 from tracecli.wire.wideints import NonFinite, exact_loads, may_hold_wide_ints, null_non_finite
 
 END_KEYS = frozenset(END_FIELDS)
 MiB = 1024 * 1024
-SERVER_MAX_BYTES = 32 * MiB  # what the Weave server (and its SDK) accept in one request
+SERVER_MAX_BYTES = MAX_CHUNK_BYTES  # what the Weave server (and its SDK) accept in one request
 
 _dumps = orjson.dumps
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 import httpx
@@ -22,14 +23,10 @@ from pydantic import SecretStr
 
 from tracecli.config import netrc_file
 from tracecli.config.files import display_path, load_config_file
-from tracecli.config.settings import (
-    WANDB_CLOUD_HOSTS,
-    Settings,
-    is_loopback,
-    user_config_path,
-)
+from tracecli.config.settings import WANDB_CLOUD_HOSTS, Settings, user_config_path
 from tracecli.config.user_config import store_credential
 from tracecli.diagnostics import TracecliError
+from tracecli.targets.transport import config_error, endpoint, http_client, network_message
 
 NIL_UUID = "00000000-0000-4000-8000-000000000000"
 PROBE_PROJECT = "tracecli/login-check"
@@ -77,71 +74,54 @@ def stored_key_location(settings: Settings) -> Path | None:
     return cfg.path if cfg is not None and host in cfg.credentials else None
 
 
-def _redact(text: str, key: SecretStr) -> str:
-    secret = key.get_secret_value()
-    return text.replace(secret, "**********") if secret else text
-
-
-def check_key(settings: Settings, key: SecretStr, *, client: httpx.Client | None = None) -> str:
+def check_key(settings: Settings, key: SecretStr) -> str:
     """One authenticated request; returns what the server said, raises LoginError on 401/403
-    or when the server cannot be reached."""
-    server = settings.server or ""
-    plain = urlsplit(server).scheme == "http" and not is_loopback(server)
-    if plain and not settings.allow_insecure:
-        raise LoginError(
-            f"refusing to send the key over plain http to {server}: use https, "
-            "or --allow-insecure if this network is trusted"
-        )
-    secret = key.get_secret_value()
-    own = client is None
-    http = client or httpx.Client(
-        timeout=httpx.Timeout(15.0),
-        verify=str(settings.ca_bundle) if settings.ca_bundle else True,
-    )
+    or when the server cannot be reached. The request goes through the client every command
+    opens (`tracecli.targets.transport.http_client`): --ca-bundle honoured, the key never
+    sent over plain http to another host without --allow-insecure, and masked in messages."""
+    server = endpoint(settings.server or "", key, allow_insecure=settings.allow_insecure)
+    name = settings.server or ""
+    scheme: Literal["basic", "bearer"] = "basic" if settings.target == "weave" else "bearer"
     try:
-        if settings.target == "weave":
-            project = settings.project or PROBE_PROJECT
-            resp = http.post(
-                f"{server}/calls/stream_query",
-                json={"project_id": project, "limit": 1},
-                auth=("api", secret),
-                headers={"Accept": "application/jsonl"},
-            )
-        else:
-            project = settings.project or NIL_UUID
-            resp = http.post(
-                f"{server}/v2/projects/{project}/completions/{NIL_UUID}",
-                json={},
-                headers={"Authorization": f"Bearer {secret}"},
-            )
+        with http_client(
+            server, ca_bundle=settings.ca_bundle, timeout=15.0, connect_timeout=15.0,
+            auth_scheme=scheme,
+        ) as http:  # fmt: skip
+            if settings.target == "weave":
+                resp = http.post(
+                    "/calls/stream_query",
+                    json={"project_id": settings.project or PROBE_PROJECT, "limit": 1},
+                    headers={"Accept": "application/jsonl"},
+                )
+            else:
+                project = settings.project or NIL_UUID
+                resp = http.post(f"/v2/projects/{project}/completions/{NIL_UUID}", json={})
     except httpx.HTTPError as exc:
-        reason = _redact(str(exc) or type(exc).__name__, key)
+        fatal = config_error(exc, server.host, server.redact)
+        if fatal is not None:
+            raise fatal from None
         raise LoginError(
-            f"could not check the key: {server} did not answer ({reason}); "
+            f"could not check the key: {name} did not answer "
+            f"({network_message(exc, server.redact)}); "
             "pass --no-verify to store it without checking"
         ) from None
-    finally:
-        if own:
-            http.close()
     status = resp.status_code
     if status == 401:
-        raise LoginError(f"{server} refused the key (401 Unauthorized): nothing was stored")
+        raise LoginError(f"{name} refused the key (401 Unauthorized): nothing was stored")
     if status == 403 and settings.project:
         raise LoginError(
-            f"{server} refused the key for project {settings.project} (403 Forbidden): "
+            f"{name} refused the key for project {settings.project} (403 Forbidden): "
             "nothing was stored"
         )
     if status >= 500:
         raise LoginError(
-            f"could not check the key: {server} answered {status}; "
+            f"could not check the key: {name} answered {status}; "
             "pass --no-verify to store it without checking"
         )
-    return f"{server} accepted the key"
+    return f"{name} accepted the key"
 
 
-def login(
-    settings: Settings, key: SecretStr, *, verify: bool = True, client: httpx.Client | None = None
-) -> LoginResult:
+def login(settings: Settings, key: SecretStr, *, verify: bool = True) -> LoginResult:
     """Check `key` against the selected server and store it (Weave: ~/.netrc; Freeplay: the
     user config), never in a project's tracecli.yaml."""
     if settings.target == "local":
@@ -154,7 +134,7 @@ def login(
         raise LoginError("that does not look like an API key (empty, or spaces or quotes in it)")
     key = SecretStr(secret)
     server = settings.server or ""
-    checked = check_key(settings, key, client=client) if verify else "key not checked"
+    checked = check_key(settings, key) if verify else "key not checked"
     host = store_host(settings.target, server)
     try:
         if settings.target == "weave":
