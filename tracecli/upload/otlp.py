@@ -21,7 +21,7 @@ cross-record checks, the same chunks, sender, retries and rejected file. What di
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -227,6 +227,20 @@ def _read(run: Run, i: int, n: int) -> None:
     run._progress()
 
 
+def _requests(run: Run, i: int) -> Iterator[RawLine]:
+    """The lines of OTLP input `i` that hold a request, until the run halts; a line that
+    does not is counted here and told to the fates as invalid (both feeds read this way)."""
+    path, report = run.display[i], run.file_reports[i]
+    for item in read_lines(run.files[i], path):
+        if run._halted():
+            return
+        if isinstance(item, Diagnostic):
+            run.fates.invalid(None, path, item.line, [item])
+            report.records += 1
+            continue
+        yield item
+
+
 def feed_upload(run: Run, i: int, calls: SpanCalls) -> None:
     """Every span of input `i` (an OTLP file) converted and consumed by `run`."""
     fates = run.fates
@@ -234,13 +248,7 @@ def feed_upload(run: Run, i: int, calls: SpanCalls) -> None:
     path = run.display[i]
     acked = run.acked_lines[i]
     report = run.file_reports[i]
-    for item in read_lines(run.files[i], path):
-        if run._halted():
-            return
-        if isinstance(item, Diagnostic):
-            fates.invalid(None, path, item.line, [item])
-            report.records += 1
-            continue
+    for item in _requests(run, i):
         entries = entries_of(calls, path, item)
         report.records += len(entries)
         if not entries:
@@ -277,13 +285,7 @@ def feed_otel(run: Run, i: int, calls: SpanCalls) -> None:
     path = run.display[i]
     acked = run.acked_lines[i]
     report = run.file_reports[i]
-    for item in read_lines(run.files[i], path):
-        if run._halted():
-            return
-        if isinstance(item, Diagnostic):
-            fates.invalid(None, path, item.line, [item])
-            report.records += 1
-            continue
+    for item in _requests(run, i):
         line = item.line
         loc = Location(path, line)
         spans = list(spans_of_request(loc, item.value))
