@@ -27,7 +27,9 @@ from tracecli.diagnostics import TracecliError, UsageError
 from tracecli.schema import rules
 from tracecli.store.db import QueryError, Store, StoreError
 from tracecli.store.query import loads_exact
-from tracecli.targets.transport import config_error, endpoint, http_client, network_message
+from tracecli.targets.endpoint import endpoint
+from tracecli.targets.outcome import config_error, network_message
+from tracecli.targets.transport import http_client
 
 PAGE = 100
 MAX_PAGES = 10  # per poll: at most 1,000 new calls between two polls are reported

@@ -12,9 +12,9 @@ import threading
 from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
+from tracecli.targets.outcome import Outcome, Recheck
 from tracecli.targets.reconcile import ItemKey, Stored
 from tracecli.targets.retry import Action
-from tracecli.targets.transport import Outcome, Recheck
 from tracecli.wire.encode import CALL_END, CALL_START, UPSERT_BATCH
 
 

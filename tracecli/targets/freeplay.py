@@ -22,7 +22,8 @@ from tracecli.diagnostics import UsageError
 from tracecli.freeplay.ids import completion_id_for
 from tracecli.schema.freeplay import is_trace_record, split_record
 from tracecli.targets.http import HttpTarget
-from tracecli.targets.transport import Outcome, RetryEvent, Transport
+from tracecli.targets.outcome import Outcome, RetryEvent
+from tracecli.targets.transport import Transport
 
 DEFAULT_API_BASE = "https://app.freeplay.ai/api"
 KEY_HINT = "pass --api-key or set FREEPLAY_API_KEY"

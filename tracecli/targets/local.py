@@ -15,8 +15,8 @@ from typing import Any
 from tracecli.diagnostics import TracecliError
 from tracecli.store.db import Store
 from tracecli.store.query import loads_exact
+from tracecli.targets.outcome import Outcome
 from tracecli.targets.retry import Action
-from tracecli.targets.transport import Outcome
 from tracecli.wire.encode import CALL_END, CALL_START, UPSERT_BATCH
 
 

@@ -8,18 +8,12 @@ from dataclasses import replace
 from pydantic import SecretStr
 
 from tracecli.config.fields import CONCURRENCY, MAX_OUTAGE, MAX_RETRY_TIME
+from tracecli.targets.endpoint import check_listening
 from tracecli.targets.http import HttpTarget
+from tracecli.targets.outcome import ALREADY_STORED, AlreadyStored, Outcome, Recheck, RetryEvent
 from tracecli.targets.reconcile import ItemKey, Stored, by_project, parse_stored, stored_query
 from tracecli.targets.retry import Action
-from tracecli.targets.transport import (
-    ALREADY_STORED,
-    AlreadyStored,
-    Outcome,
-    Recheck,
-    RetryEvent,
-    Transport,
-    check_listening,
-)
+from tracecli.targets.transport import Transport
 from tracecli.wire.otel import (
     is_otel_route,
     otel_body,
