@@ -18,8 +18,7 @@ from tracecli.cli.common import (
     ProfileOpt,
     ProjectOpt,
     ServerOpt,
-    epilog,
-    handle_errors,
+    command,
     say,
     stderr_console,
 )
@@ -27,21 +26,19 @@ from tracecli.cli.readback import readback_settings
 from tracecli.diagnostics import TracecliError
 
 
-@app.command(
+@command(
+    app,
     "export",
     short_help="Write every call of a project as JSON lines, to upload elsewhere.",
-    epilog=epilog(
-        [
-            ("tracecli export -p acme/agents -o agents.jsonl", "the store's calls, to a file"),
-            (
-                "tracecli export --server http://127.0.0.1:8000 -p acme/agents | gzip > a.gz",
-                "a server's calls, compressed",
-            ),
-        ],
-        [(0, "every call of the project written"), EXIT_USAGE],
-    ),
+    examples=[
+        ("tracecli export -p acme/agents -o agents.jsonl", "the store's calls, to a file"),
+        (
+            "tracecli export --server http://127.0.0.1:8000 -p acme/agents | gzip > a.gz",
+            "a server's calls, compressed",
+        ),
+    ],
+    exit_codes=[(0, "every call of the project written"), EXIT_USAGE],
 )
-@handle_errors
 def export_cmd(
     server: ServerOpt = None,
     db: DbOpt = None,

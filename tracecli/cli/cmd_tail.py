@@ -22,8 +22,7 @@ from tracecli.cli.common import (
     ProfileOpt,
     ProjectOpt,
     ServerOpt,
-    epilog,
-    handle_errors,
+    command,
     say,
     stderr_console,
     stdout_console,
@@ -228,23 +227,21 @@ def _follow(source: CallSource, follower: Follower, printer: _Printer, interval:
         printer.calls([e.call for e in events])
 
 
-@app.command(
+@command(
+    app,
     "tail",
     short_help="Show the latest calls of a project; -f to follow.",
-    epilog=epilog(
-        [
-            ("tracecli tail -p acme/agents -n 50", "the 50 latest calls of acme/agents"),
-            ("tracecli tail -f --errors", "follow: calls as they start and finish, errors only"),
-            ("tracecli tail --id 3f9c81d2 --format json", "one call, by the id the table shows"),
-        ],
-        [
-            (0, "calls shown (or none yet); --follow stopped with Ctrl-C"),
-            EXIT_USAGE,
-            (130, "interrupted (Ctrl-C) without --follow"),
-        ],
-    ),
+    examples=[
+        ("tracecli tail -p acme/agents -n 50", "the 50 latest calls of acme/agents"),
+        ("tracecli tail -f --errors", "follow: calls as they start and finish, errors only"),
+        ("tracecli tail --id 3f9c81d2 --format json", "one call, by the id the table shows"),
+    ],
+    exit_codes=[
+        (0, "calls shown (or none yet); --follow stopped with Ctrl-C"),
+        EXIT_USAGE,
+        (130, "interrupted (Ctrl-C) without --follow"),
+    ],
 )
-@handle_errors
 def tail_cmd(
     server: ServerOpt = None,
     db: DbOpt = None,

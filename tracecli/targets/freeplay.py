@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -141,7 +142,7 @@ class FreeplayTarget(HttpTarget):
         max_outage: float | None = MAX_OUTAGE,
         ca_bundle: str | None = None,
         allow_insecure: bool = False,
-        on_retry: Any = None,
+        on_retry: Callable[[RetryEvent], None] | None = None,
     ) -> None:
         self.settings = settings
         transport = Transport(

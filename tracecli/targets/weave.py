@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from pydantic import SecretStr
@@ -39,7 +39,7 @@ class WeaveHttpTarget(HttpTarget):
         max_outage: float | None = MAX_OUTAGE,
         ca_bundle: str | None = None,
         allow_insecure: bool = False,
-        on_retry: object = None,
+        on_retry: Callable[[RetryEvent], None] | None = None,
     ) -> None:
         transport = Transport(
             server,
@@ -50,7 +50,7 @@ class WeaveHttpTarget(HttpTarget):
             max_outage=max_outage,
             ca_bundle=ca_bundle,
             allow_insecure=allow_insecure,
-            on_retry=on_retry,  # type: ignore[arg-type]
+            on_retry=on_retry,
         )
         super().__init__(transport, concurrency)
 
