@@ -59,7 +59,8 @@ def export_cmd(
     to another server. Project: --project, else as `tracecli tail` picks it.
     """
     from tracecli.readback.export import export_project
-    from tracecli.readback.tail import open_source, resolve_project
+    from tracecli.readback.sources import open_source
+    from tracecli.readback.tail import resolve_project
 
     settings = readback_settings(server, db, api_key, project, ca_bundle, allow_insecure, profile)
     err = stderr_console()

@@ -30,17 +30,9 @@ from tracecli.cli.common import (
 )
 from tracecli.cli.readback import readback_settings
 from tracecli.cli.safe import safe_text
-from tracecli.readback.tail import (
-    ID_SHOWN,
-    CallSource,
-    Follower,
-    TailError,
-    TailEvent,
-    TailRequest,
-    open_source,
-    resolve_project,
-    row_of,
-)
+from tracecli.readback.rows import ID_SHOWN, row_of
+from tracecli.readback.sources import CallSource, TailError, open_source
+from tracecli.readback.tail import Follower, TailEvent, TailRequest, resolve_project
 from tracecli.readback.tail_ids import resolve_id
 from tracecli.store.query import dumps_exact
 
