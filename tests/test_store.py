@@ -12,7 +12,7 @@ import pytest
 from tests.servers import end_half, make_call, start_half
 from tracecli.config import paths
 from tracecli.store.db import SCHEMA_VERSION, QueryError, Store, StoreError
-from tracecli.store.query import render_ts
+from tracecli.store.render import render_ts
 from tracecli.store.rows import to_ts
 
 P = "team/proj"

@@ -34,7 +34,7 @@ from tracecli.readback.rows import ID_SHOWN, row_of
 from tracecli.readback.sources import CallSource, TailError, open_source
 from tracecli.readback.tail import Follower, TailEvent, TailRequest, resolve_project
 from tracecli.readback.tail_ids import resolve_id
-from tracecli.store.query import dumps_exact
+from tracecli.store.exact_json import dumps_exact
 
 STATUS_STYLES = {
     "success": "green",

@@ -15,7 +15,7 @@ import httpx
 
 from tracecli.readback.sources import CallSource, ServerSource, StoreSource, TailError
 from tracecli.store.db import QueryError
-from tracecli.store.query import dumps_exact, loads_exact
+from tracecli.store.exact_json import dumps_exact, loads_exact
 
 ORDER = [{"field": "started_at", "direction": "asc"}, {"field": "id", "direction": "asc"}]
 

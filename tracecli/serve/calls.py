@@ -45,7 +45,7 @@ from tracecli.serve.http import (
 )
 from tracecli.store import objects as store_objects
 from tracecli.store.db import QueryError, Store
-from tracecli.store.query import dumps_exact
+from tracecli.store.exact_json import dumps_exact
 
 _STREAM_CHUNK = 64 * 1024
 

@@ -31,13 +31,8 @@ from typing import Any
 
 import orjson
 
-from tracecli.store.query import (
-    SELECT_COLUMNS,
-    QueryError,
-    build_select,
-    render_call,
-    selected_columns,
-)
+from tracecli.store.query import SELECT_COLUMNS, QueryError, build_select
+from tracecli.store.render import render_call, selected_columns
 from tracecli.store.rows import StoreError, complete_row, end_values, required, start_row
 from tracecli.store.tables import (
     MIGRATIONS,

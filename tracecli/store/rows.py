@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from tracecli.diagnostics import TracecliError
-from tracecli.store.query import dumps_exact
+from tracecli.store.exact_json import dumps_exact
 
 
 class StoreError(TracecliError):

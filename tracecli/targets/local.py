@@ -13,7 +13,7 @@ from typing import Any
 
 from tracecli.diagnostics import TracecliError
 from tracecli.store.db import Store
-from tracecli.store.query import loads_exact
+from tracecli.store.exact_json import loads_exact
 from tracecli.targets import CountingTarget
 from tracecli.targets.outcome import Outcome
 from tracecli.targets.retry import Action
