@@ -168,13 +168,7 @@ def render_call(row: Sequence[Any], columns: frozenset[str] | None = None) -> di
         "total_storage_size_bytes": None,
     }
     if columns:
-        for key in call:
-            if key in _ALWAYS or key in columns or key == "summary":
-                continue
-            if key in ("attributes", "inputs"):
-                call[key] = {}
-            else:
-                call[key] = None
+        _blank_unselected(call, columns)
     if otel_dump:
         # weave's server keeps a call's otel_dump and answers it as attributes.otel_span
         # (whatever columns were asked for).
@@ -182,3 +176,11 @@ def render_call(row: Sequence[Any], columns: frozenset[str] | None = None) -> di
             call["attributes"] = {}
         call["attributes"]["otel_span"] = loads_exact(otel_dump)
     return call
+
+
+def _blank_unselected(call: dict[str, Any], columns: frozenset[str]) -> None:
+    """Empty the fields that were not selected, as weave's server answers them."""
+    for key in call:
+        if key in _ALWAYS or key in columns or key == "summary":
+            continue
+        call[key] = {} if key in ("attributes", "inputs") else None
