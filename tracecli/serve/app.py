@@ -3,8 +3,9 @@
 The uploader, the Weave SDK and curl talk to it exactly as to a Weave server: the same
 paths, the same request models (tracecli.schema.weave), and weave's own server's answers —
 `{"detail": [...]}` 422s for bodies that do not fit the models, `{"reason": ...}` 400s in
-its words for the fields it refuses (checked here, not by `validate`'s rules: the SDK drops
-a batch on a 400 and splits it on a 422, so the status must be weave's), 401/413. Bodies are
+its words for the fields it refuses (checked in tracecli.serve.call_rules, not by
+`validate`'s rules: the SDK drops a batch on a 400 and splits it on a 422, so the status
+must be weave's), 401/413. Bodies are
 read as weave's server reads them (integers of any size exact) and validated once; the raw
 dicts are stored, so what was sent is what comes back.
 
