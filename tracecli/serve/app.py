@@ -5,9 +5,9 @@ paths, the same request models (tracecli.schema.weave), and weave's own server's
 `{"detail": [...]}` 422s for bodies that do not fit the models, `{"reason": ...}` 400s in
 its words for the fields it refuses (checked in tracecli.serve.call_rules, not by
 `validate`'s rules: the SDK drops a batch on a 400 and splits it on a 422, so the status
-must be weave's), 401/413. Bodies are
-read as weave's server reads them (integers of any size exact) and validated once; the raw
-dicts are stored, so what was sent is what comes back.
+must be weave's), 401/413. Bodies are read as weave's server reads them (integers of any
+size exact) and validated once; the raw dicts are stored, so what was sent is what comes
+back.
 
 /openapi.json documents the request bodies with the same models (a test compares it with
 ../shared/spec). Everything heavier than a header check runs in a worker thread, so a big
