@@ -41,7 +41,7 @@ from tracecli.serve.http import (
     sdk_route,
     validate_body,
 )
-from tracecli.store import objects as store_objects
+from tracecli.store import feedback as store_feedback
 from tracecli.store.db import QueryError, Store
 from tracecli.store.exact_json import dumps_exact
 
@@ -196,7 +196,7 @@ class _Handlers:
     ) -> Iterator[dict[str, Any]]:
         """`include_feedback`: each call's feedback in `summary.weave.feedback` (a list, empty
         when it has none), as weave's server hydrates it."""
-        by_call = store_objects.feedback_by_call(self.store, project_id)
+        by_call = store_feedback.feedback_by_call(self.store, project_id)
         for row in rows:
             row["summary"].setdefault("weave", {})["feedback"] = by_call.get(row["id"], [])
             yield row
