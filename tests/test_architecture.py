@@ -49,7 +49,7 @@ LATE_IMPORTS: dict[tuple[str, str], str] = {
     ("tracecli.inputs.workers", "concurrent.futures.process"): "start-up time",
     ("tracecli.upload.validate", "concurrent.futures.process"): "start-up time",
     # uvicorn is only needed once `tracecli serve` listens (tests build the app without it)
-    ("tracecli.serve.app", "uvicorn"): "start-up time",
+    ("tracecli.serve.listen", "uvicorn"): "start-up time",
 }
 
 CLI_ONLY = {"typer", "rich", "click"}

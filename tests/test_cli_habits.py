@@ -27,7 +27,8 @@ from tests.uploadkit import cli_env, gen_calls, run_cli, tracecli, write_flat
 from tracecli.cli import COMMANDS, app
 from tracecli.cli.progress import fields, fit, plain_line, progress_line
 from tracecli.cli.safe import safe_json, safe_json_bytes, safe_text
-from tracecli.readback.tail import and_more, exception_line
+from tracecli.readback.rows import exception_line
+from tracecli.readback.tail import and_more
 from tracecli.readback.tail_ids import matching_ids
 from tracecli.store.db import Store
 from tracecli.upload.api import Progress

@@ -21,7 +21,7 @@ from tests.servers import ServerHandle
 from tests.test_serve_conformance import dataset
 from tests.uploadkit import run_cli, tracecli_serve, weave_ref
 from tracecli.readback.export import read_export
-from tracecli.store.query import loads_exact
+from tracecli.store.exact_json import loads_exact
 
 pytest_plugins = ["tests.servers"]
 

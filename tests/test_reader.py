@@ -203,11 +203,11 @@ def test_yaml_is_read_as_it_is_parsed(tmp_path: Path) -> None:
 
 
 def test_line_decoder_hands_out_text_in_any_chunk_size() -> None:
-    from tracecli.inputs.reader import _LineDecoder
+    from tracecli.inputs.yaml_records import LineDecoder
 
     data = "\ufeffa: 1\n" + "b: " + "é" * 5000 + "\n\nc: 3"
     for size in (1, 7, 4096, 100_000):
-        dec = _LineDecoder(io.BytesIO(data.encode()))
+        dec = LineDecoder(io.BytesIO(data.encode()))
         parts = []
         while chunk := dec.read(size):
             assert len(chunk) <= size

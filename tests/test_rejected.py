@@ -13,7 +13,7 @@ import pytest
 
 from tracecli.check.records import parse_record
 from tracecli.diagnostics import Location, UsageError
-from tracecli.targets.transport import Outcome, extract_reason
+from tracecli.targets.outcome import Outcome, extract_reason
 from tracecli.upload.rejected import RejectedWriter
 
 START = {

@@ -22,7 +22,8 @@ import uvicorn
 import yaml
 
 from tests.servers import ServerHandle, end_half, make_call, start_half
-from tracecli.serve.app import bind, create_app, url_of
+from tracecli.serve.app import create_app
+from tracecli.serve.listen import bind, url_of
 from tracecli.store.db import Store
 
 pytest_plugins = ["tests.servers"]

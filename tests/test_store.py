@@ -11,8 +11,9 @@ import pytest
 
 from tests.servers import end_half, make_call, start_half
 from tracecli.config import paths
-from tracecli.store.db import SCHEMA_VERSION, QueryError, Store, StoreError, to_ts
-from tracecli.store.query import render_ts
+from tracecli.store.db import SCHEMA_VERSION, QueryError, Store, StoreError
+from tracecli.store.render import render_ts
+from tracecli.store.rows import to_ts
 
 P = "team/proj"
 SUCCESS_1500 = {"status": "success", "trace_name": "llm.chat", "latency_ms": 1500}
@@ -286,7 +287,7 @@ def test_memory_store_and_closed_store() -> None:
 def test_a_version_1_store_is_migrated_with_its_calls(tmp_path: Path) -> None:
     """Stores written before the object tables (schema 1) open, keep their calls and gain
     the tables the weave SDK's object routes need."""
-    from tracecli.store.db import MIGRATIONS
+    from tracecli.store.tables import MIGRATIONS
 
     db = tmp_path / "v1.db"
     call = make_call(P)

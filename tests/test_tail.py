@@ -305,7 +305,7 @@ def test_the_table_fits_the_terminal_dropping_less_useful_columns(width: int) ->
     """Rows never wrap: the date goes first, then duration and tokens; the time and the id
     (what --id takes) stay; op and exception share the rest."""
     from tracecli.cli.cmd_tail import render_rows
-    from tracecli.readback.tail import row_of
+    from tracecli.readback.rows import row_of
 
     call = make_call("a/b", op="openai.chat.completions.create", exception="TimeoutError: x" * 9)
     console = Console(width=width, file=io.StringIO(), color_system=None)

@@ -25,16 +25,10 @@ from pydantic import SecretStr
 
 from tests.faultproxy import _read_request, _write_response
 from tracecli.diagnostics import UsageError
+from tracecli.targets.endpoint import AuthError, TransportConfigError
+from tracecli.targets.outcome import RequestFailed, RetryEvent
 from tracecli.targets.retry import Action, Backoff
-from tracecli.targets.transport import (
-    ATTEMPT_HEADER,
-    RETRY_ID_HEADER,
-    AuthError,
-    RequestFailed,
-    RetryEvent,
-    Transport,
-    TransportConfigError,
-)
+from tracecli.targets.transport import ATTEMPT_HEADER, RETRY_ID_HEADER, Transport
 
 KEY = "sk-test-transport-5f2a9c1e7b3d"
 FAST = Backoff(0.01, 0.05)

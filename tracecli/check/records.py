@@ -19,6 +19,7 @@ from tracecli.schema import rules
 from tracecli.schema.fastcheck import fast_ok
 from tracecli.schema.freeplay import check_completion
 from tracecli.schema.rules import META_KEY
+from tracecli.schema.rules import describe_value as _describe  # one wording with schema/
 from tracecli.schema.weave import (
     END_FIELDS,
     CallEndReq,
@@ -126,23 +127,6 @@ def _pydantic_diagnostics(loc: Location, exc: ValidationError, prefix: str) -> I
             if etype.endswith("_type") or etype.endswith("_parsing"):
                 msg = f"{msg}, got {_describe(got)}"
         yield Diagnostic.at(loc, f"schema.{etype}", msg, field)
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, str):
-        shown = value if len(value) <= 40 else value[:37] + "..."
-        return f"{shown!r}"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
 
 
 def check_call(

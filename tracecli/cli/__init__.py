@@ -175,22 +175,20 @@ def _tidy(cmd: Any) -> Any:
 def _build(name: str) -> Any:
     """Import the module of command `name` (it registers on `app`) and build its command."""
     importlib.import_module(COMMANDS[name])
+    short, markup = app.pretty_exceptions_short, app.rich_markup_mode
     for info in app.registered_commands:
         if info.name == name:
-            return _tidy(
-                typer.main.get_command_from_info(
-                    info,
-                    pretty_exceptions_short=app.pretty_exceptions_short,
-                    rich_markup_mode=app.rich_markup_mode,
-                )
+            made = typer.main.get_command_from_info(
+                info, pretty_exceptions_short=short, rich_markup_mode=markup
             )
+            return _tidy(made)
     for group in app.registered_groups:
         if group.name == name:
             return _tidy(
                 typer.main.get_group_from_info(
                     group,
-                    pretty_exceptions_short=app.pretty_exceptions_short,
-                    rich_markup_mode=app.rich_markup_mode,
+                    pretty_exceptions_short=short,
+                    rich_markup_mode=markup,
                     suggest_commands=app.suggest_commands,
                 )
             )

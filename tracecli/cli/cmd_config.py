@@ -22,8 +22,7 @@ from tracecli.cli.common import (
     ProfileOpt,
     ProjectOpt,
     ServerOpt,
-    epilog,
-    handle_errors,
+    command,
     say,
     stderr_console,
     write_stdout,
@@ -81,17 +80,15 @@ def render_settings(settings: Settings) -> str:
     return "\n".join(lines)
 
 
-@config_app.command(
+@command(
+    config_app,
     "show",
-    epilog=epilog(
-        [
-            ("tracecli config show", "what upload and tail would use, and where it came from"),
-            ("tracecli config show --profile ci --format json", ""),
-        ],
-        [(0, "settings shown"), (2, "a configuration error (the line says which file)")],
-    ),
+    examples=[
+        ("tracecli config show", "what upload and tail would use, and where it came from"),
+        ("tracecli config show --profile ci --format json", ""),
+    ],
+    exit_codes=[(0, "settings shown"), (2, "a configuration error (the line says which file)")],
 )
-@handle_errors
 def show(
     profile: ProfileOpt = None,
     target: Annotated[
@@ -129,22 +126,20 @@ def read_key(prompt: str) -> str:
     return line.strip()
 
 
-@app.command(
+@command(
+    app,
     "login",
     short_help="Check an API key against its server and store it.",
-    epilog=epilog(
-        [
-            ("tracecli login", "W&B's cloud, as wandb login"),
-            ("tracecli login --server https://weave.example.com", "a Weave server of your own"),
-            ("echo $FREEPLAY_KEY | tracecli login --target freeplay", "a key from stdin"),
-        ],
-        [
-            (0, "key checked and stored (or already stored)"),
-            (2, "wrong key, unreachable server or usage"),
-        ],
-    ),
+    examples=[
+        ("tracecli login", "W&B's cloud, as wandb login"),
+        ("tracecli login --server https://weave.example.com", "a Weave server of your own"),
+        ("echo $FREEPLAY_KEY | tracecli login --target freeplay", "a key from stdin"),
+    ],
+    exit_codes=[
+        (0, "key checked and stored (or already stored)"),
+        (2, "wrong key, unreachable server or usage"),
+    ],
 )
-@handle_errors
 def login_cmd(
     target: Annotated[
         LoginTarget | None,

@@ -25,8 +25,10 @@ from tracecli.cli.common import (
     EXIT_USAGE,
     FormatOpt,
     OutputFormat,
-    epilog,
-    handle_errors,
+    PathsArg,
+    StdinFormat,
+    StdinFormatOpt,
+    command,
     say,
     say_diagnostic,
     stderr_console,
@@ -45,38 +47,23 @@ class Backend(StrEnum):
     weave = "weave"
 
 
-class InputFormat(StrEnum):
-    jsonl = "jsonl"
-    yaml = "yaml"
-
-
-@app.command(
+@command(
+    app,
     "convert",
     short_help="Convert trace files for another backend (Weave calls to Freeplay).",
-    epilog=epilog(
-        [
-            ("tracecli convert run.jsonl --to freeplay -o freeplay.jsonl", ""),
-            ("tracecli convert traces/ --to freeplay | jq -c .", "records on stdout"),
-        ],
-        [
-            (0, "every record converted"),
-            (1, "some records could not be (each is named by file, line and field)"),
-            EXIT_USAGE,
-            (130, "interrupted (Ctrl-C): no output file is left behind"),
-        ],
-    ),
-)
-@handle_errors
-def convert_command(
-    paths: Annotated[
-        list[str],
-        typer.Argument(
-            metavar="PATH",
-            help="Trace files (.jsonl, .ndjson, .yaml, .yml, optionally .gz), directories "
-            "(searched recursively) or - for stdin.",
-            show_default=False,
-        ),
+    examples=[
+        ("tracecli convert run.jsonl --to freeplay -o freeplay.jsonl", ""),
+        ("tracecli convert traces/ --to freeplay | jq -c .", "records on stdout"),
     ],
+    exit_codes=[
+        (0, "every record converted"),
+        (1, "some records could not be (each is named by file, line and field)"),
+        EXIT_USAGE,
+        (130, "interrupted (Ctrl-C): no output file is left behind"),
+    ],
+)
+def convert_command(
+    paths: PathsArg,
     to: Annotated[
         Backend,
         typer.Option(
@@ -99,9 +86,7 @@ def convert_command(
     strict: Annotated[
         bool, typer.Option("--strict", help="Treat warnings as errors (the record is left out).")
     ] = False,
-    input_format: Annotated[
-        InputFormat, typer.Option("--input-format", help="Format of stdin ('-').")
-    ] = InputFormat.jsonl,
+    input_format: StdinFormatOpt = StdinFormat.jsonl,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary; errors only.")] = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Print every diagnostic.")

@@ -18,8 +18,7 @@ from tracecli.cli.common import (
     ProfileOpt,
     ProjectOpt,
     ServerOpt,
-    epilog,
-    handle_errors,
+    command,
     say,
     stderr_console,
 )
@@ -27,21 +26,19 @@ from tracecli.cli.readback import readback_settings
 from tracecli.diagnostics import TracecliError
 
 
-@app.command(
+@command(
+    app,
     "export",
     short_help="Write every call of a project as JSON lines, to upload elsewhere.",
-    epilog=epilog(
-        [
-            ("tracecli export -p acme/agents -o agents.jsonl", "the store's calls, to a file"),
-            (
-                "tracecli export --server http://127.0.0.1:8000 -p acme/agents | gzip > a.gz",
-                "a server's calls, compressed",
-            ),
-        ],
-        [(0, "every call of the project written"), EXIT_USAGE],
-    ),
+    examples=[
+        ("tracecli export -p acme/agents -o agents.jsonl", "the store's calls, to a file"),
+        (
+            "tracecli export --server http://127.0.0.1:8000 -p acme/agents | gzip > a.gz",
+            "a server's calls, compressed",
+        ),
+    ],
+    exit_codes=[(0, "every call of the project written"), EXIT_USAGE],
 )
-@handle_errors
 def export_cmd(
     server: ServerOpt = None,
     db: DbOpt = None,
@@ -62,7 +59,8 @@ def export_cmd(
     to another server. Project: --project, else as `tracecli tail` picks it.
     """
     from tracecli.readback.export import export_project
-    from tracecli.readback.tail import open_source, resolve_project
+    from tracecli.readback.sources import open_source
+    from tracecli.readback.tail import resolve_project
 
     settings = readback_settings(server, db, api_key, project, ca_bundle, allow_insecure, profile)
     err = stderr_console()

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from tracecli.cli import app
-from tracecli.cli.common import EXIT_USAGE, epilog, handle_errors, write_stdout
+from tracecli.cli.common import EXIT_USAGE, command, write_stdout
 from tracecli.schema.json_schema import record_schema
 
 
@@ -22,18 +22,16 @@ class Shape(StrEnum):
     freeplay = "freeplay"
 
 
-@app.command(
+@command(
+    app,
     "schema",
     short_help="Print the JSON Schema of a trace record, for editors.",
-    epilog=epilog(
-        [
-            ("tracecli schema --list > trace.schema.json", "for an editor (YAML lists too)"),
-            ("tracecli schema --shape complete", "one shape only"),
-        ],
-        [(0, "the schema is printed"), EXIT_USAGE],
-    ),
+    examples=[
+        ("tracecli schema --list > trace.schema.json", "for an editor (YAML lists too)"),
+        ("tracecli schema --shape complete", "one shape only"),
+    ],
+    exit_codes=[(0, "the schema is printed"), EXIT_USAGE],
 )
-@handle_errors
 def schema(
     shape: Annotated[
         Shape,

@@ -53,7 +53,7 @@ def serve_cmd(
     the user config, else the default file. One log line per request goes to stderr; Ctrl-C
     stops it cleanly (exit 0).
     """
-    from tracecli.serve.app import serve
+    from tracecli.serve.listen import serve
 
     settings = load_settings({"db": db}, profile=profile)
     for warning in settings.warnings:

@@ -22,8 +22,7 @@ from tracecli.cli.common import (
     ProfileOpt,
     ProjectOpt,
     ServerOpt,
-    epilog,
-    handle_errors,
+    command,
     say,
     stderr_console,
     stdout_console,
@@ -31,19 +30,11 @@ from tracecli.cli.common import (
 )
 from tracecli.cli.readback import readback_settings
 from tracecli.cli.safe import safe_text
-from tracecli.readback.tail import (
-    ID_SHOWN,
-    CallSource,
-    Follower,
-    TailError,
-    TailEvent,
-    TailRequest,
-    open_source,
-    resolve_project,
-    row_of,
-)
+from tracecli.readback.rows import ID_SHOWN, row_of
+from tracecli.readback.sources import CallSource, TailError, open_source
+from tracecli.readback.tail import Follower, TailEvent, TailRequest, resolve_project
 from tracecli.readback.tail_ids import resolve_id
-from tracecli.store.query import dumps_exact
+from tracecli.store.exact_json import dumps_exact
 
 STATUS_STYLES = {
     "success": "green",
@@ -228,23 +219,21 @@ def _follow(source: CallSource, follower: Follower, printer: _Printer, interval:
         printer.calls([e.call for e in events])
 
 
-@app.command(
+@command(
+    app,
     "tail",
     short_help="Show the latest calls of a project; -f to follow.",
-    epilog=epilog(
-        [
-            ("tracecli tail -p acme/agents -n 50", "the 50 latest calls of acme/agents"),
-            ("tracecli tail -f --errors", "follow: calls as they start and finish, errors only"),
-            ("tracecli tail --id 3f9c81d2 --format json", "one call, by the id the table shows"),
-        ],
-        [
-            (0, "calls shown (or none yet); --follow stopped with Ctrl-C"),
-            EXIT_USAGE,
-            (130, "interrupted (Ctrl-C) without --follow"),
-        ],
-    ),
+    examples=[
+        ("tracecli tail -p acme/agents -n 50", "the 50 latest calls of acme/agents"),
+        ("tracecli tail -f --errors", "follow: calls as they start and finish, errors only"),
+        ("tracecli tail --id 3f9c81d2 --format json", "one call, by the id the table shows"),
+    ],
+    exit_codes=[
+        (0, "calls shown (or none yet); --follow stopped with Ctrl-C"),
+        EXIT_USAGE,
+        (130, "interrupted (Ctrl-C) without --follow"),
+    ],
 )
-@handle_errors
 def tail_cmd(
     server: ServerOpt = None,
     db: DbOpt = None,

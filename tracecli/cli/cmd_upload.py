@@ -26,10 +26,12 @@ from tracecli.cli.common import (
     DbOpt,
     FormatOpt,
     OutputFormat,
+    PathsArg,
     ProfileOpt,
     ServerOpt,
-    epilog,
-    handle_errors,
+    StdinFormat,
+    StdinFormatOpt,
+    command,
     say,
     say_diagnostic,
     stderr_console,
@@ -54,49 +56,34 @@ class Mode(StrEnum):
     otel = "otel"
 
 
-class InputFormat(StrEnum):
-    jsonl = "jsonl"
-    yaml = "yaml"
-
-
 class Target(StrEnum):
     weave = "weave"
     local = "local"
     freeplay = "freeplay"
 
 
-@app.command(
+@command(
+    app,
     "upload",
     short_help="Validate and upload trace files to Weave, Freeplay or the store.",
-    epilog=epilog(
-        [
-            (
-                "tracecli upload traces/ --server https://trace.wandb.ai -p acme/agents",
-                "every trace file under traces/ to W&B Weave",
-            ),
-            ("tracecli upload run.jsonl", "into the embedded store (see it with tracecli tail)"),
-            ("tracecli upload run.jsonl --dry-run", "check and count, send nothing"),
-        ],
-        [
-            (0, "every call stored"),
-            (1, "records rejected (see the rejected-records file) or not sent"),
-            EXIT_USAGE,
-            (130, "interrupted (Ctrl-C): run the same command again to resume"),
-            (143, "stopped by SIGTERM: the same"),
-        ],
-    ),
-)
-@handle_errors
-def upload_command(
-    paths: Annotated[
-        list[str],
-        typer.Argument(
-            metavar="PATH",
-            help="Trace files (.jsonl, .ndjson, .yaml, .yml, optionally .gz), directories "
-            "(searched recursively) or - for stdin.",
-            show_default=False,
+    examples=[
+        (
+            "tracecli upload traces/ --server https://trace.wandb.ai -p acme/agents",
+            "every trace file under traces/ to W&B Weave",
         ),
+        ("tracecli upload run.jsonl", "into the embedded store (see it with tracecli tail)"),
+        ("tracecli upload run.jsonl --dry-run", "check and count, send nothing"),
     ],
+    exit_codes=[
+        (0, "every call stored"),
+        (1, "records rejected (see the rejected-records file) or not sent"),
+        EXIT_USAGE,
+        (130, "interrupted (Ctrl-C): run the same command again to resume"),
+        (143, "stopped by SIGTERM: the same"),
+    ],
+)
+def upload_command(
+    paths: PathsArg,
     server: ServerOpt = None,
     target_name: Annotated[
         Target | None,
@@ -230,10 +217,7 @@ def upload_command(
     ca_bundle: CaBundleOpt = None,
     allow_insecure: AllowInsecureOpt = False,
     db: DbOpt = None,
-    input_format: Annotated[
-        InputFormat,
-        typer.Option("--input-format", help="Format of stdin ('-')."),
-    ] = InputFormat.jsonl,
+    input_format: StdinFormatOpt = StdinFormat.jsonl,
     profile: ProfileOpt = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress, no summary; errors only.")

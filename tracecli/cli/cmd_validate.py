@@ -13,15 +13,16 @@ from tracecli.cli import app
 from tracecli.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
-    epilog,
-    handle_errors,
+    PathsArg,
+    StdinFormat,
+    StdinFormatOpt,
+    command,
     say,
     stderr_console,
     write_stdout,
 )
 from tracecli.cli.render import ReportFormat, plural, render
 from tracecli.cli.safe import safe_text
-from tracecli.inputs.reader import InputFormat
 from tracecli.upload.validate import DEFAULT_MAX_ERRORS, ValidationReport, validate_paths
 from tracecli.upload.validate import Progress as ValidateProgress
 
@@ -41,33 +42,23 @@ def summary_line(report: ValidationReport) -> str:
     return text
 
 
-@app.command(
+@command(
+    app,
     "validate",
     short_help="Check trace files without sending anything; exit 1 on any error.",
-    epilog=epilog(
-        [
-            ("tracecli validate traces/", "every trace file under traces/"),
-            ("tracecli validate run.jsonl --format github", "annotations on a pull request"),
-        ],
-        [
-            (0, "every record valid"),
-            (1, "errors found (or warnings, with --strict)"),
-            EXIT_USAGE,
-            EXIT_INTERRUPTED,
-        ],
-    ),
-)
-@handle_errors
-def validate(
-    paths: Annotated[
-        list[str],
-        typer.Argument(
-            metavar="PATH",
-            help="Trace files (.jsonl, .ndjson, .yaml, .yml, optionally .gz), directories "
-            "(searched recursively) or - for stdin.",
-            show_default=False,
-        ),
+    examples=[
+        ("tracecli validate traces/", "every trace file under traces/"),
+        ("tracecli validate run.jsonl --format github", "annotations on a pull request"),
     ],
+    exit_codes=[
+        (0, "every record valid"),
+        (1, "errors found (or warnings, with --strict)"),
+        EXIT_USAGE,
+        EXIT_INTERRUPTED,
+    ],
+)
+def validate(
+    paths: PathsArg,
     fmt: Annotated[
         ReportFormat,
         typer.Option(
@@ -90,10 +81,7 @@ def validate(
             help="List at most N errors (and N warnings); the counts stay exact. 0: all.",
         ),
     ] = DEFAULT_MAX_ERRORS,
-    input_format: Annotated[
-        InputFormat,
-        typer.Option("--input-format", help="Format of stdin (-): jsonl or yaml."),
-    ] = "jsonl",
+    input_format: StdinFormatOpt = StdinFormat.jsonl,
 ) -> None:
     """Check trace files record by record and across records; exit 1 on any error.
 
@@ -106,7 +94,7 @@ def validate(
             report = validate_paths(
                 paths,
                 strict=strict,
-                stdin_format=input_format,
+                stdin_format=input_format.value,
                 max_errors=max_errors,
                 on_progress=on_progress,
             )

@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -16,12 +16,18 @@ from rich.text import Text
 from tracecli.cli.safe import safe_json, safe_text
 from tracecli.diagnostics import TracecliError
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class OutputFormat(StrEnum):
     text = "text"
     json = "json"
+
+
+class StdinFormat(StrEnum):
+    jsonl = "jsonl"
+    yaml = "yaml"
 
 
 def stderr_console() -> Console:
@@ -87,11 +93,11 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def handle_errors(fn: F) -> F:
+def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
     """Known errors become one line on stderr and their exit code; never a traceback."""
 
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
         except TracecliError as exc:
@@ -102,7 +108,7 @@ def handle_errors(fn: F) -> F:
             os.dup2(devnull, sys.stdout.fileno())
             raise typer.Exit(0) from None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def epilog(examples: list[tuple[str, str]], exit_codes: list[tuple[int, str]]) -> str:
@@ -118,11 +124,43 @@ def epilog(examples: list[tuple[str, str]], exit_codes: list[tuple[int, str]]) -
     return "\n".join(lines)
 
 
+def command(
+    on: typer.Typer,
+    name: str,
+    *,
+    short_help: str | None = None,
+    examples: list[tuple[str, str]],
+    exit_codes: list[tuple[int, str]],
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """A command of `on` as every command is made: its help ends with its examples and exit
+    codes (`epilog`), and its known errors become one line and their exit code
+    (`handle_errors`)."""
+    register = on.command(name, short_help=short_help, epilog=epilog(examples, exit_codes))
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        return register(handle_errors(fn))
+
+    return decorate
+
+
 EXIT_USAGE = (2, "usage or configuration error (bad option or setting, no key, no server)")
 EXIT_INTERRUPTED = (130, "interrupted (Ctrl-C)")
 
 
 # Reusable option aliases, so every command spells the same option the same way.
+PathsArg = Annotated[
+    list[str],
+    typer.Argument(
+        metavar="PATH",
+        help="Trace files (.jsonl, .ndjson, .yaml, .yml, optionally .gz), directories "
+        "(searched recursively) or - for stdin.",
+        show_default=False,
+    ),
+]
+StdinFormatOpt = Annotated[
+    StdinFormat,
+    typer.Option("--input-format", help="Format of stdin (-): jsonl or yaml."),
+]
 FormatOpt = Annotated[
     OutputFormat,
     typer.Option("--format", "-f", help="Output format: text for people, json for tools."),

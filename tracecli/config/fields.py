@@ -8,7 +8,7 @@ bad value gets the same message from `--chunk-size 0`, `TRACECLI_CHUNK_SIZE=0` a
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,13 +116,18 @@ def parse_int(low: int, high: int | None = None) -> Callable[[Any], int]:
     return parse
 
 
+def _with_unit(value: Any, pattern: re.Pattern[str], units: Mapping[str, float]) -> float | None:
+    """A number, or a number with one of `units` (as `pattern` reads it); None otherwise."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and (m := pattern.match(value)):
+        return float(m.group(1)) * units[(m.group(2) or "").lower()]
+    return None
+
+
 def parse_size(value: Any) -> int:
     """Bytes: a number, or a number with a unit (`512KiB`, `10MiB`, `1.5MB`)."""
-    number: float | None = None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str) and (m := _SIZE_RE.match(value)):
-        number = float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "").lower()]
+    number = _with_unit(value, _SIZE_RE, _SIZE_UNITS)
     if number is None or number != int(number):
         raise BadValue(f"must be a size in bytes such as 10485760 or 10MiB; got {_describe(value)}")
     size = int(number)
@@ -133,11 +138,7 @@ def parse_size(value: Any) -> int:
 
 def parse_duration(value: Any) -> float:
     """Seconds: a number, or a number with a unit (`500ms`, `90s`, `5m`, `1h`)."""
-    seconds: float | None = None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION_RE.match(value)):
-        seconds = float(m.group(1)) * _DURATION_UNITS[(m.group(2) or "").lower()]
+    seconds = _with_unit(value, _DURATION_RE, _DURATION_UNITS)
     if seconds is None or seconds <= 0:
         raise BadValue(f"must be a positive duration (300, 90s, 5m); got {_describe(value)}")
     return seconds

@@ -81,9 +81,9 @@ def _message(m: Any) -> Any:
     content = m.get("content")
     if m.get("role") == "system" and isinstance(content, list):
         # OpenAI accepts text parts for a system prompt; Freeplay's system message is a string.
-        texts = [b.get("text") for b in content if isinstance(b, dict)]
-        if texts and all(isinstance(t, str) for t in texts) and len(texts) == len(content):
-            m["content"] = "\n".join(texts)  # type: ignore[arg-type]
+        texts = [t for b in content if isinstance(b, dict) and isinstance(t := b.get("text"), str)]
+        if texts and len(texts) == len(content):  # every part a text part
+            m["content"] = "\n".join(texts)
     return m
 
 

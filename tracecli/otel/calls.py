@@ -49,7 +49,8 @@ def original_at(value: Any, where: str) -> Any:
     if not steps or not isinstance(value, dict):
         return value
     try:
-        rs = value.get("resourceSpans", value.get("resource_spans"))[steps[0][1]]
+        spans: Any = value.get("resourceSpans", value.get("resource_spans"))
+        rs = spans[steps[0][1]]
         if len(steps) == 1:
             return {"resourceSpans": [rs]}
         scopes = rs.get("scopeSpans", rs.get("scope_spans"))

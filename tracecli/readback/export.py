@@ -13,9 +13,9 @@ from typing import IO, Any, NamedTuple
 
 import httpx
 
-from tracecli.readback.tail import CallSource, ServerSource, StoreSource, TailError
+from tracecli.readback.sources import CallSource, ServerSource, StoreSource, TailError
 from tracecli.store.db import QueryError
-from tracecli.store.query import dumps_exact, loads_exact
+from tracecli.store.exact_json import dumps_exact, loads_exact
 
 ORDER = [{"field": "started_at", "direction": "asc"}, {"field": "id", "direction": "asc"}]
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from tracecli.diagnostics import UsageError
-from tracecli.readback.tail import CallSource, and_more
+from tracecli.readback.sources import CallSource
+from tracecli.readback.tail import and_more
 
 FULL_ID_LEN = 32  # a UUID without dashes: taken as it is, no look-up
 _LOOKUP_LIMIT = 200  # calls read to find the ids a fragment names

@@ -42,6 +42,7 @@ from tracecli.schema.freeplay_models import (
     is_trace_record,
     split_record,
 )
+from tracecli.schema.rules import describe_value
 
 __all__ = [
     "COMPLETION_PATH_KEYS",
@@ -84,7 +85,7 @@ EXAMPLE_UUID4 = "0b7e6c2a-5d4f-4e8a-9c1b-2f3a4d5e6f70"
 def uuid4_problem(value: Any, what: str) -> str | None:
     """Why `value` is not a UUID v4 string Freeplay takes as a path id, or None."""
     if not isinstance(value, str):
-        return f"must be a UUID v4 string, got {_describe(value)}"
+        return f"must be a UUID v4 string, got {describe_value(value)}"
     if not _UUID_RE.match(value):
         return f"{value!r} is not a UUID ({what} must be a UUID v4, e.g. {EXAMPLE_UUID4})"
     u = uuid.UUID(value)
@@ -107,7 +108,7 @@ def check_completion(value: dict[str, Any]) -> Iterator[Problem]:
         yield (
             "project_id",
             "freeplay.project_id",
-            f"must be a Freeplay project UUID, got {_describe(pid)}",
+            f"must be a Freeplay project UUID, got {describe_value(pid)}",
         )
     if is_trace_record(value):
         if problem := uuid4_problem(value.get("trace_id"), "a trace id"):
@@ -180,7 +181,7 @@ def _completion_rules(body: dict[str, Any]) -> Iterator[Problem]:
         yield (
             "messages",
             "freeplay.messages",
-            f"must be a list of messages, got {_describe(messages)}",
+            f"must be a list of messages, got {describe_value(messages)}",
         )
     elif not messages:
         yield (
@@ -265,8 +266,8 @@ def _epoch_problem(value: Any) -> str | None:
         parsed = _parse_iso(value)
         if parsed is not None:
             return f"must be epoch seconds (a number), not an ISO date: use {parsed.timestamp()!r}"
-        return f"must be epoch seconds as a number, e.g. {EXAMPLE_EPOCH}, got {_describe(value)}"
-    return f"must be epoch seconds as a number, e.g. {EXAMPLE_EPOCH}, got {_describe(value)}"
+    got = describe_value(value)
+    return f"must be epoch seconds as a number, e.g. {EXAMPLE_EPOCH}, got {got}"
 
 
 def _iso_problem(value: Any) -> str | None:
@@ -280,10 +281,11 @@ def _iso_problem(value: Any) -> str | None:
             iso = EXAMPLE_ISO
         return f"trace times are ISO 8601 strings, not epoch numbers: use {iso!r}"
     if not isinstance(value, str):
-        return f"must be an ISO 8601 date-time string, e.g. {EXAMPLE_ISO!r}, got {_describe(value)}"
+        got = describe_value(value)
+        return f"must be an ISO 8601 date-time string, e.g. {EXAMPLE_ISO!r}, got {got}"
     parsed = _parse_iso(value)
     if parsed is None:
-        return f"not an ISO 8601 date-time, e.g. {EXAMPLE_ISO!r}, got {_describe(value)}"
+        return f"not an ISO 8601 date-time, e.g. {EXAMPLE_ISO!r}, got {describe_value(value)}"
     if parsed.tzinfo is None:
         return f"has no UTC offset: add one, e.g. {parsed.replace(tzinfo=UTC).isoformat()!r}"
     return None
@@ -312,7 +314,7 @@ def _eval_results(value: Any, field: str) -> Iterator[Problem]:
             yield (
                 f"{field}.{k}",
                 "freeplay.eval_results",
-                f"must be a number or a boolean, got {_describe(v)}{hint}",
+                f"must be a number or a boolean, got {describe_value(v)}{hint}",
             )
 
 
@@ -324,7 +326,7 @@ def _metadata(value: Any, field: str) -> Iterator[Problem]:
             yield (
                 f"{field}.{k}",
                 "freeplay.custom_metadata",
-                f"must be a string, number or boolean, got {_describe(v)}",
+                f"must be a string, number or boolean, got {describe_value(v)}",
             )
 
 
@@ -372,26 +374,10 @@ def _pydantic_message(err: Any, model: type[BaseModel]) -> str:
             return "unknown key: a completion joins a trace through parent_id"
         return "unknown key: not a field of Freeplay's RecordPayload (a typo?)"
     if etype.startswith("uuid"):
-        return f"must be a UUID, got {_describe(err.get('input'))}"
+        return f"must be a UUID, got {describe_value(err.get('input'))}"
     msg = str(err["msg"])
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
     if etype.endswith("_type") or etype.endswith("_parsing") or etype == "literal_error":
-        msg = f"{msg}, got {_describe(err.get('input'))}"
+        msg = f"{msg}, got {describe_value(err.get('input'))}"
     return msg
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, str):
-        return repr(value if len(value) <= 40 else value[:37] + "...")
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__

@@ -6,6 +6,7 @@ items the SDK records). Each message is matched against the shapes in turn, like
 reference server does, so `validate` refuses a message no family accepts and names the
 family the message was closest to. Message objects tolerate extra keys (provider SDK dumps
 carry `annotations`, `function_call: null`, ...); the envelope models in `freeplay.py` don't.
+The message models themselves are in `provider_messages.py`; the tool-schema models are here.
 Source: ../shared/tools/freeplay-ref/SCHEMA.md §2.2 and the spec's message schemas.
 """
 
@@ -13,294 +14,25 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, TypeAdapter
+from pydantic import BaseModel, StrictStr, TypeAdapter
 from pydantic import ValidationError as _ValidationError
 
-
-class _Open(BaseModel):
-    """Provider objects: extra keys tolerated, as the SDK and the server do."""
-
-    model_config = ConfigDict(extra="allow")
-
-
-# --------------------------------------------------------------------------- OpenAI chat
-class OAITextBlock(_Open):
-    type: Literal["text"] = "text"
-    text: StrictStr
-
-
-class OAIImageURL(_Open):
-    url: StrictStr
-    detail: Literal["auto", "low", "high"] | None = None
-
-
-class OAIImageBlock(_Open):
-    type: Literal["image_url"] = "image_url"
-    image_url: OAIImageURL
-
-
-class OAIAudioBase64(_Open):
-    data: StrictStr
-    format: Literal["wav", "mp3"]
-
-
-class OAIAudioBlock(_Open):
-    type: Literal["input_audio"] = "input_audio"
-    input_audio: OAIAudioBase64
-
-
-class OAIFile(_Open):
-    filename: StrictStr
-    file_data: StrictStr
-
-
-class OAIFileBlock(_Open):
-    type: Literal["file"] = "file"
-    file: OAIFile
-
-
-class OAIRefusalBlock(_Open):
-    type: Literal["refusal"] = "refusal"
-    refusal: StrictStr
-
-
-OAIBlock = OAITextBlock | OAIImageBlock | OAIAudioBlock | OAIFileBlock
-
-
-class OAIFunction(_Open):
-    name: StrictStr
-    arguments: StrictStr  # a JSON-encoded string, as OpenAI returns it
-
-
-class OAIToolCall(_Open):
-    id: StrictStr
-    type: Literal["function"] = "function"
-    function: OAIFunction
-
-
-class OAIAudio(_Open):
-    id: StrictStr
-    data: StrictStr | None = None
-    transcript: StrictStr | None = None
-
-
-class OpenAISystemMessage(_Open):
-    role: Literal["system"]
-    content: StrictStr
-
-
-class OpenAIDeveloperMessage(_Open):
-    role: Literal["developer"]
-    content: StrictStr | list[OAITextBlock]
-
-
-class OpenAIUserMessage(_Open):
-    role: Literal["user"]
-    content: StrictStr | list[OAIBlock]
-
-
-class OpenAIAssistantMessage(_Open):
-    role: Literal["assistant"]
-    content: StrictStr | list[OAIBlock] | OAIRefusalBlock | None = None
-    name: StrictStr | None = None
-    audio: OAIAudio | None = None
-    refusal: StrictStr | None = None
-    tool_calls: list[OAIToolCall] | None = None
-
-
-class OpenAIToolMessage(_Open):
-    role: Literal["tool"]
-    content: StrictStr | list[OAIBlock]
-    tool_call_id: StrictStr
-
-
-# --------------------------------------------------------------------------- Anthropic
-class AnthBase64Source(_Open):
-    type: Literal["base64"] = "base64"
-    data: StrictStr
-    media_type: StrictStr
-
-
-class AnthURLSource(_Open):
-    type: Literal["url"] = "url"
-    url: StrictStr
-
-
-class AnthTextBlock(_Open):
-    type: Literal["text"] = "text"
-    text: StrictStr
-
-
-class AnthImageBlock(_Open):
-    type: Literal["image"] = "image"
-    source: AnthBase64Source | AnthURLSource
-
-
-class AnthDocumentBlock(_Open):
-    type: Literal["document"] = "document"
-    source: AnthBase64Source | AnthURLSource
-
-
-class AnthToolUseBlock(_Open):
-    type: Literal["tool_use"] = "tool_use"
-    id: StrictStr
-    name: StrictStr
-    input: Any
-
-
-class AnthToolResultBlock(_Open):
-    type: Literal["tool_result"] = "tool_result"
-    tool_use_id: StrictStr
-    content: StrictStr | list[AnthTextBlock | AnthImageBlock]
-    is_error: StrictBool | None = None
-
-
-AnthBlock = (
-    AnthTextBlock | AnthImageBlock | AnthDocumentBlock | AnthToolUseBlock | AnthToolResultBlock
+from tracecli.schema.provider_messages import (
+    AnthropicMessage,
+    BedrockConverseMessage,
+    OpenAIAssistantMessage,
+    OpenAIDeveloperMessage,
+    OpenAISystemMessage,
+    OpenAIToolMessage,
+    OpenAIUserMessage,
+    ProviderObject,
+    RespFunctionCall,
+    RespFunctionCallOutput,
+    RespMessage,
+    RespReasoning,
+    SimpleProviderMessage,
+    VertexMessage,
 )
-
-
-class AnthropicMessage(_Open):
-    role: Literal["user", "assistant"]
-    content: StrictStr | list[AnthBlock]
-
-
-class SimpleProviderMessage(_Open):
-    role: Literal["system", "user", "assistant"]
-    content: StrictStr
-
-
-# --------------------------------------------------------------------------- Vertex / Gemini
-class VxInlineData(_Open):
-    mimeType: StrictStr
-    data: StrictStr
-
-
-class VxFunctionCall(_Open):
-    name: StrictStr
-    args: dict[str, Any]
-
-
-class VxFunctionResponse(_Open):
-    name: StrictStr
-    response: Any
-
-
-class VxTextPart(_Open):
-    text: StrictStr
-
-
-class VxInlineDataPart(_Open):
-    inlineData: VxInlineData
-
-
-class VxFunctionCallPart(_Open):
-    functionCall: VxFunctionCall
-    thoughtSignature: StrictStr | None = None
-
-
-class VxFunctionResponsePart(_Open):
-    functionResponse: VxFunctionResponse
-
-
-class VertexMessage(_Open):
-    role: Literal["model", "user"] = "user"
-    parts: list[VxTextPart | VxInlineDataPart | VxFunctionCallPart | VxFunctionResponsePart]
-
-
-# --------------------------------------------------------------------------- Bedrock Converse
-class BrSource(_Open):
-    bytes: StrictStr  # base64, as the SDK encodes it
-
-
-class BrImageContent(_Open):
-    format: StrictStr
-    source: BrSource
-
-
-class BrDocumentContent(_Open):
-    format: StrictStr
-    name: StrictStr
-    source: BrSource
-
-
-class BrTextBlock(_Open):
-    text: StrictStr
-
-
-class BrJsonBlock(_Open):
-    json_: Any = Field(alias="json")
-
-
-class BrImageBlock(_Open):
-    image: BrImageContent
-
-
-class BrDocumentBlock(_Open):
-    document: BrDocumentContent
-
-
-class BrToolUse(_Open):
-    toolUseId: StrictStr
-    name: StrictStr
-    input: Any
-
-
-class BrToolUseBlock(_Open):
-    toolUse: BrToolUse
-
-
-class BrToolResult(_Open):
-    toolUseId: StrictStr
-    content: list[BrTextBlock | BrJsonBlock | BrImageBlock | BrDocumentBlock]
-    status: Literal["success", "error"] | None = None
-
-
-class BrToolResultBlock(_Open):
-    toolResult: BrToolResult
-
-
-class BedrockConverseMessage(_Open):
-    role: Literal["user", "assistant"]
-    content: list[
-        BrTextBlock
-        | BrJsonBlock
-        | BrImageBlock
-        | BrDocumentBlock
-        | BrToolUseBlock
-        | BrToolResultBlock
-    ]
-
-
-# --------------------------------------------------------------------------- OpenAI Responses
-class RespContentPart(_Open):
-    type: Literal[
-        "input_text", "output_text", "input_image", "input_file", "refusal", "summary_text"
-    ]
-
-
-class RespMessage(_Open):
-    type: Literal["message"] | None = None
-    role: Literal["user", "assistant", "system", "developer"]
-    content: StrictStr | list[RespContentPart]
-
-
-class RespFunctionCall(_Open):
-    type: Literal["function_call"]
-    call_id: StrictStr
-    name: StrictStr
-    arguments: StrictStr
-
-
-class RespFunctionCallOutput(_Open):
-    type: Literal["function_call_output"]
-    call_id: StrictStr
-    output: Any
-
-
-class RespReasoning(_Open):
-    type: Literal["reasoning"]
-
 
 # (label, model) in the order the reference server tries them; the label's first part is
 # the provider family.
@@ -427,28 +159,28 @@ def family(label: str) -> str:
 
 
 # --------------------------------------------------------------------------- tool schemas
-class OpenAIToolFunction(_Open):
+class OpenAIToolFunction(ProviderObject):
     name: StrictStr
     description: StrictStr  # the spec requires it
     parameters: Any
 
 
-class OpenAITool(_Open):
+class OpenAITool(ProviderObject):
     type: Literal["function"]
     function: OpenAIToolFunction
 
 
-class AnthropicTool(_Open):
+class AnthropicTool(ProviderObject):
     name: StrictStr
     description: StrictStr
     input_schema: Any
 
 
-class VertexTool(_Open):
+class VertexTool(ProviderObject):
     functionDeclarations: list[OpenAIToolFunction]
 
 
-class OpenAIResponsesTool(_Open):
+class OpenAIResponsesTool(ProviderObject):
     type: Literal["function"]
     name: StrictStr
     parameters: Any

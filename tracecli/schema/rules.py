@@ -175,3 +175,21 @@ def check_refs(data: Mapping[str, Any]) -> Iterator[Problem]:
             stack.extend((f"{path}.{k}", v) for k, v in reversed(list(value.items())))
         elif isinstance(value, list | tuple):
             stack.extend((f"{path}.{i}", value[i]) for i in range(len(value) - 1, -1, -1))
+
+
+def describe_value(value: Any) -> str:
+    """How a refused value is named in a message (`got ...`): its type for a container,
+    the value itself, cut at 40 characters, for a scalar."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return repr(value if len(value) <= 40 else value[:37] + "...")
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__

@@ -21,8 +21,8 @@ from starlette.responses import Response
 
 from tracecli.schema import rules
 from tracecli.store.db import QueryError, StoreError
+from tracecli.store.exact_json import TooDeep, dumps_exact, loads_exact
 from tracecli.store.objects import NotFound
-from tracecli.store.query import TooDeep, dumps_exact, loads_exact
 
 # ---- errors as responses ------------------------------------------------------------
 

@@ -3,8 +3,9 @@
 `weave.init()` and `weave.publish()` need more than the call routes: the SDK stores op
 code, datasets and files as objects and reads them back by ref, and asks W&B's GraphQL who
 the user is. These routes make an unmodified program work against the embedded store
-(tracecli.store.objects keeps the data). They sit apart from the call routes because they
-serve the SDK's bookkeeping, not the traces tracecli validates and uploads.
+(tracecli.store.objects keeps the data, tracecli.store.feedback the feedback). They sit
+apart from the call routes because they serve the SDK's bookkeeping, not the traces
+tracecli validates and uploads.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from tracecli.serve.http import (
     unprocessable,
     validate_body,
 )
+from tracecli.store import feedback as store_feedback
 from tracecli.store import objects as store_objects
 from tracecli.store.db import Store
 
@@ -274,18 +276,18 @@ class _ObjectHandlers:
 
     def feedback_create(self, body: bytes) -> Any:
         d = parse_checked(body, FeedbackCreateReq)
-        return store_objects.feedback_create(self.store, [d])[0]
+        return store_feedback.feedback_create(self.store, [d])[0]
 
     def feedback_batch_create(self, body: bytes) -> Any:
         data = parse_body(body)
         validate_body(FeedbackCreateBatchReq, data)
         for item in data["batch"]:
             check_project(item["project_id"])
-        return {"res": store_objects.feedback_create(self.store, data["batch"])}
+        return {"res": store_feedback.feedback_create(self.store, data["batch"])}
 
     def feedback_query(self, body: bytes) -> Any:
         d = parse_checked(body, FeedbackQueryReq)
-        result = store_objects.feedback_query(
+        result = store_feedback.feedback_query(
             self.store,
             d["project_id"],
             query=d.get("query"),
@@ -298,14 +300,14 @@ class _ObjectHandlers:
 
     def feedback_purge(self, body: bytes) -> Any:
         d = parse_checked(body, FeedbackPurgeReq)
-        store_objects.feedback_purge(self.store, d["project_id"], d["query"])
+        store_feedback.feedback_purge(self.store, d["project_id"], d["query"])
         return {}
 
     def feedback_replace(self, body: bytes) -> Any:
         d = parse_checked(body, FeedbackReplaceReq)
         by_id = {"$expr": {"$eq": [{"$getField": "id"}, {"$literal": d.pop("feedback_id")}]}}
-        store_objects.feedback_purge(self.store, d["project_id"], by_id)
-        return store_objects.feedback_create(self.store, [d])[0]
+        store_feedback.feedback_purge(self.store, d["project_id"], by_id)
+        return store_feedback.feedback_create(self.store, [d])[0]
 
     def file_content(self, body: bytes) -> bytes:
         d = parse_checked(body, FileContentReadReq)

@@ -30,258 +30,27 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from pydantic import TypeAdapter, ValidationError
 
-from tracecli.diagnostics import TracecliError
-from tracecli.store.query import (
-    SELECT_COLUMNS,
-    QueryError,
-    build_select,
-    dumps_exact,
-    render_call,
-    selected_columns,
+from tracecli.store.query import SELECT_COLUMNS, QueryError, build_select
+from tracecli.store.render import render_call, selected_columns
+from tracecli.store.rows import StoreError, complete_row, end_values, required, start_row
+from tracecli.store.tables import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    SQL_COMPLETE,
+    SQL_END,
+    SQL_EXISTING,
+    SQL_MERGE,
+    SQL_PEND,
+    SQL_START,
+    SQL_UNPEND,
 )
 
 __all__ = ["SCHEMA_VERSION", "QueryError", "Store", "StoreError"]
 
-SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 30.0
 _READER_POOL = 4
-
-START_COLUMNS = (
-    "project_id",
-    "id",
-    "trace_id",
-    "op_name",
-    "display_name",
-    "parent_id",
-    "thread_id",
-    "turn_id",
-    "started_at",
-    "attributes",
-    "inputs",
-    "otel_dump",
-    "wb_user_id",
-    "wb_run_id",
-    "wb_run_step",
-)
-END_COLUMNS = ("ended_at", "exception", "output", "summary", "wb_run_step_end")
-COMPLETE_COLUMNS = START_COLUMNS + END_COLUMNS
-
-# Each entry migrates user_version i → i + 1.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        """CREATE TABLE calls (
-            project_id TEXT NOT NULL,
-            id TEXT NOT NULL,
-            trace_id TEXT NOT NULL,
-            op_name TEXT NOT NULL,
-            display_name TEXT,
-            parent_id TEXT,
-            thread_id TEXT,
-            turn_id TEXT,
-            started_at TEXT NOT NULL,
-            ended_at TEXT,
-            attributes TEXT NOT NULL,
-            inputs TEXT NOT NULL,
-            output TEXT,
-            summary TEXT,
-            exception TEXT,
-            otel_dump TEXT,
-            wb_user_id TEXT,
-            wb_run_id TEXT,
-            wb_run_step INTEGER,
-            wb_run_step_end INTEGER,
-            deleted_at TEXT,
-            PRIMARY KEY (project_id, id)
-        )""",
-        "CREATE INDEX calls_project_started ON calls (project_id, started_at)",
-        "CREATE INDEX calls_project_trace ON calls (project_id, trace_id)",
-        "CREATE INDEX calls_project_parent ON calls (project_id, parent_id)",
-        """CREATE TABLE pending_ends (
-            project_id TEXT NOT NULL,
-            id TEXT NOT NULL,
-            ended_at TEXT NOT NULL,
-            exception TEXT,
-            output TEXT,
-            summary TEXT,
-            wb_run_step_end INTEGER,
-            PRIMARY KEY (project_id, id)
-        )""",
-    ),
-    # 2: what the weave SDK publishes beside its calls (tracecli.store.objects).
-    (
-        """CREATE TABLE objects (
-            project_id TEXT NOT NULL,
-            object_id TEXT NOT NULL,
-            digest TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            base_object_class TEXT,
-            val TEXT NOT NULL,
-            wb_user_id TEXT,
-            created_at TEXT NOT NULL,
-            version_index INTEGER NOT NULL,
-            PRIMARY KEY (project_id, object_id, digest)
-        )""",
-        """CREATE TABLE table_rows (
-            project_id TEXT NOT NULL, digest TEXT NOT NULL, val TEXT NOT NULL,
-            PRIMARY KEY (project_id, digest)
-        )""",
-        """CREATE TABLE tables (
-            project_id TEXT NOT NULL, digest TEXT NOT NULL, row_digests TEXT NOT NULL,
-            PRIMARY KEY (project_id, digest)
-        )""",
-        """CREATE TABLE files (
-            project_id TEXT NOT NULL, digest TEXT NOT NULL, val BLOB NOT NULL,
-            PRIMARY KEY (project_id, digest)
-        )""",
-    ),
-    # 3: feedback on calls (the weave SDK's call.feedback), an object's leaf class (what
-    # get_evaluations asks for), and an index for deleting a call with its descendants.
-    (
-        """CREATE TABLE feedback (
-            project_id TEXT NOT NULL,
-            id TEXT NOT NULL,
-            weave_ref TEXT NOT NULL,
-            wb_user_id TEXT,
-            creator TEXT,
-            created_at TEXT NOT NULL,
-            feedback_type TEXT NOT NULL,
-            payload TEXT NOT NULL,
-            annotation_ref TEXT,
-            runnable_ref TEXT,
-            call_ref TEXT,
-            trigger_ref TEXT,
-            queue_id TEXT,
-            PRIMARY KEY (project_id, id)
-        )""",
-        "CREATE INDEX feedback_project_ref ON feedback (project_id, weave_ref)",
-        "ALTER TABLE objects ADD COLUMN leaf_object_class TEXT",
-    ),
-)
-assert len(MIGRATIONS) == SCHEMA_VERSION
-
-
-def _upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
-    return (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
-        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
-    )
-
-
-_KEY = ("project_id", "id")
-_SQL_START = _upsert("calls", START_COLUMNS, _KEY)
-_SQL_COMPLETE = _upsert("calls", COMPLETE_COLUMNS, _KEY)
-_SQL_PEND = _upsert("pending_ends", ("project_id", "id", *END_COLUMNS), _KEY)
-_SQL_END = (
-    f"UPDATE calls SET {', '.join(f'{c} = ?' for c in END_COLUMNS)} WHERE project_id = ? AND id = ?"
-)
-_SQL_EXISTING = (
-    "SELECT id FROM calls WHERE project_id = ? AND id IN (SELECT value FROM json_each(?))"
-)
-_SQL_MERGE = (
-    f"UPDATE calls SET {', '.join(f'{c} = p.{c}' for c in END_COLUMNS)} "
-    "FROM pending_ends AS p WHERE p.project_id = ? AND p.id IN (SELECT value FROM json_each(?)) "
-    "AND calls.project_id = p.project_id AND calls.id = p.id"
-)
-_SQL_UNPEND = (
-    "DELETE FROM pending_ends WHERE project_id = ? AND id IN (SELECT value FROM json_each(?))"
-)
 _SELECT = ", ".join(SELECT_COLUMNS)
-
-
-class StoreError(TracecliError):
-    """The store cannot be opened or a record cannot be stored; a usage/config error."""
-
-    exit_code = 2
-
-
-# ---- value normalisation ----------------------------------------------------------------
-
-_DATETIME = TypeAdapter(datetime.datetime)
-
-
-def to_ts(value: Any, field: str = "started_at") -> str:
-    """Any datetime pydantic accepts → fixed-width UTC `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
-
-    Fixed width so that text order is time order (the started_at index sorts by it); naive
-    datetimes are taken as UTC, as the Weave server does.
-    """
-    try:
-        if isinstance(value, datetime.datetime):
-            dt = value
-        elif isinstance(value, str):
-            try:
-                dt = datetime.datetime.fromisoformat(value)
-            except ValueError:
-                dt = _DATETIME.validate_python(value)
-        else:
-            dt = _DATETIME.validate_python(value)
-    except ValidationError:
-        raise StoreError(f"{field}: not a datetime: {value!r}", exit_code=1) from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=datetime.UTC)
-    elif dt.utcoffset():
-        dt = dt.astimezone(datetime.UTC)
-    return dt.isoformat(timespec="microseconds")[:26] + "Z"
-
-
-def _json(value: Any) -> str:
-    """Stored JSON text: integers beyond 64 bits exact, as weave's server keeps them."""
-    return dumps_exact(value).decode()
-
-
-def _json_or_none(value: Any) -> str | None:
-    return None if value is None else _json(value)
-
-
-def _required(d: Mapping[str, Any], key: str, what: str) -> Any:
-    value = d.get(key)
-    if value is None:
-        raise StoreError(f"{what} {d.get('id') or ''}: missing {key}".replace("  ", " "), 1)
-    return value
-
-
-def start_row(s: Mapping[str, Any]) -> tuple[Any, ...]:
-    """A StartedCallSchemaForInsert dict → its values in START_COLUMNS order.
-
-    A start without id or trace_id gets fresh ones, as the hosted server does.
-    """
-    return (
-        _required(s, "project_id", "call start"),
-        s.get("id") or str(uuid.uuid4()),
-        s.get("trace_id") or str(uuid.uuid4()),
-        _required(s, "op_name", "call start"),
-        s.get("display_name"),
-        s.get("parent_id"),
-        s.get("thread_id"),
-        s.get("turn_id"),
-        to_ts(_required(s, "started_at", "call start")),
-        _json(s.get("attributes") or {}),
-        _json(s.get("inputs") or {}),
-        _json_or_none(s.get("otel_dump")),
-        s.get("wb_user_id"),
-        s.get("wb_run_id"),
-        s.get("wb_run_step"),
-    )
-
-
-def end_values(e: Mapping[str, Any]) -> tuple[Any, ...]:
-    """The end half of a call (EndedCallSchemaForInsert or completed) in END_COLUMNS order."""
-    return (
-        to_ts(_required(e, "ended_at", "call end"), "ended_at"),
-        e.get("exception"),
-        _json_or_none(e.get("output")),
-        _json(e.get("summary") or {}),
-        e.get("wb_run_step_end"),
-    )
-
-
-def complete_row(c: Mapping[str, Any]) -> tuple[Any, ...]:
-    for key in ("id", "trace_id"):
-        _required(c, key, "completed call")
-    return start_row(c) + end_values(c)
 
 
 # ---- the store ---------------------------------------------------------------------------
@@ -500,22 +269,22 @@ class Store:
         complete_rows = [complete_row(c) for c in completes]
         end_rows = [(e, end_values(e)) for e in ends]
         for e, _ in end_rows:
-            _required(e, "project_id", "call end")
-            _required(e, "id", "call end")
+            required(e, "project_id", "call end")
+            required(e, "id", "call end")
         with self._transaction() as conn:
             if start_rows:
-                conn.executemany(_SQL_START, start_rows)
+                conn.executemany(SQL_START, start_rows)
             if complete_rows:
-                conn.executemany(_SQL_COMPLETE, complete_rows)
+                conn.executemany(SQL_COMPLETE, complete_rows)
             if end_rows:
                 self._write_ends(conn, end_rows)
             if (start_rows or complete_rows) and conn.execute(
                 "SELECT 1 FROM pending_ends LIMIT 1"
             ).fetchone():
                 for project, ids in _by_project((r[0], r[1]) for r in start_rows):
-                    conn.execute(_SQL_MERGE, (project, ids))
+                    conn.execute(SQL_MERGE, (project, ids))
                 for project, ids in _by_project((r[0], r[1]) for r in start_rows + complete_rows):
-                    conn.execute(_SQL_UNPEND, (project, ids))
+                    conn.execute(SQL_UNPEND, (project, ids))
         return [(r[1], r[2]) for r in start_rows]
 
     @staticmethod
@@ -525,13 +294,13 @@ class Store:
         keys = [(e["project_id"], e["id"]) for e, _ in end_rows]
         existing: set[tuple[str, str]] = set()
         for project, ids in _by_project(keys):
-            existing.update((project, r[0]) for r in conn.execute(_SQL_EXISTING, (project, ids)))
+            existing.update((project, r[0]) for r in conn.execute(SQL_EXISTING, (project, ids)))
         update = [(*v, *k) for k, (_, v) in zip(keys, end_rows, strict=True) if k in existing]
         pend = [(*k, *v) for k, (_, v) in zip(keys, end_rows, strict=True) if k not in existing]
         if update:
-            conn.executemany(_SQL_END, update)
+            conn.executemany(SQL_END, update)
         if pend:
-            conn.executemany(_SQL_PEND, pend)
+            conn.executemany(SQL_PEND, pend)
 
     def call_start(self, start: Mapping[str, Any]) -> dict[str, str]:
         """`POST /call/start`: returns {id, trace_id} like CallStartRes."""

@@ -12,9 +12,9 @@ import threading
 from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
+from tracecli.targets.outcome import Outcome, Recheck
 from tracecli.targets.reconcile import ItemKey, Stored
 from tracecli.targets.retry import Action
-from tracecli.targets.transport import Outcome, Recheck
 from tracecli.wire.encode import CALL_END, CALL_START, UPSERT_BATCH
 
 
@@ -58,8 +58,9 @@ def endpoint_label(route: str) -> str:
     )
 
 
-class DryRunTarget:
-    """Accepts everything and sends nothing; counts what would have been sent."""
+class CountingTarget:
+    """A target that sends nothing over the network (the store, --dry-run): one request at
+    a time, none retried, counted under a lock as the sender's threads post."""
 
     concurrency = 1
 
@@ -69,11 +70,10 @@ class DryRunTarget:
         self.requests = 0
         self.bytes_sent = 0
 
-    def post(self, route: str, body: bytes, *, can_split: bool = True) -> Outcome:
-        with self._lock:
-            self.requests += 1
-            self.bytes_sent += len(body)
-        return Outcome(Action.OK, 200, body={})
+    def _counted(self, body: bytes) -> None:
+        """Count one request; the caller holds `self._lock`."""
+        self.requests += 1
+        self.bytes_sent += len(body)
 
     def stats(self) -> tuple[int, int, int]:
         return self.requests, 0, self.bytes_sent
@@ -83,3 +83,12 @@ class DryRunTarget:
 
     def close(self) -> None:
         pass
+
+
+class DryRunTarget(CountingTarget):
+    """Accepts everything and sends nothing; counts what would have been sent."""
+
+    def post(self, route: str, body: bytes, *, can_split: bool = True) -> Outcome:
+        with self._lock:
+            self._counted(body)
+        return Outcome(Action.OK, 200, body={})

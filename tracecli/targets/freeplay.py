@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,7 +23,8 @@ from tracecli.diagnostics import UsageError
 from tracecli.freeplay.ids import completion_id_for
 from tracecli.schema.freeplay import is_trace_record, split_record
 from tracecli.targets.http import HttpTarget
-from tracecli.targets.transport import Outcome, RetryEvent, Transport
+from tracecli.targets.outcome import Outcome, RetryEvent
+from tracecli.targets.transport import Transport
 
 DEFAULT_API_BASE = "https://app.freeplay.ai/api"
 KEY_HINT = "pass --api-key or set FREEPLAY_API_KEY"
@@ -140,7 +142,7 @@ class FreeplayTarget(HttpTarget):
         max_outage: float | None = MAX_OUTAGE,
         ca_bundle: str | None = None,
         allow_insecure: bool = False,
-        on_retry: Any = None,
+        on_retry: Callable[[RetryEvent], None] | None = None,
     ) -> None:
         self.settings = settings
         transport = Transport(

@@ -8,33 +8,27 @@ SQLite writes are serial, hence one request at a time.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
 from tracecli.diagnostics import TracecliError
 from tracecli.store.db import Store
-from tracecli.store.query import loads_exact
+from tracecli.store.exact_json import loads_exact
+from tracecli.targets import CountingTarget
+from tracecli.targets.outcome import Outcome
 from tracecli.targets.retry import Action
-from tracecli.targets.transport import Outcome
 from tracecli.wire.encode import CALL_END, CALL_START, UPSERT_BATCH
 
 
-class LocalStoreTarget:
-    concurrency = 1
-
+class LocalStoreTarget(CountingTarget):
     def __init__(self, db: Path) -> None:
         db.parent.mkdir(parents=True, exist_ok=True)
-        self.name = str(db)
+        super().__init__(str(db))
         self.store = Store(db)
-        self._lock = threading.Lock()
-        self.requests = 0
-        self.bytes_sent = 0
 
     def post(self, route: str, body: bytes, *, can_split: bool = True) -> Outcome:
         with self._lock:
-            self.requests += 1
-            self.bytes_sent += len(body)
+            self._counted(body)
             try:
                 res = self._apply(route, loads_exact(body))
             except (ValueError, TypeError, KeyError, TracecliError) as exc:
@@ -53,12 +47,6 @@ class LocalStoreTarget:
         if route == CALL_END:
             return s.call_end(req["end"])
         raise ValueError(f"the embedded store has no route {route}")
-
-    def stats(self) -> tuple[int, int, int]:
-        return self.requests, 0, self.bytes_sent
-
-    def cancel(self) -> None:
-        pass
 
     def close(self) -> None:
         close = getattr(self.store, "close", None)

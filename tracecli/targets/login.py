@@ -26,7 +26,9 @@ from tracecli.config.files import display_path, load_config_file
 from tracecli.config.settings import WANDB_CLOUD_HOSTS, Settings, user_config_path
 from tracecli.config.user_config import store_credential
 from tracecli.diagnostics import TracecliError
-from tracecli.targets.transport import config_error, endpoint, http_client, network_message
+from tracecli.targets.endpoint import endpoint
+from tracecli.targets.outcome import config_error, network_message
+from tracecli.targets.transport import http_client
 
 NIL_UUID = "00000000-0000-4000-8000-000000000000"
 PROBE_PROJECT = "tracecli/login-check"

@@ -189,9 +189,12 @@ def no_answer_reason(error: BaseException) -> str:
 def _root_cause(error: BaseException) -> BaseException:
     seen: set[int] = set()
     cur = error
-    while (cur.__cause__ or cur.__context__) is not None and id(cur) not in seen:
+    while id(cur) not in seen:
+        cause = cur.__cause__ or cur.__context__
+        if cause is None:
+            break
         seen.add(id(cur))
-        cur = cur.__cause__ or cur.__context__  # type: ignore[assignment]
+        cur = cause
     return cur
 
 

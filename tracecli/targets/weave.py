@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from pydantic import SecretStr
 
 from tracecli.config.fields import CONCURRENCY, MAX_OUTAGE, MAX_RETRY_TIME
+from tracecli.targets.endpoint import check_listening
 from tracecli.targets.http import HttpTarget
+from tracecli.targets.outcome import ALREADY_STORED, AlreadyStored, Outcome, Recheck, RetryEvent
 from tracecli.targets.reconcile import ItemKey, Stored, by_project, parse_stored, stored_query
 from tracecli.targets.retry import Action
-from tracecli.targets.transport import (
-    ALREADY_STORED,
-    AlreadyStored,
-    Outcome,
-    Recheck,
-    RetryEvent,
-    Transport,
-    check_listening,
-)
+from tracecli.targets.transport import Transport
 from tracecli.wire.otel import (
     is_otel_route,
     otel_body,
@@ -45,7 +39,7 @@ class WeaveHttpTarget(HttpTarget):
         max_outage: float | None = MAX_OUTAGE,
         ca_bundle: str | None = None,
         allow_insecure: bool = False,
-        on_retry: object = None,
+        on_retry: Callable[[RetryEvent], None] | None = None,
     ) -> None:
         transport = Transport(
             server,
@@ -56,7 +50,7 @@ class WeaveHttpTarget(HttpTarget):
             max_outage=max_outage,
             ca_bundle=ca_bundle,
             allow_insecure=allow_insecure,
-            on_retry=on_retry,  # type: ignore[arg-type]
+            on_retry=on_retry,
         )
         super().__init__(transport, concurrency)
 

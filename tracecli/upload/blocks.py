@@ -244,7 +244,7 @@ def prepare_lines(
         ):
             extras = line_extras(value, raw, exact)
         else:
-            extras = ()
+            extras = []
         if not extras:
             prepare(value, n, path, project, out, no_refs or plain_refs(raw))
         elif any(e[2] is Severity.ERROR for e in extras):

@@ -307,6 +307,7 @@ def feed_otel(run: Run, i: int, calls: SpanCalls) -> None:
             if refused is not None:
                 fates.invalid(request, path, line, [refused])
                 continue
+            assert project is not None  # a span with no project was refused just above
             rec = pack(i, line, "complete", "complete")
             run._add(Unit(otel_route(project), (otel_item(project, request),), (rec,)))
         fates.fed(i, line)

@@ -23,7 +23,7 @@ import gc
 import re
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 import orjson
@@ -286,7 +286,7 @@ def _check_lines(data: bytes, path: str, at_start: bool) -> Result:
         ):
             extras = line_extras(value, raw, exact)
         else:
-            extras = ()
+            extras = []
         if extras:
             if any(e[2] is Severity.ERROR for e in extras):
                 out.extend((n, "diag", *e) for e in extras)
@@ -325,13 +325,14 @@ def _check_lines(data: bytes, path: str, at_start: bool) -> Result:
             i = opened.pop(cid, None)
             if i is not None:
                 s = out[i]
+                assert s is not None  # `opened` holds the place of a start still in `out`
                 out[i] = None
                 st, en = s[5], f[6]  # both canonical time strings (the fast path's)
                 if len(st) == len(en) and st[-1] == "Z" == en[-1] and st[10] == en[10]:
-                    bad = en < st
+                    backwards = en < st
                 else:
-                    bad = ended_before(en, st)
-                add_pair((s[0], cid, s[3], s[4], st, en, n, bad))
+                    backwards = ended_before(en, st)
+                add_pair((s[0], cid, s[3], s[4], st, en, n, backwards))
                 continue
         append(f)
     # every id of a pair occurs twice; if anything else shares an id, count properly
@@ -341,7 +342,7 @@ def _check_lines(data: bytes, path: str, at_start: bool) -> Result:
     return n, records, _settle_times(out), pack_pairs(pairs)
 
 
-def _settle_times(out: list[Entry | None]) -> list[Entry]:
+def _settle_times(out: Iterable[Entry | None]) -> list[Entry]:
     """The entries left after pairing, with their times settled.
 
     A bad order within one record becomes a "time" entry (the line, "time", 0, started,
@@ -377,7 +378,7 @@ def _unpair(
     order to say what is wrong with which."""
     counts = Counter(ids)
     kept: list[Entry] = []
-    back: list[Entry | None] = [e for e in out if e is not None]
+    back: list[Entry] = [e for e in out if e is not None]
     for p in pairs:
         if counts[p[1]] > 2:
             back.append((p[0], "start", p[1], p[2], p[3], p[4], None))

@@ -1,0 +1,134 @@
+"""What an input really holds, told from its first bytes: a JSON array, JSON values one after
+another, or another tool's format (OpenTelemetry, LangSmith, CSV) named in one line."""
+
+from __future__ import annotations
+
+import gzip
+import re
+import sys
+import zlib
+from typing import Literal, NamedTuple
+
+import orjson
+
+from tracecli.inputs.streams import BOM, GZIP_MAGIC, STDIN_NAME
+
+SNIFF_BYTES = 64 << 10  # the head of a file its format is told from
+
+
+class Sniffed(NamedTuple):
+    fmt: Literal["jsonl", "json"]  # how to read it
+    foreign: str | None  # another tool's format: "otlp", "otlp-other", "langsmith", "csv"
+
+
+_KEY_RE = re.compile(rb'"([A-Za-z_][A-Za-z0-9_]*)"\s*:')
+_LANGSMITH_KEYS = frozenset({"dotted_order", "parent_run_id", "session_id", "child_run_ids"})
+
+
+def sniff(head: bytes, json_suffix: bool = False) -> Sniffed:
+    """What the first bytes of a JSON-lines input say it really is.
+
+    - `[`: a JSON array of records, over many lines (or on one, in a `.json` file): read as
+      records;
+    - a first line that is `{` alone: JSON values one after another (`jq` output);
+    - a first record with `resourceSpans`: an OpenTelemetry OTLP JSON export;
+    - one with `run_type` and LangSmith's run keys (`dotted_order`, ...): a LangSmith run
+      export (and no Weave `op_name`);
+    - a first line of comma-separated names that is not JSON: CSV.
+    Anything else is read as JSON lines, line by line, as before."""
+    text = head[3:] if head.startswith(BOM) else head
+    text = text.lstrip()
+    if not text:
+        return Sniffed("jsonl", None)
+    first_line = text.split(b"\n", 1)[0].strip()
+    if text[:1] == b"[":
+        # a JSON array over many lines, or on the one line of a `.json` file; an array
+        # that is a whole line of a JSON-lines file is a (wrong) record, said as such
+        if json_suffix or not _parses(first_line):
+            return Sniffed("json", None)
+        return Sniffed("jsonl", None)
+    if text[:1] == b"{":
+        fmt: Literal["jsonl", "json"] = "json" if first_line == b"{" else "jsonl"
+        keys = _first_keys(first_line if fmt == "jsonl" else text[:4096])
+        if "resourceSpans" in keys:
+            return Sniffed(fmt, "otlp")
+        if "resourceLogs" in keys or "resourceMetrics" in keys:
+            return Sniffed(fmt, "otlp-other")
+        if "run_type" in keys and keys & _LANGSMITH_KEYS and "op_name" not in keys:
+            return Sniffed(fmt, "langsmith")
+        return Sniffed(fmt, None)
+    if b"," in first_line and b"{" not in first_line:
+        try:
+            orjson.loads(first_line)
+        except orjson.JSONDecodeError:
+            return Sniffed("jsonl", "csv")
+    return Sniffed("jsonl", None)
+
+
+def _parses(line: bytes) -> bool:
+    try:
+        orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
+def _first_keys(text: bytes) -> set[str]:
+    """The keys of the first record: its top level when the line parses (a long first line
+    may be cut by the head), else every key name seen near the start."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return {m.group(1).decode() for m in _KEY_RE.finditer(text[:16384])}
+    return set(value) if isinstance(value, dict) else set()
+
+
+def foreign_message(kind: str, path: str) -> str:
+    """One line for a file in another tool's format: what it is, and what to do."""
+    shown = "-" if path == STDIN_NAME else path
+    if kind == "otlp":
+        return (
+            "an OpenTelemetry OTLP JSON file, not Weave calls: "
+            f"`tracecli convert {shown} --to weave` converts it"
+        )
+    if kind == "otlp-other":
+        return (
+            "an OpenTelemetry OTLP JSON file of logs or metrics, not traces: "
+            "tracecli reads Weave calls and Freeplay records"
+        )
+    if kind == "langsmith":
+        return (
+            "a LangSmith run export, not Weave calls: tracecli reads Weave calls and "
+            "Freeplay records (`tracecli schema` shows their shape)"
+        )
+    return (
+        "a CSV file, not JSON lines: tracecli reads JSON lines, a JSON array of records "
+        "or YAML (`tracecli schema` shows the shape of a record)"
+    )
+
+
+def head_of(path: str) -> bytes:
+    """The first bytes of a file, gunzipped when it is gzip; b"" when it cannot be read
+    (the read itself then says why)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(SNIFF_BYTES)
+            if head[:2] != GZIP_MAGIC:
+                return head
+            f.seek(0)
+            with gzip.GzipFile(fileobj=f, mode="rb") as z:
+                return z.read(SNIFF_BYTES)
+    except (OSError, EOFError, zlib.error):
+        return b""
+
+
+def stdin_head() -> bytes:
+    """What stdin holds so far, without consuming it; b"" for gzip (read as JSON lines)."""
+    peek = getattr(sys.stdin.buffer, "peek", None)
+    if peek is None:
+        return b""
+    try:
+        head = bytes(peek(SNIFF_BYTES))
+    except (OSError, ValueError):
+        return b""
+    return b"" if head[:2] == GZIP_MAGIC else head

@@ -1,0 +1,210 @@
+"""What one logical request came to, after any retries (`Outcome`), and the words for it:
+the server's own reason, the items a 422 names, a network failure, a refused key; every
+text masked by the endpoint's `Redactor`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+
+from tracecli.diagnostics import TracecliError
+from tracecli.targets.endpoint import AuthError, TransportConfigError
+from tracecli.targets.redact import Redactor
+from tracecli.targets.retry import Action, classify_error
+
+TEXT_LIMIT = 8192  # the part of an answer's text an Outcome keeps
+
+
+class AlreadyStored:
+    """What a recheck returns when the server holds everything the request carried."""
+
+    def __repr__(self) -> str:
+        return "ALREADY_STORED"
+
+
+ALREADY_STORED = AlreadyStored()
+Recheck = Callable[[], "bytes | AlreadyStored | None"]
+
+
+class RequestFailed(TracecliError):
+    """A read request (tail, queries) got a final non-2xx answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryEvent:
+    """What `on_retry` is told before each backoff sleep (for progress and --verbose)."""
+
+    method: str
+    path: str
+    attempt: int  # the attempt that failed (1 = first)
+    status: int | None
+    reason: str  # server's message or the network error, secrets masked
+    delay: float
+    elapsed: float
+
+
+@dataclass(slots=True)
+class Outcome:
+    """The final answer to one logical request, after any retries."""
+
+    action: Action
+    status: int | None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: Any = None  # parsed JSON, when the answer was JSON
+    text: str = ""  # the answer's text (first 8 KiB), secrets masked
+    reason: str = ""  # the server's message, or what went wrong; secrets masked
+    retries: int = 0
+    elapsed: float = 0.0
+    error: str | None = None  # the last network error, when no response came
+
+    @property
+    def ok(self) -> bool:
+        return self.action is Action.OK
+
+    @property
+    def item_errors(self) -> dict[int, str]:
+        """Batch item index → message, when a 422 says which items are wrong (FastAPI)."""
+        return item_errors(self.body)
+
+
+def extract_reason(status: int | None, body: Any, text: str) -> str:
+    """The server's own words: Weave `{"reason"}`, FastAPI `{"detail"}`, Freeplay
+    `{"message"}`, `{"error"}`, or the plain text."""
+    if isinstance(body, dict):
+        for key in ("reason", "message", "error", "detail"):
+            value = body.get(key)
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+            if key == "detail" and isinstance(value, list) and value:
+                return "; ".join(_detail_line(d) for d in value[:5]) + (
+                    f"; and {len(value) - 5} more" if len(value) > 5 else ""
+                )
+            if isinstance(value, dict) and isinstance(message := value.get("message"), str):
+                return message
+    text = text.strip()
+    if text:
+        return text if len(text) <= 300 else text[:297] + "..."
+    if status is None:
+        return "no response"
+    return f"HTTP {status} {phrase(status)}".strip()
+
+
+def _detail_line(d: Any) -> str:
+    if not isinstance(d, dict):
+        return str(d)
+    loc = d.get("loc")
+    where = ".".join(str(p) for p in loc) if isinstance(loc, list) else ""
+    msg = str(d.get("msg", ""))
+    return f"{where}: {msg}" if where else msg
+
+
+def item_errors(body: Any) -> dict[int, str]:
+    """Map FastAPI 422 details whose loc is ["body", "batch", i, ...] to {i: message}."""
+    if not isinstance(body, dict) or not isinstance(body.get("detail"), list):
+        return {}
+    out: dict[int, str] = {}
+    for d in body["detail"]:
+        loc = d.get("loc") if isinstance(d, dict) else None
+        if not isinstance(loc, list) or len(loc) < 3 or loc[:2] != ["body", "batch"]:
+            continue
+        if isinstance(loc[2], int):
+            rest = ".".join(str(p) for p in loc[3:])
+            msg = str(d.get("msg", "invalid"))
+            line = f"{rest}: {msg}" if rest else msg
+            out[loc[2]] = f"{out[loc[2]]}; {line}" if loc[2] in out else line
+    return out
+
+
+def phrase(status: int) -> str:
+    return httpx.codes.get_reason_phrase(status)  # "" for a code httpx does not know
+
+
+def network_message(exc: BaseException, redact: Redactor) -> str:
+    """A network failure in a few words, e.g. `cannot connect: [Errno 111] ...`, key masked."""
+    _, what = classify_error(exc)
+    detail = redact(str(exc)).strip()
+    return f"{what}: {detail}" if detail and detail != what else what
+
+
+def config_error(exc: BaseException, host: str, redact: Redactor) -> TransportConfigError | None:
+    """The usage error (exit 2) for a failure that retrying cannot cure (a certificate that
+    does not verify, a bad URL); None for network trouble worth another try."""
+    retryable, what = classify_error(exc)
+    if retryable:
+        return None
+    detail = network_message(exc, redact)
+    if "certificate" in what.lower():
+        return TransportConfigError(
+            f"cannot talk to {host}: {detail}; if the server uses a private CA, "
+            "pass its certificate with --ca-bundle FILE"
+        )
+    return TransportConfigError(f"cannot talk to {host}: {detail}")
+
+
+def mask(value: Any, redact: Redactor) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact(str(k)): mask(v, redact) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask(v, redact) for v in value]
+    return value
+
+
+def auth_error(outcome: Outcome, host: str, *, has_key: bool, key_hint: str) -> AuthError:
+    """The one line for a refused key (401/403): no other request can succeed either, so
+    the whole upload stops and the user is told what to fix."""
+    status = outcome.status or 401
+    said_phrase = phrase(status)
+    reason = outcome.reason.strip()
+    boring = {"", "no response", said_phrase.lower(), f"http {status} {said_phrase}".lower()}
+    said = f": {reason}" if reason.lower() not in boring else ""
+    if not has_key:
+        return AuthError(
+            f"{host} requires an API key (HTTP {status} {said_phrase}{said}); {key_hint}"
+        )
+    if status == 403:
+        return AuthError(
+            f"{host} refused access with this API key (HTTP 403 {said_phrase}{said}); "
+            "check that the key may write to this project"
+        )
+    return AuthError(
+        f"{host} refused the API key (HTTP {status} {said_phrase}{said}); check the key: {key_hint}"
+    )
+
+
+def outcome_of(
+    response: httpx.Response, action: Action, retries: int, elapsed: float, redact: Redactor
+) -> Outcome:
+    """An HTTP answer as an Outcome: its JSON body parsed, its text and reason masked (a
+    server may echo the key, even JSON-escaped)."""
+    raw = response.content
+    body: Any = None
+    ctype = response.headers.get("content-type", "")
+    if raw and ("json" in ctype or raw[:1] in (b"{", b"[")):
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            body = None
+        else:
+            # A server may echo the key, even JSON-escaped ("\/"): callers read `body`
+            # too. Without a backslash, decoded strings are substrings of the raw text.
+            whole = raw.decode("utf-8", "replace")
+            if redact and (redact(whole) != whole or "\\" in whole):
+                body = mask(body, redact)
+    text = redact(raw[:TEXT_LIMIT].decode("utf-8", "replace"))
+    reason = redact(extract_reason(response.status_code, body, text))
+    return Outcome(
+        action,
+        response.status_code,
+        headers={k.lower(): v for k, v in response.headers.items()},
+        body=body,
+        text=text,
+        reason=reason,
+        retries=retries,
+        elapsed=elapsed,
+    )
