@@ -1,9 +1,10 @@
 """`tracecli upload --follow`: keep shipping trace files as the app appends to them.
 
-Not a second pipeline: every time the inputs changed (polled every `flush_interval`, see
-`tracecli.inputs.watch`) the follow loop runs one ordinary `upload` pass over them, and the
-resume journal makes each pass read and send only what is new (an append is a seek, a
-rotated or truncated file is recognised; see `upload.journal`). So everything a single
+Not a second pipeline: every time the inputs changed (looked at when a file event wakes
+the loop, and at least every `flush_interval`; see `tracecli.inputs.watch`) the follow
+loop runs one ordinary `upload` pass over them, and the resume journal makes each pass
+read and send only what is new (an append is a seek, a rotated or truncated file is
+recognised; see `upload.journal`). So everything a single
 upload guarantees — validation, pairing, chunking, retries, the rejected file, acks
 journaled as they come — holds here too, and a restart (after SIGTERM, a crash, `kill -9`)
 resumes exactly where the journal says.
@@ -36,7 +37,7 @@ from pathlib import Path
 import orjson
 
 from tracecli.diagnostics import Diagnostic, UsageError
-from tracecli.inputs.watch import Snapshot, Watcher
+from tracecli.inputs.watch import FileEvents, Snapshot, Watcher
 from tracecli.upload.api import UploadOptions, UploadReport, upload
 from tracecli.upload.rejected import DEFAULT_NAME
 
@@ -47,9 +48,10 @@ SEEN_LIMIT = 100_000  # diagnostics said once: forget them all beyond this many 
 
 @dataclass(slots=True)
 class FollowOptions:
-    flush_interval: float = 1.0  # seconds between polls (and so the added latency)
+    flush_interval: float = 1.0  # the longest time between two looks (and so the latency)
     pair_wait: float = 30.0  # auto mode: how long a start waits for its end
     max_outage: float | None = None  # give up after this long without a good pass
+    poll: bool = False  # no file events: look every flush_interval only (network filesystems)
 
 
 @dataclass(slots=True)
@@ -65,6 +67,8 @@ class FollowStatus:
     lag_s: float = 0.0  # how long the oldest change not yet shipped has waited
     open_calls: int = 0  # starts waiting for their end
     files: int = 0
+    watching: str = "polling"  # "events" while file events wake the loop early
+    watch_note: str | None = None  # why it polls, when it was not chosen
     last_error: str | None = None
     outage_since: float | None = None  # wall time the current outage began
     started: float = field(default_factory=time.time)
@@ -74,8 +78,8 @@ class _Signals:
     """SIGTERM/SIGINT between passes (a pass installs its own handler and is interrupted
     by the same signals, see upload.report.Interrupt)."""
 
-    def __init__(self) -> None:
-        self.event = threading.Event()
+    def __init__(self, wake: threading.Event) -> None:
+        self.event = wake  # the loop's wait: a signal ends it at once
         self.signum: int | None = None
 
     def __call__(self, signum: int, frame: object) -> None:
@@ -181,6 +185,16 @@ class _Rejects:
             self.pass_path.unlink()
 
 
+def _next_look(now: float, flush_interval: float, retry_at: float, due: float | None) -> float:
+    """Seconds to wait before the next look unless an event wakes the loop: the flush interval
+    at most, less when a retry or a start's patience ends sooner (monotonic times)."""
+    wait = flush_interval
+    for t in (retry_at, due):
+        if t is not None and t > now:
+            wait = min(wait, t - now)
+    return max(wait, 0.01)
+
+
 def _outage(exc: BaseException) -> bool:
     return isinstance(exc, UsageError) and "cannot reach the server" in str(exc)
 
@@ -219,8 +233,10 @@ def follow(
         on_signal=lambda signum: signals(signum, None),  # a signal a pass caught late
     )
     status = FollowStatus()
-    signals = _Signals()
+    wake = threading.Event()  # set by a signal or a file event: look now
+    signals = _Signals(wake)
     restore = signals.install()
+    events = None if fopts.poll else FileEvents(watcher.paths, wake)
     last: Snapshot | None = None
     changed_at: float | None = None  # monotonic time of the oldest change not shipped yet
     retry_at = 0.0
@@ -229,11 +245,15 @@ def follow(
     rate_window: list[tuple[float, int]] = []
     try:
         while True:
-            if signals.event.is_set():
+            if signals.signum is not None:
                 return 0 if signals.signum == signal.SIGTERM else 130
+            wake.clear()  # before the look: a change after it wakes the next wait
             now = time.monotonic()
             snap = watcher.scan()
             status.files = len(snap.files)
+            if events is not None:
+                events.refresh()  # folders that appeared are watched from now on
+                status.watching, status.watch_note = events.mode, events.reason
             if snap != last and changed_at is None:
                 changed_at = now
             due = patience.next_due()
@@ -247,7 +267,7 @@ def follow(
                 inputs = [f for f in snap.files if os.path.realpath(f) not in own]
                 if not inputs:  # only our own rejected file matched: nothing to ship
                     last, changed_at = snap, None
-                    signals.event.wait(fopts.flush_interval)
+                    wake.wait(fopts.flush_interval)
                     continue
                 try:
                     report = upload(inputs, pass_opts)
@@ -300,6 +320,11 @@ def follow(
             status.lag_s = 0.0 if changed_at is None else time.monotonic() - changed_at
             if on_status is not None:
                 on_status(status)
-            signals.event.wait(fopts.flush_interval)
+            pause = _next_look(
+                time.monotonic(), fopts.flush_interval, retry_at, patience.next_due()
+            )
+            wake.wait(pause)
     finally:
         restore()
+        if events is not None:
+            events.close()
