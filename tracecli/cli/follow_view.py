@@ -15,7 +15,7 @@ from tracecli.cli.common import say, write_stdout
 from tracecli.cli.safe import safe_text
 from tracecli.config.settings import Settings
 from tracecli.upload.api import UploadOptions
-from tracecli.upload.follow import FollowOptions, FollowStatus, follow
+from tracecli.upload.follow import FollowOptions, FollowStatus, follow, pair_wait_applies
 
 
 def status_json(s: FollowStatus) -> dict[str, Any]:
@@ -126,6 +126,13 @@ def run_follow(
     json_status: bool,
 ) -> int:
     fopts = follow_options(settings)
+    if settings.origin("pair_wait").kind != "default" and not pair_wait_applies(opts):
+        say(
+            err,
+            f"tracecli: warning: {settings.origin('pair_wait')}: pair_wait applies to --mode "
+            f"auto and complete and to Freeplay (--mode {opts.mode} sends a start as it is "
+            "read): ignored",
+        )
     view = _View(
         err,
         quiet=quiet,

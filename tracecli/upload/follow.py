@@ -13,7 +13,8 @@ What follow adds:
 - Pairing with patience: a start whose end is not written yet waits (is not sent; the
   journal keeps the resume point before it, so the next pass reads it again) for up to
   `pair_wait` seconds from when it was first read, so most calls still go as completed
-  calls; after that it goes as a running call and its end follows alone.
+  calls; after that it goes as a running call and its end follows alone (Weave), or is
+  rejected as having no end yet (Freeplay; see `pair_wait_applies`).
 - Outages: a pass that cannot reach the server, or that the outage stop ended, is retried
   with a capped backoff, said once per change of state, for as long as `max_outage` allows
   (None: forever, as a sidecar must outlive a server restart).
@@ -185,6 +186,16 @@ class _Rejects:
             self.pass_path.unlink()
 
 
+def pair_wait_applies(opts: UploadOptions) -> bool:
+    """Whether a start waits for its end (`pair_wait`): in Weave's auto mode, where the
+    wait lets it go as one completed call (after it, it goes as a running call); in
+    complete mode and for Freeplay, which take finished calls only (a start still alone
+    when the wait ends is rejected as having no end, yet read again by later passes, which
+    send it with its end if that comes). Batch, single and otel modes send a start as it
+    is read, by design."""
+    return opts.target == "freeplay" or opts.mode in ("auto", "complete")
+
+
 def _next_look(now: float, flush_interval: float, retry_at: float, due: float | None) -> float:
     """Seconds to wait before the next look unless an event wakes the loop: the flush interval
     at most, less when a retry or a start's patience ends sooner (monotonic times)."""
@@ -222,11 +233,12 @@ def follow(
     watcher = Watcher(list(paths))
     rejects = _Rejects(Path(opts.rejected if opts.rejected is not None else DEFAULT_NAME))
     own = {os.path.realpath(rejects.path), os.path.realpath(rejects.pass_path)}
-    patience = _Patience(fopts.pair_wait if opts.mode == "auto" else 0.0)
+    waits = pair_wait_applies(opts)
+    patience = _Patience(fopts.pair_wait if waits else 0.0)
     pass_opts = replace(
         opts,
         on_diagnostic=_once(opts.on_diagnostic),
-        defer_start=patience if opts.mode == "auto" and fopts.pair_wait > 0 else None,
+        defer_start=patience if waits and fopts.pair_wait > 0 else None,
         jobs=0,  # a pass reads what was appended: small; no worker processes per pass
         follow=True,
         rejected=rejects.pass_path,
