@@ -141,13 +141,14 @@ def test_ctrl_c_exits_130_and_a_bad_server_exits_2(tmp_path):
     assert r.returncode == 2 and "--dry-run" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_a_half_written_line_waits_and_a_bad_line_is_said_once(tmp_path):
+@pytest.mark.parametrize("watch", [(), ("--poll",)], ids=["events", "polling"])
+def test_a_half_written_line_waits_and_a_bad_line_is_said_once(tmp_path, watch):
     calls = gen_calls(3, seed=53)
     app = tmp_path / "app.jsonl"
     first = line("call", {**calls[0][0], **calls[0][1]})
     app.write_bytes(first + b'{"type": "call", not json\n')
     with tracecli_serve(tmp_path / "serve") as serve, FaultProxy(serve.url) as proxy:
-        proc = start_follower(tmp_path, proxy.url, app, extra=("-v",))
+        proc = start_follower(tmp_path, proxy.url, app, extra=("-v", *watch))
         try:
             wait_for(lambda: len(received(proxy)) == 1, 30, proc)
             half = line("call", {**calls[1][0], **calls[1][1]})

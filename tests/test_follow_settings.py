@@ -99,3 +99,26 @@ def test_a_follow_uses_the_config_file(tmp_path: Path) -> None:
             assert stop(proc) == 0, (tmp_path / "err").read_text()
     status = [orjson.loads(x) for x in (tmp_path / "out").read_bytes().splitlines()]
     assert {x["watching"] for x in status} == {"polling"}
+
+
+def test_pair_wait_with_a_mode_that_sends_starts_at_once_is_ignored_with_a_note(
+    tmp_path: Path,
+) -> None:
+    app = tmp_path / "app.jsonl"
+    app.write_bytes(b"")
+    args = ["upload", "--follow", str(app), "--db", str(tmp_path / "s.db"), "--mode", "batch"]
+    proc = subprocess.Popen(
+        tracecli(*args, "--pair-wait", "5"),
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "err").open("wb"),
+        stdin=subprocess.DEVNULL,
+        env=cli_env(),
+        cwd=tmp_path,
+    )
+    try:
+        wait_for(lambda: b"pair_wait" in (tmp_path / "err").read_bytes(), 30, proc)
+    finally:
+        assert stop(proc) == 0
+    err = (tmp_path / "err").read_text()
+    assert err.count("warning: --pair-wait: pair_wait applies to --mode auto") == 1, err
+    assert "ignored" in err and "Traceback" not in err
