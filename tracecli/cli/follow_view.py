@@ -67,7 +67,7 @@ class _View:
 
     def __call__(self, s: FollowStatus) -> None:
         now = time.monotonic()
-        if s.watch_note and not self.watch_note_said and not self.json:
+        if s.watch_note and not self.watch_note_said and not self.quiet:  # JSON mode too
             self.watch_note_said = True
             every = f"{self.flush_interval:g}"
             say(
