@@ -110,8 +110,8 @@ def test_both_paths_ship_appends_new_files_rotations_and_deletions_once(
 ) -> None:
     if watching == "events":
         pytest.importorskip("watchfiles", reason="watchfiles is not installed: no file events")
-        # a look every minute only: each step below is seen within its 30 s only by an event
-        extra: tuple[str, ...] = ("--flush-interval", "60")
+        # a look every 20 s only: steps seen in a few seconds were seen through events
+        extra: tuple[str, ...] = ("--flush-interval", "20")
     else:
         extra = ("--poll", "--flush-interval", "0.5")
     calls = gen_calls(150, seed=71)
@@ -119,29 +119,42 @@ def test_both_paths_ship_appends_new_files_rotations_and_deletions_once(
     logs.mkdir()
     app, other = logs / "app.jsonl", logs / "other.jsonl"
     app.write_bytes(whole(calls[:40]))
+    took: list[float] = []
     with tracecli_serve(tmp_path / "serve") as serve, FaultProxy(serve.url) as proxy:
         proc = start_follower(tmp_path, proxy.url, f"{logs}/*.jsonl", extra=extra)
+
+        def shipped(n: int, what: str) -> None:
+            t0 = time.monotonic()
+            try:
+                wait_for(lambda: len(received(proxy)) == n, 60, proc)
+            except AssertionError as exc:
+                err = (tmp_path / "follow0.err").read_text()[-2000:]
+                raise AssertionError(
+                    f"{what}: {exc}; {len(received(proxy))} of {n}\n{err}"
+                ) from exc
+            took.append(time.monotonic() - t0)
+
         try:
-            wait_for(lambda: len(received(proxy)) == 40, 60, proc)
+            shipped(40, "the first look")
             with app.open("ab") as f:  # an append
                 f.write(whole(calls[40:60]))
-            wait_for(lambda: len(received(proxy)) == 60, 30, proc)
+            shipped(60, "an append")
             other.write_bytes(whole(calls[60:80]))  # a new file matching the glob
-            wait_for(lambda: len(received(proxy)) == 80, 30, proc)
+            shipped(80, "a new file")
             app.rename(logs / "app-1.jsonl")  # rotation by rename...
             app.write_bytes(whole(calls[80:100]))  # ...and a new file at the same path
-            wait_for(lambda: len(received(proxy)) == 100, 30, proc)
+            shipped(100, "rotation by rename")
             with other.open("ab") as f:
                 f.write(whole(calls[100:110]))
             shutil.copyfile(other, logs / "other-1.jsonl")  # copytruncate
             with other.open("r+b") as f:
                 f.truncate(0)
             other.write_bytes(whole(calls[110:130]))
-            wait_for(lambda: len(received(proxy)) == 130, 30, proc)
+            shipped(130, "copytruncate")
             os.unlink(logs / "app-1.jsonl")  # a finished file deleted
             with app.open("ab") as f:
                 f.write(whole(calls[130:]))
-            wait_for(lambda: len(received(proxy)) == 150, 30, proc)
+            shipped(150, "an append after a deletion")
         finally:
             code = stop(proc)
         assert code == 0, (tmp_path / "follow0.err").read_text()
@@ -151,6 +164,9 @@ def test_both_paths_ship_appends_new_files_rotations_and_deletions_once(
     assert status[-1]["watching"] == watching
     assert status[-1]["calls_shipped"] == 150
     assert "no file events" not in (tmp_path / "follow0.err").read_text()
+    # most steps took far less than a flush interval of 20 s (a generous bound: about 0.1 s
+    # is usual); polling every 0.5 s passes it too
+    assert sorted(took[1:])[len(took[1:]) // 2] < 5.0, took
 
 
 def test_without_watchfiles_it_polls_and_says_so_once(tmp_path: Path) -> None:

@@ -193,7 +193,7 @@ class _EventThread:
                 debounce=DEBOUNCE_MS,
                 step=STEP_MS,
                 stop_event=self.stop_event,
-                rust_timeout=1000,
+                rust_timeout=0,  # no timeouts: watchfiles drops what it holds on one
                 raise_interrupt=False,
                 recursive=self.recursive,
                 force_polling=False,  # polling is ours to choose (and then needs no thread)

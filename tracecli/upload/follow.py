@@ -44,6 +44,10 @@ from tracecli.upload.rejected import DEFAULT_NAME
 
 BACKOFF_FIRST = 1.0  # seconds before the first retry of a pass that met an outage
 BACKOFF_MAX = 30.0  # the cap: a sidecar checks again at least this often
+# File events can wake the loop ~10 times a second while the app writes; a pass costs tens
+# of milliseconds of CPU whatever it sends, so under load passes start at most this often
+# (records then go in bigger chunks). A lone write still goes at once.
+MIN_PASS_GAP = 0.25
 SEEN_LIMIT = 100_000  # diagnostics said once: forget them all beyond this many (memory)
 
 
@@ -196,11 +200,14 @@ def pair_wait_applies(opts: UploadOptions) -> bool:
     return opts.target == "freeplay" or opts.mode in ("auto", "complete")
 
 
-def _next_look(now: float, flush_interval: float, retry_at: float, due: float | None) -> float:
+def _next_look(
+    now: float, flush_interval: float, pending: float | None, due: float | None
+) -> float:
     """Seconds to wait before the next look unless an event wakes the loop: the flush interval
-    at most, less when a retry or a start's patience ends sooner (monotonic times)."""
+    at most, less when a change waits for its pass (a retry, the gap between passes) or a
+    start's patience ends sooner (monotonic times)."""
     wait = flush_interval
-    for t in (retry_at, due):
+    for t in (pending, due):
         if t is not None and t > now:
             wait = min(wait, t - now)
     return max(wait, 0.01)
@@ -252,6 +259,7 @@ def follow(
     last: Snapshot | None = None
     changed_at: float | None = None  # monotonic time of the oldest change not shipped yet
     retry_at = 0.0
+    pass_at = -MIN_PASS_GAP  # when the last pass started (monotonic)
     backoff = BACKOFF_FIRST
     good_pass_at = time.monotonic()
     rate_window: list[tuple[float, int]] = []
@@ -269,12 +277,14 @@ def follow(
             if snap != last and changed_at is None:
                 changed_at = now
             due = patience.next_due()
+            not_before = max(retry_at, pass_at + min(MIN_PASS_GAP, fopts.flush_interval))
             run_now = (
                 snap.files
-                and now >= retry_at
+                and now >= not_before
                 and (changed_at is not None or (due is not None and now >= due))
             )
             if run_now:
+                pass_at = now
                 patience.new_pass()
                 inputs = [f for f in snap.files if os.path.realpath(f) not in own]
                 if not inputs:  # only our own rejected file matched: nothing to ship
@@ -332,9 +342,8 @@ def follow(
             status.lag_s = 0.0 if changed_at is None else time.monotonic() - changed_at
             if on_status is not None:
                 on_status(status)
-            pause = _next_look(
-                time.monotonic(), fopts.flush_interval, retry_at, patience.next_due()
-            )
+            pending = not_before if changed_at is not None else None  # a change waits for it
+            pause = _next_look(time.monotonic(), fopts.flush_interval, pending, patience.next_due())
             wake.wait(pause)
     finally:
         restore()
