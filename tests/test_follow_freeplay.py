@@ -90,3 +90,30 @@ def test_a_weave_call_whose_end_comes_later_goes_as_one_record(
     err = (tmp_path / "err").read_text()
     assert "no end in the inputs" not in err and "no start in the inputs" not in err, err
     assert not (tmp_path / "tracecli-rejected.jsonl").exists()
+
+
+def test_a_start_alone_after_pair_wait_is_reported_once_and_still_goes_with_its_end(
+    refserver: RefServer, tmp_path: Path
+) -> None:
+    """Freeplay records finished calls only: once --pair-wait is over, a start still alone
+    is said to have no end (once) and kept in the rejected file, yet later passes read it
+    again, so when its end is written the call is recorded all the same."""
+    lines = WEAVE_CALLS.read_bytes().splitlines(keepends=True)
+    fp_upload([WEAVE_CALLS], tmp_path / "oneshot", refserver)
+    expected = stored(refserver)
+    refserver.clear()
+    app = tmp_path / "app.jsonl"
+    app.write_bytes(b"".join(lines[:5]))
+    proc = follower(tmp_path, refserver, app, "--pair-wait", "1")
+    try:
+        wait_for(lambda: (tmp_path / "err").read_text().count("no end in the inputs") == 2, 30)
+        time.sleep(3.0)  # more passes: said once all the same
+        with app.open("ab") as f:
+            f.write(b"".join(lines[5:]))
+        wait_for(lambda: stored(refserver) == expected, 30, proc)
+    finally:
+        assert stop(proc) == 0
+    err = (tmp_path / "err").read_text()
+    assert err.count("no end in the inputs") == 2, err  # lines 4 and 5, once each
+    kept = (tmp_path / "tracecli-rejected.jsonl").read_bytes().splitlines()
+    assert sorted(orjson.loads(x)["_tracecli"]["line"] for x in kept) == [4, 5]
