@@ -230,8 +230,9 @@ def upload_command(
         typer.Option(
             "--pair-wait",
             metavar="SECONDS",
-            help="--follow, auto mode, Weave: how long a start waits for its end before it "
-            f"goes as a running call (default {shown_default('pair_wait')}).",
+            help="--follow: how long a start waits for its end before it goes as a running "
+            "call (--mode auto) or is reported as having no end (--mode complete, Freeplay) "
+            f"(default {shown_default('pair_wait')}; 0: no wait).",
             show_default=False,
         ),
     ] = None,

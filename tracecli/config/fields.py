@@ -277,8 +277,8 @@ FIELDS: dict[str, Field] = {
         Field(
             "pair_wait",
             parse_wait,
-            "upload --follow, auto mode, Weave: how long a start waits for its end before it "
-            "goes as a running call (0: at once)",
+            "upload --follow: how long a start waits for its end before it goes as a running "
+            "call (auto mode) or is reported as having no end (complete mode, Freeplay)",
             env=("TRACECLI_PAIR_WAIT",),
             default=PAIR_WAIT,
         ),
