@@ -216,3 +216,29 @@ def test_a_source_resumed_at_an_offset_reads_only_the_rest(tmp_path):
     gz = tmp_path / "a.jsonl.gz"
     gz.write_bytes(gzip.compress(f.read_bytes()))
     assert not Source.open(str(gz)).resume_at(len(head), 3)  # gzip: read whole, skipped
+
+
+def test_cron_runs_after_a_bad_line_send_only_what_is_new_and_name_it_once_a_run(tmp_path, proxied):
+    """A line that is not JSON in the middle of a file that grows (cron, no --follow): every
+    run sends only the new records (the bad line holds the resume point, so a run reads the
+    file again from it, but the stored records after it are skipped, never sent again) and
+    says the bad line once, as file:line, with exit 1; the rejected file holds it once."""
+    serve, proxy = proxied
+    calls = gen_calls(200, seed=37)
+    app = tmp_path / "app.jsonl"
+    app.write_bytes(whole(calls[:50]) + b'{"type": "call", not json\n' + whole(calls[50:100]))
+    for n, new in enumerate((calls[100:150], calls[150:])):
+        r = run_cli("upload", str(app), "--server", proxy.url, "--format", "json", cwd=tmp_path)
+        assert r.returncode == 1, r.stderr
+        out = orjson.loads(r.stdout)
+        assert (out["uploaded"], out["rejected"]) == (100 if n == 0 else 50, 1)
+        assert r.stderr.count(f"{app}:51: error:") == 1, r.stderr
+        assert "Traceback" not in r.stderr
+        kept = (tmp_path / "tracecli-rejected.jsonl").read_bytes().splitlines()
+        assert [orjson.loads(x)["_tracecli"]["line"] for x in kept] == [51]
+        with app.open("ab") as f:
+            f.write(whole(new))
+    r = run_cli("upload", str(app), "--server", proxy.url, "--format", "json", cwd=tmp_path)
+    assert orjson.loads(r.stdout)["uploaded"] == 50
+    assert sent(proxy) == ids(calls)  # every call once, none twice
+    assert diff_calls(calls, read_back(serve.url)) == []

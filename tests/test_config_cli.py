@@ -53,11 +53,16 @@ def test_show_text(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         ("concurrency", "2", "env TRACECLI_CONCURRENCY"),
         ("max_retry_time", "300", "default"),
         ("max_outage", "60", "default"),
+        ("flush_interval", "1", "default"),
+        ("pair_wait", "30", "default"),
+        ("follow_status_every", "30", "default"),
+        ("follow_max_outage", "-", "default"),
+        ("poll", "false", "default"),
         ("rejected", "tracecli-rejected.jsonl", "default"),
         ("ca_bundle", "-", "default"),
         ("allow_insecure", "false", "default"),
     ]
-    expected = [f"{n:<14}  {v:<{w}}  {s}" for n, v, s in rows]
+    expected = [f"{n:<19}  {v:<{w}}  {s}" for n, v, s in rows]
     expected += ["", f"files: {project / 'tracecli.yaml'}"]
     assert out.splitlines() == expected
     assert KEY not in out

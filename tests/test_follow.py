@@ -141,13 +141,14 @@ def test_ctrl_c_exits_130_and_a_bad_server_exits_2(tmp_path):
     assert r.returncode == 2 and "--dry-run" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_a_half_written_line_waits_and_a_bad_line_is_said_once(tmp_path):
+@pytest.mark.parametrize("watch", [(), ("--poll",)], ids=["events", "polling"])
+def test_a_half_written_line_waits_and_a_bad_line_is_said_once(tmp_path, watch):
     calls = gen_calls(3, seed=53)
     app = tmp_path / "app.jsonl"
     first = line("call", {**calls[0][0], **calls[0][1]})
     app.write_bytes(first + b'{"type": "call", not json\n')
     with tracecli_serve(tmp_path / "serve") as serve, FaultProxy(serve.url) as proxy:
-        proc = start_follower(tmp_path, proxy.url, app, extra=("-v",))
+        proc = start_follower(tmp_path, proxy.url, app, extra=("-v", *watch))
         try:
             wait_for(lambda: len(received(proxy)) == 1, 30, proc)
             half = line("call", {**calls[1][0], **calls[1][1]})
@@ -390,3 +391,26 @@ def test_follow_needs_files_not_stdin(tmp_path):
         stdin=subprocess.DEVNULL,
     )
     assert r.returncode == 2 and "stdin" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_complete_mode_waits_for_an_end_appended_later(tmp_path):
+    """--mode complete sends completed calls only: a start waits (--pair-wait) for its end
+    rather than being rejected at once, and the two go as one completed call."""
+    calls = gen_calls(2, seed=57)
+    app = tmp_path / "app.jsonl"
+    app.write_bytes(line("call", {**calls[0][0], **calls[0][1]}) + line("start", calls[1][0]))
+    with tracecli_serve(tmp_path / "serve") as serve, FaultProxy(serve.url) as proxy:
+        proc = start_follower(tmp_path, proxy.url, app, extra=("--mode", "complete"))
+        try:
+            wait_for(lambda: len(received(proxy)) == 1, 30, proc)
+            time.sleep(2.0)
+            with app.open("ab") as f:
+                f.write(line("end", calls[1][1]))
+            wait_for(lambda: len(received(proxy)) == 2, 30, proc)
+        finally:
+            assert stop(proc) == 0
+        assert proxy.sends(calls[1][0]["id"], "complete") == 1
+        assert proxy.duplicates() == 0
+        assert diff_calls(calls, read_back(serve.url)) == []
+    assert "no end" not in (tmp_path / "follow0.err").read_text()
+    assert not (tmp_path / "tracecli-rejected.jsonl").exists()

@@ -398,3 +398,26 @@ def test_settled_acks_are_compacted_and_still_counted(tmp_path):
         st = j.file(f)
         assert st.acked == 3 * BLOCK_LINES // 2 and st.compacted == BLOCK_LINES - 1
         assert st.resume_offset == f.stat().st_size
+
+
+def test_lines_appended_while_a_run_reads_keep_their_acks_in_the_next_run(tmp_path):
+    """A run registers the file, then reads further than that (the app appended in between:
+    `upload --follow` wakes as the app writes) and acks those lines too. The resume point
+    must not pass the size the run registered: the next run would find it beyond the
+    stored size, start from 0 and, its early acks compacted away, send them all again."""
+    f = make(tmp_path, lines=BLOCK_LINES + 100)
+    with Journal.open(server=SERVER, project=None) as j:
+        j.file(f)  # registered at this size
+        with f.open("a") as out:  # the app appends before the run reads the end
+            out.write("".join(f'{{"n": {i}}}\n' for i in range(100)))
+        j.ack(f, range(1, BLOCK_LINES + 201))  # the run read and stored every line
+    with f.open("a") as out:
+        out.write('{"n": "new"}\n')
+    with Journal.open(server=SERVER, project=None) as j:
+        st = j.file(f)
+        assert st.appended and not st.changed
+        assert st.resume_line > BLOCK_LINES  # not back to the start
+        acked = j.acked(f)
+        missing = [n for n in range(st.resume_line + 1, BLOCK_LINES + 201) if n not in acked]
+        assert missing == []  # every stored line is known as stored
+        assert st.acked == BLOCK_LINES + 200

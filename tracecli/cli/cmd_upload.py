@@ -199,17 +199,27 @@ def upload_command(
         typer.Option(
             "--flush-interval",
             metavar="SECONDS",
-            help="--follow: seconds between looks at the inputs (default 1).",
+            help="--follow: the longest time between two looks at the inputs; file events "
+            f"wake it sooner (default {shown_default('flush_interval')}).",
             show_default=False,
         ),
     ] = None,
+    poll: Annotated[
+        bool,
+        typer.Option(
+            "--poll",
+            help="--follow: look every --flush-interval only, without file events (for "
+            "network filesystems).",
+        ),
+    ] = False,
     pair_wait: Annotated[
         str | None,
         typer.Option(
             "--pair-wait",
             metavar="SECONDS",
-            help="--follow, auto mode: how long a start waits for its end before it goes "
-            "as a running call (default 30).",
+            help="--follow: how long a start waits for its end before it goes as a running "
+            "call (--mode auto) or is reported as having no end (--mode complete, Freeplay) "
+            f"(default {shown_default('pair_wait')}; 0: no wait).",
             show_default=False,
         ),
     ] = None,
@@ -241,6 +251,9 @@ def upload_command(
             "concurrency": concurrency,
             "max_retry_time": max_retry_time,
             "max_outage": max_outage,
+            "flush_interval": flush_interval,
+            "pair_wait": pair_wait,
+            "poll": poll or None,
             "rejected": rejected,
             "ca_bundle": ca_bundle,
             "allow_insecure": allow_insecure or None,
@@ -282,14 +295,7 @@ def upload_command(
         from tracecli.cli.follow_view import run_follow
 
         code = run_follow(
-            paths,
-            opts,
-            err,
-            flush_interval=flush_interval,
-            pair_wait=pair_wait,
-            max_outage=settings.max_outage if max_outage is not None else None,
-            quiet=quiet,
-            json_status=output is OutputFormat.json,
+            paths, opts, err, settings, quiet=quiet, json_status=output is OutputFormat.json
         )
         shown.close()
         raise typer.Exit(code)

@@ -5,7 +5,6 @@ journal), or one JSON object a line with `--format json` (for log collectors).""
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from typing import Any
@@ -14,22 +13,9 @@ from rich.console import Console
 
 from tracecli.cli.common import say, write_stdout
 from tracecli.cli.safe import safe_text
-from tracecli.config.fields import FIELDS, BadValue
-from tracecli.diagnostics import UsageError
+from tracecli.config.settings import Settings
 from tracecli.upload.api import UploadOptions
-from tracecli.upload.follow import FollowOptions, FollowStatus, follow
-
-
-def _setting(name: str, flag: str | None) -> Any:
-    """--flag, else its TRACECLI_ variable, else the default of the settings table."""
-    f = FIELDS[name]
-    for value, where in ((flag, f.flag), *((os.environ.get(e), e) for e in f.env)):
-        if value is not None and value.strip():
-            try:
-                return f.parse(value)
-            except BadValue as exc:
-                raise UsageError(f"{where}: {name} {exc}") from None
-    return f.default
+from tracecli.upload.follow import FollowOptions, FollowStatus, follow, pair_wait_applies
 
 
 def status_json(s: FollowStatus) -> dict[str, Any]:
@@ -45,6 +31,7 @@ def status_json(s: FollowStatus) -> dict[str, Any]:
         "open_calls": s.open_calls,
         "lag_s": round(s.lag_s, 3),
         "passes": s.passes,
+        "watching": s.watching,
         "outage_since": s.outage_since,
         "last_error": s.last_error,
     }
@@ -64,8 +51,12 @@ def status_line(s: FollowStatus) -> str:
 
 
 class _View:
-    def __init__(self, err: Console, *, quiet: bool, json_status: bool, every: float) -> None:
+    def __init__(
+        self, err: Console, *, quiet: bool, json_status: bool, every: float, flush_interval: float
+    ) -> None:
         self.err = err
+        self.flush_interval = flush_interval
+        self.watch_note_said = False
         self.quiet = quiet
         self.json = json_status
         self.every = every
@@ -76,6 +67,16 @@ class _View:
 
     def __call__(self, s: FollowStatus) -> None:
         now = time.monotonic()
+        if s.watch_note and not self.watch_note_said and not self.quiet:  # JSON mode too
+            self.watch_note_said = True
+            every = f"{self.flush_interval:g}"
+            say(
+                self.err,
+                safe_text(
+                    f"tracecli: warning: no file events: {s.watch_note}; looking at the inputs "
+                    f"every {every} s instead (--flush-interval)"
+                ),
+            )
         if s.outage_since is not None and not self.outage and not self.json:
             say(self.err, f"tracecli: warning: {s.last_error}; retrying with backoff")
         self.outage = s.outage_since is not None
@@ -99,24 +100,46 @@ class _View:
             write_stdout(json.dumps(status_json(s)))
 
 
+def follow_options(settings: Settings) -> FollowOptions:
+    """The follow settings, resolved like every other (flag > environment > files > default).
+    Giving up is `follow_max_outage` (default: never, as a sidecar must outlive a server
+    restart), or `--max-outage` given on the command line; `max_outage` from the
+    environment or a file keeps its one meaning, when a pass calls the server down."""
+    give_up = settings.follow_max_outage
+    if settings.origin("max_outage").kind == "flag":
+        give_up = settings.max_outage
+    return FollowOptions(
+        flush_interval=settings.flush_interval,
+        pair_wait=settings.pair_wait,
+        max_outage=give_up,
+        poll=settings.poll,
+    )
+
+
 def run_follow(
     paths: list[str],
     opts: UploadOptions,
     err: Console,
+    settings: Settings,
     *,
-    flush_interval: str | None,
-    pair_wait: str | None,
-    max_outage: float | None,
     quiet: bool,
     json_status: bool,
 ) -> int:
-    fopts = FollowOptions(
-        flush_interval=_setting("flush_interval", flush_interval),
-        pair_wait=_setting("pair_wait", pair_wait),
-        max_outage=max_outage,
+    fopts = follow_options(settings)
+    if settings.origin("pair_wait").kind != "default" and not pair_wait_applies(opts):
+        say(
+            err,
+            f"tracecli: warning: {settings.origin('pair_wait')}: pair_wait applies to --mode "
+            f"auto and complete and to Freeplay (--mode {opts.mode} sends a start as it is "
+            "read): ignored",
+        )
+    view = _View(
+        err,
+        quiet=quiet,
+        json_status=json_status,
+        every=settings.follow_status_every,
+        flush_interval=fopts.flush_interval,
     )
-    every = _setting("follow_status_every", None)
-    view = _View(err, quiet=quiet, json_status=json_status, every=every)
     final: list[FollowStatus] = []
 
     def on_status(s: FollowStatus) -> None:

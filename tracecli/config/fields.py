@@ -30,6 +30,9 @@ CONCURRENCY = 4  # requests in flight
 MAX_CONCURRENCY = 64
 MAX_RETRY_TIME = 300.0  # seconds to keep retrying one request, from its first attempt
 MAX_OUTAGE = 60.0  # no answer to any request for this long: the server is down, stop
+FLUSH_INTERVAL = 1.0  # upload --follow: the longest time between two looks at the inputs
+PAIR_WAIT = 30.0  # upload --follow, auto mode: how long a start waits for its end
+FOLLOW_STATUS_EVERY = 30.0  # upload --follow without a terminal: seconds between status lines
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$", re.IGNORECASE)
@@ -144,6 +147,20 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
+def parse_wait(value: Any) -> float:
+    """Seconds, as `parse_duration`, where 0 is allowed (no waiting at all)."""
+    if (isinstance(value, int | float) and not isinstance(value, bool) and value == 0) or (
+        isinstance(value, str) and (m := _DURATION_RE.match(value)) and float(m.group(1)) == 0
+    ):
+        return 0.0
+    try:
+        return parse_duration(value)
+    except BadValue:
+        raise BadValue(
+            f"must be a duration of 0 or more (0, 30, 1m); got {_describe(value)}"
+        ) from None
+
+
 def parse_bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -253,24 +270,40 @@ FIELDS: dict[str, Field] = {
         Field(
             "flush_interval",
             parse_duration,
-            "upload --follow: seconds between looks at the inputs (the latency added)",
+            "upload --follow: the longest time between two looks at the inputs (file events "
+            "wake it sooner)",
             env=("TRACECLI_FLUSH_INTERVAL",),
-            default=1.0,
+            default=FLUSH_INTERVAL,
         ),
         Field(
             "pair_wait",
-            parse_duration,
-            "upload --follow, auto mode: how long a start waits for its end before it goes "
-            "as a running call",
+            parse_wait,
+            "upload --follow: how long a start waits for its end before it goes as a running "
+            "call (auto mode) or is reported as having no end (complete mode, Freeplay)",
             env=("TRACECLI_PAIR_WAIT",),
-            default=30.0,
+            default=PAIR_WAIT,
         ),
         Field(
             "follow_status_every",
             parse_duration,
             "upload --follow without a terminal: seconds between status lines",
             env=("TRACECLI_FOLLOW_STATUS_EVERY",),
-            default=30.0,
+            default=FOLLOW_STATUS_EVERY,
+        ),
+        Field(
+            "follow_max_outage",
+            parse_duration,
+            "upload --follow: give up (exit 1) when no pass got through for this long; "
+            "default: never (--max-outage on the command line sets it too)",
+            env=("TRACECLI_FOLLOW_MAX_OUTAGE",),
+        ),
+        Field(
+            "poll",
+            parse_bool,
+            "upload --follow: look every flush interval only, without file events (network "
+            "filesystems)",
+            env=("TRACECLI_POLL",),
+            default=False,
         ),
         Field(
             "rejected",

@@ -176,6 +176,11 @@ class Settings:
     concurrency: int
     max_retry_time: float
     max_outage: float
+    flush_interval: float
+    pair_wait: float
+    follow_status_every: float
+    follow_max_outage: float | None
+    poll: bool
     rejected: Path
     ca_bundle: Path | None
     allow_insecure: bool
@@ -185,8 +190,9 @@ class Settings:
 
     NAMES = (
         "profile", "target", "server", "project", "api_key", "db", "mode", "chunk_size",
-        "chunk_bytes", "concurrency", "max_retry_time", "max_outage",
-        "rejected", "ca_bundle", "allow_insecure",
+        "chunk_bytes", "concurrency", "max_retry_time", "max_outage", "flush_interval",
+        "pair_wait", "follow_status_every", "follow_max_outage", "poll", "rejected", "ca_bundle",
+        "allow_insecure",
     )  # fmt: skip
 
     def origin(self, name: str) -> Origin:

@@ -10,7 +10,7 @@ resume journal, or to write them as they were read to the rejected file).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,10 +56,14 @@ class FreeplayPieces:
         *,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
         strict: bool = False,
+        defer_start: Callable[[str], bool] | None = None,
     ) -> None:
         self.sources = list(sources)
         self.memory_budget = memory_budget
         self.strict = strict
+        # upload --follow: a start without its end that may still wait for it (pair_wait)
+        # is left alone, neither sent nor rejected: the next pass reads it again
+        self.defer_start = defer_start
         self.converted = 0  # Weave calls converted
         self.tool_names = ToolNames()
 
@@ -70,6 +74,8 @@ class FreeplayPieces:
                 for item in source:
                     yield from self._one(pairer, i, item)
             for half in pairer.leftovers():
+                if half.kind == "start" and self.defer_start and self.defer_start(half.call_id):
+                    continue
                 yield self._lone(half)
 
     # -- one input record ---------------------------------------------------------------

@@ -198,6 +198,8 @@ class Source:
     # the part an earlier run stored (see `resume_at`).
     start_offset: int = 0
     start_line: int = 0
+    # upload --follow: a last line without its newline is still being written; not read
+    whole_lines: bool = False
     _raw: IO[bytes] | None = field(default=None, repr=False)
 
     @classmethod
@@ -289,6 +291,8 @@ class Source:
             self.bytes_read = self.start_offset
         try:
             for raw in stream:
+                if self.whole_lines and not raw.endswith(b"\n"):
+                    break  # the writer is in the middle of it: the next pass reads it whole
                 lineno += 1
                 if plain:
                     self.bytes_read += len(raw)

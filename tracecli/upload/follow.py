@@ -1,9 +1,10 @@
 """`tracecli upload --follow`: keep shipping trace files as the app appends to them.
 
-Not a second pipeline: every time the inputs changed (polled every `flush_interval`, see
-`tracecli.inputs.watch`) the follow loop runs one ordinary `upload` pass over them, and the
-resume journal makes each pass read and send only what is new (an append is a seek, a
-rotated or truncated file is recognised; see `upload.journal`). So everything a single
+Not a second pipeline: every time the inputs changed (looked at when a file event wakes
+the loop, and at least every `flush_interval`; see `tracecli.inputs.watch`) the follow
+loop runs one ordinary `upload` pass over them, and the resume journal makes each pass
+read and send only what is new (an append is a seek, a rotated or truncated file is
+recognised; see `upload.journal`). So everything a single
 upload guarantees — validation, pairing, chunking, retries, the rejected file, acks
 journaled as they come — holds here too, and a restart (after SIGTERM, a crash, `kill -9`)
 resumes exactly where the journal says.
@@ -12,7 +13,8 @@ What follow adds:
 - Pairing with patience: a start whose end is not written yet waits (is not sent; the
   journal keeps the resume point before it, so the next pass reads it again) for up to
   `pair_wait` seconds from when it was first read, so most calls still go as completed
-  calls; after that it goes as a running call and its end follows alone.
+  calls; after that it goes as a running call and its end follows alone (Weave), or is
+  rejected as having no end yet (Freeplay; see `pair_wait_applies`).
 - Outages: a pass that cannot reach the server, or that the outage stop ended, is retried
   with a capped backoff, said once per change of state, for as long as `max_outage` allows
   (None: forever, as a sidecar must outlive a server restart).
@@ -36,20 +38,25 @@ from pathlib import Path
 import orjson
 
 from tracecli.diagnostics import Diagnostic, UsageError
-from tracecli.inputs.watch import Snapshot, Watcher
+from tracecli.inputs.watch import FileEvents, Snapshot, Watcher
 from tracecli.upload.api import UploadOptions, UploadReport, upload
 from tracecli.upload.rejected import DEFAULT_NAME
 
 BACKOFF_FIRST = 1.0  # seconds before the first retry of a pass that met an outage
 BACKOFF_MAX = 30.0  # the cap: a sidecar checks again at least this often
+# File events can wake the loop ~10 times a second while the app writes; a pass costs tens
+# of milliseconds of CPU whatever it sends, so under load passes start at most this often
+# (records then go in bigger chunks). A lone write still goes at once.
+MIN_PASS_GAP = 0.25
 SEEN_LIMIT = 100_000  # diagnostics said once: forget them all beyond this many (memory)
 
 
 @dataclass(slots=True)
 class FollowOptions:
-    flush_interval: float = 1.0  # seconds between polls (and so the added latency)
+    flush_interval: float = 1.0  # the longest time between two looks (and so the latency)
     pair_wait: float = 30.0  # auto mode: how long a start waits for its end
     max_outage: float | None = None  # give up after this long without a good pass
+    poll: bool = False  # no file events: look every flush_interval only (network filesystems)
 
 
 @dataclass(slots=True)
@@ -65,6 +72,8 @@ class FollowStatus:
     lag_s: float = 0.0  # how long the oldest change not yet shipped has waited
     open_calls: int = 0  # starts waiting for their end
     files: int = 0
+    watching: str = "polling"  # "events" while file events wake the loop early
+    watch_note: str | None = None  # why it polls, when it was not chosen
     last_error: str | None = None
     outage_since: float | None = None  # wall time the current outage began
     started: float = field(default_factory=time.time)
@@ -74,8 +83,8 @@ class _Signals:
     """SIGTERM/SIGINT between passes (a pass installs its own handler and is interrupted
     by the same signals, see upload.report.Interrupt)."""
 
-    def __init__(self) -> None:
-        self.event = threading.Event()
+    def __init__(self, wake: threading.Event) -> None:
+        self.event = wake  # the loop's wait: a signal ends it at once
         self.signum: int | None = None
 
     def __call__(self, signum: int, frame: object) -> None:
@@ -181,6 +190,29 @@ class _Rejects:
             self.pass_path.unlink()
 
 
+def pair_wait_applies(opts: UploadOptions) -> bool:
+    """Whether a start waits for its end (`pair_wait`): in Weave's auto mode, where the
+    wait lets it go as one completed call (after it, it goes as a running call); in
+    complete mode and for Freeplay, which take finished calls only (a start still alone
+    when the wait ends is rejected as having no end, yet read again by later passes, which
+    send it with its end if that comes). Batch, single and otel modes send a start as it
+    is read, by design."""
+    return opts.target == "freeplay" or opts.mode in ("auto", "complete")
+
+
+def _next_look(
+    now: float, flush_interval: float, pending: float | None, due: float | None
+) -> float:
+    """Seconds to wait before the next look unless an event wakes the loop: the flush interval
+    at most, less when a change waits for its pass (a retry, the gap between passes) or a
+    start's patience ends sooner (monotonic times)."""
+    wait = flush_interval
+    for t in (pending, due):
+        if t is not None and t > now:
+            wait = min(wait, t - now)
+    return max(wait, 0.01)
+
+
 def _outage(exc: BaseException) -> bool:
     return isinstance(exc, UsageError) and "cannot reach the server" in str(exc)
 
@@ -208,46 +240,56 @@ def follow(
     watcher = Watcher(list(paths))
     rejects = _Rejects(Path(opts.rejected if opts.rejected is not None else DEFAULT_NAME))
     own = {os.path.realpath(rejects.path), os.path.realpath(rejects.pass_path)}
-    patience = _Patience(fopts.pair_wait if opts.mode == "auto" else 0.0)
+    waits = pair_wait_applies(opts)
+    patience = _Patience(fopts.pair_wait if waits else 0.0)
     pass_opts = replace(
         opts,
         on_diagnostic=_once(opts.on_diagnostic),
-        defer_start=patience if opts.mode == "auto" and fopts.pair_wait > 0 else None,
+        defer_start=patience if waits and fopts.pair_wait > 0 else None,
         jobs=0,  # a pass reads what was appended: small; no worker processes per pass
         follow=True,
         rejected=rejects.pass_path,
         on_signal=lambda signum: signals(signum, None),  # a signal a pass caught late
     )
     status = FollowStatus()
-    signals = _Signals()
+    wake = threading.Event()  # set by a signal or a file event: look now
+    signals = _Signals(wake)
     restore = signals.install()
+    events = None if fopts.poll else FileEvents(watcher.paths, wake)
     last: Snapshot | None = None
     changed_at: float | None = None  # monotonic time of the oldest change not shipped yet
     retry_at = 0.0
+    pass_at = -MIN_PASS_GAP  # when the last pass started (monotonic)
     backoff = BACKOFF_FIRST
     good_pass_at = time.monotonic()
     rate_window: list[tuple[float, int]] = []
     try:
         while True:
-            if signals.event.is_set():
+            if signals.signum is not None:
                 return 0 if signals.signum == signal.SIGTERM else 130
+            wake.clear()  # before the look: a change after it wakes the next wait
             now = time.monotonic()
             snap = watcher.scan()
             status.files = len(snap.files)
+            if events is not None:
+                events.refresh()  # folders that appeared are watched from now on
+                status.watching, status.watch_note = events.mode, events.reason
             if snap != last and changed_at is None:
                 changed_at = now
             due = patience.next_due()
+            not_before = max(retry_at, pass_at + min(MIN_PASS_GAP, fopts.flush_interval))
             run_now = (
                 snap.files
-                and now >= retry_at
+                and now >= not_before
                 and (changed_at is not None or (due is not None and now >= due))
             )
             if run_now:
+                pass_at = now
                 patience.new_pass()
                 inputs = [f for f in snap.files if os.path.realpath(f) not in own]
                 if not inputs:  # only our own rejected file matched: nothing to ship
                     last, changed_at = snap, None
-                    signals.event.wait(fopts.flush_interval)
+                    wake.wait(fopts.flush_interval)
                     continue
                 try:
                     report = upload(inputs, pass_opts)
@@ -300,6 +342,10 @@ def follow(
             status.lag_s = 0.0 if changed_at is None else time.monotonic() - changed_at
             if on_status is not None:
                 on_status(status)
-            signals.event.wait(fopts.flush_interval)
+            pending = not_before if changed_at is not None else None  # a change waits for it
+            pause = _next_look(time.monotonic(), fopts.flush_interval, pending, patience.next_due())
+            wake.wait(pause)
     finally:
         restore()
+        if events is not None:
+            events.close()

@@ -268,6 +268,7 @@ class _FreeplayRun:
                 self.acked.append(AckSet())
             src: Any = Source.open(path, self.opts.input_format)
             src.refuse_foreign = True  # another tool's format: said once, not per line
+            src.whole_lines = self.opts.follow  # a half-written last line waits (--follow)
             if src.foreign_kind == OTLP:  # OpenTelemetry spans: as the calls they become
                 src = self._otlp(i, src)
             elif self.journal is not None and src.resume_at(st.resume_offset, st.resume_line):
@@ -287,7 +288,10 @@ class _FreeplayRun:
                 t.start()
         pieces = iter(
             FreeplayPieces(
-                self.sources, memory_budget=self.opts.memory_budget, strict=self.opts.strict
+                self.sources,
+                memory_budget=self.opts.memory_budget,
+                strict=self.opts.strict,
+                defer_start=self.opts.defer_start,
             )
         )
         complete = False

@@ -567,6 +567,11 @@ class Journal:
                 for raw in f:
                     if not raw.endswith(b"\n"):
                         break  # still being written
+                    if off + len(raw) > ident.size:
+                        # appended after this run registered the file: the next run checks
+                        # the file up to the registered size, so the resume point stays
+                        # within it (the acks beyond keep those lines from being sent again)
+                        break
                     if line + 1 not in acks and line + 1 not in passed and raw.strip():
                         break
                     if hold is not None and held is None and line + 1 >= hold:
