@@ -1,7 +1,7 @@
 """One pass of `upload` over the inputs: the reading loop, pairing and chunking.
 
 `Run.read_all` reads the inputs in blocks of lines; each block is validated and encoded by
-`upload_blocks.prepare_lines` (in a process pool on big inputs, else right here: the same
+`blocks.prepare_lines` (in a process pool on big inputs, else right here: the same
 code either way) and its entries are consumed here in input order: the cross-record checks
 (`CrossChecker`, fed the facts already computed), pairing, chunking (upload_units says
 which request each call becomes under --mode), and handing full chunks to the `Sender`.
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from tracecli.check.cross import CrossChecker, refused_id
 from tracecli.check.pairing import DUPLICATE, Half, Pairer
 from tracecli.diagnostics import Diagnostic, Location, Severity, UsageError
+from tracecli.inputs.blocks import plan_ranges, read_blocks
 from tracecli.inputs.reader import (
     FILE_FORMAT,
     STDIN,
@@ -41,7 +42,17 @@ from tracecli.inputs.reader import (
 from tracecli.inputs.watch import whole_lines_end
 from tracecli.inputs.workers import fork_pool, stop_pool
 from tracecli.otel.calls import SpanCalls
-from tracecli.upload.blocks import Entry, prepare, prepare_lines, prepare_range
+from tracecli.upload.blocks import (
+    Bad,
+    Entry,
+    FreeplayRecord,
+    Ok,
+    Pair,
+    Prepared,
+    prepare,
+    prepare_lines,
+    prepare_range,
+)
 from tracecli.upload.fates import Fates
 from tracecli.upload.journal import AckSet, Journal
 from tracecli.upload.originals import entry_original, half_original
@@ -49,7 +60,6 @@ from tracecli.upload.otlp import OTLP, OtlpFates, feed_otel, feed_upload
 from tracecli.upload.rejected import RejectedWriter
 from tracecli.upload.report import FileReport, Progress, UploadOptions, UploadReport
 from tracecli.upload.units import complete_unit, lone_unit, pair_unit
-from tracecli.upload.validate_blocks import plan_ranges, read_blocks
 from tracecli.wire.chunking import Chunker, Unit
 from tracecli.wire.encode import (
     complete_route,
@@ -360,11 +370,11 @@ class Run:
     def _finish_block(self) -> None:
         block = self.pending.popleft()
         try:
-            n_lines, records, entries = _wait(block.result, self.interrupted)
+            got: Prepared = _wait(block.result, self.interrupted)
         except BrokenProcessPool:
             # a worker died (killed, out of memory): finish this run in this process
             self._close_pool()
-            n_lines, records, entries = block.fn(*block.args)
+            got = block.fn(*block.args)
             self.pending = deque(
                 _Block(b.src, _Done(b.fn(*b.args)), b.fn, b.args, b.done_bytes, b.last)
                 for b in self.pending
@@ -373,9 +383,9 @@ class Run:
             return
         i = block.src
         base = self.line_base[i]
-        self.line_base[i] += n_lines
-        self.file_reports[i].records += records
-        self._consume(i, base, entries)
+        self.line_base[i] += got.lines
+        self.file_reports[i].records += got.records
+        self._consume(i, base, got.entries)
         self.bytes_done[i] = block.done_bytes
         self._progress()
 
@@ -396,54 +406,67 @@ class Run:
         any_acked = len(acked) > 0
         out: list[Diagnostic] = []
         for e in entries:
-            line = base + e[0]
-            tag = e[1]
-            if tag == "ok":
-                kind = e[2]
-                feed_call(path, line, kind, e[4], e[6], e[7], e[8], e[9], out)
-                warnings = e[14]
-                if out or warnings:
+            if type(e) is Ok:
+                line = base + e.line
+                feed_call(
+                    path, line, e.kind, e.call_id, e.trace_id, e.parent_id, e.started, e.ended, out
+                )
+                if out or e.warnings:
                     diags = [
-                        Diagnostic(path, line, f, c, Severity.WARNING, m) for f, c, m in warnings
+                        Diagnostic(path, line, f, c, Severity.WARNING, m) for f, c, m in e.warnings
                     ]
                     diags.extend(out)
                     out.clear()
                     if strict:
                         diags = [d.as_error() for d in diags]
                     if any(d.severity is Severity.ERROR for d in diags):
-                        self._refuse(kind, e[4], i, line)
+                        self._refuse(e.kind, e.call_id, i, line)
                         self.fates.invalid(entry_original(e), path, line, diags)
                         continue
                     self.fates.warn(diags)
-                self._take(e, i, line, any_acked and line in acked)
-            elif tag == "pair":
+                done = any_acked and line in acked
+                if done:
+                    self._skipped(i, 1)
+                self._take_half(_half(e, i, line, done))
+            elif type(e) is Pair:
                 self._pair(e, i, base, path, out)
-            elif tag == "bad":
-                _, _, value, diag_tuples, cid = e
+            elif type(e) is Bad:
+                line = base + e.line
+                cid = e.refused_id
                 if cid is not None:
                     checker.note_refused_id(path, line, cid)
-                    self._refuse(refused_id(value)[0], cid, i, line)
-                diags = [Diagnostic(path, line, f, c, s, m) for f, c, s, m in diag_tuples]
-                self.fates.invalid(value, path, line, diags)
-            else:  # freeplay
+                    self._refuse(refused_id(e.original)[0], cid, i, line)
+                diags = [Diagnostic(path, line, f, c, s, m) for f, c, s, m in e.diags]
+                self.fates.invalid(e.original, path, line, diags)
+            elif type(e) is FreeplayRecord:
                 self.fates.rejected_now(
-                    [(e[2], i, line)],
+                    [(e.value, i, base + e.line)],
                     "a Freeplay record: send it with `tracecli upload --target freeplay`",
                 )
             late = drain()
             if late:
                 self.fates.late(late)
 
-    def _pair(self, e: Entry, i: int, base: int, path: str, out: list[Diagnostic]) -> None:
+    def _pair(self, p: Pair, i: int, base: int, path: str, out: list[Diagnostic]) -> None:
         """A start and its end from one block: checked as one, sent without pairing."""
-        (ls, _, cid, project, tid, pid, started, ended, le) = e[:9]
-        line_s, line_e = base + ls, base + le
-        self.checker.feed_pair(path, line_s, cid, tid, pid, started, ended, line_e, out)
+        line_s, line_e = base + p.line, base + p.end_line
+        cid, project = p.call_id, p.project
+        self.checker.feed_pair(
+            path, line_s, cid, p.trace_id, p.parent_id, p.started, p.ended, line_e, out
+        )
         acked = self.acked_lines[i]
         done_s = line_s in acked if acked else False
         done_e = line_e in acked if acked else False
-        s = Half("start", cid, project, e[10], b"", e[11], i, line_s, e[9], done_s, None, e[12])
-        h = Half("end", cid, project, e[14], e[15], e[16], i, line_e, e[13], done_e, None, e[17])
+        # positional: this runs for nearly every call, and a keyword call of a slotted
+        # class costs about three times as much (see `_half`)
+        s = Half(
+            "start", cid, project, p.start_body, b"", p.start_flag, i, line_s, p.start_shape,
+            done_s, p.start_orig,
+        )  # fmt: skip
+        h = Half(
+            "end", cid, project, p.end_body, p.end_tail, p.end_flag, i, line_e, p.end_shape,
+            done_e, p.end_orig,
+        )  # fmt: skip
         if not out:
             if done_s or done_e:
                 self._skipped(i, int(done_s) + int(done_e))
@@ -486,14 +509,6 @@ class Run:
     def _skipped(self, i: int, n: int) -> None:
         self.report.skipped += n
         self.file_reports[i].skipped += n
-
-    def _take(self, e: Entry, src: int, line: int, done: bool) -> None:
-        (_, _, kind, shape, cid, project, _, _, _, _, body, tail, flag, orig, _) = e
-        if done:
-            self._skipped(src, 1)
-        self._take_half(
-            Half(kind, cid, project, body, tail, flag, src, line, shape, done, None, orig)
-        )
 
     def _take_half(self, half: Half) -> None:
         if half.kind == "complete":
@@ -636,6 +651,15 @@ class Run:
     def close(self) -> None:
         self.report.records = sum(f.records for f in self.file_reports)
         self.pairer.close()
+
+
+def _half(e: Ok, src: int, line: int, done: bool) -> Half:
+    """The pairing's view of a valid record: its place in the inputs and whether an
+    earlier run stored it. Built positionally: this runs twice per call, and a keyword
+    call of a slotted class costs about three times as much."""
+    return Half(
+        e.kind, e.call_id, e.project, e.body, e.tail, e.flag, src, line, e.shape, done, e.orig
+    )
 
 
 def _status(target: object) -> str | None:
