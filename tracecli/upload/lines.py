@@ -48,32 +48,32 @@ def decoded(lines: list[bytes], data: bytes) -> Iterator[tuple[int, bytes, Any, 
     "json" error as its one extra.
     """
     wide = may_hold_wide_ints(data)
+    loads, none, long_line = _loads, NO_EXTRAS, 2 * DEEP_BRACKETS  # (locals: a hot loop)
     n = 0
     for raw in lines:
         n += 1
-        exact = False
         try:
-            value = _loads(raw)
+            value = loads(raw)
         except _JSONError as exc:
             if not raw.strip():
                 continue
             value = read_exact(raw)
             if value is None:
                 yield n, raw, NOT_JSON, [("", "json", Severity.ERROR, json_error(raw, exc))]
-                continue
-            exact = True
-        if wide and not exact and may_hold_wide_ints(raw):
+            else:
+                yield n, raw, value, line_extras(value, raw, True)
+            continue
+        if wide and may_hold_wide_ints(raw):
             v = widened(value, raw)  # orjson read an integer beyond 64 bits as a float
             if v is not None:
-                value, exact = v, True
-        if exact or (
-            # as many brackets as the nesting needs, opening and closing: lines are seldom
-            # this long (a check at C speed, ~2% of the loop when they are)
-            len(raw) > 2 * DEEP_BRACKETS and may_nest_deep(raw)
-        ):
-            yield n, raw, value, line_extras(value, raw, exact)
+                yield n, raw, v, line_extras(v, raw, True)
+                continue
+        # as many brackets as the nesting needs, opening and closing: lines are seldom
+        # this long (a check at C speed, ~2% of the loop when they are)
+        if len(raw) > long_line and may_nest_deep(raw):
+            yield n, raw, value, line_extras(value, raw, False)
         else:
-            yield n, raw, value, NO_EXTRAS
+            yield n, raw, value, none
 
 
 def plain_refs(raw: bytes) -> bool:
