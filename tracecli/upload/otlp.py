@@ -154,6 +154,11 @@ class OtlpFates(Fates):
             self._journal_lines(chunk.recs)  # settled all the same (frees their bytes)
         super().acked(route, chunk, calls)
 
+    def checked(self, recs: Sequence[int]) -> None:
+        for src, lines in _by_src(recs).items():  # settled all the same (frees their bytes)
+            if src in self.otlp:
+                self.flight.settle(src, lines, True)
+
     def fed(self, src: int, line: int) -> None:
         """A line's records all handed on (see `InFlight.open`): journaled if they were
         all stored already (or it had none)."""

@@ -563,14 +563,19 @@ class Run:
         self._add(unit)
 
     def _add(self, unit: Unit) -> None:
+        sender = self.sender
+        if sender is None:  # a check-only pass (--strict's first): nothing is sent
+            self.fates.checked(unit.recs)
+            return
         for chunk in self.chunker.add(unit):
-            assert self.sender is not None
-            self.sender.submit(chunk, self.interrupted, self._progress)
+            sender.submit(chunk, self.interrupted, self._progress)
 
     def _flush(self) -> None:
+        sender = self.sender
+        if sender is None:
+            return
         for chunk in self.chunker.flush():
-            assert self.sender is not None
-            self.sender.submit(chunk, self.interrupted, self._progress)
+            sender.submit(chunk, self.interrupted, self._progress)
 
     def _count_unsent(self) -> None:
         """The run stops early: the records read but not handed to the sender (open
