@@ -553,7 +553,7 @@ def test_worker_processes_give_the_same_answer_as_one_process(
 ) -> None:
     """Blocks validated and encoded in a process pool: same report, store and rejects."""
     monkeypatch.setattr("tracecli.upload.run.BLOCK_BYTES", 8 * 1024)
-    monkeypatch.setattr("tracecli.upload.run.PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr("tracecli.upload.pool.PARALLEL_MIN_BYTES", 0)
     calls = gen_calls(400, seed=19)
     path = write_flat(tmp_path / "t.jsonl", calls, lag=40)
     lines = path.read_bytes().splitlines()

@@ -30,6 +30,7 @@ from tracecli.targets.local import LocalStoreTarget
 from tracecli.targets.weave import WeaveHttpTarget
 from tracecli.upload.freeplay import upload_freeplay
 from tracecli.upload.journal import Journal
+from tracecli.upload.pool import default_jobs, start_pool
 from tracecli.upload.rejected import DEFAULT_NAME, RejectedWriter, stale_note, upload_inputs
 from tracecli.upload.report import (
     GRACE_SECONDS,
@@ -40,7 +41,7 @@ from tracecli.upload.report import (
     UploadReport,
     halt_line,
 )
-from tracecli.upload.run import Run, default_jobs, start_pool
+from tracecli.upload.run import Run
 from tracecli.upload.sender import Sender
 from tracecli.wire.chunking import Chunker
 

@@ -12,13 +12,12 @@ What then becomes of each record (the sender's workers call back `acked`, `rejec
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -40,7 +39,7 @@ from tracecli.inputs.reader import (
     stream_position,
 )
 from tracecli.inputs.watch import whole_lines_end
-from tracecli.inputs.workers import fork_pool, stop_pool
+from tracecli.inputs.workers import stop_pool
 from tracecli.otel.calls import SpanCalls
 from tracecli.upload.blocks import (
     Bad,
@@ -57,6 +56,7 @@ from tracecli.upload.fates import Fates
 from tracecli.upload.journal import AckSet, Journal
 from tracecli.upload.originals import entry_original, half_original
 from tracecli.upload.otlp import OTLP, OtlpFates, feed_otel, feed_upload
+from tracecli.upload.pool import PENDING_BLOCKS, Block, Done, Interrupted, wait_block
 from tracecli.upload.rejected import RejectedWriter
 from tracecli.upload.report import FileReport, Progress, UploadOptions, UploadReport
 from tracecli.upload.units import complete_unit, lone_unit, pair_unit
@@ -70,63 +70,7 @@ if TYPE_CHECKING:
 
 PROGRESS_EVERY = 0.2  # seconds between progress callbacks
 BLOCK_BYTES = 512 << 10  # lines are read, validated and encoded in blocks of about this size
-PENDING_BLOCKS = 1  # blocks submitted beyond one per worker (each holds ~3x its bytes)
-PARALLEL_MIN_BYTES = 8 << 20  # below this a pool costs more to start than it saves
-JOBS_ENV = "TRACECLI_JOBS"
 _EMPTY: frozenset[int] = frozenset()
-
-
-def default_jobs() -> int:
-    """Worker processes for big inputs: $TRACECLI_JOBS, else one less than the cores this
-    process may use (the reading process is busy too), at most 4; 0 means none."""
-    env = os.environ.get(JOBS_ENV, "").strip()
-    if env:
-        with contextlib.suppress(ValueError):
-            return max(0, int(env))
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(0, min(cores - 1, 4))
-
-
-def start_pool(files: Sequence[str], jobs: int) -> ProcessPoolExecutor | None:
-    """Worker processes forked now, or None (small inputs, one core, not Linux). Must run
-    before any thread starts (see `tracecli.inputs.workers`)."""
-    total = 0
-    for f in files:
-        if f == STDIN:
-            total += PARALLEL_MIN_BYTES  # unknown size: assume it is worth it
-        elif not f.lower().endswith((".yaml", ".yml", ".yaml.gz", ".yml.gz")):
-            with contextlib.suppress(OSError):
-                total += os.path.getsize(f) * (5 if f.lower().endswith(".gz") else 1)
-    return fork_pool(jobs) if total >= PARALLEL_MIN_BYTES else None
-
-
-class _Done:
-    """A block prepared in this process, looking like a Future."""
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def result(self) -> Any:
-        return self.value
-
-
-class _Block:
-    """A submitted block: its input, where it ends in the file, and how to redo it."""
-
-    __slots__ = ("args", "done_bytes", "fn", "last", "result", "src")
-
-    def __init__(
-        self, src: int, result: Any, fn: Any, args: tuple[Any, ...], done_bytes: int, last: bool
-    ) -> None:
-        self.src = src
-        self.result = result
-        self.fn = fn
-        self.args = args
-        self.done_bytes = done_bytes
-        self.last = last
 
 
 class Run:
@@ -188,7 +132,7 @@ class Run:
         # (offset, lines before it): where the journal's acknowledged prefix of a file ends
         self.resume: list[tuple[int, int]] = [(0, 0)] * len(files)
         self.compacted = [0] * len(files)  # acked lines before it the journal no longer lists
-        self.pending: deque[_Block] = deque()
+        self.pending: deque[Block] = deque()
         self.routes: dict[str, str] = {}
         # Halves refused by validation, by call id: (kind or None, input index, line). A
         # valid half left without its other half at the end is then rejected with it
@@ -355,10 +299,10 @@ class Run:
 
     def _submit(self, i: int, fn: Any, args: tuple[Any, ...], done: int, last: bool) -> None:
         if self.pool is None:
-            result: Any = _Done(fn(*args))
+            result: Any = Done(fn(*args))
         else:
             result = self.pool.submit(fn, *args)
-        self.pending.append(_Block(i, result, fn, args, done, last))
+        self.pending.append(Block(i, result, fn, args, done, last))
         limit = self.jobs + PENDING_BLOCKS if self.pool is not None else 0
         while len(self.pending) > limit and not self._halted():
             self._finish_block()
@@ -370,13 +314,13 @@ class Run:
     def _finish_block(self) -> None:
         block = self.pending.popleft()
         try:
-            got: Prepared = _wait(block.result, self.interrupted)
+            got: Prepared = wait_block(block.result, self.interrupted)
         except BrokenProcessPool:
             # a worker died (killed, out of memory): finish this run in this process
             self._close_pool()
             got = block.fn(*block.args)
             self.pending = deque(
-                _Block(b.src, _Done(b.fn(*b.args)), b.fn, b.args, b.done_bytes, b.last)
+                Block(b.src, Done(b.fn(*b.args)), b.fn, b.args, b.done_bytes, b.last)
                 for b in self.pending
             )
         except Interrupted:
@@ -671,22 +615,6 @@ def _status(target: object) -> str | None:
     """The target's word on what its requests wait for (a retry, an outage), if any."""
     status = getattr(target, "status", None)
     return (status() or None) if callable(status) else None
-
-
-class Interrupted(Exception):
-    pass
-
-
-def _wait(result: Future[Any] | _Done, interrupted: Callable[[], bool]) -> Any:
-    """A block's result; gives up (raising Interrupted) once Ctrl-C was pressed."""
-    if isinstance(result, _Done):
-        return result.result()
-    while True:
-        try:
-            return result.result(timeout=0.2)
-        except TimeoutError:
-            if interrupted():
-                raise Interrupted from None
 
 
 UNREAD_COUNT_BYTES = 1 << 30  # at most this much unread input is counted at a stop
