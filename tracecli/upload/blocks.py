@@ -333,11 +333,10 @@ def pair_up(entries: list[Entry]) -> list[Entry]:
             key: Any = (e.project, e.call_id)
         elif type(e) is Bad:
             key = e.refused_id
+            seen[("", key)] = 3  # a refused id spoils every project's call with that id
         else:
             continue
         seen[key] = seen.get(key, 0) + 1
-        if type(e) is Bad:  # a refused id spoils every project's call with that id
-            seen[("", key)] = 3
     starts: dict[Any, tuple[int, Ok]] = {}
     out: list[Entry] = []
     for e in entries:
@@ -348,11 +347,13 @@ def pair_up(entries: list[Entry]) -> list[Entry]:
             elif e.kind == "end":
                 found = starts.pop(key, None)
                 if found is not None:
+                    # unpacked by name in Ok's order: one step, cheaper than 17 attributes
                     i, st = found
+                    line, _, shape, cid, project, tid, pid, started, _, body, _, flag, orig, _ = st
+                    end, _, e_shape, _, _, _, _, _, ended, e_body, tail, e_flag, e_orig, _ = e
                     out[i] = _pair((
-                        st.line, st.call_id, st.project, st.trace_id, st.parent_id, st.started,
-                        e.ended, e.line, st.shape, st.body, st.flag, st.orig, e.shape, e.body,
-                        e.tail, e.flag, e.orig,
+                        line, cid, project, tid, pid, started, ended, end, shape, body, flag,
+                        orig, e_shape, e_body, tail, e_flag, e_orig,
                     ))  # fmt: skip
                     continue
         out.append(e)
