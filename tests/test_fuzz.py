@@ -31,6 +31,7 @@ from tracecli.schema.fastcheck import (
     fast_ok,
 )
 from tracecli.upload import validate_blocks as blocks
+from tracecli.upload.lines import plain_refs
 from tracecli.upload.validate import validate_paths
 
 LOC = Location("f.jsonl", 1)
@@ -219,7 +220,7 @@ def test_fast_path_never_accepts_what_the_models_refuse(kind: str, strategy: Any
     def check(body: dict[str, Any]) -> None:
         nonlocal accepted
         # as the blocks use it: only for lines whose reference-like strings all parse
-        if fast_ok(kind, body) and blocks.plain_refs(json.dumps(body).encode()):
+        if fast_ok(kind, body) and plain_refs(json.dumps(body).encode()):
             accepted += 1
             assert check_call(LOC, kind, body, "", fast=False) == []
 

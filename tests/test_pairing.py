@@ -78,7 +78,7 @@ def test_spills_to_disk_past_the_budget_and_still_pairs_everything(seed: int) ->
 
 def test_spilled_half_keeps_every_field() -> None:
     with Pairer(memory_budget=1) as p:
-        h = Half("start", "a", "e/p", b'{"a":1}', b"", True, 3, 42, "batch", True, None, "x/y")
+        h = Half("start", "a", "e/p", b'{"a":1}', b"", True, 3, 42, "batch", True, "x/y")
         p.match(h)
         p.match(half("start", "b"))  # pushes more to disk
         assert p.spilled >= 1
@@ -109,9 +109,8 @@ def test_pack_keeps_every_field() -> None:
             "request",
             False,
             None,
-            None,
         ),
-        Half("start", "a", "e/p", b"{}", b"", False, 0, 1, "flat", True, None, "orig/proj"),
+        Half("start", "a", "e/p", b"{}", b"", False, 0, 1, "flat", True, "orig/proj"),
         Half("complete", "c", "e/p", b"{}", b"", False, 2**32 - 1, 0, "complete"),
     ):
         assert unpack(pack(h)) == h

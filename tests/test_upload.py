@@ -248,6 +248,22 @@ def test_strict_sends_nothing_when_any_record_has_an_error_or_warning(tmp_path: 
     assert report.exit_code == 0 and report.warnings == 1 and report.uploaded == 20
 
 
+def test_strict_dry_run_that_finds_an_error_counts_nothing_as_sent(tmp_path: Path) -> None:
+    """--strict's checking pass sends nothing: a blocked report says no request and no
+    call, and --dry-run still writes no rejected file."""
+    path = write_flat(tmp_path / "t.jsonl", gen_calls(10, seed=8))
+    lines = path.read_bytes().splitlines()
+    rec = orjson.loads(lines[1])
+    rec["not_a_field"] = 1
+    lines[1] = orjson.dumps(rec)
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    report = upload([str(path)], opts(tmp_path, strict=True, dry_run=True))
+    assert report.strict_blocked and report.dry_run and report.exit_code == 1
+    assert (report.uploaded, report.requests, report.bytes_sent) == (0, 0, 0)
+    assert report.by_endpoint == {} and report.ends_uploaded == 0
+    assert not (tmp_path / "rejected.jsonl").exists()
+
+
 def test_dry_run_sends_nothing_and_says_what_would_go(tmp_path: Path) -> None:
     path = write_flat(tmp_path / "t.jsonl", gen_calls(50, seed=7))
     report = upload([str(path)], opts(tmp_path, dry_run=True, chunk_size=20))
@@ -537,7 +553,7 @@ def test_worker_processes_give_the_same_answer_as_one_process(
 ) -> None:
     """Blocks validated and encoded in a process pool: same report, store and rejects."""
     monkeypatch.setattr("tracecli.upload.run.BLOCK_BYTES", 8 * 1024)
-    monkeypatch.setattr("tracecli.upload.run.PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr("tracecli.upload.pool.PARALLEL_MIN_BYTES", 0)
     calls = gen_calls(400, seed=19)
     path = write_flat(tmp_path / "t.jsonl", calls, lag=40)
     lines = path.read_bytes().splitlines()

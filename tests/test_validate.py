@@ -15,6 +15,7 @@ import yaml
 from tests.validate_kit import body, call, complete, end, new_id, start, write_jsonl
 from tracecli.check.pairpack import unpack_pairs
 from tracecli.diagnostics import UsageError
+from tracecli.inputs.blocks import plan_ranges
 from tracecli.upload import validate as v
 from tracecli.upload import validate_blocks as blocks
 from tracecli.upload.validate import Progress, ValidationReport, validate_paths
@@ -295,12 +296,12 @@ def test_plan_ranges_cut_at_line_ends(tmp_path: Path) -> None:
     p = tmp_path / "f.jsonl"
     p.write_bytes(b"".join(b"x" * random.Random(i).randrange(1, 50) + b"\n" for i in range(500)))
     size = p.stat().st_size
-    ranges = blocks.plan_ranges(str(p), size, 100)
+    ranges = plan_ranges(str(p), size, 100)
     assert sum(n for _, n in ranges) == size
     data = p.read_bytes()
     for off, n in ranges:
         assert data[off + n - 1 : off + n] == b"\n"
-    assert blocks.plan_ranges(str(p), 0, 100) == []
+    assert plan_ranges(str(p), 0, 100) == []
 
 
 def reference(path: str) -> list[tuple[int, str, str, str, str]]:

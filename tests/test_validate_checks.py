@@ -237,7 +237,7 @@ def test_only_well_formed_reference_strings_keep_a_line_on_the_fast_path():
     """The fast check does not look inside values, so a line holding anything that begins
     like a reference goes to the full check, unless each one is a reference the server
     parses (what the SDK writes: op refs, object refs in inputs)."""
-    from tracecli.upload.validate_blocks import plain_refs
+    from tracecli.upload.lines import plain_refs
 
     assert plain_refs(b'{"op_name": "weave:///e/p/op/llm:abc", "inputs": {"x": 1}}')
     assert plain_refs(

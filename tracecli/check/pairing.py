@@ -21,7 +21,7 @@ import struct
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 DEFAULT_MEMORY_BUDGET = 48 * 1024 * 1024
 _SLOT = 120  # what a dict entry and its key string cost beyond the packed half, roughly
@@ -38,7 +38,6 @@ class Half:
         fields that a completed call drops (kept for the rejected file).
     src/line: which input file (index) and line it came from, for acks and rejections.
     done: acknowledged by the server in an earlier run (resume): paired, never re-sent.
-    when: unused (kept for callers that construct halves positionally).
     orig: the project_id as read when --project replaced it, else None (rejected file).
     """
 
@@ -52,7 +51,6 @@ class Half:
     line: int
     shape: str
     done: bool = False
-    when: Any = None
     orig: str | None = None
 
     def size(self) -> int:
@@ -94,7 +92,7 @@ def unpack(blob: bytes) -> Half:
     orig = blob[i : i + lo].decode() if flags & 4 else None
     return Half(
         _KINDS[kind], cid, project, body, tail, bool(flags & 1), src, line, _SHAPES[shape],
-        bool(flags & 2), None, orig,
+        bool(flags & 2), orig,
     )  # fmt: skip
 
 

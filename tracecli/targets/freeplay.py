@@ -160,8 +160,10 @@ class FreeplayTarget(HttpTarget):
         )
         super().__init__(transport, concurrency)
 
-    def send(self, request: Request) -> Outcome:
-        return self.transport.post(request.path, request.body, can_split=False)
+    def post(self, route: str, body: bytes, *, can_split: bool = False) -> Outcome:
+        """One record's request (`build_request`: its path is the route): the upload's
+        seam, as for Weave. Never split: a Freeplay request holds one record."""
+        return self.transport.post(route, body, can_split=False)
 
 
 __all__ = [

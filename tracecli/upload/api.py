@@ -24,14 +24,14 @@ from pydantic import SecretStr
 
 from tracecli.config.settings import resolve_weave
 from tracecli.diagnostics import UsageError
-from tracecli.inputs.reader import expand_paths
 from tracecli.inputs.workers import stop_pool
 from tracecli.targets import DryRunTarget, Target
 from tracecli.targets.local import LocalStoreTarget
 from tracecli.targets.weave import WeaveHttpTarget
 from tracecli.upload.freeplay import upload_freeplay
 from tracecli.upload.journal import Journal
-from tracecli.upload.rejected import DEFAULT_NAME, RejectedWriter, skip_rejected_file, stale_note
+from tracecli.upload.pool import default_jobs, start_pool
+from tracecli.upload.rejected import DEFAULT_NAME, RejectedWriter, stale_note, upload_inputs
 from tracecli.upload.report import (
     GRACE_SECONDS,
     MAX_DIAGNOSTICS,
@@ -41,7 +41,7 @@ from tracecli.upload.report import (
     UploadReport,
     halt_line,
 )
-from tracecli.upload.run import Run, default_jobs, start_pool
+from tracecli.upload.run import Run
 from tracecli.upload.sender import Sender
 from tracecli.wire.chunking import Chunker
 
@@ -83,13 +83,7 @@ def upload(
             "--mode otel sends OpenTelemetry spans to a Weave server's /otel/v1/traces: give "
             "--server (the embedded store takes the converted calls: leave out --mode otel)"
         )
-    files = skip_rejected_file(paths, expand_paths(paths), opts.rejected)
-    if not files:
-        raise UsageError(
-            "no trace files found in the given paths (.jsonl, .ndjson, .json, .yaml, .yml)"
-        )
-    if files.count("-") > 1:
-        raise UsageError("stdin ('-') can be read only once")
+    files = upload_inputs(paths, opts.rejected)
 
     target, kind, journal_key = _open_target(opts, weave.server, weave.api_key, weave.db)
     # What exists now (modules, the caller's objects) is left out of garbage collection
@@ -122,13 +116,8 @@ def upload(
                 pool=pool,
                 jobs=jobs,
             )
-            if check.errors or check.rejected or check.interrupted:
+            if check.errors or check.rejected or check.interrupted:  # (it sent nothing)
                 check.strict_blocked = not check.interrupted
-                check.uploaded = check.acked_records = check.requests = check.bytes_sent = 0
-                check.ends_uploaded = 0
-                check.by_endpoint = {}
-                check.requests_by_endpoint = {}
-                check.dry_run = opts.dry_run
                 check.elapsed_s = time.monotonic() - started
                 failed = False
                 return check
@@ -233,6 +222,8 @@ def _run(
         pool=pool,
         jobs=jobs,
     )
+    if blocked_check:  # --strict's first pass: read and check everything, send nothing
+        return _check_only(run, report, writer, interrupt, opts.dry_run)
     concurrency = min(opts.concurrency, target.concurrency) if kind == "store" else opts.concurrency
     sender = Sender(
         target,
@@ -261,7 +252,7 @@ def _run(
         run.close()
         requests, retries, nbytes = target.stats()
         report.requests, report.retried, report.bytes_sent = requests, retries, nbytes
-        if opts.dry_run or (blocked_check and not report.errors and not report.rejected):
+        if opts.dry_run:
             writer.discard()
         else:
             written = writer.close(complete=complete)
@@ -277,4 +268,28 @@ def _run(
         report.errors += 1
     if sender.fatal is not None:
         raise sender.fatal
+    return report
+
+
+def _check_only(
+    run: Run, report: UploadReport, writer: RejectedWriter, interrupt: Interrupt, dry_run: bool
+) -> UploadReport:
+    """Read and check every record, pair and encode, and send nothing (the run has no
+    sender: its calls are dropped as they are made). The rejected file is written only
+    when there is something in it to fix (and never by --dry-run)."""
+    try:
+        run.read_all()
+        if interrupt.is_set():
+            report.interrupted = True
+            report.interrupted_by = interrupt.signum
+    finally:
+        run.close()
+        if dry_run or not (report.errors or report.rejected):
+            writer.discard()
+        else:
+            written = writer.close(complete=not report.interrupted)
+            report.rejected_file = str(written) if written is not None else None
+            if writer.stale and written is None:
+                report.stale_rejected_file = str(writer.path)
+                report.stale_rejected_note = stale_note(writer.path, None)
     return report

@@ -54,6 +54,10 @@ class Fates:
         with self.lock:
             self.lone_ends.add(rec)
 
+    def checked(self, recs: Sequence[int]) -> None:
+        """These records were checked and made into a request that a check-only pass
+        (--strict's first) does not send: nothing to count."""
+
     def add_unsent(self, n: int) -> None:
         """Records read but never handed to the sender (the run stopped early)."""
         with self.lock:

@@ -4,9 +4,9 @@ Same promises as the Weave upload, over Freeplay's one-request-per-record API: e
 record ends acknowledged (journaled at once, skipped by the next run), rejected (by the
 checks or by the server: in the rejected file with the reason, as it was read), or unsent
 (Ctrl-C, an auth failure or an outage stopped the run first: the next run sends it).
-`concurrency` worker threads post through the target's one pooled client; the reader blocks
-on a short queue, so memory stays bounded. The report is the Weave upload's `UploadReport`,
-so the CLI renders both the same way.
+The records are sent by the upload's one sending engine (`upload.sender.Workers`: threads,
+a short queue, the outage stop, Ctrl-C), Freeplay's part of it in `upload.freeplay_send`.
+The report is the Weave upload's `UploadReport`, so the CLI renders both the same way.
 
 Freeplay's handling of a repeated `completion_id` is unknown, so nothing acknowledged is
 sent again: the journal skips acknowledged lines, and the `freeplay_ledger` skips
@@ -15,28 +15,22 @@ acknowledged records of a file that changed since (and a record met twice in one
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 from tracecli.diagnostics import Diagnostic, Severity, TracecliError, UsageError
 from tracecli.freeplay.stream import FreeplayPieces, Piece
-from tracecli.inputs.reader import FILE_FORMAT, Source, expand_paths
+from tracecli.inputs.reader import FILE_FORMAT, Source
 from tracecli.otel.calls import SpanCalls
 from tracecli.targets.freeplay import (
-    DEFAULT_API_BASE,
-    FreeplaySettings,
     FreeplayTarget,
     Request,
     build_request,
     resolve_freeplay,
 )
-from tracecli.targets.redact import strip_userinfo
-from tracecli.targets.retry import Action
-from tracecli.targets.transport import Outcome, check_listening
+from tracecli.targets.transport import check_listening
 from tracecli.upload.freeplay_ledger import (
     LEDGER_NAME,
     STDIN_KEY,
@@ -44,9 +38,10 @@ from tracecli.upload.freeplay_ledger import (
     record_key,
     source_key,
 )
+from tracecli.upload.freeplay_send import FreeplaySender, Job
 from tracecli.upload.journal import AckSet, Journal
 from tracecli.upload.otlp_lines import OTLP, OtlpCalls
-from tracecli.upload.rejected import DEFAULT_NAME, RejectedWriter, skip_rejected_file, stale_note
+from tracecli.upload.rejected import DEFAULT_NAME, RejectedWriter, stale_note, upload_inputs
 from tracecli.upload.report import (
     FileReport,
     Interrupt,
@@ -55,14 +50,12 @@ from tracecli.upload.report import (
     UploadReport,
     halt_line,
 )
-from tracecli.upload.sender import halt_reason
 
 GRACE_SECONDS = 5.0
 PROGRESS_EVERY = 0.2
 MAX_DIAGNOSTICS = 200
 # the Weave project of converted spans whose resource names none (Freeplay has its own)
 OTLP_PROJECT = "otlp/freeplay"
-OUTAGE_GIVE_UPS = 8  # records given up in a row (none acknowledged) that stop the upload
 
 
 def upload_freeplay(
@@ -80,13 +73,7 @@ def upload_freeplay(
         raise UsageError(f"--concurrency must be between 1 and 64, got {opts.concurrency}")
     if opts.max_retry_time < 0:
         raise UsageError(f"--max-retry-time must not be negative, got {opts.max_retry_time}")
-    files = skip_rejected_file(paths, expand_paths(paths), opts.rejected)
-    if not files:
-        raise UsageError(
-            "no trace files found in the given paths (.jsonl, .ndjson, .json, .yaml, .yml)"
-        )
-    if files.count("-") > 1:
-        raise UsageError("stdin ('-') can be read only once")
+    files = upload_inputs(paths, opts.rejected)
     target: FreeplayTarget | None = None
     if not opts.dry_run:
         target = FreeplayTarget(
@@ -154,48 +141,6 @@ def _key(request: Request) -> bytes:
     return record_key(request.project, request.kind, request.record_id)
 
 
-def wrong_api_base(out: Outcome, settings: FreeplaySettings) -> str | None:
-    """Why every request would fail, when a 404/405 says the API base is not Freeplay's API
-    (e.g. FREEPLAY_API_BASE without `/api`): stopping at once beats rejecting every record.
-    Freeplay's own 404s ("Project not found", an unknown id) carry a JSON `message` and are
-    answered on a base ending in /api; anything else is taken as "no such route"."""
-    if out.status not in (404, 405):
-        return None
-    freeplay_like = isinstance(out.body, dict) and isinstance(out.body.get("message"), str)
-    if freeplay_like and urlsplit(settings.api_base).path.rstrip("/").endswith("/api"):
-        return None
-    base = strip_userinfo(settings.api_base)
-    return (
-        f"{base} answered HTTP {out.status} ({out.reason or 'no message'}): "
-        "it does not look like Freeplay's API; the API base (--server, FREEPLAY_API_BASE) "
-        f"includes /api, e.g. {DEFAULT_API_BASE} or https://<subdomain>.freeplay.ai/api"
-    )
-
-
-def not_freeplay_answer(out: Outcome, request: Request) -> str | None:
-    """Why a 2xx is not Freeplay's acknowledgement, if it is not: Freeplay answers a
-    completion with `{"completion_id": ...}` and a trace with a JSON object (201 `{}`), as
-    the SDK expects. A web page answering 200 (an API base without `/api` in front of a web
-    app) must not count as stored. Only what positively is not that answer counts (a
-    content type that is not JSON, a JSON object without the id), so an answer read
-    without its body still passes."""
-    ctype = out.headers.get("content-type", "")
-    not_json = bool(ctype) and "json" not in ctype.lower()
-    body = out.body
-    no_id = (
-        request.kind == "completions"
-        and isinstance(body, dict)
-        and not isinstance(body.get("completion_id"), str)
-    )
-    if not (not_json or no_id):
-        return None
-    return (
-        f"answered HTTP {out.status} ({ctype}) without Freeplay's JSON acknowledgement: it "
-        "does not look like Freeplay's API; the API base (--server, FREEPLAY_API_BASE) "
-        f"includes /api, e.g. {DEFAULT_API_BASE}"
-    )
-
-
 def _count_endpoint(report: UploadReport, kind: str) -> None:
     """One record is one request on Freeplay: both counts go up together (the summary shows
     calls and requests per endpoint, as for Weave's batches)."""
@@ -237,22 +182,16 @@ class _FreeplayRun:
         redact = target.transport.redact if target is not None else None
         self.writer = RejectedWriter(rejected, inputs=files, redact=redact)
         self.lock = threading.Lock()
-        self.fatal: TracecliError | None = None
+        self.fatal: TracecliError | None = None  # the reading loop's (the sender has its own)
+        self.sender: FreeplaySender | None = None
         self.sources: list[Any] = []
         self.otlp: set[int] = set()  # inputs that are OpenTelemetry files
         self.otlp_calls: Any = None
         self.acked: list[AckSet] = []
-        self._queue: queue.Queue[tuple[Piece, Request, bytes] | None] = queue.Queue(
-            maxsize=max(2, opts.concurrency * 2)
-        )
-        self._pending = 0
-        self._give_ups = 0  # records given up in a row (retries ran out), none acked between
-        self.halted: str | None = None  # why the run stopped early without a fatal error
         self._src_keys: dict[tuple[int, ...], bytes | None] = {}
         self._inflight: set[bytes] = set()  # keys of the records queued or being sent
         self.started_at = time.time()  # --restart: only this run's acknowledgements count
-        self._cond = threading.Condition()
-        self._stopping = threading.Event()
+        self._cond = threading.Condition()  # guards _inflight
         self._last_progress = 0.0
         self.started = time.monotonic()
 
@@ -278,14 +217,16 @@ class _FreeplayRun:
                 self.report.files[i].skipped += before
                 src.records += before
             self.sources.append(src)
-        threads = []
         if self.target is not None:
-            threads = [
-                threading.Thread(target=self._work, name=f"tracecli-freeplay-{i}", daemon=True)
-                for i in range(self.opts.concurrency)
-            ]
-            for t in threads:
-                t.start()
+            self.sender = FreeplaySender(
+                self.target,
+                concurrency=self.opts.concurrency,
+                on_acked=self._acked,
+                on_rejected=lambda piece, reason, status: self._reject(piece, reason, status, []),
+                on_unsent=self._unsent,
+                on_settled=self._settled,
+            )
+        sender = self.sender
         pieces = iter(
             FreeplayPieces(
                 self.sources,
@@ -304,27 +245,25 @@ class _FreeplayRun:
                 self._take(piece)
                 self._progress()
             pieces.close()  # type: ignore[attr-defined]  # stopped early: free the pairer now
-            if self.target is not None and not self.interrupt.is_set():
-                self._wait(interrupted=self.interrupt.is_set)
+            if sender is not None and not self.interrupt.is_set():
+                sender.wait(interrupted=self.interrupt.is_set, tick=self._progress_unlocked)
             if self.interrupt.is_set():
                 self.report.interrupted = True
                 self.report.interrupted_by = self.interrupt.signum
-                self._stop(GRACE_SECONDS)
-            elif self.halted is not None:
-                self._stop(GRACE_SECONDS)  # in flight: answered now, or left unsent
+            if sender is not None and (self.interrupt.is_set() or sender.halted is not None):
+                sender.stop(GRACE_SECONDS)  # in flight: answered now, or left unsent
             complete = not self.report.interrupted and not self._halting()
         finally:
-            self._stopping.set()
-            for _ in threads:
-                self._queue.put(None)
-            for t in threads:
-                t.join(timeout=5.0)
+            if sender is not None:
+                sender.close()
+                sender.join(timeout=5.0)
             self._finish(complete)
-        if self.halted is not None:
-            self.report.halted = halt_line(self.halted, self.report)
+        if sender is not None and sender.halted is not None:
+            self.report.halted = halt_line(sender.halted, self.report)
             self.report.errors += 1
-        if self.fatal is not None:
-            raise self.fatal
+        fatal = self.fatal or (sender.fatal if sender is not None else None)
+        if fatal is not None:
+            raise fatal
 
     def _otlp(self, i: int, src: Source) -> Any:
         """An OpenTelemetry file: read as Weave calls. A line holds many spans and the
@@ -381,100 +320,17 @@ class _FreeplayRun:
                     report.bytes_sent += len(request.body)
                     _count_endpoint(report, request.kind)
             return
+        assert self.sender is not None
         with self._cond:
-            self._pending += 1
             self._inflight.add(key)
-        while True:
-            if self._stopping.is_set() or self._halting() or self.interrupt.is_set():
-                self._done_one(key)
-                self._unsent(piece)
-                return
-            try:
-                self._queue.put((piece, request, key), timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    # -- workers ---------------------------------------------------------------------------
-    def _work(self) -> None:
-        assert self.target is not None
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            piece, request, key = job
-            try:
-                if self._stopping.is_set() or self._halting():
-                    self._unsent(piece)
-                    continue
-                try:
-                    out = self.target.send(request)
-                except TracecliError as exc:  # AuthError, TLS/config: everything stops
-                    if self.fatal is None:
-                        self.fatal = exc
-                    self._unsent(piece)
-                    continue
-                if out.action is Action.OK and (odd := not_freeplay_answer(out, request)):
-                    if self.fatal is None:  # nothing says it was recorded: not acknowledged
-                        self.fatal = UsageError(f"{self.target.name} {odd}")
-                    self._unsent(piece)
-                elif out.action is Action.OK:
-                    self._give_ups = 0
-                    self._acked(piece, request)
-                elif out.action is Action.CANCELLED:
-                    self._unsent(piece)
-                elif out.status == 404 and "project not found" in out.reason.lower():
-                    if self.fatal is None:
-                        project = request.path.split("/")[3]
-                        self.fatal = UsageError(
-                            f"Freeplay says: {out.reason} (project {project}; check --project "
-                            "and that the key has access to it)"
-                        )
-                    self._unsent(piece)
-                elif (wrong := wrong_api_base(out, self.target.settings)) is not None:
-                    if self.fatal is None:
-                        self.fatal = UsageError(wrong)
-                    self._unsent(piece)
-                elif out.action is Action.UNREACHABLE:  # no answer for --max-outage
-                    self._unsent(piece)
-                    with self.lock:
-                        if self.halted is None:
-                            self.halted = halt_reason(self.target, out)
-                elif out.action is Action.GIVE_UP:  # no verdict on the record: unsent
-                    self._unsent(piece)
-                    self._gave_up(out)
-                else:  # REJECT: Freeplay refused it
-                    self._reject(piece, out.reason, out.status, [])
-            except Exception as exc:  # never lose a record to a bug in a callback
-                if self.fatal is None:
-                    self.fatal = TracecliError(f"internal error while sending: {exc!r}")
-                self._unsent(piece)
-            finally:
-                self._done_one(key)
+        self.sender.submit(Job(piece, request, key), self.interrupt.is_set)
 
     def _halting(self) -> bool:
-        return self.fatal is not None or self.halted is not None
+        return self.fatal is not None or (self.sender is not None and self.sender.broken)
 
-    def _gave_up(self, out: Outcome) -> None:
-        """Retries ran out for a record (it stays unsent: Freeplay never refused it). When
-        that happens to `OUTAGE_GIVE_UPS` records in a row (twice `concurrency` if more)
-        with nothing acknowledged between, Freeplay is failing, not refusing a record:
-        stop, rather than spend --max-retry-time on every record left; the next run sends
-        the rest. (No answer at all stops sooner: --max-outage, in the transport.)"""
-        with self.lock:
-            self._give_ups += 1
-            limit = max(OUTAGE_GIVE_UPS, 2 * self.opts.concurrency)
-            if self._give_ups < limit or self.halted is not None:
-                return
-            last = f" (last: {out.reason})" if out.reason else ""
-            self.halted = (
-                f"Freeplay failed {self._give_ups} requests in a row, each retried for "
-                f"--max-retry-time, with nothing acknowledged between{last}"
-            )
-
-    def _done_one(self, key: bytes) -> None:
+    def _settled(self, key: bytes) -> None:
+        """A record is no longer in flight (see `_await_same`)."""
         with self._cond:
-            self._pending -= 1
             self._inflight.discard(key)
             self._cond.notify_all()
 
@@ -483,30 +339,10 @@ class _FreeplayRun:
         the inputs): once it is acknowledged the ledger says so, and it is not sent again."""
         with self._cond:
             while key in self._inflight:
-                if self._stopping.is_set() or self._halting() or self.interrupt.is_set():
+                stopped = self.sender is not None and self.sender.stopped
+                if stopped or self._halting() or self.interrupt.is_set():
                     return
                 self._cond.wait(0.1)
-
-    def _wait(
-        self, timeout: float | None = None, interrupted: Callable[[], bool] | None = None
-    ) -> bool:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            while self._pending:
-                if interrupted is not None and interrupted():
-                    return False
-                left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-                self._progress_unlocked()
-        return True
-
-    def _stop(self, grace: float) -> None:
-        self._stopping.set()
-        if not self._wait(grace) and self.target is not None:
-            self.target.cancel()
-            self._wait(2.0)
 
     # -- fates -------------------------------------------------------------------------------
     def _acked(self, piece: Piece, request: Request) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from tracecli.check.pairing import Half
 from tracecli.check.records import wrap
 from tracecli.schema.weave import END_FIELDS
-from tracecli.upload.blocks import Entry
+from tracecli.upload.blocks import Ok
 from tracecli.wire.chunking import Chunk, unpack
 from tracecli.wire.encode import END_KEYS, join_objects, loads
 
@@ -27,13 +27,12 @@ def half_original(h: Half) -> dict[str, Any]:
     return wrap(h.shape, h.kind, data)  # type: ignore[arg-type]
 
 
-def entry_original(e: Entry) -> dict[str, Any]:
-    """An "ok" entry's record as read, rebuilt from its encoded bytes."""
-    kind, shape, body, tail, orig = e[2], e[3], e[10], e[11], e[13]
-    data: dict[str, Any] = loads(join_objects(body, tail) if tail else body)
-    if orig is not None:
-        data["project_id"] = orig
-    return wrap(shape, kind, data)
+def entry_original(e: Ok) -> dict[str, Any]:
+    """A valid record's entry as read, rebuilt from its encoded bytes."""
+    data: dict[str, Any] = loads(join_objects(e.body, e.tail) if e.tail else e.body)
+    if e.orig is not None:
+        data["project_id"] = e.orig
+    return wrap(e.shape, e.kind, data)  # type: ignore[arg-type]
 
 
 def originals(chunk: Chunk) -> Iterator[tuple[dict[str, Any], int, int]]:

@@ -29,12 +29,12 @@ import orjson
 from tracecli.diagnostics import Diagnostic, Location
 from tracecli.otel.calls import Call, SpanCalls, original_at, span_original
 from tracecli.otel.read import Unread, spans_of_request
-from tracecli.upload.blocks import Entry, prepare
+from tracecli.upload.blocks import Bad, Entry, Ok, prepare
 from tracecli.upload.fates import Fates
+from tracecli.upload.lines import find_ref
 from tracecli.upload.originals import originals
 from tracecli.upload.otlp_lines import OTLP, RawLine, on_span, read_lines
 from tracecli.upload.report import FileReport
-from tracecli.upload.validate_blocks import find_ref
 from tracecli.wire.chunking import LINE_MASK, LINE_SHIFT, SRC_SHIFT, Chunk, Unit, pack
 from tracecli.wire.otel import is_otel_route, otel_route
 
@@ -154,6 +154,11 @@ class OtlpFates(Fates):
             self._journal_lines(chunk.recs)  # settled all the same (frees their bytes)
         super().acked(route, chunk, calls)
 
+    def checked(self, recs: Sequence[int]) -> None:
+        for src, lines in _by_src(recs).items():  # settled all the same (frees their bytes)
+            if src in self.otlp:
+                self.flight.settle(src, lines, True)
+
     def fed(self, src: int, line: int) -> None:
         """A line's records all handed on (see `InFlight.open`): journaled if they were
         all stored already (or it had none)."""
@@ -205,17 +210,17 @@ def entries_of(calls: SpanCalls, path: str, item: RawLine) -> list[Entry]:
         if not isinstance(got, Call):
             d = got.diagnostic
             diag = (d.field, d.code, d.severity, d.message)
-            out.append((item.line, "bad", got.original, (diag,), None))
+            out.append(Bad(item.line, got.original, (diag,), None))
             continue
         prepare(got.call, item.line, path, None, out, fast)
         e = out[-1]
-        if e[1] == "ok":  # parents are the OTLP checks' (a field path, across files)
-            warnings = tuple((on_span(f, got.where), c, m) for f, c, m in e[14])
-            out[-1] = (*e[:7], None, *e[8:14], warnings)
-        elif e[1] == "bad":
-            diags = tuple((on_span(f, got.where), c, s, m) for f, c, s, m in e[3])
+        if type(e) is Ok:  # parents are the OTLP checks' (a field path, across files)
+            warnings = tuple((on_span(f, got.where), c, m) for f, c, m in e.warnings)
+            out[-1] = e._replace(parent_id=None, warnings=warnings)
+        elif type(e) is Bad:
+            diags = tuple((on_span(f, got.where), c, s, m) for f, c, s, m in e.diags)
             original = span_original(item.value, got.call["id"])
-            out[-1] = (e[0], "bad", original, diags, e[4])
+            out[-1] = e._replace(original=original, diags=diags)
     return out
 
 

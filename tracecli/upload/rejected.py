@@ -31,6 +31,7 @@ from typing import IO, Any, Protocol
 import orjson
 
 from tracecli.diagnostics import UsageError
+from tracecli.inputs.reader import expand_paths
 from tracecli.schema.rules import META_KEY
 from tracecli.wire.wideints import NonFinite
 
@@ -212,6 +213,19 @@ def stale_note(path: str | os.PathLike[str], notes: Notes | None) -> str | None:
         f"{path} holds {n:,} records rejected by an earlier run (none were rejected now): "
         f"fix them and upload that file, or delete it"
     )
+
+
+def upload_inputs(paths: Sequence[str], rejected: str | os.PathLike[str] | None) -> list[str]:
+    """The files an upload reads (directories expanded, the rejected-records file left
+    out: see `skip_rejected_file`); UsageError when there are none, or stdin twice."""
+    files = skip_rejected_file(paths, expand_paths(paths), rejected)
+    if not files:
+        raise UsageError(
+            "no trace files found in the given paths (.jsonl, .ndjson, .json, .yaml, .yml)"
+        )
+    if files.count("-") > 1:
+        raise UsageError("stdin ('-') can be read only once")
+    return files
 
 
 def skip_rejected_file(

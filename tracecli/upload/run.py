@@ -1,7 +1,7 @@
 """One pass of `upload` over the inputs: the reading loop, pairing and chunking.
 
 `Run.read_all` reads the inputs in blocks of lines; each block is validated and encoded by
-`upload_blocks.prepare_lines` (in a process pool on big inputs, else right here: the same
+`blocks.prepare_lines` (in a process pool on big inputs, else right here: the same
 code either way) and its entries are consumed here in input order: the cross-record checks
 (`CrossChecker`, fed the facts already computed), pairing, chunking (upload_units says
 which request each call becomes under --mode), and handing full chunks to the `Sender`.
@@ -12,13 +12,12 @@ What then becomes of each record (the sender's workers call back `acked`, `rejec
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from tracecli.check.cross import CrossChecker, refused_id
 from tracecli.check.pairing import DUPLICATE, Half, Pairer
 from tracecli.diagnostics import Diagnostic, Location, Severity, UsageError
+from tracecli.inputs.blocks import plan_ranges, read_blocks
 from tracecli.inputs.reader import (
     FILE_FORMAT,
     STDIN,
@@ -39,17 +39,27 @@ from tracecli.inputs.reader import (
     stream_position,
 )
 from tracecli.inputs.watch import whole_lines_end
-from tracecli.inputs.workers import fork_pool, stop_pool
+from tracecli.inputs.workers import stop_pool
 from tracecli.otel.calls import SpanCalls
-from tracecli.upload.blocks import Entry, prepare, prepare_lines, prepare_range
+from tracecli.upload.blocks import (
+    Bad,
+    Entry,
+    FreeplayRecord,
+    Ok,
+    Pair,
+    Prepared,
+    prepare,
+    prepare_lines,
+    prepare_range,
+)
 from tracecli.upload.fates import Fates
 from tracecli.upload.journal import AckSet, Journal
 from tracecli.upload.originals import entry_original, half_original
 from tracecli.upload.otlp import OTLP, OtlpFates, feed_otel, feed_upload
+from tracecli.upload.pool import PENDING_BLOCKS, Block, Done, Interrupted, wait_block
 from tracecli.upload.rejected import RejectedWriter
 from tracecli.upload.report import FileReport, Progress, UploadOptions, UploadReport
 from tracecli.upload.units import complete_unit, lone_unit, pair_unit
-from tracecli.upload.validate_blocks import plan_ranges, read_blocks
 from tracecli.wire.chunking import Chunker, Unit
 from tracecli.wire.encode import (
     complete_route,
@@ -60,63 +70,7 @@ if TYPE_CHECKING:
 
 PROGRESS_EVERY = 0.2  # seconds between progress callbacks
 BLOCK_BYTES = 512 << 10  # lines are read, validated and encoded in blocks of about this size
-PENDING_BLOCKS = 1  # blocks submitted beyond one per worker (each holds ~3x its bytes)
-PARALLEL_MIN_BYTES = 8 << 20  # below this a pool costs more to start than it saves
-JOBS_ENV = "TRACECLI_JOBS"
 _EMPTY: frozenset[int] = frozenset()
-
-
-def default_jobs() -> int:
-    """Worker processes for big inputs: $TRACECLI_JOBS, else one less than the cores this
-    process may use (the reading process is busy too), at most 4; 0 means none."""
-    env = os.environ.get(JOBS_ENV, "").strip()
-    if env:
-        with contextlib.suppress(ValueError):
-            return max(0, int(env))
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(0, min(cores - 1, 4))
-
-
-def start_pool(files: Sequence[str], jobs: int) -> ProcessPoolExecutor | None:
-    """Worker processes forked now, or None (small inputs, one core, not Linux). Must run
-    before any thread starts (see `tracecli.inputs.workers`)."""
-    total = 0
-    for f in files:
-        if f == STDIN:
-            total += PARALLEL_MIN_BYTES  # unknown size: assume it is worth it
-        elif not f.lower().endswith((".yaml", ".yml", ".yaml.gz", ".yml.gz")):
-            with contextlib.suppress(OSError):
-                total += os.path.getsize(f) * (5 if f.lower().endswith(".gz") else 1)
-    return fork_pool(jobs) if total >= PARALLEL_MIN_BYTES else None
-
-
-class _Done:
-    """A block prepared in this process, looking like a Future."""
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def result(self) -> Any:
-        return self.value
-
-
-class _Block:
-    """A submitted block: its input, where it ends in the file, and how to redo it."""
-
-    __slots__ = ("args", "done_bytes", "fn", "last", "result", "src")
-
-    def __init__(
-        self, src: int, result: Any, fn: Any, args: tuple[Any, ...], done_bytes: int, last: bool
-    ) -> None:
-        self.src = src
-        self.result = result
-        self.fn = fn
-        self.args = args
-        self.done_bytes = done_bytes
-        self.last = last
 
 
 class Run:
@@ -178,7 +132,7 @@ class Run:
         # (offset, lines before it): where the journal's acknowledged prefix of a file ends
         self.resume: list[tuple[int, int]] = [(0, 0)] * len(files)
         self.compacted = [0] * len(files)  # acked lines before it the journal no longer lists
-        self.pending: deque[_Block] = deque()
+        self.pending: deque[Block] = deque()
         self.routes: dict[str, str] = {}
         # Halves refused by validation, by call id: (kind or None, input index, line). A
         # valid half left without its other half at the end is then rejected with it
@@ -345,10 +299,10 @@ class Run:
 
     def _submit(self, i: int, fn: Any, args: tuple[Any, ...], done: int, last: bool) -> None:
         if self.pool is None:
-            result: Any = _Done(fn(*args))
+            result: Any = Done(fn(*args))
         else:
             result = self.pool.submit(fn, *args)
-        self.pending.append(_Block(i, result, fn, args, done, last))
+        self.pending.append(Block(i, result, fn, args, done, last))
         limit = self.jobs + PENDING_BLOCKS if self.pool is not None else 0
         while len(self.pending) > limit and not self._halted():
             self._finish_block()
@@ -360,22 +314,22 @@ class Run:
     def _finish_block(self) -> None:
         block = self.pending.popleft()
         try:
-            n_lines, records, entries = _wait(block.result, self.interrupted)
+            got: Prepared = wait_block(block.result, self.interrupted)
         except BrokenProcessPool:
             # a worker died (killed, out of memory): finish this run in this process
             self._close_pool()
-            n_lines, records, entries = block.fn(*block.args)
+            got = block.fn(*block.args)
             self.pending = deque(
-                _Block(b.src, _Done(b.fn(*b.args)), b.fn, b.args, b.done_bytes, b.last)
+                Block(b.src, Done(b.fn(*b.args)), b.fn, b.args, b.done_bytes, b.last)
                 for b in self.pending
             )
         except Interrupted:
             return
         i = block.src
         base = self.line_base[i]
-        self.line_base[i] += n_lines
-        self.file_reports[i].records += records
-        self._consume(i, base, entries)
+        self.line_base[i] += got.lines
+        self.file_reports[i].records += got.records
+        self._consume(i, base, got.entries)
         self.bytes_done[i] = block.done_bytes
         self._progress()
 
@@ -396,54 +350,67 @@ class Run:
         any_acked = len(acked) > 0
         out: list[Diagnostic] = []
         for e in entries:
-            line = base + e[0]
-            tag = e[1]
-            if tag == "ok":
-                kind = e[2]
-                feed_call(path, line, kind, e[4], e[6], e[7], e[8], e[9], out)
-                warnings = e[14]
-                if out or warnings:
+            if type(e) is Ok:
+                line = base + e.line
+                feed_call(
+                    path, line, e.kind, e.call_id, e.trace_id, e.parent_id, e.started, e.ended, out
+                )
+                if out or e.warnings:
                     diags = [
-                        Diagnostic(path, line, f, c, Severity.WARNING, m) for f, c, m in warnings
+                        Diagnostic(path, line, f, c, Severity.WARNING, m) for f, c, m in e.warnings
                     ]
                     diags.extend(out)
                     out.clear()
                     if strict:
                         diags = [d.as_error() for d in diags]
                     if any(d.severity is Severity.ERROR for d in diags):
-                        self._refuse(kind, e[4], i, line)
+                        self._refuse(e.kind, e.call_id, i, line)
                         self.fates.invalid(entry_original(e), path, line, diags)
                         continue
                     self.fates.warn(diags)
-                self._take(e, i, line, any_acked and line in acked)
-            elif tag == "pair":
+                done = any_acked and line in acked
+                if done:
+                    self._skipped(i, 1)
+                self._take_half(_half(e, i, line, done))
+            elif type(e) is Pair:
                 self._pair(e, i, base, path, out)
-            elif tag == "bad":
-                _, _, value, diag_tuples, cid = e
+            elif type(e) is Bad:
+                line = base + e.line
+                cid = e.refused_id
                 if cid is not None:
                     checker.note_refused_id(path, line, cid)
-                    self._refuse(refused_id(value)[0], cid, i, line)
-                diags = [Diagnostic(path, line, f, c, s, m) for f, c, s, m in diag_tuples]
-                self.fates.invalid(value, path, line, diags)
-            else:  # freeplay
+                    self._refuse(refused_id(e.original)[0], cid, i, line)
+                diags = [Diagnostic(path, line, f, c, s, m) for f, c, s, m in e.diags]
+                self.fates.invalid(e.original, path, line, diags)
+            elif type(e) is FreeplayRecord:
                 self.fates.rejected_now(
-                    [(e[2], i, line)],
+                    [(e.value, i, base + e.line)],
                     "a Freeplay record: send it with `tracecli upload --target freeplay`",
                 )
             late = drain()
             if late:
                 self.fates.late(late)
 
-    def _pair(self, e: Entry, i: int, base: int, path: str, out: list[Diagnostic]) -> None:
+    def _pair(self, p: Pair, i: int, base: int, path: str, out: list[Diagnostic]) -> None:
         """A start and its end from one block: checked as one, sent without pairing."""
-        (ls, _, cid, project, tid, pid, started, ended, le) = e[:9]
-        line_s, line_e = base + ls, base + le
-        self.checker.feed_pair(path, line_s, cid, tid, pid, started, ended, line_e, out)
+        line_s, line_e = base + p.line, base + p.end_line
+        cid, project = p.call_id, p.project
+        self.checker.feed_pair(
+            path, line_s, cid, p.trace_id, p.parent_id, p.started, p.ended, line_e, out
+        )
         acked = self.acked_lines[i]
         done_s = line_s in acked if acked else False
         done_e = line_e in acked if acked else False
-        s = Half("start", cid, project, e[10], b"", e[11], i, line_s, e[9], done_s, None, e[12])
-        h = Half("end", cid, project, e[14], e[15], e[16], i, line_e, e[13], done_e, None, e[17])
+        # positional: this runs for nearly every call, and a keyword call of a slotted
+        # class costs about three times as much (see `_half`)
+        s = Half(
+            "start", cid, project, p.start_body, b"", p.start_flag, i, line_s, p.start_shape,
+            done_s, p.start_orig,
+        )  # fmt: skip
+        h = Half(
+            "end", cid, project, p.end_body, p.end_tail, p.end_flag, i, line_e, p.end_shape,
+            done_e, p.end_orig,
+        )  # fmt: skip
         if not out:
             if done_s or done_e:
                 self._skipped(i, int(done_s) + int(done_e))
@@ -486,14 +453,6 @@ class Run:
     def _skipped(self, i: int, n: int) -> None:
         self.report.skipped += n
         self.file_reports[i].skipped += n
-
-    def _take(self, e: Entry, src: int, line: int, done: bool) -> None:
-        (_, _, kind, shape, cid, project, _, _, _, _, body, tail, flag, orig, _) = e
-        if done:
-            self._skipped(src, 1)
-        self._take_half(
-            Half(kind, cid, project, body, tail, flag, src, line, shape, done, None, orig)
-        )
 
     def _take_half(self, half: Half) -> None:
         if half.kind == "complete":
@@ -548,14 +507,19 @@ class Run:
         self._add(unit)
 
     def _add(self, unit: Unit) -> None:
+        sender = self.sender
+        if sender is None:  # a check-only pass (--strict's first): nothing is sent
+            self.fates.checked(unit.recs)
+            return
         for chunk in self.chunker.add(unit):
-            assert self.sender is not None
-            self.sender.submit(chunk, self.interrupted, self._progress)
+            sender.submit(chunk, self.interrupted, self._progress)
 
     def _flush(self) -> None:
+        sender = self.sender
+        if sender is None:
+            return
         for chunk in self.chunker.flush():
-            assert self.sender is not None
-            self.sender.submit(chunk, self.interrupted, self._progress)
+            sender.submit(chunk, self.interrupted, self._progress)
 
     def _count_unsent(self) -> None:
         """The run stops early: the records read but not handed to the sender (open
@@ -638,26 +602,19 @@ class Run:
         self.pairer.close()
 
 
+def _half(e: Ok, src: int, line: int, done: bool) -> Half:
+    """The pairing's view of a valid record: its place in the inputs and whether an
+    earlier run stored it. Built positionally: this runs twice per call, and a keyword
+    call of a slotted class costs about three times as much."""
+    return Half(
+        e.kind, e.call_id, e.project, e.body, e.tail, e.flag, src, line, e.shape, done, e.orig
+    )
+
+
 def _status(target: object) -> str | None:
     """The target's word on what its requests wait for (a retry, an outage), if any."""
     status = getattr(target, "status", None)
     return (status() or None) if callable(status) else None
-
-
-class Interrupted(Exception):
-    pass
-
-
-def _wait(result: Future[Any] | _Done, interrupted: Callable[[], bool]) -> Any:
-    """A block's result; gives up (raising Interrupted) once Ctrl-C was pressed."""
-    if isinstance(result, _Done):
-        return result.result()
-    while True:
-        try:
-            return result.result(timeout=0.2)
-        except TimeoutError:
-            if interrupted():
-                raise Interrupted from None
 
 
 UNREAD_COUNT_BYTES = 1 << 30  # at most this much unread input is counted at a stop

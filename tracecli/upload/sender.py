@@ -1,5 +1,9 @@
 """Send chunks on worker threads, split what the server refuses, and report each record's fate.
 
+`Workers` is the one sending engine, for every target: worker threads, a short queue,
+the outage stop, Ctrl-C and the fatal error. `Sender` is its Weave part (chunks of calls,
+split and reconciled); Freeplay's (one request per record) is `upload.freeplay_send`.
+
 The reading loop must never wait for the network, and the server must never wait for the
 reader: `concurrency` daemon threads take chunks from a short queue (so memory stays
 bounded: the reader blocks when it is full) and post them through the target's one pooled
@@ -28,6 +32,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from tracecli.diagnostics import TracecliError
 from tracecli.targets import ChecksStored, Target
@@ -50,28 +55,31 @@ COLLECT_EVERY = 4  # requests between full garbage collections (see _collect)
 QUEUED = 2  # chunks ready beyond one per thread: enough to never starve, few to hold
 
 
-class Sender:
-    def __init__(
-        self,
-        target: Target,
-        *,
-        concurrency: int,
-        on_acked: OnAcked,
-        on_rejected: OnRejected,
-        on_unsent: OnUnsent,
-    ) -> None:
+J = TypeVar("J")  # what one worker takes at a time: a chunk, a Freeplay record
+
+
+class Workers(Generic[J]):
+    """Jobs sent on `concurrency` threads through one target, with one outage stop.
+
+    A subclass says how one job is sent and what its fate is (`_send`, which calls
+    `_count_give_up` with each request's outcome) and what becomes of a job that is not
+    sent (`_unsent`). Everything else (the queue, the threads, waiting, Ctrl-C, a fatal
+    error, the stop when the server is down) is the same for every target.
+    """
+
+    who = "the server"  # in the outage message: "<who> failed 8 requests in a row"
+    kept = "stored"  # what nothing was between those requests
+
+    def __init__(self, target: Target, *, concurrency: int) -> None:
         self.target = target
-        self.on_acked = on_acked
-        self.on_rejected = on_rejected
-        self.on_unsent = on_unsent
         self.fatal: TracecliError | None = None  # an AuthError or config error: all stops
         self.halted: str | None = None  # why sending stopped early (an outage), if it did
         self._give_ups = 0  # chunks whose retries ran out in a row, nothing acked between
         self._outage_limit = max(OUTAGE_GIVE_UPS, 2 * concurrency)
-        self._queue: queue.Queue[Chunk | None] = queue.Queue(maxsize=concurrency + QUEUED)
+        self._queue: queue.Queue[J | None] = queue.Queue(maxsize=concurrency + QUEUED)
         self._stopping = threading.Event()
         self._cond = threading.Condition()
-        self._pending = 0  # chunks submitted and not finished
+        self._pending = 0  # jobs submitted and not finished
         self._posts = 0
         self._threads = [
             threading.Thread(target=self._work, name=f"tracecli-send-{i}", daemon=True)
@@ -79,6 +87,12 @@ class Sender:
         ]
         for t in self._threads:
             t.start()
+
+    def _send(self, job: J) -> None:
+        raise NotImplementedError
+
+    def _unsent(self, job: J) -> None:
+        raise NotImplementedError
 
     @property
     def stopped(self) -> bool:
@@ -91,21 +105,21 @@ class Sender:
 
     def submit(
         self,
-        chunk: Chunk,
+        job: J,
         interrupted: Callable[[], bool] = lambda: False,
         tick: Callable[[], None] | None = None,
     ) -> bool:
-        """Queue a chunk (blocking while the queue is full, calling `tick` meanwhile so a
+        """Queue a job (blocking while the queue is full, calling `tick` meanwhile so a
         progress line keeps saying what the requests wait for); False when the upload is
-        stopping, in which case the chunk's records were reported unsent."""
+        stopping, in which case the job's records were reported unsent."""
         with self._cond:
             self._pending += 1
         while True:
             if self.stopped or interrupted():
-                self._finish_unsent(chunk)
+                self._finish_unsent(job)
                 return False
             try:
-                self._queue.put(chunk, timeout=0.1)
+                self._queue.put(job, timeout=0.1)
                 return True
             except queue.Full:
                 if tick is not None:
@@ -113,9 +127,12 @@ class Sender:
                 continue
 
     def wait(
-        self, timeout: float | None = None, interrupted: Callable[[], bool] | None = None
+        self,
+        timeout: float | None = None,
+        interrupted: Callable[[], bool] | None = None,
+        tick: Callable[[], None] | None = None,
     ) -> bool:
-        """Wait until every submitted chunk is finished; False on timeout or interruption."""
+        """Wait until every submitted job is finished; False on timeout or interruption."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while self._pending:
@@ -125,19 +142,21 @@ class Sender:
                 if left <= 0:
                     return False
                 self._cond.wait(left)
+                if tick is not None:
+                    tick()
         return True
 
     def stop(self, grace: float) -> None:
         """Ctrl-C: send nothing new, give requests in flight `grace` seconds to be answered,
         then cut short their retries (their records stay unsent, for the next run)."""
         self._stopping.set()
-        while True:  # chunks still queued will not be sent
+        while True:  # jobs still queued will not be sent
             try:
-                chunk = self._queue.get_nowait()
+                job = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if chunk is not None:
-                self._finish_unsent(chunk)
+            if job is not None:
+                self._finish_unsent(job)
         if not self.wait(grace):
             self.target.cancel()
             self.wait(2.0)
@@ -149,6 +168,11 @@ class Sender:
                 self._queue.put_nowait(None)
             except queue.Full:
                 break
+
+    def join(self, timeout: float) -> None:
+        """Wait for the threads to end (after `close`)."""
+        for t in self._threads:
+            t.join(timeout=timeout)
 
     # -- worker side ----------------------------------------------------------------------
     def _collect(self) -> None:
@@ -163,8 +187,8 @@ class Sender:
         if due:
             gc.collect()
 
-    def _finish_unsent(self, chunk: Chunk) -> None:
-        self.on_unsent(chunk)
+    def _finish_unsent(self, job: J) -> None:
+        self._unsent(job)
         self._done()
 
     def _done(self) -> None:
@@ -174,26 +198,73 @@ class Sender:
 
     def _work(self) -> None:
         while True:
-            chunk = self._queue.get()
-            if chunk is None:
+            job = self._queue.get()
+            if job is None:
                 return
             try:
                 if self.stopped:
-                    self.on_unsent(chunk)
-                elif chunk.route == SINGLE:
-                    self._single(chunk)
+                    self._unsent(job)
                 else:
-                    self._deliver(chunk)
+                    self._send(job)
             except TracecliError as exc:  # AuthError, TLS/config: nothing else can succeed
                 if self.fatal is None:
                     self.fatal = exc
-                self.on_unsent(chunk)
+                self._unsent(job)
             except BaseException as exc:  # a bug: do not lose the records silently
                 if self.fatal is None:
                     self.fatal = TracecliError(f"internal error while sending: {exc!r}")
-                self.on_unsent(chunk)
+                self._unsent(job)
             finally:
                 self._done()
+
+    def _count_give_up(self, action: Action, out: Outcome | None = None) -> None:
+        """Stop when the server is down: no answer to any request for --max-outage seconds
+        (UNREACHABLE, from the transport's outage watch), or retries that ran out for
+        `_outage_limit` requests in a row with nothing acknowledged between (a server that
+        answers, but only with 5xx/429). Either way it is not refusing records: stop, rather
+        than spend --max-retry-time on every job left. What is not sent is left for the
+        next run (the journal knows what was stored)."""
+        with self._cond:
+            if action is Action.OK:
+                self._give_ups = 0
+            elif action is Action.UNREACHABLE and self.halted is None:
+                self.halted = halt_reason(self.target, out)
+            elif action is Action.GIVE_UP:
+                self._give_ups += 1
+                if self._give_ups >= self._outage_limit and self.halted is None:
+                    last = f" (last: {out.reason})" if out is not None and out.reason else ""
+                    self.halted = (
+                        f"{self.who} failed {self._give_ups} requests in a row, each retried "
+                        f"for --max-retry-time, with nothing {self.kept} between{last}"
+                    )
+
+
+class Sender(Workers[Chunk]):
+    """Weave's chunks of calls: split what the server refuses, reconcile after a failed
+    request, one call's steps in order on the SINGLE route."""
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        concurrency: int,
+        on_acked: OnAcked,
+        on_rejected: OnRejected,
+        on_unsent: OnUnsent,
+    ) -> None:
+        self.on_acked = on_acked
+        self.on_rejected = on_rejected
+        self.on_unsent = on_unsent
+        super().__init__(target, concurrency=concurrency)
+
+    def _unsent(self, job: Chunk) -> None:
+        self.on_unsent(job)
+
+    def _send(self, job: Chunk) -> None:
+        if job.route == SINGLE:
+            self._single(job)
+        else:
+            self._deliver(job)
 
     def _deliver(self, chunk: Chunk) -> None:
         if self.broken:
@@ -239,27 +310,6 @@ class Sender:
             self.on_unsent(chunk)
         else:  # REJECT: the server refused it for its content
             self.on_rejected(chunk, out.reason, out.status)
-
-    def _count_give_up(self, action: Action, out: Outcome | None = None) -> None:
-        """Stop when the server is down: no answer to any request for --max-outage seconds
-        (UNREACHABLE, from the transport's outage watch), or retries that ran out for
-        `_outage_limit` requests in a row with nothing acknowledged between (a server that
-        answers, but only with 5xx/429). Either way it is not refusing records: stop, rather
-        than spend --max-retry-time on every chunk left. What is not sent is left for the
-        next run (the journal knows what was stored)."""
-        with self._cond:
-            if action is Action.OK:
-                self._give_ups = 0
-            elif action is Action.UNREACHABLE and self.halted is None:
-                self.halted = halt_reason(self.target, out)
-            elif action is Action.GIVE_UP:
-                self._give_ups += 1
-                if self._give_ups >= self._outage_limit and self.halted is None:
-                    last = f" (last: {out.reason})" if out is not None and out.reason else ""
-                    self.halted = (
-                        f"the server failed {self._give_ups} requests in a row, each retried "
-                        f"for --max-retry-time, with nothing stored between{last}"
-                    )
 
     def _held(self, target: ChecksStored, chunk: Chunk) -> tuple[Chunk, Chunk]:
         """(what of `chunk` the server holds, what is left to send); all left when the

@@ -25,6 +25,7 @@ from typing import Any
 from tracecli.check.cross import CrossChecker
 from tracecli.check.pairpack import Packed
 from tracecli.diagnostics import Diagnostic, Location, Severity, UsageError
+from tracecli.inputs.blocks import plan_ranges, read_blocks
 from tracecli.inputs.reader import (
     STDIN,
     InputFormat,
@@ -229,7 +230,7 @@ class _Run:
     def _plain(self, src: Source) -> None:
         size = src.size or 0
         try:
-            ranges = blocks.plan_ranges(src.path, size, BLOCK_BYTES)
+            ranges = plan_ranges(src.path, size, BLOCK_BYTES)
         except OSError as exc:
             self.sink.add(Diagnostic.at(Location(src.path, 0), "read-error", os_message(exc)))
             return
@@ -249,7 +250,7 @@ class _Run:
         lines = _LineCounter()
         first = True
         try:
-            for data in blocks.read_blocks(stream, BLOCK_BYTES):
+            for data in read_blocks(stream, BLOCK_BYTES):
                 if isinstance(data, Exception):
                     self.drain_pool()
                     self.sink.add(

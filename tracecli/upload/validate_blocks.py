@@ -20,19 +20,15 @@ paths give the same answer by construction.
 from __future__ import annotations
 
 import gc
-import re
-import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from typing import IO, Any
-
-import orjson
+from typing import Any
 
 from tracecli.check.cross import call_facts, ended_before, refused_id, timestamp
 from tracecli.check.pairpack import Packed, pack_pairs
 from tracecli.check.records import parse_record
 from tracecli.diagnostics import Location, Severity
-from tracecli.inputs.reader import BOM, STDIN_NAME, json_error
+from tracecli.inputs.blocks import block_lines, range_error, read_range
+from tracecli.inputs.reader import STDIN_NAME
 from tracecli.schema.fastcheck import (
     COMPLETE_KEYS,
     END_KEYS,
@@ -44,100 +40,12 @@ from tracecli.schema.fastcheck import (
     end_facts,
     start_facts,
 )
+from tracecli.upload.lines import NOT_JSON, broken_id, decoded, find_ref, plain_refs
 from tracecli.wire.encode import SERVER_MAX_BYTES, EncodeError, MiB, dumps
-from tracecli.wire.wideints import (
-    DEEP_BRACKETS,
-    deep_fields,
-    deep_message,
-    exact_loads,
-    is_wide,
-    may_hold_wide_ints,
-    may_nest_deep,
-    odd_values,
-)
 
 Entry = tuple[Any, ...]
 _REQUEST_OVERHEAD = 64  # the request around one call body: {"batch": [{"mode": ...}]}
 _NEAR_LIMIT = SERVER_MAX_BYTES - (1 << 20)  # raw lines longer than this are measured
-REF_START = b'"weave'  # how a JSON string that may be a weave:/// reference begins
-find_ref = re.compile(re.escape(REF_START)).search  # over a block: a third faster than `in`
-_good_refs = re.compile(rb'"weave:///[^/"\\]+/[^/"\\]+/[^"\\]').findall
-
-
-def plain_refs(raw: bytes) -> bool:
-    """Whether every string of the line that begins like a reference is one the server can
-    parse (`weave:///entity/project/...`), so the fast check, which does not look inside
-    values, answers as the full one would. What the SDK writes (op refs, object refs in
-    inputs) stays on the fast path; anything else that merely looks like one does not."""
-    return raw.count(REF_START) == len(_good_refs(raw))
-
-
-_loads = orjson.loads
-_JSONError = orjson.JSONDecodeError
-Extra = tuple[str, str, Severity, str]  # (field, code, severity, message)
-
-
-def read_exact(raw: bytes) -> Any:
-    """A line orjson refused, read as weave's server reads it (NaN, lone surrogates), or
-    None when it is not JSON even so (then orjson's error is the one to report)."""
-    try:
-        return exact_loads(raw)
-    except ValueError:  # UnicodeDecodeError and json's errors included
-        return None
-
-
-def widened(value: Any, raw: bytes) -> Any:
-    """`value` read again with its integers exact, when the line holds one beyond what
-    orjson keeps (it read it as a float); else None. Only asked of lines with 19 digits in
-    a row."""
-    exact = read_exact(raw)
-    if exact is None:
-        return None
-    stack = [exact]
-    while stack:
-        v = stack.pop()
-        if type(v) is dict:
-            stack.extend(v.values())
-        elif type(v) is list:
-            stack.extend(v)
-        elif is_wide(v):
-            return exact
-    return None
-
-
-def body_prefix(value: Any) -> tuple[dict[str, Any] | None, str]:
-    """The call body inside a record of any Weave shape, and the path to it."""
-    if type(value) is not dict:
-        return None, ""
-    if "type" in value or ("op_name" in value and "ended_at" in value):
-        return value, ""
-    if "mode" in value and "req" in value:
-        req, mode = value.get("req"), value.get("mode")
-        body = req.get(mode) if type(req) is dict and type(mode) is str else None
-        return (body, f"req.{mode}.") if type(body) is dict else (None, "")
-    if len(value) == 1 and ("start" in value or "end" in value):
-        mode = "start" if "start" in value else "end"
-        body = value[mode]
-        return (body, f"{mode}.") if type(body) is dict else (None, "")
-    return None, ""
-
-
-def line_extras(value: Any, raw: bytes, exact: bool) -> list[Extra]:
-    """What a line holds that weave's server stores other than as written, or cannot read
-    back: non-finite numbers and lone surrogates (only in a line orjson refused: `exact`),
-    nesting past what the server reads back (only in a line with brackets enough). Errors
-    for nesting the server fails to store. Empty for nearly every line, at little cost."""
-    out: list[Extra] = []
-    body, prefix = body_prefix(value)
-    if body is None:
-        return out  # not a Weave call (a Freeplay record): its own checks judge it
-    if exact:
-        out.extend((o.field, o.code, Severity.WARNING, o.message) for o in odd_values(value))
-    if may_nest_deep(raw):
-        for d in deep_fields(body):
-            sev = Severity.WARNING if d.stored else Severity.ERROR
-            out.append((prefix + d.field, "depth", sev, deep_message(d)))
-    return out
 
 
 def examine(value: Any, line: int, path: str, out: list[Entry], json: bool = False) -> None:
@@ -238,11 +146,6 @@ def check_lines(data: bytes, path: str, at_start: bool) -> Result:
 
 
 def _check_lines(data: bytes, path: str, at_start: bool) -> Result:
-    lines = data.split(b"\n")
-    if lines and not lines[-1]:
-        lines.pop()  # the block ends with a newline: no line after it
-    if at_start and lines and lines[0].startswith(BOM):
-        lines[0] = lines[0][3:]
     out: list[Entry | None] = []
     append = out.append
     pairs: list[Entry] = []
@@ -250,57 +153,34 @@ def _check_lines(data: bytes, path: str, at_start: bool) -> Result:
     ids: list[Any] = []  # every id an entry carries, to count them
     note = ids.append
     opened: dict[Any, int] = {}  # id -> index in out of its start, still unpaired
-    loads, fast = _loads, _fast_facts
+    fast = _fast_facts
     no_refs = find_ref(data) is None
-    wide = may_hold_wide_ints(data)
+    lines = block_lines(data, at_start)
     records = 0
-    n = 0
-    for raw in lines:
-        n += 1
-        exact = False
-        try:
-            value = loads(raw)
-        except _JSONError as exc:
-            if not raw.strip():
-                continue
-            value = read_exact(raw)
-            if value is None:
-                msg = json_error(raw, exc)
-                if n == 1 and at_start and path == STDIN_NAME:
-                    msg += " (stdin is read as JSONL: --input-format yaml reads YAML)"
-                append((n, "diag", "", "json", Severity.ERROR, msg))
-                broken_id(raw, n, out)  # type: ignore[arg-type]
-                continue
-            exact = True
-        records += 1
-        if wide and not exact and may_hold_wide_ints(raw):
-            v = widened(value, raw)
-            if v is not None:
-                value, exact = v, True
-        if len(raw) > _NEAR_LIMIT:
-            too_large(value, n, out)  # type: ignore[arg-type]
-        if exact or (
-            # as many brackets as the nesting needs, opening and closing: lines are seldom
-            # this long (a check at C speed, ~2% of the loop when they are)
-            len(raw) > 2 * DEEP_BRACKETS and may_nest_deep(raw)
-        ):
-            extras = line_extras(value, raw, exact)
+    for n, raw, value, extras in decoded(lines, data):
+        if value is NOT_JSON:
+            if n == 1 and at_start and path == STDIN_NAME:
+                fld, code, sev, msg = extras[0]
+                msg += " (stdin is read as JSONL: --input-format yaml reads YAML)"
+                extras = [(fld, code, sev, msg)]
         else:
-            extras = []
+            records += 1
+            if len(raw) > _NEAR_LIMIT:
+                too_large(value, n, out)  # type: ignore[arg-type]
         if extras:
             if any(e[2] is Severity.ERROR for e in extras):
                 out.extend((n, "diag", *e) for e in extras)
-                broken_id(raw, n, out)  # type: ignore[arg-type]
+                _refuse_broken(raw, n, out)
                 continue
             k = len(out)
             examine(value, n, path, out, False)  # type: ignore[arg-type]
-            bad = set()
+            refused = set()
             for e in out[k:]:
                 if e is not None and e[1] != "diag":
                     note(e[2])
                 elif e is not None and e[4] is Severity.ERROR:
-                    bad.add(e[2])
-            out.extend((n, "diag", *e) for e in extras if e[0] not in bad)
+                    refused.add(e[2])
+            out.extend((n, "diag", *e) for e in extras if e[0] not in refused)
             continue
         # a string the server reads as a reference starts with "weave: the full check
         # looks inside values for it, the fast one does not (one search per block)
@@ -325,24 +205,25 @@ def _check_lines(data: bytes, path: str, at_start: bool) -> Result:
             i = opened.pop(cid, None)
             if i is not None:
                 s = out[i]
-                assert s is not None  # `opened` holds the place of a start still in `out`
+                assert s is not None  # (a start is taken out once: popped from opened)
                 out[i] = None
                 st, en = s[5], f[6]  # both canonical time strings (the fast path's)
                 if len(st) == len(en) and st[-1] == "Z" == en[-1] and st[10] == en[10]:
-                    backwards = en < st
+                    bad = en < st
                 else:
-                    backwards = ended_before(en, st)
-                add_pair((s[0], cid, s[3], s[4], st, en, n, backwards))
+                    bad = ended_before(en, st)
+                add_pair((s[0], cid, s[3], s[4], st, en, n, bad))
                 continue
         append(f)
     # every id of a pair occurs twice; if anything else shares an id, count properly
+    n = len(lines)
     if pairs and len(set(ids)) != len(ids) - len(pairs):
         entries, pairs = _unpair(out, pairs, ids)
         return n, records, entries, pack_pairs(pairs)
     return n, records, _settle_times(out), pack_pairs(pairs)
 
 
-def _settle_times(out: Iterable[Entry | None]) -> list[Entry]:
+def _settle_times(out: list[Entry | None]) -> list[Entry]:
     """The entries left after pairing, with their times settled.
 
     A bad order within one record becomes a "time" entry (the line, "time", 0, started,
@@ -378,7 +259,7 @@ def _unpair(
     order to say what is wrong with which."""
     counts = Counter(ids)
     kept: list[Entry] = []
-    back: list[Entry] = [e for e in out if e is not None]
+    back: list[Entry | None] = [e for e in out if e is not None]
     for p in pairs:
         if counts[p[1]] > 2:
             back.append((p[0], "start", p[1], p[2], p[3], p[4], None))
@@ -408,78 +289,21 @@ def too_large(value: Any, line: int, out: list[Entry]) -> None:
         out.append((line, "diag", "(record)", "too-large", Severity.ERROR, msg))
 
 
-def _line(e: Entry) -> int:
+def _line(e: Entry | None) -> int:
+    assert e is not None
     return int(e[0])
 
 
-_ID_IN_TEXT = re.compile(
-    rb'"id"\s*:\s*"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{16})"'
-)
-
-
-def broken_id(raw: bytes, line: int, out: list[Entry]) -> None:
-    """The call id in a line that is not JSON (a truncated record, a stray comma), if any.
-
-    Marked as refused so that the other half of the call does not also get a warning
-    ("running call", "end without start") for what is one problem. The first `"id"`
-    holding a call id is taken; a wrong pick only spares some other call a warning.
-    """
-    m = _ID_IN_TEXT.search(raw)
-    if m is not None:
-        out.append((line, "refused", m.group(1).decode("ascii")))
+def _refuse_broken(raw: bytes, line: int, out: list[Entry | None]) -> None:
+    cid = broken_id(raw)
+    if cid is not None:
+        out.append((line, "refused", cid))
 
 
 def check_range(path: str, offset: int, length: int) -> Result:
     """Read and check one byte range of a plain file (the pool's unit of work)."""
     try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read(length)
+        data = read_range(path, offset, length)
     except OSError as exc:
-        msg = f"file cannot be read from here on: {exc.strerror or exc}"
-        return 0, 0, [(1, "diag", "", "read-error", Severity.ERROR, msg)], None
+        return 0, 0, [(1, "diag", "", "read-error", Severity.ERROR, range_error(exc))], None
     return check_lines(data, path, offset == 0)
-
-
-def plan_ranges(path: str, size: int, block: int, start: int = 0) -> list[tuple[int, int]]:
-    """Split a file (from `start`, a line start) into ranges of about `block` bytes that
-    end at a line end."""
-    ranges = []
-    with open(path, "rb") as f:
-        while start < size:
-            f.seek(min(start + block, size))
-            if start + block < size:
-                f.readline()
-            end = min(f.tell(), size) if start + block < size else size
-            ranges.append((start, end - start))
-            start = end
-    return ranges
-
-
-def read_blocks(stream: IO[bytes], block: int) -> Iterator[bytes | Exception]:
-    """Whole-line blocks of a stream (gzip, stdin), then the read error if one stops it.
-
-    Line by line (C-speed `readline`), so the lines read before a truncated gzip's
-    error are kept, as the serial reader keeps them.
-    """
-    buf: list[bytes] = []
-    size = 0
-    readline = stream.readline
-    try:
-        while True:
-            line = readline()
-            if not line:
-                break
-            buf.append(line)
-            size += len(line)
-            if size >= block:
-                yield b"".join(buf)
-                buf = []
-                size = 0
-    except (EOFError, OSError, zlib.error) as exc:
-        if buf:
-            yield b"".join(buf)
-        yield exc
-        return
-    if buf:
-        yield b"".join(buf)

@@ -1,0 +1,28 @@
+"""The upload's per-block entries: named, and as cheap to ship back from a worker."""
+
+from __future__ import annotations
+
+import pickle
+
+from tracecli.upload.blocks import Bad, Ok, Pair, prepare_lines
+
+START = (
+    b'{"type":"start","id":"%s","trace_id":"' + b"1" * 32 + b'","project_id":"e/p",'
+    b'"op_name":"f","started_at":"2026-01-01T00:00:00Z","inputs":{},"attributes":{}}'
+)
+A, B = b"a" * 16, b"b" * 16  # span ids
+END = b'{"type":"end","id":"%s","project_id":"e/p","ended_at":"2026-01-01T00:00:01Z","summary":{}}'
+
+
+def test_entries_keep_their_names_through_pickling() -> None:
+    data = b"\n".join([START % A, START % B, END % A, b"{oops"]) + b"\n"
+    got = prepare_lines(data, "p.jsonl", True, None)
+    assert [type(e) for e in got.entries] == [Pair, Ok, Bad]
+    pair, lone, bad = got.entries
+    assert isinstance(pair, Pair) and (pair.line, pair.end_line, pair.call_id) == (1, 3, A.decode())
+    assert isinstance(lone, Ok) and (lone.kind, lone.call_id, lone.line) == ("start", B.decode(), 2)
+    assert isinstance(bad, Bad) and bad.line == 4 and bad.diags[0][1] == "json"
+    back = pickle.loads(pickle.dumps(got))
+    assert (back.lines, back.records) == (got.lines, got.records) == (4, 4)
+    assert back.entries == got.entries
+    assert [type(e) for e in back.entries] == [Pair, Ok, Bad]
