@@ -195,7 +195,9 @@ class Gen:
         return t_end
 
 
-def lines(shape: str, events: list[tuple[str, dict[str, Any]]], style: str = "compact") -> list[bytes]:
+def lines(
+    shape: str, events: list[tuple[str, dict[str, Any]]], style: str = "compact"
+) -> list[bytes]:
     if style == "offsets":
         events = [(k, _with_nulls(k, b)) for k, b in events]
     values = _values(shape, events)

@@ -144,7 +144,7 @@ class RunAll:
             if not path.exists():
                 log(f"# generating {path}")
                 tmp = path.with_name("tmp_" + path.name)
-                n, _ = generate(tmp, a.calls, style=style)
+                generate(tmp, a.calls, style=style)
                 tmp.rename(path)
             self.files[style] = path
         self.peers: Any = None
@@ -209,8 +209,8 @@ class RunAll:
     def tool(self, name: str, style: str, url: str) -> list[str]:
         path = self.files[style]
         if name == "script":
-            script = BENCH / "peer_naive.py"
-            return [self.v["PY"], str(script), str(path), "--url", url, "--batch", "100", "--orjson"]
+            script = str(BENCH / "peer_naive.py")
+            return [self.v["PY"], script, str(path), "--url", url, "--batch", "100", "--orjson"]
         if name == "sdk":
             return [self.v["WEAVE_PY"], str(BENCH / "peer_weave_sdk.py"), str(path), "--url", url]
         cmd = [sys.executable, "-m", "tracecli", "upload", str(path), "--restart"]
@@ -230,7 +230,9 @@ class RunAll:
         try:
             for style, path in self.files.items():
                 jsonl = style != "yaml"
-                expected = self.peers.count_calls(str(self.files.get("compact", path) if not jsonl else path))[0]
+                # a YAML file holds the same records as the compact one (same seed)
+                counted = path if jsonl else self.files.get("compact", path)
+                expected = self.peers.count_calls(str(counted))[0]
                 tools = ["tracecli"] if "sink" in parts else []
                 if "store" in parts:
                     tools.append("store")
@@ -299,50 +301,8 @@ class RunAll:
                 "CSafeLoader), timed inside its interpreter"
             )
         if "upload" in self.results:
-            rows = []
             compact = self.results["upload"].get("compact")
-            for style, u in self.results["upload"].items():
-                exp = u["expected"]
-                rs = u["rounds"]
-                base = rs if "script" in rs[0] else (compact or {}).get("rounds", [])
-
-                def rate(t: str, key: str = "work_s", rs: list[Any] = rs) -> str:
-                    xs = [r[t][key] for r in rs if t in r]
-                    return f"{exp / med(xs):,.0f}" if xs else "-"
-
-                def ratio(t: str, b: str, key: str = "work_s") -> str:
-                    pairs = [
-                        x[b][key] / r[t][key]
-                        for r, x in zip(rs, base, strict=False)
-                        if t in r and b in x
-                    ]
-                    return f"{med(pairs):.2f}x" if pairs else "-"
-
-                def cpu(t: str) -> str:
-                    xs = [r[t]["cpu"] for r in rs if t in r]
-                    return f"{med(xs) / exp * 1e6:.1f}" if xs else "-"
-
-                def rss(t: str) -> str:
-                    xs = [r[t]["tree_rss"] for r in rs if t in r]
-                    return f"{max(xs) / 2**20:.0f}" if xs else "-"
-
-                loads = [r[t]["load"] for r in rs for t in r]
-                ok = all(r[t]["ok"] for r in rs for t in r)
-                rows.append(
-                    [
-                        style,
-                        rate("tracecli"),
-                        f"{ratio('tracecli', 'script')} ({ratio('tracecli', 'script', 'wall')})",
-                        ratio("tracecli", "sdk"),
-                        rate("store"),
-                        f"{ratio('store', 'script')} ({ratio('store', 'script', 'wall')})",
-                        f"{cpu('tracecli')} / {cpu('store')} / "
-                        f"{cpu('script') if 'script' in rs[0] else '-'}",
-                        f"{rss('tracecli')} / {rss('store')}",
-                        f"{min(loads):.2f}-{max(loads):.2f}",
-                        "ok" if ok else "NOT VERIFIED",
-                    ]
-                )
+            rows = [upload_row(style, u, compact) for style, u in self.results["upload"].items()]
             print(f"\n## upload ({self.a.calls} calls, {self.a.rounds} round(s), medians)\n")
             head = ["style", "null server calls/s", "x script (wall)", "x SDK", "store calls/s"]
             head += ["store x script-to-null (wall)", "CPU us/call upload / store / script"]
@@ -353,6 +313,45 @@ class RunAll:
                 "answer); in brackets from wall time, start-up included. script: the "
                 "hand-written httpx + orjson uploader; SDK: weave 0.54's batching client."
             )
+
+
+def upload_row(style: str, u: dict[str, Any], compact: dict[str, Any] | None) -> list[str]:
+    """One row of the upload table (a YAML file's peers: their runs on the compact file)."""
+    med = statistics.median
+    exp = u["expected"]
+    rs = u["rounds"]
+    base = rs if "script" in rs[0] else (compact or {}).get("rounds", [])
+
+    def rate(t: str) -> str:
+        xs = [r[t]["work_s"] for r in rs if t in r]
+        return f"{exp / med(xs):,.0f}" if xs else "-"
+
+    def ratio(t: str, b: str, key: str = "work_s") -> str:
+        pairs = [x[b][key] / r[t][key] for r, x in zip(rs, base, strict=False) if t in r and b in x]
+        return f"{med(pairs):.2f}x" if pairs else "-"
+
+    def cpu(t: str) -> str:
+        xs = [r[t]["cpu"] for r in rs if t in r]
+        return f"{med(xs) / exp * 1e6:.1f}" if xs else "-"
+
+    def rss(t: str) -> str:
+        xs = [r[t]["tree_rss"] for r in rs if t in r]
+        return f"{max(xs) / 2**20:.0f}" if xs else "-"
+
+    loads = [r[t]["load"] for r in rs for t in r]
+    ok = all(r[t]["ok"] for r in rs for t in r)
+    return [
+        style,
+        rate("tracecli"),
+        f"{ratio('tracecli', 'script')} ({ratio('tracecli', 'script', 'wall')})",
+        ratio("tracecli", "sdk"),
+        rate("store"),
+        f"{ratio('store', 'script')} ({ratio('store', 'script', 'wall')})",
+        f"{cpu('tracecli')} / {cpu('store')} / {cpu('script')}",
+        f"{rss('tracecli')} / {rss('store')}",
+        f"{min(loads):.2f}-{max(loads):.2f}",
+        "ok" if ok else "NOT VERIFIED",
+    ]
 
 
 def main() -> int:
