@@ -42,6 +42,7 @@ from tracecli.schema.fastcheck import (
     START_KEYS,
     complete_facts,
     end_facts,
+    same_layout,
     start_facts,
 )
 from tracecli.wire.encode import SERVER_MAX_BYTES, EncodeError, MiB, dumps
@@ -327,10 +328,7 @@ def _check_lines(data: bytes, path: str, at_start: bool) -> Result:
                 s = out[i]
                 out[i] = None
                 st, en = s[5], f[6]  # both canonical time strings (the fast path's)
-                if len(st) == len(en) and st[-1] == "Z" == en[-1] and st[10] == en[10]:
-                    bad = en < st
-                else:
-                    bad = ended_before(en, st)
+                bad = en < st if same_layout(st, en) else ended_before(en, st)
                 add_pair((s[0], cid, s[3], s[4], st, en, n, bad))
                 continue
         append(f)
