@@ -17,7 +17,9 @@ programs write them), on one file of --calls calls:
 
 Runs of one round are interleaved (A, B, C, then rotated next round) so that what a
 neighbour does to the machine falls on both sides of a ratio; ratios are taken within a
-round, then the median over rounds. Each figure is given three ways: wall time with
+round, then the median over rounds. --baseline DIR (`git archive` of an earlier commit,
+unpacked) runs that checkout's tracecli too, in the same rounds: before and after, under
+the same neighbours. Each figure is given three ways: wall time with
 start-up (what a user waits for), CPU time per record (user + system of the whole process
 tree, from wait4: steadier than wall time when the machine is shared), and the 1-minute
 load average when the run began. The peers read JSONL only: a YAML file's upload is
@@ -136,6 +138,9 @@ class RunAll:
             "XDG_STATE_HOME": str(self.work / "state"),  # the bench's journal, not the user's
             "NO_COLOR": "1",
         }
+        self.base_env: dict[str, str] | None = None
+        if a.baseline:  # the same figures for another checkout, in the same rounds
+            self.base_env = {**self.env, "PYTHONPATH": str(Path(a.baseline).resolve())}
         self.files: dict[str, Path] = {}
         self.records: dict[str, int] = {}
         for style in a.styles:
@@ -159,11 +164,15 @@ class RunAll:
             floor_cmd = [sys.executable, "-c", loop, str(path)]
             val_cmd = [sys.executable, "-m", "tracecli", "validate", str(path), "--format", "json"]
             rounds: list[dict[str, Any]] = []
+            order = [("floor", floor_cmd), ("validate", val_cmd)]
+            if self.base_env:
+                order.append(("base", val_cmd))
             for rnd in range(self.a.rounds):
-                order = [("floor", floor_cmd), ("validate", val_cmd)]
-                if rnd % 2:
-                    order.reverse()
-                got = {name: timed(cmd, self.env, self.work) for name, cmd in order}
+                k = rnd % len(order)
+                got = {
+                    name: timed(cmd, self.base_env if name == "base" else self.env, self.work)
+                    for name, cmd in order[k:] + order[:k]
+                }
                 f, v = got["floor"], got["validate"]
                 if f["rc"] != 0 or v["rc"] not in (0, 1):
                     raise SystemExit(f"{style}: validate or its floor failed: {v['err']}{f['err']}")
@@ -186,6 +195,11 @@ class RunAll:
                         "records": records,
                     }
                 )
+                if "base" in got:
+                    b = got["base"]
+                    assert json.loads(b["out"])["records"] == records
+                    rounds[-1].update(base_wall=b["wall"], base_cpu=b["cpu"])
+                    rounds[-1]["load"] = max(rounds[-1]["load"], b["load"])
                 log(
                     f"  validate {style:8} round {rnd + 1}: floor {float(floor_s):.2f}s, "
                     f"validate {v['wall']:.2f}s wall {v['cpu']:.2f}s cpu (load {v['load']:.2f})"
@@ -236,6 +250,8 @@ class RunAll:
                 tools = ["tracecli"] if "sink" in parts else []
                 if "store" in parts:
                     tools.append("store")
+                if self.base_env:
+                    tools += [t + "_base" for t in tools]
                 if jsonl:
                     tools.insert(0, "script")
                     if "sink" in parts and style in self.a.sdk_styles:
@@ -246,9 +262,10 @@ class RunAll:
                     got: dict[str, Any] = {}
                     for t in tools[k:] + tools[:k]:
                         self.peers.http(url + "/stats/reset", "POST", {})
-                        r = timed(self.tool(t, style, url), self.env, self.work)
+                        env = self.base_env if t.endswith("_base") else self.env
+                        r = timed(self.tool(t.removesuffix("_base"), style, url), env, self.work)
                         res = result_line(r["out"])
-                        if t == "store":
+                        if t.startswith("store"):
                             ok = r["rc"] == 0 and res.get("uploaded") == expected
                         else:
                             st = self.peers.http_json(url + "/stats")["calls"]
@@ -292,8 +309,15 @@ class RunAll:
                         f"{min(r['load'] for r in rs):.2f}-{max(r['load'] for r in rs):.2f}",
                     ]
                 )
+                if "base_wall" in rs[0]:
+                    rows[-1][5:5] = [
+                        f"{med(r['floor_s'] / r['base_wall'] for r in rs):.2f}x",
+                        f"{med(r['base_cpu'] for r in rs) / n * 1e6:.2f}",
+                    ]
             print(f"\n## validate ({self.a.calls} calls, {self.a.rounds} round(s), medians)\n")
             head = ["style", "file", "floor", "validate (wall, start-up in)", "x floor"]
+            if self.base_env:
+                head += ["baseline x floor", "baseline CPU us/record"]
             head += ["CPU us/record floor / validate", "peak RSS largest / tree PSS", "load"]
             print(table(head, rows))
             print(
@@ -307,6 +331,8 @@ class RunAll:
             head = ["style", "null server calls/s", "x script (wall)", "x SDK", "store calls/s"]
             head += ["store x script-to-null (wall)", "CPU us/call upload / store / script"]
             head += ["peak RSS MiB upload / store", "load", "verified"]
+            if self.base_env:
+                head += ["baseline: x script, x SDK, store x script, CPU us/call upload / store"]
             print(table(head, rows))
             print(
                 "\ncalls/s and ratios from each tool's own work time (file opened to last "
@@ -340,6 +366,12 @@ def upload_row(style: str, u: dict[str, Any], compact: dict[str, Any] | None) ->
 
     loads = [r[t]["load"] for r in rs for t in r]
     ok = all(r[t]["ok"] for r in rs for t in r)
+    extra = []
+    if any("tracecli_base" in r or "store_base" in r for r in rs):
+        extra = [
+            f"{ratio('tracecli_base', 'script')}, {ratio('tracecli_base', 'sdk')}, "
+            f"{ratio('store_base', 'script')}, {cpu('tracecli_base')} / {cpu('store_base')}"
+        ]
     return [
         style,
         rate("tracecli"),
@@ -351,6 +383,7 @@ def upload_row(style: str, u: dict[str, Any], compact: dict[str, Any] | None) ->
         f"{rss('tracecli')} / {rss('store')}",
         f"{min(loads):.2f}-{max(loads):.2f}",
         "ok" if ok else "NOT VERIFIED",
+        *extra,
     ]
 
 
@@ -363,6 +396,11 @@ def main() -> int:
     ap.add_argument("--parts", default="validate,sink,store")
     ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "tracecli-bench-all"))
     ap.add_argument("--json-out", default=None)
+    ap.add_argument(
+        "--baseline",
+        default=None,
+        help="another checkout of tracecli: its figures too, interleaved",
+    )
     a = ap.parse_args()
     a.styles = [s for s in a.styles.split(",") if s]
     a.sdk_styles = a.sdk_styles.split(",")
