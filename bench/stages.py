@@ -142,7 +142,8 @@ def main() -> int:
     records = n
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
     tiny = Path(path).with_name("stages_tiny.jsonl")
-    tiny.write_bytes(open(path, "rb").readline())
+    with open(path, "rb") as f:
+        tiny.write_bytes(f.readline())
     py = sys.executable
     val = [py, "-m", "tracecli", "validate", "--format", "json"]
     val_env = {**env, "TRACECLI_JOBS": "1"}
