@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -408,6 +409,8 @@ def main() -> int:
     if ("sink" in parts or "store" in parts) and not BENCH.is_dir():
         log(f"{BENCH} not found: the upload figures need the project's ../shared folder")
         return 2
+    # a timeout's SIGTERM unwinds like an error, so the null server is stopped (finally)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     b = RunAll(a)
     t0 = time.monotonic()
     if "validate" in parts:
