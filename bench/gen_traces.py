@@ -15,12 +15,23 @@ buffering logger writes them; about 3% of calls end in an exception. Shapes:
 
 --open F leaves a fraction F of calls without an end (running calls). Modelled on
 ../shared/tools/gen_traces.py, written here so the benchmark needs nothing outside the repo.
+
+--style says how the same records are written, the ways people's programs write them:
+
+  compact   separators "," and ":", times with six-digit fractions and "Z" (orjson's way;
+            the default, and what every earlier figure in bench/README.md was taken on)
+  dumps     `json.dumps` defaults: ", " and ": ", whole-second times ("...T08:53:20Z")
+  offsets   times with millisecond fractions and "+00:00", keys sorted (so "type" comes
+            last, "attributes" first), every optional field present as null
+  yaml      one YAML document per record (`---`), block style, as `yaml.safe_dump_all`
+            writes them; the file's suffix should be .yaml
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import random
 import sys
 import uuid
@@ -28,6 +39,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import yaml
+
+# libyaml's emitter when PyYAML has it: the same text, ten times sooner
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 _SENTENCE = (
     "the a model agent trace token latency answer question context retrieve summarize vector "
@@ -38,13 +53,34 @@ WORDS = _SENTENCE.split()
 SIZES = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 
+STYLES = ("compact", "dumps", "offsets", "yaml")
+# optional fields a writer may spell out as null (see --style offsets)
+_START_NULLS = ("wb_user_id", "wb_run_id", "wb_run_step", "otel_dump")
+_END_NULLS = ("wb_run_step_end",)
+
+
 def iso(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
+def iso_seconds(t: float) -> str:
+    return dt.datetime.fromtimestamp(int(t), dt.UTC).isoformat()[:-6] + "Z"
+
+
+def iso_offset(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="milliseconds")
+
+
+TIMES = {"compact": iso, "dumps": iso_seconds, "offsets": iso_offset, "yaml": iso}
+
+
 class Gen:
-    def __init__(self, seed: int, project: str, open_fraction: float) -> None:
+    def __init__(
+        self, seed: int, project: str, open_fraction: float, style: str = "compact"
+    ) -> None:
         self.rng = random.Random(seed)
+        self.iso = TIMES[style]
+        self.nulls = style == "offsets"
         self.project = project
         self.open_fraction = open_fraction
         self.t = 1_772_000_000.0
@@ -100,7 +136,7 @@ class Gen:
                     "parent_id": parent,
                     "thread_id": None,
                     "turn_id": None,
-                    "started_at": iso(t),
+                    "started_at": self.iso(t),
                     "attributes": {"env": "bench", "depth": depth},
                     "inputs": inputs,
                 },
@@ -149,7 +185,7 @@ class Gen:
                     {
                         "project_id": self.project,
                         "id": cid,
-                        "ended_at": iso(t_end),
+                        "ended_at": self.iso(t_end),
                         "exception": exception,
                         "output": output,
                         "summary": summary,
@@ -159,20 +195,41 @@ class Gen:
         return t_end
 
 
-def lines(shape: str, events: list[tuple[str, dict[str, Any]]]) -> list[bytes]:
-    dumps = orjson.dumps
+def lines(
+    shape: str, events: list[tuple[str, dict[str, Any]]], style: str = "compact"
+) -> list[bytes]:
+    if style == "offsets":
+        events = [(k, _with_nulls(k, b)) for k, b in events]
+    values = _values(shape, events)
+    if style == "compact":
+        dumps = orjson.dumps
+        return [dumps(v) for v in values]
+    if style == "dumps":
+        return [json.dumps(v).encode() for v in values]
+    if style == "offsets":
+        sort = orjson.OPT_SORT_KEYS
+        return [orjson.dumps(v, option=sort) for v in values]
+    # yaml: each record its own document, ending in a newline already
+    return [b"---\n" + yaml.dump(v, Dumper=_Dumper, sort_keys=False).encode() for v in values]
+
+
+def _with_nulls(kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    nulls = _START_NULLS if kind == "start" else _END_NULLS
+    return {**body, **dict.fromkeys(nulls)}
+
+
+def _values(shape: str, events: list[tuple[str, dict[str, Any]]]) -> list[Any]:
     if shape == "flat":
-        return [dumps({"type": k, **b}) for k, b in events]
+        return [{"type": k, **b} for k, b in events]
     if shape == "batch":
-        return [dumps({"mode": k, "req": {k: b}}) for k, b in events]
+        return [{"mode": k, "req": {k: b}} for k, b in events]
     if shape == "requests":
-        return [dumps({k: b}) for k, b in events]
+        return [{k: b} for k, b in events]
     starts = {b["id"]: b for k, b in events if k == "start"}
     out = []
     for k, b in events:
         if k == "end":
-            whole = {**starts[b["id"]], **{f: v for f, v in b.items() if f != "id"}}
-            out.append(dumps(whole))
+            out.append({**starts[b["id"]], **{f: v for f, v in b.items() if f != "id"}})
     return out
 
 
@@ -190,15 +247,16 @@ def generate(
     seed: int = 7,
     project: str = "acme/agents",
     open_fraction: float = 0.0,
+    style: str = "compact",
 ) -> tuple[int, int]:
     """Write the file; (records, calls) written. Stops at `calls` calls or `size` bytes."""
-    gen = Gen(seed, project, open_fraction)
+    gen = Gen(seed, project, open_fraction, style)
     n_calls = n_records = written = 0
     with out.open("wb") as f:
         while (calls is None or n_calls < calls) and (size is None or written < size):
             events = gen.trace()
-            chunk = lines(shape, events)
-            data = b"\n".join(chunk) + b"\n"
+            chunk = lines(shape, events, style)
+            data = b"".join(chunk) if style == "yaml" else b"\n".join(chunk) + b"\n"
             f.write(data)
             written += len(data)
             n_records += len(chunk)
@@ -215,11 +273,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--project", default="acme/agents")
     ap.add_argument("--open", type=float, default=0.0, help="fraction of calls left running")
+    ap.add_argument("--style", choices=STYLES, default="compact", help="how records are written")
     a = ap.parse_args()
     if a.calls is None and a.size is None:
         a.calls = 10_000
     size = parse_size(a.size) if a.size else None
-    records, calls = generate(a.out, a.calls, size, a.shape, a.seed, a.project, a.open)
+    records, calls = generate(a.out, a.calls, size, a.shape, a.seed, a.project, a.open, a.style)
     print(f"{a.out}: {records} records, {calls} calls", file=sys.stderr)
 
 

@@ -27,6 +27,7 @@ from tracecli.check.idindex import RECENT_MAX, HashIndex
 from tracecli.check.pairpack import NO_PARENT, Packed, unpack_pairs
 from tracecli.check.records import Record
 from tracecli.diagnostics import Diagnostic, Location, Severity
+from tracecli.schema.fastcheck import same_layout
 
 # flags per ordinal
 _STARTED = 1  # a valid start or completed call was read (the call exists)
@@ -109,17 +110,10 @@ def time_order(
 def ended_before(ended: Any, started: Any) -> bool:
     """Whether `ended` is before `started` (epoch floats, or time strings as written).
 
-    Two canonical UTC strings of the same layout compare as strings; anything else is
-    parsed first. Unknown or unparseable times are never "before".
+    Two canonical strings of the same layout and zone (`fastcheck.same_layout`) compare as
+    strings; anything else is parsed first. Unknown or unparseable times are never "before".
     """
-    if (
-        type(ended) is str
-        and type(started) is str
-        and len(ended) == len(started)
-        and ended[-1] == "Z" == started[-1]
-        and ended[10] == started[10]
-        and len(ended) >= 20
-    ):
+    if type(ended) is str and type(started) is str and same_layout(ended, started):
         return ended < started
     e = ended if type(ended) is float else timestamp(ended)
     s = started if type(started) is float else timestamp(started)

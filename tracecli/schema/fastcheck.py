@@ -151,6 +151,23 @@ def _when_slow(v: Any) -> str | None:
     return v
 
 
+def same_layout(a: str, b: str) -> bool:
+    """Whether two time strings as written compare as strings the way their instants do.
+
+    They must share one layout: length, date-time separator and zone, "Z" or the same
+    "+HH:MM"/"-HH:MM" (with one offset, local times order as their instants; with the
+    same length and zone, the fractions have as many digits). Files from one writer
+    nearly always do, whatever the style: so pairing compares two strings instead of
+    parsing both. Asked only of times `_when` vouched for, or that compare as before.
+    """
+    if len(a) != len(b) or len(a) < 20 or a[10] != b[10]:
+        return False
+    z = a[-1]
+    if z == "Z":
+        return b[-1] == "Z"
+    return a[-6] in "+-" and a[-6:] == b[-6:]
+
+
 def _usage(usage: Any) -> bool:
     if type(usage) is not dict:
         return False

@@ -38,6 +38,7 @@ from tracecli.schema.fastcheck import (
     START_KEYS,
     complete_facts,
     end_facts,
+    same_layout,
     start_facts,
 )
 from tracecli.upload.lines import NOT_JSON, broken_id, decoded, find_ref, plain_refs
@@ -209,9 +210,9 @@ def _check_lines(data: bytes, path: str, at_start: bool) -> Result:
                 out[i] = None
                 st, en = s[5], f[6]  # both canonical time strings (the fast path's)
                 if len(st) == len(en) and st[-1] == "Z" == en[-1] and st[10] == en[10]:
-                    bad = en < st
+                    bad = en < st  # the usual case, inline: a call costs more than this
                 else:
-                    bad = ended_before(en, st)
+                    bad = en < st if same_layout(st, en) else ended_before(en, st)
                 add_pair((s[0], cid, s[3], s[4], st, en, n, bad))
                 continue
         append(f)
