@@ -23,8 +23,14 @@ from tracecli.otel.anyvalue import (
     optional_integer,
     text,
 )
-from tracecli.otel.nesting import PathConflictError, expand_attributes, to_json_serializable
-from tracecli.otel.weave_keys import utc_from_seconds
+from tracecli.otel.nesting import (
+    PathConflictError,
+    expand_attributes,
+    load_json_text,
+    set_nested,
+    to_json_serializable,
+)
+from tracecli.otel.weave_keys import iso_from_ns, utc_from_seconds
 
 SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 STATUS_CODES = ("UNSET", "OK", "ERROR")
@@ -97,31 +103,29 @@ class Span:
     def end_time(self) -> datetime:
         return utc_from_seconds(self.end_time_unix_nano / 1_000_000_000)
 
-    def otel_dump(self) -> dict[str, Any]:
-        """Weave's `Span.as_dict()`, the whole span as it keeps it."""
-        value = to_json_serializable(
-            {
-                "name": self.name,
-                "context": {
-                    "trace_id": self.trace_id,
-                    "span_id": self.span_id,
-                    "trace_state": self.trace_state,
-                },
-                "kind": SPAN_KINDS[self.kind],
-                "parent_id": self.parent_id,
-                "start_time": self.start_time,
-                "end_time": self.end_time,
-                "status": {"code": STATUS_CODES[self.status_code], "message": self.status_message},
-                "attributes": None if self.plain else self.attributes,
-                "events": self.events,
-                "links": self.links,
-            }
-        )
-        assert isinstance(value, dict)
-        if self.plain:  # the same values, shared (nothing changes them from here on)
-            value["attributes"] = self.attributes
-        value["resource"] = self.resource.dump() if self.resource else None
-        return value
+    def otel_dump(self, start_iso: str | None = None, end_iso: str | None = None) -> dict[str, Any]:
+        """Weave's `Span.as_dict()`, the whole span as it keeps it (`to_json_serializable` of
+        it, field by field: the times as isoformat text, which the caller may have made)."""
+        return {
+            "name": self.name,
+            "context": {
+                "trace_id": self.trace_id,
+                "span_id": self.span_id,
+                "trace_state": self.trace_state,
+            },
+            "kind": SPAN_KINDS[self.kind],
+            "parent_id": self.parent_id,
+            "start_time": iso_from_ns(self.start_time_unix_nano)
+            if start_iso is None
+            else start_iso,
+            "end_time": iso_from_ns(self.end_time_unix_nano) if end_iso is None else end_iso,
+            "status": {"code": STATUS_CODES[self.status_code], "message": self.status_message},
+            # plain: the same values, shared (nothing changes them from here on)
+            "attributes": self.attributes if self.plain else to_json_serializable(self.attributes),
+            "events": to_json_serializable(self.events) if self.events else [],
+            "links": to_json_serializable(self.links) if self.links else [],
+            "resource": self.resource.dump() if self.resource else None,
+        }
 
 
 def attributes_of(obj: dict[str, Any], where: str = "attributes") -> dict[str, Any]:
@@ -173,6 +177,11 @@ def decode_span(raw: Any, resource: Resource | None) -> Span:
         status_message = text(status, "message", "message")
     except FieldError as exc:
         raise FieldError(f"status.{exc.field}", exc.message) from None
+    quick = _quick_attributes(raw.get("attributes"))
+    if quick is None:
+        attributes, plain = attributes_of(raw), plain_values(raw.get("attributes"))
+    else:
+        attributes, plain = quick
     return Span(
         resource=resource,
         name=text(raw, "name", "name"),
@@ -186,14 +195,94 @@ def decode_span(raw: Any, resource: Resource | None) -> Span:
         kind=_enum(raw, "kind", "kind", SPAN_KINDS, "SPAN_KIND_"),
         trace_state=text(raw, "traceState", "trace_state"),
         flags=optional_integer(raw, "flags", "flags", UINT32_MAX),
-        attributes=attributes_of(raw),
-        plain=plain_values(raw.get("attributes")),
+        attributes=attributes,
+        plain=plain,
         events=[_event(e, f"events[{i}]") for i, e in enumerate(_list(raw, "events"))],
         links=[_link(k, f"links[{i}]") for i, k in enumerate(_list(raw, "links"))],
         status_code=status_code,
         status_message=status_message,
     )
 
+
+_INT64_DIGITS = 19  # a decimal string this short is an int64 when all digits
+
+
+def _quick_attributes(items: Any) -> tuple[dict[str, Any], bool] | None:
+    """`(attributes_of(span), plain_values(...))` in one pass for the usual attribute list
+    (string, int, bool and double values under string keys without dots' pitfalls: see
+    `_set_nested`); None for anything else, which the general code then reads (and
+    refuses with the field's path if it must). The spans of a file are mostly these."""
+    if items is None:
+        return {}, True
+    if type(items) is not list:
+        return None
+    result: dict[str, Any] = {}
+    plain = True
+    for kv in items:
+        if type(kv) is not dict:
+            return None
+        key = kv.get("key", "")
+        value = kv.get("value")
+        if type(key) is not str or type(value) is not dict or len(value) != 1:
+            return None
+        ((kind, x),) = value.items()
+        tx = type(x)
+        if kind == "stringValue" and tx is str:
+            if x[:1] in _OPENERS:
+                if "NaN" in x or "Infinity" in x:
+                    plain = False
+                x = load_json_text(x)
+        elif kind == "intValue":
+            if tx is str and x.isdigit() and x.isascii() and len(x) <= _INT64_DIGITS - 1:
+                x = int(x)
+            else:  # signs, JSON numbers and big values: the general reader
+                return None
+        elif kind == "boolValue" and tx is bool:
+            pass
+        elif kind == "doubleValue" and (tx is float or tx is int):
+            x = float(x)
+        elif kind == "arrayValue" and tx is dict:
+            x, plain_list = _quick_strings(x)
+            if x is None:
+                return None
+            plain = plain and plain_list
+        else:
+            return None
+        if "." in key:
+            try:
+                set_nested(result, key, x)
+            except PathConflictError:
+                return None  # the general code says it (after any earlier value's error)
+        else:
+            existing = result.get(key)
+            if existing is not None and type(existing) in _CONTAINERS:
+                return None  # a clash: the general code says it
+            result[key] = x
+    return result, plain
+
+
+def _quick_strings(x: dict[str, Any]) -> tuple[list[str] | None, bool]:
+    """An `arrayValue` of strings (finish reasons, stop sequences): (the list, plain), or
+    (None, False) for any other array."""
+    values = x.get("values")
+    if len(x) != 1 or type(values) is not list:
+        return None, False
+    out = []
+    plain = True
+    for v in values:
+        if type(v) is not dict or len(v) != 1:
+            return None, False
+        s = v.get("stringValue")
+        if type(s) is not str:
+            return None, False
+        if s[:1] in _OPENERS and ("NaN" in s or "Infinity" in s):
+            plain = False
+        out.append(s)
+    return out, plain
+
+
+_OPENERS = ("[", "{")
+_CONTAINERS = (dict, list)
 
 _SCALARS = frozenset({"stringValue", "intValue", "boolValue", "string_value", "int_value",
                       "bool_value"})  # fmt: skip

@@ -8,7 +8,7 @@ the in-place list conversion of what it picked (see nesting.py).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tracecli.otel.nesting import get_attribute, try_numeric_keys_to_list
@@ -25,6 +25,38 @@ def try_parse_int(value: Any) -> Any:
 def utc_from_seconds(seconds: float) -> datetime:
     """`datetime.fromtimestamp(seconds)` on a server running in UTC (naive, as weave's)."""
     return datetime.fromtimestamp(seconds, tz=UTC).replace(tzinfo=None)
+
+
+_DAY_SECONDS = 86_400
+_EPOCH = datetime(1970, 1, 1)
+_DATES: dict[int, str] = {}  # days since the epoch → "YYYY-MM-DD" (spans share few days)
+
+
+def iso_from_ns(ns: int) -> str:
+    """`utc_from_seconds(ns / 1e9).isoformat()`, without building a datetime.
+
+    The same arithmetic as CPython's `datetime.fromtimestamp`: float seconds split with
+    `modf` (exact), the fraction times 1e6 rounded half to even, a carry when it reaches a
+    whole second; and isoformat's text (no fraction when it is zero). A hypothesis test holds
+    it to the datetime formula. Only for 0 <= ns (OTLP times are unsigned).
+    """
+    seconds = ns / 1_000_000_000
+    whole = int(seconds)
+    micro = round((seconds - whole) * 1e6)
+    if micro >= 1_000_000:
+        whole += 1
+        micro -= 1_000_000
+    day, rest = divmod(whole, _DAY_SECONDS)
+    date = _DATES.get(day)
+    if date is None:
+        if len(_DATES) > 4096:
+            _DATES.clear()
+        date = _DATES[day] = (_EPOCH + timedelta(days=day)).date().isoformat()
+    hour, rest = divmod(rest, 3600)
+    minute, second = divmod(rest, 60)
+    if micro:
+        return f"{date}T{hour:02d}:{minute:02d}:{second:02d}.{micro:06d}"
+    return f"{date}T{hour:02d}:{minute:02d}:{second:02d}"
 
 
 def try_parse_timestamp(value: Any) -> Any:
