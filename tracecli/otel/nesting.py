@@ -137,6 +137,9 @@ def numeric_keys_to_list(obj: dict[str, Any]) -> dict[str, Any] | list[Any]:
     for key, value in obj.items():
         if isinstance(value, dict):
             obj[key] = numeric_keys_to_list(value)
+    for key in obj:  # the usual answer, without raising: a key that is no digits
+        if type(key) is not str or not key.isdigit():
+            return obj
     try:
         keys = sorted(int(k) for k in obj)
         if keys == list(range(len(keys))) and all(isinstance(k, str) and k.isdigit() for k in obj):

@@ -16,6 +16,7 @@ from tracecli.otel.anyvalue import (
     UINT32_MAX,
     UINT64_MAX,
     FieldError,
+    base64_bytes,
     get,
     hex_id,
     integer,
@@ -130,6 +131,9 @@ class Span:
 
 def attributes_of(obj: dict[str, Any], where: str = "attributes") -> dict[str, Any]:
     """An object's `attributes` list, decoded and expanded as weave does."""
+    quick = _quick_attributes(obj.get("attributes"))
+    if quick is not None:
+        return quick[0]
     pairs = key_values(obj.get("attributes"), where)
     try:
         return expand_attributes(pairs)
@@ -204,14 +208,17 @@ def decode_span(raw: Any, resource: Resource | None) -> Span:
     )
 
 
-_INT64_DIGITS = 19  # a decimal string this short is an int64 when all digits
+_INT64_DIGITS = 19  # a decimal string shorter than this is an int64 when all digits
+_OPENERS = ("[", "{")
+_CONTAINERS = (dict, list)
+_NO = object()  # not a usual value: the general reader decides
 
 
 def _quick_attributes(items: Any) -> tuple[dict[str, Any], bool] | None:
-    """`(attributes_of(span), plain_values(...))` in one pass for the usual attribute list
-    (string, int, bool and double values under string keys without dots' pitfalls: see
-    `_set_nested`); None for anything else, which the general code then reads (and
-    refuses with the field's path if it must). The spans of a file are mostly these."""
+    """`(attributes_of(...), plain_values(...))` in one pass for the usual attribute list
+    (values of the usual kinds, one kind each, string keys, no clash between keys); None
+    for anything else, which the general code then reads (and refuses with the field's
+    path if it must). Most spans of a file are read here."""
     if items is None:
         return {}, True
     if type(items) is not list:
@@ -226,28 +233,17 @@ def _quick_attributes(items: Any) -> tuple[dict[str, Any], bool] | None:
         if type(key) is not str or type(value) is not dict or len(value) != 1:
             return None
         ((kind, x),) = value.items()
-        tx = type(x)
-        if kind == "stringValue" and tx is str:
-            if x[:1] in _OPENERS:
+        if kind == "stringValue" and type(x) is str:
+            if x[:1] in _OPENERS:  # weave loads JSON-looking text (at the top level only)
                 if "NaN" in x or "Infinity" in x:
                     plain = False
                 x = load_json_text(x)
-        elif kind == "intValue":
-            if tx is str and x.isdigit() and x.isascii() and len(x) <= _INT64_DIGITS - 1:
-                x = int(x)
-            else:  # signs, JSON numbers and big values: the general reader
-                return None
-        elif kind == "boolValue" and tx is bool:
-            pass
-        elif kind == "doubleValue" and (tx is float or tx is int):
-            x = float(x)
-        elif kind == "arrayValue" and tx is dict:
-            x, plain_list = _quick_strings(x)
-            if x is None:
-                return None
-            plain = plain and plain_list
         else:
-            return None
+            x = _quick_value(kind, x, 0)
+            if x is _NO:
+                return None
+            if plain and kind not in _PLAIN_KINDS and not _plain(value, 0):
+                plain = False  # bytes, or text in a list that may hold NaN
         if "." in key:
             try:
                 set_nested(result, key, x)
@@ -256,33 +252,66 @@ def _quick_attributes(items: Any) -> tuple[dict[str, Any], bool] | None:
         else:
             existing = result.get(key)
             if existing is not None and type(existing) in _CONTAINERS:
-                return None  # a clash: the general code says it
+                return None  # perhaps a clash: the general code says it
             result[key] = x
     return result, plain
 
 
-def _quick_strings(x: dict[str, Any]) -> tuple[list[str] | None, bool]:
-    """An `arrayValue` of strings (finish reasons, stop sequences): (the list, plain), or
-    (None, False) for any other array."""
-    values = x.get("values")
-    if len(x) != 1 or type(values) is not list:
-        return None, False
-    out = []
-    plain = True
-    for v in values:
-        if type(v) is not dict or len(v) != 1:
-            return None, False
-        s = v.get("stringValue")
-        if type(s) is not str:
-            return None, False
-        if s[:1] in _OPENERS and ("NaN" in s or "Infinity" in s):
-            plain = False
-        out.append(s)
-    return out, plain
+_PLAIN_KINDS = frozenset({"intValue", "boolValue", "doubleValue"})
 
 
-_OPENERS = ("[", "{")
-_CONTAINERS = (dict, list)
+def _quick_value(kind: str, x: Any, depth: int) -> Any:
+    """`any_value({kind: x})` for the usual kinds, or `_NO` (the general reader then
+    reads it, with the field path of what is wrong)."""
+    tx = type(x)
+    if kind == "stringValue":
+        return x if tx is str else _NO
+    if kind == "intValue":
+        if tx is str and len(x) < _INT64_DIGITS and x.isdigit() and x.isascii():
+            return int(x)
+        return _NO  # signs, JSON numbers and big values: the general reader
+    if kind == "boolValue":
+        return x if tx is bool else _NO
+    if kind == "doubleValue":
+        return float(x) if tx is float or tx is int else _NO
+    if kind == "bytesValue":
+        try:
+            return base64_bytes(x, "")
+        except FieldError:
+            return _NO
+    if depth > 3 or tx is not dict or len(x) > 1:
+        return _NO
+    values = x.get("values") if x else []
+    if type(values) is not list:
+        return _NO
+    if kind == "arrayValue":
+        out: list[Any] = []
+        for v in values:
+            if type(v) is not dict or len(v) != 1:
+                return _NO
+            ((k, raw),) = v.items()
+            item = _quick_value(k, raw, depth + 1)
+            if item is _NO:
+                return _NO
+            out.append(item)
+        return out
+    if kind == "kvlistValue":
+        obj: dict[str, Any] = {}
+        for kv in values:
+            if type(kv) is not dict:
+                return _NO
+            key = kv.get("key", "")
+            v = kv.get("value")
+            if type(key) is not str or type(v) is not dict or len(v) != 1:
+                return _NO
+            ((k, raw),) = v.items()
+            item = _quick_value(k, raw, depth + 1)
+            if item is _NO:
+                return _NO
+            obj[key] = item
+        return obj
+    return _NO
+
 
 _SCALARS = frozenset({"stringValue", "intValue", "boolValue", "string_value", "int_value",
                       "bool_value"})  # fmt: skip

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tracecli.otel.nesting import get_attribute, try_numeric_keys_to_list
+from tracecli.otel.nesting import try_numeric_keys_to_list
 
 
 def try_parse_int(value: Any) -> Any:
@@ -176,22 +176,35 @@ def _first(attributes: dict[str, Any], specs: list[KeySpec]) -> tuple[str, Any] 
     # not there is not there at all (most of weave's keys, for most spans)
     if heads.isdisjoint(attributes):
         return None
-    for key, head, handler in steps:
-        if head not in attributes:
+    for key, parts, handler in steps:
+        if parts[0] not in attributes:
             continue
-        value = get_attribute(attributes, key)
+        if key in attributes:  # weave's get_attribute: the flat key first
+            value = attributes[key]
+        else:  # then its nested_get, on the path split once
+            value = attributes
+            for part in parts:
+                if isinstance(value, dict) and part in value:
+                    value = value[part]
+                    continue
+                if isinstance(value, list) and part.isdigit():
+                    index = int(part)
+                    value = value[index] if index < len(value) else None
+                    continue
+                value = None
+                break
         if value:
             return key, handler(value) if handler else value
     return None
 
 
-def _prepare(specs: list[KeySpec]) -> tuple[frozenset[str], list[tuple[str, str, Any]]]:
-    """A key list as (first parts, (key, first part, handler) in order), made once."""
+def _prepare(specs: list[KeySpec]) -> tuple[frozenset[str], list[tuple[str, list[str], Any]]]:
+    """A key list as (first parts, (key, its parts, handler) in order), made once."""
     steps = []
     for spec in specs:
         key, handler = spec if isinstance(spec, tuple) else (spec, None)
-        steps.append((key, key.partition(".")[0], handler))
-    return frozenset(head for _, head, _ in steps), steps
+        steps.append((key, key.split("."), handler))
+    return frozenset(parts[0] for _, parts, _ in steps), steps
 
 
 def _name_index(keys: dict[str, list[KeySpec]]) -> tuple[list[str], dict[str, list[int]]]:
@@ -207,7 +220,7 @@ def _name_index(keys: dict[str, list[KeySpec]]) -> tuple[list[str], dict[str, li
 _NAMES: dict[int, tuple[dict[str, list[KeySpec]], list[str], dict[str, list[int]]]] = {}
 
 # the module's key lists, prepared on first use (keyed by identity: they never change)
-_PREPARED: dict[int, tuple[list[KeySpec], frozenset[str], list[tuple[str, str, Any]]]] = {}
+_PREPARED: dict[int, tuple[list[KeySpec], frozenset[str], list[tuple[str, list[str], Any]]]] = {}
 
 
 def pick(
