@@ -16,7 +16,8 @@ import orjson
 from tracecli.diagnostics import Diagnostic, Location
 from tracecli.inputs.reader import BOM, STDIN_NAME, Source, json_error, open_stream, os_message
 from tracecli.otel.calls import Call, SpanCalls
-from tracecli.upload.validate_blocks import examine, too_large
+from tracecli.upload.validate_blocks import examine, find_ref, too_large
+from tracecli.wire.encode import SERVER_MAX_BYTES
 
 OTLP = "otlp"  # Source.foreign of an OpenTelemetry traces file
 
@@ -63,6 +64,17 @@ def read_lines(path: str, display: str) -> Iterator[RawLine | Diagnostic]:
             stream.close()
 
 
+_NEAR_LIMIT = SERVER_MAX_BYTES // 2  # calls this large are measured as `too_large` does
+
+
+def _json_size(call: dict[str, Any]) -> int | None:
+    """The size of a call as orjson writes it; None when orjson cannot write it."""
+    try:
+        return len(orjson.dumps(call))
+    except orjson.JSONEncodeError:
+        return None
+
+
 def on_span(field: str, where: str) -> str:
     """A call field named on the span it came from."""
     return f"{where} (as a call: {field})" if field else where
@@ -76,6 +88,7 @@ def validate_entries(
     `tracecli.upload.validate_blocks`)."""
     out: list[tuple[Any, ...]] = []
     spans = 0
+    no_refs = find_ref(item.raw) is None
     for got in calls.of_line(Location(path, item.line), item.value):
         spans += got.spans if not isinstance(got, Call) else 1
         if not isinstance(got, Call):
@@ -83,8 +96,13 @@ def validate_entries(
             out.append((item.line, "diag", d.field, d.code, d.severity, d.message))
             continue
         mine: list[tuple[Any, ...]] = []
-        examine(got.call, item.line, path, mine)
-        too_large(got.call, item.line, mine)
+        size = _json_size(got.call) if no_refs and got.plain else None
+        # JSON's own values (orjson writes them, so no wide integer, lone surrogate or deep
+        # nesting) and no reference: the fast check answers as the full one would, as it
+        # does for a line of a JSONL file
+        examine(got.call, item.line, path, mine, size is not None)
+        if size is None or size > _NEAR_LIMIT:
+            too_large(got.call, item.line, mine)
         for e in mine:
             if e[1] == "diag":
                 e = (*e[:2], on_span(e[2], got.where), *e[3:])
