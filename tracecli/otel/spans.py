@@ -28,7 +28,6 @@ from tracecli.otel.nesting import (
     PathConflictError,
     expand_attributes,
     load_json_text,
-    set_nested,
     to_json_serializable,
 )
 from tracecli.otel.weave_keys import iso_from_ns, utc_from_seconds
@@ -244,17 +243,45 @@ def _quick_attributes(items: Any) -> tuple[dict[str, Any], bool] | None:
                 return None
             if plain and kind not in _PLAIN_KINDS and not _plain(value, 0):
                 plain = False  # bytes, or text in a list that may hold NaN
-        if "." in key:
-            try:
-                set_nested(result, key, x)
-            except PathConflictError:
-                return None  # the general code says it (after any earlier value's error)
+        if "." in key:  # set_nested, on the path split once per key
+            path = _PATHS.get(key)
+            if path is None:
+                path = _path(key)
+            current = result
+            for part in path[0]:
+                nxt = current.get(part, _NO)
+                if nxt is _NO:
+                    nxt = current[part] = {}
+                elif type(nxt) is not dict:
+                    return None  # a clash: the general code says it
+                current = nxt
+            last = path[1]
+            existing = current.get(last)
+            if (
+                existing is not None
+                and type(existing) in _CONTAINERS
+                and type(x) not in _CONTAINERS
+            ):
+                return None  # a clash: the general code says it
+            current[last] = x
         else:
             existing = result.get(key)
             if existing is not None and type(existing) in _CONTAINERS:
                 return None  # perhaps a clash: the general code says it
             result[key] = x
     return result, plain
+
+
+_PATHS: dict[str, tuple[list[str], str]] = {}
+
+
+def _path(key: str) -> tuple[list[str], str]:
+    """A dotted key's parts: (those before the last, the last), kept for the next span."""
+    if len(_PATHS) > 8192:
+        _PATHS.clear()
+    *head, last = key.split(".")
+    path = _PATHS[key] = (head, last)
+    return path
 
 
 _PLAIN_KINDS = frozenset({"intValue", "boolValue", "doubleValue"})
