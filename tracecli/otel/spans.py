@@ -225,13 +225,10 @@ def _quick_attributes(items: Any) -> tuple[dict[str, Any], bool] | None:
     result: dict[str, Any] = {}
     plain = True
     for kv in items:
-        if type(kv) is not dict:
+        pair = _pair(kv)
+        if pair is None:
             return None
-        key = kv.get("key", "")
-        value = kv.get("value")
-        if type(key) is not str or type(value) is not dict or len(value) != 1:
-            return None
-        ((kind, x),) = value.items()
+        key, value, kind, x = pair
         if kind == "stringValue" and type(x) is str:
             if x[:1] in _OPENERS:  # weave loads JSON-looking text (at the top level only)
                 if "NaN" in x or "Infinity" in x:
@@ -270,6 +267,18 @@ def _quick_attributes(items: Any) -> tuple[dict[str, Any], bool] | None:
                 return None  # perhaps a clash: the general code says it
             result[key] = x
     return result, plain
+
+
+def _pair(kv: Any) -> tuple[str, dict[str, Any], str, Any] | None:
+    """A usual `KeyValue`: (key, value object, its one kind, the raw value); else None."""
+    if type(kv) is not dict:
+        return None
+    key = kv.get("key", "")
+    value = kv.get("value")
+    if type(key) is not str or type(value) is not dict or len(value) != 1:
+        return None
+    ((kind, x),) = value.items()
+    return key, value, kind, x
 
 
 _PATHS: dict[str, tuple[list[str], str]] = {}
@@ -325,13 +334,10 @@ def _quick_value(kind: str, x: Any, depth: int) -> Any:
     if kind == "kvlistValue":
         obj: dict[str, Any] = {}
         for kv in values:
-            if type(kv) is not dict:
+            pair = _pair(kv)
+            if pair is None:
                 return _NO
-            key = kv.get("key", "")
-            v = kv.get("value")
-            if type(key) is not str or type(v) is not dict or len(v) != 1:
-                return _NO
-            ((k, raw),) = v.items()
+            key, _, k, raw = pair
             item = _quick_value(k, raw, depth + 1)
             if item is _NO:
                 return _NO

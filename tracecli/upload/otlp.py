@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 
@@ -241,13 +241,24 @@ def _requests(run: Run, i: int) -> Iterator[RawLine]:
         yield item
 
 
-def feed_upload(run: Run, i: int, calls: SpanCalls) -> None:
-    """Every span of input `i` (an OTLP file) converted and consumed by `run`."""
+class _Input(NamedTuple):
+    """What both feeds use of the run for input `i`."""
+
+    fates: OtlpFates
+    path: str  # as shown
+    acked: Any  # its lines stored by an earlier run
+    report: FileReport
+
+
+def _input(run: Run, i: int) -> _Input:
     fates = run.fates
     assert isinstance(fates, OtlpFates)
-    path = run.display[i]
-    acked = run.acked_lines[i]
-    report = run.file_reports[i]
+    return _Input(fates, run.display[i], run.acked_lines[i], run.file_reports[i])
+
+
+def feed_upload(run: Run, i: int, calls: SpanCalls) -> None:
+    """Every span of input `i` (an OTLP file) converted and consumed by `run`."""
+    fates, path, acked, report = _input(run, i)
     for item in _requests(run, i):
         entries = entries_of(calls, path, item)
         report.records += len(entries)
@@ -280,11 +291,7 @@ def item_request(item: bytes) -> Any:
 
 def feed_otel(run: Run, i: int, calls: SpanCalls) -> None:
     """Every span of input `i` checked at the OTLP level and sent as it was read."""
-    fates = run.fates
-    assert isinstance(fates, OtlpFates)
-    path = run.display[i]
-    acked = run.acked_lines[i]
-    report = run.file_reports[i]
+    fates, path, acked, report = _input(run, i)
     for item in _requests(run, i):
         line = item.line
         loc = Location(path, line)
