@@ -24,6 +24,8 @@ MAX_DIAGNOSTICS = 200
 
 @dataclass
 class OtelConvertReport:
+    """What `convert --to weave` did with OTLP inputs (counted in spans, not records)."""
+
     to: str = "weave"
     files: int = 0
     lines: int = 0  # OTLP requests read
@@ -36,7 +38,8 @@ class OtelConvertReport:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.errors or self.not_converted else 0
+        """1 when a span was left out or an error said (warnings alone keep 0)."""
+        return int(self.errors > 0 or self.not_converted > 0)
 
     def to_dict(self) -> dict[str, Any]:
         """The report as `--format json` prints it: the counts in field order, then the
