@@ -33,8 +33,9 @@ class RawLine:
         self.value = value
 
 
-def read_lines(path: str, display: str) -> Iterator[RawLine | Diagnostic]:
-    """The lines of an OTLP file (gzip too, stdin as `-`) parsed, each kept as read."""
+def raw_lines(path: str, display: str) -> Iterator[tuple[int, bytes] | Diagnostic]:
+    """The lines of an OTLP file (gzip too, stdin as `-`) as read: (number, bytes), a BOM
+    taken off the first; a file that cannot be read (on), one diagnostic."""
     try:
         stream = open_stream(path)
     except OSError as exc:
@@ -46,13 +47,7 @@ def read_lines(path: str, display: str) -> Iterator[RawLine | Diagnostic]:
             lineno += 1
             if lineno == 1 and raw.startswith(BOM):
                 raw = raw[3:]
-            try:
-                value = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                if raw.strip():
-                    yield Diagnostic.at(Location(display, lineno), "json", json_error(raw, exc))
-                continue
-            yield RawLine(lineno, raw, value)
+            yield lineno, raw
     except (EOFError, OSError, zlib.error) as exc:
         yield Diagnostic.at(
             Location(display, lineno + 1),
@@ -62,6 +57,24 @@ def read_lines(path: str, display: str) -> Iterator[RawLine | Diagnostic]:
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
+
+
+def parse_line(display: str, lineno: int, raw: bytes) -> RawLine | Diagnostic | None:
+    """One line parsed (None for a blank one)."""
+    try:
+        return RawLine(lineno, raw, orjson.loads(raw))
+    except orjson.JSONDecodeError as exc:
+        if raw.strip():
+            return Diagnostic.at(Location(display, lineno), "json", json_error(raw, exc))
+        return None
+
+
+def read_lines(path: str, display: str) -> Iterator[RawLine | Diagnostic]:
+    """The lines of an OTLP file parsed, each kept as read."""
+    for item in raw_lines(path, display):
+        got = item if isinstance(item, Diagnostic) else parse_line(display, *item)
+        if got is not None:
+            yield got
 
 
 _NEAR_LIMIT = SERVER_MAX_BYTES // 2  # calls this large are measured as `too_large` does
