@@ -21,20 +21,22 @@ cross-record checks, the same chunks, sender, retries and rejected file. What di
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, NamedTuple, Protocol
 
 import orjson
 
 from tracecli.diagnostics import Diagnostic, Location
-from tracecli.otel.calls import Call, SpanCalls, original_at, span_original
+from tracecli.otel.calls import SpanCalls, original_at, span_original
 from tracecli.otel.read import Unread, spans_of_request
-from tracecli.upload.blocks import Entry, prepare
+from tracecli.upload.blocks import Entry
 from tracecli.upload.fates import Fates
 from tracecli.upload.originals import originals
-from tracecli.upload.otlp_lines import OTLP, RawLine, on_span, read_lines
+from tracecli.upload.otlp_lines import OTLP, RawLine, raw_lines, read_lines
+from tracecli.upload.otlp_map import LineParts, entries_of, map_lines
 from tracecli.upload.report import FileReport
-from tracecli.upload.validate_blocks import find_ref
 from tracecli.wire.chunking import LINE_MASK, LINE_SHIFT, SRC_SHIFT, Chunk, Unit, pack
 from tracecli.wire.otel import is_otel_route, otel_route
 
@@ -51,7 +53,11 @@ class Run(Protocol):
     bytes_done: list[int]
     acked_lines: list[Any]
 
+    pool: Any  # the upload's worker processes (None: none)
+    jobs: int
+
     def _halted(self) -> bool: ...
+    def _close_pool(self) -> None: ...
     def _consume(self, i: int, base: int, entries: list[Entry]) -> None: ...
     def _skipped(self, i: int, n: int) -> None: ...
     def _add(self, unit: Unit) -> None: ...
@@ -196,27 +202,70 @@ class OtlpFates(Fates):
 
 
 # -- upload --------------------------------------------------------------------------------
-def entries_of(calls: SpanCalls, path: str, item: RawLine) -> list[Entry]:
-    """The upload entries (see `tracecli.upload.blocks`) of one OTLP line's spans."""
-    out: list[Entry] = []
-    loc = Location(path, item.line)
-    fast = find_ref(item.raw) is None
-    for got in calls.of_line(loc, item.value):
-        if not isinstance(got, Call):
-            d = got.diagnostic
-            diag = (d.field, d.code, d.severity, d.message)
-            out.append((item.line, "bad", got.original, (diag,), None))
+BLOCK_BYTES = 256 << 10  # lines are mapped (in the run's workers when it has them) in blocks
+PENDING = 2  # blocks handed to the workers beyond one each
+
+
+def _blocks(run: Run, i: int) -> Iterator[list[tuple[int, bytes]] | Diagnostic]:
+    """Input `i`'s lines as read, in blocks of about BLOCK_BYTES; a read error on its own."""
+    block: list[tuple[int, bytes]] = []
+    size = 0
+    for item in raw_lines(run.files[i], run.display[i]):
+        if isinstance(item, Diagnostic):
+            if block:
+                yield block
+                block, size = [], 0
+            yield item
             continue
-        prepare(got.call, item.line, path, None, out, fast)
-        e = out[-1]
-        if e[1] == "ok":  # parents are the OTLP checks' (a field path, across files)
-            warnings = tuple((on_span(f, got.where), c, m) for f, c, m in e[14])
-            out[-1] = (*e[:7], None, *e[8:14], warnings)
-        elif e[1] == "bad":
-            diags = tuple((on_span(f, got.where), c, s, m) for f, c, s, m in e[3])
-            original = span_original(item.value, got.call["id"])
-            out[-1] = (e[0], "bad", original, diags, e[4])
-    return out
+        block.append(item)
+        size += len(item[1])
+        if size >= BLOCK_BYTES:
+            yield block
+            block, size = [], 0
+    if block:
+        yield block
+
+
+def _mapped(run: Run, i: int, project: str | None) -> Iterator[LineParts]:
+    """Input `i`'s lines mapped (see otlp_map), in order, by the run's worker processes
+    when it has them (the reading process then reads, checks and sends meanwhile), else
+    here; until the run halts. A worker that dies leaves its blocks to this process."""
+    path = run.display[i]
+    pending: deque[tuple[Any, list[tuple[int, bytes]]]] = deque()
+    limit = run.jobs + PENDING if run.pool is not None else 0
+
+    def finish() -> list[LineParts]:
+        future, lines = pending.popleft()
+        if run.pool is not None and not isinstance(future, list):
+            try:
+                result: list[LineParts] = future.result()
+                return result
+            except BrokenProcessPool:
+                run._close_pool()
+        return future if isinstance(future, list) else map_lines(lines, path, project)
+
+    try:
+        for block in _blocks(run, i):
+            if run._halted():
+                return
+            if isinstance(block, Diagnostic):
+                while pending:
+                    yield from finish()
+                yield LineParts(block.line, b"", [], block)
+                continue
+            pool = run.pool
+            if pool is None:
+                pending.append((map_lines(block, path, project), block))
+            else:
+                pending.append((pool.submit(map_lines, block, path, project), block))
+            while len(pending) > limit:
+                yield from finish()
+        while pending:
+            yield from finish()
+    finally:
+        for future, _ in pending:  # halted: what is left is not needed
+            if not isinstance(future, list):
+                future.cancel()
 
 
 def _read(run: Run, i: int, n: int) -> None:
@@ -259,19 +308,25 @@ def _input(run: Run, i: int) -> _Input:
 def feed_upload(run: Run, i: int, calls: SpanCalls) -> None:
     """Every span of input `i` (an OTLP file) converted and consumed by `run`."""
     fates, path, acked, report = _input(run, i)
-    for item in _requests(run, i):
-        entries = entries_of(calls, path, item)
+    for parts in _mapped(run, i, calls.project):
+        if run._halted():
+            return
+        if parts.error is not None:
+            fates.invalid(None, path, parts.line, [parts.error])
+            report.records += 1
+            continue
+        entries = entries_of(calls, path, parts)
         report.records += len(entries)
         if not entries:
             continue
-        line = item.line
+        line = parts.line
         live = not (acked and line in acked)
         if live:
-            fates.flight.open(i, line, item.raw, len(entries))
+            fates.flight.open(i, line, parts.raw, len(entries))
         run._consume(i, 0, entries)
         if live:
             fates.fed(i, line)
-        _read(run, i, len(item.raw))
+        _read(run, i, len(parts.raw))
 
 
 __all__ = ["OTLP", "OtlpFates", "feed_upload"]
