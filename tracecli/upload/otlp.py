@@ -227,12 +227,16 @@ def _blocks(run: Run, i: int) -> Iterator[list[tuple[int, bytes]] | Diagnostic]:
 
 
 def _mapped(run: Run, i: int, project: str | None) -> Iterator[LineParts]:
-    """Input `i`'s lines mapped (see otlp_map), in order, by the run's worker processes
-    when it has them (the reading process then reads, checks and sends meanwhile), else
-    here; until the run halts. A worker that dies leaves its blocks to this process."""
+    """Input `i`'s lines mapped (see otlp_map), in order, until the run halts: by the run's
+    worker processes when it has them (this process reads, checks and sends meanwhile, and
+    maps a block itself whenever the workers are behind: on 2 cores, one worker and this
+    process share the mapping), else here. A worker that dies leaves its blocks here."""
     path = run.display[i]
     pending: deque[tuple[Any, list[tuple[int, bytes]]]] = deque()
     limit = run.jobs + PENDING if run.pool is not None else 0
+
+    def ready(future: Any) -> bool:
+        return isinstance(future, list) or future.done()
 
     def finish() -> list[LineParts]:
         future, lines = pending.popleft()
@@ -254,11 +258,12 @@ def _mapped(run: Run, i: int, project: str | None) -> Iterator[LineParts]:
                 yield LineParts(block.line, b"", [], block)
                 continue
             pool = run.pool
-            if pool is None:
+            if pool is None or (pending and not ready(pending[0][0])):
+                # no workers, or they are behind: this process maps this block itself
                 pending.append((map_lines(block, path, project), block))
             else:
                 pending.append((pool.submit(map_lines, block, path, project), block))
-            while len(pending) > limit:
+            while pending and (len(pending) > limit or ready(pending[0][0])):
                 yield from finish()
         while pending:
             yield from finish()
