@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -125,6 +126,24 @@ def validate_entries(
     return spans, out
 
 
+@dataclass(frozen=True, slots=True)
+class RefusedSpan(Diagnostic):
+    """A span's refusal that carries the span as it was read (a one-span request): what the
+    rejected file holds, so that a fixed span can be uploaded again. Said and counted as
+    the diagnostic it is; `original` is not part of what it says."""
+
+    original: Any = None
+
+    @classmethod
+    def of(cls, d: Diagnostic, original: Any) -> RefusedSpan:
+        return cls(d.path, d.line, d.field, d.code, d.severity, d.message, original)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = Diagnostic.to_dict(self)
+        d.pop("original", None)
+        return d
+
+
 class OtlpCalls:
     """An OTLP input read as the Weave calls its spans become, in the shape of a `Source`
     (`(Location, call)` items, diagnostics for spans refused), for the Freeplay upload,
@@ -152,6 +171,6 @@ class OtlpCalls:
                 self.records += 1
                 if isinstance(got, Call):
                     yield got.loc, got.call
-                else:
-                    yield got.diagnostic
+                else:  # the span as read goes with it, for the rejected file
+                    yield RefusedSpan.of(got.diagnostic, got.original)
         self.bytes_read = self.size or self.bytes_read
