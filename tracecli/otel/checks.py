@@ -24,6 +24,7 @@ class SpanIds(Protocol):
     @property
     def trace_id(self) -> str: ...
 
+
 # codes, stable for scripts
 FIELD = "otlp-field"  # a field protobuf/weave cannot read (bad id, integer, value type)
 SHAPE = "otlp-shape"  # not an ExportTraceServiceRequest
