@@ -21,9 +21,7 @@ cross-record checks, the same chunks, sender, retries and rejected file. What di
 from __future__ import annotations
 
 import threading
-from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any, NamedTuple, Protocol
 
 import orjson
@@ -34,8 +32,8 @@ from tracecli.otel.read import Unread, spans_of_request
 from tracecli.upload.blocks import Entry
 from tracecli.upload.fates import Fates
 from tracecli.upload.originals import originals
-from tracecli.upload.otlp_lines import OTLP, RawLine, raw_lines, read_lines
-from tracecli.upload.otlp_map import LineParts, entries_of, map_lines
+from tracecli.upload.otlp_lines import OTLP, RawLine, read_lines
+from tracecli.upload.otlp_map import Workers, entries_of, line_blocks, map_blocks
 from tracecli.upload.report import FileReport
 from tracecli.wire.chunking import LINE_MASK, LINE_SHIFT, SRC_SHIFT, Chunk, Unit, pack
 from tracecli.wire.otel import is_otel_route, otel_route
@@ -202,77 +200,6 @@ class OtlpFates(Fates):
 
 
 # -- upload --------------------------------------------------------------------------------
-BLOCK_BYTES = 256 << 10  # lines are mapped (in the run's workers when it has them) in blocks
-PENDING = 2  # blocks handed to the workers beyond one each
-
-
-def _blocks(run: Run, i: int) -> Iterator[list[tuple[int, bytes]] | Diagnostic]:
-    """Input `i`'s lines as read, in blocks of about BLOCK_BYTES; a read error on its own."""
-    block: list[tuple[int, bytes]] = []
-    size = 0
-    for item in raw_lines(run.files[i], run.display[i]):
-        if isinstance(item, Diagnostic):
-            if block:
-                yield block
-                block, size = [], 0
-            yield item
-            continue
-        block.append(item)
-        size += len(item[1])
-        if size >= BLOCK_BYTES:
-            yield block
-            block, size = [], 0
-    if block:
-        yield block
-
-
-def _mapped(run: Run, i: int, project: str | None) -> Iterator[LineParts]:
-    """Input `i`'s lines mapped (see otlp_map), in order, until the run halts: by the run's
-    worker processes when it has them (this process reads, checks and sends meanwhile, and
-    maps a block itself whenever the workers are behind: on 2 cores, one worker and this
-    process share the mapping), else here. A worker that dies leaves its blocks here."""
-    path = run.display[i]
-    pending: deque[tuple[Any, list[tuple[int, bytes]]]] = deque()
-    limit = run.jobs + PENDING if run.pool is not None else 0
-
-    def ready(future: Any) -> bool:
-        return isinstance(future, list) or future.done()
-
-    def finish() -> list[LineParts]:
-        future, lines = pending.popleft()
-        if run.pool is not None and not isinstance(future, list):
-            try:
-                result: list[LineParts] = future.result()
-                return result
-            except BrokenProcessPool:
-                run._close_pool()
-        return future if isinstance(future, list) else map_lines(lines, path, project)
-
-    try:
-        for block in _blocks(run, i):
-            if run._halted():
-                return
-            if isinstance(block, Diagnostic):
-                while pending:
-                    yield from finish()
-                yield LineParts(block.line, b"", [], block)
-                continue
-            pool = run.pool
-            if pool is None or (pending and not ready(pending[0][0])):
-                # no workers, or they are behind: this process maps this block itself
-                pending.append((map_lines(block, path, project), block))
-            else:
-                pending.append((pool.submit(map_lines, block, path, project), block))
-            while pending and (len(pending) > limit or ready(pending[0][0])):
-                yield from finish()
-        while pending:
-            yield from finish()
-    finally:
-        for future, _ in pending:  # halted: what is left is not needed
-            if not isinstance(future, list):
-                future.cancel()
-
-
 def _read(run: Run, i: int, n: int) -> None:
     """Progress: the bytes of lines read (uncompressed for .gz: at most the file's size)."""
     size = run.sizes[i]
@@ -313,7 +240,9 @@ def _input(run: Run, i: int) -> _Input:
 def feed_upload(run: Run, i: int, calls: SpanCalls) -> None:
     """Every span of input `i` (an OTLP file) converted and consumed by `run`."""
     fates, path, acked, report = _input(run, i)
-    for parts in _mapped(run, i, calls.project):
+    blocks = line_blocks(run.files[i], path)
+    workers = Workers(lambda: run.pool, run.jobs, run._close_pool, run._halted)
+    for parts in map_blocks(blocks, path, calls.project, workers):
         if run._halted():
             return
         if parts.error is not None:

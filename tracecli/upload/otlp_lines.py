@@ -17,7 +17,7 @@ import orjson
 from tracecli.diagnostics import Diagnostic, Location
 from tracecli.inputs.reader import BOM, STDIN_NAME, Source, json_error, open_stream, os_message
 from tracecli.otel.calls import Call, SpanCalls
-from tracecli.upload.validate_blocks import examine, find_ref, too_large
+from tracecli.upload.validate_blocks import examine, too_large
 from tracecli.wire.encode import SERVER_MAX_BYTES
 
 OTLP = "otlp"  # Source.foreign of an OpenTelemetry traces file
@@ -95,35 +95,25 @@ def on_span(field: str, where: str) -> str:
 
 
 # -- validate ------------------------------------------------------------------------------
-def validate_entries(
-    calls: SpanCalls, path: str, item: RawLine
-) -> tuple[int, list[tuple[Any, ...]]]:
-    """(the spans of one OTLP line, `validate`'s entries for them: see
-    `tracecli.upload.validate_blocks`)."""
-    out: list[tuple[Any, ...]] = []
-    spans = 0
-    no_refs = find_ref(item.raw) is None
-    for got in calls.of_line(Location(path, item.line), item.value):
-        spans += got.spans if not isinstance(got, Call) else 1
-        if not isinstance(got, Call):
-            d = got.diagnostic
-            out.append((item.line, "diag", d.field, d.code, d.severity, d.message))
-            continue
-        mine: list[tuple[Any, ...]] = []
-        size = _json_size(got.call) if no_refs and got.plain else None
-        # JSON's own values (orjson writes them, so no wide integer, lone surrogate or deep
-        # nesting) and no reference: the fast check answers as the full one would, as it
-        # does for a line of a JSONL file
-        examine(got.call, item.line, path, mine, size is not None)
-        if size is None or size > _NEAR_LIMIT:
-            too_large(got.call, item.line, mine)
-        for e in mine:
-            if e[1] == "diag":
-                e = (*e[:2], on_span(e[2], got.where), *e[3:])
-            elif e[1] in ("complete", "start", "end"):
-                e = (*e[:4], None, *e[5:])  # parents: the OTLP checks'
-            out.append(e)
-    return spans, out
+def checked(call: dict[str, Any], line: int, path: str, where: str, plain: bool) -> list[Any]:
+    """`validate`'s entries for a span's call (see `tracecli.upload.validate_blocks`), named
+    on the span. `plain`: its values are JSON's own and its line names no reference."""
+    mine: list[tuple[Any, ...]] = []
+    size = _json_size(call) if plain else None
+    # JSON's own values (orjson writes them, so no wide integer, lone surrogate or deep
+    # nesting) and no reference: the fast check answers as the full one would, as it
+    # does for a line of a JSONL file
+    examine(call, line, path, mine, size is not None)
+    if size is None or size > _NEAR_LIMIT:
+        too_large(call, line, mine)
+    out = []
+    for e in mine:
+        if e[1] == "diag":
+            e = (*e[:2], on_span(e[2], where), *e[3:])
+        elif e[1] in ("complete", "start", "end"):
+            e = (*e[:4], None, *e[5:])  # parents: the OTLP checks'
+        out.append(e)
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,9 @@ the same entries, in the same order, as converting each line here would give.
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, NamedTuple
 
 import orjson
@@ -20,7 +23,7 @@ from tracecli.otel.checks import REFUSED, end_before_start
 from tracecli.otel.read import Unread, spans_of_request
 from tracecli.otel.to_weave import MappingError, span_to_call
 from tracecli.upload.blocks import Entry, prepare
-from tracecli.upload.otlp_lines import on_span, parse_line
+from tracecli.upload.otlp_lines import checked, on_span, parse_line, raw_lines
 from tracecli.upload.validate_blocks import find_ref
 
 
@@ -36,11 +39,13 @@ class SpanPart(NamedTuple):
     """One span of a line (or a part of it that could not be read), mapped without the
     run's state."""
 
+    count: int  # spans it stands for (an unreadable resource: all of its spans)
     where: str  # its field path in the line
     ids: SpanIds | None  # None: no span could be read here (`refused` says why)
     project: str | None  # the project of its call; None: neither its resource nor --project
     refused: Diagnostic | None  # what the line alone tells: unreadable, backwards, weave fails
-    entry: Entry | None  # the call's upload entry (when not refused and a project is known)
+    entry: Any  # the call's upload entry, or validate's entries for it (when not refused
+    # and a project is known)
     original: Any  # the span as read (a one-span request), when refused
 
 
@@ -53,9 +58,11 @@ class LineParts(NamedTuple):
     error: Diagnostic | None = None
 
 
-def map_lines(lines: list[tuple[int, bytes]], path: str, project: str | None) -> list[LineParts]:
-    """A block of lines (number, bytes) parsed and mapped (runs in a worker: a top-level
-    function, its arguments and answer plain data)."""
+def map_lines(
+    lines: list[tuple[int, bytes]], path: str, project: str | None, validate: bool = False
+) -> list[LineParts]:
+    """A block of lines (number, bytes) parsed and mapped, for upload or for `validate`
+    (runs in a worker: a top-level function, its arguments and answer plain data)."""
     out: list[LineParts] = []
     for lineno, raw in lines:
         got = parse_line(path, lineno, raw)
@@ -64,11 +71,14 @@ def map_lines(lines: list[tuple[int, bytes]], path: str, project: str | None) ->
         if isinstance(got, Diagnostic):
             out.append(LineParts(lineno, raw, [], got))
             continue
-        out.append(LineParts(lineno, raw, map_line(path, lineno, raw, got.value, project)))
+        spans = map_line(path, lineno, raw, got.value, project, validate)
+        out.append(LineParts(lineno, raw, spans))
     return out
 
 
-def map_line(path: str, line: int, raw: bytes, value: Any, project: str | None) -> list[SpanPart]:
+def map_line(
+    path: str, line: int, raw: bytes, value: Any, project: str | None, validate: bool = False
+) -> list[SpanPart]:
     """The parts of one parsed line's spans, in order."""
     loc = Location(path, line)
     fast = find_ref(raw) is None
@@ -76,7 +86,8 @@ def map_line(path: str, line: int, raw: bytes, value: Any, project: str | None) 
     for item in spans_of_request(loc, value):
         if isinstance(item, Unread):
             d = item.diagnostic
-            parts.append(SpanPart(d.field, None, None, d, None, original_at(value, d.field)))
+            original = original_at(value, d.field)
+            parts.append(SpanPart(item.spans, d.field, None, None, d, None, original))
             continue
         where, span = item.where, item.span
         ids = SpanIds(span.span_id, span.parent_id, span.trace_id)
@@ -89,9 +100,12 @@ def map_line(path: str, line: int, raw: bytes, value: Any, project: str | None) 
             except MappingError as exc:
                 refused = Diagnostic.at(loc, REFUSED, str(exc), where)
             else:
-                entry = _entry(call, line, path, where, value, fast)
+                if validate:
+                    entry = checked(call, line, path, where, fast and span.plain)
+                else:
+                    entry = _entry(call, line, path, where, value, fast)
         original = original_at(value, where) if refused is not None else None
-        parts.append(SpanPart(where, ids, to, refused, entry, original))
+        parts.append(SpanPart(1, where, ids, to, refused, entry, original))
     return parts
 
 
@@ -109,21 +123,27 @@ def _entry(call: dict[str, Any], line: int, path: str, where: str, value: Any, f
     return e
 
 
+def _settled(calls: SpanCalls, loc: Location, p: SpanPart) -> Diagnostic | None:
+    """Why the run refuses a span the line alone did not refuse (None: it goes)."""
+    refused = p.refused
+    if p.ids is not None:
+        refused = calls.ledger.add(loc, p.where, p.ids) or refused
+        if refused is None and p.project is None:
+            refused = calls.no_project(loc, p.where)
+    return refused
+
+
 def entries_of(calls: SpanCalls, path: str, parts: LineParts) -> list[Entry]:
-    """A line's entries, its spans' parts checked against the run's state, in order: a span
-    id read before, or no project, refuses a span the line alone did not."""
+    """A line's upload entries, its spans' parts checked against the run's state, in
+    order: a span id read before, or no project, refuses a span the line alone did not."""
     out: list[Entry] = []
     loc = Location(path, parts.line)
     value: Any = None  # the line, parsed again only for a span refused here (rare)
     for p in parts.spans:
-        refused = p.refused
-        if p.ids is not None:
-            refused = calls.ledger.add(loc, p.where, p.ids) or refused
-            if refused is None:
-                if p.project is not None:
-                    out.append(p.entry)
-                    continue
-                refused = calls.no_project(loc, p.where)
+        refused = _settled(calls, loc, p)
+        if refused is None:
+            out.append(p.entry)
+            continue
         original = p.original
         if original is None:
             if value is None:
@@ -132,3 +152,125 @@ def entries_of(calls: SpanCalls, path: str, parts: LineParts) -> list[Entry]:
         diag = (refused.field, refused.code, refused.severity, refused.message)
         out.append((parts.line, "bad", original, (diag,), None))
     return out
+
+
+def validate_entries(calls: SpanCalls, path: str, parts: LineParts) -> tuple[int, list[Any]]:
+    """(the spans of a line, `validate`'s entries for them: see
+    `tracecli.upload.validate_blocks`), as `entries_of` for upload."""
+    out: list[Any] = []
+    spans = 0
+    loc = Location(path, parts.line)
+    for p in parts.spans:
+        spans += p.count
+        refused = _settled(calls, loc, p)
+        if refused is None:
+            out.extend(p.entry)
+            continue
+        d = refused
+        out.append((parts.line, "diag", d.field, d.code, d.severity, d.message))
+    return spans, out
+
+
+def validate_lines(
+    calls: SpanCalls, path: str, display: str, pool: Any, jobs: int
+) -> Iterator[LineParts | Diagnostic]:
+    """`validate`'s read of an OTLP file: its lines mapped (by `pool`'s workers if any),
+    a line that is no JSON or a read error as its diagnostic."""
+    state = {"pool": pool}
+    workers = Workers(lambda: state["pool"], jobs, lambda: state.update(pool=None), _never)
+    blocks = line_blocks(path, display)
+    for parts in map_blocks(blocks, display, calls.project, workers, validate=True):
+        yield parts if parts.error is None else parts.error
+
+
+def _never() -> bool:
+    return False
+
+
+# -- reading in blocks, mapped by workers ----------------------------------------------------
+BLOCK_BYTES = 256 << 10  # lines are mapped (in the run's workers when it has them) in blocks
+PENDING = 2  # blocks handed to the workers beyond one each
+
+
+class Workers(NamedTuple):
+    """The run's worker processes, as mapping blocks needs them."""
+
+    pool: Callable[[], Any]  # the pool now (None: none, or no longer)
+    jobs: int
+    broken: Callable[[], None]  # a worker died: the run stops using the pool
+    halted: Callable[[], bool]
+
+
+def line_blocks(path: str, display: str) -> Iterator[list[tuple[int, bytes]] | Diagnostic]:
+    """A file's lines as read, in blocks of about BLOCK_BYTES; a read error on its own."""
+    block: list[tuple[int, bytes]] = []
+    size = 0
+    for item in raw_lines(path, display):
+        if isinstance(item, Diagnostic):
+            if block:
+                yield block
+                block, size = [], 0
+            yield item
+            continue
+        block.append(item)
+        size += len(item[1])
+        if size >= BLOCK_BYTES:
+            yield block
+            block, size = [], 0
+    if block:
+        yield block
+
+
+def map_blocks(
+    blocks: Iterator[list[tuple[int, bytes]] | Diagnostic],
+    path: str,
+    project: str | None,
+    workers: Workers,
+    validate: bool = False,
+) -> Iterator[LineParts]:
+    """The blocks' lines mapped, in order, until the run halts: by the worker processes when
+    there are some (the reading process reads, checks and sends meanwhile, and maps a block
+    itself whenever the workers are behind: on 2 cores, one worker and this process share
+    the mapping), else here. A worker that dies leaves its blocks here. A read error comes
+    as a line without spans."""
+    pending: deque[tuple[Any, list[tuple[int, bytes]]]] = deque()
+    limit = workers.jobs + PENDING if workers.pool() is not None else 0
+
+    def ready(future: Any) -> bool:
+        return isinstance(future, list) or future.done()
+
+    def finish() -> list[LineParts]:
+        future, lines = pending.popleft()
+        if isinstance(future, list):
+            return future
+        if workers.pool() is not None:
+            try:
+                result: list[LineParts] = future.result()
+                return result
+            except BrokenProcessPool:
+                workers.broken()
+        return map_lines(lines, path, project, validate)
+
+    try:
+        for block in blocks:
+            if workers.halted():
+                return
+            if isinstance(block, Diagnostic):
+                while pending:
+                    yield from finish()
+                yield LineParts(block.line, b"", [], block)
+                continue
+            pool = workers.pool()
+            if pool is None or (pending and not ready(pending[0][0])):
+                # no workers, or they are behind: this process maps this block itself
+                pending.append((map_lines(block, path, project, validate), block))
+            else:
+                pending.append((pool.submit(map_lines, block, path, project, validate), block))
+            while pending and (len(pending) > limit or ready(pending[0][0])):
+                yield from finish()
+        while pending:
+            yield from finish()
+    finally:
+        for future, _ in pending:  # halted: what is left is not needed
+            if not isinstance(future, list):
+                future.cancel()
