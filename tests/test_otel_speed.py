@@ -6,13 +6,24 @@ path that drifts by one microsecond or one JSON value would show as a differing 
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
+from pathlib import Path
+from typing import Any
 
+import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tracecli.otel.nesting import load_json_text
 from tracecli.otel.weave_keys import iso_from_ns, utc_from_seconds
+from tracecli.store.db import Store
+from tracecli.upload import otlp_map
+from tracecli.upload.api import upload
+from tracecli.upload.report import UploadOptions
+from tracecli.upload.validate import validate_paths
 
 UINT64_MAX = 2**64 - 1
 
@@ -115,3 +126,75 @@ def test_load_json_text_edges() -> None:
         '["a\tb"]',
     ):
         assert _same(load_json_text(text), _slow_load(text)), text
+
+
+# -- OTLP lines mapped by worker processes: the answer of one process ----------------------
+FIXTURES = Path(__file__).parent / "otel_fixtures"
+MAIN_PID = os.getpid()
+_real_map_lines = otlp_map.map_lines
+
+
+def _otlp_file(tmp: Path) -> Path:
+    """Agent traces and the hand-made conventions (refused spans, a missing parent), and a
+    line that is no JSON: every kind of entry, in many blocks."""
+    lines = [
+        *gzip.decompress((FIXTURES / "agent-seed1.jsonl.gz").read_bytes()).splitlines(),
+        b"{not json",
+        *(FIXTURES / "conventions.jsonl").read_bytes().splitlines(),
+        *gzip.decompress((FIXTURES / "agent-seed2.jsonl.gz").read_bytes()).splitlines(),
+    ]
+    path = tmp / "spans.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def _summary(report: Any) -> dict[str, Any]:
+    d = report.to_dict()
+    for key in ("elapsed_s", "calls_per_s", "target", "rejected_file", "peak_open_calls"):
+        d.pop(key, None)
+    return d
+
+
+def test_upload_in_workers_is_the_upload_in_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = _otlp_file(tmp_path)
+    monkeypatch.setattr(otlp_map, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr("tracecli.upload.run.PARALLEL_MIN_BYTES", 0)
+    got = []
+    for jobs in (0, 2):
+        d = tmp_path / f"jobs{jobs}"
+        d.mkdir()
+        opts = UploadOptions(
+            project="acme/otel",
+            db=d / "store.db",
+            rejected=d / "rejected.jsonl",
+            journal_path=d / "journal.db",
+            jobs=jobs,
+        )
+        report = upload([str(src)], opts)
+        with Store(d / "store.db") as store:
+            calls = sorted(orjson.dumps(c) for c in store.query("acme/otel"))
+        got.append((_summary(report), calls, (d / "rejected.jsonl").read_bytes()))
+    assert got[0][0]["uploaded"] > 50 and got[0][0]["rejected"] >= 4
+    assert got[0] == got[1]
+
+
+def _fragile(lines: Any, *args: Any) -> Any:
+    """map_lines, except that a worker dies on its second block (OOM killer, kill -9)."""
+    if os.getpid() != MAIN_PID and lines[0][0] > 1:
+        os._exit(3)
+    return _real_map_lines(lines, *args)
+
+
+def test_validate_in_workers_even_one_that_dies_is_validate_in_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = str(_otlp_file(tmp_path))
+    serial = validate_paths([src], jobs=1, max_errors=0).to_dict()
+    assert serial["errors"] >= 4 and serial["warnings"] >= 1
+    monkeypatch.setattr(otlp_map, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr("tracecli.upload.validate.PARALLEL_MIN_BYTES", 0)
+    assert validate_paths([src], jobs=2, max_errors=0).to_dict() == serial
+    monkeypatch.setattr(otlp_map, "map_lines", _fragile)
+    assert validate_paths([src], jobs=2, max_errors=0).to_dict() == serial
