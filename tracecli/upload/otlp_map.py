@@ -53,7 +53,7 @@ class LineParts(NamedTuple):
     """One line: its spans' parts, or why it holds none (not JSON, not readable)."""
 
     line: int
-    raw: bytes
+    raw: bytes  # as read (put back by the reading process: workers send b"")
     spans: list[SpanPart]
     error: Diagnostic | None = None
 
@@ -69,11 +69,17 @@ def map_lines(
         if got is None:
             continue
         if isinstance(got, Diagnostic):
-            out.append(LineParts(lineno, raw, [], got))
+            out.append(LineParts(lineno, b"", [], got))
             continue
         spans = map_line(path, lineno, raw, got.value, project, validate)
-        out.append(LineParts(lineno, raw, spans))
+        out.append(LineParts(lineno, b"", spans))  # the bytes: the caller has them
     return out
+
+
+def _with_raw(parts: list[LineParts], lines: list[tuple[int, bytes]]) -> list[LineParts]:
+    """A block's answer with each line's bytes put back (not sent back by the worker)."""
+    raw = dict(lines)
+    return [p._replace(raw=raw[p.line]) for p in parts]
 
 
 def map_line(
@@ -242,14 +248,13 @@ def map_blocks(
     def finish() -> list[LineParts]:
         future, lines = pending.popleft()
         if isinstance(future, list):
-            return future
+            return _with_raw(future, lines)
         if workers.pool() is not None:
             try:
-                result: list[LineParts] = future.result()
-                return result
+                return _with_raw(future.result(), lines)
             except BrokenProcessPool:
                 workers.broken()
-        return map_lines(lines, path, project, validate)
+        return _with_raw(map_lines(lines, path, project, validate), lines)
 
     try:
         for block in blocks:
