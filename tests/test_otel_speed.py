@@ -17,7 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tracecli.otel.anyvalue import FieldError
 from tracecli.otel.nesting import load_json_text
+from tracecli.otel.spans import decode_span
 from tracecli.otel.weave_keys import iso_from_ns, utc_from_seconds
 from tracecli.store.db import Store
 from tracecli.upload import otlp_map
@@ -198,3 +200,23 @@ def test_validate_in_workers_even_one_that_dies_is_validate_in_one_process(
     assert validate_paths([src], jobs=2, max_errors=0).to_dict() == serial
     monkeypatch.setattr(otlp_map, "map_lines", _fragile)
     assert validate_paths([src], jobs=2, max_errors=0).to_dict() == serial
+
+
+def test_a_span_wrong_in_two_places_is_told_its_first_field() -> None:
+    """The fast attribute reader runs after the fields before it: their error comes first."""
+    clash = [
+        {"key": "a", "value": {"intValue": "1"}},
+        {"key": "a.b", "value": {"intValue": "2"}},
+    ]
+    span = {"traceId": "xyz", "spanId": "0000000000000001", "name": "n", "attributes": clash}
+    with pytest.raises(FieldError) as exc:
+        decode_span(span, None)
+    assert exc.value.field == "traceId"
+    span = {**span, "traceId": "0" * 32, "flags": "x"}
+    with pytest.raises(FieldError) as exc:
+        decode_span(span, None)
+    assert exc.value.field == "flags"
+    del span["flags"]
+    with pytest.raises(FieldError) as exc:
+        decode_span(span, None)
+    assert exc.value.field == "attributes[1].key"

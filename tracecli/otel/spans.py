@@ -164,10 +164,6 @@ def _enum(obj: dict[str, Any], camel: str, snake: str, names: tuple[str, ...], p
     return n
 
 
-def _time(obj: dict[str, Any], camel: str, snake: str) -> int:
-    return optional_integer(obj, camel, snake, UINT64_MAX)
-
-
 def decode_span(raw: Any, resource: Resource | None) -> Span:
     """One span object; `FieldError.field` is relative to it (`startTimeUnixNano`)."""
     if not isinstance(raw, dict):
@@ -180,24 +176,34 @@ def decode_span(raw: Any, resource: Resource | None) -> Span:
         status_message = text(status, "message", "message")
     except FieldError as exc:
         raise FieldError(f"status.{exc.field}", exc.message) from None
-    quick = _quick_attributes(raw.get("attributes"))
+    # in the order of the fields: a span wrong in two places is told its first one
+    name = text(raw, "name", "name")
+    trace_id = hex_id(get(raw, "traceId", "trace_id"), "traceId", 16, required=True) or ""
+    span_id = hex_id(get(raw, "spanId", "span_id"), "spanId", 8, required=True) or ""
+    parent_id = hex_id(
+        get(raw, "parentSpanId", "parent_span_id"), "parentSpanId", 8, required=False
+    )
+    start = _time(raw, "startTimeUnixNano", "start_time_unix_nano")
+    end = _time(raw, "endTimeUnixNano", "end_time_unix_nano")
+    kind = _enum(raw, "kind", "kind", SPAN_KINDS, "SPAN_KIND_")
+    trace_state = text(raw, "traceState", "trace_state")
+    flags = optional_integer(raw, "flags", "flags", UINT32_MAX)
+    quick = _quick_attributes(raw.get("attributes"))  # never raises
     if quick is None:
         attributes, plain = attributes_of(raw), plain_values(raw.get("attributes"))
     else:
         attributes, plain = quick
     return Span(
         resource=resource,
-        name=text(raw, "name", "name"),
-        trace_id=hex_id(get(raw, "traceId", "trace_id"), "traceId", 16, required=True) or "",
-        span_id=hex_id(get(raw, "spanId", "span_id"), "spanId", 8, required=True) or "",
-        parent_id=hex_id(
-            get(raw, "parentSpanId", "parent_span_id"), "parentSpanId", 8, required=False
-        ),
-        start_time_unix_nano=_time(raw, "startTimeUnixNano", "start_time_unix_nano"),
-        end_time_unix_nano=_time(raw, "endTimeUnixNano", "end_time_unix_nano"),
-        kind=_enum(raw, "kind", "kind", SPAN_KINDS, "SPAN_KIND_"),
-        trace_state=text(raw, "traceState", "trace_state"),
-        flags=optional_integer(raw, "flags", "flags", UINT32_MAX),
+        name=name,
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_id=parent_id,
+        start_time_unix_nano=start,
+        end_time_unix_nano=end,
+        kind=kind,
+        trace_state=trace_state,
+        flags=flags,
         attributes=attributes,
         plain=plain,
         events=[_event(e, f"events[{i}]") for i, e in enumerate(_list(raw, "events"))],
@@ -205,6 +211,13 @@ def decode_span(raw: Any, resource: Resource | None) -> Span:
         status_code=status_code,
         status_message=status_message,
     )
+
+
+def _time(obj: dict[str, Any], camel: str, snake: str) -> int:
+    value = obj.get(camel)
+    if type(value) is str and len(value) < 20 and value.isdigit() and value.isascii():
+        return int(value)  # the usual: at most 19 digits, below 2**64
+    return optional_integer(obj, camel, snake, UINT64_MAX)
 
 
 _INT64_DIGITS = 19  # a decimal string shorter than this is an int64 when all digits
