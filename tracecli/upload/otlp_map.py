@@ -227,6 +227,29 @@ def line_blocks(path: str, display: str) -> Iterator[list[tuple[int, bytes]] | D
         yield block
 
 
+def _submit(
+    workers: Workers,
+    pending: deque[tuple[Any, list[tuple[int, bytes]]]],
+    block: list[tuple[int, bytes]],
+    path: str,
+    project: str | None,
+    validate: bool,
+) -> Any:
+    """A block handed to a worker (a future), or mapped here (its answer): when there are
+    no workers, when they are behind, or when the pool broke (a worker died)."""
+    pool = workers.pool()
+    if pool is not None and not (pending and not _ready(pending[0][0])):
+        try:
+            return pool.submit(map_lines, block, path, project, validate)
+        except BrokenProcessPool:
+            workers.broken()
+    return map_lines(block, path, project, validate)
+
+
+def _ready(future: Any) -> bool:
+    return isinstance(future, list) or future.done()
+
+
 def map_blocks(
     blocks: Iterator[list[tuple[int, bytes]] | Diagnostic],
     path: str,
@@ -241,9 +264,6 @@ def map_blocks(
     as a line without spans."""
     pending: deque[tuple[Any, list[tuple[int, bytes]]]] = deque()
     limit = workers.jobs + PENDING if workers.pool() is not None else 0
-
-    def ready(future: Any) -> bool:
-        return isinstance(future, list) or future.done()
 
     def finish() -> list[LineParts]:
         future, lines = pending.popleft()
@@ -265,13 +285,8 @@ def map_blocks(
                     yield from finish()
                 yield LineParts(block.line, b"", [], block)
                 continue
-            pool = workers.pool()
-            if pool is None or (pending and not ready(pending[0][0])):
-                # no workers, or they are behind: this process maps this block itself
-                pending.append((map_lines(block, path, project, validate), block))
-            else:
-                pending.append((pool.submit(map_lines, block, path, project, validate), block))
-            while pending and (len(pending) > limit or ready(pending[0][0])):
+            pending.append((_submit(workers, pending, block, path, project, validate), block))
+            while pending and (len(pending) > limit or _ready(pending[0][0])):
                 yield from finish()
         while pending:
             yield from finish()
