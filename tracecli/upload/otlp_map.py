@@ -195,7 +195,7 @@ def _never() -> bool:
 
 # -- reading in blocks, mapped by workers ----------------------------------------------------
 BLOCK_BYTES = 256 << 10  # lines are mapped (in the run's workers when it has them) in blocks
-PENDING = 2  # blocks handed to the workers beyond one each
+PENDING = 8  # blocks in flight beyond one per worker (~1 MB each with their answers)
 
 
 class Workers(NamedTuple):
