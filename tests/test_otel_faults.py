@@ -197,5 +197,7 @@ def test_mode_otel_through_chaos_to_weave_stores_every_span_once(tmp_path: Path)
         stored = stored_ids(ref.url, proj)
     assert r.returncode == 0, r.stderr[-3000:]
     assert summary["uploaded"] == len(ids) and summary["rejected"] == 0, summary
-    assert stats.dropped_after > 0 and stats.injected[429] > 0, stats
+    # the drops are certain (drop_nth); which other faults a seed brings varies: ~30 faultable
+    # requests at 15% each leave no 429 about once in a hundred runs
+    assert stats.dropped_after > 0 and sum(stats.injected.values()) > 0, stats
     assert sorted(stored) == sorted(ids)  # each once

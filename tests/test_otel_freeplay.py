@@ -47,3 +47,11 @@ def test_otlp_to_freeplay_rejects_refused_spans(refserver: RefServer, tmp_path: 
     rejected = (tmp_path / "rejected.jsonl").read_bytes().splitlines()
     reasons = [orjson.loads(x)["_tracecli"]["reason"] for x in rejected]
     assert sum("both set" in r for r in reasons) == 3
+    # each holds its span as read (a one-span request), so a fixed file can go again
+    for line in rejected:
+        request = orjson.loads(line)
+        (rs,) = request["resourceSpans"]
+        (ss,) = rs["scopeSpans"]
+        assert len(ss["spans"]) == 1 and "traceId" in ss["spans"][0]
+        assert request["_tracecli"]["diagnostics"][0]["code"].startswith("otlp-")
+        assert "original" not in request["_tracecli"]["diagnostics"][0]

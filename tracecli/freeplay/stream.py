@@ -80,8 +80,8 @@ class FreeplayPieces:
 
     # -- one input record ---------------------------------------------------------------
     def _one(self, pairer: Pairer, src: int, item: Any) -> Iterator[Piece]:
-        if isinstance(item, Diagnostic):
-            yield Piece(None, ((src, item.line),), (None,), [item])
+        if isinstance(item, Diagnostic):  # an OTLP span refused carries it as read
+            yield Piece(None, ((src, item.line),), (getattr(item, "original", None),), [item])
             return
         loc, value = item
         parsed = parse_record(loc, value)

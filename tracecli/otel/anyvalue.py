@@ -146,7 +146,7 @@ def _typed(kind: str, raw: Any) -> Any:
     if kind == "double":
         return double(raw, "")
     if kind == "bytes":
-        return _base64(raw, "")
+        return base64_bytes(raw, "")
     if not isinstance(raw, dict):
         raise FieldError("", f"expected an object, got {_show(raw)}")
     items = raw.get("values") or []
@@ -189,7 +189,7 @@ def key_values(items: Any, field: str) -> list[tuple[str, Any]]:
     return out
 
 
-def _base64(raw: Any, field: str) -> bytes:
+def base64_bytes(raw: Any, field: str) -> bytes:
     if not isinstance(raw, str):
         raise FieldError(field, f"expected base64 text, got {_show(raw)}")
     padded = raw + "=" * (-len(raw) % 4)

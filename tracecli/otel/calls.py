@@ -28,6 +28,7 @@ class Call:
     loc: Location
     where: str  # the span's field path within its line
     call: dict[str, Any]
+    plain: bool = False  # its values are JSON's own (no bytes, NaN): see Span.plain
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +99,7 @@ class SpanCalls:
                     refused = self.no_project(loc, where)
                 else:
                     try:
-                        yield Call(loc, where, span_to_call(span, project))
+                        yield Call(loc, where, span_to_call(span, project), span.plain)
                         continue
                     except MappingError as exc:
                         refused = Diagnostic.at(loc, REFUSED, str(exc), where)

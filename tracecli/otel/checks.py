@@ -8,9 +8,22 @@ Pure functions and one small ledger, each answering in the project's `Diagnostic
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from tracecli.diagnostics import Diagnostic, Location, Severity
 from tracecli.otel.spans import Span
+
+
+class SpanIds(Protocol):
+    """What the id ledger reads of a span (a `Span`, or its ids sent back by a worker)."""
+
+    @property
+    def span_id(self) -> str: ...
+    @property
+    def parent_id(self) -> str | None: ...
+    @property
+    def trace_id(self) -> str: ...
+
 
 # codes, stable for scripts
 FIELD = "otlp-field"  # a field protobuf/weave cannot read (bad id, integer, value type)
@@ -57,7 +70,7 @@ class SpanLedger:
     _seen: dict[int, Location] = field(default_factory=dict)
     _awaited: dict[int, _Pending] = field(default_factory=dict)
 
-    def add(self, loc: Location, where: str, span: Span) -> Diagnostic | None:
+    def add(self, loc: Location, where: str, span: SpanIds) -> Diagnostic | None:
         """Record a span; a span id read before is an error (weave would store one call)."""
         key = int(span.span_id, 16)
         first = self._seen.get(key)

@@ -9,7 +9,7 @@ are reported (file, line, field path) and left out; the report's exit code says 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from tracecli.diagnostics import Diagnostic, UsageError
@@ -24,6 +24,8 @@ MAX_DIAGNOSTICS = 200
 
 @dataclass
 class OtelConvertReport:
+    """What `convert --to weave` did with OTLP inputs (counted in spans, not records)."""
+
     to: str = "weave"
     files: int = 0
     lines: int = 0  # OTLP requests read
@@ -36,31 +38,26 @@ class OtelConvertReport:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.errors or self.not_converted else 0
+        """1 when a span was left out or an error said (warnings alone keep 0)."""
+        return int(self.errors > 0 or self.not_converted > 0)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "to": self.to,
-            "files": self.files,
-            "lines": self.lines,
-            "spans": self.spans,
-            "written": self.written,
-            "not_converted": self.not_converted,
-            "errors": self.errors,
-            "warnings": self.warnings,
-            "diagnostics": [d.to_dict() for d in self.diagnostics],
-        }
+        """The report as `--format json` prints it: the counts in field order, then the
+        diagnostics."""
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["diagnostics"] = [d.to_dict() for d in self.diagnostics]
+        return out
 
     def summary_lines(self, where: str) -> list[str]:
-        lines = [
+        head = (
             f"converted {self.spans:,} OpenTelemetry spans from {self.lines:,} lines of "
             f"{self.files} file(s) into {self.written:,} Weave calls → {where}"
-        ]
-        if self.not_converted:
-            lines.append(f"  {self.not_converted:,} spans left out (see the errors above)")
-        if self.warnings:
-            lines.append(f"  {self.warnings:,} warnings")
-        return lines
+        )
+        notes = (
+            (self.not_converted, "spans left out (see the errors above)"),
+            (self.warnings, "warnings"),
+        )
+        return [head, *(f"  {n:,} {text}" for n, text in notes if n)]
 
 
 def check_project(project: str | None) -> None:

@@ -14,10 +14,13 @@ import base64
 import contextlib
 import json
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import fields, is_dataclass
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 
 class PathConflictError(ValueError):
@@ -36,16 +39,35 @@ def _conflict(key: str, sub: str) -> PathConflictError:
     )
 
 
+_WIDE_DIGITS = re.compile(r"[0-9]{19}")
+
+
+def load_json_text(text: str) -> Any:
+    """What weave's `json.loads` makes of an attribute string that starts with `[` or `{`;
+    the string itself when it is no JSON. orjson reads the common case ~5x faster and
+    agrees with the stdlib on everything both accept, except integers beyond 64 bits (orjson
+    makes floats of them): text with a run of 19 digits, and whatever orjson refuses (NaN,
+    lone surrogates, nesting past 1024), is read by the stdlib, as weave reads it (a
+    hypothesis test holds the two to the same values)."""
+    if _WIDE_DIGITS.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    # the stdlib, as weave: NaN, big ints, the last of duplicate keys
+    with contextlib.suppress(json.JSONDecodeError, RecursionError):
+        return json.loads(text)
+    return text
+
+
 def expand_attributes(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
     """Attributes as weave's `expand_attributes`: JSON-looking strings loaded, keys nested."""
     result: dict[str, Any] = {}
     for index, (flat_key, value) in enumerate(pairs):
         if isinstance(value, str) and value.startswith(("[", "{")):
-            # the stdlib, as weave: NaN, big ints, the last of duplicate keys
-            with contextlib.suppress(json.JSONDecodeError, RecursionError):
-                value = json.loads(value)
+            value = load_json_text(value)
         try:
-            _set_nested(result, flat_key, value)
+            set_nested(result, flat_key, value)
         except PathConflictError as exc:
             exc.index = index
             raise
@@ -56,7 +78,7 @@ _MISSING = object()
 _MAPPING = (dict, list)
 
 
-def _set_nested(d: dict[str, Any], key: str, value: Any) -> None:
+def set_nested(d: dict[str, Any], key: str, value: Any) -> None:
     """Weave's `_validate_structure` then `_set_nested_value`, in one walk down the path:
     a part that holds something other than an object, or a value that would replace an
     object or a list with a scalar, is a conflict (weave refuses the span)."""
@@ -115,6 +137,9 @@ def numeric_keys_to_list(obj: dict[str, Any]) -> dict[str, Any] | list[Any]:
     for key, value in obj.items():
         if isinstance(value, dict):
             obj[key] = numeric_keys_to_list(value)
+    for key in obj:  # the usual answer, without raising: a key that is no digits
+        if type(key) is not str or not key.isdigit():
+            return obj
     try:
         keys = sorted(int(k) for k in obj)
         if keys == list(range(len(keys))) and all(isinstance(k, str) and k.isdigit() for k in obj):

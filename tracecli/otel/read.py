@@ -99,14 +99,13 @@ def _scope_spans(
     loc: Location, where: str, rs: Any, resource: Resource, project: str | None
 ) -> Iterator[SpanAt | Unread]:
     scopes = _list(rs, "scopeSpans", "scope_spans")
-    if scopes is None:
-        yield _fail(loc, f"{where}.scopeSpans", "expected a list", 0, SHAPE)
-        return
-    for s, ss in enumerate(scopes):
-        at = f"{where}.scopeSpans[{s}]"
-        spans = _list(ss, "spans", "spans")
+    for s, ss in enumerate(scopes if scopes is not None else [rs]):
+        # no list of scopes: said once, as for a scope without a list of spans
+        at = f"{where}.scopeSpans[{s}]" if scopes is not None else where
+        spans = _list(ss, "spans", "spans") if scopes is not None else None
         if spans is None:
-            yield _fail(loc, f"{at}.spans", "expected a list", 0, SHAPE)
+            field = f"{at}.spans" if scopes is not None else f"{at}.scopeSpans"
+            yield _fail(loc, field, "expected a list", 0, SHAPE)
             continue
         for i, raw in enumerate(spans):
             span_at = f"{at}.spans[{i}]"

@@ -16,6 +16,7 @@ from tracecli.otel.anyvalue import (
     UINT32_MAX,
     UINT64_MAX,
     FieldError,
+    base64_bytes,
     get,
     hex_id,
     integer,
@@ -23,8 +24,13 @@ from tracecli.otel.anyvalue import (
     optional_integer,
     text,
 )
-from tracecli.otel.nesting import PathConflictError, expand_attributes, to_json_serializable
-from tracecli.otel.weave_keys import utc_from_seconds
+from tracecli.otel.nesting import (
+    PathConflictError,
+    expand_attributes,
+    load_json_text,
+    to_json_serializable,
+)
+from tracecli.otel.weave_keys import iso_from_ns, utc_from_seconds
 
 SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 STATUS_CODES = ("UNSET", "OK", "ERROR")
@@ -97,35 +103,36 @@ class Span:
     def end_time(self) -> datetime:
         return utc_from_seconds(self.end_time_unix_nano / 1_000_000_000)
 
-    def otel_dump(self) -> dict[str, Any]:
-        """Weave's `Span.as_dict()`, the whole span as it keeps it."""
-        value = to_json_serializable(
-            {
-                "name": self.name,
-                "context": {
-                    "trace_id": self.trace_id,
-                    "span_id": self.span_id,
-                    "trace_state": self.trace_state,
-                },
-                "kind": SPAN_KINDS[self.kind],
-                "parent_id": self.parent_id,
-                "start_time": self.start_time,
-                "end_time": self.end_time,
-                "status": {"code": STATUS_CODES[self.status_code], "message": self.status_message},
-                "attributes": None if self.plain else self.attributes,
-                "events": self.events,
-                "links": self.links,
-            }
-        )
-        assert isinstance(value, dict)
-        if self.plain:  # the same values, shared (nothing changes them from here on)
-            value["attributes"] = self.attributes
-        value["resource"] = self.resource.dump() if self.resource else None
-        return value
+    def otel_dump(self, start_iso: str | None = None, end_iso: str | None = None) -> dict[str, Any]:
+        """Weave's `Span.as_dict()`, the whole span as it keeps it (`to_json_serializable` of
+        it, field by field: the times as isoformat text, which the caller may have made)."""
+        return {
+            "name": self.name,
+            "context": {
+                "trace_id": self.trace_id,
+                "span_id": self.span_id,
+                "trace_state": self.trace_state,
+            },
+            "kind": SPAN_KINDS[self.kind],
+            "parent_id": self.parent_id,
+            "start_time": iso_from_ns(self.start_time_unix_nano)
+            if start_iso is None
+            else start_iso,
+            "end_time": iso_from_ns(self.end_time_unix_nano) if end_iso is None else end_iso,
+            "status": {"code": STATUS_CODES[self.status_code], "message": self.status_message},
+            # plain: the same values, shared (nothing changes them from here on)
+            "attributes": self.attributes if self.plain else to_json_serializable(self.attributes),
+            "events": to_json_serializable(self.events) if self.events else [],
+            "links": to_json_serializable(self.links) if self.links else [],
+            "resource": self.resource.dump() if self.resource else None,
+        }
 
 
 def attributes_of(obj: dict[str, Any], where: str = "attributes") -> dict[str, Any]:
     """An object's `attributes` list, decoded and expanded as weave does."""
+    quick = _quick_attributes(obj.get("attributes"))
+    if quick is not None:
+        return quick[0]
     pairs = key_values(obj.get("attributes"), where)
     try:
         return expand_attributes(pairs)
@@ -157,10 +164,6 @@ def _enum(obj: dict[str, Any], camel: str, snake: str, names: tuple[str, ...], p
     return n
 
 
-def _time(obj: dict[str, Any], camel: str, snake: str) -> int:
-    return optional_integer(obj, camel, snake, UINT64_MAX)
-
-
 def decode_span(raw: Any, resource: Resource | None) -> Span:
     """One span object; `FieldError.field` is relative to it (`startTimeUnixNano`)."""
     if not isinstance(raw, dict):
@@ -173,26 +176,187 @@ def decode_span(raw: Any, resource: Resource | None) -> Span:
         status_message = text(status, "message", "message")
     except FieldError as exc:
         raise FieldError(f"status.{exc.field}", exc.message) from None
+    # in the order of the fields: a span wrong in two places is told its first one
+    name = text(raw, "name", "name")
+    trace_id = hex_id(get(raw, "traceId", "trace_id"), "traceId", 16, required=True) or ""
+    span_id = hex_id(get(raw, "spanId", "span_id"), "spanId", 8, required=True) or ""
+    parent_id = hex_id(
+        get(raw, "parentSpanId", "parent_span_id"), "parentSpanId", 8, required=False
+    )
+    start = _time(raw, "startTimeUnixNano", "start_time_unix_nano")
+    end = _time(raw, "endTimeUnixNano", "end_time_unix_nano")
+    kind = _enum(raw, "kind", "kind", SPAN_KINDS, "SPAN_KIND_")
+    trace_state = text(raw, "traceState", "trace_state")
+    flags = optional_integer(raw, "flags", "flags", UINT32_MAX)
+    quick = _quick_attributes(raw.get("attributes"))  # never raises
+    if quick is None:
+        attributes, plain = attributes_of(raw), plain_values(raw.get("attributes"))
+    else:
+        attributes, plain = quick
     return Span(
         resource=resource,
-        name=text(raw, "name", "name"),
-        trace_id=hex_id(get(raw, "traceId", "trace_id"), "traceId", 16, required=True) or "",
-        span_id=hex_id(get(raw, "spanId", "span_id"), "spanId", 8, required=True) or "",
-        parent_id=hex_id(
-            get(raw, "parentSpanId", "parent_span_id"), "parentSpanId", 8, required=False
-        ),
-        start_time_unix_nano=_time(raw, "startTimeUnixNano", "start_time_unix_nano"),
-        end_time_unix_nano=_time(raw, "endTimeUnixNano", "end_time_unix_nano"),
-        kind=_enum(raw, "kind", "kind", SPAN_KINDS, "SPAN_KIND_"),
-        trace_state=text(raw, "traceState", "trace_state"),
-        flags=optional_integer(raw, "flags", "flags", UINT32_MAX),
-        attributes=attributes_of(raw),
-        plain=plain_values(raw.get("attributes")),
+        name=name,
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_id=parent_id,
+        start_time_unix_nano=start,
+        end_time_unix_nano=end,
+        kind=kind,
+        trace_state=trace_state,
+        flags=flags,
+        attributes=attributes,
+        plain=plain,
         events=[_event(e, f"events[{i}]") for i, e in enumerate(_list(raw, "events"))],
         links=[_link(k, f"links[{i}]") for i, k in enumerate(_list(raw, "links"))],
         status_code=status_code,
         status_message=status_message,
     )
+
+
+def _time(obj: dict[str, Any], camel: str, snake: str) -> int:
+    value = obj.get(camel)
+    if type(value) is str and len(value) < 20 and value.isdigit() and value.isascii():
+        return int(value)  # the usual: at most 19 digits, below 2**64
+    return optional_integer(obj, camel, snake, UINT64_MAX)
+
+
+_INT64_DIGITS = 19  # a decimal string shorter than this is an int64 when all digits
+_OPENERS = ("[", "{")
+_CONTAINERS = (dict, list)
+_NO = object()  # not a usual value: the general reader decides
+
+
+def _quick_attributes(items: Any) -> tuple[dict[str, Any], bool] | None:
+    """`(attributes_of(...), plain_values(...))` in one pass for the usual attribute list
+    (values of the usual kinds, one kind each, string keys, no clash between keys); None
+    for anything else, which the general code then reads (and refuses with the field's
+    path if it must). Most spans of a file are read here."""
+    if items is None:
+        return {}, True
+    if type(items) is not list:
+        return None
+    result: dict[str, Any] = {}
+    plain = True
+    for kv in items:
+        pair = _pair(kv)
+        if pair is None:
+            return None
+        key, value, kind, x = pair
+        if kind == "stringValue" and type(x) is str:
+            if x[:1] in _OPENERS:  # weave loads JSON-looking text (at the top level only)
+                if "NaN" in x or "Infinity" in x:
+                    plain = False
+                x = load_json_text(x)
+        else:
+            x = _quick_value(kind, x, 0)
+            if x is _NO:
+                return None
+            if plain and kind not in _PLAIN_KINDS and not _plain(value, 0):
+                plain = False  # bytes, or text in a list that may hold NaN
+        if "." in key:  # set_nested, on the path split once per key
+            path = _PATHS.get(key)
+            if path is None:
+                path = _path(key)
+            current = result
+            for part in path[0]:
+                nxt = current.get(part, _NO)
+                if nxt is _NO:
+                    nxt = current[part] = {}
+                elif type(nxt) is not dict:
+                    return None  # a clash: the general code says it
+                current = nxt
+            last = path[1]
+            existing = current.get(last)
+            if (
+                existing is not None
+                and type(existing) in _CONTAINERS
+                and type(x) not in _CONTAINERS
+            ):
+                return None  # a clash: the general code says it
+            current[last] = x
+        else:
+            existing = result.get(key)
+            if existing is not None and type(existing) in _CONTAINERS:
+                return None  # perhaps a clash: the general code says it
+            result[key] = x
+    return result, plain
+
+
+def _pair(kv: Any) -> tuple[str, dict[str, Any], str, Any] | None:
+    """A usual `KeyValue`: (key, value object, its one kind, the raw value); else None."""
+    if type(kv) is not dict:
+        return None
+    key = kv.get("key", "")
+    value = kv.get("value")
+    if type(key) is not str or type(value) is not dict or len(value) != 1:
+        return None
+    ((kind, x),) = value.items()
+    return key, value, kind, x
+
+
+_PATHS: dict[str, tuple[list[str], str]] = {}
+
+
+def _path(key: str) -> tuple[list[str], str]:
+    """A dotted key's parts: (those before the last, the last), kept for the next span."""
+    if len(_PATHS) > 8192:
+        _PATHS.clear()
+    *head, last = key.split(".")
+    path = _PATHS[key] = (head, last)
+    return path
+
+
+_PLAIN_KINDS = frozenset({"intValue", "boolValue", "doubleValue"})
+
+
+def _quick_value(kind: str, x: Any, depth: int) -> Any:
+    """`any_value({kind: x})` for the usual kinds, or `_NO` (the general reader then
+    reads it, with the field path of what is wrong)."""
+    tx = type(x)
+    if kind == "stringValue":
+        return x if tx is str else _NO
+    if kind == "intValue":
+        if tx is str and len(x) < _INT64_DIGITS and x.isdigit() and x.isascii():
+            return int(x)
+        return _NO  # signs, JSON numbers and big values: the general reader
+    if kind == "boolValue":
+        return x if tx is bool else _NO
+    if kind == "doubleValue":
+        return float(x) if tx is float or tx is int else _NO
+    if kind == "bytesValue":
+        try:
+            return base64_bytes(x, "")
+        except FieldError:
+            return _NO
+    if depth > 3 or tx is not dict or len(x) > 1:
+        return _NO
+    values = x.get("values") if x else []
+    if type(values) is not list:
+        return _NO
+    if kind == "arrayValue":
+        out: list[Any] = []
+        for v in values:
+            if type(v) is not dict or len(v) != 1:
+                return _NO
+            ((k, raw),) = v.items()
+            item = _quick_value(k, raw, depth + 1)
+            if item is _NO:
+                return _NO
+            out.append(item)
+        return out
+    if kind == "kvlistValue":
+        obj: dict[str, Any] = {}
+        for kv in values:
+            pair = _pair(kv)
+            if pair is None:
+                return _NO
+            key, _, k, raw = pair
+            item = _quick_value(k, raw, depth + 1)
+            if item is _NO:
+                return _NO
+            obj[key] = item
+        return obj
+    return _NO
 
 
 _SCALARS = frozenset({"stringValue", "intValue", "boolValue", "string_value", "int_value",

@@ -22,6 +22,7 @@ from tracecli.otel.weave_keys import (
     SPAN_OVERRIDES,
     USAGE_FIELDS,
     WB_KEYS,
+    iso_from_ns,
     pick,
     usage_of,
 )
@@ -227,9 +228,17 @@ def span_to_call(span: Span, project_id: str) -> dict[str, Any]:
     attributes = pick(span.attributes, ATTRIBUTE_KEYS) or {}
     wandb = pick(span.attributes, WB_KEYS) or {}
     overrides = pick(span.attributes, SPAN_OVERRIDES) or {}
-    started = _when(overrides.get("start_time"), span.start_time)
-    ended = _when(overrides.get("end_time"), span.end_time)
-    _check_order(started, ended)
+    start_iso = iso_from_ns(span.start_time_unix_nano)
+    end_iso = iso_from_ns(span.end_time_unix_nano)
+    if overrides:
+        started = _when(overrides.get("start_time"), span.start_time)
+        ended = _when(overrides.get("end_time"), span.end_time)
+        _check_order(started, ended)
+        started_at, ended_at = iso_utc(started), iso_utc(ended)
+    else:
+        if span.end_time_unix_nano < span.start_time_unix_nano:  # else float seconds keep order
+            _check_order(span.start_time, span.end_time)
+        started_at, ended_at = start_iso + "Z", end_iso + "Z"
     row = _usage_row(usage)
     model = _model(attributes)
     fallback = not attributes and not inputs and not _has_output(outputs) and not usage
@@ -241,7 +250,9 @@ def span_to_call(span: Span, project_id: str) -> dict[str, Any]:
             raise MappingError("wandb.attributes is not an object: weave fails on it") from None
     if fallback:
         attributes = span.attributes if span.plain else to_json_serializable(span.attributes)
-    otel_dump = span.otel_dump()  # after the picks above: weave's mutations show in it
+    otel_dump = span.otel_dump(
+        start_iso, end_iso
+    )  # after the picks above: weave's mutations show in it
     op_name = op_name_of(span.name)
     status = "error" if span.status_code == STATUS_ERROR else "success"
     latency_ms = int((span.end_time_unix_nano - span.start_time_unix_nano) / 1_000_000)
@@ -251,8 +262,8 @@ def span_to_call(span: Span, project_id: str) -> dict[str, Any]:
         "trace_id": span.trace_id,
         "parent_id": span.parent_id,
         "op_name": op_name,
-        "started_at": iso_utc(started),
-        "ended_at": iso_utc(ended),
+        "started_at": started_at,
+        "ended_at": ended_at,
         "attributes": attributes,
         "inputs": inputs,
         "output": outputs,

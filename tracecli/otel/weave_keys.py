@@ -8,10 +8,10 @@ the in-place list conversion of what it picked (see nesting.py).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tracecli.otel.nesting import get_attribute, try_numeric_keys_to_list
+from tracecli.otel.nesting import try_numeric_keys_to_list
 
 
 def try_parse_int(value: Any) -> Any:
@@ -25,6 +25,38 @@ def try_parse_int(value: Any) -> Any:
 def utc_from_seconds(seconds: float) -> datetime:
     """`datetime.fromtimestamp(seconds)` on a server running in UTC (naive, as weave's)."""
     return datetime.fromtimestamp(seconds, tz=UTC).replace(tzinfo=None)
+
+
+_DAY_SECONDS = 86_400
+_EPOCH = datetime(1970, 1, 1)
+_DATES: dict[int, str] = {}  # days since the epoch → "YYYY-MM-DD" (spans share few days)
+
+
+def iso_from_ns(ns: int) -> str:
+    """`utc_from_seconds(ns / 1e9).isoformat()`, without building a datetime.
+
+    The same arithmetic as CPython's `datetime.fromtimestamp`: float seconds split with
+    `modf` (exact), the fraction times 1e6 rounded half to even, a carry when it reaches a
+    whole second; and isoformat's text (no fraction when it is zero). A hypothesis test holds
+    it to the datetime formula. Only for 0 <= ns (OTLP times are unsigned).
+    """
+    seconds = ns / 1_000_000_000
+    whole = int(seconds)
+    micro = round((seconds - whole) * 1e6)
+    if micro >= 1_000_000:
+        whole += 1
+        micro -= 1_000_000
+    day, rest = divmod(whole, _DAY_SECONDS)
+    date = _DATES.get(day)
+    if date is None:
+        if len(_DATES) > 4096:
+            _DATES.clear()
+        date = _DATES[day] = (_EPOCH + timedelta(days=day)).date().isoformat()
+    hour, rest = divmod(rest, 3600)
+    minute, second = divmod(rest, 60)
+    if micro:
+        return f"{date}T{hour:02d}:{minute:02d}:{second:02d}.{micro:06d}"
+    return f"{date}T{hour:02d}:{minute:02d}:{second:02d}"
 
 
 def try_parse_timestamp(value: Any) -> Any:
@@ -144,22 +176,35 @@ def _first(attributes: dict[str, Any], specs: list[KeySpec]) -> tuple[str, Any] 
     # not there is not there at all (most of weave's keys, for most spans)
     if heads.isdisjoint(attributes):
         return None
-    for key, head, handler in steps:
-        if head not in attributes:
+    for key, parts, handler in steps:
+        if parts[0] not in attributes:
             continue
-        value = get_attribute(attributes, key)
+        if key in attributes:  # weave's get_attribute: the flat key first
+            value = attributes[key]
+        else:  # then its nested_get, on the path split once
+            value = attributes
+            for part in parts:
+                if isinstance(value, dict) and part in value:
+                    value = value[part]
+                    continue
+                if isinstance(value, list) and part.isdigit():
+                    index = int(part)
+                    value = value[index] if index < len(value) else None
+                    continue
+                value = None
+                break
         if value:
             return key, handler(value) if handler else value
     return None
 
 
-def _prepare(specs: list[KeySpec]) -> tuple[frozenset[str], list[tuple[str, str, Any]]]:
-    """A key list as (first parts, (key, first part, handler) in order), made once."""
+def _prepare(specs: list[KeySpec]) -> tuple[frozenset[str], list[tuple[str, list[str], Any]]]:
+    """A key list as (first parts, (key, its parts, handler) in order), made once."""
     steps = []
     for spec in specs:
         key, handler = spec if isinstance(spec, tuple) else (spec, None)
-        steps.append((key, key.partition(".")[0], handler))
-    return frozenset(head for _, head, _ in steps), steps
+        steps.append((key, key.split("."), handler))
+    return frozenset(parts[0] for _, parts, _ in steps), steps
 
 
 def _name_index(keys: dict[str, list[KeySpec]]) -> tuple[list[str], dict[str, list[int]]]:
@@ -175,7 +220,7 @@ def _name_index(keys: dict[str, list[KeySpec]]) -> tuple[list[str], dict[str, li
 _NAMES: dict[int, tuple[dict[str, list[KeySpec]], list[str], dict[str, list[int]]]] = {}
 
 # the module's key lists, prepared on first use (keyed by identity: they never change)
-_PREPARED: dict[int, tuple[list[KeySpec], frozenset[str], list[tuple[str, str, Any]]]] = {}
+_PREPARED: dict[int, tuple[list[KeySpec], frozenset[str], list[tuple[str, list[str], Any]]]] = {}
 
 
 def pick(

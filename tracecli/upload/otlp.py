@@ -22,18 +22,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 
 from tracecli.diagnostics import Diagnostic, Location
-from tracecli.otel.calls import Call, SpanCalls, original_at, span_original
+from tracecli.otel.calls import SpanCalls, original_at, span_original
 from tracecli.otel.read import Unread, spans_of_request
-from tracecli.upload.blocks import Bad, Entry, Ok, prepare
+from tracecli.upload.blocks import Entry
 from tracecli.upload.fates import Fates
-from tracecli.upload.lines import find_ref
 from tracecli.upload.originals import originals
-from tracecli.upload.otlp_lines import OTLP, RawLine, on_span, read_lines
+from tracecli.upload.otlp_lines import OTLP, RawLine, read_lines
+from tracecli.upload.otlp_map import Workers, entries_of, line_blocks, map_blocks
 from tracecli.upload.report import FileReport
 from tracecli.wire.chunking import LINE_MASK, LINE_SHIFT, SRC_SHIFT, Chunk, Unit, pack
 from tracecli.wire.otel import is_otel_route, otel_route
@@ -51,7 +51,11 @@ class Run(Protocol):
     bytes_done: list[int]
     acked_lines: list[Any]
 
+    pool: Any  # the upload's worker processes (None: none)
+    jobs: int
+
     def _halted(self) -> bool: ...
+    def _close_pool(self) -> None: ...
     def _consume(self, i: int, base: int, entries: list[Entry]) -> None: ...
     def _skipped(self, i: int, n: int) -> None: ...
     def _add(self, unit: Unit) -> None: ...
@@ -201,29 +205,6 @@ class OtlpFates(Fates):
 
 
 # -- upload --------------------------------------------------------------------------------
-def entries_of(calls: SpanCalls, path: str, item: RawLine) -> list[Entry]:
-    """The upload entries (see `tracecli.upload.blocks`) of one OTLP line's spans."""
-    out: list[Entry] = []
-    loc = Location(path, item.line)
-    fast = find_ref(item.raw) is None
-    for got in calls.of_line(loc, item.value):
-        if not isinstance(got, Call):
-            d = got.diagnostic
-            diag = (d.field, d.code, d.severity, d.message)
-            out.append(Bad(item.line, got.original, (diag,), None))
-            continue
-        prepare(got.call, item.line, path, None, out, fast)
-        e = out[-1]
-        if type(e) is Ok:  # parents are the OTLP checks' (a field path, across files)
-            warnings = tuple((on_span(f, got.where), c, m) for f, c, m in e.warnings)
-            out[-1] = e._replace(parent_id=None, warnings=warnings)
-        elif type(e) is Bad:
-            diags = tuple((on_span(f, got.where), c, s, m) for f, c, s, m in e.diags)
-            original = span_original(item.value, got.call["id"])
-            out[-1] = e._replace(original=original, diags=diags)
-    return out
-
-
 def _read(run: Run, i: int, n: int) -> None:
     """Progress: the bytes of lines read (uncompressed for .gz: at most the file's size)."""
     size = run.sizes[i]
@@ -246,26 +227,45 @@ def _requests(run: Run, i: int) -> Iterator[RawLine]:
         yield item
 
 
-def feed_upload(run: Run, i: int, calls: SpanCalls) -> None:
-    """Every span of input `i` (an OTLP file) converted and consumed by `run`."""
+class _Input(NamedTuple):
+    """What both feeds use of the run for input `i`."""
+
+    fates: OtlpFates
+    path: str  # as shown
+    acked: Any  # its lines stored by an earlier run
+    report: FileReport
+
+
+def _input(run: Run, i: int) -> _Input:
     fates = run.fates
     assert isinstance(fates, OtlpFates)
-    path = run.display[i]
-    acked = run.acked_lines[i]
-    report = run.file_reports[i]
-    for item in _requests(run, i):
-        entries = entries_of(calls, path, item)
+    return _Input(fates, run.display[i], run.acked_lines[i], run.file_reports[i])
+
+
+def feed_upload(run: Run, i: int, calls: SpanCalls) -> None:
+    """Every span of input `i` (an OTLP file) converted and consumed by `run`."""
+    fates, path, acked, report = _input(run, i)
+    blocks = line_blocks(run.files[i], path)
+    workers = Workers(lambda: run.pool, run.jobs, run._close_pool, run._halted)
+    for parts in map_blocks(blocks, path, calls.project, workers):
+        if run._halted():
+            return
+        if parts.error is not None:
+            fates.invalid(None, path, parts.line, [parts.error])
+            report.records += 1
+            continue
+        entries = entries_of(calls, path, parts)
         report.records += len(entries)
         if not entries:
             continue
-        line = item.line
+        line = parts.line
         live = not (acked and line in acked)
         if live:
-            fates.flight.open(i, line, item.raw, len(entries))
+            fates.flight.open(i, line, parts.raw, len(entries))
         run._consume(i, 0, entries)
         if live:
             fates.fed(i, line)
-        _read(run, i, len(item.raw))
+        _read(run, i, len(parts.raw))
 
 
 __all__ = ["OTLP", "OtlpFates", "feed_upload"]
@@ -285,11 +285,7 @@ def item_request(item: bytes) -> Any:
 
 def feed_otel(run: Run, i: int, calls: SpanCalls) -> None:
     """Every span of input `i` checked at the OTLP level and sent as it was read."""
-    fates = run.fates
-    assert isinstance(fates, OtlpFates)
-    path = run.display[i]
-    acked = run.acked_lines[i]
-    report = run.file_reports[i]
+    fates, path, acked, report = _input(run, i)
     for item in _requests(run, i):
         line = item.line
         loc = Location(path, line)

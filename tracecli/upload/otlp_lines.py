@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -17,6 +18,7 @@ from tracecli.diagnostics import Diagnostic, Location
 from tracecli.inputs.reader import BOM, STDIN_NAME, Source, json_error, open_stream, os_message
 from tracecli.otel.calls import Call, SpanCalls
 from tracecli.upload.validate_blocks import examine, too_large
+from tracecli.wire.encode import SERVER_MAX_BYTES
 
 OTLP = "otlp"  # Source.foreign of an OpenTelemetry traces file
 
@@ -32,8 +34,9 @@ class RawLine:
         self.value = value
 
 
-def read_lines(path: str, display: str) -> Iterator[RawLine | Diagnostic]:
-    """The lines of an OTLP file (gzip too, stdin as `-`) parsed, each kept as read."""
+def raw_lines(path: str, display: str) -> Iterator[tuple[int, bytes] | Diagnostic]:
+    """The lines of an OTLP file (gzip too, stdin as `-`) as read: (number, bytes), a BOM
+    taken off the first; a file that cannot be read (on), one diagnostic."""
     try:
         stream = open_stream(path)
     except OSError as exc:
@@ -45,13 +48,7 @@ def read_lines(path: str, display: str) -> Iterator[RawLine | Diagnostic]:
             lineno += 1
             if lineno == 1 and raw.startswith(BOM):
                 raw = raw[3:]
-            try:
-                value = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                if raw.strip():
-                    yield Diagnostic.at(Location(display, lineno), "json", json_error(raw, exc))
-                continue
-            yield RawLine(lineno, raw, value)
+            yield lineno, raw
     except (EOFError, OSError, zlib.error) as exc:
         yield Diagnostic.at(
             Location(display, lineno + 1),
@@ -63,35 +60,78 @@ def read_lines(path: str, display: str) -> Iterator[RawLine | Diagnostic]:
             stream.close()
 
 
+def parse_line(display: str, lineno: int, raw: bytes) -> RawLine | Diagnostic | None:
+    """One line parsed (None for a blank one)."""
+    try:
+        return RawLine(lineno, raw, orjson.loads(raw))
+    except orjson.JSONDecodeError as exc:
+        if raw.strip():
+            return Diagnostic.at(Location(display, lineno), "json", json_error(raw, exc))
+        return None
+
+
+def read_lines(path: str, display: str) -> Iterator[RawLine | Diagnostic]:
+    """The lines of an OTLP file parsed, each kept as read."""
+    for item in raw_lines(path, display):
+        got = item if isinstance(item, Diagnostic) else parse_line(display, *item)
+        if got is not None:
+            yield got
+
+
+_NEAR_LIMIT = SERVER_MAX_BYTES // 2  # calls this large are measured as `too_large` does
+
+
+def _json_size(call: dict[str, Any]) -> int | None:
+    """The size of a call as orjson writes it; None when orjson cannot write it."""
+    try:
+        return len(orjson.dumps(call))
+    except orjson.JSONEncodeError:
+        return None
+
+
 def on_span(field: str, where: str) -> str:
     """A call field named on the span it came from."""
     return f"{where} (as a call: {field})" if field else where
 
 
 # -- validate ------------------------------------------------------------------------------
-def validate_entries(
-    calls: SpanCalls, path: str, item: RawLine
-) -> tuple[int, list[tuple[Any, ...]]]:
-    """(the spans of one OTLP line, `validate`'s entries for them: see
-    `tracecli.upload.validate_blocks`)."""
-    out: list[tuple[Any, ...]] = []
-    spans = 0
-    for got in calls.of_line(Location(path, item.line), item.value):
-        spans += got.spans if not isinstance(got, Call) else 1
-        if not isinstance(got, Call):
-            d = got.diagnostic
-            out.append((item.line, "diag", d.field, d.code, d.severity, d.message))
-            continue
-        mine: list[tuple[Any, ...]] = []
-        examine(got.call, item.line, path, mine)
-        too_large(got.call, item.line, mine)
-        for e in mine:
-            if e[1] == "diag":
-                e = (*e[:2], on_span(e[2], got.where), *e[3:])
-            elif e[1] in ("complete", "start", "end"):
-                e = (*e[:4], None, *e[5:])  # parents: the OTLP checks'
-            out.append(e)
-    return spans, out
+def checked(call: dict[str, Any], line: int, path: str, where: str, plain: bool) -> list[Any]:
+    """`validate`'s entries for a span's call (see `tracecli.upload.validate_blocks`), named
+    on the span. `plain`: its values are JSON's own and its line names no reference."""
+    mine: list[tuple[Any, ...]] = []
+    size = _json_size(call) if plain else None
+    # JSON's own values (orjson writes them, so no wide integer, lone surrogate or deep
+    # nesting) and no reference: the fast check answers as the full one would, as it
+    # does for a line of a JSONL file
+    examine(call, line, path, mine, size is not None)
+    if size is None or size > _NEAR_LIMIT:
+        too_large(call, line, mine)
+    out = []
+    for e in mine:
+        if e[1] == "diag":
+            e = (*e[:2], on_span(e[2], where), *e[3:])
+        elif e[1] in ("complete", "start", "end"):
+            e = (*e[:4], None, *e[5:])  # parents: the OTLP checks'
+        out.append(e)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedSpan(Diagnostic):
+    """A span's refusal that carries the span as it was read (a one-span request): what the
+    rejected file holds, so that a fixed span can be uploaded again. Said and counted as
+    the diagnostic it is; `original` is not part of what it says."""
+
+    original: Any = None
+
+    @classmethod
+    def of(cls, d: Diagnostic, original: Any) -> RefusedSpan:
+        return cls(d.path, d.line, d.field, d.code, d.severity, d.message, original)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = Diagnostic.to_dict(self)
+        d.pop("original", None)
+        return d
 
 
 class OtlpCalls:
@@ -121,6 +161,6 @@ class OtlpCalls:
                 self.records += 1
                 if isinstance(got, Call):
                     yield got.loc, got.call
-                else:
-                    yield got.diagnostic
+                else:  # the span as read goes with it, for the rejected file
+                    yield RefusedSpan.of(got.diagnostic, got.original)
         self.bytes_read = self.size or self.bytes_read

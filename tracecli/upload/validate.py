@@ -42,7 +42,8 @@ from tracecli.inputs.reader import (
 from tracecli.inputs.workers import fork_pool, stop_pool
 from tracecli.otel.calls import SpanCalls
 from tracecli.upload import validate_blocks as blocks
-from tracecli.upload.otlp_lines import OTLP, read_lines, validate_entries
+from tracecli.upload.otlp_lines import OTLP
+from tracecli.upload.otlp_map import validate_entries, validate_lines
 
 BLOCK_BYTES = 1 << 20
 # the project of spans whose resource names none (validate sends nothing: any will do)
@@ -288,7 +289,7 @@ class _Run:
         if self.otlp is None:
             self.otlp = SpanCalls(VALIDATE_PROJECT)
         done = 0
-        for item in read_lines(path, src.path):
+        for item in validate_lines(self.otlp, path, src.path, self.pool, self.jobs):
             if isinstance(item, Diagnostic):
                 self.sink.add(item)
                 continue

@@ -1,0 +1,224 @@
+"""The OTLP fast paths hold to the formulas they replace (weave's, as written before).
+
+Pure functions, checked with hypothesis against the slow code they stand in for: a fast
+path that drifts by one microsecond or one JSON value would show as a differing call.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tracecli.otel.anyvalue import FieldError
+from tracecli.otel.nesting import load_json_text
+from tracecli.otel.spans import decode_span
+from tracecli.otel.weave_keys import iso_from_ns, utc_from_seconds
+from tracecli.store.db import Store
+from tracecli.upload import otlp_map
+from tracecli.upload.api import upload
+from tracecli.upload.report import UploadOptions
+from tracecli.upload.validate import validate_paths
+
+UINT64_MAX = 2**64 - 1
+
+
+def _slow_iso(ns: int) -> str:
+    return utc_from_seconds(ns / 1_000_000_000).isoformat()
+
+
+@settings(max_examples=1000)
+@given(
+    st.one_of(
+        st.integers(0, UINT64_MAX),
+        # real spans: now-ish, every nanosecond digit
+        st.integers(1_600_000_000 * 10**9, 1_900_000_000 * 10**9),
+        # the rounding edges: just below and above a half or a whole microsecond
+        st.builds(
+            lambda s, us, d: s * 10**9 + us * 1000 + d,
+            st.integers(0, 4_000_000_000),
+            st.integers(0, 999_999),
+            st.sampled_from([0, 1, 499, 500, 501, 999]),
+        ),
+    )
+)
+def test_iso_from_ns_is_fromtimestamp(ns: int) -> None:
+    assert iso_from_ns(ns) == _slow_iso(ns)
+
+
+def test_iso_from_ns_edges() -> None:
+    for ns in (0, 1, 999, 500, 1500, 999_999_999, 10**9 - 1, 10**9, UINT64_MAX):
+        assert iso_from_ns(ns) == _slow_iso(ns), ns
+    assert iso_from_ns(1772445245000112014) == "2026-03-02T09:54:05.000112"
+    assert json.dumps(iso_from_ns(0)) == '"1970-01-01T00:00:00"'
+
+
+def _slow_load(text: str) -> object:
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        return text
+
+
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+)
+_json_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=4), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def _same(a: object, b: object) -> bool:
+    """Equal, with type (1 is not 1.0 nor True), NaN equal to NaN, and key order."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return repr(a) == repr(b)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))  # type: ignore[arg-type]
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)  # type: ignore[index]
+    return a == b
+
+
+@settings(max_examples=800)
+@given(
+    st.one_of(
+        _json_values.map(lambda v: json.dumps([v])),
+        _json_values.map(lambda v: json.dumps({"k": v, "x": [v]}, ensure_ascii=False)),
+        # text that looks like JSON but may not be: cut, spaced, doubled keys, escapes
+        st.text(alphabet='[]{}",:0123456789.eE+-aNInfity \\t\\n\\u', max_size=40).map(
+            lambda t: "[" + t
+        ),
+        st.lists(st.integers(-(2**66), 2**66), max_size=3).map(
+            lambda v: '{"a":' + json.dumps(v) + ',"a":1}'
+        ),
+    )
+)
+def test_load_json_text_is_json_loads(text: str) -> None:
+    assert _same(load_json_text(text), _slow_load(text))
+
+
+def test_load_json_text_edges() -> None:
+    for text in (
+        "[18446744073709551616]",
+        "[-9223372036854775809]",
+        "[1e400]",
+        '["\\ud800"]',
+        "[NaN, Infinity, -Infinity]",
+        '{"a": 1, "a": 2}',
+        "[" * 2000 + "]" * 2000,
+        "[1] x",
+        "{",
+        '["a\tb"]',
+    ):
+        assert _same(load_json_text(text), _slow_load(text)), text
+
+
+# -- OTLP lines mapped by worker processes: the answer of one process ----------------------
+FIXTURES = Path(__file__).parent / "otel_fixtures"
+MAIN_PID = os.getpid()
+_real_map_lines = otlp_map.map_lines
+
+
+def _otlp_file(tmp: Path) -> Path:
+    """Agent traces and the hand-made conventions (refused spans, a missing parent), and a
+    line that is no JSON: every kind of entry, in many blocks."""
+    lines = [
+        *gzip.decompress((FIXTURES / "agent-seed1.jsonl.gz").read_bytes()).splitlines(),
+        b"{not json",
+        *(FIXTURES / "conventions.jsonl").read_bytes().splitlines(),
+        *gzip.decompress((FIXTURES / "agent-seed2.jsonl.gz").read_bytes()).splitlines(),
+    ]
+    path = tmp / "spans.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def _summary(report: Any) -> dict[str, Any]:
+    d = report.to_dict()
+    for key in ("elapsed_s", "calls_per_s", "target", "rejected_file", "peak_open_calls"):
+        d.pop(key, None)
+    return d
+
+
+def test_upload_in_workers_is_the_upload_in_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = _otlp_file(tmp_path)
+    monkeypatch.setattr(otlp_map, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr("tracecli.upload.run.PARALLEL_MIN_BYTES", 0)
+    got = []
+    for jobs, fragile in ((0, False), (2, False), (2, True)):
+        if fragile:  # a worker dies on its second block: this process does its work
+            monkeypatch.setattr(otlp_map, "map_lines", _fragile)
+        d = tmp_path / f"jobs{jobs}{fragile}"
+        d.mkdir()
+        opts = UploadOptions(
+            project="acme/otel",
+            db=d / "store.db",
+            rejected=d / "rejected.jsonl",
+            journal_path=d / "journal.db",
+            jobs=jobs,
+        )
+        report = upload([str(src)], opts)
+        with Store(d / "store.db") as store:
+            calls = sorted(orjson.dumps(c) for c in store.query("acme/otel"))
+        got.append((_summary(report), calls, (d / "rejected.jsonl").read_bytes()))
+    assert got[0][0]["uploaded"] > 50 and got[0][0]["rejected"] >= 4
+    assert got[0] == got[1] == got[2]
+
+
+def _fragile(lines: Any, *args: Any) -> Any:
+    """map_lines, except that a worker dies on its second block (OOM killer, kill -9)."""
+    if os.getpid() != MAIN_PID and lines[0][0] > 1:
+        os._exit(3)
+    return _real_map_lines(lines, *args)
+
+
+def test_validate_in_workers_even_one_that_dies_is_validate_in_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = str(_otlp_file(tmp_path))
+    serial = validate_paths([src], jobs=1, max_errors=0).to_dict()
+    assert serial["errors"] >= 4 and serial["warnings"] >= 1
+    monkeypatch.setattr(otlp_map, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr("tracecli.upload.validate.PARALLEL_MIN_BYTES", 0)
+    assert validate_paths([src], jobs=2, max_errors=0).to_dict() == serial
+    monkeypatch.setattr(otlp_map, "map_lines", _fragile)
+    assert validate_paths([src], jobs=2, max_errors=0).to_dict() == serial
+
+
+def test_a_span_wrong_in_two_places_is_told_its_first_field() -> None:
+    """The fast attribute reader runs after the fields before it: their error comes first."""
+    clash = [
+        {"key": "a", "value": {"intValue": "1"}},
+        {"key": "a.b", "value": {"intValue": "2"}},
+    ]
+    span = {"traceId": "xyz", "spanId": "0000000000000001", "name": "n", "attributes": clash}
+    with pytest.raises(FieldError) as exc:
+        decode_span(span, None)
+    assert exc.value.field == "traceId"
+    span = {**span, "traceId": "0" * 32, "flags": "x"}
+    with pytest.raises(FieldError) as exc:
+        decode_span(span, None)
+    assert exc.value.field == "flags"
+    del span["flags"]
+    with pytest.raises(FieldError) as exc:
+        decode_span(span, None)
+    assert exc.value.field == "attributes[1].key"

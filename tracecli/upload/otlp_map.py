@@ -1,0 +1,296 @@
+"""OTLP lines → upload entries in two steps, so that worker processes can do the costly one.
+
+Mapping a span to its call and encoding it is most of an OTLP upload's work, and needs
+nothing but the line: `map_lines` does it for a block of lines (in a forked worker of the
+upload's pool, or here when there is none) and sends back, per span, its ids, the call's
+entry and any refusal it could tell alone. What needs the whole run (span ids seen before,
+files told they lack a project) is `entries_of`'s, in the reading process, in input order:
+the same entries, in the same order, as converting each line here would give.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, NamedTuple
+
+import orjson
+
+from tracecli.diagnostics import Diagnostic, Location
+from tracecli.otel.calls import SpanCalls, original_at, span_original
+from tracecli.otel.checks import REFUSED, end_before_start
+from tracecli.otel.read import Unread, spans_of_request
+from tracecli.otel.to_weave import MappingError, span_to_call
+from tracecli.upload.blocks import Bad, Entry, Ok, prepare
+from tracecli.upload.lines import find_ref
+from tracecli.upload.otlp_lines import checked, on_span, parse_line, raw_lines
+
+
+class SpanIds(NamedTuple):
+    """What the id ledger reads of a span."""
+
+    span_id: str
+    parent_id: str | None
+    trace_id: str
+
+
+class SpanPart(NamedTuple):
+    """One span of a line (or a part of it that could not be read), mapped without the
+    run's state."""
+
+    spans: int  # spans it stands for (an unreadable resource: all of its spans)
+    where: str  # its field path in the line
+    ids: SpanIds | None  # None: no span could be read here (`refused` says why)
+    project: str | None  # the project of its call; None: neither its resource nor --project
+    refused: Diagnostic | None  # what the line alone tells: unreadable, backwards, weave fails
+    entry: Any  # the call's upload entry, or validate's entries for it (when not refused
+    # and a project is known)
+    original: Any  # the span as read (a one-span request), when refused
+
+
+class LineParts(NamedTuple):
+    """One line: its spans' parts, or why it holds none (not JSON, not readable)."""
+
+    line: int
+    raw: bytes  # as read (put back by the reading process: workers send b"")
+    spans: list[SpanPart]
+    error: Diagnostic | None = None
+
+
+def map_lines(
+    lines: list[tuple[int, bytes]], path: str, project: str | None, validate: bool = False
+) -> list[LineParts]:
+    """A block of lines (number, bytes) parsed and mapped, for upload or for `validate`
+    (runs in a worker: a top-level function, its arguments and answer plain data)."""
+    out: list[LineParts] = []
+    for lineno, raw in lines:
+        got = parse_line(path, lineno, raw)
+        if got is None:
+            continue
+        if isinstance(got, Diagnostic):
+            out.append(LineParts(lineno, b"", [], got))
+            continue
+        spans = map_line(path, lineno, raw, got.value, project, validate)
+        out.append(LineParts(lineno, b"", spans))  # the bytes: the caller has them
+    return out
+
+
+def _with_raw(parts: list[LineParts], lines: list[tuple[int, bytes]]) -> list[LineParts]:
+    """A block's answer with each line's bytes put back (not sent back by the worker)."""
+    raw = dict(lines)
+    return [p._replace(raw=raw[p.line]) for p in parts]
+
+
+def map_line(
+    path: str, line: int, raw: bytes, value: Any, project: str | None, validate: bool = False
+) -> list[SpanPart]:
+    """The parts of one parsed line's spans, in order."""
+    loc = Location(path, line)
+    fast = find_ref(raw) is None
+    parts: list[SpanPart] = []
+    for item in spans_of_request(loc, value):
+        if isinstance(item, Unread):
+            d = item.diagnostic
+            original = original_at(value, d.field)
+            parts.append(SpanPart(item.spans, d.field, None, None, d, None, original))
+            continue
+        where, span = item.where, item.span
+        ids = SpanIds(span.span_id, span.parent_id, span.trace_id)
+        to = item.project_id or project
+        refused = end_before_start(loc, where, span)
+        entry: Any = None
+        if refused is None and to is not None:
+            try:
+                call = span_to_call(span, to)
+            except MappingError as exc:
+                refused = Diagnostic.at(loc, REFUSED, str(exc), where)
+            else:
+                if validate:
+                    entry = checked(call, line, path, where, fast and span.plain)
+                else:
+                    entry = _entry(call, line, path, where, value, fast)
+        original = original_at(value, where) if refused is not None else None
+        parts.append(SpanPart(1, where, ids, to, refused, entry, original))
+    return parts
+
+
+def _entry(call: dict[str, Any], line: int, path: str, where: str, value: Any, fast: bool) -> Entry:
+    """The upload entry of a span's call (see `tracecli.upload.blocks`), named on the span."""
+    out: list[Entry] = []
+    prepare(call, line, path, None, out, fast)
+    e = out[-1]
+    if type(e) is Ok:  # parents are the OTLP checks' (a field path, across files)
+        warnings = tuple((on_span(f, where), c, m) for f, c, m in e.warnings)
+        return e._replace(parent_id=None, warnings=warnings)
+    if type(e) is Bad:
+        diags = tuple((on_span(f, where), c, s, m) for f, c, s, m in e.diags)
+        return e._replace(original=span_original(value, call["id"]), diags=diags)
+    return e
+
+
+def _settled(calls: SpanCalls, loc: Location, p: SpanPart) -> Diagnostic | None:
+    """Why the run refuses a span the line alone did not refuse (None: it goes)."""
+    refused = p.refused
+    if p.ids is not None:
+        refused = calls.ledger.add(loc, p.where, p.ids) or refused
+        if refused is None and p.project is None:
+            refused = calls.no_project(loc, p.where)
+    return refused
+
+
+def entries_of(calls: SpanCalls, path: str, parts: LineParts) -> list[Entry]:
+    """A line's upload entries, its spans' parts checked against the run's state, in
+    order: a span id read before, or no project, refuses a span the line alone did not."""
+    out: list[Entry] = []
+    loc = Location(path, parts.line)
+    value: Any = None  # the line, parsed again only for a span refused here (rare)
+    for p in parts.spans:
+        refused = _settled(calls, loc, p)
+        if refused is None:
+            out.append(p.entry)
+            continue
+        original = p.original
+        if original is None:
+            if value is None:
+                value = orjson.loads(parts.raw)
+            original = original_at(value, p.where)
+        diag = (refused.field, refused.code, refused.severity, refused.message)
+        out.append(Bad(parts.line, original, (diag,), None))
+    return out
+
+
+def validate_entries(calls: SpanCalls, path: str, parts: LineParts) -> tuple[int, list[Any]]:
+    """(the spans of a line, `validate`'s entries for them: see
+    `tracecli.upload.validate_blocks`), as `entries_of` for upload."""
+    out: list[Any] = []
+    spans = 0
+    loc = Location(path, parts.line)
+    for p in parts.spans:
+        spans += p.spans
+        refused = _settled(calls, loc, p)
+        if refused is None:
+            out.extend(p.entry)
+            continue
+        d = refused
+        out.append((parts.line, "diag", d.field, d.code, d.severity, d.message))
+    return spans, out
+
+
+def validate_lines(
+    calls: SpanCalls, path: str, display: str, pool: Any, jobs: int
+) -> Iterator[LineParts | Diagnostic]:
+    """`validate`'s read of an OTLP file: its lines mapped (by `pool`'s workers if any),
+    a line that is no JSON or a read error as its diagnostic."""
+    state = {"pool": pool}
+    workers = Workers(lambda: state["pool"], jobs, lambda: state.update(pool=None), _never)
+    blocks = line_blocks(path, display)
+    for parts in map_blocks(blocks, display, calls.project, workers, validate=True):
+        yield parts if parts.error is None else parts.error
+
+
+def _never() -> bool:
+    return False
+
+
+# -- reading in blocks, mapped by workers ----------------------------------------------------
+BLOCK_BYTES = 256 << 10  # lines are mapped (in the run's workers when it has them) in blocks
+PENDING = 8  # blocks in flight beyond one per worker (~1 MB each with their answers)
+
+
+class Workers(NamedTuple):
+    """The run's worker processes, as mapping blocks needs them."""
+
+    pool: Callable[[], Any]  # the pool now (None: none, or no longer)
+    jobs: int
+    broken: Callable[[], None]  # a worker died: the run stops using the pool
+    halted: Callable[[], bool]
+
+
+def line_blocks(path: str, display: str) -> Iterator[list[tuple[int, bytes]] | Diagnostic]:
+    """A file's lines as read, in blocks of about BLOCK_BYTES; a read error on its own."""
+    block: list[tuple[int, bytes]] = []
+    size = 0
+    for item in raw_lines(path, display):
+        if isinstance(item, Diagnostic):
+            if block:
+                yield block
+                block, size = [], 0
+            yield item
+            continue
+        block.append(item)
+        size += len(item[1])
+        if size >= BLOCK_BYTES:
+            yield block
+            block, size = [], 0
+    if block:
+        yield block
+
+
+def _submit(
+    workers: Workers,
+    pending: deque[tuple[Any, list[tuple[int, bytes]]]],
+    block: list[tuple[int, bytes]],
+    path: str,
+    project: str | None,
+    validate: bool,
+) -> Any:
+    """A block handed to a worker (a future), or mapped here (its answer): when there are
+    no workers, when they are behind, or when the pool broke (a worker died)."""
+    pool = workers.pool()
+    if pool is not None and not (pending and not _ready(pending[0][0])):
+        try:
+            return pool.submit(map_lines, block, path, project, validate)
+        except BrokenProcessPool:
+            workers.broken()
+    return map_lines(block, path, project, validate)
+
+
+def _ready(future: Any) -> bool:
+    return isinstance(future, list) or future.done()
+
+
+def map_blocks(
+    blocks: Iterator[list[tuple[int, bytes]] | Diagnostic],
+    path: str,
+    project: str | None,
+    workers: Workers,
+    validate: bool = False,
+) -> Iterator[LineParts]:
+    """The blocks' lines mapped, in order, until the run halts: by the worker processes when
+    there are some (the reading process reads, checks and sends meanwhile, and maps a block
+    itself whenever the workers are behind: on 2 cores, one worker and this process share
+    the mapping), else here. A worker that dies leaves its blocks here. A read error comes
+    as a line without spans."""
+    pending: deque[tuple[Any, list[tuple[int, bytes]]]] = deque()
+    limit = workers.jobs + PENDING if workers.pool() is not None else 0
+
+    def finish() -> list[LineParts]:
+        future, lines = pending.popleft()
+        if isinstance(future, list):
+            return _with_raw(future, lines)
+        if workers.pool() is not None:
+            try:
+                return _with_raw(future.result(), lines)
+            except BrokenProcessPool:
+                workers.broken()
+        return _with_raw(map_lines(lines, path, project, validate), lines)
+
+    try:
+        for block in blocks:
+            if workers.halted():
+                return
+            if isinstance(block, Diagnostic):
+                while pending:
+                    yield from finish()
+                yield LineParts(block.line, b"", [], block)
+                continue
+            pending.append((_submit(workers, pending, block, path, project, validate), block))
+            while pending and (len(pending) > limit or _ready(pending[0][0])):
+                yield from finish()
+        while pending:
+            yield from finish()
+    finally:
+        for future, _ in pending:  # halted: what is left is not needed
+            if not isinstance(future, list):
+                future.cancel()
