@@ -162,7 +162,7 @@ def test_upload_in_workers_is_the_upload_in_one_process(
 ) -> None:
     src = _otlp_file(tmp_path)
     monkeypatch.setattr(otlp_map, "BLOCK_BYTES", 4096)
-    monkeypatch.setattr("tracecli.upload.run.PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr("tracecli.upload.pool.PARALLEL_MIN_BYTES", 0)
     got = []
     for jobs, fragile in ((0, False), (2, False), (2, True)):
         if fragile:  # a worker dies on its second block: this process does its work
