@@ -69,6 +69,9 @@ class Faults:
     # the n-th write requests that would be forwarded (1-based) are dropped after the
     # backend answered, whatever the dice say: a chaos test always sees the re-send case
     drop_nth: tuple[int, ...] = ()
+    # the n-th write requests under max_bytes (1-based) → the status to answer them with (429
+    # or 5xx), whatever the dice say: a chaos test always sees every kind of fault
+    inject_nth: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -130,6 +133,7 @@ class FaultProxy:
         self.forwarded_ids: Counter[tuple[str, str]] = Counter()
         self._rng = random.Random(self.faults.seed)
         self._writes_forwarded = 0
+        self._writes_seen = 0  # write requests under max_bytes, for Faults.inject_nth
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -270,6 +274,12 @@ class FaultProxy:
                 headers = [("content-type", "application/json")]
                 await _write_response(writer, status, headers, orjson.dumps(body), close)
                 return not close
+        if faultable and f.inject_nth:
+            with self._lock:
+                self._writes_seen += 1
+                forced = f.inject_nth.get(self._writes_seen)
+            if forced is not None:
+                return await self._inject(writer, forced, close, retry_after=forced != 500)
         edge = f.p_5xx
         if roll < edge:
             status = 503 if pick503 else 500

@@ -55,7 +55,13 @@ def chaos_run(
 ) -> None:
     calls = gen_calls(calls_n, seed=seed(), project=proj)
     file = write_flat(tmp_path / "calls.jsonl", calls)
-    faults = Faults(**CHAOS, max_bytes=limit, seed=random.randrange(1000), drop_nth=(3, 17))
+    faults = Faults(
+        **CHAOS,
+        max_bytes=limit,
+        seed=random.randrange(1000),
+        drop_nth=(3, 17),
+        inject_nth={5: 429, 8: 503},
+    )
     t0 = time.monotonic()
     with FaultProxy(backend, faults) as proxy:
         r, summary = upload(file, proxy.url, "--concurrency", "4", *args, cwd=tmp_path)
