@@ -387,6 +387,25 @@ def test_references_are_checked_on_every_path(
     assert [(d.field, d.code) for d in r.diagnostics] == [("output.doc", "ref")]
 
 
+def test_a_reference_with_an_escaped_letter_is_checked_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`"\\u0077eave:///acme/agents"` is the same string as `"weave:///acme/agents"` to the
+    server, so the block search (and the line's own) must not take it for a plain line."""
+    recs = [x for _ in range(3000) for x in call()]
+    recs[4001] = {**recs[4001], "output": {"doc": "XX1"}}
+    recs[4003] = {**recs[4003], "output": {"doc": "XX2"}}
+    text = "".join(json.dumps(r) + "\n" for r in recs)
+    text = text.replace('"XX1"', '"\\u0077eave:///acme/agents"')
+    text = text.replace('"XX2"', '"w\\u0065ave:///acme/agents/object/d:1"')
+    (tmp_path / "r.jsonl").write_text(text)
+    monkeypatch.setattr(v, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(v, "BLOCK_BYTES", 1 << 16)
+    for jobs in (0, 1, 2):
+        r = validate_paths([str(tmp_path / "r.jsonl")], jobs=jobs)
+        assert codes(r) == [(4002, "output.doc", "ref")], jobs
+
+
 def test_a_record_over_the_server_request_limit_is_an_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
