@@ -140,8 +140,11 @@ class RunAll:
             "NO_COLOR": "1",
         }
         self.base_env: dict[str, str] | None = None
-        if a.baseline:  # the same figures for another checkout, in the same rounds
-            self.base_env = {**self.env, "PYTHONPATH": str(Path(a.baseline).resolve())}
+        if a.baseline or a.baseline_env:  # the same figures for another checkout (or this
+            # one with other settings: --baseline-env TRACECLI_JOBS=2), in the same rounds
+            base = Path(a.baseline).resolve() if a.baseline else ROOT
+            self.base_env = {**self.env, "PYTHONPATH": str(base)}
+            self.base_env.update(kv.split("=", 1) for kv in a.baseline_env)
         self.files: dict[str, Path] = {}
         self.records: dict[str, int] = {}
         for style in a.styles:
@@ -409,9 +412,19 @@ def main() -> int:
         default=None,
         help="another checkout of tracecli: its figures too, interleaved",
     )
+    ap.add_argument(
+        "--baseline-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment of the baseline's runs (without --baseline: this checkout's), "
+        "e.g. TRACECLI_JOBS=2; repeatable",
+    )
     a = ap.parse_args()
     a.styles = [s for s in a.styles.split(",") if s]
     a.sdk_styles = a.sdk_styles.split(",")
+    if any("=" not in kv for kv in a.baseline_env):
+        ap.error("--baseline-env takes KEY=VALUE")
     parts = a.parts.split(",")
     if ("sink" in parts or "store" in parts) and not BENCH.is_dir():
         log(f"{BENCH} not found: the upload figures need the project's ../shared folder")

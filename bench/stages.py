@@ -16,7 +16,7 @@ of a profiler is inflated by its own cost per call, these are not):
            the validate worker's whole `check_lines`
   encode   upload's worker (`blocks.prepare_lines`: parse, check, encode, pair) minus
            read, parse and check
-  cross    the rest of a serial `tracecli validate` (TRACECLI_JOBS=1, a subprocess,
+  cross    the rest of a serial `tracecli validate` (TRACECLI_JOBS=0, a subprocess,
            start-up taken off): cross-record checks, report
   send     the rest of a serial `tracecli upload` to a null server (TRACECLI_JOBS=0):
            cross-record checks, the pairing table, chunking, request bodies and HTTP
@@ -146,7 +146,7 @@ def main() -> int:
         tiny.write_bytes(f.readline())
     py = sys.executable
     val = [py, "-m", "tracecli", "validate", "--format", "json"]
-    val_env = {**env, "TRACECLI_JOBS": "1"}
+    val_env = {**env, "TRACECLI_JOBS": "0"}
     v_start = min(child_cpu([*val, str(tiny)], val_env) for _ in range(a.rounds))
     v_total = min(child_cpu([*val, path], val_env) for _ in range(a.rounds)) - v_start
     up_total = None

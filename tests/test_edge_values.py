@@ -227,7 +227,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Results]:
         src = tmp / "edges.jsonl"
         src.write_bytes("\n".join(lines).encode("utf-8", "surrogatepass") + b"\n")
 
-        report = validate_paths([str(src)], jobs=1)
+        report = validate_paths([str(src)], jobs=0)
         by_line: dict[int, list[Any]] = {}
         for d in report.diagnostics:
             by_line.setdefault(d.line, []).append(d)

@@ -56,7 +56,7 @@ def test_blocks_in_workers_report_the_same(case: Path, monkeypatch: pytest.Monke
 
     monkeypatch.chdir(ROOT)
     rel = case.relative_to(ROOT).as_posix()
-    serial = validate_paths([rel], jobs=1)
+    serial = validate_paths([rel], jobs=0)
     monkeypatch.setattr(v, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(v, "BLOCK_BYTES", 300)
     pooled = validate_paths([rel], jobs=2)

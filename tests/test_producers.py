@@ -82,7 +82,7 @@ def test_deep_record_among_good_ones(ref: ServerHandle, tmp_path: Path) -> None:
     path = tmp_path / "mixed.jsonl"
     path.write_bytes(b"".join(lines))
 
-    report = validate_paths([str(path)], jobs=1)
+    report = validate_paths([str(path)], jobs=0)
     deep_warnings = [d for d in report.diagnostics if d.code == "depth"]
     # the refused record (line 27) is deep as well: its warning comes with its error
     assert [(d.line, d.severity) for d in deep_warnings] == [(11, WARN), (27, WARN)]
@@ -199,7 +199,7 @@ def same_prices(row: dict[str, Any]) -> dict[str, Any]:
 def test_sdk_records_and_a_stream_query_dump_round_trip(ref: ServerHandle, tmp_path: Path) -> None:
     project = "acme/sdk"
     src = write_json_lines(tmp_path / "sdk.jsonl", sdk_records(project))
-    report = validate_paths([str(src)], jobs=1)
+    report = validate_paths([str(src)], jobs=0)
     assert report.diagnostics == []  # trace_id, is_eval and the run id are the SDK's own
     up = upload([str(src)], opts(tmp_path, ref.url, mode="batch"))
     assert (up.uploaded, up.rejected, up.warnings) == (3, 0, 0)
@@ -211,7 +211,7 @@ def test_sdk_records_and_a_stream_query_dump_round_trip(ref: ServerHandle, tmp_p
     assert "weave" in rows[0]["summary"]
     path = tmp_path / "dump.jsonl"
     path.write_bytes(exported)
-    report = validate_paths([str(path)], jobs=1)
+    report = validate_paths([str(path)], jobs=0)
     assert report.diagnostics == []  # the server's own read-only fields are no warning
 
     empty = start_weave_ref(tmp_path / "empty")

@@ -232,6 +232,24 @@ def test_datetimes_normalised_and_rendered_like_pydantic() -> None:
     assert render_ts("2026-01-01T10:00:00.200000Z") == "2026-01-01T10:00:00.200000Z"
 
 
+def test_a_time_already_in_the_stored_form_is_kept_only_when_it_is_a_real_instant() -> None:
+    """The fast path for `...SS.ffffffZ` answers as the general one: same text, and the
+    same refusal for what only looks like that form (a week date, a 30th of February)."""
+    assert to_ts("2026-01-01T10:00:00.123456Z") == "2026-01-01T10:00:00.123456Z"
+    assert to_ts("2026-W01-4T10:00:00.123456Z") == "2026-01-01T10:00:00.123456Z"
+    assert to_ts("2026-01-01T10:00:00,123456Z") == "2026-01-01T10:00:00.123456Z"
+    assert to_ts("2024-02-29T23:59:59Z") == "2024-02-29T23:59:59.000000Z"
+    assert to_ts("2026-W01-4T10:00:00Z") == "2026-01-01T10:00:00.000000Z"
+    for bad in (
+        "2026-02-30T10:00:00.123456Z",
+        "2025-02-29T10:00:00Z",
+        "2026-01-01T24:00:00.000000Z",
+        "2026-01-01T10:0a:00.000000Z",
+    ):
+        with pytest.raises(StoreError):
+            to_ts(bad)
+
+
 def test_missing_required_field_is_a_clear_error(store: Store) -> None:
     start = start_half(make_call(P))
     del start["started_at"]

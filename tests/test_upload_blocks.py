@@ -26,3 +26,15 @@ def test_entries_keep_their_names_through_pickling() -> None:
     assert (back.lines, back.records) == (got.lines, got.records) == (4, 4)
     assert back.entries == got.entries
     assert [type(e) for e in back.entries] == [Pair, Ok, Bad]
+
+
+def test_a_reference_with_an_escaped_letter_is_refused_like_a_plain_one() -> None:
+    """`"\\u0077eave:///e/p"` is `"weave:///e/p"` to the server: a block holding it is not
+    sent on the fast path, where a bad reference would go through unchecked."""
+    bad = b'{"doc":"weave:///e/p"}'
+    escaped = b'{"doc":"\\u0077eave:///e/p"}'
+    for inputs in (bad, escaped):
+        data = (START % A).replace(b'"inputs":{}', b'"inputs":' + inputs) + b"\n"
+        (entry,) = prepare_lines(data, "p.jsonl", True, None).entries
+        assert isinstance(entry, Bad), inputs
+        assert [(d[0], d[1]) for d in entry.diags] == [("inputs.doc", "ref")], inputs

@@ -218,7 +218,7 @@ def test_worker_pool_gives_the_in_process_answer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = str(big_file(tmp_path, 3000))
-    serial = validate_paths([path], jobs=1, max_errors=0)
+    serial = validate_paths([path], jobs=0, max_errors=0)
     assert serial.errors and serial.warnings
     monkeypatch.setattr(v, "PARALLEL_MIN_BYTES", 0)
     for block in (500, 4096, 1 << 20):
@@ -246,7 +246,7 @@ def test_a_worker_that_dies_is_replaced_by_in_process_work(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = str(big_file(tmp_path, 500))
-    serial = validate_paths([path], jobs=1, max_errors=0)
+    serial = validate_paths([path], jobs=0, max_errors=0)
     monkeypatch.setattr(blocks, "check_range", _fragile)
     monkeypatch.setattr(v, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(v, "BLOCK_BYTES", 2000)
@@ -335,7 +335,7 @@ def test_same_answer_as_feeding_records_one_by_one(
     want = reference(path)
     assert want, "the scenario must have problems"
     monkeypatch.setattr(v, "PARALLEL_MIN_BYTES", 0)
-    for jobs, block in ((1, 1 << 20), (2, 3000), (2, 1 << 16)):
+    for jobs, block in ((0, 1 << 20), (1, 3000), (2, 3000), (2, 1 << 16)):
         monkeypatch.setattr(v, "BLOCK_BYTES", block)
         got = validate_paths([path], jobs=jobs, max_errors=0)
         assert (
@@ -379,12 +379,31 @@ def test_references_are_checked_on_every_path(
     write_jsonl(tmp_path / "r.jsonl", recs)
     monkeypatch.setattr(v, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(v, "BLOCK_BYTES", 1 << 16)
-    for jobs in (1, 2):
+    for jobs in (0, 1, 2):
         r = validate_paths([str(tmp_path / "r.jsonl")], jobs=jobs)
         assert codes(r) == [(4002, "output.doc", "ref")], jobs
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(recs[4000:4004]))
     r = validate_paths([str(tmp_path / "r.yaml")])
     assert [(d.field, d.code) for d in r.diagnostics] == [("output.doc", "ref")]
+
+
+def test_a_reference_with_an_escaped_letter_is_checked_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`"\\u0077eave:///acme/agents"` is the same string as `"weave:///acme/agents"` to the
+    server, so the block search (and the line's own) must not take it for a plain line."""
+    recs = [x for _ in range(3000) for x in call()]
+    recs[4001] = {**recs[4001], "output": {"doc": "XX1"}}
+    recs[4003] = {**recs[4003], "output": {"doc": "XX2"}}
+    text = "".join(json.dumps(r) + "\n" for r in recs)
+    text = text.replace('"XX1"', '"\\u0077eave:///acme/agents"')
+    text = text.replace('"XX2"', '"w\\u0065ave:///acme/agents/object/d:1"')
+    (tmp_path / "r.jsonl").write_text(text)
+    monkeypatch.setattr(v, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(v, "BLOCK_BYTES", 1 << 16)
+    for jobs in (0, 1, 2):
+        r = validate_paths([str(tmp_path / "r.jsonl")], jobs=jobs)
+        assert codes(r) == [(4002, "output.doc", "ref")], jobs
 
 
 def test_a_record_over_the_server_request_limit_is_an_error(
@@ -398,7 +417,7 @@ def test_a_record_over_the_server_request_limit_is_an_error(
     near = start(new_id(), new_id(), inputs={"q": "x" * 1500})
     recs = [big, end(big["id"]), near, end(near["id"])]
     write_jsonl(tmp_path / "big.jsonl", recs)
-    r = validate_paths([str(tmp_path / "big.jsonl")], jobs=1)
+    r = validate_paths([str(tmp_path / "big.jsonl")], jobs=0)
     assert codes(r) == [(1, "(record)", "too-large")]
     assert r.diagnostics[0].message.endswith(
         " MiB as JSON; a Weave server refuses a request over 0 MiB, and one call cannot be split"

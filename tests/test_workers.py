@@ -65,3 +65,37 @@ def test_kill_9_of_an_upload_takes_its_workers_with_it(tmp_path: Path) -> None:
             proc.kill()
         assert proc.stdin is not None
         proc.stdin.close()
+
+
+def test_tracecli_jobs_is_read_one_way_by_every_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The variable means worker processes for validate and upload alike: 0 none, N that
+    many, whatever each command's default; anything else is refused, never ignored."""
+    from tracecli.diagnostics import UsageError
+    from tracecli.inputs.workers import MAX_JOBS, worker_count
+    from tracecli.upload import pool, validate
+
+    for value, want in (("0", 0), ("1", 1), (" 3 ", 3), (str(MAX_JOBS), MAX_JOBS)):
+        monkeypatch.setenv("TRACECLI_JOBS", value)
+        assert worker_count(5) == want
+        assert pool.default_jobs() == validate.default_jobs() == want
+    monkeypatch.setenv("TRACECLI_JOBS", "")
+    assert worker_count(5) == 5
+    for bad in ("two", "-1", "1.5", str(MAX_JOBS + 1)):
+        monkeypatch.setenv("TRACECLI_JOBS", bad)
+        for default_jobs in (pool.default_jobs, validate.default_jobs):
+            with pytest.raises(UsageError, match="TRACECLI_JOBS must be a whole number"):
+                default_jobs()
+
+
+@pytest.mark.parametrize("command", ["validate", "upload"])
+def test_a_bad_tracecli_jobs_is_a_one_line_usage_error(tmp_path: Path, command: str) -> None:
+    (tmp_path / "t.jsonl").write_text("")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TRACECLI_JOBS": "lots"}
+    env.pop("WF_TRACE_SERVER_URL", None)
+    args = [sys.executable, "-m", "tracecli", command, "t.jsonl"]
+    if command == "upload":
+        args += ["--db", str(tmp_path / "s.db")]
+    out = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
+    assert out.returncode == 2, out
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "TRACECLI_JOBS" in lines[0] and "'lots'" in lines[0], out.stderr

@@ -23,10 +23,45 @@ import signal
 import sys
 from typing import TYPE_CHECKING
 
+from tracecli.diagnostics import UsageError
+
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
 
 PR_SET_PDEATHSIG = 1
+JOBS_ENV = "TRACECLI_JOBS"
+MAX_JOBS = 64  # a typo of 1000 would fork 1000 processes
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container or `taskset` may allow fewer)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def worker_count(default: int) -> int:
+    """Worker processes for a run: $TRACECLI_JOBS when set, else `default`.
+
+    One rule for every command, so that the variable means the same to validate and
+    upload: N worker processes parse and check blocks of lines beside the reading process,
+    0 none (everything in the reading process). A value that is not a whole number from 0
+    to MAX_JOBS is a usage error rather than silently the default: a run that quietly
+    ignores its setting is measured wrongly."""
+    env = os.environ.get(JOBS_ENV, "").strip()
+    if not env:
+        return default
+    try:
+        jobs = int(env)
+    except ValueError:
+        jobs = -1
+    if not 0 <= jobs <= MAX_JOBS:
+        raise UsageError(
+            f"{JOBS_ENV} must be a whole number of worker processes from 0 (none) to "
+            f"{MAX_JOBS}, got {env!r}"
+        )
+    return jobs
 
 
 def init_worker(parent: int) -> None:

@@ -29,6 +29,8 @@ def to_ts(value: Any, field: str = "started_at") -> str:
     Fixed width so that text order is time order (the started_at index sorts by it); naive
     datetimes are taken as UTC, as the Weave server does.
     """
+    if type(value) is str and (stored := _already_utc(value)) is not None:
+        return stored
     try:
         if isinstance(value, datetime.datetime):
             dt = value
@@ -46,6 +48,31 @@ def to_ts(value: Any, field: str = "started_at") -> str:
     elif dt.utcoffset():
         dt = dt.astimezone(datetime.UTC)
     return dt.isoformat(timespec="microseconds")[:26] + "Z"
+
+
+def _already_utc(value: str) -> str | None:
+    """The stored form of a time written `...SS.ffffffZ` (itself) or `...SSZ` (its fraction
+    written out), when the text is a real instant; None sends anything else down the general
+    path. Upload sends times as the file wrote them, nearly always in one of these forms, and
+    formatting each again cost ~1 us a half."""
+    n = len(value)
+    if n == 27:
+        if value[19] != "." or not value[20:26].isdigit():
+            return None
+    elif n != 20:
+        return None
+    if value[n - 1] != "Z" or value[10] != "T" or value[4] != "-" or value[7] != "-":
+        return None  # (a week date, 2025-W41-4, is as long as a date)
+    if value[13] != ":" or value[16] != ":":
+        return None
+    try:
+        _fromisoformat(value)  # ASCII digits only, a day that exists, hours below 24
+    except ValueError:
+        return None
+    return value if n == 27 else value[:19] + ".000000Z"
+
+
+_fromisoformat = datetime.datetime.fromisoformat
 
 
 def _json(value: Any) -> str:

@@ -38,7 +38,7 @@ from tracecli.schema.fastcheck import (
 )
 from tracecli.schema.fastcheck import END_KEYS as END_SCHEMA_KEYS
 from tracecli.schema.weave import END_FIELDS
-from tracecli.upload.lines import broken_id, decoded, find_ref, plain_refs
+from tracecli.upload.lines import block_may_ref, broken_id, decoded, plain_refs
 from tracecli.wire.encode import END_KEYS, EncodeError, dumps, split_end, without_computed
 
 Warning3 = tuple[str, str, str]  # (field, code, message)
@@ -287,7 +287,7 @@ def prepare_lines(data: bytes, path: str, at_start: bool, project: str | None) -
     """A block of whole JSONL lines → its lines, records and entries."""
     out: list[Entry] = []
     records = 0
-    no_refs = find_ref(data) is None
+    no_refs = block_may_ref(data) is None
     lines = block_lines(data, at_start)
     for n, raw, value, extras in decoded(lines, data):
         records += 1

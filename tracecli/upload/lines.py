@@ -32,7 +32,30 @@ Extra = tuple[str, str, Severity, str]  # (field, code, severity, message)
 NOT_JSON: Final = object()  # `decoded`'s value for a line that is not JSON
 NO_EXTRAS: list[Extra] = []  # (never appended to)
 REF_START = b'"weave'  # how a JSON string that may be a weave:/// reference begins
-find_ref = re.compile(re.escape(REF_START)).search  # over a block: a third faster than `in`
+_quoted_ref = re.compile(re.escape(REF_START)).search  # a third faster than `in`
+_bare_ref = re.compile(REF_START[1:]).search
+_letter_escape = re.compile(rb"\\u00(?:77|65|61|76)").search
+
+
+def escaped_letter(data: bytes) -> re.Match[bytes] | None:
+    """A letter of `weave` written as a \\u escape: `"\\u0077eave:///...` is the same string
+    to the server. Rare, and such a line gets the full check. Most blocks hold no backslash
+    at all, which one `memchr` tells."""
+    return _letter_escape(data) if b"\\" in data else None
+
+
+def find_ref(data: bytes) -> re.Match[bytes] | None:
+    """Whether a line may hold a reference (a match) or surely holds none (None)."""
+    return _quoted_ref(data) or escaped_letter(data)
+
+
+def block_may_ref(data: bytes) -> re.Match[bytes] | None:
+    """`find_ref` for a whole block: `weave` without its quote, a superset twice as fast to
+    look for (a pattern that starts with `"` stops at every JSON string); `plain_refs` then
+    counts the quoted ones exactly, line by line, in the blocks it finds."""
+    return _bare_ref(data) or escaped_letter(data)
+
+
 _good_refs = re.compile(rb'"weave:///[^/"\\]+/[^/"\\]+/[^"\\]').findall
 _loads = orjson.loads
 _JSONError = orjson.JSONDecodeError
@@ -81,7 +104,7 @@ def plain_refs(raw: bytes) -> bool:
     parse (`weave:///entity/project/...`), so the fast check, which does not look inside
     values, answers as the full one would. What the SDK writes (op refs, object refs in
     inputs) stays on the fast path; anything else that merely looks like one does not."""
-    return raw.count(REF_START) == len(_good_refs(raw))
+    return raw.count(REF_START) == len(_good_refs(raw)) and escaped_letter(raw) is None
 
 
 def read_exact(raw: bytes) -> Any:

@@ -14,25 +14,16 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 from tracecli.inputs.reader import STDIN
-from tracecli.inputs.workers import fork_pool
+from tracecli.inputs.workers import fork_pool, usable_cores, worker_count
 
 PENDING_BLOCKS = 1  # blocks submitted beyond one per worker (each holds ~3x its bytes)
 PARALLEL_MIN_BYTES = 8 << 20  # below this a pool costs more to start than it saves
-JOBS_ENV = "TRACECLI_JOBS"
 
 
 def default_jobs() -> int:
-    """Worker processes for big inputs: $TRACECLI_JOBS, else one less than the cores this
-    process may use (the reading process is busy too), at most 4; 0 means none."""
-    env = os.environ.get(JOBS_ENV, "").strip()
-    if env:
-        with contextlib.suppress(ValueError):
-            return max(0, int(env))
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(0, min(cores - 1, 4))
+    """Worker processes for big inputs: $TRACECLI_JOBS (see `worker_count`), else one less
+    than the cores this process may use (the reading process is busy too), at most 4."""
+    return worker_count(max(0, min(usable_cores() - 1, 4)))
 
 
 def start_pool(files: Sequence[str], jobs: int) -> ProcessPoolExecutor | None:

@@ -39,7 +39,7 @@ from tracecli.inputs.reader import (
     regular_file,
     stream_position,
 )
-from tracecli.inputs.workers import fork_pool, stop_pool
+from tracecli.inputs.workers import fork_pool, stop_pool, usable_cores, worker_count
 from tracecli.otel.calls import SpanCalls
 from tracecli.upload import validate_blocks as blocks
 from tracecli.upload.otlp_lines import OTLP
@@ -50,7 +50,6 @@ BLOCK_BYTES = 1 << 20
 VALIDATE_PROJECT = "otlp/validate"
 PARALLEL_MIN_BYTES = 8 << 20  # below this a pool costs more to start than it saves
 DEFAULT_MAX_ERRORS = 200
-JOBS_ENV = "TRACECLI_JOBS"
 IN_FLIGHT_PER_JOB = 2  # blocks submitted ahead per worker: enough to keep every core busy
 
 ProgressFn = Callable[["Progress"], None]
@@ -125,18 +124,10 @@ class _Sink:
 
 
 def default_jobs() -> int:
-    """Worker processes: $TRACECLI_JOBS, else the cores this process may use (max 8)."""
-    env = os.environ.get(JOBS_ENV, "").strip()
-    if env:
-        try:
-            return max(1, int(env))
-        except ValueError:
-            raise UsageError(f"{JOBS_ENV} must be a whole number, got {env!r}") from None
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 8))
+    """Worker processes: $TRACECLI_JOBS (see `worker_count`), else one per core this process
+    may use (the reading process mostly waits for them), at most 8; none on one core."""
+    cores = usable_cores()
+    return worker_count(min(cores, 8) if cores > 1 else 0)
 
 
 def validate_paths(
@@ -151,7 +142,7 @@ def validate_paths(
     """Validate every record of every path, together; see the module docstring.
 
     `max_errors` caps how many errors (and, separately, warnings) are listed, 0 for all;
-    the counts stay exact. `jobs`: worker processes (None: `default_jobs()`; 1: none).
+    the counts stay exact. `jobs`: worker processes (None: `default_jobs()`; 0: none).
     """
     paths = list(paths)
     if not paths:
@@ -164,7 +155,9 @@ def validate_paths(
                 "optionally .gz) in it"
             )
     report = ValidationReport(files=len(files), strict=strict)
-    run = _Run(report, strict, max_errors, on_progress, jobs if jobs else default_jobs())
+    run = _Run(
+        report, strict, max_errors, on_progress, default_jobs() if jobs is None else max(0, jobs)
+    )
     try:
         run.start_pool(files)
         for path in files:
@@ -303,7 +296,7 @@ class _Run:
     # -- blocks ------------------------------------------------------------------------
     def start_pool(self, files: list[str]) -> None:
         """Start the workers if the JSONL inputs are big enough to repay them."""
-        if self.jobs <= 1:
+        if self.jobs < 1:
             return
         total = 0
         for f in files:
@@ -319,7 +312,7 @@ class _Run:
 
                 _Broken.error = BrokenProcessPool
         if self.pool is None:
-            self.jobs = 1
+            self.jobs = 0
 
     def _submit(self, block: _Block, fn: Any, args: tuple[Any, ...]) -> None:
         if fn is None:
@@ -340,7 +333,7 @@ class _Run:
     def _in_process(self) -> None:
         """A worker died (killed, out of memory): finish this run without the pool."""
         self.close(failed=True)
-        self.jobs = 1
+        self.jobs = 0
         self.pending = deque(
             (_Done(f(*a)) if f is not None else r, b, f, a) for r, b, f, a in self.pending
         )

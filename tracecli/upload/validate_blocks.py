@@ -41,7 +41,7 @@ from tracecli.schema.fastcheck import (
     same_layout,
     start_facts,
 )
-from tracecli.upload.lines import NOT_JSON, broken_id, decoded, find_ref, plain_refs
+from tracecli.upload.lines import NOT_JSON, block_may_ref, broken_id, decoded, plain_refs
 from tracecli.wire.encode import SERVER_MAX_BYTES, EncodeError, MiB, dumps
 
 Entry = tuple[Any, ...]
@@ -155,7 +155,7 @@ def _check_lines(data: bytes, path: str, at_start: bool) -> Result:
     note = ids.append
     opened: dict[Any, int] = {}  # id -> index in out of its start, still unpaired
     fast = _fast_facts
-    no_refs = find_ref(data) is None
+    no_refs = block_may_ref(data) is None
     lines = block_lines(data, at_start)
     records = 0
     for n, raw, value, extras in decoded(lines, data):
