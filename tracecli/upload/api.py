@@ -31,7 +31,7 @@ from tracecli.targets.weave import WeaveHttpTarget
 from tracecli.upload.freeplay import upload_freeplay
 from tracecli.upload.journal import Journal
 from tracecli.upload.pool import default_jobs, start_pool
-from tracecli.upload.rejected import DEFAULT_NAME, RejectedWriter, stale_note, upload_inputs
+from tracecli.upload.rejected import DEFAULT_NAME, RejectedWriter, publish_rejected, upload_inputs
 from tracecli.upload.report import (
     GRACE_SECONDS,
     MAX_DIAGNOSTICS,
@@ -159,17 +159,7 @@ def _open_target(
     opts: UploadOptions, server: str | None, api_key: SecretStr | None, db: Path | None
 ) -> tuple[Target, Literal["server", "store"], str]:
     if server is not None:
-        t = WeaveHttpTarget(
-            server,
-            api_key=api_key,
-            concurrency=opts.concurrency,
-            timeout=opts.timeout,
-            max_retry_time=opts.max_retry_time,
-            max_outage=opts.max_outage,
-            ca_bundle=opts.ca_bundle,
-            allow_insecure=opts.allow_insecure,
-            on_retry=opts.on_retry,
-        )
+        t = WeaveHttpTarget(server, api_key=api_key, **opts.http_options())
         if opts.dry_run:
             name = t.name
             t.close()
@@ -252,14 +242,7 @@ def _run(
         run.close()
         requests, retries, nbytes = target.stats()
         report.requests, report.retried, report.bytes_sent = requests, retries, nbytes
-        if opts.dry_run:
-            writer.discard()
-        else:
-            written = writer.close(complete=complete)
-            report.rejected_file = str(written) if written is not None else None
-            if writer.stale and written is None:
-                report.stale_rejected_file = str(writer.path)
-                report.stale_rejected_note = stale_note(writer.path, journal)
+        publish_rejected(writer, report, keep=not opts.dry_run, complete=complete, notes=journal)
         if journal is not None and complete:
             for f in files:
                 journal.done(f)
@@ -284,12 +267,6 @@ def _check_only(
             report.interrupted_by = interrupt.signum
     finally:
         run.close()
-        if dry_run or not (report.errors or report.rejected):
-            writer.discard()
-        else:
-            written = writer.close(complete=not report.interrupted)
-            report.rejected_file = str(written) if written is not None else None
-            if writer.stale and written is None:
-                report.stale_rejected_file = str(writer.path)
-                report.stale_rejected_note = stale_note(writer.path, None)
+        keep = not dry_run and bool(report.errors or report.rejected)
+        publish_rejected(writer, report, keep=keep, complete=not report.interrupted, notes=None)
     return report

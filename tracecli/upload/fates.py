@@ -19,7 +19,7 @@ from tracecli.targets import endpoint_label
 from tracecli.upload.journal import Journal
 from tracecli.upload.originals import half_original, originals
 from tracecli.upload.rejected import RejectedWriter
-from tracecli.upload.report import UploadReport
+from tracecli.upload.report import UploadReport, count_diagnostics, keep_diagnostics
 from tracecli.wire.chunking import LINE_MASK, LINE_SHIFT, SRC_SHIFT, Chunk
 
 _END_KIND = 1  # a packed record's kind bits (chunking.pack) for an end
@@ -65,14 +65,7 @@ class Fates:
 
     # -- diagnostics ------------------------------------------------------------------------
     def keep(self, diags: Sequence[Diagnostic]) -> None:
-        report = self.report
-        room = self.max_diagnostics - len(report.diagnostics)
-        if room > 0:
-            report.diagnostics.extend(diags[:room])
-        cb = self.on_diagnostic
-        if cb is not None:
-            for d in diags:
-                cb(d)
+        keep_diagnostics(self.report, diags, self.on_diagnostic, self.max_diagnostics)
 
     def warn(self, diags: Sequence[Diagnostic]) -> None:
         with self.lock:
@@ -84,11 +77,7 @@ class Fates:
         if not diags:
             return
         with self.lock:
-            for d in diags:
-                if d.is_error:
-                    self.report.errors += 1
-                else:
-                    self.report.warnings += 1
+            count_diagnostics(self.report, diags)
             self.keep(diags)
 
     def invalid(self, value: Any, path: str, line: int, diags: Sequence[Diagnostic]) -> None:

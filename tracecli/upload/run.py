@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -58,7 +57,7 @@ from tracecli.upload.originals import entry_original, half_original
 from tracecli.upload.otlp import OTLP, OtlpFates, feed_otel, feed_upload
 from tracecli.upload.pool import PENDING_BLOCKS, Block, Done, Interrupted, wait_block
 from tracecli.upload.rejected import RejectedWriter
-from tracecli.upload.report import FileReport, Progress, UploadOptions, UploadReport
+from tracecli.upload.report import FileReport, ProgressClock, UploadOptions, UploadReport
 from tracecli.upload.units import complete_unit, lone_unit, pair_unit
 from tracecli.wire.chunking import Chunker, Unit
 from tracecli.wire.encode import (
@@ -68,7 +67,6 @@ from tracecli.wire.encode import (
 if TYPE_CHECKING:
     from tracecli.upload.sender import Sender
 
-PROGRESS_EVERY = 0.2  # seconds between progress callbacks
 BLOCK_BYTES = 512 << 10  # lines are read, validated and encoded in blocks of about this size
 _EMPTY: frozenset[int] = frozenset()
 
@@ -95,7 +93,6 @@ class Run:
         self.report = report
         self.journal = journal
         self.interrupted = interrupted
-        self.on_progress = on_progress
         self.chunker = chunker
         self.pool = pool
         self.jobs = jobs
@@ -139,8 +136,7 @@ class Run:
         # rather than sent alone (an end on the server with no start, half a call in the
         # rejected file); see _finish_inputs.
         self.refused: dict[str, tuple[str | None, int, int]] = {}
-        self.started = time.monotonic()
-        self._last_progress = 0.0
+        self.clock = ProgressClock(on_progress)
         self.bytes_total: int | None = 0
 
     # -- reading --------------------------------------------------------------------------
@@ -571,28 +567,16 @@ class Run:
 
     # -- progress ---------------------------------------------------------------------------
     def _progress(self, force: bool = False) -> None:
-        cb = self.on_progress
-        if cb is None:
-            return
-        now = time.monotonic()
-        if not force and now - self._last_progress < PROGRESS_EVERY:
-            return
-        self._last_progress = now
-        r = self.report
-        retries = self.sender.target.stats()[1] if self.sender is not None else 0
-        cb(
-            Progress(
+        elapsed = self.clock.due(force)
+        if elapsed is not None:
+            self.clock.tell(
+                self.report,
+                self.sender.target if self.sender is not None else None,
                 bytes_read=sum(self.bytes_done),
                 bytes_total=self.bytes_total,
                 records=sum(f.records for f in self.file_reports),
-                uploaded=r.uploaded,
-                rejected=r.rejected,
-                skipped=r.skipped,
-                retries=retries,
-                elapsed=now - self.started,
-                status=_status(self.sender.target if self.sender is not None else None),
+                elapsed=elapsed,
             )
-        )
 
     def tick(self) -> None:
         self._progress()
@@ -609,12 +593,6 @@ def _half(e: Ok, src: int, line: int, done: bool) -> Half:
     return Half(
         e.kind, e.call_id, e.project, e.body, e.tail, e.flag, src, line, e.shape, done, e.orig
     )
-
-
-def _status(target: object) -> str | None:
-    """The target's word on what its requests wait for (a retry, an outage), if any."""
-    status = getattr(target, "status", None)
-    return (status() or None) if callable(status) else None
 
 
 UNREAD_COUNT_BYTES = 1 << 30  # at most this much unread input is counted at a stop
