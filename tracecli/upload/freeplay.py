@@ -31,6 +31,7 @@ from tracecli.targets.freeplay import (
     resolve_freeplay,
 )
 from tracecli.targets.transport import check_listening
+from tracecli.upload.ackset import AckSet
 from tracecli.upload.freeplay_ledger import (
     LEDGER_NAME,
     STDIN_KEY,
@@ -39,7 +40,7 @@ from tracecli.upload.freeplay_ledger import (
     source_key,
 )
 from tracecli.upload.freeplay_send import FreeplaySender, Job
-from tracecli.upload.journal import AckSet, Journal
+from tracecli.upload.journal import Journal
 from tracecli.upload.otlp_lines import OTLP, OtlpCalls
 from tracecli.upload.rejected import DEFAULT_NAME, RejectedWriter, publish_rejected, upload_inputs
 from tracecli.upload.report import (

@@ -40,6 +40,7 @@ from tracecli.inputs.reader import (
 from tracecli.inputs.watch import whole_lines_end
 from tracecli.inputs.workers import stop_pool
 from tracecli.otel.calls import SpanCalls
+from tracecli.upload.ackset import AckSet
 from tracecli.upload.blocks import (
     Bad,
     Entry,
@@ -52,7 +53,7 @@ from tracecli.upload.blocks import (
     prepare_range,
 )
 from tracecli.upload.fates import Fates
-from tracecli.upload.journal import AckSet, Journal
+from tracecli.upload.journal import Journal
 from tracecli.upload.originals import entry_original, half_original
 from tracecli.upload.otlp import OTLP, OtlpFates, feed_otel, feed_upload
 from tracecli.upload.pool import PENDING_BLOCKS, Block, Done, Interrupted, wait_block
