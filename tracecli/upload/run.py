@@ -21,7 +21,8 @@ from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from tracecli.check.cross import CrossChecker, refused_id
+from tracecli.check.cross import CrossChecker
+from tracecli.check.facts import refused_id
 from tracecli.check.pairing import DUPLICATE, Half, Pairer
 from tracecli.diagnostics import Diagnostic, Severity, UsageError
 from tracecli.inputs.blocks import plan_ranges, read_blocks
