@@ -169,11 +169,7 @@ class CrossChecker:
         self.calls += 1
         if kind == "start":
             self._open[h] = (o, started)
-        if pid is not None and type(pid) is str:
-            self._parent(path, line, o, trace, pid, out)
-        children = self._orphans.pop(h, None)
-        if children is not None:
-            self._adopt(o, trace, children)
+        self._link(path, line, o, trace, h, pid, out)
 
     def feed_pair(
         self,
@@ -210,12 +206,7 @@ class CrossChecker:
             out.append(
                 time_order(path, end_line, "ended_at", ended, started, f"start at {path}:{line}")
             )
-        if pid is not None and type(pid) is str:
-            self._parent(path, line, o, trace, pid, out)
-        if self._orphans:
-            children = self._orphans.pop(h, None)
-            if children is not None:
-                self._adopt(o, trace, children)
+        self._link(path, line, o, trace, h, pid, out)
 
     def feed_block(
         self,
@@ -403,6 +394,18 @@ class CrossChecker:
             Severity.ERROR,
             f"call id {cid} already has an end (at {self._at(o)})",
         )
+
+    def _link(
+        self, path: str, line: int, o: int, trace: int, h: int, pid: Any, out: list[Diagnostic]
+    ) -> None:
+        """A call just registered meets its family: its parent (known, or waited for) and
+        the children read before it."""
+        if pid is not None and type(pid) is str:
+            self._parent(path, line, o, trace, pid, out)
+        if self._orphans:
+            children = self._orphans.pop(h, None)
+            if children is not None:
+                self._adopt(o, trace, children)
 
     def _parent(
         self, path: str, line: int, o: int, trace: int, pid: str, out: list[Diagnostic]
