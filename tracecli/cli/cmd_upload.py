@@ -32,10 +32,10 @@ from tracecli.cli.common import (
     StdinFormatOpt,
     command,
     say,
-    say_diagnostic,
     stderr_console,
     write_stdout,
 )
+from tracecli.cli.diagnostic_printer import MAX_PRINTED_DIAGNOSTICS, DiagnosticPrinter
 from tracecli.cli.progress import LiveProgress, PlainProgress, plain_every
 from tracecli.cli.safe import safe_text
 from tracecli.cli.upload_options import (
@@ -59,11 +59,8 @@ from tracecli.cli.upload_options import (
     VerboseOpt,
 )
 from tracecli.config.settings import Settings, WeaveTarget, load_settings
-from tracecli.diagnostics import Diagnostic
 from tracecli.targets.transport import RetryEvent
 from tracecli.upload.api import RESUME_HINT, UploadOptions, UploadReport, upload
-
-MAX_PRINTED_DIAGNOSTICS = 50
 
 
 @command(
@@ -145,7 +142,7 @@ def upload_command(
     err = stderr_console()
     for w in settings.warnings:
         say(err, f"tracecli: warning: {w}")
-    shown = _DiagnosticPrinter(err, quiet=quiet, limit=None if verbose else MAX_PRINTED_DIAGNOSTICS)
+    shown = DiagnosticPrinter(err, quiet=quiet, limit=None if verbose else MAX_PRINTED_DIAGNOSTICS)
     retries = _RetryPrinter(err) if verbose else None
     opts = _options(settings, target, dry_run, strict, restart, input_format, retries, shown)
     if follow:
@@ -174,7 +171,7 @@ def _options(
     restart: bool,
     input_format: StdinFormat,
     retries: _RetryPrinter | None,
-    shown: _DiagnosticPrinter,
+    shown: DiagnosticPrinter,
 ) -> UploadOptions:
     """The library's options from the settings (Weave's server and key already resolved
     into `resolved`; Freeplay's resolved by its run) and the flags that are not settings."""
@@ -207,7 +204,7 @@ def _upload_with_progress(
     paths: list[str],
     opts: UploadOptions,
     err: Console,
-    shown: _DiagnosticPrinter,
+    shown: DiagnosticPrinter,
     *,
     quiet: bool,
     live: bool,
@@ -238,40 +235,6 @@ def _say_why_stopped(report: UploadReport, err: Console) -> None:
         say(err, f"tracecli: error: {report.halted}")
     elif report.strict_blocked:
         say(err, "tracecli: error: --strict: nothing was sent because some records have errors")
-
-
-class _DiagnosticPrinter:
-    """Diagnostics as they are found, one line each, at most `limit` of them."""
-
-    def __init__(self, console: Console, *, quiet: bool, limit: int | None) -> None:
-        self.console = console
-        self.quiet = quiet
-        self.limit = limit
-        self.printed = 0
-        self.hidden = 0
-        self.hidden_errors = 0
-
-    def __call__(self, d: Diagnostic) -> None:
-        if self.quiet and not d.is_error:
-            return
-        if self.limit is not None and self.printed >= self.limit:
-            self.hidden += 1
-            self.hidden_errors += d.is_error
-            return
-        self.printed += 1
-        say_diagnostic(self.console, d.one_line(), d.severity.value)
-
-    def close(self) -> None:
-        if self.hidden:
-            say(
-                self.console,
-                f"... and {self.hidden} more diagnostics (--verbose shows all"
-                + (
-                    "; rejected records are in the rejected file with their reasons)"
-                    if self.hidden_errors
-                    else ")"
-                ),
-            )
 
 
 class _RetryPrinter:
