@@ -438,15 +438,13 @@ class CrossChecker:
                 self._deferred.append(self._mismatch(c, po))
 
     def _mismatch(self, child: int, parent: int) -> Diagnostic:
-        path, line = self._where(self._locs[child])
-        return Diagnostic(
-            path,
-            line,
-            "trace_id",
-            "trace-mismatch",
-            Severity.ERROR,
-            f"differs from the trace_id of its parent call (at {self._at(parent)})",
-        )
+        what = f"differs from the trace_id of its parent call (at {self._at(parent)})"
+        return self._about(child, "trace_id", "trace-mismatch", Severity.ERROR, what)
+
+    def _about(self, o: int, field: str, code: str, severity: Severity, what: str) -> Diagnostic:
+        """A diagnostic at the place call `o` was first read."""
+        path, line = self._where(self._locs[o])
+        return Diagnostic(path, line, field, code, severity, what)
 
     # -- output ------------------------------------------------------------------------
     def drain(self) -> list[Diagnostic]:
@@ -461,46 +459,19 @@ class CrossChecker:
         end_sev = Severity.ERROR if self.strict else Severity.WARNING
         for o, _ in self._early_ends.values():
             if not flags[o] & (_REFUSED | _STARTED):
-                path, line = self._where(self._locs[o])
-                out.append(
-                    Diagnostic(
-                        path,
-                        line,
-                        "id",
-                        "end-without-start",
-                        end_sev,
-                        "the start of this call is not in the inputs",
-                    )
-                )
+                what = "the start of this call is not in the inputs"
+                out.append(self._about(o, "id", "end-without-start", end_sev, what))
         for o, _ in self._open.values():
             if not flags[o] & _REFUSED:
-                path, line = self._where(self._locs[o])
-                out.append(
-                    Diagnostic(
-                        path,
-                        line,
-                        "id",
-                        "running-call",
-                        Severity.WARNING,
-                        "call has no end in the inputs: it stays running",
-                    )
-                )
+                what = "call has no end in the inputs: it stays running"
+                out.append(self._about(o, "id", "running-call", Severity.WARNING, what))
         for ph, children in self._orphans.items():
             po = self._index.get(ph)
             if po is not None and flags[po] & (_REFUSED | _STARTED):
                 continue
+            what = "the parent call is not in the inputs"
             for c in children:
-                path, line = self._where(self._locs[c])
-                out.append(
-                    Diagnostic(
-                        path,
-                        line,
-                        "parent_id",
-                        "missing-parent",
-                        Severity.WARNING,
-                        "the parent call is not in the inputs",
-                    )
-                )
+                out.append(self._about(c, "parent_id", "missing-parent", Severity.WARNING, what))
         self._early_ends.clear()
         self._open.clear()
         self._orphans.clear()
