@@ -14,7 +14,6 @@ import contextlib
 import random
 import re
 import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -28,12 +27,12 @@ from tests.faultproxy import FaultProxy, Faults
 from tests.freeplay_fixtures import API_KEY, PROJECT, RefServer
 from tests.servers import ServerHandle, start_serve
 from tests.uploadkit import (
-    cli_env,
     diff_calls,
     gen_calls,
     read_back,
     run_cli,
-    tracecli,
+    start_cli,
+    wait_forwarded,
     write_flat,
 )
 from tracecli.upload.api import Progress, UploadOptions, upload
@@ -58,33 +57,14 @@ def stop(proxy: FaultProxy) -> None:
         proxy.stop()
 
 
-def start(args: list[str], tmp_path: Path, n: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        tracecli(*args),
-        stdout=(tmp_path / f"out{n}.txt").open("wb"),
-        stderr=(tmp_path / f"err{n}.txt").open("wb"),
-        stdin=subprocess.DEVNULL,
-        env=cli_env(**FAST_RETRIES),
-        cwd=tmp_path,
-    )
-
-
-def wait_forwarded(proxy: FaultProxy, target: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 90
-    while proxy.stats.forwarded < target:
-        assert proc.poll() is None, f"upload ended (exit {proc.returncode}) too early"
-        assert time.monotonic() < deadline, "upload made no progress"
-        time.sleep(0.005)
-
-
 def die_mid_upload(
     args: list[str], proxy: FaultProxy, serve: ServerHandle, tmp_path: Path, k: int
 ) -> tuple[dict[str, Any], str]:
     """Start the upload, let a few requests through, then the server dies: nothing listens
     at its address any more. The upload must stop soon after, exit 1, one error line."""
-    proc = start(args, tmp_path, k)
+    proc = start_cli(args, tmp_path, k, **FAST_RETRIES)
     before = proxy.stats.forwarded
-    wait_forwarded(proxy, before + 4, proc)
+    wait_forwarded(proxy, before + 4, proc, pause=0.005)
     stop(proxy)
     serve.proc.kill()
     serve.stop()
@@ -210,8 +190,8 @@ def test_sigterm_is_ctrl_c_exit_143_journal_saved_and_the_rerun_resends_nothing(
     try:
         with FaultProxy(serve.url, Faults(latency=0.05)) as proxy:
             args = upload_args(file, proxy.url)
-            proc = start(args, tmp_path, 0)
-            wait_forwarded(proxy, 3, proc)
+            proc = start_cli(args, tmp_path, 0, **FAST_RETRIES)
+            wait_forwarded(proxy, 3, proc, pause=0.005)
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(30) == 143
             err = (tmp_path / "err0.txt").read_text()

@@ -15,15 +15,19 @@ import os
 import random
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
 
 from tests.servers import ServerHandle, start_serve, start_weave_ref
+
+if TYPE_CHECKING:
+    from tests.faultproxy import FaultProxy
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "acme/chaos"
@@ -214,6 +218,31 @@ def run_cli(
         cwd=cwd,
         stdin=subprocess.DEVNULL,
     )
+
+
+def start_cli(args: list[str], tmp_path: Path, n: int, **env: str) -> subprocess.Popen[bytes]:
+    """`tracecli ARGS` in the background, in `tmp_path`: its output in out{n}.txt and
+    err{n}.txt there (read them once it has ended)."""
+    return subprocess.Popen(
+        tracecli(*args),
+        stdout=(tmp_path / f"out{n}.txt").open("wb"),
+        stderr=(tmp_path / f"err{n}.txt").open("wb"),
+        stdin=subprocess.DEVNULL,
+        env=cli_env(**env),
+        cwd=tmp_path,
+    )
+
+
+def wait_forwarded(
+    proxy: FaultProxy, target: int, proc: subprocess.Popen[bytes], pause: float = 0.002
+) -> None:
+    """Wait until the fault proxy has forwarded `target` requests; fail when the upload
+    ended first or made no progress for 90 s."""
+    deadline = time.monotonic() + 90
+    while proxy.stats.forwarded < target:
+        assert proc.poll() is None, f"upload ended (exit {proc.returncode}) too early"
+        assert time.monotonic() < deadline, "upload made no progress"
+        time.sleep(pause)
 
 
 @contextlib.contextmanager
