@@ -24,7 +24,7 @@ import pytest
 
 from tests import freeplay_fixtures
 from tests.faultproxy import FaultProxy, Faults
-from tests.freeplay_fixtures import API_KEY, PROJECT, RefServer
+from tests.freeplay_fixtures import API_KEY, PROJECT, RefServer, write_completions
 from tests.servers import ServerHandle, start_serve
 from tests.uploadkit import (
     diff_calls,
@@ -220,19 +220,7 @@ def test_freeplay_that_dies_mid_upload_stops_it_and_the_rerun_records_each_once(
     monkeypatch.chdir(tmp_path)
     n = 120
     session = "0d0b2b4c-5f7e-4c1a-9d3e-2a1b3c4d5e6f"
-    rows = [
-        {
-            "session_id": session,
-            "messages": [
-                {"role": "user", "content": f"question {i}"},
-                {"role": "assistant", "content": f"answer {i}"},
-            ],
-            "call_info": {"start_time": 1767268800.0 + i, "end_time": 1767268800.5 + i},
-        }
-        for i in range(n)
-    ]
-    src = tmp_path / "c.jsonl"
-    src.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    src = write_completions(tmp_path / "c.jsonl", n, session)
     proxy = FaultProxy(refserver.base, Faults(latency=0.05)).start()
     port = proxy.port
     stopped = threading.Event()
