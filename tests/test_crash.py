@@ -21,6 +21,7 @@ from tests.uploadkit import (
     read_back,
     run_cli,
     start_cli,
+    stop_then_resume,
     wait_forwarded,
     weave_ref,
     write_flat,
@@ -103,21 +104,8 @@ def test_ctrl_c_saves_the_journal_and_resumes_without_resending(tmp_path, serve)
     calls = gen_calls(n, seed=rng.randrange(1 << 40), project=proj)
     file = write_flat(tmp_path / "calls.jsonl", calls)
     with FaultProxy(serve.url, Faults(latency=0.05)) as proxy:
-        proc = start_cli(upload_args(file, proxy.url), tmp_path, 0)
-        wait_forwarded(proxy, 3, proc)
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(30) == 130
-        err = (tmp_path / "err0.txt").read_text()
-        assert "interrupted" in err and "run the same command again" in err, err
-        assert "Traceback" not in err
-        first = orjson.loads((tmp_path / "out0.txt").read_text())
-        assert first["interrupted"] and 0 < first["uploaded"] < n, first
-        r = run_cli(*upload_args(file, proxy.url), cwd=tmp_path)
-        assert r.returncode == 0, r.stderr[-3000:]
-        second = orjson.loads(r.stdout)
-        # requests in flight at Ctrl-C were allowed to finish and were journaled:
-        # nothing the server acknowledged is sent again
-        assert proxy.duplicates() == 0
+        args = upload_args(file, proxy.url)
+        first, second = stop_then_resume(args, proxy, tmp_path, signal.SIGINT, n)
     assert first["uploaded"] + second["uploaded"] == n
     assert second["skipped"] == 2 * first["uploaded"]  # two records (start, end) per call
     assert diff_calls(calls, read_back(serve.url, proj)) == []

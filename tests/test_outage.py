@@ -32,6 +32,7 @@ from tests.uploadkit import (
     read_back,
     run_cli,
     start_cli,
+    stop_then_resume,
     wait_forwarded,
     write_flat,
 )
@@ -190,19 +191,9 @@ def test_sigterm_is_ctrl_c_exit_143_journal_saved_and_the_rerun_resends_nothing(
     try:
         with FaultProxy(serve.url, Faults(latency=0.05)) as proxy:
             args = upload_args(file, proxy.url)
-            proc = start_cli(args, tmp_path, 0, **FAST_RETRIES)
-            wait_forwarded(proxy, 3, proc, pause=0.005)
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(30) == 143
-            err = (tmp_path / "err0.txt").read_text()
-            assert "interrupted" in err and "run the same command again" in err, err
-            assert "Traceback" not in err
-            first = orjson.loads((tmp_path / "out0.txt").read_text())
-            assert first["interrupted"] and 0 < first["uploaded"] < n, first
-            r = run_cli(*args, cwd=tmp_path)
-            assert r.returncode == 0, r.stderr[-3000:]
-            second = orjson.loads(r.stdout)
-            assert proxy.duplicates() == 0  # nothing acknowledged is sent again
+            first, second = stop_then_resume(
+                args, proxy, tmp_path, signal.SIGTERM, n, pause=0.005, **FAST_RETRIES
+            )
         assert first["uploaded"] + second["uploaded"] == n
         assert second["skipped"] == 2 * first["uploaded"]
         assert diff_calls(calls, read_back(serve.url, proj)) == []

@@ -245,6 +245,37 @@ def wait_forwarded(
         time.sleep(pause)
 
 
+def stop_then_resume(
+    args: list[str],
+    proxy: FaultProxy,
+    tmp_path: Path,
+    signum: int,
+    n: int,
+    pause: float = 0.002,
+    **env: str,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Start `tracecli ARGS` (an upload through `proxy`, `--format json`), stop it with
+    `signum` after a few requests, then run the same command to the end: both reports.
+    The stopped run exits 128 + signum with the resume line and no traceback, having
+    stored some but not all of the `n` calls; the second sends nothing acknowledged again."""
+    proc = start_cli(args, tmp_path, 0, **env)
+    wait_forwarded(proxy, 3, proc, pause)
+    proc.send_signal(signum)
+    assert proc.wait(30) == 128 + signum
+    err = (tmp_path / "err0.txt").read_text()
+    assert "interrupted" in err and "run the same command again" in err, err
+    assert "Traceback" not in err
+    first = orjson.loads((tmp_path / "out0.txt").read_text())
+    assert first["interrupted"] and 0 < first["uploaded"] < n, first
+    r = run_cli(*args, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    second = orjson.loads(r.stdout)
+    # requests in flight at the signal were allowed to finish and were journaled:
+    # nothing the server acknowledged is sent again
+    assert proxy.duplicates() == 0
+    return first, second
+
+
 @contextlib.contextmanager
 def tracecli_serve(directory: Path, *, api_key: str | None = None) -> Iterator[ServerHandle]:
     """`tracecli serve` on a free port with a store in `directory` (tests/servers.py)."""
