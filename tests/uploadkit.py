@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -207,8 +207,14 @@ def tracecli(*args: str) -> list[str]:
 
 
 def run_cli(
-    *args: str, timeout: float = 170, cwd: Path | None = None, **env: str
+    *args: str,
+    timeout: float = 170,
+    cwd: Path | None = None,
+    preexec_fn: Callable[[], object] | None = None,
+    **env: str,
 ) -> subprocess.CompletedProcess[str]:
+    """`tracecli ARGS` to its end, its output as text; `preexec_fn` runs in the child
+    before tracecli starts (e.g. to drop privileges)."""
     return subprocess.run(
         tracecli(*args),
         capture_output=True,
@@ -217,6 +223,7 @@ def run_cli(
         env=cli_env(**env),
         cwd=cwd,
         stdin=subprocess.DEVNULL,
+        preexec_fn=preexec_fn,
     )
 
 
