@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from tests.conftest import free_port, require_shared
@@ -143,3 +144,20 @@ def web_page_server() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def write_completions(path: Path, n: int, session: str) -> Path:
+    """`n` one-question completions of one session, as Freeplay records (JSON lines)."""
+    rows = [
+        {
+            "session_id": session,
+            "messages": [
+                {"role": "user", "content": f"question {i}"},
+                {"role": "assistant", "content": f"answer {i}"},
+            ],
+            "call_info": {"start_time": 1767268800.0 + i, "end_time": 1767268800.5 + i},
+        }
+        for i in range(n)
+    ]
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    return path

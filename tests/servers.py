@@ -214,19 +214,35 @@ def start_weave_ref(
 # ---- fixtures ---------------------------------------------------------------------------
 
 
+class _Started:
+    """The servers a factory fixture started, each in its own folder; stopped at the end."""
+
+    def __init__(self, tmp_path: Path, name: str) -> None:
+        self.tmp_path, self.name = tmp_path, name
+        self.handles: list[ServerHandle] = []
+
+    def folder(self) -> Path:
+        return self.tmp_path / f"{self.name}{len(self.handles)}"
+
+    def keep(self, handle: ServerHandle) -> ServerHandle:
+        self.handles.append(handle)
+        return handle
+
+    def stop(self) -> None:
+        for handle in self.handles:
+            handle.stop()
+
+
 @pytest.fixture
 def serve_server_factory(tmp_path: Path) -> Iterator[Callable[..., ServerHandle]]:
     """`make(api_key=None, db_path=None, extra_args=())` → a running `tracecli serve`."""
-    handles: list[ServerHandle] = []
+    started = _Started(tmp_path, "serve")
 
     def make(api_key: str | None = None, **kwargs: object) -> ServerHandle:
-        handle = start_serve(tmp_path / f"serve{len(handles)}", api_key, **kwargs)  # type: ignore[arg-type]
-        handles.append(handle)
-        return handle
+        return started.keep(start_serve(started.folder(), api_key, **kwargs))  # type: ignore[arg-type]
 
     yield make
-    for handle in handles:
-        handle.stop()
+    started.stop()
 
 
 @pytest.fixture
@@ -240,16 +256,13 @@ def serve_server(
 @pytest.fixture
 def weave_ref_server_factory(tmp_path: Path) -> Iterator[Callable[..., ServerHandle]]:
     """`make(*options, api_key=None)` → a running weave reference server (or skip)."""
-    handles: list[ServerHandle] = []
+    started = _Started(tmp_path, "weave-ref")
 
     def make(*options: str, api_key: str | None = None) -> ServerHandle:
-        handle = start_weave_ref(tmp_path / f"weave-ref{len(handles)}", *options, api_key=api_key)
-        handles.append(handle)
-        return handle
+        return started.keep(start_weave_ref(started.folder(), *options, api_key=api_key))
 
     yield make
-    for handle in handles:
-        handle.stop()
+    started.stop()
 
 
 @pytest.fixture

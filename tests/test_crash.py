@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import random
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -17,12 +16,13 @@ import pytest
 
 from tests.faultproxy import FaultProxy, Faults
 from tests.uploadkit import (
-    cli_env,
     diff_calls,
     gen_calls,
     read_back,
     run_cli,
-    tracecli,
+    start_cli,
+    stop_then_resume,
+    wait_forwarded,
     weave_ref,
     write_flat,
 )
@@ -36,25 +36,6 @@ def upload_args(file: Path, url: str) -> list[str]:
         "upload", str(file), "--server", url, "--format", "json",
         "--chunk-size", str(CHUNK), "--concurrency", str(CONCURRENCY),
     ]  # fmt: skip
-
-
-def start(file: Path, url: str, tmp_path: Path, n: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        tracecli(*upload_args(file, url)),
-        stdout=(tmp_path / f"out{n}.txt").open("wb"),
-        stderr=(tmp_path / f"err{n}.txt").open("wb"),
-        stdin=subprocess.DEVNULL,
-        env=cli_env(),
-        cwd=tmp_path,
-    )
-
-
-def wait_forwarded(proxy: FaultProxy, target: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 90
-    while proxy.stats.forwarded < target:
-        assert proc.poll() is None, f"upload ended (exit {proc.returncode}) before the kill"
-        assert time.monotonic() < deadline, "upload made no progress"
-        time.sleep(0.002)
 
 
 @pytest.mark.slow
@@ -85,7 +66,7 @@ def kill_three_times_then_finish(tmp_path: Path, server_url: str, n: int) -> Non
         per_kill = []
         for k in range(kills):
             before_dupes = proxy.duplicates()
-            proc = start(file, url, tmp_path, k)
+            proc = start_cli(upload_args(file, url), tmp_path, k)
             if k < kills - 1:
                 # mid-upload: after a random number of this run's requests reached the server
                 base = proxy.stats.forwarded
@@ -123,21 +104,8 @@ def test_ctrl_c_saves_the_journal_and_resumes_without_resending(tmp_path, serve)
     calls = gen_calls(n, seed=rng.randrange(1 << 40), project=proj)
     file = write_flat(tmp_path / "calls.jsonl", calls)
     with FaultProxy(serve.url, Faults(latency=0.05)) as proxy:
-        proc = start(file, proxy.url, tmp_path, 0)
-        wait_forwarded(proxy, 3, proc)
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(30) == 130
-        err = (tmp_path / "err0.txt").read_text()
-        assert "interrupted" in err and "run the same command again" in err, err
-        assert "Traceback" not in err
-        first = orjson.loads((tmp_path / "out0.txt").read_text())
-        assert first["interrupted"] and 0 < first["uploaded"] < n, first
-        r = run_cli(*upload_args(file, proxy.url), cwd=tmp_path)
-        assert r.returncode == 0, r.stderr[-3000:]
-        second = orjson.loads(r.stdout)
-        # requests in flight at Ctrl-C were allowed to finish and were journaled:
-        # nothing the server acknowledged is sent again
-        assert proxy.duplicates() == 0
+        args = upload_args(file, proxy.url)
+        first, second = stop_then_resume(args, proxy, tmp_path, signal.SIGINT, n)
     assert first["uploaded"] + second["uploaded"] == n
     assert second["skipped"] == 2 * first["uploaded"]  # two records (start, end) per call
     assert diff_calls(calls, read_back(serve.url, proj)) == []

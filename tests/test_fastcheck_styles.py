@@ -18,7 +18,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracecli.check.cross import ended_before, timestamp
+from tracecli.check.facts import ended_before, timestamp
 from tracecli.check.pairpack import unpack_pairs
 from tracecli.schema.fastcheck import same_layout
 from tracecli.upload.validate_blocks import check_lines

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from tests import freeplay_fixtures
 from tests.conftest import ROOT, SAMPLES
-from tests.freeplay_fixtures import API_KEY, OTHER_PROJECT, PROJECT, RefServer
+from tests.freeplay_fixtures import API_KEY, OTHER_PROJECT, PROJECT, RefServer, write_completions
 from tests.test_convert import GOLDEN, SESSION, sdk, sdk_view
 from tracecli.cli import app
 from tracecli.upload.api import UploadOptions, UploadReport, upload
@@ -45,20 +45,7 @@ def fp_upload(paths: list[Path], tmp: Path, server: RefServer, **kw: Any) -> Upl
 
 
 def completions_file(tmp: Path, n: int, name: str = "c.jsonl") -> Path:
-    rows = [
-        {
-            "session_id": SESSION,
-            "messages": [
-                {"role": "user", "content": f"question {i}"},
-                {"role": "assistant", "content": f"answer {i}"},
-            ],
-            "call_info": {"start_time": 1767268800.0 + i, "end_time": 1767268800.5 + i},
-        }
-        for i in range(n)
-    ]
-    path = tmp / name
-    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
-    return path
+    return write_completions(tmp / name, n, SESSION)
 
 
 def test_samples_upload(refserver: RefServer, tmp_path: Path) -> None:

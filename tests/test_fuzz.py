@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from tracecli.check.cross import call_facts, timestamp
+from tracecli.check.facts import call_facts, timestamp
 from tracecli.check.records import check_call, parse_record
 from tracecli.cli import app
 from tracecli.diagnostics import Location

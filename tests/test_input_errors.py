@@ -24,7 +24,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.uploadkit import cli_env, tracecli
+from tests.uploadkit import cli_env, run_cli, tracecli
 from tests.validate_kit import P, call, complete, end, new_id, start, write_jsonl
 from tracecli.inputs.reader import Source, count_lines, iter_json_values, sniff
 from tracecli.store.db import Store
@@ -47,16 +47,8 @@ def _drop_file_caps() -> None:
 def run(
     *args: str, cwd: Path, modes_apply: bool = False, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        tracecli(*args),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=cli_env(),
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        preexec_fn=_drop_file_caps if modes_apply else None,
-    )
+    caps = _drop_file_caps if modes_apply else None
+    return run_cli(*args, timeout=timeout, cwd=cwd, preexec_fn=caps)
 
 
 @pytest.fixture

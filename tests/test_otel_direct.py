@@ -22,11 +22,11 @@ import pytest
 
 from tests.servers import make_call
 from tests.test_otel_weave_ref import (
-    differences,
     post_otel,
     read_lines,
     refs,  # noqa: F401 - a fixture
     resource_projects,
+    same_calls_stored,
 )
 from tests.uploadkit import cli_env, read_back, run_cli, tracecli, tracecli_serve
 
@@ -160,14 +160,7 @@ def test_direct_upload_matches_weave(src: Path, refs: Any, tmp_path: Path) -> No
     report = orjson.loads(up.stdout)
     assert report["uploaded"] + report["rejected"] == span_count(lines)
     assert report["rejected"] == rejected
-    compared = 0
-    for proj in {project} | resource_projects(lines):
-        weave = {c["id"]: c for c in read_back(a.url, proj)}
-        ours = {c["id"]: c for c in read_back(b.url, proj)}
-        assert weave.keys() == ours.keys(), (proj, weave.keys() ^ ours.keys())
-        problems = {i: d for i in weave if (d := differences(weave[i], ours[i]))}
-        assert not problems, problems
-        compared += len(weave)
+    compared = same_calls_stored(a.url, b.url, {project} | resource_projects(lines))
     assert compared == report["uploaded"]
 
 

@@ -87,6 +87,20 @@ def instant(value: Any) -> Any:
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
+def same_calls_stored(a_url: str, b_url: str, projects: set[str]) -> int:
+    """Assert that two servers store the same calls, field by field (see `differences`), in
+    each project; how many calls were compared."""
+    compared = 0
+    for proj in projects:
+        weave = {c["id"]: c for c in read_back(a_url, proj)}
+        ours = {c["id"]: c for c in read_back(b_url, proj)}
+        assert weave.keys() == ours.keys(), (proj, weave.keys() ^ ours.keys())
+        problems = {i: d for i in weave if (d := differences(weave[i], ours[i]))}
+        assert not problems, problems
+        compared += len(weave)
+    return compared
+
+
 def differences(weave: dict[str, Any], ours: dict[str, Any]) -> list[str]:
     out = []
     for key in sorted(weave.keys() | ours.keys()):
@@ -120,14 +134,7 @@ def compare(src: Path, project: str, refs: tuple[ServerHandle, ServerHandle],
     assert len(out.read_bytes().splitlines()) + rejected == sum(
         len(ss["spans"]) for line in lines for rs in orjson.loads(line)["resourceSpans"]
         for ss in rs["scopeSpans"])  # fmt: skip
-    compared = 0
-    for proj in {project} | resource_projects(lines):
-        weave = {c["id"]: c for c in read_back(a.url, proj)}
-        ours = {c["id"]: c for c in read_back(b.url, proj)}
-        assert weave.keys() == ours.keys(), (proj, weave.keys() ^ ours.keys())
-        problems = {i: d for i in weave if (d := differences(weave[i], ours[i]))}
-        assert not problems, problems
-        compared += len(weave)
+    compared = same_calls_stored(a.url, b.url, {project} | resource_projects(lines))
     return compared, rejected
 
 

@@ -14,7 +14,6 @@ import contextlib
 import random
 import re
 import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -25,15 +24,16 @@ import pytest
 
 from tests import freeplay_fixtures
 from tests.faultproxy import FaultProxy, Faults
-from tests.freeplay_fixtures import API_KEY, PROJECT, RefServer
+from tests.freeplay_fixtures import API_KEY, PROJECT, RefServer, write_completions
 from tests.servers import ServerHandle, start_serve
 from tests.uploadkit import (
-    cli_env,
     diff_calls,
     gen_calls,
     read_back,
     run_cli,
-    tracecli,
+    start_cli,
+    stop_then_resume,
+    wait_forwarded,
     write_flat,
 )
 from tracecli.upload.api import Progress, UploadOptions, upload
@@ -58,33 +58,14 @@ def stop(proxy: FaultProxy) -> None:
         proxy.stop()
 
 
-def start(args: list[str], tmp_path: Path, n: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        tracecli(*args),
-        stdout=(tmp_path / f"out{n}.txt").open("wb"),
-        stderr=(tmp_path / f"err{n}.txt").open("wb"),
-        stdin=subprocess.DEVNULL,
-        env=cli_env(**FAST_RETRIES),
-        cwd=tmp_path,
-    )
-
-
-def wait_forwarded(proxy: FaultProxy, target: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 90
-    while proxy.stats.forwarded < target:
-        assert proc.poll() is None, f"upload ended (exit {proc.returncode}) too early"
-        assert time.monotonic() < deadline, "upload made no progress"
-        time.sleep(0.005)
-
-
 def die_mid_upload(
     args: list[str], proxy: FaultProxy, serve: ServerHandle, tmp_path: Path, k: int
 ) -> tuple[dict[str, Any], str]:
     """Start the upload, let a few requests through, then the server dies: nothing listens
     at its address any more. The upload must stop soon after, exit 1, one error line."""
-    proc = start(args, tmp_path, k)
+    proc = start_cli(args, tmp_path, k, **FAST_RETRIES)
     before = proxy.stats.forwarded
-    wait_forwarded(proxy, before + 4, proc)
+    wait_forwarded(proxy, before + 4, proc, pause=0.005)
     stop(proxy)
     serve.proc.kill()
     serve.stop()
@@ -210,19 +191,9 @@ def test_sigterm_is_ctrl_c_exit_143_journal_saved_and_the_rerun_resends_nothing(
     try:
         with FaultProxy(serve.url, Faults(latency=0.05)) as proxy:
             args = upload_args(file, proxy.url)
-            proc = start(args, tmp_path, 0)
-            wait_forwarded(proxy, 3, proc)
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(30) == 143
-            err = (tmp_path / "err0.txt").read_text()
-            assert "interrupted" in err and "run the same command again" in err, err
-            assert "Traceback" not in err
-            first = orjson.loads((tmp_path / "out0.txt").read_text())
-            assert first["interrupted"] and 0 < first["uploaded"] < n, first
-            r = run_cli(*args, cwd=tmp_path)
-            assert r.returncode == 0, r.stderr[-3000:]
-            second = orjson.loads(r.stdout)
-            assert proxy.duplicates() == 0  # nothing acknowledged is sent again
+            first, second = stop_then_resume(
+                args, proxy, tmp_path, signal.SIGTERM, n, pause=0.005, **FAST_RETRIES
+            )
         assert first["uploaded"] + second["uploaded"] == n
         assert second["skipped"] == 2 * first["uploaded"]
         assert diff_calls(calls, read_back(serve.url, proj)) == []
@@ -240,19 +211,7 @@ def test_freeplay_that_dies_mid_upload_stops_it_and_the_rerun_records_each_once(
     monkeypatch.chdir(tmp_path)
     n = 120
     session = "0d0b2b4c-5f7e-4c1a-9d3e-2a1b3c4d5e6f"
-    rows = [
-        {
-            "session_id": session,
-            "messages": [
-                {"role": "user", "content": f"question {i}"},
-                {"role": "assistant", "content": f"answer {i}"},
-            ],
-            "call_info": {"start_time": 1767268800.0 + i, "end_time": 1767268800.5 + i},
-        }
-        for i in range(n)
-    ]
-    src = tmp_path / "c.jsonl"
-    src.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    src = write_completions(tmp_path / "c.jsonl", n, session)
     proxy = FaultProxy(refserver.base, Faults(latency=0.05)).start()
     port = proxy.port
     stopped = threading.Event()

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from tests.validate_kit import body, complete, end, new_id, start
-from tracecli.check.cross import CrossChecker, check_times, refused_id, timestamp
+from tracecli.check.cross import CrossChecker
+from tracecli.check.facts import check_times, refused_id, timestamp
 from tracecli.check.records import Record, parse_record
 from tracecli.diagnostics import Diagnostic, Location, Severity
 

@@ -15,15 +15,19 @@ import os
 import random
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
 
 from tests.servers import ServerHandle, start_serve, start_weave_ref
+
+if TYPE_CHECKING:
+    from tests.faultproxy import FaultProxy
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "acme/chaos"
@@ -203,8 +207,14 @@ def tracecli(*args: str) -> list[str]:
 
 
 def run_cli(
-    *args: str, timeout: float = 170, cwd: Path | None = None, **env: str
+    *args: str,
+    timeout: float = 170,
+    cwd: Path | None = None,
+    preexec_fn: Callable[[], object] | None = None,
+    **env: str,
 ) -> subprocess.CompletedProcess[str]:
+    """`tracecli ARGS` to its end, its output as text; `preexec_fn` runs in the child
+    before tracecli starts (e.g. to drop privileges)."""
     return subprocess.run(
         tracecli(*args),
         capture_output=True,
@@ -213,7 +223,64 @@ def run_cli(
         env=cli_env(**env),
         cwd=cwd,
         stdin=subprocess.DEVNULL,
+        preexec_fn=preexec_fn,
     )
+
+
+def start_cli(args: list[str], tmp_path: Path, n: int, **env: str) -> subprocess.Popen[bytes]:
+    """`tracecli ARGS` in the background, in `tmp_path`: its output in out{n}.txt and
+    err{n}.txt there (read them once it has ended)."""
+    return subprocess.Popen(
+        tracecli(*args),
+        stdout=(tmp_path / f"out{n}.txt").open("wb"),
+        stderr=(tmp_path / f"err{n}.txt").open("wb"),
+        stdin=subprocess.DEVNULL,
+        env=cli_env(**env),
+        cwd=tmp_path,
+    )
+
+
+def wait_forwarded(
+    proxy: FaultProxy, target: int, proc: subprocess.Popen[bytes], pause: float = 0.002
+) -> None:
+    """Wait until the fault proxy has forwarded `target` requests; fail when the upload
+    ended first or made no progress for 90 s."""
+    deadline = time.monotonic() + 90
+    while proxy.stats.forwarded < target:
+        assert proc.poll() is None, f"upload ended (exit {proc.returncode}) too early"
+        assert time.monotonic() < deadline, "upload made no progress"
+        time.sleep(pause)
+
+
+def stop_then_resume(
+    args: list[str],
+    proxy: FaultProxy,
+    tmp_path: Path,
+    signum: int,
+    n: int,
+    pause: float = 0.002,
+    **env: str,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Start `tracecli ARGS` (an upload through `proxy`, `--format json`), stop it with
+    `signum` after a few requests, then run the same command to the end: both reports.
+    The stopped run exits 128 + signum with the resume line and no traceback, having
+    stored some but not all of the `n` calls; the second sends nothing acknowledged again."""
+    proc = start_cli(args, tmp_path, 0, **env)
+    wait_forwarded(proxy, 3, proc, pause)
+    proc.send_signal(signum)
+    assert proc.wait(30) == 128 + signum
+    err = (tmp_path / "err0.txt").read_text()
+    assert "interrupted" in err and "run the same command again" in err, err
+    assert "Traceback" not in err
+    first = orjson.loads((tmp_path / "out0.txt").read_text())
+    assert first["interrupted"] and 0 < first["uploaded"] < n, first
+    r = run_cli(*args, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    second = orjson.loads(r.stdout)
+    # requests in flight at the signal were allowed to finish and were journaled:
+    # nothing the server acknowledged is sent again
+    assert proxy.duplicates() == 0
+    return first, second
 
 
 @contextlib.contextmanager

@@ -16,18 +16,14 @@ whose start has not been read yet, and children whose parent has not been read y
 
 from __future__ import annotations
 
-import datetime
 from array import array
-from collections.abc import Mapping
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
-
+from tracecli.check.facts import call_facts, ended_before, refused_id, time_order
 from tracecli.check.idindex import RECENT_MAX, HashIndex
 from tracecli.check.pairpack import NO_PARENT, Packed, unpack_pairs
 from tracecli.check.records import Record
 from tracecli.diagnostics import Diagnostic, Location, Severity
-from tracecli.schema.fastcheck import same_layout
 
 # flags per ordinal
 _STARTED = 1  # a valid start or completed call was read (the call exists)
@@ -38,130 +34,9 @@ _LINE_BITS = 40
 _LINE_MASK = (1 << _LINE_BITS) - 1
 _NO_TRACE = 0
 
-_DATETIME = TypeAdapter(datetime.datetime)
-_fromiso = datetime.datetime.fromisoformat
-
-
-def timestamp(value: Any) -> float | None:
-    """Seconds since the epoch for a call time as the server reads it (naive = UTC).
-
-    Canonical RFC 3339 strings take the fast C parser; anything else goes through
-    pydantic, which is what the server uses, so `1760000000` or `"2025-10-09"` mean here
-    what they mean there. None when the value is not a time at all.
-    """
-    if value is None:
-        return None
-    dt: datetime.datetime
-    try:
-        if type(value) is str and len(value) >= 20 and value[10] == "T":
-            dt = _fromiso(value)
-        else:
-            dt = _DATETIME.validate_python(value)
-    except (ValueError, ValidationError):
-        try:
-            dt = _DATETIME.validate_python(value)
-        except ValidationError:
-            return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=datetime.UTC)
-    try:
-        return dt.timestamp()
-    except (OverflowError, ValueError):
-        return None
-
-
-def _iso(ts: float) -> str:
-    try:
-        when = datetime.datetime.fromtimestamp(ts, datetime.UTC)
-    except (OverflowError, ValueError, OSError):
-        return repr(ts)
-    text = when.isoformat(timespec="microseconds").replace("+00:00", "")
-    return text.rstrip("0").rstrip(".") + "Z"
-
-
-def check_times(
-    start: Mapping[str, Any], end: Mapping[str, Any], loc: Location
-) -> Diagnostic | None:
-    """The time-order error for one call's two halves (at the end's location), if any.
-
-    For `upload`, which pairs a start with its end itself.
-    """
-    started = timestamp(start.get("started_at"))
-    ended = timestamp(end.get("ended_at"))
-    if started is None or ended is None or ended >= started:
-        return None
-    return time_order(loc.path, loc.line, "ended_at", ended, started, None)
-
-
-def time_order(
-    path: str, line: int, field: str, ended: Any, started: Any, other: str | None
-) -> Diagnostic:
-    """The time-order error; `ended`/`started` as epoch floats or time strings."""
-    ended = ended if type(ended) is float else timestamp(ended) or 0.0
-    started = started if type(started) is float else timestamp(started) or 0.0
-    where = f" ({other})" if other else ""
-    if field == "ended_at":
-        msg = f"{_iso(ended)} is before the call's started_at {_iso(started)}{where}"
-    else:
-        msg = f"{_iso(started)} is after the call's ended_at {_iso(ended)}{where}"
-    return Diagnostic(path, line, field, "time-order", Severity.ERROR, msg)
-
-
-def ended_before(ended: Any, started: Any) -> bool:
-    """Whether `ended` is before `started` (epoch floats, or time strings as written).
-
-    Two canonical strings of the same layout and zone (`fastcheck.same_layout`) compare as
-    strings; anything else is parsed first. Unknown or unparseable times are never "before".
-    """
-    if type(ended) is str and type(started) is str and same_layout(ended, started):
-        return ended < started
-    e = ended if type(ended) is float else timestamp(ended)
-    s = started if type(started) is float else timestamp(started)
-    return e is not None and s is not None and e < s
-
-
-def call_facts(rec: Record) -> tuple[str, Any, Any, Any, float | None, float | None]:
-    """(kind, id, trace_id, parent_id, started, ended) of a valid record."""
-    d = rec.data
-    if rec.kind == "freeplay":
-        return ("freeplay", None, None, None, None, None)
-    started = timestamp(d.get("started_at"))
-    ended = timestamp(d.get("ended_at")) if rec.kind != "start" else None
-    if rec.kind == "end":
-        return ("end", d.get("id"), None, None, started, ended)
-    return (rec.kind, d.get("id"), d.get("trace_id"), d.get("parent_id"), started, ended)
-
 
 def _first(e: tuple[Any, ...]) -> int:
     return int(e[0])
-
-
-def refused_id(value: Any) -> tuple[str | None, str | None]:
-    """(kind, id) of a raw record that failed its schema, when they can be made out."""
-    if not isinstance(value, dict):
-        return None, None
-    kind: Any = None
-    body: Any = value
-    t = value.get("type")
-    if t is not None:
-        kind = (
-            {"start": "start", "end": "end", "call": "complete"}.get(t)
-            if isinstance(t, str)
-            else None
-        )
-    elif "mode" in value and "req" in value:
-        kind = value.get("mode")
-        req = value.get("req")
-        body = req.get(kind) if isinstance(req, dict) and isinstance(kind, str) else None
-    elif len(value) == 1 and ("start" in value or "end" in value):
-        kind = "start" if "start" in value else "end"
-        body = value[kind]
-    elif "op_name" in value and "ended_at" in value:
-        kind = "complete"
-    cid = body.get("id") if isinstance(body, dict) else None
-    if kind not in ("start", "end", "complete"):
-        kind = None
-    return kind, cid if isinstance(cid, str) else None
 
 
 class CrossChecker:
@@ -294,11 +169,7 @@ class CrossChecker:
         self.calls += 1
         if kind == "start":
             self._open[h] = (o, started)
-        if pid is not None and type(pid) is str:
-            self._parent(path, line, o, trace, pid, out)
-        children = self._orphans.pop(h, None)
-        if children is not None:
-            self._adopt(o, trace, children)
+        self._link(path, line, o, trace, h, pid, out)
 
     def feed_pair(
         self,
@@ -335,12 +206,7 @@ class CrossChecker:
             out.append(
                 time_order(path, end_line, "ended_at", ended, started, f"start at {path}:{line}")
             )
-        if pid is not None and type(pid) is str:
-            self._parent(path, line, o, trace, pid, out)
-        if self._orphans:
-            children = self._orphans.pop(h, None)
-            if children is not None:
-                self._adopt(o, trace, children)
+        self._link(path, line, o, trace, h, pid, out)
 
     def feed_block(
         self,
@@ -529,6 +395,18 @@ class CrossChecker:
             f"call id {cid} already has an end (at {self._at(o)})",
         )
 
+    def _link(
+        self, path: str, line: int, o: int, trace: int, h: int, pid: Any, out: list[Diagnostic]
+    ) -> None:
+        """A call just registered meets its family: its parent (known, or waited for) and
+        the children read before it."""
+        if pid is not None and type(pid) is str:
+            self._parent(path, line, o, trace, pid, out)
+        if self._orphans:
+            children = self._orphans.pop(h, None)
+            if children is not None:
+                self._adopt(o, trace, children)
+
     def _parent(
         self, path: str, line: int, o: int, trace: int, pid: str, out: list[Diagnostic]
     ) -> None:
@@ -560,15 +438,13 @@ class CrossChecker:
                 self._deferred.append(self._mismatch(c, po))
 
     def _mismatch(self, child: int, parent: int) -> Diagnostic:
-        path, line = self._where(self._locs[child])
-        return Diagnostic(
-            path,
-            line,
-            "trace_id",
-            "trace-mismatch",
-            Severity.ERROR,
-            f"differs from the trace_id of its parent call (at {self._at(parent)})",
-        )
+        what = f"differs from the trace_id of its parent call (at {self._at(parent)})"
+        return self._about(child, "trace_id", "trace-mismatch", Severity.ERROR, what)
+
+    def _about(self, o: int, field: str, code: str, severity: Severity, what: str) -> Diagnostic:
+        """A diagnostic at the place call `o` was first read."""
+        path, line = self._where(self._locs[o])
+        return Diagnostic(path, line, field, code, severity, what)
 
     # -- output ------------------------------------------------------------------------
     def drain(self) -> list[Diagnostic]:
@@ -583,46 +459,19 @@ class CrossChecker:
         end_sev = Severity.ERROR if self.strict else Severity.WARNING
         for o, _ in self._early_ends.values():
             if not flags[o] & (_REFUSED | _STARTED):
-                path, line = self._where(self._locs[o])
-                out.append(
-                    Diagnostic(
-                        path,
-                        line,
-                        "id",
-                        "end-without-start",
-                        end_sev,
-                        "the start of this call is not in the inputs",
-                    )
-                )
+                what = "the start of this call is not in the inputs"
+                out.append(self._about(o, "id", "end-without-start", end_sev, what))
         for o, _ in self._open.values():
             if not flags[o] & _REFUSED:
-                path, line = self._where(self._locs[o])
-                out.append(
-                    Diagnostic(
-                        path,
-                        line,
-                        "id",
-                        "running-call",
-                        Severity.WARNING,
-                        "call has no end in the inputs: it stays running",
-                    )
-                )
+                what = "call has no end in the inputs: it stays running"
+                out.append(self._about(o, "id", "running-call", Severity.WARNING, what))
         for ph, children in self._orphans.items():
             po = self._index.get(ph)
             if po is not None and flags[po] & (_REFUSED | _STARTED):
                 continue
+            what = "the parent call is not in the inputs"
             for c in children:
-                path, line = self._where(self._locs[c])
-                out.append(
-                    Diagnostic(
-                        path,
-                        line,
-                        "parent_id",
-                        "missing-parent",
-                        Severity.WARNING,
-                        "the parent call is not in the inputs",
-                    )
-                )
+                out.append(self._about(c, "parent_id", "missing-parent", Severity.WARNING, what))
         self._early_ends.clear()
         self._open.clear()
         self._orphans.clear()

@@ -30,16 +30,14 @@ from tracecli.cli.common import (
     StdinFormatOpt,
     command,
     say,
-    say_diagnostic,
     stderr_console,
     write_stdout,
 )
+from tracecli.cli.diagnostic_printer import MAX_PRINTED_DIAGNOSTICS, DiagnosticPrinter
 from tracecli.cli.safe import safe_json_bytes
-from tracecli.diagnostics import Diagnostic, UsageError
+from tracecli.diagnostics import UsageError
 from tracecli.otel.convert import convert_otlp
 from tracecli.upload.convert import ConvertReport, convert
-
-MAX_PRINTED_DIAGNOSTICS = 50
 
 
 class Backend(StrEnum):
@@ -110,31 +108,24 @@ def convert_command(
     if fmt is OutputFormat.json and output_file is None:
         raise UsageError("--format json puts the report on stdout: give the records -o FILE")
     err = stderr_console()
-    printed = hidden = 0
-    limit = None if verbose else MAX_PRINTED_DIAGNOSTICS
-
-    def show(d: Diagnostic) -> None:
-        nonlocal printed, hidden
-        if quiet and not d.is_error:
-            return
-        if limit is not None and printed >= limit:
-            hidden += 1
-            return
-        printed += 1
-        say_diagnostic(err, d.one_line(), d.severity.value)
+    show = DiagnosticPrinter(
+        err,
+        quiet=quiet,
+        limit=None if verbose else MAX_PRINTED_DIAGNOSTICS,
+        rejected_file=False,
+    )
 
     def writer_for(out: IO[bytes]) -> Callable[[bytes], object]:
         # records on a terminal or pipe are escaped; a file gets them as they are
         return _safe_writer(out) if output_file in (None, "-") else out.write
 
     try:
-        if to is Backend.weave:
-            with _sink(output_file) as out:
+        with _sink(output_file) as out:
+            if to is Backend.weave:
                 otel = convert_otlp(
                     paths, writer_for(out), project=project, strict=strict, on_diagnostic=show
                 )
-        else:
-            with _sink(output_file) as out:
+            else:
                 report = convert(
                     paths,
                     writer_for(out),
@@ -148,23 +139,19 @@ def convert_command(
         where = f"; {output_file} was not written" if output_file not in (None, "-") else ""
         say(err, f"tracecli: interrupted{where}")
         raise typer.Exit(130) from None
+    show.close()
     if to is Backend.weave:
-        if hidden:
-            say(err, f"... and {hidden} more diagnostics (--verbose shows all)")
-        if fmt is OutputFormat.json:
-            write_stdout(json.dumps(otel.to_dict()))
-        elif not quiet:
-            for line in otel.summary_lines(output_file or "stdout"):
-                say(err, line)
-        raise typer.Exit(otel.exit_code)
-    if hidden:
-        say(err, f"... and {hidden} more diagnostics (--verbose shows all)")
+        result, lines = otel.to_dict(), otel.summary_lines(output_file or "stdout")
+        code = otel.exit_code
+    else:
+        result, lines = report.to_dict(), summary_lines(report, output_file)
+        code = report.exit_code
     if fmt is OutputFormat.json:
-        write_stdout(json.dumps(report.to_dict()))
+        write_stdout(json.dumps(result))
     elif not quiet:
-        for line in summary_lines(report, output_file):
+        for line in lines:
             say(err, line)
-    raise typer.Exit(report.exit_code)
+    raise typer.Exit(code)
 
 
 def summary_lines(report: ConvertReport, output_file: str | None) -> list[str]:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -33,33 +32,35 @@ from tracecli.cli.common import (
     StdinFormatOpt,
     command,
     say,
-    say_diagnostic,
     stderr_console,
     write_stdout,
 )
+from tracecli.cli.diagnostic_printer import MAX_PRINTED_DIAGNOSTICS, DiagnosticPrinter
 from tracecli.cli.progress import LiveProgress, PlainProgress, plain_every
 from tracecli.cli.safe import safe_text
-from tracecli.config.fields import MAX_CHUNK_BYTES, shown_default
-from tracecli.config.settings import load_settings
-from tracecli.diagnostics import Diagnostic
+from tracecli.cli.upload_options import (
+    ChunkBytesOpt,
+    ChunkSizeOpt,
+    ConcurrencyOpt,
+    DryRunOpt,
+    FlushIntervalOpt,
+    FollowOpt,
+    MaxOutageOpt,
+    MaxRetryTimeOpt,
+    ModeOpt,
+    PairWaitOpt,
+    PollOpt,
+    QuietOpt,
+    RejectedOpt,
+    RestartOpt,
+    StrictOpt,
+    TargetOpt,
+    UploadProjectOpt,
+    VerboseOpt,
+)
+from tracecli.config.settings import Settings, WeaveTarget, load_settings
 from tracecli.targets.transport import RetryEvent
 from tracecli.upload.api import RESUME_HINT, UploadOptions, UploadReport, upload
-
-MAX_PRINTED_DIAGNOSTICS = 50
-
-
-class Mode(StrEnum):
-    auto = "auto"
-    complete = "complete"
-    batch = "batch"
-    single = "single"
-    otel = "otel"
-
-
-class Target(StrEnum):
-    weave = "weave"
-    local = "local"
-    freeplay = "freeplay"
 
 
 @command(
@@ -85,156 +86,30 @@ class Target(StrEnum):
 def upload_command(
     paths: PathsArg,
     server: ServerOpt = None,
-    target_name: Annotated[
-        Target | None,
-        typer.Option(
-            "--target",
-            help="weave (a Weave server), local (the embedded store) or freeplay "
-            "(completions and traces; Weave calls are converted). Default: weave when a "
-            "server is set, else local.",
-            show_default=False,
-        ),
-    ] = None,
-    project: Annotated[
-        str | None,
-        typer.Option(
-            "--project",
-            "-p",
-            metavar="ENTITY/PROJECT",
-            help="Weave: upload into this entity/project (rewrites every record's "
-            "project_id). Freeplay: the project id (records may name their own).",
-            show_default=False,
-        ),
-    ] = None,
-    mode: Annotated[
-        Mode | None,
-        typer.Option(
-            "--mode",
-            help="auto: completed calls via calls/complete, unpaired halves via "
-            "call/upsert_batch; complete; batch (start/end items); single (/call/start, "
-            "/call/end); otel (OpenTelemetry files only: the spans unchanged to the server's "
-            "/otel/v1/traces). Default: auto.",
-            show_default=False,
-        ),
-    ] = None,
-    chunk_size: Annotated[
-        str | None,
-        typer.Option(
-            "--chunk-size",
-            metavar="N",
-            help=f"Records per request (default {shown_default('chunk_size')}).",
-            show_default=False,
-        ),
-    ] = None,
-    chunk_bytes: Annotated[
-        str | None,
-        typer.Option(
-            "--chunk-bytes",
-            metavar="SIZE",
-            help=f"Bytes per request, e.g. 10MiB (default {shown_default('chunk_bytes')}, "
-            f"at most {MAX_CHUNK_BYTES // (1024 * 1024)}MiB).",
-            show_default=False,
-        ),
-    ] = None,
-    concurrency: Annotated[
-        str | None,
-        typer.Option(
-            "--concurrency",
-            metavar="N",
-            help=f"Requests in flight (default {shown_default('concurrency')}).",
-            show_default=False,
-        ),
-    ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Do everything except sending; say what would go.")
-    ] = False,
-    strict: Annotated[
-        bool,
-        typer.Option(
-            "--strict", help="Send nothing if any record has an error; warnings are errors."
-        ),
-    ] = False,
-    rejected: Annotated[
-        str | None,
-        typer.Option(
-            "--rejected",
-            metavar="FILE",
-            help="Rejected-records file (default ./tracecli-rejected.jsonl).",
-            show_default=False,
-        ),
-    ] = None,
-    max_retry_time: Annotated[
-        str | None,
-        typer.Option(
-            "--max-retry-time",
-            metavar="SECONDS",
-            help="Seconds to keep retrying one request, e.g. 300 or 5m "
-            f"(default {shown_default('max_retry_time')}).",
-            show_default=False,
-        ),
-    ] = None,
-    max_outage: Annotated[
-        str | None,
-        typer.Option(
-            "--max-outage",
-            help="Stop when the server has answered no request for this long, e.g. 60 or "
-            f"2m (default {shown_default('max_outage')}); the same command resumes.",
-            show_default=False,
-        ),
-    ] = None,
-    restart: Annotated[
-        bool, typer.Option("--restart", help="Ignore what earlier runs uploaded; send all again.")
-    ] = False,
-    follow: Annotated[
-        bool,
-        typer.Option(
-            "--follow",
-            help="Keep shipping the files (and new files matching quoted globs or in the "
-            "directories) as they grow; stop with SIGTERM (exit 0) or Ctrl-C. See "
-            "docs/follow.md.",
-        ),
-    ] = False,
-    flush_interval: Annotated[
-        str | None,
-        typer.Option(
-            "--flush-interval",
-            metavar="SECONDS",
-            help="--follow: the longest time between two looks at the inputs; file events "
-            f"wake it sooner (default {shown_default('flush_interval')}).",
-            show_default=False,
-        ),
-    ] = None,
-    poll: Annotated[
-        bool,
-        typer.Option(
-            "--poll",
-            help="--follow: look every --flush-interval only, without file events (for "
-            "network filesystems).",
-        ),
-    ] = False,
-    pair_wait: Annotated[
-        str | None,
-        typer.Option(
-            "--pair-wait",
-            metavar="SECONDS",
-            help="--follow: how long a start waits for its end before it goes as a running "
-            "call (--mode auto) or is reported as having no end (--mode complete, Freeplay) "
-            f"(default {shown_default('pair_wait')}; 0: no wait).",
-            show_default=False,
-        ),
-    ] = None,
+    target_name: TargetOpt = None,
+    project: UploadProjectOpt = None,
+    mode: ModeOpt = None,
+    chunk_size: ChunkSizeOpt = None,
+    chunk_bytes: ChunkBytesOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    dry_run: DryRunOpt = False,
+    strict: StrictOpt = False,
+    rejected: RejectedOpt = None,
+    max_retry_time: MaxRetryTimeOpt = None,
+    max_outage: MaxOutageOpt = None,
+    restart: RestartOpt = False,
+    follow: FollowOpt = False,
+    flush_interval: FlushIntervalOpt = None,
+    poll: PollOpt = False,
+    pair_wait: PairWaitOpt = None,
     api_key: ApiKeyOpt = None,
     ca_bundle: CaBundleOpt = None,
     allow_insecure: AllowInsecureOpt = False,
     db: DbOpt = None,
     input_format: StdinFormatOpt = StdinFormat.jsonl,
     profile: ProfileOpt = None,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress, no summary; errors only.")
-    ] = False,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Say each retry and every diagnostic.")
-    ] = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
     output: FormatOpt = OutputFormat.text,
 ) -> None:
     """Validate trace files and upload their calls to a Weave server or the embedded store."""
@@ -267,9 +142,41 @@ def upload_command(
     err = stderr_console()
     for w in settings.warnings:
         say(err, f"tracecli: warning: {w}")
-    shown = _DiagnosticPrinter(err, quiet=quiet, limit=None if verbose else MAX_PRINTED_DIAGNOSTICS)
+    shown = DiagnosticPrinter(err, quiet=quiet, limit=None if verbose else MAX_PRINTED_DIAGNOSTICS)
     retries = _RetryPrinter(err) if verbose else None
-    opts = UploadOptions(
+    opts = _options(settings, target, dry_run, strict, restart, input_format, retries, shown)
+    if follow:
+        from tracecli.cli.follow_view import run_follow
+
+        code = run_follow(
+            paths, opts, err, settings, quiet=quiet, json_status=output is OutputFormat.json
+        )
+        shown.close()
+        raise typer.Exit(code)
+    live = not quiet and err.is_terminal
+    report = _upload_with_progress(paths, opts, err, shown, quiet=quiet, live=live)
+    if output is OutputFormat.json:
+        write_stdout(json.dumps(report_json(report)))
+    elif not quiet:
+        render_summary(report, err, rich_table=live)
+    _say_why_stopped(report, err)
+    raise typer.Exit(report.exit_code)
+
+
+def _options(
+    settings: Settings,
+    target: WeaveTarget | None,
+    dry_run: bool,
+    strict: bool,
+    restart: bool,
+    input_format: StdinFormat,
+    retries: _RetryPrinter | None,
+    shown: DiagnosticPrinter,
+) -> UploadOptions:
+    """The library's options from the settings (Weave's server and key already resolved
+    into `resolved`; Freeplay's resolved by its run) and the flags that are not settings."""
+    freeplay = settings.target == "freeplay"
+    return UploadOptions(
         resolved=target,
         target="freeplay" if freeplay else "weave",
         server=settings.server if freeplay else None,
@@ -291,15 +198,19 @@ def upload_command(
         on_retry=retries,
         on_diagnostic=shown,
     )
-    if follow:
-        from tracecli.cli.follow_view import run_follow
 
-        code = run_follow(
-            paths, opts, err, settings, quiet=quiet, json_status=output is OutputFormat.json
-        )
-        shown.close()
-        raise typer.Exit(code)
-    live = not quiet and err.is_terminal
+
+def _upload_with_progress(
+    paths: list[str],
+    opts: UploadOptions,
+    err: Console,
+    shown: DiagnosticPrinter,
+    *,
+    quiet: bool,
+    live: bool,
+) -> UploadReport:
+    """Run the upload with a progress display on stderr: a live line on a terminal, a
+    plain line now and then elsewhere, none with --quiet."""
     display: LiveProgress | PlainProgress | None = None
     if live:
         display = LiveProgress(err)
@@ -307,60 +218,23 @@ def upload_command(
     elif not quiet:
         display = PlainProgress(err, plain_every())
     try:
-        if display is not None:
-            try:
-                report = upload(paths, opts, on_progress=display.update)
-            finally:
-                display.stop()
-        else:
-            report = upload(paths, opts)
+        if display is None:
+            return upload(paths, opts)
+        try:
+            return upload(paths, opts, on_progress=display.update)
+        finally:
+            display.stop()
     finally:
         shown.close()
-    if output is OutputFormat.json:
-        write_stdout(json.dumps(report_json(report)))
-    elif not quiet:
-        render_summary(report, err, rich_table=live)
+
+
+def _say_why_stopped(report: UploadReport, err: Console) -> None:
     if report.interrupted:
         say(err, f"tracecli: interrupted; {RESUME_HINT}")
     elif report.halted:
         say(err, f"tracecli: error: {report.halted}")
     elif report.strict_blocked:
         say(err, "tracecli: error: --strict: nothing was sent because some records have errors")
-    raise typer.Exit(report.exit_code)
-
-
-class _DiagnosticPrinter:
-    """Diagnostics as they are found, one line each, at most `limit` of them."""
-
-    def __init__(self, console: Console, *, quiet: bool, limit: int | None) -> None:
-        self.console = console
-        self.quiet = quiet
-        self.limit = limit
-        self.printed = 0
-        self.hidden = 0
-        self.hidden_errors = 0
-
-    def __call__(self, d: Diagnostic) -> None:
-        if self.quiet and not d.is_error:
-            return
-        if self.limit is not None and self.printed >= self.limit:
-            self.hidden += 1
-            self.hidden_errors += d.is_error
-            return
-        self.printed += 1
-        say_diagnostic(self.console, d.one_line(), d.severity.value)
-
-    def close(self) -> None:
-        if self.hidden:
-            say(
-                self.console,
-                f"... and {self.hidden} more diagnostics (--verbose shows all"
-                + (
-                    "; rejected records are in the rejected file with their reasons)"
-                    if self.hidden_errors
-                    else ")"
-                ),
-            )
 
 
 class _RetryPrinter:

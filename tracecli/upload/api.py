@@ -17,6 +17,7 @@ import gc
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -31,7 +32,7 @@ from tracecli.targets.weave import WeaveHttpTarget
 from tracecli.upload.freeplay import upload_freeplay
 from tracecli.upload.journal import Journal
 from tracecli.upload.pool import default_jobs, start_pool
-from tracecli.upload.rejected import DEFAULT_NAME, RejectedWriter, stale_note, upload_inputs
+from tracecli.upload.rejected import DEFAULT_NAME, RejectedWriter, publish_rejected, upload_inputs
 from tracecli.upload.report import (
     GRACE_SECONDS,
     MAX_DIAGNOSTICS,
@@ -93,29 +94,24 @@ def upload(
     # Fork the workers before any thread exists (the sender's, a progress display's).
     jobs = default_jobs() if opts.jobs is None else max(0, opts.jobs)
     pool = start_pool(files, jobs)
-    redact = getattr(getattr(target, "transport", None), "redact", None)
-    rejected_path = Path(opts.rejected) if opts.rejected is not None else Path(DEFAULT_NAME)
-    journal: Journal | None = None
     interrupt = Interrupt(opts.on_signal)
+    shared = _Shared(
+        files=files,
+        opts=opts,
+        rejected_path=Path(opts.rejected if opts.rejected is not None else DEFAULT_NAME),
+        redact=getattr(getattr(target, "transport", None), "redact", None),
+        interrupt=interrupt,
+        kind=kind,
+        pool=pool,
+        jobs=jobs,
+    )
+    journal: Journal | None = None
     restore = interrupt.install()
     started = time.monotonic()
     failed = True  # until the run returns: then the workers are let go politely
     try:
         if opts.strict:
-            check = _run(
-                files,
-                opts,
-                DryRunTarget(target.name),
-                None,
-                rejected_path,
-                redact,
-                interrupt,
-                None,
-                kind,
-                blocked_check=True,
-                pool=pool,
-                jobs=jobs,
-            )
+            check = _run(shared, DryRunTarget(target.name), None, None, blocked_check=True)
             if check.errors or check.rejected or check.interrupted:  # (it sent nothing)
                 check.strict_blocked = not check.interrupted
                 check.elapsed_s = time.monotonic() - started
@@ -129,19 +125,7 @@ def upload(
                 db_path=opts.journal_path,
                 pass_invalid=opts.follow,
             )
-        report = _run(
-            files,
-            opts,
-            target,
-            journal,
-            rejected_path,
-            redact,
-            interrupt,
-            on_progress,
-            kind,
-            pool=pool,
-            jobs=jobs,
-        )
+        report = _run(shared, target, journal, on_progress)
         report.elapsed_s = time.monotonic() - started
         failed = False
         return report
@@ -159,17 +143,7 @@ def _open_target(
     opts: UploadOptions, server: str | None, api_key: SecretStr | None, db: Path | None
 ) -> tuple[Target, Literal["server", "store"], str]:
     if server is not None:
-        t = WeaveHttpTarget(
-            server,
-            api_key=api_key,
-            concurrency=opts.concurrency,
-            timeout=opts.timeout,
-            max_retry_time=opts.max_retry_time,
-            max_outage=opts.max_outage,
-            ca_bundle=opts.ca_bundle,
-            allow_insecure=opts.allow_insecure,
-            on_retry=opts.on_retry,
-        )
+        t = WeaveHttpTarget(server, api_key=api_key, **opts.http_options())
         if opts.dry_run:
             name = t.name
             t.close()
@@ -187,20 +161,28 @@ def _open_target(
     return local, "store", f"sqlite://{Path(db).resolve()}"
 
 
+@dataclass(frozen=True, slots=True)
+class _Shared:
+    """What both passes of one upload share (--strict's check, then the sending run)."""
+
+    files: list[str]
+    opts: UploadOptions
+    rejected_path: Path
+    redact: Callable[[str], str] | None
+    interrupt: Interrupt
+    kind: Literal["server", "store"]
+    pool: ProcessPoolExecutor | None
+    jobs: int
+
+
 def _run(
-    files: list[str],
-    opts: UploadOptions,
+    shared: _Shared,
     target: Target,
     journal: Journal | None,
-    rejected_path: Path,
-    redact: Callable[[str], str] | None,
-    interrupt: Interrupt,
     on_progress: Callable[[Progress], None] | None,
-    kind: Literal["server", "store"],
     blocked_check: bool = False,
-    pool: ProcessPoolExecutor | None = None,
-    jobs: int = 0,
 ) -> UploadReport:
+    files, opts, interrupt, kind = shared.files, shared.opts, shared.interrupt, shared.kind
     report = UploadReport(
         target=target.name,
         target_kind=kind,
@@ -208,7 +190,7 @@ def _run(
         project=opts.project,
         dry_run=opts.dry_run,
     )
-    writer = RejectedWriter(rejected_path, inputs=files, redact=redact)
+    writer = RejectedWriter(shared.rejected_path, inputs=files, redact=shared.redact)
     run = Run(
         files=files,
         opts=opts,
@@ -219,8 +201,8 @@ def _run(
         on_progress=on_progress,
         max_diagnostics=MAX_DIAGNOSTICS,
         chunker=Chunker(opts.chunk_size, opts.chunk_bytes),
-        pool=pool,
-        jobs=jobs,
+        pool=shared.pool,
+        jobs=shared.jobs,
     )
     if blocked_check:  # --strict's first pass: read and check everything, send nothing
         return _check_only(run, report, writer, interrupt, opts.dry_run)
@@ -252,14 +234,7 @@ def _run(
         run.close()
         requests, retries, nbytes = target.stats()
         report.requests, report.retried, report.bytes_sent = requests, retries, nbytes
-        if opts.dry_run:
-            writer.discard()
-        else:
-            written = writer.close(complete=complete)
-            report.rejected_file = str(written) if written is not None else None
-            if writer.stale and written is None:
-                report.stale_rejected_file = str(writer.path)
-                report.stale_rejected_note = stale_note(writer.path, journal)
+        publish_rejected(writer, report, keep=not opts.dry_run, complete=complete, notes=journal)
         if journal is not None and complete:
             for f in files:
                 journal.done(f)
@@ -284,12 +259,6 @@ def _check_only(
             report.interrupted_by = interrupt.signum
     finally:
         run.close()
-        if dry_run or not (report.errors or report.rejected):
-            writer.discard()
-        else:
-            written = writer.close(complete=not report.interrupted)
-            report.rejected_file = str(written) if written is not None else None
-            if writer.stale and written is None:
-                report.stale_rejected_file = str(writer.path)
-                report.stale_rejected_note = stale_note(writer.path, None)
+        keep = not dry_run and bool(report.errors or report.rejected)
+        publish_rejected(writer, report, keep=keep, complete=not report.interrupted, notes=None)
     return report

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from tracecli.check.pairing import Half
@@ -19,35 +20,28 @@ from tracecli.targets import endpoint_label
 from tracecli.upload.journal import Journal
 from tracecli.upload.originals import half_original, originals
 from tracecli.upload.rejected import RejectedWriter
-from tracecli.upload.report import UploadReport
+from tracecli.upload.report import UploadReport, count_diagnostics, keep_diagnostics
 from tracecli.wire.chunking import LINE_MASK, LINE_SHIFT, SRC_SHIFT, Chunk
 
 _END_KIND = 1  # a packed record's kind bits (chunking.pack) for an end
 
 
+@dataclass(kw_only=True, eq=False)
 class Fates:
-    def __init__(
-        self,
-        *,
-        files: list[str],
-        display: list[str],
-        report: UploadReport,
-        journal: Journal | None,
-        writer: RejectedWriter,
-        max_diagnostics: int,
-        on_diagnostic: Callable[[Diagnostic], None] | None,
-    ) -> None:
-        self.files = files
-        self.display = display
-        self.report = report
-        self.journal = journal
-        self.writer = writer
-        self.max_diagnostics = max_diagnostics
-        self.on_diagnostic = on_diagnostic
-        self.lock = threading.Lock()
-        # Lone ends in flight (packed records): acknowledged, they complete a call started
-        # elsewhere and are counted as such, not as calls uploaded.
-        self.lone_ends: set[int] = set()
+    """Where each record of one run ends up (see the module's docstring); OtlpFates adds
+    what OpenTelemetry inputs need."""
+
+    files: list[str]
+    display: list[str]  # the inputs' names as said in messages ("<stdin>" for "-")
+    report: UploadReport
+    journal: Journal | None
+    writer: RejectedWriter
+    max_diagnostics: int
+    on_diagnostic: Callable[[Diagnostic], None] | None
+    lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    # Lone ends in flight (packed records): acknowledged, they complete a call started
+    # elsewhere and are counted as such, not as calls uploaded.
+    lone_ends: set[int] = field(default_factory=set, init=False)
 
     def lone_end(self, rec: int) -> None:
         """A lone end is about to be sent (see `lone_ends`)."""
@@ -65,14 +59,7 @@ class Fates:
 
     # -- diagnostics ------------------------------------------------------------------------
     def keep(self, diags: Sequence[Diagnostic]) -> None:
-        report = self.report
-        room = self.max_diagnostics - len(report.diagnostics)
-        if room > 0:
-            report.diagnostics.extend(diags[:room])
-        cb = self.on_diagnostic
-        if cb is not None:
-            for d in diags:
-                cb(d)
+        keep_diagnostics(self.report, diags, self.on_diagnostic, self.max_diagnostics)
 
     def warn(self, diags: Sequence[Diagnostic]) -> None:
         with self.lock:
@@ -84,11 +71,7 @@ class Fates:
         if not diags:
             return
         with self.lock:
-            for d in diags:
-                if d.is_error:
-                    self.report.errors += 1
-                else:
-                    self.report.warnings += 1
+            count_diagnostics(self.report, diags)
             self.keep(diags)
 
     def invalid(self, value: Any, path: str, line: int, diags: Sequence[Diagnostic]) -> None:

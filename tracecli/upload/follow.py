@@ -78,6 +78,14 @@ class FollowStatus:
     outage_since: float | None = None  # wall time the current outage began
     started: float = field(default_factory=time.time)
 
+    def count(self, report: UploadReport) -> None:
+        """Add a pass's counts (what it skipped as stored is not new)."""
+        self.passes += 1
+        self.records += report.records - report.skipped
+        self.calls += report.uploaded
+        self.ends += report.ends_uploaded
+        self.rejected += report.rejected
+
 
 class _Signals:
     """SIGTERM/SIGINT between passes (a pass installs its own handler and is interrupted
@@ -217,16 +225,8 @@ def _outage(exc: BaseException) -> bool:
     return isinstance(exc, UsageError) and "cannot reach the server" in str(exc)
 
 
-def follow(
-    paths: Iterable[str],
-    opts: UploadOptions,
-    fopts: FollowOptions,
-    on_status: Callable[[FollowStatus], None] | None = None,
-    on_report: Callable[[UploadReport], None] | None = None,
-) -> int:
-    """Ship the inputs as they grow until SIGTERM (exit code 0) or Ctrl-C (130), or until
-    the server stayed unreachable for `fopts.max_outage` (1). Raises UsageError for what a
-    single upload raises at once (bad options, a refused key): exit 2."""
+def _check_options(paths: Iterable[str], opts: UploadOptions, fopts: FollowOptions) -> None:
+    """UsageError (exit 2) for what --follow cannot do."""
     if opts.dry_run:
         raise UsageError("--follow cannot be combined with --dry-run")
     if opts.strict:
@@ -237,6 +237,86 @@ def follow(
         raise UsageError(f"--flush-interval must be more than 0, got {fopts.flush_interval}")
     if fopts.pair_wait < 0:
         raise UsageError(f"--pair-wait must not be negative, got {fopts.pair_wait}")
+
+
+class _Outage:
+    """Passes that could not ship (the server down): the next try waits a pause that
+    doubles up to BACKOFF_MAX; `max_outage` seconds with no good pass give up."""
+
+    def __init__(self, status: FollowStatus, max_outage: float | None) -> None:
+        self.status = status
+        self.max_outage = max_outage
+        self.retry_at = 0.0  # no pass before this (monotonic)
+        self.backoff = BACKOFF_FIRST
+        self.good_at = time.monotonic()
+
+    def shipped(self) -> None:
+        self.backoff = BACKOFF_FIRST
+        self.good_at = time.monotonic()
+        self.status.outage_since = None
+
+    def given_up(self) -> bool:
+        """A pass failed: wait longer before the next; True when it is time to stop."""
+        if self.status.outage_since is None:
+            self.status.outage_since = time.time()
+        self.retry_at = time.monotonic() + self.backoff
+        self.backoff = min(self.backoff * 2, BACKOFF_MAX)
+        return self.max_outage is not None and time.monotonic() - self.good_at > self.max_outage
+
+
+class _Rate:
+    """Records shipped per second over the last ten seconds of passes."""
+
+    def __init__(self) -> None:
+        self.window: list[tuple[float, int]] = []
+
+    def add(self, now: float, records: int, last: float) -> float:
+        """Note the records shipped so far at `now`; the rate (`last` when not known)."""
+        self.window.append((now, records))
+        self.window = [(t, n) for t, n in self.window if now - t <= 10.0]
+        if len(self.window) > 1 and self.window[-1][0] > self.window[0][0]:
+            (t0, n0), (t1, n1) = self.window[0], self.window[-1]
+            return (n1 - n0) / (t1 - t0)
+        return last
+
+
+def _ship(
+    inputs: list[str],
+    opts: UploadOptions,
+    rejects: _Rejects,
+    status: FollowStatus,
+    on_report: Callable[[UploadReport], None] | None,
+) -> UploadReport | None:
+    """One pass: upload what the inputs hold now; its report, or None when the server
+    could not be reached (said in the status; the loop tries again later)."""
+    try:
+        report = upload(inputs, opts)
+    except UsageError as exc:
+        if not _outage(exc):
+            raise
+        status.last_error = str(exc)
+        return None
+    finally:
+        rejects.collect()
+    status.count(report)
+    if on_report is not None:
+        on_report(report)
+    if report.halted:
+        status.last_error = report.halted
+    return report
+
+
+def follow(
+    paths: Iterable[str],
+    opts: UploadOptions,
+    fopts: FollowOptions,
+    on_status: Callable[[FollowStatus], None] | None = None,
+    on_report: Callable[[UploadReport], None] | None = None,
+) -> int:
+    """Ship the inputs as they grow until SIGTERM (exit code 0) or Ctrl-C (130), or until
+    the server stayed unreachable for `fopts.max_outage` (1). Raises UsageError for what a
+    single upload raises at once (bad options, a refused key): exit 2."""
+    _check_options(paths, opts, fopts)
     watcher = Watcher(list(paths))
     rejects = _Rejects(Path(opts.rejected if opts.rejected is not None else DEFAULT_NAME))
     own = {os.path.realpath(rejects.path), os.path.realpath(rejects.pass_path)}
@@ -258,11 +338,9 @@ def follow(
     events = None if fopts.poll else FileEvents(watcher.paths, wake)
     last: Snapshot | None = None
     changed_at: float | None = None  # monotonic time of the oldest change not shipped yet
-    retry_at = 0.0
     pass_at = -MIN_PASS_GAP  # when the last pass started (monotonic)
-    backoff = BACKOFF_FIRST
-    good_pass_at = time.monotonic()
-    rate_window: list[tuple[float, int]] = []
+    outage = _Outage(status, fopts.max_outage)
+    rate = _Rate()
     try:
         while True:
             if signals.signum is not None:
@@ -277,7 +355,7 @@ def follow(
             if snap != last and changed_at is None:
                 changed_at = now
             due = patience.next_due()
-            not_before = max(retry_at, pass_at + min(MIN_PASS_GAP, fopts.flush_interval))
+            not_before = max(outage.retry_at, pass_at + min(MIN_PASS_GAP, fopts.flush_interval))
             run_now = (
                 snap.files
                 and now >= not_before
@@ -291,53 +369,20 @@ def follow(
                     last, changed_at = snap, None
                     wake.wait(fopts.flush_interval)
                     continue
-                try:
-                    report = upload(inputs, pass_opts)
-                except UsageError as exc:
-                    if not _outage(exc):
-                        raise
-                    report = None
-                    status.last_error = str(exc)
-                finally:
-                    rejects.collect()
-                if report is not None:
-                    status.passes += 1
-                    status.records += report.records - report.skipped
-                    status.calls += report.uploaded
-                    status.ends += report.ends_uploaded
-                    status.rejected += report.rejected
-                    if on_report is not None:
-                        on_report(report)
-                    if report.interrupted:
-                        sig = report.interrupted_by
-                        return 0 if sig == signal.SIGTERM else 130
-                    if report.halted:
-                        status.last_error = report.halted
-                rate_window.append((now, status.records))
-                rate_window = [(t, n) for t, n in rate_window if now - t <= 10.0]
-                if len(rate_window) > 1 and rate_window[-1][0] > rate_window[0][0]:
-                    (t0, n0), (t1, n1) = rate_window[0], rate_window[-1]
-                    status.records_per_s = (n1 - n0) / (t1 - t0)
+                report = _ship(inputs, pass_opts, rejects, status, on_report)
+                if report is not None and report.interrupted:
+                    return 0 if report.interrupted_by == signal.SIGTERM else 130
+                status.records_per_s = rate.add(now, status.records, status.records_per_s)
                 if report is not None and not report.halted:
                     # shipped: later changes are measured from now
                     last = snap
                     changed_at = None
-                    backoff = BACKOFF_FIRST
-                    good_pass_at = time.monotonic()
-                    status.outage_since = None
-                else:
-                    if status.outage_since is None:
-                        status.outage_since = time.time()
-                    retry_at = time.monotonic() + backoff
-                    backoff = min(backoff * 2, BACKOFF_MAX)
-                    if (
-                        fopts.max_outage is not None
-                        and time.monotonic() - good_pass_at > fopts.max_outage
-                    ):
-                        status.open_calls = len(patience.waiting)
-                        if on_status is not None:
-                            on_status(status)
-                        return 1
+                    outage.shipped()
+                elif outage.given_up():
+                    status.open_calls = len(patience.waiting)
+                    if on_status is not None:
+                        on_status(status)
+                    return 1
             status.open_calls = len(patience.waiting)
             status.lag_s = 0.0 if changed_at is None else time.monotonic() - changed_at
             if on_status is not None:

@@ -31,6 +31,7 @@ from tracecli.targets.freeplay import (
     resolve_freeplay,
 )
 from tracecli.targets.transport import check_listening
+from tracecli.upload.ackset import AckSet
 from tracecli.upload.freeplay_ledger import (
     LEDGER_NAME,
     STDIN_KEY,
@@ -39,21 +40,22 @@ from tracecli.upload.freeplay_ledger import (
     source_key,
 )
 from tracecli.upload.freeplay_send import FreeplaySender, Job
-from tracecli.upload.journal import AckSet, Journal
+from tracecli.upload.journal import Journal
 from tracecli.upload.otlp_lines import OTLP, OtlpCalls
-from tracecli.upload.rejected import DEFAULT_NAME, RejectedWriter, stale_note, upload_inputs
+from tracecli.upload.rejected import DEFAULT_NAME, RejectedWriter, publish_rejected, upload_inputs
 from tracecli.upload.report import (
+    GRACE_SECONDS,
     FileReport,
     Interrupt,
     Progress,
+    ProgressClock,
     UploadOptions,
     UploadReport,
+    count_diagnostics,
     halt_line,
+    keep_diagnostics,
 )
 
-GRACE_SECONDS = 5.0
-PROGRESS_EVERY = 0.2
-MAX_DIAGNOSTICS = 200
 # the Weave project of converted spans whose resource names none (Freeplay has its own)
 OTLP_PROJECT = "otlp/freeplay"
 
@@ -76,16 +78,7 @@ def upload_freeplay(
     files = upload_inputs(paths, opts.rejected)
     target: FreeplayTarget | None = None
     if not opts.dry_run:
-        target = FreeplayTarget(
-            settings,
-            concurrency=opts.concurrency,
-            timeout=opts.timeout,
-            max_retry_time=opts.max_retry_time,
-            max_outage=opts.max_outage,
-            ca_bundle=opts.ca_bundle,
-            allow_insecure=opts.allow_insecure,
-            on_retry=opts.on_retry,
-        )
+        target = FreeplayTarget(settings, **opts.http_options())
     interrupt = Interrupt(opts.on_signal)
     restore = interrupt.install()
     journal: Journal | None = None
@@ -192,12 +185,11 @@ class _FreeplayRun:
         self._inflight: set[bytes] = set()  # keys of the records queued or being sent
         self.started_at = time.time()  # --restart: only this run's acknowledgements count
         self._cond = threading.Condition()  # guards _inflight
-        self._last_progress = 0.0
-        self.started = time.monotonic()
+        self.clock = ProgressClock(None)
 
     # -- the reading loop (main thread) -----------------------------------------------------
     def run(self, on_progress: Callable[[Progress], None] | None) -> None:
-        self.on_progress = on_progress
+        self.clock = ProgressClock(on_progress)
         for i, path in enumerate(self.files):
             if self.journal is not None:
                 st = self.journal.file(path)
@@ -413,21 +405,11 @@ class _FreeplayRun:
 
     def _diagnose(self, piece: Piece) -> None:
         with self.lock:
-            for d in piece.diagnostics:
-                if d.is_error:
-                    self.report.errors += 1
-                else:
-                    self.report.warnings += 1
+            count_diagnostics(self.report, piece.diagnostics)
             self._keep(piece.diagnostics)
 
     def _keep(self, diags: Sequence[Diagnostic]) -> None:
-        room = MAX_DIAGNOSTICS - len(self.report.diagnostics)
-        if room > 0:
-            self.report.diagnostics.extend(diags[:room])
-        cb = self.opts.on_diagnostic
-        if cb is not None:
-            for d in diags:
-                cb(d)
+        keep_diagnostics(self.report, diags, self.opts.on_diagnostic)
 
     def _finish(self, complete: bool) -> None:
         report = self.report
@@ -436,14 +418,8 @@ class _FreeplayRun:
         report.records = sum(s.records for s in self.sources)
         if self.target is not None:
             report.requests, report.retried, report.bytes_sent = self.target.stats()
-        if self.opts.dry_run or (self.check_only and not report.rejected):
-            self.writer.discard()
-        else:
-            written = self.writer.close(complete=complete)
-            report.rejected_file = str(written) if written is not None else None
-            if self.writer.stale and written is None:
-                report.stale_rejected_file = str(self.writer.path)
-                report.stale_rejected_note = stale_note(self.writer.path, self.journal)
+        keep = not self.opts.dry_run and not (self.check_only and not report.rejected)
+        publish_rejected(self.writer, report, keep=keep, complete=complete, notes=self.journal)
         if self.journal is not None and complete:
             for f in self.files:
                 self.journal.done(f)
@@ -455,27 +431,17 @@ class _FreeplayRun:
             self._progress_unlocked(force)
 
     def _progress_unlocked(self, force: bool = False) -> None:
-        cb = getattr(self, "on_progress", None)
-        if cb is None:
+        elapsed = self.clock.due(force)
+        if elapsed is None:
             return
-        now = time.monotonic()
-        if not force and now - self._last_progress < PROGRESS_EVERY:
-            return
-        self._last_progress = now
-        r = self.report
         total: int | None = 0
         for s in self.sources:
             total = None if s.size is None or total is None else total + s.size
-        cb(
-            Progress(
-                bytes_read=sum(s.bytes_read for s in self.sources),
-                bytes_total=total,
-                records=sum(s.records for s in self.sources),
-                uploaded=r.uploaded,
-                rejected=r.rejected,
-                skipped=r.skipped,
-                retries=self.target.stats()[1] if self.target is not None else 0,
-                elapsed=now - self.started,
-                status=(self.target.status() or None) if self.target is not None else None,
-            )
+        self.clock.tell(
+            self.report,
+            self.target,
+            bytes_read=sum(s.bytes_read for s in self.sources),
+            bytes_total=total,
+            records=sum(s.records for s in self.sources),
+            elapsed=elapsed,
         )

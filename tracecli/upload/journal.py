@@ -30,139 +30,47 @@ Design choices:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import sqlite3
-import stat
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, NamedTuple
 
 from tracecli.config.paths import state_dir
-from tracecli.config.private_db import open_private_db
 from tracecli.diagnostics import UsageError
-from tracecli.targets.redact import strip_userinfo
+from tracecli.upload.ackset import BLOCK_LINES, AckSet
+from tracecli.upload.file_identity import (
+    ROW_COLUMNS,
+    FileRow,
+    Identity,
+    identity,
+    identity_values,
+    same_prefix,
+    still_there,
+    unchanged,
+)
+from tracecli.upload.journal_db import DB_NAME, KEEP_DAYS, open_journal_db, target_key
 
-BLOCK_LINES = 1 << 13  # lines per stored bitmap block (1 KiB: an ack rewrites little)
-HEAD_BYTES = 64 * 1024
-KEEP_DAYS = 90  # entries untouched for this long are pruned on open
-SCHEMA_VERSION = 2
-TAIL_BYTES = 4096  # the bytes before a file's end that must be unchanged for an append
+# AckSet, BLOCK_LINES and identity are the journal's words too (imported from here)
+__all__ = [
+    "BLOCK_LINES",
+    "DB_NAME",
+    "KEEP_DAYS",
+    "AckSet",
+    "FileState",
+    "Identity",
+    "Journal",
+    "identity",
+    "target_key",
+]
+
 # A start still waiting for its end holds the resume point before it (so the next run
 # reads the start again, skips it as stored, and pairs it with its end as one call), unless
 # that holds it back more than this: a call that never ends must not pin the file forever.
 HOLD_MAX_BYTES = 64 << 20
 MOVED_CANDIDATES = 32  # recent entries compared with a new file that may be a rotated copy
-DB_NAME = "journal.sqlite3"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS files (
-    id        INTEGER PRIMARY KEY,
-    target    TEXT NOT NULL,
-    path      TEXT NOT NULL,
-    size      INTEGER NOT NULL,
-    mtime_ns  INTEGER NOT NULL,
-    head      TEXT NOT NULL,
-    acked     INTEGER NOT NULL DEFAULT 0,
-    done      INTEGER NOT NULL DEFAULT 0,
-    updated   REAL NOT NULL,
-    tail      TEXT NOT NULL DEFAULT '',
-    dev       INTEGER NOT NULL DEFAULT 0,
-    ino       INTEGER NOT NULL DEFAULT 0,
-    resume_off  INTEGER NOT NULL DEFAULT 0,
-    resume_line INTEGER NOT NULL DEFAULT 0,
-    compacted INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (target, path)
-);
-CREATE TABLE IF NOT EXISTS acks (
-    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
-    block   INTEGER NOT NULL,
-    bits    BLOB NOT NULL,
-    PRIMARY KEY (file_id, block)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS passed (
-    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
-    block   INTEGER NOT NULL,
-    bits    BLOB NOT NULL,
-    PRIMARY KEY (file_id, block)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS notes (
-    key     TEXT PRIMARY KEY,
-    value   TEXT NOT NULL,
-    updated REAL NOT NULL
-);
-"""
-
-
-class AckSet:
-    """A compact set of line numbers (a growable bitmap): `line in acks`, `len(acks)`."""
-
-    __slots__ = ("_bits", "_count")
-
-    def __init__(self) -> None:
-        self._bits = bytearray()
-        self._count = 0
-
-    def __contains__(self, line: object) -> bool:
-        if not isinstance(line, int) or line < 0:
-            return False
-        i = line >> 3
-        return i < len(self._bits) and bool(self._bits[i] & (1 << (line & 7)))
-
-    def __len__(self) -> int:
-        return self._count
-
-    def __iter__(self) -> Iterator[int]:
-        for i, byte in enumerate(self._bits):
-            if byte:
-                for bit in range(8):
-                    if byte & (1 << bit):
-                        yield (i << 3) | bit
-
-    def __repr__(self) -> str:
-        return f"AckSet({self._count} lines)"
-
-    def add(self, lines: Iterable[int]) -> set[int]:
-        """Add lines; return the blocks whose bits changed."""
-        touched: set[int] = set()
-        bits = self._bits
-        for line in lines:
-            if line < 0:
-                raise ValueError(f"line numbers are non-negative, got {line}")
-            i, mask = line >> 3, 1 << (line & 7)
-            if i >= len(bits):
-                bits.extend(bytes(max(i + 1 - len(bits), len(bits) // 2)))
-            if not bits[i] & mask:
-                bits[i] |= mask
-                self._count += 1
-                touched.add(line // BLOCK_LINES)
-        return touched
-
-    def count_upto(self, line: int) -> int:
-        """How many of the lines 0..`line` are in the set (C-speed on the bitmap)."""
-        if line < 0:
-            return 0
-        full, rest = divmod(line + 1, 8)
-        n = int.from_bytes(self._bits[:full], "little").bit_count()
-        if rest and full < len(self._bits):
-            n += (self._bits[full] & ((1 << rest) - 1)).bit_count()
-        return n
-
-    def block(self, n: int) -> bytes:
-        size = BLOCK_LINES // 8
-        return bytes(self._bits[n * size : (n + 1) * size]).rstrip(b"\0")
-
-    def load_block(self, n: int, data: bytes) -> None:
-        size = BLOCK_LINES // 8
-        start = n * size
-        if len(self._bits) < start + len(data):
-            self._bits.extend(bytes(start + len(data) - len(self._bits)))
-        old = int.from_bytes(self._bits[start : start + len(data)], "little").bit_count()
-        self._bits[start : start + len(data)] = data
-        self._count += int.from_bytes(data, "little").bit_count() - old
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,122 +102,6 @@ class _Entry:
     compacted: int = 0
     hold: int | None = None  # the first line of a call still open: settle stops before it
     passed: AckSet = field(default_factory=AckSet)  # invalid lines settle may pass (follow)
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    path: str
-    size: int
-    mtime_ns: int
-    head: str
-    tail: str = ""
-    dev: int = 0
-    ino: int = 0
-
-
-class _Row(NamedTuple):
-    """A `files` row, as `Journal.file` compares it with the file on disk."""
-
-    id: int
-    path: str
-    size: int
-    mtime_ns: int
-    head: str
-    done: bool
-    tail: str
-    dev: int
-    ino: int
-    resume_off: int
-    resume_line: int
-    compacted: int
-
-
-_ROW_COLUMNS = (
-    "id, path, size, mtime_ns, head, done, tail, dev, ino, resume_off, resume_line, compacted"
-)
-
-
-def _add_columns(conn: sqlite3.Connection) -> None:
-    """Columns added by schema 2 (append detection) to a journal written by schema 1."""
-    have = {row[1] for row in conn.execute("PRAGMA table_info(files)")}
-    for name, decl in (
-        ("tail", "TEXT NOT NULL DEFAULT ''"),
-        ("dev", "INTEGER NOT NULL DEFAULT 0"),
-        ("ino", "INTEGER NOT NULL DEFAULT 0"),
-        ("resume_off", "INTEGER NOT NULL DEFAULT 0"),
-        ("resume_line", "INTEGER NOT NULL DEFAULT 0"),
-        ("compacted", "INTEGER NOT NULL DEFAULT 0"),
-    ):
-        if name not in have:
-            conn.execute(f"ALTER TABLE files ADD COLUMN {name} {decl}")
-
-
-def _hash_range(f: IO[bytes], start: int, length: int) -> str:
-    f.seek(start)
-    return hashlib.sha256(f.read(length)).hexdigest()
-
-
-def _prefix_hashes(f: IO[bytes], size: int) -> tuple[str, str]:
-    """The hashes that stand for the file's first `size` bytes: its head (up to 64 KiB)
-    and the 4 KiB before `size`. Reading these costs the same whatever the file's size."""
-    head = _hash_range(f, 0, min(size, HEAD_BYTES))
-    start = max(0, size - TAIL_BYTES)
-    return head, _hash_range(f, start, size - start)
-
-
-def _unchanged(row: _Row, ident: Identity) -> bool:
-    same = (row.size, row.mtime_ns, row.head) == (ident.size, ident.mtime_ns, ident.head)
-    return same and (not row.tail or row.tail == ident.tail)
-
-
-def _still_there(row: _Row) -> bool:
-    """Whether the file an entry was made for still begins, at its path, with what was
-    seen (then a copy elsewhere is another upload, made on purpose)."""
-    try:
-        return _same_prefix(row.path, row, os.stat(row.path).st_size)
-    except (OSError, ValueError):  # gone, or a detached entry's name
-        return False
-
-
-def _same_prefix(path: str, row: _Row, size: int) -> bool:
-    """Whether the file still begins with the bytes an earlier run saw (an append)."""
-    if not row.tail or size < row.size:
-        return False
-    try:
-        with open(path, "rb") as f:
-            return _prefix_hashes(f, row.size) == (row.head, row.tail)
-    except OSError:
-        return False
-
-
-def identity(path: str | os.PathLike[str]) -> Identity | None:
-    """The file's identity, or None when it is not a regular file (stdin, a pipe)."""
-    if str(path) == "-":
-        return None
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    if not stat.S_ISREG(st.st_mode):
-        return None
-    try:
-        with open(path, "rb") as f:
-            head, tail = _prefix_hashes(f, st.st_size)
-    except OSError as exc:  # unreadable (permissions, an I/O error): one line, not a traceback
-        raise UsageError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
-    return Identity(
-        os.path.realpath(path), st.st_size, st.st_mtime_ns, head, tail, st.st_dev, st.st_ino
-    )
-
-
-def target_key(server: str, project: str | None) -> str:
-    """The target's fingerprint: no URL credentials, no key, ever."""
-    url = strip_userinfo(server.strip()).rstrip("/")
-    scheme, sep, rest = url.partition("://")
-    if sep:
-        host, slash, tail = rest.partition("/")
-        url = f"{scheme.lower()}://{host.lower()}{slash}{tail}"
-    return hashlib.sha256(f"{url}\n{project or ''}".encode()).hexdigest()
 
 
 class Journal:
@@ -345,29 +137,7 @@ class Journal:
         `pass_invalid` (upload --follow): lines refused by validation are remembered as
         settled (see `pass_over`), so a bad line is not read again by every pass."""
         path = Path(db_path) if db_path is not None else state_dir() / DB_NAME
-        try:
-            conn = open_private_db(path)
-            conn.execute("PRAGMA foreign_keys=ON")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                conn.close()
-                raise UsageError(
-                    f"the resume journal {path} was written by a newer tracecli; "
-                    "upgrade, or pass --restart after deleting it"
-                )
-            with conn:
-                conn.executescript(_SCHEMA)
-                _add_columns(conn)
-                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-                old = time.time() - KEEP_DAYS * 86400
-                conn.execute("DELETE FROM files WHERE updated < ?", (old,))
-                conn.execute("DELETE FROM notes WHERE updated < ?", (old,))
-        except sqlite3.DatabaseError as exc:
-            raise UsageError(f"cannot open the resume journal {path}: {exc}") from None
-        except OSError as exc:
-            raise UsageError(
-                f"cannot open the resume journal {path}: {exc.strerror or exc}"
-            ) from None
+        conn = open_journal_db(path)
         return cls(conn, path, target_key(server, project), restart, pass_invalid)
 
     def file(self, path: str | os.PathLike[str]) -> FileState:
@@ -403,9 +173,9 @@ class Journal:
             self._files[key] = entry
         return entry.state
 
-    def _row(self, where: str, *args: object) -> list[_Row]:
-        sql = f"SELECT {_ROW_COLUMNS} FROM files WHERE target=? AND {where}"
-        return [_Row(*r) for r in self._conn.execute(sql, (self._target, *args))]
+    def _row(self, where: str, *args: object) -> list[FileRow]:
+        sql = f"SELECT {ROW_COLUMNS} FROM files WHERE target=? AND {where}"
+        return [FileRow(*r) for r in self._conn.execute(sql, (self._target, *args))]
 
     def _register(self, ident: Identity) -> tuple[_Entry, bool, bool, bool]:
         """Find or create the file's row (under the lock, in a transaction); returns the
@@ -416,7 +186,7 @@ class Journal:
             row is not None
             and row.ino
             and (row.dev, row.ino) != (ident.dev, ident.ino)
-            and not _same_prefix(ident.path, row, ident.size)
+            and not same_prefix(ident.path, row, ident.size)
         ):
             # Another file under this path (rotation by rename): the old entry stays, under
             # a name no path has, for the old file to be found by its device and inode.
@@ -439,51 +209,32 @@ class Journal:
             cur = self._conn.execute(
                 "INSERT INTO files (target, path, size, mtime_ns, head, tail, dev, ino, updated) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    self._target,
-                    ident.path,
-                    ident.size,
-                    ident.mtime_ns,
-                    ident.head,
-                    ident.tail,
-                    ident.dev,
-                    ident.ino,
-                    now,
-                ),
+                (self._target, ident.path, *identity_values(ident), now),
             )
             return _Entry(int(cur.lastrowid or 0), AckSet(), ident=ident), changed, False, False
         entry = _Entry(row.id, AckSet(), ident=ident)
-        unchanged = _unchanged(row, ident)
-        grown = not unchanged and _same_prefix(ident.path, row, ident.size)
+        same = unchanged(row, ident)
+        grown = not same and same_prefix(ident.path, row, ident.size)
         appended = done = False
-        if (unchanged or grown) and not self._restart:
-            for block, bits in self._conn.execute(
-                "SELECT block, bits FROM acks WHERE file_id=?", (row.id,)
-            ):
-                entry.acks.load_block(int(block), bytes(bits))
-            for block, bits in self._conn.execute(
-                "SELECT block, bits FROM passed WHERE file_id=?", (row.id,)
-            ):
-                entry.passed.load_block(int(block), bytes(bits))
-            done = unchanged and bool(row.done)
+        if (same or grown) and not self._restart:
+            for table, lines in (("acks", entry.acks), ("passed", entry.passed)):
+                sql = f"SELECT block, bits FROM {table} WHERE file_id=?"
+                for block, bits in self._conn.execute(sql, (row.id,)):
+                    lines.load_block(int(block), bytes(bits))
+            done = same and bool(row.done)
             appended = grown
             if row.resume_off <= row.size:
                 entry.resume_off, entry.resume_line = row.resume_off, row.resume_line
                 entry.compacted = row.compacted
         else:
-            changed = not (unchanged or grown)
+            changed = not (same or grown)
             self._conn.execute("DELETE FROM acks WHERE file_id=?", (row.id,))
             self._conn.execute("DELETE FROM passed WHERE file_id=?", (row.id,))
         self._conn.execute(
             "UPDATE files SET size=?, mtime_ns=?, head=?, tail=?, dev=?, ino=?, acked=?, "
             "done=?, resume_off=?, resume_line=?, compacted=?, updated=? WHERE id=?",
             (
-                ident.size,
-                ident.mtime_ns,
-                ident.head,
-                ident.tail,
-                ident.dev,
-                ident.ino,
+                *identity_values(ident),
                 len(entry.acks),
                 int(done),
                 entry.resume_off,
@@ -495,17 +246,17 @@ class Journal:
         )
         return entry, changed, appended, done
 
-    def _detach(self, row: _Row) -> None:
+    def _detach(self, row: FileRow) -> None:
         """Keep an entry whose path now holds another file, under a name no path has."""
         self._conn.execute(
             "UPDATE files SET path=? WHERE id=?", (f"\0moved\0{row.id}\0{row.path}", row.id)
         )
 
     @staticmethod
-    def _same_or_grown(row: _Row, ident: Identity) -> bool:
-        return _unchanged(row, ident) or _same_prefix(ident.path, row, ident.size)
+    def _same_or_grown(row: FileRow, ident: Identity) -> bool:
+        return unchanged(row, ident) or same_prefix(ident.path, row, ident.size)
 
-    def _moved(self, ident: Identity) -> _Row | None:
+    def _moved(self, ident: Identity) -> FileRow | None:
         """The entry of this very file read earlier under another path (renamed by a log
         rotation): same device and inode, the content seen then unchanged, and the old
         path no longer that file (else it is a second link, uploaded on its own)."""
@@ -514,7 +265,7 @@ class Journal:
                 st = os.stat(row.path)
                 if (st.st_dev, st.st_ino) == (row.dev, row.ino):
                     continue
-            if _same_prefix(ident.path, row, ident.size):
+            if same_prefix(ident.path, row, ident.size):
                 return row
         # A copy of a file read before whose original no longer holds that content (the copy
         # made by copytruncate): found by content, among the most recent entries.
@@ -524,7 +275,7 @@ class Journal:
             ident.path,
             MOVED_CANDIDATES,
         ):
-            if _still_there(row) or not _same_prefix(ident.path, row, ident.size):
+            if still_there(row) or not same_prefix(ident.path, row, ident.size):
                 continue
             return row
         return None

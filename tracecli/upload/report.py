@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from pydantic import SecretStr
 
@@ -34,6 +35,20 @@ Mode = Literal["auto", "complete", "batch", "single", "otel"]
 MODES: tuple[str, ...] = ("auto", "complete", "batch", "single", "otel")
 MAX_DIAGNOSTICS = 200  # kept in the report; all are counted
 GRACE_SECONDS = 5.0  # Ctrl-C: how long requests in flight may still be answered
+PROGRESS_EVERY = 0.2  # seconds between progress callbacks
+
+
+class HttpOptions(TypedDict):
+    """What an HTTP target (Weave's or Freeplay's) is built with, from the options: one
+    place, so both targets retry, time out and verify TLS alike."""
+
+    concurrency: int
+    timeout: float
+    max_retry_time: float
+    max_outage: float
+    ca_bundle: str | None
+    allow_insecure: bool
+    on_retry: Callable[[Any], None] | None
 
 
 @dataclass
@@ -76,6 +91,17 @@ class UploadOptions:
     follow: bool = False  # passes of upload --follow (the journal passes over invalid lines)
     on_signal: Callable[[int], None] | None = None  # told of SIGINT/SIGTERM during the run
 
+    def http_options(self) -> HttpOptions:
+        return HttpOptions(
+            concurrency=self.concurrency,
+            timeout=self.timeout,
+            max_retry_time=self.max_retry_time,
+            max_outage=self.max_outage,
+            ca_bundle=self.ca_bundle,
+            allow_insecure=self.allow_insecure,
+            on_retry=self.on_retry,
+        )
+
     def check(self) -> None:
         if self.mode not in MODES:
             raise UsageError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}")
@@ -117,6 +143,55 @@ class Progress:
     # what the requests wait for, when not all is well: e.g. `server unreachable
     # (connection refused); retry 5 in 8 s`, `server answered HTTP 503; retry 2 in 1 s`
     status: str | None = None
+
+
+class ProgressClock:
+    """When to hand `on_progress` a `Progress`: at most every PROGRESS_EVERY seconds, or
+    when forced (the end of a run), and never without a callback."""
+
+    def __init__(self, on_progress: Callable[[Progress], None] | None) -> None:
+        self.on_progress = on_progress
+        self.started = time.monotonic()
+        self._last = 0.0
+
+    def due(self, force: bool = False) -> float | None:
+        """The seconds since the start when a progress report is due now, else None."""
+        if self.on_progress is None:
+            return None
+        now = time.monotonic()
+        if not force and now - self._last < PROGRESS_EVERY:
+            return None
+        self._last = now
+        return now - self.started
+
+    def tell(
+        self,
+        report: UploadReport,
+        target: object,
+        *,
+        bytes_read: int,
+        bytes_total: int | None,
+        records: int,
+        elapsed: float,
+    ) -> None:
+        """Hand the callback the report's counts and the target's retries and status."""
+        assert self.on_progress is not None
+        stats = getattr(target, "stats", None)
+        status = getattr(target, "status", None)
+        self.on_progress(
+            Progress(
+                bytes_read=bytes_read,
+                bytes_total=bytes_total,
+                records=records,
+                uploaded=report.uploaded,
+                rejected=report.rejected,
+                skipped=report.skipped,
+                retries=stats()[1] if callable(stats) else 0,
+                elapsed=elapsed,
+                # what the requests wait for (a retry, an outage), if anything
+                status=(status() or None) if callable(status) else None,
+            )
+        )
 
 
 @dataclass
@@ -222,6 +297,31 @@ class UploadReport:
             "elapsed_s": round(self.elapsed_s, 3),
             "calls_per_s": round(self.calls_per_s, 1),
         }
+
+
+def keep_diagnostics(
+    report: UploadReport,
+    diags: Sequence[Diagnostic],
+    on_diagnostic: Callable[[Diagnostic], None] | None,
+    limit: int = MAX_DIAGNOSTICS,
+) -> None:
+    """Keep the first `limit` diagnostics in the report (all are counted elsewhere) and
+    tell the caller of each as it comes (the CLI prints them at once)."""
+    room = limit - len(report.diagnostics)
+    if room > 0:
+        report.diagnostics.extend(diags[:room])
+    if on_diagnostic is not None:
+        for d in diags:
+            on_diagnostic(d)
+
+
+def count_diagnostics(report: UploadReport, diags: Sequence[Diagnostic]) -> None:
+    """Count diagnostics as errors or warnings, by their severity."""
+    for d in diags:
+        if d.is_error:
+            report.errors += 1
+        else:
+            report.warnings += 1
 
 
 def halt_line(why: str, report: UploadReport) -> str:

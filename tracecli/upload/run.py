@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -22,18 +21,16 @@ from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from tracecli.check.cross import CrossChecker, refused_id
+from tracecli.check.cross import CrossChecker
+from tracecli.check.facts import refused_id
 from tracecli.check.pairing import DUPLICATE, Half, Pairer
-from tracecli.diagnostics import Diagnostic, Location, Severity, UsageError
+from tracecli.diagnostics import Diagnostic, Severity, UsageError
 from tracecli.inputs.blocks import plan_ranges, read_blocks
 from tracecli.inputs.reader import (
     FILE_FORMAT,
     STDIN,
-    InputFormat,
     Source,
-    count_lines,
     open_stream,
-    os_message,
     read_as_stream,
     regular_file,
     stream_position,
@@ -41,6 +38,7 @@ from tracecli.inputs.reader import (
 from tracecli.inputs.watch import whole_lines_end
 from tracecli.inputs.workers import stop_pool
 from tracecli.otel.calls import SpanCalls
+from tracecli.upload.ackset import AckSet
 from tracecli.upload.blocks import (
     Bad,
     Entry,
@@ -53,12 +51,14 @@ from tracecli.upload.blocks import (
     prepare_range,
 )
 from tracecli.upload.fates import Fates
-from tracecli.upload.journal import AckSet, Journal
+from tracecli.upload.journal import Journal
 from tracecli.upload.originals import entry_original, half_original
-from tracecli.upload.otlp import OTLP, OtlpFates, feed_otel, feed_upload
+from tracecli.upload.otlp import OtlpFates, feed_otel, feed_upload
 from tracecli.upload.pool import PENDING_BLOCKS, Block, Done, Interrupted, wait_block
+from tracecli.upload.refused import RefusedHalves
 from tracecli.upload.rejected import RejectedWriter
-from tracecli.upload.report import FileReport, Progress, UploadOptions, UploadReport
+from tracecli.upload.report import FileReport, ProgressClock, UploadOptions, UploadReport
+from tracecli.upload.run_inputs import count_unread, is_otlp, read_error, source
 from tracecli.upload.units import complete_unit, lone_unit, pair_unit
 from tracecli.wire.chunking import Chunker, Unit
 from tracecli.wire.encode import (
@@ -68,7 +68,6 @@ from tracecli.wire.encode import (
 if TYPE_CHECKING:
     from tracecli.upload.sender import Sender
 
-PROGRESS_EVERY = 0.2  # seconds between progress callbacks
 BLOCK_BYTES = 512 << 10  # lines are read, validated and encoded in blocks of about this size
 _EMPTY: frozenset[int] = frozenset()
 
@@ -95,7 +94,6 @@ class Run:
         self.report = report
         self.journal = journal
         self.interrupted = interrupted
-        self.on_progress = on_progress
         self.chunker = chunker
         self.pool = pool
         self.jobs = jobs
@@ -107,7 +105,7 @@ class Run:
         self.display: list[str] = ["<stdin>" if f == STDIN else f for f in files]
         # What becomes of each record (the sender's callbacks: acked, rejected, unsent).
         # OpenTelemetry files are read through their converted calls (upload.otlp).
-        self.otlp = {i for i, f in enumerate(files) if _is_otlp(f, opts.input_format)}
+        self.otlp = {i for i, f in enumerate(files) if is_otlp(f, opts.input_format)}
         self.otlp_calls = SpanCalls(opts.project) if self.otlp else None
         if self.mode == "otel" and len(self.otlp) < len(files):
             other = next(f for i, f in enumerate(files) if i not in self.otlp)
@@ -134,13 +132,8 @@ class Run:
         self.compacted = [0] * len(files)  # acked lines before it the journal no longer lists
         self.pending: deque[Block] = deque()
         self.routes: dict[str, str] = {}
-        # Halves refused by validation, by call id: (kind or None, input index, line). A
-        # valid half left without its other half at the end is then rejected with it
-        # rather than sent alone (an end on the server with no start, half a call in the
-        # rejected file); see _finish_inputs.
-        self.refused: dict[str, tuple[str | None, int, int]] = {}
-        self.started = time.monotonic()
-        self._last_progress = 0.0
+        self.refused = RefusedHalves(self.display)  # see _finish_inputs
+        self.clock = ProgressClock(on_progress)
         self.bytes_total: int | None = 0
 
     # -- reading --------------------------------------------------------------------------
@@ -179,37 +172,13 @@ class Run:
         if self._halted():
             self._count_unsent()
             if report.input_left and not self.interrupted():
-                report.unread = self._count_unread()
+                report.unread = count_unread(
+                    self.files, self.sizes, self.bytes_done, self.line_base, self.acked_lines
+                )
         self.pending.clear()
         report.peak_open_calls = self.pairer.peak_open
         report.spilled = self.pairer.spilled
         self._progress(force=True)
-
-    def _count_unread(self) -> int | None:
-        """Records of the input not read when a dead server stopped the run: the lines after
-        what was read of each plain JSON-lines file (counted, up to UNREAD_COUNT_BYTES in
-        all: a rough but honest "records unsent"); None when a file whose rest cannot be
-        counted so (gzip, YAML, a JSON array, stdin) was not read to its end."""
-        total = 0
-        budget = UNREAD_COUNT_BYTES
-        for i, path in enumerate(self.files):
-            size = self.sizes[i]
-            done = self.bytes_done[i]
-            if size is not None and done >= size:
-                continue
-            if size is None or read_as_stream(path) or _source_format(path) != "jsonl":
-                return None
-            budget -= size - done
-            if budget < 0:
-                return None
-            n = count_lines(path, done)
-            if n is None:
-                return None
-            # less what an earlier run stored (resumed, then stopped again)
-            base = self.line_base[i]
-            n -= sum(1 for line in self.acked_lines[i] if line > base)
-            total += max(n, 0)
-        return total
 
     def _halted(self) -> bool:
         return self.interrupted() or (self.sender is not None and self.sender.broken)
@@ -223,7 +192,7 @@ class Run:
             feed(self, i, self.otlp_calls)
             self.bytes_done[i] = self.sizes[i] or self.bytes_done[i]
             return
-        src = _source(path, self.opts.input_format)
+        src = source(path, self.opts.input_format)
         if src is not None and (src.fmt != "jsonl" or src.foreign is not None):
             # YAML, a JSON array of records, another tool's format (said once): record
             # by record, here, rather than in blocks of lines
@@ -245,7 +214,7 @@ class Run:
             try:
                 ranges = plan_ranges(path, size, BLOCK_BYTES, offset)
             except OSError as exc:
-                self.fates.invalid(None, display, 0, [_read_error(display, 0, exc)])
+                self.fates.invalid(None, display, 0, [read_error(display, 0, exc)])
                 return
             for n, (offset, length) in enumerate(ranges):
                 if self._halted():
@@ -256,7 +225,7 @@ class Run:
         try:
             stream = open_stream(path)
         except OSError as exc:
-            self.fates.invalid(None, display, 0, [_read_error(display, 0, exc)])
+            self.fates.invalid(None, display, 0, [read_error(display, 0, exc)])
             return
         first = True
         try:
@@ -266,7 +235,7 @@ class Run:
                 if isinstance(data, Exception):
                     self._drain()
                     line = self.line_base[i] + 1
-                    diag = _read_error(display, line, data, "file cannot be read from here on: ")
+                    diag = read_error(display, line, data, "file cannot be read from here on: ")
                     self.fates.invalid(None, display, line, [diag])
                     return
                 done = stream_position(stream)
@@ -364,7 +333,7 @@ class Run:
                     if strict:
                         diags = [d.as_error() for d in diags]
                     if any(d.severity is Severity.ERROR for d in diags):
-                        self._refuse(e.kind, e.call_id, i, line)
+                        self.refused.note(e.kind, e.call_id, i, line)
                         self.fates.invalid(entry_original(e), path, line, diags)
                         continue
                     self.fates.warn(diags)
@@ -379,7 +348,7 @@ class Run:
                 cid = e.refused_id
                 if cid is not None:
                     checker.note_refused_id(path, line, cid)
-                    self._refuse(refused_id(e.original)[0], cid, i, line)
+                    self.refused.note(refused_id(e.original)[0], cid, i, line)
                 diags = [Diagnostic(path, line, f, c, s, m) for f, c, s, m in e.diags]
                 self.fates.invalid(e.original, path, line, diags)
             elif type(e) is FreeplayRecord:
@@ -423,32 +392,12 @@ class Run:
         for half in (s, h):
             if half.line in bad:
                 mine = [d for d in diags if d.line == half.line]
-                self._refuse(half.kind, half.call_id, i, half.line)
+                self.refused.note(half.kind, half.call_id, i, half.line)
                 self.fates.invalid(half_original(half), path, half.line, mine)
             else:
                 if half.done:
                     self._skipped(i, 1)
                 self._take_half(half)
-
-    def _refuse(self, kind: str | None, cid: Any, src: int, line: int) -> None:
-        """Remember a half that validation refused, so its other half is not sent alone."""
-        if type(cid) is str and kind != "complete" and cid not in self.refused:
-            self.refused[cid] = (kind, src, line)
-
-    def _partner_refused(self, h: Half) -> str | None:
-        """Why a lone half must not go: validation refused its other half, else None."""
-        hit = self.refused.get(h.call_id)
-        if hit is None or hit[0] == h.kind:
-            return None
-        other = "end" if h.kind == "start" else "start"
-        where = self._where(hit[1], hit[2], h.src)
-        return (
-            f"its {other} ({where}) was rejected; fix that one and upload the two together "
-            "(both are in the rejected file)"
-        )
-
-    def _where(self, src: int, line: int, here: int) -> str:
-        return f"line {line}" if src == here else f"{self.display[src]}:{line}"
 
     def _skipped(self, i: int, n: int) -> None:
         self.report.skipped += n
@@ -547,52 +496,26 @@ class Run:
                 defer = self.opts.defer_start
                 if defer is not None and not h.done and defer(h.call_id):
                     continue  # --follow: it waits for its end (read again next pass)
-            why = self._partner_refused(h) if self.refused else None
+            why = self.refused.why_not_alone(h) if self.refused else None
             if why is None:
                 self._emit_lone(h)
             elif not h.done:
                 self.fates.rejected_halves([h], why, code="other-half-rejected")
             elif h.kind == "start":  # stored by an earlier run: it can only stay running
-                _, osrc, oline = self.refused[h.call_id]
-                self.fates.warn(
-                    [
-                        Diagnostic(
-                            self.display[h.src],
-                            h.line,
-                            "id",
-                            "end-rejected",
-                            Severity.WARNING,
-                            "this call's start was stored by an earlier run and its end "
-                            f"({self._where(osrc, oline, h.src)}) was rejected: the call "
-                            "stays running until a fixed end is uploaded",
-                        )
-                    ]
-                )
+                self.fates.warn([self.refused.end_rejected(h)])
 
     # -- progress ---------------------------------------------------------------------------
     def _progress(self, force: bool = False) -> None:
-        cb = self.on_progress
-        if cb is None:
-            return
-        now = time.monotonic()
-        if not force and now - self._last_progress < PROGRESS_EVERY:
-            return
-        self._last_progress = now
-        r = self.report
-        retries = self.sender.target.stats()[1] if self.sender is not None else 0
-        cb(
-            Progress(
+        elapsed = self.clock.due(force)
+        if elapsed is not None:
+            self.clock.tell(
+                self.report,
+                self.sender.target if self.sender is not None else None,
                 bytes_read=sum(self.bytes_done),
                 bytes_total=self.bytes_total,
                 records=sum(f.records for f in self.file_reports),
-                uploaded=r.uploaded,
-                rejected=r.rejected,
-                skipped=r.skipped,
-                retries=retries,
-                elapsed=now - self.started,
-                status=_status(self.sender.target if self.sender is not None else None),
+                elapsed=elapsed,
             )
-        )
 
     def tick(self) -> None:
         self._progress()
@@ -609,40 +532,3 @@ def _half(e: Ok, src: int, line: int, done: bool) -> Half:
     return Half(
         e.kind, e.call_id, e.project, e.body, e.tail, e.flag, src, line, e.shape, done, e.orig
     )
-
-
-def _status(target: object) -> str | None:
-    """The target's word on what its requests wait for (a retry, an outage), if any."""
-    status = getattr(target, "status", None)
-    return (status() or None) if callable(status) else None
-
-
-UNREAD_COUNT_BYTES = 1 << 30  # at most this much unread input is counted at a stop
-
-
-def _source_format(path: str) -> str | None:
-    src = _source(path, "jsonl")
-    if src is None:
-        return None
-    return "foreign" if src.foreign is not None else src.fmt
-
-
-def _is_otlp(path: str, stdin_format: InputFormat) -> bool:
-    src = _source(path, stdin_format)
-    return src is not None and src.foreign_kind == OTLP
-
-
-def _source(path: str, stdin_format: InputFormat) -> Source | None:
-    """The input as a Source (YAML, or JSON lines sniffed for a JSON array or another
-    tool's format, see `reader.sniff`); None when it cannot even be looked at (the read
-    then says why)."""
-    try:
-        src = Source.open(path, stdin_format)
-    except OSError:
-        return None
-    src.refuse_foreign = True
-    return src
-
-
-def _read_error(path: str, line: int, exc: BaseException, prefix: str = "") -> Diagnostic:
-    return Diagnostic.at(Location(path, line), "read-error", prefix + os_message(exc))

@@ -23,7 +23,7 @@ import gc
 from collections import Counter
 from typing import Any
 
-from tracecli.check.cross import call_facts, ended_before, refused_id, timestamp
+from tracecli.check.facts import call_facts, ended_before, refused_id, timestamp
 from tracecli.check.pairpack import Packed, pack_pairs
 from tracecli.check.records import parse_record
 from tracecli.diagnostics import Location, Severity

@@ -1,0 +1,113 @@
+"""What the journal knows a file by: its identity on disk (path, size, mtime, device and
+inode, the hashes of its head and of the bytes before its end), its stored row, and the
+comparisons that tell an unchanged file, an appended one, and a moved one apart."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from dataclasses import dataclass
+from typing import IO, NamedTuple
+
+from tracecli.diagnostics import UsageError
+
+HEAD_BYTES = 64 * 1024
+TAIL_BYTES = 4096  # the bytes before a file's end that must be unchanged for an append
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    path: str
+    size: int
+    mtime_ns: int
+    head: str
+    tail: str = ""
+    dev: int = 0
+    ino: int = 0
+
+
+class FileRow(NamedTuple):
+    """A `files` row, as `Journal.file` compares it with the file on disk."""
+
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    head: str
+    done: bool
+    tail: str
+    dev: int
+    ino: int
+    resume_off: int
+    resume_line: int
+    compacted: int
+
+
+ROW_COLUMNS = (
+    "id, path, size, mtime_ns, head, done, tail, dev, ino, resume_off, resume_line, compacted"
+)
+
+
+def hash_range(f: IO[bytes], start: int, length: int) -> str:
+    f.seek(start)
+    return hashlib.sha256(f.read(length)).hexdigest()
+
+
+def prefix_hashes(f: IO[bytes], size: int) -> tuple[str, str]:
+    """The hashes that stand for the file's first `size` bytes: its head (up to 64 KiB)
+    and the 4 KiB before `size`. Reading these costs the same whatever the file's size."""
+    head = hash_range(f, 0, min(size, HEAD_BYTES))
+    start = max(0, size - TAIL_BYTES)
+    return head, hash_range(f, start, size - start)
+
+
+def unchanged(row: FileRow, ident: Identity) -> bool:
+    same = (row.size, row.mtime_ns, row.head) == (ident.size, ident.mtime_ns, ident.head)
+    return same and (not row.tail or row.tail == ident.tail)
+
+
+def still_there(row: FileRow) -> bool:
+    """Whether the file an entry was made for still begins, at its path, with what was
+    seen (then a copy elsewhere is another upload, made on purpose)."""
+    try:
+        return same_prefix(row.path, row, os.stat(row.path).st_size)
+    except (OSError, ValueError):  # gone, or a detached entry's name
+        return False
+
+
+def same_prefix(path: str, row: FileRow, size: int) -> bool:
+    """Whether the file still begins with the bytes an earlier run saw (an append)."""
+    if not row.tail or size < row.size:
+        return False
+    try:
+        with open(path, "rb") as f:
+            return prefix_hashes(f, row.size) == (row.head, row.tail)
+    except OSError:
+        return False
+
+
+def identity(path: str | os.PathLike[str]) -> Identity | None:
+    """The file's identity, or None when it is not a regular file (stdin, a pipe)."""
+    if str(path) == "-":
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    try:
+        with open(path, "rb") as f:
+            head, tail = prefix_hashes(f, st.st_size)
+    except OSError as exc:  # unreadable (permissions, an I/O error): one line, not a traceback
+        raise UsageError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+    return Identity(
+        os.path.realpath(path), st.st_size, st.st_mtime_ns, head, tail, st.st_dev, st.st_ino
+    )
+
+
+def identity_values(ident: Identity) -> tuple[int, int, str, str, int, int]:
+    """The columns a `files` row keeps of an identity, in ROW order after the path:
+    size, mtime_ns, head, tail, dev, ino."""
+    return (ident.size, ident.mtime_ns, ident.head, ident.tail, ident.dev, ident.ino)

@@ -1,0 +1,108 @@
+"""The resume journal's SQLite file: its schema (and the columns a newer schema added),
+opening it private and pruned, and the key a target is known by (no credentials, ever)."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+from pathlib import Path
+
+from tracecli.config.private_db import open_private_db
+from tracecli.diagnostics import UsageError
+from tracecli.targets.redact import strip_userinfo
+
+KEEP_DAYS = 90  # entries untouched for this long are pruned on open
+SCHEMA_VERSION = 2
+DB_NAME = "journal.sqlite3"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    id        INTEGER PRIMARY KEY,
+    target    TEXT NOT NULL,
+    path      TEXT NOT NULL,
+    size      INTEGER NOT NULL,
+    mtime_ns  INTEGER NOT NULL,
+    head      TEXT NOT NULL,
+    acked     INTEGER NOT NULL DEFAULT 0,
+    done      INTEGER NOT NULL DEFAULT 0,
+    updated   REAL NOT NULL,
+    tail      TEXT NOT NULL DEFAULT '',
+    dev       INTEGER NOT NULL DEFAULT 0,
+    ino       INTEGER NOT NULL DEFAULT 0,
+    resume_off  INTEGER NOT NULL DEFAULT 0,
+    resume_line INTEGER NOT NULL DEFAULT 0,
+    compacted INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (target, path)
+);
+CREATE TABLE IF NOT EXISTS acks (
+    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    block   INTEGER NOT NULL,
+    bits    BLOB NOT NULL,
+    PRIMARY KEY (file_id, block)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS passed (
+    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    block   INTEGER NOT NULL,
+    bits    BLOB NOT NULL,
+    PRIMARY KEY (file_id, block)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS notes (
+    key     TEXT PRIMARY KEY,
+    value   TEXT NOT NULL,
+    updated REAL NOT NULL
+);
+"""
+
+
+def open_journal_db(path: Path) -> sqlite3.Connection:
+    """Open (creating) the journal's database at `path`: the schema made current, entries
+    untouched for KEEP_DAYS pruned. UsageError (one line) when it cannot be opened or a
+    newer tracecli wrote it."""
+    try:
+        conn = open_private_db(path)
+        conn.execute("PRAGMA foreign_keys=ON")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            conn.close()
+            raise UsageError(
+                f"the resume journal {path} was written by a newer tracecli; "
+                "upgrade, or pass --restart after deleting it"
+            )
+        with conn:
+            conn.executescript(_SCHEMA)
+            _add_columns(conn)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            old = time.time() - KEEP_DAYS * 86400
+            conn.execute("DELETE FROM files WHERE updated < ?", (old,))
+            conn.execute("DELETE FROM notes WHERE updated < ?", (old,))
+    except sqlite3.DatabaseError as exc:
+        raise UsageError(f"cannot open the resume journal {path}: {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot open the resume journal {path}: {exc.strerror or exc}") from None
+    return conn
+
+
+def _add_columns(conn: sqlite3.Connection) -> None:
+    """Columns added by schema 2 (append detection) to a journal written by schema 1."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(files)")}
+    for name, decl in (
+        ("tail", "TEXT NOT NULL DEFAULT ''"),
+        ("dev", "INTEGER NOT NULL DEFAULT 0"),
+        ("ino", "INTEGER NOT NULL DEFAULT 0"),
+        ("resume_off", "INTEGER NOT NULL DEFAULT 0"),
+        ("resume_line", "INTEGER NOT NULL DEFAULT 0"),
+        ("compacted", "INTEGER NOT NULL DEFAULT 0"),
+    ):
+        if name not in have:
+            conn.execute(f"ALTER TABLE files ADD COLUMN {name} {decl}")
+
+
+def target_key(server: str, project: str | None) -> str:
+    """The target's fingerprint: no URL credentials, no key, ever."""
+    url = strip_userinfo(server.strip()).rstrip("/")
+    scheme, sep, rest = url.partition("://")
+    if sep:
+        host, slash, tail = rest.partition("/")
+        url = f"{scheme.lower()}://{host.lower()}{slash}{tail}"
+    return hashlib.sha256(f"{url}\n{project or ''}".encode()).hexdigest()
