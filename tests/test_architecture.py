@@ -37,8 +37,9 @@ LAYERS: dict[str, int] = {
     "targets": 4,
     "readback": 5,
     "serve": 5,
-    "upload": 5,
-    "cli": 6,
+    "journal": 5,
+    "upload": 6,
+    "cli": 7,
 }
 
 # Imports inside a function, outside cli/, each with its reason. Never one of tracecli's

@@ -1,4 +1,4 @@
-"""The ledger of acknowledged Freeplay records (tracecli.upload.freeplay_ledger), on its own.
+"""The ledger of acknowledged Freeplay records (tracecli.journal.freeplay_ledger), on its own.
 
 The behaviour it gives the upload (a grown file does not re-send, a record twice in a run
 goes once, kill -9 re-sends at most the requests in flight) is tested against the real
@@ -12,7 +12,7 @@ import stat
 import time
 from pathlib import Path
 
-from tracecli.upload.freeplay_ledger import (
+from tracecli.journal.freeplay_ledger import (
     LEDGER_NAME,
     STDIN_KEY,
     SentLedger,

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tracecli.config.paths import state_dir
-from tracecli.upload.journal import BLOCK_LINES, AckSet, Journal, identity, target_key
+from tracecli.journal.resume import BLOCK_LINES, AckSet, Journal, identity, target_key
 
 SERVER = "http://127.0.0.1:6345"
 
@@ -268,7 +268,7 @@ def test_kill_9_loses_at_most_what_is_in_flight(tmp_path):
     script = textwrap.dedent(
         f"""
         import sys
-        from tracecli.upload.journal import Journal
+        from tracecli.journal.resume import Journal
         j = Journal.open(server={SERVER!r}, project=None, db_path={str(db)!r})
         for n in range(10**9):
             j.ack({str(f)!r}, [n])

@@ -13,8 +13,8 @@ import pytest
 
 from tracecli.check.records import parse_record
 from tracecli.diagnostics import Location, UsageError
+from tracecli.journal.rejected import RejectedWriter
 from tracecli.targets.outcome import Outcome, extract_reason
-from tracecli.upload.rejected import RejectedWriter
 
 START = {
     "type": "start",
@@ -376,7 +376,7 @@ def test_an_op_ref_weave_refuses_is_rejected_before_sending(tmp_path):
 
 
 def test_a_directory_does_not_bring_in_the_rejected_file(tmp_path, monkeypatch):
-    from tracecli.upload.rejected import skip_rejected_file
+    from tracecli.journal.rejected import skip_rejected_file
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "a.jsonl").write_text("{}\n")

@@ -199,7 +199,7 @@ def test_an_end_refused_after_its_start_was_stored_by_an_earlier_run_is_said(
 ) -> None:
     """The start went in an earlier run (batch mode, journaled): it cannot be taken back,
     so the refused end is rejected alone and a warning says the call stays running."""
-    from tracecli.upload.journal import Journal
+    from tracecli.journal.resume import Journal
 
     calls = gen_calls(2, seed=42)
     path = write_lines(
@@ -301,7 +301,7 @@ def test_resume_after_a_half_acknowledged_call_sends_only_the_missing_half(
     tmp_path: Path,
 ) -> None:
     """A start acknowledged earlier (batch mode) and its end not: the end goes alone."""
-    from tracecli.upload.journal import Journal
+    from tracecli.journal.resume import Journal
 
     calls = gen_calls(10, seed=9)
     path = write_flat(tmp_path / "t.jsonl", calls, lag=0)  # start, end, start, end, ...

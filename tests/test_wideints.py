@@ -7,7 +7,7 @@ import json
 
 import orjson
 
-from tracecli.upload.rejected import record_line
+from tracecli.journal.rejected import record_line
 from tracecli.wire.encode import dumps, loads, split_complete
 from tracecli.wire.wideints import (
     NonFinite,

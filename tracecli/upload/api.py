@@ -26,13 +26,13 @@ from pydantic import SecretStr
 from tracecli.config.settings import resolve_weave
 from tracecli.diagnostics import UsageError
 from tracecli.inputs.workers import stop_pool
+from tracecli.journal.rejected import DEFAULT_NAME, RejectedWriter, upload_inputs
+from tracecli.journal.resume import Journal
 from tracecli.targets import DryRunTarget, Target
 from tracecli.targets.local import LocalStoreTarget
 from tracecli.targets.weave import WeaveHttpTarget
 from tracecli.upload.freeplay import upload_freeplay
-from tracecli.upload.journal import Journal
 from tracecli.upload.pool import default_jobs, start_pool
-from tracecli.upload.rejected import DEFAULT_NAME, RejectedWriter, publish_rejected, upload_inputs
 from tracecli.upload.report import (
     GRACE_SECONDS,
     MAX_DIAGNOSTICS,
@@ -41,6 +41,7 @@ from tracecli.upload.report import (
     UploadOptions,
     UploadReport,
     halt_line,
+    publish_rejected,
 )
 from tracecli.upload.run import Run
 from tracecli.upload.sender import Sender

@@ -19,7 +19,7 @@ from tracecli.check.pairing import DEFAULT_MEMORY_BUDGET
 from tracecli.diagnostics import Diagnostic, UsageError
 from tracecli.freeplay.stream import FreeplayPieces
 from tracecli.inputs.reader import InputFormat, Source, expand_paths
-from tracecli.upload.rejected import skip_rejected_file
+from tracecli.journal.rejected import skip_rejected_file
 
 Backend = Literal["freeplay"]
 BACKENDS: tuple[str, ...] = ("freeplay",)

@@ -16,10 +16,10 @@ from typing import Any
 
 from tracecli.check.pairing import Half
 from tracecli.diagnostics import Diagnostic, Severity
+from tracecli.journal.rejected import RejectedWriter
+from tracecli.journal.resume import Journal
 from tracecli.targets import endpoint_label
-from tracecli.upload.journal import Journal
 from tracecli.upload.originals import half_original, originals
-from tracecli.upload.rejected import RejectedWriter
 from tracecli.upload.report import UploadReport, count_diagnostics, keep_diagnostics
 from tracecli.wire.chunking import LINE_MASK, LINE_SHIFT, SRC_SHIFT, Chunk
 

@@ -39,8 +39,8 @@ import orjson
 
 from tracecli.diagnostics import Diagnostic, UsageError
 from tracecli.inputs.watch import FileEvents, Snapshot, Watcher
+from tracecli.journal.rejected import DEFAULT_NAME
 from tracecli.upload.api import UploadOptions, UploadReport, upload
-from tracecli.upload.rejected import DEFAULT_NAME
 
 BACKOFF_FIRST = 1.0  # seconds before the first retry of a pass that met an outage
 BACKOFF_MAX = 30.0  # the cap: a sidecar checks again at least this often

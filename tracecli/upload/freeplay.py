@@ -23,6 +23,16 @@ from typing import Any
 from tracecli.diagnostics import Diagnostic, Severity, TracecliError, UsageError
 from tracecli.freeplay.stream import FreeplayPieces, Piece
 from tracecli.inputs.reader import FILE_FORMAT, Source
+from tracecli.journal.acks import AckSet
+from tracecli.journal.freeplay_ledger import (
+    LEDGER_NAME,
+    STDIN_KEY,
+    SentLedger,
+    record_key,
+    source_key,
+)
+from tracecli.journal.rejected import DEFAULT_NAME, RejectedWriter, upload_inputs
+from tracecli.journal.resume import Journal
 from tracecli.otel.calls import SpanCalls
 from tracecli.targets.freeplay import (
     FreeplayTarget,
@@ -31,18 +41,8 @@ from tracecli.targets.freeplay import (
     resolve_freeplay,
 )
 from tracecli.targets.transport import check_listening
-from tracecli.upload.ackset import AckSet
-from tracecli.upload.freeplay_ledger import (
-    LEDGER_NAME,
-    STDIN_KEY,
-    SentLedger,
-    record_key,
-    source_key,
-)
 from tracecli.upload.freeplay_send import FreeplaySender, Job
-from tracecli.upload.journal import Journal
 from tracecli.upload.otlp_lines import OTLP, OtlpCalls
-from tracecli.upload.rejected import DEFAULT_NAME, RejectedWriter, publish_rejected, upload_inputs
 from tracecli.upload.report import (
     GRACE_SECONDS,
     FileReport,
@@ -54,6 +54,7 @@ from tracecli.upload.report import (
     count_diagnostics,
     halt_line,
     keep_diagnostics,
+    publish_rejected,
 )
 
 # the Weave project of converted spans whose resource names none (Freeplay has its own)

@@ -30,6 +30,7 @@ from tracecli.config.fields import (
 from tracecli.config.settings import WeaveTarget
 from tracecli.diagnostics import Diagnostic, UsageError
 from tracecli.inputs.reader import InputFormat
+from tracecli.journal.rejected import Notes, RejectedWriter, stale_note
 
 Mode = Literal["auto", "complete", "batch", "single", "otel"]
 MODES: tuple[str, ...] = ("auto", "complete", "batch", "single", "otel")
@@ -371,3 +372,25 @@ class Interrupt:
                 signal.signal(s, handler)
 
         return restore
+
+
+def publish_rejected(
+    writer: RejectedWriter,
+    report: UploadReport,
+    *,
+    keep: bool,
+    complete: bool,
+    notes: Notes | None,
+) -> None:
+    """End a run's rejected-records file and say in the report where it is: published
+    (`complete=False` for a stopped run), dropped when not `keep` (--dry-run, a check that
+    found nothing), or, when this run rejected nothing and an earlier run's file is still
+    there, a note about that file (said once, see `stale_note`)."""
+    if not keep:
+        writer.discard()
+        return
+    written = writer.close(complete=complete)
+    report.rejected_file = str(written) if written is not None else None
+    if writer.stale and written is None:
+        report.stale_rejected_file = str(writer.path)
+        report.stale_rejected_note = stale_note(writer.path, notes)

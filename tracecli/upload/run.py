@@ -37,8 +37,10 @@ from tracecli.inputs.reader import (
 )
 from tracecli.inputs.watch import whole_lines_end
 from tracecli.inputs.workers import stop_pool
+from tracecli.journal.acks import AckSet
+from tracecli.journal.rejected import RejectedWriter
+from tracecli.journal.resume import Journal
 from tracecli.otel.calls import SpanCalls
-from tracecli.upload.ackset import AckSet
 from tracecli.upload.blocks import (
     Bad,
     Entry,
@@ -51,12 +53,10 @@ from tracecli.upload.blocks import (
     prepare_range,
 )
 from tracecli.upload.fates import Fates
-from tracecli.upload.journal import Journal
 from tracecli.upload.originals import entry_original, half_original
 from tracecli.upload.otlp import OtlpFates, feed_otel, feed_upload
 from tracecli.upload.pool import PENDING_BLOCKS, Block, Done, Interrupted, wait_block
 from tracecli.upload.refused import RefusedHalves
-from tracecli.upload.rejected import RejectedWriter
 from tracecli.upload.report import FileReport, ProgressClock, UploadOptions, UploadReport
 from tracecli.upload.run_inputs import count_unread, is_otlp, read_error, source
 from tracecli.upload.units import complete_unit, lone_unit, pair_unit

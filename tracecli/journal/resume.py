@@ -40,8 +40,9 @@ from pathlib import Path
 
 from tracecli.config.paths import state_dir
 from tracecli.diagnostics import UsageError
-from tracecli.upload.ackset import BLOCK_LINES, AckSet
-from tracecli.upload.file_identity import (
+from tracecli.journal.acks import BLOCK_LINES, AckSet
+from tracecli.journal.database import DB_NAME, KEEP_DAYS, open_journal_db, target_key
+from tracecli.journal.file_identity import (
     ROW_COLUMNS,
     FileRow,
     Identity,
@@ -51,7 +52,6 @@ from tracecli.upload.file_identity import (
     still_there,
     unchanged,
 )
-from tracecli.upload.journal_db import DB_NAME, KEEP_DAYS, open_journal_db, target_key
 
 # AckSet, BLOCK_LINES and identity are the journal's words too (imported from here)
 __all__ = [

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from tracecli.config.private_db import open_private_db
 from tracecli.diagnostics import UsageError
-from tracecli.upload.journal_db import KEEP_DAYS, target_key
+from tracecli.journal.database import KEEP_DAYS, target_key
 
 LEDGER_NAME = "freeplay-sent.sqlite3"
 STDIN_KEY = b"-"  # the source of records read from stdin: never matched by a later run

@@ -26,7 +26,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import IO, Any, Protocol
 
 import orjson
 
@@ -34,9 +34,6 @@ from tracecli.diagnostics import UsageError
 from tracecli.inputs.reader import expand_paths
 from tracecli.schema.rules import META_KEY
 from tracecli.wire.wideints import NonFinite
-
-if TYPE_CHECKING:
-    from tracecli.upload.report import UploadReport
 
 DEFAULT_NAME = "tracecli-rejected.jsonl"
 
@@ -216,28 +213,6 @@ def stale_note(path: str | os.PathLike[str], notes: Notes | None) -> str | None:
         f"{path} holds {n:,} records rejected by an earlier run (none were rejected now): "
         f"fix them and upload that file, or delete it"
     )
-
-
-def publish_rejected(
-    writer: RejectedWriter,
-    report: UploadReport,
-    *,
-    keep: bool,
-    complete: bool,
-    notes: Notes | None,
-) -> None:
-    """End a run's rejected-records file and say in the report where it is: published
-    (`complete=False` for a stopped run), dropped when not `keep` (--dry-run, a check that
-    found nothing), or, when this run rejected nothing and an earlier run's file is still
-    there, a note about that file (said once, see `stale_note`)."""
-    if not keep:
-        writer.discard()
-        return
-    written = writer.close(complete=complete)
-    report.rejected_file = str(written) if written is not None else None
-    if writer.stale and written is None:
-        report.stale_rejected_file = str(writer.path)
-        report.stale_rejected_note = stale_note(writer.path, notes)
 
 
 def upload_inputs(paths: Sequence[str], rejected: str | os.PathLike[str] | None) -> list[str]:

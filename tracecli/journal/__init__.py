@@ -1,0 +1,1 @@
+"""What a run leaves for the next: the resume journal, the Freeplay id ledger, the rejected file."""
