@@ -105,6 +105,20 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> dict[
     }
 
 
+def start_sink(peers: Any, python: str, work: Path) -> tuple[Any, str]:
+    """The shared null server on a free port, its output in WORK/nullsink.log: (process, URL)."""
+    port = peers.free_port()
+    log_f = (work / "nullsink.log").open("w")
+    proc = subprocess.Popen(
+        [python, str(BENCH / "nullsink.py"), "--port", str(port)],
+        stdout=log_f,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    peers.wait_health(url, proc)
+    return proc, url
+
+
 class Bench:
     def __init__(self, a: argparse.Namespace) -> None:
         self.a = a
@@ -145,16 +159,7 @@ class Bench:
 
     # -- phase 1: the null server ---------------------------------------------------------
     def start_sink(self) -> tuple[Any, str]:
-        port = self.peers.free_port()
-        log_f = (self.work / "nullsink.log").open("w")
-        proc = subprocess.Popen(
-            [self.v["PY"], str(BENCH / "nullsink.py"), "--port", str(port)],
-            stdout=log_f,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        self.peers.wait_health(url, proc)
-        return proc, url
+        return start_sink(self.peers, self.v["PY"], self.work)
 
     def phase_sink(self) -> None:
         P = self.peers

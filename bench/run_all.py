@@ -45,22 +45,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from bench_upload import BENCH, load_peers, table, venvs  # noqa: E402
-from bench_validate import Sampler  # noqa: E402
+from bench_upload import BENCH, load_peers, start_sink, table, venvs  # noqa: E402
+from bench_validate import LOOP, Sampler  # noqa: E402
 from gen_traces import STYLES, generate  # noqa: E402
 
-ORJSON_LOOP = """
-import sys, time, orjson
-loads = orjson.loads
-n = 0
-t = time.perf_counter()
-with open(sys.argv[1], "rb") as f:
-    for line in f:
-        if line.strip():
-            loads(line)
-            n += 1
-print(n, time.perf_counter() - t)
-"""
+ORJSON_LOOP = LOOP.format(mod="orjson")
 YAML_LOOP = """
 import sys, time, yaml
 n = 0
@@ -220,16 +209,7 @@ class RunAll:
 
     # -- uploads ------------------------------------------------------------------------
     def start_sink(self) -> tuple[Any, str]:
-        port = self.peers.free_port()
-        log_f = (self.work / "nullsink.log").open("w")
-        proc = subprocess.Popen(
-            [self.v["PY"], str(BENCH / "nullsink.py"), "--port", str(port)],
-            stdout=log_f,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        self.peers.wait_health(url, proc)
-        return proc, url
+        return start_sink(self.peers, self.v["PY"], self.work)
 
     def tool(self, name: str, style: str, url: str) -> list[str]:
         path = self.files[style]
