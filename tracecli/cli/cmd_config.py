@@ -13,15 +13,8 @@ import typer
 from pydantic import SecretStr
 
 from tracecli.cli import app
+from tracecli.cli import options as opt
 from tracecli.cli.common import (
-    AllowInsecureOpt,
-    CaBundleOpt,
-    DbOpt,
-    FormatOpt,
-    OutputFormat,
-    ProfileOpt,
-    ProjectOpt,
-    ServerOpt,
     command,
     say,
     stderr_console,
@@ -90,15 +83,15 @@ def render_settings(settings: Settings) -> str:
     exit_codes=[(0, "settings shown"), (2, "a configuration error (the line says which file)")],
 )
 def show(
-    profile: ProfileOpt = None,
+    profile: opt.Profile = None,
     target: Annotated[
         Target | None,
         typer.Option("--target", help="Target to resolve for (default: from the settings)."),
     ] = None,
-    server: ServerOpt = None,
-    project: ProjectOpt = None,
-    db: DbOpt = None,
-    output: FormatOpt = OutputFormat.text,
+    server: opt.Server = None,
+    project: opt.Project = None,
+    db: opt.Db = None,
+    output: opt.Format = opt.OutputFormat.text,
 ) -> None:
     """Print the resolved settings and where each came from (flag, env, file:line, netrc,
     default). API keys are masked. --server, --project and --db show what a command given
@@ -112,7 +105,7 @@ def show(
     settings = load_settings(values, profile=profile)
     for warning in settings.warnings:
         say(stderr_console(), f"tracecli: warning: {warning}")
-    if output is OutputFormat.json:
+    if output is opt.OutputFormat.json:
         write_stdout(json.dumps(settings.to_dict(), indent=2))
     else:
         write_stdout(render_settings(settings))
@@ -149,15 +142,14 @@ def login_cmd(
     ] = None,
     server: Annotated[
         str | None,
-        typer.Option(
+        opt.valued(
             "--server",
             metavar="URL",
             help="Server to log in to (default: from the settings, else W&B's cloud for "
             "weave, Freeplay's API for freeplay).",
-            show_default=False,
         ),
     ] = None,
-    profile: ProfileOpt = None,
+    profile: opt.Profile = None,
     relogin: Annotated[
         bool, typer.Option("--relogin", help="Replace a key that is already stored.")
     ] = False,
@@ -165,8 +157,8 @@ def login_cmd(
         bool,
         typer.Option("--verify/--no-verify", help="Check the key against the server first."),
     ] = True,
-    ca_bundle: CaBundleOpt = None,
-    allow_insecure: AllowInsecureOpt = False,
+    ca_bundle: opt.CaBundle = None,
+    allow_insecure: opt.AllowInsecure = False,
 ) -> None:
     """Ask for an API key (without echo; or read it from stdin), check it against the server,
     and store it: Weave keys in ~/.netrc (as `wandb login` does), Freeplay keys in the user

@@ -21,13 +21,9 @@ from typing import IO, Annotated
 import typer
 
 from tracecli.cli import app
+from tracecli.cli import options as opt
 from tracecli.cli.common import (
     EXIT_USAGE,
-    FormatOpt,
-    OutputFormat,
-    PathsArg,
-    StdinFormat,
-    StdinFormatOpt,
     command,
     say,
     stderr_console,
@@ -61,7 +57,7 @@ class Backend(StrEnum):
     ],
 )
 def convert_command(
-    paths: PathsArg,
+    paths: opt.Paths,
     to: Annotated[
         Backend,
         typer.Option(
@@ -73,31 +69,29 @@ def convert_command(
     ],
     output_file: Annotated[
         str | None,
-        typer.Option(
+        opt.valued(
             "--output",
             "-o",
             metavar="FILE",
             help="Write the records here instead of stdout.",
-            show_default=False,
         ),
     ] = None,
     strict: Annotated[
         bool, typer.Option("--strict", help="Treat warnings as errors (the record is left out).")
     ] = False,
-    input_format: StdinFormatOpt = StdinFormat.jsonl,
+    input_format: opt.InputFormat = opt.StdinFormat.jsonl,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary; errors only.")] = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Print every diagnostic.")
     ] = False,
-    fmt: FormatOpt = OutputFormat.text,
+    fmt: opt.Format = opt.OutputFormat.text,
     project: Annotated[
         str | None,
-        typer.Option(
+        opt.valued(
             "--project",
             "-p",
             help="--to weave: entity/project for spans whose resource has no "
             "wandb.entity/wandb.project attributes.",
-            show_default=False,
         ),
     ] = None,
 ) -> None:
@@ -105,7 +99,7 @@ def convert_command(
     OpenTelemetry spans → Weave calls)."""
     if project is not None and to is not Backend.weave:
         raise UsageError("--project applies to --to weave (OpenTelemetry spans)")
-    if fmt is OutputFormat.json and output_file is None:
+    if fmt is opt.OutputFormat.json and output_file is None:
         raise UsageError("--format json puts the report on stdout: give the records -o FILE")
     err = stderr_console()
     show = DiagnosticPrinter(
@@ -146,7 +140,7 @@ def convert_command(
     else:
         result, lines = report.to_dict(), summary_lines(report, output_file)
         code = report.exit_code
-    if fmt is OutputFormat.json:
+    if fmt is opt.OutputFormat.json:
         write_stdout(json.dumps(result))
     elif not quiet:
         for line in lines:

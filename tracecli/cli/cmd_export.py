@@ -6,18 +6,10 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import typer
-
 from tracecli.cli import app
+from tracecli.cli import options as opt
 from tracecli.cli.common import (
     EXIT_USAGE,
-    AllowInsecureOpt,
-    ApiKeyOpt,
-    CaBundleOpt,
-    DbOpt,
-    ProfileOpt,
-    ProjectOpt,
-    ServerOpt,
     command,
     say,
     stderr_console,
@@ -40,17 +32,17 @@ from tracecli.diagnostics import TracecliError
     exit_codes=[(0, "every call of the project written"), EXIT_USAGE],
 )
 def export_cmd(
-    server: ServerOpt = None,
-    db: DbOpt = None,
-    project: ProjectOpt = None,
+    server: opt.Server = None,
+    db: opt.Db = None,
+    project: opt.Project = None,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="File to write (default: stdout).", show_default=False),
+        opt.valued("--output", "-o", help="File to write (default: stdout)."),
     ] = None,
-    api_key: ApiKeyOpt = None,
-    ca_bundle: CaBundleOpt = None,
-    allow_insecure: AllowInsecureOpt = False,
-    profile: ProfileOpt = None,
+    api_key: opt.ApiKey = None,
+    ca_bundle: opt.CaBundle = None,
+    allow_insecure: opt.AllowInsecure = False,
+    profile: opt.Profile = None,
 ) -> None:
     """Write every call of a project, oldest first, one JSON object a line.
 

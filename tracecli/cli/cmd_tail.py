@@ -12,16 +12,9 @@ from rich.console import Console
 from rich.text import Text
 
 from tracecli.cli import app
+from tracecli.cli import options as opt
 from tracecli.cli.common import (
     EXIT_USAGE,
-    AllowInsecureOpt,
-    ApiKeyOpt,
-    CaBundleOpt,
-    DbOpt,
-    OutputFormat,
-    ProfileOpt,
-    ProjectOpt,
-    ServerOpt,
     command,
     say,
     stderr_console,
@@ -175,7 +168,7 @@ def render_rows(
 
 
 class _Printer:
-    def __init__(self, fmt: OutputFormat, follow: bool = False) -> None:
+    def __init__(self, fmt: opt.OutputFormat, follow: bool = False) -> None:
         self.fmt = fmt
         self.follow = follow
         self.out = stdout_console()
@@ -186,7 +179,7 @@ class _Printer:
     def calls(self, calls: list[dict[str, Any]]) -> None:
         if not calls:
             return
-        if self.fmt is OutputFormat.json:
+        if self.fmt is opt.OutputFormat.json:
             # dumps_exact: integers beyond 64 bits are printed exactly (orjson refuses them)
             write_stdout("\n".join(dumps_exact(c).decode() for c in calls))
             return
@@ -235,9 +228,9 @@ def _follow(source: CallSource, follower: Follower, printer: _Printer, interval:
     ],
 )
 def tail_cmd(
-    server: ServerOpt = None,
-    db: DbOpt = None,
-    project: ProjectOpt = None,
+    server: opt.Server = None,
+    db: opt.Db = None,
+    project: opt.Project = None,
     limit: Annotated[
         int,
         typer.Option(
@@ -262,41 +255,37 @@ def tail_cmd(
     ] = 1.0,
     op: Annotated[
         str | None,
-        typer.Option(
-            "--op", metavar="NAME", help="Only calls of this op_name.", show_default=False
-        ),
+        opt.valued("--op", metavar="NAME", help="Only calls of this op_name."),
     ] = None,
     trace: Annotated[
         str | None,
-        typer.Option(
+        opt.valued(
             "--trace",
             metavar="ID",
             help="Only calls of this trace: its id, or a unique prefix or suffix of it.",
-            show_default=False,
         ),
     ] = None,
     call_id: Annotated[
         str | None,
-        typer.Option(
+        opt.valued(
             "--id",
             metavar="ID",
             help="Only this call: its id, or a unique prefix or suffix (the table's id column).",
-            show_default=False,
         ),
     ] = None,
     errors: Annotated[
         bool, typer.Option("--errors", help="Only calls that raised (status error).")
     ] = False,
     fmt: Annotated[
-        OutputFormat,
+        opt.OutputFormat,
         typer.Option(
             "--format", help="text: a table for people; json: one call per line, as stored."
         ),
-    ] = OutputFormat.text,
-    api_key: ApiKeyOpt = None,
-    ca_bundle: CaBundleOpt = None,
-    allow_insecure: AllowInsecureOpt = False,
-    profile: ProfileOpt = None,
+    ] = opt.OutputFormat.text,
+    api_key: opt.ApiKey = None,
+    ca_bundle: opt.CaBundle = None,
+    allow_insecure: opt.AllowInsecure = False,
+    profile: opt.Profile = None,
 ) -> None:
     """Show the latest calls of a project, oldest first (newest at the bottom).
 
@@ -323,7 +312,7 @@ def tail_cmd(
         printer = _Printer(fmt, follow)
         try:
             calls = follower.snapshot()
-            if not calls and fmt is OutputFormat.text and limit > 0 and not note:
+            if not calls and fmt is opt.OutputFormat.text and limit > 0 and not note:
                 what = "match" if (op or trace or errors or call_id) else "yet"
                 say(err, f"tracecli: no calls {what} in {name}")
             printer.calls(calls)

@@ -17,19 +17,9 @@ from rich.table import Table
 from rich.text import Text
 
 from tracecli.cli import app
+from tracecli.cli import options as opt
 from tracecli.cli.common import (
     EXIT_USAGE,
-    AllowInsecureOpt,
-    ApiKeyOpt,
-    CaBundleOpt,
-    DbOpt,
-    FormatOpt,
-    OutputFormat,
-    PathsArg,
-    ProfileOpt,
-    ServerOpt,
-    StdinFormat,
-    StdinFormatOpt,
     command,
     say,
     stderr_console,
@@ -38,26 +28,6 @@ from tracecli.cli.common import (
 from tracecli.cli.diagnostic_printer import MAX_PRINTED_DIAGNOSTICS, DiagnosticPrinter
 from tracecli.cli.progress import LiveProgress, PlainProgress, plain_every
 from tracecli.cli.safe import safe_text
-from tracecli.cli.upload_options import (
-    ChunkBytesOpt,
-    ChunkSizeOpt,
-    ConcurrencyOpt,
-    DryRunOpt,
-    FlushIntervalOpt,
-    FollowOpt,
-    MaxOutageOpt,
-    MaxRetryTimeOpt,
-    ModeOpt,
-    PairWaitOpt,
-    PollOpt,
-    QuietOpt,
-    RejectedOpt,
-    RestartOpt,
-    StrictOpt,
-    TargetOpt,
-    UploadProjectOpt,
-    VerboseOpt,
-)
 from tracecli.config.settings import Settings, WeaveTarget, load_settings
 from tracecli.targets.transport import RetryEvent
 from tracecli.upload.api import RESUME_HINT, UploadOptions, UploadReport, upload
@@ -84,33 +54,33 @@ from tracecli.upload.api import RESUME_HINT, UploadOptions, UploadReport, upload
     ],
 )
 def upload_command(
-    paths: PathsArg,
-    server: ServerOpt = None,
-    target_name: TargetOpt = None,
-    project: UploadProjectOpt = None,
-    mode: ModeOpt = None,
-    chunk_size: ChunkSizeOpt = None,
-    chunk_bytes: ChunkBytesOpt = None,
-    concurrency: ConcurrencyOpt = None,
-    dry_run: DryRunOpt = False,
-    strict: StrictOpt = False,
-    rejected: RejectedOpt = None,
-    max_retry_time: MaxRetryTimeOpt = None,
-    max_outage: MaxOutageOpt = None,
-    restart: RestartOpt = False,
-    follow: FollowOpt = False,
-    flush_interval: FlushIntervalOpt = None,
-    poll: PollOpt = False,
-    pair_wait: PairWaitOpt = None,
-    api_key: ApiKeyOpt = None,
-    ca_bundle: CaBundleOpt = None,
-    allow_insecure: AllowInsecureOpt = False,
-    db: DbOpt = None,
-    input_format: StdinFormatOpt = StdinFormat.jsonl,
-    profile: ProfileOpt = None,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
-    output: FormatOpt = OutputFormat.text,
+    paths: opt.Paths,
+    server: opt.Server = None,
+    target_name: opt.UploadTarget = None,
+    project: opt.UploadProject = None,
+    mode: opt.Mode = None,
+    chunk_size: opt.ChunkSize = None,
+    chunk_bytes: opt.ChunkBytes = None,
+    concurrency: opt.Concurrency = None,
+    dry_run: opt.DryRun = False,
+    strict: opt.Strict = False,
+    rejected: opt.Rejected = None,
+    max_retry_time: opt.MaxRetryTime = None,
+    max_outage: opt.MaxOutage = None,
+    restart: opt.Restart = False,
+    follow: opt.Follow = False,
+    flush_interval: opt.FlushInterval = None,
+    poll: opt.Poll = False,
+    pair_wait: opt.PairWait = None,
+    api_key: opt.ApiKey = None,
+    ca_bundle: opt.CaBundle = None,
+    allow_insecure: opt.AllowInsecure = False,
+    db: opt.Db = None,
+    input_format: opt.InputFormat = opt.StdinFormat.jsonl,
+    profile: opt.Profile = None,
+    quiet: opt.Quiet = False,
+    verbose: opt.Verbose = False,
+    output: opt.Format = opt.OutputFormat.text,
 ) -> None:
     """Validate trace files and upload their calls to a Weave server or the embedded store."""
     settings = load_settings(
@@ -149,13 +119,13 @@ def upload_command(
         from tracecli.cli.follow_view import run_follow
 
         code = run_follow(
-            paths, opts, err, settings, quiet=quiet, json_status=output is OutputFormat.json
+            paths, opts, err, settings, quiet=quiet, json_status=output is opt.OutputFormat.json
         )
         shown.close()
         raise typer.Exit(code)
     live = not quiet and err.is_terminal
     report = _upload_with_progress(paths, opts, err, shown, quiet=quiet, live=live)
-    if output is OutputFormat.json:
+    if output is opt.OutputFormat.json:
         write_stdout(json.dumps(report_json(report)))
     elif not quiet:
         render_summary(report, err, rich_table=live)
@@ -169,7 +139,7 @@ def _options(
     dry_run: bool,
     strict: bool,
     restart: bool,
-    input_format: StdinFormat,
+    input_format: opt.StdinFormat,
     retries: _RetryPrinter | None,
     shown: DiagnosticPrinter,
 ) -> UploadOptions:

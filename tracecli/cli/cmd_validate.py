@@ -10,12 +10,10 @@ from typing import Annotated, Any
 import typer
 
 from tracecli.cli import app
+from tracecli.cli import options as opt
 from tracecli.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
-    PathsArg,
-    StdinFormat,
-    StdinFormatOpt,
     command,
     say,
     stderr_console,
@@ -58,7 +56,7 @@ def summary_line(report: ValidationReport) -> str:
     ],
 )
 def validate(
-    paths: PathsArg,
+    paths: opt.Paths,
     fmt: Annotated[
         ReportFormat,
         typer.Option(
@@ -81,7 +79,7 @@ def validate(
             help="List at most N errors (and N warnings); the counts stay exact. 0: all.",
         ),
     ] = DEFAULT_MAX_ERRORS,
-    input_format: StdinFormatOpt = StdinFormat.jsonl,
+    input_format: opt.InputFormat = opt.StdinFormat.jsonl,
 ) -> None:
     """Check trace files record by record and across records; exit 1 on any error.
 

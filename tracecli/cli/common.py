@@ -1,4 +1,4 @@
-"""Shared option aliases, consoles and the one place known errors become an exit code."""
+"""Consoles, the one way a line is said, and the one place known errors become an exit code."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from enum import StrEnum
-from typing import Annotated, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -18,16 +17,6 @@ from tracecli.diagnostics import TracecliError
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-class OutputFormat(StrEnum):
-    text = "text"
-    json = "json"
-
-
-class StdinFormat(StrEnum):
-    jsonl = "jsonl"
-    yaml = "yaml"
 
 
 def stderr_console() -> Console:
@@ -145,99 +134,3 @@ def command(
 
 EXIT_USAGE = (2, "usage or configuration error (bad option or setting, no key, no server)")
 EXIT_INTERRUPTED = (130, "interrupted (Ctrl-C)")
-
-
-# Reusable option aliases, so every command spells the same option the same way.
-PathsArg = Annotated[
-    list[str],
-    typer.Argument(
-        metavar="PATH",
-        help="Trace files (.jsonl, .ndjson, .yaml, .yml, optionally .gz), directories "
-        "(searched recursively) or - for stdin.",
-        show_default=False,
-    ),
-]
-StdinFormatOpt = Annotated[
-    StdinFormat,
-    typer.Option("--input-format", help="Format of stdin (-): jsonl or yaml."),
-]
-FormatOpt = Annotated[
-    OutputFormat,
-    typer.Option("--format", "-f", help="Output format: text for people, json for tools."),
-]
-ServerOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--server",
-        metavar="URL",
-        help="Weave trace server base URL (default: $WF_TRACE_SERVER_URL; without one, the "
-        "embedded store).",
-        show_default=False,
-    ),
-]
-ApiKeyOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--api-key",
-        metavar="KEY",
-        help="API key (default: $WANDB_API_KEY or ~/.netrc). Never printed.",
-        show_default=False,
-    ),
-]
-DbOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        metavar="FILE",
-        help="Embedded store file (default: $TRACECLI_DB or the user data dir).",
-        show_default=False,
-    ),
-]
-ProjectOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--project",
-        "-p",
-        metavar="ENTITY/PROJECT",
-        help="Project as entity/project.",
-        show_default=False,
-    ),
-]
-
-
-def _complete_profile(incomplete: str) -> list[str]:
-    """Shell completion for --profile: the profile names the config files define."""
-    from tracecli.config.settings import available_profiles
-
-    try:
-        return [name for name in available_profiles() if name.startswith(incomplete)]
-    except TracecliError:
-        return []  # a broken config file: complete nothing rather than print an error
-
-
-CaBundleOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--ca-bundle",
-        metavar="FILE",
-        help="CA certificates for a server with a private CA.",
-        show_default=False,
-    ),
-]
-AllowInsecureOpt = Annotated[
-    bool,
-    typer.Option(
-        "--allow-insecure",
-        help="Allow sending the key over plain http to a host that is not loopback.",
-    ),
-]
-ProfileOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--profile",
-        metavar="NAME",
-        help="Named profile of tracecli.yaml or the user config (default: $TRACECLI_PROFILE).",
-        show_default=False,
-        autocompletion=_complete_profile,
-    ),
-]
