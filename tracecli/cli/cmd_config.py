@@ -14,12 +14,7 @@ from pydantic import SecretStr
 
 from tracecli.cli import app
 from tracecli.cli import options as opt
-from tracecli.cli.common import (
-    command,
-    say,
-    stderr_console,
-    write_stdout,
-)
+from tracecli.cli.common import command, say, stderr_console, write_stdout
 from tracecli.cli.safe import safe_text
 from tracecli.config.settings import Settings, load_settings
 from tracecli.targets.login import LoginError, login, stored_key_location
@@ -76,11 +71,6 @@ def render_settings(settings: Settings) -> str:
 @command(
     config_app,
     "show",
-    examples=[
-        ("tracecli config show", "what upload and tail would use, and where it came from"),
-        ("tracecli config show --profile ci --format json", ""),
-    ],
-    exit_codes=[(0, "settings shown"), (2, "a configuration error (the line says which file)")],
 )
 def show(
     profile: opt.Profile = None,
@@ -95,7 +85,17 @@ def show(
 ) -> None:
     """Print the resolved settings and where each came from (flag, env, file:line, netrc,
     default). API keys are masked. --server, --project and --db show what a command given
-    them would use (which key, for instance)."""
+    them would use (which key, for instance).
+
+    Examples:
+      tracecli config show
+          what upload and tail would use, and where it came from
+      tracecli config show --profile ci --format json
+
+    Exit codes:
+      0    settings shown
+      2    a configuration error (the line says which file)
+    """
     values = {
         "target": target.value if target else None,
         "server": server,
@@ -123,15 +123,6 @@ def read_key(prompt: str) -> str:
     app,
     "login",
     short_help="Check an API key against its server and store it.",
-    examples=[
-        ("tracecli login", "W&B's cloud, as wandb login"),
-        ("tracecli login --server https://weave.example.com", "a Weave server of your own"),
-        ("echo $FREEPLAY_KEY | tracecli login --target freeplay", "a key from stdin"),
-    ],
-    exit_codes=[
-        (0, "key checked and stored (or already stored)"),
-        (2, "wrong key, unreachable server or usage"),
-    ],
 )
 def login_cmd(
     target: Annotated[
@@ -162,7 +153,20 @@ def login_cmd(
 ) -> None:
     """Ask for an API key (without echo; or read it from stdin), check it against the server,
     and store it: Weave keys in ~/.netrc (as `wandb login` does), Freeplay keys in the user
-    config. Never in the project's tracecli.yaml."""
+    config. Never in the project's tracecli.yaml.
+
+    Examples:
+      tracecli login
+          W&B's cloud, as wandb login
+      tracecli login --server https://weave.example.com
+          a Weave server of your own
+      echo $FREEPLAY_KEY | tracecli login --target freeplay
+          a key from stdin
+
+    Exit codes:
+      0    key checked and stored (or already stored)
+      2    wrong key, unreachable server or usage
+    """
     values = {
         "target": target.value if target else None,
         "server": server,

@@ -9,10 +9,7 @@ import typer
 
 from tracecli.cli import app
 from tracecli.cli import options as opt
-from tracecli.cli.common import (
-    handle_errors,
-    stderr_console,
-)
+from tracecli.cli.common import handle_errors, stderr_console
 from tracecli.config.settings import load_settings
 
 

@@ -11,14 +11,7 @@ import typer
 
 from tracecli.cli import app
 from tracecli.cli import options as opt
-from tracecli.cli.common import (
-    EXIT_INTERRUPTED,
-    EXIT_USAGE,
-    command,
-    say,
-    stderr_console,
-    write_stdout,
-)
+from tracecli.cli.common import command, say, stderr_console, write_stdout
 from tracecli.cli.render import ReportFormat, plural, render
 from tracecli.cli.safe import safe_text
 from tracecli.upload.validate import DEFAULT_MAX_ERRORS, ValidationReport, validate_paths
@@ -44,16 +37,6 @@ def summary_line(report: ValidationReport) -> str:
     app,
     "validate",
     short_help="Check trace files without sending anything; exit 1 on any error.",
-    examples=[
-        ("tracecli validate traces/", "every trace file under traces/"),
-        ("tracecli validate run.jsonl --format github", "annotations on a pull request"),
-    ],
-    exit_codes=[
-        (0, "every record valid"),
-        (1, "errors found (or warnings, with --strict)"),
-        EXIT_USAGE,
-        EXIT_INTERRUPTED,
-    ],
 )
 def validate(
     paths: opt.Paths,
@@ -85,6 +68,18 @@ def validate(
 
     Every problem is one line naming the file, the line and the field. Starts and ends
     are paired across all the inputs, as an upload of the same paths would pair them.
+
+    Examples:
+      tracecli validate traces/
+          every trace file under traces/
+      tracecli validate run.jsonl --format github
+          annotations on a pull request
+
+    Exit codes:
+      0    every record valid
+      1    errors found (or warnings, with --strict)
+      2    usage or configuration error (bad option or setting, no key, no server)
+      130  interrupted (Ctrl-C)
     """
     got, previous = _terminate_as_interrupt()
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import sys
 from collections.abc import Callable
@@ -100,37 +101,28 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def epilog(examples: list[tuple[str, str]], exit_codes: list[tuple[int, str]]) -> str:
-    """A command's help ending: examples (command, what it does) and its exit codes, laid
-    out as written (Click's `\\b` keeps a paragraph from being re-wrapped)."""
-    lines = ["\b", "Examples:"]
-    for command, what in examples:
-        lines.append(f"  {command}")
-        if what:
-            lines.append(f"      {what}")
-    lines += ["", "\b", "Exit codes:"]
-    lines += [f"  {code:<3}  {meaning}" for code, meaning in exit_codes]
-    return "\n".join(lines)
+def help_and_epilog(doc: str) -> tuple[str, str]:
+    """A command's docstring as its help page: the text before `Examples:` is the help, shown
+    above the options; the `Examples:` and `Exit codes:` sections are the epilog, shown after
+    them as written (Click's `\\b` keeps a paragraph from being re-wrapped). The source then
+    reads as the page a person sees."""
+    text, sep, sections = doc.partition("\n\nExamples:\n")
+    if not sep:
+        raise ValueError("a command's docstring ends with its Examples: and Exit codes:")
+    sections = "\b\nExamples:\n" + sections.replace("\n\nExit codes:\n", "\n\n\b\nExit codes:\n")
+    return text, sections
 
 
 def command(
-    on: typer.Typer,
-    name: str,
-    *,
-    short_help: str | None = None,
-    examples: list[tuple[str, str]],
-    exit_codes: list[tuple[int, str]],
+    on: typer.Typer, name: str, *, short_help: str | None = None
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """A command of `on` as every command is made: its help ends with its examples and exit
-    codes (`epilog`), and its known errors become one line and their exit code
-    (`handle_errors`)."""
-    register = on.command(name, short_help=short_help, epilog=epilog(examples, exit_codes))
+    """A command of `on` as every command is made: its help page from its docstring, which
+    ends with its examples and exit codes (`help_and_epilog`), and its known errors become
+    one line and their exit code (`handle_errors`)."""
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        text, sections = help_and_epilog(inspect.getdoc(fn) or "")
+        register = on.command(name, short_help=short_help, help=text, epilog=sections)
         return register(handle_errors(fn))
 
     return decorate
-
-
-EXIT_USAGE = (2, "usage or configuration error (bad option or setting, no key, no server)")
-EXIT_INTERRUPTED = (130, "interrupted (Ctrl-C)")
