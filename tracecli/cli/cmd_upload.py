@@ -319,11 +319,9 @@ def format_elapsed(seconds: float) -> str:
         return f"{max(1, ms)} ms" if seconds > 0 else "0 ms"
     if seconds < 60:
         return f"{seconds:.1f} s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
+    hours, rest = divmod(round(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
 
 
 def render_summary(report: UploadReport, console: Console, *, rich_table: bool) -> None:
