@@ -107,15 +107,13 @@ class _View:
 def follow_options(settings: Settings) -> FollowOptions:
     """The follow settings, resolved like every other (flag > environment > files > default).
     Giving up is `follow_max_outage` (default: never, as a sidecar must outlive a server
-    restart), or `--max-outage` given on the command line; `max_outage` from the
-    environment or a file keeps its one meaning, when a pass calls the server down."""
-    give_up = settings.follow_max_outage
-    if settings.origin("max_outage").kind == "flag":
-        give_up = settings.max_outage
+    restart), which `--max-outage` on the command line sets as well as `max_outage`
+    (`Field.flag_of`); `max_outage` from the environment or a file keeps its one meaning,
+    when a pass calls the server down."""
     return FollowOptions(
         flush_interval=settings.flush_interval,
         pair_wait=settings.pair_wait,
-        max_outage=give_up,
+        max_outage=settings.follow_max_outage,
         poll=settings.poll,
     )
 

@@ -185,10 +185,11 @@ class Field:
     secret: bool = False
     project_ok: bool = True
     is_path: bool = False
+    flag_of: str | None = None  # the setting whose flag sets this one too (no flag of its own)
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return "--" + (self.flag_of or self.name).replace("_", "-")
 
 
 def _count(name: str, env: str, default: int, high: int, help: str) -> Field:
@@ -207,9 +208,10 @@ def _seconds(
     default: float | None,
     help: str,
     parse: Callable[[Any], float] = parse_duration,
+    flag_of: str | None = None,
 ) -> Field:
     """A duration (`300`, `90s`, `5m`); `parse_wait` where 0 (no wait) is allowed."""
-    return Field(name, parse, help, env=(env,), default=default)
+    return Field(name, parse, help, env=(env,), default=default, flag_of=flag_of)
 
 
 def _switch(name: str, env: str, help: str) -> Field:
@@ -307,6 +309,7 @@ FIELDS: dict[str, Field] = {
             None,
             "upload --follow: give up (exit 1) when no pass got through for this long; "
             "default: never (--max-outage on the command line sets it too)",
+            flag_of="max_outage",  # one flag, both stops: a pass's and the follow's
         ),
         _switch(
             "poll",

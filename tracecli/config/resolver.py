@@ -54,10 +54,13 @@ class Resolver:
             raise UsageError(f"{where}: {exc}") from None
 
     def flag(self, name: str) -> Found | None:
-        if self.cli.get(name) is None:
+        """The flag's value; a setting that shares another's flag (`Field.flag_of`:
+        `--max-outage` sets `follow_max_outage` too) reads that one's."""
+        field = FIELDS[name]
+        given = self.cli.get(field.flag_of or name)
+        if given is None:
             return None
-        flag = FIELDS[name].flag
-        return self.parse(name, self.cli[name], flag), Origin("flag", flag)
+        return self.parse(name, given, field.flag), Origin("flag", field.flag)
 
     def environ(self, name: str, names: tuple[str, ...]) -> Found | None:
         for var in names:
