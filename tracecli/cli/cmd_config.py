@@ -68,10 +68,7 @@ def render_settings(settings: Settings) -> str:
     return "\n".join(lines)
 
 
-@command(
-    config_app,
-    "show",
-)
+@command(config_app, "show")
 def show(
     profile: opt.Profile = None,
     target: Annotated[
@@ -119,11 +116,7 @@ def read_key(prompt: str) -> str:
     return line.strip()
 
 
-@command(
-    app,
-    "login",
-    short_help="Check an API key against its server and store it.",
-)
+@command(app, "login", short_help="Check an API key against its server and store it.")
 def login_cmd(
     target: Annotated[
         LoginTarget | None,

@@ -22,11 +22,7 @@ class Shape(StrEnum):
     freeplay = "freeplay"
 
 
-@command(
-    app,
-    "schema",
-    short_help="Print the JSON Schema of a trace record, for editors.",
-)
+@command(app, "schema", short_help="Print the JSON Schema of a trace record, for editors.")
 def schema(
     shape: Annotated[
         Shape,
