@@ -124,6 +124,17 @@ def test_h_is_help_everywhere() -> None:
         assert r.stdout.startswith(f"Usage: tracecli {name}"), r.stdout[:80]
 
 
+def test_the_exit_codes_every_command_shares_read_the_same() -> None:
+    """Each command's docstring writes its exit codes out (it is the help page as shown);
+    the codes several commands share must keep one wording."""
+    usage = "2    usage or configuration error (bad option or setting, no key, no server)"
+    for name, text in _helps().items():
+        if name in ("", "config", "serve", "login", "config show"):  # no usage line of theirs
+            continue
+        codes = text.split("Exit codes:\n")[1]
+        assert usage in codes, (name, codes)
+
+
 def test_help_looks_finished(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "80")
     for name, text in _helps().items():

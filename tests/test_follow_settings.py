@@ -60,6 +60,21 @@ def test_a_config_file_sets_them_and_flags_and_the_environment_win(
     assert load_settings({"flush_interval": "0.5"}).flush_interval == 0.5  # flag > env
 
 
+def test_max_outage_on_the_command_line_sets_both_stops(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One flag, two keys: `--max-outage` is a pass's stop and the follow's give-up, and
+    says so as their origin; in the environment each key is its own."""
+    monkeypatch.setenv("TRACECLI_FOLLOW_MAX_OUTAGE", "10m")
+    s = load_settings({"max_outage": "90s"})
+    assert (s.max_outage, s.follow_max_outage) == (90.0, 90.0)  # the flag beats the variable
+    assert str(s.origin("follow_max_outage")) == str(s.origin("max_outage")) == "--max-outage"
+    monkeypatch.setenv("TRACECLI_MAX_OUTAGE", "5")
+    s = load_settings({})
+    assert (s.max_outage, s.follow_max_outage) == (5.0, 600.0)
+    assert str(s.origin("follow_max_outage")) == "env TRACECLI_FOLLOW_MAX_OUTAGE"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -13,20 +13,8 @@ import typer
 from pydantic import SecretStr
 
 from tracecli.cli import app
-from tracecli.cli.common import (
-    AllowInsecureOpt,
-    CaBundleOpt,
-    DbOpt,
-    FormatOpt,
-    OutputFormat,
-    ProfileOpt,
-    ProjectOpt,
-    ServerOpt,
-    command,
-    say,
-    stderr_console,
-    write_stdout,
-)
+from tracecli.cli import options as opt
+from tracecli.cli.common import command, say, stderr_console, write_stdout
 from tracecli.cli.safe import safe_text
 from tracecli.config.settings import Settings, load_settings
 from tracecli.targets.login import LoginError, login, stored_key_location
@@ -80,29 +68,31 @@ def render_settings(settings: Settings) -> str:
     return "\n".join(lines)
 
 
-@command(
-    config_app,
-    "show",
-    examples=[
-        ("tracecli config show", "what upload and tail would use, and where it came from"),
-        ("tracecli config show --profile ci --format json", ""),
-    ],
-    exit_codes=[(0, "settings shown"), (2, "a configuration error (the line says which file)")],
-)
+@command(config_app, "show")
 def show(
-    profile: ProfileOpt = None,
+    profile: opt.Profile = None,
     target: Annotated[
         Target | None,
         typer.Option("--target", help="Target to resolve for (default: from the settings)."),
     ] = None,
-    server: ServerOpt = None,
-    project: ProjectOpt = None,
-    db: DbOpt = None,
-    output: FormatOpt = OutputFormat.text,
+    server: opt.Server = None,
+    project: opt.Project = None,
+    db: opt.Db = None,
+    output: opt.Format = opt.OutputFormat.text,
 ) -> None:
     """Print the resolved settings and where each came from (flag, env, file:line, netrc,
     default). API keys are masked. --server, --project and --db show what a command given
-    them would use (which key, for instance)."""
+    them would use (which key, for instance).
+
+    Examples:
+      tracecli config show
+          what upload and tail would use, and where it came from
+      tracecli config show --profile ci --format json
+
+    Exit codes:
+      0    settings shown
+      2    a configuration error (the line says which file)
+    """
     values = {
         "target": target.value if target else None,
         "server": server,
@@ -112,7 +102,7 @@ def show(
     settings = load_settings(values, profile=profile)
     for warning in settings.warnings:
         say(stderr_console(), f"tracecli: warning: {warning}")
-    if output is OutputFormat.json:
+    if output is opt.OutputFormat.json:
         write_stdout(json.dumps(settings.to_dict(), indent=2))
     else:
         write_stdout(render_settings(settings))
@@ -126,20 +116,7 @@ def read_key(prompt: str) -> str:
     return line.strip()
 
 
-@command(
-    app,
-    "login",
-    short_help="Check an API key against its server and store it.",
-    examples=[
-        ("tracecli login", "W&B's cloud, as wandb login"),
-        ("tracecli login --server https://weave.example.com", "a Weave server of your own"),
-        ("echo $FREEPLAY_KEY | tracecli login --target freeplay", "a key from stdin"),
-    ],
-    exit_codes=[
-        (0, "key checked and stored (or already stored)"),
-        (2, "wrong key, unreachable server or usage"),
-    ],
-)
+@command(app, "login", short_help="Check an API key against its server and store it.")
 def login_cmd(
     target: Annotated[
         LoginTarget | None,
@@ -149,15 +126,14 @@ def login_cmd(
     ] = None,
     server: Annotated[
         str | None,
-        typer.Option(
+        opt.valued(
             "--server",
             metavar="URL",
             help="Server to log in to (default: from the settings, else W&B's cloud for "
             "weave, Freeplay's API for freeplay).",
-            show_default=False,
         ),
     ] = None,
-    profile: ProfileOpt = None,
+    profile: opt.Profile = None,
     relogin: Annotated[
         bool, typer.Option("--relogin", help="Replace a key that is already stored.")
     ] = False,
@@ -165,12 +141,25 @@ def login_cmd(
         bool,
         typer.Option("--verify/--no-verify", help="Check the key against the server first."),
     ] = True,
-    ca_bundle: CaBundleOpt = None,
-    allow_insecure: AllowInsecureOpt = False,
+    ca_bundle: opt.CaBundle = None,
+    allow_insecure: opt.AllowInsecure = False,
 ) -> None:
     """Ask for an API key (without echo; or read it from stdin), check it against the server,
     and store it: Weave keys in ~/.netrc (as `wandb login` does), Freeplay keys in the user
-    config. Never in the project's tracecli.yaml."""
+    config. Never in the project's tracecli.yaml.
+
+    Examples:
+      tracecli login
+          W&B's cloud, as wandb login
+      tracecli login --server https://weave.example.com
+          a Weave server of your own
+      echo $FREEPLAY_KEY | tracecli login --target freeplay
+          a key from stdin
+
+    Exit codes:
+      0    key checked and stored (or already stored)
+      2    wrong key, unreachable server or usage
+    """
     values = {
         "target": target.value if target else None,
         "server": server,

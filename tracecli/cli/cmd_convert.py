@@ -16,23 +16,13 @@ import tempfile
 from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Annotated
+from typing import IO, Annotated, Any, NamedTuple
 
 import typer
 
 from tracecli.cli import app
-from tracecli.cli.common import (
-    EXIT_USAGE,
-    FormatOpt,
-    OutputFormat,
-    PathsArg,
-    StdinFormat,
-    StdinFormatOpt,
-    command,
-    say,
-    stderr_console,
-    write_stdout,
-)
+from tracecli.cli import options as opt
+from tracecli.cli.common import command, say, stderr_console, write_stdout
 from tracecli.cli.diagnostic_printer import MAX_PRINTED_DIAGNOSTICS, DiagnosticPrinter
 from tracecli.cli.safe import safe_json_bytes
 from tracecli.diagnostics import UsageError
@@ -45,113 +35,134 @@ class Backend(StrEnum):
     weave = "weave"
 
 
+To = Annotated[
+    Backend,
+    typer.Option(
+        "--to",
+        help="The backend whose records to write: freeplay (completions and traces, as "
+        "`upload --target freeplay` sends them); weave (OpenTelemetry OTLP/JSON files → "
+        "Weave completed calls, as Weave's /otel/v1/traces stores them).",
+    ),
+]
+OutputFile = Annotated[
+    str | None,
+    opt.valued("--output", "-o", metavar="FILE", help="Write the records here instead of stdout."),
+]
+Strict = Annotated[
+    bool, typer.Option("--strict", help="Treat warnings as errors (the record is left out).")
+]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No summary; errors only.")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Print every diagnostic.")]
+SpanProject = Annotated[
+    str | None,
+    opt.valued(
+        "--project",
+        "-p",
+        help="--to weave: entity/project for spans whose resource has no "
+        "wandb.entity/wandb.project attributes.",
+    ),
+]
+
+
+class _Converted(NamedTuple):
+    """What a conversion reports: its JSON report, its summary for people, its exit code."""
+
+    report: dict[str, Any]
+    summary: list[str]
+    exit_code: int
+
+
 @command(
     app,
     "convert",
     short_help="Convert trace files for another backend (Weave calls to Freeplay).",
-    examples=[
-        ("tracecli convert run.jsonl --to freeplay -o freeplay.jsonl", ""),
-        ("tracecli convert traces/ --to freeplay | jq -c .", "records on stdout"),
-    ],
-    exit_codes=[
-        (0, "every record converted"),
-        (1, "some records could not be (each is named by file, line and field)"),
-        EXIT_USAGE,
-        (130, "interrupted (Ctrl-C): no output file is left behind"),
-    ],
 )
 def convert_command(
-    paths: PathsArg,
-    to: Annotated[
-        Backend,
-        typer.Option(
-            "--to",
-            help="The backend whose records to write: freeplay (completions and traces, as "
-            "`upload --target freeplay` sends them); weave (OpenTelemetry OTLP/JSON files → "
-            "Weave completed calls, as Weave's /otel/v1/traces stores them).",
-        ),
-    ],
-    output_file: Annotated[
-        str | None,
-        typer.Option(
-            "--output",
-            "-o",
-            metavar="FILE",
-            help="Write the records here instead of stdout.",
-            show_default=False,
-        ),
-    ] = None,
-    strict: Annotated[
-        bool, typer.Option("--strict", help="Treat warnings as errors (the record is left out).")
-    ] = False,
-    input_format: StdinFormatOpt = StdinFormat.jsonl,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary; errors only.")] = False,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Print every diagnostic.")
-    ] = False,
-    fmt: FormatOpt = OutputFormat.text,
-    project: Annotated[
-        str | None,
-        typer.Option(
-            "--project",
-            "-p",
-            help="--to weave: entity/project for spans whose resource has no "
-            "wandb.entity/wandb.project attributes.",
-            show_default=False,
-        ),
-    ] = None,
+    paths: opt.Paths,
+    to: To,
+    output_file: OutputFile = None,
+    strict: Strict = False,
+    input_format: opt.InputFormat = opt.StdinFormat.jsonl,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    fmt: opt.Format = opt.OutputFormat.text,
+    project: SpanProject = None,
 ) -> None:
     """Convert trace files for another backend without sending them (Weave calls → Freeplay,
-    OpenTelemetry spans → Weave calls)."""
+    OpenTelemetry spans → Weave calls).
+
+    Examples:
+      tracecli convert run.jsonl --to freeplay -o freeplay.jsonl
+      tracecli convert traces/ --to freeplay | jq -c .
+          records on stdout
+
+    Exit codes:
+      0    every record converted
+      1    some records could not be (each is named by file, line and field)
+      2    usage or configuration error (bad option or setting, no key, no server)
+      130  interrupted (Ctrl-C): no output file is left behind
+    """
     if project is not None and to is not Backend.weave:
         raise UsageError("--project applies to --to weave (OpenTelemetry spans)")
-    if fmt is OutputFormat.json and output_file is None:
+    if fmt is opt.OutputFormat.json and output_file is None:
         raise UsageError("--format json puts the report on stdout: give the records -o FILE")
     err = stderr_console()
-    show = DiagnosticPrinter(
-        err,
-        quiet=quiet,
-        limit=None if verbose else MAX_PRINTED_DIAGNOSTICS,
-        rejected_file=False,
-    )
-
-    def writer_for(out: IO[bytes]) -> Callable[[bytes], object]:
-        # records on a terminal or pipe are escaped; a file gets them as they are
-        return _safe_writer(out) if output_file in (None, "-") else out.write
-
+    limit = None if verbose else MAX_PRINTED_DIAGNOSTICS
+    show = DiagnosticPrinter(err, quiet=quiet, limit=limit, rejected_file=False)
     try:
         with _sink(output_file) as out:
-            if to is Backend.weave:
-                otel = convert_otlp(
-                    paths, writer_for(out), project=project, strict=strict, on_diagnostic=show
-                )
-            else:
-                report = convert(
-                    paths,
-                    writer_for(out),
-                    to=to.value,
-                    input_format=input_format.value,
-                    strict=strict,
-                    on_diagnostic=show,
-                )
+            # records on a terminal or pipe are escaped; a file gets them as they are
+            write = _safe_writer(out) if output_file in (None, "-") else out.write
+            done = _convert(
+                paths,
+                write,
+                to,
+                input_format,
+                project=project,
+                strict=strict,
+                show=show,
+                output_file=output_file,
+            )
     except KeyboardInterrupt:
         # the temporary file is gone (_sink); the output file, if any, is as it was
         where = f"; {output_file} was not written" if output_file not in (None, "-") else ""
         say(err, f"tracecli: interrupted{where}")
         raise typer.Exit(130) from None
     show.close()
-    if to is Backend.weave:
-        result, lines = otel.to_dict(), otel.summary_lines(output_file or "stdout")
-        code = otel.exit_code
-    else:
-        result, lines = report.to_dict(), summary_lines(report, output_file)
-        code = report.exit_code
-    if fmt is OutputFormat.json:
-        write_stdout(json.dumps(result))
+    if fmt is opt.OutputFormat.json:
+        write_stdout(json.dumps(done.report))
     elif not quiet:
-        for line in lines:
+        for line in done.summary:
             say(err, line)
-    raise typer.Exit(code)
+    raise typer.Exit(done.exit_code)
+
+
+def _convert(
+    paths: list[str],
+    write: Callable[[bytes], object],
+    to: Backend,
+    input_format: opt.StdinFormat,
+    *,
+    project: str | None,
+    strict: bool,
+    show: DiagnosticPrinter,
+    output_file: str | None,
+) -> _Converted:
+    """Either conversion (`--to weave`: OpenTelemetry spans; else Weave calls), its report
+    in one shape."""
+    if to is Backend.weave:
+        otel = convert_otlp(paths, write, project=project, strict=strict, on_diagnostic=show)
+        summary = otel.summary_lines(output_file or "stdout")
+        return _Converted(otel.to_dict(), summary, otel.exit_code)
+    report = convert(
+        paths,
+        write,
+        to=to.value,
+        input_format=input_format.value,
+        strict=strict,
+        on_diagnostic=show,
+    )
+    return _Converted(report.to_dict(), summary_lines(report, output_file), report.exit_code)
 
 
 def summary_lines(report: ConvertReport, output_file: str | None) -> list[str]:

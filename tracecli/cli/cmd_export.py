@@ -6,22 +6,9 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import typer
-
 from tracecli.cli import app
-from tracecli.cli.common import (
-    EXIT_USAGE,
-    AllowInsecureOpt,
-    ApiKeyOpt,
-    CaBundleOpt,
-    DbOpt,
-    ProfileOpt,
-    ProjectOpt,
-    ServerOpt,
-    command,
-    say,
-    stderr_console,
-)
+from tracecli.cli import options as opt
+from tracecli.cli.common import command, say, stderr_console
 from tracecli.cli.readback import readback_settings
 from tracecli.diagnostics import TracecliError
 
@@ -30,33 +17,35 @@ from tracecli.diagnostics import TracecliError
     app,
     "export",
     short_help="Write every call of a project as JSON lines, to upload elsewhere.",
-    examples=[
-        ("tracecli export -p acme/agents -o agents.jsonl", "the store's calls, to a file"),
-        (
-            "tracecli export --server http://127.0.0.1:8000 -p acme/agents | gzip > a.gz",
-            "a server's calls, compressed",
-        ),
-    ],
-    exit_codes=[(0, "every call of the project written"), EXIT_USAGE],
 )
 def export_cmd(
-    server: ServerOpt = None,
-    db: DbOpt = None,
-    project: ProjectOpt = None,
+    server: opt.Server = None,
+    db: opt.Db = None,
+    project: opt.Project = None,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="File to write (default: stdout).", show_default=False),
+        opt.valued("--output", "-o", help="File to write (default: stdout)."),
     ] = None,
-    api_key: ApiKeyOpt = None,
-    ca_bundle: CaBundleOpt = None,
-    allow_insecure: AllowInsecureOpt = False,
-    profile: ProfileOpt = None,
+    api_key: opt.ApiKey = None,
+    ca_bundle: opt.CaBundle = None,
+    allow_insecure: opt.AllowInsecure = False,
+    profile: opt.Profile = None,
 ) -> None:
     """Write every call of a project, oldest first, one JSON object a line.
 
     Each line is a call as /calls/stream_query returns it (from --server or
     $WF_TRACE_SERVER_URL, else the embedded store); `tracecli upload FILE` sends the file
     to another server. Project: --project, else as `tracecli tail` picks it.
+
+    Examples:
+      tracecli export -p acme/agents -o agents.jsonl
+          the store's calls, to a file
+      tracecli export --server http://127.0.0.1:8000 -p acme/agents | gzip > a.gz
+          a server's calls, compressed
+
+    Exit codes:
+      0    every call of the project written
+      2    usage or configuration error (bad option or setting, no key, no server)
     """
     from tracecli.readback.export import export_project
     from tracecli.readback.sources import open_source

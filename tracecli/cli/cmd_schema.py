@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from tracecli.cli import app
-from tracecli.cli.common import EXIT_USAGE, command, write_stdout
+from tracecli.cli.common import command, write_stdout
 from tracecli.schema.json_schema import record_schema
 
 
@@ -22,16 +22,7 @@ class Shape(StrEnum):
     freeplay = "freeplay"
 
 
-@command(
-    app,
-    "schema",
-    short_help="Print the JSON Schema of a trace record, for editors.",
-    examples=[
-        ("tracecli schema --list > trace.schema.json", "for an editor (YAML lists too)"),
-        ("tracecli schema --shape complete", "one shape only"),
-    ],
-    exit_codes=[(0, "the schema is printed"), EXIT_USAGE],
-)
+@command(app, "schema", short_help="Print the JSON Schema of a trace record, for editors.")
 def schema(
     shape: Annotated[
         Shape,
@@ -52,5 +43,15 @@ def schema(
     """Print the JSON Schema (draft 2020-12) of a trace record on stdout.
 
     Save it and point your editor at it, e.g. `tracecli schema --list > trace.schema.json`.
+
+    Examples:
+      tracecli schema --list > trace.schema.json
+          for an editor (YAML lists too)
+      tracecli schema --shape complete
+          one shape only
+
+    Exit codes:
+      0    the schema is printed
+      2    usage or configuration error (bad option or setting, no key, no server)
     """
     write_stdout(json.dumps(record_schema(shape.value, allow_list=allow_list), indent=2))

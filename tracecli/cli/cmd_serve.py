@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from tracecli.cli import app
-from tracecli.cli.common import DbOpt, ProfileOpt, handle_errors, stderr_console
+from tracecli.cli import options as opt
+from tracecli.cli.common import handle_errors, stderr_console
 from tracecli.config.settings import load_settings
 
 
@@ -27,7 +28,7 @@ from tracecli.config.settings import load_settings
 )
 @handle_errors
 def serve_cmd(
-    db: DbOpt = None,
+    db: opt.Db = None,
     host: Annotated[
         str, typer.Option("--host", help="Interface to listen on (127.0.0.1: this machine only).")
     ] = "127.0.0.1",
@@ -45,7 +46,7 @@ def serve_cmd(
             show_default=False,
         ),
     ] = None,
-    profile: ProfileOpt = None,
+    profile: opt.Profile = None,
 ) -> None:
     """Serve the embedded trace store over the Weave trace-server HTTP API.
 

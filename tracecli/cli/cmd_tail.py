@@ -12,22 +12,8 @@ from rich.console import Console
 from rich.text import Text
 
 from tracecli.cli import app
-from tracecli.cli.common import (
-    EXIT_USAGE,
-    AllowInsecureOpt,
-    ApiKeyOpt,
-    CaBundleOpt,
-    DbOpt,
-    OutputFormat,
-    ProfileOpt,
-    ProjectOpt,
-    ServerOpt,
-    command,
-    say,
-    stderr_console,
-    stdout_console,
-    write_stdout,
-)
+from tracecli.cli import options as opt
+from tracecli.cli.common import command, say, stderr_console, stdout_console, write_stdout
 from tracecli.cli.readback import readback_settings
 from tracecli.cli.safe import safe_text
 from tracecli.readback.rows import ID_SHOWN, row_of
@@ -175,7 +161,7 @@ def render_rows(
 
 
 class _Printer:
-    def __init__(self, fmt: OutputFormat, follow: bool = False) -> None:
+    def __init__(self, fmt: opt.OutputFormat, follow: bool = False) -> None:
         self.fmt = fmt
         self.follow = follow
         self.out = stdout_console()
@@ -186,7 +172,7 @@ class _Printer:
     def calls(self, calls: list[dict[str, Any]]) -> None:
         if not calls:
             return
-        if self.fmt is OutputFormat.json:
+        if self.fmt is opt.OutputFormat.json:
             # dumps_exact: integers beyond 64 bits are printed exactly (orjson refuses them)
             write_stdout("\n".join(dumps_exact(c).decode() for c in calls))
             return
@@ -219,84 +205,67 @@ def _follow(source: CallSource, follower: Follower, printer: _Printer, interval:
         printer.calls([e.call for e in events])
 
 
-@command(
-    app,
-    "tail",
-    short_help="Show the latest calls of a project; -f to follow.",
-    examples=[
-        ("tracecli tail -p acme/agents -n 50", "the 50 latest calls of acme/agents"),
-        ("tracecli tail -f --errors", "follow: calls as they start and finish, errors only"),
-        ("tracecli tail --id 3f9c81d2 --format json", "one call, by the id the table shows"),
-    ],
-    exit_codes=[
-        (0, "calls shown (or none yet); --follow stopped with Ctrl-C"),
-        EXIT_USAGE,
-        (130, "interrupted (Ctrl-C) without --follow"),
-    ],
-)
+Limit = Annotated[
+    int,
+    typer.Option("-n", "--limit", min=0, metavar="N", help="How many of the latest calls to show."),
+]
+FollowCalls = Annotated[
+    bool,
+    typer.Option(
+        "--follow",
+        "-f",
+        "-F",
+        help="Keep polling; print calls as they start and as they finish (Ctrl-C stops). "
+        "A project with no calls yet is waited for.",
+    ),
+]
+Interval = Annotated[
+    float,
+    typer.Option(
+        "--interval", min=0.1, metavar="SECONDS", help="Seconds between polls with --follow."
+    ),
+]
+Op = Annotated[str | None, opt.valued("--op", metavar="NAME", help="Only calls of this op_name.")]
+Trace = Annotated[
+    str | None,
+    opt.valued(
+        "--trace",
+        metavar="ID",
+        help="Only calls of this trace: its id, or a unique prefix or suffix of it.",
+    ),
+]
+CallId = Annotated[
+    str | None,
+    opt.valued(
+        "--id",
+        metavar="ID",
+        help="Only this call: its id, or a unique prefix or suffix (the table's id column).",
+    ),
+]
+Errors = Annotated[bool, typer.Option("--errors", help="Only calls that raised (status error).")]
+TailFormat = Annotated[
+    opt.OutputFormat,
+    typer.Option("--format", help="text: a table for people; json: one call per line, as stored."),
+]
+
+
+@command(app, "tail", short_help="Show the latest calls of a project; -f to follow.")
 def tail_cmd(
-    server: ServerOpt = None,
-    db: DbOpt = None,
-    project: ProjectOpt = None,
-    limit: Annotated[
-        int,
-        typer.Option(
-            "-n", "--limit", min=0, metavar="N", help="How many of the latest calls to show."
-        ),
-    ] = 20,
-    follow: Annotated[
-        bool,
-        typer.Option(
-            "--follow",
-            "-f",
-            "-F",
-            help="Keep polling; print calls as they start and as they finish (Ctrl-C stops). "
-            "A project with no calls yet is waited for.",
-        ),
-    ] = False,
-    interval: Annotated[
-        float,
-        typer.Option(
-            "--interval", min=0.1, metavar="SECONDS", help="Seconds between polls with --follow."
-        ),
-    ] = 1.0,
-    op: Annotated[
-        str | None,
-        typer.Option(
-            "--op", metavar="NAME", help="Only calls of this op_name.", show_default=False
-        ),
-    ] = None,
-    trace: Annotated[
-        str | None,
-        typer.Option(
-            "--trace",
-            metavar="ID",
-            help="Only calls of this trace: its id, or a unique prefix or suffix of it.",
-            show_default=False,
-        ),
-    ] = None,
-    call_id: Annotated[
-        str | None,
-        typer.Option(
-            "--id",
-            metavar="ID",
-            help="Only this call: its id, or a unique prefix or suffix (the table's id column).",
-            show_default=False,
-        ),
-    ] = None,
-    errors: Annotated[
-        bool, typer.Option("--errors", help="Only calls that raised (status error).")
-    ] = False,
-    fmt: Annotated[
-        OutputFormat,
-        typer.Option(
-            "--format", help="text: a table for people; json: one call per line, as stored."
-        ),
-    ] = OutputFormat.text,
-    api_key: ApiKeyOpt = None,
-    ca_bundle: CaBundleOpt = None,
-    allow_insecure: AllowInsecureOpt = False,
-    profile: ProfileOpt = None,
+    server: opt.Server = None,
+    db: opt.Db = None,
+    project: opt.Project = None,
+    limit: Limit = 20,
+    follow: FollowCalls = False,
+    interval: Interval = 1.0,
+    op: Op = None,
+    trace: Trace = None,
+    call_id: CallId = None,
+    errors: Errors = False,
+    fmt: TailFormat = opt.OutputFormat.text,
+    api_key: opt.ApiKey = None,
+    ca_bundle: opt.CaBundle = None,
+    allow_insecure: opt.AllowInsecure = False,
+    profile: opt.Profile = None,
 ) -> None:
     """Show the latest calls of a project, oldest first (newest at the bottom).
 
@@ -305,31 +274,49 @@ def tail_cmd(
     recently active one (a note on stderr says which), likewise from `tracecli serve`; a
     Weave server cannot list its projects, so there --project is required. The table fits
     the terminal: narrower terminals drop the date, then duration and tokens.
+
+    Examples:
+      tracecli tail -p acme/agents -n 50
+          the 50 latest calls of acme/agents
+      tracecli tail -f --errors
+          follow: calls as they start and finish, errors only
+      tracecli tail --id 3f9c81d2 --format json
+          one call, by the id the table shows
+
+    Exit codes:
+      0    calls shown (or none yet); --follow stopped with Ctrl-C
+      2    usage or configuration error (bad option or setting, no key, no server)
+      130  interrupted (Ctrl-C) without --follow
     """
     settings = readback_settings(server, db, api_key, project, ca_bundle, allow_insecure, profile)
-    err = stderr_console()
     source = open_source(settings)  # exit 2: a remote server without a key
-    project = settings.project
     try:
-        name, note = resolve_project(source, project, wait=follow)
+        name, note = resolve_project(source, settings.project, wait=follow)
         if note:
-            say(err, f"tracecli: {note}")
+            say(stderr_console(), f"tracecli: {note}")
         if trace:
             trace = resolve_id(source, name, trace, "trace_id")
         if call_id:
             call_id = resolve_id(source, name, call_id, "id")
         req = TailRequest(name, limit=limit, op=op, trace=trace, errors=errors, call_id=call_id)
-        follower = Follower(source, req)
-        printer = _Printer(fmt, follow)
-        try:
-            calls = follower.snapshot()
-            if not calls and fmt is OutputFormat.text and limit > 0 and not note:
-                what = "match" if (op or trace or errors or call_id) else "yet"
-                say(err, f"tracecli: no calls {what} in {name}")
-            printer.calls(calls)
-            if follow:
-                _follow(source, follower, printer, interval)
-        except KeyboardInterrupt:
-            raise typer.Exit(0 if follow else 130) from None
+        _show(source, req, _Printer(fmt, follow), interval, say_none=note is None)
     finally:
         source.close()
+
+
+def _show(
+    source: CallSource, req: TailRequest, printer: _Printer, interval: float, say_none: bool
+) -> None:
+    """The latest calls, then (following) the calls as they start and finish; Ctrl-C ends a
+    follow with exit 0, a plain tail with 130. An empty table says why on stderr."""
+    follower = Follower(source, req)
+    try:
+        calls = follower.snapshot()
+        if not calls and printer.fmt is opt.OutputFormat.text and req.limit > 0 and say_none:
+            what = "match" if (req.op or req.trace or req.errors or req.call_id) else "yet"
+            say(stderr_console(), f"tracecli: no calls {what} in {req.project}")
+        printer.calls(calls)
+        if printer.follow:
+            _follow(source, follower, printer, interval)
+    except KeyboardInterrupt:
+        raise typer.Exit(0 if printer.follow else 130) from None

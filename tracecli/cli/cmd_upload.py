@@ -17,47 +17,11 @@ from rich.table import Table
 from rich.text import Text
 
 from tracecli.cli import app
-from tracecli.cli.common import (
-    EXIT_USAGE,
-    AllowInsecureOpt,
-    ApiKeyOpt,
-    CaBundleOpt,
-    DbOpt,
-    FormatOpt,
-    OutputFormat,
-    PathsArg,
-    ProfileOpt,
-    ServerOpt,
-    StdinFormat,
-    StdinFormatOpt,
-    command,
-    say,
-    stderr_console,
-    write_stdout,
-)
+from tracecli.cli import options as opt
+from tracecli.cli.common import command, say, stderr_console, write_stdout
 from tracecli.cli.diagnostic_printer import MAX_PRINTED_DIAGNOSTICS, DiagnosticPrinter
 from tracecli.cli.progress import LiveProgress, PlainProgress, plain_every
 from tracecli.cli.safe import safe_text
-from tracecli.cli.upload_options import (
-    ChunkBytesOpt,
-    ChunkSizeOpt,
-    ConcurrencyOpt,
-    DryRunOpt,
-    FlushIntervalOpt,
-    FollowOpt,
-    MaxOutageOpt,
-    MaxRetryTimeOpt,
-    ModeOpt,
-    PairWaitOpt,
-    PollOpt,
-    QuietOpt,
-    RejectedOpt,
-    RestartOpt,
-    StrictOpt,
-    TargetOpt,
-    UploadProjectOpt,
-    VerboseOpt,
-)
 from tracecli.config.settings import Settings, WeaveTarget, load_settings
 from tracecli.targets.transport import RetryEvent
 from tracecli.upload.api import RESUME_HINT, UploadOptions, UploadReport, upload
@@ -67,52 +31,53 @@ from tracecli.upload.api import RESUME_HINT, UploadOptions, UploadReport, upload
     app,
     "upload",
     short_help="Validate and upload trace files to Weave, Freeplay or the store.",
-    examples=[
-        (
-            "tracecli upload traces/ --server https://trace.wandb.ai -p acme/agents",
-            "every trace file under traces/ to W&B Weave",
-        ),
-        ("tracecli upload run.jsonl", "into the embedded store (see it with tracecli tail)"),
-        ("tracecli upload run.jsonl --dry-run", "check and count, send nothing"),
-    ],
-    exit_codes=[
-        (0, "every call stored"),
-        (1, "records rejected (see the rejected-records file) or not sent"),
-        EXIT_USAGE,
-        (130, "interrupted (Ctrl-C): run the same command again to resume"),
-        (143, "stopped by SIGTERM: the same"),
-    ],
 )
 def upload_command(
-    paths: PathsArg,
-    server: ServerOpt = None,
-    target_name: TargetOpt = None,
-    project: UploadProjectOpt = None,
-    mode: ModeOpt = None,
-    chunk_size: ChunkSizeOpt = None,
-    chunk_bytes: ChunkBytesOpt = None,
-    concurrency: ConcurrencyOpt = None,
-    dry_run: DryRunOpt = False,
-    strict: StrictOpt = False,
-    rejected: RejectedOpt = None,
-    max_retry_time: MaxRetryTimeOpt = None,
-    max_outage: MaxOutageOpt = None,
-    restart: RestartOpt = False,
-    follow: FollowOpt = False,
-    flush_interval: FlushIntervalOpt = None,
-    poll: PollOpt = False,
-    pair_wait: PairWaitOpt = None,
-    api_key: ApiKeyOpt = None,
-    ca_bundle: CaBundleOpt = None,
-    allow_insecure: AllowInsecureOpt = False,
-    db: DbOpt = None,
-    input_format: StdinFormatOpt = StdinFormat.jsonl,
-    profile: ProfileOpt = None,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
-    output: FormatOpt = OutputFormat.text,
+    paths: opt.Paths,
+    server: opt.Server = None,
+    target_name: opt.UploadTarget = None,
+    project: opt.UploadProject = None,
+    mode: opt.Mode = None,
+    chunk_size: opt.ChunkSize = None,
+    chunk_bytes: opt.ChunkBytes = None,
+    concurrency: opt.Concurrency = None,
+    dry_run: opt.DryRun = False,
+    strict: opt.Strict = False,
+    rejected: opt.Rejected = None,
+    max_retry_time: opt.MaxRetryTime = None,
+    max_outage: opt.MaxOutage = None,
+    restart: opt.Restart = False,
+    follow: opt.Follow = False,
+    flush_interval: opt.FlushInterval = None,
+    poll: opt.Poll = False,
+    pair_wait: opt.PairWait = None,
+    api_key: opt.ApiKey = None,
+    ca_bundle: opt.CaBundle = None,
+    allow_insecure: opt.AllowInsecure = False,
+    db: opt.Db = None,
+    input_format: opt.InputFormat = opt.StdinFormat.jsonl,
+    profile: opt.Profile = None,
+    quiet: opt.Quiet = False,
+    verbose: opt.Verbose = False,
+    output: opt.Format = opt.OutputFormat.text,
 ) -> None:
-    """Validate trace files and upload their calls to a Weave server or the embedded store."""
+    """Validate trace files and upload their calls to a Weave server or the embedded store.
+
+    Examples:
+      tracecli upload traces/ --server https://trace.wandb.ai -p acme/agents
+          every trace file under traces/ to W&B Weave
+      tracecli upload run.jsonl
+          into the embedded store (see it with tracecli tail)
+      tracecli upload run.jsonl --dry-run
+          check and count, send nothing
+
+    Exit codes:
+      0    every call stored
+      1    records rejected (see the rejected-records file) or not sent
+      2    usage or configuration error (bad option or setting, no key, no server)
+      130  interrupted (Ctrl-C): run the same command again to resume
+      143  stopped by SIGTERM: the same
+    """
     settings = load_settings(
         {
             "target": target_name.value if target_name is not None else None,
@@ -135,32 +100,68 @@ def upload_command(
         },
         profile=profile,
     )
-    freeplay = settings.target == "freeplay"
-    if freeplay and not dry_run:
-        settings.require_api_key()  # exit 2, naming every way to give the key
-    target = None if freeplay else settings.weave_target()  # exit 2: remote server, no key
     err = stderr_console()
-    for w in settings.warnings:
-        say(err, f"tracecli: warning: {w}")
+    target = _destination(settings, dry_run, err)
     shown = DiagnosticPrinter(err, quiet=quiet, limit=None if verbose else MAX_PRINTED_DIAGNOSTICS)
     retries = _RetryPrinter(err) if verbose else None
     opts = _options(settings, target, dry_run, strict, restart, input_format, retries, shown)
+    json_out = output is opt.OutputFormat.json
     if follow:
-        from tracecli.cli.follow_view import run_follow
+        raise typer.Exit(_follow(paths, opts, err, settings, shown, quiet=quiet, json_out=json_out))
+    raise typer.Exit(_upload_once(paths, opts, err, shown, quiet=quiet, json_out=json_out))
 
-        code = run_follow(
-            paths, opts, err, settings, quiet=quiet, json_status=output is OutputFormat.json
-        )
-        shown.close()
-        raise typer.Exit(code)
+
+def _destination(settings: Settings, dry_run: bool, err: Console) -> WeaveTarget | None:
+    """Weave's server and key (None for Freeplay, whose run resolves them), checked before
+    anything is read: a remote server without a key, or Freeplay without one (unless
+    nothing is sent), is exit 2 naming every way to give it. Then the settings' warnings."""
+    target = None
+    if settings.target != "freeplay":
+        target = settings.weave_target()
+    elif not dry_run:
+        settings.require_api_key()
+    for w in settings.warnings:
+        say(err, f"tracecli: warning: {w}")
+    return target
+
+
+def _follow(
+    paths: list[str],
+    opts: UploadOptions,
+    err: Console,
+    settings: Settings,
+    shown: DiagnosticPrinter,
+    *,
+    quiet: bool,
+    json_out: bool,
+) -> int:
+    """`upload --follow` (cli/follow_view.py, imported only then); its exit code."""
+    from tracecli.cli.follow_view import run_follow
+
+    code = run_follow(paths, opts, err, settings, quiet=quiet, json_status=json_out)
+    shown.close()
+    return code
+
+
+def _upload_once(
+    paths: list[str],
+    opts: UploadOptions,
+    err: Console,
+    shown: DiagnosticPrinter,
+    *,
+    quiet: bool,
+    json_out: bool,
+) -> int:
+    """One upload with its progress, then its report (JSON on stdout, or the summary for
+    people on stderr) and why it stopped, if it did; its exit code."""
     live = not quiet and err.is_terminal
     report = _upload_with_progress(paths, opts, err, shown, quiet=quiet, live=live)
-    if output is OutputFormat.json:
+    if json_out:
         write_stdout(json.dumps(report_json(report)))
     elif not quiet:
         render_summary(report, err, rich_table=live)
     _say_why_stopped(report, err)
-    raise typer.Exit(report.exit_code)
+    return report.exit_code
 
 
 def _options(
@@ -169,7 +170,7 @@ def _options(
     dry_run: bool,
     strict: bool,
     restart: bool,
-    input_format: StdinFormat,
+    input_format: opt.StdinFormat,
     retries: _RetryPrinter | None,
     shown: DiagnosticPrinter,
 ) -> UploadOptions:
@@ -318,11 +319,9 @@ def format_elapsed(seconds: float) -> str:
         return f"{max(1, ms)} ms" if seconds > 0 else "0 ms"
     if seconds < 60:
         return f"{seconds:.1f} s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
+    hours, rest = divmod(round(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
 
 
 def render_summary(report: UploadReport, console: Console, *, rich_table: bool) -> None:

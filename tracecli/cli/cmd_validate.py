@@ -10,17 +10,8 @@ from typing import Annotated, Any
 import typer
 
 from tracecli.cli import app
-from tracecli.cli.common import (
-    EXIT_INTERRUPTED,
-    EXIT_USAGE,
-    PathsArg,
-    StdinFormat,
-    StdinFormatOpt,
-    command,
-    say,
-    stderr_console,
-    write_stdout,
-)
+from tracecli.cli import options as opt
+from tracecli.cli.common import command, say, stderr_console, write_stdout
 from tracecli.cli.render import ReportFormat, plural, render
 from tracecli.cli.safe import safe_text
 from tracecli.upload.validate import DEFAULT_MAX_ERRORS, ValidationReport, validate_paths
@@ -46,19 +37,9 @@ def summary_line(report: ValidationReport) -> str:
     app,
     "validate",
     short_help="Check trace files without sending anything; exit 1 on any error.",
-    examples=[
-        ("tracecli validate traces/", "every trace file under traces/"),
-        ("tracecli validate run.jsonl --format github", "annotations on a pull request"),
-    ],
-    exit_codes=[
-        (0, "every record valid"),
-        (1, "errors found (or warnings, with --strict)"),
-        EXIT_USAGE,
-        EXIT_INTERRUPTED,
-    ],
 )
 def validate(
-    paths: PathsArg,
+    paths: opt.Paths,
     fmt: Annotated[
         ReportFormat,
         typer.Option(
@@ -81,12 +62,24 @@ def validate(
             help="List at most N errors (and N warnings); the counts stay exact. 0: all.",
         ),
     ] = DEFAULT_MAX_ERRORS,
-    input_format: StdinFormatOpt = StdinFormat.jsonl,
+    input_format: opt.InputFormat = opt.StdinFormat.jsonl,
 ) -> None:
     """Check trace files record by record and across records; exit 1 on any error.
 
     Every problem is one line naming the file, the line and the field. Starts and ends
     are paired across all the inputs, as an upload of the same paths would pair them.
+
+    Examples:
+      tracecli validate traces/
+          every trace file under traces/
+      tracecli validate run.jsonl --format github
+          annotations on a pull request
+
+    Exit codes:
+      0    every record valid
+      1    errors found (or warnings, with --strict)
+      2    usage or configuration error (bad option or setting, no key, no server)
+      130  interrupted (Ctrl-C)
     """
     got, previous = _terminate_as_interrupt()
     try:

@@ -1,13 +1,13 @@
-"""Shared option aliases, consoles and the one place known errors become an exit code."""
+"""Consoles, the one way a line is said, and the one place known errors become an exit code."""
 
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import sys
 from collections.abc import Callable
-from enum import StrEnum
-from typing import Annotated, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -18,16 +18,6 @@ from tracecli.diagnostics import TracecliError
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-class OutputFormat(StrEnum):
-    text = "text"
-    json = "json"
-
-
-class StdinFormat(StrEnum):
-    jsonl = "jsonl"
-    yaml = "yaml"
 
 
 def stderr_console() -> Console:
@@ -111,133 +101,28 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def epilog(examples: list[tuple[str, str]], exit_codes: list[tuple[int, str]]) -> str:
-    """A command's help ending: examples (command, what it does) and its exit codes, laid
-    out as written (Click's `\\b` keeps a paragraph from being re-wrapped)."""
-    lines = ["\b", "Examples:"]
-    for command, what in examples:
-        lines.append(f"  {command}")
-        if what:
-            lines.append(f"      {what}")
-    lines += ["", "\b", "Exit codes:"]
-    lines += [f"  {code:<3}  {meaning}" for code, meaning in exit_codes]
-    return "\n".join(lines)
+def help_and_epilog(doc: str) -> tuple[str, str]:
+    """A command's docstring as its help page: the text before `Examples:` is the help, shown
+    above the options; the `Examples:` and `Exit codes:` sections are the epilog, shown after
+    them as written (Click's `\\b` keeps a paragraph from being re-wrapped). The source then
+    reads as the page a person sees."""
+    text, sep, sections = doc.partition("\n\nExamples:\n")
+    if not sep:
+        raise ValueError("a command's docstring ends with its Examples: and Exit codes:")
+    sections = "\b\nExamples:\n" + sections.replace("\n\nExit codes:\n", "\n\n\b\nExit codes:\n")
+    return text, sections
 
 
 def command(
-    on: typer.Typer,
-    name: str,
-    *,
-    short_help: str | None = None,
-    examples: list[tuple[str, str]],
-    exit_codes: list[tuple[int, str]],
+    on: typer.Typer, name: str, *, short_help: str | None = None
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """A command of `on` as every command is made: its help ends with its examples and exit
-    codes (`epilog`), and its known errors become one line and their exit code
-    (`handle_errors`)."""
-    register = on.command(name, short_help=short_help, epilog=epilog(examples, exit_codes))
+    """A command of `on` as every command is made: its help page from its docstring, which
+    ends with its examples and exit codes (`help_and_epilog`), and its known errors become
+    one line and their exit code (`handle_errors`)."""
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        text, sections = help_and_epilog(inspect.getdoc(fn) or "")
+        register = on.command(name, short_help=short_help, help=text, epilog=sections)
         return register(handle_errors(fn))
 
     return decorate
-
-
-EXIT_USAGE = (2, "usage or configuration error (bad option or setting, no key, no server)")
-EXIT_INTERRUPTED = (130, "interrupted (Ctrl-C)")
-
-
-# Reusable option aliases, so every command spells the same option the same way.
-PathsArg = Annotated[
-    list[str],
-    typer.Argument(
-        metavar="PATH",
-        help="Trace files (.jsonl, .ndjson, .yaml, .yml, optionally .gz), directories "
-        "(searched recursively) or - for stdin.",
-        show_default=False,
-    ),
-]
-StdinFormatOpt = Annotated[
-    StdinFormat,
-    typer.Option("--input-format", help="Format of stdin (-): jsonl or yaml."),
-]
-FormatOpt = Annotated[
-    OutputFormat,
-    typer.Option("--format", "-f", help="Output format: text for people, json for tools."),
-]
-ServerOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--server",
-        metavar="URL",
-        help="Weave trace server base URL (default: $WF_TRACE_SERVER_URL; without one, the "
-        "embedded store).",
-        show_default=False,
-    ),
-]
-ApiKeyOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--api-key",
-        metavar="KEY",
-        help="API key (default: $WANDB_API_KEY or ~/.netrc). Never printed.",
-        show_default=False,
-    ),
-]
-DbOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        metavar="FILE",
-        help="Embedded store file (default: $TRACECLI_DB or the user data dir).",
-        show_default=False,
-    ),
-]
-ProjectOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--project",
-        "-p",
-        metavar="ENTITY/PROJECT",
-        help="Project as entity/project.",
-        show_default=False,
-    ),
-]
-
-
-def _complete_profile(incomplete: str) -> list[str]:
-    """Shell completion for --profile: the profile names the config files define."""
-    from tracecli.config.settings import available_profiles
-
-    try:
-        return [name for name in available_profiles() if name.startswith(incomplete)]
-    except TracecliError:
-        return []  # a broken config file: complete nothing rather than print an error
-
-
-CaBundleOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--ca-bundle",
-        metavar="FILE",
-        help="CA certificates for a server with a private CA.",
-        show_default=False,
-    ),
-]
-AllowInsecureOpt = Annotated[
-    bool,
-    typer.Option(
-        "--allow-insecure",
-        help="Allow sending the key over plain http to a host that is not loopback.",
-    ),
-]
-ProfileOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--profile",
-        metavar="NAME",
-        help="Named profile of tracecli.yaml or the user config (default: $TRACECLI_PROFILE).",
-        show_default=False,
-        autocompletion=_complete_profile,
-    ),
-]

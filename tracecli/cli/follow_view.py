@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
@@ -50,20 +51,23 @@ def status_line(s: FollowStatus) -> str:
     return safe_text(line)
 
 
+@dataclass(slots=True)
 class _View:
-    def __init__(
-        self, err: Console, *, quiet: bool, json_status: bool, every: float, flush_interval: float
-    ) -> None:
-        self.err = err
-        self.flush_interval = flush_interval
-        self.watch_note_said = False
-        self.quiet = quiet
-        self.json = json_status
-        self.every = every
-        self.live = not quiet and not json_status and err.is_terminal
-        self.last = 0.0
-        self.last_error: str | None = None
-        self.outage = False
+    """The status as the follow goes: `every` seconds between plain lines or JSON objects,
+    a live line on a terminal, the outage and the no-file-events notes said once."""
+
+    err: Console
+    quiet: bool
+    json: bool
+    every: float
+    flush_interval: float
+    live: bool = field(init=False)
+    watch_note_said: bool = False
+    last: float = 0.0  # monotonic time of the last line or object
+    outage: bool = False
+
+    def __post_init__(self) -> None:
+        self.live = not self.quiet and not self.json and self.err.is_terminal
 
     def __call__(self, s: FollowStatus) -> None:
         now = time.monotonic()
@@ -103,15 +107,13 @@ class _View:
 def follow_options(settings: Settings) -> FollowOptions:
     """The follow settings, resolved like every other (flag > environment > files > default).
     Giving up is `follow_max_outage` (default: never, as a sidecar must outlive a server
-    restart), or `--max-outage` given on the command line; `max_outage` from the
-    environment or a file keeps its one meaning, when a pass calls the server down."""
-    give_up = settings.follow_max_outage
-    if settings.origin("max_outage").kind == "flag":
-        give_up = settings.max_outage
+    restart), which `--max-outage` on the command line sets as well as `max_outage`
+    (`Field.flag_of`); `max_outage` from the environment or a file keeps its one meaning,
+    when a pass calls the server down."""
     return FollowOptions(
         flush_interval=settings.flush_interval,
         pair_wait=settings.pair_wait,
-        max_outage=give_up,
+        max_outage=settings.follow_max_outage,
         poll=settings.poll,
     )
 
@@ -136,7 +138,7 @@ def run_follow(
     view = _View(
         err,
         quiet=quiet,
-        json_status=json_status,
+        json=json_status,
         every=settings.follow_status_every,
         flush_interval=fopts.flush_interval,
     )

@@ -46,16 +46,17 @@ class BadValue(ValueError):
     """A value that does not fit its key; the message completes "<place>: <key> ..."."""
 
 
+# how a value that is neither text nor a number is named in a message (a YAML file can hold any)
+_KINDS: tuple[tuple[type, str], ...] = (
+    (type(None), "null"),
+    (bool, "a boolean"),
+    (list, "a list"),
+    (dict, "a mapping"),
+)
+
+
 def _describe(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return repr(value)
+    return next((words for kind, words in _KINDS if isinstance(value, kind)), repr(value))
 
 
 def parse_choice(choices: tuple[str, ...]) -> Callable[[Any], str]:
@@ -184,10 +185,42 @@ class Field:
     secret: bool = False
     project_ok: bool = True
     is_path: bool = False
+    flag_of: str | None = None  # the setting whose flag sets this one too (no flag of its own)
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return "--" + (self.flag_of or self.name).replace("_", "-")
+
+
+def _count(name: str, env: str, default: int, high: int, help: str) -> Field:
+    """A whole number from 1 to `high`."""
+    return Field(name, parse_int(1, high), help, env=(env,), default=default)
+
+
+def _size(name: str, env: str, default: int, help: str) -> Field:
+    """Bytes, from 1KiB to 32MiB (`512KiB`, `10MiB`)."""
+    return Field(name, parse_size, help, env=(env,), default=default)
+
+
+def _seconds(
+    name: str,
+    env: str,
+    default: float | None,
+    help: str,
+    parse: Callable[[Any], float] = parse_duration,
+    flag_of: str | None = None,
+) -> Field:
+    """A duration (`300`, `90s`, `5m`); `parse_wait` where 0 (no wait) is allowed."""
+    return Field(name, parse, help, env=(env,), default=default, flag_of=flag_of)
+
+
+def _switch(name: str, env: str, help: str) -> Field:
+    """true or false; false unless set."""
+    return Field(name, parse_bool, help, env=(env,), default=False)
+
+
+def _file(name: str, env: str, help: str, default: Path | None = None) -> Field:
+    return Field(name, parse_path, help, env=(env,), default=default, is_path=True)
 
 
 FIELDS: dict[str, Field] = {
@@ -223,109 +256,80 @@ FIELDS: dict[str, Field] = {
             parse_env_name,
             "name of an environment variable that holds the API key (e.g. for CI)",
         ),
-        Field(
-            "db",
-            parse_path,
-            "embedded store file",
-            env=("TRACECLI_DB",),
-            is_path=True,
-        ),
+        _file("db", "TRACECLI_DB", "embedded store file"),
         Field("mode", parse_choice(MODES), "upload mode", env=("TRACECLI_MODE",), default="auto"),
-        Field(
-            "chunk_size",
-            parse_int(1, MAX_CHUNK_SIZE),
-            "records per request",
-            env=("TRACECLI_CHUNK_SIZE",),
-            default=CHUNK_SIZE,
+        _count(
+            "chunk_size", "TRACECLI_CHUNK_SIZE", CHUNK_SIZE, MAX_CHUNK_SIZE, "records per request"
         ),
-        Field(
-            "chunk_bytes",
-            parse_size,
-            "bytes per request (e.g. 10MiB)",
-            env=("TRACECLI_CHUNK_BYTES",),
-            default=CHUNK_BYTES,
-        ),
-        Field(
+        _size("chunk_bytes", "TRACECLI_CHUNK_BYTES", CHUNK_BYTES, "bytes per request (e.g. 10MiB)"),
+        _count(
             "concurrency",
-            parse_int(1, MAX_CONCURRENCY),
+            "TRACECLI_CONCURRENCY",
+            CONCURRENCY,
+            MAX_CONCURRENCY,
             "requests in flight",
-            env=("TRACECLI_CONCURRENCY",),
-            default=CONCURRENCY,
         ),
-        Field(
+        _seconds(
             "max_retry_time",
-            parse_duration,
+            "TRACECLI_MAX_RETRY_TIME",
+            MAX_RETRY_TIME,
             "seconds to keep retrying one request (e.g. 300, 5m)",
-            env=("TRACECLI_MAX_RETRY_TIME",),
-            default=MAX_RETRY_TIME,
         ),
-        Field(
+        _seconds(
             "max_outage",
-            parse_duration,
+            "TRACECLI_MAX_OUTAGE",
+            MAX_OUTAGE,
             "stop when the server has answered no request for this long (e.g. 60, 2m); "
             "a rerun resumes",
-            env=("TRACECLI_MAX_OUTAGE",),
-            default=MAX_OUTAGE,
         ),
-        Field(
+        _seconds(
             "flush_interval",
-            parse_duration,
+            "TRACECLI_FLUSH_INTERVAL",
+            FLUSH_INTERVAL,
             "upload --follow: the longest time between two looks at the inputs (file events "
             "wake it sooner)",
-            env=("TRACECLI_FLUSH_INTERVAL",),
-            default=FLUSH_INTERVAL,
         ),
-        Field(
+        _seconds(
             "pair_wait",
-            parse_wait,
+            "TRACECLI_PAIR_WAIT",
+            PAIR_WAIT,
             "upload --follow: how long a start waits for its end before it goes as a running "
             "call (auto mode) or is reported as having no end (complete mode, Freeplay)",
-            env=("TRACECLI_PAIR_WAIT",),
-            default=PAIR_WAIT,
+            parse=parse_wait,
         ),
-        Field(
+        _seconds(
             "follow_status_every",
-            parse_duration,
+            "TRACECLI_FOLLOW_STATUS_EVERY",
+            FOLLOW_STATUS_EVERY,
             "upload --follow without a terminal: seconds between status lines",
-            env=("TRACECLI_FOLLOW_STATUS_EVERY",),
-            default=FOLLOW_STATUS_EVERY,
         ),
-        Field(
+        _seconds(
             "follow_max_outage",
-            parse_duration,
+            "TRACECLI_FOLLOW_MAX_OUTAGE",
+            None,
             "upload --follow: give up (exit 1) when no pass got through for this long; "
             "default: never (--max-outage on the command line sets it too)",
-            env=("TRACECLI_FOLLOW_MAX_OUTAGE",),
+            flag_of="max_outage",  # one flag, both stops: a pass's and the follow's
         ),
-        Field(
+        _switch(
             "poll",
-            parse_bool,
+            "TRACECLI_POLL",
             "upload --follow: look every flush interval only, without file events (network "
             "filesystems)",
-            env=("TRACECLI_POLL",),
-            default=False,
         ),
-        Field(
+        _file(
             "rejected",
-            parse_path,
+            "TRACECLI_REJECTED",
             "rejected-records file",
-            env=("TRACECLI_REJECTED",),
-            default=Path("tracecli-rejected.jsonl"),
-            is_path=True,
+            Path("tracecli-rejected.jsonl"),
         ),
-        Field(
-            "ca_bundle",
-            parse_path,
-            "CA bundle for a private TLS certificate authority",
-            env=("TRACECLI_CA_BUNDLE",),
-            is_path=True,
+        _file(
+            "ca_bundle", "TRACECLI_CA_BUNDLE", "CA bundle for a private TLS certificate authority"
         ),
-        Field(
+        _switch(
             "allow_insecure",
-            parse_bool,
+            "TRACECLI_ALLOW_INSECURE",
             "allow sending the key over plain http to a host that is not loopback",
-            env=("TRACECLI_ALLOW_INSECURE",),
-            default=False,
         ),
     )
 }

@@ -8,152 +8,73 @@ A selected profile's section beats the top-level settings of both files: `--prof
 must not be overridden by a development server at the top of the project's tracecli.yaml.
 Within the same level, the project's file beats the user's.
 
-The small functions at the top (`resolve_weave`, `weave_server`, `weave_api_key`) are the
-first, flag-and-environment-only API, kept for the commands that use it.
+The lookup of one key (flag, environment, files) is `tracecli.config.resolver`; the server,
+key and project rules of each target are `tracecli.config.per_target` (whose names this
+module also offers, for the callers that import them from here).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Any
 
 from pydantic import SecretStr
 
-from tracecli.config import netrc_file
-from tracecli.config.fields import FIELDS, BadValue, parse_secret, parse_url
+from tracecli.config import per_target
+from tracecli.config.fields import FIELDS
 from tracecli.config.files import (
     ConfigFile,
-    Entry,
     display_path,
     find_project_file,
     load_config_file,
 )
-from tracecli.config.paths import config_dir, data_dir, default_db
+from tracecli.config.paths import config_dir, data_dir
+from tracecli.config.per_target import (
+    DEFAULT_FREEPLAY_BASE,
+    DEFAULT_WEAVE_SERVER,
+    KEY_ENV,
+    LOOPBACK_HOSTS,
+    PROJECT_ENV,
+    SERVER_ENV,
+    WANDB_CLOUD_HOSTS,
+    WeaveTarget,
+    is_loopback,
+    missing_key,
+    netrc_hosts,
+    netrc_password,
+    resolve_weave,
+    weave_api_key,
+    weave_destination,
+    weave_server,
+)
+from tracecli.config.resolver import Found, Layers, Origin, OriginKind, Resolver
 from tracecli.diagnostics import UsageError
 
-DEFAULT_WEAVE_SERVER = "https://trace.wandb.ai"
-DEFAULT_FREEPLAY_BASE = "https://app.freeplay.ai/api"
-WANDB_CLOUD_HOSTS = ("trace.wandb.ai", "api.wandb.ai")
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
-
-# Variables that depend on the target: a W&B variable means nothing to Freeplay.
-SERVER_ENV = {"weave": ("WF_TRACE_SERVER_URL",), "freeplay": ("FREEPLAY_API_BASE",)}
-KEY_ENV = {"weave": "WANDB_API_KEY", "freeplay": "FREEPLAY_API_KEY"}
-PROJECT_ENV = {"freeplay": ("FREEPLAY_PROJECT_ID",)}
-
-
-def is_loopback(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
-    return host in LOOPBACK_HOSTS or host.startswith("127.")
-
-
-def weave_server(flag: str | None) -> str | None:
-    """The Weave server to talk to, or None for the embedded store."""
-    url = flag or os.environ.get("WF_TRACE_SERVER_URL") or None
-    if url is None:
-        return None
-    try:
-        return parse_url(url)
-    except BadValue:
-        raise UsageError(f"server URL must be http(s)://host[:port], got {url!r}") from None
-
-
-def netrc_password(host: str) -> str | None:
-    """The password of ~/.netrc's entry for `host` (the `wandb login` convention)."""
-    try:
-        return netrc_file.lookup(host)
-    except netrc_file.NetrcError:
-        return None
-
-
-def netrc_hosts(server: str) -> tuple[str, ...]:
-    """Machines to look up for a server: its host, then api.wandb.ai for W&B's cloud,
-    which is where `wandb login` writes the key."""
-    host = (urlsplit(server).hostname or "").lower()
-    extra = tuple(h for h in WANDB_CLOUD_HOSTS if host in WANDB_CLOUD_HOSTS and h != host)
-    return (host, *extra)
-
-
-def weave_api_key(flag: str | None, server: str) -> SecretStr | None:
-    """--api-key > WANDB_API_KEY > ~/.netrc (the server's host, then api.wandb.ai for W&B)."""
-    if flag:
-        return SecretStr(flag)
-    env = os.environ.get("WANDB_API_KEY")
-    if env:
-        return SecretStr(env)
-    for candidate in netrc_hosts(server):
-        pw = netrc_password(candidate)
-        if pw:
-            return SecretStr(pw)
-    return None
-
-
-@dataclass(frozen=True)
-class WeaveTarget:
-    """Where Weave calls go: a server with its key, or the embedded store."""
-
-    server: str | None
-    api_key: SecretStr | None
-    db: Path | None = None
-
-
-def _missing_key(server: str) -> UsageError:
-    return UsageError(
-        f"no API key for {server}: pass --api-key, set WANDB_API_KEY, "
-        "run `tracecli login`, or add the host to ~/.netrc (wandb login)"
-    )
-
-
-def weave_destination(
-    server: str | None, key: SecretStr | None, db: Path | None = None
-) -> WeaveTarget:
-    """The one rule of both resolutions (the library's `resolve_weave`, the commands'
-    `Settings.weave_target`): no server is the store at `db`; a server that is not this
-    machine needs a key (exit 2 naming every way to give one)."""
-    if server is None:
-        return WeaveTarget(None, None, db if db is not None else default_db())
-    if key is None and not is_loopback(server):
-        raise _missing_key(server)
-    return WeaveTarget(server, key, None)
-
-
-def resolve_weave(
-    server_flag: str | None, key_flag: str | None, db_flag: str | None = None
-) -> WeaveTarget:
-    """For a library caller (no config files): --server or WF_TRACE_SERVER_URL, its key
-    (--api-key, WANDB_API_KEY, ~/.netrc), else the store at `db_flag` or its default."""
-    server = weave_server(server_flag)
-    key = weave_api_key(key_flag, server) if server is not None else None
-    return weave_destination(server, key, Path(db_flag) if db_flag else None)
-
-
-# ---------------------------------------------------------------------------------------
-# Settings: every value with the place it came from.
-
-OriginKind = Literal["flag", "env", "file", "netrc", "default"]
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Where a value came from, as `config show` and error messages name it."""
-
-    kind: OriginKind
-    where: str = ""
-
-    def __str__(self) -> str:
-        if self.kind == "flag":
-            return self.where
-        if self.kind == "env":
-            return f"env {self.where}"
-        if self.kind == "default":
-            return f"default ({self.where})" if self.where else "default"
-        return self.where
+__all__ = [
+    "DEFAULT_FREEPLAY_BASE",
+    "DEFAULT_WEAVE_SERVER",
+    "KEY_ENV",
+    "LOOPBACK_HOSTS",
+    "PROJECT_ENV",
+    "SERVER_ENV",
+    "WANDB_CLOUD_HOSTS",
+    "Origin",
+    "OriginKind",
+    "Settings",
+    "WeaveTarget",
+    "available_profiles",
+    "is_loopback",
+    "load_settings",
+    "netrc_hosts",
+    "netrc_password",
+    "resolve_weave",
+    "user_config_path",
+    "weave_api_key",
+    "weave_server",
+]
 
 
 def user_config_path() -> Path:
@@ -207,7 +128,7 @@ class Settings:
                 f"no API key for {self.server}: pass --api-key, set FREEPLAY_API_KEY, "
                 "or run `tracecli login --target freeplay`"
             )
-        raise _missing_key(self.server or DEFAULT_WEAVE_SERVER)
+        raise missing_key(self.server or DEFAULT_WEAVE_SERVER)
 
     def weave_target(self) -> WeaveTarget:
         """The Weave destination; a remote server without a key is a usage error (exit 2)."""
@@ -234,52 +155,6 @@ class Settings:
             "files": [str(p) for p in self.files],
             "warnings": list(self.warnings),
         }
-
-
-class _Resolver:
-    """One resolution: flags, environment and file layers, consulted key by key."""
-
-    def __init__(
-        self,
-        cli: Mapping[str, Any],
-        env: Mapping[str, str],
-        layers: list[tuple[ConfigFile, dict[str, Entry]]],
-    ) -> None:
-        self.cli = cli
-        self.env = env
-        self.layers = layers
-
-    def parse(self, name: str, raw: Any, where: str) -> Any:
-        try:
-            return FIELDS[name].parse(raw)
-        except BadValue as exc:
-            raise UsageError(f"{where}: {exc}") from None
-
-    def flag(self, name: str) -> tuple[Any, Origin] | None:
-        if self.cli.get(name) is None:
-            return None
-        flag = FIELDS[name].flag
-        return self.parse(name, self.cli[name], flag), Origin("flag", flag)
-
-    def environ(self, name: str, names: tuple[str, ...]) -> tuple[Any, Origin] | None:
-        for var in names:
-            raw = self.env.get(var)
-            if raw is not None and raw.strip():
-                return self.parse(name, raw, var), Origin("env", var)
-        return None
-
-    def files(self, name: str) -> tuple[Any, Origin] | None:
-        for cfg, section in self.layers:
-            if name in section:
-                return section[name].value, Origin("file", cfg.where(section[name].line))
-        return None
-
-    def get(self, name: str, env_names: tuple[str, ...] = ()) -> tuple[Any, Origin] | None:
-        return (
-            self.flag(name)
-            or self.environ(name, (*FIELDS[name].env, *env_names))
-            or self.files(name)
-        )
 
 
 def _config_files(cwd: Path | None = None) -> list[ConfigFile]:
@@ -311,6 +186,39 @@ def _pick_profile(
     return None, Origin("default", "none: top-level settings only")
 
 
+def _layers(name: str | None, origin: Origin, cfgs: list[ConfigFile]) -> Layers:
+    """The file layers, first wins: the profile's sections (when one is picked), then the
+    top level of each file. A profile no file defines is a usage error."""
+    layers: Layers = []
+    if name is not None:
+        layers = [(cfg, cfg.profiles[name]) for cfg in cfgs if name in cfg.profiles]
+        if not layers:
+            known = sorted({p for cfg in cfgs for p in cfg.profiles})
+            if not cfgs:
+                raise UsageError(
+                    f"profile {name!r} (from {origin}) is not defined: no config file "
+                    f"found (tracecli.yaml here or in a parent folder, or "
+                    f"{display_path(user_config_path())})"
+                )
+            where = ", ".join(display_path(cfg.path) for cfg in cfgs)
+            raise UsageError(
+                f"profile {name!r} (from {origin}) is not defined in {where}; "
+                + (f"known profiles: {', '.join(known)}" if known else "no profiles are defined")
+            )
+    return layers + [(cfg, cfg.top) for cfg in cfgs]
+
+
+def _target(r: Resolver) -> Found:
+    """The target first: it decides which variables name the server, project and key."""
+    found = r.get("target")
+    if found is not None:
+        return found
+    server_hint = r.get("server", SERVER_ENV["weave"])
+    if server_hint:
+        return "weave", Origin("default", "a server is set")
+    return "local", Origin("default", "no server set: the embedded store")
+
+
 def load_settings(
     cli_values: Mapping[str, Any] | None = None,
     profile: str | None = None,
@@ -328,142 +236,22 @@ def load_settings(
     cfgs = _config_files(cwd)
     warnings = [w for cfg in cfgs for w in cfg.warnings]
     name, profile_origin = _pick_profile(profile, env, cfgs)
-    layers: list[tuple[ConfigFile, dict[str, Entry]]] = []
-    if name is not None:
-        layers = [(cfg, cfg.profiles[name]) for cfg in cfgs if name in cfg.profiles]
-        if not layers:
-            known = sorted({p for cfg in cfgs for p in cfg.profiles})
-            if not cfgs:
-                raise UsageError(
-                    f"profile {name!r} (from {profile_origin}) is not defined: no config file "
-                    f"found (tracecli.yaml here or in a parent folder, or "
-                    f"{display_path(user_config_path())})"
-                )
-            where = ", ".join(display_path(cfg.path) for cfg in cfgs)
-            raise UsageError(
-                f"profile {name!r} (from {profile_origin}) is not defined in {where}; "
-                + (f"known profiles: {', '.join(known)}" if known else "no profiles are defined")
-            )
-    layers += [(cfg, cfg.top) for cfg in cfgs]
-    r = _Resolver(cli, env, layers)
-    values: dict[str, Any] = {"profile": name}
-    origins: dict[str, Origin] = {"profile": profile_origin}
-
-    def put(key: str, found: tuple[Any, Origin] | None, default: Any, why: str = "") -> None:
-        values[key], origins[key] = found if found else (default, Origin("default", why))
-
-    # The target first: it decides which variables name the server, the project and the key.
-    found = r.get("target")
-    if found is None:
-        server_hint = r.get("server", SERVER_ENV["weave"])
-        target = "weave" if server_hint else "local"
-        why = "a server is set" if server_hint else "no server set: the embedded store"
-        put("target", None, target, why)
-    else:
-        put("target", found, None)
-    target = values["target"]
-
-    if target == "local":
-        if r.flag("server") is not None:
-            raise UsageError("--server does not apply to the local target (the embedded store)")
-        put("server", None, None, "not used by the local target")
-    elif target == "weave":
-        put("server", r.get("server", SERVER_ENV["weave"]), DEFAULT_WEAVE_SERVER)
-    else:
-        put("server", _freeplay_server(r), DEFAULT_FREEPLAY_BASE)
-
-    put("project", r.get("project", PROJECT_ENV.get(target, ())), None)
-    _check_project(target, values["project"], origins["project"])
-
-    key, key_origin = _api_key(r, target, values["server"], cfgs, warnings)
-    values["api_key"], origins["api_key"] = key, key_origin
-
+    r = Resolver(cli, env, _layers(name, profile_origin, cfgs))
+    found: dict[str, Found] = {"profile": (name, profile_origin), "target": _target(r)}
+    target = found["target"][0]
+    found["server"] = per_target.server(r, target)
+    project = r.get("project", PROJECT_ENV.get(target, ()))
+    found["project"] = project or (None, Origin("default"))
+    per_target.check_project(target, *found["project"])
+    found["api_key"] = per_target.api_key(r, target, found["server"][0], cfgs, warnings)
     defaults = {"db": data_dir() / "traces.db"}
-    for key_name in FIELDS:
-        if key_name in values or key_name == "api_key_env":
-            continue
-        put(key_name, r.get(key_name), defaults.get(key_name, FIELDS[key_name].default))
-
+    for key in FIELDS:
+        if key not in found and key != "api_key_env":
+            default = defaults.get(key, FIELDS[key].default)
+            found[key] = r.get(key) or (default, Origin("default"))
     return Settings(
-        **{k: values[k] for k in Settings.NAMES},
-        origins=origins,
+        **{k: found[k][0] for k in Settings.NAMES},
+        origins={k: origin for k, (_, origin) in found.items()},
         files=tuple(cfg.path for cfg in cfgs),
         warnings=tuple(warnings),
     )
-
-
-def _freeplay_server(r: _Resolver) -> tuple[Any, Origin] | None:
-    found = r.flag("server") or r.environ("server", SERVER_ENV["freeplay"])
-    if found is None and r.env.get("FREEPLAY_API_URL", "").strip():
-        # The Freeplay CLI's variable names the host without /api.
-        url = r.parse("server", r.env["FREEPLAY_API_URL"], "FREEPLAY_API_URL")
-        found = (url if url.endswith("/api") else url + "/api", Origin("env", "FREEPLAY_API_URL"))
-    return found or r.files("server")
-
-
-def _check_project(target: str, project: str | None, origin: Origin) -> None:
-    if project is None:
-        return
-    if target == "freeplay":
-        try:
-            uuid.UUID(project)
-        except ValueError:
-            raise UsageError(
-                f"{origin}: project must be a Freeplay project id (a UUID), got {project!r}"
-            ) from None
-        return
-    entity, sep, name = project.partition("/")
-    if not (sep and entity and name and "/" not in name):
-        raise UsageError(f"{origin}: project must be entity/project, got {project!r}")
-
-
-def _api_key(
-    r: _Resolver,
-    target: str,
-    server: str | None,
-    cfgs: list[ConfigFile],
-    warnings: list[str],
-) -> tuple[SecretStr | None, Origin]:
-    """--api-key > the target's variable > a file's api_key / api_key_env > the login store."""
-    if target == "local" or server is None:
-        return None, Origin("default", "not needed by the embedded store")
-    found = r.flag("api_key")
-    if found is not None:
-        return found
-    var = KEY_ENV[target]
-    if r.env.get(var, "").strip():
-        return r.parse("api_key", r.env[var], var), Origin("env", var)
-    for cfg, section in r.layers:
-        if "api_key" in section:
-            return section["api_key"].value, Origin("file", cfg.where(section["api_key"].line))
-        if "api_key_env" in section:
-            named = section["api_key_env"]
-            where = cfg.where(named.line)
-            if r.env.get(named.value, "").strip():
-                key = r.parse("api_key", r.env[named.value], named.value)
-                return key, Origin("env", f"{named.value} (api_key_env at {where})")
-            warnings.append(f"{where}: api_key_env names {named.value}, which is not set")
-    if target == "weave":
-        for host in netrc_hosts(server):
-            try:
-                password = netrc_file.lookup(host)
-            except netrc_file.NetrcError as exc:
-                warnings.append(f"cannot read the API key from {exc}")
-                break
-            if password:
-                path = netrc_file.netrc_path()
-                where = f"{display_path(path)} (machine {host})"
-                with contextlib.suppress(OSError):
-                    if os.name == "posix" and path.stat().st_mode & 0o077:
-                        warnings.append(
-                            f"{display_path(path)} holds an API key and others can read it "
-                            f"(mode {path.stat().st_mode & 0o777:o}): chmod 600 {path}"
-                        )
-                return parse_secret(password), Origin("netrc", where)
-    else:
-        host = (urlsplit(server).hostname or "").lower()
-        for cfg in cfgs:
-            if cfg.kind == "user" and host in cfg.credentials:
-                entry = cfg.credentials[host]
-                return entry.value, Origin("file", f"{cfg.where(entry.line)} (credentials)")
-    return None, Origin("default", "none")
