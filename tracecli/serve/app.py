@@ -33,7 +33,7 @@ from starlette.types import ASGIApp
 from tracecli import __version__
 from tracecli.serve.calls import CALL_REQUEST_MODELS, add_call_routes
 from tracecli.serve.guard import Guard
-from tracecli.serve.http import HttpError, json_response, log_exception, refusal, run_guarded
+from tracecli.serve.http import answer, body_reader, json_response
 from tracecli.serve.objects import OBJECT_REQUEST_MODELS, add_object_routes
 from tracecli.store.db import Store
 
@@ -83,28 +83,10 @@ def create_app(
         description="The tracecli embedded store behind the Weave trace-server routes.",
     )
 
-    async def read_body(request: Request) -> bytes:
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_body_bytes:
-                raise refusal(413, "Request too large")
-            chunks.append(chunk)
-        return b"".join(chunks)
+    read_body = body_reader(max_body_bytes)
 
     async def handle(fn: Callable[..., Any], request: Request, *args: Any) -> Response:
-        try:
-            body = await read_body(request)
-            if len(body) <= _INLINE_BYTES:  # ~0.2 ms of work: a thread hop would cost more
-                result = run_guarded(fn, body, *args)
-            else:
-                result = await run_in_threadpool(run_guarded, fn, body, *args)
-        except HttpError as exc:
-            return json_response(exc.content, exc.status, exc.headers)
-        except Exception:
-            log_exception(request)
-            return json_response({"reason": "Internal server error"}, 500)
-        return json_response(result)
+        return await answer(read_body, fn, request, *args, inline_bytes=_INLINE_BYTES)
 
     @app.get("/health", tags=["Service"])
     async def health() -> dict[str, str]:
