@@ -31,10 +31,11 @@ from typing import Any
 
 import orjson
 
-from tracecli.store.query import SELECT_COLUMNS, QueryError, build_select
+from tracecli.store.query import QueryError, build_select
 from tracecli.store.render import render_call, selected_columns
 from tracecli.store.rows import StoreError, complete_row, end_values, required, start_row
 from tracecli.store.tables import (
+    CALL_COLUMNS,
     MIGRATIONS,
     SCHEMA_VERSION,
     SQL_COMPLETE,
@@ -50,7 +51,7 @@ __all__ = ["SCHEMA_VERSION", "QueryError", "Store", "StoreError"]
 
 BUSY_TIMEOUT_S = 30.0
 _READER_POOL = 4
-_SELECT = ", ".join(SELECT_COLUMNS)
+_SELECT = ", ".join(CALL_COLUMNS)
 
 
 # ---- the store ---------------------------------------------------------------------------
