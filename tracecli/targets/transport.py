@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypedDict
 
 import httpx
 from pydantic import SecretStr
@@ -105,6 +105,19 @@ def http_client(
         # Environment proxies are for the outside world, never for a server on this host.
         trust_env=not is_loopback(server.base_url),
     )
+
+
+class TransportOptions(TypedDict, total=False):
+    """How a target's Transport sends, retries, times out and verifies TLS (the arguments
+    of Transport's, by the same names): what an upload's options set, for either target."""
+
+    concurrency: int
+    timeout: float
+    max_retry_time: float
+    max_outage: float | None
+    ca_bundle: str | Path | None
+    allow_insecure: bool
+    on_retry: Callable[[RetryEvent], None] | None
 
 
 class Transport(AbstractContextManager["Transport", None]):
