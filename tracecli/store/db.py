@@ -19,11 +19,11 @@ from __future__ import annotations
 import datetime
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 import orjson
 
-from tracecli.store.query import QueryError, build_select
+from tracecli.store.query import QueryError, Selection, build_select
 from tracecli.store.render import render_call, selected_columns
 from tracecli.store.rows import StoreError, complete_row, end_values, required, start_row
 from tracecli.store.sqlite_file import SqliteFile
@@ -180,28 +180,16 @@ class Store(SqliteFile):
         self,
         project_id: str,
         *,
-        filter: Mapping[str, Any] | None = None,
-        query: Mapping[str, Any] | None = None,
-        limit: int | None = None,
-        offset: int | None = 0,
-        sort_by: Sequence[Mapping[str, Any]] | None = None,
         columns: Sequence[str] | None = None,
         include_costs: bool = False,
+        **selection: Unpack[Selection],
     ) -> Iterator[dict[str, Any]]:
         """Calls of a project as weave's `/calls/stream_query` returns them, streamed.
 
         The request is checked now (QueryError for what the store cannot answer); rows are
         read lazily, so a large result never sits in memory.
         """
-        sql, params = build_select(
-            _SELECT,
-            project_id,
-            filter=filter,
-            query=query,
-            sort_by=sort_by,
-            limit=limit,
-            offset=offset,
-        )
+        sql, params = build_select(_SELECT, project_id, **selection)
         wanted = selected_columns(columns, include_costs) or None
         return self._rows(sql, params, wanted)
 
@@ -217,36 +205,21 @@ class Store(SqliteFile):
             finally:
                 cur.close()
 
-    def count(
-        self,
-        project_id: str,
-        *,
-        filter: Mapping[str, Any] | None = None,
-        query: Mapping[str, Any] | None = None,
-    ) -> int:
+    def count(self, project_id: str, **selection: Unpack[Selection]) -> int:
         """Calls stored for a project (ends still waiting for their start are not calls)."""
-        if not filter and not query:
+        if not any(selection.values()):
             sql = "SELECT COUNT(*) FROM calls WHERE project_id = ? AND deleted_at IS NULL"
             params = [project_id]
         else:
-            inner, params = build_select("id", project_id, filter=filter, query=query)
+            inner, params = build_select("id", project_id, **selection)
             sql = f"SELECT COUNT(*) FROM ({inner})"
         with self._reader() as conn:
             return int(conn.execute(sql, params).fetchone()[0])
 
-    def trace_storage_bytes(
-        self,
-        project_id: str,
-        *,
-        filter: Mapping[str, Any] | None = None,
-        query: Mapping[str, Any] | None = None,
-        limit: int | None = None,
-    ) -> int:
+    def trace_storage_bytes(self, project_id: str, **selection: Unpack[Selection]) -> int:
         """`include_total_storage_size`, as weave's SQLite server sums it: for each matching
         root call, the stored size of every call of its trace (sizes of this store's text)."""
-        inner, params = build_select(
-            "trace_id, parent_id", project_id, filter=filter, query=query, limit=limit
-        )
+        inner, params = build_select("trace_id, parent_id", project_id, **selection)
         sql = (
             "SELECT COALESCE(SUM(COALESCE(length(c.attributes), 0) + COALESCE(length(c.inputs), 0)"
             " + COALESCE(length(c.output), 0) + COALESCE(length(c.summary), 0)), 0)"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import orjson
 
@@ -296,19 +296,29 @@ def _sort_field(name: Any, sql: _Sql) -> str:
     raise QueryError(f"cannot sort on field {field!r}")
 
 
+class Selection(TypedDict, total=False):
+    """Which calls of a project a query picks, in the words of weave's `/calls/stream_query`
+    (every key optional): the store turns it into SQL here, `tail` sends it to a server."""
+
+    filter: Mapping[str, Any] | None
+    query: Mapping[str, Any] | None
+    sort_by: Sequence[Mapping[str, Any]] | None
+    limit: int | None
+    offset: int | None
+
+
 def build_select(
-    table_columns: str,
-    project_id: str,
-    *,
-    filter: Mapping[str, Any] | None = None,
-    query: Mapping[str, Any] | None = None,
-    sort_by: Sequence[Mapping[str, Any]] | None = None,
-    limit: int | None = None,
-    offset: int | None = 0,
+    table_columns: str, project_id: str, **selection: Unpack[Selection]
 ) -> tuple[str, list[Any]]:
     """One SELECT over `calls` for a stream_query request, answering as weave's SQLite server
     does (deleted calls left out, an empty id list ignored, `limit: 0` meaning no limit);
     raises QueryError when unsure."""
+    filter, query = selection.get("filter"), selection.get("query")
+    sort_by, limit, offset = (
+        selection.get("sort_by"),
+        selection.get("limit"),
+        selection.get("offset"),
+    )
     sql = _Sql()
     where = [f"project_id = {sql.param(project_id)}", "deleted_at IS NULL"]
     for key, value in (filter or {}).items():
