@@ -14,6 +14,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from tracecli.targets.outage import OutageWatch
 from tracecli.targets.outcome import Outcome, RetryEvent
@@ -22,31 +23,22 @@ from tracecli.targets.retry import Action, Backoff, Decision, decide
 log = logging.getLogger("tracecli.targets.transport")
 
 
+@dataclass(kw_only=True, eq=False)
 class Attempts:
     """The shared state of one server's requests; thread-safe."""
 
-    def __init__(
-        self,
-        base_url: str,
-        watch: OutageWatch,
-        *,
-        max_retry_time: float,
-        backoff: Backoff,
-        on_retry: Callable[[RetryEvent], None] | None,
-        rng: random.Random,
-    ) -> None:
-        self.base_url = base_url
-        self.watch = watch
-        self.max_retry_time = max_retry_time
-        self.backoff = backoff
-        self.on_retry = on_retry
-        self.stop = threading.Event()  # set by Ctrl-C: no more waiting in backoffs
-        self._rng = rng
-        self._rng_lock = threading.Lock()
-        self._stats_lock = threading.Lock()
-        self.requests = 0  # HTTP requests actually made (attempts)
-        self.retries = 0
-        self.bytes_sent = 0
+    base_url: str
+    watch: OutageWatch
+    max_retry_time: float
+    backoff: Backoff
+    on_retry: Callable[[RetryEvent], None] | None
+    rng: random.Random
+    stop: threading.Event = field(default_factory=threading.Event)  # Ctrl-C: stop waiting
+    requests: int = 0  # HTTP requests actually made (attempts)
+    retries: int = 0
+    bytes_sent: int = 0
+    _rng_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _stats_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def count(self, nbytes: int) -> None:
         with self._stats_lock:
@@ -86,7 +78,7 @@ class Attempts:
                 time.monotonic() - start,
                 headers,
                 self.max_retry_time,
-                self._rng,
+                self.rng,
                 backoff=self.backoff,
                 can_split=can_split,
             )

@@ -151,8 +151,8 @@ class Transport(AbstractContextManager["Transport", None]):
         self.key_hint = key_hint
         self._watch = OutageWatch(self.base_url, max_outage)
         self._tries = Attempts(
-            self.base_url,
-            self._watch,
+            base_url=self.base_url,
+            watch=self._watch,
             max_retry_time=max_retry_time,
             backoff=backoff or Backoff.from_env(),
             on_retry=on_retry,
