@@ -88,6 +88,16 @@ def create_app(
     async def handle(fn: Callable[..., Any], request: Request, *args: Any) -> Response:
         return await answer(read_body, fn, request, *args, inline_bytes=_INLINE_BYTES)
 
+    _add_service_routes(app, store)
+    add_call_routes(app, store, handle=handle, read_body=read_body)
+    add_object_routes(app, store, handle=handle, read_body=read_body)
+    _add_not_found(app)  # last: it answers every path the others do not
+    return Guard(app, api_key=api_key, max_body_bytes=max_body_bytes, log=log)
+
+
+def _add_service_routes(app: FastAPI, store: Store) -> None:
+    """/health, /server_info, and tracecli's own /tracecli/projects."""
+
     @app.get("/health", tags=["Service"])
     async def health() -> dict[str, str]:
         return {"status": "ok"}
@@ -106,13 +116,13 @@ def create_app(
             "trace_server_version": f"tracecli-{__version__}",
         }
 
-    add_call_routes(app, store, handle=handle, read_body=read_body)
-    add_object_routes(app, store, handle=handle, read_body=read_body)
 
-    # Anything else: a 404 naming the route, never a redirect (FastAPI's trailing-slash
-    # redirect is off), so a client learns at once what serve lacks. The links the weave SDK
-    # prints (…/me/demo/weave, …/me/demo/r/call/ID) land here too: the answer says how to
-    # see the project without a web UI.
+def _add_not_found(app: FastAPI) -> None:
+    """Anything else: a 404 naming the route, never a redirect (FastAPI's trailing-slash
+    redirect is off), so a client learns at once what serve lacks. The links the weave SDK
+    prints (…/me/demo/weave, …/me/demo/r/call/ID) land here too: the answer says how to
+    see the project without a web UI."""
+
     @app.api_route(
         "/{path:path}",
         methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
@@ -128,5 +138,3 @@ def create_app(
                 f"tracecli tail --server {base} --project {parts[0]}/{parts[1]})"
             )
         return json_response({"detail": detail}, 404)
-
-    return Guard(app, api_key=api_key, max_body_bytes=max_body_bytes, log=log)
