@@ -5,7 +5,7 @@ CallSchema dicts."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Unpack
 
 import httpx
 from pydantic import SecretStr
@@ -14,6 +14,7 @@ from tracecli.config.settings import Settings
 from tracecli.diagnostics import TracecliError
 from tracecli.store.db import QueryError, Store
 from tracecli.store.exact_json import loads_exact
+from tracecli.store.query import Selection
 from tracecli.targets.endpoint import endpoint
 from tracecli.targets.outcome import config_error, network_message
 from tracecli.targets.transport import http_client
@@ -32,16 +33,7 @@ class TailError(TracecliError):
 class CallSource(Protocol):
     description: str
 
-    def query(
-        self,
-        project_id: str,
-        *,
-        filter: dict[str, Any] | None = None,
-        query: dict[str, Any] | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-        sort_by: list[dict[str, str]] | None = None,
-    ) -> list[dict[str, Any]]: ...
+    def query(self, project_id: str, **selection: Unpack[Selection]) -> list[dict[str, Any]]: ...
 
     def projects(self) -> list[str] | None:
         """Projects the source can list (most recent first), or None if it cannot."""
@@ -55,9 +47,9 @@ class StoreSource:
         self.store = Store(path, create=False)
         self.description = f"the trace store {path}"
 
-    def query(self, project_id: str, **kwargs: Any) -> list[dict[str, Any]]:
+    def query(self, project_id: str, **selection: Unpack[Selection]) -> list[dict[str, Any]]:
         try:
-            return list(self.store.query(project_id, **kwargs))
+            return list(self.store.query(project_id, **selection))
         except QueryError as exc:
             raise TailError(str(exc)) from None
 
@@ -111,25 +103,11 @@ class ServerSource:
             "WANDB_API_KEY or ~/.netrc"
         )
 
-    def query(
-        self,
-        project_id: str,
-        *,
-        filter: dict[str, Any] | None = None,
-        query: dict[str, Any] | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-        sort_by: list[dict[str, str]] | None = None,
-    ) -> list[dict[str, Any]]:
-        body = {
-            "project_id": project_id,
-            "filter": filter,
-            "query": query,
-            "limit": limit,
-            "offset": offset or None,
-            "sort_by": sort_by,
-        }
-        body = {k: v for k, v in body.items() if v is not None}
+    def query(self, project_id: str, **selection: Unpack[Selection]) -> list[dict[str, Any]]:
+        body: dict[str, Any] = {"project_id": project_id}
+        body.update((k, v) for k, v in selection.items() if v is not None)
+        if not body.get("offset"):
+            body.pop("offset", None)  # 0, the default: not sent
         try:
             r = self.client.post(
                 "/calls/stream_query", json=body, headers={"Accept": "application/jsonl"}

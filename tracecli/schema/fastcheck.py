@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime
 import re
+from collections.abc import Callable
 from typing import Any
 
 from tracecli.schema.rules import (
@@ -55,6 +56,7 @@ _datetime_re = re.compile(
     re.ASCII,
 ).match
 _fromiso = datetime.datetime.fromisoformat
+
 
 START_KEYS = frozenset(StartedCallSchemaForInsert.model_fields)
 END_KEYS = frozenset(EndedCallSchemaForInsert.model_fields) | {"trace_id", "is_eval"}
@@ -257,15 +259,76 @@ def _end_part(g: Any) -> str | None:
     return _when(g("ended_at"))
 
 
-def _ids(g: Any) -> bool:
+def _project_and_id(g: Any) -> bool:
+    """The project and the call id, which every kind of call body holds."""
     v = g("project_id")
     if v not in _ok_projects and not _new_project(v):
         return False
     v = g("id")
-    if v not in _ok_call_ids and not _new_call_id(v):
-        return False
+    return v in _ok_call_ids or _new_call_id(v)
+
+
+def _start_ok(g: Any, json: bool) -> str | None:
+    """What a start and a completed call share, ids included; their started_at, or None."""
+    if not _project_and_id(g):
+        return None
     v = g("trace_id")
-    return v in _ok_trace_ids or _new_trace_id(v)
+    if v not in _ok_trace_ids and not _new_trace_id(v):
+        return None
+    return _start_part(g, json)
+
+
+def _start(g: Any, json: bool, line: int) -> Facts | None:
+    started = _start_ok(g, json)
+    if started is None:
+        return None
+    return (line, "start", g("id"), g("trace_id"), g("parent_id"), started, None)
+
+
+def _end(g: Any, json: bool, line: int) -> Facts | None:
+    if not _project_and_id(g):
+        return None
+    started = g("started_at")
+    if started is not None:
+        started = _when(started)
+        if started is None:
+            return None
+    v = g("trace_id")  # the weave SDK writes it (and is_eval) on ends
+    if v is not None and v not in _ok_trace_ids and not _new_trace_id(v):
+        return None
+    v = g("is_eval")
+    if v is not None and type(v) is not bool:
+        return None
+    ended = _end_part(g)
+    return None if ended is None else (line, "end", g("id"), None, None, started, ended)
+
+
+def _complete(g: Any, json: bool, line: int) -> Facts | None:
+    started = _start_ok(g, json)
+    ended = None if started is None else _end_part(g)
+    if ended is None:
+        return None
+    return (line, "complete", g("id"), g("trace_id"), g("parent_id"), started, ended)
+
+
+def _facts(
+    part: Callable[[Any, bool, int], Facts | None],
+    d: dict[str, Any],
+    keys: frozenset[str],
+    json: bool,
+    line: int,
+) -> Facts | None:
+    """Run one kind's check under the contract all three keep.
+
+    A key outside `keys`, or a TypeError from an unhashable value met in a cache lookup,
+    means "don't know" (None), never an error: the models then give the real answer.
+    """
+    if not keys.issuperset(d):
+        return None
+    try:
+        return part(d.get, json, line)
+    except TypeError:
+        return None
 
 
 def start_facts(
@@ -276,70 +339,21 @@ def start_facts(
     `keys`: the keys `d` may hold (a flat record also holds its "type"); `json`: `d` was
     decoded from JSON (its keys are strings: a YAML mapping's need not be).
     """
-    if not keys.issuperset(d):
-        return None
-    g = d.get
-    try:
-        if not _ids(g):
-            return None
-        started = _start_part(g, json)
-    except TypeError:
-        return None
-    if started is None:
-        return None
-    return (line, "start", g("id"), g("trace_id"), g("parent_id"), started, None)
+    return _facts(_start, d, keys, json, line)
 
 
 def end_facts(
     d: dict[str, Any], keys: frozenset[str] = END_KEYS, json: bool = False, line: int = 0
 ) -> Facts | None:
-    if not keys.issuperset(d):
-        return None
-    g = d.get
-    try:
-        v = g("project_id")
-        if v not in _ok_projects and not _new_project(v):
-            return None
-        cid = g("id")
-        if cid not in _ok_call_ids and not _new_call_id(cid):
-            return None
-        started = g("started_at")
-        if started is not None:
-            started = _when(started)
-            if started is None:
-                return None
-        v = g("trace_id")  # the weave SDK writes it (and is_eval) on ends
-        if v is not None and v not in _ok_trace_ids and not _new_trace_id(v):
-            return None
-        v = g("is_eval")
-        if v is not None and type(v) is not bool:
-            return None
-        ended = _end_part(g)
-    except TypeError:
-        return None
-    if ended is None:
-        return None
-    return (line, "end", cid, None, None, started, ended)
+    """Facts of a certainly valid end body, else None (arguments as for start_facts)."""
+    return _facts(_end, d, keys, json, line)
 
 
 def complete_facts(
     d: dict[str, Any], keys: frozenset[str] = COMPLETE_KEYS, json: bool = False, line: int = 0
 ) -> Facts | None:
-    if not keys.issuperset(d):
-        return None
-    g = d.get
-    try:
-        if not _ids(g):
-            return None
-        started = _start_part(g, json)
-        if started is None:
-            return None
-        ended = _end_part(g)
-    except TypeError:
-        return None
-    if ended is None:
-        return None
-    return (line, "complete", g("id"), g("trace_id"), g("parent_id"), started, ended)
+    """Facts of a certainly valid completed call, else None (arguments as for start_facts)."""
+    return _facts(_complete, d, keys, json, line)
 
 
 FAST = {"start": start_facts, "end": end_facts, "complete": complete_facts}

@@ -11,12 +11,18 @@ from __future__ import annotations
 
 import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 _ALLOW = ConfigDict(extra="allow")
 _FORBID = ConfigDict(extra="forbid")
+
+# The spec's wording for the user id a call may carry but the server fills in itself.
+ServerSetUserId = Annotated[
+    str | None,
+    Field(description="Do not set directly. Server will automatically populate this field."),
+]
 
 
 class TraceStatus(StrEnum):
@@ -61,10 +67,7 @@ class StartedCallSchemaForInsert(BaseModel):
     attributes: dict[str, Any]
     inputs: dict[str, Any]
     otel_dump: dict[str, Any] | None = None
-    wb_user_id: str | None = Field(
-        default=None,
-        description="Do not set directly. Server will automatically populate this field.",
-    )
+    wb_user_id: ServerSetUserId = None
     wb_run_id: str | None = None
     wb_run_step: int | None = None
 
@@ -101,10 +104,7 @@ class CompletedCallSchemaForInsert(BaseModel):
     summary: SummaryInsertMap
     exception: str | None = None
     otel_dump: dict[str, Any] | None = None
-    wb_user_id: str | None = Field(
-        default=None,
-        description="Do not set directly. Server will automatically populate this field.",
-    )
+    wb_user_id: ServerSetUserId = None
     wb_run_id: str | None = None
     wb_run_step: int | None = None
     wb_run_step_end: int | None = None

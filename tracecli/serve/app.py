@@ -33,7 +33,7 @@ from starlette.types import ASGIApp
 from tracecli import __version__
 from tracecli.serve.calls import CALL_REQUEST_MODELS, add_call_routes
 from tracecli.serve.guard import Guard
-from tracecli.serve.http import HttpError, json_response, log_exception, refusal, run_guarded
+from tracecli.serve.http import answer, body_reader, json_response
 from tracecli.serve.objects import OBJECT_REQUEST_MODELS, add_object_routes
 from tracecli.store.db import Store
 
@@ -83,28 +83,20 @@ def create_app(
         description="The tracecli embedded store behind the Weave trace-server routes.",
     )
 
-    async def read_body(request: Request) -> bytes:
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_body_bytes:
-                raise refusal(413, "Request too large")
-            chunks.append(chunk)
-        return b"".join(chunks)
+    read_body = body_reader(max_body_bytes)
 
     async def handle(fn: Callable[..., Any], request: Request, *args: Any) -> Response:
-        try:
-            body = await read_body(request)
-            if len(body) <= _INLINE_BYTES:  # ~0.2 ms of work: a thread hop would cost more
-                result = run_guarded(fn, body, *args)
-            else:
-                result = await run_in_threadpool(run_guarded, fn, body, *args)
-        except HttpError as exc:
-            return json_response(exc.content, exc.status, exc.headers)
-        except Exception:
-            log_exception(request)
-            return json_response({"reason": "Internal server error"}, 500)
-        return json_response(result)
+        return await answer(read_body, fn, request, *args, inline_bytes=_INLINE_BYTES)
+
+    _add_service_routes(app, store)
+    add_call_routes(app, store, handle=handle, read_body=read_body)
+    add_object_routes(app, store, handle=handle, read_body=read_body)
+    _add_not_found(app)  # last: it answers every path the others do not
+    return Guard(app, api_key=api_key, max_body_bytes=max_body_bytes, log=log)
+
+
+def _add_service_routes(app: FastAPI, store: Store) -> None:
+    """/health, /server_info, and tracecli's own /tracecli/projects."""
 
     @app.get("/health", tags=["Service"])
     async def health() -> dict[str, str]:
@@ -124,13 +116,13 @@ def create_app(
             "trace_server_version": f"tracecli-{__version__}",
         }
 
-    add_call_routes(app, store, handle=handle, read_body=read_body)
-    add_object_routes(app, store, handle=handle, read_body=read_body)
 
-    # Anything else: a 404 naming the route, never a redirect (FastAPI's trailing-slash
-    # redirect is off), so a client learns at once what serve lacks. The links the weave SDK
-    # prints (…/me/demo/weave, …/me/demo/r/call/ID) land here too: the answer says how to
-    # see the project without a web UI.
+def _add_not_found(app: FastAPI) -> None:
+    """Anything else: a 404 naming the route, never a redirect (FastAPI's trailing-slash
+    redirect is off), so a client learns at once what serve lacks. The links the weave SDK
+    prints (…/me/demo/weave, …/me/demo/r/call/ID) land here too: the answer says how to
+    see the project without a web UI."""
+
     @app.api_route(
         "/{path:path}",
         methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
@@ -146,5 +138,3 @@ def create_app(
                 f"tracecli tail --server {base} --project {parts[0]}/{parts[1]})"
             )
         return json_response({"detail": detail}, 404)
-
-    return Guard(app, api_key=api_key, max_body_bytes=max_body_bytes, log=log)

@@ -13,7 +13,6 @@ from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, ConfigDict
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from tracecli.schema.weave import (
@@ -28,16 +27,15 @@ from tracecli.schema.weave import (
 )
 from tracecli.serve.call_rules import MAX_DISPLAY_NAME, check_calls, id_problem, same_project
 from tracecli.serve.http import (
+    ClosedProjectRequest,
     Handle,
-    HttpError,
+    ProjectRequest,
     ReadBody,
+    answer,
     body_doc,
-    json_response,
-    log_exception,
     parse_body,
     parse_checked,
     refusal,
-    run_guarded,
     sdk_route,
     validate_body,
 )
@@ -73,13 +71,10 @@ class SortBy(BaseModel):
     direction: Literal["asc", "desc", "ASC", "DESC"]  # required, as by weave's server
 
 
-class CallsQueryReq(BaseModel):
+class CallsQueryReq(ProjectRequest):
     """Unknown options (include_costs, expand_columns, latest_only, ...) are accepted and
     ignored: they change nothing for calls stored once each without costs or refs."""
 
-    model_config = ConfigDict(extra="allow")
-
-    project_id: str
     filter: CallsFilter | None = None
     limit: int | None = None
     offset: int | None = None
@@ -88,27 +83,18 @@ class CallsQueryReq(BaseModel):
     columns: list[str] | None = None
 
 
-class CallUpdateReq(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    project_id: str
+class CallUpdateReq(ClosedProjectRequest):
     call_id: str
     display_name: str | None = None
     wb_user_id: str | None = None
 
 
-class CallsDeleteReq(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    project_id: str
+class CallsDeleteReq(ClosedProjectRequest):
     call_ids: list[str]
     wb_user_id: str | None = None
 
 
-class CallReadReq(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    project_id: str
+class CallReadReq(ProjectRequest):
     id: str
 
 
@@ -264,6 +250,10 @@ def _stream(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
         yield b"".join(buf)
 
 
+def _streaming(rows: Iterator[dict[str, Any]]) -> Response:
+    return StreamingResponse(_stream(rows), media_type="application/jsonl")
+
+
 CALL_REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     CallStartReq,
     CallEndReq,
@@ -330,15 +320,7 @@ def add_call_routes(app: FastAPI, store: Store, *, handle: Handle, read_body: Re
         openapi_extra=body_doc(CallsQueryReq),
     )
     async def calls_query_stream(request: Request) -> Response:
-        try:
-            body = await read_body(request)
-            rows = await run_in_threadpool(run_guarded, h.stream_query, body)
-        except HttpError as exc:
-            return json_response(exc.content, exc.status, exc.headers)
-        except Exception:
-            log_exception(request)
-            return json_response({"reason": "Internal server error"}, 500)
-        return StreamingResponse(_stream(rows), media_type="application/jsonl")
+        return await answer(read_body, h.stream_query, request, respond=_streaming)
 
     @app.post("/calls/query_stats", tags=["Calls"], openapi_extra=body_doc(CallsQueryReq))
     async def calls_query_stats(request: Request) -> Response:

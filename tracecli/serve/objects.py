@@ -17,20 +17,20 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, ConfigDict
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from tracecli.serve.http import (
     Handle,
     HttpError,
+    ProjectRequest,
     ReadBody,
+    answer,
     body_doc,
     check_project,
     json_response,
     parse_body,
     parse_checked,
     refusal,
-    run_guarded,
     sdk_route,
     unprocessable,
     validate_body,
@@ -42,10 +42,7 @@ from tracecli.store.db import Store
 # ---- request models (weave's, the parts the store keeps) ------------------------------
 
 
-class ObjSchemaForInsert(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    project_id: str
+class ObjSchemaForInsert(ProjectRequest):
     object_id: str
     val: Any
     builtin_object_class: str | None = None
@@ -57,19 +54,13 @@ class ObjCreateReq(BaseModel):
     obj: ObjSchemaForInsert
 
 
-class ObjReadReq(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    project_id: str
+class ObjReadReq(ProjectRequest):
     object_id: str
     digest: str
     metadata_only: bool | None = False
 
 
-class TableSchemaForInsert(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    project_id: str
+class TableSchemaForInsert(ProjectRequest):
     rows: list[dict[str, Any]]
     expected_digest: str | None = None
 
@@ -78,10 +69,7 @@ class TableCreateReq(BaseModel):
     table: TableSchemaForInsert
 
 
-class TableQueryReq(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    project_id: str
+class TableQueryReq(ProjectRequest):
     digest: str
     limit: int | None = None
     offset: int | None = None
@@ -96,10 +84,7 @@ class FileContentReadReq(BaseModel):
     digest: str
 
 
-class TableQueryStatsReq(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    project_id: str
+class TableQueryStatsReq(ProjectRequest):
     digest: str
 
 
@@ -118,10 +103,7 @@ class ObjectVersionFilter(BaseModel):
     aliases: list[str] | None = None
 
 
-class ObjQueryReq(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    project_id: str
+class ObjQueryReq(ProjectRequest):
     filter: ObjectVersionFilter | None = None
     limit: int | None = None
     offset: int | None = None
@@ -131,10 +113,7 @@ class ObjQueryReq(BaseModel):
 
 # Feedback: the weave 0.54 SDK sends keys weave 0.52's models lack (span_agent_name, …);
 # they are accepted and not stored, so its call.feedback works here.
-class FeedbackCreateReq(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    project_id: str
+class FeedbackCreateReq(ProjectRequest):
     weave_ref: str
     feedback_type: str
     payload: dict[str, Any]
@@ -156,10 +135,7 @@ class FeedbackReplaceReq(FeedbackCreateReq):
     feedback_id: str
 
 
-class FeedbackQueryReq(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    project_id: str
+class FeedbackQueryReq(ProjectRequest):
     fields: list[str] | None = None
     query: dict[str, Any] | None = None
     sort_by: list[dict[str, Any]] | None = None
@@ -331,6 +307,10 @@ OBJECT_REQUEST_MODELS: tuple[type[BaseModel], ...] = (
 )
 
 
+def _octets(content: bytes) -> Response:
+    return Response(content, media_type="application/octet-stream")
+
+
 # ---- the routes ---------------------------------------------------------------------------
 
 
@@ -383,12 +363,7 @@ def add_object_routes(app: FastAPI, store: Store, *, handle: Handle, read_body: 
         return await handle(h.file_create, request, request.headers.get("content-type", ""))
 
     async def file_content(request: Request) -> Response:
-        try:
-            body = await read_body(request)
-            content = await run_in_threadpool(run_guarded, h.file_content, body)
-        except HttpError as exc:
-            return json_response(exc.content, exc.status, exc.headers)
-        return Response(content, media_type="application/octet-stream")
+        return await answer(read_body, h.file_content, request, respond=_octets)
 
     for prefix in ("/file", "/files"):  # the 0.54 SDK says /file, older ones /files
         app.post(f"{prefix}/create", tags=["Objects"])(file_create)

@@ -9,33 +9,26 @@ Why it is shaped this way:
 * An end can arrive before its start (the weave SDK's batches do that, and so do resumed
   uploads); it waits in `pending_ends` and is merged when its start lands, so nothing is lost
   and queries never see half a call.
-* A whole batch is one transaction through `executemany`; one writer connection behind a
-  lock serialises writers in this process, and WAL plus a busy timeout lets other processes
-  (a `serve` and an `upload` on the same file) read and write meanwhile.
-* `PRAGMA user_version` numbers the schema, so a later release can migrate old files.
+* A whole batch is one transaction through `executemany`; the file itself (one writer
+  behind a lock, pooled readers, WAL, migrations by `PRAGMA user_version`) is
+  tracecli.store.sqlite_file's.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime
-import os
 import sqlite3
-import threading
-import uuid
-import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Unpack
 
 import orjson
 
-from tracecli.store.query import SELECT_COLUMNS, QueryError, build_select
+from tracecli.store.query import QueryError, Selection, build_select
 from tracecli.store.render import render_call, selected_columns
 from tracecli.store.rows import StoreError, complete_row, end_values, required, start_row
+from tracecli.store.sqlite_file import SqliteFile
 from tracecli.store.tables import (
-    MIGRATIONS,
+    CALL_COLUMNS,
     SCHEMA_VERSION,
     SQL_COMPLETE,
     SQL_END,
@@ -48,208 +41,14 @@ from tracecli.store.tables import (
 
 __all__ = ["SCHEMA_VERSION", "QueryError", "Store", "StoreError"]
 
-BUSY_TIMEOUT_S = 30.0
-_READER_POOL = 4
-_SELECT = ", ".join(SELECT_COLUMNS)
+_SELECT = ", ".join(CALL_COLUMNS)
 
 
-# ---- the store ---------------------------------------------------------------------------
-
-_WAL_BACKSTOP_PAGES = 16384  # 64 MiB: the writer checkpoints itself only if the thread lags
-
-
-class _Checkpointer:
-    """Runs WAL checkpoints (and their fsyncs) in a thread of their own, off the write path.
-
-    SQLite's automatic checkpoint runs inside the COMMIT that crosses 1,000 WAL pages, so
-    every few batches one write paid for copying the WAL into the database and syncing it:
-    on the 2-core reference box that tripled the average cost of a 500-call batch. Here a
-    daemon thread checkpoints (PASSIVE: never blocks readers or the writer) shortly after
-    writes; durability is unchanged (synchronous=NORMAL syncs at checkpoints either way).
-    """
-
-    def __init__(self, connect: Callable[[], sqlite3.Connection], pause: float = 0.2) -> None:
-        self._conn = connect()
-        self._pause = pause
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name="tracecli-store-checkpoint", daemon=True
-        )
-        self._thread.start()
-
-    def poke(self) -> None:
-        self._wake.set()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait()
-            self._wake.clear()
-            if self._stop.is_set():
-                break
-            with contextlib.suppress(sqlite3.Error):
-                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            self._stop.wait(self._pause)  # coalesce a burst of writes into one checkpoint
-
-    def close(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._thread.join()
-        self._conn.close()
-
-
-# ---- the store --------------------------------------------------------------------------
-
-
-class Store:
+class Store(SqliteFile):
     """An embedded Weave-compatible call store in one SQLite file.
 
-    Thread-safe: writes go through one connection under a lock, reads use pooled
-    connections of their own. `path` may be ":memory:" (tests, throwaway).
+    Thread-safe (see SqliteFile): `path` may be ":memory:" (tests, throwaway).
     """
-
-    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
-        self.path = str(path)
-        self._memory = self.path == ":memory:"
-        if self._memory:
-            self._uri = f"file:tracecli-{uuid.uuid4().hex}?mode=memory&cache=shared"
-        else:
-            p = Path(self.path)
-            if not p.exists():
-                if not create:
-                    raise StoreError(f"no trace store at {p} (nothing has been stored there yet)")
-                try:
-                    p.parent.mkdir(parents=True, exist_ok=True)
-                except OSError as exc:
-                    raise StoreError(
-                        f"cannot create the trace store {p}: {exc.strerror or exc}"
-                    ) from None
-            elif p.is_dir():
-                raise StoreError(f"{p} is a directory, not a trace store file")
-            self._uri = p.resolve().as_uri()
-        self._wlock = threading.RLock()
-        self._plock = threading.Lock()
-        self._pool: list[sqlite3.Connection] = []
-        self._closed = False
-        self._writer = self._connect()
-        try:
-            self._migrate()
-        except BaseException:
-            self._writer.close()
-            raise
-        self._checkpointer: _Checkpointer | None = None
-        if not self._memory:
-            self._writer.execute(f"PRAGMA wal_autocheckpoint = {_WAL_BACKSTOP_PAGES}")
-            self._checkpointer = _Checkpointer(self._connect)
-            # A Store dropped without close() must not leave its thread behind.
-            self._stop_checkpointer = weakref.finalize(self, self._checkpointer.close)
-
-    # -- connections and schema
-
-    def _connect(self) -> sqlite3.Connection:
-        try:
-            conn = sqlite3.connect(
-                self._uri,
-                uri=True,
-                timeout=BUSY_TIMEOUT_S,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            if self._memory:
-                # Shared-cache readers take table locks that busy_timeout does not wait on.
-                conn.execute("PRAGMA read_uncommitted = true")
-            else:
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA synchronous = NORMAL")
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open trace store {self.path}: {exc}") from None
-        return conn
-
-    def _migrate(self) -> None:
-        with self._wlock:
-            conn = self._writer
-            try:
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
-            except sqlite3.DatabaseError as exc:
-                raise StoreError(f"{self.path} is not a tracecli store: {exc}") from None
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path} was written by a newer tracecli (store schema {version}; "
-                    f"this version reads up to {SCHEMA_VERSION}): upgrade tracecli"
-                )
-            if version == SCHEMA_VERSION:
-                return
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                version = conn.execute("PRAGMA user_version").fetchone()[0]  # raced?
-                if version == 0:
-                    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-                    if names:
-                        raise StoreError(
-                            f"{self.path} is an SQLite file but not a tracecli store "
-                            f"(it has tables: {', '.join(sorted(names)[:5])})"
-                        )
-                for step in MIGRATIONS[version:]:
-                    for statement in step:
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._wlock:
-            if self._closed:
-                raise StoreError("the trace store is closed")
-            conn = self._writer
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            if self._checkpointer is not None:
-                self._checkpointer.poke()
-
-    @contextmanager
-    def _reader(self) -> Iterator[sqlite3.Connection]:
-        with self._plock:
-            if self._closed:
-                raise StoreError("the trace store is closed")
-            conn = self._pool.pop() if self._pool else None
-        if conn is None:
-            conn = self._connect()
-        try:
-            yield conn
-        finally:
-            with self._plock:
-                if self._closed or len(self._pool) >= _READER_POOL:
-                    conn.close()
-                else:
-                    self._pool.append(conn)
-
-    def close(self) -> None:
-        with self._wlock, self._plock:
-            if self._closed:
-                return
-            self._closed = True
-            for conn in self._pool:
-                conn.close()
-            self._pool.clear()
-            if self._checkpointer is not None:
-                self._stop_checkpointer()
-                with contextlib.suppress(sqlite3.Error):  # leave a small file behind
-                    self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self._writer.close()
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- writes
 
@@ -381,28 +180,16 @@ class Store:
         self,
         project_id: str,
         *,
-        filter: Mapping[str, Any] | None = None,
-        query: Mapping[str, Any] | None = None,
-        limit: int | None = None,
-        offset: int | None = 0,
-        sort_by: Sequence[Mapping[str, Any]] | None = None,
         columns: Sequence[str] | None = None,
         include_costs: bool = False,
+        **selection: Unpack[Selection],
     ) -> Iterator[dict[str, Any]]:
         """Calls of a project as weave's `/calls/stream_query` returns them, streamed.
 
         The request is checked now (QueryError for what the store cannot answer); rows are
         read lazily, so a large result never sits in memory.
         """
-        sql, params = build_select(
-            _SELECT,
-            project_id,
-            filter=filter,
-            query=query,
-            sort_by=sort_by,
-            limit=limit,
-            offset=offset,
-        )
+        sql, params = build_select(_SELECT, project_id, **selection)
         wanted = selected_columns(columns, include_costs) or None
         return self._rows(sql, params, wanted)
 
@@ -418,36 +205,21 @@ class Store:
             finally:
                 cur.close()
 
-    def count(
-        self,
-        project_id: str,
-        *,
-        filter: Mapping[str, Any] | None = None,
-        query: Mapping[str, Any] | None = None,
-    ) -> int:
+    def count(self, project_id: str, **selection: Unpack[Selection]) -> int:
         """Calls stored for a project (ends still waiting for their start are not calls)."""
-        if not filter and not query:
+        if not any(selection.values()):
             sql = "SELECT COUNT(*) FROM calls WHERE project_id = ? AND deleted_at IS NULL"
             params = [project_id]
         else:
-            inner, params = build_select("id", project_id, filter=filter, query=query)
+            inner, params = build_select("id", project_id, **selection)
             sql = f"SELECT COUNT(*) FROM ({inner})"
         with self._reader() as conn:
             return int(conn.execute(sql, params).fetchone()[0])
 
-    def trace_storage_bytes(
-        self,
-        project_id: str,
-        *,
-        filter: Mapping[str, Any] | None = None,
-        query: Mapping[str, Any] | None = None,
-        limit: int | None = None,
-    ) -> int:
+    def trace_storage_bytes(self, project_id: str, **selection: Unpack[Selection]) -> int:
         """`include_total_storage_size`, as weave's SQLite server sums it: for each matching
         root call, the stored size of every call of its trace (sizes of this store's text)."""
-        inner, params = build_select(
-            "trace_id, parent_id", project_id, filter=filter, query=query, limit=limit
-        )
+        inner, params = build_select("trace_id, parent_id", project_id, **selection)
         sql = (
             "SELECT COALESCE(SUM(COALESCE(length(c.attributes), 0) + COALESCE(length(c.inputs), 0)"
             " + COALESCE(length(c.output), 0) + COALESCE(length(c.summary), 0)), 0)"

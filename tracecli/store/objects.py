@@ -13,6 +13,7 @@ import base64
 import datetime
 import hashlib
 import json
+import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -215,36 +216,35 @@ def table_create(store: Store, project_id: str, rows: Sequence[Any]) -> dict[str
     return {"digest": digest, "row_digests": row_digests}
 
 
+def _table_value(conn: sqlite3.Connection, project_id: str, digest: str, column: str) -> Any:
+    """`column` (an expression of ours, never the client's) of a stored table; NotFound (a
+    404, as weave's server answers) when there is no such table."""
+    row = conn.execute(
+        f"SELECT {column} FROM tables WHERE project_id = ? AND digest = ?", (project_id, digest)
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"Table {digest} not found")
+    return row[0]
+
+
 def table_rows(store: Store, project_id: str, digest: str) -> list[dict[str, Any]]:
     """`/table/query` without filters: the rows of a table in order, each with its digest."""
     with store._reader() as conn:
-        row = conn.execute(
-            "SELECT row_digests FROM tables WHERE project_id = ? AND digest = ?",
-            (project_id, digest),
-        ).fetchone()
-        if row is None:
-            raise NotFound(f"Table {digest} not found")
-        digests = json.loads(row[0])
+        stored = _table_value(conn, project_id, digest, "row_digests")
         vals = dict(
             conn.execute(
                 "SELECT digest, val FROM table_rows WHERE project_id = ? "
                 "AND digest IN (SELECT value FROM json_each(?))",
-                (project_id, row[0]),
+                (project_id, stored),
             ).fetchall()
         )
-    return [{"digest": d, "val": json.loads(vals[d])} for d in digests if d in vals]
+    return [{"digest": d, "val": json.loads(vals[d])} for d in json.loads(stored) if d in vals]
 
 
 def table_row_count(store: Store, project_id: str, digest: str) -> int:
     """`/table/query_stats` (the SDK's len(dataset.rows)): a table's row count."""
     with store._reader() as conn:
-        row = conn.execute(
-            "SELECT json_array_length(row_digests) FROM tables WHERE project_id = ? AND digest = ?",
-            (project_id, digest),
-        ).fetchone()
-    if row is None:
-        raise NotFound(f"Table {digest} not found")
-    return int(row[0])
+        return int(_table_value(conn, project_id, digest, "json_array_length(row_digests)"))
 
 
 def file_create(store: Store, project_id: str, content: bytes) -> dict[str, Any]:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import orjson
 
 from tracecli.diagnostics import TracecliError
+from tracecli.store.tables import CALL_COLUMNS
 
 
 class QueryError(TracecliError):
@@ -25,31 +26,7 @@ class QueryError(TracecliError):
     exit_code = 2
 
 
-# Columns of the calls table, in the order SELECT returns them (see store.py).
-SELECT_COLUMNS = (
-    "project_id",
-    "id",
-    "trace_id",
-    "op_name",
-    "display_name",
-    "parent_id",
-    "thread_id",
-    "turn_id",
-    "started_at",
-    "ended_at",
-    "attributes",
-    "inputs",
-    "output",
-    "summary",
-    "exception",
-    "wb_user_id",
-    "wb_run_id",
-    "wb_run_step",
-    "wb_run_step_end",
-    "deleted_at",
-    "otel_dump",
-)
-_PLAIN_FIELDS = frozenset(SELECT_COLUMNS) - {"otel_dump"}
+_PLAIN_FIELDS = frozenset(CALL_COLUMNS) - {"otel_dump"}
 _JSON_FIELDS = ("inputs", "output", "attributes", "summary")
 
 STATUS_SQL = (
@@ -166,24 +143,37 @@ def json_field_sql(column: str, path: str, cast: str | None, sql: _Sql) -> str:
 
 FieldSql = Callable[[str, "str | None", _Sql], str]
 
+# The fields weave derives from the columns, queried and sorted on as its server does.
+_DERIVED: dict[str, str] = {
+    "summary.weave.latency_ms": LATENCY_SQL,
+    "summary.weave.status": STATUS_SQL,
+}
+_SORT_DERIVED = {
+    **_DERIVED,
+    "summary.weave.trace_name": "COALESCE(NULLIF(display_name, ''), op_name)",
+}
+
+
+def _field_name(name: Any, where: str) -> str:
+    if not isinstance(name, str) or not name:
+        raise QueryError(f"{where} needs a field name, got {name!r}")
+    return name
+
 
 def call_field(name: Any, cast: str | None, sql: _Sql) -> str:
     """A `$getField` of a call → SQL, as weave's `_transform_external_calls_field_to_internal_
     calls_field` (derived status and latency; JSON columns by path; plain columns as they are)."""
-    if not isinstance(name, str) or not name:
-        raise QueryError(f"$getField needs a field name, got {name!r}")
-    if name == "summary.weave.latency_ms":
-        return LATENCY_SQL
-    if name == "summary.weave.status":
-        return STATUS_SQL
-    head, dot, rest = name.partition(".")
+    field = _field_name(name, "$getField")
+    if field in _DERIVED:
+        return _DERIVED[field]
+    head, dot, rest = field.partition(".")
     if head in _JSON_FIELDS:
         return json_field_sql(head, rest, cast, sql)
-    if name in _PLAIN_FIELDS and not dot:
-        return name
-    if name.startswith("feedback."):
+    if field in _PLAIN_FIELDS and not dot:
+        return field
+    if field.startswith("feedback."):
         raise QueryError("feedback fields are not supported in call queries by tracecli serve")
-    raise QueryError(f"cannot query on field {name!r}")
+    raise QueryError(f"cannot query on field {field!r}")
 
 
 def _literal_cast(node: Any) -> str | None:
@@ -295,35 +285,40 @@ def compile_query(query: Any, sql: _Sql, field: FieldSql) -> str:
 def _sort_field(name: Any, sql: _Sql) -> str:
     """A sort_by field → SQL as weave's SQLite server sorts: JSON values uncast, latency as
     a float, status derived."""
-    if not isinstance(name, str) or not name:
-        raise QueryError(f"sort_by needs a field name, got {name!r}")
-    if name == "summary.weave.status":
-        return STATUS_SQL
-    if name == "summary.weave.latency_ms":
-        return LATENCY_SQL
-    if name == "summary.weave.trace_name":
-        return "COALESCE(NULLIF(display_name, ''), op_name)"
-    head, dot, rest = name.partition(".")
+    field = _field_name(name, "sort_by")
+    if field in _SORT_DERIVED:
+        return _SORT_DERIVED[field]
+    head, dot, rest = field.partition(".")
     if head in _JSON_FIELDS and dot:
         return f"json_extract({head}, {sql.param(json_path(split_field(rest)))})"
-    if name in _PLAIN_FIELDS:
-        return name
-    raise QueryError(f"cannot sort on field {name!r}")
+    if field in _PLAIN_FIELDS:
+        return field
+    raise QueryError(f"cannot sort on field {field!r}")
+
+
+class Selection(TypedDict, total=False):
+    """Which calls of a project a query picks, in the words of weave's `/calls/stream_query`
+    (every key optional): the store turns it into SQL here, `tail` sends it to a server."""
+
+    filter: Mapping[str, Any] | None
+    query: Mapping[str, Any] | None
+    sort_by: Sequence[Mapping[str, Any]] | None
+    limit: int | None
+    offset: int | None
 
 
 def build_select(
-    table_columns: str,
-    project_id: str,
-    *,
-    filter: Mapping[str, Any] | None = None,
-    query: Mapping[str, Any] | None = None,
-    sort_by: Sequence[Mapping[str, Any]] | None = None,
-    limit: int | None = None,
-    offset: int | None = 0,
+    table_columns: str, project_id: str, **selection: Unpack[Selection]
 ) -> tuple[str, list[Any]]:
     """One SELECT over `calls` for a stream_query request, answering as weave's SQLite server
     does (deleted calls left out, an empty id list ignored, `limit: 0` meaning no limit);
     raises QueryError when unsure."""
+    filter, query = selection.get("filter"), selection.get("query")
+    sort_by, limit, offset = (
+        selection.get("sort_by"),
+        selection.get("limit"),
+        selection.get("offset"),
+    )
     sql = _Sql()
     where = [f"project_id = {sql.param(project_id)}", "deleted_at IS NULL"]
     for key, value in (filter or {}).items():

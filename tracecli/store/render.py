@@ -99,7 +99,7 @@ def selected_columns(columns: Sequence[str] | None, include_costs: bool = False)
 
 
 def render_call(row: Sequence[Any], columns: frozenset[str] | None = None) -> dict[str, Any]:
-    """A `calls` row (SELECT_COLUMNS order) → the CallSchema dict weave's server returns.
+    """A `calls` row (tables.CALL_COLUMNS order) → the CallSchema dict weave's server returns.
 
     With `columns` (from selected_columns), unselected fields come back empty as on weave's
     server, and `summary.weave` is derived from what was selected only (no `ended_at`: the
@@ -115,18 +115,18 @@ def render_call(row: Sequence[Any], columns: frozenset[str] | None = None) -> di
         thread_id,
         turn_id,
         started_at,
-        ended_at,
         attributes,
         inputs,
-        output,
-        summary,
-        exception,
+        otel_dump,
         wb_user_id,
         wb_run_id,
         wb_run_step,
+        ended_at,
+        exception,
+        output,
+        summary,
         wb_run_step_end,
         deleted_at,
-        otel_dump,
     ) = row
     if columns:
         ended_at = ended_at if "ended_at" in columns else None

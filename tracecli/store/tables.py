@@ -26,6 +26,8 @@ START_COLUMNS = (
 )
 END_COLUMNS = ("ended_at", "exception", "output", "summary", "wb_run_step_end")
 COMPLETE_COLUMNS = START_COLUMNS + END_COLUMNS
+# Every column of `calls`, in the order a query SELECTs them (store.render unpacks a row so).
+CALL_COLUMNS = (*COMPLETE_COLUMNS, "deleted_at")
 
 # Each entry migrates user_version i → i + 1.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (

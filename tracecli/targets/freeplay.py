@@ -10,21 +10,20 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import urlsplit
 
 import orjson
 from pydantic import SecretStr
 
-from tracecli.config.fields import CONCURRENCY, MAX_OUTAGE, MAX_RETRY_TIME
+from tracecli.config.fields import CONCURRENCY
 from tracecli.diagnostics import UsageError
 from tracecli.freeplay.ids import completion_id_for
 from tracecli.schema.freeplay import is_trace_record, split_record
 from tracecli.targets.http import HttpTarget
 from tracecli.targets.outcome import Outcome, RetryEvent
-from tracecli.targets.transport import Transport
+from tracecli.targets.transport import Transport, TransportOptions
 
 DEFAULT_API_BASE = "https://app.freeplay.ai/api"
 KEY_HINT = "pass --api-key or set FREEPLAY_API_KEY"
@@ -132,33 +131,17 @@ def build_request(record: dict[str, Any], default_project: str | None) -> Reques
 class FreeplayTarget(HttpTarget):
     """The shared retrying `Transport`, with Bearer auth, pointed at a Freeplay API base."""
 
-    def __init__(
-        self,
-        settings: FreeplaySettings,
-        *,
-        concurrency: int = CONCURRENCY,
-        timeout: float = 60.0,
-        max_retry_time: float = MAX_RETRY_TIME,
-        max_outage: float | None = MAX_OUTAGE,
-        ca_bundle: str | None = None,
-        allow_insecure: bool = False,
-        on_retry: Callable[[RetryEvent], None] | None = None,
-    ) -> None:
+    def __init__(self, settings: FreeplaySettings, **options: Unpack[TransportOptions]) -> None:
         self.settings = settings
+        options.setdefault("concurrency", CONCURRENCY)
         transport = Transport(
             settings.api_base,
             api_key=settings.require_key(),
-            concurrency=concurrency,
-            timeout=timeout,
-            max_retry_time=max_retry_time,
-            max_outage=max_outage,
-            ca_bundle=ca_bundle,
-            allow_insecure=allow_insecure,
-            on_retry=on_retry,
             auth_scheme="bearer",
             key_hint=KEY_HINT,
+            **options,
         )
-        super().__init__(transport, concurrency)
+        super().__init__(transport, options["concurrency"])
 
     def post(self, route: str, body: bytes, *, can_split: bool = False) -> Outcome:
         """One record's request (`build_request`: its path is the route): the upload's

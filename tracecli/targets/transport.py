@@ -10,19 +10,20 @@ Thread-safe: the upload runs `concurrency` requests at once through the one pool
 The key is sent only in the Authorization header: logs, outcomes and exception messages pass
 through the endpoint's `Redactor` (targets/endpoint.py), which knows its raw and base64 forms.
 What is checked before a request is in endpoint.py, what a request came to in outcome.py, the
-outage watch in outage.py; this module alone opens an HTTP client.
+outage watch in outage.py, the retry bookkeeping shared by a server's requests in
+attempts.py; this module alone opens an HTTP client.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypedDict
 
 import httpx
 from pydantic import SecretStr
@@ -31,6 +32,7 @@ from tracecli import __version__
 from tracecli.config.fields import MAX_OUTAGE, MAX_RETRY_TIME
 from tracecli.config.settings import is_loopback
 from tracecli.diagnostics import UsageError
+from tracecli.targets.attempts import Attempts
 from tracecli.targets.endpoint import (
     DEFAULT_KEY_HINT,
     AuthError,
@@ -54,7 +56,7 @@ from tracecli.targets.outcome import (
     network_message,
     outcome_of,
 )
-from tracecli.targets.retry import Action, Backoff, Decision, decide
+from tracecli.targets.retry import Action, Backoff, Decision
 
 # Names callers outside targets/ import from here (their home is endpoint.py or outcome.py).
 __all__ = [
@@ -105,7 +107,20 @@ def http_client(
     )
 
 
-class Transport:
+class TransportOptions(TypedDict, total=False):
+    """How a target's Transport sends, retries, times out and verifies TLS (the arguments
+    of Transport's, by the same names): what an upload's options set, for either target."""
+
+    concurrency: int
+    timeout: float
+    max_retry_time: float
+    max_outage: float | None
+    ca_bundle: str | Path | None
+    allow_insecure: bool
+    on_retry: Callable[[RetryEvent], None] | None
+
+
+class Transport(AbstractContextManager["Transport", None]):
     """A pooled, retrying client for one server. Use as a context manager or call close()."""
 
     def __init__(
@@ -133,19 +148,16 @@ class Transport:
         self.base_url = server.base_url
         self.host = server.host
         self.has_key = server.key is not None
-        self.max_retry_time = max_retry_time
-        self.max_outage = max_outage
-        self.on_retry = on_retry
-        self.backoff = backoff or Backoff.from_env()
         self.key_hint = key_hint
-        self._rng = rng or random.Random()
-        self._rng_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._stats_lock = threading.Lock()
-        self.requests = 0  # HTTP requests actually made (attempts)
-        self.retries = 0
-        self.bytes_sent = 0
         self._watch = OutageWatch(self.base_url, max_outage)
+        self._tries = Attempts(
+            base_url=self.base_url,
+            watch=self._watch,
+            max_retry_time=max_retry_time,
+            backoff=backoff or Backoff.from_env(),
+            on_retry=on_retry,
+            rng=rng or random.Random(),
+        )
         self._client = http_client(
             server,
             ca_bundle=ca_bundle,
@@ -158,11 +170,24 @@ class Transport:
     # -- lifecycle ------------------------------------------------------------------------
     def cancel(self) -> None:
         """Stop waiting in backoffs (Ctrl-C): requests not yet acknowledged end CANCELLED."""
-        self._stop.set()
+        self._tries.stop.set()
 
     @property
     def cancelled(self) -> bool:
-        return self._stop.is_set()
+        return self._tries.stop.is_set()
+
+    @property
+    def requests(self) -> int:
+        """HTTP requests actually made (attempts, retries included)."""
+        return self._tries.requests
+
+    @property
+    def retries(self) -> int:
+        return self._tries.retries
+
+    @property
+    def bytes_sent(self) -> int:
+        return self._tries.bytes_sent
 
     # -- health ---------------------------------------------------------------------------
     @property
@@ -181,9 +206,6 @@ class Transport:
 
     def close(self) -> None:
         self._client.close()
-
-    def __enter__(self) -> Transport:
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -213,7 +235,7 @@ class Transport:
     def post_lines_once(self, path: str, body: bytes) -> list[bytes] | None:
         """POST once, no retry, and return the answer's non-empty lines; None on any
         failure. For look-ups whose caller has a fallback (the recheck after a 500)."""
-        self._count(len(body))
+        self._tries.count(len(body))
         hdrs = {"Content-Type": "application/json", "Accept": "application/jsonl"}
         try:
             response = self._client.post(path, content=body, headers=hdrs)
@@ -244,18 +266,18 @@ class Transport:
         attempt = 0
         while True:
             attempt += 1
-            if self._stop.is_set():
+            if self._tries.stop.is_set():
                 raise RequestFailed("interrupted")
             hdrs[RETRY_ID_HEADER] = retry_id
             request = self._client.build_request("POST", path, content=body, headers=hdrs)
-            self._count(len(body))
+            self._tries.count(len(body))
             try:
                 response = self._client.send(request, stream=True)
             except httpx.HTTPError as exc:
-                decision = self._decide(None, exc, attempt, start, None, False)
+                decision = self._tries.decide(None, exc, attempt, start, None, False)
                 if decision.action is Action.FATAL:
                     raise self._fatal(exc, decision) from None
-                if self._after(decision, "POST", path, attempt, None, exc, start):
+                if self._tries.again(decision, "POST", path, attempt, None, exc, start):
                     continue
                 raise RequestFailed(self._network_message(exc)) from None
             try:
@@ -271,14 +293,14 @@ class Transport:
                     return
                 response.read()
                 outcome = self._outcome(response, Action.REJECT, attempt - 1, start)
-                decision = self._decide(
+                decision = self._tries.decide(
                     response.status_code, None, attempt, start, response.headers, False
                 )
             finally:
                 response.close()
             if decision.action is Action.AUTH:
                 raise self._auth_error(outcome)
-            if self._after(decision, "POST", path, attempt, outcome.status, None, start):
+            if self._tries.again(decision, "POST", path, attempt, outcome.status, None, start):
                 continue
             raise RequestFailed(f"{self.host} answered HTTP {outcome.status}: {outcome.reason}")
 
@@ -298,7 +320,7 @@ class Transport:
         hdrs = dict(headers or {})
         hdrs[RETRY_ID_HEADER] = str(uuid.uuid4())
         start = time.monotonic()
-        if self._stop.is_set():
+        if self._tries.stop.is_set():
             return Outcome(Action.CANCELLED, None, reason="interrupted before sending")
         if self._watch.down.is_set():
             return self._unreachable()
@@ -308,7 +330,7 @@ class Transport:
             if attempt > 1:
                 hdrs[ATTEMPT_HEADER] = str(attempt)
             t0 = time.monotonic()
-            self._count(len(content or b""))
+            self._tries.count(len(content or b""))
             try:
                 response = self._client.request(
                     method, path, content=content, headers=hdrs, params=params
@@ -316,18 +338,20 @@ class Transport:
             except httpx.HTTPError as exc:
                 err = self._network_message(exc)
                 self._watch.no_answer()
-                self._log_attempt(method, path, attempt, t0, err)
-                decision = self._decide(None, exc, attempt, start, None, can_split)
+                self._tries.log_attempt(method, path, attempt, t0, err)
+                decision = self._tries.decide(None, exc, attempt, start, None, can_split)
                 if decision.action is Action.FATAL:
                     raise self._fatal(exc, decision) from None
-                if self._after(decision, method, path, attempt, None, exc, start, err):
+                if self._tries.again(decision, method, path, attempt, None, exc, start, err):
                     continue
                 last = Outcome(decision.action, None, reason=err, error=err)
-                return self._final(last, decision, attempt, start)
+                return self._tries.final(last, decision, attempt, start)
             status = response.status_code
-            self._log_attempt(method, path, attempt, t0, f"HTTP {status}", len(content or b""))
+            self._tries.log_attempt(
+                method, path, attempt, t0, f"HTTP {status}", len(content or b"")
+            )
             self._watch.answered(status)
-            decision = self._decide(status, None, attempt, start, response.headers, can_split)
+            decision = self._tries.decide(status, None, attempt, start, response.headers, can_split)
             last = self._outcome(response, decision.action, attempt - 1, start)
             if decision.action is Action.AUTH:
                 raise self._auth_error(last)
@@ -344,120 +368,14 @@ class Transport:
                     return last
                 if isinstance(instead, bytes):
                     content = instead
-            if self._after(decision, method, path, attempt, status, None, start, last.reason):
+            if self._tries.again(decision, method, path, attempt, status, None, start, last.reason):
                 continue
-            return self._final(last, decision, attempt, start)
-
-    def _log_attempt(
-        self, method: str, path: str, attempt: int, t0: float, result: str, size: int = -1
-    ) -> None:
-        sent = f" ({size} bytes)" if size >= 0 else ""
-        ms = (time.monotonic() - t0) * 1000
-        log.debug(
-            "%s %s%s%s attempt %d: %s (%.0f ms)",
-            method,
-            self.base_url,
-            path,
-            sent,
-            attempt,
-            result,
-            ms,
-        )
-
-    def _final(self, last: Outcome, decision: Decision, attempt: int, start: float) -> Outcome:
-        last.retries = attempt - 1
-        last.elapsed = time.monotonic() - start
-        if decision.action is Action.GIVE_UP:
-            last.action = Action.GIVE_UP
-            tried = f"gave up after {attempt} attempts in {last.elapsed:.0f} s"
-            last.reason = f"{last.reason} ({tried})"
-        elif (
-            decision.action is Action.RETRY
-            and not self._stop.is_set()
-            and self._watch.down.is_set()
-        ):
-            last.action = Action.UNREACHABLE  # the server is down: not retried any more
-            last.reason = f"{self.status()} ({last.reason})"
-        elif decision.action is Action.RETRY:  # interrupted during the wait
-            last.action = Action.CANCELLED
-        return last
-
-    def _decide(
-        self,
-        status: int | None,
-        error: BaseException | None,
-        attempt: int,
-        start: float,
-        headers: Mapping[str, str] | None,
-        can_split: bool,
-    ) -> Decision:
-        with self._rng_lock:
-            return decide(
-                status,
-                error,
-                attempt,
-                time.monotonic() - start,
-                headers,
-                self.max_retry_time,
-                self._rng,
-                backoff=self.backoff,
-                can_split=can_split,
-            )
-
-    def _after(
-        self,
-        decision: Decision,
-        method: str,
-        path: str,
-        attempt: int,
-        status: int | None,
-        error: BaseException | None,
-        start: float,
-        reason: str = "",
-    ) -> bool:
-        """True when the request should be sent again (after sleeping the backoff)."""
-        if decision.action is not Action.RETRY or self._stop.is_set() or self._watch.down.is_set():
-            return False
-        why = reason or decision.reason
-        event = RetryEvent(
-            method, path, attempt, status, why, decision.delay, time.monotonic() - start
-        )
-        log.debug(
-            "retrying %s %s%s in %.2f s (attempt %d failed: %s)",
-            method,
-            self.base_url,
-            path,
-            decision.delay,
-            attempt,
-            why,
-        )
-        with self._stats_lock:
-            self.retries += 1
-        self._watch.retrying(attempt, status, error, decision.delay)
-        if self.on_retry is not None:
-            self.on_retry(event)
-        return self._sleep(decision.delay)
-
-    def _sleep(self, delay: float) -> bool:
-        """The backoff; False when it was cut short: Ctrl-C, or the server taken as down
-        by another request (no use waiting out a 30 s backoff to learn it again)."""
-        deadline = time.monotonic() + delay
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return not self._watch.down.is_set()
-            if self._stop.wait(min(left, 0.25)) or self._watch.due():
-                return False
+            return self._tries.final(last, decision, attempt, start)
 
     def _outcome(
         self, response: httpx.Response, action: Action, retries: int, start: float
     ) -> Outcome:
         return outcome_of(response, action, retries, time.monotonic() - start, self.redact)
-
-    def _count(self, nbytes: int) -> None:
-        with self._stats_lock:
-            self.requests += 1
-            self.bytes_sent += nbytes
 
     # -- errors ---------------------------------------------------------------------------
     def _network_message(self, exc: BaseException) -> str:

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import replace
+from typing import Unpack
 
 from pydantic import SecretStr
 
-from tracecli.config.fields import CONCURRENCY, MAX_OUTAGE, MAX_RETRY_TIME
+from tracecli.config.fields import CONCURRENCY
 from tracecli.targets.endpoint import check_listening
 from tracecli.targets.http import HttpTarget
 from tracecli.targets.outcome import ALREADY_STORED, AlreadyStored, Outcome, Recheck, RetryEvent
 from tracecli.targets.reconcile import ItemKey, Stored, by_project, parse_stored, stored_query
 from tracecli.targets.retry import Action
-from tracecli.targets.transport import Transport
+from tracecli.targets.transport import Transport, TransportOptions
 from tracecli.wire.otel import (
     is_otel_route,
     otel_body,
@@ -29,30 +30,11 @@ QUERY_IDS = 1000  # call ids per look-up
 
 class WeaveHttpTarget(HttpTarget):
     def __init__(
-        self,
-        server: str,
-        *,
-        api_key: SecretStr | None,
-        concurrency: int = CONCURRENCY,
-        timeout: float = 120.0,
-        max_retry_time: float = MAX_RETRY_TIME,
-        max_outage: float | None = MAX_OUTAGE,
-        ca_bundle: str | None = None,
-        allow_insecure: bool = False,
-        on_retry: Callable[[RetryEvent], None] | None = None,
+        self, server: str, *, api_key: SecretStr | None, **options: Unpack[TransportOptions]
     ) -> None:
-        transport = Transport(
-            server,
-            api_key=api_key,
-            concurrency=concurrency,
-            timeout=timeout,
-            max_retry_time=max_retry_time,
-            max_outage=max_outage,
-            ca_bundle=ca_bundle,
-            allow_insecure=allow_insecure,
-            on_retry=on_retry,
-        )
-        super().__init__(transport, concurrency)
+        options.setdefault("timeout", 120.0)  # a big batch may take a slow server a while
+        options.setdefault("concurrency", CONCURRENCY)
+        super().__init__(Transport(server, api_key=api_key, **options), options["concurrency"])
 
     def check_reachable(self, timeout: float = 10.0) -> None:
         """Fail fast (exit 2) when nothing listens at the server's address."""

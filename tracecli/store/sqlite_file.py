@@ -1,0 +1,221 @@
+"""One SQLite file as the store uses it: opened or created, migrated, one writer, pooled readers.
+
+Why it is shaped this way: one writer connection behind a lock serialises writers in this
+process and makes a batch one transaction; readers use connections of their own, so a query
+never waits for a write; WAL plus a busy timeout lets other processes (a `serve` and an
+`upload` on the same file) read and write meanwhile; `PRAGMA user_version` numbers the
+schema, so a later release can migrate old files. What is stored, and how, is `Store`'s
+(store/db.py) and the object and feedback modules'.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import uuid
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Self
+
+from tracecli.store.rows import StoreError
+from tracecli.store.tables import MIGRATIONS, SCHEMA_VERSION
+
+BUSY_TIMEOUT_S = 30.0
+_READER_POOL = 4
+
+_WAL_BACKSTOP_PAGES = 16384  # 64 MiB: the writer checkpoints itself only if the thread lags
+
+
+class _Checkpointer:
+    """Runs WAL checkpoints (and their fsyncs) in a thread of their own, off the write path.
+
+    SQLite's automatic checkpoint runs inside the COMMIT that crosses 1,000 WAL pages, so
+    every few batches one write paid for copying the WAL into the database and syncing it:
+    on the 2-core reference box that tripled the average cost of a 500-call batch. Here a
+    daemon thread checkpoints (PASSIVE: never blocks readers or the writer) shortly after
+    writes; durability is unchanged (synchronous=NORMAL syncs at checkpoints either way).
+    """
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection], pause: float = 0.2) -> None:
+        self._conn = connect()
+        self._pause = pause
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name="tracecli-store-checkpoint", daemon=True
+        )
+        self._thread.start()
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            self._stop.wait(self._pause)  # coalesce a burst of writes into one checkpoint
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join()
+        self._conn.close()
+
+
+class SqliteFile:
+    """One SQLite file, migrated to SCHEMA_VERSION on open.
+
+    Thread-safe: writes go through one connection under a lock (`_transaction`), reads use
+    pooled connections of their own (`_reader`). `path` may be ":memory:" (tests, throwaway).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+        self.path = str(path)
+        self._memory = self.path == ":memory:"
+        if self._memory:
+            self._uri = f"file:tracecli-{uuid.uuid4().hex}?mode=memory&cache=shared"
+        else:
+            p = Path(self.path)
+            if not p.exists():
+                if not create:
+                    raise StoreError(f"no trace store at {p} (nothing has been stored there yet)")
+                try:
+                    p.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StoreError(
+                        f"cannot create the trace store {p}: {exc.strerror or exc}"
+                    ) from None
+            elif p.is_dir():
+                raise StoreError(f"{p} is a directory, not a trace store file")
+            self._uri = p.resolve().as_uri()
+        self._wlock = threading.RLock()
+        self._plock = threading.Lock()
+        self._pool: list[sqlite3.Connection] = []
+        self._closed = False
+        self._writer = self._connect()
+        try:
+            self._migrate()
+        except BaseException:
+            self._writer.close()
+            raise
+        self._checkpointer: _Checkpointer | None = None
+        if not self._memory:
+            self._writer.execute(f"PRAGMA wal_autocheckpoint = {_WAL_BACKSTOP_PAGES}")
+            self._checkpointer = _Checkpointer(self._connect)
+            # A Store dropped without close() must not leave its thread behind.
+            self._stop_checkpointer = weakref.finalize(self, self._checkpointer.close)
+
+    # -- connections and schema
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self._uri,
+                uri=True,
+                timeout=BUSY_TIMEOUT_S,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            if self._memory:
+                # Shared-cache readers take table locks that busy_timeout does not wait on.
+                conn.execute("PRAGMA read_uncommitted = true")
+            else:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open trace store {self.path}: {exc}") from None
+        return conn
+
+    def _migrate(self) -> None:
+        with self._wlock:
+            conn = self._writer
+            try:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"{self.path} is not a tracecli store: {exc}") from None
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} was written by a newer tracecli (store schema {version}; "
+                    f"this version reads up to {SCHEMA_VERSION}): upgrade tracecli"
+                )
+            if version == SCHEMA_VERSION:
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]  # raced?
+                if version == 0:
+                    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+                    if names:
+                        raise StoreError(
+                            f"{self.path} is an SQLite file but not a tracecli store "
+                            f"(it has tables: {', '.join(sorted(names)[:5])})"
+                        )
+                for step in MIGRATIONS[version:]:
+                    for statement in step:
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._wlock:
+            if self._closed:
+                raise StoreError("the trace store is closed")
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            if self._checkpointer is not None:
+                self._checkpointer.poke()
+
+    @contextmanager
+    def _reader(self) -> Iterator[sqlite3.Connection]:
+        with self._plock:
+            if self._closed:
+                raise StoreError("the trace store is closed")
+            conn = self._pool.pop() if self._pool else None
+        if conn is None:
+            conn = self._connect()
+        try:
+            yield conn
+        finally:
+            with self._plock:
+                if self._closed or len(self._pool) >= _READER_POOL:
+                    conn.close()
+                else:
+                    self._pool.append(conn)
+
+    def close(self) -> None:
+        with self._wlock, self._plock:
+            if self._closed:
+                return
+            self._closed = True
+            for conn in self._pool:
+                conn.close()
+            self._pool.clear()
+            if self._checkpointer is not None:
+                self._stop_checkpointer()
+                with contextlib.suppress(sqlite3.Error):  # leave a small file behind
+                    self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._writer.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
