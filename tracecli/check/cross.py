@@ -24,14 +24,16 @@ from tracecli.check.idindex import RECENT_MAX, HashIndex
 from tracecli.check.pairpack import NO_PARENT, Packed, unpack_pairs
 from tracecli.check.records import Record
 from tracecli.diagnostics import Diagnostic, Location, Severity
+from tracecli.packing import BitFields
 
 # flags per ordinal
 _STARTED = 1  # a valid start or completed call was read (the call exists)
 _ENDED = 2  # a valid end or completed call was read
 _REFUSED = 4  # some record with this id failed its schema: no follow-on warnings
 
-_LINE_BITS = 40
-_LINE_MASK = (1 << _LINE_BITS) - 1
+# where a call was first read, in one slot of an array("q"): its file (index) and line
+_WHERE = BitFields(bits=63, line=40, path=23)
+_unpack_where = _WHERE.unpack
 _NO_TRACE = 0
 
 
@@ -49,7 +51,7 @@ class CrossChecker:
     def __init__(self, strict: bool = False) -> None:
         self.strict = strict
         self._traces = array("q")  # ordinal → hash of its trace id (0 when unknown)
-        self._locs = array("q")  # ordinal → file index << 40 | line, where first seen
+        self._locs = array("q")  # ordinal → where it was first seen (`_WHERE`)
         self._flags = bytearray()
         self._index = HashIndex()
         self._paths: list[str] = []
@@ -64,6 +66,8 @@ class CrossChecker:
 
     # -- where -------------------------------------------------------------------------
     def _pack(self, path: str, line: int) -> int:
+        """`_WHERE` of a line of `path`: the file's bits (packed, checked, once per file)
+        with the line added (a line needs 40 bits only past a trillion lines)."""
         if path is self._last_path:
             return self._last_base | line
         i = self._path_ids.get(path)
@@ -71,11 +75,12 @@ class CrossChecker:
             i = self._path_ids[path] = len(self._paths)
             self._paths.append(path)
         self._last_path = path
-        self._last_base = i << _LINE_BITS
+        self._last_base = _WHERE.pack(0, i)
         return self._last_base | line
 
     def _where(self, packed: int) -> tuple[str, int]:
-        return self._paths[packed >> _LINE_BITS], packed & _LINE_MASK
+        line, i = _unpack_where(packed)
+        return self._paths[i], line
 
     def _at(self, ordinal: int) -> str:
         path, line = self._where(self._locs[ordinal])
@@ -299,7 +304,9 @@ class CrossChecker:
 
         Their order among the block's other records does not matter then: a parent
         read later is adopted later, as it would have been (see `_parent`)."""
-        lines, end_lines, hs, ths, phs, _i, _t, _p, _s, _e, bad = pairs
+        lines, end_lines, hs, ths, phs = (
+            pairs.lines, pairs.end_lines, pairs.id_hashes, pairs.trace_hashes, pairs.parent_hashes
+        )  # fmt: skip
         n = len(hs)
         index = self._index
         recent = index.recent
@@ -315,7 +322,7 @@ class CrossChecker:
         recent.update(zip(hs, range(o0, o0 + n), strict=True))
         index.freeze_if_full()
         self.calls += n
-        for i, started, ended in bad:
+        for i, started, ended in pairs.bad:
             where = f"start at {path}:{base + lines[i]}"
             out.append(time_order(path, base + end_lines[i], "ended_at", ended, started, where))
         opened = self._open
