@@ -20,7 +20,7 @@ from array import array
 from typing import Any
 
 from tracecli.check.facts import call_facts, ended_before, refused_id, time_order
-from tracecli.check.idindex import RECENT_MAX, HashIndex
+from tracecli.check.idindex import HashIndex
 from tracecli.check.pairpack import NO_PARENT, Packed, unpack_pairs
 from tracecli.check.records import Record
 from tracecli.diagnostics import Diagnostic, Location, Severity
@@ -238,55 +238,14 @@ class CrossChecker:
             merged.extend(entries)
             merged.sort(key=_first)  # stable: what shares a line keeps its order
             entries = merged
-        index = self._index
-        recent = index.recent
-        traces = self._traces
-        flags = self._flags
-        add_trace = traces.append
-        add_loc, add_flags = self._locs.append, flags.append
-        opened = self._open
-        file_bits = self._pack(path, 0)
-        calls = 0
+        self._pack(path, 0)  # the file takes its place in the order `finish` sorts by
         for e in entries:
             kind = e[1]
-            if kind == "pair":
-                cid, tid = e[2], e[3]
-                h = hash(cid)
-                if (
-                    h in recent
-                    or type(tid) is not str
-                    or (index.frozen and index.get(h) is not None)
-                ):
-                    self.feed_call(path, base + e[0], "start", cid, tid, e[4], e[5], None, out)
-                    self.feed_call(path, base + e[7], "end", cid, None, None, None, e[6], out)
-                    continue
-                trace = hash(tid)
-                o = len(traces)
-                add_trace(trace)
-                add_loc(file_bits | (base + e[0]))
-                add_flags(_STARTED | _ENDED)
-                recent[h] = o
-                if len(recent) >= RECENT_MAX:
-                    index.freeze_if_full()
-                calls += 1
-                if len(e) > 8 and e[8]:  # the block compared the times: ended first
-                    where = f"start at {path}:{base + e[0]}"
-                    out.append(time_order(path, base + e[7], "ended_at", e[6], e[5], where))
-                pid = e[4]
-                if pid is not None:
-                    ph = hash(pid)
-                    parent = opened.get(ph)
-                    po = parent[0] if parent is not None else recent.get(ph)
-                    if po is not None and flags[po] & _STARTED:
-                        ptrace = traces[po]
-                        if ptrace != trace and ptrace != _NO_TRACE:
-                            out.append(self._mismatch(o, po))
-                    else:
-                        self._parent(path, base + e[0], o, trace, pid, out)
-                if self._orphans:
-                    children = self._orphans.pop(h, None)
-                    if children is not None:
-                        self._adopt(o, trace, children)
+            if kind == "pair":  # only when the block's pairs could not go in bulk
+                line, _, cid, tid, pid, started, ended, end_line = e[:8]
+                self.feed_pair(
+                    path, base + line, cid, tid, pid, started, ended, base + end_line, out
+                )
             elif kind == "diag":
                 out.append(Diagnostic(path, base + e[0], e[2], e[3], e[4], e[5]))
             elif kind == "time":
@@ -296,7 +255,6 @@ class CrossChecker:
                 self.note_refused_id(path, base + e[0], e[2])
             else:
                 self.feed_call(path, base + e[0], kind, e[2], e[3], e[4], e[5], e[6], out)
-        self.calls += calls
         out.extend(self.drain())
 
     def _bulk_pairs(self, path: str, base: int, pairs: Packed, out: list[Diagnostic]) -> bool:
