@@ -104,24 +104,20 @@ class _Entry:
     passed: AckSet = field(default_factory=AckSet)  # invalid lines settle may pass (follow)
 
 
+@dataclass(eq=False, slots=True)
 class Journal:
-    """Acknowledged lines per input file for one target. Thread-safe."""
+    """Acknowledged lines per input file for one target. Thread-safe.
 
-    def __init__(
-        self,
-        conn: sqlite3.Connection,
-        path: Path,
-        target: str,
-        restart: bool,
-        pass_invalid: bool = False,
-    ) -> None:
-        self._conn = conn
-        self._pass_invalid = pass_invalid
-        self.path = path
-        self._target = target
-        self._restart = restart
-        self._lock = threading.RLock()
-        self._files: dict[str, _Entry | None] = {}
+    `Journal.open` opens one; `target` is the server and project's key, `restart` forgets
+    what was acked for the files used, `pass_invalid` see `open`."""
+
+    conn: sqlite3.Connection
+    path: Path
+    target: str
+    restart: bool
+    pass_invalid: bool = False
+    _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
+    _files: dict[str, _Entry | None] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
     def open(
@@ -138,7 +134,13 @@ class Journal:
         settled (see `pass_over`), so a bad line is not read again by every pass."""
         path = Path(db_path) if db_path is not None else state_dir() / DB_NAME
         conn = open_journal_db(path)
-        return cls(conn, path, target_key(server, project), restart, pass_invalid)
+        return cls(
+            conn=conn,
+            path=path,
+            target=target_key(server, project),
+            restart=restart,
+            pass_invalid=pass_invalid,
+        )
 
     def file(self, path: str | os.PathLike[str]) -> FileState:
         """Register an input file for this run and say what earlier runs left for it."""
@@ -154,7 +156,7 @@ class Journal:
             with self._lock:
                 self._files[key] = None
             return FileState(key, journaled=False, changed=False, acked=0, done=False)
-        with self._lock, self._conn:
+        with self._lock, self.conn:
             again = self._files.get(key)
             if again is not None and again.state is not None:  # another thread was first
                 return again.state
@@ -175,7 +177,7 @@ class Journal:
 
     def _row(self, where: str, *args: object) -> list[FileRow]:
         sql = f"SELECT {ROW_COLUMNS} FROM files WHERE target=? AND {where}"
-        return [FileRow(*r) for r in self._conn.execute(sql, (self._target, *args))]
+        return [FileRow(*r) for r in self.conn.execute(sql, (self.target, *args))]
 
     def _register(self, ident: Identity) -> tuple[_Entry, bool, bool, bool]:
         """Find or create the file's row (under the lock, in a transaction); returns the
@@ -195,10 +197,10 @@ class Journal:
         if row is None:
             row = self._moved(ident)
             if row is not None:
-                self._conn.execute("UPDATE files SET path=? WHERE id=?", (ident.path, row.id))
+                self.conn.execute("UPDATE files SET path=? WHERE id=?", (ident.path, row.id))
         now = time.time()
         changed = False
-        if row is not None and not self._restart and not self._same_or_grown(row, ident):
+        if row is not None and not self.restart and not self._same_or_grown(row, ident):
             # The part seen before changed, or the file got shorter (rewritten; truncated by
             # copytruncate, whose copy may be among the inputs and is then found by its
             # content, see `_moved`): this path starts over, the old entry is kept aside.
@@ -206,20 +208,20 @@ class Journal:
             row = None
             changed = True
         if row is None:
-            cur = self._conn.execute(
+            cur = self.conn.execute(
                 "INSERT INTO files (target, path, size, mtime_ns, head, tail, dev, ino, updated) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (self._target, ident.path, *identity_values(ident), now),
+                (self.target, ident.path, *identity_values(ident), now),
             )
             return _Entry(int(cur.lastrowid or 0), AckSet(), ident=ident), changed, False, False
         entry = _Entry(row.id, AckSet(), ident=ident)
         same = unchanged(row, ident)
         grown = not same and same_prefix(ident.path, row, ident.size)
         appended = done = False
-        if (same or grown) and not self._restart:
+        if (same or grown) and not self.restart:
             for table, lines in (("acks", entry.acks), ("passed", entry.passed)):
                 sql = f"SELECT block, bits FROM {table} WHERE file_id=?"
-                for block, bits in self._conn.execute(sql, (row.id,)):
+                for block, bits in self.conn.execute(sql, (row.id,)):
                     lines.load_block(int(block), bytes(bits))
             done = same and bool(row.done)
             appended = grown
@@ -228,9 +230,9 @@ class Journal:
                 entry.compacted = row.compacted
         else:
             changed = not (same or grown)
-            self._conn.execute("DELETE FROM acks WHERE file_id=?", (row.id,))
-            self._conn.execute("DELETE FROM passed WHERE file_id=?", (row.id,))
-        self._conn.execute(
+            self.conn.execute("DELETE FROM acks WHERE file_id=?", (row.id,))
+            self.conn.execute("DELETE FROM passed WHERE file_id=?", (row.id,))
+        self.conn.execute(
             "UPDATE files SET size=?, mtime_ns=?, head=?, tail=?, dev=?, ino=?, acked=?, "
             "done=?, resume_off=?, resume_line=?, compacted=?, updated=? WHERE id=?",
             (
@@ -248,7 +250,7 @@ class Journal:
 
     def _detach(self, row: FileRow) -> None:
         """Keep an entry whose path now holds another file, under a name no path has."""
-        self._conn.execute(
+        self.conn.execute(
             "UPDATE files SET path=? WHERE id=?", (f"\0moved\0{row.id}\0{row.path}", row.id)
         )
 
@@ -334,10 +336,10 @@ class Journal:
         if held is not None and off - held[0] <= HOLD_MAX_BYTES:
             off, line = held
         if off > entry.resume_off:
-            with self._lock, self._conn:
+            with self._lock, self.conn:
                 entry.resume_off, entry.resume_line = off, line
                 self._compact(entry)
-                self._conn.execute(
+                self.conn.execute(
                     "UPDATE files SET resume_off=?, resume_line=?, compacted=?, updated=? "
                     "WHERE id=?",
                     (off, line, entry.compacted, time.time(), entry.id),
@@ -351,12 +353,12 @@ class Journal:
         below = entry.resume_line // BLOCK_LINES
         if below <= 0:
             return
-        for (bits,) in self._conn.execute(
+        for (bits,) in self.conn.execute(
             "SELECT bits FROM acks WHERE file_id=? AND block<?", (entry.id, below)
         ):
             entry.compacted += int.from_bytes(bytes(bits), "little").bit_count()
-        self._conn.execute("DELETE FROM acks WHERE file_id=? AND block<?", (entry.id, below))
-        self._conn.execute("DELETE FROM passed WHERE file_id=? AND block<?", (entry.id, below))
+        self.conn.execute("DELETE FROM acks WHERE file_id=? AND block<?", (entry.id, below))
+        self.conn.execute("DELETE FROM passed WHERE file_id=? AND block<?", (entry.id, below))
 
     def _entry(self, path: str | os.PathLike[str]) -> _Entry | None:
         key = str(path)
@@ -381,8 +383,8 @@ class Journal:
                 return
             # One small write per ack (the blocks it touched): this runs once per request.
             # files.acked/updated are refreshed by file() and done(), not here.
-            with self._conn:
-                self._conn.executemany(
+            with self.conn:
+                self.conn.executemany(
                     "INSERT OR REPLACE INTO acks (file_id, block, bits) VALUES (?, ?, ?)",
                     [(entry.id, b, entry.acks.block(b)) for b in sorted(touched)],
                 )
@@ -392,7 +394,7 @@ class Journal:
         may move past them, so a file that grows all day is not read again from its first
         bad line by every pass. They stay in that pass's rejected file; a later run over
         the file does not report them again (use --restart to see them again)."""
-        if not self._pass_invalid:
+        if not self.pass_invalid:
             return
         entry = self._entry(path)
         if entry is None:
@@ -400,8 +402,8 @@ class Journal:
         with self._lock:
             touched = entry.passed.add(line for line in lines if line > 0)
             if touched:
-                with self._conn:
-                    self._conn.executemany(
+                with self.conn:
+                    self.conn.executemany(
                         "INSERT OR REPLACE INTO passed (file_id, block, bits) VALUES (?, ?, ?)",
                         [(entry.id, b, entry.passed.block(b)) for b in sorted(touched)],
                     )
@@ -411,8 +413,8 @@ class Journal:
         entry = self._entry(path)
         if entry is None:
             return
-        with self._lock, self._conn:
-            self._conn.execute(
+        with self._lock, self.conn:
+            self.conn.execute(
                 "UPDATE files SET done=1, acked=?, updated=? WHERE id=?",
                 (len(entry.acks), time.time(), entry.id),
             )
@@ -422,11 +424,11 @@ class Journal:
         entry = self._entry(path)
         if entry is None:
             return
-        with self._lock, self._conn:
-            self._conn.execute("DELETE FROM acks WHERE file_id=?", (entry.id,))
-            self._conn.execute("DELETE FROM passed WHERE file_id=?", (entry.id,))
+        with self._lock, self.conn:
+            self.conn.execute("DELETE FROM acks WHERE file_id=?", (entry.id,))
+            self.conn.execute("DELETE FROM passed WHERE file_id=?", (entry.id,))
             entry.passed = AckSet()
-            self._conn.execute(
+            self.conn.execute(
                 "UPDATE files SET acked=0, done=0, resume_off=0, resume_line=0, compacted=0 "
                 "WHERE id=?",
                 (entry.id,),
@@ -439,11 +441,11 @@ class Journal:
         """True the first time `key` has this `value` (then remembered): a note the user
         was given once (e.g. about an old rejected-records file) is not repeated every run
         while nothing about it changed."""
-        with self._lock, self._conn:
-            row = self._conn.execute("SELECT value FROM notes WHERE key=?", (key,)).fetchone()
+        with self._lock, self.conn:
+            row = self.conn.execute("SELECT value FROM notes WHERE key=?", (key,)).fetchone()
             if row is not None and row[0] == value:
                 return False
-            self._conn.execute(
+            self.conn.execute(
                 "INSERT OR REPLACE INTO notes (key, value, updated) VALUES (?, ?, ?)",
                 (key, value, time.time()),
             )
@@ -457,7 +459,7 @@ class Journal:
             with contextlib.suppress(sqlite3.Error, UsageError):
                 self.settle(key)
         with self._lock, contextlib.suppress(sqlite3.Error):
-            self._conn.close()
+            self.conn.close()
 
     def __enter__(self) -> Journal:
         return self
