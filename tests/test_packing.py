@@ -62,3 +62,13 @@ def test_the_bitmap_counts_and_stores_by_block() -> None:
     assert list(copy) == list(b) and len(copy) == 3
     with pytest.raises(ValueError):
         b.add([-1])
+
+
+def test_a_packer_takes_the_fields_in_the_order_asked() -> None:
+    pack = REC.packer("src", "line", "kind")
+    assert pack(2, 7, "end") == REC.pack("end", 7, 2)
+    assert REC.unpacker("src", "line", "kind")(REC.pack("end", 7, 2)) == (2, 7, "end")
+    with pytest.raises(ValueError, match="bit field line: -3 does not fit"):
+        pack(2, -3, "end")
+    with pytest.raises(ValueError, match="give each once"):
+        REC.packer("src", "line")

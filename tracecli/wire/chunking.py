@@ -15,7 +15,7 @@ dicts of the reading loop then fragment, and peak memory would grow with the req
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -35,8 +35,10 @@ REC = BitFields(kind=KINDS, shape=SHAPES, line=40, src=20)
 LINE_SHIFT = REC["line"].shift
 SRC_SHIFT = REC["src"].shift
 LINE_MASK = REC["line"].mask
-_pack = REC.pack
-_unpack = REC.unpack
+_unpack = REC.unpacker("src", "line", "kind", "shape")
+
+pack: Callable[[int, int, str, str], int] = REC.packer("src", "line", "kind", "shape")
+"""pack(src, line, kind, shape): a record of a chunk as one int."""
 
 
 class PackedRec(NamedTuple):
@@ -48,13 +50,8 @@ class PackedRec(NamedTuple):
     shape: str
 
 
-def pack(src: int, line: int, kind: str, shape: str) -> int:
-    return _pack(kind, shape, line, src)
-
-
 def unpack(rec: int) -> PackedRec:
-    kind, shape, line, src = _unpack(rec)
-    return PackedRec(src, line, kind, shape)
+    return PackedRec._make(_unpack(rec))
 
 
 @dataclass(slots=True)
