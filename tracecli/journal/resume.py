@@ -52,6 +52,7 @@ from tracecli.journal.file_identity import (
     still_there,
     unchanged,
 )
+from tracecli.journal.file_state import FileEntry, FileState
 
 # AckSet, BLOCK_LINES and identity are the journal's words too (imported from here)
 __all__ = [
@@ -73,37 +74,6 @@ HOLD_MAX_BYTES = 64 << 20
 MOVED_CANDIDATES = 32  # recent entries compared with a new file that may be a rotated copy
 
 
-@dataclass(frozen=True, slots=True)
-class FileState:
-    """What the journal knew about one input file when the run started."""
-
-    path: str  # as given by the user
-    journaled: bool  # False for stdin and other non-regular files: nothing is remembered
-    changed: bool  # a previous run saw different content under this path: starting over
-    acked: int  # lines already acknowledged (skipped by this run)
-    done: bool  # a previous run finished this file
-    # Where the acknowledged prefix ends: every record before `resume_offset` (a line
-    # start, after `resume_line` lines) was stored, so a plain file is read from there.
-    resume_offset: int = 0
-    resume_line: int = 0
-    # acknowledged lines before the resume point no longer kept line by line (see `settle`)
-    compacted: int = 0
-    appended: bool = False  # an earlier run saw a shorter version: only the rest is new
-
-
-@dataclass(slots=True)
-class _Entry:
-    id: int
-    acks: AckSet
-    state: FileState | None = None
-    ident: Identity | None = None
-    resume_off: int = 0
-    resume_line: int = 0
-    compacted: int = 0
-    hold: int | None = None  # the first line of a call still open: settle stops before it
-    passed: AckSet = field(default_factory=AckSet)  # invalid lines settle may pass (follow)
-
-
 @dataclass(eq=False, slots=True)
 class Journal:
     """Acknowledged lines per input file for one target. Thread-safe.
@@ -117,7 +87,7 @@ class Journal:
     restart: bool
     pass_invalid: bool = False
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
-    _files: dict[str, _Entry | None] = field(default_factory=dict, init=False, repr=False)
+    _files: dict[str, FileEntry | None] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
     def open(
@@ -134,13 +104,8 @@ class Journal:
         settled (see `pass_over`), so a bad line is not read again by every pass."""
         path = Path(db_path) if db_path is not None else state_dir() / DB_NAME
         conn = open_journal_db(path)
-        return cls(
-            conn=conn,
-            path=path,
-            target=target_key(server, project),
-            restart=restart,
-            pass_invalid=pass_invalid,
-        )
+        key = target_key(server, project)
+        return cls(conn=conn, path=path, target=key, restart=restart, pass_invalid=pass_invalid)
 
     def file(self, path: str | os.PathLike[str]) -> FileState:
         """Register an input file for this run and say what earlier runs left for it."""
@@ -149,7 +114,7 @@ class Journal:
             known = self._files.get(key, False)
             if known is None:
                 return FileState(key, journaled=False, changed=False, acked=0, done=False)
-            if isinstance(known, _Entry) and known.state is not None:
+            if isinstance(known, FileEntry) and known.state is not None:
                 return known.state
         ident = identity(path)  # outside the lock: hashing reads the file
         if ident is None:
@@ -179,7 +144,7 @@ class Journal:
         sql = f"SELECT {ROW_COLUMNS} FROM files WHERE target=? AND {where}"
         return [FileRow(*r) for r in self.conn.execute(sql, (self.target, *args))]
 
-    def _register(self, ident: Identity) -> tuple[_Entry, bool, bool, bool]:
+    def _register(self, ident: Identity) -> tuple[FileEntry, bool, bool, bool]:
         """Find or create the file's row (under the lock, in a transaction); returns the
         entry and whether the file changed, grew, or was finished by an earlier run."""
         rows = self._row("path=?", ident.path)
@@ -213,8 +178,8 @@ class Journal:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (self.target, ident.path, *identity_values(ident), now),
             )
-            return _Entry(int(cur.lastrowid or 0), AckSet(), ident=ident), changed, False, False
-        entry = _Entry(row.id, AckSet(), ident=ident)
+            return FileEntry(int(cur.lastrowid or 0), AckSet(), ident=ident), changed, False, False
+        entry = FileEntry(row.id, AckSet(), ident=ident)
         same = unchanged(row, ident)
         grown = not same and same_prefix(ident.path, row, ident.size)
         appended = done = False
@@ -346,7 +311,7 @@ class Journal:
                 )
         return off
 
-    def _compact(self, entry: _Entry) -> None:
+    def _compact(self, entry: FileEntry) -> None:
         """Drop the stored ack blocks wholly before the resume point (never read again:
         reading starts there), keeping their count: a file followed for days keeps a
         journal the size of its unsettled tail, not of its history."""
@@ -360,7 +325,7 @@ class Journal:
         self.conn.execute("DELETE FROM acks WHERE file_id=? AND block<?", (entry.id, below))
         self.conn.execute("DELETE FROM passed WHERE file_id=? AND block<?", (entry.id, below))
 
-    def _entry(self, path: str | os.PathLike[str]) -> _Entry | None:
+    def _entry(self, path: str | os.PathLike[str]) -> FileEntry | None:
         key = str(path)
         with self._lock:  # two threads acking a new file must register it once
             if key not in self._files:
