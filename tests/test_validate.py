@@ -489,3 +489,42 @@ def test_a_utf16_file_is_one_error_that_says_how_to_convert_it(tmp_path: Path) -
         "-t UTF-8"
     ]
     assert (r.files, r.records) == (1, 0)
+
+
+def test_pairs_of_a_block_with_a_known_id_get_the_one_by_one_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A block whose pairs cannot be taken in bulk (an id seen in an earlier block) goes
+    through the exact path pair by pair: duplicates, trace mismatches with an open parent,
+    parents read later and ends before starts come out as when fed one by one."""
+    a, x, c, d, z, w, t, t2 = (new_id() for _ in range(8))
+    filler = [r for _ in range(6) for r in call()]
+    recs = [
+        start(a, t),  # open until the end: a parent of calls in later blocks
+        complete(x, t),  # x again below, in a pair
+        *filler,
+        start(x, t),  # a duplicate id, paired in its block: the block goes one by one
+        end(x),
+        start(c, t2, a),  # its open parent has another trace
+        end(c),
+        start(d, t, z),  # its parent comes later
+        end(d),
+        start(w, t),  # ends before it starts
+        end(w, ended_at="2026-03-02T09:14:04Z"),
+        *call(),
+        start(z, t),
+        end(z),
+        end(a),
+    ]
+    path = tmp_path / "known.jsonl"
+    path.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in recs))
+    want = reference(str(path))
+    assert {w[2] for w in want} >= {"duplicate-id", "trace-mismatch"}
+    monkeypatch.setattr(v, "PARALLEL_MIN_BYTES", 0)
+    for jobs, block in ((0, 1 << 20), (0, 2000), (1, 3000)):
+        monkeypatch.setattr(v, "BLOCK_BYTES", block)
+        got = validate_paths([str(path)], jobs=jobs, max_errors=0)
+        assert (
+            sorted((d.line, d.field, d.code, d.severity.value, d.message) for d in got.diagnostics)
+            == want
+        ), (jobs, block)

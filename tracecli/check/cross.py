@@ -20,18 +20,20 @@ from array import array
 from typing import Any
 
 from tracecli.check.facts import call_facts, ended_before, refused_id, time_order
-from tracecli.check.idindex import RECENT_MAX, HashIndex
+from tracecli.check.idindex import HashIndex
 from tracecli.check.pairpack import NO_PARENT, Packed, unpack_pairs
 from tracecli.check.records import Record
 from tracecli.diagnostics import Diagnostic, Location, Severity
+from tracecli.packing import BitFields
 
 # flags per ordinal
 _STARTED = 1  # a valid start or completed call was read (the call exists)
 _ENDED = 2  # a valid end or completed call was read
 _REFUSED = 4  # some record with this id failed its schema: no follow-on warnings
 
-_LINE_BITS = 40
-_LINE_MASK = (1 << _LINE_BITS) - 1
+# where a call was first read, in one slot of an array("q"): its file (index) and line
+_WHERE = BitFields(bits=63, line=40, path=23)
+_unpack_where = _WHERE.unpack
 _NO_TRACE = 0
 
 
@@ -49,7 +51,7 @@ class CrossChecker:
     def __init__(self, strict: bool = False) -> None:
         self.strict = strict
         self._traces = array("q")  # ordinal → hash of its trace id (0 when unknown)
-        self._locs = array("q")  # ordinal → file index << 40 | line, where first seen
+        self._locs = array("q")  # ordinal → where it was first seen (`_WHERE`)
         self._flags = bytearray()
         self._index = HashIndex()
         self._paths: list[str] = []
@@ -64,6 +66,8 @@ class CrossChecker:
 
     # -- where -------------------------------------------------------------------------
     def _pack(self, path: str, line: int) -> int:
+        """`_WHERE` of a line of `path`: the file's bits (packed, checked, once per file)
+        with the line added (a line needs 40 bits only past a trillion lines)."""
         if path is self._last_path:
             return self._last_base | line
         i = self._path_ids.get(path)
@@ -71,11 +75,12 @@ class CrossChecker:
             i = self._path_ids[path] = len(self._paths)
             self._paths.append(path)
         self._last_path = path
-        self._last_base = i << _LINE_BITS
+        self._last_base = _WHERE.pack(0, i)
         return self._last_base | line
 
     def _where(self, packed: int) -> tuple[str, int]:
-        return self._paths[packed >> _LINE_BITS], packed & _LINE_MASK
+        line, i = _unpack_where(packed)
+        return self._paths[i], line
 
     def _at(self, ordinal: int) -> str:
         path, line = self._where(self._locs[ordinal])
@@ -233,55 +238,14 @@ class CrossChecker:
             merged.extend(entries)
             merged.sort(key=_first)  # stable: what shares a line keeps its order
             entries = merged
-        index = self._index
-        recent = index.recent
-        traces = self._traces
-        flags = self._flags
-        add_trace = traces.append
-        add_loc, add_flags = self._locs.append, flags.append
-        opened = self._open
-        file_bits = self._pack(path, 0)
-        calls = 0
+        self._pack(path, 0)  # the file takes its place in the order `finish` sorts by
         for e in entries:
             kind = e[1]
-            if kind == "pair":
-                cid, tid = e[2], e[3]
-                h = hash(cid)
-                if (
-                    h in recent
-                    or type(tid) is not str
-                    or (index.frozen and index.get(h) is not None)
-                ):
-                    self.feed_call(path, base + e[0], "start", cid, tid, e[4], e[5], None, out)
-                    self.feed_call(path, base + e[7], "end", cid, None, None, None, e[6], out)
-                    continue
-                trace = hash(tid)
-                o = len(traces)
-                add_trace(trace)
-                add_loc(file_bits | (base + e[0]))
-                add_flags(_STARTED | _ENDED)
-                recent[h] = o
-                if len(recent) >= RECENT_MAX:
-                    index.freeze_if_full()
-                calls += 1
-                if len(e) > 8 and e[8]:  # the block compared the times: ended first
-                    where = f"start at {path}:{base + e[0]}"
-                    out.append(time_order(path, base + e[7], "ended_at", e[6], e[5], where))
-                pid = e[4]
-                if pid is not None:
-                    ph = hash(pid)
-                    parent = opened.get(ph)
-                    po = parent[0] if parent is not None else recent.get(ph)
-                    if po is not None and flags[po] & _STARTED:
-                        ptrace = traces[po]
-                        if ptrace != trace and ptrace != _NO_TRACE:
-                            out.append(self._mismatch(o, po))
-                    else:
-                        self._parent(path, base + e[0], o, trace, pid, out)
-                if self._orphans:
-                    children = self._orphans.pop(h, None)
-                    if children is not None:
-                        self._adopt(o, trace, children)
+            if kind == "pair":  # only when the block's pairs could not go in bulk
+                line, _, cid, tid, pid, started, ended, end_line = e[:8]
+                self.feed_pair(
+                    path, base + line, cid, tid, pid, started, ended, base + end_line, out
+                )
             elif kind == "diag":
                 out.append(Diagnostic(path, base + e[0], e[2], e[3], e[4], e[5]))
             elif kind == "time":
@@ -291,7 +255,6 @@ class CrossChecker:
                 self.note_refused_id(path, base + e[0], e[2])
             else:
                 self.feed_call(path, base + e[0], kind, e[2], e[3], e[4], e[5], e[6], out)
-        self.calls += calls
         out.extend(self.drain())
 
     def _bulk_pairs(self, path: str, base: int, pairs: Packed, out: list[Diagnostic]) -> bool:
@@ -299,7 +262,9 @@ class CrossChecker:
 
         Their order among the block's other records does not matter then: a parent
         read later is adopted later, as it would have been (see `_parent`)."""
-        lines, end_lines, hs, ths, phs, _i, _t, _p, _s, _e, bad = pairs
+        lines, end_lines, hs, ths, phs = (
+            pairs.lines, pairs.end_lines, pairs.id_hashes, pairs.trace_hashes, pairs.parent_hashes
+        )  # fmt: skip
         n = len(hs)
         index = self._index
         recent = index.recent
@@ -315,7 +280,7 @@ class CrossChecker:
         recent.update(zip(hs, range(o0, o0 + n), strict=True))
         index.freeze_if_full()
         self.calls += n
-        for i, started, ended in bad:
+        for i, started, ended in pairs.bad:
             where = f"start at {path}:{base + lines[i]}"
             out.append(time_order(path, base + end_lines[i], "ended_at", ended, started, where))
         opened = self._open

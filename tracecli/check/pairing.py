@@ -6,10 +6,10 @@ in the other order). Most calls close within a few records, but a writer that bu
 byte budget the oldest open halves move to a temporary SQLite file and are looked up there
 when their other half arrives.
 
-An open half is kept as one bytes object (`pack`): its fields and its encoded call body.
-As Python objects (a Half, its strings, its bodies) a hundred thousand of them would cost
-several times their size and, living long among the reading loop's short-lived objects,
-pin memory pools that the loop then cannot give back.
+An open half is kept as one bytes object (`pack`, a `RecordCodec`): its fields and its
+encoded call body. As Python objects (a Half, its strings, its bodies) a hundred thousand
+of them would cost several times their size and, living long among the reading loop's
+short-lived objects, pin memory pools that the loop then cannot give back.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import struct
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
+
+from tracecli.packing import RecordCodec
 
 DEFAULT_MEMORY_BUDGET = 48 * 1024 * 1024
 _SLOT = 120  # what a dict entry and its key string cost beyond the packed half, roughly
@@ -61,38 +62,28 @@ _KINDS = ("start", "end", "complete")
 _SHAPES = ("flat", "batch", "request", "complete")
 _KIND_CODE = {k: i for i, k in enumerate(_KINDS)}
 _SHAPE_CODE = {s: i for i, s in enumerate(_SHAPES)}
-# kind, shape, flags (1 clash, 2 done, 4 has orig), src, line, and the lengths of project,
-# call id, body, tail, orig; then those five, in that order.
-_HEAD = struct.Struct("<BBBIQIIIII")
+# kind (first: `blob[0]`), shape, flags (1 clash, 2 done, 4 has orig), src, line; then
+# project, call id, body, tail, orig
+_HALF = RecordCodec("BBBIQ", 5)
+_pack_half = _HALF.pack
+_unpack_half = _HALF.unpack
 
 
 def pack(h: Half) -> bytes:
-    p = h.project.encode()
-    c = h.call_id.encode()
-    o = h.orig.encode() if h.orig is not None else b""
     flags = int(h.clash) | (2 if h.done else 0) | (4 if h.orig is not None else 0)
-    head = _HEAD.pack(
+    return _pack_half(
         _KIND_CODE[h.kind], _SHAPE_CODE[h.shape], flags, h.src, h.line,
-        len(p), len(c), len(h.body), len(h.tail), len(o),
+        h.project.encode(), h.call_id.encode(), h.body, h.tail,
+        h.orig.encode() if h.orig is not None else b"",
     )  # fmt: skip
-    return b"".join((head, p, c, h.body, h.tail, o))
 
 
 def unpack(blob: bytes) -> Half:
-    kind, shape, flags, src, line, lp, lc, lb, lt, lo = _HEAD.unpack_from(blob)
-    i = _HEAD.size
-    project = blob[i : i + lp].decode()
-    i += lp
-    cid = blob[i : i + lc].decode()
-    i += lc
-    body = blob[i : i + lb]
-    i += lb
-    tail = blob[i : i + lt]
-    i += lt
-    orig = blob[i : i + lo].decode() if flags & 4 else None
+    kind, shape, flags, src, line, project, cid, body, tail, orig = _unpack_half(blob)
+    # positional, in Half's field order: keywords would double the cost (once per call)
     return Half(
-        _KINDS[kind], cid, project, body, tail, bool(flags & 1), src, line, _SHAPES[shape],
-        bool(flags & 2), orig,
+        _KINDS[kind], cid.decode(), project.decode(), body, tail, bool(flags & 1), src, line,
+        _SHAPES[shape], bool(flags & 2), orig.decode() if flags & 4 else None,
     )  # fmt: skip
 
 

@@ -7,45 +7,68 @@ fifth of a run's CPU; as a few flat buffers it costs next to nothing. The ids ar
 in the worker, with the hash the checking process uses: a worker is forked from it, so
 `hash(str)` is the same function there (`validate` checks that before using a pool).
 The strings travel too, joined, for the rare block whose pairs must be checked one by
-one (an id seen before): `unpack_pairs` gives the tuples back.
+one (an id seen before): `unpack_pairs` gives the `Pair`s back.
 """
 
 from __future__ import annotations
 
 from array import array
-from typing import Any, TypeAlias
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
-Pair = tuple[Any, ...]  # (line, id, trace_id, parent_id, started, ended, end_line, ended_first)
+from tracecli.packing import join_column, split_column
 
-# (lines, end_lines, id hashes, trace hashes, parent hashes (NO_PARENT: none),
-#  "\n"-joined ids, trace ids, parent ids ("None": none), started, ended,
-#  [(index, started, ended) of the pairs that end before they start])
-# ("array[int]" in quotes: array is not subscriptable at run time before Python 3.12)
-Packed: TypeAlias = tuple[
-    "array[int]", "array[int]", "array[int]", "array[int]", "array[int]",
-    str, str, str, str, str, list[Pair],
-]  # fmt: skip
 NO_PARENT = -1  # never a hash: CPython's hash() cannot return -1
 
 
-def pack_pairs(pairs: list[Pair]) -> Packed | None:
+class Pair(NamedTuple):
+    """A start and its end, in the same block, as the checking process needs them."""
+
+    line: int
+    id: str
+    trace_id: str
+    parent_id: str | None
+    started: str
+    ended: str
+    end_line: int
+    ended_first: bool  # the block compared the times: the end is before the start
+
+
+class Packed(NamedTuple):
+    """A block's pairs as columns: numbers in arrays, strings joined."""
+
+    lines: array[int]
+    end_lines: array[int]
+    id_hashes: array[int]
+    trace_hashes: array[int]
+    parent_hashes: array[int]  # NO_PARENT: none
+    ids: str  # join_column'd
+    trace_ids: str
+    parent_ids: str  # "" where there is none
+    started: str
+    ended: str
+    bad: list[tuple[int, str, str]]  # (index, started, ended) of the pairs that end first
+
+
+def pack_pairs(pairs: Sequence[tuple[Any, ...]]) -> Packed | None:
     """The pairs of a block's fast path (ids and times are checked ASCII strings,
-    without newlines), packed; None for none."""
+    without newlines), packed; None for none. A pair is a `Pair` or a plain tuple in its
+    field order (what the worker builds: a tuple costs it less than a `Pair`)."""
     if not pairs:
         return None
     lines, ids, tids, pids, sts, ens, end_lines, bads = zip(*pairs, strict=True)
     bad = [(i, sts[i], ens[i]) for i, b in enumerate(bads) if b] if any(bads) else []
-    return (
+    return Packed(
         array("I", lines),
         array("I", end_lines),
         array("q", map(hash, ids)),
         array("q", map(hash, tids)),
         array("q", [NO_PARENT if p is None else hash(p) for p in pids]),
-        "\n".join(ids),
-        "\n".join(tids),
-        "\n".join(map(str, pids)),
-        "\n".join(sts),
-        "\n".join(ens),
+        join_column(ids),
+        join_column(tids),
+        join_column(["" if p is None else p for p in pids]),
+        join_column(sts),
+        join_column(ens),
         bad,
     )
 
@@ -54,19 +77,19 @@ def unpack_pairs(packed: Packed | None) -> list[Pair]:
     """The pairs as `pack_pairs` took them."""
     if not packed:
         return []
-    lines, end_lines, _h, _t, _p, ids, tids, pids, sts, ens, bad = packed
-    bads = {i for i, _, _ in bad}
+    bads = {i for i, _, _ in packed.bad}
     return [
-        (line, cid, tid, None if pid == "None" else pid, st, en, end, i in bads)
-        for i, (line, cid, tid, pid, st, en, end) in enumerate(
+        Pair(line, cid, tid, None if ph == NO_PARENT else pid, st, en, end, i in bads)
+        for i, (line, cid, tid, ph, pid, st, en, end) in enumerate(
             zip(
-                lines,
-                ids.split("\n"),
-                tids.split("\n"),
-                pids.split("\n"),
-                sts.split("\n"),
-                ens.split("\n"),
-                end_lines,
+                packed.lines,
+                split_column(packed.ids),
+                split_column(packed.trace_ids),
+                packed.parent_hashes,
+                split_column(packed.parent_ids),
+                split_column(packed.started),
+                split_column(packed.ended),
+                packed.end_lines,
                 strict=True,
             )
         )

@@ -20,6 +20,7 @@ import glob
 import os
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from tracecli.inputs.reader import expand_paths
@@ -165,21 +166,18 @@ def _root_key(roots: list[WatchRoot]) -> tuple[tuple[WatchRoot, int, int], ...]:
     return tuple(keyed)
 
 
+@dataclass(eq=False, slots=True)
 class _EventThread:
-    """One `watchfiles` watcher (one recursive setting) in a daemon thread."""
+    """One `watchfiles` watcher (one recursive setting) in a daemon thread, started at once."""
 
-    def __init__(
-        self,
-        roots: list[str],
-        recursive: bool,
-        on_change: Callable[[], None],
-        on_error: Callable[[BaseException], None],
-    ) -> None:
-        self.roots = roots
-        self.recursive = recursive
-        self.on_change = on_change
-        self.on_error = on_error
-        self.stop_event = threading.Event()
+    roots: list[str]
+    recursive: bool
+    on_change: Callable[[], None]
+    on_error: Callable[[BaseException], None]
+    stop_event: threading.Event = field(default_factory=threading.Event, init=False)
+    thread: threading.Thread = field(init=False)
+
+    def __post_init__(self) -> None:
         self.thread = threading.Thread(target=self._run, name="tracecli-file-events", daemon=True)
         self.thread.start()
 
@@ -264,7 +262,14 @@ class FileEvents:
         for recursive in (True, False):
             roots = [r.path for r, _, _ in key if r.recursive is recursive]
             if roots:
-                self._threads.append(_EventThread(roots, recursive, self.wake.set, self._error))
+                self._threads.append(
+                    _EventThread(
+                        roots=roots,
+                        recursive=recursive,
+                        on_change=self.wake.set,
+                        on_error=self._error,
+                    )
+                )
 
     def close(self) -> None:
         for t in self._threads:

@@ -52,6 +52,7 @@ from tracecli.journal.file_identity import (
     still_there,
     unchanged,
 )
+from tracecli.journal.file_state import FileEntry, FileState
 
 # AckSet, BLOCK_LINES and identity are the journal's words too (imported from here)
 __all__ = [
@@ -73,55 +74,20 @@ HOLD_MAX_BYTES = 64 << 20
 MOVED_CANDIDATES = 32  # recent entries compared with a new file that may be a rotated copy
 
 
-@dataclass(frozen=True, slots=True)
-class FileState:
-    """What the journal knew about one input file when the run started."""
-
-    path: str  # as given by the user
-    journaled: bool  # False for stdin and other non-regular files: nothing is remembered
-    changed: bool  # a previous run saw different content under this path: starting over
-    acked: int  # lines already acknowledged (skipped by this run)
-    done: bool  # a previous run finished this file
-    # Where the acknowledged prefix ends: every record before `resume_offset` (a line
-    # start, after `resume_line` lines) was stored, so a plain file is read from there.
-    resume_offset: int = 0
-    resume_line: int = 0
-    # acknowledged lines before the resume point no longer kept line by line (see `settle`)
-    compacted: int = 0
-    appended: bool = False  # an earlier run saw a shorter version: only the rest is new
-
-
-@dataclass(slots=True)
-class _Entry:
-    id: int
-    acks: AckSet
-    state: FileState | None = None
-    ident: Identity | None = None
-    resume_off: int = 0
-    resume_line: int = 0
-    compacted: int = 0
-    hold: int | None = None  # the first line of a call still open: settle stops before it
-    passed: AckSet = field(default_factory=AckSet)  # invalid lines settle may pass (follow)
-
-
+@dataclass(eq=False, slots=True)
 class Journal:
-    """Acknowledged lines per input file for one target. Thread-safe."""
+    """Acknowledged lines per input file for one target. Thread-safe.
 
-    def __init__(
-        self,
-        conn: sqlite3.Connection,
-        path: Path,
-        target: str,
-        restart: bool,
-        pass_invalid: bool = False,
-    ) -> None:
-        self._conn = conn
-        self._pass_invalid = pass_invalid
-        self.path = path
-        self._target = target
-        self._restart = restart
-        self._lock = threading.RLock()
-        self._files: dict[str, _Entry | None] = {}
+    `Journal.open` opens one; `target` is the server and project's key, `restart` forgets
+    what was acked for the files used, `pass_invalid` see `open`."""
+
+    conn: sqlite3.Connection
+    path: Path
+    target: str
+    restart: bool
+    pass_invalid: bool = False
+    _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
+    _files: dict[str, FileEntry | None] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
     def open(
@@ -138,7 +104,8 @@ class Journal:
         settled (see `pass_over`), so a bad line is not read again by every pass."""
         path = Path(db_path) if db_path is not None else state_dir() / DB_NAME
         conn = open_journal_db(path)
-        return cls(conn, path, target_key(server, project), restart, pass_invalid)
+        key = target_key(server, project)
+        return cls(conn=conn, path=path, target=key, restart=restart, pass_invalid=pass_invalid)
 
     def file(self, path: str | os.PathLike[str]) -> FileState:
         """Register an input file for this run and say what earlier runs left for it."""
@@ -147,14 +114,14 @@ class Journal:
             known = self._files.get(key, False)
             if known is None:
                 return FileState(key, journaled=False, changed=False, acked=0, done=False)
-            if isinstance(known, _Entry) and known.state is not None:
+            if isinstance(known, FileEntry) and known.state is not None:
                 return known.state
         ident = identity(path)  # outside the lock: hashing reads the file
         if ident is None:
             with self._lock:
                 self._files[key] = None
             return FileState(key, journaled=False, changed=False, acked=0, done=False)
-        with self._lock, self._conn:
+        with self._lock, self.conn:
             again = self._files.get(key)
             if again is not None and again.state is not None:  # another thread was first
                 return again.state
@@ -175,9 +142,9 @@ class Journal:
 
     def _row(self, where: str, *args: object) -> list[FileRow]:
         sql = f"SELECT {ROW_COLUMNS} FROM files WHERE target=? AND {where}"
-        return [FileRow(*r) for r in self._conn.execute(sql, (self._target, *args))]
+        return [FileRow(*r) for r in self.conn.execute(sql, (self.target, *args))]
 
-    def _register(self, ident: Identity) -> tuple[_Entry, bool, bool, bool]:
+    def _register(self, ident: Identity) -> tuple[FileEntry, bool, bool, bool]:
         """Find or create the file's row (under the lock, in a transaction); returns the
         entry and whether the file changed, grew, or was finished by an earlier run."""
         rows = self._row("path=?", ident.path)
@@ -195,10 +162,10 @@ class Journal:
         if row is None:
             row = self._moved(ident)
             if row is not None:
-                self._conn.execute("UPDATE files SET path=? WHERE id=?", (ident.path, row.id))
+                self.conn.execute("UPDATE files SET path=? WHERE id=?", (ident.path, row.id))
         now = time.time()
         changed = False
-        if row is not None and not self._restart and not self._same_or_grown(row, ident):
+        if row is not None and not self.restart and not self._same_or_grown(row, ident):
             # The part seen before changed, or the file got shorter (rewritten; truncated by
             # copytruncate, whose copy may be among the inputs and is then found by its
             # content, see `_moved`): this path starts over, the old entry is kept aside.
@@ -206,20 +173,20 @@ class Journal:
             row = None
             changed = True
         if row is None:
-            cur = self._conn.execute(
+            cur = self.conn.execute(
                 "INSERT INTO files (target, path, size, mtime_ns, head, tail, dev, ino, updated) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (self._target, ident.path, *identity_values(ident), now),
+                (self.target, ident.path, *identity_values(ident), now),
             )
-            return _Entry(int(cur.lastrowid or 0), AckSet(), ident=ident), changed, False, False
-        entry = _Entry(row.id, AckSet(), ident=ident)
+            return FileEntry(int(cur.lastrowid or 0), AckSet(), ident=ident), changed, False, False
+        entry = FileEntry(row.id, AckSet(), ident=ident)
         same = unchanged(row, ident)
         grown = not same and same_prefix(ident.path, row, ident.size)
         appended = done = False
-        if (same or grown) and not self._restart:
+        if (same or grown) and not self.restart:
             for table, lines in (("acks", entry.acks), ("passed", entry.passed)):
                 sql = f"SELECT block, bits FROM {table} WHERE file_id=?"
-                for block, bits in self._conn.execute(sql, (row.id,)):
+                for block, bits in self.conn.execute(sql, (row.id,)):
                     lines.load_block(int(block), bytes(bits))
             done = same and bool(row.done)
             appended = grown
@@ -228,9 +195,9 @@ class Journal:
                 entry.compacted = row.compacted
         else:
             changed = not (same or grown)
-            self._conn.execute("DELETE FROM acks WHERE file_id=?", (row.id,))
-            self._conn.execute("DELETE FROM passed WHERE file_id=?", (row.id,))
-        self._conn.execute(
+            self.conn.execute("DELETE FROM acks WHERE file_id=?", (row.id,))
+            self.conn.execute("DELETE FROM passed WHERE file_id=?", (row.id,))
+        self.conn.execute(
             "UPDATE files SET size=?, mtime_ns=?, head=?, tail=?, dev=?, ino=?, acked=?, "
             "done=?, resume_off=?, resume_line=?, compacted=?, updated=? WHERE id=?",
             (
@@ -248,7 +215,7 @@ class Journal:
 
     def _detach(self, row: FileRow) -> None:
         """Keep an entry whose path now holds another file, under a name no path has."""
-        self._conn.execute(
+        self.conn.execute(
             "UPDATE files SET path=? WHERE id=?", (f"\0moved\0{row.id}\0{row.path}", row.id)
         )
 
@@ -334,31 +301,31 @@ class Journal:
         if held is not None and off - held[0] <= HOLD_MAX_BYTES:
             off, line = held
         if off > entry.resume_off:
-            with self._lock, self._conn:
+            with self._lock, self.conn:
                 entry.resume_off, entry.resume_line = off, line
                 self._compact(entry)
-                self._conn.execute(
+                self.conn.execute(
                     "UPDATE files SET resume_off=?, resume_line=?, compacted=?, updated=? "
                     "WHERE id=?",
                     (off, line, entry.compacted, time.time(), entry.id),
                 )
         return off
 
-    def _compact(self, entry: _Entry) -> None:
+    def _compact(self, entry: FileEntry) -> None:
         """Drop the stored ack blocks wholly before the resume point (never read again:
         reading starts there), keeping their count: a file followed for days keeps a
         journal the size of its unsettled tail, not of its history."""
         below = entry.resume_line // BLOCK_LINES
         if below <= 0:
             return
-        for (bits,) in self._conn.execute(
+        for (bits,) in self.conn.execute(
             "SELECT bits FROM acks WHERE file_id=? AND block<?", (entry.id, below)
         ):
             entry.compacted += int.from_bytes(bytes(bits), "little").bit_count()
-        self._conn.execute("DELETE FROM acks WHERE file_id=? AND block<?", (entry.id, below))
-        self._conn.execute("DELETE FROM passed WHERE file_id=? AND block<?", (entry.id, below))
+        self.conn.execute("DELETE FROM acks WHERE file_id=? AND block<?", (entry.id, below))
+        self.conn.execute("DELETE FROM passed WHERE file_id=? AND block<?", (entry.id, below))
 
-    def _entry(self, path: str | os.PathLike[str]) -> _Entry | None:
+    def _entry(self, path: str | os.PathLike[str]) -> FileEntry | None:
         key = str(path)
         with self._lock:  # two threads acking a new file must register it once
             if key not in self._files:
@@ -381,8 +348,8 @@ class Journal:
                 return
             # One small write per ack (the blocks it touched): this runs once per request.
             # files.acked/updated are refreshed by file() and done(), not here.
-            with self._conn:
-                self._conn.executemany(
+            with self.conn:
+                self.conn.executemany(
                     "INSERT OR REPLACE INTO acks (file_id, block, bits) VALUES (?, ?, ?)",
                     [(entry.id, b, entry.acks.block(b)) for b in sorted(touched)],
                 )
@@ -392,7 +359,7 @@ class Journal:
         may move past them, so a file that grows all day is not read again from its first
         bad line by every pass. They stay in that pass's rejected file; a later run over
         the file does not report them again (use --restart to see them again)."""
-        if not self._pass_invalid:
+        if not self.pass_invalid:
             return
         entry = self._entry(path)
         if entry is None:
@@ -400,8 +367,8 @@ class Journal:
         with self._lock:
             touched = entry.passed.add(line for line in lines if line > 0)
             if touched:
-                with self._conn:
-                    self._conn.executemany(
+                with self.conn:
+                    self.conn.executemany(
                         "INSERT OR REPLACE INTO passed (file_id, block, bits) VALUES (?, ?, ?)",
                         [(entry.id, b, entry.passed.block(b)) for b in sorted(touched)],
                     )
@@ -411,8 +378,8 @@ class Journal:
         entry = self._entry(path)
         if entry is None:
             return
-        with self._lock, self._conn:
-            self._conn.execute(
+        with self._lock, self.conn:
+            self.conn.execute(
                 "UPDATE files SET done=1, acked=?, updated=? WHERE id=?",
                 (len(entry.acks), time.time(), entry.id),
             )
@@ -422,11 +389,11 @@ class Journal:
         entry = self._entry(path)
         if entry is None:
             return
-        with self._lock, self._conn:
-            self._conn.execute("DELETE FROM acks WHERE file_id=?", (entry.id,))
-            self._conn.execute("DELETE FROM passed WHERE file_id=?", (entry.id,))
+        with self._lock, self.conn:
+            self.conn.execute("DELETE FROM acks WHERE file_id=?", (entry.id,))
+            self.conn.execute("DELETE FROM passed WHERE file_id=?", (entry.id,))
             entry.passed = AckSet()
-            self._conn.execute(
+            self.conn.execute(
                 "UPDATE files SET acked=0, done=0, resume_off=0, resume_line=0, compacted=0 "
                 "WHERE id=?",
                 (entry.id,),
@@ -439,11 +406,11 @@ class Journal:
         """True the first time `key` has this `value` (then remembered): a note the user
         was given once (e.g. about an old rejected-records file) is not repeated every run
         while nothing about it changed."""
-        with self._lock, self._conn:
-            row = self._conn.execute("SELECT value FROM notes WHERE key=?", (key,)).fetchone()
+        with self._lock, self.conn:
+            row = self.conn.execute("SELECT value FROM notes WHERE key=?", (key,)).fetchone()
             if row is not None and row[0] == value:
                 return False
-            self._conn.execute(
+            self.conn.execute(
                 "INSERT OR REPLACE INTO notes (key, value, updated) VALUES (?, ?, ?)",
                 (key, value, time.time()),
             )
@@ -457,7 +424,7 @@ class Journal:
             with contextlib.suppress(sqlite3.Error, UsageError):
                 self.settle(key)
         with self._lock, contextlib.suppress(sqlite3.Error):
-            self._conn.close()
+            self.conn.close()
 
     def __enter__(self) -> Journal:
         return self

@@ -306,6 +306,30 @@ def _ship(
     return report
 
 
+def _pass_options(
+    opts: UploadOptions, rejects: _Rejects, patience: _Patience, signals: _Signals
+) -> UploadOptions:
+    """What each pass runs with: each diagnostic said once, starts held back for their end
+    while `patience` waits for it, no worker processes, the pass's own rejected file."""
+    return replace(
+        opts,
+        on_diagnostic=_once(opts.on_diagnostic),
+        defer_start=patience if patience.pair_wait > 0 else None,
+        jobs=0,  # a pass reads what was appended: small; no worker processes per pass
+        follow=True,
+        rejected=rejects.pass_path,
+        on_signal=lambda signum: signals(signum, None),  # a signal a pass caught late
+    )
+
+
+def _tell(
+    status: FollowStatus, patience: _Patience, on_status: Callable[[FollowStatus], None] | None
+) -> None:
+    status.open_calls = len(patience.waiting)
+    if on_status is not None:
+        on_status(status)
+
+
 def follow(
     paths: Iterable[str],
     opts: UploadOptions,
@@ -320,20 +344,11 @@ def follow(
     watcher = Watcher(list(paths))
     rejects = _Rejects(Path(opts.rejected if opts.rejected is not None else DEFAULT_NAME))
     own = {os.path.realpath(rejects.path), os.path.realpath(rejects.pass_path)}
-    waits = pair_wait_applies(opts)
-    patience = _Patience(fopts.pair_wait if waits else 0.0)
-    pass_opts = replace(
-        opts,
-        on_diagnostic=_once(opts.on_diagnostic),
-        defer_start=patience if waits and fopts.pair_wait > 0 else None,
-        jobs=0,  # a pass reads what was appended: small; no worker processes per pass
-        follow=True,
-        rejected=rejects.pass_path,
-        on_signal=lambda signum: signals(signum, None),  # a signal a pass caught late
-    )
+    patience = _Patience(fopts.pair_wait if pair_wait_applies(opts) else 0.0)
     status = FollowStatus()
     wake = threading.Event()  # set by a signal or a file event: look now
     signals = _Signals(wake)
+    pass_opts = _pass_options(opts, rejects, patience, signals)
     restore = signals.install()
     events = None if fopts.poll else FileEvents(watcher.paths, wake)
     last: Snapshot | None = None
@@ -379,14 +394,10 @@ def follow(
                     changed_at = None
                     outage.shipped()
                 elif outage.given_up():
-                    status.open_calls = len(patience.waiting)
-                    if on_status is not None:
-                        on_status(status)
+                    _tell(status, patience, on_status)
                     return 1
-            status.open_calls = len(patience.waiting)
             status.lag_s = 0.0 if changed_at is None else time.monotonic() - changed_at
-            if on_status is not None:
-                on_status(status)
+            _tell(status, patience, on_status)
             pending = not_before if changed_at is not None else None  # a change waits for it
             pause = _next_look(time.monotonic(), fopts.flush_interval, pending, patience.next_due())
             wake.wait(pause)

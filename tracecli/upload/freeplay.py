@@ -18,6 +18,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import InitVar, dataclass
+from functools import partial
 from typing import Any
 
 from tracecli.diagnostics import Diagnostic, Severity, TracecliError, UsageError
@@ -41,7 +43,7 @@ from tracecli.targets.freeplay import (
     resolve_freeplay,
 )
 from tracecli.targets.transport import check_listening
-from tracecli.upload.freeplay_send import FreeplaySender, Job
+from tracecli.upload.freeplay_send import FreeplaySender, Job, Verdicts
 from tracecli.upload.otlp_lines import OTLP, OtlpCalls
 from tracecli.upload.report import (
     GRACE_SECONDS,
@@ -88,11 +90,17 @@ def upload_freeplay(
     try:
         if target is not None:
             check_listening(target.name, f"Freeplay at {target.name}")
-        rejected = opts.rejected if opts.rejected is not None else DEFAULT_NAME
+        new_run = partial(
+            _FreeplayRun,
+            files=files,
+            opts=opts,
+            project=settings.project_id,
+            rejected=opts.rejected if opts.rejected is not None else DEFAULT_NAME,
+            interrupt=interrupt,
+            name=settings.api_base,
+        )
         if opts.strict:
-            check = _FreeplayRun(
-                files, opts, settings.project_id, None, None, rejected, interrupt, settings.api_base
-            )
+            check = new_run(target=None, journal=None)
             check.run(None)
             report = check.report
             if report.errors or report.rejected or report.interrupted:
@@ -107,17 +115,7 @@ def upload_freeplay(
                 db_path=opts.journal_path,
             )
             ledger = SentLedger.open(journal.path.parent / LEDGER_NAME, settings.api_base)
-        run = _FreeplayRun(
-            files,
-            opts,
-            settings.project_id,
-            target,
-            journal,
-            rejected,
-            interrupt,
-            settings.api_base,
-            ledger,
-        )
+        run = new_run(target=target, journal=journal, ledger=ledger)
         run.run(on_progress)
         run.report.elapsed_s = time.monotonic() - started
         return run.report
@@ -142,39 +140,36 @@ def _count_endpoint(report: UploadReport, kind: str) -> None:
     report.requests_by_endpoint[kind] = report.requests_by_endpoint.get(kind, 0) + 1
 
 
+@dataclass(eq=False)
 class _FreeplayRun:
-    """One pass over the inputs; `target` None = check only (--strict's first pass, --dry-run)."""
+    """One pass over the inputs; `target` None = check only (--strict's first pass, --dry-run).
 
-    def __init__(
-        self,
-        files: list[str],
-        opts: UploadOptions,
-        project: str | None,
-        target: FreeplayTarget | None,
-        journal: Journal | None,
-        rejected: Any,
-        interrupt: Any,
-        name: str,
-        ledger: SentLedger | None = None,
-    ) -> None:
-        self.files = files
-        self.opts = opts
-        self.project = project
-        self.target = target
-        self.journal = journal
-        self.ledger = ledger
-        self.interrupt = interrupt
-        self.check_only = target is None and not opts.dry_run
+    `rejected`: where the rejected records go (a path or a stream); `name`: the target's
+    name in the report when there is no target."""
+
+    files: list[str]
+    opts: UploadOptions
+    project: str | None
+    target: FreeplayTarget | None
+    journal: Journal | None
+    rejected: InitVar[Any]
+    interrupt: Any
+    name: InitVar[str]
+    ledger: SentLedger | None = None
+
+    def __post_init__(self, rejected: Any, name: str) -> None:
+        target, dry_run = self.target, self.opts.dry_run
+        self.check_only = target is None and not dry_run
         self.report = UploadReport(
             target=target.name if target is not None else name,
             target_kind="server",
             mode="freeplay",
-            project=project,
-            dry_run=opts.dry_run,
+            project=self.project,
+            dry_run=dry_run,
         )
-        self.report.files = [FileReport(p) for p in files]
+        self.report.files = [FileReport(p) for p in self.files]
         redact = target.transport.redact if target is not None else None
-        self.writer = RejectedWriter(rejected, inputs=files, redact=redact)
+        self.writer = RejectedWriter(rejected, inputs=self.files, redact=redact)
         self.lock = threading.Lock()
         self.fatal: TracecliError | None = None  # the reading loop's (the sender has its own)
         self.sender: FreeplaySender | None = None
@@ -214,10 +209,12 @@ class _FreeplayRun:
             self.sender = FreeplaySender(
                 self.target,
                 concurrency=self.opts.concurrency,
-                on_acked=self._acked,
-                on_rejected=lambda piece, reason, status: self._reject(piece, reason, status, []),
-                on_unsent=self._unsent,
-                on_settled=self._settled,
+                tell=Verdicts(
+                    acked=self._acked,
+                    rejected=lambda piece, reason, status: self._reject(piece, reason, status, []),
+                    unsent=self._unsent,
+                    settled=self._settled,
+                ),
             )
         sender = self.sender
         pieces = iter(

@@ -35,39 +35,37 @@ class Job(NamedTuple):
     key: bytes
 
 
+class Verdicts(NamedTuple):
+    """What the sender tells the run about each record, on its threads: acked, rejected
+    (reason, HTTP status) or unsent, and then settled (its key is no longer in flight)."""
+
+    acked: Callable[[Piece, Request], None]
+    rejected: Callable[[Piece, str, int | None], None]
+    unsent: Callable[[Piece], None]
+    settled: Callable[[bytes], None]
+
+
 class FreeplaySender(Workers[Job]):
     """Records posted one by one; each ends in exactly one of acked, rejected, unsent,
-    and then `on_settled` (its key is no longer in flight)."""
+    and then settled (see `Verdicts`)."""
 
     who = "Freeplay"
     kept = "acknowledged"
 
-    def __init__(
-        self,
-        target: FreeplayTarget,
-        *,
-        concurrency: int,
-        on_acked: Callable[[Piece, Request], None],
-        on_rejected: Callable[[Piece, str, int | None], None],
-        on_unsent: Callable[[Piece], None],
-        on_settled: Callable[[bytes], None],
-    ) -> None:
+    def __init__(self, target: FreeplayTarget, *, concurrency: int, tell: Verdicts) -> None:
         self.freeplay = target
-        self.on_acked = on_acked
-        self.on_rejected = on_rejected
-        self.on_unsent = on_unsent
-        self.on_settled = on_settled
+        self.tell = tell
         super().__init__(target, concurrency=concurrency)
 
     def _unsent(self, job: Job) -> None:
-        self.on_unsent(job.piece)
-        self.on_settled(job.key)
+        self.tell.unsent(job.piece)
+        self.tell.settled(job.key)
 
     def _send(self, job: Job) -> None:
         try:
             self._post(job)
         finally:
-            self.on_settled(job.key)
+            self.tell.settled(job.key)
 
     def _post(self, job: Job) -> None:
         piece, request = job.piece, job.request
@@ -76,15 +74,15 @@ class FreeplaySender(Workers[Job]):
         if stop is not None:  # nothing says it was recorded, nor refused: not acknowledged
             if self.fatal is None:
                 self.fatal = UsageError(stop)
-            self.on_unsent(piece)
+            self.tell.unsent(piece)
         elif out.action is Action.OK:
             self._count_give_up(out.action, out)
-            self.on_acked(piece, request)
+            self.tell.acked(piece, request)
         elif out.action in (Action.CANCELLED, Action.UNREACHABLE, Action.GIVE_UP):
-            self.on_unsent(piece)  # no verdict on the record: the next run sends it
+            self.tell.unsent(piece)  # no verdict on the record: the next run sends it
             self._count_give_up(out.action, out)
         else:  # REJECT: Freeplay refused it
-            self.on_rejected(piece, out.reason, out.status)
+            self.tell.rejected(piece, out.reason, out.status)
 
     def _stop_reason(self, out: Outcome, request: Request) -> str | None:
         """Why this answer must stop the run rather than say anything of the record."""

@@ -7,19 +7,20 @@ server before its start), or a lone start or end. Units for the same route gathe
 bound on its own goes alone (the server may still take it; if not, its 413 rejects it).
 
 A chunk keeps its calls compact: the item bytes in one list and, per record, one packed
-integer (`pack`) in an array. Queued chunks hold thousands of calls; as Python objects
-(a few small ones per call) they would pin memory pools that the short-lived dicts of the
-reading loop then fragment, and peak memory would grow with the requests in flight.
+integer (`pack`, laid out by `REC`) in an array. Queued chunks hold thousands of calls; as
+Python objects (a few small ones per call) they would pin memory pools that the short-lived
+dicts of the reading loop then fragment, and peak memory would grow with the requests in flight.
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from tracecli.config.fields import CHUNK_BYTES, CHUNK_SIZE
+from tracecli.packing import BitFields
 from tracecli.wire.encode import BATCH_OVERHEAD, batch_body
 
 DEFAULT_CHUNK_ITEMS = CHUNK_SIZE  # the defaults of the settings (tracecli.config.fields)
@@ -27,29 +28,30 @@ DEFAULT_CHUNK_BYTES = CHUNK_BYTES
 
 SINGLE = "single"  # route key of units sent as /call/start then /call/end, one call a request
 
-# A record in a chunk: its input file (index), line, and how it was written.
+# A record in a chunk: how it was written, its line and its input file (index).
 KINDS = ("start", "end", "complete")
 SHAPES = ("flat", "batch", "request", "complete")
-LINE_SHIFT = 4
-SRC_SHIFT = 44
-LINE_MASK = (1 << (SRC_SHIFT - LINE_SHIFT)) - 1
+REC = BitFields(kind=KINDS, shape=SHAPES, line=40, src=20)
+LINE_SHIFT = REC["line"].shift
+SRC_SHIFT = REC["src"].shift
+LINE_MASK = REC["line"].mask
+_unpack = REC.unpacker("src", "line", "kind", "shape")
+
+pack: Callable[[int, int, str, str], int] = REC.packer("src", "line", "kind", "shape")
+"""pack(src, line, kind, shape): a record of a chunk as one int."""
 
 
-_CODES = {(k, s): i | (j << 2) for i, k in enumerate(KINDS) for j, s in enumerate(SHAPES)}
+class PackedRec(NamedTuple):
+    """A record of a chunk, unpacked."""
+
+    src: int
+    line: int
+    kind: str
+    shape: str
 
 
-def pack(src: int, line: int, kind: str, shape: str) -> int:
-    return (src << SRC_SHIFT) | (line << LINE_SHIFT) | _CODES[kind, shape]
-
-
-def unpack(rec: int) -> tuple[int, int, str, str]:
-    """(src, line, kind, shape) of a packed record."""
-    return (
-        rec >> SRC_SHIFT,
-        (rec >> LINE_SHIFT) & LINE_MASK,
-        KINDS[rec & 3],
-        SHAPES[(rec >> 2) & 3],
-    )
+def unpack(rec: int) -> PackedRec:
+    return PackedRec._make(_unpack(rec))
 
 
 @dataclass(slots=True)
