@@ -11,7 +11,7 @@ of a profiler is inflated by its own cost per call, these are not):
   read     read the file's blocks (1 MB, whole lines) and split them into lines
   parse    + orjson.loads of every line                       (the floor's own loop)
   check    + the fast path's type check of each record (fastcheck, the block reader's
-           `_fast_facts`), no pairing
+           `fast_facts`), no pairing
   pair     + pairing starts with their ends inside the block and packing the pairs:
            the validate worker's whole `check_lines`
   encode   upload's worker (`blocks.prepare_lines`: parse, check, encode, pair) minus
@@ -45,6 +45,7 @@ import orjson  # noqa: E402
 
 from tracecli.upload import blocks as upload_blocks  # noqa: E402
 from tracecli.upload import validate_blocks as vb  # noqa: E402
+from tracecli.upload.fastpath import fast_facts  # noqa: E402
 
 
 def log(*a: Any) -> None:
@@ -80,7 +81,7 @@ def s_parse(path: str) -> int:
 
 
 def s_check(path: str) -> int:
-    loads, fast = orjson.loads, vb._fast_facts
+    loads, fast = orjson.loads, fast_facts
     n = 0
     for b in read_blocks(path):
         for line in b.split(b"\n"):
