@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from tracecli.upload.engine import (
     worth_a_pool,
 )
 from tracecli.upload.engine import default_jobs as engine_jobs
+from tracecli.upload.findings import Findings
 from tracecli.upload.otlp_map import validate_entries, validate_lines
 
 BLOCK_BYTES = 1 << 20
@@ -67,15 +68,12 @@ class Progress:
 
 
 @dataclass
-class ValidationReport:
+class ValidationReport(Findings):
     """The outcome of one `validate` run. Counts are exact; `diagnostics` may be capped."""
 
     files: int = 0
     records: int = 0
     calls: int = 0
-    errors: int = 0
-    warnings: int = 0
-    diagnostics: list[Diagnostic] = field(default_factory=list)
     unlisted: int = 0  # diagnostics counted but not listed (--max-errors)
     strict: bool = False
 
@@ -86,12 +84,7 @@ class ValidationReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
-            "files": self.files,
-            "records": self.records,
-            "calls": self.calls,
-            "errors": self.errors,
-            "warnings": self.warnings,
-            "diagnostics": [d.to_dict() for d in self.diagnostics],
+            **self.fields_dict("files records calls errors warnings diagnostics"),
         }
 
 
