@@ -31,7 +31,14 @@ from tracecli.inputs.blocks import block_lines, range_error, read_range
 from tracecli.inputs.reader import STDIN_NAME
 from tracecli.schema.fastcheck import same_layout
 from tracecli.upload.fastpath import fast_facts
-from tracecli.upload.lines import NOT_JSON, block_may_ref, broken_id, decoded, plain_refs
+from tracecli.upload.lines import (
+    NOT_JSON,
+    block_may_ref,
+    broken_id,
+    decoded,
+    internal_error,
+    plain_refs,
+)
 from tracecli.wire.encode import SERVER_MAX_BYTES, EncodeError, MiB, dumps
 
 Entry = tuple[Any, ...]
@@ -51,7 +58,7 @@ def examine(value: Any, line: int, path: str, out: list[Entry], json: bool = Fal
             return
         _slow(value, line, path, out)
     except Exception as exc:  # a bug of ours must not hide the other records
-        out.append((line, "diag", "(record)", "internal", Severity.ERROR, _internal(exc)))
+        out.append((line, "diag", "(record)", "internal", Severity.ERROR, internal_error(exc)))
 
 
 def _fast(v: dict[str, Any], line: int, out: list[Entry], json: bool) -> bool:
@@ -74,10 +81,6 @@ def _slow(value: Any, line: int, path: str, out: list[Entry]) -> None:
         _kind, cid = refused_id(value)
         if cid is not None:
             out.append((line, "refused", cid))
-
-
-def _internal(exc: BaseException) -> str:
-    return f"tracecli could not check this record ({type(exc).__name__}: {exc}); please report it"
 
 
 Result = tuple[int, int, list[Entry], Packed | None]
