@@ -279,7 +279,9 @@ class _Run:
     # -- blocks ------------------------------------------------------------------------
     def start_pool(self, files: list[str]) -> None:
         """Start the workers if the JSONL inputs are big enough to repay them."""
-        self.engine.start(self.jobs, worth_a_pool(files, PARALLEL_MIN_BYTES, _jsonl))
+        self.engine.start(
+            self.jobs, self.jobs > 0 and worth_a_pool(files, PARALLEL_MIN_BYTES, _jsonl)
+        )
 
     def drain_pool(self) -> None:
         self.engine.drain()
