@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 import orjson  # noqa: E402
 
+from tracecli.inputs.blocks import plan_ranges  # noqa: E402
 from tracecli.upload import blocks as upload_blocks  # noqa: E402
 from tracecli.upload import validate_blocks as vb  # noqa: E402
 from tracecli.upload.fastpath import fast_facts  # noqa: E402
@@ -56,7 +57,7 @@ def read_blocks(path: str) -> list[bytes]:
     size = os.path.getsize(path)
     out = []
     with open(path, "rb") as f:
-        for off, length in vb.plan_ranges(path, size, 1 << 20):
+        for off, length in plan_ranges(path, size, 1 << 20):
             f.seek(off)
             out.append(f.read(length))
     return out
@@ -101,7 +102,7 @@ def s_pair(path: str) -> int:
 def s_encode(path: str) -> int:
     n = 0
     for i, b in enumerate(read_blocks(path)):
-        n += upload_blocks.prepare_lines(b, path, i == 0, None)[1]
+        n += upload_blocks.prepare_lines(b, path, i == 0, None).records
     return n
 
 
