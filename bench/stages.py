@@ -11,7 +11,7 @@ of a profiler is inflated by its own cost per call, these are not):
   read     read the file's blocks (1 MB, whole lines) and split them into lines
   parse    + orjson.loads of every line                       (the floor's own loop)
   check    + the fast path's type check of each record (fastcheck, the block reader's
-           `_fast_facts`), no pairing
+           `fast_facts`), no pairing
   pair     + pairing starts with their ends inside the block and packing the pairs:
            the validate worker's whole `check_lines`
   encode   upload's worker (`blocks.prepare_lines`: parse, check, encode, pair) minus
@@ -43,8 +43,10 @@ sys.path.insert(0, str(ROOT))
 
 import orjson  # noqa: E402
 
+from tracecli.inputs.blocks import plan_ranges  # noqa: E402
 from tracecli.upload import blocks as upload_blocks  # noqa: E402
 from tracecli.upload import validate_blocks as vb  # noqa: E402
+from tracecli.upload.fastpath import fast_facts  # noqa: E402
 
 
 def log(*a: Any) -> None:
@@ -55,7 +57,7 @@ def read_blocks(path: str) -> list[bytes]:
     size = os.path.getsize(path)
     out = []
     with open(path, "rb") as f:
-        for off, length in vb.plan_ranges(path, size, 1 << 20):
+        for off, length in plan_ranges(path, size, 1 << 20):
             f.seek(off)
             out.append(f.read(length))
     return out
@@ -80,7 +82,7 @@ def s_parse(path: str) -> int:
 
 
 def s_check(path: str) -> int:
-    loads, fast = orjson.loads, vb._fast_facts
+    loads, fast = orjson.loads, fast_facts
     n = 0
     for b in read_blocks(path):
         for line in b.split(b"\n"):
@@ -100,7 +102,7 @@ def s_pair(path: str) -> int:
 def s_encode(path: str) -> int:
     n = 0
     for i, b in enumerate(read_blocks(path)):
-        n += upload_blocks.prepare_lines(b, path, i == 0, None)[1]
+        n += upload_blocks.prepare_lines(b, path, i == 0, None).records
     return n
 
 

@@ -38,3 +38,12 @@ def test_a_reference_with_an_escaped_letter_is_refused_like_a_plain_one() -> Non
         (entry,) = prepare_lines(data, "p.jsonl", True, None).entries
         assert isinstance(entry, Bad), inputs
         assert [(d[0], d[1]) for d in entry.diags] == [("inputs.doc", "ref")], inputs
+
+
+def test_a_batch_item_whose_mode_is_a_list_gets_validates_error_not_an_internal_one() -> None:
+    """The fast path gives up on an unhashable "mode"; the full check says what is wrong,
+    as validate says it (upload used to report its own bug here)."""
+    data = b'{"mode": ["start"], "req": {"x": {}}}\n'
+    (entry,) = prepare_lines(data, "p.jsonl", True, None).entries
+    assert isinstance(entry, Bad)
+    assert [(d[0], d[1]) for d in entry.diags] == [("mode", "shape")]

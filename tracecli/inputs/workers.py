@@ -101,6 +101,13 @@ def fork_pool(jobs: int) -> ProcessPoolExecutor | None:
         return None
 
 
+def broken_pool_error() -> type[BaseException]:
+    """What a pool raises when one of its workers died; asked only by runs with a pool."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    return BrokenProcessPool
+
+
 def stop_pool(pool: ProcessPoolExecutor, failed: bool) -> None:
     """Let the workers go: waiting for them after a run, killing them after a failure (a
     broken or interrupted pool may never answer). Either way the pool's manager thread is

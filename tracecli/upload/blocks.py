@@ -26,19 +26,16 @@ from tracecli.check.facts import call_facts, refused_id
 from tracecli.check.records import parse_record
 from tracecli.diagnostics import Location, Severity
 from tracecli.inputs.blocks import block_lines, range_error, read_range
-from tracecli.schema.fastcheck import (
-    COMPLETE_KEYS,
-    FLAT_COMPLETE_KEYS,
-    FLAT_END_KEYS,
-    FLAT_START_KEYS,
-    START_KEYS,
-    complete_facts,
-    end_facts,
-    start_facts,
-)
-from tracecli.schema.fastcheck import END_KEYS as END_SCHEMA_KEYS
 from tracecli.schema.weave import END_FIELDS
-from tracecli.upload.lines import block_may_ref, broken_id, decoded, plain_refs
+from tracecli.upload.fastpath import fast_body
+from tracecli.upload.lines import (
+    block_may_ref,
+    body_prefix,
+    broken_id,
+    decoded,
+    internal_error,
+    plain_refs,
+)
 from tracecli.wire.encode import END_KEYS, EncodeError, dumps, split_end, without_computed
 
 Warning3 = tuple[str, str, str]  # (field, code, message)
@@ -144,72 +141,6 @@ def _rebuild(lines: int, records: int, codes: bytes, rows: list[tuple[Any, ...]]
     return Prepared(lines, records, list(map(new, map(_TYPES.__getitem__, codes), rows)))
 
 
-def fast_body(v: dict[str, Any]) -> tuple[Any, str, dict[str, Any]] | None:
-    """(facts, shape, call body) of a record the fast path finds certainly valid, else None
-    (then `parse_record` gives the real answer). The shapes as `records.parse_record`
-    detects them; a flat record's body still holds its "type"."""
-    t = v.get("type")
-    if t is not None:
-        if t == "start":
-            return _with(start_facts(v, FLAT_START_KEYS, True), "flat", v)
-        if t == "end":
-            return _with(end_facts(v, FLAT_END_KEYS, True), "flat", v)
-        if t == "call":
-            return _with(complete_facts(v, FLAT_COMPLETE_KEYS, True), "flat", v)
-        return None
-    if "req" in v:
-        t = v.get("mode")
-        req = v["req"]
-        if len(v) != 2 or type(req) is not dict or len(req) != 1:
-            return None
-        body = req.get(t)
-        if type(body) is not dict:
-            return None
-        if t == "start":
-            return _with(start_facts(body, START_KEYS, True), "batch", body)
-        if t == "end":
-            return _with(end_facts(body, END_SCHEMA_KEYS, True), "batch", body)
-        return None
-    if len(v) == 1:
-        if "start" in v:
-            body = v["start"]
-            facts = start_facts(body, START_KEYS, True) if type(body) is dict else None
-        elif "end" in v:
-            body = v["end"]
-            facts = end_facts(body, END_SCHEMA_KEYS, True) if type(body) is dict else None
-        else:
-            return None
-        return _with(facts, "request", body)
-    if "messages" in v or "session_id" in v:
-        return None
-    if "op_name" in v and "ended_at" in v:
-        return _with(complete_facts(v, COMPLETE_KEYS, True), "complete", v)
-    return None
-
-
-def _with(facts: Any, shape: str, body: dict[str, Any]) -> tuple[Any, str, dict[str, Any]] | None:
-    return None if facts is None else (facts, shape, body)
-
-
-def call_body(value: Any) -> dict[str, Any] | None:
-    """The call object inside a record of any Weave shape (where project_id lives)."""
-    if not isinstance(value, dict):
-        return None
-    if "type" in value:
-        return value
-    if "mode" in value and "req" in value:
-        req = value.get("req")
-        mode = value.get("mode")
-        body = req.get(mode) if isinstance(req, dict) and isinstance(mode, str) else None
-        return body if isinstance(body, dict) else None
-    if len(value) == 1 and ("start" in value or "end" in value):
-        body = value.get("start", value.get("end"))
-        return body if isinstance(body, dict) else None
-    if "op_name" in value and "ended_at" in value:
-        return value
-    return None
-
-
 def prepare(
     value: Any, line: int, path: str, project: str | None, out: list[Entry], fast: bool = True
 ) -> None:
@@ -218,7 +149,7 @@ def prepare(
     check looks for: see `tracecli.upload.lines.plain_refs`)."""
     orig_project = None
     if project is not None:
-        body = call_body(value)
+        body = body_prefix(value)[0]
         if body is not None and body.get("project_id") != project:
             orig_project = body.get("project_id")
             body["project_id"] = project
@@ -269,16 +200,14 @@ def prepare(
         out.append(Bad(line, value, (diag,), None))
     except Exception as exc:  # a bug of ours must not hide the other records
         _restore(value, orig_project)
-        msg = (
-            f"tracecli could not check this record ({type(exc).__name__}: {exc}); please report it"
-        )
+        msg = internal_error(exc)
         out.append(Bad(line, value, (("(record)", "internal", Severity.ERROR, msg),), None))
 
 
 def _restore(value: Any, orig_project: str | None) -> None:
     """Put back the project_id as read (the rejected file holds records as read)."""
     if orig_project is not None:
-        body = call_body(value)
+        body = body_prefix(value)[0]
         if body is not None:
             body["project_id"] = orig_project
 

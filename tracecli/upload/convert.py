@@ -10,7 +10,7 @@ cannot be converted are reported (file, line, field) and left out; the exit code
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
@@ -20,13 +20,14 @@ from tracecli.diagnostics import Diagnostic, UsageError
 from tracecli.freeplay.stream import FreeplayPieces
 from tracecli.inputs.reader import InputFormat, Source, expand_paths
 from tracecli.journal.rejected import skip_rejected_file
+from tracecli.upload.findings import Findings
 
 Backend = Literal["freeplay"]
 BACKENDS: tuple[str, ...] = ("freeplay",)
 
 
 @dataclass
-class ConvertReport:
+class ConvertReport(Findings):
     to: str
     files: int = 0
     records: int = 0  # input records read
@@ -36,29 +37,16 @@ class ConvertReport:
     converted_calls: int = 0  # Weave calls turned into Freeplay records
     passed_through: int = 0  # Freeplay records copied as they were
     not_converted: int = 0  # input records left out (invalid, unpaired)
-    errors: int = 0
-    warnings: int = 0
-    diagnostics: list[Diagnostic] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
         return 1 if self.errors or self.not_converted else 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "to": self.to,
-            "files": self.files,
-            "records": self.records,
-            "written": self.written,
-            "completions": self.completions,
-            "traces": self.traces,
-            "converted_calls": self.converted_calls,
-            "passed_through": self.passed_through,
-            "not_converted": self.not_converted,
-            "errors": self.errors,
-            "warnings": self.warnings,
-            "diagnostics": [d.to_dict() for d in self.diagnostics],
-        }
+        return self.fields_dict(
+            "to files records written completions traces converted_calls passed_through "
+            "not_converted errors warnings diagnostics"
+        )
 
 
 MAX_DIAGNOSTICS = 200

@@ -135,6 +135,11 @@ def widened(value: Any, raw: bytes) -> Any:
     return None
 
 
+def internal_error(exc: BaseException) -> str:
+    """What a record gets when checking it hit a bug of ours (the other records go on)."""
+    return f"tracecli could not check this record ({type(exc).__name__}: {exc}); please report it"
+
+
 def body_prefix(value: Any) -> tuple[dict[str, Any] | None, str]:
     """The call body inside a record of any Weave shape, and the path to it."""
     if type(value) is not dict:

@@ -30,6 +30,7 @@ from tracecli.diagnostics import Diagnostic, Location
 from tracecli.otel.calls import SpanCalls, original_at, span_original
 from tracecli.otel.read import Unread, spans_of_request
 from tracecli.upload.blocks import Entry
+from tracecli.upload.engine import Engine
 from tracecli.upload.fates import Fates
 from tracecli.upload.originals import originals
 from tracecli.upload.otlp_lines import OTLP, RawLine, read_lines
@@ -51,11 +52,9 @@ class Run(Protocol):
     bytes_done: list[int]
     acked_lines: list[Any]
 
-    pool: Any  # the upload's worker processes (None: none)
-    jobs: int
+    engine: Engine  # the upload's worker processes
 
     def _halted(self) -> bool: ...
-    def _close_pool(self) -> None: ...
     def _consume(self, i: int, base: int, entries: list[Entry]) -> None: ...
     def _skipped(self, i: int, n: int) -> None: ...
     def _add(self, unit: Unit) -> None: ...
@@ -246,7 +245,8 @@ def feed_upload(run: Run, i: int, calls: SpanCalls) -> None:
     """Every span of input `i` (an OTLP file) converted and consumed by `run`."""
     fates, path, acked, report = _input(run, i)
     blocks = line_blocks(run.files[i], path)
-    workers = Workers(lambda: run.pool, run.jobs, run._close_pool, run._halted)
+    engine = run.engine
+    workers = Workers(lambda: engine.pool, engine.jobs, lambda: engine.close(True), run._halted)
     for parts in map_blocks(blocks, path, calls.project, workers):
         if run._halted():
             return

@@ -31,6 +31,7 @@ from tracecli.config.settings import WeaveTarget
 from tracecli.diagnostics import Diagnostic, UsageError
 from tracecli.inputs.reader import InputFormat
 from tracecli.journal.rejected import Notes, RejectedWriter, stale_note
+from tracecli.upload.findings import Findings
 
 Mode = Literal["auto", "complete", "batch", "single", "otel"]
 MODES: tuple[str, ...] = ("auto", "complete", "batch", "single", "otel")
@@ -204,7 +205,7 @@ class FileReport:
 
 
 @dataclass
-class UploadReport:
+class UploadReport(Findings):
     target: str
     target_kind: Literal["server", "store"]
     mode: str
@@ -225,9 +226,6 @@ class UploadReport:
     retried: int = 0
     requests: int = 0
     bytes_sent: int = 0
-    errors: int = 0
-    warnings: int = 0
-    diagnostics: list[Diagnostic] = field(default_factory=list)
     rejected_file: str | None = None
     stale_rejected_file: str | None = None
     stale_rejected_note: str | None = None  # about that file, once (see rejected.stale_note)
@@ -277,24 +275,11 @@ class UploadReport:
             "records_uploaded": self.acked_records,
             "by_endpoint": dict(self.by_endpoint),
             "requests_by_endpoint": dict(self.requests_by_endpoint),
-            "rejected": self.rejected,
-            "invalid": self.invalid,
-            "unsent": self.unsent,
-            "skipped": self.skipped,
-            "retried": self.retried,
-            "requests": self.requests,
-            "bytes_sent": self.bytes_sent,
-            "errors": self.errors,
-            "warnings": self.warnings,
-            "diagnostics": [d.to_dict() for d in self.diagnostics],
-            "rejected_file": self.rejected_file,
-            "interrupted": self.interrupted,
-            "halted": self.halted,
-            "unread": self.unread,
-            "strict_blocked": self.strict_blocked,
-            "changed_files": self.changed_files,
-            "peak_open_calls": self.peak_open_calls,
-            "spilled": self.spilled,
+            **self.fields_dict(
+                "rejected invalid unsent skipped retried requests bytes_sent errors warnings "
+                "diagnostics rejected_file interrupted halted unread strict_blocked "
+                "changed_files peak_open_calls spilled"
+            ),
             "elapsed_s": round(self.elapsed_s, 3),
             "calls_per_s": round(self.calls_per_s, 1),
         }

@@ -1,43 +1,26 @@
 """One pass of `upload` over the inputs: the reading loop, pairing and chunking.
 
-`Run.read_all` reads the inputs in blocks of lines; each block is validated and encoded by
-`blocks.prepare_lines` (in a process pool on big inputs, else right here: the same
-code either way) and its entries are consumed here in input order: the cross-record checks
-(`CrossChecker`, fed the facts already computed), pairing, chunking (upload_units says
-which request each call becomes under --mode), and handing full chunks to the `Sender`.
-What then becomes of each record (the sender's workers call back `acked`, `rejected` and
-`unsent`) is counted and journaled in upload_fates, under one lock. Kept apart from
-`upload.py` (options, report, setup).
+`Run.read_all` reads the inputs through the block engine (`upload.engine`, validate's
+too); each block is validated and encoded by `blocks.prepare_lines` (in the worker pool
+on big inputs, else right here) and its entries are consumed here in input order: the
+cross-record checks (`CrossChecker`, fed the facts already computed), pairing, chunking
+(`units` says which request each call becomes under --mode), and handing full chunks to
+the `Sender`. What then becomes of each record (the sender's callbacks `acked`,
+`rejected` and `unsent`) is counted and journaled in `fates`, under one lock.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from tracecli.check.cross import CrossChecker
 from tracecli.check.facts import refused_id
 from tracecli.check.pairing import DUPLICATE, Half, Pairer
-from tracecli.diagnostics import Diagnostic, Severity, UsageError
-from tracecli.inputs.blocks import plan_ranges, read_blocks
-from tracecli.inputs.reader import (
-    FILE_FORMAT,
-    STDIN,
-    Source,
-    open_stream,
-    read_as_stream,
-    regular_file,
-    stream_position,
-)
-from tracecli.inputs.watch import whole_lines_end
-from tracecli.inputs.workers import stop_pool
-from tracecli.journal.acks import AckSet
+from tracecli.diagnostics import Diagnostic, Severity
+from tracecli.inputs.reader import FILE_FORMAT, STDIN, Source
 from tracecli.journal.rejected import RejectedWriter
 from tracecli.journal.resume import Journal
 from tracecli.otel.calls import SpanCalls
@@ -52,24 +35,22 @@ from tracecli.upload.blocks import (
     prepare_lines,
     prepare_range,
 )
+from tracecli.upload.engine import PLAIN, RECORDS, SPANS, Engine, Job, input_kind
 from tracecli.upload.fates import Fates
 from tracecli.upload.originals import entry_original, half_original
 from tracecli.upload.otlp import OtlpFates, feed_otel, feed_upload
-from tracecli.upload.pool import PENDING_BLOCKS, Block, Done, Interrupted, wait_block
+from tracecli.upload.pool import PENDING_BLOCKS
 from tracecli.upload.refused import RefusedHalves
 from tracecli.upload.report import FileReport, ProgressClock, UploadOptions, UploadReport
-from tracecli.upload.run_inputs import count_unread, is_otlp, read_error, source
+from tracecli.upload.run_inputs import InputState, otlp_inputs, read_error, source
 from tracecli.upload.units import complete_unit, lone_unit, pair_unit
 from tracecli.wire.chunking import Chunker, Unit
-from tracecli.wire.encode import (
-    complete_route,
-)
+from tracecli.wire.encode import complete_route
 
 if TYPE_CHECKING:
     from tracecli.upload.sender import Sender
 
 BLOCK_BYTES = 512 << 10  # lines are read, validated and encoded in blocks of about this size
-_EMPTY: frozenset[int] = frozenset()
 
 
 class Run:
@@ -95,8 +76,14 @@ class Run:
         self.journal = journal
         self.interrupted = interrupted
         self.chunker = chunker
-        self.pool = pool
-        self.jobs = jobs
+        self.engine = Engine(
+            self._block,
+            pool=pool,
+            jobs=jobs,
+            extra=PENDING_BLOCKS,
+            halted=self._halted,
+            interrupted=interrupted,
+        )
         self.sender: Sender | None = None
         self.checker = CrossChecker(strict=opts.strict)
         self.pairer = Pairer(opts.memory_budget)
@@ -105,14 +92,8 @@ class Run:
         self.display: list[str] = ["<stdin>" if f == STDIN else f for f in files]
         # What becomes of each record (the sender's callbacks: acked, rejected, unsent).
         # OpenTelemetry files are read through their converted calls (upload.otlp).
-        self.otlp = {i for i, f in enumerate(files) if is_otlp(f, opts.input_format)}
+        self.otlp = otlp_inputs(files, opts.input_format, only=self.mode == "otel")
         self.otlp_calls = SpanCalls(opts.project) if self.otlp else None
-        if self.mode == "otel" and len(self.otlp) < len(files):
-            other = next(f for i, f in enumerate(files) if i not in self.otlp)
-            raise UsageError(
-                f"{other}: not an OpenTelemetry traces file; --mode otel sends only those "
-                "(upload Weave calls without --mode otel)"
-            )
         fates: Any = partial(OtlpFates, otlp=self.otlp) if self.otlp else Fates
         self.fates = fates(
             files=files,
@@ -123,40 +104,21 @@ class Run:
             max_diagnostics=max_diagnostics,
             on_diagnostic=opts.on_diagnostic,
         )
-        self.sizes: list[int | None] = [None] * len(files)
-        self.bytes_done = [0] * len(files)
-        self.line_base = [0] * len(files)
-        self.acked_lines: list[Any] = [_EMPTY] * len(files)
-        # (offset, lines before it): where the journal's acknowledged prefix of a file ends
-        self.resume: list[tuple[int, int]] = [(0, 0)] * len(files)
-        self.compacted = [0] * len(files)  # acked lines before it the journal no longer lists
-        self.pending: deque[Block] = deque()
+        self.inputs = InputState.empty(len(files))
+        self.sizes = self.inputs.sizes
+        self.bytes_done = self.inputs.bytes_done
+        self.line_base = self.inputs.line_base
+        self.acked_lines = self.inputs.acked_lines
         self.routes: dict[str, str] = {}
         self.refused = RefusedHalves(self.display)  # see _finish_inputs
         self.clock = ProgressClock(on_progress)
-        self.bytes_total: int | None = 0
 
     # -- reading --------------------------------------------------------------------------
     def read_all(self) -> None:
         report = self.report
-        journal = self.journal
-        for i, path in enumerate(self.files):
-            if journal is not None:
-                st = journal.file(path)
-                self.file_reports[i].changed = st.changed
-                if st.acked:  # (a live view: lines acked by this run are not looked up)
-                    self.acked_lines[i] = journal.acked(path)
-                self.resume[i] = (st.resume_offset, st.resume_line)
-                self.compacted[i] = st.compacted
-            if path == STDIN or not regular_file(path):  # a pipe: no size to show
-                self.bytes_total = None
-                continue
-            size = os.path.getsize(path)
-            if self.opts.follow:  # a last line still being written waits for the next pass
-                size = whole_lines_end(path, size)
-            self.sizes[i] = size
-            if self.bytes_total is not None:
-                self.bytes_total += size
+        changed = self.inputs.look(self.files, self.journal, self.opts.follow)
+        for f, c in zip(self.file_reports, changed, strict=True):
+            f.changed = c
         read_to_end = False
         for i, path in enumerate(self.files):
             if self._halted():
@@ -164,7 +126,7 @@ class Run:
             self._read_file(i, path)
         else:
             read_to_end = not self._halted()  # else a file's reading stopped early
-            self._drain()
+            self.engine.drain()
             if not self._halted():
                 self._finish_inputs()
                 self._flush()
@@ -172,10 +134,8 @@ class Run:
         if self._halted():
             self._count_unsent()
             if report.input_left and not self.interrupted():
-                report.unread = count_unread(
-                    self.files, self.sizes, self.bytes_done, self.line_base, self.acked_lines
-                )
-        self.pending.clear()
+                report.unread = self.inputs.unread(self.files)
+        self.engine.pending.clear()
         report.peak_open_calls = self.pairer.peak_open
         report.spilled = self.pairer.spilled
         self._progress(force=True)
@@ -184,66 +144,52 @@ class Run:
         return self.interrupted() or (self.sender is not None and self.sender.broken)
 
     def _read_file(self, i: int, path: str) -> None:
-        project = self.opts.project
         display = self.display[i]
-        if self.otlp_calls is not None and i in self.otlp:
-            self._drain()  # keep input order: earlier blocks first
+        src = None if i in self.otlp else source(path, self.opts.input_format)
+        kind = SPANS if i in self.otlp else input_kind(src, path)
+        if kind == SPANS and self.otlp_calls is not None:
+            self.engine.drain()  # keep input order: earlier blocks first
             feed = feed_otel if self.mode == "otel" else feed_upload
             feed(self, i, self.otlp_calls)
             self.bytes_done[i] = self.sizes[i] or self.bytes_done[i]
-            return
-        src = source(path, self.opts.input_format)
-        if src is not None and (src.fmt != "jsonl" or src.foreign is not None):
+        elif kind == RECORDS and src is not None:
             # YAML, a JSON array of records, another tool's format (said once): record
             # by record, here, rather than in blocks of lines
-            self._drain()  # keep input order: earlier blocks first
+            self.engine.drain()  # keep input order: earlier blocks first
             self._read_records(i, src)
-            return
-        if not read_as_stream(path):
-            size = self.sizes[i] or 0
-            # An appended file: read from where the stored records end (not from the start)
-            offset, lines = self.resume[i] if self.resume[i][0] <= size else (0, 0)
-            self.line_base[i] = lines
-            self.bytes_done[i] = offset
-            if lines:  # the records not read again count as read and skipped, as before
-                acked = self.acked_lines[i]
-                before = acked.count_upto(lines) if isinstance(acked, AckSet) else 0
-                before += self.compacted[i]
-                self.file_reports[i].records += before
-                self._skipped(i, before)
-            try:
-                ranges = plan_ranges(path, size, BLOCK_BYTES, offset)
-            except OSError as exc:
+        elif kind == PLAIN:
+            exc = self._read_plain(i, path)
+            if exc is not None:
                 self.fates.invalid(None, display, 0, [read_error(display, 0, exc)])
-                return
-            for n, (offset, length) in enumerate(ranges):
-                if self._halted():
-                    return
-                args = (path, offset, length, project)
-                self._submit(i, prepare_range, args, offset + length, n == len(ranges) - 1)
+        else:
+            self._read_stream(i, path, display)
+
+    def _read_plain(self, i: int, path: str) -> OSError | None:
+        project = self.opts.project
+        # An appended file: read from where the stored records end (not from the start)
+        offset, before = self.inputs.resume_at(i)
+        if before:  # the records not read again count as read and skipped, as before
+            self.file_reports[i].records += before
+            self._skipped(i, before)
+
+        def job(offset: int, length: int, last: bool) -> Job:
+            return (i, offset + length), prepare_range, (path, offset, length, project)
+
+        return self.engine.read_plain(path, self.sizes[i] or 0, offset, BLOCK_BYTES, job)
+
+    def _read_stream(self, i: int, path: str, display: str) -> None:
+        project = self.opts.project
+
+        def job(data: bytes, done: int, first: bool) -> Job:
+            return (i, done), prepare_lines, (data, display, first, project)
+
+        stop = self.engine.read_stream(path, BLOCK_BYTES, job)
+        if stop is None:
             return
-        try:
-            stream = open_stream(path)
-        except OSError as exc:
-            self.fates.invalid(None, display, 0, [read_error(display, 0, exc)])
-            return
-        first = True
-        try:
-            for data in read_blocks(stream, BLOCK_BYTES):
-                if self._halted():
-                    return
-                if isinstance(data, Exception):
-                    self._drain()
-                    line = self.line_base[i] + 1
-                    diag = read_error(display, line, data, "file cannot be read from here on: ")
-                    self.fates.invalid(None, display, line, [diag])
-                    return
-                done = stream_position(stream)
-                self._submit(i, prepare_lines, (data, display, first, project), done, False)
-                first = False
-        finally:
-            if stream is not sys.stdin.buffer:
-                stream.close()
+        line = self.line_base[i] + 1 if stop.opened else 0
+        prefix = "file cannot be read from here on: " if stop.opened else ""
+        diag = read_error(display, line, stop.error, prefix)
+        self.fates.invalid(None, display, line, [diag])
 
     def _read_records(self, i: int, src: Source) -> None:
         project = self.opts.project
@@ -266,46 +212,14 @@ class Run:
         self.bytes_done[i] = src.bytes_read
         self._progress()
 
-    def _submit(self, i: int, fn: Any, args: tuple[Any, ...], done: int, last: bool) -> None:
-        if self.pool is None:
-            result: Any = Done(fn(*args))
-        else:
-            result = self.pool.submit(fn, *args)
-        self.pending.append(Block(i, result, fn, args, done, last))
-        limit = self.jobs + PENDING_BLOCKS if self.pool is not None else 0
-        while len(self.pending) > limit and not self._halted():
-            self._finish_block()
-
-    def _drain(self) -> None:
-        while self.pending and not self._halted():
-            self._finish_block()
-
-    def _finish_block(self) -> None:
-        block = self.pending.popleft()
-        try:
-            got: Prepared = wait_block(block.result, self.interrupted)
-        except BrokenProcessPool:
-            # a worker died (killed, out of memory): finish this run in this process
-            self._close_pool()
-            got = block.fn(*block.args)
-            self.pending = deque(
-                Block(b.src, Done(b.fn(*b.args)), b.fn, b.args, b.done_bytes, b.last)
-                for b in self.pending
-            )
-        except Interrupted:
-            return
-        i = block.src
+    def _block(self, tag: tuple[int, int], got: Prepared) -> None:
+        i, done = tag
         base = self.line_base[i]
         self.line_base[i] += got.lines
         self.file_reports[i].records += got.records
         self._consume(i, base, got.entries)
-        self.bytes_done[i] = block.done_bytes
+        self.bytes_done[i] = done
         self._progress()
-
-    def _close_pool(self) -> None:
-        if self.pool is not None:
-            stop_pool(self.pool, failed=True)
-            self.pool = None
 
     # -- entries --------------------------------------------------------------------------
     def _consume(self, i: int, base: int, entries: list[Entry]) -> None:
@@ -512,7 +426,7 @@ class Run:
                 self.report,
                 self.sender.target if self.sender is not None else None,
                 bytes_read=sum(self.bytes_done),
-                bytes_total=self.bytes_total,
+                bytes_total=self.inputs.bytes_total,
                 records=sum(f.records for f in self.file_reports),
                 elapsed=elapsed,
             )

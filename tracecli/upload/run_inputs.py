@@ -4,13 +4,88 @@ server stops the run, and the one line for a read error."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from tracecli.diagnostics import Diagnostic, Location
-from tracecli.inputs.reader import InputFormat, Source, count_lines, os_message, read_as_stream
+from tracecli.diagnostics import Diagnostic, Location, UsageError
+from tracecli.inputs.reader import (
+    STDIN,
+    InputFormat,
+    Source,
+    count_lines,
+    os_message,
+    read_as_stream,
+    regular_file,
+)
+from tracecli.inputs.watch import whole_lines_end
+from tracecli.journal.acks import AckSet
+from tracecli.journal.resume import Journal
 from tracecli.upload.otlp import OTLP
 
 UNREAD_COUNT_BYTES = 1 << 30  # at most this much unread input is counted at a stop
+_EMPTY: frozenset[int] = frozenset()
+
+
+@dataclass(slots=True)
+class InputState:
+    """Where the run stands in each input (lists indexed as the inputs), and what the
+    journal says an earlier run stored of it."""
+
+    sizes: list[int | None]  # None: unknown (a pipe, stdin)
+    bytes_done: list[int]
+    line_base: list[int]  # lines read before the next block
+    acked_lines: list[Any]  # lines stored by an earlier run (a live view of the journal)
+    resume: list[tuple[int, int]]  # (offset, lines before it): the acknowledged prefix
+    compacted: list[int]  # acked lines before it the journal no longer lists
+    bytes_total: int | None = 0
+
+    @classmethod
+    def empty(cls, n: int) -> InputState:
+        return cls([None] * n, [0] * n, [0] * n, [_EMPTY] * n, [(0, 0)] * n, [0] * n)
+
+    def look(self, files: Sequence[str], journal: Journal | None, follow: bool) -> list[bool]:
+        """Sizes and the journal's state of every input; whether each changed since."""
+        changed = []
+        for i, path in enumerate(files):
+            if journal is not None:
+                st = journal.file(path)
+                changed.append(st.changed)
+                if st.acked:  # (a live view: lines acked by this run are not looked up)
+                    self.acked_lines[i] = journal.acked(path)
+                self.resume[i] = (st.resume_offset, st.resume_line)
+                self.compacted[i] = st.compacted
+            else:
+                changed.append(False)
+            if path == STDIN or not regular_file(path):  # a pipe: no size to show
+                self.bytes_total = None
+                continue
+            size = os.path.getsize(path)
+            if follow:  # a last line still being written waits for the next pass
+                size = whole_lines_end(path, size)
+            self.sizes[i] = size
+            if self.bytes_total is not None:
+                self.bytes_total += size
+        return changed
+
+    def resume_at(self, i: int) -> tuple[int, int]:
+        """(offset, records before it) where a plain file is read from: after the prefix
+        an earlier run stored, when the file still holds it (appended), else its start.
+        Those records count as read and skipped."""
+        size = self.sizes[i] or 0
+        offset, lines = self.resume[i] if self.resume[i][0] <= size else (0, 0)
+        self.line_base[i] = lines
+        self.bytes_done[i] = offset
+        if not lines:
+            return offset, 0
+        acked = self.acked_lines[i]
+        before = acked.count_upto(lines) if isinstance(acked, AckSet) else 0
+        return offset, before + self.compacted[i]
+
+    def unread(self, files: Sequence[str]) -> int | None:
+        """The records left unread (see `count_unread`)."""
+        return count_unread(files, self.sizes, self.bytes_done, self.line_base, self.acked_lines)
 
 
 def count_unread(
@@ -54,6 +129,19 @@ def source_format(path: str) -> str | None:
     if src is None:
         return None
     return "foreign" if src.foreign is not None else src.fmt
+
+
+def otlp_inputs(files: Sequence[str], stdin_format: InputFormat, only: bool) -> set[int]:
+    """The inputs that are OpenTelemetry traces files (read through their converted
+    calls); `only` (--mode otel): a UsageError unless they all are."""
+    otlp = {i for i, f in enumerate(files) if is_otlp(f, stdin_format)}
+    if only and len(otlp) < len(files):
+        other = next(f for i, f in enumerate(files) if i not in otlp)
+        raise UsageError(
+            f"{other}: not an OpenTelemetry traces file; --mode otel sends only those "
+            "(upload Weave calls without --mode otel)"
+        )
+    return otlp
 
 
 def is_otlp(path: str, stdin_format: InputFormat) -> bool:

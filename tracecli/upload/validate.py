@@ -13,19 +13,15 @@ path that does not exist (or a directory without trace files) is a UsageError.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
-from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tracecli.check.cross import CrossChecker
 from tracecli.check.pairpack import Packed
 from tracecli.diagnostics import Diagnostic, Location, Severity, UsageError
-from tracecli.inputs.blocks import plan_ranges, read_blocks
 from tracecli.inputs.reader import (
     STDIN,
     InputFormat,
@@ -33,16 +29,22 @@ from tracecli.inputs.reader import (
     expand_paths,
     file_head,
     format_of,
-    open_stream,
     os_message,
-    read_as_stream,
     regular_file,
-    stream_position,
 )
-from tracecli.inputs.workers import fork_pool, stop_pool, usable_cores, worker_count
 from tracecli.otel.calls import SpanCalls
 from tracecli.upload import validate_blocks as blocks
-from tracecli.upload.otlp_lines import OTLP
+from tracecli.upload.engine import (
+    PLAIN,
+    RECORDS,
+    SPANS,
+    Engine,
+    Job,
+    input_kind,
+    worth_a_pool,
+)
+from tracecli.upload.engine import default_jobs as engine_jobs
+from tracecli.upload.findings import Findings
 from tracecli.upload.otlp_map import validate_entries, validate_lines
 
 BLOCK_BYTES = 1 << 20
@@ -66,15 +68,12 @@ class Progress:
 
 
 @dataclass
-class ValidationReport:
+class ValidationReport(Findings):
     """The outcome of one `validate` run. Counts are exact; `diagnostics` may be capped."""
 
     files: int = 0
     records: int = 0
     calls: int = 0
-    errors: int = 0
-    warnings: int = 0
-    diagnostics: list[Diagnostic] = field(default_factory=list)
     unlisted: int = 0  # diagnostics counted but not listed (--max-errors)
     strict: bool = False
 
@@ -85,12 +84,7 @@ class ValidationReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
-            "files": self.files,
-            "records": self.records,
-            "calls": self.calls,
-            "errors": self.errors,
-            "warnings": self.warnings,
-            "diagnostics": [d.to_dict() for d in self.diagnostics],
+            **self.fields_dict("files records calls errors warnings diagnostics"),
         }
 
 
@@ -126,8 +120,7 @@ class _Sink:
 def default_jobs() -> int:
     """Worker processes: $TRACECLI_JOBS (see `worker_count`), else one per core this process
     may use (the reading process mostly waits for them), at most 8; none on one core."""
-    cores = usable_cores()
-    return worker_count(min(cores, 8) if cores > 1 else 0)
+    return engine_jobs(cap=8, spare=0)
 
 
 def validate_paths(
@@ -180,7 +173,7 @@ def _under(file: str, folder: str) -> bool:
 
 
 class _Run:
-    """State of one run: the checker, the sink, the pool and the blocks in flight."""
+    """State of one run: the checker, the sink, and the block engine with its pool."""
 
     def __init__(
         self,
@@ -195,8 +188,7 @@ class _Run:
         self.checker = CrossChecker(strict=strict)
         self.on_progress = on_progress
         self.jobs = jobs
-        self.pool: Any = None
-        self.pending: deque[tuple[Any, _Block, Any, tuple[Any, ...]]] = deque()
+        self.engine = Engine(self._block, per_job=IN_FLIGHT_PER_JOB)
         self.order: list[str] = []
         self.otlp: SpanCalls | None = None  # OpenTelemetry inputs: the span checks' state
 
@@ -210,59 +202,49 @@ class _Run:
             self.drain_pool()
             self.sink.add(Diagnostic.at(Location(src.path, 1), "file-encoding", _UTF16))
             return
-        if src.foreign_kind == OTLP:  # OpenTelemetry spans: checked as the calls they become
+        kind = input_kind(src, path)
+        if kind == SPANS:  # OpenTelemetry spans: checked as the calls they become
             self.drain_pool()
             self._otlp(src, path)
-        elif src.fmt != "jsonl" or src.foreign is not None:  # YAML, a JSON array, not ours
+        elif kind == RECORDS:  # YAML, a JSON array, not ours
             self.drain_pool()  # keep input order: earlier blocks first
             self._yaml(src)
-        elif not read_as_stream(path):
+        elif kind == PLAIN:
             self._plain(src)
-        else:  # gzip, stdin, and pipes (`<(zcat f.gz)`): their size says nothing
+        else:
             self._stream(src, path)
 
     def _plain(self, src: Source) -> None:
-        size = src.size or 0
-        try:
-            ranges = plan_ranges(src.path, size, BLOCK_BYTES)
-        except OSError as exc:
-            self.sink.add(Diagnostic.at(Location(src.path, 0), "read-error", os_message(exc)))
-            return
-        if not ranges:
-            return
         lines = _LineCounter()
-        for i, (offset, length) in enumerate(ranges):
-            block = _Block(src, lines, offset + length, i == len(ranges) - 1)
-            self._submit(block, blocks.check_range, (src.path, offset, length))
+        path = src.path
+
+        def job(offset: int, length: int, last: bool) -> Job:
+            return (
+                _Block(src, lines, offset + length, last),
+                blocks.check_range,
+                (path, offset, length),
+            )
+
+        exc = self.engine.read_plain(path, src.size or 0, 0, BLOCK_BYTES, job)
+        if exc is not None:
+            self.sink.add(Diagnostic.at(Location(path, 0), "read-error", os_message(exc)))
 
     def _stream(self, src: Source, path: str) -> None:
-        try:
-            stream = open_stream(path)
-        except OSError as exc:
-            self.sink.add(Diagnostic.at(Location(src.path, 0), "read-error", os_message(exc)))
-            return
         lines = _LineCounter()
-        first = True
-        try:
-            for data in read_blocks(stream, BLOCK_BYTES):
-                if isinstance(data, Exception):
-                    self.drain_pool()
-                    self.sink.add(
-                        Diagnostic.at(
-                            Location(src.path, lines.n + 1),
-                            "read-error",
-                            f"file cannot be read from here on: {os_message(data)}",
-                        )
-                    )
-                    break
-                done = stream_position(stream)
-                block = _Block(src, lines, done, False)
-                self._submit(block, blocks.check_lines, (data, src.path, first))
-                first = False
-        finally:
-            if stream is not sys.stdin.buffer:
-                stream.close()
-        self._submit(_Block(src, lines, src.size or 0, True), None, ())
+
+        def job(data: bytes, done: int, first: bool) -> Job:
+            return _Block(src, lines, done, False), blocks.check_lines, (data, src.path, first)
+
+        stop = self.engine.read_stream(path, BLOCK_BYTES, job)
+        if stop is not None and not stop.opened:
+            self.sink.add(
+                Diagnostic.at(Location(src.path, 0), "read-error", os_message(stop.error))
+            )
+            return
+        if stop is not None:
+            msg = f"file cannot be read from here on: {os_message(stop.error)}"
+            self.sink.add(Diagnostic.at(Location(src.path, lines.n + 1), "read-error", msg))
+        self.engine.submit(_Block(src, lines, src.size or 0, True), None, ())
 
     def _yaml(self, src: Source) -> None:
         entries: list[blocks.Entry] = []
@@ -282,7 +264,8 @@ class _Run:
         if self.otlp is None:
             self.otlp = SpanCalls(VALIDATE_PROJECT)
         done = 0
-        for item in validate_lines(self.otlp, path, src.path, self.pool, self.jobs):
+        engine = self.engine
+        for item in validate_lines(self.otlp, path, src.path, engine.pool, engine.jobs):
             if isinstance(item, Diagnostic):
                 self.sink.add(item)
                 continue
@@ -296,59 +279,15 @@ class _Run:
     # -- blocks ------------------------------------------------------------------------
     def start_pool(self, files: list[str]) -> None:
         """Start the workers if the JSONL inputs are big enough to repay them."""
-        if self.jobs < 1:
-            return
-        total = 0
-        for f in files:
-            if f == STDIN:
-                total += PARALLEL_MIN_BYTES  # unknown size: assume it is worth it
-            elif format_of(f) == "jsonl":
-                with contextlib.suppress(OSError):
-                    total += os.path.getsize(f) * (5 if f.lower().endswith(".gz") else 1)
-        if total >= PARALLEL_MIN_BYTES:
-            self.pool = fork_pool(self.jobs)
-            if self.pool is not None:
-                from concurrent.futures.process import BrokenProcessPool
-
-                _Broken.error = BrokenProcessPool
-        if self.pool is None:
-            self.jobs = 0
-
-    def _submit(self, block: _Block, fn: Any, args: tuple[Any, ...]) -> None:
-        if fn is None:
-            result: Any = _Done((0, 0, [], None))
-        elif self.pool is None:
-            result = _Done(fn(*args))
-        else:
-            try:
-                result = self.pool.submit(fn, *args)
-            except _Broken.error:
-                self._in_process()
-                result = _Done(fn(*args))
-        self.pending.append((result, block, fn, args))
-        limit = IN_FLIGHT_PER_JOB * self.jobs if self.pool is not None else 0
-        while len(self.pending) > limit:
-            self._finish_block()
-
-    def _in_process(self) -> None:
-        """A worker died (killed, out of memory): finish this run without the pool."""
-        self.close(failed=True)
-        self.jobs = 0
-        self.pending = deque(
-            (_Done(f(*a)) if f is not None else r, b, f, a) for r, b, f, a in self.pending
+        self.engine.start(
+            self.jobs, self.jobs > 0 and worth_a_pool(files, PARALLEL_MIN_BYTES, _jsonl)
         )
 
     def drain_pool(self) -> None:
-        while self.pending:
-            self._finish_block()
+        self.engine.drain()
 
-    def _finish_block(self) -> None:
-        result, block, fn, args = self.pending.popleft()
-        try:
-            n_lines, records, entries, pairs = result.result()
-        except _Broken.error:
-            self._in_process()
-            n_lines, records, entries, pairs = fn(*args)
+    def _block(self, block: _Block, got: blocks.Result | None) -> None:
+        n_lines, records, entries, pairs = got if got is not None else _NOTHING
         src = block.src
         base = block.lines.n
         block.lines.n += n_lines
@@ -375,44 +314,27 @@ class _Run:
 
     def close(self, failed: bool = False) -> None:
         """Stop the workers: politely after a run, at once when it failed (Ctrl-C)."""
-        pool, self.pool = self.pool, None
-        if pool is not None:
-            stop_pool(pool, failed)
+        self.engine.close(failed)
 
 
-@dataclass
+def _jsonl(path: str) -> bool:
+    return format_of(path) == "jsonl"
+
+
+_NOTHING: blocks.Result = (0, 0, [], None)
+
+
+@dataclass(slots=True)
 class _LineCounter:
     n: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class _Block:
     src: Source
     lines: _LineCounter  # shared by the blocks of one file: lines before this block
     done: int  # bytes of the file read once this block is checked (for progress)
     last: bool
-
-
-class _Done:
-    """A result computed in-process, with the `result()` of a pool's Future."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def result(self) -> Any:
-        return self.value
-
-
-class _NeverRaised(Exception):
-    pass
-
-
-class _Broken:
-    """What a dead worker raises; imported with the pool (most runs need neither)."""
-
-    error: type[BaseException] = _NeverRaised
 
 
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")

@@ -29,19 +29,16 @@ from tracecli.check.records import parse_record
 from tracecli.diagnostics import Location, Severity
 from tracecli.inputs.blocks import block_lines, range_error, read_range
 from tracecli.inputs.reader import STDIN_NAME
-from tracecli.schema.fastcheck import (
-    COMPLETE_KEYS,
-    END_KEYS,
-    FLAT_COMPLETE_KEYS,
-    FLAT_END_KEYS,
-    FLAT_START_KEYS,
-    START_KEYS,
-    complete_facts,
-    end_facts,
-    same_layout,
-    start_facts,
+from tracecli.schema.fastcheck import same_layout
+from tracecli.upload.fastpath import fast_facts
+from tracecli.upload.lines import (
+    NOT_JSON,
+    block_may_ref,
+    broken_id,
+    decoded,
+    internal_error,
+    plain_refs,
 )
-from tracecli.upload.lines import NOT_JSON, block_may_ref, broken_id, decoded, plain_refs
 from tracecli.wire.encode import SERVER_MAX_BYTES, EncodeError, MiB, dumps
 
 Entry = tuple[Any, ...]
@@ -61,44 +58,16 @@ def examine(value: Any, line: int, path: str, out: list[Entry], json: bool = Fal
             return
         _slow(value, line, path, out)
     except Exception as exc:  # a bug of ours must not hide the other records
-        out.append((line, "diag", "(record)", "internal", Severity.ERROR, _internal(exc)))
+        out.append((line, "diag", "(record)", "internal", Severity.ERROR, internal_error(exc)))
 
 
 def _fast(v: dict[str, Any], line: int, out: list[Entry], json: bool) -> bool:
     """The happy path of the Weave shapes, without building a Record (see fastcheck)."""
-    facts = _fast_facts(v, line, json)
+    facts = fast_facts(v, line, json)
     if facts is None:
         return False
     out.append(facts)
     return True
-
-
-def _fast_facts(v: dict[str, Any], line: int, json: bool) -> Entry | None:
-    t = v.get("type")
-    if t is not None:
-        if t == "start":
-            return start_facts(v, FLAT_START_KEYS, json, line)
-        if t == "end":
-            return end_facts(v, FLAT_END_KEYS, json, line)
-        if t == "call":
-            return complete_facts(v, FLAT_COMPLETE_KEYS, json, line)
-        return None
-    if "req" in v:
-        t = v.get("mode")
-        req = v["req"]
-        if len(v) != 2 or type(req) is not dict or len(req) != 1 or t not in _HALVES:
-            return None
-        body = req.get(t)
-        return _HALVES[t](body, _KEYS[t], json, line) if type(body) is dict else None
-    if len(v) == 1:
-        t = "start" if "start" in v else "end"
-        body = v.get(t)
-        return _HALVES[t](body, _KEYS[t], json, line) if type(body) is dict else None
-    return complete_facts(v, COMPLETE_KEYS, json, line)
-
-
-_HALVES = {"start": start_facts, "end": end_facts}
-_KEYS = {"start": START_KEYS, "end": END_KEYS}
 
 
 def _slow(value: Any, line: int, path: str, out: list[Entry]) -> None:
@@ -112,10 +81,6 @@ def _slow(value: Any, line: int, path: str, out: list[Entry]) -> None:
         _kind, cid = refused_id(value)
         if cid is not None:
             out.append((line, "refused", cid))
-
-
-def _internal(exc: BaseException) -> str:
-    return f"tracecli could not check this record ({type(exc).__name__}: {exc}); please report it"
 
 
 Result = tuple[int, int, list[Entry], Packed | None]
@@ -154,7 +119,7 @@ def _check_lines(data: bytes, path: str, at_start: bool) -> Result:
     ids: list[Any] = []  # every id an entry carries, to count them
     note = ids.append
     opened: dict[Any, int] = {}  # id -> index in out of its start, still unpaired
-    fast = _fast_facts
+    fast = fast_facts
     no_refs = block_may_ref(data) is None
     lines = block_lines(data, at_start)
     records = 0

@@ -1,0 +1,137 @@
+"""The block engine validate and upload share: results in input order with or without a
+pool, the in-process fallback when a worker dies, and how inputs are cut and read."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tracecli.inputs.reader import Source
+from tracecli.upload.engine import PLAIN, RECORDS, STREAM, Engine, Job, input_kind
+
+PARENT = os.getpid()
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork pools only")
+
+
+def square(n: int) -> tuple[int, int]:
+    time.sleep(0.002 * (n % 3))  # out of step, so that order is the engine's doing
+    return n, n * n
+
+
+def dies_in_a_worker(n: int) -> tuple[int, bool]:
+    """Kills the worker that runs it (as the OOM killer would); fine in the parent. Says
+    where it ran."""
+    if os.getpid() != PARENT and n == 3:
+        os._exit(1)
+    return n, os.getpid() == PARENT
+
+
+def _collect(engine_kw: dict[str, Any], jobs: int, fn: Any, n: int) -> tuple[list[Any], Engine]:
+    got: list[Any] = []
+    seen_pending: list[int] = []
+
+    def on_block(tag: Any, result: Any) -> None:
+        got.append((tag, result))
+        seen_pending.append(len(engine.pending))
+
+    engine = Engine(on_block, **engine_kw)
+    engine.start(jobs, worth_it=jobs > 0)
+    try:
+        for i in range(n):
+            engine.submit(i, fn, (i,))
+        engine.submit("end", None, ())  # a marker: no work, its place kept
+        engine.drain()
+    finally:
+        engine.close()
+    limit = engine_kw.get("per_job", 1) * jobs + engine_kw.get("extra", 0)
+    assert max(seen_pending, default=0) <= limit
+    return got, engine
+
+
+def test_results_come_in_submission_order_in_process() -> None:
+    got, _ = _collect({}, 0, square, 10)
+    assert got == [(i, (i, i * i)) for i in range(10)] + [("end", None)]
+
+
+@linux_only
+def test_results_come_in_submission_order_from_a_pool() -> None:
+    got, engine = _collect({"per_job": 2}, 2, square, 40)
+    assert got == [(i, (i, i * i)) for i in range(40)] + [("end", None)]
+    assert engine.pool is None  # closed
+
+
+@linux_only
+def test_a_worker_that_dies_leaves_its_jobs_to_this_process() -> None:
+    got, _ = _collect({"extra": 1}, 2, dies_in_a_worker, 12)
+    assert [tag for tag, _ in got] == [*range(12), "end"]
+    assert [r[0] for _, r in got[:-1]] == list(range(12))
+    assert got[3][1] == (3, True)  # done again here
+
+
+def test_a_halted_run_reads_and_finishes_no_more() -> None:
+    got: list[Any] = []
+    engine = Engine(lambda tag, result: got.append(tag), halted=lambda: len(got) >= 2)
+    for i in range(5):
+        engine.submit(i, square, (i,))
+    engine.drain()
+    assert got == [0, 1]
+
+
+def test_a_plain_file_is_cut_at_line_ends_and_covers_it_all(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    data = b"".join(b'{"n": %d, "pad": "%s"}\n' % (i, b"x" * (i % 50)) for i in range(300))
+    path.write_bytes(data)
+    pieces: list[bytes] = []
+
+    def job(offset: int, length: int, last: bool) -> Job:
+        return last, _read, (str(path), offset, length)
+
+    engine = Engine(lambda last, block: pieces.append(block))
+    assert engine.read_plain(str(path), len(data), 0, 1000, job) is None
+    assert b"".join(pieces) == data
+    assert len(pieces) > 5 and all(p.endswith(b"\n") for p in pieces)
+
+
+def test_a_stream_stops_at_a_read_error_after_the_blocks_before_it(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl.gz"
+    whole = gzip.compress(b"".join(b'{"n": %d}\n' % i for i in range(5000)))
+    path.write_bytes(whole[: len(whole) // 2])  # truncated
+    blocks: list[bytes] = []
+
+    def job(data: bytes, done: int, first: bool) -> Job:
+        return first, _same, (data,)
+
+    engine = Engine(lambda first, block: blocks.append(block))
+    stop = engine.read_stream(str(path), 4096, job)
+    assert stop is not None and stop.opened
+    lines = b"".join(blocks).splitlines()
+    assert lines and lines == [b'{"n": %d}' % i for i in range(len(lines))]
+    missing = engine.read_stream(str(tmp_path / "nope.gz"), 4096, job)
+    assert missing is not None and not missing.opened
+
+
+def test_how_each_input_is_read(tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl").write_text('{"type": "start"}\n')
+    (tmp_path / "b.yaml").write_text("- type: start\n")
+    (tmp_path / "c.jsonl.gz").write_bytes(gzip.compress(b'{"type": "start"}\n'))
+    kinds = {}
+    for name in ("a.jsonl", "b.yaml", "c.jsonl.gz"):
+        p = str(tmp_path / name)
+        kinds[name] = input_kind(Source.open(p, "jsonl"), p)
+    assert kinds == {"a.jsonl": PLAIN, "b.yaml": RECORDS, "c.jsonl.gz": STREAM}
+
+
+def _read(path: str, offset: int, length: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read(length)
+
+
+def _same(data: bytes) -> bytes:
+    return data
