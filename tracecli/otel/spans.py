@@ -122,10 +122,32 @@ class Span:
             "status": {"code": STATUS_CODES[self.status_code], "message": self.status_message},
             # plain: the same values, shared (nothing changes them from here on)
             "attributes": self.attributes if self.plain else to_json_serializable(self.attributes),
-            "events": to_json_serializable(self.events) if self.events else [],
-            "links": to_json_serializable(self.links) if self.links else [],
+            "events": [_event_dump(e) for e in self.events],
+            "links": [_link_dump(k) for k in self.links],
             "resource": self.resource.dump() if self.resource else None,
         }
+
+
+def _event_dump(e: Event) -> dict[str, Any]:
+    """`to_json_serializable(event)`: its fields in order, without dataclasses.fields()."""
+    return {
+        "name": e.name,
+        "timestamp": e.timestamp,
+        "attributes": to_json_serializable(e.attributes),
+        "dropped_attributes_count": e.dropped_attributes_count,
+    }
+
+
+def _link_dump(k: Link) -> dict[str, Any]:
+    """`to_json_serializable(link)`, as `_event_dump`."""
+    return {
+        "trace_id": k.trace_id,
+        "span_id": k.span_id,
+        "trace_state": k.trace_state,
+        "attributes": to_json_serializable(k.attributes),
+        "dropped_attributes_count": k.dropped_attributes_count,
+        "flags": k.flags,
+    }
 
 
 def attributes_of(obj: dict[str, Any], where: str = "attributes") -> dict[str, Any]:
@@ -238,10 +260,14 @@ def _quick_attributes(items: Any) -> tuple[dict[str, Any], bool] | None:
     result: dict[str, Any] = {}
     plain = True
     for kv in items:
-        pair = _pair(kv)
-        if pair is None:
+        # the usual KeyValue (see `_pair`), read here: most of a span's work is this loop
+        if type(kv) is not dict:
             return None
-        key, value, kind, x = pair
+        key = kv.get("key", "")
+        value = kv.get("value")
+        if type(key) is not str or type(value) is not dict or len(value) != 1:
+            return None
+        ((kind, x),) = value.items()
         if kind == "stringValue" and type(x) is str:
             if x[:1] in _OPENERS:  # weave loads JSON-looking text (at the top level only)
                 if "NaN" in x or "Infinity" in x:
