@@ -8,6 +8,7 @@ weave's `Span.as_dict()`: the whole span as weave keeps it in `attributes.otel_s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -257,7 +258,8 @@ def _quick_attributes(items: Any) -> tuple[dict[str, Any], bool] | None:
         return {}, True
     if type(items) is not list:
         return None
-    result: dict[str, Any] = {}
+    keys: list[str] = []
+    values: list[Any] = []
     plain = True
     for kv in items:
         # the usual KeyValue (see `_pair`), read here: most of a span's work is this loop
@@ -273,13 +275,46 @@ def _quick_attributes(items: Any) -> tuple[dict[str, Any], bool] | None:
                 if "NaN" in x or "Infinity" in x:
                     plain = False
                 x = load_json_text(x)
+        elif kind == "arrayValue" and type(x) is dict and len(x) == 1 and _strings(x):
+            # the usual array: plain strings (finish reasons); weave loads no JSON in it
+            x = [v["stringValue"] for v in x["values"]]
+            if plain and not _plain(value, 0):
+                plain = False  # text that may hold NaN
         else:
             x = _quick_value(kind, x, 0)
             if x is _NO:
                 return None
             if plain and kind not in _PLAIN_KINDS and not _plain(value, 0):
                 plain = False  # bytes, or text in a list that may hold NaN
-        if "." in key:  # set_nested, on the path split once per key
+        keys.append(key)
+        values.append(x)
+    shape = tuple(keys)
+    build = _SHAPES.get(shape)
+    if build is None:
+        build = _builder(shape)
+    if build is not _NESTED:
+        return build(values), plain
+    result = _nest(keys, values)
+    return None if result is None else (result, plain)
+
+
+def _strings(x: dict[str, Any]) -> bool:
+    """An arrayValue's body `{"values": [...]}` of one-kind `stringValue` strings only."""
+    values = x.get("values")
+    if type(values) is not list:
+        return False
+    for v in values:
+        if type(v) is not dict or len(v) != 1 or type(v.get("stringValue")) is not str:
+            return False
+    return True
+
+
+def _nest(keys: list[str], values: list[Any]) -> dict[str, Any] | None:
+    """Weave's `expand_attributes` of decoded values (`set_nested`, on paths split once
+    per key); None at a clash between keys (the general code then says it)."""
+    result: dict[str, Any] = {}
+    for key, x in zip(keys, values, strict=True):
+        if "." in key:
             path = _PATHS.get(key)
             if path is None:
                 path = _path(key)
@@ -305,7 +340,77 @@ def _quick_attributes(items: Any) -> tuple[dict[str, Any], bool] | None:
             if existing is not None and type(existing) in _CONTAINERS:
                 return None  # perhaps a clash: the general code says it
             result[key] = x
-    return result, plain
+    return result
+
+
+Builder = Callable[[list[Any]], dict[str, Any]]
+
+
+def _key_by_key(values: list[Any]) -> dict[str, Any]:
+    raise AssertionError("a marker, never called")
+
+
+_NESTED: Builder = _key_by_key  # the shape is nested key by key (`_nest`)
+_SHAPES: dict[tuple[str, ...], Builder] = {}  # attribute keys in order → their builder
+_SEEN: set[tuple[str, ...]] = set()  # shapes met once (built at the second)
+_MAX_KEYS, _MAX_PARTS = 256, 16
+
+
+def _builder(shape: tuple[str, ...]) -> Builder:
+    """What `_nest` makes of attributes with these keys (in this order), as one function
+    that builds the nested objects at once, for the shapes a file repeats (the spans of
+    an instrumentation share their keys): possible when no key is another's prefix at a
+    dot and none repeats (then no value is walked into, nothing clashes, and each object
+    holds its parts in the order they first appear, as set_nested leaves them). The
+    function is made from the key tree's positions: `{n[0]: {n[1]: v[0], ...}, ...}`
+    with `n` the parts and `v` the values; no key text goes into its code."""
+    if shape in _SEEN:
+        _SEEN.discard(shape)
+        build = _compile(shape)
+    else:
+        if len(_SEEN) >= 1024:
+            _SEEN.clear()
+        _SEEN.add(shape)
+        return _NESTED  # met once: perhaps never again
+    if len(_SHAPES) >= 1024:
+        _SHAPES.clear()
+    _SHAPES[shape] = build
+    return build
+
+
+def _compile(shape: tuple[str, ...]) -> Builder:
+    if len(shape) > _MAX_KEYS:
+        return _NESTED
+    tree: dict[str, Any] = {}
+    for i, key in enumerate(shape):
+        parts = key.split(".")
+        if len(parts) > _MAX_PARTS:
+            return _NESTED
+        node = tree
+        for part in parts[:-1]:
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            elif type(nxt) is not dict:
+                return _NESTED  # an earlier key is a prefix of this one
+            node = nxt
+        if parts[-1] in node:
+            return _NESTED  # a repeated key, or a prefix of an earlier one
+        node[parts[-1]] = i
+    names: list[str] = []
+
+    def code(node: dict[str, Any]) -> str:
+        items = []
+        for part, sub in node.items():
+            at = len(names)
+            names.append(part)
+            value = f"v[{sub}]" if type(sub) is int else code(sub)
+            items.append(f"n[{at}]: {value}")
+        return "{" + ", ".join(items) + "}"
+
+    text = f"lambda v, n=n: {code(tree)}"
+    build: Builder = eval(text, {"__builtins__": {}, "n": tuple(names)})
+    return build
 
 
 def _pair(kv: Any) -> tuple[str, dict[str, Any], str, Any] | None:

@@ -118,6 +118,9 @@ def map_line(
 def _entry(call: dict[str, Any], line: int, path: str, where: str, value: Any, fast: bool) -> Entry:
     """The upload entry of a span's call (see `tracecli.upload.blocks`), named on the span."""
     out: list[Entry] = []
+    # summary.weave holds only what the server computes (status, latency_ms, trace_name),
+    # which `prepare` leaves out of what it sends (`without_computed`): left out here
+    call["summary"] = {"usage": call["summary"]["usage"]}
     prepare(call, line, path, None, out, fast)
     e = out[-1]
     if type(e) is Ok:  # parents are the OTLP checks' (a field path, across files)
