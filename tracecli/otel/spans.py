@@ -63,6 +63,8 @@ class Event:
     timestamp: int  # ns since the epoch
     attributes: dict[str, Any] = field(default_factory=dict)
     dropped_attributes_count: int = 0
+    # attributes hold only what JSON writes as is: not copied for the dump (see Span.plain)
+    plain: bool = field(default=False, repr=False, compare=False)
 
 
 @dataclass
@@ -134,7 +136,7 @@ def _event_dump(e: Event) -> dict[str, Any]:
     return {
         "name": e.name,
         "timestamp": e.timestamp,
-        "attributes": to_json_serializable(e.attributes),
+        "attributes": e.attributes if e.plain else to_json_serializable(e.attributes),
         "dropped_attributes_count": e.dropped_attributes_count,
     }
 
@@ -275,11 +277,22 @@ def _quick_attributes(items: Any) -> tuple[dict[str, Any], bool] | None:
                 if "NaN" in x or "Infinity" in x:
                     plain = False
                 x = load_json_text(x)
+        elif kind == "intValue" and type(x) is str and len(x) < _INT64_DIGITS and x.isdigit():
+            if not x.isascii():
+                return None  # other digits: the general reader
+            x = int(x)  # signs, JSON numbers and big values: `_quick_value`
+        elif kind == "doubleValue" and (type(x) is float or type(x) is int):
+            x = float(x)
+        elif kind == "boolValue" and type(x) is bool:
+            pass
         elif kind == "arrayValue" and type(x) is dict and len(x) == 1 and _strings(x):
             # the usual array: plain strings (finish reasons); weave loads no JSON in it
             x = [v["stringValue"] for v in x["values"]]
-            if plain and not _plain(value, 0):
-                plain = False  # text that may hold NaN
+            if plain:
+                for text_ in x:  # text that may hold NaN (see `_plain`)
+                    if text_[:1] in _OPENERS and ("NaN" in text_ or "Infinity" in text_):
+                        plain = False
+                        break
         else:
             x = _quick_value(kind, x, 0)
             if x is _NO:
@@ -536,13 +549,18 @@ def _event(raw: Any, where: str) -> Event:
     if not isinstance(raw, dict):
         raise FieldError(where, "expected an event object")
     try:
+        name = text(raw, "name", "name")
+        timestamp = _time(raw, "timeUnixNano", "time_unix_nano")
+        quick = _quick_attributes(raw.get("attributes"))  # never raises
+        attributes, plain = (attributes_of(raw), False) if quick is None else quick
         return Event(
-            name=text(raw, "name", "name"),
-            timestamp=_time(raw, "timeUnixNano", "time_unix_nano"),
-            attributes=attributes_of(raw),
+            name=name,
+            timestamp=timestamp,
+            attributes=attributes,
             dropped_attributes_count=optional_integer(
                 raw, "droppedAttributesCount", "dropped_attributes_count", UINT32_MAX
             ),
+            plain=plain,
         )
     except FieldError as exc:
         raise _nested(where, exc) from None

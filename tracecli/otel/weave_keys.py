@@ -170,9 +170,6 @@ USAGE_FIELDS = (
 Step = tuple[str, list[str], Handler | None]  # a key, its parts, its handler
 Plan = list[tuple[str | None, list[Step]]]  # (name, or None: the key's own), steps in order
 
-# (key list's id, an attribute dict's top-level keys) → its plan (see `_plan`)
-_PLANS: dict[tuple[int, tuple[str, ...]], tuple[object, Plan]] = {}
-
 
 def _plan(keys: list[KeySpec] | dict[str, list[KeySpec]], heads: tuple[str, ...]) -> Plan:
     """The names of a key list or dict, each with the steps of its keys, in weave's order,
@@ -201,36 +198,55 @@ def pick(
     """Weave's `parse_weave_values`: a list keeps the attribute's own key, a dict its names;
     for each, the first of its keys with a truthy value (weave's `get_attribute`: the flat
     key, then its dotted path, digits indexing into lists on the way)."""
+    groups = _ALONE.get(id(keys))
+    if groups is None or groups[0] is not keys:
+        groups = _ALONE[id(keys)] = (keys,)  # the module's key lists: a few, kept
+    return picks(attributes, groups)[0]
+
+
+_ALONE: dict[int, KeyGroups] = {}
+
+
+KeyGroups = tuple[list[KeySpec] | dict[str, list[KeySpec]], ...]
+_GROUP_PLANS: dict[tuple[int, tuple[str, ...]], tuple[KeyGroups, list[Plan]]] = {}
+
+
+def picks(attributes: dict[str, Any], groups: KeyGroups) -> list[dict[str, Any]]:
+    """`[pick(attributes, keys) for keys in groups]`, in that order (each pick's list
+    conversion shows in the next), on plans made once per set of top-level keys."""
     heads = tuple(attributes)
-    got = _PLANS.get((id(keys), heads))
-    if got is None or got[0] is not keys:
-        if len(_PLANS) > 4096:
-            _PLANS.clear()
-        got = _PLANS[(id(keys), heads)] = (keys, _plan(keys, heads))
-    result: dict[str, Any] = {}
-    for name, steps in got[1]:
-        for key, parts, handler in steps:
-            # the flat key never holds: top-level keys have no dots (and a key without
-            # dots is its own one-part path)
-            value: Any = attributes
-            for part in parts:
-                t = type(value)
-                if t is dict:
-                    value = value.get(part, _MISSING)
-                    if value is not _MISSING:
+    got = _GROUP_PLANS.get((id(groups), heads))
+    if got is None or got[0] is not groups:
+        if len(_GROUP_PLANS) > 4096:
+            _GROUP_PLANS.clear()
+        got = _GROUP_PLANS[(id(groups), heads)] = (groups, [_plan(k, heads) for k in groups])
+    out = []
+    for plan in got[1]:
+        result: dict[str, Any] = {}
+        for name, steps in plan:
+            for key, parts, handler in steps:
+                # the flat key never holds: top-level keys have no dots (and a key without
+                # dots is its own one-part path)
+                value: Any = attributes
+                for part in parts:
+                    t = type(value)
+                    if t is dict:
+                        value = value.get(part, _MISSING)
+                        if value is not _MISSING:
+                            continue
+                    elif t is list and part.isdigit():
+                        index = int(part)
+                        value = value[index] if index < len(value) else None
                         continue
-                elif t is list and part.isdigit():
-                    index = int(part)
-                    value = value[index] if index < len(value) else None
-                    continue
-                value = None
-                break
-            if value:
-                result[key if name is None else name] = handler(value) if handler else value
-                break
-    if result:
-        try_numeric_keys_to_list(result)  # weave discards the result; its mutations stay
-    return result
+                    value = None
+                    break
+                if value:
+                    result[key if name is None else name] = handler(value) if handler else value
+                    break
+        if result:
+            try_numeric_keys_to_list(result)  # weave discards the result; its mutations stay
+        out.append(result)
+    return out
 
 
 _MISSING = object()
@@ -238,7 +254,11 @@ _MISSING = object()
 
 def usage_of(attributes: dict[str, Any]) -> dict[str, Any]:
     """Weave's `get_weave_usage`: the token counts, with a total added when it can add one."""
-    usage = pick(attributes, USAGE_KEYS)
+    return with_total(pick(attributes, USAGE_KEYS))
+
+
+def with_total(usage: dict[str, Any]) -> dict[str, Any]:
+    """The usage weave picked, with the total it adds when it can add one."""
     for a, b in (("prompt_tokens", "completion_tokens"), ("input_tokens", "output_tokens")):
         if (
             a in usage
