@@ -125,7 +125,7 @@ def _entry(call: dict[str, Any], line: int, path: str, where: str, value: Any, f
     e = out[-1]
     if type(e) is Ok:  # parents are the OTLP checks' (a field path, across files)
         warnings = tuple((on_span(f, where), c, m) for f, c, m in e.warnings)
-        return e._replace(parent_id=None, warnings=warnings)
+        return Ok._make((*e[:6], None, *e[7:13], warnings))  # (`_replace`, quicker)
     if type(e) is Bad:
         diags = tuple((on_span(f, where), c, s, m) for f, c, s, m in e.diags)
         return e._replace(original=span_original(value, call["id"]), diags=diags)
