@@ -8,6 +8,7 @@ weave's `Span.as_dict()`: the whole span as weave keeps it in `attributes.otel_s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -191,6 +192,10 @@ def _enum(obj: dict[str, Any], camel: str, snake: str, names: tuple[str, ...], p
 
 def decode_span(raw: Any, resource: Resource | None) -> Span:
     """One span object; `FieldError.field` is relative to it (`startTimeUnixNano`)."""
+    if type(raw) is dict:
+        usual = _quick_span(raw, resource)
+        if usual is not None:
+            return usual
     if not isinstance(raw, dict):
         raise FieldError("", f"expected a span object, got {type(raw).__name__}")
     status = raw.get("status") or {}
@@ -235,6 +240,94 @@ def decode_span(raw: Any, resource: Resource | None) -> Span:
         links=[_link(k, f"links[{i}]") for i, k in enumerate(_list(raw, "links"))],
         status_code=status_code,
         status_message=status_message,
+    )
+
+
+_TRACE_ID = re.compile("[0-9a-f]{32}").fullmatch
+_SPAN_ID = re.compile("[0-9a-f]{16}").fullmatch
+
+
+def _ns(value: Any) -> int | None:
+    """A usual time: at most 19 digits (below 2**64); None for anything else."""
+    if type(value) is str and len(value) < 20 and value.isdigit() and value.isascii():
+        return int(value)
+    return None
+
+
+def _quick_span(raw: dict[str, Any], resource: Resource | None) -> Span | None:
+    """`decode_span` of the usual span (the file exporter's: camelCase fields, lowercase
+    ids, times as digit strings, kind and status code as numbers, the usual attributes),
+    field by field as it reads them; None for anything else, which `decode_span` then
+    reads (and refuses with the field's path if it must). Events and links are read as
+    there (they raise with their paths)."""
+    status = raw.get("status")
+    code, message = 0, ""
+    if status:
+        if type(status) is not dict:
+            return None
+        code = status.get("code", 0)
+        message = status.get("message", "")
+        if type(code) is not int or not 0 <= code < 3 or type(message) is not str:
+            return None
+    name = raw.get("name", "")
+    trace_id = raw.get("traceId")
+    span_id = raw.get("spanId")
+    parent_id = raw.get("parentSpanId")
+    if (
+        type(name) is not str
+        or type(trace_id) is not str
+        or type(span_id) is not str
+        or not _TRACE_ID(trace_id)
+        or not _SPAN_ID(span_id)
+    ):
+        return None
+    if parent_id is None:
+        if "parent_span_id" in raw:
+            return None
+    elif parent_id == "":
+        parent_id = None
+    elif type(parent_id) is not str or not _SPAN_ID(parent_id):
+        return None
+    start = _ns(raw.get("startTimeUnixNano"))
+    end = _ns(raw.get("endTimeUnixNano"))
+    kind = raw.get("kind", 0)
+    trace_state = raw.get("traceState")
+    flags = raw.get("flags", 0)
+    if (
+        start is None
+        or end is None
+        or type(kind) is not int
+        or not 0 <= kind < len(SPAN_KINDS)
+        or type(flags) is not int
+        or not 0 <= flags <= UINT32_MAX
+    ):
+        return None
+    if trace_state is None:
+        if "trace_state" in raw:
+            return None
+        trace_state = ""
+    elif type(trace_state) is not str:
+        return None
+    quick = _quick_attributes(raw.get("attributes"))
+    if quick is None:
+        return None
+    return Span(
+        resource=resource,
+        name=name,
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_id=parent_id,
+        start_time_unix_nano=start,
+        end_time_unix_nano=end,
+        kind=kind,
+        trace_state=trace_state,
+        flags=flags,
+        attributes=quick[0],
+        plain=quick[1],
+        events=[_event(e, f"events[{i}]") for i, e in enumerate(_list(raw, "events"))],
+        links=[_link(k, f"links[{i}]") for i, k in enumerate(_list(raw, "links"))],
+        status_code=code,
+        status_message=message,
     )
 
 
