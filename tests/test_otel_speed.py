@@ -255,8 +255,8 @@ _attribute_lists = st.lists(
 def test_quick_attributes_are_weaves_expansion(items: list[dict[str, Any]]) -> None:
     """Each shape is read three times: nested key by key, then by its built function."""
     from tracecli.otel.anyvalue import key_values
+    from tracecli.otel.attrlist import plain_values, quick_attributes
     from tracecli.otel.nesting import PathConflictError, expand_attributes
-    from tracecli.otel.spans import _quick_attributes, plain_values
 
     raw = orjson.dumps(items)
     try:
@@ -264,7 +264,7 @@ def test_quick_attributes_are_weaves_expansion(items: list[dict[str, Any]]) -> N
     except (PathConflictError, FieldError):
         expected = None
     for _ in range(3):
-        got = _quick_attributes(orjson.loads(raw))
+        got = quick_attributes(orjson.loads(raw))
         if got is None:  # the general reader's to answer: it may refuse
             continue
         assert expected is not None
