@@ -222,3 +222,128 @@ def test_a_span_wrong_in_two_places_is_told_its_first_field() -> None:
     with pytest.raises(FieldError) as exc:
         decode_span(span, None)
     assert exc.value.field == "attributes[1].key"
+
+
+# -- attribute lists: the one-pass reader (and its per-shape builders) is weave's expansion --
+_keys = st.lists(st.sampled_from(["a", "b", "0", "1", ""]), min_size=1, max_size=3).map(".".join)
+_any_values = st.recursive(
+    st.one_of(
+        st.text(max_size=6).map(lambda s: {"stringValue": s}),
+        st.sampled_from(['{"x": 1}', "[1, 2]", '{"a": {"b": NaN}}', "[", '{"0": 1, "1": 2}']).map(
+            lambda s: {"stringValue": s}
+        ),
+        st.integers(-(2**63), 2**63 - 1).map(lambda n: {"intValue": str(n)}),
+        st.booleans().map(lambda b: {"boolValue": b}),
+        st.floats(allow_nan=False).map(lambda f: {"doubleValue": f}),
+        st.just({"doubleValue": "NaN"}),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3).map(lambda vs: {"arrayValue": {"values": vs}}),
+        st.lists(st.tuples(_keys, inner), max_size=3).map(
+            lambda kvs: {"kvlistValue": {"values": [{"key": k, "value": v} for k, v in kvs]}}
+        ),
+    ),
+    max_leaves=6,
+)
+_attribute_lists = st.lists(
+    st.tuples(_keys, _any_values).map(lambda kv: {"key": kv[0], "value": kv[1]}), max_size=8
+)
+
+
+@settings(max_examples=600)
+@given(_attribute_lists)
+def test_quick_attributes_are_weaves_expansion(items: list[dict[str, Any]]) -> None:
+    """Each shape is read three times: nested key by key, then by its built function."""
+    from tracecli.otel.anyvalue import key_values
+    from tracecli.otel.attrlist import plain_values, quick_attributes
+    from tracecli.otel.nesting import PathConflictError, expand_attributes
+
+    raw = orjson.dumps(items)
+    try:
+        expected: Any = expand_attributes(key_values(orjson.loads(raw), "attributes"))
+    except (PathConflictError, FieldError):
+        expected = None
+    for _ in range(3):
+        got = quick_attributes(orjson.loads(raw))
+        if got is None:  # the general reader's to answer: it may refuse
+            continue
+        assert expected is not None
+        assert _same(got[0], expected), (got[0], expected)
+        assert got[1] == plain_values(orjson.loads(raw))
+
+
+# -- whole spans: the usual span's reader is decode_span's general reader ------------------
+def _fixture_spans() -> list[dict[str, Any]]:
+    out = []
+    for name in ("agent-seed1.jsonl.gz", "conventions.jsonl", "wb_run_id.jsonl"):
+        data = (FIXTURES / name).read_bytes()
+        for line in (gzip.decompress(data) if name.endswith(".gz") else data).splitlines():
+            for rs in orjson.loads(line)["resourceSpans"]:
+                for ss in rs["scopeSpans"]:
+                    out.extend(ss["spans"])
+    return out
+
+
+_SPANS = _fixture_spans()
+_CHANGES = st.sampled_from(
+    [
+        ("status", {"code": 2, "message": "boom"}),
+        ("status", {"code": "STATUS_CODE_ERROR"}),
+        ("status", {"code": None}),
+        ("status", []),
+        ("status", "x"),
+        ("name", None),
+        ("name", 3),
+        ("traceId", "AB" * 16),
+        ("traceId", None),
+        ("trace_id", "ab" * 16),
+        ("spanId", "12" * 7),
+        ("parentSpanId", ""),
+        ("parentSpanId", None),
+        ("parent_span_id", "cd" * 8),
+        ("parentSpanId", "zz" * 8),
+        ("startTimeUnixNano", 1772445245000112014),
+        ("endTimeUnixNano", "18446744073709551616"),
+        ("startTimeUnixNano", None),
+        ("kind", "SPAN_KIND_CLIENT"),
+        ("kind", 9),
+        ("kind", True),
+        ("kind", None),
+        ("traceState", "a=b"),
+        ("trace_state", "a=b"),
+        ("traceState", 1),
+        ("flags", 2**32),
+        ("flags", "256"),
+        ("flags", None),
+        ("attributes", [{"key": "a", "value": {}}]),
+        ("attributes", None),
+        ("events", [{"name": "e", "timeUnixNano": "x"}]),
+        ("links", [{"traceId": "ab" * 16, "spanId": "cd" * 8}]),
+    ]
+)
+
+
+def _decoded(raw: Any) -> Any:
+    try:
+        span = decode_span(raw, None)
+    except FieldError as exc:
+        return ("error", exc.field, exc.message)
+    d = span.__dict__.copy()
+    d["dump"] = span.otel_dump()
+    return d
+
+
+@settings(max_examples=300)
+@given(st.sampled_from(range(len(_SPANS))), st.lists(_CHANGES, max_size=3))
+def test_quick_span_is_decode_span(n: int, changes: list[tuple[str, Any]]) -> None:
+    from tracecli.otel import spans
+
+    raw = orjson.loads(orjson.dumps({**_SPANS[n], **dict(changes)}))
+    quick = _decoded(orjson.loads(orjson.dumps(raw)))
+    real = spans._quick_span
+    spans._quick_span = lambda raw, resource: None  # type: ignore[assignment]
+    try:
+        general = _decoded(raw)
+    finally:
+        spans._quick_span = real
+    assert quick == general

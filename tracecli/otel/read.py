@@ -12,6 +12,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from tracecli.diagnostics import Diagnostic, Location
 from tracecli.inputs.reader import Source
 from tracecli.otel.anyvalue import FieldError, get, key_values
@@ -86,13 +88,36 @@ def spans_of_request(loc: Location, value: Any) -> Iterator[SpanAt | Unread]:
         where = f"resourceSpans[{r}]"
         raw_resource = rs.get("resource") if isinstance(rs, dict) else None
         try:
-            resource = decode_resource(raw_resource)
+            resource, project = _resource(raw_resource)
         except FieldError as exc:
             field = f"{where}.resource.{exc.field}".rstrip(".")
             yield _fail(loc, field, f"{exc.message} (all spans of this resource left out)",
                         _count(rs))  # fmt: skip
             continue
-        yield from _scope_spans(loc, where, rs, resource, project_of(raw_resource))
+        yield from _scope_spans(loc, where, rs, resource, project)
+
+
+_RESOURCES: dict[bytes, tuple[Resource, str | None]] = {}
+
+
+def _resource(raw: Any) -> tuple[Resource, str | None]:
+    """A resource decoded and its project, once for all the lines that repeat it (a file
+    names the same few resources on every line): kept by its JSON text. The `Resource` is
+    then shared by the spans of those lines, as by the spans of one line (nothing changes
+    it once decoded)."""
+    try:
+        key = orjson.dumps(raw) if raw is not None else b"-"
+    except (orjson.JSONEncodeError, TypeError):  # a value orjson cannot write: not kept
+        return decode_resource(raw), project_of(raw)
+    got = _RESOURCES.get(key)
+    if got is None:
+        if b"null" in key:  # NaN writes as null too (a stdlib-read line): not kept
+            return decode_resource(raw), project_of(raw)
+        got = decode_resource(raw), project_of(raw)  # raises for a bad one: never kept
+        if len(_RESOURCES) >= 64:
+            _RESOURCES.clear()
+        _RESOURCES[key] = got
+    return got
 
 
 def _scope_spans(

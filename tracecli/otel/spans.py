@@ -8,6 +8,7 @@ weave's `Span.as_dict()`: the whole span as weave keeps it in `attributes.otel_s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,7 +17,6 @@ from tracecli.otel.anyvalue import (
     UINT32_MAX,
     UINT64_MAX,
     FieldError,
-    base64_bytes,
     get,
     hex_id,
     integer,
@@ -24,12 +24,8 @@ from tracecli.otel.anyvalue import (
     optional_integer,
     text,
 )
-from tracecli.otel.nesting import (
-    PathConflictError,
-    expand_attributes,
-    load_json_text,
-    to_json_serializable,
-)
+from tracecli.otel.attrlist import plain_values, quick_attributes
+from tracecli.otel.nesting import PathConflictError, expand_attributes, to_json_serializable
 from tracecli.otel.weave_keys import iso_from_ns, utc_from_seconds
 
 SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
@@ -62,6 +58,8 @@ class Event:
     timestamp: int  # ns since the epoch
     attributes: dict[str, Any] = field(default_factory=dict)
     dropped_attributes_count: int = 0
+    # attributes hold only what JSON writes as is: not copied for the dump (see Span.plain)
+    plain: bool = field(default=False, repr=False, compare=False)
 
 
 @dataclass
@@ -122,15 +120,37 @@ class Span:
             "status": {"code": STATUS_CODES[self.status_code], "message": self.status_message},
             # plain: the same values, shared (nothing changes them from here on)
             "attributes": self.attributes if self.plain else to_json_serializable(self.attributes),
-            "events": to_json_serializable(self.events) if self.events else [],
-            "links": to_json_serializable(self.links) if self.links else [],
+            "events": [_event_dump(e) for e in self.events],
+            "links": [_link_dump(k) for k in self.links],
             "resource": self.resource.dump() if self.resource else None,
         }
 
 
+def _event_dump(e: Event) -> dict[str, Any]:
+    """`to_json_serializable(event)`: its fields in order, without dataclasses.fields()."""
+    return {
+        "name": e.name,
+        "timestamp": e.timestamp,
+        "attributes": e.attributes if e.plain else to_json_serializable(e.attributes),
+        "dropped_attributes_count": e.dropped_attributes_count,
+    }
+
+
+def _link_dump(k: Link) -> dict[str, Any]:
+    """`to_json_serializable(link)`, as `_event_dump`."""
+    return {
+        "trace_id": k.trace_id,
+        "span_id": k.span_id,
+        "trace_state": k.trace_state,
+        "attributes": to_json_serializable(k.attributes),
+        "dropped_attributes_count": k.dropped_attributes_count,
+        "flags": k.flags,
+    }
+
+
 def attributes_of(obj: dict[str, Any], where: str = "attributes") -> dict[str, Any]:
     """An object's `attributes` list, decoded and expanded as weave does."""
-    quick = _quick_attributes(obj.get("attributes"))
+    quick = quick_attributes(obj.get("attributes"))
     if quick is not None:
         return quick[0]
     pairs = key_values(obj.get("attributes"), where)
@@ -166,6 +186,10 @@ def _enum(obj: dict[str, Any], camel: str, snake: str, names: tuple[str, ...], p
 
 def decode_span(raw: Any, resource: Resource | None) -> Span:
     """One span object; `FieldError.field` is relative to it (`startTimeUnixNano`)."""
+    if type(raw) is dict:
+        usual = _quick_span(raw, resource)
+        if usual is not None:
+            return usual
     if not isinstance(raw, dict):
         raise FieldError("", f"expected a span object, got {type(raw).__name__}")
     status = raw.get("status") or {}
@@ -188,7 +212,7 @@ def decode_span(raw: Any, resource: Resource | None) -> Span:
     kind = _enum(raw, "kind", "kind", SPAN_KINDS, "SPAN_KIND_")
     trace_state = text(raw, "traceState", "trace_state")
     flags = optional_integer(raw, "flags", "flags", UINT32_MAX)
-    quick = _quick_attributes(raw.get("attributes"))  # never raises
+    quick = quick_attributes(raw.get("attributes"))  # never raises
     if quick is None:
         attributes, plain = attributes_of(raw), plain_values(raw.get("attributes"))
     else:
@@ -213,179 +237,99 @@ def decode_span(raw: Any, resource: Resource | None) -> Span:
     )
 
 
+_TRACE_ID = re.compile("[0-9a-f]{32}").fullmatch
+_SPAN_ID = re.compile("[0-9a-f]{16}").fullmatch
+
+
+def _ns(value: Any) -> int | None:
+    """A usual time: at most 19 digits (below 2**64); None for anything else."""
+    if type(value) is str and len(value) < 20 and value.isdigit() and value.isascii():
+        return int(value)
+    return None
+
+
+def _quick_span(raw: dict[str, Any], resource: Resource | None) -> Span | None:
+    """`decode_span` of the usual span (the file exporter's: camelCase fields, lowercase
+    ids, times as digit strings, kind and status code as numbers, the usual attributes),
+    field by field as it reads them; None for anything else, which `decode_span` then
+    reads (and refuses with the field's path if it must). Events and links are read as
+    there (they raise with their paths)."""
+    status = raw.get("status")
+    code, message = 0, ""
+    if status:
+        if type(status) is not dict:
+            return None
+        code = status.get("code", 0)
+        message = status.get("message", "")
+        if type(code) is not int or not 0 <= code < 3 or type(message) is not str:
+            return None
+    name = raw.get("name", "")
+    trace_id = raw.get("traceId")
+    span_id = raw.get("spanId")
+    parent_id = raw.get("parentSpanId")
+    if (
+        type(name) is not str
+        or type(trace_id) is not str
+        or type(span_id) is not str
+        or not _TRACE_ID(trace_id)
+        or not _SPAN_ID(span_id)
+    ):
+        return None
+    if parent_id is None:
+        if "parent_span_id" in raw:
+            return None
+    elif parent_id == "":
+        parent_id = None
+    elif type(parent_id) is not str or not _SPAN_ID(parent_id):
+        return None
+    start = _ns(raw.get("startTimeUnixNano"))
+    end = _ns(raw.get("endTimeUnixNano"))
+    kind = raw.get("kind", 0)
+    trace_state = raw.get("traceState")
+    flags = raw.get("flags", 0)
+    if (
+        start is None
+        or end is None
+        or type(kind) is not int
+        or not 0 <= kind < len(SPAN_KINDS)
+        or type(flags) is not int
+        or not 0 <= flags <= UINT32_MAX
+    ):
+        return None
+    if trace_state is None:
+        if "trace_state" in raw:
+            return None
+        trace_state = ""
+    elif type(trace_state) is not str:
+        return None
+    quick = quick_attributes(raw.get("attributes"))
+    if quick is None:
+        return None
+    return Span(
+        resource=resource,
+        name=name,
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_id=parent_id,
+        start_time_unix_nano=start,
+        end_time_unix_nano=end,
+        kind=kind,
+        trace_state=trace_state,
+        flags=flags,
+        attributes=quick[0],
+        plain=quick[1],
+        events=[_event(e, f"events[{i}]") for i, e in enumerate(_list(raw, "events"))],
+        links=[_link(k, f"links[{i}]") for i, k in enumerate(_list(raw, "links"))],
+        status_code=code,
+        status_message=message,
+    )
+
+
 def _time(obj: dict[str, Any], camel: str, snake: str) -> int:
     value = obj.get(camel)
     if type(value) is str and len(value) < 20 and value.isdigit() and value.isascii():
         return int(value)  # the usual: at most 19 digits, below 2**64
     return optional_integer(obj, camel, snake, UINT64_MAX)
-
-
-_INT64_DIGITS = 19  # a decimal string shorter than this is an int64 when all digits
-_OPENERS = ("[", "{")
-_CONTAINERS = (dict, list)
-_NO = object()  # not a usual value: the general reader decides
-
-
-def _quick_attributes(items: Any) -> tuple[dict[str, Any], bool] | None:
-    """`(attributes_of(...), plain_values(...))` in one pass for the usual attribute list
-    (values of the usual kinds, one kind each, string keys, no clash between keys); None
-    for anything else, which the general code then reads (and refuses with the field's
-    path if it must). Most spans of a file are read here."""
-    if items is None:
-        return {}, True
-    if type(items) is not list:
-        return None
-    result: dict[str, Any] = {}
-    plain = True
-    for kv in items:
-        pair = _pair(kv)
-        if pair is None:
-            return None
-        key, value, kind, x = pair
-        if kind == "stringValue" and type(x) is str:
-            if x[:1] in _OPENERS:  # weave loads JSON-looking text (at the top level only)
-                if "NaN" in x or "Infinity" in x:
-                    plain = False
-                x = load_json_text(x)
-        else:
-            x = _quick_value(kind, x, 0)
-            if x is _NO:
-                return None
-            if plain and kind not in _PLAIN_KINDS and not _plain(value, 0):
-                plain = False  # bytes, or text in a list that may hold NaN
-        if "." in key:  # set_nested, on the path split once per key
-            path = _PATHS.get(key)
-            if path is None:
-                path = _path(key)
-            current = result
-            for part in path[0]:
-                nxt = current.get(part, _NO)
-                if nxt is _NO:
-                    nxt = current[part] = {}
-                elif type(nxt) is not dict:
-                    return None  # a clash: the general code says it
-                current = nxt
-            last = path[1]
-            existing = current.get(last)
-            if (
-                existing is not None
-                and type(existing) in _CONTAINERS
-                and type(x) not in _CONTAINERS
-            ):
-                return None  # a clash: the general code says it
-            current[last] = x
-        else:
-            existing = result.get(key)
-            if existing is not None and type(existing) in _CONTAINERS:
-                return None  # perhaps a clash: the general code says it
-            result[key] = x
-    return result, plain
-
-
-def _pair(kv: Any) -> tuple[str, dict[str, Any], str, Any] | None:
-    """A usual `KeyValue`: (key, value object, its one kind, the raw value); else None."""
-    if type(kv) is not dict:
-        return None
-    key = kv.get("key", "")
-    value = kv.get("value")
-    if type(key) is not str or type(value) is not dict or len(value) != 1:
-        return None
-    ((kind, x),) = value.items()
-    return key, value, kind, x
-
-
-_PATHS: dict[str, tuple[list[str], str]] = {}
-
-
-def _path(key: str) -> tuple[list[str], str]:
-    """A dotted key's parts: (those before the last, the last), kept for the next span."""
-    if len(_PATHS) > 8192:
-        _PATHS.clear()
-    *head, last = key.split(".")
-    path = _PATHS[key] = (head, last)
-    return path
-
-
-_PLAIN_KINDS = frozenset({"intValue", "boolValue", "doubleValue"})
-
-
-def _quick_value(kind: str, x: Any, depth: int) -> Any:
-    """`any_value({kind: x})` for the usual kinds, or `_NO` (the general reader then
-    reads it, with the field path of what is wrong)."""
-    tx = type(x)
-    if kind == "stringValue":
-        return x if tx is str else _NO
-    if kind == "intValue":
-        if tx is str and len(x) < _INT64_DIGITS and x.isdigit() and x.isascii():
-            return int(x)
-        return _NO  # signs, JSON numbers and big values: the general reader
-    if kind == "boolValue":
-        return x if tx is bool else _NO
-    if kind == "doubleValue":
-        return float(x) if tx is float or tx is int else _NO
-    if kind == "bytesValue":
-        try:
-            return base64_bytes(x, "")
-        except FieldError:
-            return _NO
-    if depth > 3 or tx is not dict or len(x) > 1:
-        return _NO
-    values = x.get("values") if x else []
-    if type(values) is not list:
-        return _NO
-    if kind == "arrayValue":
-        out: list[Any] = []
-        for v in values:
-            if type(v) is not dict or len(v) != 1:
-                return _NO
-            ((k, raw),) = v.items()
-            item = _quick_value(k, raw, depth + 1)
-            if item is _NO:
-                return _NO
-            out.append(item)
-        return out
-    if kind == "kvlistValue":
-        obj: dict[str, Any] = {}
-        for kv in values:
-            pair = _pair(kv)
-            if pair is None:
-                return _NO
-            key, _, k, raw = pair
-            item = _quick_value(k, raw, depth + 1)
-            if item is _NO:
-                return _NO
-            obj[key] = item
-        return obj
-    return _NO
-
-
-_SCALARS = frozenset({"stringValue", "intValue", "boolValue", "string_value", "int_value",
-                      "bool_value"})  # fmt: skip
-
-
-def plain_values(items: Any) -> bool:
-    """Whether an attribute list (already decoded without error) holds only values that
-    weave's `to_json_serializable` leaves as they are: strings (no JSON text that may hold
-    NaN), integers, booleans, doubles written as JSON numbers, and lists and key/value
-    lists of them. Bytes, NaN or anything else say no."""
-    return all(_plain(kv.get("value"), 0) for kv in items or ())
-
-
-def _plain(value: Any, depth: int) -> bool:
-    if type(value) is not dict or len(value) != 1 or depth > 8:
-        return False
-    ((kind, x),) = value.items()
-    if kind == "stringValue" or kind == "string_value":
-        return not (x[:1] in ("[", "{") and ("NaN" in x or "Infinity" in x))
-    if kind in _SCALARS:
-        return True
-    if kind == "doubleValue" or kind == "double_value":
-        return type(x) is not str  # "NaN", "Infinity" (or a number as text)
-    if kind == "arrayValue" or kind == "array_value":
-        return all(_plain(v, depth + 1) for v in x.get("values") or ())
-    if kind == "kvlistValue" or kind == "kvlist_value":
-        return all(_plain(kv.get("value"), depth + 1) for kv in x.get("values") or ())
-    return False
 
 
 def _list(raw: dict[str, Any], name: str) -> list[Any]:
@@ -405,13 +349,18 @@ def _event(raw: Any, where: str) -> Event:
     if not isinstance(raw, dict):
         raise FieldError(where, "expected an event object")
     try:
+        name = text(raw, "name", "name")
+        timestamp = _time(raw, "timeUnixNano", "time_unix_nano")
+        quick = quick_attributes(raw.get("attributes"))  # never raises
+        attributes, plain = (attributes_of(raw), False) if quick is None else quick
         return Event(
-            name=text(raw, "name", "name"),
-            timestamp=_time(raw, "timeUnixNano", "time_unix_nano"),
-            attributes=attributes_of(raw),
+            name=name,
+            timestamp=timestamp,
+            attributes=attributes,
             dropped_attributes_count=optional_integer(
                 raw, "droppedAttributesCount", "dropped_attributes_count", UINT32_MAX
             ),
+            plain=plain,
         )
     except FieldError as exc:
         raise _nested(where, exc) from None

@@ -21,11 +21,14 @@ from tracecli.otel.weave_keys import (
     OUTPUT_KEYS,
     SPAN_OVERRIDES,
     USAGE_FIELDS,
+    USAGE_KEYS,
     WB_KEYS,
     iso_from_ns,
-    pick,
-    usage_of,
+    picks,
+    with_total,
 )
+
+_GROUPS = (USAGE_KEYS, INPUT_KEYS, OUTPUT_KEYS, ATTRIBUTE_KEYS, WB_KEYS, SPAN_OVERRIDES)
 
 MAX_OP_NAME_LENGTH = 128
 MAX_DISPLAY_NAME_LENGTH = 1024
@@ -80,8 +83,8 @@ def op_name_of(name: str) -> str:
     return shorten_name(name, MAX_OP_NAME_LENGTH, abbrv=f":{digest}", use_delimiter_in_abbr=False)
 
 
-def _inputs(span: Span) -> dict[str, Any]:
-    inputs = pick(span.attributes, INPUT_KEYS) or {}
+def _inputs(picked: dict[str, Any]) -> dict[str, Any]:
+    inputs = picked or {}
     if len(inputs) == 1:
         nested = inputs.get("inputs") or inputs.get("input")
         if isinstance(nested, dict) and all(type(k) is str for k in nested):
@@ -89,8 +92,8 @@ def _inputs(span: Span) -> dict[str, Any]:
     return inputs
 
 
-def _output(span: Span) -> Any:
-    outputs: Any = pick(span.attributes, OUTPUT_KEYS) or {}
+def _output(picked: dict[str, Any]) -> Any:
+    outputs: Any = picked or {}
     if len(outputs) == 1:
         nested = outputs.get("outputs") or outputs.get("output")
         if nested is not None:
@@ -222,12 +225,11 @@ def _check_order(started: datetime, ended: datetime) -> None:
 
 def span_to_call(span: Span, project_id: str) -> dict[str, Any]:
     """The completed call (CompletedCallSchemaForInsert as JSON values) for one span."""
-    usage = usage_of(span.attributes) or {}
-    inputs = _inputs(span)
-    outputs = _output(span)
-    attributes = pick(span.attributes, ATTRIBUTE_KEYS) or {}
-    wandb = pick(span.attributes, WB_KEYS) or {}
-    overrides = pick(span.attributes, SPAN_OVERRIDES) or {}
+    # weave's picks, in its order (each one's list conversion shows in the next)
+    usage, inputs, outputs, attributes, wandb, overrides = picks(span.attributes, _GROUPS)
+    usage = with_total(usage)
+    inputs = _inputs(inputs)
+    outputs = _output(outputs)
     start_iso = iso_from_ns(span.start_time_unix_nano)
     end_iso = iso_from_ns(span.end_time_unix_nano)
     if overrides:

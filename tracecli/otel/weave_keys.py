@@ -167,94 +167,98 @@ USAGE_FIELDS = (
 )
 
 
-def _first(attributes: dict[str, Any], specs: list[KeySpec]) -> tuple[str, Any] | None:
-    prepared = _PREPARED.get(id(specs))
-    if prepared is None or prepared[0] is not specs:
-        prepared = _PREPARED[id(specs)] = (specs, *_prepare(specs))
-    _, heads, steps = prepared
-    # expanded attributes have no dots in their top-level keys: a key whose first part is
-    # not there is not there at all (most of weave's keys, for most spans)
-    if heads.isdisjoint(attributes):
-        return None
-    for key, parts, handler in steps:
-        if parts[0] not in attributes:
-            continue
-        if key in attributes:  # weave's get_attribute: the flat key first
-            value = attributes[key]
-        else:  # then its nested_get, on the path split once
-            value = attributes
-            for part in parts:
-                if isinstance(value, dict) and part in value:
-                    value = value[part]
-                    continue
-                if isinstance(value, list) and part.isdigit():
-                    index = int(part)
-                    value = value[index] if index < len(value) else None
-                    continue
-                value = None
-                break
-        if value:
-            return key, handler(value) if handler else value
-    return None
+Step = tuple[str, list[str], Handler | None]  # a key, its parts, its handler
+Plan = list[tuple[str | None, list[Step]]]  # (name, or None: the key's own), steps in order
 
 
-def _prepare(specs: list[KeySpec]) -> tuple[frozenset[str], list[tuple[str, list[str], Any]]]:
-    """A key list as (first parts, (key, its parts, handler) in order), made once."""
-    steps = []
-    for spec in specs:
-        key, handler = spec if isinstance(spec, tuple) else (spec, None)
-        steps.append((key, key.split("."), handler))
-    return frozenset(parts[0] for _, parts, _ in steps), steps
-
-
-def _name_index(keys: dict[str, list[KeySpec]]) -> tuple[list[str], dict[str, list[int]]]:
-    """The names of a key dict, and which of them (by position) each first part can hit."""
-    names = list(keys)
-    by_head: dict[str, list[int]] = {}
-    for n, name in enumerate(names):
-        for head in _prepare(keys[name])[0]:
-            by_head.setdefault(head, []).append(n)
-    return names, by_head
-
-
-_NAMES: dict[int, tuple[dict[str, list[KeySpec]], list[str], dict[str, list[int]]]] = {}
-
-# the module's key lists, prepared on first use (keyed by identity: they never change)
-_PREPARED: dict[int, tuple[list[KeySpec], frozenset[str], list[tuple[str, list[str], Any]]]] = {}
+def _plan(keys: list[KeySpec] | dict[str, list[KeySpec]], heads: tuple[str, ...]) -> Plan:
+    """The names of a key list or dict, each with the steps of its keys, in weave's order,
+    for attributes whose top-level keys are `heads`: expanded attributes have no dots in
+    their top-level keys, so a key whose first part is not there is not there at all
+    (most of weave's keys, for most spans); such keys and names are left out. Spans of a
+    file share a few sets of heads: made once for each."""
+    present = set(heads)
+    groups = [(None, keys)] if isinstance(keys, list) else list(keys.items())
+    plan: Plan = []
+    for name, specs in groups:
+        steps: list[Step] = []
+        for spec in specs:
+            key, handler = spec if isinstance(spec, tuple) else (spec, None)
+            parts = key.split(".")
+            if parts[0] in present:
+                steps.append((key, parts, handler))
+        if steps:
+            plan.append((name, steps))
+    return plan
 
 
 def pick(
     attributes: dict[str, Any], keys: list[KeySpec] | dict[str, list[KeySpec]]
 ) -> dict[str, Any]:
-    """Weave's `parse_weave_values`: a list keeps the attribute's own key, a dict its names."""
-    result: dict[str, Any] = {}
-    if isinstance(keys, list):
-        found = _first(attributes, keys)
-        if found is not None:
-            result[found[0]] = found[1]
-    else:
-        index = _NAMES.get(id(keys))
-        if index is None or index[0] is not keys:
-            index = _NAMES[id(keys)] = (keys, *_name_index(keys))
-        _, names, by_head = index
-        hits: set[int] = set()
-        for head in attributes:  # few: the attributes' first parts
-            found_names = by_head.get(head)
-            if found_names is not None:
-                hits.update(found_names)
-        for n in sorted(hits):  # in the key list's order, as weave writes them
-            name = names[n]
-            found = _first(attributes, keys[name])
-            if found is not None:
-                result[name] = found[1]
-    if result:
-        try_numeric_keys_to_list(result)  # weave discards the result; its mutations stay
-    return result
+    """Weave's `parse_weave_values`: a list keeps the attribute's own key, a dict its names;
+    for each, the first of its keys with a truthy value (weave's `get_attribute`: the flat
+    key, then its dotted path, digits indexing into lists on the way)."""
+    groups = _ALONE.get(id(keys))
+    if groups is None or groups[0] is not keys:
+        groups = _ALONE[id(keys)] = (keys,)  # the module's key lists: a few, kept
+    return picks(attributes, groups)[0]
+
+
+_ALONE: dict[int, KeyGroups] = {}
+
+
+KeyGroups = tuple[list[KeySpec] | dict[str, list[KeySpec]], ...]
+_GROUP_PLANS: dict[tuple[int, tuple[str, ...]], tuple[KeyGroups, list[Plan]]] = {}
+
+
+def picks(attributes: dict[str, Any], groups: KeyGroups) -> list[dict[str, Any]]:
+    """`[pick(attributes, keys) for keys in groups]`, in that order (each pick's list
+    conversion shows in the next), on plans made once per set of top-level keys."""
+    heads = tuple(attributes)
+    got = _GROUP_PLANS.get((id(groups), heads))
+    if got is None or got[0] is not groups:
+        if len(_GROUP_PLANS) > 4096:
+            _GROUP_PLANS.clear()
+        got = _GROUP_PLANS[(id(groups), heads)] = (groups, [_plan(k, heads) for k in groups])
+    out = []
+    for plan in got[1]:
+        result: dict[str, Any] = {}
+        for name, steps in plan:
+            for key, parts, handler in steps:
+                # the flat key never holds: top-level keys have no dots (and a key without
+                # dots is its own one-part path)
+                value: Any = attributes
+                for part in parts:
+                    t = type(value)
+                    if t is dict:
+                        value = value.get(part, _MISSING)
+                        if value is not _MISSING:
+                            continue
+                    elif t is list and part.isdigit():
+                        index = int(part)
+                        value = value[index] if index < len(value) else None
+                        continue
+                    value = None
+                    break
+                if value:
+                    result[key if name is None else name] = handler(value) if handler else value
+                    break
+        if result:
+            try_numeric_keys_to_list(result)  # weave discards the result; its mutations stay
+        out.append(result)
+    return out
+
+
+_MISSING = object()
 
 
 def usage_of(attributes: dict[str, Any]) -> dict[str, Any]:
     """Weave's `get_weave_usage`: the token counts, with a total added when it can add one."""
-    usage = pick(attributes, USAGE_KEYS)
+    return with_total(pick(attributes, USAGE_KEYS))
+
+
+def with_total(usage: dict[str, Any]) -> dict[str, Any]:
+    """The usage weave picked, with the total it adds when it can add one."""
     for a, b in (("prompt_tokens", "completion_tokens"), ("input_tokens", "output_tokens")):
         if (
             a in usage
