@@ -169,6 +169,7 @@ json_values = st.recursive(
 )
 
 
+@pytest.mark.slow
 @given(
     st.dictionaries(st.text(), json_values, max_size=5),
     st.dictionaries(st.sampled_from(END_FIELDS), json_values, min_size=1),

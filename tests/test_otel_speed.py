@@ -96,6 +96,7 @@ def _same(a: object, b: object) -> bool:
     return a == b
 
 
+@pytest.mark.slow
 @settings(max_examples=800)
 @given(
     st.one_of(
