@@ -128,6 +128,7 @@ def test_a_half_written_last_line_waits_for_the_next_run(tmp_path, proxied):
     assert diff_calls(calls, read_back(serve.url)) == []
 
 
+@pytest.mark.slow
 def test_an_appended_gzip_file_sends_only_the_new_records(tmp_path, proxied):
     """gzip cannot be seeked: the file is decompressed again and its stored records are
     skipped (a new gzip member appended keeps the compressed bytes seen before)."""

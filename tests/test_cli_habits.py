@@ -233,6 +233,7 @@ def id_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         handle.stop()
 
 
+@pytest.mark.slow
 def test_tail_id_takes_what_the_table_shows(id_server) -> None:
     _handle, calls, options = id_server
     base = ["tail", *options, "-p", PROJECT]

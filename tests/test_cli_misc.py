@@ -233,6 +233,7 @@ def test_pre_commit_hook_picks_trace_files(path: str, checked: bool) -> None:
     assert matched is checked
 
 
+@pytest.mark.slow
 def test_pre_commit_hook_validates_the_files_it_is_given(files: Path) -> None:
     """What pre-commit runs: the entry followed by the staged file names."""
     (hook,) = hooks()

@@ -101,6 +101,7 @@ def test_verbose_upload_with_retries_and_rejections(tmp_path, serve, work, isola
     assert scan(texts, [isolated_home, work, serve.log_path], KEY) == []
 
 
+@pytest.mark.slow
 def test_wrong_key_verbose(tmp_path, serve, work, isolated_home):
     file, _ = make_file(work, 50)
     r = run_cli(

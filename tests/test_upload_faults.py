@@ -158,6 +158,7 @@ def test_retries_that_run_out_leave_the_records_unsent_and_a_rerun_sends_them(
     assert again.exit_code == 0 and again.uploaded == 40 and again.skipped == 0
 
 
+@pytest.mark.slow
 def test_a_wrong_key_stops_at_the_first_401(serve: ServerHandle, tmp_path: Path) -> None:
     path = write(tmp_path / "t.jsonl", completes(gen_calls(2000, seed=25)))
     with pytest.raises(AuthError, match="refused the API key"):
