@@ -50,6 +50,7 @@ def ids(calls: list[Call], kind: str = "complete") -> set[tuple[str, str]]:
     return {(kind, s["id"]) for s, _ in calls}
 
 
+@pytest.mark.slow
 def test_appended_twice_each_run_sends_exactly_the_new_records(tmp_path, proxied):
     serve, proxy = proxied
     calls = gen_calls(320, seed=31)
@@ -77,6 +78,7 @@ def test_appended_twice_each_run_sends_exactly_the_new_records(tmp_path, proxied
     assert (again["uploaded"], again["requests"]) == (0, 0)
 
 
+@pytest.mark.slow
 def test_a_grown_file_is_read_from_where_the_stored_part_ends(tmp_path, proxied):
     """The stored part is not read again: a byte changed in its middle (not in the head or
     tail an append is recognised by) goes unnoticed, which only a seek explains."""
@@ -98,6 +100,7 @@ def test_a_grown_file_is_read_from_where_the_stored_part_ends(tmp_path, proxied)
     assert upload(app, proxy.url, "--restart", "--dry-run")["rejected"] == 1  # it would be
 
 
+@pytest.mark.slow
 def test_a_half_written_last_line_waits_for_the_next_run(tmp_path, proxied):
     serve, proxy = proxied
     calls = gen_calls(12, seed=33)
@@ -125,6 +128,7 @@ def test_a_half_written_last_line_waits_for_the_next_run(tmp_path, proxied):
     assert diff_calls(calls, read_back(serve.url)) == []
 
 
+@pytest.mark.slow
 def test_an_appended_gzip_file_sends_only_the_new_records(tmp_path, proxied):
     """gzip cannot be seeked: the file is decompressed again and its stored records are
     skipped (a new gzip member appended keeps the compressed bytes seen before)."""
@@ -142,6 +146,7 @@ def test_an_appended_gzip_file_sends_only_the_new_records(tmp_path, proxied):
     assert diff_calls(calls, read_back(serve.url)) == []
 
 
+@pytest.mark.slow
 def test_rotation_by_rename_sends_every_call_once(tmp_path, proxied):
     serve, proxy = proxied
     calls = gen_calls(300, seed=34)
@@ -161,6 +166,7 @@ def test_rotation_by_rename_sends_every_call_once(tmp_path, proxied):
     assert diff_calls(calls, read_back(serve.url)) == []
 
 
+@pytest.mark.slow
 def test_copytruncate_sends_every_call_once(tmp_path, proxied):
     serve, proxy = proxied
     calls = gen_calls(300, seed=35)
@@ -182,6 +188,7 @@ def test_copytruncate_sends_every_call_once(tmp_path, proxied):
     assert diff_calls(calls, read_back(serve.url)) == []
 
 
+@pytest.mark.slow
 @pytest.mark.weave_ref
 def test_a_call_started_in_one_run_and_ended_in_the_next_is_whole_at_weave_ref(tmp_path):
     calls = gen_calls(40, seed=36)
@@ -218,6 +225,7 @@ def test_a_source_resumed_at_an_offset_reads_only_the_rest(tmp_path):
     assert not Source.open(str(gz)).resume_at(len(head), 3)  # gzip: read whole, skipped
 
 
+@pytest.mark.slow
 def test_cron_runs_after_a_bad_line_send_only_what_is_new_and_name_it_once_a_run(tmp_path, proxied):
     """A line that is not JSON in the middle of a file that grows (cron, no --follow): every
     run sends only the new records (the bad line holds the resume point, so a run reads the

@@ -43,6 +43,7 @@ def error_lines(stderr: str) -> list[str]:
     return [x for x in stderr.splitlines() if x.startswith("tracecli: error")]
 
 
+@pytest.mark.slow
 def test_wrong_key_stops_at_the_first_401(tmp_path, keyed_serve):
     file, proj = calls_file(tmp_path)
     with FaultProxy(keyed_serve.url, Faults()) as proxy:
@@ -62,6 +63,7 @@ def test_wrong_key_stops_at_the_first_401(tmp_path, keyed_serve):
     assert not (tmp_path / "tracecli-rejected.jsonl").exists()  # not rejected: not sent
 
 
+@pytest.mark.slow
 def test_no_key_for_a_server_that_wants_one(tmp_path, keyed_serve):
     file, _ = calls_file(tmp_path, 50)
     r = run_cli("upload", str(file), "--server", keyed_serve.url, cwd=tmp_path)
@@ -70,6 +72,7 @@ def test_no_key_for_a_server_that_wants_one(tmp_path, keyed_serve):
     assert "requires an API key" in line and "--api-key" in line
 
 
+@pytest.mark.slow
 def test_tail_without_a_key_says_the_server_requires_one(tmp_path, keyed_serve):
     """No key sent: the server requires one; it did not refuse one (there was none)."""
     r = run_cli("tail", "--server", keyed_serve.url, "-p", "acme/none", cwd=tmp_path)
@@ -78,6 +81,7 @@ def test_tail_without_a_key_says_the_server_requires_one(tmp_path, keyed_serve):
     assert "requires an API key" in line and "refused" not in line, line
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["flag", "env", "netrc"])
 def test_the_right_key_from_each_place(tmp_path, keyed_serve, where, isolated_home):
     file, proj = calls_file(tmp_path, 100)
@@ -97,6 +101,7 @@ def test_the_right_key_from_each_place(tmp_path, keyed_serve, where, isolated_ho
     assert len(read_back(keyed_serve.url, proj, api_key=KEY)) == 100
 
 
+@pytest.mark.slow
 @pytest.mark.weave_ref
 def test_wrong_key_weave_reference_server(tmp_path):
     file, _ = calls_file(tmp_path, 200)
@@ -123,6 +128,7 @@ def test_no_key_over_plain_http_to_a_remote_host(tmp_path):
 # -- TLS -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_https_with_a_private_ca(tmp_path, keyed_serve, certs):
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(certs / "srv.pem", certs / "srv.key")
@@ -163,6 +169,7 @@ def tls_serve(tmp_path, keyed_serve, certs):
         yield tls, proj
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["tail", "export"])
 def test_tail_and_export_honour_the_ca_bundle(tmp_path, tls_serve, certs, command):
     tls, proj = tls_serve
@@ -179,6 +186,7 @@ def test_tail_and_export_honour_the_ca_bundle(tmp_path, tls_serve, certs, comman
     assert len(r.stdout.splitlines()) == 20  # every call (tail: its default --limit 20)
 
 
+@pytest.mark.slow
 def test_login_honours_the_ca_bundle(tmp_path, tls_serve, certs):
     tls, _ = tls_serve
     args = ["login", "--server", tls.url, "--relogin"]

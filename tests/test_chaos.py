@@ -27,6 +27,8 @@ from tests.uploadkit import (
     write_flat,
 )
 
+pytestmark = pytest.mark.slow  # fault-proxy uploads: out of the fast loop
+
 FAST = {"TRACECLI_RETRY_BASE_DELAY": "0.02", "TRACECLI_RETRY_MAX_DELAY": "0.25"}
 CHAOS = {"p_5xx": 0.20, "p_429": 0.05, "retry_after": "0", "p_drop": 0.05}
 LIMIT = 256 * 1024

@@ -169,6 +169,7 @@ json_values = st.recursive(
 )
 
 
+@pytest.mark.slow
 @given(
     st.dictionaries(st.text(), json_values, max_size=5),
     st.dictionaries(st.sampled_from(END_FIELDS), json_values, min_size=1),
@@ -178,6 +179,7 @@ def test_join_objects_is_dict_union(a: dict, b: dict) -> None:
     assert orjson.loads(join_objects(orjson.dumps(a), orjson.dumps(b))) == {**a, **b}
 
 
+@pytest.mark.slow
 @given(
     st.text(max_size=8),
     st.text(max_size=8),

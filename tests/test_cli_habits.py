@@ -216,7 +216,7 @@ def test_unknown_project_lists_ten_and_says_how_many_more(tmp_path: Path) -> Non
     assert re.search(r"\(projects there: (team/p\d\d, ){9}team/p\d\d and 3 more\)", r.stderr)
 
 
-@pytest.fixture(scope="module", params=["serve", "weave-ref"])
+@pytest.fixture(scope="module", params=["serve", pytest.param("weave-ref", marks=pytest.mark.slow)])
 def id_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """`tracecli serve`, and weave's own server (the judge), holding calls whose ids share
     a start (as time-ordered ids do); yields (server, the calls, tail's server options)."""
@@ -244,6 +244,7 @@ def id_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         handle.stop()
 
 
+@pytest.mark.slow
 def test_tail_id_takes_what_the_table_shows(id_server) -> None:
     _handle, calls, options = id_server
     base = ["tail", *options, "-p", PROJECT]
@@ -328,6 +329,7 @@ def _no_raw_controls(text: str) -> None:
     assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202e]", text), repr(text)
 
 
+@pytest.mark.slow
 def test_validate_and_upload_diagnostics_show_file_names_and_text_literally(
     tmp_path: Path,
 ) -> None:
@@ -353,6 +355,7 @@ def test_config_show_prints_settings_literally(tmp_path: Path) -> None:
     assert "acme/p\\x1b]52;c;aGk=\\x07\\x1b[31m[/div][error]\\u202e" in r.stdout + r.stderr
 
 
+@pytest.mark.slow
 def test_a_servers_error_message_is_shown_literally(tmp_path: Path) -> None:
     """A server refuses a request with a reason full of escapes: the upload's error lines
     and the rejected-records note show it escaped, never acted on."""

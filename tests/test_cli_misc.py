@@ -97,6 +97,7 @@ def complete(words: str, cwd: Path | None = None) -> list[str]:
     return proc.stdout.decode().split()
 
 
+@pytest.mark.slow
 def test_bash_completion_of_commands_options_and_values(tmp_path: Path) -> None:
     assert complete("tracecli up") == ["upload"]
     assert set(complete("tracecli ")) >= {"validate", "upload", "config", "login", "schema"}
@@ -128,6 +129,7 @@ def files(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow
 def test_no_escape_codes_or_progress_when_not_a_terminal(files: Path) -> None:
     db = str(files / "t.db")
     runs = [
@@ -174,6 +176,7 @@ def on_a_terminal(args: list[str], cwd: Path, **extra: str) -> tuple[int, bytes]
     return os.waitstatus_to_exitcode(status), out
 
 
+@pytest.mark.slow
 def test_colour_on_a_terminal_unless_no_color(files: Path) -> None:
     args = ["upload", "mixed.jsonl", "--db", str(files / "t.db"), "--restart"]
     code, drawn = on_a_terminal(args, files)
@@ -230,6 +233,7 @@ def test_pre_commit_hook_picks_trace_files(path: str, checked: bool) -> None:
     assert matched is checked
 
 
+@pytest.mark.slow
 def test_pre_commit_hook_validates_the_files_it_is_given(files: Path) -> None:
     """What pre-commit runs: the entry followed by the staged file names."""
     (hook,) = hooks()

@@ -27,6 +27,8 @@ from tests.uploadkit import (
     write_flat,
 )
 
+pytestmark = pytest.mark.slow  # kills and resumes: out of the fast loop
+
 CHUNK = 200
 CONCURRENCY = 4
 

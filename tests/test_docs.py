@@ -202,6 +202,7 @@ def _all_commands() -> list[Command]:
     return [c for path in ALL_DOCS if path.is_file() for c in commands(path)]
 
 
+@pytest.mark.slow
 def test_every_command_shown_exists_with_its_options() -> None:
     cmds = _all_commands()
     assert len(cmds) > 10, "the docs show almost no tracecli commands: is the extractor broken?"
@@ -209,6 +210,7 @@ def test_every_command_shown_exists_with_its_options() -> None:
         check_options(cmd)
 
 
+@pytest.mark.slow
 def test_every_concrete_command_parses() -> None:
     for cmd in _all_commands():
         if cmd.concrete:

@@ -114,6 +114,7 @@ def test_an_exported_project_uploads_back_identical(tmp_path: Path) -> None:
         _upload_and_compare(export, original, target)
 
 
+@pytest.mark.slow
 def test_an_exported_project_with_every_edge_uploads_back_identical(tmp_path: Path) -> None:
     calls, running = dataset()
     with tracecli_serve(tmp_path / "source") as source:
@@ -126,6 +127,7 @@ def test_an_exported_project_with_every_edge_uploads_back_identical(tmp_path: Pa
         _upload_and_compare(export, original, target)
 
 
+@pytest.mark.slow
 def test_export_names_what_is_wrong_in_one_line(tmp_path: Path) -> None:
     with tracecli_serve(tmp_path / "s") as source:
         r = run_cli("export", "--server", source.url, "--project", "no/such")

@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -127,6 +128,7 @@ def _canonical(d: datetime.datetime, digits: int, zone: str, sep: str) -> str:
     return text + zone
 
 
+@pytest.mark.slow
 @settings(max_examples=500, deadline=None)
 @given(a=stamps, b=stamps)
 def test_same_layout_strings_order_as_their_instants(a: str, b: str) -> None:

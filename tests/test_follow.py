@@ -101,6 +101,7 @@ def test_follow_ships_appends_and_rotations_then_stops_on_sigterm(tmp_path):
     assert status[-1]["calls_shipped"] == 150
 
 
+@pytest.mark.slow
 def test_a_start_waits_for_its_end_then_goes_running_after_pair_wait(tmp_path):
     calls = gen_calls(2, seed=52)
     app = tmp_path / "app.jsonl"
@@ -124,6 +125,7 @@ def test_a_start_waits_for_its_end_then_goes_running_after_pair_wait(tmp_path):
         assert diff_calls(calls, read_back(serve.url)) == []
 
 
+@pytest.mark.slow
 def test_ctrl_c_exits_130_and_a_bad_server_exits_2(tmp_path):
     app = tmp_path / "app.jsonl"
     app.write_bytes(b"")
@@ -141,6 +143,7 @@ def test_ctrl_c_exits_130_and_a_bad_server_exits_2(tmp_path):
     assert r.returncode == 2 and "--dry-run" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("watch", [(), ("--poll",)], ids=["events", "polling"])
 def test_a_half_written_line_waits_and_a_bad_line_is_said_once(tmp_path, watch):
     calls = gen_calls(3, seed=53)
@@ -169,6 +172,7 @@ def test_a_half_written_line_waits_and_a_bad_line_is_said_once(tmp_path, watch):
     assert ":3: error:" not in err  # the half-written line was never read half
 
 
+@pytest.mark.slow
 def test_a_record_the_server_refuses_is_not_sent_again_by_every_pass(tmp_path):
     calls = gen_calls(4, seed=54)
     app = tmp_path / "app.jsonl"
@@ -190,6 +194,7 @@ def test_a_record_the_server_refuses_is_not_sent_again_by_every_pass(tmp_path):
         assert diff_calls(calls[1:], read_back(serve.url)) == []
 
 
+@pytest.mark.slow
 def test_an_outage_is_ridden_out_and_max_outage_gives_up(tmp_path):
     calls = gen_calls(20, seed=55)
     app = tmp_path / "app.jsonl"
@@ -393,6 +398,7 @@ def test_follow_needs_files_not_stdin(tmp_path):
     assert r.returncode == 2 and "stdin" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_complete_mode_waits_for_an_end_appended_later(tmp_path):
     """--mode complete sends completed calls only: a start waits (--pair-wait) for its end
     rather than being rejected at once, and the two go as one completed call."""

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tests import freeplay_fixtures
 from tests.freeplay_fixtures import API_KEY, PROJECT, RefServer
@@ -17,6 +18,8 @@ from tests.test_convert import GOLDEN
 from tests.test_follow import stop, wait_for
 from tests.test_freeplay_upload import completions_file, fp_upload
 from tests.uploadkit import cli_env, tracecli
+
+pytestmark = pytest.mark.slow  # each waits out passes of the follower: out of the fast loop
 
 refserver_module = freeplay_fixtures.refserver_module
 refserver = freeplay_fixtures.refserver

@@ -90,6 +90,7 @@ def test_a_bad_value_names_its_line(project: Path, text: str, message: str) -> N
     assert message in str(e.value)
 
 
+@pytest.mark.slow
 def test_a_follow_uses_the_config_file(tmp_path: Path) -> None:
     """`poll: true` in the project's file: the follow polls (its status says so) and ships."""
     (tmp_path / "tracecli.yaml").write_text("poll: true\nflush_interval: 0.3\n")
@@ -116,6 +117,7 @@ def test_a_follow_uses_the_config_file(tmp_path: Path) -> None:
     assert {x["watching"] for x in status} == {"polling"}
 
 
+@pytest.mark.slow
 def test_pair_wait_with_a_mode_that_sends_starts_at_once_is_ignored_with_a_note(
     tmp_path: Path,
 ) -> None:

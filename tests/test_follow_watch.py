@@ -104,6 +104,7 @@ def test_a_watcher_that_fails_leaves_the_loop_polling_and_says_why(
 # -- end to end: both paths ship the same ------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("watching", ["events", "polling"])
 def test_both_paths_ship_appends_new_files_rotations_and_deletions_once(
     tmp_path: Path, watching: str
@@ -169,6 +170,7 @@ def test_both_paths_ship_appends_new_files_rotations_and_deletions_once(
     assert sorted(took[1:])[len(took[1:]) // 2] < 5.0, took
 
 
+@pytest.mark.slow
 def test_without_watchfiles_it_polls_and_says_so_once(tmp_path: Path) -> None:
     """A Python where watchfiles cannot be imported (a module of that name that fails)."""
     broken = tmp_path / "broken" / "watchfiles"

@@ -34,6 +34,8 @@ from tracecli.upload import validate_blocks as blocks
 from tracecli.upload.lines import plain_refs
 from tracecli.upload.validate import validate_paths
 
+pytestmark = pytest.mark.slow  # hypothesis runs of the CLI and the parsers: out of the fast loop
+
 LOC = Location("f.jsonl", 1)
 EXAMPLES = int(os.environ.get("TRACECLI_FUZZ_EXAMPLES", "400"))  # more for a deeper run
 SETTINGS = settings(

@@ -116,6 +116,7 @@ def test_an_unreadable_directory_is_not_reported_as_empty(
 # -- the rejected-records file -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_read_only_working_directory_is_fine_when_nothing_is_rejected(
     tmp_path: Path, modes_apply: Callable[[Path], None]
 ) -> None:
@@ -141,6 +142,7 @@ def test_a_read_only_working_directory_is_fine_when_nothing_is_rejected(
     assert "Permission denied" in line and "--rejected" in line
 
 
+@pytest.mark.slow
 def test_the_note_about_an_earlier_rejected_file_is_said_once(tmp_path: Path) -> None:
     old = tmp_path / "tracecli-rejected.jsonl"
     old.write_text('{"id": "a"}\n{"id": "b"}\n')
@@ -174,6 +176,7 @@ LANGSMITH = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "content", "said"),
     [
@@ -220,6 +223,7 @@ def test_another_tools_format_is_named_once_per_file_with_a_hint(
     assert not (tmp_path / "tracecli-rejected.jsonl").exists()  # no record of ours to reject
 
 
+@pytest.mark.slow
 def test_a_pretty_printed_json_array_is_read_as_records_with_their_lines(tmp_path: Path) -> None:
     cid, tid = new_id(), new_id()
     good = [complete(new_id(), new_id()) for _ in range(3)]
@@ -320,6 +324,7 @@ def test_source_reads_a_gzipped_array(tmp_path: Path) -> None:
 # -- SIGTERM ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sigterm_stops_validate_like_ctrl_c_with_exit_143(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         tracecli("validate", "-"),

@@ -227,6 +227,7 @@ def test_no_secret_is_stored(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_millions_of_lines_stay_compact(tmp_path):
     f = make(tmp_path)
     with Journal.open(server=SERVER, project=None) as j:
@@ -312,6 +313,7 @@ def test_concurrent_acks_from_threads(tmp_path):
         assert len(j.acked(f)) == 800
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.lists(st.integers(0, 300_000), max_size=50), max_size=10))
 def test_ackset_matches_a_set(batches):

@@ -29,6 +29,7 @@ def _ruff() -> str:
     return ruff
 
 
+@pytest.mark.slow
 def test_mypy_strict_finds_nothing(tmp_path: Path) -> None:
     """`python3 -m mypy tracecli` (the settings are pyproject's [tool.mypy]: strict, and
     an unused `type: ignore` is an error too); its cache goes to a temporary folder."""

@@ -119,6 +119,7 @@ def test_weave_login_checks_and_stores_the_key_in_netrc(weave_server: str) -> No
     assert str(s.origin("api_key")) == "~/.netrc (machine 127.0.0.1)"
 
 
+@pytest.mark.slow
 def test_weave_reference_server_accepts_the_right_key_only(weave_ref_url: str) -> None:
     code, _, err = run(["login", "--server", weave_ref_url], "wrong" + KEY)
     assert code == 2, err

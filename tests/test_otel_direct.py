@@ -98,6 +98,7 @@ def test_validate_duplicate_span_across_files(tmp_path: Path) -> None:
 
 
 # -- upload to tracecli serve ---------------------------------------------------------------
+@pytest.mark.slow
 def test_upload_rejected_file_holds_the_span_and_resume_skips(tmp_path: Path) -> None:
     src = tmp_path / "spans.jsonl"
     shutil.copy(CONVENTIONS, src)
@@ -145,6 +146,7 @@ def test_upload_mixed_directory(tmp_path: Path) -> None:
 
 
 # -- upload to weave's own server: the same calls as its OTel route --------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "src",
     [FIXTURES / "agent-seed3.jsonl.gz", FIXTURES / "agent-seed4-no-content.jsonl.gz", CONVENTIONS],
@@ -183,6 +185,7 @@ def fresh_ids(src: Path, tmp_path: Path) -> Path:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "src", [FIXTURES / "agent-seed1.jsonl.gz", CONVENTIONS], ids=lambda p: p.name
 )
@@ -221,6 +224,7 @@ def test_mode_otel_stores_what_posting_the_lines_stores(
         assert all(len(r["resourceSpans"][0]["scopeSpans"][0]["spans"]) == 1 for r in kept)
 
 
+@pytest.mark.slow
 def test_mode_otel_needs_a_server_and_otlp_files(tmp_path: Path) -> None:
     r = run_cli("upload", str(CONVENTIONS), "--mode", "otel", "--db", str(tmp_path / "db"),
                 cwd=tmp_path)  # fmt: skip
@@ -233,6 +237,7 @@ def test_mode_otel_needs_a_server_and_otlp_files(tmp_path: Path) -> None:
     assert r.returncode == 2 and "not an OpenTelemetry traces file" in r.stderr, r.stderr
 
 
+@pytest.mark.slow
 def test_otlp_from_stdin(tmp_path: Path) -> None:
     data = gzip.decompress((FIXTURES / "agent-seed1.jsonl.gz").read_bytes())
     with tracecli_serve(tmp_path / "store") as server:
@@ -247,6 +252,7 @@ def test_otlp_from_stdin(tmp_path: Path) -> None:
     assert v.returncode == 0 and b"19 records, 19 calls" in v.stdout + v.stderr
 
 
+@pytest.mark.slow
 def test_mode_otel_resumes(refs: Any, tmp_path: Path) -> None:  # noqa: F811
     _, b = refs
     src = fresh_ids(FIXTURES / "agent-seed2.jsonl.gz", tmp_path)

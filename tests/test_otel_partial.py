@@ -20,6 +20,8 @@ import pytest
 
 from tests.uploadkit import run_cli
 
+pytestmark = pytest.mark.slow  # an upload through a refusing server: out of the fast loop
+
 T0 = 1_772_445_245_000_000_000
 
 

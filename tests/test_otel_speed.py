@@ -34,6 +34,7 @@ def _slow_iso(ns: int) -> str:
     return utc_from_seconds(ns / 1_000_000_000).isoformat()
 
 
+@pytest.mark.slow
 @settings(max_examples=1000)
 @given(
     st.one_of(
@@ -96,6 +97,7 @@ def _same(a: object, b: object) -> bool:
     return a == b
 
 
+@pytest.mark.slow
 @settings(max_examples=800)
 @given(
     st.one_of(

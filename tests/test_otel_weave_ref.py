@@ -28,6 +28,8 @@ from tests.servers import SHARED, ServerHandle, start_weave_ref
 from tests.uploadkit import read_back, run_cli
 from tracecli.otel.convert import convert_otlp
 
+pytestmark = pytest.mark.slow  # two weave-ref servers: out of the fast loop
+
 FIXTURES = Path(__file__).parent / "otel_fixtures"
 AGENT_FILES = sorted(FIXTURES.glob("agent-*.jsonl.gz"))
 MAKE_OTLP = SHARED / "tools" / "otel"

@@ -38,6 +38,8 @@ from tests.uploadkit import (
 )
 from tracecli.upload.api import Progress, UploadOptions, upload
 
+pytestmark = pytest.mark.slow  # servers stopped and started mid-upload: out of the fast loop
+
 refserver_module = freeplay_fixtures.refserver_module
 refserver = freeplay_fixtures.refserver
 

@@ -28,6 +28,8 @@ from tracecli.diagnostics import Severity
 from tracecli.upload.api import UploadOptions, upload
 from tracecli.upload.validate import validate_paths
 
+pytestmark = pytest.mark.slow  # weave-ref and large inputs: out of the fast loop
+
 WARN = Severity.WARNING
 GOOD = "acme/good"
 DEEP = "acme/deep"

@@ -184,6 +184,7 @@ def test_yaml_aliases_are_followed_within_a_budget(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_yaml_is_read_as_it_is_parsed(tmp_path: Path) -> None:
     """A top-level list is built one item at a time, and the file read as they are: its
     whole node tree would cost ~50x the file in memory."""

@@ -271,6 +271,7 @@ def stored_ids(url, proj) -> list[str]:
     return [c["id"] for c in read_back(url, proj)]
 
 
+@pytest.mark.slow
 def test_three_bad_records_among_a_thousand(tmp_path, serve):
     """Refused by validation: 997 stored, 3 in the rejected file with reasons, exit 1;
     the fixed rejected file then uploads cleanly."""
@@ -312,6 +313,7 @@ def test_three_bad_records_among_a_thousand(tmp_path, serve):
     assert len(ids) == len(set(ids)) == 1000
 
 
+@pytest.mark.slow
 def test_server_side_rejections_are_found_by_splitting(tmp_path, serve):
     """Records validation lets through but the server refuses (400, 422 naming the item,
     413): found by splitting the chunk, rejected with the server's status and message;
@@ -353,6 +355,7 @@ def test_server_side_rejections_are_found_by_splitting(tmp_path, serve):
     assert len(ids) == len(set(ids)) == 1000
 
 
+@pytest.mark.slow
 @pytest.mark.weave_ref
 def test_an_op_ref_weave_refuses_is_rejected_before_sending(tmp_path):
     """An op ref weave's own server code cannot parse (it answers 400 Invalid URI) is caught
@@ -394,6 +397,7 @@ def test_a_directory_does_not_bring_in_the_rejected_file(tmp_path, monkeypatch):
     assert skip_rejected_file(["-"], ["-"], None) == ["-"]
 
 
+@pytest.mark.slow
 def test_uploading_the_working_directory_twice(tmp_path, serve):
     """`tracecli upload .` must not read back its own rejected file (it would grow each run)."""
     proj = f"rej/dir-{random.randrange(1 << 30):x}"

@@ -209,6 +209,7 @@ def test_generated_file_roundtrip(kind: str, mode: str, gen_file: Path, tmp_path
     assert endpoint in report.by_endpoint
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("kind", ["serve", "weave_ref"])
 def test_samples_roundtrip(kind: str, mode: str, tmp_path: Path) -> None:
@@ -229,6 +230,7 @@ def test_samples_roundtrip(kind: str, mode: str, tmp_path: Path) -> None:
         assert compare(expected, stored) == []
 
 
+@pytest.mark.slow
 def test_project_flag_rewrites_every_record(tmp_path: Path, gen_file: Path) -> None:
     path = head_calls(gen_file, 300, tmp_path / "small.jsonl")
     with server("serve", tmp_path) as url:
@@ -316,6 +318,7 @@ def lagged_split_inputs(tmp: Path) -> tuple[list[str], dict[str, Any], dict[str,
     return paths, bad, bad_end
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["auto", "batch"])
 @pytest.mark.parametrize("kind", ["serve", "weave_ref"])
 def test_lagged_running_split_and_compressed_inputs_roundtrip(

@@ -24,6 +24,8 @@ from tests.servers import make_call, start_serve
 from tests.uploadkit import gen_calls, run_cli, write_flat
 from tracecli.store.db import Store
 
+pytestmark = pytest.mark.slow  # terminal sessions against a server: out of the fast loop
+
 PROJECT = "acme/screens"
 
 # What an LLM (or whoever feeds it) can put in a trace: Rich markup, an OSC 52 clipboard

@@ -66,6 +66,7 @@ def make_file(work: Path, n: int = 600) -> tuple[Path, list]:
     return write_flat(work / "calls.jsonl", calls), calls
 
 
+@pytest.mark.slow
 def test_verbose_upload_with_retries_and_rejections(tmp_path, serve, work, isolated_home):
     """Retries, a server that echoes the Authorization header and the key in its refusal,
     validation rejects, --verbose: the key is nowhere."""
@@ -100,6 +101,7 @@ def test_verbose_upload_with_retries_and_rejections(tmp_path, serve, work, isola
     assert scan(texts, [isolated_home, work, serve.log_path], KEY) == []
 
 
+@pytest.mark.slow
 def test_wrong_key_verbose(tmp_path, serve, work, isolated_home):
     file, _ = make_file(work, 50)
     r = run_cli(
@@ -111,6 +113,7 @@ def test_wrong_key_verbose(tmp_path, serve, work, isolated_home):
     assert scan(texts, [isolated_home, work], KEY) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["url", "env", "netrc"])
 def test_key_from_url_env_or_netrc(tmp_path, serve, work, isolated_home, where):
     file, _ = make_file(work, 50)
@@ -149,6 +152,7 @@ def test_unreachable_server_with_the_key_in_its_url(tmp_path, work, isolated_hom
     assert scan(texts, [isolated_home, work], KEY) == []
 
 
+@pytest.mark.slow
 def test_debug_logging_of_a_library_caller(tmp_path, serve, work, caplog, monkeypatch):
     """With every logger at DEBUG (httpx and httpcore included) the key stays out of logs."""
     import logging

@@ -24,7 +24,8 @@ import pytest
 from tests.servers import ServerHandle, start_serve, start_weave_ref
 
 pytest_plugins = ["tests.servers"]
-pytestmark = pytest.mark.weave_ref
+# weave-ref beside serve, 160 comparisons: out of the fast loop
+pytestmark = [pytest.mark.weave_ref, pytest.mark.slow]
 
 P = "conf/queries"
 T0 = datetime.datetime(2024, 5, 1, 12, 0, 0, tzinfo=datetime.UTC)

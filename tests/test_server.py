@@ -68,6 +68,7 @@ def test_routes_round_trip(serve_server: ServerHandle) -> None:
         assert read["call"] == got[1]
 
 
+@pytest.mark.slow
 def test_same_batch_twice_and_ends_before_starts(serve_server: ServerHandle) -> None:
     calls = [make_call(P, at=i, tokens=(i, 2)) for i in range(40)]
     starts, ends = batch_items(calls)
@@ -94,6 +95,7 @@ def test_same_batch_twice_and_ends_before_starts(serve_server: ServerHandle) -> 
         assert raw.execute("SELECT COUNT(*) FROM pending_ends").fetchone() == (0,)
 
 
+@pytest.mark.slow
 def test_stream_query_filter_sort_limit_offset(serve_server: ServerHandle) -> None:
     root = make_call(P, at=0, op="agent.run")
     kids = [
@@ -119,6 +121,7 @@ def test_stream_query_filter_sort_limit_offset(serve_server: ServerHandle) -> No
         assert r.status_code == 400 and "entity/project" in r.json()["reason"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("serve_server", [{"api_key": "s3cret-key"}], indirect=True)
 def test_api_key_required(serve_server: ServerHandle) -> None:
     url = serve_server.url + "/v2/team/proj/calls/complete"
@@ -143,6 +146,7 @@ def test_api_key_required(serve_server: ServerHandle) -> None:
     assert log.count('"POST /v2/team/proj/calls/complete" 401') == 4
 
 
+@pytest.mark.slow
 def test_body_over_32_mib_is_413(serve_server: ServerHandle) -> None:
     host, port = "127.0.0.1", serve_server.port
     with socket.create_connection((host, port), timeout=10) as s:
@@ -201,6 +205,7 @@ def _detail(r: httpx.Response) -> list[dict[str, Any]]:
     return detail
 
 
+@pytest.mark.slow
 def test_bad_bodies_are_422_bad_fields_400(serve_server: ServerHandle) -> None:
     call = make_call(P)
     with serve_server.client() as client:
@@ -223,6 +228,7 @@ def test_bad_bodies_are_422_bad_fields_400(serve_server: ServerHandle) -> None:
         assert stream(client) == []  # nothing of a refused request was stored
 
 
+@pytest.mark.slow
 def test_project_mismatch_is_400(serve_server: ServerHandle) -> None:
     with serve_server.client() as client:
         r = client.post("/v2/team/other/calls/complete", json={"batch": [make_call(P)]})
@@ -238,6 +244,7 @@ def test_project_mismatch_is_400(serve_server: ServerHandle) -> None:
         assert stream(client) == []
 
 
+@pytest.mark.slow
 def test_concurrent_writers(serve_server: ServerHandle) -> None:
     calls = [make_call(P, at=i) for i in range(600)]
     parts = [calls[i : i + 25] for i in range(0, len(calls), 25)]
@@ -261,6 +268,7 @@ def test_concurrent_writers(serve_server: ServerHandle) -> None:
     assert all(x["ended_at"] for x in got)
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_logs_each_request(serve_server: ServerHandle) -> None:
     with serve_server.client() as client:
         for _ in range(3):
@@ -274,6 +282,7 @@ def test_ctrl_c_stops_cleanly_and_logs_each_request(serve_server: ServerHandle) 
     assert "Traceback" not in log
 
 
+@pytest.mark.slow
 def test_port_in_use_is_one_line_exit_2(serve_server: ServerHandle, tmp_path: Path) -> None:
     db, port = str(tmp_path / "x.db"), str(serve_server.port)
     r = subprocess.run(
@@ -331,6 +340,7 @@ def _refs(schema: Any) -> Iterator[str]:
             yield from _refs(value)
 
 
+@pytest.mark.slow
 def test_openapi_request_schemas_agree_with_spec(serve_server: ServerHandle) -> None:
     docs = _spec_documents()
     ours = httpx.get(serve_server.url + "/openapi.json").json()
@@ -369,6 +379,7 @@ def test_openapi_request_schemas_agree_with_spec(serve_server: ServerHandle) -> 
     assert "CompletedCallSchemaForInsert" in checked and "LLMUsageSchema" in checked
 
 
+@pytest.mark.slow
 def test_weave_sdk_object_routes(serve_server: ServerHandle) -> None:
     """`weave.op` publishes its op (a file and an object) before sending the op's calls, and
     drops the calls when that fails: these routes store them as weave's server does."""
@@ -444,6 +455,7 @@ def test_stop_with_a_request_half_sent_is_quiet(serve_server_factory: Any, sig: 
     assert log.rstrip().endswith("tracecli serve: stopped")
 
 
+@pytest.mark.slow
 def test_graphql_answers_what_weave_init_asks(serve_server: ServerHandle) -> None:
     """WANDB_BASE_URL pointed at serve: weave.init() learns a user and its project exists."""
     with serve_server.client() as client:
@@ -476,6 +488,7 @@ def _wait_up(listening_line: str) -> None:
     raise AssertionError(f"no answer after {listening_line!r}")
 
 
+@pytest.mark.slow
 def test_all_interfaces_without_a_key_is_warned(tmp_path: Path) -> None:
     import signal
 
@@ -494,6 +507,7 @@ def test_all_interfaces_without_a_key_is_warned(tmp_path: Path) -> None:
     assert proc.returncode == 0 and "Traceback" not in rest
 
 
+@pytest.mark.slow
 def test_the_store_is_the_one_the_settings_name(tmp_path: Path) -> None:
     """serve, upload and tail agree on the store: `db` in tracecli.yaml (relative to it)."""
     import signal
@@ -510,6 +524,7 @@ def test_the_store_is_the_one_the_settings_name(tmp_path: Path) -> None:
     assert proc.returncode == 0
 
 
+@pytest.mark.slow
 def test_the_links_weave_prints_say_how_to_see_the_calls(serve_server: ServerHandle) -> None:
     with serve_server.client() as client:
         r = client.get("/me/demo/r/call/01a236fa-2a3c-7660-8c62-55b2279ddfa5")

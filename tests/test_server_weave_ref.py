@@ -14,7 +14,8 @@ from tests.servers import ServerHandle, end_half, make_call, start_half
 
 pytest_plugins = ["tests.servers"]
 
-pytestmark = pytest.mark.weave_ref
+# weave-ref beside serve: out of the fast loop
+pytestmark = [pytest.mark.weave_ref, pytest.mark.slow]
 P = "team/conformance"
 
 

@@ -79,7 +79,10 @@ class Source:
             assert r.status_code == 200, r.text
 
 
-@pytest.fixture(scope="module", params=["store", "serve", "weave-ref"])
+@pytest.fixture(
+    scope="module",
+    params=["store", "serve", pytest.param("weave-ref", marks=pytest.mark.slow)],
+)
 def source(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Source]:
@@ -202,6 +205,7 @@ def test_wrong_key_is_one_line_exit_2(source: Source) -> None:
     assert r.exit_code == 0, r.output
 
 
+@pytest.mark.slow
 def test_follow_prints_each_start_and_end_once_until_ctrl_c(source: Source) -> None:
     p = source.project()
     first = make_call(p, at=0)

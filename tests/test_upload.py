@@ -430,6 +430,7 @@ def cli(*args: str, cwd: Path, stdin: bytes | None = None) -> subprocess.Complet
     )
 
 
+@pytest.mark.slow
 def test_cli_text_summary_says_where_calls_went(tmp_path: Path) -> None:
     path = write_flat(tmp_path / "t.jsonl", gen_calls(30, seed=15))
     r = cli(str(path), "--db", str(tmp_path / "store.db"), cwd=tmp_path)
@@ -493,6 +494,7 @@ def test_cli_reads_yaml_from_stdin_and_rejects_into_the_cwd(tmp_path: Path) -> N
     assert "<stdin>:" in r.stderr  # the diagnostic names the input
 
 
+@pytest.mark.slow
 def test_summary_counts_calls_and_records_apart_and_says_short_times_in_ms(
     tmp_path: Path,
 ) -> None:

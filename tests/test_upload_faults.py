@@ -66,6 +66,7 @@ def stored_ids(handle: ServerHandle, project: str = PROJECT) -> list[str]:
     return [r["id"] for r in read_back(handle.url, project, handle.api_key)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ref", [["--max-request-bytes", "262144"]], indirect=True)
 def test_413_splits_chunks_and_rejects_only_the_record_too_big_alone(
     ref: ServerHandle, tmp_path: Path
@@ -86,6 +87,7 @@ def test_413_splits_chunks_and_rejects_only_the_record_too_big_alone(
     assert len(ids) == len(set(ids)) == 598 and not big & set(ids)
 
 
+@pytest.mark.slow
 def test_a_4xx_is_bisected_to_the_refused_calls_and_the_fixed_file_replays(
     ref: ServerHandle, tmp_path: Path
 ) -> None:
@@ -121,6 +123,7 @@ def test_a_4xx_is_bisected_to_the_refused_calls_and_the_fixed_file_replays(
 # The reference server writes an upsert_batch item by item: the items before a refused one
 # are stored, and re-sending them while bisecting is a 500 unless it tolerates re-sent ids
 # (production does: it keeps versions).
+@pytest.mark.slow
 @pytest.mark.parametrize("ref", [["--dedupe-call-ids"]], indirect=True)
 def test_a_refused_start_takes_its_end_with_it_in_batch_mode(
     ref: ServerHandle, tmp_path: Path
@@ -138,6 +141,7 @@ def test_a_refused_start_takes_its_end_with_it_in_batch_mode(
     assert len(stored_ids(ref)) == 49
 
 
+@pytest.mark.slow
 def test_retries_that_run_out_leave_the_records_unsent_and_a_rerun_sends_them(
     ref: ServerHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -154,6 +158,7 @@ def test_retries_that_run_out_leave_the_records_unsent_and_a_rerun_sends_them(
     assert again.exit_code == 0 and again.uploaded == 40 and again.skipped == 0
 
 
+@pytest.mark.slow
 def test_a_wrong_key_stops_at_the_first_401(serve: ServerHandle, tmp_path: Path) -> None:
     path = write(tmp_path / "t.jsonl", completes(gen_calls(2000, seed=25)))
     with pytest.raises(AuthError, match="refused the API key"):
@@ -163,6 +168,7 @@ def test_a_wrong_key_stops_at_the_first_401(serve: ServerHandle, tmp_path: Path)
     assert report.exit_code == 0 and report.uploaded == 2000
 
 
+@pytest.mark.slow
 def test_cli_wrong_key_is_one_line_and_exit_2(serve: ServerHandle, tmp_path: Path) -> None:
     path = write(tmp_path / "t.jsonl", completes(gen_calls(5, seed=26)))
     r = subprocess.run(

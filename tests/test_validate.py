@@ -109,6 +109,7 @@ def test_deeply_nested_values(tmp_path: Path) -> None:
     assert [d.code for d in r.diagnostics] == ["json", "yaml"]
 
 
+@pytest.mark.slow
 def test_a_50_mb_line(tmp_path: Path) -> None:
     cid, trace = new_id(), new_id()
     huge = start(cid, trace, inputs={"document": "x" * (50 << 20)})
@@ -214,6 +215,7 @@ def _reshape(rec: dict[str, Any], rng: random.Random) -> Any:
     return rec
 
 
+@pytest.mark.slow
 def test_worker_pool_gives_the_in_process_answer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -327,6 +329,7 @@ def reference(path: str) -> list[tuple[int, str, str, str, str]]:
     return sorted((d.line, d.field, d.code, d.severity.value, d.message) for d in found)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [3, 4, 5, 6, 7])
 def test_same_answer_as_feeding_records_one_by_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int

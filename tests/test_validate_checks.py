@@ -207,6 +207,7 @@ def test_freeplay_records_count_as_calls() -> None:
     assert f.c.calls == 2
 
 
+@pytest.mark.slow
 def test_many_calls_stay_small_in_memory() -> None:
     """~1M calls must fit the 150 MB budget: a few dozen bytes a call, no id strings.
 

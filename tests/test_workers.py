@@ -36,6 +36,7 @@ def running(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork pools only on Linux")
 def test_kill_9_of_an_upload_takes_its_workers_with_it(tmp_path: Path) -> None:
     # stdin counts as a big input, so the pool is forked at once; the run then waits on it
