@@ -189,6 +189,16 @@ class Transport(AbstractContextManager["Transport", None]):
     def bytes_sent(self) -> int:
         return self._tries.bytes_sent
 
+    @property
+    def on_retry(self) -> Callable[[RetryEvent], None] | None:
+        """Told before each backoff sleep; may be set after the transport is made (a
+        progress display that exists only once the run has started)."""
+        return self._tries.on_retry
+
+    @on_retry.setter
+    def on_retry(self, fn: Callable[[RetryEvent], None] | None) -> None:
+        self._tries.on_retry = fn
+
     # -- health ---------------------------------------------------------------------------
     @property
     def unreachable_since(self) -> float | None:
