@@ -9,13 +9,14 @@ import datetime
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from tracecli.check.records import Record
 from tracecli.diagnostics import Diagnostic, Location, Severity
 from tracecli.schema.fastcheck import same_layout
 
-_DATETIME = TypeAdapter(datetime.datetime)
+# built on first use, not at import: canonical times never need it (start-up time)
+_DATETIME = TypeAdapter(datetime.datetime, config=ConfigDict(defer_build=True))
 _fromiso = datetime.datetime.fromisoformat
 
 

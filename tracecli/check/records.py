@@ -17,7 +17,6 @@ from pydantic import ValidationError
 from tracecli.diagnostics import Diagnostic, Location, Severity
 from tracecli.schema import rules
 from tracecli.schema.fastcheck import fast_ok
-from tracecli.schema.freeplay import check_completion
 from tracecli.schema.rules import META_KEY
 from tracecli.schema.rules import describe_value as _describe  # one wording with schema/
 from tracecli.schema.weave import (
@@ -84,10 +83,12 @@ class Parsed:
     diagnostics: list[Diagnostic]
 
 
+# the models, not their validators: a validator is built on the model's first use
+# (defer_build, for start-up time), after which the class holds the real one
 _MODELS: dict[str, Any] = {
-    "start": StartedCallSchemaForInsert.__pydantic_validator__,
-    "end": EndedCallSchemaForInsert.__pydantic_validator__,
-    "complete": CompletedCallSchemaForInsert.__pydantic_validator__,
+    "start": StartedCallSchemaForInsert,
+    "end": EndedCallSchemaForInsert,
+    "complete": CompletedCallSchemaForInsert,
 }
 _FIELDS: dict[str, frozenset[str]] = {
     "start": frozenset(StartedCallSchemaForInsert.model_fields),
@@ -149,7 +150,7 @@ def check_call(
             for field, code, msg in rules.check_refs(data)
         ]
     try:
-        _MODELS[kind].validate_python(data)
+        _MODELS[kind].__pydantic_validator__.validate_python(data)
     except ValidationError as exc:
         diags = list(_pydantic_diagnostics(loc, exc, prefix))
     else:
@@ -311,6 +312,10 @@ _ARTICLE = {"start": "a start", "end": "an end"}
 
 
 def _freeplay(loc: Location, value: dict[str, Any]) -> Parsed:
+    # imported here for start-up time: the Freeplay schema's ~70 models cost more to
+    # define than validating a small file takes, and Weave records never need them
+    from tracecli.schema.freeplay import check_completion
+
     diags = [Diagnostic.at(loc, code, msg, field) for field, code, msg in check_completion(value)]
     return _finish(loc, "freeplay", "freeplay", value, diags)
 

@@ -1,0 +1,90 @@
+"""Start-up: what `tracecli validate` of a small Weave JSONL file imports and builds.
+
+Most trace files are small, so the time before the first record is read counts in every
+ratio of bench/. What that run never needs stays out of it: the OpenTelemetry mapping,
+PyYAML, the Freeplay schema's models, the HTTP client and the progress bar, pydantic's
+adapters for option values (cli/coerce.py), and the call models' validators (built on a
+model's first use: schema/weave.py). Checked from what a fresh interpreter holds after the
+run, not from a time, so a busy machine cannot fail it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+CALL = {
+    "type": "call",
+    "project_id": "team/app",
+    "id": "5f0c7e3a-1b2c-4d5e-8f90-a1b2c3d4e5f6",
+    "trace_id": "0af7651916cd43dd8448eb211c80319c",
+    "op_name": "llm",
+    "started_at": "2026-01-01T12:00:00Z",
+    "ended_at": "2026-01-01T12:00:01Z",
+    "attributes": {},
+    "inputs": {},
+    "summary": {},
+}
+
+# runs the CLI as its console script does, then prints what the interpreter holds
+PROBE = """
+import json, sys
+sys.argv = ["tracecli", *sys.argv[1:]]
+from tracecli.cli import main
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+weave = sys.modules.get("tracecli.schema.weave")
+models = ("StartedCallSchemaForInsert", "EndedCallSchemaForInsert", "CompletedCallSchemaForInsert")
+built = weave is not None and any(getattr(weave, m).__pydantic_complete__ for m in models)
+print(json.dumps({"code": code, "modules": sorted(sys.modules), "built": built}), file=sys.stderr)
+"""
+
+NOT_NEEDED = (
+    "tracecli.otel",
+    "tracecli.upload.otlp_map",
+    "tracecli.inputs.yaml_records",
+    "yaml",
+    "tracecli.schema.freeplay",
+    "tracecli.schema.provider_messages",
+    "httpx",
+    "rich.progress",
+    "typer._adapters",
+    "pydantic.plugin._loader",
+)
+
+
+def probe(*args: str) -> dict[str, object]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env=env, timeout=120
+    )
+    last = done.stderr.strip().splitlines()[-1]
+    result: dict[str, object] = json.loads(last)
+    return result
+
+
+def test_validate_of_a_small_jsonl_file_imports_only_what_it_needs(tmp_path: Path) -> None:
+    path = tmp_path / "calls.jsonl"
+    path.write_text(json.dumps(CALL) + "\n")
+    seen = probe("validate", str(path))
+    assert seen["code"] == 0
+    modules = seen["modules"]
+    assert isinstance(modules, list)
+    loaded = [m for m in modules if m.startswith(NOT_NEEDED)]
+    assert loaded == [], "validate of a small JSONL file imports what it does not use"
+    assert seen["built"] is False, "a call model was built though no record needed it"
+
+
+def test_the_slow_path_still_builds_what_it_needs(tmp_path: Path) -> None:
+    """A record the fast path does not vouch for goes through the models, as before."""
+    path = tmp_path / "calls.jsonl"
+    path.write_text(json.dumps({**CALL, "started_at": 1767268800}) + "\n")
+    seen = probe("validate", str(path))
+    assert seen["built"] is True
