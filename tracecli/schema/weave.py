@@ -15,6 +15,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tracecli.schema.fields import END_FIELDS as END_FIELDS  # named here too
+
 # defer_build: a model's validator is built on its first use, not at import. Most runs
 # never use one (validate's fast path answers for the common records), and building them
 # all cost more start-up time than `tracecli validate` of a small file takes.
@@ -178,6 +180,5 @@ class CallsUpsertCompleteRes(BaseModel):
 
 
 # The fields an end contributes to a completed call (started_at is the start's).
-END_FIELDS = ("ended_at", "exception", "output", "summary", "wb_run_step_end")
 START_FIELDS = tuple(StartedCallSchemaForInsert.model_fields)
 COMPLETE_FIELDS = tuple(CompletedCallSchemaForInsert.model_fields)
