@@ -15,7 +15,6 @@ small, so this counts in every ratio of run_all.py.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -25,18 +24,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CALL = {
-    "type": "call",
-    "project_id": "team/app",
-    "id": "5f0c7e3a-1b2c-4d5e-8f90-a1b2c3d4e5f6",
-    "trace_id": "0af7651916cd43dd8448eb211c80319c",
-    "op_name": "llm",
-    "started_at": "2026-01-01T12:00:00Z",
-    "ended_at": "2026-01-01T12:00:01Z",
-    "attributes": {},
-    "inputs": {},
-    "summary": {},
-}
+SAMPLE = ROOT / "samples" / "weave" / "agent_complete.jsonl"  # its first line is the file
 
 
 def once(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
@@ -65,7 +53,7 @@ def commands(one_line: Path) -> dict[str, list[str]]:
 def measure(rounds: int, baseline: str | None) -> dict[str, dict[str, float]]:
     work = Path(tempfile.mkdtemp(prefix="tracecli-startup-"))
     one_line = work / "one.jsonl"
-    one_line.write_text(json.dumps(CALL) + "\n")
+    one_line.write_text(SAMPLE.read_text().splitlines()[0] + "\n")
     home = {"XDG_STATE_HOME": str(work), "XDG_DATA_HOME": str(work)}  # not the user's
     envs = {"": {**os.environ, "PYTHONPATH": str(ROOT), **home}}
     if baseline:

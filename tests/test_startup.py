@@ -19,18 +19,7 @@ from pathlib import Path
 from tests.conftest import ROOT
 from tracecli.schema import fields, weave
 
-CALL = {
-    "type": "call",
-    "project_id": "team/app",
-    "id": "5f0c7e3a-1b2c-4d5e-8f90-a1b2c3d4e5f6",
-    "trace_id": "0af7651916cd43dd8448eb211c80319c",
-    "op_name": "llm",
-    "started_at": "2026-01-01T12:00:00Z",
-    "ended_at": "2026-01-01T12:00:01Z",
-    "attributes": {},
-    "inputs": {},
-    "summary": {},
-}
+SAMPLE = ROOT / "samples" / "weave" / "agent_complete.jsonl"  # 12 completed calls
 
 # runs the CLI as its console script does, then prints what the interpreter holds
 PROBE = """
@@ -71,10 +60,8 @@ def probe(*args: str) -> dict[str, object]:
     return result
 
 
-def test_validate_of_a_small_jsonl_file_imports_only_what_it_needs(tmp_path: Path) -> None:
-    path = tmp_path / "calls.jsonl"
-    path.write_text(json.dumps(CALL) + "\n")
-    seen = probe("validate", str(path))
+def test_validate_of_a_small_jsonl_file_imports_only_what_it_needs() -> None:
+    seen = probe("validate", str(SAMPLE))
     assert seen["code"] == 0
     modules = seen["modules"]
     assert isinstance(modules, list)
@@ -86,7 +73,8 @@ def test_validate_of_a_small_jsonl_file_imports_only_what_it_needs(tmp_path: Pat
 def test_the_slow_path_still_builds_what_it_needs(tmp_path: Path) -> None:
     """A record the fast path does not vouch for goes through the models, as before."""
     path = tmp_path / "calls.jsonl"
-    path.write_text(json.dumps({**CALL, "started_at": 1767268800}) + "\n")
+    call = json.loads(SAMPLE.read_text().splitlines()[0])
+    path.write_text(json.dumps({**call, "started_at": 1767268800}) + "\n")
     seen = probe("validate", str(path))
     assert seen["built"] is True
 
