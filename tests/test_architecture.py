@@ -59,6 +59,8 @@ LATE_IMPORTS: dict[tuple[str, str], str] = {
     ("tracecli.check.records", "pydantic"): "start-up time",
     ("tracecli.check.facts", "pydantic"): "start-up time",
     ("tracecli.config.fields", "pydantic"): "start-up time",
+    # upload to Weave or the store never needs the Freeplay pipeline (schema, mapping)
+    ("tracecli.upload.api", "tracecli.upload.freeplay"): "start-up time",
     # the forked pool costs ~13 ms to import: validate and upload of a small file skip it
     ("tracecli.inputs.workers", "concurrent.futures"): "start-up time",
     ("tracecli.inputs.workers", "concurrent.futures.process"): "start-up time",
