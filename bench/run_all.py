@@ -2,7 +2,7 @@
 """run_all: every figure of bench/README.md's summary table, across file styles, in one run.
 
     python bench/run_all.py [--calls 50000] [--rounds 1] [--styles compact,dumps,offsets,yaml]
-                            [--parts validate,sink,store] [--json-out F]
+                            [--parts startup,validate,sink,store] [--json-out F]
 
 For each style of `gen_traces.py --style` (the same records, written the ways people's
 programs write them), on one file of --calls calls:
@@ -14,6 +14,10 @@ programs write them), on one file of --calls calls:
             (../shared/tools/bench/); each run verified there (all calls whole, none twice)
   store     `tracecli upload FILE --db NEW.db` (the embedded SQLite store) beside the
             hand-written script to the null server, in the same round
+
+and once, first (`startup.py`): the start-up of `validate` and `upload --dry-run` of a
+one-line file, `tail --help` and `--help`, beside `python3 -c pass` and
+`python3 -c "import orjson"` (CPU beyond bare Python: what every small file pays).
 
 Runs of one round are interleaved (A, B, C, then rotated next round) so that what a
 neighbour does to the machine falls on both sides of a ratio; ratios are taken within a
@@ -48,6 +52,8 @@ sys.path.insert(0, str(HERE))
 from bench_upload import BENCH, load_peers, start_sink, table, venvs  # noqa: E402
 from bench_validate import LOOP, Sampler  # noqa: E402
 from gen_traces import STYLES, generate  # noqa: E402
+from startup import measure as measure_startup  # noqa: E402
+from startup import report as startup_lines  # noqa: E402
 
 ORJSON_LOOP = LOOP.format(mod="orjson")
 YAML_LOOP = """
@@ -384,7 +390,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--styles", default=",".join(STYLES))
     ap.add_argument("--sdk-styles", default="compact,dumps", help="styles the SDK runs on")
-    ap.add_argument("--parts", default="validate,sink,store")
+    ap.add_argument("--parts", default="startup,validate,sink,store")
     ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "tracecli-bench-all"))
     ap.add_argument("--json-out", default=None)
     ap.add_argument(
@@ -413,12 +419,16 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     b = RunAll(a)
     t0 = time.monotonic()
+    if "startup" in parts:  # first: most files are small, so it counts in every ratio
+        b.results["startup"] = measure_startup(max(5, 3 * a.rounds), a.baseline)
     if "validate" in parts:
         b.validate()
     if "sink" in parts or "store" in parts:
         b.uploads(parts)
     log(f"# done in {time.monotonic() - t0:.0f} s")
     b.report()
+    if "startup" in b.results:
+        print("\n".join(startup_lines(b.results["startup"])))
     if a.json_out:
         Path(a.json_out).write_text(json.dumps(b.results, indent=1, default=str))
     return 0

@@ -6,16 +6,14 @@ failed its schema (so its other half is refused with it). Pure functions, shared
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Mapping
 from typing import Any
-
-from pydantic import TypeAdapter, ValidationError
 
 from tracecli.check.records import Record
 from tracecli.diagnostics import Diagnostic, Location, Severity
 from tracecli.schema.fastcheck import same_layout
 
-_DATETIME = TypeAdapter(datetime.datetime)
 _fromiso = datetime.datetime.fromisoformat
 
 
@@ -28,23 +26,41 @@ def timestamp(value: Any) -> float | None:
     """
     if value is None:
         return None
-    dt: datetime.datetime
-    try:
-        if type(value) is str and len(value) >= 20 and value[10] == "T":
-            dt = _fromiso(value)
-        else:
-            dt = _DATETIME.validate_python(value)
-    except (ValueError, ValidationError):
+    dt: datetime.datetime | None
+    if type(value) is str and len(value) >= 20 and value[10] == "T":
         try:
-            dt = _DATETIME.validate_python(value)
-        except ValidationError:
-            return None
+            dt = _fromiso(value)
+        except ValueError:
+            dt = _as_pydantic_reads(value)
+    else:
+        dt = _as_pydantic_reads(value)
+    if dt is None:
+        return None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=datetime.UTC)
     try:
         return dt.timestamp()
     except (OverflowError, ValueError):
         return None
+
+
+@functools.cache
+def _datetime_adapter() -> Any:
+    # imported here for start-up time: canonical times never need pydantic
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(datetime.datetime)
+
+
+def _as_pydantic_reads(value: Any) -> datetime.datetime | None:
+    """The time pydantic (so the server) reads in a value, or None when it reads none."""
+    from pydantic import ValidationError
+
+    try:
+        dt: datetime.datetime = _datetime_adapter().validate_python(value)
+    except ValidationError:
+        return None
+    return dt
 
 
 def _iso(ts: float) -> str:

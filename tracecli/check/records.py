@@ -10,24 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any, Literal
 
 from tracecli.diagnostics import Diagnostic, Location, Severity
 from tracecli.schema import rules
 from tracecli.schema.fastcheck import fast_ok
-from tracecli.schema.freeplay import check_completion
+from tracecli.schema.fields import COMPLETED_FIELDS, END_FIELDS, ENDED_FIELDS, STARTED_FIELDS
 from tracecli.schema.rules import META_KEY
 from tracecli.schema.rules import describe_value as _describe  # one wording with schema/
-from tracecli.schema.weave import (
-    END_FIELDS,
-    CallEndReq,
-    CallStartReq,
-    CompletedCallSchemaForInsert,
-    EndedCallSchemaForInsert,
-    StartedCallSchemaForInsert,
-)
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 Shape = Literal["flat", "batch", "request", "complete", "freeplay"]
 Kind = Literal["start", "end", "complete", "freeplay"]
@@ -84,15 +77,16 @@ class Parsed:
     diagnostics: list[Diagnostic]
 
 
-_MODELS: dict[str, Any] = {
-    "start": StartedCallSchemaForInsert.__pydantic_validator__,
-    "end": EndedCallSchemaForInsert.__pydantic_validator__,
-    "complete": CompletedCallSchemaForInsert.__pydantic_validator__,
+# the models by name in schema/weave.py, imported by the first record that needs them
+_MODELS: dict[str, str] = {
+    "start": "StartedCallSchemaForInsert",
+    "end": "EndedCallSchemaForInsert",
+    "complete": "CompletedCallSchemaForInsert",
 }
 _FIELDS: dict[str, frozenset[str]] = {
-    "start": frozenset(StartedCallSchemaForInsert.model_fields),
-    "end": frozenset(EndedCallSchemaForInsert.model_fields),
-    "complete": frozenset(CompletedCallSchemaForInsert.model_fields),
+    "start": frozenset(STARTED_FIELDS),
+    "end": frozenset(ENDED_FIELDS),
+    "complete": frozenset(COMPLETED_FIELDS),
 }
 # Keys the call schemas do not list but real producers write, kept quiet (the server
 # ignores them): the weave SDK's `trace_id` and `is_eval` on an end, and what a
@@ -105,10 +99,6 @@ SDK_KEYS: dict[str, frozenset[str]] = {
     "start": _DUMP_KEYS,  # a dumped running call (see parse_record)
     "end": frozenset({"trace_id", "is_eval"}),
     "complete": _DUMP_KEYS | {"is_eval"},
-}
-_REQ_VALIDATORS = {
-    "start": CallStartReq.__pydantic_validator__,
-    "end": CallEndReq.__pydantic_validator__,
 }
 
 
@@ -148,8 +138,14 @@ def check_call(
             Diagnostic.at(loc, code, msg, prefix + field)
             for field, code, msg in rules.check_refs(data)
         ]
+    # imported here for start-up time: pydantic and the call models (schema/weave.py) only
+    # for a record the fast path does not vouch for; most runs never meet one
+    from pydantic import ValidationError
+
+    from tracecli.schema import weave
+
     try:
-        _MODELS[kind].validate_python(data)
+        getattr(weave, _MODELS[kind]).__pydantic_validator__.validate_python(data)
     except ValidationError as exc:
         diags = list(_pydantic_diagnostics(loc, exc, prefix))
     else:
@@ -311,6 +307,10 @@ _ARTICLE = {"start": "a start", "end": "an end"}
 
 
 def _freeplay(loc: Location, value: dict[str, Any]) -> Parsed:
+    # imported here for start-up time: the Freeplay schema's ~70 models cost more to
+    # define than validating a small file takes, and Weave records never need them
+    from tracecli.schema.freeplay import check_completion
+
     diags = [Diagnostic.at(loc, code, msg, field) for field, code, msg in check_completion(value)]
     return _finish(loc, "freeplay", "freeplay", value, diags)
 

@@ -22,6 +22,7 @@ import typer
 from typer.core import TyperGroup
 
 from tracecli import __version__
+from tracecli.cli import coerce
 
 # command → the module that registers it, in the order `--help` lists them: the order
 # people use them in
@@ -81,6 +82,10 @@ class _LazyGroup(TyperGroup):
         super().__init__(**kwargs)
         # commands whose module was imported before are built by Typer here: tidy them too
         self.commands = _LazyCommands({n: _tidy(c) for n, c in self.commands.items()})
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        coerce.install_on(self)  # --version and the completion options, which Typer adds last
+        return list(super().parse_args(ctx, args))
 
     def list_commands(self, ctx: Any) -> list[str]:
         return list(self.commands)  # names only: Typer's version builds every command
@@ -151,7 +156,8 @@ def usage_message(exc: Exception) -> str:
 
 def _tidy(cmd: Any) -> Any:
     """Help as a person writes it: an argument `PATH...` in the usage line and in its help
-    row, not Typer's `{paths}...` and `<list[str]>` (a Python type showing through)."""
+    row, not Typer's `{paths}...` and `<list[str]>` (a Python type showing through); and
+    each parameter's values read without pydantic when they are plain (`coerce`)."""
     for param in getattr(cmd, "params", ()):
         if getattr(param, "param_type_name", "") == "option":
             # `--host <str>`, `--port <int range>`: a name in capitals instead; choices stay
@@ -169,6 +175,7 @@ def _tidy(cmd: Any) -> Any:
         param._rich_display_name = lambda piece=piece: piece
     for sub in getattr(cmd, "commands", {}).values():
         _tidy(sub)
+    coerce.install_on(cmd)  # its values without pydantic when they are plain
     return cmd
 
 

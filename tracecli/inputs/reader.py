@@ -36,7 +36,6 @@ from tracecli.inputs.streams import (
     regular_file,
     stream_position,
 )
-from tracecli.inputs.yaml_records import LineDecoder, read_yaml
 
 # The names callers import from here, whichever module of inputs/ holds them.
 __all__ = [
@@ -349,6 +348,10 @@ class Source:
 
     def _iter_yaml(self, stream: IO[bytes]) -> Iterator[Item]:
         """The records of a YAML file, one at a time (see `yaml_records.read_yaml`)."""
+        # imported here for start-up time: PyYAML and the record composer are only for
+        # YAML files
+        from tracecli.inputs.yaml_records import LineDecoder, read_yaml
+
         text = LineDecoder(stream)
         try:
             for item in read_yaml(text, self.path):

@@ -14,6 +14,7 @@ import orjson
 from tracecli.inputs.streams import BOM, GZIP_MAGIC, STDIN_NAME
 
 SNIFF_BYTES = 64 << 10  # the head of a file its format is told from
+OTLP = "otlp"  # Sniffed.foreign of an OpenTelemetry traces export
 
 
 class Sniffed(NamedTuple):
@@ -51,7 +52,7 @@ def sniff(head: bytes, json_suffix: bool = False) -> Sniffed:
         fmt: Literal["jsonl", "json"] = "json" if first_line == b"{" else "jsonl"
         keys = _first_keys(first_line if fmt == "jsonl" else text[:4096])
         if "resourceSpans" in keys:
-            return Sniffed(fmt, "otlp")
+            return Sniffed(fmt, OTLP)
         if "resourceLogs" in keys or "resourceMetrics" in keys:
             return Sniffed(fmt, "otlp-other")
         if "run_type" in keys and keys & _LANGSMITH_KEYS and "op_name" not in keys:

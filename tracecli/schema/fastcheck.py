@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from tracecli.schema.fields import COMPLETED_FIELDS, ENDED_FIELDS, STARTED_FIELDS, USAGE_FIELDS
 from tracecli.schema.rules import (
     INT64_MAX,
     MAX_DISPLAY_NAME,
@@ -31,12 +32,6 @@ from tracecli.schema.rules import (
     OP_REF_PREFIX,
     OP_REF_RE,
     STATUSES,
-)
-from tracecli.schema.weave import (
-    CompletedCallSchemaForInsert,
-    EndedCallSchemaForInsert,
-    LLMUsageSchema,
-    StartedCallSchemaForInsert,
 )
 
 # (line, kind, id, trace_id, parent_id, started, ended): the entry `blocks` sends on
@@ -58,13 +53,14 @@ _datetime_re = re.compile(
 _fromiso = datetime.datetime.fromisoformat
 
 
-START_KEYS = frozenset(StartedCallSchemaForInsert.model_fields)
-END_KEYS = frozenset(EndedCallSchemaForInsert.model_fields) | {"trace_id", "is_eval"}
-COMPLETE_KEYS = frozenset(CompletedCallSchemaForInsert.model_fields)
+# the models' fields by name (schema/fields.py): the models themselves are not imported
+START_KEYS = frozenset(STARTED_FIELDS)
+END_KEYS = frozenset(ENDED_FIELDS) | {"trace_id", "is_eval"}
+COMPLETE_KEYS = frozenset(COMPLETED_FIELDS)
 FLAT_START_KEYS = START_KEYS | {"type"}
 FLAT_END_KEYS = END_KEYS | {"type"}
 FLAT_COMPLETE_KEYS = COMPLETE_KEYS | {"type"}
-_USAGE_KEYS = frozenset(LLMUsageSchema.model_fields)
+_USAGE_KEYS = frozenset(USAGE_FIELDS)
 
 _CACHE_MAX = 8192
 _ok_call_ids: set[str] = set()

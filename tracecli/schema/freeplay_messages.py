@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, StrictStr, TypeAdapter
+from pydantic import BaseModel, ConfigDict, StrictStr, TypeAdapter
 from pydantic import ValidationError as _ValidationError
 
 from tracecli.schema.provider_messages import (
@@ -197,7 +197,8 @@ TOOL_SHAPES: tuple[tuple[str, type[BaseModel]], ...] = (
     ("vertex", VertexTool),
     ("openai_responses", OpenAIResponsesTool),
 )
-_TOOL_LIST: TypeAdapter[Any] = TypeAdapter(ToolSchema)
+# built on first use, not at import (start-up time: see schema/weave.py)
+_TOOL_LIST: TypeAdapter[Any] = TypeAdapter(ToolSchema, config=ConfigDict(defer_build=True))
 
 
 def check_tool_schema(tools: Any) -> list[tuple[str, str]]:

@@ -37,7 +37,8 @@ from tracecli.schema.freeplay_messages import ToolSchema, classify_message
 class _Envelope(BaseModel):
     """Objects whose keys are all known: an unknown key is most likely a typo."""
 
-    model_config = ConfigDict(extra="forbid")
+    # built on first use, not at import (start-up time: see schema/weave.py)
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 MetaValue = StrictBool | StrictInt | StrictFloat | StrictStr

@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 class ProviderObject(BaseModel):
     """Provider objects: extra keys tolerated, as the SDK and the server do."""
 
-    model_config = ConfigDict(extra="allow")
+    # built on first use, not at import (start-up time: see schema/weave.py)
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
 
 # --------------------------------------------------------------------------- OpenAI chat

@@ -15,8 +15,14 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-_ALLOW = ConfigDict(extra="allow")
-_FORBID = ConfigDict(extra="forbid")
+from tracecli.schema.fields import END_FIELDS as END_FIELDS  # named here too
+
+# defer_build: a model's validator is built on its first use, not at import. Most runs
+# never use one (validate's fast path answers for the common records), and building them
+# all cost more start-up time than `tracecli validate` of a small file takes.
+_ALLOW = ConfigDict(extra="allow", defer_build=True)
+_FORBID = ConfigDict(extra="forbid", defer_build=True)
+_DEFER = ConfigDict(defer_build=True)
 
 # The spec's wording for the user id a call may carry but the server fills in itself.
 ServerSetUserId = Annotated[
@@ -123,20 +129,28 @@ class CallEndReq(BaseModel):
 
 
 class CallStartRes(BaseModel):
+    model_config = _DEFER
+
     id: str
     trace_id: str
 
 
 class CallEndRes(BaseModel):
+    model_config = _DEFER
+
     pass
 
 
 class CallBatchStartMode(BaseModel):
+    model_config = _DEFER
+
     mode: str = "start"
     req: CallStartReq
 
 
 class CallBatchEndMode(BaseModel):
+    model_config = _DEFER
+
     mode: str = "end"
     req: CallEndReq
 
@@ -148,6 +162,8 @@ class CallCreateBatchReq(BaseModel):
 
 
 class CallCreateBatchRes(BaseModel):
+    model_config = _DEFER
+
     res: list[CallStartRes | CallEndRes]
 
 
@@ -158,10 +174,11 @@ class CallsUpsertCompleteReq(BaseModel):
 
 
 class CallsUpsertCompleteRes(BaseModel):
+    model_config = _DEFER
+
     pass
 
 
 # The fields an end contributes to a completed call (started_at is the start's).
-END_FIELDS = ("ended_at", "exception", "output", "summary", "wb_run_step_end")
 START_FIELDS = tuple(StartedCallSchemaForInsert.model_fields)
 COMPLETE_FIELDS = tuple(CompletedCallSchemaForInsert.model_fields)

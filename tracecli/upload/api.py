@@ -31,7 +31,6 @@ from tracecli.journal.resume import Journal
 from tracecli.targets import DryRunTarget, Target
 from tracecli.targets.local import LocalStoreTarget
 from tracecli.targets.weave import WeaveHttpTarget
-from tracecli.upload.freeplay import upload_freeplay
 from tracecli.upload.pool import default_jobs, start_pool
 from tracecli.upload.report import (
     GRACE_SECONDS,
@@ -73,6 +72,10 @@ def upload(
     """
     opts = options or UploadOptions()
     if opts.target == "freeplay":  # one request per record: its own pipeline
+        # imported here for start-up time: the Freeplay pipeline (its schema's ~70 models,
+        # the OpenTelemetry mapping) is for Freeplay uploads only
+        from tracecli.upload.freeplay import upload_freeplay
+
         return upload_freeplay(paths, opts, on_progress)
     opts.check()
     weave = opts.resolved or resolve_weave(

@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 
 from tracecli.inputs.blocks import plan_ranges, read_blocks
 from tracecli.inputs.reader import STDIN, Source, open_stream, read_as_stream, stream_position
+from tracecli.inputs.sniff import OTLP  # not otlp_lines: validate of JSONL needs no OpenTelemetry
 from tracecli.inputs.workers import (
     broken_pool_error,
     fork_pool,
@@ -34,7 +35,6 @@ from tracecli.inputs.workers import (
     usable_cores,
     worker_count,
 )
-from tracecli.upload.otlp_lines import OTLP
 
 # how an input is read (`input_kind`)
 SPANS = "spans"  # OpenTelemetry spans

@@ -16,11 +16,10 @@ import orjson
 
 from tracecli.diagnostics import Diagnostic, Location
 from tracecli.inputs.reader import BOM, STDIN_NAME, Source, json_error, open_stream, os_message
+from tracecli.inputs.sniff import OTLP as OTLP  # named here too by upload's modules
 from tracecli.otel.calls import Call, SpanCalls
 from tracecli.upload.validate_blocks import examine, too_large
 from tracecli.wire.encode import SERVER_MAX_BYTES
-
-OTLP = "otlp"  # Source.foreign of an OpenTelemetry traces file
 
 
 class RawLine:

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracecli.check.cross import CrossChecker
 from tracecli.check.pairpack import Packed
@@ -32,7 +32,6 @@ from tracecli.inputs.reader import (
     os_message,
     regular_file,
 )
-from tracecli.otel.calls import SpanCalls
 from tracecli.upload import validate_blocks as blocks
 from tracecli.upload.engine import (
     PLAIN,
@@ -45,7 +44,9 @@ from tracecli.upload.engine import (
 )
 from tracecli.upload.engine import default_jobs as engine_jobs
 from tracecli.upload.findings import Findings
-from tracecli.upload.otlp_map import validate_entries, validate_lines
+
+if TYPE_CHECKING:
+    from tracecli.otel.calls import SpanCalls
 
 BLOCK_BYTES = 1 << 20
 # the project of spans whose resource names none (validate sends nothing: any will do)
@@ -261,6 +262,11 @@ class _Run:
         self._progress(src.path, src.bytes_read, src.size)
 
     def _otlp(self, src: Source, path: str) -> None:
+        # imported here for start-up time: the OpenTelemetry mapping costs more to import
+        # than validating a small file takes, and only span files need it
+        from tracecli.otel.calls import SpanCalls
+        from tracecli.upload.otlp_map import validate_entries, validate_lines
+
         if self.otlp is None:
             self.otlp = SpanCalls(VALIDATE_PROJECT)
         done = 0

@@ -18,7 +18,7 @@ from urllib.parse import quote
 import orjson
 
 from tracecli.config.fields import MAX_CHUNK_BYTES
-from tracecli.schema.weave import END_FIELDS
+from tracecli.schema.fields import END_FIELDS
 from tracecli.wire.wideints import NonFinite, exact_loads, may_hold_wide_ints, null_non_finite
 
 END_KEYS = frozenset(END_FIELDS)

@@ -1,0 +1,88 @@
+"""Start-up: what `tracecli validate` of a small Weave JSONL file imports and builds.
+
+Most trace files are small, so the time before the first record is read counts in every
+ratio of bench/. What that run never needs stays out of it: the OpenTelemetry mapping,
+PyYAML, the HTTP client and the progress bar, and pydantic altogether: no call model
+(the fast path knows their fields by name, schema/fields.py), no Freeplay model, no
+adapter for option values (cli/coerce.py). Checked from what a fresh interpreter holds after the
+run, not from a time, so a busy machine cannot fail it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT
+from tracecli.schema import fields, weave
+
+SAMPLE = ROOT / "samples" / "weave" / "agent_complete.jsonl"  # 12 completed calls
+
+# runs the CLI as its console script does, then prints what the interpreter holds
+PROBE = """
+import json, sys
+sys.argv = ["tracecli", *sys.argv[1:]]
+from tracecli.cli import main
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+weave = sys.modules.get("tracecli.schema.weave")
+models = ("StartedCallSchemaForInsert", "EndedCallSchemaForInsert", "CompletedCallSchemaForInsert")
+built = weave is not None and any(getattr(weave, m).__pydantic_complete__ for m in models)
+print(json.dumps({"code": code, "modules": sorted(sys.modules), "built": built}), file=sys.stderr)
+"""
+
+NOT_NEEDED = (
+    "tracecli.otel",
+    "tracecli.upload.otlp_map",
+    "tracecli.inputs.yaml_records",
+    "yaml",
+    "tracecli.schema.freeplay",
+    "tracecli.schema.provider_messages",
+    "httpx",
+    "rich.progress",
+    "typer._adapters",
+    "pydantic",
+)
+
+
+def probe(*args: str) -> dict[str, object]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env=env, timeout=120
+    )
+    last = done.stderr.strip().splitlines()[-1]
+    result: dict[str, object] = json.loads(last)
+    return result
+
+
+def test_validate_of_a_small_jsonl_file_imports_only_what_it_needs() -> None:
+    seen = probe("validate", str(SAMPLE))
+    assert seen["code"] == 0
+    modules = seen["modules"]
+    assert isinstance(modules, list)
+    loaded = [m for m in modules if m.startswith(NOT_NEEDED)]
+    assert loaded == [], "validate of a small JSONL file imports what it does not use"
+    assert seen["built"] is False, "a call model was built though no record needed it"
+
+
+def test_the_slow_path_still_builds_what_it_needs(tmp_path: Path) -> None:
+    """A record the fast path does not vouch for goes through the models, as before."""
+    path = tmp_path / "calls.jsonl"
+    call = json.loads(SAMPLE.read_text().splitlines()[0])
+    path.write_text(json.dumps({**call, "started_at": 1767268800}) + "\n")
+    seen = probe("validate", str(path))
+    assert seen["built"] is True
+
+
+def test_the_field_names_are_the_models_fields() -> None:
+    assert tuple(weave.StartedCallSchemaForInsert.model_fields) == fields.STARTED_FIELDS
+    assert tuple(weave.EndedCallSchemaForInsert.model_fields) == fields.ENDED_FIELDS
+    assert tuple(weave.CompletedCallSchemaForInsert.model_fields) == fields.COMPLETED_FIELDS
+    assert tuple(weave.LLMUsageSchema.model_fields) == fields.USAGE_FIELDS
+    ended = set(fields.COMPLETED_FIELDS) - set(fields.STARTED_FIELDS)
+    assert set(fields.END_FIELDS) == ended
