@@ -11,18 +11,17 @@ from pydantic import SecretStr
 
 from tracecli.config.fields import parse_duration, parse_size
 from tracecli.config.files import ConfigError
-from tracecli.config.settings import (
+from tracecli.config.per_target import (
     DEFAULT_FREEPLAY_BASE,
     DEFAULT_WEAVE_SERVER,
     WeaveTarget,
     is_loopback,
-    load_settings,
     netrc_password,
     resolve_weave,
-    user_config_path,
     weave_api_key,
     weave_server,
 )
+from tracecli.config.settings import load_settings, user_config_path
 from tracecli.diagnostics import UsageError
 
 KEY = "k" * 40

@@ -29,7 +29,7 @@ from typer.testing import CliRunner
 from tests.conftest import ROOT
 from tracecli.cli import app
 from tracecli.config.fields import FIELDS
-from tracecli.config.settings import KEY_ENV, PROJECT_ENV, SERVER_ENV
+from tracecli.config.per_target import KEY_ENV, PROJECT_ENV, SERVER_ENV
 from tracecli.diagnostics import TracecliError, UsageError
 
 README = ROOT / "README.md"

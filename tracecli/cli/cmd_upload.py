@@ -22,7 +22,8 @@ from tracecli.cli.common import command, say, stderr_console, write_stdout
 from tracecli.cli.diagnostic_printer import MAX_PRINTED_DIAGNOSTICS, DiagnosticPrinter
 from tracecli.cli.progress import LiveProgress, PlainProgress, plain_every
 from tracecli.cli.safe import safe_text
-from tracecli.config.settings import Settings, WeaveTarget, load_settings
+from tracecli.config.per_target import WeaveTarget
+from tracecli.config.settings import Settings, load_settings
 from tracecli.targets.transport import RetryEvent
 from tracecli.upload.api import RESUME_HINT, UploadOptions, UploadReport, upload
 

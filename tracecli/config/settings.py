@@ -9,8 +9,7 @@ must not be overridden by a development server at the top of the project's trace
 Within the same level, the project's file beats the user's.
 
 The lookup of one key (flag, environment, files) is `tracecli.config.resolver`; the server,
-key and project rules of each target are `tracecli.config.per_target` (whose names this
-module also offers, for the callers that import them from here).
+key and project rules of each target are `tracecli.config.per_target`.
 """
 
 from __future__ import annotations
@@ -33,48 +32,15 @@ from tracecli.config.files import (
 )
 from tracecli.config.paths import config_dir, data_dir
 from tracecli.config.per_target import (
-    DEFAULT_FREEPLAY_BASE,
     DEFAULT_WEAVE_SERVER,
-    KEY_ENV,
-    LOOPBACK_HOSTS,
     PROJECT_ENV,
     SERVER_ENV,
-    WANDB_CLOUD_HOSTS,
     WeaveTarget,
-    is_loopback,
     missing_key,
-    netrc_hosts,
-    netrc_password,
-    resolve_weave,
-    weave_api_key,
     weave_destination,
-    weave_server,
 )
-from tracecli.config.resolver import Found, Layers, Origin, OriginKind, Resolver
+from tracecli.config.resolver import Found, Layers, Origin, Resolver
 from tracecli.diagnostics import UsageError
-
-__all__ = [
-    "DEFAULT_FREEPLAY_BASE",
-    "DEFAULT_WEAVE_SERVER",
-    "KEY_ENV",
-    "LOOPBACK_HOSTS",
-    "PROJECT_ENV",
-    "SERVER_ENV",
-    "WANDB_CLOUD_HOSTS",
-    "Origin",
-    "OriginKind",
-    "Settings",
-    "WeaveTarget",
-    "available_profiles",
-    "is_loopback",
-    "load_settings",
-    "netrc_hosts",
-    "netrc_password",
-    "resolve_weave",
-    "user_config_path",
-    "weave_api_key",
-    "weave_server",
-]
 
 
 def user_config_path() -> Path:

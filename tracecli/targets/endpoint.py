@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import SecretStr
 
-from tracecli.config.settings import is_loopback
+from tracecli.config.per_target import is_loopback
 from tracecli.diagnostics import UsageError
 from tracecli.targets.redact import Redactor, strip_userinfo
 

@@ -23,7 +23,8 @@ from pydantic import SecretStr
 
 from tracecli.config import netrc_file
 from tracecli.config.files import display_path, load_config_file
-from tracecli.config.settings import WANDB_CLOUD_HOSTS, Settings, user_config_path
+from tracecli.config.per_target import WANDB_CLOUD_HOSTS
+from tracecli.config.settings import Settings, user_config_path
 from tracecli.config.user_config import store_credential
 from tracecli.diagnostics import TracecliError
 from tracecli.targets.endpoint import endpoint

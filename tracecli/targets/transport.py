@@ -30,7 +30,7 @@ from pydantic import SecretStr
 
 from tracecli import __version__
 from tracecli.config.fields import MAX_OUTAGE, MAX_RETRY_TIME
-from tracecli.config.settings import is_loopback
+from tracecli.config.per_target import is_loopback
 from tracecli.diagnostics import UsageError
 from tracecli.targets.attempts import Attempts
 from tracecli.targets.endpoint import (

@@ -23,7 +23,7 @@ from typing import Literal
 
 from pydantic import SecretStr
 
-from tracecli.config.settings import resolve_weave
+from tracecli.config.per_target import resolve_weave
 from tracecli.diagnostics import UsageError
 from tracecli.inputs.workers import stop_pool
 from tracecli.journal.rejected import DEFAULT_NAME, RejectedWriter, upload_inputs

@@ -27,7 +27,7 @@ from tracecli.config.fields import (
     MAX_RETRY_TIME,
     MIN_CHUNK_BYTES,
 )
-from tracecli.config.settings import WeaveTarget
+from tracecli.config.per_target import WeaveTarget
 from tracecli.diagnostics import Diagnostic, UsageError
 from tracecli.inputs.reader import InputFormat
 from tracecli.journal.rejected import Notes, RejectedWriter, stale_note
@@ -57,7 +57,7 @@ class HttpOptions(TypedDict):
 class UploadOptions:
     """Everything `upload` needs; the CLI fills it from flags, a library caller directly.
 
-    server/api_key/db follow `tracecli.config.settings.resolve_weave`: a server from the argument or
+    server/api_key/db follow `tracecli.config.per_target.resolve_weave`: a server from the argument or
     WF_TRACE_SERVER_URL, else the embedded store at `db` (or its default).
     """
 
