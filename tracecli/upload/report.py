@@ -57,8 +57,8 @@ class HttpOptions(TypedDict):
 class UploadOptions:
     """Everything `upload` needs; the CLI fills it from flags, a library caller directly.
 
-    server/api_key/db follow `tracecli.config.per_target.resolve_weave`: a server from the argument or
-    WF_TRACE_SERVER_URL, else the embedded store at `db` (or its default).
+    server/api_key/db follow `tracecli.config.per_target.resolve_weave`: a server from the
+    argument or WF_TRACE_SERVER_URL, else the embedded store at `db` (or its default).
     """
 
     server: str | None = None
