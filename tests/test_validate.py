@@ -272,10 +272,11 @@ def test_halves_in_one_block_pair_up_only_when_nothing_else_shares_their_id() ->
         end(f),  # 14
     ]
     data = b"".join(json.dumps(r).encode() + b"\n" for r in recs)
-    n, records, entries, pairs = blocks.check_lines(data, "p.jsonl", True)
-    assert (n, records) == (14, 14)
-    assert [(p[0], p[1], p[6], p[7]) for p in unpack_pairs(pairs)] == [(1, a, 3, False)]
-    kinds = [(x[0], x[1]) for x in entries if x[1] != "diag"]
+    got = blocks.check_lines(data, "p.jsonl", True)
+    assert (got.lines, got.records) == (14, 14)
+    pairs = [(p.line, p.id, p.end_line, p.ended_first) for p in unpack_pairs(got.pairs)]
+    assert pairs == [(1, a, 3, False)]
+    kinds = [(x.line, x.kind) for x in got.entries if x.kind != "diag"]
     assert kinds == [
         (2, "start"),
         (4, "end"),
