@@ -463,20 +463,25 @@ def test_pipes_and_gzip_by_content(tmp_path: Path) -> None:
 
 
 def test_packed_pairs_round_trip() -> None:
-    from tracecli.check.pairpack import NO_PARENT, pack_pairs
+    from tracecli.check.entries import Facts
+    from tracecli.check.pairpack import NO_PARENT, pack_halves
 
     a, b, t = new_id(), "0af7651916cd43dd", "0af7651916cd43dd8448eb211c80319c"
     pairs = [
         (1, a, t, None, "2026-03-02T09:14:05Z", "2026-03-02T09:14:06Z", 2, False),
         (3, b, t, a, "2026-03-02T09:14:07Z", "2026-03-02T09:14:06Z", 9, True),
     ]
-    packed = pack_pairs(pairs)
+    halves = [
+        (Facts(ln, "start", i, tr, p, st, None), en, e, bad)
+        for ln, i, tr, p, st, en, e, bad in pairs
+    ]
+    packed = pack_halves(halves)
     assert packed is not None
     assert unpack_pairs(packed) == pairs
     assert list(packed[2]) == [hash(a), hash(b)]
     assert list(packed[4]) == [NO_PARENT, hash(a)]
     assert packed[10] == [(1, "2026-03-02T09:14:07Z", "2026-03-02T09:14:06Z")]
-    assert pack_pairs([]) is None and unpack_pairs(None) == []
+    assert pack_halves([]) is None and unpack_pairs(None) == []
 
 
 def test_a_utf16_file_is_one_error_that_says_how_to_convert_it(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ from tracecli.check.entries import (
     to_rows,
 )
 from tracecli.check.facts import call_facts, ended_before, refused_id, timestamp
-from tracecli.check.pairpack import Packed, pack_pairs
+from tracecli.check.pairpack import Packed, pack_halves
 from tracecli.check.records import parse_record
 from tracecli.diagnostics import Location, Severity
 from tracecli.inputs.blocks import block_lines, range_error, read_range
@@ -50,6 +50,7 @@ from tracecli.upload.lines import (
 )
 from tracecli.wire.encode import SERVER_MAX_BYTES, EncodeError, MiB, dumps
 
+Half = tuple[Facts, str, int, bool]  # a pair as the block's loop keeps it: see `pack_halves`
 _REQUEST_OVERHEAD = 64  # the request around one call body: {"batch": [{"mode": ...}]}
 _NEAR_LIMIT = SERVER_MAX_BYTES - (1 << 20)  # raw lines longer than this are measured
 
@@ -122,12 +123,9 @@ def check_lines(data: bytes, path: str, at_start: bool) -> Checked:
 
     `at_start`: the block begins the file (a UTF-8 BOM may open it). A start and its end
     in the same block become one pair (see `_unpair` for when they may not), sent apart
-    from the other entries, packed (`pack_pairs`), so the checking process can take them
-    in bulk:
-
-        (line, id, trace_id, parent_id, started, ended, end_line, ended_first)
-
-    That is most records of a real file, at a fraction of the cost of two entries. The
+    from the other entries, packed (`pack_halves`), so the checking process can take them
+    in bulk (`pairpack.Pair`s: the start's line, id, trace and parent, both times, the
+    end's line). That is most records of a real file, at a fraction of the cost of two entries. The
     times of a pair are compared here: `ended_first` says the end is before the start.
 
     The cyclic garbage collector is paused meanwhile: decoded JSON holds no cycles, and
@@ -145,7 +143,7 @@ def check_lines(data: bytes, path: str, at_start: bool) -> Checked:
 def _check_lines(data: bytes, path: str, at_start: bool) -> Checked:
     out: list[Entry | None] = []
     append = out.append
-    pairs: list[tuple[Any, ...]] = []  # in `pairpack.Pair`'s field order
+    pairs: list[Half] = []  # see `pack_halves`
     add_pair = pairs.append
     ids: list[Any] = []  # every id an entry carries, to count them
     note = ids.append
@@ -210,15 +208,15 @@ def _check_lines(data: bytes, path: str, at_start: bool) -> Checked:
                     bad = en < st  # the usual case, inline: a call costs more than this
                 else:
                     bad = en < st if same_layout(st, en) else ended_before(en, st)
-                add_pair((s.line, cid, s.trace_id, s.parent_id, st, en, n, bad))
+                add_pair((s, en, n, bad))
                 continue
         append(f)
     # every id of a pair occurs twice; if anything else shares an id, count properly
     n = len(lines)
     if pairs and len(set(ids)) != len(ids) - len(pairs):
         entries, pairs = _unpair(out, pairs, ids)
-        return Checked(n, records, entries, pack_pairs(pairs))
-    return Checked(n, records, _settle_times(out), pack_pairs(pairs))
+        return Checked(n, records, entries, pack_halves(pairs))
+    return Checked(n, records, _settle_times(out), pack_halves(pairs))
 
 
 def _settle_times(out: list[Entry | None]) -> list[Entry]:
@@ -255,19 +253,19 @@ def _settle_times(out: list[Entry | None]) -> list[Entry]:
 
 
 def _unpair(
-    out: list[Entry | None], pairs: list[tuple[Any, ...]], ids: list[Any]
-) -> tuple[list[Entry], list[tuple[Any, ...]]]:
+    out: list[Entry | None], pairs: list[Half], ids: list[Any]
+) -> tuple[list[Entry], list[Half]]:
     """Split the pairs whose id occurs more than twice in the block (a duplicate, a
     refused record with that id): the cross-record checks must see every occurrence in
     order to say what is wrong with which."""
     counts = Counter(ids)
-    kept: list[tuple[Any, ...]] = []
+    kept: list[Half] = []
     back: list[Entry | None] = [e for e in out if e is not None]
     for p in pairs:
-        line, cid, tid, pid, started, ended, end_line, _ = p  # `pairpack.Pair`'s order
-        if counts[cid] > 2:
-            back.append(Facts(line, "start", cid, tid, pid, started, None))
-            back.append(Facts(end_line, "end", cid, None, None, None, ended))
+        start, ended, end_line, _ = p
+        if counts[start.call_id] > 2:
+            back.append(start)
+            back.append(Facts(end_line, "end", start.call_id, None, None, None, ended))
         else:
             kept.append(p)
     back.sort(key=_line)  # stable: what shares a line keeps its order
