@@ -462,6 +462,26 @@ def test_pipes_and_gzip_by_content(tmp_path: Path) -> None:
     )
 
 
+def test_a_block_outcome_pickles_with_its_entries_named() -> None:
+    """A worker sends its block's entries as plain rows; they come back as the named
+    tuples they were, equal, in order."""
+    import pickle
+
+    from tracecli.check.entries import Facts, diag_entry, refused_entry, time_entry
+    from tracecli.diagnostics import Severity
+
+    a = new_id()
+    entries = [
+        Facts(1, "start", a, "t", None, 1.5, None),
+        diag_entry(2, "op_name", "missing", Severity.ERROR, "is required"),
+        refused_entry(2, a),
+        time_entry(3, 0, "2026-03-02T09:14:07Z", "2026-03-02T09:14:06Z"),
+    ]
+    back = pickle.loads(pickle.dumps(blocks.Checked(3, 3, entries, None)))
+    assert (back.lines, back.records, back.entries, back.pairs) == (3, 3, entries, None)
+    assert [type(e) for e in back.entries] == [type(e) for e in entries]
+
+
 def test_packed_pairs_round_trip() -> None:
     from tracecli.check.entries import Facts
     from tracecli.check.pairpack import NO_PARENT, pack_halves
