@@ -223,9 +223,8 @@ class CrossChecker:
         out: list[Diagnostic],
         pairs: Packed | None = None,
     ) -> None:
-        """A block of `validate`'s entries and packed pairs (see
-        `tracecli.upload.validate_blocks` and
-        `tracecli.check.pairpack`), whose lines are relative to `base`.
+        """A block of `validate`'s entries and packed pairs (see `tracecli.check.entries`
+        and `tracecli.check.pairpack`), whose lines are relative to `base`.
 
         The same diagnostics as feeding each record in turn (a test holds that), at a
         fraction of the cost: this runs once per record in one process while the workers

@@ -11,9 +11,10 @@ found, in input order, with lines relative to the block: one entry per record or
 - `TimeOrder`: a call that ended before it started (compared in the block).
 
 Each is a named tuple that starts with `line` and `kind` (a tag, the same at the same
-place in every entry, so any entry says what it is). They cross the process boundary
-by the thousand, so the block builds them positionally and they travel as plain tuples
-with a type code each (`to_rows` / `from_rows`), as upload's entries do.
+place in every entry, so any entry says what it is). `Facts`, one per valid record, is
+built positionally at C speed (see its docstring); the others are rare, built by the
+functions below. They cross the process boundary by the thousand, so they travel as
+plain tuples with a type code each (`to_rows` / `from_rows`), as upload's entries do.
 """
 
 from __future__ import annotations
