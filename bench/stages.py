@@ -95,7 +95,7 @@ def s_check(path: str) -> int:
 def s_pair(path: str) -> int:
     n = 0
     for i, b in enumerate(read_blocks(path)):
-        n += vb.check_lines(b, path, i == 0)[1]
+        n += vb.check_lines(b, path, i == 0).records
     return n
 
 

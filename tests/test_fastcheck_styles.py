@@ -86,12 +86,14 @@ def test_every_style_takes_the_fast_path() -> None:
     for style in STYLES:
         lines = [_line("start", s, style) for s, _ in calls]
         lines += [_line("end", e, style) for _, e in calls]
-        n, records, entries, packed = check_lines(b"\n".join(lines) + b"\n", "t.jsonl", True)
-        assert (n, records, entries) == (40, 40, []), style
-        pairs = unpack_pairs(packed)
+        got = check_lines(b"\n".join(lines) + b"\n", "t.jsonl", True)
+        assert (got.lines, got.records, got.entries) == (40, 40, []), style
+        pairs = unpack_pairs(got.pairs)
         assert len(pairs) == 20, style  # every call paired: each record took the fast path
-        assert not any(p[7] for p in pairs)  # none ends before it starts
-        facts[style] = [(p[0], p[1], p[2], p[3], timestamp(p[4]), p[6]) for p in pairs]
+        assert not any(p.ended_first for p in pairs)  # none ends before it starts
+        facts[style] = [
+            (p.line, p.id, p.trace_id, p.parent_id, timestamp(p.started), p.end_line) for p in pairs
+        ]
     want = facts["compact"]
     for style in ("offsets", "zone"):
         assert facts[style] == want, style
@@ -104,9 +106,8 @@ def test_an_end_before_its_start_is_found_in_every_style() -> None:
     end = {**end, "ended_at": start["started_at"] - datetime.timedelta(seconds=2)}
     for style in STYLES:
         data = _line("start", start, style) + b"\n" + _line("end", end, style) + b"\n"
-        _n, _r, _e, packed = check_lines(data, "t.jsonl", True)
-        (pair,) = unpack_pairs(packed)
-        assert pair[7], style
+        (pair,) = unpack_pairs(check_lines(data, "t.jsonl", True).pairs)
+        assert pair.ended_first, style
 
 
 zones = st.sampled_from(["Z", "+00:00", "-00:00", "+05:30", "-08:00", "+14:00"])

@@ -274,10 +274,11 @@ def test_halves_in_one_block_pair_up_only_when_nothing_else_shares_their_id() ->
         end(f),  # 14
     ]
     data = b"".join(json.dumps(r).encode() + b"\n" for r in recs)
-    n, records, entries, pairs = blocks.check_lines(data, "p.jsonl", True)
-    assert (n, records) == (14, 14)
-    assert [(p[0], p[1], p[6], p[7]) for p in unpack_pairs(pairs)] == [(1, a, 3, False)]
-    kinds = [(x[0], x[1]) for x in entries if x[1] != "diag"]
+    got = blocks.check_lines(data, "p.jsonl", True)
+    assert (got.lines, got.records) == (14, 14)
+    pairs = [(p.line, p.id, p.end_line, p.ended_first) for p in unpack_pairs(got.pairs)]
+    assert pairs == [(1, a, 3, False)]
+    kinds = [(x.line, x.kind) for x in got.entries if x.kind != "diag"]
     assert kinds == [
         (2, "start"),
         (4, "end"),
@@ -464,21 +465,46 @@ def test_pipes_and_gzip_by_content(tmp_path: Path) -> None:
     )
 
 
+def test_a_block_outcome_pickles_with_its_entries_named() -> None:
+    """A worker sends its block's entries as plain rows; they come back as the named
+    tuples they were, equal, in order."""
+    import pickle
+
+    from tracecli.check.entries import Facts, diag_entry, refused_entry, time_entry
+    from tracecli.diagnostics import Severity
+
+    a = new_id()
+    entries = [
+        Facts(1, "start", a, "t", None, 1.5, None),
+        diag_entry(2, "op_name", "missing", Severity.ERROR, "is required"),
+        refused_entry(2, a),
+        time_entry(3, 0, "2026-03-02T09:14:07Z", "2026-03-02T09:14:06Z"),
+    ]
+    back = pickle.loads(pickle.dumps(blocks.Checked(3, 3, entries, None)))
+    assert (back.lines, back.records, back.entries, back.pairs) == (3, 3, entries, None)
+    assert [type(e) for e in back.entries] == [type(e) for e in entries]
+
+
 def test_packed_pairs_round_trip() -> None:
-    from tracecli.check.pairpack import NO_PARENT, pack_pairs
+    from tracecli.check.entries import Facts
+    from tracecli.check.pairpack import NO_PARENT, pack_halves
 
     a, b, t = new_id(), "0af7651916cd43dd", "0af7651916cd43dd8448eb211c80319c"
     pairs = [
         (1, a, t, None, "2026-03-02T09:14:05Z", "2026-03-02T09:14:06Z", 2, False),
         (3, b, t, a, "2026-03-02T09:14:07Z", "2026-03-02T09:14:06Z", 9, True),
     ]
-    packed = pack_pairs(pairs)
+    halves = [
+        (Facts(ln, "start", i, tr, p, st, None), en, e, bad)
+        for ln, i, tr, p, st, en, e, bad in pairs
+    ]
+    packed = pack_halves(halves)
     assert packed is not None
     assert unpack_pairs(packed) == pairs
     assert list(packed[2]) == [hash(a), hash(b)]
     assert list(packed[4]) == [NO_PARENT, hash(a)]
     assert packed[10] == [(1, "2026-03-02T09:14:07Z", "2026-03-02T09:14:06Z")]
-    assert pack_pairs([]) is None and unpack_pairs(None) == []
+    assert pack_halves([]) is None and unpack_pairs(None) == []
 
 
 def test_a_utf16_file_is_one_error_that_says_how_to_convert_it(tmp_path: Path) -> None:

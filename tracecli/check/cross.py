@@ -17,11 +17,13 @@ whose start has not been read yet, and children whose parent has not been read y
 from __future__ import annotations
 
 from array import array
+from collections.abc import Sequence
 from typing import Any
 
+from tracecli.check.entries import Diag, Entry, Facts, Refused, TimeOrder
 from tracecli.check.facts import call_facts, ended_before, refused_id, time_order
 from tracecli.check.idindex import HashIndex
-from tracecli.check.pairpack import NO_PARENT, Packed, unpack_pairs
+from tracecli.check.pairpack import NO_PARENT, Packed, Pair, unpack_pairs
 from tracecli.check.records import Record
 from tracecli.diagnostics import Diagnostic, Location, Severity
 from tracecli.packing import BitFields
@@ -37,8 +39,8 @@ _unpack_where = _WHERE.unpack
 _NO_TRACE = 0
 
 
-def _first(e: tuple[Any, ...]) -> int:
-    return int(e[0])
+def _line(e: Entry | Pair) -> int:
+    return e.line
 
 
 class CrossChecker:
@@ -98,7 +100,7 @@ class CrossChecker:
     def feed(self, rec: Record) -> list[Diagnostic]:
         """Diagnostics about `rec` that are known now (it must have passed its schema)."""
         out: list[Diagnostic] = []
-        kind, cid, tid, pid, started, ended = call_facts(rec)
+        _, kind, cid, tid, pid, started, ended = call_facts(rec)  # by name, in Facts' order
         self.feed_call(rec.loc.path, rec.loc.line, kind, cid, tid, pid, started, ended, out)
         return out
 
@@ -217,13 +219,12 @@ class CrossChecker:
         self,
         path: str,
         base: int,
-        entries: list[tuple[Any, ...]],
+        entries: list[Entry],
         out: list[Diagnostic],
         pairs: Packed | None = None,
     ) -> None:
-        """A block of `validate`'s entries and packed pairs (see
-        `tracecli.upload.validate_blocks` and
-        `tracecli.check.pairpack`), whose lines are relative to `base`.
+        """A block of `validate`'s entries and packed pairs (see `tracecli.check.entries`
+        and `tracecli.check.pairpack`), whose lines are relative to `base`.
 
         The same diagnostics as feeding each record in turn (a test holds that), at a
         fraction of the cost: this runs once per record in one process while the workers
@@ -231,30 +232,31 @@ class CrossChecker:
         taken in bulk first when none of their ids is known yet, else they go through
         the exact path one by one with the other entries, in line order. The block
         compared the times within a record and within a pair already (its entries carry
-        None there). Diagnostics of the block's records ("diag" entries) go to `out` too.
+        None there). Diagnostics of the block's records (`Diag` entries) go to `out` too.
         """
+        todo: Sequence[Entry | Pair] = entries
         if pairs and not self._bulk_pairs(path, base, pairs, out):
-            merged = [(p[0], "pair", *p[1:]) for p in unpack_pairs(pairs)]
-            merged.extend(entries)
-            merged.sort(key=_first)  # stable: what shares a line keeps its order
-            entries = merged
+            merged: list[Entry | Pair] = [*unpack_pairs(pairs), *entries]
+            merged.sort(key=_line)  # stable: what shares a line keeps its order
+            todo = merged
         self._pack(path, 0)  # the file takes its place in the order `finish` sorts by
-        for e in entries:
-            kind = e[1]
-            if kind == "pair":  # only when the block's pairs could not go in bulk
-                line, _, cid, tid, pid, started, ended, end_line = e[:8]
+        for e in todo:
+            if type(e) is Facts:
+                _, kind, cid, tid, pid, started, ended = e  # by name, in Facts' order
+                self.feed_call(path, base + e.line, kind, cid, tid, pid, started, ended, out)
+            elif type(e) is Pair:  # only when the block's pairs could not go in bulk
+                line, cid, tid, pid, started, ended, end_line, _ = e  # in Pair's order
                 self.feed_pair(
                     path, base + line, cid, tid, pid, started, ended, base + end_line, out
                 )
-            elif kind == "diag":
-                out.append(Diagnostic(path, base + e[0], e[2], e[3], e[4], e[5]))
-            elif kind == "time":
-                start = f"start at {path}:{base + e[2]}" if e[2] else None
-                out.append(time_order(path, base + e[0], "ended_at", e[4], e[3], start))
-            elif kind == "refused":
-                self.note_refused_id(path, base + e[0], e[2])
+            elif type(e) is Diag:
+                out.append(Diagnostic(path, base + e.line, e.field, e.code, e.severity, e.message))
+            elif type(e) is Refused:
+                self.note_refused_id(path, base + e.line, e.call_id)
             else:
-                self.feed_call(path, base + e[0], kind, e[2], e[3], e[4], e[5], e[6], out)
+                assert type(e) is TimeOrder
+                start = f"start at {path}:{base + e.start_line}" if e.start_line else None
+                out.append(time_order(path, base + e.line, "ended_at", e.ended, e.started, start))
         out.extend(self.drain())
 
     def _bulk_pairs(self, path: str, base: int, pairs: Packed, out: list[Diagnostic]) -> bool:

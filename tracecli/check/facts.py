@@ -12,7 +12,7 @@ from typing import Any
 
 from tracecli.check.records import Record
 from tracecli.diagnostics import Diagnostic, Location, Severity
-from tracecli.schema.fastcheck import same_layout
+from tracecli.schema.fastcheck import Facts, same_layout
 
 _fromiso = datetime.datetime.fromisoformat
 
@@ -113,16 +113,16 @@ def ended_before(ended: Any, started: Any) -> bool:
     return e is not None and s is not None and e < s
 
 
-def call_facts(rec: Record) -> tuple[str, Any, Any, Any, float | None, float | None]:
-    """(kind, id, trace_id, parent_id, started, ended) of a valid record."""
+def call_facts(rec: Record, line: int = 0) -> Facts:
+    """The facts of a valid record (its times as epoch seconds), at `line`."""
     d = rec.data
     if rec.kind == "freeplay":
-        return ("freeplay", None, None, None, None, None)
+        return Facts(line, "freeplay", None, None, None, None, None)
     started = timestamp(d.get("started_at"))
     ended = timestamp(d.get("ended_at")) if rec.kind != "start" else None
     if rec.kind == "end":
-        return ("end", d.get("id"), None, None, started, ended)
-    return (rec.kind, d.get("id"), d.get("trace_id"), d.get("parent_id"), started, ended)
+        return Facts(line, "end", d.get("id"), None, None, started, ended)
+    return Facts(line, rec.kind, d.get("id"), d.get("trace_id"), d.get("parent_id"), started, ended)
 
 
 def refused_id(value: Any) -> tuple[str | None, str | None]:

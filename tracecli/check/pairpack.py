@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from tracecli.packing import join_column, split_column
+from tracecli.schema.fastcheck import Facts
 
 NO_PARENT = -1  # never a hash: CPython's hash() cannot return -1
 
@@ -50,13 +51,19 @@ class Packed(NamedTuple):
     bad: list[tuple[int, str, str]]  # (index, started, ended) of the pairs that end first
 
 
-def pack_pairs(pairs: Sequence[tuple[Any, ...]]) -> Packed | None:
-    """The pairs of a block's fast path (ids and times are checked ASCII strings,
-    without newlines), packed; None for none. A pair is a `Pair` or a plain tuple in its
-    field order (what the worker builds: a tuple costs it less than a `Pair`)."""
-    if not pairs:
+def pack_halves(halves: Sequence[tuple[Facts, str, int, bool]]) -> Packed | None:
+    """The pairs of a block's fast path (ids and times are checked ASCII strings, without
+    newlines), packed; None for none.
+
+    A pair as the block's loop keeps it: (the start's `Facts`, the end's ended_at, the
+    end's line, whether the end is before the start). Taken apart here a column at a
+    time, in C (zip), rather than field by field for each pair in that loop, where
+    reading a named tuple's fields costs several times what indexing a plain one does.
+    """
+    if not halves:
         return None
-    lines, ids, tids, pids, sts, ens, end_lines, bads = zip(*pairs, strict=True)
+    starts, ens, end_lines, bads = zip(*halves, strict=True)
+    lines, _, ids, tids, pids, sts, _ = zip(*starts, strict=True)
     bad = [(i, sts[i], ens[i]) for i, b in enumerate(bads) if b] if any(bads) else []
     return Packed(
         array("I", lines),
@@ -74,7 +81,7 @@ def pack_pairs(pairs: Sequence[tuple[Any, ...]]) -> Packed | None:
 
 
 def unpack_pairs(packed: Packed | None) -> list[Pair]:
-    """The pairs as `pack_pairs` took them."""
+    """The pairs `pack_halves` took, as `Pair`s."""
     if not packed:
         return []
     bads = {i for i, _, _ in packed.bad}

@@ -157,8 +157,7 @@ def prepare(
         quick = fast_body(value) if fast and type(value) is dict else None
         if quick is not None:
             facts, shape, data = quick
-            facts = facts[-6:]  # (kind, id, trace_id, parent_id, started, ended), any prefix
-            kind = facts[0]
+            kind = facts.kind
             warnings: tuple[Warning3, ...] = ()
             if shape == "flat":
                 del data["type"]  # the value is ours; a rejection rebuilds the record
@@ -176,7 +175,7 @@ def prepare(
             facts = call_facts(rec)
             kind, shape, data = rec.kind, rec.shape, rec.data
             warnings = tuple((d.field, d.code, d.message) for d in parsed.diagnostics)
-        cid, tid, pid, started, ended = facts[1], facts[2], facts[3], facts[4], facts[5]
+        _, _, cid, tid, pid, started, ended = facts  # by name, in Facts' order
         if kind != "start":
             s = data.get("summary")
             if type(s) is dict and "weave" in s:  # a dumped call: see without_computed

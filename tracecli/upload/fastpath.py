@@ -21,12 +21,11 @@ from tracecli.schema.fastcheck import (
     FLAT_END_KEYS,
     FLAT_START_KEYS,
     START_KEYS,
+    Facts,
     complete_facts,
     end_facts,
     start_facts,
 )
-
-Facts = tuple[Any, ...]  # (line, kind, id, trace_id, parent_id, started, ended)
 
 
 def fast_facts(v: dict[str, Any], line: int = 0, json: bool = True) -> Facts | None:

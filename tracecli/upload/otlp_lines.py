@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from tracecli.check.entries import Diag, Entry, Facts
 from tracecli.diagnostics import Diagnostic, Location
 from tracecli.inputs.reader import BOM, STDIN_NAME, Source, json_error, open_stream, os_message
 from tracecli.inputs.sniff import OTLP as OTLP  # named here too by upload's modules
@@ -94,10 +95,10 @@ def on_span(field: str, where: str) -> str:
 
 
 # -- validate ------------------------------------------------------------------------------
-def checked(call: dict[str, Any], line: int, path: str, where: str, plain: bool) -> list[Any]:
-    """`validate`'s entries for a span's call (see `tracecli.upload.validate_blocks`), named
-    on the span. `plain`: its values are JSON's own and its line names no reference."""
-    mine: list[tuple[Any, ...]] = []
+def checked(call: dict[str, Any], line: int, path: str, where: str, plain: bool) -> list[Entry]:
+    """`validate`'s entries for a span's call (see `tracecli.check.entries`), named on the
+    span. `plain`: its values are JSON's own and its line names no reference."""
+    mine: list[Entry] = []
     size = _json_size(call) if plain else None
     # JSON's own values (orjson writes them, so no wide integer, lone surrogate or deep
     # nesting) and no reference: the fast check answers as the full one would, as it
@@ -105,12 +106,12 @@ def checked(call: dict[str, Any], line: int, path: str, where: str, plain: bool)
     examine(call, line, path, mine, size is not None)
     if size is None or size > _NEAR_LIMIT:
         too_large(call, line, mine)
-    out = []
+    out: list[Entry] = []
     for e in mine:
-        if e[1] == "diag":
-            e = (*e[:2], on_span(e[2], where), *e[3:])
-        elif e[1] in ("complete", "start", "end"):
-            e = (*e[:4], None, *e[5:])  # parents: the OTLP checks'
+        if type(e) is Diag:
+            e = e._replace(field=on_span(e.field, where))
+        elif type(e) is Facts and e.kind in ("complete", "start", "end"):
+            e = e._replace(parent_id=None)  # parents: the OTLP checks'
         out.append(e)
     return out
 

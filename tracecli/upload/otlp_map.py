@@ -17,6 +17,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from tracecli.check.entries import Entry as VEntry
+from tracecli.check.entries import diag_entry
 from tracecli.diagnostics import Diagnostic, Location
 from tracecli.otel.calls import SpanCalls, original_at, span_original
 from tracecli.otel.checks import REFUSED, end_before_start
@@ -163,10 +165,10 @@ def entries_of(calls: SpanCalls, path: str, parts: LineParts) -> list[Entry]:
     return out
 
 
-def validate_entries(calls: SpanCalls, path: str, parts: LineParts) -> tuple[int, list[Any]]:
+def validate_entries(calls: SpanCalls, path: str, parts: LineParts) -> tuple[int, list[VEntry]]:
     """(the spans of a line, `validate`'s entries for them: see
-    `tracecli.upload.validate_blocks`), as `entries_of` for upload."""
-    out: list[Any] = []
+    `tracecli.check.entries`), as `entries_of` for upload."""
+    out: list[VEntry] = []
     spans = 0
     loc = Location(path, parts.line)
     for p in parts.spans:
@@ -176,7 +178,7 @@ def validate_entries(calls: SpanCalls, path: str, parts: LineParts) -> tuple[int
             out.extend(p.entry)
             continue
         d = refused
-        out.append((parts.line, "diag", d.field, d.code, d.severity, d.message))
+        out.append(diag_entry(parts.line, d.field, d.code, d.severity, d.message))
     return spans, out
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tracecli.check.cross import CrossChecker
+from tracecli.check.entries import Entry
 from tracecli.check.pairpack import Packed
 from tracecli.diagnostics import Diagnostic, Location, Severity, UsageError
 from tracecli.inputs.reader import (
@@ -248,7 +249,7 @@ class _Run:
         self.engine.submit(_Block(src, lines, src.size or 0, True), None, ())
 
     def _yaml(self, src: Source) -> None:
-        entries: list[blocks.Entry] = []
+        entries: list[Entry] = []
         for item in src:
             if isinstance(item, Diagnostic):
                 self.sink.add(item)
@@ -292,18 +293,18 @@ class _Run:
     def drain_pool(self) -> None:
         self.engine.drain()
 
-    def _block(self, block: _Block, got: blocks.Result | None) -> None:
-        n_lines, records, entries, pairs = got if got is not None else _NOTHING
+    def _block(self, block: _Block, got: blocks.Checked | None) -> None:
+        got = got if got is not None else _NOTHING
         src = block.src
         base = block.lines.n
-        block.lines.n += n_lines
-        self.report.records += records
-        self._consume(entries, src.path, base, pairs)
+        block.lines.n += got.lines
+        self.report.records += got.records
+        self._consume(got.entries, src.path, base, got.pairs)
         self._progress(src.path, src.size or block.done if block.last else block.done, src.size)
 
     def _consume(
         self,
-        entries: list[blocks.Entry],
+        entries: list[Entry],
         path: str,
         base: int,
         pairs: Packed | None = None,
@@ -327,7 +328,7 @@ def _jsonl(path: str) -> bool:
     return format_of(path) == "jsonl"
 
 
-_NOTHING: blocks.Result = (0, 0, [], None)
+_NOTHING = blocks.Checked(0, 0, [], None)
 
 
 @dataclass(slots=True)

@@ -3,12 +3,10 @@
 `validate` checks each record on its own (shape, schema, server rules) and then across
 records (`checks.CrossChecker`). The first part is nearly all of the cost and needs no
 shared state, so it runs on blocks of lines in a process pool; what comes back is small:
-one *entry* per record or problem, in input order, with line numbers relative to the block:
-
-    (line, "start" | "end" | "complete" | "freeplay", id, trace_id, parent_id, started, ended)
-    (line, "refused", id)                       a record that failed its schema
-    (line, "diag", field, code, severity, message)
-    (end_line, "time", start_line or 0, started, ended)   ended before started
+one *entry* per record or problem, in input order, with line numbers relative to the block
+(`tracecli.check.entries`: `Facts` of a valid record, `Refused` for a record that failed
+its schema, `Diag` for a problem of one record, `TimeOrder` for a call that ended before
+it started), and the block's start/end pairs, packed (`Checked`).
 
 Times within a record or a pair are compared here; only what crosses blocks is left to
 the cross-record checks, as epoch seconds.
@@ -23,13 +21,24 @@ import gc
 from collections import Counter
 from typing import Any
 
+from tracecli.check.entries import (
+    Diag,
+    Entry,
+    Facts,
+    Refused,
+    diag_entry,
+    from_rows,
+    refused_entry,
+    time_entry,
+    to_rows,
+)
 from tracecli.check.facts import call_facts, ended_before, refused_id, timestamp
-from tracecli.check.pairpack import Packed, pack_pairs
+from tracecli.check.pairpack import Packed, pack_halves
 from tracecli.check.records import parse_record
 from tracecli.diagnostics import Location, Severity
 from tracecli.inputs.blocks import block_lines, range_error, read_range
 from tracecli.inputs.reader import STDIN_NAME
-from tracecli.schema.fastcheck import same_layout
+from tracecli.schema.fastcheck import new_facts, same_layout
 from tracecli.upload.fastpath import fast_facts
 from tracecli.upload.lines import (
     NOT_JSON,
@@ -41,7 +50,7 @@ from tracecli.upload.lines import (
 )
 from tracecli.wire.encode import SERVER_MAX_BYTES, EncodeError, MiB, dumps
 
-Entry = tuple[Any, ...]
+Half = tuple[Facts, str, int, bool]  # a pair as the block's loop keeps it: see `pack_halves`
 _REQUEST_OVERHEAD = 64  # the request around one call body: {"batch": [{"mode": ...}]}
 _NEAR_LIMIT = SERVER_MAX_BYTES - (1 << 20)  # raw lines longer than this are measured
 
@@ -58,7 +67,7 @@ def examine(value: Any, line: int, path: str, out: list[Entry], json: bool = Fal
             return
         _slow(value, line, path, out)
     except Exception as exc:  # a bug of ours must not hide the other records
-        out.append((line, "diag", "(record)", "internal", Severity.ERROR, internal_error(exc)))
+        out.append(diag_entry(line, "(record)", "internal", Severity.ERROR, internal_error(exc)))
 
 
 def _fast(v: dict[str, Any], line: int, out: list[Entry], json: bool) -> bool:
@@ -73,30 +82,50 @@ def _fast(v: dict[str, Any], line: int, out: list[Entry], json: bool) -> bool:
 def _slow(value: Any, line: int, path: str, out: list[Entry]) -> None:
     parsed = parse_record(Location(path, line), value)
     for d in parsed.diagnostics:
-        out.append((line, "diag", d.field, d.code, d.severity, d.message))
+        out.append(diag_entry(line, d.field, d.code, d.severity, d.message))
     rec = parsed.record
     if rec is not None:
-        out.append((line, *call_facts(rec)))
+        out.append(call_facts(rec, line))
     else:
         _kind, cid = refused_id(value)
         if cid is not None:
-            out.append((line, "refused", cid))
+            out.append(refused_entry(line, cid))
 
 
-Result = tuple[int, int, list[Entry], Packed | None]
+class Checked:
+    """A block's outcome: its lines, its records, its entries and its packed pairs.
+
+    Pickled (from a worker back to the checking process) as plain tuples and a type code
+    per entry (`check.entries.to_rows`), rebuilt at C speed: each named tuple pickled as
+    itself would cost a Python call both ways.
+    """
+
+    __slots__ = ("entries", "lines", "pairs", "records")
+
+    def __init__(self, lines: int, records: int, entries: list[Entry], pairs: Packed | None):
+        self.lines = lines
+        self.records = records
+        self.entries = entries
+        self.pairs = pairs
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (self.lines, self.records, *to_rows(self.entries), self.pairs))
 
 
-def check_lines(data: bytes, path: str, at_start: bool) -> Result:
-    """Check a block of whole JSONL lines: (lines, records, entries, pairs).
+def _rebuild(
+    lines: int, records: int, codes: bytes, rows: list[tuple[Any, ...]], pairs: Packed | None
+) -> Checked:
+    return Checked(lines, records, from_rows(codes, rows), pairs)
+
+
+def check_lines(data: bytes, path: str, at_start: bool) -> Checked:
+    """Check a block of whole JSONL lines: its lines, records, entries and pairs.
 
     `at_start`: the block begins the file (a UTF-8 BOM may open it). A start and its end
     in the same block become one pair (see `_unpair` for when they may not), sent apart
-    from the other entries, packed (`pack_pairs`), so the checking process can take them
-    in bulk:
-
-        (line, id, trace_id, parent_id, started, ended, end_line, ended_first)
-
-    That is most records of a real file, at a fraction of the cost of two entries. The
+    from the other entries, packed (`pack_halves`), so the checking process can take them
+    in bulk (`pairpack.Pair`s: the start's line, id, trace and parent, both times, the
+    end's line). That is most records of a real file, at a fraction of the cost of two entries. The
     times of a pair are compared here: `ended_first` says the end is before the start.
 
     The cyclic garbage collector is paused meanwhile: decoded JSON holds no cycles, and
@@ -111,10 +140,10 @@ def check_lines(data: bytes, path: str, at_start: bool) -> Result:
             gc.enable()
 
 
-def _check_lines(data: bytes, path: str, at_start: bool) -> Result:
+def _check_lines(data: bytes, path: str, at_start: bool) -> Checked:
     out: list[Entry | None] = []
     append = out.append
-    pairs: list[Entry] = []
+    pairs: list[Half] = []  # see `pack_halves`
     add_pair = pairs.append
     ids: list[Any] = []  # every id an entry carries, to count them
     note = ids.append
@@ -135,18 +164,19 @@ def _check_lines(data: bytes, path: str, at_start: bool) -> Result:
                 too_large(value, n, out)  # type: ignore[arg-type]
         if extras:
             if any(e[2] is Severity.ERROR for e in extras):
-                out.extend((n, "diag", *e) for e in extras)
+                out.extend(diag_entry(n, *e) for e in extras)
                 _refuse_broken(raw, n, out)
                 continue
             k = len(out)
             examine(value, n, path, out, False)  # type: ignore[arg-type]
             refused = set()
             for e in out[k:]:
-                if e is not None and e[1] != "diag":
-                    note(e[2])
-                elif e is not None and e[4] is Severity.ERROR:
-                    refused.add(e[2])
-            out.extend((n, "diag", *e) for e in extras if e[0] not in refused)
+                if type(e) is Diag:
+                    if e.severity is Severity.ERROR:
+                        refused.add(e.field)
+                elif type(e) is Facts or type(e) is Refused:
+                    note(e.call_id)
+            out.extend(diag_entry(n, *e) for e in extras if e[0] not in refused)
             continue
         # a string the server reads as a reference starts with "weave: the full check
         # looks inside values for it, the fast one does not (one search per block)
@@ -159,77 +189,83 @@ def _check_lines(data: bytes, path: str, at_start: bool) -> Result:
             k = len(out)
             examine(value, n, path, out, plain)  # type: ignore[arg-type]
             for e in out[k:]:
-                if e is not None and e[1] != "diag":
-                    note(e[2])
+                if type(e) is Facts or type(e) is Refused:
+                    note(e.call_id)
             continue
-        cid = f[2]
+        cid = f.call_id
         note(cid)
-        kind = f[1]
+        kind = f.kind
         if kind == "start":
             opened[cid] = len(out)
-        elif kind == "end" and f[5] is None:
+        elif kind == "end" and f.started is None:
             i = opened.pop(cid, None)
             if i is not None:
                 s = out[i]
-                assert s is not None  # (a start is taken out once: popped from opened)
+                assert type(s) is Facts  # (a start is taken out once: popped from opened)
                 out[i] = None
-                st, en = s[5], f[6]  # both canonical time strings (the fast path's)
+                st, en = s.started, f.ended  # both canonical time strings (the fast path's)
                 if len(st) == len(en) and st[-1] == "Z" == en[-1] and st[10] == en[10]:
                     bad = en < st  # the usual case, inline: a call costs more than this
                 else:
                     bad = en < st if same_layout(st, en) else ended_before(en, st)
-                add_pair((s[0], cid, s[3], s[4], st, en, n, bad))
+                add_pair((s, en, n, bad))
                 continue
         append(f)
     # every id of a pair occurs twice; if anything else shares an id, count properly
     n = len(lines)
     if pairs and len(set(ids)) != len(ids) - len(pairs):
         entries, pairs = _unpair(out, pairs, ids)
-        return n, records, entries, pack_pairs(pairs)
-    return n, records, _settle_times(out), pack_pairs(pairs)
+        return Checked(n, records, entries, pack_halves(pairs))
+    return Checked(n, records, _settle_times(out), pack_halves(pairs))
 
 
 def _settle_times(out: list[Entry | None]) -> list[Entry]:
     """The entries left after pairing, with their times settled.
 
-    A bad order within one record becomes a "time" entry (the line, "time", 0, started,
-    ended), compared here. What is left to compare across blocks (a start not yet ended,
-    an end whose start is elsewhere) goes on as epoch seconds; the rest carries no times.
+    A bad order within one record becomes a `TimeOrder` (start_line 0), compared here.
+    What is left to compare across blocks (a start not yet ended, an end whose start is
+    elsewhere) goes on as epoch seconds; the rest carries no times.
     """
     final: list[Entry] = []
     add = final.append
     for e in out:
-        if e is None:
-            continue  # a start that became part of a pair
-        kind = e[1]
+        if type(e) is not Facts:
+            if e is not None:  # (None: a start that became part of a pair)
+                add(e)
+            continue
+        line, kind, cid, tid, pid, started, ended = e
         if kind == "start":
-            add(e if type(e[5]) is not str else (*e[:5], timestamp(e[5]), None))
+            if type(started) is str:
+                e = new_facts(Facts, (line, kind, cid, tid, pid, timestamp(started), None))
+            add(e)
         elif kind == "end":
-            if e[5] is not None and ended_before(e[6], e[5]):
-                add((e[0], "time", 0, e[5], e[6]))
-            add((*e[:5], None, e[6] if type(e[6]) is not str else timestamp(e[6])))
+            if started is not None and ended_before(ended, started):
+                add(time_entry(line, 0, started, ended))
+            ended = ended if type(ended) is not str else timestamp(ended)
+            add(new_facts(Facts, (line, kind, cid, tid, pid, None, ended)))
         elif kind == "complete":
-            add((*e[:5], None, None))
-            if ended_before(e[6], e[5]):
-                add((e[0], "time", 0, e[5], e[6]))
+            add(new_facts(Facts, (line, kind, cid, tid, pid, None, None)))
+            if ended_before(ended, started):
+                add(time_entry(line, 0, started, ended))
         else:
             add(e)
     return final
 
 
 def _unpair(
-    out: list[Entry | None], pairs: list[Entry], ids: list[Any]
-) -> tuple[list[Entry], list[Entry]]:
+    out: list[Entry | None], pairs: list[Half], ids: list[Any]
+) -> tuple[list[Entry], list[Half]]:
     """Split the pairs whose id occurs more than twice in the block (a duplicate, a
     refused record with that id): the cross-record checks must see every occurrence in
     order to say what is wrong with which."""
     counts = Counter(ids)
-    kept: list[Entry] = []
+    kept: list[Half] = []
     back: list[Entry | None] = [e for e in out if e is not None]
     for p in pairs:
-        if counts[p[1]] > 2:
-            back.append((p[0], "start", p[1], p[2], p[3], p[4], None))
-            back.append((p[6], "end", p[1], None, None, None, p[5]))
+        start, ended, end_line, _ = p
+        if counts[start.call_id] > 2:
+            back.append(start)
+            back.append(Facts(end_line, "end", start.call_id, None, None, None, ended))
         else:
             kept.append(p)
     back.sort(key=_line)  # stable: what shares a line keeps its order
@@ -252,24 +288,26 @@ def too_large(value: Any, line: int, out: list[Entry]) -> None:
             f"is {size / MiB:.1f} MiB as JSON; a Weave server refuses a request over "
             f"{SERVER_MAX_BYTES // MiB} MiB, and one call cannot be split"
         )
-        out.append((line, "diag", "(record)", "too-large", Severity.ERROR, msg))
+        out.append(diag_entry(line, "(record)", "too-large", Severity.ERROR, msg))
 
 
 def _line(e: Entry | None) -> int:
     assert e is not None
-    return int(e[0])
+    return e.line
 
 
 def _refuse_broken(raw: bytes, line: int, out: list[Entry | None]) -> None:
     cid = broken_id(raw)
     if cid is not None:
-        out.append((line, "refused", cid))
+        out.append(refused_entry(line, cid))
 
 
-def check_range(path: str, offset: int, length: int) -> Result:
+def check_range(path: str, offset: int, length: int) -> Checked:
     """Read and check one byte range of a plain file (the pool's unit of work)."""
     try:
         data = read_range(path, offset, length)
     except OSError as exc:
-        return 0, 0, [(1, "diag", "", "read-error", Severity.ERROR, range_error(exc))], None
+        return Checked(
+            0, 0, [diag_entry(1, "", "read-error", Severity.ERROR, range_error(exc))], None
+        )
     return check_lines(data, path, offset == 0)
