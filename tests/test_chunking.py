@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tracecli.schema.weave import END_FIELDS
+from tracecli.schema.fields import END_FIELDS
 from tracecli.wire.chunking import KINDS, SHAPES, SINGLE, Chunk, Chunker, Unit, pack, unpack
 from tracecli.wire.encode import (
     batch_body,

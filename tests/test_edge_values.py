@@ -28,7 +28,8 @@ import pytest
 
 from tests.servers import ServerHandle, start_serve, start_weave_ref
 from tracecli.diagnostics import Severity
-from tracecli.schema.weave import END_FIELDS, StartedCallSchemaForInsert
+from tracecli.schema.fields import END_FIELDS
+from tracecli.schema.weave import StartedCallSchemaForInsert
 from tracecli.upload.api import UploadOptions, upload
 from tracecli.upload.validate import validate_paths
 

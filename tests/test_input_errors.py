@@ -26,7 +26,10 @@ import pytest
 
 from tests.uploadkit import cli_env, run_cli, tracecli
 from tests.validate_kit import P, call, complete, end, new_id, start, write_jsonl
-from tracecli.inputs.reader import Source, count_lines, iter_json_values, sniff
+from tracecli.inputs.json_values import iter_json_values
+from tracecli.inputs.reader import Source
+from tracecli.inputs.sniff import sniff
+from tracecli.inputs.streams import count_lines
 from tracecli.store.db import Store
 
 FP_PROJECT = "4a6c1f1e-8f0b-4a7e-9a51-3b1d2c9e7f10"

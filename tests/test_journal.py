@@ -16,7 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tracecli.config.paths import state_dir
-from tracecli.journal.resume import BLOCK_LINES, AckSet, Journal, identity, target_key
+from tracecli.journal.acks import BLOCK_LINES, AckSet
+from tracecli.journal.database import target_key
+from tracecli.journal.file_identity import identity
+from tracecli.journal.resume import Journal
 
 SERVER = "http://127.0.0.1:6345"
 

@@ -138,7 +138,7 @@ def test_nan_and_infinity_say_what_json_cannot_hold() -> None:
     """Python's json.dumps writes NaN for float('nan'): the message says what to do."""
     import orjson
 
-    from tracecli.inputs.reader import json_error
+    from tracecli.inputs.json_values import json_error
 
     def message(raw: bytes) -> str:
         try:

@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 
 from tests.validate_kit import body, complete, end, new_id, start
-from tracecli.check.records import META_KEY, parse_record, wrap
+from tracecli.check.records import parse_record, wrap
 from tracecli.diagnostics import Location, Severity
 from tracecli.schema.fastcheck import fast_ok
+from tracecli.schema.rules import META_KEY
 
 LOC = Location("r.jsonl", 4)
 

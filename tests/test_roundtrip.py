@@ -23,7 +23,7 @@ from tests.servers import start_serve, start_weave_ref
 from tests.uploadkit import read_back
 from tracecli.check.records import parse_record
 from tracecli.inputs.reader import expand_paths, read_items
-from tracecli.schema.weave import END_FIELDS
+from tracecli.schema.fields import END_FIELDS
 from tracecli.upload.api import UploadOptions, upload
 
 MODES = ["auto", "complete", "batch", "single"]

@@ -11,9 +11,11 @@ import pytest
 
 from tests.servers import end_half, make_call, start_half
 from tracecli.config import paths
-from tracecli.store.db import SCHEMA_VERSION, QueryError, Store, StoreError
+from tracecli.store.db import Store
+from tracecli.store.query import QueryError
 from tracecli.store.render import render_ts
-from tracecli.store.rows import to_ts
+from tracecli.store.rows import StoreError, to_ts
+from tracecli.store.tables import SCHEMA_VERSION
 
 P = "team/proj"
 SUCCESS_1500 = {"status": "success", "trace_name": "llm.chat", "latency_ms": 1500}

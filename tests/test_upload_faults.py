@@ -23,7 +23,7 @@ from tests.conftest import ROOT
 from tests.faultproxy import FaultProxy, Faults
 from tests.servers import ServerHandle, start_serve, start_weave_ref
 from tests.uploadkit import gen_calls, read_back, write_flat
-from tracecli.targets.transport import AuthError
+from tracecli.targets.endpoint import AuthError
 from tracecli.upload.api import UploadOptions, upload
 
 PROJECT = "acme/chaos"  # uploadkit's

@@ -470,8 +470,9 @@ def test_a_block_outcome_pickles_with_its_entries_named() -> None:
     tuples they were, equal, in order."""
     import pickle
 
-    from tracecli.check.entries import Facts, diag_entry, refused_entry, time_entry
+    from tracecli.check.entries import diag_entry, refused_entry, time_entry
     from tracecli.diagnostics import Severity
+    from tracecli.schema.fastcheck import Facts
 
     a = new_id()
     entries = [
@@ -486,8 +487,8 @@ def test_a_block_outcome_pickles_with_its_entries_named() -> None:
 
 
 def test_packed_pairs_round_trip() -> None:
-    from tracecli.check.entries import Facts
     from tracecli.check.pairpack import NO_PARENT, pack_halves
+    from tracecli.schema.fastcheck import Facts
 
     a, b, t = new_id(), "0af7651916cd43dd", "0af7651916cd43dd8448eb211c80319c"
     pairs = [

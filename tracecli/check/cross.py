@@ -20,13 +20,14 @@ from array import array
 from collections.abc import Sequence
 from typing import Any
 
-from tracecli.check.entries import Diag, Entry, Facts, Refused, TimeOrder
+from tracecli.check.entries import Diag, Entry, Refused, TimeOrder
 from tracecli.check.facts import call_facts, ended_before, refused_id, time_order
 from tracecli.check.idindex import HashIndex
 from tracecli.check.pairpack import NO_PARENT, Packed, Pair, unpack_pairs
 from tracecli.check.records import Record
 from tracecli.diagnostics import Diagnostic, Location, Severity
 from tracecli.packing import BitFields
+from tracecli.schema.fastcheck import Facts
 
 # flags per ordinal
 _STARTED = 1  # a valid start or completed call was read (the call exists)

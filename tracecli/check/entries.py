@@ -28,7 +28,6 @@ from tracecli.schema.fastcheck import Facts
 __all__ = [
     "Diag",
     "Entry",
-    "Facts",
     "Refused",
     "TimeOrder",
     "diag_entry",

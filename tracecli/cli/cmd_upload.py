@@ -24,7 +24,7 @@ from tracecli.cli.progress import LiveProgress, PlainProgress, plain_every
 from tracecli.cli.safe import safe_text
 from tracecli.config.per_target import WeaveTarget
 from tracecli.config.settings import Settings, load_settings
-from tracecli.targets.transport import RetryEvent
+from tracecli.targets.outcome import RetryEvent
 from tracecli.upload.api import RESUME_HINT, UploadOptions, UploadReport, upload
 
 

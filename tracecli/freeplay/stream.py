@@ -21,8 +21,8 @@ from tracecli.check.records import parse_record, wrap
 from tracecli.diagnostics import Diagnostic, Location, Severity
 from tracecli.freeplay.convert import ToolNames, convert_call, short_op_name
 from tracecli.inputs.reader import Source
+from tracecli.schema.fields import END_FIELDS
 from tracecli.schema.freeplay import check_completion, is_trace_record
-from tracecli.schema.weave import END_FIELDS
 
 
 @dataclass(slots=True)

@@ -12,7 +12,7 @@ import zlib
 from collections.abc import Iterator
 from typing import IO
 
-from tracecli.inputs.reader import BOM
+from tracecli.inputs.streams import BOM
 
 
 def block_lines(data: bytes, at_start: bool) -> list[bytes]:

@@ -21,55 +21,31 @@ from typing import IO, Any, Literal, cast
 import orjson
 
 from tracecli.diagnostics import Diagnostic, Location, UsageError
-from tracecli.inputs.json_values import RawValue, iter_json_values, json_error
-from tracecli.inputs.sniff import SNIFF_BYTES, Sniffed, foreign_message, head_of, sniff, stdin_head
+from tracecli.inputs.json_values import iter_json_values, json_error
+from tracecli.inputs.sniff import foreign_message, head_of, sniff, stdin_head
 from tracecli.inputs.streams import (
     BOM,
-    GZIP_MAGIC,
     STDIN,
     STDIN_NAME,
-    count_lines,
-    file_head,
-    open_stream,
     os_message,
-    read_as_stream,
     regular_file,
-    stream_position,
 )
 
 # The names callers import from here, whichever module of inputs/ holds them.
 __all__ = [
-    "BOM",
     "DIRECTORY_SUFFIXES",
     "FILE_FORMAT",
-    "GZIP_MAGIC",
     "JSONL_SUFFIXES",
-    "SNIFF_BYTES",
-    "STDIN",
-    "STDIN_NAME",
     "TRACE_SUFFIXES",
     "YAML_SUFFIXES",
     "InputFormat",
     "Item",
-    "RawValue",
-    "Sniffed",
     "Source",
     "SourceFormat",
-    "count_lines",
     "expand_paths",
-    "file_head",
-    "foreign_message",
     "format_of",
-    "iter_json_values",
-    "json_error",
-    "open_stream",
-    "os_message",
-    "read_as_stream",
     "read_items",
     "readable",
-    "regular_file",
-    "sniff",
-    "stream_position",
 ]
 
 InputFormat = Literal["jsonl", "yaml"]

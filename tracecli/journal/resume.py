@@ -41,7 +41,7 @@ from pathlib import Path
 from tracecli.config.paths import state_dir
 from tracecli.diagnostics import UsageError
 from tracecli.journal.acks import BLOCK_LINES, AckSet
-from tracecli.journal.database import DB_NAME, KEEP_DAYS, open_journal_db, target_key
+from tracecli.journal.database import DB_NAME, open_journal_db, target_key
 from tracecli.journal.file_identity import (
     ROW_COLUMNS,
     FileRow,
@@ -55,17 +55,7 @@ from tracecli.journal.file_identity import (
 from tracecli.journal.file_state import FileEntry, FileState
 
 # AckSet, BLOCK_LINES and identity are the journal's words too (imported from here)
-__all__ = [
-    "BLOCK_LINES",
-    "DB_NAME",
-    "KEEP_DAYS",
-    "AckSet",
-    "FileState",
-    "Identity",
-    "Journal",
-    "identity",
-    "target_key",
-]
+__all__ = ["Journal"]
 
 # A start still waiting for its end holds the resume point before it (so the next run
 # reads the start again, skips it as stored, and pairs it with its end as one call), unless

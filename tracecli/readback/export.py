@@ -14,8 +14,8 @@ from typing import IO, Any, NamedTuple
 import httpx
 
 from tracecli.readback.sources import CallSource, ServerSource, StoreSource, TailError
-from tracecli.store.db import QueryError
 from tracecli.store.exact_json import dumps_exact, loads_exact
+from tracecli.store.query import QueryError
 
 ORDER = [{"field": "started_at", "direction": "asc"}, {"field": "id", "direction": "asc"}]
 

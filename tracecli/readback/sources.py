@@ -12,9 +12,9 @@ from pydantic import SecretStr
 
 from tracecli.config.settings import Settings
 from tracecli.diagnostics import TracecliError
-from tracecli.store.db import QueryError, Store
+from tracecli.store.db import Store
 from tracecli.store.exact_json import loads_exact
-from tracecli.store.query import Selection
+from tracecli.store.query import QueryError, Selection
 from tracecli.targets.endpoint import endpoint
 from tracecli.targets.outcome import config_error, network_message
 from tracecli.targets.transport import http_client

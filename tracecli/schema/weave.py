@@ -15,8 +15,6 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tracecli.schema.fields import END_FIELDS as END_FIELDS  # named here too
-
 # defer_build: a model's validator is built on its first use, not at import. Most runs
 # never use one (validate's fast path answers for the common records), and building them
 # all cost more start-up time than `tracecli validate` of a small file takes.

@@ -40,8 +40,9 @@ from tracecli.serve.http import (
     validate_body,
 )
 from tracecli.store import feedback as store_feedback
-from tracecli.store.db import QueryError, Store
+from tracecli.store.db import Store
 from tracecli.store.exact_json import dumps_exact
+from tracecli.store.query import QueryError
 
 _STREAM_CHUNK = 64 * 1024
 

@@ -21,9 +21,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from tracecli.schema import rules
-from tracecli.store.db import QueryError, StoreError
 from tracecli.store.exact_json import TooDeep, dumps_exact, loads_exact
 from tracecli.store.objects import NotFound
+from tracecli.store.query import QueryError
+from tracecli.store.rows import StoreError
 
 # ---- the two kinds of weave request ----------------------------------------------------
 

@@ -23,13 +23,12 @@ from typing import Any, Unpack
 
 import orjson
 
-from tracecli.store.query import QueryError, Selection, build_select
+from tracecli.store.query import Selection, build_select
 from tracecli.store.render import render_call, selected_columns
 from tracecli.store.rows import StoreError, complete_row, end_values, required, start_row
 from tracecli.store.sqlite_file import SqliteFile
 from tracecli.store.tables import (
     CALL_COLUMNS,
-    SCHEMA_VERSION,
     SQL_COMPLETE,
     SQL_END,
     SQL_EXISTING,
@@ -39,7 +38,7 @@ from tracecli.store.tables import (
     SQL_UNPEND,
 )
 
-__all__ = ["SCHEMA_VERSION", "QueryError", "Store", "StoreError"]
+__all__ = ["Store"]
 
 _SELECT = ", ".join(CALL_COLUMNS)
 

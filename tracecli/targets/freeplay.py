@@ -22,7 +22,7 @@ from tracecli.diagnostics import UsageError
 from tracecli.freeplay.ids import completion_id_for
 from tracecli.schema.freeplay import is_trace_record, split_record
 from tracecli.targets.http import HttpTarget
-from tracecli.targets.outcome import Outcome, RetryEvent
+from tracecli.targets.outcome import Outcome
 from tracecli.targets.transport import Transport, TransportOptions
 
 DEFAULT_API_BASE = "https://app.freeplay.ai/api"
@@ -154,7 +154,6 @@ __all__ = [
     "FreeplaySettings",
     "FreeplayTarget",
     "Request",
-    "RetryEvent",
     "build_request",
     "resolve_freeplay",
 ]

@@ -39,14 +39,12 @@ from tracecli.targets.endpoint import (
     Endpoint,
     TransportConfigError,
     auth_header,
-    check_listening,
     endpoint,
     ssl_context,
 )
 from tracecli.targets.outage import OutageWatch
 from tracecli.targets.outcome import (
     ALREADY_STORED,
-    AlreadyStored,
     Outcome,
     Recheck,
     RequestFailed,
@@ -59,16 +57,7 @@ from tracecli.targets.outcome import (
 from tracecli.targets.retry import Action, Backoff, Decision
 
 # Names callers outside targets/ import from here (their home is endpoint.py or outcome.py).
-__all__ = [
-    "ALREADY_STORED",
-    "AlreadyStored",
-    "AuthError",
-    "Outcome",
-    "RetryEvent",
-    "Transport",
-    "check_listening",
-    "http_client",
-]
+__all__ = ["Transport", "http_client"]
 
 log = logging.getLogger("tracecli.targets.transport")
 

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from tracecli.config.fields import CONCURRENCY
 from tracecli.targets.endpoint import check_listening
 from tracecli.targets.http import HttpTarget
-from tracecli.targets.outcome import ALREADY_STORED, AlreadyStored, Outcome, Recheck, RetryEvent
+from tracecli.targets.outcome import ALREADY_STORED, AlreadyStored, Outcome, Recheck
 from tracecli.targets.reconcile import ItemKey, Stored, by_project, parse_stored, stored_query
 from tracecli.targets.retry import Action
 from tracecli.targets.transport import Transport, TransportOptions
@@ -94,4 +94,4 @@ class WeaveHttpTarget(HttpTarget):
         return found
 
 
-__all__ = ["RetryEvent", "WeaveHttpTarget"]
+__all__ = ["WeaveHttpTarget"]

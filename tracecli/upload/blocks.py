@@ -26,7 +26,7 @@ from tracecli.check.facts import call_facts, refused_id
 from tracecli.check.records import parse_record
 from tracecli.diagnostics import Location, Severity
 from tracecli.inputs.blocks import block_lines, range_error, read_range
-from tracecli.schema.weave import END_FIELDS
+from tracecli.schema.fields import END_FIELDS
 from tracecli.upload.fastpath import fast_body
 from tracecli.upload.lines import (
     block_may_ref,

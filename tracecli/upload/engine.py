@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from tracecli.inputs.blocks import plan_ranges, read_blocks
-from tracecli.inputs.reader import STDIN, Source, open_stream, read_as_stream, stream_position
+from tracecli.inputs.reader import Source
 from tracecli.inputs.sniff import OTLP  # not otlp_lines: validate of JSONL needs no OpenTelemetry
+from tracecli.inputs.streams import STDIN, open_stream, read_as_stream, stream_position
 from tracecli.inputs.workers import (
     broken_pool_error,
     fork_pool,

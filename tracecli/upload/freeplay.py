@@ -25,6 +25,7 @@ from typing import Any
 from tracecli.diagnostics import Diagnostic, Severity, TracecliError, UsageError
 from tracecli.freeplay.stream import FreeplayPieces, Piece
 from tracecli.inputs.reader import FILE_FORMAT, Source
+from tracecli.inputs.sniff import OTLP
 from tracecli.journal.acks import AckSet
 from tracecli.journal.freeplay_ledger import (
     LEDGER_NAME,
@@ -36,15 +37,15 @@ from tracecli.journal.freeplay_ledger import (
 from tracecli.journal.rejected import DEFAULT_NAME, RejectedWriter, upload_inputs
 from tracecli.journal.resume import Journal
 from tracecli.otel.calls import SpanCalls
+from tracecli.targets.endpoint import check_listening
 from tracecli.targets.freeplay import (
     FreeplayTarget,
     Request,
     build_request,
     resolve_freeplay,
 )
-from tracecli.targets.transport import check_listening
 from tracecli.upload.freeplay_send import FreeplaySender, Job, Verdicts
-from tracecli.upload.otlp_lines import OTLP, OtlpCalls
+from tracecli.upload.otlp_lines import OtlpCalls
 from tracecli.upload.report import (
     GRACE_SECONDS,
     FileReport,

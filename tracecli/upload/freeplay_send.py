@@ -21,9 +21,9 @@ from tracecli.targets.freeplay import (
     FreeplayTarget,
     Request,
 )
+from tracecli.targets.outcome import Outcome
 from tracecli.targets.redact import strip_userinfo
 from tracecli.targets.retry import Action
-from tracecli.targets.transport import Outcome
 from tracecli.upload.sender import Workers
 
 

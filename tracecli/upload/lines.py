@@ -16,7 +16,7 @@ from typing import Any, Final
 import orjson
 
 from tracecli.diagnostics import Severity
-from tracecli.inputs.reader import json_error
+from tracecli.inputs.json_values import json_error
 from tracecli.wire.wideints import (
     DEEP_BRACKETS,
     deep_fields,

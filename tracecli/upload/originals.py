@@ -13,7 +13,7 @@ from typing import Any
 
 from tracecli.check.pairing import Half
 from tracecli.check.records import wrap
-from tracecli.schema.weave import END_FIELDS
+from tracecli.schema.fields import END_FIELDS
 from tracecli.upload.blocks import Ok
 from tracecli.wire.chunking import Chunk, unpack
 from tracecli.wire.encode import END_KEYS, join_objects, loads

@@ -33,7 +33,7 @@ from tracecli.upload.blocks import Entry
 from tracecli.upload.engine import Engine
 from tracecli.upload.fates import Fates
 from tracecli.upload.originals import originals
-from tracecli.upload.otlp_lines import OTLP, RawLine, read_lines
+from tracecli.upload.otlp_lines import RawLine, read_lines
 from tracecli.upload.otlp_map import Workers, entries_of, line_blocks, map_blocks
 from tracecli.upload.report import FileReport
 from tracecli.wire.chunking import LINE_MASK, LINE_SHIFT, SRC_SHIFT, Chunk, Unit, pack
@@ -268,7 +268,7 @@ def feed_upload(run: Run, i: int, calls: SpanCalls) -> None:
         _read(run, i, len(parts.raw))
 
 
-__all__ = ["OTLP", "OtlpFates", "feed_upload"]
+__all__ = ["OtlpFates", "feed_upload"]
 
 
 # -- --mode otel: the spans unchanged, to the server's OTel route ---------------------------

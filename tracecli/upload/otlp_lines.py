@@ -14,11 +14,14 @@ from typing import Any
 
 import orjson
 
-from tracecli.check.entries import Diag, Entry, Facts
+from tracecli.check.entries import Diag, Entry
 from tracecli.diagnostics import Diagnostic, Location
-from tracecli.inputs.reader import BOM, STDIN_NAME, Source, json_error, open_stream, os_message
-from tracecli.inputs.sniff import OTLP as OTLP  # named here too by upload's modules
+from tracecli.inputs.json_values import json_error
+from tracecli.inputs.reader import Source
+from tracecli.inputs.sniff import OTLP
+from tracecli.inputs.streams import BOM, STDIN_NAME, open_stream, os_message
 from tracecli.otel.calls import Call, SpanCalls
+from tracecli.schema.fastcheck import Facts
 from tracecli.upload.validate_blocks import examine, too_large
 from tracecli.wire.encode import SERVER_MAX_BYTES
 

@@ -20,7 +20,8 @@ from tracecli.check.cross import CrossChecker
 from tracecli.check.facts import refused_id
 from tracecli.check.pairing import DUPLICATE, Half, Pairer
 from tracecli.diagnostics import Diagnostic, Severity
-from tracecli.inputs.reader import FILE_FORMAT, STDIN, Source
+from tracecli.inputs.reader import FILE_FORMAT, Source
+from tracecli.inputs.streams import STDIN
 from tracecli.journal.rejected import RejectedWriter
 from tracecli.journal.resume import Journal
 from tracecli.otel.calls import SpanCalls

@@ -10,19 +10,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracecli.diagnostics import Diagnostic, Location, UsageError
-from tracecli.inputs.reader import (
-    STDIN,
-    InputFormat,
-    Source,
-    count_lines,
-    os_message,
-    read_as_stream,
-    regular_file,
-)
+from tracecli.inputs.reader import InputFormat, Source
+from tracecli.inputs.sniff import OTLP
+from tracecli.inputs.streams import STDIN, count_lines, os_message, read_as_stream, regular_file
 from tracecli.inputs.watch import whole_lines_end
 from tracecli.journal.acks import AckSet
 from tracecli.journal.resume import Journal
-from tracecli.upload.otlp import OTLP
 
 UNREAD_COUNT_BYTES = 1 << 30  # at most this much unread input is counted at a stop
 _EMPTY: frozenset[int] = frozenset()

@@ -36,9 +36,9 @@ from typing import Generic, TypeVar
 
 from tracecli.diagnostics import TracecliError
 from tracecli.targets import ChecksStored, Target
+from tracecli.targets.outcome import ALREADY_STORED, AlreadyStored, Outcome
 from tracecli.targets.reconcile import chunk_keys, is_stored, item_key, split_stored
 from tracecli.targets.retry import Action
-from tracecli.targets.transport import ALREADY_STORED, AlreadyStored, Outcome
 from tracecli.wire.chunking import SINGLE, Chunk
 from tracecli.wire.encode import CALL_START
 

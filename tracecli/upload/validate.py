@@ -23,16 +23,8 @@ from tracecli.check.cross import CrossChecker
 from tracecli.check.entries import Entry
 from tracecli.check.pairpack import Packed
 from tracecli.diagnostics import Diagnostic, Location, Severity, UsageError
-from tracecli.inputs.reader import (
-    STDIN,
-    InputFormat,
-    Source,
-    expand_paths,
-    file_head,
-    format_of,
-    os_message,
-    regular_file,
-)
+from tracecli.inputs.reader import InputFormat, Source, expand_paths, format_of
+from tracecli.inputs.streams import STDIN, file_head, os_message, regular_file
 from tracecli.upload import validate_blocks as blocks
 from tracecli.upload.engine import (
     PLAIN,

@@ -24,7 +24,6 @@ from typing import Any
 from tracecli.check.entries import (
     Diag,
     Entry,
-    Facts,
     Refused,
     diag_entry,
     from_rows,
@@ -37,8 +36,8 @@ from tracecli.check.pairpack import Packed, pack_halves
 from tracecli.check.records import parse_record
 from tracecli.diagnostics import Location, Severity
 from tracecli.inputs.blocks import block_lines, range_error, read_range
-from tracecli.inputs.reader import STDIN_NAME
-from tracecli.schema.fastcheck import new_facts, same_layout
+from tracecli.inputs.streams import STDIN_NAME
+from tracecli.schema.fastcheck import Facts, new_facts, same_layout
 from tracecli.upload.fastpath import fast_facts
 from tracecli.upload.lines import (
     NOT_JSON,
