@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import ServerHandle
-from tests.uploadkit import tracecli_serve
+from tests.support.servers import ServerHandle
+from tests.support.uploadkit import tracecli_serve
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("TRACECLI_SHARED", ROOT.parent / "shared"))

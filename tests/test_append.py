@@ -1,7 +1,7 @@
 """A file the app appends to, uploaded again and again (cron): each run sends only what is
 new; rotation by rename and copytruncate send every call once; a half-written last line
 waits. Real servers on 127.0.0.1 (`tracecli serve`, weave-ref) behind a counting proxy
-(tests/faultproxy.py with no faults), which counts what the server received per call id.
+(tests/support/faultproxy.py with no faults), which counts what the server received per call id.
 """
 
 from __future__ import annotations
@@ -14,8 +14,15 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.faultproxy import FaultProxy
-from tests.uploadkit import diff_calls, gen_calls, read_back, run_cli, tracecli_serve, weave_ref
+from tests.support.faultproxy import FaultProxy
+from tests.support.uploadkit import (
+    diff_calls,
+    gen_calls,
+    read_back,
+    run_cli,
+    tracecli_serve,
+    weave_ref,
+)
 
 Call = tuple[dict[str, Any], dict[str, Any]]
 

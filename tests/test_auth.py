@@ -11,8 +11,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.faultproxy import FaultProxy, Faults
-from tests.uploadkit import (
+from tests.support.faultproxy import FaultProxy, Faults
+from tests.support.uploadkit import (
     cli_env,
     gen_calls,
     read_back,

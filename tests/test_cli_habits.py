@@ -21,9 +21,9 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import ROOT
-from tests.faultproxy import FaultProxy, Faults
-from tests.servers import make_call, start_serve, start_weave_ref, weave_ref_python
-from tests.uploadkit import cli_env, gen_calls, run_cli, tracecli, write_flat
+from tests.support.faultproxy import FaultProxy, Faults
+from tests.support.servers import make_call, start_serve, start_weave_ref, weave_ref_python
+from tests.support.uploadkit import cli_env, gen_calls, run_cli, tracecli, write_flat
 from tracecli.cli import COMMANDS, app
 from tracecli.cli.progress import fields, fit, plain_line, progress_line
 from tracecli.cli.safe import safe_json, safe_json_bytes, safe_text

@@ -14,8 +14,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.faultproxy import FaultProxy, Faults
-from tests.uploadkit import (
+from tests.support.faultproxy import FaultProxy, Faults
+from tests.support.uploadkit import (
     diff_calls,
     gen_calls,
     read_back,

@@ -26,7 +26,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.servers import ServerHandle, start_serve, start_weave_ref
+from tests.support.servers import ServerHandle, start_serve, start_weave_ref
 from tracecli.diagnostics import Severity
 from tracecli.schema.fields import END_FIELDS
 from tracecli.schema.weave import StartedCallSchemaForInsert

@@ -17,13 +17,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers import ServerHandle
+from tests.support.servers import ServerHandle
+from tests.support.uploadkit import run_cli, tracecli_serve, weave_ref
 from tests.test_serve_conformance import dataset
-from tests.uploadkit import run_cli, tracecli_serve, weave_ref
 from tracecli.readback.export import read_export
 from tracecli.store.exact_json import loads_exact
 
-pytest_plugins = ["tests.servers"]
+pytest_plugins = ["tests.support.servers"]
 
 P = "conf/queries"  # the project of tests.test_serve_conformance.dataset()
 

@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.faultproxy import FaultProxy, Faults
-from tests.uploadkit import (
+from tests.support.faultproxy import FaultProxy, Faults
+from tests.support.uploadkit import (
     cli_env,
     diff_calls,
     gen_calls,
@@ -242,7 +242,7 @@ WRITER = textwrap.dedent(
     """
     import os, sys, time, orjson
     sys.path.insert(0, sys.argv[1])
-    from tests.uploadkit import gen_calls
+    from tests.support.uploadkit import gen_calls
     logs, seconds, rate, seed = sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
     n = int(seconds * rate / 2) + 10
     calls = gen_calls(n, seed=seed)

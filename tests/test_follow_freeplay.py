@@ -12,12 +12,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests import freeplay_fixtures
-from tests.freeplay_fixtures import API_KEY, PROJECT, RefServer
+from tests.support import freeplay_fixtures
+from tests.support.freeplay_fixtures import API_KEY, PROJECT, RefServer
+from tests.support.uploadkit import cli_env, tracecli
 from tests.test_convert import GOLDEN
 from tests.test_follow import stop, wait_for
 from tests.test_freeplay_upload import completions_file, fp_upload
-from tests.uploadkit import cli_env, tracecli
 
 pytestmark = pytest.mark.slow  # each waits out passes of the follower: out of the fast loop
 

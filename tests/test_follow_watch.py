@@ -16,9 +16,16 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.faultproxy import FaultProxy
+from tests.support.faultproxy import FaultProxy
+from tests.support.uploadkit import (
+    cli_env,
+    diff_calls,
+    gen_calls,
+    read_back,
+    tracecli,
+    tracecli_serve,
+)
 from tests.test_follow import line, received, start_follower, stop, wait_for
-from tests.uploadkit import cli_env, diff_calls, gen_calls, read_back, tracecli, tracecli_serve
 from tracecli.inputs.watch import FileEvents, WatchRoot, _EventThread, watch_roots
 
 

@@ -20,9 +20,15 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from tests import freeplay_fixtures
 from tests.conftest import ROOT, SAMPLES
-from tests.freeplay_fixtures import API_KEY, OTHER_PROJECT, PROJECT, RefServer, write_completions
+from tests.support import freeplay_fixtures
+from tests.support.freeplay_fixtures import (
+    API_KEY,
+    OTHER_PROJECT,
+    PROJECT,
+    RefServer,
+    write_completions,
+)
 from tests.test_convert import GOLDEN, SESSION, sdk, sdk_view
 from tracecli.cli import app
 from tracecli.upload.api import UploadOptions, UploadReport, upload

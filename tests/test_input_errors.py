@@ -24,8 +24,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.uploadkit import cli_env, run_cli, tracecli
-from tests.validate_kit import P, call, complete, end, new_id, start, write_jsonl
+from tests.support.uploadkit import cli_env, run_cli, tracecli
+from tests.support.validate_kit import P, call, complete, end, new_id, start, write_jsonl
 from tracecli.inputs.json_values import iter_json_values
 from tracecli.inputs.reader import Source
 from tracecli.inputs.sniff import sniff

@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import ROOT, free_port, require_shared
-from tests.servers import start_serve, start_weave_ref
+from tests.support.servers import start_serve, start_weave_ref
 from tracecli.cli import app
 from tracecli.config import netrc_file
 from tracecli.config.settings import load_settings, user_config_path

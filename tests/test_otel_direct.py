@@ -20,7 +20,8 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.servers import make_call
+from tests.support.servers import make_call
+from tests.support.uploadkit import cli_env, read_back, run_cli, tracecli, tracecli_serve
 from tests.test_otel_weave_ref import (
     post_otel,
     read_lines,
@@ -28,7 +29,6 @@ from tests.test_otel_weave_ref import (
     resource_projects,
     same_calls_stored,
 )
-from tests.uploadkit import cli_env, read_back, run_cli, tracecli, tracecli_serve
 
 FIXTURES = Path(__file__).parent / "otel_fixtures"
 CONVENTIONS = FIXTURES / "conventions.jsonl"

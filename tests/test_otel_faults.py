@@ -2,7 +2,7 @@
 
 The spans are made here (many lines of many spans each, children before their parents,
 several traces across lines), uploaded straight from the OTLP file. The proxy of
-tests/faultproxy.py answers part of the requests with errors, drops connections after the
+tests/support/faultproxy.py answers part of the requests with errors, drops connections after the
 server stored a request, and the process is killed mid-upload; the finished upload must
 leave each span stored exactly once, and the journal must have spared the resumed run
 what was stored (whole lines: a line is journaled once all of its spans are stored).
@@ -19,9 +19,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.faultproxy import FaultProxy, Faults
+from tests.support.faultproxy import FaultProxy, Faults
+from tests.support.uploadkit import cli_env, read_back, run_cli, tracecli, tracecli_serve, weave_ref
 from tests.test_chaos import CHAOS, FAST
-from tests.uploadkit import cli_env, read_back, run_cli, tracecli, tracecli_serve, weave_ref
 
 T0 = 1_772_445_245_000_000_000
 # more 429s than tests/test_chaos.py: these runs make fewer requests (some 40), and each

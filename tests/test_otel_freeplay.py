@@ -8,8 +8,8 @@ from pathlib import Path
 
 import orjson
 
-from tests import freeplay_fixtures
-from tests.freeplay_fixtures import RefServer
+from tests.support import freeplay_fixtures
+from tests.support.freeplay_fixtures import RefServer
 from tests.test_freeplay_upload import fp_upload
 from tracecli.otel.convert import convert_otlp
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.uploadkit import run_cli
+from tests.support.uploadkit import run_cli
 
 pytestmark = pytest.mark.slow  # an upload through a refusing server: out of the fast loop
 

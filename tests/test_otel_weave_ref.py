@@ -24,8 +24,8 @@ import httpx
 import orjson
 import pytest
 
-from tests.servers import SHARED, ServerHandle, start_weave_ref
-from tests.uploadkit import read_back, run_cli
+from tests.support.servers import SHARED, ServerHandle, start_weave_ref
+from tests.support.uploadkit import read_back, run_cli
 from tracecli.otel.convert import convert_otlp
 
 pytestmark = pytest.mark.slow  # two weave-ref servers: out of the fast loop

@@ -22,11 +22,11 @@ from typing import Any
 import orjson
 import pytest
 
-from tests import freeplay_fixtures
-from tests.faultproxy import FaultProxy, Faults
-from tests.freeplay_fixtures import API_KEY, PROJECT, RefServer, write_completions
-from tests.servers import ServerHandle, start_serve
-from tests.uploadkit import (
+from tests.support import freeplay_fixtures
+from tests.support.faultproxy import FaultProxy, Faults
+from tests.support.freeplay_fixtures import API_KEY, PROJECT, RefServer, write_completions
+from tests.support.servers import ServerHandle, start_serve
+from tests.support.uploadkit import (
     diff_calls,
     gen_calls,
     read_back,
@@ -258,7 +258,7 @@ def test_freeplay_that_dies_mid_upload_stops_it_and_the_rerun_records_each_once(
 def test_the_transport_gives_up_on_an_address_that_answers_nothing_after_max_outage() -> None:
     """Nothing listens at the port: connection refused on every attempt. The request ends
     UNREACHABLE after --max-outage (not --max-retry-time), and says since when."""
-    from tests.servers import free_port
+    from tests.support.servers import free_port
     from tracecli.targets.retry import Action, Backoff
     from tracecli.targets.transport import Transport
 

@@ -22,8 +22,8 @@ import httpx
 import orjson
 import pytest
 
-from tests.servers import ServerHandle, start_weave_ref
-from tests.uploadkit import diff_calls, gen_calls, read_back
+from tests.support.servers import ServerHandle, start_weave_ref
+from tests.support.uploadkit import diff_calls, gen_calls, read_back
 from tracecli.diagnostics import Severity
 from tracecli.upload.api import UploadOptions, upload
 from tracecli.upload.validate import validate_paths

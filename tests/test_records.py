@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.validate_kit import body, complete, end, new_id, start
+from tests.support.validate_kit import body, complete, end, new_id, start
 from tracecli.check.records import parse_record, wrap
 from tracecli.diagnostics import Location, Severity
 from tracecli.schema.fastcheck import fast_ok

@@ -247,7 +247,7 @@ E2E_KEY_FIELDS = ("id", "op_name", "trace_id")
 
 
 def complete_records(n: int, proj: str) -> list[dict]:
-    from tests.uploadkit import gen_calls
+    from tests.support.uploadkit import gen_calls
 
     return [{**s, **e} for s, e in gen_calls(n, seed=random.randrange(1 << 40), project=proj)]
 
@@ -257,7 +257,7 @@ def write_jsonl(path, records) -> None:
 
 
 def upload_json(file, url, cwd, *args):
-    from tests.uploadkit import run_cli
+    from tests.support.uploadkit import run_cli
 
     r = run_cli("upload", str(file), "--server", url, "--format", "json", *args, cwd=cwd,
                 TRACECLI_RETRY_BASE_DELAY="0.02", TRACECLI_RETRY_MAX_DELAY="0.2")  # fmt: skip
@@ -266,7 +266,7 @@ def upload_json(file, url, cwd, *args):
 
 
 def stored_ids(url, proj) -> list[str]:
-    from tests.uploadkit import read_back
+    from tests.support.uploadkit import read_back
 
     return [c["id"] for c in read_back(url, proj)]
 
@@ -318,7 +318,7 @@ def test_server_side_rejections_are_found_by_splitting(tmp_path, serve):
     """Records validation lets through but the server refuses (400, 422 naming the item,
     413): found by splitting the chunk, rejected with the server's status and message;
     the other calls of their chunks are stored."""
-    from tests.faultproxy import FaultProxy, Faults
+    from tests.support.faultproxy import FaultProxy, Faults
 
     proj = f"rej/server-{random.randrange(1 << 30):x}"
     recs = complete_records(1000, proj)
@@ -360,7 +360,7 @@ def test_server_side_rejections_are_found_by_splitting(tmp_path, serve):
 def test_an_op_ref_weave_refuses_is_rejected_before_sending(tmp_path):
     """An op ref weave's own server code cannot parse (it answers 400 Invalid URI) is caught
     by validation, so it is rejected with our reason and never costs a request."""
-    from tests.uploadkit import weave_ref
+    from tests.support.uploadkit import weave_ref
 
     proj = f"rej/ref-{random.randrange(1 << 30):x}"
     recs = complete_records(300, proj)

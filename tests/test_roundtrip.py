@@ -19,8 +19,8 @@ import orjson
 import pytest
 
 from tests.conftest import SAMPLES, require_shared
-from tests.servers import start_serve, start_weave_ref
-from tests.uploadkit import read_back
+from tests.support.servers import start_serve, start_weave_ref
+from tests.support.uploadkit import read_back
 from tracecli.check.records import parse_record
 from tracecli.inputs.reader import expand_paths, read_items
 from tracecli.schema.fields import END_FIELDS
@@ -163,7 +163,8 @@ def samples_weave() -> list[str]:
 
 @contextlib.contextmanager
 def server(kind: str, tmp: Path, *extra: str) -> Iterator[str]:
-    """A fresh `tracecli serve` or weave reference server (tests/servers.py), stopped after."""
+    """A fresh `tracecli serve` or weave reference server (tests/support/servers.py),
+    stopped after."""
     handle = start_serve(tmp / "serve") if kind == "serve" else start_weave_ref(tmp / "ref", *extra)
     try:
         yield handle.url

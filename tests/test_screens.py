@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.faultproxy import FaultProxy, Faults
-from tests.ptyscreen import pty_env, run_on_pty
-from tests.servers import make_call, start_serve
-from tests.uploadkit import gen_calls, run_cli, write_flat
+from tests.support.faultproxy import FaultProxy, Faults
+from tests.support.ptyscreen import pty_env, run_on_pty
+from tests.support.servers import make_call, start_serve
+from tests.support.uploadkit import gen_calls, run_cli, write_flat
 from tracecli.store.db import Store
 
 pytestmark = pytest.mark.slow  # terminal sessions against a server: out of the fast loop

@@ -13,8 +13,8 @@ from urllib.parse import quote
 import orjson
 import pytest
 
-from tests.faultproxy import FaultProxy, Faults
-from tests.uploadkit import gen_calls, run_cli, tracecli_serve, write_flat
+from tests.support.faultproxy import FaultProxy, Faults
+from tests.support.uploadkit import gen_calls, run_cli, tracecli_serve, write_flat
 
 # '+', '/' and '=' so the URL-quoted and base64 forms differ from the key itself
 KEY = "sk-Secr3t+key/with=odd_chars-8e1f"
@@ -138,7 +138,7 @@ def test_key_from_url_env_or_netrc(tmp_path, serve, work, isolated_home, where):
 
 
 def test_unreachable_server_with_the_key_in_its_url(tmp_path, work, isolated_home):
-    from tests.servers import free_port
+    from tests.support.servers import free_port
 
     file, _ = make_file(work, 20)
     url = f"http://api:{quote(KEY, safe='')}@127.0.0.1:{free_port()}"

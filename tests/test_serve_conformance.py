@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers import ServerHandle, start_serve, start_weave_ref
+from tests.support.servers import ServerHandle, start_serve, start_weave_ref
 
-pytest_plugins = ["tests.servers"]
+pytest_plugins = ["tests.support.servers"]
 # weave-ref beside serve, 160 comparisons: out of the fast loop
 pytestmark = [pytest.mark.weave_ref, pytest.mark.slow]
 

@@ -1,11 +1,11 @@
 """The real weave 0.54 SDK against `tracecli serve` and against weave's own server.
 
-tests/sdk_program.py (nested ops, an exception, a generator op, attributes, usage, thread and
-turn ids, set_wandb_run_context, a 2**64 input, a published Dataset with an Evaluation over
-it, feedback on a call, deleting a call, queries) runs once against each server, each fresh;
-then every SDK operation that worked on weave's server must work on serve, and every call must
-read back the same from both, field by field, except for what must differ (IGNORED says what
-and why).
+tests/support/sdk_program.py (nested ops, an exception, a generator op, attributes, usage,
+thread and turn ids, set_wandb_run_context, a 2**64 input, a published Dataset with an
+Evaluation over it, feedback on a call, deleting a call, queries) runs once against each
+server, each fresh; then every SDK operation that worked on weave's server must work on
+serve, and every call must read back the same from both, field by field, except for what
+must differ (IGNORED says what and why).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
-from tests.servers import ServerHandle, start_serve, start_weave_ref
+from tests.support.servers import ServerHandle, start_serve, start_weave_ref
 
 pytestmark = [pytest.mark.weave_ref, pytest.mark.slow]
 
-PROGRAM = Path(__file__).with_name("sdk_program.py")
+PROGRAM = Path(__file__).parent / "support" / "sdk_program.py"
 PROJECT = "conformance/sdk"
 # Resolved at import: the autouse fixture points HOME at a temporary directory later.
 BENCH_HOME = Path(

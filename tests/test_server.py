@@ -21,12 +21,12 @@ import pytest
 import uvicorn
 import yaml
 
-from tests.servers import ServerHandle, end_half, make_call, start_half
+from tests.support.servers import ServerHandle, end_half, make_call, start_half
 from tracecli.serve.app import create_app
 from tracecli.serve.listen import bind, url_of
 from tracecli.store.db import Store
 
-pytest_plugins = ["tests.servers"]
+pytest_plugins = ["tests.support.servers"]
 
 P = "team/proj"
 

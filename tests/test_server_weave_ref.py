@@ -10,9 +10,9 @@ import httpx
 import orjson
 import pytest
 
-from tests.servers import ServerHandle, end_half, make_call, start_half
+from tests.support.servers import ServerHandle, end_half, make_call, start_half
 
-pytest_plugins = ["tests.servers"]
+pytest_plugins = ["tests.support.servers"]
 
 # weave-ref beside serve: out of the fast loop
 pytestmark = [pytest.mark.weave_ref, pytest.mark.slow]
@@ -221,7 +221,7 @@ def test_the_weave_sdk_logs_to_serve(serve_server: ServerHandle, tmp_path: Any) 
     serve, ops published, calls logged and read back, a dataset round trip."""
     import subprocess
 
-    from tests.servers import weave_ref_python
+    from tests.support.servers import weave_ref_python
 
     home = tmp_path / "home"
     home.mkdir()

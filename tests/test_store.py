@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import end_half, make_call, start_half
+from tests.support.servers import end_half, make_call, start_half
 from tracecli.config import paths
 from tracecli.store.db import Store
 from tracecli.store.query import QueryError

@@ -21,7 +21,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from tests.servers import (
+from tests.support.servers import (
     ROOT,
     ServerHandle,
     end_half,
@@ -33,7 +33,7 @@ from tests.servers import (
 from tracecli.cli import app
 from tracecli.store.db import Store
 
-pytest_plugins = ["tests.servers"]
+pytest_plugins = ["tests.support.servers"]
 
 KEY = "tail-test-key"
 

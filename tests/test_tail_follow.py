@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import end_half, make_call, start_half
+from tests.support.servers import end_half, make_call, start_half
 from tracecli.readback.rows import format_duration, row_of, status_of, tokens_of
 from tracecli.readback.sources import StoreSource
 from tracecli.readback.tail import PAGE, Follower, TailRequest

@@ -23,7 +23,7 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from tests.faultproxy import _read_request, _write_response
+from tests.support.faultproxy import _read_request, _write_response
 from tracecli.diagnostics import UsageError
 from tracecli.targets.endpoint import AuthError, TransportConfigError
 from tracecli.targets.outcome import RequestFailed, RetryEvent

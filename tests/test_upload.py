@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from tests.conftest import ROOT
-from tests.uploadkit import gen_calls, write_flat
+from tests.support.uploadkit import gen_calls, write_flat
 from tracecli.diagnostics import UsageError
 from tracecli.store.db import Store
 from tracecli.upload.api import UploadOptions, upload

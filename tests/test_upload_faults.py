@@ -1,6 +1,6 @@
 """What the server refuses, and stopping: 413 splits, 4xx bisects, give-ups, auth, Ctrl-C.
 
-Real servers on 127.0.0.1 (tests/servers.py; a fault proxy for a slow server). The promise
+Real servers on 127.0.0.1 (tests/support/servers.py; a fault proxy for a slow server). The promise
 under test: every call is stored exactly once or is in the rejected file with the server's
 reason, and only the calls the server refused are rejected.
 """
@@ -20,9 +20,9 @@ import orjson
 import pytest
 
 from tests.conftest import ROOT
-from tests.faultproxy import FaultProxy, Faults
-from tests.servers import ServerHandle, start_serve, start_weave_ref
-from tests.uploadkit import gen_calls, read_back, write_flat
+from tests.support.faultproxy import FaultProxy, Faults
+from tests.support.servers import ServerHandle, start_serve, start_weave_ref
+from tests.support.uploadkit import gen_calls, read_back, write_flat
 from tracecli.targets.endpoint import AuthError
 from tracecli.upload.api import UploadOptions, upload
 

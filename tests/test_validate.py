@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.validate_kit import body, call, complete, end, new_id, start, write_jsonl
+from tests.support.validate_kit import body, call, complete, end, new_id, start, write_jsonl
 from tracecli.check.pairpack import unpack_pairs
 from tracecli.diagnostics import UsageError
 from tracecli.inputs.blocks import plan_ranges

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.validate_kit import body, complete, end, new_id, start
+from tests.support.validate_kit import body, complete, end, new_id, start
 from tracecli.check.cross import CrossChecker
 from tracecli.check.facts import check_times, refused_id, timestamp
 from tracecli.check.records import Record, parse_record

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import ROOT
-from tests.validate_kit import body, call, end, new_id, start, write_jsonl
+from tests.support.validate_kit import body, call, end, new_id, start, write_jsonl
 from tracecli.cli import app
 from tracecli.cli.render import escape_data, escape_property, github_line
 from tracecli.diagnostics import Diagnostic, Severity

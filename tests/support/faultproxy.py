@@ -13,7 +13,7 @@ accepted sockets get TCP_NODELAY (see ../shared/tools/bench/README.md, "Nagle").
         ... upload to proxy.url ...
         proxy.stats.injected, proxy.sends("call-id"), proxy.duplicates()
 
-Also runnable by hand: `python tests/faultproxy.py --backend URL --port 7000 --p-5xx 0.2`.
+Also runnable by hand: `python tests/support/faultproxy.py --backend URL --port 7000 --p-5xx 0.2`.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Helpers for the end-to-end upload tests (chaos, crash, rejection, auth, secrets).
 
 Real processes on 127.0.0.1: `python -m tracecli serve` and the weave reference server when
-its venv exists (both started by tests/servers.py), and `python -m tracecli upload` itself as
-a subprocess (so signals, stdout,
-stderr and exit codes are the user's). Trace files are generated here, deterministically,
-so these tests need nothing from ../shared except for the reference server.
+its venv exists (both started by tests/support/servers.py), and `python -m tracecli
+upload` itself as a subprocess (so signals, stdout, stderr and exit codes are the user's).
+Trace files are generated here, deterministically, so these tests need nothing from
+../shared except for the reference server.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import orjson
 
-from tests.servers import ServerHandle, start_serve, start_weave_ref
+from tests.support.servers import ServerHandle, start_serve, start_weave_ref
 
 if TYPE_CHECKING:
-    from tests.faultproxy import FaultProxy
+    from tests.support.faultproxy import FaultProxy
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "acme/chaos"
 
 
@@ -285,7 +285,7 @@ def stop_then_resume(
 
 @contextlib.contextmanager
 def tracecli_serve(directory: Path, *, api_key: str | None = None) -> Iterator[ServerHandle]:
-    """`tracecli serve` on a free port with a store in `directory` (tests/servers.py)."""
+    """`tracecli serve` on a free port with a store in `directory` (tests/support/servers.py)."""
     handle = start_serve(directory, api_key)
     try:
         yield handle

@@ -26,7 +26,7 @@ import pytest
 
 pyte = pytest.importorskip("pyte", reason="pyte (the test extra) draws the pty's screen")
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 AS_TRACECLI = "import sys; sys.argv[0] = 'tracecli'; from tracecli.cli import main; main()"
 
 

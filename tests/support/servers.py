@@ -3,7 +3,7 @@
 Both run as subprocesses on a free port, exactly as a user would start them, and are
 stopped (SIGINT, then kill) when the test ends. Register the fixtures in a test module with
 
-    pytest_plugins = ["tests.servers"]
+    pytest_plugins = ["tests.support.servers"]
 
 and use `serve_server` / `weave_ref_server` (one fresh server per test), the factories
 `serve_server_factory(api_key=..., db_path=...)` / `weave_ref_server_factory(*options,
@@ -38,7 +38,7 @@ from typing import Any
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("TRACECLI_SHARED", ROOT.parent / "shared"))
 REFSERVER = SHARED / "tools" / "weave-ref" / "refserver.py"
 # Resolved now, at import (collection) time: the autouse fixture of conftest.py points HOME
