@@ -23,7 +23,7 @@ from typing import Literal
 
 from pydantic import SecretStr
 
-from tracecli.config.per_target import resolve_weave
+from tracecli.config.per_target import WeaveTarget, resolve_weave
 from tracecli.diagnostics import UsageError
 from tracecli.inputs.workers import stop_pool
 from tracecli.journal.rejected import DEFAULT_NAME, RejectedWriter, upload_inputs
@@ -78,16 +78,7 @@ def upload(
 
         return upload_freeplay(paths, opts, on_progress)
     opts.check()
-    weave = opts.resolved or resolve_weave(
-        opts.server,
-        opts.api_key.get_secret_value() if isinstance(opts.api_key, SecretStr) else opts.api_key,
-        str(opts.db) if opts.db is not None else None,
-    )
-    if opts.mode == "otel" and weave.server is None:
-        raise UsageError(
-            "--mode otel sends OpenTelemetry spans to a Weave server's /otel/v1/traces: give "
-            "--server (the embedded store takes the converted calls: leave out --mode otel)"
-        )
+    weave = _weave_target(opts)
     files = upload_inputs(paths, opts.rejected)
 
     target, kind, journal_key = _open_target(opts, weave.server, weave.api_key, weave.db)
@@ -141,6 +132,21 @@ def upload(
         if journal is not None:
             journal.close()
         gc.unfreeze()
+
+
+def _weave_target(opts: UploadOptions) -> WeaveTarget:
+    """Where a Weave upload goes (as the CLI resolved it, or from the options)."""
+    weave = opts.resolved or resolve_weave(
+        opts.server,
+        opts.api_key.get_secret_value() if isinstance(opts.api_key, SecretStr) else opts.api_key,
+        str(opts.db) if opts.db is not None else None,
+    )
+    if opts.mode == "otel" and weave.server is None:
+        raise UsageError(
+            "--mode otel sends OpenTelemetry spans to a Weave server's /otel/v1/traces: give "
+            "--server (the embedded store takes the converted calls: leave out --mode otel)"
+        )
+    return weave
 
 
 def _open_target(
