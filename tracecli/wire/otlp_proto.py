@@ -1,0 +1,560 @@
+"""OTLP/JSON trace requests → OTLP protobuf bytes, and the protobuf answers read back.
+
+Weave documents its OTel route (`POST /otel/v1/traces`) with protobuf
+(`application/x-protobuf`), the one encoding every OTLP/HTTP receiver must read (JSON is
+optional there). The messages are few and small, so they are written here by hand rather
+than with the `protobuf` and `opentelemetry-proto` packages (a compiled extension, ~2 MB, for
+one route). Field numbers and wire types are those of opentelemetry-proto 1.x
+(`collector/trace/v1`, `trace/v1`, `common/v1`, `resource/v1`); a test decodes these bytes
+with the real protobuf library and compares them with protobuf's own reading of the JSON.
+
+The JSON is read as protobuf's JSON parser reads it (what weave's server does with an
+OTLP/JSON body): camelCase or proto field names, 64-bit integers as decimal strings or
+numbers, doubles as numbers or "NaN"/"Infinity", bytes as base64, enums by number or name,
+`null` as absent, unknown fields ignored; OTLP/JSON's one exception, hex trace and span ids.
+Defaults are left out as proto3 writes them, except inside `AnyValue`'s oneof (an empty string
+is a value). What cannot be encoded raises `EncodeError` naming the field.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import re
+import struct
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+CONTENT_TYPE = "application/x-protobuf"
+
+# wire types
+_VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
+_INT_TEXT = re.compile(r"[+-]?[0-9]+")
+_HEX = re.compile(r"[0-9a-fA-F]*")
+_FLOAT_WORDS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+_SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
+_STATUS_CODES = ("UNSET", "OK", "ERROR")
+_PACK_D = struct.Struct("<d").pack
+_PACK_Q = struct.Struct("<Q").pack
+_PACK_I = struct.Struct("<I").pack
+INT32 = (-(2**31), 2**31 - 1)
+INT64 = (-(2**63), 2**63 - 1)
+UINT32 = (0, 2**32 - 1)
+UINT64 = (0, 2**64 - 1)
+
+
+class EncodeError(ValueError):
+    """A field that cannot be written as protobuf: `field` is its path in the request."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = message
+
+
+# -- the wire format ---------------------------------------------------------------------
+def varint(n: int) -> bytes:
+    """An unsigned varint; a negative int32/int64 as its 64-bit two's complement (10 bytes)."""
+    if n < 0:
+        n += 1 << 64
+    if n < 0x80:
+        return bytes((n,))
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+_TAGS: dict[tuple[int, int], bytes] = {}
+
+
+def _tag(number: int, wire: int) -> bytes:
+    key = (number, wire)
+    tag = _TAGS.get(key)
+    if tag is None:
+        tag = _TAGS[key] = varint(number << 3 | wire)
+    return tag
+
+
+def _len(number: int, payload: bytes) -> bytes:
+    return _tag(number, _LEN) + varint(len(payload)) + payload
+
+
+# -- JSON scalars, read as protobuf's JSON parser reads them -----------------------------
+def _get(obj: dict[str, Any], camel: str, snake: str) -> Any:
+    value = obj.get(camel)
+    return obj.get(snake) if value is None else value
+
+
+def _integer(value: Any, field: str, bounds: tuple[int, int]) -> int:
+    if isinstance(value, bool):
+        raise EncodeError(field, f"expected an integer, got {value!r}")
+    if isinstance(value, int):
+        n = value
+    elif (isinstance(value, float) and value.is_integer()) or (
+        isinstance(value, str) and _INT_TEXT.fullmatch(value)
+    ):
+        n = int(value)
+    else:
+        raise EncodeError(field, f"expected an integer, got {_show(value)}")
+    if not bounds[0] <= n <= bounds[1]:
+        raise EncodeError(field, f"integer {n} out of range ({bounds[0]}..{bounds[1]})")
+    return n
+
+
+def _double(value: Any, field: str) -> float:
+    if isinstance(value, bool):
+        raise EncodeError(field, f"expected a number, got {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        if value in _FLOAT_WORDS:
+            return _FLOAT_WORDS[value]
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise EncodeError(field, f'expected a number (or "NaN", "Infinity"), got {_show(value)}')
+
+
+def _text(value: Any, field: str) -> bytes:
+    if not isinstance(value, str):
+        raise EncodeError(field, f"expected a string, got {_show(value)}")
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise EncodeError(field, "not valid UTF-8 text (a lone surrogate)") from None
+
+
+def _hex(value: Any, field: str) -> bytes:
+    if not isinstance(value, str) or not _HEX.fullmatch(value) or len(value) % 2:
+        raise EncodeError(field, f"expected hex digits, got {_show(value)}")
+    return bytes.fromhex(value)
+
+
+def _base64(value: Any, field: str) -> bytes:
+    if not isinstance(value, str):
+        raise EncodeError(field, f"expected base64 text, got {_show(value)}")
+    padded = value + "=" * (-len(value) % 4)
+    try:
+        return base64.urlsafe_b64decode(padded.replace("+", "-").replace("/", "_"))
+    except (binascii.Error, ValueError):
+        raise EncodeError(field, f"not base64: {_show(value)}") from None
+
+
+def _enum(value: Any, field: str, names: tuple[str, ...], prefix: str) -> int:
+    if isinstance(value, str) and value.startswith(prefix) and value[len(prefix) :] in names:
+        return names.index(value[len(prefix) :])
+    return _integer(value, field, INT32)
+
+
+def _show(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# -- fields of a message -----------------------------------------------------------------
+def _object(value: Any, field: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise EncodeError(field, f"expected an object, got {_show(value)}")
+    return value
+
+
+def _list(value: Any, field: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise EncodeError(field, f"expected a list, got {_show(value)}")
+    return value
+
+
+class _Writer:
+    """One message's fields, appended in field-number order by the caller."""
+
+    __slots__ = ("obj", "out", "where")
+
+    def __init__(self, obj: Any, where: str) -> None:
+        self.obj = _object(obj, where)
+        self.out: list[bytes] = []
+        self.where = where
+
+    def _at(self, camel: str) -> str:
+        return f"{self.where}.{camel}" if self.where else camel
+
+    def value(self, camel: str, snake: str) -> Any:
+        return _get(self.obj, camel, snake)
+
+    def string(self, number: int, camel: str, snake: str) -> None:
+        value = _get(self.obj, camel, snake)
+        if value is not None and value != "":
+            self.out.append(_len(number, _text(value, self._at(camel))))
+
+    def strings(self, number: int, camel: str, snake: str) -> None:
+        for i, value in enumerate(_list(_get(self.obj, camel, snake), self._at(camel))):
+            self.out.append(_len(number, _text(value, f"{self._at(camel)}[{i}]")))
+
+    def hex_bytes(self, number: int, camel: str, snake: str) -> None:
+        value = _get(self.obj, camel, snake)
+        if value is not None and value != "":
+            self.out.append(_len(number, _hex(value, self._at(camel))))
+
+    def uint(self, number: int, camel: str, snake: str, bounds: tuple[int, int]) -> None:
+        value = _get(self.obj, camel, snake)
+        if value is not None:
+            n = _integer(value, self._at(camel), bounds)
+            if n:
+                self.out.append(_tag(number, _VARINT) + varint(n))
+
+    def enum(self, number: int, camel: str, names: tuple[str, ...], prefix: str) -> None:
+        value = self.obj.get(camel)
+        if value is not None:
+            n = _enum(value, self._at(camel), names, prefix)
+            if n:
+                self.out.append(_tag(number, _VARINT) + varint(n))
+
+    def fixed64(self, number: int, camel: str, snake: str) -> None:
+        value = _get(self.obj, camel, snake)
+        if value is not None:
+            n = _integer(value, self._at(camel), UINT64)
+            if n:
+                self.out.append(_tag(number, _I64) + _PACK_Q(n))
+
+    def fixed32(self, number: int, camel: str, snake: str) -> None:
+        value = _get(self.obj, camel, snake)
+        if value is not None:
+            n = _integer(value, self._at(camel), UINT32)
+            if n:
+                self.out.append(_tag(number, _I32) + _PACK_I(n))
+
+    def message(
+        self, number: int, camel: str, snake: str, encode: Callable[[Any, str], bytes]
+    ) -> None:
+        """A message field: written when present, even empty (it has presence)."""
+        value = _get(self.obj, camel, snake)
+        if value is not None:
+            self.out.append(_len(number, encode(value, self._at(camel))))
+
+    def messages(
+        self, number: int, camel: str, snake: str, encode: Callable[[Any, str], bytes]
+    ) -> None:
+        at = self._at(camel)
+        for i, value in enumerate(_list(_get(self.obj, camel, snake), at)):
+            if value is None:
+                raise EncodeError(f"{at}[{i}]", "null in a list of messages")
+            self.out.append(_len(number, encode(value, f"{at}[{i}]")))
+
+    def bytes(self) -> bytes:
+        return b"".join(self.out)
+
+
+# -- common/v1 ---------------------------------------------------------------------------
+def key_value(obj: Any, where: str) -> bytes:
+    if type(obj) is dict and len(obj) == 2:  # the usual: {"key": "k", "value": {"stringValue"}}
+        key, value = obj.get("key"), obj.get("value")
+        if type(key) is str and type(value) is dict and len(value) == 1:
+            text = value.get("stringValue")
+            if type(text) is str and key.isascii() and text.isascii():
+                s = text.encode()
+                inner = b"\x0a" + varint(len(s)) + s
+                k = key.encode()
+                return (
+                    (b"\x0a" + varint(len(k)) + k if k else b"")
+                    + b"\x12"
+                    + varint(len(inner))
+                    + inner
+                )
+    w = _Writer(obj, where)
+    w.string(1, "key", "key")
+    w.message(2, "value", "value", any_value)
+    w.uint(3, "keyStrindex", "key_strindex", INT32)
+    return w.bytes()
+
+
+def any_value(obj: Any, where: str) -> bytes:
+    """An AnyValue: its oneof member written whatever its value (presence is the point)."""
+    value = _object(obj, where)
+    out: list[bytes] = []
+    for key, raw in value.items():
+        if raw is None:
+            continue
+        at = f"{where}.{key}"
+        if key in ("stringValue", "string_value"):
+            out.append(_len(1, _text(raw, at)))
+        elif key in ("boolValue", "bool_value"):
+            if not isinstance(raw, bool):
+                raise EncodeError(at, f"expected true or false, got {_show(raw)}")
+            out.append(b"\x10\x01" if raw else b"\x10\x00")
+        elif key in ("intValue", "int_value"):
+            out.append(b"\x18" + varint(_integer(raw, at, INT64)))
+        elif key in ("doubleValue", "double_value"):
+            out.append(b"\x21" + _PACK_D(_double(raw, at)))
+        elif key in ("arrayValue", "array_value"):
+            out.append(_len(5, _repeated(raw, at, any_value)))
+        elif key in ("kvlistValue", "kvlist_value"):
+            out.append(_len(6, _repeated(raw, at, key_value)))
+        elif key in ("bytesValue", "bytes_value"):
+            out.append(_len(7, _base64(raw, at)))
+        elif key in ("stringValueStrindex", "string_value_strindex"):
+            out.append(b"\x40" + varint(_integer(raw, at, INT32)))
+        else:
+            continue  # an unknown field: ignored, as protobuf's JSON parser is told to
+    if len(out) > 1:
+        raise EncodeError(where, "AnyValue sets more than one value")
+    return out[0] if out else b""
+
+
+def _repeated(obj: Any, where: str, encode: Callable[[Any, str], bytes]) -> bytes:
+    """ArrayValue / KeyValueList: one repeated `values` field (number 1)."""
+    w = _Writer(obj, where)
+    w.messages(1, "values", "values", encode)
+    return w.bytes()
+
+
+def _attributes(w: _Writer, number: int) -> None:
+    w.messages(number, "attributes", "attributes", key_value)
+
+
+def scope(obj: Any, where: str) -> bytes:
+    w = _Writer(obj, where)
+    w.string(1, "name", "name")
+    w.string(2, "version", "version")
+    _attributes(w, 3)
+    w.uint(4, "droppedAttributesCount", "dropped_attributes_count", UINT32)
+    return w.bytes()
+
+
+def _entity_ref(obj: Any, where: str) -> bytes:
+    w = _Writer(obj, where)
+    w.string(1, "schemaUrl", "schema_url")
+    w.string(2, "type", "type")
+    w.strings(3, "idKeys", "id_keys")
+    w.strings(4, "descriptionKeys", "description_keys")
+    return w.bytes()
+
+
+def resource(obj: Any, where: str) -> bytes:
+    w = _Writer(obj, where)
+    _attributes(w, 1)
+    w.uint(2, "droppedAttributesCount", "dropped_attributes_count", UINT32)
+    w.messages(3, "entityRefs", "entity_refs", _entity_ref)
+    return w.bytes()
+
+
+# -- trace/v1 ----------------------------------------------------------------------------
+def _event(obj: Any, where: str) -> bytes:
+    w = _Writer(obj, where)
+    w.fixed64(1, "timeUnixNano", "time_unix_nano")
+    w.string(2, "name", "name")
+    _attributes(w, 3)
+    w.uint(4, "droppedAttributesCount", "dropped_attributes_count", UINT32)
+    return w.bytes()
+
+
+def _link(obj: Any, where: str) -> bytes:
+    w = _Writer(obj, where)
+    w.hex_bytes(1, "traceId", "trace_id")
+    w.hex_bytes(2, "spanId", "span_id")
+    w.string(3, "traceState", "trace_state")
+    _attributes(w, 4)
+    w.uint(5, "droppedAttributesCount", "dropped_attributes_count", UINT32)
+    w.fixed32(6, "flags", "flags")
+    return w.bytes()
+
+
+def _status(obj: Any, where: str) -> bytes:
+    w = _Writer(obj, where)
+    w.string(2, "message", "message")
+    w.enum(3, "code", _STATUS_CODES, "STATUS_CODE_")
+    return w.bytes()
+
+
+def span(obj: Any, where: str = "") -> bytes:
+    """One Span, its fields in number order (as protobuf writes them)."""
+    w = _Writer(obj, where)
+    w.hex_bytes(1, "traceId", "trace_id")
+    w.hex_bytes(2, "spanId", "span_id")
+    w.string(3, "traceState", "trace_state")
+    w.hex_bytes(4, "parentSpanId", "parent_span_id")
+    w.string(5, "name", "name")
+    w.enum(6, "kind", _SPAN_KINDS, "SPAN_KIND_")
+    w.fixed64(7, "startTimeUnixNano", "start_time_unix_nano")
+    w.fixed64(8, "endTimeUnixNano", "end_time_unix_nano")
+    _attributes(w, 9)
+    w.uint(10, "droppedAttributesCount", "dropped_attributes_count", UINT32)
+    w.messages(11, "events", "events", _event)
+    w.uint(12, "droppedEventsCount", "dropped_events_count", UINT32)
+    w.messages(13, "links", "links", _link)
+    w.uint(14, "droppedLinksCount", "dropped_links_count", UINT32)
+    w.message(15, "status", "status", _status)
+    w.fixed32(16, "flags", "flags")
+    return w.bytes()
+
+
+class Shell(NamedTuple):
+    """A ResourceSpans' or ScopeSpans' own fields, encoded: `head` (its resource or scope,
+    field 1) goes before the list it holds (field 2), `tail` (schema_url, field 3) after,
+    as protobuf writes them. Equal shells, the same resource or scope."""
+
+    head: bytes
+    tail: bytes
+
+    def wrap(self, number: int, inner: list[bytes]) -> bytes:
+        return _len(number, self.head + b"".join(inner) + self.tail)
+
+
+class Shells(NamedTuple):
+    """What wraps a span: its resource's shell and its scope's."""
+
+    resource: Shell
+    scope: Shell
+
+
+def _shell(
+    obj: Any, where: str, field: tuple[str, str], encode: Callable[[Any, str], bytes]
+) -> Shell:
+    head = _Writer(obj, where)
+    head.message(1, field[0], field[1], encode)
+    tail = _Writer(obj, where)
+    tail.string(3, "schemaUrl", "schema_url")
+    return Shell(head.bytes(), tail.bytes())
+
+
+def resource_shell(rs: Any, where: str) -> Shell:
+    return _shell(rs, where, ("resource", "resource"), resource)
+
+
+def scope_shell(ss: Any, where: str) -> Shell:
+    return _shell(ss, where, ("scope", "scope"), scope)
+
+
+class SpanBytes(NamedTuple):
+    """One span of a request, encoded, with the shells it sits in."""
+
+    shells: Shells
+    span: bytes
+
+
+def request_spans(request: Any) -> list[SpanBytes]:
+    """Every span of an OTLP/JSON ExportTraceServiceRequest, encoded, in order."""
+    out: list[SpanBytes] = []
+    body = _object(request, "")
+    for r, rs in enumerate(_list(_get(body, "resourceSpans", "resource_spans"), "resourceSpans")):
+        rwhere = f"resourceSpans[{r}]"
+        rshell = resource_shell(rs, rwhere)
+        scopes = _list(_get(rs, "scopeSpans", "scope_spans"), f"{rwhere}.scopeSpans")
+        for s, ss in enumerate(scopes):
+            swhere = f"{rwhere}.scopeSpans[{s}]"
+            shells = Shells(rshell, scope_shell(ss, swhere))
+            for i, sp in enumerate(_list(_object(ss, swhere).get("spans"), f"{swhere}.spans")):
+                out.append(SpanBytes(shells, span(sp, f"{swhere}.spans[{i}]")))
+    return out
+
+
+def export_request(spans: list[SpanBytes]) -> bytes:
+    """One ExportTraceServiceRequest holding these spans, those of one resource and scope
+    put together (in the order first met), the spans in the order given."""
+    groups: dict[Shell, dict[Shell, list[bytes]]] = {}
+    for sb in spans:
+        groups.setdefault(sb.shells.resource, {}).setdefault(sb.shells.scope, []).append(
+            _len(2, sb.span)
+        )
+    return b"".join(
+        rshell.wrap(1, [sshell.wrap(2, encoded) for sshell, encoded in scopes.items()])
+        for rshell, scopes in groups.items()
+    )
+
+
+def encode_request(request: Any) -> bytes:
+    """A whole OTLP/JSON request as protobuf, its resources and scopes kept as they are."""
+    out: list[bytes] = []
+    body = _object(request, "")
+    for r, rs in enumerate(_list(_get(body, "resourceSpans", "resource_spans"), "resourceSpans")):
+        rwhere = f"resourceSpans[{r}]"
+        scopes = _list(_get(rs, "scopeSpans", "scope_spans"), f"{rwhere}.scopeSpans")
+        inner = []
+        for s, ss in enumerate(scopes):
+            swhere = f"{rwhere}.scopeSpans[{s}]"
+            spans = _list(_object(ss, swhere).get("spans"), f"{swhere}.spans")
+            encoded = [_len(2, span(sp, f"{swhere}.spans[{i}]")) for i, sp in enumerate(spans)]
+            inner.append(scope_shell(ss, swhere).wrap(2, encoded))
+        out.append(resource_shell(rs, rwhere).wrap(1, inner))
+    return b"".join(out)
+
+
+# -- answers -----------------------------------------------------------------------------
+def _fields(raw: bytes) -> dict[int, list[int | bytes]]:
+    """A message's fields (number → values): varints as ints, length-delimited as bytes,
+    fixed ones as ints. Raises ValueError on bytes that are not a message."""
+    out: dict[int, list[int | bytes]] = {}
+    i, n = 0, len(raw)
+
+    def read_varint() -> int:
+        nonlocal i
+        shift = result = 0
+        while True:
+            if i >= n or shift > 63:
+                raise ValueError("truncated varint")
+            b = raw[i]
+            i += 1
+            result |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return result
+            shift += 7
+
+    while i < n:
+        key = read_varint()
+        number, wire = key >> 3, key & 7
+        value: int | bytes
+        if wire == _VARINT:
+            value = read_varint()
+        elif wire == _LEN:
+            size = read_varint()
+            if i + size > n:
+                raise ValueError("truncated field")
+            value, i = raw[i : i + size], i + size
+        elif wire in (_I64, _I32):
+            size = 8 if wire == _I64 else 4
+            if i + size > n:
+                raise ValueError("truncated field")
+            value, i = int.from_bytes(raw[i : i + size], "little"), i + size
+        else:
+            raise ValueError(f"wire type {wire} not supported")
+        out.setdefault(number, []).append(value)
+    return out
+
+
+class PartialSuccess(NamedTuple):
+    rejected_spans: int
+    error_message: str
+
+
+def _last(fields: dict[int, list[int | bytes]], number: int, kind: type) -> Any:
+    values = [v for v in fields.get(number, []) if isinstance(v, kind)]
+    return values[-1] if values else None
+
+
+def read_response(raw: bytes) -> PartialSuccess | None:
+    """An ExportTraceServiceResponse's partial_success (None: not such a message)."""
+    try:
+        partial = _last(_fields(raw), 1, bytes)
+        fields = _fields(partial) if partial is not None else {}
+    except ValueError:
+        return None
+    rejected = _last(fields, 1, int) or 0
+    if rejected >= 1 << 63:
+        rejected -= 1 << 64  # int64
+    message = _last(fields, 2, bytes) or b""
+    return PartialSuccess(rejected, message.decode("utf-8", "replace"))
+
+
+def read_status_message(raw: bytes) -> str | None:
+    """The message of a google.rpc.Status (what an OTLP/HTTP server answers a failed
+    protobuf request with); None when the bytes are not one."""
+    try:
+        message = _last(_fields(raw), 2, bytes)
+    except ValueError:
+        return None
+    return None if message is None else message.decode("utf-8", "replace")
