@@ -16,6 +16,7 @@ import orjson
 from tracecli.wire.otlp_proto import (
     EncodeError,
     PartialSuccess,
+    Shell,
     SpanBytes,
     export_request,
     read_response,
@@ -68,10 +69,11 @@ def otel_chunk(items: list[Any]) -> OtelChunk:
     spans: list[list[SpanBytes] | None] = []
     keys: list[tuple[str, str]] = []
     refused: dict[int, str] = {}
+    memo: dict[bytes, Shell] = {}
     for n, item in enumerate(items):
         request = item["request"]
         try:
-            spans.append(request_spans(request))
+            spans.append(request_spans(request, memo))
         except EncodeError as exc:
             spans.append(None)
             refused[n] = f"cannot be written as OTLP protobuf: {exc}"

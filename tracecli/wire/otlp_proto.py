@@ -24,9 +24,12 @@ import math
 import re
 import struct
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
+
+import orjson
 
 CONTENT_TYPE = "application/x-protobuf"
+_T = TypeVar("_T")
 
 # wire types
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
@@ -171,163 +174,170 @@ def _list(value: Any, field: str) -> list[Any]:
     return value
 
 
+def _under(prefix: str, exc: EncodeError) -> EncodeError:
+    """A part's error, its field path put under `prefix` (paths are built only on error:
+    a path per value would cost more than writing the value)."""
+    if not exc.field:
+        return EncodeError(prefix, exc.message)
+    if not prefix:
+        return exc
+    sep = "" if exc.field.startswith("[") else "."
+    return EncodeError(f"{prefix}{sep}{exc.field}", exc.message)
+
+
+Encoder = Callable[[Any], bytes]
+
+
 class _Writer:
-    """One message's fields, appended in field-number order by the caller."""
+    """One message's fields, appended in field-number order by the caller; errors name the
+    field relative to the message."""
 
-    __slots__ = ("obj", "out", "where")
+    __slots__ = ("obj", "out")
 
-    def __init__(self, obj: Any, where: str) -> None:
-        self.obj = _object(obj, where)
+    def __init__(self, obj: Any) -> None:
+        self.obj = _object(obj, "")
         self.out: list[bytes] = []
-        self.where = where
-
-    def _at(self, camel: str) -> str:
-        return f"{self.where}.{camel}" if self.where else camel
-
-    def value(self, camel: str, snake: str) -> Any:
-        return _get(self.obj, camel, snake)
 
     def string(self, number: int, camel: str, snake: str) -> None:
         value = _get(self.obj, camel, snake)
         if value is not None and value != "":
-            self.out.append(_len(number, _text(value, self._at(camel))))
+            self.out.append(_len(number, _text(value, camel)))
 
     def strings(self, number: int, camel: str, snake: str) -> None:
-        for i, value in enumerate(_list(_get(self.obj, camel, snake), self._at(camel))):
-            self.out.append(_len(number, _text(value, f"{self._at(camel)}[{i}]")))
+        for i, value in enumerate(_list(_get(self.obj, camel, snake), camel)):
+            self.out.append(_len(number, _text(value, f"{camel}[{i}]")))
 
     def hex_bytes(self, number: int, camel: str, snake: str) -> None:
         value = _get(self.obj, camel, snake)
         if value is not None and value != "":
-            self.out.append(_len(number, _hex(value, self._at(camel))))
+            self.out.append(_len(number, _hex(value, camel)))
 
     def uint(self, number: int, camel: str, snake: str, bounds: tuple[int, int]) -> None:
         value = _get(self.obj, camel, snake)
         if value is not None:
-            n = _integer(value, self._at(camel), bounds)
+            n = _integer(value, camel, bounds)
             if n:
                 self.out.append(_tag(number, _VARINT) + varint(n))
 
     def enum(self, number: int, camel: str, names: tuple[str, ...], prefix: str) -> None:
         value = self.obj.get(camel)
         if value is not None:
-            n = _enum(value, self._at(camel), names, prefix)
+            n = _enum(value, camel, names, prefix)
             if n:
                 self.out.append(_tag(number, _VARINT) + varint(n))
 
     def fixed64(self, number: int, camel: str, snake: str) -> None:
         value = _get(self.obj, camel, snake)
         if value is not None:
-            n = _integer(value, self._at(camel), UINT64)
+            n = _integer(value, camel, UINT64)
             if n:
                 self.out.append(_tag(number, _I64) + _PACK_Q(n))
 
     def fixed32(self, number: int, camel: str, snake: str) -> None:
         value = _get(self.obj, camel, snake)
         if value is not None:
-            n = _integer(value, self._at(camel), UINT32)
+            n = _integer(value, camel, UINT32)
             if n:
                 self.out.append(_tag(number, _I32) + _PACK_I(n))
 
-    def message(
-        self, number: int, camel: str, snake: str, encode: Callable[[Any, str], bytes]
-    ) -> None:
+    def message(self, number: int, camel: str, snake: str, encode: Encoder) -> None:
         """A message field: written when present, even empty (it has presence)."""
         value = _get(self.obj, camel, snake)
         if value is not None:
-            self.out.append(_len(number, encode(value, self._at(camel))))
+            try:
+                self.out.append(_len(number, encode(value)))
+            except EncodeError as exc:
+                raise _under(camel, exc) from None
 
-    def messages(
-        self, number: int, camel: str, snake: str, encode: Callable[[Any, str], bytes]
-    ) -> None:
-        at = self._at(camel)
-        for i, value in enumerate(_list(_get(self.obj, camel, snake), at)):
-            if value is None:
-                raise EncodeError(f"{at}[{i}]", "null in a list of messages")
-            self.out.append(_len(number, encode(value, f"{at}[{i}]")))
+    def messages(self, number: int, camel: str, snake: str, encode: Encoder) -> None:
+        append = self.out.append
+        for i, value in enumerate(_list(_get(self.obj, camel, snake), camel)):
+            try:
+                if value is None:
+                    raise EncodeError("", "null in a list of messages")
+                append(_len(number, encode(value)))
+            except EncodeError as exc:
+                raise _under(f"{camel}[{i}]", exc) from None
 
     def bytes(self) -> bytes:
         return b"".join(self.out)
 
 
 # -- common/v1 ---------------------------------------------------------------------------
-def key_value(obj: Any, where: str) -> bytes:
+def key_value(obj: Any) -> bytes:
     if type(obj) is dict and len(obj) == 2:  # the usual: {"key": "k", "value": {"stringValue"}}
         key, value = obj.get("key"), obj.get("value")
         if type(key) is str and type(value) is dict and len(value) == 1:
             text = value.get("stringValue")
-            if type(text) is str and key.isascii() and text.isascii():
-                s = text.encode()
-                inner = b"\x0a" + varint(len(s)) + s
-                k = key.encode()
-                return (
-                    (b"\x0a" + varint(len(k)) + k if k else b"")
-                    + b"\x12"
-                    + varint(len(inner))
-                    + inner
-                )
-    w = _Writer(obj, where)
+            if type(text) is str:
+                try:
+                    s, k = text.encode(), key.encode()
+                except UnicodeEncodeError:
+                    pass  # a lone surrogate: said by the general path, with its field
+                else:
+                    n = len(s)
+                    inner = (b"\x0a" + bytes((n,)) if n < 0x80 else b"\x0a" + varint(n)) + s
+                    head = b"\x0a" + varint(len(k)) + k if k else b""
+                    return head + b"\x12" + varint(len(inner)) + inner
+    w = _Writer(obj)
     w.string(1, "key", "key")
     w.message(2, "value", "value", any_value)
     w.uint(3, "keyStrindex", "key_strindex", INT32)
     return w.bytes()
 
 
-def any_value(obj: Any, where: str) -> bytes:
+def any_value(obj: Any) -> bytes:
     """An AnyValue: its oneof member written whatever its value (presence is the point)."""
-    value = _object(obj, where)
+    value = _object(obj, "")
     out: list[bytes] = []
     for key, raw in value.items():
         if raw is None:
             continue
-        at = f"{where}.{key}"
-        if key in ("stringValue", "string_value"):
-            out.append(_len(1, _text(raw, at)))
-        elif key in ("boolValue", "bool_value"):
-            if not isinstance(raw, bool):
-                raise EncodeError(at, f"expected true or false, got {_show(raw)}")
-            out.append(b"\x10\x01" if raw else b"\x10\x00")
-        elif key in ("intValue", "int_value"):
-            out.append(b"\x18" + varint(_integer(raw, at, INT64)))
-        elif key in ("doubleValue", "double_value"):
-            out.append(b"\x21" + _PACK_D(_double(raw, at)))
-        elif key in ("arrayValue", "array_value"):
-            out.append(_len(5, _repeated(raw, at, any_value)))
-        elif key in ("kvlistValue", "kvlist_value"):
-            out.append(_len(6, _repeated(raw, at, key_value)))
-        elif key in ("bytesValue", "bytes_value"):
-            out.append(_len(7, _base64(raw, at)))
-        elif key in ("stringValueStrindex", "string_value_strindex"):
-            out.append(b"\x40" + varint(_integer(raw, at, INT32)))
-        else:
-            continue  # an unknown field: ignored, as protobuf's JSON parser is told to
+        try:
+            if key in ("stringValue", "string_value"):
+                out.append(_len(1, _text(raw, "")))
+            elif key in ("boolValue", "bool_value"):
+                if not isinstance(raw, bool):
+                    raise EncodeError("", f"expected true or false, got {_show(raw)}")
+                out.append(b"\x10\x01" if raw else b"\x10\x00")
+            elif key in ("intValue", "int_value"):
+                out.append(b"\x18" + varint(_integer(raw, "", INT64)))
+            elif key in ("doubleValue", "double_value"):
+                out.append(b"\x21" + _PACK_D(_double(raw, "")))
+            elif key in ("arrayValue", "array_value"):
+                out.append(_len(5, _repeated(raw, any_value)))
+            elif key in ("kvlistValue", "kvlist_value"):
+                out.append(_len(6, _repeated(raw, key_value)))
+            elif key in ("bytesValue", "bytes_value"):
+                out.append(_len(7, _base64(raw, "")))
+            elif key in ("stringValueStrindex", "string_value_strindex"):
+                out.append(b"\x40" + varint(_integer(raw, "", INT32)))
+            # any other field: ignored, as protobuf's JSON parser is told to
+        except EncodeError as exc:
+            raise _under(key, exc) from None
     if len(out) > 1:
-        raise EncodeError(where, "AnyValue sets more than one value")
+        raise EncodeError("", "AnyValue sets more than one value")
     return out[0] if out else b""
 
 
-def _repeated(obj: Any, where: str, encode: Callable[[Any, str], bytes]) -> bytes:
+def _repeated(obj: Any, encode: Encoder) -> bytes:
     """ArrayValue / KeyValueList: one repeated `values` field (number 1)."""
-    w = _Writer(obj, where)
+    w = _Writer(obj)
     w.messages(1, "values", "values", encode)
     return w.bytes()
 
 
-def _attributes(w: _Writer, number: int) -> None:
-    w.messages(number, "attributes", "attributes", key_value)
-
-
-def scope(obj: Any, where: str) -> bytes:
-    w = _Writer(obj, where)
+def scope(obj: Any) -> bytes:
+    w = _Writer(obj)
     w.string(1, "name", "name")
     w.string(2, "version", "version")
-    _attributes(w, 3)
+    w.messages(3, "attributes", "attributes", key_value)
     w.uint(4, "droppedAttributesCount", "dropped_attributes_count", UINT32)
     return w.bytes()
 
 
-def _entity_ref(obj: Any, where: str) -> bytes:
-    w = _Writer(obj, where)
+def _entity_ref(obj: Any) -> bytes:
+    w = _Writer(obj)
     w.string(1, "schemaUrl", "schema_url")
     w.string(2, "type", "type")
     w.strings(3, "idKeys", "id_keys")
@@ -335,45 +345,45 @@ def _entity_ref(obj: Any, where: str) -> bytes:
     return w.bytes()
 
 
-def resource(obj: Any, where: str) -> bytes:
-    w = _Writer(obj, where)
-    _attributes(w, 1)
+def resource(obj: Any) -> bytes:
+    w = _Writer(obj)
+    w.messages(1, "attributes", "attributes", key_value)
     w.uint(2, "droppedAttributesCount", "dropped_attributes_count", UINT32)
     w.messages(3, "entityRefs", "entity_refs", _entity_ref)
     return w.bytes()
 
 
 # -- trace/v1 ----------------------------------------------------------------------------
-def _event(obj: Any, where: str) -> bytes:
-    w = _Writer(obj, where)
+def _event(obj: Any) -> bytes:
+    w = _Writer(obj)
     w.fixed64(1, "timeUnixNano", "time_unix_nano")
     w.string(2, "name", "name")
-    _attributes(w, 3)
+    w.messages(3, "attributes", "attributes", key_value)
     w.uint(4, "droppedAttributesCount", "dropped_attributes_count", UINT32)
     return w.bytes()
 
 
-def _link(obj: Any, where: str) -> bytes:
-    w = _Writer(obj, where)
+def _link(obj: Any) -> bytes:
+    w = _Writer(obj)
     w.hex_bytes(1, "traceId", "trace_id")
     w.hex_bytes(2, "spanId", "span_id")
     w.string(3, "traceState", "trace_state")
-    _attributes(w, 4)
+    w.messages(4, "attributes", "attributes", key_value)
     w.uint(5, "droppedAttributesCount", "dropped_attributes_count", UINT32)
     w.fixed32(6, "flags", "flags")
     return w.bytes()
 
 
-def _status(obj: Any, where: str) -> bytes:
-    w = _Writer(obj, where)
+def _status(obj: Any) -> bytes:
+    w = _Writer(obj)
     w.string(2, "message", "message")
     w.enum(3, "code", _STATUS_CODES, "STATUS_CODE_")
     return w.bytes()
 
 
-def span(obj: Any, where: str = "") -> bytes:
+def span(obj: Any) -> bytes:
     """One Span, its fields in number order (as protobuf writes them)."""
-    w = _Writer(obj, where)
+    w = _Writer(obj)
     w.hex_bytes(1, "traceId", "trace_id")
     w.hex_bytes(2, "spanId", "span_id")
     w.string(3, "traceState", "trace_state")
@@ -382,7 +392,7 @@ def span(obj: Any, where: str = "") -> bytes:
     w.enum(6, "kind", _SPAN_KINDS, "SPAN_KIND_")
     w.fixed64(7, "startTimeUnixNano", "start_time_unix_nano")
     w.fixed64(8, "endTimeUnixNano", "end_time_unix_nano")
-    _attributes(w, 9)
+    w.messages(9, "attributes", "attributes", key_value)
     w.uint(10, "droppedAttributesCount", "dropped_attributes_count", UINT32)
     w.messages(11, "events", "events", _event)
     w.uint(12, "droppedEventsCount", "dropped_events_count", UINT32)
@@ -412,22 +422,20 @@ class Shells(NamedTuple):
     scope: Shell
 
 
-def _shell(
-    obj: Any, where: str, field: tuple[str, str], encode: Callable[[Any, str], bytes]
-) -> Shell:
-    head = _Writer(obj, where)
-    head.message(1, field[0], field[1], encode)
-    tail = _Writer(obj, where)
+def _shell(obj: Any, name: str, encode: Encoder) -> Shell:
+    head = _Writer(obj)
+    head.message(1, name, name, encode)
+    tail = _Writer(obj)
     tail.string(3, "schemaUrl", "schema_url")
     return Shell(head.bytes(), tail.bytes())
 
 
-def resource_shell(rs: Any, where: str) -> Shell:
-    return _shell(rs, where, ("resource", "resource"), resource)
+def resource_shell(rs: Any) -> Shell:
+    return _shell(rs, "resource", resource)
 
 
-def scope_shell(ss: Any, where: str) -> Shell:
-    return _shell(ss, where, ("scope", "scope"), scope)
+def scope_shell(ss: Any) -> Shell:
+    return _shell(ss, "scope", scope)
 
 
 class SpanBytes(NamedTuple):
@@ -437,20 +445,65 @@ class SpanBytes(NamedTuple):
     span: bytes
 
 
-def request_spans(request: Any) -> list[SpanBytes]:
-    """Every span of an OTLP/JSON ExportTraceServiceRequest, encoded, in order."""
+def _at(where: str, encode: Callable[[Any], _T], obj: Any) -> _T:
+    """`encode(obj)`, an error's field put under `where`."""
+    try:
+        return encode(obj)
+    except EncodeError as exc:
+        raise _under(where, exc) from None
+
+
+def _scopes(rs: Any, r: int) -> list[Any]:
+    try:
+        return _list(_get(_object(rs, ""), "scopeSpans", "scope_spans"), "scopeSpans")
+    except EncodeError as exc:
+        raise _under(f"resourceSpans[{r}]", exc) from None
+
+
+def request_spans(request: Any, memo: dict[bytes, Shell] | None = None) -> list[SpanBytes]:
+    """Every span of an OTLP/JSON ExportTraceServiceRequest, encoded, in order. `memo`
+    keeps the shells encoded so far by their JSON text: a chunk's items repeat the same few
+    resources (and their many attributes) span after span."""
     out: list[SpanBytes] = []
-    body = _object(request, "")
-    for r, rs in enumerate(_list(_get(body, "resourceSpans", "resource_spans"), "resourceSpans")):
-        rwhere = f"resourceSpans[{r}]"
-        rshell = resource_shell(rs, rwhere)
-        scopes = _list(_get(rs, "scopeSpans", "scope_spans"), f"{rwhere}.scopeSpans")
-        for s, ss in enumerate(scopes):
-            swhere = f"{rwhere}.scopeSpans[{s}]"
-            shells = Shells(rshell, scope_shell(ss, swhere))
-            for i, sp in enumerate(_list(_object(ss, swhere).get("spans"), f"{swhere}.spans")):
-                out.append(SpanBytes(shells, span(sp, f"{swhere}.spans[{i}]")))
+    for r, rs in enumerate(_resource_spans(request)):
+        rshell = _memo(memo, rs, f"resourceSpans[{r}]", resource_shell)
+        for s, ss in enumerate(_scopes(rs, r)):
+            swhere = f"resourceSpans[{r}].scopeSpans[{s}]"
+            shells = Shells(rshell, _memo(memo, ss, swhere, scope_shell))
+            for i, sp in enumerate(_spans(ss, swhere)):
+                out.append(SpanBytes(shells, _at(f"{swhere}.spans[{i}]", span, sp)))
     return out
+
+
+def _resource_spans(request: Any) -> list[Any]:
+    return _list(_get(_object(request, ""), "resourceSpans", "resource_spans"), "resourceSpans")
+
+
+def _spans(ss: Any, where: str) -> list[Any]:
+    try:
+        return _list(_object(ss, "").get("spans"), "spans")
+    except EncodeError as exc:
+        raise _under(where, exc) from None
+
+
+_LISTS = ("scopeSpans", "scope_spans", "spans")
+
+
+def _memo(
+    memo: dict[bytes, Shell] | None, obj: Any, where: str, encode: Callable[[Any], Shell]
+) -> Shell:
+    """`encode(obj)`, or the shell already encoded for the same JSON (not its span lists)."""
+    if memo is None or type(obj) is not dict:
+        return _at(where, encode, obj)
+    try:
+        key = orjson.dumps({k: v for k, v in obj.items() if k not in _LISTS})
+    except (orjson.JSONEncodeError, TypeError):  # what orjson cannot write: not kept
+        return _at(where, encode, obj)
+    key = where[:1].encode() + key  # a resource and a scope never share a shell
+    shell = memo.get(key)
+    if shell is None:
+        shell = memo[key] = _at(where, encode, obj)  # raises for a bad one: never kept
+    return shell
 
 
 def export_request(spans: list[SpanBytes]) -> bytes:
@@ -470,17 +523,16 @@ def export_request(spans: list[SpanBytes]) -> bytes:
 def encode_request(request: Any) -> bytes:
     """A whole OTLP/JSON request as protobuf, its resources and scopes kept as they are."""
     out: list[bytes] = []
-    body = _object(request, "")
-    for r, rs in enumerate(_list(_get(body, "resourceSpans", "resource_spans"), "resourceSpans")):
-        rwhere = f"resourceSpans[{r}]"
-        scopes = _list(_get(rs, "scopeSpans", "scope_spans"), f"{rwhere}.scopeSpans")
+    for r, rs in enumerate(_resource_spans(request)):
         inner = []
-        for s, ss in enumerate(scopes):
-            swhere = f"{rwhere}.scopeSpans[{s}]"
-            spans = _list(_object(ss, swhere).get("spans"), f"{swhere}.spans")
-            encoded = [_len(2, span(sp, f"{swhere}.spans[{i}]")) for i, sp in enumerate(spans)]
-            inner.append(scope_shell(ss, swhere).wrap(2, encoded))
-        out.append(resource_shell(rs, rwhere).wrap(1, inner))
+        for s, ss in enumerate(_scopes(rs, r)):
+            swhere = f"resourceSpans[{r}].scopeSpans[{s}]"
+            encoded = [
+                _len(2, _at(f"{swhere}.spans[{i}]", span, sp))
+                for i, sp in enumerate(_spans(ss, swhere))
+            ]
+            inner.append(_at(swhere, scope_shell, ss).wrap(2, encoded))
+        out.append(_at(f"resourceSpans[{r}]", resource_shell, rs).wrap(1, inner))
     return b"".join(out)
 
 
