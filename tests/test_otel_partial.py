@@ -5,7 +5,8 @@ checks refuse before sending (both `a` and `a.b`), so its answer cannot be provo
 tracecli. A small real OTLP server on 127.0.0.1 stands in for a Weave deployment that
 rejects more: it reads each request with the real protobuf library (the weave-ref venv's
 opentelemetry-proto), stores every span but those named "reject me", answers with the count
-(as OTLP does, without saying which) in protobuf or in JSON, and answers
+(as OTLP does, without saying which) in protobuf or in JSON, refuses a request holding a
+span named "bad request" with a 400 and a protobuf `google.rpc.Status`, and answers
 `/calls/stream_query` from what it stored.
 """
 
@@ -33,6 +34,7 @@ SERVER = r"""
 import json, sys, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from google.protobuf import json_format
+from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest, ExportTraceServiceResponse)
 
@@ -66,6 +68,16 @@ class Handler(BaseHTTPRequestHandler):
             return
         assert self.headers["Content-Type"] == "application/x-protobuf"
         request = ExportTraceServiceRequest.FromString(raw)
+        names = {s.name for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans}
+        if "bad request" in names:  # refused whole, as OTLP/HTTP says: a google.rpc.Status
+            why = "a span named 'bad request' is refused"
+            body = Status(code=3, message=why).SerializeToString()
+            self.send_response(400)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         project = self.headers["project_id"]
         rejected = 0
         with lock:
@@ -162,3 +174,37 @@ def test_spans_the_server_rejects_go_to_the_rejected_file(
     again = orjson.loads(run_cli(*args, cwd=tmp_path).stdout)
     assert again["rejected"] == 3 and again["skipped"] == 0, again
     assert otlp_server.state()["posts"] > posts
+
+
+def test_a_span_not_encodable_or_refused_whole_goes_alone_to_the_rejected_file(
+    otlp_server: Stand, tmp_path: Path
+) -> None:
+    """A field the OTLP checks do not read, holding what protobuf cannot carry, and a
+    request the server refuses with a protobuf status: only that span is rejected, with
+    its field path or the server's own words."""
+    spans = [
+        {"traceId": "cd" * 16, "spanId": f"{n + 1:016x}", "name": f"ok {n}",
+         "startTimeUnixNano": str(T0 + n), "endTimeUnixNano": str(T0 + n + 1000)}
+        for n in range(6)
+    ]  # fmt: skip
+    spans[1]["droppedEventsCount"] = "many"
+    spans[4]["name"] = "bad request"
+    line = {"resourceSpans": [{"resource": {}, "scopeSpans": [{"spans": spans}]}]}
+    src = tmp_path / "spans.jsonl"
+    src.write_bytes(orjson.dumps(line) + b"\n")
+    r = run_cli("upload", str(src), "--server", otlp_server.url, "--api-key", "x",
+                "-p", "acme/enc", "--mode", "otel", "-f", "json", cwd=tmp_path)  # fmt: skip
+    report = orjson.loads(r.stdout)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert report["uploaded"] == 4 and report["rejected"] == 2, report
+    assert otlp_server.state()["calls"] == sorted(
+        s["spanId"] for n, s in enumerate(spans) if n not in (1, 4)
+    )
+    rejected = [orjson.loads(x) for x in (tmp_path / "tracecli-rejected.jsonl").read_bytes()
+                .splitlines()]  # fmt: skip
+    why = {r["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["spanId"]: r["_tracecli"]["reason"]
+           for r in rejected}  # fmt: skip
+    assert "droppedEventsCount" in why[spans[1]["spanId"]], why
+    said = why[spans[4]["spanId"]]
+    assert "a span named 'bad request' is refused" in said, why
+    assert said.isprintable(), said  # the message read out of the status, not its bytes
