@@ -1,8 +1,8 @@
 """OTLP/JSON trace requests → OTLP protobuf bytes, and the protobuf answers read back.
 
 Weave documents its OTel route (`POST /otel/v1/traces`) with protobuf
-(`application/x-protobuf`), the one encoding every OTLP/HTTP receiver must read (JSON is
-optional there). The messages are few and small, so they are written here by hand rather
+(`application/x-protobuf`), the encoding OpenTelemetry's exporters send by default (OTLP/JSON
+is optional for them, and not every receiver reads it). The messages are few and small, so they are written here by hand rather
 than with the `protobuf` and `opentelemetry-proto` packages (a compiled extension, ~2 MB, for
 one route). Field numbers and wire types are those of opentelemetry-proto 1.x
 (`collector/trace/v1`, `trace/v1`, `common/v1`, `resource/v1`); a test decodes these bytes
