@@ -1,12 +1,13 @@
 """OTLP/JSON trace requests → OTLP protobuf bytes, and the protobuf answers read back.
 
 Weave documents its OTel route (`POST /otel/v1/traces`) with protobuf
-(`application/x-protobuf`), the encoding OpenTelemetry's exporters send by default (OTLP/JSON
-is optional for them, and not every receiver reads it). The messages are few and small, so they are written here by hand rather
-than with the `protobuf` and `opentelemetry-proto` packages (a compiled extension, ~2 MB, for
-one route). Field numbers and wire types are those of opentelemetry-proto 1.x
-(`collector/trace/v1`, `trace/v1`, `common/v1`, `resource/v1`); a test decodes these bytes
-with the real protobuf library and compares them with protobuf's own reading of the JSON.
+(`application/x-protobuf`), the encoding OpenTelemetry's exporters send by default
+(OTLP/JSON is optional for them, and not every receiver reads it). The messages are few and
+small, so they are written here by hand rather than with the `protobuf` and
+`opentelemetry-proto` packages (a compiled extension, ~2 MB, for one route). Field numbers
+and wire types are those of opentelemetry-proto 1.x (`collector/trace/v1`, `trace/v1`,
+`common/v1`, `resource/v1`); a test decodes these bytes with the real protobuf library and
+compares them with protobuf's own reading of the JSON.
 
 The JSON is read as protobuf's JSON parser reads it (what weave's server does with an
 OTLP/JSON body): camelCase or proto field names, 64-bit integers as decimal strings or
