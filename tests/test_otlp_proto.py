@@ -22,14 +22,9 @@ import pytest
 from tests.support.servers import weave_ref_python
 from tests.test_otel_weave_ref import read_lines
 from tracecli.wire.otel import OtelChunk, otel_chunk, partial_success
-from tracecli.wire.otlp_proto import (
-    EncodeError,
-    encode_request,
-    read_response,
-    read_status_message,
-    request_spans,
-    varint,
-)
+from tracecli.wire.otlp_answers import read_response, read_status_message
+from tracecli.wire.otlp_proto import encode_request, request_spans, varint
+from tracecli.wire.otlp_values import EncodeError
 
 FIXTURES = Path(__file__).parent / "otel_fixtures"
 T0 = 1_772_445_245_000_000_000

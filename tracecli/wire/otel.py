@@ -13,16 +13,9 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from tracecli.wire.otlp_proto import (
-    EncodeError,
-    PartialSuccess,
-    Shell,
-    SpanBytes,
-    export_request,
-    read_response,
-    read_status_message,
-    request_spans,
-)
+from tracecli.wire.otlp_answers import PartialSuccess, read_response, read_status_message
+from tracecli.wire.otlp_proto import Shell, SpanBytes, export_request, request_spans
+from tracecli.wire.otlp_values import EncodeError
 
 OTEL_TRACES = "/otel/v1/traces"
 _SEP = "#"

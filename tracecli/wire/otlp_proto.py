@@ -1,4 +1,4 @@
-"""OTLP/JSON trace requests → OTLP protobuf bytes, and the protobuf answers read back.
+"""OTLP/JSON trace requests → OTLP protobuf bytes (the answers: tracecli.wire.otlp_answers).
 
 Weave documents its OTel route (`POST /otel/v1/traces`) with protobuf
 (`application/x-protobuf`), the encoding OpenTelemetry's exporters send by default
@@ -19,42 +19,41 @@ is a value). What cannot be encoded raises `EncodeError` naming the field.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import math
-import re
 import struct
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
 import orjson
 
+from tracecli.wire.otlp_values import (
+    INT32,
+    INT64,
+    UINT32,
+    UINT64,
+    EncodeError,
+    b64_bytes,
+    enum_number,
+    hex_bytes_of,
+    json_double,
+    json_get,
+    json_int,
+    json_list,
+    json_object,
+    show,
+    under,
+    utf8,
+)
+
 CONTENT_TYPE = "application/x-protobuf"
 _T = TypeVar("_T")
 
 # wire types
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
-_INT_TEXT = re.compile(r"[+-]?[0-9]+")
-_HEX = re.compile(r"[0-9a-fA-F]*")
-_FLOAT_WORDS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 _STATUS_CODES = ("UNSET", "OK", "ERROR")
 _PACK_D = struct.Struct("<d").pack
 _PACK_Q = struct.Struct("<Q").pack
 _PACK_I = struct.Struct("<I").pack
-INT32 = (-(2**31), 2**31 - 1)
-INT64 = (-(2**63), 2**63 - 1)
-UINT32 = (0, 2**32 - 1)
-UINT64 = (0, 2**64 - 1)
-
-
-class EncodeError(ValueError):
-    """A field that cannot be written as protobuf: `field` is its path in the request."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}" if field else message)
-        self.field = field
-        self.message = message
 
 
 # -- the wire format ---------------------------------------------------------------------
@@ -87,105 +86,6 @@ def _len(number: int, payload: bytes) -> bytes:
     return _tag(number, _LEN) + varint(len(payload)) + payload
 
 
-# -- JSON scalars, read as protobuf's JSON parser reads them -----------------------------
-def _get(obj: dict[str, Any], camel: str, snake: str) -> Any:
-    value = obj.get(camel)
-    return obj.get(snake) if value is None else value
-
-
-def _integer(value: Any, field: str, bounds: tuple[int, int]) -> int:
-    if isinstance(value, bool):
-        raise EncodeError(field, f"expected an integer, got {value!r}")
-    if isinstance(value, int):
-        n = value
-    elif (isinstance(value, float) and value.is_integer()) or (
-        isinstance(value, str) and _INT_TEXT.fullmatch(value)
-    ):
-        n = int(value)
-    else:
-        raise EncodeError(field, f"expected an integer, got {_show(value)}")
-    if not bounds[0] <= n <= bounds[1]:
-        raise EncodeError(field, f"integer {n} out of range ({bounds[0]}..{bounds[1]})")
-    return n
-
-
-def _double(value: Any, field: str) -> float:
-    if isinstance(value, bool):
-        raise EncodeError(field, f"expected a number, got {value!r}")
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        if value in _FLOAT_WORDS:
-            return _FLOAT_WORDS[value]
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    raise EncodeError(field, f'expected a number (or "NaN", "Infinity"), got {_show(value)}')
-
-
-def _text(value: Any, field: str) -> bytes:
-    if not isinstance(value, str):
-        raise EncodeError(field, f"expected a string, got {_show(value)}")
-    try:
-        return value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise EncodeError(field, "not valid UTF-8 text (a lone surrogate)") from None
-
-
-def _hex(value: Any, field: str) -> bytes:
-    if not isinstance(value, str) or not _HEX.fullmatch(value) or len(value) % 2:
-        raise EncodeError(field, f"expected hex digits, got {_show(value)}")
-    return bytes.fromhex(value)
-
-
-def _base64(value: Any, field: str) -> bytes:
-    if not isinstance(value, str):
-        raise EncodeError(field, f"expected base64 text, got {_show(value)}")
-    padded = value + "=" * (-len(value) % 4)
-    try:
-        return base64.urlsafe_b64decode(padded.replace("+", "-").replace("/", "_"))
-    except (binascii.Error, ValueError):
-        raise EncodeError(field, f"not base64: {_show(value)}") from None
-
-
-def _enum(value: Any, field: str, names: tuple[str, ...], prefix: str) -> int:
-    if isinstance(value, str) and value.startswith(prefix) and value[len(prefix) :] in names:
-        return names.index(value[len(prefix) :])
-    return _integer(value, field, INT32)
-
-
-def _show(value: Any, limit: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-# -- fields of a message -----------------------------------------------------------------
-def _object(value: Any, field: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise EncodeError(field, f"expected an object, got {_show(value)}")
-    return value
-
-
-def _list(value: Any, field: str) -> list[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise EncodeError(field, f"expected a list, got {_show(value)}")
-    return value
-
-
-def _under(prefix: str, exc: EncodeError) -> EncodeError:
-    """A part's error, its field path put under `prefix` (paths are built only on error:
-    a path per value would cost more than writing the value)."""
-    if not exc.field:
-        return EncodeError(prefix, exc.message)
-    if not prefix:
-        return exc
-    sep = "" if exc.field.startswith("[") else "."
-    return EncodeError(f"{prefix}{sep}{exc.field}", exc.message)
-
-
 Encoder = Callable[[Any], bytes]
 
 
@@ -196,69 +96,69 @@ class _Writer:
     __slots__ = ("obj", "out")
 
     def __init__(self, obj: Any) -> None:
-        self.obj = _object(obj, "")
+        self.obj = json_object(obj, "")
         self.out: list[bytes] = []
 
     def string(self, number: int, camel: str, snake: str) -> None:
-        value = _get(self.obj, camel, snake)
+        value = json_get(self.obj, camel, snake)
         if value is not None and value != "":
-            self.out.append(_len(number, _text(value, camel)))
+            self.out.append(_len(number, utf8(value, camel)))
 
     def strings(self, number: int, camel: str, snake: str) -> None:
-        for i, value in enumerate(_list(_get(self.obj, camel, snake), camel)):
-            self.out.append(_len(number, _text(value, f"{camel}[{i}]")))
+        for i, value in enumerate(json_list(json_get(self.obj, camel, snake), camel)):
+            self.out.append(_len(number, utf8(value, f"{camel}[{i}]")))
 
     def hex_bytes(self, number: int, camel: str, snake: str) -> None:
-        value = _get(self.obj, camel, snake)
+        value = json_get(self.obj, camel, snake)
         if value is not None and value != "":
-            self.out.append(_len(number, _hex(value, camel)))
+            self.out.append(_len(number, hex_bytes_of(value, camel)))
 
     def uint(self, number: int, camel: str, snake: str, bounds: tuple[int, int]) -> None:
-        value = _get(self.obj, camel, snake)
+        value = json_get(self.obj, camel, snake)
         if value is not None:
-            n = _integer(value, camel, bounds)
+            n = json_int(value, camel, bounds)
             if n:
                 self.out.append(_tag(number, _VARINT) + varint(n))
 
     def enum(self, number: int, camel: str, names: tuple[str, ...], prefix: str) -> None:
         value = self.obj.get(camel)
         if value is not None:
-            n = _enum(value, camel, names, prefix)
+            n = enum_number(value, camel, names, prefix)
             if n:
                 self.out.append(_tag(number, _VARINT) + varint(n))
 
     def fixed64(self, number: int, camel: str, snake: str) -> None:
-        value = _get(self.obj, camel, snake)
+        value = json_get(self.obj, camel, snake)
         if value is not None:
-            n = _integer(value, camel, UINT64)
+            n = json_int(value, camel, UINT64)
             if n:
                 self.out.append(_tag(number, _I64) + _PACK_Q(n))
 
     def fixed32(self, number: int, camel: str, snake: str) -> None:
-        value = _get(self.obj, camel, snake)
+        value = json_get(self.obj, camel, snake)
         if value is not None:
-            n = _integer(value, camel, UINT32)
+            n = json_int(value, camel, UINT32)
             if n:
                 self.out.append(_tag(number, _I32) + _PACK_I(n))
 
     def message(self, number: int, camel: str, snake: str, encode: Encoder) -> None:
         """A message field: written when present, even empty (it has presence)."""
-        value = _get(self.obj, camel, snake)
+        value = json_get(self.obj, camel, snake)
         if value is not None:
             try:
                 self.out.append(_len(number, encode(value)))
             except EncodeError as exc:
-                raise _under(camel, exc) from None
+                raise under(camel, exc) from None
 
     def messages(self, number: int, camel: str, snake: str, encode: Encoder) -> None:
         append = self.out.append
-        for i, value in enumerate(_list(_get(self.obj, camel, snake), camel)):
+        for i, value in enumerate(json_list(json_get(self.obj, camel, snake), camel)):
             try:
                 if value is None:
                     raise EncodeError("", "null in a list of messages")
                 append(_len(number, encode(value)))
             except EncodeError as exc:
-                raise _under(f"{camel}[{i}]", exc) from None
+                raise under(f"{camel}[{i}]", exc) from None
 
     def bytes(self) -> bytes:
         return b"".join(self.out)
@@ -289,33 +189,33 @@ def key_value(obj: Any) -> bytes:
 
 def any_value(obj: Any) -> bytes:
     """An AnyValue: its oneof member written whatever its value (presence is the point)."""
-    value = _object(obj, "")
+    value = json_object(obj, "")
     out: list[bytes] = []
     for key, raw in value.items():
         if raw is None:
             continue
         try:
             if key in ("stringValue", "string_value"):
-                out.append(_len(1, _text(raw, "")))
+                out.append(_len(1, utf8(raw, "")))
             elif key in ("boolValue", "bool_value"):
                 if not isinstance(raw, bool):
-                    raise EncodeError("", f"expected true or false, got {_show(raw)}")
+                    raise EncodeError("", f"expected true or false, got {show(raw)}")
                 out.append(b"\x10\x01" if raw else b"\x10\x00")
             elif key in ("intValue", "int_value"):
-                out.append(b"\x18" + varint(_integer(raw, "", INT64)))
+                out.append(b"\x18" + varint(json_int(raw, "", INT64)))
             elif key in ("doubleValue", "double_value"):
-                out.append(b"\x21" + _PACK_D(_double(raw, "")))
+                out.append(b"\x21" + _PACK_D(json_double(raw, "")))
             elif key in ("arrayValue", "array_value"):
                 out.append(_len(5, _repeated(raw, any_value)))
             elif key in ("kvlistValue", "kvlist_value"):
                 out.append(_len(6, _repeated(raw, key_value)))
             elif key in ("bytesValue", "bytes_value"):
-                out.append(_len(7, _base64(raw, "")))
+                out.append(_len(7, b64_bytes(raw, "")))
             elif key in ("stringValueStrindex", "string_value_strindex"):
-                out.append(b"\x40" + varint(_integer(raw, "", INT32)))
+                out.append(b"\x40" + varint(json_int(raw, "", INT32)))
             # any other field: ignored, as protobuf's JSON parser is told to
         except EncodeError as exc:
-            raise _under(key, exc) from None
+            raise under(key, exc) from None
     if len(out) > 1:
         raise EncodeError("", "AnyValue sets more than one value")
     return out[0] if out else b""
@@ -451,14 +351,14 @@ def _at(where: str, encode: Callable[[Any], _T], obj: Any) -> _T:
     try:
         return encode(obj)
     except EncodeError as exc:
-        raise _under(where, exc) from None
+        raise under(where, exc) from None
 
 
 def _scopes(rs: Any, r: int) -> list[Any]:
     try:
-        return _list(_get(_object(rs, ""), "scopeSpans", "scope_spans"), "scopeSpans")
+        return json_list(json_get(json_object(rs, ""), "scopeSpans", "scope_spans"), "scopeSpans")
     except EncodeError as exc:
-        raise _under(f"resourceSpans[{r}]", exc) from None
+        raise under(f"resourceSpans[{r}]", exc) from None
 
 
 def request_spans(request: Any, memo: dict[bytes, Shell] | None = None) -> list[SpanBytes]:
@@ -477,14 +377,16 @@ def request_spans(request: Any, memo: dict[bytes, Shell] | None = None) -> list[
 
 
 def _resource_spans(request: Any) -> list[Any]:
-    return _list(_get(_object(request, ""), "resourceSpans", "resource_spans"), "resourceSpans")
+    return json_list(
+        json_get(json_object(request, ""), "resourceSpans", "resource_spans"), "resourceSpans"
+    )
 
 
 def _spans(ss: Any, where: str) -> list[Any]:
     try:
-        return _list(_object(ss, "").get("spans"), "spans")
+        return json_list(json_object(ss, "").get("spans"), "spans")
     except EncodeError as exc:
-        raise _under(where, exc) from None
+        raise under(where, exc) from None
 
 
 _LISTS = ("scopeSpans", "scope_spans", "spans")
@@ -535,79 +437,3 @@ def encode_request(request: Any) -> bytes:
             inner.append(_at(swhere, scope_shell, ss).wrap(2, encoded))
         out.append(_at(f"resourceSpans[{r}]", resource_shell, rs).wrap(1, inner))
     return b"".join(out)
-
-
-# -- answers -----------------------------------------------------------------------------
-def _fields(raw: bytes) -> dict[int, list[int | bytes]]:
-    """A message's fields (number → values): varints as ints, length-delimited as bytes,
-    fixed ones as ints. Raises ValueError on bytes that are not a message."""
-    out: dict[int, list[int | bytes]] = {}
-    i, n = 0, len(raw)
-
-    def read_varint() -> int:
-        nonlocal i
-        shift = result = 0
-        while True:
-            if i >= n or shift > 63:
-                raise ValueError("truncated varint")
-            b = raw[i]
-            i += 1
-            result |= (b & 0x7F) << shift
-            if not b & 0x80:
-                return result
-            shift += 7
-
-    while i < n:
-        key = read_varint()
-        number, wire = key >> 3, key & 7
-        value: int | bytes
-        if wire == _VARINT:
-            value = read_varint()
-        elif wire == _LEN:
-            size = read_varint()
-            if i + size > n:
-                raise ValueError("truncated field")
-            value, i = raw[i : i + size], i + size
-        elif wire in (_I64, _I32):
-            size = 8 if wire == _I64 else 4
-            if i + size > n:
-                raise ValueError("truncated field")
-            value, i = int.from_bytes(raw[i : i + size], "little"), i + size
-        else:
-            raise ValueError(f"wire type {wire} not supported")
-        out.setdefault(number, []).append(value)
-    return out
-
-
-class PartialSuccess(NamedTuple):
-    rejected_spans: int
-    error_message: str
-
-
-def _last(fields: dict[int, list[int | bytes]], number: int, kind: type) -> Any:
-    values = [v for v in fields.get(number, []) if isinstance(v, kind)]
-    return values[-1] if values else None
-
-
-def read_response(raw: bytes) -> PartialSuccess | None:
-    """An ExportTraceServiceResponse's partial_success (None: not such a message)."""
-    try:
-        partial = _last(_fields(raw), 1, bytes)
-        fields = _fields(partial) if partial is not None else {}
-    except ValueError:
-        return None
-    rejected = _last(fields, 1, int) or 0
-    if rejected >= 1 << 63:
-        rejected -= 1 << 64  # int64
-    message = _last(fields, 2, bytes) or b""
-    return PartialSuccess(rejected, message.decode("utf-8", "replace"))
-
-
-def read_status_message(raw: bytes) -> str | None:
-    """The message of a google.rpc.Status (what an OTLP/HTTP server answers a failed
-    protobuf request with); None when the bytes are not one."""
-    try:
-        message = _last(_fields(raw), 2, bytes)
-    except ValueError:
-        return None
-    return None if message is None else message.decode("utf-8", "replace")
