@@ -57,12 +57,15 @@ _PACK_I = struct.Struct("<I").pack
 
 
 # -- the wire format ---------------------------------------------------------------------
+_BYTE = tuple(bytes((n,)) for n in range(0x80))
+
+
 def varint(n: int) -> bytes:
     """An unsigned varint; a negative int32/int64 as its 64-bit two's complement (10 bytes)."""
+    if 0 <= n < 0x80:
+        return _BYTE[n]
     if n < 0:
         n += 1 << 64
-    if n < 0x80:
-        return bytes((n,))
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
@@ -82,8 +85,12 @@ def _tag(number: int, wire: int) -> bytes:
     return tag
 
 
+_LEN_TAGS = tuple(varint(number << 3 | _LEN) for number in range(17))  # fields 0..16
+
+
 def _len(number: int, payload: bytes) -> bytes:
-    return _tag(number, _LEN) + varint(len(payload)) + payload
+    n = len(payload)
+    return _LEN_TAGS[number] + (_BYTE[n] if n < 0x80 else varint(n)) + payload
 
 
 Encoder = Callable[[Any], bytes]
@@ -166,25 +173,39 @@ class _Writer:
 
 # -- common/v1 ---------------------------------------------------------------------------
 def key_value(obj: Any) -> bytes:
-    if type(obj) is dict and len(obj) == 2:  # the usual: {"key": "k", "value": {"stringValue"}}
+    if type(obj) is dict and len(obj) == 2:  # the usual: {"key": "k", "value": {one value}}
         key, value = obj.get("key"), obj.get("value")
         if type(key) is str and type(value) is dict and len(value) == 1:
-            text = value.get("stringValue")
-            if type(text) is str:
-                try:
-                    s, k = text.encode(), key.encode()
-                except UnicodeEncodeError:
-                    pass  # a lone surrogate: said by the general path, with its field
-                else:
-                    n = len(s)
-                    inner = (b"\x0a" + bytes((n,)) if n < 0x80 else b"\x0a" + varint(n)) + s
-                    head = b"\x0a" + varint(len(k)) + k if k else b""
-                    return head + b"\x12" + varint(len(inner)) + inner
+            inner = _usual_value(value)
+            if inner is not None and key.isascii():
+                head = _len(1, key.encode()) if key else b""
+                return head + _len(2, inner)
     w = _Writer(obj)
     w.string(1, "key", "key")
     w.message(2, "value", "value", any_value)
     w.uint(3, "keyStrindex", "key_strindex", INT32)
     return w.bytes()
+
+
+def _usual_value(value: dict[str, Any]) -> bytes | None:
+    """`any_value` of the usual one-value AnyValue (a string, a small int as digits, a bool,
+    a float), at once; None for any other, which `any_value` then writes or refuses."""
+    raw = value.get("stringValue")
+    if type(raw) is str:
+        try:
+            return _len(1, raw.encode())
+        except UnicodeEncodeError:
+            return None  # a lone surrogate: said by the general path, with its field
+    raw = value.get("intValue")
+    if type(raw) is str and len(raw) < 19 and raw.isdigit() and raw.isascii():
+        return b"\x18" + varint(int(raw))  # below 10**18: within int64
+    raw = value.get("boolValue")
+    if type(raw) is bool:
+        return b"\x10\x01" if raw else b"\x10\x00"
+    raw = value.get("doubleValue")
+    if type(raw) is float:
+        return b"\x21" + _PACK_D(raw)
+    return None
 
 
 def any_value(obj: Any) -> bytes:
