@@ -187,7 +187,15 @@ def fresh_ids(src: Path, tmp_path: Path) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "src", [FIXTURES / "agent-seed1.jsonl.gz", CONVENTIONS], ids=lambda p: p.name
+    "src",
+    [
+        FIXTURES / "agent-seed1.jsonl.gz",
+        FIXTURES / "agent-seed3.jsonl.gz",
+        FIXTURES / "agent-seed4-no-content.jsonl.gz",
+        CONVENTIONS,
+        FIXTURES / "wb_run_id.jsonl",
+    ],
+    ids=lambda p: p.name,
 )
 def test_mode_otel_stores_what_posting_the_lines_stores(
     src: Path,

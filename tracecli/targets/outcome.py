@@ -54,7 +54,7 @@ class Outcome:
     action: Action
     status: int | None
     headers: Mapping[str, str] = field(default_factory=dict)
-    body: Any = None  # parsed JSON, when the answer was JSON
+    body: Any = None  # parsed JSON, when the answer was JSON; the bytes of a protobuf one
     text: str = ""  # the answer's text (first 8 KiB), secrets masked
     reason: str = ""  # the server's message, or what went wrong; secrets masked
     retries: int = 0
@@ -185,7 +185,9 @@ def outcome_of(
     raw = response.content
     body: Any = None
     ctype = response.headers.get("content-type", "")
-    if raw and ("json" in ctype or raw[:1] in (b"{", b"[")):
+    if raw and "protobuf" in ctype:
+        body = raw  # an OTLP answer: read, and masked, by the target that asked
+    elif raw and ("json" in ctype or raw[:1] in (b"{", b"[")):
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:

@@ -16,13 +16,14 @@ from tracecli.targets.reconcile import ItemKey, Stored, by_project, parse_stored
 from tracecli.targets.retry import Action
 from tracecli.targets.transport import Transport, TransportOptions
 from tracecli.wire.otel import (
+    failure_message,
     is_otel_route,
-    otel_body,
+    otel_chunk,
     otel_items,
-    partial_message,
-    rejected_spans,
+    partial_success,
     route_project,
 )
+from tracecli.wire.otlp_proto import CONTENT_TYPE
 
 STREAM_QUERY = "/calls/stream_query"
 QUERY_IDS = 1000  # call ids per look-up
@@ -48,37 +49,49 @@ class WeaveHttpTarget(HttpTarget):
         return self.transport.post(route, body, can_split=can_split, recheck=recheck)
 
     def _post_otel(self, route: str, body: bytes, can_split: bool) -> Outcome:
-        """`--mode otel`: the chunk's spans as one OTLP/JSON ExportTraceServiceRequest to
-        `/otel/v1/traces`, the project in the `project_id` header. A partial success names
-        no span: the ones the server does not hold afterwards are the rejected ones
-        (`Outcome.body["rejected_items"]`, item index → reason, for the sender)."""
+        """`--mode otel`: the chunk's spans as one ExportTraceServiceRequest in OTLP
+        protobuf (as Weave documents its route) to `/otel/v1/traces`, the project in the
+        `project_id` header. A partial success names no span: the ones the server does not
+        hold afterwards are the rejected ones (`Outcome.body["rejected_items"]`, item index
+        → reason, for the sender), with any span that could not be encoded."""
         path, project = route_project(route)
-        items = otel_items(body)
-        request, keys = otel_body(items)
+        chunk = otel_chunk(otel_items(body))
+        keys, sendable = chunk.keys, chunk.sendable()
+        if not sendable:
+            return Outcome(Action.OK, None, body={"rejected_items": chunk.refused})
 
         def recheck() -> bytes | AlreadyStored | None:
             """After a 500: weave's SQLite server may have stored some spans, and fails on
             a span id sent again; send only the spans it does not hold."""
-            stored = self.stored_calls(ItemKey("complete", p, sid) for p, sid in keys)
+            stored = self.stored_calls(ItemKey("complete", *keys[n]) for n in sendable)
             if stored is None:
                 return None
-            left = [it for it, key in zip(items, keys, strict=True) if key not in stored]
+            left = [n for n in sendable if keys[n] not in stored]
             if not left:
                 return ALREADY_STORED
-            return otel_body(left)[0] if len(left) < len(items) else None
+            return chunk.body(left) if len(left) < len(sendable) else None
 
+        headers = {"project_id": project, "Content-Type": CONTENT_TYPE}
         out = self.transport.post(
-            path, request, can_split=can_split, headers={"project_id": project}, recheck=recheck
+            path, chunk.body(sendable), can_split=can_split, headers=headers, recheck=recheck
         )
-        if out.action is not Action.OK or not rejected_spans(out.body):
-            return out
-        reason = partial_message(out.body)
-        stored = self.stored_calls(ItemKey("complete", p, sid) for p, sid in keys)
+        if out.action is not Action.OK:
+            said = failure_message(out.body)
+            return replace(out, reason=self.transport.redact(said)) if said else out
+        partial = partial_success(out.body)
+        if partial is None:
+            if not chunk.refused:
+                return out
+            return replace(out, body={"rejected_items": chunk.refused})
+        reason = self.transport.redact(
+            partial.error_message or "the server rejected this span (partialSuccess)"
+        )
+        stored = self.stored_calls(ItemKey("complete", *keys[n]) for n in sendable)
         if stored is None:  # cannot tell which: every span of the request is in doubt
-            named = dict.fromkeys(range(len(keys)), reason)
+            named = dict.fromkeys(sendable, reason)
         else:
-            named = {n: reason for n, (p, sid) in enumerate(keys) if (p, sid) not in stored}
-        return replace(out, body={**out.body, "rejected_items": named})
+            named = {n: reason for n in sendable if keys[n] not in stored}
+        return replace(out, body={"rejected_items": {**chunk.refused, **named}})
 
     def stored_calls(self, keys: Iterable[ItemKey]) -> Stored | None:
         """Which of these calls the server holds, and whether each has ended; None when the

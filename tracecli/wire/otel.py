@@ -1,17 +1,21 @@
 """Weave's OpenTelemetry route (`--mode otel`): its route key, and a chunk's request body.
 
 A chunk's items are one-span requests (see tracecli.upload.otlp); what goes to the server is
-one `ExportTraceServiceRequest` in OTLP/JSON holding them all, the spans of one resource and
-scope put together again, in the order read. The project rides in the route key (chunks are
-made per route) and goes to the server as the `project_id` header, which weave's route reads
-when a resource names no `wandb.entity`/`wandb.project`.
+one `ExportTraceServiceRequest` in OTLP protobuf (tracecli.wire.otlp_proto) holding them all,
+the spans of one resource and scope put together again, in the order read. The project rides
+in the route key (chunks are made per route) and goes to the server as the `project_id`
+header, which weave's route reads when a resource names no `wandb.entity`/`wandb.project`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
+
+from tracecli.wire.otlp_answers import PartialSuccess, read_response, read_status_message
+from tracecli.wire.otlp_proto import Shell, SpanBytes, export_request, request_spans
+from tracecli.wire.otlp_values import EncodeError
 
 OTEL_TRACES = "/otel/v1/traces"
 _SEP = "#"
@@ -37,46 +41,68 @@ def otel_items(batch_body: bytes) -> list[Any]:
     return items
 
 
-def otel_body(items: list[Any]) -> tuple[bytes, list[tuple[str, str]]]:
-    """Items → (the ExportTraceServiceRequest to send, the (project, span id) of each
-    span, in order: one per item)."""
-    resources: dict[bytes, dict[str, Any]] = {}
-    scopes: dict[tuple[bytes, bytes], list[Any]] = {}
+class OtelChunk(NamedTuple):
+    """A chunk's items encoded: the spans of each (None: it could not be encoded, see
+    `refused`), and the (project, span id) of each item, in order."""
+
+    spans: list[list[SpanBytes] | None]
+    keys: list[tuple[str, str]]
+    refused: dict[int, str]  # item index → why it cannot be sent
+
+    def body(self, indices: list[int]) -> bytes:
+        """The ExportTraceServiceRequest (protobuf) of these items."""
+        return export_request([sb for n in indices for sb in self.spans[n] or ()])
+
+    def sendable(self) -> list[int]:
+        return [n for n in range(len(self.spans)) if n not in self.refused]
+
+
+def otel_chunk(items: list[Any]) -> OtelChunk:
+    """Items (each a project and a one-span request) → their spans encoded as protobuf."""
+    spans: list[list[SpanBytes] | None] = []
     keys: list[tuple[str, str]] = []
-    for item in items:
-        for rs in item["request"]["resourceSpans"]:
-            shell = {k: v for k, v in rs.items() if k not in ("scopeSpans", "scope_spans")}
-            rkey = orjson.dumps(shell, option=orjson.OPT_SORT_KEYS)
-            resource = resources.get(rkey)
-            if resource is None:
-                resource = resources[rkey] = {**shell, "scopeSpans": []}
-            for ss in rs.get("scopeSpans") or rs.get("scope_spans") or []:
-                sshell = {k: v for k, v in ss.items() if k != "spans"}
-                skey = (rkey, orjson.dumps(sshell, option=orjson.OPT_SORT_KEYS))
-                spans = scopes.get(skey)
-                if spans is None:
-                    spans = scopes[skey] = []
-                    resource["scopeSpans"].append({**sshell, "spans": spans})
-                spans.extend(ss.get("spans") or [])
-                for span in ss.get("spans") or []:
-                    sid = span.get("spanId") or span.get("span_id") or ""
-                    keys.append((item["project"], str(sid).lower()))
-    body = orjson.dumps({"resourceSpans": list(resources.values())})
-    return body, keys
+    refused: dict[int, str] = {}
+    memo: dict[bytes, Shell] = {}
+    for n, item in enumerate(items):
+        request = item["request"]
+        try:
+            spans.append(request_spans(request, memo))
+        except EncodeError as exc:
+            spans.append(None)
+            refused[n] = f"cannot be written as OTLP protobuf: {exc}"
+        keys.append((item["project"], _span_id(request)))
+    return OtelChunk(spans, keys, refused)
 
 
-def rejected_spans(body: Any) -> int:
-    """How many spans an OTLP answer says were rejected (`partialSuccess.rejectedSpans`)."""
+def _span_id(request: Any) -> str:
+    """The span id of a one-span request, lowercase hex ("" when it has none)."""
+    for rs in request.get("resourceSpans") or request.get("resource_spans") or []:
+        for ss in rs.get("scopeSpans") or rs.get("scope_spans") or []:
+            for span in ss.get("spans") or []:
+                return str(span.get("spanId") or span.get("span_id") or "").lower()
+    return ""
+
+
+def partial_success(body: Any) -> PartialSuccess | None:
+    """What an OTLP answer says was rejected (`partial_success`), from its protobuf bytes
+    or its JSON; None when it rejected nothing."""
+    if isinstance(body, bytes):
+        got = read_response(body)
+        return got if got and got.rejected_spans else None
     if not isinstance(body, dict):
-        return 0
+        return None
     partial = body.get("partialSuccess") or body.get("partial_success") or {}
+    if not isinstance(partial, dict):
+        return None
     try:
-        return int(partial.get("rejectedSpans") or partial.get("rejected_spans") or 0)
-    except (TypeError, ValueError, AttributeError):
-        return 0
+        rejected = int(partial.get("rejectedSpans") or partial.get("rejected_spans") or 0)
+    except (TypeError, ValueError):
+        return None
+    text = partial.get("errorMessage") or partial.get("error_message")
+    return PartialSuccess(rejected, str(text) if text else "") if rejected else None
 
 
-def partial_message(body: Any) -> str:
-    partial = body.get("partialSuccess") or {} if isinstance(body, dict) else {}
-    text = partial.get("errorMessage") if isinstance(partial, dict) else None
-    return str(text) if text else "the server rejected this span (partialSuccess)"
+def failure_message(body: Any) -> str | None:
+    """The message of a protobuf error answer (a google.rpc.Status, as OTLP/HTTP servers
+    answer a protobuf request); None when the answer is not one."""
+    return read_status_message(body) if isinstance(body, bytes) else None
