@@ -8,18 +8,17 @@ mapping). Each reader raises `FieldError` naming the field, so a problem is one 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import math
 import re
 from typing import Any
+
+from tracecli.wire.otlp_values import EncodeError, b64_bytes, json_double
+from tracecli.wire.otlp_values import show as _show
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 UINT64_MAX = 2**64 - 1
 UINT32_MAX = 2**32 - 1
 _INT_TEXT = re.compile(r"[+-]?[0-9]+")
 _HEX = re.compile(r"[0-9a-fA-F]*")
-_FLOAT_WORDS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 VALUE_KINDS = ("string", "bool", "int", "double", "array", "kvlist", "bytes")
 
 
@@ -86,18 +85,11 @@ def hex_id(value: Any, field: str, nbytes: int, *, required: bool) -> str | None
 
 
 def double(value: Any, field: str) -> float:
-    if isinstance(value, bool):
-        raise FieldError(field, f"expected a number, got {value!r}")
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        if value in _FLOAT_WORDS:
-            return _FLOAT_WORDS[value]
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    raise FieldError(field, f'expected a number (or "NaN", "Infinity"), got {_show(value)}')
+    """A double as protobuf's JSON parser reads it (the protobuf encoder's own reader)."""
+    try:
+        return json_double(value, field)
+    except EncodeError as exc:
+        raise FieldError(field, exc.message) from None
 
 
 _KIND_OF = {f"{k}Value": k for k in VALUE_KINDS} | {f"{k}_value": k for k in VALUE_KINDS}
@@ -190,16 +182,8 @@ def key_values(items: Any, field: str) -> list[tuple[str, Any]]:
 
 
 def base64_bytes(raw: Any, field: str) -> bytes:
-    if not isinstance(raw, str):
-        raise FieldError(field, f"expected base64 text, got {_show(raw)}")
-    padded = raw + "=" * (-len(raw) % 4)
+    """bytesValue as protobuf's JSON parser reads it (standard or URL-safe, padding optional)."""
     try:
-        return base64.urlsafe_b64decode(padded.replace("+", "-").replace("/", "_"))
-    except (binascii.Error, ValueError):
-        raise FieldError(field, f"not base64: {_show(raw)}") from None
-
-
-def _show(value: Any, limit: int = 40) -> str:
-    """A short, safe rendering of a bad value for a one-line message (never markup)."""
-    text_ = repr(value)
-    return text_ if len(text_) <= limit else text_[: limit - 3] + "..."
+        return b64_bytes(raw, field)
+    except EncodeError as exc:
+        raise FieldError(field, exc.message) from None

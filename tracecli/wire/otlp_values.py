@@ -100,6 +100,7 @@ def enum_number(value: Any, field: str, names: tuple[str, ...], prefix: str) -> 
 
 
 def show(value: Any, limit: int = 40) -> str:
+    """A short, safe rendering of a bad value for a one-line message (never markup)."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
