@@ -19,7 +19,6 @@ is a value). What cannot be encoded raises `EncodeError` naming the field.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
@@ -29,11 +28,8 @@ from tracecli.wire.otlp_values import (
     INT32,
     INT64,
     UINT32,
-    UINT64,
     EncodeError,
     b64_bytes,
-    enum_number,
-    hex_bytes_of,
     json_double,
     json_get,
     json_int,
@@ -43,132 +39,13 @@ from tracecli.wire.otlp_values import (
     under,
     utf8,
 )
+from tracecli.wire.protobuf import PACK_D, Encoder, Writer, field_len, varint
 
 CONTENT_TYPE = "application/x-protobuf"
 _T = TypeVar("_T")
 
-# wire types
-_VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
 _SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 _STATUS_CODES = ("UNSET", "OK", "ERROR")
-_PACK_D = struct.Struct("<d").pack
-_PACK_Q = struct.Struct("<Q").pack
-_PACK_I = struct.Struct("<I").pack
-
-
-# -- the wire format ---------------------------------------------------------------------
-_BYTE = tuple(bytes((n,)) for n in range(0x80))
-
-
-def varint(n: int) -> bytes:
-    """An unsigned varint; a negative int32/int64 as its 64-bit two's complement (10 bytes)."""
-    if 0 <= n < 0x80:
-        return _BYTE[n]
-    if n < 0:
-        n += 1 << 64
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-_TAGS: dict[tuple[int, int], bytes] = {}
-
-
-def _tag(number: int, wire: int) -> bytes:
-    key = (number, wire)
-    tag = _TAGS.get(key)
-    if tag is None:
-        tag = _TAGS[key] = varint(number << 3 | wire)
-    return tag
-
-
-_LEN_TAGS = tuple(varint(number << 3 | _LEN) for number in range(17))  # fields 0..16
-
-
-def _len(number: int, payload: bytes) -> bytes:
-    n = len(payload)
-    return _LEN_TAGS[number] + (_BYTE[n] if n < 0x80 else varint(n)) + payload
-
-
-Encoder = Callable[[Any], bytes]
-
-
-class _Writer:
-    """One message's fields, appended in field-number order by the caller; errors name the
-    field relative to the message."""
-
-    __slots__ = ("obj", "out")
-
-    def __init__(self, obj: Any) -> None:
-        self.obj = json_object(obj, "")
-        self.out: list[bytes] = []
-
-    def string(self, number: int, camel: str, snake: str) -> None:
-        value = json_get(self.obj, camel, snake)
-        if value is not None and value != "":
-            self.out.append(_len(number, utf8(value, camel)))
-
-    def strings(self, number: int, camel: str, snake: str) -> None:
-        for i, value in enumerate(json_list(json_get(self.obj, camel, snake), camel)):
-            self.out.append(_len(number, utf8(value, f"{camel}[{i}]")))
-
-    def hex_bytes(self, number: int, camel: str, snake: str) -> None:
-        value = json_get(self.obj, camel, snake)
-        if value is not None and value != "":
-            self.out.append(_len(number, hex_bytes_of(value, camel)))
-
-    def uint(self, number: int, camel: str, snake: str, bounds: tuple[int, int]) -> None:
-        value = json_get(self.obj, camel, snake)
-        if value is not None:
-            n = json_int(value, camel, bounds)
-            if n:
-                self.out.append(_tag(number, _VARINT) + varint(n))
-
-    def enum(self, number: int, camel: str, names: tuple[str, ...], prefix: str) -> None:
-        value = self.obj.get(camel)
-        if value is not None:
-            n = enum_number(value, camel, names, prefix)
-            if n:
-                self.out.append(_tag(number, _VARINT) + varint(n))
-
-    def fixed64(self, number: int, camel: str, snake: str) -> None:
-        value = json_get(self.obj, camel, snake)
-        if value is not None:
-            n = json_int(value, camel, UINT64)
-            if n:
-                self.out.append(_tag(number, _I64) + _PACK_Q(n))
-
-    def fixed32(self, number: int, camel: str, snake: str) -> None:
-        value = json_get(self.obj, camel, snake)
-        if value is not None:
-            n = json_int(value, camel, UINT32)
-            if n:
-                self.out.append(_tag(number, _I32) + _PACK_I(n))
-
-    def message(self, number: int, camel: str, snake: str, encode: Encoder) -> None:
-        """A message field: written when present, even empty (it has presence)."""
-        value = json_get(self.obj, camel, snake)
-        if value is not None:
-            try:
-                self.out.append(_len(number, encode(value)))
-            except EncodeError as exc:
-                raise under(camel, exc) from None
-
-    def messages(self, number: int, camel: str, snake: str, encode: Encoder) -> None:
-        append = self.out.append
-        for i, value in enumerate(json_list(json_get(self.obj, camel, snake), camel)):
-            try:
-                if value is None:
-                    raise EncodeError("", "null in a list of messages")
-                append(_len(number, encode(value)))
-            except EncodeError as exc:
-                raise under(f"{camel}[{i}]", exc) from None
-
-    def bytes(self) -> bytes:
-        return b"".join(self.out)
 
 
 # -- common/v1 ---------------------------------------------------------------------------
@@ -178,9 +55,9 @@ def key_value(obj: Any) -> bytes:
         if type(key) is str and type(value) is dict and len(value) == 1:
             inner = _usual_value(value)
             if inner is not None and key.isascii():
-                head = _len(1, key.encode()) if key else b""
-                return head + _len(2, inner)
-    w = _Writer(obj)
+                head = field_len(1, key.encode()) if key else b""
+                return head + field_len(2, inner)
+    w = Writer(obj)
     w.string(1, "key", "key")
     w.message(2, "value", "value", any_value)
     w.uint(3, "keyStrindex", "key_strindex", INT32)
@@ -193,7 +70,7 @@ def _usual_value(value: dict[str, Any]) -> bytes | None:
     raw = value.get("stringValue")
     if type(raw) is str:
         try:
-            return _len(1, raw.encode())
+            return field_len(1, raw.encode())
         except UnicodeEncodeError:
             return None  # a lone surrogate: said by the general path, with its field
     raw = value.get("intValue")
@@ -204,7 +81,7 @@ def _usual_value(value: dict[str, Any]) -> bytes | None:
         return b"\x10\x01" if raw else b"\x10\x00"
     raw = value.get("doubleValue")
     if type(raw) is float:
-        return b"\x21" + _PACK_D(raw)
+        return b"\x21" + PACK_D(raw)
     return None
 
 
@@ -217,7 +94,7 @@ def any_value(obj: Any) -> bytes:
             continue
         try:
             if key in ("stringValue", "string_value"):
-                out.append(_len(1, utf8(raw, "")))
+                out.append(field_len(1, utf8(raw, "")))
             elif key in ("boolValue", "bool_value"):
                 if not isinstance(raw, bool):
                     raise EncodeError("", f"expected true or false, got {show(raw)}")
@@ -225,13 +102,13 @@ def any_value(obj: Any) -> bytes:
             elif key in ("intValue", "int_value"):
                 out.append(b"\x18" + varint(json_int(raw, "", INT64)))
             elif key in ("doubleValue", "double_value"):
-                out.append(b"\x21" + _PACK_D(json_double(raw, "")))
+                out.append(b"\x21" + PACK_D(json_double(raw, "")))
             elif key in ("arrayValue", "array_value"):
-                out.append(_len(5, _repeated(raw, any_value)))
+                out.append(field_len(5, _repeated(raw, any_value)))
             elif key in ("kvlistValue", "kvlist_value"):
-                out.append(_len(6, _repeated(raw, key_value)))
+                out.append(field_len(6, _repeated(raw, key_value)))
             elif key in ("bytesValue", "bytes_value"):
-                out.append(_len(7, b64_bytes(raw, "")))
+                out.append(field_len(7, b64_bytes(raw, "")))
             elif key in ("stringValueStrindex", "string_value_strindex"):
                 out.append(b"\x40" + varint(json_int(raw, "", INT32)))
             # any other field: ignored, as protobuf's JSON parser is told to
@@ -244,13 +121,13 @@ def any_value(obj: Any) -> bytes:
 
 def _repeated(obj: Any, encode: Encoder) -> bytes:
     """ArrayValue / KeyValueList: one repeated `values` field (number 1)."""
-    w = _Writer(obj)
+    w = Writer(obj)
     w.messages(1, "values", "values", encode)
     return w.bytes()
 
 
 def scope(obj: Any) -> bytes:
-    w = _Writer(obj)
+    w = Writer(obj)
     w.string(1, "name", "name")
     w.string(2, "version", "version")
     w.messages(3, "attributes", "attributes", key_value)
@@ -259,7 +136,7 @@ def scope(obj: Any) -> bytes:
 
 
 def _entity_ref(obj: Any) -> bytes:
-    w = _Writer(obj)
+    w = Writer(obj)
     w.string(1, "schemaUrl", "schema_url")
     w.string(2, "type", "type")
     w.strings(3, "idKeys", "id_keys")
@@ -268,7 +145,7 @@ def _entity_ref(obj: Any) -> bytes:
 
 
 def resource(obj: Any) -> bytes:
-    w = _Writer(obj)
+    w = Writer(obj)
     w.messages(1, "attributes", "attributes", key_value)
     w.uint(2, "droppedAttributesCount", "dropped_attributes_count", UINT32)
     w.messages(3, "entityRefs", "entity_refs", _entity_ref)
@@ -277,7 +154,7 @@ def resource(obj: Any) -> bytes:
 
 # -- trace/v1 ----------------------------------------------------------------------------
 def _event(obj: Any) -> bytes:
-    w = _Writer(obj)
+    w = Writer(obj)
     w.fixed64(1, "timeUnixNano", "time_unix_nano")
     w.string(2, "name", "name")
     w.messages(3, "attributes", "attributes", key_value)
@@ -286,7 +163,7 @@ def _event(obj: Any) -> bytes:
 
 
 def _link(obj: Any) -> bytes:
-    w = _Writer(obj)
+    w = Writer(obj)
     w.hex_bytes(1, "traceId", "trace_id")
     w.hex_bytes(2, "spanId", "span_id")
     w.string(3, "traceState", "trace_state")
@@ -297,7 +174,7 @@ def _link(obj: Any) -> bytes:
 
 
 def _status(obj: Any) -> bytes:
-    w = _Writer(obj)
+    w = Writer(obj)
     w.string(2, "message", "message")
     w.enum(3, "code", _STATUS_CODES, "STATUS_CODE_")
     return w.bytes()
@@ -305,7 +182,7 @@ def _status(obj: Any) -> bytes:
 
 def span(obj: Any) -> bytes:
     """One Span, its fields in number order (as protobuf writes them)."""
-    w = _Writer(obj)
+    w = Writer(obj)
     w.hex_bytes(1, "traceId", "trace_id")
     w.hex_bytes(2, "spanId", "span_id")
     w.string(3, "traceState", "trace_state")
@@ -334,7 +211,7 @@ class Shell(NamedTuple):
     tail: bytes
 
     def wrap(self, number: int, inner: list[bytes]) -> bytes:
-        return _len(number, self.head + b"".join(inner) + self.tail)
+        return field_len(number, self.head + b"".join(inner) + self.tail)
 
 
 class Shells(NamedTuple):
@@ -345,9 +222,9 @@ class Shells(NamedTuple):
 
 
 def _shell(obj: Any, name: str, encode: Encoder) -> Shell:
-    head = _Writer(obj)
+    head = Writer(obj)
     head.message(1, name, name, encode)
-    tail = _Writer(obj)
+    tail = Writer(obj)
     tail.string(3, "schemaUrl", "schema_url")
     return Shell(head.bytes(), tail.bytes())
 
@@ -436,7 +313,7 @@ def export_request(spans: list[SpanBytes]) -> bytes:
     groups: dict[Shell, dict[Shell, list[bytes]]] = {}
     for sb in spans:
         groups.setdefault(sb.shells.resource, {}).setdefault(sb.shells.scope, []).append(
-            _len(2, sb.span)
+            field_len(2, sb.span)
         )
     return b"".join(
         rshell.wrap(1, [sshell.wrap(2, encoded) for sshell, encoded in scopes.items()])
@@ -452,7 +329,7 @@ def encode_request(request: Any) -> bytes:
         for s, ss in enumerate(_scopes(rs, r)):
             swhere = f"resourceSpans[{r}].scopeSpans[{s}]"
             encoded = [
-                _len(2, _at(f"{swhere}.spans[{i}]", span, sp))
+                field_len(2, _at(f"{swhere}.spans[{i}]", span, sp))
                 for i, sp in enumerate(_spans(ss, swhere))
             ]
             inner.append(_at(swhere, scope_shell, ss).wrap(2, encoded))
