@@ -85,6 +85,28 @@ def test_completed_calls_resent_keep_one_row_same_content(store: Store) -> None:
         assert raw.execute("SELECT COUNT(*) FROM calls").fetchone()[0] == 5
 
 
+def test_absent_fields_are_stored_as_sql_null_and_missing_ones_named(store: Store) -> None:
+    """None is bound through the store's own adapter (it answers None): still SQL NULL."""
+    call = make_call(P)
+    call.update(display_name=None, thread_id=None, exception=None, output=None)
+    store.calls_complete([call])
+    with sqlite3.connect(store.path) as raw:
+        types = raw.execute(
+            "SELECT typeof(display_name), typeof(thread_id), typeof(exception), typeof(output),"
+            " typeof(otel_dump), typeof(deleted_at) FROM calls"
+        ).fetchone()
+        assert types == ("null",) * 6
+        assert raw.execute("SELECT COUNT(*) FROM calls WHERE output IS NULL").fetchone()[0] == 1
+    for field, what in (
+        ("id", "completed call"),
+        ("op_name", "call start"),
+        ("ended_at", "call end"),
+    ):
+        broken = {**call, field: None}
+        with pytest.raises(StoreError, match=f"{what} .*missing {field}"):
+            store.calls_complete([broken])
+
+
 def test_resent_start_after_end_keeps_the_end(store: Store) -> None:
     call = make_call(P)
     store.call_start(start_half(call))

@@ -4,10 +4,12 @@ fixed-width UTC form (so text order is time order), JSON with integers beyond 64
 from __future__ import annotations
 
 import datetime
+import operator
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from tracecli.diagnostics import TracecliError
@@ -54,17 +56,14 @@ def _already_utc(value: str) -> str | None:
     """The stored form of a time written `...SS.ffffffZ` (itself) or `...SSZ` (its fraction
     written out), when the text is a real instant; None sends anything else down the general
     path. Upload sends times as the file wrote them, nearly always in one of these forms, and
-    formatting each again cost ~1 us a half."""
+    formatting each again cost ~1 us a half (the separators are read in one call: twice a
+    call, every call)."""
     n = len(value)
     if n == 27:
-        if value[19] != "." or not value[20:26].isdigit():
+        if _FRACTION_MARKS(value) != _FRACTION_FORM or not value[20:26].isdigit():
             return None
-    elif n != 20:
-        return None
-    if value[n - 1] != "Z" or value[10] != "T" or value[4] != "-" or value[7] != "-":
+    elif n != 20 or _WHOLE_MARKS(value) != _WHOLE_FORM:
         return None  # (a week date, 2025-W41-4, is as long as a date)
-    if value[13] != ":" or value[16] != ":":
-        return None
     try:
         _fromisoformat(value)  # ASCII digits only, a day that exists, hours below 24
     except ValueError:
@@ -72,16 +71,24 @@ def _already_utc(value: str) -> str | None:
     return value if n == 27 else value[:19] + ".000000Z"
 
 
+_FRACTION_MARKS = operator.itemgetter(4, 7, 10, 13, 16, 19, 26)
+_FRACTION_FORM = ("-", "-", "T", ":", ":", ".", "Z")
+_WHOLE_MARKS = operator.itemgetter(4, 7, 10, 13, 16, 19)
+_WHOLE_FORM = ("-", "-", "T", ":", ":", "Z")
 _fromisoformat = datetime.datetime.fromisoformat
 
 
 def _json(value: Any) -> str:
-    """Stored JSON text: integers beyond 64 bits exact, as weave's server keeps them."""
-    return dumps_exact(value).decode()
+    """Stored JSON text: integers beyond 64 bits exact, as weave's server keeps them (orjson
+    tried here first, one call less for every JSON field of every call)."""
+    try:
+        return _orjson_dumps(value).decode()
+    except _ORJSON_REFUSES:
+        return dumps_exact(value).decode()
 
 
-def _json_or_none(value: Any) -> str | None:
-    return None if value is None else _json(value)
+_orjson_dumps = orjson.dumps
+_ORJSON_REFUSES = (orjson.JSONEncodeError, TypeError)
 
 
 def required(d: Mapping[str, Any], key: str, what: str) -> Any:
@@ -94,39 +101,65 @@ def required(d: Mapping[str, Any], key: str, what: str) -> Any:
 def start_row(s: Mapping[str, Any]) -> tuple[Any, ...]:
     """A StartedCallSchemaForInsert dict → its values in START_COLUMNS order.
 
-    A start without id or trace_id gets fresh ones, as the hosted server does.
+    A start without id or trace_id gets fresh ones, as the hosted server does. Written out
+    field by field (required() only when a field is missing, `{}` without encoding it): this
+    runs for every call an upload stores.
     """
+    get = s.get
+    project_id = get("project_id")
+    if project_id is None:
+        required(s, "project_id", "call start")
+    call_id = get("id") or str(uuid.uuid4())
+    trace_id = get("trace_id") or str(uuid.uuid4())
+    op_name = get("op_name")
+    if op_name is None:
+        required(s, "op_name", "call start")
+    started_at = get("started_at")
+    if started_at is None:
+        required(s, "started_at", "call start")
+    started_at = to_ts(started_at)
+    attributes = get("attributes")
+    inputs = get("inputs")
+    otel_dump = get("otel_dump")
     return (
-        required(s, "project_id", "call start"),
-        s.get("id") or str(uuid.uuid4()),
-        s.get("trace_id") or str(uuid.uuid4()),
-        required(s, "op_name", "call start"),
-        s.get("display_name"),
-        s.get("parent_id"),
-        s.get("thread_id"),
-        s.get("turn_id"),
-        to_ts(required(s, "started_at", "call start")),
-        _json(s.get("attributes") or {}),
-        _json(s.get("inputs") or {}),
-        _json_or_none(s.get("otel_dump")),
-        s.get("wb_user_id"),
-        s.get("wb_run_id"),
-        s.get("wb_run_step"),
+        project_id,
+        call_id,
+        trace_id,
+        op_name,
+        get("display_name"),
+        get("parent_id"),
+        get("thread_id"),
+        get("turn_id"),
+        started_at,
+        _json(attributes) if attributes else "{}",
+        _json(inputs) if inputs else "{}",
+        None if otel_dump is None else _json(otel_dump),
+        get("wb_user_id"),
+        get("wb_run_id"),
+        get("wb_run_step"),
     )
 
 
 def end_values(e: Mapping[str, Any]) -> tuple[Any, ...]:
     """The end half of a call (EndedCallSchemaForInsert or completed) in END_COLUMNS order."""
+    get = e.get
+    ended_at = get("ended_at")
+    if ended_at is None:
+        required(e, "ended_at", "call end")
+    ended_at = to_ts(ended_at, "ended_at")
+    output = get("output")
+    summary = get("summary")
     return (
-        to_ts(required(e, "ended_at", "call end"), "ended_at"),
-        e.get("exception"),
-        _json_or_none(e.get("output")),
-        _json(e.get("summary") or {}),
-        e.get("wb_run_step_end"),
+        ended_at,
+        get("exception"),
+        None if output is None else _json(output),
+        _json(summary) if summary else "{}",
+        get("wb_run_step_end"),
     )
 
 
 def complete_row(c: Mapping[str, Any]) -> tuple[Any, ...]:
-    for key in ("id", "trace_id"):
-        required(c, key, "completed call")
+    if c.get("id") is None or c.get("trace_id") is None:
+        for key in ("id", "trace_id"):
+            required(c, key, "completed call")
     return start_row(c) + end_values(c)
