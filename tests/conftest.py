@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -17,6 +18,18 @@ from tests.support.uploadkit import tracecli_serve
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("TRACECLI_SHARED", ROOT.parent / "shared"))
 SAMPLES = ROOT / "samples"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C reaches the `tracecli` processes the tests start, however pytest was started.
+
+    A shell without job control starts a background command (`pytest ... &` in a script)
+    with SIGINT ignored, and a child inherits that: the tests that press Ctrl-C on a
+    `tracecli` process would then wait for an exit that never comes. A Python handler here
+    is reset to the default in each child at exec, as in an interactive terminal.
+    """
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
