@@ -68,6 +68,16 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
             proc.kill()
 
 
+def _last_status(path: Path) -> dict[str, Any]:
+    """The last whole JSON status line the follower wrote ({} before the first)."""
+    lines = path.read_bytes().split(b"\n")[:-1]  # the last piece may be half-written
+    return orjson.loads(lines[-1]) if lines else {}
+
+
+def _recovered(status: dict[str, Any]) -> bool:
+    return status.get("calls_shipped") == 20 and status.get("outage_since", 0) is None
+
+
 def received(proxy: FaultProxy) -> set[str]:
     with proxy._lock:
         return {cid for (_, cid) in proxy.forwarded_ids}
@@ -215,6 +225,8 @@ def test_an_outage_is_ridden_out_and_max_outage_gives_up(tmp_path):
             assert env_proc.poll() is None  # still there, retrying
             proxy.configure(p_drop_before=0.0)  # the server is back
             wait_for(lambda: len(received(proxy)) == 20, 60, env_proc)
+            # forwarded is not yet answered: wait for the pass that ships them to say so
+            wait_for(lambda: _recovered(_last_status(tmp_path / "o.out")), 60, env_proc)
         finally:
             assert stop(env_proc) == 0
         status = [orjson.loads(x) for x in (tmp_path / "o.out").read_bytes().splitlines()]
