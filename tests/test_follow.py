@@ -17,6 +17,15 @@ import orjson
 import pytest
 
 from tests.support.faultproxy import FaultProxy, Faults
+from tests.support.follow_kit import (
+    CHUNK,
+    CONCURRENCY,
+    line,
+    received,
+    start_follower,
+    stop,
+    wait_for,
+)
 from tests.support.uploadkit import (
     cli_env,
     diff_calls,
@@ -27,46 +36,6 @@ from tests.support.uploadkit import (
     weave_ref,
 )
 
-CHUNK = 200
-CONCURRENCY = 4
-
-
-def line(kind: str, body: dict[str, Any]) -> bytes:
-    return orjson.dumps({"type": kind, **body}) + b"\n"
-
-
-def start_follower(
-    tmp_path: Path, url: str, *paths: str | Path, n: int = 0, extra: tuple[str, ...] = ()
-) -> subprocess.Popen[bytes]:
-    args = ["upload", "--follow", *map(str, paths), "--server", url, "--format", "json"]
-    args += ["--chunk-size", str(CHUNK), "--concurrency", str(CONCURRENCY), *extra]
-    return subprocess.Popen(
-        tracecli(*args),
-        stdout=(tmp_path / f"follow{n}.out").open("wb"),
-        stderr=(tmp_path / f"follow{n}.err").open("wb"),
-        stdin=subprocess.DEVNULL,
-        env=cli_env(),
-        cwd=tmp_path,
-    )
-
-
-def wait_for(predicate: Any, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if proc is not None:
-            assert proc.poll() is None, f"the follower ended (exit {proc.returncode})"
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-
-
-def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
-    proc.send_signal(sig)
-    try:
-        return proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-
 
 def _last_status(path: Path) -> dict[str, Any]:
     """The last whole JSON status line the follower wrote ({} before the first)."""
@@ -76,11 +45,6 @@ def _last_status(path: Path) -> dict[str, Any]:
 
 def _recovered(status: dict[str, Any]) -> bool:
     return status.get("calls_shipped") == 20 and status.get("outage_since", 0) is None
-
-
-def received(proxy: FaultProxy) -> set[str]:
-    with proxy._lock:
-        return {cid for (_, cid) in proxy.forwarded_ids}
 
 
 def test_follow_ships_appends_and_rotations_then_stops_on_sigterm(tmp_path):

@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from tests.support.faultproxy import FaultProxy
+from tests.support.follow_kit import line, received, stop, wait_for
 from tests.support.uploadkit import cli_env, gen_calls, tracecli, tracecli_serve
-from tests.test_follow import line, received, stop, wait_for
 from tracecli.cli.follow_view import follow_options
 from tracecli.config.settings import load_settings
 from tracecli.diagnostics import UsageError

@@ -17,6 +17,7 @@ import orjson
 import pytest
 
 from tests.support.faultproxy import FaultProxy
+from tests.support.follow_kit import line, received, start_follower, stop, wait_for
 from tests.support.uploadkit import (
     cli_env,
     diff_calls,
@@ -25,7 +26,6 @@ from tests.support.uploadkit import (
     tracecli,
     tracecli_serve,
 )
-from tests.test_follow import line, received, start_follower, stop, wait_for
 from tracecli.inputs.watch import FileEvents, WatchRoot, _EventThread, watch_roots
 
 
