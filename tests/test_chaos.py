@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.support.faultproxy import FaultProxy, Faults
+from tests.support.faultproxy import CHAOS, FAST, FaultProxy, Faults
 from tests.support.uploadkit import (
     diff_calls,
     gen_calls,
@@ -29,8 +29,6 @@ from tests.support.uploadkit import (
 
 pytestmark = pytest.mark.slow  # fault-proxy uploads: out of the fast loop
 
-FAST = {"TRACECLI_RETRY_BASE_DELAY": "0.02", "TRACECLI_RETRY_MAX_DELAY": "0.25"}
-CHAOS = {"p_5xx": 0.20, "p_429": 0.05, "retry_after": "0", "p_drop": 0.05}
 LIMIT = 256 * 1024
 
 

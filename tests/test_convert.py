@@ -15,14 +15,13 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
+from tests.support.freeplay_golden import GOLDEN, SESSION, sdk, sdk_view
 from tracecli.check.records import parse_record
 from tracecli.cli import app
 from tracecli.diagnostics import Location
 from tracecli.upload.convert import convert
 
-GOLDEN = Path(__file__).parent / "golden" / "freeplay"
 INPUTS = sorted(p for p in GOLDEN.glob("*.jsonl") if not p.name.endswith(".freeplay.jsonl"))
-SESSION = "0b7e6c2a-5d4f-4e8a-9c1b-2f3a4d5e6f70"
 
 
 def run_convert(*paths: Path | str, **kw: Any) -> tuple[list[dict[str, Any]], Any]:
@@ -44,27 +43,6 @@ def test_golden(src: Path) -> None:
 
 
 # --------------------------------------------------------------------------- vs the SDK
-# What a Weave call cannot say, so the converter never writes it: prompt-template variables
-# and version, session metadata (and the SDK's top-level copy of it), test runs, eval scores,
-# the provider batch flag. A trace's custom_metadata does come from the call's attributes.
-NOT_IN_WEAVE = {"inputs", "prompt_info", "session_info", "custom_metadata", "test_run_info",
-                "eval_results"}  # fmt: skip
-NOT_IN_WEAVE_TRACE = {"test_run_info", "eval_results"}
-
-
-def sdk_view(body: dict[str, Any]) -> dict[str, Any]:
-    """The SDK's body minus what a Weave call cannot carry, and minus the keys the Python SDK
-    sends as null when unset (tracecli omits unset keys, as the Node SDK does)."""
-    skip = NOT_IN_WEAVE if "messages" in body else NOT_IN_WEAVE_TRACE
-    out = {k: v for k, v in body.items() if v is not None and k not in skip}
-    if "call_info" in out:
-        ci = {k: v for k, v in out["call_info"].items() if v is not None and k != "api_style"}
-        out["call_info"] = ci
-    return out
-
-
-def sdk(name: str) -> dict[str, Any]:
-    return json.loads((GOLDEN / "sdk" / f"{name}.json").read_text(encoding="utf-8"))
 
 
 def test_converted_calls_match_the_sdk_bodies() -> None:

@@ -17,15 +17,15 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.serve_dataset import dataset
 from tests.support.servers import ServerHandle
 from tests.support.uploadkit import run_cli, tracecli_serve, weave_ref
-from tests.test_serve_conformance import dataset
 from tracecli.readback.export import read_export
 from tracecli.store.exact_json import loads_exact
 
 pytest_plugins = ["tests.support.servers"]
 
-P = "conf/queries"  # the project of tests.test_serve_conformance.dataset()
+P = "conf/queries"  # the project of tests.support.serve_dataset.dataset()
 
 
 def _post(server: ServerHandle, path: str, body: Any) -> httpx.Response:

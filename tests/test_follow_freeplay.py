@@ -14,10 +14,9 @@ import pytest
 
 from tests.support import freeplay_fixtures
 from tests.support.follow_kit import stop, wait_for
-from tests.support.freeplay_fixtures import API_KEY, PROJECT, RefServer
+from tests.support.freeplay_fixtures import API_KEY, PROJECT, RefServer, completions_file, fp_upload
+from tests.support.freeplay_golden import GOLDEN
 from tests.support.uploadkit import cli_env, tracecli
-from tests.test_convert import GOLDEN
-from tests.test_freeplay_upload import completions_file, fp_upload
 
 pytestmark = pytest.mark.slow  # each waits out passes of the follower: out of the fast loop
 

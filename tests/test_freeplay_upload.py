@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
@@ -27,31 +26,14 @@ from tests.support.freeplay_fixtures import (
     OTHER_PROJECT,
     PROJECT,
     RefServer,
-    write_completions,
+    completions_file,
+    fp_upload,
 )
-from tests.test_convert import GOLDEN, SESSION, sdk, sdk_view
+from tests.support.freeplay_golden import GOLDEN, SESSION, sdk, sdk_view
 from tracecli.cli import app
-from tracecli.upload.api import UploadOptions, UploadReport, upload
 
 refserver_module = freeplay_fixtures.refserver_module
 refserver = freeplay_fixtures.refserver
-
-
-def fp_upload(paths: list[Path], tmp: Path, server: RefServer, **kw: Any) -> UploadReport:
-    opts = UploadOptions(
-        target="freeplay",
-        server=server.api_base,
-        api_key=API_KEY,
-        project=kw.pop("project", PROJECT),
-        rejected=tmp / "rejected.jsonl",
-        journal_path=tmp / "journal.sqlite3",
-        **kw,
-    )
-    return upload([str(p) for p in paths], opts)
-
-
-def completions_file(tmp: Path, n: int, name: str = "c.jsonl") -> Path:
-    return write_completions(tmp / name, n, SESSION)
 
 
 def test_samples_upload(refserver: RefServer, tmp_path: Path) -> None:

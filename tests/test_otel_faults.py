@@ -19,9 +19,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.support.faultproxy import FaultProxy, Faults
+from tests.support.faultproxy import CHAOS, FAST, FaultProxy, Faults
 from tests.support.uploadkit import cli_env, read_back, run_cli, tracecli, tracecli_serve, weave_ref
-from tests.test_chaos import CHAOS, FAST
 
 T0 = 1_772_445_245_000_000_000
 # more 429s than tests/test_chaos.py: these runs make fewer requests (some 40), and each

@@ -9,8 +9,7 @@ from pathlib import Path
 import orjson
 
 from tests.support import freeplay_fixtures
-from tests.support.freeplay_fixtures import RefServer
-from tests.test_freeplay_upload import fp_upload
+from tests.support.freeplay_fixtures import RefServer, fp_upload
 from tracecli.otel.convert import convert_otlp
 
 refserver_module = freeplay_fixtures.refserver_module

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import copy
-import datetime
 import json
 import uuid
 from collections.abc import Iterator
@@ -21,122 +20,12 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.serve_dataset import WIDE, P, dataset, make_call, ts
 from tests.support.servers import ServerHandle, start_serve, start_weave_ref
 
 pytest_plugins = ["tests.support.servers"]
 # weave-ref beside serve, 160 comparisons: out of the fast loop
 pytestmark = [pytest.mark.weave_ref, pytest.mark.slow]
-
-P = "conf/queries"
-T0 = datetime.datetime(2024, 5, 1, 12, 0, 0, tzinfo=datetime.UTC)
-WIDE = 2**64
-
-
-def _ts(seconds: float) -> str:
-    return (T0 + datetime.timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
-
-
-def _call(n: int, op: str, *, latency_ms: float | None = 10.0, **fields: Any) -> dict[str, Any]:
-    start = float(n)
-    call: dict[str, Any] = {
-        "project_id": P,
-        "id": str(uuid.UUID(int=0x0190_0000_0000_7000_8000_0000_0000_0000 + n)),
-        "trace_id": str(uuid.UUID(int=0x0190_0000_0000_7000_9000_0000_0000_0000 + n)),
-        "op_name": op,
-        "started_at": _ts(start),
-        "attributes": {},
-        "inputs": {},
-        "output": None,
-        "summary": {},
-    }
-    if latency_ms is not None:
-        call["ended_at"] = _ts(start + latency_ms / 1000)
-    call.update(fields)
-    return call
-
-
-def _usage(total: int) -> dict[str, Any]:
-    return {
-        "usage": {"gpt-4o": {"requests": 1, "prompt_tokens": total - 20, "total_tokens": total}}
-    }
-
-
-def dataset() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(completed calls, starts of running calls) covering what the queries ask about."""
-    root = _call(
-        0,
-        "llm.chat",
-        latency_ms=4.5,
-        inputs={"x": 3, "q": "hello"},
-        output={"correct": True, "text": "Hi"},
-        summary=_usage(150) | {"status_counts": {"success": 1, "error": 1}},
-    )
-    calls = [
-        root,
-        _call(
-            1,
-            "llm.chat",
-            latency_ms=5.2,
-            inputs={"x": "3", "q": "Hello World"},
-            output={"correct": False},
-            summary=_usage(80),
-        ),
-        _call(
-            2,
-            "tool.search",
-            latency_ms=5.0,
-            inputs={"x": 10, "q": "World"},
-            output={"correct": "true"},
-        ),
-        _call(
-            3,
-            "tool.search",
-            latency_ms=6.0,
-            inputs={"x": 2.5},
-            exception="ValueError: boom",
-            parent_id=root["id"],
-            trace_id=root["trace_id"],
-        ),
-        _call(
-            4,
-            "agent.run",
-            latency_ms=120.0,
-            inputs={"x": True, "nested": {"list": [1, 2, 3]}},
-            output="done",
-            display_name="Named",
-            wb_run_id=f"{P}/run-1",
-            wb_run_step=2,
-            thread_id="t1",
-        ),
-        _call(
-            5,
-            "weave:///conf/queries/op/planner:abc123",
-            inputs={"x": WIDE, "q": "a.b"},
-            output=WIDE,
-            thread_id="t1",
-            turn_id=str(uuid.UUID(int=0x0190_0000_0000_7000_8000_0000_0000_0005)),
-        ),
-        _call(
-            6,
-            "eval.score",
-            latency_ms=0.4,
-            inputs={"x": -1},
-            output={"score": 0.75},
-            display_name="",
-        ),
-        _call(
-            7,
-            "otel.span",
-            inputs={"x": "abc"},
-            attributes={"env": "prod"},
-            otel_dump={"name": "span", "attributes": {"k": 1}},
-        ),
-        _call(8, "llm.chat", latency_ms=5.0000004, inputs={"x": 1e3}, output={"correct": True}),
-    ]
-    running = _call(9, "agent.run", latency_ms=None, inputs={"x": 7})
-    for key in ("ended_at", "output", "summary"):
-        running.pop(key, None)
-    return calls, [running]
 
 
 def _field(name: str) -> dict[str, str]:
@@ -315,7 +204,7 @@ def test_query_stats_and_call_read_as_weave_ref(pair: dict[str, ServerHandle]) -
 
 
 def _fresh(project: str, **fields: Any) -> dict[str, Any]:
-    call = _call(0, "op", project_id=project)
+    call = make_call(0, "op", project_id=project)
     call["id"], call["trace_id"] = str(uuid.uuid4()), str(uuid.uuid4())
     call.update(fields)
     return call
@@ -470,7 +359,7 @@ def test_call_update_and_end_refusals_as_weave_ref(pair: dict[str, ServerHandle]
         ),
         (
             "/call/end",
-            {"end": {"project_id": project, "id": "Nope", "ended_at": _ts(1), "summary": {}}},
+            {"end": {"project_id": project, "id": "Nope", "ended_at": ts(1), "summary": {}}},
         ),
     ]
     for path, body in cases:

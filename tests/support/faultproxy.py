@@ -86,6 +86,13 @@ class Stats:
     refused: int = 0  # requests refused for carrying a call id of Faults.refuse
 
 
+# The chaos tests' mix (test_chaos, test_otel_faults): 20% 5xx, 5% 429 with a zero
+# Retry-After, 5% of the connections dropped after the backend stored the request.
+CHAOS = {"p_5xx": 0.20, "p_429": 0.05, "retry_after": "0", "p_drop": 0.05}
+# Backoff shortened through the environment so those tests stay bounded in time.
+FAST = {"TRACECLI_RETRY_BASE_DELAY": "0.02", "TRACECLI_RETRY_MAX_DELAY": "0.25"}
+
+
 def call_ids(path: str, body: bytes) -> list[tuple[str, str]]:
     """(kind, call id) for every call in a Weave write body: kind is start, end or complete."""
     try:

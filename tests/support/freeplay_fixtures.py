@@ -25,6 +25,8 @@ import orjson
 import pytest
 
 from tests.conftest import free_port, require_shared
+from tests.support.freeplay_golden import SESSION
+from tracecli.upload.api import UploadOptions, UploadReport, upload
 
 API_KEY = "fp-test-key"
 PROJECT = "4a6c1f1e-8f0b-4a7e-9a51-3b1d2c9e7f10"  # the project of SCHEMA.md §6
@@ -161,3 +163,21 @@ def write_completions(path: Path, n: int, session: str) -> Path:
     ]
     path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
     return path
+
+
+# --------------------------------------------------------------------------- uploads
+def fp_upload(paths: list[Path], tmp: Path, server: RefServer, **kw: Any) -> UploadReport:
+    opts = UploadOptions(
+        target="freeplay",
+        server=server.api_base,
+        api_key=API_KEY,
+        project=kw.pop("project", PROJECT),
+        rejected=tmp / "rejected.jsonl",
+        journal_path=tmp / "journal.sqlite3",
+        **kw,
+    )
+    return upload([str(p) for p in paths], opts)
+
+
+def completions_file(tmp: Path, n: int, name: str = "c.jsonl") -> Path:
+    return write_completions(tmp / name, n, SESSION)
