@@ -7,7 +7,8 @@ be counted without the reading, checking and encoding in front of it:
 
     python3 bench/store_replay.py capture FILE BODIES.pickle
     PYTHONHASHSEED=0 valgrind --tool=callgrind python3 bench/store_replay.py replay BODIES.pickle
-    PYTHONHASHSEED=0 valgrind --tool=callgrind python3 bench/store_replay.py replay BODIES.pickle --none
+    PYTHONHASHSEED=0 valgrind --tool=callgrind python3 bench/store_replay.py replay BODIES.pickle \
+        --none
 
 `--none` does everything but the posts (imports, opening the store): the difference of the
 two counts over the calls stored is the instructions per call. `--times N` replays N times
@@ -52,7 +53,7 @@ def replay(bodies: str, none: bool, times: int) -> None:
     from tracecli.targets.local import LocalStoreTarget
 
     got: list[tuple[str, bytes]] = pickle.loads(Path(bodies).read_bytes())
-    cpu = 0.0
+    user = system = 0.0
     for _ in range(times):
         with tempfile.TemporaryDirectory() as d:
             target = LocalStoreTarget(Path(d) / "s.db")
@@ -63,11 +64,13 @@ def replay(bodies: str, none: bool, times: int) -> None:
                     if out.status != 200:
                         raise SystemExit(f"{route}: {out}")
             t1 = resource.getrusage(resource.RUSAGE_SELF)
-            cpu += (t1.ru_utime - t0.ru_utime) + (t1.ru_stime - t0.ru_stime)
+            user += t1.ru_utime - t0.ru_utime
+            system += t1.ru_stime - t0.ru_stime
             n = target.store.count("acme/agents") if not none else 0
             target.close()
     if times > 1 or os.environ.get("STORE_REPLAY_CPU"):
-        print(f"calls {n}, CPU {cpu / times / max(n, 1) * 1e6:.2f} us/call")
+        per = 1e6 / times / max(n, 1)
+        print(f"calls {n}, CPU {(user + system) * per:.2f} us/call (user {user * per:.2f})")
 
 
 def main() -> None:

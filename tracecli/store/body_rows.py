@@ -68,6 +68,7 @@ class _Batch(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 _decode = msgspec.json.Decoder(_Batch).decode
 _fields = msgspec.structs.astuple
 _has_escape = operator.methodcaller("find", b"\\u")
+_has_backslash = operator.methodcaller("find", b"\\")  # one memchr: most bodies have none
 
 
 class _Other(Exception):
@@ -77,7 +78,7 @@ class _Other(Exception):
 def completed_rows(body: bytes) -> list[tuple[Any, ...]] | None:
     """The COMPLETE_COLUMNS rows of a `calls/complete` body, or None: read it the general
     way (`tracecli.store.rows.complete_row` on the decoded body)."""
-    if _has_escape(body) >= 0 or may_hold_wide_ints(body):
+    if (_has_backslash(body) >= 0 and _has_escape(body) >= 0) or may_hold_wide_ints(body):
         return None
     try:
         calls = _decode(body).batch
