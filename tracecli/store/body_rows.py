@@ -1,8 +1,8 @@
 """The rows of a `calls/complete` request body, read without building its JSON values.
 
 Why: an upload to the embedded store hands the store the very bytes a server would get,
-and reading them back (`orjson.loads`, then each JSON field encoded again) was a third of
-the store's work per call. msgspec decodes the body into a struct whose free-form fields
+and reading them back (`orjson.loads`, then each JSON field encoded again) was over a
+quarter of the store's work per call. msgspec decodes the body into a struct whose free-form fields
 (inputs, output, attributes, summary, otel_dump) stay their JSON text (`msgspec.Raw`), and
 that text is already what the store writes: upload encodes every record with orjson
 (`tracecli.wire.encode.dumps`), whose text orjson reads and writes back byte for byte.

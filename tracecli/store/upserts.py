@@ -34,7 +34,7 @@ def upsert(
         if not any(map(_is_not, values, repeat(None)))
     )
     keep = [i for i in range(len(columns)) if i not in nulls]
-    if not nulls or len(keep) < 2:  # (a key is never NULL: at least two are kept)
+    if not nulls or len(keep) < 2:  # (itemgetter of one index answers a value, not a row)
         return upsert_sql(table, tuple(columns), tuple(key), ()), rows
     pick = operator.itemgetter(*keep)
     return upsert_sql(table, tuple(columns), tuple(key), nulls), list(map(pick, rows))
