@@ -187,3 +187,59 @@ def test_a_column_null_in_the_whole_batch_overwrites_a_stored_value(tmp_path: Pa
     rows = stored(tmp_path / "s.db")
     assert [r[1] for r in rows] == ["c0", "c1", "c2"]
     assert rows[0][4] is None and rows[0][14] is None and rows[0][18] is None
+
+
+def test_an_upload_of_a_dumps_style_file_stores_what_the_general_path_stores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """End to end: whatever upload puts in the bodies it hands the store (today orjson's
+    text, whatever the file's style), the fast path stores what the general path stores."""
+    import json
+    import uuid
+
+    from tracecli.targets import local
+    from tracecli.upload.api import upload
+    from tracecli.upload.report import UploadOptions
+
+    odd: list[Any] = [1e-05, 2.5e-7, 1e16, 0.1, -0.0, 12345678901234567890, "caf\u00e9 \u2028"]
+    odd += [{"deep": [[[{"x": 1.0}]]]}, "line\nbreak", 'q"uote', [], {}, None, 2**70]
+    lines = []
+
+    def uid(n: int) -> str:
+        return str(uuid.UUID(int=n + 1, version=4))
+
+    for i in range(60):
+        parent = None if i % 4 == 0 else uid(i - i % 4)
+        c = call(i, id=uid(i), parent_id=parent, trace_id=uid(1000 + i // 4))
+        start = {k: v for k, v in c.items() if k not in ("ended_at", "exception", "output")}
+        start.update(type="start", inputs={"v": odd[i] if i < len(odd) else i / 3, "n": i})
+        start.pop("summary")
+        end = {"type": "end", "project_id": P, "id": c["id"], "ended_at": c["ended_at"]}
+        output = odd[len(odd) - 1 - i] if i < len(odd) else f"plain {i}"
+        end.update(exception=None, output=output, summary={"k": i / 7})
+        lines += [json.dumps(start), json.dumps(end)]  # spaces after separators
+    src = tmp_path / "calls.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+
+    taken = []
+    fast = local.completed_rows
+
+    def counted(body: bytes) -> list[tuple[Any, ...]] | None:
+        rows = fast(body)
+        taken.append(rows is not None)
+        return rows
+
+    def stored_by(name: str) -> list[tuple[Any, ...]]:
+        db = tmp_path / f"{name}.db"
+        rejected = str(tmp_path / f"{name}.rejected.jsonl")
+        # several bodies: the first ones with the odd values, the rest without
+        opts = UploadOptions(db=db, rejected=rejected, jobs=0, chunk_size=7)
+        report = upload([str(src)], opts)
+        assert report.errors == 0
+        return stored(db)
+
+    monkeypatch.setattr(local, "completed_rows", counted)
+    by_fast = stored_by("fast")
+    monkeypatch.setattr(local, "completed_rows", lambda body: None)
+    assert by_fast == stored_by("general") and len(by_fast) == 60
+    assert any(taken) and not all(taken)
