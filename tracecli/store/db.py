@@ -25,18 +25,20 @@ import orjson
 
 from tracecli.store.query import Selection, build_select
 from tracecli.store.render import render_call, selected_columns
-from tracecli.store.rows import StoreError, complete_row, end_values, required, start_row
+from tracecli.store.rows import StoreError, complete_row, end_row, end_values, start_row
 from tracecli.store.sqlite_file import SqliteFile
 from tracecli.store.tables import (
     CALL_COLUMNS,
-    SQL_COMPLETE,
+    CALL_KEY,
+    COMPLETE_COLUMNS,
+    PEND_COLUMNS,
     SQL_END,
     SQL_EXISTING,
     SQL_MERGE,
-    SQL_PEND,
-    SQL_START,
     SQL_UNPEND,
+    START_COLUMNS,
 )
+from tracecli.store.upserts import upsert
 
 __all__ = ["Store"]
 
@@ -54,7 +56,7 @@ class Store(SqliteFile):
     def write(
         self,
         starts: Iterable[Mapping[str, Any]] = (),
-        ends: Iterable[Mapping[str, Any]] = (),
+        ends: Sequence[Mapping[str, Any]] = (),
         completes: Iterable[Mapping[str, Any]] = (),
     ) -> list[tuple[str, str]]:
         """Store starts, ends and completed calls in one transaction.
@@ -65,15 +67,24 @@ class Store(SqliteFile):
         """
         start_rows = [start_row(s) for s in starts]
         complete_rows = [complete_row(c) for c in completes]
-        end_rows = [(e, end_values(e)) for e in ends]
-        for e, _ in end_rows:
-            required(e, "project_id", "call end")
-            required(e, "id", "call end")
+        end_rows = [end_values(e) for e in ends]  # (every end's time checked first)
+        end_rows = [end_row(e, v) for e, v in zip(ends, end_rows, strict=True)]
+        return self.write_rows(start_rows, complete_rows, end_rows)
+
+    def write_rows(
+        self,
+        start_rows: Sequence[tuple[Any, ...]] = (),
+        complete_rows: Sequence[tuple[Any, ...]] = (),
+        end_rows: Sequence[tuple[Any, ...]] = (),
+    ) -> list[tuple[str, str]]:
+        """`write` for rows already built (START_COLUMNS, COMPLETE_COLUMNS, and an end's
+        project_id and id then END_COLUMNS): what `store.rows` makes of the records, or
+        `store.body_rows` straight from an upload's request body."""
         with self._transaction() as conn:
             if start_rows:
-                conn.executemany(SQL_START, start_rows)
+                conn.executemany(*upsert("calls", START_COLUMNS, CALL_KEY, start_rows))
             if complete_rows:
-                conn.executemany(SQL_COMPLETE, complete_rows)
+                conn.executemany(*upsert("calls", COMPLETE_COLUMNS, CALL_KEY, complete_rows))
             if end_rows:
                 self._write_ends(conn, end_rows)
             if (start_rows or complete_rows) and conn.execute(
@@ -81,24 +92,23 @@ class Store(SqliteFile):
             ).fetchone():
                 for project, ids in _by_project((r[0], r[1]) for r in start_rows):
                     conn.execute(SQL_MERGE, (project, ids))
-                for project, ids in _by_project((r[0], r[1]) for r in start_rows + complete_rows):
+                keys = [(r[0], r[1]) for r in (*start_rows, *complete_rows)]
+                for project, ids in _by_project(keys):
                     conn.execute(SQL_UNPEND, (project, ids))
         return [(r[1], r[2]) for r in start_rows]
 
     @staticmethod
-    def _write_ends(
-        conn: sqlite3.Connection, end_rows: list[tuple[Mapping[str, Any], tuple[Any, ...]]]
-    ) -> None:
-        keys = [(e["project_id"], e["id"]) for e, _ in end_rows]
+    def _write_ends(conn: sqlite3.Connection, end_rows: Sequence[tuple[Any, ...]]) -> None:
+        keys = [(r[0], r[1]) for r in end_rows]
         existing: set[tuple[str, str]] = set()
         for project, ids in _by_project(keys):
             existing.update((project, r[0]) for r in conn.execute(SQL_EXISTING, (project, ids)))
-        update = [(*v, *k) for k, (_, v) in zip(keys, end_rows, strict=True) if k in existing]
-        pend = [(*k, *v) for k, (_, v) in zip(keys, end_rows, strict=True) if k not in existing]
+        update = [(*r[2:], *k) for k, r in zip(keys, end_rows, strict=True) if k in existing]
+        pend = [r for k, r in zip(keys, end_rows, strict=True) if k not in existing]
         if update:
             conn.executemany(SQL_END, update)
         if pend:
-            conn.executemany(SQL_PEND, pend)
+            conn.executemany(*upsert("pending_ends", PEND_COLUMNS, CALL_KEY, pend))
 
     def call_start(self, start: Mapping[str, Any]) -> dict[str, str]:
         """`POST /call/start`: returns {id, trace_id} like CallStartRes."""

@@ -16,7 +16,7 @@ _DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= i <= 0x39 else i for i in range(256))
 _RUN = b"0" * 19
 
 
-def _may_hold_wide_ints(data: bytes | str) -> bool:
+def may_hold_wide_ints(data: bytes | str) -> bool:
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     return raw.translate(_DIGITS_AS_ZERO).find(_RUN) >= 0
 
@@ -34,7 +34,7 @@ def loads_exact(data: bytes | str) -> Any:
     """JSON as weave's server reads it: integers of any size exact (orjson reads those beyond
     64 bits as floats), a lone surrogate escape kept, and NaN, Infinity or 1e400 read as null
     (what weave's server answers for them). orjson first: this runs on every body and row."""
-    if not _may_hold_wide_ints(data):
+    if not may_hold_wide_ints(data):
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:

@@ -31,7 +31,7 @@ def to_ts(value: Any, field: str = "started_at") -> str:
     Fixed width so that text order is time order (the started_at index sorts by it); naive
     datetimes are taken as UTC, as the Weave server does.
     """
-    if type(value) is str and (stored := _already_utc(value)) is not None:
+    if type(value) is str and (stored := already_utc(value)) is not None:
         return stored
     try:
         if isinstance(value, datetime.datetime):
@@ -52,7 +52,7 @@ def to_ts(value: Any, field: str = "started_at") -> str:
     return dt.isoformat(timespec="microseconds")[:26] + "Z"
 
 
-def _already_utc(value: str) -> str | None:
+def already_utc(value: str) -> str | None:
     """The stored form of a time written `...SS.ffffffZ` (itself) or `...SSZ` (its fraction
     written out), when the text is a real instant; None sends anything else down the general
     path. Upload sends times as the file wrote them, nearly always in one of these forms, and
@@ -156,6 +156,12 @@ def end_values(e: Mapping[str, Any]) -> tuple[Any, ...]:
         _json(summary) if summary else "{}",
         get("wb_run_step_end"),
     )
+
+
+def end_row(e: Mapping[str, Any], values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """An EndedCallSchemaForInsert dict and its `end_values` → its project_id and id, then
+    those values (the row of pending_ends; an update of calls reorders it)."""
+    return (required(e, "project_id", "call end"), required(e, "id", "call end"), *values)
 
 
 def complete_row(c: Mapping[str, Any]) -> tuple[Any, ...]:

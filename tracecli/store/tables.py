@@ -4,8 +4,6 @@ start, end or completed call rewrites the same row."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 SCHEMA_VERSION = 3
 START_COLUMNS = (
     "project_id",
@@ -123,18 +121,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
-def _upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
-    return (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
-        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
-    )
-
-
-_KEY = ("project_id", "id")
-SQL_START = _upsert("calls", START_COLUMNS, _KEY)
-SQL_COMPLETE = _upsert("calls", COMPLETE_COLUMNS, _KEY)
-SQL_PEND = _upsert("pending_ends", ("project_id", "id", *END_COLUMNS), _KEY)
+CALL_KEY = ("project_id", "id")
+PEND_COLUMNS = ("project_id", "id", *END_COLUMNS)
 SQL_END = (
     f"UPDATE calls SET {', '.join(f'{c} = ?' for c in END_COLUMNS)} WHERE project_id = ? AND id = ?"
 )

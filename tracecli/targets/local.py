@@ -3,7 +3,9 @@
 Bodies are the very bytes a server would get; decoding them here costs a little, but it
 keeps one upload path for every target, so what the embedded store holds is exactly what a
 server would have been sent, read as weave's server reads it (integers beyond 64 bits exact).
-SQLite writes are serial, hence one request at a time.
+A `calls/complete` body (nearly every request of an upload) is read into rows without
+building its JSON values (`tracecli.store.body_rows`) when it can be. SQLite writes are
+serial, hence one request at a time.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tracecli.diagnostics import TracecliError
+from tracecli.store.body_rows import completed_rows
 from tracecli.store.db import Store
 from tracecli.store.exact_json import loads_exact
 from tracecli.targets import CountingTarget
@@ -30,6 +33,10 @@ class LocalStoreTarget(CountingTarget):
         with self._lock:
             self._counted(body)
             try:
+                rows = completed_rows(body) if route.endswith("/calls/complete") else None
+                if rows is not None:
+                    self.store.write_rows(complete_rows=rows)
+                    return Outcome(Action.OK, 200, body={})
                 res = self._apply(route, loads_exact(body))
             except (ValueError, TypeError, KeyError, TracecliError) as exc:
                 action = Action.SPLIT if can_split else Action.REJECT

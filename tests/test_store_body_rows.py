@@ -1,0 +1,245 @@
+"""The store's fast reading of an upload's `calls/complete` bodies (store/body_rows.py) and
+its batch upserts without all-NULL columns (store/upserts.py): the rows are the general
+path's, byte for byte, or the fast path declines the body."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tracecli.store.body_rows import completed_rows
+from tracecli.store.db import Store
+from tracecli.store.exact_json import loads_exact
+from tracecli.store.rows import complete_row
+from tracecli.targets.local import LocalStoreTarget
+from tracecli.wire.encode import batch_body, dumps
+from tracecli.wire.wideints import NonFinite
+
+P = "team/proj"
+
+
+def call(i: int = 0, **over: Any) -> dict[str, Any]:
+    c: dict[str, Any] = {
+        "project_id": P,
+        "id": f"c{i}",
+        "op_name": "llm.chat",
+        "display_name": None,
+        "trace_id": "t1",
+        "parent_id": None,
+        "started_at": "2026-02-25T06:13:20.000000Z",
+        "attributes": {"env": "bench"},
+        "inputs": {"q": "hi", "k": 5},
+        "ended_at": "2026-02-25T06:13:21Z",
+        "exception": None,
+        "output": {"a": 1.5},
+        "summary": {},
+    }
+    c.update(over)
+    return c
+
+
+def body_of(calls: list[dict[str, Any]]) -> bytes:
+    """The body upload sends: each call encoded as upload encodes it, joined."""
+    return batch_body(dumps(c) for c in calls)
+
+
+def general(body: bytes) -> list[tuple[Any, ...]]:
+    return [complete_row(c) for c in loads_exact(body)["batch"]]
+
+
+def test_the_usual_body_is_read_fast_and_as_the_general_path_reads_it() -> None:
+    calls = [call(0), call(1, parent_id="c0", output="text", exception="boom", summary=None)]
+    calls.append(call(2, attributes={}, inputs=None, output=None, wb_run_step=3))
+    body = body_of(calls)
+    rows = completed_rows(body)
+    assert rows is not None and rows == general(body)
+    assert rows[0][9] == '{"env":"bench"}' and rows[2][9:11] == ("{}", "{}")
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"inputs": {"n": 2**70}},  # an integer orjson cannot hold: Python's json wrote it
+        {"inputs": {"s": "\ud800"}},  # a lone surrogate: likewise
+        {"output": "caf\u00e9\x01"},  # a \u escape (a control character)
+        {"attributes": [1, 2]},  # not an object: the general rule for it
+        {"summary": "x"},
+        {"id": ""},  # a fresh id
+        {"started_at": "2026-02-25T07:13:20+01:00"},  # not yet in the stored form
+        {"ended_at": 1772000000},  # not a string
+        {"wb_run_step": True},
+        {"display_name": 3},
+        {"extra_key": 1},  # unknown to the store
+    ],
+)
+def test_anything_else_goes_the_general_way(odd: dict[str, Any]) -> None:
+    body = body_of([call(0), call(1, **odd)])
+    assert completed_rows(body) is None
+
+
+def test_a_record_nested_past_orjson_is_declined_so_its_floats_stay_as_stored() -> None:
+    # Python's json writes the whole record (1e-05), the store writes a shallow field with
+    # orjson (0.00001): taking the body's text would change what is stored.
+    deep: Any = 0
+    for _ in range(300):
+        deep = [deep]
+    body = body_of([call(0, output=deep, inputs={"x": 1e-05})])
+    assert b"1e-05" in body
+    assert completed_rows(body) is None
+    assert general(body)[0][10] == '{"x":0.00001}'
+
+
+printable = st.text(st.characters(exclude_categories=("Cc", "Cs")), max_size=8)
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-1000, 1000)
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=True, allow_infinity=True).map(
+        lambda f: f if f == f and abs(f) != float("inf") else NonFinite(f)
+    )
+    | printable,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(printable, inner),
+    max_leaves=12,
+)
+times = st.sampled_from(
+    ["2026-02-25T06:13:20.123456Z", "2026-02-25T06:13:20Z"] * 8
+    + ["2026-02-30T06:13:20Z", "2026-02-25 06:13:20Z", ""]
+)
+maybe_text = st.none() | printable
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "project_id": st.just(P),
+                "id": st.text(
+                    st.characters(exclude_categories=("Cc", "Cs")), min_size=1, max_size=4
+                ),
+                "trace_id": st.sampled_from(["t1", "t2"]) | maybe_text,
+                "op_name": st.text(max_size=3),
+                "started_at": times,
+                "ended_at": times,
+            },
+            optional={
+                "display_name": maybe_text,
+                "parent_id": maybe_text,
+                "thread_id": maybe_text,
+                "attributes": json_values,
+                "inputs": json_values,
+                "otel_dump": json_values,
+                "output": json_values,
+                "summary": json_values,
+                "exception": maybe_text,
+                "wb_run_step": st.none() | st.integers(0, 9) | st.integers(-(2**70), 2**70),
+                "wb_run_step_end": st.none() | st.integers(0, 9),
+            },
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_fast_rows_are_the_general_rows_or_none(calls: list[dict[str, Any]]) -> None:
+    try:
+        body = body_of(calls)
+    except ValueError:  # a value upload refuses to encode
+        return
+    rows = completed_rows(body)
+    if rows is None:
+        return
+    assert rows == general(body)
+
+
+def stored(path: Path) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT * FROM calls ORDER BY id").fetchall()
+
+
+def test_the_target_stores_what_the_general_path_stored(tmp_path: Path) -> None:
+    calls = [
+        call(i, parent_id=None if i % 3 else "c0", exception=None if i else "x") for i in range(9)
+    ]
+    body = body_of(calls)
+    route = f"/v2/{P}/calls/complete"
+    target = LocalStoreTarget(tmp_path / "fast.db")
+    assert target.post(route, body).status == 200
+    target.close()
+    with Store(tmp_path / "general.db") as s:
+        s.write(completes=orjson.loads(body)["batch"])
+    assert stored(tmp_path / "fast.db") == stored(tmp_path / "general.db")
+
+
+def test_a_column_null_in_the_whole_batch_overwrites_a_stored_value(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.db") as s:
+        s.write(completes=[call(0, display_name="named", exception="boom", wb_run_step=7)])
+        s.write(completes=[call(0), call(1)])  # re-sent: every one of those is NULL now
+        s.write(starts=[{k: v for k, v in call(2).items() if k != "ended_at"}])
+        s.write(ends=[{"project_id": P, "id": "c3", "ended_at": "2026-02-25T06:13:21Z"}])
+        assert s.pending_ends(P) == 1
+    rows = stored(tmp_path / "s.db")
+    assert [r[1] for r in rows] == ["c0", "c1", "c2"]
+    assert rows[0][4] is None and rows[0][14] is None and rows[0][18] is None
+
+
+def test_an_upload_of_a_dumps_style_file_stores_what_the_general_path_stores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """End to end: whatever upload puts in the bodies it hands the store (today orjson's
+    text, whatever the file's style), the fast path stores what the general path stores."""
+    import json
+    import uuid
+
+    from tracecli.targets import local
+    from tracecli.upload.api import upload
+    from tracecli.upload.report import UploadOptions
+
+    odd: list[Any] = [1e-05, 2.5e-7, 1e16, 0.1, -0.0, 12345678901234567890, "caf\u00e9 \u2028"]
+    odd += [{"deep": [[[{"x": 1.0}]]]}, "line\nbreak", 'q"uote', [], {}, None, 2**70]
+    lines = []
+
+    def uid(n: int) -> str:
+        return str(uuid.UUID(int=n + 1, version=4))
+
+    for i in range(60):
+        parent = None if i % 4 == 0 else uid(i - i % 4)
+        c = call(i, id=uid(i), parent_id=parent, trace_id=uid(1000 + i // 4))
+        start = {k: v for k, v in c.items() if k not in ("ended_at", "exception", "output")}
+        start.update(type="start", inputs={"v": odd[i] if i < len(odd) else i / 3, "n": i})
+        start.pop("summary")
+        end = {"type": "end", "project_id": P, "id": c["id"], "ended_at": c["ended_at"]}
+        output = odd[len(odd) - 1 - i] if i < len(odd) else f"plain {i}"
+        end.update(exception=None, output=output, summary={"k": i / 7})
+        lines += [json.dumps(start), json.dumps(end)]  # spaces after separators
+    src = tmp_path / "calls.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+
+    taken = []
+    fast = local.completed_rows
+
+    def counted(body: bytes) -> list[tuple[Any, ...]] | None:
+        rows = fast(body)
+        taken.append(rows is not None)
+        return rows
+
+    def stored_by(name: str) -> list[tuple[Any, ...]]:
+        db = tmp_path / f"{name}.db"
+        rejected = str(tmp_path / f"{name}.rejected.jsonl")
+        # several bodies: the first ones with the odd values, the rest without
+        opts = UploadOptions(db=db, rejected=rejected, jobs=0, chunk_size=7)
+        report = upload([str(src)], opts)
+        assert report.errors == 0
+        return stored(db)
+
+    monkeypatch.setattr(local, "completed_rows", counted)
+    by_fast = stored_by("fast")
+    monkeypatch.setattr(local, "completed_rows", lambda body: None)
+    assert by_fast == stored_by("general") and len(by_fast) == 60
+    assert any(taken) and not all(taken)

@@ -1,0 +1,144 @@
+"""The rows of a `calls/complete` request body, read without building its JSON values.
+
+Why: an upload to the embedded store hands the store the very bytes a server would get,
+and reading them back (`orjson.loads`, then each JSON field encoded again) was over a
+quarter of the store's work per call. msgspec decodes the body into a struct whose free-form fields
+(inputs, output, attributes, summary, otel_dump) stay their JSON text (`msgspec.Raw`), and
+that text is already what the store writes: upload encodes every record with orjson
+(`tracecli.wire.encode.dumps`), whose text orjson reads and writes back byte for byte.
+
+So this path takes only bodies where that holds, and answers None for anything else, which
+then goes the general way (`store.rows` on the decoded body) and gets exactly what it got
+before: a body with a `\\u` escape (a lone surrogate, or text Python's json wrote), a run of
+19 digits (an integer orjson cannot hold), a field nested 250 deep or more (Python's json
+wrote the record), an unknown key, a value of another type than the usual one, a missing
+field, or a time not already in the store's form.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import msgspec
+
+from tracecli.store.exact_json import may_hold_wide_ints
+from tracecli.store.rows import already_utc
+from tracecli.store.tables import COMPLETE_COLUMNS
+
+_NULL = msgspec.Raw(b"null")
+# A field of this many bytes or more may be nested deep enough that orjson refused the
+# record (255 levels) and Python's json wrote it: its brackets are counted.
+_DEEP_BYTES = 500
+_DEEP_BRACKETS = 250
+
+
+class _Completed(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A CompletedCallSchemaForInsert as upload sends it, fields in COMPLETE_COLUMNS order."""
+
+    project_id: str
+    id: str
+    trace_id: str
+    op_name: str
+    display_name: str | None = None
+    parent_id: str | None = None
+    thread_id: str | None = None
+    turn_id: str | None = None
+    started_at: str = ""
+    attributes: msgspec.Raw = _NULL
+    inputs: msgspec.Raw = _NULL
+    otel_dump: msgspec.Raw = _NULL
+    wb_user_id: str | None = None
+    wb_run_id: str | None = None
+    wb_run_step: int | None = None
+    ended_at: str = ""
+    exception: str | None = None
+    output: msgspec.Raw = _NULL
+    summary: msgspec.Raw = _NULL
+    wb_run_step_end: int | None = None
+
+
+assert _Completed.__struct_fields__ == COMPLETE_COLUMNS
+
+
+class _Batch(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    batch: list[_Completed]
+
+
+_decode = msgspec.json.Decoder(_Batch).decode
+_fields = msgspec.structs.astuple
+_has_escape = operator.methodcaller("find", b"\\u")
+_has_backslash = operator.methodcaller("find", b"\\")  # one memchr: most bodies have none
+
+
+class _Other(Exception):
+    """This body is not one this path takes: the general path reads it."""
+
+
+def completed_rows(body: bytes) -> list[tuple[Any, ...]] | None:
+    """The COMPLETE_COLUMNS rows of a `calls/complete` body, or None: read it the general
+    way (`tracecli.store.rows.complete_row` on the decoded body)."""
+    if (_has_backslash(body) >= 0 and _has_escape(body) >= 0) or may_hold_wide_ints(body):
+        return None
+    try:
+        calls = _decode(body).batch
+        return [_row(c) for c in calls]
+    except (msgspec.DecodeError, _Other):
+        return None
+
+
+def _row(c: _Completed) -> tuple[Any, ...]:
+    """One call's row, as `complete_row` writes it from the decoded call (see the module)."""
+    (
+        project_id, call_id, trace_id, op_name, display_name, parent_id, thread_id, turn_id,
+        started_at, attributes, inputs, otel_dump, wb_user_id, wb_run_id, wb_run_step,
+        ended_at, exception, output, summary, wb_run_step_end,
+    ) = _fields(c)  # fmt: skip
+    if not call_id or not trace_id:  # a fresh id for "": the general path's
+        raise _Other
+    started = already_utc(started_at)
+    ended = already_utc(ended_at)
+    if started is None or ended is None:
+        raise _Other
+    return (
+        project_id,
+        call_id,
+        trace_id,
+        op_name,
+        display_name,
+        parent_id,
+        thread_id,
+        turn_id,
+        started,
+        _object_text(attributes),
+        _object_text(inputs),
+        _text(otel_dump),
+        wb_user_id,
+        wb_run_id,
+        wb_run_step,
+        ended,
+        exception,
+        _text(output),
+        _object_text(summary),
+        wb_run_step_end,
+    )
+
+
+def _text(raw: msgspec.Raw) -> str | None:
+    """A JSON field as stored: its text, NULL for null."""
+    text = str(raw, "utf-8")
+    if text == "null":
+        return None
+    if len(text) >= _DEEP_BYTES and text.count("{") + text.count("[") >= _DEEP_BRACKETS:
+        raise _Other
+    return text
+
+
+def _object_text(raw: msgspec.Raw) -> str:
+    """attributes, inputs or summary as stored: `{}` for null or empty; an object's text."""
+    text = _text(raw)
+    if text is None or text == "{}":
+        return "{}"
+    if text[0] != "{":  # a list, string or number: the general path's rule for those
+        raise _Other
+    return text
