@@ -119,7 +119,7 @@ _END_FIELDS = (*ENDED_FIELDS, "trace_id", "is_eval")
 
 def _struct(name: str, fields: tuple[str, ...], tag: str | None = None) -> type[Struct]:
     """A Struct of these fields, typed from `_TYPES` (an end's from `_ON_END` first)."""
-    types = _ON_END if name.endswith("End") else {}
+    types = _ON_END if fields is _END_FIELDS else {}
     spec = [(f, *(types.get(f) or _TYPES[f])) for f in fields]
     return defstruct(
         name,
