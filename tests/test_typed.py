@@ -28,6 +28,7 @@ from tracecli.schema.fields import COMPLETED_FIELDS, ENDED_FIELDS, STARTED_FIELD
 from tracecli.upload import validate_blocks as vb
 from tracecli.upload.fastpath import fast_facts
 from tracecli.upload.typed_lines import shape_of, typed_line
+from tracecli.wire.wideints import DEEP_BRACKETS
 
 CID, TID = "6cad4a26-8d11-4ece-9738-f7d93d9c1724", "0123456789abcdef0123456789abcdef"
 START = json.dumps(start(CID, TID)).encode()
@@ -371,3 +372,16 @@ def test_any_edit_of_a_record_reads_the_same_both_ways(
     for key, value in edits:
         line = _with(line, key, value)
     _same(_block(START, line, END))
+
+
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+@pytest.mark.parametrize("extra", [-2, -1, 0, 1])
+def test_nesting_at_the_edge(bom: bytes, extra: int) -> None:
+    """Brackets are counted in the block's translated bytes, by each line's offset: lines
+    with about as many as deep nesting needs, after a byte-order mark or not."""
+    line = json.dumps(start(CID, TID, inputs={"x": 0})).encode()
+    depth = DEEP_BRACKETS - line.count(b"{") - line.count(b"[") + extra
+    deep = line.replace(b'"x": 0', b'"x": ' + b"[" * depth + b"]" * depth)
+    assert (deep.count(b"[") + deep.count(b"{") >= DEEP_BRACKETS) == (extra >= 0)
+    _same(bom + _block(deep, END, deep, START))
+    _same(bom + _block(START, deep, END))

@@ -37,7 +37,7 @@ from tracecli.check.pairpack import Packed, pack_halves
 from tracecli.check.records import parse_record
 from tracecli.diagnostics import Location, Severity
 from tracecli.inputs.blocks import block_lines, range_error, read_range
-from tracecli.inputs.streams import STDIN_NAME
+from tracecli.inputs.streams import BOM, STDIN_NAME
 from tracecli.schema.fastcheck import Facts, new_facts, same_layout
 from tracecli.schema.typed import CHECKS, SHAPES
 from tracecli.upload.fastpath import fast_facts
@@ -45,12 +45,14 @@ from tracecli.upload.lines import NOT_JSON, broken_id, decoded, internal_error, 
 from tracecli.upload.typed_lines import (
     LONG_LINE,
     NEAR_LIMIT,
+    OPENER,
     BlockBytes,
     block_bytes,
     line_clear,
     shape_of,
 )
 from tracecli.wire.encode import SERVER_MAX_BYTES, EncodeError, MiB, dumps
+from tracecli.wire.wideints import DEEP_BRACKETS
 
 Half = tuple[Facts, str, int, bool]  # a pair as the block's loop keeps it: see `pack_halves`
 _REQUEST_OVERHEAD = 64  # the request around one call body: {"batch": [{"mode": ...}]}
@@ -157,14 +159,23 @@ def _check_lines(data: bytes, path: str, at_start: bool) -> Checked:
     # no Weave shape (a Freeplay file), until the orjson path meets one again
     decode: Any = SHAPES["flat"]
     checks = CHECKS
+    count = seen.translated.count  # openers in a line: "[" and "{" are one byte there
+    at = 3 if at_start and data.startswith(BOM) else 0  # where the line starts in data
     records = 0
     n = 0
     for raw in lines:
         n += 1
         f = None
-        if decode is not None and (
-            (clear and len(raw) <= LONG_LINE)
-            or (len(raw) <= _NEAR_LIMIT and line_clear(raw, n, seen))
+        size = len(raw)
+        here = at
+        at += size + 1
+        if (
+            decode is not None
+            and (
+                size <= LONG_LINE
+                or (size <= _NEAR_LIMIT and count(OPENER, here, here + size) < DEEP_BRACKETS)
+            )
+            and (clear or line_clear(raw, n, seen))
         ):
             try:
                 record = decode(raw)
