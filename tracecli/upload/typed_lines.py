@@ -44,7 +44,6 @@ _BLOCK_TABLE = bytes(
     for i in range(256)
 )
 _RUN = b"0" * 20  # digits enough for a number beyond a double without an exponent
-_NEG_RUN = b"-" + b"0" * 19  # (with _RUN: a line whose integers orjson may not keep exact)
 _EXPONENT = b"e000"
 # ... and it is a number only if the digits end where a JSON value ends (in an id's hex
 # they go on with a letter, a "-" or the closing quote)
@@ -58,7 +57,6 @@ class BlockBytes(NamedTuple):
     refs: bool  # some line may hold a reference: each asks `plain_refs`
     text: bool  # some line is not ASCII: each that is not is decoded as UTF-8
     numbers: frozenset[int]  # lines (1-based) with a number the decoder does not size
-    wide: bool  # a run of 20 digits: a line read by orjson needs its exact reading
     translated: bytes  # the block through _BLOCK_TABLE: count OPENER in a line's range
 
 
@@ -67,7 +65,6 @@ def block_bytes(data: bytes) -> BlockBytes:
     t = data.translate(_BLOCK_TABLE)
     at: list[int] = []
     i = t.find(_RUN)
-    wide = i >= 0 or t.find(_NEG_RUN) >= 0  # as `wideints.may_hold_wide_ints` says
     while i >= 0:
         at.append(i)
         i = t.find(_RUN, i + 20)
@@ -80,7 +77,7 @@ def block_bytes(data: bytes) -> BlockBytes:
     # `lines.block_may_ref`, from the translated block: a superset (digits, "E" and "+" are
     # the only letters it changes, to an "e"), and a find costs a seventh of the regex
     refs = t.find(b"weave") >= 0 or escaped_letter(data) is not None
-    return BlockBytes(refs, not data.isascii(), numbers, wide, t)
+    return BlockBytes(refs, not data.isascii(), numbers, t)
 
 
 def line_clear(raw: bytes, n: int, b: BlockBytes) -> bool:

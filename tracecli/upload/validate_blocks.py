@@ -231,7 +231,7 @@ def _orjson_line(
     """A line the typed decoder did not vouch for, read by orjson (the exact reader when
     orjson refuses it): (the fast path's facts, for the caller to pair, else None with
     the line's entries appended here; the value; 1 if the line is a record, else 0)."""
-    for _, _, value, extras in decoded([raw], raw if seen.wide else b""):
+    for _, _, value, extras in decoded([raw], raw):  # (searched for wide integers alone)
         counted = 0
         if value is NOT_JSON:
             if n == 1 and at_start and path == STDIN_NAME:
