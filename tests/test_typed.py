@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -81,6 +82,10 @@ def _same(data: bytes) -> tuple[Any, ...]:
     with _untyped():
         orjson_way = _outcome(data)
     assert typed_way == orjson_way, data[:300]
+    for line in data.split(b"\n"):
+        for shape in typed.SHAPES:  # decoded whole (for upload), the same answer
+            lean, whole = typed_line(line, shape), typed_line(line, shape, whole=True)
+            assert (lean and lean.facts) == (whole and whole.facts), line[:300]
     return typed_way
 
 
@@ -323,6 +328,19 @@ def test_the_structs_hold_the_schemas_fields() -> None:
     assert fields[typed.FlatStart] == set(STARTED_FIELDS)
     assert fields[typed.FlatEnd] == {*ENDED_FIELDS, "trace_id", "is_eval"}
     assert fields[typed.FlatCall] == fields[typed.CompleteBody] == set(COMPLETED_FIELDS)
+
+
+def test_a_whole_body_keeps_what_it_says() -> None:
+    """Decoded whole (for upload), a body tells absent from null and keeps its summary."""
+    summary = b'{"usage": {"m": {"requests": 1}}, "costs": {"m": [1, 2.5]}}'
+    line = _with(_with(END, b"summary", summary), b"exception", b"null")
+    got = typed_line(line, "flat", whole=True)
+    assert got is not None
+    assert bytes(got.body.summary) == summary and got.body.exception is None
+    assert got.body.wb_run_step_end is msgspec.UNSET and got.body.trace_id is msgspec.UNSET
+    lean = typed_line(line, "flat")
+    assert lean is not None and lean.facts == got.facts and lean.body.trace_id is None
+    assert typed_line(_with(END, b"summary", b'{"usage": null}'), "flat", whole=True) is None
 
 
 def test_typed_call_keeps_the_body_and_its_bytes() -> None:

@@ -54,6 +54,7 @@ from tracecli.schema.rules import INT64_MAX, MAX_DISPLAY_NAME, STATUSES
 
 __all__ = [
     "SHAPES",
+    "WHOLE_SHAPES",
     "DecodeError",
     "TypedCall",
     "body_of",
@@ -117,13 +118,24 @@ _ON_END: dict[str, tuple[Any, Any]] = {
 _END_FIELDS = (*ENDED_FIELDS, "trace_id", "is_eval")
 
 
-def _struct(name: str, fields: tuple[str, ...], tag: str | None = None) -> type[Struct]:
+def _lossless(spec: tuple[Any, Any], field: str) -> tuple[Any, Any]:
+    """A field's (type, default) for a Struct that loses nothing a body says: an absent
+    field UNSET (not None, which a null reads as), the summary as its bytes."""
+    if field == "summary":
+        return Raw, NODEFAULT
+    kind, default = spec
+    return (kind | UnsetType, UNSET) if default is None else spec
+
+
+def _struct(
+    name: str, fields: tuple[str, ...], tag: str | None = None, lossless: bool = False
+) -> type[Struct]:
     """A Struct of these fields, typed from `_TYPES` (an end's from `_ON_END` first)."""
     types = _ON_END if fields is _END_FIELDS else {}
-    spec = [(f, *(types.get(f) or _TYPES[f])) for f in fields]
+    spec = [(f, types.get(f) or _TYPES[f]) for f in fields]
     return defstruct(
         name,
-        spec,
+        [(f, *(_lossless(t, f) if lossless else t)) for f, t in spec],
         kw_only=True,
         forbid_unknown_fields=True,
         gc=False,
@@ -132,27 +144,42 @@ def _struct(name: str, fields: tuple[str, ...], tag: str | None = None) -> type[
     )
 
 
-StartBody = _struct("StartBody", STARTED_FIELDS)
-EndBody = _struct("EndBody", _END_FIELDS)
-CompleteBody = _struct("CompleteBody", COMPLETED_FIELDS)
-FlatStart = _struct("FlatStart", STARTED_FIELDS, "start")
-FlatEnd = _struct("FlatEnd", _END_FIELDS, "end")
-FlatCall = _struct("FlatCall", COMPLETED_FIELDS, "call")
-# {"start": body} or {"end": body}; exactly one (checked below)
-Request = defstruct(
-    "Request",
-    [("start", StartBody | UnsetType, UNSET), ("end", EndBody | UnsetType, UNSET)],
-    kw_only=True,
-    forbid_unknown_fields=True,
-    gc=False,
-)
-BatchItem = defstruct(
-    "BatchItem",
-    [("mode", Literal["start", "end"]), ("req", Request)],
-    kw_only=True,
-    forbid_unknown_fields=True,
-    gc=False,
-)
+def _shapes(lossless: bool) -> tuple[type[Struct], ...]:
+    """The record Structs of every shape: flat start, end and call, a batch item, a
+    request, a bare completed call (then the call bodies of the other shapes)."""
+    suffix = "Whole" if lossless else ""
+    start = _struct("StartBody" + suffix, STARTED_FIELDS, None, lossless)
+    end = _struct("EndBody" + suffix, _END_FIELDS, None, lossless)
+    # {"start": body} or {"end": body}; exactly one (checked below)
+    request = defstruct(
+        "Request" + suffix,
+        [("start", start | UnsetType, UNSET), ("end", end | UnsetType, UNSET)],
+        kw_only=True,
+        forbid_unknown_fields=True,
+        gc=False,
+    )
+    batch = defstruct(
+        "BatchItem" + suffix,
+        [("mode", Literal["start", "end"]), ("req", request)],
+        kw_only=True,
+        forbid_unknown_fields=True,
+        gc=False,
+    )
+    return (
+        _struct("FlatStart" + suffix, STARTED_FIELDS, "start", lossless),
+        _struct("FlatEnd" + suffix, _END_FIELDS, "end", lossless),
+        _struct("FlatCall" + suffix, COMPLETED_FIELDS, "call", lossless),
+        batch,
+        request,
+        _struct("CompleteBody" + suffix, COMPLETED_FIELDS, None, lossless),
+        start,
+        end,
+    )
+
+
+FlatStart, FlatEnd, FlatCall, BatchItem, Request, CompleteBody, StartBody, EndBody = _shapes(False)
+_WHOLE = _shapes(True)
+_summary_decode = msgspec.json.Decoder(_Summary).decode
 
 _OBJECT = 0x7B  # "{": a Raw value msgspec has validated is an object when it starts so
 
@@ -174,12 +201,12 @@ def _start_part(s: Any) -> str | None:
     if v not in _ok_ops and not _new_op(v):
         return None
     v = s.parent_id
-    if v is not None and v not in _ok_call_ids and not _new_call_id(v):
+    if v is not None and v is not UNSET and v not in _ok_call_ids and not _new_call_id(v):
         return None
     if not (_object(s.attributes) and _object(s.inputs) and _object_or_null(s.otel_dump)):
         return None
     v = s.wb_run_id
-    if v is not None and v not in _ok_runs and not _new_run(v):
+    if v is not None and v is not UNSET and v not in _ok_runs and not _new_run(v):
         return None
     return _when(s.started_at)
 
@@ -192,7 +219,19 @@ def _ids(s: Any, trace: bool) -> bool:
     if v not in _ok_call_ids and not _new_call_id(v):
         return False
     v = s.trace_id
-    return (v is None and not trace) or v in _ok_trace_ids or _new_trace_id(v)
+    if not trace and (v is None or v is UNSET):
+        return True
+    return v in _ok_trace_ids or _new_trace_id(v)
+
+
+def _summary_ok(v: Any) -> bool:
+    """A summary kept as its bytes (`typed_call(..., whole=True)`), checked as the decoded
+    one is: by decoding it again (the keys it checks typed, the others skipped)."""
+    try:
+        _summary_decode(v)
+    except DecodeError:
+        return False
+    return True
 
 
 def _start(s: Any, line: int) -> Facts | None:
@@ -201,7 +240,9 @@ def _start(s: Any, line: int) -> Facts | None:
     started = _start_part(s)
     if started is None:
         return None
-    return new_facts(Facts, (line, "start", s.id, s.trace_id, s.parent_id, started, None))
+    pid = s.parent_id
+    pid = None if pid is UNSET else pid
+    return new_facts(Facts, (line, "start", s.id, s.trace_id, pid, started, None))
 
 
 def _end(s: Any, line: int) -> Facts | None:
@@ -209,10 +250,14 @@ def _end(s: Any, line: int) -> Facts | None:
     if not _ids(s, False):
         return None
     started = s.started_at
-    if started is not None:
+    if started is UNSET:
+        started = None
+    elif started is not None:
         started = _when(started)
         if started is None:
             return None
+    if type(s.summary) is Raw and not _summary_ok(s.summary):
+        return None
     ended = _when(s.ended_at)
     return (
         None if ended is None else new_facts(Facts, (line, "end", s.id, None, None, started, ended))
@@ -224,9 +269,11 @@ def _complete(s: Any, line: int) -> Facts | None:
         return None
     started = _start_part(s)
     ended = None if started is None else _when(s.ended_at)
-    if ended is None:
+    if ended is None or (type(s.summary) is Raw and not _summary_ok(s.summary)):
         return None
-    return new_facts(Facts, (line, "complete", s.id, s.trace_id, s.parent_id, started, ended))
+    pid = s.parent_id
+    pid = None if pid is UNSET else pid
+    return new_facts(Facts, (line, "complete", s.id, s.trace_id, pid, started, ended))
 
 
 def _request(s: Any, line: int) -> Facts | None:
@@ -243,24 +290,33 @@ def _batch(s: Any, line: int) -> Facts | None:
     return _end(req.end, line) if req.start is UNSET and req.end is not UNSET else None
 
 
+_KINDS = (_start, _end, _complete, _batch, _request, _complete)
 _CHECKS: dict[type, Callable[[Any, int], Facts | None]] = {
-    FlatStart: _start,
-    FlatEnd: _end,
-    FlatCall: _complete,
-    BatchItem: _batch,
-    Request: _request,
-    CompleteBody: _complete,
+    **dict(
+        zip((FlatStart, FlatEnd, FlatCall, BatchItem, Request, CompleteBody), _KINDS, strict=True)
+    ),
+    **dict(zip(_WHOLE[:6], _KINDS, strict=True)),
 }
 CHECKS: Final = _CHECKS  # a decoded record's type -> its check (facts or None)
+_BATCHES = (BatchItem, _WHOLE[3])
+_REQUESTS = (Request, _WHOLE[4])
 
-# shape (as `parse_record` names them) -> the decoder of its records
-_decoder = msgspec.json.Decoder
-SHAPES: Final[dict[str, Callable[[bytes], Any]]] = {
-    "flat": _decoder(FlatStart | FlatEnd | FlatCall).decode,
-    "batch": _decoder(BatchItem).decode,
-    "request": _decoder(Request).decode,
-    "complete": _decoder(CompleteBody).decode,
-}
+
+def _decoders(structs: tuple[type[Struct], ...]) -> dict[str, Callable[[bytes], Any]]:
+    """shape (as `parse_record` names them) -> the decoder of its records."""
+    flat, end, call, batch, request, complete = structs[:6]
+    decoder = msgspec.json.Decoder
+    return {
+        "flat": decoder(flat | end | call).decode,
+        "batch": decoder(batch).decode,
+        "request": decoder(request).decode,
+        "complete": decoder(complete).decode,
+    }
+
+
+SHAPES: Final = _decoders((FlatStart, FlatEnd, FlatCall, BatchItem, Request, CompleteBody))
+# the same shapes decoded whole: absent fields UNSET, the summary as its bytes
+WHOLE_SHAPES: Final = _decoders(_WHOLE)
 
 
 def struct_facts(record: Any, line: int = 0) -> Facts | None:
@@ -288,10 +344,11 @@ class TypedCall(NamedTuple):
     body: Any
 
 
-def typed_call(shape: str, raw: bytes, line: int = 0) -> TypedCall | None:
-    """`line_facts` with the call body kept (same contract)."""
+def typed_call(shape: str, raw: bytes, line: int = 0, whole: bool = False) -> TypedCall | None:
+    """`line_facts` with the call body kept (same contract). `whole`: decoded so that the
+    body loses nothing it says (`WHOLE_SHAPES`), for a run that sends it on."""
     try:
-        record = SHAPES[shape](raw)
+        record = (WHOLE_SHAPES if whole else SHAPES)[shape](raw)
     except (DecodeError, RecursionError):
         return None
     facts = _CHECKS[type(record)](record, line)
@@ -301,9 +358,9 @@ def typed_call(shape: str, raw: bytes, line: int = 0) -> TypedCall | None:
 def body_of(record: Any) -> Any:
     """The call body (a Struct) of a decoded record of any shape."""
     t = type(record)
-    if t is BatchItem:
+    if t in _BATCHES:
         req = record.req
         return req.start if record.mode == "start" else req.end
-    if t is Request:
+    if t in _REQUESTS:
         return record.start if record.start is not UNSET else record.end
     return record

@@ -112,11 +112,12 @@ def shape_of(value: Any) -> str | None:
     return None
 
 
-def typed_line(raw: bytes, shape: str, line: int = 0) -> TypedCall | None:
+def typed_line(raw: bytes, shape: str, line: int = 0, whole: bool = False) -> TypedCall | None:
     """One line, on its own (no block around it), as the typed path reads it: facts, shape
-    and call body when certainly valid, else None (read it with orjson)."""
+    and call body when certainly valid, else None (read it with orjson). `whole`: the body
+    decoded to lose nothing it says (see `schema.typed.typed_call`)."""
     if len(raw) > NEAR_LIMIT or (len(raw) > LONG_LINE and may_nest_deep(raw)):
         return None
     if not line_clear(raw, 1, block_bytes(raw)):  # (the line is line 1 of its own bytes)
         return None
-    return typed_call(shape, raw, line)
+    return typed_call(shape, raw, line, whole)
