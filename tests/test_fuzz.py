@@ -5,7 +5,9 @@
 - call bodies built from valid and nearly valid field values: whenever the fast path
   (`fastcheck`, and the block reader's `_fast` on whole records) says "valid", the full
   check (pydantic models + server rules) must report nothing, and the facts it hands the
-  cross-record checks must be the ones the full path would give.
+  cross-record checks must be the ones the full path would give;
+- the same records as lines, in several styles: a block checked with the typed decoder
+  (`schema.typed`) in front reports exactly what it reports without it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from tracecli.check.facts import call_facts, timestamp
+from tracecli.check.pairpack import unpack_pairs
 from tracecli.check.records import check_call, parse_record
 from tracecli.cli import app
 from tracecli.diagnostics import Location
@@ -32,6 +35,7 @@ from tracecli.schema.fastcheck import (
 )
 from tracecli.upload import validate_blocks as blocks
 from tracecli.upload.lines import plain_refs
+from tracecli.upload.typed_lines import shape_of, typed_line
 from tracecli.upload.validate import validate_paths
 
 pytestmark = pytest.mark.slow  # hypothesis runs of the CLI and the parsers: out of the fast loop
@@ -259,3 +263,53 @@ def test_block_fast_path_agrees_with_parse_record(value: dict[str, Any]) -> None
         assert got[:5] == want[:5]
         # times stay the strings written (validated); they mean the same instants
         assert [timestamp(t) for t in got[5:]] == list(want[5:])
+
+
+def _typed_off() -> dict[str, Any]:
+    saved = blocks.SHAPES
+    blocks.SHAPES = dict.fromkeys(saved)  # type: ignore[misc]
+    return saved
+
+
+def _styled(v: dict[str, Any], style: str) -> bytes:
+    if style == "dumps":
+        return json.dumps(v, default=str, ensure_ascii=False).encode()
+    sep = None if style == "ascii" else (",", ":")
+    v = json.loads(json.dumps(v, default=str))  # (keys as strings, to sort them)
+    return json.dumps(v, separators=sep, sort_keys=style == "sorted").encode()
+
+
+def test_typed_decoder_agrees_with_the_orjson_path() -> None:
+    """The typed decoder (msgspec, `schema.typed`) in front of orjson changes nothing a
+    block reports, and vouches only for records the full check finds nothing in."""
+    vouched = 0
+
+    @settings(max_examples=EXAMPLES, deadline=None)
+    @given(
+        values=st.lists(shapes, min_size=1, max_size=4),
+        style=st.sampled_from(["dumps", "compact", "sorted", "ascii"]),
+    )
+    def check(values: list[dict[str, Any]], style: str) -> None:
+        nonlocal vouched
+        lines = [_styled(v, style) for v in values]
+        data = b"".join(line + b"\n" for line in lines)
+        got = blocks.check_lines(data, "t.jsonl", True)
+        saved = _typed_off()
+        try:
+            want = blocks.check_lines(data, "t.jsonl", True)
+        finally:
+            blocks.SHAPES = saved  # type: ignore[misc]
+        assert (got.lines, got.records, got.entries) == (want.lines, want.records, want.entries)
+        assert (got.pairs is None) == (want.pairs is None)
+        if got.pairs is not None and want.pairs is not None:
+            assert unpack_pairs(got.pairs) == unpack_pairs(want.pairs)
+        for line in lines:
+            value = json.loads(line)
+            shape = shape_of(value)
+            if shape is not None and typed_line(line, shape) is not None:
+                vouched += 1
+                parsed = parse_record(LOC, value)
+                assert parsed.diagnostics == [] and parsed.record is not None
+
+    check()
+    assert vouched > 10, "the strategy must reach the typed path now and then"

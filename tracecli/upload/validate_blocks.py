@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gc
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from tracecli.check.entries import (
@@ -36,22 +37,26 @@ from tracecli.check.pairpack import Packed, pack_halves
 from tracecli.check.records import parse_record
 from tracecli.diagnostics import Location, Severity
 from tracecli.inputs.blocks import block_lines, range_error, read_range
-from tracecli.inputs.streams import STDIN_NAME
+from tracecli.inputs.streams import BOM, STDIN_NAME
 from tracecli.schema.fastcheck import Facts, new_facts, same_layout
+from tracecli.schema.typed import CHECKS, SHAPES
 from tracecli.upload.fastpath import fast_facts
-from tracecli.upload.lines import (
-    NOT_JSON,
-    block_may_ref,
-    broken_id,
-    decoded,
-    internal_error,
-    plain_refs,
+from tracecli.upload.lines import NOT_JSON, broken_id, decoded, internal_error, plain_refs
+from tracecli.upload.typed_lines import (
+    LONG_LINE,
+    NEAR_LIMIT,
+    OPENER,
+    BlockBytes,
+    block_bytes,
+    line_clear,
+    shape_of,
 )
 from tracecli.wire.encode import SERVER_MAX_BYTES, EncodeError, MiB, dumps
+from tracecli.wire.wideints import DEEP_BRACKETS
 
 Half = tuple[Facts, str, int, bool]  # a pair as the block's loop keeps it: see `pack_halves`
 _REQUEST_OVERHEAD = 64  # the request around one call body: {"batch": [{"mode": ...}]}
-_NEAR_LIMIT = SERVER_MAX_BYTES - (1 << 20)  # raw lines longer than this are measured
+_NEAR_LIMIT = NEAR_LIMIT  # raw lines longer than this are measured (orjson's path)
 
 
 def examine(value: Any, line: int, path: str, out: list[Entry], json: bool = False) -> None:
@@ -147,50 +152,46 @@ def _check_lines(data: bytes, path: str, at_start: bool) -> Checked:
     ids: list[Any] = []  # every id an entry carries, to count them
     note = ids.append
     opened: dict[Any, int] = {}  # id -> index in out of its start, still unpaired
-    fast = fast_facts
-    no_refs = block_may_ref(data) is None
     lines = block_lines(data, at_start)
+    seen = block_bytes(data)
+    clear = not (seen.refs or seen.text or seen.numbers)
+    # the typed decoder of the shape met last (files keep to one); None after a record of
+    # no Weave shape (a Freeplay file), until the orjson path meets one again
+    decode: Any = SHAPES["flat"]
+    checks = CHECKS
+    count = seen.translated.count  # openers in a line: "[" and "{" are one byte there
+    at = 3 if at_start and data.startswith(BOM) else 0  # where the line starts in data
     records = 0
-    for n, raw, value, extras in decoded(lines, data):
-        if value is NOT_JSON:
-            if n == 1 and at_start and path == STDIN_NAME:
-                fld, code, sev, msg = extras[0]
-                msg += " (stdin is read as JSONL: --input-format yaml reads YAML)"
-                extras = [(fld, code, sev, msg)]
+    n = 0
+    for raw in lines:
+        n += 1
+        f = None
+        size = len(raw)
+        here = at
+        at += size + 1
+        if (
+            decode is not None
+            and (
+                size <= LONG_LINE
+                or (size <= _NEAR_LIMIT and count(OPENER, here, here + size) < DEEP_BRACKETS)
+            )
+            and (clear or line_clear(raw, n, seen))
+        ):
+            try:
+                record = decode(raw)
+                f = checks[type(record)](record, n)
+            except Exception:  # msgspec's refusal (or a bug here): orjson's path decides
+                f = None
+        if f is None:
+            f, value, counted = _orjson_line(n, raw, path, at_start, seen, out, note)
+            records += counted
+            if type(value) is dict:
+                shape = shape_of(value)
+                decode = None if shape is None else SHAPES[shape]
+            if f is None:
+                continue
         else:
             records += 1
-            if len(raw) > _NEAR_LIMIT:
-                too_large(value, n, out)  # type: ignore[arg-type]
-        if extras:
-            if any(e[2] is Severity.ERROR for e in extras):
-                out.extend(diag_entry(n, *e) for e in extras)
-                _refuse_broken(raw, n, out)
-                continue
-            k = len(out)
-            examine(value, n, path, out, False)  # type: ignore[arg-type]
-            refused = set()
-            for e in out[k:]:
-                if type(e) is Diag:
-                    if e.severity is Severity.ERROR:
-                        refused.add(e.field)
-                elif type(e) is Facts or type(e) is Refused:
-                    note(e.call_id)
-            out.extend(diag_entry(n, *e) for e in extras if e[0] not in refused)
-            continue
-        # a string the server reads as a reference starts with "weave: the full check
-        # looks inside values for it, the fast one does not (one search per block)
-        plain = no_refs or plain_refs(raw)
-        try:
-            f = fast(value, n, True) if plain and type(value) is dict else None
-        except Exception:
-            f = None  # the full check below says what is wrong (or reports our bug)
-        if f is None:
-            k = len(out)
-            examine(value, n, path, out, plain)  # type: ignore[arg-type]
-            for e in out[k:]:
-                if type(e) is Facts or type(e) is Refused:
-                    note(e.call_id)
-            continue
         cid = f.call_id
         note(cid)
         kind = f.kind
@@ -216,6 +217,62 @@ def _check_lines(data: bytes, path: str, at_start: bool) -> Checked:
         entries, pairs = _unpair(out, pairs, ids)
         return Checked(n, records, entries, pack_halves(pairs))
     return Checked(n, records, _settle_times(out), pack_halves(pairs))
+
+
+def _orjson_line(
+    n: int,
+    raw: bytes,
+    path: str,
+    at_start: bool,
+    seen: BlockBytes,
+    out: list[Entry | None],
+    note: Callable[[Any], None],
+) -> tuple[Facts | None, Any, int]:
+    """A line the typed decoder did not vouch for, read by orjson (the exact reader when
+    orjson refuses it): (the fast path's facts, for the caller to pair, else None with
+    the line's entries appended here; the value; 1 if the line is a record, else 0)."""
+    for _, _, value, extras in decoded([raw], raw):  # (searched for wide integers alone)
+        counted = 0
+        if value is NOT_JSON:
+            if n == 1 and at_start and path == STDIN_NAME:
+                fld, code, sev, msg = extras[0]
+                msg += " (stdin is read as JSONL: --input-format yaml reads YAML)"
+                extras = [(fld, code, sev, msg)]
+        else:
+            counted = 1
+            if len(raw) > _NEAR_LIMIT:
+                too_large(value, n, out)  # type: ignore[arg-type]
+        if extras:
+            if any(e[2] is Severity.ERROR for e in extras):
+                out.extend(diag_entry(n, *e) for e in extras)
+                _refuse_broken(raw, n, out)
+                return None, value, counted
+            k = len(out)
+            examine(value, n, path, out, False)  # type: ignore[arg-type]
+            refused = set()
+            for e in out[k:]:
+                if type(e) is Diag:
+                    if e.severity is Severity.ERROR:
+                        refused.add(e.field)
+                elif type(e) is Facts or type(e) is Refused:
+                    note(e.call_id)
+            out.extend(diag_entry(n, *e) for e in extras if e[0] not in refused)
+            return None, value, counted
+        # a string the server reads as a reference starts with "weave: the full check
+        # looks inside values for it, the fast one does not (one search per block)
+        plain = not seen.refs or plain_refs(raw)
+        try:
+            f = fast_facts(value, n, True) if plain and type(value) is dict else None
+        except Exception:
+            f = None  # the full check below says what is wrong (or reports our bug)
+        if f is None:
+            k = len(out)
+            examine(value, n, path, out, plain)  # type: ignore[arg-type]
+            for e in out[k:]:
+                if type(e) is Facts or type(e) is Refused:
+                    note(e.call_id)
+        return f, value, counted
+    return None, None, 0  # a blank line
 
 
 def _settle_times(out: list[Entry | None]) -> list[Entry]:

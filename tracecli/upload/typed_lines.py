@@ -1,0 +1,123 @@
+"""Which lines of a block the typed decoder (`schema.typed`) may read, and their shapes.
+
+msgspec reads a line as orjson does except in a few places, all of them inside the
+free-form values it skips (`msgspec.Raw`, a summary's other keys): there it does not look
+at bytes that are not UTF-8, nor at the size of a number (`1e400`, or a 400-digit one: a
+double's infinity, which orjson refuses and the exact reader warns about), nor does the
+fast path look there for strings the server would read as references. A line with any of
+these goes the way it always went (orjson, the fast path, the full check), which gives
+the real answer; so does a line nested deep enough to matter or near the server's size
+limit, whose checks need the decoded value. What msgspec reads differently in the typed
+fields (an integer beyond 64 bits, exact here, as the exact reader reads it) is the same
+answer. The block is searched once; only the lines it points at are looked at closely.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, NamedTuple
+
+from tracecli.schema.typed import TypedCall, typed_call
+from tracecli.upload.lines import escaped_letter, plain_refs
+from tracecli.wire.encode import SERVER_MAX_BYTES
+from tracecli.wire.wideints import DEEP_BRACKETS, may_nest_deep
+
+__all__ = [
+    "LONG_LINE",
+    "NEAR_LIMIT",
+    "OPENER",
+    "BlockBytes",
+    "block_bytes",
+    "line_clear",
+    "shape_of",
+]
+
+NEAR_LIMIT = SERVER_MAX_BYTES - (1 << 20)  # raw lines longer than this are measured
+LONG_LINE = 2 * DEEP_BRACKETS  # a line shorter than this cannot nest deep enough to matter
+
+# One pass over a block (`bytes.translate`, ~9 instructions a byte) serves every search:
+# digits read "0", an exponent's "E" and "+" read "e" (a number's exponent of three digits
+# or more, beyond what a finite double allows, reads "e000"), "[" reads "{" (one count of
+# openers per line), letters stay (a "weave" in the block is one there).
+_BLOCK_TABLE = bytes(
+    0x30 if 0x30 <= i <= 0x39 else 0x65 if i in b"E+" else 0x7B if i == 0x5B else i
+    for i in range(256)
+)
+_RUN = b"0" * 20  # digits enough for a number beyond a double without an exponent
+_EXPONENT = b"e000"
+# ... and it is a number only if the digits end where a JSON value ends (in an id's hex
+# they go on with a letter, a "-" or the closing quote)
+_exponent_end = re.compile(rb"e0{3,}[,}\] \t\r\n]").match
+OPENER = b"{"  # "[" and "{" in the translated block
+
+
+class BlockBytes(NamedTuple):
+    """What one search of a block found, for `line_clear` to ask of its lines."""
+
+    refs: bool  # some line may hold a reference: each asks `plain_refs`
+    text: bool  # some line is not ASCII: each that is not is decoded as UTF-8
+    numbers: frozenset[int]  # lines (1-based) with a number the decoder does not size
+    translated: bytes  # the block through _BLOCK_TABLE: count OPENER in a line's range
+
+
+def block_bytes(data: bytes) -> BlockBytes:
+    """Search a block (of whole lines) once for what keeps its lines off the typed path."""
+    t = data.translate(_BLOCK_TABLE)
+    at: list[int] = []
+    i = t.find(_RUN)
+    while i >= 0:
+        at.append(i)
+        i = t.find(_RUN, i + 20)
+    i = t.find(_EXPONENT)
+    while i >= 0:
+        if _exponent_end(t, i) is not None:
+            at.append(i)
+        i = t.find(_EXPONENT, i + 4)
+    numbers = frozenset(data.count(b"\n", 0, i) + 1 for i in at)
+    # `lines.block_may_ref`, from the translated block: a superset (digits, "E" and "+" are
+    # the only letters it changes, to an "e"), and a find costs a seventh of the regex
+    refs = t.find(b"weave") >= 0 or escaped_letter(data) is not None
+    return BlockBytes(refs, not data.isascii(), numbers, t)
+
+
+def line_clear(raw: bytes, n: int, b: BlockBytes) -> bool:
+    """Whether line `n` of the block may be read by the typed decoder (see the module);
+    the caller also keeps lines near the size limit (`NEAR_LIMIT`) and lines with
+    brackets enough to nest deep (`LONG_LINE`, `OPENER`) from it."""
+    if n in b.numbers:
+        return False
+    if b.refs and not plain_refs(raw):
+        return False
+    if b.text and not raw.isascii():
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
+def shape_of(value: Any) -> str | None:
+    """The shape of a decoded record, named as `schema.typed.SHAPES` names its decoders
+    (as `check.records.parse_record` tells them apart), or None for none of them."""
+    if type(value) is not dict:
+        return None
+    if "type" in value:
+        return "flat"
+    if "req" in value:
+        return "batch"
+    if len(value) == 1 and ("start" in value or "end" in value):
+        return "request"
+    if "op_name" in value:
+        return "complete"
+    return None
+
+
+def typed_line(raw: bytes, shape: str, line: int = 0, whole: bool = False) -> TypedCall | None:
+    """One line, on its own (no block around it), as the typed path reads it: facts, shape
+    and call body when certainly valid, else None (read it with orjson). `whole`: the body
+    decoded to lose nothing it says (see `schema.typed.typed_call`)."""
+    if len(raw) > NEAR_LIMIT or (len(raw) > LONG_LINE and may_nest_deep(raw)):
+        return None
+    if not line_clear(raw, 1, block_bytes(raw)):  # (the line is line 1 of its own bytes)
+        return None
+    return typed_call(shape, raw, line, whole)
