@@ -206,3 +206,24 @@ def test_tail_reads_search_the_id_index_and_keep_the_walk_without_one(
     assert len(recent(source, TailRequest(P, limit=4, op="llm.chat"))) == 4
     plans = [_plan(db, s) for s in _reads(planned)]
     assert len(plans) == 2 and all(f"SEARCH calls USING INDEX {_WALK} (" in p for p in plans)
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [
+        {},
+        {"filter": {"op_names": ["llm.chat"]}},
+        {"filter": {"trace_roots_only": True}},
+        {"filter": {"thread_ids": ["t1"], "wb_run_ids": ["r1"]}},
+        {"filter": {"trace_ids": [], "call_ids": []}},  # empty lists are no filter
+    ],
+)
+def test_broad_reads_keep_the_started_at_walk(
+    planned: PlannedStore, tmp_path: Path, selection: dict[str, Any]
+) -> None:
+    _traces(planned)
+    planned.statements.clear()
+    list(planned.query(P, limit=5, sort_by=_NEWEST_FIRST, **selection))
+    (statement,) = _reads(planned)
+    assert "+" not in statement.split(" FROM calls ", 1)[1]
+    assert f"SEARCH calls USING INDEX {_WALK} (" in _plan(tmp_path / "traces.db", statement)
