@@ -20,8 +20,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.support.servers import make_call, start_half
-from tests.test_server import app_server
+from tests.support.servers import app_server, make_call, start_half
 from tracecli.readback.sources import StoreSource
 from tracecli.readback.tail import TailRequest, recent
 from tracecli.serve.app import create_app
