@@ -8,22 +8,18 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-import uvicorn
 import yaml
 
-from tests.support.servers import ServerHandle, end_half, make_call, start_half
+from tests.support.servers import ServerHandle, app_server, end_half, make_call, start_half
 from tracecli.serve.app import create_app
-from tracecli.serve.listen import bind, url_of
 from tracecli.store.db import Store
 
 pytest_plugins = ["tests.support.servers"]
@@ -159,24 +155,6 @@ def test_body_over_32_mib_is_413(serve_server: ServerHandle) -> None:
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 413")
     assert answer.endswith(b'\r\n\r\n{"reason":"Request too large"}')
-
-
-@contextmanager
-def app_server(app: Any) -> Iterator[str]:
-    """The same ASGI app under uvicorn in a thread (real sockets), for options `serve` keeps
-    fixed, such as a tiny body limit."""
-    sock = bind("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        while not server.started and thread.is_alive():
-            threading.Event().wait(0.02)
-        yield url_of(sock)
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 def test_streamed_body_over_the_limit_is_413_and_stores_nothing(tmp_path: Path) -> None:

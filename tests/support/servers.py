@@ -28,15 +28,20 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
+
+from tracecli.serve.listen import bind, url_of
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("TRACECLI_SHARED", ROOT.parent / "shared"))
@@ -338,3 +343,21 @@ def end_half(call: dict[str, Any]) -> dict[str, Any]:
     """The EndedCallSchemaForInsert part of a completed call."""
     keys = ("project_id", "id", "ended_at", "exception", "output", "summary")
     return {k: call[k] for k in keys if k in call}
+
+
+@contextmanager
+def app_server(app: Any) -> Iterator[str]:
+    """The same ASGI app under uvicorn in a thread (real sockets), for options `serve` keeps
+    fixed, such as a tiny body limit."""
+    sock = bind("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        while not server.started and thread.is_alive():
+            threading.Event().wait(0.02)
+        yield url_of(sock)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()

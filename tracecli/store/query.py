@@ -51,6 +51,11 @@ _FILTER_COLUMNS = {
     "wb_run_ids": "wb_run_id",
     "wb_user_ids": "wb_user_id",
 }
+# The filters with an index of their own (store/tables.py): the primary key (project_id, id),
+# calls_project_trace and calls_project_parent. A non-empty list of ids picks a few calls;
+# see `build_select` for how that steers the plan. (thread, turn and run ids have no index:
+# their filters are tested on the rows the started_at walk reads, as before.)
+_INDEXED_FILTERS = frozenset({"call_ids", "trace_ids", "parent_ids"})
 _UNSUPPORTED_FILTERS = ("input_refs", "output_refs")
 _SORT_DIRECTIONS = {"asc": "ASC", "desc": "DESC"}
 # `$convert` targets and the inferred casts of comparisons, as weave's SQLite server names them.
@@ -307,20 +312,11 @@ class Selection(TypedDict, total=False):
     offset: int | None
 
 
-def build_select(
-    table_columns: str, project_id: str, **selection: Unpack[Selection]
-) -> tuple[str, list[Any]]:
-    """One SELECT over `calls` for a stream_query request, answering as weave's SQLite server
-    does (deleted calls left out, an empty id list ignored, `limit: 0` meaning no limit);
-    raises QueryError when unsure."""
-    filter, query = selection.get("filter"), selection.get("query")
-    sort_by, limit, offset = (
-        selection.get("sort_by"),
-        selection.get("limit"),
-        selection.get("offset"),
-    )
-    sql = _Sql()
-    where = [f"project_id = {sql.param(project_id)}", "deleted_at IS NULL"]
+def _filter_terms(filter: Mapping[str, Any] | None, sql: _Sql) -> tuple[list[str], bool]:
+    """A CallsFilter's conditions, as weave's server applies them, and whether one of them
+    names ids with an index of their own (see `build_select`)."""
+    where: list[str] = []
+    by_id_index = roots_only = False
     for key, value in (filter or {}).items():
         if value is None:
             continue
@@ -337,16 +333,54 @@ def build_select(
                 where.append("(" + " OR ".join(parts) + ")")
                 continue
             where.append(f"{column} IN {sql.id_list(value, key)}")
+            by_id_index |= key in _INDEXED_FILTERS
         elif key == "trace_roots_only":
-            if value:
-                where.append("parent_id IS NULL")
+            roots_only = bool(value)
         elif key in _UNSUPPORTED_FILTERS:
             if value:
                 raise QueryError(f"filter.{key} is not supported by the embedded store")
         else:
             raise QueryError(f"unknown filter key {key!r}")
+    if roots_only:
+        # `IS NULL` is an equality to SQLite: it would take calls_project_parent for it (every
+        # root of the project) over the ids' own index.
+        where.append(("+" if by_id_index else "") + "parent_id IS NULL")
+    return where, by_id_index
+
+
+def build_select(
+    table_columns: str, project_id: str, **selection: Unpack[Selection]
+) -> tuple[str, list[Any]]:
+    """One SELECT over `calls` for a stream_query request, answering as weave's SQLite server
+    does (deleted calls left out, an empty id list ignored, `limit: 0` meaning no limit);
+    raises QueryError when unsure.
+
+    The plan: SQLite (no ANALYZE statistics) prefers walking calls_project_started, which
+    hands rows over in started_at order with no sort, to any index that would need one; so a
+    query for one trace read every call of the project (55 ms of CPU on 200k calls). When
+    the filter names call, trace or parent ids (`_INDEXED_FILTERS`: each has an index), the
+    ORDER BY terms, the roots-only condition and the Mongo-style query are written behind a
+    unary `+`: the same values and order, but no index can serve them, so the id filters are
+    all the planner can SEARCH by; it reads the few rows they name and sorts them (0.1 ms).
+    Unfiltered and broad queries (op names, roots only, threads, runs, a query) keep the
+    started_at walk, which stops after `limit` rows. A `+` rather than `INDEXED BY`: no index
+    is named in the SQL, and with several id filters SQLite still picks among their indexes.
+    tests/test_store_plans.py checks the plan of each read with EXPLAIN QUERY PLAN.
+    """
+    filter, query = selection.get("filter"), selection.get("query")
+    sort_by, limit, offset = (
+        selection.get("sort_by"),
+        selection.get("limit"),
+        selection.get("offset"),
+    )
+    sql = _Sql()
+    where = [f"project_id = {sql.param(project_id)}", "deleted_at IS NULL"]
+    terms, by_id_index = _filter_terms(filter, sql)
+    where += terms
+    steer = "+" if by_id_index else ""
     if query:
-        where.append(compile_query(query, sql, call_field))
+        condition = compile_query(query, sql, call_field)
+        where.append(f"+({condition})" if by_id_index else condition)
     order = []
     for item in sort_by or []:
         if not isinstance(item, Mapping):
@@ -369,6 +403,6 @@ def build_select(
         raise QueryError(f"offset must be a non-negative integer, got {offset!r}")
     text = f"SELECT {table_columns} FROM calls WHERE {' AND '.join(where)}"
     if order:
-        text += f" ORDER BY {', '.join(order)}"
+        text += f" ORDER BY {', '.join(steer + term for term in order)}"
     text += f" LIMIT {sql.param(limit or -1)} OFFSET {sql.param(offset or 0)}"
     return text, sql.params
