@@ -257,7 +257,7 @@ _attribute_lists = st.lists(
 def test_quick_attributes_are_weaves_expansion(items: list[dict[str, Any]]) -> None:
     """Each shape is read three times: nested key by key, then by its built function."""
     from tracecli.otel.anyvalue import key_values
-    from tracecli.otel.attrlist import plain_values, quick_attributes
+    from tracecli.otel.attrlist import impure_keys, quick_attributes
     from tracecli.otel.nesting import PathConflictError, expand_attributes
 
     raw = orjson.dumps(items)
@@ -271,7 +271,7 @@ def test_quick_attributes_are_weaves_expansion(items: list[dict[str, Any]]) -> N
             continue
         assert expected is not None
         assert _same(got[0], expected), (got[0], expected)
-        assert got[1] == plain_values(orjson.loads(raw))
+        assert got[1] == impure_keys(orjson.loads(raw))
 
 
 # -- whole spans: the usual span's reader is decode_span's general reader ------------------
@@ -349,3 +349,81 @@ def test_quick_span_is_decode_span(n: int, changes: list[tuple[str, Any]]) -> No
     finally:
         spans._quick_span = real
     assert quick == general
+
+
+# -- validate's fast check for calls whose impure values no pick reads -----------------------
+_PICKY_KEYS = st.sampled_from(
+    ["app.fp", "app", "gen_ai.input.messages", "gen_ai.request", "gen_ai.request.seed",
+     "gen_ai", "input", "output.value", "wandb.attributes", "llm", "a.b"]
+)  # fmt: skip
+_IMPURE_VALUES = st.one_of(
+    _any_values,
+    st.sampled_from(
+        [
+            {"bytesValue": "AAE="},
+            {"stringValue": '{"a": NaN}'},
+            {"stringValue": "[Infinity]"},
+            {"doubleValue": "NaN"},
+            {"arrayValue": {"values": [{"bytesValue": "AAE="}]}},
+            {"kvlistValue": {"values": [{"key": "k", "value": {"bytesValue": "/w=="}}]}},
+        ]
+    ),
+)
+
+
+def _json_own(value: Any) -> bool:
+    """Only values JSON writes as they are: no bytes, no NaN or infinity."""
+    if isinstance(value, float):
+        return value == value and value not in (float("inf"), float("-inf"))
+    if isinstance(value, dict):
+        return all(_json_own(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_json_own(v) for v in value)
+    return value is None or isinstance(value, (str, int, bool))
+
+
+@settings(max_examples=400)
+@given(
+    st.sampled_from(range(len(_SPANS))),
+    st.lists(
+        st.tuples(_PICKY_KEYS, _IMPURE_VALUES).map(lambda kv: {"key": kv[0], "value": kv[1]}),
+        max_size=3,
+    ),
+)
+def test_a_plain_call_is_checked_as_the_full_check_does(
+    n: int, extra: list[dict[str, Any]]
+) -> None:
+    """`plain_call` says yes only for calls of JSON's own values, and for those validate's
+    fast check gives the full check's entries."""
+    import copy
+
+    from tracecli.otel.to_weave import MappingError, plain_call, span_to_call
+    from tracecli.upload.otlp_lines import checked
+    from tracecli.upload.validate_blocks import _settle_times
+
+    raw = orjson.loads(orjson.dumps(_SPANS[n]))
+    raw["attributes"] = [*raw.get("attributes", []), *extra]
+    try:
+        span = decode_span(raw, None)
+        call = span_to_call(span, "acme/otel")
+    except (FieldError, MappingError):
+        return
+    if not plain_call(span):
+        return
+    assert _json_own(call)
+    fast = checked(copy.deepcopy(call), 1, "f", "spans[0]", True)
+    full = checked(copy.deepcopy(call), 1, "f", "spans[0]", False)
+    # the same once a block settles them (the fast check's times are text until then)
+    assert _settle_times(list(fast)) == _settle_times(list(full))
+
+
+def test_a_bytes_value_no_pick_reads_leaves_the_call_plain() -> None:
+    from tracecli.otel.to_weave import plain_call
+
+    span = {"traceId": "ab" * 16, "spanId": "cd" * 8, "name": "n"}
+    for key, plain in (("app.fingerprint", True), ("gen_ai.request.seed", False),
+                       ("gen_ai", False), ("input", False), ("inputs.x", False)):  # fmt: skip
+        attrs = [{"key": key, "value": {"bytesValue": "AAE="}}]
+        decoded = decode_span({**span, "attributes": attrs}, None)
+        assert not decoded.plain and decoded.impure == (key,)
+        assert plain_call(decoded) is plain, key

@@ -24,7 +24,7 @@ from tracecli.otel.anyvalue import (
     optional_integer,
     text,
 )
-from tracecli.otel.attrlist import plain_values, quick_attributes
+from tracecli.otel.attrlist import Impure, impure_keys, quick_attributes
 from tracecli.otel.nesting import PathConflictError, expand_attributes, to_json_serializable
 from tracecli.otel.weave_keys import iso_from_ns, utc_from_seconds
 
@@ -91,6 +91,9 @@ class Span:
     status_message: str = ""
     # attributes hold only what JSON writes as is (no bytes, no NaN): not copied for the dump
     plain: bool = False
+    # the attribute keys whose values are not plain (empty when `plain`): a call that picks
+    # none of them holds only JSON's own values (see `tracecli.otel.to_weave.plain_call`)
+    impure: Impure = ()
 
     @property
     def start_time(self) -> datetime:
@@ -214,9 +217,9 @@ def decode_span(raw: Any, resource: Resource | None) -> Span:
     flags = optional_integer(raw, "flags", "flags", UINT32_MAX)
     quick = quick_attributes(raw.get("attributes"))  # never raises
     if quick is None:
-        attributes, plain = attributes_of(raw), plain_values(raw.get("attributes"))
+        attributes, impure = attributes_of(raw), impure_keys(raw.get("attributes"))
     else:
-        attributes, plain = quick
+        attributes, impure = quick
     return Span(
         resource=resource,
         name=name,
@@ -229,7 +232,8 @@ def decode_span(raw: Any, resource: Resource | None) -> Span:
         trace_state=trace_state,
         flags=flags,
         attributes=attributes,
-        plain=plain,
+        plain=not impure,
+        impure=impure,
         events=[_event(e, f"events[{i}]") for i, e in enumerate(_list(raw, "events"))],
         links=[_link(k, f"links[{i}]") for i, k in enumerate(_list(raw, "links"))],
         status_code=status_code,
@@ -317,7 +321,8 @@ def _quick_span(raw: dict[str, Any], resource: Resource | None) -> Span | None:
         trace_state=trace_state,
         flags=flags,
         attributes=quick[0],
-        plain=quick[1],
+        plain=not quick[1],
+        impure=quick[1],
         events=[_event(e, f"events[{i}]") for i, e in enumerate(_list(raw, "events"))],
         links=[_link(k, f"links[{i}]") for i, k in enumerate(_list(raw, "links"))],
         status_code=code,
@@ -352,7 +357,10 @@ def _event(raw: Any, where: str) -> Event:
         name = text(raw, "name", "name")
         timestamp = _time(raw, "timeUnixNano", "time_unix_nano")
         quick = quick_attributes(raw.get("attributes"))  # never raises
-        attributes, plain = (attributes_of(raw), False) if quick is None else quick
+        if quick is None:
+            attributes, plain = attributes_of(raw), False
+        else:
+            attributes, plain = quick[0], not quick[1]
         return Event(
             name=name,
             timestamp=timestamp,

@@ -279,6 +279,44 @@ def span_to_call(span: Span, project_id: str) -> dict[str, Any]:
     }
 
 
+def _pick_paths() -> tuple[str, ...]:
+    """Every attribute path weave's picks read (inputs, output, usage, call attributes,
+    W&B fields, time overrides)."""
+    out: list[str] = []
+    for keys in _GROUPS:
+        for specs in [keys] if isinstance(keys, list) else list(keys.values()):
+            out.extend(spec if isinstance(spec, str) else spec[0] for spec in specs)
+    return tuple(out)
+
+
+_PICK_PATHS = _pick_paths()
+_PICKED: dict[str, bool] = {}  # attribute key → whether a pick may read its value
+
+
+def _picked(key: str) -> bool:
+    """Whether a pick may read (part of) the value of the attribute with this key: their
+    paths are one, or one lies under the other (a pick takes a whole subtree; one deeper
+    than the attribute walks into its value)."""
+    got = _PICKED.get(key)
+    if got is None:
+        got = any(
+            key == p or key.startswith(p + ".") or p.startswith(key + ".") for p in _PICK_PATHS
+        )
+        if len(_PICKED) >= 4096:
+            _PICKED.clear()
+        _PICKED[key] = got
+    return got
+
+
+def plain_call(span: Span) -> bool:
+    """Whether the call `span_to_call` makes of this span holds only values JSON writes as
+    they are, as far as its attributes go (no bytes, no NaN): the attributes it copies
+    come from picks, and the rest is made JSON-safe (`to_json_serializable`). So a span
+    whose few impure values (a bytes fingerprint) no pick reads makes a plain call, and
+    `validate` checks it on the fast path, as it does a plain span's."""
+    return span.plain or not any(map(_picked, span.impure))
+
+
 def iso_utc(when: datetime) -> str:
     """ISO 8601 with `Z` for weave's naive UTC times; an aware time keeps its offset."""
     text = when.isoformat()

@@ -23,7 +23,7 @@ from tracecli.diagnostics import Diagnostic, Location
 from tracecli.otel.calls import SpanCalls, original_at, span_original
 from tracecli.otel.checks import REFUSED, end_before_start
 from tracecli.otel.read import Unread, spans_of_request
-from tracecli.otel.to_weave import MappingError, span_to_call
+from tracecli.otel.to_weave import MappingError, plain_call, span_to_call
 from tracecli.upload.blocks import Bad, Entry, Ok, prepare
 from tracecli.upload.lines import find_ref
 from tracecli.upload.otlp_lines import checked, on_span, parse_line, raw_lines
@@ -109,7 +109,7 @@ def map_line(
                 refused = Diagnostic.at(loc, REFUSED, str(exc), where)
             else:
                 if validate:
-                    entry = checked(call, line, path, where, fast and span.plain)
+                    entry = checked(call, line, path, where, fast and plain_call(span))
                 else:
                     entry = _entry(call, line, path, where, value, fast)
         original = original_at(value, where) if refused is not None else None
