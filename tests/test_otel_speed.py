@@ -271,7 +271,8 @@ def test_quick_attributes_are_weaves_expansion(items: list[dict[str, Any]]) -> N
             continue
         assert expected is not None
         assert _same(got[0], expected), (got[0], expected)
-        assert got[1] == impure_keys(orjson.loads(raw))
+        assert got.impure == impure_keys(orjson.loads(raw))
+        assert got.keys == tuple(kv["key"] for kv in items)
 
 
 # -- whole spans: the usual span's reader is decode_span's general reader ------------------
@@ -427,3 +428,65 @@ def test_a_bytes_value_no_pick_reads_leaves_the_call_plain() -> None:
         decoded = decode_span({**span, "attributes": attrs}, None)
         assert not decoded.plain and decoded.impure == (key,)
         assert plain_call(decoded) is plain, key
+
+
+# -- weave's picks, on plans made for the attribute keys as read ---------------------------
+_WEAVE_LIKE_KEYS = st.sampled_from(
+    ["gen_ai", "gen_ai.request", "gen_ai.request.model", "gen_ai.request.0",
+     "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "gen_ai.prompt.0.content",
+     "gen_ai.prompt.1.role", "gen_ai.prompt", "gen_ai.input.messages", "input", "input.value",
+     "inputs.0", "output", "llm.token_count.prompt", "llm.model_name", "wandb.attributes.x",
+     "wandb.display_name", "wandb.wb_run_step", "gen_ai.conversation.id", "app.x", "a.0",
+     "gen_ai.usage", "gen_ai.conversation", "wandb", "llm"]
+)  # fmt: skip
+
+
+# values a pick walks into (a key above weave's path: `gen_ai` holding `request.model`)
+_WALKED_INTO = st.sampled_from(
+    [
+        {"stringValue": '{"request": {"model": "m", "seed": 1}, "usage": {"input_tokens": 3}}'},
+        {"stringValue": '{"value": "hi", "messages": [1]}'},
+        {"stringValue": '{"input_tokens": 5, "output_tokens": 2}'},
+        {"kvlistValue": {"values": [{"key": "request", "value": {"kvlistValue": {"values": [
+            {"key": "model", "value": {"stringValue": "m2"}}]}}}]}},
+        {"kvlistValue": {"values": [{"key": "id", "value": {"stringValue": "t1"}}]}},
+    ]
+)  # fmt: skip
+
+
+def _call_or_error(span: Any) -> Any:
+    from tracecli.otel.to_weave import MappingError, span_to_call
+
+    try:
+        return span_to_call(span, "acme/otel")
+    except MappingError as exc:
+        return ("refused", str(exc))
+
+
+@settings(max_examples=500)
+@given(
+    st.sampled_from(range(len(_SPANS))),
+    st.lists(
+        st.tuples(_WEAVE_LIKE_KEYS, st.one_of(_IMPURE_VALUES, _WALKED_INTO)).map(
+            lambda kv: {"key": kv[0], "value": kv[1]}
+        ),
+        max_size=5,
+    ),
+)
+def test_picks_on_the_keys_as_read_are_the_picks_on_heads(
+    n: int, extra: list[dict[str, Any]]
+) -> None:
+    """A span's call is the same whether weave's picks look only where its keys are, or
+    wherever a key's first part is (the plan for unknown keys)."""
+    import copy
+
+    raw = orjson.loads(orjson.dumps(_SPANS[n]))
+    raw["attributes"] = [*raw.get("attributes", []), *extra]
+    try:
+        span = decode_span(raw, None)
+    except FieldError:
+        return
+    assert span.keys == tuple(kv["key"] for kv in raw["attributes"])
+    unknown = copy.deepcopy(span)
+    unknown.keys = None
+    assert _same(_call_or_error(span), _call_or_error(unknown))

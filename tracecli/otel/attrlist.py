@@ -13,7 +13,7 @@ shape.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from tracecli.otel.anyvalue import FieldError, base64_bytes
 from tracecli.otel.nesting import load_json_text
@@ -27,13 +27,21 @@ _NO = object()  # not a usual value: the general reader decides
 Impure = tuple[str, ...]  # the keys of an attribute list whose values are not plain
 
 
-def quick_attributes(items: Any) -> tuple[dict[str, Any], Impure] | None:
-    """`(attributes_of(...), impure_keys(...))` in one pass for the usual attribute list
+class Read(NamedTuple):
+    """An attribute list read: expanded as weave does, its impure keys, all its keys."""
+
+    values: dict[str, Any]
+    impure: Impure
+    keys: tuple[str, ...]  # as read, in order (dotted): what weave's picks may find
+
+
+def quick_attributes(items: Any) -> Read | None:
+    """`Read(attributes_of(...), impure_keys(...), keys)` in one pass for the usual attribute list
     (values of the usual kinds, one kind each, string keys, no clash between keys); None
     for anything else, which the general code then reads (and refuses with the field's
     path if it must). Most spans of a file are read here."""
     if items is None:
-        return {}, ()
+        return Read({}, (), ())
     if type(items) is not list:
         return None
     keys: list[str] = []
@@ -81,9 +89,9 @@ def quick_attributes(items: Any) -> tuple[dict[str, Any], Impure] | None:
     if build is None:
         build = _builder(shape)
     if build is not _NESTED:
-        return build(values), tuple(impure)
+        return Read(build(values), tuple(impure), shape)
     result = _nest(keys, values)
-    return None if result is None else (result, tuple(impure))
+    return None if result is None else Read(result, tuple(impure), shape)
 
 
 def _strings(x: dict[str, Any]) -> bool:

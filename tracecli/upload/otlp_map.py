@@ -10,6 +10,7 @@ the same entries, in the same order, as converting each line here would give.
 
 from __future__ import annotations
 
+import gc
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
@@ -64,7 +65,23 @@ def map_lines(
     lines: list[tuple[int, bytes]], path: str, project: str | None, validate: bool = False
 ) -> list[LineParts]:
     """A block of lines (number, bytes) parsed and mapped, for upload or for `validate`
-    (runs in a worker: a top-level function, its arguments and answer plain data)."""
+    (runs in a worker: a top-level function, its arguments and answer plain data).
+
+    The cyclic garbage collector is paused meanwhile, as for a block of Weave lines
+    (`check_lines`): decoded spans and their calls hold no cycles, and its passes (over
+    the reading process's live objects too, when it maps a block) cost for nothing."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _map_lines(lines, path, project, validate)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _map_lines(
+    lines: list[tuple[int, bytes]], path: str, project: str | None, validate: bool
+) -> list[LineParts]:
     out: list[LineParts] = []
     for lineno, raw in lines:
         got = parse_line(path, lineno, raw)
