@@ -152,8 +152,10 @@ def numeric_keys_to_list(obj: dict[str, Any]) -> dict[str, Any] | list[Any]:
 
 def try_numeric_keys_to_list(value: Any) -> Any:
     if isinstance(value, dict):
-        with contextlib.suppress(Exception):  # weave's bare except
-            value = numeric_keys_to_list(value)
+        try:
+            return numeric_keys_to_list(value)
+        except Exception:  # weave's bare except (a `try`: cheaper than contextlib.suppress)
+            return value
     return value
 
 

@@ -30,6 +30,8 @@ def utc_from_seconds(seconds: float) -> datetime:
 _DAY_SECONDS = 86_400
 _EPOCH = datetime(1970, 1, 1)
 _DATES: dict[int, str] = {}  # days since the epoch → "YYYY-MM-DD" (spans share few days)
+_SECONDS: dict[int, str] = {}  # seconds since the epoch → its text (a span's start and end,
+# and the spans of a trace, share their seconds)
 
 
 def iso_from_ns(ns: int) -> str:
@@ -46,17 +48,20 @@ def iso_from_ns(ns: int) -> str:
     if micro >= 1_000_000:
         whole += 1
         micro -= 1_000_000
-    day, rest = divmod(whole, _DAY_SECONDS)
-    date = _DATES.get(day)
-    if date is None:
-        if len(_DATES) > 4096:
-            _DATES.clear()
-        date = _DATES[day] = (_EPOCH + timedelta(days=day)).date().isoformat()
-    hour, rest = divmod(rest, 3600)
-    minute, second = divmod(rest, 60)
-    if micro:
-        return f"{date}T{hour:02d}:{minute:02d}:{second:02d}.{micro:06d}"
-    return f"{date}T{hour:02d}:{minute:02d}:{second:02d}"
+    text = _SECONDS.get(whole)
+    if text is None:
+        day, rest = divmod(whole, _DAY_SECONDS)
+        date = _DATES.get(day)
+        if date is None:
+            if len(_DATES) > 4096:
+                _DATES.clear()
+            date = _DATES[day] = (_EPOCH + timedelta(days=day)).date().isoformat()
+        hour, rest = divmod(rest, 3600)
+        minute, second = divmod(rest, 60)
+        if len(_SECONDS) > 4096:
+            _SECONDS.clear()
+        text = _SECONDS[whole] = f"{date}T{hour:02d}:{minute:02d}:{second:02d}"
+    return f"{text}.{micro:06d}" if micro else text
 
 
 def try_parse_timestamp(value: Any) -> Any:
