@@ -490,3 +490,12 @@ def test_picks_on_the_keys_as_read_are_the_picks_on_heads(
     unknown = copy.deepcopy(span)
     unknown.keys = None
     assert _same(_call_or_error(span), _call_or_error(unknown))
+
+
+def test_weaves_paths_have_no_digit_parts() -> None:
+    """What the key plans and `plain_call` rely on: weave's conversion of `"0"`, `"1"`...
+    objects to lists brings no path of weave's into being (none indexes a list)."""
+    from tracecli.otel.to_weave import _PICK_PATHS
+
+    assert _PICK_PATHS
+    assert not any(part.isdigit() or not part for p in _PICK_PATHS for part in p.split("."))
