@@ -257,7 +257,7 @@ _attribute_lists = st.lists(
 def test_quick_attributes_are_weaves_expansion(items: list[dict[str, Any]]) -> None:
     """Each shape is read three times: nested key by key, then by its built function."""
     from tracecli.otel.anyvalue import key_values
-    from tracecli.otel.attrlist import plain_values, quick_attributes
+    from tracecli.otel.attrlist import impure_keys, quick_attributes
     from tracecli.otel.nesting import PathConflictError, expand_attributes
 
     raw = orjson.dumps(items)
@@ -271,7 +271,8 @@ def test_quick_attributes_are_weaves_expansion(items: list[dict[str, Any]]) -> N
             continue
         assert expected is not None
         assert _same(got[0], expected), (got[0], expected)
-        assert got[1] == plain_values(orjson.loads(raw))
+        assert got.impure == impure_keys(orjson.loads(raw))
+        assert got.keys == tuple(kv["key"] for kv in items)
 
 
 # -- whole spans: the usual span's reader is decode_span's general reader ------------------
@@ -349,3 +350,153 @@ def test_quick_span_is_decode_span(n: int, changes: list[tuple[str, Any]]) -> No
     finally:
         spans._quick_span = real
     assert quick == general
+
+
+# -- validate's fast check for calls whose impure values no pick reads -----------------------
+_PICKY_KEYS = st.sampled_from(
+    ["app.fp", "app", "gen_ai.input.messages", "gen_ai.request", "gen_ai.request.seed",
+     "gen_ai", "input", "output.value", "wandb.attributes", "llm", "a.b"]
+)  # fmt: skip
+_IMPURE_VALUES = st.one_of(
+    _any_values,
+    st.sampled_from(
+        [
+            {"bytesValue": "AAE="},
+            {"stringValue": '{"a": NaN}'},
+            {"stringValue": "[Infinity]"},
+            {"doubleValue": "NaN"},
+            {"arrayValue": {"values": [{"bytesValue": "AAE="}]}},
+            {"kvlistValue": {"values": [{"key": "k", "value": {"bytesValue": "/w=="}}]}},
+        ]
+    ),
+)
+
+
+def _json_own(value: Any) -> bool:
+    """Only values JSON writes as they are: no bytes, no NaN or infinity."""
+    if isinstance(value, float):
+        return value == value and value not in (float("inf"), float("-inf"))
+    if isinstance(value, dict):
+        return all(_json_own(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_json_own(v) for v in value)
+    return value is None or isinstance(value, (str, int, bool))
+
+
+@settings(max_examples=400)
+@given(
+    st.sampled_from(range(len(_SPANS))),
+    st.lists(
+        st.tuples(_PICKY_KEYS, _IMPURE_VALUES).map(lambda kv: {"key": kv[0], "value": kv[1]}),
+        max_size=3,
+    ),
+)
+def test_a_plain_call_is_checked_as_the_full_check_does(
+    n: int, extra: list[dict[str, Any]]
+) -> None:
+    """`plain_call` says yes only for calls of JSON's own values, and for those validate's
+    fast check gives the full check's entries."""
+    import copy
+
+    from tracecli.otel.to_weave import MappingError, plain_call, span_to_call
+    from tracecli.upload.otlp_lines import checked
+    from tracecli.upload.validate_blocks import _settle_times
+
+    # as a line is read (orjson: no NaN or infinity but as text)
+    raw = {**_SPANS[n], "attributes": [*_SPANS[n].get("attributes", []), *extra]}
+    raw = orjson.loads(orjson.dumps(raw))
+    try:
+        span = decode_span(raw, None)
+        call = span_to_call(span, "acme/otel")
+    except (FieldError, MappingError):
+        return
+    if not plain_call(span):
+        return
+    assert _json_own(call)
+    fast = checked(copy.deepcopy(call), 1, "f", "spans[0]", True)
+    full = checked(copy.deepcopy(call), 1, "f", "spans[0]", False)
+    # the same once a block settles them (the fast check's times are text until then)
+    assert _settle_times(list(fast)) == _settle_times(list(full))
+
+
+def test_a_bytes_value_no_pick_reads_leaves_the_call_plain() -> None:
+    from tracecli.otel.to_weave import plain_call
+
+    span = {"traceId": "ab" * 16, "spanId": "cd" * 8, "name": "n"}
+    for key, plain in (("app.fingerprint", True), ("gen_ai.request.seed", False),
+                       ("gen_ai", False), ("input", False), ("inputs.x", False)):  # fmt: skip
+        attrs = [{"key": key, "value": {"bytesValue": "AAE="}}]
+        decoded = decode_span({**span, "attributes": attrs}, None)
+        assert not decoded.plain and decoded.impure == (key,)
+        assert plain_call(decoded) is plain, key
+
+
+# -- weave's picks, on plans made for the attribute keys as read ---------------------------
+_WEAVE_LIKE_KEYS = st.sampled_from(
+    ["gen_ai", "gen_ai.request", "gen_ai.request.model", "gen_ai.request.0",
+     "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "gen_ai.prompt.0.content",
+     "gen_ai.prompt.1.role", "gen_ai.prompt", "gen_ai.input.messages", "input", "input.value",
+     "inputs.0", "output", "llm.token_count.prompt", "llm.model_name", "wandb.attributes.x",
+     "wandb.display_name", "wandb.wb_run_step", "gen_ai.conversation.id", "app.x", "a.0",
+     "gen_ai.usage", "gen_ai.conversation", "wandb", "llm"]
+)  # fmt: skip
+
+
+# values a pick walks into (a key above weave's path: `gen_ai` holding `request.model`)
+_WALKED_INTO = st.sampled_from(
+    [
+        {"stringValue": '{"request": {"model": "m", "seed": 1}, "usage": {"input_tokens": 3}}'},
+        {"stringValue": '{"value": "hi", "messages": [1]}'},
+        {"stringValue": '{"input_tokens": 5, "output_tokens": 2}'},
+        {"kvlistValue": {"values": [{"key": "request", "value": {"kvlistValue": {"values": [
+            {"key": "model", "value": {"stringValue": "m2"}}]}}}]}},
+        {"kvlistValue": {"values": [{"key": "id", "value": {"stringValue": "t1"}}]}},
+    ]
+)  # fmt: skip
+
+
+def _call_or_error(span: Any) -> Any:
+    from tracecli.otel.to_weave import MappingError, span_to_call
+
+    try:
+        return span_to_call(span, "acme/otel")
+    except MappingError as exc:
+        return ("refused", str(exc))
+
+
+@settings(max_examples=500)
+@given(
+    st.sampled_from(range(len(_SPANS))),
+    st.lists(
+        st.tuples(_WEAVE_LIKE_KEYS, st.one_of(_IMPURE_VALUES, _WALKED_INTO)).map(
+            lambda kv: {"key": kv[0], "value": kv[1]}
+        ),
+        max_size=5,
+    ),
+)
+def test_picks_on_the_keys_as_read_are_the_picks_on_heads(
+    n: int, extra: list[dict[str, Any]]
+) -> None:
+    """A span's call is the same whether weave's picks look only where its keys are, or
+    wherever a key's first part is (the plan for unknown keys)."""
+    import copy
+
+    raw = orjson.loads(orjson.dumps(_SPANS[n]))
+    raw["attributes"] = [*raw.get("attributes", []), *extra]
+    try:
+        span = decode_span(raw, None)
+    except FieldError:
+        return
+    assert span.keys == tuple(kv["key"] for kv in raw["attributes"])
+    unknown = copy.deepcopy(span)
+    unknown.keys = None
+    assert _same(_call_or_error(span), _call_or_error(unknown))
+
+
+def test_weaves_paths_have_no_digit_parts() -> None:
+    """What the key plans and `plain_call` rely on: weave's conversion of `"0"`, `"1"`...
+    objects to lists brings no path of weave's into being (none indexes a list)."""
+    from tracecli.otel.to_weave import _PICK_PATHS
+
+    assert _PICK_PATHS
+    assert not any(part.isdigit() or not part for p in _PICK_PATHS for part in p.split("."))

@@ -3,16 +3,17 @@ nested as weave expands it, in one pass.
 
 Most of a span's cost is its attributes, and most attribute lists are usual (string, int,
 bool, double, array, key/value list and bytes values, one kind each, string keys, no clash
-between keys): `quick_attributes` reads them at once and says whether they hold only
-values JSON writes as they are (`plain`); anything else is left to the general reader
-(`tracecli.otel.spans.attributes_of`), which names the field at fault. Lists of a shape a
-file repeats are nested by a function built once for that shape.
+between keys): `quick_attributes` reads them at once and names the keys whose values JSON
+does not write as they are (`impure`: bytes, text that may hold NaN); anything else is
+left to the general reader (`tracecli.otel.spans.attributes_of`), which names the field
+at fault. Lists of a shape a file repeats are nested by a function built once for that
+shape.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from tracecli.otel.anyvalue import FieldError, base64_bytes
 from tracecli.otel.nesting import load_json_text
@@ -23,18 +24,29 @@ _CONTAINERS = (dict, list)
 _NO = object()  # not a usual value: the general reader decides
 
 
-def quick_attributes(items: Any) -> tuple[dict[str, Any], bool] | None:
-    """`(attributes_of(...), plain_values(...))` in one pass for the usual attribute list
+Impure = tuple[str, ...]  # the keys of an attribute list whose values are not plain
+
+
+class Read(NamedTuple):
+    """An attribute list read: expanded as weave does, its impure keys, all its keys."""
+
+    values: dict[str, Any]
+    impure: Impure
+    keys: tuple[str, ...]  # as read, in order (dotted): what weave's picks may find
+
+
+def quick_attributes(items: Any) -> Read | None:
+    """`Read(attributes_of(...), impure_keys(...), keys)` in one pass for the usual attribute list
     (values of the usual kinds, one kind each, string keys, no clash between keys); None
     for anything else, which the general code then reads (and refuses with the field's
     path if it must). Most spans of a file are read here."""
     if items is None:
-        return {}, True
+        return Read({}, (), ())
     if type(items) is not list:
         return None
     keys: list[str] = []
     values: list[Any] = []
-    plain = True
+    impure: list[str] = []
     for kv in items:
         # the usual KeyValue (see `_pair`), read here: most of a span's work is this loop
         if type(kv) is not dict:
@@ -47,7 +59,7 @@ def quick_attributes(items: Any) -> tuple[dict[str, Any], bool] | None:
         if kind == "stringValue" and type(x) is str:
             if x[:1] in _OPENERS:  # weave loads JSON-looking text (at the top level only)
                 if "NaN" in x or "Infinity" in x:
-                    plain = False
+                    impure.append(key)
                 x = load_json_text(x)
         elif kind == "intValue" and type(x) is str and len(x) < _INT64_DIGITS and x.isdigit():
             if not x.isascii():
@@ -60,17 +72,16 @@ def quick_attributes(items: Any) -> tuple[dict[str, Any], bool] | None:
         elif kind == "arrayValue" and type(x) is dict and len(x) == 1 and _strings(x):
             # the usual array: plain strings (finish reasons); weave loads no JSON in it
             x = [v["stringValue"] for v in x["values"]]
-            if plain:
-                for text_ in x:  # text that may hold NaN (see `_plain`)
-                    if text_[:1] in _OPENERS and ("NaN" in text_ or "Infinity" in text_):
-                        plain = False
-                        break
+            for text_ in x:  # text that may hold NaN (see `_plain`)
+                if text_[:1] in _OPENERS and ("NaN" in text_ or "Infinity" in text_):
+                    impure.append(key)
+                    break
         else:
             x = _quick_value(kind, x, 0)
             if x is _NO:
                 return None
-            if plain and kind not in _PLAIN_KINDS and not _plain(value, 0):
-                plain = False  # bytes, or text in a list that may hold NaN
+            if kind not in _PLAIN_KINDS and not _plain(value, 0):
+                impure.append(key)  # bytes, or text in a list that may hold NaN
         keys.append(key)
         values.append(x)
     shape = tuple(keys)
@@ -78,9 +89,9 @@ def quick_attributes(items: Any) -> tuple[dict[str, Any], bool] | None:
     if build is None:
         build = _builder(shape)
     if build is not _NESTED:
-        return build(values), plain
+        return Read(build(values), tuple(impure), shape)
     result = _nest(keys, values)
-    return None if result is None else (result, plain)
+    return None if result is None else Read(result, tuple(impure), shape)
 
 
 def _strings(x: dict[str, Any]) -> bool:
@@ -279,12 +290,12 @@ _SCALARS = frozenset({"stringValue", "intValue", "boolValue", "string_value", "i
                       "bool_value"})  # fmt: skip
 
 
-def plain_values(items: Any) -> bool:
-    """Whether an attribute list (already decoded without error) holds only values that
-    weave's `to_json_serializable` leaves as they are: strings (no JSON text that may hold
-    NaN), integers, booleans, doubles written as JSON numbers, and lists and key/value
-    lists of them. Bytes, NaN or anything else say no."""
-    return all(_plain(kv.get("value"), 0) for kv in items or ())
+def impure_keys(items: Any) -> Impure:
+    """The keys of an attribute list (already decoded without error) whose values weave's
+    `to_json_serializable` does not leave as they are, in order: all but strings (no JSON
+    text that may hold NaN), integers, booleans, doubles written as JSON numbers, and lists
+    and key/value lists of them (bytes, NaN, anything else). Empty: the list is plain."""
+    return tuple(kv.get("key", "") for kv in items or () if not _plain(kv.get("value"), 0))
 
 
 def _plain(value: Any, depth: int) -> bool:

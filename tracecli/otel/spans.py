@@ -24,7 +24,7 @@ from tracecli.otel.anyvalue import (
     optional_integer,
     text,
 )
-from tracecli.otel.attrlist import plain_values, quick_attributes
+from tracecli.otel.attrlist import Impure, impure_keys, quick_attributes
 from tracecli.otel.nesting import PathConflictError, expand_attributes, to_json_serializable
 from tracecli.otel.weave_keys import iso_from_ns, utc_from_seconds
 
@@ -91,6 +91,12 @@ class Span:
     status_message: str = ""
     # attributes hold only what JSON writes as is (no bytes, no NaN): not copied for the dump
     plain: bool = False
+    # the attribute keys whose values are not plain (empty when `plain`): a call that picks
+    # none of them holds only JSON's own values (see `tracecli.otel.to_weave.plain_call`)
+    impure: Impure = ()
+    # the attribute keys as read (dotted, in order): where weave's picks may find values
+    # (None: not known, the picks look wherever a key's first part is)
+    keys: tuple[str, ...] | None = None
 
     @property
     def start_time(self) -> datetime:
@@ -100,6 +106,15 @@ class Span:
     @property
     def end_time(self) -> datetime:
         return utc_from_seconds(self.end_time_unix_nano / 1_000_000_000)
+
+    def json_attributes(self) -> dict[str, Any]:
+        """`to_json_serializable(self.attributes)`: its values are JSON's own but for those
+        of the impure keys, so only the top-level entries that hold those are copied; the
+        others are the same values, shared (nothing changes them from here on)."""
+        if self.plain:
+            return self.attributes
+        heads = {key.partition(".")[0] for key in self.impure}
+        return {k: to_json_serializable(v) if k in heads else v for k, v in self.attributes.items()}
 
     def otel_dump(self, start_iso: str | None = None, end_iso: str | None = None) -> dict[str, Any]:
         """Weave's `Span.as_dict()`, the whole span as it keeps it (`to_json_serializable` of
@@ -118,8 +133,7 @@ class Span:
             else start_iso,
             "end_time": iso_from_ns(self.end_time_unix_nano) if end_iso is None else end_iso,
             "status": {"code": STATUS_CODES[self.status_code], "message": self.status_message},
-            # plain: the same values, shared (nothing changes them from here on)
-            "attributes": self.attributes if self.plain else to_json_serializable(self.attributes),
+            "attributes": self.json_attributes(),
             "events": [_event_dump(e) for e in self.events],
             "links": [_link_dump(k) for k in self.links],
             "resource": self.resource.dump() if self.resource else None,
@@ -152,7 +166,7 @@ def attributes_of(obj: dict[str, Any], where: str = "attributes") -> dict[str, A
     """An object's `attributes` list, decoded and expanded as weave does."""
     quick = quick_attributes(obj.get("attributes"))
     if quick is not None:
-        return quick[0]
+        return quick.values
     pairs = key_values(obj.get("attributes"), where)
     try:
         return expand_attributes(pairs)
@@ -214,9 +228,11 @@ def decode_span(raw: Any, resource: Resource | None) -> Span:
     flags = optional_integer(raw, "flags", "flags", UINT32_MAX)
     quick = quick_attributes(raw.get("attributes"))  # never raises
     if quick is None:
-        attributes, plain = attributes_of(raw), plain_values(raw.get("attributes"))
+        items = raw.get("attributes") or ()
+        attributes, impure = attributes_of(raw), impure_keys(items)
+        keys = tuple(kv.get("key", "") for kv in items)  # (read: keys are strings)
     else:
-        attributes, plain = quick
+        attributes, impure, keys = quick
     return Span(
         resource=resource,
         name=name,
@@ -229,7 +245,9 @@ def decode_span(raw: Any, resource: Resource | None) -> Span:
         trace_state=trace_state,
         flags=flags,
         attributes=attributes,
-        plain=plain,
+        plain=not impure,
+        impure=impure,
+        keys=keys,
         events=[_event(e, f"events[{i}]") for i, e in enumerate(_list(raw, "events"))],
         links=[_link(k, f"links[{i}]") for i, k in enumerate(_list(raw, "links"))],
         status_code=status_code,
@@ -316,8 +334,10 @@ def _quick_span(raw: dict[str, Any], resource: Resource | None) -> Span | None:
         kind=kind,
         trace_state=trace_state,
         flags=flags,
-        attributes=quick[0],
-        plain=quick[1],
+        attributes=quick.values,
+        plain=not quick.impure,
+        impure=quick.impure,
+        keys=quick.keys,
         events=[_event(e, f"events[{i}]") for i, e in enumerate(_list(raw, "events"))],
         links=[_link(k, f"links[{i}]") for i, k in enumerate(_list(raw, "links"))],
         status_code=code,
@@ -352,7 +372,10 @@ def _event(raw: Any, where: str) -> Event:
         name = text(raw, "name", "name")
         timestamp = _time(raw, "timeUnixNano", "time_unix_nano")
         quick = quick_attributes(raw.get("attributes"))  # never raises
-        attributes, plain = (attributes_of(raw), False) if quick is None else quick
+        if quick is None:
+            attributes, plain = attributes_of(raw), False
+        else:
+            attributes, plain = quick.values, not quick.impure
         return Event(
             name=name,
             timestamp=timestamp,

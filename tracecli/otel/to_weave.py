@@ -110,7 +110,12 @@ def _has_output(outputs: Any) -> bool:
         raise MappingError(f"output is a {type(outputs).__name__}: weave fails on it") from None
 
 
+_NO_USAGE = dict.fromkeys(USAGE_FIELDS)
+
+
 def _usage_row(usage: dict[str, Any]) -> dict[str, Any]:
+    if not usage:
+        return _NO_USAGE.copy()  # most spans: no token counts
     row = {name: usage.get(name) for name in USAGE_FIELDS}
     for name, value in row.items():
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
@@ -131,7 +136,13 @@ def _model(attributes: dict[str, Any]) -> Any:
     return model
 
 
+_NO_WANDB = {"display_name": None, "thread_id": None, "turn_id": None, "wb_run_id": None,
+             "wb_run_step": None, "wb_run_step_end": None}  # fmt: skip
+
+
 def _wandb_fields(span: Span, wandb: dict[str, Any], project_id: str) -> dict[str, Any]:
+    if not wandb:
+        return _NO_WANDB  # most spans (only spread into the call)
     display_name = _lax_str(wandb.get("display_name"), "wandb.display_name")
     if display_name and len(display_name) >= MAX_DISPLAY_NAME_LENGTH:
         display_name = shorten_name(display_name, MAX_DISPLAY_NAME_LENGTH)
@@ -226,7 +237,8 @@ def _check_order(started: datetime, ended: datetime) -> None:
 def span_to_call(span: Span, project_id: str) -> dict[str, Any]:
     """The completed call (CompletedCallSchemaForInsert as JSON values) for one span."""
     # weave's picks, in its order (each one's list conversion shows in the next)
-    usage, inputs, outputs, attributes, wandb, overrides = picks(span.attributes, _GROUPS)
+    picked = picks(span.attributes, _GROUPS, span.keys)
+    usage, inputs, outputs, attributes, wandb, overrides = picked
     usage = with_total(usage)
     inputs = _inputs(inputs)
     outputs = _output(outputs)
@@ -251,7 +263,7 @@ def span_to_call(span: Span, project_id: str) -> dict[str, Any]:
         except (TypeError, ValueError):
             raise MappingError("wandb.attributes is not an object: weave fails on it") from None
     if fallback:
-        attributes = span.attributes if span.plain else to_json_serializable(span.attributes)
+        attributes = span.json_attributes()
     otel_dump = span.otel_dump(
         start_iso, end_iso
     )  # after the picks above: weave's mutations show in it
@@ -277,6 +289,44 @@ def span_to_call(span: Span, project_id: str) -> dict[str, Any]:
         "otel_dump": otel_dump,
         **_wandb_fields(span, wandb, project_id),
     }
+
+
+def _pick_paths() -> tuple[str, ...]:
+    """Every attribute path weave's picks read (inputs, output, usage, call attributes,
+    W&B fields, time overrides)."""
+    out: list[str] = []
+    for keys in _GROUPS:
+        for specs in [keys] if isinstance(keys, list) else list(keys.values()):
+            out.extend(spec if isinstance(spec, str) else spec[0] for spec in specs)
+    return tuple(out)
+
+
+_PICK_PATHS = _pick_paths()
+_PICKED: dict[str, bool] = {}  # attribute key → whether a pick may read its value
+
+
+def _picked(key: str) -> bool:
+    """Whether a pick may read (part of) the value of the attribute with this key: their
+    paths are one, or one lies under the other (a pick takes a whole subtree; one deeper
+    than the attribute walks into its value)."""
+    got = _PICKED.get(key)
+    if got is None:
+        got = any(
+            key == p or key.startswith(p + ".") or p.startswith(key + ".") for p in _PICK_PATHS
+        )
+        if len(_PICKED) >= 4096:
+            _PICKED.clear()
+        _PICKED[key] = got
+    return got
+
+
+def plain_call(span: Span) -> bool:
+    """Whether the call `span_to_call` makes of this span holds only values JSON writes as
+    they are, as far as its attributes go (no bytes, no NaN): the attributes it copies
+    come from picks, and the rest is made JSON-safe (`to_json_serializable`). So a span
+    whose few impure values (a bytes fingerprint) no pick reads makes a plain call, and
+    `validate` checks it on the fast path, as it does a plain span's."""
+    return span.plain or not any(map(_picked, span.impure))
 
 
 def iso_utc(when: datetime) -> str:

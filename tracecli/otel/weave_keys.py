@@ -30,6 +30,8 @@ def utc_from_seconds(seconds: float) -> datetime:
 _DAY_SECONDS = 86_400
 _EPOCH = datetime(1970, 1, 1)
 _DATES: dict[int, str] = {}  # days since the epoch → "YYYY-MM-DD" (spans share few days)
+_SECONDS: dict[int, str] = {}  # seconds since the epoch → its text (a span's start and end,
+# and the spans of a trace, share their seconds)
 
 
 def iso_from_ns(ns: int) -> str:
@@ -46,17 +48,20 @@ def iso_from_ns(ns: int) -> str:
     if micro >= 1_000_000:
         whole += 1
         micro -= 1_000_000
-    day, rest = divmod(whole, _DAY_SECONDS)
-    date = _DATES.get(day)
-    if date is None:
-        if len(_DATES) > 4096:
-            _DATES.clear()
-        date = _DATES[day] = (_EPOCH + timedelta(days=day)).date().isoformat()
-    hour, rest = divmod(rest, 3600)
-    minute, second = divmod(rest, 60)
-    if micro:
-        return f"{date}T{hour:02d}:{minute:02d}:{second:02d}.{micro:06d}"
-    return f"{date}T{hour:02d}:{minute:02d}:{second:02d}"
+    text = _SECONDS.get(whole)
+    if text is None:
+        day, rest = divmod(whole, _DAY_SECONDS)
+        date = _DATES.get(day)
+        if date is None:
+            if len(_DATES) > 4096:
+                _DATES.clear()
+            date = _DATES[day] = (_EPOCH + timedelta(days=day)).date().isoformat()
+        hour, rest = divmod(rest, 3600)
+        minute, second = divmod(rest, 60)
+        if len(_SECONDS) > 4096:
+            _SECONDS.clear()
+        text = _SECONDS[whole] = f"{date}T{hour:02d}:{minute:02d}:{second:02d}"
+    return f"{text}.{micro:06d}" if micro else text
 
 
 def try_parse_timestamp(value: Any) -> Any:
@@ -171,12 +176,22 @@ Step = tuple[str, list[str], Handler | None]  # a key, its parts, its handler
 Plan = list[tuple[str | None, list[Step]]]  # (name, or None: the key's own), steps in order
 
 
-def _plan(keys: list[KeySpec] | dict[str, list[KeySpec]], heads: tuple[str, ...]) -> Plan:
+def _plan(
+    keys: list[KeySpec] | dict[str, list[KeySpec]],
+    heads: tuple[str, ...],
+    flat: tuple[str, ...] | None = None,
+) -> Plan:
     """The names of a key list or dict, each with the steps of its keys, in weave's order,
     for attributes whose top-level keys are `heads`: expanded attributes have no dots in
     their top-level keys, so a key whose first part is not there is not there at all
     (most of weave's keys, for most spans); such keys and names are left out. Spans of a
-    file share a few sets of heads: made once for each."""
+    file share a few sets of heads: made once for each.
+
+    `flat`: the attribute keys as read (dotted), when known: then a key is kept only if
+    its path and one of theirs are one, or one lies under the other (else the walk down
+    its path finds nothing: weave's keys have no digit parts, so the lists that weave's
+    conversion makes of `"0"`, `"1"`... objects do not bring any path into being). Spans
+    of an instrumentation share a few sets of keys: made once for each."""
     present = set(heads)
     groups = [(None, keys)] if isinstance(keys, list) else list(keys.items())
     plan: Plan = []
@@ -185,11 +200,17 @@ def _plan(keys: list[KeySpec] | dict[str, list[KeySpec]], heads: tuple[str, ...]
         for spec in specs:
             key, handler = spec if isinstance(spec, tuple) else (spec, None)
             parts = key.split(".")
-            if parts[0] in present:
+            if parts[0] in present and (flat is None or overlaps(key, flat)):
                 steps.append((key, parts, handler))
         if steps:
             plan.append((name, steps))
     return plan
+
+
+def overlaps(path: str, keys: tuple[str, ...]) -> bool:
+    """Whether the dotted path and one of the dotted keys are one, or one lies under the
+    other (by their parts)."""
+    return any(k == path or k.startswith(path + ".") or path.startswith(k + ".") for k in keys)
 
 
 def pick(
@@ -208,18 +229,23 @@ _ALONE: dict[int, KeyGroups] = {}
 
 
 KeyGroups = tuple[list[KeySpec] | dict[str, list[KeySpec]], ...]
-_GROUP_PLANS: dict[tuple[int, tuple[str, ...]], tuple[KeyGroups, list[Plan]]] = {}
+_GROUP_PLANS: dict[tuple[int, tuple[str, ...], bool], tuple[KeyGroups, list[Plan]]] = {}
 
 
-def picks(attributes: dict[str, Any], groups: KeyGroups) -> list[dict[str, Any]]:
+def picks(
+    attributes: dict[str, Any], groups: KeyGroups, flat: tuple[str, ...] | None = None
+) -> list[dict[str, Any]]:
     """`[pick(attributes, keys) for keys in groups]`, in that order (each pick's list
-    conversion shows in the next), on plans made once per set of top-level keys."""
-    heads = tuple(attributes)
-    got = _GROUP_PLANS.get((id(groups), heads))
+    conversion shows in the next), on plans made once per set of top-level keys, or of
+    attribute keys as read (`flat`, when the caller knows them: see `_plan`)."""
+    shape = tuple(attributes) if flat is None else flat
+    got = _GROUP_PLANS.get((id(groups), shape, flat is None))
     if got is None or got[0] is not groups:
         if len(_GROUP_PLANS) > 4096:
             _GROUP_PLANS.clear()
-        got = _GROUP_PLANS[(id(groups), heads)] = (groups, [_plan(k, heads) for k in groups])
+        heads = tuple(attributes)
+        plans = [_plan(k, heads, flat) for k in groups]
+        got = _GROUP_PLANS[(id(groups), shape, flat is None)] = (groups, plans)
     out = []
     for plan in got[1]:
         result: dict[str, Any] = {}

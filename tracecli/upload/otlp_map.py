@@ -10,6 +10,7 @@ the same entries, in the same order, as converting each line here would give.
 
 from __future__ import annotations
 
+import gc
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
@@ -23,7 +24,7 @@ from tracecli.diagnostics import Diagnostic, Location
 from tracecli.otel.calls import SpanCalls, original_at, span_original
 from tracecli.otel.checks import REFUSED, end_before_start
 from tracecli.otel.read import Unread, spans_of_request
-from tracecli.otel.to_weave import MappingError, span_to_call
+from tracecli.otel.to_weave import MappingError, plain_call, span_to_call
 from tracecli.upload.blocks import Bad, Entry, Ok, prepare
 from tracecli.upload.lines import find_ref
 from tracecli.upload.otlp_lines import checked, on_span, parse_line, raw_lines
@@ -64,7 +65,23 @@ def map_lines(
     lines: list[tuple[int, bytes]], path: str, project: str | None, validate: bool = False
 ) -> list[LineParts]:
     """A block of lines (number, bytes) parsed and mapped, for upload or for `validate`
-    (runs in a worker: a top-level function, its arguments and answer plain data)."""
+    (runs in a worker: a top-level function, its arguments and answer plain data).
+
+    The cyclic garbage collector is paused meanwhile, as for a block of Weave lines
+    (`check_lines`): decoded spans and their calls hold no cycles, and its passes (over
+    the reading process's live objects too, when it maps a block) cost for nothing."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _map_lines(lines, path, project, validate)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _map_lines(
+    lines: list[tuple[int, bytes]], path: str, project: str | None, validate: bool
+) -> list[LineParts]:
     out: list[LineParts] = []
     for lineno, raw in lines:
         got = parse_line(path, lineno, raw)
@@ -109,7 +126,7 @@ def map_line(
                 refused = Diagnostic.at(loc, REFUSED, str(exc), where)
             else:
                 if validate:
-                    entry = checked(call, line, path, where, fast and span.plain)
+                    entry = checked(call, line, path, where, fast and plain_call(span))
                 else:
                     entry = _entry(call, line, path, where, value, fast)
         original = original_at(value, where) if refused is not None else None
