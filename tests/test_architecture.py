@@ -289,3 +289,24 @@ def test_one_module_opens_http_clients() -> None:
         if opens.search(text)
     ]
     assert bad == []
+
+
+def test_test_modules_share_helpers_through_tests_support() -> None:
+    """A test module imports what it shares with others from `tests/support/`, never from
+    another test module: importing a test module runs its module-level setup and re-collects
+    nothing, and a helper hidden in one module's tests is found only by reading them all."""
+    tests = ROOT / "tests"
+    bad = []
+    for path in sorted(tests.glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            bad += [
+                f"{path.name} line {node.lineno} imports {n}"
+                for n in names
+                if n.startswith("tests.test_") or n.startswith("test_")
+            ]
+    assert bad == []

@@ -20,18 +20,20 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.support.servers import make_call
-from tests.support.uploadkit import cli_env, read_back, run_cli, tracecli, tracecli_serve
-from tests.test_otel_weave_ref import (
+from tests.support import otel_kit
+from tests.support.otel_kit import (
     post_otel,
     read_lines,
-    refs,  # noqa: F401 - a fixture
     resource_projects,
     same_calls_stored,
 )
+from tests.support.servers import make_call
+from tests.support.uploadkit import cli_env, read_back, run_cli, tracecli, tracecli_serve
 
 FIXTURES = Path(__file__).parent / "otel_fixtures"
 CONVENTIONS = FIXTURES / "conventions.jsonl"
+
+refs = otel_kit.refs  # the fixture: two weave-ref servers
 
 
 def span_count(lines: list[bytes]) -> int:
@@ -152,7 +154,7 @@ def test_upload_mixed_directory(tmp_path: Path) -> None:
     [FIXTURES / "agent-seed3.jsonl.gz", FIXTURES / "agent-seed4-no-content.jsonl.gz", CONVENTIONS],
     ids=lambda p: p.name,
 )
-def test_direct_upload_matches_weave(src: Path, refs: Any, tmp_path: Path) -> None:  # noqa: F811
+def test_direct_upload_matches_weave(src: Path, refs: Any, tmp_path: Path) -> None:
     a, b = refs
     project = f"acme/direct-{src.name.split('.')[0]}"
     lines = read_lines(src)
@@ -199,7 +201,7 @@ def fresh_ids(src: Path, tmp_path: Path) -> Path:
 )
 def test_mode_otel_stores_what_posting_the_lines_stores(
     src: Path,
-    refs: Any,  # noqa: F811
+    refs: Any,
     tmp_path: Path,
 ) -> None:
     a, b = refs
@@ -261,7 +263,7 @@ def test_otlp_from_stdin(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_mode_otel_resumes(refs: Any, tmp_path: Path) -> None:  # noqa: F811
+def test_mode_otel_resumes(refs: Any, tmp_path: Path) -> None:
     _, b = refs
     src = fresh_ids(FIXTURES / "agent-seed2.jsonl.gz", tmp_path)
     args = ("upload", str(src), "--server", b.url, "--api-key", "x", "-p", "acme/otel-again",

@@ -19,8 +19,8 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.support.otel_kit import read_lines
 from tests.support.servers import weave_ref_python
-from tests.test_otel_weave_ref import read_lines
 from tracecli.wire.otel import OtelChunk, otel_chunk, partial_success
 from tracecli.wire.otlp_answers import read_response, read_status_message
 from tracecli.wire.otlp_proto import encode_request, request_spans, varint
