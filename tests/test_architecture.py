@@ -58,7 +58,6 @@ LATE_IMPORTS: dict[tuple[str, str], str] = {
     ("tracecli.check.records", "tracecli.schema.weave"): "start-up time",
     ("tracecli.check.records", "pydantic"): "start-up time",
     ("tracecli.check.facts", "pydantic"): "start-up time",
-    ("tracecli.config.fields", "pydantic"): "start-up time",
     # upload to Weave or the store never needs the Freeplay pipeline (schema, mapping)
     ("tracecli.upload.api", "tracecli.upload.freeplay"): "start-up time",
     # upload to a server needs no store and to the store no HTTP client; a JSONL upload

@@ -18,6 +18,7 @@ from tracecli.cli import app
 from tracecli.cli import options as opt
 from tracecli.cli.common import command, say, stderr_console, write_stdout
 from tracecli.cli.safe import safe_text
+from tracecli.config.secret import SecretStr
 
 if TYPE_CHECKING:
     from tracecli.config.settings import Settings
@@ -165,8 +166,6 @@ def login_cmd(
       0    key checked and stored (or already stored)
       2    wrong key, unreachable server or usage
     """
-    from pydantic import SecretStr
-
     from tracecli.config.settings import load_settings
     from tracecli.targets.login import LoginError, login, stored_key_location
 

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import SecretStr
-
 from tracecli.config.per_target import WeaveTarget, resolve_weave
+from tracecli.config.secret import SecretStr
 from tracecli.diagnostics import UsageError
 from tracecli.inputs.workers import stop_pool
 from tracecli.journal.rejected import DEFAULT_NAME, RejectedWriter, upload_inputs
