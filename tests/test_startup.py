@@ -122,3 +122,28 @@ def test_help_builds_every_command_without_importing_what_they_run() -> None:
         assert isinstance(modules, list)
         loaded = [m for m in modules if m.startswith(HELP_NEEDS_NONE_OF)]
         assert loaded == [], f"{args} imports what it does not use"
+
+
+UPLOAD_NEEDS_NONE_OF = (
+    "pydantic",  # the settings' key is config/secret.py's SecretStr
+    "yaml",  # no config file here
+    "trio",  # httpcore's probe, kept out by the console script
+    "httpx._main",  # httpx's own command line
+    "tracecli.otel",
+    "tracecli.upload.otlp",
+    "tracecli.store.db",  # a server, not the store
+    "tracecli.schema.weave",
+    "rich.progress",  # no terminal
+)
+
+
+def test_upload_of_a_small_jsonl_file_to_a_server_imports_only_what_it_needs() -> None:
+    """A dry run to a server builds the HTTP client as a real upload does (and sends
+    nothing): no pydantic, no OpenTelemetry mapping, no store, no PyYAML."""
+    seen = probe("upload", str(SAMPLE), "--dry-run", "--server", "http://127.0.0.1:9")
+    assert seen["code"] == 0
+    modules = seen["modules"]
+    assert isinstance(modules, list)
+    assert "httpx" in modules  # the client was built: the probe saw a real run
+    loaded = [m for m in modules if m.startswith(UPLOAD_NEEDS_NONE_OF)]
+    assert loaded == [], "upload to a server imports what it does not use"
