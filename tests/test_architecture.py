@@ -73,6 +73,8 @@ LATE_IMPORTS: dict[tuple[str, str], str] = {
     # the forked pool costs ~13 ms to import: validate and upload of a small file skip it
     ("tracecli.inputs.workers", "concurrent.futures"): "start-up time",
     ("tracecli.inputs.workers", "concurrent.futures.process"): "start-up time",
+    ("tracecli.inputs.workers", "multiprocessing"): "start-up time",
+    ("tracecli.inputs.workers", "ctypes"): "start-up time",
     # file events for upload --follow: optional, the follow polls when it cannot be imported
     ("tracecli.inputs.watch", "watchfiles"): "optional dependency",
     # uvicorn is only needed once `tracecli serve` listens (tests build the app without it)
