@@ -58,12 +58,23 @@ LATE_IMPORTS: dict[tuple[str, str], str] = {
     ("tracecli.check.records", "tracecli.schema.weave"): "start-up time",
     ("tracecli.check.records", "pydantic"): "start-up time",
     ("tracecli.check.facts", "pydantic"): "start-up time",
-    ("tracecli.config.fields", "pydantic"): "start-up time",
     # upload to Weave or the store never needs the Freeplay pipeline (schema, mapping)
     ("tracecli.upload.api", "tracecli.upload.freeplay"): "start-up time",
+    # upload to a server needs no store and to the store no HTTP client; a JSONL upload
+    # needs no OpenTelemetry mapping (imported when an OTLP file is among the inputs)
+    ("tracecli.upload.api", "tracecli.targets.weave"): "start-up time",
+    ("tracecli.upload.api", "tracecli.targets.local"): "start-up time",
+    ("tracecli.upload.run", "tracecli.otel.calls"): "start-up time",
+    ("tracecli.upload.run", "tracecli.upload.otlp"): "start-up time",
+    ("tracecli.targets.outcome", "httpx"): "start-up time",
+    ("tracecli.targets.retry", "httpx"): "start-up time",
+    # PyYAML for the config files, only when there is one (most runs find none)
+    ("tracecli.config.files", "yaml"): "start-up time",
     # the forked pool costs ~13 ms to import: validate and upload of a small file skip it
     ("tracecli.inputs.workers", "concurrent.futures"): "start-up time",
     ("tracecli.inputs.workers", "concurrent.futures.process"): "start-up time",
+    ("tracecli.inputs.workers", "multiprocessing"): "start-up time",
+    ("tracecli.inputs.workers", "ctypes"): "start-up time",
     # file events for upload --follow: optional, the follow polls when it cannot be imported
     ("tracecli.inputs.watch", "watchfiles"): "optional dependency",
     # uvicorn is only needed once `tracecli serve` listens (tests build the app without it)

@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
 from tracecli.config.fields import parse_duration, parse_size
 from tracecli.config.files import ConfigError
@@ -21,6 +20,7 @@ from tracecli.config.per_target import (
     weave_api_key,
     weave_server,
 )
+from tracecli.config.secret import SecretStr
 from tracecli.config.settings import load_settings, user_config_path
 from tracecli.diagnostics import UsageError
 

@@ -33,7 +33,8 @@ except SystemExit as exc:
 weave = sys.modules.get("tracecli.schema.weave")
 models = ("StartedCallSchemaForInsert", "EndedCallSchemaForInsert", "CompletedCallSchemaForInsert")
 built = weave is not None and any(getattr(weave, m).__pydantic_complete__ for m in models)
-print(json.dumps({"code": code, "modules": sorted(sys.modules), "built": built}), file=sys.stderr)
+loaded = sorted(m for m, v in sys.modules.items() if v is not None)  # None: kept out
+print(json.dumps({"code": code, "modules": loaded, "built": built}), file=sys.stderr)
 """
 
 NOT_NEEDED = (
@@ -86,3 +87,63 @@ def test_the_field_names_are_the_models_fields() -> None:
     assert tuple(weave.LLMUsageSchema.model_fields) == fields.USAGE_FIELDS
     ended = set(fields.COMPLETED_FIELDS) - set(fields.STARTED_FIELDS)
     assert set(fields.END_FIELDS) == ended
+
+
+def test_the_validate_command_shows_the_librarys_default_max_errors() -> None:
+    """The command declares the number itself, so `--help` imports no checks to show it."""
+    from tracecli.cli import cmd_validate
+    from tracecli.upload import validate
+
+    assert cmd_validate.DEFAULT_MAX_ERRORS == validate.DEFAULT_MAX_ERRORS
+
+
+HELP_NEEDS_NONE_OF = (
+    "rich",
+    "httpx",
+    "pydantic",
+    "yaml",
+    "sqlite3",
+    "tracecli.upload",
+    "tracecli.config.settings",
+    "tracecli.targets",
+    "tracecli.store.db",
+    "tracecli.readback.sources",
+    "tracecli.schema.weave",
+)
+
+
+def test_help_builds_every_command_without_importing_what_they_run() -> None:
+    """`tracecli --help` lists every command (so builds each one) and `tail --help` prints
+    a page: neither needs an HTTP client, the settings, the store, pydantic or Rich."""
+    for args in (["--help"], ["tail", "--help"], ["upload", "--help"]):
+        seen = probe(*args)
+        assert seen["code"] == 0
+        modules = seen["modules"]
+        assert isinstance(modules, list)
+        loaded = [m for m in modules if m.startswith(HELP_NEEDS_NONE_OF)]
+        assert loaded == [], f"{args} imports what it does not use"
+
+
+UPLOAD_NEEDS_NONE_OF = (
+    "pydantic",  # the settings' key is config/secret.py's SecretStr
+    "yaml",  # no config file here
+    "trio",  # httpcore's probe, kept out by the console script
+    "httpx._main",  # httpx's own command line
+    "tracecli.otel",
+    "tracecli.upload.otlp",
+    "tracecli.store.db",  # a server, not the store
+    "tracecli.schema.weave",
+    "rich.progress",  # no terminal
+)
+
+
+def test_upload_of_a_small_jsonl_file_to_a_server_imports_only_what_it_needs() -> None:
+    """A dry run to a server builds the HTTP client as a real upload does (and sends
+    nothing): no pydantic, no OpenTelemetry mapping, no store, no PyYAML."""
+    seen = probe("upload", str(SAMPLE), "--dry-run", "--server", "http://127.0.0.1:9")
+    assert seen["code"] == 0
+    modules = seen["modules"]
+    assert isinstance(modules, list)
+    assert "httpx" in modules  # the client was built: the probe saw a real run
+    loaded = [m for m in modules if m.startswith(UPLOAD_NEEDS_NONE_OF)]
+    assert loaded == [], "upload to a server imports what it does not use"

@@ -239,5 +239,15 @@ def _root(
     """tracecli: move LLM trace records from files into trace servers."""
 
 
+# Modules the command line never uses that its dependencies import when they can: httpcore
+# looks for trio (its async locks under trio; tracecli's client is synchronous) and httpx
+# imports its own command line (Click, Pygments). Together ~60% of what a client to a
+# server costs to set up. Only the console script sets these, never an importer of the
+# library (None in sys.modules makes `import trio` raise ImportError, as if not installed).
+NEVER_USED = ("trio", "httpx._main")
+
+
 def main() -> None:
+    for name in NEVER_USED:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
     app(prog_name=PROG)

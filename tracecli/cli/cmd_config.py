@@ -1,5 +1,8 @@
 """`tracecli config show` and `tracecli login`: the settings a command would use, and where
-each came from; storing a key where tracecli (and the W&B tools) will find it."""
+each came from; storing a key where tracecli (and the W&B tools) will find it.
+
+The settings and the login client are imported when a command runs, not with this module:
+`tracecli --help` builds every command, and needs neither."""
 
 from __future__ import annotations
 
@@ -7,17 +10,18 @@ import getpass
 import json
 import sys
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import SecretStr
 
 from tracecli.cli import app
 from tracecli.cli import options as opt
 from tracecli.cli.common import command, say, stderr_console, write_stdout
 from tracecli.cli.safe import safe_text
-from tracecli.config.settings import Settings, load_settings
-from tracecli.targets.login import LoginError, login, stored_key_location
+from tracecli.config.secret import SecretStr
+
+if TYPE_CHECKING:
+    from tracecli.config.settings import Settings
 
 config_app = typer.Typer(
     name="config",
@@ -99,6 +103,8 @@ def show(
         "project": project,
         "db": db,
     }
+    from tracecli.config.settings import load_settings
+
     settings = load_settings(values, profile=profile)
     for warning in settings.warnings:
         say(stderr_console(), f"tracecli: warning: {warning}")
@@ -160,6 +166,9 @@ def login_cmd(
       0    key checked and stored (or already stored)
       2    wrong key, unreachable server or usage
     """
+    from tracecli.config.settings import load_settings
+    from tracecli.targets.login import LoginError, login, stored_key_location
+
     values = {
         "target": target.value if target else None,
         "server": server,

@@ -4,6 +4,9 @@ Converted records are data: JSONL on stdout, or in the `-o` file (written to a t
 beside it and renamed into place, so a failed run never leaves half a file). Diagnostics and
 the summary go to stderr. Exit codes: 0 every record converted, 1 some could not be (each is
 named by file, line and field), 2 usage.
+
+The conversions (the Freeplay models, the OpenTelemetry mapping) are imported when the
+command runs, not with this module: `tracecli --help` builds every command.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Annotated, Any, NamedTuple
+from typing import IO, TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 
@@ -26,8 +29,9 @@ from tracecli.cli.common import command, say, stderr_console, write_stdout
 from tracecli.cli.diagnostic_printer import MAX_PRINTED_DIAGNOSTICS, DiagnosticPrinter
 from tracecli.cli.safe import safe_json_bytes
 from tracecli.diagnostics import UsageError
-from tracecli.otel.convert import convert_otlp
-from tracecli.upload.convert import ConvertReport, convert
+
+if TYPE_CHECKING:
+    from tracecli.upload.convert import ConvertReport
 
 
 class Backend(StrEnum):
@@ -151,9 +155,13 @@ def _convert(
     """Either conversion (`--to weave`: OpenTelemetry spans; else Weave calls), its report
     in one shape."""
     if to is Backend.weave:
+        from tracecli.otel.convert import convert_otlp
+
         otel = convert_otlp(paths, write, project=project, strict=strict, on_diagnostic=show)
         summary = otel.summary_lines(output_file or "stdout")
         return _Converted(otel.to_dict(), summary, otel.exit_code)
+    from tracecli.upload.convert import convert
+
     report = convert(
         paths,
         write,

@@ -9,7 +9,6 @@ from typing import Annotated
 from tracecli.cli import app
 from tracecli.cli import options as opt
 from tracecli.cli.common import command, say, stderr_console
-from tracecli.cli.readback import readback_settings
 from tracecli.diagnostics import TracecliError
 
 
@@ -47,6 +46,7 @@ def export_cmd(
       0    every call of the project written
       2    usage or configuration error (bad option or setting, no key, no server)
     """
+    from tracecli.cli.readback import readback_settings
     from tracecli.readback.export import export_project
     from tracecli.readback.sources import open_source
     from tracecli.readback.tail import resolve_project

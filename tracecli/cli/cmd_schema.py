@@ -10,7 +10,6 @@ import typer
 
 from tracecli.cli import app
 from tracecli.cli.common import command, write_stdout
-from tracecli.schema.json_schema import record_schema
 
 
 class Shape(StrEnum):
@@ -54,4 +53,6 @@ def schema(
       0    the schema is printed
       2    usage or configuration error (bad option or setting, no key, no server)
     """
+    from tracecli.schema.json_schema import record_schema  # pydantic: only when asked
+
     write_stdout(json.dumps(record_schema(shape.value, allow_list=allow_list), indent=2))

@@ -10,7 +10,6 @@ import typer
 from tracecli.cli import app
 from tracecli.cli import options as opt
 from tracecli.cli.common import handle_errors, stderr_console
-from tracecli.config.settings import load_settings
 
 
 @app.command(
@@ -54,6 +53,7 @@ def serve_cmd(
     the user config, else the default file. One log line per request goes to stderr; Ctrl-C
     stops it cleanly (exit 0).
     """
+    from tracecli.config.settings import load_settings
     from tracecli.serve.listen import serve
 
     settings = load_settings({"db": db}, profile=profile)

@@ -1,26 +1,29 @@
-"""`tracecli tail`: the latest calls of a project, from a Weave server or the embedded store."""
+"""`tracecli tail`: the latest calls of a project, from a Weave server or the embedded store.
+
+The readers (HTTP client, store) and the settings are imported when the command runs, not
+with this module: `tracecli --help` builds every command, and needs none of them.
+"""
 
 from __future__ import annotations
 
 import os
 import time
-from typing import Annotated, Any, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
-from rich.cells import cell_len
-from rich.console import Console
-from rich.text import Text
 
 from tracecli.cli import app
 from tracecli.cli import options as opt
 from tracecli.cli.common import command, say, stderr_console, stdout_console, write_stdout
-from tracecli.cli.readback import readback_settings
 from tracecli.cli.safe import safe_text
 from tracecli.readback.rows import ID_SHOWN, row_of
-from tracecli.readback.sources import CallSource, TailError, open_source
-from tracecli.readback.tail import Follower, TailEvent, TailRequest, resolve_project
-from tracecli.readback.tail_ids import resolve_id
-from tracecli.store.exact_json import dumps_exact
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
+
+    from tracecli.readback.sources import CallSource
+    from tracecli.readback.tail import Follower, TailRequest
 
 STATUS_STYLES = {
     "success": "green",
@@ -79,6 +82,8 @@ def layout(width: int, rows: list[tuple[str, ...]] | None = None) -> Layout:
     what the other does not need — a table of errors gives the exception the room — and a
     table with no exception at all has no exception column: the op names show whole. The
     layout is fixed at the first table, so later rows line up under its header."""
+    from rich.cells import cell_len
+
     width = max(width, 20)
     gap = 2 if width >= _WIDE else 1
     for columns in _LAYOUTS:
@@ -111,6 +116,9 @@ def layout(width: int, rows: list[tuple[str, ...]] | None = None) -> Layout:
 def _cell(text: str, width: int, right: bool) -> Text:
     """`text` made safe and cut or padded to exactly `width` cells (wide characters count
     two); a cut ends with an ellipsis."""
+    from rich.cells import cell_len
+    from rich.text import Text
+
     cell = Text(safe_text(text), no_wrap=True, end="")
     size = cell_len(cell.plain)
     if size > width:
@@ -124,6 +132,8 @@ def _cell(text: str, width: int, right: bool) -> Text:
 
 def render_row(cells: tuple[str, ...], lay: Layout, *, header: bool = False) -> Text:
     """One line of the table: each cell safe and fitted, the status coloured."""
+    from rich.text import Text
+
     line = Text(no_wrap=True, end="")
     last = len(lay.columns) - 1
     for i, (column, width) in enumerate(zip(lay.columns, lay.widths, strict=True)):
@@ -173,6 +183,8 @@ class _Printer:
         if not calls:
             return
         if self.fmt is opt.OutputFormat.json:
+            from tracecli.store.exact_json import dumps_exact
+
             # dumps_exact: integers beyond 64 bits are printed exactly (orjson refuses them)
             write_stdout("\n".join(dumps_exact(c).decode() for c in calls))
             return
@@ -186,6 +198,9 @@ class _Printer:
 
 
 def _follow(source: CallSource, follower: Follower, printer: _Printer, interval: float) -> None:
+    from tracecli.readback.sources import TailError
+    from tracecli.readback.tail import TailEvent
+
     err = stderr_console()
     failing = False
     while True:
@@ -288,6 +303,11 @@ def tail_cmd(
       2    usage or configuration error (bad option or setting, no key, no server)
       130  interrupted (Ctrl-C) without --follow
     """
+    from tracecli.cli.readback import readback_settings
+    from tracecli.readback.sources import open_source
+    from tracecli.readback.tail import TailRequest, resolve_project
+    from tracecli.readback.tail_ids import resolve_id
+
     settings = readback_settings(server, db, api_key, project, ca_bundle, allow_insecure, profile)
     source = open_source(settings)  # exit 2: a remote server without a key
     try:
@@ -309,6 +329,8 @@ def _show(
 ) -> None:
     """The latest calls, then (following) the calls as they start and finish; Ctrl-C ends a
     follow with exit 0, a plain tail with 130. An empty table says why on stderr."""
+    from tracecli.readback.tail import Follower
+
     follower = Follower(source, req)
     try:
         calls = follower.snapshot()

@@ -3,29 +3,33 @@
 Progress and the summary are for people and go to stderr (Rich, only on a terminal);
 `--format json` puts the report on stdout as one object for tools. Exit codes: 0 all
 stored, 1 records rejected or not sent, 2 usage/auth/config, 130 interrupted (resumable).
+
+The upload pipeline, the settings and Rich are imported when the command runs, not with
+this module: `tracecli --help` builds every command, and needs none of them.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from tracecli.cli import app
 from tracecli.cli import options as opt
 from tracecli.cli.common import command, say, stderr_console, write_stdout
 from tracecli.cli.diagnostic_printer import MAX_PRINTED_DIAGNOSTICS, DiagnosticPrinter
-from tracecli.cli.progress import LiveProgress, PlainProgress, plain_every
 from tracecli.cli.safe import safe_text
-from tracecli.config.per_target import WeaveTarget
-from tracecli.config.settings import Settings, load_settings
-from tracecli.targets.outcome import RetryEvent
-from tracecli.upload.api import RESUME_HINT, UploadOptions, UploadReport, upload
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from tracecli.cli.progress import LiveProgress, PlainProgress
+    from tracecli.config.per_target import WeaveTarget
+    from tracecli.config.settings import Settings
+    from tracecli.targets.outcome import RetryEvent
+    from tracecli.upload.api import UploadOptions, UploadReport
 
 
 @command(
@@ -79,6 +83,8 @@ def upload_command(
       130  interrupted (Ctrl-C): run the same command again to resume
       143  stopped by SIGTERM: the same
     """
+    from tracecli.config.settings import load_settings
+
     settings = load_settings(
         {
             "target": target_name.value if target_name is not None else None,
@@ -177,6 +183,8 @@ def _options(
 ) -> UploadOptions:
     """The library's options from the settings (Weave's server and key already resolved
     into `resolved`; Freeplay's resolved by its run) and the flags that are not settings."""
+    from tracecli.upload.api import UploadOptions
+
     freeplay = settings.target == "freeplay"
     return UploadOptions(
         resolved=target,
@@ -213,6 +221,9 @@ def _upload_with_progress(
 ) -> UploadReport:
     """Run the upload with a progress display on stderr: a live line on a terminal, a
     plain line now and then elsewhere, none with --quiet."""
+    from tracecli.cli.progress import LiveProgress, PlainProgress, plain_every
+    from tracecli.upload.api import upload
+
     display: LiveProgress | PlainProgress | None = None
     if live:
         display = LiveProgress(err)
@@ -231,6 +242,8 @@ def _upload_with_progress(
 
 
 def _say_why_stopped(report: UploadReport, err: Console) -> None:
+    from tracecli.upload.api import RESUME_HINT
+
     if report.interrupted:
         say(err, f"tracecli: interrupted; {RESUME_HINT}")
     elif report.halted:
@@ -328,6 +341,9 @@ def format_elapsed(seconds: float) -> str:
 def render_summary(report: UploadReport, console: Console, *, rich_table: bool) -> None:
     rows = summary_rows(report)
     if rich_table:
+        from rich.table import Table
+        from rich.text import Text
+
         table = Table(show_header=False, box=None, pad_edge=False)
         table.add_column(style="bold")
         table.add_column(justify="right")

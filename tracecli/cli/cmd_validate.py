@@ -1,11 +1,15 @@
-"""`tracecli validate PATH...`: check trace files without sending anything."""
+"""`tracecli validate PATH...`: check trace files without sending anything.
+
+The checks are imported when the command runs, not with this module: `tracecli --help`
+builds every command, and needs none of them.
+"""
 
 from __future__ import annotations
 
 import signal
 import sys
 import threading
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -14,9 +18,14 @@ from tracecli.cli import options as opt
 from tracecli.cli.common import command, say, stderr_console, write_stdout
 from tracecli.cli.render import ReportFormat, plural, render
 from tracecli.cli.safe import safe_text
-from tracecli.upload.validate import DEFAULT_MAX_ERRORS, ValidationReport, validate_paths
-from tracecli.upload.validate import Progress as ValidateProgress
 
+if TYPE_CHECKING:
+    from tracecli.upload.validate import Progress as ValidateProgress
+    from tracecli.upload.validate import ValidationReport
+
+# the library's DEFAULT_MAX_ERRORS (tracecli/upload/validate.py), which the help shows;
+# tests/test_startup.py holds the two equal
+DEFAULT_MAX_ERRORS = 200
 _PROGRESS_MIN_BYTES = 32 << 20  # smaller inputs finish before a bar would be of use
 
 
@@ -81,6 +90,8 @@ def validate(
       2    usage or configuration error (bad option or setting, no key, no server)
       130  interrupted (Ctrl-C)
     """
+    from tracecli.upload.validate import validate_paths
+
     got, previous = _terminate_as_interrupt()
     try:
         with _ProgressDisplay() as on_progress:

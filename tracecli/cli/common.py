@@ -1,4 +1,8 @@
-"""Consoles, the one way a line is said, and the one place known errors become an exit code."""
+"""Consoles, the one way a line is said, and the one place known errors become an exit code.
+
+Rich is imported by the first console made, not here: every command module imports this
+one, and `--help` (which builds every command) prints nothing through Rich.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,15 @@ import inspect
 import os
 import sys
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
-from rich.text import Text
 
 from tracecli.cli.safe import safe_json, safe_text
 from tracecli.diagnostics import TracecliError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -22,10 +27,14 @@ R = TypeVar("R")
 
 def stderr_console() -> Console:
     """Diagnostics and progress go to stderr, so stdout stays data (`| jq` works)."""
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def stdout_console() -> Console:
+    from rich.console import Console
+
     return Console(highlight=False, soft_wrap=True, emoji=False)
 
 
@@ -36,6 +45,8 @@ def say(console: Console, message: str, *, style: str | None = None) -> None:
     """One line for people, printed literally: no Rich markup, no emoji codes, and any
     control character of text that came from a file or a server shown escaped. The
     `tracecli: error:` / `warning:` prefix is coloured when colour is on."""
+    from rich.text import Text
+
     text = Text(safe_text(message), style=style or "")
     for word, word_style in SEVERITY_STYLES.items() if not console.no_color else ():
         prefix = f"tracecli: {word}:"
@@ -47,6 +58,8 @@ def say(console: Console, message: str, *, style: str | None = None) -> None:
 
 def say_diagnostic(console: Console, line: str, severity: str) -> None:
     """A `path:line: severity: field: message` line, literally, its severity coloured."""
+    from rich.text import Text
+
     text = Text(safe_text(line))
     at = text.plain.find(f": {severity}: ")
     if at >= 0 and severity in SEVERITY_STYLES and not console.no_color:

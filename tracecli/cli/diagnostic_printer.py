@@ -3,10 +3,14 @@ unless --verbose, with the count of the rest at the end."""
 
 from __future__ import annotations
 
-from rich.console import Console
+from typing import TYPE_CHECKING
 
 from tracecli.cli.common import say, say_diagnostic
-from tracecli.diagnostics import Diagnostic
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from tracecli.diagnostics import Diagnostic
 
 MAX_PRINTED_DIAGNOSTICS = 50
 

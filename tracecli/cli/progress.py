@@ -14,14 +14,16 @@ import contextlib
 import os
 import sys
 import time
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from rich.cells import cell_len
-from rich.console import Console
-from rich.progress import Progress, ProgressColumn, Task
 from rich.text import Text
 
 from tracecli.cli.safe import safe_text
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import ProgressColumn
 
 PLAIN_EVERY = 15.0  # seconds between plain progress lines when stderr is not a terminal
 BAR_CELLS = 16
@@ -137,30 +139,34 @@ def plain_line(p: ProgressRecord) -> str:
     return "tracecli: progress: " + ", ".join(f.text.strip() for f in fields(p, bar=False))
 
 
-class _LineColumn(ProgressColumn):
+def _line_column(display: LiveProgress) -> ProgressColumn:
     """Rich's live display, showing `progress_line` at the console's width as it is at
     each refresh (a resized terminal gets a refitted line; the elapsed time keeps going
-    between updates)."""
+    between updates). Made with the display: rich.progress is for a terminal only, and
+    would cost an upload without one (a CI log, a pipe) ~5 ms to import."""
+    from rich.progress import ProgressColumn, Task
 
-    def __init__(self, display: LiveProgress) -> None:
-        super().__init__()
-        self.display = display
+    class _LineColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            last = display.last
+            if last is None:
+                return Text("")
+            elapsed = last.elapsed + (time.monotonic() - display.last_at)
+            width = display.progress.console.width
+            line = progress_line(last, width, elapsed=elapsed)
+            return Text(line, no_wrap=True, overflow="crop")
 
-    def render(self, task: Task) -> Text:
-        last = self.display.last
-        if last is None:
-            return Text("")
-        elapsed = last.elapsed + (time.monotonic() - self.display.last_at)
-        width = self.display.progress.console.width
-        return Text(progress_line(last, width, elapsed=elapsed), no_wrap=True, overflow="crop")
+    return _LineColumn()
 
 
 class LiveProgress:
     """The progress line on a terminal: redrawn in place, gone when the upload ends."""
 
     def __init__(self, console: Console) -> None:
+        from rich.progress import Progress
+
         self.progress = Progress(
-            _LineColumn(self), console=console, transient=True, refresh_per_second=4
+            _line_column(self), console=console, transient=True, refresh_per_second=4
         )
         self.last: Any = None
         self.last_at = time.monotonic()

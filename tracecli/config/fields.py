@@ -11,11 +11,10 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
-if TYPE_CHECKING:
-    from pydantic import SecretStr
+from tracecli.config.secret import SecretStr
 
 TARGETS = ("weave", "freeplay", "local")
 MODES = ("auto", "complete", "batch", "single", "otel")
@@ -91,9 +90,6 @@ def parse_secret(value: Any) -> SecretStr:
         raise BadValue("must be a non-empty string")
     if any(c.isspace() for c in value.strip()):
         raise BadValue("must not contain spaces (is it a key?)")
-    # imported here for start-up time: most commands read no secret
-    from pydantic import SecretStr
-
     return SecretStr(value.strip())
 
 

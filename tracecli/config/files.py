@@ -22,12 +22,13 @@ import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-import yaml
+from typing import TYPE_CHECKING, Any, Literal
 
 from tracecli.config.fields import FIELDS, FILE_ONLY_KEYS, BadValue, parse_secret
 from tracecli.diagnostics import UsageError
+
+if TYPE_CHECKING:
+    import yaml
 
 Kind = Literal["project", "user"]
 PROJECT_FILE = "tracecli.yaml"
@@ -110,6 +111,8 @@ def load_config_file(path: Path, kind: Kind) -> ConfigFile | None:
         raise ConfigError(path, None, "not UTF-8 text") from None
     except OSError as exc:
         raise ConfigError(path, None, f"cannot read: {exc.strerror or exc}") from None
+    import yaml  # start-up: most runs find no config file, and PyYAML costs ~10 ms
+
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -145,6 +148,8 @@ def _line(node: yaml.Node) -> int:
 
 
 def _pairs(cfg: ConfigFile, node: yaml.MappingNode) -> list[tuple[str, yaml.Node, yaml.Node]]:
+    import yaml
+
     seen: dict[str, int] = {}
     out = []
     for key_node, value_node in node.value:
@@ -161,6 +166,8 @@ def _pairs(cfg: ConfigFile, node: yaml.MappingNode) -> list[tuple[str, yaml.Node
 
 
 def _construct(cfg: ConfigFile, node: yaml.Node) -> Any:
+    import yaml
+
     loader = yaml.SafeLoader("")
     try:
         return loader.construct_document(node)
@@ -196,6 +203,8 @@ def _read_setting(
 
 
 def _read_profiles(cfg: ConfigFile, node: yaml.Node) -> None:
+    import yaml
+
     if not isinstance(node, yaml.MappingNode):
         raise ConfigError(cfg.path, _line(node), "profiles: must be a mapping of name: settings")
     for name, name_node, body in _pairs(cfg, node):
@@ -216,6 +225,8 @@ def _read_profiles(cfg: ConfigFile, node: yaml.Node) -> None:
 
 
 def _read_credentials(cfg: ConfigFile, key_node: yaml.Node, node: yaml.Node) -> None:
+    import yaml
+
     if cfg.kind == "project":
         raise ConfigError(cfg.path, _line(key_node), f"credentials: {NO_SECRETS_HERE}")
     if not isinstance(node, yaml.MappingNode):

@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import SecretStr
-
 from tracecli.config import netrc_file
 from tracecli.config.fields import BadValue, parse_secret, parse_url
 from tracecli.config.files import ConfigFile, display_path
 from tracecli.config.paths import default_db
 from tracecli.config.resolver import Found, Origin, Resolver
+from tracecli.config.secret import SecretStr
 from tracecli.diagnostics import UsageError
 
 DEFAULT_WEAVE_SERVER = "https://trace.wandb.ai"

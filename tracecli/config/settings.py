@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
-
 from tracecli.config import per_target
 from tracecli.config.fields import FIELDS
 from tracecli.config.files import (
@@ -40,6 +38,7 @@ from tracecli.config.per_target import (
     weave_destination,
 )
 from tracecli.config.resolver import Found, Layers, Origin, Resolver
+from tracecli.config.secret import SecretStr
 from tracecli.diagnostics import UsageError
 
 

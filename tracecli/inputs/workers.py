@@ -16,8 +16,6 @@ threads is what makes fork unsafe.
 
 from __future__ import annotations
 
-import ctypes
-import multiprocessing
 import os
 import signal
 import sys
@@ -68,6 +66,8 @@ def init_worker(parent: int) -> None:
     """The pool's initializer; `parent` is the reading process's pid, taken before the fork."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the same: a job cancelled by its group
+    import ctypes  # imported by fork_pool before the fork: already here
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -85,6 +85,8 @@ def fork_pool(jobs: int) -> ProcessPoolExecutor | None:
     as this process does (validate's workers send call ids as hashes); forked ones do."""
     if jobs < 1 or not sys.platform.startswith("linux"):
         return None
+    import ctypes  # noqa: F401 (for init_worker, imported once here rather than per worker)
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor  # imported by the runs that fork
     from concurrent.futures.process import BrokenProcessPool
 

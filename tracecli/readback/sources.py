@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any, Protocol, Unpack
 
 import httpx
-from pydantic import SecretStr
 
+from tracecli.config.secret import SecretStr
 from tracecli.config.settings import Settings
 from tracecli.diagnostics import TracecliError
 from tracecli.store.db import Store

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import SecretStr
-
 from tracecli.config.per_target import is_loopback
+from tracecli.config.secret import SecretStr
 from tracecli.diagnostics import UsageError
 from tracecli.targets.redact import Redactor, strip_userinfo
 

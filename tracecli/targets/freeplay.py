@@ -15,9 +15,9 @@ from typing import Any, Unpack
 from urllib.parse import urlsplit
 
 import orjson
-from pydantic import SecretStr
 
 from tracecli.config.fields import CONCURRENCY
+from tracecli.config.secret import SecretStr
 from tracecli.diagnostics import UsageError
 from tracecli.freeplay.ids import completion_id_for
 from tracecli.schema.freeplay import is_trace_record, split_record

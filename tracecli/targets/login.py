@@ -19,11 +19,11 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import SecretStr
 
 from tracecli.config import netrc_file
 from tracecli.config.files import display_path, load_config_file
 from tracecli.config.per_target import WANDB_CLOUD_HOSTS
+from tracecli.config.secret import SecretStr
 from tracecli.config.settings import Settings, user_config_path
 from tracecli.config.user_config import store_credential
 from tracecli.diagnostics import TracecliError

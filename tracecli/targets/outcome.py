@@ -6,15 +6,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import orjson
 
 from tracecli.diagnostics import TracecliError
 from tracecli.targets.endpoint import AuthError, TransportConfigError
 from tracecli.targets.redact import Redactor
 from tracecli.targets.retry import Action, classify_error
+
+if TYPE_CHECKING:
+    import httpx
 
 TEXT_LIMIT = 8192  # the part of an answer's text an Outcome keeps
 
@@ -120,6 +122,8 @@ def item_errors(body: Any) -> dict[int, str]:
 
 
 def phrase(status: int) -> str:
+    import httpx  # start-up: the store never asks (its client imported it already)
+
     return httpx.codes.get_reason_phrase(status)  # "" for a code httpx does not know
 
 

@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-import httpx
-
 BASE_DELAY = 0.5  # seconds before the first retry, at most (full jitter draws in [0, base])
 MAX_DELAY = 30.0  # cap of one backoff
 
@@ -145,6 +143,8 @@ def classify_error(error: BaseException) -> tuple[bool, str]:
     Network trouble is retried; a certificate or URL problem is not (it would fail the same
     way every time and needs the user to act).
     """
+    import httpx  # start-up: only what a client raised comes here, so it is imported
+
     cause = _root_cause(error)
     if isinstance(cause, ssl.SSLCertVerificationError) or (
         isinstance(cause, ssl.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(cause)

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Literal, TypedDict
 
 import httpx
-from pydantic import SecretStr
 
 from tracecli import __version__
 from tracecli.config.fields import MAX_OUTAGE, MAX_RETRY_TIME
 from tracecli.config.per_target import is_loopback
+from tracecli.config.secret import SecretStr
 from tracecli.diagnostics import UsageError
 from tracecli.targets.attempts import Attempts
 from tracecli.targets.endpoint import (

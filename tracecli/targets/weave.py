@@ -6,9 +6,8 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Unpack
 
-from pydantic import SecretStr
-
 from tracecli.config.fields import CONCURRENCY
+from tracecli.config.secret import SecretStr
 from tracecli.targets.endpoint import check_listening
 from tracecli.targets.http import HttpTarget
 from tracecli.targets.outcome import ALREADY_STORED, AlreadyStored, Outcome, Recheck

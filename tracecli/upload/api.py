@@ -16,21 +16,17 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
-
-from pydantic import SecretStr
+from typing import TYPE_CHECKING, Literal
 
 from tracecli.config.per_target import WeaveTarget, resolve_weave
+from tracecli.config.secret import SecretStr
 from tracecli.diagnostics import UsageError
 from tracecli.inputs.workers import stop_pool
 from tracecli.journal.rejected import DEFAULT_NAME, RejectedWriter, upload_inputs
 from tracecli.journal.resume import Journal
 from tracecli.targets import DryRunTarget, Target
-from tracecli.targets.local import LocalStoreTarget
-from tracecli.targets.weave import WeaveHttpTarget
 from tracecli.upload.pool import default_jobs, start_pool
 from tracecli.upload.report import (
     GRACE_SECONDS,
@@ -45,6 +41,9 @@ from tracecli.upload.report import (
 from tracecli.upload.run import Run
 from tracecli.upload.sender import Sender
 from tracecli.wire.chunking import Chunker
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 # the library's face: what a caller needs to run an upload and read its report
 __all__ = [
@@ -153,6 +152,8 @@ def _open_target(
     opts: UploadOptions, server: str | None, api_key: SecretStr | None, db: Path | None
 ) -> tuple[Target, Literal["server", "store"], str]:
     if server is not None:
+        from tracecli.targets.weave import WeaveHttpTarget  # start-up: not for the store
+
         t = WeaveHttpTarget(server, api_key=api_key, **opts.http_options())
         if opts.dry_run:
             name = t.name
@@ -167,6 +168,8 @@ def _open_target(
     assert db is not None
     if opts.dry_run:
         return DryRunTarget(str(db)), "store", f"sqlite://{db}"
+    from tracecli.targets.local import LocalStoreTarget  # start-up: not for a server
+
     local = LocalStoreTarget(db)
     return local, "store", f"sqlite://{Path(db).resolve()}"
 

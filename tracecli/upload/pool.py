@@ -7,10 +7,13 @@ as validate's is; the blocks themselves (what a worker does with one) are `uploa
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from typing import TYPE_CHECKING
 
 from tracecli.inputs.workers import fork_pool
 from tracecli.upload import engine
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 PENDING_BLOCKS = 1  # blocks submitted beyond one per worker (each holds ~3x its bytes)
 PARALLEL_MIN_BYTES = 8 << 20  # below this a pool costs more to start than it saves

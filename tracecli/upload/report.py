@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
-from pydantic import SecretStr
-
 from tracecli.check.pairing import DEFAULT_MEMORY_BUDGET
 from tracecli.config.fields import (
     CHUNK_BYTES,
@@ -28,6 +26,7 @@ from tracecli.config.fields import (
     MIN_CHUNK_BYTES,
 )
 from tracecli.config.per_target import WeaveTarget
+from tracecli.config.secret import SecretStr
 from tracecli.diagnostics import Diagnostic, UsageError
 from tracecli.inputs.reader import InputFormat
 from tracecli.journal.rejected import Notes, RejectedWriter, stale_note

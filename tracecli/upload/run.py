@@ -12,7 +12,6 @@ the `Sender`. What then becomes of each record (the sender's callbacks `acked`,
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +23,6 @@ from tracecli.inputs.reader import FILE_FORMAT, Source
 from tracecli.inputs.streams import STDIN
 from tracecli.journal.rejected import RejectedWriter
 from tracecli.journal.resume import Journal
-from tracecli.otel.calls import SpanCalls
 from tracecli.upload.blocks import (
     Bad,
     Entry,
@@ -39,7 +37,6 @@ from tracecli.upload.blocks import (
 from tracecli.upload.engine import PLAIN, RECORDS, SPANS, Engine, Job, input_kind
 from tracecli.upload.fates import Fates
 from tracecli.upload.originals import entry_original, half_original
-from tracecli.upload.otlp import OtlpFates, feed_otel, feed_upload
 from tracecli.upload.pool import PENDING_BLOCKS
 from tracecli.upload.refused import RefusedHalves
 from tracecli.upload.report import FileReport, ProgressClock, UploadOptions, UploadReport
@@ -49,6 +46,9 @@ from tracecli.wire.chunking import Chunker, Unit
 from tracecli.wire.encode import complete_route
 
 if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tracecli.otel.calls import SpanCalls
     from tracecli.upload.sender import Sender
 
 BLOCK_BYTES = 512 << 10  # lines are read, validated and encoded in blocks of about this size
@@ -94,8 +94,14 @@ class Run:
         # What becomes of each record (the sender's callbacks: acked, rejected, unsent).
         # OpenTelemetry files are read through their converted calls (upload.otlp).
         self.otlp = otlp_inputs(files, opts.input_format, only=self.mode == "otel")
-        self.otlp_calls = SpanCalls(opts.project) if self.otlp else None
-        fates: Any = partial(OtlpFates, otlp=self.otlp) if self.otlp else Fates
+        self.otlp_calls: SpanCalls | None = None
+        fates: Any = Fates
+        if self.otlp:  # the OpenTelemetry mapping, imported only for its files (start-up)
+            from tracecli.otel.calls import SpanCalls
+            from tracecli.upload.otlp import OtlpFates
+
+            self.otlp_calls = SpanCalls(opts.project)
+            fates = partial(OtlpFates, otlp=self.otlp)
         self.fates = fates(
             files=files,
             display=self.display,
@@ -150,6 +156,8 @@ class Run:
         kind = SPANS if i in self.otlp else input_kind(src, path)
         if kind == SPANS and self.otlp_calls is not None:
             self.engine.drain()  # keep input order: earlier blocks first
+            from tracecli.upload.otlp import feed_otel, feed_upload
+
             feed = feed_otel if self.mode == "otel" else feed_upload
             feed(self, i, self.otlp_calls)
             self.bytes_done[i] = self.sizes[i] or self.bytes_done[i]
