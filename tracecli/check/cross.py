@@ -216,6 +216,63 @@ class CrossChecker:
             )
         self._link(path, line, o, trace, h, pid, out)
 
+    def feed_pair_quiet(
+        self, path: str, line: int, cid: str, tid: Any, pid: Any, started: Any, ended: Any
+    ) -> bool:
+        """`feed_pair` for a pair it would say nothing about (the usual call): registered,
+        True; else False with nothing changed, and the caller feeds it with `feed_pair`.
+
+        Everything that could make a diagnostic about the pair itself is looked at
+        before anything is registered (the id seen before, the times out of order, a
+        parent of another trace), so upload's reading loop can send the call without
+        building anything for its diagnostics; what is left (children read before it,
+        whose trace differs) goes where `feed_pair` puts it, to `drain`.
+        """
+        if type(tid) is not str:
+            return False
+        h = hash(cid)
+        index = self._index
+        recent = index.recent
+        if h in recent or (index.frozen and index.get(h) is not None):
+            return False
+        if started is not None and ended is not None and ended_before(ended, started):
+            return False
+        trace = hash(tid)
+        ph = 0
+        waits = False  # for its parent (not read yet): an orphan until then
+        if pid is not None and type(pid) is str:
+            if pid == cid:
+                return False  # its own parent: `feed_pair` finds it once registered
+            ph = hash(pid)
+            opened = self._open.get(ph)
+            po = opened[0] if opened is not None else recent.get(ph)
+            if po is None and index.frozen:
+                po = index.get(ph)
+            if po is None:
+                waits = True
+            else:
+                pflags = self._flags[po]
+                if pflags & _STARTED:
+                    ptrace = self._traces[po]
+                    if ptrace != trace and ptrace != _NO_TRACE and trace != _NO_TRACE:
+                        return False  # a trace mismatch: `feed_pair` says so
+                else:
+                    waits = not pflags & _REFUSED
+        o = len(self._traces)
+        self._traces.append(trace)
+        self._locs.append(self._pack(path, line))
+        self._flags.append(_STARTED | _ENDED)
+        index.add(h, o)
+        self.calls += 1
+        orphans = self._orphans
+        if waits:
+            orphans.setdefault(ph, []).append(o)
+        if orphans:
+            children = orphans.pop(h, None)
+            if children is not None:
+                self._adopt(o, trace, children)
+        return True
+
     def feed_block(
         self,
         path: str,
@@ -415,9 +472,16 @@ class CrossChecker:
         return Diagnostic(path, line, field, code, severity, what)
 
     # -- output ------------------------------------------------------------------------
+    @property
+    def deferred(self) -> list[Diagnostic]:
+        """What `drain` would give now: a caller that drains after every record tests
+        this (always the same list) rather than making an empty list each time."""
+        return self._deferred
+
     def drain(self) -> list[Diagnostic]:
         """Diagnostics found since the last call about records fed earlier."""
-        out, self._deferred = self._deferred, []
+        out = self._deferred[:]
+        self._deferred.clear()
         return out
 
     def finish(self) -> list[Diagnostic]:

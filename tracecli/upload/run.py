@@ -41,6 +41,7 @@ from tracecli.upload.fates import Fates
 from tracecli.upload.originals import entry_original, half_original
 from tracecli.upload.otlp import OtlpFates, feed_otel, feed_upload
 from tracecli.upload.pool import PENDING_BLOCKS
+from tracecli.upload.quick import QuickPairs, quick_modes
 from tracecli.upload.refused import RefusedHalves
 from tracecli.upload.report import FileReport, ProgressClock, UploadOptions, UploadReport
 from tracecli.upload.run_inputs import InputState, otlp_inputs, read_error, source
@@ -111,6 +112,7 @@ class Run:
         self.line_base = self.inputs.line_base
         self.acked_lines = self.inputs.acked_lines
         self.routes: dict[str, str] = {}
+        self._quick_pairs: QuickPairs | None = None
         self.refused = RefusedHalves(self.display)  # see _finish_inputs
         self.clock = ProgressClock(on_progress)
 
@@ -224,16 +226,27 @@ class Run:
 
     # -- entries --------------------------------------------------------------------------
     def _consume(self, i: int, base: int, entries: list[Entry]) -> None:
-        """The cross-record checks and pairing for a block's entries, in input order."""
+        """The cross-record checks and pairing for a block's entries, in input order:
+        the usual pairs through `QuickPairs`, the rest here."""
         path = self.display[i]
         checker = self.checker
         feed_call = checker.feed_call
         drain = checker.drain
+        deferred = checker.deferred
         strict = self.opts.strict
         acked = self.acked_lines[i]
         any_acked = len(acked) > 0
         out: list[Diagnostic] = []
-        for e in entries:
+        quick = self._quick() if self.sender is not None else None
+        k, n = 0, len(entries)
+        while k < n:
+            e = entries[k]
+            if quick is not None and type(e) is Pair:
+                j = quick.take(entries, k, i, path, base, acked)
+                if j > k:
+                    k = j
+                    continue
+            k += 1
             if type(e) is Ok:
                 line = base + e.line
                 feed_call(
@@ -271,9 +284,22 @@ class Run:
                     [(e.value, i, base + e.line)],
                     "a Freeplay record: send it with `tracecli upload --target freeplay`",
                 )
-            late = drain()
-            if late:
-                self.fates.late(late)
+            if deferred:
+                self.fates.late(drain())
+
+    def _quick(self) -> QuickPairs | None:
+        """The quick path for the usual pairs (see `tracecli.upload.quick`), when the mode
+        sends them as completed calls and there is a sender."""
+        if self._quick_pairs is None and quick_modes(self.mode) and self.sender is not None:
+            sender, interrupted, progress = self.sender, self.interrupted, self._progress
+            self._quick_pairs = QuickPairs(
+                self.checker,
+                self.chunker,
+                lambda chunk: sender.submit(chunk, interrupted, progress),
+                self.fates.late,
+                self.routes,
+            )
+        return self._quick_pairs
 
     def _pair(self, p: Pair, i: int, base: int, path: str, out: list[Diagnostic]) -> None:
         """A start and its end from one block: checked as one, sent without pairing."""
