@@ -233,10 +233,21 @@ class CrossChecker:
         h = hash(cid)
         index = self._index
         recent = index.recent
-        if h in recent or (index.frozen and index.get(h) is not None):
+        frozen = index.frozen
+        if h in recent or (frozen and index.get(h) is not None):
             return False
-        if started is not None and ended is not None and ended_before(ended, started):
-            return False
+        if started is not None and ended is not None:
+            if (  # `ended_before` for two times written alike with "Z" (the usual): compared
+                type(ended) is str
+                and type(started) is str
+                and len(ended) == len(started) >= 20
+                and ended[-1] == "Z" == started[-1]
+                and ended[10] == started[10]
+            ):
+                if ended < started:
+                    return False
+            elif ended_before(ended, started):
+                return False
         trace = hash(tid)
         ph = 0
         waits = False  # for its parent (not read yet): an orphan until then
@@ -246,7 +257,7 @@ class CrossChecker:
             ph = hash(pid)
             opened = self._open.get(ph)
             po = opened[0] if opened is not None else recent.get(ph)
-            if po is None and index.frozen:
+            if po is None and frozen:
                 po = index.get(ph)
             if po is None:
                 waits = True
