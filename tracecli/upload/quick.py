@@ -26,8 +26,8 @@ from collections.abc import Callable, Collection, Sequence
 from tracecli.check.cross import CrossChecker
 from tracecli.diagnostics import Diagnostic
 from tracecli.upload.blocks import Entry, Pair
+from tracecli.upload.units import Routes
 from tracecli.wire.chunking import REC, SHAPES, Chunk, Chunker, pack
-from tracecli.wire.encode import complete_route
 
 _LINE = REC["line"]
 QUICK_MODES = frozenset({"auto", "complete"})  # where a pair is one completed-call item
@@ -44,7 +44,7 @@ class QuickPairs:
         chunker: Chunker,
         submit: Callable[[Chunk], object],
         late: Callable[[Sequence[Diagnostic]], None],
-        routes: dict[str, str],
+        routes: Routes,
     ) -> None:
         self.checker = checker
         self.chunker = chunker
@@ -95,9 +95,7 @@ class QuickPairs:
                 break
             if not quiet(path, line_s, cid, tid, pid, started, ended):
                 break
-            route = routes.get(project)
-            if route is None:
-                route = routes[project] = complete_route(project)
+            route = routes[project]
             # `join_objects(s_body, tail)`, the completed call
             if len(tail) <= 2:
                 item = s_body

@@ -45,9 +45,8 @@ from tracecli.upload.quick import QuickPairs, quick_modes
 from tracecli.upload.refused import RefusedHalves
 from tracecli.upload.report import FileReport, ProgressClock, UploadOptions, UploadReport
 from tracecli.upload.run_inputs import InputState, otlp_inputs, read_error, source
-from tracecli.upload.units import complete_unit, lone_unit, pair_unit
-from tracecli.wire.chunking import Chunker, Unit
-from tracecli.wire.encode import complete_route
+from tracecli.upload.units import Routes, complete_unit, half_of, lone_unit, pair_unit
+from tracecli.wire.chunking import Chunk, Chunker, Unit
 
 if TYPE_CHECKING:
     from tracecli.upload.sender import Sender
@@ -111,7 +110,8 @@ class Run:
         self.bytes_done = self.inputs.bytes_done
         self.line_base = self.inputs.line_base
         self.acked_lines = self.inputs.acked_lines
-        self.routes: dict[str, str] = {}
+        self.routes = Routes()
+        self.route = self.routes.__getitem__  # a project's calls/complete route
         self._quick_pairs: QuickPairs | None = None
         self.refused = RefusedHalves(self.display)  # see _finish_inputs
         self.clock = ProgressClock(on_progress)
@@ -231,13 +231,12 @@ class Run:
         path = self.display[i]
         checker = self.checker
         feed_call = checker.feed_call
-        drain = checker.drain
         deferred = checker.deferred
         strict = self.opts.strict
         acked = self.acked_lines[i]
         any_acked = len(acked) > 0
         out: list[Diagnostic] = []
-        quick = self._quick() if self.sender is not None else None
+        quick = self._quick()
         k, n = 0, len(entries)
         while k < n:
             e = entries[k]
@@ -268,7 +267,7 @@ class Run:
                 done = any_acked and line in acked
                 if done:
                     self._skipped(i, 1)
-                self._take_half(_half(e, i, line, done))
+                self._take_half(half_of(e, i, line, done))
             elif type(e) is Pair:
                 self._pair(e, i, base, path, out)
             elif type(e) is Bad:
@@ -285,20 +284,13 @@ class Run:
                     "a Freeplay record: send it with `tracecli upload --target freeplay`",
                 )
             if deferred:
-                self.fates.late(drain())
+                self.fates.late(checker.drain())
 
     def _quick(self) -> QuickPairs | None:
-        """The quick path for the usual pairs (see `tracecli.upload.quick`), when the mode
-        sends them as completed calls and there is a sender."""
-        if self._quick_pairs is None and quick_modes(self.mode) and self.sender is not None:
-            sender, interrupted, progress = self.sender, self.interrupted, self._progress
-            self._quick_pairs = QuickPairs(
-                self.checker,
-                self.chunker,
-                lambda chunk: sender.submit(chunk, interrupted, progress),
-                self.fates.late,
-                self.routes,
-            )
+        """The quick path of the usual pairs (tracecli.upload.quick), when there is a sender."""
+        if self._quick_pairs is None and self.sender is not None and quick_modes(self.mode):
+            parts = (self.checker, self.chunker, self._submit, self.fates.late, self.routes)
+            self._quick_pairs = QuickPairs(*parts)
         return self._quick_pairs
 
     def _pair(self, p: Pair, i: int, base: int, path: str, out: list[Diagnostic]) -> None:
@@ -311,8 +303,7 @@ class Run:
         acked = self.acked_lines[i]
         done_s = line_s in acked if acked else False
         done_e = line_e in acked if acked else False
-        # positional: this runs for nearly every call, and a keyword call of a slotted
-        # class costs about three times as much (see `_half`)
+        # positional: a keyword call of a slotted class costs about three times as much
         s = Half(
             "start", cid, project, p.start_body, b"", p.start_flag, i, line_s, p.start_shape,
             done_s, p.start_orig,
@@ -347,7 +338,7 @@ class Run:
     def _take_half(self, half: Half) -> None:
         if half.kind == "complete":
             if not half.done:
-                self._emit_complete(half)
+                self._add(complete_unit(self.mode, half, self.route))
             return
         other = self.pairer.match(half)
         if other is None:
@@ -362,22 +353,13 @@ class Run:
             self._emit_pair(other, half)
 
     # -- units ------------------------------------------------------------------------------
-    def _route(self, project: str) -> str:
-        r = self.routes.get(project)
-        if r is None:
-            r = self.routes[project] = complete_route(project)
-        return r
-
     def _emit_pair(self, s: Half, e: Half) -> None:
         if s.done or e.done:
             if s.done and e.done:
                 return
             self._emit_lone(e if s.done else s, resumed=True)
             return
-        self._add(pair_unit(self.mode, s, e, self._route))
-
-    def _emit_complete(self, h: Half) -> None:
-        self._add(complete_unit(self.mode, h, self._route))
+        self._add(pair_unit(self.mode, s, e, self.route))
 
     def _emit_lone(self, h: Half, resumed: bool = False) -> None:
         """A start with no end, or an end with no start, in the inputs."""
@@ -397,19 +379,20 @@ class Run:
         self._add(unit)
 
     def _add(self, unit: Unit) -> None:
-        sender = self.sender
-        if sender is None:  # a check-only pass (--strict's first): nothing is sent
+        if self.sender is None:  # a check-only pass (--strict's first): nothing is sent
             self.fates.checked(unit.recs)
             return
         for chunk in self.chunker.add(unit):
-            sender.submit(chunk, self.interrupted, self._progress)
+            self._submit(chunk)
+
+    def _submit(self, chunk: Chunk) -> None:
+        assert self.sender is not None
+        self.sender.submit(chunk, self.interrupted, self._progress)
 
     def _flush(self) -> None:
-        sender = self.sender
-        if sender is None:
-            return
-        for chunk in self.chunker.flush():
-            sender.submit(chunk, self.interrupted, self._progress)
+        if self.sender is not None:
+            for chunk in self.chunker.flush():
+                self._submit(chunk)
 
     def _count_unsent(self) -> None:
         """The run stops early: the records read but not handed to the sender (open
@@ -464,12 +447,3 @@ class Run:
     def close(self) -> None:
         self.report.records = sum(f.records for f in self.file_reports)
         self.pairer.close()
-
-
-def _half(e: Ok, src: int, line: int, done: bool) -> Half:
-    """The pairing's view of a valid record: its place in the inputs and whether an
-    earlier run stored it. Built positionally: this runs twice per call, and a keyword
-    call of a slotted class costs about three times as much."""
-    return Half(
-        e.kind, e.call_id, e.project, e.body, e.tail, e.flag, src, line, e.shape, done, e.orig
-    )
