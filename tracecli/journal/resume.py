@@ -53,6 +53,7 @@ from tracecli.journal.file_identity import (
     unchanged,
 )
 from tracecli.journal.file_state import FileEntry, FileState
+from tracecli.journal.prefix import settled_prefix
 
 # AckSet, BLOCK_LINES and identity are the journal's words too (imported from here)
 __all__ = ["Journal"]
@@ -261,31 +262,19 @@ class Journal:
         ident = entry.ident
         if str(path).lower().endswith(".gz"):
             return 0
-        off, line = entry.resume_off, entry.resume_line
-        acks = entry.acks
-        passed = entry.passed
-        hold = entry.hold
-        held: tuple[int, int] | None = None
         try:
             with open(path, "rb") as f:
                 st = os.fstat(f.fileno())
                 if (st.st_dev, st.st_ino) != (ident.dev, ident.ino) or st.st_size < ident.size:
-                    return off  # replaced or truncated since: the next run looks again
-                f.seek(off)
-                for raw in f:
-                    if not raw.endswith(b"\n"):
-                        break  # still being written
-                    if off + len(raw) > ident.size:
-                        # appended after this run registered the file: the next run checks
-                        # the file up to the registered size, so the resume point stays
-                        # within it (the acks beyond keep those lines from being sent again)
-                        break
-                    if line + 1 not in acks and line + 1 not in passed and raw.strip():
-                        break
-                    if hold is not None and held is None and line + 1 >= hold:
-                        held = (off, line)
-                    line += 1
-                    off += len(raw)
+                    return entry.resume_off  # replaced or truncated since: the next run looks again
+                off, line, held = settled_prefix(
+                    f,
+                    entry.resume_off,
+                    entry.resume_line,
+                    ident.size,
+                    entry.acks.union(entry.passed),
+                    entry.hold,
+                )
         except OSError:
             return entry.resume_off
         if held is not None and off - held[0] <= HOLD_MAX_BYTES:

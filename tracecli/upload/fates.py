@@ -21,9 +21,7 @@ from tracecli.journal.resume import Journal
 from tracecli.targets import endpoint_label
 from tracecli.upload.originals import half_original, originals
 from tracecli.upload.report import UploadReport, count_diagnostics, keep_diagnostics
-from tracecli.wire.chunking import LINE_MASK, LINE_SHIFT, SRC_SHIFT, Chunk
-
-_END_KIND = 1  # a packed record's kind bits (chunking.pack) for an end
+from tracecli.wire.chunking import Chunk, count_ends, journal_lines
 
 
 @dataclass(kw_only=True, eq=False)
@@ -100,7 +98,7 @@ class Fates:
         journal = self.journal
         recs = chunk.recs
         if journal is not None and recs:
-            for src, lines in self._journal_lines(recs).items():
+            for src, lines in journal_lines(recs).items():
                 journal.ack(self.files[src], lines)
         label = endpoint_label(route)
         with self.lock:
@@ -110,23 +108,11 @@ class Fates:
             # single mode that is the /call/start step, so a run stopped between a call's
             # two steps and the run that resumes it do not both count it, nor neither.
             # An end alone completes a call stored earlier (or elsewhere): counted apart.
-            r.uploaded += sum(1 for rec in recs if rec & 3 != _END_KIND)
+            r.uploaded += len(recs) - count_ends(recs)
             if self.lone_ends:
                 r.ends_uploaded += self._lone_ends_in(recs)
             r.by_endpoint[label] = r.by_endpoint.get(label, 0) + chunk.units
             r.requests_by_endpoint[label] = r.requests_by_endpoint.get(label, 0) + 1
-
-    def _journal_lines(self, recs: Sequence[int]) -> dict[int, list[int]]:
-        """The input lines acknowledged records come from, by input (what to journal)."""
-        by_src: dict[int, list[int]] = {}
-        for rec in recs:
-            src, line = rec >> SRC_SHIFT, (rec >> LINE_SHIFT) & LINE_MASK
-            lines = by_src.get(src)
-            if lines is None:
-                by_src[src] = [line]
-            else:
-                lines.append(line)
-        return by_src
 
     def _lone_ends_in(self, recs: Any) -> int:
         """How many of `recs` are lone ends, forgetting them (call under the lock)."""

@@ -36,7 +36,7 @@ from tracecli.upload.originals import originals
 from tracecli.upload.otlp_lines import RawLine, read_lines
 from tracecli.upload.otlp_map import Workers, entries_of, line_blocks, map_blocks
 from tracecli.upload.report import FileReport
-from tracecli.wire.chunking import LINE_MASK, LINE_SHIFT, SRC_SHIFT, Chunk, Unit, pack
+from tracecli.wire.chunking import Chunk, Unit, journal_lines, pack, unpack
 from tracecli.wire.otel import is_otel_route, otel_route
 
 
@@ -115,10 +115,7 @@ class InFlight:
 
 
 def _by_src(recs: Sequence[int]) -> dict[int, list[int]]:
-    out: dict[int, list[int]] = {}
-    for rec in recs:
-        out.setdefault(rec >> SRC_SHIFT, []).append((rec >> LINE_SHIFT) & LINE_MASK)
-    return out
+    return journal_lines(recs)
 
 
 class OtlpFates(Fates):
@@ -183,7 +180,7 @@ class OtlpFates(Fates):
         if is_otel_route(chunk.route):  # --mode otel: each item holds its span as read
             items = []
             for u in chunk.iter_units():
-                src, line = u.recs[0] >> SRC_SHIFT, (u.recs[0] >> LINE_SHIFT) & LINE_MASK
+                src, line, _, _ = unpack(u.recs[0])
                 items.append((item_request(u.parts[0]), src, line))
                 self.flight.settle(src, [line], False)
             self.rejected_now(items, reason, status)

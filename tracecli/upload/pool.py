@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from tracecli.inputs.reader import format_of
 from tracecli.inputs.workers import fork_pool
 from tracecli.upload import engine
 
@@ -33,4 +34,5 @@ def start_pool(files: Sequence[str], jobs: int) -> ProcessPoolExecutor | None:
 
 
 def _not_yaml(path: str) -> bool:
-    return not path.lower().endswith((".yaml", ".yml", ".yaml.gz", ".yml.gz"))
+    """YAML is read record by record in the reading process (no blocks for workers)."""
+    return format_of(path) != "yaml"  # (the suffixes of `reader.YAML_SUFFIXES`, or .gz)

@@ -38,12 +38,12 @@ from tracecli.upload.engine import PLAIN, RECORDS, SPANS, Engine, Job, input_kin
 from tracecli.upload.fates import Fates
 from tracecli.upload.originals import entry_original, half_original
 from tracecli.upload.pool import PENDING_BLOCKS
+from tracecli.upload.quick import QuickPairs, quick_modes
 from tracecli.upload.refused import RefusedHalves
 from tracecli.upload.report import FileReport, ProgressClock, UploadOptions, UploadReport
 from tracecli.upload.run_inputs import InputState, otlp_inputs, read_error, source
-from tracecli.upload.units import complete_unit, lone_unit, pair_unit
-from tracecli.wire.chunking import Chunker, Unit
-from tracecli.wire.encode import complete_route
+from tracecli.upload.units import Routes, complete_unit, half_of, lone_unit, pair_unit
+from tracecli.wire.chunking import Chunk, Chunker, Unit
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
@@ -116,7 +116,9 @@ class Run:
         self.bytes_done = self.inputs.bytes_done
         self.line_base = self.inputs.line_base
         self.acked_lines = self.inputs.acked_lines
-        self.routes: dict[str, str] = {}
+        self.routes = Routes()
+        self.route = self.routes.__getitem__  # a project's calls/complete route
+        self._quick_pairs: QuickPairs | None = None
         self.refused = RefusedHalves(self.display)  # see _finish_inputs
         self.clock = ProgressClock(on_progress)
 
@@ -232,16 +234,26 @@ class Run:
 
     # -- entries --------------------------------------------------------------------------
     def _consume(self, i: int, base: int, entries: list[Entry]) -> None:
-        """The cross-record checks and pairing for a block's entries, in input order."""
+        """The cross-record checks and pairing for a block's entries, in input order:
+        the usual pairs through `QuickPairs`, the rest here."""
         path = self.display[i]
         checker = self.checker
         feed_call = checker.feed_call
-        drain = checker.drain
+        deferred = checker.deferred
         strict = self.opts.strict
         acked = self.acked_lines[i]
         any_acked = len(acked) > 0
         out: list[Diagnostic] = []
-        for e in entries:
+        quick = self._quick()
+        k, n = 0, len(entries)
+        while k < n:
+            e = entries[k]
+            if quick is not None and type(e) is Pair:
+                j = quick.take(entries, k, i, path, base, acked)
+                if j > k:
+                    k = j
+                    continue
+            k += 1
             if type(e) is Ok:
                 line = base + e.line
                 feed_call(
@@ -263,7 +275,7 @@ class Run:
                 done = any_acked and line in acked
                 if done:
                     self._skipped(i, 1)
-                self._take_half(_half(e, i, line, done))
+                self._take_half(half_of(e, i, line, done))
             elif type(e) is Pair:
                 self._pair(e, i, base, path, out)
             elif type(e) is Bad:
@@ -279,9 +291,15 @@ class Run:
                     [(e.value, i, base + e.line)],
                     "a Freeplay record: send it with `tracecli upload --target freeplay`",
                 )
-            late = drain()
-            if late:
-                self.fates.late(late)
+            if deferred:
+                self.fates.late(checker.drain())
+
+    def _quick(self) -> QuickPairs | None:
+        """The quick path of the usual pairs (tracecli.upload.quick), when there is a sender."""
+        if self._quick_pairs is None and self.sender is not None and quick_modes(self.mode):
+            parts = (self.checker, self.chunker, self._submit, self.fates.late, self.routes)
+            self._quick_pairs = QuickPairs(*parts)
+        return self._quick_pairs
 
     def _pair(self, p: Pair, i: int, base: int, path: str, out: list[Diagnostic]) -> None:
         """A start and its end from one block: checked as one, sent without pairing."""
@@ -293,8 +311,7 @@ class Run:
         acked = self.acked_lines[i]
         done_s = line_s in acked if acked else False
         done_e = line_e in acked if acked else False
-        # positional: this runs for nearly every call, and a keyword call of a slotted
-        # class costs about three times as much (see `_half`)
+        # positional: a keyword call of a slotted class costs about three times as much
         s = Half(
             "start", cid, project, p.start_body, b"", p.start_flag, i, line_s, p.start_shape,
             done_s, p.start_orig,
@@ -329,7 +346,7 @@ class Run:
     def _take_half(self, half: Half) -> None:
         if half.kind == "complete":
             if not half.done:
-                self._emit_complete(half)
+                self._add(complete_unit(self.mode, half, self.route))
             return
         other = self.pairer.match(half)
         if other is None:
@@ -344,22 +361,13 @@ class Run:
             self._emit_pair(other, half)
 
     # -- units ------------------------------------------------------------------------------
-    def _route(self, project: str) -> str:
-        r = self.routes.get(project)
-        if r is None:
-            r = self.routes[project] = complete_route(project)
-        return r
-
     def _emit_pair(self, s: Half, e: Half) -> None:
         if s.done or e.done:
             if s.done and e.done:
                 return
             self._emit_lone(e if s.done else s, resumed=True)
             return
-        self._add(pair_unit(self.mode, s, e, self._route))
-
-    def _emit_complete(self, h: Half) -> None:
-        self._add(complete_unit(self.mode, h, self._route))
+        self._add(pair_unit(self.mode, s, e, self.route))
 
     def _emit_lone(self, h: Half, resumed: bool = False) -> None:
         """A start with no end, or an end with no start, in the inputs."""
@@ -379,19 +387,20 @@ class Run:
         self._add(unit)
 
     def _add(self, unit: Unit) -> None:
-        sender = self.sender
-        if sender is None:  # a check-only pass (--strict's first): nothing is sent
+        if self.sender is None:  # a check-only pass (--strict's first): nothing is sent
             self.fates.checked(unit.recs)
             return
         for chunk in self.chunker.add(unit):
-            sender.submit(chunk, self.interrupted, self._progress)
+            self._submit(chunk)
+
+    def _submit(self, chunk: Chunk) -> None:
+        assert self.sender is not None
+        self.sender.submit(chunk, self.interrupted, self._progress)
 
     def _flush(self) -> None:
-        sender = self.sender
-        if sender is None:
-            return
-        for chunk in self.chunker.flush():
-            sender.submit(chunk, self.interrupted, self._progress)
+        if self.sender is not None:
+            for chunk in self.chunker.flush():
+                self._submit(chunk)
 
     def _count_unsent(self) -> None:
         """The run stops early: the records read but not handed to the sender (open
@@ -446,12 +455,3 @@ class Run:
     def close(self) -> None:
         self.report.records = sum(f.records for f in self.file_reports)
         self.pairer.close()
-
-
-def _half(e: Ok, src: int, line: int, done: bool) -> Half:
-    """The pairing's view of a valid record: its place in the inputs and whether an
-    earlier run stored it. Built positionally: this runs twice per call, and a keyword
-    call of a slotted class costs about three times as much."""
-    return Half(
-        e.kind, e.call_id, e.project, e.body, e.tail, e.flag, src, line, e.shape, done, e.orig
-    )

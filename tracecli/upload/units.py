@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tracecli.check.pairing import Half
+from tracecli.upload.blocks import Ok
 from tracecli.wire.chunking import SINGLE, Unit, pack
 from tracecli.wire.encode import (
     CALL_END,
@@ -19,6 +20,7 @@ from tracecli.wire.encode import (
     batch_end,
     batch_start,
     complete_from,
+    complete_route,
     join_objects,
     single_end,
     single_start,
@@ -26,6 +28,14 @@ from tracecli.wire.encode import (
 )
 
 Route = Callable[[str], str]  # a project's calls/complete route
+
+
+class Routes(dict[str, str]):
+    """Each project's calls/complete route, made once (`routes[project]`)."""
+
+    def __missing__(self, project: str) -> str:
+        route = self[project] = complete_route(project)
+        return route
 
 
 def pair_unit(mode: str, s: Half, e: Half, route: Route) -> Unit:
@@ -73,3 +83,12 @@ def lone_unit(mode: str, h: Half) -> Unit:
     if mode == "single":
         return Unit(SINGLE, (part,), recs, extra, (step,))
     return Unit(UPSERT_BATCH, (part,), recs, extra)
+
+
+def half_of(e: Ok, src: int, line: int, done: bool) -> Half:
+    """The pairing's view of a valid record: its place in the inputs and whether an
+    earlier run stored it. Built positionally: a keyword call of a slotted class costs
+    about three times as much."""
+    return Half(
+        e.kind, e.call_id, e.project, e.body, e.tail, e.flag, src, line, e.shape, done, e.orig
+    )

@@ -15,7 +15,7 @@ dicts of the reading loop then fragment, and peak memory would grow with the req
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -32,13 +32,36 @@ SINGLE = "single"  # route key of units sent as /call/start then /call/end, one 
 KINDS = ("start", "end", "complete")
 SHAPES = ("flat", "batch", "request", "complete")
 REC = BitFields(kind=KINDS, shape=SHAPES, line=40, src=20)
-LINE_SHIFT = REC["line"].shift
-SRC_SHIFT = REC["src"].shift
-LINE_MASK = REC["line"].mask
 _unpack = REC.unpacker("src", "line", "kind", "shape")
 
 pack: Callable[[int, int, str, str], int] = REC.packer("src", "line", "kind", "shape")
 """pack(src, line, kind, shape): a record of a chunk as one int."""
+
+
+_KIND, _LINE, _SRC = REC["kind"], REC["line"], REC["src"]
+_END = KINDS.index("end")
+
+
+def count_ends(recs: Sequence[int]) -> int:
+    """How many of these packed records are ends (the others start or complete a call)."""
+    shift, mask = _KIND.shift, _KIND.mask
+    return [rec >> shift & mask for rec in recs].count(_END)
+
+
+def journal_lines(recs: Sequence[int]) -> dict[int, list[int]]:
+    """The input lines of these packed records, by input (what an acknowledgement
+    journals): one pass per input, not one look-up per record."""
+    if not recs:
+        return {}
+    src_shift, src_mask = _SRC.shift, _SRC.mask
+    line_shift, line_mask = _LINE.shift, _LINE.mask
+    first, last = min(recs) >> src_shift & src_mask, max(recs) >> src_shift & src_mask
+    if first == last:  # (src is the top field: the least and greatest share it)
+        return {first: [rec >> line_shift & line_mask for rec in recs]}
+    by_src: dict[int, list[int]] = {}
+    for rec in recs:
+        by_src.setdefault(rec >> src_shift & src_mask, []).append(rec >> line_shift & line_mask)
+    return by_src
 
 
 class PackedRec(NamedTuple):
@@ -73,7 +96,7 @@ class Unit:
 
     @property
     def nbytes(self) -> int:
-        return sum(len(p) for p in self.parts) + len(self.parts)  # + the commas
+        return sum(map(len, self.parts)) + len(self.parts)  # + the commas
 
 
 class Chunk:
@@ -175,6 +198,33 @@ class Chunker:
         if len(chunk.items) >= self.max_items or chunk.nbytes >= self.max_bytes:
             out.append(chunk)
             del self._open[unit.route]
+        return out
+
+    def add_call(self, route: str, item: bytes, start: int, end: int) -> Sequence[Chunk]:
+        """`add` of a Unit of one item and two records (a start and its end sent as one
+        completed call, `extra` None), without making the Unit: what nearly every call
+        of a file is, so this runs once per call. The same chunks as `add`."""
+        size = len(item) + 1
+        chunk = self._open.get(route)
+        out: Sequence[Chunk] = ()
+        if chunk is not None and (
+            len(chunk.items) >= self.max_items or chunk.nbytes + size > self.max_bytes
+        ):
+            out = [chunk]
+            chunk = None
+        if chunk is None:
+            chunk = self._open[route] = Chunk(route)
+        items = chunk.items
+        recs = chunk.recs
+        items.append(item)
+        recs.append(start)
+        recs.append(end)
+        chunk.item_ends.append(len(items))
+        chunk.rec_ends.append(len(recs))
+        chunk.nbytes += size
+        if len(items) >= self.max_items or chunk.nbytes >= self.max_bytes:
+            del self._open[route]
+            return [*out, chunk]
         return out
 
     def flush(self) -> list[Chunk]:

@@ -1,0 +1,123 @@
+"""The usual call of an upload, from its block's `Pair` to its request, in one tight loop.
+
+Nearly every call of a real file is a start and its end read in the same block, both
+valid, with nothing for the cross-record checks to say: the reading process then only
+registers its id, joins the start's bytes with the end's fields and appends that to the
+open chunk of its project. The general path (`Run._pair`) builds two `Half`s, a `Unit`
+and a list of diagnostics for it first, several microseconds per call on the one process
+that every record passes through. `QuickPairs.take` does the same work without them and
+hands anything else back to the general path, untouched:
+
+- a pair with a flag (a start holding an end field, an end with fields a completed call
+  drops) or a `--project` override (the rejected file would need what was read), a line
+  an earlier run stored (resume), a mode other than auto/complete;
+- a pair the cross-record checks would say something about (`feed_pair_quiet` says
+  False and changes nothing: `feed_pair` then says it, in the same order as before).
+
+The requests are byte for byte the general path's: the same join (`join_objects`), the
+same packed records (`chunking.pack`, its bits computed once per file) and the same
+chunks (`Chunker.add_call` is `Chunker.add` for such a unit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+
+from tracecli.check.cross import CrossChecker
+from tracecli.diagnostics import Diagnostic
+from tracecli.upload.blocks import Entry, Pair
+from tracecli.upload.units import Routes
+from tracecli.wire.chunking import REC, SHAPES, Chunk, Chunker, pack
+
+_LINE = REC["line"]
+QUICK_MODES = frozenset({"auto", "complete"})  # where a pair is one completed-call item
+
+
+class QuickPairs:
+    """The quick path of one upload run (see the module's docstring)."""
+
+    __slots__ = ("_bits", "_late", "_submit", "checker", "chunker", "routes")
+
+    def __init__(
+        self,
+        checker: CrossChecker,
+        chunker: Chunker,
+        submit: Callable[[Chunk], object],
+        late: Callable[[Sequence[Diagnostic]], None],
+        routes: Routes,
+    ) -> None:
+        self.checker = checker
+        self.chunker = chunker
+        self.routes = routes  # project → its calls/complete route (shared with the run)
+        self._submit = submit
+        self._late = late
+        self._bits: dict[int, tuple[dict[str, int], dict[str, int]]] = {}
+
+    def _file_bits(self, src: int) -> tuple[dict[str, int], dict[str, int]]:
+        """A start's and an end's packed record at line 0 of input `src`, by shape."""
+        bits = self._bits.get(src)
+        if bits is None:
+            starts = {shape: pack(src, 0, "start", shape) for shape in SHAPES}
+            ends = {shape: pack(src, 0, "end", shape) for shape in SHAPES}
+            bits = self._bits[src] = (starts, ends)
+        return bits
+
+    def take(
+        self,
+        entries: list[Entry],
+        k: int,
+        src: int,
+        path: str,
+        base: int,
+        acked: Collection[int],
+    ) -> int:
+        """Send `entries[k:]` while they are plain pairs; the index of the first entry
+        left to the general path (`k` when it is the first)."""
+        starts, ends = self._file_bits(src)
+        line_shift, line_max = _LINE.shift, _LINE.mask
+        quiet = self.checker.feed_pair_quiet
+        deferred = self.checker.deferred
+        add_call = self.chunker.add_call
+        routes = self.routes
+        n = len(entries)
+        while k < n:
+            e = entries[k]
+            if type(e) is not Pair:
+                break
+            # unpacked by name in Pair's order: one step, cheaper than 17 attributes
+            line, cid, project, tid, pid, started, ended, end_line, s_shape, s_body, s_flag, \
+                s_orig, e_shape, _, tail, e_flag, e_orig = e  # fmt: skip
+            if s_flag or e_flag or s_orig is not None or e_orig is not None:
+                break
+            line_s = base + line
+            line_e = base + end_line
+            if line_e > line_max or (acked and (line_s in acked or line_e in acked)):
+                break
+            if not quiet(path, line_s, cid, tid, pid, started, ended):
+                break
+            route = routes[project]
+            # `join_objects(s_body, tail)`, the completed call
+            if len(tail) <= 2:
+                item = s_body
+            elif len(s_body) <= 2:
+                item = tail
+            else:
+                item = s_body[:-1] + b"," + tail[1:]
+            closed = add_call(
+                route,
+                item,
+                starts[s_shape] | line_s << line_shift,
+                ends[e_shape] | line_e << line_shift,
+            )
+            if closed:
+                for chunk in closed:
+                    self._submit(chunk)
+            if deferred:
+                self._late(self.checker.drain())
+            k += 1
+        return k
+
+
+def quick_modes(mode: str) -> bool:
+    """Whether `--mode` sends a pair as one completed-call item (the quick path's)."""
+    return mode in QUICK_MODES
