@@ -399,7 +399,8 @@ def test_a_whole_body_keeps_what_it_says() -> None:
 
 
 def test_typed_call_keeps_the_body_and_its_bytes() -> None:
-    got = typed_line(_block(json.dumps({"start": body(start(CID, TID))}).encode())[:-1], "request")
+    line = _block(json.dumps({"start": body(start(CID, TID))}).encode())[:-1]
+    got = typed_line(line, "request", whole=True)
     assert got is not None and got.shape == "request"
     assert got.facts == fast_facts(orjson.loads(START))
     assert bytes(got.body.inputs) == b'{"question": "where is my order?"}'

@@ -72,6 +72,10 @@ DecodeError = msgspec.DecodeError  # msgspec's refusal (ValidationError is one)
 
 # free-form JSON (an object for attributes, inputs and otel_dump: checked below)
 _FREE = Raw
+# an object whose keys are all skipped: what attributes, inputs and otel_dump must be,
+# checked in C as msgspec skips it (it validates what it skips as a Raw value does); the
+# Structs decoded whole (`_lossless`) keep these fields as `Raw`, checked in Python
+_Object = defstruct("Object", [], gc=False)
 # a count the server keeps in a 64-bit integer column
 _STEP = Annotated[int, Meta(ge=0, le=INT64_MAX)] | None
 _NAME = Annotated[str, Meta(min_length=1, max_length=MAX_DISPLAY_NAME)] | None
@@ -103,9 +107,9 @@ _TYPES: dict[str, tuple[Any, Any]] = {
     "turn_id": (_OPT_STR, None),
     "started_at": (str, NODEFAULT),
     "ended_at": (str, NODEFAULT),
-    "attributes": (_FREE, NODEFAULT),
-    "inputs": (_FREE, NODEFAULT),
-    "otel_dump": (_FREE | UnsetType, UNSET),
+    "attributes": (_Object, NODEFAULT),
+    "inputs": (_Object, NODEFAULT),
+    "otel_dump": (_Object | None | UnsetType, UNSET),
     "wb_user_id": (_OPT_STR, None),
     "wb_run_id": (_OPT_STR, None),
     "wb_run_step": (_STEP, None),
@@ -123,11 +127,20 @@ _ON_END: dict[str, tuple[Any, Any]] = {
 _END_FIELDS = (*ENDED_FIELDS, "trace_id", "is_eval")
 
 
+_OBJECTS = {
+    "attributes": (_FREE, NODEFAULT),
+    "inputs": (_FREE, NODEFAULT),
+    "otel_dump": (_FREE | UnsetType, UNSET),
+}
+
+
 def _lossless(spec: tuple[Any, Any], field: str) -> tuple[Any, Any]:
     """A field's (type, default) for a Struct that loses nothing a body says: an absent
     field UNSET (not None, which a null reads as), the summary as its bytes."""
     if field == "summary":
         return Raw, NODEFAULT
+    if field in _OBJECTS:  # kept as written (checked to be objects by the checks)
+        return _OBJECTS[field]
     kind, default = spec
     return (kind | UnsetType, UNSET) if default is None else spec
 
@@ -224,7 +237,8 @@ def _start_part(s: Any) -> str | None:
     v = s.parent_id
     if v is not None and v is not UNSET and v not in _ok_call_ids and not _new_call_id(v):
         return None
-    if not (_object(s.attributes) and _object(s.inputs) and _object_or_null(s.otel_dump)):
+    v = s.attributes  # an `_Object` (held by the type), or Raw (decoded whole)
+    if type(v) is Raw and not (_object(v) and _object(s.inputs) and _object_or_null(s.otel_dump)):
         return None
     v = s.wb_run_id
     if v is not None and v is not UNSET and v not in _ok_runs and not _new_run(v):
@@ -272,12 +286,8 @@ def _start(s: Any, line: int) -> Facts | None:
         pid = None
     elif pid is not None and pid not in _ok_call_ids and not _new_call_id(pid):
         return None
-    v = s.otel_dump
-    if (
-        memoryview(s.attributes)[0] != _OBJECT
-        or memoryview(s.inputs)[0] != _OBJECT
-        or (v is not UNSET and memoryview(v)[0] not in (_OBJECT, 0x6E))
-    ):
+    v = s.attributes  # an `_Object` (held by the type), or Raw (decoded whole)
+    if type(v) is Raw and not (_object(v) and _object(s.inputs) and _object_or_null(s.otel_dump)):
         return None
     v = s.wb_run_id
     if v is not None and v is not UNSET and v not in _ok_runs and not _new_run(v):
@@ -416,7 +426,8 @@ class TypedCall(NamedTuple):
 
 def typed_call(shape: str, raw: bytes, line: int = 0, whole: bool = False) -> TypedCall | None:
     """`line_facts` with the call body kept (same contract). `whole`: decoded so that the
-    body loses nothing it says (`WHOLE_SHAPES`), for a run that sends it on."""
+    body loses nothing it says (`WHOLE_SHAPES`), for a run that sends it on; otherwise
+    its attributes, inputs and otel_dump are empty `Object`s (checked, not kept)."""
     try:
         record = (WHOLE_SHAPES if whole else SHAPES)[shape](raw)
     except (DecodeError, RecursionError):
