@@ -35,7 +35,9 @@ import msgspec
 from msgspec import NODEFAULT, UNSET, Meta, Raw, Struct, UnsetType, defstruct
 
 from tracecli.schema.fastcheck import (
+    _CACHE_MAX,
     Facts,
+    _call_id_re,
     _minutes,
     _new_call_id,
     _new_op,
@@ -273,11 +275,15 @@ def _start(s: Any, line: int) -> Facts | None:
     """A start: `_ids` and `_start_part` written out (the most common record: a call a
     check costs ~1/40 of the record's work)."""
     cid, tid, pid, v = s.id, s.trace_id, s.parent_id, s.project_id
-    if (
-        (v not in _ok_projects and not _new_project(v))
-        or (cid not in _ok_call_ids and not _new_call_id(cid))
-        or (tid not in _ok_trace_ids and not _new_trace_id(tid))
-    ):
+    if v not in _ok_projects and not _new_project(v):
+        return None
+    if cid not in _ok_call_ids:  # (a new id, nearly always: `_new_call_id` written out)
+        if _call_id_re(cid) is None:  # a str (its type)
+            return None
+        if len(_ok_call_ids) >= _CACHE_MAX:
+            _ok_call_ids.clear()
+        _ok_call_ids.add(cid)
+    if tid not in _ok_trace_ids and not _new_trace_id(tid):
         return None
     v = s.op_name
     if v not in _ok_ops and not _new_op(v):
