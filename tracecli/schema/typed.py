@@ -228,39 +228,6 @@ def _object_or_null(v: Any) -> bool:
     return v is UNSET or memoryview(v)[0] in (_OBJECT, 0x6E)  # "{" or "n" (null)
 
 
-def _start_part(s: Any) -> str | None:
-    """What a start and a completed call share beyond their ids; their started_at.
-
-    The Struct's types already hold display_name, thread_id, turn_id, wb_user_id and
-    wb_run_step to what the fast path requires (`_TYPES`)."""
-    v = s.op_name
-    if v not in _ok_ops and not _new_op(v):
-        return None
-    v = s.parent_id
-    if v is not None and v is not UNSET and v not in _ok_call_ids and not _new_call_id(v):
-        return None
-    v = s.attributes  # an `_Object` (held by the type), or Raw (decoded whole)
-    if type(v) is Raw and not (_object(v) and _object(s.inputs) and _object_or_null(s.otel_dump)):
-        return None
-    v = s.wb_run_id
-    if v is not None and v is not UNSET and v not in _ok_runs and not _new_run(v):
-        return None
-    return _when(s.started_at)
-
-
-def _ids(s: Any, trace: bool) -> bool:
-    v = s.project_id
-    if v not in _ok_projects and not _new_project(v):
-        return False
-    v = s.id
-    if v not in _ok_call_ids and not _new_call_id(v):
-        return False
-    v = s.trace_id
-    if not trace and (v is None or v is UNSET):
-        return True
-    return v in _ok_trace_ids or _new_trace_id(v)
-
-
 def _summary_ok(v: Any) -> bool:
     """A summary kept as its bytes (`typed_call(..., whole=True)`), checked as the decoded
     one is: by decoding it again (the keys it checks typed, the others skipped)."""
@@ -272,8 +239,10 @@ def _summary_ok(v: Any) -> bool:
 
 
 def _start(s: Any, line: int) -> Facts | None:
-    """A start: `_ids` and `_start_part` written out (the most common record: a call a
-    check costs ~1/40 of the record's work)."""
+    """A start, or the start half of a completed call: its ids and fields checked in one
+    function, with the caches' look-ups written out (half the records of a file are
+    starts). The Struct's types already hold display_name, thread_id, turn_id,
+    wb_user_id and wb_run_step to what the fast path requires (`_TYPES`)."""
     cid, tid, pid, v = s.id, s.trace_id, s.parent_id, s.project_id
     if v not in _ok_projects and not _new_project(v):
         return None
@@ -333,15 +302,13 @@ def _end(s: Any, line: int) -> Facts | None:
 
 
 def _complete(s: Any, line: int) -> Facts | None:
-    if not _ids(s, True):
-        return None
-    started = _start_part(s)
-    ended = None if started is None else _when(s.ended_at)
+    f = _start(s, line)  # (its start half: the same fields, checked the same way)
+    ended = None if f is None else _when(s.ended_at)
     if ended is None or (type(s.summary) is Raw and not _summary_ok(s.summary)):
         return None
-    pid = s.parent_id
-    pid = None if pid is UNSET else pid
-    return new_facts(Facts, (line, "complete", s.id, s.trace_id, pid, started, ended))
+    assert f is not None
+    _, _, cid, tid, pid, started, _ = f
+    return new_facts(Facts, (line, "complete", cid, tid, pid, started, ended))
 
 
 def _request(s: Any, line: int) -> Facts | None:
