@@ -120,6 +120,54 @@ def test_every_shape_takes_the_typed_path(shape: str) -> None:
         assert len(got[3]) == 3  # each call one pair: the fast path's facts
 
 
+def _sorted(line: bytes, compact: bool = True) -> bytes:
+    """`line` with its keys sorted ("type" after "trace_id"), as `sort_keys=True` writes."""
+    value = orjson.loads(line)
+    return (
+        orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        if compact
+        else json.dumps(value, sort_keys=True).encode()
+    )
+
+
+@pytest.mark.parametrize("compact", [True, False])
+def test_a_late_type_takes_the_typed_path_in_one_pass(compact: bool) -> None:
+    """Keys sorted: decoded by the Struct of the kind the bytes name, "type" a field."""
+    cid = new_id()
+    lines = [
+        _sorted(line, compact) for line in _shapes(cid)["flat"] + _shapes(new_id())["flat call"]
+    ]
+    assert not lines[0].startswith(b'{"type"')
+    got = _same(_block(*lines))
+    assert _slow_lines(_block(*lines)) == [] and len(got[3]) == 1
+    for line, name in zip(lines, ("Start", "End", "Call"), strict=True):
+        i = line.rfind(typed.TYPE_KEY) + len(typed.TYPE_KEY)
+        record = typed.UNTAGGED[line[i : i + 3]](line)
+        assert type(record).__name__ == f"Flat{name}Untagged"
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        (b"inputs", b'{"type": "end"}'),  # a "type" inside a value, last: a wrong guess
+        (b"inputs", b'{"type": "start"}'),
+        (b"inputs", b'{"type": "call"}'),
+        (b"inputs", b'{"type": "other"}'),
+        (b"type", b'"end"'),  # two "type" keys: the last counts, in both readers
+        (b"type", b'"start"'),
+        (b"type", b'"call"'),
+        (b"type", b"null"),
+        (b"type", b' "start"'),
+        (b"typ\\u0065", b'"end"'),
+    ],
+)
+def test_a_late_type_that_misleads_reads_the_same_both_ways(edit: tuple[bytes, bytes]) -> None:
+    for base in (START, END, json.dumps({"type": "call", **complete(CID, TID)}).encode()):
+        line = _with(_sorted(base), *edit)
+        _same(_block(line, END))
+        _same(_block(_sorted(START), line))
+
+
 def test_a_file_that_changes_shape_follows_it() -> None:
     one, two = _shapes(new_id()), _shapes(new_id())
     lines = one["batch"] + two["flat"] + one["request"][:1] + two["complete"]
@@ -328,6 +376,13 @@ def test_the_structs_hold_the_schemas_fields() -> None:
     assert fields[typed.FlatStart] == set(STARTED_FIELDS)
     assert fields[typed.FlatEnd] == {*ENDED_FIELDS, "trace_id", "is_eval"}
     assert fields[typed.FlatCall] == fields[typed.CompleteBody] == set(COMPLETED_FIELDS)
+    late = {
+        type(typed.UNTAGGED[k](_sorted(line))): k for k, line in ((b'"st', START), (b'"en', END))
+    }
+    assert [fields[cls] for cls in late] == [
+        {*STARTED_FIELDS, "type"},
+        {*fields[typed.FlatEnd], "type"},
+    ]
 
 
 def test_a_whole_body_keeps_what_it_says() -> None:
@@ -344,7 +399,8 @@ def test_a_whole_body_keeps_what_it_says() -> None:
 
 
 def test_typed_call_keeps_the_body_and_its_bytes() -> None:
-    got = typed_line(_block(json.dumps({"start": body(start(CID, TID))}).encode())[:-1], "request")
+    line = _block(json.dumps({"start": body(start(CID, TID))}).encode())[:-1]
+    got = typed_line(line, "request", whole=True)
     assert got is not None and got.shape == "request"
     assert got.facts == fast_facts(orjson.loads(START))
     assert bytes(got.body.inputs) == b'{"question": "where is my order?"}'
@@ -380,13 +436,14 @@ keys = st.sampled_from(
     base=st.sampled_from([START, END, json.dumps(complete(CID, TID)).encode()]),
     edits=st.lists(st.tuples(keys, fragments), max_size=3),
     compact=st.booleans(),
+    late=st.booleans(),
 )
 def test_any_edit_of_a_record_reads_the_same_both_ways(
-    base: bytes, edits: list[tuple[bytes, bytes]], compact: bool
+    base: bytes, edits: list[tuple[bytes, bytes]], compact: bool, late: bool
 ) -> None:
     line = base
-    if compact:
-        line = orjson.dumps(orjson.loads(line))
+    if compact or late:  # late: keys sorted, "type" after "trace_id"
+        line = orjson.dumps(orjson.loads(line), option=orjson.OPT_SORT_KEYS if late else 0)
     for key, value in edits:
         line = _with(line, key, value)
     _same(_block(START, line, END))

@@ -39,7 +39,7 @@ from tracecli.diagnostics import Location, Severity
 from tracecli.inputs.blocks import block_lines, range_error, read_range
 from tracecli.inputs.streams import BOM, STDIN_NAME
 from tracecli.schema.fastcheck import Facts, new_facts, same_layout
-from tracecli.schema.typed import CHECKS, SHAPES
+from tracecli.schema.typed import CHECKS, SHAPES, TYPE_KEY, UNTAGGED
 from tracecli.upload.fastpath import fast_facts
 from tracecli.upload.lines import NOT_JSON, broken_id, decoded, internal_error, plain_refs
 from tracecli.upload.typed_lines import (
@@ -158,6 +158,8 @@ def _check_lines(data: bytes, path: str, at_start: bool) -> Checked:
     # the typed decoder of the shape met last (files keep to one); None after a record of
     # no Weave shape (a Freeplay file), until the orjson path meets one again
     decode: Any = SHAPES["flat"]
+    flat = decode  # (whose lines may hold their "type" late: see `schema.typed.UNTAGGED`)
+    untagged = UNTAGGED.get
     checks = CHECKS
     count = seen.translated.count  # openers in a line: "[" and "{" are one byte there
     at = 3 if at_start and data.startswith(BOM) else 0  # where the line starts in data
@@ -178,7 +180,11 @@ def _check_lines(data: bytes, path: str, at_start: bool) -> Checked:
             and (clear or line_clear(raw, n, seen))
         ):
             try:
-                record = decode(raw)
+                if decode is flat and raw[2] != 0x74:  # (a first key not "t...": late)
+                    t = raw.rfind(TYPE_KEY) + 7
+                    record = untagged(raw[t : t + 3], flat)(raw)
+                else:
+                    record = decode(raw)
                 f = checks[type(record)](record, n)
             except Exception:  # msgspec's refusal (or a bug here): orjson's path decides
                 f = None
