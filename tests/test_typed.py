@@ -85,8 +85,22 @@ def _same(data: bytes) -> tuple[Any, ...]:
     for line in data.split(b"\n"):
         for shape in typed.SHAPES:  # decoded whole (for upload), the same answer
             lean, whole = typed_line(line, shape), typed_line(line, shape, whole=True)
-            assert (lean and lean.facts) == (whole and whole.facts), line[:300]
+            if lean is not None:
+                assert whole is not None and whole.facts == lean.facts, line[:300]
+            elif whole is not None:  # the lean decoder may be the more cautious one
+                _as_the_full_check_says(line, whole.facts)
     return typed_way
+
+
+def _as_the_full_check_says(line: bytes, facts: Any) -> None:
+    """A line the whole decode vouches for and the lean one does not (a duplicate key whose
+    earlier value has another type: the lean decoder checks each value as it comes, the
+    whole one keeps the last): the orjson way must find the same facts, with nothing to
+    report (its times settled to epoch seconds by the block: ids compared)."""
+    with _untyped():
+        got = vb.check_lines(line + b"\n", "t.jsonl", True)
+    (entry,) = got.entries
+    assert type(entry) is type(facts) and entry[1:5] == facts[1:5], line[:300]
 
 
 def _block(*lines: bytes) -> bytes:
