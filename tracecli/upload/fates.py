@@ -98,7 +98,7 @@ class Fates:
         journal = self.journal
         recs = chunk.recs
         if journal is not None and recs:
-            for src, lines in journal_lines(recs).items():
+            for src, lines in self._journal_lines(recs).items():
                 journal.ack(self.files[src], lines)
         label = endpoint_label(route)
         with self.lock:
@@ -113,6 +113,11 @@ class Fates:
                 r.ends_uploaded += self._lone_ends_in(recs)
             r.by_endpoint[label] = r.by_endpoint.get(label, 0) + chunk.units
             r.requests_by_endpoint[label] = r.requests_by_endpoint.get(label, 0) + 1
+
+    def _journal_lines(self, recs: Sequence[int]) -> dict[int, list[int]]:
+        """The input lines acknowledged records come from, by input: what to journal. A
+        hook: OTLP inputs journal a line only once all its spans are stored (`OtlpFates`)."""
+        return journal_lines(recs)
 
     def _lone_ends_in(self, recs: Any) -> int:
         """How many of `recs` are lone ends, forgetting them (call under the lock)."""
