@@ -64,7 +64,6 @@ LATE_IMPORTS: dict[tuple[str, str], str] = {
     # needs no OpenTelemetry mapping (imported when an OTLP file is among the inputs)
     ("tracecli.upload.api", "tracecli.targets.weave"): "start-up time",
     ("tracecli.upload.api", "tracecli.targets.local"): "start-up time",
-    ("tracecli.upload.run", "tracecli.otel.calls"): "start-up time",
     ("tracecli.upload.run", "tracecli.upload.otlp"): "start-up time",
     ("tracecli.targets.outcome", "httpx"): "start-up time",
     ("tracecli.targets.retry", "httpx"): "start-up time",

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
+from functools import partial
 from typing import Any, NamedTuple, Protocol
 
 import orjson
@@ -54,6 +55,8 @@ class Run(Protocol):
 
     engine: Engine  # the upload's worker processes
 
+    @property
+    def mode(self) -> str: ...  # "otel": spans sent as read; otherwise converted to calls
     def _halted(self) -> bool: ...
     def _consume(self, i: int, base: int, entries: list[Entry]) -> None: ...
     def _skipped(self, i: int, n: int) -> None: ...
@@ -310,3 +313,15 @@ def feed_otel(run: Run, i: int, calls: SpanCalls) -> None:
             run._add(Unit(otel_route(project), (otel_item(project, request),), (rec,)))
         fates.fed(i, line)
         _read(run, i, len(item.raw))
+
+
+def otlp_fates(otlp: set[int], project: str | None) -> tuple[Any, SpanCalls]:
+    """What a run with OTLP inputs (indexes `otlp`) uses in place of `Fates`, and the span
+    calls its files are converted through."""
+    return partial(OtlpFates, otlp=otlp), SpanCalls(project)
+
+
+def feed_spans(run: Run, i: int, calls: SpanCalls) -> None:
+    """Input `i`'s spans, as the run's mode says: sent as read (`--mode otel`) or
+    converted to calls."""
+    (feed_otel if run.mode == "otel" else feed_upload)(run, i, calls)

@@ -12,7 +12,6 @@ the `Sender`. What then becomes of each record (the sender's callbacks `acked`,
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from tracecli.check.cross import CrossChecker
@@ -97,11 +96,9 @@ class Run:
         self.otlp_calls: SpanCalls | None = None
         fates: Any = Fates
         if self.otlp:  # the OpenTelemetry mapping, imported only for its files (start-up)
-            from tracecli.otel.calls import SpanCalls
-            from tracecli.upload.otlp import OtlpFates
+            from tracecli.upload.otlp import otlp_fates
 
-            self.otlp_calls = SpanCalls(opts.project)
-            fates = partial(OtlpFates, otlp=self.otlp)
+            fates, self.otlp_calls = otlp_fates(self.otlp, opts.project)
         self.fates = fates(
             files=files,
             display=self.display,
@@ -158,10 +155,9 @@ class Run:
         kind = SPANS if i in self.otlp else input_kind(src, path)
         if kind == SPANS and self.otlp_calls is not None:
             self.engine.drain()  # keep input order: earlier blocks first
-            from tracecli.upload.otlp import feed_otel, feed_upload
+            from tracecli.upload.otlp import feed_spans
 
-            feed = feed_otel if self.mode == "otel" else feed_upload
-            feed(self, i, self.otlp_calls)
+            feed_spans(self, i, self.otlp_calls)
             self.bytes_done[i] = self.sizes[i] or self.bytes_done[i]
         elif kind == RECORDS and src is not None:
             # YAML, a JSON array of records, another tool's format (said once): record
