@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tracecli.diagnostics import Severity
 from tracecli.otel.anyvalue import FieldError
 from tracecli.otel.nesting import load_json_text
 from tracecli.otel.spans import decode_span
@@ -24,6 +26,7 @@ from tracecli.otel.weave_keys import iso_from_ns, utc_from_seconds
 from tracecli.store.db import Store
 from tracecli.upload import otlp_map
 from tracecli.upload.api import upload
+from tracecli.upload.blocks import Bad
 from tracecli.upload.report import UploadOptions
 from tracecli.upload.validate import validate_paths
 
@@ -204,6 +207,41 @@ def test_validate_in_workers_even_one_that_dies_is_validate_in_one_process(
     assert validate_paths([src], jobs=2, max_errors=0).to_dict() == serial
     monkeypatch.setattr(otlp_map, "map_lines", _fragile)
     assert validate_paths([src], jobs=2, max_errors=0).to_dict() == serial
+
+
+def _records(parts: list[otlp_map.LineParts]) -> list[Any]:
+    """A block's answer with the type of every record in it, nested ones included."""
+
+    def typed(v: Any) -> Any:
+        if isinstance(v, tuple):
+            return (type(v).__name__, *map(typed, v))
+        if isinstance(v, list):
+            return [typed(x) for x in v]
+        return v
+
+    return typed(parts)
+
+
+@pytest.mark.parametrize("validate", [False, True])
+def test_a_mapped_block_unpickles_to_the_same_named_records(tmp_path: Path, validate: bool) -> None:
+    """What a worker sends back is rebuilt as the records it mapped: the same fields, the
+    same named tuples (entries Ok, Bad, validate's lists, refused spans, lines that are
+    no JSON, a block with a reference-like string)."""
+    src = _otlp_file(tmp_path)
+    lines = list(enumerate(src.read_bytes().splitlines(keepends=True), 1))
+    lines.append((len(lines) + 1, lines[0][1].replace(b'"gen_ai.system"', b'"weave:///x"')))
+    mapped = otlp_map.map_lines(lines, str(src), "acme/otel", validate)
+    bad = Bad(9, {"id": "x"}, (("id", "c", Severity.ERROR, "m"),), "x")  # (a call refused)
+    part = otlp_map.SpanPart(1, "spans[0]", "ab" * 8, None, "cd" * 16, "e/p", None, None, bad)
+    mapped.lines.append(otlp_map.LineParts(9, b"", [part]))
+    entries = {type(s.entry).__name__ for p in mapped.lines for s in p.spans}
+    assert entries >= ({"list", "NoneType", "Bad"} if validate else {"Ok", "Bad", "NoneType"})
+    assert any(p.error for p in mapped.lines) and any(
+        s.refused for p in mapped.lines for s in p.spans
+    )
+    back = pickle.loads(pickle.dumps(mapped, protocol=pickle.HIGHEST_PROTOCOL))
+    assert _records(back.lines) == _records(mapped.lines)
+    assert pickle.loads(pickle.dumps(otlp_map.Mapped([]))).lines == []
 
 
 def test_a_span_wrong_in_two_places_is_told_its_first_field() -> None:
