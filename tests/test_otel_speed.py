@@ -469,6 +469,76 @@ def test_a_bytes_value_no_pick_reads_leaves_the_call_plain() -> None:
         assert plain_call(decoded) is plain, key
 
 
+# -- upload's entry of a converted call, built without `prepare`'s steps it does not need --
+_CALL_TWEAKS = st.sampled_from(
+    [
+        ("wandb.display_name", {"stringValue": "d" * 2000}),
+        ("wandb.display_name", {"stringValue": "short"}),
+        ("wandb.wb_run_id", {"stringValue": "run-1"}),
+        ("wandb.wb_run_id", {"stringValue": "a/b"}),
+        ("wandb.wb_run_step", {"stringValue": str(2**63)}),
+        ("wandb.wb_run_step", {"intValue": "7"}),
+        ("wandb.wb_run_step_end", {"intValue": "9223372036854775807"}),
+        ("gen_ai.request.model", {"intValue": "3"}),
+        ("gen_ai.usage.input_tokens", {"stringValue": "3"}),
+        ("gen_ai.usage.output_tokens", {"doubleValue": 2.5}),
+        ("gen_ai.conversation.id", {"bytesValue": "AAE="}),
+        ("wandb.attributes", {"stringValue": '{"a": 1}'}),
+        ("input.value", {"stringValue": "weave:///e/p/op/x:1"}),
+        ("gen_ai.input.messages", {"doubleValue": float("nan")}),
+    ]
+).map(lambda kv: {"key": kv[0], "value": kv[1]})
+
+
+@settings(max_examples=400)
+@given(
+    st.sampled_from(range(len(_SPANS))),
+    st.lists(_CHANGES, max_size=2),
+    st.lists(_CALL_TWEAKS, max_size=3),
+    st.sampled_from(["acme/otel", "acme", "a/b/c", "x" * 300 + "/p"]),
+)
+def test_a_converted_calls_built_entry_is_prepares(
+    n: int, changes: list[tuple[str, Any]], extra: list[dict[str, Any]], project: str
+) -> None:
+    """The entry upload builds for a converted call without `prepare` is the one `prepare`
+    makes (same fields, an `Ok`), whenever it answers."""
+    import copy
+
+    from tracecli.otel.to_weave import MappingError, span_to_call
+    from tracecli.upload.blocks import Ok
+
+    raw = {**_SPANS[n], **dict(changes)}
+    raw["attributes"] = [*(raw.get("attributes") or []), *extra]
+    raw = orjson.loads(orjson.dumps(raw))
+    try:
+        call = span_to_call(decode_span(raw, None), project)
+    except (FieldError, MappingError):
+        return
+    call["summary"] = {"usage": call["summary"]["usage"]}
+    built = otlp_map._built_entry(copy.deepcopy(call), 7)
+    prepared = otlp_map._prepared_entry(copy.deepcopy(call), 7, "f", "spans[0]", raw, True)
+    if built is not None:
+        assert type(prepared) is Ok and tuple(built) == tuple(prepared)
+
+
+def test_a_converted_calls_entry_is_built_for_the_usual_spans() -> None:
+    from tracecli.otel.to_weave import MappingError, span_to_call
+    from tracecli.upload.blocks import Ok
+
+    built = 0
+    for raw in _SPANS:
+        try:
+            call = span_to_call(decode_span(raw, None), "acme/otel")
+        except (FieldError, MappingError):
+            built += 1  # (refused before any entry)
+            continue
+        call["summary"] = {"usage": call["summary"]["usage"]}
+        entry = otlp_map._built_entry(call, 1)
+        built += entry is not None
+        assert entry is None or type(entry) is Ok
+    assert built >= len(_SPANS) * 0.9
+
+
 # -- weave's picks, on plans made for the attribute keys as read ---------------------------
 _WEAVE_LIKE_KEYS = st.sampled_from(
     ["gen_ai", "gen_ai.request", "gen_ai.request.model", "gen_ai.request.0",
