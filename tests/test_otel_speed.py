@@ -244,6 +244,27 @@ def test_a_mapped_block_unpickles_to_the_same_named_records(tmp_path: Path, vali
     assert pickle.loads(pickle.dumps(otlp_map.Mapped([]))).lines == []
 
 
+@settings(max_examples=500)
+@given(
+    st.lists(st.sampled_from([b"\n", b"a", b"{}", b"\r", b"\r\n", b"\xef\xbb\xbf", b"x" * 40])),
+    st.sampled_from([1, 2, 3, 7, 64]),
+)
+def test_lines_read_in_chunks_are_the_files_lines(pieces: list[bytes], chunk: int) -> None:
+    """OTLP lines read in chunks are the lines iterating the file gives, byte for byte."""
+    import io
+
+    from tracecli.upload import otlp_lines
+
+    data = b"".join(pieces)
+    real = otlp_lines.READ_BYTES
+    otlp_lines.READ_BYTES = chunk
+    try:
+        for stream in (io.BytesIO(data), io.BufferedReader(io.BytesIO(data), 8)):
+            assert list(otlp_lines._lines(stream)) == list(io.BytesIO(data))
+    finally:
+        otlp_lines.READ_BYTES = real
+
+
 def test_a_span_wrong_in_two_places_is_told_its_first_field() -> None:
     """The fast attribute reader runs after the fields before it: their error comes first."""
     clash = [
