@@ -63,7 +63,7 @@ def raw_lines(path: str, display: str) -> Iterator[tuple[int, bytes] | Diagnosti
             stream.close()
 
 
-READ_BYTES = 1 << 20
+READ_BYTES = 256 << 10
 
 
 def _lines(stream: IO[bytes]) -> Iterator[bytes]:
