@@ -70,29 +70,27 @@ def _lines(stream: IO[bytes]) -> Iterator[bytes]:
     """A stream's lines as iterating it gives them (each with its `\n`, the last one
     without when the stream does not end with one), read in chunks: a file object finds a
     line's end byte by byte when the line outgrows its 8 KiB buffer (~8 instructions a
-    byte, as much as orjson's parse of an OTLP line), a chunk's split finds them with
-    `memchr`. `read1`: a pipe's lines come as they are written."""
+    byte, as much as orjson's parse of an OTLP line), a chunk's `find` with `memchr`.
+    `read1`: a pipe's lines come as they are written."""
     read = getattr(stream, "read1", None) or stream.read
     pending: list[bytes] = []  # a line's start, in the chunks before (each copied once)
     while True:
         chunk = read(READ_BYTES)
         if not chunk:
             break
-        end = chunk.rfind(b"\n") + 1
-        if not end:
-            pending.append(chunk)
-            continue
-        head = chunk[:end]
-        if pending:
-            pending.append(head)
-            head = b"".join(pending)
+        find = chunk.find  # (a one-byte `find` is a memchr; `split` tests each byte)
+        start = 0
+        end = find(b"\n") + 1
+        if pending and end:
+            pending.append(chunk[:end])
+            yield b"".join(pending)
             pending = []
-        lines = head.split(b"\n")
-        lines.pop()  # (empty: the text after the last newline)
-        for line in lines:
-            yield line + b"\n"
-        if end < len(chunk):
-            pending.append(chunk[end:])
+            start, end = end, find(b"\n", end) + 1
+        while end:
+            yield chunk[start:end]
+            start, end = end, find(b"\n", end) + 1
+        if start < len(chunk):
+            pending.append(chunk[start:] if start else chunk)
     if pending:
         yield b"".join(pending)
 
