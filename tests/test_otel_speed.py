@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tracecli.diagnostics import Severity
 from tracecli.otel.anyvalue import FieldError
 from tracecli.otel.nesting import load_json_text
 from tracecli.otel.spans import decode_span
@@ -24,6 +26,7 @@ from tracecli.otel.weave_keys import iso_from_ns, utc_from_seconds
 from tracecli.store.db import Store
 from tracecli.upload import otlp_map
 from tracecli.upload.api import upload
+from tracecli.upload.blocks import Bad
 from tracecli.upload.report import UploadOptions
 from tracecli.upload.validate import validate_paths
 
@@ -204,6 +207,62 @@ def test_validate_in_workers_even_one_that_dies_is_validate_in_one_process(
     assert validate_paths([src], jobs=2, max_errors=0).to_dict() == serial
     monkeypatch.setattr(otlp_map, "map_lines", _fragile)
     assert validate_paths([src], jobs=2, max_errors=0).to_dict() == serial
+
+
+def _records(parts: list[otlp_map.LineParts]) -> list[Any]:
+    """A block's answer with the type of every record in it, nested ones included."""
+
+    def typed(v: Any) -> Any:
+        if isinstance(v, tuple):
+            return (type(v).__name__, *map(typed, v))
+        if isinstance(v, list):
+            return [typed(x) for x in v]
+        return v
+
+    return typed(parts)
+
+
+@pytest.mark.parametrize("validate", [False, True])
+def test_a_mapped_block_unpickles_to_the_same_named_records(tmp_path: Path, validate: bool) -> None:
+    """What a worker sends back is rebuilt as the records it mapped: the same fields, the
+    same named tuples (entries Ok, Bad, validate's lists, refused spans, lines that are
+    no JSON, a block with a reference-like string)."""
+    src = _otlp_file(tmp_path)
+    lines = list(enumerate(src.read_bytes().splitlines(keepends=True), 1))
+    lines.append((len(lines) + 1, lines[0][1].replace(b'"gen_ai.system"', b'"weave:///x"')))
+    mapped = otlp_map.map_lines(lines, str(src), "acme/otel", validate)
+    bad = Bad(9, {"id": "x"}, (("id", "c", Severity.ERROR, "m"),), "x")  # (a call refused)
+    part = otlp_map.SpanPart(1, "spans[0]", "ab" * 8, None, "cd" * 16, "e/p", None, None, bad)
+    mapped.lines.append(otlp_map.LineParts(9, b"", [part]))
+    entries = {type(s.entry).__name__ for p in mapped.lines for s in p.spans}
+    assert entries >= ({"list", "NoneType", "Bad"} if validate else {"Ok", "Bad", "NoneType"})
+    assert any(p.error for p in mapped.lines) and any(
+        s.refused for p in mapped.lines for s in p.spans
+    )
+    back = pickle.loads(pickle.dumps(mapped, protocol=pickle.HIGHEST_PROTOCOL))
+    assert _records(back.lines) == _records(mapped.lines)
+    assert pickle.loads(pickle.dumps(otlp_map.Mapped([]))).lines == []
+
+
+@settings(max_examples=500)
+@given(
+    st.lists(st.sampled_from([b"\n", b"a", b"{}", b"\r", b"\r\n", b"\xef\xbb\xbf", b"x" * 40])),
+    st.sampled_from([1, 2, 3, 7, 64]),
+)
+def test_lines_read_in_chunks_are_the_files_lines(pieces: list[bytes], chunk: int) -> None:
+    """OTLP lines read in chunks are the lines iterating the file gives, byte for byte."""
+    import io
+
+    from tracecli.upload import otlp_lines
+
+    data = b"".join(pieces)
+    real = otlp_lines.READ_BYTES
+    otlp_lines.READ_BYTES = chunk
+    try:
+        for stream in (io.BytesIO(data), io.BufferedReader(io.BytesIO(data), 8)):
+            assert list(otlp_lines._lines(stream)) == list(io.BytesIO(data))
+    finally:
+        otlp_lines.READ_BYTES = real
 
 
 def test_a_span_wrong_in_two_places_is_told_its_first_field() -> None:
@@ -429,6 +488,76 @@ def test_a_bytes_value_no_pick_reads_leaves_the_call_plain() -> None:
         decoded = decode_span({**span, "attributes": attrs}, None)
         assert not decoded.plain and decoded.impure == (key,)
         assert plain_call(decoded) is plain, key
+
+
+# -- upload's entry of a converted call, built without `prepare`'s steps it does not need --
+_CALL_TWEAKS = st.sampled_from(
+    [
+        ("wandb.display_name", {"stringValue": "d" * 2000}),
+        ("wandb.display_name", {"stringValue": "short"}),
+        ("wandb.wb_run_id", {"stringValue": "run-1"}),
+        ("wandb.wb_run_id", {"stringValue": "a/b"}),
+        ("wandb.wb_run_step", {"stringValue": str(2**63)}),
+        ("wandb.wb_run_step", {"intValue": "7"}),
+        ("wandb.wb_run_step_end", {"intValue": "9223372036854775807"}),
+        ("gen_ai.request.model", {"intValue": "3"}),
+        ("gen_ai.usage.input_tokens", {"stringValue": "3"}),
+        ("gen_ai.usage.output_tokens", {"doubleValue": 2.5}),
+        ("gen_ai.conversation.id", {"bytesValue": "AAE="}),
+        ("wandb.attributes", {"stringValue": '{"a": 1}'}),
+        ("input.value", {"stringValue": "weave:///e/p/op/x:1"}),
+        ("gen_ai.input.messages", {"doubleValue": float("nan")}),
+    ]
+).map(lambda kv: {"key": kv[0], "value": kv[1]})
+
+
+@settings(max_examples=400)
+@given(
+    st.sampled_from(range(len(_SPANS))),
+    st.lists(_CHANGES, max_size=2),
+    st.lists(_CALL_TWEAKS, max_size=3),
+    st.sampled_from(["acme/otel", "acme", "a/b/c", "x" * 300 + "/p"]),
+)
+def test_a_converted_calls_built_entry_is_prepares(
+    n: int, changes: list[tuple[str, Any]], extra: list[dict[str, Any]], project: str
+) -> None:
+    """The entry upload builds for a converted call without `prepare` is the one `prepare`
+    makes (same fields, an `Ok`), whenever it answers."""
+    import copy
+
+    from tracecli.otel.to_weave import MappingError, span_to_call
+    from tracecli.upload.blocks import Ok
+
+    raw = {**_SPANS[n], **dict(changes)}
+    raw["attributes"] = [*(raw.get("attributes") or []), *extra]
+    raw = orjson.loads(orjson.dumps(raw))
+    try:
+        call = span_to_call(decode_span(raw, None), project)
+    except (FieldError, MappingError):
+        return
+    call["summary"] = {"usage": call["summary"]["usage"]}
+    built = otlp_map._built_entry(copy.deepcopy(call), 7)
+    prepared = otlp_map._prepared_entry(copy.deepcopy(call), 7, "f", "spans[0]", raw, True)
+    if built is not None:
+        assert type(prepared) is Ok and tuple(built) == tuple(prepared)
+
+
+def test_a_converted_calls_entry_is_built_for_the_usual_spans() -> None:
+    from tracecli.otel.to_weave import MappingError, span_to_call
+    from tracecli.upload.blocks import Ok
+
+    built = 0
+    for raw in _SPANS:
+        try:
+            call = span_to_call(decode_span(raw, None), "acme/otel")
+        except (FieldError, MappingError):
+            built += 1  # (refused before any entry)
+            continue
+        call["summary"] = {"usage": call["summary"]["usage"]}
+        entry = otlp_map._built_entry(call, 1)
+        built += entry is not None
+        assert entry is None or type(entry) is Ok
+    assert built >= len(_SPANS) * 0.9
 
 
 # -- weave's picks, on plans made for the attribute keys as read ---------------------------

@@ -28,7 +28,6 @@ class Call:
     loc: Location
     where: str  # the span's field path within its line
     call: dict[str, Any]
-    plain: bool = False  # its values are JSON's own (no bytes, NaN): see Span.plain
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +98,7 @@ class SpanCalls:
                     refused = self.no_project(loc, where)
                 else:
                     try:
-                        yield Call(loc, where, span_to_call(span, project), span.plain)
+                        yield Call(loc, where, span_to_call(span, project))
                         continue
                     except MappingError as exc:
                         refused = Diagnostic.at(loc, REFUSED, str(exc), where)

@@ -15,7 +15,7 @@ from tracecli.otel.spans import Span
 
 
 class SpanIds(Protocol):
-    """What the id ledger reads of a span (a `Span`, or its ids sent back by a worker)."""
+    """What the id ledger reads of a span (a `Span`; `add_ids` takes the ids themselves)."""
 
     @property
     def span_id(self) -> str: ...
@@ -72,24 +72,30 @@ class SpanLedger:
 
     def add(self, loc: Location, where: str, span: SpanIds) -> Diagnostic | None:
         """Record a span; a span id read before is an error (weave would store one call)."""
-        key = int(span.span_id, 16)
+        return self.add_ids(loc, where, span.span_id, span.parent_id, span.trace_id)
+
+    def add_ids(
+        self, loc: Location, where: str, span_id: str, parent_id: str | None, trace_id: str
+    ) -> Diagnostic | None:
+        """`add` for a span's ids as they are (what a worker sends back of a span)."""
+        key = int(span_id, 16)
         first = self._seen.get(key)
         if first is not None:
             return Diagnostic.at(
                 loc,
                 DUPLICATE,
-                f"span id {span.span_id} already read at {first.path}:{first.line}; "
+                f"span id {span_id} already read at {first.path}:{first.line}; "
                 "this copy is left out",
                 f"{where}.spanId",
             )
         self._seen[key] = loc
         self._awaited.pop(key, None)
-        if span.parent_id is not None:
-            parent = int(span.parent_id, 16)
+        if parent_id is not None:
+            parent = int(parent_id, 16)
             if parent not in self._seen:
                 pending = self._awaited.get(parent)
                 if pending is None:
-                    self._awaited[parent] = _Pending(loc, f"{where}.parentSpanId", span.trace_id)
+                    self._awaited[parent] = _Pending(loc, f"{where}.parentSpanId", trace_id)
                 else:
                     pending.children += 1
         return None
