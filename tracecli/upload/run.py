@@ -351,17 +351,14 @@ class Run:
             self.fates.rejected_halves([half], f"call id {half.call_id} already has a {half.kind}")
             return
         assert isinstance(other, Half)
-        if half.kind == "start":
-            self._emit_pair(half, other)
-        else:
-            self._emit_pair(other, half)
+        start, end = (half, other) if half.kind == "start" else (other, half)
+        self._emit_pair(start, end)
 
     # -- units ------------------------------------------------------------------------------
     def _emit_pair(self, s: Half, e: Half) -> None:
-        if s.done or e.done:
-            if s.done and e.done:
-                return
-            self._emit_lone(e if s.done else s, resumed=True)
+        if s.done or e.done:  # one half stored by an earlier run: the other goes alone
+            if not (s.done and e.done):
+                self._emit_lone(e if s.done else s, resumed=True)
             return
         self._add(pair_unit(self.mode, s, e, self.route))
 
