@@ -103,8 +103,17 @@ def split_end(data: dict[str, Any]) -> tuple[bytes, bytes]:
     keys = list(data)
     if keys[:2] == ["project_id", "id"] and END_KEYS.issuperset(keys[2:]):
         # The usual order (project_id, id, then the end's fields): encode once and cut.
-        head = dumps({"project_id": data["project_id"], "id": data["id"]})
+        pid, cid = data["project_id"], data["id"]
         whole = dumps(data)
+        if type(pid) is str and type(cid) is str:
+            # The head as written when neither string needs an escape. `whole` starts with
+            # it only then: the first character that needs one (or any text of Python's
+            # json, which escapes all but ASCII) makes the two differ inside that string.
+            open_ = f'{{"project_id":"{pid}","id":"{cid}"'.encode("utf-8", "surrogatepass")
+            if whole.startswith(open_):
+                n = len(open_)
+                return open_ + b"}", b"{" + whole[n + 1 :] if len(whole) > n + 1 else b"{}"
+        head = dumps({"project_id": pid, "id": cid})
         if whole.startswith(head[:-1]):  # not so when Python's json wrote `whole`
             return head, b"{" + whole[len(head) :] if len(whole) > len(head) else b"{}"
     rest: dict[str, Any] = {}
