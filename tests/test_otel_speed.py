@@ -10,6 +10,7 @@ import gzip
 import json
 import os
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 
 from tracecli.diagnostics import Severity
 from tracecli.otel.anyvalue import FieldError
-from tracecli.otel.nesting import load_json_text
+from tracecli.otel.nesting import has_wide_digits, load_json_text
 from tracecli.otel.spans import decode_span
 from tracecli.otel.weave_keys import iso_from_ns, utc_from_seconds
 from tracecli.store.db import Store
@@ -133,6 +134,35 @@ def test_load_json_text_edges() -> None:
         '["a\tb"]',
     ):
         assert _same(load_json_text(text), _slow_load(text)), text
+
+
+_WIDE_DIGITS_RE = re.compile(r"[0-9]{19}")  # what `has_wide_digits` stands in for
+# runs of digits just short of, at and past 19, among other text: ASCII and other digits
+_digit_runs = st.lists(
+    st.one_of(
+        st.integers(0, 21).map(lambda n: "7" * n),
+        st.text(alphabet="0123456789", min_size=17, max_size=21),
+        st.text(alphabet="0123456789\u0660\u0669\uff10\U0001d7ce\u00b2", max_size=25),
+        st.text(max_size=8),  # anything, lone surrogates included
+    ),
+    max_size=6,
+).map("".join)
+
+
+@settings(max_examples=400)
+@given(st.one_of(_digit_runs, st.text()))
+def test_has_wide_digits_is_the_regex(text: str) -> None:
+    assert has_wide_digits(text) == (_WIDE_DIGITS_RE.search(text) is not None)
+
+
+def test_has_wide_digits_edges() -> None:
+    for n, wide in ((18, False), (19, True), (20, True)):
+        for text in ("1" * n, "x" + "9" * n + "y", "\ud800" + "0" * n + "\u0660"):
+            assert has_wide_digits(text) is wide, text
+    assert not has_wide_digits("\u0660" * 19)  # Arabic-Indic digits: not JSON's
+    assert not has_wide_digits("\uff11" * 19)  # fullwidth digits
+    assert not has_wide_digits("123456789 1234567890")  # two runs, neither 19 long
+    assert not has_wide_digits("")
 
 
 # -- OTLP lines mapped by worker processes: the answer of one process ----------------------
