@@ -405,6 +405,21 @@ def test_the_typed_path_is_taken_for_plain_lines() -> None:
     assert block_bytes(b'{"x": "weave"}\n').refs
 
 
+def test_the_block_search_names_the_lines_of_big_exponents() -> None:
+    """Hits in ids' hex are ruled out; the lines of the others are named, however many
+    hits come before them or stand side by side."""
+    lines = [
+        b'{"id": "2e441058-8c5c", "x": 1e400}',
+        b'{"id": "2e441058-8c5c", "x": "1e400"}',
+        b'{"x": [1e308, 1E+309,-1e-400]}',
+        b'{"x": 1e0000}',
+        b'{"x": "2e4410582e441"}',
+        b'{"x": 1.5e0309\t}',
+    ]
+    assert block_bytes(b"\n".join(lines) + b"\n").numbers == {1, 3, 4, 6}
+    assert block_bytes(b"\n".join(lines[1::2]) + b"\n").numbers == {2, 3}
+
+
 def test_the_structs_hold_the_schemas_fields() -> None:
     fields = {cls: set(cls.__struct_fields__) for cls in typed._CHECKS}
     assert fields[typed.FlatStart] == set(STARTED_FIELDS)
