@@ -28,7 +28,7 @@ from tracecli.schema import typed
 from tracecli.schema.fields import COMPLETED_FIELDS, ENDED_FIELDS, STARTED_FIELDS
 from tracecli.upload import validate_blocks as vb
 from tracecli.upload.fastpath import fast_facts
-from tracecli.upload.typed_lines import shape_of, typed_line
+from tracecli.upload.typed_lines import block_bytes, shape_of, typed_line
 from tracecli.wire.wideints import DEEP_BRACKETS
 
 CID, TID = "6cad4a26-8d11-4ece-9738-f7d93d9c1724", "0123456789abcdef0123456789abcdef"
@@ -213,7 +213,17 @@ ODD_VALUES = [
     b"1.5e0309",
     b"0.00001e400",
     b"1e-400",
+    b"-1e-400",
+    b"1e308",
+    b"1e309",
+    b"1.7976931348623157e308",
+    b"1.7976931348623159e308",
+    b"[1e400]",
+    b"[1, 1E400 ]",
+    b'{"1e400": 2e441}',
+    b'"2e441 1e400"',
     b"9" * 400 + b".5",
+    b"-" + b"9" * 400,
     b"1" + b"0" * 400,
     b"18446744073709551616",
     b"-9223372036854775809",
@@ -230,6 +240,9 @@ ODD_VALUES = [
     b'"weave:///acme/agents/op/x:1"',
     b'"weave:///nope"',
     b'"\\u0077eave:///nope"',
+    b'"weave"',
+    b'{"weave": 1}',
+    b'"a weave:///acme/agents/op/x:1"',
     b"[" * 300 + b"]" * 300,
     b"[" * 1100 + b"]" * 1100,
     b"{" + b'"a":{' * 260 + b"}" * 261,
@@ -383,6 +396,28 @@ def test_the_typed_path_is_taken_for_plain_lines() -> None:
     assert not _typed_vouches(_with(START, b"inputs", b'{"x": "\xff"}'))
     assert _typed_vouches(_with(START, b"inputs", b'{"x": "caf\xc3\xa9 1e400"}'))
     assert _typed_vouches(_with(START, b"inputs", b'{"x": "2e441058-8c5c-4f33"}'))
+    # a reference is a string that begins `"weave`: only those send a block's lines to
+    # `plain_refs`, and one that is not the server's form keeps its line off the typed path
+    assert _typed_vouches(_with(START, b"inputs", b'{"x": "a weave:///nope", "my_weave": 1}'))
+    assert not _typed_vouches(_with(START, b"inputs", b'{"x": "weave:///nope"}'))
+    assert not _typed_vouches(_with(START, b"inputs", b'{"weave": 1}'))
+    assert not block_bytes(b'{"x": "a weave"}\n').refs
+    assert block_bytes(b'{"x": "weave"}\n').refs
+
+
+def test_the_block_search_names_the_lines_of_big_exponents() -> None:
+    """Hits in ids' hex are ruled out; the lines of the others are named, however many
+    hits come before them or stand side by side."""
+    lines = [
+        b'{"id": "2e441058-8c5c", "x": 1e400}',
+        b'{"id": "2e441058-8c5c", "x": "1e400"}',
+        b'{"x": [1e308, 1E+309,-1e-400]}',
+        b'{"x": 1e0000}',
+        b'{"x": "2e4410582e441"}',
+        b'{"x": 1.5e0309\t}',
+    ]
+    assert block_bytes(b"\n".join(lines) + b"\n").numbers == {1, 3, 4, 6}
+    assert block_bytes(b"\n".join(lines[1::2]) + b"\n").numbers == {2, 3}
 
 
 def test_the_structs_hold_the_schemas_fields() -> None:
