@@ -117,10 +117,6 @@ class InFlight:
         return len(self._lines)
 
 
-def _by_src(recs: Sequence[int]) -> dict[int, list[int]]:
-    return journal_lines(recs)
-
-
 class OtlpFates(Fates):
     """`Fates` for runs with OTLP inputs: a line is journaled when all its spans are
     stored, and a refused span goes to the rejected file as it was read."""
@@ -145,7 +141,7 @@ class OtlpFates(Fates):
 
     def _journal_lines(self, recs: Sequence[int]) -> dict[int, list[int]]:
         out = {}
-        for src, lines in _by_src(recs).items():
+        for src, lines in journal_lines(recs).items():
             if src in self.otlp:
                 lines = self.flight.settle(src, lines, True)
             if lines:
@@ -158,7 +154,7 @@ class OtlpFates(Fates):
         super().acked(route, chunk, calls)
 
     def checked(self, recs: Sequence[int]) -> None:
-        for src, lines in _by_src(recs).items():  # settled all the same (frees their bytes)
+        for src, lines in journal_lines(recs).items():  # settled all the same (frees their bytes)
             if src in self.otlp:
                 self.flight.settle(src, lines, True)
 
@@ -197,7 +193,7 @@ class OtlpFates(Fates):
         self.rejected_now(items, reason, status)
 
     def unsent(self, chunk: Chunk) -> None:
-        for src, lines in _by_src(chunk.recs).items():
+        for src, lines in journal_lines(chunk.recs).items():
             if src in self.otlp:
                 self.flight.settle(src, lines, False)
         super().unsent(chunk)
