@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -75,8 +76,12 @@ def kill_three_times_then_finish(tmp_path: Path, server_url: str, n: int) -> Non
                 wait_forwarded(proxy, base + rng.randint(3, requests_total // 5), proc)
                 time.sleep(rng.uniform(0, 0.03))
             else:
-                # and once at a purely random moment (maybe still reading, maybe sending)
-                time.sleep(rng.uniform(0.3, 2.0))
+                # and once at a random moment (maybe still reading, maybe sending), but
+                # before this run has sent half of what is left: a fast upload must not
+                # finish inside the random wait
+                base = proxy.stats.forwarded
+                cap = base + max(3, (requests_total - base) // 2)
+                kill_at_random_moment(proxy, cap, rng.uniform(0.3, 2.0), proc)
             proc.send_signal(signal.SIGKILL)
             assert proc.wait(30) == -signal.SIGKILL, "the upload finished before the kill"
             per_kill.append((proxy.stats.forwarded, proxy.duplicates() - before_dupes))
@@ -97,6 +102,17 @@ def kill_three_times_then_finish(tmp_path: Path, server_url: str, n: int) -> Non
         f"re-sent call items in all: {dupes} (bound {kills * CONCURRENCY * CHUNK}); "
         f"final run skipped {summary['skipped']} records; {took:.1f} s"
     )
+
+
+def kill_at_random_moment(
+    proxy: FaultProxy, cap: int, seconds: float, proc: subprocess.Popen[bytes]
+) -> None:
+    """Return after `seconds`, or as soon as the proxy has forwarded `cap` requests,
+    whichever comes first, so the kill that follows lands while the upload still runs."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and proxy.stats.forwarded < cap:
+        assert proc.poll() is None, f"upload ended (exit {proc.returncode}) too early"
+        time.sleep(0.002)
 
 
 def test_ctrl_c_saves_the_journal_and_resumes_without_resending(tmp_path, serve):
