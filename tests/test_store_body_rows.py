@@ -83,6 +83,24 @@ def test_anything_else_goes_the_general_way(odd: dict[str, Any]) -> None:
     assert completed_rows(body) is None
 
 
+def test_digits_are_searched_for_in_the_free_form_fields_and_integer_fields_only() -> None:
+    """A run of 19 digits in an id or a name is text to both paths (read fast); in a
+    free-form field or an integer field it may be an integer beyond 64 bits (declined)."""
+    digits = "1234567890123456789012"
+    body = body_of([call(0, id=digits, trace_id=digits, op_name=digits, display_name=digits)])
+    rows = completed_rows(body)
+    assert rows is not None and rows == general(body)
+    for odd in (
+        {"inputs": {"n": 10**18}},
+        {"output": -(10**18)},
+        {"wb_run_step": 10**18},
+        {"wb_run_step_end": -(10**18)},
+    ):
+        assert completed_rows(body_of([call(0), call(1, **odd)])) is None, odd
+    fits = body_of([call(0, inputs={"n": 10**18 - 1}, wb_run_step=10**18 - 1)])
+    assert completed_rows(fits) == general(fits)
+
+
 def test_a_record_nested_past_orjson_is_declined_so_its_floats_stay_as_stored() -> None:
     # Python's json writes the whole record (1e-05), the store writes a shallow field with
     # orjson (0.00001): taking the body's text would change what is stored.
@@ -101,6 +119,7 @@ json_values = st.recursive(
     | st.booleans()
     | st.integers(-1000, 1000)
     | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)  # 19 digits that fit
     | st.floats(allow_nan=True, allow_infinity=True).map(
         lambda f: f if f == f and abs(f) != float("inf") else NonFinite(f)
     )
@@ -113,6 +132,9 @@ times = st.sampled_from(
     + ["2026-02-30T06:13:20Z", "2026-02-25 06:13:20Z", ""]
 )
 maybe_text = st.none() | printable
+# A run of digits outside the free-form fields (an id, a name) is text to both paths.
+digit_runs = st.from_regex(r"[0-9]{17,22}", fullmatch=True)
+wide_edges = st.sampled_from([10**18 - 1, 10**18, 1 - 10**18, -(10**18), 2**63 - 1, -(2**63)])
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -123,14 +145,14 @@ maybe_text = st.none() | printable
                 "project_id": st.just(P),
                 "id": st.text(
                     st.characters(exclude_categories=("Cc", "Cs")), min_size=1, max_size=4
-                ),
-                "trace_id": st.sampled_from(["t1", "t2"]) | maybe_text,
-                "op_name": st.text(max_size=3),
+                )
+                | digit_runs,
+                "trace_id": st.sampled_from(["t1", "t2"]) | maybe_text | digit_runs,
+                "op_name": st.text(max_size=3) | digit_runs,
                 "started_at": times,
                 "ended_at": times,
             },
             optional={
-                "display_name": maybe_text,
                 "parent_id": maybe_text,
                 "thread_id": maybe_text,
                 "attributes": json_values,
@@ -139,8 +161,12 @@ maybe_text = st.none() | printable
                 "output": json_values,
                 "summary": json_values,
                 "exception": maybe_text,
-                "wb_run_step": st.none() | st.integers(0, 9) | st.integers(-(2**70), 2**70),
-                "wb_run_step_end": st.none() | st.integers(0, 9),
+                "display_name": maybe_text | digit_runs,
+                "wb_run_step": st.none()
+                | st.integers(0, 9)
+                | st.integers(-(2**70), 2**70)
+                | wide_edges,
+                "wb_run_step_end": st.none() | st.integers(0, 9) | wide_edges,
             },
         ),
         min_size=1,
