@@ -25,10 +25,13 @@ import msgspec
 
 from tracecli.store.exact_json import may_hold_wide_ints
 from tracecli.store.rows import already_utc
-from tracecli.store.tables import COMPLETE_COLUMNS
+from tracecli.store.tables import COMPLETE_COLUMNS, COMPLETE_COLUMNS_NULLS_LAST
 
 _NULL = msgspec.Raw(b"null")
 _FREE_FORM = ("attributes", "inputs", "otel_dump", "output", "summary")
+# The columns of the rows this path answers: the usually-NULL ones last, so that a batch
+# drops them with a slice of each row (store.upserts).
+ROW_COLUMNS = COMPLETE_COLUMNS_NULLS_LAST
 # A field of this many bytes or more may be nested deep enough that orjson refused the
 # record (255 levels) and Python's json wrote it: its brackets are counted.
 _DEEP_BYTES = 500
@@ -72,7 +75,7 @@ _fields = msgspec.structs.astuple
 _has_escape = operator.methodcaller("find", b"\\u")
 _has_backslash = operator.methodcaller("find", b"\\")  # one memchr: most bodies have none
 # A row's free-form fields (attributes, inputs, otel_dump, output, summary): their text.
-_free_form = operator.itemgetter(*(COMPLETE_COLUMNS.index(c) for c in _FREE_FORM))
+_free_form = operator.itemgetter(*(ROW_COLUMNS.index(c) for c in _FREE_FORM))
 _chain = itertools.chain.from_iterable
 # An integer field of 19 digits or more: the general path's (see completed_rows).
 _WIDE = 10**18
@@ -83,7 +86,7 @@ class _Other(Exception):
 
 
 def completed_rows(body: bytes) -> list[tuple[Any, ...]] | None:
-    """The COMPLETE_COLUMNS rows of a `calls/complete` body, or None: read it the general
+    """The rows (ROW_COLUMNS order) of a `calls/complete` body, or None: read it the general
     way (`tracecli.store.rows.complete_row` on the decoded body).
 
     The search for a run of 19 digits (an integer beyond 64 bits) covers only the free-form
@@ -106,7 +109,8 @@ def completed_rows(body: bytes) -> list[tuple[Any, ...]] | None:
 
 
 def _row(c: _Completed) -> tuple[Any, ...]:
-    """One call's row, as `complete_row` writes it from the decoded call (see the module)."""
+    """One call's row, as `complete_row` writes it from the decoded call (see the module),
+    in ROW_COLUMNS order."""
     (
         project_id, call_id, trace_id, op_name, display_name, parent_id, thread_id, turn_id,
         started_at, attributes, inputs, otel_dump, wb_user_id, wb_run_id, wb_run_step,
@@ -122,27 +126,27 @@ def _row(c: _Completed) -> tuple[Any, ...]:
     ended = already_utc(ended_at)
     if started is None or ended is None:
         raise _Other
-    return (
+    return (  # ROW_COLUMNS order
         project_id,
         call_id,
         trace_id,
         op_name,
-        display_name,
-        parent_id,
-        thread_id,
-        turn_id,
         started,
         _object_text(attributes),
         _object_text(inputs),
-        _text(otel_dump),
+        ended,
+        _object_text(summary),
+        _text(output),
+        parent_id,
+        exception,
+        display_name,
+        thread_id,
+        turn_id,
+        wb_run_step,
+        wb_run_step_end,
         wb_user_id,
         wb_run_id,
-        wb_run_step,
-        ended,
-        exception,
-        _text(output),
-        _object_text(summary),
-        wb_run_step_end,
+        _text(otel_dump),
     )
 
 
