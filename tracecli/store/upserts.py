@@ -14,7 +14,7 @@ columns, made once.
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from itertools import repeat
 from typing import Any
@@ -37,6 +37,7 @@ def upsert(
     keep = [i for i in range(len(columns)) if i not in nulls]
     if not nulls or len(keep) < 2:  # (itemgetter of one index answers a value, not a row)
         return upsert_sql(table, tuple(columns), tuple(key), ()), rows
+    pick: Callable[[tuple[Any, ...]], tuple[Any, ...]]
     if nulls[0] == len(keep):  # the last columns: a slice of each row (~10x cheaper)
         pick = operator.itemgetter(slice(0, len(keep)))
     else:
