@@ -146,12 +146,15 @@ def _row(c: _Completed) -> tuple[Any, ...]:
         wb_run_step_end,
         wb_user_id,
         wb_run_id,
-        _text(otel_dump),
+        None if otel_dump is _NULL else _text(otel_dump),  # (nearly always absent)
     )
 
 
 def _text(raw: msgspec.Raw) -> str | None:
-    """A JSON field as stored: its text, NULL for null."""
+    """A JSON field as stored: its text, NULL for null (or absent: `_NULL` itself, what
+    msgspec leaves in a field the call does not have, answered without decoding it)."""
+    if raw is _NULL:
+        return None
     text = str(raw, "utf-8")
     if text == "null":
         return None
@@ -161,10 +164,15 @@ def _text(raw: msgspec.Raw) -> str | None:
 
 
 def _object_text(raw: msgspec.Raw) -> str:
-    """attributes, inputs or summary as stored: `{}` for null or empty; an object's text."""
-    text = _text(raw)
-    if text is None or text == "{}":
+    """attributes, inputs or summary as stored: `{}` for null or absent; an object's text
+    (`{}` is its own text)."""
+    if raw is _NULL:
         return "{}"
-    if text[0] != "{":  # a list, string or number: the general path's rule for those
+    text = str(raw, "utf-8")
+    if text[0] != "{":  # null; or a list, string or number: the general path's rule for those
+        if text == "null":
+            return "{}"
+        raise _Other
+    if len(text) >= _DEEP_BYTES and text.count("{") + text.count("[") >= _DEEP_BRACKETS:
         raise _Other
     return text
