@@ -276,3 +276,30 @@ def test_an_upload_of_a_dumps_style_file_stores_what_the_general_path_stores(
     monkeypatch.setattr(local, "completed_rows", lambda body: None)
     assert by_fast == stored_by("general") and len(by_fast) == 60
     assert any(taken) and not all(taken)
+
+
+time_text = st.lists(st.sampled_from("0123456789-T:.Z+ W\u0663"), min_size=18, max_size=28).map(
+    "".join
+) | st.sampled_from(["2026-02-25T06:13:20.123456Z", "2026-02-25T06:13:20Z"]).flatmap(
+    lambda t: st.tuples(st.integers(0, len(t) - 1), st.sampled_from("0-T:.Z9x")).map(
+        lambda c: t[: c[0]] + c[1] + t[c[0] + 1 :]
+    )
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(), time_text)
+def test_a_time_is_kept_as_written_only_when_it_is_the_stored_form(when: Any, text: str) -> None:
+    """`already_utc` (the separators read with one stepped slice) accepts both forms upload
+    writes, and whatever it accepts is the instant `datetime` reads, in the stored form."""
+    import datetime as dt
+
+    from tracecli.store.rows import already_utc
+
+    fraction = when.isoformat(timespec="microseconds") + "Z"
+    assert already_utc(fraction) == fraction
+    assert already_utc(fraction[:19] + "Z") == fraction[:19] + ".000000Z"
+    kept = already_utc(text)
+    if kept is not None:
+        read = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        assert kept == read.isoformat(timespec="microseconds")[:26] + "Z"
