@@ -303,3 +303,26 @@ def test_a_time_is_kept_as_written_only_when_it_is_the_stored_form(when: Any, te
     if kept is not None:
         read = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
         assert kept == read.isoformat(timespec="microseconds")[:26] + "Z"
+
+
+def test_a_resent_call_whose_batch_leaves_the_last_columns_null_overwrites_them(
+    tmp_path: Path,
+) -> None:
+    """The fast path's rows drop the usually-NULL columns with a slice when the whole batch
+    leaves them NULL (upserts.py): a call re-sent so still has them set to NULL, as weave's
+    server rewrites a re-sent call."""
+    route = f"/v2/{P}/calls/complete"
+    target = LocalStoreTarget(tmp_path / "s.db")
+    named = call(0, display_name="named", thread_id="th", wb_run_step=7, exception="boom")
+    assert target.post(route, body_of([named, call(1)])).status == 200
+    assert target.post(route, body_of([call(0), call(2)])).status == 200
+    target.close()
+    rows = stored(tmp_path / "s.db")
+    assert [r[1] for r in rows] == ["c0", "c1", "c2"]
+    # display_name, thread_id, exception, wb_run_step (the table's column order)
+    assert rows[0][4] is None and rows[0][6] is None and rows[0][14] is None
+    assert rows[0][18] is None
+    with Store(tmp_path / "general.db") as s:
+        s.write(completes=[named, call(1)])
+        s.write(completes=[call(0), call(2)])
+    assert stored(tmp_path / "general.db") == rows
