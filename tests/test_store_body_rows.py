@@ -4,6 +4,7 @@ path's, byte for byte, or the fast path declines the body."""
 
 from __future__ import annotations
 
+import operator
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tracecli.store.body_rows import completed_rows
+from tracecli.store.body_rows import ROW_COLUMNS, completed_rows
 from tracecli.store.db import Store
 from tracecli.store.exact_json import loads_exact
 from tracecli.store.rows import complete_row
+from tracecli.store.tables import COMPLETE_COLUMNS
 from tracecli.targets.local import LocalStoreTarget
 from tracecli.wire.encode import batch_body, dumps
 from tracecli.wire.wideints import NonFinite
@@ -49,8 +51,13 @@ def body_of(calls: list[dict[str, Any]]) -> bytes:
     return batch_body(dumps(c) for c in calls)
 
 
+# complete_row's columns (COMPLETE_COLUMNS) in the fast path's order (ROW_COLUMNS)
+_AS_FAST = operator.itemgetter(*(COMPLETE_COLUMNS.index(c) for c in ROW_COLUMNS))
+
+
 def general(body: bytes) -> list[tuple[Any, ...]]:
-    return [complete_row(c) for c in loads_exact(body)["batch"]]
+    """The general path's rows, in the fast path's column order."""
+    return [_AS_FAST(complete_row(c)) for c in loads_exact(body)["batch"]]
 
 
 def test_the_usual_body_is_read_fast_and_as_the_general_path_reads_it() -> None:
@@ -59,7 +66,7 @@ def test_the_usual_body_is_read_fast_and_as_the_general_path_reads_it() -> None:
     body = body_of(calls)
     rows = completed_rows(body)
     assert rows is not None and rows == general(body)
-    assert rows[0][9] == '{"env":"bench"}' and rows[2][9:11] == ("{}", "{}")
+    assert rows[0][5] == '{"env":"bench"}' and rows[2][5:7] == ("{}", "{}")
 
 
 @pytest.mark.parametrize(
@@ -83,6 +90,24 @@ def test_anything_else_goes_the_general_way(odd: dict[str, Any]) -> None:
     assert completed_rows(body) is None
 
 
+def test_digits_are_searched_for_in_the_free_form_fields_and_integer_fields_only() -> None:
+    """A run of 19 digits in an id or a name is text to both paths (read fast); in a
+    free-form field or an integer field it may be an integer beyond 64 bits (declined)."""
+    digits = "1234567890123456789012"
+    body = body_of([call(0, id=digits, trace_id=digits, op_name=digits, display_name=digits)])
+    rows = completed_rows(body)
+    assert rows is not None and rows == general(body)
+    for odd in (
+        {"inputs": {"n": 10**18}},
+        {"output": -(10**18)},
+        {"wb_run_step": 10**18},
+        {"wb_run_step_end": -(10**18)},
+    ):
+        assert completed_rows(body_of([call(0), call(1, **odd)])) is None, odd
+    fits = body_of([call(0, inputs={"n": 10**18 - 1}, wb_run_step=10**18 - 1)])
+    assert completed_rows(fits) == general(fits)
+
+
 def test_a_record_nested_past_orjson_is_declined_so_its_floats_stay_as_stored() -> None:
     # Python's json writes the whole record (1e-05), the store writes a shallow field with
     # orjson (0.00001): taking the body's text would change what is stored.
@@ -92,7 +117,7 @@ def test_a_record_nested_past_orjson_is_declined_so_its_floats_stay_as_stored() 
     body = body_of([call(0, output=deep, inputs={"x": 1e-05})])
     assert b"1e-05" in body
     assert completed_rows(body) is None
-    assert general(body)[0][10] == '{"x":0.00001}'
+    assert general(body)[0][6] == '{"x":0.00001}'
 
 
 printable = st.text(st.characters(exclude_categories=("Cc", "Cs")), max_size=8)
@@ -101,6 +126,7 @@ json_values = st.recursive(
     | st.booleans()
     | st.integers(-1000, 1000)
     | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)  # 19 digits that fit
     | st.floats(allow_nan=True, allow_infinity=True).map(
         lambda f: f if f == f and abs(f) != float("inf") else NonFinite(f)
     )
@@ -113,6 +139,9 @@ times = st.sampled_from(
     + ["2026-02-30T06:13:20Z", "2026-02-25 06:13:20Z", ""]
 )
 maybe_text = st.none() | printable
+# A run of digits outside the free-form fields (an id, a name) is text to both paths.
+digit_runs = st.from_regex(r"[0-9]{17,22}", fullmatch=True)
+wide_edges = st.sampled_from([10**18 - 1, 10**18, 1 - 10**18, -(10**18), 2**63 - 1, -(2**63)])
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -123,14 +152,14 @@ maybe_text = st.none() | printable
                 "project_id": st.just(P),
                 "id": st.text(
                     st.characters(exclude_categories=("Cc", "Cs")), min_size=1, max_size=4
-                ),
-                "trace_id": st.sampled_from(["t1", "t2"]) | maybe_text,
-                "op_name": st.text(max_size=3),
+                )
+                | digit_runs,
+                "trace_id": st.sampled_from(["t1", "t2"]) | maybe_text | digit_runs,
+                "op_name": st.text(max_size=3) | digit_runs,
                 "started_at": times,
                 "ended_at": times,
             },
             optional={
-                "display_name": maybe_text,
                 "parent_id": maybe_text,
                 "thread_id": maybe_text,
                 "attributes": json_values,
@@ -139,8 +168,12 @@ maybe_text = st.none() | printable
                 "output": json_values,
                 "summary": json_values,
                 "exception": maybe_text,
-                "wb_run_step": st.none() | st.integers(0, 9) | st.integers(-(2**70), 2**70),
-                "wb_run_step_end": st.none() | st.integers(0, 9),
+                "display_name": maybe_text | digit_runs,
+                "wb_run_step": st.none()
+                | st.integers(0, 9)
+                | st.integers(-(2**70), 2**70)
+                | wide_edges,
+                "wb_run_step_end": st.none() | st.integers(0, 9) | wide_edges,
             },
         ),
         min_size=1,
@@ -243,3 +276,53 @@ def test_an_upload_of_a_dumps_style_file_stores_what_the_general_path_stores(
     monkeypatch.setattr(local, "completed_rows", lambda body: None)
     assert by_fast == stored_by("general") and len(by_fast) == 60
     assert any(taken) and not all(taken)
+
+
+time_text = st.lists(st.sampled_from("0123456789-T:.Z+ W\u0663"), min_size=18, max_size=28).map(
+    "".join
+) | st.sampled_from(["2026-02-25T06:13:20.123456Z", "2026-02-25T06:13:20Z"]).flatmap(
+    lambda t: st.tuples(st.integers(0, len(t) - 1), st.sampled_from("0-T:.Z9x")).map(
+        lambda c: t[: c[0]] + c[1] + t[c[0] + 1 :]
+    )
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(), time_text)
+def test_a_time_is_kept_as_written_only_when_it_is_the_stored_form(when: Any, text: str) -> None:
+    """`already_utc` (the separators read with one stepped slice) accepts both forms upload
+    writes, and whatever it accepts is the instant `datetime` reads, in the stored form."""
+    import datetime as dt
+
+    from tracecli.store.rows import already_utc
+
+    fraction = when.isoformat(timespec="microseconds") + "Z"
+    assert already_utc(fraction) == fraction
+    assert already_utc(fraction[:19] + "Z") == fraction[:19] + ".000000Z"
+    kept = already_utc(text)
+    if kept is not None:
+        read = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        assert kept == read.isoformat(timespec="microseconds")[:26] + "Z"
+
+
+def test_a_resent_call_whose_batch_leaves_the_last_columns_null_overwrites_them(
+    tmp_path: Path,
+) -> None:
+    """The fast path's rows drop the usually-NULL columns with a slice when the whole batch
+    leaves them NULL (upserts.py): a call re-sent so still has them set to NULL, as weave's
+    server rewrites a re-sent call."""
+    route = f"/v2/{P}/calls/complete"
+    target = LocalStoreTarget(tmp_path / "s.db")
+    named = call(0, display_name="named", thread_id="th", wb_run_step=7, exception="boom")
+    assert target.post(route, body_of([named, call(1)])).status == 200
+    assert target.post(route, body_of([call(0), call(2)])).status == 200
+    target.close()
+    rows = stored(tmp_path / "s.db")
+    assert [r[1] for r in rows] == ["c0", "c1", "c2"]
+    # display_name, thread_id, exception, wb_run_step (the table's column order)
+    assert rows[0][4] is None and rows[0][6] is None and rows[0][14] is None
+    assert rows[0][18] is None
+    with Store(tmp_path / "general.db") as s:
+        s.write(completes=[named, call(1)])
+        s.write(completes=[call(0), call(2)])
+    assert stored(tmp_path / "general.db") == rows

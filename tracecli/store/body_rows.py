@@ -10,13 +10,14 @@ that text is already what the store writes: upload encodes every record with orj
 So this path takes only bodies where that holds, and answers None for anything else, which
 then goes the general way (`store.rows` on the decoded body) and gets exactly what it got
 before: a body with a `\\u` escape (a lone surrogate, or text Python's json wrote), a run of
-19 digits (an integer orjson cannot hold), a field nested 250 deep or more (Python's json
-wrote the record), an unknown key, a value of another type than the usual one, a missing
-field, or a time not already in the store's form.
+19 digits in a free-form or integer field (an integer orjson cannot hold), a field nested
+250 deep or more (Python's json wrote the record), an unknown key, a value of another type
+than the usual one, a missing field, or a time not already in the store's form.
 """
 
 from __future__ import annotations
 
+import itertools
 import operator
 from typing import Any
 
@@ -24,9 +25,13 @@ import msgspec
 
 from tracecli.store.exact_json import may_hold_wide_ints
 from tracecli.store.rows import already_utc
-from tracecli.store.tables import COMPLETE_COLUMNS
+from tracecli.store.tables import COMPLETE_COLUMNS, COMPLETE_COLUMNS_NULLS_LAST
 
 _NULL = msgspec.Raw(b"null")
+_FREE_FORM = ("attributes", "inputs", "otel_dump", "output", "summary")
+# The columns of the rows this path answers: the usually-NULL ones last, so that a batch
+# drops them with a slice of each row (store.upserts).
+ROW_COLUMNS = COMPLETE_COLUMNS_NULLS_LAST
 # A field of this many bytes or more may be nested deep enough that orjson refused the
 # record (255 levels) and Python's json wrote it: its brackets are counted.
 _DEEP_BYTES = 500
@@ -69,6 +74,11 @@ _decode = msgspec.json.Decoder(_Batch).decode
 _fields = msgspec.structs.astuple
 _has_escape = operator.methodcaller("find", b"\\u")
 _has_backslash = operator.methodcaller("find", b"\\")  # one memchr: most bodies have none
+# A row's free-form fields (attributes, inputs, otel_dump, output, summary): their text.
+_free_form = operator.itemgetter(*(ROW_COLUMNS.index(c) for c in _FREE_FORM))
+_chain = itertools.chain.from_iterable
+# An integer field of 19 digits or more: the general path's (see completed_rows).
+_WIDE = 10**18
 
 
 class _Other(Exception):
@@ -76,19 +86,31 @@ class _Other(Exception):
 
 
 def completed_rows(body: bytes) -> list[tuple[Any, ...]] | None:
-    """The COMPLETE_COLUMNS rows of a `calls/complete` body, or None: read it the general
-    way (`tracecli.store.rows.complete_row` on the decoded body)."""
-    if (_has_backslash(body) >= 0 and _has_escape(body) >= 0) or may_hold_wide_ints(body):
+    """The rows (ROW_COLUMNS order) of a `calls/complete` body, or None: read it the general
+    way (`tracecli.store.rows.complete_row` on the decoded body).
+
+    The search for a run of 19 digits (an integer beyond 64 bits) covers only the free-form
+    fields' text, joined: that is where such a number changes what the general path writes
+    (it re-encodes the field). Elsewhere a run of digits is inside a string (an id, a name,
+    a time), which both paths store as it is, or an integer field (wb_run_step), which
+    `_row` sends the general way itself from 19 digits on. Half of a body's bytes are
+    outside those fields, and the search (a translate, ~9 instructions a byte) was the
+    largest single cost of the path."""
+    if _has_backslash(body) >= 0 and _has_escape(body) >= 0:
         return None
     try:
         calls = _decode(body).batch
-        return [_row(c) for c in calls]
+        rows = [_row(c) for c in calls]
     except (msgspec.DecodeError, _Other):
         return None
+    if may_hold_wide_ints("".join(filter(None, _chain(map(_free_form, rows))))):
+        return None  # (a run across two fields' joint only sends it the general way)
+    return rows
 
 
 def _row(c: _Completed) -> tuple[Any, ...]:
-    """One call's row, as `complete_row` writes it from the decoded call (see the module)."""
+    """One call's row, as `complete_row` writes it from the decoded call (see the module),
+    in ROW_COLUMNS order."""
     (
         project_id, call_id, trace_id, op_name, display_name, parent_id, thread_id, turn_id,
         started_at, attributes, inputs, otel_dump, wb_user_id, wb_run_id, wb_run_step,
@@ -96,36 +118,43 @@ def _row(c: _Completed) -> tuple[Any, ...]:
     ) = _fields(c)  # fmt: skip
     if not call_id or not trace_id:  # a fresh id for "": the general path's
         raise _Other
+    if (wb_run_step is not None and not -_WIDE < wb_run_step < _WIDE) or (
+        wb_run_step_end is not None and not -_WIDE < wb_run_step_end < _WIDE
+    ):
+        raise _Other
     started = already_utc(started_at)
     ended = already_utc(ended_at)
     if started is None or ended is None:
         raise _Other
-    return (
+    return (  # ROW_COLUMNS order
         project_id,
         call_id,
         trace_id,
         op_name,
-        display_name,
-        parent_id,
-        thread_id,
-        turn_id,
         started,
         _object_text(attributes),
         _object_text(inputs),
-        _text(otel_dump),
+        ended,
+        _object_text(summary),
+        _text(output),
+        parent_id,
+        exception,
+        display_name,
+        thread_id,
+        turn_id,
+        wb_run_step,
+        wb_run_step_end,
         wb_user_id,
         wb_run_id,
-        wb_run_step,
-        ended,
-        exception,
-        _text(output),
-        _object_text(summary),
-        wb_run_step_end,
+        None if otel_dump is _NULL else _text(otel_dump),  # (nearly always absent)
     )
 
 
 def _text(raw: msgspec.Raw) -> str | None:
-    """A JSON field as stored: its text, NULL for null."""
+    """A JSON field as stored: its text, NULL for null (or absent: `_NULL` itself, what
+    msgspec leaves in a field the call does not have, answered without decoding it)."""
+    if raw is _NULL:
+        return None
     text = str(raw, "utf-8")
     if text == "null":
         return None
@@ -135,10 +164,15 @@ def _text(raw: msgspec.Raw) -> str | None:
 
 
 def _object_text(raw: msgspec.Raw) -> str:
-    """attributes, inputs or summary as stored: `{}` for null or empty; an object's text."""
-    text = _text(raw)
-    if text is None or text == "{}":
+    """attributes, inputs or summary as stored: `{}` for null or absent; an object's text
+    (`{}` is its own text)."""
+    if raw is _NULL:
         return "{}"
-    if text[0] != "{":  # a list, string or number: the general path's rule for those
+    text = str(raw, "utf-8")
+    if text[0] != "{":  # null; or a list, string or number: the general path's rule for those
+        if text == "null":
+            return "{}"
+        raise _Other
+    if len(text) >= _DEEP_BYTES and text.count("{") + text.count("[") >= _DEEP_BRACKETS:
         raise _Other
     return text

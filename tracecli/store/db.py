@@ -76,15 +76,17 @@ class Store(SqliteFile):
         start_rows: Sequence[tuple[Any, ...]] = (),
         complete_rows: Sequence[tuple[Any, ...]] = (),
         end_rows: Sequence[tuple[Any, ...]] = (),
+        *,
+        complete_columns: tuple[str, ...] = COMPLETE_COLUMNS,
     ) -> list[tuple[str, str]]:
-        """`write` for rows already built (START_COLUMNS, COMPLETE_COLUMNS, and an end's
-        project_id and id then END_COLUMNS): what `store.rows` makes of the records, or
-        `store.body_rows` straight from an upload's request body."""
+        """`write` for rows already built (START_COLUMNS, `complete_columns` (project_id
+        and id first), and an end's project_id and id then END_COLUMNS): what `store.rows`
+        makes of the records, or `store.body_rows` straight from an upload's request body."""
         with self._transaction() as conn:
             if start_rows:
                 conn.executemany(*upsert("calls", START_COLUMNS, CALL_KEY, start_rows))
             if complete_rows:
-                conn.executemany(*upsert("calls", COMPLETE_COLUMNS, CALL_KEY, complete_rows))
+                conn.executemany(*upsert("calls", complete_columns, CALL_KEY, complete_rows))
             if end_rows:
                 self._write_ends(conn, end_rows)
             if (start_rows or complete_rows) and conn.execute(

@@ -24,6 +24,31 @@ START_COLUMNS = (
 )
 END_COLUMNS = ("ended_at", "exception", "output", "summary", "wb_run_step_end")
 COMPLETE_COLUMNS = START_COLUMNS + END_COLUMNS
+# COMPLETE_COLUMNS with those a call usually leaves NULL last: when a batch leaves all of
+# those NULL, its rows lose them with one slice each (store.upserts), not a pick by index.
+COMPLETE_COLUMNS_NULLS_LAST = (
+    "project_id",
+    "id",
+    "trace_id",
+    "op_name",
+    "started_at",
+    "attributes",
+    "inputs",
+    "ended_at",
+    "summary",
+    "output",
+    "parent_id",
+    "exception",
+    "display_name",
+    "thread_id",
+    "turn_id",
+    "wb_run_step",
+    "wb_run_step_end",
+    "wb_user_id",
+    "wb_run_id",
+    "otel_dump",
+)
+assert sorted(COMPLETE_COLUMNS_NULLS_LAST) == sorted(COMPLETE_COLUMNS)
 # Every column of `calls`, in the order a query SELECTs them (store.render unpacks a row so).
 CALL_COLUMNS = (*COMPLETE_COLUMNS, "deleted_at")
 

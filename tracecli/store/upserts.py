@@ -6,14 +6,15 @@ NULL, and a call's row usually holds nine or more of them (display_name, thread_
 turn_id, otel_dump, the wb_ fields, exception...), the same ones in every call of a batch.
 A column NULL in every row of the batch is left out of the INSERT (SQLite fills in NULL)
 and set to NULL by the conflict's UPDATE, which stores exactly what binding NULL stored;
-the rows lose those values at C speed (`itemgetter`). One statement per set of such
+the rows lose those values at C speed (`itemgetter`; one slice when they are the last
+columns, as in `tables.COMPLETE_COLUMNS_NULLS_LAST`). One statement per set of such
 columns, made once.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from itertools import repeat
 from typing import Any
@@ -36,7 +37,11 @@ def upsert(
     keep = [i for i in range(len(columns)) if i not in nulls]
     if not nulls or len(keep) < 2:  # (itemgetter of one index answers a value, not a row)
         return upsert_sql(table, tuple(columns), tuple(key), ()), rows
-    pick = operator.itemgetter(*keep)
+    pick: Callable[[tuple[Any, ...]], tuple[Any, ...]]
+    if nulls[0] == len(keep):  # the last columns: a slice of each row (~10x cheaper)
+        pick = operator.itemgetter(slice(0, len(keep)))
+    else:
+        pick = operator.itemgetter(*keep)
     return upsert_sql(table, tuple(columns), tuple(key), nulls), list(map(pick, rows))
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tracecli.diagnostics import TracecliError
-from tracecli.store.body_rows import completed_rows
+from tracecli.store.body_rows import ROW_COLUMNS, completed_rows
 from tracecli.store.db import Store
 from tracecli.store.exact_json import loads_exact
 from tracecli.targets import CountingTarget
@@ -35,7 +35,7 @@ class LocalStoreTarget(CountingTarget):
             try:
                 rows = completed_rows(body) if route.endswith("/calls/complete") else None
                 if rows is not None:
-                    self.store.write_rows(complete_rows=rows)
+                    self.store.write_rows(complete_rows=rows, complete_columns=ROW_COLUMNS)
                     return Outcome(Action.OK, 200, body={})
                 res = self._apply(route, loads_exact(body))
             except (ValueError, TypeError, KeyError, TracecliError) as exc:
