@@ -21,59 +21,22 @@ chunks (`Chunker.add_call` is `Chunker.add` for such a unit).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection
 
-from tracecli.check.cross import CrossChecker
-from tracecli.diagnostics import Diagnostic
-from tracecli.upload.blocks import Bad, Entry, FreeplayRecord, Ok, Pair
+from tracecli.upload.blocks import Entry, Pair
 from tracecli.upload.quick_run import RunSender
-from tracecli.upload.units import Routes
-from tracecli.wire.chunking import REC, SHAPES, Chunk, Chunker, pack
+from tracecli.wire.chunking import REC
 
 _LINE = REC["line"]
 QUICK_MODES = frozenset({"auto", "complete"})  # where a pair is one completed-call item
-_IS_PAIR = {Ok: 0, Bad: 0, FreeplayRecord: 0, Pair: 1}
-_NOT_PAIR = re.compile(b"[^\x01]")
 RUN_MIN = 4  # a run of fewer pairs goes one by one (the columns cost more than they save)
 
 
-class QuickPairs:
-    """The quick path of one upload run (see the module's docstring)."""
+class QuickPairs(RunSender):
+    """The quick path of one upload run (see the module's docstring); its runs of pairs
+    go at once through `RunSender.send` (tracecli.upload.quick_run)."""
 
-    __slots__ = (
-        "_bits", "_codes", "_first", "_late", "_of", "_runs", "_submit", "checker", "chunker",
-        "routes",
-    )  # fmt: skip
-
-    def __init__(
-        self,
-        checker: CrossChecker,
-        chunker: Chunker,
-        submit: Callable[[Chunk], object],
-        late: Callable[[Sequence[Diagnostic]], None],
-        routes: Routes,
-    ) -> None:
-        self.checker = checker
-        self.chunker = chunker
-        self.routes = routes  # project → its calls/complete route (shared with the run)
-        self._submit = submit
-        self._late = late
-        self._bits: dict[int, tuple[dict[str, int], dict[str, int]]] = {}
-        self._runs = RunSender(checker, chunker, submit, late, routes)
-        # which entries of the block are pairs, one byte each (see `_run_end`)
-        self._codes = b""
-        self._of: list[Entry] | None = None
-        self._first: Entry | None = None
-
-    def _file_bits(self, src: int) -> tuple[dict[str, int], dict[str, int]]:
-        """A start's and an end's packed record at line 0 of input `src`, by shape."""
-        bits = self._bits.get(src)
-        if bits is None:
-            starts = {shape: pack(src, 0, "start", shape) for shape in SHAPES}
-            ends = {shape: pack(src, 0, "end", shape) for shape in SHAPES}
-            bits = self._bits[src] = (starts, ends)
-        return bits
+    __slots__ = ()
 
     def take(
         self,
@@ -88,38 +51,12 @@ class QuickPairs:
         left to the general path (`k` when it is the first).
 
         A run of pairs goes at once when all of it is quiet (`RunSender.send`), else one
-        by one (`_one_by_one`) up to the first pair the general path must see."""
+        by one up to the first pair the general path must see."""
+        bits = self._file_bits(src)
         j = self._run_end(entries, k)
-        if j - k >= RUN_MIN and self._runs.send(
-            entries, k, j, path, base, acked, self._file_bits(src)
-        ):
+        if j - k >= RUN_MIN and self.send(entries, k, j, path, base, acked, bits):
             return j
-        return self._one_by_one(entries, k, src, path, base, acked)
-
-    def _run_end(self, entries: list[Entry], k: int) -> int:
-        """Where the run of `Pair` entries from `k` ends, from one byte per entry made
-        once per block (a block is consumed by several calls, one per run)."""
-        if entries is not self._of or not entries or entries[0] is not self._first:
-            # (the first entry held: a list cleared and filled again is told apart)
-            self._codes = bytes(map(_IS_PAIR.__getitem__, map(type, entries)))
-            self._of = entries
-            self._first = entries[0] if entries else None
-        if len(self._codes) != len(entries):
-            self._codes = bytes(map(_IS_PAIR.__getitem__, map(type, entries)))
-        m = _NOT_PAIR.search(self._codes, k)
-        return len(entries) if m is None else m.start()
-
-    def _one_by_one(
-        self,
-        entries: list[Entry],
-        k: int,
-        src: int,
-        path: str,
-        base: int,
-        acked: Collection[int],
-    ) -> int:
-        """`take`, one pair at a time."""
-        starts, ends = self._file_bits(src)
+        starts, ends = bits
         line_shift, line_max = _LINE.shift, _LINE.mask
         quiet = self.checker.feed_pair_quiet
         deferred = self.checker.deferred

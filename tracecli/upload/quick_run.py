@@ -17,23 +17,37 @@ same items, records and chunks, in the same order (a test holds the two paths eq
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Sequence
 from itertools import repeat
 from operator import lshift, or_
 
 from tracecli.check.cross import CrossChecker
 from tracecli.diagnostics import Diagnostic
-from tracecli.upload.blocks import Entry
+from tracecli.upload.blocks import Bad, Entry, FreeplayRecord, Ok, Pair
 from tracecli.upload.units import Routes
-from tracecli.wire.chunking import REC, Chunk, Chunker
+from tracecli.wire.chunking import REC, SHAPES, Chunk, Chunker, pack
 
 _LINE = REC["line"]
+_IS_PAIR = {Ok: 0, Bad: 0, FreeplayRecord: 0, Pair: 1}
+_NOT_PAIR = re.compile(b"[^\x01]")
 
 
 class RunSender:
-    """Sends a run of plain pairs at once (see the module's docstring)."""
+    """Finds a block's runs of pairs and sends a run at once (see the module's docstring);
+    the state the quick path keeps per upload run (`QuickPairs` adds the one-by-one loop)."""
 
-    __slots__ = ("_late", "_submit", "checker", "chunker", "routes")
+    __slots__ = (
+        "_bits",
+        "_codes",
+        "_first",
+        "_late",
+        "_of",
+        "_submit",
+        "checker",
+        "chunker",
+        "routes",
+    )
 
     def __init__(
         self,
@@ -41,13 +55,41 @@ class RunSender:
         chunker: Chunker,
         submit: Callable[[Chunk], object],
         late: Callable[[Sequence[Diagnostic]], None],
-        routes: Routes,
+        routes: Routes,  # project → its calls/complete route (shared with the run)
     ) -> None:
         self.checker = checker
         self.chunker = chunker
         self.routes = routes
         self._submit = submit
         self._late = late
+        self._bits: dict[int, tuple[dict[str, int], dict[str, int]]] = {}
+        # which entries of the block are pairs, one byte each (see `_run_end`)
+        self._codes = b""
+        self._of: list[Entry] | None = None
+        self._first: Entry | None = None
+
+    def _file_bits(self, src: int) -> tuple[dict[str, int], dict[str, int]]:
+        """A start's and an end's packed record at line 0 of input `src`, by shape."""
+        bits = self._bits.get(src)
+        if bits is None:
+            starts = {shape: pack(src, 0, "start", shape) for shape in SHAPES}
+            ends = {shape: pack(src, 0, "end", shape) for shape in SHAPES}
+            bits = self._bits[src] = (starts, ends)
+        return bits
+
+    def _run_end(self, entries: list[Entry], k: int) -> int:
+        """Where the run of `Pair` entries from `k` ends, from one byte per entry made
+        once per block (a block is consumed by several calls, one per run)."""
+        if (
+            entries is not self._of
+            or len(self._codes) != len(entries)
+            or (entries and entries[0] is not self._first)
+        ):  # (the first entry held: a list cleared and filled again is told apart)
+            self._codes = bytes(map(_IS_PAIR.__getitem__, map(type, entries)))
+            self._of = entries
+            self._first = entries[0] if entries else None
+        m = _NOT_PAIR.search(self._codes, k)
+        return len(entries) if m is None else m.start()
 
     def send(
         self,
