@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 
 from tests.support.quick_kit import odd_file, run_upload
 from tracecli.check.cross import CrossChecker
+from tracecli.check.cross_pairs import _times_in_order
+from tracecli.check.facts import ended_before
 from tracecli.upload import quick as quick_mod
 from tracecli.upload.quick_run import RunSender
 from tracecli.wire.chunking import Chunk, Chunker
@@ -108,6 +110,24 @@ def test_feed_pairs_quiet_takes_the_usual_run() -> None:
     times = ["2026-01-01T00:00:01.000000Z"] * 4
     assert c.feed_pairs_quiet("b.jsonl", 0, [1, 2, 3, 4], cids, tids, pids, times, times)
     assert [d.code for d in c.deferred] == ["trace-mismatch"]
+
+
+_STAMP = st.builds(
+    "2026-01-0{}{}00:00:0{}.{}{}".format,
+    st.sampled_from("12"),
+    st.sampled_from("T "),
+    st.sampled_from("0189"),
+    st.sampled_from(["000000", "5", "999999"]),
+    st.sampled_from(["Z", "+00:00", "-01:00"]),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(st.none() | _STAMP, st.none() | _STAMP), min_size=1, max_size=8))
+def test_times_in_order_is_ended_before_pair_by_pair(times: list[Any]) -> None:
+    starteds, endeds = [s for s, _ in times], [e for _, e in times]
+    want = not any(ended_before(e, s) for s, e in times if s is not None and e is not None)
+    assert _times_in_order(starteds, endeds) == want
 
 
 @settings(max_examples=400, deadline=None)
