@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Sequence
+from operator import lt
 from typing import Any
 
 from tracecli.check.entries import Diag, Entry, Refused, TimeOrder
@@ -29,6 +30,30 @@ _NO_TRACE = 0
 
 def _line(e: Entry | Pair) -> int:
     return e.line
+
+
+def _times_in_order(starteds: Sequence[Any], endeds: Sequence[Any]) -> bool:
+    """No end before its start, as `feed_pair_quiet` compares a pair's times: all
+    written alike with "Z" (the usual: one length, "Z" last, the same separator at [10],
+    each looked at in the times joined, by a slice) compared as text at once, else
+    `ended_before`."""
+    if set(map(type, starteds)) == {str} == set(map(type, endeds)):
+        lens = set(map(len, starteds))
+        lens.update(map(len, endeds))
+        size = lens.pop() if len(lens) == 1 else 0
+        if size >= 20:
+            s, e = "".join(starteds), "".join(endeds)
+            zs = "Z" * len(starteds)
+            if (
+                s[size - 1 :: size] == zs == e[size - 1 :: size]
+                and len(set(s[10::size] + e[10::size])) == 1
+            ):
+                return not any(map(lt, endeds, starteds))
+    return not any(
+        ended_before(e, s)
+        for s, e in zip(starteds, endeds, strict=True)
+        if s is not None and e is not None
+    )
 
 
 class PairFeeds:
@@ -157,6 +182,114 @@ class PairFeeds:
             if children is not None:
                 self._adopt(o, trace, children)
         return True
+
+    def feed_pairs_quiet(
+        self,
+        path: str,
+        base: int,
+        lines: Sequence[int],
+        cids: Sequence[str],
+        tids: Sequence[Any],
+        pids: Sequence[Any],
+        starteds: Sequence[Any],
+        endeds: Sequence[Any],
+    ) -> bool:
+        """`feed_pair_quiet` for a run of pairs at once (upload's block of usual calls,
+        their lines relative to `base`): True when it would have said True for every one
+        of them in turn (all registered, as one by one would have), else False with
+        nothing changed, and the caller goes one by one.
+
+        The tests are the one-by-one feed's, made on the run's columns: the ids new and
+        distinct, no end before its start, every parent found with the same trace (one
+        read earlier in the run counts; one read later in it does not: the caller's
+        one-by-one feed then keeps the order of the orphan's adoption).
+        """
+        n = len(cids)
+        if set(map(type, tids)) != {str}:
+            return False
+        hs = list(map(hash, cids))
+        fresh = set(hs)
+        index = self._index
+        recent = index.recent
+        if len(fresh) != n or not recent.keys().isdisjoint(fresh) or index.any_of(hs):
+            return False
+        if not _times_in_order(starteds, endeds):
+            return False
+        ths = list(map(hash, tids))
+        waits = [] if pids.count(None) == n else self._run_parents(cids, pids, hs, ths)
+        if waits is None:
+            return False
+        traces = self._traces
+        o0 = len(traces)
+        traces.extend(ths)
+        first = self._pack(path, 0) + base  # file bits | line: the line bits are free
+        self._locs.extend(map(first.__add__, lines))
+        self._flags.extend(bytes((_STARTED | _ENDED,)) * n)
+        recent.update(zip(hs, range(o0, o0 + n), strict=True))
+        index.freeze_if_full()
+        self.calls += n
+        orphans = self._orphans
+        for i, ph in waits:
+            orphans.setdefault(ph, []).append(o0 + i)
+        # children read before the run wait for some of its calls (none waits for a call
+        # of the run: it was refused above): adopted in the run's order, as one by one
+        adopting = fresh.intersection(orphans) if orphans else None
+        if adopting:
+            at = dict(zip(hs, range(n), strict=True))
+            for i in sorted(map(at.__getitem__, adopting)):
+                self._adopt(o0 + i, ths[i], orphans.pop(hs[i]))
+        return True
+
+    def _run_parents(
+        self, cids: Sequence[str], pids: Sequence[Any], hs: list[int], ths: list[int]
+    ) -> list[tuple[int, int]] | None:
+        """The parents of a run of pairs, as `feed_pair_quiet` looks them up one by one:
+        the (position, parent hash) of those that wait for their parent, or None when
+        one pair would not be quiet."""
+        opened = self._open
+        index = self._index
+        recent = index.recent
+        frozen = index.frozen
+        flags = self._flags
+        traces = self._traces
+        pos: dict[int, int] | None = None
+        waits: list[tuple[int, int]] = []
+        for i, pid in enumerate(pids):
+            if pid is None or type(pid) is not str:
+                continue
+            if pid == cids[i]:
+                return None
+            ph = hash(pid)
+            trace = ths[i]
+            parent = opened.get(ph)
+            if parent is not None:
+                po = parent[0]
+            else:
+                if pos is None:
+                    pos = dict(zip(hs, range(len(hs)), strict=True))
+                j = pos.get(ph)
+                if j is not None:  # a call of the run
+                    if j >= i:
+                        return None  # read later: it adopts this one (one by one)
+                    ptrace = ths[j]
+                    if ptrace != trace and ptrace != _NO_TRACE and trace != _NO_TRACE:
+                        return None
+                    continue
+                got = recent.get(ph)
+                if got is None and frozen:
+                    got = index.get(ph)
+                if got is None:
+                    waits.append((i, ph))
+                    continue
+                po = got
+            pflags = flags[po]
+            if pflags & _STARTED:
+                ptrace = traces[po]
+                if ptrace != trace and ptrace != _NO_TRACE and trace != _NO_TRACE:
+                    return None
+            elif not pflags & _REFUSED:
+                waits.append((i, ph))
+        return waits
 
     def feed_block(
         self,

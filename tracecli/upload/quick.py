@@ -21,46 +21,22 @@ chunks (`Chunker.add_call` is `Chunker.add` for such a unit).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection
 
-from tracecli.check.cross import CrossChecker
-from tracecli.diagnostics import Diagnostic
 from tracecli.upload.blocks import Entry, Pair
-from tracecli.upload.units import Routes
-from tracecli.wire.chunking import REC, SHAPES, Chunk, Chunker, pack
+from tracecli.upload.quick_run import RunSender
+from tracecli.wire.chunking import REC
 
 _LINE = REC["line"]
 QUICK_MODES = frozenset({"auto", "complete"})  # where a pair is one completed-call item
+RUN_MIN = 4  # a run of fewer pairs goes one by one (the columns cost more than they save)
 
 
-class QuickPairs:
-    """The quick path of one upload run (see the module's docstring)."""
+class QuickPairs(RunSender):
+    """The quick path of one upload run (see the module's docstring); its runs of pairs
+    go at once through `RunSender.send` (tracecli.upload.quick_run)."""
 
-    __slots__ = ("_bits", "_late", "_submit", "checker", "chunker", "routes")
-
-    def __init__(
-        self,
-        checker: CrossChecker,
-        chunker: Chunker,
-        submit: Callable[[Chunk], object],
-        late: Callable[[Sequence[Diagnostic]], None],
-        routes: Routes,
-    ) -> None:
-        self.checker = checker
-        self.chunker = chunker
-        self.routes = routes  # project → its calls/complete route (shared with the run)
-        self._submit = submit
-        self._late = late
-        self._bits: dict[int, tuple[dict[str, int], dict[str, int]]] = {}
-
-    def _file_bits(self, src: int) -> tuple[dict[str, int], dict[str, int]]:
-        """A start's and an end's packed record at line 0 of input `src`, by shape."""
-        bits = self._bits.get(src)
-        if bits is None:
-            starts = {shape: pack(src, 0, "start", shape) for shape in SHAPES}
-            ends = {shape: pack(src, 0, "end", shape) for shape in SHAPES}
-            bits = self._bits[src] = (starts, ends)
-        return bits
+    __slots__ = ()
 
     def take(
         self,
@@ -72,8 +48,15 @@ class QuickPairs:
         acked: Collection[int],
     ) -> int:
         """Send `entries[k:]` while they are plain pairs; the index of the first entry
-        left to the general path (`k` when it is the first)."""
-        starts, ends = self._file_bits(src)
+        left to the general path (`k` when it is the first).
+
+        A run of pairs goes at once when all of it is quiet (`RunSender.send`), else one
+        by one up to the first pair the general path must see."""
+        bits = self._file_bits(src)
+        j = self._run_end(entries, k)
+        if j - k >= RUN_MIN and self.send(entries, k, j, path, base, acked, bits):
+            return j
+        starts, ends = bits
         line_shift, line_max = _LINE.shift, _LINE.mask
         quiet = self.checker.feed_pair_quiet
         deferred = self.checker.deferred

@@ -1,0 +1,156 @@
+"""A run of usual calls sent at once: upload's quick path by columns, not pair by pair.
+
+`QuickPairs.take` (tracecli.upload.quick) handles a block's usual pairs one at a time:
+registered in the checker, joined, appended to their chunk, ~25k instructions a call in
+the one process every record passes through. A block's pairs mostly come in long runs
+(a few hundred between two lone halves), and what the quick path does to each can be
+done to the run's columns instead: the checks by `CrossChecker.feed_pairs_quiet`, the
+packed records by C-level maps, the chunks filled by slices (`Chunker.add_calls`).
+
+All or nothing: `RunSender.send` answers False, having changed nothing, when any pair of
+the run would leave the quick path (a flag, an original kept for the rejected file, a
+line an earlier run stored, a line beyond the packed field, another project than the
+first's, anything the checker would say); the caller then goes one by one, which
+answers that pair as before. What is sent is byte for byte what one by one sends: the
+same items, records and chunks, in the same order (a test holds the two paths equal).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Sequence
+from itertools import repeat
+from operator import lshift, or_
+
+from tracecli.check.cross import CrossChecker
+from tracecli.diagnostics import Diagnostic
+from tracecli.upload.blocks import Bad, Entry, FreeplayRecord, Ok, Pair
+from tracecli.upload.units import Routes
+from tracecli.wire.chunking import REC, SHAPES, Chunk, Chunker, pack
+
+_LINE = REC["line"]
+_IS_PAIR = {Ok: 0, Bad: 0, FreeplayRecord: 0, Pair: 1}
+_NOT_PAIR = re.compile(b"[^\x01]")
+
+
+class RunSender:
+    """Finds a block's runs of pairs and sends a run at once (see the module's docstring);
+    the state the quick path keeps per upload run (`QuickPairs` adds the one-by-one loop)."""
+
+    __slots__ = (
+        "_bits",
+        "_codes",
+        "_first",
+        "_late",
+        "_of",
+        "_submit",
+        "checker",
+        "chunker",
+        "routes",
+    )
+
+    def __init__(
+        self,
+        checker: CrossChecker,
+        chunker: Chunker,
+        submit: Callable[[Chunk], object],
+        late: Callable[[Sequence[Diagnostic]], None],
+        routes: Routes,  # project → its calls/complete route (shared with the run)
+    ) -> None:
+        self.checker = checker
+        self.chunker = chunker
+        self.routes = routes
+        self._submit = submit
+        self._late = late
+        self._bits: dict[int, tuple[dict[str, int], dict[str, int]]] = {}
+        # which entries of the block are pairs, one byte each (see `_run_end`)
+        self._codes = b""
+        self._of: list[Entry] | None = None
+        self._first: Entry | None = None
+
+    def _file_bits(self, src: int) -> tuple[dict[str, int], dict[str, int]]:
+        """A start's and an end's packed record at line 0 of input `src`, by shape."""
+        bits = self._bits.get(src)
+        if bits is None:
+            starts = {shape: pack(src, 0, "start", shape) for shape in SHAPES}
+            ends = {shape: pack(src, 0, "end", shape) for shape in SHAPES}
+            bits = self._bits[src] = (starts, ends)
+        return bits
+
+    def _run_end(self, entries: list[Entry], k: int) -> int:
+        """Where the run of `Pair` entries from `k` ends, from one byte per entry made
+        once per block (a block is consumed by several calls, one per run)."""
+        if (
+            entries is not self._of
+            or len(self._codes) != len(entries)
+            or (entries and entries[0] is not self._first)
+        ):  # (the first entry held: a list cleared and filled again is told apart)
+            self._codes = bytes(map(_IS_PAIR.__getitem__, map(type, entries)))
+            self._of = entries
+            self._first = entries[0] if entries else None
+        m = _NOT_PAIR.search(self._codes, k)
+        return len(entries) if m is None else m.start()
+
+    def send(
+        self,
+        entries: list[Entry],
+        k: int,
+        j: int,
+        path: str,
+        base: int,
+        acked: Collection[int],
+        bits: tuple[dict[str, int], dict[str, int]],
+    ) -> bool:
+        """Send the pairs `entries[k:j]` (all `Pair`s) if every one is a usual call."""
+        cols = zip(*entries[k:j], strict=True)  # the run's columns, in Pair's order
+        lines, cids, projects, tids, pids, starteds, endeds, end_lines, s_shapes, s_bodies, \
+            s_flags, s_origs, e_shapes, _, tails, e_flags, e_origs = cols  # fmt: skip
+        m = j - k
+        if any(s_flags) or any(e_flags) or s_origs.count(None) != m or e_origs.count(None) != m:
+            return False
+        if projects.count(projects[0]) != m:
+            return False
+        if base + max(max(lines), max(end_lines)) > _LINE.mask:
+            return False
+        line_s = list(map(base.__add__, lines))
+        line_e = list(map(base.__add__, end_lines))
+        if acked and (any(map(acked.__contains__, line_s)) or any(map(acked.__contains__, line_e))):
+            return False
+        checker = self.checker
+        if not checker.feed_pairs_quiet(path, base, lines, cids, tids, pids, starteds, endeds):
+            return False
+        recs = _records(bits, line_s, line_e, s_shapes, e_shapes)
+        items = _joined(s_bodies, tails)
+        for chunk in self.chunker.add_calls(self.routes[projects[0]], items, recs):
+            self._submit(chunk)
+        if checker.deferred:
+            self._late(checker.drain())
+        return True
+
+
+def _records(
+    bits: tuple[dict[str, int], dict[str, int]],
+    line_s: list[int],
+    line_e: list[int],
+    s_shapes: Sequence[str],
+    e_shapes: Sequence[str],
+) -> list[int]:
+    """Each pair's start and end `pack`ed (interleaved), from the file's bits per shape."""
+    starts, ends = bits
+    shift = repeat(_LINE.shift)
+    s_bits = map(starts.__getitem__, s_shapes)
+    e_bits = map(ends.__getitem__, e_shapes)
+    recs = [0] * (2 * len(line_s))
+    recs[0::2] = map(or_, s_bits, map(lshift, line_s, shift))
+    recs[1::2] = map(or_, e_bits, map(lshift, line_e, shift))
+    return recs
+
+
+def _joined(bodies: Sequence[bytes], tails: Sequence[bytes]) -> list[bytes]:
+    """`join_objects(body, tail)` of each pair: the completed call's item."""
+    if min(map(len, bodies)) > 2 and min(map(len, tails)) > 2:  # the usual: both hold fields
+        return [s[:-1] + b"," + t[1:] for s, t in zip(bodies, tails, strict=True)]
+    return [
+        s if len(t) <= 2 else t if len(s) <= 2 else s[:-1] + b"," + t[1:]
+        for s, t in zip(bodies, tails, strict=True)
+    ]
