@@ -1,0 +1,264 @@
+"""The fast paths against the general ones, on files written the ways real producers write.
+
+Each fast path has a contract test written by its author; this module is the audit from
+outside, on what the generator never writes (tests/support/producer_files.py: ASCII-escaped
+JSON with surrogate pairs, PHP's `\\/`, Go's `\\u003c`, keys and values spelled with escapes,
+CRLF, a BOM, blank and whitespace-only lines, trailing spaces, no final newline, gzip, odd
+values and times, the four record shapes, reordered keys). For every file:
+
+- `validate` gives the same diagnostics with the typed decoder on and off
+  (`validate_blocks.SHAPES`, as tests/test_typed.py switches it), and with blocks of a few
+  hundred bytes (every record and CRLF cut by a block boundary somewhere);
+- `upload` into the embedded store gives the same report, rejected file and stored rows
+  with the quick pair path and the store's body reader on (`Run._quick`,
+  `local.completed_rows`) as with both off, and with small blocks;
+- `upload` refuses exactly the records `validate` calls errors;
+- and a call stores the same values whatever style its file was written in.
+
+OTLP's usual-span reader (`otel.spans._quick_span`, `quick_attributes`) is held to the
+general reader the same way on the OTLP fixture rewritten as other exporters write it.
+Weave's own server judges the same inputs in tests/test_producers_judge.py.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+import tracecli.upload.run as run_mod
+import tracecli.upload.validate as validate_mod
+from tests.support.producer_files import STYLES, odd_lines, records, styled_file
+from tracecli.otel import spans as otel_spans
+from tracecli.targets import local
+from tracecli.upload import validate_blocks as vb
+from tracecli.upload.api import UploadOptions, upload
+from tracecli.upload.run import Run
+from tracecli.upload.validate import validate_paths
+
+TINY_BLOCK = 997  # bytes: smaller than most records, so boundaries fall everywhere
+VOLATILE = ("elapsed_s", "calls_per_s", "target", "rejected_file", "peak_open_calls")
+OTLP_FIXTURES = Path(__file__).parent / "otel_fixtures"
+
+
+@contextmanager
+def _general(typed: bool = True, quick: bool = True, otlp: bool = True) -> Iterator[None]:
+    """The fast paths switched off where asked (each back on at the end)."""
+    saved = (vb.SHAPES, Run._quick, local.completed_rows)
+    saved_otlp = (otel_spans._quick_span, otel_spans.quick_attributes)
+    if not typed:
+        vb.SHAPES = dict.fromkeys(saved[0])  # type: ignore[misc]
+    if not quick:
+        Run._quick = lambda self: None  # type: ignore[method-assign]
+        local.completed_rows = lambda body: None
+    if not otlp:
+        otel_spans._quick_span = lambda raw, resource: None
+        otel_spans.quick_attributes = lambda items: None
+    try:
+        yield
+    finally:
+        vb.SHAPES, Run._quick, local.completed_rows = saved  # type: ignore[misc,method-assign]
+        otel_spans._quick_span, otel_spans.quick_attributes = saved_otlp
+
+
+@contextmanager
+def _blocks(validate_bytes: int, upload_bytes: int) -> Iterator[None]:
+    saved = validate_mod.BLOCK_BYTES, run_mod.BLOCK_BYTES
+    validate_mod.BLOCK_BYTES, run_mod.BLOCK_BYTES = validate_bytes, upload_bytes
+    try:
+        yield
+    finally:
+        validate_mod.BLOCK_BYTES, run_mod.BLOCK_BYTES = saved
+
+
+def verdict(path: Path) -> tuple[Any, ...]:
+    r = validate_paths([str(path)], jobs=0, max_errors=0)
+    diags = sorted((d.line, d.field, d.code, d.severity.value, d.message) for d in r.diagnostics)
+    return r.records, r.calls, r.errors, r.warnings, diags
+
+
+def stored_rows(db: Path) -> list[tuple[Any, ...]]:
+    if not db.exists():
+        return []
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT * FROM calls ORDER BY id").fetchall()
+
+
+def uploaded(path: Path, work: Path, **kw: Any) -> tuple[Any, ...]:
+    """upload's report, rejected file and stored rows, into a fresh store in `work`."""
+    work.mkdir()
+    opts = UploadOptions(
+        db=work / "s.db", rejected=work / "rej.jsonl", journal_path=work / "j.db", jobs=0, **kw
+    )
+    report = upload([str(path)], opts).to_dict()
+    for key in VOLATILE:
+        report.pop(key, None)
+    rejected = work / "rej.jsonl"
+    text = rejected.read_bytes().replace(str(work).encode(), b"W") if rejected.exists() else b""
+    return report, text, stored_rows(work / "s.db")
+
+
+def audit(path: Path, tmp: Path, **kw: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """Every fast path against its general path on one file: (verdict, upload outcome)."""
+    fast = verdict(path)
+    with _general(typed=False):
+        assert verdict(path) == fast, "typed decoder"
+    with _blocks(TINY_BLOCK, TINY_BLOCK):
+        assert verdict(path) == fast, "validate's blocks"
+        small = uploaded(path, tmp / "small", **kw)
+    sent = uploaded(path, tmp / "fast", **kw)
+    with _general(typed=False, quick=False):
+        general = uploaded(path, tmp / "general", **kw)
+    assert sent == general, "upload's quick path / the store's body reader"
+    assert small == sent, "upload's blocks"
+    if not kw.get("strict"):  # (strict counts warnings as errors)
+        assert sent[0]["errors"] == fast[2], (sent[0]["diagnostics"][:5], fast[4][:5])
+    return fast, sent
+
+
+def _json_cells(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+    """Rows with their JSON text cells read (the stored text of one value may be spelled
+    differently; the value must be the same)."""
+    out = []
+    for row in rows:
+        cells = []
+        for cell in row:
+            if isinstance(cell, str) and cell[:1] in ("{", "[", '"'):
+                with suppress(orjson.JSONDecodeError):
+                    cell = orjson.loads(cell)
+            cells.append(cell)
+        out.append(cells)
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> list[list[Any]]:
+    """The rows the plain orjson-written file stores."""
+    tmp = tmp_path_factory.mktemp("reference")
+    path = styled_file(tmp / "plain.jsonl", records())
+    report, rejected, rows = uploaded(path, tmp / "work")
+    assert report["errors"] == 0 and len(rows) == 24 and rejected == b""
+    return _json_cells(rows)
+
+
+@pytest.mark.parametrize("style", list(STYLES))
+def test_a_producer_style_is_read_alike_and_stores_the_same_values(
+    tmp_path: Path, style: str, reference: list[list[Any]]
+) -> None:
+    path = styled_file(tmp_path / "calls.jsonl", records(), style)
+    (_, _, errors, warnings, _), (report, _, rows) = audit(path, tmp_path)
+    assert (errors, warnings, report["uploaded"]) == (0, 0, 24)
+    assert _json_cells(rows) == reference
+
+
+FORMS: dict[str, dict[str, Any]] = {
+    "crlf": {"eol": b"\r\n"},
+    "bom": {"bom": True},
+    "bom-crlf-ascii": {"bom": True, "eol": b"\r\n", "style": "dumps"},
+    "blank-lines": {"blank": b"  \n\t\n"},
+    "blank-crlf-lines": {"eol": b"\r\n", "blank": b" \r\n"},
+    "trailing-spaces": {"pad": b"   "},
+    "trailing-tab-crlf": {"pad": b" \t", "eol": b"\r\n"},
+    "no-final-newline": {"final_newline": False},
+    "no-final-crlf": {"final_newline": False, "eol": b"\r\n"},
+    "gzip-ascii": {"gz": True, "style": "dumps"},
+    "gzip-crlf-bom": {"gz": True, "eol": b"\r\n", "bom": True},
+}
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+def test_a_file_form_is_read_alike_and_stores_the_same_values(
+    tmp_path: Path, form: str, reference: list[list[Any]]
+) -> None:
+    kw = dict(FORMS[form])
+    name = "calls.jsonl.gz" if kw.get("gz") else "calls.jsonl"
+    path = styled_file(tmp_path / name, records(), kw.pop("style", "orjson"), **kw)
+    (_, _, errors, warnings, _), (report, _, rows) = audit(path, tmp_path)
+    assert (errors, warnings, report["uploaded"]) == (0, 0, 24)
+    assert _json_cells(rows) == reference
+
+
+OPTIONS: list[dict[str, Any]] = [
+    {},
+    {"mode": "complete"},
+    {"mode": "batch"},
+    {"strict": True},
+    {"project": "other/proj"},
+]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_seeded_mix_of_odd_shapes_is_read_alike(tmp_path: Path, seed: int) -> None:
+    """Styles, shapes, line ends, blank lines, odd values and times, broken lines mixed."""
+    gz = seed % 7 == 3
+    path = tmp_path / ("odd.jsonl.gz" if gz else "odd.jsonl")
+    data = odd_lines(seed)
+    path.write_bytes(gzip.compress(data) if gz else data)
+    audit(path, tmp_path, **OPTIONS[seed % len(OPTIONS)])
+
+
+# -- OTLP: the usual-span reader against the general one -----------------------------------
+
+
+def _snake(m: re.Match[bytes]) -> bytes:
+    return b'"' + re.sub(rb"([A-Z])", lambda c: b"_" + c.group(1).lower(), m.group(1)) + b'":'
+
+
+def _upper(m: re.Match[bytes]) -> bytes:
+    return m.group(1) + m.group(2).upper() + b'"'
+
+
+_IDS = rb'("(?:traceId|spanId|parentSpanId)":")([0-9a-f]+)"'
+OTLP_REWRITES = {
+    "as-written": lambda b: b,
+    "uppercase-ids": lambda b: re.sub(_IDS, _upper, b),
+    "numeric-times": lambda b: re.sub(rb'"(\w+TimeUnixNano)":"(\d+)"', rb'"\1":\2', b),
+    "enum-names": lambda b: b.replace(b'"kind":3', b'"kind":"SPAN_KIND_CLIENT"').replace(
+        b'"kind":1', b'"kind":"SPAN_KIND_INTERNAL"'
+    ),
+    "numeric-ints": lambda b: re.sub(rb'"intValue":"(-?\d+)"', rb'"intValue":\1', b),
+    "string-doubles": lambda b: re.sub(rb'"doubleValue":([-0-9.eE+]+)', rb'"doubleValue":"\1"', b),
+    "snake-case": lambda b: re.sub(
+        rb'"((?:trace|span|parentSpan)Id|\w+TimeUnixNano|(?:resource|scope)Spans|'
+        rb'(?:string|int|double|bool|array|kvlist)Value)":',
+        _snake,
+        b,
+    ),
+    "escaped-keys": lambda b: b.replace(b'"traceId"', b'"trac\\u0065Id"'),
+    "leading-zero-times": lambda b: re.sub(rb'"(\w+TimeUnixNano)":"(\d+)"', rb'"\1":"0\2"', b),
+    "wide-int": lambda b: re.sub(
+        rb'"intValue":"(-?\d+)"', b'"intValue":"18446744073709551616"', b, count=1
+    ),
+    "string-bools": lambda b: b.replace(b'"boolValue":true', b'"boolValue":"true"'),
+    "duplicate-attribute": lambda b: b.replace(
+        b'"attributes":[{"key":"gen_ai.operation.name"',
+        b'"attributes":[{"key":"gen_ai.operation.name","value":{"stringValue":"x"}},'
+        b'{"key":"gen_ai.operation.name"',
+    ),
+}
+
+
+@pytest.mark.parametrize("rewrite", list(OTLP_REWRITES))
+def test_otlp_spans_as_other_exporters_write_them_are_read_alike(
+    tmp_path: Path, rewrite: str
+) -> None:
+    lines = gzip.decompress((OTLP_FIXTURES / "agent-seed1.jsonl.gz").read_bytes()).splitlines()
+    lines += (OTLP_FIXTURES / "conventions.jsonl").read_bytes().splitlines()
+    body = b"\r\n".join(OTLP_REWRITES[rewrite](line) for line in lines)
+    path = tmp_path / "spans.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + body + b"\r\n")
+    project = {"project": "otel/audit"}
+    fast = verdict(path), uploaded(path, tmp_path / "fast", **project)
+    with _general(otlp=False):
+        general = verdict(path), uploaded(path, tmp_path / "general", **project)
+    assert fast == general
+    assert fast[1][0]["errors"] == fast[0][2]
+    if rewrite == "as-written":
+        assert fast[0][1] > 40 and fast[1][0]["uploaded"] > 40  # the spans ran
