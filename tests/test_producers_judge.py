@@ -112,7 +112,10 @@ CASES = [
     Case("output", "5e-324"),
     Case("output", "2.5e-400"),
     Case("output", "-0"),
-    Case("summary", '{"usage": {"m": {"total_tokens": 1.0}}}'),
+    Case("summary", '{"usage": {"m": {"total_tokens": 1.0}}}'),  # stored as 1
+    Case("summary", '{"usage": {"m": {"requests": 1e2, "prompt_tokens": true, "cost": 1.0}}}'),
+    Case("summary", '{"usage": {"m": {"input_tokens": "7", "output_tokens": -0.0}}}'),
+    Case("summary", '{"status_counts": {"success": 1.0}, "other": {"total_tokens": 1.0}}'),
     Case("summary", '{"usage": {"m": {"requests": 1.5}}}'),
     Case("summary", '{"usage": {"m": {"prompt_tokens": null}}}'),
     Case("summary", '{"status_counts": {"bogus": 1}}'),
@@ -168,7 +171,18 @@ def _read(url: str, project: str) -> Any:
         return UNREADABLE
     if not rows:
         return ABSENT
-    return {k: v for k, v in rows[0].items() if k not in SERVER_STAMPED}
+    return {k: _typed(v) for k, v in rows[0].items() if k not in SERVER_STAMPED}
+
+
+def _typed(value: Any) -> Any:
+    """`value` with floats and booleans told from integers (1.0 == 1 == True in Python)."""
+    if isinstance(value, dict):
+        return {k: _typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    if isinstance(value, bool | float):
+        return (type(value).__name__, repr(value))
+    return value
 
 
 def _utc(value: Any) -> Any:

@@ -27,10 +27,10 @@ import httpx
 import orjson
 import pytest
 
+from tests.support.fastpaths import audit
 from tests.support.faultproxy import FaultProxy, _Request
 from tests.support.servers import start_weave_ref
 from tests.support.uploadkit import read_back
-from tests.test_producers_audit import audit
 from tracecli.upload.api import UploadOptions, upload
 
 pytestmark = [pytest.mark.slow, pytest.mark.weave_ref]

@@ -24,6 +24,7 @@ import msgspec
 
 from tracecli.store.exact_json import may_hold_wide_ints
 from tracecli.store.rows import already_utc
+from tracecli.store.summary_ints import may_need_ints
 from tracecli.store.tables import COMPLETE_COLUMNS
 
 _NULL = msgspec.Raw(b"null")
@@ -98,8 +99,8 @@ def _row(c: _Completed) -> tuple[Any, ...]:
         raise _Other
     started = already_utc(started_at)
     ended = already_utc(ended_at)
-    if started is None or ended is None:
-        raise _Other
+    if started is None or ended is None or may_need_ints(summary):
+        raise _Other  # (a count weave stores as an integer, written otherwise: summary_ints)
     return (
         project_id,
         call_id,
