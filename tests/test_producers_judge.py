@@ -115,6 +115,7 @@ CASES = [
     Case("summary", '{"usage": {"m": {"total_tokens": 1.0}}}'),  # stored as 1
     Case("summary", '{"usage": {"m": {"requests": 1e2, "prompt_tokens": true, "cost": 1.0}}}'),
     Case("summary", '{"usage": {"m": {"input_tokens": "7", "output_tokens": -0.0}}}'),
+    Case("summary", '{"usage": {"m": {"requests": "7.0", "total_tokens": "1_000"}}}'),
     Case("summary", '{"status_counts": {"success": 1.0}, "other": {"total_tokens": 1.0}}'),
     Case("summary", '{"usage": {"m": {"requests": 1.5}}}'),
     Case("summary", '{"usage": {"m": {"prompt_tokens": null}}}'),

@@ -33,6 +33,10 @@ CASES = [
     ('{"usage": {"m": {"total_tokens": true}}}', {"usage": {"m": {"total_tokens": 1}}}),
     ('{"usage": {"m": {"prompt_tokens": "7"}}}', {"usage": {"m": {"prompt_tokens": 7}}}),
     (
+        '{"usage": {"m": {"requests": "7.0", "total_tokens": "1_000"}}}',
+        {"usage": {"m": {"requests": 7, "total_tokens": 1000}}},
+    ),
+    (
         '{"status_counts": {"success": 1.0, "error": 0}}',
         {"status_counts": {"success": 1, "error": 0}},
     ),

@@ -3,9 +3,9 @@
 Weave's server reads `summary` as `SummaryInsertMap`: `usage` maps each model to an
 `LLMUsageSchema` of eight `int | None` counts, `status_counts` maps each status to an `int`,
 and it stores the model's dump, so a count written `1.0`, `1e2`, `-0.0`, `true` or `"7"`
-is stored (and read back) as `1`, `100`, `0`, `1`, `7`; every other key keeps its value as
-written. The store does the same. (A count that is no integer, `1.5`, is refused before
-the store sees it.)
+is stored (and read back) as `1`, `100`, `0`, `1`, `7` (pydantic's lax int); every other
+key keeps its value as written. The store does the same. (A count that is no integer,
+`1.5`, is refused before the store sees it.)
 
 `may_need_ints` is the store's body reader's quick test on a summary's JSON text: False
 when no count can be other than a plain integer or null, so the text is stored as it is.
@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
 
 USAGE_COUNTS = frozenset(
     {
@@ -29,7 +31,7 @@ USAGE_COUNTS = frozenset(
         "cache_read_input_tokens",
     }
 )
-_INTEGER = re.compile(r"\s*[-+]?\d+\s*").fullmatch
+_INT = TypeAdapter(int).validate_python
 
 # a key that is a count (anywhere: a false alarm only costs the general path) whose value is
 # not a plain integer or null
@@ -45,16 +47,12 @@ def may_need_ints(summary_json: bytes) -> bool:
 
 
 def _count(value: Any) -> Any:
-    """pydantic's lax int of a count, or the value itself when it has none."""
-    if type(value) is int or value is None:
+    """pydantic's lax int of a count (weave's server reads it so: `"7.0"` and `"1_000"`
+    are 7 and 1000), or the value itself when it has none."""
+    try:
+        return _INT(value)
+    except ValidationError:
         return value
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and _INTEGER(value):
-        return int(value)
-    return value
 
 
 def _odd(value: Any) -> bool:
