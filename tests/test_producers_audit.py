@@ -176,3 +176,27 @@ def test_otlp_spans_as_other_exporters_write_them_are_read_alike(
     assert fast[1][0]["errors"] == fast[0][2]
     if rewrite == "as-written":
         assert fast[0][1] > 40 and fast[1][0]["uploaded"] > 40  # the spans ran
+
+
+def _lines(style: str = "orjson") -> list[bytes]:
+    return [STYLES[style](r) for r in records()]
+
+
+LINE_ODDITIES: dict[str, bytes] = {
+    # `cat a.jsonl b.jsonl` where b starts with a BOM: that line is refused, not skipped
+    "bom-mid-file": b"\n".join(_lines()[:10]) + b"\n\xef\xbb\xbf" + b"\n".join(_lines()[10:]),
+    "nul-line": b"\n".join(_lines()[:10]) + b"\n\x00\n" + b"\n".join(_lines()[10:]) + b"\n",
+    "form-feed-line": b"\n".join(_lines()[:10]) + b"\n\x0c\n" + b"\n".join(_lines()[10:]) + b"\n",
+    "nbsp-after-record": b"".join(line + "\u00a0\n".encode() for line in _lines()),
+    "line-separator-after-record": b"".join(line + "\u2028\n".encode() for line in _lines()),
+    "old-mac-cr-only": b"\r".join(_lines()) + b"\r",
+    "two-records-on-a-line": _lines()[0] + b" " + b"\n".join(_lines()[1:]) + b"\n",
+}
+
+
+@pytest.mark.parametrize("oddity", list(LINE_ODDITIES))
+def test_a_line_oddity_is_answered_alike(tmp_path: Path, oddity: str) -> None:
+    path = tmp_path / "odd.jsonl"
+    path.write_bytes(LINE_ODDITIES[oddity])
+    (_, _, errors, _, _), _ = audit(path, tmp_path)
+    assert errors > 0 or oddity == "form-feed-line"  # refused, never skipped in silence
