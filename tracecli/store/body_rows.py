@@ -25,6 +25,7 @@ import msgspec
 
 from tracecli.store.exact_json import may_hold_wide_ints
 from tracecli.store.rows import already_utc
+from tracecli.store.summary_ints import may_need_ints
 from tracecli.store.tables import COMPLETE_COLUMNS, COMPLETE_COLUMNS_NULLS_LAST
 
 _NULL = msgspec.Raw(b"null")
@@ -124,8 +125,8 @@ def _row(c: _Completed) -> tuple[Any, ...]:
         raise _Other
     started = already_utc(started_at)
     ended = already_utc(ended_at)
-    if started is None or ended is None:
-        raise _Other
+    if started is None or ended is None or may_need_ints(summary):
+        raise _Other  # (a count weave stores as an integer, written otherwise: summary_ints)
     return (  # ROW_COLUMNS order
         project_id,
         call_id,

@@ -13,6 +13,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from tracecli.diagnostics import TracecliError
 from tracecli.store.exact_json import dumps_exact
+from tracecli.store.summary_ints import weave_counts
 
 
 class StoreError(TracecliError):
@@ -148,7 +149,7 @@ def end_values(e: Mapping[str, Any]) -> tuple[Any, ...]:
         ended_at,
         get("exception"),
         None if output is None else _json(output),
-        _json(summary) if summary else "{}",
+        _json(weave_counts(summary)) if summary else "{}",
         get("wb_run_step_end"),
     )
 
