@@ -45,7 +45,7 @@ from tracecli.upload.lines import (
     plain_refs,
 )
 from tracecli.upload.typed_blocks import DECODER_SHAPES, typed_block
-from tracecli.upload.typed_lines import LONG_LINE, NEAR_LIMIT, line_clear, shape_of
+from tracecli.upload.typed_lines import LONG_LINE, NEAR_LIMIT, shape_of
 from tracecli.wire.encode import END_KEYS, EncodeError, dumps, split_end, without_computed
 from tracecli.wire.wideints import DEEP_BRACKETS, may_hold_wide_ints
 
@@ -276,7 +276,7 @@ def _restore(value: Any, orig_project: str | None) -> None:
 def prepare_lines(data: bytes, path: str, at_start: bool, project: str | None) -> Prepared:
     """A block of whole JSONL lines → its lines, records and entries.
 
-    Each line the typed decoder vouches for (`schema.typed`, the lines picked as validate
+    Each line the typed decoder vouches for (`schema.typed`, the lines picked much as validate
     picks them, see `typed_blocks`) has its checks done in C and is decoded by orjson only
     to be encoded, as the fast path's lines are; every other line goes `prepare_each`'s
     way, line by line (the same code). With --project (a project_id
@@ -301,9 +301,7 @@ def _prepare_lines(data: bytes, path: str, at_start: bool, project: str | None) 
     append = out.append
     records = 0
     lines = block_lines(data, at_start)
-    block = typed_block(data, at_start)
-    seen, clear, wide = block.seen, block.clear, block.wide
-    no_refs = not seen.refs  # (`block_may_ref` answers as this for every line)
+    refs, wide = typed_block(data)
     decode: Any = SHAPES["flat"]  # the shape met last's decoder (files keep to one); None
     # after a record of no Weave shape (a Freeplay file), until orjson's way meets one again
     flat, untagged, checks, shapes = decode, UNTAGGED.get, CHECKS, DECODER_SHAPES
@@ -318,7 +316,7 @@ def _prepare_lines(data: bytes, path: str, at_start: bool, project: str | None) 
                 size <= LONG_LINE
                 or (size <= NEAR_LIMIT and raw.count(b"[") + raw.count(b"{") < DEEP_BRACKETS)
             )
-            and (clear or line_clear(raw, n, seen))
+            and not (refs and not plain_refs(raw))
             and not (wide and may_hold_wide_ints(raw))
         ):
             try:
@@ -350,7 +348,7 @@ def _prepare_lines(data: bytes, path: str, at_start: bool, project: str | None) 
             if type(value) is dict:
                 named = shape_of(value)  # names the decoder of the lines after it
                 decode = None if named is None else SHAPES[named]
-            _prepare_one(raw_, n, value, extras, path, None, out, no_refs)
+            _prepare_one(raw_, n, value, extras, path, None, out, not refs)
     return Prepared(len(lines), records, pair_up(out))
 
 

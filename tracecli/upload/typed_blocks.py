@@ -9,42 +9,40 @@ decoder reads, so orjson decodes it only to encode its body (the bytes sent stay
 re-encoding of the values as read, exactly as before). A line it does not vouch for goes
 the way it always went (`lines.decoded`, the fast path, the full check).
 
-Beyond validate's byte checks (`typed_lines`), a line is kept off the typed path wherever
-`lines.decoded` would not hand its value to the fast path as read: a line that may hold a
-wide integer (orjson reads it as a float; the exact reader's value is sent) and a line
-with brackets enough to nest deep (its depth is measured on the value).
+Where msgspec and orjson read a line differently (see `schema.typed`), upload needs fewer
+searches than validate (`typed_lines.block_bytes`), because orjson reads every line it
+sends: a number beyond a double or bytes that are not UTF-8 inside a free-form field
+(skipped by msgspec) make orjson refuse the line, which then goes the old way. What is
+left to look for: an integer beyond 64 bits (msgspec reads it exactly, orjson as a float:
+the line goes the old way, which reads it exactly), a string that may be a reference (the
+fast path does not look inside values: `lines.plain_refs`), and brackets enough to nest
+deep (the depth is measured on the value).
 """
 
 from __future__ import annotations
 
 from typing import Any, Final, NamedTuple
 
-from tracecli.inputs.streams import BOM
 from tracecli.schema.typed import SHAPES
-from tracecli.upload.typed_lines import BlockBytes, block_bytes
+from tracecli.upload.lines import REF_START, escaped_letter
+from tracecli.wire.wideints import may_hold_wide_ints
 
 __all__ = ["DECODER_SHAPES", "TypedBlock", "typed_block"]
 
 # a decoder -> its shape, as `parse_record` names them (and `fast_body` returns them)
 DECODER_SHAPES: Final[dict[Any, str]] = {decode: shape for shape, decode in SHAPES.items()}
-# a superset of `wideints.may_hold_wide_ints`'s runs (20 digits, or 19 after a "-"), in
-# the block as `block_bytes` translates it (its digits read "0" there too): one search
-_RUN = b"0" * 19
 
 
 class TypedBlock(NamedTuple):
-    """One search of a block, for its loop (see `typed_lines.line_clear`)."""
+    """One search of a block, for its loop."""
 
-    seen: BlockBytes
-    clear: bool  # no line needs `line_clear`
+    refs: bool  # some line may hold a reference: each asks `plain_refs`
     wide: bool  # some line may hold a wide integer: each asks `may_hold_wide_ints`
-    at: int  # where the block's first line starts in it (after a BOM)
 
 
-def typed_block(data: bytes, at_start: bool) -> TypedBlock:
-    """Search a block (of whole lines) once for what keeps its lines off the typed path."""
-    seen = block_bytes(data)
-    t = seen.translated
-    wide = t.find(_RUN) >= 0
-    clear = not (seen.refs or seen.text or seen.numbers)
-    return TypedBlock(seen, clear, wide, 3 if at_start and data.startswith(BOM) else 0)
+def typed_block(data: bytes) -> TypedBlock:
+    """Search a block (of whole lines) once for what keeps its lines off the typed path.
+    `refs` as `lines.block_may_ref` would answer it for each line (a line holds a `"weave`
+    only where the block does; `plain_refs` counts only quoted ones)."""
+    refs = data.find(REF_START) >= 0 or escaped_letter(data) is not None
+    return TypedBlock(refs, may_hold_wide_ints(data))
