@@ -246,7 +246,12 @@ def _typed_encoded(facts: Facts, shape: str, data: dict[str, Any], line: int) ->
         ))  # fmt: skip
     if kind == "end" and _NOT_OWN_END.isdisjoint(data):
         s = data.get("summary")
-        if not (type(s) is dict and "weave" in s):
+        keys = iter(data)  # project_id and id first (else split_end splits the dict)
+        if (
+            next(keys, None) == "project_id"
+            and next(keys, None) == "id"
+            and not (type(s) is dict and "weave" in s)
+        ):
             _, _, cid, tid, pid, started, ended = facts
             project = data["project_id"]
             whole = _orjson_dumps(data)
