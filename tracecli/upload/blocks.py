@@ -34,7 +34,7 @@ from tracecli.check.records import parse_record
 from tracecli.diagnostics import Location, Severity
 from tracecli.inputs.blocks import block_lines, range_error, read_range
 from tracecli.schema.fastcheck import Facts
-from tracecli.schema.typed import CHECKS, SHAPES, TYPE_KEY, UNTAGGED
+from tracecli.schema.typed import CHECKS, SHAPES, decode_line
 from tracecli.upload.fastpath import fast_body
 from tracecli.upload.lines import (
     block_may_ref,
@@ -309,7 +309,7 @@ def _prepare_lines(data: bytes, path: str, at_start: bool, project: str | None) 
     refs, wide = typed_block(data)
     decode: Any = SHAPES["flat"]  # the shape met last's decoder (files keep to one); None
     # after a record of no Weave shape (a Freeplay file), until orjson's way meets one again
-    flat, untagged, checks, shapes = decode, UNTAGGED.get, CHECKS, DECODER_SHAPES
+    checks, shapes = CHECKS, DECODER_SHAPES
     loads, encoded = _orjson_loads, _typed_encoded
     n = 0
     for raw in lines:
@@ -325,11 +325,7 @@ def _prepare_lines(data: bytes, path: str, at_start: bool, project: str | None) 
             and not (wide and may_hold_wide_ints(raw))
         ):
             try:
-                if decode is flat and raw[2] != 0x74:  # (a first key not "t...": late)
-                    t = raw.rfind(TYPE_KEY) + 7
-                    record = untagged(raw[t : t + 3], flat)(raw)
-                else:
-                    record = decode(raw)
+                record = decode_line(decode, raw)
                 facts = checks[type(record)](record, n)
                 if facts is not None:
                     shape = shapes[decode]
