@@ -44,9 +44,16 @@ from tracecli.upload.lines import (
     internal_error,
     plain_refs,
 )
-from tracecli.upload.typed_blocks import DECODER_SHAPES, typed_block
+from tracecli.upload.typed_blocks import DECODER_SHAPES, call_body, typed_block
 from tracecli.upload.typed_lines import LONG_LINE, NEAR_LIMIT, shape_of
-from tracecli.wire.encode import END_KEYS, EncodeError, dumps, split_end, without_computed
+from tracecli.wire.encode import (
+    END_KEYS,
+    EncodeError,
+    cut_end,
+    dumps,
+    split_end,
+    without_computed,
+)
 from tracecli.wire.wideints import DEEP_BRACKETS, may_hold_wide_ints
 
 Warning3 = tuple[str, str, str]  # (field, code, message)
@@ -254,14 +261,11 @@ def _typed_encoded(facts: Facts, shape: str, data: dict[str, Any], line: int) ->
         ):
             _, _, cid, tid, pid, started, ended = facts
             project = data["project_id"]
-            whole = _orjson_dumps(data)
-            head = f'{{"project_id":"{project}","id":"{cid}"'.encode()
-            if whole.startswith(head):
-                k = len(head)
-                tail = b"{" + whole[k + 1 :] if len(whole) > k + 1 else b"{}"
+            cut = cut_end(_orjson_dumps(data), project, cid)
+            if cut is not None:
                 return _ok((
                     line, kind, shape, cid, project, tid, pid, started, ended,
-                    head + b"}", tail, False, None, (),
+                    cut[0], cut[1], False, None, (),
                 ))  # fmt: skip
     return _encoded(facts, kind, shape, data, line, None, ())
 
@@ -281,11 +285,9 @@ def _restore(value: Any, orig_project: str | None) -> None:
 def prepare_lines(data: bytes, path: str, at_start: bool, project: str | None) -> Prepared:
     """A block of whole JSONL lines → its lines, records and entries.
 
-    Each line the typed decoder vouches for (`schema.typed`, the lines picked much as validate
-    picks them, see `typed_blocks`) has its checks done in C and is decoded by orjson only
-    to be encoded, as the fast path's lines are; every other line goes `prepare_each`'s
-    way, line by line (the same code). With --project (a project_id
-    replaced before the check) every line goes that way.
+    A line the typed decoder vouches for (`schema.typed`; see `typed_blocks`) is checked
+    in C and decoded by orjson only to be encoded, as the fast path's lines are; any other
+    line, and every line under --project, goes `prepare_each`'s way (the same code).
 
     The cyclic garbage collector is paused meanwhile, as validate's blocks pause it:
     decoded JSON and the entries hold no cycles, and its passes over the young records
@@ -329,17 +331,7 @@ def _prepare_lines(data: bytes, path: str, at_start: bool, project: str | None) 
                 facts = checks[type(record)](record, n)
                 if facts is not None:
                     shape = shapes[decode]
-                    value = loads(raw)
-                    if shape == "flat":
-                        body = value
-                        del body["type"]  # the value is ours (see `prepare`)
-                    elif shape == "complete":
-                        body = value
-                    elif shape == "batch":
-                        body = value["req"][value["mode"]]
-                    else:
-                        body = value["start"] if "start" in value else value["end"]
-                    append(encoded(facts, shape, body, n))
+                    append(encoded(facts, shape, call_body(loads(raw), shape), n))
                     records += 1
                     continue
             except Exception:  # orjson's way below gives the real answer

@@ -27,7 +27,7 @@ from tracecli.schema.typed import SHAPES
 from tracecli.upload.lines import REF_START, escaped_letter
 from tracecli.wire.wideints import may_hold_wide_ints
 
-__all__ = ["DECODER_SHAPES", "TypedBlock", "typed_block"]
+__all__ = ["DECODER_SHAPES", "TypedBlock", "call_body", "typed_block"]
 
 # a decoder -> its shape, as `parse_record` names them (and `fast_body` returns them)
 DECODER_SHAPES: Final[dict[Any, str]] = {decode: shape for shape, decode in SHAPES.items()}
@@ -46,3 +46,17 @@ def typed_block(data: bytes) -> TypedBlock:
     only where the block does; `plain_refs` counts only quoted ones)."""
     refs = data.find(REF_START) >= 0 or escaped_letter(data) is not None
     return TypedBlock(refs, may_hold_wide_ints(data))
+
+
+def call_body(value: dict[str, Any], shape: str) -> dict[str, Any]:
+    """The call body of a record of `shape` the typed decoder vouched for, as orjson read
+    it (a flat record's "type" taken out: the value is the caller's, see `blocks.prepare`)."""
+    if shape == "flat":
+        del value["type"]
+        return value
+    if shape == "complete":
+        return value
+    if shape == "batch":
+        body: dict[str, Any] = value["req"][value["mode"]]
+        return body
+    return value["start"] if "start" in value else value["end"]  # type: ignore[no-any-return]
