@@ -18,6 +18,7 @@ so both paths give the same answer by construction.
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -26,11 +27,14 @@ from typing import Any, NamedTuple, TypeAlias, cast
 
 from orjson import JSONEncodeError
 from orjson import dumps as _orjson_dumps
+from orjson import loads as _orjson_loads
 
 from tracecli.check.facts import call_facts, refused_id
 from tracecli.check.records import parse_record
 from tracecli.diagnostics import Location, Severity
 from tracecli.inputs.blocks import block_lines, range_error, read_range
+from tracecli.schema.fastcheck import Facts
+from tracecli.schema.typed import CHECKS, SHAPES, decode_line
 from tracecli.upload.fastpath import fast_body
 from tracecli.upload.lines import (
     block_may_ref,
@@ -40,7 +44,17 @@ from tracecli.upload.lines import (
     internal_error,
     plain_refs,
 )
-from tracecli.wire.encode import END_KEYS, EncodeError, dumps, split_end, without_computed
+from tracecli.upload.typed_blocks import DECODER_SHAPES, call_body, typed_block
+from tracecli.upload.typed_lines import LONG_LINE, NEAR_LIMIT, shape_of
+from tracecli.wire.encode import (
+    END_KEYS,
+    EncodeError,
+    cut_end,
+    dumps,
+    split_end,
+    without_computed,
+)
+from tracecli.wire.wideints import DEEP_BRACKETS, may_hold_wide_ints
 
 Warning3 = tuple[str, str, str]  # (field, code, message)
 Diag4 = tuple[str, str, Severity, str]  # (field, code, severity, message)
@@ -179,28 +193,7 @@ def prepare(
             facts = call_facts(rec)
             kind, shape, data = rec.kind, rec.shape, rec.data
             warnings = tuple((d.field, d.code, d.message) for d in parsed.diagnostics)
-        _, _, cid, tid, pid, started, ended = facts  # by name, in Facts' order
-        if kind == "start":
-            try:  # `dumps` inlined: its own call is a tenth of this path's Python
-                body_b = _orjson_dumps(data)
-            except JSONEncodeError:
-                body_b = dumps(data)
-            tail_b, flag = b"", not END_KEYS.isdisjoint(data)
-        else:
-            s = data.get("summary")
-            if type(s) is dict and "weave" in s:  # a dumped call: see without_computed
-                data["summary"] = without_computed(s)
-            if kind == "end":
-                body_b, tail_b = split_end(data)
-                flag = len(data) > 2 + len(END_KEYS.intersection(data))
-            else:
-                body_b, tail_b, flag = dumps(data), b"", False
-        out.append(
-            _ok((
-                line, kind, shape, cid, data["project_id"], tid, pid, started, ended,
-                body_b, tail_b, flag, orig_project, warnings,
-            ))
-        )  # fmt: skip
+        out.append(_encoded(facts, kind, shape, data, line, orig_project, warnings))
     except EncodeError as exc:
         _restore(value, orig_project)
         diag = ("(record)", "encode", Severity.ERROR, str(exc))
@@ -209,6 +202,76 @@ def prepare(
         _restore(value, orig_project)
         msg = internal_error(exc)
         out.append(Bad(line, value, (("(record)", "internal", Severity.ERROR, msg),), None))
+
+
+def _encoded(
+    facts: Facts,
+    kind: str,
+    shape: str,
+    data: dict[str, Any],
+    line: int,
+    orig_project: str | None,
+    warnings: tuple[Warning3, ...],
+) -> Ok:
+    """The `Ok` of a valid record: its body encoded (the call body `data`, changed in
+    place where what is sent differs: a dumped call's computed summary dropped). May
+    raise EncodeError."""
+    _, _, cid, tid, pid, started, ended = facts  # by name, in Facts' order
+    if kind == "start":
+        try:  # `dumps` inlined: its own call is a tenth of this path's Python
+            body_b = _orjson_dumps(data)
+        except JSONEncodeError:
+            body_b = dumps(data)
+        tail_b, flag = b"", not END_KEYS.isdisjoint(data)
+    else:
+        s = data.get("summary")
+        if type(s) is dict and "weave" in s:  # a dumped call: see without_computed
+            data["summary"] = without_computed(s)
+        if kind == "end":
+            body_b, tail_b = split_end(data)
+            flag = len(data) > 2 + len(END_KEYS.intersection(data))
+        else:
+            body_b, tail_b, flag = dumps(data), b"", False
+    return _ok((
+        line, kind, shape, cid, data["project_id"], tid, pid, started, ended,
+        body_b, tail_b, flag, orig_project, warnings,
+    ))  # fmt: skip
+
+
+def _typed_encoded(facts: Facts, shape: str, data: dict[str, Any], line: int) -> Ok:
+    """`_encoded` for a record the typed decoder vouched for, whose keys are its Struct's:
+    a start's hold no end field (no flag), and an end that holds only its own fields
+    besides project_id and id, in that order, is cut from its one encoding with no check
+    left to make (what `split_end` would do). Anything else: `_encoded`."""
+    kind = facts.kind
+    if kind == "start":
+        _, _, cid, tid, pid, started, ended = facts
+        body = _orjson_dumps(data)  # (cannot fail: the line holds no value orjson refuses)
+        return _ok((
+            line, kind, shape, cid, data["project_id"], tid, pid, started, ended,
+            body, b"", False, None, (),
+        ))  # fmt: skip
+    if kind == "end" and _NOT_OWN_END.isdisjoint(data):
+        s = data.get("summary")
+        keys = iter(data)  # project_id and id first (else split_end splits the dict)
+        if (
+            next(keys, None) == "project_id"
+            and next(keys, None) == "id"
+            and not (type(s) is dict and "weave" in s)
+        ):
+            _, _, cid, tid, pid, started, ended = facts
+            project = data["project_id"]
+            cut = cut_end(_orjson_dumps(data), project, cid)
+            if cut is not None:
+                return _ok((
+                    line, kind, shape, cid, project, tid, pid, started, ended,
+                    cut[0], cut[1], False, None, (),
+                ))  # fmt: skip
+    return _encoded(facts, kind, shape, data, line, None, ())
+
+
+# what an end's Struct may hold besides project_id, id and END_FIELDS
+_NOT_OWN_END = frozenset({"started_at", "trace_id", "is_eval"})
 
 
 def _restore(value: Any, orig_project: str | None) -> None:
@@ -220,21 +283,99 @@ def _restore(value: Any, orig_project: str | None) -> None:
 
 
 def prepare_lines(data: bytes, path: str, at_start: bool, project: str | None) -> Prepared:
-    """A block of whole JSONL lines → its lines, records and entries."""
+    """A block of whole JSONL lines → its lines, records and entries.
+
+    A line the typed decoder vouches for (`schema.typed`; see `typed_blocks`) is checked
+    in C and decoded by orjson only to be encoded, as the fast path's lines are; any other
+    line, and every line under --project, goes `prepare_each`'s way (the same code).
+
+    The cyclic garbage collector is paused meanwhile, as validate's blocks pause it:
+    decoded JSON and the entries hold no cycles, and its passes over the young records
+    cost ~7% of a block for nothing."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _prepare_lines(data, path, at_start, project)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _prepare_lines(data: bytes, path: str, at_start: bool, project: str | None) -> Prepared:
+    if project is not None:
+        return prepare_each(data, path, at_start, project)
+    out: list[Entry] = []
+    append = out.append
+    records = 0
+    lines = block_lines(data, at_start)
+    refs, wide = typed_block(data)
+    decode: Any = SHAPES["flat"]  # the shape met last's decoder (files keep to one); None
+    # after a record of no Weave shape (a Freeplay file), until orjson's way meets one again
+    checks, shapes = CHECKS, DECODER_SHAPES
+    loads, encoded = _orjson_loads, _typed_encoded
+    n = 0
+    for raw in lines:
+        n += 1
+        size = len(raw)
+        if (
+            decode is not None
+            and (
+                size <= LONG_LINE
+                or (size <= NEAR_LIMIT and raw.count(b"[") + raw.count(b"{") < DEEP_BRACKETS)
+            )
+            and not (refs and not plain_refs(raw))
+            and not (wide and may_hold_wide_ints(raw))
+        ):
+            try:
+                record = decode_line(decode, raw)
+                facts = checks[type(record)](record, n)
+                if facts is not None:
+                    shape = shapes[decode]
+                    append(encoded(facts, shape, call_body(loads(raw), shape), n))
+                    records += 1
+                    continue
+            except Exception:  # orjson's way below gives the real answer
+                pass
+        for _, raw_, value, extras in decoded([raw], raw):
+            records += 1
+            if type(value) is dict:
+                named = shape_of(value)  # names the decoder of the lines after it
+                decode = None if named is None else SHAPES[named]
+            _prepare_one(raw_, n, value, extras, path, None, out, not refs)
+    return Prepared(len(lines), records, pair_up(out))
+
+
+def prepare_each(data: bytes, path: str, at_start: bool, project: str | None) -> Prepared:
+    """`prepare_lines` without the typed decoder: every line read by orjson (`decoded`),
+    checked by the fast path or the full check, and encoded."""
     out: list[Entry] = []
     records = 0
     no_refs = block_may_ref(data) is None
     lines = block_lines(data, at_start)
     for n, raw, value, extras in decoded(lines, data):
         records += 1
-        if not extras:
-            prepare(value, n, path, project, out, no_refs or plain_refs(raw))
-        elif any(x[2] is Severity.ERROR for x in extras):
-            _bad_line(raw, n, tuple(extras), out)  # as read: it cannot be sent
-        else:
-            prepare(value, n, path, project, out, False)
-            _add_warnings(out, extras)
+        _prepare_one(raw, n, value, extras, path, project, out, no_refs)
     return Prepared(len(lines), records, pair_up(out))
+
+
+def _prepare_one(
+    raw: bytes,
+    n: int,
+    value: Any,
+    extras: list[Diag4],
+    path: str,
+    project: str | None,
+    out: list[Entry],
+    no_refs: bool,
+) -> None:
+    """The entry of one line as `lines.decoded` read it."""
+    if not extras:
+        prepare(value, n, path, project, out, no_refs or plain_refs(raw))
+    elif any(x[2] is Severity.ERROR for x in extras):
+        _bad_line(raw, n, tuple(extras), out)  # as read: it cannot be sent
+    else:
+        prepare(value, n, path, project, out, False)
+        _add_warnings(out, extras)
 
 
 def _add_warnings(out: list[Entry], extras: Sequence[Diag4]) -> None:

@@ -106,13 +106,9 @@ def split_end(data: dict[str, Any]) -> tuple[bytes, bytes]:
         pid, cid = data["project_id"], data["id"]
         whole = dumps(data)
         if type(pid) is str and type(cid) is str:
-            # The head as written when neither string needs an escape. `whole` starts with
-            # it only then: the first character that needs one (or any text of Python's
-            # json, which escapes all but ASCII) makes the two differ inside that string.
-            open_ = f'{{"project_id":"{pid}","id":"{cid}"'.encode("utf-8", "surrogatepass")
-            if whole.startswith(open_):
-                n = len(open_)
-                return open_ + b"}", b"{" + whole[n + 1 :] if len(whole) > n + 1 else b"{}"
+            cut = cut_end(whole, pid, cid)
+            if cut is not None:
+                return cut
         head = dumps({"project_id": pid, "id": cid})
         if whole.startswith(head[:-1]):  # not so when Python's json wrote `whole`
             return head, b"{" + whole[len(head) :] if len(whole) > len(head) else b"{}"
@@ -124,6 +120,20 @@ def split_end(data: dict[str, Any]) -> tuple[bytes, bytes]:
         else:
             rest[k] = v
     return dumps(rest), dumps(tail)
+
+
+def cut_end(whole: bytes, pid: str, cid: str) -> tuple[bytes, bytes] | None:
+    """An end body encoded whole with project_id `pid` and id `cid` first, then only its
+    END_FIELDS, cut as `split_end` splits it; None when its head is not as written.
+
+    The head as written when neither string needs an escape. `whole` starts with it only
+    then: the first character that needs one (or any text of Python's json, which escapes
+    all but ASCII) makes the two differ inside that string."""
+    open_ = f'{{"project_id":"{pid}","id":"{cid}"'.encode("utf-8", "surrogatepass")
+    if not whole.startswith(open_):
+        return None
+    n = len(open_)
+    return open_ + b"}", b"{" + whole[n + 1 :] if len(whole) > n + 1 else b"{}"
 
 
 def join_objects(a: bytes, b: bytes) -> bytes:

@@ -1,0 +1,62 @@
+"""What an upload block's loop needs to read its lines with the typed decoder first.
+
+upload checks each record before it encodes it. The fast path (`fastpath.fast_body`)
+walks the orjson value in Python; validate reads most lines with msgspec's typed
+`Struct`s instead (`schema.typed`: the checks in C, free-form fields skipped), and
+`blocks.prepare_lines` does the same for the checking part: a line the typed decoder
+vouches for has the facts `fast_body` would find in its orjson value, in the shape its
+decoder reads, so orjson decodes it only to encode its body (the bytes sent stay orjson's
+re-encoding of the values as read, exactly as before). A line it does not vouch for goes
+the way it always went (`lines.decoded`, the fast path, the full check).
+
+Where msgspec and orjson read a line differently (see `schema.typed`), upload needs fewer
+searches than validate (`typed_lines.block_bytes`), because orjson reads every line it
+sends: a number beyond a double or bytes that are not UTF-8 inside a free-form field
+(skipped by msgspec) make orjson refuse the line, which then goes the old way. What is
+left to look for: an integer beyond 64 bits (msgspec reads it exactly, orjson as a float:
+the line goes the old way, which reads it exactly), a string that may be a reference (the
+fast path does not look inside values: `lines.plain_refs`), and brackets enough to nest
+deep (the depth is measured on the value).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, NamedTuple
+
+from tracecli.schema.typed import SHAPES
+from tracecli.upload.lines import REF_START, escaped_letter
+from tracecli.wire.wideints import may_hold_wide_ints
+
+__all__ = ["DECODER_SHAPES", "TypedBlock", "call_body", "typed_block"]
+
+# a decoder -> its shape, as `parse_record` names them (and `fast_body` returns them)
+DECODER_SHAPES: Final[dict[Any, str]] = {decode: shape for shape, decode in SHAPES.items()}
+
+
+class TypedBlock(NamedTuple):
+    """One search of a block, for its loop."""
+
+    refs: bool  # some line may hold a reference: each asks `plain_refs`
+    wide: bool  # some line may hold a wide integer: each asks `may_hold_wide_ints`
+
+
+def typed_block(data: bytes) -> TypedBlock:
+    """Search a block (of whole lines) once for what keeps its lines off the typed path.
+    `refs` as `lines.block_may_ref` would answer it for each line (a line holds a `"weave`
+    only where the block does; `plain_refs` counts only quoted ones)."""
+    refs = data.find(REF_START) >= 0 or escaped_letter(data) is not None
+    return TypedBlock(refs, may_hold_wide_ints(data))
+
+
+def call_body(value: dict[str, Any], shape: str) -> dict[str, Any]:
+    """The call body of a record of `shape` the typed decoder vouched for, as orjson read
+    it (a flat record's "type" taken out: the value is the caller's, see `blocks.prepare`)."""
+    if shape == "flat":
+        del value["type"]
+        return value
+    if shape == "complete":
+        return value
+    if shape == "batch":
+        body: dict[str, Any] = value["req"][value["mode"]]
+        return body
+    return value["start"] if "start" in value else value["end"]  # type: ignore[no-any-return]
