@@ -1,0 +1,248 @@
+"""`validate`'s block of flat records in one loop, with the regexes run once per block.
+
+Nearly every block of a real file is flat Weave records (starts and ends, "type" given)
+that the typed decoder vouches for, each start ended in the same block. For such a block
+`validate_blocks._check_lines`' general loop does more than it needs: a check function
+and a named tuple per record, a regex per new call id and per time. Here the start and
+end checks of `schema.typed` are written out in the loop and the two regexes that every
+record needs (a start's new call id, the seconds and zone of each time, past a minute
+already known) are deferred: the strings are collected and matched once, joined, at the
+block's end. The caches (`fastcheck`'s) take a deferred id only once it matched.
+
+The answer is the general loop's, or none: anything this loop does not vouch for (a line
+msgspec refuses, a check that says "don't know", a record of another kind or shape, a
+line the block search flagged, a duplicate id, a deferred string that does not match)
+makes it give up (None), and the caller runs the general loop on the block. A test holds
+the two to the same `Checked` on every block it tries (`tests/test_validate_bulk.py`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from tracecli.check.facts import ended_before
+from tracecli.schema.fastcheck import (
+    _CACHE_MAX,
+    _UUID,
+    Facts,
+    _minutes,
+    _new_op,
+    _new_project,
+    _new_run,
+    _new_trace_id,
+    _ok_call_ids,
+    _ok_ops,
+    _ok_projects,
+    _ok_runs,
+    _ok_trace_ids,
+    _tail,
+    _when,
+    _when_slow,
+    new_facts,
+    same_layout,
+)
+from tracecli.schema.typed import (
+    _UNTAGGED,
+    SHAPES,
+    TYPE_KEY,
+    UNTAGGED,
+    FlatEnd,
+    FlatStart,
+)
+from tracecli.upload.typed_lines import LONG_LINE, NEAR_LIMIT, OPENER, BlockBytes, line_clear
+from tracecli.wire.wideints import DEEP_BRACKETS
+
+__all__ = ["BulkBlock", "bulk_lines"]
+
+# every deferred call id, joined by newlines (which no id holds): `_call_id_re`'s pattern
+_ids_ok = re.compile(rf"(?:(?:{_UUID}|[0-9a-f]{{16}})\n)*(?:{_UUID}|[0-9a-f]{{16}})\Z").match
+# ... most often all UUIDs: then their hex digits read "0" make one template
+_HEX_AS_ZERO = bytes(0x30 if i in b"0123456789abcdef" else i for i in range(256))
+_UUID_NL = b"00000000-0000-0000-0000-000000000000\n"
+
+
+def _ids_valid(ids: list[str]) -> bool:
+    """Whether every id passes `fastcheck._call_id_re` (lowercase hex UUIDs, or 16 lowercase
+    hex digits): one translate and compare when all are UUIDs, else one joined regex."""
+    joined = "\n".join(ids)
+    if joined.isascii():  # (a flag of the string: no scan)
+        t = joined.encode().translate(_HEX_AS_ZERO)
+        if len(t) + 1 == 37 * len(ids) and t + b"\n" == _UUID_NL * len(ids):
+            return True
+    return joined.count("\n") == len(ids) - 1 and _ids_ok(joined) is not None
+
+
+# every deferred time, joined likewise: 17 characters of a minute `_minutes` holds (no
+# newline in one), then what `fastcheck._tail` asks of the rest
+_TAIL = r"[0-5][0-9](?:\.[0-9]{1,6})?(?:Z|[+-][01][0-9]:[0-5][0-9])"
+_times_ok = re.compile(rf"(?:[^\n]{{17}}{_TAIL}\n)*[^\n]{{17}}{_TAIL}\Z", re.ASCII).match
+_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= i <= 0x39 else i for i in range(256))
+_LOW_SIX = b"012345"  # a tens digit of seconds or minutes
+
+
+def _times_valid(times: list[str]) -> bool:
+    """Whether every time passes `fastcheck._tail` past its 17th character (the caller
+    has seen its minute in `_minutes`). Times of a block share one layout, nearly always:
+    if the first one passes and every other reads the same with digits as "0", only the
+    digits that `_tail` bounds are left to look at (the tens of the seconds, and of the
+    zone's hours and minutes), each a column of the joined bytes, one slice apart. Any
+    other block: one joined regex."""
+    joined = "\n".join(times)
+    first = times[0]
+    size = len(first) + 1
+    if joined.isascii() and len(joined) + 1 == size * len(times) and _tail(first, 17):
+        data = joined.encode()
+        t = data.translate(_DIGITS_AS_ZERO)
+        layout = t[:size]
+        if (
+            t + b"\n" == layout * len(times)
+            and not data[17::size].translate(None, _LOW_SIX)
+            and (
+                first[-1] == "Z"
+                or not (
+                    data[size - 6 :: size].translate(None, b"01")
+                    or data[size - 3 :: size].translate(None, _LOW_SIX)
+                )
+            )
+        ):
+            return True
+    return joined.count("\n") == len(times) - 1 and _times_ok(joined) is not None
+
+
+_START, _END = 0, 1
+_UNSTART, _UNEND, _ = _UNTAGGED
+_KIND: dict[type, int] = {FlatStart: _START, _UNSTART: _START, FlatEnd: _END, _UNEND: _END}
+
+BulkBlock = tuple[int, list[Any], list[tuple[Any, str, int, bool]]]
+
+
+def bulk_lines(
+    lines: list[bytes],
+    seen: BlockBytes,
+    at: int,
+    near_limit: int = NEAR_LIMIT,
+    flat: Callable[[bytes], Any] = SHAPES["flat"],
+) -> BulkBlock | None:
+    """(records, entries with None for the starts now in a pair, pairs) of a block whose
+    every line is a flat start or end the typed path vouches for, else None; `at`: where
+    the first line starts in the block (after a byte-order mark); `near_limit`: lines longer
+    are measured (by the general loop). The entries' starts are plain tuples of `Facts`'
+    fields, for the caller to settle as the general loop's. `flat`: the typed decoder of
+    flat records (`schema.typed.SHAPES`)."""
+    out: list[Any] = []
+    append = out.append
+    pairs: list[tuple[Any, str, int, bool]] = []
+    add_pair = pairs.append
+    opened: dict[str, int] = {}  # id -> index in out of its start, still unpaired
+    ids: list[str] = []  # a deferred regex: call ids not in the cache
+    defer_id = ids.append
+    times: list[str] = []  # a deferred regex: times past a known minute
+    defer_time = times.append
+    count = seen.translated.count
+    clear = not (seen.refs or seen.text or seen.numbers)
+    untagged = UNTAGGED.get
+    kinds = _KIND.get
+    calls, traces, projects, ops, runs, minutes = (
+        _ok_call_ids,
+        _ok_trace_ids,
+        _ok_projects,
+        _ok_ops,
+        _ok_runs,
+        _minutes,
+    )
+    every: list[str] = []  # every record's id: each once, bar the pairs' twice
+    note = every.append
+    n = 0
+    for raw in lines:
+        n += 1
+        size = len(raw)
+        if size > LONG_LINE and (
+            size > near_limit or count(OPENER, at, at + size) >= DEEP_BRACKETS
+        ):
+            return None
+        at += size + 1
+        if not clear and not line_clear(raw, n, seen):
+            return None
+        try:
+            if raw[2] != 0x74:  # (a first key not "t...": "type" comes late)
+                t = raw.rfind(TYPE_KEY) + 7
+                s = untagged(raw[t : t + 3], flat)(raw)
+            else:
+                s = flat(raw)
+        except Exception:  # msgspec's refusal: the general loop decides
+            return None
+        kind = kinds(type(s))
+        v = s.project_id
+        if v not in projects and not _new_project(v):
+            return None
+        cid = s.id
+        note(cid)
+        if kind == _START:  # `schema.typed._start`, its regexes deferred
+            if cid in opened:
+                return None  # (a duplicate: the general loop unpairs)
+            if cid not in calls:
+                defer_id(cid)
+            tid = s.trace_id
+            if tid not in traces and not _new_trace_id(tid):
+                return None
+            v = s.op_name
+            if v not in ops and not _new_op(v):
+                return None
+            pid = s.parent_id
+            if pid is not None and pid not in opened and pid not in calls:
+                defer_id(pid)
+            v = s.wb_run_id
+            if v is not None and v not in runs and not _new_run(v):
+                return None
+            v = s.started_at
+            if v[:17] in minutes:
+                defer_time(v)
+            elif _when_slow(v) is None:
+                return None
+            opened[cid] = len(out)
+            append((n, "start", cid, tid, pid, v, None))
+            continue
+        if kind != _END:
+            return None
+        # `schema.typed._end`, its regexes deferred
+        v = s.trace_id
+        if v is not None and v not in traces and not _new_trace_id(v):
+            return None
+        ended = s.ended_at
+        if ended[:17] in minutes:
+            defer_time(ended)
+        elif _when_slow(ended) is None:
+            return None
+        started = s.started_at
+        if started is not None:  # (an end that carries its start's time: not paired)
+            if _when(started) is None:
+                return None
+            if cid not in calls and cid not in opened:
+                defer_id(cid)
+            append(new_facts(Facts, (n, "end", cid, None, None, started, ended)))
+            continue
+        i = opened.pop(cid, None)
+        if i is None:
+            if cid not in calls:
+                defer_id(cid)
+            append(new_facts(Facts, (n, "end", cid, None, None, None, ended)))
+            continue
+        start = out[i]
+        out[i] = None
+        st = start[5]
+        if len(st) == len(ended) and st[-1] == "Z" == ended[-1] and st[10] == ended[10]:
+            bad = ended < st  # the usual case, inline
+        else:
+            bad = ended < st if same_layout(st, ended) else ended_before(ended, st)
+        add_pair((start, ended, n, bad))
+    if len(set(every)) != len(every) - len(pairs):
+        return None  # an id more than a pair's twice: the general loop unpairs
+    if (ids and not _ids_valid(ids)) or (times and not _times_valid(times)):
+        return None
+    if ids:
+        if len(calls) + len(ids) >= _CACHE_MAX:
+            calls.clear()
+        calls.update(ids)
+    return n, out, pairs
