@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 
 from tests.support.validate_kit import complete, end, new_id, start
 from tracecli.check.pairpack import unpack_pairs
-from tracecli.inputs.blocks import block_lines
 from tracecli.schema import fastcheck
 from tracecli.upload import validate_blocks as vb
 from tracecli.upload import validate_bulk
@@ -48,11 +47,7 @@ def _outcome(data: bytes) -> tuple[Any, ...]:
 
 
 def _bulk_takes(data: bytes) -> bool:
-    lines = block_lines(data, True)
-    return (
-        bulk_lines(lines, block_bytes(data), 3 if data.startswith(b"\xef\xbb\xbf") else 0)
-        is not None
-    )
+    return bulk_lines(data, block_bytes(data), True) is not None
 
 
 def _same(data: bytes) -> bool:
@@ -199,3 +194,15 @@ def test_the_times_of_a_block_are_checked_as_one_by_one(values: list[str]) -> No
 
 def test_the_bulk_loop_is_what_validate_runs() -> None:
     assert vb.bulk_lines is validate_bulk.bulk_lines
+
+
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_line_ends_read_as_the_general_loop_reads_them(bom: bytes) -> None:
+    """The bulk loop's lines keep their newline (a file object splits them)."""
+    data = bom + _block(_calls(3))
+    assert _same(data[:-1])  # no newline after the last line
+    _same(data.replace(b"\n", b"\r\n"))
+    _same(data.replace(b"\n", b"\n\n", 1))  # a blank line
+    _same(data.replace(b"\n", b"\n \n", 1))
+    _same(bom)
+    _same(bom + b"\n")

@@ -146,19 +146,19 @@ def check_lines(data: bytes, path: str, at_start: bool) -> Checked:
 
 
 def _check_lines(data: bytes, path: str, at_start: bool) -> Checked:
-    lines = block_lines(data, at_start)
     seen = block_bytes(data)
-    at = 3 if at_start and data.startswith(BOM) else 0  # where the first line starts
     flat = SHAPES["flat"]
     if _bulk.skip:
         _bulk.skip -= 1
     elif flat is not None:
-        got = bulk_lines(lines, seen, at, _NEAR_LIMIT, flat)
+        got = bulk_lines(data, seen, at_start, _NEAR_LIMIT, flat)
         if got is not None:
-            records, out, pairs = got
+            n, out, pairs = got
             entries = [e if type(e) is not tuple else new_facts(Facts, e) for e in out]
-            return Checked(len(lines), records, _settle_times(entries), pack_halves(pairs))
+            return Checked(n, n, _settle_times(entries), pack_halves(pairs))
         _bulk.skip = _BULK_SKIP
+    lines = block_lines(data, at_start)
+    at = 3 if at_start and data.startswith(BOM) else 0  # where the first line starts
     return _general_lines(data, lines, seen, at, path, at_start)
 
 
