@@ -18,7 +18,6 @@ the two to the same `Checked` on every block it tries (`tests/test_validate_bulk
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from io import BytesIO
 from typing import Any
@@ -27,8 +26,8 @@ from tracecli.check.facts import ended_before
 from tracecli.inputs.streams import BOM
 from tracecli.schema.fastcheck import (
     _CACHE_MAX,
-    _UUID,
     Facts,
+    _call_id_re,
     _minutes,
     _new_op,
     _new_project,
@@ -58,30 +57,27 @@ from tracecli.wire.wideints import DEEP_BRACKETS
 
 __all__ = ["BulkBlock", "bulk_lines"]
 
-# every deferred call id, joined by newlines (which no id holds): `_call_id_re`'s pattern
-_ids_ok = re.compile(rf"(?:(?:{_UUID}|[0-9a-f]{{16}})\n)*(?:{_UUID}|[0-9a-f]{{16}})\Z").match
-# ... most often all UUIDs: then their hex digits read "0" make one template
+# the deferred ids of a block share one layout, nearly always (UUIDs, or 16 hex digits):
+# with their hex digits read "0" the ids read alike
 _HEX_AS_ZERO = bytes(0x30 if i in b"0123456789abcdef" else i for i in range(256))
-_UUID_NL = b"00000000-0000-0000-0000-000000000000\n"
+_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= i <= 0x39 else i for i in range(256))
+_LOW_SIX = b"012345"  # a tens digit of seconds or minutes
 
 
 def _ids_valid(ids: list[str]) -> bool:
-    """Whether every id passes `fastcheck._call_id_re` (lowercase hex UUIDs, or 16 lowercase
-    hex digits): one translate and compare when all are UUIDs, else one joined regex."""
+    """Whether every id passes `fastcheck._call_id_re` (a lowercase hex UUID, or 16
+    lowercase hex digits): if the first one does, and the others joined read as it does
+    with hex digits as "0" (one translate and compare), they all do; else one by one."""
+    first = ids[0]
+    if _call_id_re(first) is None:
+        return False
     joined = "\n".join(ids)
-    if joined.isascii():  # (a flag of the string: no scan)
+    size = len(first) + 1
+    if joined.isascii() and len(joined) + 1 == size * len(ids):  # (isascii: a flag, no scan)
         t = joined.encode().translate(_HEX_AS_ZERO)
-        if len(t) + 1 == 37 * len(ids) and t + b"\n" == _UUID_NL * len(ids):
+        if t + b"\n" == (t[: size - 1] + b"\n") * len(ids):
             return True
-    return joined.count("\n") == len(ids) - 1 and _ids_ok(joined) is not None
-
-
-# every deferred time, joined likewise: 17 characters of a minute `_minutes` holds (no
-# newline in one), then what `fastcheck._tail` asks of the rest
-_TAIL = r"[0-5][0-9](?:\.[0-9]{1,6})?(?:Z|[+-][01][0-9]:[0-5][0-9])"
-_times_ok = re.compile(rf"(?:[^\n]{{17}}{_TAIL}\n)*[^\n]{{17}}{_TAIL}\Z", re.ASCII).match
-_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= i <= 0x39 else i for i in range(256))
-_LOW_SIX = b"012345"  # a tens digit of seconds or minutes
+    return all(_call_id_re(v) is not None for v in ids)
 
 
 def _times_valid(times: list[str]) -> bool:
@@ -90,14 +86,14 @@ def _times_valid(times: list[str]) -> bool:
     if the first one passes and every other reads the same with digits as "0", only the
     digits that `_tail` bounds are left to look at (the tens of the seconds, and of the
     zone's hours and minutes), each a column of the joined bytes, one slice apart. Any
-    other block: one joined regex."""
+    other block: one by one."""
     joined = "\n".join(times)
     first = times[0]
     size = len(first) + 1
     if joined.isascii() and len(joined) + 1 == size * len(times) and _tail(first, 17):
         data = joined.encode()
         t = data.translate(_DIGITS_AS_ZERO)
-        layout = t[:size]
+        layout = t[: size - 1] + b"\n"
         if (
             t + b"\n" == layout * len(times)
             and not data[17::size].translate(None, _LOW_SIX)
@@ -110,7 +106,7 @@ def _times_valid(times: list[str]) -> bool:
             )
         ):
             return True
-    return joined.count("\n") == len(times) - 1 and _times_ok(joined) is not None
+    return all(_tail(v, 17) is not None for v in times)
 
 
 _START, _END = 0, 1
