@@ -154,7 +154,7 @@ def _check_lines(data: bytes, path: str, at_start: bool) -> Checked:
         got = bulk_lines(data, seen, at_start, _NEAR_LIMIT, flat)
         if got is not None:
             n, out, pairs = got
-            entries = [e if type(e) is not tuple else new_facts(Facts, e) for e in out]
+            entries = [e if type(e) is not tuple else new_facts(Facts, e) for e in out if e]
             return Checked(n, n, _settle_times(entries), pack_halves(pairs))
         _bulk.skip = _BULK_SKIP
     lines = block_lines(data, at_start)
