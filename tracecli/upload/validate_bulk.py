@@ -7,7 +7,11 @@ and a named tuple per record, a regex per new call id and per time. Here the sta
 end checks of `schema.typed` are written out in the loop and the two regexes that every
 record needs (a start's new call id, the seconds and zone of each time, past a minute
 already known) are deferred: the strings are collected and matched once, joined, at the
-block's end. The caches (`fastcheck`'s) take a deferred id only once it matched.
+block's end. The caches (`fastcheck`'s) take a deferred id only once it matched. The
+lines keep their newline: a file object finds each with `memchr`, where `bytes.split`
+looks at every byte (~5 instructions a byte); msgspec reads the newline as the
+whitespace it is, and a line's length counts it (so a line is measured, or left to the
+general loop, one byte sooner, never later).
 
 The answer is the general loop's, or none: anything this loop does not vouch for (a line
 msgspec refuses, a check that says "don't know", a record of another kind or shape, a
@@ -123,44 +127,22 @@ def bulk_lines(
     near_limit: int = NEAR_LIMIT,
     flat: Callable[[bytes], Any] = SHAPES["flat"],
 ) -> BulkBlock | None:
-    """(lines, entries with None for the starts now in a pair, pairs) of a block whose
-    every line is a flat start or end the typed path vouches for, else None. `seen`: the
-    block's search (`typed_lines.block_bytes`); `at_start`: the block begins its input (a
-    byte-order mark may open it); `near_limit`: lines longer are measured (by the general
-    loop); `flat`: the typed decoder of flat records (`schema.typed.SHAPES`). The entries'
-    starts are plain tuples of `Facts`' fields, for the caller to settle as the general
-    loop's.
-
-    The lines keep their newline: a file object finds each with `memchr`, where
-    `bytes.split` looks at every byte (~5 instructions a byte); msgspec reads the newline
-    as the whitespace it is, and a line's length counts it (so a line is measured, or
-    left to the general loop, one byte sooner, never later)."""
-    lines = BytesIO(data).readlines()
-    at = 0  # where the line starts in data
-    if at_start and data.startswith(BOM):
-        lines[0] = lines[0][3:]
-        at = 3
+    """(lines, entries with None for the starts now in a pair, pairs) of a block of flat
+    starts and ends the typed path vouches for, else None. `seen`: the block's search;
+    `at_start`: the block begins its input; lines over `near_limit` are measured (by the
+    general loop); `flat`: `schema.typed.SHAPES`' decoder. Starts are plain tuples of
+    `Facts`' fields in the entries, for the caller to settle."""
+    lines, at = _lines_of(data, at_start)  # (at: where the line starts in data)
     out: list[Any] = []
     append = out.append
     pairs: list[tuple[Any, str, int, bool]] = []
     add_pair = pairs.append
     opened: dict[str, int] = {}  # id -> index in out of its start, still unpaired
-    ids: list[str] = []  # a deferred regex: call ids not in the cache
-    defer_id = ids.append
-    times: list[str] = []  # a deferred regex: times past a known minute
-    defer_time = times.append
+    ids: list[str] = []  # deferred regexes: call ids not in the cache, and times past a
+    times: list[str] = []  # known minute
     count = seen.translated.count
     clear = not (seen.refs or seen.text or seen.numbers)
     untagged = UNTAGGED.get
-    kinds = _KIND.get
-    calls, traces, projects, ops, runs, minutes = (
-        _ok_call_ids,
-        _ok_trace_ids,
-        _ok_projects,
-        _ok_ops,
-        _ok_runs,
-        _minutes,
-    )
     every: list[str] = []  # every record's id: each once, bar the pairs' twice
     note = every.append
     n = 0
@@ -174,84 +156,113 @@ def bulk_lines(
         at += size
         if not clear and not line_clear(raw, n, seen):
             return None
-        try:
-            if raw[2] != 0x74:  # (a first key not "t...": "type" comes late)
-                t = raw.rfind(TYPE_KEY) + 7
-                s = untagged(raw[t : t + 3], flat)(raw)
-            else:
-                s = flat(raw)
+        try:  # (a first key not "t...": "type" comes late, its value read in the bytes)
+            t = raw.rfind(TYPE_KEY) + 7 if raw[2] != 0x74 else 0
+            s = untagged(raw[t : t + 3], flat)(raw) if t else flat(raw)
         except Exception:  # msgspec's refusal: the general loop decides
             return None
-        kind = kinds(type(s))
+        kind = _KIND.get(type(s))
         v = s.project_id
-        if v not in projects and not _new_project(v):
+        if v not in _ok_projects and not _new_project(v):
             return None
         cid = s.id
         note(cid)
-        if kind == _START:  # `schema.typed._start`, its regexes deferred
-            if cid in opened:
-                return None  # (a duplicate: the general loop unpairs)
-            if cid not in calls:
-                defer_id(cid)
-            tid = s.trace_id
-            if tid not in traces and not _new_trace_id(tid):
-                return None
-            v = s.op_name
-            if v not in ops and not _new_op(v):
-                return None
-            pid = s.parent_id
-            if pid is not None and pid not in opened and pid not in calls:
-                defer_id(pid)
-            v = s.wb_run_id
-            if v is not None and v not in runs and not _new_run(v):
-                return None
-            v = s.started_at
-            if v[:17] in minutes:
-                defer_time(v)
-            elif _when_slow(v) is None:
+        if kind == _START:
+            start = _start(s, n, opened, ids, times)
+            if start is None:
                 return None
             opened[cid] = len(out)
-            append((n, "start", cid, tid, pid, v, None))
+            append(start)
             continue
         if kind != _END:
             return None
         # `schema.typed._end`, its regexes deferred
         v = s.trace_id
-        if v is not None and v not in traces and not _new_trace_id(v):
+        if v is not None and v not in _ok_trace_ids and not _new_trace_id(v):
             return None
         ended = s.ended_at
-        if ended[:17] in minutes:
-            defer_time(ended)
+        if ended[:17] in _minutes:
+            times.append(ended)
         elif _when_slow(ended) is None:
             return None
-        started = s.started_at
-        if started is not None:  # (an end that carries its start's time: not paired)
-            if _when(started) is None:
-                return None
-            if cid not in calls and cid not in opened:
-                defer_id(cid)
-            append(new_facts(Facts, (n, "end", cid, None, None, started, ended)))
-            continue
-        i = opened.pop(cid, None)
+        started = s.started_at  # (an end that carries its start's time is not paired)
+        i = opened.pop(cid, None) if started is None else None
         if i is None:
-            if cid not in calls:
-                defer_id(cid)
-            append(new_facts(Facts, (n, "end", cid, None, None, None, ended)))
+            e = _lone_end(n, cid, started, ended, opened, ids)
+            if e is None:
+                return None
+            append(e)
             continue
         start = out[i]
         out[i] = None
         st = start[5]
-        if len(st) == len(ended) and st[-1] == "Z" == ended[-1] and st[10] == ended[10]:
-            bad = ended < st  # the usual case, inline
-        else:
-            bad = ended < st if same_layout(st, ended) else ended_before(ended, st)
+        usual = len(st) == len(ended) and st[-1] == "Z" == ended[-1] and st[10] == ended[10]
+        bad = ended < st if usual or same_layout(st, ended) else ended_before(ended, st)
         add_pair((start, ended, n, bad))
-    if len(set(every)) != len(every) - len(pairs):
-        return None  # an id more than a pair's twice: the general loop unpairs
-    if (ids and not _ids_valid(ids)) or (times and not _times_valid(times)):
+    return (n, out, pairs) if _vouched(every, len(pairs), ids, times) else None
+
+
+def _start(
+    s: Any, n: int, opened: dict[str, int], ids: list[str], times: list[str]
+) -> tuple[Any, ...] | None:
+    """A start's fields as `schema.typed._start` checks them, its regexes deferred (its id
+    and parent's to `ids`, its time past a known minute to `times`), else None."""
+    cid = s.id
+    if cid in opened:
+        return None  # (a duplicate: the general loop unpairs)
+    if cid not in _ok_call_ids:
+        ids.append(cid)
+    tid = s.trace_id
+    if tid not in _ok_trace_ids and not _new_trace_id(tid):
         return None
+    v = s.op_name
+    if v not in _ok_ops and not _new_op(v):
+        return None
+    pid = s.parent_id
+    if pid is not None and pid not in opened and pid not in _ok_call_ids:
+        ids.append(pid)
+    v = s.wb_run_id
+    if v is not None and v not in _ok_runs and not _new_run(v):
+        return None
+    v = s.started_at
+    if v[:17] in _minutes:
+        times.append(v)
+    elif _when_slow(v) is None:
+        return None
+    return (n, "start", cid, tid, pid, v, None)
+
+
+def _lines_of(data: bytes, at_start: bool) -> tuple[list[bytes], int]:
+    """The block's lines, each with its newline, and where the first starts (after a
+    byte-order mark that opens the input)."""
+    lines = BytesIO(data).readlines()
+    if at_start and data.startswith(BOM):
+        lines[0] = lines[0][3:]
+        return lines, 3
+    return lines, 0
+
+
+def _lone_end(
+    n: int, cid: str, started: str | None, ended: str, opened: dict[str, int], ids: list[str]
+) -> Facts | None:
+    """The facts of an end not paired in the block (its start elsewhere, or its start's
+    time carried, as `schema.typed._end` gives them), its id's regex deferred."""
+    if started is not None and _when(started) is None:
+        return None
+    if cid not in _ok_call_ids and cid not in opened:
+        ids.append(cid)
+    return new_facts(Facts, (n, "end", cid, None, None, started, ended))
+
+
+def _vouched(every: list[str], pairs: int, ids: list[str], times: list[str]) -> bool:
+    """Whether the block's ids are each once (bar a pair's twice: else the general loop
+    unpairs) and its deferred ids and times pass; the ids then join the cache."""
+    if len(set(every)) != len(every) - pairs:
+        return False
+    if (ids and not _ids_valid(ids)) or (times and not _times_valid(times)):
+        return False
     if ids:
-        if len(calls) + len(ids) >= _CACHE_MAX:
-            calls.clear()
-        calls.update(ids)
-    return n, out, pairs
+        if len(_ok_call_ids) + len(ids) >= _CACHE_MAX:
+            _ok_call_ids.clear()
+        _ok_call_ids.update(ids)
+    return True
