@@ -51,6 +51,7 @@ from tracecli.upload.typed_lines import (
     line_clear,
     shape_of,
 )
+from tracecli.upload.validate_bulk import bulk_lines
 from tracecli.wire.encode import SERVER_MAX_BYTES, EncodeError, MiB, dumps
 from tracecli.wire.wideints import DEEP_BRACKETS
 
@@ -145,6 +146,36 @@ def check_lines(data: bytes, path: str, at_start: bool) -> Checked:
 
 
 def _check_lines(data: bytes, path: str, at_start: bool) -> Checked:
+    seen = block_bytes(data)
+    flat = SHAPES["flat"]
+    if _bulk.skip:
+        _bulk.skip -= 1
+    elif flat is not None:
+        got = bulk_lines(data, seen, at_start, _NEAR_LIMIT, flat)
+        if got is not None:
+            n, out, pairs = got
+            entries = [e if type(e) is not tuple else new_facts(Facts, e) for e in out if e]
+            return Checked(n, n, _settle_times(entries), pack_halves(pairs))
+        _bulk.skip = _BULK_SKIP
+    lines = block_lines(data, at_start)
+    at = 3 if at_start and data.startswith(BOM) else 0  # where the first line starts
+    return _general_lines(data, lines, seen, at, path, at_start)
+
+
+class _Bulk:
+    """Whether to try `bulk_lines` on the next block: after a block it gave up on, not for
+    the next few (a file with a problem in every block would pay for two loops)."""
+
+    skip = 0
+
+
+_bulk = _Bulk()
+_BULK_SKIP = 4
+
+
+def _general_lines(
+    data: bytes, lines: list[bytes], seen: BlockBytes, at: int, path: str, at_start: bool
+) -> Checked:
     out: list[Entry | None] = []
     append = out.append
     pairs: list[Half] = []  # see `pack_halves`
@@ -152,8 +183,6 @@ def _check_lines(data: bytes, path: str, at_start: bool) -> Checked:
     ids: list[Any] = []  # every id an entry carries, to count them
     note = ids.append
     opened: dict[Any, int] = {}  # id -> index in out of its start, still unpaired
-    lines = block_lines(data, at_start)
-    seen = block_bytes(data)
     clear = not (seen.refs or seen.text or seen.numbers)
     # the typed decoder of the shape met last (files keep to one); None after a record of
     # no Weave shape (a Freeplay file), until the orjson path meets one again
@@ -162,7 +191,6 @@ def _check_lines(data: bytes, path: str, at_start: bool) -> Checked:
     untagged = UNTAGGED.get
     checks = CHECKS
     count = seen.translated.count  # openers in a line: "[" and "{" are one byte there
-    at = 3 if at_start and data.startswith(BOM) else 0  # where the line starts in data
     records = 0
     n = 0
     for raw in lines:
