@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import gc
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from itertools import islice, repeat
@@ -26,8 +26,9 @@ from tracecli.check.entries import diag_entry, from_rows, to_rows
 from tracecli.diagnostics import Diagnostic, Location
 from tracecli.otel.calls import SpanCalls, original_at, span_original
 from tracecli.otel.checks import REFUSED, end_before_start
-from tracecli.otel.read import Unread, spans_of_request
+from tracecli.otel.read import SpanAt, Unread, spans_of_request
 from tracecli.otel.to_weave import MappingError, plain_call, span_to_call
+from tracecli.otel.typed import typed_spans
 from tracecli.schema.fastcheck import COMPLETE_KEYS, complete_facts
 from tracecli.upload.blocks import Bad, Entry, Ok, prepare
 from tracecli.upload.lines import block_may_ref, find_ref
@@ -147,16 +148,35 @@ def _map_lines(
     # the lines of those that may get the exact search (`find_ref`)
     no_refs = block_may_ref(b"".join([raw for _, raw in lines])) is None
     for lineno, raw in lines:
+        fast = no_refs or find_ref(raw) is None
+        # the usual line decoded by type (`tracecli.otel.typed`); any other, and any whose
+        # spans are not all mapped on the fast path, read again the usual way
+        typed = typed_spans(Location(path, lineno), raw)
+        if typed is not None:
+            try:
+                spans = _parts(Location(path, lineno), typed, _TYPED, project, validate, fast)
+            except _Untyped:
+                pass
+            else:
+                out.append(LineParts(lineno, b"", spans))
+                continue
         got = parse_line(path, lineno, raw)
         if got is None:
             continue
         if isinstance(got, Diagnostic):
             out.append(LineParts(lineno, b"", [], got))
             continue
-        fast = no_refs or find_ref(raw) is None
         spans = map_line(path, lineno, raw, got.value, project, validate, fast)
         out.append(LineParts(lineno, b"", spans))  # the bytes: the caller has them
     return out
+
+
+class _Untyped(Exception):
+    """A typed line's span needs the line as orjson reads it (to show a refused span as
+    read, or `prepare`'s entry): the line is read the usual way instead."""
+
+
+_TYPED: Any = object()  # `_parts`' value of a typed line: not at hand
 
 
 def _with_raw(mapped: Mapped, lines: list[tuple[int, bytes]]) -> list[LineParts]:
@@ -179,8 +199,22 @@ def map_line(
     loc = Location(path, line)
     if fast is None:
         fast = find_ref(raw) is None
+    return _parts(loc, spans_of_request(loc, value), value, project, validate, fast)
+
+
+def _parts(
+    loc: Location,
+    items: Iterable[SpanAt | Unread],
+    value: Any,
+    project: str | None,
+    validate: bool,
+    fast: bool,
+) -> list[SpanPart]:
+    """`map_line`'s parts of a line's spans as read; `value` the line as orjson reads it,
+    or `_TYPED` (then `_Untyped` where it is needed)."""
+    line, path = loc.line, loc.path
     parts: list[SpanPart] = []
-    for item in spans_of_request(loc, value):
+    for item in items:
         if isinstance(item, Unread):
             d = item.diagnostic
             original = original_at(value, d.field)
@@ -198,8 +232,12 @@ def map_line(
             else:
                 if validate:
                     entry = checked(call, line, path, where, fast and plain_call(span))
+                elif value is _TYPED:
+                    entry = _typed_entry(call, line, fast)
                 else:
                     entry = _entry(call, line, path, where, value, fast)
+        if refused is not None and value is _TYPED:
+            raise _Untyped
         original = original_at(value, where) if refused is not None else None
         # (built from a tuple at C speed: the named tuple's own constructor is Python's)
         part = (1, where, span.span_id, span.parent_id, span.trace_id, to, refused, original)
@@ -217,6 +255,15 @@ def _entry(call: dict[str, Any], line: int, path: str, where: str, value: Any, f
         if ok is not None:
             return ok
     return _prepared_entry(call, line, path, where, value, fast)
+
+
+def _typed_entry(call: dict[str, Any], line: int, fast: bool) -> Entry:
+    """`_entry` of a typed line's call where `_built_entry` makes it; else `_Untyped`."""
+    call["summary"] = {"usage": call["summary"]["usage"]}
+    ok = _built_entry(call, line) if fast else None
+    if ok is None:
+        raise _Untyped
+    return ok
 
 
 def _prepared_entry(
