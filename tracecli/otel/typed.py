@@ -43,7 +43,16 @@ from tracecli.otel.attrlist import (
 )
 from tracecli.otel.nesting import load_json_text
 from tracecli.otel.read import SpanAt, _resource
-from tracecli.otel.spans import _SPAN_ID, _TRACE_ID, SPAN_KINDS, Event, Resource, Span, _ns
+from tracecli.otel.spans import (
+    _SPAN_ID,
+    _TRACE_ID,
+    SPAN_KINDS,
+    Event,
+    Resource,
+    Span,
+    _ns,
+    usual_span,
+)
 
 __all__ = ["typed_spans"]
 
@@ -222,25 +231,10 @@ def typed_span(raw: TypedSpan, resource: Resource | None) -> Span | None:
             if event is None:
                 return None
             events.append(event)
-    return Span(
-        resource=resource,
-        name=name,
-        trace_id=trace_id,
-        span_id=span_id,
-        parent_id=parent_id,
-        start_time_unix_nano=start,
-        end_time_unix_nano=end,
-        kind=kind,
-        trace_state="" if raw.traceState is UNSET else raw.traceState,
-        flags=flags,
-        attributes=quick.values,
-        plain=not quick.impure,
-        impure=quick.impure,
-        keys=quick.keys,
-        events=events,
-        links=[],
-        status_code=code,
-        status_message=message,
+    state = "" if raw.traceState is UNSET else raw.traceState
+    ids = (trace_id, span_id, parent_id)
+    return usual_span(
+        resource, name, ids, (start, end), (kind, state, flags), quick, (code, message), events, []
     )
 
 
