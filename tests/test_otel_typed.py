@@ -247,3 +247,24 @@ def test_an_array_read_once_per_text_is_a_fresh_list_each_time() -> None:
     again = typed_attributes(_typed_list(orjson.dumps([{"key": "k", "value": {
         "arrayValue": {"values": [{"intValue": "1"}]}}}])))  # fmt: skip
     assert again is not None and again.values == {"k": [1]}
+
+
+_LITERALS = [b"01", b"1.", b".5", b"+1", b"-", b"1e", b"0x10", b"Infinity", b"NaN", b"-01",
+             b"00", b"-0.0e0", b"tru", b"null", b'"\\u0000"', b'"a\x00"', b" 1 ",
+             b"\x0c1"]  # fmt: skip
+
+
+@pytest.mark.parametrize("literal", _LITERALS, ids=repr)
+def test_json_that_orjson_refuses_is_refused_as_usual(literal: bytes) -> None:
+    """What orjson refuses msgspec refuses too, in every typed place: numbers, strings."""
+    lines = [
+        _SPAN.replace(b'"kind":3', b'"kind":' + literal, 1),
+        _SPAN.replace(b'"name":"chat gpt-4o-mini"', b'"name":' + literal, 1),
+        _SPAN.replace(_ATTRS, _ATTRS + b'{"key":"d","value":{"doubleValue":' + literal + b"}},"),
+    ]
+    wrapped = [b'{"resourceSpans":[{"scopeSpans":[{"spans":[' + s + b"]}]}]}" for s in lines]
+    assert all(s != _SPAN for s in lines)
+    for line in wrapped:
+        if typed_spans(LOC, line) is not None:
+            _same_spans(line)
+    _same_mapping(wrapped)
