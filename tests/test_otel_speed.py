@@ -30,7 +30,7 @@ from tracecli.otel.nesting import has_wide_digits, load_json_text
 from tracecli.otel.spans import decode_span
 from tracecli.otel.weave_keys import iso_from_ns, utc_from_seconds
 from tracecli.store.db import Store
-from tracecli.upload import otlp_map
+from tracecli.upload import otlp_entry, otlp_map
 from tracecli.upload.api import upload
 from tracecli.upload.blocks import Bad
 from tracecli.upload.report import UploadOptions
@@ -487,8 +487,8 @@ def test_a_converted_calls_built_entry_is_prepares(
     except (FieldError, MappingError):
         return
     call["summary"] = {"usage": call["summary"]["usage"]}
-    built = otlp_map._built_entry(copy.deepcopy(call), 7)
-    prepared = otlp_map._prepared_entry(copy.deepcopy(call), 7, "f", "spans[0]", raw, True)
+    built = otlp_entry._built_entry(copy.deepcopy(call), 7)
+    prepared = otlp_entry._prepared_entry(copy.deepcopy(call), 7, "f", "spans[0]", raw, True)
     if built is not None:
         assert type(prepared) is Ok and tuple(built) == tuple(prepared)
 
@@ -505,7 +505,7 @@ def test_a_converted_calls_entry_is_built_for_the_usual_spans() -> None:
             built += 1  # (refused before any entry)
             continue
         call["summary"] = {"usage": call["summary"]["usage"]}
-        entry = otlp_map._built_entry(call, 1)
+        entry = otlp_entry._built_entry(call, 1)
         built += entry is not None
         assert entry is None or type(entry) is Ok
     assert built >= len(_SPANS) * 0.9
