@@ -19,13 +19,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.otel_spans import ANY_VALUES as _any_values
+from tests.support.otel_spans import ATTRIBUTE_LISTS as _attribute_lists
+from tests.support.otel_spans import CHANGES as _CHANGES
+from tests.support.otel_spans import SPANS as _SPANS
+from tests.support.otel_spans import same_values as _same
 from tracecli.diagnostics import Severity
 from tracecli.otel.anyvalue import FieldError
 from tracecli.otel.nesting import has_wide_digits, load_json_text
 from tracecli.otel.spans import decode_span
 from tracecli.otel.weave_keys import iso_from_ns, utc_from_seconds
 from tracecli.store.db import Store
-from tracecli.upload import otlp_map
+from tracecli.upload import otlp_entry, otlp_map
 from tracecli.upload.api import upload
 from tracecli.upload.blocks import Bad
 from tracecli.upload.report import UploadOptions
@@ -86,19 +91,6 @@ _json_values = st.recursive(
     ),
     max_leaves=12,
 )
-
-
-def _same(a: object, b: object) -> bool:
-    """Equal, with type (1 is not 1.0 nor True), NaN equal to NaN, and key order."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, float):
-        return repr(a) == repr(b)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))  # type: ignore[arg-type]
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)  # type: ignore[index]
-    return a == b
 
 
 @pytest.mark.slow
@@ -316,29 +308,6 @@ def test_a_span_wrong_in_two_places_is_told_its_first_field() -> None:
 
 
 # -- attribute lists: the one-pass reader (and its per-shape builders) is weave's expansion --
-_keys = st.lists(st.sampled_from(["a", "b", "0", "1", ""]), min_size=1, max_size=3).map(".".join)
-_any_values = st.recursive(
-    st.one_of(
-        st.text(max_size=6).map(lambda s: {"stringValue": s}),
-        st.sampled_from(['{"x": 1}', "[1, 2]", '{"a": {"b": NaN}}', "[", '{"0": 1, "1": 2}']).map(
-            lambda s: {"stringValue": s}
-        ),
-        st.integers(-(2**63), 2**63 - 1).map(lambda n: {"intValue": str(n)}),
-        st.booleans().map(lambda b: {"boolValue": b}),
-        st.floats(allow_nan=False).map(lambda f: {"doubleValue": f}),
-        st.just({"doubleValue": "NaN"}),
-    ),
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=3).map(lambda vs: {"arrayValue": {"values": vs}}),
-        st.lists(st.tuples(_keys, inner), max_size=3).map(
-            lambda kvs: {"kvlistValue": {"values": [{"key": k, "value": v} for k, v in kvs]}}
-        ),
-    ),
-    max_leaves=6,
-)
-_attribute_lists = st.lists(
-    st.tuples(_keys, _any_values).map(lambda kv: {"key": kv[0], "value": kv[1]}), max_size=8
-)
 
 
 @settings(max_examples=600)
@@ -365,54 +334,6 @@ def test_quick_attributes_are_weaves_expansion(items: list[dict[str, Any]]) -> N
 
 
 # -- whole spans: the usual span's reader is decode_span's general reader ------------------
-def _fixture_spans() -> list[dict[str, Any]]:
-    out = []
-    for name in ("agent-seed1.jsonl.gz", "conventions.jsonl", "wb_run_id.jsonl"):
-        data = (FIXTURES / name).read_bytes()
-        for line in (gzip.decompress(data) if name.endswith(".gz") else data).splitlines():
-            for rs in orjson.loads(line)["resourceSpans"]:
-                for ss in rs["scopeSpans"]:
-                    out.extend(ss["spans"])
-    return out
-
-
-_SPANS = _fixture_spans()
-_CHANGES = st.sampled_from(
-    [
-        ("status", {"code": 2, "message": "boom"}),
-        ("status", {"code": "STATUS_CODE_ERROR"}),
-        ("status", {"code": None}),
-        ("status", []),
-        ("status", "x"),
-        ("name", None),
-        ("name", 3),
-        ("traceId", "AB" * 16),
-        ("traceId", None),
-        ("trace_id", "ab" * 16),
-        ("spanId", "12" * 7),
-        ("parentSpanId", ""),
-        ("parentSpanId", None),
-        ("parent_span_id", "cd" * 8),
-        ("parentSpanId", "zz" * 8),
-        ("startTimeUnixNano", 1772445245000112014),
-        ("endTimeUnixNano", "18446744073709551616"),
-        ("startTimeUnixNano", None),
-        ("kind", "SPAN_KIND_CLIENT"),
-        ("kind", 9),
-        ("kind", True),
-        ("kind", None),
-        ("traceState", "a=b"),
-        ("trace_state", "a=b"),
-        ("traceState", 1),
-        ("flags", 2**32),
-        ("flags", "256"),
-        ("flags", None),
-        ("attributes", [{"key": "a", "value": {}}]),
-        ("attributes", None),
-        ("events", [{"name": "e", "timeUnixNano": "x"}]),
-        ("links", [{"traceId": "ab" * 16, "spanId": "cd" * 8}]),
-    ]
-)
 
 
 def _decoded(raw: Any) -> Any:
@@ -566,8 +487,8 @@ def test_a_converted_calls_built_entry_is_prepares(
     except (FieldError, MappingError):
         return
     call["summary"] = {"usage": call["summary"]["usage"]}
-    built = otlp_map._built_entry(copy.deepcopy(call), 7)
-    prepared = otlp_map._prepared_entry(copy.deepcopy(call), 7, "f", "spans[0]", raw, True)
+    built = otlp_entry._built_entry(copy.deepcopy(call), 7)
+    prepared = otlp_entry._prepared_entry(copy.deepcopy(call), 7, "f", "spans[0]", raw, True)
     if built is not None:
         assert type(prepared) is Ok and tuple(built) == tuple(prepared)
 
@@ -584,7 +505,7 @@ def test_a_converted_calls_entry_is_built_for_the_usual_spans() -> None:
             built += 1  # (refused before any entry)
             continue
         call["summary"] = {"usage": call["summary"]["usage"]}
-        entry = otlp_map._built_entry(call, 1)
+        entry = otlp_entry._built_entry(call, 1)
         built += entry is not None
         assert entry is None or type(entry) is Ok
     assert built >= len(_SPANS) * 0.9

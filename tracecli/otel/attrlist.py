@@ -84,6 +84,12 @@ def quick_attributes(items: Any) -> Read | None:
                 impure.append(key)  # bytes, or text in a list that may hold NaN
         keys.append(key)
         values.append(x)
+    return _finish(keys, values, impure)
+
+
+def _finish(keys: list[str], values: list[Any], impure: list[str]) -> Read | None:
+    """The read list's values nested (by its shape's builder, or key by key); None at a
+    clash between keys. Also the typed reader's (`tracecli.otel.typed`)."""
     shape = tuple(keys)
     build = _SHAPES.get(shape)
     if build is None:

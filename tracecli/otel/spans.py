@@ -24,7 +24,7 @@ from tracecli.otel.anyvalue import (
     optional_integer,
     text,
 )
-from tracecli.otel.attrlist import Impure, impure_keys, quick_attributes
+from tracecli.otel.attrlist import Impure, Read, impure_keys, quick_attributes
 from tracecli.otel.nesting import PathConflictError, expand_attributes, to_json_serializable
 from tracecli.otel.weave_keys import iso_from_ns, utc_from_seconds
 
@@ -323,25 +323,46 @@ def _quick_span(raw: dict[str, Any], resource: Resource | None) -> Span | None:
     quick = quick_attributes(raw.get("attributes"))
     if quick is None:
         return None
+    ids = (trace_id, span_id, parent_id)
+    return usual_span(
+        resource, name, ids, (start, end), (kind, trace_state, flags), quick, (code, message),
+        [_event(e, f"events[{i}]") for i, e in enumerate(_list(raw, "events"))],
+        [_link(k, f"links[{i}]") for i, k in enumerate(_list(raw, "links"))],
+    )  # fmt: skip
+
+
+def usual_span(
+    resource: Resource | None,
+    name: str,
+    ids: tuple[str, str, str | None],
+    times: tuple[int, int],
+    kind_state_flags: tuple[int, str, int],
+    quick: Read,
+    status: tuple[int, str],
+    events: list[Event],
+    links: list[Link],
+) -> Span:
+    """The `Span` of a usual span's fields as read (by `_quick_span`, or by type:
+    `tracecli.otel.typed`): ids (trace, span, parent), times (start, end), its attributes."""
     return Span(
         resource=resource,
         name=name,
-        trace_id=trace_id,
-        span_id=span_id,
-        parent_id=parent_id,
-        start_time_unix_nano=start,
-        end_time_unix_nano=end,
-        kind=kind,
-        trace_state=trace_state,
-        flags=flags,
+        trace_id=ids[0],
+        span_id=ids[1],
+        parent_id=ids[2],
+        start_time_unix_nano=times[0],
+        end_time_unix_nano=times[1],
+        kind=kind_state_flags[0],
+        trace_state=kind_state_flags[1],
+        flags=kind_state_flags[2],
         attributes=quick.values,
         plain=not quick.impure,
         impure=quick.impure,
         keys=quick.keys,
-        events=[_event(e, f"events[{i}]") for i, e in enumerate(_list(raw, "events"))],
-        links=[_link(k, f"links[{i}]") for i, k in enumerate(_list(raw, "links"))],
-        status_code=code,
-        status_message=message,
+        events=events,
+        links=links,
+        status_code=status[0],
+        status_message=status[1],
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import gc
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from itertools import islice, repeat
@@ -24,15 +24,15 @@ import orjson
 from tracecli.check.entries import Entry as VEntry
 from tracecli.check.entries import diag_entry, from_rows, to_rows
 from tracecli.diagnostics import Diagnostic, Location
-from tracecli.otel.calls import SpanCalls, original_at, span_original
+from tracecli.otel.calls import SpanCalls, original_at
 from tracecli.otel.checks import REFUSED, end_before_start
-from tracecli.otel.read import Unread, spans_of_request
+from tracecli.otel.read import SpanAt, Unread, spans_of_request
 from tracecli.otel.to_weave import MappingError, plain_call, span_to_call
-from tracecli.schema.fastcheck import COMPLETE_KEYS, complete_facts
-from tracecli.upload.blocks import Bad, Entry, Ok, prepare
+from tracecli.otel.typed import typed_spans
+from tracecli.upload.blocks import Bad, Entry, Ok
 from tracecli.upload.lines import block_may_ref, find_ref
-from tracecli.upload.otlp_lines import checked, on_span, parse_line, raw_lines
-from tracecli.wire.encode import dumps
+from tracecli.upload.otlp_entry import _entry, _typed_entry, _Untyped
+from tracecli.upload.otlp_lines import checked, parse_line, raw_lines
 
 
 class SpanPart(NamedTuple):
@@ -71,7 +71,6 @@ _new_ok = partial(tuple.__new__, Ok)
 _new_bad = partial(tuple.__new__, Bad)
 _head = itemgetter(slice(None, -1))  # a part's fields but its entry, as a plain tuple
 _entry_of = itemgetter(-1)
-_ok = cast(Callable[[tuple[Any, ...]], Ok], _new_ok)
 _new_part = cast(Callable[[tuple[Any, ...]], SpanPart], partial(tuple.__new__, SpanPart))
 _new_line = cast(Callable[[tuple[Any, ...]], LineParts], partial(tuple.__new__, LineParts))
 
@@ -147,16 +146,30 @@ def _map_lines(
     # the lines of those that may get the exact search (`find_ref`)
     no_refs = block_may_ref(b"".join([raw for _, raw in lines])) is None
     for lineno, raw in lines:
+        fast = no_refs or find_ref(raw) is None
+        # the usual line decoded by type (`tracecli.otel.typed`); any other, and any whose
+        # spans are not all mapped on the fast path, read again the usual way
+        typed = typed_spans(Location(path, lineno), raw)
+        if typed is not None:
+            try:
+                spans = _parts(Location(path, lineno), typed, _TYPED, project, validate, fast)
+            except _Untyped:
+                pass
+            else:
+                out.append(LineParts(lineno, b"", spans))
+                continue
         got = parse_line(path, lineno, raw)
         if got is None:
             continue
         if isinstance(got, Diagnostic):
             out.append(LineParts(lineno, b"", [], got))
             continue
-        fast = no_refs or find_ref(raw) is None
         spans = map_line(path, lineno, raw, got.value, project, validate, fast)
         out.append(LineParts(lineno, b"", spans))  # the bytes: the caller has them
     return out
+
+
+_TYPED: Any = object()  # `_parts`' value of a typed line: not at hand
 
 
 def _with_raw(mapped: Mapped, lines: list[tuple[int, bytes]]) -> list[LineParts]:
@@ -179,8 +192,22 @@ def map_line(
     loc = Location(path, line)
     if fast is None:
         fast = find_ref(raw) is None
+    return _parts(loc, spans_of_request(loc, value), value, project, validate, fast)
+
+
+def _parts(
+    loc: Location,
+    items: Iterable[SpanAt | Unread],
+    value: Any,
+    project: str | None,
+    validate: bool,
+    fast: bool,
+) -> list[SpanPart]:
+    """`map_line`'s parts of a line's spans as read; `value` the line as orjson reads it,
+    or `_TYPED` (then `_Untyped` where it is needed)."""
+    line, path = loc.line, loc.path
     parts: list[SpanPart] = []
-    for item in spans_of_request(loc, value):
+    for item in items:
         if isinstance(item, Unread):
             d = item.diagnostic
             original = original_at(value, d.field)
@@ -198,67 +225,17 @@ def map_line(
             else:
                 if validate:
                     entry = checked(call, line, path, where, fast and plain_call(span))
+                elif value is _TYPED:
+                    entry = _typed_entry(call, line, fast)
                 else:
                     entry = _entry(call, line, path, where, value, fast)
+        if refused is not None and value is _TYPED:
+            raise _Untyped
         original = original_at(value, where) if refused is not None else None
         # (built from a tuple at C speed: the named tuple's own constructor is Python's)
         part = (1, where, span.span_id, span.parent_id, span.trace_id, to, refused, original)
         parts.append(_new_part((*part, entry)))
     return parts
-
-
-def _entry(call: dict[str, Any], line: int, path: str, where: str, value: Any, fast: bool) -> Entry:
-    """The upload entry of a span's call (see `tracecli.upload.blocks`), named on the span."""
-    # summary.weave holds only what the server computes (status, latency_ms, trace_name),
-    # which `prepare` leaves out of what it sends (`without_computed`): left out here
-    call["summary"] = {"usage": call["summary"]["usage"]}
-    if fast:
-        ok = _built_entry(call, line)
-        if ok is not None:
-            return ok
-    return _prepared_entry(call, line, path, where, value, fast)
-
-
-def _prepared_entry(
-    call: dict[str, Any], line: int, path: str, where: str, value: Any, fast: bool
-) -> Entry:
-    """`_entry` as `prepare` makes it, for any call (its summary stripped already)."""
-    out: list[Entry] = []
-    prepare(call, line, path, None, out, fast)
-    e = out[-1]
-    if type(e) is Ok:  # parents are the OTLP checks' (a field path, across files)
-        warnings = tuple((on_span(f, where), c, m) for f, c, m in e.warnings)
-        return Ok._make((*e[:6], None, *e[7:13], warnings))  # (`_replace`, quicker)
-    if type(e) is Bad:
-        diags = tuple((on_span(f, where), c, s, m) for f, c, s, m in e.diags)
-        return e._replace(original=span_original(value, call["id"]), diags=diags)
-    return e
-
-
-def _built_entry(call: dict[str, Any], line: int) -> Ok | None:
-    """`prepare`'s entry for a converted call it finds valid on its fast path, made
-    without its steps that a converted call does not need; None for any other (then
-    `prepare` gives the answer).
-
-    A converted call is a bare completed call (`span_to_call`'s keys, none of them "type",
-    "req" or alone), so `prepare`'s fast path checks it with `complete_facts` and nothing
-    else; here too. What is left out: finding the shape, the summary's computed keys (gone
-    already), the replaced project (none: the call holds its own), and building the entry
-    twice (the OTLP checks then drop its parent: `on_span`). The same entry, held by a
-    contract test."""
-    try:
-        facts = complete_facts(call, COMPLETE_KEYS, True)
-        if facts is None:
-            return None
-        body = dumps(call)
-    except Exception:  # an encoding error or a bug: `prepare` tells which
-        return None
-    _, _, cid, tid, _, started, ended = facts  # by name, in Facts' order
-    project = call["project_id"]
-    return _ok((
-        line, "complete", "complete", cid, project, tid, None, started, ended, body, b"",
-        False, None, (),
-    ))  # fmt: skip
 
 
 def _settled(calls: SpanCalls, loc: Location, p: SpanPart) -> Diagnostic | None:
