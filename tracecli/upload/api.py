@@ -24,6 +24,7 @@ from tracecli.config.per_target import WeaveTarget, resolve_weave
 from tracecli.config.secret import SecretStr
 from tracecli.diagnostics import UsageError
 from tracecli.inputs.workers import stop_pool
+from tracecli.journal.database import store_key
 from tracecli.journal.rejected import DEFAULT_NAME, RejectedWriter, upload_inputs
 from tracecli.journal.resume import Journal
 from tracecli.targets import DryRunTarget, Target
@@ -167,11 +168,15 @@ def _open_target(
         return t, "server", t.name
     assert db is not None
     if opts.dry_run:
-        return DryRunTarget(str(db)), "store", f"sqlite://{db}"
+        return DryRunTarget(str(db)), "store", store_key(db, None)
     from tracecli.targets.local import LocalStoreTarget  # start-up: not for a server
 
     local = LocalStoreTarget(db)
-    return local, "store", f"sqlite://{Path(db).resolve()}"
+    try:  # the store's id is part of its key: a new or replaced file is a new target
+        return local, "store", store_key(db, local.store.store_id())
+    except BaseException:
+        local.close()
+        raise
 
 
 @dataclass(frozen=True, slots=True)
