@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import sqlite3
 import threading
 from pathlib import Path
@@ -34,9 +35,9 @@ def _trace(path: Path, *, seed: int = 1, orphan_ends: int = 0) -> Path:
     return path
 
 
-def _upload(trace: Path, db: Path) -> tuple[int, int]:
+def _upload(trace: Path, db: Path, **env: str) -> tuple[int, int]:
     """`tracecli upload TRACE --db DB`: (calls uploaded, records skipped as sent before)."""
-    res = run_cli("upload", str(trace), "--db", str(db), timeout=60)
+    res = run_cli("upload", str(trace), "--db", str(db), timeout=60, **env)
     assert res.returncode == 0, res.stderr
     uploaded = re.search(r"^calls uploaded +([\d,]+)$", res.stderr, re.M)
     skipped = re.search(r"^skipped \(sent before\) +([\d,]+)$", res.stderr, re.M)
@@ -114,6 +115,35 @@ def test_a_store_from_before_the_id_gets_one_and_a_resend_changes_no_row(tmp_pat
     assert _store_id_in(db) is not None
     assert _rows_digest(db) == before  # the same ids upserted unchanged, nothing duplicated
     assert _upload(trace, db) == (0, 2 * N + 3)  # and from now on resumed as before
+
+
+def test_a_restored_older_copy_of_the_store_is_sent_everything_again(tmp_path: Path) -> None:
+    """A backup keeps the store id but not what was stored since: the marks tell."""
+    trace, db = _trace(tmp_path / "t.jsonl"), tmp_path / "store.db"
+    assert _upload(trace, db) == (N, 0)
+    backup = tmp_path / "backup.db"
+    shutil.copyfile(db, backup)  # (a closed store is one file)
+    with trace.open("ab") as f:  # the app wrote more; the next upload sends only that
+        for start, end in gen_calls(5, seed=55):
+            f.write(orjson.dumps({"type": "call", **start, **end}) + b"\n")
+    assert _upload(trace, db) == (5, 2 * N)
+    _remove_store(db)
+    shutil.copyfile(backup, db)
+    assert _upload(trace, db) == (N + 5, 0)  # not "nothing new to send"
+    assert _count(db) == N + 5
+    assert _upload(trace, db) == (0, 2 * N + 5)
+
+
+def test_two_journals_on_one_store_do_not_take_each_other_for_a_restore(tmp_path: Path) -> None:
+    """Two users (two state directories) uploading to one store each keep their own mark."""
+    trace, other_trace = _trace(tmp_path / "t.jsonl"), _trace(tmp_path / "o.jsonl", seed=7)
+    db = tmp_path / "store.db"
+    other_state = str(tmp_path / "other-state")
+    assert _upload(trace, db) == (N, 0)
+    assert _upload(other_trace, db, XDG_STATE_HOME=other_state) == (N, 0)
+    assert _upload(trace, db) == (0, 2 * N)
+    assert _upload(other_trace, db, XDG_STATE_HOME=other_state) == (0, 2 * N)
+    assert _count(db) == 2 * N
 
 
 # -- the id itself ---------------------------------------------------------------------------

@@ -381,6 +381,27 @@ class Journal:
             entry.acks = AckSet()
             entry.resume_off = entry.resume_line = 0
 
+    def note(self, key: str) -> str | None:
+        """The journal's note `key` (see `set_note`), None when there is none."""
+        with self._lock:
+            row = self.conn.execute("SELECT value FROM notes WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_note(self, key: str, value: str) -> None:
+        """Remember `value` under `key` (notes untouched for KEEP_DAYS are pruned)."""
+        with self._lock, self.conn:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO notes (key, value, updated) VALUES (?, ?, ?)",
+                (key, value, time.time()),
+            )
+
+    def forget_target(self) -> None:
+        """Drop everything known of this target's files (the target lost what it had
+        acknowledged): every file is then sent from its start."""
+        with self._lock, self.conn:
+            self.conn.execute("DELETE FROM files WHERE target=?", (self.target,))
+            self._files.clear()
+
     def first_note(self, key: str, value: str) -> bool:
         """True the first time `key` has this `value` (then remembered): a note the user
         was given once (e.g. about an old rejected-records file) is not repeated every run

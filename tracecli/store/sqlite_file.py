@@ -25,7 +25,9 @@ from tracecli.store.rows import StoreError
 from tracecli.store.tables import (
     MIGRATIONS,
     SCHEMA_VERSION,
+    SQL_MARK,
     SQL_NEW_STORE_ID,
+    SQL_SET_MARK,
     SQL_STORE_ID,
     STORE_META_TABLE,
 )
@@ -217,6 +219,29 @@ class SqliteFile:
                 raise StoreError(f"cannot read the trace store {self.path}'s id")
             self._store_id = found
             return found
+
+    def mark(self, name: str) -> str | None:
+        """The value an uploader's journal left here as mark `name` (None: none yet); see
+        tracecli.journal.store_marks: a copy of the file keeps the marks of its time."""
+        try:
+            with self._wlock:
+                if self._closed:
+                    raise StoreError("the trace store is closed")
+                rows = self._writer.execute(SQL_MARK, (f"mark:{name}",)).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return None
+            raise StoreError(f"cannot read the trace store {self.path}: {exc}") from None
+        return str(rows[0][0]) if rows else None
+
+    def set_mark(self, name: str, value: str) -> None:
+        """Leave `value` as mark `name` (one row per name, replaced)."""
+        try:
+            with self._transaction() as conn:
+                conn.execute(STORE_META_TABLE)
+                conn.execute(SQL_SET_MARK, (f"mark:{name}", value))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write the trace store {self.path}: {exc}") from None
 
     def _read_store_id(self) -> str | None:
         try:

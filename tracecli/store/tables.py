@@ -174,3 +174,6 @@ SQL_NEW_STORE_ID = (
     "INSERT OR IGNORE INTO store_meta (key, value) VALUES ('store_id', lower(hex(randomblob(16))))"
 )
 SQL_STORE_ID = "SELECT value FROM store_meta WHERE key = 'store_id'"
+# A journal's mark (see tracecli.journal.store_marks): one row per journal, 'mark:<id>'.
+SQL_MARK = "SELECT value FROM store_meta WHERE key = ?"
+SQL_SET_MARK = "INSERT OR REPLACE INTO store_meta (key, value) VALUES (?, ?)"

@@ -27,6 +27,7 @@ from tracecli.inputs.workers import stop_pool
 from tracecli.journal.database import store_key
 from tracecli.journal.rejected import DEFAULT_NAME, RejectedWriter, upload_inputs
 from tracecli.journal.resume import Journal
+from tracecli.journal.store_marks import StoreGuard
 from tracecli.targets import DryRunTarget, Target
 from tracecli.upload.pool import default_jobs, start_pool
 from tracecli.upload.report import (
@@ -101,6 +102,7 @@ def upload(
         jobs=jobs,
     )
     journal: Journal | None = None
+    guard: StoreGuard | None = None
     restore = interrupt.install()
     started = time.monotonic()
     failed = True  # until the run returns: then the workers are let go politely
@@ -120,6 +122,8 @@ def upload(
                 db_path=opts.journal_path,
                 pass_invalid=opts.follow,
             )
+            # the embedded store: a restored older copy is sent everything again
+            guard = StoreGuard.open(journal, getattr(target, "store", None))
         report = _run(shared, target, journal, on_progress)
         report.elapsed_s = time.monotonic() - started
         failed = False
@@ -128,6 +132,8 @@ def upload(
         restore()
         if pool is not None:
             stop_pool(pool, failed)
+        if guard is not None:
+            guard.close()
         target.close()
         if journal is not None:
             journal.close()
