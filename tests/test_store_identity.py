@@ -13,13 +13,16 @@ import hashlib
 import re
 import shutil
 import sqlite3
+import subprocess
 import threading
 from pathlib import Path
 
 import orjson
 
-from tests.support.uploadkit import PROJECT, gen_calls, run_cli, write_flat
+from tests.support.uploadkit import PROJECT, cli_env, gen_calls, run_cli, tracecli, write_flat
 from tracecli.journal.database import store_key, target_key
+from tracecli.journal.resume import Journal
+from tracecli.journal.store_marks import StoreGuard
 from tracecli.store.db import Store
 
 N = 20
@@ -143,6 +146,60 @@ def test_two_journals_on_one_store_do_not_take_each_other_for_a_restore(tmp_path
     assert _upload(other_trace, db, XDG_STATE_HOME=other_state) == (N, 0)
     assert _upload(trace, db) == (0, 2 * N)
     assert _upload(other_trace, db, XDG_STATE_HOME=other_state) == (0, 2 * N)
+    assert _count(db) == 2 * N
+
+
+def test_uploads_of_one_journal_at_once_leave_matching_marks(tmp_path: Path) -> None:
+    """Stamps of one journal from several processes at once pair up (the journal's lock is
+    held across the store's write and the journal's): none is taken for a restore after."""
+    db, journal_db = tmp_path / "s.db", tmp_path / "journal.sqlite3"
+    key = store_key(db, None)
+    Store(db).close()
+    errors: list[BaseException] = []
+
+    def stamps() -> None:
+        try:
+            with (
+                Journal.open(server=key, project=None, db_path=journal_db) as journal,
+                Store(db) as store,
+            ):
+                for _ in range(10):
+                    guard = StoreGuard.open(journal, store)
+                    assert guard is not None and not guard.lost
+                    guard.close()
+        except BaseException as exc:  # (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=stamps) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    with Journal.open(server=key, project=None, db_path=journal_db) as journal, Store(db) as store:
+        guard = StoreGuard.open(journal, store)
+        assert guard is not None and not guard.lost
+        assert StoreGuard.open(journal, object()) is None  # a server keeps no marks
+
+
+def test_two_uploads_at_once_then_everything_is_skipped(tmp_path: Path) -> None:
+    traces = [_trace(tmp_path / "a.jsonl"), _trace(tmp_path / "b.jsonl", seed=7)]
+    db = tmp_path / "store.db"
+    Store(db).close()
+    procs = [
+        subprocess.Popen(
+            tracecli("upload", str(t), "--db", str(db)),
+            env=cli_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for t in traces
+    ]
+    for p in procs:
+        _out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+    for t in traces:
+        assert _upload(t, db) == (0, 2 * N)
     assert _count(db) == 2 * N
 
 

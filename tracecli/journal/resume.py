@@ -34,7 +34,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -381,15 +381,15 @@ class Journal:
             entry.acks = AckSet()
             entry.resume_off = entry.resume_line = 0
 
-    def note(self, key: str) -> str | None:
-        """The journal's note `key` (see `set_note`), None when there is none."""
-        with self._lock:
-            row = self.conn.execute("SELECT value FROM notes WHERE key=?", (key,)).fetchone()
-        return None if row is None else str(row[0])
-
-    def set_note(self, key: str, value: str) -> None:
-        """Remember `value` under `key` (notes untouched for KEEP_DAYS are pruned)."""
+    def swap_note(self, key: str, swap: Callable[[str | None], str]) -> None:
+        """Replace the note `key` (None: none yet) by what `swap` makes of it, the journal's
+        write lock held throughout: another process's swap waits, so what `swap` does beside
+        (the same value written in the store: journal.store_marks) pairs with the note and
+        never interleaves. Notes untouched for KEEP_DAYS are pruned."""
         with self._lock, self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            row = self.conn.execute("SELECT value FROM notes WHERE key=?", (key,)).fetchone()
+            value = swap(None if row is None else str(row[0]))
             self.conn.execute(
                 "INSERT OR REPLACE INTO notes (key, value, updated) VALUES (?, ?, ?)",
                 (key, value, time.time()),

@@ -57,29 +57,39 @@ class StoreGuard:
         a new mark for this upload."""
         if not isinstance(keeper, MarkKeeper):
             return None
-        journal_id = journal.note(_JOURNAL_ID) or secrets.token_hex(16)
-        journal.set_note(_JOURNAL_ID, journal_id)  # (touched: notes are pruned when idle)
-        guard = cls(journal, keeper, journal_id)
-        noted = journal.note(guard._note_key)
-        if noted is not None and noted != keeper.mark(journal_id):
+        made: list[str] = []
+
+        def keep_or_make(old: str | None) -> str:  # (touched: notes are pruned when idle)
+            made.append(old or _token())
+            return made[0]
+
+        journal.swap_note(_JOURNAL_ID, keep_or_make)
+        guard = cls(journal, keeper, made[0])
+        guard._stamp(check=True)
+        if guard.lost:
             journal.forget_target()
-            guard.lost = True
-        guard.stamp()
         return guard
-
-    @property
-    def _note_key(self) -> str:
-        return f"store-mark:{self.journal.target}"
-
-    def stamp(self) -> None:
-        """A new mark, in the store first: what the journal holds for the store now is all
-        in it. (Killed between the two writes: the next upload sends again, skips nothing.)"""
-        value = secrets.token_hex(16)
-        self.keeper.set_mark(self.journal_id, value)
-        self.journal.set_note(self._note_key, value)
 
     def close(self) -> None:
         """The upload's last mark (before the store closes). Failing, it is left out: the
         mark of the start stands, true of what the journal held then."""
         with contextlib.suppress(TracecliError, sqlite3.Error):
-            self.stamp()
+            self._stamp(check=False)
+
+    def _stamp(self, *, check: bool) -> None:
+        """A new mark, in the store first, then in the journal (whose lock is held across
+        both, so two uploads' stamps never interleave): what the journal holds for the store
+        now is all in it. Killed between the two writes: the next upload sends again."""
+
+        def swap(noted: str | None) -> str:
+            if check and noted is not None and noted != self.keeper.mark(self.journal_id):
+                self.lost = True
+            value = _token()
+            self.keeper.set_mark(self.journal_id, value)
+            return value
+
+        self.journal.swap_note(f"store-mark:{self.journal.target}", swap)
+
+
+def _token() -> str:
+    return secrets.token_hex(16)
