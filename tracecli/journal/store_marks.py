@@ -11,8 +11,10 @@ what it recorded for the store and everything is sent again (the store keeps one
 Each journal (one per user state directory) has its own mark in the store, so two users, or
 a CI job and a person, uploading to one store do not take each other's marks for a restore.
 A mark is not a secret: random hex, nothing about the user or the files. Cautious by design:
-an upload killed between writing the two copies of a mark, or two uploads of one journal into
-one store racing, at worst make the next upload send everything again, never skip a call.
+an upload killed between writing the two copies of a mark at worst makes the next upload send
+everything again, never skip a call; two uploads of one journal at once pair their writes
+(`Journal.swap_note` holds the journal's write lock across both). Not seen: a copy taken
+during an upload killed before its last mark (the copy keeps the mark the upload began with).
 """
 
 from __future__ import annotations
