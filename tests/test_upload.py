@@ -20,6 +20,7 @@ import pytest
 from tests.conftest import ROOT
 from tests.support.uploadkit import gen_calls, write_flat
 from tracecli.diagnostics import UsageError
+from tracecli.journal.database import store_key
 from tracecli.store.db import Store
 from tracecli.upload.api import UploadOptions, upload
 
@@ -210,16 +211,13 @@ def test_an_end_refused_after_its_start_was_stored_by_an_earlier_run_is_said(
             {"type": "call", **calls[1][0], **calls[1][1]},
         ],
     )
-    with Journal.open(
-        server=f"sqlite://{(tmp_path / 'store.db').resolve()}",
-        project=None,
-        db_path=tmp_path / "journal.db",
-    ) as j:
+    with Store(tmp_path / "store.db") as s:
+        s.call_start(calls[0][0])
+        key = store_key(tmp_path / "store.db", s.store_id())
+    with Journal.open(server=key, project=None, db_path=tmp_path / "journal.db") as j:
         j.file(str(path))
         j.ack(str(path), [1])
         j.hold(str(path), 1)  # as a run leaves a start sent as running: read again next time
-    with Store(tmp_path / "store.db") as s:
-        s.call_start(calls[0][0])
     report = upload([str(path)], opts(tmp_path))
     assert (report.uploaded, report.rejected, report.skipped) == (1, 1, 1)
     (rej,) = rejected_lines(tmp_path / "rejected.jsonl")
@@ -305,15 +303,12 @@ def test_resume_after_a_half_acknowledged_call_sends_only_the_missing_half(
 
     calls = gen_calls(10, seed=9)
     path = write_flat(tmp_path / "t.jsonl", calls, lag=0)  # start, end, start, end, ...
-    with Journal.open(
-        server=f"sqlite://{(tmp_path / 'store.db').resolve()}",
-        project=None,
-        db_path=tmp_path / "journal.db",
-    ) as j:
-        j.file(str(path))
-        j.ack(str(path), [1])  # the first call's start
     with Store(tmp_path / "store.db") as s:
         s.call_start(calls[0][0])
+        key = store_key(tmp_path / "store.db", s.store_id())
+    with Journal.open(server=key, project=None, db_path=tmp_path / "journal.db") as j:
+        j.file(str(path))
+        j.ack(str(path), [1])  # the first call's start
     report = upload([str(path)], opts(tmp_path))
     assert report.exit_code == 0
     assert report.skipped == 1

@@ -4,6 +4,7 @@ opening it private and pruned, and the key a target is known by (no credentials,
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -106,3 +107,12 @@ def target_key(server: str, project: str | None) -> str:
         host, slash, tail = rest.partition("/")
         url = f"{scheme.lower()}://{host.lower()}{slash}{tail}"
     return hashlib.sha256(f"{url}\n{project or ''}".encode()).hexdigest()
+
+
+def store_key(db: str | os.PathLike[str], store_id: str | None) -> str:
+    """The server an embedded store is journaled as: its resolved path and its id (see
+    `SqliteFile.store_id`), so a store deleted, replaced by another store's file, or made
+    anew at the same path is a new target and an upload sends everything to it again.
+    `store_id` None: no store was opened (`--dry-run`, which keeps no journal)."""
+    url = f"sqlite://{Path(db).resolve()}"
+    return f"{url}#store={store_id}" if store_id else url

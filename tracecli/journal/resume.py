@@ -34,7 +34,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -380,6 +380,27 @@ class Journal:
             entry.compacted = 0
             entry.acks = AckSet()
             entry.resume_off = entry.resume_line = 0
+
+    def swap_note(self, key: str, swap: Callable[[str | None], str]) -> None:
+        """Replace the note `key` (None: none yet) by what `swap` makes of it, the journal's
+        write lock held throughout: another process's swap waits, so what `swap` does beside
+        (the same value written in the store: journal.store_marks) pairs with the note and
+        never interleaves. Notes untouched for KEEP_DAYS are pruned."""
+        with self._lock, self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            row = self.conn.execute("SELECT value FROM notes WHERE key=?", (key,)).fetchone()
+            value = swap(None if row is None else str(row[0]))
+            self.conn.execute(
+                "INSERT OR REPLACE INTO notes (key, value, updated) VALUES (?, ?, ?)",
+                (key, value, time.time()),
+            )
+
+    def forget_target(self) -> None:
+        """Drop everything known of this target's files (the target lost what it had
+        acknowledged): every file is then sent from its start."""
+        with self._lock, self.conn:
+            self.conn.execute("DELETE FROM files WHERE target=?", (self.target,))
+            self._files.clear()
 
     def first_note(self, key: str, value: str) -> bool:
         """True the first time `key` has this `value` (then remembered): a note the user

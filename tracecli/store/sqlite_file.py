@@ -22,7 +22,15 @@ from pathlib import Path
 from typing import Self
 
 from tracecli.store.rows import StoreError
-from tracecli.store.tables import MIGRATIONS, SCHEMA_VERSION
+from tracecli.store.tables import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    SQL_MARK,
+    SQL_NEW_STORE_ID,
+    SQL_SET_MARK,
+    SQL_STORE_ID,
+    STORE_META_TABLE,
+)
 
 BUSY_TIMEOUT_S = 30.0
 _READER_POOL = 4
@@ -122,6 +130,7 @@ class SqliteFile:
         except BaseException:
             self._writer.close()
             raise
+        self._store_id: str | None = None
         self._checkpointer: _Checkpointer | None = None
         if not self._memory:
             self._writer.execute(f"PRAGMA wal_autocheckpoint = {_WAL_BACKSTOP_PAGES}")
@@ -178,11 +187,70 @@ class SqliteFile:
                 for step in MIGRATIONS[version:]:
                     for statement in step:
                         conn.execute(statement)
+                conn.execute(STORE_META_TABLE)  # a new store is born with its id
+                conn.execute(SQL_NEW_STORE_ID)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+
+    def store_id(self) -> str:
+        """This store's identity: 32 random hex digits made with the file (or on the first
+        ask of a file from before them), kept in the file's `store_meta` table, so every
+        process that opens the file (an upload, a `serve`) reads the same one. Not a secret
+        and not a key: it tells one store file from another at the same path, so an upload's
+        resume journal does not take a new, replaced or other store for the one it sent to."""
+        with self._wlock:
+            if self._store_id is not None:
+                return self._store_id
+            if self._closed:
+                raise StoreError("the trace store is closed")
+            try:
+                found = self._read_store_id()
+                if found is None:  # a store from before the id: it gets one now
+                    with self._transaction() as conn:
+                        conn.execute(STORE_META_TABLE)
+                        conn.execute(SQL_NEW_STORE_ID)
+                    found = self._read_store_id()
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot read the trace store {self.path}'s id: {exc}") from None
+            if found is None:
+                raise StoreError(f"cannot read the trace store {self.path}'s id")
+            self._store_id = found
+            return found
+
+    def mark(self, name: str) -> str | None:
+        """The value an uploader's journal left here as mark `name` (None: none yet); see
+        tracecli.journal.store_marks: a copy of the file keeps the marks of its time."""
+        try:
+            with self._wlock:
+                if self._closed:
+                    raise StoreError("the trace store is closed")
+                rows = self._writer.execute(SQL_MARK, (f"mark:{name}",)).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return None
+            raise StoreError(f"cannot read the trace store {self.path}: {exc}") from None
+        return str(rows[0][0]) if rows else None
+
+    def set_mark(self, name: str, value: str) -> None:
+        """Leave `value` as mark `name` (one row per name, replaced)."""
+        try:
+            with self._transaction() as conn:
+                conn.execute(STORE_META_TABLE)
+                conn.execute(SQL_SET_MARK, (f"mark:{name}", value))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write the trace store {self.path}: {exc}") from None
+
+    def _read_store_id(self) -> str | None:
+        try:
+            rows = self._writer.execute(SQL_STORE_ID).fetchall()  # (no statement left open)
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return None
+            raise
+        return str(rows[0][0]) if rows else None
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

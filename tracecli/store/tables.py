@@ -162,3 +162,18 @@ SQL_MERGE = (
 SQL_UNPEND = (
     "DELETE FROM pending_ends WHERE project_id = ? AND id IN (SELECT value FROM json_each(?))"
 )
+
+# The store's identity, beside the numbered schema (so an older tracecli still opens the
+# file): a random id made with the store, or on the first ask of a file from before it.
+# INSERT OR IGNORE under a write transaction: two processes making it at once end with one.
+STORE_META_TABLE = (
+    "CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) "
+    "WITHOUT ROWID"
+)
+SQL_NEW_STORE_ID = (
+    "INSERT OR IGNORE INTO store_meta (key, value) VALUES ('store_id', lower(hex(randomblob(16))))"
+)
+SQL_STORE_ID = "SELECT value FROM store_meta WHERE key = 'store_id'"
+# A journal's mark (see tracecli.journal.store_marks): one row per journal, 'mark:<id>'.
+SQL_MARK = "SELECT value FROM store_meta WHERE key = ?"
+SQL_SET_MARK = "INSERT OR REPLACE INTO store_meta (key, value) VALUES (?, ?)"

@@ -27,7 +27,7 @@ class LocalStoreTarget(CountingTarget):
     def __init__(self, db: Path) -> None:
         db.parent.mkdir(parents=True, exist_ok=True)
         super().__init__(str(db))
-        self.store = Store(db)
+        self.store = Store(db)  # (upload reads its id and marks: journal.store_marks)
 
     def post(self, route: str, body: bytes, *, can_split: bool = True) -> Outcome:
         with self._lock:

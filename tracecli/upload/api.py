@@ -24,8 +24,10 @@ from tracecli.config.per_target import WeaveTarget, resolve_weave
 from tracecli.config.secret import SecretStr
 from tracecli.diagnostics import UsageError
 from tracecli.inputs.workers import stop_pool
+from tracecli.journal.database import store_key
 from tracecli.journal.rejected import DEFAULT_NAME, RejectedWriter, upload_inputs
 from tracecli.journal.resume import Journal
+from tracecli.journal.store_marks import StoreGuard
 from tracecli.targets import DryRunTarget, Target
 from tracecli.upload.pool import default_jobs, start_pool
 from tracecli.upload.report import (
@@ -100,6 +102,7 @@ def upload(
         jobs=jobs,
     )
     journal: Journal | None = None
+    guard: StoreGuard | None = None
     restore = interrupt.install()
     started = time.monotonic()
     failed = True  # until the run returns: then the workers are let go politely
@@ -119,6 +122,8 @@ def upload(
                 db_path=opts.journal_path,
                 pass_invalid=opts.follow,
             )
+            # the embedded store: a restored older copy is sent everything again
+            guard = StoreGuard.open(journal, getattr(target, "store", None))
         report = _run(shared, target, journal, on_progress)
         report.elapsed_s = time.monotonic() - started
         failed = False
@@ -127,6 +132,8 @@ def upload(
         restore()
         if pool is not None:
             stop_pool(pool, failed)
+        if guard is not None:
+            guard.close()
         target.close()
         if journal is not None:
             journal.close()
@@ -167,11 +174,15 @@ def _open_target(
         return t, "server", t.name
     assert db is not None
     if opts.dry_run:
-        return DryRunTarget(str(db)), "store", f"sqlite://{db}"
+        return DryRunTarget(str(db)), "store", store_key(db, None)
     from tracecli.targets.local import LocalStoreTarget  # start-up: not for a server
 
     local = LocalStoreTarget(db)
-    return local, "store", f"sqlite://{Path(db).resolve()}"
+    try:  # the store's id is part of its key: a new or replaced file is a new target
+        return local, "store", store_key(db, local.store.store_id())
+    except BaseException:
+        local.close()
+        raise
 
 
 @dataclass(frozen=True, slots=True)
