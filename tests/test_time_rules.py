@@ -214,6 +214,7 @@ def _times(rows: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
 
 
 @pytest.mark.weave_ref
+@pytest.mark.slow  # weave-ref beside serve (the module's two servers: ~15 s)
 def test_every_write_route_stores_a_negative_latency_as_weave_does(
     servers: dict[str, ServerHandle],
 ) -> None:
@@ -229,6 +230,7 @@ def test_every_write_route_stores_a_negative_latency_as_weave_does(
 
 
 @pytest.mark.weave_ref
+@pytest.mark.slow  # weave-ref beside serve (the module's two servers: ~15 s)
 def test_upload_sends_reversed_calls_unchanged_to_weave_and_serve(
     servers: dict[str, ServerHandle], tmp_path: Path
 ) -> None:
@@ -253,6 +255,53 @@ def test_upload_sends_reversed_calls_unchanged_to_weave_and_serve(
 
 
 @pytest.mark.weave_ref
+@pytest.mark.slow  # weave-ref beside serve (the module's two servers: ~15 s)
+def test_upload_sends_a_rare_reversed_call_among_usual_ones(
+    servers: dict[str, ServerHandle], tmp_path: Path
+) -> None:
+    """Upload's quick path of usual calls hands the reversed pair to the general path:
+    every call sent, the same rows on weave-ref, serve and the embedded store (`--db`)."""
+    recs: list[Any] = []
+    for i in range(300):
+        cid = new_id()
+        recs += [start(cid, new_id(), project_id="times/PROJECT"), end(cid)]
+        recs[-1]["project_id"] = "times/PROJECT"
+        if i == 170:
+            recs[-1]["ended_at"] = "2026-03-02T09:14:04.999Z"
+    text = json.dumps(recs)
+    stored = {}
+    for name, url in (*((n, h.url) for n, h in servers.items()), ("db", None)):
+        project = f"times/many-{name}"
+        src = write_jsonl(
+            tmp_path / f"m-{name}.jsonl", json.loads(text.replace("times/PROJECT", project))
+        )
+        work = tmp_path / f"m-{name}"
+        if url is None:
+            work.mkdir()
+            opts = UploadOptions(db=work / "t.db", rejected=work / "rejected.jsonl", jobs=1)
+        else:
+            opts = _opts(work, url)
+        report = upload([str(src)], opts)
+        assert report.exit_code == 0 and report.uploaded == 300, report.diagnostics
+        assert [(d.line, d.code) for d in report.diagnostics] == [(342, "time-order")]
+        if url is None:
+            reader = start_serve(work / "serve", db_path=work / "t.db")
+            try:
+                rows = _query(reader.url, project)[1]
+            finally:
+                reader.stop()
+        else:
+            rows = _query(url, project)[1]
+        stored[name] = sorted(
+            ({k: v for k, v in r.items() if k != "project_id"} for r in rows), key=lambda r: r["id"]
+        )
+    assert len(stored["weave-ref"]) == 300
+    assert stored["serve"] == stored["weave-ref"] == stored["db"]
+    assert sorted(t[2] for t in _times(stored["serve"]))[0] == -1
+
+
+@pytest.mark.weave_ref
+@pytest.mark.slow  # weave-ref beside serve (the module's two servers: ~15 s)
 def test_upload_strict_refuses_a_reversed_call(
     servers: dict[str, ServerHandle], tmp_path: Path
 ) -> None:
@@ -264,6 +313,7 @@ def test_upload_strict_refuses_a_reversed_call(
 
 
 @pytest.mark.weave_ref
+@pytest.mark.slow  # weave-ref beside serve (the module's two servers: ~15 s)
 def test_a_time_without_a_zone_is_stored_and_read_back_as_documented(
     servers: dict[str, ServerHandle], tmp_path: Path
 ) -> None:
@@ -320,6 +370,7 @@ def _opts(work: Path, url: str, **kw: Any) -> UploadOptions:
 # -- Freeplay ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # Freeplay's reference server
 def test_freeplay_takes_a_converted_call_that_ends_before_it_starts(
     refserver: RefServer, tmp_path: Path
 ) -> None:
