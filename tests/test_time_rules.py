@@ -29,7 +29,8 @@ from typer.testing import CliRunner
 from tests.support import freeplay_fixtures
 from tests.support.freeplay_fixtures import RefServer, fp_upload
 from tests.support.freeplay_golden import GOLDEN
-from tests.support.servers import ServerHandle, start_serve, start_weave_ref
+from tests.support.servers import ServerHandle, start_serve
+from tests.support.uploadkit import tracecli_serve, weave_ref
 from tests.support.validate_kit import P, body, complete, end, new_id, start, write_jsonl
 from tracecli.cli import app
 from tracecli.schema.rules import _zoneless
@@ -163,15 +164,8 @@ def test_zoneless_is_what_weaves_parser_reads_without_a_zone(value: str) -> None
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServerHandle]]:
     tmp = tmp_path_factory.mktemp("times")
-    ref = start_weave_ref(tmp / "ref")
-    try:
-        serve = start_serve(tmp / "serve")
-        try:
-            yield {"weave-ref": ref, "serve": serve}
-        finally:
-            serve.stop()
-    finally:
-        ref.stop()
+    with weave_ref(tmp / "ref") as ref, tracecli_serve(tmp / "serve") as serve:
+        yield {"weave-ref": ref, "serve": serve}
 
 
 def _query(url: str, project: str) -> tuple[int, list[dict[str, Any]]]:
