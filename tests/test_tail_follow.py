@@ -115,7 +115,7 @@ def test_exception_cell(exception: str | None, shown: str) -> None:
         (3725, "1h02m"),
         (-0.25, "-250ms"),
         (-3600.5, "-1h00m"),  # a call that ends before it starts
-    ],  # fmt: skip
+    ],
 )
 def test_format_duration(seconds: float | None, text: str) -> None:
     assert format_duration(seconds) == text
