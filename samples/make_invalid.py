@@ -145,6 +145,12 @@ def files() -> dict[str, bytes]:
             end(OTHER),
         ).replace(b'"BIG"', b"1e400"),
         "lone_surrogate.jsonl": jsonl(start(inputs={"question": "\ud800?"}), end()),
+        "no_time_zone.jsonl": jsonl(
+            start(started_at="2026-03-02T09:14:05"),
+            end(),
+            start(OTHER, started_at="2026-03-02"),
+            end(OTHER, ended_at="2026-03-02T09:14:07.5"),
+        ),
         "nested_past_read_back.jsonl": jsonl(
             line(start(inputs={"x": "DEEP"})).replace(b'"DEEP"', b"[" * 300 + b"1" + b"]" * 300),
             end(),

@@ -107,7 +107,15 @@ def test_exception_cell(exception: str | None, shown: str) -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(None, ""), (0.0004, "0ms"), (0.25, "250ms"), (1.5, "1.50s"), (3725, "1h02m")],
+    [
+        (None, ""),
+        (0.0004, "0ms"),
+        (0.25, "250ms"),
+        (1.5, "1.50s"),
+        (3725, "1h02m"),
+        (-0.25, "-250ms"),
+        (-3600.5, "-1h00m"),  # a call that ends before it starts
+    ],
 )
 def test_format_duration(seconds: float | None, text: str) -> None:
     assert format_duration(seconds) == text

@@ -15,6 +15,8 @@ from tracecli.diagnostics import Diagnostic, Location, Severity
 from tracecli.schema.fastcheck import Facts, same_layout
 
 _fromiso = datetime.datetime.fromisoformat
+# what the time-order warning adds: why it is no error
+STORED_NEGATIVE = "weave's server stores the call so, with a negative latency"
 
 
 def timestamp(value: Any) -> float | None:
@@ -75,7 +77,7 @@ def _iso(ts: float) -> str:
 def check_times(
     start: Mapping[str, Any], end: Mapping[str, Any], loc: Location
 ) -> Diagnostic | None:
-    """The time-order error for one call's two halves (at the end's location), if any.
+    """The time-order warning for one call's two halves (at the end's location), if any.
 
     For `upload`, which pairs a start with its end itself.
     """
@@ -89,7 +91,12 @@ def check_times(
 def time_order(
     path: str, line: int, field: str, ended: Any, started: Any, other: str | None
 ) -> Diagnostic:
-    """The time-order error; `ended`/`started` as epoch floats or time strings."""
+    """The time-order warning; `ended`/`started` as epoch floats or time strings.
+
+    A warning, not an error: weave's server stores such a call as it is (through every
+    write route), with a negative latency, so tracecli sends it unchanged; `--strict`
+    makes it an error, as it does every warning.
+    """
     ended = ended if type(ended) is float else timestamp(ended) or 0.0
     started = started if type(started) is float else timestamp(started) or 0.0
     where = f" ({other})" if other else ""
@@ -97,7 +104,8 @@ def time_order(
         msg = f"{_iso(ended)} is before the call's started_at {_iso(started)}{where}"
     else:
         msg = f"{_iso(started)} is after the call's ended_at {_iso(ended)}{where}"
-    return Diagnostic(path, line, field, "time-order", Severity.ERROR, msg)
+    msg += f": {STORED_NEGATIVE}"
+    return Diagnostic(path, line, field, "time-order", Severity.WARNING, msg)
 
 
 def ended_before(ended: Any, started: Any) -> bool:

@@ -66,6 +66,8 @@ def tokens_of(call: Mapping[str, Any]) -> int | None:
 def format_duration(seconds: float | None) -> str:
     if seconds is None:
         return ""
+    if seconds < 0:  # a call that ends before it starts: weave stores it so
+        return "-" + format_duration(-seconds)
     if seconds < 1:
         return f"{int(seconds * 1000)}ms"  # floored, as the server's summary.weave.latency_ms
     if seconds < 60:

@@ -137,6 +137,41 @@ def call_warnings(data: Mapping[str, Any]) -> Iterator[Problem]:
     v = data.get("wb_run_step_end")
     if isinstance(v, int) and not isinstance(v, bool) and v < 0:
         yield ("wb_run_step_end", "wb-run-step-end", f"is negative ({v}): weave's server stores it")
+    for field in ("started_at", "ended_at"):
+        t = data.get(field)
+        if t is not None and _zoneless(t):
+            yield (field, "time-no-zone", _no_zone_message(t))
+
+
+# A date alone, and the zone at the end of a date and time (what pydantic, so weave's
+# server, reads as one: "Z", "+HH:MM" or "+HHMM").
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z", re.ASCII)
+_ZONE_RE = re.compile(r"(?:[Zz]|[+-][0-9]{2}:?[0-9]{2})\Z", re.ASCII)
+
+
+def _zoneless(value: Any) -> bool:
+    """Whether weave's server reads `value` as a time without a zone (a date alone, or a
+    date and time with no offset). It stores such a time as it is (and answers it without
+    a zone), but when the call's other time has a zone its `calls/stream_query` fails (500)
+    for the whole project: a warning, not an error. Asked of a value the call schema took
+    as a time (one it refused is its error, not this); epoch numbers, even as strings, are
+    UTC there."""
+    if type(value) is not str:
+        return False
+    if len(value) == 10:
+        return _DATE_RE.match(value) is not None
+    return len(value) >= 16 and value[10] in "Tt " and _ZONE_RE.search(value, 16) is None
+
+
+def _no_zone_message(value: Any) -> str:
+    shown = _shown(value) if isinstance(value, str) else repr(value)
+    alone = isinstance(value, str) and len(value.strip()) <= 10
+    what = "is a date alone, with no time zone" if alone else "has no time zone"
+    return (
+        f"{shown} {what}: weave's server stores it, but may then fail to read the project "
+        "back (when the call's other time has a zone, its calls query answers 500 for the "
+        "whole project); write the time in UTC with a 'Z' (e.g. '2025-01-01T00:00:00Z')"
+    )
 
 
 def _shown(value: str) -> str:
