@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import partial
 from operator import itemgetter
+from pickle import loads as _pickle_loads
 from typing import Any, NamedTuple, TypeAlias, cast
 
 from orjson import JSONEncodeError
@@ -36,6 +37,7 @@ from tracecli.inputs.blocks import block_lines, range_error, read_range
 from tracecli.schema.fastcheck import Facts
 from tracecli.schema.typed import CHECKS, SHAPES, decode_line
 from tracecli.upload.fastpath import fast_body
+from tracecli.upload.flat_pickle import dumps_flat
 from tracecli.upload.lines import (
     block_may_ref,
     body_prefix,
@@ -138,7 +140,9 @@ class Prepared:
 
     Pickled (from a worker back to the reading process) as plain tuples and a type code
     per entry, rebuilt at C speed: pickling each named tuple as itself costs a Python call
-    both ways, ~1.5 µs per record, which measured 8-10% of an upload's CPU time.
+    both ways, ~1.5 µs per record, which measured 8-10% of an upload's CPU time. Those are
+    pickled without pickle's memo (`flat_pickle`), into one bytes the pool's own pickle
+    copies as it is: the memo was half of what pickling a block cost, both ways.
     """
 
     __slots__ = ("entries", "lines", "records")
@@ -151,7 +155,20 @@ class Prepared:
     def __reduce__(self) -> tuple[Any, ...]:
         es = self.entries
         codes = bytes(map(_CODE.__getitem__, map(type, es)))
-        return (_rebuild, (self.lines, self.records, codes, list(map(tuple, es))))
+        return (_unpickled, (self.lines, self.records, dumps_flat((codes, list(map(tuple, es))))))
+
+
+def _unpickled(lines: int, records: int, flat: bytes) -> Prepared:
+    """`Prepared.__reduce__`'s inverse, the garbage collector paused meanwhile (as over a
+    block in the worker): the block's thousands of new tuples hold no cycle, and its
+    passes over them cost a third of reading them back."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _rebuild(lines, records, *_pickle_loads(flat))
+    finally:
+        if paused:
+            gc.enable()
 
 
 def _rebuild(lines: int, records: int, codes: bytes, rows: list[tuple[Any, ...]]) -> Prepared:
@@ -253,21 +270,29 @@ def _typed_encoded(facts: Facts, shape: str, data: dict[str, Any], line: int) ->
         ))  # fmt: skip
     if kind == "end" and _NOT_OWN_END.isdisjoint(data):
         s = data.get("summary")
-        keys = iter(data)  # project_id and id first (else split_end splits the dict)
-        if (
-            next(keys, None) == "project_id"
-            and next(keys, None) == "id"
-            and not (type(s) is dict and "weave" in s)
-        ):
+        if not (type(s) is dict and "weave" in s):
             _, _, cid, tid, pid, started, ended = facts
             project = data["project_id"]
-            cut = cut_end(_orjson_dumps(data), project, cid)
+            keys = iter(data)  # project_id and id first: one encoding, cut
+            if next(keys, None) == "project_id" and next(keys, None) == "id":
+                cut = cut_end(_orjson_dumps(data), project, cid)
+            else:  # (keys sorted: id, then project_id amid the end's fields)
+                cut = own_end_split(data)
             if cut is not None:
                 return _ok((
                     line, kind, shape, cid, project, tid, pid, started, ended,
                     cut[0], cut[1], False, None, (),
                 ))  # fmt: skip
     return _encoded(facts, kind, shape, data, line, None, ())
+
+
+def own_end_split(data: dict[str, Any]) -> tuple[bytes, bytes]:
+    """`split_end` of an end whose keys are project_id, id and END_FIELDS only, in any
+    order, encoded by orjson (the typed decoder vouched for every value): project_id and
+    id taken out of `data` in their order, then each part encoded once. `data` is the
+    caller's, left holding the END_FIELDS."""
+    head = {k: data.pop(k) for k in [k for k in data if k not in END_KEYS]}
+    return _orjson_dumps(head), _orjson_dumps(data)
 
 
 # what an end's Struct may hold besides project_id, id and END_FIELDS
