@@ -34,6 +34,7 @@ from tracecli.check.facts import call_facts, refused_id
 from tracecli.check.records import parse_record
 from tracecli.diagnostics import Location, Severity
 from tracecli.inputs.blocks import block_lines, range_error, read_range
+from tracecli.inputs.streams import BOM
 from tracecli.schema.fastcheck import Facts
 from tracecli.schema.typed import CHECKS, SHAPES, decode_line
 from tracecli.upload.fastpath import fast_body
@@ -46,7 +47,7 @@ from tracecli.upload.lines import (
     internal_error,
     plain_refs,
 )
-from tracecli.upload.typed_blocks import DECODER_SHAPES, call_body, typed_block
+from tracecli.upload.typed_blocks import DECODER_SHAPES, OPENER, call_body, typed_block
 from tracecli.upload.typed_lines import LONG_LINE, NEAR_LIMIT, shape_of
 from tracecli.wire.encode import (
     END_KEYS,
@@ -333,7 +334,9 @@ def _prepare_lines(data: bytes, path: str, at_start: bool, project: str | None) 
     append = out.append
     records = 0
     lines = block_lines(data, at_start)
-    refs, wide = typed_block(data)
+    refs, wide, translated = typed_block(data)
+    openers = translated.count  # of a line's range: its "[" and "{" (see `typed_block`)
+    at = 3 if at_start and data.startswith(BOM) else 0  # where line n begins in `data`
     decode: Any = SHAPES["flat"]  # the shape met last's decoder (files keep to one); None
     # after a record of no Weave shape (a Freeplay file), until orjson's way meets one again
     checks, shapes = CHECKS, DECODER_SHAPES
@@ -342,11 +345,13 @@ def _prepare_lines(data: bytes, path: str, at_start: bool, project: str | None) 
     for raw in lines:
         n += 1
         size = len(raw)
+        here = at
+        at += size + 1
         if (
             decode is not None
             and (
                 size <= LONG_LINE
-                or (size <= NEAR_LIMIT and raw.count(b"[") + raw.count(b"{") < DEEP_BRACKETS)
+                or (size <= NEAR_LIMIT and openers(OPENER, here, at) < DEEP_BRACKETS)
             )
             and not (refs and not plain_refs(raw))
             and not (wide and may_hold_wide_ints(raw))
