@@ -8,9 +8,8 @@ valid record, encoded), `Bad` (a record with errors), `FreeplayRecord` (not a We
 and `Pair` (a start and its end from the same block, merged by `pair_up`: the reading
 process then checks and sends them as one, without keeping the start open).
 
-The entries are named tuples built positionally: they cross the process boundary by the
-thousand, and a tuple is what pickles and builds cheapest (a keyword call costs about
-three times as much per entry).
+The entries' types live in `block_entries` (named tuples built positionally, re-exported
+here for the modules that read them).
 
 Small inputs, YAML and a single core run the very same `prepare` in the reading process,
 so both paths give the same answer by construction.
@@ -21,10 +20,9 @@ from __future__ import annotations
 import gc
 from collections import Counter
 from collections.abc import Callable, Sequence
-from functools import partial
 from operator import itemgetter
 from pickle import loads as _pickle_loads
-from typing import Any, NamedTuple, TypeAlias, cast
+from typing import Any, cast
 
 from orjson import JSONEncodeError
 from orjson import dumps as _orjson_dumps
@@ -37,6 +35,16 @@ from tracecli.inputs.blocks import block_lines, range_error, read_range
 from tracecli.inputs.streams import BOM
 from tracecli.schema.fastcheck import Facts
 from tracecli.schema.typed import CHECKS, SHAPES, decode_line
+from tracecli.upload.block_entries import CODE as _CODE
+from tracecli.upload.block_entries import TYPES as _TYPES
+from tracecli.upload.block_entries import Bad as Bad
+from tracecli.upload.block_entries import Diag4, Warning3
+from tracecli.upload.block_entries import Entry as Entry
+from tracecli.upload.block_entries import FreeplayRecord as FreeplayRecord
+from tracecli.upload.block_entries import Ok as Ok
+from tracecli.upload.block_entries import Pair as Pair
+from tracecli.upload.block_entries import new_ok as _ok
+from tracecli.upload.block_entries import new_pair as _pair
 from tracecli.upload.fastpath import fast_body
 from tracecli.upload.flat_pickle import dumps_flat
 from tracecli.upload.lines import (
@@ -58,82 +66,6 @@ from tracecli.wire.encode import (
     without_computed,
 )
 from tracecli.wire.wideints import DEEP_BRACKETS, may_hold_wide_ints
-
-Warning3 = tuple[str, str, str]  # (field, code, message)
-Diag4 = tuple[str, str, Severity, str]  # (field, code, severity, message)
-
-
-class Ok(NamedTuple):
-    """A valid record, encoded. kind "start" (body; flag: it holds an end field), "end"
-    (body: its fields other than END_FIELDS, tail: its END_FIELDS; flag: it has fields a
-    completed call drops) or "complete" (body). `orig`: the project_id as read when
-    --project replaced it."""
-
-    line: int
-    kind: str
-    shape: str
-    call_id: str
-    project: str
-    trace_id: Any
-    parent_id: Any
-    started: Any
-    ended: Any
-    body: bytes
-    tail: bytes
-    flag: bool
-    orig: str | None
-    warnings: tuple[Warning3, ...]
-
-
-class Bad(NamedTuple):
-    """A record with errors: the value read (or the text of a line that is not JSON), its
-    diagnostics, the call id if one is seen (its other half is refused with it)."""
-
-    line: int
-    original: Any
-    diags: tuple[Diag4, ...]
-    refused_id: str | None
-
-
-class FreeplayRecord(NamedTuple):
-    """A Freeplay completion (not a Weave call)."""
-
-    line: int
-    value: Any
-
-
-class Pair(NamedTuple):
-    """A start and its end in the same block, both valid with no warning: the facts the
-    cross-record checks need, then each half's encoded parts. Flat rather than two `Ok`s:
-    nearly every call of a real file travels as one of these, and each object more costs
-    a call ~1 µs to pickle and unpickle (3 µs per record with two nested `Ok`s, measured)."""
-
-    line: int
-    call_id: str
-    project: str
-    trace_id: Any
-    parent_id: Any
-    started: Any
-    ended: Any
-    end_line: int
-    start_shape: str
-    start_body: bytes
-    start_flag: bool
-    start_orig: str | None
-    end_shape: str
-    end_body: bytes
-    end_tail: bytes
-    end_flag: bool
-    end_orig: str | None
-
-
-Entry: TypeAlias = "Ok | Bad | FreeplayRecord | Pair"
-_TYPES = (Ok, Bad, FreeplayRecord, Pair)
-_CODE = {t: i for i, t in enumerate(_TYPES)}
-# C-speed constructors from a tuple of the fields in order, for the per-record path: a
-# named tuple's own constructor is a Python function (17 fields: ~550 against ~240 ns)
-_ok = cast(Callable[[tuple[Any, ...]], Ok], partial(tuple.__new__, Ok))
-_pair = cast(Callable[[tuple[Any, ...]], Pair], partial(tuple.__new__, Pair))
 
 
 class Prepared:
