@@ -271,3 +271,38 @@ def test_any_free_form_values_read_the_same_both_ways(values: list[Any], style: 
 def test_odd_lines_between_records(line: bytes) -> None:
     _same(_block([START, line, END]))
     _same(_block([line, START, END]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(style=st.sampled_from(STYLES), seed=st.integers(0, 1000), order=st.randoms())
+def test_ends_with_their_keys_in_any_order_read_the_same_both_ways(
+    style: str, seed: int, order: Any
+) -> None:
+    """An end's project_id and id anywhere among its fields (sorted keys put id, then
+    project_id, amid them): the typed path's split (`blocks.own_end_split`) gives the
+    bodies `split_end` gives."""
+    lines = _lines(style, "flat", seed, traces=2)
+    for i, line in enumerate(lines):
+        value = json.loads(line)
+        if value.get("type") == "end":
+            keys = list(value)
+            order.shuffle(keys)
+            lines[i] = json.dumps({k: value[k] for k in keys}, separators=(",", ":")).encode()
+    _, slow = _same(_block(lines))
+    assert not slow  # every line on the typed path
+
+
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+@pytest.mark.parametrize("levels", [250, 253, 254, 255, 256])
+@pytest.mark.parametrize("where", [0, 1, 5])
+def test_nesting_near_the_limit_reads_the_same_both_ways(
+    bom: bytes, levels: int, where: int
+) -> None:
+    """A line's openers are counted in its range of the block's one translation (the
+    first line's range past a byte-order mark): lines near the depth the server reads
+    back give the answer the old way gives, wherever they are in the block."""
+    lines = _lines("compact", "flat", 5, traces=1)
+    deep = b"[" * levels + b"]" * levels
+    lines[where] = _edit(lines[where], b"x", deep, 1 + where % 2)
+    lines[0] = bom + lines[0]
+    _same(_block(lines))

@@ -8,9 +8,8 @@ valid record, encoded), `Bad` (a record with errors), `FreeplayRecord` (not a We
 and `Pair` (a start and its end from the same block, merged by `pair_up`: the reading
 process then checks and sends them as one, without keeping the start open).
 
-The entries are named tuples built positionally: they cross the process boundary by the
-thousand, and a tuple is what pickles and builds cheapest (a keyword call costs about
-three times as much per entry).
+The entries' types live in `block_entries` (named tuples built positionally, re-exported
+here for the modules that read them).
 
 Small inputs, YAML and a single core run the very same `prepare` in the reading process,
 so both paths give the same answer by construction.
@@ -21,9 +20,9 @@ from __future__ import annotations
 import gc
 from collections import Counter
 from collections.abc import Callable, Sequence
-from functools import partial
 from operator import itemgetter
-from typing import Any, NamedTuple, TypeAlias, cast
+from pickle import loads as _pickle_loads
+from typing import Any, cast
 
 from orjson import JSONEncodeError
 from orjson import dumps as _orjson_dumps
@@ -33,9 +32,21 @@ from tracecli.check.facts import call_facts, refused_id
 from tracecli.check.records import parse_record
 from tracecli.diagnostics import Location, Severity
 from tracecli.inputs.blocks import block_lines, range_error, read_range
+from tracecli.inputs.streams import BOM
 from tracecli.schema.fastcheck import Facts
 from tracecli.schema.typed import CHECKS, SHAPES, decode_line
+from tracecli.upload.block_entries import CODE as _CODE
+from tracecli.upload.block_entries import TYPES as _TYPES
+from tracecli.upload.block_entries import Bad as Bad
+from tracecli.upload.block_entries import Diag4, Warning3
+from tracecli.upload.block_entries import Entry as Entry
+from tracecli.upload.block_entries import FreeplayRecord as FreeplayRecord
+from tracecli.upload.block_entries import Ok as Ok
+from tracecli.upload.block_entries import Pair as Pair
+from tracecli.upload.block_entries import new_ok as _ok
+from tracecli.upload.block_entries import new_pair as _pair
 from tracecli.upload.fastpath import fast_body
+from tracecli.upload.flat_pickle import dumps_flat
 from tracecli.upload.lines import (
     block_may_ref,
     body_prefix,
@@ -44,7 +55,7 @@ from tracecli.upload.lines import (
     internal_error,
     plain_refs,
 )
-from tracecli.upload.typed_blocks import DECODER_SHAPES, call_body, typed_block
+from tracecli.upload.typed_blocks import DECODER_SHAPES, OPENER, call_body, typed_block
 from tracecli.upload.typed_lines import LONG_LINE, NEAR_LIMIT, shape_of
 from tracecli.wire.encode import (
     END_KEYS,
@@ -56,89 +67,15 @@ from tracecli.wire.encode import (
 )
 from tracecli.wire.wideints import DEEP_BRACKETS, may_hold_wide_ints
 
-Warning3 = tuple[str, str, str]  # (field, code, message)
-Diag4 = tuple[str, str, Severity, str]  # (field, code, severity, message)
-
-
-class Ok(NamedTuple):
-    """A valid record, encoded. kind "start" (body; flag: it holds an end field), "end"
-    (body: its fields other than END_FIELDS, tail: its END_FIELDS; flag: it has fields a
-    completed call drops) or "complete" (body). `orig`: the project_id as read when
-    --project replaced it."""
-
-    line: int
-    kind: str
-    shape: str
-    call_id: str
-    project: str
-    trace_id: Any
-    parent_id: Any
-    started: Any
-    ended: Any
-    body: bytes
-    tail: bytes
-    flag: bool
-    orig: str | None
-    warnings: tuple[Warning3, ...]
-
-
-class Bad(NamedTuple):
-    """A record with errors: the value read (or the text of a line that is not JSON), its
-    diagnostics, the call id if one is seen (its other half is refused with it)."""
-
-    line: int
-    original: Any
-    diags: tuple[Diag4, ...]
-    refused_id: str | None
-
-
-class FreeplayRecord(NamedTuple):
-    """A Freeplay completion (not a Weave call)."""
-
-    line: int
-    value: Any
-
-
-class Pair(NamedTuple):
-    """A start and its end in the same block, both valid with no warning: the facts the
-    cross-record checks need, then each half's encoded parts. Flat rather than two `Ok`s:
-    nearly every call of a real file travels as one of these, and each object more costs
-    a call ~1 µs to pickle and unpickle (3 µs per record with two nested `Ok`s, measured)."""
-
-    line: int
-    call_id: str
-    project: str
-    trace_id: Any
-    parent_id: Any
-    started: Any
-    ended: Any
-    end_line: int
-    start_shape: str
-    start_body: bytes
-    start_flag: bool
-    start_orig: str | None
-    end_shape: str
-    end_body: bytes
-    end_tail: bytes
-    end_flag: bool
-    end_orig: str | None
-
-
-Entry: TypeAlias = "Ok | Bad | FreeplayRecord | Pair"
-_TYPES = (Ok, Bad, FreeplayRecord, Pair)
-_CODE = {t: i for i, t in enumerate(_TYPES)}
-# C-speed constructors from a tuple of the fields in order, for the per-record path: a
-# named tuple's own constructor is a Python function (17 fields: ~550 against ~240 ns)
-_ok = cast(Callable[[tuple[Any, ...]], Ok], partial(tuple.__new__, Ok))
-_pair = cast(Callable[[tuple[Any, ...]], Pair], partial(tuple.__new__, Pair))
-
 
 class Prepared:
     """A block's outcome: its lines, its records and its entries.
 
     Pickled (from a worker back to the reading process) as plain tuples and a type code
     per entry, rebuilt at C speed: pickling each named tuple as itself costs a Python call
-    both ways, ~1.5 µs per record, which measured 8-10% of an upload's CPU time.
+    both ways, ~1.5 µs per record, which measured 8-10% of an upload's CPU time. Those are
+    pickled without pickle's memo (`flat_pickle`), into one bytes the pool's own pickle
+    copies as it is: the memo was half of what pickling a block cost, both ways.
     """
 
     __slots__ = ("entries", "lines", "records")
@@ -151,7 +88,20 @@ class Prepared:
     def __reduce__(self) -> tuple[Any, ...]:
         es = self.entries
         codes = bytes(map(_CODE.__getitem__, map(type, es)))
-        return (_rebuild, (self.lines, self.records, codes, list(map(tuple, es))))
+        return (_unpickled, (self.lines, self.records, dumps_flat((codes, list(map(tuple, es))))))
+
+
+def _unpickled(lines: int, records: int, flat: bytes) -> Prepared:
+    """`Prepared.__reduce__`'s inverse, the garbage collector paused meanwhile (as over a
+    block in the worker): the block's thousands of new tuples hold no cycle, and its
+    passes over them cost a third of reading them back."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _rebuild(lines, records, *_pickle_loads(flat))
+    finally:
+        if paused:
+            gc.enable()
 
 
 def _rebuild(lines: int, records: int, codes: bytes, rows: list[tuple[Any, ...]]) -> Prepared:
@@ -253,21 +203,29 @@ def _typed_encoded(facts: Facts, shape: str, data: dict[str, Any], line: int) ->
         ))  # fmt: skip
     if kind == "end" and _NOT_OWN_END.isdisjoint(data):
         s = data.get("summary")
-        keys = iter(data)  # project_id and id first (else split_end splits the dict)
-        if (
-            next(keys, None) == "project_id"
-            and next(keys, None) == "id"
-            and not (type(s) is dict and "weave" in s)
-        ):
+        if not (type(s) is dict and "weave" in s):
             _, _, cid, tid, pid, started, ended = facts
             project = data["project_id"]
-            cut = cut_end(_orjson_dumps(data), project, cid)
+            keys = iter(data)  # project_id and id first: one encoding, cut
+            if next(keys, None) == "project_id" and next(keys, None) == "id":
+                cut = cut_end(_orjson_dumps(data), project, cid)
+            else:  # (keys sorted: id, then project_id amid the end's fields)
+                cut = own_end_split(data)
             if cut is not None:
                 return _ok((
                     line, kind, shape, cid, project, tid, pid, started, ended,
                     cut[0], cut[1], False, None, (),
                 ))  # fmt: skip
     return _encoded(facts, kind, shape, data, line, None, ())
+
+
+def own_end_split(data: dict[str, Any]) -> tuple[bytes, bytes]:
+    """`split_end` of an end whose keys are project_id, id and END_FIELDS only, in any
+    order, encoded by orjson (the typed decoder vouched for every value): project_id and
+    id taken out of `data` in their order, then each part encoded once. `data` is the
+    caller's, left holding the END_FIELDS."""
+    head = {k: data.pop(k) for k in [k for k in data if k not in END_KEYS]}
+    return _orjson_dumps(head), _orjson_dumps(data)
 
 
 # what an end's Struct may hold besides project_id, id and END_FIELDS
@@ -308,7 +266,9 @@ def _prepare_lines(data: bytes, path: str, at_start: bool, project: str | None) 
     append = out.append
     records = 0
     lines = block_lines(data, at_start)
-    refs, wide = typed_block(data)
+    refs, wide, translated = typed_block(data)
+    openers = translated.count  # of a line's range: its "[" and "{" (see `typed_block`)
+    at = 3 if at_start and data.startswith(BOM) else 0  # where line n begins in `data`
     decode: Any = SHAPES["flat"]  # the shape met last's decoder (files keep to one); None
     # after a record of no Weave shape (a Freeplay file), until orjson's way meets one again
     checks, shapes = CHECKS, DECODER_SHAPES
@@ -317,11 +277,13 @@ def _prepare_lines(data: bytes, path: str, at_start: bool, project: str | None) 
     for raw in lines:
         n += 1
         size = len(raw)
+        here = at
+        at += size + 1
         if (
             decode is not None
             and (
                 size <= LONG_LINE
-                or (size <= NEAR_LIMIT and raw.count(b"[") + raw.count(b"{") < DEEP_BRACKETS)
+                or (size <= NEAR_LIMIT and openers(OPENER, here, at) < DEEP_BRACKETS)
             )
             and not (refs and not plain_refs(raw))
             and not (wide and may_hold_wide_ints(raw))

@@ -25,12 +25,19 @@ from typing import Any, Final, NamedTuple
 
 from tracecli.schema.typed import SHAPES
 from tracecli.upload.lines import REF_START, escaped_letter
-from tracecli.wire.wideints import may_hold_wide_ints
 
-__all__ = ["DECODER_SHAPES", "TypedBlock", "call_body", "typed_block"]
+__all__ = ["DECODER_SHAPES", "OPENER", "TypedBlock", "call_body", "typed_block"]
 
 # a decoder -> its shape, as `parse_record` names them (and `fast_body` returns them)
 DECODER_SHAPES: Final[dict[Any, str]] = {decode: shape for shape, decode in SHAPES.items()}
+
+
+# digits read "0" (`wideints.may_hold_wide_ints`' table) and "[" reads "{": one translate
+# of the block serves the wide-integer search and a line's count of openers (one count of
+# "{" in its range, not a count of each bracket in the line: ~1.1k instructions a record)
+_BLOCK_TABLE = bytes(0x30 if 0x30 <= i <= 0x39 else 0x7B if i == 0x5B else i for i in range(256))
+_RUN, _NEG_RUN = b"0" * 20, b"-" + b"0" * 19  # as `may_hold_wide_ints` searches
+OPENER = b"{"  # "[" and "{" in the translated block
 
 
 class TypedBlock(NamedTuple):
@@ -38,14 +45,17 @@ class TypedBlock(NamedTuple):
 
     refs: bool  # some line may hold a reference: each asks `plain_refs`
     wide: bool  # some line may hold a wide integer: each asks `may_hold_wide_ints`
+    translated: bytes  # the block through _BLOCK_TABLE: count OPENER in a line's range
 
 
 def typed_block(data: bytes) -> TypedBlock:
     """Search a block (of whole lines) once for what keeps its lines off the typed path.
     `refs` as `lines.block_may_ref` would answer it for each line (a line holds a `"weave`
-    only where the block does; `plain_refs` counts only quoted ones)."""
+    only where the block does; `plain_refs` counts only quoted ones); `wide` as
+    `may_hold_wide_ints(data)` answers (its table, with "[" as "{" besides)."""
     refs = data.find(REF_START) >= 0 or escaped_letter(data) is not None
-    return TypedBlock(refs, may_hold_wide_ints(data))
+    t = data.translate(_BLOCK_TABLE)
+    return TypedBlock(refs, t.find(_RUN) >= 0 or t.find(_NEG_RUN) >= 0, t)
 
 
 def call_body(value: dict[str, Any], shape: str) -> dict[str, Any]:
