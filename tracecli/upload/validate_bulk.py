@@ -59,7 +59,7 @@ from tracecli.schema.typed import (
 from tracecli.upload.typed_lines import LONG_LINE, NEAR_LIMIT, OPENER, BlockBytes, line_clear
 from tracecli.wire.wideints import DEEP_BRACKETS
 
-__all__ = ["BulkBlock", "bulk_lines"]
+__all__ = ["BulkBlock", "bulk_lines", "deferred_ok", "lines_of"]
 
 # the deferred ids of a block share one layout, nearly always (UUIDs, or 16 hex digits):
 # with their hex digits read "0" the ids read alike
@@ -132,7 +132,7 @@ def bulk_lines(
     `at_start`: the block begins its input; lines over `near_limit` are measured (by the
     general loop); `flat`: `schema.typed.SHAPES`' decoder. Starts are plain tuples of
     `Facts`' fields in the entries, for the caller to settle."""
-    lines, at = _lines_of(data, at_start)  # (at: where the line starts in data)
+    lines, at = lines_of(data, at_start)  # (at: where the line starts in data)
     out: list[Any] = []
     append = out.append
     pairs: list[tuple[Any, str, int, bool]] = []
@@ -232,7 +232,7 @@ def _start(
     return (n, "start", cid, tid, pid, v, None)
 
 
-def _lines_of(data: bytes, at_start: bool) -> tuple[list[bytes], int]:
+def lines_of(data: bytes, at_start: bool) -> tuple[list[bytes], int]:
     """The block's lines, each with its newline, and where the first starts (after a
     byte-order mark that opens the input)."""
     lines = BytesIO(data).readlines()
@@ -257,8 +257,11 @@ def _lone_end(
 def _vouched(every: list[str], pairs: int, ids: list[str], times: list[str]) -> bool:
     """Whether the block's ids are each once (bar a pair's twice: else the general loop
     unpairs) and its deferred ids and times pass; the ids then join the cache."""
-    if len(set(every)) != len(every) - pairs:
-        return False
+    return len(set(every)) == len(every) - pairs and deferred_ok(ids, times)
+
+
+def deferred_ok(ids: list[str], times: list[str]) -> bool:
+    """Whether a block's deferred ids and times pass; the ids then join the cache."""
     if (ids and not _ids_valid(ids)) or (times and not _times_valid(times)):
         return False
     if ids:
