@@ -63,7 +63,7 @@ from tracecli.schema.typed import (
 from tracecli.upload.typed_lines import LONG_LINE, NEAR_LIMIT, OPENER, BlockBytes, line_clear
 from tracecli.wire.wideints import DEEP_BRACKETS
 
-__all__ = ["BODIES", "BulkBlock", "bulk_lines", "deferred_ok", "lines_of"]
+__all__ = ["BODIES", "BulkBlock", "bulk_lines", "deferred_ok", "lines_of", "start_row"]
 
 # the deferred ids of a block share one layout, nearly always (UUIDs, or 16 hex digits):
 # with their hex digits read "0" the ids read alike
@@ -177,9 +177,8 @@ def bulk_lines(
 ) -> BulkBlock | None:
     """(lines, entries with None for the starts now in a pair, pairs) of a block of starts
     and ends the typed path vouches for, else None. `seen`: the block's search; `at_start`:
-    the block begins its input; lines over `near_limit` are measured (by the general loop);
-    `decode`: `schema.typed.SHAPES`' flat decoder, or a `BODIES` one. Starts are plain
-    tuples of `Facts`' fields in the entries, for the caller to settle."""
+    it begins its input; lines over `near_limit` are measured (by the general loop); `decode`:
+    `SHAPES["flat"]` or from `BODIES`. Starts: tuples of `Facts`' fields, for the caller."""
     lines, at = lines_of(data, at_start)  # (at: where the line starts in data)
     out: list[Any] = []
     append = out.append
@@ -217,7 +216,7 @@ def bulk_lines(
         cid = s.id
         note(cid)
         if kind == _START:
-            start = _start(s, n, opened, ids, times)
+            start = start_row(s, n, opened, ids, times)
             if start is None:
                 return None
             opened[cid] = len(out)
@@ -251,7 +250,7 @@ def bulk_lines(
     return (n, out, pairs) if _vouched(every, len(pairs), ids, times) else None
 
 
-def _start(
+def start_row(
     s: Any, n: int, opened: dict[str, int], ids: list[str], times: list[str]
 ) -> tuple[Any, ...] | None:
     """A start's fields as `schema.typed._start` checks them, its regexes deferred (its id
