@@ -63,7 +63,7 @@ from tracecli.schema.typed import (
 from tracecli.upload.typed_lines import LONG_LINE, NEAR_LIMIT, OPENER, BlockBytes, line_clear
 from tracecli.wire.wideints import DEEP_BRACKETS
 
-__all__ = ["BODIES", "BulkBlock", "bulk_lines", "deferred_ok", "lines_of", "start_row"]
+__all__ = ["BODIES", "BulkBlock", "bulk_lines", "deferred_ok", "lines_of"]
 
 # the deferred ids of a block share one layout, nearly always (UUIDs, or 16 hex digits):
 # with their hex digits read "0" the ids read alike
@@ -216,7 +216,7 @@ def bulk_lines(
         cid = s.id
         note(cid)
         if kind == _START:
-            start = start_row(s, n, opened, ids, times)
+            start = _start(s, n, opened, ids, times)
             if start is None:
                 return None
             opened[cid] = len(out)
@@ -250,7 +250,7 @@ def bulk_lines(
     return (n, out, pairs) if _vouched(every, len(pairs), ids, times) else None
 
 
-def start_row(
+def _start(
     s: Any, n: int, opened: dict[str, int], ids: list[str], times: list[str]
 ) -> tuple[Any, ...] | None:
     """A start's fields as `schema.typed._start` checks them, its regexes deferred (its id

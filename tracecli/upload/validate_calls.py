@@ -27,20 +27,26 @@ from tracecli.check.facts import ended_before
 from tracecli.schema.fastcheck import (
     Facts,
     _minutes,
+    _new_op,
     _new_project,
+    _new_run,
+    _new_trace_id,
+    _ok_call_ids,
+    _ok_ops,
     _ok_projects,
+    _ok_runs,
+    _ok_trace_ids,
     _when_slow,
     new_facts,
 )
 from tracecli.schema.typed import SHAPES
 from tracecli.upload.typed_lines import LONG_LINE, NEAR_LIMIT, OPENER, BlockBytes, line_clear
-from tracecli.upload.validate_bulk import deferred_ok, lines_of, start_row
+from tracecli.upload.validate_bulk import deferred_ok, lines_of
 from tracecli.wire.wideints import DEEP_BRACKETS
 
 __all__ = ["bulk_calls"]
 
 _COMPLETE = "complete"
-_NONE_OPEN: dict[str, int] = {}  # (no start awaits its end here)
 
 
 def bulk_calls(
@@ -91,10 +97,26 @@ def _call(s: Any, n: int, ids: list[str], times: list[str]) -> Facts | None:
     v = s.project_id
     if v not in _ok_projects and not _new_project(v):
         return None
-    f = start_row(s, n, _NONE_OPEN, ids, times)  # (its start half, checked the same way)
-    if f is None:
+    cid = s.id
+    if cid not in _ok_call_ids:
+        ids.append(cid)
+    tid = s.trace_id
+    if tid not in _ok_trace_ids and not _new_trace_id(tid):
         return None
-    _, _, cid, tid, pid, st, _ = f
+    v = s.op_name
+    if v not in _ok_ops and not _new_op(v):
+        return None
+    pid = s.parent_id
+    if pid is not None and pid not in _ok_call_ids:
+        ids.append(pid)
+    v = s.wb_run_id
+    if v is not None and v not in _ok_runs and not _new_run(v):
+        return None
+    st = s.started_at
+    if st[:17] in _minutes:
+        times.append(st)
+    elif _when_slow(st) is None:
+        return None
     en = s.ended_at
     if en[:17] in _minutes:
         times.append(en)
