@@ -17,13 +17,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support.validate_kit import complete, end, new_id, start
+from tests.support.validate_kit import body, complete, end, new_id, start
 from tracecli.check.pairpack import unpack_pairs
 from tracecli.schema import fastcheck
 from tracecli.upload import validate_blocks as vb
 from tracecli.upload import validate_bulk
 from tracecli.upload.typed_lines import LONG_LINE, block_bytes
-from tracecli.upload.validate_bulk import _ids_valid, _times_valid, bulk_lines
+from tracecli.upload.validate_bulk import BODIES, _ids_valid, _times_valid, bulk_lines
 from tracecli.wire.wideints import DEEP_BRACKETS
 
 TID = new_id()
@@ -47,7 +47,10 @@ def _outcome(data: bytes) -> tuple[Any, ...]:
 
 
 def _bulk_takes(data: bytes) -> bool:
-    return bulk_lines(data, block_bytes(data), True) is not None
+    """Whether the bulk loop takes the block, with the decoder validate picks for it."""
+    head = data[3:10] if data.startswith(b"\xef\xbb\xbf") else data[:7]
+    decode = BODIES.get(head) or vb.SHAPES["flat"]
+    return bulk_lines(data, block_bytes(data), True, vb.NEAR_LIMIT, decode) is not None
 
 
 def _same(data: bytes) -> bool:
@@ -62,14 +65,25 @@ def _same(data: bytes) -> bool:
     return took
 
 
-def _line(rec: dict[str, Any], style: str) -> bytes:
+def _shaped(rec: dict[str, Any], shape: str) -> Any:
+    """A flat record as a batch item or a request says it (or as it is)."""
+    if shape == "flat" or "type" not in rec or rec["type"] not in ("start", "end"):
+        return rec
+    kind = rec["type"]
+    if shape == "batch":
+        return {"mode": kind, "req": {kind: body(rec)}}
+    return {kind: body(rec)}
+
+
+def _line(rec: dict[str, Any], style: str, shape: str = "flat") -> bytes:
+    rec = _shaped(rec, shape)
     if style == "dumps":
         return json.dumps(rec).encode()
     return json.dumps(rec, separators=(",", ":"), sort_keys=style == "sorted").encode()
 
 
-def _block(recs: list[dict[str, Any]], style: str = "compact") -> bytes:
-    return b"".join(_line(r, style) + b"\n" for r in recs)
+def _block(recs: list[dict[str, Any]], style: str = "compact", shape: str = "flat") -> bytes:
+    return b"".join(_line(r, style, shape) + b"\n" for r in recs)
 
 
 def _calls(n: int) -> list[dict[str, Any]]:
@@ -79,11 +93,41 @@ def _calls(n: int) -> list[dict[str, Any]]:
     return starts + [end(c) for c in reversed(ids)]
 
 
+SHAPES = ["flat", "batch", "request"]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("style", ["compact", "dumps", "sorted"])
-def test_a_plain_block_takes_the_bulk_loop(style: str) -> None:
-    data = _block(_calls(5), style)
+def test_a_plain_block_takes_the_bulk_loop(style: str, shape: str) -> None:
+    data = _block(_calls(5), style, shape)
     assert _same(data)
     assert _same(b"\xef\xbb\xbf" + data)
+
+
+@pytest.mark.parametrize(
+    "rec",
+    [
+        {"mode": "start", "req": {}},
+        {"mode": "end", "req": {"start": None}},
+        {"mode": "call", "req": {"start": {}}},
+        {"start": None},
+        {},
+        {"start": {}, "end": {}},
+    ],
+)
+@pytest.mark.parametrize("shape", ["batch", "request"])
+def test_odd_bodies_read_as_the_general_loop_reads_them(shape: str, rec: Any) -> None:
+    cid = new_id()
+    both = _block([start(cid, TID), end(cid)], "compact", shape)
+    full = _calls(1)[0]
+    if shape == "batch" and "req" in rec:
+        rec = {**rec, "req": {k: v if v is None else body(full) for k, v in rec["req"].items()}}
+    elif shape == "request":
+        rec = {k: v if v is None else body(full) for k, v in rec.items()}
+    mixed = {"mode": "start", "req": {"start": body(full), "end": body(end(full["id"]))}}
+    for odd in (json.dumps(rec).encode(), json.dumps(mixed).encode()):
+        assert not _same(_block(_calls(2), "compact", shape) + odd + b"\n" + both)
+    assert not _same(_block(_calls(2), "compact", "flat") + both)  # shapes mixed
 
 
 @pytest.mark.parametrize(
@@ -117,7 +161,8 @@ def test_a_plain_block_takes_the_bulk_loop(style: str) -> None:
 def test_odd_blocks_read_as_the_general_loop_reads_them(recs: Any) -> None:
     cid = new_id()
     for style in ("compact", "dumps", "sorted"):
-        _same(_block(_calls(2) + recs(cid) + _calls(2), style))
+        for shape in SHAPES:
+            _same(_block(_calls(2) + recs(cid) + _calls(2), style, shape))
 
 
 def test_the_bulk_loop_gives_up_where_it_must() -> None:
@@ -162,8 +207,11 @@ def test_any_block_of_flat_records_reads_the_same_both_ways() -> None:
         calls=st.lists(st.tuples(ids, ids, times, times, st.booleans()), min_size=1, max_size=6),
         order=st.randoms(use_true_random=False),
         style=st.sampled_from(["compact", "dumps", "sorted"]),
+        shape=st.sampled_from(SHAPES),
     )
-    def check(calls: list[tuple[str, str, str, str, bool]], order: Any, style: str) -> None:
+    def check(
+        calls: list[tuple[str, str, str, str, bool]], order: Any, style: str, shape: str
+    ) -> None:
         nonlocal took
         recs: list[dict[str, Any]] = []
         for cid, parent, started, ended, with_end in calls:
@@ -172,7 +220,7 @@ def test_any_block_of_flat_records_reads_the_same_both_ways() -> None:
                 recs.append(end(cid, ended_at=ended))
         if order.random() < 0.5:
             order.shuffle(recs)
-        took += _same(_block(recs, style))
+        took += _same(_block(recs, style, shape))
 
     check()
     assert took > 10, "the strategy must reach the bulk loop now and then"

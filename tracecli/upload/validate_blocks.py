@@ -51,7 +51,8 @@ from tracecli.upload.typed_lines import (
     line_clear,
     shape_of,
 )
-from tracecli.upload.validate_bulk import bulk_lines
+from tracecli.upload.validate_bulk import BODIES, bulk_lines
+from tracecli.upload.validate_calls import bulk_calls
 from tracecli.wire.encode import SERVER_MAX_BYTES, EncodeError, MiB, dumps
 from tracecli.wire.wideints import DEEP_BRACKETS
 
@@ -151,11 +152,15 @@ def _check_lines(data: bytes, path: str, at_start: bool) -> Checked:
     if _bulk.skip:
         _bulk.skip -= 1
     elif flat is not None:
-        got = bulk_lines(data, seen, at_start, _NEAR_LIMIT, flat)
+        body = BODIES.get(data[3:10] if at_start and data.startswith(BOM) else data[:7])
+        got = bulk_lines(data, seen, at_start, _NEAR_LIMIT, body or flat)
         if got is not None:
             n, out, pairs = got
             entries = [e if type(e) is not tuple else new_facts(Facts, e) for e in out if e]
             return Checked(n, n, _settle_times(entries), pack_halves(pairs))
+        calls = None if body else bulk_calls(data, seen, at_start, _NEAR_LIMIT, SHAPES["complete"])
+        if calls is not None:  # (entries settled: completed calls, each in order)
+            return Checked(calls[0], calls[0], calls[1], None)
         _bulk.skip = _BULK_SKIP
     lines = block_lines(data, at_start)
     at = 3 if at_start and data.startswith(BOM) else 0  # where the first line starts

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from io import BytesIO
 from typing import Any
 
+from msgspec import UNSET
+
 from tracecli.check.facts import ended_before
 from tracecli.inputs.streams import BOM
 from tracecli.schema.fastcheck import (
@@ -53,13 +55,15 @@ from tracecli.schema.typed import (
     SHAPES,
     TYPE_KEY,
     UNTAGGED,
+    EndBody,
     FlatEnd,
     FlatStart,
+    StartBody,
 )
 from tracecli.upload.typed_lines import LONG_LINE, NEAR_LIMIT, OPENER, BlockBytes, line_clear
 from tracecli.wire.wideints import DEEP_BRACKETS
 
-__all__ = ["BulkBlock", "bulk_lines"]
+__all__ = ["BODIES", "BulkBlock", "bulk_lines", "deferred_ok", "lines_of"]
 
 # the deferred ids of a block share one layout, nearly always (UUIDs, or 16 hex digits):
 # with their hex digits read "0" the ids read alike
@@ -115,7 +119,51 @@ def _times_valid(times: list[str]) -> bool:
 
 _START, _END = 0, 1
 _UNSTART, _UNEND, _ = _UNTAGGED
-_KIND: dict[type, int] = {FlatStart: _START, _UNSTART: _START, FlatEnd: _END, _UNEND: _END}
+_KIND: dict[type, int] = {
+    **dict.fromkeys((FlatStart, _UNSTART, StartBody), _START),
+    **dict.fromkeys((FlatEnd, _UNEND, EndBody), _END),
+}
+_FLAT = SHAPES["flat"]
+
+
+def _batch_body(decode: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """A decoder of batch items to their call body, raising for an item that is not one
+    body of its mode (`schema.typed._batch` says "don't know" to those)."""
+
+    def body(raw: bytes) -> Any:
+        s = decode(raw)
+        req = s.req
+        if s.mode == "start":
+            if req.end is UNSET and req.start is not UNSET:
+                return req.start
+        elif req.start is UNSET and req.end is not UNSET:
+            return req.end
+        raise ValueError(raw[:40])
+
+    return body
+
+
+def _request_body(decode: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """A decoder of requests ({"start": body} or {"end": body}) to their call body, raising
+    for a request that is not exactly one (`schema.typed._request`'s "don't know")."""
+
+    def body(raw: bytes) -> Any:
+        s = decode(raw)
+        start, end = s.start, s.end
+        if (start is UNSET) is not (end is UNSET):
+            return end if start is UNSET else start
+        raise ValueError(raw[:40])
+
+    return body
+
+
+# the shapes of starts and ends besides the flat one: a line's first key (`{"mode"`, ...)
+# -> the decoder of its call body, for `bulk_lines`
+BODIES: dict[bytes, Callable[[bytes], Any]] = {
+    b'{"mode"': _batch_body(SHAPES["batch"]),
+    b'{"start': _request_body(SHAPES["request"]),
+    b'{"end":': _request_body(SHAPES["request"]),
+}
 
 BulkBlock = tuple[int, list[Any], list[tuple[Any, str, int, bool]]]
 
@@ -125,14 +173,13 @@ def bulk_lines(
     seen: BlockBytes,
     at_start: bool,
     near_limit: int = NEAR_LIMIT,
-    flat: Callable[[bytes], Any] = SHAPES["flat"],
+    decode: Callable[[bytes], Any] = _FLAT,
 ) -> BulkBlock | None:
-    """(lines, entries with None for the starts now in a pair, pairs) of a block of flat
-    starts and ends the typed path vouches for, else None. `seen`: the block's search;
-    `at_start`: the block begins its input; lines over `near_limit` are measured (by the
-    general loop); `flat`: `schema.typed.SHAPES`' decoder. Starts are plain tuples of
-    `Facts`' fields in the entries, for the caller to settle."""
-    lines, at = _lines_of(data, at_start)  # (at: where the line starts in data)
+    """(lines, entries with None for the starts now in a pair, pairs) of a block of starts
+    and ends the typed path vouches for, else None. `seen`: the block's search; `at_start`:
+    it begins its input; lines over `near_limit` are measured (by the general loop); `decode`:
+    `SHAPES["flat"]` or from `BODIES`. Starts: tuples of `Facts`' fields, for the caller."""
+    lines, at = lines_of(data, at_start)  # (at: where the line starts in data)
     out: list[Any] = []
     append = out.append
     pairs: list[tuple[Any, str, int, bool]] = []
@@ -143,6 +190,7 @@ def bulk_lines(
     count = seen.translated.count
     clear = not (seen.refs or seen.text or seen.numbers)
     untagged = UNTAGGED.get
+    flat = decode is _FLAT  # (whose lines may hold their "type" late)
     every: list[str] = []  # every record's id: each once, bar the pairs' twice
     note = every.append
     n = 0
@@ -157,8 +205,8 @@ def bulk_lines(
         if not clear and not line_clear(raw, n, seen):
             return None
         try:  # (a first key not "t...": "type" comes late, its value read in the bytes)
-            t = raw.rfind(TYPE_KEY) + 7 if raw[2] != 0x74 else 0
-            s = untagged(raw[t : t + 3], flat)(raw) if t else flat(raw)
+            t = raw.rfind(TYPE_KEY) + 7 if flat and raw[2] != 0x74 else 0
+            s = untagged(raw[t : t + 3], decode)(raw) if t else decode(raw)
         except Exception:  # msgspec's refusal: the general loop decides
             return None
         kind = _KIND.get(type(s))
@@ -232,7 +280,7 @@ def _start(
     return (n, "start", cid, tid, pid, v, None)
 
 
-def _lines_of(data: bytes, at_start: bool) -> tuple[list[bytes], int]:
+def lines_of(data: bytes, at_start: bool) -> tuple[list[bytes], int]:
     """The block's lines, each with its newline, and where the first starts (after a
     byte-order mark that opens the input)."""
     lines = BytesIO(data).readlines()
@@ -257,8 +305,11 @@ def _lone_end(
 def _vouched(every: list[str], pairs: int, ids: list[str], times: list[str]) -> bool:
     """Whether the block's ids are each once (bar a pair's twice: else the general loop
     unpairs) and its deferred ids and times pass; the ids then join the cache."""
-    if len(set(every)) != len(every) - pairs:
-        return False
+    return len(set(every)) == len(every) - pairs and deferred_ok(ids, times)
+
+
+def deferred_ok(ids: list[str], times: list[str]) -> bool:
+    """Whether a block's deferred ids and times pass; the ids then join the cache."""
     if (ids and not _ids_valid(ids)) or (times and not _times_valid(times)):
         return False
     if ids:
