@@ -177,7 +177,7 @@ def test_any_block_of_completed_calls_reads_the_same_both_ways() -> None:
         took += _same(_block(recs, style))
 
     check()
-    assert took > 10, "the strategy must reach the bulk loop now and then"
+    assert took >= 3, "the strategy must reach the bulk loop now and then"
 
 
 def test_the_bulk_loop_is_what_validate_runs() -> None:
