@@ -27,8 +27,10 @@ import itertools
 import json
 import random
 import signal
+import subprocess
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,9 +209,22 @@ class Judged:
 
 
 @pytest.fixture(scope="module")
-def judged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[Case, Judged]]:
+def judge_ref(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
+    """weave-ref for the whole module: every case and every kill test writes projects of
+    its own (a re-sent call id replaces the stored call: see the kill test)."""
+    ref = start_weave_ref(tmp_path_factory.mktemp("judge-ref"), "--dedupe-call-ids")
+    try:
+        yield ref
+    finally:
+        ref.stop()
+
+
+@pytest.fixture(scope="module")
+def judged(
+    tmp_path_factory: pytest.TempPathFactory, judge_ref: ServerHandle
+) -> Iterator[dict[Case, Judged]]:
     tmp = tmp_path_factory.mktemp("judge")
-    ref = start_weave_ref(tmp / "ref", "--dedupe-call-ids")
+    ref = judge_ref
     serve: ServerHandle | None = None
     try:
         serve = start_serve(tmp / "serve")
@@ -254,7 +269,6 @@ def judged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[Case, Judg
                 uploaded[case][tag] = _read(url, projects[case])
         yield {c: Judged(*direct[c], codes[c], uploaded[c]) for c in CASES}
     finally:
-        ref.stop()
         if serve is not None:
             serve.stop()
 
@@ -322,7 +336,41 @@ def _args(path: Path, url: str) -> list[str]:
     return ["upload", str(path), "--server", url, "--format", "json", "--chunk-size", "40"]
 
 
-def test_kill_9_on_an_odd_file_then_resume_stores_what_one_run_stores(tmp_path: Path) -> None:
+# The control upload takes seconds (4 on a quiet machine, 20 under a load of 15). It once
+# ran past 170 s while using little CPU and has not done so again in a hundred runs since,
+# under load too: should it happen again, the failure says where it waited.
+CONTROL_TIMEOUT = 300
+
+
+def _server_view(ref: ServerHandle, since: float) -> str:
+    """What weave-ref answered since `since` (route and status, counted; the slowest
+    requests), and the end of its log: for a failure message."""
+    try:
+        seen = httpx.get(ref.url + "/__refserver/requests", timeout=10).json()
+    except (httpx.HTTPError, ValueError) as exc:
+        return f"weave-ref's requests: not available ({exc!r})\n{ref.log()[-3000:]}"
+    seen = [r for r in seen if r["ts"] >= since]
+    answers = Counter(f"{r['path'].rsplit('/', 1)[-1]} {r['status']}" for r in seen)
+    slowest = sorted(seen, key=lambda r: -r["ms"])[:5]
+    slow = [f"{r['path']} {r['status']} {r['ms']} ms" for r in slowest]
+    return f"weave-ref answered {dict(answers)}; slowest: {slow}\nits log:\n{ref.log()[-3000:]}"
+
+
+def _control(src: Path, ref: ServerHandle, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """One uninterrupted upload of `src` to `ref`; a stall fails with every thread's stack
+    (uploadkit.run_cli) and what weave-ref answered meanwhile."""
+    since = time.time()
+    try:
+        return run_cli(*_args(src, ref.url), cwd=cwd, timeout=CONTROL_TIMEOUT)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{_server_view(ref, since)}") from None
+
+
+def test_kill_9_on_an_odd_file_then_resume_stores_what_one_run_stores(
+    tmp_path: Path, judge_ref: ServerHandle
+) -> None:
+    """The control upload goes to the module's weave-ref; the killed ones to a weave-ref
+    that answers a re-sent call id with a 500, as weave's SQLite server does."""
     rng = random.Random()
     seed = rng.randrange(1 << 20)
     print(f"odd file seed {seed}")  # shown when the test fails
@@ -330,31 +378,28 @@ def test_kill_9_on_an_odd_file_then_resume_stores_what_one_run_stores(tmp_path: 
     src = _odd_big_file(tmp_path / "odd.jsonl", seed, 2400, project)
     one, killed = tmp_path / "one", tmp_path / "killed"
     one.mkdir(), killed.mkdir()
-    ref_a = start_weave_ref(tmp_path / "ref-a")
+    ref_a = judge_ref
+    ref_b = start_weave_ref(tmp_path / "ref-b")
     try:
-        ref_b = start_weave_ref(tmp_path / "ref-b")
-        try:
-            control = run_cli(*_args(src, ref_a.url), cwd=one)
-            assert "Traceback" not in control.stderr
-            want = orjson.loads(control.stdout)
-            with FaultProxy(ref_b.url, Faults(latency=0.01)) as proxy:
-                for k in range(2):
-                    proc = start_cli(_args(src, proxy.url), killed, k)
-                    wait_forwarded(proxy, proxy.stats.forwarded + rng.randint(2, 12), proc)
-                    time.sleep(rng.uniform(0, 0.05))
-                    proc.send_signal(signal.SIGKILL)
-                    assert proc.wait(30) == -signal.SIGKILL, "the upload finished before the kill"
-                last = run_cli(*_args(src, proxy.url), cwd=killed)
-            assert "Traceback" not in last.stderr
-            got = orjson.loads(last.stdout)
-            assert got["unsent"] == 0 and got["skipped"] > 0, got
-            assert last.returncode == control.returncode, last.stderr[-2000:]
-            assert want["uploaded"] > 2000 and want["errors"] > 0, want  # the odd cases ran
-            stored_once, stored_killed = _rows(ref_a.url, project), _rows(ref_b.url, project)
-            assert len(stored_killed) == len(stored_once) == want["uploaded"]
-            assert stored_killed == stored_once
-            assert _rejected_lines(killed) == _rejected_lines(one)
-        finally:
-            ref_b.stop()
+        control = _control(src, ref_a, one)
+        assert "Traceback" not in control.stderr
+        want = orjson.loads(control.stdout)
+        with FaultProxy(ref_b.url, Faults(latency=0.01)) as proxy:
+            for k in range(2):
+                proc = start_cli(_args(src, proxy.url), killed, k)
+                wait_forwarded(proxy, proxy.stats.forwarded + rng.randint(2, 12), proc)
+                time.sleep(rng.uniform(0, 0.05))
+                proc.send_signal(signal.SIGKILL)
+                assert proc.wait(30) == -signal.SIGKILL, "the upload finished before the kill"
+            last = run_cli(*_args(src, proxy.url), cwd=killed, timeout=CONTROL_TIMEOUT)
+        assert "Traceback" not in last.stderr
+        got = orjson.loads(last.stdout)
+        assert got["unsent"] == 0 and got["skipped"] > 0, got
+        assert last.returncode == control.returncode, last.stderr[-2000:]
+        assert want["uploaded"] > 2000 and want["errors"] > 0, want  # the odd cases ran
+        stored_once, stored_killed = _rows(ref_a.url, project), _rows(ref_b.url, project)
+        assert len(stored_killed) == len(stored_once) == want["uploaded"]
+        assert stored_killed == stored_once
+        assert _rejected_lines(killed) == _rejected_lines(one)
     finally:
-        ref_a.stop()
+        ref_b.stop()
