@@ -86,9 +86,13 @@ class ServerHandle:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self, timeout: float = 15.0) -> int | None:
-        """SIGINT (Ctrl-C), then kill after `timeout`; returns the exit status."""
+        """SIGINT (Ctrl-C), then kill after `timeout`; returns the exit status.
+
+        weave-ref gets SIGTERM instead, which ends it at once: its store is in memory, so
+        there is nothing to keep, and its Ctrl-C shutdown (uvicorn's, then the telemetry
+        flush of weave's server code) takes 1-5 s, paid by every test that starts one."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            self.proc.send_signal(signal.SIGTERM if self.kind == "weave-ref" else signal.SIGINT)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
