@@ -33,8 +33,9 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import orjson
@@ -42,7 +43,7 @@ import pytest
 
 from tests.support.faultproxy import FaultProxy, Faults
 from tests.support.producer_files import odd_lines
-from tests.support.servers import ServerHandle, start_serve, start_weave_ref
+from tests.support.servers import ServerHandle, start_all, start_serve, start_weave_ref
 from tests.support.uploadkit import read_back, run_cli, start_cli, wait_forwarded
 from tracecli.upload.api import UploadOptions, upload
 from tracecli.upload.validate import validate_paths
@@ -208,69 +209,74 @@ class Judged:
     uploaded: dict[str, Any]  # "weave" | "serve" -> what upload stored there
 
 
+class Servers(NamedTuple):
+    """The module's servers, started at once; every case and the kill test write projects
+    of their own."""
+
+    ref: ServerHandle  # weave-ref, a re-sent call id replacing the stored call
+    plain: ServerHandle  # weave-ref answering a re-sent call id with a 500 (its default)
+    serve: ServerHandle  # tracecli serve
+
+
 @pytest.fixture(scope="module")
-def judge_ref(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
-    """weave-ref for the whole module: every case and every kill test writes projects of
-    its own (a re-sent call id replaces the stored call: see the kill test)."""
-    ref = start_weave_ref(tmp_path_factory.mktemp("judge-ref"), "--dedupe-call-ids")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    tmp = tmp_path_factory.mktemp("servers")
+    handles = start_all(
+        partial(start_weave_ref, tmp / "ref", "--dedupe-call-ids"),
+        partial(start_weave_ref, tmp / "plain"),
+        partial(start_serve, tmp / "serve"),
+    )
     try:
-        yield ref
+        yield Servers(*handles)
     finally:
-        ref.stop()
+        for handle in handles:
+            handle.stop()
 
 
 @pytest.fixture(scope="module")
-def judged(
-    tmp_path_factory: pytest.TempPathFactory, judge_ref: ServerHandle
-) -> Iterator[dict[Case, Judged]]:
+def judged(tmp_path_factory: pytest.TempPathFactory, servers: Servers) -> dict[Case, Judged]:
     tmp = tmp_path_factory.mktemp("judge")
-    ref = judge_ref
-    serve: ServerHandle | None = None
-    try:
-        serve = start_serve(tmp / "serve")
-        direct: dict[Case, tuple[int, Any]] = {}
+    ref, serve = servers.ref, servers.serve
+    direct: dict[Case, tuple[int, Any]] = {}
+    for case in CASES:
+        project, f = _call(case, "direct")
+        entity, name = project.split("/")
+        r = httpx.post(
+            f"{ref.url}/v2/{entity}/{name}/calls/complete",
+            content=('{"batch": [' + _obj(f) + "]}").encode(),
+            headers={"Content-Type": "application/json"},
+            timeout=60,
+        )
+        direct[case] = (r.status_code, _read(ref.url, project))
+    codes: dict[Case, list[str]] = {c: [] for c in CASES}
+    uploaded: dict[Case, dict[str, Any]] = {c: {} for c in CASES}
+    for tag, url in (("weave", ref.url), ("serve", serve.url)):
+        lines, projects = [], {}
         for case in CASES:
-            project, f = _call(case, "direct")
-            entity, name = project.split("/")
-            r = httpx.post(
-                f"{ref.url}/v2/{entity}/{name}/calls/complete",
-                content=('{"batch": [' + _obj(f) + "]}").encode(),
-                headers={"Content-Type": "application/json"},
-                timeout=60,
-            )
-            direct[case] = (r.status_code, _read(ref.url, project))
-        codes: dict[Case, list[str]] = {c: [] for c in CASES}
-        uploaded: dict[Case, dict[str, Any]] = {c: {} for c in CASES}
-        for tag, url in (("weave", ref.url), ("serve", serve.url)):
-            lines, projects = [], {}
-            for case in CASES:
-                project, f = _call(case, tag)
-                projects[case] = project
-                ends = (set(f) - START_FIELDS) | {"project_id", "id"}
-                lines.append('{"type": "start", ' + _obj(f, START_FIELDS)[1:])
-                lines.append('{"type": "end", ' + _obj(f, ends)[1:])
-            src = tmp / f"cases-{tag}.jsonl"
-            src.write_text("\n".join(lines) + "\n")
-            if tag == "weave":
-                for d in validate_paths([str(src)], jobs=0, max_errors=0).diagnostics:
-                    code = f"{d.severity.value}:{d.field}:{d.code}"
-                    codes[CASES[(d.line - 1) // 2]].append(code)
-            work = tmp / f"work-{tag}"
-            work.mkdir()
-            opts = UploadOptions(
-                server=url,
-                rejected=work / "rejected.jsonl",
-                journal_path=work / "journal.db",
-                max_retry_time=0,
-                jobs=1,
-            )
-            upload([str(src)], opts)
-            for case in CASES:
-                uploaded[case][tag] = _read(url, projects[case])
-        yield {c: Judged(*direct[c], codes[c], uploaded[c]) for c in CASES}
-    finally:
-        if serve is not None:
-            serve.stop()
+            project, f = _call(case, tag)
+            projects[case] = project
+            ends = (set(f) - START_FIELDS) | {"project_id", "id"}
+            lines.append('{"type": "start", ' + _obj(f, START_FIELDS)[1:])
+            lines.append('{"type": "end", ' + _obj(f, ends)[1:])
+        src = tmp / f"cases-{tag}.jsonl"
+        src.write_text("\n".join(lines) + "\n")
+        if tag == "weave":
+            for d in validate_paths([str(src)], jobs=0, max_errors=0).diagnostics:
+                code = f"{d.severity.value}:{d.field}:{d.code}"
+                codes[CASES[(d.line - 1) // 2]].append(code)
+        work = tmp / f"work-{tag}"
+        work.mkdir()
+        opts = UploadOptions(
+            server=url,
+            rejected=work / "rejected.jsonl",
+            journal_path=work / "journal.db",
+            max_retry_time=0,
+            jobs=1,
+        )
+        upload([str(src)], opts)
+        for case in CASES:
+            uploaded[case][tag] = _read(url, projects[case])
+    return {c: Judged(*direct[c], codes[c], uploaded[c]) for c in CASES}
 
 
 def _name(case: Case) -> str:
@@ -367,7 +373,7 @@ def _control(src: Path, ref: ServerHandle, cwd: Path) -> subprocess.CompletedPro
 
 
 def test_kill_9_on_an_odd_file_then_resume_stores_what_one_run_stores(
-    tmp_path: Path, judge_ref: ServerHandle
+    tmp_path: Path, servers: Servers
 ) -> None:
     """The control upload goes to the module's weave-ref; the killed ones to a weave-ref
     that answers a re-sent call id with a 500, as weave's SQLite server does."""
@@ -378,28 +384,24 @@ def test_kill_9_on_an_odd_file_then_resume_stores_what_one_run_stores(
     src = _odd_big_file(tmp_path / "odd.jsonl", seed, 2400, project)
     one, killed = tmp_path / "one", tmp_path / "killed"
     one.mkdir(), killed.mkdir()
-    ref_a = judge_ref
-    ref_b = start_weave_ref(tmp_path / "ref-b")
-    try:
-        control = _control(src, ref_a, one)
-        assert "Traceback" not in control.stderr
-        want = orjson.loads(control.stdout)
-        with FaultProxy(ref_b.url, Faults(latency=0.01)) as proxy:
-            for k in range(2):
-                proc = start_cli(_args(src, proxy.url), killed, k)
-                wait_forwarded(proxy, proxy.stats.forwarded + rng.randint(2, 12), proc)
-                time.sleep(rng.uniform(0, 0.05))
-                proc.send_signal(signal.SIGKILL)
-                assert proc.wait(30) == -signal.SIGKILL, "the upload finished before the kill"
-            last = run_cli(*_args(src, proxy.url), cwd=killed, timeout=CONTROL_TIMEOUT)
-        assert "Traceback" not in last.stderr
-        got = orjson.loads(last.stdout)
-        assert got["unsent"] == 0 and got["skipped"] > 0, got
-        assert last.returncode == control.returncode, last.stderr[-2000:]
-        assert want["uploaded"] > 2000 and want["errors"] > 0, want  # the odd cases ran
-        stored_once, stored_killed = _rows(ref_a.url, project), _rows(ref_b.url, project)
-        assert len(stored_killed) == len(stored_once) == want["uploaded"]
-        assert stored_killed == stored_once
-        assert _rejected_lines(killed) == _rejected_lines(one)
-    finally:
-        ref_b.stop()
+    ref_a, ref_b = servers.ref, servers.plain
+    control = _control(src, ref_a, one)
+    assert "Traceback" not in control.stderr
+    want = orjson.loads(control.stdout)
+    with FaultProxy(ref_b.url, Faults(latency=0.01)) as proxy:
+        for k in range(2):
+            proc = start_cli(_args(src, proxy.url), killed, k)
+            wait_forwarded(proxy, proxy.stats.forwarded + rng.randint(2, 12), proc)
+            time.sleep(rng.uniform(0, 0.05))
+            proc.send_signal(signal.SIGKILL)
+            assert proc.wait(30) == -signal.SIGKILL, "the upload finished before the kill"
+        last = run_cli(*_args(src, proxy.url), cwd=killed, timeout=CONTROL_TIMEOUT)
+    assert "Traceback" not in last.stderr
+    got = orjson.loads(last.stdout)
+    assert got["unsent"] == 0 and got["skipped"] > 0, got
+    assert last.returncode == control.returncode, last.stderr[-2000:]
+    assert want["uploaded"] > 2000 and want["errors"] > 0, want  # the odd cases ran
+    stored_once, stored_killed = _rows(ref_a.url, project), _rows(ref_b.url, project)
+    assert len(stored_killed) == len(stored_once) == want["uploaded"]
+    assert stored_killed == stored_once
+    assert _rejected_lines(killed) == _rejected_lines(one)

@@ -23,6 +23,7 @@ import os
 import pwd
 import subprocess
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -32,7 +33,7 @@ import pytest
 
 from tests.support.fastpaths import audit
 from tests.support.faultproxy import FaultProxy, _Request
-from tests.support.servers import ServerHandle, start_weave_ref
+from tests.support.servers import ServerHandle, start_all, start_weave_ref
 from tests.support.uploadkit import read_back
 from tracecli.upload.api import UploadOptions, upload
 
@@ -79,17 +80,38 @@ def _sdk_env(home: Path, legacy: bool) -> dict[str, str]:
     return env
 
 
+class Refs(NamedTuple):
+    """The module's weave-refs, for both batching modes (a project each)."""
+
+    record: ServerHandle  # the SDK programs write here, through the recording proxies
+    direct: ServerHandle  # their bodies are posted here again, as they were
+    ours: ServerHandle  # tracecli uploads the file here
+
+
 @pytest.fixture(scope="module")
-def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tuple[str, bytes]]]:
+def refs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Refs]:
+    base = tmp_path_factory.mktemp("refs")
+    handles = start_all(*(partial(start_weave_ref, base / name) for name in Refs._fields))
+    try:
+        yield Refs(*handles)
+    finally:
+        for handle in handles:
+            handle.stop()
+
+
+@pytest.fixture(scope="module")
+def recorded(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, list[tuple[str, bytes]]]:
     """Each batching mode's call-writing bodies (route, body), by mode. The two SDK programs
-    run side by side, each through its own recording proxy, on one weave-ref (a project
-    each): most of an SDK run is spent waiting on its batch timers, not computing."""
+    run side by side, each through its own recording proxy: most of an SDK run is spent
+    waiting on its batch timers, not computing."""
     if not SDK_PYTHON.exists():
         pytest.skip(
             f"the weave SDK venv is not at {SDK_PYTHON}: bash ../shared/tools/bench/setup.sh"
         )
+    ref = request.getfixturevalue("refs").record
     base = tmp_path_factory.mktemp("sdk")
-    ref = start_weave_ref(base / "ref")
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         with Recorder(ref.url) as complete, Recorder(ref.url) as legacy:
@@ -120,7 +142,6 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tuple[s
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        ref.stop()
 
 
 class Recording(NamedTuple):
@@ -137,22 +158,6 @@ def sdk_run(
     want = {"upsert_batch"} if request.param == "legacy" else {"complete"}
     assert want <= routes, routes
     return Recording(PROJECTS[request.param], bodies)
-
-
-@pytest.fixture(scope="module")
-def judges(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerHandle, ...]]:
-    """Two fresh weave-refs for both modes (a project each): the SDK's bodies are posted
-    as they were to the first, tracecli uploads the file to the second."""
-    base = tmp_path_factory.mktemp("judges")
-    direct = start_weave_ref(base / "direct")
-    try:
-        ours = start_weave_ref(base / "ours")
-        try:
-            yield direct, ours
-        finally:
-            ours.stop()
-    finally:
-        direct.stop()
 
 
 def _write(path: Path, records: list[Any], pretty: bool) -> Path:
@@ -180,9 +185,9 @@ def test_the_sdk_file_is_read_alike_by_every_path(
 
 
 def test_the_sdk_file_uploads_as_the_sdk_stored_it(
-    sdk_run: Recording, judges: tuple[ServerHandle, ...], tmp_path: Path
+    sdk_run: Recording, refs: Refs, tmp_path: Path
 ) -> None:
-    direct, ours = judges
+    direct, ours = refs.direct, refs.ours
     records = [r for path, body in sdk_run.bodies for r in _lines(path, body)]
     path = _write(tmp_path / "sdk.jsonl", records, pretty=True)
     for route, body in sdk_run.bodies:

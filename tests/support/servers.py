@@ -32,6 +32,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -218,6 +219,27 @@ def start_weave_ref(
             if "address already in use" not in last.lower():
                 break
     raise RuntimeError(last)
+
+
+def start_all(*starts: Callable[[], ServerHandle]) -> list[ServerHandle]:
+    """Start several servers at once (each `start` is e.g. a `start_weave_ref` call with
+    its arguments bound): a server's start is mostly imports and waiting for /health, so
+    they overlap on the machine's two cores. Either all start or none is left running."""
+    with ThreadPoolExecutor(max_workers=len(starts)) as pool:
+        futures = [pool.submit(start) for start in starts]
+    handles: list[ServerHandle] = []
+    error: BaseException | None = None
+    for future in futures:
+        exc = future.exception()
+        if exc is None:
+            handles.append(future.result())
+        elif error is None:
+            error = exc
+    if error is not None:
+        for handle in handles:
+            handle.stop()
+        raise error
+    return handles
 
 
 # ---- fixtures ---------------------------------------------------------------------------
