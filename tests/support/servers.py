@@ -54,6 +54,9 @@ WEAVE_REF_VENV = Path(
     or Path(pwd.getpwuid(os.getuid()).pw_dir) / ".cache" / "tracecli-weave-ref" / "venv-server"
 )
 _LISTENING = re.compile(r"listening on (http://\S+?)[ ;)]")
+# weave's server code reports its errors to Sentry unless told not to: a test server sends
+# nothing off this machine (and its exit no longer waits for that report's flush).
+NO_TELEMETRY = {"WANDB_ERROR_REPORTING": "false"}
 # Secrets and targets of the developer's shell never reach a test server.
 _SCRUB = ("WANDB_API_KEY", "WF_TRACE_SERVER_URL", "TRACECLI_DB", "TRACECLI_SERVE_API_KEY")
 
@@ -111,10 +114,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _env() -> dict[str, str]:
+def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
     return env
 
 
@@ -205,7 +209,11 @@ def start_weave_ref(
         if api_key:
             cmd += ["--api-key", api_key]
         proc = subprocess.Popen(
-            [*cmd, *options], stdout=log_file, stderr=subprocess.STDOUT, env=_env(), cwd=directory
+            [*cmd, *options],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=_env(**NO_TELEMETRY),
+            cwd=directory,
         )
         handle = ServerHandle(
             f"http://127.0.0.1:{port}", None, api_key, proc, log_path, "weave-ref"
