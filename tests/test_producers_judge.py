@@ -27,12 +27,15 @@ import itertools
 import json
 import random
 import signal
+import subprocess
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import orjson
@@ -40,7 +43,7 @@ import pytest
 
 from tests.support.faultproxy import FaultProxy, Faults
 from tests.support.producer_files import odd_lines
-from tests.support.servers import ServerHandle, start_serve, start_weave_ref
+from tests.support.servers import ServerHandle, start_all, start_serve, start_weave_ref
 from tests.support.uploadkit import read_back, run_cli, start_cli, wait_forwarded
 from tracecli.upload.api import UploadOptions, upload
 from tracecli.upload.validate import validate_paths
@@ -206,57 +209,74 @@ class Judged:
     uploaded: dict[str, Any]  # "weave" | "serve" -> what upload stored there
 
 
+class Servers(NamedTuple):
+    """The module's servers, started at once; every case and the kill test write projects
+    of their own."""
+
+    ref: ServerHandle  # weave-ref, a re-sent call id replacing the stored call
+    plain: ServerHandle  # weave-ref answering a re-sent call id with a 500 (its default)
+    serve: ServerHandle  # tracecli serve
+
+
 @pytest.fixture(scope="module")
-def judged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[Case, Judged]]:
-    tmp = tmp_path_factory.mktemp("judge")
-    ref = start_weave_ref(tmp / "ref", "--dedupe-call-ids")
-    serve: ServerHandle | None = None
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    tmp = tmp_path_factory.mktemp("servers")
+    handles = start_all(
+        partial(start_weave_ref, tmp / "ref", "--dedupe-call-ids"),
+        partial(start_weave_ref, tmp / "plain"),
+        partial(start_serve, tmp / "serve"),
+    )
     try:
-        serve = start_serve(tmp / "serve")
-        direct: dict[Case, tuple[int, Any]] = {}
-        for case in CASES:
-            project, f = _call(case, "direct")
-            entity, name = project.split("/")
-            r = httpx.post(
-                f"{ref.url}/v2/{entity}/{name}/calls/complete",
-                content=('{"batch": [' + _obj(f) + "]}").encode(),
-                headers={"Content-Type": "application/json"},
-                timeout=60,
-            )
-            direct[case] = (r.status_code, _read(ref.url, project))
-        codes: dict[Case, list[str]] = {c: [] for c in CASES}
-        uploaded: dict[Case, dict[str, Any]] = {c: {} for c in CASES}
-        for tag, url in (("weave", ref.url), ("serve", serve.url)):
-            lines, projects = [], {}
-            for case in CASES:
-                project, f = _call(case, tag)
-                projects[case] = project
-                ends = (set(f) - START_FIELDS) | {"project_id", "id"}
-                lines.append('{"type": "start", ' + _obj(f, START_FIELDS)[1:])
-                lines.append('{"type": "end", ' + _obj(f, ends)[1:])
-            src = tmp / f"cases-{tag}.jsonl"
-            src.write_text("\n".join(lines) + "\n")
-            if tag == "weave":
-                for d in validate_paths([str(src)], jobs=0, max_errors=0).diagnostics:
-                    code = f"{d.severity.value}:{d.field}:{d.code}"
-                    codes[CASES[(d.line - 1) // 2]].append(code)
-            work = tmp / f"work-{tag}"
-            work.mkdir()
-            opts = UploadOptions(
-                server=url,
-                rejected=work / "rejected.jsonl",
-                journal_path=work / "journal.db",
-                max_retry_time=0,
-                jobs=1,
-            )
-            upload([str(src)], opts)
-            for case in CASES:
-                uploaded[case][tag] = _read(url, projects[case])
-        yield {c: Judged(*direct[c], codes[c], uploaded[c]) for c in CASES}
+        yield Servers(*handles)
     finally:
-        ref.stop()
-        if serve is not None:
-            serve.stop()
+        for handle in handles:
+            handle.stop()
+
+
+@pytest.fixture(scope="module")
+def judged(tmp_path_factory: pytest.TempPathFactory, servers: Servers) -> dict[Case, Judged]:
+    tmp = tmp_path_factory.mktemp("judge")
+    ref, serve = servers.ref, servers.serve
+    direct: dict[Case, tuple[int, Any]] = {}
+    for case in CASES:
+        project, f = _call(case, "direct")
+        entity, name = project.split("/")
+        r = httpx.post(
+            f"{ref.url}/v2/{entity}/{name}/calls/complete",
+            content=('{"batch": [' + _obj(f) + "]}").encode(),
+            headers={"Content-Type": "application/json"},
+            timeout=60,
+        )
+        direct[case] = (r.status_code, _read(ref.url, project))
+    codes: dict[Case, list[str]] = {c: [] for c in CASES}
+    uploaded: dict[Case, dict[str, Any]] = {c: {} for c in CASES}
+    for tag, url in (("weave", ref.url), ("serve", serve.url)):
+        lines, projects = [], {}
+        for case in CASES:
+            project, f = _call(case, tag)
+            projects[case] = project
+            ends = (set(f) - START_FIELDS) | {"project_id", "id"}
+            lines.append('{"type": "start", ' + _obj(f, START_FIELDS)[1:])
+            lines.append('{"type": "end", ' + _obj(f, ends)[1:])
+        src = tmp / f"cases-{tag}.jsonl"
+        src.write_text("\n".join(lines) + "\n")
+        if tag == "weave":
+            for d in validate_paths([str(src)], jobs=0, max_errors=0).diagnostics:
+                code = f"{d.severity.value}:{d.field}:{d.code}"
+                codes[CASES[(d.line - 1) // 2]].append(code)
+        work = tmp / f"work-{tag}"
+        work.mkdir()
+        opts = UploadOptions(
+            server=url,
+            rejected=work / "rejected.jsonl",
+            journal_path=work / "journal.db",
+            max_retry_time=0,
+            jobs=1,
+        )
+        upload([str(src)], opts)
+        for case in CASES:
+            uploaded[case][tag] = _read(url, projects[case])
+    return {c: Judged(*direct[c], codes[c], uploaded[c]) for c in CASES}
 
 
 def _name(case: Case) -> str:
@@ -321,7 +341,41 @@ def _args(path: Path, url: str) -> list[str]:
     return ["upload", str(path), "--server", url, "--format", "json", "--chunk-size", "40"]
 
 
-def test_kill_9_on_an_odd_file_then_resume_stores_what_one_run_stores(tmp_path: Path) -> None:
+# The control upload takes seconds (4 on a quiet machine, 20 under a load of 15). It once
+# ran past 170 s while using little CPU and has not done so again in a hundred runs since,
+# under load too: should it happen again, the failure says where it waited.
+CONTROL_TIMEOUT = 300
+
+
+def _server_view(ref: ServerHandle, since: float) -> str:
+    """What weave-ref answered since `since` (route and status, counted; the slowest
+    requests), and the end of its log: for a failure message."""
+    try:
+        seen = httpx.get(ref.url + "/__refserver/requests", timeout=10).json()
+    except (httpx.HTTPError, ValueError) as exc:
+        return f"weave-ref's requests: not available ({exc!r})\n{ref.log()[-3000:]}"
+    seen = [r for r in seen if r["ts"] >= since]
+    answers = Counter(f"{r['path'].rsplit('/', 1)[-1]} {r['status']}" for r in seen)
+    slowest = sorted(seen, key=lambda r: -r["ms"])[:5]
+    slow = [f"{r['path']} {r['status']} {r['ms']} ms" for r in slowest]
+    return f"weave-ref answered {dict(answers)}; slowest: {slow}\nits log:\n{ref.log()[-3000:]}"
+
+
+def _control(src: Path, ref: ServerHandle, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """One uninterrupted upload of `src` to `ref`; a stall fails with every thread's stack
+    (uploadkit.run_cli) and what weave-ref answered meanwhile."""
+    since = time.time()
+    try:
+        return run_cli(*_args(src, ref.url), cwd=cwd, timeout=CONTROL_TIMEOUT)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{_server_view(ref, since)}") from None
+
+
+def test_kill_9_on_an_odd_file_then_resume_stores_what_one_run_stores(
+    tmp_path: Path, servers: Servers
+) -> None:
+    """The control upload goes to the module's weave-ref; the killed ones to a weave-ref
+    that answers a re-sent call id with a 500, as weave's SQLite server does."""
     rng = random.Random()
     seed = rng.randrange(1 << 20)
     print(f"odd file seed {seed}")  # shown when the test fails
@@ -329,31 +383,24 @@ def test_kill_9_on_an_odd_file_then_resume_stores_what_one_run_stores(tmp_path: 
     src = _odd_big_file(tmp_path / "odd.jsonl", seed, 2400, project)
     one, killed = tmp_path / "one", tmp_path / "killed"
     one.mkdir(), killed.mkdir()
-    ref_a = start_weave_ref(tmp_path / "ref-a")
-    try:
-        ref_b = start_weave_ref(tmp_path / "ref-b")
-        try:
-            control = run_cli(*_args(src, ref_a.url), cwd=one)
-            assert "Traceback" not in control.stderr
-            want = orjson.loads(control.stdout)
-            with FaultProxy(ref_b.url, Faults(latency=0.01)) as proxy:
-                for k in range(2):
-                    proc = start_cli(_args(src, proxy.url), killed, k)
-                    wait_forwarded(proxy, proxy.stats.forwarded + rng.randint(2, 12), proc)
-                    time.sleep(rng.uniform(0, 0.05))
-                    proc.send_signal(signal.SIGKILL)
-                    assert proc.wait(30) == -signal.SIGKILL, "the upload finished before the kill"
-                last = run_cli(*_args(src, proxy.url), cwd=killed)
-            assert "Traceback" not in last.stderr
-            got = orjson.loads(last.stdout)
-            assert got["unsent"] == 0 and got["skipped"] > 0, got
-            assert last.returncode == control.returncode, last.stderr[-2000:]
-            assert want["uploaded"] > 2000 and want["errors"] > 0, want  # the odd cases ran
-            stored_once, stored_killed = _rows(ref_a.url, project), _rows(ref_b.url, project)
-            assert len(stored_killed) == len(stored_once) == want["uploaded"]
-            assert stored_killed == stored_once
-            assert _rejected_lines(killed) == _rejected_lines(one)
-        finally:
-            ref_b.stop()
-    finally:
-        ref_a.stop()
+    ref_a, ref_b = servers.ref, servers.plain
+    control = _control(src, ref_a, one)
+    assert "Traceback" not in control.stderr
+    want = orjson.loads(control.stdout)
+    with FaultProxy(ref_b.url, Faults(latency=0.01)) as proxy:
+        for k in range(2):
+            proc = start_cli(_args(src, proxy.url), killed, k)
+            wait_forwarded(proxy, proxy.stats.forwarded + rng.randint(2, 12), proc)
+            time.sleep(rng.uniform(0, 0.05))
+            proc.send_signal(signal.SIGKILL)
+            assert proc.wait(30) == -signal.SIGKILL, "the upload finished before the kill"
+        last = run_cli(*_args(src, proxy.url), cwd=killed, timeout=CONTROL_TIMEOUT)
+    assert "Traceback" not in last.stderr
+    got = orjson.loads(last.stdout)
+    assert got["unsent"] == 0 and got["skipped"] > 0, got
+    assert last.returncode == control.returncode, last.stderr[-2000:]
+    assert want["uploaded"] > 2000 and want["errors"] > 0, want  # the odd cases ran
+    stored_once, stored_killed = _rows(ref_a.url, project), _rows(ref_b.url, project)
+    assert len(stored_killed) == len(stored_once) == want["uploaded"]
+    assert stored_killed == stored_once
+    assert _rejected_lines(killed) == _rejected_lines(one)

@@ -32,6 +32,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,9 @@ WEAVE_REF_VENV = Path(
     or Path(pwd.getpwuid(os.getuid()).pw_dir) / ".cache" / "tracecli-weave-ref" / "venv-server"
 )
 _LISTENING = re.compile(r"listening on (http://\S+?)[ ;)]")
+# weave's server code reports its errors to Sentry unless told not to: a test server sends
+# nothing off this machine (and its exit no longer waits for that report's flush).
+NO_TELEMETRY = {"WANDB_ERROR_REPORTING": "false"}
 # Secrets and targets of the developer's shell never reach a test server.
 _SCRUB = ("WANDB_API_KEY", "WF_TRACE_SERVER_URL", "TRACECLI_DB", "TRACECLI_SERVE_API_KEY")
 
@@ -86,9 +90,13 @@ class ServerHandle:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self, timeout: float = 15.0) -> int | None:
-        """SIGINT (Ctrl-C), then kill after `timeout`; returns the exit status."""
+        """SIGINT (Ctrl-C), then kill after `timeout`; returns the exit status.
+
+        weave-ref gets SIGTERM instead, which ends it at once: its store is in memory, so
+        there is nothing to keep, and its Ctrl-C shutdown (uvicorn's, then the telemetry
+        flush of weave's server code) takes 1-5 s, paid by every test that starts one."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            self.proc.send_signal(signal.SIGTERM if self.kind == "weave-ref" else signal.SIGINT)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -106,10 +114,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _env() -> dict[str, str]:
+def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
     return env
 
 
@@ -200,7 +209,11 @@ def start_weave_ref(
         if api_key:
             cmd += ["--api-key", api_key]
         proc = subprocess.Popen(
-            [*cmd, *options], stdout=log_file, stderr=subprocess.STDOUT, env=_env(), cwd=directory
+            [*cmd, *options],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=_env(**NO_TELEMETRY),
+            cwd=directory,
         )
         handle = ServerHandle(
             f"http://127.0.0.1:{port}", None, api_key, proc, log_path, "weave-ref"
@@ -214,6 +227,27 @@ def start_weave_ref(
             if "address already in use" not in last.lower():
                 break
     raise RuntimeError(last)
+
+
+def start_all(*starts: Callable[[], ServerHandle]) -> list[ServerHandle]:
+    """Start several servers at once (each `start` is e.g. a `start_weave_ref` call with
+    its arguments bound): a server's start is mostly imports and waiting for /health, so
+    they overlap on the machine's two cores. Either all start or none is left running."""
+    with ThreadPoolExecutor(max_workers=len(starts)) as pool:
+        futures = [pool.submit(start) for start in starts]
+    handles: list[ServerHandle] = []
+    error: BaseException | None = None
+    for future in futures:
+        exc = future.exception()
+        if exc is None:
+            handles.append(future.result())
+        elif error is None:
+            error = exc
+    if error is not None:
+        for handle in handles:
+            handle.stop()
+        raise error
+    return handles
 
 
 # ---- fixtures ---------------------------------------------------------------------------

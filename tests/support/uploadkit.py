@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -214,17 +215,36 @@ def run_cli(
     **env: str,
 ) -> subprocess.CompletedProcess[str]:
     """`tracecli ARGS` to its end, its output as text; `preexec_fn` runs in the child
-    before tracecli starts (e.g. to drop privileges)."""
-    return subprocess.run(
-        tracecli(*args),
-        capture_output=True,
+    before tracecli starts (e.g. to drop privileges).
+
+    A run still going after `timeout` seconds fails the test with what it was doing: the
+    child runs with Python's faulthandler on (PYTHONFAULTHANDLER), so SIGABRT makes it
+    print every thread's stack before it dies, and that is in the failure message."""
+    cmd = tracecli(*args)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
-        env=cli_env(**env),
+        env=cli_env(PYTHONFAULTHANDLER="1", **env),
         cwd=cwd,
         stdin=subprocess.DEVNULL,
         preexec_fn=preexec_fn,
     )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)  # faulthandler: every thread's stack on stderr
+        try:
+            out, err = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        raise AssertionError(
+            f"`tracecli {' '.join(args)}` still running after {timeout:.0f} s; its stderr "
+            f"(the threads' stacks last):\n{err[-12000:]}\nits stdout:\n{out[-2000:]}"
+        ) from None
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def start_cli(args: list[str], tmp_path: Path, n: int, **env: str) -> subprocess.Popen[bytes]:
