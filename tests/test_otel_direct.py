@@ -210,6 +210,7 @@ def test_spans_ending_before_they_start_are_stored_as_weave_stores_them(
                  "acme/backwards", "-f", "json", cwd=tmp_path)  # fmt: skip
     report = orjson.loads(up.stdout)
     assert up.returncode == 0 and (report["uploaded"], report["rejected"]) == (2, 0), report
+    assert [d["code"] for d in report["diagnostics"]] == ["time-order"] * 2
     assert same_calls_stored(a.url, b.url, {"acme/backwards"}) == 2
     latencies = [c["summary"]["weave"]["latency_ms"] for c in read_back(b.url, "acme/backwards")]
     assert sorted(latencies) == [-1250, -250]

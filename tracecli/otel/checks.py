@@ -1,4 +1,5 @@
-"""OTLP-level checks beyond one field: time order, duplicate span ids, parents never seen.
+"""OTLP-level checks beyond one field: time order (a warning), duplicate span ids, missing
+parents.
 
 Pure functions and one small ledger, each answering in the project's `Diagnostic` shape
 (file, line, a field path such as `resourceSpans[0].scopeSpans[1].spans[3].spanId`), so

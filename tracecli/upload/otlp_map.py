@@ -46,7 +46,7 @@ class SpanPart(NamedTuple):
     parent_id: str | None
     trace_id: str | None
     project: str | None  # the project of its call; None: neither its resource nor --project
-    refused: Diagnostic | None  # what the line alone tells: unreadable, backwards, weave fails
+    refused: Diagnostic | None  # what the line alone tells: unreadable, weave fails
     original: Any  # the span as read (a one-span request), when refused
     entry: Any  # the call's upload entry, or validate's entries for it (when not refused
     # and a project is known); last, so that unpickling adds it to the other fields' row
