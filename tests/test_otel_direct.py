@@ -168,6 +168,59 @@ def test_direct_upload_matches_weave(src: Path, refs: Any, tmp_path: Path) -> No
     assert compared == report["uploaded"]
 
 
+def backwards_spans(path: Path) -> Path:
+    """Two spans that end before they start: by their own times, and by langfuse's time
+    attributes (which weave reads in place of them)."""
+
+    def span(span_id: str, start: int, end: int, attrs: list[Any]) -> dict[str, Any]:
+        return {"traceId": "5eed00000000000000000000000000b4", "spanId": span_id,
+                "name": "backwards", "kind": 1, "startTimeUnixNano": str(start),
+                "endTimeUnixNano": str(end), "attributes": attrs}  # fmt: skip
+
+    t0 = 1772445245001000123
+
+    def text(key: str, value: str) -> dict[str, Any]:
+        return {"key": key, "value": {"stringValue": value}}
+
+    iso = [text("langfuse.startTime", "2026-03-02T10:00:01.5"),
+           text("langfuse.endTime", "2026-03-02T10:00:00.25")]  # fmt: skip
+    spans = [span("b4000000000000a1", t0, t0 - 250_000_000, []),
+             span("b4000000000000a2", t0, t0 + 1_000_000, iso)]  # fmt: skip
+    scope = {"scope": {"name": "t"}, "spans": spans}
+    request = {"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [scope]}]}
+    path.write_bytes(orjson.dumps(request) + b"\n")
+    return path
+
+
+@pytest.mark.slow
+def test_spans_ending_before_they_start_are_stored_as_weave_stores_them(
+    refs: Any, tmp_path: Path
+) -> None:
+    """Weave's OTel route stores them (a negative latency): tracecli warns and sends them,
+    and the calls it stores equal weave's, field by field; convert writes them too."""
+    a, b = refs
+    src = backwards_spans(tmp_path / "backwards.jsonl")
+    lines = read_lines(src)
+    assert post_otel(a, lines, "acme/backwards") == 0
+    check = run_cli("validate", str(src), "-f", "json", cwd=tmp_path)
+    assert check.returncode == 0, check.stdout + check.stderr
+    said = [(d["code"], d["severity"]) for d in orjson.loads(check.stdout)["diagnostics"]]
+    assert said == [("time-order", "warning")] * 2  # once per span, not twice
+    up = run_cli("upload", str(src), "--server", b.url, "--api-key", "x", "-p",
+                 "acme/backwards", "-f", "json", cwd=tmp_path)  # fmt: skip
+    report = orjson.loads(up.stdout)
+    assert up.returncode == 0 and (report["uploaded"], report["rejected"]) == (2, 0), report
+    assert [d["code"] for d in report["diagnostics"]] == ["time-order"] * 2
+    assert same_calls_stored(a.url, b.url, {"acme/backwards"}) == 2
+    latencies = [c["summary"]["weave"]["latency_ms"] for c in read_back(b.url, "acme/backwards")]
+    assert sorted(latencies) == [-1250, -250]
+    out = tmp_path / "calls.jsonl"
+    conv = run_cli("convert", str(src), "--to", "weave", "-p", "acme/x", "-o", str(out),
+                   cwd=tmp_path)  # fmt: skip
+    assert conv.returncode == 0 and len(out.read_bytes().splitlines()) == 2, conv.stderr
+    assert conv.stderr.count("weave's server stores the call so") == 1  # by the span's times
+
+
 # -- --mode otel: the spans unchanged to weave's own route -----------------------------------
 _IDS = re.compile(rb'"(traceId|spanId|parentSpanId)":"([0-9a-fA-F]+)"')
 

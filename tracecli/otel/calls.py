@@ -3,7 +3,8 @@
 `convert` writes the calls to a file; `validate` and `upload` read OTLP files directly and
 hand the calls on to the checks and the sender they use for Weave files. This is the part
 they share: one line's spans decoded and checked at the OTLP level (field paths, duplicate
-span ids across lines and files, time order, a project), each either a call or a refusal
+span ids across lines and files, a project; a span that ends before it starts is a call
+like any other, which the call checks warn about), each either a call or a refusal
 that carries the span as it was read (a one-span `ExportTraceServiceRequest`, which the
 rejected file holds so that a fixed line can be uploaded again).
 """
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracecli.diagnostics import Diagnostic, Location
-from tracecli.otel.checks import NO_PROJECT, REFUSED, SpanLedger, end_before_start
+from tracecli.otel.checks import NO_PROJECT, REFUSED, SpanLedger
 from tracecli.otel.read import Unread, spans_of_request
 from tracecli.otel.to_weave import MappingError, span_to_call
 
@@ -91,7 +92,7 @@ class SpanCalls:
                 yield Refusal(d, original_at(value, d.field), item.spans)
                 continue
             where, span = item.where, item.span
-            refused = self.ledger.add(loc, where, span) or end_before_start(loc, where, span)
+            refused = self.ledger.add(loc, where, span)
             if refused is None:
                 project = item.project_id or self.project
                 if project is None:

@@ -1,4 +1,5 @@
-"""OTLP-level checks beyond one field: time order, duplicate span ids, parents never seen.
+"""OTLP-level checks beyond one field: time order (a warning), duplicate span ids, missing
+parents.
 
 Pure functions and one small ledger, each answering in the project's `Diagnostic` shape
 (file, line, a field path such as `resourceSpans[0].scopeSpans[1].spans[3].spanId`), so
@@ -36,16 +37,19 @@ REFUSED = "otlp-weave-refuses"  # weave's server fails or rejects the span
 
 
 def end_before_start(loc: Location, where: str, span: Span) -> Diagnostic | None:
-    """A span that ends before it starts: weave stores it (a negative latency), but it is
-    no call tracecli sends (its call checks refuse ended_at < started_at): an error."""
+    """A span that ends before it starts: a warning, as for a Weave call (`time-order`),
+    because weave's server stores it so, with a negative latency. Only `convert` says it:
+    `validate` and `upload` check the calls they make, and their `time-order` says it there."""
     if span.end_time_unix_nano >= span.start_time_unix_nano:
         return None
     return Diagnostic.at(
         loc,
         TIME_ORDER,
         f"span ends before it starts (end {span.end_time_unix_nano} < start "
-        f"{span.start_time_unix_nano}); left out",
+        f"{span.start_time_unix_nano}): weave's server stores the call so, with a negative "
+        "latency",
         f"{where}.endTimeUnixNano",
+        Severity.WARNING,
     )
 
 

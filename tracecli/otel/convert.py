@@ -126,8 +126,8 @@ class _Run:
         if duplicate is not None:
             return self.left_out(duplicate)
         backwards = end_before_start(loc, where, span)
-        if backwards is not None:
-            return self.left_out(backwards)
+        if backwards is not None:  # a warning: weave stores it (no call checks run here)
+            self.note(backwards)
         project = item.project_id or self.project
         if project is None:
             return self.no_project(item)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from tracecli.otel.nesting import to_json_serializable
@@ -220,20 +220,6 @@ def _when(value: Any, fallback: datetime) -> datetime:
     return value if isinstance(value, datetime) else fallback
 
 
-def _utc(when: datetime) -> datetime:
-    return when if when.tzinfo is None else when.astimezone(UTC).replace(tzinfo=None)
-
-
-def _check_order(started: datetime, ended: datetime) -> None:
-    """langfuse.startTime/endTime can put the end first; weave stores that, tracecli's call
-    checks do not (ended_at before started_at)."""
-    if _utc(ended) < _utc(started):
-        raise MappingError(
-            f"ends at {iso_utc(ended)} before it starts at {iso_utc(started)} (langfuse "
-            "time attributes): tracecli's call checks refuse such a call"
-        )
-
-
 def span_to_call(span: Span, project_id: str) -> dict[str, Any]:
     """The completed call (CompletedCallSchemaForInsert as JSON values) for one span."""
     # weave's picks, in its order (each one's list conversion shows in the next)
@@ -247,11 +233,8 @@ def span_to_call(span: Span, project_id: str) -> dict[str, Any]:
     if overrides:
         started = _when(overrides.get("start_time"), span.start_time)
         ended = _when(overrides.get("end_time"), span.end_time)
-        _check_order(started, ended)
         started_at, ended_at = iso_utc(started), iso_utc(ended)
     else:
-        if span.end_time_unix_nano < span.start_time_unix_nano:  # else float seconds keep order
-            _check_order(span.start_time, span.end_time)
         started_at, ended_at = start_iso + "Z", end_iso + "Z"
     row = _usage_row(usage)
     model = _model(attributes)

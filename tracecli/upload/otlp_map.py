@@ -25,7 +25,7 @@ from tracecli.check.entries import Entry as VEntry
 from tracecli.check.entries import diag_entry, from_rows, to_rows
 from tracecli.diagnostics import Diagnostic, Location
 from tracecli.otel.calls import SpanCalls, original_at
-from tracecli.otel.checks import REFUSED, end_before_start
+from tracecli.otel.checks import REFUSED
 from tracecli.otel.read import SpanAt, Unread, spans_of_request
 from tracecli.otel.to_weave import MappingError, plain_call, span_to_call
 from tracecli.otel.typed import typed_spans
@@ -46,7 +46,7 @@ class SpanPart(NamedTuple):
     parent_id: str | None
     trace_id: str | None
     project: str | None  # the project of its call; None: neither its resource nor --project
-    refused: Diagnostic | None  # what the line alone tells: unreadable, backwards, weave fails
+    refused: Diagnostic | None  # what the line alone tells: unreadable, weave fails
     original: Any  # the span as read (a one-span request), when refused
     entry: Any  # the call's upload entry, or validate's entries for it (when not refused
     # and a project is known); last, so that unpickling adds it to the other fields' row
@@ -215,7 +215,7 @@ def _parts(
             continue
         where, span = item.where, item.span
         to = item.project_id or project
-        refused = end_before_start(loc, where, span)
+        refused: Diagnostic | None = None  # (an end before the start: the call checks warn)
         entry: Any = None
         if refused is None and to is not None:
             try:
