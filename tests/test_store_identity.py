@@ -132,9 +132,20 @@ def test_a_restored_older_copy_of_the_store_is_sent_everything_again(tmp_path: P
     assert _upload(trace, db) == (5, 2 * N)
     _remove_store(db)
     shutil.copyfile(backup, db)
-    assert _upload(trace, db) == (N + 5, 0)  # not "nothing new to send"
+    res = run_cli("upload", str(trace), "--db", str(db), "--format", "json", timeout=60)
+    report = orjson.loads(res.stdout)
+    assert (report["uploaded"], report["skipped"]) == (N + 5, 0)  # not "nothing new to send"
+    assert report["store_resent"] is True
     assert _count(db) == N + 5
-    assert _upload(trace, db) == (0, 2 * N + 5)
+    res = run_cli("upload", str(trace), "--db", str(db), timeout=60)
+    assert "every call was sent again" not in res.stderr
+    assert re.search(r"^calls uploaded +0$", res.stderr, re.M), res.stderr
+    _remove_store(db)  # restored once more: the note says why everything goes again
+    shutil.copyfile(backup, db)
+    res = run_cli("upload", str(trace), "--db", str(db), timeout=60)
+    assert res.returncode == 0, res.stderr
+    note = [ln for ln in res.stderr.splitlines() if ln.startswith("note: the store")]
+    assert len(note) == 1 and "every call was sent again" in note[0], res.stderr
 
 
 def test_two_journals_on_one_store_do_not_take_each_other_for_a_restore(tmp_path: Path) -> None:

@@ -360,6 +360,12 @@ def render_summary(report: UploadReport, console: Console, *, rich_table: bool) 
             f"note: {path} changed since the last run: read again from the start "
             "(what the server already holds is not stored twice)",
         )
+    if report.store_resent:
+        say(
+            console,
+            f"note: the store {report.target} is not as the last upload left it (an older "
+            "copy restored?): every call was sent again (the store keeps one of each)",
+        )
     if report.rejected_file:
         say(console, f"rejected records (with reasons): {report.rejected_file}")
     elif report.stale_rejected_note:  # said once, not on every run in that folder

@@ -11,6 +11,8 @@ import os
 import sqlite3
 from pathlib import Path
 
+from tracecli.sqlite_wal import use_wal
+
 
 def open_private_db(path: Path) -> sqlite3.Connection:
     """Create (mode 0600) and open `path`; raises OSError or sqlite3.DatabaseError."""
@@ -18,6 +20,6 @@ def open_private_db(path: Path) -> sqlite3.Connection:
     if not path.exists():
         os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
     conn = sqlite3.connect(path, timeout=30.0, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
+    use_wal(conn, 30.0)  # another process may be creating it this very moment
     conn.execute("PRAGMA synchronous=NORMAL")
     return conn

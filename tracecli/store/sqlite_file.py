@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Self
 
+from tracecli.sqlite_wal import use_wal
 from tracecli.store.rows import StoreError
 from tracecli.store.tables import (
     MIGRATIONS,
@@ -154,7 +155,7 @@ class SqliteFile:
                 # Shared-cache readers take table locks that busy_timeout does not wait on.
                 conn.execute("PRAGMA read_uncommitted = true")
             else:
-                conn.execute("PRAGMA journal_mode = WAL")
+                use_wal(conn, BUSY_TIMEOUT_S)  # serve and an upload may create it at once
                 conn.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open trace store {self.path}: {exc}") from None

@@ -126,6 +126,7 @@ def upload(
             guard = StoreGuard.open(journal, getattr(target, "store", None))
         report = _run(shared, target, journal, on_progress)
         report.elapsed_s = time.monotonic() - started
+        report.store_resent = guard is not None and guard.lost
         failed = False
         return report
     finally:

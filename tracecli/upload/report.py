@@ -236,6 +236,7 @@ class UploadReport(Findings):
     input_left: bool = False  # the run stopped before reading all of its input
     unread: int | None = None  # then, about how many records were not read (None: unknown)
     strict_blocked: bool = False  # --strict found errors: nothing was sent
+    store_resent: bool = False  # the store was not as the journal left it: all sent again
     peak_open_calls: int = 0
     spilled: int = 0
     elapsed_s: float = 0.0
@@ -277,7 +278,7 @@ class UploadReport(Findings):
             **self.fields_dict(
                 "rejected invalid unsent skipped retried requests bytes_sent errors warnings "
                 "diagnostics rejected_file interrupted halted unread strict_blocked "
-                "changed_files peak_open_calls spilled"
+                "changed_files store_resent peak_open_calls spilled"
             ),
             "elapsed_s": round(self.elapsed_s, 3),
             "calls_per_s": round(self.calls_per_s, 1),
