@@ -9,16 +9,14 @@ the bulk loop answered where it should (a plain block) and gave up where it must
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.bulk_kit import same_both_ways
 from tests.support.validate_kit import body, complete, end, new_id, start
-from tracecli.check.pairpack import unpack_pairs
 from tracecli.schema import fastcheck
 from tracecli.upload import validate_blocks as vb
 from tracecli.upload import validate_bulk
@@ -27,23 +25,6 @@ from tracecli.upload.validate_bulk import BODIES, _ids_valid, _times_valid, bulk
 from tracecli.wire.wideints import DEEP_BRACKETS
 
 TID = new_id()
-
-
-@contextmanager
-def _general() -> Iterator[None]:
-    """validate's blocks with the general loop only."""
-    real = vb.bulk_lines
-    vb.bulk_lines = lambda *a: None  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        vb.bulk_lines = real  # type: ignore[assignment]
-
-
-def _outcome(data: bytes) -> tuple[Any, ...]:
-    vb._bulk.skip = 0
-    got = vb.check_lines(data, "t.jsonl", True)
-    return got.lines, got.records, got.entries, unpack_pairs(got.pairs)
 
 
 def _bulk_takes(data: bytes) -> bool:
@@ -55,14 +36,7 @@ def _bulk_takes(data: bytes) -> bool:
 
 def _same(data: bytes) -> bool:
     """The block both ways: equal outcomes; whether the bulk loop answered."""
-    took = _bulk_takes(data)
-    fastcheck._ok_call_ids.clear()  # (the caches change no answer: nor may they here)
-    fastcheck._minutes.clear()
-    bulk_way = _outcome(data)
-    with _general():
-        general_way = _outcome(data)
-    assert bulk_way == general_way, data[:400]
-    return took
+    return same_both_ways(data, "bulk_lines", _bulk_takes(data))
 
 
 def _shaped(rec: dict[str, Any], shape: str) -> Any:

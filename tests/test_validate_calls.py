@@ -9,17 +9,14 @@ same `Checked`, and that the bulk loop answered where it should and gave up wher
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.bulk_kit import same_both_ways
 from tests.support.validate_kit import complete, end, new_id, start
-from tracecli.check.pairpack import unpack_pairs
-from tracecli.schema import fastcheck
 from tracecli.upload import validate_blocks as vb
 from tracecli.upload import validate_calls
 from tracecli.upload.typed_lines import LONG_LINE, block_bytes
@@ -31,33 +28,9 @@ T0 = "2026-03-02T09:14:05.123456Z"
 T1 = "2026-03-02T09:14:07.5Z"
 
 
-@contextmanager
-def _general() -> Iterator[None]:
-    """validate's blocks with the general loop only."""
-    real = vb.bulk_calls
-    vb.bulk_calls = lambda *a: None  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        vb.bulk_calls = real  # type: ignore[assignment]
-
-
-def _outcome(data: bytes) -> tuple[Any, ...]:
-    vb._bulk.skip = 0
-    got = vb.check_lines(data, "t.jsonl", True)
-    return got.lines, got.records, got.entries, unpack_pairs(got.pairs)
-
-
 def _same(data: bytes) -> bool:
     """The block both ways: equal outcomes; whether the bulk loop answered."""
-    took = bulk_calls(data, block_bytes(data), True) is not None
-    fastcheck._ok_call_ids.clear()  # (the caches change no answer: nor may they here)
-    fastcheck._minutes.clear()
-    bulk_way = _outcome(data)
-    with _general():
-        general_way = _outcome(data)
-    assert bulk_way == general_way, data[:400]
-    return took
+    return same_both_ways(data, "bulk_calls", bulk_calls(data, block_bytes(data), True) is not None)
 
 
 def _line(rec: dict[str, Any], style: str) -> bytes:
