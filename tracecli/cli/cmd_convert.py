@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 
+from tracecli import replace_file
 from tracecli.cli import app
 from tracecli.cli import options as opt
 from tracecli.cli.common import command, say, stderr_console, write_stdout
@@ -204,7 +203,8 @@ def _safe_writer(out: IO[bytes]) -> Callable[[bytes], object]:
 
 @contextlib.contextmanager
 def _sink(path: str | None) -> Iterator[IO[bytes]]:
-    """stdout, or a temporary file beside `path` renamed over it when all went well."""
+    """stdout, or a temporary file beside `path` renamed over it when all went well (a
+    device or FIFO, `-o /dev/null`, is written in place: see `replace_file`)."""
     if path is None or path == "-":
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
@@ -215,12 +215,13 @@ def _sink(path: str | None) -> Iterator[IO[bytes]]:
         raise UsageError(f"--output {path}: is a directory, expected a file name")
     if not parent.is_dir():
         raise UsageError(f"--output {path}: directory {parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
     try:
-        with os.fdopen(fd, "wb", buffering=1 << 16) as fh:
-            yield fh
-        os.replace(tmp, target)
+        out = replace_file.begin(target, mode=0o600)
+    except OSError as exc:
+        raise UsageError(f"--output {path}: cannot write: {exc.strerror or exc}") from None
+    try:
+        yield out.file
+        replace_file.publish(out, durable=False)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        replace_file.abandon(out)
         raise

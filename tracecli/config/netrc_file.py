@@ -10,9 +10,10 @@ from __future__ import annotations
 import netrc
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from tracecli import replace_file
 
 _TOKEN_RE = re.compile(r'"(?:\\.|[^"\\])*"|[^\s]+')
 
@@ -125,17 +126,13 @@ def store(host: str, password: str, path: Path | None = None) -> Path:
 
 
 def write_private(path: Path, text: str) -> None:
-    """Atomically replace `path` with `text`, readable by the owner only."""
+    """Atomically replace `path` with `text`, readable by the owner only. A link (a
+    dotfiles-managed ~/.netrc) stays a link: the file it names is replaced (`replace_file`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    out = replace_file.begin(path, mode=0o600)
     try:
-        if hasattr(os, "fchmod"):
-            os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        out.file.write(text.encode("utf-8"))
+        replace_file.publish(out)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        replace_file.abandon(out)
         raise

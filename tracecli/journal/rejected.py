@@ -22,14 +22,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 import orjson
 
+from tracecli import replace_file
 from tracecli.diagnostics import UsageError
 from tracecli.inputs.reader import expand_paths
 from tracecli.schema.rules import META_KEY
@@ -75,8 +75,7 @@ class RejectedWriter:
         self.path = Path(path)
         self._redact = redact or (lambda s: s)
         self._lock = threading.Lock()
-        self._tmp: Path | None = None
-        self._fh: IO[bytes] | None = None
+        self._out: replace_file.Pending | None = None
         self.count = 0
         self.written: Path | None = None  # where the file went, after close()
         self.stale = False  # an older file was left in place (this run rejected nothing)
@@ -122,26 +121,22 @@ class RejectedWriter:
         with self._lock:
             if self._closed:
                 raise RuntimeError("RejectedWriter is closed")
-            if self._fh is None:
-                self._open()
-            assert self._fh is not None
-            self._fh.write(data)
+            if self._out is None:
+                self._out = self._open()
+            self._out.file.write(data)
             self.count += 1
 
-    def _open(self) -> None:
+    def _open(self) -> replace_file.Pending:
         """Create the temporary file, at the first rejected record (not before: see the
-        module's docstring); a folder that cannot be written is then a usage error."""
-        parent = self.path.parent if str(self.path.parent) else Path(".")
+        module's docstring); a folder that cannot be written is then a usage error. A
+        device or FIFO (`--rejected /dev/null`) is written in place (`replace_file`)."""
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=parent)
+            return replace_file.begin(self.path, mode=0o600)
         except OSError as exc:
             raise UsageError(
                 f"cannot write the rejected records to {self.path}: {exc.strerror or exc} "
                 "(--rejected FILE puts them elsewhere)"
             ) from None
-        os.fchmod(fd, 0o600)
-        self._tmp = Path(tmp)
-        self._fh = os.fdopen(fd, "wb", buffering=1 << 16)
 
     def close(self, *, complete: bool = True) -> Path | None:
         """Publish the file (rename over the target); `complete=False` for an interrupted run.
@@ -150,23 +145,18 @@ class RejectedWriter:
             if self._closed:
                 return self.written
             self._closed = True
-            if self._fh is None:
-                self.stale = self.path.exists()
+            out = self._out
+            if out is None:
+                self.stale = self.path.exists() and not replace_file.is_special(self.path)
                 return None
-            assert self._tmp is not None
             try:
-                self._fh.flush()
-                os.fsync(self._fh.fileno())
-                self._fh.close()
                 if self._is_input and not complete:
-                    self._tmp.unlink(missing_ok=True)
+                    replace_file.abandon(out)
                     self.stale = True
                     return None
-                os.replace(self._tmp, self.path)
-                _fsync_dir(self.path)
+                replace_file.publish(out)
             except OSError as exc:
-                with contextlib.suppress(OSError):
-                    self._tmp.unlink(missing_ok=True)
+                replace_file.abandon(out)
                 raise UsageError(
                     f"cannot write the rejected records to {self.path}: {exc.strerror or exc}"
                 ) from None
@@ -177,10 +167,8 @@ class RejectedWriter:
         """Drop what was collected without touching the target (e.g. --dry-run)."""
         with self._lock:
             self._closed = True
-            if self._fh is not None:
-                self._fh.close()
-                assert self._tmp is not None
-                self._tmp.unlink(missing_ok=True)
+            if self._out is not None:
+                replace_file.abandon(self._out)
 
     def __enter__(self) -> RejectedWriter:
         return self
@@ -251,12 +239,3 @@ def _same_file(a: Path, b: str | os.PathLike[str]) -> bool:
         return os.path.samefile(a, b)
     except OSError:
         return False
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path.parent if str(path.parent) else ".", os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
