@@ -9,15 +9,16 @@ how to fix the record rather than repeating pydantic's union noise; the models
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from tracecli.schema.freeplay_messages import check_tool_schema, classify_message
 from tracecli.schema.freeplay_models import (
@@ -46,7 +47,9 @@ from tracecli.schema.rules import describe_value
 
 __all__ = [
     "COMPLETION_PATH_KEYS",
+    "NO_ZONE",
     "TRACE_PATH_KEYS",
+    "WARNING_CODES",
     "CallInfo",
     "CustomMetadata",
     "EvalResults",
@@ -70,6 +73,11 @@ __all__ = [
 ]
 
 Problem = tuple[str, str, str]  # (field, code, message), what records.py turns into diagnostics
+
+# the codes of problems that are warnings (the record is sent; `--strict` refuses it):
+# every other problem is an error
+NO_ZONE = "time-no-zone"  # a trace time without a UTC offset (the code of weave's too)
+WARNING_CODES = frozenset({NO_ZONE})
 
 
 # --------------------------------------------------------------------------- checks
@@ -243,9 +251,7 @@ def _trace_rules(body: dict[str, Any]) -> Iterator[Problem]:
             "freeplay.trace_input",
             "must not be null (the SDK refuses a trace without input)",
         )
-    for key in ("start_time", "end_time"):
-        if (problem := _iso_problem(body.get(key))) is not None:
-            yield (key, "freeplay.iso_time", problem)
+    yield from _trace_times(body)
     yield from _eval_results(body.get("eval_results"), "eval_results")
     yield from _metadata(body.get("custom_metadata"), "custom_metadata")
 
@@ -270,24 +276,83 @@ def _epoch_problem(value: Any) -> str | None:
     return f"must be epoch seconds as a number, e.g. {EXAMPLE_EPOCH}, got {got}"
 
 
-def _iso_problem(value: Any) -> str | None:
+def _trace_times(body: dict[str, Any]) -> Iterator[Problem]:
+    """A trace's `start_time`/`end_time`: ISO 8601 date-times Freeplay reads.
+
+    The API's type is an RFC 3339 date-time, which carries a UTC offset, and the SDK always
+    sends one; Freeplay's reference server (pydantic, strict) also stores a time without
+    one, with a warning of its own, so such a time is a `time-no-zone` warning here and
+    is sent unchanged, as weave's zoneless times are. When one of the two times has an
+    offset and the other has none, the reference server fails on the record (a 500: it
+    compares them, and Python cannot compare the two kinds): an error, saying so."""
+    zoneless: list[tuple[str, str, datetime]] = []
+    zoned = ""
+    for key in ("start_time", "end_time"):
+        value = body.get(key)
+        parsed, problem = _iso_time(value)
+        if problem is not None:
+            yield (key, "freeplay.iso_time", problem)
+        elif parsed is not None and parsed.tzinfo is None:
+            zoneless.append((key, value, parsed))
+        elif parsed is not None:
+            zoned = key
+    for key, value, parsed in zoneless:
+        fix = parsed.replace(tzinfo=UTC).isoformat()
+        if zoned:
+            yield (
+                key,
+                "freeplay.iso_time",
+                f"{value!r} has no UTC offset but {zoned} has one: Freeplay's reference "
+                "server fails on such a record (500: it compares the two); give both an "
+                f"offset, e.g. {fix!r}",
+            )
+        else:
+            yield (
+                key,
+                NO_ZONE,
+                f"{value!r} has no UTC offset: Freeplay's reference server stores it as "
+                "written (with a warning: the API's date-time is RFC 3339, which has one, "
+                f"and the SDK always sends one); sent unchanged; to be exact, write {fix!r}",
+            )
+
+
+def _iso_time(value: Any) -> tuple[datetime | None, str | None]:
+    """(the time a trace time reads as, None) or (None, why it is not one Freeplay reads)."""
     if value is None:
-        return None
+        return None, None
     if isinstance(value, int | float) and not isinstance(value, bool):
         seconds = value / 1000 if value > _MS_THRESHOLD else value
         try:
             iso = datetime.fromtimestamp(seconds, UTC).isoformat()
         except (OverflowError, OSError, ValueError):
             iso = EXAMPLE_ISO
-        return f"trace times are ISO 8601 strings, not epoch numbers: use {iso!r}"
+        return None, f"trace times are ISO 8601 strings, not epoch numbers: use {iso!r}"
     if not isinstance(value, str):
         got = describe_value(value)
-        return f"must be an ISO 8601 date-time string, e.g. {EXAMPLE_ISO!r}, got {got}"
+        return None, f"must be an ISO 8601 date-time string, e.g. {EXAMPLE_ISO!r}, got {got}"
     parsed = _parse_iso(value)
-    if parsed is None:
-        return f"not an ISO 8601 date-time, e.g. {EXAMPLE_ISO!r}, got {describe_value(value)}"
-    if parsed.tzinfo is None:
-        return f"has no UTC offset: add one, e.g. {parsed.replace(tzinfo=UTC).isoformat()!r}"
+    why = _freeplay_refuses(value) if parsed is not None else None
+    if parsed is None or why is not None:
+        reason = f" ({why})" if why else ""
+        got = describe_value(value)
+        return None, f"not an ISO 8601 date-time, e.g. {EXAMPLE_ISO!r}, got {got}{reason}"
+    return parsed, None
+
+
+@functools.cache
+def _freeplay_datetime() -> Any:
+    """How Freeplay's reference server reads a trace time: pydantic's datetime, strict,
+    from JSON (stricter than `datetime.fromisoformat`: no date alone, no `+00`)."""
+    return TypeAdapter(Annotated[datetime, Field(strict=True)])
+
+
+def _freeplay_refuses(value: str) -> str | None:
+    """Why Freeplay's reference server refuses this time (pydantic's words), or None."""
+    try:
+        _freeplay_datetime().validate_json(json.dumps(value))
+    except ValidationError as exc:
+        msg = str(exc.errors(include_url=False)[0]["msg"])
+        return msg.removeprefix("Input should be a valid datetime, ")
     return None
 
 
