@@ -312,7 +312,8 @@ def _trace_times(body: dict[str, Any]) -> Iterator[Problem]:
                 NO_ZONE,
                 f"{value!r} has no UTC offset: Freeplay's reference server stores it as "
                 "written (with a warning: the API's date-time is RFC 3339, which has one, "
-                f"and the SDK always sends one); sent unchanged; to be exact, write {fix!r}",
+                "and the SDK always sends one); upload sends it unchanged (if it is UTC, "
+                f"write {fix!r})",
             )
 
 
