@@ -288,7 +288,7 @@ def _trace_times(body: dict[str, Any]) -> Iterator[Problem]:
     zoneless: list[tuple[str, str, datetime]] = []
     zoned = ""
     for key in ("start_time", "end_time"):
-        value = body.get(key)
+        value: Any = body.get(key)
         parsed, problem = _iso_time(value)
         if problem is not None:
             yield (key, "freeplay.iso_time", problem)
