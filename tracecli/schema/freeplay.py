@@ -9,16 +9,14 @@ how to fix the record rather than repeating pydantic's union noise; the models
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import re
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from tracecli.schema.freeplay_messages import check_tool_schema, classify_message
 from tracecli.schema.freeplay_models import (
@@ -42,6 +40,12 @@ from tracecli.schema.freeplay_models import (
     _nulls,
     is_trace_record,
     split_record,
+)
+from tracecli.schema.freeplay_times import (
+    MS_THRESHOLD,
+    NO_ZONE,
+    parse_iso,
+    trace_times,
 )
 from tracecli.schema.rules import describe_value
 
@@ -76,7 +80,6 @@ Problem = tuple[str, str, str]  # (field, code, message), what records.py turns 
 
 # the codes of problems that are warnings (the record is sent; `--strict` refuses it):
 # every other problem is an error
-NO_ZONE = "time-no-zone"  # a trace time without a UTC offset (the code of weave's too)
 WARNING_CODES = frozenset({NO_ZONE})
 
 
@@ -84,9 +87,7 @@ WARNING_CODES = frozenset({NO_ZONE})
 _UUID_RE = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
-_MS_THRESHOLD = 1e11  # epoch seconds reach 1e11 in the year 5138; ms passed it in 1973
 EXAMPLE_EPOCH = 1767268800.125
-EXAMPLE_ISO = "2026-01-01T12:00:00.125000+00:00"
 EXAMPLE_UUID4 = "0b7e6c2a-5d4f-4e8a-9c1b-2f3a4d5e6f70"
 
 
@@ -251,14 +252,14 @@ def _trace_rules(body: dict[str, Any]) -> Iterator[Problem]:
             "freeplay.trace_input",
             "must not be null (the SDK refuses a trace without input)",
         )
-    yield from _trace_times(body)
+    yield from trace_times(body)
     yield from _eval_results(body.get("eval_results"), "eval_results")
     yield from _metadata(body.get("custom_metadata"), "custom_metadata")
 
 
 def _epoch_problem(value: Any) -> str | None:
     if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
-        if isinstance(value, int | float) and value > _MS_THRESHOLD:
+        if isinstance(value, int | float) and value > MS_THRESHOLD:
             seconds = value / 1000
             return (
                 f"{value!r} looks like milliseconds; Freeplay wants epoch seconds: use {seconds!r}"
@@ -269,102 +270,11 @@ def _epoch_problem(value: Any) -> str | None:
             return f"a number, not a string: use {float(value)!r}"
         except ValueError:
             pass
-        parsed = _parse_iso(value)
+        parsed = parse_iso(value)
         if parsed is not None:
             return f"must be epoch seconds (a number), not an ISO date: use {parsed.timestamp()!r}"
     got = describe_value(value)
     return f"must be epoch seconds as a number, e.g. {EXAMPLE_EPOCH}, got {got}"
-
-
-def _trace_times(body: dict[str, Any]) -> Iterator[Problem]:
-    """A trace's `start_time`/`end_time`: ISO 8601 date-times Freeplay reads.
-
-    The API's type is an RFC 3339 date-time, which carries a UTC offset, and the SDK always
-    sends one; Freeplay's reference server (pydantic, strict) also stores a time without
-    one, with a warning of its own, so such a time is a `time-no-zone` warning here and
-    is sent unchanged, as weave's zoneless times are. When one of the two times has an
-    offset and the other has none, the reference server fails on the record (a 500: it
-    compares them, and Python cannot compare the two kinds): an error, saying so."""
-    zoneless: list[tuple[str, str, datetime]] = []
-    zoned = ""
-    for key in ("start_time", "end_time"):
-        value: Any = body.get(key)
-        parsed, problem = _iso_time(value)
-        if problem is not None:
-            yield (key, "freeplay.iso_time", problem)
-        elif parsed is not None and parsed.tzinfo is None:
-            zoneless.append((key, value, parsed))
-        elif parsed is not None:
-            zoned = key
-    for key, value, parsed in zoneless:
-        fix = parsed.replace(tzinfo=UTC).isoformat()
-        if zoned:
-            yield (
-                key,
-                "freeplay.iso_time",
-                f"{value!r} has no UTC offset but {zoned} has one: Freeplay's reference "
-                "server fails on such a record (500: it compares the two); give both an "
-                f"offset, e.g. {fix!r}",
-            )
-        else:
-            yield (
-                key,
-                NO_ZONE,
-                f"{value!r} has no UTC offset: Freeplay's reference server stores it as "
-                "written (with a warning: the API's date-time is RFC 3339, which has one, "
-                "and the SDK always sends one); upload sends it unchanged (if it is UTC, "
-                f"write {fix!r})",
-            )
-
-
-def _iso_time(value: Any) -> tuple[datetime | None, str | None]:
-    """(the time a trace time reads as, None) or (None, why it is not one Freeplay reads)."""
-    if value is None:
-        return None, None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = value / 1000 if value > _MS_THRESHOLD else value
-        try:
-            iso = datetime.fromtimestamp(seconds, UTC).isoformat()
-        except (OverflowError, OSError, ValueError):
-            iso = EXAMPLE_ISO
-        return None, f"trace times are ISO 8601 strings, not epoch numbers: use {iso!r}"
-    if not isinstance(value, str):
-        got = describe_value(value)
-        return None, f"must be an ISO 8601 date-time string, e.g. {EXAMPLE_ISO!r}, got {got}"
-    parsed = _parse_iso(value)
-    why = _freeplay_refuses(value) if parsed is not None else None
-    if parsed is None or why is not None:
-        reason = f" ({why})" if why else ""
-        got = describe_value(value)
-        return None, f"not an ISO 8601 date-time, e.g. {EXAMPLE_ISO!r}, got {got}{reason}"
-    return parsed, None
-
-
-@functools.cache
-def _freeplay_datetime() -> Any:
-    """How Freeplay's reference server reads a trace time: pydantic's datetime, strict,
-    from JSON (stricter than `datetime.fromisoformat`: no date alone, no `+00`)."""
-    return TypeAdapter(Annotated[datetime, Field(strict=True)])
-
-
-def _freeplay_refuses(value: str) -> str | None:
-    """Why Freeplay's reference server refuses this time (pydantic's words), or None."""
-    try:
-        _freeplay_datetime().validate_json(json.dumps(value))
-    except ValidationError as exc:
-        msg = str(exc.errors(include_url=False)[0]["msg"])
-        return msg.removeprefix("Input should be a valid datetime, ")
-    return None
-
-
-def _parse_iso(value: str) -> datetime | None:
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
 
 
 def _eval_results(value: Any, field: str) -> Iterator[Problem]:
