@@ -16,7 +16,7 @@ from tracecli.diagnostics import Diagnostic, UsageError
 from tracecli.inputs.reader import Source, expand_paths
 from tracecli.otel.checks import NO_PROJECT, REFUSED, SpanLedger
 from tracecli.otel.read import SpanAt, Unread, read_spans
-from tracecli.otel.times import end_before_start, reversed_call
+from tracecli.otel.times import OVERRIDES_HEAD, end_before_start, reversed_call
 from tracecli.otel.to_weave import MappingError, span_to_call
 from tracecli.wire import encode
 
@@ -134,9 +134,10 @@ class _Run:
             line = encode_call(call)
         except MappingError as exc:
             return self.left_out(Diagnostic.at(loc, REFUSED, str(exc), where))
-        backwards = reversed_call(span, lambda: call)
-        if backwards is not None:  # a warning: weave stores it (no call checks run here)
-            self.note(end_before_start(loc, where, span, backwards))
+        if span.end_time_unix_nano < span.start_time_unix_nano or OVERRIDES_HEAD in span.attributes:
+            backwards = reversed_call(span, lambda: call)  # (the usual span: not asked)
+            if backwards is not None:  # a warning: weave stores it (no call checks run here)
+                self.note(end_before_start(loc, where, span, backwards))
         self.write(line)
         self.report.written += 1
         return None

@@ -22,8 +22,9 @@ from tracecli.otel.spans import Span
 from tracecli.otel.to_weave import MappingError, iso_utc
 from tracecli.otel.weave_keys import iso_from_ns
 
-# the head of the attributes weave reads in place of the span's times (SPAN_OVERRIDES)
-_OVERRIDES_HEAD = "langfuse"
+# the head of the attributes weave reads in place of the span's times (SPAN_OVERRIDES): a
+# span without it and with its own times in order is no question (a caller's quick test)
+OVERRIDES_HEAD = "langfuse"
 
 
 class Reversed(NamedTuple):
@@ -41,7 +42,7 @@ def reversed_call(span: Span, call: Callable[[], Mapping[str, Any]]) -> Reversed
     `call` makes the call (`span_to_call`, or the call already made); it is only asked for
     a span holding langfuse attributes, the only ones whose call times are not the span's
     own. A span weave cannot map (`MappingError`) has no call, so nothing to say here."""
-    if _OVERRIDES_HEAD not in span.attributes:
+    if OVERRIDES_HEAD not in span.attributes:
         if span.end_time_unix_nano >= span.start_time_unix_nano:
             return None
         started, ended = span.start_time, span.end_time  # weave's rounding, to microseconds
