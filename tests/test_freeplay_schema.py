@@ -44,6 +44,19 @@ def test_valid_completion_and_trace_pass() -> None:
     assert parse_record(Location("f", 1), trace).record is not None
 
 
+def test_call_info_ending_before_it_starts_is_a_warning() -> None:
+    reversed_times = {"start_time": 1767268801.5, "end_time": 1767268800}
+    parsed = parse_record(Location("f", 1), completion(call_info=reversed_times))
+    assert parsed.record is not None
+    got = [(d.field, d.code, d.severity.value) for d in parsed.diagnostics]
+    assert got == [("call_info.end_time", "time-order", "warning")]
+    # not said beside a time that is wrong already (milliseconds)
+    ms = {"start_time": 1767268801500, "end_time": 1767268800}
+    assert [
+        d.code for d in parse_record(Location("f", 1), completion(call_info=ms)).diagnostics
+    ] == ["freeplay.epoch_time"]
+
+
 def test_iso_time_in_call_info_says_the_epoch_value() -> None:
     got = problems(completion(call_info={"start_time": "2026-01-01T12:00:00.125Z"}))
     assert got == {
@@ -146,11 +159,15 @@ TIME = "2026-01-01T12:00:00"
         ({"start_time": TIME + "+00"}, {("start_time", "freeplay.iso_time", "error")}),
         ({"start_time": " " + TIME + "Z"}, {("start_time", "freeplay.iso_time", "error")}),
         ({"start_time": TIME + "Z", "end_time": TIME + "-05:30"}, set()),
+        # a trace that ends before it starts: stored (with a warning), as weave's calls
+        ({"start_time": TIME + ".5Z", "end_time": TIME + "Z"},
+         {("end_time", "time-order", "warning")}),
+        ({"start_time": TIME + ".5", "end_time": TIME},
+         {("start_time", "time-no-zone", "warning"), ("end_time", "time-no-zone", "warning"),
+          ("end_time", "time-order", "warning")}),
     ],
 )  # fmt: skip
-def test_trace_times_without_an_offset(
-    times: dict[str, str], want: set[tuple[str, str, str]]
-) -> None:
+def test_trace_times(times: dict[str, str], want: set[tuple[str, str, str]]) -> None:
     record = {"session_id": SESSION, "trace_id": TRACE, "input": "q", "output": "a", **times}
     parsed = parse_record(Location("f.jsonl", 3), record)
     got = {(d.field, d.code, d.severity.value) for d in parsed.diagnostics}
@@ -161,6 +178,8 @@ def test_trace_times_without_an_offset(
         if d.code == "time-no-zone":
             assert d.message.startswith(repr(times[d.field]) + " has no UTC offset")
             assert "stores it as written" in d.message and "+00:00" in d.message
+        elif d.code == "time-order":
+            assert d.message.startswith(repr(times["end_time"]) + " is before start_time")
         elif "Z" in times.get("end_time", ""):
             assert "end_time has one" in d.message and "500" in d.message
 
@@ -282,7 +301,7 @@ def test_models_have_the_refservers_fields(ref: ModuleType, ours: str, theirs: s
 # stricter in documented places, kept out of this list: milliseconds in call_info times, and
 # trace times that are epoch seconds as text or use `_` between date and time (not ISO
 # 8601). One zoneless trace time beside a zoned one passes the models but fails the
-# reference server's handler (500): test_trace_times_without_an_offset.
+# reference server's handler (500): test_trace_times.
 CORPUS: list[dict[str, Any]] = [
     {"messages": MSGS},
     {"messages": []},

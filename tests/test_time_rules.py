@@ -378,15 +378,17 @@ def test_freeplay_takes_a_converted_call_that_ends_before_it_starts(
     src = write_jsonl(tmp_path / "fp.jsonl", [first])
     report = fp_upload([src], tmp_path, refserver)
     assert report.exit_code == 0 and report.uploaded == 1, report.diagnostics
-    assert report.diagnostics == []  # sent as any call (it never was refused for Freeplay)
+    # sent as any call (it never was refused for Freeplay), its record's time-order said
+    said = [(d.line, d.field, d.code, d.severity.value) for d in report.diagnostics]
+    assert said == [(1, "call_info.end_time", "time-order", "warning")]
+    assert "Freeplay's reference server stores the record so" in report.diagnostics[0].message
     [rec] = refserver.records()["completions"]
     info = rec["body"]["call_info"]
     assert info["end_time"] < info["start_time"]
     assert "call_info.end_time < call_info.start_time" in rec["warnings"]
 
 
-FP_TRACES = ["9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a", "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6b",
-             "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6c"]  # fmt: skip
+FP_TRACES = [f"9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6{c}" for c in "abcd"]
 
 
 def _fp_trace(trace_id: str, start: str, end: str) -> dict[str, Any]:
@@ -404,23 +406,26 @@ def test_freeplay_stores_a_trace_time_without_an_offset_and_fails_on_a_mixed_pai
     naive = _fp_trace(FP_TRACES[0], "2026-01-01T12:00:00", "2026-01-01T12:00:01.5")
     mixed = _fp_trace(FP_TRACES[1], "2026-01-01T12:00:00", "2026-01-01T12:00:01.5Z")
     zoned = _fp_trace(FP_TRACES[2], "2026-01-01T12:00:00Z", "2026-01-01T12:00:01.5+00:00")
+    backwards = _fp_trace(FP_TRACES[3], "2026-01-01T12:00:01.5Z", "2026-01-01T12:00:00Z")
     headers = {"Authorization": f"Bearer {freeplay_fixtures.API_KEY}"}
     url = (f"{refserver.api_base}/v2/projects/{freeplay_fixtures.PROJECT}/sessions/"
            f"{freeplay_fixtures.SESSION}/traces/id/")  # fmt: skip
     body = {k: v for k, v in mixed.items() if k not in ("session_id", "trace_id")}
     assert httpx.post(url + FP_TRACES[1], json=body, headers=headers).status_code == 500
-    src = write_jsonl(tmp_path / "traces.jsonl", [naive, mixed, zoned])
+    src = write_jsonl(tmp_path / "traces.jsonl", [naive, mixed, zoned, backwards])
     report = fp_upload([src], tmp_path, refserver)
-    assert (report.uploaded, report.rejected, report.exit_code) == (2, 1, 1), report.diagnostics
+    assert (report.uploaded, report.rejected, report.exit_code) == (3, 1, 1), report.diagnostics
     said = [(d.path, d.line, d.field, d.code, d.severity.value) for d in report.diagnostics]
     assert said == [
         (str(src), 1, "start_time", "time-no-zone", "warning"),
         (str(src), 1, "end_time", "time-no-zone", "warning"),
         (str(src), 2, "start_time", "freeplay.iso_time", "error"),
+        (str(src), 4, "end_time", "time-order", "warning"),
     ]
     assert "end_time has one" in report.diagnostics[2].message
     stored = {t["trace_id"]: t for t in refserver.records()["traces"]}
-    assert stored.keys() == {FP_TRACES[0], FP_TRACES[2]}
+    assert stored.keys() == {FP_TRACES[0], FP_TRACES[2], FP_TRACES[3]}
+    assert stored[FP_TRACES[3]]["warnings"] == ["end_time < start_time"]
     got = stored[FP_TRACES[0]]
     assert (got["body"]["start_time"], got["body"]["end_time"]) == (
         "2026-01-01T12:00:00",

@@ -44,6 +44,8 @@ from tracecli.schema.freeplay_models import (
 from tracecli.schema.freeplay_times import (
     MS_THRESHOLD,
     NO_ZONE,
+    TIME_ORDER,
+    epoch_order,
     parse_iso,
     trace_times,
 )
@@ -80,7 +82,7 @@ Problem = tuple[str, str, str]  # (field, code, message), what records.py turns 
 
 # the codes of problems that are warnings (the record is sent; `--strict` refuses it):
 # every other problem is an error
-WARNING_CODES = frozenset({NO_ZONE})
+WARNING_CODES = frozenset({NO_ZONE, TIME_ORDER})
 
 
 # --------------------------------------------------------------------------- checks
@@ -205,9 +207,13 @@ def _completion_rules(body: dict[str, Any]) -> Iterator[Problem]:
                 yield (f"messages[{i}]", "freeplay.message", why)
     call = body.get("call_info")
     if isinstance(call, dict):
+        times_ok = True
         for key in ("start_time", "end_time"):
             if (problem := _epoch_problem(call.get(key))) is not None:
+                times_ok = False
                 yield (f"call_info.{key}", "freeplay.epoch_time", problem)
+        if times_ok:
+            yield from epoch_order(call)
         params = call.get("llm_parameters")
         if isinstance(params, dict):
             for k, v in params.items():

@@ -23,6 +23,27 @@ Problem = tuple[str, str, str]  # (field, code, message), as schema/freeplay.py'
 MS_THRESHOLD = 1e11  # epoch seconds reach 1e11 in the year 5138; ms passed it in 1973
 EXAMPLE_ISO = "2026-01-01T12:00:00.125000+00:00"
 NO_ZONE = "time-no-zone"  # a trace time without a UTC offset (the code of weave's too)
+TIME_ORDER = "time-order"  # a record that ends before it starts (the code of weave's too)
+_STORED = "Freeplay's reference server stores the record so (with a warning of its own)"
+
+
+def epoch_order(call_info: dict[str, Any]) -> Iterator[Problem]:
+    """A completion's `call_info` that ends before it starts (epoch seconds, both valid): a
+    warning, as for a Weave call, since Freeplay's reference server stores it so."""
+    start, end = _seconds(call_info.get("start_time")), _seconds(call_info.get("end_time"))
+    if start is not None and end is not None and end < start:
+        shown = (call_info["end_time"], call_info["start_time"])
+        yield (
+            "call_info.end_time",
+            TIME_ORDER,
+            f"{shown[0]!r} is before start_time {shown[1]!r}: {_STORED}",
+        )
+
+
+def _seconds(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == value:
+        return float(value)
+    return None
 
 
 def trace_times(body: dict[str, Any]) -> Iterator[Problem]:
@@ -33,9 +54,11 @@ def trace_times(body: dict[str, Any]) -> Iterator[Problem]:
     one, with a warning of its own, so such a time is a `time-no-zone` warning here and
     is sent unchanged, as weave's zoneless times are. When one of the two times has an
     offset and the other has none, the reference server fails on the record (a 500: it
-    compares them, and Python cannot compare the two kinds): an error, saying so."""
+    compares them, and Python cannot compare the two kinds): an error, saying so. A trace
+    that ends before it starts is a `time-order` warning, as a Weave call's."""
     zoneless: list[tuple[str, str, datetime]] = []
     zoned = ""
+    read: list[datetime] = []
     for key in ("start_time", "end_time"):
         value: Any = body.get(key)
         parsed, problem = _iso_time(value)
@@ -45,6 +68,11 @@ def trace_times(body: dict[str, Any]) -> Iterator[Problem]:
             zoneless.append((key, value, parsed))
         elif parsed is not None:
             zoned = key
+        if parsed is not None:
+            read.append(parsed)
+    if len(read) == 2 and not (zoned and zoneless) and read[1] < read[0]:
+        shown = (repr(body["end_time"]), repr(body["start_time"]))
+        yield ("end_time", TIME_ORDER, f"{shown[0]} is before start_time {shown[1]}: {_STORED}")
     for key, value, parsed in zoneless:
         fix = parsed.replace(tzinfo=UTC).isoformat()
         if zoned:
