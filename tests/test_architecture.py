@@ -23,8 +23,8 @@ PKG = ROOT / "tracecli"
 DOC = ROOT / "docs" / "architecture.md"
 
 # wing → layer. A wing may import the wings of strictly lower layers, never one of its own
-# layer or above. "tracecli" is the base: the package itself, tracecli/diagnostics.py and
-# tracecli/packing.py.
+# layer or above. "tracecli" is the base: the package itself and the modules of
+# test_every_module_is_in_a_wing_of_the_table.
 LAYERS: dict[str, int] = {
     "tracecli": 0,
     "config": 1,
@@ -151,13 +151,15 @@ def test_every_module_is_in_a_wing_of_the_table() -> None:
     assert {wing(m) for m in MODULES} == set(LAYERS)
     root = sorted(m for m in MODULES if wing(m) == "tracecli")
     # the base: what wings share (sqlite_wal: config's private files and the store;
-    # replace_file: the outputs of config, journal and cli)
+    # weave_usage: the schema's fast path, the store and the span mapping; replace_file:
+    # the outputs of config, journal and cli)
     assert root == [
         "tracecli",
         "tracecli.diagnostics",
         "tracecli.packing",
         "tracecli.replace_file",
         "tracecli.sqlite_wal",
+        "tracecli.weave_usage",
     ], "a new module belongs in a wing"
 
 

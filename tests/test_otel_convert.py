@@ -239,6 +239,53 @@ def test_duplicates_missing_parents_and_backwards_spans(tmp_path: Path) -> None:
     }
 
 
+def test_convert_warns_when_the_call_ends_before_it_starts_by_the_times_weave_reads(
+    tmp_path: Path,
+) -> None:
+    """Weave reads langfuse.startTime/endTime in place of the span's own times: the call
+    ends before it starts by those (one warning per span, at the attribute), not by the
+    span's own times they replace (weave-ref stores that call with a positive latency)."""
+    lf = [s("langfuse.startTime", "2026-03-02T10:00:01.5"),
+          s("langfuse.endTime", "2026-03-02T10:00:00.25")]  # fmt: skip
+    forward = [s("langfuse.startTime", "2026-03-02T10:00:00"),
+               s("langfuse.endTime", "2026-03-02T10:00:01")]  # fmt: skip
+    back = str(T0 - 5_000_000)
+    spans = [
+        raw_span("1111111111111111", attributes=[s("input", "x"), *lf]),  # langfuse backwards
+        raw_span("2222222222222222", endTimeUnixNano=back, attributes=lf),  # both: one warning
+        raw_span("3333333333333333", endTimeUnixNano=back, attributes=forward),  # stored forward
+        raw_span("4444444444444444", attributes=[s("langfuse.endTime", "2026-03-02T09:00:00Z")]),
+        raw_span("5555555555555555", attributes=[s("langfuse.startTime", "2026-03-02T10:00:00")]),
+        raw_span(
+            "6666666666666666", startTimeUnixNano=str(T0 + 400), endTimeUnixNano=str(T0 + 100)
+        ),
+    ]  # the last: backwards by 300 ns, the same microsecond for weave (latency 0): no warning
+    calls, report = run(tmp_path, request(*spans))
+    assert len(calls) == 6 and report.exit_code == 0 and report.errors == 0
+    at = "resourceSpans[0].scopeSpans[0].spans"
+    got = [(d.code, d.severity.value, d.line, d.field) for d in report.diagnostics]
+    assert got == [
+        ("otlp-end-before-start", "warning", 1, f"{at}[0].attributes[2]"),
+        ("otlp-end-before-start", "warning", 1, f"{at}[1].attributes[1]"),
+        ("otlp-end-before-start", "warning", 1, f"{at}[3].attributes[0]"),
+        ("otlp-end-before-start", "warning", 1, f"{at}[4].attributes[0]"),
+    ]
+    assert report.diagnostics[0].message == (
+        "the call ends before it starts by langfuse.endTime, which weave reads in place of "
+        "the span's own time: ended_at 2026-03-02T10:00:00.250000Z < started_at "
+        "2026-03-02T10:00:01.500000Z: weave's server stores the call so, with a negative "
+        "latency"
+    )
+    assert "by langfuse.startTime" in report.diagnostics[3].message
+    for call, backwards in zip(calls, [True, True, False, True, True, False], strict=True):
+        assert (call["ended_at"] < call["started_at"]) == backwards, call["id"]
+    # --strict: errors, the calls written all the same (as for any convert warning)
+    (tmp_path / "strict.jsonl").write_bytes(request(*spans[:1]) + b"\n")
+    out: list[bytes] = []
+    strict = convert_otlp([str(tmp_path / "strict.jsonl")], out.append, project="a/b", strict=True)
+    assert (strict.errors, strict.warnings, len(out)) == (1, 0, 1)
+
+
 def test_lines_that_are_not_otlp(tmp_path: Path) -> None:
     weave_call = orjson.dumps({"id": "x", "op_name": "f", "started_at": "2026-01-01T00:00:00Z"})
     calls, report = run(tmp_path, b"{not json", weave_call, request(raw_span()))

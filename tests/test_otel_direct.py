@@ -169,8 +169,9 @@ def test_direct_upload_matches_weave(src: Path, refs: Any, tmp_path: Path) -> No
 
 
 def backwards_spans(path: Path) -> Path:
-    """Two spans that end before they start: by their own times, and by langfuse's time
-    attributes (which weave reads in place of them)."""
+    """Spans whose times are backwards: by their own times; by langfuse's time attributes
+    (which weave reads in place of them); by their own but not by langfuse's (weave stores
+    that call forward); by a langfuse end alone (no zone, as weave's own span times)."""
 
     def span(span_id: str, start: int, end: int, attrs: list[Any]) -> dict[str, Any]:
         return {"traceId": "5eed00000000000000000000000000b4", "spanId": span_id,
@@ -184,12 +185,22 @@ def backwards_spans(path: Path) -> Path:
 
     iso = [text("langfuse.startTime", "2026-03-02T10:00:01.5"),
            text("langfuse.endTime", "2026-03-02T10:00:00.25")]  # fmt: skip
+    forward = [text("langfuse.startTime", "2026-03-02T10:00:00.25"),
+               text("langfuse.endTime", "2026-03-02T10:00:01.5")]  # fmt: skip
     spans = [span("b4000000000000a1", t0, t0 - 250_000_000, []),
-             span("b4000000000000a2", t0, t0 + 1_000_000, iso)]  # fmt: skip
+             span("b4000000000000a2", t0, t0 + 1_000_000, iso),
+             span("b4000000000000a3", t0, t0 - 250_000_000, forward),
+             span("b4000000000000a4", t0, t0 + 1_000_000,
+                  [text("langfuse.endTime", "2026-03-02T09:00:00")])]  # fmt: skip
     scope = {"scope": {"name": "t"}, "spans": spans}
     request = {"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [scope]}]}
     path.write_bytes(orjson.dumps(request) + b"\n")
     return path
+
+
+def _said(report: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return [(d["line"], d["field"], d["code"], d["severity"], d["message"])
+            for d in report["diagnostics"]]  # fmt: skip
 
 
 @pytest.mark.slow
@@ -197,28 +208,51 @@ def test_spans_ending_before_they_start_are_stored_as_weave_stores_them(
     refs: Any, tmp_path: Path
 ) -> None:
     """Weave's OTel route stores them (a negative latency): tracecli warns and sends them,
-    and the calls it stores equal weave's, field by field; convert writes them too."""
+    and the calls it stores equal weave's, field by field; convert writes them too, and
+    `--mode otel` sends them as read with the same warnings. Whether a call ends before it
+    starts is told by the times weave reads (langfuse's, when a span has them)."""
     a, b = refs
     src = backwards_spans(tmp_path / "backwards.jsonl")
     lines = read_lines(src)
     assert post_otel(a, lines, "acme/backwards") == 0
+    weave_latency = {c["id"]: c["summary"]["weave"]["latency_ms"]
+                     for c in read_back(a.url, "acme/backwards")}  # fmt: skip
+    assert weave_latency == {"b4000000000000a1": -250, "b4000000000000a2": -1250,
+                             "b4000000000000a3": 1250, "b4000000000000a4": -3245001}  # fmt: skip
     check = run_cli("validate", str(src), "-f", "json", cwd=tmp_path)
     assert check.returncode == 0, check.stdout + check.stderr
     said = [(d["code"], d["severity"]) for d in orjson.loads(check.stdout)["diagnostics"]]
-    assert said == [("time-order", "warning")] * 2  # once per span, not twice
+    assert said == [("time-order", "warning")] * 3  # once per backwards call, not twice
     up = run_cli("upload", str(src), "--server", b.url, "--api-key", "x", "-p",
                  "acme/backwards", "-f", "json", cwd=tmp_path)  # fmt: skip
     report = orjson.loads(up.stdout)
-    assert up.returncode == 0 and (report["uploaded"], report["rejected"]) == (2, 0), report
-    assert [d["code"] for d in report["diagnostics"]] == ["time-order"] * 2
-    assert same_calls_stored(a.url, b.url, {"acme/backwards"}) == 2
-    latencies = [c["summary"]["weave"]["latency_ms"] for c in read_back(b.url, "acme/backwards")]
-    assert sorted(latencies) == [-1250, -250]
+    assert up.returncode == 0 and (report["uploaded"], report["rejected"]) == (4, 0), report
+    assert [d["code"] for d in report["diagnostics"]] == ["time-order"] * 3
+    assert same_calls_stored(a.url, b.url, {"acme/backwards"}) == 4
+    # --mode otel: the spans as read (new ids: weave-ref keys calls by id), the same warnings
+    fresh = fresh_ids(src, tmp_path)
+    otel = run_cli("upload", str(fresh), "--server", b.url, "--api-key", "x", "-p",
+                   "acme/backwards-otel", "--mode", "otel", "-f", "json", cwd=tmp_path)  # fmt: skip
+    sent = orjson.loads(otel.stdout)
+    assert otel.returncode == 0 and (sent["uploaded"], sent["rejected"]) == (4, 0), sent
+    assert sent["by_endpoint"] == {"otel/v1/traces": 4}
+    assert _said(sent) == _said(report) and {d["path"] for d in sent["diagnostics"]} == {str(fresh)}
+    stored = read_back(b.url, "acme/backwards-otel")
+    assert sorted(c["summary"]["weave"]["latency_ms"] for c in stored) == sorted(
+        weave_latency.values()
+    )
+    strict = run_cli("upload", str(fresh), "--server", b.url, "--api-key", "x", "-p",
+                     "acme/backwards-strict", "--mode", "otel", "--strict", "-f", "json",
+                     cwd=tmp_path)  # fmt: skip
+    refused = orjson.loads(strict.stdout)
+    assert strict.returncode == 1 and refused["uploaded"] == 0 and refused["errors"] == 3
+    assert read_back(b.url, "acme/backwards-strict") == []
     out = tmp_path / "calls.jsonl"
     conv = run_cli("convert", str(src), "--to", "weave", "-p", "acme/x", "-o", str(out),
                    cwd=tmp_path)  # fmt: skip
-    assert conv.returncode == 0 and len(out.read_bytes().splitlines()) == 2, conv.stderr
-    assert conv.stderr.count("weave's server stores the call so") == 1  # by the span's times
+    assert conv.returncode == 0 and len(out.read_bytes().splitlines()) == 4, conv.stderr
+    assert conv.stderr.count("weave's server stores the call so") == 3
+    assert "spans[0].endTimeUnixNano" in conv.stderr and "spans[2]" not in conv.stderr
 
 
 # -- --mode otel: the spans unchanged to weave's own route -----------------------------------

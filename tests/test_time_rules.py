@@ -8,7 +8,10 @@
 - a time without a zone, or a date alone: weave's server stores it and answers it without
   a zone, but its `calls/stream_query` fails (500) for the whole project when the call's
   other time has a zone. `validate` warns (`time-no-zone`), `upload` sends it as written;
-  `tracecli serve` reads such a time as UTC (docs/serve-and-tail.md).
+  `tracecli serve` reads such a time as UTC (docs/serve-and-tail.md). Freeplay's
+  reference server stores a trace time without a UTC offset (with a warning) but fails on
+  a record whose other time has one: tracecli warns of the first and refuses the second;
+  a Weave time converted for Freeplay is read as UTC.
 
 Run with TZ=UTC (weave-ref's times are naive otherwise).
 """
@@ -375,8 +378,90 @@ def test_freeplay_takes_a_converted_call_that_ends_before_it_starts(
     src = write_jsonl(tmp_path / "fp.jsonl", [first])
     report = fp_upload([src], tmp_path, refserver)
     assert report.exit_code == 0 and report.uploaded == 1, report.diagnostics
-    assert report.diagnostics == []  # sent as any call (it never was refused for Freeplay)
+    # sent as any call (it never was refused for Freeplay), its record's time-order said
+    said = [(d.line, d.field, d.code, d.severity.value) for d in report.diagnostics]
+    assert said == [(1, "call_info.end_time", "time-order", "warning")]
+    assert "Freeplay's reference server stores the record so" in report.diagnostics[0].message
     [rec] = refserver.records()["completions"]
     info = rec["body"]["call_info"]
     assert info["end_time"] < info["start_time"]
     assert "call_info.end_time < call_info.start_time" in rec["warnings"]
+
+
+FP_TRACES = [f"9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6{c}" for c in "abcd"]
+
+
+def _fp_trace(trace_id: str, start: str, end: str) -> dict[str, Any]:
+    return {"session_id": freeplay_fixtures.SESSION, "trace_id": trace_id, "input": "q",
+            "output": "a", "start_time": start, "end_time": end}  # fmt: skip
+
+
+def test_freeplay_stores_a_trace_time_without_an_offset_and_fails_on_a_mixed_pair(
+    refserver: RefServer, tmp_path: Path
+) -> None:
+    """Freeplay's reference server stores trace times without a UTC offset (with its own
+    warning), but fails (500) on a record whose other time has one. tracecli sends the
+    first unchanged with a `time-no-zone` warning per time, and refuses the second,
+    saying why, before sending it."""
+    naive = _fp_trace(FP_TRACES[0], "2026-01-01T12:00:00", "2026-01-01T12:00:01.5")
+    mixed = _fp_trace(FP_TRACES[1], "2026-01-01T12:00:00", "2026-01-01T12:00:01.5Z")
+    zoned = _fp_trace(FP_TRACES[2], "2026-01-01T12:00:00Z", "2026-01-01T12:00:01.5+00:00")
+    backwards = _fp_trace(FP_TRACES[3], "2026-01-01T12:00:01.5Z", "2026-01-01T12:00:00Z")
+    headers = {"Authorization": f"Bearer {freeplay_fixtures.API_KEY}"}
+    url = (f"{refserver.api_base}/v2/projects/{freeplay_fixtures.PROJECT}/sessions/"
+           f"{freeplay_fixtures.SESSION}/traces/id/")  # fmt: skip
+    body = {k: v for k, v in mixed.items() if k not in ("session_id", "trace_id")}
+    assert httpx.post(url + FP_TRACES[1], json=body, headers=headers).status_code == 500
+    src = write_jsonl(tmp_path / "traces.jsonl", [naive, mixed, zoned, backwards])
+    report = fp_upload([src], tmp_path, refserver)
+    assert (report.uploaded, report.rejected, report.exit_code) == (3, 1, 1), report.diagnostics
+    said = [(d.path, d.line, d.field, d.code, d.severity.value) for d in report.diagnostics]
+    assert said == [
+        (str(src), 1, "start_time", "time-no-zone", "warning"),
+        (str(src), 1, "end_time", "time-no-zone", "warning"),
+        (str(src), 2, "start_time", "freeplay.iso_time", "error"),
+        (str(src), 4, "end_time", "time-order", "warning"),
+    ]
+    assert "end_time has one" in report.diagnostics[2].message
+    stored = {t["trace_id"]: t for t in refserver.records()["traces"]}
+    assert stored.keys() == {FP_TRACES[0], FP_TRACES[2], FP_TRACES[3]}
+    assert stored[FP_TRACES[3]]["warnings"] == ["end_time < start_time"]
+    got = stored[FP_TRACES[0]]
+    assert (got["body"]["start_time"], got["body"]["end_time"]) == (
+        "2026-01-01T12:00:00",
+        "2026-01-01T12:00:01.5",
+    )  # fmt: skip  (sent as written)
+    assert any("no UTC offset" in w for w in got["warnings"])
+    assert stored[FP_TRACES[2]]["warnings"] == []
+    (tmp_path / "strict").mkdir()
+    strict = fp_upload([src], tmp_path / "strict", refserver, strict=True)
+    assert strict.exit_code == 1 and strict.uploaded == 0
+
+
+def test_weave_times_without_a_zone_or_as_epoch_seconds_convert_for_freeplay(
+    refserver: RefServer, tmp_path: Path
+) -> None:
+    """A Weave time without a zone is read as UTC for Freeplay (the warning says so, not
+    weave's read-back trouble); epoch seconds, which weave reads as times, keep their
+    time too (they were dropped). Freeplay's reference server stores them without a word."""
+    lines = (GOLDEN / "weave_sdk_examples.jsonl").read_text().splitlines()
+    recs = []
+    for i, when in enumerate(["2026-01-01T12:00:00", "2026-01-01", 1767268800.25, "1767268800"]):
+        call = json.loads(lines[0])
+        call["id"] = call["id"][:-1] + str(i)
+        call["started_at"] = when
+        recs.append(call)
+    src = write_jsonl(tmp_path / "weave.jsonl", recs)
+    report = fp_upload([src], tmp_path, refserver)
+    assert report.exit_code == 0 and report.uploaded == 4, report.diagnostics
+    said = [(d.line, d.field, d.code, d.severity.value) for d in report.diagnostics]
+    assert said == [(1, "started_at", "time-no-zone", "warning"),
+                    (2, "started_at", "time-no-zone", "warning")]  # fmt: skip
+    assert report.diagnostics[0].message == (
+        "'2026-01-01T12:00:00' has no time zone: read as UTC for Freeplay "
+        "(2026-01-01T12:00:00+00:00); write it with a 'Z' (or its offset) to say so"
+    )
+    done = refserver.records()["completions"]
+    starts = sorted(c["body"]["call_info"]["start_time"] for c in done)
+    assert starts == [1767225600.0, 1767268800.0, 1767268800.0, 1767268800.25]
+    assert all(c["warnings"] == [] for c in done)

@@ -309,9 +309,14 @@ _ARTICLE = {"start": "a start", "end": "an end"}
 def _freeplay(loc: Location, value: dict[str, Any]) -> Parsed:
     # imported here for start-up time: the Freeplay schema's ~70 models cost more to
     # define than validating a small file takes, and Weave records never need them
-    from tracecli.schema.freeplay import check_completion
+    from tracecli.schema.freeplay import WARNING_CODES, check_completion
 
-    diags = [Diagnostic.at(loc, code, msg, field) for field, code, msg in check_completion(value)]
+    diags = [
+        Diagnostic.at(
+            loc, code, msg, field, Severity.WARNING if code in WARNING_CODES else Severity.ERROR
+        )
+        for field, code, msg in check_completion(value)
+    ]
     return _finish(loc, "freeplay", "freeplay", value, diags)
 
 

@@ -40,6 +40,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from tracecli.check.facts import timestamp
 from tracecli.freeplay.ids import as_uuid4
 from tracecli.freeplay.providers import (
     ROUTED_PREFIXES,
@@ -274,6 +275,11 @@ def custom_metadata(attributes: Any) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- helpers
 def parse_time(value: Any) -> datetime | None:
+    """A Weave call time as weave's server reads it; one without a zone is UTC.
+
+    ISO text takes `fromisoformat`; anything else weave takes as a time (epoch seconds as
+    a number or a string, the forms only pydantic reads) is read as weave reads it
+    (`check.facts.timestamp`), so such a call keeps its time on Freeplay too."""
     if isinstance(value, datetime):
         dt = value
     elif isinstance(value, str):
@@ -283,10 +289,22 @@ def parse_time(value: Any) -> datetime | None:
         try:
             dt = datetime.fromisoformat(text)
         except ValueError:
-            return None
+            return _as_weave_reads(value)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        return _as_weave_reads(value)
     else:
         return None
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+
+
+def _as_weave_reads(value: Any) -> datetime | None:
+    seconds = timestamp(value)
+    if seconds is None:
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def epoch_seconds(value: Any) -> float | None:

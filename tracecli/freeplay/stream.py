@@ -20,9 +20,10 @@ from tracecli.check.pairing import DEFAULT_MEMORY_BUDGET, DUPLICATE, Half, Paire
 from tracecli.check.records import parse_record, wrap
 from tracecli.diagnostics import Diagnostic, Location, Severity
 from tracecli.freeplay.convert import ToolNames, convert_call, short_op_name
+from tracecli.freeplay.times import for_freeplay
 from tracecli.inputs.reader import Source
 from tracecli.schema.fields import END_FIELDS
-from tracecli.schema.freeplay import check_completion, is_trace_record
+from tracecli.schema.freeplay import WARNING_CODES, check_completion, is_trace_record
 
 
 @dataclass(slots=True)
@@ -85,8 +86,12 @@ class FreeplayPieces:
             return
         loc, value = item
         parsed = parse_record(loc, value)
-        diags = [d.as_error() for d in parsed.diagnostics] if self.strict else parsed.diagnostics
         rec = parsed.record
+        diags = parsed.diagnostics
+        if rec is not None and rec.kind != "freeplay" and diags:
+            diags = [for_freeplay(d, rec.data) for d in diags]
+        if self.strict:
+            diags = [d.as_error() for d in diags]
         if rec is None or any(d.is_error for d in diags):
             yield Piece(None, ((src, loc.line),), (value,), diags)
             return
@@ -157,6 +162,9 @@ class FreeplayPieces:
         out.extend(Diagnostic.at(loc, "convert", f"{what}: {w}", "", severity) for w in warnings)
         kind = "trace" if is_trace_record(record) else "completion"
         for fld, code, msg in check_completion(record):
+            if code in WARNING_CODES:
+                out.append(Diagnostic.at(loc, code, f"{what}: {msg}", fld, severity))
+                continue
             out.append(
                 Diagnostic.at(loc, code, f"{what} gives an invalid Freeplay {kind}: {msg}", fld)
             )

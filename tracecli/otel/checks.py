@@ -1,5 +1,5 @@
-"""OTLP-level checks beyond one field: time order (a warning), duplicate span ids, missing
-parents.
+"""OTLP-level checks beyond one field: duplicate span ids, missing parents (a span's time
+order: times.py).
 
 Pure functions and one small ledger, each answering in the project's `Diagnostic` shape
 (file, line, a field path such as `resourceSpans[0].scopeSpans[1].spans[3].spanId`), so
@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from tracecli.diagnostics import Diagnostic, Location, Severity
-from tracecli.otel.spans import Span
 
 
 class SpanIds(Protocol):
@@ -34,23 +33,6 @@ MISSING_PARENT = "otlp-missing-parent"
 TIME_ORDER = "otlp-end-before-start"
 NO_PROJECT = "otlp-no-project"
 REFUSED = "otlp-weave-refuses"  # weave's server fails or rejects the span
-
-
-def end_before_start(loc: Location, where: str, span: Span) -> Diagnostic | None:
-    """A span that ends before it starts: a warning, as for a Weave call (`time-order`),
-    because weave's server stores it so, with a negative latency. Only `convert` says it:
-    `validate` and `upload` check the calls they make, and their `time-order` says it there."""
-    if span.end_time_unix_nano >= span.start_time_unix_nano:
-        return None
-    return Diagnostic.at(
-        loc,
-        TIME_ORDER,
-        f"span ends before it starts (end {span.end_time_unix_nano} < start "
-        f"{span.start_time_unix_nano}): weave's server stores the call so, with a negative "
-        "latency",
-        f"{where}.endTimeUnixNano",
-        Severity.WARNING,
-    )
 
 
 @dataclass

@@ -14,8 +14,9 @@ from typing import Any
 
 from tracecli.diagnostics import Diagnostic, UsageError
 from tracecli.inputs.reader import Source, expand_paths
-from tracecli.otel.checks import NO_PROJECT, REFUSED, SpanLedger, end_before_start
+from tracecli.otel.checks import NO_PROJECT, REFUSED, SpanLedger
 from tracecli.otel.read import SpanAt, Unread, read_spans
+from tracecli.otel.times import OVERRIDES_HEAD, end_before_start, reversed_call
 from tracecli.otel.to_weave import MappingError, span_to_call
 from tracecli.wire import encode
 
@@ -125,16 +126,18 @@ class _Run:
         duplicate = self.ledger.add(loc, where, span)
         if duplicate is not None:
             return self.left_out(duplicate)
-        backwards = end_before_start(loc, where, span)
-        if backwards is not None:  # a warning: weave stores it (no call checks run here)
-            self.note(backwards)
         project = item.project_id or self.project
         if project is None:
             return self.no_project(item)
         try:
-            line = encode_call(span_to_call(span, project))
+            call = span_to_call(span, project)
+            line = encode_call(call)
         except MappingError as exc:
             return self.left_out(Diagnostic.at(loc, REFUSED, str(exc), where))
+        if span.end_time_unix_nano < span.start_time_unix_nano or OVERRIDES_HEAD in span.attributes:
+            backwards = reversed_call(span, lambda: call)  # (the usual span: not asked)
+            if backwards is not None:  # a warning: weave stores it (no call checks run here)
+                self.note(end_before_start(loc, where, span, backwards))
         self.write(line)
         self.report.written += 1
         return None

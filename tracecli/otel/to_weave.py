@@ -20,13 +20,13 @@ from tracecli.otel.weave_keys import (
     INPUT_KEYS,
     OUTPUT_KEYS,
     SPAN_OVERRIDES,
-    USAGE_FIELDS,
     USAGE_KEYS,
     WB_KEYS,
     iso_from_ns,
     picks,
     with_total,
 )
+from tracecli.weave_usage import USAGE_FIELDS  # the usage fields weave writes for every call
 
 _GROUPS = (USAGE_KEYS, INPUT_KEYS, OUTPUT_KEYS, ATTRIBUTE_KEYS, WB_KEYS, SPAN_OVERRIDES)
 

@@ -159,18 +159,6 @@ SPAN_OVERRIDES: dict[str, list[KeySpec]] = {
     "end_time": [("langfuse.endTime", try_parse_timestamp)],
 }
 
-# the usage fields weave writes for every call, in its order (tsi.LLMUsageSchema)
-USAGE_FIELDS = (
-    "prompt_tokens",
-    "input_tokens",
-    "completion_tokens",
-    "output_tokens",
-    "requests",
-    "total_tokens",
-    "cache_creation_input_tokens",
-    "cache_read_input_tokens",
-)
-
 
 Step = tuple[str, list[str], Handler | None]  # a key, its parts, its handler
 Plan = list[tuple[str | None, list[Step]]]  # (name, or None: the key's own), steps in order

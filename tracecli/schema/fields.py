@@ -7,6 +7,10 @@ needs their keys. tests/test_startup.py holds these names equal to the models' f
 
 from __future__ import annotations
 
+from tracecli.weave_usage import USAGE_FIELDS
+
+__all__ = ["COMPLETED_FIELDS", "ENDED_FIELDS", "END_FIELDS", "STARTED_FIELDS", "USAGE_FIELDS"]
+
 STARTED_FIELDS = (
     *("project_id", "id", "op_name", "display_name", "trace_id", "parent_id", "thread_id"),
     *("turn_id", "started_at", "attributes", "inputs", "otel_dump", "wb_user_id", "wb_run_id"),
@@ -20,10 +24,6 @@ COMPLETED_FIELDS = (
     *("project_id", "id", "trace_id", "op_name", "display_name", "parent_id", "thread_id"),
     *("turn_id", "started_at", "ended_at", "attributes", "inputs", "output", "summary"),
     *("exception", "otel_dump", "wb_user_id", "wb_run_id", "wb_run_step", "wb_run_step_end"),
-)
-USAGE_FIELDS = (
-    *("prompt_tokens", "input_tokens", "completion_tokens", "output_tokens", "requests"),
-    *("total_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"),
 )
 # what an end adds to its start: a completed call without these is a running one
 END_FIELDS = ("ended_at", "exception", "output", "summary", "wb_run_step_end")

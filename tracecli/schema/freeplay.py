@@ -14,7 +14,6 @@ import math
 import re
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -42,11 +41,21 @@ from tracecli.schema.freeplay_models import (
     is_trace_record,
     split_record,
 )
+from tracecli.schema.freeplay_times import (
+    MS_THRESHOLD,
+    NO_ZONE,
+    TIME_ORDER,
+    epoch_order,
+    parse_iso,
+    trace_times,
+)
 from tracecli.schema.rules import describe_value
 
 __all__ = [
     "COMPLETION_PATH_KEYS",
+    "NO_ZONE",
     "TRACE_PATH_KEYS",
+    "WARNING_CODES",
     "CallInfo",
     "CustomMetadata",
     "EvalResults",
@@ -71,14 +80,16 @@ __all__ = [
 
 Problem = tuple[str, str, str]  # (field, code, message), what records.py turns into diagnostics
 
+# the codes of problems that are warnings (the record is sent; `--strict` refuses it):
+# every other problem is an error
+WARNING_CODES = frozenset({NO_ZONE, TIME_ORDER})
+
 
 # --------------------------------------------------------------------------- checks
 _UUID_RE = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
-_MS_THRESHOLD = 1e11  # epoch seconds reach 1e11 in the year 5138; ms passed it in 1973
 EXAMPLE_EPOCH = 1767268800.125
-EXAMPLE_ISO = "2026-01-01T12:00:00.125000+00:00"
 EXAMPLE_UUID4 = "0b7e6c2a-5d4f-4e8a-9c1b-2f3a4d5e6f70"
 
 
@@ -196,9 +207,13 @@ def _completion_rules(body: dict[str, Any]) -> Iterator[Problem]:
                 yield (f"messages[{i}]", "freeplay.message", why)
     call = body.get("call_info")
     if isinstance(call, dict):
+        times_ok = True
         for key in ("start_time", "end_time"):
             if (problem := _epoch_problem(call.get(key))) is not None:
+                times_ok = False
                 yield (f"call_info.{key}", "freeplay.epoch_time", problem)
+        if times_ok:
+            yield from epoch_order(call)
         params = call.get("llm_parameters")
         if isinstance(params, dict):
             for k, v in params.items():
@@ -243,16 +258,14 @@ def _trace_rules(body: dict[str, Any]) -> Iterator[Problem]:
             "freeplay.trace_input",
             "must not be null (the SDK refuses a trace without input)",
         )
-    for key in ("start_time", "end_time"):
-        if (problem := _iso_problem(body.get(key))) is not None:
-            yield (key, "freeplay.iso_time", problem)
+    yield from trace_times(body)
     yield from _eval_results(body.get("eval_results"), "eval_results")
     yield from _metadata(body.get("custom_metadata"), "custom_metadata")
 
 
 def _epoch_problem(value: Any) -> str | None:
     if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
-        if isinstance(value, int | float) and value > _MS_THRESHOLD:
+        if isinstance(value, int | float) and value > MS_THRESHOLD:
             seconds = value / 1000
             return (
                 f"{value!r} looks like milliseconds; Freeplay wants epoch seconds: use {seconds!r}"
@@ -263,42 +276,11 @@ def _epoch_problem(value: Any) -> str | None:
             return f"a number, not a string: use {float(value)!r}"
         except ValueError:
             pass
-        parsed = _parse_iso(value)
+        parsed = parse_iso(value)
         if parsed is not None:
             return f"must be epoch seconds (a number), not an ISO date: use {parsed.timestamp()!r}"
     got = describe_value(value)
     return f"must be epoch seconds as a number, e.g. {EXAMPLE_EPOCH}, got {got}"
-
-
-def _iso_problem(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = value / 1000 if value > _MS_THRESHOLD else value
-        try:
-            iso = datetime.fromtimestamp(seconds, UTC).isoformat()
-        except (OverflowError, OSError, ValueError):
-            iso = EXAMPLE_ISO
-        return f"trace times are ISO 8601 strings, not epoch numbers: use {iso!r}"
-    if not isinstance(value, str):
-        got = describe_value(value)
-        return f"must be an ISO 8601 date-time string, e.g. {EXAMPLE_ISO!r}, got {got}"
-    parsed = _parse_iso(value)
-    if parsed is None:
-        return f"not an ISO 8601 date-time, e.g. {EXAMPLE_ISO!r}, got {describe_value(value)}"
-    if parsed.tzinfo is None:
-        return f"has no UTC offset: add one, e.g. {parsed.replace(tzinfo=UTC).isoformat()!r}"
-    return None
-
-
-def _parse_iso(value: str) -> datetime | None:
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
 
 
 def _eval_results(value: Any, field: str) -> Iterator[Problem]:

@@ -171,7 +171,7 @@ class TracePayload(_Envelope):
     eval_results: EvalResults | None = None
     name: StrictStr | None = None
     kind: Literal["tool", "agent"] | None = None  # spec: "tool"; the SDK also sends "agent"
-    start_time: IsoDateTime | None = None  # ISO 8601 with offset, unlike call_info
+    start_time: IsoDateTime | None = None  # ISO 8601 (an offset expected), unlike call_info
     end_time: IsoDateTime | None = None
 
 

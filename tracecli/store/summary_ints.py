@@ -19,18 +19,9 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-USAGE_COUNTS = frozenset(
-    {
-        "prompt_tokens",
-        "input_tokens",
-        "completion_tokens",
-        "output_tokens",
-        "requests",
-        "total_tokens",
-        "cache_creation_input_tokens",
-        "cache_read_input_tokens",
-    }
-)
+from tracecli.weave_usage import USAGE_FIELDS
+
+USAGE_COUNTS = frozenset(USAGE_FIELDS)
 _INT = TypeAdapter(int).validate_python
 
 # a key that is a count (anywhere: a false alarm only costs the general path) whose value is

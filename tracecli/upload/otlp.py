@@ -36,6 +36,7 @@ from tracecli.upload.fates import Fates
 from tracecli.upload.originals import originals
 from tracecli.upload.otlp_lines import RawLine, read_lines
 from tracecli.upload.otlp_map import Workers, entries_of, line_blocks, map_blocks
+from tracecli.upload.otlp_times import span_time_order
 from tracecli.upload.report import FileReport
 from tracecli.wire.chunking import Chunk, Unit, journal_lines, pack, unpack
 from tracecli.wire.otel import is_otel_route, otel_route
@@ -54,6 +55,7 @@ class Run(Protocol):
     acked_lines: list[Any]
 
     engine: Engine  # the upload's worker processes
+    opts: Any  # the run's UploadOptions (--mode otel reads `strict`)
 
     @property
     def mode(self) -> str: ...  # "otel": spans sent as read; otherwise converted to calls
@@ -305,6 +307,12 @@ def feed_otel(run: Run, i: int, calls: SpanCalls) -> None:
                 fates.invalid(request, path, line, [refused])
                 continue
             assert project is not None  # a span with no project was refused just above
+            backwards = span_time_order(loc, s.span, project, run.opts.strict)
+            if backwards is not None:  # weave stores it: a warning, as in the other modes
+                if backwards.is_error:
+                    fates.invalid(request, path, line, [backwards])
+                    continue
+                fates.warn([backwards])
             rec = pack(i, line, "complete", "complete")
             run._add(Unit(otel_route(project), (otel_item(project, request),), (rec,)))
         fates.fed(i, line)
