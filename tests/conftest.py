@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.support.servers import ServerHandle
 from tests.support.uploadkit import tracecli_serve
@@ -18,6 +19,11 @@ from tests.support.uploadkit import tracecli_serve
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("TRACECLI_SHARED", ROOT.parent / "shared"))
 SAMPLES = ROOT / "samples"
+
+# No per-example time limit: hypothesis's default (200 ms) is a timed assertion, and it
+# failed first examples on a loaded machine (imports and caches warming) with nothing wrong.
+settings.register_profile("tracecli", deadline=None)
+settings.load_profile("tracecli")
 
 
 def pytest_configure(config: pytest.Config) -> None:
