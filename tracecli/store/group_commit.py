@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from tracecli.store.db import Store
@@ -26,15 +27,13 @@ from tracecli.store.db import Store
 __all__ = ["GroupWriter"]
 
 
+@dataclass(slots=True)
 class _Batch:
     """One thread's rows, and what became of them once a transaction has taken them."""
 
-    __slots__ = ("done", "error", "rows")
-
-    def __init__(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        self.rows = rows
-        self.done = False
-        self.error: BaseException | None = None
+    rows: Sequence[tuple[Any, ...]]
+    done: bool = False
+    error: BaseException | None = None
 
 
 class GroupWriter:
