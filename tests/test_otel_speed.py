@@ -94,7 +94,7 @@ _json_values = st.recursive(
 
 
 @pytest.mark.slow
-@settings(max_examples=800)
+@settings(max_examples=800, deadline=None)  # (a busy machine stalls one example)
 @given(
     st.one_of(
         _json_values.map(lambda v: json.dumps([v])),
@@ -229,6 +229,49 @@ def test_validate_in_workers_even_one_that_dies_is_validate_in_one_process(
     assert validate_paths([src], jobs=2, max_errors=0).to_dict() == serial
     monkeypatch.setattr(otlp_map, "map_lines", _fragile)
     assert validate_paths([src], jobs=2, max_errors=0).to_dict() == serial
+
+
+_LOG: list[Path] = []  # where `_logged` writes (set before the worker is forked)
+
+
+def _logged(lines: Any, *args: Any) -> Any:
+    """map_lines that notes which process mapped each block (its first line and pid)."""
+    with _LOG[0].open("a") as f:
+        f.write(f"{lines[0][0]} {os.getpid()}\n")
+    return _real_map_lines(lines, *args)
+
+
+@pytest.mark.parametrize("validate", [False, True])
+def test_blocks_go_to_the_worker_first_and_come_back_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, validate: bool
+) -> None:
+    """The worker always has blocks queued (the first `QUEUED` go to it before the reading
+    process maps one itself), each block is mapped once, and the lines come back in the
+    file's order, as mapping them all in one process gives them."""
+    from tracecli.inputs.workers import fork_pool, stop_pool
+
+    src = _otlp_file(tmp_path)
+    monkeypatch.setattr(otlp_map, "BLOCK_BYTES", 2048)
+    blocks = list(otlp_map.line_blocks(str(src), "spans.jsonl"))
+    assert len(blocks) > 3 * otlp_map.QUEUED
+    serial = otlp_map.Workers(lambda: None, 0, lambda: None, lambda: False)
+    want = list(otlp_map.map_blocks(iter(blocks), "spans.jsonl", "acme/otel", serial, validate))
+    log = tmp_path / "mapped.log"
+    monkeypatch.setattr(otlp_map, "map_lines", _logged)
+    monkeypatch.setattr(f"{__name__}._LOG", [log])
+    pool = fork_pool(1)  # (after the patch: the forked worker maps with it too)
+    assert pool is not None
+    try:
+        workers = otlp_map.Workers(lambda: pool, 1, lambda: None, lambda: False)
+        got = list(otlp_map.map_blocks(iter(blocks), "spans.jsonl", "acme/otel", workers, validate))
+    finally:
+        stop_pool(pool, False)
+    assert got == want
+    by = [line.split() for line in log.read_text().splitlines()]
+    assert sorted(int(first) for first, _ in by) == [b[0][0] for b in blocks]  # each once
+    firsts = {int(first): pid for first, pid in by}
+    worker = {firsts[b[0][0]] for b in blocks[: otlp_map.QUEUED]}
+    assert worker != {str(MAIN_PID)} and len(worker) == 1
 
 
 def _records(parts: list[otlp_map.LineParts]) -> list[Any]:

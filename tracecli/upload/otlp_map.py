@@ -10,6 +10,7 @@ the same entries, in the same order, as converting each line here would give.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -33,6 +34,11 @@ from tracecli.upload.blocks import Bad, Entry, Ok
 from tracecli.upload.lines import block_may_ref, find_ref
 from tracecli.upload.otlp_entry import _entry, _typed_entry, _Untyped
 from tracecli.upload.otlp_lines import checked, parse_line, raw_lines
+
+try:  # (pools are forked on Linux only: see `_wide_pipes`)
+    import fcntl
+except ImportError:  # pragma: no cover - not Linux
+    fcntl = None  # type: ignore[assignment]
 
 
 class SpanPart(NamedTuple):
@@ -314,7 +320,10 @@ def _never() -> bool:
 
 # -- reading in blocks, mapped by workers ----------------------------------------------------
 BLOCK_BYTES = 256 << 10  # lines are mapped (in the run's workers when it has them) in blocks
-PENDING = 8  # blocks in flight beyond one per worker (~1 MB each with their answers)
+PENDING = 16  # blocks in flight beyond one per worker (~1 MB each with their answers): the
+# reading process maps ahead this far while the oldest block is with a worker that is slow
+# (a busy machine: with 8 it often waited there, 0.1-0.3 s of a 20k-span upload)
+QUEUED = 3  # blocks handed to each worker at a time: the one it maps, two behind it
 
 
 class Workers(NamedTuple):
@@ -346,27 +355,36 @@ def line_blocks(path: str, display: str) -> Iterator[list[tuple[int, bytes]] | D
         yield block
 
 
-def _submit(
-    workers: Workers,
-    pending: deque[tuple[Any, list[tuple[int, bytes]]]],
-    block: list[tuple[int, bytes]],
-    path: str,
-    project: str | None,
-    validate: bool,
-) -> Any:
-    """A block handed to a worker (a future), or mapped here (its answer): when there are
-    no workers, when they are behind, or when the pool broke (a worker died)."""
-    pool = workers.pool()
-    if pool is not None and not (pending and not _ready(pending[0][0])):
-        try:
-            return pool.submit(map_lines, block, path, project, validate)
-        except BrokenProcessPool:
-            workers.broken()
-    return map_lines(block, path, project, validate)
-
-
 def _ready(future: Any) -> bool:
     return isinstance(future, Mapped) or future.done()
+
+
+PIPE_BYTES = 1 << 20  # Linux's limit for a pipe's buffer (/proc/sys/fs/pipe-max-size)
+
+
+def _wide_pipes(pool: Any) -> None:
+    """The pool's two pipes (blocks to the workers, answers back) widened from 64 KiB to
+    hold a whole block or answer (~256 KiB out, ~380 KiB back for upload).
+
+    Through a 64 KiB pipe a block crosses in several writes, each waiting for the other
+    side to read, and the reading process's side is a thread (the pool's feeder, its
+    manager) that must take the GIL back from the busy main thread for each: up to a
+    switch interval (5 ms) a time, the worker idle meanwhile. Best effort: a pool built
+    otherwise, or a kernel that refuses, keeps its pipes."""
+    if pool is None or fcntl is None:
+        return
+    conns = (
+        getattr(getattr(pool, "_call_queue", None), "_writer", None),
+        getattr(getattr(pool, "_result_queue", None), "_reader", None),
+    )
+    for conn in conns:
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            fcntl.fcntl(conn.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)  # type: ignore[union-attr]
+
+
+def _busy(pending: deque[tuple[Any, list[tuple[int, bytes]]]]) -> int:
+    """Blocks handed to the workers and not mapped yet (running or queued)."""
+    return sum(1 for future, _ in pending if not _ready(future))
 
 
 def map_blocks(
@@ -377,12 +395,19 @@ def map_blocks(
     validate: bool = False,
 ) -> Iterator[LineParts]:
     """The blocks' lines mapped, in order, until the run halts: by the worker processes when
-    there are some (the reading process reads, checks and sends meanwhile, and maps a block
-    itself whenever the workers are behind: on 2 cores, one worker and this process share
-    the mapping), else here. A worker that dies leaves its blocks here. A read error comes
-    as a line without spans."""
+    there are some, else here. A worker that dies leaves its blocks here. A read error
+    comes as a line without spans.
+
+    With workers, the reading process reads, checks and sends, and maps a block itself
+    only when it has nothing else to do: every worker has a block queued behind the one
+    it maps (`QUEUED`), so it never waits for the reading process, and a block ready is
+    handed on before another is mapped here. (Mapping here whenever the oldest block was
+    not back yet, as before, left the worker idle most of the time: the reading process
+    mapped up to eight blocks in a row while the worker had one.)"""
     pending: deque[tuple[Any, list[tuple[int, bytes]]]] = deque()
+    _wide_pipes(workers.pool())
     limit = workers.jobs + PENDING if workers.pool() is not None else 0
+    queued = workers.jobs * QUEUED
 
     def finish() -> list[LineParts]:
         future, lines = pending.popleft()
@@ -395,6 +420,23 @@ def map_blocks(
                 workers.broken()
         return _with_raw(map_lines(lines, path, project, validate), lines)
 
+    def place(block: list[tuple[int, bytes]]) -> Iterator[LineParts]:
+        """`block` handed to a worker or mapped here, the blocks ready before handed on."""
+        while True:
+            while pending and _ready(pending[0][0]):
+                yield from finish()
+            pool = workers.pool()
+            if pool is not None and _busy(pending) < queued:
+                try:
+                    pending.append((pool.submit(map_lines, block, path, project, validate), block))
+                    return
+                except BrokenProcessPool:
+                    workers.broken()
+            if pool is None or len(pending) < limit:
+                pending.append((map_lines(block, path, project, validate), block))
+                return
+            yield from finish()  # as many in flight as allowed: wait for the oldest
+
     try:
         for block in blocks:
             if workers.halted():
@@ -404,9 +446,10 @@ def map_blocks(
                     yield from finish()
                 yield LineParts(block.line, b"", [], block)
                 continue
-            pending.append((_submit(workers, pending, block, path, project, validate), block))
-            while pending and (len(pending) > limit or _ready(pending[0][0])):
-                yield from finish()
+            yield from place(block)
+            if not workers.pool():
+                while pending:  # no workers (or no longer): in order, nothing to wait for
+                    yield from finish()
         while pending:
             yield from finish()
     finally:
