@@ -46,7 +46,11 @@ BLOCK_BYTES = 1 << 20
 VALIDATE_PROJECT = "otlp/validate"
 PARALLEL_MIN_BYTES = 8 << 20  # below this a pool costs more to start than it saves
 DEFAULT_MAX_ERRORS = 200
-IN_FLIGHT_PER_JOB = 2  # blocks submitted ahead per worker: enough to keep every core busy
+# blocks submitted ahead per worker, all of them in the workers' pipe (`Engine`'s `eager`):
+# enough for the workers to go on through this process's longest pause (the cross-record
+# checks sort 65k ids at a time: ~50 ms, ~3 blocks a worker); with 2 a worker, both idled
+# ~45 ms at each such pause
+IN_FLIGHT_PER_JOB = 6
 
 ProgressFn = Callable[["Progress"], None]
 
@@ -182,7 +186,7 @@ class _Run:
         self.checker = CrossChecker(strict=strict)
         self.on_progress = on_progress
         self.jobs = jobs
-        self.engine = Engine(self._block, per_job=IN_FLIGHT_PER_JOB)
+        self.engine = Engine(self._block, per_job=IN_FLIGHT_PER_JOB, eager=True)
         self.order: list[str] = []
         self.otlp: SpanCalls | None = None  # OpenTelemetry inputs: the span checks' state
 
