@@ -162,11 +162,29 @@ def stop_pool(pool: ProcessPoolExecutor, failed: bool) -> None:
         pool.shutdown(wait=True, cancel_futures=True)
         return
     procs = list((getattr(pool, "_processes", None) or {}).values())
+    # (taken before `shutdown`, which forgets them when it does not wait)
+    manager = getattr(pool, "_executor_manager_thread", None)
+    answers = getattr(pool, "_result_queue", None)
     pool.shutdown(wait=False, cancel_futures=True)
     for proc in procs:
         proc.kill()
     for proc in procs:
         proc.join(timeout=5)
-    manager = getattr(pool, "_executor_manager_thread", None)
+    _end_answers(answers)
     if manager is not None:
         manager.join(5.0)
+
+
+def _end_answers(answers: Any) -> None:
+    """Close this process's end for writing the answers' pipe, once the workers are dead.
+
+    A worker killed amid an answer (one write of its header, another of its bytes) leaves
+    the manager thread reading bytes that never come: this process holds the pipe's
+    writing end too, so the read never sees end-of-file, and the interpreter's exit then
+    waits for that thread for ever (Ctrl-C or SIGTERM of a validate of a big file hung
+    about one time in five). Closed, the read ends, and the thread finds the pool broken
+    and stops. Nothing in this process writes answers."""
+    writer = getattr(answers, "_writer", None)
+    if writer is not None:
+        with contextlib.suppress(OSError):
+            writer.close()
