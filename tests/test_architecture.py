@@ -74,6 +74,7 @@ LATE_IMPORTS: dict[tuple[str, str], str] = {
     ("tracecli.inputs.workers", "concurrent.futures.process"): "start-up time",
     ("tracecli.inputs.workers", "multiprocessing"): "start-up time",
     ("tracecli.inputs.workers", "ctypes"): "start-up time",
+    ("tracecli.inputs.workers", "fcntl"): "start-up time",
     # file events for upload --follow: optional, the follow polls when it cannot be imported
     ("tracecli.inputs.watch", "watchfiles"): "optional dependency",
     # uvicorn is only needed once `tracecli serve` listens (tests build the app without it)

@@ -74,6 +74,31 @@ def test_a_worker_that_dies_leaves_its_jobs_to_this_process() -> None:
     assert got[3][1] == (3, True)  # done again here
 
 
+@linux_only
+def test_an_eager_pool_keeps_order_and_hands_its_jobs_over_at_once() -> None:
+    """validate's pool: every job in flight in the workers' pipe, answers in a wide pipe."""
+    import concurrent.futures.process as executor
+    import fcntl
+
+    before = executor.EXTRA_QUEUED_CALLS
+    engine = Engine(lambda tag, result: None, per_job=3, eager=True)
+    engine.start(2, worth_it=True)
+    try:
+        pool = engine.pool
+        assert pool is not None
+        assert pool._call_queue._maxsize == 3 * 2  # running ones and the 4 ahead
+        answers = pool._result_queue._writer.fileno()
+        assert fcntl.fcntl(answers, fcntl.F_GETPIPE_SZ) >= 1 << 20
+    finally:
+        engine.close()
+    assert before == executor.EXTRA_QUEUED_CALLS  # the module's setting restored
+    got, _ = _collect({"per_job": 3, "eager": True}, 2, square, 40)
+    assert got == [(i, (i, i * i)) for i in range(40)] + [("end", None)]
+    got, _ = _collect({"per_job": 3, "eager": True}, 2, dies_in_a_worker, 12)
+    assert [tag for tag, _ in got] == [*range(12), "end"]
+    assert got[3][1] == (3, True)  # done again here
+
+
 def test_a_halted_run_reads_and_finishes_no_more() -> None:
     got: list[Any] = []
     engine = Engine(lambda tag, result: got.append(tag), halted=lambda: len(got) >= 2)

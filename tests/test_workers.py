@@ -100,3 +100,31 @@ def test_a_bad_tracecli_jobs_is_a_one_line_usage_error(tmp_path: Path, command: 
     assert out.returncode == 2, out
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "TRACECLI_JOBS" in lines[0] and "'lots'" in lines[0], out.stderr
+
+
+def _half_an_answer() -> None:
+    """In a worker: write the header of a long answer and never the rest, as a worker
+    killed amid its answer leaves it."""
+    import struct
+
+    result_queue = sys._getframe(1).f_locals["result_queue"]  # (the executor's worker loop)
+    result_queue._writer._send(struct.pack("!i", 1 << 19))
+    time.sleep(60)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork pools only on Linux")
+def test_a_pool_stopped_after_a_failure_is_over_even_amid_an_answer() -> None:
+    """Ctrl-C of a big validate hung now and then at exit: a worker killed while writing
+    its answer left the pool's thread reading the rest for ever."""
+    from tracecli.inputs.workers import fork_pool, stop_pool
+
+    pool = fork_pool(1)
+    assert pool is not None
+    pool.submit(_half_an_answer)
+    time.sleep(0.5)  # the header read, the thread waits for the rest
+    manager = pool._executor_manager_thread
+    assert manager is not None and manager.is_alive()
+    started = time.monotonic()
+    stop_pool(pool, failed=True)
+    assert not manager.is_alive()
+    assert time.monotonic() - started < 4  # (not the 5 s join's timeout)

@@ -125,9 +125,12 @@ class Engine:
     submission order (None for a job without a function: a marker the caller places).
 
     `per_job`, `extra`: jobs submitted ahead while a pool runs, per worker and beyond.
-    `halted`: the run stops early (no more blocks are read or finished). `interrupted`:
-    while set, a wait for a worker gives up (the block is dropped); None waits without
-    looking.
+    `eager`: those jobs go to the workers' pipe at once and their answers wait in a
+    pipe that holds several (`workers.fork_pool`'s `ahead`), so that the workers go on
+    while this process is busy; not for a run that may halt (a job in the pipe is done
+    even when the run no longer needs it). `halted`: the run stops early (no more blocks
+    are read or finished). `interrupted`: while set, a wait for a worker gives up (the
+    block is dropped); None waits without looking.
     """
 
     def __init__(
@@ -138,6 +141,7 @@ class Engine:
         jobs: int = 0,
         per_job: int = 1,
         extra: int = 0,
+        eager: bool = False,
         halted: Callable[[], bool] = _never,
         interrupted: Callable[[], bool] | None = None,
     ) -> None:
@@ -146,6 +150,7 @@ class Engine:
         self.jobs = jobs if pool is not None else 0
         self.per_job = per_job
         self.extra = extra
+        self.eager = eager
         self.halted = halted
         self.interrupted = interrupted
         self.pending: deque[Pending] = deque()
@@ -155,7 +160,8 @@ class Engine:
     def start(self, jobs: int, worth_it: bool) -> None:
         """Fork `jobs` workers now if the inputs are `worth_it`; before any thread starts."""
         if jobs >= 1 and worth_it:
-            self.pool = fork_pool(jobs)
+            ahead = self.per_job * jobs + self.extra - jobs if self.eager else 0
+            self.pool = fork_pool(jobs, ahead)
         if self.pool is not None:
             self.jobs = jobs
             self.broken = broken_pool_error()

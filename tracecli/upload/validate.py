@@ -47,6 +47,11 @@ VALIDATE_PROJECT = "otlp/validate"
 PARALLEL_MIN_BYTES = 8 << 20  # below this a pool costs more to start than it saves
 DEFAULT_MAX_ERRORS = 200
 IN_FLIGHT_PER_JOB = 2  # blocks submitted ahead per worker: enough to keep every core busy
+# and at least this many in all, every one in the workers' pipe (`Engine`'s `eager`): for the
+# workers to go on through this process's longest pause (the cross-record checks sort 65k
+# ids at a time, ~50 ms: ~3 blocks a worker on 2 cores); with 2 a worker, both idled ~45 ms
+# at each such pause. (A stream's blocks are in memory meanwhile: 1 MiB each.)
+IN_FLIGHT_MIN = 12
 
 ProgressFn = Callable[["Progress"], None]
 
@@ -182,7 +187,8 @@ class _Run:
         self.checker = CrossChecker(strict=strict)
         self.on_progress = on_progress
         self.jobs = jobs
-        self.engine = Engine(self._block, per_job=IN_FLIGHT_PER_JOB)
+        ahead = max(0, IN_FLIGHT_MIN - IN_FLIGHT_PER_JOB * jobs)
+        self.engine = Engine(self._block, per_job=IN_FLIGHT_PER_JOB, extra=ahead, eager=True)
         self.order: list[str] = []
         self.otlp: SpanCalls | None = None  # OpenTelemetry inputs: the span checks' state
 
