@@ -131,18 +131,21 @@ def _executor(jobs: int, ctx: Any, ahead: int) -> ProcessPoolExecutor:
     finally:
         settings["EXTRA_QUEUED_CALLS"] = saved
     if ahead > 0:
-        _widen(getattr(getattr(pool, "_result_queue", None), "_writer", None))
+        widen(getattr(getattr(pool, "_result_queue", None), "_writer", None))
     return pool
 
 
-def _widen(end: Any) -> None:
-    """Let a pipe (either end) hold ANSWER_PIPE_BYTES, where the system allows it."""
-    import fcntl  # (Linux: fork_pool runs nowhere else)
-
+def widen(end: Any) -> None:
+    """Let a pipe (either end: a `multiprocessing` connection, or None) hold
+    ANSWER_PIPE_BYTES, where the system allows it; best effort."""
+    try:
+        import fcntl  # (Linux: fork_pool runs nowhere else)
+    except ImportError:
+        return
     setsize = getattr(fcntl, "F_SETPIPE_SZ", None)  # Python 3.10+
     if end is None or setsize is None:
         return
-    with contextlib.suppress(OSError, ValueError):
+    with contextlib.suppress(AttributeError, OSError, ValueError):
         fcntl.fcntl(end.fileno(), setsize, ANSWER_PIPE_BYTES)
 
 

@@ -10,7 +10,6 @@ the same entries, in the same order, as converting each line here would give.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -25,6 +24,7 @@ import orjson
 from tracecli.check.entries import Entry as VEntry
 from tracecli.check.entries import diag_entry, from_rows, to_rows
 from tracecli.diagnostics import Diagnostic, Location
+from tracecli.inputs.workers import widen
 from tracecli.otel.calls import SpanCalls, original_at
 from tracecli.otel.checks import REFUSED
 from tracecli.otel.read import SpanAt, Unread, spans_of_request
@@ -34,11 +34,6 @@ from tracecli.upload.blocks import Bad, Entry, Ok
 from tracecli.upload.lines import block_may_ref, find_ref
 from tracecli.upload.otlp_entry import _entry, _typed_entry, _Untyped
 from tracecli.upload.otlp_lines import checked, parse_line, raw_lines
-
-try:  # (pools are forked on Linux only: see `_wide_pipes`)
-    import fcntl
-except ImportError:  # pragma: no cover - not Linux
-    fcntl = None  # type: ignore[assignment]
 
 
 class SpanPart(NamedTuple):
@@ -359,9 +354,6 @@ def _ready(future: Any) -> bool:
     return isinstance(future, Mapped) or future.done()
 
 
-PIPE_BYTES = 1 << 20  # Linux's limit for a pipe's buffer (/proc/sys/fs/pipe-max-size)
-
-
 def _wide_pipes(pool: Any) -> None:
     """The pool's two pipes (blocks to the workers, answers back) widened from 64 KiB to
     hold a whole block or answer (~256 KiB out, ~380 KiB back for upload).
@@ -371,15 +363,10 @@ def _wide_pipes(pool: Any) -> None:
     manager) that must take the GIL back from the busy main thread for each: up to a
     switch interval (5 ms) a time, the worker idle meanwhile. Best effort: a pool built
     otherwise, or a kernel that refuses, keeps its pipes."""
-    if pool is None or fcntl is None:
+    if pool is None:
         return
-    conns = (
-        getattr(getattr(pool, "_call_queue", None), "_writer", None),
-        getattr(getattr(pool, "_result_queue", None), "_reader", None),
-    )
-    for conn in conns:
-        with contextlib.suppress(AttributeError, OSError, ValueError):
-            fcntl.fcntl(conn.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)  # type: ignore[union-attr]
+    widen(getattr(getattr(pool, "_call_queue", None), "_writer", None))
+    widen(getattr(getattr(pool, "_result_queue", None), "_reader", None))
 
 
 def _busy(pending: deque[tuple[Any, list[tuple[int, bytes]]]]) -> int:
