@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
 from tracecli.schema import fields, weave
 
@@ -147,3 +149,92 @@ def test_upload_of_a_small_jsonl_file_to_a_server_imports_only_what_it_needs() -
     assert "httpx" in modules  # the client was built: the probe saw a real run
     loaded = [m for m in modules if m.startswith(UPLOAD_NEEDS_NONE_OF)]
     assert loaded == [], "upload to a server imports what it does not use"
+
+
+# `validate` of plain paths runs without Typer (cli/validate_run.py): the same output and
+# exit code as the app gives the same command line, which these runs compare
+AS_APP = "import sys; from tracecli.cli.root import app; app(sys.argv[1:], prog_name='tracecli')"
+AS_SCRIPT = "import sys; sys.argv[0] = 'tracecli'; from tracecli.cli import main; main()"
+
+
+def _both(args: list[str], cwd: Path, stdin: str = "") -> tuple[object, object]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code, *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=cwd,
+            input=stdin,
+            timeout=120,
+        )
+        for code in (AS_SCRIPT, AS_APP)
+    ]
+    return tuple((r.returncode, r.stdout, r.stderr) for r in runs)
+
+
+def test_plain_validate_without_typer_says_what_the_app_says(tmp_path: Path) -> None:
+    from tracecli.cli.validate_run import quick_args
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(SAMPLE.read_text().splitlines()[0] + "\n{not json\n")
+    lines = [
+        ["validate", str(SAMPLE)],
+        ["validate", str(bad), str(SAMPLE), "--strict", "--format", "json"],
+        ["validate", "-f", "github", str(bad), "--max-errors", "007"],
+        ["validate", str(tmp_path / "missing.jsonl")],  # exit 2, one line
+        ["validate", "-", "--input-format", "jsonl"],
+    ]
+    for args in lines:
+        assert quick_args(args) is not None, args
+        script, app = _both(args, tmp_path, stdin=SAMPLE.read_text())
+        assert script == app, args
+
+
+def test_validate_goes_to_the_app_when_the_command_line_is_not_plain() -> None:
+    from tracecli.cli.validate_run import quick_args
+
+    for args in (
+        ["validate"],
+        ["validate", "a.jsonl", "--help"],
+        ["validate", "a.jsonl", "-h"],
+        ["validate", "a.jsonl", "--format=json"],
+        ["validate", "a.jsonl", "-fjson"],
+        ["validate", "a.jsonl", "--format", "JSON"],
+        ["validate", "a.jsonl", "--format"],
+        ["validate", "a.jsonl", "--max-errors", "-1"],
+        ["validate", "a.jsonl", "--max-errors", "1e3"],
+        ["validate", "a.jsonl", "--strict", "--strict"],
+        ["validate", "a.jsonl", "-f", "json", "--format", "text"],
+        ["validate", "--", "-a.jsonl"],
+        ["validate", "a.jsonl", "--no-such-option"],
+        ["upload", "a.jsonl"],
+        ["--version"],
+    ):
+        assert quick_args(args) is None, args
+
+
+def test_what_plain_validate_accepts_the_command_accepts(tmp_path: Path) -> None:
+    """Every option and value the Typer-less run takes is one the command declares."""
+    from typer.testing import CliRunner
+
+    from tracecli.cli.options import StdinFormat
+    from tracecli.cli.render import ReportFormat
+    from tracecli.cli.root import app
+    from tracecli.cli.validate_run import QUICK_VALUED
+
+    assert QUICK_VALUED["--format"][1] == QUICK_VALUED["-f"][1] == set(ReportFormat)
+    assert QUICK_VALUED["--input-format"][1] == set(StdinFormat)
+    for flag, (_, accepted) in QUICK_VALUED.items():
+        for value in sorted(accepted or {"0", "12"}):
+            args = ["validate", str(SAMPLE), flag, value, "--strict"]
+            result = CliRunner().invoke(app, args, input="")
+            assert result.exit_code in (0, 1), (args, result.output)
+
+
+def test_completion_goes_to_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tracecli.cli.validate_run import quick_args
+
+    monkeypatch.setenv("_TRACECLI_COMPLETE", "complete_bash")
+    assert quick_args(["validate", "a.jsonl"]) is None

@@ -1,28 +1,29 @@
 """Consoles, the one way a line is said, and the one place known errors become an exit code.
 
 Rich is imported by the first console made, not here: every command module imports this
-one, and `--help` (which builds every command) prints nothing through Rich.
+one, and `--help` (which builds every command) prints nothing through Rich. Nor Typer:
+`validate` of plain paths runs without it (cli/validate_run.py), and its errors come here.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
-import typer
-
 from tracecli.cli.safe import safe_json, safe_text
 from tracecli.diagnostics import TracecliError
 
 if TYPE_CHECKING:
+    import typer
     from rich.console import Console
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+PROG = "tracecli"
 
 
 def stderr_console() -> Console:
@@ -92,8 +93,22 @@ def write_stdout(text: str) -> None:
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print one line on stderr and return the Exit to raise."""
+    import typer  # the command's own module imported it already
+
     say(stderr_console(), f"tracecli: error: {message}")
     return typer.Exit(code)
+
+
+def known_error_code(exc: TracecliError | BrokenPipeError) -> int:
+    """What a known error ends a command with: a `TracecliError` is one line on stderr
+    and its exit code; a broken pipe (`tracecli ... | head`: the reader went away) is not
+    an error of ours, exit 0, with nothing left for stdout to flush at exit."""
+    if isinstance(exc, BrokenPipeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    say(stderr_console(), f"tracecli: error: {exc}")
+    return exc.exit_code
 
 
 def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
@@ -103,13 +118,10 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
-        except TracecliError as exc:
-            raise fail(str(exc), exc.exit_code) from None
-        except BrokenPipeError:
-            # `tracecli ... | head`: the reader went away; that is not an error of ours.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            raise typer.Exit(0) from None
+        except (TracecliError, BrokenPipeError) as exc:
+            import typer
+
+            raise typer.Exit(known_error_code(exc)) from None
 
     return wrapper
 
@@ -134,6 +146,8 @@ def command(
     one line and their exit code (`handle_errors`)."""
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        import inspect  # Typer imported it already; the commands' modules are built with it
+
         text, sections = help_and_epilog(inspect.getdoc(fn) or "")
         register = on.command(name, short_help=short_help, help=text, epilog=sections)
         return register(handle_errors(fn))
