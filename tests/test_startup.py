@@ -135,7 +135,7 @@ UPLOAD_NEEDS_NONE_OF = (
     "tracecli.upload.otlp",
     "tracecli.store.db",  # a server, not the store
     "tracecli.schema.weave",
-    "rich.progress",  # no terminal
+    "rich",  # no terminal: its lines are written without Rich (cli/common.py PlainConsole)
 )
 
 
@@ -238,3 +238,72 @@ def test_completion_goes_to_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setenv("_TRACECLI_COMPLETE", "complete_bash")
     assert quick_args(["validate", "a.jsonl"]) is None
+
+
+SAID = [
+    "tracecli: error: plain",
+    "tracecli: warning: [bold]not markup[/bold] :smile: ",
+    "  leading and trailing  ",
+    "wide 漢字 and é combining e\u0301 and emoji \U0001f600",
+    "x" * 300,  # longer than any terminal: one line all the same
+    "control \x1b[31m\t\r\n\u202e and bidi",
+    "",
+]
+
+
+def test_plain_lines_are_the_bytes_rich_writes_off_a_terminal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tracecli.cli.common import PlainConsole, say, say_diagnostic, stderr_console, stderr_lines
+
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "NO_COLOR"):
+        monkeypatch.delenv(name, raising=False)
+    assert isinstance(stderr_lines(), PlainConsole)  # capsys's stderr is no terminal
+    written = []
+    for console in (stderr_console(), PlainConsole()):
+        for text in SAID:
+            say(console, text)
+            say_diagnostic(console, f"a.jsonl:1: error: id: {text}", "error")
+        written.append(capsys.readouterr().err)
+    assert written[0].count("\n") == 2 * len(SAID)
+    assert written[1] == written[0]
+
+
+def test_rich_keeps_every_stream_it_could_treat_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """FORCE_COLOR or TTY_COMPATIBLE (even empty) make Rich decide: a pipe may be a
+    terminal to it."""
+    from tracecli.cli.common import PlainConsole, stderr_lines
+
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE"):
+        monkeypatch.setenv(name, "")
+        assert not isinstance(stderr_lines(), PlainConsole)
+        monkeypatch.delenv(name)
+
+
+def test_upload_without_rich_says_what_rich_said(tmp_path: Path) -> None:
+    """The same upload with its lines written by Rich (FORCE_COLOR set empty: Rich decides,
+    and finds no terminal) and without: the same stdout, stderr and exit code, but for the
+    elapsed time and the rate."""
+    bad = tmp_path / "bad.jsonl"
+    lines = SAMPLE.read_text().splitlines()
+    bad.write_text("\n".join([*lines[:3], "{not json", '{"id": "\u202e"}']) + "\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_STATE_HOME": str(tmp_path)}
+    env.pop("FORCE_COLOR", None)
+    env.pop("TTY_COMPATIBLE", None)
+    seen = []
+    for extra in ({}, {"FORCE_COLOR": ""}):
+        done = subprocess.run(
+            [sys.executable, "-c", AS_SCRIPT, "upload", str(bad), "--dry-run"],
+            capture_output=True,
+            text=True,
+            env={**env, **extra},
+            cwd=tmp_path,
+            timeout=120,
+        )
+        timed = ("elapsed", "calls/s")
+        err = [line for line in done.stderr.splitlines() if not line.startswith(timed)]
+        seen.append((done.returncode, done.stdout, err))
+    assert seen[0][2], "the upload said nothing"
+    assert seen[0] == seen[1]
