@@ -66,6 +66,13 @@ LATE_IMPORTS: dict[tuple[str, str], str] = {
     ("tracecli.upload.api", "tracecli.targets.local"): "start-up time",
     ("tracecli.upload.run", "tracecli.upload.otlp"): "start-up time",
     ("tracecli.targets.outcome", "httpx"): "start-up time",
+    # nor ssl, socket and email's date parsing: a client to a server imports them anyway,
+    # an upload to the store or a dry run (which import the targets' outcomes) never
+    ("tracecli.targets.retry", "email.utils"): "start-up time",
+    ("tracecli.targets.retry", "socket"): "start-up time",
+    ("tracecli.targets.retry", "ssl"): "start-up time",
+    ("tracecli.targets.endpoint", "ssl"): "start-up time",
+    ("tracecli.targets.endpoint", "socket"): "start-up time",
     ("tracecli.targets.retry", "httpx"): "start-up time",
     # PyYAML for the config files, only when there is one (most runs find none)
     ("tracecli.config.files", "yaml"): "start-up time",

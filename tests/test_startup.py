@@ -307,3 +307,14 @@ def test_upload_without_rich_says_what_rich_said(tmp_path: Path) -> None:
         seen.append((done.returncode, done.stdout, err))
     assert seen[0][2], "the upload said nothing"
     assert seen[0] == seen[1]
+
+
+def test_a_dry_run_imports_no_client_and_no_rich() -> None:
+    """A dry run without a server names the store and sends nothing: no HTTP client, no TLS
+    (ssl loads OpenSSL: ~40M instructions), no Rich off a terminal."""
+    seen = probe("upload", str(SAMPLE), "--dry-run")
+    assert seen["code"] == 0
+    modules = seen["modules"]
+    assert isinstance(modules, list)
+    loaded = [m for m in modules if m.startswith(("rich", "ssl", "_ssl", "httpx", "httpcore"))]
+    assert loaded == [], "a dry run imports what it does not use"
