@@ -73,6 +73,8 @@ LATE_IMPORTS: dict[tuple[str, str], str] = {
     ("tracecli.targets.retry", "ssl"): "start-up time",
     ("tracecli.targets.endpoint", "ssl"): "start-up time",
     ("tracecli.targets.endpoint", "socket"): "start-up time",
+    # `tail --help` and `--help` import the table's widths, not its JSON reading
+    ("tracecli.readback.rows", "orjson"): "start-up time",
     ("tracecli.targets.retry", "httpx"): "start-up time",
     # PyYAML for the config files, only when there is one (most runs find none)
     ("tracecli.config.files", "yaml"): "start-up time",
