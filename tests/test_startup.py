@@ -318,3 +318,33 @@ def test_a_dry_run_imports_no_client_and_no_rich() -> None:
     assert isinstance(modules, list)
     loaded = [m for m in modules if m.startswith(("rich", "ssl", "_ssl", "httpx", "httpcore"))]
     assert loaded == [], "a dry run imports what it does not use"
+
+
+# every command built before the app runs (Typer builds those registered already), so the
+# list of commands comes from the whole commands
+AS_BUILT = (
+    "import importlib, sys; from tracecli.cli.root import COMMANDS, app\n"
+    "for module in COMMANDS.values(): importlib.import_module(module)\n"
+    "app(sys.argv[1:], prog_name='tracecli')"
+)
+
+
+def test_the_list_of_commands_is_the_same_without_building_them(tmp_path: Path) -> None:
+    """`tracecli --help` lists every command from what its module registered; the page is
+    the one the whole commands give, at any width, and with no arguments too."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for columns, args in (("80", ["--help"]), ("52", ["--help"]), ("80", [])):
+        pages = [
+            subprocess.run(
+                [sys.executable, "-c", code, *args],
+                capture_output=True,
+                text=True,
+                env={**env, "COLUMNS": columns},
+                cwd=tmp_path,
+                timeout=120,
+            )
+            for code in (AS_SCRIPT, AS_BUILT)
+        ]
+        seen = [(p.returncode, p.stdout, p.stderr) for p in pages]
+        assert "Commands:" in seen[0][1] + seen[0][2]
+        assert seen[0] == seen[1], (columns, args)

@@ -14,13 +14,14 @@ here for every command line but the plainest `validate` (cli/validate_run.py).
 from __future__ import annotations
 
 import importlib
+import inspect
 import re
 import sys
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from tracecli import __version__
 from tracecli.cli import coerce
@@ -75,6 +76,10 @@ class _LazyCommands(MutableMapping[str, Any]):
     def __contains__(self, name: object) -> bool:
         return name in COMMANDS or name in self._built
 
+    def built(self, name: str) -> Any:
+        """The command `name` if it was built, else None (building nothing)."""
+        return self._built.get(name)
+
 
 class _LazyGroup(TyperGroup):
     """The root group, with `_LazyCommands` for its commands."""
@@ -93,6 +98,21 @@ class _LazyGroup(TyperGroup):
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """Click's list of the commands and their short help, without building the commands
+        not built yet: Typer would read every parameter of every command for it (~70M
+        instructions for `tracecli --help`, more than the rest of it). A command made of
+        what its module registered (`_listed`) gives the same short help."""
+        lazy = self.commands
+        if not isinstance(lazy, _LazyCommands):  # replaced by a caller: as Click lists them
+            super().format_commands(ctx, formatter)
+            return
+        self.commands = {n: lazy.built(n) or _listed(n) for n in lazy}
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            self.commands = lazy
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         """Click's main, with its usage errors in tracecli's one-line form.
@@ -176,6 +196,28 @@ def _tidy(cmd: Any) -> Any:
         _tidy(sub)
     coerce.install_on(cmd)  # its values without pydantic when they are plain
     return cmd
+
+
+def _listed(name: str) -> Any:
+    """Command `name` as the list of commands shows it: its help, short help, hidden and
+    deprecated flags as `_build` would give them (Click's `get_short_help_str` reads only
+    those), no parameters read. Its module is imported (it registers the command); a group
+    (`config`) is built whole."""
+    importlib.import_module(COMMANDS[name])
+    for info in app.registered_commands:
+        if info.name == name and info.callback is not None and info.cls is TyperCommand:
+            doc = (
+                inspect.getdoc(info.callback) if info.help is None else inspect.cleandoc(info.help)
+            )
+            return TyperCommand(
+                name,
+                help=doc,
+                short_help=info.short_help,
+                hidden=info.hidden,
+                deprecated=info.deprecated,
+                rich_markup_mode=app.rich_markup_mode,
+            )
+    return _build(name)
 
 
 def _build(name: str) -> Any:
