@@ -348,3 +348,15 @@ def test_the_list_of_commands_is_the_same_without_building_them(tmp_path: Path) 
         seen = [(p.returncode, p.stdout, p.stderr) for p in pages]
         assert "Commands:" in seen[0][1] + seen[0][2]
         assert seen[0] == seen[1], (columns, args)
+
+
+def test_upload_to_the_store_imports_no_pydantic(tmp_path: Path) -> None:
+    """The sample's times are ISO text and its counts integers: the store stores them
+    without pydantic's lax readers (store/rows.py, store/summary_ints.py), nor a client."""
+    seen = probe("upload", str(SAMPLE), "--db", str(tmp_path / "store.db"))
+    assert seen["code"] == 0
+    modules = seen["modules"]
+    assert isinstance(modules, list)
+    assert "tracecli.store.rows" in modules  # the store was written: the probe saw a real run
+    loaded = [m for m in modules if m.startswith(("pydantic", "rich", "ssl", "httpx"))]
+    assert loaded == [], "an upload to the store imports what it does not use"
