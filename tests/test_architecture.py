@@ -79,6 +79,9 @@ LATE_IMPORTS: dict[tuple[str, str], str] = {
     # of ISO times and integer counts never needs pydantic (a third of its start-up)
     ("tracecli.store.rows", "pydantic"): "start-up time",
     ("tracecli.store.summary_ints", "pydantic"): "start-up time",
+    # `tail` of the store opens no HTTP client: the server's source imports it when made
+    ("tracecli.readback.sources", "tracecli.targets.transport"): "start-up time",
+    ("tracecli.readback.sources", "httpx"): "start-up time",
     ("tracecli.targets.retry", "httpx"): "start-up time",
     # PyYAML for the config files, only when there is one (most runs find none)
     ("tracecli.config.files", "yaml"): "start-up time",

@@ -350,7 +350,7 @@ def test_the_list_of_commands_is_the_same_without_building_them(tmp_path: Path) 
         assert seen[0] == seen[1], (columns, args)
 
 
-def test_upload_to_the_store_imports_no_pydantic(tmp_path: Path) -> None:
+def test_upload_to_the_store_and_its_tail_import_no_pydantic_and_no_client(tmp_path: Path) -> None:
     """The sample's times are ISO text and its counts integers: the store stores them
     without pydantic's lax readers (store/rows.py, store/summary_ints.py), nor a client."""
     seen = probe("upload", str(SAMPLE), "--db", str(tmp_path / "store.db"))
@@ -360,3 +360,11 @@ def test_upload_to_the_store_imports_no_pydantic(tmp_path: Path) -> None:
     assert "tracecli.store.rows" in modules  # the store was written: the probe saw a real run
     loaded = [m for m in modules if m.startswith(("pydantic", "rich", "ssl", "httpx"))]
     assert loaded == [], "an upload to the store imports what it does not use"
+    # and `tail` of that store opens no HTTP client (readback/sources.py)
+    seen = probe("tail", "--db", str(tmp_path / "store.db"))
+    assert seen["code"] == 0
+    modules = seen["modules"]
+    assert isinstance(modules, list)
+    assert "tracecli.store.db" in modules
+    loaded = [m for m in modules if m.startswith(("pydantic", "ssl", "httpx"))]
+    assert loaded == [], "tail of the store imports what it does not use"
