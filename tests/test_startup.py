@@ -233,11 +233,15 @@ def test_what_plain_validate_accepts_the_command_accepts(tmp_path: Path) -> None
             assert result.exit_code in (0, 1), (args, result.output)
 
 
-def test_completion_goes_to_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_completion_and_windows_go_to_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
     from tracecli.cli.validate_run import quick_args
 
     monkeypatch.setenv("_TRACECLI_COMPLETE", "complete_bash")
     assert quick_args(["validate", "a.jsonl"]) is None
+    monkeypatch.delenv("_TRACECLI_COMPLETE")
+    assert quick_args(["validate", "a.jsonl"]) is not None
+    monkeypatch.setattr(os, "name", "nt")  # Click expands wildcards there
+    assert quick_args(["validate", "*.jsonl"]) is None
 
 
 SAID = [

@@ -99,8 +99,11 @@ def run_validate(
 
 def quick_args(args: list[str]) -> dict[str, Any] | None:
     """`run_validate`'s arguments for a plain `validate` command line (`args` without
-    the program name), or None when the app should read it."""
+    the program name), or None when the app should read it: also for shell completion,
+    and on Windows, where Click expands wildcards in the arguments itself."""
     if not args or args[0] != "validate" or f"_{PROG.upper()}_COMPLETE" in os.environ:
+        return None
+    if os.name == "nt":
         return None
     got: dict[str, Any] = {
         "paths": [],
