@@ -66,6 +66,22 @@ LATE_IMPORTS: dict[tuple[str, str], str] = {
     ("tracecli.upload.api", "tracecli.targets.local"): "start-up time",
     ("tracecli.upload.run", "tracecli.upload.otlp"): "start-up time",
     ("tracecli.targets.outcome", "httpx"): "start-up time",
+    # nor ssl, socket and email's date parsing: a client to a server imports them anyway,
+    # an upload to the store or a dry run (which import the targets' outcomes) never
+    ("tracecli.targets.retry", "email.utils"): "start-up time",
+    ("tracecli.targets.retry", "socket"): "start-up time",
+    ("tracecli.targets.retry", "ssl"): "start-up time",
+    ("tracecli.targets.endpoint", "ssl"): "start-up time",
+    ("tracecli.targets.endpoint", "socket"): "start-up time",
+    # `tail --help` and `--help` import the table's widths, not its JSON reading
+    ("tracecli.readback.rows", "orjson"): "start-up time",
+    # pydantic's lax time and int readers, for the odd time or count: an upload to the store
+    # of ISO times and integer counts never needs pydantic (a third of its start-up)
+    ("tracecli.store.rows", "pydantic"): "start-up time",
+    ("tracecli.store.summary_ints", "pydantic"): "start-up time",
+    # `tail` of the store opens no HTTP client: the server's source imports it when made
+    ("tracecli.readback.sources", "tracecli.targets.transport"): "start-up time",
+    ("tracecli.readback.sources", "httpx"): "start-up time",
     ("tracecli.targets.retry", "httpx"): "start-up time",
     # PyYAML for the config files, only when there is one (most runs find none)
     ("tracecli.config.files", "yaml"): "start-up time",

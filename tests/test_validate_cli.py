@@ -221,12 +221,12 @@ def test_the_samples_validate(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_progress_bar_on_a_terminal_for_big_files(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tracecli.cli import cmd_validate
+    from tracecli.cli import validate_run
     from tracecli.upload.validate import Progress
 
-    monkeypatch.setattr(cmd_validate, "_PROGRESS_MIN_BYTES", 100)
-    assert cmd_validate._ProgressDisplay(terminal=False).__enter__() is None
-    display = cmd_validate._ProgressDisplay(terminal=True)
+    monkeypatch.setattr(validate_run, "_PROGRESS_MIN_BYTES", 100)
+    assert validate_run._ProgressDisplay(terminal=False).__enter__() is None
+    display = validate_run._ProgressDisplay(terminal=True)
     with display as on_progress:
         assert on_progress is display
         on_progress(Progress("small.jsonl", 10, 50, 1))  # too small for a bar

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tracecli.cli import app
 from tracecli.cli import options as opt
 from tracecli.cli.common import command, say, stderr_console, write_stdout
+from tracecli.cli.root import app
 from tracecli.cli.safe import safe_text
 from tracecli.config.secret import SecretStr
 

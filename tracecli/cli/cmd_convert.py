@@ -22,10 +22,10 @@ from typing import IO, TYPE_CHECKING, Annotated, Any, NamedTuple
 import typer
 
 from tracecli import replace_file
-from tracecli.cli import app
 from tracecli.cli import options as opt
 from tracecli.cli.common import command, say, stderr_console, write_stdout
 from tracecli.cli.diagnostic_printer import MAX_PRINTED_DIAGNOSTICS, DiagnosticPrinter
+from tracecli.cli.root import app
 from tracecli.cli.safe import safe_json_bytes
 from tracecli.diagnostics import UsageError
 

@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-from tracecli.cli import app
 from tracecli.cli import options as opt
 from tracecli.cli.common import command, say, stderr_console
+from tracecli.cli.root import app
 from tracecli.diagnostics import TracecliError
 
 

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from tracecli.cli import app
 from tracecli.cli.common import command, write_stdout
+from tracecli.cli.root import app
 
 
 class Shape(StrEnum):

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from tracecli.cli import app
 from tracecli.cli import options as opt
 from tracecli.cli.common import handle_errors, stderr_console
+from tracecli.cli.root import app
 
 
 @app.command(

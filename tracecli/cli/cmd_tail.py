@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 
-from tracecli.cli import app
 from tracecli.cli import options as opt
 from tracecli.cli.common import command, say, stderr_console, stdout_console, write_stdout
+from tracecli.cli.root import app
 from tracecli.cli.safe import safe_text
 from tracecli.readback.rows import ID_SHOWN, row_of
 

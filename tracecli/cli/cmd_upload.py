@@ -16,10 +16,17 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from tracecli.cli import app
 from tracecli.cli import options as opt
-from tracecli.cli.common import command, say, stderr_console, write_stdout
+from tracecli.cli.common import (
+    PlainConsole,
+    command,
+    say,
+    stderr_console,
+    stderr_lines,
+    write_stdout,
+)
 from tracecli.cli.diagnostic_printer import MAX_PRINTED_DIAGNOSTICS, DiagnosticPrinter
+from tracecli.cli.root import app
 from tracecli.cli.safe import safe_text
 
 if TYPE_CHECKING:
@@ -107,18 +114,22 @@ def upload_command(
         },
         profile=profile,
     )
-    err = stderr_console()
+    # the follow's status line needs Rich's Console; a run says lines, without Rich off a terminal
+    err = stderr_console() if follow else stderr_lines()
     target = _destination(settings, dry_run, err)
     shown = DiagnosticPrinter(err, quiet=quiet, limit=None if verbose else MAX_PRINTED_DIAGNOSTICS)
     retries = _RetryPrinter(err) if verbose else None
     opts = _options(settings, target, dry_run, strict, restart, input_format, retries, shown)
     json_out = output is opt.OutputFormat.json
     if follow:
+        assert not isinstance(err, PlainConsole)
         raise typer.Exit(_follow(paths, opts, err, settings, shown, quiet=quiet, json_out=json_out))
     raise typer.Exit(_upload_once(paths, opts, err, shown, quiet=quiet, json_out=json_out))
 
 
-def _destination(settings: Settings, dry_run: bool, err: Console) -> WeaveTarget | None:
+def _destination(
+    settings: Settings, dry_run: bool, err: Console | PlainConsole
+) -> WeaveTarget | None:
     """Weave's server and key (None for Freeplay, whose run resolves them), checked before
     anything is read: a remote server without a key, or Freeplay without one (unless
     nothing is sent), is exit 2 naming every way to give it. Then the settings' warnings."""
@@ -153,7 +164,7 @@ def _follow(
 def _upload_once(
     paths: list[str],
     opts: UploadOptions,
-    err: Console,
+    err: Console | PlainConsole,
     shown: DiagnosticPrinter,
     *,
     quiet: bool,
@@ -213,7 +224,7 @@ def _options(
 def _upload_with_progress(
     paths: list[str],
     opts: UploadOptions,
-    err: Console,
+    err: Console | PlainConsole,
     shown: DiagnosticPrinter,
     *,
     quiet: bool,
@@ -226,6 +237,7 @@ def _upload_with_progress(
 
     display: LiveProgress | PlainProgress | None = None
     if live:
+        assert not isinstance(err, PlainConsole)  # live: a terminal
         display = LiveProgress(err)
         shown.console = display.progress.console  # diagnostics print above the line
     elif not quiet:
@@ -241,7 +253,7 @@ def _upload_with_progress(
         shown.close()
 
 
-def _say_why_stopped(report: UploadReport, err: Console) -> None:
+def _say_why_stopped(report: UploadReport, err: Console | PlainConsole) -> None:
     from tracecli.upload.api import RESUME_HINT
 
     if report.interrupted:
@@ -253,7 +265,7 @@ def _say_why_stopped(report: UploadReport, err: Console) -> None:
 
 
 class _RetryPrinter:
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console | PlainConsole) -> None:
         self.console = console
 
     def __call__(self, ev: RetryEvent) -> None:
@@ -338,9 +350,11 @@ def format_elapsed(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
 
 
-def render_summary(report: UploadReport, console: Console, *, rich_table: bool) -> None:
+def render_summary(
+    report: UploadReport, console: Console | PlainConsole, *, rich_table: bool
+) -> None:
     rows = summary_rows(report)
-    if rich_table:
+    if rich_table and not isinstance(console, PlainConsole):
         from rich.table import Table
         from rich.text import Text
 

@@ -1,28 +1,30 @@
 """Consoles, the one way a line is said, and the one place known errors become an exit code.
 
 Rich is imported by the first console made, not here: every command module imports this
-one, and `--help` (which builds every command) prints nothing through Rich.
+one, and `--help` (which builds every command) prints nothing through Rich. Nor Typer:
+`validate` of plain paths runs without it (cli/validate_run.py), and its errors come here.
 """
 
 from __future__ import annotations
 
+import builtins
 import functools
-import inspect
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
-
-import typer
+from typing import TYPE_CHECKING, ParamSpec, TextIO, TypeVar
 
 from tracecli.cli.safe import safe_json, safe_text
 from tracecli.diagnostics import TracecliError
 
 if TYPE_CHECKING:
+    import typer
     from rich.console import Console
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+PROG = "tracecli"
 
 
 def stderr_console() -> Console:
@@ -38,13 +40,68 @@ def stdout_console() -> Console:
     return Console(highlight=False, soft_wrap=True, emoji=False)
 
 
+class PlainConsole:
+    """What Rich's Console does for `say` on a stream that is no terminal (a pipe, a file,
+    a CI log), without importing Rich: each line written as given, then a flush. Rich costs
+    more to import and set up than a small upload spends on its file (~80M instructions).
+    Made by `stderr_lines` only where Rich would write exactly the same bytes."""
+
+    is_terminal = False
+    no_color = True  # nothing is coloured off a terminal
+
+    @property
+    def file(self) -> TextIO:
+        return sys.stderr
+
+    def line(self, text: str) -> None:
+        """`text` and a newline in one write, then a flush, as Rich's print without a
+        terminal does (and with its hint when the stream cannot encode the text)."""
+        file = sys.stderr
+        try:
+            file.write(text + "\n")
+        except UnicodeEncodeError as error:
+            error.reason = (
+                f"{error.reason}\n*** You may need to add PYTHONIOENCODING=utf-8 to your "
+                "environment ***"
+            )
+            raise
+        file.flush()
+
+
+def stderr_lines() -> Console | PlainConsole:
+    """`stderr_console` for a command that only says lines (`say`, `say_diagnostic`): a
+    `PlainConsole` when stderr is no terminal to Rich either, else Rich's Console.
+
+    Rich's Console is kept wherever it could act differently: a terminal, TTY_COMPATIBLE
+    or FORCE_COLOR set (which make Rich treat a pipe as a terminal), Jupyter/IPython
+    (`get_ipython`), Windows, no stderr, or one whose `isatty` fails."""
+    stream = sys.stderr
+    rich_decides = (
+        stream is None
+        or sys.platform == "win32"
+        or "TTY_COMPATIBLE" in os.environ
+        or "FORCE_COLOR" in os.environ
+        or hasattr(builtins, "get_ipython")
+    )
+    if not rich_decides:
+        try:
+            if not stream.isatty():
+                return PlainConsole()
+        except (AttributeError, ValueError):
+            pass
+    return stderr_console()
+
+
 SEVERITY_STYLES = {"error": "bold red", "warning": "yellow"}
 
 
-def say(console: Console, message: str, *, style: str | None = None) -> None:
+def say(console: Console | PlainConsole, message: str, *, style: str | None = None) -> None:
     """One line for people, printed literally: no Rich markup, no emoji codes, and any
     control character of text that came from a file or a server shown escaped. The
     `tracecli: error:` / `warning:` prefix is coloured when colour is on."""
+    if isinstance(console, PlainConsole):
+        console.line(safe_text(message))
+        return
     from rich.text import Text
 
     text = Text(safe_text(message), style=style or "")
@@ -56,8 +113,11 @@ def say(console: Console, message: str, *, style: str | None = None) -> None:
     console.print(text, soft_wrap=not console.is_terminal)
 
 
-def say_diagnostic(console: Console, line: str, severity: str) -> None:
+def say_diagnostic(console: Console | PlainConsole, line: str, severity: str) -> None:
     """A `path:line: severity: field: message` line, literally, its severity coloured."""
+    if isinstance(console, PlainConsole):
+        console.line(safe_text(line))
+        return
     from rich.text import Text
 
     text = Text(safe_text(line))
@@ -67,7 +127,7 @@ def say_diagnostic(console: Console, line: str, severity: str) -> None:
     console.print(text, soft_wrap=not console.is_terminal)  # as `say`
 
 
-def warn(console: Console, message: str) -> None:
+def warn(console: Console | PlainConsole, message: str) -> None:
     say(console, f"tracecli: warning: {message}")
 
 
@@ -92,8 +152,22 @@ def write_stdout(text: str) -> None:
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print one line on stderr and return the Exit to raise."""
-    say(stderr_console(), f"tracecli: error: {message}")
+    import typer  # the command's own module imported it already
+
+    say(stderr_lines(), f"tracecli: error: {message}")
     return typer.Exit(code)
+
+
+def known_error_code(exc: TracecliError | BrokenPipeError) -> int:
+    """What a known error ends a command with: a `TracecliError` is one line on stderr
+    and its exit code; a broken pipe (`tracecli ... | head`: the reader went away) is not
+    an error of ours, exit 0, with nothing left for stdout to flush at exit."""
+    if isinstance(exc, BrokenPipeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    say(stderr_lines(), f"tracecli: error: {exc}")
+    return exc.exit_code
 
 
 def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
@@ -103,13 +177,10 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
-        except TracecliError as exc:
-            raise fail(str(exc), exc.exit_code) from None
-        except BrokenPipeError:
-            # `tracecli ... | head`: the reader went away; that is not an error of ours.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            raise typer.Exit(0) from None
+        except (TracecliError, BrokenPipeError) as exc:
+            import typer
+
+            raise typer.Exit(known_error_code(exc)) from None
 
     return wrapper
 
@@ -134,6 +205,8 @@ def command(
     one line and their exit code (`handle_errors`)."""
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        import inspect  # Typer imported it already; the commands' modules are built with it
+
         text, sections = help_and_epilog(inspect.getdoc(fn) or "")
         register = on.command(name, short_help=short_help, help=text, epilog=sections)
         return register(handle_errors(fn))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tracecli.cli.common import say, say_diagnostic
+from tracecli.cli.common import PlainConsole, say, say_diagnostic
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -21,9 +21,14 @@ class DiagnosticPrinter:
     command keeps refused records in a rejected-records file, said with the count."""
 
     def __init__(
-        self, console: Console, *, quiet: bool, limit: int | None, rejected_file: bool = True
+        self,
+        console: Console | PlainConsole,
+        *,
+        quiet: bool,
+        limit: int | None,
+        rejected_file: bool = True,
     ) -> None:
-        self.console = console
+        self.console: Console | PlainConsole = console
         self.rejected_file = rejected_file
         self.quiet = quiet
         self.limit = limit

@@ -16,14 +16,13 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from rich.cells import cell_len
-from rich.text import Text
-
+from tracecli.cli.common import PlainConsole
 from tracecli.cli.safe import safe_text
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import ProgressColumn
+    from rich.text import Text
 
 PLAIN_EVERY = 15.0  # seconds between plain progress lines when stderr is not a terminal
 BAR_CELLS = 16
@@ -112,6 +111,9 @@ def fields(p: ProgressRecord, *, elapsed: float | None = None, bar: bool = True)
 def fit(parts: list[Field], width: int, sep: str = "  ") -> str:
     """The fields joined by `sep`, dropping the highest ranks first until the line fits
     `width` cells; what still does not fit is cut with an ellipsis."""
+    from rich.cells import cell_len  # a terminal's line: Rich draws it anyway
+    from rich.text import Text
+
     kept = list(parts)
     while len(kept) > 1:
         line = sep.join(f.text for f in kept)
@@ -145,6 +147,7 @@ def _line_column(display: LiveProgress) -> ProgressColumn:
     between updates). Made with the display: rich.progress is for a terminal only, and
     would cost an upload without one (a CI log, a pipe) ~5 ms to import."""
     from rich.progress import ProgressColumn, Task
+    from rich.text import Text
 
     class _LineColumn(ProgressColumn):
         def render(self, task: Task) -> Text:
@@ -190,7 +193,7 @@ class PlainProgress:
     """Without a terminal (a CI log): a plain progress line every `every` seconds, so a
     long upload is seen to be alive; nothing for an upload shorter than that."""
 
-    def __init__(self, console: Console, every: float = PLAIN_EVERY) -> None:
+    def __init__(self, console: Console | PlainConsole, every: float = PLAIN_EVERY) -> None:
         self.console = console
         self.every = every
         self.next_at = time.monotonic() + every
@@ -200,7 +203,12 @@ class PlainProgress:
         if now < self.next_at:
             return
         self.next_at = now + self.every
-        self.console.print(Text(plain_line(p)), soft_wrap=True)
+        if isinstance(self.console, PlainConsole):
+            self.console.line(plain_line(p))
+        else:
+            from rich.text import Text
+
+            self.console.print(Text(plain_line(p)), soft_wrap=True)
         with contextlib.suppress(OSError, ValueError):
             self.console.file.flush()
 

@@ -16,8 +16,6 @@ from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Any
 
-import orjson
-
 from tracecli.cli.safe import safe_text
 from tracecli.diagnostics import Diagnostic
 
@@ -71,6 +69,8 @@ def render(
     """
     fmt = ReportFormat(fmt)
     if fmt is ReportFormat.json:
+        import orjson  # --help builds the commands that import this module, and needs none
+
         doc = dict(counts)
         doc["diagnostics"] = [d.to_dict() for d in diagnostics]
         return orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n"

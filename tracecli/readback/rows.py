@@ -7,8 +7,6 @@ import datetime
 from collections.abc import Mapping
 from typing import Any, Literal, cast
 
-import orjson
-
 Status = Literal["running", "success", "error", "descendant_error"]
 
 
@@ -107,6 +105,8 @@ def exception_line(exception: Any) -> str:
         return ""
     text = str(exception).strip()
     if text.startswith("{"):
+        import orjson  # start-up: `tail --help` (and `--help`) import this module for a width
+
         try:
             data = orjson.loads(text)
         except orjson.JSONDecodeError:

@@ -5,9 +5,7 @@ CallSchema dicts."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol, Unpack
-
-import httpx
+from typing import TYPE_CHECKING, Any, Protocol, Unpack
 
 from tracecli.config.secret import SecretStr
 from tracecli.config.settings import Settings
@@ -17,7 +15,9 @@ from tracecli.store.exact_json import loads_exact
 from tracecli.store.query import QueryError, Selection
 from tracecli.targets.endpoint import endpoint
 from tracecli.targets.outcome import config_error, network_message
-from tracecli.targets.transport import http_client
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class TailError(TracecliError):
@@ -79,11 +79,16 @@ class ServerSource:
         self.redact = server.redact
         self.description = server.base_url
         self.has_key = server.key is not None
+        # start-up: `tail` of the store (the usual one) needs no HTTP client
+        from tracecli.targets.transport import http_client
+
         self.client = http_client(server, ca_bundle=ca_bundle, timeout=30.0, connect_timeout=5.0)
 
     def failure(self, exc: httpx.HTTPError, doing: str) -> TracecliError:
         """What a request that got no answer tells the user: a certificate or URL problem
         is a usage error (exit 2, retrying cannot help); network trouble is transient."""
+        import httpx  # the client's: imported with it
+
         fatal = config_error(exc, self.host, self.redact)
         if fatal is not None:
             return fatal
@@ -108,6 +113,8 @@ class ServerSource:
         body.update((k, v) for k, v in selection.items() if v is not None)
         if not body.get("offset"):
             body.pop("offset", None)  # 0, the default: not sent
+        import httpx  # the client's: imported with it
+
         try:
             r = self.client.post(
                 "/calls/stream_query", json=body, headers={"Accept": "application/jsonl"}
@@ -135,6 +142,8 @@ class ServerSource:
     def projects(self) -> list[str] | None:
         """What `tracecli serve` holds (its own GET /tracecli/projects, the most recently
         active first); None from any other server: a Weave server cannot list projects."""
+        import httpx  # the client's: imported with it
+
         try:
             r = self.client.get("/tracecli/projects")
         except httpx.HTTPError as exc:

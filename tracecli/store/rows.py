@@ -4,16 +4,19 @@ fixed-width UTC form (so text order is time order), JSON with integers beyond 64
 from __future__ import annotations
 
 import datetime
+import functools
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from pydantic import TypeAdapter, ValidationError
 
 from tracecli.diagnostics import TracecliError
 from tracecli.store.exact_json import dumps_exact
 from tracecli.store.summary_ints import weave_counts
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
 
 
 class StoreError(TracecliError):
@@ -22,7 +25,23 @@ class StoreError(TracecliError):
     exit_code = 2
 
 
-_DATETIME = TypeAdapter(datetime.datetime)
+@functools.cache
+def _datetime_adapter() -> TypeAdapter[datetime.datetime]:
+    from pydantic import TypeAdapter  # start-up: see _lax_datetime
+
+    return TypeAdapter(datetime.datetime)
+
+
+def _lax_datetime(value: Any) -> datetime.datetime | None:
+    """pydantic's reading of a time that is no ISO text (a number, `2025-01-01 00:00:00 +0000`),
+    None when it refuses it. pydantic is imported, and its reader built, on first use: most
+    times are ISO text, and they cost an upload to the store a third of its start-up."""
+    from pydantic import ValidationError
+
+    try:
+        return _datetime_adapter().validate_python(value)
+    except ValidationError:
+        return None
 
 
 def to_ts(value: Any, field: str = "started_at") -> str:
@@ -33,18 +52,18 @@ def to_ts(value: Any, field: str = "started_at") -> str:
     """
     if type(value) is str and (stored := already_utc(value)) is not None:
         return stored
-    try:
-        if isinstance(value, datetime.datetime):
-            dt = value
-        elif isinstance(value, str):
-            try:
-                dt = datetime.datetime.fromisoformat(value)
-            except ValueError:
-                dt = _DATETIME.validate_python(value)
-        else:
-            dt = _DATETIME.validate_python(value)
-    except ValidationError:
-        raise StoreError(f"{field}: not a datetime: {value!r}", exit_code=1) from None
+    dt: datetime.datetime | None
+    if isinstance(value, datetime.datetime):
+        dt = value
+    elif isinstance(value, str):
+        try:
+            dt = datetime.datetime.fromisoformat(value)
+        except ValueError:
+            dt = _lax_datetime(value)
+    else:
+        dt = _lax_datetime(value)
+    if dt is None:
+        raise StoreError(f"{field}: not a datetime: {value!r}", exit_code=1)
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=datetime.UTC)
     elif dt.utcoffset():

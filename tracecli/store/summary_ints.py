@@ -13,16 +13,24 @@ when no count can be other than a plain integer or null, so the text is stored a
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
-
-from pydantic import TypeAdapter, ValidationError
 
 from tracecli.weave_usage import USAGE_FIELDS
 
 USAGE_COUNTS = frozenset(USAGE_FIELDS)
-_INT = TypeAdapter(int).validate_python
+
+
+@functools.cache
+def _lax_int() -> Callable[[Any], int]:
+    """pydantic's lax int, imported and built on first use: only an odd count needs it, and
+    pydantic costs an upload to the store a third of its start-up."""
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(int).validate_python
+
 
 # a key that is a count (anywhere: a false alarm only costs the general path) whose value is
 # not a plain integer or null
@@ -40,8 +48,10 @@ def may_need_ints(summary_json: bytes) -> bool:
 def _count(value: Any) -> Any:
     """pydantic's lax int of a count (weave's server reads it so: `"7.0"` and `"1_000"`
     are 7 and 1000), or the value itself when it has none."""
+    from pydantic import ValidationError  # only an odd count comes here (see _lax_int)
+
     try:
-        return _INT(value)
+        return _lax_int()(value)
     except ValidationError:
         return value
 

@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
-import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import unquote, urlsplit
 
 from tracecli.config.per_target import is_loopback
 from tracecli.config.secret import SecretStr
 from tracecli.diagnostics import UsageError
 from tracecli.targets.redact import Redactor, strip_userinfo
+
+if TYPE_CHECKING:
+    import ssl
 
 DEFAULT_KEY_HINT = "pass --api-key, set WANDB_API_KEY, or add the host to ~/.netrc"
 
@@ -70,6 +71,8 @@ def auth_header(api_key: str, scheme: Literal["basic", "bearer"]) -> str:
 def ssl_context(ca_bundle: str | Path | None) -> ssl.SSLContext | bool:
     if ca_bundle is None:
         return True
+    import ssl  # start-up: only a client with --ca-bundle comes here (httpx imported it)
+
     path = Path(ca_bundle)
     try:
         return ssl.create_default_context(cafile=str(path))
@@ -89,6 +92,8 @@ def check_listening(url: str, what: str, timeout: float = 10.0) -> None:
         os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
     ):
         return
+    import socket  # start-up: an upload to the store or a dry run checks no server
+
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:

@@ -15,12 +15,9 @@ would only be refused again (and hammering a rate-limited server is rude).
 
 from __future__ import annotations
 
-import email.utils
 import math
 import os
 import random
-import socket
-import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -127,6 +124,8 @@ def retry_after(headers: Mapping[str, str] | None, now: float | None = None) -> 
         pass
     else:
         return max(value, 0.0) if math.isfinite(value) else None
+    import email.utils  # start-up: an HTTP date here is rare (most servers send seconds)
+
     try:
         when = email.utils.parsedate_to_datetime(raw)
     except (TypeError, ValueError, IndexError):
@@ -143,6 +142,9 @@ def classify_error(error: BaseException) -> tuple[bool, str]:
     Network trouble is retried; a certificate or URL problem is not (it would fail the same
     way every time and needs the user to act).
     """
+    import socket  # start-up: as httpx; an upload to the store or a dry run needs neither
+    import ssl
+
     import httpx  # start-up: only what a client raised comes here, so it is imported
 
     cause = _root_cause(error)

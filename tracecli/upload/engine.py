@@ -21,9 +21,8 @@ import os
 import sys
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tracecli.inputs.blocks import plan_ranges, read_blocks
 from tracecli.inputs.reader import Source
@@ -36,6 +35,9 @@ from tracecli.inputs.workers import (
     usable_cores,
     worker_count,
 )
+
+if TYPE_CHECKING:  # the pool's module comes with the pool (inputs/workers.py)
+    from concurrent.futures import Future
 
 # how an input is read (`input_kind`)
 SPANS = "spans"  # OpenTelemetry spans
