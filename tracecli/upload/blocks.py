@@ -55,8 +55,8 @@ from tracecli.upload.lines import (
     internal_error,
     plain_refs,
 )
-from tracecli.upload.typed_blocks import DECODER_SHAPES, OPENER, call_body, typed_block
-from tracecli.upload.typed_lines import LONG_LINE, NEAR_LIMIT, shape_of
+from tracecli.upload.typed_blocks import DECODER_SHAPES, call_body, typed_block
+from tracecli.upload.typed_lines import LONG_LINE, shape_of, too_deep
 from tracecli.wire.encode import (
     END_KEYS,
     EncodeError,
@@ -65,7 +65,7 @@ from tracecli.wire.encode import (
     split_end,
     without_computed,
 )
-from tracecli.wire.wideints import DEEP_BRACKETS, may_hold_wide_ints
+from tracecli.wire.wideints import may_hold_wide_ints
 
 
 class Prepared:
@@ -281,10 +281,7 @@ def _prepare_lines(data: bytes, path: str, at_start: bool, project: str | None) 
         at += size + 1
         if (
             decode is not None
-            and (
-                size <= LONG_LINE
-                or (size <= NEAR_LIMIT and openers(OPENER, here, at) < DEEP_BRACKETS)
-            )
+            and (size <= LONG_LINE or not too_deep(openers, here, size))
             and not (refs and not plain_refs(raw))
             and not (wide and may_hold_wide_ints(raw))
         ):
