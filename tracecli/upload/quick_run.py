@@ -18,9 +18,9 @@ same items, records and chunks, in the same order (a test holds the two paths eq
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from itertools import repeat
-from operator import lshift, or_
+from operator import getitem, lshift, or_
 from typing import cast
 
 from tracecli.check.cross import CrossChecker
@@ -30,6 +30,8 @@ from tracecli.upload.units import Routes
 from tracecli.wire.chunking import REC, SHAPES, Chunk, Chunker, pack
 
 _LINE = REC["line"]
+_BUT_LAST, _BUT_FIRST = repeat(slice(None, -1)), repeat(slice(1, None))  # [:-1], [1:]
+_COMMA_JOIN = b",".join
 _NOT_PAIR = re.compile(b"[^" + re.escape(bytes((PAIR_CODE,))) + b"]")  # in a block's codes
 
 
@@ -130,7 +132,11 @@ def _records(
 def _joined(bodies: Sequence[bytes], tails: Sequence[bytes]) -> list[bytes]:
     """`join_objects(body, tail)` of each pair: the completed call's item."""
     if min(map(len, bodies)) > 2 and min(map(len, tails)) > 2:  # the usual: both hold fields
-        return [s[:-1] + b"," + t[1:] for s, t in zip(bodies, tails, strict=True)]
+        # s[:-1] + b"," + t[1:] by C-level maps: one copy fewer (`join` of the two slices)
+        # and no bytecode per pair, ~0.75k instructions a pair fewer
+        heads, rests = map(getitem, bodies, _BUT_LAST), map(getitem, tails, _BUT_FIRST)
+        both = cast(Iterator[tuple[bytes, bytes]], zip(heads, rests, strict=True))
+        return list(map(_COMMA_JOIN, both))
     return [
         s if len(t) <= 2 else t if len(s) <= 2 else s[:-1] + b"," + t[1:]
         for s, t in zip(bodies, tails, strict=True)
