@@ -20,9 +20,11 @@ def _ok(n: int) -> Ok:
 
 
 def _pair(n: int) -> Pair:
-    return Pair(n, f"c{n}", "e/p", "t", None if n % 3 else "c0", "2026-01-01T00:00:00Z",
-                "2026-01-01T00:00:01Z", n + 1, "flat", b'{"id":"c%d"}' % n, n % 5 == 0, None,
-                "flat", b'{"id":"c%d"}' % n, b'{"ended_at":"x"}', False,
+    # (the project and the shapes most often alike through a block, as in a real file)
+    return Pair(n, f"c{n}", "e/p" if n % 11 else "e/q", "t", None if n % 3 else "c0",
+                "2026-01-01T00:00:00Z", "2026-01-01T00:00:01Z", n + 1,
+                "flat" if n % 13 else "batch", b'{"id":"c%d"}' % n, n % 5 == 0, None,
+                "flat" if n % 17 else "request", b'{"id":"c%d"}' % n, b'{"ended_at":"x"}', False,
                 "orig" if n % 7 else None)  # fmt: skip
 
 

@@ -39,6 +39,11 @@ _PAIRS = bytes(int(i == PAIR_CODE) for i in range(256))  # a type code -> 1 for 
 _OTHERS = bytes(int(i != PAIR_CODE) for i in range(256))  # -> 1 for any other entry
 _PAIR_BYTE = bytes((PAIR_CODE,))
 
+# the columns that hold one value throughout a block nearly always (the project, the
+# shapes): such a column is pickled as that value once, in a list (`_alike`), spared a
+# string decoded and freed per pair in the reading process
+_ALIKE = tuple(Pair._fields.index(f) for f in ("project", "start_shape", "end_shape"))
+
 Item: TypeAlias = "Entry | int"  # an entry, or where a pair stands its index in the columns
 
 
@@ -126,8 +131,20 @@ class Prepared:
 
     def __reduce__(self) -> tuple[Any, ...]:
         codes, others, cols = split(self.entries)
-        flat = dumps_flat((codes, list(map(tuple, others)), cols))
+        flat = dumps_flat((codes, list(map(tuple, others)), _alike(cols)))
         return (_unpickled, (self.lines, self.records, flat))
+
+
+def _alike(cols: list[tuple[Any, ...]]) -> list[Any]:
+    """The pairs' columns as pickled: each of `_ALIKE`'s that holds one value throughout
+    as that value in a list of one (a column of values is a tuple)."""
+    out: list[Any] = cols
+    for i in _ALIKE if cols else ():
+        c = cols[i]
+        if c.count(c[0]) == len(c):
+            out = out if out is not cols else list(cols)
+            out[i] = [c[0]]
+    return out
 
 
 def _unpickled(lines: int, records: int, flat: bytes) -> Prepared:
@@ -147,5 +164,10 @@ def _rebuild(
     lines: int, records: int, codes: bytes, rows: list[tuple[Any, ...]], cols: list[Any]
 ) -> Prepared:
     new = cast(Callable[[type, tuple[Any, ...]], Entry], tuple.__new__)
+    if cols:  # the columns `_alike` wrote once: a value for each pair again
+        m = codes.count(_PAIR_BYTE)
+        for i in _ALIKE:
+            if type(cols[i]) is list:
+                cols[i] = (cols[i][0],) * m
     types = map(TYPES.__getitem__, codes.translate(None, _PAIR_BYTE) if cols else codes)
     return Prepared(lines, records, None, joined(codes, map(new, types, rows), cols))
