@@ -69,9 +69,13 @@ def split(entries: list[Entry]) -> tuple[bytes, list[Entry], list[tuple[Any, ...
 
 def joined(codes: bytes, others: Any, cols: Sequence[Sequence[Any]]) -> Columns:
     """The block's `Columns` from `split`'s parts (`others`: an iterable of them, in order)."""
+    if not cols:  # (a block with no pair: its entries as they are)
+        return Columns(list(others), cols, codes)
     o: Iterator[Any] = iter(others)
-    p = iter(range(len(cols[0]))) if cols else o
-    sources = (o, o, o, p)  # by type code: a pair's place takes the next index
+    # by type code (a dict's method: a tuple's __getitem__ is a slower call): a pair's
+    # place takes the next index
+    sources = {code: o for code in range(len(TYPES))}
+    sources[PAIR_CODE] = iter(range(len(cols[0])))
     return Columns(list(map(next, map(sources.__getitem__, codes))), cols, codes)
 
 
@@ -89,9 +93,6 @@ def entries_of(block: Columns) -> list[Entry]:
     """The block's entries, every pair built (for callers that want them all)."""
     cols = block.cols
     return [pair_at(cols, e) if isinstance(e, int) else e for e in block.items]
-
-
-assert TYPES.index(Pair) == PAIR_CODE == len(TYPES) - 1  # `joined`'s sources, by type code
 
 
 class Prepared:
