@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,8 +20,9 @@ from tracecli.check.cross import CrossChecker
 from tracecli.check.cross_pairs import _times_in_order
 from tracecli.check.facts import ended_before
 from tracecli.upload import quick as quick_mod
-from tracecli.upload.quick_run import RunSender
+from tracecli.upload.quick_run import RunSender, _joined
 from tracecli.wire.chunking import Chunk, Chunker
+from tracecli.wire.encode import join_objects
 
 _IDS = [f"id-{i}" for i in range(12)]
 _TRACES = ["t-a", "t-b", "t-c"]
@@ -239,3 +241,21 @@ def test_runs_resume_as_one_by_one(tmp_path: Path, monkeypatch: pytest.MonkeyPat
             if on:
                 assert sum(sizes) > 30
     assert results[0] == results[1]
+
+
+_OBJ = st.dictionaries(
+    st.sampled_from(["a", "b", "ended_at", "output"]), st.integers(0, 9), max_size=3
+)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(_OBJ, _OBJ), min_size=1, max_size=6))
+def test_a_runs_items_are_each_pairs_join_objects(
+    pairs: list[tuple[dict[str, int], dict[str, int]]],
+) -> None:
+    """`quick_run._joined` (C-level maps when every body and tail holds a field) makes the
+    item `join_objects` makes of each start body and end tail."""
+    bodies = [orjson.dumps(s) for s, _ in pairs]
+    tails = [orjson.dumps(t) for _, t in pairs]
+    want = [join_objects(s, t) for s, t in zip(bodies, tails, strict=True)]
+    assert _joined(bodies, tails) == want

@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import gc
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from operator import itemgetter
-from pickle import loads as _pickle_loads
 from typing import Any, cast
 
 from orjson import JSONEncodeError
@@ -35,8 +34,6 @@ from tracecli.inputs.blocks import block_lines, range_error, read_range
 from tracecli.inputs.streams import BOM
 from tracecli.schema.fastcheck import Facts
 from tracecli.schema.typed import CHECKS, SHAPES, decode_line
-from tracecli.upload.block_entries import CODE as _CODE
-from tracecli.upload.block_entries import TYPES as _TYPES
 from tracecli.upload.block_entries import Bad as Bad
 from tracecli.upload.block_entries import Diag4, Warning3
 from tracecli.upload.block_entries import Entry as Entry
@@ -46,7 +43,6 @@ from tracecli.upload.block_entries import Pair as Pair
 from tracecli.upload.block_entries import new_ok as _ok
 from tracecli.upload.block_entries import new_pair as _pair
 from tracecli.upload.fastpath import fast_body
-from tracecli.upload.flat_pickle import dumps_flat
 from tracecli.upload.lines import (
     block_may_ref,
     body_prefix,
@@ -55,8 +51,9 @@ from tracecli.upload.lines import (
     internal_error,
     plain_refs,
 )
-from tracecli.upload.typed_blocks import DECODER_SHAPES, OPENER, call_body, typed_block
-from tracecli.upload.typed_lines import LONG_LINE, NEAR_LIMIT, shape_of
+from tracecli.upload.pair_cols import Prepared as Prepared
+from tracecli.upload.typed_blocks import DECODER_SHAPES, call_body, typed_block
+from tracecli.upload.typed_lines import LONG_LINE, shape_of, too_deep
 from tracecli.wire.encode import (
     END_KEYS,
     EncodeError,
@@ -65,48 +62,7 @@ from tracecli.wire.encode import (
     split_end,
     without_computed,
 )
-from tracecli.wire.wideints import DEEP_BRACKETS, may_hold_wide_ints
-
-
-class Prepared:
-    """A block's outcome: its lines, its records and its entries.
-
-    Pickled (from a worker back to the reading process) as plain tuples and a type code
-    per entry, rebuilt at C speed: pickling each named tuple as itself costs a Python call
-    both ways, ~1.5 µs per record, which measured 8-10% of an upload's CPU time. Those are
-    pickled without pickle's memo (`flat_pickle`), into one bytes the pool's own pickle
-    copies as it is: the memo was half of what pickling a block cost, both ways.
-    """
-
-    __slots__ = ("entries", "lines", "records")
-
-    def __init__(self, lines: int, records: int, entries: list[Entry]) -> None:
-        self.lines = lines
-        self.records = records
-        self.entries = entries
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        es = self.entries
-        codes = bytes(map(_CODE.__getitem__, map(type, es)))
-        return (_unpickled, (self.lines, self.records, dumps_flat((codes, list(map(tuple, es))))))
-
-
-def _unpickled(lines: int, records: int, flat: bytes) -> Prepared:
-    """`Prepared.__reduce__`'s inverse, the garbage collector paused meanwhile (as over a
-    block in the worker): the block's thousands of new tuples hold no cycle, and its
-    passes over them cost a third of reading them back."""
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        return _rebuild(lines, records, *_pickle_loads(flat))
-    finally:
-        if paused:
-            gc.enable()
-
-
-def _rebuild(lines: int, records: int, codes: bytes, rows: list[tuple[Any, ...]]) -> Prepared:
-    new = cast(Callable[[type, tuple[Any, ...]], Entry], tuple.__new__)
-    return Prepared(lines, records, list(map(new, map(_TYPES.__getitem__, codes), rows)))
+from tracecli.wire.wideints import may_hold_wide_ints
 
 
 def prepare(
@@ -281,10 +237,7 @@ def _prepare_lines(data: bytes, path: str, at_start: bool, project: str | None) 
         at += size + 1
         if (
             decode is not None
-            and (
-                size <= LONG_LINE
-                or (size <= NEAR_LIMIT and openers(OPENER, here, at) < DEEP_BRACKETS)
-            )
+            and (size <= LONG_LINE or not too_deep(openers, here, size))
             and not (refs and not plain_refs(raw))
             and not (wide and may_hold_wide_ints(raw))
         ):

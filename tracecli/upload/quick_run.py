@@ -18,36 +18,28 @@ same items, records and chunks, in the same order (a test holds the two paths eq
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from itertools import repeat
-from operator import lshift, or_
+from operator import getitem, lshift, or_
+from typing import cast
 
 from tracecli.check.cross import CrossChecker
 from tracecli.diagnostics import Diagnostic
-from tracecli.upload.blocks import Bad, Entry, FreeplayRecord, Ok, Pair
+from tracecli.upload.pair_cols import PAIR_CODE, Columns
 from tracecli.upload.units import Routes
 from tracecli.wire.chunking import REC, SHAPES, Chunk, Chunker, pack
 
 _LINE = REC["line"]
-_IS_PAIR = {Ok: 0, Bad: 0, FreeplayRecord: 0, Pair: 1}
-_NOT_PAIR = re.compile(b"[^\x01]")
+_BUT_LAST, _BUT_FIRST = repeat(slice(None, -1)), repeat(slice(1, None))  # [:-1], [1:]
+_COMMA_JOIN = b",".join
+_NOT_PAIR = re.compile(b"[^" + re.escape(bytes((PAIR_CODE,))) + b"]")  # in a block's codes
 
 
 class RunSender:
     """Finds a block's runs of pairs and sends a run at once (see the module's docstring);
     the state the quick path keeps per upload run (`QuickPairs` adds the one-by-one loop)."""
 
-    __slots__ = (
-        "_bits",
-        "_codes",
-        "_first",
-        "_late",
-        "_of",
-        "_submit",
-        "checker",
-        "chunker",
-        "routes",
-    )
+    __slots__ = ("_bits", "_late", "_submit", "checker", "chunker", "routes")
 
     def __init__(
         self,
@@ -63,10 +55,6 @@ class RunSender:
         self._submit = submit
         self._late = late
         self._bits: dict[int, tuple[dict[str, int], dict[str, int]]] = {}
-        # which entries of the block are pairs, one byte each (see `_run_end`)
-        self._codes = b""
-        self._of: list[Entry] | None = None
-        self._first: Entry | None = None
 
     def _file_bits(self, src: int) -> tuple[dict[str, int], dict[str, int]]:
         """A start's and an end's packed record at line 0 of input `src`, by shape."""
@@ -77,23 +65,15 @@ class RunSender:
             bits = self._bits[src] = (starts, ends)
         return bits
 
-    def _run_end(self, entries: list[Entry], k: int) -> int:
-        """Where the run of `Pair` entries from `k` ends, from one byte per entry made
-        once per block (a block is consumed by several calls, one per run)."""
-        if (
-            entries is not self._of
-            or len(self._codes) != len(entries)
-            or (entries and entries[0] is not self._first)
-        ):  # (the first entry held: a list cleared and filled again is told apart)
-            self._codes = bytes(map(_IS_PAIR.__getitem__, map(type, entries)))
-            self._of = entries
-            self._first = entries[0] if entries else None
-        m = _NOT_PAIR.search(self._codes, k)
-        return len(entries) if m is None else m.start()
+    @staticmethod
+    def _run_end(block: Columns, k: int) -> int:
+        """Where the run of pairs from entry `k` ends (from the block's type codes)."""
+        m = _NOT_PAIR.search(block.codes, k)
+        return len(block.codes) if m is None else m.start()
 
     def send(
         self,
-        entries: list[Entry],
+        block: Columns,
         k: int,
         j: int,
         path: str,
@@ -101,11 +81,14 @@ class RunSender:
         acked: Collection[int],
         bits: tuple[dict[str, int], dict[str, int]],
     ) -> bool:
-        """Send the pairs `entries[k:j]` (all `Pair`s) if every one is a usual call."""
-        cols = zip(*entries[k:j], strict=True)  # the run's columns, in Pair's order
+        """Send the pairs `block.items[k:j]` (all pairs) if every one is a usual call."""
+        m = j - k
+        p = cast(int, block.items[k])  # the run's first pair in the columns
+        cols = block.cols
+        if p or len(cols[0]) != m:  # the run's columns, in Pair's order
+            cols = [c[p : p + m] for c in cols]
         lines, cids, projects, tids, pids, starteds, endeds, end_lines, s_shapes, s_bodies, \
             s_flags, s_origs, e_shapes, _, tails, e_flags, e_origs = cols  # fmt: skip
-        m = j - k
         if any(s_flags) or any(e_flags) or s_origs.count(None) != m or e_origs.count(None) != m:
             return False
         if projects.count(projects[0]) != m:
@@ -149,7 +132,11 @@ def _records(
 def _joined(bodies: Sequence[bytes], tails: Sequence[bytes]) -> list[bytes]:
     """`join_objects(body, tail)` of each pair: the completed call's item."""
     if min(map(len, bodies)) > 2 and min(map(len, tails)) > 2:  # the usual: both hold fields
-        return [s[:-1] + b"," + t[1:] for s, t in zip(bodies, tails, strict=True)]
+        # s[:-1] + b"," + t[1:] by C-level maps: one copy fewer (`join` of the two slices)
+        # and no bytecode per pair, ~0.75k instructions a pair fewer
+        heads, rests = map(getitem, bodies, _BUT_LAST), map(getitem, tails, _BUT_FIRST)
+        both = cast(Iterator[tuple[bytes, bytes]], zip(heads, rests, strict=True))
+        return list(map(_COMMA_JOIN, both))
     return [
         s if len(t) <= 2 else t if len(s) <= 2 else s[:-1] + b"," + t[1:]
         for s, t in zip(bodies, tails, strict=True)

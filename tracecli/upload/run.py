@@ -36,6 +36,7 @@ from tracecli.upload.blocks import (
 from tracecli.upload.engine import PLAIN, RECORDS, SPANS, Engine, Job, input_kind
 from tracecli.upload.fates import Fates
 from tracecli.upload.originals import entry_original, half_original
+from tracecli.upload.pair_cols import Columns, columns_of, pair_at
 from tracecli.upload.pool import PENDING_BLOCKS
 from tracecli.upload.quick import QuickPairs, quick_modes
 from tracecli.upload.refused import RefusedHalves
@@ -224,28 +225,27 @@ class Run:
         base = self.line_base[i]
         self.line_base[i] += got.lines
         self.file_reports[i].records += got.records
-        self._consume(i, base, got.entries)
+        self._consume(i, base, got.columns())
         self.bytes_done[i] = done
         self._progress()
 
     # -- entries --------------------------------------------------------------------------
-    def _consume(self, i: int, base: int, entries: list[Entry]) -> None:
-        """The cross-record checks and pairing for a block's entries, in input order:
-        the usual pairs through `QuickPairs`, the rest here."""
+    def _consume(self, i: int, base: int, got: Columns | list[Entry]) -> None:
+        """The cross-record checks and pairing for a block's entries, in input order: the
+        usual pairs through `QuickPairs`, the rest here (a pair: an index, see `pair_cols`)."""
+        block = got if isinstance(got, Columns) else columns_of(got)
         path = self.display[i]
-        checker = self.checker
-        feed_call = checker.feed_call
-        deferred = checker.deferred
-        strict = self.opts.strict
+        checker, feed_call, deferred = self.checker, self.checker.feed_call, self.checker.deferred
         acked = self.acked_lines[i]
         any_acked = len(acked) > 0
         out: list[Diagnostic] = []
         quick = self._quick()
-        k, n = 0, len(entries)
+        entries = block.items
+        k, n = 0, len(block.codes)
         while k < n:
             e = entries[k]
-            if quick is not None and type(e) is Pair:
-                j = quick.take(entries, k, i, path, base, acked)
+            if quick is not None and type(e) is int:
+                j = quick.take(block, k, i, path, base, acked)
                 if j > k:
                     k = j
                     continue
@@ -261,7 +261,7 @@ class Run:
                     ]
                     diags.extend(out)
                     out.clear()
-                    if strict:
+                    if self.opts.strict:
                         diags = [d.as_error() for d in diags]
                     if any(d.severity is Severity.ERROR for d in diags):
                         self.refused.note(e.kind, e.call_id, i, line)
@@ -272,8 +272,8 @@ class Run:
                 if done:
                     self._skipped(i, 1)
                 self._take_half(half_of(e, i, line, done))
-            elif type(e) is Pair:
-                self._pair(e, i, base, path, out)
+            elif type(e) is int:
+                self._pair(pair_at(block.cols, e), i, base, path, out)
             elif type(e) is Bad:
                 line = base + e.line
                 cid = e.refused_id

@@ -15,6 +15,7 @@ answer. The block is searched once; only the lines it points at are looked at cl
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from tracecli.schema.typed import TypedCall, typed_call
@@ -30,6 +31,7 @@ __all__ = [
     "block_bytes",
     "line_clear",
     "shape_of",
+    "too_deep",
 ]
 
 NEAR_LIMIT = SERVER_MAX_BYTES - (1 << 20)  # raw lines longer than this are measured
@@ -83,6 +85,18 @@ def block_bytes(data: bytes) -> BlockBytes:
     # a record fewer than "weave" alone)
     refs = t.find(REF_START) >= 0 or escaped_letter(data) is not None
     return BlockBytes(refs, not data.isascii(), numbers, t)
+
+
+def too_deep(
+    count: Callable[[bytes, int, int], int], at: int, size: int, near_limit: int = NEAR_LIMIT
+) -> bool:
+    """Whether a line longer than `LONG_LINE` must be kept from the typed decoders: it is
+    near the server's size limit (over `near_limit`), or it holds brackets enough to nest
+    deep (`DEEP_BRACKETS` or more), whose checks need the decoded value. `count`: the
+    translated block's `count` (`BlockBytes.translated`, `typed_blocks.TypedBlock`'s),
+    `at`: where the line begins in it, `size`: its length. The caller tests `LONG_LINE`
+    itself (most lines are shorter: no call for them)."""
+    return size > near_limit or count(OPENER, at, at + size) >= DEEP_BRACKETS
 
 
 def line_clear(raw: bytes, n: int, b: BlockBytes) -> bool:

@@ -45,16 +45,15 @@ from tracecli.upload.lines import NOT_JSON, broken_id, decoded, internal_error, 
 from tracecli.upload.typed_lines import (
     LONG_LINE,
     NEAR_LIMIT,
-    OPENER,
     BlockBytes,
     block_bytes,
     line_clear,
     shape_of,
+    too_deep,
 )
 from tracecli.upload.validate_bulk import BODIES, bulk_lines
 from tracecli.upload.validate_calls import bulk_calls
 from tracecli.wire.encode import SERVER_MAX_BYTES, EncodeError, MiB, dumps
-from tracecli.wire.wideints import DEEP_BRACKETS
 
 Half = tuple[Facts, str, int, bool]  # a pair as the block's loop keeps it: see `pack_halves`
 _REQUEST_OVERHEAD = 64  # the request around one call body: {"batch": [{"mode": ...}]}
@@ -206,10 +205,7 @@ def _general_lines(
         at += size + 1
         if (
             decode is not None
-            and (
-                size <= LONG_LINE
-                or (size <= _NEAR_LIMIT and count(OPENER, here, here + size) < DEEP_BRACKETS)
-            )
+            and (size <= LONG_LINE or not too_deep(count, here, size, _NEAR_LIMIT))
             and (clear or line_clear(raw, n, seen))
         ):
             try:

@@ -60,8 +60,7 @@ from tracecli.schema.typed import (
     FlatStart,
     StartBody,
 )
-from tracecli.upload.typed_lines import LONG_LINE, NEAR_LIMIT, OPENER, BlockBytes, line_clear
-from tracecli.wire.wideints import DEEP_BRACKETS
+from tracecli.upload.typed_lines import LONG_LINE, NEAR_LIMIT, BlockBytes, line_clear, too_deep
 
 __all__ = ["BODIES", "BulkBlock", "bulk_lines", "deferred_ok", "lines_of"]
 
@@ -197,9 +196,7 @@ def bulk_lines(
     for raw in lines:
         n += 1
         size = len(raw)
-        if size > LONG_LINE and (
-            size > near_limit or count(OPENER, at, at + size) >= DEEP_BRACKETS
-        ):
+        if size > LONG_LINE and too_deep(count, at, size, near_limit):
             return None
         at += size
         if not clear and not line_clear(raw, n, seen):

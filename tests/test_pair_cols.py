@@ -1,0 +1,76 @@
+"""A block's pairs as columns (`tracecli.upload.pair_cols`): what the reading process gets
+back from a worker is the block's entries, in order, each pair at its place."""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tracecli.diagnostics import Severity
+from tracecli.upload.blocks import Bad, Entry, FreeplayRecord, Ok, Pair, Prepared
+from tracecli.upload.pair_cols import columns_of, entries_of, pair_at
+
+
+def _ok(n: int) -> Ok:
+    return Ok(n, "start", "flat", f"c{n}", "e/p", "t", None, "2026-01-01T00:00:00Z", None,
+              b'{"id":"c%d"}' % n, b"", False, None, ())  # fmt: skip
+
+
+def _pair(n: int) -> Pair:
+    # (the project and the shapes most often alike through a block, as in a real file)
+    return Pair(n, f"c{n}", "e/p" if n % 11 else "e/q", "t", None if n % 3 else "c0",
+                "2026-01-01T00:00:00Z", "2026-01-01T00:00:01Z", n + 1,
+                "flat" if n % 13 else "batch", b'{"id":"c%d"}' % n, n % 5 == 0, None,
+                "flat" if n % 17 else "request", b'{"id":"c%d"}' % n, b'{"ended_at":"x"}', False,
+                "orig" if n % 7 else None)  # fmt: skip
+
+
+def _entry(kind: str, n: int) -> Entry:
+    if kind == "ok":
+        return _ok(n)
+    if kind == "bad":
+        return Bad(n, {"x": n}, (("(record)", "json", Severity.ERROR, "not JSON"),), None)
+    if kind == "freeplay":
+        return FreeplayRecord(n, {"n": n})
+    return _pair(n)
+
+
+_KINDS = st.lists(st.sampled_from(["ok", "bad", "freeplay", "pair", "pair", "pair"]), max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_KINDS)
+def test_a_block_comes_back_with_its_entries_and_its_pairs_as_columns(kinds: list[str]) -> None:
+    entries = [_entry(k, n) for n, k in enumerate(kinds, 1)]
+    got = Prepared(len(kinds) + 2, len(kinds), entries)
+    back = pickle.loads(pickle.dumps(got))
+    assert (back.lines, back.records) == (got.lines, got.records)
+    block = back.columns()
+    pairs = [e for e in entries if type(e) is Pair]
+    assert [list(c) for c in block.cols] == [list(c) for c in zip(*pairs, strict=True)]
+    assert len(block.items) == len(block.codes) == len(entries)
+    p = 0
+    for item, e in zip(block.items, entries, strict=True):
+        if type(e) is Pair:  # its place holds its index in the columns
+            assert (
+                item == p and pair_at(block.cols, p) == e and type(pair_at(block.cols, p)) is Pair
+            )
+            p += 1
+        else:
+            assert item == e and type(item) is type(e)
+    assert back.entries == entries
+    assert [type(e) for e in back.entries] == [type(e) for e in entries]
+    # the same block made in this process (no worker) reads the same
+    here = columns_of(entries)
+    assert (here.items, here.codes) == (block.items, block.codes)
+    assert [list(c) for c in here.cols] == [list(c) for c in block.cols]
+    assert entries_of(here) == entries
+
+
+def test_a_block_read_back_pickles_again_the_same() -> None:
+    entries: list[Any] = [_pair(1), _ok(3), _pair(4), _pair(6)]
+    back = pickle.loads(pickle.dumps(pickle.loads(pickle.dumps(Prepared(7, 6, entries)))))
+    assert back.entries == entries and back.columns().items == [0, entries[1], 1, 2]
