@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 # `ahead`, which also widens the answers' pipe to 1 MiB): a worker's answer (~0.6 MB pickled
 # for a 512 KiB block) then seldom waits in a 64 KiB pipe for this process to read it, and
 # this process seldom waits for an answer while it pairs, chunks and stores. Each one holds
-# an answer (~1-2 MB once read) in this process: a constant, whatever the input's size.
+# an answer in this process: a constant, whatever the input's size (measured: the largest
+# process's peak RSS +3-4 MiB for one more, the same 112-113 MiB at 1M calls).
 PENDING_BLOCKS = 2
 PARALLEL_MIN_BYTES = 8 << 20  # below this a pool costs more to start than it saves
 
