@@ -160,3 +160,30 @@ def _read(path: str, offset: int, length: int) -> bytes:
 
 def _same(data: bytes) -> bytes:
     return data
+
+
+@linux_only
+def test_uploads_pool_hands_its_blocks_over_ahead_through_a_wide_pipe(tmp_path: Path) -> None:
+    """upload's pool: the blocks it keeps ahead are in the workers' pipe at once, and the
+    answers (~0.6 MB each) have a pipe that holds more than one."""
+    import concurrent.futures.process as executor
+    import fcntl
+
+    from tracecli.upload.pool import PENDING_BLOCKS, start_pool
+
+    big = tmp_path / "t.jsonl"
+    with big.open("wb") as f:
+        f.truncate(9 << 20)  # (its size is all start_pool looks at)
+    before = executor.EXTRA_QUEUED_CALLS
+    pool = start_pool([str(big)], 1)
+    assert pool is not None
+    try:
+        assert pool._call_queue._maxsize == 1 + PENDING_BLOCKS
+        answers = pool._result_queue._writer.fileno()
+        assert fcntl.fcntl(answers, fcntl.F_GETPIPE_SZ) >= 1 << 20
+        assert [f.result() for f in [pool.submit(square, n) for n in range(6)]] == [
+            (n, n * n) for n in range(6)
+        ]
+    finally:
+        pool.shutdown(wait=True)
+    assert before == executor.EXTRA_QUEUED_CALLS
