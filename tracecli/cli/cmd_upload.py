@@ -114,8 +114,7 @@ def upload_command(
         },
         profile=profile,
     )
-    # the follow's status line needs Rich's Console; a run says lines, without Rich off a terminal
-    err = stderr_console() if follow else stderr_lines()
+    err = stderr_console() if follow else stderr_lines()  # (follow's status line: Rich)
     target = _destination(settings, dry_run, err)
     shown = DiagnosticPrinter(err, quiet=quiet, limit=None if verbose else MAX_PRINTED_DIAGNOSTICS)
     retries = _RetryPrinter(err) if verbose else None
