@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from tests.support.servers import ServerHandle, app_server, end_half, make_call, start_half
+from tests.support.uploadkit import cli_env
 from tracecli.serve.app import create_app
 from tracecli.store.db import Store
 
@@ -474,6 +475,7 @@ def test_all_interfaces_without_a_key_is_warned(tmp_path: Path) -> None:
         [*SERVE, "--db", str(tmp_path / "t.db"), "--host", "0.0.0.0", "--port", "0"],
         stderr=subprocess.PIPE,
         text=True,
+        env=cli_env(),
     )
     first = proc.stderr.readline()
     second = proc.stderr.readline()
@@ -492,7 +494,7 @@ def test_the_store_is_the_one_the_settings_name(tmp_path: Path) -> None:
 
     (tmp_path / "tracecli.yaml").write_text("db: data/here.db\n")
     proc = subprocess.Popen(
-        [*SERVE, "--port", "0"], cwd=tmp_path, stderr=subprocess.PIPE, text=True
+        [*SERVE, "--port", "0"], cwd=tmp_path, stderr=subprocess.PIPE, text=True, env=cli_env()
     )
     first = proc.stderr.readline()
     _wait_up(first)
