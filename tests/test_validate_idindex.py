@@ -72,14 +72,18 @@ _HASHES = st.one_of(
     ops=st.lists(
         st.tuples(st.sampled_from(["add", "get", "any_of", "bulk"]), st.lists(_HASHES, max_size=6)),
         max_size=120,
-    )
+    ),
+    recent_max=st.sampled_from([1, 2, 4, 9]),
+    merge_chunk=st.sampled_from([1, 2, 5]),
 )
-def test_answers_like_a_dict(ops: list[tuple[str, list[int]]]) -> None:
+def test_answers_like_a_dict(
+    ops: list[tuple[str, list[int]]], recent_max: int, merge_chunk: int
+) -> None:
     """Across freezes and merges (tiny `recent`, few blocks), the index answers as a dict."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(idindex, "RECENT_MAX", 4)
+        mp.setattr(idindex, "RECENT_MAX", recent_max)
         mp.setattr(idindex, "_MAX_BLOCKS", 3)
-        mp.setattr(idindex, "_MERGE_CHUNK", 2)
+        mp.setattr(idindex, "_MERGE_CHUNK", merge_chunk)
         index, model = HashIndex(), dict[int, int]()
         for op, hs in ops:
             if op == "get":
@@ -100,4 +104,4 @@ def test_answers_like_a_dict(ops: list[tuple[str, list[int]]]) -> None:
                     index.freeze_if_full()
             assert len(index) == len(model)
         assert all(index.get(h) == o for h, o in model.items())
-        assert index.frozen == (len(model) >= 4)
+        assert index.frozen == (len(model) >= recent_max)

@@ -29,7 +29,8 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any, TypeAlias
 
 RECENT_MAX = 1 << 16  # ~7 MB of dict at most; fewer freezes and merges than smaller
@@ -105,7 +106,7 @@ class HashIndex:
         keys = sorted(recent)  # ints sort far faster than (hash, ordinal) tuples
         for h in keys:  # ascending, so the bitmap is walked in order (see the docstring)
             bitmap[h >> _BYTE_SHIFT] |= 1 << ((h >> _BIT_SHIFT) & 7)
-        self._blocks.append((array("q", keys), array("I", map(recent.__getitem__, keys))))
+        self._blocks.append((array("q", keys), array("I", _values(recent, keys))))
         self.recent.clear()  # the same dict: callers may hold it
         blocks = self._blocks
         while len(blocks) > _MAX_BLOCKS:
@@ -114,6 +115,15 @@ class HashIndex:
             # bitmap answers most misses)
             i = min(range(len(blocks) - 1), key=lambda j: len(blocks[j][0]) + len(blocks[j + 1][0]))
             blocks[i : i + 2] = [_merge(blocks[i], blocks[i + 1])]
+
+
+def _values(where: Mapping[int, int], keys: Sequence[int]) -> Sequence[int]:
+    """`where[k]` for each key, in one C call: `itemgetter` of many keys costs ~25% less
+    than a `map` over `__getitem__` (of one key it gives the value, not a 1-tuple)."""
+    if len(keys) < 2:
+        return [where[k] for k in keys]
+    values: tuple[int, ...] = itemgetter(*keys)(where)
+    return values
 
 
 def _merge(a: Block, b: Block) -> Block:
@@ -132,7 +142,7 @@ def _merge(a: Block, b: Block) -> Block:
         where = dict(zip(chunk_keys, oa[:ia] + ob[:jb], strict=True))
         ordered = sorted(chunk_keys)
         keys.extend(ordered)
-        ords.extend(map(where.__getitem__, ordered))
+        ords.extend(_values(where, ordered))
         del ka[:ia], oa[:ia], kb[:jb], ob[:jb]
     for rest_k, rest_o in ((ka, oa), (kb, ob)):
         keys.extend(rest_k)
