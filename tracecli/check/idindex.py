@@ -14,9 +14,9 @@ moves; a lookup bisects each. A bitmap over all frozen hashes answers most misse
 common case: a new id) without touching the blocks. The bitmap is addressed by a hash's
 *top* bits (`h >> 41` picks the byte; a negative index counts from the end, so the 2²³
 bytes are covered exactly once), so freezing sorted hashes walks it front to back, which
-the cache likes: ~30% less CPU than addressing by the low bits. Hashes of strings spread
-over all 64 bits; a caller hashing small ints would only make the filter useless, not
-wrong.
+the cache likes: the loop setting the bits costs ~30% less CPU than with the low bits
+(the same instructions, fewer cache misses). Hashes of strings spread over all 64 bits;
+a caller hashing small ints would only make the filter useless, not wrong.
 
 Trade-off: two different ids with the same 64-bit hash are taken for the same id. With n
 ids the chance of that anywhere in a run is about n² / 2⁶⁵: 3e-8 for a million ids,
