@@ -6,6 +6,8 @@ import random
 from array import array
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tracecli.check import idindex
 from tracecli.check.idindex import HashIndex, _merge
@@ -56,3 +58,50 @@ def test_merge_keeps_order_and_everything(monkeypatch: pytest.MonkeyPatch) -> No
         keys, ords = _merge(block_a, block_b)
         assert list(keys) == sorted(a + b)
         assert list(ords) == [ordinal[x] for x in sorted(a + b)]
+
+
+_HASHES = st.one_of(
+    st.integers(-(2**63), 2**63 - 1),  # what hash(str) gives
+    st.integers(-300, 300),  # small ints: all in one corner of the bitmap
+    st.sampled_from([-(2**63), 2**63 - 1, -1, 0, 1 << 41, -(1 << 41), (1 << 38) - 1]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ops=st.lists(
+        st.tuples(st.sampled_from(["add", "get", "any_of", "bulk"]), st.lists(_HASHES, max_size=6)),
+        max_size=120,
+    ),
+    recent_max=st.sampled_from([1, 2, 4, 9]),
+    merge_chunk=st.sampled_from([1, 2, 5]),
+)
+def test_answers_like_a_dict(
+    ops: list[tuple[str, list[int]]], recent_max: int, merge_chunk: int
+) -> None:
+    """Across freezes and merges (tiny `recent`, few blocks), the index answers as a dict."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(idindex, "RECENT_MAX", recent_max)
+        mp.setattr(idindex, "_MAX_BLOCKS", 3)
+        mp.setattr(idindex, "_MERGE_CHUNK", merge_chunk)
+        index, model = HashIndex(), dict[int, int]()
+        for op, hs in ops:
+            if op == "get":
+                for h in hs:
+                    assert index.get(h) == model.get(h)
+            elif op == "any_of":
+                outside = [h for h in hs if h not in index.recent]
+                assert index.any_of(outside) == any(h in model for h in outside)
+            else:
+                fresh = list(dict.fromkeys(h for h in hs if h not in model))
+                for h in fresh:  # the callers add only what they looked up and missed
+                    model[h] = len(model)
+                    if op == "add":
+                        index.add(h, model[h])
+                    else:
+                        index.recent[h] = model[h]
+                if op == "bulk":
+                    index.freeze_if_full()
+            assert len(index) == len(model)
+        assert all(index.get(h) == o for h, o in model.items())
+        assert index.frozen == (len(model) >= recent_max)
