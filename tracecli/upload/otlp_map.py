@@ -50,8 +50,8 @@ class SpanPart(NamedTuple):
     project: str | None  # the project of its call; None: neither its resource nor --project
     refused: Diagnostic | None  # what the line alone tells: unreadable, weave fails
     original: Any  # the span as read (a one-span request), when refused
-    entry: Any  # the call's upload entry, validate's entries for it or convert's line (when
-    # not refused and a project is known); last, so that unpickling adds it to the other fields' row
+    entry: Any  # the call's upload entry, validate's entries or convert's `Converted` (when
+    # not refused and a project is known); last: unpickling adds it to the other fields' row
 
 
 class LineParts(NamedTuple):
@@ -235,10 +235,8 @@ def _parts(
                     entry = converted(loc, where, span, call)
             except MappingError as exc:
                 refused = Diagnostic.at(loc, REFUSED, str(exc), where)
-            else:
-                if convert:
-                    pass
-                elif validate:
+            if refused is None and not convert:
+                if validate:
                     entry = checked(call, line, path, where, fast and plain_call(span))
                 elif value is _TYPED:
                     entry = _typed_entry(call, line, fast)
@@ -455,12 +453,8 @@ def map_blocks(
                     yield from finish()
         while pending:
             yield from finish()
-    except BaseException:
-        # failed (Ctrl-C) or left: the pool is stopped, and with it what it has left to do.
-        # A future cancelled here stays in the pool's own list until its thread takes it
-        # off, and when the workers are killed first, that thread fails to mark it broken
-        # (Python 3.11: a traceback, InvalidStateError)
-        pending.clear()
+    except BaseException:  # failed (Ctrl-C) or left: the pool is stopped (cancelled here, a
+        pending.clear()  # future the pool's thread then marks broken: 3.11's InvalidStateError)
         raise
     finally:
         for future, _ in pending:  # halted: what is left is not needed
