@@ -154,9 +154,9 @@ def _convert(
     """Either conversion (`--to weave`: OpenTelemetry spans; else Weave calls), its report
     in one shape."""
     if to is Backend.weave:
-        from tracecli.otel.convert import convert_otlp
+        from tracecli.upload.otlp_convert import convert_spans
 
-        otel = convert_otlp(paths, write, project=project, strict=strict, on_diagnostic=show)
+        otel = convert_spans(paths, write, project=project, strict=strict, on_diagnostic=show)
         summary = otel.summary_lines(output_file or "stdout")
         return _Converted(otel.to_dict(), summary, otel.exit_code)
     from tracecli.upload.convert import convert

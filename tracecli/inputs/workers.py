@@ -94,14 +94,21 @@ def fork_pool(jobs: int, ahead: int = 0) -> ProcessPoolExecutor | None:
     from concurrent.futures.process import BrokenProcessPool  # imported by the runs that fork
 
     try:
-        ctx = multiprocessing.get_context("fork")
-        pool = _executor(jobs, ctx, ahead)
-        if pool.submit(hash, _HASH_PROBE).result() != hash(_HASH_PROBE):  # forks them all
-            pool.shutdown(wait=True)
-            return None
-        return pool
-    except (OSError, ValueError, RuntimeError, BrokenProcessPool):
+        pool = _executor(jobs, multiprocessing.get_context("fork"), ahead)
+    except (OSError, ValueError, RuntimeError):
         return None
+    try:
+        same = pool.submit(hash, _HASH_PROBE).result() == hash(_HASH_PROBE)  # forks them all
+    except (OSError, ValueError, RuntimeError, BrokenProcessPool):
+        stop_pool(pool, failed=True)
+        return None
+    except BaseException:  # Ctrl-C as they start: stopped, else the exit waits for them
+        stop_pool(pool, failed=True)
+        raise
+    if not same:
+        pool.shutdown(wait=True)
+        return None
+    return pool
 
 
 ANSWER_PIPE_BYTES = 1 << 20  # Linux's limit for any user (/proc/sys/fs/pipe-max-size)

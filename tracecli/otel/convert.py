@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, NamedTuple
 
-from tracecli.diagnostics import Diagnostic, UsageError
+from tracecli.diagnostics import Diagnostic, Location, UsageError
 from tracecli.inputs.reader import Source, expand_paths
 from tracecli.otel.checks import NO_PROJECT, REFUSED, SpanLedger
 from tracecli.otel.read import SpanAt, Unread, read_spans
+from tracecli.otel.spans import Span
 from tracecli.otel.times import OVERRIDES_HEAD, end_before_start, reversed_call
 from tracecli.otel.to_weave import MappingError, span_to_call
 from tracecli.wire import encode
@@ -79,7 +80,27 @@ def encode_call(call: dict[str, Any]) -> bytes:
         raise MappingError(f"the call {exc}: weave fails") from None
 
 
-class _Run:
+class Converted(NamedTuple):
+    """A span's call as convert writes it (JSON + "\\n"), and its warning if it ends
+    before it starts: what a worker process sends back of a span it converted."""
+
+    line: bytes
+    warning: Diagnostic | None
+
+
+def converted(loc: Location, where: str, span: Span, call: dict[str, Any]) -> Converted:
+    """`span`'s call (`span_to_call`'s) encoded, with convert's warning of a call ending
+    before it starts. Raises MappingError for a call JSON cannot carry."""
+    line = encode_call(call)
+    warning = None
+    if span.end_time_unix_nano < span.start_time_unix_nano or OVERRIDES_HEAD in span.attributes:
+        backwards = reversed_call(span, lambda: call)  # (the usual span: not asked)
+        if backwards is not None:  # a warning: weave stores it (no call checks run here)
+            warning = end_before_start(loc, where, span, backwards)
+    return Converted(line, warning)
+
+
+class ConvertRun:
     """One conversion: counts, diagnostics handed on as they come, the id ledger."""
 
     def __init__(
@@ -111,15 +132,22 @@ class _Run:
         self.note(d)
         self.report.not_converted += spans
 
-    def no_project(self, item: SpanAt) -> None:
+    def no_project(self, loc: Location, where: str) -> None:
         """Said once per file (every span of a file usually shares its resource)."""
         self.report.not_converted += 1
-        if item.loc.path in self.no_project_in:
+        if loc.path in self.no_project_in:
             return
-        self.no_project_in.add(item.loc.path)
-        self.note(Diagnostic.at(item.loc, NO_PROJECT, "no project: the resource has no "
+        self.no_project_in.add(loc.path)
+        self.note(Diagnostic.at(loc, NO_PROJECT, "no project: the resource has no "
             "wandb.entity/wandb.project attributes; give --project entity/project (this and "
-            "every later span of this file without them left out)", item.where))  # fmt: skip
+            "every later span of this file without them left out)", where))  # fmt: skip
+
+    def done(self, made: Converted) -> None:
+        """A span's call converted (its ids and project taken): its warning, then its line."""
+        if made.warning is not None:
+            self.note(made.warning)
+        self.write(made.line)
+        self.report.written += 1
 
     def span(self, item: SpanAt) -> None:
         loc, where, span = item.loc, item.where, item.span
@@ -128,19 +156,17 @@ class _Run:
             return self.left_out(duplicate)
         project = item.project_id or self.project
         if project is None:
-            return self.no_project(item)
+            return self.no_project(loc, where)
         try:
-            call = span_to_call(span, project)
-            line = encode_call(call)
+            made = converted(loc, where, span, span_to_call(span, project))
         except MappingError as exc:
             return self.left_out(Diagnostic.at(loc, REFUSED, str(exc), where))
-        if span.end_time_unix_nano < span.start_time_unix_nano or OVERRIDES_HEAD in span.attributes:
-            backwards = reversed_call(span, lambda: call)  # (the usual span: not asked)
-            if backwards is not None:  # a warning: weave stores it (no call checks run here)
-                self.note(end_before_start(loc, where, span, backwards))
-        self.write(line)
-        self.report.written += 1
-        return None
+        return self.done(made)
+
+
+# A reader of a source other than this process's (`tracecli.upload.otlp_convert`: blocks of
+# lines mapped by worker processes); False: it does not read this one (read here)
+SourceReader = Callable[[ConvertRun, Source], bool]
 
 
 def convert_otlp(
@@ -150,22 +176,27 @@ def convert_otlp(
     project: str | None = None,
     strict: bool = False,
     on_diagnostic: Callable[[Diagnostic], None] | None = None,
+    reader: SourceReader | None = None,
 ) -> OtelConvertReport:
-    """Convert the spans of `paths`, handing each call (JSON + "\\n") to `write`."""
+    """Convert the spans of `paths`, handing each call (JSON + "\\n") to `write`, in the
+    inputs' order; `reader` reads the sources it takes (it counts their records)."""
     check_project(project)
     files = expand_paths(paths)
     if not files:
         raise UsageError("no trace files found in the given paths (.jsonl, .ndjson, .gz)")
     report = OtelConvertReport(files=len(files))
-    run = _Run(report, write, project, strict, on_diagnostic)
+    run = ConvertRun(report, write, project, strict, on_diagnostic)
     sources = [Source.open(p) for p in files]
-    for item in read_spans(sources):
-        if isinstance(item, Unread):
-            report.spans += item.spans
-            run.left_out(item.diagnostic, item.spans)
+    for source in sources:
+        if reader is not None and reader(run, source):
             continue
-        report.spans += 1
-        run.span(item)
+        for item in read_spans([source]):
+            if isinstance(item, Unread):
+                report.spans += item.spans
+                run.left_out(item.diagnostic, item.spans)
+                continue
+            report.spans += 1
+            run.span(item)
     for d in run.ledger.missing_parents():
         run.note(d)
     report.lines = sum(s.records for s in sources)

@@ -27,6 +27,7 @@ from tracecli.diagnostics import Diagnostic, Location
 from tracecli.inputs.workers import widen
 from tracecli.otel.calls import SpanCalls, original_at
 from tracecli.otel.checks import REFUSED
+from tracecli.otel.convert import Converted, converted
 from tracecli.otel.read import SpanAt, Unread, spans_of_request
 from tracecli.otel.to_weave import MappingError, plain_call, span_to_call
 from tracecli.otel.typed import typed_spans
@@ -49,8 +50,8 @@ class SpanPart(NamedTuple):
     project: str | None  # the project of its call; None: neither its resource nor --project
     refused: Diagnostic | None  # what the line alone tells: unreadable, weave fails
     original: Any  # the span as read (a one-span request), when refused
-    entry: Any  # the call's upload entry, or validate's entries for it (when not refused
-    # and a project is known); last, so that unpickling adds it to the other fields' row
+    entry: Any  # the call's upload entry, validate's entries or convert's `Converted` (when
+    # not refused and a project is known); last: unpickling adds it to the other fields' row
 
 
 class LineParts(NamedTuple):
@@ -66,10 +67,11 @@ class LineParts(NamedTuple):
 # at C speed (as `tracecli.upload.blocks.Prepared` does for JSONL blocks); validate's list
 # as its length, its entries with all the block's others (`check.entries.to_rows`);
 # anything else (None) as itself, in a one-item tuple
-_FLAT: dict[type, int] = {Ok: 1, Bad: 2, list: 3}
+_FLAT: dict[type, int] = {Ok: 1, Bad: 2, list: 3, Converted: 4}
 _AS_IS = itemgetter(0)
 _new_ok = partial(tuple.__new__, Ok)
 _new_bad = partial(tuple.__new__, Bad)
+_new_converted = partial(tuple.__new__, Converted)
 _head = itemgetter(slice(None, -1))  # a part's fields but its entry, as a plain tuple
 _entry_of = itemgetter(-1)
 _new_part = cast(Callable[[tuple[Any, ...]], SpanPart], partial(tuple.__new__, SpanPart))
@@ -95,7 +97,7 @@ class Mapped:
         entries = list(map(_entry_of, parts))
         codes = bytes(map(_FLAT.get, map(type, entries), repeat(0)))
         rows = [
-            tuple(e) if c == 1 or c == 2 else (len(e),) if c == 3 else (e,)
+            tuple(e) if c == 1 or c == 2 or c == 4 else (len(e),) if c == 3 else (e,)
             for c, e in zip(codes, entries, strict=True)
         ]
         listed = to_rows([x for e in entries if type(e) is list for x in e])
@@ -115,17 +117,22 @@ def _rebuild(
     def take(row: tuple[int]) -> list[VEntry]:
         return list(islice(listed, row[0]))
 
-    make = (_AS_IS, _new_ok, _new_bad, take)
+    make = (_AS_IS, _new_ok, _new_bad, take, _new_converted)
     entries = map(call, map(make.__getitem__, codes), rows)
     spans = iter(map(_new_part, map(add, parts, zip(entries))))
     return Mapped([_new_line((n, b"", list(islice(spans, k)), e)) for n, e, k in heads])
 
 
 def map_lines(
-    lines: list[tuple[int, bytes]], path: str, project: str | None, validate: bool = False
+    lines: list[tuple[int, bytes]],
+    path: str,
+    project: str | None,
+    validate: bool = False,
+    convert: bool = False,
 ) -> Mapped:
-    """A block of lines (number, bytes) parsed and mapped, for upload or for `validate`
-    (runs in a worker: a top-level function, its arguments and answer plain data).
+    """A block of lines (number, bytes) parsed and mapped, for upload, for `validate` or for
+    `convert` (each span's `Converted`) (runs in a worker: a top-level function, its
+    arguments and answer plain data).
 
     The cyclic garbage collector is paused meanwhile, as for a block of Weave lines
     (`check_lines`): decoded spans and their calls hold no cycles, and its passes (over
@@ -133,14 +140,14 @@ def map_lines(
     paused = gc.isenabled()
     gc.disable()
     try:
-        return Mapped(_map_lines(lines, path, project, validate))
+        return Mapped(_map_lines(lines, path, project, validate, convert))
     finally:
         if paused:
             gc.enable()
 
 
 def _map_lines(
-    lines: list[tuple[int, bytes]], path: str, project: str | None, validate: bool
+    lines: list[tuple[int, bytes]], path: str, project: str | None, validate: bool, convert: bool
 ) -> list[LineParts]:
     out: list[LineParts] = []
     # one search of the whole block: most blocks hold nothing like a reference, and only
@@ -153,7 +160,8 @@ def _map_lines(
         typed = typed_spans(Location(path, lineno), raw)
         if typed is not None:
             try:
-                spans = _parts(Location(path, lineno), typed, _TYPED, project, validate, fast)
+                loc = Location(path, lineno)
+                spans = _parts(loc, typed, _TYPED, project, validate, fast, convert)
             except _Untyped:
                 pass
             else:
@@ -165,7 +173,7 @@ def _map_lines(
         if isinstance(got, Diagnostic):
             out.append(LineParts(lineno, b"", [], got))
             continue
-        spans = map_line(path, lineno, raw, got.value, project, validate, fast)
+        spans = map_line(path, lineno, raw, got.value, project, validate, fast, convert)
         out.append(LineParts(lineno, b"", spans))  # the bytes: the caller has them
     return out
 
@@ -187,13 +195,14 @@ def map_line(
     project: str | None,
     validate: bool = False,
     fast: bool | None = None,
+    convert: bool = False,
 ) -> list[SpanPart]:
     """The parts of one parsed line's spans, in order. `fast`: the line surely names no
     reference (None: search it)."""
     loc = Location(path, line)
     if fast is None:
         fast = find_ref(raw) is None
-    return _parts(loc, spans_of_request(loc, value), value, project, validate, fast)
+    return _parts(loc, spans_of_request(loc, value), value, project, validate, fast, convert)
 
 
 def _parts(
@@ -203,6 +212,7 @@ def _parts(
     project: str | None,
     validate: bool,
     fast: bool,
+    convert: bool = False,
 ) -> list[SpanPart]:
     """`map_line`'s parts of a line's spans as read; `value` the line as orjson reads it,
     or `_TYPED` (then `_Untyped` where it is needed)."""
@@ -221,9 +231,11 @@ def _parts(
         if refused is None and to is not None:
             try:
                 call = span_to_call(span, to)
+                if convert:  # (encoding too may refuse it)
+                    entry = converted(loc, where, span, call)
             except MappingError as exc:
                 refused = Diagnostic.at(loc, REFUSED, str(exc), where)
-            else:
+            if refused is None and not convert:
                 if validate:
                     entry = checked(call, line, path, where, fast and plain_call(span))
                 elif value is _TYPED:
@@ -380,6 +392,7 @@ def map_blocks(
     project: str | None,
     workers: Workers,
     validate: bool = False,
+    convert: bool = False,
 ) -> Iterator[LineParts]:
     """The blocks' lines mapped, in order, until the run halts: by the worker processes when
     there are some, else here. A worker that dies leaves its blocks here. A read error
@@ -405,7 +418,7 @@ def map_blocks(
                 return _with_raw(future.result(), lines)
             except BrokenProcessPool:
                 workers.broken()
-        return _with_raw(map_lines(lines, path, project, validate), lines)
+        return _with_raw(map_lines(lines, path, project, validate, convert), lines)
 
     def place(block: list[tuple[int, bytes]]) -> Iterator[LineParts]:
         """`block` handed to a worker or mapped here, the blocks ready before handed on."""
@@ -415,12 +428,13 @@ def map_blocks(
             pool = workers.pool()
             if pool is not None and _busy(pending) < queued:
                 try:
-                    pending.append((pool.submit(map_lines, block, path, project, validate), block))
+                    job = pool.submit(map_lines, block, path, project, validate, convert)
+                    pending.append((job, block))
                     return
                 except BrokenProcessPool:
                     workers.broken()
             if pool is None or len(pending) < limit:
-                pending.append((map_lines(block, path, project, validate), block))
+                pending.append((map_lines(block, path, project, validate, convert), block))
                 return
             yield from finish()  # as many in flight as allowed: wait for the oldest
 
@@ -439,6 +453,9 @@ def map_blocks(
                     yield from finish()
         while pending:
             yield from finish()
+    except BaseException:  # failed (Ctrl-C) or left: the pool is stopped (cancelled here, a
+        pending.clear()  # future the pool's thread then marks broken: 3.11's InvalidStateError)
+        raise
     finally:
         for future, _ in pending:  # halted: what is left is not needed
             if not isinstance(future, Mapped):
