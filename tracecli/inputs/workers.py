@@ -142,6 +142,21 @@ def _executor(jobs: int, ctx: Any, ahead: int) -> ProcessPoolExecutor:
     return pool
 
 
+def widen_pool(pool: Any) -> None:
+    """A pool's two pipes (jobs to the workers, answers back) widened from 64 KiB to hold a
+    whole block or answer (OTLP: ~256 KiB out, ~380 KiB back for upload).
+
+    Through a 64 KiB pipe a block crosses in several writes, each waiting for the other
+    side to read, and the reading process's side is a thread (the pool's feeder, its
+    manager) that must take the GIL back from the busy main thread for each: up to a
+    switch interval (5 ms) a time, the worker idle meanwhile. Best effort: a pool built
+    otherwise (or None), or a kernel that refuses, keeps its pipes."""
+    if pool is None:
+        return
+    widen(getattr(getattr(pool, "_call_queue", None), "_writer", None))
+    widen(getattr(getattr(pool, "_result_queue", None), "_reader", None))
+
+
 def widen(end: Any) -> None:
     """Let a pipe (either end: a `multiprocessing` connection, or None) hold
     ANSWER_PIPE_BYTES, where the system allows it; best effort."""

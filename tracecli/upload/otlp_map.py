@@ -24,7 +24,7 @@ import orjson
 from tracecli.check.entries import Entry as VEntry
 from tracecli.check.entries import diag_entry, from_rows, to_rows
 from tracecli.diagnostics import Diagnostic, Location
-from tracecli.inputs.workers import widen
+from tracecli.inputs.workers import widen_pool
 from tracecli.otel.calls import SpanCalls, original_at
 from tracecli.otel.checks import REFUSED
 from tracecli.otel.convert import Converted, converted
@@ -366,21 +366,6 @@ def _ready(future: Any) -> bool:
     return isinstance(future, Mapped) or future.done()
 
 
-def _wide_pipes(pool: Any) -> None:
-    """The pool's two pipes (blocks to the workers, answers back) widened from 64 KiB to
-    hold a whole block or answer (~256 KiB out, ~380 KiB back for upload).
-
-    Through a 64 KiB pipe a block crosses in several writes, each waiting for the other
-    side to read, and the reading process's side is a thread (the pool's feeder, its
-    manager) that must take the GIL back from the busy main thread for each: up to a
-    switch interval (5 ms) a time, the worker idle meanwhile. Best effort: a pool built
-    otherwise, or a kernel that refuses, keeps its pipes."""
-    if pool is None:
-        return
-    widen(getattr(getattr(pool, "_call_queue", None), "_writer", None))
-    widen(getattr(getattr(pool, "_result_queue", None), "_reader", None))
-
-
 def _busy(pending: deque[tuple[Any, list[tuple[int, bytes]]]]) -> int:
     """Blocks handed to the workers and not mapped yet (running or queued)."""
     return sum(1 for future, _ in pending if not _ready(future))
@@ -401,11 +386,9 @@ def map_blocks(
     With workers, the reading process reads, checks and sends, and maps a block itself
     only when it has nothing else to do: every worker has a block queued behind the one
     it maps (`QUEUED`), so it never waits for the reading process, and a block ready is
-    handed on before another is mapped here. (Mapping here whenever the oldest block was
-    not back yet, as before, left the worker idle most of the time: the reading process
-    mapped up to eight blocks in a row while the worker had one.)"""
+    handed on before another is mapped here."""
     pending: deque[tuple[Any, list[tuple[int, bytes]]]] = deque()
-    _wide_pipes(workers.pool())
+    widen_pool(workers.pool())
     limit = workers.jobs + PENDING if workers.pool() is not None else 0
     queued = workers.jobs * QUEUED
 
