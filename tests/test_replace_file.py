@@ -39,6 +39,18 @@ def is_device(path: Path) -> bool:
     return stat.S_ISCHR(os.lstat(path).st_mode)
 
 
+def linked(tmp_path: Path, folder: str, name: str, text: str | None = None) -> tuple[Path, Path]:
+    """A file `folder/name` (with `text`, if given) and a link to it named `name` in
+    `tmp_path`: (the link, the file)."""
+    real = tmp_path / folder / name
+    real.parent.mkdir()
+    if text is not None:
+        real.write_text(text)
+    link = tmp_path / name
+    link.symlink_to(real)
+    return link, real
+
+
 def read_fifo_in_background(fifo: Path) -> tuple[threading.Thread, list[bytes]]:
     got: list[bytes] = []
 
@@ -72,11 +84,7 @@ def test_convert_output_to_a_fifo_streams_into_it(tmp_path: Path) -> None:
 
 
 def test_convert_output_through_a_link_replaces_the_linked_file(tmp_path: Path) -> None:
-    real = tmp_path / "shared" / "out.jsonl"
-    real.parent.mkdir()
-    real.write_text("old\n")
-    link = tmp_path / "out.jsonl"
-    link.symlink_to(real)
+    link, real = linked(tmp_path, "shared", "out.jsonl", "old\n")
     res = run_cli("convert", str(WEAVE_FILE), "--to", "freeplay", "-o", str(link), timeout=60)
     assert res.returncode == 0, res.stderr
     assert link.is_symlink() and link.resolve() == real.resolve()
@@ -93,10 +101,7 @@ def test_rejected_records_to_a_device_or_a_link(tmp_path: Path) -> None:
     assert res.returncode == 1, res.stderr
     assert is_device(dev)
     assert "earlier run" not in res.stdout + res.stderr  # a device holds no old rejects
-    real = tmp_path / "kept" / "rejected.jsonl"
-    real.parent.mkdir()
-    link = tmp_path / "rejected.jsonl"
-    link.symlink_to(real)
+    link, real = linked(tmp_path, "kept", "rejected.jsonl")
     with RejectedWriter(link) as w:
         w.add({"a": 1}, path="in.jsonl", line=1, reason="r")
     assert link.is_symlink()
@@ -105,11 +110,7 @@ def test_rejected_records_to_a_device_or_a_link(tmp_path: Path) -> None:
 
 
 def test_a_linked_netrc_stays_a_link(tmp_path: Path) -> None:
-    real = tmp_path / "dotfiles" / "netrc"
-    real.parent.mkdir()
-    real.write_text("machine old\n  login user\n  password x\n")
-    link = tmp_path / ".netrc"
-    link.symlink_to(real)
+    link, real = linked(tmp_path, "dotfiles", ".netrc", "machine old\n  login user\n  password x\n")
     write_private(link, "machine api.wandb.ai\n  login user\n  password y\n")
     assert link.is_symlink()
     assert "api.wandb.ai" in real.read_text()

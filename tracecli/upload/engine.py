@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tracecli.inputs.blocks import plan_ranges, read_blocks
-from tracecli.inputs.reader import Source
+from tracecli.inputs.reader import Source, format_of
 from tracecli.inputs.sniff import OTLP  # not otlp_lines: validate of JSONL needs no OpenTelemetry
 from tracecli.inputs.streams import STDIN, open_stream, read_as_stream, stream_position
 from tracecli.inputs.workers import (
@@ -65,6 +65,15 @@ def default_jobs(cap: int, spare: int) -> int:
     one core."""
     cores = usable_cores()
     return worker_count(max(0, min(cores - spare, cap)) if cores > 1 else 0)
+
+
+PARALLEL_MIN_BYTES = 8 << 20  # inputs read in blocks below this: a pool costs more to start
+# than it saves (validate, upload and convert each keep a name of their own for it)
+
+
+def read_as_lines(path: str) -> bool:
+    """Whether `path` is read as JSON lines (in blocks, so by workers), not YAML."""
+    return format_of(path) == "jsonl"
 
 
 def worth_a_pool(files: Sequence[str], min_bytes: int, in_blocks: Callable[[str], bool]) -> bool:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tracecli.diagnostics import Diagnostic, Location
-from tracecli.inputs.reader import Source, expand_paths, format_of
+from tracecli.inputs.reader import Source, expand_paths
 from tracecli.inputs.streams import STDIN_NAME
 from tracecli.inputs.workers import fork_pool, stop_pool
 from tracecli.otel.convert import ConvertRun, OtelConvertReport, check_project, convert_otlp
@@ -24,8 +24,7 @@ from tracecli.upload.otlp_map import SpanPart, Workers, line_blocks, map_blocks
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
 
-PARALLEL_MIN_BYTES = 8 << 20  # as validate's and upload's: below this a pool costs more
-# to start than it saves
+PARALLEL_MIN_BYTES = engine.PARALLEL_MIN_BYTES
 
 
 def default_jobs() -> int:
@@ -48,7 +47,7 @@ def convert_spans(
     check_project(project)
     jobs = default_jobs() if jobs is None else jobs
     files = expand_paths(paths)
-    big = engine.worth_a_pool(files, PARALLEL_MIN_BYTES, _jsonl)
+    big = engine.worth_a_pool(files, PARALLEL_MIN_BYTES, engine.read_as_lines)
     pool = fork_pool(jobs) if jobs > 0 and big else None
     if pool is None:
         return convert_otlp(
@@ -69,10 +68,6 @@ def convert_spans(
         return report
     finally:
         stop_pool(pool, failed)
-
-
-def _jsonl(path: str) -> bool:
-    return format_of(path) == "jsonl"
 
 
 class _BlockReader:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 # an answer in this process: a constant, whatever the input's size (measured: the largest
 # process's peak RSS +3-4 MiB for one more, the same 112-113 MiB at 1M calls).
 PENDING_BLOCKS = 2
-PARALLEL_MIN_BYTES = 8 << 20  # below this a pool costs more to start than it saves
+PARALLEL_MIN_BYTES = engine.PARALLEL_MIN_BYTES
 
 
 def default_jobs() -> int:

@@ -23,16 +23,18 @@ from tracecli.check.cross import CrossChecker
 from tracecli.check.entries import Entry
 from tracecli.check.pairpack import Packed
 from tracecli.diagnostics import Diagnostic, Location, Severity, UsageError
-from tracecli.inputs.reader import InputFormat, Source, expand_paths, format_of
+from tracecli.inputs.reader import InputFormat, Source, expand_paths
 from tracecli.inputs.streams import STDIN, file_head, os_message, regular_file
 from tracecli.upload import validate_blocks as blocks
 from tracecli.upload.engine import (
+    PARALLEL_MIN_BYTES,
     PLAIN,
     RECORDS,
     SPANS,
     Engine,
     Job,
     input_kind,
+    read_as_lines,
     worth_a_pool,
 )
 from tracecli.upload.engine import default_jobs as engine_jobs
@@ -44,7 +46,6 @@ if TYPE_CHECKING:
 BLOCK_BYTES = 1 << 20
 # the project of spans whose resource names none (validate sends nothing: any will do)
 VALIDATE_PROJECT = "otlp/validate"
-PARALLEL_MIN_BYTES = 8 << 20  # below this a pool costs more to start than it saves
 DEFAULT_MAX_ERRORS = 200
 IN_FLIGHT_PER_JOB = 2  # blocks submitted ahead per worker: enough to keep every core busy
 # and at least this many in all, every one in the workers' pipe (`Engine`'s `eager`): for the
@@ -285,7 +286,7 @@ class _Run:
     def start_pool(self, files: list[str]) -> None:
         """Start the workers if the JSONL inputs are big enough to repay them."""
         self.engine.start(
-            self.jobs, self.jobs > 0 and worth_a_pool(files, PARALLEL_MIN_BYTES, _jsonl)
+            self.jobs, self.jobs > 0 and worth_a_pool(files, PARALLEL_MIN_BYTES, read_as_lines)
         )
 
     def drain_pool(self) -> None:
@@ -320,10 +321,6 @@ class _Run:
     def close(self, failed: bool = False) -> None:
         """Stop the workers: politely after a run, at once when it failed (Ctrl-C)."""
         self.engine.close(failed)
-
-
-def _jsonl(path: str) -> bool:
-    return format_of(path) == "jsonl"
 
 
 _NOTHING = blocks.Checked(0, 0, [], None)
