@@ -82,6 +82,14 @@ def already_utc(value: str) -> str | None:
     if n == 27 and value[26] == "Z":  # (separators at 4, 7, 10, 13, 16 and 19: one slice)
         if value[4:20:3] != "--T::." or not value[20:26].isdigit():
             return None
+    elif n == 29 and value[23:] == "+00:00":  # milliseconds and an offset (JavaScript's)
+        if value[4:20:3] != "--T::." or not value[20:23].isdigit():
+            return None
+        try:
+            _fromisoformat(value)
+        except ValueError:
+            return None
+        return value[:23] + "000Z"
     elif n != 20 or value[4:20:3] != "--T::Z":
         return _other_utc(value)  # (a week date, 2025-W41-4, is as long as a date)
     try:
