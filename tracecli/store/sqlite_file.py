@@ -213,12 +213,13 @@ class SqliteFile:
 
     def defer_id_indexes(self) -> bool:
         """Drop the id indexes of an empty store for a bulk load (`store.id_indexes`); True
-        when they were dropped: `restore_id_indexes` when the load ends."""
+        when they were dropped: `restore_id_indexes` when the load ends. False when they
+        could not be (the store busy): the load then keeps them up to date as it goes."""
         try:
             with self._transaction() as conn:
                 return id_indexes.defer(conn)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot write the trace store {self.path}: {exc}") from None
+        except sqlite3.Error:
+            return False
 
     def restore_id_indexes(self) -> None:
         """Build the id indexes `defer_id_indexes` dropped (one sort each)."""

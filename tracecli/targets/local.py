@@ -47,7 +47,7 @@ class LocalStoreTarget(CountingTarget):
         if bulk:
             try:
                 self._deferred = self.store.defer_id_indexes()
-            except BaseException:
+            except BaseException:  # (Ctrl-C, a closed store)
                 self.store.close()
                 raise
 
