@@ -120,3 +120,21 @@ def test_a_bulk_load_killed_before_its_end_leaves_a_store_the_next_open_complete
     assert again.post(ROUTE, BODY).status == 200
     again.close()
     assert len(_rows(db)) == 30 and _indexes(db) == _fresh_schema(tmp_path)
+
+
+def test_upload_defers_them_into_an_empty_store_but_not_under_follow(tmp_path: Path) -> None:
+    """`upload --follow` runs for as long as the producer writes, with readers beside it:
+    it keeps the indexes up to date as it goes."""
+    from tracecli.upload.api import _open_target
+    from tracecli.upload.report import UploadOptions
+
+    for follow in (False, True):
+        db = tmp_path / f"follow_{follow}.db"
+        target, kind, _ = _open_target(UploadOptions(db=db, follow=follow), None, None, db)
+        try:
+            assert kind == "store"
+            kept = {n for n, _ in _indexes(db)} & set(DEFERRED)
+            assert kept == (set(DEFERRED) if follow else set())
+        finally:
+            target.close()
+        assert _indexes(db) == _fresh_schema(tmp_path)
