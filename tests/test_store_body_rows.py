@@ -136,7 +136,8 @@ json_values = st.recursive(
 )
 times = st.sampled_from(
     ["2026-02-25T06:13:20.123456Z", "2026-02-25T06:13:20Z"] * 8
-    + ["2026-02-30T06:13:20Z", "2026-02-25 06:13:20Z", ""]
+    + ["2026-02-25T06:13:20.123+00:00", "2026-02-25T06:13:20-00:00", "2026-02-25T06:13:20.5Z"]
+    + ["2026-02-30T06:13:20Z", "2026-02-25 06:13:20Z", "", "2026-02-25T06:13:20+01:00"]
 )
 maybe_text = st.none() | printable
 # A run of digits outside the free-form fields (an id, a name) is text to both paths.
@@ -222,8 +223,15 @@ def test_a_column_null_in_the_whole_batch_overwrites_a_stored_value(tmp_path: Pa
     assert rows[0][4] is None and rows[0][14] is None and rows[0][18] is None
 
 
+@pytest.mark.parametrize(
+    "times",
+    [
+        ("2026-02-25T06:13:20.000000Z", "2026-02-25T06:13:21Z"),
+        ("2026-02-25T06:13:20.250+00:00", "2026-02-25T06:13:21+00:00"),  # offsets style
+    ],
+)
 def test_an_upload_of_a_dumps_style_file_stores_what_the_general_path_stores(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, times: tuple[str, str]
 ) -> None:
     """End to end: whatever upload puts in the bodies it hands the store (today orjson's
     text, whatever the file's style), the fast path stores what the general path stores."""
@@ -244,6 +252,7 @@ def test_an_upload_of_a_dumps_style_file_stores_what_the_general_path_stores(
     for i in range(60):
         parent = None if i % 4 == 0 else uid(i - i % 4)
         c = call(i, id=uid(i), parent_id=parent, trace_id=uid(1000 + i // 4))
+        c.update(started_at=times[0], ended_at=times[1])
         start = {k: v for k, v in c.items() if k not in ("ended_at", "exception", "output")}
         start.update(type="start", inputs={"v": odd[i] if i < len(odd) else i / 3, "n": i})
         start.pop("summary")
@@ -278,31 +287,87 @@ def test_an_upload_of_a_dumps_style_file_stores_what_the_general_path_stores(
     assert any(taken) and not all(taken)
 
 
-time_text = st.lists(st.sampled_from("0123456789-T:.Z+ W\u0663"), min_size=18, max_size=28).map(
-    "".join
-) | st.sampled_from(["2026-02-25T06:13:20.123456Z", "2026-02-25T06:13:20Z"]).flatmap(
-    lambda t: st.tuples(st.integers(0, len(t) - 1), st.sampled_from("0-T:.Z9x")).map(
-        lambda c: t[: c[0]] + c[1] + t[c[0] + 1 :]
+_TIME_CHARS = "0123456789-T:.Z+ W\u0663"
+time_text = (
+    st.lists(st.sampled_from(_TIME_CHARS), min_size=18, max_size=33).map("".join)
+    | st.sampled_from(
+        [
+            "2026-02-25T06:13:20.123456Z",
+            "2026-02-25T06:13:20Z",
+            "2026-02-25T06:13:20.123+00:00",
+            "2026-02-25T06:13:20.1-00:00",
+            "2026-02-25T06:13:20+00:00",
+            "2026-02-25T06:13:20.12345Z",
+            "2026-02-25T06:13:20.123456+00:00",
+        ]
+    ).flatmap(
+        lambda t: st.tuples(st.integers(0, len(t) - 1), st.sampled_from("0-T:.Z9x+\u0663")).map(
+            lambda c: t[: c[0]] + c[1] + t[c[0] + 1 :]
+        )
     )
+    | st.tuples(
+        st.datetimes(),
+        st.integers(0, 6),
+        st.sampled_from(["Z", "+00:00", "-00:00", "+01:00", ""]),
+    ).map(lambda d: d[0].isoformat(timespec="microseconds")[: 19 + (d[1] and d[1] + 1)] + d[2])
 )
 
 
-@settings(max_examples=300, deadline=None)
+def _general_ts(text: str) -> str | None:
+    """What `to_ts` made of an ISO text before any shortcut: `datetime`'s reading in UTC."""
+    import datetime as dt
+
+    try:
+        read = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if read.tzinfo is None:
+        read = read.replace(tzinfo=dt.UTC)
+    elif read.utcoffset():
+        read = read.astimezone(dt.UTC)
+    return read.isoformat(timespec="microseconds")[:26] + "Z"
+
+
+@settings(max_examples=500, deadline=None)
 @given(st.datetimes(), time_text)
 def test_a_time_is_kept_as_written_only_when_it_is_the_stored_form(when: Any, text: str) -> None:
     """`already_utc` (the separators read with one stepped slice) accepts both forms upload
-    writes, and whatever it accepts is the instant `datetime` reads, in the stored form."""
-    import datetime as dt
-
+    writes most, and the other UTC forms (a `+00:00` offset, a shorter fraction); whatever it
+    accepts is the instant `datetime` reads, in the stored form (what the general path
+    stores)."""
     from tracecli.store.rows import already_utc
 
     fraction = when.isoformat(timespec="microseconds") + "Z"
     assert already_utc(fraction) == fraction
     assert already_utc(fraction[:19] + "Z") == fraction[:19] + ".000000Z"
+    assert already_utc(fraction[:23] + "+00:00") == fraction[:23] + "000Z"
     kept = already_utc(text)
     if kept is not None:
-        read = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        assert kept == read.isoformat(timespec="microseconds")[:26] + "Z"
+        assert kept == _general_ts(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("2026-02-25T06:13:20.000+00:00", "2026-02-25T06:13:20.000000Z"),
+        ("2026-02-25T06:13:20.1-00:00", "2026-02-25T06:13:20.100000Z"),
+        ("2026-02-25T06:13:20+00:00", "2026-02-25T06:13:20.000000Z"),
+        ("2026-02-25T06:13:20.12345Z", "2026-02-25T06:13:20.123450Z"),
+        ("2026-02-25T06:13:20.123456+00:00", "2026-02-25T06:13:20.123456Z"),
+        ("2026-02-25T06:13:20.1234567+00:00", None),  # (datetime drops the 7th digit)
+        ("2026-02-25T06:13:20.123+01:00", None),
+        ("2026-02-25T06:13:20,123+00:00", None),
+        ("2026-02-30T06:13:20.123+00:00", None),
+        ("2026-02-25T06:13:20.\u0663+00:00", None),
+        ("2026-02-25T06:13:20.+00:00", None),
+    ],
+)
+def test_other_utc_forms_are_read_without_formatting_them_again(text: str, kept: Any) -> None:
+    from tracecli.store.rows import already_utc, to_ts
+
+    assert already_utc(text) == kept
+    if kept is not None:
+        assert to_ts(text) == kept == _general_ts(text)
 
 
 def test_a_resent_call_whose_batch_leaves_the_last_columns_null_overwrites_them(

@@ -76,18 +76,59 @@ def already_utc(value: str) -> str | None:
     written out), when the text is a real instant; None sends anything else down the general
     path. Upload sends times as the file wrote them, nearly always in one of these forms, and
     formatting each again cost ~1 us a half (the separators are read in one call: twice a
-    call, every call)."""
+    call, every call). Other UTC forms (`_other_utc`: `+00:00`, a shorter fraction) are read
+    after these two."""
     n = len(value)
-    if n == 27:  # (the separators at 4, 7, 10, 13, 16 and 19: one stepped slice)
-        if value[4:20:3] != "--T::." or value[26] != "Z" or not value[20:26].isdigit():
+    if n == 27 and value[26] == "Z":  # (separators at 4, 7, 10, 13, 16 and 19: one slice)
+        if value[4:20:3] != "--T::." or not value[20:26].isdigit():
             return None
+    elif n == 29 and value[23:] == "+00:00":  # milliseconds and an offset (JavaScript's)
+        if value[4:20:3] != "--T::." or not value[20:23].isdigit():
+            return None
+        try:
+            _fromisoformat(value)
+        except ValueError:
+            return None
+        return value[:23] + "000Z"
     elif n != 20 or value[4:20:3] != "--T::Z":
-        return None  # (a week date, 2025-W41-4, is as long as a date)
+        return _other_utc(value)  # (a week date, 2025-W41-4, is as long as a date)
     try:
         _fromisoformat(value)  # ASCII digits only, a day that exists, hours below 24
     except ValueError:
         return None
     return value if n == 27 else value[:19] + ".000000Z"
+
+
+def _other_utc(value: str) -> str | None:
+    """The stored form of a UTC time written with a `+00:00` (or `-00:00`) offset, or with
+    a fraction of 1 to 6 digits (`...SS.fff+00:00`: how JavaScript's `toISOString`, Java
+    and many loggers write): its fraction padded to six digits and `Z` for the offset, what
+    the general path makes of it (`datetime` reads it as an instant of offset zero), without
+    formatting the time again. Without this, a file whose times all look so (~one in three
+    of the common styles) sent every request body of an upload to the store down the
+    general path: ~14 us a call more. None for anything else."""
+    if value.endswith(("+00:00", "-00:00")):
+        head = value[:-6]
+    elif value.endswith("Z"):
+        head = value[:-1]
+    else:
+        return None
+    m = len(head)
+    if m == 19:
+        fraction = ""
+    elif 21 <= m <= 26 and head[19] == ".":
+        fraction = head[20:]
+        if not (fraction.isdigit() and fraction.isascii()):
+            return None
+    else:
+        return None
+    if head[4:19:3] != "--T::":
+        return None
+    try:
+        _fromisoformat(value)  # ASCII digits only, a day that exists, hours below 24
+    except ValueError:
+        return None
+    return f"{head[:19]}.{fraction:0<6}Z"
 
 
 _fromisoformat = datetime.datetime.fromisoformat

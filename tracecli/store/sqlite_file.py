@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Self
 
 from tracecli.sqlite_wal import use_wal
+from tracecli.store import id_indexes
 from tracecli.store.rows import StoreError
 from tracecli.store.tables import (
     MIGRATIONS,
@@ -139,6 +140,7 @@ class SqliteFile:
             self._checkpointer = _Checkpointer(self._connect)
             # A Store dropped without close() must not leave its thread behind.
             self._stop_checkpointer = weakref.finalize(self, self._checkpointer.close)
+        self._restore_missing_id_indexes()
 
     # -- connections and schema
 
@@ -195,6 +197,37 @@ class SqliteFile:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+
+    def _restore_missing_id_indexes(self) -> None:
+        """The id indexes a bulk load left out (`store.id_indexes`: an upload killed before
+        its end built them), built before this process reads or writes a call. Best effort:
+        a file this process cannot write still answers every query, more slowly."""
+        try:
+            with self._wlock:
+                if not id_indexes.missing(self._writer):
+                    return
+            with self._transaction() as conn:
+                id_indexes.restore(conn)
+        except sqlite3.Error:
+            pass
+
+    def defer_id_indexes(self) -> bool:
+        """Drop the id indexes of an empty store for a bulk load (`store.id_indexes`); True
+        when they were dropped: `restore_id_indexes` when the load ends. False when they
+        could not be (the store busy): the load then keeps them up to date as it goes."""
+        try:
+            with self._transaction() as conn:
+                return id_indexes.defer(conn)
+        except sqlite3.Error:
+            return False
+
+    def restore_id_indexes(self) -> None:
+        """Build the id indexes `defer_id_indexes` dropped (one sort each)."""
+        try:
+            with self._transaction() as conn:
+                id_indexes.restore(conn)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write the trace store {self.path}: {exc}") from None
 
     def store_id(self) -> str:
         """This store's identity: 32 random hex digits made with the file (or on the first

@@ -12,6 +12,7 @@ another's are written, and requests waiting meanwhile share a transaction
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ from tracecli.targets.outcome import Outcome
 from tracecli.targets.retry import Action
 from tracecli.wire.encode import CALL_END, CALL_START, UPSERT_BATCH
 
+log = logging.getLogger("tracecli.targets.local")
+
 
 class LocalStoreTarget(CountingTarget):
     # Requests in flight: one's rows are built while another's are written (GIL released
@@ -33,11 +36,20 @@ class LocalStoreTarget(CountingTarget):
     # and memory (a request's body and rows each).
     concurrency = 2
 
-    def __init__(self, db: Path) -> None:
+    def __init__(self, db: Path, *, bulk: bool = False) -> None:
+        """`bulk`: a load that ends (not `--follow`): into an empty store, the id indexes are
+        built once when it ends (`close`), not call by call (`tracecli.store.id_indexes`)."""
         db.parent.mkdir(parents=True, exist_ok=True)
         super().__init__(str(db))
         self.store = Store(db)  # (upload reads its id and marks: journal.store_marks)
         self._grouped = GroupWriter(self.store, ROW_COLUMNS)
+        self._deferred = False
+        if bulk:
+            try:
+                self._deferred = self.store.defer_id_indexes()
+            except BaseException:  # (Ctrl-C, a closed store)
+                self.store.close()
+                raise
 
     def post(self, route: str, body: bytes, *, can_split: bool = True) -> Outcome:
         with self._lock:
@@ -66,6 +78,17 @@ class LocalStoreTarget(CountingTarget):
         raise ValueError(f"the embedded store has no route {route}")
 
     def close(self) -> None:
-        close = getattr(self.store, "close", None)
-        if close is not None:
-            close()
+        """Build the indexes a bulk load left out, then close the store. Should that fail
+        (a full disk, Ctrl-C), every call stays stored: the next tracecli to open the
+        store builds them."""
+        try:
+            if self._deferred:
+                self._deferred = False
+                try:
+                    self.store.restore_id_indexes()
+                except TracecliError as exc:
+                    log.warning("%s; the next open of the store builds them", exc)
+        finally:
+            close = getattr(self.store, "close", None)
+            if close is not None:
+                close()

@@ -178,7 +178,7 @@ def _open_target(
         return DryRunTarget(str(db)), "store", store_key(db, None)
     from tracecli.targets.local import LocalStoreTarget  # start-up: not for a server
 
-    local = LocalStoreTarget(db)
+    local = LocalStoreTarget(db, bulk=not opts.follow)  # (--follow: readers run beside it)
     try:  # the store's id is part of its key: a new or replaced file is a new target
         return local, "store", store_key(db, local.store.store_id())
     except BaseException:
