@@ -428,6 +428,20 @@ def test_the_block_search_finds_quoted_references_only(block: bytes, refs: bool)
     assert any(find_ref(line) for line in block.splitlines()) is refs
 
 
+_REF_BITS = st.sampled_from(
+    [b"weave", b'"weave', b'"', b"w", b"eave", b"\\u0077", b"E", b"0", b" ", b"x", b"\n"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_REF_BITS, max_size=12))
+def test_the_block_search_for_references_is_the_lines_search(bits: list[bytes]) -> None:
+    """Whatever the bytes around them, the block's `refs` is what `lines.find_ref` says of
+    its lines (the typed path reads a line without `plain_refs` only when it is False)."""
+    block = b"".join(bits) + b"\n"
+    assert block_bytes(block).refs is any(find_ref(line) for line in block.split(b"\n"))
+
+
 def test_the_block_search_names_the_lines_of_big_exponents() -> None:
     """Hits in ids' hex are ruled out; the lines of the others are named, however many
     hits come before them or stand side by side."""
