@@ -63,7 +63,16 @@ from tracecli.schema.typed import (
 )
 from tracecli.upload.typed_lines import LONG_LINE, NEAR_LIMIT, BlockBytes, line_clear, too_deep
 
-__all__ = ["BODIES", "BulkBlock", "bulk_lines", "deferred_ok", "lines_of"]
+__all__ = [
+    "BODIES",
+    "BulkBlock",
+    "bulk_lines",
+    "deferred_check",
+    "deferred_ok",
+    "ended_first",
+    "lines_of",
+    "one_zone",
+]
 
 # the deferred ids of a block share one layout, nearly always (UUIDs, or 16 hex digits):
 # with their hex digits read "0" the ids read alike
@@ -247,7 +256,7 @@ def bulk_lines(
         add_pair((out[i], ended, n))
         out[i] = None
     vouched = _vouched(every, len(pairs), ids, times)
-    return (n, out, _halves(pairs, vouched == 2 and _one_zone(times))) if vouched else None
+    return (n, out, _halves(pairs, vouched == 2 and one_zone(times))) if vouched else None
 
 
 def _start(
@@ -310,13 +319,13 @@ def _vouched(every: list[str], pairs: int, ids: list[str], times: list[str]) -> 
 def _halves(pairs: list[tuple[Any, str, int]], alike: bool) -> list[tuple[Any, str, int, bool]]:
     """The pairs (start's tuple, end's time, end's line) with whether each ended first, as
     `pack_halves` takes them. `alike`: every time of the block, the pairs' among them,
-    shares one layout and one zone (`_times_check`, `_one_zone`): then the strings compare
+    shares one layout and one zone (`_times_check`, `one_zone`): then the strings compare
     as the instants do (`same_layout`), compared in one C loop; else pair by pair."""
     if not pairs:
         return []
     starts, ends, lines = zip(*pairs, strict=True)
     firsts = map(_STARTED, starts)
-    bad = map(lt, ends, firsts) if alike else map(_ended_first, firsts, ends)
+    bad = map(lt, ends, firsts) if alike else map(ended_first, firsts, ends)
     return list(zip(starts, ends, lines, bad, strict=True))
 
 
@@ -324,13 +333,13 @@ _STARTED = itemgetter(5)  # a start's time in its tuple
 _ZONE = itemgetter(slice(-6, None))  # "+HH:MM" of a time in a layout with an offset
 
 
-def _one_zone(times: list[str]) -> bool:
+def one_zone(times: list[str]) -> bool:
     """Whether times that share one layout (`_times_check` said 2) share one zone too: "Z"
     (the layout has it), or one offset (the layout reads every "+HH:MM" alike)."""
     return times[0][-1] == "Z" or len(set(map(_ZONE, times))) == 1
 
 
-def _ended_first(st: str, en: str) -> bool:
+def ended_first(st: str, en: str) -> bool:
     """Whether the end's time is before the start's (strings when they share a layout)."""
     usual = len(st) == len(en) and st[-1] == "Z" == en[-1] and st[10] == en[10]
     return en < st if usual or same_layout(st, en) else ended_before(en, st)
