@@ -28,6 +28,7 @@ from tracecli.schema import typed
 from tracecli.schema.fields import COMPLETED_FIELDS, ENDED_FIELDS, STARTED_FIELDS
 from tracecli.upload import validate_blocks as vb
 from tracecli.upload.fastpath import fast_facts
+from tracecli.upload.lines import find_ref
 from tracecli.upload.typed_lines import block_bytes, shape_of, typed_line
 from tracecli.wire.wideints import DEEP_BRACKETS
 
@@ -406,6 +407,39 @@ def test_the_typed_path_is_taken_for_plain_lines() -> None:
     assert not _typed_vouches(_with(START, b"inputs", b'{"weave": 1}'))
     assert not block_bytes(b'{"x": "a weave"}\n').refs
     assert block_bytes(b'{"x": "weave"}\n').refs
+
+
+@pytest.mark.parametrize(
+    ("block", "refs"),
+    [
+        (b'{"x": "a weave"}\n{"y": "weave:///e/p/op/f:1"}\n', True),  # quoted after a bare
+        (b'{"x": "a weave", "weave_y": "weave"}\n', True),
+        (b'{"x": "a weave", "y_weave": 1}\n{"z": "WEAVE", "w": "weav"}\n', False),
+        (b"weave\n", False),  # (the bare one at the block's first byte)
+        (b'"weave"\n', True),
+        (b'{"x": "\\u0077eave:///e/p/op/f:1"}\n', True),  # an escaped letter
+        (b'{"x": "caf\xc3\xa9", "y": "weavE"}\n', False),
+    ],
+)
+def test_the_block_search_finds_quoted_references_only(block: bytes, refs: bool) -> None:
+    """`refs` says a block holds a `"weave` (or an escaped letter of it), as a search of
+    each line would: a bare `weave` found first does not count, a quoted one after it does."""
+    assert block_bytes(block).refs is refs
+    assert any(find_ref(line) for line in block.splitlines()) is refs
+
+
+_REF_BITS = st.sampled_from(
+    [b"weave", b'"weave', b'"', b"w", b"eave", b"\\u0077", b"E", b"0", b" ", b"x", b"\n"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_REF_BITS, max_size=12))
+def test_the_block_search_for_references_is_the_lines_search(bits: list[bytes]) -> None:
+    """Whatever the bytes around them, the block's `refs` is what `lines.find_ref` says of
+    its lines (the typed path reads a line without `plain_refs` only when it is False)."""
+    block = b"".join(bits) + b"\n"
+    assert block_bytes(block).refs is any(find_ref(line) for line in block.split(b"\n"))
 
 
 def test_the_block_search_names_the_lines_of_big_exponents() -> None:

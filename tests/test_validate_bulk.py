@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support.bulk_kit import same_both_ways
+from tests.support.bulk_kit import outcome, same_both_ways
 from tests.support.validate_kit import body, complete, end, new_id, start
 from tracecli.schema import fastcheck
 from tracecli.upload import validate_blocks as vb
@@ -199,6 +199,36 @@ def test_any_block_of_flat_records_reads_the_same_both_ways() -> None:
     check()
     # 12-29 of 300 in practice (most drawn blocks hold an odd value); 3 keeps it from flaking
     assert took >= 3, "the strategy must reach the bulk loop now and then"
+
+
+@pytest.mark.parametrize(
+    ("started", "ended", "first"),
+    [
+        ("2026-03-02T10:00:00+01:00", "2026-03-02T09:30:00+00:00", False),  # one layout,
+        ("2026-03-02T09:30:00+00:00", "2026-03-02T10:00:00+01:00", True),  # two offsets
+        ("2026-03-02T09:30:00+05:30", "2026-03-02T09:29:59+05:30", True),  # one offset
+        ("2026-03-02T09:30:00.5Z", "2026-03-02T09:30:00.4Z", True),
+        ("2026-03-02T09:30:00.5Z", "2026-03-02T09:30:01.0Z", False),
+        ("2026-03-02T09:30:00Z", "2026-03-02T09:30:00.5Z", False),  # two layouts
+        ("2026-03-02T09:30:00.5Z", "2026-03-02T09:30:00Z", True),
+    ],
+)
+def test_a_pair_that_ended_first_is_found_in_any_zone(
+    started: str, ended: str, first: bool
+) -> None:
+    """Whether a pair ended first is compared as strings only when every time of the block
+    shares one layout and one zone; the other pairs of the block keep their own zone."""
+    cid, other = new_id(), new_id()
+    recs = [
+        start(other, TID, started_at=started),
+        start(cid, TID, started_at=started),
+        end(cid, ended_at=ended),
+        end(other, ended_at=started),
+    ]
+    for style in ("compact", "dumps", "sorted"):
+        data = _block(recs, style)
+        assert _same(data) and _bulk_takes(data)
+        assert [p.ended_first for p in outcome(data)[3]] == [first, False]
 
 
 @settings(max_examples=500, deadline=None)

@@ -153,6 +153,30 @@ def test_any_block_of_completed_calls_reads_the_same_both_ways() -> None:
     assert took >= 3, "the strategy must reach the bulk loop now and then"
 
 
+@pytest.mark.parametrize(
+    ("started", "ended", "first"),
+    [
+        ("2026-03-02T10:00:00+01:00", "2026-03-02T09:30:00+00:00", False),  # one layout,
+        ("2026-03-02T09:30:00+00:00", "2026-03-02T10:00:00+01:00", True),  # two offsets
+        ("2026-03-02T09:30:00+05:30", "2026-03-02T09:29:59+05:30", True),  # one offset
+        ("2026-03-02T09:30:00.5Z", "2026-03-02T09:30:00.4Z", True),
+        ("2026-03-02T09:30:00.5Z", "2026-03-02T09:30:01.0Z", False),
+        ("2026-03-02T09:30:00Z", "2026-03-02T09:30:00.5Z", False),  # two layouts
+        ("2026-03-02T09:30:00.5Z", "2026-03-02T09:30:00Z", True),
+    ],
+)
+def test_a_call_that_ended_first_is_found_in_any_zone(
+    started: str, ended: str, first: bool
+) -> None:
+    """The bulk loop compares a block's times as strings only when they share one layout
+    and one zone; a call that ended first makes it give up (the general loop reports it)."""
+    cid = new_id()
+    recs = [_call(new_id(), started_at=started, ended_at=started)]
+    recs.append(_call(cid, started_at=started, ended_at=ended))
+    for style in ("compact", "dumps", "sorted"):
+        assert _same(_block(recs, style)) is not first
+
+
 def test_the_bulk_loop_is_what_validate_runs() -> None:
     assert vb.bulk_calls is validate_calls.bulk_calls
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from io import BytesIO
+from operator import itemgetter, lt
 from typing import Any
 
 from msgspec import UNSET
@@ -62,7 +63,16 @@ from tracecli.schema.typed import (
 )
 from tracecli.upload.typed_lines import LONG_LINE, NEAR_LIMIT, BlockBytes, line_clear, too_deep
 
-__all__ = ["BODIES", "BulkBlock", "bulk_lines", "deferred_ok", "lines_of"]
+__all__ = [
+    "BODIES",
+    "BulkBlock",
+    "bulk_lines",
+    "deferred_check",
+    "deferred_ok",
+    "ended_first",
+    "lines_of",
+    "one_zone",
+]
 
 # the deferred ids of a block share one layout, nearly always (UUIDs, or 16 hex digits):
 # with their hex digits read "0" the ids read alike
@@ -89,7 +99,13 @@ def _ids_valid(ids: list[str]) -> bool:
 
 def _times_valid(times: list[str]) -> bool:
     """Whether every time passes `fastcheck._tail` past its 17th character (the caller
-    has seen its minute in `_minutes`). Times of a block share one layout, nearly always:
+    has seen its minute in `_minutes`): see `_times_check`."""
+    return _times_check(times) > 0
+
+
+def _times_check(times: list[str]) -> int:
+    """`_times_valid` as 0 (one fails), 1 (all pass) or 2 (all pass and share one layout:
+    with digits as "0" they read alike). Times of a block share one layout, nearly always:
     if the first one passes and every other reads the same with digits as "0", only the
     digits that `_tail` bounds are left to look at (the tens of the seconds, and of the
     zone's hours and minutes), each a column of the joined bytes, one slice apart. Any
@@ -112,8 +128,8 @@ def _times_valid(times: list[str]) -> bool:
                 )
             )
         ):
-            return True
-    return all(_tail(v, 17) is not None for v in times)
+            return 2
+    return 1 if all(_tail(v, 17) is not None for v in times) else 0
 
 
 _START, _END = 0, 1
@@ -181,7 +197,7 @@ def bulk_lines(
     lines, at = lines_of(data, at_start)  # (at: where the line starts in data)
     out: list[Any] = []
     append = out.append
-    pairs: list[tuple[Any, str, int, bool]] = []
+    pairs: list[tuple[Any, str, int]] = []
     add_pair = pairs.append
     opened: dict[str, int] = {}  # id -> index in out of its start, still unpaired
     ids: list[str] = []  # deferred regexes: call ids not in the cache, and times past a
@@ -225,11 +241,10 @@ def bulk_lines(
         v = s.trace_id
         if v is not None and v not in _ok_trace_ids and not _new_trace_id(v):
             return None
-        ended = s.ended_at
-        if ended[:17] in _minutes:
-            times.append(ended)
-        elif _when_slow(ended) is None:
+        ended = s.ended_at  # (to `times` even when checked in full: see `_halves`)
+        if ended[:17] not in _minutes and _when_slow(ended) is None:
             return None
+        times.append(ended)
         started = s.started_at  # (an end that carries its start's time is not paired)
         i = opened.pop(cid, None) if started is None else None
         if i is None:
@@ -238,13 +253,10 @@ def bulk_lines(
                 return None
             append(e)
             continue
-        start = out[i]
+        add_pair((out[i], ended, n))
         out[i] = None
-        st = start[5]
-        usual = len(st) == len(ended) and st[-1] == "Z" == ended[-1] and st[10] == ended[10]
-        bad = ended < st if usual or same_layout(st, ended) else ended_before(ended, st)
-        add_pair((start, ended, n, bad))
-    return (n, out, pairs) if _vouched(every, len(pairs), ids, times) else None
+    vouched = _vouched(every, len(pairs), ids, times)
+    return (n, out, _halves(pairs, vouched == 2 and one_zone(times))) if vouched else None
 
 
 def _start(
@@ -269,11 +281,10 @@ def _start(
     v = s.wb_run_id
     if v is not None and v not in _ok_runs and not _new_run(v):
         return None
-    v = s.started_at
-    if v[:17] in _minutes:
-        times.append(v)
-    elif _when_slow(v) is None:
+    v = s.started_at  # (to `times` even when checked in full: see `_halves`)
+    if v[:17] not in _minutes and _when_slow(v) is None:
         return None
+    times.append(v)
     return (n, "start", cid, tid, pid, v, None)
 
 
@@ -299,18 +310,54 @@ def _lone_end(
     return new_facts(Facts, (n, "end", cid, None, None, started, ended))
 
 
-def _vouched(every: list[str], pairs: int, ids: list[str], times: list[str]) -> bool:
+def _vouched(every: list[str], pairs: int, ids: list[str], times: list[str]) -> int:
     """Whether the block's ids are each once (bar a pair's twice: else the general loop
-    unpairs) and its deferred ids and times pass; the ids then join the cache."""
-    return len(set(every)) == len(every) - pairs and deferred_ok(ids, times)
+    unpairs) and its deferred ids and times pass (`deferred_check`'s 0, 1 or 2)."""
+    return deferred_check(ids, times) if len(set(every)) == len(every) - pairs else 0
+
+
+def _halves(pairs: list[tuple[Any, str, int]], alike: bool) -> list[tuple[Any, str, int, bool]]:
+    """The pairs (start's tuple, end's time, end's line) with whether each ended first, as
+    `pack_halves` takes them. `alike`: every time of the block, the pairs' among them,
+    shares one layout and one zone (`_times_check`, `one_zone`): then the strings compare
+    as the instants do (`same_layout`), compared in one C loop; else pair by pair."""
+    if not pairs:
+        return []
+    starts, ends, lines = zip(*pairs, strict=True)
+    firsts = map(_STARTED, starts)
+    bad = map(lt, ends, firsts) if alike else map(ended_first, firsts, ends)
+    return list(zip(starts, ends, lines, bad, strict=True))
+
+
+_STARTED = itemgetter(5)  # a start's time in its tuple
+_ZONE = itemgetter(slice(-6, None))  # "+HH:MM" of a time in a layout with an offset
+
+
+def one_zone(times: list[str]) -> bool:
+    """Whether times that share one layout (`_times_check` said 2) share one zone too: "Z"
+    (the layout has it), or one offset (the layout reads every "+HH:MM" alike)."""
+    return times[0][-1] == "Z" or len(set(map(_ZONE, times))) == 1
+
+
+def ended_first(st: str, en: str) -> bool:
+    """Whether the end's time is before the start's (strings when they share a layout)."""
+    usual = len(st) == len(en) and st[-1] == "Z" == en[-1] and st[10] == en[10]
+    return en < st if usual or same_layout(st, en) else ended_before(en, st)
 
 
 def deferred_ok(ids: list[str], times: list[str]) -> bool:
     """Whether a block's deferred ids and times pass; the ids then join the cache."""
-    if (ids and not _ids_valid(ids)) or (times and not _times_valid(times)):
-        return False
-    if ids:
+    return deferred_check(ids, times) > 0
+
+
+def deferred_check(ids: list[str], times: list[str]) -> int:
+    """`deferred_ok` as 0 (no), 1 (yes) or 2 (yes, and the times, if any, share one
+    layout: `_times_check`)."""
+    if ids and not _ids_valid(ids):
+        return 0
+    answer = _times_check(times) if times else 1
+    if answer and ids:
         if len(_ok_call_ids) + len(ids) >= _CACHE_MAX:
             _ok_call_ids.clear()
         _ok_call_ids.update(ids)
-    return True
+    return answer

@@ -20,10 +20,10 @@ A test holds the two to the same `Checked` (`tests/test_validate_calls.py`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import lt
 from typing import Any
 
 from tracecli.check.entries import Entry
-from tracecli.check.facts import ended_before
 from tracecli.schema.fastcheck import (
     Facts,
     _minutes,
@@ -41,7 +41,7 @@ from tracecli.schema.fastcheck import (
 )
 from tracecli.schema.typed import SHAPES
 from tracecli.upload.typed_lines import LONG_LINE, NEAR_LIMIT, BlockBytes, line_clear, too_deep
-from tracecli.upload.validate_bulk import deferred_ok, lines_of
+from tracecli.upload.validate_bulk import deferred_check, ended_first, lines_of, one_zone
 
 __all__ = ["bulk_calls"]
 
@@ -83,14 +83,23 @@ def bulk_calls(
         if f is None:
             return None
         append(f)
-    return (n, out) if deferred_ok(ids, times) else None
+    vouched = deferred_check(ids, times)
+    return (n, out) if vouched and _in_order(times, vouched == 2 and one_zone(times)) else None
+
+
+def _in_order(times: list[str], alike: bool) -> bool:
+    """Whether no call of the block ended before it started (`times`: each call's start
+    and end, in turn). `alike`: every time shares one layout and one zone, so the strings
+    compare as the instants do, in one C loop; else call by call."""
+    ends, starts = times[1::2], times[0::2]
+    return not any(map(lt, ends, starts) if alike else map(ended_first, starts, ends))
 
 
 def _call(s: Any, n: int, ids: list[str], times: list[str]) -> Facts | None:
     """A completed call's facts as `schema.typed._complete` checks them and
     `validate_blocks._settle_times` leaves them (no times), its regexes deferred (its id
-    and parent's to `ids`, its times past a known minute to `times`); None for "don't
-    know", or for a call that ended before it started."""
+    and parent's to `ids`, its times to `times`, whose order the caller checks); None
+    for "don't know"."""
     v = s.project_id
     if v not in _ok_projects and not _new_project(v):
         return None
@@ -109,17 +118,13 @@ def _call(s: Any, n: int, ids: list[str], times: list[str]) -> Facts | None:
     v = s.wb_run_id
     if v is not None and v not in _ok_runs and not _new_run(v):
         return None
+    # both times go to `times`, in turn, even when checked in full: the block's end
+    # compares them (`_in_order`)
     st = s.started_at
-    if st[:17] in _minutes:
-        times.append(st)
-    elif _when_slow(st) is None:
+    if st[:17] not in _minutes and _when_slow(st) is None:
         return None
     en = s.ended_at
-    if en[:17] in _minutes:
-        times.append(en)
-    elif _when_slow(en) is None:
+    if en[:17] not in _minutes and _when_slow(en) is None:
         return None
-    usual = len(st) == len(en) and st[-1] == "Z" == en[-1] and st[10] == en[10]
-    if en < st if usual else ended_before(en, st):
-        return None  # (the general loop reports it)
+    times += st, en
     return new_facts(Facts, (n, _COMPLETE, cid, tid, pid, None, None))
