@@ -1,0 +1,62 @@
+"""Answers that say "200 OK" without being a trace server's acknowledgement.
+
+A gateway in front of the server (or a wrong URL: a sign-in page, a web app) may answer a
+write with 200 and a body that is an error, or no trace server's answer at all. Counting
+such a request as stored loses its calls for good: the journal then skips them on every
+later run. Real `tracecli serve` behind the fault proxy, which answers some writes itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+
+from tests.support.faultproxy import FaultProxy, Faults
+from tests.support.servers import ServerHandle
+from tests.support.uploadkit import diff_calls, gen_calls, read_back, run_cli, write_flat
+
+
+def upload_args(file: Path, url: str) -> list[str]:
+    return ["upload", str(file), "--server", url, "--format", "json", "--chunk-size", "50"]
+
+
+def test_a_200_with_an_error_body_is_not_stored_and_is_sent_again(
+    tmp_path: Path, serve: ServerHandle
+) -> None:
+    proj = "answers/error-body"
+    calls = gen_calls(300, seed=31, project=proj)
+    file = write_flat(tmp_path / "calls.jsonl", calls)
+    error = b'{"error": "upstream database unavailable"}'
+    faults = Faults(fake_ok_nth={2: ("application/json", error), 4: ("application/json", error)})
+    with FaultProxy(serve.url, faults) as proxy:
+        r = run_cli(*upload_args(file, proxy.url), cwd=tmp_path, TRACECLI_RETRY_BASE_DELAY="0.02")
+    assert proxy.stats.injected[200] == 2
+    assert r.returncode == 0, r.stderr[-2000:]
+    report = orjson.loads(r.stdout)
+    assert (report["uploaded"], report["rejected"], report["unsent"]) == (300, 0, 0), report
+    assert report["retried"] == 2, report
+    assert diff_calls(calls, read_back(serve.url, proj)) == []
+
+
+def test_a_web_page_that_answers_200_stops_the_upload_and_leaves_everything_unsent(
+    tmp_path: Path, serve: ServerHandle
+) -> None:
+    proj = "answers/web-page"
+    calls = gen_calls(120, seed=32, project=proj)
+    file = write_flat(tmp_path / "calls.jsonl", calls)
+    page = ("text/html; charset=utf-8", b"<!doctype html><html><body>Sign in</body></html>")
+    with FaultProxy(serve.url, Faults(fake_ok_nth=dict.fromkeys(range(1, 100), page))) as proxy:
+        r = run_cli(*upload_args(file, proxy.url), cwd=tmp_path)
+        assert r.returncode == 2, r.stderr[-2000:]
+        assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+        assert "HTTP 200" in r.stderr and "text/html" in r.stderr, r.stderr
+        assert read_back(serve.url, proj) == []
+        assert not (tmp_path / "tracecli-rejected.jsonl").exists()
+        # the page is gone: the same command sends everything, nothing was journaled
+        proxy.configure(fake_ok_nth={})
+        r = run_cli(*upload_args(file, proxy.url), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    report = orjson.loads(r.stdout)
+    assert (report["uploaded"], report["skipped"]) == (120, 0), report
+    assert diff_calls(calls, read_back(serve.url, proj)) == []
