@@ -8,13 +8,22 @@ later run. Real `tracecli serve` behind the fault proxy, which answers some writ
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import orjson
 
 from tests.support.faultproxy import FaultProxy, Faults
 from tests.support.servers import ServerHandle
-from tests.support.uploadkit import diff_calls, gen_calls, read_back, run_cli, write_flat
+from tests.support.uploadkit import (
+    diff_calls,
+    gen_calls,
+    read_back,
+    run_cli,
+    start_cli,
+    wait_forwarded,
+    write_flat,
+)
 
 
 def upload_args(file: Path, url: str) -> list[str]:
@@ -59,4 +68,31 @@ def test_a_web_page_that_answers_200_stops_the_upload_and_leaves_everything_unse
     assert r.returncode == 0, r.stderr[-2000:]
     report = orjson.loads(r.stdout)
     assert (report["uploaded"], report["skipped"]) == (120, 0), report
+    assert diff_calls(calls, read_back(serve.url, proj)) == []
+
+
+def test_ctrl_c_with_an_answer_that_never_comes_counts_its_records_unsent(
+    tmp_path: Path, serve: ServerHandle
+) -> None:
+    """The request whose answer never comes is given up at Ctrl-C (after the grace time):
+    its records are counted unsent, so every record read is in exactly one count, and the
+    same command sends what was not acknowledged."""
+    proj = "answers/hang"
+    calls = gen_calls(1000, seed=33, project=proj)
+    file = write_flat(tmp_path / "calls.jsonl", calls)
+    with FaultProxy(serve.url, Faults(hang_nth=(3,), latency=0.05)) as proxy:
+        args = [*upload_args(file, proxy.url), "--concurrency", "2"]
+        proc = start_cli(args, tmp_path, 0)
+        wait_forwarded(proxy, 6, proc)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 130
+        err = (tmp_path / "err0.txt").read_text()
+        assert "Traceback" not in err and "run the same command again" in err, err
+        first = orjson.loads((tmp_path / "out0.txt").read_text())
+        assert first["interrupted"], first
+        counted = first["records_uploaded"] + first["rejected"] + first["unsent"]
+        assert counted + first["skipped"] == first["records"], first
+        proxy.configure(hang_nth=(), latency=0.0)
+        r = run_cli(*args, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
     assert diff_calls(calls, read_back(serve.url, proj)) == []

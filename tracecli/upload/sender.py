@@ -80,6 +80,11 @@ class Workers(Generic[J]):
         self._stopping = threading.Event()
         self._cond = threading.Condition()
         self._pending = 0  # jobs submitted and not finished
+        # Ctrl-C gave up on the requests still in flight (see stop): what their workers
+        # learn afterwards is ignored (`_fenced`), their records were counted unsent
+        self._fate = threading.RLock()
+        self._abandoned = False
+        self._inflight: dict[int, J] = {}  # worker thread id -> the job it sends
         self._posts = 0
         self._threads = [
             threading.Thread(target=self._work, name=f"tracecli-send-{i}", daemon=True)
@@ -159,7 +164,34 @@ class Workers(Generic[J]):
                 self._finish_unsent(job)
         if not self.wait(grace):
             self.target.cancel()
-            self.wait(2.0)
+            if not self.wait(2.0):
+                self._abandon()
+
+    def _abandon(self) -> None:
+        """Requests still in flight after the grace time (an answer that never comes): their
+        records are counted unsent now (the next run sends them, as after `kill -9`), and
+        what their workers learn later is ignored, so no record is counted twice or lost
+        from the counts."""
+        with self._fate:
+            self._abandoned = True
+            with self._cond:
+                jobs = list(self._inflight.values())
+            for job in jobs:
+                self._unsent_abandoned(job)
+
+    def _unsent_abandoned(self, job: J) -> None:
+        """`_unsent` through the callbacks that are not fenced off (see `_abandon`)."""
+        raise NotImplementedError
+
+    def _fenced(self, fn: Callable[..., None]) -> Callable[..., None]:
+        """`fn`, unless the upload gave up on the requests in flight (see `_abandon`)."""
+
+        def call(*args: object) -> None:
+            with self._fate:
+                if not self._abandoned:
+                    fn(*args)
+
+        return call
 
     def close(self) -> None:
         self._stopping.set()
@@ -201,6 +233,9 @@ class Workers(Generic[J]):
             job = self._queue.get()
             if job is None:
                 return
+            me = threading.get_ident()
+            with self._cond:
+                self._inflight[me] = job
             try:
                 if self.stopped:
                     self._unsent(job)
@@ -215,6 +250,8 @@ class Workers(Generic[J]):
                     self.fatal = TracecliError(f"internal error while sending: {exc!r}")
                 self._unsent(job)
             finally:
+                with self._cond:
+                    self._inflight.pop(me, None)
                 self._done()
 
     def _count_give_up(self, action: Action, out: Outcome | None = None) -> None:
@@ -252,13 +289,17 @@ class Sender(Workers[Chunk]):
         on_rejected: OnRejected,
         on_unsent: OnUnsent,
     ) -> None:
-        self.on_acked = on_acked
-        self.on_rejected = on_rejected
-        self.on_unsent = on_unsent
         super().__init__(target, concurrency=concurrency)
+        self.on_acked = self._fenced(on_acked)
+        self.on_rejected = self._fenced(on_rejected)
+        self.on_unsent = self._fenced(on_unsent)
+        self._unsent_now = on_unsent
 
     def _unsent(self, job: Chunk) -> None:
         self.on_unsent(job)
+
+    def _unsent_abandoned(self, job: Chunk) -> None:
+        self._unsent_now(job)
 
     def _send(self, job: Chunk) -> None:
         if job.route == SINGLE:
