@@ -9,9 +9,11 @@ later run. Real `tracecli serve` behind the fault proxy, which answers some writ
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tests.support.faultproxy import FaultProxy, Faults
 from tests.support.servers import ServerHandle
@@ -22,6 +24,7 @@ from tests.support.uploadkit import (
     run_cli,
     start_cli,
     wait_forwarded,
+    weave_ref,
     write_flat,
 )
 
@@ -96,3 +99,31 @@ def test_ctrl_c_with_an_answer_that_never_comes_counts_its_records_unsent(
         r = run_cli(*args, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert diff_calls(calls, read_back(serve.url, proj)) == []
+
+
+@pytest.fixture(scope="module")
+def ref(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
+    with weave_ref(tmp_path_factory.mktemp("ref")) as handle:
+        yield handle
+
+
+@pytest.mark.weave_ref
+@pytest.mark.parametrize("mode", ["auto", "batch"])
+def test_answers_cut_half_way_and_200_errors_store_every_call_once_on_weave_ref(
+    tmp_path: Path, ref: ServerHandle, mode: str
+) -> None:
+    """weave's SQLite server stored the request whose answer was cut (a re-send is a 500
+    there, settled by asking it what it holds); a 200 error stored nothing: sent again."""
+    proj = f"answers/cut-{mode}"
+    calls = gen_calls(400, seed=34 if mode == "auto" else 35, project=proj)  # ids: one server
+    file = write_flat(tmp_path / "calls.jsonl", calls)
+    error = ("application/json", b'{"error": "try again"}')
+    faults = Faults(cut_nth=(2, 5), fake_ok_nth={3: error})
+    with FaultProxy(ref.url, faults) as proxy:
+        args = [*upload_args(file, proxy.url), "--mode", mode]
+        r = run_cli(*args, cwd=tmp_path, TRACECLI_RETRY_BASE_DELAY="0.02")
+        assert r.returncode == 0, r.stderr[-2000:]
+        report = orjson.loads(r.stdout)
+        assert (report["uploaded"], report["rejected"], report["unsent"]) == (400, 0, 0)
+        assert proxy.duplicates() > 0  # the cut answers' requests went twice
+        assert diff_calls(calls, read_back(ref.url, proj)) == []
