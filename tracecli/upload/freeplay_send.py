@@ -55,7 +55,7 @@ class FreeplaySender(Workers[Job]):
     def __init__(self, target: FreeplayTarget, *, concurrency: int, tell: Verdicts) -> None:
         self.freeplay = target
         super().__init__(target, concurrency=concurrency)
-        self.tell = Verdicts(*(self._fenced(fn) for fn in tell))
+        self.tell = Verdicts(*(self._flight.fenced(fn) for fn in tell))
         self._tell_now = tell
 
     def _unsent(self, job: Job) -> None:

@@ -39,6 +39,7 @@ from tracecli.targets import ChecksStored, Target
 from tracecli.targets.outcome import ALREADY_STORED, AlreadyStored, Outcome
 from tracecli.targets.reconcile import chunk_keys, is_stored, item_key, split_stored
 from tracecli.targets.retry import Action
+from tracecli.upload.inflight import InFlight
 from tracecli.wire.chunking import SINGLE, Chunk
 from tracecli.wire.encode import CALL_START
 
@@ -80,11 +81,7 @@ class Workers(Generic[J]):
         self._stopping = threading.Event()
         self._cond = threading.Condition()
         self._pending = 0  # jobs submitted and not finished
-        # Ctrl-C gave up on the requests still in flight (see stop): what their workers
-        # learn afterwards is ignored (`_fenced`), their records were counted unsent
-        self._fate = threading.RLock()
-        self._abandoned = False
-        self._inflight: dict[int, J] = {}  # worker thread id -> the job it sends
+        self._flight = InFlight[J]()  # given up at Ctrl-C when an answer never comes
         self._posts = 0
         self._threads = [
             threading.Thread(target=self._work, name=f"tracecli-send-{i}", daemon=True)
@@ -164,34 +161,12 @@ class Workers(Generic[J]):
                 self._finish_unsent(job)
         if not self.wait(grace):
             self.target.cancel()
-            if not self.wait(2.0):
-                self._abandon()
-
-    def _abandon(self) -> None:
-        """Requests still in flight after the grace time (an answer that never comes): their
-        records are counted unsent now (the next run sends them, as after `kill -9`), and
-        what their workers learn later is ignored, so no record is counted twice or lost
-        from the counts."""
-        with self._fate:
-            self._abandoned = True
-            with self._cond:
-                jobs = list(self._inflight.values())
-            for job in jobs:
-                self._unsent_abandoned(job)
+            if not self.wait(2.0):  # an answer that never comes: see upload.inflight
+                self._flight.abandon(self._unsent_abandoned)
 
     def _unsent_abandoned(self, job: J) -> None:
-        """`_unsent` through the callbacks that are not fenced off (see `_abandon`)."""
+        """`_unsent` through the callbacks that are not fenced off (see `InFlight`)."""
         raise NotImplementedError
-
-    def _fenced(self, fn: Callable[..., None]) -> Callable[..., None]:
-        """`fn`, unless the upload gave up on the requests in flight (see `_abandon`)."""
-
-        def call(*args: object) -> None:
-            with self._fate:
-                if not self._abandoned:
-                    fn(*args)
-
-        return call
 
     def close(self) -> None:
         self._stopping.set()
@@ -233,9 +208,7 @@ class Workers(Generic[J]):
             job = self._queue.get()
             if job is None:
                 return
-            me = threading.get_ident()
-            with self._cond:
-                self._inflight[me] = job
+            self._flight.begin(job)
             try:
                 if self.stopped:
                     self._unsent(job)
@@ -250,8 +223,7 @@ class Workers(Generic[J]):
                     self.fatal = TracecliError(f"internal error while sending: {exc!r}")
                 self._unsent(job)
             finally:
-                with self._cond:
-                    self._inflight.pop(me, None)
+                self._flight.end()
                 self._done()
 
     def _count_give_up(self, action: Action, out: Outcome | None = None) -> None:
@@ -290,9 +262,9 @@ class Sender(Workers[Chunk]):
         on_unsent: OnUnsent,
     ) -> None:
         super().__init__(target, concurrency=concurrency)
-        self.on_acked = self._fenced(on_acked)
-        self.on_rejected = self._fenced(on_rejected)
-        self.on_unsent = self._fenced(on_unsent)
+        self.on_acked = self._flight.fenced(on_acked)
+        self.on_rejected = self._flight.fenced(on_rejected)
+        self.on_unsent = self._flight.fenced(on_unsent)
         self._unsent_now = on_unsent
 
     def _unsent(self, job: Chunk) -> None:
