@@ -18,6 +18,7 @@ to the file it names, which is then replaced beside itself.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import stat
 import tempfile
@@ -52,7 +53,9 @@ def begin(path: str | os.PathLike[str], *, mode: int) -> Pending:
     if is_special(path):
         return Pending(open(path, "wb", buffering=BUFFER), None, Path(path))
     target = Path(os.path.realpath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    _sweep(target)
+    prefix = f".{target.name}.{os.getpid()}."
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=target.parent)
     try:
         if hasattr(os, "fchmod"):
             os.fchmod(fd, mode)
@@ -61,6 +64,26 @@ def begin(path: str | os.PathLike[str], *, mode: int) -> Pending:
         os.close(fd)
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _sweep(target: Path) -> None:
+    """Remove the temporary files of earlier writers of `target` that were killed (`kill
+    -9`, a crash) before they could publish or abandon them: each names its process, and
+    one whose process is gone would otherwise stay, a private copy, one per killed run."""
+    for old in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        pid = old.name[len(target.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            old.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process, or no way to ask: keep its file
+        return True
+    return True
 
 
 def publish(pending: Pending, *, durable: bool = True) -> None:

@@ -72,6 +72,15 @@ class Faults:
     # the n-th write requests under max_bytes (1-based) → the status to answer them with (429
     # or 5xx), whatever the dice say: a chaos test always sees every kind of fault
     inject_nth: dict[int, int] = field(default_factory=dict)
+    # the n-th write requests (counted as for drop_nth) → (content type, body) answered with
+    # 200 *without* forwarding: a gateway or a web page that says "OK" and stored nothing
+    fake_ok_nth: dict[int, tuple[str, bytes]] = field(default_factory=dict)
+    # the n-th write requests are forwarded, then answered with the backend's head and half
+    # of its body before the connection is closed (an answer cut half-way)
+    cut_nth: tuple[int, ...] = ()
+    # the n-th write requests are forwarded and never answered (the connection stays open
+    # until the proxy stops): an answer that never comes
+    hang_nth: tuple[int, ...] = ()
 
 
 @dataclass
@@ -300,16 +309,31 @@ class FaultProxy:
                 self.stats.dropped_before += 1
             return False
         drop_after = roll < edge + f.p_drop
-        if faultable and f.drop_nth:
+        nth = 0
+        if faultable and (f.drop_nth or f.fake_ok_nth or f.cut_nth or f.hang_nth):
             with self._lock:
                 self._writes_forwarded += 1
-                drop_after = drop_after or self._writes_forwarded in f.drop_nth
+                nth = self._writes_forwarded
+                drop_after = drop_after or nth in f.drop_nth
+        if nth in f.fake_ok_nth:
+            ctype, fake = f.fake_ok_nth[nth]
+            with self._lock:
+                self.stats.injected[200] += 1
+            await _write_response(writer, 200, [("content-type", ctype)], fake, close)
+            return not close
         if faultable and f.latency > 0:
             await asyncio.sleep(f.latency)
         status, headers, body = await self._forward(req)
         if drop_after:
             with self._lock:
                 self.stats.dropped_after += 1
+            return False
+        if nth and nth in f.hang_nth:
+            assert self._stopped is not None
+            await self._stopped.wait()
+            return False
+        if nth and nth in f.cut_nth:
+            await _write_response(writer, status, headers, body, close, cut=max(1, len(body) // 2))
             return False
         await _write_response(writer, status, headers, body, close)
         return not close
@@ -417,7 +441,9 @@ async def _write_response(
     headers: list[tuple[str, str]],
     body: bytes,
     close: bool,
+    cut: int | None = None,
 ) -> None:
+    """One answer; `cut` sends only that many bytes of the body (Content-Length says all)."""
     try:
         phrase = HTTPStatus(status).phrase
     except ValueError:
@@ -426,7 +452,8 @@ async def _write_response(
     head += [f"{k}: {v}" for k, v in headers]
     head.append(f"content-length: {len(body)}")
     head.append("connection: close" if close else "connection: keep-alive")
-    writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+    sent = body if cut is None else body[:cut]
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + sent)
     await writer.drain()
 
 

@@ -56,16 +56,45 @@ CREATE TABLE IF NOT EXISTS notes (
 """
 
 
-def open_journal_db(path: Path) -> sqlite3.Connection:
+# What SQLite says of a file that is not (or no longer) a database: SQLITE_CORRUPT, SQLITE_NOTADB
+_DAMAGED = (11, 26)
+
+
+def open_journal_db(path: Path, *, restart: bool = False) -> sqlite3.Connection:
     """Open (creating) the journal's database at `path`: the schema made current, entries
     untouched for KEEP_DAYS pruned. UsageError (one line) when it cannot be opened or a
-    newer tracecli wrote it."""
+    newer tracecli wrote it. A damaged file (a disk fault, a file written over) fails the
+    same way, naming the way out: `restart` (which ignores the journal anyway) sets it
+    aside as `<name>.corrupt` and starts a new one, rather than fail on it forever."""
+    try:
+        return _open(path)
+    except sqlite3.DatabaseError as exc:
+        if getattr(exc, "sqlite_errorcode", None) not in _DAMAGED:
+            raise UsageError(f"cannot open the resume journal {path}: {exc}") from None
+        aside = path.with_name(path.name + ".corrupt")
+        if not restart:
+            raise UsageError(
+                f"cannot open the resume journal {path}: {exc}; pass --restart to set it "
+                f"aside (as {aside.name}) and start a new one (everything is sent again)"
+            ) from None
+    try:
+        for suffix in ("-wal", "-shm"):  # a damaged file's log must not replay into the new
+            path.with_name(path.name + suffix).unlink(missing_ok=True)
+        path.replace(aside)
+        return _open(path)
+    except (OSError, sqlite3.DatabaseError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise UsageError(f"cannot set the damaged resume journal {path} aside: {why}") from None
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    """`open_journal_db` without the handling of a damaged file (sqlite3.DatabaseError)."""
+    conn: sqlite3.Connection | None = None
     try:
         conn = open_private_db(path)
         conn.execute("PRAGMA foreign_keys=ON")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
-            conn.close()
             raise UsageError(
                 f"the resume journal {path} was written by a newer tracecli; "
                 "upgrade, or pass --restart after deleting it"
@@ -77,10 +106,14 @@ def open_journal_db(path: Path) -> sqlite3.Connection:
             old = time.time() - KEEP_DAYS * 86400
             conn.execute("DELETE FROM files WHERE updated < ?", (old,))
             conn.execute("DELETE FROM notes WHERE updated < ?", (old,))
-    except sqlite3.DatabaseError as exc:
-        raise UsageError(f"cannot open the resume journal {path}: {exc}") from None
-    except OSError as exc:
-        raise UsageError(f"cannot open the resume journal {path}: {exc.strerror or exc}") from None
+    except BaseException as exc:
+        if conn is not None:
+            conn.close()
+        if isinstance(exc, OSError):
+            raise UsageError(
+                f"cannot open the resume journal {path}: {exc.strerror or exc}"
+            ) from None
+        raise
     return conn
 
 

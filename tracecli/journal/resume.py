@@ -94,7 +94,7 @@ class Journal:
         `pass_invalid` (upload --follow): lines refused by validation are remembered as
         settled (see `pass_over`), so a bad line is not read again by every pass."""
         path = Path(db_path) if db_path is not None else state_dir() / DB_NAME
-        conn = open_journal_db(path)
+        conn = open_journal_db(path, restart=restart)
         key = target_key(server, project)
         return cls(conn=conn, path=path, target=key, restart=restart, pass_invalid=pass_invalid)
 

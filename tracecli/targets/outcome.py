@@ -30,6 +30,8 @@ class AlreadyStored:
 
 ALREADY_STORED = AlreadyStored()
 Recheck = Callable[[], "bytes | AlreadyStored | None"]
+# Why a 2xx answer is no acknowledgement: (stop the upload, why), or None (see not_acknowledged)
+AckCheck = Callable[["Outcome"], "tuple[bool, str] | None"]
 
 
 class RequestFailed(TracecliError):
@@ -157,6 +159,25 @@ def mask(value: Any, redact: Redactor) -> Any:
     if isinstance(value, list):
         return [mask(v, redact) for v in value]
     return value
+
+
+def not_acknowledged(outcome: Outcome) -> tuple[bool, str] | None:
+    """Why a 2xx answer does not acknowledge the request, or None when it does.
+
+    A gateway may answer 200 with an error object, and a wrong URL (a sign-in page, a web
+    app) 200 with a page: counting either as stored would lose the calls for good, the
+    journal skipping them on every later run. (True, why) when the answer is no trace
+    server's at all (a page, plain text: stop, the URL is wrong); (False, why) for a JSON
+    error (retried like a 5xx)."""
+    body = outcome.body
+    if body is None:
+        if not outcome.text.strip():
+            return None  # an empty answer: nothing says it failed
+        ctype = outcome.headers.get("content-type", "").split(";")[0].strip()
+        return True, f"{ctype or 'a body of no content type'}, not a trace server's answer"
+    if isinstance(body, dict) and (body.get("error") or body.get("errors")):
+        return False, f"an error in its body: {outcome.reason}"
+    return None
 
 
 def auth_error(outcome: Outcome, host: str, *, has_key: bool, key_hint: str) -> AuthError:

@@ -46,6 +46,7 @@ from tracecli.targets.endpoint import (
 from tracecli.targets.outage import OutageWatch
 from tracecli.targets.outcome import (
     ALREADY_STORED,
+    AckCheck,
     Outcome,
     Recheck,
     RequestFailed,
@@ -136,6 +137,7 @@ class Transport(AbstractContextManager["Transport", None]):
         backoff: Backoff | None = None,
         key_hint: str = DEFAULT_KEY_HINT,
         rng: random.Random | None = None,
+        acknowledges: AckCheck | None = None,
     ) -> None:
         if concurrency < 1:
             raise UsageError(f"concurrency must be at least 1, got {concurrency}")
@@ -145,6 +147,7 @@ class Transport(AbstractContextManager["Transport", None]):
         self.host = server.host
         self.has_key = server.key is not None
         self.key_hint = key_hint
+        self._acknowledges = acknowledges  # a 2xx that is no acknowledgement (the target's rule)
         self._watch = OutageWatch(self.base_url, max_outage)
         self._tries = Attempts(
             base_url=self.base_url,
@@ -361,6 +364,10 @@ class Transport(AbstractContextManager["Transport", None]):
             last = self._outcome(response, decision.action, attempt - 1, start)
             if decision.action is Action.AUTH:
                 raise self._auth_error(last)
+            if decision.action is Action.OK and self._acknowledges is not None:
+                why = self._acknowledges(last)
+                if why is not None:
+                    decision = self._not_stored(last, why, attempt, start, can_split)
             if (
                 recheck is not None
                 and status == 500
@@ -382,6 +389,21 @@ class Transport(AbstractContextManager["Transport", None]):
         self, response: httpx.Response, action: Action, retries: int, start: float
     ) -> Outcome:
         return outcome_of(response, action, retries, time.monotonic() - start, self.redact)
+
+    def _not_stored(
+        self, last: Outcome, why: tuple[bool, str], attempt: int, start: float, can_split: bool
+    ) -> Decision:
+        """A 2xx that acknowledges nothing (see `outcome.not_acknowledged`): a page stops the
+        upload (exit 2, what was not stored is unsent); an error is retried as a 502."""
+        fatal, what = why
+        said = f"{self.host} answered HTTP {last.status} with {what}"
+        if fatal:
+            raise TransportConfigError(
+                f"{said}: check the server URL; nothing was counted as stored"
+            )
+        decision = self._tries.decide(502, None, attempt, start, last.headers, can_split)
+        last.action, last.reason = decision.action, self.redact(f"HTTP {last.status} with {what}")
+        return decision
 
     # -- errors ---------------------------------------------------------------------------
     def _network_message(self, exc: BaseException) -> str:

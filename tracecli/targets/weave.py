@@ -10,7 +10,13 @@ from tracecli.config.fields import CONCURRENCY
 from tracecli.config.secret import SecretStr
 from tracecli.targets.endpoint import check_listening
 from tracecli.targets.http import HttpTarget
-from tracecli.targets.outcome import ALREADY_STORED, AlreadyStored, Outcome, Recheck
+from tracecli.targets.outcome import (
+    ALREADY_STORED,
+    AlreadyStored,
+    Outcome,
+    Recheck,
+    not_acknowledged,
+)
 from tracecli.targets.reconcile import ItemKey, Stored, by_project, parse_stored, stored_query
 from tracecli.targets.retry import Action
 from tracecli.targets.transport import Transport, TransportOptions
@@ -34,7 +40,8 @@ class WeaveHttpTarget(HttpTarget):
     ) -> None:
         options.setdefault("timeout", 120.0)  # a big batch may take a slow server a while
         options.setdefault("concurrency", CONCURRENCY)
-        super().__init__(Transport(server, api_key=api_key, **options), options["concurrency"])
+        transport = Transport(server, api_key=api_key, acknowledges=not_acknowledged, **options)
+        super().__init__(transport, options["concurrency"])
 
     def check_reachable(self, timeout: float = 10.0) -> None:
         """Fail fast (exit 2) when nothing listens at the server's address."""

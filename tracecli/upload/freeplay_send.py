@@ -54,12 +54,17 @@ class FreeplaySender(Workers[Job]):
 
     def __init__(self, target: FreeplayTarget, *, concurrency: int, tell: Verdicts) -> None:
         self.freeplay = target
-        self.tell = tell
         super().__init__(target, concurrency=concurrency)
+        self.tell = Verdicts(*(self._flight.fenced(fn) for fn in tell))
+        self._tell_now = tell
 
     def _unsent(self, job: Job) -> None:
         self.tell.unsent(job.piece)
         self.tell.settled(job.key)
+
+    def _unsent_abandoned(self, job: Job) -> None:
+        self._tell_now.unsent(job.piece)
+        self._tell_now.settled(job.key)
 
     def _send(self, job: Job) -> None:
         try:

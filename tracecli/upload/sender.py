@@ -39,6 +39,7 @@ from tracecli.targets import ChecksStored, Target
 from tracecli.targets.outcome import ALREADY_STORED, AlreadyStored, Outcome
 from tracecli.targets.reconcile import chunk_keys, is_stored, item_key, split_stored
 from tracecli.targets.retry import Action
+from tracecli.upload.inflight import InFlight
 from tracecli.wire.chunking import SINGLE, Chunk
 from tracecli.wire.encode import CALL_START
 
@@ -80,6 +81,7 @@ class Workers(Generic[J]):
         self._stopping = threading.Event()
         self._cond = threading.Condition()
         self._pending = 0  # jobs submitted and not finished
+        self._flight = InFlight[J]()  # given up at Ctrl-C when an answer never comes
         self._posts = 0
         self._threads = [
             threading.Thread(target=self._work, name=f"tracecli-send-{i}", daemon=True)
@@ -159,7 +161,12 @@ class Workers(Generic[J]):
                 self._finish_unsent(job)
         if not self.wait(grace):
             self.target.cancel()
-            self.wait(2.0)
+            if not self.wait(2.0):  # an answer that never comes: see upload.inflight
+                self._flight.abandon(self._unsent_abandoned)
+
+    def _unsent_abandoned(self, job: J) -> None:
+        """`_unsent` through the callbacks that are not fenced off (see `InFlight`)."""
+        raise NotImplementedError
 
     def close(self) -> None:
         self._stopping.set()
@@ -201,6 +208,7 @@ class Workers(Generic[J]):
             job = self._queue.get()
             if job is None:
                 return
+            self._flight.begin(job)
             try:
                 if self.stopped:
                     self._unsent(job)
@@ -215,6 +223,7 @@ class Workers(Generic[J]):
                     self.fatal = TracecliError(f"internal error while sending: {exc!r}")
                 self._unsent(job)
             finally:
+                self._flight.end()
                 self._done()
 
     def _count_give_up(self, action: Action, out: Outcome | None = None) -> None:
@@ -252,13 +261,17 @@ class Sender(Workers[Chunk]):
         on_rejected: OnRejected,
         on_unsent: OnUnsent,
     ) -> None:
-        self.on_acked = on_acked
-        self.on_rejected = on_rejected
-        self.on_unsent = on_unsent
         super().__init__(target, concurrency=concurrency)
+        self.on_acked = self._flight.fenced(on_acked)
+        self.on_rejected = self._flight.fenced(on_rejected)
+        self.on_unsent = self._flight.fenced(on_unsent)
+        self._unsent_now = on_unsent
 
     def _unsent(self, job: Chunk) -> None:
         self.on_unsent(job)
+
+    def _unsent_abandoned(self, job: Chunk) -> None:
+        self._unsent_now(job)
 
     def _send(self, job: Chunk) -> None:
         if job.route == SINGLE:
