@@ -82,6 +82,50 @@ def test_settled_prefix_is_the_line_by_line_answer(
         assert settled_prefix(io.BytesIO(data), starts[k], k, size, done, hold) == want
 
 
+@settings(max_examples=400, deadline=None)
+@given(
+    lines=st.lists(_LINE, max_size=40),
+    newline_at_end=st.booleans(),
+    stored=st.lists(st.integers(1, 45), max_size=45) | st.just(list(range(1, 46))),
+    start=st.integers(0, 40),
+    cut=st.integers(0, 8),
+    hold=st.none() | st.integers(1, 45),
+    picked=st.lists(st.booleans(), min_size=42, max_size=42),
+    anchored=st.booleans(),
+    shift=st.sampled_from([0, 0, 1, -1]),
+)
+def test_settled_prefix_from_the_runs_line_starts_is_the_same_answer(
+    lines: list[bytes],
+    newline_at_end: bool,
+    stored: list[int],
+    start: int,
+    cut: int,
+    hold: int | None,
+    picked: list[bool],
+    anchored: bool,
+    shift: int,
+) -> None:
+    """The line starts a run read (`marks`: its blocks' ends, the last block's perhaps in
+    a line still being written; a list whose numbering is off by one, as if from another
+    resume point, must not be used) change nothing in the answer, only what is read."""
+    data = b"\n".join(lines) + (b"\n" if newline_at_end else b"")
+    starts = [0] + [i + 1 for i, c in enumerate(data) if c == 10]
+    k = min(start, len(starts) - 1)
+    done = Bitmap()
+    done.add(stored)
+    size = max(0, len(data) - cut)
+    want = _settle_by_line(data, starts[k], k, size, done, hold)
+    marks = [(starts[k], k + shift)] if anchored else []
+    marks += [(starts[j], j + shift) for j in range(k + 1, len(starts)) if picked[j]]
+    if data[-1:] not in (b"", b"\n") and picked[0]:  # a last block without its newline
+        marks.append((len(data), len(starts) + shift))
+    f = io.BytesIO(data)
+    assert settled_prefix(f, starts[k], k, size, done, hold, marks) == want
+    known = [o for o, _ in marks if 0 < o <= size and data[o - 1 : o] == b"\n"]
+    if anchored and not shift and known and len(stored) == 45 and hold is None:
+        assert f.tell() >= max(known)  # read from the last line start known, not before
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     before=st.lists(st.integers(0, 20_000), max_size=50),
