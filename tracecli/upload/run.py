@@ -284,7 +284,7 @@ class Run:
                     self._skipped(i, 1)
                 self._take_half(half_of(e, i, line, done))
             elif type(e) is int:
-                self._pair(pair_at(block.cols, e), i, base, path, out)
+                self._pair(pair_at(block, e), i, base, path, out)
             elif type(e) is Bad:
                 line = base + e.line
                 cid = e.refused_id
