@@ -9,6 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tracecli.check.cross_pairs import quiet_facts
 from tracecli.diagnostics import Severity
 from tracecli.upload.blocks import Bad, Entry, FreeplayRecord, Ok, Pair, Prepared
 from tracecli.upload.pair_cols import columns_of, entries_of, pair_at
@@ -54,6 +55,7 @@ def test_a_block_comes_back_with_its_entries_and_its_pairs_as_columns(kinds: lis
     assert [pair_at(block, p) for p in range(len(pairs))] == pairs
     if pairs:  # joined in the worker: each call's item, what the general path would send
         assert block.merged
+        assert block.vouched == quiet_facts(*([p[i] for p in pairs] for i in (3, 5, 6)))
         assert list(block.cols[9]) == [join_objects(p.start_body, p.end_tail) for p in pairs]
     assert len(block.items) == len(block.codes) == len(entries)
     p = 0

@@ -28,6 +28,7 @@ from operator import getitem
 from pickle import loads as _pickle_loads
 from typing import Any, NamedTuple, TypeAlias, cast
 
+from tracecli.check.cross_pairs import quiet_facts
 from tracecli.upload.block_entries import CODE, TYPES, Entry, Pair, new_pair
 from tracecli.upload.flat_pickle import dumps_flat
 
@@ -52,6 +53,7 @@ _PAIR_BYTE = bytes((PAIR_CODE,))
 # string decoded and freed per pair in the reading process
 _ALIKE = tuple(Pair._fields.index(f) for f in ("project", "start_shape", "end_shape"))
 
+_TRACE, _STARTED, _ENDED = (Pair._fields.index(f) for f in ("trace_id", "started", "ended"))
 _BODY = Pair._fields.index("start_body")  # of a merged block: each call's item
 _TAIL = Pair._fields.index("end_tail")  # of a merged block: its start body's length in it
 _BUT_LAST, _BUT_FIRST = repeat(slice(None, -1)), repeat(slice(1, None))  # [:-1], [1:]
@@ -70,19 +72,23 @@ class Columns(NamedTuple):
     # `cols` holds each call's item where `start_body` stands, and the start body's length
     # in it where `end_tail` stands (see the module; `pair_at` gives both back)
     merged: bool = False
+    # every pair's trace id a string and its times in order (`cross_pairs.quiet_facts`),
+    # found where the columns were made: the reading process's run path need not look
+    vouched: bool = False
 
 
-def split(entries: list[Entry]) -> tuple[bytes, list[Entry], list[tuple[Any, ...]], bool]:
-    """(type codes, the entries that are not pairs, the pairs' columns, merged) of a block,
-    at C speed (what a worker pickles): see `merge`."""
+def split(entries: list[Entry]) -> tuple[bytes, list[Entry], list[tuple[Any, ...]], bool, bool]:
+    """(type codes, the entries that are not pairs, the pairs' columns, merged, vouched)
+    of a block, at C speed (what a worker pickles): see `merge` and `Columns.vouched`."""
     codes = bytes(map(CODE.__getitem__, map(type, entries)))
     n = codes.count(_PAIR_BYTE)
     if not n:
-        return codes, entries, [], False
+        return codes, entries, [], False, False
     pairs = compress(entries, codes.translate(_PAIRS))
     others = list(compress(entries, codes.translate(_OTHERS))) if n != len(entries) else []
     cols = list(zip(*pairs, strict=True))
-    return codes, others, cols, merge(cols)
+    vouched = quiet_facts(cols[_TRACE], cols[_STARTED], cols[_ENDED])
+    return codes, others, cols, merge(cols), vouched
 
 
 def merge(cols: list[tuple[Any, ...]]) -> bool:
@@ -108,7 +114,9 @@ def merge(cols: list[tuple[Any, ...]]) -> bool:
     return True
 
 
-def joined(codes: bytes, others: Any, cols: Sequence[Sequence[Any]], merged: bool) -> Columns:
+def joined(
+    codes: bytes, others: Any, cols: Sequence[Sequence[Any]], merged: bool, vouched: bool
+) -> Columns:
     """The block's `Columns` from `split`'s parts (`others`: an iterable of them, in order)."""
     if not cols:  # (a block with no pair: its entries as they are)
         return Columns(list(others), cols, codes)
@@ -117,7 +125,8 @@ def joined(codes: bytes, others: Any, cols: Sequence[Sequence[Any]], merged: boo
     # place takes the next index
     sources = {code: o for code in range(len(TYPES))}
     sources[PAIR_CODE] = iter(range(len(cols[0])))
-    return Columns(list(map(next, map(sources.__getitem__, codes))), cols, codes, merged)
+    items = list(map(next, map(sources.__getitem__, codes)))
+    return Columns(items, cols, codes, merged, vouched)
 
 
 def columns_of(entries: list[Entry]) -> Columns:
@@ -176,8 +185,8 @@ class Prepared:
         return self._block
 
     def __reduce__(self) -> tuple[Any, ...]:
-        codes, others, cols, merged = split(self.entries)
-        flat = dumps_flat((codes, list(map(tuple, others)), _alike(cols), merged))
+        codes, others, cols, merged, vouched = split(self.entries)
+        flat = dumps_flat((codes, list(map(tuple, others)), _alike(cols), merged, vouched))
         return (_unpickled, (self.lines, self.records, flat))
 
 
@@ -213,6 +222,7 @@ def _rebuild(
     rows: list[tuple[Any, ...]],
     cols: list[Any],
     merged: bool,
+    vouched: bool,
 ) -> Prepared:
     new = cast(Callable[[type, tuple[Any, ...]], Entry], tuple.__new__)
     if cols:  # the columns `_alike` wrote once: a value for each pair again
@@ -221,4 +231,6 @@ def _rebuild(
             if type(cols[i]) is list:
                 cols[i] = (cols[i][0],) * m
     types = map(TYPES.__getitem__, codes.translate(None, _PAIR_BYTE) if cols else codes)
-    return Prepared(lines, records, None, joined(codes, map(new, types, rows), cols, merged))
+    return Prepared(
+        lines, records, None, joined(codes, map(new, types, rows), cols, merged, vouched)
+    )

@@ -100,7 +100,10 @@ class RunSender:
         if acked and (any(map(acked.__contains__, line_s)) or any(map(acked.__contains__, line_e))):
             return False
         checker = self.checker
-        if not checker.feed_pairs_quiet(path, base, lines, cids, tids, pids, starteds, endeds):
+        vouched = block.vouched  # (the worker looked at the trace ids and the times)
+        if not checker.feed_pairs_quiet(
+            path, base, lines, cids, tids, pids, starteds, endeds, vouched
+        ):
             return False
         recs = _records(bits, line_s, line_e, s_shapes, e_shapes)
         # the calls' items, joined in the worker (`pair_cols.merge`), else here
