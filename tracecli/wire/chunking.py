@@ -19,7 +19,8 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, repeat
+from operator import add
 from typing import Any, NamedTuple
 
 from tracecli.config.fields import CHUNK_BYTES, CHUNK_SIZE
@@ -42,6 +43,7 @@ pack: Callable[[int, int, str, str], int] = REC.packer("src", "line", "kind", "s
 
 
 _KIND, _LINE, _SRC = REC["kind"], REC["line"], REC["src"]
+_ONES = repeat(1)
 _END = KINDS.index("end")
 
 
@@ -247,7 +249,7 @@ class Chunker:
         same chunks as one by one (a test holds that)."""
         out: list[Chunk] = []
         max_items, max_bytes = self.max_items, self.max_bytes
-        sizes = [len(item) + 1 for item in items]
+        sizes = list(map(add, map(len, items), _ONES))  # each item and its comma (C-level)
         n = len(items)
         i = 0
         while i < n:
