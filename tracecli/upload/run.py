@@ -119,8 +119,6 @@ class Run:
         self._quick_pairs: QuickPairs | None = None
         self.refused = RefusedHalves(self.display)  # see _finish_inputs
         self.clock = ProgressClock(on_progress)
-        # line starts read in each plain input, for the journal's settle (`_read_plain`)
-        self.marks: dict[int, list[tuple[int, int]]] = {}
 
     # -- reading --------------------------------------------------------------------------
     def read_all(self) -> None:
@@ -177,13 +175,10 @@ class Run:
     def _read_plain(self, i: int, path: str) -> OSError | None:
         project = self.opts.project
         # An appended file: read from where the stored records end (not from the start)
-        offset, before = self.inputs.resume_at(i)
+        offset, before = self.inputs.resume_at(i, self.journal, path)
         if before:  # the records not read again count as read and skipped, as before
             self.file_reports[i].records += before
             self._skipped(i, before)
-        if self.journal is not None:  # each block's end, a line start (see `_block`)
-            self.marks[i] = marks = [(offset, self.line_base[i])]
-            self.journal.line_marks(path, marks)
 
         def job(offset: int, length: int, last: bool) -> Job:
             return (i, offset + length), prepare_range, (path, offset, length, project)
@@ -231,13 +226,7 @@ class Run:
         self.line_base[i] += got.lines
         self.file_reports[i].records += got.records
         self._consume(i, base, got.columns())
-        self.bytes_done[i] = done
-        marks = self.marks.get(i)
-        if marks is not None:  # a plain file's block: where its lines end, counted
-            if got.lines:
-                marks.append((done, self.line_base[i]))
-            else:  # a range that could not be read: no line start known after it
-                del self.marks[i]
+        self.inputs.block_read(i, done, got.lines)  # (and a line start for the journal)
         self._progress()
 
     # -- entries --------------------------------------------------------------------------
