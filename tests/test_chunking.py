@@ -18,6 +18,7 @@ from tracecli.wire.chunking import (
     Chunker,
     Unit,
     count_ends,
+    journal_lines,
     pack,
     unpack,
 )
@@ -228,3 +229,14 @@ def test_count_ends_of_a_chunks_records_is_the_count_of_their_kinds(recs: list[i
     """A chunk's records (an array) are counted from their low bytes; a list, one by one."""
     want = sum(unpack(r).kind == "end" for r in recs)
     assert count_ends(array("Q", recs)) == want == count_ends(recs)
+
+
+@given(st.lists(_REC, min_size=1, max_size=30), st.sampled_from([1, 2, 1 << 20]))
+def test_journal_lines_of_a_chunks_records_by_input(recs: list[int], srcs: int) -> None:
+    """A chunk's records (an array) tested for one input by their bytes: the same lines
+    by input as one by one, whether they share their input or not."""
+    recs = [pack(unpack(r).src % srcs, unpack(r).line, "end", "flat") for r in recs]
+    want: dict[int, list[int]] = {}
+    for r in recs:
+        want.setdefault(unpack(r).src, []).append(unpack(r).line)
+    assert journal_lines(array("Q", recs)) == want == journal_lines(recs)

@@ -63,6 +63,29 @@ def count_ends(recs: Sequence[int]) -> int:
     return [rec >> shift & mask for rec in recs].count(_END)
 
 
+# src is the top field: in a little-endian 8-byte record, the high bits of byte
+# `_SRC.shift // 8` (`_SRC_LOW` keeps them) and the bytes after it
+_SRC_BYTES = (
+    range(_SRC.shift // 8, 8)
+    if sys.byteorder == "little" and _SRC.shift + _SRC.width == 64
+    else range(0)
+)
+_SRC_LOW = bytes(b >> (_SRC.shift % 8) for b in range(256))
+
+
+def _one_src(data: bytes, n: int) -> bool:
+    """Whether the `n` records in `data` (8 bytes each) share their src: each byte of the
+    field the same throughout, by slices and counts in C (not two passes of min and max
+    that box every record, in a sender thread that holds the reading process's lock)."""
+    for j in _SRC_BYTES:
+        column = data[j::8]
+        if j == _SRC_BYTES.start:
+            column = column.translate(_SRC_LOW)
+        if column.count(column[0]) != n:
+            return False
+    return True
+
+
 def journal_lines(recs: Sequence[int]) -> dict[int, list[int]]:
     """The input lines of these packed records, by input (what an acknowledgement
     journals): one pass per input, not one look-up per record."""
@@ -70,8 +93,13 @@ def journal_lines(recs: Sequence[int]) -> dict[int, list[int]]:
         return {}
     src_shift, src_mask = _SRC.shift, _SRC.mask
     line_shift, line_mask = _LINE.shift, _LINE.mask
-    first, last = min(recs) >> src_shift & src_mask, max(recs) >> src_shift & src_mask
-    if first == last:  # (src is the top field: the least and greatest share it)
+    if _SRC_BYTES and isinstance(recs, array) and recs.itemsize == 8:  # a chunk's records
+        first = last = recs[0] >> src_shift & src_mask
+        if not _one_src(recs.tobytes(), len(recs)):
+            last = -1
+    else:  # (src is the top field: the least and greatest share it when all do)
+        first, last = min(recs) >> src_shift & src_mask, max(recs) >> src_shift & src_mask
+    if first == last:
         return {first: [rec >> line_shift & line_mask for rec in recs]}
     by_src: dict[int, list[int]] = {}
     for rec in recs:
