@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from array import array
+
 import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tracecli.schema.fields import END_FIELDS
-from tracecli.wire.chunking import KINDS, SHAPES, SINGLE, Chunk, Chunker, Unit, pack, unpack
+from tracecli.wire.chunking import (
+    KINDS,
+    SHAPES,
+    SINGLE,
+    Chunk,
+    Chunker,
+    Unit,
+    count_ends,
+    journal_lines,
+    pack,
+    unpack,
+)
 from tracecli.wire.encode import (
     batch_body,
     batch_end,
@@ -193,3 +206,37 @@ def test_split_end_parts_join_back_to_the_end(
     body, tail = split_end(end)
     assert orjson.loads(join_objects(body, tail)) == end
     assert set(orjson.loads(tail)) == {k for k in end if k in END_FIELDS}
+
+
+@given(st.lists(st.binary(max_size=6), max_size=6), st.booleans())
+def test_batch_body_is_the_items_joined_in_a_batch(items: list[bytes], as_list: bool) -> None:
+    """One copy of the items (the opening and closing joined to the first and last)."""
+    want = b'{"batch":[' + b",".join(items) + b"]}"
+    assert batch_body(items if as_list else iter(items)) == want
+
+
+_REC = st.builds(
+    pack,
+    st.integers(0, (1 << 20) - 1),
+    st.integers(0, (1 << 40) - 1),
+    st.sampled_from(KINDS),
+    st.sampled_from(SHAPES),
+)
+
+
+@given(st.lists(_REC, max_size=40))
+def test_count_ends_of_a_chunks_records_is_the_count_of_their_kinds(recs: list[int]) -> None:
+    """A chunk's records (an array) are counted from their low bytes; a list, one by one."""
+    want = sum(unpack(r).kind == "end" for r in recs)
+    assert count_ends(array("Q", recs)) == want == count_ends(recs)
+
+
+@given(st.lists(_REC, min_size=1, max_size=30), st.sampled_from([1, 2, 1 << 20]))
+def test_journal_lines_of_a_chunks_records_by_input(recs: list[int], srcs: int) -> None:
+    """A chunk's records (an array) tested for one input by their bytes: the same lines
+    by input as one by one, whether they share their input or not."""
+    recs = [pack(unpack(r).src % srcs, unpack(r).line, "end", "flat") for r in recs]
+    want: dict[int, list[int]] = {}
+    for r in recs:
+        want.setdefault(unpack(r).src, []).append(unpack(r).line)
+    assert journal_lines(array("Q", recs)) == want == journal_lines(recs)

@@ -48,6 +48,17 @@ def _settle_by_line(
     return off, line, held
 
 
+def _case(
+    lines: list[bytes], newline_at_end: bool, stored: list[int], start: int, cut: int
+) -> tuple[bytes, list[int], int, Bitmap, int]:
+    """(the file, its line starts, the line to start from, the lines stored, its size)."""
+    data = b"\n".join(lines) + (b"\n" if newline_at_end else b"")
+    starts = [0] + [i + 1 for i, c in enumerate(data) if c == 10]
+    done = Bitmap()
+    done.add(stored)
+    return data, starts, min(start, len(starts) - 1), done, max(0, len(data) - cut)
+
+
 _LINE = st.sampled_from([b"", b" ", b"\t\r", b"\x0b", b'{"n":1}', b'{"n":22}\r', b"x"])
 
 
@@ -70,16 +81,49 @@ def test_settled_prefix_is_the_line_by_line_answer(
     hold: int | None,
     block: int,
 ) -> None:
-    data = b"\n".join(lines) + (b"\n" if newline_at_end else b"")
-    starts = [0] + [i + 1 for i, c in enumerate(data) if c == 10]
-    k = min(start, len(starts) - 1)
-    done = Bitmap()
-    done.add(stored)
-    size = max(0, len(data) - cut)
+    data, starts, k, done, size = _case(lines, newline_at_end, stored, start, cut)
     want = _settle_by_line(data, starts[k], k, size, done, hold)
     with pytest.MonkeyPatch.context() as m:
         m.setattr("tracecli.journal.prefix.READ_BYTES", block)
         assert settled_prefix(io.BytesIO(data), starts[k], k, size, done, hold) == want
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    case=st.tuples(
+        st.lists(_LINE, max_size=40),  # the lines
+        st.booleans(),  # a newline at the end
+        st.lists(st.integers(1, 45), max_size=45) | st.just(list(range(1, 46))),  # stored
+        st.integers(0, 40),  # the line to start from
+        st.integers(0, 8),  # bytes cut off the end (the size registered)
+    ),
+    hold=st.none() | st.integers(1, 45),
+    picked=st.lists(st.booleans(), min_size=42, max_size=42),
+    anchored=st.booleans(),
+    shift=st.sampled_from([0, 0, 1, -1]),
+)
+def test_settled_prefix_from_the_runs_line_starts_is_the_same_answer(
+    case: tuple[list[bytes], bool, list[int], int, int],
+    hold: int | None,
+    picked: list[bool],
+    anchored: bool,
+    shift: int,
+) -> None:
+    """The line starts a run read (`marks`: its blocks' ends, the last block's perhaps in
+    a line still being written; a list whose numbering is off by one, as if from another
+    resume point, must not be used) change nothing in the answer, only what is read."""
+    data, starts, k, done, size = _case(*case)
+    stored = case[2]
+    want = _settle_by_line(data, starts[k], k, size, done, hold)
+    marks = [(starts[k], k + shift)] if anchored else []
+    marks += [(starts[j], j + shift) for j in range(k + 1, len(starts)) if picked[j]]
+    if data[-1:] not in (b"", b"\n") and picked[0]:  # a last block without its newline
+        marks.append((len(data), len(starts) + shift))
+    f = io.BytesIO(data)
+    assert settled_prefix(f, starts[k], k, size, done, hold, marks) == want
+    known = [o for o, _ in marks if 0 < o <= size and data[o - 1 : o] == b"\n"]
+    if anchored and not shift and known and len(stored) == 45 and hold is None:
+        assert f.tell() >= max(known)  # read from the last line start known, not before
 
 
 @settings(max_examples=300, deadline=None)

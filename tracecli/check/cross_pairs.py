@@ -56,6 +56,13 @@ def _times_in_order(starteds: Sequence[Any], endeds: Sequence[Any]) -> bool:
     )
 
 
+def quiet_facts(tids: Sequence[Any], starteds: Sequence[Any], endeds: Sequence[Any]) -> bool:
+    """Whether every pair has a trace id that is a string and no end before its start:
+    the tests of `feed_pairs_quiet` that need nothing of the run, so a block's worker
+    answers them once for all its pairs (`vouched`), off the reading process."""
+    return set(map(type, tids)) == {str} and _times_in_order(starteds, endeds)
+
+
 class PairFeeds:
     """The pair feeds; the state and the rules they use are `CrossChecker`'s."""
 
@@ -193,11 +200,13 @@ class PairFeeds:
         pids: Sequence[Any],
         starteds: Sequence[Any],
         endeds: Sequence[Any],
+        vouched: bool = False,
     ) -> bool:
         """`feed_pair_quiet` for a run of pairs at once (upload's block of usual calls,
         their lines relative to `base`): True when it would have said True for every one
         of them in turn (all registered, as one by one would have), else False with
-        nothing changed, and the caller goes one by one.
+        nothing changed, and the caller goes one by one. `vouched`: `quiet_facts` holds
+        for the run (its block's worker said so for all the block's pairs).
 
         The tests are the one-by-one feed's, made on the run's columns: the ids new and
         distinct, no end before its start, every parent found with the same trace (one
@@ -205,15 +214,13 @@ class PairFeeds:
         one-by-one feed then keeps the order of the orphan's adoption).
         """
         n = len(cids)
-        if set(map(type, tids)) != {str}:
+        if not vouched and not quiet_facts(tids, starteds, endeds):
             return False
         hs = list(map(hash, cids))
         fresh = set(hs)
         index = self._index
         recent = index.recent
         if len(fresh) != n or not recent.keys().isdisjoint(fresh) or index.any_of(hs):
-            return False
-        if not _times_in_order(starteds, endeds):
             return False
         ths = list(map(hash, tids))
         waits = [] if pids.count(None) == n else self._run_parents(cids, pids, hs, ths)

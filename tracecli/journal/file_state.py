@@ -40,3 +40,5 @@ class FileEntry:
     compacted: int = 0
     hold: int | None = None  # the first line of a call still open: settle stops before it
     passed: AckSet = field(default_factory=AckSet)  # invalid lines settle may pass (follow)
+    # line starts the run read, (offset, lines before it): where settle may start reading
+    marks: list[tuple[int, int]] | None = None

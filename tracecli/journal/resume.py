@@ -247,6 +247,14 @@ class Journal:
             with self._lock:
                 entry.hold = line if entry.hold is None else min(entry.hold, line)
 
+    def line_marks(self, path: str | os.PathLike[str], marks: list[tuple[int, int]]) -> None:
+        """Line starts a run reads in `path`, (offset, lines before it), in order, from
+        where it starts reading (it may go on adding to `marks`): `settle` reads the file
+        from the last one before the first line not stored, not from the resume point."""
+        entry = self._entry(path)
+        if entry is not None:
+            entry.marks = marks
+
     def settle(self, path: str | os.PathLike[str]) -> int:
         """Move the file's resume point past the lines whose records are all stored (or
         that hold none), and save it; returns the new offset.
@@ -254,7 +262,8 @@ class Journal:
         Reads from the old resume point to the first line not acknowledged: a line without
         its newline is still being written and stops it, as does a record not stored
         (rejected or unsent: the next run reads it again). Cheap after an append: only the
-        new part is read. For a gzip file the offset stays 0 (it cannot be seeked; the
+        new part is read, and only from the last line start the run gave (`line_marks`)
+        before that line. For a gzip file the offset stays 0 (it cannot be seeked; the
         acks still skip what was stored)."""
         entry = self._entry(path)
         if entry is None or entry.ident is None:
@@ -274,6 +283,7 @@ class Journal:
                     ident.size,
                     entry.acks.union(entry.passed),
                     entry.hold,
+                    entry.marks,
                 )
         except OSError:
             return entry.resume_off

@@ -64,7 +64,7 @@ class QuickPairs(RunSender):
         deferred = self.checker.deferred
         add_call = self.chunker.add_call
         routes = self.routes
-        items, cols = block.items, block.cols
+        items, cols, merged = block.items, block.cols, block.merged
         n = len(items)
         while k < n:
             e = items[k]
@@ -82,8 +82,9 @@ class QuickPairs(RunSender):
             if not quiet(path, line_s, cid, tid, pid, started, ended):
                 break
             route = routes[project]
-            # `join_objects(s_body, tail)`, the completed call
-            if len(tail) <= 2:
+            # `join_objects(s_body, tail)`, the completed call (joined in the worker when
+            # the block is `merged`: see `pair_cols`)
+            if merged or len(tail) <= 2:
                 item = s_body
             elif len(s_body) <= 2:
                 item = tail

@@ -100,10 +100,14 @@ class RunSender:
         if acked and (any(map(acked.__contains__, line_s)) or any(map(acked.__contains__, line_e))):
             return False
         checker = self.checker
-        if not checker.feed_pairs_quiet(path, base, lines, cids, tids, pids, starteds, endeds):
+        vouched = block.vouched  # (the worker looked at the trace ids and the times)
+        if not checker.feed_pairs_quiet(
+            path, base, lines, cids, tids, pids, starteds, endeds, vouched
+        ):
             return False
         recs = _records(bits, line_s, line_e, s_shapes, e_shapes)
-        items = _joined(s_bodies, tails)
+        # the calls' items, joined in the worker (`pair_cols.merge`), else here
+        items = s_bodies if block.merged else _joined(s_bodies, tails)
         for chunk in self.chunker.add_calls(self.routes[projects[0]], items, recs):
             self._submit(chunk)
         if checker.deferred:

@@ -175,7 +175,7 @@ class Run:
     def _read_plain(self, i: int, path: str) -> OSError | None:
         project = self.opts.project
         # An appended file: read from where the stored records end (not from the start)
-        offset, before = self.inputs.resume_at(i)
+        offset, before = self.inputs.resume_at(i, self.journal, path)
         if before:  # the records not read again count as read and skipped, as before
             self.file_reports[i].records += before
             self._skipped(i, before)
@@ -226,7 +226,7 @@ class Run:
         self.line_base[i] += got.lines
         self.file_reports[i].records += got.records
         self._consume(i, base, got.columns())
-        self.bytes_done[i] = done
+        self.inputs.block_read(i, done, got.lines)  # (and a line start for the journal)
         self._progress()
 
     # -- entries --------------------------------------------------------------------------
@@ -273,7 +273,7 @@ class Run:
                     self._skipped(i, 1)
                 self._take_half(half_of(e, i, line, done))
             elif type(e) is int:
-                self._pair(pair_at(block.cols, e), i, base, path, out)
+                self._pair(pair_at(block, e), i, base, path, out)
             elif type(e) is Bad:
                 line = base + e.line
                 cid = e.refused_id

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tracecli.diagnostics import Diagnostic, Location, UsageError
@@ -33,6 +33,9 @@ class InputState:
     resume: list[tuple[int, int]]  # (offset, lines before it): the acknowledged prefix
     compacted: list[int]  # acked lines before it the journal no longer lists
     bytes_total: int | None = 0
+    # line starts read in each plain input, (offset, lines before it), for the journal's
+    # settle (`Journal.line_marks`): where reading began, then each block's end
+    marks: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, n: int) -> InputState:
@@ -62,19 +65,35 @@ class InputState:
                 self.bytes_total += size
         return changed
 
-    def resume_at(self, i: int) -> tuple[int, int]:
+    def resume_at(self, i: int, journal: Journal | None, path: str) -> tuple[int, int]:
         """(offset, records before it) where a plain file is read from: after the prefix
         an earlier run stored, when the file still holds it (appended), else its start.
-        Those records count as read and skipped."""
+        Those records count as read and skipped. The line starts to come are told to the
+        journal (`Journal.line_marks`: from here, then each block's end, `block_read`)."""
         size = self.sizes[i] or 0
         offset, lines = self.resume[i] if self.resume[i][0] <= size else (0, 0)
         self.line_base[i] = lines
         self.bytes_done[i] = offset
+        if journal is not None:
+            self.marks[i] = marks = [(offset, lines)]
+            journal.line_marks(path, marks)
         if not lines:
             return offset, 0
         acked = self.acked_lines[i]
         before = acked.count_upto(lines) if isinstance(acked, AckSet) else 0
         return offset, before + self.compacted[i]
+
+    def block_read(self, i: int, end: int, lines: int) -> None:
+        """A block of input `i` read up to `end`, `lines` lines (counted in `line_base`):
+        of a plain input, where its lines end is a line start for the journal; a range
+        that could not be read (no line) ends those."""
+        self.bytes_done[i] = end
+        marks = self.marks.get(i)
+        if marks is not None:
+            if lines:
+                marks.append((end, self.line_base[i]))
+            else:
+                del self.marks[i]
 
     def unread(self, files: Sequence[str]) -> int | None:
         """The records left unread (see `count_unread`)."""
