@@ -140,7 +140,7 @@ class _RecordComposer(Composer, SafeConstructor, Resolver):
         return super().compose_node(parent, index)
 
 
-def _no_json_form(loader: SafeConstructor, node: Node) -> Any:
+def _no_json_form(loader: Any, node: Node) -> Any:
     """A `!!binary` or `!!set` value: JSON has no form for it, so the record cannot be sent
     as written (upload refused it while validate passed it); refused here, for both."""
     raise ConstructorError(
