@@ -4,10 +4,15 @@
   the window: Rich draws 80 columns there whatever the window's size, and ignores COLUMNS;
 - a YAML value JSON cannot carry (`!!binary`, `!!set`) is refused by `validate` as `upload`
   refuses it, at its record's line: validate passed such a file that upload then refused;
+- an OTLP line that holds its spans under `instrumentationLibrarySpans` (the name of
+  `scopeSpans` before OTLP 1.0, still written by old exporters and Collectors) is an error
+  naming the key, its request kept in the rejected file: weave's server answers 200 and
+  stores none of them, and tracecli read the line as holding no span, silently;
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.support.ptyscreen import pty_env, run_on_pty
@@ -78,3 +83,46 @@ def test_a_yaml_value_without_a_json_form_is_refused_by_validate_and_upload(
     )
     assert sorted((d.line, d.severity.value) for d in up.diagnostics) == found
     assert (up.uploaded, up.rejected) == (3, 2)
+
+
+def _otlp_line(scopes_key: str, span_id: str) -> str:
+    span = {
+        "traceId": "5b8efff798038103d269b633813fc60c",
+        "spanId": span_id,
+        "name": "chat gpt-4o",
+        "kind": 3,
+        "startTimeUnixNano": "1772445245000000000",
+        "endTimeUnixNano": "1772445246000000000",
+        "status": {},
+    }
+    scope = {"scope": {"name": "old"}, "spans": [span]}
+    return json.dumps({"resourceSpans": [{"resource": {}, scopes_key: [scope]}]}) + "\n"
+
+
+def test_otlp_spans_under_the_pre_1_0_key_are_an_error_not_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "old.jsonl"
+    path.write_text(
+        _otlp_line("scopeSpans", "eee19b7ec3c1b174")
+        + _otlp_line("instrumentationLibrarySpans", "fff19b7ec3c1b174")
+    )
+    report = validate_paths([str(path)], jobs=0)
+    assert [(d.line, d.field, d.severity.value) for d in report.diagnostics] == [
+        (2, "resourceSpans[0].instrumentationLibrarySpans", "error")
+    ], report.diagnostics
+    assert "scopeSpans" in report.diagnostics[0].message
+    assert report.records == 2
+    rejected = tmp_path / "rejected.jsonl"
+    up = upload(
+        [str(path)],
+        UploadOptions(
+            db=tmp_path / "t.db",
+            project="acme/otlp",
+            rejected=rejected,
+            journal_path=tmp_path / "journal.db",
+        ),
+    )
+    assert (up.uploaded, up.rejected) == (1, 1)
+    kept = [json.loads(x) for x in rejected.read_text().splitlines()]
+    assert [
+        k["resourceSpans"][0]["instrumentationLibrarySpans"][0]["spans"][0]["spanId"] for k in kept
+    ] == ["fff19b7ec3c1b174"]
