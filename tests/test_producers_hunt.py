@@ -8,6 +8,9 @@
   `scopeSpans` before OTLP 1.0, still written by old exporters and Collectors) is an error
   naming the key, its request kept in the rejected file: weave's server answers 200 and
   stores none of them, and tracecli read the line as holding no span, silently;
+- an OTLP request pretty-printed over many lines (`jq .`, the OTLP examples) is read by
+  `validate` and `upload` as `convert` reads it: they took each of its lines for a
+  request, an error per line;
 """
 
 from __future__ import annotations
@@ -126,3 +129,23 @@ def test_otlp_spans_under_the_pre_1_0_key_are_an_error_not_skipped(tmp_path: Pat
     assert [
         k["resourceSpans"][0]["instrumentationLibrarySpans"][0]["spans"][0]["spanId"] for k in kept
     ] == ["fff19b7ec3c1b174"]
+
+
+def test_a_pretty_printed_otlp_request_is_read_by_validate_and_upload(tmp_path: Path) -> None:
+    one = json.loads(_otlp_line("scopeSpans", "aaa19b7ec3c1b174"))
+    two = json.loads(_otlp_line("scopeSpans", "bbb19b7ec3c1b174"))
+    path = tmp_path / "spans.json"
+    path.write_text(json.dumps(one, indent=2) + "\n" + json.dumps(two, indent=2) + "\n")
+    report = validate_paths([str(path)], jobs=0)
+    assert report.diagnostics == [] and (report.records, report.calls) == (2, 2)
+    rejected = tmp_path / "rejected.jsonl"
+    up = upload(
+        [str(path)],
+        UploadOptions(
+            db=tmp_path / "t.db",
+            project="acme/otlp",
+            rejected=rejected,
+            journal_path=tmp_path / "journal.db",
+        ),
+    )
+    assert (up.uploaded, up.rejected) == (2, 0), up.diagnostics
