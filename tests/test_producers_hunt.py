@@ -11,6 +11,9 @@
 - an OTLP request pretty-printed over many lines (`jq .`, the OTLP examples) is read by
   `validate` and `upload` as `convert` reads it: they took each of its lines for a
   request, an error per line;
+- `upload --follow` of a file of pretty-printed records waits for a record still being
+  written, as it waits for a JSON line without its newline: it reported it cut short and
+  put it in the rejected file (while a later pass sent it);
 """
 
 from __future__ import annotations
@@ -149,3 +152,36 @@ def test_a_pretty_printed_otlp_request_is_read_by_validate_and_upload(tmp_path: 
         ),
     )
     assert (up.uploaded, up.rejected) == (2, 0), up.diagnostics
+
+
+def test_following_pretty_records_waits_for_the_one_being_written(tmp_path: Path) -> None:
+    def record(n: int) -> str:
+        body = {
+            "project_id": "acme/follow",
+            "id": f"0000000{n}-2222-4222-8222-222222222222",
+            "trace_id": "5e0f6c4b-7d1b-4f5a-8c6d-8b9e0f1a2b34",
+            "op_name": f"pretty.{n}",
+            "started_at": "2026-03-02T09:00:00Z",
+            "ended_at": "2026-03-02T09:00:01Z",
+            "inputs": {},
+            "attributes": {},
+            "summary": {},
+        }
+        return json.dumps(body, indent=2) + "\n"
+
+    path = tmp_path / "calls.jsonl"
+    second = record(2)
+    # a value that is not a record, said once; then the writer in the middle of record 2
+    path.write_text(record(1) + "7\n" + record(3) + second[:60])
+    rejected = tmp_path / "rejected.jsonl"
+    opts = UploadOptions(
+        db=tmp_path / "t.db", rejected=rejected, journal_path=tmp_path / "j.db", follow=True
+    )
+    first = upload([str(path)], opts)
+    assert (first.uploaded, first.rejected) == (2, 1)
+    assert [d.line for d in first.diagnostics] == [12], first.diagnostics
+    with path.open("a") as f:
+        f.write(second[60:])
+    again = upload([str(path)], opts)
+    assert (again.uploaded, again.rejected, again.diagnostics) == (1, 0, [])
+    assert len(rejected.read_text().splitlines()) == 1  # the `7` alone

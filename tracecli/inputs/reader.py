@@ -9,11 +9,13 @@ diagnostic, not the failure of the whole file.
 from __future__ import annotations
 
 import gzip
+import itertools
 import os
 import stat
 import sys
 import zlib
 from collections.abc import Iterable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal, cast
@@ -309,6 +311,12 @@ class Source:
                 )
                 return
             if isinstance(item, Diagnostic):
+                if self.whole_lines:  # --follow: at the end, a record still being written
+                    with suppress(EOFError, OSError, zlib.error):  # (the next read says it)
+                        following = next(values, None)  # waits for the next pass
+                        if following is None:
+                            return
+                        values = itertools.chain((following,), values)
                 yield item
                 continue
             n += 1

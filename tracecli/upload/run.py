@@ -201,6 +201,10 @@ class Run:
 
     def _read_records(self, i: int, src: Source) -> None:
         project = self.opts.project
+        src.whole_lines = self.opts.follow  # a record still being written waits (--follow)
+        # --follow reads such a file whole each pass: what it refused once is passed over
+        journal = self.journal if self.opts.follow else None
+        passed = journal.passed(self.files[i]) if journal is not None else None
         entries: list[Entry] = []
         for item in src:
             if self._halted():
@@ -209,10 +213,14 @@ class Run:
                 self.fates.late([item])  # another tool's file: an error, no record of ours
                 continue
             if isinstance(item, Diagnostic):
+                if passed is not None and item.line in passed:
+                    continue
                 self.fates.invalid(None, item.path, item.line, [item])
                 self.file_reports[i].records += 1
                 continue
             loc, value = item
+            if passed is not None and loc.line in passed:
+                continue
             prepare(value, loc.line, src.path, project, entries, fast=False)
             self.file_reports[i].records += 1
             self._consume(i, 0, entries)
