@@ -203,7 +203,8 @@ class Run:
         project = self.opts.project
         src.whole_lines = self.opts.follow  # a record still being written waits (--follow)
         # --follow reads such a file whole each pass: what it refused once is passed over
-        journal = self.journal if self.opts.follow else None
+        # (not in YAML, where a document still being written may read as a bad record)
+        journal = self.journal if self.opts.follow and src.fmt == "json" else None
         passed = journal.passed(self.files[i]) if journal is not None else None
         entries: list[Entry] = []
         for item in src:
