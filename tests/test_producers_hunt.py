@@ -14,6 +14,10 @@
 - `upload --follow` of a file of pretty-printed records waits for a record still being
   written, as it waits for a JSON line without its newline: it reported it cut short and
   put it in the rejected file (while a later pass sent it);
+- a JSON array (or pretty-printed records) is read as its lines would be: an integer beyond
+  64 bits keeps its digits (it became a float, silently: weave-ref then stored
+  1.8446744073709552e+19 for 2**64), and NaN or a lone surrogate escape is not "invalid
+  JSON" there while the same record as a JSON line is stored;
 """
 
 from __future__ import annotations
@@ -185,3 +189,32 @@ def test_following_pretty_records_waits_for_the_one_being_written(tmp_path: Path
     again = upload([str(path)], opts)
     assert (again.uploaded, again.rejected, again.diagnostics) == (1, 0, [])
     assert len(rejected.read_text().splitlines()) == 1  # the `7` alone
+
+
+def test_a_json_array_keeps_wide_integers_and_reads_what_a_json_line_reads(
+    tmp_path: Path,
+) -> None:
+    def call(n: int, extra: str) -> str:
+        return (
+            f'{{"project_id": "acme/wide", "id": "0000000{n}-3333-4333-8333-333333333333", '
+            '"trace_id": "5e0f6c4b-7d1b-4f5a-8c6d-8b9e0f1a2b34", "op_name": "wide", '
+            '"started_at": "2026-03-02T09:00:00Z", "ended_at": "2026-03-02T09:00:01Z", '
+            f'"attributes": {{}}, "summary": {{}}, "inputs": {{{extra}}}}}'
+        )
+
+    wide = '"n": 18446744073709551616, "m": -9223372036854775809, "big": 1' + "0" * 400
+    odd = '"nan": NaN, "inf": -Infinity, "s": "\\ud800 lone"'
+    path = tmp_path / "calls.json"
+    path.write_text("[\n" + call(1, wide) + ",\n" + call(2, odd) + "\n]\n")
+    report = validate_paths([str(path)], jobs=0)
+    assert [d for d in report.diagnostics if d.is_error] == [] and report.calls == 2
+    db = tmp_path / "t.db"
+    up = upload(
+        [str(path)],
+        UploadOptions(db=db, rejected=tmp_path / "r.jsonl", journal_path=tmp_path / "j.db"),
+    )
+    assert (up.uploaded, up.rejected) == (2, 0), up.diagnostics
+    with Store(db) as store:
+        stored = {c["id"][:8]: c for c in store.query("acme/wide")}["00000001"]
+    assert stored["inputs"] == {"n": 2**64, "m": -(2**63) - 1, "big": 10**400}
+    assert all(type(v) is int for v in stored["inputs"].values())

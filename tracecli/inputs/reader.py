@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import json
 import os
+import re
 import stat
 import sys
 import zlib
@@ -177,6 +179,9 @@ class Source:
     start_line: int = 0
     # upload --follow: a last line without its newline is still being written; not read
     whole_lines: bool = False
+    # the elements of a JSON array read as a JSON line is by validate and a Weave upload
+    # (integers exact, NaN and lone surrogates taken); else by orjson (Freeplay, convert)
+    exact: bool = False
     _raw: IO[bytes] | None = field(default=None, repr=False)
 
     @classmethod
@@ -323,12 +328,28 @@ class Source:
             if n % 256 == 0:
                 self._progress(len(item.raw))
             try:
-                value = orjson.loads(item.raw)
+                value = self._element(item.raw)
             except orjson.JSONDecodeError as exc:
                 yield Diagnostic.at(Location(path, item.line), "json", json_error(item.raw, exc))
                 continue
             self.records += 1
             yield Location(path, item.line), value
+
+    def _element(self, raw: bytes) -> Any:
+        """An element of a JSON array; with `exact`, as a JSON line of it is read (orjson
+        would make an integer beyond 64 bits a float, and refuse NaN or a lone surrogate).
+        orjson's JSONDecodeError (a ValueError) for what is not JSON even so."""
+        if not self.exact:
+            return orjson.loads(raw)
+        if _WIDE_DIGITS.search(raw) is None:
+            try:
+                return orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                pass
+        try:
+            return _exact(raw)
+        except ValueError:
+            return orjson.loads(raw)  # not JSON: said in orjson's words
 
     def _iter_yaml(self, stream: IO[bytes]) -> Iterator[Item]:
         """The records of a YAML file, one at a time (see `yaml_records.read_yaml`)."""
@@ -344,6 +365,20 @@ class Source:
                 yield item
         finally:
             self.bytes_read = self.size or text.bytes
+
+
+# a run of digits as long as an integer beyond 64 bits: orjson would read it as a float
+_WIDE_DIGITS = re.compile(rb"\d{19}")
+
+
+def _exact(raw: bytes) -> Any:
+    """An element of a JSON array as a JSON line of it is read (`wire.wideints`): integers
+    exact whatever their size, NaN and Infinity taken (sent as null, as weave stores them),
+    lone surrogates kept. ValueError for what is not JSON even so."""
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def read_items(

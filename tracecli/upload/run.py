@@ -202,6 +202,7 @@ class Run:
     def _read_records(self, i: int, src: Source) -> None:
         project = self.opts.project
         src.whole_lines = self.opts.follow  # a record still being written waits (--follow)
+        src.exact = True  # a JSON array's wide integers exact, as in a JSON line
         # --follow reads such a file whole each pass: what it refused once is passed over
         # (not in YAML, where a document still being written may read as a bad record)
         journal = self.journal if self.opts.follow and src.fmt == "json" else None

@@ -197,6 +197,7 @@ class _Run:
     def file(self, path: str, stdin_format: InputFormat) -> None:
         src = Source.open(path, stdin_format)
         src.refuse_foreign = True  # another tool's format: said once, not on every line
+        src.exact = True  # a JSON array's wide integers exact, as in a JSON line
         self.order.append(src.path)
         if path != STDIN and regular_file(path) and file_head(path).startswith(_UTF16_BOMS):
             # what Windows PowerShell's `>` writes: every line would be garbage
