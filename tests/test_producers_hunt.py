@@ -208,12 +208,24 @@ def test_a_json_array_keeps_wide_integers_and_reads_what_a_json_line_reads(
     path.write_text("[\n" + call(1, wide) + ",\n" + call(2, odd) + "\n]\n")
     report = validate_paths([str(path)], jobs=0)
     assert [d for d in report.diagnostics if d.is_error] == [] and report.calls == 2
+    # the warnings the same record gets on a JSON line
+    lines = tmp_path / "lines" / "calls.jsonl"
+    lines.parent.mkdir()
+    lines.write_text(call(2, odd) + "\n")
+    on_lines = validate_paths([str(lines)], jobs=0).diagnostics
+    assert sorted((d.field, d.code) for d in report.diagnostics) == sorted(
+        (d.field, d.code) for d in on_lines
+    )
+    assert len(on_lines) == 3
     db = tmp_path / "t.db"
     up = upload(
         [str(path)],
         UploadOptions(db=db, rejected=tmp_path / "r.jsonl", journal_path=tmp_path / "j.db"),
     )
     assert (up.uploaded, up.rejected) == (2, 0), up.diagnostics
+    assert sorted((d.field, d.code) for d in up.diagnostics) == sorted(
+        (d.field, d.code) for d in on_lines
+    )
     with Store(db) as store:
         stored = {c["id"][:8]: c for c in store.query("acme/wide")}["00000001"]
     assert stored["inputs"] == {"n": 2**64, "m": -(2**63) - 1, "big": 10**400}

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import gzip
 import itertools
-import json
 import os
 import re
 import stat
 import sys
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,9 +178,10 @@ class Source:
     start_line: int = 0
     # upload --follow: a last line without its newline is still being written; not read
     whole_lines: bool = False
-    # the elements of a JSON array read as a JSON line is by validate and a Weave upload
-    # (integers exact, NaN and lone surrogates taken); else by orjson (Freeplay, convert)
-    exact: bool = False
+    # how validate and a Weave upload read a JSON line orjson cannot read exactly (wide
+    # integers, NaN, lone surrogates: `wire.wideints.exact_loads`), for a JSON array's
+    # elements too; None: orjson alone (Freeplay, convert)
+    exact: Callable[[bytes], Any] | None = None
     _raw: IO[bytes] | None = field(default=None, repr=False)
 
     @classmethod
@@ -338,8 +338,8 @@ class Source:
     def _element(self, raw: bytes) -> Any:
         """An element of a JSON array; with `exact`, as a JSON line of it is read (orjson
         would make an integer beyond 64 bits a float, and refuse NaN or a lone surrogate).
-        orjson's JSONDecodeError (a ValueError) for what is not JSON even so."""
-        if not self.exact:
+        orjson's JSONDecodeError for what is not JSON even so."""
+        if self.exact is None:
             return orjson.loads(raw)
         if _WIDE_DIGITS.search(raw) is None:
             try:
@@ -347,7 +347,7 @@ class Source:
             except orjson.JSONDecodeError:
                 pass
         try:
-            return _exact(raw)
+            return self.exact(raw)
         except ValueError:
             return orjson.loads(raw)  # not JSON: said in orjson's words
 
@@ -369,16 +369,6 @@ class Source:
 
 # a run of digits as long as an integer beyond 64 bits: orjson would read it as a float
 _WIDE_DIGITS = re.compile(rb"\d{19}")
-
-
-def _exact(raw: bytes) -> Any:
-    """An element of a JSON array as a JSON line of it is read (`wire.wideints`): integers
-    exact whatever their size, NaN and Infinity taken (sent as null, as weave stores them),
-    lone surrogates kept. ValueError for what is not JSON even so."""
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
 
 
 def read_items(

@@ -29,12 +29,14 @@ from tracecli.upload.blocks import (
     Ok,
     Pair,
     Prepared,
+    _add_warnings,  # (a JSON line's warnings, on a record)
     prepare,
     prepare_lines,
     prepare_range,
 )
 from tracecli.upload.engine import PLAIN, RECORDS, SPANS, Engine, Job, input_kind
 from tracecli.upload.fates import Fates
+from tracecli.upload.lines import line_extras
 from tracecli.upload.originals import entry_original, half_original
 from tracecli.upload.pair_cols import Columns, columns_of, pair_at
 from tracecli.upload.pool import PENDING_BLOCKS
@@ -44,6 +46,7 @@ from tracecli.upload.report import FileReport, ProgressClock, UploadOptions, Upl
 from tracecli.upload.run_inputs import InputState, otlp_inputs, read_error, source
 from tracecli.upload.units import Routes, complete_unit, half_of, lone_unit, pair_unit
 from tracecli.wire.chunking import Chunk, Chunker, Unit
+from tracecli.wire.wideints import exact_loads
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
@@ -202,7 +205,7 @@ class Run:
     def _read_records(self, i: int, src: Source) -> None:
         project = self.opts.project
         src.whole_lines = self.opts.follow  # a record still being written waits (--follow)
-        src.exact = True  # a JSON array's wide integers exact, as in a JSON line
+        src.exact = exact_loads  # a JSON array's elements read as a JSON line is
         # --follow reads such a file whole each pass: what it refused once is passed over
         # (not in YAML, where a document still being written may read as a bad record)
         journal = self.journal if self.opts.follow and src.fmt == "json" else None
@@ -223,7 +226,10 @@ class Run:
             loc, value = item
             if passed is not None and loc.line in passed:
                 continue
+            extras = line_extras(value, b"", True)  # NaN, lone surrogates: as in a JSON line
             prepare(value, loc.line, src.path, project, entries, fast=False)
+            if extras:
+                _add_warnings(entries, extras)
             self.file_reports[i].records += 1
             self._consume(i, 0, entries)
             entries.clear()

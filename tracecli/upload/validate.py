@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tracecli.check.cross import CrossChecker
-from tracecli.check.entries import Entry
+from tracecli.check.entries import Diag, Entry, diag_entry
 from tracecli.check.pairpack import Packed
 from tracecli.diagnostics import Diagnostic, Location, Severity, UsageError
 from tracecli.inputs.reader import InputFormat, Source, expand_paths
@@ -39,6 +39,8 @@ from tracecli.upload.engine import (
 )
 from tracecli.upload.engine import default_jobs as engine_jobs
 from tracecli.upload.findings import Findings
+from tracecli.upload.lines import line_extras
+from tracecli.wire.wideints import exact_loads
 
 if TYPE_CHECKING:
     from tracecli.otel.calls import SpanCalls
@@ -197,7 +199,7 @@ class _Run:
     def file(self, path: str, stdin_format: InputFormat) -> None:
         src = Source.open(path, stdin_format)
         src.refuse_foreign = True  # another tool's format: said once, not on every line
-        src.exact = True  # a JSON array's wide integers exact, as in a JSON line
+        src.exact = exact_loads  # a JSON array's elements read as a JSON line is
         self.order.append(src.path)
         if path != STDIN and regular_file(path) and file_head(path).startswith(_UTF16_BOMS):
             # what Windows PowerShell's `>` writes: every line would be garbage
@@ -257,8 +259,14 @@ class _Run:
             loc, value = item
             self.report.records += 1
             entries.clear()
+            extras = line_extras(value, b"", True)  # NaN, lone surrogates: as in a JSON line
             blocks.examine(value, loc.line, src.path, entries)
             blocks.too_large(value, loc.line, entries)
+            if extras:
+                refused = {
+                    e.field for e in entries if type(e) is Diag and e.severity is Severity.ERROR
+                }
+                entries.extend(diag_entry(loc.line, *e) for e in extras if e[0] not in refused)
             self._consume(entries, src.path, 0)
         self._progress(src.path, src.bytes_read, src.size)
 
