@@ -163,13 +163,13 @@ def odd_values(value: Any, prefix: str = "") -> list[Odd]:
             stack.extend(reversed(items))
         elif t is list:
             stack.extend(reversed([(f"{p}.{i}" if p else str(i), x) for i, x in enumerate(v)]))
-        elif t is NonFinite:
+        elif t is NonFinite or (t is float and not math.isfinite(v)):  # (YAML's .nan too)
             found.append(
                 Odd(
                     p or "(record)",
                     "non-finite",
-                    f"{v.text} is not a JSON number: weave's server stores null here, "
-                    "and upload sends null",
+                    f"{getattr(v, 'text', v)} is not a JSON number: weave's server stores "
+                    "null here, and upload sends null",
                 )
             )
         elif t is str and _has_surrogate(v):
