@@ -19,6 +19,8 @@
   64 bits keeps its digits (it became a float, silently: weave-ref then stored
   1.8446744073709552e+19 for 2**64), and NaN or a lone surrogate escape is not "invalid
   JSON" there while the same record as a JSON line is stored;
+- `tracecli serve` answers a body that is not UTF-8 as weave's server does (400, FastAPI's
+  "error parsing the body"), not 422: the SDK splits a batch differently on the two;
 """
 
 from __future__ import annotations
@@ -26,8 +28,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
+import pytest
+
 from tests.support.ptyscreen import pty_env, run_on_pty
-from tests.support.servers import make_call
+from tests.support.servers import make_call, start_all, start_serve, start_weave_ref
 from tracecli.store.db import Store
 from tracecli.upload.api import UploadOptions, upload
 from tracecli.upload.validate import validate_paths
@@ -232,3 +237,26 @@ def test_a_json_array_keeps_wide_integers_and_reads_what_a_json_line_reads(
         stored = {c["id"][:8]: c for c in store.query("acme/wide")}["00000001"]
     assert stored["inputs"] == {"n": 2**64, "m": -(2**63) - 1, "big": 10**400}
     assert all(type(v) is int for v in stored["inputs"].values())
+
+
+@pytest.mark.slow  # weave's reference server
+def test_serve_answers_a_body_that_is_not_utf8_as_weave_does(tmp_path: Path) -> None:
+    ref, serve = start_all(
+        lambda: start_weave_ref(tmp_path / "ref"), lambda: start_serve(tmp_path / "serve")
+    )
+    try:
+        body = b'{"batch": [{"project_id": "acme/utf8", "op_name": "\xff"}]}'
+        got = [
+            httpx.post(
+                f"{s.url}/v2/acme/utf8/calls/complete",
+                content=body,
+                headers={"content-type": "application/json"},
+                auth=("api", "key"),
+            )
+            for s in (ref, serve)
+        ]
+        assert [r.status_code for r in got] == [400, 400], [r.text for r in got]
+        assert got[1].json() == got[0].json()
+    finally:
+        for s in (ref, serve):
+            s.stop()
