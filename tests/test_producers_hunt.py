@@ -2,6 +2,8 @@
 
 - on a terminal that says `TERM=dumb` (Emacs shells, some CI consoles), tables still fit
   the window: Rich draws 80 columns there whatever the window's size, and ignores COLUMNS;
+- at 40 columns the upload summary keeps each label on its row (`via calls/complete`,
+  `skipped (sent before)` were cut in two, the value's words in between);
 - a YAML value JSON cannot carry (`!!binary`, `!!set`) is refused by `validate` as `upload`
   refuses it, at its record's line: validate passed such a file that upload then refused
   (and `.nan` is the warning NaN is in a JSON line);
@@ -33,6 +35,7 @@ import pytest
 
 from tests.support.ptyscreen import pty_env, run_on_pty
 from tests.support.servers import make_call, start_all, start_serve, start_weave_ref
+from tests.support.uploadkit import gen_calls, write_flat
 from tracecli.store.db import Store
 from tracecli.upload.api import UploadOptions, upload
 from tracecli.upload.validate import validate_paths
@@ -260,3 +263,15 @@ def test_serve_answers_a_body_that_is_not_utf8_as_weave_does(tmp_path: Path) -> 
     finally:
         for s in (ref, serve):
             s.stop()
+
+
+def test_the_upload_summary_keeps_its_labels_whole_at_40_columns(tmp_path: Path) -> None:
+    # 1,000 calls in chunks of 10: "1,000 (100 requests)" leaves its label 19 columns
+    calls = write_flat(tmp_path / "calls.jsonl", gen_calls(1000, project=PROJECT))
+    args = ["upload", str(calls), "--db", str(tmp_path / "t.db"), "--chunk-size", "10"]
+    run = run_on_pty(args, cols=40, cwd=tmp_path)
+    assert run.code == 0, run.text()
+    labels = ("  via calls/complete", "skipped (sent before)", "records uploaded")
+    for label in labels:
+        assert any(row.startswith(label) for row in run.screen), run.text()
+    assert all(len(row) <= 40 for row in run.screen)
