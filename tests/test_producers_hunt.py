@@ -21,13 +21,17 @@
   64 bits keeps its digits (it became a float, silently: weave-ref then stored
   1.8446744073709552e+19 for 2**64), and NaN or a lone surrogate escape is not "invalid
   JSON" there while the same record as a JSON line is stored;
+- `convert` reads gzip from stdin (and a gzip file without `.gz`) as `validate` does: it
+  read the compressed bytes as text, every record refused;
 - `tracecli serve` answers a body that is not UTF-8 as weave's server does (400, FastAPI's
   "error parsing the body"), not 422: the SDK splits a batch differently on the two;
 """
 
 from __future__ import annotations
 
+import gzip
 import json
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -35,7 +39,7 @@ import pytest
 
 from tests.support.ptyscreen import pty_env, run_on_pty
 from tests.support.servers import make_call, start_all, start_serve, start_weave_ref
-from tests.support.uploadkit import gen_calls, write_flat
+from tests.support.uploadkit import cli_env, gen_calls, tracecli, write_flat
 from tracecli.store.db import Store
 from tracecli.upload.api import UploadOptions, upload
 from tracecli.upload.validate import validate_paths
@@ -275,3 +279,20 @@ def test_the_upload_summary_keeps_its_labels_whole_at_40_columns(tmp_path: Path)
     for label in labels:
         assert any(row.startswith(label) for row in run.screen), run.text()
     assert all(len(row) <= 40 for row in run.screen)
+
+
+def test_convert_reads_gzip_from_stdin_and_without_its_suffix(tmp_path: Path) -> None:
+    flat = write_flat(tmp_path / "calls.jsonl", gen_calls(3, project=PROJECT))
+    packed = gzip.compress(flat.read_bytes())
+    (tmp_path / "calls.gz.jsonl").write_bytes(packed)  # gzip, named as plain JSON lines
+    for args, stdin in ((["-"], packed), ([str(tmp_path / "calls.gz.jsonl")], b"")):
+        out = tmp_path / "out.jsonl"
+        done = subprocess.run(
+            tracecli("convert", *args, "--to", "freeplay", "-o", str(out)),
+            input=stdin,
+            capture_output=True,
+            env=cli_env(),
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr.decode()
+        assert len(out.read_text().splitlines()) >= 3

@@ -28,8 +28,10 @@ from tracecli.inputs.json_values import iter_json_values, json_error
 from tracecli.inputs.sniff import foreign_message, head_of, sniff, stdin_head
 from tracecli.inputs.streams import (
     BOM,
+    GZIP_MAGIC,
     STDIN,
     STDIN_NAME,
+    open_stream,
     os_message,
     regular_file,
 )
@@ -222,11 +224,13 @@ class Source:
         return True
 
     def _open_stream(self) -> IO[bytes]:
+        # gzip known by its first bytes too (piped to stdin, a name without .gz), as
+        # `streams.open_stream` knows it for validate and upload
         if self.path == STDIN_NAME:
-            return sys.stdin.buffer
+            return open_stream(STDIN)
         raw = open(self.path, "rb")  # noqa: SIM115 - closed in __iter__
         self._raw = raw
-        if self.path.lower().endswith(".gz"):
+        if self.path.lower().endswith(".gz") or raw.peek(2)[:2] == GZIP_MAGIC:
             return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb"))
         return raw
 
