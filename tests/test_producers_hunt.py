@@ -22,7 +22,9 @@
   1.8446744073709552e+19 for 2**64), and NaN or a lone surrogate escape is not "invalid
   JSON" there while the same record as a JSON line is stored;
 - `convert` reads gzip from stdin (and a gzip file without `.gz`) as `validate` does: it
-  read the compressed bytes as text, every record refused;
+  read the compressed bytes as text, every record refused; and an OTLP export (or a JSON
+  array) piped in gzipped is told by its content as it is uncompressed (it was read as
+  Weave records, each "fits no known shape");
 - `tracecli serve` answers a body that is not UTF-8 as weave's server does (400, FastAPI's
   "error parsing the body"), not 422: the SDK splits a batch differently on the two;
 """
@@ -296,3 +298,18 @@ def test_convert_reads_gzip_from_stdin_and_without_its_suffix(tmp_path: Path) ->
         )
         assert done.returncode == 0, done.stderr.decode()
         assert len(out.read_text().splitlines()) >= 3
+
+
+def test_a_gzipped_otlp_export_on_stdin_is_told_by_its_content(tmp_path: Path) -> None:
+    lines = _otlp_line("scopeSpans", "ddd19b7ec3c1b174") + _otlp_line(
+        "scopeSpans", "eee29b7ec3c1b174"
+    )
+    done = subprocess.run(
+        tracecli("validate", "-", "--format", "json"),
+        input=gzip.compress(lines.encode()),
+        capture_output=True,
+        env=cli_env(),
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    assert json.loads(done.stdout)["calls"] == 2
