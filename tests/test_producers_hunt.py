@@ -25,6 +25,8 @@
   read the compressed bytes as text, every record refused; and an OTLP export (or a JSON
   array) piped in gzipped is told by its content as it is uncompressed (it was read as
   Weave records, each "fits no known shape");
+- `upload` says a UTF-16 file (PowerShell's `>`) is UTF-16, once, as `validate` does (it
+  refused each of its lines as not UTF-8);
 - `tracecli serve` answers a body that is not UTF-8 as weave's server does (400, FastAPI's
   "error parsing the body"), not 422: the SDK splits a batch differently on the two;
 """
@@ -313,3 +315,18 @@ def test_a_gzipped_otlp_export_on_stdin_is_told_by_its_content(tmp_path: Path) -
     )
     assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
     assert json.loads(done.stdout)["calls"] == 2
+
+
+def test_upload_names_a_utf16_file_once_as_validate_does(tmp_path: Path) -> None:
+    flat = write_flat(tmp_path / "calls.jsonl", gen_calls(2, project=PROJECT))
+    path = tmp_path / "ps.jsonl"
+    path.write_bytes(flat.read_text().encode("utf-16"))
+    said = validate_paths([str(path)], jobs=0).diagnostics
+    up = upload(
+        [str(path)],
+        UploadOptions(
+            db=tmp_path / "t.db", rejected=tmp_path / "r.jsonl", journal_path=tmp_path / "j.db"
+        ),
+    )
+    assert [(d.line, d.code) for d in up.diagnostics] == [(d.line, d.code) for d in said]
+    assert [d.code for d in said] == ["file-encoding"]

@@ -45,6 +45,7 @@ from tracecli.upload.refused import RefusedHalves
 from tracecli.upload.report import FileReport, ProgressClock, UploadOptions, UploadReport
 from tracecli.upload.run_inputs import InputState, otlp_inputs, read_error, source
 from tracecli.upload.units import Routes, complete_unit, half_of, lone_unit, pair_unit
+from tracecli.upload.validate import utf16_diagnostic, utf16_file
 from tracecli.wire.chunking import Chunk, Chunker, Unit
 from tracecli.wire.wideints import exact_loads
 
@@ -155,6 +156,9 @@ class Run:
 
     def _read_file(self, i: int, path: str) -> None:
         display = self.display[i]
+        if utf16_file(path):  # PowerShell's `>`: said once, as validate says it
+            self.fates.invalid(None, display, 1, [utf16_diagnostic(display)])
+            return
         src = None if i in self.otlp else source(path, self.opts.input_format)
         kind = SPANS if i in self.otlp else input_kind(src, path)
         if kind == SPANS and self.otlp_calls is not None:

@@ -201,10 +201,9 @@ class _Run:
         src.refuse_foreign = True  # another tool's format: said once, not on every line
         src.exact = exact_loads  # a JSON array's elements read as a JSON line is
         self.order.append(src.path)
-        if path != STDIN and regular_file(path) and file_head(path).startswith(_UTF16_BOMS):
-            # what Windows PowerShell's `>` writes: every line would be garbage
+        if utf16_file(path):
             self.drain_pool()
-            self.sink.add(Diagnostic.at(Location(src.path, 1), "file-encoding", _UTF16))
+            self.sink.add(utf16_diagnostic(src.path))
             return
         kind = input_kind(src, path)
         if kind == SPANS:  # OpenTelemetry spans: checked as the calls they become
@@ -346,6 +345,15 @@ class _Block:
     lines: _LineCounter  # shared by the blocks of one file: lines before this block
     done: int  # bytes of the file read once this block is checked (for progress)
     last: bool
+
+
+def utf16_file(path: str) -> bool:
+    """What Windows PowerShell's `>` writes: every line would be garbage (upload asks too)."""
+    return path != STDIN and regular_file(path) and file_head(path).startswith(_UTF16_BOMS)
+
+
+def utf16_diagnostic(display: str) -> Diagnostic:
+    return Diagnostic.at(Location(display, 1), "file-encoding", _UTF16)
 
 
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
