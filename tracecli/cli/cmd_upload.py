@@ -358,8 +358,9 @@ def render_summary(
         from rich.text import Text
 
         table = Table(show_header=False, box=None, pad_edge=False)
-        table.add_column(style="bold")
-        table.add_column(justify="right")
+        # a narrow terminal wraps the value, never a label (its words were cut apart)
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column(justify="right", overflow="fold")
         for label, value in rows:
             table.add_row(Text(safe_text(label)), Text(safe_text(value)))  # never markup
         console.print(table)

@@ -31,13 +31,31 @@ def stderr_console() -> Console:
     """Diagnostics and progress go to stderr, so stdout stays data (`| jq` works)."""
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+    return _fit(Console(stderr=True, highlight=False, soft_wrap=True, emoji=False))
 
 
 def stdout_console() -> Console:
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True, emoji=False)
+    return _fit(Console(highlight=False, soft_wrap=True, emoji=False))
+
+
+def _fit(console: Console) -> Console:
+    """On a terminal that says TERM=dumb (or unknown), Rich draws 80x25 whatever the
+    window's size and COLUMNS say: tables and the progress line then wrap on a narrower
+    one. Give it the window's size (COLUMNS/LINES first, as Rich does elsewhere)."""
+    if not console.is_dumb_terminal:
+        return console
+    try:
+        cols, lines = os.get_terminal_size(console.file.fileno())
+    except (AttributeError, ValueError, OSError):
+        return console
+    env_cols, env_lines = os.environ.get("COLUMNS", ""), os.environ.get("LINES", "")
+    cols = int(env_cols) if env_cols.isdigit() else cols
+    lines = int(env_lines) if env_lines.isdigit() else lines
+    if cols > 0 and lines > 0:
+        console.size = (cols, lines)
+    return console
 
 
 class PlainConsole:

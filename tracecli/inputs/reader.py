@@ -9,11 +9,14 @@ diagnostic, not the failure of the whole file.
 from __future__ import annotations
 
 import gzip
+import itertools
 import os
+import re
 import stat
 import sys
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal, cast
@@ -25,8 +28,10 @@ from tracecli.inputs.json_values import iter_json_values, json_error
 from tracecli.inputs.sniff import foreign_message, head_of, sniff, stdin_head
 from tracecli.inputs.streams import (
     BOM,
+    GZIP_MAGIC,
     STDIN,
     STDIN_NAME,
+    open_stream,
     os_message,
     regular_file,
 )
@@ -175,6 +180,10 @@ class Source:
     start_line: int = 0
     # upload --follow: a last line without its newline is still being written; not read
     whole_lines: bool = False
+    # how validate and a Weave upload read a JSON line orjson cannot read exactly (wide
+    # integers, NaN, lone surrogates: `wire.wideints.exact_loads`), for a JSON array's
+    # elements too; None: orjson alone (Freeplay, convert)
+    exact: Callable[[bytes], Any] | None = None
     _raw: IO[bytes] | None = field(default=None, repr=False)
 
     @classmethod
@@ -215,11 +224,13 @@ class Source:
         return True
 
     def _open_stream(self) -> IO[bytes]:
+        # gzip known by its first bytes too (piped to stdin, a name without .gz), as
+        # `streams.open_stream` knows it for validate and upload
         if self.path == STDIN_NAME:
-            return sys.stdin.buffer
+            return open_stream(STDIN)
         raw = open(self.path, "rb")  # noqa: SIM115 - closed in __iter__
         self._raw = raw
-        if self.path.lower().endswith(".gz"):
+        if self.path.lower().endswith(".gz") or raw.peek(2)[:2] == GZIP_MAGIC:
             return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb"))
         return raw
 
@@ -309,18 +320,40 @@ class Source:
                 )
                 return
             if isinstance(item, Diagnostic):
+                if self.whole_lines:  # --follow: at the end, a record still being written
+                    with suppress(EOFError, OSError, zlib.error):  # (the next read says it)
+                        following = next(values, None)  # waits for the next pass
+                        if following is None:
+                            return
+                        values = itertools.chain((following,), values)
                 yield item
                 continue
             n += 1
             if n % 256 == 0:
                 self._progress(len(item.raw))
             try:
-                value = orjson.loads(item.raw)
+                value = self._element(item.raw)
             except orjson.JSONDecodeError as exc:
                 yield Diagnostic.at(Location(path, item.line), "json", json_error(item.raw, exc))
                 continue
             self.records += 1
             yield Location(path, item.line), value
+
+    def _element(self, raw: bytes) -> Any:
+        """An element of a JSON array; with `exact`, as a JSON line of it is read (orjson
+        would make an integer beyond 64 bits a float, and refuse NaN or a lone surrogate).
+        orjson's JSONDecodeError for what is not JSON even so."""
+        if self.exact is None:
+            return orjson.loads(raw)
+        if _WIDE_DIGITS.search(raw) is None:
+            try:
+                return orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                pass
+        try:
+            return self.exact(raw)
+        except ValueError:
+            return orjson.loads(raw)  # not JSON: said in orjson's words
 
     def _iter_yaml(self, stream: IO[bytes]) -> Iterator[Item]:
         """The records of a YAML file, one at a time (see `yaml_records.read_yaml`)."""
@@ -336,6 +369,10 @@ class Source:
                 yield item
         finally:
             self.bytes_read = self.size or text.bytes
+
+
+# a run of digits as long as an integer beyond 64 bits: orjson would read it as a float
+_WIDE_DIGITS = re.compile(rb"\d{19}")
 
 
 def read_items(

@@ -124,7 +124,7 @@ def head_of(path: str) -> bytes:
 
 
 def stdin_head() -> bytes:
-    """What stdin holds so far, without consuming it; b"" for gzip (read as JSON lines)."""
+    """What stdin holds so far, without consuming it (gunzipped, for gzip)."""
     peek = getattr(sys.stdin.buffer, "peek", None)
     if peek is None:
         return b""
@@ -132,4 +132,9 @@ def stdin_head() -> bytes:
         head = bytes(peek(SNIFF_BYTES))
     except (OSError, ValueError):
         return b""
-    return b"" if head[:2] == GZIP_MAGIC else head
+    if head[:2] != GZIP_MAGIC:
+        return head
+    try:  # what the buffered start of a gzip stream holds (an OTLP export piped in)
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, SNIFF_BYTES)
+    except zlib.error:
+        return b""

@@ -12,7 +12,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import yaml
 from yaml.composer import Composer, ComposerError
-from yaml.constructor import SafeConstructor
+from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, SequenceNode
 from yaml.parser import Parser
 from yaml.reader import Reader
@@ -138,6 +138,22 @@ class _RecordComposer(Composer, SafeConstructor, Resolver):
                         _plain_mark(event.start_mark),
                     )
         return super().compose_node(parent, index)
+
+
+def _no_json_form(loader: Any, node: Node) -> Any:
+    """A `!!binary` or `!!set` value: JSON has no form for it, so the record cannot be sent
+    as written (upload refused it while validate passed it); refused here, for both."""
+    raise ConstructorError(
+        None,
+        None,
+        f"a !!{node.tag.rsplit(':', 1)[-1]} value has no JSON form, and a Weave server takes "
+        "JSON: write it as a string or a list",
+        node.start_mark,
+    )
+
+
+_RecordComposer.add_constructor("tag:yaml.org,2002:binary", _no_json_form)
+_RecordComposer.add_constructor("tag:yaml.org,2002:set", _no_json_form)
 
 
 class _PyLoader(_RecordComposer, Reader, Scanner, Parser):

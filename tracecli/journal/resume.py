@@ -326,6 +326,12 @@ class Journal:
         entry = self._entry(path)
         return entry.acks if entry is not None else AckSet()
 
+    def passed(self, path: str | os.PathLike[str]) -> AckSet:
+        """The refused lines passed over so far (`pass_over`; a live view): a file read
+        whole by every pass (a JSON array, YAML) skips them rather than refuse them again."""
+        entry = self._entry(path)
+        return entry.passed if entry is not None else AckSet()
+
     def ack(self, path: str | os.PathLike[str], lines: Iterable[int]) -> None:
         """Record that the server stored the records on these lines; durable on return."""
         entry = self._entry(path)

@@ -124,6 +124,8 @@ def _scope_spans(
     loc: Location, where: str, rs: Any, resource: Resource, project: str | None
 ) -> Iterator[SpanAt | Unread]:
     scopes = _list(rs, "scopeSpans", "scope_spans")
+    if not scopes and isinstance(rs, dict) and _OLD_SCOPES in rs:
+        yield _old_scopes(loc, where, rs)
     for s, ss in enumerate(scopes if scopes is not None else [rs]):
         # no list of scopes: said once, as for a scope without a list of spans
         at = f"{where}.scopeSpans[{s}]" if scopes is not None else where
@@ -141,6 +143,22 @@ def _scope_spans(
                 yield _fail(loc, field, exc.message, 1)
                 continue
             yield SpanAt(loc, span_at, span, project)
+
+
+_OLD_SCOPES = "instrumentationLibrarySpans"
+
+
+def _old_scopes(loc: Location, where: str, rs: dict[str, Any]) -> Unread:
+    """Spans under `instrumentationLibrarySpans`, the name of `scopeSpans` before OTLP 1.0
+    (old exporters and Collectors write it): weave's server ignores the key and stores
+    none of them, answering 200, so they would be lost without a word. An error naming
+    the key; the request goes to the rejected file, to be renamed and sent again."""
+    n = sum(len(_list(x, "spans", "spans") or []) for x in _list(rs, _OLD_SCOPES, "") or [])
+    message = (
+        f"holds {n} span{'s' if n != 1 else ''} under the name scopeSpans had before OTLP 1.0, "
+        "which weave's server ignores (it stores none of them): rename the key to scopeSpans"
+    )
+    return _fail(loc, f"{where}.{_OLD_SCOPES}", message, n, SHAPE)
 
 
 def read_spans(sources: Iterable[Source]) -> Iterator[SpanAt | Unread]:

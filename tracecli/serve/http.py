@@ -90,10 +90,11 @@ def parse_body(body: bytes) -> Any:
         return _missing_body()
     try:
         return loads_exact(body)
-    except TooDeep:
-        # FastAPI's answer (so weave's) when its json.loads hits the recursion limit
+    except (TooDeep, UnicodeDecodeError):
+        # FastAPI's answer (so weave's) when its json.loads hits the recursion limit or
+        # the body is not UTF-8: anything but a JSONDecodeError is a 400, not a 422
         raise HttpError(400, {"detail": "There was an error parsing the body"}) from None
-    except ValueError as exc:  # json.JSONDecodeError, UnicodeDecodeError, nested too deeply
+    except ValueError as exc:  # json.JSONDecodeError, nested too deeply
         raise unprocessable(
             [
                 {

@@ -16,9 +16,9 @@ import orjson
 
 from tracecli.check.entries import Diag, Entry
 from tracecli.diagnostics import Diagnostic, Location
-from tracecli.inputs.json_values import json_error
+from tracecli.inputs.json_values import iter_json_values, json_error
 from tracecli.inputs.reader import Source
-from tracecli.inputs.sniff import OTLP
+from tracecli.inputs.sniff import OTLP, SNIFF_BYTES, sniff
 from tracecli.inputs.streams import BOM, STDIN_NAME, open_stream, os_message
 from tracecli.otel.calls import Call, SpanCalls
 from tracecli.schema.fastcheck import Facts
@@ -47,6 +47,9 @@ def raw_lines(path: str, display: str) -> Iterator[tuple[int, bytes] | Diagnosti
         return
     lineno = 0
     try:
+        if _pretty(stream, path):
+            yield from _requests_of(stream, display)
+            return
         for raw in _lines(stream):
             lineno += 1
             if lineno == 1 and raw.startswith(BOM):
@@ -61,6 +64,29 @@ def raw_lines(path: str, display: str) -> Iterator[tuple[int, bytes] | Diagnosti
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
+
+
+def _pretty(stream: IO[bytes], path: str) -> bool:
+    """Whether the file holds its requests pretty-printed over many lines (`jq .`, the
+    OTLP examples) or as a JSON array, as `sniff` tells it from the bytes buffered
+    (`convert` reads them so). Peeked, not read: stdin and pipes are read once."""
+    peek = getattr(stream, "peek", None)
+    try:
+        head = bytes(peek(SNIFF_BYTES)) if peek is not None else b""
+    except (OSError, ValueError, EOFError, zlib.error):
+        return False  # the read says why
+    return sniff(head, path.endswith((".json", ".json.gz"))).fmt == "json"
+
+
+def _requests_of(stream: IO[bytes], display: str) -> Iterator[tuple[int, bytes] | Diagnostic]:
+    """Each request of a pretty-printed file as one line, placed at the line where it
+    starts: its line breaks made spaces (a JSON string holds none), so what is kept of it
+    (the rejected file) stays one line."""
+    for item in iter_json_values(stream, display):
+        if isinstance(item, Diagnostic):
+            yield item
+        else:
+            yield item.line, item.raw.replace(b"\r", b" ").replace(b"\n", b" ") + b"\n"
 
 
 READ_BYTES = 256 << 10

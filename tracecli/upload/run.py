@@ -29,12 +29,14 @@ from tracecli.upload.blocks import (
     Ok,
     Pair,
     Prepared,
+    _add_warnings,  # (a JSON line's warnings, on a record)
     prepare,
     prepare_lines,
     prepare_range,
 )
 from tracecli.upload.engine import PLAIN, RECORDS, SPANS, Engine, Job, input_kind
 from tracecli.upload.fates import Fates
+from tracecli.upload.lines import line_extras
 from tracecli.upload.originals import entry_original, half_original
 from tracecli.upload.pair_cols import Columns, columns_of, pair_at
 from tracecli.upload.pool import PENDING_BLOCKS
@@ -43,7 +45,9 @@ from tracecli.upload.refused import RefusedHalves
 from tracecli.upload.report import FileReport, ProgressClock, UploadOptions, UploadReport
 from tracecli.upload.run_inputs import InputState, otlp_inputs, read_error, source
 from tracecli.upload.units import Routes, complete_unit, half_of, lone_unit, pair_unit
+from tracecli.upload.validate import utf16_diagnostic, utf16_file
 from tracecli.wire.chunking import Chunk, Chunker, Unit
+from tracecli.wire.wideints import exact_loads
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
@@ -152,6 +156,9 @@ class Run:
 
     def _read_file(self, i: int, path: str) -> None:
         display = self.display[i]
+        if utf16_file(path):  # PowerShell's `>`: said once, as validate says it
+            self.fates.invalid(None, display, 1, [utf16_diagnostic(display)])
+            return
         src = None if i in self.otlp else source(path, self.opts.input_format)
         kind = SPANS if i in self.otlp else input_kind(src, path)
         if kind == SPANS and self.otlp_calls is not None:
@@ -201,6 +208,12 @@ class Run:
 
     def _read_records(self, i: int, src: Source) -> None:
         project = self.opts.project
+        src.whole_lines = self.opts.follow  # a record still being written waits (--follow)
+        src.exact = exact_loads  # a JSON array's elements read as a JSON line is
+        # --follow reads such a file whole each pass: what it refused once is passed over
+        # (not in YAML, where a document still being written may read as a bad record)
+        journal = self.journal if self.opts.follow and src.fmt == "json" else None
+        passed = journal.passed(self.files[i]) if journal is not None else None
         entries: list[Entry] = []
         for item in src:
             if self._halted():
@@ -209,11 +222,18 @@ class Run:
                 self.fates.late([item])  # another tool's file: an error, no record of ours
                 continue
             if isinstance(item, Diagnostic):
+                if passed is not None and item.line in passed:
+                    continue
                 self.fates.invalid(None, item.path, item.line, [item])
                 self.file_reports[i].records += 1
                 continue
             loc, value = item
+            if passed is not None and loc.line in passed:
+                continue
+            extras = line_extras(value, b"", True)  # NaN, lone surrogates: as in a JSON line
             prepare(value, loc.line, src.path, project, entries, fast=False)
+            if extras:
+                _add_warnings(entries, extras)
             self.file_reports[i].records += 1
             self._consume(i, 0, entries)
             entries.clear()

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tracecli.check.cross import CrossChecker
-from tracecli.check.entries import Entry
+from tracecli.check.entries import Diag, Entry, diag_entry
 from tracecli.check.pairpack import Packed
 from tracecli.diagnostics import Diagnostic, Location, Severity, UsageError
 from tracecli.inputs.reader import InputFormat, Source, expand_paths
@@ -39,6 +39,8 @@ from tracecli.upload.engine import (
 )
 from tracecli.upload.engine import default_jobs as engine_jobs
 from tracecli.upload.findings import Findings
+from tracecli.upload.lines import line_extras
+from tracecli.wire.wideints import exact_loads
 
 if TYPE_CHECKING:
     from tracecli.otel.calls import SpanCalls
@@ -197,11 +199,11 @@ class _Run:
     def file(self, path: str, stdin_format: InputFormat) -> None:
         src = Source.open(path, stdin_format)
         src.refuse_foreign = True  # another tool's format: said once, not on every line
+        src.exact = exact_loads  # a JSON array's elements read as a JSON line is
         self.order.append(src.path)
-        if path != STDIN and regular_file(path) and file_head(path).startswith(_UTF16_BOMS):
-            # what Windows PowerShell's `>` writes: every line would be garbage
+        if utf16_file(path):
             self.drain_pool()
-            self.sink.add(Diagnostic.at(Location(src.path, 1), "file-encoding", _UTF16))
+            self.sink.add(utf16_diagnostic(src.path))
             return
         kind = input_kind(src, path)
         if kind == SPANS:  # OpenTelemetry spans: checked as the calls they become
@@ -256,8 +258,14 @@ class _Run:
             loc, value = item
             self.report.records += 1
             entries.clear()
+            extras = line_extras(value, b"", True)  # NaN, lone surrogates: as in a JSON line
             blocks.examine(value, loc.line, src.path, entries)
             blocks.too_large(value, loc.line, entries)
+            if extras:
+                refused = {
+                    e.field for e in entries if type(e) is Diag and e.severity is Severity.ERROR
+                }
+                entries.extend(diag_entry(loc.line, *e) for e in extras if e[0] not in refused)
             self._consume(entries, src.path, 0)
         self._progress(src.path, src.bytes_read, src.size)
 
@@ -337,6 +345,15 @@ class _Block:
     lines: _LineCounter  # shared by the blocks of one file: lines before this block
     done: int  # bytes of the file read once this block is checked (for progress)
     last: bool
+
+
+def utf16_file(path: str) -> bool:
+    """What Windows PowerShell's `>` writes: every line would be garbage (upload asks too)."""
+    return path != STDIN and regular_file(path) and file_head(path).startswith(_UTF16_BOMS)
+
+
+def utf16_diagnostic(display: str) -> Diagnostic:
+    return Diagnostic.at(Location(display, 1), "file-encoding", _UTF16)
 
 
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")

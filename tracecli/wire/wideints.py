@@ -163,13 +163,13 @@ def odd_values(value: Any, prefix: str = "") -> list[Odd]:
             stack.extend(reversed(items))
         elif t is list:
             stack.extend(reversed([(f"{p}.{i}" if p else str(i), x) for i, x in enumerate(v)]))
-        elif t is NonFinite:
+        elif t is NonFinite or (t is float and not math.isfinite(v)):  # (YAML's .nan too)
             found.append(
                 Odd(
                     p or "(record)",
                     "non-finite",
-                    f"{v.text} is not a JSON number: weave's server stores null here, "
-                    "and upload sends null",
+                    f"{getattr(v, 'text', v)} is not a JSON number: weave's server stores "
+                    "null here, and upload sends null",
                 )
             )
         elif t is str and _has_surrogate(v):
@@ -187,23 +187,29 @@ _SURROGATE_KEY = (
 )
 
 
+def _non_finite(x: Any) -> bool:
+    """A `NonFinite`, or a float NaN or infinity (a JSON array's element, YAML's `.nan`)."""
+    t = type(x)
+    return t is NonFinite or (t is float and not math.isfinite(x))
+
+
 def null_non_finite(value: Any) -> Any:
-    """`value` with every `NonFinite` replaced by None (in place: the value is ours), what
-    weave's server stores for them. Iterative, for deep values."""
-    if type(value) is NonFinite:
+    """`value` with every `NonFinite` (and non-finite float) replaced by None (in place: the
+    value is ours), what weave's server stores for them. Iterative, for deep values."""
+    if _non_finite(value):
         return None
     stack = [value]
     while stack:
         v = stack.pop()
         if type(v) is dict:
             for k, x in v.items():
-                if type(x) is NonFinite:
+                if _non_finite(x):
                     v[k] = None
                 elif type(x) is dict or type(x) is list:
                     stack.append(x)
         elif type(v) is list:
             for i, x in enumerate(v):
-                if type(x) is NonFinite:
+                if _non_finite(x):
                     v[i] = None
                 elif type(x) is dict or type(x) is list:
                     stack.append(x)
