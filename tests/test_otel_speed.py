@@ -118,6 +118,10 @@ def test_load_json_text_edges() -> None:
         "[-9223372036854775809]",
         "[1e400]",
         '["\\ud800"]',
+        '["\ud800"]',  # a lone surrogate in the text itself (msgspec cannot encode it)
+        "[" + "1" * 4297 + "]",  # read by msgspec: text under the stdlib's 4,300 digits
+        "[" + "1" * 4299 + "]",  # read the old way
+        "[1.5E+3, 0.1e1, -0, 1e-400, 123456789012345678901234567890.5]",
         "[NaN, Infinity, -Infinity]",
         '{"a": 1, "a": 2}',
         "[" * 2000 + "]" * 2000,
