@@ -627,3 +627,42 @@ def test_weaves_paths_have_no_digit_parts() -> None:
 
     assert _PICK_PATHS
     assert not any(part.isdigit() or not part for p in _PICK_PATHS for part in p.split("."))
+
+
+@settings(max_examples=500)
+@given(
+    st.sampled_from(range(len(_SPANS))),
+    st.lists(
+        st.tuples(_WEAVE_LIKE_KEYS, st.one_of(_IMPURE_VALUES, _WALKED_INTO)).map(
+            lambda kv: {"key": kv[0], "value": kv[1]}
+        ),
+        max_size=5,
+    ),
+    st.booleans(),
+)
+def test_picks_written_out_are_the_walk(n: int, extra: list[dict[str, Any]], known: bool) -> None:
+    """A plan met before runs as the function written for it (`pick_plan`): the same
+    picks, and the same changes to the attributes (weave's list conversion, in place), as
+    the walk of the plan, on plans for the keys as read and for the heads alone."""
+    import copy
+
+    from tracecli.otel import weave_keys
+    from tracecli.otel.to_weave import _GROUPS
+
+    raw = orjson.loads(orjson.dumps(_SPANS[n]))
+    raw["attributes"] = [*raw.get("attributes", []), *extra]
+    try:
+        span = decode_span(raw, None)
+    except FieldError:
+        return
+    flat = span.keys if known else None
+    attributes, walked = span.attributes, copy.deepcopy(span.attributes)
+    for _ in range(2):  # (written out at its second span)
+        weave_keys.picks(copy.deepcopy(attributes), _GROUPS, flat)
+    at = (id(_GROUPS), tuple(attributes) if flat is None else flat, flat is None)
+    _, plans, written = weave_keys._GROUP_PLANS[at]
+    assert written is not None
+    got = written(attributes)
+    want = weave_keys.walk_plans(walked, plans)
+    assert _same(got, want), (got, want)
+    assert _same(attributes, walked), (attributes, walked)
