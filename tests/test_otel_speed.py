@@ -666,3 +666,18 @@ def test_picks_written_out_are_the_walk(n: int, extra: list[dict[str, Any]], kno
     want = weave_keys.walk_plans(walked, plans)
     assert _same(got, want), (got, want)
     assert _same(attributes, walked), (attributes, walked)
+
+
+_REF_BITS = st.sampled_from(
+    [b'"weave:///e/p/object/o:d"', b"weave", b'"weav', b"\\u0077eave", b"\\u00", b"\\u0065",
+     b"\\\\u0077", b"\\u0061", b"\\u0076", b'"', b"\\", b"x", b"\xc3\xa9", b"u0077"]
+)  # fmt: skip
+
+
+@settings(max_examples=500)
+@given(st.lists(st.one_of(_REF_BITS, st.binary(max_size=6)), max_size=8).map(b"".join))
+def test_a_lines_quick_no_ref_is_find_ref(raw: bytes) -> None:
+    """`otlp_map.no_ref`, two `find`s first, answers as the exact search does."""
+    from tracecli.upload.lines import find_ref
+
+    assert otlp_map.no_ref(raw) == (find_ref(raw) is None)
