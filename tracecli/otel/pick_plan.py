@@ -7,7 +7,8 @@ at every step (~12 paths a span). The spans of an instrumentation share a few pl
 for a plan met twice the walk is written out once, as code: each path a chain of `get`s,
 the first truthy value of a name kept (through its handler), the in-place conversion of
 each group's result called where the loop calls it, in the same order. No key text goes
-into the code: names and path parts are read from tuples by position.
+into the code: names and handlers are read from a tuple by position, and weave's own paths
+are written as literals.
 """
 
 from __future__ import annotations
@@ -25,7 +26,11 @@ def compile_picks(plans: list[list[tuple[str | None, list[tuple[str, list[str], 
 
     Walking a path: weave's paths have no digit parts (a test holds it), so a list met on
     the way ends it as anything else but an object does (None); a missing part is None,
-    which ends it too; the first part is looked up in the attributes (an object)."""
+    which ends it too. Written as one subscript chain (`a["gen_ai"]["usage"]...`): the
+    values met are JSON's (objects, lists, strings, numbers, booleans, None) or bytes,
+    which a string subscript refuses with a TypeError, all but objects, and an object a
+    missing key with a KeyError. The parts are weave's own key text (this module's
+    constants, never a span's), written as literals."""
     names: list[Any] = []  # the names, parts and handlers the code reads by position
 
     def ref(x: Any) -> str:
@@ -38,9 +43,13 @@ def compile_picks(plans: list[list[tuple[str | None, list[tuple[str, list[str], 
         for name, steps in plan:
             indent = "    "
             for n, (key, parts, handler) in enumerate(steps):
-                lines.append(f"{indent}v = a.get({ref(parts[0])})")
-                for part in parts[1:]:
-                    lines.append(f"{indent}v = v.get({ref(part)}) if type(v) is dict else None")
+                path = "".join(f"[{part!r}]" for part in parts)
+                lines += [
+                    f"{indent}try:",
+                    f"{indent}    v = a{path}",
+                    f"{indent}except (KeyError, TypeError):",  # (missing; not an object)
+                    f"{indent}    v = None",
+                ]
                 value = f"{ref(handler)}(v)" if handler else "v"
                 lines += [
                     f"{indent}if v:",
@@ -49,10 +58,18 @@ def compile_picks(plans: list[list[tuple[str | None, list[tuple[str, list[str], 
                 if n < len(steps) - 1:
                     lines.append(f"{indent}else:")
                     indent += "    "
-        lines += ["    if r:", "        NUMERIC(r)", "    out.append(r)"]
+        # the conversion changes only objects held in the result (its own keys, weave's
+        # names and keys, are never digits): called where it has one to walk
+        lines += [
+            "    for x in r.values():",
+            "        if type(x) is dict:",
+            "            NUMERIC(r)",
+            "            break",
+            "    out.append(r)",
+        ]
     lines.append("    return out")
     scope: dict[str, Any] = {
-        "__builtins__": {"type": type, "dict": dict},
+        "__builtins__": {"KeyError": KeyError, "TypeError": TypeError, "type": type, "dict": dict},
         "T": tuple(names),
         "NUMERIC": try_numeric_keys_to_list,  # (weave discards its result; its mutations stay)
     }
