@@ -681,3 +681,43 @@ def test_a_lines_quick_no_ref_is_find_ref(raw: bytes) -> None:
     from tracecli.upload.lines import find_ref
 
     assert otlp_map.no_ref(raw) == (find_ref(raw) is None)
+
+
+_NESTED_KEYS = st.lists(st.sampled_from(["app", "a", "b", "0", "1", "gen_ai", "request"]),
+                        min_size=1, max_size=4).map(".".join)  # fmt: skip
+
+
+@settings(max_examples=500)
+@given(
+    st.sampled_from(range(len(_SPANS))),
+    st.lists(
+        st.tuples(st.one_of(_WEAVE_LIKE_KEYS, _NESTED_KEYS), _IMPURE_VALUES).map(
+            lambda kv: {"key": kv[0], "value": kv[1]}
+        ),
+        max_size=6,
+    ),
+    st.booleans(),
+)
+def test_json_attributes_are_the_attributes_made_json_safe(
+    n: int, extra: list[dict[str, Any]], picked: bool
+) -> None:
+    """A span's attributes as weave keeps them in `otel_span` (`Span.json_attributes`, which
+    copies only the way to its impure values) are `to_json_serializable` of them, after
+    weave's picks changed them in place or not; and the span's own are left as they were."""
+    import copy
+
+    from tracecli.otel.nesting import to_json_serializable
+
+    raw = orjson.loads(orjson.dumps(_SPANS[n]))
+    raw["attributes"] = [*raw.get("attributes", []), *extra]
+    try:
+        span = decode_span(raw, None)
+    except FieldError:
+        return
+    if picked:
+        _call_or_error(span)  # (weave's list conversion, in place)
+    before = copy.deepcopy(span.attributes)
+    got = span.json_attributes()
+    assert _same(got, to_json_serializable(before)), (got, before)
+    assert _same(span.attributes, before)
+    assert orjson.dumps(got) == orjson.dumps(to_json_serializable(before))

@@ -187,6 +187,8 @@ def to_json_serializable(value: Any) -> Any:
     t = type(value)
     if t is str or t is int or t is bool or value is None:
         return value
+    if t is float:  # (`_serializable`'s answer: NaN and the infinities as text; x - x is
+        return value if value - value == 0.0 else str(value)  # 0.0 for every finite x)
     if t is dict:
         return {
             k if type(k) is str else str(k): v

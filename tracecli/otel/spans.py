@@ -109,12 +109,23 @@ class Span:
 
     def json_attributes(self) -> dict[str, Any]:
         """`to_json_serializable(self.attributes)`: its values are JSON's own but for those
-        of the impure keys, so only the top-level entries that hold those are copied; the
-        others are the same values, shared (nothing changes them from here on)."""
+        of the impure keys, so only the objects on the way to those are copied, and their
+        values made JSON-safe; the others are the same values, shared (nothing changes
+        them from here on). Where an impure key's path is not a chain of objects (weave's
+        list conversion may have changed it), its whole top-level entry is copied."""
         if self.plain:
             return self.attributes
-        heads = {key.partition(".")[0] for key in self.impure}
-        return {k: to_json_serializable(v) if k in heads else v for k, v in self.attributes.items()}
+        out = dict(self.attributes)
+        fresh: set[int] = set()  # the objects copied here (their parents' copies hold them)
+        whole: set[str] = set()  # top-level entries copied whole
+        for key in self.impure:
+            head = key.partition(".")[0]
+            if head in whole or head not in out:
+                continue
+            if not _safe_path(out, key.split("."), fresh):
+                out[head] = to_json_serializable(self.attributes[head])
+                whole.add(head)
+        return out
 
     def otel_dump(self, start_iso: str | None = None, end_iso: str | None = None) -> dict[str, Any]:
         """Weave's `Span.as_dict()`, the whole span as it keeps it (`to_json_serializable` of
@@ -138,6 +149,26 @@ class Span:
             "links": [_link_dump(k) for k in self.links],
             "resource": self.resource.dump() if self.resource else None,
         }
+
+
+def _safe_path(out: dict[str, Any], parts: list[str], fresh: set[int]) -> bool:
+    """The value at a dotted path of `out` (a copy of the attributes' top level) made
+    JSON-safe, the objects on the way copied (once); False where the path is not a chain of
+    objects ending at a key (nothing changed then but copies)."""
+    node = out
+    for part in parts[:-1]:
+        child = node.get(part)
+        if type(child) is not dict:
+            return False
+        if id(child) not in fresh:
+            child = node[part] = dict(child)
+            fresh.add(id(child))
+        node = child
+    last = parts[-1]
+    if last not in node:
+        return False
+    node[last] = to_json_serializable(node[last])
+    return True
 
 
 def _event_dump(e: Event) -> dict[str, Any]:

@@ -62,7 +62,8 @@ def iso_from_ns(ns: int) -> str:
         if len(_SECONDS) > 4096:
             _SECONDS.clear()
         text = _SECONDS[whole] = f"{date}T{hour:02d}:{minute:02d}:{second:02d}"
-    return f"{text}.{micro:06d}" if micro else text
+    # (the six digits as the text of micro + 10**6 after its "1": no format spec to parse)
+    return text + "." + str(micro + 1_000_000)[1:] if micro else text
 
 
 def try_parse_timestamp(value: Any) -> Any:
