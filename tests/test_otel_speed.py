@@ -582,6 +582,15 @@ _WALKED_INTO = st.sampled_from(
 )  # fmt: skip
 
 
+# attributes added to a fixture span: weave-like keys, impure values and values walked into
+_WEAVE_LIKE_EXTRAS = st.lists(
+    st.tuples(_WEAVE_LIKE_KEYS, st.one_of(_IMPURE_VALUES, _WALKED_INTO)).map(
+        lambda kv: {"key": kv[0], "value": kv[1]}
+    ),
+    max_size=5,
+)
+
+
 def _call_or_error(span: Any) -> Any:
     from tracecli.otel.to_weave import MappingError, span_to_call
 
@@ -594,12 +603,7 @@ def _call_or_error(span: Any) -> Any:
 @settings(max_examples=500)
 @given(
     st.sampled_from(range(len(_SPANS))),
-    st.lists(
-        st.tuples(_WEAVE_LIKE_KEYS, st.one_of(_IMPURE_VALUES, _WALKED_INTO)).map(
-            lambda kv: {"key": kv[0], "value": kv[1]}
-        ),
-        max_size=5,
-    ),
+    _WEAVE_LIKE_EXTRAS,
 )
 def test_picks_on_the_keys_as_read_are_the_picks_on_heads(
     n: int, extra: list[dict[str, Any]]
@@ -629,15 +633,20 @@ def test_weaves_paths_have_no_digit_parts() -> None:
     assert not any(part.isdigit() or not part for p in _PICK_PATHS for part in p.split("."))
 
 
+def _span_with(n: int, extra: list[dict[str, Any]]) -> Any:
+    """Fixture span `n` with `extra` attributes, decoded; None where it cannot be."""
+    raw = orjson.loads(orjson.dumps(_SPANS[n]))
+    raw["attributes"] = [*raw.get("attributes", []), *extra]
+    try:
+        return decode_span(raw, None)
+    except FieldError:
+        return None
+
+
 @settings(max_examples=500)
 @given(
     st.sampled_from(range(len(_SPANS))),
-    st.lists(
-        st.tuples(_WEAVE_LIKE_KEYS, st.one_of(_IMPURE_VALUES, _WALKED_INTO)).map(
-            lambda kv: {"key": kv[0], "value": kv[1]}
-        ),
-        max_size=5,
-    ),
+    _WEAVE_LIKE_EXTRAS,
     st.booleans(),
 )
 def test_picks_written_out_are_the_walk(n: int, extra: list[dict[str, Any]], known: bool) -> None:
@@ -649,11 +658,8 @@ def test_picks_written_out_are_the_walk(n: int, extra: list[dict[str, Any]], kno
     from tracecli.otel import weave_keys
     from tracecli.otel.to_weave import _GROUPS
 
-    raw = orjson.loads(orjson.dumps(_SPANS[n]))
-    raw["attributes"] = [*raw.get("attributes", []), *extra]
-    try:
-        span = decode_span(raw, None)
-    except FieldError:
+    span = _span_with(n, extra)
+    if span is None:
         return
     flat = span.keys if known else None
     attributes, walked = span.attributes, copy.deepcopy(span.attributes)
@@ -677,10 +683,11 @@ _REF_BITS = st.sampled_from(
 @settings(max_examples=500)
 @given(st.lists(st.one_of(_REF_BITS, st.binary(max_size=6)), max_size=8).map(b"".join))
 def test_a_lines_quick_no_ref_is_find_ref(raw: bytes) -> None:
-    """`otlp_map.no_ref`, two `find`s first, answers as the exact search does."""
+    """`otlp_lines.no_ref`, two `find`s first, answers as the exact search does."""
     from tracecli.upload.lines import find_ref
+    from tracecli.upload.otlp_lines import no_ref
 
-    assert otlp_map.no_ref(raw) == (find_ref(raw) is None)
+    assert no_ref(raw) == (find_ref(raw) is None)
 
 
 _NESTED_KEYS = st.lists(st.sampled_from(["app", "a", "b", "0", "1", "gen_ai", "request"]),
@@ -708,11 +715,8 @@ def test_json_attributes_are_the_attributes_made_json_safe(
 
     from tracecli.otel.nesting import to_json_serializable
 
-    raw = orjson.loads(orjson.dumps(_SPANS[n]))
-    raw["attributes"] = [*raw.get("attributes", []), *extra]
-    try:
-        span = decode_span(raw, None)
-    except FieldError:
+    span = _span_with(n, extra)
+    if span is None:
         return
     if picked:
         _call_or_error(span)  # (weave's list conversion, in place)

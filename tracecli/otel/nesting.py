@@ -204,6 +204,26 @@ def to_json_serializable(value: Any) -> Any:
     return _serializable(value)
 
 
+def json_safe_path(out: dict[str, Any], parts: list[str], fresh: set[int]) -> bool:
+    """The value at a dotted path of `out` (a copy of the attributes' top level) made
+    JSON-safe, the objects on the way copied (once); False where the path is not a chain of
+    objects ending at a key (nothing changed then but copies)."""
+    node = out
+    for part in parts[:-1]:
+        child = node.get(part)
+        if type(child) is not dict:
+            return False
+        if id(child) not in fresh:
+            child = node[part] = dict(child)
+            fresh.add(id(child))
+        node = child
+    last = parts[-1]
+    if last not in node:
+        return False
+    node[last] = to_json_serializable(node[last])
+    return True
+
+
 def _serializable(value: Any) -> Any:
     if value is None or isinstance(value, (str, bool, int)):
         return value

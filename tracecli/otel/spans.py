@@ -25,7 +25,12 @@ from tracecli.otel.anyvalue import (
     text,
 )
 from tracecli.otel.attrlist import Impure, Read, impure_keys, quick_attributes
-from tracecli.otel.nesting import PathConflictError, expand_attributes, to_json_serializable
+from tracecli.otel.nesting import (
+    PathConflictError,
+    expand_attributes,
+    json_safe_path,
+    to_json_serializable,
+)
 from tracecli.otel.weave_keys import iso_from_ns, utc_from_seconds
 
 SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
@@ -122,7 +127,7 @@ class Span:
             head = key.partition(".")[0]
             if head in whole or head not in out:
                 continue
-            if not _safe_path(out, key.split("."), fresh):
+            if not json_safe_path(out, key.split("."), fresh):
                 out[head] = to_json_serializable(self.attributes[head])
                 whole.add(head)
         return out
@@ -149,26 +154,6 @@ class Span:
             "links": [_link_dump(k) for k in self.links],
             "resource": self.resource.dump() if self.resource else None,
         }
-
-
-def _safe_path(out: dict[str, Any], parts: list[str], fresh: set[int]) -> bool:
-    """The value at a dotted path of `out` (a copy of the attributes' top level) made
-    JSON-safe, the objects on the way copied (once); False where the path is not a chain of
-    objects ending at a key (nothing changed then but copies)."""
-    node = out
-    for part in parts[:-1]:
-        child = node.get(part)
-        if type(child) is not dict:
-            return False
-        if id(child) not in fresh:
-            child = node[part] = dict(child)
-            fresh.add(id(child))
-        node = child
-    last = parts[-1]
-    if last not in node:
-        return False
-    node[last] = to_json_serializable(node[last])
-    return True
 
 
 def _event_dump(e: Event) -> dict[str, Any]:

@@ -32,9 +32,9 @@ from tracecli.otel.read import SpanAt, Unread, spans_of_request
 from tracecli.otel.to_weave import MappingError, plain_call, span_to_call
 from tracecli.otel.typed import typed_spans
 from tracecli.upload.blocks import Bad, Entry, Ok
-from tracecli.upload.lines import REF_START, find_ref
+from tracecli.upload.lines import find_ref
 from tracecli.upload.otlp_entry import _entry, _typed_entry, _Untyped
-from tracecli.upload.otlp_lines import checked, parse_line, raw_lines
+from tracecli.upload.otlp_lines import checked, no_ref, parse_line, raw_lines
 
 
 class SpanPart(NamedTuple):
@@ -176,18 +176,6 @@ def _map_lines(
 
 
 _TYPED: Any = object()  # `_parts`' value of a typed line: not at hand
-_BARE_REF = REF_START[1:]  # `weave`: in every reference, quoted or not
-_ESCAPE = b"\\u00"  # how an escaped letter of `weave` begins
-
-
-def no_ref(raw: bytes) -> bool:
-    """`find_ref(raw) is None`: the line surely names no reference. Most lines hold neither
-    `weave` nor `\\u00`, which two `find`s tell (~7k instructions a span on OTLP lines,
-    where the block's two regex searches, `block_may_ref`, took ~20k: its escape search
-    runs whenever a block holds a backslash, and OTLP's JSON text always does)."""
-    if raw.find(_BARE_REF) < 0 and raw.find(_ESCAPE) < 0:
-        return True
-    return find_ref(raw) is None
 
 
 def _with_raw(mapped: Mapped, lines: list[tuple[int, bytes]]) -> list[LineParts]:
