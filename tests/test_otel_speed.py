@@ -118,6 +118,10 @@ def test_load_json_text_edges() -> None:
         "[-9223372036854775809]",
         "[1e400]",
         '["\\ud800"]',
+        '["\ud800"]',  # a lone surrogate in the text itself (msgspec cannot encode it)
+        "[" + "1" * 4297 + "]",  # read by msgspec: text under the stdlib's 4,300 digits
+        "[" + "1" * 4299 + "]",  # read the old way
+        "[1.5E+3, 0.1e1, -0, 1e-400, 123456789012345678901234567890.5]",
         "[NaN, Infinity, -Infinity]",
         '{"a": 1, "a": 2}',
         "[" * 2000 + "]" * 2000,
@@ -578,6 +582,15 @@ _WALKED_INTO = st.sampled_from(
 )  # fmt: skip
 
 
+# attributes added to a fixture span: weave-like keys, impure values and values walked into
+_WEAVE_LIKE_EXTRAS = st.lists(
+    st.tuples(_WEAVE_LIKE_KEYS, st.one_of(_IMPURE_VALUES, _WALKED_INTO)).map(
+        lambda kv: {"key": kv[0], "value": kv[1]}
+    ),
+    max_size=5,
+)
+
+
 def _call_or_error(span: Any) -> Any:
     from tracecli.otel.to_weave import MappingError, span_to_call
 
@@ -590,12 +603,7 @@ def _call_or_error(span: Any) -> Any:
 @settings(max_examples=500)
 @given(
     st.sampled_from(range(len(_SPANS))),
-    st.lists(
-        st.tuples(_WEAVE_LIKE_KEYS, st.one_of(_IMPURE_VALUES, _WALKED_INTO)).map(
-            lambda kv: {"key": kv[0], "value": kv[1]}
-        ),
-        max_size=5,
-    ),
+    _WEAVE_LIKE_EXTRAS,
 )
 def test_picks_on_the_keys_as_read_are_the_picks_on_heads(
     n: int, extra: list[dict[str, Any]]
@@ -623,3 +631,97 @@ def test_weaves_paths_have_no_digit_parts() -> None:
 
     assert _PICK_PATHS
     assert not any(part.isdigit() or not part for p in _PICK_PATHS for part in p.split("."))
+
+
+def _span_with(n: int, extra: list[dict[str, Any]]) -> Any:
+    """Fixture span `n` with `extra` attributes, decoded; None where it cannot be."""
+    raw = orjson.loads(orjson.dumps(_SPANS[n]))
+    raw["attributes"] = [*raw.get("attributes", []), *extra]
+    try:
+        return decode_span(raw, None)
+    except FieldError:
+        return None
+
+
+@settings(max_examples=500)
+@given(
+    st.sampled_from(range(len(_SPANS))),
+    _WEAVE_LIKE_EXTRAS,
+    st.booleans(),
+)
+def test_picks_written_out_are_the_walk(n: int, extra: list[dict[str, Any]], known: bool) -> None:
+    """A plan met before runs as the function written for it (`pick_plan`): the same
+    picks, and the same changes to the attributes (weave's list conversion, in place), as
+    the walk of the plan, on plans for the keys as read and for the heads alone."""
+    import copy
+
+    from tracecli.otel import weave_keys
+    from tracecli.otel.to_weave import _GROUPS
+
+    span = _span_with(n, extra)
+    if span is None:
+        return
+    flat = span.keys if known else None
+    attributes, walked = span.attributes, copy.deepcopy(span.attributes)
+    for _ in range(2):  # (written out at its second span)
+        weave_keys.picks(copy.deepcopy(attributes), _GROUPS, flat)
+    at = (id(_GROUPS), tuple(attributes) if flat is None else flat, flat is None)
+    _, plans, written = weave_keys._GROUP_PLANS[at]
+    assert written is not None
+    got = written(attributes)
+    want = weave_keys.walk_plans(walked, plans)
+    assert _same(got, want), (got, want)
+    assert _same(attributes, walked), (attributes, walked)
+
+
+_REF_BITS = st.sampled_from(
+    [b'"weave:///e/p/object/o:d"', b"weave", b'"weav', b"\\u0077eave", b"\\u00", b"\\u0065",
+     b"\\\\u0077", b"\\u0061", b"\\u0076", b'"', b"\\", b"x", b"\xc3\xa9", b"u0077"]
+)  # fmt: skip
+
+
+@settings(max_examples=500)
+@given(st.lists(st.one_of(_REF_BITS, st.binary(max_size=6)), max_size=8).map(b"".join))
+def test_a_lines_quick_no_ref_is_find_ref(raw: bytes) -> None:
+    """`otlp_lines.no_ref`, two `find`s first, answers as the exact search does."""
+    from tracecli.upload.lines import find_ref
+    from tracecli.upload.otlp_lines import no_ref
+
+    assert no_ref(raw) == (find_ref(raw) is None)
+
+
+_NESTED_KEYS = st.lists(st.sampled_from(["app", "a", "b", "0", "1", "gen_ai", "request"]),
+                        min_size=1, max_size=4).map(".".join)  # fmt: skip
+
+
+@settings(max_examples=500)
+@given(
+    st.sampled_from(range(len(_SPANS))),
+    st.lists(
+        st.tuples(st.one_of(_WEAVE_LIKE_KEYS, _NESTED_KEYS), _IMPURE_VALUES).map(
+            lambda kv: {"key": kv[0], "value": kv[1]}
+        ),
+        max_size=6,
+    ),
+    st.booleans(),
+)
+def test_json_attributes_are_the_attributes_made_json_safe(
+    n: int, extra: list[dict[str, Any]], picked: bool
+) -> None:
+    """A span's attributes as weave keeps them in `otel_span` (`Span.json_attributes`, which
+    copies only the way to its impure values) are `to_json_serializable` of them, after
+    weave's picks changed them in place or not; and the span's own are left as they were."""
+    import copy
+
+    from tracecli.otel.nesting import to_json_serializable
+
+    span = _span_with(n, extra)
+    if span is None:
+        return
+    if picked:
+        _call_or_error(span)  # (weave's list conversion, in place)
+    before = copy.deepcopy(span.attributes)
+    got = span.json_attributes()
+    assert _same(got, to_json_serializable(before)), (got, before)
+    assert _same(span.attributes, before)
+    assert orjson.dumps(got) == orjson.dumps(to_json_serializable(before))

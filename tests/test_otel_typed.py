@@ -19,11 +19,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.otel_spans import ANY_VALUES as _ANY_VALUES
 from tests.support.otel_spans import ATTRIBUTE_LISTS as _attribute_lists
 from tests.support.otel_spans import CHANGES as _CHANGES
 from tests.support.otel_spans import SPANS as _SPANS
 from tests.support.otel_spans import same_values as _same
 from tracecli.diagnostics import Location
+from tracecli.otel import typed
 from tracecli.otel.attrlist import quick_attributes
 from tracecli.otel.read import spans_of_request
 from tracecli.otel.typed import KeyValue, typed_attributes, typed_spans
@@ -85,6 +87,75 @@ def test_typed_attributes_are_quick_attributes(items: list[dict[str, Any]]) -> N
         assert usual is not None
         assert _same(typed.values, usual.values), (typed.values, usual.values)
         assert (typed.impure, typed.keys) == (usual.impure, usual.keys)
+
+
+# the values of a list that shares another's keys: other kinds, odd values, none, two kinds
+_ODD_VALUES = st.one_of(
+    _ANY_VALUES,
+    st.sampled_from(
+        [
+            {},
+            {"stringValue": "a", "intValue": "1"},
+            {"intValue": "-1"},
+            {"intValue": "1" * 19},
+            {"intValue": ""},
+            {"intValue": "\u0661"},
+            {"doubleValue": 1},
+            {"bytesValue": "AAE="},
+            {"bytesValue": "!"},
+            {"stringValue": "[1e400]"},
+            {"stringValue": '{"a": NaN}'},
+            {"stringValue": "[" + "1" * 30 + "]"},
+        ]
+    ),
+)
+
+
+@settings(max_examples=400)
+@given(_attribute_lists.filter(len), st.data())
+def test_a_shapes_reader_reads_as_the_general_loop(
+    items: list[dict[str, Any]], data: st.DataObject
+) -> None:
+    """A list of a shape met before is read by the shape's function (`typed_plan`): the
+    same reading as the general loop's, for lists of its keys with any values, or none
+    (a value of another kind, two kinds, no value, a value it cannot read)."""
+    keys = [kv["key"] for kv in items]
+    other = [{"key": k, "value": data.draw(_ODD_VALUES)} for k in keys]
+    for kv, keep in zip(
+        other,
+        data.draw(st.lists(st.sampled_from([False] * 7 + [True]), min_size=len(keys))),
+        strict=False,
+    ):
+        if keep:
+            kv.pop("value")  # (a KeyValue without its value)
+    try:
+        first, second = (_typed_list(orjson.dumps(x)) for x in (items, other))
+    except msgspec.DecodeError:
+        return  # not the usual list: not typed
+    for _ in range(3):  # its shape learnt (a reader made where its list nests by a function)
+        typed_attributes(first)
+    for raw in (first, second, first):
+        got, want = typed_attributes(raw), typed._read_attributes(raw)
+        if want is None:
+            assert got is None
+            continue
+        assert got is not None
+        assert _same(got.values, want.values), (got.values, want.values)
+        assert (got.impure, got.keys) == (want.impure, want.keys)
+
+
+def test_the_fixtures_shapes_get_readers() -> None:
+    """The usual spans' lists are read by their shapes' functions (the fast path is used)."""
+    typed._READERS.clear()
+    lines = gzip.decompress((FIXTURES / "agent-seed1.jsonl.gz").read_bytes()).splitlines()
+    for _ in range(2):
+        for raw in lines:
+            assert typed_spans(LOC, raw) is not None
+    assert len(typed._READERS) >= 5
+    assert all(r is not typed._never for r in typed._READERS.values())
+    for raw in lines:
+        for s in typed_spans(LOC, raw) or ():
+            assert s.span.keys is None or not s.span.keys or s.span.keys in typed._READERS
 
 
 def _line(spans: list[dict[str, Any]], resource: Any = None, scope: Any = None) -> bytes:

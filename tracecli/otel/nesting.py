@@ -19,6 +19,7 @@ from dataclasses import fields, is_dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import orjson
 
 
@@ -52,14 +53,27 @@ def has_wide_digits(text: str) -> bool:
     return _WIDE_RUN in text.encode("utf-8", "surrogatepass").translate(_DIGITS_TO_ZERO)
 
 
+_decode = msgspec.json.decode
+_INT_DIGITS_LIMIT = 4300  # sys.int_info.default_max_str_digits
+
+
 def load_json_text(text: str) -> Any:
     """What weave's `json.loads` makes of an attribute string that starts with `[` or `{`;
     the string itself when it is no JSON. orjson reads the common case ~5x faster and
     agrees with the stdlib on everything both accept, except integers beyond 64 bits (orjson
     makes floats of them): text with a run of 19 digits, and whatever orjson refuses (NaN,
     lone surrogates, nesting past 1024), is read by the stdlib, as weave reads it (a
-    hypothesis test holds the two to the same values)."""
-    if not has_wide_digits(text):
+    hypothesis test holds the two to the same values).
+
+    msgspec reads integers beyond 64 bits exactly, as the stdlib does, so text shorter than
+    the stdlib's limit on an integer's digits (4,300: past it, it refuses the text) is read
+    by msgspec first, without the search for wide digits (~0.4 µs of a ~1 µs text)."""
+    if len(text) < _INT_DIGITS_LIMIT:
+        try:
+            return _decode(text)
+        except (msgspec.DecodeError, RecursionError, UnicodeEncodeError):
+            pass  # (NaN, lone surrogates, 1e400, not JSON: the stdlib says)
+    elif not has_wide_digits(text):
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
@@ -173,6 +187,8 @@ def to_json_serializable(value: Any) -> Any:
     t = type(value)
     if t is str or t is int or t is bool or value is None:
         return value
+    if t is float:  # (`_serializable`'s answer: NaN and the infinities as text; x - x is
+        return value if value - value == 0.0 else str(value)  # 0.0 for every finite x)
     if t is dict:
         return {
             k if type(k) is str else str(k): v
@@ -186,6 +202,26 @@ def to_json_serializable(value: Any) -> Any:
             for v in value
         ]
     return _serializable(value)
+
+
+def json_safe_path(out: dict[str, Any], parts: list[str], fresh: set[int]) -> bool:
+    """The value at a dotted path of `out` (a copy of the attributes' top level) made
+    JSON-safe, the objects on the way copied (once); False where the path is not a chain of
+    objects ending at a key (nothing changed then but copies)."""
+    node = out
+    for part in parts[:-1]:
+        child = node.get(part)
+        if type(child) is not dict:
+            return False
+        if id(child) not in fresh:
+            child = node[part] = dict(child)
+            fresh.add(id(child))
+        node = child
+    last = parts[-1]
+    if last not in node:
+        return False
+    node[last] = to_json_serializable(node[last])
+    return True
 
 
 def _serializable(value: Any) -> Any:

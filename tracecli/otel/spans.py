@@ -25,7 +25,12 @@ from tracecli.otel.anyvalue import (
     text,
 )
 from tracecli.otel.attrlist import Impure, Read, impure_keys, quick_attributes
-from tracecli.otel.nesting import PathConflictError, expand_attributes, to_json_serializable
+from tracecli.otel.nesting import (
+    PathConflictError,
+    expand_attributes,
+    json_safe_path,
+    to_json_serializable,
+)
 from tracecli.otel.weave_keys import iso_from_ns, utc_from_seconds
 
 SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
@@ -109,12 +114,23 @@ class Span:
 
     def json_attributes(self) -> dict[str, Any]:
         """`to_json_serializable(self.attributes)`: its values are JSON's own but for those
-        of the impure keys, so only the top-level entries that hold those are copied; the
-        others are the same values, shared (nothing changes them from here on)."""
+        of the impure keys, so only the objects on the way to those are copied, and their
+        values made JSON-safe; the others are the same values, shared (nothing changes
+        them from here on). Where an impure key's path is not a chain of objects (weave's
+        list conversion may have changed it), its whole top-level entry is copied."""
         if self.plain:
             return self.attributes
-        heads = {key.partition(".")[0] for key in self.impure}
-        return {k: to_json_serializable(v) if k in heads else v for k, v in self.attributes.items()}
+        out = dict(self.attributes)
+        fresh: set[int] = set()  # the objects copied here (their parents' copies hold them)
+        whole: set[str] = set()  # top-level entries copied whole
+        for key in self.impure:
+            head = key.partition(".")[0]
+            if head in whole or head not in out:
+                continue
+            if not json_safe_path(out, key.split("."), fresh):
+                out[head] = to_json_serializable(self.attributes[head])
+                whole.add(head)
+        return out
 
     def otel_dump(self, start_iso: str | None = None, end_iso: str | None = None) -> dict[str, Any]:
         """Weave's `Span.as_dict()`, the whole span as it keeps it (`to_json_serializable` of

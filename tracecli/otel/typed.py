@@ -23,7 +23,7 @@ these types (hypothesis tests hold the two to the same spans, tests/test_otel_ty
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import orjson
@@ -33,8 +33,10 @@ from msgspec.structs import astuple
 from tracecli.diagnostics import Location
 from tracecli.otel.anyvalue import UINT32_MAX, FieldError
 from tracecli.otel.attrlist import (
+    _NESTED,
     _NO,
     _OPENERS,
+    _SHAPES,
     Read,
     _finish,
     _plain,
@@ -52,6 +54,15 @@ from tracecli.otel.spans import (
     Span,
     _ns,
     usual_span,
+)
+from tracecli.otel.typed_plan import (
+    MISS,
+    Reader,
+    can_compile,
+    compile_reader,
+    key_of,
+    kinds_of,
+    maker,
 )
 
 __all__ = ["typed_spans"]
@@ -258,9 +269,54 @@ def _typed_event(raw: TypedEvent) -> Event | None:
 
 def typed_attributes(items: list[KeyValue] | UnsetType) -> Read | None:
     """`attrlist.quick_attributes` of the same list read by orjson, or None where it gives
-    None (then the whole line is read the usual way)."""
+    None (then the whole line is read the usual way). A list of a shape met before is read
+    by its shape's function (`tracecli.otel.typed_plan`), the same reading at less cost."""
     if items is UNSET:
         return Read({}, (), ())
+    shape = tuple(map(key_of, items))
+    reader = _READERS.get(shape)
+    if reader is not None:
+        got = reader(items)
+        if got is not MISS:
+            return cast(Read, got)
+    got = _read_attributes(items)
+    if got is not None:
+        _learn(shape, reader, items)
+    return got
+
+
+_READERS: dict[tuple[Any, ...], Reader] = {}  # attribute keys in order → their reader
+_REMADE: dict[tuple[Any, ...], int] = {}  # readers made again (their kinds changed)
+_make_read = maker(Read)
+
+
+def _never(items: list[KeyValue]) -> Any:
+    return MISS  # a shape whose kinds keep changing: the general loop reads it
+
+
+def _learn(shape: tuple[Any, ...], reader: Reader | None, items: list[KeyValue]) -> None:
+    """A reader for a shape the general loop has just read, once it nests by a function
+    of its own (`attrlist._SHAPES`: from its second list on); made again when its kinds
+    change (a few times, then the shape is left to the general loop)."""
+    build = _SHAPES.get(cast(tuple[str, ...], shape))
+    if build is None or build is _NESTED or not can_compile(shape):
+        return
+    if reader is not None:
+        remade = _REMADE[shape] = _REMADE.get(shape, 0) + 1
+        if remade > 4:
+            _READERS[shape] = _never
+            return
+    kinds = kinds_of(items)
+    if kinds is None:
+        return
+    if len(_READERS) >= 1024:
+        _READERS.clear()
+        _REMADE.clear()
+    _READERS[shape] = compile_reader(shape, kinds, build, _other, _NO, _make_read)
+
+
+def _read_attributes(items: list[KeyValue]) -> Read | None:
+    """`typed_attributes`' general loop: each value's one kind found and read."""
     keys: list[str] = []
     values: list[Any] = []
     impure: list[str] = []

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tracecli.otel.nesting import try_numeric_keys_to_list
+from tracecli.otel.pick_plan import Picker, compile_picks
 
 
 def try_parse_int(value: Any) -> Any:
@@ -61,7 +62,8 @@ def iso_from_ns(ns: int) -> str:
         if len(_SECONDS) > 4096:
             _SECONDS.clear()
         text = _SECONDS[whole] = f"{date}T{hour:02d}:{minute:02d}:{second:02d}"
-    return f"{text}.{micro:06d}" if micro else text
+    # (the six digits as the text of micro + 10**6 after its "1": no format spec to parse)
+    return text + "." + str(micro + 1_000_000)[1:] if micro else text
 
 
 def try_parse_timestamp(value: Any) -> Any:
@@ -217,7 +219,9 @@ _ALONE: dict[int, KeyGroups] = {}
 
 
 KeyGroups = tuple[list[KeySpec] | dict[str, list[KeySpec]], ...]
-_GROUP_PLANS: dict[tuple[int, tuple[str, ...], bool], tuple[KeyGroups, list[Plan]]] = {}
+# (groups, their plans, the plans written out: from their second span on)
+_GROUP_PLANS: dict[tuple[int, tuple[str, ...], bool], tuple[KeyGroups, list[Plan], Picker | None]]
+_GROUP_PLANS = {}
 
 
 def picks(
@@ -225,17 +229,28 @@ def picks(
 ) -> list[dict[str, Any]]:
     """`[pick(attributes, keys) for keys in groups]`, in that order (each pick's list
     conversion shows in the next), on plans made once per set of top-level keys, or of
-    attribute keys as read (`flat`, when the caller knows them: see `_plan`)."""
+    attribute keys as read (`flat`, when the caller knows them: see `_plan`). A plan met
+    before runs as the function written for it (`tracecli.otel.pick_plan`): the same walk."""
     shape = tuple(attributes) if flat is None else flat
-    got = _GROUP_PLANS.get((id(groups), shape, flat is None))
+    at = (id(groups), shape, flat is None)
+    got = _GROUP_PLANS.get(at)
     if got is None or got[0] is not groups:
         if len(_GROUP_PLANS) > 4096:
             _GROUP_PLANS.clear()
         heads = tuple(attributes)
         plans = [_plan(k, heads, flat) for k in groups]
-        got = _GROUP_PLANS[(id(groups), shape, flat is None)] = (groups, plans)
+        got = _GROUP_PLANS[at] = (groups, plans, None)
+    elif got[2] is None:  # its second span: written out (a plan met once may not come again)
+        got = _GROUP_PLANS[at] = (groups, got[1], compile_picks(got[1]))
+    if got[2] is not None and type(attributes) is dict:
+        return got[2](attributes)
+    return walk_plans(attributes, got[1])
+
+
+def walk_plans(attributes: dict[str, Any], plans: list[Plan]) -> list[dict[str, Any]]:
+    """`picks` on its plans, step by step (what `pick_plan` writes out as code)."""
     out = []
-    for plan in got[1]:
+    for plan in plans:
         result: dict[str, Any] = {}
         for name, steps in plan:
             for key, parts, handler in steps:

@@ -32,9 +32,9 @@ from tracecli.otel.read import SpanAt, Unread, spans_of_request
 from tracecli.otel.to_weave import MappingError, plain_call, span_to_call
 from tracecli.otel.typed import typed_spans
 from tracecli.upload.blocks import Bad, Entry, Ok
-from tracecli.upload.lines import block_may_ref, find_ref
+from tracecli.upload.lines import find_ref
 from tracecli.upload.otlp_entry import _entry, _typed_entry, _Untyped
-from tracecli.upload.otlp_lines import checked, parse_line, raw_lines
+from tracecli.upload.otlp_lines import checked, no_ref, parse_line, raw_lines
 
 
 class SpanPart(NamedTuple):
@@ -150,11 +150,8 @@ def _map_lines(
     lines: list[tuple[int, bytes]], path: str, project: str | None, validate: bool, convert: bool
 ) -> list[LineParts]:
     out: list[LineParts] = []
-    # one search of the whole block: most blocks hold nothing like a reference, and only
-    # the lines of those that may get the exact search (`find_ref`)
-    no_refs = block_may_ref(b"".join([raw for _, raw in lines])) is None
     for lineno, raw in lines:
-        fast = no_refs or find_ref(raw) is None
+        fast = no_ref(raw)
         # the usual line decoded by type (`tracecli.otel.typed`); any other, and any whose
         # spans are not all mapped on the fast path, read again the usual way
         typed = typed_spans(Location(path, lineno), raw)
