@@ -38,6 +38,8 @@ from pathlib import Path
 import orjson
 
 from tracecli.diagnostics import Diagnostic, UsageError
+from tracecli.inputs.reader import format_of
+from tracecli.inputs.settle import quiet_for
 from tracecli.inputs.watch import FileEvents, Snapshot, Watcher
 from tracecli.journal.rejected import DEFAULT_NAME
 from tracecli.upload.api import UploadOptions, UploadReport, upload
@@ -48,6 +50,7 @@ BACKOFF_MAX = 30.0  # the cap: a sidecar checks again at least this often
 # of milliseconds of CPU whatever it sends, so under load passes start at most this often
 # (records then go in bigger chunks). A lone write still goes at once.
 MIN_PASS_GAP = 0.25
+QUIET_MARGIN = 0.05  # a pass for a YAML file gone quiet runs this long after, to be sure
 SEEN_LIMIT = 100_000  # diagnostics said once: forget them all beyond this many (memory)
 
 
@@ -221,6 +224,16 @@ def _next_look(
     return max(wait, 0.01)
 
 
+def _quiet_at(snap: Snapshot, now: float) -> float | None:
+    """When (monotonic) the YAML inputs that changed lately will have been quiet for
+    `QUIET_SECONDS`, if any is that fresh: a pass reading one now holds its last document
+    back (`yaml_records._WholeDocuments`), so another pass must run then to send it."""
+    now_ns = time.time_ns()
+    left = [quiet_for(s.mtime_ns, now_ns) for s in snap.stamps if format_of(s.path) == "yaml"]
+    wait = min((t for t in left if t > 0), default=None)
+    return None if wait is None else now + wait + QUIET_MARGIN
+
+
 def _outage(exc: BaseException) -> bool:
     return isinstance(exc, UsageError) and "cannot reach the server" in str(exc)
 
@@ -353,6 +366,7 @@ def follow(
     events = None if fopts.poll else FileEvents(watcher.paths, wake)
     last: Snapshot | None = None
     changed_at: float | None = None  # monotonic time of the oldest change not shipped yet
+    settle_at: float | None = None  # when a YAML input read while fresh has gone quiet
     pass_at = -MIN_PASS_GAP  # when the last pass started (monotonic)
     outage = _Outage(status, fopts.max_outage)
     rate = _Rate()
@@ -374,7 +388,11 @@ def follow(
             run_now = (
                 snap.files
                 and now >= not_before
-                and (changed_at is not None or (due is not None and now >= due))
+                and (
+                    changed_at is not None
+                    or (due is not None and now >= due)
+                    or (settle_at is not None and now >= settle_at)
+                )
             )
             if run_now:
                 pass_at = now
@@ -391,15 +409,22 @@ def follow(
                 if report is not None and not report.halted:
                     # shipped: later changes are measured from now
                     last = snap
-                    changed_at = None
+                    changed_at = settle_at = None
                     outage.shipped()
                 elif outage.given_up():
                     _tell(status, patience, on_status)
                     return 1
+            quiet_at = _quiet_at(snap, time.monotonic())  # a last YAML document held back
+            if quiet_at is not None:
+                settle_at = quiet_at if settle_at is None else min(settle_at, quiet_at)
             status.lag_s = 0.0 if changed_at is None else time.monotonic() - changed_at
             _tell(status, patience, on_status)
-            pending = not_before if changed_at is not None else None  # a change waits for it
-            pause = _next_look(time.monotonic(), fopts.flush_interval, pending, patience.next_due())
+            waiting = changed_at is not None or (settle_at is not None and settle_at <= now)
+            pending = not_before if waiting else None  # a change waits for its pass
+            dues = [t for t in (patience.next_due(), settle_at) if t is not None]
+            pause = _next_look(
+                time.monotonic(), fopts.flush_interval, pending, min(dues, default=None)
+            )
             wake.wait(pause)
     finally:
         restore()
