@@ -17,7 +17,9 @@ from tests.support.faultproxy import FaultProxy
 from tests.support.follow_kit import received, start_follower, stop, wait_for
 from tests.support.uploadkit import diff_calls, gen_calls, read_back, tracecli_serve
 from tracecli.inputs.settle import QUIET_SECONDS
+from tracecli.inputs.watch import FileStamp, Snapshot
 from tracecli.inputs.yaml_records import LineDecoder
+from tracecli.upload.follow import _quiet_at
 
 
 def doc(record: dict[str, Any], skip: tuple[str, ...] = ()) -> bytes:
@@ -111,3 +113,13 @@ def test_a_top_level_list_waits_only_for_its_last_item(tmp_path: Path) -> None:
     # a mapping document whose sequence sits at column 0 is not a list: it waits whole
     nested = b"a: 1\nb:\n- x\n- y\n"
     assert _text(nested, follow=True, quiet=False, tmp_path=tmp_path) == ""
+
+
+def test_a_pass_is_scheduled_for_when_a_fresh_yaml_file_goes_quiet() -> None:
+    now_ns = time.time_ns()
+    fresh = FileStamp("a.yaml", 1, 1, 10, now_ns - 500_000_000)  # changed 0.5 s ago
+    old = FileStamp("b.yml", 1, 2, 10, now_ns - 60 * 10**9)
+    lines = FileStamp("c.jsonl", 1, 3, 10, now_ns)  # a JSON line is whole at its newline
+    at = _quiet_at(Snapshot(("a.yaml", "b.yml", "c.jsonl"), frozenset({fresh, old, lines})), 100.0)
+    assert at is not None and 100.0 + QUIET_SECONDS - 0.6 < at < 100.0 + QUIET_SECONDS
+    assert _quiet_at(Snapshot(("b.yml", "c.jsonl"), frozenset({old, lines})), 100.0) is None
