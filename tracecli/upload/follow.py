@@ -234,6 +234,22 @@ def _quiet_at(snap: Snapshot, now: float) -> float | None:
     return None if wait is None else now + wait + QUIET_MARGIN
 
 
+class _Settle:
+    """When the YAML inputs read while fresh will have gone quiet (`at`, monotonic): a pass
+    then sends the last documents held back. Forgotten by a pass that shipped, which reads
+    what is quiet whole and is followed by a new look."""
+
+    def __init__(self) -> None:
+        self.at: float | None = None
+
+    def look(self, snap: Snapshot) -> None:
+        self.at = _earliest(self.at, _quiet_at(snap, time.monotonic()))
+
+
+def _earliest(*times: float | None) -> float | None:
+    return min((t for t in times if t is not None), default=None)
+
+
 def _outage(exc: BaseException) -> bool:
     return isinstance(exc, UsageError) and "cannot reach the server" in str(exc)
 
@@ -366,7 +382,7 @@ def follow(
     events = None if fopts.poll else FileEvents(watcher.paths, wake)
     last: Snapshot | None = None
     changed_at: float | None = None  # monotonic time of the oldest change not shipped yet
-    settle_at: float | None = None  # when a YAML input read while fresh has gone quiet
+    settle = _Settle()
     pass_at = -MIN_PASS_GAP  # when the last pass started (monotonic)
     outage = _Outage(status, fopts.max_outage)
     rate = _Rate()
@@ -383,16 +399,12 @@ def follow(
                 status.watching, status.watch_note = events.mode, events.reason
             if snap != last and changed_at is None:
                 changed_at = now
-            due = patience.next_due()
+            due = _earliest(patience.next_due(), settle.at)
             not_before = max(outage.retry_at, pass_at + min(MIN_PASS_GAP, fopts.flush_interval))
             run_now = (
                 snap.files
                 and now >= not_before
-                and (
-                    changed_at is not None
-                    or (due is not None and now >= due)
-                    or (settle_at is not None and now >= settle_at)
-                )
+                and (changed_at is not None or (due is not None and now >= due))
             )
             if run_now:
                 pass_at = now
@@ -409,22 +421,17 @@ def follow(
                 if report is not None and not report.halted:
                     # shipped: later changes are measured from now
                     last = snap
-                    changed_at = settle_at = None
+                    changed_at = settle.at = None
                     outage.shipped()
                 elif outage.given_up():
                     _tell(status, patience, on_status)
                     return 1
-            quiet_at = _quiet_at(snap, time.monotonic())  # a last YAML document held back
-            if quiet_at is not None:
-                settle_at = quiet_at if settle_at is None else min(settle_at, quiet_at)
+            settle.look(snap)
             status.lag_s = 0.0 if changed_at is None else time.monotonic() - changed_at
             _tell(status, patience, on_status)
-            waiting = changed_at is not None or (settle_at is not None and settle_at <= now)
-            pending = not_before if waiting else None  # a change waits for its pass
-            dues = [t for t in (patience.next_due(), settle_at) if t is not None]
-            pause = _next_look(
-                time.monotonic(), fopts.flush_interval, pending, min(dues, default=None)
-            )
+            pending = not_before if changed_at is not None else None  # a change waits for it
+            due = _earliest(patience.next_due(), settle.at)
+            pause = _next_look(time.monotonic(), fopts.flush_interval, pending, due)
             wake.wait(pause)
     finally:
         restore()
