@@ -16,9 +16,10 @@ import yaml
 from tests.support.faultproxy import FaultProxy
 from tests.support.follow_kit import received, start_follower, stop, wait_for
 from tests.support.uploadkit import diff_calls, gen_calls, read_back, tracecli_serve
+from tracecli.diagnostics import Diagnostic, Location
 from tracecli.inputs.settle import QUIET_SECONDS
 from tracecli.inputs.watch import FileStamp, Snapshot
-from tracecli.inputs.yaml_records import LineDecoder
+from tracecli.inputs.yaml_records import LineDecoder, read_yaml
 from tracecli.upload.follow import _quiet_at
 
 
@@ -123,3 +124,22 @@ def test_a_pass_is_scheduled_for_when_a_fresh_yaml_file_goes_quiet() -> None:
     at = _quiet_at(Snapshot(("a.yaml", "b.yml", "c.jsonl"), frozenset({fresh, old, lines})), 100.0)
     assert at is not None and 100.0 + QUIET_SECONDS - 0.6 < at < 100.0 + QUIET_SECONDS
     assert _quiet_at(Snapshot(("b.yml", "c.jsonl"), frozenset({old, lines})), 100.0) is None
+
+
+def test_a_list_cut_inside_a_quoted_item_is_no_error_until_quiet(tmp_path: Path) -> None:
+    path = tmp_path / "f.yaml"
+    path.write_bytes(b'- {a: 1}\n- "abc\n- def"\n- b\n')  # PyYAML reads `abc - def`
+
+    def read() -> list[Any]:
+        with path.open("rb") as f:
+            return list(read_yaml(LineDecoder(f, follow=True), str(path)))
+
+    assert [v for _, v in read()] == [{"a": 1}, "abc - def"]
+    path.write_bytes(b'- {a: 1}\n- "abc\n- def"\n')
+    assert [v for _, v in read()] == [{"a": 1}]  # no diagnostic: the item waits
+    old = time.time() - QUIET_SECONDS - 5
+    path.write_bytes(b'- {a: 1}\n- "abc\n')  # the writer stopped there: said, at its line
+    os.utime(path, (old, old))
+    items = read()
+    assert items[0] == (Location(str(path), 1), {"a": 1})
+    assert isinstance(items[1], Diagnostic) and items[1].line == 3

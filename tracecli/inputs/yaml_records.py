@@ -172,6 +172,13 @@ class LineDecoder:
         self._line, self._at = line, 0
         return True
 
+    def cut_before(self, line: int) -> bool:
+        """Whether an error at `line` is where this text stops short of a part held back
+        (--follow): a top-level list cut before an item that a quoted scalar spans (`- "a`
+        then `- b"`) reads as an unclosed quote there. A later pass reads on; an error
+        that remains is said once the file is quiet (nothing is held back then)."""
+        return self._whole is not None and self._whole.held_back and line >= self.lines
+
     def line_of(self, position: int) -> int:
         """The 1-based line of character `position`, if it is among the recent lines."""
         line = 1
@@ -329,7 +336,9 @@ def read_yaml(text: LineDecoder, path: str) -> Iterator[YamlItem]:
             loader.get_event()  # DocumentEnd
             loader.anchors = {}
     except yaml.YAMLError as exc:
-        yield Diagnostic.at(Location(path, yaml_line(exc, text)), "yaml", yaml_message(exc))
+        at = yaml_line(exc, text)
+        if not text.cut_before(at):
+            yield Diagnostic.at(Location(path, at), "yaml", yaml_message(exc))
     except BadUtf8 as exc:
         yield Diagnostic.at(
             Location(path, exc.line), "encoding", f"invalid UTF-8 at byte {exc.byte}"
