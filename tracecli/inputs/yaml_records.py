@@ -62,7 +62,7 @@ class _WholeDocuments:
     known whole, since a document cut anywhere between two keys is valid YAML as it stands
     (all but its `output`) and would be sent so. Whole are: the lines before a `---` line,
     those up to a `...` line, the items of a top-level list before the next item, and all
-    of it once the file is quiet (`watch.quiet_for`: the writer stopped). The lines of a
+    of it once the file is quiet (`settle.quiet_for`: the writer stopped). The lines of a
     last document not yet known whole are left for a later pass (`held_back`)."""
 
     def __init__(self, stream: IO[bytes]) -> None:
@@ -85,10 +85,11 @@ class _WholeDocuments:
         self._held = []
 
     def _take(self, raw: bytes) -> None:
-        marker = _marker(raw.removeprefix(BOM))
+        line = raw.removeprefix(BOM)
+        marker = _marker(line)
         if marker == b"---":  # what came before is whole; this line starts the next one
             self._release()
-            rest = raw[3:].strip()
+            rest = line[3:].strip()
             self._list = False if rest and rest[:1] != b"#" else None  # `--- {a: 1}`: whole
             self._held.append(raw)
         elif marker == b"...":
