@@ -361,7 +361,7 @@ class Source:
         # YAML files
         from tracecli.inputs.yaml_records import LineDecoder, read_yaml
 
-        text = LineDecoder(stream)
+        text = LineDecoder(stream, follow=self.whole_lines)  # --follow: whole documents
         try:
             for item in read_yaml(text, self.path):
                 if not isinstance(item, Diagnostic):

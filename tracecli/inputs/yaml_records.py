@@ -4,6 +4,7 @@ a budget, and an error is placed at its line."""
 
 from __future__ import annotations
 
+import os
 import sys
 import zlib
 from collections import deque
@@ -20,6 +21,7 @@ from yaml.resolver import Resolver
 from yaml.scanner import Scanner
 
 from tracecli.diagnostics import Diagnostic, Location
+from tracecli.inputs.settle import quiet_for
 from tracecli.inputs.streams import BOM, os_message
 
 MAX_ALIASED_VALUES = 100_000  # values one record may repeat through aliases
@@ -35,13 +37,103 @@ class BadUtf8(Exception):
         self.byte = byte
 
 
-class LineDecoder:
-    """A byte stream as the text stream PyYAML reads (`read(size)`), decoded a line at a
-    time so invalid UTF-8 is reported at its own line, and remembering where the recent
-    lines start so an error that PyYAML places by character can be given its line."""
+def _marker(raw: bytes) -> bytes | None:
+    """b"---" or b"..." when the line is a document marker (at column 0, then a space, a
+    tab or the line's end); a marker can sit in no scalar, so it always bounds a document."""
+    head = raw[:3]
+    if head in (b"---", b"...") and raw[3:4] in (b"", b" ", b"\t", b"\r", b"\n"):
+        return head
+    return None
+
+
+def _item(raw: bytes) -> bool:
+    """Whether the line starts an item of a sequence at column 0."""
+    return raw[:1] == b"-" and raw[1:2] in (b"", b" ", b"\t", b"\r", b"\n")
+
+
+def _content(raw: bytes) -> bool:
+    """Whether the line holds YAML content (not blank, a comment or a directive)."""
+    text = raw.strip()
+    return bool(text) and text[:1] not in (b"#", b"%")
+
+
+class _WholeDocuments:
+    """upload --follow: the lines of a YAML file handed on only once their document is
+    known whole, since a document cut anywhere between two keys is valid YAML as it stands
+    (all but its `output`) and would be sent so. Whole are: the lines before a `---` line,
+    those up to a `...` line, the items of a top-level list before the next item, and all
+    of it once the file is quiet (`settle.quiet_for`: the writer stopped). The lines of a
+    last document not yet known whole are left for a later pass (`held_back`)."""
 
     def __init__(self, stream: IO[bytes]) -> None:
         self._stream = stream
+        self._ready: deque[bytes] = deque()
+        self._held: list[bytes] = []  # the current document's lines, not known whole yet
+        self._list: bool | None = None  # whether it is a top-level list (None: no content yet)
+        self.held_back = False
+
+    def readline(self) -> bytes:
+        while not self._ready:
+            raw = self._stream.readline()
+            if not raw:
+                return self._at_end()
+            self._take(raw)
+        return self._ready.popleft()
+
+    def _release(self) -> None:
+        self._ready.extend(self._held)
+        self._held = []
+
+    def _take(self, raw: bytes) -> None:
+        line = raw.removeprefix(BOM)
+        marker = _marker(line)
+        if marker == b"---":  # what came before is whole; this line starts the next one
+            self._release()
+            rest = line[3:].strip()
+            self._list = False if rest and rest[:1] != b"#" else None  # `--- {a: 1}`: whole
+            self._held.append(raw)
+        elif marker == b"...":
+            self._held.append(raw)
+            self._release()
+            self._list = None
+        elif self._list is None and _content(raw):
+            self._list = _item(raw)
+            self._held.append(raw)
+        else:
+            if self._list and _item(raw):  # the next item: the one before is whole
+                self._release()
+            self._held.append(raw)
+
+    def _at_end(self) -> bytes:
+        if self._held:
+            if _quiet(self._stream):
+                self._release()
+            else:
+                self._held = []
+                self.held_back = True
+        return self._ready.popleft() if self._ready else b""
+
+
+def _quiet(stream: IO[bytes]) -> bool:
+    """Whether the file behind `stream` has not changed for `QUIET_SECONDS` (True when
+    that cannot be told: its whole content is read, as without --follow)."""
+    try:
+        mtime_ns = os.fstat(stream.fileno()).st_mtime_ns
+    except (OSError, ValueError):
+        return True
+    return quiet_for(mtime_ns) <= 0
+
+
+class LineDecoder:
+    """A byte stream as the text stream PyYAML reads (`read(size)`), decoded a line at a
+    time so invalid UTF-8 is reported at its own line, and remembering where the recent
+    lines start so an error that PyYAML places by character can be given its line. With
+    `follow` (upload --follow), a last document not yet known whole is not handed out
+    (see `_WholeDocuments`)."""
+
+    def __init__(self, stream: IO[bytes], follow: bool = False) -> None:
+        self._whole = _WholeDocuments(stream) if follow else None
+        self._stream: IO[bytes] | _WholeDocuments = self._whole or stream
         self._line = ""  # the line being handed out, from `_at` on
         self._at = 0
         self.lines = 0  # lines decoded so far
@@ -80,6 +172,13 @@ class LineDecoder:
         self._decoded += len(line)
         self._line, self._at = line, 0
         return True
+
+    def cut_before(self, line: int) -> bool:
+        """Whether an error at `line` is where this text stops short of a part held back
+        (--follow): a top-level list cut before an item that a quoted scalar spans (`- "a`
+        then `- b"`) reads as an unclosed quote there. A later pass reads on; an error
+        that remains is said once the file is quiet (nothing is held back then)."""
+        return self._whole is not None and self._whole.held_back and line >= self.lines
 
     def line_of(self, position: int) -> int:
         """The 1-based line of character `position`, if it is among the recent lines."""
@@ -238,7 +337,9 @@ def read_yaml(text: LineDecoder, path: str) -> Iterator[YamlItem]:
             loader.get_event()  # DocumentEnd
             loader.anchors = {}
     except yaml.YAMLError as exc:
-        yield Diagnostic.at(Location(path, yaml_line(exc, text)), "yaml", yaml_message(exc))
+        at = yaml_line(exc, text)
+        if not text.cut_before(at):
+            yield Diagnostic.at(Location(path, at), "yaml", yaml_message(exc))
     except BadUtf8 as exc:
         yield Diagnostic.at(
             Location(path, exc.line), "encoding", f"invalid UTF-8 at byte {exc.byte}"

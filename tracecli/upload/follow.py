@@ -38,6 +38,8 @@ from pathlib import Path
 import orjson
 
 from tracecli.diagnostics import Diagnostic, UsageError
+from tracecli.inputs.reader import format_of
+from tracecli.inputs.settle import quiet_for
 from tracecli.inputs.watch import FileEvents, Snapshot, Watcher
 from tracecli.journal.rejected import DEFAULT_NAME
 from tracecli.upload.api import UploadOptions, UploadReport, upload
@@ -48,6 +50,7 @@ BACKOFF_MAX = 30.0  # the cap: a sidecar checks again at least this often
 # of milliseconds of CPU whatever it sends, so under load passes start at most this often
 # (records then go in bigger chunks). A lone write still goes at once.
 MIN_PASS_GAP = 0.25
+QUIET_MARGIN = 0.05  # a pass for a YAML file gone quiet runs this long after, to be sure
 SEEN_LIMIT = 100_000  # diagnostics said once: forget them all beyond this many (memory)
 
 
@@ -221,6 +224,32 @@ def _next_look(
     return max(wait, 0.01)
 
 
+def _quiet_at(snap: Snapshot, now: float) -> float | None:
+    """When (monotonic) the YAML inputs that changed lately will have been quiet for
+    `QUIET_SECONDS`, if any is that fresh: a pass reading one now holds its last document
+    back (`yaml_records._WholeDocuments`), so another pass must run then to send it."""
+    now_ns = time.time_ns()
+    left = [quiet_for(s.mtime_ns, now_ns) for s in snap.stamps if format_of(s.path) == "yaml"]
+    wait = min((t for t in left if t > 0), default=None)
+    return None if wait is None else now + wait + QUIET_MARGIN
+
+
+class _Settle:
+    """When the YAML inputs read while fresh will have gone quiet (`at`, monotonic): a pass
+    then sends the last documents held back. Forgotten by a pass that shipped, which reads
+    what is quiet whole and is followed by a new look."""
+
+    def __init__(self) -> None:
+        self.at: float | None = None
+
+    def look(self, snap: Snapshot) -> None:
+        self.at = _earliest(self.at, _quiet_at(snap, time.monotonic()))
+
+
+def _earliest(*times: float | None) -> float | None:
+    return min((t for t in times if t is not None), default=None)
+
+
 def _outage(exc: BaseException) -> bool:
     return isinstance(exc, UsageError) and "cannot reach the server" in str(exc)
 
@@ -353,6 +382,7 @@ def follow(
     events = None if fopts.poll else FileEvents(watcher.paths, wake)
     last: Snapshot | None = None
     changed_at: float | None = None  # monotonic time of the oldest change not shipped yet
+    settle = _Settle()
     pass_at = -MIN_PASS_GAP  # when the last pass started (monotonic)
     outage = _Outage(status, fopts.max_outage)
     rate = _Rate()
@@ -369,7 +399,7 @@ def follow(
                 status.watching, status.watch_note = events.mode, events.reason
             if snap != last and changed_at is None:
                 changed_at = now
-            due = patience.next_due()
+            due = _earliest(patience.next_due(), settle.at)
             not_before = max(outage.retry_at, pass_at + min(MIN_PASS_GAP, fopts.flush_interval))
             run_now = (
                 snap.files
@@ -391,15 +421,17 @@ def follow(
                 if report is not None and not report.halted:
                     # shipped: later changes are measured from now
                     last = snap
-                    changed_at = None
+                    changed_at = settle.at = None
                     outage.shipped()
                 elif outage.given_up():
                     _tell(status, patience, on_status)
                     return 1
+            settle.look(snap)
             status.lag_s = 0.0 if changed_at is None else time.monotonic() - changed_at
             _tell(status, patience, on_status)
             pending = not_before if changed_at is not None else None  # a change waits for it
-            pause = _next_look(time.monotonic(), fopts.flush_interval, pending, patience.next_due())
+            due = _earliest(patience.next_due(), settle.at)
+            pause = _next_look(time.monotonic(), fopts.flush_interval, pending, due)
             wake.wait(pause)
     finally:
         restore()
