@@ -18,7 +18,7 @@ from tracecli.check.cross import CrossChecker
 from tracecli.check.facts import refused_id
 from tracecli.check.pairing import DUPLICATE, Half, Pairer
 from tracecli.diagnostics import Diagnostic, Severity
-from tracecli.inputs.reader import FILE_FORMAT, Source
+from tracecli.inputs.reader import Source
 from tracecli.inputs.streams import STDIN
 from tracecli.journal.rejected import RejectedWriter
 from tracecli.journal.resume import Journal
@@ -29,14 +29,11 @@ from tracecli.upload.blocks import (
     Ok,
     Pair,
     Prepared,
-    _add_warnings,  # (a JSON line's warnings, on a record)
-    prepare,
     prepare_lines,
     prepare_range,
 )
 from tracecli.upload.engine import PLAIN, RECORDS, SPANS, Engine, Job, input_kind
 from tracecli.upload.fates import Fates
-from tracecli.upload.lines import line_extras
 from tracecli.upload.originals import entry_original, half_original
 from tracecli.upload.pair_cols import Columns, columns_of, pair_at
 from tracecli.upload.pool import PENDING_BLOCKS
@@ -44,10 +41,10 @@ from tracecli.upload.quick import QuickPairs, quick_modes
 from tracecli.upload.refused import RefusedHalves
 from tracecli.upload.report import FileReport, ProgressClock, UploadOptions, UploadReport
 from tracecli.upload.run_inputs import InputState, otlp_inputs, read_error, source
+from tracecli.upload.run_records import read_records
 from tracecli.upload.units import Routes, complete_unit, half_of, lone_unit, pair_unit
 from tracecli.upload.validate import utf16_diagnostic, utf16_file
 from tracecli.wire.chunking import Chunk, Chunker, Unit
-from tracecli.wire.wideints import exact_loads
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
@@ -207,38 +204,7 @@ class Run:
         self.fates.invalid(None, display, line, [diag])
 
     def _read_records(self, i: int, src: Source) -> None:
-        project = self.opts.project
-        src.whole_lines = self.opts.follow  # a record still being written waits (--follow)
-        src.exact = exact_loads  # a JSON array's elements read as a JSON line is
-        # --follow reads such a file whole each pass: what it refused once is passed over
-        # (not in YAML, where a document still being written may read as a bad record)
-        journal = self.journal if self.opts.follow and src.fmt == "json" else None
-        passed = journal.passed(self.files[i]) if journal is not None else None
-        entries: list[Entry] = []
-        for item in src:
-            if self._halted():
-                return
-            if isinstance(item, Diagnostic) and item.code == FILE_FORMAT:
-                self.fates.late([item])  # another tool's file: an error, no record of ours
-                continue
-            if isinstance(item, Diagnostic):
-                if passed is not None and item.line in passed:
-                    continue
-                self.fates.invalid(None, item.path, item.line, [item])
-                self.file_reports[i].records += 1
-                continue
-            loc, value = item
-            if passed is not None and loc.line in passed:
-                continue
-            extras = line_extras(value, b"", True)  # NaN, lone surrogates: as in a JSON line
-            prepare(value, loc.line, src.path, project, entries, fast=False)
-            if extras:
-                _add_warnings(entries, extras)
-            self.file_reports[i].records += 1
-            self._consume(i, 0, entries)
-            entries.clear()
-        self.bytes_done[i] = src.bytes_read
-        self._progress()
+        read_records(self, i, src)
 
     def _block(self, tag: tuple[int, int], got: Prepared) -> None:
         i, done = tag
