@@ -61,6 +61,16 @@ def _store(path: Path) -> Path:
     return path
 
 
+def _to_store(tmp_path: Path, rejected: Path, project: str | None = None) -> UploadOptions:
+    """An upload into a store of the test's own, its journal and rejected file beside it."""
+    return UploadOptions(
+        db=tmp_path / "t.db",
+        project=project,
+        rejected=rejected,
+        journal_path=tmp_path / "journal.db",
+    )
+
+
 def test_a_dumb_terminal_gets_a_table_as_wide_as_its_window(tmp_path: Path) -> None:
     db = _store(tmp_path / "t.db")
     for env in (pty_env(TERM="dumb"), pty_env(TERM="dumb", NO_COLOR="1")):
@@ -103,11 +113,7 @@ def test_a_yaml_value_without_a_json_form_is_refused_by_validate_and_upload(
     assert all("JSON" in d.message for d in report.diagnostics), report.diagnostics
     up = upload(
         [str(path)],
-        UploadOptions(
-            db=tmp_path / "t.db",
-            rejected=tmp_path / "rejected.jsonl",
-            journal_path=tmp_path / "journal.db",
-        ),
+        _to_store(tmp_path, tmp_path / "rejected.jsonl"),
     )
     assert sorted((d.line, d.severity.value) for d in up.diagnostics) == found
     assert (up.uploaded, up.rejected) == (4, 2)
@@ -142,12 +148,7 @@ def test_otlp_spans_under_the_pre_1_0_key_are_an_error_not_skipped(tmp_path: Pat
     rejected = tmp_path / "rejected.jsonl"
     up = upload(
         [str(path)],
-        UploadOptions(
-            db=tmp_path / "t.db",
-            project="acme/otlp",
-            rejected=rejected,
-            journal_path=tmp_path / "journal.db",
-        ),
+        _to_store(tmp_path, rejected, project="acme/otlp"),
     )
     assert (up.uploaded, up.rejected) == (1, 1)
     kept = [json.loads(x) for x in rejected.read_text().splitlines()]
@@ -166,12 +167,7 @@ def test_a_pretty_printed_otlp_request_is_read_by_validate_and_upload(tmp_path: 
     rejected = tmp_path / "rejected.jsonl"
     up = upload(
         [str(path)],
-        UploadOptions(
-            db=tmp_path / "t.db",
-            project="acme/otlp",
-            rejected=rejected,
-            journal_path=tmp_path / "journal.db",
-        ),
+        _to_store(tmp_path, rejected, project="acme/otlp"),
     )
     assert (up.uploaded, up.rejected) == (2, 0), up.diagnostics
 

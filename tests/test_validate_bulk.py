@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support.bulk_kit import outcome, same_both_ways
+from tests.support.bulk_kit import ENDED_FIRST, outcome, same_both_ways
 from tests.support.validate_kit import body, complete, end, new_id, start
 from tracecli.schema import fastcheck
 from tracecli.upload import validate_blocks as vb
@@ -203,15 +203,7 @@ def test_any_block_of_flat_records_reads_the_same_both_ways() -> None:
 
 @pytest.mark.parametrize(
     ("started", "ended", "first"),
-    [
-        ("2026-03-02T10:00:00+01:00", "2026-03-02T09:30:00+00:00", False),  # one layout,
-        ("2026-03-02T09:30:00+00:00", "2026-03-02T10:00:00+01:00", True),  # two offsets
-        ("2026-03-02T09:30:00+05:30", "2026-03-02T09:29:59+05:30", True),  # one offset
-        ("2026-03-02T09:30:00.5Z", "2026-03-02T09:30:00.4Z", True),
-        ("2026-03-02T09:30:00.5Z", "2026-03-02T09:30:01.0Z", False),
-        ("2026-03-02T09:30:00Z", "2026-03-02T09:30:00.5Z", False),  # two layouts
-        ("2026-03-02T09:30:00.5Z", "2026-03-02T09:30:00Z", True),
-    ],
+    ENDED_FIRST,
 )
 def test_a_pair_that_ended_first_is_found_in_any_zone(
     started: str, ended: str, first: bool

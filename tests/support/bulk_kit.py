@@ -15,6 +15,18 @@ from tracecli.check.pairpack import unpack_pairs
 from tracecli.schema import fastcheck
 from tracecli.upload import validate_blocks as vb
 
+# (started, ended, whether it ended first): times of one layout and zone, which a bulk loop
+# compares as text, and of two offsets or two layouts, which it must not
+ENDED_FIRST = [
+    ("2026-03-02T10:00:00+01:00", "2026-03-02T09:30:00+00:00", False),  # one layout,
+    ("2026-03-02T09:30:00+00:00", "2026-03-02T10:00:00+01:00", True),  # two offsets
+    ("2026-03-02T09:30:00+05:30", "2026-03-02T09:29:59+05:30", True),  # one offset
+    ("2026-03-02T09:30:00.5Z", "2026-03-02T09:30:00.4Z", True),
+    ("2026-03-02T09:30:00.5Z", "2026-03-02T09:30:01.0Z", False),
+    ("2026-03-02T09:30:00Z", "2026-03-02T09:30:00.5Z", False),  # two layouts
+    ("2026-03-02T09:30:00.5Z", "2026-03-02T09:30:00Z", True),
+]
+
 
 @contextmanager
 def without_loop(name: str) -> Iterator[None]:
