@@ -180,9 +180,9 @@ class Source:
     start_line: int = 0
     # upload --follow: a last line without its newline is still being written; not read
     whole_lines: bool = False
-    # how validate and a Weave upload read a JSON line orjson cannot read exactly (wide
+    # how validate, upload and convert read a JSON line orjson cannot read exactly (wide
     # integers, NaN, lone surrogates: `wire.wideints.exact_loads`), for a JSON array's
-    # elements too; None: orjson alone (Freeplay, convert)
+    # elements and a JSON line read here; None: orjson alone
     exact: Callable[[bytes], Any] | None = None
     _raw: IO[bytes] | None = field(default=None, repr=False)
 
@@ -269,7 +269,9 @@ class Source:
     def _iter_jsonl(self, stream: IO[bytes]) -> Iterator[Item]:
         path = self.path
         lineno = 0
-        loads = orjson.loads
+        # with `exact` (validate, upload, convert): a line holding a wide integer, NaN or a
+        # lone surrogate is read as JSON arrays' elements are
+        loads = orjson.loads if self.exact is None else self._element
         plain = self._raw is stream  # plain file: count bytes ourselves, cheaper than tell()
         if plain and self.start_offset:
             stream.seek(self.start_offset)
