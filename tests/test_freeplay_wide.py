@@ -153,3 +153,20 @@ def test_non_finite_numbers_are_warnings_naming_file_line_and_field(tmp_path: Pa
     assert record["input"] == {"x": None, "y": None} and record["output"] == {"v": None}
     strict = convert([str(src)], chunks.append, strict=True)
     assert strict.errors == 3 and strict.written == 0 and strict.not_converted == 2
+
+
+def test_yaml_keeps_wide_integers_and_warns_of_nan(tmp_path: Path) -> None:
+    src = tmp_path / "call.yaml"
+    start, end = _call(TOOL_ID, "lookup_tool", {"x": HUGE}, BIG)
+    start["attributes"] = {"ratio": "NAN_HERE"}
+    src.write_text(
+        json.dumps(start).replace('"NAN_HERE"', ".nan") + "\n---\n" + json.dumps(end) + "\n"
+    )
+    seen: list[Diagnostic] = []
+    chunks: list[bytes] = []
+    report = convert([str(src)], chunks.append, on_diagnostic=seen.append)
+    assert report.errors == 0 and report.written == 1
+    assert [(d.line, d.field, d.code) for d in seen] == [(1, "attributes.ratio", "non-finite")]
+    (record,) = [json.loads(c) for c in chunks]
+    assert record["input"] == {"x": HUGE} and record["output"] == BIG
+    assert "custom_metadata" not in record  # (Freeplay takes no null there: left out)

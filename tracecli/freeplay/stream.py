@@ -62,6 +62,7 @@ class FreeplayPieces:
     ) -> None:
         self.sources = list(sources)
         self._exact: Any = None  # the last value `_read_exact` read
+        self._yaml = {i for i, s in enumerate(self.sources) if getattr(s, "fmt", "") == "yaml"}
         for source in self.sources:
             if isinstance(source, Source) and source.exact is None:
                 # integers beyond 64 bits kept exact (orjson makes floats of them, or
@@ -103,10 +104,11 @@ class FreeplayPieces:
         diags = parsed.diagnostics
         if rec is not None and rec.kind != "freeplay" and diags:
             diags = [for_freeplay(d, rec.data) for d in diags]
-        if value is self._exact:
+        exact = value is self._exact  # (YAML's .nan: a float NaN, read without it)
+        if exact:
             self._exact = None
-            if rec is not None and rec.kind != "freeplay":
-                diags = [*diags, *odd_warnings(loc, value)]
+        if (exact or src in self._yaml) and rec is not None and rec.kind != "freeplay":
+            diags = [*diags, *odd_warnings(loc, value)]
         if self.strict:
             diags = [d.as_error() for d in diags]
         if rec is None or any(d.is_error for d in diags):
