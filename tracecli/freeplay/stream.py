@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from tracecli.check.pairing import DEFAULT_MEMORY_BUDGET, DUPLICATE, Half, Pairer
 from tracecli.check.records import parse_record, wrap
 from tracecli.diagnostics import Diagnostic, Location, Severity
@@ -23,7 +25,7 @@ from tracecli.freeplay.times import for_freeplay
 from tracecli.inputs.reader import Source
 from tracecli.schema.fields import END_FIELDS
 from tracecli.schema.freeplay import WARNING_CODES, check_completion, is_trace_record
-from tracecli.wire.encode import dumps, loads
+from tracecli.wire.encode import dumps
 from tracecli.wire.wideints import exact_loads
 
 
@@ -62,6 +64,9 @@ class FreeplayPieces:
     ) -> None:
         self.sources = list(sources)
         self._exact: Any = None  # the last value `_read_exact` read
+        # the halves waiting in the pairer that were read exactly (or from YAML): their
+        # bodies may hold integers beyond 64 bits, which orjson would read as floats
+        self._wide: set[tuple[str, str]] = set()
         self._yaml = {i for i, s in enumerate(self.sources) if getattr(s, "fmt", "") == "yaml"}
         for source in self.sources:
             if isinstance(source, Source) and source.exact is None:
@@ -107,7 +112,8 @@ class FreeplayPieces:
         exact = value is self._exact  # (YAML's .nan: a float NaN, read without it)
         if exact:
             self._exact = None
-        if (exact or src in self._yaml) and rec is not None and rec.kind != "freeplay":
+        wide = exact or src in self._yaml
+        if wide and rec is not None and rec.kind != "freeplay":
             diags = [*diags, *odd_warnings(loc, value)]
         if self.strict:
             diags = [d.as_error() for d in diags]
@@ -124,6 +130,8 @@ class FreeplayPieces:
             rec.kind, str(rec.data["id"]), str(rec.data.get("project_id", "")),
             dumps(rec.data), b"", False, src, loc.line, rec.shape,
         )  # fmt: skip
+        if wide:
+            self._wide.add((half.call_id, half.kind))
         other = pairer.match(half)
         if other is None:
             if diags:  # a half's warnings are said now; its Piece comes with the other half
@@ -148,8 +156,8 @@ class FreeplayPieces:
         yield self._pair(start, end, diags)
 
     def _pair(self, start: Half, end: Half, diags: list[Diagnostic]) -> Piece:
-        s = loads(start.body)
-        e = loads(end.body)
+        s = self._load(start)
+        e = self._load(end)
         call = dict(s)
         for k in END_FIELDS:
             if k in e:
@@ -159,6 +167,14 @@ class FreeplayPieces:
             (end.src, self._loc(end), end.shape, "end", e),
         ]
         return self._convert(call, parts, diags)
+
+    def _load(self, half: Half) -> Any:
+        """A half's body as encoded (`dumps`): exactly when it was read so."""
+        key = (half.call_id, half.kind)
+        if key in self._wide:
+            self._wide.discard(key)
+            return exact_loads(half.body)
+        return orjson.loads(half.body)
 
     def _loc(self, half: Half) -> Location:
         return Location(self.sources[half.src].path, half.line)
@@ -192,7 +208,7 @@ class FreeplayPieces:
         return Piece(record, lines, originals, out, converted=True)
 
     def _lone(self, half: Half) -> Piece:
-        data = loads(half.body)
+        data = self._load(half)
         loc = self._loc(half)
         if half.kind == "start":
             msg = (

@@ -11,7 +11,6 @@ from __future__ import annotations
 import gzip
 import itertools
 import os
-import re
 import stat
 import sys
 import zlib
@@ -347,7 +346,7 @@ class Source:
         orjson's JSONDecodeError for what is not JSON even so."""
         if self.exact is None:
             return orjson.loads(raw)
-        if _WIDE_DIGITS.search(raw) is None:
+        if raw.translate(_DIGITS_AS_ZERO).find(_WIDE_RUN) < 0:
             try:
                 return orjson.loads(raw)
             except orjson.JSONDecodeError:
@@ -374,7 +373,10 @@ class Source:
 
 
 # a run of digits as long as an integer beyond 64 bits: orjson would read it as a float
-_WIDE_DIGITS = re.compile(rb"\d{19}")
+# (searched with every digit read as "0": a tenth of the time of a regular expression's
+# `\d{19}`, which counts on every line of upload and convert)
+_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= i <= 0x39 else i for i in range(256))
+_WIDE_RUN = b"0" * 19
 
 
 def read_items(
