@@ -170,3 +170,25 @@ def test_yaml_keeps_wide_integers_and_warns_of_nan(tmp_path: Path) -> None:
     (record,) = [json.loads(c) for c in chunks]
     assert record["input"] == {"x": HUGE} and record["output"] == BIG
     assert "custom_metadata" not in record  # (Freeplay takes no null there: left out)
+
+
+def test_wide_integers_in_json_text_keep_their_digits(tmp_path: Path) -> None:
+    """An LLM response tracecli does not recognise is recorded as JSON text, and a list in
+    the attributes as metadata text: the digits go in that text, exactly."""
+    start, end = _call(
+        LLM_ID,
+        "openai.chat.completions.create",
+        {"model": "gpt-4o", "messages": [{"role": "user", "content": "q"}]},
+        {"score": HUGE},
+    )
+    tool = _call(TOOL_ID, "lookup_tool", {"x": 1}, 2)
+    tool[0]["attributes"] = {"ids": [BIG, 1]}
+    src = write_rows(tmp_path / "text.jsonl", [start, end, *tool])
+    chunks: list[bytes] = []
+    report = convert([str(src)], chunks.append)
+    assert report.errors == 0 and report.written == 2
+    completion, trace = [json.loads(c) for c in chunks]
+    assert completion["messages"][-1]["content"] == json.dumps(
+        {"score": HUGE}, separators=(",", ":")
+    )
+    assert trace["custom_metadata"] == {"ids": f"[{BIG},1]"}
