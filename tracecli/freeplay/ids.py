@@ -10,6 +10,7 @@ set as in a random v4 UUID. The same input always gives the same id (retry, resu
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import uuid
 from typing import Any
@@ -40,8 +41,9 @@ def completion_id_for(record: dict[str, Any], project_id: str) -> str:
     """The id of a completion record that names none: a hash of the record as written (its
     canonical JSON) and the project it goes to. Two byte-identical records in one session
     are the same completion, sent once."""
-    canonical = orjson.dumps(
-        {k: v for k, v in record.items() if k not in ("completion_id", "project_id")},
-        option=orjson.OPT_SORT_KEYS,
-    )
-    return uuid4_from("completion", project_id.lower(), canonical.decode("utf-8"))
+    rest = {k: v for k, v in record.items() if k not in ("completion_id", "project_id")}
+    try:
+        canonical = orjson.dumps(rest, option=orjson.OPT_SORT_KEYS).decode("utf-8")
+    except orjson.JSONEncodeError:  # a wide integer, NaN: Python's json, exactly
+        canonical = json.dumps(rest, sort_keys=True, separators=(",", ":"))
+    return uuid4_from("completion", project_id.lower(), canonical)

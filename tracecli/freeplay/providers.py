@@ -9,6 +9,7 @@ the provider's name. `freeplay_convert` puts the pieces together.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -282,4 +283,7 @@ def clean(d: dict[str, Any], keep: tuple[str, ...] = ()) -> dict[str, Any]:
 
 
 def json_text(value: Any) -> str:
-    return orjson.dumps(value, default=str).decode("utf-8")
+    try:
+        return orjson.dumps(value, default=str).decode("utf-8")
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits: its digits, exactly
+        return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))

@@ -20,10 +20,13 @@ from tracecli.check.pairing import DEFAULT_MEMORY_BUDGET, DUPLICATE, Half, Paire
 from tracecli.check.records import parse_record, wrap
 from tracecli.diagnostics import Diagnostic, Location, Severity
 from tracecli.freeplay.convert import ToolNames, convert_call, short_op_name
+from tracecli.freeplay.odd import odd_warnings
 from tracecli.freeplay.times import for_freeplay
 from tracecli.inputs.reader import Source
 from tracecli.schema.fields import END_FIELDS
 from tracecli.schema.freeplay import WARNING_CODES, check_completion, is_trace_record
+from tracecli.wire.encode import dumps
+from tracecli.wire.wideints import exact_loads
 
 
 @dataclass(slots=True)
@@ -60,6 +63,16 @@ class FreeplayPieces:
         defer_start: Callable[[str], bool] | None = None,
     ) -> None:
         self.sources = list(sources)
+        self._exact: Any = None  # the last value `_read_exact` read
+        # the halves waiting in the pairer that were read exactly (or from YAML): their
+        # bodies may hold integers beyond 64 bits, which orjson would read as floats
+        self._wide: set[tuple[str, str]] = set()
+        self._yaml = {i for i, s in enumerate(self.sources) if getattr(s, "fmt", "") == "yaml"}
+        for source in self.sources:
+            if isinstance(source, Source) and source.exact is None:
+                # integers beyond 64 bits kept exact (orjson makes floats of them, or
+                # refuses them), NaN read, as validate and a Weave upload read them
+                source.exact = self._read_exact
         self.memory_budget = memory_budget
         self.strict = strict
         # upload --follow: a start without its end that may still wait for it (pair_wait)
@@ -79,6 +92,12 @@ class FreeplayPieces:
                     continue
                 yield self._lone(half)
 
+    def _read_exact(self, raw: bytes) -> Any:
+        """`exact_loads`, remembering the value: only such a value may hold what reaches
+        Freeplay other than as written (`odd_warnings`), so only it is searched."""
+        self._exact = exact_loads(raw)
+        return self._exact
+
     # -- one input record ---------------------------------------------------------------
     def _one(self, pairer: Pairer, src: int, item: Any) -> Iterator[Piece]:
         if isinstance(item, Diagnostic):  # an OTLP span refused carries it as read
@@ -90,6 +109,12 @@ class FreeplayPieces:
         diags = parsed.diagnostics
         if rec is not None and rec.kind != "freeplay" and diags:
             diags = [for_freeplay(d, rec.data) for d in diags]
+        exact = value is self._exact  # (YAML's .nan: a float NaN, read without it)
+        if exact:
+            self._exact = None
+        wide = exact or src in self._yaml
+        if wide and rec is not None and rec.kind != "freeplay":
+            diags = [*diags, *odd_warnings(loc, value)]
         if self.strict:
             diags = [d.as_error() for d in diags]
         if rec is None or any(d.is_error for d in diags):
@@ -103,8 +128,10 @@ class FreeplayPieces:
             return
         half = Half(
             rec.kind, str(rec.data["id"]), str(rec.data.get("project_id", "")),
-            orjson.dumps(rec.data), b"", False, src, loc.line, rec.shape,
+            dumps(rec.data), b"", False, src, loc.line, rec.shape,
         )  # fmt: skip
+        if wide:
+            self._wide.add((half.call_id, half.kind))
         other = pairer.match(half)
         if other is None:
             if diags:  # a half's warnings are said now; its Piece comes with the other half
@@ -129,8 +156,8 @@ class FreeplayPieces:
         yield self._pair(start, end, diags)
 
     def _pair(self, start: Half, end: Half, diags: list[Diagnostic]) -> Piece:
-        s = orjson.loads(start.body)
-        e = orjson.loads(end.body)
+        s = self._load(start)
+        e = self._load(end)
         call = dict(s)
         for k in END_FIELDS:
             if k in e:
@@ -140,6 +167,14 @@ class FreeplayPieces:
             (end.src, self._loc(end), end.shape, "end", e),
         ]
         return self._convert(call, parts, diags)
+
+    def _load(self, half: Half) -> Any:
+        """A half's body as encoded (`dumps`): exactly when it was read so."""
+        key = (half.call_id, half.kind)
+        if key in self._wide:
+            self._wide.discard(key)
+            return exact_loads(half.body)
+        return orjson.loads(half.body)
 
     def _loc(self, half: Half) -> Location:
         return Location(self.sources[half.src].path, half.line)
@@ -173,7 +208,7 @@ class FreeplayPieces:
         return Piece(record, lines, originals, out, converted=True)
 
     def _lone(self, half: Half) -> Piece:
-        data = orjson.loads(half.body)
+        data = self._load(half)
         loc = self._loc(half)
         if half.kind == "start":
             msg = (

@@ -11,7 +11,6 @@ from __future__ import annotations
 import gzip
 import itertools
 import os
-import re
 import stat
 import sys
 import zlib
@@ -180,9 +179,9 @@ class Source:
     start_line: int = 0
     # upload --follow: a last line without its newline is still being written; not read
     whole_lines: bool = False
-    # how validate and a Weave upload read a JSON line orjson cannot read exactly (wide
+    # how validate, upload and convert read a JSON line orjson cannot read exactly (wide
     # integers, NaN, lone surrogates: `wire.wideints.exact_loads`), for a JSON array's
-    # elements too; None: orjson alone (Freeplay, convert)
+    # elements and a JSON line read here; None: orjson alone
     exact: Callable[[bytes], Any] | None = None
     _raw: IO[bytes] | None = field(default=None, repr=False)
 
@@ -269,7 +268,9 @@ class Source:
     def _iter_jsonl(self, stream: IO[bytes]) -> Iterator[Item]:
         path = self.path
         lineno = 0
-        loads = orjson.loads
+        # with `exact` (validate, upload, convert): a line holding a wide integer, NaN or a
+        # lone surrogate is read as JSON arrays' elements are
+        loads = orjson.loads if self.exact is None else self._element
         plain = self._raw is stream  # plain file: count bytes ourselves, cheaper than tell()
         if plain and self.start_offset:
             stream.seek(self.start_offset)
@@ -345,7 +346,7 @@ class Source:
         orjson's JSONDecodeError for what is not JSON even so."""
         if self.exact is None:
             return orjson.loads(raw)
-        if _WIDE_DIGITS.search(raw) is None:
+        if raw.translate(_DIGITS_AS_ZERO).find(_WIDE_RUN) < 0:
             try:
                 return orjson.loads(raw)
             except orjson.JSONDecodeError:
@@ -372,7 +373,10 @@ class Source:
 
 
 # a run of digits as long as an integer beyond 64 bits: orjson would read it as a float
-_WIDE_DIGITS = re.compile(rb"\d{19}")
+# (searched with every digit read as "0": a tenth of the time of a regular expression's
+# `\d{19}`, which counts on every line of upload and convert)
+_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= i <= 0x39 else i for i in range(256))
+_WIDE_RUN = b"0" * 19
 
 
 def read_items(

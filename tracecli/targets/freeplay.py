@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from typing import Any, Unpack
 from urllib.parse import urlsplit
 
-import orjson
-
 from tracecli.config.fields import CONCURRENCY
 from tracecli.config.secret import SecretStr
 from tracecli.diagnostics import UsageError
@@ -24,6 +22,7 @@ from tracecli.schema.freeplay import is_trace_record, split_record
 from tracecli.targets.http import HttpTarget
 from tracecli.targets.outcome import Outcome
 from tracecli.targets.transport import Transport, TransportOptions
+from tracecli.wire.encode import dumps
 
 DEFAULT_API_BASE = "https://app.freeplay.ai/api"
 KEY_HINT = "pass --api-key or set FREEPLAY_API_KEY"
@@ -120,12 +119,12 @@ def build_request(record: dict[str, Any], default_project: str | None) -> Reques
     if is_trace_record(record):
         trace = params["trace_id"].lower()
         path = f"/v2/projects/{project}/sessions/{session}/traces/id/{trace}"
-        return Request(path, orjson.dumps(body), "traces", trace, project)
+        return Request(path, dumps(body), "traces", trace, project)
     if body.get("completion_id") is None:
         body["completion_id"] = completion_id_for(record, project)
     path = f"/v2/projects/{project}/sessions/{session}/completions"
     cid = str(body["completion_id"]).lower()
-    return Request(path, orjson.dumps(body), "completions", cid, project)
+    return Request(path, dumps(body), "completions", cid, project)
 
 
 class FreeplayTarget(HttpTarget):

@@ -13,14 +13,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import orjson
-
 from tracecli.check.pairing import DEFAULT_MEMORY_BUDGET
 from tracecli.diagnostics import Diagnostic, UsageError
 from tracecli.freeplay.stream import FreeplayPieces
 from tracecli.inputs.reader import InputFormat, Source, expand_paths
 from tracecli.journal.rejected import skip_rejected_file
 from tracecli.upload.findings import Findings
+from tracecli.wire.encode import dumps
 
 Backend = Literal["freeplay"]
 BACKENDS: tuple[str, ...] = ("freeplay",)
@@ -75,7 +74,6 @@ def convert(
     report = ConvertReport(to=to, files=len(files))
     sources = [Source.open(p, input_format) for p in files]
     pieces = FreeplayPieces(sources, memory_budget=memory_budget, strict=strict)
-    dumps = orjson.dumps
     for piece in pieces:
         for d in piece.diagnostics:
             if d.is_error:
@@ -89,7 +87,7 @@ def convert(
         if piece.record is None:
             report.not_converted += len(piece.lines)
             continue
-        write(dumps(piece.record, option=orjson.OPT_APPEND_NEWLINE))
+        write(dumps(piece.record) + b"\n")  # wide integers with their own digits
         report.written += 1
         if piece.is_trace:
             report.traces += 1
