@@ -242,6 +242,13 @@ class Workers(Generic[J]):
                 self._give_ups += 1
                 if self._give_ups >= self._outage_limit and self.halted is None:
                     last = f" (last: {out.reason})" if out is not None and out.reason else ""
+                    if out is not None and out.asked:
+                        # not retried at all: the server asked for a longer wait than that
+                        self.halted = (
+                            f"{self.who} asked to wait {out.asked}, on {self._give_ups} "
+                            f"requests in a row: not retried, and nothing {self.kept} between"
+                        )
+                        return
                     self.halted = (
                         f"{self.who} failed {self._give_ups} requests in a row, each retried "
                         f"for --max-retry-time, with nothing {self.kept} between{last}"
