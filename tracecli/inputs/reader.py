@@ -178,6 +178,9 @@ class Source:
     # the part an earlier run stored (see `resume_at`).
     start_offset: int = 0
     start_line: int = 0
+    # the lines of a JSON-lines input read so far (the last one's number): where a stopped
+    # upload's unread rest begins (`upload.run_inputs.sources_unread`)
+    line: int = 0
     # upload --follow: a last line without its newline is still being written; not read
     whole_lines: bool = False
     # how validate and a Weave upload read a JSON line orjson cannot read exactly (wide
@@ -280,6 +283,7 @@ class Source:
                 if self.whole_lines and not raw.endswith(b"\n"):
                     break  # the writer is in the middle of it: the next pass reads it whole
                 lineno += 1
+                self.line = lineno
                 if plain:
                     self.bytes_read += len(raw)
                 elif lineno % 256 == 0:

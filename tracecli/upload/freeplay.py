@@ -59,6 +59,7 @@ from tracecli.upload.report import (
     keep_diagnostics,
     publish_rejected,
 )
+from tracecli.upload.run_inputs import sources_unread
 
 # the Weave project of converted spans whose resource names none (Freeplay has its own)
 OTLP_PROJECT = "otlp/freeplay"
@@ -232,6 +233,8 @@ class _FreeplayRun:
                 if self.interrupt.is_set() or self._halting():
                     self._unsent(piece)
                     self.report.input_left = True
+                    if not self.interrupt.is_set():  # what is left unread, counted if it can
+                        self.report.unread = sources_unread(self.files, self.sources, self.acked)
                     break
                 self._take(piece)
                 self._progress()
