@@ -346,3 +346,22 @@ def test_a_record_that_is_not_json_counts_as_in_upload(here: Path, name: str, te
     report = json.loads(got.stdout)
     assert report["records"] == want
     assert report["records_uploaded"] + report["rejected"] + report["unsent"] == want
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["validate"],
+        ["upload", "--target", "local", "--dry-run"],
+        ["convert", "--to", "freeplay", "-o", "out.jsonl"],
+    ],
+    ids=["validate", "upload", "convert"],
+)
+def test_a_link_that_loops_is_said_so_not_missing(here: Path, args: list[str]) -> None:
+    """A symbolic-link loop (ELOOP) is named with the OS's reason, not "no such file"."""
+    (here / "loop.jsonl").symlink_to("loop.jsonl")
+    got = runner.invoke(app, [*args[:1], "loop.jsonl", *args[1:]])
+    assert got.exit_code == 2
+    assert got.stderr == "tracecli: error: loop.jsonl: too many levels of symbolic links\n"
+    got = runner.invoke(app, [*args[:1], "gone.jsonl", *args[1:]])
+    assert got.stderr == "tracecli: error: gone.jsonl: no such file or directory\n"

@@ -8,6 +8,7 @@ diagnostic, not the failure of the whole file.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import itertools
 import os
@@ -150,8 +151,20 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
         elif p.exists():
             add(raw)
         else:
-            raise UsageError(f"{raw}: no such file or directory")
+            raise UsageError(f"{raw}: {_why_missing(raw)}")
     return out
+
+
+def _why_missing(path: str) -> str:
+    """Why a path is neither a file nor a directory, in the OS's words: `Path.exists()`
+    is False for any error, and a link that loops (ELOOP) or a folder that may not be
+    searched is not a missing file."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno != errno.ENOENT and exc.strerror:
+            return exc.strerror[:1].lower() + exc.strerror[1:]
+    return "no such file or directory"
 
 
 @dataclass
