@@ -383,3 +383,18 @@ def test_kill_9_three_times_then_finish(refserver: RefServer, tmp_path: Path) ->
     completions, _ = ids_at(refserver)
     assert len(set(completions)) == n
     assert len(completions) - n <= 3 * concurrency  # re-sent: the requests in flight per kill
+
+
+def test_a_line_that_is_not_json_is_a_record_read_and_refused(
+    refserver: RefServer, tmp_path: Path
+) -> None:
+    """As a Weave upload counts it: records = uploaded + rejected, also for such lines."""
+    src = completions_file(tmp_path, 2)
+    with src.open("ab") as f:
+        f.write(b"not json\n\n{broken\n")
+    report = fp_upload([src], tmp_path, refserver)
+    assert (report.records, report.uploaded, report.rejected) == (4, 2, 2)
+    assert report.files[0].records == 4
+    out = tmp_path / "out.jsonl"
+    got = CliRunner().invoke(app, ["convert", str(src), "--to", "freeplay", "-o", str(out)])
+    assert "converted 4 input records" in got.stdout + got.stderr, got.stdout + got.stderr
