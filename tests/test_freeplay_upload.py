@@ -398,3 +398,21 @@ def test_a_line_that_is_not_json_is_a_record_read_and_refused(
     out = tmp_path / "out.jsonl"
     got = CliRunner().invoke(app, ["convert", str(src), "--to", "freeplay", "-o", str(out)])
     assert "converted 4 input records" in got.stdout + got.stderr, got.stdout + got.stderr
+
+
+def test_a_stop_counts_the_halves_held_for_their_other_half_as_unsent(
+    refserver: RefServer, tmp_path: Path
+) -> None:
+    """Weave calls converted for Freeplay: a start read and held for its end when the run
+    stops is unsent too; every record read has one fate, and the stop line counts all."""
+    from tests.support.uploadkit import gen_calls, write_flat
+
+    src = tmp_path / "w.jsonl"
+    write_flat(src, gen_calls(150))  # 300 records
+    refserver.faults([503] * 400)
+    first = fp_upload([src], tmp_path, refserver, concurrency=2, max_retry_time=0)
+    assert first.exit_code == 1 and first.uploaded == 0 and first.rejected == 0
+    assert first.records == first.unsent < 300  # not read on
+    assert first.halted and first.halted.endswith(
+        "; 300 records unsent; run the same command again to resume"
+    )

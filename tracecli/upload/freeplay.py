@@ -419,6 +419,7 @@ class _FreeplayRun:
             report.files[i].records = src.records
         report.records = sum(s.records for s in self.sources)
         if self.target is not None:
+            report.unsent += 0 if complete else max(0, report.records - report.settled)
             report.requests, report.retried, report.bytes_sent = self.target.stats()
         keep = not self.opts.dry_run and not (self.check_only and not report.rejected)
         publish_rejected(self.writer, report, keep=keep, complete=complete, notes=self.journal)
