@@ -20,6 +20,7 @@ from tracecli.diagnostics import Location
 from tracecli.freeplay.ids import as_uuid4, completion_id_for, uuid4_from
 from tracecli.schema import freeplay as fp
 from tracecli.schema.freeplay import check_completion
+from tracecli.wire.wideints import exact_loads
 
 SESSION = "0b7e6c2a-5d4f-4e8a-9c1b-2f3a4d5e6f70"
 TRACE = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a"
@@ -194,6 +195,24 @@ def test_tool_schema_needs_description() -> None:
 def test_nan_is_not_json() -> None:
     got = problems(completion(eval_results={"x": float("nan")}))
     assert "not a JSON number" in got["eval_results.x"]
+
+
+def test_a_number_that_is_not_json_is_said_as_written() -> None:
+    """`NaN`, `1e400`, `-Infinity` as the line holds them, not Python's `nan`/`inf`."""
+    line = (
+        b'{"session_id": "' + SESSION.encode() + b'", "messages": ' + orjson.dumps(MSGS)
+        + b', "eval_results": {"a": NaN, "b": 1e400, "c": -Infinity}}'
+    )  # fmt: skip
+    got = problems(exact_loads(line))
+    assert [got[f"eval_results.{k}"] for k in "abc"] == [
+        "NaN is not a JSON number",
+        "1e400 is not a JSON number",
+        "-Infinity is not a JSON number",
+    ]
+    # a YAML `.nan` has no text of its own: Python's spelling is what there is
+    assert problems(completion(eval_results={"x": float("nan")}))["eval_results.x"] == (
+        "nan is not a JSON number"
+    )
 
 
 # --------------------------------------------------------------------------- ids

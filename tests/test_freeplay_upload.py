@@ -128,7 +128,8 @@ def test_an_outage_stops_the_upload_instead_of_waiting_on_every_record(
     assert first.exit_code == 1 and first.uploaded == 0 and first.rejected == 0
     assert 8 <= first.unsent < 30  # not read on
     assert first.halted and "failed 8 requests in a row" in first.halted
-    assert f"; {first.unsent} records unsent" in first.halted
+    # the lines not read are counted in, as for Weave (not "the rest of the input, not read")
+    assert first.halted.endswith("; 30 records unsent; run the same command again to resume")
     refserver.clear()  # back up (and the faults left forgotten)
     second = fp_upload([src], tmp_path, refserver)
     assert (second.exit_code, second.uploaded, second.skipped) == (0, 30, 0)
@@ -382,3 +383,36 @@ def test_kill_9_three_times_then_finish(refserver: RefServer, tmp_path: Path) ->
     completions, _ = ids_at(refserver)
     assert len(set(completions)) == n
     assert len(completions) - n <= 3 * concurrency  # re-sent: the requests in flight per kill
+
+
+def test_a_line_that_is_not_json_is_a_record_read_and_refused(
+    refserver: RefServer, tmp_path: Path
+) -> None:
+    """As a Weave upload counts it: records = uploaded + rejected, also for such lines."""
+    src = completions_file(tmp_path, 2)
+    with src.open("ab") as f:
+        f.write(b"not json\n\n{broken\n")
+    report = fp_upload([src], tmp_path, refserver)
+    assert (report.records, report.uploaded, report.rejected) == (4, 2, 2)
+    assert report.files[0].records == 4
+    out = tmp_path / "out.jsonl"
+    got = CliRunner().invoke(app, ["convert", str(src), "--to", "freeplay", "-o", str(out)])
+    assert "converted 4 input records" in got.stdout + got.stderr, got.stdout + got.stderr
+
+
+def test_a_stop_counts_the_halves_held_for_their_other_half_as_unsent(
+    refserver: RefServer, tmp_path: Path
+) -> None:
+    """Weave calls converted for Freeplay: a start read and held for its end when the run
+    stops is unsent too; every record read has one fate, and the stop line counts all."""
+    from tests.support.uploadkit import gen_calls, write_flat
+
+    src = tmp_path / "w.jsonl"
+    write_flat(src, gen_calls(150))  # 300 records
+    refserver.faults([503] * 400)
+    first = fp_upload([src], tmp_path, refserver, concurrency=2, max_retry_time=0)
+    assert first.exit_code == 1 and first.uploaded == 0 and first.rejected == 0
+    assert first.records == first.unsent < 300  # not read on
+    assert first.halted and first.halted.endswith(
+        "; 300 records unsent; run the same command again to resume"
+    )

@@ -319,3 +319,49 @@ def test_a_stdout_that_cannot_be_written_is_one_line_exit_2(tmp_path: Path) -> N
         2,
         "tracecli: error: cannot write to stdout: No space left on device\n",
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("t.jsonl", "not json\n{broken\n\n\x01\n"),
+        ("t.yaml", "- a: [1\n"),
+    ],
+)
+def test_a_record_that_is_not_json_counts_as_in_upload(here: Path, name: str, text: str) -> None:
+    """A line that is not JSON (a YAML record that cannot be read) is a record read and
+    refused: `validate` and `upload` count it alike, and upload's figures add up."""
+    good = [json.dumps(r) for r in call() + call()]
+    if name.endswith(".yaml"):
+        (here / name).write_text("---\n" + json.dumps(json.loads(good[0])) + "\n---\n" + text)
+        want = 2
+    else:
+        (here / name).write_text("\n".join(good) + "\n" + text)
+        want = 4 + 3
+    code, out, _ = run(name, "--format", "json")
+    assert code == 1
+    assert json.loads(out)["records"] == want
+    got = runner.invoke(app, ["upload", name, "--target", "local", "--format", "json"])
+    assert "Traceback" not in got.stdout + got.stderr
+    report = json.loads(got.stdout)
+    assert report["records"] == want
+    assert report["records_uploaded"] + report["rejected"] + report["unsent"] == want
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["validate"],
+        ["upload", "--target", "local", "--dry-run"],
+        ["convert", "--to", "freeplay", "-o", "out.jsonl"],
+    ],
+    ids=["validate", "upload", "convert"],
+)
+def test_a_link_that_loops_is_said_so_not_missing(here: Path, args: list[str]) -> None:
+    """A symbolic-link loop (ELOOP) is named with the OS's reason, not "no such file"."""
+    (here / "loop.jsonl").symlink_to("loop.jsonl")
+    got = runner.invoke(app, [*args[:1], "loop.jsonl", *args[1:]])
+    assert got.exit_code == 2
+    assert got.stderr == "tracecli: error: loop.jsonl: too many levels of symbolic links\n"
+    got = runner.invoke(app, [*args[:1], "gone.jsonl", *args[1:]])
+    assert got.stderr == "tracecli: error: gone.jsonl: no such file or directory\n"

@@ -22,7 +22,7 @@ from tracecli.diagnostics import Diagnostic, Location, Severity
 from tracecli.freeplay.convert import ToolNames, convert_call, short_op_name
 from tracecli.freeplay.odd import odd_warnings
 from tracecli.freeplay.times import for_freeplay
-from tracecli.inputs.reader import Source
+from tracecli.inputs.reader import FILE_FORMAT, Source
 from tracecli.schema.fields import END_FIELDS
 from tracecli.schema.freeplay import WARNING_CODES, check_completion, is_trace_record
 from tracecli.wire.encode import dumps
@@ -101,7 +101,12 @@ class FreeplayPieces:
     # -- one input record ---------------------------------------------------------------
     def _one(self, pairer: Pairer, src: int, item: Any) -> Iterator[Piece]:
         if isinstance(item, Diagnostic):  # an OTLP span refused carries it as read
-            yield Piece(None, ((src, item.line),), (getattr(item, "original", None),), [item])
+            original = getattr(item, "original", None)
+            # a line that is not JSON is a record read (and refused), as a Weave upload counts
+            # it; another tool's file holds none of ours; a refused span is counted already
+            if original is None and item.code != FILE_FORMAT:
+                self.sources[src].records += 1
+            yield Piece(None, ((src, item.line),), (original,), [item])
             return
         loc, value = item
         parsed = parse_record(loc, value)

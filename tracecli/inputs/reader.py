@@ -8,6 +8,7 @@ diagnostic, not the failure of the whole file.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import itertools
 import os
@@ -149,8 +150,20 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
         elif p.exists():
             add(raw)
         else:
-            raise UsageError(f"{raw}: no such file or directory")
+            raise UsageError(f"{raw}: {_why_missing(raw)}")
     return out
+
+
+def _why_missing(path: str) -> str:
+    """Why a path is neither a file nor a directory, in the OS's words: `Path.exists()`
+    is False for any error, and a link that loops (ELOOP) or a folder that may not be
+    searched is not a missing file."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno != errno.ENOENT and exc.strerror:
+            return exc.strerror[:1].lower() + exc.strerror[1:]
+    return "no such file or directory"
 
 
 @dataclass
@@ -177,6 +190,9 @@ class Source:
     # the part an earlier run stored (see `resume_at`).
     start_offset: int = 0
     start_line: int = 0
+    # the lines of a JSON-lines input read so far (the last one's number): where a stopped
+    # upload's unread rest begins (`upload.run_inputs.sources_unread`)
+    line: int = 0
     # upload --follow: a last line without its newline is still being written; not read
     whole_lines: bool = False
     # how validate, upload and convert read a JSON line orjson cannot read exactly (wide
@@ -281,6 +297,7 @@ class Source:
                 if self.whole_lines and not raw.endswith(b"\n"):
                     break  # the writer is in the middle of it: the next pass reads it whole
                 lineno += 1
+                self.line = lineno
                 if plain:
                     self.bytes_read += len(raw)
                 elif lineno % 256 == 0:

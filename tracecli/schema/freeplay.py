@@ -316,7 +316,10 @@ def _non_json(value: Any, path: str) -> Iterator[Problem]:
     """NaN, Infinity and non-JSON types (only YAML can produce them) cannot be sent as written."""
     if isinstance(value, float):
         if not math.isfinite(value):
-            yield (path or "(record)", "freeplay.not_json", f"{value!r} is not a JSON number")
+            # as written (`NaN`, `1e400`: the exact reader's `NonFinite` keeps its text),
+            # not as Python spells the float (`nan`, `inf`)
+            written = getattr(value, "text", None) or repr(value)
+            yield (path or "(record)", "freeplay.not_json", f"{written} is not a JSON number")
     elif isinstance(value, dict):
         for k, v in value.items():
             yield from _non_json(v, f"{path}.{k}" if path else str(k))

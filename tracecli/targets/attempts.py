@@ -136,6 +136,9 @@ class Attempts:
         if decision.action is Action.GIVE_UP:
             last.action = Action.GIVE_UP
             tried = f"gave up after {attempt} attempts in {last.elapsed:.0f} s"
+            if decision.asked is not None:
+                last.asked = asked_too_long(decision.asked, decision.left, self.max_retry_time)
+                tried = f"the server asked to wait {last.asked}"
             last.reason = f"{last.reason} ({tried})"
         elif (
             decision.action is Action.RETRY and not self.stop.is_set() and self.watch.down.is_set()
@@ -145,3 +148,12 @@ class Attempts:
         elif decision.action is Action.RETRY:  # interrupted during the wait
             last.action = Action.CANCELLED
         return last
+
+
+def asked_too_long(asked: float, left: float, max_retry_time: float) -> str:
+    """Why a request the server asked to wait for was not retried: its Retry-After is
+    longer than --max-retry-time (or than what a request's earlier retries left of it)."""
+    what = f"{asked:.0f} s (Retry-After), longer than"
+    if asked > max_retry_time:
+        return f"{what} --max-retry-time ({max_retry_time:.0f} s)"
+    return f"{what} the {left:.0f} s left of --max-retry-time ({max_retry_time:.0f} s)"

@@ -64,6 +64,9 @@ class Outcome:
     retries: int = 0
     elapsed: float = 0.0
     error: str | None = None  # the last network error, when no response came
+    # GIVE_UP because the server asked (Retry-After) to wait longer than --max-retry-time
+    # had left: e.g. "600 s (Retry-After), longer than --max-retry-time (300 s)"
+    asked: str = ""
 
     @property
     def ok(self) -> bool:

@@ -57,6 +57,10 @@ class Decision:
     action: Action
     delay: float = 0.0
     reason: str = ""
+    # GIVE_UP for a Retry-After longer than the retry time left: the wait the server asked
+    # for, and the time --max-retry-time had left (the stop line says so, not "retried")
+    asked: float | None = None
+    left: float = 0.0
 
     @property
     def retry(self) -> bool:
@@ -261,6 +265,8 @@ def _retry(
                 Action.GIVE_UP,
                 reason=f"{what}; the server asked to wait {asked:.0f} s, "
                 f"beyond the retry time left ({remaining:.0f} s)",
+                asked=asked,
+                left=remaining,
             )
         delay = asked
     return Decision(Action.RETRY, delay=min(delay, remaining), reason=what)

@@ -59,6 +59,7 @@ from tracecli.upload.report import (
     keep_diagnostics,
     publish_rejected,
 )
+from tracecli.upload.run_inputs import sources_unread
 
 # the Weave project of converted spans whose resource names none (Freeplay has its own)
 OTLP_PROJECT = "otlp/freeplay"
@@ -232,6 +233,8 @@ class _FreeplayRun:
                 if self.interrupt.is_set() or self._halting():
                     self._unsent(piece)
                     self.report.input_left = True
+                    if not self.interrupt.is_set():  # what is left unread, counted if it can
+                        self.report.unread = sources_unread(self.files, self.sources, self.acked)
                     break
                 self._take(piece)
                 self._progress()
@@ -416,6 +419,7 @@ class _FreeplayRun:
             report.files[i].records = src.records
         report.records = sum(s.records for s in self.sources)
         if self.target is not None:
+            report.unsent += 0 if complete else max(0, report.records - report.settled)
             report.requests, report.retried, report.bytes_sent = self.target.stats()
         keep = not self.opts.dry_run and not (self.check_only and not report.rejected)
         publish_rejected(self.writer, report, keep=keep, complete=complete, notes=self.journal)

@@ -242,6 +242,12 @@ class UploadReport(Findings):
     elapsed_s: float = 0.0
 
     @property
+    def settled(self) -> int:
+        """The records read that have their fate: stored (now or before), rejected or
+        unsent. Each record read has exactly one; the rest are held (a half waiting)."""
+        return self.acked_records + self.rejected + self.unsent + self.skipped
+
+    @property
     def calls_per_s(self) -> float:
         return self.uploaded / self.elapsed_s if self.elapsed_s > 0 else 0.0
 

@@ -136,6 +136,17 @@ def count_unread(
     return total
 
 
+def sources_unread(
+    files: Sequence[str], sources: Sequence[Any], acked: Sequence[Any]
+) -> int | None:
+    """`count_unread` of inputs read through `Source`s (a Freeplay upload), taken where
+    they stand: before they are closed (a closed source counts as read to its end)."""
+    sizes = [getattr(s, "size", None) for s in sources]
+    done = [getattr(s, "bytes_read", 0) for s in sources]
+    lines = [getattr(s, "line", 0) for s in sources]
+    return count_unread(files, sizes, done, lines, acked)
+
+
 def source_format(path: str) -> str | None:
     src = source(path, "jsonl")
     if src is None:

@@ -39,6 +39,7 @@ from tracecli.targets import ChecksStored, Target
 from tracecli.targets.outcome import ALREADY_STORED, AlreadyStored, Outcome
 from tracecli.targets.reconcile import chunk_keys, is_stored, item_key, split_stored
 from tracecli.targets.retry import Action
+from tracecli.upload.give_ups import give_ups_reason
 from tracecli.upload.inflight import InFlight
 from tracecli.wire.chunking import SINGLE, Chunk
 from tracecli.wire.encode import CALL_START
@@ -241,11 +242,7 @@ class Workers(Generic[J]):
             elif action is Action.GIVE_UP:
                 self._give_ups += 1
                 if self._give_ups >= self._outage_limit and self.halted is None:
-                    last = f" (last: {out.reason})" if out is not None and out.reason else ""
-                    self.halted = (
-                        f"{self.who} failed {self._give_ups} requests in a row, each retried "
-                        f"for --max-retry-time, with nothing {self.kept} between{last}"
-                    )
+                    self.halted = give_ups_reason(self.who, self._give_ups, self.kept, out)
 
 
 class Sender(Workers[Chunk]):

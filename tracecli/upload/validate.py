@@ -23,7 +23,7 @@ from tracecli.check.cross import CrossChecker
 from tracecli.check.entries import Diag, Entry, diag_entry
 from tracecli.check.pairpack import Packed
 from tracecli.diagnostics import Diagnostic, Location, Severity, UsageError
-from tracecli.inputs.reader import InputFormat, Source, expand_paths
+from tracecli.inputs.reader import FILE_FORMAT, InputFormat, Source, expand_paths
 from tracecli.inputs.streams import STDIN, file_head, os_message, regular_file
 from tracecli.upload import validate_blocks as blocks
 from tracecli.upload.engine import (
@@ -254,6 +254,9 @@ class _Run:
         for item in src:
             if isinstance(item, Diagnostic):
                 self.sink.add(item)
+                # a record that cannot be read is a record read and refused, as `upload`
+                # counts it (run_records.py); another tool's file holds no record of ours
+                self.report.records += item.code != FILE_FORMAT
                 continue
             loc, value = item
             self.report.records += 1

@@ -265,18 +265,17 @@ def _orjson_line(
 ) -> tuple[Facts | None, Any, int]:
     """A line the typed decoder did not vouch for, read by orjson (the exact reader when
     orjson refuses it): (the fast path's facts, for the caller to pair, else None with
-    the line's entries appended here; the value; 1 if the line is a record, else 0)."""
+    the line's entries appended here; the value; 1 if the line is a record, 0 if it is blank:
+    a line that is not JSON is a record read and refused, as `upload` counts it)."""
     for _, _, value, extras in decoded([raw], raw):  # (searched for wide integers alone)
-        counted = 0
+        counted = 1
         if value is NOT_JSON:
             if n == 1 and at_start and path == STDIN_NAME:
                 fld, code, sev, msg = extras[0]
                 msg += " (stdin is read as JSONL: --input-format yaml reads YAML)"
                 extras = [(fld, code, sev, msg)]
-        else:
-            counted = 1
-            if len(raw) > _NEAR_LIMIT:
-                too_large(value, n, out)  # type: ignore[arg-type]
+        elif len(raw) > _NEAR_LIMIT:
+            too_large(value, n, out)  # type: ignore[arg-type]
         if extras:
             if any(e[2] is Severity.ERROR for e in extras):
                 out.extend(diag_entry(n, *e) for e in extras)

@@ -1,0 +1,23 @@
+"""The words of the stop after requests given up in a row (`sender.Workers`): retries that
+ran out, or a server that asked (Retry-After) for a longer wait than --max-retry-time,
+where nothing was retried at all and saying "each retried" would mislead."""
+
+from __future__ import annotations
+
+from tracecli.targets.outcome import Outcome
+
+
+def give_ups_reason(who: str, n: int, kept: str, out: Outcome | None) -> str:
+    """`the server failed 8 requests in a row, each retried for --max-retry-time, ...`, or
+    `the server asked to wait 600 s (Retry-After), longer than --max-retry-time (300 s),
+    on 8 requests in a row: ...` when the last one was not retried for that."""
+    if out is not None and out.asked:
+        return (
+            f"{who} asked to wait {out.asked}, on {n} requests in a row: not retried, "
+            f"and nothing {kept} between"
+        )
+    last = f" (last: {out.reason})" if out is not None and out.reason else ""
+    return (
+        f"{who} failed {n} requests in a row, each retried for --max-retry-time, with "
+        f"nothing {kept} between{last}"
+    )
