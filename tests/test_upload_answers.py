@@ -127,3 +127,27 @@ def test_answers_cut_half_way_and_200_errors_store_every_call_once_on_weave_ref(
         assert (report["uploaded"], report["rejected"], report["unsent"]) == (400, 0, 0)
         assert proxy.duplicates() > 0  # the cut answers' requests went twice
         assert diff_calls(calls, read_back(ref.url, proj)) == []
+
+
+@pytest.mark.parametrize(
+    ("ctype", "text", "verdict"),
+    [
+        ("application/json", "null", None),  # a FastAPI handler that returns nothing
+        ("application/json", "true", None),
+        ("text/plain", '"ok"', None),
+        ("", "", None),
+        ("application/json", '{"error": "upstream down"}', False),
+        ("text/html", "<!doctype html><p>Sign in</p>", True),
+        ("text/plain", "OK", True),
+    ],
+)
+def test_which_2xx_answers_acknowledge(ctype: str, text: str, verdict: bool | None) -> None:
+    """JSON of any kind acknowledges unless it is an error object; a page or plain text is
+    no trace server's answer (stop); an error object is retried."""
+    from tracecli.targets.outcome import Action, Outcome, not_acknowledged
+
+    body = orjson.loads(text) if text[:1] in ("{", "[") else None
+    got = not_acknowledged(
+        Outcome(Action.OK, 200, headers={"content-type": ctype}, body=body, text=text)
+    )
+    assert (got if got is None else got[0]) == verdict

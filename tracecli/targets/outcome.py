@@ -174,13 +174,23 @@ def not_acknowledged(outcome: Outcome) -> tuple[bool, str] | None:
     error (retried like a 5xx)."""
     body = outcome.body
     if body is None:
-        if not outcome.text.strip():
-            return None  # an empty answer: nothing says it failed
+        if not outcome.text.strip() or _json_scalar(outcome.text):
+            return None  # an empty answer, or JSON's null, true, "ok": nothing says it failed
         ctype = outcome.headers.get("content-type", "").split(";")[0].strip()
         return True, f"{ctype or 'a body of no content type'}, not a trace server's answer"
     if isinstance(body, dict) and (body.get("error") or body.get("errors")):
         return False, f"an error in its body: {outcome.reason}"
     return None
+
+
+def _json_scalar(text: str) -> bool:
+    """Whether `text` is JSON (a scalar: `outcome_of` parses only objects and arrays, and
+    `null` parses to None), so an answer of no trace server's would not read as one."""
+    try:
+        orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return False
+    return True
 
 
 def auth_error(outcome: Outcome, host: str, *, has_key: bool, key_hint: str) -> AuthError:
