@@ -46,24 +46,41 @@ def sniff(head: bytes, json_suffix: bool = False) -> Sniffed:
         # a JSON array over many lines, or on the one line of a `.json` file; an array
         # that is a whole line of a JSON-lines file is a (wrong) record, said as such
         if json_suffix or not _parses(first_line):
-            return Sniffed("json", None)
+            return Sniffed("json", _array_of(text))
+        if _array_of(text) == OTLP and not text[len(first_line) :].strip():
+            return Sniffed("json", OTLP)  # an OTLP export's requests as one JSON array
         return Sniffed("jsonl", None)
     if text[:1] == b"{":
         fmt: Literal["jsonl", "json"] = "json" if first_line == b"{" else "jsonl"
         keys = _first_keys(first_line if fmt == "jsonl" else text[:4096])
-        if "resourceSpans" in keys:
-            return Sniffed(fmt, OTLP)
-        if "resourceLogs" in keys or "resourceMetrics" in keys:
-            return Sniffed(fmt, "otlp-other")
-        if "run_type" in keys and keys & _LANGSMITH_KEYS and "op_name" not in keys:
-            return Sniffed(fmt, "langsmith")
-        return Sniffed(fmt, None)
+        return Sniffed(fmt, _foreign_keys(keys))
     if b"," in first_line and b"{" not in first_line:
         try:
             orjson.loads(first_line)
         except orjson.JSONDecodeError:
             return Sniffed("jsonl", "csv")
     return Sniffed("jsonl", None)
+
+
+def _foreign_keys(keys: set[str]) -> str | None:
+    """The other tool's format a record's keys name, if any."""
+    if "resourceSpans" in keys:
+        return OTLP
+    if "resourceLogs" in keys or "resourceMetrics" in keys:
+        return "otlp-other"
+    if "run_type" in keys and keys & _LANGSMITH_KEYS and "op_name" not in keys:
+        return "langsmith"
+    return None
+
+
+def _array_of(text: bytes) -> str | None:
+    """OpenTelemetry when a JSON array's first element is an OTLP request (an export of
+    requests written as one array); None for anything else (records, read as such)."""
+    inner = text[1:].lstrip()
+    if inner[:1] != b"{":
+        return None
+    kind = _foreign_keys(_first_keys(inner[:4096]))  # (key names near the start)
+    return kind if kind in (OTLP, "otlp-other") else None
 
 
 def _parses(line: bytes) -> bool:

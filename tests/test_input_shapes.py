@@ -1,0 +1,113 @@
+"""Inputs in shapes a bug hunt found read wrong, held here.
+
+- an OTLP export written as a JSON array of requests (one line, or pretty-printed) is
+  OpenTelemetry: each element is read as one request, placed at the line where it starts,
+  a refused one kept whole in the rejected file (it was read as Weave records, each one
+  "fits no known shape");
+- a named pipe (`<(gzip -dc f.gz)`, `mkfifo`) is sniffed as stdin is: its head read once,
+  then the same stream read on with the head in front (an OTLP file, a JSON array or
+  pretty JSON given so was read line by line, an error a line).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tests.support.servers import make_call
+from tracecli.inputs.sniff import OTLP, Sniffed, sniff
+from tracecli.upload.api import UploadOptions, upload
+from tracecli.upload.validate import validate_paths
+
+
+def _span(span_id: str, parent: str | None = None) -> dict[str, Any]:
+    span = {
+        "traceId": "5b8efff798038103d269b633813fc60c",
+        "spanId": span_id,
+        "name": "chat gpt-4o",
+        "kind": 3,
+        "startTimeUnixNano": "1772445245000000000",
+        "endTimeUnixNano": "1772445246000000000",
+        "status": {},
+    }
+    if parent:
+        span["parentSpanId"] = parent
+    return span
+
+
+def _request(*spans: dict[str, Any]) -> dict[str, Any]:
+    scope = {"scope": {"name": "hunt"}, "spans": list(spans)}
+    return {"resourceSpans": [{"resource": {}, "scopeSpans": [scope]}]}
+
+
+GOOD = [_request(_span("aaa19b7ec3c1b174")), _request(_span("bbb19b7ec3c1b174"))]
+# a span whose start is not a time: refused, its request kept in the rejected file
+BAD = _request({**_span("ccc19b7ec3c1b174"), "startTimeUnixNano": "soon"})
+
+
+def _to_store(tmp_path: Path, project: str | None = "acme/otlp") -> UploadOptions:
+    return UploadOptions(
+        db=tmp_path / "t.db",
+        project=project,
+        rejected=tmp_path / "rejected.jsonl",
+        journal_path=tmp_path / "journal.db",
+    )
+
+
+def _stored_ids(db: Path) -> list[str]:
+    import sqlite3
+
+    with sqlite3.connect(db) as c:
+        return sorted(r[0] for r in c.execute("select id from calls"))
+
+
+# -- an OTLP export as a JSON array -------------------------------------------------------
+def test_a_json_array_of_otlp_requests_is_read_as_requests(tmp_path: Path) -> None:
+    for name, text in (
+        ("pretty.json", json.dumps(GOOD, indent=2) + "\n"),
+        ("one-line.jsonl", json.dumps(GOOD) + "\n"),
+    ):
+        path = tmp_path / name
+        path.write_text(text)
+        report = validate_paths([str(path)], jobs=0)
+        assert report.diagnostics == [], (name, report.diagnostics)
+        assert (report.records, report.calls) == (2, 2), name
+
+
+def test_a_json_array_of_otlp_requests_uploads_as_its_lines_would(tmp_path: Path) -> None:
+    lines = tmp_path / "lines"
+    lines.mkdir()
+    (lines / "spans.jsonl").write_text("".join(json.dumps(r) + "\n" for r in GOOD))
+    up = upload([str(lines / "spans.jsonl")], _to_store(lines))
+    assert (up.uploaded, up.rejected) == (2, 0), up.diagnostics
+    arr = tmp_path / "arr"
+    arr.mkdir()
+    path = arr / "spans.json"
+    path.write_text(json.dumps([GOOD[0], BAD, GOOD[1]], indent=2) + "\n")
+    start_of_bad = 1 + len(json.dumps(GOOD[0], indent=2).splitlines()) + 1
+    report = validate_paths([str(path)], jobs=0)
+    assert [(d.line, d.severity.value) for d in report.diagnostics] == [(start_of_bad, "error")]
+    up = upload([str(path)], _to_store(arr))
+    assert (up.uploaded, up.rejected) == (2, 1), up.diagnostics
+    assert [d.line for d in up.diagnostics] == [start_of_bad]
+    kept = [json.loads(x) for x in (arr / "rejected.jsonl").read_text().splitlines()]
+    assert [k.pop("_tracecli")["line"] for k in kept] == [start_of_bad]
+    assert kept == [BAD]  # the element whole, to be fixed and sent again
+    assert _stored_ids(arr / "t.db") == _stored_ids(lines / "t.db")
+
+
+WEAVE = [make_call("acme/pipe", op=f"pipe.{n}", at=n) for n in range(3)]
+
+
+def test_sniff_tells_an_array_of_otlp_requests_from_an_array_of_records() -> None:
+    pretty = json.dumps(GOOD, indent=2).encode()
+    compact = json.dumps(GOOD).encode() + b"\n"
+    records = json.dumps(WEAVE, indent=2).encode()
+    assert sniff(pretty) == Sniffed("json", OTLP)
+    assert sniff(compact) == Sniffed("json", OTLP)
+    assert sniff(pretty[:200]) == Sniffed("json", OTLP)  # a head cut in the first request
+    assert sniff(records) == Sniffed("json", None)
+    assert sniff(json.dumps(WEAVE).encode() + b"\n", json_suffix=True) == Sniffed("json", None)
+    # a JSON-lines file whose line is an array stays one (wrong) record a line
+    assert sniff(compact + compact) == Sniffed("jsonl", None)
