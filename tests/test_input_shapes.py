@@ -12,11 +12,16 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from tests.support.servers import make_call
-from tracecli.inputs.sniff import OTLP, Sniffed, sniff
+from tracecli.inputs.sniff import OTLP, Sniffed, head_of, sniff
+from tracecli.inputs.streams import open_stream
 from tracecli.upload.api import UploadOptions, upload
 from tracecli.upload.validate import validate_paths
 
@@ -97,7 +102,52 @@ def test_a_json_array_of_otlp_requests_uploads_as_its_lines_would(tmp_path: Path
     assert _stored_ids(arr / "t.db") == _stored_ids(lines / "t.db")
 
 
+# -- a named pipe ---------------------------------------------------------------------------
+@contextmanager
+def _fifo(tmp_path: Path, data: bytes, name: str = "pipe") -> Iterator[str]:
+    """A named pipe that a thread writes `data` into (the reader opens it when it reads)."""
+    path = tmp_path / name
+    os.mkfifo(path)
+
+    def write() -> None:
+        with open(path, "wb") as f:
+            f.write(data)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        yield str(path)
+    finally:
+        if writer.is_alive():  # nobody opened it: let the writer go
+            with open(path, "rb") as f:
+                f.read()
+        writer.join(10)
+
+
 WEAVE = [make_call("acme/pipe", op=f"pipe.{n}", at=n) for n in range(3)]
+SHAPES = {
+    "otlp": "".join(json.dumps(r) + "\n" for r in GOOD).encode(),
+    "pretty-array": json.dumps(WEAVE, indent=2).encode() + b"\n",
+    "jsonl": b"".join(json.dumps(c).encode() + b"\n" for c in WEAVE),
+}
+
+
+def test_a_named_pipe_is_sniffed_as_stdin_is_by_validate(tmp_path: Path) -> None:
+    for shape, data in SHAPES.items():
+        with _fifo(tmp_path, data, shape) as path:
+            report = validate_paths([path], jobs=0)
+        assert report.diagnostics == [], (shape, report.diagnostics)
+        assert report.records == (2 if shape == "otlp" else 3), shape
+
+
+def test_a_named_pipe_is_sniffed_as_stdin_is_by_upload(tmp_path: Path) -> None:
+    for shape, data in SHAPES.items():
+        folder = tmp_path / shape
+        folder.mkdir()
+        with _fifo(folder, data) as path:
+            up = upload([path], _to_store(folder, "acme/otlp" if shape == "otlp" else None))
+        assert up.diagnostics == [] and up.rejected == 0, (shape, up.diagnostics)
+        assert up.uploaded == (2 if shape == "otlp" else 3), shape
 
 
 def test_sniff_tells_an_array_of_otlp_requests_from_an_array_of_records() -> None:
@@ -111,3 +161,27 @@ def test_sniff_tells_an_array_of_otlp_requests_from_an_array_of_records() -> Non
     assert sniff(json.dumps(WEAVE).encode() + b"\n", json_suffix=True) == Sniffed("json", None)
     # a JSON-lines file whose line is an array stays one (wrong) record a line
     assert sniff(compact + compact) == Sniffed("jsonl", None)
+
+
+def test_a_pipes_head_is_one_whole_line_when_it_is_json_lines(tmp_path: Path) -> None:
+    """A writer still writing (`/dev/fd/N` of a pipe held open) is not waited for beyond
+    the first line: its head is told from it, then the same stream reads on from it."""
+    r, w = os.pipe()
+    path = f"/dev/fd/{r}"
+    first = json.dumps(WEAVE[0]).encode() + b"\n"
+    got: list[bytes] = []
+    try:
+        os.write(w, first)
+        sniffer = threading.Thread(target=lambda: got.append(head_of(path)), daemon=True)
+        sniffer.start()
+        sniffer.join(10)
+        assert got == [first], "the head waited for the writer to finish"
+        os.write(w, b"[1]\n")
+        os.close(w)
+        w = -1
+        with open_stream(path) as stream:
+            assert stream.read() == first + b"[1]\n"
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)

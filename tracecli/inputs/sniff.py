@@ -11,9 +11,16 @@ from typing import Literal, NamedTuple
 
 import orjson
 
-from tracecli.inputs.streams import BOM, GZIP_MAGIC, STDIN_NAME
+from tracecli.inputs.streams import (
+    BOM,
+    GZIP_MAGIC,
+    HEAD_BYTES,
+    STDIN_NAME,
+    pipe_stream,
+    regular_file,
+)
 
-SNIFF_BYTES = 64 << 10  # the head of a file its format is told from
+SNIFF_BYTES = HEAD_BYTES  # the head of a file its format is told from
 OTLP = "otlp"  # Sniffed.foreign of an OpenTelemetry traces export
 
 
@@ -127,7 +134,13 @@ def foreign_message(kind: str, path: str) -> str:
 
 def head_of(path: str) -> bytes:
     """The first bytes of a file, gunzipped when it is gzip; b"" when it cannot be read
-    (the read itself then says why)."""
+    (the read itself then says why). A pipe's head is read once and kept in front of
+    the rest (`streams.pipe_stream`), as stdin's is."""
+    if not regular_file(path):
+        try:
+            return _unzipped(bytes(pipe_stream(path).peek(SNIFF_BYTES)))
+        except (OSError, ValueError):
+            return b""
     try:
         with open(path, "rb") as f:
             head = f.read(SNIFF_BYTES)
@@ -149,6 +162,11 @@ def stdin_head() -> bytes:
         head = bytes(peek(SNIFF_BYTES))
     except (OSError, ValueError):
         return b""
+    return _unzipped(head)
+
+
+def _unzipped(head: bytes) -> bytes:
+    """The start of a stream's bytes, gunzipped when they are gzip."""
     if head[:2] != GZIP_MAGIC:
         return head
     try:  # what the buffered start of a gzip stream holds (an OTLP export piped in)
