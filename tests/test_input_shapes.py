@@ -19,7 +19,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tests.support import otel_kit
 from tests.support.servers import make_call
+from tests.support.uploadkit import run_cli
 from tracecli.inputs.sniff import OTLP, Sniffed, head_of, sniff
 from tracecli.inputs.streams import open_stream
 from tracecli.upload.api import UploadOptions, upload
@@ -124,6 +126,7 @@ def _fifo(tmp_path: Path, data: bytes, name: str = "pipe") -> Iterator[str]:
         writer.join(10)
 
 
+FIXTURES = Path(__file__).parent / "otel_fixtures"
 WEAVE = [make_call("acme/pipe", op=f"pipe.{n}", at=n) for n in range(3)]
 SHAPES = {
     "otlp": "".join(json.dumps(r) + "\n" for r in GOOD).encode(),
@@ -185,3 +188,27 @@ def test_a_pipes_head_is_one_whole_line_when_it_is_json_lines(tmp_path: Path) ->
         os.close(r)
         if w >= 0:
             os.close(w)
+
+
+# -- the judge: what weave's own server stores ---------------------------------------------
+refs = otel_kit.refs  # the fixture: two weave-ref servers
+
+
+def test_an_otlp_array_through_a_pipe_stores_what_posting_its_requests_stores(
+    refs: Any, tmp_path: Path
+) -> None:
+    """An agent's OTLP export as one pretty JSON array, given through a named pipe, to
+    weave-ref B; its requests posted one by one to weave's own OTel route on A: the same
+    calls stored, field by field."""
+    a, b = refs
+    project = "acme/array-pipe"
+    lines = otel_kit.read_lines(FIXTURES / "agent-seed1.jsonl.gz")
+    assert otel_kit.post_otel(a, lines, project) == 0
+    data = json.dumps([json.loads(x) for x in lines], indent=2).encode() + b"\n"
+    with _fifo(tmp_path, data) as path:
+        up = run_cli("upload", path, "--server", b.url, "--api-key", "x", "-p", project,
+                     "-f", "json", cwd=tmp_path)  # fmt: skip
+    report = json.loads(up.stdout)
+    assert report["rejected"] == 0 and report["uploaded"] > 0, up.stdout + up.stderr
+    projects = {project} | otel_kit.resource_projects(lines)
+    assert otel_kit.same_calls_stored(a.url, b.url, projects) == report["uploaded"]
