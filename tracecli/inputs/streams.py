@@ -140,7 +140,7 @@ def _pipe_head(raw: IO[bytes]) -> bytes:
         head += more
         if head[:2] == GZIP_MAGIC:
             continue
-        text = head.lstrip()
+        text = head.removeprefix(BOM).lstrip()
         end = text.find(b"\n")
         if end >= 0 and text[:end].strip() not in (b"{", b"["):
             break
