@@ -161,6 +161,10 @@ def test_sniff_tells_an_array_of_otlp_requests_from_an_array_of_records() -> Non
     assert sniff(compact) == Sniffed("json", OTLP)
     assert sniff(pretty[:200]) == Sniffed("json", OTLP)  # a head cut in the first request
     assert sniff(records) == Sniffed("json", None)
+    # a record that holds an OTLP request is a record
+    held = [{**WEAVE[0], "inputs": GOOD[0]}]
+    assert sniff(json.dumps(held, indent=2).encode()) == Sniffed("json", None)
+    assert sniff(b'[ {\n  "resourceLogs": []}]\n') == Sniffed("json", "otlp-other")
     assert sniff(json.dumps(WEAVE).encode() + b"\n", json_suffix=True) == Sniffed("json", None)
     # a JSON-lines file whose line is an array stays one (wrong) record a line
     assert sniff(compact + compact) == Sniffed("jsonl", None)

@@ -82,11 +82,13 @@ def _foreign_keys(keys: set[str]) -> str | None:
 
 def _array_of(text: bytes) -> str | None:
     """OpenTelemetry when a JSON array's first element is an OTLP request (an export of
-    requests written as one array); None for anything else (records, read as such)."""
+    requests written as one array): its first key is `resourceSpans` (a request's only
+    one), not a key nested in a record; None for anything else (records, read as such)."""
     inner = text[1:].lstrip()
-    if inner[:1] != b"{":
+    first = _KEY_RE.match(inner[1:].lstrip()) if inner[:1] == b"{" else None
+    if first is None:
         return None
-    kind = _foreign_keys(_first_keys(inner[:4096]))  # (key names near the start)
+    kind = _foreign_keys({first.group(1).decode()})
     return kind if kind in (OTLP, "otlp-other") else None
 
 
