@@ -210,9 +210,8 @@ class Source:
             head = stdin_head() if stdin_format == "jsonl" else b""
         else:
             src = cls(path=path, fmt=format_of(path), size=os.path.getsize(path))
-            # a pipe (`<(zcat f.gz)`) is not sniffed: reading its head would consume it
-            sniffable = src.fmt == "jsonl" and regular_file(path)
-            head = head_of(path) if sniffable else b""
+            # a pipe (`<(zcat f.gz)`): its head is read once and kept, as stdin's
+            head = head_of(path) if src.fmt == "jsonl" else b""
         if head:
             found = sniff(head, src.path.lower().removesuffix(".gz").endswith(".json"))
             if found.fmt == "json":
@@ -243,6 +242,8 @@ class Source:
         # `streams.open_stream` knows it for validate and upload
         if self.path == STDIN_NAME:
             return open_stream(STDIN)
+        if not regular_file(self.path):  # a pipe: the stream its head was sniffed from
+            return open_stream(self.path)
         raw = open(self.path, "rb")  # noqa: SIM115 - closed in __iter__
         self._raw = raw
         if self.path.lower().endswith(".gz") or raw.peek(2)[:2] == GZIP_MAGIC:

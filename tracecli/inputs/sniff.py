@@ -11,9 +11,16 @@ from typing import Literal, NamedTuple
 
 import orjson
 
-from tracecli.inputs.streams import BOM, GZIP_MAGIC, STDIN_NAME
+from tracecli.inputs.streams import (
+    BOM,
+    GZIP_MAGIC,
+    HEAD_BYTES,
+    STDIN_NAME,
+    pipe_stream,
+    regular_file,
+)
 
-SNIFF_BYTES = 64 << 10  # the head of a file its format is told from
+SNIFF_BYTES = HEAD_BYTES  # the head of a file its format is told from
 OTLP = "otlp"  # Sniffed.foreign of an OpenTelemetry traces export
 
 
@@ -46,24 +53,43 @@ def sniff(head: bytes, json_suffix: bool = False) -> Sniffed:
         # a JSON array over many lines, or on the one line of a `.json` file; an array
         # that is a whole line of a JSON-lines file is a (wrong) record, said as such
         if json_suffix or not _parses(first_line):
-            return Sniffed("json", None)
+            return Sniffed("json", _array_of(text))
+        if _array_of(text) == OTLP and not text[len(first_line) :].strip():
+            return Sniffed("json", OTLP)  # an OTLP export's requests as one JSON array
         return Sniffed("jsonl", None)
     if text[:1] == b"{":
         fmt: Literal["jsonl", "json"] = "json" if first_line == b"{" else "jsonl"
         keys = _first_keys(first_line if fmt == "jsonl" else text[:4096])
-        if "resourceSpans" in keys:
-            return Sniffed(fmt, OTLP)
-        if "resourceLogs" in keys or "resourceMetrics" in keys:
-            return Sniffed(fmt, "otlp-other")
-        if "run_type" in keys and keys & _LANGSMITH_KEYS and "op_name" not in keys:
-            return Sniffed(fmt, "langsmith")
-        return Sniffed(fmt, None)
+        return Sniffed(fmt, _foreign_keys(keys))
     if b"," in first_line and b"{" not in first_line:
         try:
             orjson.loads(first_line)
         except orjson.JSONDecodeError:
             return Sniffed("jsonl", "csv")
     return Sniffed("jsonl", None)
+
+
+def _foreign_keys(keys: set[str]) -> str | None:
+    """The other tool's format a record's keys name, if any."""
+    if "resourceSpans" in keys:
+        return OTLP
+    if "resourceLogs" in keys or "resourceMetrics" in keys:
+        return "otlp-other"
+    if "run_type" in keys and keys & _LANGSMITH_KEYS and "op_name" not in keys:
+        return "langsmith"
+    return None
+
+
+def _array_of(text: bytes) -> str | None:
+    """OpenTelemetry when a JSON array's first element is an OTLP request (an export of
+    requests written as one array): its first key is `resourceSpans` (a request's only
+    one), not a key nested in a record; None for anything else (records, read as such)."""
+    inner = text[1:].lstrip()
+    first = _KEY_RE.match(inner[1:].lstrip()) if inner[:1] == b"{" else None
+    if first is None:
+        return None
+    kind = _foreign_keys({first.group(1).decode()})
+    return kind if kind in (OTLP, "otlp-other") else None
 
 
 def _parses(line: bytes) -> bool:
@@ -110,7 +136,13 @@ def foreign_message(kind: str, path: str) -> str:
 
 def head_of(path: str) -> bytes:
     """The first bytes of a file, gunzipped when it is gzip; b"" when it cannot be read
-    (the read itself then says why)."""
+    (the read itself then says why). A pipe's head is read once and kept in front of
+    the rest (`streams.pipe_stream`), as stdin's is."""
+    if not regular_file(path):
+        try:
+            return _unzipped(bytes(pipe_stream(path).peek(SNIFF_BYTES)))
+        except (OSError, ValueError):
+            return b""
     try:
         with open(path, "rb") as f:
             head = f.read(SNIFF_BYTES)
@@ -132,6 +164,11 @@ def stdin_head() -> bytes:
         head = bytes(peek(SNIFF_BYTES))
     except (OSError, ValueError):
         return b""
+    return _unzipped(head)
+
+
+def _unzipped(head: bytes) -> bytes:
+    """The start of a stream's bytes, gunzipped when they are gzip."""
     if head[:2] != GZIP_MAGIC:
         return head
     try:  # what the buffered start of a gzip stream holds (an OTLP export piped in)

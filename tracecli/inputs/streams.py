@@ -4,6 +4,7 @@ can be known of a file before reading it (regular or not, its lines from an offs
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import stat
 import sys
@@ -13,6 +14,7 @@ BOM = b"\xef\xbb\xbf"
 STDIN = "-"
 STDIN_NAME = "<stdin>"  # how stdin is named in diagnostics
 GZIP_MAGIC = b"\x1f\x8b"
+HEAD_BYTES = 64 << 10  # the head of an input its format is told from
 
 
 def os_message(exc: BaseException) -> str:
@@ -80,6 +82,8 @@ def open_stream(path: str) -> IO[bytes]:
     raw: IO[bytes]
     if path == STDIN:
         raw = sys.stdin.buffer
+    elif not regular_file(path):
+        raw = pipe_stream(path)
     else:
         if path.lower().endswith(".gz"):
             return cast(IO[bytes], gzip.open(path, "rb"))
@@ -103,3 +107,67 @@ class _GzipOver(gzip.GzipFile):
         finally:
             if self._source is not sys.stdin.buffer:
                 self._source.close()
+
+
+_PIPES: dict[str, io.BufferedReader] = {}
+
+
+def pipe_stream(path: str) -> io.BufferedReader:
+    """The one reader of a pipe given by name (`<(zcat f.gz)`, a FIFO, `/dev/fd/N`), which
+    can be read only once, as stdin: opened at the first ask, its head read then (for
+    `sniff.head_of` to look at with `peek`) and kept in front of the rest, so that every
+    later open of the path in this process gets the same stream, from its start, until
+    it is closed."""
+    got = _PIPES.get(path)
+    if got is not None and not got.closed:
+        return got
+    raw = open(path, "rb", buffering=0)  # noqa: SIM115 - closed with the stream
+    head = _pipe_head(raw)
+    got = io.BufferedReader(_Headed(raw, head), max(len(head), io.DEFAULT_BUFFER_SIZE))
+    _PIPES[path] = got
+    return got
+
+
+def _pipe_head(raw: IO[bytes]) -> bytes:
+    """A pipe's first bytes, enough to tell its format: up to its end or `HEAD_BYTES`, or
+    its first line once it is whole and not a lone `{` or `[` (a JSON line tells all;
+    a writer still writing is not waited for beyond it)."""
+    head = b""
+    while len(head) < HEAD_BYTES:
+        more = raw.read(HEAD_BYTES - len(head))
+        if not more:
+            break
+        head += more
+        if head[:2] == GZIP_MAGIC:
+            continue
+        text = head.removeprefix(BOM).lstrip()
+        end = text.find(b"\n")
+        if end >= 0 and text[:end].strip() not in (b"{", b"["):
+            break
+    return head
+
+
+class _Headed(io.RawIOBase):
+    """A pipe's head, read already, then the rest of the pipe."""
+
+    def __init__(self, raw: IO[bytes], head: bytes) -> None:
+        super().__init__()
+        self._raw = raw
+        self._head = head
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: memoryview) -> int:  # type: ignore[override]
+        if self._head:
+            n = min(len(b), len(self._head))
+            b[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        return self._raw.readinto(b)  # type: ignore[attr-defined, no-any-return]
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        finally:
+            super().close()
