@@ -45,6 +45,7 @@ from tracecli.targets.freeplay import (
     resolve_freeplay,
 )
 from tracecli.upload.freeplay_send import FreeplaySender, Job, Verdicts
+from tracecli.upload.give_ups import gave_up_reason
 from tracecli.upload.otlp_lines import OtlpCalls
 from tracecli.upload.report import (
     GRACE_SECONDS,
@@ -255,6 +256,9 @@ class _FreeplayRun:
         if sender is not None and sender.halted is not None:
             self.report.halted = halt_line(sender.halted, self.report)
             self.report.errors += 1
+        elif sender is not None and sender.gave_up and self.report.unsent:
+            why = gave_up_reason(sender.who, sender.gave_up, sender.last_give_up)
+            self.report.gave_up = halt_line(why, self.report)
         fatal = self.fatal or (sender.fatal if sender is not None else None)
         if fatal is not None:
             raise fatal

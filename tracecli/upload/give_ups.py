@@ -21,3 +21,15 @@ def give_ups_reason(who: str, n: int, kept: str, out: Outcome | None) -> str:
         f"{who} failed {n} requests in a row, each retried for --max-retry-time, with "
         f"nothing {kept} between{last}"
     )
+
+
+def gave_up_reason(who: str, n: int, out: Outcome | None) -> str:
+    """Why records were left unsent when fewer requests gave up than stop the run (one
+    chunk, a few): the last one's reason, as the stop line would say it, so an exit code 1
+    with "not sent (resume)" in the summary is never left unexplained."""
+    requests = "a request" if n == 1 else f"{n:,} requests"
+    if out is not None and out.asked:
+        return f"{who} asked to wait {out.asked}, on {requests}: not retried"
+    last = f" (last: {out.reason})" if out is not None and out.reason else ""
+    each = "retried" if n == 1 else "each retried"
+    return f"{who} failed {requests}, {each} for --max-retry-time{last}"
