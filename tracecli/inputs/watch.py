@@ -16,6 +16,7 @@ Two parts, so that correctness never depends on file events:
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import threading
@@ -49,6 +50,19 @@ class Snapshot(NamedTuple):
 
 def is_pattern(path: str) -> bool:
     return any(c in _GLOB_CHARS for c in path)
+
+
+def loop_reason(path: str) -> str | None:
+    """`too many levels of symbolic links` when `path` is a link that loops (ELOOP): unlike
+    a named file that does not exist yet (it may appear), it never resolves, so following
+    it would quietly follow nothing."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            why = exc.strerror or os.strerror(errno.ELOOP)
+            return why[:1].lower() + why[1:]
+    return None
 
 
 class Watcher:
