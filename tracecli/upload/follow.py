@@ -37,10 +37,10 @@ from pathlib import Path
 
 import orjson
 
-from tracecli.diagnostics import Diagnostic, Severity, UsageError
+from tracecli.diagnostics import Diagnostic, UsageError
 from tracecli.inputs.reader import format_of
 from tracecli.inputs.settle import quiet_for
-from tracecli.inputs.watch import FileEvents, Snapshot, Watcher, is_pattern, loop_reason
+from tracecli.inputs.watch import FileEvents, Snapshot, Watcher, followable
 from tracecli.journal.rejected import DEFAULT_NAME
 from tracecli.upload.api import UploadOptions, UploadReport, upload
 
@@ -351,25 +351,6 @@ def _pass_options(
     )
 
 
-def _followable(
-    paths: Iterable[str], on_diagnostic: Callable[[Diagnostic], None] | None
-) -> list[str]:
-    """The named paths without the links that loop (ELOOP), each said once as an error: a
-    file not there yet is followed (it may appear), a loop never resolves. None left to
-    follow: a UsageError (exit 2) naming them, as validate and upload say it."""
-    named = list(paths)
-    loops = {p: why for p in named if not is_pattern(p) and (why := loop_reason(p))}
-    left = [p for p in named if p not in loops]
-    if not left:
-        raise UsageError("; ".join(f"{p}: {why}" for p, why in loops.items()))
-    for p, why in loops.items():
-        if on_diagnostic is not None:
-            on_diagnostic(
-                Diagnostic(p, 0, "", "read-error", Severity.ERROR, f"{why}: not followed")
-            )
-    return left
-
-
 def _tell(
     status: FollowStatus, patience: _Patience, on_status: Callable[[FollowStatus], None] | None
 ) -> None:
@@ -389,7 +370,7 @@ def follow(
     the server stayed unreachable for `fopts.max_outage` (1). Raises UsageError for what a
     single upload raises at once (bad options, a refused key): exit 2."""
     _check_options(paths, opts, fopts)
-    watcher = Watcher(_followable(paths, opts.on_diagnostic))
+    watcher = Watcher(followable(paths, opts.on_diagnostic))
     rejects = _Rejects(Path(opts.rejected if opts.rejected is not None else DEFAULT_NAME))
     own = {os.path.realpath(rejects.path), os.path.realpath(rejects.pass_path)}
     patience = _Patience(fopts.pair_wait if pair_wait_applies(opts) else 0.0)
