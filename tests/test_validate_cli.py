@@ -350,7 +350,8 @@ def test_a_record_that_is_not_json_counts_as_in_upload(here: Path, name: str, te
     assert report["records_uploaded"] + report["rejected"] + report["unsent"] == want
 
 
-@pytest.mark.parametrize(
+# the three commands that read inputs, each with the arguments it needs around a path
+EACH_READER = pytest.mark.parametrize(
     "args",
     [
         ["validate"],
@@ -359,6 +360,9 @@ def test_a_record_that_is_not_json_counts_as_in_upload(here: Path, name: str, te
     ],
     ids=["validate", "upload", "convert"],
 )
+
+
+@EACH_READER
 def test_a_link_that_loops_is_said_so_not_missing(here: Path, args: list[str]) -> None:
     """A symbolic-link loop (ELOOP) is named with the OS's reason, not "no such file"."""
     (here / "loop.jsonl").symlink_to("loop.jsonl")
@@ -369,15 +373,7 @@ def test_a_link_that_loops_is_said_so_not_missing(here: Path, args: list[str]) -
     assert got.stderr == "tracecli: error: gone.jsonl: no such file or directory\n"
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["validate"],
-        ["upload", "--target", "local", "--dry-run"],
-        ["convert", "--to", "freeplay", "-o", "out.jsonl"],
-    ],
-    ids=["validate", "upload", "convert"],
-)
+@EACH_READER
 def test_a_link_that_loops_inside_a_directory_is_said(here: Path, args: list[str]) -> None:
     """A looping link under a directory given as input is unreadable input, named with the
     OS's reason (it was skipped without a word); a dangling link there is still left out."""
