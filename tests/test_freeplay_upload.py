@@ -128,6 +128,7 @@ def test_an_outage_stops_the_upload_instead_of_waiting_on_every_record(
     assert first.exit_code == 1 and first.uploaded == 0 and first.rejected == 0
     assert 8 <= first.unsent < 30  # not read on
     assert first.halted and "failed 8 requests in a row" in first.halted
+    assert first.gave_up is None  # the stop line says it
     # the lines not read are counted in, as for Weave (not "the rest of the input, not read")
     assert first.halted.endswith("; 30 records unsent; run the same command again to resume")
     refserver.clear()  # back up (and the faults left forgotten)
@@ -143,6 +144,12 @@ def test_resume_never_records_a_completion_twice(refserver: RefServer, tmp_path:
     refserver.faults([500])
     first = fp_upload([src], tmp_path, refserver, concurrency=1, max_retry_time=0)
     assert (first.uploaded, first.rejected, first.unsent) == (5, 0, 1)
+    # one request given up, too few to stop the run: why the record is unsent is said
+    assert first.halted is None and first.gave_up == (
+        "Freeplay failed a request, retried for --max-retry-time (last: injected fault 500 "
+        "(refserver test helper) (gave up after 1 attempts in 0 s)); 1 records unsent; run the "
+        "same command again to resume"
+    )
     # Run 2 sends only that one; run 3 sends nothing.
     second = fp_upload([src], tmp_path, refserver, concurrency=2)
     assert (second.uploaded, second.skipped, second.exit_code) == (1, 5, 0)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -348,7 +350,8 @@ def test_a_record_that_is_not_json_counts_as_in_upload(here: Path, name: str, te
     assert report["records_uploaded"] + report["rejected"] + report["unsent"] == want
 
 
-@pytest.mark.parametrize(
+# the three commands that read inputs, each with the arguments it needs around a path
+EACH_READER = pytest.mark.parametrize(
     "args",
     [
         ["validate"],
@@ -357,6 +360,9 @@ def test_a_record_that_is_not_json_counts_as_in_upload(here: Path, name: str, te
     ],
     ids=["validate", "upload", "convert"],
 )
+
+
+@EACH_READER
 def test_a_link_that_loops_is_said_so_not_missing(here: Path, args: list[str]) -> None:
     """A symbolic-link loop (ELOOP) is named with the OS's reason, not "no such file"."""
     (here / "loop.jsonl").symlink_to("loop.jsonl")
@@ -365,3 +371,19 @@ def test_a_link_that_loops_is_said_so_not_missing(here: Path, args: list[str]) -
     assert got.stderr == "tracecli: error: loop.jsonl: too many levels of symbolic links\n"
     got = runner.invoke(app, [*args[:1], "gone.jsonl", *args[1:]])
     assert got.stderr == "tracecli: error: gone.jsonl: no such file or directory\n"
+
+
+@EACH_READER
+def test_a_link_that_loops_inside_a_directory_is_said(here: Path, args: list[str]) -> None:
+    """A looping link under a directory given as input is unreadable input, named with the
+    OS's reason (it was skipped without a word); a dangling link there is still left out."""
+    (here / "d").mkdir()
+    write_jsonl(here / "d" / "ok.jsonl", call())
+    (here / "d" / "loop.jsonl").symlink_to("loop.jsonl")
+    (here / "d" / "gone.jsonl").symlink_to("nowhere.jsonl")
+    got = runner.invoke(app, [*args[:1], "d", *args[1:]])
+    assert got.exit_code == 2
+    loop = os.path.join("d", "loop.jsonl")
+    assert (
+        got.stderr == f"tracecli: error: {loop}: cannot read the file: {os.strerror(errno.ELOOP)}\n"
+    )

@@ -259,6 +259,8 @@ def _say_why_stopped(report: UploadReport, err: Console | PlainConsole) -> None:
         say(err, f"tracecli: interrupted; {RESUME_HINT}")
     elif report.halted:
         say(err, f"tracecli: error: {report.halted}")
+    elif report.gave_up:
+        say(err, f"tracecli: error: {report.gave_up}")
     elif report.strict_blocked:
         say(err, "tracecli: error: --strict: nothing was sent because some records have errors")
 

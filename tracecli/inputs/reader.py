@@ -114,7 +114,21 @@ def _trace_files_under(top: str) -> list[str]:
             full = str(Path(folder, name))  # as pathlib spells it: `x.jsonl`, not `./x.jsonl`
             if _is_trace_file(Path(name)) and os.path.isfile(full):
                 found.append(full)
+            elif _is_trace_file(Path(name)):
+                _no_file_why(full)
     return sorted(found)
+
+
+def _no_file_why(path: str) -> None:
+    """A trace file's name under a directory that is no regular file: a link that loops
+    (ELOOP) or leads where may not be searched is unreadable input, said as such (one line
+    naming it and the OS's reason), never skipped silently. A dangling link (ENOENT: a
+    file being rotated), a pipe or a folder so named holds no trace to read: left out."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise UsageError(f"{path}: cannot read the file: {os_message(exc)}") from None
 
 
 def expand_paths(paths: Iterable[str]) -> list[str]:

@@ -16,6 +16,7 @@ Two parts, so that correctness never depends on file events:
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import threading
@@ -23,6 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from tracecli.diagnostics import Diagnostic, Severity, UsageError
 from tracecli.inputs.reader import expand_paths
 
 _GLOB_CHARS = frozenset("*?[")
@@ -49,6 +51,38 @@ class Snapshot(NamedTuple):
 
 def is_pattern(path: str) -> bool:
     return any(c in _GLOB_CHARS for c in path)
+
+
+def loop_reason(path: str) -> str | None:
+    """`too many levels of symbolic links` when `path` is a link that loops (ELOOP): unlike
+    a named file that does not exist yet (it may appear), it never resolves, so following
+    it would quietly follow nothing."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            why = exc.strerror or os.strerror(errno.ELOOP)
+            return why[:1].lower() + why[1:]
+    return None
+
+
+def followable(
+    paths: Iterable[str], on_diagnostic: Callable[[Diagnostic], None] | None
+) -> list[str]:
+    """The named paths without the links that loop (ELOOP), each said once as an error: a
+    file not there yet is followed (it may appear), a loop never resolves. None left to
+    follow: a UsageError (exit 2) naming them, as validate and upload say it."""
+    named = list(paths)
+    loops = {p: why for p in named if not is_pattern(p) and (why := loop_reason(p))}
+    left = [p for p in named if p not in loops]
+    if not left:
+        raise UsageError("; ".join(f"{p}: {why}" for p, why in loops.items()))
+    for p, why in loops.items():
+        if on_diagnostic is not None:
+            on_diagnostic(
+                Diagnostic(p, 0, "", "read-error", Severity.ERROR, f"{why}: not followed")
+            )
+    return left
 
 
 class Watcher:

@@ -29,6 +29,7 @@ from tracecli.journal.rejected import DEFAULT_NAME, RejectedWriter, upload_input
 from tracecli.journal.resume import Journal
 from tracecli.journal.store_marks import StoreGuard
 from tracecli.targets import DryRunTarget, Target
+from tracecli.upload.give_ups import say_unsent
 from tracecli.upload.pool import default_jobs, start_pool
 from tracecli.upload.report import (
     GRACE_SECONDS,
@@ -37,7 +38,6 @@ from tracecli.upload.report import (
     Progress,
     UploadOptions,
     UploadReport,
-    halt_line,
     publish_rejected,
 )
 from tracecli.upload.run import Run
@@ -263,9 +263,7 @@ def _run(
         if journal is not None and complete:
             for f in files:
                 journal.done(f)
-    if sender.halted is not None:
-        report.halted = halt_line(sender.halted, report)
-        report.errors += 1
+    say_unsent(sender, report)
     if sender.fatal is not None:
         raise sender.fatal
     return report

@@ -40,7 +40,7 @@ import orjson
 from tracecli.diagnostics import Diagnostic, UsageError
 from tracecli.inputs.reader import format_of
 from tracecli.inputs.settle import quiet_for
-from tracecli.inputs.watch import FileEvents, Snapshot, Watcher
+from tracecli.inputs.watch import FileEvents, Snapshot, Watcher, followable
 from tracecli.journal.rejected import DEFAULT_NAME
 from tracecli.upload.api import UploadOptions, UploadReport, upload
 
@@ -370,7 +370,7 @@ def follow(
     the server stayed unreachable for `fopts.max_outage` (1). Raises UsageError for what a
     single upload raises at once (bad options, a refused key): exit 2."""
     _check_options(paths, opts, fopts)
-    watcher = Watcher(list(paths))
+    watcher = Watcher(followable(paths, opts.on_diagnostic))
     rejects = _Rejects(Path(opts.rejected if opts.rejected is not None else DEFAULT_NAME))
     own = {os.path.realpath(rejects.path), os.path.realpath(rejects.pass_path)}
     patience = _Patience(fopts.pair_wait if pair_wait_applies(opts) else 0.0)

@@ -45,6 +45,7 @@ from tracecli.targets.freeplay import (
     resolve_freeplay,
 )
 from tracecli.upload.freeplay_send import FreeplaySender, Job, Verdicts
+from tracecli.upload.give_ups import say_unsent
 from tracecli.upload.otlp_lines import OtlpCalls
 from tracecli.upload.report import (
     GRACE_SECONDS,
@@ -55,7 +56,6 @@ from tracecli.upload.report import (
     UploadOptions,
     UploadReport,
     count_diagnostics,
-    halt_line,
     keep_diagnostics,
     publish_rejected,
 )
@@ -252,9 +252,8 @@ class _FreeplayRun:
                 sender.close()
                 sender.join(timeout=5.0)
             self._finish(complete)
-        if sender is not None and sender.halted is not None:
-            self.report.halted = halt_line(sender.halted, self.report)
-            self.report.errors += 1
+        if sender is not None:
+            say_unsent(sender, self.report)
         fatal = self.fatal or (sender.fatal if sender is not None else None)
         if fatal is not None:
             raise fatal

@@ -233,6 +233,9 @@ class UploadReport(Findings):
     # why sending stopped before the end (the server looked down), as one line:
     # `server unreachable since 14:02:11; 187,990 records unsent; run the same command...`
     halted: str | None = None
+    # why records were left unsent when requests gave up but too few to stop the run:
+    # `the server failed a request, retried for --max-retry-time (last: ...); 4 records...`
+    gave_up: str | None = None
     input_left: bool = False  # the run stopped before reading all of its input
     unread: int | None = None  # then, about how many records were not read (None: unknown)
     strict_blocked: bool = False  # --strict found errors: nothing was sent
@@ -283,7 +286,7 @@ class UploadReport(Findings):
             "requests_by_endpoint": dict(self.requests_by_endpoint),
             **self.fields_dict(
                 "rejected invalid unsent skipped retried requests bytes_sent errors warnings "
-                "diagnostics rejected_file interrupted halted unread strict_blocked "
+                "diagnostics rejected_file interrupted halted gave_up unread strict_blocked "
                 "changed_files store_resent peak_open_calls spilled"
             ),
             "elapsed_s": round(self.elapsed_s, 3),

@@ -77,6 +77,10 @@ class Workers(Generic[J]):
         self.fatal: TracecliError | None = None  # an AuthError or config error: all stops
         self.halted: str | None = None  # why sending stopped early (an outage), if it did
         self._give_ups = 0  # chunks whose retries ran out in a row, nothing acked between
+        # every request given up (retries ran out, Retry-After too long) and the last one's
+        # outcome: why records were left unsent when there were too few to stop the run
+        self.gave_up = 0
+        self.last_give_up: Outcome | None = None
         self._outage_limit = max(OUTAGE_GIVE_UPS, 2 * concurrency)
         self._queue: queue.Queue[J | None] = queue.Queue(maxsize=concurrency + QUEUED)
         self._stopping = threading.Event()
@@ -241,6 +245,8 @@ class Workers(Generic[J]):
                 self.halted = halt_reason(self.target, out)
             elif action is Action.GIVE_UP:
                 self._give_ups += 1
+                self.gave_up += 1
+                self.last_give_up = out
                 if self._give_ups >= self._outage_limit and self.halted is None:
                     self.halted = give_ups_reason(self.who, self._give_ups, self.kept, out)
 
