@@ -20,27 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from tests.support import otel_kit
+from tests.support.otel_spans import bare_span as _span
 from tests.support.servers import make_call
 from tests.support.uploadkit import run_cli
 from tracecli.inputs.sniff import OTLP, Sniffed, head_of, sniff
 from tracecli.inputs.streams import open_stream
 from tracecli.upload.api import UploadOptions, upload
 from tracecli.upload.validate import validate_paths
-
-
-def _span(span_id: str, parent: str | None = None) -> dict[str, Any]:
-    span = {
-        "traceId": "5b8efff798038103d269b633813fc60c",
-        "spanId": span_id,
-        "name": "chat gpt-4o",
-        "kind": 3,
-        "startTimeUnixNano": "1772445245000000000",
-        "endTimeUnixNano": "1772445246000000000",
-        "status": {},
-    }
-    if parent:
-        span["parentSpanId"] = parent
-    return span
 
 
 def _request(*spans: dict[str, Any]) -> dict[str, Any]:

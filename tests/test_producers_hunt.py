@@ -41,6 +41,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.otel_spans import bare_span
 from tests.support.ptyscreen import pty_env, run_on_pty
 from tests.support.servers import make_call, start_all, start_serve, start_weave_ref
 from tests.support.uploadkit import cli_env, gen_calls, tracecli, write_flat
@@ -120,16 +121,7 @@ def test_a_yaml_value_without_a_json_form_is_refused_by_validate_and_upload(
 
 
 def _otlp_line(scopes_key: str, span_id: str) -> str:
-    span = {
-        "traceId": "5b8efff798038103d269b633813fc60c",
-        "spanId": span_id,
-        "name": "chat gpt-4o",
-        "kind": 3,
-        "startTimeUnixNano": "1772445245000000000",
-        "endTimeUnixNano": "1772445246000000000",
-        "status": {},
-    }
-    scope = {"scope": {"name": "old"}, "spans": [span]}
+    scope = {"scope": {"name": "old"}, "spans": [bare_span(span_id)]}
     return json.dumps({"resourceSpans": [{"resource": {}, scopes_key: [scope]}]}) + "\n"
 
 

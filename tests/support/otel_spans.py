@@ -1,6 +1,6 @@
-"""Shared OTLP test data: spans of the committed fixtures and the changes the usual reader
-cares about, attribute lists of every kind, and a comparison of decoded values with types
-(used by tests/test_otel_speed.py and tests/test_otel_typed.py)."""
+"""Shared OTLP test data: a bare span, spans of the committed fixtures and the changes the
+usual reader cares about, attribute lists of every kind, and a comparison of decoded values
+with types (used by tests/test_otel_speed.py, test_otel_typed.py and the input tests)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,23 @@ import orjson
 from hypothesis import strategies as st
 
 FIXTURES = Path(__file__).resolve().parent.parent / "otel_fixtures"
+
+
+def bare_span(span_id: str, parent: str | None = None) -> dict[str, Any]:
+    """A hand-made OTLP span of one trace with no attributes (a chat call's name and kind),
+    one second long: for tests of how requests are read, not of the mapping."""
+    span: dict[str, Any] = {
+        "traceId": "5b8efff798038103d269b633813fc60c",
+        "spanId": span_id,
+        "name": "chat gpt-4o",
+        "kind": 3,
+        "startTimeUnixNano": "1772445245000000000",
+        "endTimeUnixNano": "1772445246000000000",
+        "status": {},
+    }
+    if parent:
+        span["parentSpanId"] = parent
+    return span
 
 
 def same_values(a: object, b: object) -> bool:
