@@ -19,32 +19,25 @@ class GaveUp(Protocol):
     last_give_up: Outcome | None
 
 
-def give_ups_reason(who: str, n: int, kept: str, out: Outcome | None) -> str:
-    """`the server failed 8 requests in a row, each retried for --max-retry-time, ...`, or
-    `the server asked to wait 600 s (Retry-After), longer than --max-retry-time (300 s),
-    on 8 requests in a row: ...` when the last one was not retried for that."""
-    if out is not None and out.asked:
-        return (
-            f"{who} asked to wait {out.asked}, on {n} requests in a row: not retried, "
-            f"and nothing {kept} between"
-        )
-    last = f" (last: {out.reason})" if out is not None and out.reason else ""
-    return (
-        f"{who} failed {n} requests in a row, each retried for --max-retry-time, with "
-        f"nothing {kept} between{last}"
-    )
+def gave_up_reason(who: str, n: int, out: Outcome | None, kept: str | None = None) -> str:
+    """Why `n` requests were given up, the last one's reason as the stop line says it.
 
-
-def gave_up_reason(who: str, n: int, out: Outcome | None) -> str:
-    """Why records were left unsent when fewer requests gave up than stop the run (one
-    chunk, a few): the last one's reason, as the stop line would say it, so an exit code 1
-    with "not sent (resume)" in the summary is never left unexplained."""
+    With `kept` (what was not done between them: "stored", "recorded"), the stop after `n`
+    in a row: `the server failed 8 requests in a row, each retried for --max-retry-time,
+    with nothing stored between (last: ...)`, or `the server asked to wait 600 s
+    (Retry-After), longer than --max-retry-time (300 s), on 8 requests in a row: not
+    retried, and nothing stored between` when the last one was not retried for that.
+    Without, fewer gave up than stop the run (one chunk, a few): the same words for them,
+    so an exit code 1 with "not sent (resume)" in the summary is never left unexplained."""
     requests = "a request" if n == 1 else f"{n:,} requests"
+    in_a_row = "" if kept is None else " in a row"
     if out is not None and out.asked:
-        return f"{who} asked to wait {out.asked}, on {requests}: not retried"
+        between = "" if kept is None else f", and nothing {kept} between"
+        return f"{who} asked to wait {out.asked}, on {requests}{in_a_row}: not retried{between}"
     last = f" (last: {out.reason})" if out is not None and out.reason else ""
     each = "retried" if n == 1 else "each retried"
-    return f"{who} failed {requests}, {each} for --max-retry-time{last}"
+    between = "" if kept is None else f", with nothing {kept} between"
+    return f"{who} failed {requests}{in_a_row}, {each} for --max-retry-time{between}{last}"
 
 
 def say_unsent(workers: GaveUp, report: UploadReport) -> None:

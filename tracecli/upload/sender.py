@@ -39,7 +39,7 @@ from tracecli.targets import ChecksStored, Target
 from tracecli.targets.outcome import ALREADY_STORED, AlreadyStored, Outcome
 from tracecli.targets.reconcile import chunk_keys, is_stored, item_key, split_stored
 from tracecli.targets.retry import Action
-from tracecli.upload.give_ups import give_ups_reason
+from tracecli.upload.give_ups import gave_up_reason
 from tracecli.upload.inflight import InFlight
 from tracecli.wire.chunking import SINGLE, Chunk
 from tracecli.wire.encode import CALL_START
@@ -248,7 +248,7 @@ class Workers(Generic[J]):
                 self.gave_up += 1
                 self.last_give_up = out
                 if self._give_ups >= self._outage_limit and self.halted is None:
-                    self.halted = give_ups_reason(self.who, self._give_ups, self.kept, out)
+                    self.halted = gave_up_reason(self.who, self._give_ups, out, self.kept)
 
 
 class Sender(Workers[Chunk]):
