@@ -144,6 +144,17 @@ def test_with_a_project_lines_take_the_typed_path(shape: str, project: str) -> N
     assert sent and all(b'"project_id":"%s"' % project.encode() in b for _, b in sent)
 
 
+@pytest.mark.parametrize("project", ["acme/\udcff", "acme/\x00", 'acme/"q"', "acme/é"])
+def test_with_a_project_orjson_cannot_write_the_old_way_answers(
+    project: str,
+) -> None:
+    """A project from the command line that orjson cannot write (a lone surrogate: argv's
+    undecodable bytes) makes the typed path give up on the line, which the old way then
+    answers (its own encoding); control characters, quotes, non-ASCII: the same bodies."""
+    got, _ = _same(_block(_lines("compact", traces=1)), project=project)
+    assert got.entries
+
+
 def test_with_a_project_a_record_without_a_valid_one_of_its_own_is_sent_with_it() -> None:
     """A record whose own project_id is missing or not entity/project goes the old way,
     which checks the project that replaces it (accepted, kept as read for a refusal)."""
