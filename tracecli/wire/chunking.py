@@ -308,9 +308,11 @@ class Chunker:
                 take = 1  # an item beyond the bound alone goes alone
             j = i + take
             if extras is not None:  # by the units' indexes
-                u = len(chunk.item_ends)
-                kept = zip(range(u, u + take), extras[i:j], strict=True)
-                chunk.extras.update(x for x in kept if x[1] is not None)
+                u, part = len(chunk.item_ends), extras[i:j]
+                kept: Iterable[tuple[int, Any]] = zip(range(u, u + take), part, strict=True)
+                if None in part:  # (a run mostly holds one extra for every unit: at C speed)
+                    kept = (x for x in kept if x[1] is not None)
+                chunk.extras.update(kept)
             chunk.items.extend(items[i:j])
             r0 = len(chunk.recs)
             chunk.recs.extend(recs[2 * i : 2 * j])
