@@ -156,7 +156,8 @@ def _typed_encoded(
     kind = facts.kind
     if kind == "start":
         _, _, cid, tid, pid, started, ended = facts
-        body = _orjson_dumps(data)  # (cannot fail: the line holds no value orjson refuses)
+        # (fails only for a --project orjson cannot write: the caller then goes orjson's way)
+        body = _orjson_dumps(data)
         return _ok((
             line, kind, shape, cid, data["project_id"], tid, pid, started, ended,
             body, b"", False, orig, (),
