@@ -2,7 +2,7 @@
 """run_all: every figure of bench/README.md's summary table, across file styles, in one run.
 
     python bench/run_all.py [--calls 50000] [--rounds 1] [--styles compact,dumps,offsets,yaml]
-                            [--parts startup,validate,sink,store] [--json-out F]
+                            [--parts startup,validate,sink,store] [--project E/P] [--json-out F]
 
 For each style of `gen_traces.py --style` (the same records, written the ways people's
 programs write them), on one file of --calls calls:
@@ -11,7 +11,9 @@ programs write them), on one file of --calls calls:
             the lines (JSONL), or `yaml.load_all(..., CSafeLoader)` (YAML)
   sink      `tracecli upload FILE --server NULL` beside the hand-written httpx + orjson
             script and the weave 0.54 SDK's batching client, to one null Weave server
-            (../shared/tools/bench/); each run verified there (all calls whole, none twice)
+            (../shared/tools/bench/); each run verified there (all calls whole, none twice);
+            with --project E/P also `tracecli upload FILE --project E/P` (every record's
+            project_id replaced, as most users upload), beside the same upload without it
   store     `tracecli upload FILE --db NEW.db` (the embedded SQLite store) beside the
             hand-written script to the null server, in the same round
 
@@ -228,6 +230,8 @@ class RunAll:
         cmd += ["--format", "json", "--quiet", "--rejected", str(self.work / "rejected.jsonl")]
         if name == "tracecli":
             return [*cmd, "--server", url]
+        if name == "project":  # (another project than the file's: each one replaced)
+            return [*cmd, "--server", url, "--project", self.a.project]
         db = self.work / "store.db"
         for p in self.work.glob("store.db*"):
             p.unlink()
@@ -245,6 +249,8 @@ class RunAll:
                 counted = path if jsonl else self.files.get("compact") or self.compact_twin()
                 expected = self.peers.count_calls(str(counted))[0]
                 tools = ["tracecli"] if "sink" in parts else []
+                if "sink" in parts and self.a.project:
+                    tools.append("project")
                 if "store" in parts:
                     tools.append("store")
                 if self.base_env:
@@ -328,8 +334,12 @@ class RunAll:
             head = ["style", "null server calls/s", "x script (wall)", "x SDK", "store calls/s"]
             head += ["store x script-to-null (wall)", "CPU us/call upload / store / script"]
             head += ["peak RSS MiB upload / store", "load", "verified"]
+            if self.a.project:
+                head += [f"--project {self.a.project}: x without (wall), CPU us/call"]
             if self.base_env:
                 head += ["baseline: x script, x SDK, store x script, CPU us/call upload / store"]
+                if self.a.project:
+                    head += ["baseline --project: x without (wall), CPU us/call"]
             print(table(head, rows))
             print(
                 "\ncalls/s and ratios from each tool's own work time (file opened to last "
@@ -353,6 +363,10 @@ def upload_row(style: str, u: dict[str, Any], compact: dict[str, Any] | None) ->
         pairs = [x[b][key] / r[t][key] for r, x in zip(rs, base, strict=False) if t in r and b in x]
         return f"{med(pairs):.2f}x" if pairs else "-"
 
+    def beside(t: str, b: str, key: str = "work_s") -> str:  # two runs of the same file
+        pairs = [r[b][key] / r[t][key] for r in rs if t in r and b in r]
+        return f"{med(pairs):.2f}x" if pairs else "-"
+
     def cpu(t: str) -> str:
         xs = [r[t]["cpu"] for r in rs if t in r]
         return f"{med(xs) / exp * 1e6:.1f}" if xs else "-"
@@ -363,11 +377,23 @@ def upload_row(style: str, u: dict[str, Any], compact: dict[str, Any] | None) ->
 
     loads = [r[t]["load"] for r in rs for t in r]
     ok = all(r[t]["ok"] for r in rs for t in r)
-    extra = []
-    if any("tracecli_base" in r or "store_base" in r for r in rs):
+    # upload --project beside the same upload without it (a ratio below 1: slower)
+    extra, proj_base = [], []
+    if any("project" in r for r in rs):
         extra = [
+            f"{beside('project', 'tracecli')} ({beside('project', 'tracecli', 'wall')}), "
+            f"{cpu('project')}"
+        ]
+    if any("project_base" in r for r in rs):
+        proj_base = [
+            f"{beside('project_base', 'tracecli_base')} "
+            f"({beside('project_base', 'tracecli_base', 'wall')}), {cpu('project_base')}"
+        ]
+    if any("tracecli_base" in r or "store_base" in r for r in rs):
+        extra += [
             f"{ratio('tracecli_base', 'script')}, {ratio('tracecli_base', 'sdk')}, "
-            f"{ratio('store_base', 'script')}, {cpu('tracecli_base')} / {cpu('store_base')}"
+            f"{ratio('store_base', 'script')}, {cpu('tracecli_base')} / {cpu('store_base')}",
+            *proj_base,
         ]
     return [
         style,
@@ -393,6 +419,13 @@ def main() -> int:
     ap.add_argument("--parts", default="startup,validate,sink,store")
     ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "tracecli-bench-all"))
     ap.add_argument("--json-out", default=None)
+    ap.add_argument(
+        "--project",
+        default=None,
+        metavar="ENTITY/PROJECT",
+        help="also upload to the null server with --project (another project than the "
+        "file's acme/agents), beside the same upload without it",
+    )
     ap.add_argument(
         "--baseline",
         default=None,

@@ -17,7 +17,9 @@ from tracecli.journal.prefix import settled_prefix
 from tracecli.packing import Bitmap
 
 
-@pytest.mark.parametrize("kw", [{}, {"mode": "complete"}, {"strict": True}], ids=str)
+@pytest.mark.parametrize(
+    "kw", [{}, {"mode": "complete"}, {"strict": True}, {"project": "other/place"}], ids=str
+)
 def test_quick_path_sends_what_the_general_path_sends(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kw: dict[str, Any]
 ) -> None:

@@ -143,13 +143,24 @@ def test_times_in_order_is_ended_before_pair_by_pair(times: list[Any]) -> None:
     max_bytes=st.integers(1, 160),
     first=st.lists(st.integers(1, 60), max_size=5),
     sizes=st.lists(st.integers(1, 60), max_size=25),
+    kept=st.lists(st.booleans(), min_size=25, max_size=25),
 )
 def test_add_calls_is_add_call_item_by_item(
-    max_items: int, max_bytes: int, first: list[int], sizes: list[int]
+    max_items: int, max_bytes: int, first: list[int], sizes: list[int], kept: list[bool]
 ) -> None:
+    """(`kept`: which items carry an `extra`, the project_id as read under --project.)"""
+
     def chunks(cs: Any) -> list[Any]:
         return [
-            (c.route, c.items, list(c.recs), list(c.item_ends), list(c.rec_ends), c.nbytes)
+            (
+                c.route,
+                c.items,
+                list(c.recs),
+                list(c.item_ends),
+                list(c.rec_ends),
+                c.nbytes,
+                c.extras,
+            )
             for c in cs
         ]
 
@@ -159,10 +170,17 @@ def test_add_calls_is_add_call_item_by_item(
             chunker.add_call("r", b"x" * size, 2 * i, 2 * i + 1)
     items = [bytes([65 + i % 26]) * size for i, size in enumerate(sizes)]
     recs = list(range(100, 100 + 2 * len(items)))
+    extras = [(("a/b", f"x/{i}"), None) if kept[i] else None for i in range(len(items))]
     closed: list[Chunk] = []
     for i, item in enumerate(items):
-        closed += one.add_call("r", item, recs[2 * i], recs[2 * i + 1])
-    assert chunks(bulk.add_calls("r", items, recs)) == chunks(closed)
+        closed += one.add_call("r", item, recs[2 * i], recs[2 * i + 1], extras[i])
+    got = bulk.add_calls("r", items, recs, extras if any(kept) else None)
+    assert chunks(got) == chunks(closed)
+    for c in got:  # what `Chunk.add` keeps for the same units (the general path's)
+        again = Chunk("r")
+        for u in range(c.units):
+            again.add(c.unit(u))
+        assert again.extras == c.extras
     assert chunks(bulk.flush()) == chunks(one.flush())
 
 
@@ -220,9 +238,7 @@ def test_runs_send_what_one_by_one_sends(
 ) -> None:
     path = odd_file(tmp_path / "odd.jsonl", seed=11)
     taken = _both(tmp_path, path, monkeypatch, **kw)
-    if "project" not in kw and "strict" not in kw:
-        # (an override keeps what was read: one by one always; --strict sends nothing
-        # from a file with errors)
+    if "strict" not in kw:  # (--strict sends nothing from a file with errors)
         assert sum(taken) > 60  # runs were sent at once (the odd cases cut them short)
 
 

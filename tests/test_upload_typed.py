@@ -85,12 +85,13 @@ def _orjson_lines() -> Iterator[list[int]]:
         blocks._prepare_one = real  # type: ignore[assignment]
 
 
-def _same(data: bytes, at_start: bool = True) -> tuple[Any, list[int]]:
-    """prepare_lines and prepare_each on `data`: equal in everything (bodies compared as
-    bytes; values through repr, so that a NaN read from the line equals itself)."""
+def _same(data: bytes, at_start: bool = True, project: str | None = None) -> tuple[Any, list[int]]:
+    """prepare_lines and prepare_each on `data` (under `--project project`): equal in
+    everything (bodies compared as bytes; values through repr, so that a NaN read from
+    the line equals itself; the project_id as read kept the same way)."""
     with _orjson_lines() as slow:
-        typed = prepare_lines(data, "t.jsonl", at_start, None)
-    old = prepare_each(data, "t.jsonl", at_start, None)
+        typed = prepare_lines(data, "t.jsonl", at_start, project)
+    old = prepare_each(data, "t.jsonl", at_start, project)
     assert (typed.lines, typed.records) == (old.lines, old.records), data[:300]
     assert len(typed.entries) == len(old.entries), data[:300]
     for a, b in zip(typed.entries, old.entries, strict=True):
@@ -118,12 +119,53 @@ def test_generated_files_take_the_typed_path(style: str, shape: str) -> None:
         assert sum(type(e) is Pair for e in got.entries) * 2 == len(lines)
 
 
-def test_with_a_project_every_line_goes_the_old_way() -> None:
-    data = _block(_lines("compact"))
-    with _orjson_lines() as slow:
-        got = prepare_lines(data, "t.jsonl", True, "other/project")
-    assert len(slow) == got.records
-    assert repr(got.entries) == repr(prepare_each(data, "t.jsonl", True, "other/project").entries)
+# another project than the file's, the file's own (nothing replaced), one never valid
+PROJECTS = (None, "other/project", "acme/agents", "no-slash")
+
+
+@pytest.mark.parametrize("project", PROJECTS[1:])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_with_a_project_lines_take_the_typed_path(shape: str, project: str) -> None:
+    """Under --project the typed path reads each line as written (its checks see the
+    project_id as read, which `--project` replaces in the body it sends and keeps for
+    the rejected file): the entries of the old way, which replaced it before its
+    checks. A project that is never valid refuses every record: the old way alone."""
+    data = _block(_lines("compact", shape))
+    got, slow = _same(data, project=project)
+    if project == "no-slash":
+        assert len(slow) == got.records
+        assert not any(type(e) in (Ok, Pair) for e in got.entries)
+        return
+    assert slow == ([] if shape == "flat" else [1]), slow
+    sent = [
+        (e.start_orig, e.start_body) if type(e) is Pair else (e.orig, e.body) for e in got.entries
+    ]
+    assert {orig for orig, _ in sent} == ({None} if project == "acme/agents" else {"acme/agents"})
+    assert sent and all(b'"project_id":"%s"' % project.encode() in b for _, b in sent)
+
+
+@pytest.mark.parametrize("project", ["acme/\udcff", "acme/\x00", 'acme/"q"', "acme/é"])
+def test_with_a_project_orjson_cannot_write_the_old_way_answers(
+    project: str,
+) -> None:
+    """A project from the command line that orjson cannot write (a lone surrogate: argv's
+    undecodable bytes) makes the typed path give up on the line, which the old way then
+    answers (its own encoding); control characters, quotes, non-ASCII: the same bodies."""
+    got, _ = _same(_block(_lines("compact", traces=1)), project=project)
+    assert got.entries
+
+
+def test_with_a_project_a_record_without_a_valid_one_of_its_own_is_sent_with_it() -> None:
+    """A record whose own project_id is missing or not entity/project goes the old way,
+    which checks the project that replaces it (accepted, kept as read for a refusal)."""
+    lines = _lines("compact", traces=1)
+    for i, (old, new) in enumerate(
+        [(b'"project_id":"acme/agents",', b""), (b'"acme/agents"', b'"bad"')]
+    ):
+        lines[i] = lines[i].replace(old, new, 1)
+    got, slow = _same(_block(lines), project="other/project")
+    assert slow == [1, 2]
+    assert all(type(e) in (Ok, Pair) for e in got.entries)
 
 
 # ------------------------------------------------------------------ generated and edited lines
@@ -222,6 +264,7 @@ def _restyle(line: bytes, how: int) -> bytes:
         max_size=4,
     ),
     at_start=st.booleans(),
+    project=st.sampled_from(PROJECTS),
 )
 def test_edited_lines_read_the_same_both_ways(
     style: str,
@@ -229,12 +272,13 @@ def test_edited_lines_read_the_same_both_ways(
     seed: int,
     edits: list[tuple[int, bytes, bytes, int, int]],
     at_start: bool,
+    project: str | None,
 ) -> None:
     lines = _lines(style, shape, seed, traces=2)
     for at, key, value, where, how in edits:
         i = at % len(lines)
         lines[i] = _restyle(_edit(lines[i], key, value, where), how)
-    _same(_block(lines), at_start)
+    _same(_block(lines), at_start, project)
 
 
 @settings(max_examples=200, deadline=None)
@@ -256,15 +300,18 @@ def test_edited_lines_read_the_same_both_ways(
         max_size=3,
     ),
     style=st.sampled_from(STYLES),
+    project=st.sampled_from(PROJECTS),
 )
-def test_any_free_form_values_read_the_same_both_ways(values: list[Any], style: str) -> None:
+def test_any_free_form_values_read_the_same_both_ways(
+    values: list[Any], style: str, project: str | None
+) -> None:
     """Values of every kind in inputs and output, written by Python's json (its NaN, its
     escapes, its wide integers, its float spellings)."""
     lines = _lines(style, "flat", 3, traces=1)
     for i, v in enumerate(values):
         text = json.dumps(v, ensure_ascii=i % 2 == 0).encode("utf-8", "surrogatepass")
         lines[i % len(lines)] = _edit(lines[i % len(lines)], b"x", text, 1 + 2 * (i % 2))
-    _same(_block(lines))
+    _same(_block(lines), project=project)
 
 
 @pytest.mark.parametrize("line", [b"", b"   ", b"[]", b"{}", b"nope", b"\xef\xbb\xbf" + START])
@@ -274,9 +321,14 @@ def test_odd_lines_between_records(line: bytes) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(style=st.sampled_from(STYLES), seed=st.integers(0, 1000), order=st.randoms())
+@given(
+    style=st.sampled_from(STYLES),
+    seed=st.integers(0, 1000),
+    order=st.randoms(),
+    project=st.sampled_from(PROJECTS[:3]),
+)
 def test_ends_with_their_keys_in_any_order_read_the_same_both_ways(
-    style: str, seed: int, order: Any
+    style: str, seed: int, order: Any, project: str | None
 ) -> None:
     """An end's project_id and id anywhere among its fields (sorted keys put id, then
     project_id, amid them): the typed path's split (`blocks.own_end_split`) gives the
@@ -288,7 +340,7 @@ def test_ends_with_their_keys_in_any_order_read_the_same_both_ways(
             keys = list(value)
             order.shuffle(keys)
             lines[i] = json.dumps({k: value[k] for k in keys}, separators=(",", ":")).encode()
-    _, slow = _same(_block(lines))
+    _, slow = _same(_block(lines), project=project)
     assert not slow  # every line on the typed path
 
 

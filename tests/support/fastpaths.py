@@ -1,6 +1,7 @@
 """The fast paths switched off, and one file run through every path with them on and off.
 
 validate's typed decoder (`validate_blocks.SHAPES`, switched as tests/test_typed.py does),
+upload's (`blocks._prepare_lines`: `prepare_each` reads every line, --project or not),
 upload's quick pair path (`Run._quick`), the store's body reader (`local.completed_rows`)
 and OTLP's usual-span reader (`otel.spans._quick_span`, `quick_attributes`) each have a
 general path that answers for them; `audit` holds a file to the same answers both ways
@@ -19,6 +20,7 @@ import tracecli.upload.run as run_mod
 import tracecli.upload.validate as validate_mod
 from tracecli.otel import spans as otel_spans
 from tracecli.targets import local
+from tracecli.upload import blocks
 from tracecli.upload import validate_blocks as vb
 from tracecli.upload.api import UploadOptions, upload
 from tracecli.upload.run import Run
@@ -33,8 +35,10 @@ def general_paths(typed: bool = True, quick: bool = True, otlp: bool = True) -> 
     """The fast paths switched off where asked (each back on at the end)."""
     saved = (vb.SHAPES, Run._quick, local.completed_rows)
     saved_otlp = (otel_spans._quick_span, otel_spans.quick_attributes)
+    saved_lines = blocks._prepare_lines
     if not typed:
         vb.SHAPES = dict.fromkeys(saved[0])  # type: ignore[misc]
+        blocks._prepare_lines = blocks.prepare_each
     if not quick:
         Run._quick = lambda self: None  # type: ignore[method-assign]
         local.completed_rows = lambda body: None
@@ -46,6 +50,7 @@ def general_paths(typed: bool = True, quick: bool = True, otlp: bool = True) -> 
     finally:
         vb.SHAPES, Run._quick, local.completed_rows = saved  # type: ignore[misc,method-assign]
         otel_spans._quick_span, otel_spans.quick_attributes = saved_otlp
+        blocks._prepare_lines = saved_lines
 
 
 @contextmanager

@@ -58,14 +58,15 @@ def odd_file(path: Path, seed: int) -> Path:
 def run_upload(
     tmp: Path, path: Path, quick: bool, monkeypatch: pytest.MonkeyPatch, **kw: Any
 ) -> Any:
-    """The upload's report, rejected file and every request it made (route, body, records)."""
-    sent: list[tuple[str, str, list[int], list[int]]] = []
+    """The upload's report, rejected file and every request it made (route, body, records,
+    what each unit keeps to rebuild its records as read)."""
+    sent: list[tuple[str, str, list[int], list[int], Any]] = []
     real = sender_mod.Workers.submit
 
     def spy(self: Any, job: Any, *a: Any, **k: Any) -> bool:
-        sent.append(
-            (job.route, hashlib.sha1(job.body()).hexdigest(), list(job.recs), list(job.rec_ends))
-        )
+        body = hashlib.sha1(job.body()).hexdigest()
+        extras = sorted(job.extras.items())
+        sent.append((job.route, body, list(job.recs), list(job.rec_ends), extras))
         return real(self, job, *a, **k)
 
     with monkeypatch.context() as m:

@@ -33,6 +33,7 @@ from tracecli.diagnostics import Location, Severity
 from tracecli.inputs.blocks import block_lines, range_error, read_range
 from tracecli.inputs.streams import BOM
 from tracecli.schema.fastcheck import Facts
+from tracecli.schema.rules import check_project_id
 from tracecli.schema.typed import CHECKS, SHAPES, decode_line
 from tracecli.upload.block_entries import Bad as Bad
 from tracecli.upload.block_entries import Diag4, Warning3
@@ -144,18 +145,22 @@ def _encoded(
     ))  # fmt: skip
 
 
-def _typed_encoded(facts: Facts, shape: str, data: dict[str, Any], line: int) -> Ok:
+def _typed_encoded(
+    facts: Facts, shape: str, data: dict[str, Any], line: int, orig: str | None = None
+) -> Ok:
     """`_encoded` for a record the typed decoder vouched for, whose keys are its Struct's:
     a start's hold no end field (no flag), and an end that holds only its own fields
     besides project_id and id, in that order, is cut from its one encoding with no check
-    left to make (what `split_end` would do). Anything else: `_encoded`."""
+    left to make (what `split_end` would do). Anything else: `_encoded`. `orig`: the
+    project_id as read when --project replaced it in `data` (kept for the rejected file)."""
     kind = facts.kind
     if kind == "start":
         _, _, cid, tid, pid, started, ended = facts
-        body = _orjson_dumps(data)  # (cannot fail: the line holds no value orjson refuses)
+        # (fails only for a --project orjson cannot write: the caller then goes orjson's way)
+        body = _orjson_dumps(data)
         return _ok((
             line, kind, shape, cid, data["project_id"], tid, pid, started, ended,
-            body, b"", False, None, (),
+            body, b"", False, orig, (),
         ))  # fmt: skip
     if kind == "end" and _NOT_OWN_END.isdisjoint(data):
         s = data.get("summary")
@@ -170,9 +175,9 @@ def _typed_encoded(facts: Facts, shape: str, data: dict[str, Any], line: int) ->
             if cut is not None:
                 return _ok((
                     line, kind, shape, cid, project, tid, pid, started, ended,
-                    cut[0], cut[1], False, None, (),
+                    cut[0], cut[1], False, orig, (),
                 ))  # fmt: skip
-    return _encoded(facts, kind, shape, data, line, None, ())
+    return _encoded(facts, kind, shape, data, line, orig, ())
 
 
 def own_end_split(data: dict[str, Any]) -> tuple[bytes, bytes]:
@@ -200,8 +205,9 @@ def prepare_lines(data: bytes, path: str, at_start: bool, project: str | None) -
     """A block of whole JSONL lines → its lines, records and entries.
 
     A line the typed decoder vouches for (`schema.typed`; see `typed_blocks`) is checked
-    in C and decoded by orjson only to be encoded, as the fast path's lines are; any other
-    line, and every line under --project, goes `prepare_each`'s way (the same code).
+    in C and decoded by orjson only to be encoded, as the fast path's lines are (under
+    --project, checked as read and sent with the project replaced, as `prepare` does);
+    any other line goes `prepare_each`'s way (the same code).
 
     The cyclic garbage collector is paused meanwhile, as validate's blocks pause it:
     decoded JSON and the entries hold no cycles, and its passes over the young records
@@ -216,8 +222,8 @@ def prepare_lines(data: bytes, path: str, at_start: bool, project: str | None) -
 
 
 def _prepare_lines(data: bytes, path: str, at_start: bool, project: str | None) -> Prepared:
-    if project is not None:
-        return prepare_each(data, path, at_start, project)
+    if project is not None and next(check_project_id(project), None) is not None:
+        return prepare_each(data, path, at_start, project)  # every record refused: as before
     out: list[Entry] = []
     append = out.append
     records = 0
@@ -246,7 +252,15 @@ def _prepare_lines(data: bytes, path: str, at_start: bool, project: str | None) 
                 facts = checks[type(record)](record, n)
                 if facts is not None:
                     shape = shapes[decode]
-                    append(encoded(facts, shape, call_body(loads(raw), shape), n))
+                    body = call_body(loads(raw), shape)
+                    orig = None
+                    if project is not None:  # --project: sent with it, refused as read
+                        orig = body["project_id"]  # (a str: the decoder checked it)
+                        if orig == project:
+                            orig = None
+                        else:
+                            body["project_id"] = project
+                    append(encoded(facts, shape, body, n, orig))
                     records += 1
                     continue
             except Exception:  # orjson's way below gives the real answer
@@ -256,7 +270,7 @@ def _prepare_lines(data: bytes, path: str, at_start: bool, project: str | None) 
             if type(value) is dict:
                 named = shape_of(value)  # names the decoder of the lines after it
                 decode = None if named is None else SHAPES[named]
-            _prepare_one(raw_, n, value, extras, path, None, out, not refs)
+            _prepare_one(raw_, n, value, extras, path, project, out, not refs)
     return Prepared(len(lines), records, pair_up(out))
 
 

@@ -49,9 +49,12 @@ _OTHERS = bytes(int(i != PAIR_CODE) for i in range(256))  # -> 1 for any other e
 _PAIR_BYTE = bytes((PAIR_CODE,))
 
 # the columns that hold one value throughout a block nearly always (the project, the
-# shapes): such a column is pickled as that value once, in a list (`_alike`), spared a
-# string decoded and freed per pair in the reading process
-_ALIKE = tuple(Pair._fields.index(f) for f in ("project", "start_shape", "end_shape"))
+# shapes, the project_id as read: None, or the file's under --project): such a column is
+# pickled as that value once, in a list (`_alike`), spared a string decoded and freed per
+# pair in the reading process
+_ALIKE = tuple(
+    Pair._fields.index(f) for f in ("project", "start_shape", "end_shape", "start_orig", "end_orig")
+)
 
 _TRACE, _STARTED, _ENDED = (Pair._fields.index(f) for f in ("trace_id", "started", "ended"))
 _BODY = Pair._fields.index("start_body")  # of a merged block: each call's item

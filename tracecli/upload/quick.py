@@ -9,14 +9,16 @@ that every record passes through. `QuickPairs.take` does the same work without t
 hands anything else back to the general path, untouched:
 
 - a pair with a flag (a start holding an end field, an end with fields a completed call
-  drops) or a `--project` override (the rejected file would need what was read), a line
-  an earlier run stored (resume), a mode other than auto/complete;
+  drops), a line an earlier run stored (resume), a mode other than auto/complete;
 - a pair the cross-record checks would say something about (`feed_pair_quiet` says
   False and changes nothing: `feed_pair` then says it, in the same order as before).
 
 The requests are byte for byte the general path's: the same join (`join_objects`), the
 same packed records (`chunking.pack`, its bits computed once per file) and the same
-chunks (`Chunker.add_call` is `Chunker.add` for such a unit).
+chunks (`Chunker.add_call` is `Chunker.add` for such a unit). Under `--project` a pair
+whose records named another project carries their project_id as read in its unit's
+`extra`, as `units.pair_unit` gives it, so that a refused call goes to the rejected file
+as it was written (`originals`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from itertools import repeat
 from operator import getitem
 
 from tracecli.upload.pair_cols import Columns
-from tracecli.upload.quick_run import RunSender
+from tracecli.upload.quick_run import RunSender, as_read
 from tracecli.wire.chunking import REC
 
 _LINE = REC["line"]
@@ -73,7 +75,7 @@ class QuickPairs(RunSender):
             row = map(getitem, cols, repeat(e))  # its fields by name in Pair's order
             line, cid, project, tid, pid, started, ended, end_line, s_shape, s_body, s_flag, \
                 s_orig, e_shape, _, tail, e_flag, e_orig = row  # fmt: skip
-            if s_flag or e_flag or s_orig is not None or e_orig is not None:
+            if s_flag or e_flag:
                 break
             line_s = base + line
             line_e = base + end_line
@@ -95,6 +97,7 @@ class QuickPairs(RunSender):
                 item,
                 starts[s_shape] | line_s << line_shift,
                 ends[e_shape] | line_e << line_shift,
+                None if s_orig is None and e_orig is None else as_read(s_orig, e_orig),
             )
             if closed:
                 for chunk in closed:

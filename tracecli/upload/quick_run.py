@@ -8,11 +8,12 @@ done to the run's columns instead: the checks by `CrossChecker.feed_pairs_quiet`
 packed records by C-level maps, the chunks filled by slices (`Chunker.add_calls`).
 
 All or nothing: `RunSender.send` answers False, having changed nothing, when any pair of
-the run would leave the quick path (a flag, an original kept for the rejected file, a
-line an earlier run stored, a line beyond the packed field, another project than the
-first's, anything the checker would say); the caller then goes one by one, which
-answers that pair as before. What is sent is byte for byte what one by one sends: the
-same items, records and chunks, in the same order (a test holds the two paths equal).
+the run would leave the quick path (a flag, a line an earlier run stored, a line beyond
+the packed field, another project than the first's, anything the checker would say);
+the caller then goes one by one, which answers that pair as before. The project_id as
+read of a pair whose project `--project` replaced goes with its unit (`as_read`). What
+is sent is byte for byte what one by one sends: the same items, records, chunks and
+originals, in the same order (a test holds the two paths equal).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import re
 from collections.abc import Callable, Collection, Iterator, Sequence
 from itertools import repeat
 from operator import getitem, lshift, or_
-from typing import cast
+from typing import Any, cast
 
 from tracecli.check.cross import CrossChecker
 from tracecli.diagnostics import Diagnostic
@@ -89,7 +90,7 @@ class RunSender:
             cols = [c[p : p + m] for c in cols]
         lines, cids, projects, tids, pids, starteds, endeds, end_lines, s_shapes, s_bodies, \
             s_flags, s_origs, e_shapes, _, tails, e_flags, e_origs = cols  # fmt: skip
-        if any(s_flags) or any(e_flags) or s_origs.count(None) != m or e_origs.count(None) != m:
+        if any(s_flags) or any(e_flags):
             return False
         if projects.count(projects[0]) != m:
             return False
@@ -108,11 +109,30 @@ class RunSender:
         recs = _records(bits, line_s, line_e, s_shapes, e_shapes)
         # the calls' items, joined in the worker (`pair_cols.merge`), else here
         items = s_bodies if block.merged else _joined(s_bodies, tails)
-        for chunk in self.chunker.add_calls(self.routes[projects[0]], items, recs):
+        extras = _extras(s_origs, e_origs)
+        for chunk in self.chunker.add_calls(self.routes[projects[0]], items, recs, extras):
             self._submit(chunk)
         if checker.deferred:
             self._late(checker.drain())
         return True
+
+
+def as_read(s_orig: str | None, e_orig: str | None) -> tuple[Any, None]:
+    """A pair's unit's `extra` when --project replaced a project_id: each half's as read
+    (None where it named that project), as `units.pair_unit` gives it (no clash here)."""
+    return ((s_orig, e_orig), None)
+
+
+def _extras(s_origs: Sequence[str | None], e_origs: Sequence[str | None]) -> list[Any] | None:
+    """Each pair's unit's `extra` (`as_read`; None where neither half's project was
+    replaced), or None for the whole run when none was (no --project, or the file's own).
+    One tuple per distinct couple, shared: a file names one project, nearly always."""
+    m = len(s_origs)
+    if s_origs.count(None) == m and e_origs.count(None) == m:
+        return None
+    both = list(zip(s_origs, e_origs, strict=True))
+    made = {k: None if k == (None, None) else as_read(*k) for k in set(both)}
+    return list(map(made.__getitem__, both))
 
 
 def _records(

@@ -243,10 +243,12 @@ class Chunker:
             del self._open[unit.route]
         return out
 
-    def add_call(self, route: str, item: bytes, start: int, end: int) -> Sequence[Chunk]:
+    def add_call(
+        self, route: str, item: bytes, start: int, end: int, extra: Any = None
+    ) -> Sequence[Chunk]:
         """`add` of a Unit of one item and two records (a start and its end sent as one
-        completed call, `extra` None), without making the Unit: what nearly every call
-        of a file is, so this runs once per call. The same chunks as `add`."""
+        completed call), without making the Unit: what nearly every call of a file is,
+        so this runs once per call. The same chunks as `add`."""
         size = len(item) + 1
         chunk = self._open.get(route)
         out: Sequence[Chunk] = ()
@@ -259,6 +261,8 @@ class Chunker:
             chunk = self._open[route] = Chunk(route)
         items = chunk.items
         recs = chunk.recs
+        if extra is not None:
+            chunk.extras[len(chunk.item_ends)] = extra  # (the unit's index)
         items.append(item)
         recs.append(start)
         recs.append(end)
@@ -270,11 +274,18 @@ class Chunker:
             return [*out, chunk]
         return out
 
-    def add_calls(self, route: str, items: Sequence[bytes], recs: Sequence[int]) -> list[Chunk]:
+    def add_calls(
+        self,
+        route: str,
+        items: Sequence[bytes],
+        recs: Sequence[int],
+        extras: Sequence[Any] | None = None,
+    ) -> list[Chunk]:
         """`add_call` for each of `items` in turn (`recs`: each item's start and end,
-        interleaved), by slices: where each chunk closes is found on the running sum of
-        the items' sizes, and its items and records are copied in one step each. The
-        same chunks as one by one (a test holds that)."""
+        interleaved; `extras`: each item's `extra`, or None for none), by slices: where
+        each chunk closes is found on the running sum of the items' sizes, and its items
+        and records are copied in one step each. The same chunks as one by one (a test
+        holds that)."""
         out: list[Chunk] = []
         max_items, max_bytes = self.max_items, self.max_bytes
         sizes = list(map(add, map(len, items), _ONES))  # each item and its comma (C-level)
@@ -296,6 +307,12 @@ class Chunker:
                     continue
                 take = 1  # an item beyond the bound alone goes alone
             j = i + take
+            if extras is not None:  # by the units' indexes
+                u, part = len(chunk.item_ends), extras[i:j]
+                kept: Iterable[tuple[int, Any]] = zip(range(u, u + take), part, strict=True)
+                if None in part:  # (a run mostly holds one extra for every unit: at C speed)
+                    kept = (x for x in kept if x[1] is not None)
+                chunk.extras.update(kept)
             chunk.items.extend(items[i:j])
             r0 = len(chunk.recs)
             chunk.recs.extend(recs[2 * i : 2 * j])
