@@ -99,9 +99,10 @@ def readable(path: str) -> None:
         raise UsageError(f"{path}: cannot read the file: {os_message(exc)}") from None
 
 
-def _trace_files_under(top: str) -> list[str]:
+def _trace_files_under(top: str, dangling_links: bool = True) -> list[str]:
     """The trace files under a directory, recursively, sorted; a directory that cannot be
-    listed is a usage error naming it and the OS's reason (not "no trace files in it")."""
+    listed is a usage error naming it and the OS's reason (not "no trace files in it").
+    `dangling_links`: whether a link to no file is unreadable input (`_no_file_why`)."""
 
     def unreadable(exc: OSError) -> None:
         where = exc.filename or top
@@ -110,34 +111,48 @@ def _trace_files_under(top: str) -> list[str]:
     found: list[str] = []
     for folder, dirs, files in os.walk(top, onerror=unreadable):
         dirs.sort()
-        for name in files:
+        for name in sorted(files):  # the first unreadable one said is the same every run
             full = str(Path(folder, name))  # as pathlib spells it: `x.jsonl`, not `./x.jsonl`
             if _is_trace_file(Path(name)) and os.path.isfile(full):
                 found.append(full)
-            elif _is_trace_file(Path(name)):
-                _no_file_why(full)
+            elif _is_trace_file(Path(name)) and not name.startswith(EDITOR_LOCK):
+                _no_file_why(full, dangling_links)
     return sorted(found)
 
 
-def _no_file_why(path: str) -> None:
+# Emacs marks a file being edited with a dangling link `.#name` (to `user@host.pid`): no
+# trace file, whatever its name ends with.
+EDITOR_LOCK = ".#"
+
+
+def _no_file_why(path: str, dangling_links: bool) -> None:
     """A trace file's name under a directory that is no regular file: a link that loops
     (ELOOP) or leads where may not be searched is unreadable input, said as such (one line
-    naming it and the OS's reason), never skipped silently. A dangling link (ENOENT: a
-    file being rotated), a pipe or a folder so named holds no trace to read: left out."""
+    naming it and the OS's reason), never skipped silently; so is a dangling link (the
+    file it named moved or deleted: its records may be missing), unless `dangling_links`
+    is False (`upload --follow`: a file being rotated, there again at the next look). A
+    pipe or a folder so named holds no trace to read: left out."""
     try:
         os.stat(path)
     except OSError as exc:
         if exc.errno != errno.ENOENT:
             raise UsageError(f"{path}: cannot read the file: {os_message(exc)}") from None
+        if dangling_links and os.path.islink(path):
+            to = os.readlink(path)
+            raise UsageError(
+                f"{path}: cannot read the file: it is a symbolic link to {to}, which does not exist"
+            ) from None
 
 
-def expand_paths(paths: Iterable[str]) -> list[str]:
+def expand_paths(paths: Iterable[str], *, dangling_links: bool = True) -> list[str]:
     """Files named directly, and the trace files under each directory (recursively, sorted).
 
     A path that does not exist is a usage error before anything is read: a CI step with a
     typo in its glob must fail loudly, not validate nothing. So is a file or a directory
-    that cannot be read (one line naming it and the OS's reason). Each file comes once,
-    however often it is named (directly, through a directory or a link).
+    that cannot be read (one line naming it and the OS's reason), and a link to no file
+    inside a directory unless `dangling_links` is False (the follow's watcher, looking
+    again soon). Each file comes once, however often it is named (directly, through a
+    directory or a link).
     """
     out: list[str] = []
     seen: set[str] = set()
@@ -159,7 +174,7 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
             continue
         p = Path(raw)
         if p.is_dir():
-            for f in _trace_files_under(raw):
+            for f in _trace_files_under(raw, dangling_links):
                 add(f)
         elif p.exists():
             add(raw)
