@@ -25,7 +25,7 @@ import orjson
 
 from tracecli.diagnostics import Diagnostic, Location, UsageError
 from tracecli.inputs.json_values import iter_json_values, json_error
-from tracecli.inputs.sniff import foreign_message, head_of, sniff, stdin_head
+from tracecli.inputs.sniff import PACKED_KINDS, foreign_message, head_of, sniff, stdin_head
 from tracecli.inputs.streams import (
     BOM,
     GZIP_MAGIC,
@@ -295,7 +295,9 @@ class Source:
             yield Diagnostic.at(Location(self.path, 0), "read-error", os_message(exc))
             return
         try:
-            if self.foreign is not None and self.refuse_foreign:
+            if self.foreign is not None and (
+                self.refuse_foreign or self.foreign_kind in PACKED_KINDS
+            ):
                 yield Diagnostic.at(Location(self.path, 1), FILE_FORMAT, self.foreign)
             elif self.fmt == "yaml":
                 yield from self._iter_yaml(stream)

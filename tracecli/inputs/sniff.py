@@ -21,6 +21,10 @@ from tracecli.inputs.streams import (
 )
 
 SNIFF_BYTES = HEAD_BYTES  # the head of a file its format is told from
+UTF16 = (
+    "the file is UTF-16 (it starts with a UTF-16 byte order mark); tracecli reads UTF-8: "
+    "convert it, e.g. iconv -f UTF-16 -t UTF-8"
+)
 OTLP = "otlp"  # Sniffed.foreign of an OpenTelemetry traces export
 
 
@@ -43,7 +47,11 @@ def sniff(head: bytes, json_suffix: bool = False) -> Sniffed:
     - one with `run_type` and LangSmith's run keys (`dotted_order`, ...): a LangSmith run
       export (and no Weave `op_name`);
     - a first line of comma-separated names that is not JSON: CSV.
+    - compressed data tracecli does not read (zstd, xz, bzip2, zip) or UTF-16 (`packed`).
     Anything else is read as JSON lines, line by line, as before."""
+    packing = packed(head)
+    if packing is not None:
+        return Sniffed("jsonl", packing)
     text = head[3:] if head.startswith(BOM) else head
     text = text.lstrip()
     if not text:
@@ -67,6 +75,30 @@ def sniff(head: bytes, json_suffix: bool = False) -> Sniffed:
         except orjson.JSONDecodeError:
             return Sniffed("jsonl", "csv")
     return Sniffed("jsonl", None)
+
+
+# What a file holds when its first bytes are these, and what to do: every line of it would
+# be binary garbage, an error each. The OpenTelemetry Collector's file exporter writes zstd
+# (`compression: zstd`) under the name it was given (`traces.json`); PowerShell's `>`
+# writes UTF-16.
+PACKINGS: dict[bytes, tuple[str, str]] = {
+    b"\x28\xb5\x2f\xfd": ("zstd", "zstd-compressed: decompress it first (zstd -d)"),
+    b"\xfd7zXZ\x00": ("xz", "xz-compressed: decompress it first (xz -d)"),
+    b"BZh": ("bzip2", "bzip2-compressed: decompress it first (bzip2 -d)"),
+    b"PK\x03\x04": ("zip", "a zip archive: extract its files first (unzip)"),
+    b"\xff\xfe": ("utf16", UTF16),
+    b"\xfe\xff": ("utf16", UTF16),
+}
+PACKED_KINDS = frozenset(kind for kind, _ in PACKINGS.values())
+
+
+def packed(head: bytes) -> str | None:
+    """The kind of compression (or UTF-16) a file's first bytes say, if one of `PACKINGS`
+    (bzip2 only with its block size digit: "BZh9", not a line starting "BZh")."""
+    for magic, (kind, _) in PACKINGS.items():
+        if head.startswith(magic) and (kind != "bzip2" or head[3:4].isdigit()):
+            return kind
+    return None
 
 
 def _foreign_keys(keys: set[str]) -> str | None:
@@ -113,6 +145,9 @@ def _first_keys(text: bytes) -> set[str]:
 def foreign_message(kind: str, path: str) -> str:
     """One line for a file in another tool's format: what it is, and what to do."""
     shown = "-" if path == STDIN_NAME else path
+    for packed_kind, said in PACKINGS.values():
+        if kind == packed_kind:
+            return said if kind == "utf16" else f"the file is {said}"
     if kind == "otlp":
         return (
             "an OpenTelemetry OTLP JSON file, not Weave calls: "

@@ -1,0 +1,94 @@
+"""Files real producers write that tracecli cannot read as they are: each said once, with
+what to do, by every command that reads inputs (never an error a "line" of binary data)."""
+
+from __future__ import annotations
+
+import bz2
+import io
+import json
+import lzma
+import struct
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.support.otel_spans import bare_span
+from tests.support.validate_kit import call
+from tracecli.cli import app
+
+runner = CliRunner()
+
+
+def zstd_frame(data: bytes) -> bytes:
+    """`data` as one zstd frame of one raw block (what `zstd -d` reads back as `data`):
+    the OpenTelemetry Collector's file exporter writes such frames with `compression: zstd`,
+    keeping the name it was given (`traces.json`)."""
+    assert 256 <= len(data) < 65536
+    header = b"\x28\xb5\x2f\xfd" + bytes([0x60]) + struct.pack("<H", len(data) - 256)
+    block = (1 | len(data) << 3).to_bytes(3, "little")  # the last block, raw
+    return header + block + data
+
+
+def zipped(data: bytes) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        z.writestr("traces.jsonl", data)
+    return out.getvalue()
+
+
+PACKED: dict[str, tuple[Callable[[bytes], bytes], str]] = {
+    "zstd": (zstd_frame, "zstd-compressed"),
+    "xz": (lzma.compress, "xz-compressed"),
+    "bzip2": (bz2.compress, "bzip2-compressed"),
+    "zip": (zipped, "a zip archive"),
+    "utf16": (lambda b: b.decode().encode("utf-16"), "UTF-16"),
+}
+
+# each command that reads inputs, with the arguments it needs around a path
+COMMANDS = {
+    "validate": ["validate"],
+    "upload": ["upload", "--target", "local"],
+    "upload-freeplay": ["upload", "--target", "freeplay", "--dry-run"],
+    "convert-freeplay": ["convert", "--to", "freeplay", "-o", "out.jsonl"],
+    "convert-weave": ["convert", "--to", "weave", "-p", "e/p", "-o", "out.jsonl"],
+}
+
+
+def _records(spans: bool) -> bytes:
+    if spans:
+        request = {"resourceSpans": [{"scopeSpans": [{"spans": [bare_span("a000000000000001")]}]}]}
+        return json.dumps(request).encode() + b"\n"
+    return b"".join(json.dumps(r).encode() + b"\n" for r in call() + call())
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+@pytest.mark.parametrize("packing", list(PACKED))
+def test_a_compressed_or_utf16_file_is_said_once_with_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, packing: str, command: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    pack, said = PACKED[packing]
+    Path("traces.json").write_bytes(pack(_records(command == "convert-weave") * 3))
+    args = COMMANDS[command]
+    got = runner.invoke(app, [*args[:1], "traces.json", *args[1:]])
+    text = got.stdout + got.stderr
+    assert "Traceback" not in text
+    assert got.exit_code == 1, text
+    problems = [line for line in text.splitlines() if "error" in line and "traces.json" in line]
+    assert len(problems) == 1, text
+    assert said in problems[0] and "UTF-8 at byte" not in text
+
+
+def test_the_zstd_frame_is_one_the_zstd_tool_reads() -> None:
+    """The test's frame is real zstd: the `zstd` tool, where installed, reads it back."""
+    import shutil
+    import subprocess
+
+    if shutil.which("zstd") is None:
+        pytest.skip("no zstd tool on this machine")
+    data = _records(False)
+    got = subprocess.run(["zstd", "-dc"], input=zstd_frame(data), capture_output=True, check=True)
+    assert got.stdout == data
