@@ -92,3 +92,17 @@ def test_the_zstd_frame_is_one_the_zstd_tool_reads() -> None:
     data = _records(False)
     got = subprocess.run(["zstd", "-dc"], input=zstd_frame(data), capture_output=True, check=True)
     assert got.stdout == data
+
+
+def test_a_links_id_not_in_hex_is_said_without_a_digit_count(tmp_path: Path) -> None:
+    """A link's id written in base64 (protobuf's JSON mapping of bytes, as some exporters
+    write it): weave refuses the request (400, "not hex"), and the error said no longer
+    asks for "0 hex digits"."""
+    span = bare_span("a000000000000001")
+    span["links"] = [{"traceId": "W47/95gDgQPSabYzgT/GDA==", "spanId": "oAAAAAAAAAE="}]
+    request = {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
+    path = tmp_path / "spans.jsonl"
+    path.write_text(json.dumps(request) + "\n")
+    got = runner.invoke(app, ["validate", str(path)])
+    assert got.exit_code == 1
+    assert "links[0].traceId: expected hex digits, got 'W47/95gDgQPSabYzgT/GDA=='" in got.stdout
