@@ -8,7 +8,7 @@ import os
 import sys
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 import yaml
@@ -23,6 +23,7 @@ from yaml.scanner import Scanner
 from tracecli.diagnostics import Diagnostic, Location
 from tracecli.inputs.settle import quiet_for
 from tracecli.inputs.streams import BOM, os_message
+from tracecli.inputs.yaml_json import json_key, with_exponent_floats
 
 MAX_ALIASED_VALUES = 100_000  # values one record may repeat through aliases
 YamlItem = tuple[Location, Any] | Diagnostic
@@ -196,10 +197,13 @@ class _RecordComposer(Composer, SafeConstructor, Resolver):
     and JSONL records validate the same. It comes first among a loader's bases, so its
     composition (not the C parser's own `check_node`, `get_node`) builds each node."""
 
-    yaml_implicit_resolvers = {
-        k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
-        for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
-    }
+    # ... and with floats as YAML 1.2 writers write them (`1e-07`): see yaml_json
+    yaml_implicit_resolvers = with_exponent_floats(
+        {
+            k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
+            for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+        }
+    )
 
     if TYPE_CHECKING:  # what the parser beside it in a loader's bases provides
 
@@ -213,6 +217,27 @@ class _RecordComposer(Composer, SafeConstructor, Resolver):
         SafeConstructor.__init__(self)
         Resolver.__init__(self)
         self.next_record()
+
+    def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:
+        """A mapping, its keys that are numbers, booleans or null spelled as JSON spells
+        them (`yaml_json.json_key`), each before it is put in: `true` and `1` stay two."""
+        if not isinstance(node, MappingNode):
+            raise ConstructorError(
+                None, None, f"expected a mapping node, but found {node.id}", node.start_mark
+            )
+        self.flatten_mapping(node)  # the merge key `<<`
+        mapping: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = json_key(self.construct_object(key_node, deep=deep))
+            if not isinstance(key, Hashable):
+                raise ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    "found unhashable key",
+                    key_node.start_mark,
+                )
+            mapping[key] = self.construct_object(value_node, deep=deep)
+        return mapping
 
     def next_record(self) -> None:
         """Start the alias budget over: it is per record."""
