@@ -223,7 +223,10 @@ class _RecordComposer(Composer, SafeConstructor, Resolver):
         them (`yaml_json.json_key`), each before it is put in: `true` and `1` stay two."""
         if not isinstance(node, MappingNode):
             raise ConstructorError(
-                None, None, f"expected a mapping node, but found {node.id}", node.start_mark
+                None,
+                None,
+                f"expected a mapping node, but found {type(node).__name__}",
+                node.start_mark,
             )
         self.flatten_mapping(node)  # the merge key `<<`
         mapping: dict[Any, Any] = {}
