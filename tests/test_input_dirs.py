@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -72,3 +73,48 @@ def test_follow_still_waits_for_a_dangling_link_inside_a_directory(tmp_path: Pat
     assert Watcher([str(tmp_path / "d")]).expand() == [str(ok)]
     run = write_jsonl(tmp_path / "d" / "run-8.jsonl", call())
     assert os.path.samefile(Watcher([str(tmp_path / "d")]).expand()[0], run)
+
+
+# What log rotation leaves beside a trace file: logrotate (`.1`, `.2.gz`, `-20250101`),
+# Python's RotatingFileHandler (`.1`) and TimedRotatingFileHandler (`.2025-01-01`,
+# `.2025-01-01_10-00-00`)
+ROTATED = [
+    "app.jsonl.1",
+    "app.jsonl.2.gz",
+    "app.jsonl-20250101",
+    "app.jsonl-2025010112.gz",
+    "app.jsonl.2025-01-01",
+    "app.jsonl.2025-01-01_10-00-00",
+    "app.ndjson.12",
+]
+# and what is no trace file for all its name: copies, editors' files, downloads in progress
+NOT_TRACES = ["app.jsonl.bak", "app.jsonl~", ".app.jsonl.swp", "app.jsonl.tmp", "app.jsonl.gz.part"]
+
+
+def test_rotated_trace_files_in_a_directory_are_read(here: Path) -> None:
+    """`tracecli upload logs/` after a rotation read `app.jsonl` alone: the calls of the
+    rotated files were left out without a word (exit 0)."""
+    for name in ["app.jsonl", *ROTATED, *NOT_TRACES]:
+        write_jsonl(here / "logs" / name, call(), gz=name.endswith(".gz"))
+    got = runner.invoke(app, ["validate", "logs", "--format", "json"])
+    assert got.exit_code == 0, got.stdout
+    assert json.loads(got.stdout)["files"] == 1 + len(ROTATED)
+    got = runner.invoke(app, ["upload", "logs", "--db", "store.db", "--format", "json"])
+    assert got.exit_code == 0, got.stdout + got.stderr
+    assert json.loads(got.stdout)["uploaded"] == 1 + len(ROTATED)
+
+
+def test_a_rotated_yaml_file_is_read_as_yaml(here: Path) -> None:
+    text = "- " + json.dumps(call()[0]) + "\n- " + json.dumps(call()[0]) + "\n"
+    (here / "run.yaml.1").write_text(text)
+    got = runner.invoke(app, ["validate", "run.yaml.1", "--format", "json"])
+    report = json.loads(got.stdout)
+    assert (report["records"], report["errors"]) == (2, 0), report
+
+
+def test_follow_watches_what_it_watched_in_a_directory(tmp_path: Path) -> None:
+    """`upload --follow` of a directory: its rotated files held what it sent as the live
+    file; the watcher's choice of files is left as it was."""
+    live = write_jsonl(tmp_path / "d" / "app.jsonl", call())
+    write_jsonl(tmp_path / "d" / "app.jsonl.1", call())
+    assert Watcher([str(tmp_path / "d")]).expand() == [str(live)]
