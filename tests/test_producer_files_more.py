@@ -26,8 +26,11 @@ def zstd_frame(data: bytes) -> bytes:
     """`data` as one zstd frame of one raw block (what `zstd -d` reads back as `data`):
     the OpenTelemetry Collector's file exporter writes such frames with `compression: zstd`,
     keeping the name it was given (`traces.json`)."""
-    assert 256 <= len(data) < 65536
-    header = b"\x28\xb5\x2f\xfd" + bytes([0x60]) + struct.pack("<H", len(data) - 256)
+    assert len(data) < 65536
+    if len(data) < 256:  # one segment, its size in 1 byte
+        header = b"\x28\xb5\x2f\xfd\x20" + bytes([len(data)])
+    else:  # in 2 bytes, less 256
+        header = b"\x28\xb5\x2f\xfd\x60" + struct.pack("<H", len(data) - 256)
     block = (1 | len(data) << 3).to_bytes(3, "little")  # the last block, raw
     return header + block + data
 
@@ -39,8 +42,26 @@ def zipped(data: bytes) -> bytes:
     return out.getvalue()
 
 
+def length_prefixed(messages: list[bytes]) -> bytes:
+    """What the Collector's file exporter writes for `format: proto`, and for `compression:
+    zstd` (unless its native-compression gate is on): each message after its length, 4 bytes
+    big-endian (`exportMessageAsBuffer`)."""
+    return b"".join(struct.pack(">I", len(m)) + m for m in messages)
+
+
+def collector_zstd(data: bytes) -> bytes:
+    return length_prefixed([zstd_frame(line + b"\n") for line in data.splitlines()])
+
+
+def collector_proto(data: bytes) -> bytes:
+    # ExportTraceServiceRequest{resource_spans: [ResourceSpans{scope_spans: [{}]}]}, by hand
+    return length_prefixed([b"\x0a\x02\x12\x00"] * max(1, len(data.splitlines())))
+
+
 PACKED: dict[str, tuple[Callable[[bytes], bytes], str]] = {
     "zstd": (zstd_frame, "zstd-compressed"),
+    "collector-zstd": (collector_zstd, "compression: zstd"),
+    "collector-proto": (collector_proto, "format: proto"),
     "xz": (lzma.compress, "xz-compressed"),
     "bzip2": (bz2.compress, "bzip2-compressed"),
     "zip": (zipped, "a zip archive"),
@@ -89,9 +110,10 @@ def test_the_zstd_frame_is_one_the_zstd_tool_reads() -> None:
 
     if shutil.which("zstd") is None:
         pytest.skip("no zstd tool on this machine")
-    data = _records(False)
-    got = subprocess.run(["zstd", "-dc"], input=zstd_frame(data), capture_output=True, check=True)
-    assert got.stdout == data
+    for data in (_records(False), b'{"short": 1}\n'):
+        frame = zstd_frame(data)
+        got = subprocess.run(["zstd", "-dc"], input=frame, capture_output=True, check=True)
+        assert got.stdout == data
 
 
 def test_a_links_id_not_in_hex_is_said_without_a_digit_count(tmp_path: Path) -> None:

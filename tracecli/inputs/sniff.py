@@ -89,15 +89,37 @@ PACKINGS: dict[bytes, tuple[str, str]] = {
     b"\xff\xfe": ("utf16", UTF16),
     b"\xfe\xff": ("utf16", UTF16),
 }
-PACKED_KINDS = frozenset(kind for kind, _ in PACKINGS.values())
+# The Collector's file exporter writes each message after its length (4 bytes, big-endian:
+# a first byte of 0 below 16 MiB, which no text starts with) for `format: proto`, and for
+# `compression: zstd` unless its native-compression feature gate is on (then the file is
+# one zstd stream of JSON lines: the zstd magic above).
+_TO_JSON = "tracecli reads OTLP JSON lines: set the exporter's `format: json`"
+COLLECTOR: dict[str, str] = {
+    "collector-zstd": (
+        "the file is the OpenTelemetry Collector file exporter's `compression: zstd` output "
+        f"(each message compressed on its own, after its length); {_TO_JSON}, without "
+        "`compression`"
+    ),
+    "collector-proto": (
+        "the file is the OpenTelemetry Collector file exporter's `format: proto` output "
+        f"(OTLP protobuf messages, each after its length); {_TO_JSON}"
+    ),
+}
+PACKED_KINDS = frozenset(kind for kind, _ in PACKINGS.values()) | frozenset(COLLECTOR)
 
 
 def packed(head: bytes) -> str | None:
     """The kind of compression (or UTF-16) a file's first bytes say, if one of `PACKINGS`
-    (bzip2 only with its block size digit: "BZh9", not a line starting "BZh")."""
+    (bzip2 only with its block size digit: "BZh9", not a line starting "BZh"), or of the
+    Collector's length-prefixed messages (`COLLECTOR`)."""
     for magic, (kind, _) in PACKINGS.items():
         if head.startswith(magic) and (kind != "bzip2" or head[3:4].isdigit()):
             return kind
+    if head[:1] == b"\x00" and len(head) > 4:
+        if head[4:8] == b"\x28\xb5\x2f\xfd":
+            return "collector-zstd"
+        if head[4:5] == b"\x0a":  # field 1 (resource_spans), length-delimited
+            return "collector-proto"
     return None
 
 
@@ -148,6 +170,8 @@ def foreign_message(kind: str, path: str) -> str:
     for packed_kind, said in PACKINGS.values():
         if kind == packed_kind:
             return said if kind == "utf16" else f"the file is {said}"
+    if kind in COLLECTOR:
+        return COLLECTOR[kind]
     if kind == "otlp":
         return (
             "an OpenTelemetry OTLP JSON file, not Weave calls: "
