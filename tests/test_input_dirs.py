@@ -118,3 +118,25 @@ def test_follow_watches_what_it_watched_in_a_directory(tmp_path: Path) -> None:
     live = write_jsonl(tmp_path / "d" / "app.jsonl", call())
     write_jsonl(tmp_path / "d" / "app.jsonl.1", call())
     assert Watcher([str(tmp_path / "d")]).expand() == [str(live)]
+
+
+# the start of the AppleDouble file macOS writes beside each file on a disk or in a zip that
+# cannot hold its metadata: magic 0x00051607, version 2, a 16-byte filler, entries
+APPLE_DOUBLE = (
+    b"\x00\x05\x16\x07\x00\x02\x00\x00" + b"Mac OS X        " + b"\x00\x02" + b"\x00" * 60
+)
+
+
+def test_macos_metadata_files_in_a_directory_are_no_input(here: Path) -> None:
+    """A folder copied from a Mac to a USB stick, or unzipped from a Mac's zip, has a
+    `._name.jsonl` beside each `name.jsonl` (and `__MACOSX/`): binary metadata, which made
+    an "invalid UTF-8" error for each of its "lines" and failed the run."""
+    write_jsonl(here / "d" / "a.jsonl", call())
+    (here / "d" / "._a.jsonl").write_bytes(APPLE_DOUBLE)
+    (here / "d" / "__MACOSX" / "d").mkdir(parents=True)
+    (here / "d" / "__MACOSX" / "d" / "._a.jsonl").write_bytes(APPLE_DOUBLE)
+    (here / "d" / "._b.jsonl").write_text("{}\n")  # a trace file so named: read
+    got = runner.invoke(app, ["validate", "d", "--format", "json"])
+    report = json.loads(got.stdout)
+    assert report["files"] == 2, report
+    assert [d["path"] for d in report["diagnostics"]] == [os.path.join("d", "._b.jsonl")]

@@ -35,3 +35,20 @@ def plain(name: str) -> str:
     its files: a rotated copy there holds what was sent as the live file)."""
     name = name.lower()
     return name[:-3] if name.endswith(".gz") else name
+
+
+# AppleSingle and AppleDouble's magic numbers (RFC 1740)
+_APPLE_MAGIC = (b"\x00\x05\x16\x07", b"\x00\x05\x16\x00")
+
+
+def apple_double(name: str, path: str) -> bool:
+    """Whether `path` is the metadata macOS writes beside a file (`._name.jsonl`, also in a
+    zip's `__MACOSX/`) where it cannot keep it: no trace file, whatever its name ends with.
+    Told by its name and its first bytes: a trace file named `._x.jsonl` is read."""
+    if not name.startswith("._"):
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) in _APPLE_MAGIC
+    except OSError:
+        return False  # the read says why

@@ -25,7 +25,7 @@ import orjson
 
 from tracecli.diagnostics import Diagnostic, Location, UsageError
 from tracecli.inputs.json_values import iter_json_values, json_error
-from tracecli.inputs.names import plain, unrotated
+from tracecli.inputs.names import apple_double, plain, unrotated
 from tracecli.inputs.sniff import PACKED_KINDS, foreign_message, head_of, sniff, stdin_head
 from tracecli.inputs.streams import (
     BOM,
@@ -114,7 +114,7 @@ def _trace_files_under(top: str, watching: bool = False) -> list[str]:
         dirs.sort()
         for name in sorted(files):  # the first unreadable one said is the same every run
             full = str(Path(folder, name))  # as pathlib spells it: `x.jsonl`, not `./x.jsonl`
-            if not _is_trace_file(Path(name), watching):
+            if not _is_trace_file(Path(name), watching) or apple_double(name, full):
                 continue
             if os.path.isfile(full):
                 found.append(full)
