@@ -128,3 +128,41 @@ def test_a_links_id_not_in_hex_is_said_without_a_digit_count(tmp_path: Path) -> 
     got = runner.invoke(app, ["validate", str(path)])
     assert got.exit_code == 1
     assert "links[0].traceId: expected hex digits, got 'W47/95gDgQPSabYzgT/GDA=='" in got.stdout
+
+
+NESTED = {
+    "otlp-traces": {"request": {"resourceSpans": []}},
+    "otlp-logs": {"request": {"resourceLogs": []}},
+    "langsmith": {"run": {"run_type": "llm", "dotted_order": "x", "session_id": "s"}},
+}
+
+
+@pytest.mark.parametrize("nested", list(NESTED))
+def test_a_big_first_record_holding_another_formats_keys_is_read_as_records(
+    tmp_path: Path, nested: str
+) -> None:
+    """A Weave call of an op that handles OpenTelemetry requests (its inputs hold
+    `resourceSpans`), its first line longer than the 64 KiB head the file is told from: the
+    whole file was taken for an OTLP export (every line "not an OTLP request") or refused as
+    OTLP logs, from a key deep inside the first record."""
+    from tests.support.validate_kit import complete, new_id
+
+    first = complete(new_id(), new_id(), inputs={**NESTED[nested], "note": "x" * 70_000})
+    path = tmp_path / "calls.jsonl"
+    path.write_text(json.dumps(first) + "\n" + json.dumps(complete(new_id(), new_id())) + "\n")
+    got = runner.invoke(app, ["validate", str(path), "--format", "json"])
+    report = json.loads(got.stdout)
+    assert (report["errors"], report["calls"]) == (0, 2), report["diagnostics"]
+
+
+def test_an_otlp_request_longer_than_the_head_is_still_told_by_its_first_key(
+    tmp_path: Path,
+) -> None:
+    span = bare_span("a000000000000001")
+    span["attributes"] = [{"key": "input.value", "value": {"stringValue": "x" * 70_000}}]
+    request = {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
+    path = tmp_path / "spans.jsonl"
+    path.write_text(json.dumps(request) + "\n")
+    got = runner.invoke(app, ["validate", str(path), "--format", "json"])
+    report = json.loads(got.stdout)
+    assert (report["errors"], report["calls"]) == (0, 1), report["diagnostics"]

@@ -7,6 +7,7 @@ import gzip
 import re
 import sys
 import zlib
+from contextlib import suppress
 from typing import Literal, NamedTuple
 
 import orjson
@@ -155,13 +156,34 @@ def _parses(line: bytes) -> bool:
 
 
 def _first_keys(text: bytes) -> set[str]:
-    """The keys of the first record: its top level when the line parses (a long first line
-    may be cut by the head), else every key name seen near the start."""
+    """The keys of the first record: its top level when the line parses, else those of its
+    top level found in the head (a long first line is cut by it). Only the top level: a
+    Weave call whose inputs hold an OTLP request (`resourceSpans`) is no OTLP export."""
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
-        return {m.group(1).decode() for m in _KEY_RE.finditer(text[:16384])}
+        return _top_keys(text)
     return set(value) if isinstance(value, dict) else set()
+
+
+# a JSON string (and the colon after it, if a key), or a bracket
+_TOKEN_RE = re.compile(rb'"([^"\\]*(?:\\.[^"\\]*)*)"\s*(:?)|[{}\[\]]')
+
+
+def _top_keys(text: bytes) -> set[str]:
+    """The keys at the top level of the JSON object `text` starts (cut anywhere)."""
+    keys: set[str] = set()
+    depth = 0
+    for m in _TOKEN_RE.finditer(text):
+        token = m.group(0)[:1]
+        if token in (b"{", b"["):
+            depth += 1
+        elif token in (b"}", b"]"):
+            depth -= 1
+        elif depth == 1 and m.group(2):
+            with suppress(orjson.JSONDecodeError):  # a bad escape: no key of ours
+                keys.add(orjson.loads(b'"' + m.group(1) + b'"'))
+    return keys
 
 
 def foreign_message(kind: str, path: str) -> str:
