@@ -166,3 +166,20 @@ def test_an_otlp_request_longer_than_the_head_is_still_told_by_its_first_key(
     got = runner.invoke(app, ["validate", str(path), "--format", "json"])
     report = json.loads(got.stdout)
     assert (report["errors"], report["calls"]) == (0, 1), report["diagnostics"]
+
+
+def test_the_weave_sdks_dropped_items_log_is_named_once(tmp_path: Path) -> None:
+    """What weave 0.54's batch processor writes to `.weave_client_dropped_items_log.jsonl`
+    when the server fails its items (`json.dumps(record, default=str)`: the item, a pydantic
+    model, as Python text): said once as that log, not each line as a record of no shape."""
+    item = "mode='start' req=CallStartReq(start=StartedCallSchemaForInsert(project_id='e/p'))"
+    lines = [
+        json.dumps({"timestamp": 1765100000.5, "error_message": "boom", "item_id": n, "item": item})
+        for n in (140230, 140231)
+    ]
+    path = tmp_path / ".weave_client_dropped_items_log.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    got = runner.invoke(app, ["validate", str(path)])
+    assert got.exit_code == 1
+    (problem,) = [line for line in got.stdout.splitlines() if ": error:" in line]
+    assert "the weave SDK's log of the items it could not send" in problem

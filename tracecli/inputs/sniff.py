@@ -31,7 +31,9 @@ OTLP = "otlp"  # Sniffed.foreign of an OpenTelemetry traces export
 
 class Sniffed(NamedTuple):
     fmt: Literal["jsonl", "json"]  # how to read it
-    foreign: str | None  # another tool's format: "otlp", "otlp-other", "langsmith", "csv"
+    # another tool's format: "otlp", "otlp-other", "langsmith", "weave-dropped", "csv", or a
+    # compression (`packed`)
+    foreign: str | None
 
 
 _KEY_RE = re.compile(rb'"([A-Za-z_][A-Za-z0-9_]*)"\s*:')
@@ -132,7 +134,14 @@ def _foreign_keys(keys: set[str]) -> str | None:
         return "otlp-other"
     if "run_type" in keys and keys & _LANGSMITH_KEYS and "op_name" not in keys:
         return "langsmith"
+    if keys == _WEAVE_DROPPED_KEYS:
+        return "weave-dropped"
     return None
+
+
+# a line of the weave SDK's `.weave_client_dropped_items_log.jsonl` (its batch processors'
+# disk fallback): the item it could not send, as `json.dumps(..., default=str)` wrote it
+_WEAVE_DROPPED_KEYS = frozenset({"timestamp", "error_message", "item_id", "item"})
 
 
 def _array_of(text: bytes) -> str | None:
@@ -203,6 +212,12 @@ def foreign_message(kind: str, path: str) -> str:
         return (
             "an OpenTelemetry OTLP JSON file of logs or metrics, not traces: "
             "tracecli reads Weave calls and Freeplay records"
+        )
+    if kind == "weave-dropped":
+        return (
+            "the weave SDK's log of the items it could not send "
+            "(.weave_client_dropped_items_log.jsonl), not Weave calls: it writes each item "
+            "as Python text, which tracecli cannot read back as a call"
         )
     if kind == "langsmith":
         return (
