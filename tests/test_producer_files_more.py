@@ -183,3 +183,35 @@ def test_the_weave_sdks_dropped_items_log_is_named_once(tmp_path: Path) -> None:
     assert got.exit_code == 1
     (problem,) = [line for line in got.stdout.splitlines() if ": error:" in line]
     assert "the weave SDK's log of the items it could not send" in problem
+
+
+CONSOLE_SPAN = {
+    "name": "chat gpt-4o",
+    "context": {"trace_id": "0x7778f17efc6664bbd4fa9272a21a3bfc", "span_id": "0x9f6d3745b1114efa"},
+    "kind": "SpanKind.INTERNAL",
+    "parent_id": "0x31e7cda158c423f5",
+    "start_time": "2026-12-07T17:37:43.726004Z",
+    "end_time": "2026-12-07T17:37:43.726021Z",
+    "status": {"status_code": "UNSET"},
+    "attributes": {"gen_ai.request.model": "gpt-4o"},
+    "events": [],
+    "links": [],
+    "resource": {"attributes": {"service.name": "unknown_service:python"}, "schema_url": ""},
+}
+
+
+@pytest.mark.parametrize("indent", [4, None], ids=["as-printed", "one-a-line"])
+def test_the_console_span_exporters_output_is_named_once(
+    tmp_path: Path, indent: int | None
+) -> None:
+    """OpenTelemetry's ConsoleSpanExporter (`span.to_json()`, pretty-printed: what a program
+    prints to a log) is not OTLP: said once, with what to use instead, not a shape error
+    per span."""
+    path = tmp_path / "spans.json"
+    path.write_text("\n".join(json.dumps(CONSOLE_SPAN, indent=indent) for _ in range(3)) + "\n")
+    for args in (["validate"], ["upload", "--target", "local", "--dry-run"]):
+        got = runner.invoke(app, [*args, str(path)])
+        assert got.exit_code == 1
+        problems = [line for line in got.stdout.splitlines() if ": error:" in line]
+        problems += [line for line in got.stderr.splitlines() if ": error:" in line]
+        assert len(problems) == 1 and "ConsoleSpanExporter" in problems[0], problems

@@ -31,8 +31,8 @@ OTLP = "otlp"  # Sniffed.foreign of an OpenTelemetry traces export
 
 class Sniffed(NamedTuple):
     fmt: Literal["jsonl", "json"]  # how to read it
-    # another tool's format: "otlp", "otlp-other", "langsmith", "weave-dropped", "csv", or a
-    # compression (`packed`)
+    # another tool's format: "otlp", "otlp-other", "otel-console", "langsmith",
+    # "weave-dropped", "csv", or a compression (`packed`)
     foreign: str | None
 
 
@@ -136,7 +136,13 @@ def _foreign_keys(keys: set[str]) -> str | None:
         return "langsmith"
     if keys == _WEAVE_DROPPED_KEYS:
         return "weave-dropped"
+    if keys >= _CONSOLE_SPAN_KEYS and "op_name" not in keys:
+        return "otel-console"
     return None
+
+
+# a span as OpenTelemetry's ConsoleSpanExporter prints it (`ReadableSpan.to_json()`)
+_CONSOLE_SPAN_KEYS = frozenset({"name", "context", "kind", "start_time"})
 
 
 # a line of the weave SDK's `.weave_client_dropped_items_log.jsonl` (its batch processors'
@@ -212,6 +218,13 @@ def foreign_message(kind: str, path: str) -> str:
         return (
             "an OpenTelemetry OTLP JSON file of logs or metrics, not traces: "
             "tracecli reads Weave calls and Freeplay records"
+        )
+    if kind == "otel-console":
+        return (
+            "OpenTelemetry's ConsoleSpanExporter output (each span's to_json()), not OTLP: "
+            "tracecli reads OTLP JSON, as the OTLP JSON file exporter "
+            "(opentelemetry-exporter-otlp-json-file) or the Collector's file exporter "
+            "writes it"
         )
     if kind == "weave-dropped":
         return (
