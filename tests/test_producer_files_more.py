@@ -215,3 +215,19 @@ def test_the_console_span_exporters_output_is_named_once(
         problems = [line for line in got.stdout.splitlines() if ": error:" in line]
         problems += [line for line in got.stderr.splitlines() if ": error:" in line]
         assert len(problems) == 1 and "ConsoleSpanExporter" in problems[0], problems
+
+
+def test_a_header_line_with_a_comma_does_not_make_a_json_lines_file_csv(tmp_path: Path) -> None:
+    """A JSON-lines file a script started with a comment (`# exported by app, v1.2`): that
+    line is an error of its own and the records after it are read. The whole file was said
+    to be CSV, every record refused."""
+    path = tmp_path / "calls.jsonl"
+    path.write_bytes(b"# exported by my-app, v1.2\n" + _records(False))
+    got = runner.invoke(app, ["validate", str(path), "--format", "json"])
+    report = json.loads(got.stdout)
+    assert (report["errors"], report["calls"]) == (1, 2), report["diagnostics"]
+    assert report["diagnostics"][0]["line"] == 1
+    csv = tmp_path / "calls.csv.jsonl"
+    csv.write_text("id,op_name,started_at\n1,a,2025-01-01\n2,b,2025-01-02\n")
+    got = runner.invoke(app, ["validate", str(csv)])
+    assert "a CSV file" in got.stdout

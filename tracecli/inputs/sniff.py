@@ -72,12 +72,18 @@ def sniff(head: bytes, json_suffix: bool = False) -> Sniffed:
         fmt: Literal["jsonl", "json"] = "json" if first_line == b"{" else "jsonl"
         keys = _first_keys(first_line if fmt == "jsonl" else text[:4096])
         return Sniffed(fmt, _foreign_keys(keys))
-    if b"," in first_line and b"{" not in first_line:
+    if b"," in first_line and b"{" not in first_line and not _records_follow(text):
         try:
             orjson.loads(first_line)
         except orjson.JSONDecodeError:
             return Sniffed("jsonl", "csv")
     return Sniffed("jsonl", None)
+
+
+def _records_follow(text: bytes) -> bool:
+    """Whether a line after the first starts a JSON object: JSON lines under a header or a
+    comment (`# exported by app, v1.2`), not CSV, whose rows start with a value."""
+    return any(line.lstrip()[:1] == b"{" for line in text.split(b"\n")[1:])
 
 
 # What a file holds when its first bytes are these, and what to do: every line of it would
