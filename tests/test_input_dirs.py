@@ -10,21 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.support.validate_kit import call, write_jsonl
+from tests.test_validate_cli import EACH_READER
 from tracecli.cli import app
 from tracecli.inputs.watch import Watcher
 
 runner = CliRunner()
-
-# the three commands that read inputs, each with the arguments it needs around a path
-EACH_READER = pytest.mark.parametrize(
-    "args",
-    [
-        ["validate"],
-        ["upload", "--target", "local", "--dry-run"],
-        ["convert", "--to", "freeplay", "-o", "out.jsonl"],
-    ],
-    ids=["validate", "upload", "convert"],
-)
 
 
 @pytest.fixture
