@@ -115,3 +115,27 @@ def test_such_a_file_uploads_what_its_json_form_uploads(
     assert got.exit_code == 0, got.stdout + got.stderr
     (call,) = [json.loads(line) for line in Path("out.jsonl").read_text().splitlines()]
     assert {k: call[k] for k in want} == want
+
+
+def test_a_next_line_character_in_a_string_is_kept(tmp_path: Path) -> None:
+    """U+0085 (NEL: what cp1252's "…" becomes when text is decoded as Latin-1, common in
+    scraped text) is a line break to YAML 1.1, so PyYAML folded it to a space inside
+    strings, however they were written: even `yaml.safe_dump(allow_unicode=True)` did not
+    read back. YAML 1.2, JSON and the weave SDK keep it."""
+    import yaml
+
+    text = "a\u0085b \u2028 \u0085"
+    path = tmp_path / "t.yaml"
+    body = RECORD.format(
+        inputs=json.dumps({"t": text, "k\u0085": 1}, ensure_ascii=False), output=f"'{text}'"
+    )
+    dumped = yaml.safe_dump({"x": text, "y": [text]}, allow_unicode=True)
+    body += "- " + dumped.replace("\n", "\n  ").rstrip() + "\n"
+    path.write_text(body, encoding="utf-8")
+    items = list(Source.open(str(path)))
+    first, second = items
+    assert isinstance(first, tuple) and isinstance(second, tuple), items
+    assert first[1]["inputs"] == {"t": text, "k\u0085": 1}
+    assert first[1]["output"] == text
+    assert second[1] == {"x": text, "y": [text]}
+    assert second[0].line == 11  # the lines count as written

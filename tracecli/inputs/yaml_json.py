@@ -8,7 +8,12 @@ otherwise than the YAML 1.2 writers and every YAML-to-JSON tool do.
   strings, and `json.dumps`, `yq -o json` and the weave SDK (for a dict's keys) spell them
   `"200"`, `"true"`, `"null"`, `"2.5"`. YAML 1.1 makes them numbers, booleans and None: the
   record was refused ("Input should be a valid string"), and `true` beside `1` was one
-  key (Python's True == 1), the other value lost."""
+  key (Python's True == 1), the other value lost.
+- U+0085 (NEL), U+2028 and U+2029 in the text: line breaks to YAML 1.1 (not to YAML 1.2 or
+  JSON), so NEL was folded to a space inside a string, the spaces around U+2028 dropped,
+  and a flow mapping's line broken (`{"t": "a<NEL>b"}`, a JSON line in a .yaml file), the
+  record with it. They are handed to the parser as stand-ins (`TO_STAND_IN`) and put back
+  in the strings built (`restore_breaks`)."""
 
 from __future__ import annotations
 
@@ -40,3 +45,25 @@ def json_key(key: Any) -> Any:
     if isinstance(key, bool | int | float) or key is None:
         return json.dumps(key)
     return key
+
+
+# Unicode's noncharacters U+FDD0-U+FDEF are kept for a program's internal use: no text holds
+# them
+TO_STAND_IN = str.maketrans({"\x85": "\ufdd0", "\u2028": "\ufdd1", "\u2029": "\ufdd2"})
+FROM_STAND_IN = str.maketrans({"\ufdd0": "\x85", "\ufdd1": "\u2028", "\ufdd2": "\u2029"})
+
+
+def stand_in_breaks(line: str) -> str:
+    """`line` with YAML 1.1's other line breaks (NEL, LS, PS) as their stand-ins."""
+    return line if line.isascii() else line.translate(TO_STAND_IN)
+
+
+def restore_breaks(value: Any) -> Any:
+    """`value` with the stand-ins in its strings (keys too) put back as they were written."""
+    if isinstance(value, str):
+        return value.translate(FROM_STAND_IN)
+    if isinstance(value, dict):
+        return {restore_breaks(k): restore_breaks(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [restore_breaks(v) for v in value]
+    return value

@@ -23,7 +23,12 @@ from yaml.scanner import Scanner
 from tracecli.diagnostics import Diagnostic, Location
 from tracecli.inputs.settle import quiet_for
 from tracecli.inputs.streams import BOM, os_message
-from tracecli.inputs.yaml_json import json_key, with_exponent_floats
+from tracecli.inputs.yaml_json import (
+    json_key,
+    restore_breaks,
+    stand_in_breaks,
+    with_exponent_floats,
+)
 
 MAX_ALIASED_VALUES = 100_000  # values one record may repeat through aliases
 YamlItem = tuple[Location, Any] | Diagnostic
@@ -141,6 +146,7 @@ class LineDecoder:
         self.bytes = 0
         self._starts: deque[tuple[int, int]] = deque(maxlen=8192)  # (char offset, line)
         self._decoded = 0  # characters decoded so far
+        self.breaks = False  # whether a NEL, LS or PS was handed out as its stand-in
 
     def read(self, size: int = -1) -> str:
         """Up to `size` characters (all that is left when negative); one line is decoded
@@ -168,6 +174,10 @@ class LineDecoder:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise BadUtf8(self.lines + 1, exc.start + 1) from None
+        if not line.isascii():  # NEL, LS, PS: line breaks to YAML 1.1 (see yaml_json)
+            stood_in = stand_in_breaks(line)
+            self.breaks = self.breaks or stood_in != line
+            line = stood_in
         self._starts.append((self._decoded, self.lines + 1))
         self.lines += 1
         self._decoded += len(line)
@@ -354,6 +364,8 @@ def read_yaml(text: LineDecoder, path: str) -> Iterator[YamlItem]:
                     break
                 line = node.start_mark.line + 1 if node.start_mark is not None else line
                 value, problem = _construct(loader, node)
+                if text.breaks:
+                    value = restore_breaks(value)
                 if problem is not None:
                     yield Diagnostic.at(Location(path, line), "yaml", problem)
                 elif value is not None:
