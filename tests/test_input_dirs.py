@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.support.validate_kit import call, write_jsonl
-from tests.test_validate_cli import EACH_READER
+from tests.support.validate_kit import EACH_READER, call, write_jsonl
 from tracecli.cli import app
 from tracecli.inputs.watch import Watcher
 

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import ROOT
-from tests.support.validate_kit import body, call, end, new_id, start, write_jsonl
+from tests.support.validate_kit import EACH_READER, body, call, end, new_id, start, write_jsonl
 from tracecli.cli import app
 from tracecli.cli.render import escape_data, escape_property, github_line
 from tracecli.diagnostics import Diagnostic, Severity
@@ -348,18 +348,6 @@ def test_a_record_that_is_not_json_counts_as_in_upload(here: Path, name: str, te
     report = json.loads(got.stdout)
     assert report["records"] == want
     assert report["records_uploaded"] + report["rejected"] + report["unsent"] == want
-
-
-# the three commands that read inputs, each with the arguments it needs around a path
-EACH_READER = pytest.mark.parametrize(
-    "args",
-    [
-        ["validate"],
-        ["upload", "--target", "local", "--dry-run"],
-        ["convert", "--to", "freeplay", "-o", "out.jsonl"],
-    ],
-    ids=["validate", "upload", "convert"],
-)
 
 
 @EACH_READER
