@@ -15,7 +15,7 @@ import json
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +98,7 @@ def _fifo(tmp_path: Path, data: bytes, name: str = "pipe") -> Iterator[str]:
     os.mkfifo(path)
 
     def write() -> None:
-        with open(path, "wb") as f:
+        with suppress(BrokenPipeError), open(path, "wb") as f:  # (see below)
             f.write(data)
 
     writer = threading.Thread(target=write, daemon=True)
@@ -107,8 +107,12 @@ def _fifo(tmp_path: Path, data: bytes, name: str = "pipe") -> Iterator[str]:
         yield str(path)
     finally:
         if writer.is_alive():  # nobody opened it: let the writer go
-            with open(path, "rb") as f:
-                f.read()
+            # without blocking: the writer may be done but not yet ended (it waits for the
+            # GIL after its close), and a blocking open would then wait for a writer forever
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            with suppress(BlockingIOError):
+                os.read(fd, len(data) + 1)
+            os.close(fd)
         writer.join(10)
 
 

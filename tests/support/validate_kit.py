@@ -8,6 +8,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 P = "acme/agents"
 T0 = "2026-03-02T09:14:05Z"
 T1 = "2026-03-02T09:14:06.5Z"
@@ -68,3 +70,15 @@ def write_jsonl(path: Path, records: list[Any], gz: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(gzip.compress(data) if gz else data)
     return path
+
+
+# the three commands that read inputs, each with the arguments it needs around a path
+EACH_READER = pytest.mark.parametrize(
+    "args",
+    [
+        ["validate"],
+        ["upload", "--target", "local", "--dry-run"],
+        ["convert", "--to", "freeplay", "-o", "out.jsonl"],
+    ],
+    ids=["validate", "upload", "convert"],
+)

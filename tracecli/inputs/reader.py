@@ -25,7 +25,8 @@ import orjson
 
 from tracecli.diagnostics import Diagnostic, Location, UsageError
 from tracecli.inputs.json_values import iter_json_values, json_error
-from tracecli.inputs.sniff import foreign_message, head_of, sniff, stdin_head
+from tracecli.inputs.names import apple_double, plain, unrotated
+from tracecli.inputs.sniff import PACKED_KINDS, foreign_message, head_of, sniff, stdin_head
 from tracecli.inputs.streams import (
     BOM,
     GZIP_MAGIC,
@@ -68,10 +69,9 @@ FILE_FORMAT = "file-format"  # the code of "this file is another tool's format"
 
 
 def format_of(path: str, default: InputFormat = "jsonl") -> InputFormat:
-    """The format a path's suffix names (a `.gz` is looked through); JSONL when unknown."""
-    name = path.lower()
-    if name.endswith(".gz"):
-        name = name[:-3]
+    """The format a path's suffix names (a `.gz` and a rotation's suffix are looked
+    through: `names.unrotated`); JSONL when unknown."""
+    name = unrotated(path)
     if name.endswith(YAML_SUFFIXES):
         return "yaml"
     if name.endswith(JSONL_SUFFIXES):
@@ -79,10 +79,11 @@ def format_of(path: str, default: InputFormat = "jsonl") -> InputFormat:
     return default
 
 
-def _is_trace_file(p: Path) -> bool:
-    name = p.name.lower()
-    if name.endswith(".gz"):
-        name = name[:-3]
+def _is_trace_file(p: Path, watching: bool) -> bool:
+    """Whether a directory brings the file in: its name, without `.gz` and a rotation's
+    suffix (`app.jsonl.1`), ends with one of `DIRECTORY_SUFFIXES`; for the follow's
+    watcher (`watching`), without `.gz` alone (a rotated copy holds what it sent)."""
+    name = plain(p.name) if watching else unrotated(p.name)
     return name.endswith(DIRECTORY_SUFFIXES)
 
 
@@ -99,9 +100,10 @@ def readable(path: str) -> None:
         raise UsageError(f"{path}: cannot read the file: {os_message(exc)}") from None
 
 
-def _trace_files_under(top: str) -> list[str]:
+def _trace_files_under(top: str, watching: bool = False) -> list[str]:
     """The trace files under a directory, recursively, sorted; a directory that cannot be
-    listed is a usage error naming it and the OS's reason (not "no trace files in it")."""
+    listed is a usage error naming it and the OS's reason (not "no trace files in it").
+    `watching`: for the follow's watcher (see `expand_paths`)."""
 
     def unreadable(exc: OSError) -> None:
         where = exc.filename or top
@@ -110,34 +112,54 @@ def _trace_files_under(top: str) -> list[str]:
     found: list[str] = []
     for folder, dirs, files in os.walk(top, onerror=unreadable):
         dirs.sort()
-        for name in files:
+        for name in sorted(files):  # the first unreadable one said is the same every run
             full = str(Path(folder, name))  # as pathlib spells it: `x.jsonl`, not `./x.jsonl`
-            if _is_trace_file(Path(name)) and os.path.isfile(full):
+            if not _is_trace_file(Path(name), watching) or apple_double(name, full):
+                continue
+            if os.path.isfile(full):
                 found.append(full)
-            elif _is_trace_file(Path(name)):
-                _no_file_why(full)
+            elif not name.startswith(EDITOR_LOCK):
+                _no_file_why(full, dangling_links=not watching)
     return sorted(found)
 
 
-def _no_file_why(path: str) -> None:
+# Emacs marks a file being edited with a dangling link `.#name` (to `user@host.pid`): no
+# trace file, whatever its name ends with.
+EDITOR_LOCK = ".#"
+
+
+def _no_file_why(path: str, dangling_links: bool) -> None:
     """A trace file's name under a directory that is no regular file: a link that loops
     (ELOOP) or leads where may not be searched is unreadable input, said as such (one line
-    naming it and the OS's reason), never skipped silently. A dangling link (ENOENT: a
-    file being rotated), a pipe or a folder so named holds no trace to read: left out."""
+    naming it and the OS's reason), never skipped silently; so is a dangling link (the
+    file it named moved or deleted: its records may be missing), unless `dangling_links`
+    is False (`upload --follow`: a file being rotated, there again at the next look). A
+    pipe or a folder so named holds no trace to read: left out."""
     try:
         os.stat(path)
     except OSError as exc:
         if exc.errno != errno.ENOENT:
             raise UsageError(f"{path}: cannot read the file: {os_message(exc)}") from None
+        if dangling_links and os.path.islink(path):
+            to = os.readlink(path)
+            raise UsageError(
+                f"{path}: cannot read the file: it is a symbolic link to {to}, which does not exist"
+            ) from None
 
 
-def expand_paths(paths: Iterable[str]) -> list[str]:
+def expand_paths(paths: Iterable[str], *, watching: bool = False) -> list[str]:
     """Files named directly, and the trace files under each directory (recursively, sorted).
 
     A path that does not exist is a usage error before anything is read: a CI step with a
     typo in its glob must fail loudly, not validate nothing. So is a file or a directory
-    that cannot be read (one line naming it and the OS's reason). Each file comes once,
-    however often it is named (directly, through a directory or a link).
+    that cannot be read (one line naming it and the OS's reason), and a link to no file
+    inside a directory. A directory brings in its rotated trace files too (`app.jsonl.1`,
+    `app.jsonl.2.gz`: `names.unrotated`). Each file comes once, however often it is named
+    (directly, through a directory or a link).
+
+    `watching`: for the follow's watcher, which looks again soon: a link to no file is
+    left out for now (it may resolve), and rotated copies are not brought in (they hold
+    what it sent as the live file).
     """
     out: list[str] = []
     seen: set[str] = set()
@@ -159,7 +181,7 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
             continue
         p = Path(raw)
         if p.is_dir():
-            for f in _trace_files_under(raw):
+            for f in _trace_files_under(raw, watching):
                 add(f)
         elif p.exists():
             add(raw)
@@ -227,7 +249,7 @@ class Source:
             # a pipe (`<(zcat f.gz)`): its head is read once and kept, as stdin's
             head = head_of(path) if src.fmt == "jsonl" else b""
         if head:
-            found = sniff(head, src.path.lower().removesuffix(".gz").endswith(".json"))
+            found = sniff(head, unrotated(src.path).endswith(".json"))
             if found.fmt == "json":
                 src.fmt = "json"
             if found.foreign is not None:
@@ -280,7 +302,9 @@ class Source:
             yield Diagnostic.at(Location(self.path, 0), "read-error", os_message(exc))
             return
         try:
-            if self.foreign is not None and self.refuse_foreign:
+            if self.foreign is not None and (
+                self.refuse_foreign or self.foreign_kind in PACKED_KINDS
+            ):
                 yield Diagnostic.at(Location(self.path, 1), FILE_FORMAT, self.foreign)
             elif self.fmt == "yaml":
                 yield from self._iter_yaml(stream)

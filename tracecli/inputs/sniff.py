@@ -7,6 +7,7 @@ import gzip
 import re
 import sys
 import zlib
+from contextlib import suppress
 from typing import Literal, NamedTuple
 
 import orjson
@@ -21,12 +22,18 @@ from tracecli.inputs.streams import (
 )
 
 SNIFF_BYTES = HEAD_BYTES  # the head of a file its format is told from
+UTF16 = (
+    "the file is UTF-16 (it starts with a UTF-16 byte order mark); tracecli reads UTF-8: "
+    "convert it, e.g. iconv -f UTF-16 -t UTF-8"
+)
 OTLP = "otlp"  # Sniffed.foreign of an OpenTelemetry traces export
 
 
 class Sniffed(NamedTuple):
     fmt: Literal["jsonl", "json"]  # how to read it
-    foreign: str | None  # another tool's format: "otlp", "otlp-other", "langsmith", "csv"
+    # another tool's format: "otlp", "otlp-other", "otel-console", "langsmith",
+    # "weave-dropped", "csv", or a compression (`packed`)
+    foreign: str | None
 
 
 _KEY_RE = re.compile(rb'"([A-Za-z_][A-Za-z0-9_]*)"\s*:')
@@ -43,7 +50,11 @@ def sniff(head: bytes, json_suffix: bool = False) -> Sniffed:
     - one with `run_type` and LangSmith's run keys (`dotted_order`, ...): a LangSmith run
       export (and no Weave `op_name`);
     - a first line of comma-separated names that is not JSON: CSV.
+    - compressed data tracecli does not read (zstd, xz, bzip2, zip) or UTF-16 (`packed`).
     Anything else is read as JSON lines, line by line, as before."""
+    packing = packed(head)
+    if packing is not None:
+        return Sniffed("jsonl", packing)
     text = head[3:] if head.startswith(BOM) else head
     text = text.lstrip()
     if not text:
@@ -61,12 +72,64 @@ def sniff(head: bytes, json_suffix: bool = False) -> Sniffed:
         fmt: Literal["jsonl", "json"] = "json" if first_line == b"{" else "jsonl"
         keys = _first_keys(first_line if fmt == "jsonl" else text[:4096])
         return Sniffed(fmt, _foreign_keys(keys))
-    if b"," in first_line and b"{" not in first_line:
+    if b"," in first_line and b"{" not in first_line and not _records_follow(text):
         try:
             orjson.loads(first_line)
         except orjson.JSONDecodeError:
             return Sniffed("jsonl", "csv")
     return Sniffed("jsonl", None)
+
+
+def _records_follow(text: bytes) -> bool:
+    """Whether a line after the first starts a JSON object: JSON lines under a header or a
+    comment (`# exported by app, v1.2`), not CSV, whose rows start with a value."""
+    return any(line.lstrip()[:1] == b"{" for line in text.split(b"\n")[1:])
+
+
+# What a file holds when its first bytes are these, and what to do: every line of it would
+# be binary garbage, an error each. The OpenTelemetry Collector's file exporter writes zstd
+# (`compression: zstd`) under the name it was given (`traces.json`); PowerShell's `>`
+# writes UTF-16.
+PACKINGS: dict[bytes, tuple[str, str]] = {
+    b"\x28\xb5\x2f\xfd": ("zstd", "zstd-compressed: decompress it first (zstd -d)"),
+    b"\xfd7zXZ\x00": ("xz", "xz-compressed: decompress it first (xz -d)"),
+    b"BZh": ("bzip2", "bzip2-compressed: decompress it first (bzip2 -d)"),
+    b"PK\x03\x04": ("zip", "a zip archive: extract its files first (unzip)"),
+    b"\xff\xfe": ("utf16", UTF16),
+    b"\xfe\xff": ("utf16", UTF16),
+}
+# The Collector's file exporter writes each message after its length (4 bytes, big-endian:
+# a first byte of 0 below 16 MiB, which no text starts with) for `format: proto`, and for
+# `compression: zstd` unless its native-compression feature gate is on (then the file is
+# one zstd stream of JSON lines: the zstd magic above).
+_TO_JSON = "tracecli reads OTLP JSON lines: set the exporter's `format: json`"
+COLLECTOR: dict[str, str] = {
+    "collector-zstd": (
+        "the file is the OpenTelemetry Collector file exporter's `compression: zstd` output "
+        f"(each message compressed on its own, after its length); {_TO_JSON}, without "
+        "`compression`"
+    ),
+    "collector-proto": (
+        "the file is the OpenTelemetry Collector file exporter's `format: proto` output "
+        f"(OTLP protobuf messages, each after its length); {_TO_JSON}"
+    ),
+}
+PACKED_KINDS = frozenset(kind for kind, _ in PACKINGS.values()) | frozenset(COLLECTOR)
+
+
+def packed(head: bytes) -> str | None:
+    """The kind of compression (or UTF-16) a file's first bytes say, if one of `PACKINGS`
+    (bzip2 only with its block size digit: "BZh9", not a line starting "BZh"), or of the
+    Collector's length-prefixed messages (`COLLECTOR`)."""
+    for magic, (kind, _) in PACKINGS.items():
+        if head.startswith(magic) and (kind != "bzip2" or head[3:4].isdigit()):
+            return kind
+    if head[:1] == b"\x00" and len(head) > 4:
+        if head[4:8] == b"\x28\xb5\x2f\xfd":
+            return "collector-zstd"
+        if head[4:5] == b"\x0a":  # field 1 (resource_spans), length-delimited
+            return "collector-proto"
+    return None
 
 
 def _foreign_keys(keys: set[str]) -> str | None:
@@ -77,7 +140,20 @@ def _foreign_keys(keys: set[str]) -> str | None:
         return "otlp-other"
     if "run_type" in keys and keys & _LANGSMITH_KEYS and "op_name" not in keys:
         return "langsmith"
+    if keys == _WEAVE_DROPPED_KEYS:
+        return "weave-dropped"
+    if keys >= _CONSOLE_SPAN_KEYS and "op_name" not in keys:
+        return "otel-console"
     return None
+
+
+# a span as OpenTelemetry's ConsoleSpanExporter prints it (`ReadableSpan.to_json()`)
+_CONSOLE_SPAN_KEYS = frozenset({"name", "context", "kind", "start_time"})
+
+
+# a line of the weave SDK's `.weave_client_dropped_items_log.jsonl` (its batch processors'
+# disk fallback): the item it could not send, as `json.dumps(..., default=str)` wrote it
+_WEAVE_DROPPED_KEYS = frozenset({"timestamp", "error_message", "item_id", "item"})
 
 
 def _array_of(text: bytes) -> str | None:
@@ -101,18 +177,44 @@ def _parses(line: bytes) -> bool:
 
 
 def _first_keys(text: bytes) -> set[str]:
-    """The keys of the first record: its top level when the line parses (a long first line
-    may be cut by the head), else every key name seen near the start."""
+    """The keys of the first record: its top level when the line parses, else those of its
+    top level found in the head (a long first line is cut by it). Only the top level: a
+    Weave call whose inputs hold an OTLP request (`resourceSpans`) is no OTLP export."""
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
-        return {m.group(1).decode() for m in _KEY_RE.finditer(text[:16384])}
+        return _top_keys(text)
     return set(value) if isinstance(value, dict) else set()
+
+
+# a JSON string (and the colon after it, if a key), or a bracket
+_TOKEN_RE = re.compile(rb'"([^"\\]*(?:\\.[^"\\]*)*)"\s*(:?)|[{}\[\]]')
+
+
+def _top_keys(text: bytes) -> set[str]:
+    """The keys at the top level of the JSON object `text` starts (cut anywhere)."""
+    keys: set[str] = set()
+    depth = 0
+    for m in _TOKEN_RE.finditer(text):
+        token = m.group(0)[:1]
+        if token in (b"{", b"["):
+            depth += 1
+        elif token in (b"}", b"]"):
+            depth -= 1
+        elif depth == 1 and m.group(2):
+            with suppress(orjson.JSONDecodeError):  # a bad escape: no key of ours
+                keys.add(orjson.loads(b'"' + m.group(1) + b'"'))
+    return keys
 
 
 def foreign_message(kind: str, path: str) -> str:
     """One line for a file in another tool's format: what it is, and what to do."""
     shown = "-" if path == STDIN_NAME else path
+    for packed_kind, said in PACKINGS.values():
+        if kind == packed_kind:
+            return said if kind == "utf16" else f"the file is {said}"
+    if kind in COLLECTOR:
+        return COLLECTOR[kind]
     if kind == "otlp":
         return (
             "an OpenTelemetry OTLP JSON file, not Weave calls: "
@@ -122,6 +224,19 @@ def foreign_message(kind: str, path: str) -> str:
         return (
             "an OpenTelemetry OTLP JSON file of logs or metrics, not traces: "
             "tracecli reads Weave calls and Freeplay records"
+        )
+    if kind == "otel-console":
+        return (
+            "OpenTelemetry's ConsoleSpanExporter output (each span's to_json()), not OTLP: "
+            "tracecli reads OTLP JSON, as the OTLP JSON file exporter "
+            "(opentelemetry-exporter-otlp-json-file) or the Collector's file exporter "
+            "writes it"
+        )
+    if kind == "weave-dropped":
+        return (
+            "the weave SDK's log of the items it could not send "
+            "(.weave_client_dropped_items_log.jsonl), not Weave calls: it writes each item "
+            "as Python text, which tracecli cannot read back as a call"
         )
     if kind == "langsmith":
         return (

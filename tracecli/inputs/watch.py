@@ -106,9 +106,9 @@ class Watcher:
             if is_pattern(p):
                 matches = sorted(glob.glob(p, recursive=True))
                 add(m for m in matches if os.path.isfile(m))
-                add(expand_paths([m for m in matches if os.path.isdir(m)]))
+                add(expand_paths([m for m in matches if os.path.isdir(m)], watching=True))
             elif os.path.isdir(p):
-                add(expand_paths([p]))
+                add(expand_paths([p], watching=True))
             elif os.path.isfile(p):
                 add([p])
         return out

@@ -8,7 +8,7 @@ import os
 import sys
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 import yaml
@@ -23,6 +23,12 @@ from yaml.scanner import Scanner
 from tracecli.diagnostics import Diagnostic, Location
 from tracecli.inputs.settle import quiet_for
 from tracecli.inputs.streams import BOM, os_message
+from tracecli.inputs.yaml_json import (
+    json_key,
+    restore_breaks,
+    stand_in_breaks,
+    with_exponent_floats,
+)
 
 MAX_ALIASED_VALUES = 100_000  # values one record may repeat through aliases
 YamlItem = tuple[Location, Any] | Diagnostic
@@ -140,6 +146,7 @@ class LineDecoder:
         self.bytes = 0
         self._starts: deque[tuple[int, int]] = deque(maxlen=8192)  # (char offset, line)
         self._decoded = 0  # characters decoded so far
+        self.breaks = False  # whether a NEL, LS or PS was handed out as its stand-in
 
     def read(self, size: int = -1) -> str:
         """Up to `size` characters (all that is left when negative); one line is decoded
@@ -167,6 +174,10 @@ class LineDecoder:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise BadUtf8(self.lines + 1, exc.start + 1) from None
+        if not line.isascii():  # NEL, LS, PS: line breaks to YAML 1.1 (see yaml_json)
+            stood_in = stand_in_breaks(line)
+            self.breaks = self.breaks or stood_in != line
+            line = stood_in
         self._starts.append((self._decoded, self.lines + 1))
         self.lines += 1
         self._decoded += len(line)
@@ -196,10 +207,13 @@ class _RecordComposer(Composer, SafeConstructor, Resolver):
     and JSONL records validate the same. It comes first among a loader's bases, so its
     composition (not the C parser's own `check_node`, `get_node`) builds each node."""
 
-    yaml_implicit_resolvers = {
-        k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
-        for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
-    }
+    # ... and with floats as YAML 1.2 writers write them (`1e-07`): see yaml_json
+    yaml_implicit_resolvers = with_exponent_floats(
+        {
+            k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
+            for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+        }
+    )
 
     if TYPE_CHECKING:  # what the parser beside it in a loader's bases provides
 
@@ -213,6 +227,30 @@ class _RecordComposer(Composer, SafeConstructor, Resolver):
         SafeConstructor.__init__(self)
         Resolver.__init__(self)
         self.next_record()
+
+    def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:
+        """A mapping, its keys that are numbers, booleans or null spelled as JSON spells
+        them (`yaml_json.json_key`), each before it is put in: `true` and `1` stay two."""
+        if not isinstance(node, MappingNode):
+            raise ConstructorError(
+                None,
+                None,
+                f"expected a mapping node, but found {type(node).__name__}",
+                node.start_mark,
+            )
+        self.flatten_mapping(node)  # the merge key `<<`
+        mapping: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = json_key(self.construct_object(key_node, deep=deep))
+            if not isinstance(key, Hashable):
+                raise ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    "found unhashable key",
+                    key_node.start_mark,
+                )
+            mapping[key] = self.construct_object(value_node, deep=deep)
+        return mapping
 
     def next_record(self) -> None:
         """Start the alias budget over: it is per record."""
@@ -326,6 +364,8 @@ def read_yaml(text: LineDecoder, path: str) -> Iterator[YamlItem]:
                     break
                 line = node.start_mark.line + 1 if node.start_mark is not None else line
                 value, problem = _construct(loader, node)
+                if text.breaks:
+                    value = restore_breaks(value)
                 if problem is not None:
                     yield Diagnostic.at(Location(path, line), "yaml", problem)
                 elif value is not None:

@@ -76,7 +76,8 @@ def hex_id(value: Any, field: str, nbytes: int, *, required: bool) -> str | None
             raise FieldError(field, f"missing: expected {2 * nbytes} hex digits")
         return None
     if not isinstance(value, str) or not _HEX.fullmatch(value):
-        raise FieldError(field, f"expected {2 * nbytes} hex digits, got {_show(value)}")
+        digits = f"{2 * nbytes} hex digits" if nbytes else "hex digits"  # 0: any even count
+        raise FieldError(field, f"expected {digits}, got {_show(value)}")
     if nbytes and len(value) != 2 * nbytes:
         raise FieldError(field, f"expected {2 * nbytes} hex digits, got {len(value)}: {value!r}")
     if len(value) % 2:

@@ -24,6 +24,7 @@ from tracecli.check.entries import Diag, Entry, diag_entry
 from tracecli.check.pairpack import Packed
 from tracecli.diagnostics import Diagnostic, Location, Severity, UsageError
 from tracecli.inputs.reader import FILE_FORMAT, InputFormat, Source, expand_paths
+from tracecli.inputs.sniff import UTF16
 from tracecli.inputs.streams import STDIN, file_head, os_message, regular_file
 from tracecli.upload import validate_blocks as blocks
 from tracecli.upload.engine import (
@@ -356,11 +357,7 @@ def utf16_file(path: str) -> bool:
 
 
 def utf16_diagnostic(display: str) -> Diagnostic:
-    return Diagnostic.at(Location(display, 1), "file-encoding", _UTF16)
+    return Diagnostic.at(Location(display, 1), "file-encoding", UTF16)
 
 
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
-_UTF16 = (
-    "the file is UTF-16 (it starts with a UTF-16 byte order mark); tracecli reads UTF-8: "
-    "convert it, e.g. iconv -f UTF-16 -t UTF-8"
-)
