@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import orjson
 
@@ -152,6 +153,30 @@ def config_error(exc: BaseException, host: str, redact: Redactor) -> TransportCo
             "pass its certificate with --ca-bundle FILE"
         )
     return TransportConfigError(f"cannot talk to {host}: {detail}")
+
+
+def redirect_error(
+    status: int, headers: Mapping[str, str], url: str, host: str, redact: Redactor, then: str = ""
+) -> TransportConfigError:
+    """The usage error (exit 2) for a redirect: tracecli follows none (it would carry the key
+    and the calls elsewhere), and a redirect refuses no record, it says the URL is wrong (http
+    that moved to https, a moved path). Where it points is shown without userinfo or query
+    (either may hold a secret), resolved against `url`, the request's."""
+    where = ""
+    location = (headers.get("location") or headers.get("Location") or "").strip()
+    if location:
+        try:
+            parts = urlsplit(urljoin(url, location))
+        except ValueError:
+            parts = None
+        if parts is not None and parts.scheme in ("http", "https"):
+            netloc = parts.netloc.rpartition("@")[2]
+            where = " to " + redact(urlunsplit((parts.scheme, netloc, parts.path, "", "")))
+    return TransportConfigError(
+        f"{host} answered HTTP {status} {phrase(status)}{where}: tracecli follows no redirect "
+        "(it would take the API key and the calls elsewhere); check the server URL "
+        f"(--server){then}"
+    )
 
 
 def mask(value: Any, redact: Redactor) -> Any:

@@ -1,0 +1,134 @@
+"""Uploads against servers that answer what a trace server should not: redirects.
+
+A server (or a proxy in front of it) that answers a write with 301/302/303/307/308 has not
+refused the records: the URL is wrong (http to https, a moved path, a load balancer's sign-in).
+tracecli does not follow a redirect (it would carry the API key and the calls elsewhere), so
+the upload stops with one line naming where the server points, exit 2, and every record is
+left unsent for the next run: none is put in the rejected file, none is journaled.
+A real HTTP server on 127.0.0.1 answers the redirects; weave's reference server then takes
+the same upload, which must store every call once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.support.uploadkit import gen_calls, read_back, run_cli, weave_ref, write_flat
+
+KEY = "redirect-secret-key-0123456789"
+
+
+class _Redirect(http.server.BaseHTTPRequestHandler):
+    status = 308
+    location = "https://elsewhere.example/api"
+
+    def _answer(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.send_response(self.status)
+        # a Location with the key in its userinfo and its query: neither may be shown
+        self.send_header("Location", self.location + self.path + f"?key={KEY}")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def redirecting(status: int, location: str) -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 answering every request `status` to `location` + path."""
+    handler = type("H", (_Redirect,), {"status": status, "location": location})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.mark.parametrize(
+    ("status", "location"),
+    [
+        (308, f"https://api:{KEY}@elsewhere.example"),
+        (301, "http://127.0.0.1:1/moved"),
+        (307, ""),  # a relative Location: the same host, another path
+    ],
+)
+@pytest.mark.parametrize("mode", ["auto", "single"])
+def test_a_redirect_stops_the_upload_and_leaves_every_record_unsent(
+    tmp_path: Path, status: int, location: str, mode: str
+) -> None:
+    calls = gen_calls(6)
+    trace = write_flat(tmp_path / "t.jsonl", calls)
+    with redirecting(status, location) as url:
+        r = run_cli(
+            "upload", str(trace), "--server", url, "--api-key", KEY, "--mode", mode, cwd=tmp_path
+        )
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    out = r.stdout + r.stderr
+    assert "Traceback" not in out
+    assert KEY not in out
+    assert f"HTTP {status}" in out and "redirect" in out.lower(), out
+    assert "elsewhere.example" in out or "/moved" in out or location == "", out
+    assert "(record)" not in out  # no record is said to be refused
+    assert not (tmp_path / "tracecli-rejected.jsonl").exists()
+    # nothing was journaled as rejected or stored: the next run, to the right URL, sends all
+    with weave_ref(tmp_path / "ref") as ref:
+        r2 = run_cli(
+            "upload",
+            str(trace),
+            "--server",
+            ref.url,
+            "--mode",
+            mode,
+            "--format",
+            "json",
+            cwd=tmp_path,
+        )
+        assert r2.returncode == 0, r2.stderr
+        report = orjson.loads(r2.stdout)
+        assert report["uploaded"] == len(calls) and report["skipped"] == 0, report
+        assert len(read_back(ref.url)) == len(calls)
+
+
+def test_a_freeplay_upload_stops_at_a_redirect_and_rejects_nothing(tmp_path: Path) -> None:
+    trace = write_flat(tmp_path / "t.jsonl", gen_calls(4))
+    project = "11111111-1111-4111-8111-111111111111"
+    with redirecting(301, "https://freeplay.example") as url:
+        r = run_cli(
+            "upload", str(trace), "--target", "freeplay", "--server", url + "/api",
+            "--api-key", KEY, "-p", project, cwd=tmp_path,
+        )  # fmt: skip
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert KEY not in r.stdout + r.stderr and "Traceback" not in r.stderr
+    assert "HTTP 301" in r.stderr and "https://freeplay.example/api/" in r.stderr, r.stderr
+    assert not (tmp_path / "tracecli-rejected.jsonl").exists()
+
+
+@pytest.mark.parametrize("command", ["tail", "export"])
+def test_tail_and_export_say_a_redirect_not_an_empty_project(tmp_path: Path, command: str) -> None:
+    """A redirect's empty body was read as the answer: `tail` said the project had no
+    calls, `export` wrote an empty file and exited 0."""
+    out = tmp_path / "out.jsonl"
+    extra = ["--output", str(out)] if command == "export" else []
+    with redirecting(308, "https://moved.example") as url:
+        r = run_cli(
+            command, "--server", url, "--project", "acme/chaos", "--api-key", KEY, *extra,
+            cwd=tmp_path,
+        )  # fmt: skip
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert KEY not in r.stdout + r.stderr and "Traceback" not in r.stderr
+    assert "HTTP 308" in r.stderr and "https://moved.example/calls/stream_query" in r.stderr
+    assert "no calls" not in r.stderr
