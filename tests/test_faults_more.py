@@ -20,7 +20,15 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.support.uploadkit import gen_calls, read_back, run_cli, weave_ref, write_flat
+from tests.support.otel_spans import bare_span
+from tests.support.uploadkit import (
+    gen_calls,
+    read_back,
+    run_cli,
+    tracecli_serve,
+    weave_ref,
+    write_flat,
+)
 
 KEY = "redirect-secret-key-0123456789"
 
@@ -132,3 +140,53 @@ def test_tail_and_export_say_a_redirect_not_an_empty_project(tmp_path: Path, com
     assert KEY not in r.stdout + r.stderr and "Traceback" not in r.stderr
     assert "HTTP 308" in r.stderr and "https://moved.example/calls/stream_query" in r.stderr
     assert "no calls" not in r.stderr
+
+
+# -- a server without the route: 404/405 that is no Weave server's word on the calls -----
+
+
+@pytest.mark.parametrize("mode", ["auto", "single"])
+def test_a_server_url_with_a_wrong_path_rejects_nothing(tmp_path: Path, mode: str) -> None:
+    """weave's server under a wrong base path (`--server http://host/api`) answers every
+    route FastAPI's 404 `{"detail": "Not Found"}`: each record was split off and rejected
+    as "Not Found" (all of them in the rejected file, exit 1)."""
+    calls = gen_calls(6)
+    trace = write_flat(tmp_path / "t.jsonl", calls)
+    with weave_ref(tmp_path / "ref") as ref:
+        r = run_cli(
+            "upload", str(trace), "--server", ref.url + "/api", "--api-key", KEY,
+            "--mode", mode, cwd=tmp_path,
+        )  # fmt: skip
+        assert r.returncode == 2, (r.stdout, r.stderr)
+        assert KEY not in r.stdout + r.stderr and "Traceback" not in r.stderr
+        assert f"{ref.url}/api/" in r.stderr and "HTTP 404 Not Found" in r.stderr, r.stderr
+        assert "no such route" in r.stderr and "(record)" not in r.stderr
+        assert not (tmp_path / "tracecli-rejected.jsonl").exists()
+        r2 = run_cli("upload", str(trace), "--server", ref.url, "--mode", mode, cwd=tmp_path)
+        assert r2.returncode == 0, r2.stderr
+        assert len(read_back(ref.url)) == len(calls)
+
+
+def test_mode_otel_to_tracecli_serve_stops_at_once(tmp_path: Path) -> None:
+    """`tracecli serve` has no `/otel/v1/traces`: its 404 was taken for a refusal of each
+    span, the requests split down to one span each (some 800 for 400 spans), all rejected."""
+    resource = {
+        "attributes": [
+            {"key": "wandb.entity", "value": {"stringValue": "acme"}},
+            {"key": "wandb.project", "value": {"stringValue": "otel"}},
+        ]
+    }
+    with (tmp_path / "s.jsonl").open("wb") as f:
+        for line in range(4):
+            spans = [bare_span(f"{line * 100 + n + 1:016x}") for n in range(100)]
+            f.write(orjson.dumps({"resourceSpans": [{"resource": resource, "scopeSpans": [
+                {"scope": {"name": "t"}, "spans": spans}]}]}) + b"\n")  # fmt: skip
+    with tracecli_serve(tmp_path / "serve") as serve:
+        r = run_cli(
+            "upload", str(tmp_path / "s.jsonl"), "--server", serve.url, "--mode", "otel",
+            "--format", "json", cwd=tmp_path,
+        )  # fmt: skip
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "/otel/v1/traces answered HTTP 404" in r.stderr, r.stderr
+    assert "tracecli serve has no route POST /otel/v1/traces" in r.stderr
+    assert not (tmp_path / "tracecli-rejected.jsonl").exists()

@@ -179,6 +179,26 @@ def redirect_error(
     )
 
 
+def no_route_error(outcome: Outcome, url: str) -> TransportConfigError | None:
+    """The usage error (exit 2) for a 404/405 that is not a Weave server's answer about the
+    calls (those carry `{"reason": ...}`, weave's error registry) but a web server's for a
+    route it does not have (FastAPI's `{"detail": "Not Found"}`, a page, `tracecli serve`
+    without `/otel/v1/traces`): every request would get it, so no record is refused by it;
+    None for any other answer."""
+    if outcome.status not in (404, 405) or isinstance(outcome.body, bytes):
+        return None  # a protobuf answer is an OTLP server's own word on the spans
+    body = outcome.body
+    if isinstance(body, dict) and isinstance(body.get("reason"), str):
+        return None
+    status = outcome.status
+    plain = {"", phrase(status).lower(), f"http {status} {phrase(status)}".lower()}
+    said = f" ({outcome.reason})" if outcome.reason.lower() not in plain else ""
+    return TransportConfigError(
+        f"{url} answered HTTP {status} {phrase(status)}{said}: the server has no such route; "
+        "check the server URL (--server) and --mode; nothing was counted as stored or rejected"
+    )
+
+
 def mask(value: Any, redact: Redactor) -> Any:
     if isinstance(value, str):
         return redact(value)
