@@ -108,31 +108,6 @@ def parse_body(body: bytes) -> Any:
         ) from None
 
 
-def check_json_type(content_type: str | None, body: bytes) -> None:
-    """Refuse, as FastAPI does for weave's routes (422 `model_attributes_type`), a body whose
-    content type says it is not JSON: weave reads it as text, not JSON (`curl -d` sends
-    form-encoded: refused there). JSON (`application/json`, `application/*+json`) passes, and
-    so does a body without a content type, which the weave SDK 0.52 sends (its server's
-    FastAPI read it as JSON; weave-ref's newer one refuses it). A multipart body is left to
-    the route that reads one (/file/create)."""
-    kind = (content_type or "").split(";")[0].strip().lower()
-    main, _, sub = kind.partition("/")
-    if not kind or (main == "application" and (sub == "json" or sub.endswith("+json"))):
-        return
-    if kind == "multipart/form-data":
-        return
-    raise unprocessable(
-        [
-            {
-                "type": "model_attributes_type",
-                "loc": ["body"],
-                "msg": "Input should be a valid dictionary or object to extract fields from",
-                "input": body.decode("utf-8", "replace"),
-            }
-        ]
-    )
-
-
 def _missing_body() -> Any:
     raise unprocessable(
         [{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}]
@@ -249,8 +224,6 @@ async def answer(
     never stalls `/health` or a query."""
     try:
         body = await read_body(request)
-        if body:
-            check_json_type(request.headers.get("content-type"), body)
         if len(body) <= inline_bytes:
             result = run_guarded(fn, body, *args)
         else:
