@@ -190,3 +190,35 @@ def test_mode_otel_to_tracecli_serve_stops_at_once(tmp_path: Path) -> None:
     assert "/otel/v1/traces answered HTTP 404" in r.stderr, r.stderr
     assert "tracecli serve has no route POST /otel/v1/traces" in r.stderr
     assert not (tmp_path / "tracecli-rejected.jsonl").exists()
+
+
+# -- login: a key is "accepted" only by a server that answered the probe -----------------
+
+
+def _login(url: str) -> tuple[int, str]:
+    from typer.testing import CliRunner
+
+    from tracecli.cli import app
+
+    result = CliRunner().invoke(app, ["login", "--server", url], input=KEY + "\n")
+    return result.exit_code, result.stdout + result.stderr
+
+
+def test_login_to_a_redirect_stores_no_key(tmp_path: Path) -> None:
+    """A redirect answers nothing about the key (the client follows none, so the key never
+    reached the server it points to): it was "accepted" and stored."""
+    with redirecting(308, "https://login.example") as url:
+        code, out = _login(url)
+    assert code == 2, out
+    assert "HTTP 308" in out and "https://login.example/calls/stream_query" in out, out
+    assert "accepted" not in out and KEY not in out
+    assert not (Path.home() / ".netrc").exists()
+
+
+def test_login_to_a_wrong_path_stores_no_key(tmp_path: Path) -> None:
+    with weave_ref(tmp_path / "ref") as ref:
+        code, out = _login(ref.url + "/api")
+    assert code == 2, out
+    assert "HTTP 404" in out and "--no-verify" in out, out
+    assert "accepted" not in out and KEY not in out
+    assert not (Path.home() / ".netrc").exists()
