@@ -67,6 +67,7 @@ BODIES = [
     ("/calls/query_stats", {"limit": True}),
     ("/calls/query_stats", {"limit": 3.0}),
     ("/calls/query_stats", {"filter": {"trace_roots_only": "true"}}),
+    ("/feedback/query", {"limit": "2"}),
 ]
 
 
@@ -78,3 +79,17 @@ def test_lax_option_types_answer_as_weave_ref(
     ours = _answer(pair["serve"], route, body)
     assert ref[0] == 200, ref  # weave's models read these
     assert ours == ref
+
+
+@pytest.mark.parametrize("body", [{"limit": -1}, {"offset": -1}, {"limit": "-2"}])
+def test_a_negative_feedback_limit_is_weaves_400(
+    pair: dict[str, ServerHandle], body: dict[str, Any]
+) -> None:
+    """weave's server refuses it in its words (serve answered 200 with no feedback)."""
+    got = {}
+    for name, server in pair.items():
+        with server.client() as client:
+            r = client.post("/feedback/query", json={"project_id": PROJECT, **body})
+        got[name] = (r.status_code, r.json())
+    assert got["serve"] == got["weave-ref"]
+    assert got["serve"][0] == 400
