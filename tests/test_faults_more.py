@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -222,3 +223,25 @@ def test_login_to_a_wrong_path_stores_no_key(tmp_path: Path) -> None:
     assert "HTTP 404" in out and "--no-verify" in out, out
     assert "accepted" not in out and KEY not in out
     assert not (Path.home() / ".netrc").exists()
+
+
+# -- https:// to a server that speaks plain HTTP --------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["upload", "tail"])
+def test_https_to_a_plain_http_server_is_said_at_once(tmp_path: Path, command: str) -> None:
+    """The TLS handshake gets an HTTP answer (`WRONG_VERSION_NUMBER`): no retry can change
+    that. `upload` retried it as a network fault until --max-outage (60 s), then said the
+    server was unreachable."""
+    trace = write_flat(tmp_path / "t.jsonl", gen_calls(3))
+    with tracecli_serve(tmp_path / "serve") as serve:
+        url = serve.url.replace("http://", "https://")
+        args = ["upload", str(trace)] if command == "upload" else ["tail", "-p", "acme/chaos"]
+        t0 = time.monotonic()
+        r = run_cli(*args, "--server", url, "--api-key", KEY, cwd=tmp_path, timeout=120)
+        took = time.monotonic() - t0
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert took < 30, took  # not after --max-outage
+    assert "does not speak TLS" in r.stderr and "starts with http://" in r.stderr, r.stderr
+    assert KEY not in r.stdout + r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "tracecli-rejected.jsonl").exists()

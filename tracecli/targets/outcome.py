@@ -152,6 +152,11 @@ def config_error(exc: BaseException, host: str, redact: Redactor) -> TransportCo
             f"cannot talk to {host}: {detail}; if the server uses a private CA, "
             "pass its certificate with --ca-bundle FILE"
         )
+    if "does not speak TLS" in what:
+        return TransportConfigError(
+            f"cannot talk to {host}: {detail}; a server of plain HTTP has a URL that "
+            "starts with http://, not https://"
+        )
     return TransportConfigError(f"cannot talk to {host}: {detail}")
 
 
