@@ -245,3 +245,46 @@ def test_https_to_a_plain_http_server_is_said_at_once(tmp_path: Path, command: s
     assert "does not speak TLS" in r.stderr and "starts with http://" in r.stderr, r.stderr
     assert KEY not in r.stdout + r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "tracecli-rejected.jsonl").exists()
+
+
+# -- a 4xx web page: a proxy's or load balancer's, not a trace server's word on the calls --
+
+NGINX_400 = (
+    b"<html>\r\n<head><title>400 The plain HTTP request was sent to HTTPS port</title></head>"
+    b"\r\n<body>\r\n<center><h1>400 Bad Request</h1></center>\r\n<center>The plain HTTP "
+    b"request was sent to HTTPS port</center>\r\n<hr><center>nginx</center>\r\n</body>\r\n"
+    b"</html>\r\n"
+)
+
+
+class _Page(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.send_response(400)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(NGINX_400)))
+        self.end_headers()
+        self.wfile.write(NGINX_400)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_400_web_page_rejects_no_record(tmp_path: Path) -> None:
+    """nginx's answer to http:// on its TLS port (a 400 page): every record was split off
+    and rejected with it, though no trace server saw any of them."""
+    trace = write_flat(tmp_path / "t.jsonl", gen_calls(6))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        r = run_cli("upload", str(trace), "--server", url, "--api-key", KEY, cwd=tmp_path)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "HTTP 400" in r.stderr and "text/html" in r.stderr, r.stderr
+    assert "(record)" not in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "tracecli-rejected.jsonl").exists()

@@ -185,22 +185,31 @@ def redirect_error(
 
 
 def no_route_error(outcome: Outcome, url: str) -> TransportConfigError | None:
-    """The usage error (exit 2) for a 404/405 that is not a Weave server's answer about the
-    calls (those carry `{"reason": ...}`, weave's error registry) but a web server's for a
-    route it does not have (FastAPI's `{"detail": "Not Found"}`, a page, `tracecli serve`
-    without `/otel/v1/traces`): every request would get it, so no record is refused by it;
-    None for any other answer."""
-    if outcome.status not in (404, 405) or isinstance(outcome.body, bytes):
+    """The usage error (exit 2) for a refusal that is no Weave server's word on the calls,
+    so that no record is rejected by it: a 404/405 without weave's `{"reason": ...}` (a web
+    server's for a route it lacks: FastAPI's `{"detail": "Not Found"}`, a page, `tracecli
+    serve` without `/otel/v1/traces`), or a 400/409/422 that is a page or plain text (a proxy's:
+    nginx's "plain HTTP request was sent to HTTPS port"; weave's server answers JSON). Every
+    request would get the same. None for any other answer."""
+    status, body = outcome.status, outcome.body
+    if status is None or isinstance(body, bytes):
         return None  # a protobuf answer is an OTLP server's own word on the spans
-    body = outcome.body
-    if isinstance(body, dict) and isinstance(body.get("reason"), str):
+    if status in (404, 405):
+        if isinstance(body, dict) and isinstance(body.get("reason"), str):
+            return None
+        plain = {"", phrase(status).lower(), f"http {status} {phrase(status)}".lower()}
+        said = f" ({outcome.reason})" if outcome.reason.lower() not in plain else ""
+        what = f"{said}: the server has no such route"
+    elif status in (400, 409, 422) and body is None and outcome.text.strip():
+        if _json_scalar(outcome.text):
+            return None
+        ctype = outcome.headers.get("content-type", "").split(";")[0].strip()
+        what = f" with {ctype or 'a body of no content type'}, not a trace server's answer"
+    else:
         return None
-    status = outcome.status
-    plain = {"", phrase(status).lower(), f"http {status} {phrase(status)}".lower()}
-    said = f" ({outcome.reason})" if outcome.reason.lower() not in plain else ""
     return TransportConfigError(
-        f"{url} answered HTTP {status} {phrase(status)}{said}: the server has no such route; "
-        "check the server URL (--server) and --mode; nothing was counted as stored or rejected"
+        f"{url} answered HTTP {status} {phrase(status)}{what}; check the server URL "
+        "(--server) and --mode; nothing was counted as stored or rejected"
     )
 
 
