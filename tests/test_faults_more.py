@@ -288,3 +288,40 @@ def test_a_400_web_page_rejects_no_record(tmp_path: Path) -> None:
     assert "HTTP 400" in r.stderr and "text/html" in r.stderr, r.stderr
     assert "(record)" not in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "tracecli-rejected.jsonl").exists()
+
+
+# -- a key in the server URL's userinfo: never shown, even when the URL is bad ---------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"http://api:{KEY}@[::1",  # urlsplit: Invalid IPv6 URL (was a traceback)
+        f"http://api:{KEY}@127.0.0.1:99999",  # port out of range (was a traceback)
+        f"http://api:{KEY}@127.0.0.1:6345:1",  # httpx: invalid port (was a traceback)
+        f"htp://api:{KEY}@127.0.0.1:6345",  # not http(s): the refusal showed the key
+        f"http://api:{KEY}@exa mple.com",  # a space in the host: "no API key for <the key>"
+    ],
+)
+@pytest.mark.parametrize("command", ["upload", "tail"])
+def test_a_bad_server_url_is_one_line_without_the_key(
+    tmp_path: Path, url: str, command: str
+) -> None:
+    trace = write_flat(tmp_path / "t.jsonl", gen_calls(2))
+    args = ["upload", str(trace)] if command == "upload" else ["tail", "-p", "acme/chaos"]
+    r = run_cli(*args, "--server", url, cwd=tmp_path, timeout=60, WANDB_API_KEY="")
+    out = r.stdout + r.stderr
+    assert r.returncode == 2, out
+    assert "Traceback" not in out and KEY not in out, out
+    assert "--server" in out and "URL" in out, out
+
+
+def test_the_key_in_a_remote_servers_url_is_its_key(tmp_path: Path) -> None:
+    """`https://api:KEY@host` gives the key (the client sends it as upload's --api-key): it
+    was refused with "no API key for https://api:KEY@host", the key in the message."""
+    trace = write_flat(tmp_path / "t.jsonl", gen_calls(2))
+    url = f"https://api:{KEY}@weave.example.invalid"
+    r = run_cli("upload", str(trace), "--server", url, "--dry-run", cwd=tmp_path, WANDB_API_KEY="")
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert KEY not in out and "no API key" not in out, out
