@@ -325,3 +325,24 @@ def test_the_key_in_a_remote_servers_url_is_its_key(tmp_path: Path) -> None:
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
     assert KEY not in out and "no API key" not in out, out
+
+
+def test_a_400_web_page_rejects_no_freeplay_record(tmp_path: Path) -> None:
+    trace = write_flat(tmp_path / "t.jsonl", gen_calls(4))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/api"
+        r = run_cli(
+            "upload", str(trace), "--target", "freeplay", "--server", url, "--api-key", KEY,
+            "-p", "11111111-1111-4111-8111-111111111111", cwd=tmp_path,
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "HTTP 400" in r.stderr and "text/html" in r.stderr, r.stderr
+    assert "<html>" not in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "tracecli-rejected.jsonl").exists()
