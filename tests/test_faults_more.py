@@ -12,15 +12,13 @@ the same upload, which must store every call once.
 from __future__ import annotations
 
 import contextlib
-import http.server
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 
+from tests.support.answering import answering
 from tests.support.otel_spans import bare_span
 from tests.support.uploadkit import (
     gen_calls,
@@ -34,37 +32,10 @@ from tests.support.uploadkit import (
 KEY = "redirect-secret-key-0123456789"
 
 
-class _Redirect(http.server.BaseHTTPRequestHandler):
-    status = 308
-    location = "https://elsewhere.example/api"
-
-    def _answer(self) -> None:
-        self.rfile.read(int(self.headers.get("content-length") or 0))
-        self.send_response(self.status)
-        # a Location with the key in its userinfo and its query: neither may be shown
-        self.send_header("Location", self.location + self.path + f"?key={KEY}")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    do_GET = do_POST = _answer
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def redirecting(status: int, location: str) -> Iterator[str]:
-    """An HTTP server on 127.0.0.1 answering every request `status` to `location` + path."""
-    handler = type("H", (_Redirect,), {"status": status, "location": location})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+def redirecting(status: int, location: str) -> contextlib.AbstractContextManager[str]:
+    """A server answering every request `status` to `location` + its path, with the key in
+    the Location's query (neither it nor userinfo there may be shown)."""
+    return answering(status, {"Location": f"{location}?key={KEY}"}, b"", location_path=True)
 
 
 @pytest.mark.parametrize(
@@ -257,33 +228,16 @@ NGINX_400 = (
 )
 
 
-class _Page(http.server.BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("content-length") or 0))
-        self.send_response(400)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(NGINX_400)))
-        self.end_headers()
-        self.wfile.write(NGINX_400)
-
-    def log_message(self, *args: object) -> None:
-        pass
+def nginx_page() -> contextlib.AbstractContextManager[str]:
+    return answering(400, {"Content-Type": "text/html"}, NGINX_400)
 
 
 def test_a_400_web_page_rejects_no_record(tmp_path: Path) -> None:
     """nginx's answer to http:// on its TLS port (a 400 page): every record was split off
     and rejected with it, though no trace server saw any of them."""
     trace = write_flat(tmp_path / "t.jsonl", gen_calls(6))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Page)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
+    with nginx_page() as url:
         r = run_cli("upload", str(trace), "--server", url, "--api-key", KEY, cwd=tmp_path)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert "HTTP 400" in r.stderr and "text/html" in r.stderr, r.stderr
     assert "(record)" not in r.stderr and "Traceback" not in r.stderr
@@ -329,19 +283,11 @@ def test_the_key_in_a_remote_servers_url_is_its_key(tmp_path: Path) -> None:
 
 def test_a_400_web_page_rejects_no_freeplay_record(tmp_path: Path) -> None:
     trace = write_flat(tmp_path / "t.jsonl", gen_calls(4))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Page)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/api"
+    with nginx_page() as url:
         r = run_cli(
-            "upload", str(trace), "--target", "freeplay", "--server", url, "--api-key", KEY,
-            "-p", "11111111-1111-4111-8111-111111111111", cwd=tmp_path,
+            "upload", str(trace), "--target", "freeplay", "--server", url + "/api",
+            "--api-key", KEY, "-p", "11111111-1111-4111-8111-111111111111", cwd=tmp_path,
         )  # fmt: skip
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert "HTTP 400" in r.stderr and "text/html" in r.stderr, r.stderr
     assert "<html>" not in r.stderr and "Traceback" not in r.stderr
