@@ -81,6 +81,10 @@ class Faults:
     # the n-th write requests are forwarded and never answered (the connection stays open
     # until the proxy stops): an answer that never comes
     hang_nth: tuple[int, ...] = ()
+    # a *read* request (stream_query, call/read...) whose body holds this text is answered
+    # 503 (not forwarded), `fail_reads` times: a reader that fails half-way through its pages
+    fail_read_matching: bytes = b""
+    fail_reads: int = 0
 
 
 @dataclass
@@ -279,6 +283,8 @@ class FaultProxy:
             roll = self._rng.random() if faultable else 1.0
             pick503 = self._rng.random() < 0.5
         close = req.headers.get("connection", "").lower() == "close"
+        if req.method == "POST" and not faultable and self._read_fault(req):
+            return await self._inject(writer, 503, close)
         if faultable and f.max_bytes is not None and len(req.body) > f.max_bytes:
             return await self._inject(writer, 413, close, reason="Request too large")
         if faultable and f.refuse:
@@ -359,6 +365,19 @@ class FaultProxy:
             ]
             return 422, {"detail": detail}
         return status, {"reason": bad[0][1][1].replace("{authorization}", auth)}
+
+    def _read_fault(self, req: _Request) -> bool:
+        """Whether this read request is one of Faults.fail_reads to answer 503."""
+        with self._lock:
+            f = self.faults
+            if (
+                f.fail_reads <= 0
+                or not f.fail_read_matching
+                or f.fail_read_matching not in req.body
+            ):
+                return False
+            f.fail_reads -= 1
+            return True
 
     async def _inject(
         self,

@@ -9,11 +9,9 @@ test's own interpreter runs it. Tests using it skip when ../shared is absent.
 from __future__ import annotations
 
 import contextlib
-import http.server
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ import orjson
 import pytest
 
 from tests.conftest import free_port, require_shared
+from tests.support.answering import answering
 from tests.support.freeplay_golden import SESSION
 from tracecli.upload.api import UploadOptions, UploadReport, upload
 
@@ -121,31 +120,9 @@ def refserver(refserver_module: RefServer, monkeypatch: pytest.MonkeyPatch) -> R
 def web_page_server() -> Iterator[str]:
     """A real HTTP server on 127.0.0.1 that answers every request 200 with an HTML page, as
     a web app does at an API base missing its `/api`. Yields its base URL."""
-
-    class Page(http.server.BaseHTTPRequestHandler):
-        def _page(self) -> None:
-            length = int(self.headers.get("content-length") or 0)
-            self.rfile.read(length)
-            body = b"<!doctype html><title>Freeplay</title><div id=root></div>"
-            self.send_response(200)
-            self.send_header("content-type", "text/html; charset=utf-8")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        do_GET = do_POST = _page
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    body = b"<!doctype html><title>Freeplay</title><div id=root></div>"
+    with answering(200, {"content-type": "text/html; charset=utf-8"}, body) as url:
+        yield url
 
 
 def write_completions(path: Path, n: int, session: str) -> Path:

@@ -69,13 +69,37 @@ def parse_choice(choices: tuple[str, ...]) -> Callable[[Any], str]:
 
 
 def parse_url(value: Any) -> str:
+    """A server URL (http or https, a host, a port in range), or BadValue naming it without
+    its userinfo, which may hold the API key (`https://api:KEY@host`)."""
     if not isinstance(value, str) or not value.strip():
         raise BadValue(f"must be a URL like https://host[:port]; got {_describe(value)}")
     url = value.strip().rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BadValue(f"must be a URL like https://host[:port]; got {url!r}")
+    try:
+        parts = urlsplit(url)
+        host, _port = parts.hostname, parts.port  # .port raises for one out of range
+    except ValueError:  # an unclosed IPv6 bracket, a port that is not a number
+        host = None
+    else:
+        if parts.scheme not in ("http", "https"):
+            host = None
+    if not host or any(c.isspace() or c in "@/\\" for c in host):
+        raise BadValue(f"must be a URL like https://host[:port]; got {without_userinfo(url)!r}")
     return url
+
+
+def without_userinfo(url: str) -> str:
+    """`url` with any `user:password@` before its host masked, even when it does not parse:
+    what a message may show of a server URL."""
+    scheme, sep, rest = url.partition("//")
+    if not sep:
+        return url
+    end = min(
+        (i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest)
+    )
+    netloc = rest[:end]
+    if "@" not in netloc:
+        return url
+    return f"{scheme}//***@{netloc.rpartition('@')[2]}{rest[end:]}"
 
 
 def parse_text(value: Any) -> str:

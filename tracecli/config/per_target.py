@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from tracecli.config import netrc_file
-from tracecli.config.fields import BadValue, parse_secret, parse_url
+from tracecli.config.fields import BadValue, parse_secret, parse_url, without_userinfo
 from tracecli.config.files import ConfigFile, display_path
 from tracecli.config.paths import default_db
 from tracecli.config.resolver import Found, Origin, Resolver
@@ -91,9 +91,17 @@ class WeaveTarget:
 
 def missing_key(server: str) -> UsageError:
     return UsageError(
-        f"no API key for {server}: pass --api-key, set WANDB_API_KEY, "
+        f"no API key for {without_userinfo(server)}: pass --api-key, set WANDB_API_KEY, "
         "run `tracecli login`, or add the host to ~/.netrc (wandb login)"
     )
+
+
+def _url_key(server: str) -> bool:
+    """Whether the URL carries a key (`https://api:KEY@host`): the client sends that one."""
+    try:
+        return bool(urlsplit(server).password)
+    except ValueError:
+        return False
 
 
 def weave_destination(
@@ -104,7 +112,7 @@ def weave_destination(
     machine needs a key (exit 2 naming every way to give one)."""
     if server is None:
         return WeaveTarget(None, None, db if db is not None else default_db())
-    if key is None and not is_loopback(server):
+    if key is None and not is_loopback(server) and not _url_key(server):
         raise missing_key(server)
     return WeaveTarget(server, key, None)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tracecli.config import per_target
-from tracecli.config.fields import FIELDS
+from tracecli.config.fields import FIELDS, without_userinfo
 from tracecli.config.files import (
     ConfigFile,
     display_path,
@@ -90,7 +90,8 @@ class Settings:
             return self.api_key
         if self.target == "freeplay":
             raise UsageError(
-                f"no API key for {self.server}: pass --api-key, set FREEPLAY_API_KEY, "
+                f"no API key for {without_userinfo(self.server or '')}: pass --api-key, set "
+                "FREEPLAY_API_KEY, "
                 "or run `tracecli login --target freeplay`"
             )
         raise missing_key(self.server or DEFAULT_WEAVE_SERVER)

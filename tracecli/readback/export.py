@@ -44,6 +44,7 @@ def _server_lines(source: ServerSource, project: str) -> Iterator[bytes]:
             headers={"Accept": "application/jsonl"},
             timeout=httpx.Timeout(300.0, connect=10.0),
         ) as r:
+            source.no_redirect(r)
             if r.status_code >= 400:
                 r.read()
                 raise TailError(

@@ -14,7 +14,7 @@ from tracecli.store.db import Store
 from tracecli.store.exact_json import loads_exact
 from tracecli.store.query import QueryError, Selection
 from tracecli.targets.endpoint import endpoint
-from tracecli.targets.outcome import config_error, network_message
+from tracecli.targets.outcome import config_error, network_message, redirect_error
 
 if TYPE_CHECKING:
     import httpx
@@ -96,6 +96,13 @@ class ServerSource:
             return TailError(f"{self.url} did not answer in time", transient=True)
         return TailError(f"{doing}: {network_message(exc, self.redact)}", transient=True)
 
+    def no_redirect(self, r: httpx.Response) -> None:
+        """Raise for a redirect: the client follows none (it would carry the key elsewhere),
+        and its empty body is no answer (read as one, it said "no calls", and `export`
+        wrote an empty file with exit 0)."""
+        if 300 <= r.status_code < 400:
+            raise redirect_error(r.status_code, r.headers, str(r.url), self.host, self.redact)
+
     def _auth_error(self, status: int) -> TailError:
         """A 401/403: with no key sent, the server requires one; else it refused ours."""
         if not self.has_key:
@@ -123,6 +130,7 @@ class ServerSource:
             raise self.failure(exc, f"cannot reach {self.url}") from None
         if r.status_code in (401, 403):
             raise self._auth_error(r.status_code)
+        self.no_redirect(r)
         if r.status_code >= 400:
             raise TailError(
                 f"{self.url} answered HTTP {r.status_code} to /calls/stream_query: "

@@ -156,23 +156,29 @@ class Follower:
         return window[: max(self.req.limit, 0)][::-1]
 
     def poll(self) -> list[TailEvent]:
-        events: list[TailEvent] = []
+        """What started or ended since the last poll. Every read is made before anything is
+        remembered: a read that fails (the poll is tried again at the next interval) must
+        leave the calls the poll's earlier reads found to be reported then, not seen."""
+        read: list[dict[str, Any]] = []
         fetched: set[str] = set()
         offset = 0
         for _ in range(MAX_PAGES):
             page = self._newest(PAGE, offset)
             fresh = False
             for call in page:
+                fresh |= call["id"] not in self.known and call["id"] not in fetched
                 fetched.add(call["id"])
-                fresh |= self._observe(call, events)
+            read += page
             if len(page) < PAGE or not fresh:
                 break
             offset += PAGE
         watched = [i for i in self.open if i not in fetched]
         for start in range(0, len(watched), ID_CHUNK):
             ids = watched[start : start + ID_CHUNK]
-            for call in self.source.query(self.req.project, filter={"call_ids": ids}):
-                self._observe(call, events)
+            read += self.source.query(self.req.project, filter={"call_ids": ids})
+        events: list[TailEvent] = []
+        for call in read:
+            self._observe(call, events)
         events.sort(key=lambda e: e.at)
         return events
 

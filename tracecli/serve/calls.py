@@ -84,6 +84,22 @@ class CallsQueryReq(ProjectRequest):
     columns: list[str] | None = None
 
 
+def _as_read(d: dict[str, Any]) -> None:
+    """The query options in the types weave's model reads them as (pydantic's lax mode:
+    `"2"`, `2.0` and `true` are the int they say, `"false"` and `0` are False), so that
+    serve answers such a query as weave's server does, not with a 400 (or a 500)."""
+    odd = [k for k in ("limit", "offset") if d.get(k) is not None and type(d[k]) is not int]
+    flt = d.get("filter")
+    roots = flt.get("trace_roots_only") if isinstance(flt, dict) else None
+    if not odd and (roots is None or type(roots) is bool):
+        return
+    read = CallsQueryReq.model_validate(d)
+    for key in odd:
+        d[key] = getattr(read, key)
+    if isinstance(flt, dict) and read.filter is not None and roots is not None:
+        d["filter"] = {**flt, "trace_roots_only": read.filter.trace_roots_only}
+
+
 class CallUpdateReq(ClosedProjectRequest):
     call_id: str
     display_name: str | None = None
@@ -156,7 +172,10 @@ class _Handlers:
         return {}
 
     def _query_args(self, body: bytes, model: type[BaseModel] = CallsQueryReq) -> dict[str, Any]:
-        return parse_checked(body, model)
+        d = parse_checked(body, model)
+        if model is CallsQueryReq:
+            _as_read(d)
+        return d
 
     def stream_query(self, body: bytes) -> Iterator[dict[str, Any]]:
         d = self._query_args(body)

@@ -263,6 +263,11 @@ class _ObjectHandlers:
 
     def feedback_query(self, body: bytes) -> Any:
         d = parse_checked(body, FeedbackQueryReq)
+        read = FeedbackQueryReq.model_validate(d)  # "2" and 2.0 are 2, as in weave's model
+        for name, value in (("Limit", read.limit), ("Offset", read.offset)):
+            if value is not None and value < 0:
+                raise refusal(400, f"{name} must be non-negative")  # weave's words
+        d["limit"], d["offset"] = read.limit, read.offset
         result = store_feedback.feedback_query(
             self.store,
             d["project_id"],

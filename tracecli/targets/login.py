@@ -28,7 +28,7 @@ from tracecli.config.settings import Settings, user_config_path
 from tracecli.config.user_config import store_credential
 from tracecli.diagnostics import TracecliError
 from tracecli.targets.endpoint import endpoint
-from tracecli.targets.outcome import config_error, network_message
+from tracecli.targets.outcome import config_error, network_message, phrase, redirect_error
 from tracecli.targets.transport import http_client
 
 NIL_UUID = "00000000-0000-4000-8000-000000000000"
@@ -109,6 +109,16 @@ def check_key(settings: Settings, key: SecretStr) -> str:
             "pass --no-verify to store it without checking"
         ) from None
     status = resp.status_code
+    if 300 <= status < 400:  # followed by no client of tracecli's: the key was not checked
+        said = "; nothing was stored"
+        raise redirect_error(status, resp.headers, str(resp.url), server.host, server.redact, said)
+    if settings.target == "weave" and status in (404, 405) and not _weave_reason(resp):
+        raise LoginError(
+            f"could not check the key: {name} answered HTTP {status} {phrase(status)} to "
+            "/calls/stream_query, "
+            "which a Weave server has: check the server URL, or pass --no-verify to store "
+            "the key without checking"
+        )
     if status == 401:
         raise LoginError(f"{name} refused the key (401 Unauthorized): nothing was stored")
     if status == 403 and settings.project:
@@ -122,6 +132,16 @@ def check_key(settings: Settings, key: SecretStr) -> str:
             "pass --no-verify to store it without checking"
         )
     return f"{name} accepted the key"
+
+
+def _weave_reason(resp: httpx.Response) -> bool:
+    """Whether a Weave server's error registry answered (`{"reason": ...}`), not a web
+    server without the route (FastAPI's `{"detail": "Not Found"}`, a page)."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and isinstance(body.get("reason"), str)
 
 
 def login(settings: Settings, key: SecretStr, *, verify: bool = True) -> LoginResult:

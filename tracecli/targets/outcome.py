@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import orjson
 
@@ -151,7 +152,65 @@ def config_error(exc: BaseException, host: str, redact: Redactor) -> TransportCo
             f"cannot talk to {host}: {detail}; if the server uses a private CA, "
             "pass its certificate with --ca-bundle FILE"
         )
+    if "does not speak TLS" in what:
+        return TransportConfigError(
+            f"cannot talk to {host}: {detail}; a server of plain HTTP has a URL that "
+            "starts with http://, not https://"
+        )
     return TransportConfigError(f"cannot talk to {host}: {detail}")
+
+
+def redirect_error(
+    status: int, headers: Mapping[str, str], url: str, host: str, redact: Redactor, then: str = ""
+) -> TransportConfigError:
+    """The usage error (exit 2) for a redirect: tracecli follows none (it would carry the key
+    and the calls elsewhere), and a redirect refuses no record, it says the URL is wrong (http
+    that moved to https, a moved path). Where it points is shown without userinfo or query
+    (either may hold a secret), resolved against `url`, the request's."""
+    where = ""
+    location = (headers.get("location") or headers.get("Location") or "").strip()
+    if location:
+        try:
+            parts = urlsplit(urljoin(url, location))
+        except ValueError:
+            parts = None
+        if parts is not None and parts.scheme in ("http", "https"):
+            netloc = parts.netloc.rpartition("@")[2]
+            where = " to " + redact(urlunsplit((parts.scheme, netloc, parts.path, "", "")))
+    return TransportConfigError(
+        f"{host} answered HTTP {status} {phrase(status)}{where}: tracecli follows no redirect "
+        "(it would take the API key and the calls elsewhere); check the server URL "
+        f"(--server){then}"
+    )
+
+
+def no_route_error(outcome: Outcome, url: str) -> TransportConfigError | None:
+    """The usage error (exit 2) for a refusal that is no Weave server's word on the calls,
+    so that no record is rejected by it: a 404/405 without weave's `{"reason": ...}` (a web
+    server's for a route it lacks: FastAPI's `{"detail": "Not Found"}`, a page, `tracecli
+    serve` without `/otel/v1/traces`), or a 400/409/422 that is a page or plain text (a proxy's:
+    nginx's "plain HTTP request was sent to HTTPS port"; weave's server answers JSON). Every
+    request would get the same. None for any other answer."""
+    status, body = outcome.status, outcome.body
+    if status is None or isinstance(body, bytes):
+        return None  # a protobuf answer is an OTLP server's own word on the spans
+    if status in (404, 405):
+        if isinstance(body, dict) and isinstance(body.get("reason"), str):
+            return None
+        plain = {"", phrase(status).lower(), f"http {status} {phrase(status)}".lower()}
+        said = f" ({outcome.reason})" if outcome.reason.lower() not in plain else ""
+        what = f"{said}: the server has no such route"
+    elif status in (400, 409, 422) and body is None and outcome.text.strip():
+        if _json_scalar(outcome.text):
+            return None
+        ctype = outcome.headers.get("content-type", "").split(";")[0].strip()
+        what = f" with {ctype or 'a body of no content type'}, not a trace server's answer"
+    else:
+        return None
+    return TransportConfigError(
+        f"{url} answered HTTP {status} {phrase(status)}{what}; check the server URL "
+        "(--server) and --mode; nothing was counted as stored or rejected"
+    )
 
 
 def mask(value: Any, redact: Redactor) -> Any:

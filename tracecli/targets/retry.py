@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -156,6 +157,9 @@ def classify_error(error: BaseException) -> tuple[bool, str]:
         isinstance(cause, ssl.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(cause)
     ):
         return False, "TLS certificate verification failed"
+    if isinstance(cause, ssl.SSLError) and _PLAIN_HTTP_REPLY.search(str(cause)):
+        # the handshake got a plain-HTTP answer: the same on every try
+        return False, "the server does not speak TLS (https) at this address"
     if isinstance(error, httpx.TimeoutException):
         kind = {
             httpx.ConnectTimeout: "connect timeout",
@@ -181,6 +185,10 @@ def classify_error(error: BaseException) -> tuple[bool, str]:
     if isinstance(error, OSError):
         return True, "network error"
     return False, type(error).__name__
+
+
+# What OpenSSL says when a TLS handshake is answered by a plain-HTTP server (1.1/3.0; 3.2+)
+_PLAIN_HTTP_REPLY = re.compile(r"WRONG_VERSION_NUMBER|RECORD_LAYER_FAILURE|HTTP_REQUEST", re.I)
 
 
 def no_answer_reason(error: BaseException) -> str:

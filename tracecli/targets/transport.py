@@ -55,6 +55,7 @@ from tracecli.targets.outcome import (
     config_error,
     network_message,
     outcome_of,
+    redirect_error,
 )
 from tracecli.targets.retry import Action, Backoff, Decision
 
@@ -309,6 +310,14 @@ class Transport(AbstractContextManager["Transport", None]):
                 response.close()
             if decision.action is Action.AUTH:
                 raise self._auth_error(outcome)
+            if 300 <= response.status_code < 400:
+                raise redirect_error(
+                    response.status_code,
+                    response.headers,
+                    str(response.url),
+                    self.host,
+                    self.redact,
+                )
             if self._tries.again(decision, "POST", path, attempt, outcome.status, None, start):
                 continue
             raise RequestFailed(f"{self.host} answered HTTP {outcome.status}: {outcome.reason}")
@@ -364,6 +373,9 @@ class Transport(AbstractContextManager["Transport", None]):
             last = self._outcome(response, decision.action, attempt - 1, start)
             if decision.action is Action.AUTH:
                 raise self._auth_error(last)
+            if 300 <= status < 400:
+                url, said = str(response.url), "; nothing was counted as stored or rejected"
+                raise redirect_error(status, response.headers, url, self.host, self.redact, said)
             if decision.action is Action.OK and self._acknowledges is not None:
                 why = self._acknowledges(last)
                 if why is not None:

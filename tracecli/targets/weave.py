@@ -15,6 +15,7 @@ from tracecli.targets.outcome import (
     AlreadyStored,
     Outcome,
     Recheck,
+    no_route_error,
     not_acknowledged,
 )
 from tracecli.targets.reconcile import ItemKey, Stored, by_project, parse_stored, stored_query
@@ -50,9 +51,16 @@ class WeaveHttpTarget(HttpTarget):
     def post(
         self, route: str, body: bytes, *, can_split: bool = True, recheck: Recheck | None = None
     ) -> Outcome:
+        path = route
         if is_otel_route(route):
-            return self._post_otel(route, body, can_split)
-        return self.transport.post(route, body, can_split=can_split, recheck=recheck)
+            path = route_project(route)[0]
+            out = self._post_otel(route, body, can_split)
+        else:
+            out = self.transport.post(route, body, can_split=can_split, recheck=recheck)
+        wrong = no_route_error(out, self.transport.base_url + path)
+        if wrong is not None:
+            raise wrong
+        return out
 
     def _post_otel(self, route: str, body: bytes, can_split: bool) -> Outcome:
         """`--mode otel`: the chunk's spans as one ExportTraceServiceRequest in OTLP

@@ -21,7 +21,7 @@ from tracecli.targets.freeplay import (
     FreeplayTarget,
     Request,
 )
-from tracecli.targets.outcome import Outcome
+from tracecli.targets.outcome import Outcome, no_route_error
 from tracecli.targets.redact import strip_userinfo
 from tracecli.targets.retry import Action
 from tracecli.upload.sender import Workers
@@ -102,6 +102,9 @@ class FreeplaySender(Workers[Job]):
                 f"Freeplay says: {out.reason} (project {project}; check --project "
                 "and that the key has access to it)"
             )
+        if out.status in (400, 409, 422):  # a proxy's page, not Freeplay's JSON refusal
+            page = no_route_error(out, strip_userinfo(self.freeplay.settings.api_base))
+            return str(page) if page is not None else None
         return wrong_api_base(out, self.freeplay.settings)
 
 
