@@ -6,10 +6,68 @@ fault proxy, which counts what it forwarded per call id; every call read back.""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from tests.support.faultproxy import FaultProxy
+from tests.support.follow_kit import line, received, start_follower, stop, wait_for
+from tests.support.uploadkit import diff_calls, gen_calls, read_back, tracecli_serve
 from tracecli.upload.api import upload
 from tracecli.upload.report import UploadOptions
 from tracecli.upload.run_inputs import InputState
+
+Calls = list[tuple[dict[str, Any], dict[str, Any]]]
+
+
+def whole(calls: Calls) -> bytes:
+    return b"".join(line("call", {**s, **e}) for s, e in calls)
+
+
+def _err(tmp_path: Path) -> str:
+    return (tmp_path / "follow0.err").read_text()[-3000:]
+
+
+@pytest.mark.parametrize("given", ["file", "folder"])
+def test_records_written_just_before_a_rename_to_app_jsonl_1_are_shipped(
+    tmp_path: Path, given: str
+) -> None:
+    """RotatingFileHandler: the last records go to `app.jsonl`, which is then renamed
+    `app.jsonl.1` (then `.2`) before the follow looked again. Neither name is an input
+    (not the named file; not a trace file's suffix in a folder): the old file is found in
+    its folder by its device and inode, and finished."""
+    calls = gen_calls(80, seed=81)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    app = logs / "app.jsonl"
+    app.write_bytes(whole(calls[:20]))
+    followed = app if given == "file" else logs
+    # a look every 1.5 s, no events: the append and the rename land between two looks
+    extra = ("--poll", "--flush-interval", "1.5")
+    with tracecli_serve(tmp_path / "serve") as serve, FaultProxy(serve.url) as proxy:
+        proc = start_follower(tmp_path, proxy.url, followed, extra=extra)
+        try:
+            wait_for(lambda: len(received(proxy)) == 20, 60, proc)
+            with app.open("ab") as f:
+                f.write(whole(calls[20:30]))
+            app.rename(logs / "app.jsonl.1")
+            app.write_bytes(whole(calls[30:50]))
+            wait_for(lambda: len(received(proxy)) >= 50, 30, proc)
+            with app.open("ab") as f:  # the second rotation: .1 -> .2, the file -> .1
+                f.write(whole(calls[50:60]))
+            (logs / "app.jsonl.1").rename(logs / "app.jsonl.2")
+            app.rename(logs / "app.jsonl.1")
+            app.write_bytes(whole(calls[60:80]))
+            wait_for(lambda: len(received(proxy)) >= 80, 30, proc)
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{exc}: {len(received(proxy))} shipped\n{_err(tmp_path)}"
+            ) from exc
+        finally:
+            code = stop(proc)
+        assert code == 0, _err(tmp_path)
+        assert proxy.duplicates() == 0
+        assert diff_calls(calls, read_back(serve.url)) == []
 
 
 def test_a_file_gone_between_the_look_and_the_pass_is_no_crash(tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ import orjson
 from tracecli.diagnostics import Diagnostic, UsageError
 from tracecli.inputs.reader import format_of
 from tracecli.inputs.settle import quiet_for
-from tracecli.inputs.watch import FileEvents, Snapshot, Watcher, followable
+from tracecli.inputs.watch import AWAY_KEEP, FileEvents, Snapshot, Watcher, followable
 from tracecli.journal.rejected import DEFAULT_NAME
 from tracecli.upload.api import UploadOptions, UploadReport, upload
 
@@ -370,10 +370,12 @@ def follow(
     the server stayed unreachable for `fopts.max_outage` (1). Raises UsageError for what a
     single upload raises at once (bad options, a refused key): exit 2."""
     _check_options(paths, opts, fopts)
-    watcher = Watcher(followable(paths, opts.on_diagnostic))
+    patience = _Patience(fopts.pair_wait if pair_wait_applies(opts) else 0.0)
+    # a file rotated away is followed until a start it holds no longer waits for its end
+    keep_away = max(AWAY_KEEP, patience.pair_wait + 2 * fopts.flush_interval + 10.0)
+    watcher = Watcher(followable(paths, opts.on_diagnostic), keep_away)
     rejects = _Rejects(Path(opts.rejected if opts.rejected is not None else DEFAULT_NAME))
     own = {os.path.realpath(rejects.path), os.path.realpath(rejects.pass_path)}
-    patience = _Patience(fopts.pair_wait if pair_wait_applies(opts) else 0.0)
     status = FollowStatus()
     wake = threading.Event()  # set by a signal or a file event: look now
     signals = _Signals(wake)
@@ -423,6 +425,7 @@ def follow(
                     last = snap
                     changed_at = settle.at = None
                     outage.shipped()
+                    watcher.shipped(snap)
                 elif outage.given_up():
                     _tell(status, patience, on_status)
                     return 1
