@@ -5,6 +5,7 @@ fault proxy, which counts what it forwarded per call id; every call read back.""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,43 @@ def test_records_written_just_before_a_rename_to_app_jsonl_1_are_shipped(
             app.rename(logs / "app.jsonl.1")
             app.write_bytes(whole(calls[60:80]))
             wait_for(lambda: len(received(proxy)) >= 80, 30, proc)
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{exc}: {len(received(proxy))} shipped\n{_err(tmp_path)}"
+            ) from exc
+        finally:
+            code = stop(proc)
+        assert code == 0, _err(tmp_path)
+        assert proxy.duplicates() == 0
+        assert diff_calls(calls, read_back(serve.url)) == []
+
+
+@pytest.mark.parametrize("given", ["file", "folder"])
+def test_records_written_just_before_a_copytruncate_to_app_jsonl_1_are_shipped(
+    tmp_path: Path, given: str
+) -> None:
+    """logrotate's copytruncate: `app.jsonl` copied to `app.jsonl.1` (no input matches the
+    name), then emptied in place. The records appended since the last look are only in the
+    copy: it is found in the folder by its first bytes and finished, each record once."""
+    calls = gen_calls(50, seed=82)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    app = logs / "app.jsonl"
+    app.write_bytes(whole(calls[:20]))
+    followed = app if given == "file" else logs
+    extra = ("--poll", "--flush-interval", "1.5")
+    with tracecli_serve(tmp_path / "serve") as serve, FaultProxy(serve.url) as proxy:
+        proc = start_follower(tmp_path, proxy.url, followed, extra=extra)
+        try:
+            wait_for(lambda: len(received(proxy)) == 20, 60, proc)
+            with app.open("ab") as f:
+                f.write(whole(calls[20:30]))
+            shutil.copyfile(app, logs / "app.jsonl.1")
+            with app.open("r+b") as f:
+                f.truncate(0)
+            with app.open("ab") as f:
+                f.write(whole(calls[30:50]))
+            wait_for(lambda: len(received(proxy)) >= 50, 30, proc)
         except AssertionError as exc:
             raise AssertionError(
                 f"{exc}: {len(received(proxy))} shipped\n{_err(tmp_path)}"

@@ -16,31 +16,22 @@ Two parts, so that correctness never depends on file events:
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import glob
 import os
-import stat
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from tracecli.diagnostics import Diagnostic, Severity, UsageError
 from tracecli.inputs.reader import expand_paths
+from tracecli.inputs.rotated import RotatedAway, Stamp
 
 _GLOB_CHARS = frozenset("*?[")
 
 
-class FileStamp(NamedTuple):
-    """What a poll knows of one file: enough to tell growth, replacement and truncation."""
-
-    path: str
-    dev: int
-    ino: int
-    size: int
-    mtime_ns: int
+FileStamp = Stamp  # what a poll knows of one file
 
 
 class Snapshot(NamedTuple):
@@ -95,18 +86,14 @@ class Watcher:
     """The inputs named by `paths` (files, directories, quoted glob patterns), expanded on
     every `scan`. A named file that does not exist yet is not an error: it may appear.
 
-    A file that leaves the inputs under another name in its folder (a rotation by rename
-    that no input matches: Python's RotatingFileHandler's `app.jsonl.1`, logrotate's
-    `app.jsonl-20261207`) is found there by its device and inode and stays among the
-    files scanned, before the inputs, until a pass shipped it and it has not changed for
-    `keep_away` seconds (see `shipped`): the records written to it since the last pass
-    (and, with logrotate's `create`, until the app reopens its log) are not lost."""
+    A file rotated out of the inputs (renamed to a name none matches, `app.jsonl.1`; the
+    copy copytruncate made) stays among the files scanned, before the inputs, until a pass
+    shipped it and it has not changed for `keep_away` seconds (`shipped`; see
+    `tracecli.inputs.rotated`): the records written to it since the last look are shipped."""
 
     def __init__(self, paths: Iterable[str], keep_away: float = AWAY_KEEP) -> None:
         self.paths = list(paths)
-        self.keep_away = keep_away
-        self._seen: dict[tuple[int, int], str] = {}  # the inputs of the last scan
-        self._away: dict[tuple[int, int], str] = {}  # rotated away: where it was found last
+        self.rotated = RotatedAway(keep_away)
 
     def expand(self) -> list[str]:
         out: list[str] = []
@@ -138,55 +125,12 @@ class Watcher:
             except OSError:  # gone between the listing and the stat: the next poll knows
                 continue
             stamps.append(FileStamp(f, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
-        inputs = {(s.dev, s.ino): s.path for s in stamps}
-        for key, path in self._seen.items():
-            if key not in inputs:
-                self._away.setdefault(key, path)
-        self._seen = inputs
-        away = self._rotated_away(inputs)
-        stamps = away + stamps
+        stamps = self.rotated.look(stamps) + stamps
         return Snapshot(tuple(s.path for s in stamps), frozenset(stamps))
 
-    def _rotated_away(self, inputs: dict[tuple[int, int], str]) -> list[FileStamp]:
-        """The files rotated away, where they are now (oldest first); those matched by the
-        inputs again or gone (deleted, compressed) are forgotten."""
-        out: list[FileStamp] = []
-        for key, path in list(self._away.items()):
-            found = None if key in inputs else _locate(key, path)
-            if found is None:
-                del self._away[key]
-                continue
-            self._away[key] = found.path
-            out.append(found)
-        out.sort(key=lambda s: s.mtime_ns)
-        return out
-
     def shipped(self, snap: Snapshot) -> None:
-        """A pass shipped `snap`: the files rotated away that had not changed for
-        `keep_away` seconds then are finished, and no longer scanned."""
-        old = time.time_ns() - int(self.keep_away * 1e9)
-        for s in snap.stamps:
-            key = (s.dev, s.ino)
-            if self._away.get(key) == s.path and s.mtime_ns < old:
-                del self._away[key]
-
-
-def _locate(key: tuple[int, int], path: str) -> FileStamp | None:
-    """The regular file of device and inode `key`: at `path`, or under another name in
-    the same folder (renamed again: `app.jsonl.1` -> `app.jsonl.2`); None when gone."""
-    candidates: list[str] = [path]
-    with contextlib.suppress(OSError):
-        folder = os.path.dirname(path) or "."
-        with os.scandir(folder) as entries:
-            candidates += [e.path for e in entries if e.inode() == key[1] and e.path != path]
-    for p in candidates:
-        try:
-            st = os.stat(p, follow_symlinks=False)
-        except OSError:
-            continue
-        if (st.st_dev, st.st_ino) == key and stat.S_ISREG(st.st_mode):
-            return FileStamp(p, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-    return None
+        """A pass shipped `snap` (see `RotatedAway.shipped`)."""
+        self.rotated.shipped(snap.stamps)
 
 
 def whole_lines_end(path: str, size: int, window: int = 1 << 20) -> int:
