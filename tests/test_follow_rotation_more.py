@@ -14,6 +14,8 @@ import pytest
 from tests.support.faultproxy import FaultProxy
 from tests.support.follow_kit import line, received, start_follower, stop, wait_for
 from tests.support.uploadkit import diff_calls, gen_calls, read_back, tracecli_serve
+from tracecli.inputs.rotated import RotatedAway
+from tracecli.inputs.watch import FileStamp
 from tracecli.upload.api import upload
 from tracecli.upload.report import UploadOptions
 from tracecli.upload.run_inputs import InputState
@@ -124,3 +126,31 @@ def test_a_file_gone_between_the_look_and_the_pass_is_no_crash(tmp_path: Path) -
     state = InputState.empty(1)
     assert state.look([gone], None, follow=True) == [False]
     assert state.sizes == [0]
+
+
+def _stamps(*paths: Path) -> list[FileStamp]:
+    out = []
+    for p in paths:
+        st = p.stat()
+        out.append(FileStamp(str(p), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+    return out
+
+
+def test_a_file_renamed_away_is_followed_where_it_goes_until_shipped_and_quiet(
+    tmp_path: Path,
+) -> None:
+    app, one, two = tmp_path / "app.jsonl", tmp_path / "app.jsonl.1", tmp_path / "app.jsonl.2"
+    app.write_bytes(b'{"a": 1}\n')
+    (tmp_path / "other.log").write_bytes(b'{"a": 1}\n')  # same bytes, never an input
+    rotated = RotatedAway(keep=0.0)
+    assert rotated.look(_stamps(app)) == []
+    app.rename(one)
+    app.write_bytes(b'{"b": 2}\n')
+    assert [s.path for s in rotated.look(_stamps(app))] == [str(one)]
+    one.rename(two)  # renamed on: found again by its inode
+    away = rotated.look(_stamps(app))
+    assert [s.path for s in away] == [str(two)]
+    rotated.shipped(away)  # shipped, and quiet for keep (0 s): finished
+    assert rotated.look(_stamps(app)) == []
+    two.unlink()
+    assert rotated.look(_stamps(app)) == []

@@ -67,13 +67,16 @@ class RotatedAway:
         self._seen: dict[Key, Stamp] = {}  # the inputs of the last look
         self._heads: dict[Key, Head] = {}  # their first bytes, as last read
         self._away: dict[Key, str] = {}  # rotated away: where each was found last
+        self._away_heads: dict[Key, Head] = {}  # ...and its first bytes when it left
 
     def look(self, inputs: Iterable[Stamp]) -> list[Stamp]:
         """The files rotated away, where they are now, oldest first."""
         now = {(s.dev, s.ino): s for s in inputs}
         for key, old in self._seen.items():
-            if key not in now:  # renamed (or deleted): found by its inode, if it is there
+            head = self._heads.get(key)
+            if key not in now and head is not None:  # renamed (or deleted): found by inode
                 self._away.setdefault(key, old.path)
+                self._away_heads.setdefault(key, head)
         heads: dict[Key, Head] = {}
         for key, s in now.items():
             head = self._heads.get(key)
@@ -86,14 +89,17 @@ class RotatedAway:
                 copy = _find_copy(s.path, head, set(now) | set(self._away))
                 if copy is not None:
                     self._away[(copy.dev, copy.ino)] = copy.path
+                    self._away_heads[(copy.dev, copy.ino)] = head
             if new is not None:
                 heads[key] = new
         self._seen, self._heads = now, heads
         out: list[Stamp] = []
         for key, path in list(self._away.items()):
             found = None if key in now else _locate(key, path)
-            if found is None:  # an input again, or gone (deleted, compressed)
-                del self._away[key]
+            head = self._away_heads[key]
+            if found is None or _head(found.path, head.length) != head.digest:
+                # an input again, or gone (deleted, compressed; its inode reused since)
+                self._forget(key)
                 continue
             self._away[key] = found.path
             out.append(found)
@@ -112,7 +118,11 @@ class RotatedAway:
         for s in stamps:
             key = (s.dev, s.ino)
             if self._away.get(key) == s.path and s.mtime_ns < old:
-                del self._away[key]
+                self._forget(key)
+
+    def _forget(self, key: Key) -> None:
+        del self._away[key]
+        del self._away_heads[key]
 
 
 def _rewritten(s: Stamp, head: Head, new: Head | None) -> bool:
