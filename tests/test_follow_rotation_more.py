@@ -5,6 +5,7 @@ fault proxy, which counts what it forwarded per call id; every call read back.""
 
 from __future__ import annotations
 
+import gzip
 import shutil
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 
 from tests.support.faultproxy import FaultProxy
 from tests.support.follow_kit import line, received, start_follower, stop, wait_for
-from tests.support.uploadkit import diff_calls, gen_calls, read_back, tracecli_serve
+from tests.support.uploadkit import diff_calls, gen_calls, read_back, run_cli, tracecli_serve
 from tracecli.inputs.rotated import RotatedAway
 from tracecli.inputs.watch import FileStamp
 from tracecli.upload.api import upload
@@ -106,6 +107,36 @@ def test_records_written_just_before_a_copytruncate_to_app_jsonl_1_are_shipped(
         finally:
             code = stop(proc)
         assert code == 0, _err(tmp_path)
+        assert proxy.duplicates() == 0
+        assert diff_calls(calls, read_back(serve.url)) == []
+
+
+def test_a_rotated_file_compressed_afterwards_is_not_sent_again(tmp_path: Path) -> None:
+    """Cron runs over a folder: `app-1.jsonl` (a rotated file, uploaded) is then gzipped
+    (`app-1.jsonl.gz`, the plain file deleted), with a few records more than the last run
+    saw. The next run sends only those: the gzip file is known by its content."""
+    calls = gen_calls(40, seed=83)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    rotated = logs / "app-1.jsonl"
+    rotated.write_bytes(whole(calls[:20]))
+    with tracecli_serve(tmp_path / "serve") as serve, FaultProxy(serve.url) as proxy:
+
+        def run() -> None:
+            r = run_cli("upload", str(logs), "--server", proxy.url, cwd=tmp_path)
+            assert r.returncode == 0, r.stderr
+
+        run()
+        with rotated.open("ab") as f:
+            f.write(whole(calls[20:25]))
+        with rotated.open("rb") as f, gzip.open(logs / "app-1.jsonl.gz", "wb") as g:
+            g.write(f.read())
+        rotated.unlink()
+        (logs / "app.jsonl").write_bytes(whole(calls[25:]))
+        run()
+        assert len(received(proxy)) == 40
+        assert proxy.duplicates() == 0
+        run()  # and nothing again
         assert proxy.duplicates() == 0
         assert diff_calls(calls, read_back(serve.url)) == []
 

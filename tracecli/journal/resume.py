@@ -53,6 +53,7 @@ from tracecli.journal.file_identity import (
     unchanged,
 )
 from tracecli.journal.file_state import FileEntry, FileState
+from tracecli.journal.gz_copy import gz_head, gz_holds, head_matches
 from tracecli.journal.prefix import settled_prefix
 
 # AckSet, BLOCK_LINES and identity are the journal's words too (imported from here)
@@ -154,6 +155,8 @@ class Journal:
             row = self._moved(ident)
             if row is not None:
                 self.conn.execute("UPDATE files SET path=? WHERE id=?", (ident.path, row.id))
+            elif (origin := self._gz_origin(ident)) is not None:
+                return self._gz_entry(ident, origin), False, False, False
         now = time.time()
         changed = False
         if row is not None and not self.restart and not self._same_or_grown(row, ident):
@@ -237,6 +240,47 @@ class Journal:
                 continue
             return row
         return None
+
+    def _gz_origin(self, ident: Identity) -> FileRow | None:
+        """The entry of the plain file a new gzip file holds (compressed after a rotation;
+        the plain file gone or changed since, as for `_moved`), among the recent entries."""
+        if not ident.path.lower().endswith(".gz"):
+            return None
+        head = gz_head(ident.path)
+        if not head:
+            return None
+        for row in self._row(
+            "tail<>'' AND path<>? AND path NOT LIKE '%.gz' ORDER BY updated DESC LIMIT ?",
+            ident.path,
+            MOVED_CANDIDATES,
+        ):
+            if head_matches(head, row) and not still_there(row) and gz_holds(ident.path, row):
+                return row
+        return None
+
+    def _gz_entry(self, ident: Identity, origin: FileRow) -> FileEntry:
+        """A new entry for a gzip file holding `origin`'s file: its lines stored then are
+        acknowledged here too (those before the resume point, no longer listed, and the
+        rest), and its refused lines passed over, so none is sent or reported again."""
+        cur = self.conn.execute(
+            "INSERT INTO files (target, path, size, mtime_ns, head, tail, dev, ino, updated) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (self.target, ident.path, *identity_values(ident), time.time()),
+        )
+        entry = FileEntry(int(cur.lastrowid or 0), AckSet(), ident=ident)
+        for table, lines in (("acks", entry.acks), ("passed", entry.passed)):
+            sql = f"SELECT block, bits FROM {table} WHERE file_id=?"
+            blocks = set()
+            for block, bits in self.conn.execute(sql, (origin.id,)):
+                lines.load_block(int(block), bytes(bits))
+                blocks.add(int(block))
+            if table == "acks":
+                blocks |= lines.add(range(1, origin.resume_line + 1))
+            self.conn.executemany(
+                f"INSERT OR REPLACE INTO {table} (file_id, block, bits) VALUES (?, ?, ?)",
+                [(entry.id, b, lines.block(b)) for b in sorted(blocks)],
+            )
+        return entry
 
     def hold(self, path: str | os.PathLike[str], line: int) -> None:
         """Keep the resume point at or before `line`: the start of a call sent as running
