@@ -111,6 +111,43 @@ def test_records_written_just_before_a_copytruncate_to_app_jsonl_1_are_shipped(
         assert diff_calls(calls, read_back(serve.url)) == []
 
 
+@pytest.mark.parametrize("how", ["cron", "follow-killed"])
+def test_records_written_before_a_rename_between_two_runs_are_shipped(
+    tmp_path: Path, how: str
+) -> None:
+    """The app appends, then renames `app.jsonl` to `app.jsonl.1` while no tracecli runs
+    (between two cron runs; a follow killed with -9 and started again). The next run
+    finds the old file by its inode and sends what it had not stored, each record once."""
+    calls = gen_calls(50, seed=84)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    app = logs / "app.jsonl"
+    app.write_bytes(whole(calls[:20]))
+    with tracecli_serve(tmp_path / "serve") as serve, FaultProxy(serve.url) as proxy:
+
+        def run(n: int) -> None:
+            if how == "cron":
+                r = run_cli("upload", str(app), "--server", proxy.url, cwd=tmp_path)
+                assert r.returncode == 0, r.stderr
+                return
+            proc = start_follower(tmp_path, proxy.url, app, n=n)
+            try:
+                wait_for(lambda: len(received(proxy)) >= 20 * (n + 1) + 10 * n, 60, proc)
+            finally:
+                proc.kill()
+                proc.wait()
+
+        run(0)
+        with app.open("ab") as f:
+            f.write(whole(calls[20:30]))
+        app.rename(logs / "app.jsonl.1")
+        app.write_bytes(whole(calls[30:50]))
+        run(1)
+        assert len(received(proxy)) == 50
+        assert proxy.duplicates() == 0
+        assert diff_calls(calls, read_back(serve.url)) == []
+
+
 def test_a_rotated_file_compressed_afterwards_is_not_sent_again(tmp_path: Path) -> None:
     """Cron runs over a folder: `app-1.jsonl` (a rotated file, uploaded) is then gzipped
     (`app-1.jsonl.gz`, the plain file deleted), with a few records more than the last run

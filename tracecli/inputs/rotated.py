@@ -95,7 +95,7 @@ class RotatedAway:
         self._seen, self._heads = now, heads
         out: list[Stamp] = []
         for key, path in list(self._away.items()):
-            found = None if key in now else _locate(key, path)
+            found = None if key in now else locate(key, path)
             head = self._away_heads[key]
             if found is None or _head(found.path, head.length) != head.digest:
                 # an input again, or gone (deleted, compressed; its inode reused since)
@@ -151,7 +151,7 @@ def _folder(path: str) -> list[str]:
     return []
 
 
-def _locate(key: Key, path: str) -> Stamp | None:
+def locate(key: Key, path: str) -> Stamp | None:
     """The regular file of device and inode `key`: at `path`, or under another name in
     the same folder (renamed again); None when gone."""
     s = _stamp(path)

@@ -40,6 +40,7 @@ from pathlib import Path
 
 from tracecli.config.paths import state_dir
 from tracecli.diagnostics import UsageError
+from tracecli.inputs.rotated import locate
 from tracecli.journal.acks import BLOCK_LINES, AckSet
 from tracecli.journal.database import DB_NAME, open_journal_db, target_key
 from tracecli.journal.file_identity import (
@@ -240,6 +241,34 @@ class Journal:
                 continue
             return row
         return None
+
+    def rotated_away(self, files: list[str]) -> list[str]:
+        """The files an earlier run read under one of these paths, rotated away since
+        (renamed in the same folder to a name no input has: RotatingFileHandler's
+        `app.jsonl.1`) with records not stored yet: found by device and inode, their seen
+        part unchanged. A run reads them too, before the inputs (from where it stopped),
+        so the records written between the last run and the rename are not lost."""
+        inputs = {os.path.realpath(f) for f in files if f != "-"}
+        out: list[str] = []
+        for real in sorted(inputs):
+            try:
+                st = os.stat(real)
+            except OSError:
+                continue
+            with self._lock:
+                rows = self._row("path=?", real)
+            if not rows or not rows[0].ino or (rows[0].dev, rows[0].ino) == (st.st_dev, st.st_ino):
+                continue
+            row = rows[0]
+            found = locate((row.dev, row.ino), real)
+            if (
+                found is not None
+                and os.path.realpath(found.path) not in inputs
+                and found.size > row.resume_off
+                and same_prefix(found.path, row, found.size)
+            ):
+                out.append(found.path)
+        return out
 
     def _gz_origin(self, ident: Identity) -> FileRow | None:
         """The entry of the plain file a new gzip file holds (compressed after a rotation;
