@@ -10,9 +10,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
-from tests.support.faultproxy import FaultProxy
+from tests.support.faultproxy import FaultProxy, Faults
 from tests.support.follow_kit import line, received, start_follower, stop, wait_for
 from tests.support.uploadkit import diff_calls, gen_calls, read_back, run_cli, tracecli_serve
 from tracecli.inputs.rotated import RotatedAway
@@ -222,3 +223,40 @@ def test_a_file_renamed_away_is_followed_where_it_goes_until_shipped_and_quiet(
     assert rotated.look(_stamps(app)) == []
     two.unlink()
     assert rotated.look(_stamps(app)) == []
+
+
+def _statuses(tmp_path: Path) -> list[dict[str, Any]]:
+    lines = (tmp_path / "follow0.out").read_bytes().split(b"\n")[:-1]
+    return [orjson.loads(x) for x in lines]
+
+
+def test_records_given_up_are_said_in_the_status_and_sent_again_without_a_new_write(
+    tmp_path: Path,
+) -> None:
+    """A request the server failed until --max-retry-time ran out (too few to stop the pass):
+    the follow status says why (`last_error`), and a later pass sends its records once the
+    server answers again, though the app writes nothing more (they waited for an append)."""
+    calls = gen_calls(5, seed=85)
+    app = tmp_path / "app.jsonl"
+    app.write_bytes(whole(calls))
+    extra = ("--max-retry-time", "1", "--concurrency", "1")
+    with (
+        tracecli_serve(tmp_path / "serve") as serve,
+        FaultProxy(serve.url, Faults(p_5xx=1.0)) as proxy,
+    ):
+        proc = start_follower(tmp_path, proxy.url, app, extra=extra)
+        try:
+
+            def said() -> bool:
+                return any(
+                    "failed a request" in (s.get("last_error") or "") for s in _statuses(tmp_path)
+                )
+
+            wait_for(said, 60, proc)
+            proxy.configure(p_5xx=0.0)
+            wait_for(lambda: len(received(proxy)) == 5, 60, proc)
+        finally:
+            code = stop(proc)
+        assert code == 0, _err(tmp_path)
+        assert proxy.duplicates() == 0
+        assert diff_calls(calls, read_back(serve.url)) == []

@@ -330,8 +330,8 @@ def _ship(
     status.count(report)
     if on_report is not None:
         on_report(report)
-    if report.halted:
-        status.last_error = report.halted
+    if report.halted or report.gave_up:  # (gave up: a few requests, too few to stop it)
+        status.last_error = report.halted or report.gave_up
     return report
 
 
@@ -420,7 +420,9 @@ def follow(
                 if report is not None and report.interrupted:
                     return 0 if report.interrupted_by == signal.SIGTERM else 130
                 status.records_per_s = rate.add(now, status.records, status.records_per_s)
-                if report is not None and not report.halted:
+                # records left unsent (requests given up) are read again by a pass after
+                # the backoff, as after an outage, even if no file changes meanwhile
+                if report is not None and not report.halted and not report.unsent:
                     # shipped: later changes are measured from now
                     last = snap
                     changed_at = settle.at = None
