@@ -39,7 +39,7 @@ import orjson
 
 from tracecli.diagnostics import Diagnostic, UsageError
 from tracecli.inputs.reader import format_of
-from tracecli.inputs.settle import quiet_for
+from tracecli.inputs.settle import QUIET_SECONDS, quiet_for, quiet_seconds
 from tracecli.inputs.watch import AWAY_KEEP, FileEvents, Snapshot, Watcher, followable
 from tracecli.journal.rejected import DEFAULT_NAME
 from tracecli.upload.api import UploadOptions, UploadReport, upload
@@ -60,6 +60,7 @@ class FollowOptions:
     pair_wait: float = 30.0  # auto mode: how long a start waits for its end
     max_outage: float | None = None  # give up after this long without a good pass
     poll: bool = False  # no file events: look every flush_interval only (network filesystems)
+    yaml_quiet: float = QUIET_SECONDS  # a YAML file unchanged this long: its last document goes
 
 
 @dataclass(slots=True)
@@ -266,6 +267,8 @@ def _check_options(paths: Iterable[str], opts: UploadOptions, fopts: FollowOptio
         raise UsageError(f"--flush-interval must be more than 0, got {fopts.flush_interval}")
     if fopts.pair_wait < 0:
         raise UsageError(f"--pair-wait must not be negative, got {fopts.pair_wait}")
+    if fopts.yaml_quiet < 0:
+        raise UsageError(f"yaml_quiet must not be negative, got {fopts.yaml_quiet}")
 
 
 class _Outage:
@@ -381,6 +384,8 @@ def follow(
     signals = _Signals(wake)
     pass_opts = _pass_options(opts, rejects, patience, signals)
     restore = signals.install()
+    quiet_before = quiet_seconds()
+    quiet_seconds(fopts.yaml_quiet)
     events = None if fopts.poll else FileEvents(watcher.paths, wake)
     last: Snapshot | None = None
     changed_at: float | None = None  # monotonic time of the oldest change not shipped yet
@@ -440,5 +445,6 @@ def follow(
             wake.wait(pause)
     finally:
         restore()
+        quiet_seconds(quiet_before)
         if events is not None:
             events.close()
