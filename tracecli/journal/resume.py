@@ -53,6 +53,7 @@ from tracecli.journal.file_identity import (
     still_there,
     unchanged,
 )
+from tracecli.journal.file_lock import lock_files, release
 from tracecli.journal.file_state import FileEntry, FileState
 from tracecli.journal.gz_copy import gz_head, gz_holds, head_matches
 from tracecli.journal.prefix import settled_prefix
@@ -81,6 +82,7 @@ class Journal:
     pass_invalid: bool = False
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
     _files: dict[str, FileEntry | None] = field(default_factory=dict, init=False, repr=False)
+    _locks: list[int] = field(default_factory=list, init=False, repr=False)
 
     @classmethod
     def open(
@@ -241,6 +243,12 @@ class Journal:
                 continue
             return row
         return None
+
+    def lock(self, files: Iterable[str]) -> None:
+        """Hold the files for this run until `close` (see `file_lock`): another tracecli
+        uploading one of them to this target finishes first, and this run then reads what
+        that one stored from the journal, so no record goes twice."""
+        self._locks += lock_files(self.path.parent, self.target, files)
 
     def rotated_away(self, files: list[str]) -> list[str]:
         """The files an earlier run read under one of these paths, rotated away since
@@ -514,6 +522,7 @@ class Journal:
                 self.settle(key)
         with self._lock, contextlib.suppress(sqlite3.Error):
             self.conn.close()
+        release(self._locks)  # after the settle: the next run starts from what it saved
 
     def __enter__(self) -> Journal:
         return self
