@@ -5,12 +5,13 @@ the fault proxy in front of `tracecli serve` counts what was sent twice."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 from pathlib import Path
 
 from tests.support import freeplay_fixtures
-from tests.support.faultproxy import FaultProxy
+from tests.support.faultproxy import FaultProxy, Faults
 from tests.support.follow_kit import line, received, start_follower, stop, wait_for
 from tests.support.freeplay_fixtures import API_KEY, PROJECT, RefServer, completions_file
 from tests.support.uploadkit import (
@@ -18,6 +19,7 @@ from tests.support.uploadkit import (
     diff_calls,
     gen_calls,
     read_back,
+    start_cli,
     tracecli,
     tracecli_serve,
 )
@@ -79,3 +81,28 @@ def test_two_followers_of_one_file_send_each_call_once_to_weave(tmp_path: Path) 
         assert codes == [0, 0]
         assert proxy.duplicates() == 0
         assert diff_calls(calls, read_back(serve.url)) == []
+
+
+def test_a_run_waiting_for_its_turn_stops_on_sigterm_without_sending(tmp_path: Path) -> None:
+    """A cron run that overlaps a slow one waits for it; SIGTERM (or Ctrl-C) ends the wait
+    at once, nothing read or sent, instead of leaving a process that will not stop."""
+    calls = gen_calls(10, seed=88)
+    app = tmp_path / "app.jsonl"
+    app.write_bytes(b"".join(line("call", {**s, **e}) for s, e in calls))
+    with (
+        tracecli_serve(tmp_path / "serve") as serve,
+        FaultProxy(serve.url, Faults(latency=20.0)) as proxy,
+    ):
+        args = ("upload", str(app), "--server", proxy.url)
+        first = start_cli(list(args), tmp_path, 0)
+        try:
+            time.sleep(3.0)  # the first holds the file: its request waits in the proxy
+            second = start_cli(list(args), tmp_path, 1)
+            time.sleep(2.0)
+            second.send_signal(signal.SIGTERM)
+            code = second.wait(15)  # well before the first's request is answered
+        finally:
+            first.kill()
+            first.wait()
+        assert code == 143, code
+        assert proxy.duplicates() == 0

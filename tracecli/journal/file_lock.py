@@ -14,7 +14,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 try:
@@ -23,12 +24,16 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 LOCK_DIR = "locks"
+WAIT_STEP = 0.05  # seconds between two tries of a lock another run holds
 
 
-def lock_files(folder: Path, target: str, paths: Iterable[str]) -> list[int]:
+def lock_files(
+    folder: Path, target: str, paths: Iterable[str], stop: Callable[[], bool] = lambda: False
+) -> list[int]:
     """Take the locks of `paths` for `target` (waiting for another run that holds one),
     in a fixed order so that two runs over the same files cannot deadlock; their file
-    descriptors, for `release`. Files that are not regular files are not locked."""
+    descriptors, for `release`. Files that are not regular files are not locked. Stops
+    waiting when `stop()` is true (Ctrl-C, SIGTERM: the run then reads nothing)."""
     if fcntl is None:
         return []
     keys = sorted(
@@ -47,7 +52,14 @@ def lock_files(folder: Path, target: str, paths: Iterable[str]) -> list[int]:
         for key in keys:
             fd = os.open(where / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o600)
             fds.append(fd)
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:  # another run holds it: wait for its turn to end
+                    if stop():
+                        return fds
+                    time.sleep(WAIT_STEP)
     except BaseException:
         release(fds)
         raise

@@ -244,11 +244,11 @@ class Journal:
             return row
         return None
 
-    def lock(self, files: Iterable[str]) -> None:
+    def lock(self, files: Iterable[str], stop: Callable[[], bool] = lambda: False) -> None:
         """Hold the files for this run until `close` (see `file_lock`): another tracecli
         uploading one of them to this target finishes first, and this run then reads what
         that one stored from the journal, so no record goes twice."""
-        self._locks += lock_files(self.path.parent, self.target, files)
+        self._locks += lock_files(self.path.parent, self.target, files, stop)
 
     def rotated_away(self, files: list[str]) -> list[str]:
         """The files an earlier run read under one of these paths, rotated away since

@@ -123,7 +123,7 @@ def upload(
                 pass_invalid=opts.follow,
             )
             files[:0] = journal.rotated_away(files)  # (the run's list: shared.files)
-            journal.lock(files)
+            journal.lock(files, interrupt.is_set)  # (interrupted: the run reads nothing)
             # the embedded store: a restored older copy is sent everything again
             guard = StoreGuard.open(journal, getattr(target, "store", None))
         report = _run(shared, target, journal, on_progress)

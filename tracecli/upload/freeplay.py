@@ -117,7 +117,7 @@ def upload_freeplay(
                 db_path=opts.journal_path,
             )
             files[:0] = journal.rotated_away(files)  # (the run's list, given to new_run)
-            journal.lock(files)
+            journal.lock(files, interrupt.is_set)  # (interrupted: the run reads nothing)
             ledger = SentLedger.open(journal.path.parent / LEDGER_NAME, settings.api_base)
         run = new_run(target=target, journal=journal, ledger=ledger)
         run.run(on_progress)
