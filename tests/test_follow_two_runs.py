@@ -23,6 +23,7 @@ from tests.support.uploadkit import (
     tracecli,
     tracecli_serve,
 )
+from tracecli.journal.file_lock import SLOTS, lock_files, release
 
 refserver_module = freeplay_fixtures.refserver_module
 refserver = freeplay_fixtures.refserver
@@ -106,3 +107,21 @@ def test_a_run_waiting_for_its_turn_stops_on_sigterm_without_sending(tmp_path: P
             first.wait()
         assert code == 143, code
         assert proxy.duplicates() == 0
+
+
+def test_thousands_of_files_hold_few_descriptors(tmp_path: Path) -> None:
+    """A folder of thousands of trace files: the run's locks are a few dozen descriptors
+    (one per lock slot), far from the usual limit of 1,024 open files."""
+    paths = []
+    for n in range(2000):
+        p = tmp_path / f"{n}.jsonl"
+        p.write_bytes(b"")
+        paths.append(str(p))
+    fds = lock_files(tmp_path / "state", "target", paths)
+    try:
+        assert 0 < len(fds) <= SLOTS
+        other = lock_files(tmp_path / "state", "other", paths[:1])  # its own slots
+        assert len(other) == 1
+        release(other)
+    finally:
+        release(fds)

@@ -3,8 +3,9 @@ file (two followers, a cron run that overlaps the next one) would both read what
 journal says is not stored yet and both send it. Weave's server stores a call once
 whatever, but Freeplay records each request: calls were recorded twice.
 
-A run holds an exclusive `flock` on a lock file per (target, file) from before it asks the
-journal what is stored until the journal is settled and closed; another run over the same
+A run holds an exclusive `flock` on its files' lock files (one of SLOTS per target that
+each file falls in) from before it asks the journal what is stored until the journal is
+settled and closed; another run over the same
 file waits for it, then reads the journal as the first left it and sends only the rest.
 A follow holds them for one pass at a time, so two followers take turns. Where `fcntl`
 does not exist (Windows) nothing is locked."""
@@ -24,6 +25,7 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 LOCK_DIR = "locks"
+SLOTS = 64  # lock files per target (see `_slot`)
 WAIT_STEP = 0.05  # seconds between two tries of a lock another run holds
 
 
@@ -36,13 +38,7 @@ def lock_files(
     waiting when `stop()` is true (Ctrl-C, SIGTERM: the run then reads nothing)."""
     if fcntl is None:
         return []
-    keys = sorted(
-        {
-            hashlib.sha256(f"{target}\0{os.path.realpath(p)}".encode()).hexdigest()[:32]
-            for p in paths
-            if p != "-" and os.path.isfile(p)
-        }
-    )
+    keys = sorted({_slot(target, p) for p in paths if p != "-" and os.path.isfile(p)})
     if not keys:
         return []
     where = folder / LOCK_DIR
@@ -64,6 +60,15 @@ def lock_files(
         release(fds)
         raise
     return fds
+
+
+def _slot(target: str, path: str) -> str:
+    """The lock file of a file for a target: one of SLOTS per target, so that a run over
+    thousands of files holds at most SLOTS descriptors (two runs over different files of
+    one slot take turns too, which costs time, never a record)."""
+    digest = hashlib.sha256(f"{target}\0{os.path.realpath(path)}".encode()).digest()
+    bucket = int.from_bytes(digest[:4], "big") % SLOTS
+    return f"{hashlib.sha256(target.encode()).hexdigest()[:24]}-{bucket:02d}"
 
 
 def release(fds: list[int]) -> None:
