@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -260,3 +261,32 @@ def test_records_given_up_are_said_in_the_status_and_sent_again_without_a_new_wr
         assert code == 0, _err(tmp_path)
         assert proxy.duplicates() == 0
         assert diff_calls(calls, read_back(serve.url)) == []
+
+
+def test_an_end_read_again_after_an_open_start_is_not_said_to_lack_its_start(
+    tmp_path: Path,
+) -> None:
+    """An interleaved log (two starts, the first one's end, later the second's): the
+    second start keeps the resume point before it, so the next pass reads the first one's
+    end again, stored whole with its start by an earlier pass. No "the start of this call
+    is not in the inputs" for it: that call is stored, whole and right."""
+    calls = gen_calls(2, seed=89)
+    app = tmp_path / "app.jsonl"
+    app.write_bytes(line("start", calls[0][0]) + line("start", calls[1][0]))
+    with tracecli_serve(tmp_path / "serve") as serve, FaultProxy(serve.url) as proxy:
+        proc = start_follower(tmp_path, proxy.url, app, extra=("--pair-wait", "20"))
+        try:
+            time.sleep(1.5)
+            with app.open("ab") as f:
+                f.write(line("end", calls[0][1]))
+            wait_for(lambda: len(received(proxy)) == 1, 30, proc)
+            time.sleep(1.0)
+            with app.open("ab") as f:
+                f.write(line("end", calls[1][1]))
+            wait_for(lambda: len(received(proxy)) == 2, 30, proc)
+        finally:
+            code = stop(proc)
+        assert code == 0, _err(tmp_path)
+        assert proxy.duplicates() == 0
+        assert diff_calls(calls, read_back(serve.url)) == []
+    assert "start of this call is not in the inputs" not in _err(tmp_path)
