@@ -256,6 +256,8 @@ class Journal:
         `app.jsonl.1`) with records not stored yet: found by device and inode, their seen
         part unchanged. A run reads them too, before the inputs (from where it stopped),
         so the records written between the last run and the rename are not lost."""
+        if self.restart:  # starting over: only the files named
+            return []
         inputs = {os.path.realpath(f) for f in files if f != "-"}
         out: list[str] = []
         for real in sorted(inputs):
