@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,37 +35,26 @@ def _err(tmp_path: Path) -> str:
     return (tmp_path / "follow0.err").read_text()[-3000:]
 
 
-@pytest.mark.parametrize("given", ["file", "folder"])
-def test_records_written_just_before_a_rename_to_app_jsonl_1_are_shipped(
-    tmp_path: Path, given: str
+def _rotations(
+    tmp_path: Path, calls: Calls, given: str, steps: list[Callable[[Path], int]]
 ) -> None:
-    """RotatingFileHandler: the last records go to `app.jsonl`, which is then renamed
-    `app.jsonl.1` (then `.2`) before the follow looked again. Neither name is an input
-    (not the named file; not a trace file's suffix in a folder): the old file is found in
-    its folder by its device and inode, and finished."""
-    calls = gen_calls(80, seed=81)
+    """Follow `logs/app.jsonl` (the file, or its folder) written with the first 20 calls,
+    looking every 1.5 s without events (so that each step's writes and rotation land
+    between two looks); each step writes and rotates, and says how many calls are then
+    written. Every call must be shipped once, and stored as written."""
     logs = tmp_path / "logs"
     logs.mkdir()
     app = logs / "app.jsonl"
     app.write_bytes(whole(calls[:20]))
     followed = app if given == "file" else logs
-    # a look every 1.5 s, no events: the append and the rename land between two looks
     extra = ("--poll", "--flush-interval", "1.5")
     with tracecli_serve(tmp_path / "serve") as serve, FaultProxy(serve.url) as proxy:
         proc = start_follower(tmp_path, proxy.url, followed, extra=extra)
         try:
             wait_for(lambda: len(received(proxy)) == 20, 60, proc)
-            with app.open("ab") as f:
-                f.write(whole(calls[20:30]))
-            app.rename(logs / "app.jsonl.1")
-            app.write_bytes(whole(calls[30:50]))
-            wait_for(lambda: len(received(proxy)) >= 50, 30, proc)
-            with app.open("ab") as f:  # the second rotation: .1 -> .2, the file -> .1
-                f.write(whole(calls[50:60]))
-            (logs / "app.jsonl.1").rename(logs / "app.jsonl.2")
-            app.rename(logs / "app.jsonl.1")
-            app.write_bytes(whole(calls[60:80]))
-            wait_for(lambda: len(received(proxy)) >= 80, 30, proc)
+            for step in steps:
+                n = step(app)
+                wait_for(lambda n=n: len(received(proxy)) >= n, 30, proc)
         except AssertionError as exc:
             raise AssertionError(
                 f"{exc}: {len(received(proxy))} shipped\n{_err(tmp_path)}"
@@ -74,6 +64,34 @@ def test_records_written_just_before_a_rename_to_app_jsonl_1_are_shipped(
         assert code == 0, _err(tmp_path)
         assert proxy.duplicates() == 0
         assert diff_calls(calls, read_back(serve.url)) == []
+
+
+@pytest.mark.parametrize("given", ["file", "folder"])
+def test_records_written_just_before_a_rename_to_app_jsonl_1_are_shipped(
+    tmp_path: Path, given: str
+) -> None:
+    """RotatingFileHandler: the last records go to `app.jsonl`, which is then renamed
+    `app.jsonl.1` (then `.2`) before the follow looked again. Neither name is an input
+    (not the named file; not a trace file's suffix in a folder): the old file is found in
+    its folder by its device and inode, and finished."""
+    calls = gen_calls(80, seed=81)
+
+    def first(app: Path) -> int:
+        with app.open("ab") as f:
+            f.write(whole(calls[20:30]))
+        app.rename(app.with_name("app.jsonl.1"))
+        app.write_bytes(whole(calls[30:50]))
+        return 50
+
+    def second(app: Path) -> int:  # .1 -> .2, the file -> .1
+        with app.open("ab") as f:
+            f.write(whole(calls[50:60]))
+        app.with_name("app.jsonl.1").rename(app.with_name("app.jsonl.2"))
+        app.rename(app.with_name("app.jsonl.1"))
+        app.write_bytes(whole(calls[60:80]))
+        return 80
+
+    _rotations(tmp_path, calls, given, [first, second])
 
 
 @pytest.mark.parametrize("given", ["file", "folder"])
@@ -84,33 +102,18 @@ def test_records_written_just_before_a_copytruncate_to_app_jsonl_1_are_shipped(
     name), then emptied in place. The records appended since the last look are only in the
     copy: it is found in the folder by its first bytes and finished, each record once."""
     calls = gen_calls(50, seed=82)
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    app = logs / "app.jsonl"
-    app.write_bytes(whole(calls[:20]))
-    followed = app if given == "file" else logs
-    extra = ("--poll", "--flush-interval", "1.5")
-    with tracecli_serve(tmp_path / "serve") as serve, FaultProxy(serve.url) as proxy:
-        proc = start_follower(tmp_path, proxy.url, followed, extra=extra)
-        try:
-            wait_for(lambda: len(received(proxy)) == 20, 60, proc)
-            with app.open("ab") as f:
-                f.write(whole(calls[20:30]))
-            shutil.copyfile(app, logs / "app.jsonl.1")
-            with app.open("r+b") as f:
-                f.truncate(0)
-            with app.open("ab") as f:
-                f.write(whole(calls[30:50]))
-            wait_for(lambda: len(received(proxy)) >= 50, 30, proc)
-        except AssertionError as exc:
-            raise AssertionError(
-                f"{exc}: {len(received(proxy))} shipped\n{_err(tmp_path)}"
-            ) from exc
-        finally:
-            code = stop(proc)
-        assert code == 0, _err(tmp_path)
-        assert proxy.duplicates() == 0
-        assert diff_calls(calls, read_back(serve.url)) == []
+
+    def rotate(app: Path) -> int:
+        with app.open("ab") as f:
+            f.write(whole(calls[20:30]))
+        shutil.copyfile(app, app.with_name("app.jsonl.1"))
+        with app.open("r+b") as f:
+            f.truncate(0)
+        with app.open("ab") as f:
+            f.write(whole(calls[30:50]))
+        return 50
+
+    _rotations(tmp_path, calls, given, [rotate])
 
 
 @pytest.mark.parametrize("how", ["cron", "follow-killed"])
