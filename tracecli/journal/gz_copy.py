@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import sqlite3
 import zlib
+from collections.abc import Iterable
 
-from tracecli.journal.file_identity import HEAD_BYTES, TAIL_BYTES, FileRow
+from tracecli.journal.acks import AckSet
+from tracecli.journal.file_identity import HEAD_BYTES, TAIL_BYTES, FileRow, still_there
+from tracecli.journal.file_state import FileEntry
 
 READ_BYTES = 1 << 20
+# the `files` rows a new gzip file may hold (`Journal._row`'s WHERE): plain files, recent first
+GZ_CANDIDATES = "tail<>'' AND path<>? AND path NOT LIKE '%.gz' ORDER BY updated DESC LIMIT ?"
 
 
 def _read(f: gzip.GzipFile, n: int) -> bytes:
@@ -57,3 +63,34 @@ def gz_holds(path: str, row: FileRow) -> bool:
     except (OSError, EOFError, zlib.error):
         return False
     return len(tail) == row.size - start and hashlib.sha256(tail).hexdigest() == row.tail
+
+
+def gz_origin(path: str, rows: Iterable[FileRow]) -> FileRow | None:
+    """The entry (among `rows`) of the plain file the gzip file at `path` holds, when that
+    file no longer holds what was seen (gone, or another file: as for a moved file)."""
+    head = gz_head(path)
+    if not head:
+        return None
+    for row in rows:
+        if head_matches(head, row) and not still_there(row) and gz_holds(path, row):
+            return row
+    return None
+
+
+def copy_acks(conn: sqlite3.Connection, origin: FileRow, entry: FileEntry) -> None:
+    """Give the new `entry` of a gzip file what was stored of `origin`'s file: its lines
+    before the resume point (no longer listed) and those acknowledged after, and its
+    refused lines passed over, so none is sent or reported again."""
+    tables: tuple[tuple[str, AckSet], ...] = (("acks", entry.acks), ("passed", entry.passed))
+    for table, lines in tables:
+        blocks: set[int] = set()
+        sql = f"SELECT block, bits FROM {table} WHERE file_id=?"
+        for block, bits in conn.execute(sql, (origin.id,)):
+            lines.load_block(int(block), bytes(bits))
+            blocks.add(int(block))
+        if table == "acks":
+            blocks |= lines.add(range(1, origin.resume_line + 1))
+        conn.executemany(
+            f"INSERT OR REPLACE INTO {table} (file_id, block, bits) VALUES (?, ?, ?)",
+            [(entry.id, b, lines.block(b)) for b in sorted(blocks)],
+        )

@@ -40,7 +40,6 @@ from pathlib import Path
 
 from tracecli.config.paths import state_dir
 from tracecli.diagnostics import UsageError
-from tracecli.inputs.rotated import locate
 from tracecli.journal.acks import BLOCK_LINES, AckSet
 from tracecli.journal.database import DB_NAME, open_journal_db, target_key
 from tracecli.journal.file_identity import (
@@ -50,13 +49,13 @@ from tracecli.journal.file_identity import (
     identity,
     identity_values,
     same_prefix,
-    still_there,
     unchanged,
 )
 from tracecli.journal.file_lock import lock_files, release
 from tracecli.journal.file_state import FileEntry, FileState
-from tracecli.journal.gz_copy import gz_head, gz_holds, head_matches
+from tracecli.journal.gz_copy import GZ_CANDIDATES, copy_acks, gz_origin
 from tracecli.journal.prefix import settled_prefix
+from tracecli.journal.rotated_files import moved_row, rotated_away
 
 # AckSet, BLOCK_LINES and identity are the journal's words too (imported from here)
 __all__ = ["Journal"]
@@ -66,6 +65,7 @@ __all__ = ["Journal"]
 # that holds it back more than this: a call that never ends must not pin the file forever.
 HOLD_MAX_BYTES = 64 << 20
 MOVED_CANDIDATES = 32  # recent entries compared with a new file that may be a rotated copy
+RECENT = "size<=? AND tail<>'' AND path<>? ORDER BY updated DESC LIMIT ?"  # ...those entries
 
 
 @dataclass(eq=False, slots=True)
@@ -154,12 +154,14 @@ class Journal:
             # a name no path has, for the old file to be found by its device and inode.
             self._detach(row)
             row = None
+        gz_of: FileRow | None = None  # the plain file a new gzip file holds (compressed)
         if row is None:
             row = self._moved(ident)
             if row is not None:
                 self.conn.execute("UPDATE files SET path=? WHERE id=?", (ident.path, row.id))
-            elif (origin := self._gz_origin(ident)) is not None:
-                return self._gz_entry(ident, origin), False, False, False
+            elif ident.path.lower().endswith(".gz"):
+                recent = self._row(GZ_CANDIDATES, ident.path, MOVED_CANDIDATES)
+                gz_of = gz_origin(ident.path, recent)
         now = time.time()
         changed = False
         if row is not None and not self.restart and not self._same_or_grown(row, ident):
@@ -175,7 +177,10 @@ class Journal:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (self.target, ident.path, *identity_values(ident), now),
             )
-            return FileEntry(int(cur.lastrowid or 0), AckSet(), ident=ident), changed, False, False
+            new = FileEntry(int(cur.lastrowid or 0), AckSet(), ident=ident)
+            if gz_of is not None:  # what was stored of it is stored of this one
+                copy_acks(self.conn, gz_of, new)
+            return new, changed, False, False
         entry = FileEntry(row.id, AckSet(), ident=ident)
         same = unchanged(row, ident)
         grown = not same and same_prefix(ident.path, row, ident.size)
@@ -221,105 +226,17 @@ class Journal:
         return unchanged(row, ident) or same_prefix(ident.path, row, ident.size)
 
     def _moved(self, ident: Identity) -> FileRow | None:
-        """The entry of this very file read earlier under another path (renamed by a log
-        rotation): same device and inode, the content seen then unchanged, and the old
-        path no longer that file (else it is a second link, uploaded on its own)."""
-        for row in self._row("dev=? AND ino=? AND path<>?", ident.dev, ident.ino, ident.path):
-            with contextlib.suppress(OSError, ValueError):  # ValueError: a detached entry
-                st = os.stat(row.path)
-                if (st.st_dev, st.st_ino) == (row.dev, row.ino):
-                    continue
-            if same_prefix(ident.path, row, ident.size):
-                return row
-        # A copy of a file read before whose original no longer holds that content (the copy
-        # made by copytruncate): found by content, among the most recent entries.
-        for row in self._row(
-            "size<=? AND tail<>'' AND path<>? ORDER BY updated DESC LIMIT ?",
-            ident.size,
-            ident.path,
-            MOVED_CANDIDATES,
-        ):
-            if still_there(row) or not same_prefix(ident.path, row, ident.size):
-                continue
-            return row
-        return None
+        """The entry of this very file read earlier under another path (`moved_row`)."""
+        same_inode = self._row("dev=? AND ino=? AND path<>?", ident.dev, ident.ino, ident.path)
+        recent = self._row(RECENT, ident.size, ident.path, MOVED_CANDIDATES)
+        return moved_row(ident, same_inode, recent)
 
-    def lock(self, files: Iterable[str], stop: Callable[[], bool] = lambda: False) -> None:
-        """Hold the files for this run until `close` (see `file_lock`): another tracecli
-        uploading one of them to this target finishes first, and this run then reads what
-        that one stored from the journal, so no record goes twice."""
+    def take(self, files: list[str], stop: Callable[[], bool] = lambda: False) -> None:
+        """Ready the run's `files`: those rotated away from them put first (`rotated_files`;
+        not when starting over), then all held until `close` (`file_lock`; `stop`: no wait)."""
+        if not self.restart:
+            files[:0] = rotated_away(files, lambda p: next(iter(self._row("path=?", p)), None))
         self._locks += lock_files(self.path.parent, self.target, files, stop)
-
-    def rotated_away(self, files: list[str]) -> list[str]:
-        """The files an earlier run read under one of these paths, rotated away since
-        (renamed in the same folder to a name no input has: RotatingFileHandler's
-        `app.jsonl.1`) with records not stored yet: found by device and inode, their seen
-        part unchanged. A run reads them too, before the inputs (from where it stopped),
-        so the records written between the last run and the rename are not lost."""
-        if self.restart:  # starting over: only the files named
-            return []
-        inputs = {os.path.realpath(f) for f in files if f != "-"}
-        out: list[str] = []
-        for real in sorted(inputs):
-            try:
-                st = os.stat(real)
-            except OSError:
-                continue
-            with self._lock:
-                rows = self._row("path=?", real)
-            if not rows or not rows[0].ino or (rows[0].dev, rows[0].ino) == (st.st_dev, st.st_ino):
-                continue
-            row = rows[0]
-            found = locate((row.dev, row.ino), real)
-            if (
-                found is not None
-                and os.path.realpath(found.path) not in inputs
-                and found.size > row.resume_off
-                and same_prefix(found.path, row, found.size)
-            ):
-                out.append(found.path)
-        return out
-
-    def _gz_origin(self, ident: Identity) -> FileRow | None:
-        """The entry of the plain file a new gzip file holds (compressed after a rotation;
-        the plain file gone or changed since, as for `_moved`), among the recent entries."""
-        if not ident.path.lower().endswith(".gz"):
-            return None
-        head = gz_head(ident.path)
-        if not head:
-            return None
-        for row in self._row(
-            "tail<>'' AND path<>? AND path NOT LIKE '%.gz' ORDER BY updated DESC LIMIT ?",
-            ident.path,
-            MOVED_CANDIDATES,
-        ):
-            if head_matches(head, row) and not still_there(row) and gz_holds(ident.path, row):
-                return row
-        return None
-
-    def _gz_entry(self, ident: Identity, origin: FileRow) -> FileEntry:
-        """A new entry for a gzip file holding `origin`'s file: its lines stored then are
-        acknowledged here too (those before the resume point, no longer listed, and the
-        rest), and its refused lines passed over, so none is sent or reported again."""
-        cur = self.conn.execute(
-            "INSERT INTO files (target, path, size, mtime_ns, head, tail, dev, ino, updated) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (self.target, ident.path, *identity_values(ident), time.time()),
-        )
-        entry = FileEntry(int(cur.lastrowid or 0), AckSet(), ident=ident)
-        for table, lines in (("acks", entry.acks), ("passed", entry.passed)):
-            sql = f"SELECT block, bits FROM {table} WHERE file_id=?"
-            blocks = set()
-            for block, bits in self.conn.execute(sql, (origin.id,)):
-                lines.load_block(int(block), bytes(bits))
-                blocks.add(int(block))
-            if table == "acks":
-                blocks |= lines.add(range(1, origin.resume_line + 1))
-            self.conn.executemany(
-                f"INSERT OR REPLACE INTO {table} (file_id, block, bits) VALUES (?, ?, ?)",
-                [(entry.id, b, lines.block(b)) for b in sorted(blocks)],
-            )
-        return entry
 
     def hold(self, path: str | os.PathLike[str], line: int) -> None:
         """Keep the resume point at or before `line`: the start of a call sent as running

@@ -122,8 +122,7 @@ def upload(
                 db_path=opts.journal_path,
                 pass_invalid=opts.follow,
             )
-            files[:0] = journal.rotated_away(files)  # (the run's list: shared.files)
-            journal.lock(files, interrupt.is_set)  # (interrupted: the run reads nothing)
+            journal.take(files, interrupt.is_set)  # (the run's list; see Journal.take)
             # the embedded store: a restored older copy is sent everything again
             guard = StoreGuard.open(journal, getattr(target, "store", None))
         report = _run(shared, target, journal, on_progress)

@@ -39,10 +39,11 @@ import orjson
 
 from tracecli.diagnostics import Diagnostic, UsageError
 from tracecli.inputs.reader import format_of
-from tracecli.inputs.settle import QUIET_SECONDS, quiet_for, quiet_seconds
-from tracecli.inputs.watch import AWAY_KEEP, FileEvents, Snapshot, Watcher, followable
+from tracecli.inputs.settle import QUIET_SECONDS, quiet_for
+from tracecli.inputs.watch import FileEvents, Snapshot
 from tracecli.journal.rejected import DEFAULT_NAME
 from tracecli.upload.api import UploadOptions, UploadReport, upload
+from tracecli.upload.follow_inputs import follow_watcher, yaml_quiet
 
 BACKOFF_FIRST = 1.0  # seconds before the first retry of a pass that met an outage
 BACKOFF_MAX = 30.0  # the cap: a sidecar checks again at least this often
@@ -374,18 +375,14 @@ def follow(
     single upload raises at once (bad options, a refused key): exit 2."""
     _check_options(paths, opts, fopts)
     patience = _Patience(fopts.pair_wait if pair_wait_applies(opts) else 0.0)
-    # a file rotated away is followed until a start it holds no longer waits for its end
-    keep_away = max(AWAY_KEEP, patience.pair_wait + 2 * fopts.flush_interval + 10.0)
-    watcher = Watcher(followable(paths, opts.on_diagnostic), keep_away)
+    watcher = follow_watcher(paths, opts.on_diagnostic, patience.pair_wait, fopts.flush_interval)
     rejects = _Rejects(Path(opts.rejected if opts.rejected is not None else DEFAULT_NAME))
     own = {os.path.realpath(rejects.path), os.path.realpath(rejects.pass_path)}
     status = FollowStatus()
     wake = threading.Event()  # set by a signal or a file event: look now
     signals = _Signals(wake)
     pass_opts = _pass_options(opts, rejects, patience, signals)
-    restore = signals.install()
-    quiet_before = quiet_seconds()
-    quiet_seconds(fopts.yaml_quiet)
+    restore = yaml_quiet(fopts.yaml_quiet, signals.install())
     events = None if fopts.poll else FileEvents(watcher.paths, wake)
     last: Snapshot | None = None
     changed_at: float | None = None  # monotonic time of the oldest change not shipped yet
@@ -425,8 +422,7 @@ def follow(
                 if report is not None and report.interrupted:
                     return 0 if report.interrupted_by == signal.SIGTERM else 130
                 status.records_per_s = rate.add(now, status.records, status.records_per_s)
-                # records left unsent (requests given up) are read again by a pass after
-                # the backoff, as after an outage, even if no file changes meanwhile
+                # (records left unsent by requests given up: a pass after the backoff)
                 if report is not None and not report.halted and not report.unsent:
                     # shipped: later changes are measured from now
                     last = snap
@@ -445,6 +441,5 @@ def follow(
             wake.wait(pause)
     finally:
         restore()
-        quiet_seconds(quiet_before)
         if events is not None:
             events.close()

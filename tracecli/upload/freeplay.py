@@ -116,8 +116,7 @@ def upload_freeplay(
                 restart=opts.restart,
                 db_path=opts.journal_path,
             )
-            files[:0] = journal.rotated_away(files)  # (the run's list, given to new_run)
-            journal.lock(files, interrupt.is_set)  # (interrupted: the run reads nothing)
+            journal.take(files, interrupt.is_set)  # (the run's list; see Journal.take)
             ledger = SentLedger.open(journal.path.parent / LEDGER_NAME, settings.api_base)
         run = new_run(target=target, journal=journal, ledger=ledger)
         run.run(on_progress)
