@@ -57,6 +57,7 @@ def test_show_text(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         ("pair_wait", "30", "default"),
         ("follow_status_every", "30", "default"),
         ("follow_max_outage", "-", "default"),
+        ("yaml_quiet", "2", "default"),
         ("poll", "false", "default"),
         ("rejected", "tracecli-rejected.jsonl", "default"),
         ("ca_bundle", "-", "default"),

@@ -115,6 +115,7 @@ def follow_options(settings: Settings) -> FollowOptions:
         pair_wait=settings.pair_wait,
         max_outage=settings.follow_max_outage,
         poll=settings.poll,
+        yaml_quiet=settings.yaml_quiet,
     )
 
 

@@ -33,6 +33,9 @@ MAX_OUTAGE = 60.0  # no answer to any request for this long: the server is down,
 FLUSH_INTERVAL = 1.0  # upload --follow: the longest time between two looks at the inputs
 PAIR_WAIT = 30.0  # upload --follow, auto mode: how long a start waits for its end
 FOLLOW_STATUS_EVERY = 30.0  # upload --follow without a terminal: seconds between status lines
+# upload --follow: a YAML file unchanged this long has its last document taken as whole
+# (inputs.settle.QUIET_SECONDS, the default of the readers outside a follow)
+YAML_QUIET = 2.0
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$", re.IGNORECASE)
@@ -334,6 +337,14 @@ FIELDS: dict[str, Field] = {
             "upload --follow: give up (exit 1) when no pass got through for this long; "
             "default: never (--max-outage on the command line sets it too)",
             flag_of="max_outage",  # one flag, both stops: a pass's and the follow's
+        ),
+        _seconds(
+            "yaml_quiet",
+            "TRACECLI_YAML_QUIET",
+            YAML_QUIET,
+            "upload --follow: how long a YAML file must stay unchanged before its last "
+            "document, not followed by --- or ..., is taken as whole (the writer stopped)",
+            parse=parse_wait,
         ),
         _switch(
             "poll",

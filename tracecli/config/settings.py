@@ -66,6 +66,7 @@ class Settings:
     pair_wait: float
     follow_status_every: float
     follow_max_outage: float | None
+    yaml_quiet: float
     poll: bool
     rejected: Path
     ca_bundle: Path | None
@@ -77,8 +78,8 @@ class Settings:
     NAMES = (
         "profile", "target", "server", "project", "api_key", "db", "mode", "chunk_size",
         "chunk_bytes", "concurrency", "max_retry_time", "max_outage", "flush_interval",
-        "pair_wait", "follow_status_every", "follow_max_outage", "poll", "rejected", "ca_bundle",
-        "allow_insecure",
+        "pair_wait", "follow_status_every", "follow_max_outage", "yaml_quiet", "poll", "rejected",
+        "ca_bundle", "allow_insecure",
     )  # fmt: skip
 
     def origin(self, name: str) -> Origin:

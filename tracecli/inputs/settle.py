@@ -13,10 +13,19 @@ from __future__ import annotations
 import time
 
 QUIET_SECONDS = 2.0
+_quiet = [QUIET_SECONDS]  # what counts now: the follow's `yaml_quiet` setting (`quiet_seconds`)
+
+
+def quiet_seconds(seconds: float | None = None) -> float:
+    """How long a file must not change to count as quiet; `seconds` sets it (the setting
+    `yaml_quiet` of the one follow a process runs; its passes read in this process)."""
+    if seconds is not None:
+        _quiet[0] = seconds
+    return _quiet[0]
 
 
 def quiet_for(mtime_ns: int, now_ns: int | None = None) -> float:
     """Seconds left before a file last changed at `mtime_ns` (wall clock) counts as
     quiet; 0 when it does."""
     now = time.time_ns() if now_ns is None else now_ns
-    return max(0.0, QUIET_SECONDS - (now - mtime_ns) / 1e9)
+    return max(0.0, _quiet[0] - (now - mtime_ns) / 1e9)

@@ -26,18 +26,12 @@ from typing import NamedTuple
 
 from tracecli.diagnostics import Diagnostic, Severity, UsageError
 from tracecli.inputs.reader import expand_paths
+from tracecli.inputs.rotated import RotatedAway, Stamp
 
 _GLOB_CHARS = frozenset("*?[")
 
 
-class FileStamp(NamedTuple):
-    """What a poll knows of one file: enough to tell growth, replacement and truncation."""
-
-    path: str
-    dev: int
-    ino: int
-    size: int
-    mtime_ns: int
+FileStamp = Stamp  # what a poll knows of one file
 
 
 class Snapshot(NamedTuple):
@@ -85,12 +79,21 @@ def followable(
     return left
 
 
+AWAY_KEEP = 60.0  # seconds a file rotated away is still followed after its last change
+
+
 class Watcher:
     """The inputs named by `paths` (files, directories, quoted glob patterns), expanded on
-    every `scan`. A named file that does not exist yet is not an error: it may appear."""
+    every `scan`. A named file that does not exist yet is not an error: it may appear.
 
-    def __init__(self, paths: Iterable[str]) -> None:
+    A file rotated out of the inputs (renamed to a name none matches, `app.jsonl.1`; the
+    copy copytruncate made) stays among the files scanned, before the inputs, until a pass
+    shipped it and it has not changed for `keep_away` seconds (`shipped`; see
+    `tracecli.inputs.rotated`): the records written to it since the last look are shipped."""
+
+    def __init__(self, paths: Iterable[str], keep_away: float = AWAY_KEEP) -> None:
         self.paths = list(paths)
+        self.rotated = RotatedAway(keep_away)
 
     def expand(self) -> list[str]:
         out: list[str] = []
@@ -122,7 +125,12 @@ class Watcher:
             except OSError:  # gone between the listing and the stat: the next poll knows
                 continue
             stamps.append(FileStamp(f, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+        stamps = self.rotated.look(stamps) + stamps
         return Snapshot(tuple(s.path for s in stamps), frozenset(stamps))
+
+    def shipped(self, snap: Snapshot) -> None:
+        """A pass shipped `snap` (see `RotatedAway.shipped`)."""
+        self.rotated.shipped(snap.stamps)
 
 
 def whole_lines_end(path: str, size: int, window: int = 1 << 20) -> int:

@@ -203,11 +203,19 @@ def stale_note(path: str | os.PathLike[str], notes: Notes | None) -> str | None:
     )
 
 
-def upload_inputs(paths: Sequence[str], rejected: str | os.PathLike[str] | None) -> list[str]:
+def upload_inputs(
+    paths: Sequence[str], rejected: str | os.PathLike[str] | None, follow: bool = False
+) -> list[str]:
     """The files an upload reads (directories expanded, the rejected-records file left
-    out: see `skip_rejected_file`); UsageError when there are none, or stdin twice."""
+    out: see `skip_rejected_file`); UsageError when there are none, or stdin twice.
+
+    `follow` (a pass of upload --follow): a file gone since the follow looked (a log
+    rotated by rename, whose new file is not made yet; an old one deleted) is left out,
+    and none left is no error: the next look knows what is there."""
+    if follow:
+        paths = [p for p in paths if p == "-" or os.path.exists(p)]
     files = skip_rejected_file(paths, expand_paths(paths), rejected)
-    if not files:
+    if not files and not follow:
         raise UsageError(
             "no trace files found in the given paths (.jsonl, .ndjson, .json, .yaml, .yml)"
         )

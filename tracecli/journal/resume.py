@@ -49,11 +49,13 @@ from tracecli.journal.file_identity import (
     identity,
     identity_values,
     same_prefix,
-    still_there,
     unchanged,
 )
+from tracecli.journal.file_lock import lock_files, release
 from tracecli.journal.file_state import FileEntry, FileState
+from tracecli.journal.gz_copy import GZ_CANDIDATES, copy_acks, gz_origin
 from tracecli.journal.prefix import settled_prefix
+from tracecli.journal.rotated_files import moved_row, rotated_away
 
 # AckSet, BLOCK_LINES and identity are the journal's words too (imported from here)
 __all__ = ["Journal"]
@@ -63,6 +65,7 @@ __all__ = ["Journal"]
 # that holds it back more than this: a call that never ends must not pin the file forever.
 HOLD_MAX_BYTES = 64 << 20
 MOVED_CANDIDATES = 32  # recent entries compared with a new file that may be a rotated copy
+RECENT = "size<=? AND tail<>'' AND path<>? ORDER BY updated DESC LIMIT ?"  # ...those entries
 
 
 @dataclass(eq=False, slots=True)
@@ -79,6 +82,7 @@ class Journal:
     pass_invalid: bool = False
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
     _files: dict[str, FileEntry | None] = field(default_factory=dict, init=False, repr=False)
+    _locks: list[int] = field(default_factory=list, init=False, repr=False)
 
     @classmethod
     def open(
@@ -150,10 +154,14 @@ class Journal:
             # a name no path has, for the old file to be found by its device and inode.
             self._detach(row)
             row = None
+        gz_of: FileRow | None = None  # the plain file a new gzip file holds (compressed)
         if row is None:
             row = self._moved(ident)
             if row is not None:
                 self.conn.execute("UPDATE files SET path=? WHERE id=?", (ident.path, row.id))
+            elif ident.path.lower().endswith(".gz"):
+                recent = self._row(GZ_CANDIDATES, ident.path, MOVED_CANDIDATES)
+                gz_of = gz_origin(ident.path, recent)
         now = time.time()
         changed = False
         if row is not None and not self.restart and not self._same_or_grown(row, ident):
@@ -169,7 +177,10 @@ class Journal:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (self.target, ident.path, *identity_values(ident), now),
             )
-            return FileEntry(int(cur.lastrowid or 0), AckSet(), ident=ident), changed, False, False
+            new = FileEntry(int(cur.lastrowid or 0), AckSet(), ident=ident)
+            if gz_of is not None:  # what was stored of it is stored of this one
+                copy_acks(self.conn, gz_of, new)
+            return new, changed, False, False
         entry = FileEntry(row.id, AckSet(), ident=ident)
         same = unchanged(row, ident)
         grown = not same and same_prefix(ident.path, row, ident.size)
@@ -215,28 +226,17 @@ class Journal:
         return unchanged(row, ident) or same_prefix(ident.path, row, ident.size)
 
     def _moved(self, ident: Identity) -> FileRow | None:
-        """The entry of this very file read earlier under another path (renamed by a log
-        rotation): same device and inode, the content seen then unchanged, and the old
-        path no longer that file (else it is a second link, uploaded on its own)."""
-        for row in self._row("dev=? AND ino=? AND path<>?", ident.dev, ident.ino, ident.path):
-            with contextlib.suppress(OSError, ValueError):  # ValueError: a detached entry
-                st = os.stat(row.path)
-                if (st.st_dev, st.st_ino) == (row.dev, row.ino):
-                    continue
-            if same_prefix(ident.path, row, ident.size):
-                return row
-        # A copy of a file read before whose original no longer holds that content (the copy
-        # made by copytruncate): found by content, among the most recent entries.
-        for row in self._row(
-            "size<=? AND tail<>'' AND path<>? ORDER BY updated DESC LIMIT ?",
-            ident.size,
-            ident.path,
-            MOVED_CANDIDATES,
-        ):
-            if still_there(row) or not same_prefix(ident.path, row, ident.size):
-                continue
-            return row
-        return None
+        """The entry of this very file read earlier under another path (`moved_row`)."""
+        same_inode = self._row("dev=? AND ino=? AND path<>?", ident.dev, ident.ino, ident.path)
+        recent = self._row(RECENT, ident.size, ident.path, MOVED_CANDIDATES)
+        return moved_row(ident, same_inode, recent)
+
+    def take(self, files: list[str], stop: Callable[[], bool] = lambda: False) -> None:
+        """Ready the run's `files`: those rotated away from them put first (`rotated_files`;
+        not when starting over), then all held until `close` (`file_lock`; `stop`: no wait)."""
+        if not self.restart:
+            files[:0] = rotated_away(files, lambda p: next(iter(self._row("path=?", p)), None))
+        self._locks += lock_files(self.path.parent, self.target, files, stop)
 
     def hold(self, path: str | os.PathLike[str], line: int) -> None:
         """Keep the resume point at or before `line`: the start of a call sent as running
@@ -441,6 +441,7 @@ class Journal:
                 self.settle(key)
         with self._lock, contextlib.suppress(sqlite3.Error):
             self.conn.close()
+        release(self._locks)  # after the settle: the next run starts from what it saved
 
     def __enter__(self) -> Journal:
         return self

@@ -80,7 +80,7 @@ def upload(
         return upload_freeplay(paths, opts, on_progress)
     opts.check()
     weave = _weave_target(opts)
-    files = upload_inputs(paths, opts.rejected)
+    files = upload_inputs(paths, opts.rejected, opts.follow)
 
     target, kind, journal_key = _open_target(opts, weave.server, weave.api_key, weave.db)
     # What exists now (modules, the caller's objects) is left out of garbage collection
@@ -122,6 +122,7 @@ def upload(
                 db_path=opts.journal_path,
                 pass_invalid=opts.follow,
             )
+            journal.take(files, interrupt.is_set)  # (the run's list; see Journal.take)
             # the embedded store: a restored older copy is sent everything again
             guard = StoreGuard.open(journal, getattr(target, "store", None))
         report = _run(shared, target, journal, on_progress)

@@ -39,10 +39,11 @@ import orjson
 
 from tracecli.diagnostics import Diagnostic, UsageError
 from tracecli.inputs.reader import format_of
-from tracecli.inputs.settle import quiet_for
-from tracecli.inputs.watch import FileEvents, Snapshot, Watcher, followable
+from tracecli.inputs.settle import QUIET_SECONDS, quiet_for
+from tracecli.inputs.watch import FileEvents, Snapshot
 from tracecli.journal.rejected import DEFAULT_NAME
 from tracecli.upload.api import UploadOptions, UploadReport, upload
+from tracecli.upload.follow_inputs import follow_watcher, yaml_quiet
 
 BACKOFF_FIRST = 1.0  # seconds before the first retry of a pass that met an outage
 BACKOFF_MAX = 30.0  # the cap: a sidecar checks again at least this often
@@ -60,6 +61,7 @@ class FollowOptions:
     pair_wait: float = 30.0  # auto mode: how long a start waits for its end
     max_outage: float | None = None  # give up after this long without a good pass
     poll: bool = False  # no file events: look every flush_interval only (network filesystems)
+    yaml_quiet: float = QUIET_SECONDS  # a YAML file unchanged this long: its last document goes
 
 
 @dataclass(slots=True)
@@ -266,6 +268,8 @@ def _check_options(paths: Iterable[str], opts: UploadOptions, fopts: FollowOptio
         raise UsageError(f"--flush-interval must be more than 0, got {fopts.flush_interval}")
     if fopts.pair_wait < 0:
         raise UsageError(f"--pair-wait must not be negative, got {fopts.pair_wait}")
+    if fopts.yaml_quiet < 0:
+        raise UsageError(f"yaml_quiet must not be negative, got {fopts.yaml_quiet}")
 
 
 class _Outage:
@@ -330,8 +334,8 @@ def _ship(
     status.count(report)
     if on_report is not None:
         on_report(report)
-    if report.halted:
-        status.last_error = report.halted
+    if report.halted or report.gave_up:  # (gave up: a few requests, too few to stop it)
+        status.last_error = report.halted or report.gave_up
     return report
 
 
@@ -370,15 +374,15 @@ def follow(
     the server stayed unreachable for `fopts.max_outage` (1). Raises UsageError for what a
     single upload raises at once (bad options, a refused key): exit 2."""
     _check_options(paths, opts, fopts)
-    watcher = Watcher(followable(paths, opts.on_diagnostic))
+    patience = _Patience(fopts.pair_wait if pair_wait_applies(opts) else 0.0)
+    watcher = follow_watcher(paths, opts.on_diagnostic, patience.pair_wait, fopts.flush_interval)
     rejects = _Rejects(Path(opts.rejected if opts.rejected is not None else DEFAULT_NAME))
     own = {os.path.realpath(rejects.path), os.path.realpath(rejects.pass_path)}
-    patience = _Patience(fopts.pair_wait if pair_wait_applies(opts) else 0.0)
     status = FollowStatus()
     wake = threading.Event()  # set by a signal or a file event: look now
     signals = _Signals(wake)
     pass_opts = _pass_options(opts, rejects, patience, signals)
-    restore = signals.install()
+    restore = yaml_quiet(fopts.yaml_quiet, signals.install())
     events = None if fopts.poll else FileEvents(watcher.paths, wake)
     last: Snapshot | None = None
     changed_at: float | None = None  # monotonic time of the oldest change not shipped yet
@@ -418,11 +422,13 @@ def follow(
                 if report is not None and report.interrupted:
                     return 0 if report.interrupted_by == signal.SIGTERM else 130
                 status.records_per_s = rate.add(now, status.records, status.records_per_s)
-                if report is not None and not report.halted:
+                # (records left unsent by requests given up: a pass after the backoff)
+                if report is not None and not report.halted and not report.unsent:
                     # shipped: later changes are measured from now
                     last = snap
                     changed_at = settle.at = None
                     outage.shipped()
+                    watcher.shipped(snap)
                 elif outage.given_up():
                     _tell(status, patience, on_status)
                     return 1

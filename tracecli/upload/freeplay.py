@@ -80,7 +80,7 @@ def upload_freeplay(
         raise UsageError(f"--concurrency must be between 1 and 64, got {opts.concurrency}")
     if opts.max_retry_time < 0:
         raise UsageError(f"--max-retry-time must not be negative, got {opts.max_retry_time}")
-    files = upload_inputs(paths, opts.rejected)
+    files = upload_inputs(paths, opts.rejected, opts.follow)
     target: FreeplayTarget | None = None
     if not opts.dry_run:
         target = FreeplayTarget(settings, **opts.http_options())
@@ -116,6 +116,7 @@ def upload_freeplay(
                 restart=opts.restart,
                 db_path=opts.journal_path,
             )
+            journal.take(files, interrupt.is_set)  # (the run's list; see Journal.take)
             ledger = SentLedger.open(journal.path.parent / LEDGER_NAME, settings.api_base)
         run = new_run(target=target, journal=journal, ledger=ledger)
         run.run(on_progress)

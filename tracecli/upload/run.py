@@ -42,6 +42,7 @@ from tracecli.upload.refused import RefusedHalves
 from tracecli.upload.report import FileReport, ProgressClock, UploadOptions, UploadReport
 from tracecli.upload.run_inputs import InputState, otlp_inputs, read_error, source
 from tracecli.upload.run_records import read_records
+from tracecli.upload.stored_notes import not_about_stored
 from tracecli.upload.units import Routes, complete_unit, half_of, lone_unit, pair_unit
 from tracecli.upload.validate import utf16_diagnostic, utf16_file
 from tracecli.wire.chunking import Chunk, Chunker, Unit
@@ -396,6 +397,8 @@ class Run:
             final.extend(self.otlp_calls.finish())
         if self.opts.strict:
             final = [d.as_error() for d in final]
+        if self.opts.follow:  # lines read again after a start still open, stored before
+            final = not_about_stored(final, self.display, self.acked_lines)
         self.fates.late(final)
         for h in self.pairer.leftovers():
             if self._halted():

@@ -57,7 +57,12 @@ class InputState:
             if path == STDIN or not regular_file(path):  # a pipe: no size to show
                 self.bytes_total = None
                 continue
-            size = os.path.getsize(path)
+            try:
+                size = os.path.getsize(path)
+            except OSError:
+                if not follow:
+                    raise
+                size = 0  # gone since the follow looked (rotated away): the next look knows
             if follow:  # a last line still being written waits for the next pass
                 size = whole_lines_end(path, size)
             self.sizes[i] = size
