@@ -175,8 +175,41 @@ def _construct(cfg: ConfigFile, node: yaml.Node) -> Any:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else _line(node)
         raise ConfigError(cfg.path, line, f"YAML: {exc.problem}") from None
+    except (ValueError, KeyError, OverflowError):
+        # PyYAML's constructors of `!!int abc`, `!!bool maybe`, `!!timestamp 2026-13-45`
+        # raise Python's own errors, whose text quotes the value: never an API key in a log
+        bad = _bad_scalar(node)
+        line, tag = (
+            (_line(bad), bad.tag.replace("tag:yaml.org,2002:", "!!"))
+            if bad
+            else (_line(node), "tagged")
+        )
+        raise ConfigError(cfg.path, line, f"YAML: not a valid {tag} value") from None
     finally:
         loader.dispose()
+
+
+def _bad_scalar(node: yaml.Node) -> yaml.ScalarNode | None:
+    """The scalar that cannot be what its tag says (`!!int abc`, or a date such as
+    2026-13-45 that YAML takes for a timestamp): its tag and line name it, not its value."""
+    import yaml
+
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, yaml.ScalarNode):
+            loader = yaml.SafeLoader("")
+            try:
+                loader.construct_object(item)
+            except (ValueError, KeyError, OverflowError, yaml.YAMLError):
+                return item
+            finally:
+                loader.dispose()
+        elif isinstance(item, yaml.MappingNode):
+            stack.extend(v for pair in reversed(item.value) for v in reversed(pair))
+        elif isinstance(item, yaml.SequenceNode):
+            stack.extend(reversed(item.value))
+    return None
 
 
 def _read_setting(
