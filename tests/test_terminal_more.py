@@ -3,11 +3,24 @@ with surprising YAML, hostile text on terminals and in logs."""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pty
+import re
+import select
+import signal
+import struct
+import sys
+import termios
+import time
 from pathlib import Path
 
 import pytest
 
+from tests.support.ptyscreen import AS_TRACECLI, pty_env
+from tests.support.servers import make_call
 from tests.support.uploadkit import run_cli
+from tracecli.store.db import Store
 
 SECRET = "SEKRIT0123456789"
 
@@ -78,3 +91,73 @@ def test_a_yaml_record_with_a_tag_it_cannot_be_is_an_error_at_its_line(
         f"{trace}:1: error: (record): invalid YAML: a value is not what its tag says ({why})"
         in report.splitlines()
     ), result
+
+
+def _set_size(fd: int, cols: int, rows: int = 30) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def test_tail_follow_lays_the_table_out_again_when_the_terminal_is_resized(
+    tmp_path: Path,
+) -> None:
+    """`tail -f` fixed its columns for the first width: after the window was made narrower
+    (SIGWINCH) each new row was cut at the new edge, its id (what --id takes) and exception
+    gone. A new width now gets a new header and rows laid out for it."""
+    db = tmp_path / "t.db"
+    project = "acme/resize"
+    with Store(db) as store:
+        store.calls_complete([make_call(project, op="first.op", at=1)])
+    late_ids = [f"00000000-0000-4000-8000-0000000000{n}{n}" for n in range(3)]
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a 100-column terminal, then `tracecli tail -f`
+        try:
+            _set_size(0, 100)
+            argv = [sys.executable, "-c", AS_TRACECLI, "tail", "-f", "--db", str(db)]
+            os.execvpe(
+                sys.executable, [*argv, "-p", project, "--interval", "0.2"], pty_env(NO_COLOR="1")
+            )
+        finally:
+            os._exit(127)
+    _set_size(fd, 100)
+    raw, mark, deadline = b"", -1, time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline and b"late.op" not in raw[max(mark, 0) :]:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    raw += os.read(fd, 65536)
+                except OSError:
+                    break
+            if mark < 0 and b"first.op" in raw:
+                mark = len(raw)
+                _set_size(fd, 50)  # the window is made narrower
+                os.kill(pid, signal.SIGWINCH)
+                time.sleep(0.5)
+                with Store(db) as store:
+                    calls = [
+                        make_call(project, op="late.op", at=5 + i, call_id=cid, exception="E")
+                        for i, cid in enumerate(late_ids)
+                    ]
+                    store.calls_complete(calls)
+        time.sleep(0.5)
+        os.kill(pid, signal.SIGINT)
+        while select.select([fd], [], [], 2)[0]:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            raw += chunk
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert mark > 0, raw.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", raw[mark:].decode())  # bold stays with NO_COLOR
+    after = [line for line in plain.splitlines() if line.strip()]
+    rows = [line for line in after if "late.op" in line]
+    assert len(rows) == 3, after
+    assert after[0].startswith("started"), after  # a new header for the new width
+    for line, cid in zip(rows, late_ids, strict=True):
+        assert len(line) <= 50, line
+        assert cid[-8:] in line, after  # the id column is kept

@@ -178,6 +178,7 @@ class _Printer:
         if not self.out.is_terminal and "COLUMNS" not in os.environ:
             self.out.width = 200  # a file or a pipe: whole rows, not a squeezed 80 columns
         self.layout: Layout | None = None  # the first table's, kept for the rows after it
+        self.width = 0  # the terminal's width that layout is for
 
     def calls(self, calls: list[dict[str, Any]]) -> None:
         if not calls:
@@ -188,11 +189,13 @@ class _Printer:
             # dumps_exact: integers beyond 64 bits are printed exactly (orjson refuses them)
             write_stdout("\n".join(dumps_exact(c).decode() for c in calls))
             return
-        first = self.layout is None
+        width = self.out.width  # a terminal's, read again each time: it may be resized
+        first = self.layout is None or width != self.width
         if first:
+            self.width = width
             # following, the rows to come are unknown: the op keeps its half
             rows = None if self.follow else [row_of(c) for c in calls]
-            self.layout = layout(self.out.width, rows)
+            self.layout = layout(width, rows)
         self.out.file.write(render_rows(self.out, calls, header=first, lay=self.layout))
         self.out.file.flush()
 
