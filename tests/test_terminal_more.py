@@ -161,3 +161,84 @@ def test_tail_follow_lays_the_table_out_again_when_the_terminal_is_resized(
     for line, cid in zip(rows, late_ids, strict=True):
         assert len(line) <= 50, line
         assert cid[-8:] in line, after  # the id column is kept
+
+
+def _long_diagnostics_file(path: Path) -> Path:
+    """Two records whose diagnostics are longer than 80 columns (an op name too long, and
+    its end refused with it)."""
+    import json
+
+    cid, tid = "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-0000000000f1"
+    start = {
+        "type": "start",
+        "project_id": "acme/agents",
+        "id": cid,
+        "op_name": "x" * 300,
+        "trace_id": tid,
+        "parent_id": None,
+        "started_at": "2026-03-02T09:14:00Z",
+        "attributes": {},
+        "inputs": {},
+    }
+    end = {
+        "type": "end",
+        "project_id": "acme/agents",
+        "id": cid,
+        "ended_at": "2026-03-02T09:14:01Z",
+        "exception": None,
+        "output": None,
+        "summary": {},
+    }
+    path.write_text(json.dumps(start) + "\n" + json.dumps(end) + "\n")
+    return path
+
+
+def test_force_color_in_a_ci_log_colours_but_neither_wraps_nor_redraws(tmp_path: Path) -> None:
+    """FORCE_COLOR=1 (set in many CI workflows for coloured logs) made Rich take the log for
+    a terminal: each diagnostic was wrapped at 80 columns (a problem matcher or a grep for
+    `file:line: error:` got half of it) and the live progress line's redraws (`\\r`,
+    `ESC[2K`, a hidden cursor) filled the log. FORCE_COLOR asks for colour (force-color.org):
+    the log gets coloured severities, one line per diagnostic and the plain progress lines."""
+    trace = _long_diagnostics_file(tmp_path / "long.jsonl")
+    result = run_cli(
+        "upload",
+        str(trace),
+        "--db",
+        str(tmp_path / "t.db"),
+        cwd=tmp_path,
+        FORCE_COLOR="1",
+        NO_COLOR="",
+        GITHUB_ACTIONS="true",
+        TRACECLI_PROGRESS_EVERY="0",
+    )
+    assert result.returncode == 1, result.stderr
+    err = result.stderr
+    assert "\x1b[1;31merror\x1b[0m" in err  # coloured, as asked
+    assert "\r" not in err and "\x1b[2K" not in err and "\x1b[?25l" not in err, repr(err)
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", err)
+    lines = plain.splitlines()
+    assert f"{trace}:1: error: op_name: is 300 characters; the server allows at most 128" in (
+        lines
+    ), plain
+    assert (
+        f"{trace}:2: error: (record): its start (line 1) was rejected; fix that one and "
+        "upload the two together (both are in the rejected file)" in lines
+    ), plain
+    assert any(line.startswith("tracecli: progress: ") for line in lines), plain
+
+
+def test_force_color_tail_in_a_pipe_keeps_whole_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tail` in a pipe prints 200-column rows (or $COLUMNS); with FORCE_COLOR it squeezed
+    them into 80, as if the pipe were an 80-column terminal."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    db = tmp_path / "t.db"
+    exception = "ValueError: " + "e" * 100
+    with Store(db) as store:
+        store.calls_complete([make_call("acme/p", op="op", at=1, exception=exception)])
+    for env in ({}, {"FORCE_COLOR": "1", "NO_COLOR": ""}):
+        result = run_cli("tail", "--db", str(db), cwd=tmp_path, **env)
+        assert result.returncode == 0, result.stderr
+        plain = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout)
+        assert exception in plain, (env, plain)

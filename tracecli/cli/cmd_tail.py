@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 import typer
 
 from tracecli.cli import options as opt
-from tracecli.cli.common import command, say, stderr_console, stdout_console, write_stdout
+from tracecli.cli.common import (
+    command,
+    on_screen,
+    say,
+    stderr_console,
+    stdout_console,
+    write_stdout,
+)
 from tracecli.cli.root import app
 from tracecli.cli.safe import safe_text
 from tracecli.readback.rows import ID_SHOWN, row_of
@@ -175,7 +182,7 @@ class _Printer:
         self.fmt = fmt
         self.follow = follow
         self.out = stdout_console()
-        if not self.out.is_terminal and "COLUMNS" not in os.environ:
+        if not on_screen(self.out) and "COLUMNS" not in os.environ:
             self.out.width = 200  # a file or a pipe: whole rows, not a squeezed 80 columns
         self.layout: Layout | None = None  # the first table's, kept for the rows after it
         self.width = 0  # the terminal's width that layout is for

@@ -110,6 +110,22 @@ def stderr_lines() -> Console | PlainConsole:
     return stderr_console()
 
 
+def on_screen(console: Console | PlainConsole) -> bool:
+    """A person's screen, where a line may be redrawn in place and words wrapped at its
+    width: a terminal to Rich whose stream is a terminal too (or TTY_COMPATIBLE=1 says it
+    acts as one). FORCE_COLOR alone makes Rich take a pipe for an 80-column terminal, but
+    it asks for colour only (force-color.org): a CI log that sets it gets coloured lines,
+    never wrapped or redrawn ones."""
+    if isinstance(console, PlainConsole) or not console.is_terminal:
+        return False
+    if os.environ.get("TTY_COMPATIBLE") == "1":
+        return True
+    try:
+        return bool(console.file.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
 SEVERITY_STYLES = {"error": "bold red", "warning": "yellow"}
 
 
@@ -128,7 +144,7 @@ def say(console: Console | PlainConsole, message: str, *, style: str | None = No
         if text.plain.startswith(prefix):
             text.stylize(word_style, 10, len(prefix))
     # a terminal gets words wrapped at its width; a pipe or a log gets one line
-    console.print(text, soft_wrap=not console.is_terminal)
+    console.print(text, soft_wrap=not on_screen(console))
 
 
 def say_diagnostic(console: Console | PlainConsole, line: str, severity: str) -> None:
@@ -142,7 +158,7 @@ def say_diagnostic(console: Console | PlainConsole, line: str, severity: str) ->
     at = text.plain.find(f": {severity}: ")
     if at >= 0 and severity in SEVERITY_STYLES and not console.no_color:
         text.stylize(SEVERITY_STYLES[severity], at + 2, at + 2 + len(severity))
-    console.print(text, soft_wrap=not console.is_terminal)  # as `say`
+    console.print(text, soft_wrap=not on_screen(console))  # as `say`
 
 
 def warn(console: Console | PlainConsole, message: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.console import Console
 
-from tracecli.cli.common import say, write_stdout
+from tracecli.cli.common import on_screen, say, write_stdout
 from tracecli.cli.safe import safe_text
 from tracecli.config.settings import Settings
 from tracecli.upload.api import UploadOptions
@@ -67,7 +67,7 @@ class _View:
     outage: bool = False
 
     def __post_init__(self) -> None:
-        self.live = not self.quiet and not self.json and self.err.is_terminal
+        self.live = not self.quiet and not self.json and on_screen(self.err)
 
     def __call__(self, s: FollowStatus) -> None:
         now = time.monotonic()
