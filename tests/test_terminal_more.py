@@ -242,3 +242,70 @@ def test_force_color_tail_in_a_pipe_keeps_whole_rows(
         assert result.returncode == 0, result.stderr
         plain = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout)
         assert exception in plain, (env, plain)
+
+
+URL_KEY = "SEKRIT0123456789"
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_config_show_masks_a_key_in_the_server_url_and_counts_it(tmp_path: Path, fmt: str) -> None:
+    """A key in the server URL (`https://api:KEY@host`, the W&B convention, which requests
+    send) was printed whole by `config show`, and its api_key row said there was none."""
+    url = f"https://api:{URL_KEY}@weave.example.com"
+    result = run_cli("config", "show", "--server", url, "--format", fmt, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert URL_KEY not in result.stdout + result.stderr
+    masked = "https://api:**********@weave.example.com"
+    if fmt == "json":
+        import json
+
+        settings = json.loads(result.stdout)["settings"]
+        assert settings["server"]["value"] == masked
+        assert settings["api_key"] == {"value": "**********", "source": "the server URL"}
+    else:
+        rows = {
+            line.split()[0]: line.split(None, 2)[1:] for line in result.stdout.splitlines()[:20]
+        }
+        assert rows["server"][0] == masked
+        assert rows["api_key"] == ["**********", "the server URL"]
+
+
+@pytest.mark.parametrize("command", ["tail", "export"])
+def test_a_key_in_the_server_url_is_a_key_and_is_never_printed(
+    tmp_path: Path, command: str
+) -> None:
+    """With the key only in the URL, `tail` and `export` refused with "no API key for
+    https://api:KEY@host" — wrong (requests send that key) and the key in the error line."""
+    url = f"https://api:{URL_KEY}@weave.example.invalid"
+    result = run_cli(command, "--server", url, "-p", "acme/p", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert URL_KEY not in result.stdout + result.stderr
+    assert "no API key" not in result.stderr, result.stderr
+    assert "weave.example.invalid" in result.stderr  # it tried that server
+
+
+def test_a_bad_server_url_is_named_without_its_key(tmp_path: Path) -> None:
+    url = f"ftp://api:{URL_KEY}@weave.example.com"
+    result = run_cli("config", "show", "--server", url, cwd=tmp_path)
+    assert result.returncode == 2
+    assert URL_KEY not in result.stdout + result.stderr
+    assert "ftp://api:**********@weave.example.com" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:abc", "http://127.0.0.1:99999", "https://[zz"])
+@pytest.mark.parametrize("where", ["flag", "env"])
+def test_a_server_url_python_cannot_split_is_a_usage_error(
+    tmp_path: Path, url: str, where: str
+) -> None:
+    """A port that is no number or out of range, or a bracketed host that is no address,
+    passed the URL check and then failed a request's set-up: a traceback (httpx.InvalidURL,
+    `ValueError: Port out of range`)."""
+    trace = _long_diagnostics_file(tmp_path / "t.jsonl")
+    args = ["upload", str(trace), "-p", "acme/p"]
+    env = {"WF_TRACE_SERVER_URL": url} if where == "env" else {}
+    result = run_cli(*args, *(["--server", url] if where == "flag" else []), cwd=tmp_path, **env)
+    name = "--server" if where == "flag" else "WF_TRACE_SERVER_URL"
+    assert (result.returncode, result.stderr) == (
+        2,
+        f"tracecli: error: {name}: must be a URL like https://host[:port]; got {url!r}\n",
+    )

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from tracecli.config.secret import SecretStr
 
@@ -72,10 +72,33 @@ def parse_url(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise BadValue(f"must be a URL like https://host[:port]; got {_describe(value)}")
     url = value.strip().rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BadValue(f"must be a URL like https://host[:port]; got {url!r}")
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        _ = parts.port  # a port that is no number, or beyond 65535, is said here
+    except ValueError:  # that, or a bracketed host that is no address (`https://[zz`)
+        ok = False
+    if not ok:
+        raise BadValue(f"must be a URL like https://host[:port]; got {shown_url(url)!r}")
     return url
+
+
+def url_key(url: str) -> SecretStr | None:
+    """The key a server URL carries (`https://api:KEY@host`, W&B's convention): requests
+    send it when no other key is given (targets/endpoint.py)."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return None
+    return SecretStr(unquote(password)) if password else None
+
+
+_USERINFO_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*):[^/?#]*@")
+
+
+def shown_url(url: str) -> str:
+    """`url` as tracecli prints it: a password in it (a key) masked, the rest as given."""
+    return _USERINFO_PASSWORD.sub(r"\1:**********@", url, count=1)
 
 
 def parse_text(value: Any) -> str:
