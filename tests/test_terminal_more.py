@@ -309,3 +309,37 @@ def test_a_server_url_python_cannot_split_is_a_usage_error(
         2,
         f"tracecli: error: {name}: must be a URL like https://host[:port]; got {url!r}\n",
     )
+
+
+# Invisible characters an LLM's text can carry: a zero-width space inside an op name makes
+# `openai.chat` and `open<ZWSP>ai.chat` look the same; Unicode tag characters (U+E0000
+# block) carry hidden ASCII ("ASCII smuggling" of prompt injections); a BOM, a word joiner.
+INVISIBLE = {
+    "\u200b": "\\u200b",
+    "\u2060": "\\u2060",
+    "\ufeff": "\\ufeff",
+    "\U000e0041": "\\U000e0041",
+}
+
+
+def test_invisible_characters_show_escaped_in_tail_and_diagnostics(tmp_path: Path) -> None:
+    from tests.support.ptyscreen import run_on_pty
+
+    op = "open\u200bai.chat"
+    exception = "Error: ok\u2060\ufeff\U000e0041\U000e0042"
+    db = tmp_path / "t.db"
+    with Store(db) as store:
+        store.calls_complete([make_call("acme/p", op=op, at=1, exception=exception)])
+    run = run_on_pty(["tail", "--db", str(db)], cols=160, cwd=tmp_path)
+    assert run.code == 0, run.text()
+    row = next(r for r in run.screen if "open" in r)
+    assert "open\\u200bai.chat" in row, run.text()
+    assert "ok\\u2060\\ufeff\\U000e0041\\U000e0042" in row, run.text()
+    for ch in INVISIBLE:
+        assert ch.encode() not in run.raw
+
+    trace = tmp_path / "bad.jsonl"
+    trace.write_text('{"type": "start", "id": "x\u200by", "project_id": "a/b"}\n')
+    result = run_cli("validate", str(trace), cwd=tmp_path)
+    assert "got 'x\\u200by'" in result.stdout, result.stdout
+    assert "\u200b" not in result.stdout
