@@ -343,3 +343,26 @@ def test_invisible_characters_show_escaped_in_tail_and_diagnostics(tmp_path: Pat
     result = run_cli("validate", str(trace), cwd=tmp_path)
     assert "got 'x\\u200by'" in result.stdout, result.stdout
     assert "\u200b" not in result.stdout
+
+
+@pytest.mark.parametrize("columns", ["0", "00"])
+def test_columns_zero_is_no_width_and_tail_still_prints_its_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, columns: str
+) -> None:
+    """COLUMNS=0 (what a script's `$(tput cols)` gives without a terminal) was taken for a
+    width of 0: `tail` printed nothing at all and exited 0, in a pipe and on a terminal.
+    Like Python's own shutil.get_terminal_size, 0 is no width: the pipe's 200 columns, the
+    terminal's own size."""
+    from tests.support.ptyscreen import run_on_pty
+
+    monkeypatch.setenv("COLUMNS", columns)
+    db = tmp_path / "t.db"
+    with Store(db) as store:
+        store.calls_complete([make_call("acme/p", op="first.op", at=1, exception="E" * 100)])
+    result = run_cli("tail", "--db", str(db), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "first.op" in result.stdout and "E" * 100 in result.stdout, repr(result.stdout)
+    run = run_on_pty(["tail", "--db", str(db)], cols=80, cwd=tmp_path, env=pty_env(COLUMNS=columns))
+    assert run.code == 0
+    row = next((r for r in run.screen if "first.op" in r), None)
+    assert row is not None and len(row) <= 80 and row.endswith("…"), run.text()

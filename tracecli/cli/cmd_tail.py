@@ -6,7 +6,6 @@ with this module: `tracecli --help` builds every command, and needs none of them
 
 from __future__ import annotations
 
-import os
 import time
 from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
@@ -15,6 +14,7 @@ import typer
 from tracecli.cli import options as opt
 from tracecli.cli.common import (
     command,
+    env_columns,
     on_screen,
     say,
     stderr_console,
@@ -182,7 +182,7 @@ class _Printer:
         self.fmt = fmt
         self.follow = follow
         self.out = stdout_console()
-        if not on_screen(self.out) and "COLUMNS" not in os.environ:
+        if not on_screen(self.out) and env_columns() is None:
             self.out.width = 200  # a file or a pipe: whole rows, not a squeezed 80 columns
         self.layout: Layout | None = None  # the first table's, kept for the rows after it
         self.width = 0  # the terminal's width that layout is for

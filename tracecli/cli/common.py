@@ -40,18 +40,32 @@ def stdout_console() -> Console:
     return _fit(Console(highlight=False, soft_wrap=True, emoji=False))
 
 
+def env_columns() -> int | None:
+    """$COLUMNS when it is a width: a whole number above 0. Rich took `COLUMNS=0` (what a
+    script's `$(tput cols)` can give without a terminal) for a width of 0 and drew nothing;
+    Python's shutil.get_terminal_size ignores it, and so does tracecli."""
+    raw = os.environ.get("COLUMNS", "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else None
+
+
 def _fit(console: Console) -> Console:
     """On a terminal that says TERM=dumb (or unknown), Rich draws 80x25 whatever the
     window's size and COLUMNS say: tables and the progress line then wrap on a narrower
-    one. Give it the window's size (COLUMNS/LINES first, as Rich does elsewhere)."""
+    one. Give it the window's size (COLUMNS/LINES first, as Rich does elsewhere). A
+    COLUMNS of 0 is no width (`env_columns`): the window's, or Rich's 80 without one."""
+    if console.width <= 0:
+        try:
+            console.width = os.get_terminal_size(console.file.fileno()).columns or 80
+        except (AttributeError, ValueError, OSError):
+            console.width = 80
     if not console.is_dumb_terminal:
         return console
     try:
         cols, lines = os.get_terminal_size(console.file.fileno())
     except (AttributeError, ValueError, OSError):
         return console
-    env_cols, env_lines = os.environ.get("COLUMNS", ""), os.environ.get("LINES", "")
-    cols = int(env_cols) if env_cols.isdigit() else cols
+    env_lines = os.environ.get("LINES", "")
+    cols = env_columns() or cols
     lines = int(env_lines) if env_lines.isdigit() else lines
     if cols > 0 and lines > 0:
         console.size = (cols, lines)
