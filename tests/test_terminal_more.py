@@ -366,3 +366,25 @@ def test_columns_zero_is_no_width_and_tail_still_prints_its_rows(
     assert run.code == 0
     row = next((r for r in run.screen if "first.op" in r), None)
     assert row is not None and len(row) <= 80 and row.endswith("…"), run.text()
+
+
+def test_login_never_prints_a_key_in_the_server_url(tmp_path: Path) -> None:
+    """`login --server https://api:KEY@host` said "could not check the key:
+    https://api:KEY@host did not answer": the old key in the error line."""
+    import subprocess
+
+    from tests.support.uploadkit import cli_env, tracecli
+
+    url = f"https://api:{URL_KEY}@weave.example.invalid"
+    result = subprocess.run(
+        tracecli("login", "--server", url),
+        input="NEWKEY0123456789\n",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=cli_env(),
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert URL_KEY not in result.stdout + result.stderr
+    assert "https://weave.example.invalid did not answer" in result.stderr, result.stderr

@@ -18,6 +18,7 @@ from tracecli.cli import options as opt
 from tracecli.cli.common import command, say, stderr_console, write_stdout
 from tracecli.cli.root import app
 from tracecli.cli.safe import safe_text
+from tracecli.config.fields import shown_url
 from tracecli.config.secret import SecretStr
 
 if TYPE_CHECKING:
@@ -190,12 +191,13 @@ def login_cmd(
         if where is not None:
             say(
                 console,
-                f"tracecli: already logged in to {settings.server} (key in {where}); "
+                f"tracecli: already logged in to {shown_url(settings.server or '')} "
+                f"(key in {where}); "
                 "pass --relogin to replace it",
             )
             return
     name = "W&B" if settings.target == "weave" else "Freeplay"
-    key = read_key(f"{name} API key for {settings.server} (input hidden): ")
+    key = read_key(f"{name} API key for {shown_url(settings.server or '')} (input hidden): ")
     if not key:
         raise LoginError("no key given (type it at the prompt, or pipe it on stdin)")
     result = login(settings, SecretStr(key), verify=verify)
