@@ -388,3 +388,26 @@ def test_login_never_prints_a_key_in_the_server_url(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert URL_KEY not in result.stdout + result.stderr
     assert "https://weave.example.invalid did not answer" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "name"),
+    [
+        (["-n", "99999999999999999999"], "-n/--limit"),
+        (["-f", "--interval", "inf"], "--interval"),
+        (["-f", "--interval", "1e300"], "--interval"),
+    ],
+)
+def test_tail_numbers_too_big_for_the_store_or_the_clock_are_usage_errors(
+    tmp_path: Path, flags: list[str], name: str
+) -> None:
+    """`tail -n 99999999999999999999` (beyond SQLite's 64-bit integers) ended in a
+    traceback (`sqlite3.IntegrityError: datatype mismatch`), and `tail -f --interval inf`
+    in another (`OverflowError` from time.sleep): each is one line naming the flag now."""
+    db = tmp_path / "t.db"
+    with Store(db) as store:
+        store.calls_complete([make_call("acme/p", op="first.op", at=1)])
+    result = run_cli("tail", "--db", str(db), *flags, cwd=tmp_path, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"tracecli: error: {name}: "), result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr

@@ -230,9 +230,18 @@ def _follow(source: CallSource, follower: Follower, printer: _Printer, interval:
         printer.calls([e.call for e in events])
 
 
+MAX_LIMIT = 10**9  # far more than a table can show; beyond 2**63 SQLite fails
+MAX_INTERVAL = 86400.0  # a day: time.sleep overflows on the clock's type far beyond it
 Limit = Annotated[
     int,
-    typer.Option("-n", "--limit", min=0, metavar="N", help="How many of the latest calls to show."),
+    typer.Option(
+        "-n",
+        "--limit",
+        min=0,
+        max=MAX_LIMIT,
+        metavar="N",
+        help="How many of the latest calls to show.",
+    ),
 ]
 FollowCalls = Annotated[
     bool,
@@ -247,7 +256,11 @@ FollowCalls = Annotated[
 Interval = Annotated[
     float,
     typer.Option(
-        "--interval", min=0.1, metavar="SECONDS", help="Seconds between polls with --follow."
+        "--interval",
+        min=0.1,
+        max=MAX_INTERVAL,
+        metavar="SECONDS",
+        help="Seconds between polls with --follow.",
     ),
 ]
 Op = Annotated[str | None, opt.valued("--op", metavar="NAME", help="Only calls of this op_name.")]
