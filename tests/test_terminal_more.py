@@ -411,3 +411,37 @@ def test_tail_numbers_too_big_for_the_store_or_the_clock_are_usage_errors(
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith(f"tracecli: error: {name}: "), result.stderr
     assert result.stderr.count("\n") == 1, result.stderr
+
+
+@pytest.mark.slow
+def test_follow_live_status_line_stays_on_one_row_with_wide_characters(tmp_path: Path) -> None:
+    """`upload --follow`'s live status line was cut to the terminal's width in characters,
+    not cells: with wide characters in it (a CJK server path in "last error: ...") it was
+    wider than the window, wrapped, and every redraw left a row behind, scrolling the
+    screen. It is cut in cells now: one row, redrawn in place."""
+    from tests.support.ptyscreen import run_on_pty
+
+    trace = _long_diagnostics_file(tmp_path / "t.jsonl")
+    started = time.monotonic()
+    run = run_on_pty(
+        [
+            "upload",
+            "--follow",
+            str(trace),
+            "--server",
+            "http://127.0.0.1:9/日本語のパス名前",
+            "-p",
+            "acme/p",
+            "--rejected",
+            str(tmp_path / "rejected.jsonl"),
+        ],
+        cols=185,
+        rows=30,
+        cwd=tmp_path,
+        env=pty_env(NO_COLOR="1"),
+        timeout=60,
+        interrupt_when=lambda screen: time.monotonic() - started > 6,
+    )
+    assert run.code == 130, run.text()
+    live = [r for r in run.screen if r.startswith("following 1 file")]
+    assert len(live) == 1, run.text()
