@@ -445,3 +445,43 @@ def test_follow_live_status_line_stays_on_one_row_with_wide_characters(tmp_path:
     assert run.code == 130, run.text()
     live = [r for r in run.screen if r.startswith("following 1 file")]
     assert len(live) == 1, run.text()
+
+
+def _undecodable_name_dir(tmp_path: Path) -> tuple[Path, str]:
+    """A folder with a trace file whose name is not UTF-8 (a Latin-1 name copied from an
+    old machine): Python holds it as lone surrogates."""
+    import shutil
+
+    folder = tmp_path / "traces"
+    folder.mkdir()
+    raw = os.fsencode(folder) + b"/caf\xe9-trace.jsonl"
+    shutil.copyfile(Path(__file__).parent.parent / "samples/invalid/missing_field.jsonl", raw)
+    return folder, os.fsdecode(raw)
+
+
+def test_validate_json_of_a_file_named_in_no_utf8_is_json(tmp_path: Path) -> None:
+    """`validate --format json` ended in a traceback (orjson: "str is not valid UTF-8:
+    surrogates not allowed") when a file with diagnostics had such a name."""
+    import json
+
+    folder, name = _undecodable_name_dir(tmp_path)
+    result = run_cli("validate", str(folder), "--format", "json", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == ""
+    doc = json.loads(result.stdout)
+    assert doc["errors"] == 2 and {d["path"] for d in doc["diagnostics"]} == {name}
+
+
+def test_upload_of_a_file_named_in_no_utf8_runs_and_resumes(tmp_path: Path) -> None:
+    """`upload` of a folder holding such a file ended in a traceback before sending
+    anything: the resume journal (SQLite) refused the name. It uploads, and a second run
+    knows the file."""
+    folder, _name = _undecodable_name_dir(tmp_path)
+    db = str(tmp_path / "t.db")
+    first = run_cli("upload", str(folder), "--db", db, cwd=tmp_path)
+    assert first.returncode == 1, first.stderr  # the file's own errors: records rejected
+    assert "Traceback" not in first.stderr
+    assert "caf\\udce9-trace.jsonl:3: error: op_name: required field is missing" in first.stderr
+    again = run_cli("upload", str(folder), "--db", db, cwd=tmp_path)
+    assert "Traceback" not in again.stderr
+    assert "skipped (sent before)  2" in again.stderr, again.stderr
