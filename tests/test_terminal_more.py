@@ -485,3 +485,15 @@ def test_upload_of_a_file_named_in_no_utf8_runs_and_resumes(tmp_path: Path) -> N
     again = run_cli("upload", str(folder), "--db", db, cwd=tmp_path)
     assert "Traceback" not in again.stderr
     assert "skipped (sent before)  2" in again.stderr, again.stderr
+
+
+def test_upload_into_a_store_named_in_no_utf8_runs_and_resumes(tmp_path: Path) -> None:
+    """`upload --db caf<E9>.db` ended in a traceback: the journal's fingerprint of the
+    store encoded its path as UTF-8."""
+    sample = Path(__file__).parent.parent / "samples/weave/agent_flat.jsonl"
+    db = os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9.db")
+    first = run_cli("upload", str(sample), "--db", db, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = run_cli("upload", str(sample), "--db", db, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "nothing new to send" in again.stderr, again.stderr
