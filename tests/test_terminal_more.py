@@ -17,12 +17,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import freeplay_fixtures
+from tests.support.freeplay_fixtures import RefServer
 from tests.support.ptyscreen import AS_TRACECLI, pty_env
 from tests.support.servers import make_call
 from tests.support.uploadkit import run_cli
 from tracecli.store.db import Store
 
 SECRET = "SEKRIT0123456789"
+
+refserver_module = freeplay_fixtures.refserver_module
+refserver = freeplay_fixtures.refserver
 
 
 @pytest.mark.parametrize(
@@ -497,3 +502,32 @@ def test_upload_into_a_store_named_in_no_utf8_runs_and_resumes(tmp_path: Path) -
     again = run_cli("upload", str(sample), "--db", db, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert "nothing new to send" in again.stderr, again.stderr
+
+
+def test_freeplay_upload_of_a_file_named_in_no_utf8_runs_and_resumes(
+    tmp_path: Path, refserver: RefServer
+) -> None:
+    """The same name ended a Freeplay upload in a traceback: the ledger of sent records
+    keys them by their files' paths, encoded as UTF-8."""
+    from tests.support.freeplay_golden import SESSION
+
+    raw = os.fsencode(tmp_path) + b"/caf\xe9-completions.jsonl"
+    freeplay_fixtures.write_completions(Path(os.fsdecode(raw)), 3, SESSION)
+    args = [
+        "upload",
+        os.fsdecode(raw),
+        "--target",
+        "freeplay",
+        "--server",
+        refserver.api_base,
+        "--api-key",
+        freeplay_fixtures.API_KEY,
+        "-p",
+        freeplay_fixtures.PROJECT,
+    ]
+    first = run_cli(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = run_cli(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "Traceback" not in first.stderr + again.stderr
+    assert refserver.records()["counts"]["completions"] == 3
