@@ -531,3 +531,31 @@ def test_freeplay_upload_of_a_file_named_in_no_utf8_runs_and_resumes(
     assert again.returncode == 0, again.stderr
     assert "Traceback" not in first.stderr + again.stderr
     assert refserver.records()["counts"]["completions"] == 3
+
+
+def test_export_to_stdout_writes_terminal_controls_as_json_escapes(tmp_path: Path) -> None:
+    """`export` wrote an op name's C1 CSI (U+009B) and bidi override (U+202E) raw to
+    stdout — a terminal acts on the first, the second reorders what is read — where `tail
+    --format json` and validate's JSON write `\\u` escapes: the same JSON values."""
+    import json
+
+    db = tmp_path / "t.db"
+    op = "evil\u009b2J\u202eop"
+    with Store(db) as store:
+        store.calls_complete([make_call("acme/p", op=op, at=1)])
+    result = subprocess_bytes("export", "--db", str(db), cwd=tmp_path)
+    assert b"\xc2\x9b" not in result and "\u202e".encode() not in result
+    assert [json.loads(line)["op_name"] for line in result.splitlines()] == [op]
+    to_file = run_cli("export", "--db", str(db), "-o", str(tmp_path / "x.jsonl"), cwd=tmp_path)
+    assert to_file.returncode == 0
+    assert json.loads((tmp_path / "x.jsonl").read_text())["op_name"] == op
+
+
+def subprocess_bytes(*args: str, cwd: Path) -> bytes:
+    import subprocess
+
+    from tests.support.uploadkit import cli_env, tracecli
+
+    done = subprocess.run(tracecli(*args), capture_output=True, cwd=cwd, env=cli_env(), timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout

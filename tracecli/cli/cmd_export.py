@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import IO, Annotated, cast
 
 from tracecli.cli import options as opt
 from tracecli.cli.common import command, say, stderr_console
 from tracecli.cli.root import app
+from tracecli.cli.safe import safe_json_bytes
 from tracecli.diagnostics import TracecliError
+
+
+class _SafeLines:
+    """stdout for the export's JSON lines, with the characters a terminal acts on (C1
+    controls, bidi overrides) written as `\\uXXXX` escapes, as every JSON output of
+    tracecli: the same values, inert on a screen. A file (-o) gets the lines as read."""
+
+    def write(self, data: bytes) -> int:
+        return sys.stdout.buffer.write(safe_json_bytes(data))
 
 
 @command(
@@ -59,7 +69,7 @@ def export_cmd(
         if note:
             say(err, f"tracecli: {note}")
         if output is None:
-            result = export_project(source, name, sys.stdout.buffer)
+            result = export_project(source, name, cast("IO[bytes]", _SafeLines()))
             sys.stdout.buffer.flush()
         else:
             try:
