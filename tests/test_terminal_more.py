@@ -559,3 +559,38 @@ def subprocess_bytes(*args: str, cwd: Path) -> bytes:
     done = subprocess.run(tracecli(*args), capture_output=True, cwd=cwd, env=cli_env(), timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+@pytest.mark.parametrize("kind", ["dangling", "loop", "directory"])
+def test_a_project_file_that_cannot_be_read_is_an_error_not_no_file(
+    tmp_path: Path, kind: str
+) -> None:
+    """A `tracecli.yaml` that is a symbolic link to nothing (a shared config not checked
+    out), a link loop or a directory was passed over as if there were none: the project's
+    server and profiles silently gone, so `tracecli upload traces/` wrote to the embedded
+    store and exited 0. It is an error naming the file, as an unreadable one is."""
+    project = tmp_path / "proj"
+    project.mkdir()
+    config = project / "tracecli.yaml"
+    if kind == "dangling":
+        config.symlink_to(tmp_path / "shared" / "tracecli.yaml")
+    elif kind == "loop":
+        config.symlink_to(config)
+    else:
+        config.mkdir()
+    (tmp_path / "tracecli.yaml").write_text("server: http://127.0.0.1:9\n")  # not this one
+    result = run_cli("config", "show", cwd=project)
+    assert result.returncode == 2, result.stdout
+    assert result.stderr.startswith("tracecli: error: tracecli.yaml: cannot read: "), result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_a_user_config_link_to_nothing_is_an_error(tmp_path: Path) -> None:
+    config = Path.home() / ".config" / "tracecli" / "config.yaml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.symlink_to(tmp_path / "dotfiles" / "tracecli.yaml")
+    result = run_cli("config", "show", cwd=tmp_path)
+    assert result.returncode == 2, result.stdout
+    assert result.stderr.startswith(
+        "tracecli: error: ~/.config/tracecli/config.yaml: cannot read: "
+    ), result.stderr

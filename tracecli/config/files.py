@@ -55,7 +55,8 @@ def display_path(path: Path) -> str:
     for base, prefix in ((Path.home(), "~/"), (Path.cwd(), "")):
         try:
             resolved = base.resolve()
-            rel = path.resolve().relative_to(resolved)
+            # the folder resolved, not the name: a link is named as the link
+            rel = (path.parent.resolve() / path.name).relative_to(resolved)
         except (ValueError, OSError):
             continue
         depth = len(resolved.parts)
@@ -96,7 +97,9 @@ def find_project_file(cwd: Path | None = None) -> Path | None:
     start = (cwd or Path.cwd()).resolve()
     for folder in (start, *start.parents):
         candidate = folder / PROJECT_FILE
-        if candidate.is_file():
+        # a link to nothing, a link loop or a folder is this project's file all the same,
+        # said unreadable (load_config_file), not passed over for a parent's or none
+        if candidate.is_file() or candidate.is_symlink() or candidate.exists():
             return candidate
     return None
 
@@ -106,7 +109,12 @@ def load_config_file(path: Path, kind: Kind) -> ConfigFile | None:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return None
+        if not path.is_symlink():
+            return None
+        target = os.readlink(path)
+        raise ConfigError(
+            path, None, f"cannot read: a symbolic link to {target}, which does not exist"
+        ) from None
     except UnicodeDecodeError:
         raise ConfigError(path, None, "not UTF-8 text") from None
     except OSError as exc:
