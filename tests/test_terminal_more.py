@@ -594,3 +594,33 @@ def test_a_user_config_link_to_nothing_is_an_error(tmp_path: Path) -> None:
     assert result.stderr.startswith(
         "tracecli: error: ~/.config/tracecli/config.yaml: cannot read: "
     ), result.stderr
+
+
+def test_convert_stopped_by_sigterm_is_interrupted_as_by_ctrl_c(tmp_path: Path) -> None:
+    """SIGTERM (a CI job cancelled) killed `convert` outright: no "interrupted" line, and
+    its temporary output file left behind (megabytes). It stops as on Ctrl-C now: the line,
+    no file left, exit 143 (128 + SIGTERM), as validate and upload."""
+    import subprocess
+
+    from tests.support.uploadkit import cli_env, gen_calls, tracecli, write_flat
+
+    trace = tmp_path / "big.jsonl"
+    write_flat(trace, gen_calls(20000))
+    out = tmp_path / "out" / "freeplay.jsonl"
+    out.parent.mkdir()
+    proc = subprocess.Popen(
+        tracecli("convert", str(trace), "--to", "freeplay", "-o", str(out)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=cli_env(TRACECLI_JOBS="0"),
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(out.parent.iterdir()):
+        time.sleep(0.02)  # converting: its temporary file is there
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.endswith(f"tracecli: interrupted; {out} was not written\n"), err[-500:]
+    assert list(out.parent.iterdir()) == []

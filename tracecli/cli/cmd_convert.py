@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from enum import StrEnum
@@ -27,6 +28,7 @@ from tracecli.cli.common import command, say, stderr_console, write_stdout
 from tracecli.cli.diagnostic_printer import MAX_PRINTED_DIAGNOSTICS, DiagnosticPrinter
 from tracecli.cli.root import app
 from tracecli.cli.safe import safe_json_bytes
+from tracecli.cli.validate_run import terminate_as_interrupt
 from tracecli.diagnostics import UsageError
 
 if TYPE_CHECKING:
@@ -104,6 +106,7 @@ def convert_command(
       1    some records could not be (each is named by file, line and field)
       2    usage or configuration error (bad option or setting, no key, no server)
       130  interrupted (Ctrl-C): no output file is left behind
+      143  stopped by SIGTERM: the same
     """
     if project is not None and to is not Backend.weave:
         raise UsageError("--project applies to --to weave (OpenTelemetry spans)")
@@ -112,6 +115,7 @@ def convert_command(
     err = stderr_console()
     limit = None if verbose else MAX_PRINTED_DIAGNOSTICS
     show = DiagnosticPrinter(err, quiet=quiet, limit=limit, rejected_file=False)
+    got, previous = terminate_as_interrupt()  # SIGTERM stops it as Ctrl-C does
     try:
         with _sink(output_file) as out:
             # records on a terminal or pipe are escaped; a file gets them as they are
@@ -130,7 +134,10 @@ def convert_command(
         # the temporary file is gone (_sink); the output file, if any, is as it was
         where = f"; {output_file} was not written" if output_file not in (None, "-") else ""
         say(err, f"tracecli: interrupted{where}")
-        raise typer.Exit(130) from None
+        raise typer.Exit(128 + (got[0] if got else signal.SIGINT)) from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     show.close()
     if fmt is opt.OutputFormat.json:
         write_stdout(json.dumps(done.report))
