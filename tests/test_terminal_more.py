@@ -624,3 +624,44 @@ def test_convert_stopped_by_sigterm_is_interrupted_as_by_ctrl_c(tmp_path: Path) 
     assert proc.returncode == 143, err
     assert err.endswith(f"tracecli: interrupted; {out} was not written\n"), err[-500:]
     assert list(out.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_export_to_a_file_interrupted_leaves_no_partial_file(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    """`export -o FILE` stopped by Ctrl-C or SIGTERM left FILE with the calls written so far
+    and said nothing (exit 130, or killed): a later `tracecli upload FILE` would send part
+    of the project as if it were all. FILE is written whole or not at all now (an earlier
+    FILE kept), with convert's line and exit code."""
+    import subprocess
+
+    from tests.support.uploadkit import cli_env, gen_calls, tracecli, write_flat
+
+    trace = tmp_path / "calls.jsonl"
+    write_flat(trace, gen_calls(20000))
+    db = tmp_path / "t.db"
+    loaded = run_cli("upload", str(trace), "--db", str(db), cwd=tmp_path)
+    assert loaded.returncode == 0, loaded.stderr
+    out = tmp_path / "out" / "export.jsonl"
+    out.parent.mkdir()
+    out.write_text("earlier export\n")
+    proc = subprocess.Popen(
+        tracecli("export", "--db", str(db), "-o", str(out)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=cli_env(),
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (
+        len(list(out.parent.iterdir())) < 2 and out.read_text() == "earlier export\n"
+    ):
+        time.sleep(0.01)  # exporting: its temporary file (or, before, FILE itself) grows
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig, err
+    assert err.endswith(f"tracecli: interrupted; {out} was not written\n"), err[-500:]
+    assert out.read_text() == "earlier export\n"
+    assert list(out.parent.iterdir()) == [out]
