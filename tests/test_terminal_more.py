@@ -665,3 +665,36 @@ def test_export_to_a_file_interrupted_leaves_no_partial_file(
     assert err.endswith(f"tracecli: interrupted; {out} was not written\n"), err[-500:]
     assert out.read_text() == "earlier export\n"
     assert list(out.parent.iterdir()) == [out]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
+@pytest.mark.parametrize(
+    "args",
+    [["tail"], ["export"], ["convert", "SAMPLE", "--to", "freeplay"]],
+    ids=["tail", "export", "convert"],
+)
+def test_stdout_that_cannot_be_written_is_one_line(tmp_path: Path, args: list[str]) -> None:
+    """`tail`, `export` and `convert` to a stdout that fails (`> /dev/full`: a full disk)
+    ended in a traceback (OSError: No space left on device), where validate, config and
+    `tail --format json` say one line and exit 2."""
+    import subprocess
+
+    from tests.support.uploadkit import cli_env, tracecli
+
+    db = tmp_path / "t.db"
+    with Store(db) as store:
+        store.calls_complete([make_call("acme/p", op="first.op", at=1)])
+    sample = str(Path(__file__).parent.parent / "samples/weave/agent_flat.jsonl")
+    argv = [sample if a == "SAMPLE" else a for a in args]
+    if args[0] != "convert":
+        argv += ["--db", str(db)]
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run(
+            tracecli(*argv), stdout=full, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+            env=cli_env(), timeout=120,
+        )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.endswith(
+        "tracecli: error: cannot write to stdout: No space left on device\n"
+    ), done.stderr[-600:]
+    assert "Traceback" not in done.stderr

@@ -10,7 +10,7 @@ from typing import IO, Annotated, cast
 import typer
 
 from tracecli.cli import options as opt
-from tracecli.cli.common import command, say, stderr_console
+from tracecli.cli.common import command, say, stderr_console, writing_stdout
 from tracecli.cli.output_file import output_sink
 from tracecli.cli.root import app
 from tracecli.cli.safe import safe_json_bytes
@@ -60,7 +60,7 @@ def export_cmd(
     Exit codes:
       0    every call of the project written
       2    usage or configuration error (bad option or setting, no key, no server)
-      130  interrupted (Ctrl-C): no output file is left behind (-o keeps an earlier one)
+      130  interrupted (Ctrl-C): -o FILE is not written (an earlier one is kept)
       143  stopped by SIGTERM: the same
     """
     from tracecli.cli.readback import readback_settings
@@ -77,8 +77,9 @@ def export_cmd(
         if note:
             say(err, f"tracecli: {note}")
         if output is None:
-            result = export_project(source, name, cast("IO[bytes]", _SafeLines()))
-            sys.stdout.buffer.flush()
+            with writing_stdout():
+                result = export_project(source, name, cast("IO[bytes]", _SafeLines()))
+                sys.stdout.buffer.flush()
         else:
             try:
                 # whole or not at all: an interrupted export leaves no part of the project

@@ -20,6 +20,7 @@ from tracecli.cli.common import (
     stderr_console,
     stdout_console,
     write_stdout,
+    writing_stdout,
 )
 from tracecli.cli.root import app
 from tracecli.cli.safe import safe_text
@@ -203,8 +204,9 @@ class _Printer:
             # following, the rows to come are unknown: the op keeps its half
             rows = None if self.follow else [row_of(c) for c in calls]
             self.layout = layout(width, rows)
-        self.out.file.write(render_rows(self.out, calls, header=first, lay=self.layout))
-        self.out.file.flush()
+        with writing_stdout():
+            self.out.file.write(render_rows(self.out, calls, header=first, lay=self.layout))
+            self.out.file.flush()
 
 
 def _follow(source: CallSource, follower: Follower, printer: _Printer, interval: float) -> None:

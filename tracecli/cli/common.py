@@ -8,10 +8,11 @@ one, and `--help` (which builds every command) prints nothing through Rich. Nor 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, ParamSpec, TextIO, TypeVar
 
 from tracecli.cli.safe import safe_json, safe_text
@@ -192,10 +193,27 @@ def write_stdout(text: str) -> None:
     except BrokenPipeError:
         raise  # handle_errors: the reader went away
     except OSError as exc:
-        # `> /dev/full`, a closed terminal: one line on stderr, and nothing left to
-        # flush at exit (which would print a traceback of its own)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise TracecliError(f"cannot write to stdout: {exc.strerror or exc}", 2) from None
+        raise stdout_failed(exc) from None
+
+
+def stdout_failed(exc: OSError) -> TracecliError:
+    """The error to raise when stdout cannot be written (`> /dev/full`, a full disk, a
+    closed terminal): one line on stderr, exit 2, and nothing left to flush at exit (which
+    would print a traceback of its own). A broken pipe is not this: see `handle_errors`."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return TracecliError(f"cannot write to stdout: {exc.strerror or exc}", 2)
+
+
+@contextlib.contextmanager
+def writing_stdout() -> Iterator[None]:
+    """Around writes to stdout that are not `write_stdout`'s (tables, records as they
+    come): a failed write is `stdout_failed`'s one line, not a traceback."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise  # handle_errors: the reader went away
+    except OSError as exc:
+        raise stdout_failed(exc) from None
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO
 
 from tracecli import replace_file
+from tracecli.cli.common import writing_stdout
 from tracecli.diagnostics import UsageError
 
 
@@ -24,8 +25,9 @@ def output_sink(path: str | None, *, mode: int | None = None) -> Iterator[IO[byt
     as `open` makes a file, 0666 less the umask) renamed over it when all went well (a
     device or FIFO, `-o /dev/null`, is written in place: see `replace_file`)."""
     if path is None or path == "-":
-        yield sys.stdout.buffer
-        sys.stdout.buffer.flush()
+        with writing_stdout():
+            yield sys.stdout.buffer
+            sys.stdout.buffer.flush()
         return
     target = Path(path)
     parent = target.parent if str(target.parent) else Path(".")
