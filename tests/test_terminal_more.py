@@ -698,3 +698,23 @@ def test_stdout_that_cannot_be_written_is_one_line(tmp_path: Path, args: list[st
         "tracecli: error: cannot write to stdout: No space left on device\n"
     ), done.stderr[-600:]
     assert "Traceback" not in done.stderr
+
+
+def test_ctrl_c_at_the_login_prompt_says_so_on_its_own_line(tmp_path: Path) -> None:
+    """Ctrl-C at `login`'s hidden key prompt ended the process with 130 and nothing more:
+    no line break, so the shell's prompt went on after "(input hidden): ", and no word."""
+    from tests.support.ptyscreen import run_on_pty
+
+    run = run_on_pty(
+        ["login", "--server", "http://127.0.0.1:9"],
+        cols=80,
+        rows=10,
+        cwd=tmp_path,
+        env=pty_env(NO_COLOR="1"),
+        timeout=60,
+        interrupt_when=lambda screen: any("(input hidden):" in r for r in screen),
+    )
+    assert run.code == 130, run.text()
+    rows = [r for r in run.screen if r]
+    assert rows[0] == "W&B API key for http://127.0.0.1:9 (input hidden):", rows
+    assert rows[1] == "tracecli: interrupted; nothing was stored", rows

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from tracecli.cli import options as opt
-from tracecli.cli.common import command, say, stderr_console, write_stdout
+from tracecli.cli.common import command, say, stderr_console, stderr_lines, write_stdout
 from tracecli.cli.root import app
 from tracecli.cli.safe import safe_text
 from tracecli.config.fields import shown_url
@@ -118,7 +118,13 @@ def show(
 def read_key(prompt: str) -> str:
     """Without echo on a terminal; the first line of stdin otherwise (`... | tracecli login`)."""
     if sys.stdin is not None and sys.stdin.isatty():
-        return getpass.getpass(prompt, stream=sys.stderr)
+        try:
+            return getpass.getpass(prompt, stream=sys.stderr)
+        except KeyboardInterrupt:
+            # the prompt's line is ended, and what happened said, as every command says it
+            sys.stderr.write("\n")
+            say(stderr_lines(), "tracecli: interrupted; nothing was stored")
+            raise typer.Exit(130) from None
     line = sys.stdin.readline() if sys.stdin is not None else ""
     return line.strip()
 
