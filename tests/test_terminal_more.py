@@ -718,3 +718,23 @@ def test_ctrl_c_at_the_login_prompt_says_so_on_its_own_line(tmp_path: Path) -> N
     rows = [r for r in run.screen if r]
     assert rows[0] == "W&B API key for http://127.0.0.1:9 (input hidden):", rows
     assert rows[1] == "tracecli: interrupted; nothing was stored", rows
+
+
+def test_lines_zero_keeps_the_upload_progress_line(tmp_path: Path) -> None:
+    """LINES=0 (as COLUMNS=0) was taken for a height of 0: the upload's live progress line
+    was never drawn, on a terminal of 30 rows."""
+    from tests.support.ptyscreen import run_on_pty
+    from tests.support.uploadkit import gen_calls, write_flat
+
+    trace = write_flat(tmp_path / "calls.jsonl", gen_calls(20000))
+    run = run_on_pty(
+        ["upload", str(trace), "--db", str(tmp_path / "t.db")],
+        cols=80,
+        rows=30,
+        cwd=tmp_path,
+        env=pty_env(NO_COLOR="1", LINES="0"),
+        timeout=120,
+        watch=lambda screen: any("elapsed" in r and "%" in r for r in screen),
+    )
+    assert run.code == 0, run.text()
+    assert run.frames, run.text()

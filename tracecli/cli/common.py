@@ -53,12 +53,18 @@ def _fit(console: Console) -> Console:
     """On a terminal that says TERM=dumb (or unknown), Rich draws 80x25 whatever the
     window's size and COLUMNS say: tables and the progress line then wrap on a narrower
     one. Give it the window's size (COLUMNS/LINES first, as Rich does elsewhere). A
-    COLUMNS of 0 is no width (`env_columns`): the window's, or Rich's 80 without one."""
-    if console.width <= 0:
+    COLUMNS or LINES of 0 is no size (`env_columns`): the window's, or Rich's 80x25
+    without one."""
+    if console.width <= 0 or console.height <= 0:  # COLUMNS=0 or LINES=0: no size
         try:
-            console.width = os.get_terminal_size(console.file.fileno()).columns or 80
+            size = os.get_terminal_size(console.file.fileno())
+            cols, lines = size.columns or 80, size.lines or 25
         except (AttributeError, ValueError, OSError):
-            console.width = 80
+            cols, lines = 80, 25
+        if console.width <= 0:
+            console.width = cols
+        if console.height <= 0:
+            console.height = lines  # Rich's live display draws nothing in 0 lines
     if not console.is_dumb_terminal:
         return console
     try:
@@ -67,7 +73,7 @@ def _fit(console: Console) -> Console:
         return console
     env_lines = os.environ.get("LINES", "")
     cols = env_columns() or cols
-    lines = int(env_lines) if env_lines.isdigit() else lines
+    lines = int(env_lines) if env_lines.isdigit() and int(env_lines) > 0 else lines
     if cols > 0 and lines > 0:
         console.size = (cols, lines)
     return console
