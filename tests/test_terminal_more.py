@@ -738,3 +738,20 @@ def test_lines_zero_keeps_the_upload_progress_line(tmp_path: Path) -> None:
     )
     assert run.code == 0, run.text()
     assert run.frames, run.text()
+
+
+def test_config_show_keeps_its_columns_with_wide_characters(tmp_path: Path) -> None:
+    """A value with CJK characters (a store under a Japanese folder) pushed that row's
+    source column right: the value was padded by characters, not cells."""
+    import unicodedata
+
+    def cells(text: str) -> int:
+        return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+    db = str(tmp_path / "日本語のパス" / "traces.db")
+    result = run_cli("config", "show", "--db", db, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = result.stdout.splitlines()
+    db_row = next(r for r in rows if r.startswith("db "))
+    mode_row = next(r for r in rows if r.startswith("mode "))
+    assert cells(db_row[: db_row.index("--db")]) == cells(mode_row[: mode_row.index("default")])

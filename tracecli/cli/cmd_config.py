@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import json
 import sys
+import unicodedata
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
@@ -54,6 +55,15 @@ def _text(value: object) -> str:
     return str(value)
 
 
+def _cells(text: str) -> int:
+    """Columns `text` takes on a terminal: wide (CJK) characters two, combining marks none
+    (a path under a Japanese folder kept the table's columns), without importing Rich."""
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        for c in text
+    )
+
+
 def render_settings(settings: Settings) -> str:
     """Three aligned columns, name / value / source: for people, not for parsing."""
     rows = [
@@ -65,8 +75,8 @@ def render_settings(settings: Settings) -> str:
         for name in settings.NAMES
     ]
     wn = max(len(n) for n, _, _ in rows)
-    wv = max(len(v) for _, v, _ in rows)
-    lines = [f"{n:<{wn}}  {v:<{wv}}  {s}".rstrip() for n, v, s in rows]
+    wv = max(_cells(v) for _, v, _ in rows)
+    lines = [f"{n:<{wn}}  {v}{' ' * (wv - _cells(v))}  {s}".rstrip() for n, v, s in rows]
     lines.append("")
     files = ", ".join(safe_text(p) for p in settings.files)
     lines.append("files: " + (files or "none found"))
