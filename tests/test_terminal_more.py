@@ -755,3 +755,18 @@ def test_config_show_keeps_its_columns_with_wide_characters(tmp_path: Path) -> N
     db_row = next(r for r in rows if r.startswith("db "))
     mode_row = next(r for r in rows if r.startswith("mode "))
     assert cells(db_row[: db_row.index("--db")]) == cells(mode_row[: mode_row.index("default")])
+
+
+def test_a_second_end_is_said_in_english(tmp_path: Path) -> None:
+    """ "call id ... already has a end": the article of the half's kind was always "a"."""
+    import shutil
+
+    folder = tmp_path / "traces"
+    folder.mkdir()
+    sample = Path(__file__).parent.parent / "samples/invalid/missing_field.jsonl"
+    for name in ("a.jsonl", "b.jsonl"):
+        shutil.copyfile(sample, folder / name)
+    result = run_cli("upload", str(folder), "--db", str(tmp_path / "t.db"), cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "already has a end" not in result.stderr
+    assert "already has an end" in result.stderr, result.stderr
