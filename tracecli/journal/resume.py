@@ -46,10 +46,12 @@ from tracecli.journal.file_identity import (
     ROW_COLUMNS,
     FileRow,
     Identity,
+    file_row,
     identity,
     identity_values,
     same_prefix,
     still_there,
+    stored_path,
     unchanged,
 )
 from tracecli.journal.file_state import FileEntry, FileState
@@ -63,17 +65,6 @@ __all__ = ["Journal"]
 # that holds it back more than this: a call that never ends must not pin the file forever.
 HOLD_MAX_BYTES = 64 << 20
 MOVED_CANDIDATES = 32  # recent entries compared with a new file that may be a rotated copy
-
-
-def _stored(path: str) -> str | bytes:
-    """A path as the journal's `files.path` can hold it. A name that is not UTF-8 is kept
-    by Python as lone surrogates, which SQLite refuses (every upload of a folder holding
-    one ended in a traceback): it goes as its bytes, and `_row` reads it back as it was."""
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        return os.fsencode(path)
-    return path
 
 
 @dataclass(eq=False, slots=True)
@@ -144,15 +135,13 @@ class Journal:
 
     def _row(self, where: str, *args: object) -> list[FileRow]:
         sql = f"SELECT {ROW_COLUMNS} FROM files WHERE target=? AND {where}"
-        return [
-            FileRow(r[0], os.fsdecode(r[1]), *r[2:])
-            for r in self.conn.execute(sql, (self.target, *args))
-        ]
+        params = (self.target, *(stored_path(a) if isinstance(a, str) else a for a in args))
+        return [file_row(r) for r in self.conn.execute(sql, params)]
 
     def _register(self, ident: Identity) -> tuple[FileEntry, bool, bool, bool]:
         """Find or create the file's row (under the lock, in a transaction); returns the
         entry and whether the file changed, grew, or was finished by an earlier run."""
-        rows = self._row("path=?", _stored(ident.path))
+        rows = self._row("path=?", ident.path)
         row = rows[0] if rows else None
         if (
             row is not None
@@ -168,7 +157,7 @@ class Journal:
             row = self._moved(ident)
             if row is not None:
                 self.conn.execute(
-                    "UPDATE files SET path=? WHERE id=?", (_stored(ident.path), row.id)
+                    "UPDATE files SET path=? WHERE id=?", (stored_path(ident.path), row.id)
                 )
         now = time.time()
         changed = False
@@ -183,7 +172,7 @@ class Journal:
             cur = self.conn.execute(
                 "INSERT INTO files (target, path, size, mtime_ns, head, tail, dev, ino, updated) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (self.target, _stored(ident.path), *identity_values(ident), now),
+                (self.target, stored_path(ident.path), *identity_values(ident), now),
             )
             return FileEntry(int(cur.lastrowid or 0), AckSet(), ident=ident), changed, False, False
         entry = FileEntry(row.id, AckSet(), ident=ident)
@@ -224,7 +213,7 @@ class Journal:
         """Keep an entry whose path now holds another file, under a name no path has."""
         self.conn.execute(
             "UPDATE files SET path=? WHERE id=?",
-            (_stored(f"\0moved\0{row.id}\0{row.path}"), row.id),
+            (stored_path(f"\0moved\0{row.id}\0{row.path}"), row.id),
         )
 
     @staticmethod
@@ -235,9 +224,7 @@ class Journal:
         """The entry of this very file read earlier under another path (renamed by a log
         rotation): same device and inode, the content seen then unchanged, and the old
         path no longer that file (else it is a second link, uploaded on its own)."""
-        for row in self._row(
-            "dev=? AND ino=? AND path<>?", ident.dev, ident.ino, _stored(ident.path)
-        ):
+        for row in self._row("dev=? AND ino=? AND path<>?", ident.dev, ident.ino, ident.path):
             with contextlib.suppress(OSError, ValueError):  # ValueError: a detached entry
                 st = os.stat(row.path)
                 if (st.st_dev, st.st_ino) == (row.dev, row.ino):
@@ -249,7 +236,7 @@ class Journal:
         for row in self._row(
             "size<=? AND tail<>'' AND path<>? ORDER BY updated DESC LIMIT ?",
             ident.size,
-            _stored(ident.path),
+            ident.path,
             MOVED_CANDIDATES,
         ):
             if still_there(row) or not same_prefix(ident.path, row, ident.size):
