@@ -770,3 +770,24 @@ def test_a_second_end_is_said_in_english(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stderr
     assert "already has a end" not in result.stderr
     assert "already has an end" in result.stderr, result.stderr
+
+
+def test_serve_request_log_shows_a_clients_path_escaped(tmp_path: Path) -> None:
+    """`tracecli serve` logs each request's path as decoded: any client that can reach it
+    wrote a C1 CSI (`%c2%9b`), an ESC or a bidi override (`%e2%80%ae`) into the terminal
+    of whoever runs the server. The log line shows them escaped, as every other line."""
+    import httpx
+
+    from tests.support.servers import start_serve
+
+    serve = start_serve(tmp_path / "serve")
+    try:
+        for path in ("/%c2%9b2J", "/%e2%80%aeevil", "/x%1b%5b31mred"):
+            httpx.post(serve.url + path, timeout=10)
+    finally:
+        serve.stop()
+    log = serve.log_path.read_bytes()
+    assert b"\xc2\x9b" not in log and "\u202e".encode() not in log and b"\x1b" not in log
+    text = log.decode()
+    assert '"POST /\\x9b2J" 404' in text, text
+    assert '"POST /\\u202eevil" 404' in text, text
