@@ -791,3 +791,31 @@ def test_serve_request_log_shows_a_clients_path_escaped(tmp_path: Path) -> None:
     text = log.decode()
     assert '"POST /\\x9b2J" 404' in text, text
     assert '"POST /\\u202eevil" 404' in text, text
+
+
+def test_serve_settings_warnings_show_a_path_escaped(tmp_path: Path) -> None:
+    """`serve` printed its settings' warnings through Rich without making them safe: a
+    config folder named with an escape sequence reached the terminal as one."""
+    import subprocess
+
+    from tests.support.uploadkit import cli_env, tracecli
+
+    config_home = tmp_path / "cfg\x1b]0;pwned\x07"
+    (config_home / "tracecli").mkdir(parents=True)
+    config = config_home / "tracecli" / "config.yaml"
+    config.write_text("api_key: " + "k" * 40 + "\n")
+    config.chmod(0o644)  # the warning: others can read the key
+    proc = subprocess.Popen(
+        tracecli("serve", "--port", "0", "--db", str(tmp_path / "t.db")),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env=cli_env(XDG_CONFIG_HOME=str(config_home)),
+    )
+    try:
+        time.sleep(3)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert b"holds API keys but other users can read it" in err, err
+    assert b"\x1b" not in err and b"\x07" not in err, err

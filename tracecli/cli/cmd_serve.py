@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from tracecli.cli import options as opt
-from tracecli.cli.common import handle_errors, stderr_console
+from tracecli.cli.common import handle_errors, say, stderr_console
 from tracecli.cli.root import app
 from tracecli.cli.safe import safe_text
 
@@ -60,7 +60,7 @@ def serve_cmd(
 
     settings = load_settings({"db": db}, profile=profile)
     for warning in settings.warnings:
-        stderr_console().print(f"tracecli: warning: {warning}", markup=False)
+        say(stderr_console(), f"tracecli: warning: {warning}")  # a path: made safe
     key = api_key or os.environ.get("TRACECLI_SERVE_API_KEY") or None
     serve(str(settings.db), host=host, port=port, api_key=key, log=_log_line)
 
