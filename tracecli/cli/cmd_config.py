@@ -9,15 +9,17 @@ from __future__ import annotations
 import getpass
 import json
 import sys
+import unicodedata
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tracecli.cli import options as opt
-from tracecli.cli.common import command, say, stderr_console, write_stdout
+from tracecli.cli.common import command, say, stderr_console, stderr_lines, write_stdout
 from tracecli.cli.root import app
 from tracecli.cli.safe import safe_text
+from tracecli.config.fields import shown_url
 from tracecli.config.secret import SecretStr
 
 if TYPE_CHECKING:
@@ -53,6 +55,15 @@ def _text(value: object) -> str:
     return str(value)
 
 
+def _cells(text: str) -> int:
+    """Columns `text` takes on a terminal: wide (CJK) characters two, combining marks none
+    (a path under a Japanese folder kept the table's columns), without importing Rich."""
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        for c in text
+    )
+
+
 def render_settings(settings: Settings) -> str:
     """Three aligned columns, name / value / source: for people, not for parsing."""
     rows = [
@@ -64,8 +75,8 @@ def render_settings(settings: Settings) -> str:
         for name in settings.NAMES
     ]
     wn = max(len(n) for n, _, _ in rows)
-    wv = max(len(v) for _, v, _ in rows)
-    lines = [f"{n:<{wn}}  {v:<{wv}}  {s}".rstrip() for n, v, s in rows]
+    wv = max(_cells(v) for _, v, _ in rows)
+    lines = [f"{n:<{wn}}  {v}{' ' * (wv - _cells(v))}  {s}".rstrip() for n, v, s in rows]
     lines.append("")
     files = ", ".join(safe_text(p) for p in settings.files)
     lines.append("files: " + (files or "none found"))
@@ -117,7 +128,13 @@ def show(
 def read_key(prompt: str) -> str:
     """Without echo on a terminal; the first line of stdin otherwise (`... | tracecli login`)."""
     if sys.stdin is not None and sys.stdin.isatty():
-        return getpass.getpass(prompt, stream=sys.stderr)
+        try:
+            return getpass.getpass(prompt, stream=sys.stderr)
+        except KeyboardInterrupt:
+            # the prompt's line is ended, and what happened said, as every command says it
+            sys.stderr.write("\n")
+            say(stderr_lines(), "tracecli: interrupted; nothing was stored")
+            raise typer.Exit(130) from None
     line = sys.stdin.readline() if sys.stdin is not None else ""
     return line.strip()
 
@@ -190,12 +207,13 @@ def login_cmd(
         if where is not None:
             say(
                 console,
-                f"tracecli: already logged in to {settings.server} (key in {where}); "
+                f"tracecli: already logged in to {shown_url(settings.server or '')} "
+                f"(key in {where}); "
                 "pass --relogin to replace it",
             )
             return
     name = "W&B" if settings.target == "weave" else "Freeplay"
-    key = read_key(f"{name} API key for {settings.server} (input hidden): ")
+    key = read_key(f"{name} API key for {shown_url(settings.server or '')} (input hidden): ")
     if not key:
         raise LoginError("no key given (type it at the prompt, or pipe it on stdin)")
     result = login(settings, SecretStr(key), verify=verify)

@@ -11,22 +11,21 @@ command runs, not with this module: `tracecli --help` builds every command.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sys
-from collections.abc import Callable, Iterator
+import signal
+from collections.abc import Callable
 from enum import StrEnum
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 
-from tracecli import replace_file
 from tracecli.cli import options as opt
 from tracecli.cli.common import command, say, stderr_console, write_stdout
 from tracecli.cli.diagnostic_printer import MAX_PRINTED_DIAGNOSTICS, DiagnosticPrinter
+from tracecli.cli.output_file import output_sink
 from tracecli.cli.root import app
 from tracecli.cli.safe import safe_json_bytes
+from tracecli.cli.validate_run import terminate_as_interrupt
 from tracecli.diagnostics import UsageError
 
 if TYPE_CHECKING:
@@ -104,6 +103,7 @@ def convert_command(
       1    some records could not be (each is named by file, line and field)
       2    usage or configuration error (bad option or setting, no key, no server)
       130  interrupted (Ctrl-C): no output file is left behind
+      143  stopped by SIGTERM: the same
     """
     if project is not None and to is not Backend.weave:
         raise UsageError("--project applies to --to weave (OpenTelemetry spans)")
@@ -112,8 +112,9 @@ def convert_command(
     err = stderr_console()
     limit = None if verbose else MAX_PRINTED_DIAGNOSTICS
     show = DiagnosticPrinter(err, quiet=quiet, limit=limit, rejected_file=False)
+    got, previous = terminate_as_interrupt()  # SIGTERM stops it as Ctrl-C does
     try:
-        with _sink(output_file) as out:
+        with output_sink(output_file, mode=0o600) as out:
             # records on a terminal or pipe are escaped; a file gets them as they are
             write = _safe_writer(out) if output_file in (None, "-") else out.write
             done = _convert(
@@ -127,10 +128,13 @@ def convert_command(
                 output_file=output_file,
             )
     except KeyboardInterrupt:
-        # the temporary file is gone (_sink); the output file, if any, is as it was
+        # the temporary file is gone (output_sink); the output file, if any, is as it was
         where = f"; {output_file} was not written" if output_file not in (None, "-") else ""
         say(err, f"tracecli: interrupted{where}")
-        raise typer.Exit(130) from None
+        raise typer.Exit(128 + (got[0] if got else signal.SIGINT)) from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     show.close()
     if fmt is opt.OutputFormat.json:
         write_stdout(json.dumps(done.report))
@@ -199,29 +203,3 @@ def _safe_writer(out: IO[bytes]) -> Callable[[bytes], object]:
         return out.write(safe_json_bytes(data))
 
     return write
-
-
-@contextlib.contextmanager
-def _sink(path: str | None) -> Iterator[IO[bytes]]:
-    """stdout, or a temporary file beside `path` renamed over it when all went well (a
-    device or FIFO, `-o /dev/null`, is written in place: see `replace_file`)."""
-    if path is None or path == "-":
-        yield sys.stdout.buffer
-        sys.stdout.buffer.flush()
-        return
-    target = Path(path)
-    parent = target.parent if str(target.parent) else Path(".")
-    if target.is_dir():
-        raise UsageError(f"--output {path}: is a directory, expected a file name")
-    if not parent.is_dir():
-        raise UsageError(f"--output {path}: directory {parent} does not exist")
-    try:
-        out = replace_file.begin(target, mode=0o600)
-    except OSError as exc:
-        raise UsageError(f"--output {path}: cannot write: {exc.strerror or exc}") from None
-    try:
-        yield out.file
-        replace_file.publish(out, durable=False)
-    except BaseException:
-        replace_file.abandon(out)
-        raise

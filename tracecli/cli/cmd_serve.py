@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Annotated
 
 import typer
 
 from tracecli.cli import options as opt
-from tracecli.cli.common import handle_errors, stderr_console
+from tracecli.cli.common import handle_errors, say, stderr_console
 from tracecli.cli.root import app
+from tracecli.cli.safe import safe_text
 
 
 @app.command(
@@ -58,6 +60,13 @@ def serve_cmd(
 
     settings = load_settings({"db": db}, profile=profile)
     for warning in settings.warnings:
-        stderr_console().print(f"tracecli: warning: {warning}", markup=False)
+        say(stderr_console(), f"tracecli: warning: {warning}")  # a path: made safe
     key = api_key or os.environ.get("TRACECLI_SERVE_API_KEY") or None
-    serve(str(settings.db), host=host, port=port, api_key=key)
+    serve(str(settings.db), host=host, port=port, api_key=key, log=_log_line)
+
+
+def _log_line(line: str) -> None:
+    """One line of the server's log on stderr, made safe: a request's path is a client's
+    text (`POST /%c2%9b2J`), shown escaped, never acted on by the terminal."""
+    sys.stderr.write(safe_text(line) + "\n")
+    sys.stderr.flush()

@@ -6,14 +6,22 @@ with this module: `tracecli --help` builds every command, and needs none of them
 
 from __future__ import annotations
 
-import os
 import time
 from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 
 from tracecli.cli import options as opt
-from tracecli.cli.common import command, say, stderr_console, stdout_console, write_stdout
+from tracecli.cli.common import (
+    command,
+    env_columns,
+    on_screen,
+    say,
+    stderr_console,
+    stdout_console,
+    write_stdout,
+    writing_stdout,
+)
 from tracecli.cli.root import app
 from tracecli.cli.safe import safe_text
 from tracecli.readback.rows import ID_SHOWN, row_of
@@ -175,9 +183,10 @@ class _Printer:
         self.fmt = fmt
         self.follow = follow
         self.out = stdout_console()
-        if not self.out.is_terminal and "COLUMNS" not in os.environ:
+        if not on_screen(self.out) and env_columns() is None:
             self.out.width = 200  # a file or a pipe: whole rows, not a squeezed 80 columns
         self.layout: Layout | None = None  # the first table's, kept for the rows after it
+        self.width = 0  # the terminal's width that layout is for
 
     def calls(self, calls: list[dict[str, Any]]) -> None:
         if not calls:
@@ -188,13 +197,16 @@ class _Printer:
             # dumps_exact: integers beyond 64 bits are printed exactly (orjson refuses them)
             write_stdout("\n".join(dumps_exact(c).decode() for c in calls))
             return
-        first = self.layout is None
+        width = self.out.width  # a terminal's, read again each time: it may be resized
+        first = self.layout is None or width != self.width
         if first:
+            self.width = width
             # following, the rows to come are unknown: the op keeps its half
             rows = None if self.follow else [row_of(c) for c in calls]
-            self.layout = layout(self.out.width, rows)
-        self.out.file.write(render_rows(self.out, calls, header=first, lay=self.layout))
-        self.out.file.flush()
+            self.layout = layout(width, rows)
+        with writing_stdout():
+            self.out.file.write(render_rows(self.out, calls, header=first, lay=self.layout))
+            self.out.file.flush()
 
 
 def _follow(source: CallSource, follower: Follower, printer: _Printer, interval: float) -> None:
@@ -220,9 +232,18 @@ def _follow(source: CallSource, follower: Follower, printer: _Printer, interval:
         printer.calls([e.call for e in events])
 
 
+MAX_LIMIT = 10**9  # far more than a table can show; beyond 2**63 SQLite fails
+MAX_INTERVAL = 86400.0  # a day: time.sleep overflows on the clock's type far beyond it
 Limit = Annotated[
     int,
-    typer.Option("-n", "--limit", min=0, metavar="N", help="How many of the latest calls to show."),
+    typer.Option(
+        "-n",
+        "--limit",
+        min=0,
+        max=MAX_LIMIT,
+        metavar="N",
+        help="How many of the latest calls to show.",
+    ),
 ]
 FollowCalls = Annotated[
     bool,
@@ -237,7 +258,11 @@ FollowCalls = Annotated[
 Interval = Annotated[
     float,
     typer.Option(
-        "--interval", min=0.1, metavar="SECONDS", help="Seconds between polls with --follow."
+        "--interval",
+        min=0.1,
+        max=MAX_INTERVAL,
+        metavar="SECONDS",
+        help="Seconds between polls with --follow.",
     ),
 ]
 Op = Annotated[str | None, opt.valued("--op", metavar="NAME", help="Only calls of this op_name.")]

@@ -20,6 +20,7 @@ from tracecli.cli import options as opt
 from tracecli.cli.common import (
     PlainConsole,
     command,
+    on_screen,
     say,
     stderr_console,
     stderr_lines,
@@ -171,7 +172,7 @@ def _upload_once(
 ) -> int:
     """One upload with its progress, then its report (JSON on stdout, or the summary for
     people on stderr) and why it stopped, if it did; its exit code."""
-    live = not quiet and err.is_terminal
+    live = not quiet and on_screen(err)
     report = _upload_with_progress(paths, opts, err, shown, quiet=quiet, live=live)
     if json_out:
         write_stdout(json.dumps(report_json(report)))

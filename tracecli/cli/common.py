@@ -8,10 +8,11 @@ one, and `--help` (which builds every command) prints nothing through Rich. Nor 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, ParamSpec, TextIO, TypeVar
 
 from tracecli.cli.safe import safe_json, safe_text
@@ -40,19 +41,39 @@ def stdout_console() -> Console:
     return _fit(Console(highlight=False, soft_wrap=True, emoji=False))
 
 
+def env_columns() -> int | None:
+    """$COLUMNS when it is a width: a whole number above 0. Rich took `COLUMNS=0` (what a
+    script's `$(tput cols)` can give without a terminal) for a width of 0 and drew nothing;
+    Python's shutil.get_terminal_size ignores it, and so does tracecli."""
+    raw = os.environ.get("COLUMNS", "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else None
+
+
 def _fit(console: Console) -> Console:
     """On a terminal that says TERM=dumb (or unknown), Rich draws 80x25 whatever the
     window's size and COLUMNS say: tables and the progress line then wrap on a narrower
-    one. Give it the window's size (COLUMNS/LINES first, as Rich does elsewhere)."""
+    one. Give it the window's size (COLUMNS/LINES first, as Rich does elsewhere). A
+    COLUMNS or LINES of 0 is no size (`env_columns`): the window's, or Rich's 80x25
+    without one."""
+    if console.width <= 0 or console.height <= 0:  # COLUMNS=0 or LINES=0: no size
+        try:
+            size = os.get_terminal_size(console.file.fileno())
+            cols, lines = size.columns or 80, size.lines or 25
+        except (AttributeError, ValueError, OSError):
+            cols, lines = 80, 25
+        if console.width <= 0:
+            console.width = cols
+        if console.height <= 0:
+            console.height = lines  # Rich's live display draws nothing in 0 lines
     if not console.is_dumb_terminal:
         return console
     try:
         cols, lines = os.get_terminal_size(console.file.fileno())
     except (AttributeError, ValueError, OSError):
         return console
-    env_cols, env_lines = os.environ.get("COLUMNS", ""), os.environ.get("LINES", "")
-    cols = int(env_cols) if env_cols.isdigit() else cols
-    lines = int(env_lines) if env_lines.isdigit() else lines
+    env_lines = os.environ.get("LINES", "")
+    cols = env_columns() or cols
+    lines = int(env_lines) if env_lines.isdigit() and int(env_lines) > 0 else lines
     if cols > 0 and lines > 0:
         console.size = (cols, lines)
     return console
@@ -110,6 +131,22 @@ def stderr_lines() -> Console | PlainConsole:
     return stderr_console()
 
 
+def on_screen(console: Console | PlainConsole) -> bool:
+    """A person's screen, where a line may be redrawn in place and words wrapped at its
+    width: a terminal to Rich whose stream is a terminal too (or TTY_COMPATIBLE=1 says it
+    acts as one). FORCE_COLOR alone makes Rich take a pipe for an 80-column terminal, but
+    it asks for colour only (force-color.org): a CI log that sets it gets coloured lines,
+    never wrapped or redrawn ones."""
+    if isinstance(console, PlainConsole) or not console.is_terminal:
+        return False
+    if os.environ.get("TTY_COMPATIBLE") == "1":
+        return True
+    try:
+        return bool(console.file.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
 SEVERITY_STYLES = {"error": "bold red", "warning": "yellow"}
 
 
@@ -128,7 +165,7 @@ def say(console: Console | PlainConsole, message: str, *, style: str | None = No
         if text.plain.startswith(prefix):
             text.stylize(word_style, 10, len(prefix))
     # a terminal gets words wrapped at its width; a pipe or a log gets one line
-    console.print(text, soft_wrap=not console.is_terminal)
+    console.print(text, soft_wrap=not on_screen(console))
 
 
 def say_diagnostic(console: Console | PlainConsole, line: str, severity: str) -> None:
@@ -142,7 +179,7 @@ def say_diagnostic(console: Console | PlainConsole, line: str, severity: str) ->
     at = text.plain.find(f": {severity}: ")
     if at >= 0 and severity in SEVERITY_STYLES and not console.no_color:
         text.stylize(SEVERITY_STYLES[severity], at + 2, at + 2 + len(severity))
-    console.print(text, soft_wrap=not console.is_terminal)  # as `say`
+    console.print(text, soft_wrap=not on_screen(console))  # as `say`
 
 
 def warn(console: Console | PlainConsole, message: str) -> None:
@@ -162,10 +199,27 @@ def write_stdout(text: str) -> None:
     except BrokenPipeError:
         raise  # handle_errors: the reader went away
     except OSError as exc:
-        # `> /dev/full`, a closed terminal: one line on stderr, and nothing left to
-        # flush at exit (which would print a traceback of its own)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise TracecliError(f"cannot write to stdout: {exc.strerror or exc}", 2) from None
+        raise stdout_failed(exc) from None
+
+
+def stdout_failed(exc: OSError) -> TracecliError:
+    """The error to raise when stdout cannot be written (`> /dev/full`, a full disk, a
+    closed terminal): one line on stderr, exit 2, and nothing left to flush at exit (which
+    would print a traceback of its own). A broken pipe is not this: see `handle_errors`."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return TracecliError(f"cannot write to stdout: {exc.strerror or exc}", 2)
+
+
+@contextlib.contextmanager
+def writing_stdout() -> Iterator[None]:
+    """Around writes to stdout that are not `write_stdout`'s (tables, records as they
+    come): a failed write is `stdout_failed`'s one line, not a traceback."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise  # handle_errors: the reader went away
+    except OSError as exc:
+        raise stdout_failed(exc) from None
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

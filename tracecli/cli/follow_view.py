@@ -10,9 +10,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich.cells import set_cell_size
 from rich.console import Console
 
-from tracecli.cli.common import say, write_stdout
+from tracecli.cli.common import on_screen, say, write_stdout
 from tracecli.cli.safe import safe_text
 from tracecli.config.settings import Settings
 from tracecli.upload.api import UploadOptions
@@ -67,7 +68,7 @@ class _View:
     outage: bool = False
 
     def __post_init__(self) -> None:
-        self.live = not self.quiet and not self.json and self.err.is_terminal
+        self.live = not self.quiet and not self.json and on_screen(self.err)
 
     def __call__(self, s: FollowStatus) -> None:
         now = time.monotonic()
@@ -90,8 +91,10 @@ class _View:
                 write_stdout(json.dumps(status_json(s)))
             return
         if self.live:
+            # cut and padded in cells, not characters: a wide character (CJK in a server's
+            # message or URL) would make the line wrap, and each redraw leave a row
             width = max(20, self.err.width - 1)
-            sys.stderr.write("\r" + status_line(s)[:width].ljust(width))
+            sys.stderr.write("\r" + set_cell_size(status_line(s), width))
             sys.stderr.flush()
         elif not self.quiet and (now - self.last >= self.every or self.last == 0.0):
             self.last = now

@@ -73,7 +73,14 @@ def render(
 
         doc = dict(counts)
         doc["diagnostics"] = [d.to_dict() for d in diagnostics]
-        return orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n"
+        try:
+            return orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n"
+        except TypeError:
+            # a file name that is not UTF-8 (lone surrogates, which orjson refuses): the
+            # standard encoder writes them as \udcXX escapes, as upload's report does
+            import json
+
+            return json.dumps(doc, indent=2) + "\n"
     line = github_line if fmt is ReportFormat.github else text_line
     out = [line(d) for d in diagnostics]
     out.append(summary)

@@ -19,9 +19,15 @@ import re
 
 # C0 controls (tab and newline included: one value, one line, one cell), DEL, C1 controls,
 # the bidi marks, embeddings, overrides and isolates, the Unicode line and paragraph
-# separators, and lone surrogates (undecodable bytes of a file name: they cannot be encoded).
+# separators, lone surrogates (undecodable bytes of a file name: they cannot be encoded),
+# and the invisible characters no text needs to show: the zero-width space, word joiner and
+# invisible operators, the BOM, the Mongolian vowel separator, interlinear annotations and
+# the tag characters (hidden ASCII: "ASCII smuggling"). They hide text or make two names
+# look alike, and terminals disagree on their width. The zero-width joiner and non-joiner
+# stay: emoji sequences and Persian and Indic scripts need them.
 _UNSAFE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]"
+    "[\x00-\x1f\x7f-\x9f\u061c\u180e\u200b\u200e\u200f\u2028-\u202e\u2060-\u2064"
+    "\u2066-\u206f\ud800-\udfff\ufeff\ufff9-\ufffb\U000e0000-\U000e007f]"
 )
 # Inside JSON text C0 controls are escaped already by every encoder; the rest may be raw.
 _UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
@@ -35,7 +41,9 @@ def _escape(match: re.Match[str]) -> str:
     if named is not None:
         return named
     code = ord(ch)
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def _escape_but_line_breaks(match: re.Match[str]) -> str:

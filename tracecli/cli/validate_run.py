@@ -76,7 +76,7 @@ def run_validate(
     from tracecli.cli.render import render
     from tracecli.upload.validate import validate_paths
 
-    got, previous = _terminate_as_interrupt()
+    got, previous = terminate_as_interrupt()
     try:
         with _ProgressDisplay() as on_progress:
             report = validate_paths(
@@ -164,8 +164,9 @@ def quick_validate(args: list[str]) -> int | None:
         return 1
 
 
-def _terminate_as_interrupt() -> tuple[list[int], Any]:
-    """SIGTERM (a CI job cancelled, systemd, Kubernetes) stops validate as Ctrl-C does;
+def terminate_as_interrupt() -> tuple[list[int], Any]:
+    """SIGTERM (a CI job cancelled, systemd, Kubernetes) stops validate (and convert) as
+    Ctrl-C does;
     the list gets the signal's number, for the exit code (128 + it: 143). Also returns
     the handler to put back (None off the main thread, where none can be set)."""
     got: list[int] = []

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from tracecli.config.secret import SecretStr
 
@@ -79,30 +79,43 @@ def parse_url(value: Any) -> str:
     url = value.strip().rstrip("/")
     try:
         parts = urlsplit(url)
-        host, _port = parts.hostname, parts.port  # .port raises for one out of range
-    except ValueError:  # an unclosed IPv6 bracket, a port that is not a number
-        host = None
-    else:
-        if parts.scheme not in ("http", "https"):
-            host = None
-    if not host or any(c.isspace() or c in "@/\\" for c in host):
-        raise BadValue(f"must be a URL like https://host[:port]; got {without_userinfo(url)!r}")
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        _ = parts.port  # a port that is no number, or beyond 65535, is said here
+    except ValueError:  # that, or a bracketed host that is no address (`https://[zz`)
+        ok = False
+    if ok and any(c.isspace() or c in "@/\\" for c in parts.hostname or ""):
+        ok = False  # `https://api:KEY@ho st`: urlsplit keeps the space in the host
+    if not ok:
+        raise BadValue(f"must be a URL like https://host[:port]; got {shown_url(url)!r}")
     return url
 
 
-def without_userinfo(url: str) -> str:
-    """`url` with any `user:password@` before its host masked, even when it does not parse:
-    what a message may show of a server URL."""
+def url_key(url: str) -> SecretStr | None:
+    """The key a server URL carries (`https://api:KEY@host`, W&B's convention): requests
+    send it when no other key is given (targets/endpoint.py)."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return None
+    return SecretStr(unquote(password)) if password else None
+
+
+def shown_url(url: str) -> str:
+    """`url` as tracecli prints it: the password of its userinfo (a key) masked, or the
+    whole userinfo when it has no user name; the rest as given, even when it does not
+    parse (a message about a bad URL must not show the key in it either)."""
     scheme, sep, rest = url.partition("//")
     if not sep:
         return url
     end = min(
         (i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest)
     )
-    netloc = rest[:end]
-    if "@" not in netloc:
+    userinfo, at, host = rest[:end].rpartition("@")
+    if not at:
         return url
-    return f"{scheme}//***@{netloc.rpartition('@')[2]}{rest[end:]}"
+    user, colon, _password = userinfo.partition(":")
+    masked = f"{user}:**********" if colon else "**********"
+    return f"{scheme}//{masked}@{host}{rest[end:]}"
 
 
 def parse_text(value: Any) -> str:

@@ -55,7 +55,8 @@ def display_path(path: Path) -> str:
     for base, prefix in ((Path.home(), "~/"), (Path.cwd(), "")):
         try:
             resolved = base.resolve()
-            rel = path.resolve().relative_to(resolved)
+            # the folder resolved, not the name: a link is named as the link
+            rel = (path.parent.resolve() / path.name).relative_to(resolved)
         except (ValueError, OSError):
             continue
         depth = len(resolved.parts)
@@ -96,7 +97,9 @@ def find_project_file(cwd: Path | None = None) -> Path | None:
     start = (cwd or Path.cwd()).resolve()
     for folder in (start, *start.parents):
         candidate = folder / PROJECT_FILE
-        if candidate.is_file():
+        # a link to nothing, a link loop or a folder is this project's file all the same,
+        # said unreadable (load_config_file), not passed over for a parent's or none
+        if candidate.is_file() or candidate.is_symlink() or candidate.exists():
             return candidate
     return None
 
@@ -106,7 +109,12 @@ def load_config_file(path: Path, kind: Kind) -> ConfigFile | None:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return None
+        if not path.is_symlink():
+            return None
+        target = os.readlink(path)
+        raise ConfigError(
+            path, None, f"cannot read: a symbolic link to {target}, which does not exist"
+        ) from None
     except UnicodeDecodeError:
         raise ConfigError(path, None, "not UTF-8 text") from None
     except OSError as exc:
@@ -175,8 +183,41 @@ def _construct(cfg: ConfigFile, node: yaml.Node) -> Any:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else _line(node)
         raise ConfigError(cfg.path, line, f"YAML: {exc.problem}") from None
+    except (ValueError, KeyError, OverflowError):
+        # PyYAML's constructors of `!!int abc`, `!!bool maybe`, `!!timestamp 2026-13-45`
+        # raise Python's own errors, whose text quotes the value: never an API key in a log
+        bad = _bad_scalar(node)
+        line, tag = (
+            (_line(bad), bad.tag.replace("tag:yaml.org,2002:", "!!"))
+            if bad
+            else (_line(node), "tagged")
+        )
+        raise ConfigError(cfg.path, line, f"YAML: not a valid {tag} value") from None
     finally:
         loader.dispose()
+
+
+def _bad_scalar(node: yaml.Node) -> yaml.ScalarNode | None:
+    """The scalar that cannot be what its tag says (`!!int abc`, or a date such as
+    2026-13-45 that YAML takes for a timestamp): its tag and line name it, not its value."""
+    import yaml
+
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, yaml.ScalarNode):
+            loader = yaml.SafeLoader("")
+            try:
+                loader.construct_object(item)
+            except (ValueError, KeyError, OverflowError, yaml.YAMLError):
+                return item
+            finally:
+                loader.dispose()
+        elif isinstance(item, yaml.MappingNode):
+            stack.extend(v for pair in reversed(item.value) for v in reversed(pair))
+        elif isinstance(item, yaml.SequenceNode):
+            stack.extend(reversed(item.value))
+    return None
 
 
 def _read_setting(

@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from tracecli.config import netrc_file
-from tracecli.config.fields import BadValue, parse_secret, parse_url, without_userinfo
+from tracecli.config.fields import BadValue, parse_secret, parse_url, shown_url, url_key
 from tracecli.config.files import ConfigFile, display_path
 from tracecli.config.paths import default_db
 from tracecli.config.resolver import Found, Origin, Resolver
@@ -77,7 +77,7 @@ def weave_api_key(flag: str | None, server: str) -> SecretStr | None:
         pw = netrc_password(candidate)
         if pw:
             return SecretStr(pw)
-    return None
+    return url_key(server)
 
 
 @dataclass(frozen=True)
@@ -91,17 +91,9 @@ class WeaveTarget:
 
 def missing_key(server: str) -> UsageError:
     return UsageError(
-        f"no API key for {without_userinfo(server)}: pass --api-key, set WANDB_API_KEY, "
+        f"no API key for {shown_url(server)}: pass --api-key, set WANDB_API_KEY, "
         "run `tracecli login`, or add the host to ~/.netrc (wandb login)"
     )
-
-
-def _url_key(server: str) -> bool:
-    """Whether the URL carries a key (`https://api:KEY@host`): the client sends that one."""
-    try:
-        return bool(urlsplit(server).password)
-    except ValueError:
-        return False
 
 
 def weave_destination(
@@ -112,7 +104,7 @@ def weave_destination(
     machine needs a key (exit 2 naming every way to give one)."""
     if server is None:
         return WeaveTarget(None, None, db if db is not None else default_db())
-    if key is None and not is_loopback(server) and not _url_key(server):
+    if key is None and not is_loopback(server) and url_key(server) is None:
         raise missing_key(server)
     return WeaveTarget(server, key, None)
 
@@ -190,13 +182,18 @@ def api_key(
     if found is not None:
         return found
     if target == "weave":
-        return _netrc_key(server, warnings) or (None, Origin("default", "none"))
-    host = (urlsplit(server).hostname or "").lower()
-    for cfg in cfgs:
-        if cfg.kind == "user" and host in cfg.credentials:
-            entry = cfg.credentials[host]
-            return entry.value, Origin("file", f"{cfg.where(entry.line)} (credentials)")
-    return None, Origin("default", "none")
+        found = _netrc_key(server, warnings)
+        if found is not None:
+            return found
+    else:
+        host = (urlsplit(server).hostname or "").lower()
+        for cfg in cfgs:
+            if cfg.kind == "user" and host in cfg.credentials:
+                entry = cfg.credentials[host]
+                return entry.value, Origin("file", f"{cfg.where(entry.line)} (credentials)")
+    # last, as requests take it: a key in the URL, when no other is given
+    in_url = url_key(server)
+    return in_url, Origin("url", "the server URL") if in_url else Origin("default", "none")
 
 
 def _file_key(r: Resolver, warnings: list[str]) -> Found | None:

@@ -15,7 +15,7 @@ from tracecli.config.fields import FIELDS, BadValue
 from tracecli.config.files import ConfigFile, Entry
 from tracecli.diagnostics import UsageError
 
-OriginKind = Literal["flag", "env", "file", "netrc", "default"]
+OriginKind = Literal["flag", "env", "file", "netrc", "url", "default"]
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tracecli.config import per_target
-from tracecli.config.fields import FIELDS, without_userinfo
+from tracecli.config.fields import FIELDS, shown_url
 from tracecli.config.files import (
     ConfigFile,
     display_path,
@@ -91,7 +91,7 @@ class Settings:
             return self.api_key
         if self.target == "freeplay":
             raise UsageError(
-                f"no API key for {without_userinfo(self.server or '')}: pass --api-key, set "
+                f"no API key for {shown_url(self.server or '')}: pass --api-key, set "
                 "FREEPLAY_API_KEY, "
                 "or run `tracecli login --target freeplay`"
             )
@@ -110,6 +110,8 @@ class Settings:
             return "**********"
         if isinstance(value, Path):
             return str(value)
+        if name == "server" and isinstance(value, str):
+            return shown_url(value)  # a key in the URL is a key
         return value
 
     def to_dict(self) -> dict[str, Any]:

@@ -150,7 +150,8 @@ class FreeplayPieces:
                 [
                     *diags,
                     Diagnostic.at(
-                        loc, "duplicate", f"call {half.call_id} already has a {half.kind} "
+                        loc, "duplicate", f"call {half.call_id} already has "
+                        f"{'an' if half.kind == 'end' else 'a'} {half.kind} "
                         "in the inputs: one start and one end per call", "id",
                     ),
                 ],

@@ -403,6 +403,11 @@ def _construct(loader: _RecordComposer, node: Node) -> tuple[Any, str | None]:
         return loader.construct_document(node), None
     except yaml.YAMLError as exc:
         return None, yaml_message(exc)
+    except (ValueError, KeyError, OverflowError) as exc:
+        # a tag PyYAML builds with Python's own parsers (`!!int abc`, `!!bool maybe`,
+        # `!!timestamp 2026-13-45`): their errors are not YAMLErrors
+        why = f"no boolean {exc}" if isinstance(exc, KeyError) else str(exc)
+        return None, f"invalid YAML: a value is not what its tag says ({why})"
     except RecursionError:
         return None, "nested too deeply"
 

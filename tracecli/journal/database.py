@@ -139,7 +139,9 @@ def target_key(server: str, project: str | None) -> str:
     if sep:
         host, slash, tail = rest.partition("/")
         url = f"{scheme.lower()}://{host.lower()}{slash}{tail}"
-    return hashlib.sha256(f"{url}\n{project or ''}".encode()).hexdigest()
+    # surrogateescape: a store's path that is not UTF-8 (`--db caf\xe9.db`) hashes as its bytes
+    text = f"{url}\n{project or ''}"
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def store_key(db: str | os.PathLike[str], store_id: str | None) -> str:

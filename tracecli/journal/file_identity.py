@@ -7,8 +7,9 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import IO, NamedTuple
+from typing import IO, Any, NamedTuple
 
 from tracecli.diagnostics import UsageError
 
@@ -111,3 +112,19 @@ def identity_values(ident: Identity) -> tuple[int, int, str, str, int, int]:
     """The columns a `files` row keeps of an identity, in ROW order after the path:
     size, mtime_ns, head, tail, dev, ino."""
     return (ident.size, ident.mtime_ns, ident.head, ident.tail, ident.dev, ident.ino)
+
+
+def stored_path(path: str) -> str | bytes:
+    """A path as the journal's `files.path` can hold it. A name that is not UTF-8 is kept
+    by Python as lone surrogates, which SQLite refuses (every upload of a folder holding
+    one ended in a traceback): it goes as its bytes, and `file_row` reads it back."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return path
+
+
+def file_row(values: Sequence[Any]) -> FileRow:
+    """A `files` row as read (its columns in `ROW_COLUMNS` order), the path as it was."""
+    return FileRow(values[0], os.fsdecode(values[1]), *values[2:])

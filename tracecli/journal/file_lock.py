@@ -66,7 +66,9 @@ def _slot(target: str, path: str) -> str:
     """The lock file of a file for a target: one of SLOTS per target, so that a run over
     thousands of files holds at most SLOTS descriptors (two runs over different files of
     one slot take turns too, which costs time, never a record)."""
-    digest = hashlib.sha256(f"{target}\0{os.path.realpath(path)}".encode()).digest()
+    digest = hashlib.sha256(
+        target.encode() + b"\0" + os.fsencode(os.path.realpath(path))  # any name
+    ).digest()
     bucket = int.from_bytes(digest[:4], "big") % SLOTS
     return f"{hashlib.sha256(target.encode()).hexdigest()[:24]}-{bucket:02d}"
 

@@ -58,7 +58,8 @@ def source_key(paths: list[str]) -> bytes:
     Records from stdin are filed under `STDIN_KEY` and never looked up for an earlier run,
     as the journal does not resume stdin either."""
     real = sorted({os.path.realpath(p) for p in paths})
-    return hashlib.blake2b("\n".join(real).encode("utf-8"), digest_size=8).digest()
+    joined = "\n".join(real).encode("utf-8", "surrogateescape")  # a name not UTF-8: its bytes
+    return hashlib.blake2b(joined, digest_size=8).digest()
 
 
 class SentLedger:

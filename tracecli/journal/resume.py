@@ -46,9 +46,11 @@ from tracecli.journal.file_identity import (
     ROW_COLUMNS,
     FileRow,
     Identity,
+    file_row,
     identity,
     identity_values,
     same_prefix,
+    stored_path,
     unchanged,
 )
 from tracecli.journal.file_lock import lock_files, release
@@ -137,7 +139,8 @@ class Journal:
 
     def _row(self, where: str, *args: object) -> list[FileRow]:
         sql = f"SELECT {ROW_COLUMNS} FROM files WHERE target=? AND {where}"
-        return [FileRow(*r) for r in self.conn.execute(sql, (self.target, *args))]
+        params = (self.target, *(stored_path(a) if isinstance(a, str) else a for a in args))
+        return [file_row(r) for r in self.conn.execute(sql, params)]
 
     def _register(self, ident: Identity) -> tuple[FileEntry, bool, bool, bool]:
         """Find or create the file's row (under the lock, in a transaction); returns the
@@ -158,7 +161,9 @@ class Journal:
         if row is None:
             row = self._moved(ident)
             if row is not None:
-                self.conn.execute("UPDATE files SET path=? WHERE id=?", (ident.path, row.id))
+                self.conn.execute(
+                    "UPDATE files SET path=? WHERE id=?", (stored_path(ident.path), row.id)
+                )
             elif ident.path.lower().endswith(".gz"):
                 recent = self._row(GZ_CANDIDATES, ident.path, MOVED_CANDIDATES)
                 gz_of = gz_origin(ident.path, recent)
@@ -175,7 +180,7 @@ class Journal:
             cur = self.conn.execute(
                 "INSERT INTO files (target, path, size, mtime_ns, head, tail, dev, ino, updated) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (self.target, ident.path, *identity_values(ident), now),
+                (self.target, stored_path(ident.path), *identity_values(ident), now),
             )
             new = FileEntry(int(cur.lastrowid or 0), AckSet(), ident=ident)
             if gz_of is not None:  # what was stored of it is stored of this one
@@ -218,7 +223,8 @@ class Journal:
     def _detach(self, row: FileRow) -> None:
         """Keep an entry whose path now holds another file, under a name no path has."""
         self.conn.execute(
-            "UPDATE files SET path=? WHERE id=?", (f"\0moved\0{row.id}\0{row.path}", row.id)
+            "UPDATE files SET path=? WHERE id=?",
+            (stored_path(f"\0moved\0{row.id}\0{row.path}"), row.id),
         )
 
     @staticmethod

@@ -29,6 +29,7 @@ from tracecli.config.user_config import store_credential
 from tracecli.diagnostics import TracecliError
 from tracecli.targets.endpoint import endpoint
 from tracecli.targets.outcome import config_error, network_message, phrase, redirect_error
+from tracecli.targets.redact import strip_userinfo
 from tracecli.targets.transport import http_client
 
 NIL_UUID = "00000000-0000-4000-8000-000000000000"
@@ -83,7 +84,7 @@ def check_key(settings: Settings, key: SecretStr) -> str:
     opens (`tracecli.targets.transport.http_client`): --ca-bundle honoured, the key never
     sent over plain http to another host without --allow-insecure, and masked in messages."""
     server = endpoint(settings.server or "", key, allow_insecure=settings.allow_insecure)
-    name = settings.server or ""
+    name = server.base_url  # without a key the URL may carry (https://api:KEY@host)
     scheme: Literal["basic", "bearer"] = "basic" if settings.target == "weave" else "bearer"
     try:
         with http_client(
@@ -166,4 +167,4 @@ def login(settings: Settings, key: SecretStr, *, verify: bool = True) -> LoginRe
             path = store_credential(user_config_path(), host, secret)
     except netrc_file.NetrcError as exc:
         raise LoginError(str(exc)) from None
-    return LoginResult(settings.target, server, host, path, checked)
+    return LoginResult(settings.target, strip_userinfo(server), host, path, checked)

@@ -335,7 +335,11 @@ class Run:
         if other is None:
             return
         if other is DUPLICATE:  # CrossChecker reports duplicates first; this is a safeguard
-            self.fates.rejected_halves([half], f"call id {half.call_id} already has a {half.kind}")
+            self.fates.rejected_halves(
+                [half],
+                f"call id {half.call_id} already has "
+                f"{'an' if half.kind == 'end' else 'a'} {half.kind}",
+            )
             return
         assert isinstance(other, Half)
         start, end = (half, other) if half.kind == "start" else (other, half)
