@@ -4,12 +4,9 @@ the same tests, parametrised over the three sources."""
 from __future__ import annotations
 
 import io
-import os
 import queue
 import signal
 import subprocess
-import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,7 +19,6 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from tests.support.servers import (
-    ROOT,
     ServerHandle,
     end_half,
     make_call,
@@ -30,6 +26,7 @@ from tests.support.servers import (
     start_serve,
     start_weave_ref,
 )
+from tests.support.tail_kit import follow_json
 from tracecli.cli import app
 from tracecli.store.db import Store
 
@@ -210,16 +207,7 @@ def test_follow_prints_each_start_and_end_once_until_ctrl_c(source: Source) -> N
     p = source.project()
     first = make_call(p, at=0)
     source.complete([first])
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "tracecli", "tail", *source.args, "-p", p, "-n", "5"]
-    proc = subprocess.Popen(
-        [*cmd, "--follow", "--interval", "0.2", "--format", "json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    out: queue.Queue[bytes] = queue.Queue()
-    threading.Thread(target=lambda: [out.put(x) for x in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
+    proc, out = follow_json([*source.args, "-p", p, "-n", "5"])
 
     def next_call(timeout: float = 20.0) -> dict[str, Any]:
         return orjson.loads(out.get(timeout=timeout))

@@ -9,12 +9,9 @@ the failed poll had read must still be reported then, not remembered as seen and
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
 import signal
 import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -23,23 +20,14 @@ import orjson
 import pytest
 
 from tests.support.faultproxy import FaultProxy, Faults
-from tests.support.servers import ROOT, make_call, start_half, start_serve
+from tests.support.servers import make_call, start_half, start_serve
+from tests.support.tail_kit import follow_json
 
 PROJECT = "acme/tailfaults"
 
 
 def _follow(url: str) -> tuple[subprocess.Popen[bytes], queue.Queue[bytes]]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
-    cmd = [sys.executable, "-m", "tracecli", "tail", "--server", url, "-p", PROJECT, "-n", "1"]
-    proc = subprocess.Popen(
-        [*cmd, "--follow", "--interval", "0.2", "--format", "json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    out: queue.Queue[bytes] = queue.Queue()
-    threading.Thread(target=lambda: [out.put(x) for x in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
-    return proc, out
+    return follow_json(["--server", url, "-p", PROJECT, "-n", "1"], env={"NO_COLOR": "1"})
 
 
 def _collect(out: queue.Queue[bytes], want: set[str], seconds: float) -> list[dict[str, Any]]:
