@@ -37,3 +37,55 @@ def test_help_and_version_to_a_full_stdout_are_one_line(tmp_path: Path, args: li
         2,
         "tracecli: error: cannot write to stdout: No space left on device\n",
     )
+
+
+def _validate_errors(cwd: Path, *paths: str) -> set[tuple[str, int, str]]:
+    """(file, line, field) of each error `validate --format json` says."""
+    import json
+
+    from tests.support.uploadkit import run_cli
+
+    done = run_cli("validate", *paths, "--format", "json", cwd=cwd)
+    report = json.loads(done.stdout)
+    return {
+        (d["path"], d["line"], d["field"])
+        for d in report["diagnostics"]
+        if d["severity"] == "error"
+    }
+
+
+def _upload_refusals(cwd: Path, *paths: str) -> set[tuple[str, int, str]]:
+    """(file, line, field) of each record `upload` (to the embedded store) refuses on its
+    own account: its rejected file's lines, less those sent back only with their other half
+    ("its start (line 3) was rejected": validate names that start)."""
+    from tests.support.uploadkit import read_jsonl, run_cli
+
+    rejected = cwd / "rejected.jsonl"
+    done = run_cli(
+        "upload", *paths, "--target", "local", "--db", str(cwd / "t.db"),
+        "--rejected", str(rejected), "-p", "acme/agents", cwd=cwd,
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr, done.stderr
+    refused = set()
+    for rec in read_jsonl(rejected) if rejected.exists() else []:
+        meta = rec["_tracecli"]
+        if " was rejected; fix that one" in meta["reason"]:
+            continue
+        field = meta["reason"].split(":", 1)[0]
+        refused.add((meta["source"], meta["line"], field))
+    return refused
+
+
+def test_two_copies_of_a_file_validate_names_what_upload_refuses(tmp_path: Path) -> None:
+    """Two copies of a file whose line 3 (a start) lacks fields: upload refused the second
+    copy's line 4 (an end of the same call id as the first copy's line 4: "call id …
+    already has an end") and validate said nothing of it, the id being that of a refused
+    start. Two ends of one call are an error whatever became of its start."""
+    sample = ROOT / "samples/invalid/missing_field.jsonl"
+    (tmp_path / "two").mkdir()
+    for name in ("a.jsonl", "b.jsonl"):
+        (tmp_path / "two" / name).write_bytes(sample.read_bytes())
+    said = _validate_errors(tmp_path, "two")
+    assert ("two/b.jsonl", 4, "id") in said
+    refused = _upload_refusals(tmp_path, "two")
+    assert {(p, line) for p, line, _ in said} == {(p, line) for p, line, _ in refused}

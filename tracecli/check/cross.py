@@ -193,7 +193,7 @@ class CrossChecker(PairFeeds):
             return
         o = known
         flags = self._flags[o]
-        if flags & _ENDED and not flags & _REFUSED:
+        if flags & _ENDED:  # (only a valid end sets it: two ends, whatever the start was)
             out.append(self._dup_end(path, line, cid, o))
         else:
             self._flags[o] = flags | _ENDED
