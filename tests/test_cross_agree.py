@@ -89,3 +89,39 @@ def test_two_copies_of_a_file_validate_names_what_upload_refuses(tmp_path: Path)
     assert ("two/b.jsonl", 4, "id") in said
     refused = _upload_refusals(tmp_path, "two")
     assert {(p, line) for p, line, _ in said} == {(p, line) for p, line, _ in refused}
+
+
+def _otlp_line(*span_ids: str) -> str:
+    import json
+
+    spans = [
+        {
+            "traceId": "5b8efff798038103d269b633813fc60c",
+            "spanId": sid,
+            "name": "op",
+            "startTimeUnixNano": "1700000000000000000",
+            "endTimeUnixNano": "1700000001000000000",
+        }
+        for sid in span_ids
+    ]
+    scope = {"scope": {"name": "s"}, "spans": spans}
+    return json.dumps({"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [scope]}]})
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["empty-first", "empty-later"])
+def test_an_empty_otlp_request_is_taken_as_weave_takes_it(tmp_path: Path, first: bool) -> None:
+    """`{}` (an ExportTraceServiceRequest with nothing set) was refused ("not an OTLP
+    ExportTraceServiceRequest") where weave's OTel route answers 200 and stores nothing, as
+    it does for `{"resourceSpans": []}`, a resource without scopes and a scope without
+    spans, which tracecli took already: all are taken, nothing sent, nothing said."""
+    from tests.support.uploadkit import run_cli
+
+    lines = [_otlp_line("eee19b7ec3c1b174", "eee19b7ec3c1b175"), "{}", '{"resourceSpans": []}']
+    if first:
+        lines = lines[1:] + lines[:1]
+    (tmp_path / "otlp.jsonl").write_text("\n".join(lines) + "\n")
+    assert _validate_errors(tmp_path, "otlp.jsonl") == set()
+    assert _upload_refusals(tmp_path, "otlp.jsonl") == set()
+    conv = run_cli("convert", "otlp.jsonl", "--to", "weave", "-p", "acme/otel", cwd=tmp_path)
+    assert conv.returncode == 0, conv.stderr
+    assert len(conv.stdout.splitlines()) == 2

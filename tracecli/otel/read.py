@@ -74,7 +74,11 @@ def _fail(loc: Location, field: str, message: str, spans: int, code: str = FIELD
 
 
 def spans_of_request(loc: Location, value: Any) -> Iterator[SpanAt | Unread]:
-    """The spans of one line (an ExportTraceServiceRequest), in order."""
+    """The spans of one line (an ExportTraceServiceRequest), in order. `{}` is an empty
+    request (protobuf's JSON of a message with nothing set): none, as weave's OTel route
+    answers it (200, nothing stored), like `{"resourceSpans": []}`."""
+    if value == {}:
+        return
     rs_list = _list(value, "resourceSpans", "resource_spans")
     if (
         not isinstance(value, dict)
