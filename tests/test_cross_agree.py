@@ -125,3 +125,48 @@ def test_an_empty_otlp_request_is_taken_as_weave_takes_it(tmp_path: Path, first:
     conv = run_cli("convert", "otlp.jsonl", "--to", "weave", "-p", "acme/otel", cwd=tmp_path)
     assert conv.returncode == 0, conv.stderr
     assert len(conv.stdout.splitlines()) == 2
+
+
+def _counts(cwd: Path, name: str) -> tuple[int, int, int, str]:
+    """(validate's records, upload's records, upload --mode otel's records, convert's
+    summary line) for one file."""
+    import json
+
+    from tests.support.uploadkit import run_cli
+
+    v = json.loads(run_cli("validate", name, "--format", "json", cwd=cwd).stdout)["records"]
+    got = []
+    for mode in ("auto", "otel"):
+        # --mode otel sends to a server's OTel route: counted in a dry run (nothing sent)
+        target = ["--target", "local", "--db", str(cwd / "t.db")]
+        if mode == "otel":
+            target = ["--server", "http://127.0.0.1:9", "--dry-run"]
+        up = run_cli(
+            "upload", name, *target, "--mode", mode, "--rejected", str(cwd / f"{mode}.rej"),
+            "-p", "acme/otel", "--format", "json", cwd=cwd,
+        )  # fmt: skip
+        got.append(json.loads(up.stdout)["records"])
+    conv = run_cli("convert", name, "--to", "weave", "-p", "acme/otel", cwd=cwd)
+    line = next(x for x in conv.stderr.splitlines() if x.startswith("converted"))
+    return v, got[0], got[1], line
+
+
+def test_otlp_records_are_counted_alike_by_validate_upload_and_convert(tmp_path: Path) -> None:
+    """One OTLP file was "2 records" to validate and 4 to upload: validate counted spans
+    only, upload a line that is no JSON too, and a resource refused whole as one record
+    where validate counted its spans. A record of an OTLP file is a span (refused or not;
+    a resource refused whole: each of its spans), and a line or part refused whole that
+    holds no span is one record; convert counts every line of the file."""
+    import json
+
+    good = _otlp_line("eee19b7ec3c1b174", "eee19b7ec3c1b175")
+    bad_resource = json.loads(_otlp_line("aee19b7ec3c1b176", "aee19b7ec3c1b177"))
+    bad_resource["resourceSpans"][0]["resource"] = {"attributes": 5}
+    no_spans = {"resourceSpans": [{"resource": {"attributes": 5}}]}
+    lines = [good, "not json", json.dumps(bad_resource), json.dumps(no_spans), "[1]"]
+    (tmp_path / "otlp.jsonl").write_text("\n".join(lines) + "\n")
+    # 2 spans + a line of no JSON + 2 spans of a refused resource + a refused resource of
+    # no span + a line that is no request
+    v, up, otel, conv = _counts(tmp_path, "otlp.jsonl")
+    assert (v, up, otel) == (7, 7, 7)
+    assert conv.startswith("converted 4 OpenTelemetry spans from 5 lines"), conv

@@ -166,10 +166,12 @@ def _old_scopes(loc: Location, where: str, rs: dict[str, Any]) -> Unread:
 
 
 def read_spans(sources: Iterable[Source]) -> Iterator[SpanAt | Unread]:
-    """Every span of every source, streaming; unreadable lines and spans as `Unread`."""
+    """Every span of every source, streaming; unreadable lines and spans as `Unread`. A
+    line that is no JSON is a line read all the same: counted in its source's records."""
     for source in sources:
         for item in source:
             if isinstance(item, Diagnostic):
+                source.records += item.line > 0  # (not a read error before any line)
                 yield Unread(item, 0)
                 continue
             loc, value = item
