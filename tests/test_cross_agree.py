@@ -170,3 +170,73 @@ def test_otlp_records_are_counted_alike_by_validate_upload_and_convert(tmp_path:
     v, up, otel, conv = _counts(tmp_path, "otlp.jsonl")
     assert (v, up, otel) == (7, 7, 7)
     assert conv.startswith("converted 4 OpenTelemetry spans from 5 lines"), conv
+
+
+def _complete(i: int, parent: int | None = None) -> bytes:
+    """A completed call (one line), id `i`, child of call `parent`."""
+    import json
+
+    def cid(n: int) -> str:
+        return f"00000000-0000-4000-8000-{n:012d}"
+
+    call = {
+        "project_id": "acme/agents", "id": cid(i), "op_name": "op",
+        "trace_id": "4e0f6c4b-7d1b-4f5a-8c6d-8b9e0f1a2b34",
+        "parent_id": None if parent is None else cid(parent),
+        "started_at": "2026-03-02T09:14:05Z", "ended_at": "2026-03-02T09:14:06Z",
+        "attributes": {}, "inputs": {}, "output": None, "summary": {},
+    }  # fmt: skip
+    return (json.dumps(call) + "\n").encode()
+
+
+def test_follow_warns_of_no_parent_another_pass_read(tmp_path: Path) -> None:
+    """`upload --follow` warned "the parent call is not in the inputs" for a child whose
+    parent an earlier pass had read (a producer writing parents first), or a later pass
+    read (completed calls are written when they end: children first); every call was
+    stored all the same. A parent that never comes is still warned about, once."""
+    import signal
+    import sqlite3
+    import time
+
+    from tests.support.uploadkit import cli_env, tracecli
+
+    traces = tmp_path / "t.jsonl"
+    db = tmp_path / "t.db"
+    traces.write_bytes(_complete(1) + _complete(3, parent=2) + _complete(9, parent=99))
+    proc = subprocess.Popen(
+        tracecli(
+            "upload", "--follow", str(traces), "--target", "local", "--db", str(db),
+            "-p", "acme/agents", "--flush-interval", "0.2", "--pair-wait", "30",
+            "--rejected", str(tmp_path / "rej.jsonl"),
+        ),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        env=cli_env(), cwd=tmp_path,
+    )  # fmt: skip
+
+    def stored() -> int:
+        if not db.exists():
+            return 0
+        try:
+            with sqlite3.connect(db) as con:
+                return int(con.execute("select count(*) from calls").fetchone()[0])
+        except sqlite3.Error:
+            return 0
+
+    def wait_stored(n: int) -> None:
+        deadline = time.monotonic() + 60
+        while stored() < n:
+            assert proc.poll() is None, "the follower ended"
+            assert time.monotonic() < deadline, f"{stored()} calls stored, not {n}"
+            time.sleep(0.1)
+
+    try:
+        wait_stored(3)
+        with traces.open("ab") as f:  # a child of call 1 (earlier pass), call 3's parent
+            f.write(_complete(4, parent=1) + _complete(2))
+        wait_stored(5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    warned = [x for x in err.decode().replace("\r", "\n").splitlines() if "not in the inputs" in x]
+    assert warned == [f"{traces}:3: warning: parent_id: the parent call is not in the inputs"]

@@ -88,7 +88,7 @@ class Run:
             interrupted=interrupted,
         )
         self.sender: Sender | None = None
-        self.checker = CrossChecker(strict=opts.strict)
+        self.checker = CrossChecker(strict=opts.strict, passes=opts.passes)
         self.pairer = Pairer(opts.memory_budget)
         self.file_reports: list[FileReport] = [FileReport(p) for p in files]
         report.files = self.file_reports
@@ -403,6 +403,8 @@ class Run:
             final = [d.as_error() for d in final]
         if self.opts.follow:  # lines read again after a start still open, stored before
             final = not_about_stored(final, self.display, self.acked_lines)
+        if self.opts.passes is not None:  # held by earlier passes: their parent never came
+            final.extend(self.opts.passes.due())
         self.fates.late(final)
         for h in self.pairer.leftovers():
             if self._halted():
