@@ -189,11 +189,12 @@ def _complete(i: int, parent: int | None = None) -> bytes:
     return (json.dumps(call) + "\n").encode()
 
 
-def test_follow_warns_of_no_parent_another_pass_read(tmp_path: Path) -> None:
-    """`upload --follow` warned "the parent call is not in the inputs" for a child whose
-    parent an earlier pass had read (a producer writing parents first), or a later pass
-    read (completed calls are written when they end: children first); every call was
-    stored all the same. A parent that never comes is still warned about, once."""
+def _follow_warnings(
+    tmp_path: Path, first: bytes, then: bytes, calls: tuple[int, int]
+) -> list[str]:
+    """`upload --follow` of a file holding `first`, then `then` appended once the store
+    holds `calls[0]` calls (a pass of its own), stopped once it holds `calls[1]`: the
+    "not in the inputs" lines it said."""
     import signal
     import sqlite3
     import time
@@ -202,7 +203,7 @@ def test_follow_warns_of_no_parent_another_pass_read(tmp_path: Path) -> None:
 
     traces = tmp_path / "t.jsonl"
     db = tmp_path / "t.db"
-    traces.write_bytes(_complete(1) + _complete(3, parent=2) + _complete(9, parent=99))
+    traces.write_bytes(first)
     proc = subprocess.Popen(
         tracecli(
             "upload", "--follow", str(traces), "--target", "local", "--db", str(db),
@@ -230,13 +231,43 @@ def test_follow_warns_of_no_parent_another_pass_read(tmp_path: Path) -> None:
             time.sleep(0.1)
 
     try:
-        wait_stored(3)
-        with traces.open("ab") as f:  # a child of call 1 (earlier pass), call 3's parent
-            f.write(_complete(4, parent=1) + _complete(2))
-        wait_stored(5)
+        wait_stored(calls[0])
+        with traces.open("ab") as f:
+            f.write(then)
+        wait_stored(calls[1])
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    warned = [x for x in err.decode().replace("\r", "\n").splitlines() if "not in the inputs" in x]
-    assert warned == [f"{traces}:3: warning: parent_id: the parent call is not in the inputs"]
+    lines = err.decode().replace("\r", "\n").splitlines()
+    return [x.replace(str(traces), "t.jsonl") for x in lines if "not in the inputs" in x]
+
+
+def test_follow_warns_of_no_parent_another_pass_read(tmp_path: Path) -> None:
+    """`upload --follow` warned "the parent call is not in the inputs" for a child whose
+    parent an earlier pass had read (a producer writing parents first), or a later pass
+    read (completed calls are written when they end: children first); every call was
+    stored all the same. A parent that never comes is still warned about, once."""
+    first = _complete(1) + _complete(3, parent=2) + _complete(9, parent=99)
+    then = _complete(4, parent=1) + _complete(2)  # a child of call 1, call 3's parent
+    warned = _follow_warnings(tmp_path, first, then, (3, 5))
+    assert warned == ["t.jsonl:3: warning: parent_id: the parent call is not in the inputs"]
+
+
+def test_follow_warns_of_no_parent_span_another_pass_read(tmp_path: Path) -> None:
+    """The same for OpenTelemetry spans: a child span read a pass before its parent span
+    was "not in the inputs"."""
+    import json
+
+    def span(sid: str, parent: str | None = None) -> bytes:
+        request = json.loads(_otlp_line(sid))
+        if parent is not None:
+            request["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["parentSpanId"] = parent
+        return (json.dumps(request) + "\n").encode()
+
+    first = span("00000000000000a2", "00000000000000a1") + span("00000000000000b2", "f" * 16)
+    then = span("00000000000000a1") + span("00000000000000a3", "00000000000000a2")
+    warned = _follow_warnings(tmp_path, first, then, (2, 4))
+    assert len(warned) == 1, warned
+    assert warned[0].startswith("t.jsonl:2: warning: resourceSpans[0].scopeSpans[0].spans[0]")
+    assert f"parent span {'f' * 16} of trace" in warned[0]

@@ -398,7 +398,7 @@ class Run:
         """End of all inputs: what the checker could not say before, and unpaired halves."""
         final = self.checker.finish()
         if self.otlp_calls is not None:
-            final.extend(self.otlp_calls.finish())
+            final.extend(self.otlp_calls.finish(self.opts.passes))
         if self.opts.strict:
             final = [d.as_error() for d in final]
         if self.opts.follow:  # lines read again after a start still open, stored before
