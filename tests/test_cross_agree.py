@@ -271,3 +271,32 @@ def test_follow_warns_of_no_parent_span_another_pass_read(tmp_path: Path) -> Non
     assert len(warned) == 1, warned
     assert warned[0].startswith("t.jsonl:2: warning: resourceSpans[0].scopeSpans[0].spans[0]")
     assert f"parent span {'f' * 16} of trace" in warned[0]
+
+
+def test_earlier_passes_hold_a_parent_warning_until_due_or_read() -> None:
+    """The follow's memory of its passes (check/passes.py), by itself: a parent read drops
+    its held warnings; the others are said after `wait`, or all at the end; the set of
+    known ids stays bounded."""
+    from tracecli.check import passes as mod
+    from tracecli.diagnostics import Diagnostic, Severity
+
+    now = [0.0]
+    passes = mod.EarlierPasses(wait=10.0, clock=lambda: now[0])
+
+    def warn(line: int) -> Diagnostic:
+        return Diagnostic("t.jsonl", line, "parent_id", "missing-parent", Severity.WARNING, "x")
+
+    passes.read([1, 2])
+    assert passes.knows(1) and not passes.knows(3)
+    passes.hold(3, [warn(5)])
+    passes.hold(4, [warn(6)])
+    now[0] = 5.0
+    passes.hold(7, [warn(8)])
+    passes.read([3])  # call 3 came: its child's warning is dropped
+    assert passes.due() == []
+    now[0] = 10.0
+    assert [d.line for d in passes.due()] == [6]
+    assert [d.line for d in passes.rest()] == [8]
+    assert passes.rest() == []
+    passes.read(range(100, 100 + mod.KNOWN_MAX + 5))
+    assert len(passes.known) <= mod.KNOWN_MAX

@@ -43,13 +43,14 @@ class EarlierPasses:
         """A pass read these calls: they are in the inputs, for the passes after it, and
         the warnings held for them as parents are dropped."""
         known = self.known
-        before = len(known)
-        known.update(hashes)
-        if len(known) > KNOWN_MAX:
-            known.clear()
-        if self._held and len(known) != before:
-            for h in [h for h in self._held if h in known]:
-                del self._held[h]
+        held = self._held
+        add = known.add
+        for h in hashes:  # one at a time: a first pass over a big file stays within bounds
+            add(h)
+            if len(known) > KNOWN_MAX:
+                known.clear()
+            if held:
+                held.pop(h, None)
 
     def hold(self, parent: int, diags: list[Diagnostic]) -> None:
         """Hold warnings about children of `parent`, a call not read yet."""
