@@ -22,6 +22,7 @@ from typing import Any
 from tracecli.check.cross_pairs import _ENDED, _NO_TRACE, _REFUSED, _STARTED, PairFeeds
 from tracecli.check.facts import call_facts, ended_before, refused_id, time_order
 from tracecli.check.idindex import HashIndex
+from tracecli.check.passes import EarlierPasses
 from tracecli.check.records import Record
 from tracecli.diagnostics import Diagnostic, Location, Severity
 from tracecli.packing import BitFields
@@ -35,11 +36,13 @@ class CrossChecker(PairFeeds):
     """Cross-record rules for one run of `validate` or `upload`, in input order.
 
     `strict` makes an end without its start an error (the other warnings stay warnings
-    here; `validate --strict` promotes every warning itself).
+    here; `validate --strict` promotes every warning itself). `passes`: what the earlier
+    passes of `upload --follow` read (see check/passes.py), for a pass of one.
     """
 
-    def __init__(self, strict: bool = False) -> None:
+    def __init__(self, strict: bool = False, passes: EarlierPasses | None = None) -> None:
         self.strict = strict
+        self.passes = passes
         self._traces = array("q")  # ordinal → hash of its trace id (0 when unknown)
         self._locs = array("q")  # ordinal → where it was first seen (`_WHERE`)
         self._flags = bytearray()
@@ -193,7 +196,7 @@ class CrossChecker(PairFeeds):
             return
         o = known
         flags = self._flags[o]
-        if flags & _ENDED and not flags & _REFUSED:
+        if flags & _ENDED:  # (only a valid end sets it: two ends, whatever the start was)
             out.append(self._dup_end(path, line, cid, o))
         else:
             self._flags[o] = flags | _ENDED
@@ -291,9 +294,14 @@ class CrossChecker(PairFeeds):
         """Everything left once all inputs are read: unpaired halves, missing parents."""
         out = self.drain()
         flags = self._flags
+        passes = self.passes
+        if passes is not None:  # what this pass read is in the inputs of the next ones
+            passes.read(h for h, o in self._index.items() if flags[o] & (_REFUSED | _STARTED))
         end_sev = Severity.ERROR if self.strict else Severity.WARNING
-        for o, _ in self._early_ends.values():
+        for h, (o, _) in self._early_ends.items():
             if not flags[o] & (_REFUSED | _STARTED):
+                if passes is not None and passes.knows(h):
+                    continue  # its start was read by an earlier pass
                 what = "the start of this call is not in the inputs"
                 out.append(self._about(o, "id", "end-without-start", end_sev, what))
         for o, _ in self._open.values():
@@ -304,9 +312,17 @@ class CrossChecker(PairFeeds):
             po = self._index.get(ph)
             if po is not None and flags[po] & (_REFUSED | _STARTED):
                 continue
+            if passes is not None and passes.knows(ph):
+                continue  # read by an earlier pass
             what = "the parent call is not in the inputs"
-            for c in children:
-                out.append(self._about(c, "parent_id", "missing-parent", Severity.WARNING, what))
+            about = [
+                self._about(c, "parent_id", "missing-parent", Severity.WARNING, what)
+                for c in children
+            ]
+            if passes is None:
+                out.extend(about)
+            else:  # said by a pass after `passes.wait` unless the parent comes (`due`)
+                passes.hold(ph, about)
         self._early_ends.clear()
         self._open.clear()
         self._orphans.clear()

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from operator import itemgetter
 from typing import Any, TypeAlias
 
@@ -86,6 +86,12 @@ class HashIndex:
             ):
                 return True
         return False
+
+    def items(self) -> Iterator[tuple[int, int]]:
+        """Every (hash, ordinal): the frozen blocks', then `recent`'s."""
+        for keys, ords in self._blocks:
+            yield from zip(keys, ords, strict=True)
+        yield from self.recent.items()
 
     def add(self, h: int, ordinal: int) -> None:
         """Record a hash not already present (the caller looked it up first)."""

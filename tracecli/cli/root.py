@@ -25,7 +25,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from tracecli import __version__
 from tracecli.cli import coerce
-from tracecli.cli.common import PROG, fail
+from tracecli.cli.common import PROG, fail, known_error_code, stdout_failed
 
 # command → the module that registers it, in the order `--help` lists them: the order
 # people use them in
@@ -135,6 +135,10 @@ class _LazyGroup(TyperGroup):
                 raise
             print(f"{PROG}: aborted", file=sys.stderr)
             sys.exit(1)
+        except OSError as exc:  # `--help`/`--version` to a stdout that fails
+            if not standalone or isinstance(exc, BrokenPipeError) or not _in_clicks_echo(exc):
+                raise
+            raise SystemExit(known_error_code(stdout_failed(exc))) from None
         except typer.TyperException as exc:  # Click's UsageError and its kin
             if not standalone:
                 raise
@@ -146,6 +150,21 @@ class _LazyGroup(TyperGroup):
             return rv
         # non-standalone Click returns a command's typer.Exit code; commands return None
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _in_clicks_echo(exc: OSError) -> bool:
+    """Whether `exc` was raised by Click's `echo`: what prints `--help` and `--version`,
+    outside any command (a command's own writes go through `write_stdout`). Only such a
+    failed write is "cannot write to stdout"; any other OSError is not ours to word."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return False
+    frame = tb.tb_frame
+    return frame.f_code.co_name == "echo" and str(frame.f_globals.get("__name__", "")).endswith(
+        "click.utils"
+    )
 
 
 _INVALID = re.compile(r"^Invalid value for (?P<hint>.+?): (?P<why>.*)$", re.S)

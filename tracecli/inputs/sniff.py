@@ -46,7 +46,8 @@ def sniff(head: bytes, json_suffix: bool = False) -> Sniffed:
     - `[`: a JSON array of records, over many lines (or on one, in a `.json` file): read as
       records;
     - a first line that is `{` alone: JSON values one after another (`jq` output);
-    - a first record with `resourceSpans`: an OpenTelemetry OTLP JSON export;
+    - a first record with `resourceSpans`: an OpenTelemetry OTLP JSON export (records `{}`
+      before it tell nothing: an empty OTLP request is written so);
     - one with `run_type` and LangSmith's run keys (`dotted_order`, ...): a LangSmith run
       export (and no Weave `op_name`);
     - a first line of comma-separated names that is not JSON: CSV.
@@ -60,6 +61,9 @@ def sniff(head: bytes, json_suffix: bool = False) -> Sniffed:
     if not text:
         return Sniffed("jsonl", None)
     first_line = text.split(b"\n", 1)[0].strip()
+    while first_line == b"{}" and b"\n" in text:  # an empty record tells no format
+        text = text.split(b"\n", 1)[1].lstrip()
+        first_line = text.split(b"\n", 1)[0].strip()
     if text[:1] == b"[":
         # a JSON array over many lines, or on the one line of a `.json` file; an array
         # that is a whole line of a JSON-lines file is a (wrong) record, said as such

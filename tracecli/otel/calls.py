@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracecli.diagnostics import Diagnostic, Location
-from tracecli.otel.checks import NO_PROJECT, REFUSED, SpanLedger
+from tracecli.otel.checks import NO_PROJECT, REFUSED, Passes, SpanLedger
 from tracecli.otel.read import Unread, spans_of_request
 from tracecli.otel.to_weave import MappingError, span_to_call
 
@@ -117,6 +117,7 @@ class SpanCalls:
             message = "no project (see the first span of this file)"
         return Diagnostic.at(loc, NO_PROJECT, message, where)
 
-    def finish(self) -> list[Diagnostic]:
-        """What only the end of all inputs tells: parents found in none of them."""
-        return self.ledger.missing_parents()
+    def finish(self, passes: Passes | None = None) -> list[Diagnostic]:
+        """What only the end of all inputs tells: parents found in none of them (see
+        `SpanLedger.missing_parents` for `passes`)."""
+        return self.ledger.missing_parents(passes)

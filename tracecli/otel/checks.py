@@ -8,6 +8,7 @@ Pure functions and one small ledger, each answering in the project's `Diagnostic
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -23,6 +24,15 @@ class SpanIds(Protocol):
     def parent_id(self) -> str | None: ...
     @property
     def trace_id(self) -> str: ...
+
+
+class Passes(Protocol):
+    """What the earlier passes of `upload --follow` read (`tracecli.check.passes`): a
+    parent read by one is in the inputs; a parent not read yet may be written later."""
+
+    def knows(self, h: int) -> bool: ...
+    def read(self, hashes: Iterable[int]) -> None: ...
+    def hold(self, parent: int, diags: list[Diagnostic]) -> None: ...
 
 
 # codes, stable for scripts
@@ -86,19 +96,27 @@ class SpanLedger:
                     pending.children += 1
         return None
 
-    def missing_parents(self) -> list[Diagnostic]:
-        """Parents named by some span and found in none of the inputs (warnings)."""
+    def missing_parents(self, passes: Passes | None = None) -> list[Diagnostic]:
+        """Parents named by some span and found in none of the inputs (warnings). A pass
+        of `upload --follow` (`passes`) leaves out those an earlier pass read and holds
+        the others for a later pass to read (span ids as the ints the ledger keys by)."""
+        if passes is not None:
+            passes.read(self._seen)
         out = []
         for parent, p in self._awaited.items():
+            if passes is not None and passes.knows(parent):
+                continue
             more = f" (and {p.children - 1} more spans)" if p.children > 1 else ""
-            out.append(
-                Diagnostic.at(
-                    p.loc,
-                    MISSING_PARENT,
-                    f"parent span {parent:016x} of trace {p.trace_id} is not in the inputs"
-                    f"{more}: its call will show without its parent",
-                    p.where,
-                    Severity.WARNING,
-                )
+            d = Diagnostic.at(
+                p.loc,
+                MISSING_PARENT,
+                f"parent span {parent:016x} of trace {p.trace_id} is not in the inputs"
+                f"{more}: its call will show without its parent",
+                p.where,
+                Severity.WARNING,
             )
+            if passes is None:
+                out.append(d)
+            else:
+                passes.hold(parent, [d])
         return out

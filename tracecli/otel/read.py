@@ -74,7 +74,11 @@ def _fail(loc: Location, field: str, message: str, spans: int, code: str = FIELD
 
 
 def spans_of_request(loc: Location, value: Any) -> Iterator[SpanAt | Unread]:
-    """The spans of one line (an ExportTraceServiceRequest), in order."""
+    """The spans of one line (an ExportTraceServiceRequest), in order. `{}` is an empty
+    request (protobuf's JSON of a message with nothing set): none, as weave's OTel route
+    answers it (200, nothing stored), like `{"resourceSpans": []}`."""
+    if value == {}:
+        return
     rs_list = _list(value, "resourceSpans", "resource_spans")
     if (
         not isinstance(value, dict)
@@ -162,10 +166,12 @@ def _old_scopes(loc: Location, where: str, rs: dict[str, Any]) -> Unread:
 
 
 def read_spans(sources: Iterable[Source]) -> Iterator[SpanAt | Unread]:
-    """Every span of every source, streaming; unreadable lines and spans as `Unread`."""
+    """Every span of every source, streaming; unreadable lines and spans as `Unread`. A
+    line that is no JSON is a line read all the same: counted in its source's records."""
     for source in sources:
         for item in source:
             if isinstance(item, Diagnostic):
+                source.records += item.line > 0  # (not a read error before any line)
                 yield Unread(item, 0)
                 continue
             loc, value = item

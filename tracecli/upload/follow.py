@@ -37,6 +37,7 @@ from pathlib import Path
 
 import orjson
 
+from tracecli.check.passes import EarlierPasses
 from tracecli.diagnostics import Diagnostic, UsageError
 from tracecli.inputs.reader import format_of
 from tracecli.inputs.settle import QUIET_SECONDS, quiet_for
@@ -340,12 +341,18 @@ def _ship(
 
 
 def _pass_options(
-    opts: UploadOptions, rejects: _Rejects, patience: _Patience, signals: _Signals
+    opts: UploadOptions,
+    rejects: _Rejects,
+    patience: _Patience,
+    signals: _Signals,
+    passes: EarlierPasses,
 ) -> UploadOptions:
     """What each pass runs with: each diagnostic said once, starts held back for their end
-    while `patience` waits for it, no worker processes, the pass's own rejected file."""
+    while `patience` waits for it, what the earlier passes read (`passes`), no worker
+    processes, the pass's own rejected file."""
     return replace(
         opts,
+        passes=passes,
         on_diagnostic=_once(opts.on_diagnostic),
         defer_start=patience if patience.pair_wait > 0 else None,
         jobs=0,  # a pass reads what was appended: small; no worker processes per pass
@@ -381,7 +388,10 @@ def follow(
     status = FollowStatus()
     wake = threading.Event()  # set by a signal or a file event: look now
     signals = _Signals(wake)
-    pass_opts = _pass_options(opts, rejects, patience, signals)
+    # a parent read by an earlier pass, or written within pair_wait of its child, is no
+    # "parent call is not in the inputs" (see check/passes.py)
+    passes = EarlierPasses(fopts.pair_wait)
+    pass_opts = _pass_options(opts, rejects, patience, signals, passes)
     restore = yaml_quiet(fopts.yaml_quiet, signals.install())
     events = None if fopts.poll else FileEvents(watcher.paths, wake)
     last: Snapshot | None = None
@@ -443,3 +453,6 @@ def follow(
         restore()
         if events is not None:
             events.close()
+        if pass_opts.on_diagnostic is not None:  # held for a parent that did not come
+            for d in passes.rest():
+                pass_opts.on_diagnostic(d)

@@ -35,7 +35,7 @@ from tracecli.upload.engine import Engine
 from tracecli.upload.fates import Fates
 from tracecli.upload.originals import originals
 from tracecli.upload.otlp_lines import RawLine, read_lines
-from tracecli.upload.otlp_map import Workers, entries_of, line_blocks, map_blocks
+from tracecli.upload.otlp_map import Workers, entries_of, line_blocks, map_blocks, part_records
 from tracecli.upload.otlp_times import span_time_order
 from tracecli.upload.report import FileReport
 from tracecli.wire.chunking import Chunk, Unit, journal_lines, pack, unpack
@@ -253,7 +253,7 @@ def feed_upload(run: Run, i: int, calls: SpanCalls) -> None:
             report.records += 1
             continue
         entries = entries_of(calls, path, parts)
-        report.records += len(entries)
+        report.records += sum(map(part_records, parts.spans))
         if not entries:
             continue
         line = parts.line
@@ -288,7 +288,7 @@ def feed_otel(run: Run, i: int, calls: SpanCalls) -> None:
         line = item.line
         loc = Location(path, line)
         spans = list(spans_of_request(loc, item.value))
-        report.records += sum(s.spans if isinstance(s, Unread) else 1 for s in spans)
+        report.records += sum((s.spans or 1) if isinstance(s, Unread) else 1 for s in spans)
         if acked and line in acked:
             run._skipped(i, sum(1 for s in spans if not isinstance(s, Unread)))
             continue

@@ -91,6 +91,7 @@ class _BlockReader:
         for parts in map_blocks(blocks, display, run.project, self.workers, convert=True):
             if parts.error is not None:  # not JSON, or unreadable from here on
                 run.left_out(parts.error, 0)
+                src.records += parts.line > 0  # a line of the file all the same
                 continue
             src.records += 1
             loc = Location(display, parts.line)

@@ -289,6 +289,14 @@ def entries_of(calls: SpanCalls, path: str, parts: LineParts) -> list[Entry]:
     return out
 
 
+def part_records(p: SpanPart) -> int:
+    """The records a part of a line counts for, the same in `validate`, `upload` and its
+    `--mode otel`: a span is one (refused or not), a part refused whole its spans (a
+    resource: all of them), or one when it holds none (a resource or scope without spans,
+    a line that is no request). A line that is no JSON is one record too."""
+    return p.spans or 1
+
+
 def validate_entries(calls: SpanCalls, path: str, parts: LineParts) -> tuple[int, list[VEntry]]:
     """(the spans of a line, `validate`'s entries for them: see
     `tracecli.check.entries`), as `entries_of` for upload."""
@@ -296,7 +304,7 @@ def validate_entries(calls: SpanCalls, path: str, parts: LineParts) -> tuple[int
     spans = 0
     loc = Location(path, parts.line)
     for p in parts.spans:
-        spans += p.spans
+        spans += p.spans or 1  # (`part_records`, inline)
         refused = _settled(calls, loc, p)
         if refused is None:
             out.extend(p.entry)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, TypedDict
 
 from tracecli.check.pairing import DEFAULT_MEMORY_BUDGET
+from tracecli.check.passes import EarlierPasses
 from tracecli.config.fields import (
     CHUNK_BYTES,
     CHUNK_SIZE,
@@ -90,6 +91,9 @@ class UploadOptions:
     # call id) rather than go as a running call at the end of the pass; see upload/follow
     defer_start: Callable[[str], bool] | None = None
     follow: bool = False  # passes of upload --follow (the journal passes over invalid lines)
+    # `upload --follow`: the calls its earlier passes read and the warnings held for a
+    # parent not read yet (see check/passes.py); None: a single upload
+    passes: EarlierPasses | None = None
     on_signal: Callable[[int], None] | None = None  # told of SIGINT/SIGTERM during the run
 
     def http_options(self) -> HttpOptions:

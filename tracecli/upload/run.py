@@ -88,7 +88,7 @@ class Run:
             interrupted=interrupted,
         )
         self.sender: Sender | None = None
-        self.checker = CrossChecker(strict=opts.strict)
+        self.checker = CrossChecker(strict=opts.strict, passes=opts.passes)
         self.pairer = Pairer(opts.memory_budget)
         self.file_reports: list[FileReport] = [FileReport(p) for p in files]
         report.files = self.file_reports
@@ -398,11 +398,13 @@ class Run:
         """End of all inputs: what the checker could not say before, and unpaired halves."""
         final = self.checker.finish()
         if self.otlp_calls is not None:
-            final.extend(self.otlp_calls.finish())
+            final.extend(self.otlp_calls.finish(self.opts.passes))
         if self.opts.strict:
             final = [d.as_error() for d in final]
         if self.opts.follow:  # lines read again after a start still open, stored before
             final = not_about_stored(final, self.display, self.acked_lines)
+        if self.opts.passes is not None:  # held by earlier passes: their parent never came
+            final.extend(self.opts.passes.due())
         self.fates.late(final)
         for h in self.pairer.leftovers():
             if self._halted():

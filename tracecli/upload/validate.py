@@ -286,6 +286,7 @@ class _Run:
         for item in validate_lines(self.otlp, path, src.path, engine.pool, engine.jobs):
             if isinstance(item, Diagnostic):
                 self.sink.add(item)
+                self.report.records += 1  # a line refused whole: one record, as upload counts
                 continue
             done += len(item.raw)
             spans, entries = validate_entries(self.otlp, src.path, item)
