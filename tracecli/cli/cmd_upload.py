@@ -242,11 +242,18 @@ def _upload_with_progress(
         shown.console = display.progress.console  # diagnostics print above the line
     elif not quiet:
         display = PlainProgress(err, plain_every())
+    from tracecli.upload.stdin_live import live_candidate, upload_stdin
+
+    def run(on_progress: Any = None) -> UploadReport:
+        if live_candidate(paths, opts):  # a pipe: sent as it comes (upload/stdin_live.py)
+            return upload_stdin(upload, opts, on_progress)
+        return upload(paths, opts, on_progress)
+
     try:
         if display is None:
-            return upload(paths, opts)
+            return run()
         try:
-            return upload(paths, opts, on_progress=display.update)
+            return run(display.update)
         finally:
             display.stop()
     finally:
@@ -257,7 +264,7 @@ def _say_why_stopped(report: UploadReport, err: Console | PlainConsole) -> None:
     from tracecli.upload.api import RESUME_HINT
 
     if report.interrupted:
-        say(err, f"tracecli: interrupted; {RESUME_HINT}")
+        say(err, f"tracecli: interrupted; {report.resume_note or RESUME_HINT}")
     elif report.halted:
         say(err, f"tracecli: error: {report.halted}")
     elif report.gave_up:

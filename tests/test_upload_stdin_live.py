@@ -1,0 +1,143 @@
+"""`tracecli upload -` from a pipe that stays open (`tail -F app.jsonl | tracecli upload -`):
+records are sent soon after they arrive, a start pairs with an end that comes later,
+and SIGTERM or the pipe's end sends everything read. A real writer (this test process)
+writes slowly into tracecli's stdin; a real `tracecli serve` behind the fault proxy
+says what arrived, and when (before the pipe closes)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import orjson
+
+from tests.support.faultproxy import FaultProxy
+from tests.support.follow_kit import line, received, wait_for
+from tests.support.uploadkit import (
+    cli_env,
+    diff_calls,
+    gen_calls,
+    read_back,
+    tracecli,
+    tracecli_serve,
+)
+
+
+def _uploader(tmp_path: Path, url: str, *extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        tracecli("upload", "-", "--server", url, "--format", "json", *extra),
+        stdin=subprocess.PIPE,
+        stdout=(tmp_path / "out.txt").open("wb"),
+        stderr=(tmp_path / "err.txt").open("wb"),
+        env=cli_env(),
+        cwd=tmp_path,
+    )
+
+
+def _write(proc: subprocess.Popen[bytes], data: bytes) -> None:
+    assert proc.stdin is not None
+    proc.stdin.write(data)
+    proc.stdin.flush()
+
+
+def _end(proc: subprocess.Popen[bytes], timeout: float = 30) -> int:
+    try:
+        return proc.wait(timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_records_from_an_open_pipe_are_sent_before_it_closes_and_pair_later(tmp_path):
+    calls = gen_calls(4, seed=81)
+    with tracecli_serve(tmp_path / "serve") as serve, FaultProxy(serve.url) as proxy:
+        proc = _uploader(tmp_path, proxy.url)
+        try:
+            _write(proc, line("call", {**calls[0][0], **calls[0][1]}))
+            _write(proc, line("start", calls[1][0]))
+            wait_for(lambda: calls[0][0]["id"] in received(proxy), 15, proc)
+            time.sleep(1.5)  # the end comes well after its start, the pipe still open
+            _write(proc, line("end", calls[1][1]) + line("call", {**calls[2][0], **calls[2][1]}))
+            wait_for(lambda: len(received(proxy)) == 3, 15, proc)
+            assert proxy.sends(calls[1][0]["id"], "complete") == 1  # paired: one call
+            _write(proc, line("start", calls[3][0]))  # its end never comes
+        finally:
+            assert proc.stdin is not None
+            proc.stdin.close()
+        code = _end(proc)
+        err = (tmp_path / "err.txt").read_text()
+        assert code == 0, err
+        assert "run the same command again" not in err
+        assert proxy.sends(calls[3][0]["id"], "start") == 1  # went as a running call
+        assert proxy.duplicates() == 0
+        stored = {c["id"]: c for c in read_back(serve.url)}
+        assert diff_calls(calls[:3], [stored[c[0]["id"]] for c in calls[:3]]) == []
+        assert calls[3][0]["id"] in stored
+    report = orjson.loads((tmp_path / "out.txt").read_bytes().splitlines()[-1])
+    assert report["records"] == 5 and report["uploaded"] == 4
+
+
+def test_sigterm_mid_stream_sends_everything_read(tmp_path):
+    calls, open_call = gen_calls(31, seed=82)[:30], gen_calls(31, seed=82)[30]
+    with tracecli_serve(tmp_path / "serve") as serve, FaultProxy(serve.url) as proxy:
+        proc = _uploader(tmp_path, proxy.url)
+        try:
+            _write(proc, b"".join(line("call", {**s, **e}) for s, e in calls[:20]))
+            time.sleep(1.5)  # live by now
+            _write(proc, b"".join(line("call", {**s, **e}) for s, e in calls[20:]))
+            _write(proc, line("start", open_call[0]))
+            time.sleep(0.2)
+            proc.send_signal(signal.SIGTERM)  # at once: the last lines not sent yet
+            code = _end(proc)
+        finally:
+            assert proc.stdin is not None
+            proc.stdin.close()
+        err = (tmp_path / "err.txt").read_text()
+        assert code == 128 + signal.SIGTERM, err
+        assert "every record read from stdin was sent" in err
+        assert "run the same command again" not in err
+        assert len(received(proxy)) == 31, err  # the 30 calls and the open start
+        stored = [c for c in read_back(serve.url) if c["id"] != open_call[0]["id"]]
+        assert diff_calls(calls, stored) == []
+
+
+def test_sigterm_with_the_server_down_keeps_what_was_read_and_says_so(tmp_path):
+    calls = gen_calls(5, seed=83)
+    with tracecli_serve(tmp_path / "serve") as serve:
+        proc = _uploader(tmp_path, serve.url, "--max-retry-time", "1")
+        try:
+            _write(proc, line("call", {**calls[0][0], **calls[0][1]}))
+            wait_for(lambda: len(read_back(serve.url)) == 1, 15, proc)
+            serve.stop()  # the server goes away
+            _write(proc, b"".join(line("call", {**s, **e}) for s, e in calls[1:]))
+            time.sleep(1.5)
+            proc.send_signal(signal.SIGTERM)
+            code = _end(proc, 60)
+        finally:
+            assert proc.stdin is not None
+            proc.stdin.close()
+    err = (tmp_path / "err.txt").read_text()
+    assert code != 0, err
+    assert "4 records read from stdin were not sent" in err, err
+    assert "run the same command again" not in err
+    kept = Path(err.split("they are kept in ")[1].split(":")[0])
+    assert kept.read_bytes().count(b"\n") == 5  # stdin as read, the rest resumable
+
+
+def test_a_lone_bracket_then_a_pause_is_read_at_the_end(tmp_path):
+    calls = gen_calls(2, seed=84)
+    body = b",\n".join(orjson.dumps({"type": "call", **s, **e}) for s, e in calls)
+    with tracecli_serve(tmp_path / "serve") as serve:
+        proc = _uploader(tmp_path, serve.url)
+        try:
+            _write(proc, b"[\n")
+            time.sleep(1.5)  # a JSON array is whole only at its `]`
+            _write(proc, body + b"\n]\n")
+        finally:
+            assert proc.stdin is not None
+            proc.stdin.close()
+        code = _end(proc)
+        assert code == 0, (tmp_path / "err.txt").read_text()
+        assert diff_calls(calls, read_back(serve.url)) == []

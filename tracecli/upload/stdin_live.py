@@ -1,0 +1,369 @@
+"""`tracecli upload -` from a pipe that may not end soon (`tail -F app.jsonl |`,
+`kubectl logs -f`, `journalctl -f`, a FIFO a service writes to).
+
+A stream read as one upload waits for its end (or for big blocks) before it sends, and
+what it read is lost when it is stopped: stdin cannot be read again. So a pipe is first
+copied, as it comes, to a spool file in the state folder (`Spool`, a thread that returns
+what the pipe holds at once). Then:
+
+- The pipe ends before it was ever quiet for `QUIET` seconds (`cat f | tracecli upload -`):
+  the spool is read as stdin by one ordinary upload, which says and reports exactly what
+  it always did.
+- Otherwise (the writer pauses, or keeps writing past `LIVE_BYTES`), and the first line is
+  a whole JSON line: the spool is uploaded in passes as it grows, as `--follow` uploads a
+  file (`upload.follow`): each pass sends what came since the last (the resume journal
+  keeps the place), a start waits up to `pair_wait` seconds for its end, a pass runs once
+  the pipe was quiet for `QUIET` seconds or what waits is `MAX_LAG` seconds old. At the
+  pipe's end, or on SIGTERM/Ctrl-C, a last pass sends everything read (a start still
+  alone goes as a running call). What it could not send stays in the spool, which the
+  report names: `tracecli upload SPOOL` sends the rest (its journal knows what went).
+  Otherwise the spool is removed.
+- Anything else (gzip, a JSON array, YAML, a pretty-printed object): read to its end
+  first, as those cannot be read before they are whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import stat
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import orjson
+
+from tracecli.config.paths import state_dir
+from tracecli.diagnostics import Diagnostic, UsageError
+from tracecli.inputs.streams import BOM, GZIP_MAGIC, STDIN, STDIN_NAME, count_lines
+from tracecli.journal.rejected import DEFAULT_NAME
+from tracecli.upload.follow import (
+    FollowOptions,
+    _once,
+    _Patience,
+    _Rejects,
+    _Signals,
+    pair_wait_applies,
+)
+from tracecli.upload.report import FileReport, Progress, UploadOptions, UploadReport
+
+QUIET = 1.0  # a pipe quiet this long: what it sent goes now
+MAX_LAG = 2.0  # a pipe that never pauses: what waits goes when it is this old
+LIVE_BYTES = 4 << 20  # a pipe still open after this much: uploaded as it comes
+MIN_GAP = 0.25  # passes start at most this often
+BACKOFF_MAX = 30.0  # an unreachable server: tried again at least this often
+READ_BYTES = 1 << 16
+PAIR_WAIT = FollowOptions().pair_wait  # as --follow: a start waits this long for its end
+
+Uploader = Callable[..., UploadReport]  # `upload.api.upload`, given by the caller
+
+
+def live_candidate(paths: Sequence[str], opts: UploadOptions) -> bool:
+    """Whether the run reads only stdin, from a pipe (or socket), and may send as it
+    reads: not a dry run nor --strict (they need the whole input), nor --follow."""
+    if list(paths) != [STDIN] or opts.dry_run or opts.strict or opts.follow:
+        return False
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+    except (OSError, ValueError, AttributeError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+class Spool:
+    """The pipe copied to a file as it comes, by a thread (os.read returns what the pipe
+    holds: nothing waits for a block to fill)."""
+
+    def __init__(self, fd: int, path: Path) -> None:
+        self.path = path
+        self.fd = fd
+        self.size = 0
+        self.eof = threading.Event()
+        self.error: str | None = None
+        self.last_data = time.monotonic()
+        self.lock = threading.Lock()
+        self.head = b""
+        self.last_byte = b""
+        self.closed = False
+        self._out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self._thread = threading.Thread(target=self._copy, name="stdin-spool", daemon=True)
+        self._thread.start()
+
+    def _copy(self) -> None:
+        try:
+            while True:
+                data = os.read(self.fd, READ_BYTES)
+                if not data:
+                    break
+                with self.lock:
+                    if self.closed:  # (its descriptor may be another file's by now)
+                        break
+                    os.write(self._out, data)
+                    self.size += len(data)
+                    self.last_byte = data[-1:]
+                    if len(self.head) < 4096:
+                        self.head += data[: 4096 - len(self.head)]
+                    self.last_data = time.monotonic()
+        except OSError as exc:
+            self.error = exc.strerror or str(exc)
+        finally:
+            self.eof.set()
+
+    def end_line(self) -> None:
+        """Make the spool end with a newline: a last line the writer left unterminated is
+        read (and sent or rejected) rather than held as half written."""
+        with self.lock:
+            if self.size and self.last_byte != b"\n":
+                os.write(self._out, b"\n")
+                self.size += 1
+                self.last_byte = b"\n"
+
+    def close(self) -> None:
+        with self.lock, contextlib.suppress(OSError):
+            if not self.closed:
+                self.closed = True
+                os.close(self._out)
+
+
+def _whole_json_line(head: bytes) -> bool | None:
+    """Whether the spool's first line is a whole JSON object (a JSON-lines stream, which
+    can be sent as it comes); None while no line is whole yet."""
+    if head[:2] == GZIP_MAGIC:
+        return False
+    text = head.removeprefix(BOM).lstrip()
+    end = text.find(b"\n")
+    if end < 0:
+        return None
+    try:
+        return isinstance(orjson.loads(text[:end]), dict)
+    except orjson.JSONDecodeError:
+        return False
+
+
+def _spool_path() -> Path:
+    folder = state_dir() / "stdin"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return folder / f"stdin-{stamp}-{os.getpid()}.jsonl"
+
+
+def upload_stdin(
+    upload: Uploader,
+    opts: UploadOptions,
+    on_progress: Callable[[Progress], None] | None = None,
+    pair_wait: float = PAIR_WAIT,
+) -> UploadReport:
+    """Upload stdin, a pipe, as the module docstring says; the report is the run's.
+    `pair_wait`: how long a start waits for its end while the pipe is open."""
+    spool = Spool(sys.stdin.fileno(), _spool_path())
+    wake = threading.Event()
+    signals = _Signals(wake)
+    restore = signals.install()
+    keep = False
+    try:
+        live = _wait_for_end_or_pause(spool, signals)
+        if not live:
+            spool.close()
+            return _as_stdin(upload, spool.path, opts, on_progress)
+        try:
+            report = _Live(upload, spool, opts, signals, pair_wait).run()
+        except UsageError as exc:  # nothing could be sent (no server, a refused key)
+            keep = spool.size > 0
+            if not keep:
+                raise
+            n = count_lines(str(spool.path)) or 0
+            raise UsageError(
+                f"{exc}; {n:,} records read from stdin were not sent; they are kept in "
+                f"{spool.path}: `tracecli upload {spool.path}` sends them"
+            ) from exc
+        keep = report.unsent > 0
+        return report
+    finally:
+        restore()
+        spool.close()
+        if not keep:
+            with contextlib.suppress(OSError):
+                spool.path.unlink()
+
+
+def _wait_for_end_or_pause(spool: Spool, signals: _Signals) -> bool:
+    """Read until the pipe ends (False: one ordinary upload) or it is time to send as it
+    comes (True): the pipe paused, grew past `LIVE_BYTES`, or a signal came, with a whole
+    JSON line first. Gzip, arrays and other formats wait for the end."""
+    while not spool.eof.wait(0.05):
+        with spool.lock:
+            quiet = time.monotonic() - spool.last_data
+            size, head = spool.size, spool.head
+        due = signals.signum is not None or quiet >= QUIET or size >= LIVE_BYTES
+        if due and _whole_json_line(head):
+            return True
+        if signals.signum is not None:
+            return False  # not JSON lines: what was read goes as it is
+    return False
+
+
+def _as_stdin(
+    upload: Uploader,
+    path: Path,
+    opts: UploadOptions,
+    on_progress: Callable[[Progress], None] | None,
+) -> UploadReport:
+    """One ordinary upload of stdin, its bytes read from the spool (the pipe has ended)."""
+    saved = sys.stdin
+    with open(path, "rb") as raw:
+        sys.stdin = io.TextIOWrapper(raw)
+        try:
+            report = upload([STDIN], opts, on_progress)
+        finally:
+            sys.stdin.detach()
+            sys.stdin = saved
+    if report.interrupted or report.halted or report.unsent:
+        report.resume_note = _not_sent_note(report.unsent, report.unread, report.input_left)
+        if report.halted:  # (not "run the same command again": stdin is gone)
+            report.halted = f"{report.halted.split('; ')[0]}; {report.resume_note}"
+    return report
+
+
+def _not_sent_note(unsent: int, unread: int | None, left: bool) -> str:
+    n = unsent + (unread or 0)
+    rest = " (and the rest of stdin)" if left and unread is None else ""
+    return (
+        f"{n:,} records read from stdin were not sent{rest}; stdin is not journaled, "
+        "so running the command again cannot send them"
+    )
+
+
+class _Live:
+    """The passes over a growing spool, and the last one."""
+
+    def __init__(
+        self,
+        upload: Uploader,
+        spool: Spool,
+        opts: UploadOptions,
+        signals: _Signals,
+        pair_wait: float,
+    ) -> None:
+        self.upload = upload
+        self.spool = spool
+        self.signals = signals
+        self.patience = _Patience(pair_wait if pair_wait_applies(opts) else 0.0)
+        self.rejects = _Rejects(Path(opts.rejected if opts.rejected is not None else DEFAULT_NAME))
+        said = _once(opts.on_diagnostic)
+        where = str(spool.path)
+
+        def say(d: Diagnostic) -> None:
+            said(replace(d, path=STDIN_NAME) if d.path == where else d)
+
+        self.opts = replace(
+            opts,
+            on_diagnostic=say,
+            jobs=0,
+            follow=True,
+            restart=False,
+            rejected=self.rejects.pass_path,
+            on_signal=lambda signum: signals(signum, None),
+        )
+        self.reports: list[UploadReport] = []
+        self.error: str | None = None
+        self.started = time.monotonic()
+
+    def _pass(self, last: bool) -> bool:
+        """One pass; False when the server could not be reached."""
+        self.patience.new_pass()
+        defer = self.patience if self.patience.pair_wait > 0 and not last else None
+        try:
+            report = self.upload([str(self.spool.path)], replace(self.opts, defer_start=defer))
+        except UsageError as exc:
+            if "cannot reach the server" not in str(exc):
+                raise
+            self.error = str(exc)
+            return False
+        finally:
+            self.rejects.collect()
+        self.reports.append(report)
+        return not (report.halted or report.unsent)
+
+    def run(self) -> UploadReport:
+        sent_size = 0
+        first_unsent: float | None = None
+        retry_at = 0.0
+        backoff = 1.0
+        pass_at = -MIN_GAP
+        while self.signals.signum is None and not self.spool.eof.is_set():
+            now = time.monotonic()
+            with self.spool.lock:
+                size, quiet = self.spool.size, now - self.spool.last_data
+            if size > sent_size and first_unsent is None:
+                first_unsent = now
+            due = self.patience.next_due()
+            ready = first_unsent is not None and (
+                quiet >= QUIET or now - first_unsent >= MAX_LAG or size - sent_size >= LIVE_BYTES
+            )
+            if (ready or (due is not None and now >= due)) and now >= max(
+                retry_at, pass_at + MIN_GAP
+            ):
+                pass_at = now
+                if self._pass(last=False):
+                    sent_size, first_unsent, backoff = size, None, 1.0
+                else:
+                    retry_at, backoff = now + backoff, min(backoff * 2, BACKOFF_MAX)
+            self.signals.event.wait(0.1)
+        return self._last()
+
+    def _last(self) -> UploadReport:
+        """Everything read goes now (a start alone as a running call); what cannot stays
+        in the spool, and the report says so."""
+        self.spool.end_line()  # (what the thread copies after this is not read)
+        ok = self._pass(last=True)
+        return self._report(ok)
+
+    def _report(self, ok: bool) -> UploadReport:
+        reports = self.reports
+        if not reports:
+            raise UsageError(self.error or "cannot reach the server")
+        final = reports[-1]
+        total = replace(final, files=[FileReport(STDIN_NAME)], by_endpoint={})
+        keys = "uploaded ends_uploaded acked_records rejected invalid requests bytes_sent retried"
+        for k in keys.split():
+            setattr(total, k, sum(getattr(r, k) for r in reports))
+        for r in reports:
+            for ep, n in r.by_endpoint.items():
+                total.by_endpoint[ep] = total.by_endpoint.get(ep, 0) + n
+        read = count_lines(str(self.spool.path)) or 0
+        total.records = max(read, total.acked_records + total.rejected)
+        total.skipped = 0
+        total.files[0].records = total.records
+        where = str(self.spool.path)
+        total.diagnostics = [
+            replace(d, path=STDIN_NAME) if d.path == where else d for d in total.diagnostics
+        ]
+        total.unsent = max(0, total.records - total.acked_records - total.rejected)
+        total.input_left = False
+        total.rejected_file = str(self.rejects.path) if total.rejected else None
+        total.peak_open_calls = max(r.peak_open_calls for r in reports)
+        total.elapsed_s = time.monotonic() - self.started
+        if self.signals.signum is not None:
+            total.interrupted, total.interrupted_by = True, self.signals.signum
+        else:
+            total.interrupted, total.interrupted_by = False, None
+        if total.unsent:
+            why = (self.error or total.halted or total.gave_up or "").split(";")[0]
+            total.halted = (
+                f"{why + '; ' if why else ''}{total.unsent:,} records read from stdin were not "
+                f"sent; they are kept in {self.spool.path}: `tracecli upload "
+                f"{self.spool.path}` sends them"
+            )
+            total.resume_note = total.halted
+        else:
+            total.halted = total.gave_up = None
+            total.resume_note = "every record read from stdin was sent" + (
+                f" or rejected ({total.rejected:,} in {total.rejected_file})"
+                if total.rejected
+                else ""
+            )
+        return total
