@@ -141,3 +141,15 @@ def test_a_lone_bracket_then_a_pause_is_read_at_the_end(tmp_path):
         code = _end(proc)
         assert code == 0, (tmp_path / "err.txt").read_text()
         assert diff_calls(calls, read_back(serve.url)) == []
+
+
+def test_what_decides_between_sending_as_it_comes_and_reading_to_the_end():
+    from tracecli.upload.stdin_live import _whole_json_line
+
+    assert _whole_json_line(b'{"type": "call"}\n{"ty') is True
+    assert _whole_json_line(b'\xef\xbb\xbf\n  {"type": "start"}\n') is True
+    assert _whole_json_line(b'{"type": "ca') is None  # no whole line yet: wait
+    assert _whole_json_line(b"[\n") is False  # an array: whole at its end only
+    assert _whole_json_line(b"{\n") is False  # a pretty-printed record
+    assert _whole_json_line(b"\x1f\x8b\x08\x00") is False  # gzip
+    assert _whole_json_line(b"type: call\n") is False  # YAML

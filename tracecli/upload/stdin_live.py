@@ -9,7 +9,7 @@ what the pipe holds at once). Then:
 - The pipe ends before it was ever quiet for `QUIET` seconds (`cat f | tracecli upload -`):
   the spool is read as stdin by one ordinary upload, which says and reports exactly what
   it always did.
-- Otherwise (the writer pauses, or keeps writing past `LIVE_BYTES`), and the first line is
+- Otherwise (the writer pauses, or keeps writing past `OPEN_LIVE` s), and the first line is
   a whole JSON line: the spool is uploaded in passes as it grows, as `--follow` uploads a
   file (`upload.follow`): each pass sends what came since the last (the resume journal
   keeps the place), a start waits up to `pair_wait` seconds for its end, a pass runs once
@@ -41,6 +41,7 @@ from tracecli.config.paths import state_dir
 from tracecli.diagnostics import Diagnostic, UsageError
 from tracecli.inputs.streams import BOM, GZIP_MAGIC, STDIN, STDIN_NAME, count_lines
 from tracecli.journal.rejected import DEFAULT_NAME
+from tracecli.upload.engine import PARALLEL_MIN_BYTES
 from tracecli.upload.follow import (
     FollowOptions,
     _once,
@@ -53,7 +54,8 @@ from tracecli.upload.report import FileReport, Progress, UploadOptions, UploadRe
 
 QUIET = 1.0  # a pipe quiet this long: what it sent goes now
 MAX_LAG = 2.0  # a pipe that never pauses: what waits goes when it is this old
-LIVE_BYTES = 4 << 20  # a pipe still open after this much: uploaded as it comes
+LIVE_BYTES = 4 << 20  # once live, a pass at least every this much read
+OPEN_LIVE = 5.0  # a pipe still open after this long, never quiet: uploaded as it comes
 MIN_GAP = 0.25  # passes start at most this often
 BACKOFF_MAX = 30.0  # an unreachable server: tried again at least this often
 READ_BYTES = 1 << 16
@@ -192,13 +194,15 @@ def upload_stdin(
 
 def _wait_for_end_or_pause(spool: Spool, signals: _Signals) -> bool:
     """Read until the pipe ends (False: one ordinary upload) or it is time to send as it
-    comes (True): the pipe paused, grew past `LIVE_BYTES`, or a signal came, with a whole
-    JSON line first. Gzip, arrays and other formats wait for the end."""
+    comes (True): the pipe paused, is still open after `OPEN_LIVE` seconds (a fast pipe
+    that ends soon goes as one upload, with worker processes), or a signal came, with a
+    whole JSON line first. Gzip, arrays and other formats wait for the end."""
+    start = time.monotonic()
     while not spool.eof.wait(0.05):
+        now = time.monotonic()
         with spool.lock:
-            quiet = time.monotonic() - spool.last_data
-            size, head = spool.size, spool.head
-        due = signals.signum is not None or quiet >= QUIET or size >= LIVE_BYTES
+            quiet, head = now - spool.last_data, spool.head
+        due = signals.signum is not None or quiet >= QUIET or now - start >= OPEN_LIVE
         if due and _whole_json_line(head):
             return True
         if signals.signum is not None:
@@ -262,7 +266,6 @@ class _Live:
         self.opts = replace(
             opts,
             on_diagnostic=say,
-            jobs=0,
             follow=True,
             restart=False,
             rejected=self.rejects.pass_path,
@@ -272,12 +275,16 @@ class _Live:
         self.error: str | None = None
         self.started = time.monotonic()
 
-    def _pass(self, last: bool) -> bool:
-        """One pass; False when the server could not be reached."""
+    def _pass(self, last: bool, backlog: int) -> bool:
+        """One pass over the `backlog` bytes not sent yet; False when the server could
+        not be reached. Worker processes only for a big backlog (a fast pipe): a pass
+        over what a second brought is small."""
         self.patience.new_pass()
         defer = self.patience if self.patience.pair_wait > 0 and not last else None
+        jobs = self.opts.jobs if backlog >= PARALLEL_MIN_BYTES else 0
+        pass_opts = replace(self.opts, defer_start=defer, jobs=jobs)
         try:
-            report = self.upload([str(self.spool.path)], replace(self.opts, defer_start=defer))
+            report = self.upload([str(self.spool.path)], pass_opts)
         except UsageError as exc:
             if "cannot reach the server" not in str(exc):
                 raise
@@ -308,18 +315,18 @@ class _Live:
                 retry_at, pass_at + MIN_GAP
             ):
                 pass_at = now
-                if self._pass(last=False):
+                if self._pass(last=False, backlog=size - sent_size):
                     sent_size, first_unsent, backoff = size, None, 1.0
                 else:
                     retry_at, backoff = now + backoff, min(backoff * 2, BACKOFF_MAX)
             self.signals.event.wait(0.1)
-        return self._last()
+        return self._last(sent_size)
 
-    def _last(self) -> UploadReport:
+    def _last(self, sent_size: int) -> UploadReport:
         """Everything read goes now (a start alone as a running call); what cannot stays
         in the spool, and the report says so."""
         self.spool.end_line()  # (what the thread copies after this is not read)
-        ok = self._pass(last=True)
+        ok = self._pass(last=True, backlog=self.spool.size - sent_size)
         return self._report(ok)
 
     def _report(self, ok: bool) -> UploadReport:
