@@ -171,6 +171,7 @@ def upload_stdin(
         if not live:
             spool.close()
             return _as_stdin(upload, spool.path, opts, on_progress)
+        keep = True  # until all is known sent (a second Ctrl-C raises: it stays)
         try:
             report = _Live(upload, spool, opts, signals, pair_wait).run()
         except UsageError as exc:  # nothing could be sent (no server, a refused key)
