@@ -6,6 +6,7 @@ says what arrived, and when (before the pipe closes)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -77,6 +78,8 @@ def test_records_from_an_open_pipe_are_sent_before_it_closes_and_pair_later(tmp_
         assert calls[3][0]["id"] in stored
     report = orjson.loads((tmp_path / "out.txt").read_bytes().splitlines()[-1])
     assert report["records"] == 5 and report["uploaded"] == 4
+    assert {d["path"] for d in report["diagnostics"]} == {"<stdin>"}
+    assert not list((Path(os.environ["XDG_STATE_HOME"]) / "tracecli" / "stdin").iterdir())
 
 
 def test_sigterm_mid_stream_sends_everything_read(tmp_path):
@@ -153,3 +156,46 @@ def test_what_decides_between_sending_as_it_comes_and_reading_to_the_end():
     assert _whole_json_line(b"{\n") is False  # a pretty-printed record
     assert _whole_json_line(b"\x1f\x8b\x08\x00") is False  # gzip
     assert _whole_json_line(b"type: call\n") is False  # YAML
+
+
+def test_a_named_fifo_a_service_keeps_open_is_sent_as_it_comes(tmp_path):
+    calls = gen_calls(3, seed=85)
+    fifo = tmp_path / "app.fifo"
+    os.mkfifo(fifo)
+    with tracecli_serve(tmp_path / "serve") as serve:
+        proc = subprocess.Popen(
+            tracecli("upload", str(fifo), "--server", serve.url),
+            stdout=(tmp_path / "out.txt").open("wb"),
+            stderr=(tmp_path / "err.txt").open("wb"),
+            stdin=subprocess.DEVNULL,
+            env=cli_env(),
+            cwd=tmp_path,
+        )
+        with fifo.open("wb", buffering=0) as writer:  # waits for tracecli to open it
+            writer.write(b"".join(line("call", {**s, **e}) for s, e in calls[:2]))
+            wait_for(lambda: len(read_back(serve.url)) == 2, 15, proc)
+            writer.write(line("call", {**calls[2][0], **calls[2][1]}) + b"not json\n")
+        code = _end(proc)
+        err = (tmp_path / "err.txt").read_text()
+        assert code == 1, err  # the bad line is rejected, named by the FIFO's path
+        assert f"{fifo}:4: error" in err, err
+        assert diff_calls(calls, read_back(serve.url)) == []
+
+
+def test_a_fast_pipe_that_ends_is_one_ordinary_upload(tmp_path):
+    calls = gen_calls(50, seed=86)
+    data = b"".join(line("call", {**s, **e}) for s, e in calls) + b"{bad\n"
+    with tracecli_serve(tmp_path / "serve") as serve:
+        r = subprocess.run(
+            tracecli("upload", "-", "--server", serve.url),
+            input=data,
+            capture_output=True,
+            env=cli_env(),
+            cwd=tmp_path,
+            timeout=60,
+        )
+        assert r.returncode == 1, r.stderr
+        assert b"<stdin>:51: error" in r.stderr
+        assert diff_calls(calls, read_back(serve.url)) == []
+    spools = Path(os.environ["XDG_STATE_HOME"]) / "tracecli" / "stdin"
+    assert spools.is_dir() and not list(spools.iterdir())  # the spool is gone

@@ -34,12 +34,20 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 import orjson
 
 from tracecli.config.paths import state_dir
 from tracecli.diagnostics import Diagnostic, UsageError
-from tracecli.inputs.streams import BOM, GZIP_MAGIC, STDIN, STDIN_NAME, count_lines
+from tracecli.inputs.streams import (
+    BOM,
+    GZIP_MAGIC,
+    STDIN,
+    STDIN_NAME,
+    count_lines,
+    read_pipe_from,
+)
 from tracecli.journal.rejected import DEFAULT_NAME
 from tracecli.upload.engine import PARALLEL_MIN_BYTES
 from tracecli.upload.follow import (
@@ -64,16 +72,31 @@ PAIR_WAIT = FollowOptions().pair_wait  # as --follow: a start waits this long fo
 Uploader = Callable[..., UploadReport]  # `upload.api.upload`, given by the caller
 
 
-def live_candidate(paths: Sequence[str], opts: UploadOptions) -> bool:
-    """Whether the run reads only stdin, from a pipe (or socket), and may send as it
-    reads: not a dry run nor --strict (they need the whole input), nor --follow."""
-    if list(paths) != [STDIN] or opts.dry_run or opts.strict or opts.follow:
-        return False
+class Piped(NamedTuple):
+    """What is read: stdin or a named pipe (a FIFO), and how messages name it."""
+
+    path: str  # "-" or the FIFO's path
+    name: str  # "<stdin>" or the path, as diagnostics say it
+    said: str  # "stdin" or the path, as the last line says it
+
+
+def live_source(paths: Sequence[str], opts: UploadOptions) -> Piped | None:
+    """The pipe when the run reads only one, stdin or a FIFO given by name (or a socket
+    on stdin), and may send as it reads: not a dry run nor --strict (they need the whole
+    input), nor --follow."""
+    if len(paths) != 1 or opts.dry_run or opts.strict or opts.follow:
+        return None
+    path = paths[0]
     try:
-        mode = os.fstat(sys.stdin.fileno()).st_mode
+        if path == STDIN:
+            mode = os.fstat(sys.stdin.fileno()).st_mode
+            piped = stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+            return Piped(STDIN, STDIN_NAME, "stdin") if piped else None
+        if stat.S_ISFIFO(os.stat(path).st_mode):
+            return Piped(path, path, path)
     except (OSError, ValueError, AttributeError):
-        return False
-    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+        pass
+    return None
 
 
 class Spool:
@@ -158,10 +181,13 @@ def upload_stdin(
     opts: UploadOptions,
     on_progress: Callable[[Progress], None] | None = None,
     pair_wait: float = PAIR_WAIT,
+    piped: Piped = Piped(STDIN, STDIN_NAME, "stdin"),
 ) -> UploadReport:
-    """Upload stdin, a pipe, as the module docstring says; the report is the run's.
-    `pair_wait`: how long a start waits for its end while the pipe is open."""
-    spool = Spool(sys.stdin.fileno(), _spool_path())
+    """Upload stdin or a named pipe (`live_source`) as the module docstring says; the
+    report is the run's. `pair_wait`: how long a start waits for its end while the pipe
+    is open."""
+    fd = sys.stdin.fileno() if piped.path == STDIN else os.open(piped.path, os.O_RDONLY)
+    spool = Spool(fd, _spool_path())
     wake = threading.Event()
     signals = _Signals(wake)
     restore = signals.install()
@@ -170,17 +196,17 @@ def upload_stdin(
         live = _wait_for_end_or_pause(spool, signals)
         if not live:
             spool.close()
-            return _as_stdin(upload, spool.path, opts, on_progress)
+            return _as_stdin(upload, spool.path, opts, on_progress, piped)
         keep = True  # until all is known sent (a second Ctrl-C raises: it stays)
         try:
-            report = _Live(upload, spool, opts, signals, pair_wait).run()
+            report = _Live(upload, spool, opts, signals, pair_wait, piped).run()
         except UsageError as exc:  # nothing could be sent (no server, a refused key)
             keep = spool.size > 0
             if not keep:
                 raise
             n = count_lines(str(spool.path)) or 0
             raise UsageError(
-                f"{exc}; {n:,} records read from stdin were not sent; they are kept in "
+                f"{exc}; {n:,} records read from {piped.said} were not sent; they are kept in "
                 f"{spool.path}: `tracecli upload {spool.path}` sends them"
             ) from exc
         keep = report.unsent > 0
@@ -216,29 +242,35 @@ def _as_stdin(
     path: Path,
     opts: UploadOptions,
     on_progress: Callable[[Progress], None] | None,
+    piped: Piped,
 ) -> UploadReport:
-    """One ordinary upload of stdin, its bytes read from the spool (the pipe has ended)."""
-    saved = sys.stdin
+    """One ordinary upload of the pipe, its bytes read from the spool (the pipe has
+    ended): as stdin, or as the named pipe's one reader (`streams.pipe_stream`)."""
     with open(path, "rb") as raw:
-        sys.stdin = io.TextIOWrapper(raw)
-        try:
-            report = upload([STDIN], opts, on_progress)
-        finally:
-            sys.stdin.detach()
-            sys.stdin = saved
+        if piped.path == STDIN:
+            saved = sys.stdin
+            sys.stdin = io.TextIOWrapper(raw)
+            try:
+                report = upload([STDIN], opts, on_progress)
+            finally:
+                sys.stdin.detach()
+                sys.stdin = saved
+        else:
+            with read_pipe_from(piped.path, raw):
+                report = upload([piped.path], opts, on_progress)
     if report.interrupted or report.halted or report.unsent:
-        report.resume_note = _not_sent_note(report.unsent, report.unread, report.input_left)
-        if report.halted:  # (not "run the same command again": stdin is gone)
+        report.resume_note = _not_sent_note(report, piped)
+        if report.halted:  # (not "run the same command again": the pipe is gone)
             report.halted = f"{report.halted.split('; ')[0]}; {report.resume_note}"
     return report
 
 
-def _not_sent_note(unsent: int, unread: int | None, left: bool) -> str:
-    n = unsent + (unread or 0)
-    rest = " (and the rest of stdin)" if left and unread is None else ""
+def _not_sent_note(report: UploadReport, piped: Piped) -> str:
+    n = report.unsent + (report.unread or 0)
+    rest = f" (and the rest of {piped.said})" if report.input_left and report.unread is None else ""
     return (
-        f"{n:,} records read from stdin were not sent{rest}; stdin is not journaled, "
-        "so running the command again cannot send them"
+        f"{n:,} records read from {piped.said} were not sent{rest}; a pipe is not "
+        "journaled, so running the command again cannot send them"
     )
 
 
@@ -252,7 +284,9 @@ class _Live:
         opts: UploadOptions,
         signals: _Signals,
         pair_wait: float,
+        piped: Piped,
     ) -> None:
+        self.piped = piped
         self.upload = upload
         self.spool = spool
         self.signals = signals
@@ -262,7 +296,7 @@ class _Live:
         where = str(spool.path)
 
         def say(d: Diagnostic) -> None:
-            said(replace(d, path=STDIN_NAME) if d.path == where else d)
+            said(replace(d, path=piped.name) if d.path == where else d)
 
         self.opts = replace(
             opts,
@@ -335,7 +369,7 @@ class _Live:
         if not reports:
             raise UsageError(self.error or "cannot reach the server")
         final = reports[-1]
-        total = replace(final, files=[FileReport(STDIN_NAME)], by_endpoint={})
+        total = replace(final, files=[FileReport(self.piped.name)], by_endpoint={})
         keys = "uploaded ends_uploaded acked_records rejected invalid requests bytes_sent retried"
         for k in keys.split():
             setattr(total, k, sum(getattr(r, k) for r in reports))
@@ -348,7 +382,7 @@ class _Live:
         total.files[0].records = total.records
         where = str(self.spool.path)
         total.diagnostics = [
-            replace(d, path=STDIN_NAME) if d.path == where else d for d in total.diagnostics
+            replace(d, path=self.piped.name) if d.path == where else d for d in total.diagnostics
         ]
         total.unsent = max(0, total.records - total.acked_records - total.rejected)
         total.input_left = False
@@ -361,15 +395,16 @@ class _Live:
             total.interrupted, total.interrupted_by = False, None
         if total.unsent:
             why = (self.error or total.halted or total.gave_up or "").split(";")[0]
+            kept = self.spool.path
             total.halted = (
-                f"{why + '; ' if why else ''}{total.unsent:,} records read from stdin were not "
-                f"sent; they are kept in {self.spool.path}: `tracecli upload "
-                f"{self.spool.path}` sends them"
+                f"{why + '; ' if why else ''}{total.unsent:,} records read from "
+                f"{self.piped.said} were not sent; they are kept in {kept}: "
+                f"`tracecli upload {kept}` sends them"
             )
             total.resume_note = total.halted
         else:
             total.halted = total.gave_up = None
-            total.resume_note = "every record read from stdin was sent" + (
+            total.resume_note = f"every record read from {self.piped.said} was sent" + (
                 f" or rejected ({total.rejected:,} in {total.rejected_file})"
                 if total.rejected
                 else ""
