@@ -179,6 +179,8 @@ def test_a_named_fifo_a_service_keeps_open_is_sent_as_it_comes(tmp_path):
         err = (tmp_path / "err.txt").read_text()
         assert code == 1, err  # the bad line is rejected, named by the FIFO's path
         assert f"{fifo}:4: error" in err, err
+        rejected = orjson.loads((tmp_path / "tracecli-rejected.jsonl").read_bytes())
+        assert rejected["_tracecli"]["source"] == str(fifo)  # not the spool
         assert diff_calls(calls, read_back(serve.url)) == []
 
 

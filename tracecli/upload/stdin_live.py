@@ -306,6 +306,10 @@ class _Live:
             rejected=self.rejects.pass_path,
             on_signal=lambda signum: signals(signum, None),
         )
+        try:
+            self.rejects_from = self.rejects.path.stat().st_size  # appended from here on
+        except OSError:
+            self.rejects_from = 0
         self.reports: list[UploadReport] = []
         self.error: str | None = None
         self.started = time.monotonic()
@@ -364,6 +368,19 @@ class _Live:
         ok = self._pass(last=True, backlog=self.spool.size - sent_size)
         return self._report(ok)
 
+    def _name_in_rejects(self) -> None:
+        """The records this run rejected name the pipe as their source, not the spool
+        (gone, or to be sent by its own name)."""
+        old = orjson.dumps(str(self.spool.path))[1:-1]
+        new = orjson.dumps(self.piped.name)[1:-1]
+        try:
+            data = self.rejects.path.read_bytes()
+            tail = data[self.rejects_from :]
+            if old in tail:
+                self.rejects.path.write_bytes(data[: self.rejects_from] + tail.replace(old, new))
+        except OSError:
+            pass  # the records are there, named by the spool
+
     def _report(self, ok: bool) -> UploadReport:
         reports = self.reports
         if not reports:
@@ -387,6 +404,8 @@ class _Live:
         total.unsent = max(0, total.records - total.acked_records - total.rejected)
         total.input_left = False
         total.rejected_file = str(self.rejects.path) if total.rejected else None
+        if total.rejected:
+            self._name_in_rejects()
         total.peak_open_calls = max(r.peak_open_calls for r in reports)
         total.elapsed_s = time.monotonic() - self.started
         if self.signals.signum is not None:
