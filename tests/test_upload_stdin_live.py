@@ -129,21 +129,25 @@ def test_sigterm_with_the_server_down_keeps_what_was_read_and_says_so(tmp_path):
     assert kept.read_bytes().count(b"\n") == 5  # stdin as read, the rest resumable
 
 
-def test_a_lone_bracket_then_a_pause_is_read_at_the_end(tmp_path):
-    calls = gen_calls(2, seed=84)
-    body = b",\n".join(orjson.dumps({"type": "call", **s, **e}) for s, e in calls)
+def test_a_lone_bracket_then_a_pause_then_records_of_the_array_go_before_its_end(tmp_path):
+    calls = gen_calls(3, seed=84)
+    records = [orjson.dumps({"type": "call", **s, **e}) for s, e in calls]
     with tracecli_serve(tmp_path / "serve") as serve:
         proc = _uploader(tmp_path, serve.url)
         try:
             _write(proc, b"[\n")
-            time.sleep(1.5)  # a JSON array is whole only at its `]`
-            _write(proc, body + b"\n]\n")
+            time.sleep(1.5)  # a writer that pauses after its `[`
+            _write(proc, records[0] + b",\n" + records[1] + b",\n")
+            wait_for(lambda: len(read_back(serve.url)) == 2, 15, proc)  # the array still open
+            _write(proc, records[2] + b"\n]\n")
         finally:
             assert proc.stdin is not None
             proc.stdin.close()
         code = _end(proc)
         assert code == 0, (tmp_path / "err.txt").read_text()
         assert diff_calls(calls, read_back(serve.url)) == []
+    report = orjson.loads((tmp_path / "out.txt").read_bytes().splitlines()[-1])
+    assert (report["records"], report["uploaded"], report["unsent"]) == (3, 3, 0)
 
 
 def test_what_decides_between_sending_as_it_comes_and_reading_to_the_end():
@@ -152,8 +156,9 @@ def test_what_decides_between_sending_as_it_comes_and_reading_to_the_end():
     assert _whole_json_line(b'{"type": "call"}\n{"ty') is True
     assert _whole_json_line(b'\xef\xbb\xbf\n  {"type": "start"}\n') is True
     assert _whole_json_line(b'{"type": "ca') is None  # no whole line yet: wait
-    assert _whole_json_line(b"[\n") is False  # an array: whole at its end only
-    assert _whole_json_line(b"{\n") is False  # a pretty-printed record
+    assert _whole_json_line(b"[\n") is True  # an array: read up to its last whole record
+    assert _whole_json_line(b'{\n  "type": "call",') is True  # pretty-printed records
+    assert _whole_json_line(b"[") is None  # a lone `[`: wait for more
     assert _whole_json_line(b"\x1f\x8b\x08\x00") is False  # gzip
     assert _whole_json_line(b"type: call\n") is False  # YAML
 

@@ -9,17 +9,19 @@ what the pipe holds at once). Then:
 - The pipe ends before it was ever quiet for `QUIET` seconds (`cat f | tracecli upload -`):
   the spool is read as stdin by one ordinary upload, which says and reports exactly what
   it always did.
-- Otherwise (the writer pauses, or keeps writing past `OPEN_LIVE` s), and the first line is
-  a whole JSON line: the spool is uploaded in passes as it grows, as `--follow` uploads a
-  file (`upload.follow`): each pass sends what came since the last (the resume journal
-  keeps the place), a start waits up to `pair_wait` seconds for its end, a pass runs once
-  the pipe was quiet for `QUIET` seconds or what waits is `MAX_LAG` seconds old. At the
-  pipe's end, or on SIGTERM/Ctrl-C, a last pass sends everything read (a start still
-  alone goes as a running call). What it could not send stays in the spool, which the
-  report names: `tracecli upload SPOOL` sends the rest (its journal knows what went).
-  Otherwise the spool is removed.
-- Anything else (gzip, a JSON array, YAML, a pretty-printed object): read to its end
-  first, as those cannot be read before they are whole.
+- Otherwise (the writer pauses, or is still writing after `OPEN_LIVE` s), and the spool
+  starts as JSON (a whole JSON line, an array's `[`, a pretty-printed record's `{`): the
+  spool is uploaded in passes as it grows, as `--follow` uploads a file (`upload.follow`):
+  each pass sends what came since the last (the resume journal keeps the place), a start
+  waits up to `pair_wait` seconds for its end, a pass runs once the pipe was quiet for
+  `QUIET` seconds or what waits is `MAX_LAG` seconds old. At the pipe's end, or on
+  SIGTERM/Ctrl-C, a last pass sends everything read (a start still alone goes as a
+  running call). What it could not send stays in the spool, which the report names:
+  `tracecli upload SPOOL` sends the rest (its journal knows what went). Otherwise the
+  spool is removed.
+- Anything else (gzip, YAML, CSV): read to its end first, as those cannot be read before
+  they are whole.
+A FIFO given by name is read the same way (`live_source`).
 """
 
 from __future__ import annotations
@@ -155,18 +157,24 @@ class Spool:
 
 
 def _whole_json_line(head: bytes) -> bool | None:
-    """Whether the spool's first line is a whole JSON object (a JSON-lines stream, which
-    can be sent as it comes); None while no line is whole yet."""
+    """Whether the spool holds JSON that can be sent as it comes: JSON lines (the first
+    line a whole object), or a JSON array or pretty-printed records, which `--follow`
+    passes read up to the last whole record; None while that is not known yet (no line
+    is whole). Not gzip nor anything else (YAML, CSV): those are read to their end."""
     if head[:2] == GZIP_MAGIC:
         return False
     text = head.removeprefix(BOM).lstrip()
+    if text[:1] in (b"[", b"{") and text[:2] != b"{}" and b"\n" in text:
+        first = text[: text.find(b"\n")].strip()
+        if first in (b"[", b"{"):
+            return True
     end = text.find(b"\n")
     if end < 0:
         return None
     try:
-        return isinstance(orjson.loads(text[:end]), dict)
+        return isinstance(orjson.loads(text[:end]), (dict, list))
     except orjson.JSONDecodeError:
-        return False
+        return text[:1] in (b"[", b"{")  # an array or a record going on over lines
 
 
 def _spool_path() -> Path:
@@ -311,6 +319,7 @@ class _Live:
         except OSError:
             self.rejects_from = 0
         self.reports: list[UploadReport] = []
+        self.reached = False  # the last pass reached the server (its report is the last)
         self.error: str | None = None
         self.started = time.monotonic()
 
@@ -319,6 +328,7 @@ class _Live:
         not be reached. Worker processes only for a big backlog (a fast pipe): a pass
         over what a second brought is small."""
         self.patience.new_pass()
+        self.reached = False
         defer = self.patience if self.patience.pair_wait > 0 and not last else None
         jobs = self.opts.jobs if backlog >= PARALLEL_MIN_BYTES else 0
         pass_opts = replace(self.opts, defer_start=defer, jobs=jobs)
@@ -332,6 +342,7 @@ class _Live:
         finally:
             self.rejects.collect()
         self.reports.append(report)
+        self.reached = True
         return not (report.halted or report.unsent)
 
     def run(self) -> UploadReport:
@@ -365,8 +376,8 @@ class _Live:
         """Everything read goes now (a start alone as a running call); what cannot stays
         in the spool, and the report says so."""
         self.spool.end_line()  # (what the thread copies after this is not read)
-        ok = self._pass(last=True, backlog=self.spool.size - sent_size)
-        return self._report(ok)
+        self._pass(last=True, backlog=self.spool.size - sent_size)
+        return self._report()
 
     def _name_in_rejects(self) -> None:
         """The records this run rejected name the pipe as their source, not the spool
@@ -381,7 +392,7 @@ class _Live:
         except OSError:
             pass  # the records are there, named by the spool
 
-    def _report(self, ok: bool) -> UploadReport:
+    def _report(self) -> UploadReport:
         reports = self.reports
         if not reports:
             raise UsageError(self.error or "cannot reach the server")
@@ -393,15 +404,18 @@ class _Live:
         for r in reports:
             for ep, n in r.by_endpoint.items():
                 total.by_endpoint[ep] = total.by_endpoint.get(ep, 0) + n
-        read = count_lines(str(self.spool.path)) or 0
-        total.records = max(read, total.acked_records + total.rejected)
+        if self.reached:  # the last pass's report says what it could not send
+            total.unsent = final.unsent
+        else:  # what was read less what went (lines: records of JSON lines)
+            read = count_lines(str(self.spool.path)) or 0
+            total.unsent = max(0, read - total.acked_records - total.rejected)
+        total.records = total.acked_records + total.rejected + total.unsent
         total.skipped = 0
         total.files[0].records = total.records
         where = str(self.spool.path)
         total.diagnostics = [
             replace(d, path=self.piped.name) if d.path == where else d for d in total.diagnostics
         ]
-        total.unsent = max(0, total.records - total.acked_records - total.rejected)
         total.input_left = False
         total.rejected_file = str(self.rejects.path) if total.rejected else None
         if total.rejected:
