@@ -204,7 +204,11 @@ def upload_stdin(
         live = _wait_for_end_or_pause(spool, signals)
         if not live:
             spool.close()
-            return _as_stdin(upload, spool.path, opts, on_progress, piped)
+            report = _as_stdin(upload, spool.path, opts, on_progress, piped)
+            if signals.signum is not None and not report.interrupted:  # (gzip, YAML: cut)
+                report.interrupted, report.interrupted_by = True, signals.signum
+                report.resume_note = _not_sent_note(report, piped)
+            return report
         keep = True  # until all is known sent (a second Ctrl-C raises: it stays)
         try:
             report = _Live(upload, spool, opts, signals, pair_wait, piped).run()
