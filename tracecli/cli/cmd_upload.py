@@ -249,12 +249,14 @@ def _upload_with_progress(
         shown.console = display.progress.console  # diagnostics print above the line
     elif not quiet:
         display = PlainProgress(err, plain_every())
-    from tracecli.upload.stdin_live import live_source, upload_stdin
 
     def run(on_progress: Any = None) -> UploadReport:
-        piped = live_source(paths, opts)
-        if piped is not None:  # a pipe: sent as it comes (upload/stdin_live.py)
-            return upload_stdin(upload, opts, on_progress, pair_wait, piped)
+        if len(paths) == 1 and not os.path.isfile(paths[0]):  # stdin, a FIFO? (else no import)
+            from tracecli.upload.stdin_live import live_source, upload_stdin
+
+            piped = live_source(paths, opts)
+            if piped is not None:  # a pipe: sent as it comes (upload/stdin_live.py)
+                return upload_stdin(upload, opts, on_progress, pair_wait, piped)
         return upload(paths, opts, on_progress)
 
     try:
