@@ -206,3 +206,20 @@ def test_a_fast_pipe_that_ends_is_one_ordinary_upload(tmp_path):
         assert diff_calls(calls, read_back(serve.url)) == []
     spools = Path(os.environ["XDG_STATE_HOME"]) / "tracecli" / "stdin"
     assert spools.is_dir() and not list(spools.iterdir())  # the spool is gone
+
+
+def test_no_state_folder_to_spool_in_is_the_usual_clear_error(tmp_path):
+    calls = gen_calls(3, seed=87)
+    (tmp_path / "file").write_bytes(b"")  # the state folder cannot be made under a file
+    with tracecli_serve(tmp_path / "serve") as serve:
+        r = subprocess.run(
+            tracecli("upload", "-", "--server", serve.url),
+            input=b"".join(line("call", {**s, **e}) for s, e in calls),
+            capture_output=True,
+            env=cli_env(XDG_STATE_HOME=str(tmp_path / "file" / "state")),
+            cwd=tmp_path,
+            timeout=60,
+        )
+        # what any upload says without a state folder (its journal), never a traceback
+        assert r.returncode == 2, r.stderr
+        assert b"journal" in r.stderr and b"Traceback" not in r.stderr

@@ -116,7 +116,7 @@ class Spool:
         self.head = b""
         self.last_byte = b""
         self.closed = False
-        self._out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self._out = os.open(path, os.O_WRONLY | os.O_APPEND)  # made by `_spool_path`
         self._thread = threading.Thread(target=self._copy, name="stdin-spool", daemon=True)
         self._thread.start()
 
@@ -181,7 +181,9 @@ def _spool_path() -> Path:
     folder = state_dir() / "stdin"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    return folder / f"stdin-{stamp}-{os.getpid()}.jsonl"
+    path = folder / f"stdin-{stamp}-{os.getpid()}.jsonl"
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # (fails here, if)
+    return path
 
 
 def upload_stdin(
@@ -194,8 +196,12 @@ def upload_stdin(
     """Upload stdin or a named pipe (`live_source`) as the module docstring says; the
     report is the run's. `pair_wait`: how long a start waits for its end while the pipe
     is open."""
+    try:
+        path = _spool_path()
+    except OSError:  # no state folder to spool in (read-only home): read to the end
+        return upload([piped.path], opts, on_progress)
     fd = sys.stdin.fileno() if piped.path == STDIN else os.open(piped.path, os.O_RDONLY)
-    spool = Spool(fd, _spool_path())
+    spool = Spool(fd, path)
     wake = threading.Event()
     signals = _Signals(wake)
     restore = signals.install()
