@@ -79,6 +79,8 @@ def test_records_from_an_open_pipe_are_sent_before_it_closes_and_pair_later(tmp_
     report = orjson.loads((tmp_path / "out.txt").read_bytes().splitlines()[-1])
     assert report["records"] == 5 and report["uploaded"] == 4
     assert {d["path"] for d in report["diagnostics"]} == {"<stdin>"}
+    said = [(d["line"], d["code"]) for d in report["diagnostics"]]
+    assert (2, "missing-parent") in said and len(said) == len(set(said)) == report["warnings"]
     assert not list((Path(os.environ["XDG_STATE_HOME"]) / "tracecli" / "stdin").iterdir())
 
 

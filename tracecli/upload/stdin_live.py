@@ -402,6 +402,25 @@ class _Live:
         except OSError:
             pass  # the records are there, named by the spool
 
+    def _findings(self, total: UploadReport) -> None:
+        """Every pass's diagnostics, each once (a start waiting for its end is read by
+        several passes), named by the pipe; counted as they are listed."""
+        where = str(self.spool.path)
+        seen: set[tuple[int, str, str]] = set()
+        total.diagnostics = []
+        total.errors = sum(r.errors for r in self.reports)  # (lists may be capped: counts
+        total.warnings = sum(r.warnings for r in self.reports)  # less those said again)
+        for r in self.reports:
+            for d in r.diagnostics:
+                if (d.line, d.code, d.field) not in seen:
+                    seen.add((d.line, d.code, d.field))
+                    named = replace(d, path=self.piped.name) if d.path == where else d
+                    total.diagnostics.append(named)
+                elif d.is_error:
+                    total.errors -= 1
+                else:
+                    total.warnings -= 1
+
     def _report(self) -> UploadReport:
         reports = self.reports
         if not reports:
@@ -422,10 +441,7 @@ class _Live:
         total.records = total.acked_records + total.rejected + total.unsent
         total.skipped = 0
         total.files[0].records = total.records
-        where = str(self.spool.path)
-        total.diagnostics = [
-            replace(d, path=self.piped.name) if d.path == where else d for d in total.diagnostics
-        ]
+        self._findings(total)
         total.input_left = False
         total.rejected_file = str(self.rejects.path) if total.rejected else None
         if total.rejected:
