@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,8 @@ def running(pid: int) -> bool:
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork pools only on Linux")
 def test_kill_9_of_an_upload_takes_its_workers_with_it(tmp_path: Path) -> None:
-    # stdin counts as a big input, so the pool is forked at once; the run then waits on it
+    # a big backlog on a pipe left open is read by a pass with workers (upload/stdin_live.py);
+    # the run is killed while they work
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TRACECLI_JOBS": "2"}
     env.pop("WF_TRACE_SERVER_URL", None)
     proc = subprocess.Popen(
@@ -50,8 +52,26 @@ def test_kill_9_of_an_upload_takes_its_workers_with_it(tmp_path: Path) -> None:
         cwd=tmp_path,
         env=env,
     )
+    assert proc.stdin is not None
+    t = "2026-01-01T00:00:0{}Z"
+    proc.stdin.write(
+        b"".join(
+            b'{"type": "call", "id": "%s", "trace_id": "%s", "project_id": "acme/x", '
+            b'"op_name": "op", "started_at": "%s", "ended_at": "%s", "inputs": {"q": %d}, '
+            b'"output": "a"}\n'
+            % (
+                str(uuid.uuid4()).encode(),
+                str(uuid.uuid4()).encode(),
+                t.format(0).encode(),
+                t.format(1).encode(),
+                i,
+            )
+            for i in range(120_000)
+        )
+    )
+    proc.stdin.flush()
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while len(kids := children(proc.pid)) < 2:
             assert time.monotonic() < deadline, "the worker pool never started"
             time.sleep(0.05)
@@ -64,7 +84,6 @@ def test_kill_9_of_an_upload_takes_its_workers_with_it(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
-        assert proc.stdin is not None
         proc.stdin.close()
 
 

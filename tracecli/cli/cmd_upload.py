@@ -124,7 +124,10 @@ def upload_command(
     if follow:
         assert not isinstance(err, PlainConsole)
         raise typer.Exit(_follow(paths, opts, err, settings, shown, quiet=quiet, json_out=json_out))
-    raise typer.Exit(_upload_once(paths, opts, err, shown, quiet=quiet, json_out=json_out))
+    code = _upload_once(
+        paths, opts, err, shown, quiet=quiet, json_out=json_out, pair_wait=settings.pair_wait
+    )
+    raise typer.Exit(code)
 
 
 def _destination(
@@ -169,11 +172,14 @@ def _upload_once(
     *,
     quiet: bool,
     json_out: bool,
+    pair_wait: float,
 ) -> int:
     """One upload with its progress, then its report (JSON on stdout, or the summary for
     people on stderr) and why it stopped, if it did; its exit code."""
     live = not quiet and on_screen(err)
-    report = _upload_with_progress(paths, opts, err, shown, quiet=quiet, live=live)
+    report = _upload_with_progress(
+        paths, opts, err, shown, quiet=quiet, live=live, pair_wait=pair_wait
+    )
     if json_out:
         write_stdout(json.dumps(report_json(report)))
     elif not quiet:
@@ -229,6 +235,7 @@ def _upload_with_progress(
     *,
     quiet: bool,
     live: bool,
+    pair_wait: float,
 ) -> UploadReport:
     """Run the upload with a progress display on stderr: a live line on a terminal, a
     plain line now and then elsewhere, none with --quiet."""
@@ -242,11 +249,21 @@ def _upload_with_progress(
         shown.console = display.progress.console  # diagnostics print above the line
     elif not quiet:
         display = PlainProgress(err, plain_every())
+
+    def run(on_progress: Any = None) -> UploadReport:
+        if len(paths) == 1 and not os.path.isfile(paths[0]):  # stdin, a FIFO? (else no import)
+            from tracecli.upload.stdin_live import live_source, upload_stdin
+
+            piped = live_source(paths, opts)
+            if piped is not None:  # a pipe: sent as it comes (upload/stdin_live.py)
+                return upload_stdin(upload, opts, on_progress, pair_wait, piped)
+        return upload(paths, opts, on_progress)
+
     try:
         if display is None:
-            return upload(paths, opts)
+            return run()
         try:
-            return upload(paths, opts, on_progress=display.update)
+            return run(display.update)
         finally:
             display.stop()
     finally:
@@ -257,7 +274,7 @@ def _say_why_stopped(report: UploadReport, err: Console | PlainConsole) -> None:
     from tracecli.upload.api import RESUME_HINT
 
     if report.interrupted:
-        say(err, f"tracecli: interrupted; {RESUME_HINT}")
+        say(err, f"tracecli: interrupted; {report.resume_note or RESUME_HINT}")
     elif report.halted:
         say(err, f"tracecli: error: {report.halted}")
     elif report.gave_up:

@@ -3,11 +3,13 @@ can be known of a file before reading it (regular or not, its lines from an offs
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
 import stat
 import sys
+from collections.abc import Iterator
 from typing import IO, cast
 
 BOM = b"\xef\xbb\xbf"
@@ -126,6 +128,17 @@ def pipe_stream(path: str) -> io.BufferedReader:
     got = io.BufferedReader(_Headed(raw, head), max(len(head), io.DEFAULT_BUFFER_SIZE))
     _PIPES[path] = got
     return got
+
+
+@contextlib.contextmanager
+def read_pipe_from(path: str, stream: IO[bytes]) -> Iterator[None]:
+    """While in the block, the named pipe `path` reads as `stream` (what was read from it
+    already, kept in a file: `upload.stdin_live`), as `pipe_stream` gives it."""
+    _PIPES[path] = io.BufferedReader(stream, HEAD_BYTES)  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        _PIPES.pop(path, None)
 
 
 def _pipe_head(raw: IO[bytes]) -> bytes:

@@ -225,6 +225,8 @@ class UploadReport(Findings):
     rejected: int = 0  # records rejected (by validation or the server)
     invalid: int = 0  # of those, refused by validation
     unsent: int = 0  # records not sent: the run was stopped first
+    # what to do about what was not sent, when running again cannot resume it (stdin)
+    resume_note: str | None = None
     skipped: int = 0  # records acknowledged by an earlier run
     retried: int = 0
     requests: int = 0
