@@ -93,7 +93,7 @@ class FollowStatus:
         self.rejected += report.rejected
 
 
-class _Signals:
+class PassSignals:
     """SIGTERM/SIGINT between passes (a pass installs its own handler and is interrupted
     by the same signals, see upload.report.Interrupt)."""
 
@@ -117,7 +117,7 @@ class _Signals:
         return restore
 
 
-class _Patience:
+class PairPatience:
     """When each open start was first read, for `pair_wait`; forgotten soon after it no
     longer waits, so memory follows the open calls, not the day's traffic."""
 
@@ -147,7 +147,7 @@ class _Patience:
         return min(self.first_seen[c] for c in self.waiting) + self.pair_wait
 
 
-def _once(callback: Callable[[Diagnostic], None] | None) -> Callable[[Diagnostic], None]:
+def said_once(callback: Callable[[Diagnostic], None] | None) -> Callable[[Diagnostic], None]:
     """Diagnostics said once per follow: a rejected line is read again by every pass (it
     is not stored, so the journal does not move past it), and a start waiting for its end
     is not yet "a call that stays running"."""
@@ -168,7 +168,7 @@ def _once(callback: Callable[[Diagnostic], None] | None) -> Callable[[Diagnostic
     return say
 
 
-class _Rejects:
+class FollowRejects:
     """One rejected-records file for the whole follow. A pass writes its own (the usual
     writer replaces the file each run, which would lose what earlier passes rejected);
     its records are then appended here, each (source, line, reason) once."""
@@ -317,7 +317,7 @@ class _Rate:
 def _ship(
     inputs: list[str],
     opts: UploadOptions,
-    rejects: _Rejects,
+    rejects: FollowRejects,
     status: FollowStatus,
     on_report: Callable[[UploadReport], None] | None,
 ) -> UploadReport | None:
@@ -342,9 +342,9 @@ def _ship(
 
 def _pass_options(
     opts: UploadOptions,
-    rejects: _Rejects,
-    patience: _Patience,
-    signals: _Signals,
+    rejects: FollowRejects,
+    patience: PairPatience,
+    signals: PassSignals,
     passes: EarlierPasses,
 ) -> UploadOptions:
     """What each pass runs with: each diagnostic said once, starts held back for their end
@@ -353,7 +353,7 @@ def _pass_options(
     return replace(
         opts,
         passes=passes,
-        on_diagnostic=_once(opts.on_diagnostic),
+        on_diagnostic=said_once(opts.on_diagnostic),
         defer_start=patience if patience.pair_wait > 0 else None,
         jobs=0,  # a pass reads what was appended: small; no worker processes per pass
         follow=True,
@@ -363,7 +363,7 @@ def _pass_options(
 
 
 def _tell(
-    status: FollowStatus, patience: _Patience, on_status: Callable[[FollowStatus], None] | None
+    status: FollowStatus, patience: PairPatience, on_status: Callable[[FollowStatus], None] | None
 ) -> None:
     status.open_calls = len(patience.waiting)
     if on_status is not None:
@@ -381,13 +381,13 @@ def follow(
     the server stayed unreachable for `fopts.max_outage` (1). Raises UsageError for what a
     single upload raises at once (bad options, a refused key): exit 2."""
     _check_options(paths, opts, fopts)
-    patience = _Patience(fopts.pair_wait if pair_wait_applies(opts) else 0.0)
+    patience = PairPatience(fopts.pair_wait if pair_wait_applies(opts) else 0.0)
     watcher = follow_watcher(paths, opts.on_diagnostic, patience.pair_wait, fopts.flush_interval)
-    rejects = _Rejects(Path(opts.rejected if opts.rejected is not None else DEFAULT_NAME))
+    rejects = FollowRejects(Path(opts.rejected if opts.rejected is not None else DEFAULT_NAME))
     own = {os.path.realpath(rejects.path), os.path.realpath(rejects.pass_path)}
     status = FollowStatus()
     wake = threading.Event()  # set by a signal or a file event: look now
-    signals = _Signals(wake)
+    signals = PassSignals(wake)
     # a parent read by an earlier pass, or written within pair_wait of its child, is no
     # "parent call is not in the inputs" (see check/passes.py)
     passes = EarlierPasses(fopts.pair_wait)

@@ -54,11 +54,11 @@ from tracecli.journal.rejected import DEFAULT_NAME
 from tracecli.upload.engine import PARALLEL_MIN_BYTES
 from tracecli.upload.follow import (
     FollowOptions,
-    _once,
-    _Patience,
-    _Rejects,
-    _Signals,
+    FollowRejects,
+    PairPatience,
+    PassSignals,
     pair_wait_applies,
+    said_once,
 )
 from tracecli.upload.report import FileReport, Progress, UploadOptions, UploadReport
 
@@ -203,7 +203,7 @@ def upload_stdin(
     fd = sys.stdin.fileno() if piped.path == STDIN else os.open(piped.path, os.O_RDONLY)
     spool = Spool(fd, path)
     wake = threading.Event()
-    signals = _Signals(wake)
+    signals = PassSignals(wake)
     restore = signals.install()
     keep = False
     try:
@@ -237,7 +237,7 @@ def upload_stdin(
                 spool.path.unlink()
 
 
-def _wait_for_end_or_pause(spool: Spool, signals: _Signals) -> bool:
+def _wait_for_end_or_pause(spool: Spool, signals: PassSignals) -> bool:
     """Read until the pipe ends (False: one ordinary upload) or it is time to send as it
     comes (True): the pipe paused, is still open after `OPEN_LIVE` seconds (a fast pipe
     that ends soon goes as one upload, with worker processes), or a signal came, with a
@@ -300,7 +300,7 @@ class _Live:
         upload: Uploader,
         spool: Spool,
         opts: UploadOptions,
-        signals: _Signals,
+        signals: PassSignals,
         pair_wait: float,
         piped: Piped,
     ) -> None:
@@ -308,9 +308,11 @@ class _Live:
         self.upload = upload
         self.spool = spool
         self.signals = signals
-        self.patience = _Patience(pair_wait if pair_wait_applies(opts) else 0.0)
-        self.rejects = _Rejects(Path(opts.rejected if opts.rejected is not None else DEFAULT_NAME))
-        said = _once(opts.on_diagnostic)
+        self.patience = PairPatience(pair_wait if pair_wait_applies(opts) else 0.0)
+        self.rejects = FollowRejects(
+            Path(opts.rejected if opts.rejected is not None else DEFAULT_NAME)
+        )
+        said = said_once(opts.on_diagnostic)
         where = str(spool.path)
 
         def say(d: Diagnostic) -> None:
