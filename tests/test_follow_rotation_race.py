@@ -11,9 +11,15 @@ import os
 import threading
 from pathlib import Path
 
+import pytest
+
 from tests.support.faultproxy import FaultProxy
 from tests.support.follow_kit import line, received, start_follower, stop, wait_for
 from tests.support.uploadkit import diff_calls, gen_calls, read_back, tracecli_serve
+from tracecli.inputs.blocks import plan_ranges, read_range
+from tracecli.inputs.same_file import FileKey, Replaced
+from tracecli.journal.resume import Journal
+from tracecli.upload.blocks import prepare_range
 
 ROTATIONS = 40
 PER_FILE = 6  # calls written to a file before it is rotated
@@ -51,7 +57,9 @@ def test_a_log_rotated_many_times_a_second_ships_every_call_once(tmp_path: Path)
                 return
 
     with tracecli_serve(tmp_path / "serve") as serve, FaultProxy(serve.url) as proxy:
-        proc = start_follower(tmp_path, proxy.url, logs, extra=("--flush-interval", "0.2"))
+        # a pattern that matches the rotated files too: each is an input, under whatever name
+        pattern = str(logs / "app.jsonl*")
+        proc = start_follower(tmp_path, proxy.url, pattern, extra=("--flush-interval", "0.2"))
         try:
             wait_for(lambda: len(received(proxy)) == 20, 60, proc)
             t = threading.Thread(target=writer, daemon=True)
@@ -65,3 +73,42 @@ def test_a_log_rotated_many_times_a_second_ships_every_call_once(tmp_path: Path)
         missing = [s["id"] for s, _ in calls if proxy.sends(s["id"]) == 0]
         assert (code, proxy.duplicates(), len(missing)) == (0, 0, 0)
         assert diff_calls(calls, read_back(serve.url)) == []
+
+
+def test_a_read_of_a_name_that_now_holds_another_file_reads_nothing(tmp_path: Path) -> None:
+    """The reads of a pass are of the file whose identity it took: after a rename, the
+    name's new file is `Replaced` (nothing read, nothing to credit), not read instead."""
+    app = tmp_path / "app.jsonl"
+    app.write_bytes(b'{"a": 1}\n')
+    st = os.stat(app)
+    key = FileKey(st.st_dev, st.st_ino)
+    assert read_range(str(app), 0, 9, key) == b'{"a": 1}\n'
+    os.replace(app, tmp_path / "app.jsonl.1")
+    app.write_bytes(b'{"b": 2}\n{"c": 3}\n')
+    with pytest.raises(Replaced):
+        read_range(str(app), 0, 9, key)
+    with pytest.raises(Replaced):
+        plan_ranges(str(app), 18, 4, 0, key)
+    assert prepare_range(str(app), 0, 18, None, key).lines == 0
+    assert prepare_range(str(app), 0, 18, None).lines == 2  # no identity: by name
+
+
+def test_a_file_renamed_during_a_run_is_not_marked_finished(tmp_path: Path) -> None:
+    """`done` after a run whose file was renamed meanwhile (maybe not read to its end):
+    not finished; the next run, meeting it under its new name, reads it again from where
+    it was stored."""
+    app = tmp_path / "app.jsonl"
+    app.write_bytes(b'{"a": 1}\n')
+    journal = Journal.open(server="http://x", project=None, db_path=tmp_path / "j.db")
+    try:
+        assert journal.file(str(app)).ino == os.stat(app).st_ino
+        os.replace(app, tmp_path / "app.jsonl.1")
+        app.write_bytes(b'{"b": 2}\n')
+        journal.done(str(app))
+    finally:
+        journal.close()
+    again = Journal.open(server="http://x", project=None, db_path=tmp_path / "j.db")
+    try:
+        assert again.file(str(tmp_path / "app.jsonl.1")).done is False
+    finally:
+        again.close()

@@ -14,7 +14,7 @@ from tracecli.inputs.reader import InputFormat, Source
 from tracecli.inputs.same_file import FileKey, Replaced, open_same
 from tracecli.inputs.sniff import OTLP
 from tracecli.inputs.streams import STDIN, count_lines, os_message, read_as_stream, regular_file
-from tracecli.inputs.watch import whole_lines_end_in
+from tracecli.inputs.watch import whole_lines_end, whole_lines_end_in
 from tracecli.journal.acks import AckSet
 from tracecli.journal.resume import Journal
 
@@ -78,7 +78,11 @@ class InputState:
     def _size(self, i: int, path: str, follow: bool) -> int:
         """The size of input `i`, of the very file the journal took (`keys`): in a follow,
         up to its last whole line (a last line still being written waits for the next pass)."""
-        with open_same(path, self.keys.get(i)) as f:
+        key = self.keys.get(i)
+        if key is None:  # not journaled: by name, as before
+            size = os.path.getsize(path)
+            return whole_lines_end(path, size) if follow else size
+        with open_same(path, key) as f:
             size = os.fstat(f.fileno()).st_size
             return whole_lines_end_in(f, size) if follow else size
 
