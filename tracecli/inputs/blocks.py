@@ -12,6 +12,7 @@ import zlib
 from collections.abc import Iterator
 from typing import IO
 
+from tracecli.inputs.same_file import FileKey, open_same
 from tracecli.inputs.streams import BOM
 
 
@@ -26,9 +27,10 @@ def block_lines(data: bytes, at_start: bool) -> list[bytes]:
     return lines
 
 
-def read_range(path: str, offset: int, length: int) -> bytes:
-    """One byte range of a plain file (a worker's unit of work); OSError if unreadable."""
-    with open(path, "rb") as f:
+def read_range(path: str, offset: int, length: int, key: FileKey | None = None) -> bytes:
+    """One byte range of a plain file (a worker's unit of work); OSError if unreadable,
+    `Replaced` when the name no longer holds the file `key` (`same_file`)."""
+    with open_same(path, key) as f:
         f.seek(offset)
         return f.read(length)
 
@@ -38,11 +40,13 @@ def range_error(exc: OSError) -> str:
     return f"file cannot be read from here on: {exc.strerror or exc}"
 
 
-def plan_ranges(path: str, size: int, block: int, start: int = 0) -> list[tuple[int, int]]:
+def plan_ranges(
+    path: str, size: int, block: int, start: int = 0, key: FileKey | None = None
+) -> list[tuple[int, int]]:
     """Split a file (from `start`, a line start) into ranges of about `block` bytes that
-    end at a line end."""
+    end at a line end (of the file `key`, see `read_range`)."""
     ranges = []
-    with open(path, "rb") as f:
+    with open_same(path, key) as f:
         while start < size:
             f.seek(min(start + block, size))
             if start + block < size:

@@ -22,7 +22,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import IO, NamedTuple
 
 from tracecli.diagnostics import Diagnostic, Severity, UsageError
 from tracecli.inputs.reader import expand_paths
@@ -141,11 +141,19 @@ def whole_lines_end(path: str, size: int, window: int = 1 << 20) -> int:
         return size
     try:
         with open(path, "rb") as f:
-            start = max(0, size - window)
-            f.seek(start)
-            tail = f.read(size - start)
+            return whole_lines_end_in(f, size, window)
     except OSError:
         return size
+
+
+def whole_lines_end_in(f: IO[bytes], size: int, window: int = 1 << 20) -> int:
+    """`whole_lines_end` of the open file `f` (the file a pass took, whatever its name
+    holds now); OSError when it cannot be read."""
+    if size <= 0:
+        return size
+    start = max(0, size - window)
+    f.seek(start)
+    tail = f.read(size - start)
     if tail.endswith(b"\n"):
         return size
     cut = tail.rfind(b"\n")

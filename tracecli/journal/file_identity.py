@@ -77,11 +77,14 @@ def still_there(row: FileRow) -> bool:
         return False
 
 
-def same_prefix(path: str, row: FileRow, size: int) -> bool:
-    """Whether the file still begins with the bytes an earlier run saw (an append)."""
+def same_prefix(path: str | IO[bytes], row: FileRow, size: int) -> bool:
+    """Whether the file still begins with the bytes an earlier run saw (an append).
+    `path` may be the file already open (the one an identity was taken of)."""
     if not row.tail or size < row.size:
         return False
     try:
+        if not isinstance(path, str):
+            return prefix_hashes(path, row.size) == (row.head, row.tail)
         with open(path, "rb") as f:
             return prefix_hashes(f, row.size) == (row.head, row.tail)
     except OSError:
@@ -90,18 +93,43 @@ def same_prefix(path: str, row: FileRow, size: int) -> bool:
 
 def identity(path: str | os.PathLike[str]) -> Identity | None:
     """The file's identity, or None when it is not a regular file (stdin, a pipe)."""
+    f = open_regular(path)
+    if f is None:
+        return None
+    with f:
+        return identity_of(f, path)
+
+
+def open_regular(path: str | os.PathLike[str]) -> IO[bytes] | None:
+    """The regular file at `path`, open for reading (the caller closes it); None when it
+    is not one (stdin, a pipe: never opened, it could block) or is gone."""
     if str(path) == "-":
         return None
     try:
-        st = os.stat(path)
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
     except OSError:
         return None
-    if not stat.S_ISREG(st.st_mode):
-        return None
     try:
-        with open(path, "rb") as f:
-            head, tail = prefix_hashes(f, st.st_size)
+        f = open(path, "rb")  # noqa: SIM115 - returned open, the caller closes it
+    except FileNotFoundError:  # gone since (rotated away): as if never there
+        return None
     except OSError as exc:  # unreadable (permissions, an I/O error): one line, not a traceback
+        raise UsageError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # replaced by a pipe meanwhile
+        f.close()
+        return None
+    return f
+
+
+def identity_of(f: IO[bytes], path: str | os.PathLike[str]) -> Identity:
+    """The identity of the open file `f` (named `path`): its device, inode, size and
+    hashes all from that one descriptor, so a rename of `path` meanwhile (a rotation)
+    cannot give the identity of one file with the content of another."""
+    st = os.fstat(f.fileno())
+    try:
+        head, tail = prefix_hashes(f, st.st_size)
+    except OSError as exc:
         raise UsageError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
     return Identity(
         os.path.realpath(path), st.st_size, st.st_mtime_ns, head, tail, st.st_dev, st.st_ino

@@ -25,6 +25,10 @@ class FileState:
     # acknowledged lines before the resume point no longer kept line by line (see `settle`)
     compacted: int = 0
     appended: bool = False  # an earlier run saw a shorter version: only the rest is new
+    # the file read (device, inode; 0: none), from the descriptor its identity was taken
+    # of: the pass reads that file only, not another the name holds by then (a rotation)
+    dev: int = 0
+    ino: int = 0
 
 
 @dataclass(slots=True)

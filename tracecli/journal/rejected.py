@@ -36,6 +36,7 @@ from tracecli.schema.rules import META_KEY
 from tracecli.wire.wideints import NonFinite
 
 DEFAULT_NAME = "tracecli-rejected.jsonl"
+GONE_TRIES = 5  # a follow pass looks again at its inputs when one went meanwhile (`_expanded`)
 
 
 def _as_text(value: Any) -> str:
@@ -203,6 +204,21 @@ def stale_note(path: str | os.PathLike[str], notes: Notes | None) -> str | None:
     )
 
 
+def _expanded(paths: Sequence[str], follow: bool) -> list[str]:
+    """`expand_paths`; in a follow, without the files gone meanwhile: one may go between
+    a look at it and its expansion (a rotation renaming `app.jsonl.5` to `app.jsonl.6`
+    and `app.jsonl.4` to `app.jsonl.5`), which is then looked at again, a few times."""
+    for _ in range(GONE_TRIES if follow else 0):
+        paths = [p for p in paths if p == "-" or os.path.exists(p)]
+        try:
+            return expand_paths(paths)
+        except UsageError:
+            if all(p == "-" or os.path.exists(p) for p in paths):
+                raise  # not a file gone: unreadable, a link to nothing
+    paths = [p for p in paths if not follow or p == "-" or os.path.exists(p)]
+    return expand_paths(paths)
+
+
 def upload_inputs(
     paths: Sequence[str], rejected: str | os.PathLike[str] | None, follow: bool = False
 ) -> list[str]:
@@ -212,9 +228,7 @@ def upload_inputs(
     `follow` (a pass of upload --follow): a file gone since the follow looked (a log
     rotated by rename, whose new file is not made yet; an old one deleted) is left out,
     and none left is no error: the next look knows what is there."""
-    if follow:
-        paths = [p for p in paths if p == "-" or os.path.exists(p)]
-    files = skip_rejected_file(paths, expand_paths(paths), rejected)
+    files = skip_rejected_file(paths, _expanded(paths, follow), rejected)
     if not files and not follow:
         raise UsageError(
             "no trace files found in the given paths (.jsonl, .ndjson, .json, .yaml, .yml)"

@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from tracecli.config.paths import state_dir
 from tracecli.diagnostics import UsageError
@@ -47,8 +48,9 @@ from tracecli.journal.file_identity import (
     FileRow,
     Identity,
     file_row,
-    identity,
+    identity_of,
     identity_values,
+    open_regular,
     same_prefix,
     stored_path,
     unchanged,
@@ -113,16 +115,21 @@ class Journal:
                 return FileState(key, journaled=False, changed=False, acked=0, done=False)
             if isinstance(known, FileEntry) and known.state is not None:
                 return known.state
-        ident = identity(path)  # outside the lock: hashing reads the file
-        if ident is None:
+        # One descriptor for all this file's identity and comparisons (see `identity_of`)
+        f = open_regular(path)
+        if f is None:
             with self._lock:
                 self._files[key] = None
             return FileState(key, journaled=False, changed=False, acked=0, done=False)
+        with f:
+            return self._file(key, f, identity_of(f, path))  # hashing outside the lock
+
+    def _file(self, key: str, f: IO[bytes], ident: Identity) -> FileState:
         with self._lock, self.conn:
             again = self._files.get(key)
             if again is not None and again.state is not None:  # another thread was first
                 return again.state
-            entry, changed, appended, done = self._register(ident)
+            entry, changed, appended, done = self._register(ident, f)
             entry.state = FileState(
                 key,
                 journaled=True,
@@ -133,6 +140,8 @@ class Journal:
                 resume_line=entry.resume_line,
                 compacted=entry.compacted,
                 appended=appended,
+                dev=ident.dev,
+                ino=ident.ino,
             )
             self._files[key] = entry
         return entry.state
@@ -142,16 +151,17 @@ class Journal:
         params = (self.target, *(stored_path(a) if isinstance(a, str) else a for a in args))
         return [file_row(r) for r in self.conn.execute(sql, params)]
 
-    def _register(self, ident: Identity) -> tuple[FileEntry, bool, bool, bool]:
+    def _register(self, ident: Identity, f: IO[bytes]) -> tuple[FileEntry, bool, bool, bool]:
         """Find or create the file's row (under the lock, in a transaction); returns the
-        entry and whether the file changed, grew, or was finished by an earlier run."""
+        entry and whether the file changed, grew, or was finished by an earlier run. `f`:
+        the file open, its content compared rather than what its name holds by now."""
         rows = self._row("path=?", ident.path)
         row = rows[0] if rows else None
         if (
             row is not None
             and row.ino
             and (row.dev, row.ino) != (ident.dev, ident.ino)
-            and not same_prefix(ident.path, row, ident.size)
+            and not same_prefix(f, row, ident.size)
         ):
             # Another file under this path (rotation by rename): the old entry stays, under
             # a name no path has, for the old file to be found by its device and inode.
@@ -159,7 +169,7 @@ class Journal:
             row = None
         gz_of: FileRow | None = None  # the plain file a new gzip file holds (compressed)
         if row is None:
-            row = self._moved(ident)
+            row = self._moved(ident, f)
             if row is not None:
                 self.conn.execute(
                     "UPDATE files SET path=? WHERE id=?", (stored_path(ident.path), row.id)
@@ -169,7 +179,7 @@ class Journal:
                 gz_of = gz_origin(ident.path, recent)
         now = time.time()
         changed = False
-        if row is not None and not self.restart and not self._same_or_grown(row, ident):
+        if row is not None and not self.restart and not self._same_or_grown(row, ident, f):
             # The part seen before changed, or the file got shorter (rewritten; truncated by
             # copytruncate, whose copy may be among the inputs and is then found by its
             # content, see `_moved`): this path starts over, the old entry is kept aside.
@@ -188,7 +198,7 @@ class Journal:
             return new, changed, False, False
         entry = FileEntry(row.id, AckSet(), ident=ident)
         same = unchanged(row, ident)
-        grown = not same and same_prefix(ident.path, row, ident.size)
+        grown = not same and same_prefix(f, row, ident.size)
         appended = done = False
         if (same or grown) and not self.restart:
             for table, lines in (("acks", entry.acks), ("passed", entry.passed)):
@@ -228,14 +238,14 @@ class Journal:
         )
 
     @staticmethod
-    def _same_or_grown(row: FileRow, ident: Identity) -> bool:
-        return unchanged(row, ident) or same_prefix(ident.path, row, ident.size)
+    def _same_or_grown(row: FileRow, ident: Identity, f: IO[bytes]) -> bool:
+        return unchanged(row, ident) or same_prefix(f, row, ident.size)
 
-    def _moved(self, ident: Identity) -> FileRow | None:
+    def _moved(self, ident: Identity, f: IO[bytes]) -> FileRow | None:
         """The entry of this very file read earlier under another path (`moved_row`)."""
         same_inode = self._row("dev=? AND ino=? AND path<>?", ident.dev, ident.ino, ident.path)
         recent = self._row(RECENT, ident.size, ident.path, MOVED_CANDIDATES)
-        return moved_row(ident, same_inode, recent)
+        return moved_row(ident, f, same_inode, recent)
 
     def take(self, files: list[str], stop: Callable[[], bool] = lambda: False) -> None:
         """Ready the run's `files`: those rotated away from them put first (`rotated_files`;
@@ -375,9 +385,17 @@ class Journal:
                     )
 
     def done(self, path: str | os.PathLike[str]) -> None:
-        """Mark the file finished (all its records stored or rejected)."""
+        """Mark the file finished (all its records stored or rejected). Not when its name
+        holds another file by now: rotated away during the run, it may not have been read
+        to its end (the reads stop at a file `Replaced`); the next run finds it by inode."""
         entry = self._entry(path)
-        if entry is None:
+        if entry is None or entry.ident is None:
+            return
+        try:
+            st = os.stat(path)
+        except OSError:
+            return
+        if (st.st_dev, st.st_ino) != (entry.ident.dev, entry.ident.ino):
             return
         with self._lock, self.conn:
             self.conn.execute(

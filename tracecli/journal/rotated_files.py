@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable
+from typing import IO
 
 from tracecli.inputs.rotated import locate
 from tracecli.journal.file_identity import FileRow, Identity, same_prefix, still_there
@@ -39,7 +40,9 @@ def rotated_away(files: list[str], row_at: Callable[[str], FileRow | None]) -> l
     return out
 
 
-def moved_row(ident: Identity, same_inode: list[FileRow], recent: list[FileRow]) -> FileRow | None:
+def moved_row(
+    ident: Identity, f: IO[bytes], same_inode: list[FileRow], recent: list[FileRow]
+) -> FileRow | None:
     """The entry of the file `ident` read earlier under another path (renamed by a log
     rotation): among the entries of its device and inode (`same_inode`), one whose content
     seen then is unchanged and whose old path is no longer that file (else it is a second
@@ -51,9 +54,9 @@ def moved_row(ident: Identity, same_inode: list[FileRow], recent: list[FileRow])
             st = os.stat(row.path)
             if (st.st_dev, st.st_ino) == (row.dev, row.ino):
                 continue
-        if same_prefix(ident.path, row, ident.size):
+        if same_prefix(f, row, ident.size):
             return row
     for row in recent:
-        if not still_there(row) and same_prefix(ident.path, row, ident.size):
+        if not still_there(row) and same_prefix(f, row, ident.size):
             return row
     return None

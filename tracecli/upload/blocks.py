@@ -31,6 +31,7 @@ from tracecli.check.facts import call_facts, refused_id
 from tracecli.check.records import parse_record
 from tracecli.diagnostics import Location, Severity
 from tracecli.inputs.blocks import block_lines, range_error, read_range
+from tracecli.inputs.same_file import FileKey, Replaced
 from tracecli.inputs.streams import BOM
 from tracecli.schema.fastcheck import Facts
 from tracecli.schema.rules import check_project_id
@@ -366,10 +367,16 @@ def pair_up(entries: list[Entry]) -> list[Entry]:
     return out
 
 
-def prepare_range(path: str, offset: int, length: int, project: str | None) -> Prepared:
-    """Read and prepare one byte range of a plain file (the pool's unit of work)."""
+def prepare_range(
+    path: str, offset: int, length: int, project: str | None, key: FileKey | None = None
+) -> Prepared:
+    """Read and prepare one byte range of a plain file (the pool's unit of work). Of the
+    file `key` only: when the name holds another by now (rotated away), nothing is read
+    (no line: the ranges after it read nothing either; the next run finds the file)."""
     try:
-        data = read_range(path, offset, length)
+        data = read_range(path, offset, length, key)
+    except Replaced:
+        return Prepared(0, 0, [])
     except OSError as exc:
         diag = ("", "read-error", Severity.ERROR, range_error(exc))
         return Prepared(0, 0, [Bad(1, None, (diag,), None)])

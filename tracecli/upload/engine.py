@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tracecli.inputs.blocks import plan_ranges, read_blocks
 from tracecli.inputs.reader import Source, format_of
+from tracecli.inputs.same_file import FileKey, Replaced
 from tracecli.inputs.sniff import OTLP  # not otlp_lines: validate of JSONL needs no OpenTelemetry
 from tracecli.inputs.streams import STDIN, open_stream, read_as_stream, stream_position
 from tracecli.inputs.workers import (
@@ -244,11 +245,15 @@ class Engine:
         offset: int,
         block_bytes: int,
         job: Callable[[int, int, bool], Job],
+        key: FileKey | None = None,
     ) -> OSError | None:
         """Submit a plain file from `offset` (a line start) as byte ranges of whole lines:
-        `job(offset, length, last)`; the error when the file cannot be cut so."""
+        `job(offset, length, last)`; the error when the file cannot be cut so. Nothing
+        when the name no longer holds the file `key` (rotated away: found by the next run)."""
         try:
-            ranges = plan_ranges(path, size, block_bytes, offset)
+            ranges = plan_ranges(path, size, block_bytes, offset, key)
+        except Replaced:
+            return None
         except OSError as exc:
             return exc
         last = len(ranges) - 1

@@ -185,10 +185,12 @@ class Run:
             self.file_reports[i].records += before
             self._skipped(i, before)
 
-        def job(offset: int, length: int, last: bool) -> Job:
-            return (i, offset + length), prepare_range, (path, offset, length, project)
+        key = self.inputs.keys.get(i)  # the file the journal took: read that one only
 
-        return self.engine.read_plain(path, self.sizes[i] or 0, offset, BLOCK_BYTES, job)
+        def job(offset: int, length: int, last: bool) -> Job:
+            return (i, offset + length), prepare_range, (path, offset, length, project, key)
+
+        return self.engine.read_plain(path, self.sizes[i] or 0, offset, BLOCK_BYTES, job, key)
 
     def _read_stream(self, i: int, path: str, display: str) -> None:
         project = self.opts.project

@@ -11,9 +11,10 @@ from typing import Any
 
 from tracecli.diagnostics import Diagnostic, Location, UsageError
 from tracecli.inputs.reader import InputFormat, Source
+from tracecli.inputs.same_file import FileKey, Replaced, open_same
 from tracecli.inputs.sniff import OTLP
 from tracecli.inputs.streams import STDIN, count_lines, os_message, read_as_stream, regular_file
-from tracecli.inputs.watch import whole_lines_end
+from tracecli.inputs.watch import whole_lines_end, whole_lines_end_in
 from tracecli.journal.acks import AckSet
 from tracecli.journal.resume import Journal
 
@@ -36,6 +37,8 @@ class InputState:
     # line starts read in each plain input, (offset, lines before it), for the journal's
     # settle (`Journal.line_marks`): where reading began, then each block's end
     marks: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+    # the file each journaled input is (device, inode): its reads are of that file only
+    keys: dict[int, FileKey] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, n: int) -> InputState:
@@ -52,23 +55,36 @@ class InputState:
                     self.acked_lines[i] = journal.acked(path)
                 self.resume[i] = (st.resume_offset, st.resume_line)
                 self.compacted[i] = st.compacted
+                if st.ino:
+                    self.keys[i] = FileKey(st.dev, st.ino)
             else:
                 changed.append(False)
             if path == STDIN or not regular_file(path):  # a pipe: no size to show
                 self.bytes_total = None
                 continue
             try:
-                size = os.path.getsize(path)
+                size = self._size(i, path, follow)
+            except Replaced:
+                size = 0  # rotated away since its identity was taken: the next run finds it
             except OSError:
                 if not follow:
                     raise
                 size = 0  # gone since the follow looked (rotated away): the next look knows
-            if follow:  # a last line still being written waits for the next pass
-                size = whole_lines_end(path, size)
             self.sizes[i] = size
             if self.bytes_total is not None:
                 self.bytes_total += size
         return changed
+
+    def _size(self, i: int, path: str, follow: bool) -> int:
+        """The size of input `i`, of the very file the journal took (`keys`): in a follow,
+        up to its last whole line (a last line still being written waits for the next pass)."""
+        key = self.keys.get(i)
+        if key is None:  # not journaled: by name, as before
+            size = os.path.getsize(path)
+            return whole_lines_end(path, size) if follow else size
+        with open_same(path, key) as f:
+            size = os.fstat(f.fileno()).st_size
+            return whole_lines_end_in(f, size) if follow else size
 
     def resume_at(self, i: int, journal: Journal | None, path: str) -> tuple[int, int]:
         """(offset, records before it) where a plain file is read from: after the prefix
