@@ -129,11 +129,16 @@ def test_pair_wait_with_a_mode_that_sends_starts_at_once_is_ignored_with_a_note(
         stdout=subprocess.DEVNULL,
         stderr=(tmp_path / "err").open("wb"),
         stdin=subprocess.DEVNULL,
-        env=cli_env(),
+        env=cli_env(TRACECLI_FOLLOW_STATUS_EVERY="0.2"),
         cwd=tmp_path,
     )
+
+    def looping() -> bool:  # the note, then a status line: the loop (and its SIGTERM) is on
+        said = (tmp_path / "err").read_bytes()
+        return b"pair_wait" in said and said.count(b"tracecli: ") >= 2
+
     try:
-        wait_for(lambda: b"pair_wait" in (tmp_path / "err").read_bytes(), 30, proc)
+        wait_for(looping, 30, proc)
     finally:
         assert stop(proc) == 0
     err = (tmp_path / "err").read_text()

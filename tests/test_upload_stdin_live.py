@@ -153,16 +153,16 @@ def test_a_lone_bracket_then_a_pause_then_records_of_the_array_go_before_its_end
 
 
 def test_what_decides_between_sending_as_it_comes_and_reading_to_the_end():
-    from tracecli.upload.stdin_live import _whole_json_line
+    from tracecli.upload.stdin_spool import whole_json_line
 
-    assert _whole_json_line(b'{"type": "call"}\n{"ty') is True
-    assert _whole_json_line(b'\xef\xbb\xbf\n  {"type": "start"}\n') is True
-    assert _whole_json_line(b'{"type": "ca') is None  # no whole line yet: wait
-    assert _whole_json_line(b"[\n") is True  # an array: read up to its last whole record
-    assert _whole_json_line(b'{\n  "type": "call",') is True  # pretty-printed records
-    assert _whole_json_line(b"[") is None  # a lone `[`: wait for more
-    assert _whole_json_line(b"\x1f\x8b\x08\x00") is False  # gzip
-    assert _whole_json_line(b"type: call\n") is False  # YAML
+    assert whole_json_line(b'{"type": "call"}\n{"ty') is True
+    assert whole_json_line(b'\xef\xbb\xbf\n  {"type": "start"}\n') is True
+    assert whole_json_line(b'{"type": "ca') is None  # no whole line yet: wait
+    assert whole_json_line(b"[\n") is True  # an array: read up to its last whole record
+    assert whole_json_line(b'{\n  "type": "call",') is True  # pretty-printed records
+    assert whole_json_line(b"[") is None  # a lone `[`: wait for more
+    assert whole_json_line(b"\x1f\x8b\x08\x00") is False  # gzip
+    assert whole_json_line(b"type: call\n") is False  # YAML
 
 
 def test_a_named_fifo_a_service_keeps_open_is_sent_as_it_comes(tmp_path):

@@ -88,8 +88,7 @@ def upload_command(
       0    every call stored
       1    records rejected (see the rejected-records file) or not sent
       2    usage or configuration error (bad option or setting, no key, no server)
-      130  interrupted (Ctrl-C): run the same command again to resume
-      143  stopped by SIGTERM: the same
+      130  interrupted (Ctrl-C; 143: SIGTERM): run the same command again to resume
     """
     from tracecli.config.settings import load_settings
 
@@ -122,11 +121,8 @@ def upload_command(
     opts = _options(settings, target, dry_run, strict, restart, input_format, retries, shown)
     json_out = output is opt.OutputFormat.json
     if follow:
-        assert not isinstance(err, PlainConsole)
         raise typer.Exit(_follow(paths, opts, err, settings, shown, quiet=quiet, json_out=json_out))
-    code = _upload_once(
-        paths, opts, err, shown, quiet=quiet, json_out=json_out, pair_wait=settings.pair_wait
-    )
+    code = _upload_once(paths, opts, err, shown, settings, quiet=quiet, json_out=json_out)
     raise typer.Exit(code)
 
 
@@ -149,7 +145,7 @@ def _destination(
 def _follow(
     paths: list[str],
     opts: UploadOptions,
-    err: Console,
+    err: Console | PlainConsole,
     settings: Settings,
     shown: DiagnosticPrinter,
     *,
@@ -158,6 +154,8 @@ def _follow(
 ) -> int:
     """`upload --follow` (cli/follow_view.py, imported only then); its exit code."""
     from tracecli.cli.follow_view import run_follow
+
+    assert not isinstance(err, PlainConsole)  # a follow's status line is Rich's
 
     code = run_follow(paths, opts, err, settings, quiet=quiet, json_status=json_out)
     shown.close()
@@ -169,13 +167,14 @@ def _upload_once(
     opts: UploadOptions,
     err: Console | PlainConsole,
     shown: DiagnosticPrinter,
+    settings: Settings,
     *,
     quiet: bool,
     json_out: bool,
-    pair_wait: float,
 ) -> int:
     """One upload with its progress, then its report (JSON on stdout, or the summary for
     people on stderr) and why it stopped, if it did; its exit code."""
+    pair_wait = settings.pair_wait  # (for a pipe left open: upload/stdin_live.py)
     live = not quiet and on_screen(err)
     report = _upload_with_progress(
         paths, opts, err, shown, quiet=quiet, live=live, pair_wait=pair_wait
@@ -252,7 +251,8 @@ def _upload_with_progress(
 
     def run(on_progress: Any = None) -> UploadReport:
         if len(paths) == 1 and not os.path.isfile(paths[0]):  # stdin, a FIFO? (else no import)
-            from tracecli.upload.stdin_live import live_source, upload_stdin
+            from tracecli.upload.stdin_live import upload_stdin
+            from tracecli.upload.stdin_spool import live_source
 
             piped = live_source(paths, opts)
             if piped is not None:  # a pipe: sent as it comes (upload/stdin_live.py)

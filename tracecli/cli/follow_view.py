@@ -17,7 +17,8 @@ from tracecli.cli.common import on_screen, say, write_stdout
 from tracecli.cli.safe import safe_text
 from tracecli.config.settings import Settings
 from tracecli.upload.api import UploadOptions
-from tracecli.upload.follow import FollowOptions, FollowStatus, follow, pair_wait_applies
+from tracecli.upload.follow import FollowOptions, FollowStatus, follow
+from tracecli.upload.passes import pair_wait_applies
 
 
 def status_json(s: FollowStatus) -> dict[str, Any]:

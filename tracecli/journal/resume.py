@@ -41,6 +41,7 @@ from typing import IO
 
 from tracecli.config.paths import state_dir
 from tracecli.diagnostics import UsageError
+from tracecli.journal import notes
 from tracecli.journal.acks import BLOCK_LINES, AckSet
 from tracecli.journal.database import DB_NAME, open_journal_db, target_key
 from tracecli.journal.file_identity import (
@@ -179,7 +180,8 @@ class Journal:
                 gz_of = gz_origin(ident.path, recent)
         now = time.time()
         changed = False
-        if row is not None and not self.restart and not self._same_or_grown(row, ident, f):
+        kept = row is not None and (unchanged(row, ident) or same_prefix(f, row, ident.size))
+        if row is not None and not self.restart and not kept:
             # The part seen before changed, or the file got shorter (rewritten; truncated by
             # copytruncate, whose copy may be among the inputs and is then found by its
             # content, see `_moved`): this path starts over, the old entry is kept aside.
@@ -236,10 +238,6 @@ class Journal:
             "UPDATE files SET path=? WHERE id=?",
             (stored_path(f"\0moved\0{row.id}\0{row.path}"), row.id),
         )
-
-    @staticmethod
-    def _same_or_grown(row: FileRow, ident: Identity, f: IO[bytes]) -> bool:
-        return unchanged(row, ident) or same_prefix(f, row, ident.size)
 
     def _moved(self, ident: Identity, f: IO[bytes]) -> FileRow | None:
         """The entry of this very file read earlier under another path (`moved_row`)."""
@@ -411,29 +409,17 @@ class Journal:
         with self._lock, self.conn:
             self.conn.execute("DELETE FROM acks WHERE file_id=?", (entry.id,))
             self.conn.execute("DELETE FROM passed WHERE file_id=?", (entry.id,))
-            entry.passed = AckSet()
             self.conn.execute(
                 "UPDATE files SET acked=0, done=0, resume_off=0, resume_line=0, compacted=0 "
                 "WHERE id=?",
                 (entry.id,),
             )
-            entry.compacted = 0
-            entry.acks = AckSet()
+            entry.acks, entry.passed, entry.compacted = AckSet(), AckSet(), 0
             entry.resume_off = entry.resume_line = 0
 
     def swap_note(self, key: str, swap: Callable[[str | None], str]) -> None:
-        """Replace the note `key` (None: none yet) by what `swap` makes of it, the journal's
-        write lock held throughout: another process's swap waits, so what `swap` does beside
-        (the same value written in the store: journal.store_marks) pairs with the note and
-        never interleaves. Notes untouched for KEEP_DAYS are pruned."""
-        with self._lock, self.conn:
-            self.conn.execute("BEGIN IMMEDIATE")
-            row = self.conn.execute("SELECT value FROM notes WHERE key=?", (key,)).fetchone()
-            value = swap(None if row is None else str(row[0]))
-            self.conn.execute(
-                "INSERT OR REPLACE INTO notes (key, value, updated) VALUES (?, ?, ?)",
-                (key, value, time.time()),
-            )
+        """Replace the note `key` by what `swap` makes of it (`notes.swap_note`)."""
+        notes.swap_note(self.conn, self._lock, key, swap)
 
     def forget_target(self) -> None:
         """Drop everything known of this target's files (the target lost what it had
@@ -443,18 +429,8 @@ class Journal:
             self._files.clear()
 
     def first_note(self, key: str, value: str) -> bool:
-        """True the first time `key` has this `value` (then remembered): a note the user
-        was given once (e.g. about an old rejected-records file) is not repeated every run
-        while nothing about it changed."""
-        with self._lock, self.conn:
-            row = self.conn.execute("SELECT value FROM notes WHERE key=?", (key,)).fetchone()
-            if row is not None and row[0] == value:
-                return False
-            self.conn.execute(
-                "INSERT OR REPLACE INTO notes (key, value, updated) VALUES (?, ?, ?)",
-                (key, value, time.time()),
-            )
-            return True
+        """True the first time `key` has this `value` (`notes.first_note`)."""
+        return notes.first_note(self.conn, self._lock, key, value)
 
     def close(self) -> None:
         """Settle every file of this run (see `settle`), then close."""

@@ -29,22 +29,17 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import stat
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import NamedTuple
 
 import orjson
 
-from tracecli.config.paths import state_dir
 from tracecli.diagnostics import Diagnostic, UsageError
 from tracecli.inputs.streams import (
-    BOM,
-    GZIP_MAGIC,
     STDIN,
     STDIN_NAME,
     count_lines,
@@ -52,8 +47,8 @@ from tracecli.inputs.streams import (
 )
 from tracecli.journal.rejected import DEFAULT_NAME
 from tracecli.upload.engine import PARALLEL_MIN_BYTES
-from tracecli.upload.follow import (
-    FollowOptions,
+from tracecli.upload.follow import FollowOptions
+from tracecli.upload.passes import (
     FollowRejects,
     PairPatience,
     PassSignals,
@@ -61,6 +56,7 @@ from tracecli.upload.follow import (
     said_once,
 )
 from tracecli.upload.report import FileReport, Progress, UploadOptions, UploadReport
+from tracecli.upload.stdin_spool import Piped, Spool, spool_path, whole_json_line
 
 QUIET = 1.0  # a pipe quiet this long: what it sent goes now
 MAX_LAG = 2.0  # a pipe that never pauses: what waits goes when it is this old
@@ -68,122 +64,9 @@ LIVE_BYTES = 4 << 20  # once live, a pass at least every this much read
 OPEN_LIVE = 5.0  # a pipe still open after this long, never quiet: uploaded as it comes
 MIN_GAP = 0.25  # passes start at most this often
 BACKOFF_MAX = 30.0  # an unreachable server: tried again at least this often
-READ_BYTES = 1 << 16
 PAIR_WAIT = FollowOptions().pair_wait  # as --follow: a start waits this long for its end
 
 Uploader = Callable[..., UploadReport]  # `upload.api.upload`, given by the caller
-
-
-class Piped(NamedTuple):
-    """What is read: stdin or a named pipe (a FIFO), and how messages name it."""
-
-    path: str  # "-" or the FIFO's path
-    name: str  # "<stdin>" or the path, as diagnostics say it
-    said: str  # "stdin" or the path, as the last line says it
-
-
-def live_source(paths: Sequence[str], opts: UploadOptions) -> Piped | None:
-    """The pipe when the run reads only one, stdin or a FIFO given by name (or a socket
-    on stdin), and may send as it reads: not a dry run nor --strict (they need the whole
-    input), nor --follow."""
-    if len(paths) != 1 or opts.dry_run or opts.strict or opts.follow:
-        return None
-    path = paths[0]
-    try:
-        if path == STDIN:
-            mode = os.fstat(sys.stdin.fileno()).st_mode
-            piped = stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
-            return Piped(STDIN, STDIN_NAME, "stdin") if piped else None
-        if stat.S_ISFIFO(os.stat(path).st_mode):
-            return Piped(path, path, path)
-    except (OSError, ValueError, AttributeError):
-        pass
-    return None
-
-
-class Spool:
-    """The pipe copied to a file as it comes, by a thread (os.read returns what the pipe
-    holds: nothing waits for a block to fill)."""
-
-    def __init__(self, fd: int, path: Path) -> None:
-        self.path = path
-        self.fd = fd
-        self.size = 0
-        self.eof = threading.Event()
-        self.error: str | None = None
-        self.last_data = time.monotonic()
-        self.lock = threading.Lock()
-        self.head = b""
-        self.last_byte = b""
-        self.closed = False
-        self._out = os.open(path, os.O_WRONLY | os.O_APPEND)  # made by `_spool_path`
-        self._thread = threading.Thread(target=self._copy, name="stdin-spool", daemon=True)
-        self._thread.start()
-
-    def _copy(self) -> None:
-        try:
-            while True:
-                data = os.read(self.fd, READ_BYTES)
-                if not data:
-                    break
-                with self.lock:
-                    if self.closed:  # (its descriptor may be another file's by now)
-                        break
-                    os.write(self._out, data)
-                    self.size += len(data)
-                    self.last_byte = data[-1:]
-                    if len(self.head) < 4096:
-                        self.head += data[: 4096 - len(self.head)]
-                    self.last_data = time.monotonic()
-        except OSError as exc:
-            self.error = exc.strerror or str(exc)
-        finally:
-            self.eof.set()
-
-    def end_line(self) -> None:
-        """Make the spool end with a newline: a last line the writer left unterminated is
-        read (and sent or rejected) rather than held as half written."""
-        with self.lock:
-            if self.size and self.last_byte != b"\n":
-                os.write(self._out, b"\n")
-                self.size += 1
-                self.last_byte = b"\n"
-
-    def close(self) -> None:
-        with self.lock, contextlib.suppress(OSError):
-            if not self.closed:
-                self.closed = True
-                os.close(self._out)
-
-
-def _whole_json_line(head: bytes) -> bool | None:
-    """Whether the spool holds JSON that can be sent as it comes: JSON lines (the first
-    line a whole object), or a JSON array or pretty-printed records, which `--follow`
-    passes read up to the last whole record; None while that is not known yet (no line
-    is whole). Not gzip nor anything else (YAML, CSV): those are read to their end."""
-    if head[:2] == GZIP_MAGIC:
-        return False
-    text = head.removeprefix(BOM).lstrip()
-    if text[:1] in (b"[", b"{") and text[:2] != b"{}" and b"\n" in text:
-        first = text[: text.find(b"\n")].strip()
-        if first in (b"[", b"{"):
-            return True
-    end = text.find(b"\n")
-    if end < 0:
-        return None
-    try:
-        return isinstance(orjson.loads(text[:end]), (dict, list))
-    except orjson.JSONDecodeError:
-        return text[:1] in (b"[", b"{")  # an array or a record going on over lines
-
-
-def _spool_path() -> Path:
-    folder = state_dir() / "stdin"
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    path = folder / f"stdin-{stamp}-{os.getpid()}.jsonl"
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # (fails here, if)
-    return path
 
 
 def upload_stdin(
@@ -197,7 +80,7 @@ def upload_stdin(
     report is the run's. `pair_wait`: how long a start waits for its end while the pipe
     is open."""
     try:
-        path = _spool_path()
+        path = spool_path()
     except OSError:  # no state folder to spool in (read-only home): read to the end
         return upload([piped.path], opts, on_progress)
     fd = sys.stdin.fileno() if piped.path == STDIN else os.open(piped.path, os.O_RDONLY)
@@ -248,7 +131,7 @@ def _wait_for_end_or_pause(spool: Spool, signals: PassSignals) -> bool:
         with spool.lock:
             quiet, head = now - spool.last_data, spool.head
         due = signals.signum is not None or quiet >= QUIET or now - start >= OPEN_LIVE
-        if due and _whole_json_line(head):
+        if due and whole_json_line(head):
             return True
         if signals.signum is not None:
             return False  # not JSON lines: what was read goes as it is
