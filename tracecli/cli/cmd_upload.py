@@ -88,7 +88,7 @@ def upload_command(
       0    every call stored
       1    records rejected (see the rejected-records file) or not sent
       2    usage or configuration error (bad option or setting, no key, no server)
-      130  interrupted (Ctrl-C; 143: SIGTERM): run the same command again to resume
+      130  Ctrl-C (143: SIGTERM): run the same command again to resume
     """
     from tracecli.config.settings import load_settings
 
