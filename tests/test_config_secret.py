@@ -4,7 +4,9 @@ pydantic (start-up); pydantic's own SecretStr is accepted wherever one is."""
 from __future__ import annotations
 
 import pydantic
+import pytest
 
+from tracecli.config.fields import shown_url, strip_userinfo
 from tracecli.config.secret import SecretStr
 
 
@@ -27,3 +29,27 @@ def test_pydantics_secret_counts_as_one_and_equality_is_by_value() -> None:
     assert SecretStr("k") == SecretStr("k") != SecretStr("j")
     assert SecretStr("k") != "k"
     assert len({SecretStr("k"), SecretStr("k")}) == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "shown", "stripped"),
+    [
+        (
+            "https://api:KEY123456@host:8443/p?q=1",
+            "https://api:**********@host:8443/p?q=1",
+            "https://host:8443/p?q=1",
+        ),
+        ("https://KEY123456@host", "https://**********@host", "https://host"),
+        ("https://host/a@b", "https://host/a@b", "https://host/a@b"),
+        ("http://a:b@c@host:99999", "http://a:**********@host:99999", "http://host:99999"),
+        ("https://api:K@[zz/x", "https://api:**********@[zz/x", "https://[zz/x"),
+        ("no-scheme", "no-scheme", "no-scheme"),
+        ("https://host?x=@y", "https://host?x=@y", "https://host?x=@y"),
+    ],
+)
+def test_showing_and_stripping_a_url_read_its_userinfo_alike(
+    url: str, shown: str, stripped: str
+) -> None:
+    """One reading of the userinfo for both: even a URL that does not parse loses its key."""
+    assert shown_url(url) == shown
+    assert strip_userinfo(url) == stripped

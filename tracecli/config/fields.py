@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from tracecli.config.secret import SecretStr
@@ -100,22 +100,47 @@ def url_key(url: str) -> SecretStr | None:
     return SecretStr(unquote(password)) if password else None
 
 
-def shown_url(url: str) -> str:
-    """`url` as tracecli prints it: the password of its userinfo (a key) masked, or the
-    whole userinfo when it has no user name; the rest as given, even when it does not
-    parse (a message about a bad URL must not show the key in it either)."""
+class UserinfoSplit(NamedTuple):
+    """A URL cut around its userinfo: `head` is the scheme and `//`, `userinfo` what stands
+    before the host's `@` (None when there is none), `tail` the host and all after it."""
+
+    head: str
+    userinfo: str | None
+    tail: str
+
+
+def split_userinfo(url: str) -> UserinfoSplit:
+    """The one reading of a URL's userinfo that showing and stripping share: by its text,
+    never failing, so a URL that does not parse (a bad port, a broken bracket) still loses
+    its key; the rest is kept exactly as given."""
     scheme, sep, rest = url.partition("//")
     if not sep:
-        return url
+        return UserinfoSplit("", None, url)
     end = min(
         (i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest)
     )
     userinfo, at, host = rest[:end].rpartition("@")
     if not at:
+        return UserinfoSplit(scheme + sep, None, rest)
+    return UserinfoSplit(scheme + sep, userinfo, host + rest[end:])
+
+
+def shown_url(url: str) -> str:
+    """`url` as tracecli prints it: the password of its userinfo (a key) masked, or the
+    whole userinfo when it has no user name; the rest as given, even when it does not
+    parse (a message about a bad URL must not show the key in it either)."""
+    head, userinfo, tail = split_userinfo(url)
+    if userinfo is None:
         return url
     user, colon, _password = userinfo.partition(":")
     masked = f"{user}:**********" if colon else "**********"
-    return f"{scheme}//{masked}@{host}{rest[end:]}"
+    return f"{head}{masked}@{tail}"
+
+
+def strip_userinfo(url: str) -> str:
+    """The URL without `user:password@` (what we log, hash, show)."""
+    head, userinfo, tail = split_userinfo(url)
+    return url if userinfo is None else head + tail
 
 
 def parse_text(value: Any) -> str:

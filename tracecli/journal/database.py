@@ -9,9 +9,9 @@ import sqlite3
 import time
 from pathlib import Path
 
+from tracecli.config.fields import strip_userinfo
 from tracecli.config.private_db import open_private_db
 from tracecli.diagnostics import UsageError
-from tracecli.targets.redact import strip_userinfo
 
 KEEP_DAYS = 90  # entries untouched for this long are pruned on open
 SCHEMA_VERSION = 2

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import unquote, urlsplit
 
+from tracecli.config.fields import strip_userinfo
 from tracecli.config.per_target import is_loopback
 from tracecli.config.secret import SecretStr
 from tracecli.diagnostics import UsageError
-from tracecli.targets.redact import Redactor, strip_userinfo
+from tracecli.targets.redact import Redactor
 
 if TYPE_CHECKING:
     import ssl

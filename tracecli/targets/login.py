@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from tracecli.config import netrc_file
+from tracecli.config.fields import strip_userinfo
 from tracecli.config.files import display_path, load_config_file
 from tracecli.config.per_target import WANDB_CLOUD_HOSTS
 from tracecli.config.secret import SecretStr
@@ -29,7 +30,6 @@ from tracecli.config.user_config import store_credential
 from tracecli.diagnostics import TracecliError
 from tracecli.targets.endpoint import endpoint
 from tracecli.targets.outcome import config_error, network_message, phrase, redirect_error
-from tracecli.targets.redact import strip_userinfo
 from tracecli.targets.transport import http_client
 
 NIL_UUID = "00000000-0000-4000-8000-000000000000"

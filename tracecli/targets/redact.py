@@ -12,7 +12,7 @@ import base64
 import json
 import logging
 from collections.abc import Iterable
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 MASK = "***"
 _MIN_SECRET = 4  # shorter "keys" would mask ordinary words
@@ -56,15 +56,6 @@ class Redactor:
             if form in text:
                 text = text.replace(form, MASK)
         return text
-
-
-def strip_userinfo(url: str) -> str:
-    """The URL without `user:password@` (what we log, hash, show)."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
 class RedactFilter(logging.Filter):

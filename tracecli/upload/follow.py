@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tracecli.check.passes import EarlierPasses
+from tracecli.config.fields import PAIR_WAIT
 from tracecli.diagnostics import UsageError
 from tracecli.inputs.reader import format_of
 from tracecli.inputs.settle import QUIET_SECONDS, quiet_for
@@ -62,7 +63,7 @@ QUIET_MARGIN = 0.05  # a pass for a YAML file gone quiet runs this long after, t
 @dataclass(slots=True)
 class FollowOptions:
     flush_interval: float = 1.0  # the longest time between two looks (and so the latency)
-    pair_wait: float = 30.0  # auto mode: how long a start waits for its end
+    pair_wait: float = PAIR_WAIT  # auto mode: how long a start waits for its end
     max_outage: float | None = None  # give up after this long without a good pass
     poll: bool = False  # no file events: look every flush_interval only (network filesystems)
     yaml_quiet: float = QUIET_SECONDS  # a YAML file unchanged this long: its last document goes

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
+from tracecli.config.fields import strip_userinfo
 from tracecli.diagnostics import UsageError
 from tracecli.freeplay.stream import Piece
 from tracecli.targets.freeplay import (
@@ -22,7 +23,6 @@ from tracecli.targets.freeplay import (
     Request,
 )
 from tracecli.targets.outcome import Outcome, no_route_error
-from tracecli.targets.redact import strip_userinfo
 from tracecli.targets.retry import Action
 from tracecli.upload.sender import Workers
 

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import orjson
 
+from tracecli.config.fields import PAIR_WAIT  # as --follow: a start waits this long for its end
 from tracecli.diagnostics import Diagnostic, UsageError
 from tracecli.inputs.streams import (
     STDIN,
@@ -47,7 +48,6 @@ from tracecli.inputs.streams import (
 )
 from tracecli.journal.rejected import DEFAULT_NAME
 from tracecli.upload.engine import PARALLEL_MIN_BYTES
-from tracecli.upload.follow import FollowOptions
 from tracecli.upload.passes import (
     FollowRejects,
     PairPatience,
@@ -64,7 +64,6 @@ LIVE_BYTES = 4 << 20  # once live, a pass at least every this much read
 OPEN_LIVE = 5.0  # a pipe still open after this long, never quiet: uploaded as it comes
 MIN_GAP = 0.25  # passes start at most this often
 BACKOFF_MAX = 30.0  # an unreachable server: tried again at least this often
-PAIR_WAIT = FollowOptions().pair_wait  # as --follow: a start waits this long for its end
 
 Uploader = Callable[..., UploadReport]  # `upload.api.upload`, given by the caller
 
