@@ -7,10 +7,8 @@ import json
 import os
 import pty
 import re
-import select
 import subprocess
 import sys
-import time
 import tomllib
 from pathlib import Path
 
@@ -19,12 +17,10 @@ import yaml
 from typer.testing import CliRunner
 
 from tests.conftest import ROOT
+from tests.support.ptyscreen import AS_TRACECLI, drain
 from tracecli import __version__
 from tracecli.cli import app
 
-# `python -c` with argv[0] = "tracecli": Click names the program (and its completion
-# variable, _TRACECLI_COMPLETE) after argv[0], as the installed console script would be.
-AS_TRACECLI = "import sys; sys.argv[0] = 'tracecli'; from tracecli.cli import main; main()"
 CID = "5f0c7e3a-1b2c-4d5e-8f90-a1b2c3d4e5f6"
 GOOD = (
     json.dumps(
@@ -158,19 +154,7 @@ def on_a_terminal(args: list[str], cwd: Path, **extra: str) -> tuple[int, bytes]
     if pid == 0:
         os.chdir(cwd)
         os.execvpe(sys.executable, [sys.executable, "-c", AS_TRACECLI, *args], environment)
-    out = b""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 1.0)
-        if not ready:
-            continue
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
+    out = drain(fd, 120)
     _, status = os.waitpid(pid, 0)
     os.close(fd)
     return os.waitstatus_to_exitcode(status), out

@@ -19,7 +19,7 @@ import pytest
 
 from tests.support import freeplay_fixtures
 from tests.support.freeplay_fixtures import RefServer
-from tests.support.ptyscreen import AS_TRACECLI, pty_env
+from tests.support.ptyscreen import AS_TRACECLI, drain, pty_env
 from tests.support.servers import make_call
 from tests.support.uploadkit import run_cli
 from tracecli.store.db import Store
@@ -145,14 +145,7 @@ def test_tail_follow_lays_the_table_out_again_when_the_terminal_is_resized(
                     store.calls_complete(calls)
         time.sleep(0.5)
         os.kill(pid, signal.SIGINT)
-        while select.select([fd], [], [], 2)[0]:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            raw += chunk
+        raw += drain(fd, 60, idle=2)
     finally:
         _, status = os.waitpid(pid, 0)
         os.close(fd)

@@ -51,6 +51,26 @@ def pty_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def drain(fd: int, timeout: float, idle: float | None = None) -> bytes:
+    """Everything a pty's child still writes: read until it closes the terminal (EIO or
+    end of file), `timeout` seconds pass, or (with `idle`) it writes nothing that long."""
+    out = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not select.select([fd], [], [], idle if idle is not None else 0.5)[0]:
+            if idle is not None:
+                break
+            continue
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
 def _rows(screen: pyte.Screen) -> list[str]:
     return [line.rstrip() for line in screen.display]
 
