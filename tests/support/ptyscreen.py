@@ -51,21 +51,25 @@ def pty_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def _chunk(fd: int, wait: float) -> bytes | None:
+    """What the child wrote within `wait` seconds (b"" if nothing), None once it closed
+    the terminal (EIO or end of file)."""
+    if not select.select([fd], [], [], wait)[0]:
+        return b""
+    try:
+        return os.read(fd, 65536) or None
+    except OSError:  # EIO: the child closed the terminal
+        return None
+
+
 def drain(fd: int, timeout: float, idle: float | None = None) -> bytes:
-    """Everything a pty's child still writes: read until it closes the terminal (EIO or
-    end of file), `timeout` seconds pass, or (with `idle`) it writes nothing that long."""
+    """Everything a pty's child still writes: read until it closes the terminal,
+    `timeout` seconds pass, or (with `idle`) it writes nothing that long."""
     out = b""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not select.select([fd], [], [], idle if idle is not None else 0.5)[0]:
-            if idle is not None:
-                break
-            continue
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
+        chunk = _chunk(fd, idle if idle is not None else 0.5)
+        if chunk is None or (not chunk and idle is not None):
             break
         out += chunk
     return out
@@ -106,18 +110,14 @@ def run_on_pty(
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.5)
-            if not ready:
+            chunk = _chunk(fd, 0.5)
+            if chunk is None:
+                break
+            if not chunk:
                 if interrupt_when is not None and not interrupted and interrupt_when(_rows(screen)):
                     os.kill(pid, signal.SIGINT)
                     interrupted = True
                 continue
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
             raw += chunk
             stream.feed(chunk)
             now = _rows(screen)
