@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,13 @@ HERE: list[int] = []  # blocks the reading process prepared itself (a worker's a
 
 
 def counted_prepare_range(*args: Any) -> Any:
-    """`prepare_range`, counting the blocks done in this (the test's) process."""
+    """`prepare_range`, counting the blocks done in this (the test's) process; a worker's
+    take a little longer, so that its queue fills and this process takes some blocks
+    whatever the machine's load."""
     if os.getpid() == PARENT:
         HERE.append(args[1])
+    else:
+        time.sleep(0.003)
     return blocks.prepare_range(*args)
 
 
