@@ -169,7 +169,7 @@ def test_uploads_pool_hands_its_blocks_over_ahead_through_a_wide_pipe(tmp_path: 
     import concurrent.futures.process as executor
     import fcntl
 
-    from tracecli.upload.pool import PENDING_BLOCKS, start_pool
+    from tracecli.upload.pool import QUEUED_BLOCKS, start_pool
 
     big = tmp_path / "t.jsonl"
     with big.open("wb") as f:
@@ -178,7 +178,7 @@ def test_uploads_pool_hands_its_blocks_over_ahead_through_a_wide_pipe(tmp_path: 
     pool = start_pool([str(big)], 1)
     assert pool is not None
     try:
-        assert pool._call_queue._maxsize == 1 + PENDING_BLOCKS
+        assert pool._call_queue._maxsize == 1 + QUEUED_BLOCKS
         answers = pool._result_queue._writer.fileno()
         assert fcntl.fcntl(answers, fcntl.F_GETPIPE_SZ) >= 1 << 20
         assert [f.result() for f in [pool.submit(square, n) for n in range(6)]] == [
@@ -187,3 +187,40 @@ def test_uploads_pool_hands_its_blocks_over_ahead_through_a_wide_pipe(tmp_path: 
     finally:
         pool.shutdown(wait=True)
     assert before == executor.EXTRA_QUEUED_CALLS
+
+
+def where_it_ran(n: int) -> tuple[int, bool]:
+    """Slow in a worker, quick here: the reading process then finds the worker's queue
+    full and takes jobs itself."""
+    if os.getpid() != PARENT:
+        time.sleep(0.01)
+    return n, os.getpid() == PARENT
+
+
+@linux_only
+def test_a_sharing_engine_does_jobs_itself_when_the_workers_have_enough() -> None:
+    """`share`: the reading process does a job rather than wait, when its worker holds
+    `share` jobs not done; the results still come in submission order, and never more
+    than the limit are in flight."""
+    got, _ = _collect({"extra": 6, "share": 2}, 1, where_it_ran, 40)
+    assert [tag for tag, _ in got] == [*range(40), "end"]
+    assert [r[0] for _, r in got[:-1]] == list(range(40))
+    here = sum(1 for _, r in got[:-1] if r[1])
+    assert 0 < here < 40  # both did some
+
+
+@linux_only
+def test_a_sharing_engine_leaves_a_dead_workers_jobs_to_this_process() -> None:
+    got, _ = _collect({"extra": 4, "share": 2}, 1, dies_in_a_worker, 12)
+    assert [tag for tag, _ in got] == [*range(12), "end"]
+    assert [r[0] for _, r in got[:-1]] == list(range(12))
+    assert got[3][1] == (3, True)
+
+
+def test_uploads_engine_shares_only_for_a_server() -> None:
+    """The embedded store's writers give up the interpreter lock for each row: a reading
+    process busy preparing blocks would slow them, so a store run keeps the old limits."""
+    from tracecli.upload.pool import PENDING_BLOCKS, QUEUED_BLOCKS, engine_limits
+
+    assert engine_limits(False) == (PENDING_BLOCKS, 0)  # (extra, share)
+    assert engine_limits(True).share == 1 + QUEUED_BLOCKS

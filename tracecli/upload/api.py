@@ -229,6 +229,7 @@ def _run(
         chunker=Chunker(opts.chunk_size, opts.chunk_bytes),
         pool=shared.pool,
         jobs=shared.jobs,
+        share=kind == "server",
     )
     if blocked_check:  # --strict's first pass: read and check everything, send nothing
         return _check_only(run, report, writer, interrupt, opts.dry_run)

@@ -113,6 +113,11 @@ class Pending:
     args: tuple[Any, ...]
 
 
+def _ready(result: Future[Any] | Done) -> bool:
+    """Whether a job's result is there (done here, or its worker answered)."""
+    return isinstance(result, Done) or result.done()
+
+
 class StreamStop(NamedTuple):
     """Why a stream was not read to its end: it could not be opened, or a read failed."""
 
@@ -140,7 +145,10 @@ class Engine:
     `eager`: those jobs go to the workers' pipe at once and their answers wait in a
     pipe that holds several (`workers.fork_pool`'s `ahead`), so that the workers go on
     while this process is busy; not for a run that may halt (a job in the pipe is done
-    even when the run no longer needs it). `halted`: the run stops early (no more blocks
+    even when the run no longer needs it). `share`: this process does a job itself,
+    rather than wait for the oldest, when the workers already hold `share` jobs each not
+    done (running or queued) and fewer than `per_job * jobs + extra` are in flight (see
+    `_place`); 0: it always waits. `halted`: the run stops early (no more blocks
     are read or finished). `interrupted`: while set, a wait for a worker gives up (the
     block is dropped); None waits without looking.
     """
@@ -154,6 +162,7 @@ class Engine:
         per_job: int = 1,
         extra: int = 0,
         eager: bool = False,
+        share: int = 0,
         halted: Callable[[], bool] = _never,
         interrupted: Callable[[], bool] | None = None,
     ) -> None:
@@ -163,6 +172,7 @@ class Engine:
         self.per_job = per_job
         self.extra = extra
         self.eager = eager
+        self.share = share
         self.halted = halted
         self.interrupted = interrupted
         self.pending: deque[Pending] = deque()
@@ -184,6 +194,8 @@ class Engine:
             result: Future[Any] | Done = Done(None)
         elif self.pool is None:
             result = Done(fn(*args))
+        elif self.share:
+            result = self._place(fn, args)
         else:
             try:
                 result = self.pool.submit(fn, *args)
@@ -193,6 +205,34 @@ class Engine:
         self.pending.append(Pending(tag, result, fn, args))
         limit = self.per_job * self.jobs + self.extra if self.pool is not None else 0
         while len(self.pending) > limit and not self.halted():
+            self._finish()
+
+    def _place(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Future[Any] | Done:
+        """A job handed to the workers, or done here when they have enough to do.
+
+        A worker's answer costs this process its unpickling and the worker its pickling,
+        and while this process waits for the oldest answer one core idles (upload's
+        reading process needs a fifth of what its worker does per block). So: the answers
+        that are back are taken first (in order: what they hold goes on to the senders);
+        then the job goes to a worker whose queue is short (it never waits for this
+        process), else is done here while there is room in flight, else this waits for
+        the oldest answer and tries again."""
+        limit = self.per_job * self.jobs + self.extra
+        while True:
+            pending = self.pending
+            while pending and _ready(pending[0].result) and not self.halted():
+                self._finish()
+            if self.pool is None:
+                return Done(fn(*args))
+            if sum(1 for p in pending if not _ready(p.result)) < self.share * self.jobs:
+                try:
+                    job: Future[Any] = self.pool.submit(fn, *args)
+                    return job
+                except self.broken:
+                    self._in_process()
+                    continue
+            if len(pending) < limit or self.halted():
+                return Done(fn(*args))
             self._finish()
 
     def drain(self) -> None:

@@ -36,7 +36,7 @@ from tracecli.upload.engine import PLAIN, RECORDS, SPANS, Engine, Job, input_kin
 from tracecli.upload.fates import Fates
 from tracecli.upload.originals import entry_original, half_original
 from tracecli.upload.pair_cols import Columns, columns_of, pair_at
-from tracecli.upload.pool import PENDING_BLOCKS
+from tracecli.upload.pool import engine_limits
 from tracecli.upload.quick import QuickPairs, quick_modes
 from tracecli.upload.refused import RefusedHalves
 from tracecli.upload.report import FileReport, ProgressClock, UploadOptions, UploadReport
@@ -71,6 +71,7 @@ class Run:
         chunker: Chunker,
         pool: ProcessPoolExecutor | None = None,
         jobs: int = 0,
+        share: bool = False,
     ) -> None:
         self.files = files
         self.opts = opts
@@ -79,11 +80,13 @@ class Run:
         self.journal = journal
         self.interrupted = interrupted
         self.chunker = chunker
+        limits = engine_limits(share)
         self.engine = Engine(
             self._block,
             pool=pool,
             jobs=jobs,
-            extra=PENDING_BLOCKS,
+            extra=limits.extra,
+            share=limits.share,
             halted=self._halted,
             interrupted=interrupted,
         )
