@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 
 from tracecli.diagnostics import Diagnostic
+from tracecli.packing import Bitmap
 
 _ABOUT_THE_OTHER_HALF = frozenset({"end-without-start", "missing-parent"})
 
@@ -27,3 +28,9 @@ def not_about_stored(
         return i is not None and d.line in acked[i]
 
     return [d for d in diags if d.code not in _ABOUT_THE_OTHER_HALF or not stored(d)]
+
+
+def stored_then(acked: Collection[int]) -> Collection[int]:
+    """A copy of an input's acknowledged lines as they are now: a resumed run's warnings
+    are checked against what earlier runs stored, not against what this run sends."""
+    return acked.union(Bitmap()) if isinstance(acked, Bitmap) and len(acked) else frozenset()
