@@ -1,0 +1,31 @@
+"""The resume journal on a full disk: one clear line, and the next run sends the rest.
+
+A disk that fills while `upload` runs made the journal's next write fail; the upload
+stopped with "internal error while sending: OperationalError('disk I/O error')". The
+disk is made full for the upload alone by a file size limit (RLIMIT_FSIZE: a write past it
+fails with EFBIG, as on a full disk), which only the journal's growing log reaches."""
+
+from __future__ import annotations
+
+import resource
+
+from tests.support.uploadkit import diff_calls, gen_calls, read_back, run_cli, write_flat
+
+
+def test_a_journal_that_cannot_be_written_stops_the_upload_with_one_line(tmp_path, serve):
+    calls = gen_calls(3000, seed=11, project="journal/full")
+    file = write_flat(tmp_path / "calls.jsonl", calls)
+    args = ["upload", str(file), "--server", serve.url, "--chunk-size", "50"]
+
+    def small_disk() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (150_000, 150_000))
+
+    r = run_cli(*args, cwd=tmp_path, preexec_fn=small_disk)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot write the resume journal" in lines[0], r.stderr
+    assert "journal.sqlite3" in lines[0] and "run the same command again" in lines[0]
+    r = run_cli(*args, cwd=tmp_path)  # space again: the rest is sent
+    assert r.returncode == 0, r.stderr
+    assert diff_calls(calls, read_back(serve.url, "journal/full")) == []
