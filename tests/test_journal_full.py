@@ -1,4 +1,5 @@
-"""The resume journal on a full disk: one clear line, and the next run sends the rest.
+"""The resume journal and the embedded store on a full disk: one clear line, and the next
+run sends the rest.
 
 A disk that fills while `upload` runs made the journal's next write fail; the upload
 stopped with "internal error while sending: OperationalError('disk I/O error')". The
@@ -8,6 +9,7 @@ fails with EFBIG, as on a full disk), which only the journal's growing log reach
 from __future__ import annotations
 
 import resource
+import sqlite3
 
 from tests.support.uploadkit import diff_calls, gen_calls, read_back, run_cli, write_flat
 
@@ -29,3 +31,27 @@ def test_a_journal_that_cannot_be_written_stops_the_upload_with_one_line(tmp_pat
     r = run_cli(*args, cwd=tmp_path)  # space again: the rest is sent
     assert r.returncode == 0, r.stderr
     assert diff_calls(calls, read_back(serve.url, "journal/full")) == []
+
+
+def test_a_store_that_cannot_be_written_stops_the_upload_with_a_line_naming_it(tmp_path):
+    """The same for the embedded store's file: it said "internal error while sending:
+    OperationalError('disk I/O error')", exit 1."""
+    calls = gen_calls(4000, seed=12, project="store/full")
+    file = write_flat(tmp_path / "calls.jsonl", calls)
+    db = tmp_path / "store.db"
+    args = ["upload", str(file), "--db", str(db)]
+
+    def small_disk() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
+
+    r = run_cli(*args, cwd=tmp_path, preexec_fn=small_disk)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr
+    said = r.stderr.strip().splitlines()[-1]
+    assert said.startswith(f"tracecli: error: cannot write the trace store {db}"), r.stderr
+    assert "run the same command again" in said
+    r = run_cli(*args, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    with sqlite3.connect(db) as conn:
+        stored = conn.execute("SELECT count(*), count(ended_at) FROM calls").fetchone()
+    assert stored == (4000, 4000)
