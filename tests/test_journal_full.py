@@ -1,4 +1,4 @@
-"""The resume journal and the embedded store on a full disk: one clear line, and the next
+"""The resume journal, the embedded store and the Freeplay ledger on a full disk: one clear line, and the next
 run sends the rest.
 
 A disk that fills while `upload` runs made the journal's next write fail; the upload
@@ -11,7 +11,12 @@ from __future__ import annotations
 import resource
 import sqlite3
 
+from tests.support import freeplay_fixtures
+from tests.support.freeplay_fixtures import API_KEY, PROJECT, completions_file
 from tests.support.uploadkit import diff_calls, gen_calls, read_back, run_cli, write_flat
+
+refserver_module = freeplay_fixtures.refserver_module
+refserver = freeplay_fixtures.refserver
 
 
 def test_a_journal_that_cannot_be_written_stops_the_upload_with_one_line(tmp_path, serve):
@@ -55,3 +60,27 @@ def test_a_store_that_cannot_be_written_stops_the_upload_with_a_line_naming_it(t
     with sqlite3.connect(db) as conn:
         stored = conn.execute("SELECT count(*), count(ended_at) FROM calls").fetchone()
     assert stored == (4000, 4000)
+
+
+def test_a_freeplay_ledger_that_cannot_be_written_stops_the_upload_with_one_line(
+    tmp_path, refserver
+):
+    """The same for the ledger of records Freeplay acknowledged (beside the journal)."""
+    file = completions_file(tmp_path, 300)
+    args = [
+        "upload", str(file), "--target", "freeplay", "--server", refserver.api_base,
+        "--api-key", API_KEY, "-p", PROJECT,
+    ]  # fmt: skip
+
+    def small_disk() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+    r = run_cli(*args, cwd=tmp_path, preexec_fn=small_disk)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr
+    said = r.stderr.strip().splitlines()
+    assert len(said) == 1 and "cannot write the Freeplay sent-records ledger" in said[0], said
+    r = run_cli(*args, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    # what was in flight when the write failed (Freeplay acknowledged it) goes again
+    assert 300 <= len(refserver.records()["completions"]) <= 300 + 8
