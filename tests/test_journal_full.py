@@ -1,5 +1,5 @@
-"""The resume journal, the embedded store and the Freeplay ledger on a full disk: one clear line, and the next
-run sends the rest.
+"""The resume journal, the embedded store and the Freeplay ledger on a full disk: one clear
+line, and the next run sends the rest.
 
 A disk that fills while `upload` runs made the journal's next write fail; the upload
 stopped with "internal error while sending: OperationalError('disk I/O error')". The
