@@ -22,7 +22,7 @@ refserver = freeplay_fixtures.refserver
 def test_a_resumed_freeplay_upload_does_not_refuse_the_ends_it_skips(
     tmp_path, refserver: RefServer
 ):
-    calls = gen_calls(300, seed=17, project="resume/freeplay")
+    calls = gen_calls(150, seed=17, project="resume/freeplay")
     file = write_flat(tmp_path / "calls.jsonl", calls)
     with FaultProxy(refserver.base, Faults(latency=0.02)) as proxy:
         args = [
@@ -30,7 +30,7 @@ def test_a_resumed_freeplay_upload_does_not_refuse_the_ends_it_skips(
             "--api-key", API_KEY, "-p", PROJECT, "--format", "json", "--concurrency", "1",
         ]  # fmt: skip
         proc = start_cli(args, tmp_path, 0)
-        wait_forwarded(proxy, 40, proc)
+        wait_forwarded(proxy, 20, proc)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 143
         r = run_cli(*args, cwd=tmp_path)
@@ -39,4 +39,4 @@ def test_a_resumed_freeplay_upload_does_not_refuse_the_ends_it_skips(
     assert report["diagnostics"] == [], report["diagnostics"]
     assert r.returncode == 0, r.stderr[-2000:]
     traces = Counter(t["trace_id"] for t in refserver.records()["traces"])
-    assert len(traces) == 300 and max(traces.values()) == 1
+    assert len(traces) == 150 and max(traces.values()) == 1
