@@ -8,9 +8,9 @@ but `python -m` then ended the process by SIGINT (-2) instead. An `exec` of a st
 way out clears the mark; a KeyboardInterrupt that really escapes still sets it again.
 """
 
-from tracecli.cli import main
-
 try:
+    from tracecli.cli import main  # (a Ctrl-C while it imports: exit 130, see tracecli.cli)
+
     main()
 finally:
     exec("None")  # (see the docstring)

@@ -12,8 +12,13 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from tracecli.cli.common import PROG
-from tracecli.cli.validate_run import quick_validate
+# A Ctrl-C while tracecli starts (before a command has handlers of its own) ends it as one
+# later does, exit 130, not with Python's traceback of the import it broke: nothing began.
+try:
+    from tracecli.cli.common import PROG
+    from tracecli.cli.validate_run import quick_validate
+except KeyboardInterrupt:
+    raise SystemExit(130) from None
 
 if TYPE_CHECKING:
     from tracecli.cli.root import COMMANDS, app, usage_message
@@ -34,8 +39,10 @@ def main() -> None:
     code = quick_validate(sys.argv[1:])
     if code is not None:
         sys.exit(code)
-    from tracecli.cli.root import app
-
+    try:
+        from tracecli.cli.root import app
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
     app(prog_name=PROG)
 
 

@@ -105,11 +105,17 @@ class SentLedger:
 
     def add(self, key: bytes, src: bytes) -> None:
         """Record that Freeplay acknowledged the record; durable on return."""
-        with self._lock, self._conn:
-            self._conn.execute(
-                "INSERT OR REPLACE INTO acked (target, rid, src, at) VALUES (?, ?, ?, ?)",
-                (self._target, key, src, time.time()),
-            )
+        try:
+            with self._lock, self._conn:
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO acked (target, rid, src, at) VALUES (?, ?, ?, ?)",
+                    (self._target, key, src, time.time()),
+                )
+        except sqlite3.Error as exc:  # a disk full since it was opened: all stops
+            raise UsageError(
+                f"cannot write the Freeplay sent-records ledger {self.path}: {exc}; once it "
+                "can be written (free some space), run the same command again to resume"
+            ) from None
 
     def close(self) -> None:
         with self._lock, contextlib.suppress(sqlite3.Error):

@@ -34,7 +34,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -304,7 +304,7 @@ class Journal:
         if held is not None and off - held[0] <= HOLD_MAX_BYTES:
             off, line = held
         if off > entry.resume_off:
-            with self._lock, self.conn:
+            with self._lock, self._write():
                 entry.resume_off, entry.resume_line = off, line
                 self._compact(entry)
                 self.conn.execute(
@@ -327,6 +327,21 @@ class Journal:
             entry.compacted += int.from_bytes(bytes(bits), "little").bit_count()
         self.conn.execute("DELETE FROM acks WHERE file_id=? AND block<?", (entry.id, below))
         self.conn.execute("DELETE FROM passed WHERE file_id=? AND block<?", (entry.id, below))
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[None]:
+        """One transaction of a run's writes. A write that fails (a disk full since the
+        journal was opened) stops the upload with one line naming the journal, not with
+        sqlite's words for an internal error; what the server stored since the last write
+        is sent again by the next run (the server upserts by call id)."""
+        try:
+            with self.conn:
+                yield
+        except sqlite3.Error as exc:
+            raise UsageError(
+                f"cannot write the resume journal {self.path}: {exc}; once it can be written "
+                "(free some space), run the same command again to resume"
+            ) from None
 
     def _entry(self, path: str | os.PathLike[str]) -> FileEntry | None:
         key = str(path)
@@ -357,7 +372,7 @@ class Journal:
                 return
             # One small write per ack (the blocks it touched): this runs once per request.
             # files.acked/updated are refreshed by file() and done(), not here.
-            with self.conn:
+            with self._write():
                 self.conn.executemany(
                     "INSERT OR REPLACE INTO acks (file_id, block, bits) VALUES (?, ?, ?)",
                     [(entry.id, b, entry.acks.block(b)) for b in sorted(touched)],
@@ -376,7 +391,7 @@ class Journal:
         with self._lock:
             touched = entry.passed.add(line for line in lines if line > 0)
             if touched:
-                with self.conn:
+                with self._write():
                     self.conn.executemany(
                         "INSERT OR REPLACE INTO passed (file_id, block, bits) VALUES (?, ?, ?)",
                         [(entry.id, b, entry.passed.block(b)) for b in sorted(touched)],
@@ -395,7 +410,7 @@ class Journal:
             return
         if (st.st_dev, st.st_ino) != (entry.ident.dev, entry.ident.ino):
             return
-        with self._lock, self.conn:
+        with self._lock, self._write():
             self.conn.execute(
                 "UPDATE files SET done=1, acked=?, updated=? WHERE id=?",
                 (len(entry.acks), time.time(), entry.id),

@@ -13,6 +13,7 @@ another's are written, and requests waiting meanwhile share a transaction
 from __future__ import annotations
 
 import logging
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from tracecli.store.body_rows import ROW_COLUMNS, completed_rows
 from tracecli.store.db import Store
 from tracecli.store.exact_json import loads_exact
 from tracecli.store.group_commit import GroupWriter
+from tracecli.store.rows import StoreError
 from tracecli.targets import CountingTarget
 from tracecli.targets.outcome import Outcome
 from tracecli.targets.retry import Action
@@ -63,6 +65,11 @@ class LocalStoreTarget(CountingTarget):
         except (ValueError, TypeError, KeyError, TracecliError) as exc:
             action = Action.SPLIT if can_split else Action.REJECT
             return Outcome(action, 400, reason=str(exc) or type(exc).__name__)
+        except sqlite3.Error as exc:  # the file, not the records (a full disk): all stops
+            raise StoreError(
+                f"cannot write the trace store {self.store.path}: {exc}; once it can be "
+                "written (free some space), run the same command again to resume"
+            ) from None
         return Outcome(Action.OK, 200, body=res)
 
     def _apply(self, route: str, req: dict[str, Any]) -> Any:

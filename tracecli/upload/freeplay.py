@@ -271,16 +271,18 @@ class _FreeplayRun:
 
     def _take(self, piece: Piece) -> None:
         report = self.report
-        if piece.diagnostics:
-            self._diagnose(piece)
-        foreign = any(d.code == FILE_FORMAT for d in piece.diagnostics)
-        if not piece.lines or foreign:  # another tool's file: said once, as an error
-            return
-        if all(line in self.acked[src] for src, line in piece.lines):
+        # stored by an earlier run: nothing to say of it (a lone end read again after the
+        # resume point was sent with its start, which lies before it, unread)
+        if piece.lines and all(line in self.acked[src] for src, line in piece.lines):
             with self.lock:
                 report.skipped += len(piece.lines)
                 for src, _ in piece.lines:
                     report.files[src].skipped += 1
+            return
+        if piece.diagnostics:
+            self._diagnose(piece)
+        foreign = any(d.code == FILE_FORMAT for d in piece.diagnostics)
+        if not piece.lines or foreign:  # another tool's file: said once, as an error
             return
         if piece.record is None:
             errors = [d for d in piece.diagnostics if d.is_error]

@@ -290,7 +290,10 @@ def feed_otel(run: Run, i: int, calls: SpanCalls) -> None:
         spans = list(spans_of_request(loc, item.value))
         report.records += sum((s.spans or 1) if isinstance(s, Unread) else 1 for s in spans)
         if acked and line in acked:
-            run._skipped(i, sum(1 for s in spans if not isinstance(s, Unread)))
+            read = [s for s in spans if not isinstance(s, Unread)]
+            for at in read:  # stored: a child read later has its parent in the inputs
+                calls.ledger.add_ids(loc, at.where, at.span.span_id, None, at.span.trace_id)
+            run._skipped(i, len(read))
             continue
         fates.flight.open(i, line, item.raw, len(spans))
         for s in spans:

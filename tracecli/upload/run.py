@@ -42,7 +42,7 @@ from tracecli.upload.refused import RefusedHalves
 from tracecli.upload.report import FileReport, ProgressClock, UploadOptions, UploadReport
 from tracecli.upload.run_inputs import InputState, otlp_inputs, read_error, source
 from tracecli.upload.run_records import read_records
-from tracecli.upload.stored_notes import not_about_stored
+from tracecli.upload.stored_notes import not_about_stored, stored_then, unsure_after_prefix
 from tracecli.upload.units import Routes, complete_unit, half_of, lone_unit, pair_unit
 from tracecli.upload.validate import utf16_diagnostic, utf16_file
 from tracecli.wire.chunking import Chunk, Chunker, Unit
@@ -119,6 +119,7 @@ class Run:
         self.bytes_done = self.inputs.bytes_done
         self.line_base = self.inputs.line_base
         self.acked_lines = self.inputs.acked_lines
+        self.unread_prefix = [0] * len(files)
         self.routes = Routes()
         self.route = self.routes.__getitem__  # a project's calls/complete route
         self._quick_pairs: QuickPairs | None = None
@@ -129,6 +130,8 @@ class Run:
     def read_all(self) -> None:
         report = self.report
         changed = self.inputs.look(self.files, self.journal, self.opts.follow)
+        # what earlier runs stored, as it was now (the journal's view grows with this run)
+        self.stored_before = [stored_then(a) for a in self.acked_lines]
         for f, c in zip(self.file_reports, changed, strict=True):
             f.changed = c
         read_to_end = False
@@ -184,6 +187,7 @@ class Run:
         project = self.opts.project
         # An appended file: read from where the stored records end (not from the start)
         offset, before = self.inputs.resume_at(i, self.journal, path)
+        self.unread_prefix[i] = self.line_base[i]  # lines stored before, not read again
         if before:  # the records not read again count as read and skipped, as before
             self.file_reports[i].records += before
             self._skipped(i, before)
@@ -408,6 +412,9 @@ class Run:
             final = [d.as_error() for d in final]
         if self.opts.follow:  # lines read again after a start still open, stored before
             final = not_about_stored(final, self.display, self.acked_lines)
+        else:  # a resumed run reads again the lines after its resume point, stored before
+            final = not_about_stored(final, self.display, self.stored_before)
+            final = unsure_after_prefix(final, self.display, self.unread_prefix)
         if self.opts.passes is not None:  # held by earlier passes: their parent never came
             final.extend(self.opts.passes.due())
         self.fates.late(final)
