@@ -330,6 +330,57 @@ def reference(path: str) -> list[tuple[int, str, str, str, str]]:
     return sorted((d.line, d.field, d.code, d.severity.value, d.message) for d in found)
 
 
+def test_bulk_pairs_with_parents_anywhere_get_the_one_by_one_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pairs taken in bulk (all their ids new) whose parents were read in an earlier
+    block, paired or still open, of their trace or of another, or not read yet, or
+    never: the same diagnostics as feeding the records one by one, whether the checking
+    process settles the block's parents in C (every one known and of its trace) or one
+    by one."""
+    p, o, q, m, late, t, t2 = (new_id() for _ in range(7))
+    kids = [new_id() for _ in range(6)]
+    filler = [r for _ in range(6) for r in call()]
+    recs = [
+        start(p, t),
+        end(p),  # a parent read whole
+        start(o, t),  # a parent still open
+        start(q, t2),  # an open parent of another trace
+        *filler,
+        start(kids[0], t, p),
+        end(kids[0]),
+        start(kids[1], t, o),
+        end(kids[1]),
+        *filler,
+        start(kids[2], t, q),  # another trace than its open parent's
+        end(kids[2]),
+        start(kids[3], t2, p),  # another trace than its paired parent's
+        end(kids[3]),
+        *filler,
+        start(kids[4], t, late),  # its parent comes later
+        end(kids[4]),
+        start(kids[5], t, m),  # its parent never comes
+        end(kids[5]),
+        *call(),
+        start(late, t),
+        end(late),
+        end(o),
+        end(q),
+    ]
+    path = tmp_path / "parents.jsonl"
+    path.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in recs))
+    want = reference(str(path))
+    assert {w[2] for w in want} >= {"trace-mismatch", "missing-parent"}
+    monkeypatch.setattr(v, "PARALLEL_MIN_BYTES", 0)
+    for jobs, block in ((0, 1 << 20), (0, 1500), (0, 4000), (1, 3000)):
+        monkeypatch.setattr(v, "BLOCK_BYTES", block)
+        got = validate_paths([str(path)], jobs=jobs, max_errors=0)
+        assert (
+            sorted((d.line, d.field, d.code, d.severity.value, d.message) for d in got.diagnostics)
+            == want
+        ), (jobs, block)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [3, 4, 5, 6, 7])
 def test_same_answer_as_feeding_records_one_by_one(
