@@ -335,9 +335,8 @@ def test_bulk_pairs_with_parents_anywhere_get_the_one_by_one_answer(
 ) -> None:
     """Pairs taken in bulk (all their ids new) whose parents were read in an earlier
     block, paired or still open, of their trace or of another, or not read yet, or
-    never: the same diagnostics as feeding the records one by one, whether the checking
-    process settles the block's parents in C (every one known and of its trace) or one
-    by one."""
+    never: the same diagnostics as feeding the records one by one, block by block in
+    one process or through a worker."""
     p, o, q, m, late, t, t2 = (new_id() for _ in range(7))
     kids = [new_id() for _ in range(6)]
     filler = [r for _ in range(6) for r in call()]
