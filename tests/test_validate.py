@@ -366,12 +366,25 @@ def test_bulk_pairs_with_parents_anywhere_get_the_one_by_one_answer(
         end(o),
         end(q),
     ]
-    path = tmp_path / "parents.jsonl"
+    runs = ((0, 1 << 20), (0, 1500), (0, 4000), (1, 3000))
+    codes = {"trace-mismatch", "missing-parent"}
+    assert_blocks_answer(tmp_path / "parents.jsonl", recs, codes, monkeypatch, runs)
+
+
+def assert_blocks_answer(
+    path: Path,
+    recs: list[dict[str, Any]],
+    codes: set[str],
+    monkeypatch: pytest.MonkeyPatch,
+    runs: tuple[tuple[int, int], ...],
+) -> None:
+    """`recs` written to `path` as JSONL: fed one by one they say at least `codes`, and
+    `validate` with each (worker count, block size) of `runs` says the same."""
     path.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in recs))
     want = reference(str(path))
-    assert {w[2] for w in want} >= {"trace-mismatch", "missing-parent"}
+    assert {w[2] for w in want} >= codes
     monkeypatch.setattr(v, "PARALLEL_MIN_BYTES", 0)
-    for jobs, block in ((0, 1 << 20), (0, 1500), (0, 4000), (1, 3000)):
+    for jobs, block in runs:
         monkeypatch.setattr(v, "BLOCK_BYTES", block)
         got = validate_paths([str(path)], jobs=jobs, max_errors=0)
         assert (
@@ -596,15 +609,6 @@ def test_pairs_of_a_block_with_a_known_id_get_the_one_by_one_answer(
         end(z),
         end(a),
     ]
-    path = tmp_path / "known.jsonl"
-    path.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in recs))
-    want = reference(str(path))
-    assert {w[2] for w in want} >= {"duplicate-id", "trace-mismatch"}
-    monkeypatch.setattr(v, "PARALLEL_MIN_BYTES", 0)
-    for jobs, block in ((0, 1 << 20), (0, 2000), (1, 3000)):
-        monkeypatch.setattr(v, "BLOCK_BYTES", block)
-        got = validate_paths([str(path)], jobs=jobs, max_errors=0)
-        assert (
-            sorted((d.line, d.field, d.code, d.severity.value, d.message) for d in got.diagnostics)
-            == want
-        ), (jobs, block)
+    codes = {"duplicate-id", "trace-mismatch"}
+    runs = ((0, 1 << 20), (0, 2000), (1, 3000))
+    assert_blocks_answer(tmp_path / "known.jsonl", recs, codes, monkeypatch, runs)
