@@ -330,6 +330,69 @@ def reference(path: str) -> list[tuple[int, str, str, str, str]]:
     return sorted((d.line, d.field, d.code, d.severity.value, d.message) for d in found)
 
 
+def test_bulk_pairs_with_parents_anywhere_get_the_one_by_one_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pairs taken in bulk (all their ids new) whose parents were read in an earlier
+    block, paired or still open, of their trace or of another, or not read yet, or
+    never: the same diagnostics as feeding the records one by one, block by block in
+    one process or through a worker."""
+    p, o, q, m, late, t, t2 = (new_id() for _ in range(7))
+    kids = [new_id() for _ in range(6)]
+    filler = [r for _ in range(6) for r in call()]
+    recs = [
+        start(p, t),
+        end(p),  # a parent read whole
+        start(o, t),  # a parent still open
+        start(q, t2),  # an open parent of another trace
+        *filler,
+        start(kids[0], t, p),
+        end(kids[0]),
+        start(kids[1], t, o),
+        end(kids[1]),
+        *filler,
+        start(kids[2], t, q),  # another trace than its open parent's
+        end(kids[2]),
+        start(kids[3], t2, p),  # another trace than its paired parent's
+        end(kids[3]),
+        *filler,
+        start(kids[4], t, late),  # its parent comes later
+        end(kids[4]),
+        start(kids[5], t, m),  # its parent never comes
+        end(kids[5]),
+        *call(),
+        start(late, t),
+        end(late),
+        end(o),
+        end(q),
+    ]
+    runs = ((0, 1 << 20), (0, 1500), (0, 4000), (1, 3000))
+    codes = {"trace-mismatch", "missing-parent"}
+    assert_blocks_answer(tmp_path / "parents.jsonl", recs, codes, monkeypatch, runs)
+
+
+def assert_blocks_answer(
+    path: Path,
+    recs: list[dict[str, Any]],
+    codes: set[str],
+    monkeypatch: pytest.MonkeyPatch,
+    runs: tuple[tuple[int, int], ...],
+) -> None:
+    """`recs` written to `path` as JSONL: fed one by one they say at least `codes`, and
+    `validate` with each (worker count, block size) of `runs` says the same."""
+    path.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in recs))
+    want = reference(str(path))
+    assert {w[2] for w in want} >= codes
+    monkeypatch.setattr(v, "PARALLEL_MIN_BYTES", 0)
+    for jobs, block in runs:
+        monkeypatch.setattr(v, "BLOCK_BYTES", block)
+        got = validate_paths([str(path)], jobs=jobs, max_errors=0)
+        assert (
+            sorted((d.line, d.field, d.code, d.severity.value, d.message) for d in got.diagnostics)
+            == want
+        ), (jobs, block)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [3, 4, 5, 6, 7])
 def test_same_answer_as_feeding_records_one_by_one(
@@ -546,15 +609,6 @@ def test_pairs_of_a_block_with_a_known_id_get_the_one_by_one_answer(
         end(z),
         end(a),
     ]
-    path = tmp_path / "known.jsonl"
-    path.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in recs))
-    want = reference(str(path))
-    assert {w[2] for w in want} >= {"duplicate-id", "trace-mismatch"}
-    monkeypatch.setattr(v, "PARALLEL_MIN_BYTES", 0)
-    for jobs, block in ((0, 1 << 20), (0, 2000), (1, 3000)):
-        monkeypatch.setattr(v, "BLOCK_BYTES", block)
-        got = validate_paths([str(path)], jobs=jobs, max_errors=0)
-        assert (
-            sorted((d.line, d.field, d.code, d.severity.value, d.message) for d in got.diagnostics)
-            == want
-        ), (jobs, block)
+    codes = {"duplicate-id", "trace-mismatch"}
+    runs = ((0, 1 << 20), (0, 2000), (1, 3000))
+    assert_blocks_answer(tmp_path / "known.jsonl", recs, codes, monkeypatch, runs)

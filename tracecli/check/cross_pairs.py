@@ -12,6 +12,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable, Sequence
 from operator import lt
+from struct import pack
 from typing import Any
 
 from tracecli.check.entries import Diag, Entry, Refused, TimeOrder
@@ -360,7 +361,9 @@ class PairFeeds:
         o0 = len(traces)
         traces.extend(ths)
         first = self._pack(path, 0) + base  # file bits | line: the line bits are free
-        self._locs.extend([first + line for line in lines])
+        # (an array extended by a list sets each item through a format string, ~0.6k
+        # instructions an item; struct parses its format once)
+        self._locs.frombytes(pack(f"{n}q", *map(first.__add__, lines)))
         self._flags.extend(bytes((_STARTED | _ENDED,)) * n)
         recent.update(zip(hs, range(o0, o0 + n), strict=True))
         index.freeze_if_full()

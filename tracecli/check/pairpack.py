@@ -13,9 +13,9 @@ one (an id seen before): `unpack_pairs` gives the `Pair`s back.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from struct import pack
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from tracecli.packing import join_column, split_column
 from tracecli.schema.fastcheck import Facts
@@ -64,21 +64,40 @@ def pack_halves(halves: Sequence[tuple[Facts, str, int, bool]]) -> Packed | None
     if not halves:
         return None
     starts, ens, end_lines, bads = zip(*halves, strict=True)
-    lines, _, ids, tids, pids, sts, _ = zip(*starts, strict=True)
+    return pack_columns(zip(*starts, strict=True), ens, end_lines, bads)
+
+
+def pack_columns(
+    starts: Iterable[Sequence[Any]],
+    ens: Sequence[str],
+    end_lines: Sequence[int],
+    bads: Iterable[bool],
+) -> Packed:
+    """`pack_halves` from columns: `starts`, the starts' `Facts` fields a column each
+    (`zip(*starts)`), `ens` the ends' times, `end_lines` their lines, `bads` whether each
+    ended first (compared to the starts' times: a loop that has the columns already
+    compares them in C, `map(lt, ...)`, with no tuple a pair in between)."""
+    lines, _, ids, tids, pids, sts, _ = starts
+    bads = list(bads)
     bad = [(i, sts[i], ens[i]) for i, b in enumerate(bads) if b] if any(bads) else []
     return Packed(
         array("I", lines),
         array("I", end_lines),
         _int64s(list(map(hash, ids))),
         _int64s(list(map(hash, tids))),
-        _int64s([NO_PARENT if p is None else hash(p) for p in pids]),
+        _int64s(list(map(_NO_PARENT_GET, pids, map(hash, pids)))),
         join_column(ids),
         join_column(tids),
-        join_column(["" if p is None else p for p in pids]),
+        join_column(map(_NONE_AS_EMPTY, pids, pids)),
         join_column(sts),
         join_column(ens),
         bad,
     )
+
+
+# a parent's hash, NO_PARENT for none, in C: `{None: NO_PARENT}.get(parent, hash(parent))`
+_NO_PARENT_GET = {None: NO_PARENT}.get
+_NONE_AS_EMPTY = {None: ""}.get  # a parent's id, "" for none: `get(parent, parent)`
 
 
 def _int64s(values: list[int]) -> array[int]:

@@ -155,8 +155,10 @@ def _check_lines(data: bytes, path: str, at_start: bool) -> Checked:
         got = bulk_lines(data, seen, at_start, _NEAR_LIMIT, body or flat)
         if got is not None:
             n, out, pairs = got
-            entries = [e if type(e) is not tuple else new_facts(Facts, e) for e in out if e]
-            return Checked(n, n, _settle_times(entries), pack_halves(pairs))
+            entries = [
+                e if type(e) is not tuple else new_facts(Facts, e) for e in filter(None, out)
+            ]
+            return Checked(n, n, _settle_times(entries), pairs)
         calls = None if body else bulk_calls(data, seen, at_start, _NEAR_LIMIT, SHAPES["complete"])
         if calls is not None:  # (entries settled: completed calls, each in order)
             return Checked(calls[0], calls[0], calls[1], None)

@@ -30,6 +30,7 @@ from typing import Any
 from msgspec import UNSET
 
 from tracecli.check.facts import ended_before
+from tracecli.check.pairpack import Packed, pack_columns
 from tracecli.inputs.streams import BOM
 from tracecli.schema.fastcheck import (
     _CACHE_MAX,
@@ -61,7 +62,14 @@ from tracecli.schema.typed import (
     FlatStart,
     StartBody,
 )
-from tracecli.upload.typed_lines import LONG_LINE, NEAR_LIMIT, BlockBytes, line_clear, too_deep
+from tracecli.upload.typed_lines import (
+    LONG_LINE,
+    NEAR_LIMIT,
+    OPENER,
+    BlockBytes,
+    line_clear,
+)
+from tracecli.wire.wideints import DEEP_BRACKETS
 
 __all__ = [
     "BODIES",
@@ -180,7 +188,7 @@ BODIES: dict[bytes, Callable[[bytes], Any]] = {
     b'{"end":': _request_body(SHAPES["request"]),
 }
 
-BulkBlock = tuple[int, list[Any], list[tuple[Any, str, int, bool]]]
+BulkBlock = tuple[int, list[Any], Packed | None]
 
 
 def bulk_lines(
@@ -190,7 +198,7 @@ def bulk_lines(
     near_limit: int = NEAR_LIMIT,
     decode: Callable[[bytes], Any] = _FLAT,
 ) -> BulkBlock | None:
-    """(lines, entries with None for the starts now in a pair, pairs) of a block of starts
+    """(lines, entries with None for the starts now in a pair, pairs packed) of a block of starts
     and ends the typed path vouches for, else None. `seen`: the block's search; `at_start`:
     it begins its input; lines over `near_limit` are measured (by the general loop); `decode`:
     `SHAPES["flat"]` or from `BODIES`. Starts: tuples of `Facts`' fields, for the caller."""
@@ -212,7 +220,9 @@ def bulk_lines(
     for raw in lines:
         n += 1
         size = len(raw)
-        if size > LONG_LINE and too_deep(count, at, size, near_limit):
+        if size > LONG_LINE and (  # `typed_lines.too_deep`, inline: no call a line
+            size > near_limit or count(OPENER, at, at + size) >= DEEP_BRACKETS
+        ):
             return None
         at += size
         if not clear and not line_clear(raw, n, seen):
@@ -241,7 +251,7 @@ def bulk_lines(
         v = s.trace_id
         if v is not None and v not in _ok_trace_ids and not _new_trace_id(v):
             return None
-        ended = s.ended_at  # (to `times` even when checked in full: see `_halves`)
+        ended = s.ended_at  # (to `times` even when checked in full: see `_packed`)
         if ended[:17] not in _minutes and _when_slow(ended) is None:
             return None
         times.append(ended)
@@ -256,7 +266,7 @@ def bulk_lines(
         add_pair((out[i], ended, n))
         out[i] = None
     vouched = _vouched(every, len(pairs), ids, times)
-    return (n, out, _halves(pairs, vouched == 2 and one_zone(times))) if vouched else None
+    return (n, out, _packed(pairs, vouched == 2 and one_zone(times))) if vouched else None
 
 
 def _start(
@@ -281,7 +291,7 @@ def _start(
     v = s.wb_run_id
     if v is not None and v not in _ok_runs and not _new_run(v):
         return None
-    v = s.started_at  # (to `times` even when checked in full: see `_halves`)
+    v = s.started_at  # (to `times` even when checked in full: see `_packed`)
     if v[:17] not in _minutes and _when_slow(v) is None:
         return None
     times.append(v)
@@ -316,20 +326,20 @@ def _vouched(every: list[str], pairs: int, ids: list[str], times: list[str]) -> 
     return deferred_check(ids, times) if len(set(every)) == len(every) - pairs else 0
 
 
-def _halves(pairs: list[tuple[Any, str, int]], alike: bool) -> list[tuple[Any, str, int, bool]]:
-    """The pairs (start's tuple, end's time, end's line) with whether each ended first, as
-    `pack_halves` takes them. `alike`: every time of the block, the pairs' among them,
+def _packed(pairs: list[tuple[Any, str, int]], alike: bool) -> Packed | None:
+    """The pairs (start's tuple, end's time, end's line) packed (`pack_halves`), with
+    whether each ended first. `alike`: every time of the block, the pairs' among them,
     shares one layout and one zone (`_times_check`, `one_zone`): then the strings compare
     as the instants do (`same_layout`), compared in one C loop; else pair by pair."""
     if not pairs:
-        return []
+        return None
     starts, ends, lines = zip(*pairs, strict=True)
-    firsts = map(_STARTED, starts)
+    columns = tuple(zip(*starts, strict=True))
+    firsts = columns[5]  # the starts' times (`_start`'s tuple)
     bad = map(lt, ends, firsts) if alike else map(ended_first, firsts, ends)
-    return list(zip(starts, ends, lines, bad, strict=True))
+    return pack_columns(columns, ends, lines, bad)
 
 
-_STARTED = itemgetter(5)  # a start's time in its tuple
 _ZONE = itemgetter(slice(-6, None))  # "+HH:MM" of a time in a layout with an offset
 
 

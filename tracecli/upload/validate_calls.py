@@ -40,8 +40,15 @@ from tracecli.schema.fastcheck import (
     new_facts,
 )
 from tracecli.schema.typed import SHAPES
-from tracecli.upload.typed_lines import LONG_LINE, NEAR_LIMIT, BlockBytes, line_clear, too_deep
+from tracecli.upload.typed_lines import (
+    LONG_LINE,
+    NEAR_LIMIT,
+    OPENER,
+    BlockBytes,
+    line_clear,
+)
 from tracecli.upload.validate_bulk import deferred_check, ended_first, lines_of, one_zone
+from tracecli.wire.wideints import DEEP_BRACKETS
 
 __all__ = ["bulk_calls"]
 
@@ -70,7 +77,9 @@ def bulk_calls(
     for raw in lines:
         n += 1
         size = len(raw)
-        if size > LONG_LINE and too_deep(count, at, size, near_limit):
+        if size > LONG_LINE and (  # `typed_lines.too_deep`, inline: no call a line
+            size > near_limit or count(OPENER, at, at + size) >= DEEP_BRACKETS
+        ):
             return None
         at += size
         if not clear and not line_clear(raw, n, seen):
