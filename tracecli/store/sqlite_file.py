@@ -54,6 +54,12 @@ _WAL_BACKSTOP_PAGES = 16384  # 64 MiB: the writer checkpoints itself only if the
 # in 2 MiB nearly every one was read again from the file, a system call each: 8 MiB cut
 # ~2.5 us/call of system time from an upload to the store for ~6 MiB more memory.
 _WRITER_CACHE_KIB = 8192
+# The page size of a store this process creates (SQLite's default is 4 KiB; a file keeps the
+# size it was created with, so older stores are read and written as they are). A call row
+# is ~1 KB of text and every commit writes each page it touched to the WAL, frame by frame:
+# with 8 KiB pages an upload's commits write fewer frames and split fewer pages, ~1 us a
+# call less CPU replaying a 50k-call upload into a fresh store (16 and 2 KiB: no gain).
+_PAGE_BYTES = 8192
 
 
 class _Checkpointer:
@@ -157,6 +163,8 @@ class SqliteFile:
                 # Shared-cache readers take table locks that busy_timeout does not wait on.
                 conn.execute("PRAGMA read_uncommitted = true")
             else:
+                # Before the switch to WAL: only a file not yet written takes a page size.
+                conn.execute(f"PRAGMA page_size = {_PAGE_BYTES}")
                 use_wal(conn, BUSY_TIMEOUT_S)  # serve and an upload may create it at once
                 conn.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.DatabaseError as exc:
