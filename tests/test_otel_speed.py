@@ -807,3 +807,29 @@ def test_json_attributes_are_the_attributes_made_json_safe(
     assert _same(got, to_json_serializable(before)), (got, before)
     assert _same(span.attributes, before)
     assert orjson.dumps(got) == orjson.dumps(to_json_serializable(before))
+
+
+def test_usual_span_puts_each_field_in_its_place() -> None:
+    """`usual_span` builds the Span positionally (quicker): each value lands on its field."""
+    from tracecli.otel.attrlist import Read
+    from tracecli.otel.spans import usual_span
+
+    resource, values, events, links = object(), {"a": 1}, [object()], [object()]
+    span = usual_span(
+        resource,  # type: ignore[arg-type]
+        "name",
+        ("t" * 32, "s" * 16, "p" * 16),
+        (11, 22),
+        (3, "state", 7),
+        Read(values, ("k",), ("a",)),
+        (2, "message"),
+        events,  # type: ignore[arg-type]
+        links,  # type: ignore[arg-type]
+    )
+    assert vars(span) == {
+        "resource": resource, "name": "name", "trace_id": "t" * 32, "span_id": "s" * 16,
+        "start_time_unix_nano": 11, "end_time_unix_nano": 22, "attributes": values,
+        "kind": 3, "parent_id": "p" * 16, "trace_state": "state", "flags": 7,
+        "events": events, "links": links, "status_code": 2, "status_message": "message",
+        "plain": False, "impure": ("k",), "keys": ("a",),
+    }  # fmt: skip
