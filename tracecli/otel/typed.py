@@ -258,13 +258,10 @@ def _typed_event(raw: TypedEvent) -> Event | None:
     quick = typed_attributes(raw.attributes)
     if quick is None:
         return None
-    return Event(
-        name="" if raw.name is UNSET else raw.name,
-        timestamp=timestamp,
-        attributes=quick.values,
-        dropped_attributes_count=dropped,
-        plain=not quick.impure,
-    )
+    name = "" if raw.name is UNSET else raw.name
+    # positional, in the fields' order (name, timestamp, attributes, dropped count, plain):
+    # quicker than keywords (see `spans.usual_span`)
+    return Event(name, timestamp, quick.values, dropped, not quick.impure)
 
 
 def typed_attributes(items: list[KeyValue] | UnsetType) -> Read | None:
