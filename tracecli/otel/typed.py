@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from operator import attrgetter
 from typing import Any, NamedTuple, cast
 
 import msgspec
@@ -67,7 +68,7 @@ from tracecli.otel.typed_plan import (
     maker,
 )
 
-__all__ = ["TypedRow", "typed_rows", "typed_spans"]
+__all__ = ["TypedRow", "row_of", "typed_rows", "typed_spans"]
 
 
 class AnyValue(Struct, forbid_unknown_fields=True, gc=False):
@@ -161,6 +162,10 @@ class TypedRow(NamedTuple):
     project_id: str | None
 
 
+# a `SpanAt`'s fields as its row (where, span, project), for code that takes either
+row_of = cast(
+    Callable[[Any], tuple[str, Span, str | None]], attrgetter("where", "span", "project_id")
+)
 _new_row = cast(
     Callable[[tuple[str, Span, str | None]], TypedRow], partial(tuple.__new__, TypedRow)
 )

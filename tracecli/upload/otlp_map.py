@@ -30,7 +30,7 @@ from tracecli.otel.checks import REFUSED
 from tracecli.otel.convert import Converted, converted
 from tracecli.otel.read import SpanAt, Unread, spans_of_request
 from tracecli.otel.to_weave import MappingError, plain_call, span_to_call
-from tracecli.otel.typed import TypedRow, typed_rows
+from tracecli.otel.typed import TypedRow, row_of, typed_rows
 from tracecli.upload.blocks import Bad, Entry, Ok
 from tracecli.upload.lines import find_ref
 from tracecli.upload.otlp_entry import _entry, _typed_entry, _Untyped
@@ -216,15 +216,12 @@ def _parts(
     line, path = loc.line, loc.path
     parts: list[SpanPart] = []
     for item in items:
-        if type(item) is TypedRow:  # (a typed line's: no location of its own, made quicker)
-            where, span, pid = item
-        elif isinstance(item, Unread):
+        if isinstance(item, Unread):
             d = item.diagnostic
             original = original_at(value, d.field)
             parts.append(SpanPart(item.spans, d.field, None, None, None, None, d, original, None))
             continue
-        else:
-            where, span, pid = item.where, item.span, item.project_id
+        where, span, pid = item if type(item) is TypedRow else row_of(item)  # (typed: a row)
         to = pid or project
         refused: Diagnostic | None = None  # (an end before the start: the call checks warn)
         entry: Any = None
