@@ -3,6 +3,7 @@
 
     python bench/bench_otel.py [--spans 50000 | --bytes 1G] [--rounds 1] [--keep FILE]
                                [--runs loop,validate,convert,upload] [--jobs N]
+                               [--baseline CHECKOUT]
 
 Writes an OTLP file by repeating the committed agent traces of tests/otel_fixtures (spans of
 the real OpenTelemetry SDK and the openai-v2 instrumentation) with fresh trace and span ids,
@@ -15,6 +16,10 @@ then, per round, in a rotating order:
 - `tracecli upload FILE` to a fresh null Weave server (`../shared/tools/bench/nullsink.py`,
   which parses every body): the report's `elapsed_s` (file opened to last answer); verified
   at the server (every span's call arrived, once).
+
+`--baseline CHECKOUT`: each tracecli run is made twice in a round, this checkout's code and
+then the other's (another checkout of tracecli, its bytecode compiled), on the same file
+and the same null server: before and after, side by side, in the same minutes.
 
 Reports spans/s, the ratio to the floor (spans/s over the floor's spans/s, wall clock in
 the same round), CPU µs per span, and each command's peak RSS (`/usr/bin/time`). The
@@ -148,6 +153,7 @@ def main() -> None:
     ap.add_argument("--keep", default=None, help="write the file here (reused if there)")
     ap.add_argument("--runs", default="loop,validate,convert,upload")
     ap.add_argument("--jobs", type=int, default=None, help="tracecli's --jobs (default: its own)")
+    ap.add_argument("--baseline", default=None, help="another checkout, run beside this one")
     a = ap.parse_args()
     size = None
     if a.bytes:
@@ -169,6 +175,9 @@ def main() -> None:
         home.mkdir()
         env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(home), "NO_COLOR": "1"}
         env.update(XDG_STATE_HOME=str(home / "state"), XDG_DATA_HOME=str(home / "data"))
+        envs = {"": env}
+        if a.baseline:
+            envs[BASE] = {**env, "PYTHONPATH": str(Path(a.baseline).resolve())}
         cli = [sys.executable, "-m", "tracecli"]
         jobs = ["--jobs", str(a.jobs)] if a.jobs else []
         sink = None
@@ -191,7 +200,10 @@ def main() -> None:
                 print(f"round {r + 1} (load average {os.getloadavg()[0]:.2f}): {order}")
                 row: dict[str, Any] = {}
                 for name in order:
-                    row[name] = run_one(name, path, one, spans, cli, env, commands, sink, jobs)
+                    for tag, e in envs.items() if name != "loop" else [("", env)]:
+                        row[name + tag] = run_one(
+                            name, path, one, spans, cli, e, commands, sink, jobs
+                        )
                 results.append(row)
                 report(row, spans)
         finally:
@@ -241,6 +253,7 @@ def run_one(
     }
 
 
+BASE = " (baseline)"
 LABELS = {
     "loop": "orjson.loads loop (floor)",
     "validate": "tracecli validate",
@@ -256,8 +269,9 @@ def report(row: dict[str, Any], spans: int) -> None:
     for name, r in row.items():
         ratio = f"{floor['s'] / r['s']:.3f}" if floor else "-"
         mem = f"{r['rss_mb']:,.0f}" if r["rss_mb"] else "-"
+        label = LABELS[name.removesuffix(BASE)] + (BASE if name.endswith(BASE) else "")
         print(
-            f"| {LABELS[name]} | {r['s']:.2f} | {spans / r['s']:,.0f} | {ratio} | "
+            f"| {label} | {r['s']:.2f} | {spans / r['s']:,.0f} | {ratio} | "
             f"{r['cpu'] / spans * 1e6:.1f} | {mem} |"
         )
 

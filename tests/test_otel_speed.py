@@ -558,6 +558,88 @@ def test_a_converted_calls_entry_is_built_for_the_usual_spans() -> None:
     assert built >= len(_SPANS) * 0.9
 
 
+_TYPED_TWEAKS = st.one_of(
+    _CALL_TWEAKS,
+    st.sampled_from(
+        [
+            ("gen_ai.conversation.id", {"stringValue": "conv-1"}),
+            ("wandb.is_turn", {"boolValue": True}),
+            ("gen_ai.usage.input_tokens", {"intValue": "3"}),
+            ("gen_ai.usage.output_tokens", {"intValue": "4"}),
+            ("gen_ai.response.model", {"stringValue": "m"}),
+            ("langfuse.startTime", {"stringValue": "2024-02-30T00:00:00"}),
+            ("langfuse.endTime", {"stringValue": "2024-01-01T00:00:00+02:00"}),
+            ("langfuse.startTime", {"intValue": "1700000000000000000"}),
+        ]
+    ).map(lambda kv: {"key": kv[0], "value": kv[1]}),
+)
+
+
+@settings(max_examples=400)
+@given(
+    st.sampled_from(range(len(_SPANS))),
+    st.lists(_CHANGES, max_size=2),
+    st.lists(_TYPED_TWEAKS, max_size=3),
+    st.sampled_from(["acme/otel", "acme", "a/b/c", "x" * 300 + "/p"]),
+    st.sampled_from([{}, {"code": 2, "message": "boom"}, {"code": 1}]),
+)
+def test_a_typed_calls_facts_are_complete_facts(
+    n: int,
+    changes: list[tuple[str, Any]],
+    extra: list[dict[str, Any]],
+    project: str,
+    status: dict[str, Any],
+) -> None:
+    """The short check of a typed span's call (`otlp_facts`) answers as `complete_facts`,
+    the first time (the full check) and the next (the short one, its project and op name
+    known)."""
+    from tracecli.diagnostics import Location
+    from tracecli.otel.to_weave import MappingError, span_to_call
+    from tracecli.otel.typed import typed_spans
+    from tracecli.schema.fastcheck import COMPLETE_KEYS, complete_facts
+    from tracecli.upload.otlp_facts import typed_call_facts
+
+    raw = {**_SPANS[n], **dict(changes), "status": status}
+    raw["attributes"] = [*(raw.get("attributes") or []), *extra]
+    line = orjson.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [raw]}]}]})
+    typed = typed_spans(Location("f", 1), line)
+    if typed is None:
+        return
+    try:
+        call = span_to_call(typed[0].span, project)
+    except MappingError:
+        return
+    call["summary"] = {"usage": call["summary"]["usage"]}
+    want = complete_facts(call, COMPLETE_KEYS, True, 3)
+    assert typed_call_facts(call, 3) == want
+    assert typed_call_facts(call, 3) == want
+
+
+def test_the_usual_typed_calls_take_the_short_check() -> None:
+    """The fixtures' spans (the real SDK's) are checked the short way once their project
+    and op names are known: else the short check would only cost."""
+    from tracecli.diagnostics import Location
+    from tracecli.otel.to_weave import span_to_call
+    from tracecli.otel.typed import typed_spans
+    from tracecli.upload import otlp_facts
+
+    data = gzip.decompress((FIXTURES / "agent-seed1.jsonl.gz").read_bytes())
+    calls = []
+    for raw in data.splitlines():
+        for s in typed_spans(Location("f", 1), raw) or []:
+            call = span_to_call(s.span, "acme/otel")
+            call["summary"] = {"usage": call["summary"]["usage"]}
+            calls.append(call)
+    for call in calls:
+        assert otlp_facts.typed_call_facts(call, 1) is not None
+    full = otlp_facts.complete_facts
+    try:
+        otlp_facts.complete_facts = None  # type: ignore[assignment]
+        assert all(otlp_facts.typed_call_facts(call, 1) is not None for call in calls)
+    finally:
+        otlp_facts.complete_facts = full
+
+
 # -- weave's picks, on plans made for the attribute keys as read ---------------------------
 _WEAVE_LIKE_KEYS = st.sampled_from(
     ["gen_ai", "gen_ai.request", "gen_ai.request.model", "gen_ai.request.0",
@@ -725,3 +807,29 @@ def test_json_attributes_are_the_attributes_made_json_safe(
     assert _same(got, to_json_serializable(before)), (got, before)
     assert _same(span.attributes, before)
     assert orjson.dumps(got) == orjson.dumps(to_json_serializable(before))
+
+
+def test_usual_span_puts_each_field_in_its_place() -> None:
+    """`usual_span` builds the Span positionally (quicker): each value lands on its field."""
+    from tracecli.otel.attrlist import Read
+    from tracecli.otel.spans import usual_span
+
+    resource, values, events, links = object(), {"a": 1}, [object()], [object()]
+    span = usual_span(
+        resource,  # type: ignore[arg-type]
+        "name",
+        ("t" * 32, "s" * 16, "p" * 16),
+        (11, 22),
+        (3, "state", 7),
+        Read(values, ("k",), ("a",)),
+        (2, "message"),
+        events,  # type: ignore[arg-type]
+        links,  # type: ignore[arg-type]
+    )
+    assert vars(span) == {
+        "resource": resource, "name": "name", "trace_id": "t" * 32, "span_id": "s" * 16,
+        "start_time_unix_nano": 11, "end_time_unix_nano": 22, "attributes": values,
+        "kind": 3, "parent_id": "p" * 16, "trace_state": "state", "flags": 7,
+        "events": events, "links": links, "status_code": 2, "status_message": "message",
+        "plain": False, "impure": ("k",), "keys": ("a",),
+    }  # fmt: skip

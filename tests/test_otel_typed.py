@@ -56,13 +56,13 @@ def _same_spans(raw: bytes) -> bool:
 
 
 def _mapped(lines: list[tuple[int, bytes]], validate: bool, typed: bool) -> str:
-    real = otlp_map.typed_spans
+    real = otlp_map.typed_rows
     if not typed:
-        otlp_map.typed_spans = lambda loc, raw: None  # type: ignore[assignment]
+        otlp_map.typed_rows = lambda raw: None  # type: ignore[assignment]
     try:
         return repr(otlp_map.map_lines(lines, "spans.jsonl", "e/p", validate).lines)
     finally:
-        otlp_map.typed_spans = real
+        otlp_map.typed_rows = real
 
 
 def _same_mapping(raws: list[bytes]) -> None:

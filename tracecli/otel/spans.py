@@ -359,26 +359,29 @@ def usual_span(
     links: list[Link],
 ) -> Span:
     """The `Span` of a usual span's fields as read (by `_quick_span`, or by type:
-    `tracecli.otel.typed`): ids (trace, span, parent), times (start, end), its attributes."""
+    `tracecli.otel.typed`): ids (trace, span, parent), times (start, end), its attributes.
+
+    Positional, in the fields' order: a dataclass's `__init__` matches 18 keywords one by
+    one (measured: 14.5k instructions a span against 5.5k)."""
     return Span(
-        resource=resource,
-        name=name,
-        trace_id=ids[0],
-        span_id=ids[1],
-        parent_id=ids[2],
-        start_time_unix_nano=times[0],
-        end_time_unix_nano=times[1],
-        kind=kind_state_flags[0],
-        trace_state=kind_state_flags[1],
-        flags=kind_state_flags[2],
-        attributes=quick.values,
-        plain=not quick.impure,
-        impure=quick.impure,
-        keys=quick.keys,
-        events=events,
-        links=links,
-        status_code=status[0],
-        status_message=status[1],
+        resource,
+        name,
+        ids[0],  # trace_id
+        ids[1],  # span_id
+        times[0],  # start_time_unix_nano
+        times[1],  # end_time_unix_nano
+        quick.values,  # attributes
+        kind_state_flags[0],  # kind
+        ids[2],  # parent_id
+        kind_state_flags[1],  # trace_state
+        kind_state_flags[2],  # flags
+        events,
+        links,
+        status[0],  # status_code
+        status[1],  # status_message
+        not quick.impure,  # plain
+        quick.impure,  # impure
+        quick.keys,  # keys
     )
 
 

@@ -8,8 +8,9 @@ from functools import partial
 from typing import Any, cast
 
 from tracecli.otel.calls import span_original
-from tracecli.schema.fastcheck import COMPLETE_KEYS, complete_facts
+from tracecli.schema.fastcheck import COMPLETE_KEYS, Facts, complete_facts
 from tracecli.upload.blocks import Bad, Entry, Ok, prepare
+from tracecli.upload.otlp_facts import typed_call_facts
 from tracecli.upload.otlp_lines import on_span
 from tracecli.wire.encode import dumps
 
@@ -36,7 +37,7 @@ def _entry(call: dict[str, Any], line: int, path: str, where: str, value: Any, f
 def _typed_entry(call: dict[str, Any], line: int, fast: bool) -> Entry:
     """`_entry` of a typed line's call where `_built_entry` makes it; else `_Untyped`."""
     call["summary"] = {"usage": call["summary"]["usage"]}
-    ok = _built_entry(call, line) if fast else None
+    ok = _built_entry(call, line, typed_call_facts) if fast else None
     if ok is None:
         raise _Untyped
     return ok
@@ -58,7 +59,15 @@ def _prepared_entry(
     return e
 
 
-def _built_entry(call: dict[str, Any], line: int) -> Ok | None:
+def _complete_facts(call: dict[str, Any], line: int) -> Facts | None:
+    return complete_facts(call, COMPLETE_KEYS, True, line)
+
+
+def _built_entry(
+    call: dict[str, Any],
+    line: int,
+    facts_of: Callable[[dict[str, Any], int], Facts | None] = _complete_facts,
+) -> Ok | None:
     """`prepare`'s entry for a converted call it finds valid on its fast path, made
     without its steps that a converted call does not need; None for any other (then
     `prepare` gives the answer).
@@ -68,9 +77,10 @@ def _built_entry(call: dict[str, Any], line: int) -> Ok | None:
     else; here too. What is left out: finding the shape, the summary's computed keys (gone
     already), the replaced project (none: the call holds its own), and building the entry
     twice (the OTLP checks then drop its parent: `on_span`). The same entry, held by a
-    contract test."""
+    contract test. `facts_of`: `complete_facts`, or the same answer the short way for a
+    typed span's call (`tracecli.upload.otlp_facts`)."""
     try:
-        facts = complete_facts(call, COMPLETE_KEYS, True)
+        facts = facts_of(call, line)
         if facts is None:
             return None
         body = dumps(call)

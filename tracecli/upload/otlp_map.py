@@ -30,7 +30,7 @@ from tracecli.otel.checks import REFUSED
 from tracecli.otel.convert import Converted, converted
 from tracecli.otel.read import SpanAt, Unread, spans_of_request
 from tracecli.otel.to_weave import MappingError, plain_call, span_to_call
-from tracecli.otel.typed import typed_spans
+from tracecli.otel.typed import TypedRow, row_of, typed_rows
 from tracecli.upload.blocks import Bad, Entry, Ok
 from tracecli.upload.lines import find_ref
 from tracecli.upload.otlp_entry import _entry, _typed_entry, _Untyped
@@ -154,7 +154,7 @@ def _map_lines(
         fast = no_ref(raw)
         # the usual line decoded by type (`tracecli.otel.typed`); any other, and any whose
         # spans are not all mapped on the fast path, read again the usual way
-        typed = typed_spans(Location(path, lineno), raw)
+        typed = typed_rows(raw)
         if typed is not None:
             try:
                 loc = Location(path, lineno)
@@ -204,7 +204,7 @@ def map_line(
 
 def _parts(
     loc: Location,
-    items: Iterable[SpanAt | Unread],
+    items: Iterable[SpanAt | Unread] | list[TypedRow],
     value: Any,
     project: str | None,
     validate: bool,
@@ -221,8 +221,8 @@ def _parts(
             original = original_at(value, d.field)
             parts.append(SpanPart(item.spans, d.field, None, None, None, None, d, original, None))
             continue
-        where, span = item.where, item.span
-        to = item.project_id or project
+        where, span, pid = item if type(item) is TypedRow else row_of(item)  # (typed: a row)
+        to = pid or project
         refused: Diagnostic | None = None  # (an end before the start: the call checks warn)
         entry: Any = None
         if refused is None and to is not None:
