@@ -17,6 +17,7 @@ import orjson
 import pytest
 
 from tests.support import otel_kit
+from tests.support.otel_kit import read_lines, same_calls_stored
 from tests.support.otel_spans import bare_span
 from tests.support.uploadkit import read_back, run_cli
 
@@ -103,3 +104,59 @@ def test_weave_fails_on_those_spans(refs: Any) -> None:
             headers = {"content-type": "application/json", "project_id": "acme/j"}
             r = c.post("/otel/v1/traces", content=body, headers=headers)
             assert r.status_code == 500, (attr, r.text)
+
+
+def snake_case_request() -> dict[str, Any]:
+    """A request with protobuf's own field names (`resource_spans`, `span_id`,
+    `string_value`: `MessageToJson(preserving_proto_field_name=True)`), which protobuf's
+    JSON parser, and so weave's route, reads as it reads camelCase."""
+
+    def span(i: int, **more: Any) -> dict[str, Any]:
+        return {
+            "trace_id": "7e000000000000000000000000000001",
+            "span_id": f"7e0000000000000{i}",
+            "name": f"step {i}",
+            "kind": "SPAN_KIND_CLIENT",
+            "start_time_unix_nano": "1772445245123456789",
+            "end_time_unix_nano": "1772445246987654321",
+            "status": {"code": "STATUS_CODE_ERROR", "message": "failed"},
+            "events": [
+                {
+                    "time_unix_nano": "1772445245500000000",
+                    "name": "ev",
+                    "attributes": [{"key": "k", "value": {"int_value": "3"}}],
+                }
+            ],
+            **more,
+        }
+
+    attrs = [
+        {"key": "gen_ai.request.model", "value": {"string_value": "gpt-4o"}},
+        {"key": "gen_ai.usage.input_tokens", "value": {"int_value": "5"}},
+        {"key": "input.value", "value": {"string_value": '{"q": 1}'}},
+        {"key": "a", "value": {"array_value": {"values": [{"bool_value": True}]}}},
+        {"key": "kv", "value": {"kvlist_value": {"values": [
+            {"key": "x", "value": {"double_value": 1.5}}]}}},
+    ]  # fmt: skip
+    return {"resource_spans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"string_value": "a"}}]},
+        "scope_spans": [{"scope": {"name": "s"}, "spans": [
+            span(1, attributes=attrs), span(2, parent_span_id="7e00000000000001")]}],
+    }]}  # fmt: skip
+
+
+def test_protobuf_field_names_are_read_as_weave_reads_them(refs: Any, tmp_path: Path) -> None:
+    """A file of requests with protobuf's field names was "record fits no known shape" on
+    every line: only `resourceSpans` told an OTLP file, though its spans were read with
+    either spelling. Now: the calls weave stores for the same lines."""
+    a, b = refs
+    src = tmp_path / "snake.jsonl"
+    src.write_bytes(orjson.dumps(snake_case_request()) + b"\n")
+    project = "acme/otel-snake"
+    check = run_cli("validate", str(src), cwd=tmp_path)
+    assert check.returncode == 0 and "2 records, 2 calls" in check.stdout, check.stdout
+    assert otel_kit.post_otel(a, read_lines(src), project) == 0
+    up = run_cli("upload", str(src), "--server", b.url, "--api-key", "x", "-p", project,
+                 cwd=tmp_path)  # fmt: skip
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert same_calls_stored(a.url, b.url, {project}) == 2
