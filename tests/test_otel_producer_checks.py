@@ -3,6 +3,7 @@ file, the line and the field path, and say what would be taken."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -47,3 +48,19 @@ def test_enum_names_and_numbers_are_read(tmp_path: Path) -> None:
     src = one_span_file(tmp_path, kind="SPAN_KIND_SERVER", status={"code": "2", "message": "x"})
     r = run_cli("validate", str(src), cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_a_base64_id_is_told_in_hex(tmp_path: Path) -> None:
+    """protobuf's own JSON mapping writes bytes, ids too, in base64 (`MessageToJson`);
+    OTLP/JSON and weave's route want hex. The id is refused, and the message says what
+    the base64 holds, in hex, to fix the file with."""
+    trace = base64.b64encode(bytes.fromhex("5b8efff798038103d269b633813fc60c")).decode()
+    span = base64.b64encode(bytes.fromhex("7d00000000000001")).decode()
+    src = one_span_file(tmp_path, traceId=trace, spanId=span)
+    r = run_cli("validate", str(src), cwd=tmp_path)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    assert (
+        f"spans[0].traceId: expected 32 hex digits, got '{trace}' (base64 of "
+        "5b8efff798038103d269b633813fc60c: OTLP/JSON writes ids in hex" in out
+    )
