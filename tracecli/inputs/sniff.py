@@ -138,9 +138,9 @@ def packed(head: bytes) -> str | None:
 
 def _foreign_keys(keys: set[str]) -> str | None:
     """The other tool's format a record's keys name, if any."""
-    if "resourceSpans" in keys:
+    if "resourceSpans" in keys or "resource_spans" in keys:  # (protobuf's field names too)
         return OTLP
-    if "resourceLogs" in keys or "resourceMetrics" in keys:
+    if keys & {"resourceLogs", "resourceMetrics", "resource_logs", "resource_metrics"}:
         return "otlp-other"
     if "run_type" in keys and keys & _LANGSMITH_KEYS and "op_name" not in keys:
         return "langsmith"

@@ -8,6 +8,8 @@ mapping). Each reader raises `FieldError` naming the field, so a problem is one 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from typing import Any
 
@@ -77,12 +79,24 @@ def hex_id(value: Any, field: str, nbytes: int, *, required: bool) -> str | None
         return None
     if not isinstance(value, str) or not _HEX.fullmatch(value):
         digits = f"{2 * nbytes} hex digits" if nbytes else "hex digits"  # 0: any even count
-        raise FieldError(field, f"expected {digits}, got {_show(value)}")
+        raise FieldError(field, f"expected {digits}, got {_show(value)}{_b64_hint(value)}")
     if nbytes and len(value) != 2 * nbytes:
         raise FieldError(field, f"expected {2 * nbytes} hex digits, got {len(value)}: {value!r}")
     if len(value) % 2:
         raise FieldError(field, f"odd number of hex digits: {value!r}")
     return value.lower()
+
+
+def _b64_hint(value: Any) -> str:
+    """For an id written in base64 (protobuf's own JSON mapping of bytes, which some tools
+    write, e.g. `MessageToJson`): what it holds, in the hex OTLP/JSON and weave's route read."""
+    if not isinstance(value, str) or len(value) not in (12, 24):  # 8 or 16 bytes
+        return ""
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (ValueError, binascii.Error):
+        return ""
+    return f" (base64 of {raw.hex()}: OTLP/JSON writes ids in hex, as weave's route reads them)"
 
 
 def double(value: Any, field: str) -> float:

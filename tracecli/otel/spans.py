@@ -208,10 +208,25 @@ def _enum(obj: dict[str, Any], camel: str, snake: str, names: tuple[str, ...], p
         return 0
     if isinstance(value, str) and value.startswith(prefix) and value[len(prefix) :] in names:
         return names.index(value[len(prefix) :])
-    n = integer(value, camel, -(2**31), 2**31 - 1)
+    try:
+        n = integer(value, camel, -(2**31), 2**31 - 1)
+    except FieldError:
+        if isinstance(value, str):  # a name, but not protobuf's ("client", "SpanKind.CLIENT")
+            raise FieldError(camel, _unknown_name(value, names, prefix)) from None
+        raise
     if not 0 <= n < len(names):
         raise FieldError(camel, f"unknown value {n} (weave knows 0..{len(names) - 1})")
     return n
+
+
+def _unknown_name(value: str, names: tuple[str, ...], prefix: str) -> str:
+    """An enum name protobuf's JSON does not know: weave's server (and the Collector)
+    read it as 0, which would drop an ERROR status without a word; refused, with the
+    name protobuf knows."""
+    guess = value.rpartition(".")[2].upper().removeprefix(prefix)
+    known = f"{prefix}{guess if guess in names else names[1]}"
+    kind = "SpanKind" if prefix == "SPAN_KIND_" else "StatusCode"
+    return f"{value!r} is not a {kind} name ({known}, ...): weave's server reads it as 0"
 
 
 def decode_span(raw: Any, resource: Resource | None) -> Span:

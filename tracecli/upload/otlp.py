@@ -30,6 +30,7 @@ import orjson
 from tracecli.diagnostics import Diagnostic, Location
 from tracecli.otel.calls import SpanCalls, original_at, span_original
 from tracecli.otel.read import Unread, spans_of_request
+from tracecli.otel.weave_fails import weave_fails_on
 from tracecli.upload.blocks import Entry
 from tracecli.upload.engine import Engine
 from tracecli.upload.fates import Fates
@@ -304,8 +305,9 @@ def feed_otel(run: Run, i: int, calls: SpanCalls) -> None:
             request = original_at(item.value, s.where)
             refused = calls.ledger.add(loc, s.where, s.span)
             project = s.project_id or calls.project
-            if refused is None and project is None:
-                refused = calls.no_project(loc, s.where)
+            if refused is None:  # no project, or a span weave's server answers 500 for
+                refused = (calls.no_project(loc, s.where) if project is None
+                           else weave_fails_on(loc, s.where, s.span, project))  # fmt: skip
             if refused is not None:
                 fates.invalid(request, path, line, [refused])
                 continue

@@ -27,7 +27,7 @@ from tracecli.diagnostics import Diagnostic, Location
 from tracecli.inputs.workers import widen_pool
 from tracecli.otel.calls import SpanCalls, original_at
 from tracecli.otel.checks import REFUSED
-from tracecli.otel.convert import Converted, converted
+from tracecli.otel.convert import Converted, converted, encode_call
 from tracecli.otel.read import SpanAt, Unread, spans_of_request
 from tracecli.otel.to_weave import MappingError, plain_call, span_to_call
 from tracecli.otel.typed import TypedRow, row_of, typed_rows
@@ -230,6 +230,8 @@ def _parts(
                 call = span_to_call(span, to)
                 if convert:  # (encoding too may refuse it)
                     entry = converted(loc, where, span, call)
+                elif not plain_call(span):  # a value JSON cannot carry (bytes): refused
+                    encode_call(call)  # as convert and `--mode otel` refuse it
             except MappingError as exc:
                 refused = Diagnostic.at(loc, REFUSED, str(exc), where)
             if refused is None and not convert:
