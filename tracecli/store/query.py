@@ -153,10 +153,17 @@ _DERIVED: dict[str, str] = {
     "summary.weave.latency_ms": LATENCY_SQL,
     "summary.weave.status": STATUS_SQL,
 }
-_SORT_DERIVED = {
-    **_DERIVED,
-    "summary.weave.trace_name": "COALESCE(NULLIF(display_name, ''), op_name)",
-}
+# weave's trace name: the display name, else for an op ref (`weave:///e/p/op/name:digest`, which
+# weave's server keeps in its internal ref form) the name between the last `/` and the `:`
+# after it, else op_name. SQLite has no reverse(): rtrim with every character but `/` cuts
+# the ref back to its last `/`.
+_REF_TAIL = "substr(op_name, length(rtrim(op_name, replace(op_name, '/', ''))) + 1)"
+TRACE_NAME_SQL = (
+    "(CASE WHEN display_name IS NOT NULL AND display_name != '' THEN display_name "
+    "WHEN substr(op_name, 1, 9) = 'weave:///' "
+    f"THEN substr({_REF_TAIL}, 1, instr({_REF_TAIL}, ':') - 1) ELSE op_name END)"
+)
+_SORT_DERIVED = {**_DERIVED, "summary.weave.trace_name": TRACE_NAME_SQL}
 
 
 def _field_name(name: Any, where: str) -> str:
