@@ -408,8 +408,13 @@ def test_weave_sdk_object_routes(serve_server: ServerHandle) -> None:
         )
         assert mismatch.status_code == 409
         assert client.post("/obj/create", json={"obj": {"object_id": "g"}}).status_code == 422
-        for obj in ({"project_id": "nope", "object_id": "g"}, {"project_id": P, "object_id": ""}):
-            assert client.post("/obj/create", json={"obj": {**obj, "val": 1}}).status_code == 400
+        # a bad project is serve's 400; an empty name weave's 403 ("Object name cannot be empty")
+        refused = (
+            ({"project_id": "nope", "object_id": "g"}, 400),
+            ({"project_id": P, "object_id": ""}, 403),
+        )
+        for obj, status in refused:
+            assert client.post("/obj/create", json={"obj": {**obj, "val": 1}}).status_code == status
         assert client.post("/file/create", content=b"x").status_code == 400
         assert client.get("/server_info").json()["trace_server_version"].startswith("tracecli")
 
