@@ -220,3 +220,54 @@ def test_a_dataset_row_ref_reads_its_row(pair: dict[str, ServerHandle]) -> None:
         got[kind] = (r.status_code, r.json())
     assert got["weave-ref"] == (200, {"vals": [{"q": "question 3"}, {"q": "question 0"}]})
     assert got["serve"] == got["weave-ref"]
+
+
+def _expr(expr: Any) -> dict[str, Any]:
+    return {"query": {"$expr": expr}}
+
+
+_X = {"$getField": "inputs.prompt"}
+BAD_QUERIES = [
+    {"query": {}},
+    _expr({}),
+    _expr({"$not": []}),
+    _expr({"$not": [{"$eq": [_X, {"$literal": "a"}]}, {"$eq": [_X, {"$literal": "b"}]}]}),
+    _expr({"$eq": [_X, {"$literal": [1]}]}),
+    _expr({"$eq": [_X]}),
+    _expr({"$in": [_X, {"$literal": "a"}]}),
+    _expr({"$contains": {"input": _X}}),
+    _expr({"$gt": [{"$convert": {"input": _X, "to": "float"}}, {"$literal": 1}]}),
+    {"query": {"$expr": {"$eq": [_X, {"$literal": "a"}]}, "extra": 1}},
+]
+
+
+@pytest.mark.parametrize("body", BAD_QUERIES, ids=[str(b)[:60] for b in BAD_QUERIES])
+def test_a_query_of_no_shape_weave_reads_is_its_422(
+    pair: dict[str, ServerHandle], body: dict[str, Any]
+) -> None:
+    """weave's server validates `query` with its pydantic models first: serve answered a
+    400 for most of these, and for `"query": {}` every call of the project."""
+    for route in ("/calls/stream_query", "/calls/query_stats"):
+        ref = _answer(pair["weave-ref"], route, body)
+        assert ref[0] == 422
+        assert _answer(pair["serve"], route, body) == ref
+
+
+WORDED = [
+    _expr({"$and": []}),
+    _expr({"$or": []}),
+    _expr({"$eq": [{"$convert": {"input": _X, "to": "exists"}}, {"$literal": True}]}),
+]
+
+
+@pytest.mark.parametrize("body", WORDED, ids=[str(b)[:60] for b in WORDED])
+def test_a_query_weave_reads_but_refuses_is_its_400_in_its_words(
+    pair: dict[str, ServerHandle], body: dict[str, Any]
+) -> None:
+    got = {}
+    for kind, server in pair.items():
+        with server.client() as client:
+            r = client.post("/calls/stream_query", json={"project_id": PROJECT, **body})
+        got[kind] = (r.status_code, r.json())
+    assert got["weave-ref"][0] == 400
+    assert got["serve"] == got["weave-ref"]

@@ -38,6 +38,7 @@ from tracecli.serve.http import (
     sdk_route,
     validate_body,
 )
+from tracecli.serve.query_model import Query
 from tracecli.store import feedback as store_feedback
 from tracecli.store.db import Store
 from tracecli.store.exact_json import dumps_exact
@@ -81,7 +82,7 @@ class CallsQueryReq(ClosedProjectRequest):
     limit: int | None = None
     offset: int | None = None
     sort_by: list[SortBy] | None = None
-    query: dict[str, Any] | None = None
+    query: Query | None = None  # validated only: the store compiles the dict
     columns: list[str] | None = None
     include_costs: bool | None = None
     include_feedback: bool | None = None
@@ -97,7 +98,7 @@ class CallsQueryStatsReq(ClosedProjectRequest):
     """weave's CallsQueryStatsReq (no offset, sort_by or latest_only there: a 422)."""
 
     filter: CallsFilter | None = None
-    query: dict[str, Any] | None = None
+    query: Query | None = None  # validated only: the store compiles the dict
     limit: int | None = None
     include_total_storage_size: bool | None = None
     expand_columns: list[str] | None = None

@@ -232,8 +232,10 @@ class _Compiler:
             if op == "$literal":
                 return self.sql.param(arg)
             if op == "$convert":
-                if not isinstance(arg, Mapping) or arg.get("to") not in _CASTS:
+                if not isinstance(arg, Mapping) or "input" not in arg:
                     raise QueryError(f"$convert needs input and to (one of {', '.join(_CASTS)})")
+                if arg.get("to") not in _CASTS:  # `exists`, which weave's model takes
+                    raise QueryError(f"Unknown cast: {arg.get('to')}")
                 return f"CAST({self.operand(arg.get('input'))} AS {_CASTS[arg['to']]})"
             return self.expr(node)
         raise QueryError(f"not a query operand: {node!r}")
@@ -249,8 +251,10 @@ class _Compiler:
             raise QueryError(f"not a query expression: {node!r}")
         ((op, arg),) = node.items()
         if op in ("$and", "$or"):
-            if not isinstance(arg, list) or not arg:
-                raise QueryError(f"{op} needs a non-empty list")
+            if not isinstance(arg, list):
+                raise QueryError(f"{op} needs a list")
+            if not arg:  # in weave's words
+                raise QueryError(f"Empty {op[1:].upper()} operation")
             if len(arg) == 1:
                 return self.operand(arg[0])
             joiner = " AND " if op == "$and" else " OR "
