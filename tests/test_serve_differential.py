@@ -271,3 +271,41 @@ def test_a_query_weave_reads_but_refuses_is_its_400_in_its_words(
         got[kind] = (r.status_code, r.json())
     assert got["weave-ref"][0] == 400
     assert got["serve"] == got["weave-ref"]
+
+
+_CALL_REF = f"weave:///{PROJECT}/call/{ANY_CALL}"
+BAD_FEEDBACK = [
+    {"feedback_type": "wandb.note.1", "payload": {}},
+    {"feedback_type": "wandb.note.1", "payload": {"note": 5}},
+    {"feedback_type": "wandb.note.1", "payload": {"note": "x" * 1025}},
+    {"feedback_type": "wandb.reaction.1", "payload": {"text": "+1"}},
+    {"feedback_type": "wandb.annotation.score", "payload": {"value": 1}},
+    {"feedback_type": "custom", "payload": {}, "annotation_ref": f"weave:///{PROJECT}/object/a:b"},
+    {"feedback_type": "custom", "payload": {}, "runnable_ref": f"weave:///{PROJECT}/op/x:y"},
+    {"feedback_type": "custom", "payload": {}, "call_ref": _CALL_REF},
+    {"feedback_type": "wandb.runnable.scorer", "payload": {"output": 1}},
+]
+
+
+@pytest.mark.parametrize("item", BAD_FEEDBACK, ids=[str(b)[:50] for b in BAD_FEEDBACK])
+def test_feedback_weave_refuses_is_refused_and_not_stored(
+    pair: dict[str, ServerHandle], item: dict[str, Any]
+) -> None:
+    """serve stored every one of these; weave answers a 400 naming what is wrong."""
+    got = {}
+    for kind, server in pair.items():
+        body = {"project_id": PROJECT, "weave_ref": _CALL_REF, "wb_user_id": "u", **item}
+        with server.client() as client:
+            one = client.post("/feedback/create", json=body)
+            batch = client.post("/feedback/batch/create", json={"batch": [body]})
+            query = {"project_id": PROJECT, "fields": ["feedback_type"]}
+            stored = client.post("/feedback/query", json=query).json()["result"]
+        # pydantic's words name its version's docs URL: compared up to there
+        got[kind] = (
+            one.status_code,
+            one.json()["reason"].split("For further")[0],
+            batch.status_code,
+            stored,
+        )
+    assert got["weave-ref"][0] == 400
+    assert got["serve"] == got["weave-ref"]

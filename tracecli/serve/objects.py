@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
+from tracecli.serve.feedback_rules import feedback_problem
 from tracecli.serve.http import (
     Handle,
     HttpError,
@@ -190,6 +191,13 @@ def _check_object_id(object_id: str) -> None:
         raise refusal(400, f"String too long: {object_id}. Max length is 128")
 
 
+def _check_feedback(item: dict[str, Any]) -> None:
+    """A feedback item weave's server refuses is its 400, in its words, and not stored."""
+    problem = feedback_problem(item)
+    if problem is not None:
+        raise refusal(400, problem)
+
+
 def _multipart(body: bytes, content_type: str) -> dict[str, bytes]:
     """The fields of a multipart/form-data body (the SDK's /file/create), by name."""
     m = re.search(r'boundary="?([^";]+)"?', content_type)
@@ -293,6 +301,7 @@ class _ObjectHandlers:
 
     def feedback_create(self, body: bytes) -> Any:
         d = parse_checked(body, FeedbackCreateReq)
+        _check_feedback(d)
         return store_feedback.feedback_create(self.store, [d])[0]
 
     def feedback_batch_create(self, body: bytes) -> Any:
@@ -300,6 +309,7 @@ class _ObjectHandlers:
         validate_body(FeedbackCreateBatchReq, data)
         for item in data["batch"]:
             check_project(item["project_id"])
+            _check_feedback(item)
         return {"res": store_feedback.feedback_create(self.store, data["batch"])}
 
     def feedback_query(self, body: bytes) -> Any:
@@ -327,6 +337,7 @@ class _ObjectHandlers:
 
     def feedback_replace(self, body: bytes) -> Any:
         d = parse_checked(body, FeedbackReplaceReq)
+        _check_feedback(d)  # before the purge: a refused replacement keeps the old one
         by_id = {"$expr": {"$eq": [{"$getField": "id"}, {"$literal": d.pop("feedback_id")}]}}
         store_feedback.feedback_purge(self.store, d["project_id"], by_id)
         return store_feedback.feedback_create(self.store, [d])[0]
