@@ -29,7 +29,6 @@ from tracecli.serve.call_rules import MAX_DISPLAY_NAME, check_calls, id_problem,
 from tracecli.serve.http import (
     ClosedProjectRequest,
     Handle,
-    ProjectRequest,
     ReadBody,
     answer,
     body_doc,
@@ -39,6 +38,7 @@ from tracecli.serve.http import (
     sdk_route,
     validate_body,
 )
+from tracecli.serve.query_model import Query
 from tracecli.store import feedback as store_feedback
 from tracecli.store.db import Store
 from tracecli.store.exact_json import dumps_exact
@@ -69,19 +69,39 @@ class SortBy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     field: str
-    direction: Literal["asc", "desc", "ASC", "DESC"]  # required, as by weave's server
+    direction: Literal["asc", "desc"]  # required, and lowercase, as by weave's server
 
 
-class CallsQueryReq(ProjectRequest):
-    """Unknown options (include_costs, expand_columns, latest_only, ...) are accepted and
-    ignored: they change nothing for calls stored once each without costs or refs."""
+class CallsQueryReq(ClosedProjectRequest):
+    """weave's CallsQueryReq: any other key is its 422 (a misspelt `filters` was ignored, and
+    every call answered). The options the store has nothing for (include_costs,
+    expand_columns, latest_only, ...) are taken and change nothing: its calls are stored once
+    each, without costs or refs to expand. `latest_only` is the 0.54 SDK's, as weave-ref's."""
 
     filter: CallsFilter | None = None
     limit: int | None = None
     offset: int | None = None
     sort_by: list[SortBy] | None = None
-    query: dict[str, Any] | None = None
+    query: Query | None = None  # validated only: the store compiles the dict
     columns: list[str] | None = None
+    include_costs: bool | None = None
+    include_feedback: bool | None = None
+    include_storage_size: bool | None = None
+    include_total_storage_size: bool | None = None
+    include_usernames: bool | None = None
+    expand_columns: list[str] | None = None
+    return_expanded_column_values: bool | None = None
+    latest_only: bool | None = None
+
+
+class CallsQueryStatsReq(ClosedProjectRequest):
+    """weave's CallsQueryStatsReq (no offset, sort_by or latest_only there: a 422)."""
+
+    filter: CallsFilter | None = None
+    query: Query | None = None  # validated only: the store compiles the dict
+    limit: int | None = None
+    include_total_storage_size: bool | None = None
+    expand_columns: list[str] | None = None
 
 
 def _as_read(d: dict[str, Any]) -> None:
@@ -111,8 +131,11 @@ class CallsDeleteReq(ClosedProjectRequest):
     wb_user_id: str | None = None
 
 
-class CallReadReq(ProjectRequest):
+class CallReadReq(ClosedProjectRequest):
     id: str
+    include_costs: bool | None = None
+    include_storage_size: bool | None = None
+    include_total_storage_size: bool | None = None
 
 
 # ---- request handling (runs in a worker thread) ----------------------------------------
@@ -173,7 +196,7 @@ class _Handlers:
 
     def _query_args(self, body: bytes, model: type[BaseModel] = CallsQueryReq) -> dict[str, Any]:
         d = parse_checked(body, model)
-        if model is CallsQueryReq:
+        if model is CallsQueryReq or model is CallsQueryStatsReq:
             _as_read(d)
         return d
 
@@ -210,7 +233,7 @@ class _Handlers:
     def query_stats(self, body: bytes) -> Any:
         """weave's SQLite server: count capped at limit, has_more when the cap is reached,
         storage summed only when asked for (else 0)."""
-        d = self._query_args(body)
+        d = self._query_args(body, CallsQueryStatsReq)
         limit = d.get("limit")
         if limit is not None and limit < 1:
             raise refusal(400, "Limit must be a positive integer")
@@ -280,6 +303,7 @@ CALL_REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     CallCreateBatchReq,
     CallsUpsertCompleteReq,
     CallsQueryReq,
+    CallsQueryStatsReq,
     CallReadReq,
     CallUpdateReq,
     CallsDeleteReq,
@@ -342,7 +366,7 @@ def add_call_routes(app: FastAPI, store: Store, *, handle: Handle, read_body: Re
     async def calls_query_stream(request: Request) -> Response:
         return await answer(read_body, h.stream_query, request, respond=_streaming)
 
-    @app.post("/calls/query_stats", tags=["Calls"], openapi_extra=body_doc(CallsQueryReq))
+    @app.post("/calls/query_stats", tags=["Calls"], openapi_extra=body_doc(CallsQueryStatsReq))
     async def calls_query_stats(request: Request) -> Response:
         return await handle(h.query_stats, request)
 

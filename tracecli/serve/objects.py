@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
+from tracecli.serve.feedback_rules import feedback_problem
 from tracecli.serve.http import (
     Handle,
     HttpError,
@@ -69,8 +70,23 @@ class TableCreateReq(BaseModel):
     table: TableSchemaForInsert
 
 
+class TableRowFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    row_digests: list[str] | None = None
+
+
+class TableSortBy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    field: str
+    direction: Literal["asc", "desc"]
+
+
 class TableQueryReq(ProjectRequest):
     digest: str
+    filter: TableRowFilter | None = None
+    sort_by: list[TableSortBy] | None = None
     limit: int | None = None
     offset: int | None = None
 
@@ -149,9 +165,37 @@ class FeedbackPurgeReq(BaseModel):
 
 
 def _expect_digest(expected: str | None, actual: str, what: str) -> None:
-    """A client-computed digest that is not ours: 409, as weave's server answers."""
+    """A client-computed digest that is not ours: 409, in weave's words (`what` is its
+    label: `obj 'name'`, `table (3 rows)`, `file`)."""
     if expected and expected != actual:
-        raise refusal(409, f"Digest mismatch for {what}: expected {expected}, got {actual}")
+        raise refusal(409, f"Client {what} digest {expected} != server digest {actual}")
+
+
+_NOT_IN_NAME = re.compile(r"[^\w._-]")
+
+
+def _check_object_id(object_id: str) -> None:
+    """weave's `object_id_validator`: letters, digits, `_`, `.`, `-` (Unicode letters too, as
+    Python's `\\w`), else its 403 (as it answers old SDKs that did not clean names); then
+    at most 128 characters (400)."""
+    bad = list(dict.fromkeys(_NOT_IN_NAME.findall(object_id)))
+    if bad:
+        raise refusal(
+            403,
+            f"Invalid object name: {object_id}. Contains invalid characters: {bad}. Please "
+            "upgrade your `weave` package to `>0.51.0` to prevent this error.",
+        )
+    if not object_id:
+        raise refusal(403, "Object name cannot be empty")
+    if len(object_id) > 128:
+        raise refusal(400, f"String too long: {object_id}. Max length is 128")
+
+
+def _check_feedback(item: dict[str, Any]) -> None:
+    """A feedback item weave's server refuses is its 400, in its words, and not stored."""
+    problem = feedback_problem(item)
+    if problem is not None:
+        raise refusal(400, problem)
 
 
 def _multipart(body: bytes, content_type: str) -> dict[str, bytes]:
@@ -182,10 +226,10 @@ class _ObjectHandlers:
         validate_body(ObjCreateReq, data)
         obj = data["obj"]
         check_project(obj["project_id"])
-        if not obj["object_id"] or len(obj["object_id"]) > 128:
-            raise refusal(400, "object_id must be 1 to 128 characters")
         expected = obj.get("expected_digest")
-        _expect_digest(expected, store_objects.object_digest(obj.get("val")), "object")
+        label = f"obj {obj['object_id']!r}"
+        _expect_digest(expected, store_objects.object_digest(obj.get("val")), label)
+        _check_object_id(obj["object_id"])
         return store_objects.obj_create(self.store, obj)
 
     def obj_read(self, body: bytes) -> Any:
@@ -201,15 +245,20 @@ class _ObjectHandlers:
         table = data["table"]
         check_project(table["project_id"])
         res = store_objects.table_create(self.store, table["project_id"], table["rows"])
-        _expect_digest(table.get("expected_digest"), res["digest"], "table")
+        label = f"table ({len(table['rows'])} rows)"
+        _expect_digest(table.get("expected_digest"), res["digest"], label)
         return res
 
     def table_query(self, body: bytes) -> Any:
         d = parse_checked(body, TableQueryReq)
-        rows = store_objects.table_rows(self.store, d["project_id"], d["digest"])
-        offset = d.get("offset") or 0
-        limit = d.get("limit")
-        rows = rows[offset : None if limit is None else offset + limit]
+        row_filter = d.get("filter") or {}
+        query = store_objects.TableQuery(
+            row_digests=row_filter.get("row_digests"),
+            sort_by=d.get("sort_by"),
+            limit=d.get("limit"),
+            offset=d.get("offset"),
+        )
+        rows = store_objects.table_rows(self.store, d["project_id"], d["digest"], query)
         return {"rows": rows}
 
     def refs_read_batch(self, body: bytes) -> Any:
@@ -252,6 +301,7 @@ class _ObjectHandlers:
 
     def feedback_create(self, body: bytes) -> Any:
         d = parse_checked(body, FeedbackCreateReq)
+        _check_feedback(d)
         return store_feedback.feedback_create(self.store, [d])[0]
 
     def feedback_batch_create(self, body: bytes) -> Any:
@@ -259,6 +309,7 @@ class _ObjectHandlers:
         validate_body(FeedbackCreateBatchReq, data)
         for item in data["batch"]:
             check_project(item["project_id"])
+            _check_feedback(item)
         return {"res": store_feedback.feedback_create(self.store, data["batch"])}
 
     def feedback_query(self, body: bytes) -> Any:
@@ -286,6 +337,7 @@ class _ObjectHandlers:
 
     def feedback_replace(self, body: bytes) -> Any:
         d = parse_checked(body, FeedbackReplaceReq)
+        _check_feedback(d)  # before the purge: a refused replacement keeps the old one
         by_id = {"$expr": {"$eq": [{"$getField": "id"}, {"$literal": d.pop("feedback_id")}]}}
         store_feedback.feedback_purge(self.store, d["project_id"], by_id)
         return store_feedback.feedback_create(self.store, [d])[0]

@@ -13,11 +13,13 @@ import base64
 import datetime
 import hashlib
 import json
+import re
 import sqlite3
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tracecli.diagnostics import TracecliError
+from tracecli.store.query import QueryError
 
 if TYPE_CHECKING:
     from tracecli.store.db import Store
@@ -227,18 +229,65 @@ def _table_value(conn: sqlite3.Connection, project_id: str, digest: str, column:
     return row[0]
 
 
-def table_rows(store: Store, project_id: str, digest: str) -> list[dict[str, Any]]:
-    """`/table/query` without filters: the rows of a table in order, each with its digest."""
+class TableQuery(NamedTuple):
+    """What `/table/query` asks of a table's rows, in weave's words (every part optional)."""
+
+    row_digests: Sequence[str] | None = None
+    sort_by: Sequence[Mapping[str, Any]] | None = None
+    limit: int | None = None
+    offset: int | None = None
+
+
+def _table_order(sort_by: Sequence[Mapping[str, Any]] | None) -> tuple[str, list[str]]:
+    """weave's ORDER BY of `/table/query`: each field a JSON path into the row's value
+    (`a.b` → `$.a.b`), else the table's own order; QueryError (a 400) for weave's refusals."""
+    if not sort_by:
+        return "ORDER BY ordered.original_order", []
+    parts, params = [], []
+    for sort in sort_by:
+        field, direction = str(sort.get("field", "")), str(sort.get("direction", "asc"))
+        if not field.strip():
+            raise QueryError("Sort field cannot be empty")
+        if field.startswith(".") or field.endswith(".") or ".." in field:
+            raise QueryError(
+                f"Invalid sort field '{field}': field names cannot start/end with dots or "
+                "contain consecutive dots"
+            )
+        if any(not part.strip() for part in field.split(".")):
+            raise QueryError(f"Invalid sort field '{field}': field path components cannot be empty")
+        if direction.lower() not in ("asc", "desc"):
+            raise QueryError(f"Invalid sort direction: {direction}")
+        parts.append(f"json_extract(tr.val, ?) {direction.upper()}")
+        params.append("$." + field)
+    return "ORDER BY " + ", ".join(parts), params
+
+
+def table_rows(
+    store: Store, project_id: str, digest: str, query: TableQuery = TableQuery()
+) -> list[dict[str, Any]]:
+    """`/table/query` as weave's SQLite server answers it: the rows of a table (each with
+    its digest and `original_index`, its place in the table; a row stored twice is there
+    twice), only those of `row_digests` when given, in the table's order or `sort_by`'s."""
+    order, params = _table_order(query.sort_by)
+    where = ""
+    if query.row_digests:
+        where = "WHERE tr.digest IN (SELECT value FROM json_each(?))"
+        params = [json.dumps(list(query.row_digests)), *params]
+    sql = (
+        "WITH ordered AS (SELECT json_each.value AS digest, CAST(json_each.key AS INTEGER)"
+        " AS original_order FROM tables, json_each(tables.row_digests)"
+        " WHERE tables.project_id = ? AND tables.digest = ?)"
+        " SELECT tr.digest, tr.val, ordered.original_order FROM ordered"
+        " JOIN table_rows tr ON tr.project_id = ? AND tr.digest = ordered.digest"
+        f" {where} {order} LIMIT ? OFFSET ?"
+    )
+    limit = -1 if query.limit is None else query.limit
     with store._reader() as conn:
-        stored = _table_value(conn, project_id, digest, "row_digests")
-        vals = dict(
-            conn.execute(
-                "SELECT digest, val FROM table_rows WHERE project_id = ? "
-                "AND digest IN (SELECT value FROM json_each(?))",
-                (project_id, stored),
-            ).fetchall()
-        )
-    return [{"digest": d, "val": json.loads(vals[d])} for d in json.loads(stored) if d in vals]
+        _table_value(conn, project_id, digest, "1")  # NotFound for no such table
+        rows = conn.execute(
+            sql, [project_id, digest, project_id, *params, limit, query.offset or 0]
+        ).fetchall()
+    return [{"digest": d, "val": json.loads(v), "original_index": i} for d, v, i in rows]
 
 
 def table_row_count(store: Store, project_id: str, digest: str) -> int:
@@ -267,9 +316,26 @@ def file_content(store: Store, project_id: str, digest: str) -> bytes:
     return bytes(row[0])
 
 
+_TABLE_REF = re.compile(r"weave:///([^/]+/[^/]+)/table/([^/]+)\Z")
+
+
+def _table_row(store: Store, project_id: str, row_digest: str) -> Any:
+    """A row of a table by its digest: what a ref's `id` part names (a Dataset row), read
+    as weave's server reads it (the project's row of that digest)."""
+    with store._reader() as conn:
+        row = conn.execute(
+            "SELECT val FROM table_rows WHERE project_id = ? AND digest = ?",
+            (project_id, row_digest),
+        ).fetchone()
+    if row is None:
+        raise NotFound(f"Row {row_digest} not found")
+    return json.loads(row[0])
+
+
 def refs_read_batch(store: Store, refs: Sequence[str]) -> list[Any]:
     """`/refs/read_batch`: the values of object and op refs (`weave:///e/p/object/name:digest`,
-    extra path parts walk into the value); a ref the store cannot resolve is NotFound."""
+    extra path parts walk into the value, an `id` part into the table a value names: a
+    Dataset's row); a ref the store cannot resolve is NotFound."""
     return [_read_ref(store, ref) for ref in refs]
 
 
@@ -288,6 +354,8 @@ def _read_ref(store: Store, ref: str) -> Any:
             value = value[key]
         elif kind == "index" and isinstance(value, list) and key.isdigit():
             value = value[int(key)]
+        elif kind == "id" and isinstance(value, str) and (table := _TABLE_REF.match(value)):
+            value = _table_row(store, table.group(1), key)
         else:
             raise NotFound(f"Cannot read ref {ref!r}: no {kind} {key!r}")
     return value

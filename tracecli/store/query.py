@@ -153,10 +153,17 @@ _DERIVED: dict[str, str] = {
     "summary.weave.latency_ms": LATENCY_SQL,
     "summary.weave.status": STATUS_SQL,
 }
-_SORT_DERIVED = {
-    **_DERIVED,
-    "summary.weave.trace_name": "COALESCE(NULLIF(display_name, ''), op_name)",
-}
+# weave's trace name: the display name, else for an op ref (`weave:///e/p/op/name:digest`, which
+# weave's server keeps in its internal ref form) the name between the last `/` and the `:`
+# after it, else op_name. SQLite has no reverse(): rtrim with every character but `/` cuts
+# the ref back to its last `/`.
+_REF_TAIL = "substr(op_name, length(rtrim(op_name, replace(op_name, '/', ''))) + 1)"
+TRACE_NAME_SQL = (
+    "(CASE WHEN display_name IS NOT NULL AND display_name != '' THEN display_name "
+    "WHEN substr(op_name, 1, 9) = 'weave:///' "
+    f"THEN substr({_REF_TAIL}, 1, instr({_REF_TAIL}, ':') - 1) ELSE op_name END)"
+)
+_SORT_DERIVED = {**_DERIVED, "summary.weave.trace_name": TRACE_NAME_SQL}
 
 
 def _field_name(name: Any, where: str) -> str:
@@ -225,8 +232,10 @@ class _Compiler:
             if op == "$literal":
                 return self.sql.param(arg)
             if op == "$convert":
-                if not isinstance(arg, Mapping) or arg.get("to") not in _CASTS:
+                if not isinstance(arg, Mapping) or "input" not in arg:
                     raise QueryError(f"$convert needs input and to (one of {', '.join(_CASTS)})")
+                if arg.get("to") not in _CASTS:  # `exists`, which weave's model takes
+                    raise QueryError(f"Unknown cast: {arg.get('to')}")
                 return f"CAST({self.operand(arg.get('input'))} AS {_CASTS[arg['to']]})"
             return self.expr(node)
         raise QueryError(f"not a query operand: {node!r}")
@@ -242,8 +251,10 @@ class _Compiler:
             raise QueryError(f"not a query expression: {node!r}")
         ((op, arg),) = node.items()
         if op in ("$and", "$or"):
-            if not isinstance(arg, list) or not arg:
-                raise QueryError(f"{op} needs a non-empty list")
+            if not isinstance(arg, list):
+                raise QueryError(f"{op} needs a list")
+            if not arg:  # in weave's words
+                raise QueryError(f"Empty {op[1:].upper()} operation")
             if len(arg) == 1:
                 return self.operand(arg[0])
             joiner = " AND " if op == "$and" else " OR "
