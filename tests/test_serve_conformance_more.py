@@ -10,10 +10,16 @@ from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
-import orjson
 import pytest
 
-from tests.support.servers import ServerHandle, make_call, start_all, start_serve, start_weave_ref
+from tests.support.servers import (
+    ServerHandle,
+    make_call,
+    query_answer,
+    start_all,
+    start_serve,
+    start_weave_ref,
+)
 
 pytestmark = [pytest.mark.weave_ref]
 PROJECT = "acme/lax"
@@ -41,16 +47,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServerH
         serve.stop()
 
 
-def _answer(server: ServerHandle, route: str, body: dict[str, Any]) -> tuple[int, Any]:
-    with server.client() as client:
-        r = client.post(route, json={"project_id": PROJECT, **body})
-    if r.status_code != 200:
-        return r.status_code, None
-    if route == "/calls/stream_query":
-        return 200, [orjson.loads(line)["id"] for line in r.content.splitlines() if line]
-    if route == "/calls/query":
-        return 200, [c["id"] for c in r.json()["calls"]]
-    return 200, r.json()
+_answer = partial(query_answer, key="id")  # (server, project, route, body)
 
 
 BODIES = [
@@ -75,8 +72,8 @@ BODIES = [
 def test_lax_option_types_answer_as_weave_ref(
     pair: dict[str, ServerHandle], route: str, body: dict[str, Any]
 ) -> None:
-    ref = _answer(pair["weave-ref"], route, body)
-    ours = _answer(pair["serve"], route, body)
+    ref = _answer(pair["weave-ref"], PROJECT, route, body)
+    ours = _answer(pair["serve"], PROJECT, route, body)
     assert ref[0] == 200, ref  # weave's models read these
     assert ours == ref
 

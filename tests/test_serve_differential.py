@@ -10,10 +10,16 @@ from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
-import orjson
 import pytest
 
-from tests.support.servers import ServerHandle, make_call, start_all, start_serve, start_weave_ref
+from tests.support.servers import (
+    ServerHandle,
+    make_call,
+    query_answer,
+    start_all,
+    start_serve,
+    start_weave_ref,
+)
 
 pytestmark = [pytest.mark.weave_ref]
 PROJECT = "acme/diff"
@@ -46,18 +52,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServerH
         serve.stop()
 
 
-def _answer(server: ServerHandle, route: str, body: dict[str, Any]) -> tuple[int, Any]:
-    with server.client() as client:
-        r = client.post(route, json={"project_id": PROJECT, **body})
-    if r.status_code != 200:
-        return r.status_code, None
-    if route == "/calls/stream_query":
-        return 200, [orjson.loads(line)["op_name"] for line in r.content.splitlines() if line]
-    if route == "/calls/query":
-        return 200, [c["op_name"] for c in r.json()["calls"]]
-    if route == "/call/read":
-        return 200, (r.json()["call"] or {}).get("op_name")
-    return 200, r.json()
+_answer = partial(query_answer, key="op_name")  # (server, project, route, body)
 
 
 @pytest.mark.parametrize("direction", ["asc", "desc"])
@@ -68,9 +63,9 @@ def test_sort_by_trace_name_sorts_an_op_ref_by_its_name(
     name): serve sorted such calls by the whole ref, so every SDK call came after `beta`
     and before `yankee` whatever its name."""
     body = {"sort_by": [{"field": "summary.weave.trace_name", "direction": direction}]}
-    ref = _answer(pair["weave-ref"], "/calls/stream_query", body)
+    ref = _answer(pair["weave-ref"], PROJECT, "/calls/stream_query", body)
     assert ref[0] == 200
-    assert _answer(pair["serve"], "/calls/stream_query", body) == ref
+    assert _answer(pair["serve"], PROJECT, "/calls/stream_query", body) == ref
 
 
 ANY_CALL = f"{'0' * 8}-0000-7000-8000-{'0' * 12}"
@@ -90,9 +85,9 @@ REFUSED = [
 def test_what_weaves_request_models_refuse_serve_refuses(
     pair: dict[str, ServerHandle], route: str, body: dict[str, Any]
 ) -> None:
-    ref = _answer(pair["weave-ref"], route, body)
+    ref = _answer(pair["weave-ref"], PROJECT, route, body)
     assert ref[0] == 422
-    assert _answer(pair["serve"], route, body) == ref
+    assert _answer(pair["serve"], PROJECT, route, body) == ref
 
 
 ACCEPTED = [
@@ -127,9 +122,9 @@ ACCEPTED = [
 def test_every_option_weave_knows_is_still_taken(
     pair: dict[str, ServerHandle], route: str, body: dict[str, Any]
 ) -> None:
-    ref = _answer(pair["weave-ref"], route, body)
+    ref = _answer(pair["weave-ref"], PROJECT, route, body)
     assert ref[0] == 200
-    assert _answer(pair["serve"], route, body) == ref
+    assert _answer(pair["serve"], PROJECT, route, body) == ref
 
 
 NAMES = ["has space", "a/b", "name:v1", "", "x" * 129, "ok-name_1.2", "café"]
@@ -248,9 +243,9 @@ def test_a_query_of_no_shape_weave_reads_is_its_422(
     """weave's server validates `query` with its pydantic models first: serve answered a
     400 for most of these, and for `"query": {}` every call of the project."""
     for route in ("/calls/stream_query", "/calls/query_stats"):
-        ref = _answer(pair["weave-ref"], route, body)
+        ref = _answer(pair["weave-ref"], PROJECT, route, body)
         assert ref[0] == 422
-        assert _answer(pair["serve"], route, body) == ref
+        assert _answer(pair["serve"], PROJECT, route, body) == ref
 
 
 WORDED = [

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import uvicorn
 
@@ -395,3 +396,21 @@ def app_server(app: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+def query_answer(
+    server: ServerHandle, project: str, route: str, body: dict[str, Any], key: str
+) -> tuple[int, Any]:
+    """A calls route's answer as two servers can be compared: the status, and (when 200)
+    each call's `key` (`/call/read`: the one call's), or the whole body of other routes."""
+    with server.client() as client:
+        r = client.post(route, json={"project_id": project, **body})
+    if r.status_code != 200:
+        return r.status_code, None
+    if route == "/calls/stream_query":
+        return 200, [orjson.loads(line)[key] for line in r.content.splitlines() if line]
+    if route == "/calls/query":
+        return 200, [c[key] for c in r.json()["calls"]]
+    if route == "/call/read":
+        return 200, (r.json()["call"] or {}).get(key)
+    return 200, r.json()
