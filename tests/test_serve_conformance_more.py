@@ -14,11 +14,9 @@ import pytest
 
 from tests.support.servers import (
     ServerHandle,
+    loaded_pair,
     make_call,
     query_answer,
-    start_all,
-    start_serve,
-    start_weave_ref,
 )
 
 pytestmark = [pytest.mark.weave_ref]
@@ -29,22 +27,12 @@ ORDER = [{"field": "started_at", "direction": "asc"}]
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServerHandle]]:
     root = tmp_path_factory.mktemp("lax")
-    ref, serve = start_all(
-        partial(start_weave_ref, root / "ref"), partial(start_serve, root / "serve")
-    )
-    try:
-        root_id = str(uuid.uuid4())
-        trace = str(uuid.uuid4())
-        calls = [make_call(PROJECT, at=0, call_id=root_id, trace_id=trace)]
-        calls += [make_call(PROJECT, at=1 + i, trace_id=trace, parent_id=root_id) for i in range(4)]
-        for server in (ref, serve):
-            with server.client() as client:
-                r = client.post(f"/v2/{PROJECT}/calls/complete", json={"batch": calls})
-                assert r.status_code == 200, r.text
-        yield {"weave-ref": ref, "serve": serve}
-    finally:
-        ref.stop()
-        serve.stop()
+    root_id = str(uuid.uuid4())
+    trace = str(uuid.uuid4())
+    calls = [make_call(PROJECT, at=0, call_id=root_id, trace_id=trace)]
+    calls += [make_call(PROJECT, at=1 + i, trace_id=trace, parent_id=root_id) for i in range(4)]
+    with loaded_pair(root, PROJECT, calls) as servers:
+        yield servers
 
 
 _answer = partial(query_answer, key="id")  # (server, project, route, body)

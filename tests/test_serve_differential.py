@@ -14,11 +14,9 @@ import pytest
 
 from tests.support.servers import (
     ServerHandle,
+    loaded_pair,
     make_call,
     query_answer,
-    start_all,
-    start_serve,
-    start_weave_ref,
 )
 
 pytestmark = [pytest.mark.weave_ref]
@@ -29,27 +27,17 @@ OP_REF = f"weave:///{PROJECT}/op/zeta:abc123"
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServerHandle]]:
     root = tmp_path_factory.mktemp("diff")
-    ref, serve = start_all(
-        partial(start_weave_ref, root / "ref"), partial(start_serve, root / "serve")
-    )
-    try:
-        # what the weave SDK writes: op names that are refs to the op object (its trace
-        # name is `zeta`), beside plain names and display names
-        calls = [
-            make_call(PROJECT, op=OP_REF, at=0),
-            make_call(PROJECT, op="beta.plain", at=1),
-            make_call(PROJECT, op=f"weave:///{PROJECT}/op/alpha:ffff", at=2),
-            make_call(PROJECT, op="yankee", at=3),
-            {**make_call(PROJECT, op=OP_REF, at=4), "display_name": "gamma shown"},
-        ]
-        for server in (ref, serve):
-            with server.client() as client:
-                r = client.post(f"/v2/{PROJECT}/calls/complete", json={"batch": calls})
-                assert r.status_code == 200, r.text
-        yield {"weave-ref": ref, "serve": serve}
-    finally:
-        ref.stop()
-        serve.stop()
+    # what the weave SDK writes: op names that are refs to the op object (its trace
+    # name is `zeta`), beside plain names and display names
+    calls = [
+        make_call(PROJECT, op=OP_REF, at=0),
+        make_call(PROJECT, op="beta.plain", at=1),
+        make_call(PROJECT, op=f"weave:///{PROJECT}/op/alpha:ffff", at=2),
+        make_call(PROJECT, op="yankee", at=3),
+        {**make_call(PROJECT, op=OP_REF, at=4), "display_name": "gamma shown"},
+    ]
+    with loaded_pair(root, PROJECT, calls) as servers:
+        yield servers
 
 
 _answer = partial(query_answer, key="op_name")  # (server, project, route, body)

@@ -414,3 +414,23 @@ def query_answer(
     if route == "/call/read":
         return 200, (r.json()["call"] or {}).get(key)
     return 200, r.json()
+
+
+@contextmanager
+def loaded_pair(
+    root: Path, project: str, calls: list[dict[str, Any]]
+) -> Iterator[dict[str, ServerHandle]]:
+    """weave-ref and `tracecli serve` side by side, each holding `calls` (sent through
+    calls/complete), for differential tests: {"weave-ref": ..., "serve": ...}."""
+    ref, serve = start_all(
+        lambda: start_weave_ref(root / "ref"), lambda: start_serve(root / "serve")
+    )
+    try:
+        for server in (ref, serve):
+            with server.client() as client:
+                r = client.post(f"/v2/{project}/calls/complete", json={"batch": calls})
+                assert r.status_code == 200, r.text
+        yield {"weave-ref": ref, "serve": serve}
+    finally:
+        ref.stop()
+        serve.stop()
