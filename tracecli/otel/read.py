@@ -138,7 +138,8 @@ def _scope_spans(
             field = f"{at}.spans" if scopes is not None else f"{at}.scopeSpans"
             yield _fail(loc, field, "expected a list", 0, SHAPE)
             continue
-        too_deep = _deep_scope(ss) if scopes is not None else None
+        scope = ss.get("scope") if type(ss) is dict else None
+        too_deep = _deep_scope(scope) if type(scope) is dict and "attributes" in scope else None
         if too_deep is not None:
             yield _fail(loc, f"{at}.scope.{too_deep.field}", too_deep.message, len(spans))
             continue
@@ -153,12 +154,11 @@ def _scope_spans(
             yield SpanAt(loc, span_at, span, project)
 
 
-def _deep_scope(scope_spans: Any) -> FieldError | None:
+def _deep_scope(scope: dict[str, Any]) -> FieldError | None:
     """A scope attribute nested past what weave's server (protobuf) reads: it refuses the
     request, so the scope's spans are left out. (Nothing else of a scope is read: weave
     keeps none of it.)"""
-    scope = scope_spans.get("scope") if isinstance(scope_spans, dict) else None
-    items = scope.get("attributes") if isinstance(scope, dict) else None
+    items = scope.get("attributes")
     for i, kv in enumerate(items if isinstance(items, list) else ()):
         message = nesting_error(kv.get("value"), SCOPE_LEVEL) if isinstance(kv, dict) else None
         if message is not None:
