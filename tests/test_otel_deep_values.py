@@ -6,8 +6,11 @@ more than 100 deep below the request: the whole request is answered 400. An attr
 47 arrays (31 key/value lists) at most; a resource one level more, an event or link one
 less. tracecli refuses such a span (a resource or scope: its spans) with one line naming
 the attribute, in `validate`, `convert` and `upload` (every mode); the rest of the file
-goes. The table below was measured on weave-ref with protobuf bodies; the slow test holds
-tracecli's verdicts to weave-ref's, at each boundary and one past it.
+goes. The table below was measured on weave-ref with protobuf bodies (what weave documents
+and `--mode otel` sends; weave-ref's OTLP/JSON reader, protobuf's JSON parser, counts the
+request itself too and refuses one level sooner where the count ends at exactly 101: a
+resource's 48 arrays, an event's or link's 47); the slow test holds tracecli's verdicts to
+weave-ref's, at each boundary and one past it.
 """
 
 from __future__ import annotations
