@@ -59,3 +59,31 @@ def test_ctrl_c_while_python_m_tracecli_starts_is_exit_130(tmp_path):
     )  # fmt: skip
     assert "Traceback" not in r.stderr, r.stderr[-2000:]
     assert r.returncode == 130, (r.returncode, r.stderr[-2000:])
+
+
+# SIGTERM (a CI job cancelled, systemd, Kubernetes) at the same moments: exit 143, as the
+# README's table says, not a death by the signal (-15) before tracecli had handlers.
+@pytest.mark.parametrize("module", ["tracecli.cli.common", "tracecli.cli.root"])
+def test_sigterm_while_tracecli_starts_is_exit_143_without_a_traceback(tmp_path, module):
+    hook = HOOK.format(module=module).replace("SIGINT", "SIGTERM")
+    r = subprocess.run(
+        [sys.executable, "-c", hook],
+        capture_output=True, text=True, env=cli_env(), cwd=tmp_path, timeout=60,
+    )  # fmt: skip
+    assert "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert r.returncode == 143, (r.returncode, r.stderr[-2000:])
+
+
+def test_sigterm_while_python_m_tracecli_starts_is_exit_143(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    hook = HOOK.format(module="tracecli.cli.validate_run").split("sys.argv =")[0]
+    (site / "sitecustomize.py").write_text(hook.replace("SIGINT", "SIGTERM"))
+    env = cli_env()
+    env["PYTHONPATH"] = f"{site}:{env['PYTHONPATH']}"
+    r = subprocess.run(
+        [sys.executable, "-m", "tracecli", "validate", "x.jsonl"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
+    )  # fmt: skip
+    assert "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert r.returncode == 143, (r.returncode, r.stderr[-2000:])

@@ -84,3 +84,15 @@ def test_a_freeplay_ledger_that_cannot_be_written_stops_the_upload_with_one_line
     assert r.returncode == 0, r.stderr
     # what was in flight when the write failed (Freeplay acknowledged it) goes again
     assert 300 <= len(refserver.records()["completions"]) <= 300 + 8
+
+
+def test_the_files_of_a_run_are_said_unwritable_in_one_wording():
+    """The journal, the store and the Freeplay ledger: one helper words all three."""
+    from tracecli.diagnostics import cannot_write
+
+    exc = sqlite3.OperationalError("database or disk is full")
+    for what in ("resume journal", "trace store", "Freeplay sent-records ledger"):
+        assert cannot_write(what, "/d/f.sqlite3", exc) == (
+            f"cannot write the {what} /d/f.sqlite3: database or disk is full; once it can be "
+            "written (free some space), run the same command again to resume"
+        )

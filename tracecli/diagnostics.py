@@ -90,3 +90,13 @@ class TracecliError(Exception):
 
 class UsageError(TracecliError):
     exit_code = 2
+
+
+def cannot_write(what: str, path: object, exc: BaseException) -> str:
+    """The one wording for a file of a run that can no longer be written (the resume
+    journal, the embedded store, the Freeplay ledger: a disk filled since it was opened):
+    the run stops with it, and the same command resumes once there is room."""
+    return (
+        f"cannot write the {what} {path}: {exc}; once it can be written (free some space), "
+        "run the same command again to resume"
+    )

@@ -9,16 +9,10 @@ command line through the app.
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
 from typing import TYPE_CHECKING, Any
-
-# A Ctrl-C while tracecli starts (before a command has handlers of its own) ends it as one
-# later does, exit 130, not with Python's traceback of the import it broke: nothing began.
-try:
-    from tracecli.cli.common import PROG
-    from tracecli.cli.validate_run import quick_validate
-except KeyboardInterrupt:
-    raise SystemExit(130) from None
 
 if TYPE_CHECKING:
     from tracecli.cli.root import COMMANDS, app, usage_message
@@ -33,7 +27,25 @@ __all__ = ["COMMANDS", "NEVER_USED", "app", "main", "usage_message"]
 NEVER_USED = ("trio", "httpx._main")
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    # A SIGTERM (a CI job cancelled) while tracecli starts ends it with exit 143, as one
+    # later does, not by the signal (-15); a command's own handler replaces this one while
+    # it runs. Set here, for the command line only: an importer of this module keeps its
+    # own (pytest's run would take the SystemExit for a test's failure and go on).
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        with contextlib.suppress(ValueError):  # (off the main thread none can be set)
+            signal.signal(signal.SIGTERM, _terminated)
+    # A Ctrl-C while tracecli starts (before a command has handlers of its own) ends it as
+    # one later does, exit 130, not with Python's traceback of the import it broke.
+    try:
+        from tracecli.cli.common import PROG
+        from tracecli.cli.validate_run import quick_validate
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
     for name in NEVER_USED:
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]
     code = quick_validate(sys.argv[1:])

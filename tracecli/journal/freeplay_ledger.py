@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from tracecli.config.private_db import open_private_db
-from tracecli.diagnostics import UsageError
+from tracecli.diagnostics import UsageError, cannot_write
 from tracecli.journal.database import KEEP_DAYS, target_key
 
 LEDGER_NAME = "freeplay-sent.sqlite3"
@@ -112,10 +112,7 @@ class SentLedger:
                     (self._target, key, src, time.time()),
                 )
         except sqlite3.Error as exc:  # a disk full since it was opened: all stops
-            raise UsageError(
-                f"cannot write the Freeplay sent-records ledger {self.path}: {exc}; once it "
-                "can be written (free some space), run the same command again to resume"
-            ) from None
+            raise UsageError(cannot_write("Freeplay sent-records ledger", self.path, exc)) from None
 
     def close(self) -> None:
         with self._lock, contextlib.suppress(sqlite3.Error):

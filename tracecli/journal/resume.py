@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import IO
 
 from tracecli.config.paths import state_dir
-from tracecli.diagnostics import UsageError
+from tracecli.diagnostics import UsageError, cannot_write
 from tracecli.journal import notes
 from tracecli.journal.acks import BLOCK_LINES, AckSet
 from tracecli.journal.database import DB_NAME, open_journal_db, target_key
@@ -338,10 +338,7 @@ class Journal:
             with self.conn:
                 yield
         except sqlite3.Error as exc:
-            raise UsageError(
-                f"cannot write the resume journal {self.path}: {exc}; once it can be written "
-                "(free some space), run the same command again to resume"
-            ) from None
+            raise UsageError(cannot_write("resume journal", self.path, exc)) from None
 
     def _entry(self, path: str | os.PathLike[str]) -> FileEntry | None:
         key = str(path)

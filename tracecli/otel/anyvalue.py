@@ -23,6 +23,15 @@ _INT_TEXT = re.compile(r"[+-]?[0-9]+")
 _HEX = re.compile(r"[0-9a-fA-F]*")
 VALUE_KINDS = ("string", "bool", "int", "double", "array", "kvlist", "bytes")
 
+# Protobuf (upb's decoder, which weave's route runs on the request) reads messages nested
+# at most 100 deep below the request, and refuses the whole request past that (400). An
+# attribute's AnyValue lies this deep (ExportTraceServiceRequest → ResourceSpans →
+# Resource → KeyValue → AnyValue, ...), and each array inside it adds two messages
+# (ArrayValue, AnyValue), each key/value list three (KeyValueList, KeyValue, AnyValue):
+# measured on weave-ref, a span attribute holds 47 arrays or 31 key/value lists at most.
+PROTOBUF_DEPTH = 100
+RESOURCE_LEVEL, SCOPE_LEVEL, SPAN_LEVEL, EVENT_LEVEL = 4, 5, 5, 6
+
 
 class FieldError(ValueError):
     """A field that cannot be read: `field` is its path relative to what was being read."""
@@ -170,8 +179,9 @@ def _typed(kind: str, raw: Any) -> Any:
     return out
 
 
-def key_values(items: Any, field: str) -> list[tuple[str, Any]]:
-    """A `KeyValue` list (attributes) as (key, value) pairs, in order, duplicates kept."""
+def key_values(items: Any, field: str, level: int = SPAN_LEVEL) -> list[tuple[str, Any]]:
+    """A `KeyValue` list (attributes) as (key, value) pairs, in order, duplicates kept.
+    `level`: how deep its values' AnyValues lie below the request (`PROTOBUF_DEPTH`)."""
     if items is None:
         return []
     if not isinstance(items, list):
@@ -189,6 +199,9 @@ def key_values(items: Any, field: str) -> list[tuple[str, Any]]:
                 continue
         if not isinstance(key, str):
             raise FieldError(f"{field}[{i}].key", f"expected a string, got {_show(key)}")
+        too_deep = nesting_error(value, level)
+        if too_deep is not None:
+            raise FieldError(f"{field}[{i}].value", too_deep)
         try:
             out.append((key, any_value(value or {})))
         except FieldError as exc:
@@ -202,3 +215,40 @@ def base64_bytes(raw: Any, field: str) -> bytes:
         return b64_bytes(raw, field)
     except EncodeError as exc:
         raise FieldError(field, exc.message) from None
+
+
+_LISTS = (("arrayValue", "array_value", False), ("kvlistValue", "kvlist_value", True))
+
+
+def nesting_error(value: Any, level: int) -> str | None:
+    """Why weave's server refuses the request that holds this AnyValue, `level` messages
+    deep (see `PROTOBUF_DEPTH`), for its nesting; None when it does not. Measured without
+    recursion (a JSON value may nest ~1000 deep); what is no AnyValue is the reader's."""
+    if type(value) is not dict or len(value) != 1 or "stringValue" in value:
+        return None  # a string, a number, ... (or no value: the reader says)
+    deepest, lists = level, 0
+    stack: list[tuple[Any, int, int]] = [(value, level, 0)]  # (AnyValue, its level, lists)
+    while stack:
+        v, d, n = stack.pop()
+        if type(v) is not dict:
+            continue
+        deepest, lists = max((deepest, lists), (d, n))
+        for camel, snake, pairs in _LISTS:
+            body = v.get(camel, v.get(snake))
+            if type(body) is not dict:
+                continue
+            deepest, lists = max((deepest, lists), (d + 1, n + 1))  # ArrayValue, KeyValueList
+            items = body.get("values")
+            for item in items if type(items) is list else ():
+                if not pairs:
+                    stack.append((item, d + 2, n + 1))
+                elif type(item) is dict:  # a KeyValue, then its AnyValue
+                    deepest, lists = max((deepest, lists), (d + 2, n + 1))
+                    stack.append((item.get("value"), d + 3, n + 1))
+    if deepest <= PROTOBUF_DEPTH:
+        return None
+    return (
+        f"{lists} arrays or key/value lists inside each other: {deepest} levels of protobuf "
+        f"messages, past the {PROTOBUF_DEPTH} weave's server reads (it refuses the whole "
+        "request, 400)"
+    )

@@ -16,7 +16,7 @@ import orjson
 
 from tracecli.diagnostics import Diagnostic, Location
 from tracecli.inputs.reader import Source
-from tracecli.otel.anyvalue import FieldError, get, key_values
+from tracecli.otel.anyvalue import SCOPE_LEVEL, FieldError, get, key_values, nesting_error
 from tracecli.otel.checks import FIELD, SHAPE
 from tracecli.otel.spans import Resource, Span, decode_resource, decode_span
 
@@ -138,6 +138,11 @@ def _scope_spans(
             field = f"{at}.spans" if scopes is not None else f"{at}.scopeSpans"
             yield _fail(loc, field, "expected a list", 0, SHAPE)
             continue
+        scope = ss.get("scope") if type(ss) is dict else None
+        too_deep = _deep_scope(scope) if type(scope) is dict and "attributes" in scope else None
+        if too_deep is not None:
+            yield _fail(loc, f"{at}.scope.{too_deep.field}", too_deep.message, len(spans))
+            continue
         for i, raw in enumerate(spans):
             span_at = f"{at}.spans[{i}]"
             try:
@@ -147,6 +152,18 @@ def _scope_spans(
                 yield _fail(loc, field, exc.message, 1)
                 continue
             yield SpanAt(loc, span_at, span, project)
+
+
+def _deep_scope(scope: dict[str, Any]) -> FieldError | None:
+    """A scope attribute nested past what weave's server (protobuf) reads: it refuses the
+    request, so the scope's spans are left out. (Nothing else of a scope is read: weave
+    keeps none of it.)"""
+    items = scope.get("attributes")
+    for i, kv in enumerate(items if isinstance(items, list) else ()):
+        message = nesting_error(kv.get("value"), SCOPE_LEVEL) if isinstance(kv, dict) else None
+        if message is not None:
+            return FieldError(f"attributes[{i}].value", message)
+    return None
 
 
 _OLD_SCOPES = "instrumentationLibrarySpans"

@@ -14,6 +14,9 @@ from datetime import datetime
 from typing import Any
 
 from tracecli.otel.anyvalue import (
+    EVENT_LEVEL,
+    RESOURCE_LEVEL,
+    SPAN_LEVEL,
     UINT32_MAX,
     UINT64_MAX,
     FieldError,
@@ -178,12 +181,16 @@ def _link_dump(k: Link) -> dict[str, Any]:
     }
 
 
-def attributes_of(obj: dict[str, Any], where: str = "attributes") -> dict[str, Any]:
-    """An object's `attributes` list, decoded and expanded as weave does."""
+def attributes_of(
+    obj: dict[str, Any], where: str = "attributes", level: int = SPAN_LEVEL
+) -> dict[str, Any]:
+    """An object's `attributes` list, decoded and expanded as weave does (`level`: how
+    deep its values lie in a request, `anyvalue.PROTOBUF_DEPTH`; the quick reader reads
+    none nested deep enough to matter)."""
     quick = quick_attributes(obj.get("attributes"))
     if quick is not None:
         return quick.values
-    pairs = key_values(obj.get("attributes"), where)
+    pairs = key_values(obj.get("attributes"), where, level)
     try:
         return expand_attributes(pairs)
     except PathConflictError as exc:
@@ -197,7 +204,7 @@ def decode_resource(raw: Any) -> Resource:
     if not isinstance(raw, dict):
         raise FieldError("", f"expected an object, got {type(raw).__name__}")
     return Resource(
-        attributes_of(raw),
+        attributes_of(raw, level=RESOURCE_LEVEL),
         optional_integer(raw, "droppedAttributesCount", "dropped_attributes_count", UINT32_MAX),
     )
 
@@ -428,7 +435,7 @@ def _event(raw: Any, where: str) -> Event:
         timestamp = _time(raw, "timeUnixNano", "time_unix_nano")
         quick = quick_attributes(raw.get("attributes"))  # never raises
         if quick is None:
-            attributes, plain = attributes_of(raw), False
+            attributes, plain = attributes_of(raw, level=EVENT_LEVEL), False
         else:
             attributes, plain = quick.values, not quick.impure
         return Event(
@@ -452,7 +459,7 @@ def _link(raw: Any, where: str) -> Link:
             trace_id=hex_id(get(raw, "traceId", "trace_id"), "traceId", 0, required=False) or "",
             span_id=hex_id(get(raw, "spanId", "span_id"), "spanId", 0, required=False) or "",
             trace_state=text(raw, "traceState", "trace_state"),
-            attributes=attributes_of(raw),
+            attributes=attributes_of(raw, level=EVENT_LEVEL),
             dropped_attributes_count=optional_integer(
                 raw, "droppedAttributesCount", "dropped_attributes_count", UINT32_MAX
             ),

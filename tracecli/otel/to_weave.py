@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from tracecli.otel.nesting import to_json_serializable
 from tracecli.otel.spans import STATUS_ERROR, Span
@@ -220,22 +220,28 @@ def _when(value: Any, fallback: datetime) -> datetime:
     return value if isinstance(value, datetime) else fallback
 
 
-def span_to_call(span: Span, project_id: str) -> dict[str, Any]:
-    """The completed call (CompletedCallSchemaForInsert as JSON values) for one span."""
+class _Picked(NamedTuple):
+    """What weave's picks give a span's call, checked as weave's server would use it."""
+
+    usage: dict[str, Any]  # the usage row
+    model: Any
+    inputs: dict[str, Any]
+    outputs: Any
+    attributes: dict[str, Any]
+    wandb: dict[str, Any]
+    overrides: dict[str, Any]
+    fallback: bool  # nothing picked: the call's attributes are the span's own
+
+
+def _picked_parts(span: Span) -> _Picked:
+    """Weave's picks of a span's attributes and the checks on them, in `span_to_call`'s
+    order (raises `MappingError` where weave's server fails)."""
     # weave's picks, in its order (each one's list conversion shows in the next)
     picked = picks(span.attributes, _GROUPS, span.keys)
     usage, inputs, outputs, attributes, wandb, overrides = picked
     usage = with_total(usage)
     inputs = _inputs(inputs)
     outputs = _output(outputs)
-    start_iso = iso_from_ns(span.start_time_unix_nano)
-    end_iso = iso_from_ns(span.end_time_unix_nano)
-    if overrides:
-        started = _when(overrides.get("start_time"), span.start_time)
-        ended = _when(overrides.get("end_time"), span.end_time)
-        started_at, ended_at = iso_utc(started), iso_utc(ended)
-    else:
-        started_at, ended_at = start_iso + "Z", end_iso + "Z"
     row = _usage_row(usage)
     model = _model(attributes)
     fallback = not attributes and not inputs and not _has_output(outputs) and not usage
@@ -245,6 +251,36 @@ def span_to_call(span: Span, project_id: str) -> dict[str, Any]:
             attributes.update(custom)  # as weave: any value dict.update takes
         except (TypeError, ValueError):
             raise MappingError("wandb.attributes is not an object: weave fails on it") from None
+    return _Picked(row, model, inputs, outputs, attributes, wandb, overrides, fallback)
+
+
+def check_span(span: Span, project_id: str) -> None:
+    """`span_to_call`'s refusals (`MappingError`), without making the call: its picks and
+    the fields weave's server reads of them, its op name. What the call adds beyond those
+    (`otel_span`, times, the summary) cannot fail. A span whose call may hold a value JSON
+    cannot carry (not `plain_call`) is refused only once the call is encoded: the caller
+    makes that call. A span none of whose keys a pick may read (`_picked`: a fifth of an
+    agent's spans) picks nothing, and only its name may fail."""
+    if span.keys is not None and not any(map(_picked, span.keys)):
+        op_name_of(span.name)
+        return
+    p = _picked_parts(span)
+    op_name_of(span.name)
+    _wandb_fields(span, p.wandb, project_id)
+
+
+def span_to_call(span: Span, project_id: str) -> dict[str, Any]:
+    """The completed call (CompletedCallSchemaForInsert as JSON values) for one span."""
+    p = _picked_parts(span)
+    usage, model, inputs, outputs, attributes, wandb, overrides, fallback = p
+    start_iso = iso_from_ns(span.start_time_unix_nano)
+    end_iso = iso_from_ns(span.end_time_unix_nano)
+    if overrides:
+        started = _when(overrides.get("start_time"), span.start_time)
+        ended = _when(overrides.get("end_time"), span.end_time)
+        started_at, ended_at = iso_utc(started), iso_utc(ended)
+    else:
+        started_at, ended_at = start_iso + "Z", end_iso + "Z"
     if fallback:
         attributes = span.json_attributes()
     otel_dump = span.otel_dump(
@@ -266,7 +302,7 @@ def span_to_call(span: Span, project_id: str) -> dict[str, Any]:
         "output": outputs,
         "summary": {
             "weave": {"status": status, "latency_ms": latency_ms, "trace_name": op_name},
-            "usage": {model or "usage": row},
+            "usage": {model or "usage": usage},
         },
         "exception": span.status_message if span.status_code == STATUS_ERROR else None,
         "otel_dump": otel_dump,

@@ -14,16 +14,19 @@ from tracecli.diagnostics import Diagnostic, Location
 from tracecli.otel.checks import REFUSED
 from tracecli.otel.convert import encode_call
 from tracecli.otel.spans import Span
-from tracecli.otel.to_weave import MappingError, plain_call, span_to_call
+from tracecli.otel.to_weave import MappingError, check_span, plain_call, span_to_call
 
 
 def weave_fails_on(loc: Location, where: str, span: Span, project: str) -> Diagnostic | None:
     """The refusal the other modes give a span weave's server fails on; None for a span
-    it takes. The call made is dropped (the span is sent as it was read)."""
+    it takes. The usual span is only checked (`check_span`: its picks and what weave
+    reads of them), as no call is sent; one whose picks may hold a value JSON cannot carry
+    (bytes: weave fails too) has its call made and encoded, as the other modes do."""
     try:
-        call = span_to_call(span, project)
-        if not plain_call(span):  # a value JSON cannot carry (bytes): weave fails too
-            encode_call(call)
+        if plain_call(span):
+            check_span(span, project)
+        else:
+            encode_call(span_to_call(span, project))
     except MappingError as exc:
         return Diagnostic.at(loc, REFUSED, str(exc), where)
     return None

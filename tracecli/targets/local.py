@@ -17,7 +17,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from tracecli.diagnostics import TracecliError
+from tracecli.diagnostics import TracecliError, cannot_write
 from tracecli.store.body_rows import ROW_COLUMNS, completed_rows
 from tracecli.store.db import Store
 from tracecli.store.exact_json import loads_exact
@@ -66,10 +66,7 @@ class LocalStoreTarget(CountingTarget):
             action = Action.SPLIT if can_split else Action.REJECT
             return Outcome(action, 400, reason=str(exc) or type(exc).__name__)
         except sqlite3.Error as exc:  # the file, not the records (a full disk): all stops
-            raise StoreError(
-                f"cannot write the trace store {self.store.path}: {exc}; once it can be "
-                "written (free some space), run the same command again to resume"
-            ) from None
+            raise StoreError(cannot_write("trace store", self.store.path, exc)) from None
         return Outcome(Action.OK, 200, body=res)
 
     def _apply(self, route: str, req: dict[str, Any]) -> Any:
