@@ -40,6 +40,9 @@ _ODD_COUNT = re.compile(
 ).search
 
 
+ODD_COUNT = _ODD_COUNT  # (for a caller that runs it on every summary: no call around it)
+
+
 def may_need_ints(summary_json: bytes) -> bool:
     """Whether `weave_counts` might change the summary of this JSON text (False: it won't)."""
     return _ODD_COUNT(summary_json) is not None

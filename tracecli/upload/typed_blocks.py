@@ -21,6 +21,7 @@ deep (the depth is measured on the value).
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final, NamedTuple
 
 from tracecli.schema.typed import SHAPES
@@ -38,6 +39,7 @@ DECODER_SHAPES: Final[dict[Any, str]] = {decode: shape for shape, decode in SHAP
 _BLOCK_TABLE = bytes(0x30 if 0x30 <= i <= 0x39 else 0x7B if i == 0x5B else i for i in range(256))
 _RUN, _NEG_RUN = b"0" * 20, b"-" + b"0" * 19  # as `may_hold_wide_ints` searches
 OPENER = b"{"  # "[" and "{" in the translated block
+_bare_weave = re.compile(REF_START[1:]).search
 
 
 class TypedBlock(NamedTuple):
@@ -53,7 +55,13 @@ def typed_block(data: bytes) -> TypedBlock:
     `refs` as `lines.block_may_ref` would answer it for each line (a line holds a `"weave`
     only where the block does; `plain_refs` counts only quoted ones); `wide` as
     `may_hold_wide_ints(data)` answers (its table, with "[" as "{" besides)."""
-    refs = data.find(REF_START) >= 0 or escaped_letter(data) is not None
+    # `weave` looked for first without its quote, by `re` (a tight loop over the bytes for
+    # the first one, a rare "w"), the quoted form only from there, as `typed_lines.block_bytes`
+    # does: a `find` of `"weave` (a two-way search) branches at nearly every byte
+    bare = _bare_weave(data)
+    refs = (bare is not None and data.find(REF_START, max(bare.start() - 1, 0)) >= 0) or (
+        escaped_letter(data) is not None
+    )
     t = data.translate(_BLOCK_TABLE)
     return TypedBlock(refs, t.find(_RUN) >= 0 or t.find(_NEG_RUN) >= 0, t)
 
