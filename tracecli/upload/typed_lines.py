@@ -72,19 +72,13 @@ class BlockBytes(NamedTuple):
 PURE_PYTHON_ENV = "TRACECLI_PURE_PYTHON"  # set (not "" or "0"): no compiled search
 
 
-def _compiled() -> Callable[[bytes, int], tuple[bool, bool, list[int], list[int]]] | None:
-    """The compiled search of a block (`tracecli._speedups.scan_block`, built by
-    `pip install` when a C compiler is there), else None: the pure-Python one is used."""
-    if os.environ.get(PURE_PYTHON_ENV, "") not in ("", "0"):
-        return None
-    try:
-        from tracecli._speedups import scan_block
-    except ImportError:
-        return None
-    return scan_block
-
-
-_scan_block = _compiled()
+ScanBlock = Callable[[bytes, int], tuple[bool, bool, list[int], list[int]]]
+_compiled_scan: ScanBlock | None
+try:  # the compiled search, built by `pip install` when a C compiler is there
+    from tracecli._speedups import scan_block as _compiled_scan
+except ImportError:  # not built: the pure-Python search
+    _compiled_scan = None
+_scan_block = None if os.environ.get(PURE_PYTHON_ENV, "") not in ("", "0") else _compiled_scan
 
 
 def block_bytes(data: bytes) -> BlockBytes:
