@@ -48,8 +48,10 @@ static int add_line(PyObject *list, Py_ssize_t n) {
 
 /* Whether the line [s, e) holds a run of 20 digits or more, or a run of 3 or more after
  * [eE+] and before a terminator (`e` is the line's end: its "\n", or the data's end,
- * `nl` says which). Every run of 3 digits or more holds a byte at a multiple of 3 from
- * `s`: only those are looked at, and a run is measured from there. */
+ * `nl` says which). Every run of 3 digits or more holds one of every third byte: only
+ * those are looked at, and a run met is measured from there; the next run begins after
+ * it, so the bytes after it are sampled afresh (each byte is read a bounded number of
+ * times: the scan stays linear). */
 static int has_number(const unsigned char *s, const unsigned char *e, int nl) {
     const unsigned char *p = s, *a, *b;
     while (p < e) {
@@ -65,8 +67,7 @@ static int has_number(const unsigned char *s, const unsigned char *e, int nl) {
         if (b - a >= 3 && a > s && (klass[a[-1]] & K_EXP) &&
             (b < e ? (klass[*b] & K_TERM) != 0 : nl))
             return 1;
-        p = b + 1;
-        p += (3 - (p - s) % 3) % 3;  /* (back on a multiple of 3 from s) */
+        p = b + 1;  /* (a run after this one begins here or later: sampled as well) */
     }
     return 0;
 }
