@@ -14,6 +14,7 @@ answer. The block is searched once; only the lines it points at are looked at cl
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -27,8 +28,10 @@ __all__ = [
     "LONG_LINE",
     "NEAR_LIMIT",
     "OPENER",
+    "PURE_PYTHON_ENV",
     "BlockBytes",
     "block_bytes",
+    "block_bytes_py",
     "line_clear",
     "shape_of",
     "too_deep",
@@ -60,11 +63,49 @@ class BlockBytes(NamedTuple):
     refs: bool  # some line may hold a reference: each asks `plain_refs`
     text: bool  # some line is not ASCII: each that is not is decoded as UTF-8
     numbers: frozenset[int]  # lines (1-based) with a number the decoder does not size
-    translated: bytes  # the block through _BLOCK_TABLE: count OPENER in a line's range
+    # the block through _BLOCK_TABLE: count OPENER in a line's range; None when the
+    # compiled search counted each line's openers already (`deep`)
+    translated: bytes | None
+    deep: frozenset[int] = frozenset()  # (compiled search) lines with DEEP_BRACKETS openers
+
+
+PURE_PYTHON_ENV = "TRACECLI_PURE_PYTHON"  # set (not "" or "0"): no compiled search
+
+
+ScanBlock = Callable[[bytes, int], tuple[bool, bool, list[int], list[int]]]
+_compiled_scan: ScanBlock | None
+try:  # the compiled search, built by `pip install` when a C compiler is there
+    from tracecli._speedups import scan_block as _compiled_scan
+except ImportError:  # not built: the pure-Python search
+    _compiled_scan = None
+_scan_block = None if os.environ.get(PURE_PYTHON_ENV, "") not in ("", "0") else _compiled_scan
 
 
 def block_bytes(data: bytes) -> BlockBytes:
-    """Search a block (of whole lines) once for what keeps its lines off the typed path."""
+    """Search a block (of whole lines) once for what keeps its lines off the typed path.
+
+    With the compiled search (`tracecli/_speedups.c`): one pass over the bytes, where the
+    pure-Python search (`block_bytes_py`) makes six and the loops then count each long
+    line's brackets. The two answer alike (`tests/test_speedups.py`): the same `refs`,
+    `text` and `numbers`, and the compiled one's `deep` is what the loops would count."""
+    if _scan_block is None:
+        return block_bytes_py(data)
+    refs, text, numbers, deep = _scan_block(data, DEEP_BRACKETS)
+    return BlockBytes(
+        refs,
+        text,
+        frozenset(numbers) if numbers else _NONE,
+        None,
+        frozenset(deep) if deep else _NONE,
+    )
+
+
+_NONE: frozenset[int] = frozenset()
+
+
+def block_bytes_py(data: bytes) -> BlockBytes:
+    """`block_bytes` in pure Python: the search as the loops' fallback and the compiled
+    search's reference."""
     t = data.translate(_BLOCK_TABLE)
     at: list[int] = []
     i = t.find(_RUN)
@@ -99,7 +140,8 @@ def too_deep(
     deep (`DEEP_BRACKETS` or more), whose checks need the decoded value. `count`: the
     translated block's `count` (`BlockBytes.translated`, `typed_blocks.TypedBlock`'s),
     `at`: where the line begins in it, `size`: its length. The caller tests `LONG_LINE`
-    itself (most lines are shorter: no call for them)."""
+    itself (most lines are shorter: no call for them). After the compiled search
+    (`BlockBytes.translated` None) ask `BlockBytes.deep` instead."""
     return size > near_limit or count(OPENER, at, at + size) >= DEEP_BRACKETS
 
 

@@ -196,7 +196,10 @@ def _general_lines(
     flat = decode  # (whose lines may hold their "type" late: see `schema.typed.UNTAGGED`)
     untagged = UNTAGGED.get
     checks = CHECKS
-    count = seen.translated.count  # openers in a line: "[" and "{" are one byte there
+    # openers in a line: "[" and "{" are one byte in the translated block; or the lines
+    # with enough of them, which the compiled search named (`BlockBytes.deep`)
+    count = None if seen.translated is None else seen.translated.count
+    deep = seen.deep
     records = 0
     n = 0
     for raw in lines:
@@ -207,7 +210,14 @@ def _general_lines(
         at += size + 1
         if (
             decode is not None
-            and (size <= LONG_LINE or not too_deep(count, here, size, _NEAR_LIMIT))
+            and (
+                size <= LONG_LINE
+                or not (
+                    too_deep(count, here, size, _NEAR_LIMIT)
+                    if count is not None
+                    else size > _NEAR_LIMIT or n in deep
+                )
+            )
             and (clear or line_clear(raw, n, seen))
         ):
             try:

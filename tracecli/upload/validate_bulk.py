@@ -210,7 +210,8 @@ def bulk_lines(
     opened: dict[str, int] = {}  # id -> index in out of its start, still unpaired
     ids: list[str] = []  # deferred regexes: call ids not in the cache, and times past a
     times: list[str] = []  # known minute
-    count = seen.translated.count
+    count = None if seen.translated is None else seen.translated.count
+    deep = seen.deep  # (the compiled search's: then `count` is None)
     clear = not (seen.refs or seen.text or seen.numbers)
     untagged = UNTAGGED.get
     flat = decode is _FLAT  # (whose lines may hold their "type" late)
@@ -221,7 +222,8 @@ def bulk_lines(
         n += 1
         size = len(raw)
         if size > LONG_LINE and (  # `typed_lines.too_deep`, inline: no call a line
-            size > near_limit or count(OPENER, at, at + size) >= DEEP_BRACKETS
+            size > near_limit
+            or (n in deep if count is None else count(OPENER, at, at + size) >= DEEP_BRACKETS)
         ):
             return None
         at += size
