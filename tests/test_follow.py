@@ -341,7 +341,7 @@ def soak(tmp_path: Path, url: str, proxy: FaultProxy, seconds: float, rate: int)
 def test_soak_against_tracecli_serve_with_faults_and_a_kill(tmp_path):
     faults = Faults(p_5xx=0.03, p_429=0.03, p_drop=0.02, seed=7)
     with tracecli_serve(tmp_path / "serve") as serve, FaultProxy(serve.url, faults) as proxy:
-        r = soak(tmp_path, proxy.url, proxy, seconds=20, rate=1000)  # 20 000 calls, a kill at 10 s
+        r = soak(tmp_path, proxy.url, proxy, seconds=45, rate=1000)
         proxy.configure(p_5xx=0, p_429=0, p_drop=0)
         assert diff_calls(r["calls"], read_back(serve.url)) == []
     print(
