@@ -13,6 +13,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.sweeps import examples
 from tracecli.diagnostics import Severity
 from tracecli.schema.fields import END_FIELDS
 from tracecli.upload.blocks import Bad, Entry, FreeplayRecord, Ok, Pair, pair_up
@@ -68,7 +69,7 @@ def end_bodies(draw: st.DrawFn) -> dict[str, Any]:
     return data
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=examples(1500), deadline=None)
 @given(end_bodies())
 def test_split_end_equals_the_plain_split(data: dict[str, Any]) -> None:
     assert split_end(data) == old_split_end(data)
@@ -155,7 +156,7 @@ def entry_lists(draw: st.DrawFn) -> list[Entry]:
     return out
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=examples(1500), deadline=None)
 @given(entry_lists())
 def test_pair_up_equals_the_two_table_version(entries: list[Entry]) -> None:
     got = pair_up(list(entries))

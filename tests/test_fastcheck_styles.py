@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.sweeps import examples
 from tracecli.check.facts import ended_before, timestamp
 from tracecli.check.pairpack import unpack_pairs
 from tracecli.schema.fastcheck import same_layout
@@ -130,7 +131,7 @@ def _canonical(d: datetime.datetime, digits: int, zone: str, sep: str) -> str:
 
 
 @pytest.mark.slow
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(a=stamps, b=stamps)
 def test_same_layout_strings_order_as_their_instants(a: str, b: str) -> None:
     before = timestamp(a) < timestamp(b)  # type: ignore[operator]
@@ -139,7 +140,7 @@ def test_same_layout_strings_order_as_their_instants(a: str, b: str) -> None:
     assert ended_before(a, b) == before
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(a=stamps, zone=zones)
 def test_same_layout_needs_one_zone(a: str, zone: str) -> None:
     b = a[:-1] + zone if a.endswith("Z") else a[:-6] + zone

@@ -8,6 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.sweeps import examples
 from tracecli.diagnostics import Severity
 from tracecli.upload.blocks import Bad, Prepared
 from tracecli.upload.flat_pickle import dumps_flat
@@ -24,7 +25,7 @@ _json = st.recursive(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(_json)
 def test_values_come_back_equal(value: Any) -> None:
     assert pickle.loads(dumps_flat(value)) == value

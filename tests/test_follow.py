@@ -356,7 +356,7 @@ def test_soak_against_tracecli_serve_with_faults_and_a_kill(tmp_path):
 @pytest.mark.weave_ref
 def test_soak_against_weave_ref(tmp_path):
     with weave_ref(tmp_path / "ref") as ref, FaultProxy(ref.url) as proxy:
-        r = soak(tmp_path, proxy.url, proxy, seconds=25, rate=300)
+        r = soak(tmp_path, proxy.url, proxy, seconds=15, rate=300)
         assert diff_calls(r["calls"], read_back(ref.url)) == []
     print(f"\nsoak (weave-ref): {r['written']} calls, p95 {r['p95']:.2f} s")
     assert r["p95"] < 5.0

@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from tests.support.sweeps import examples
 from tracecli.check.facts import call_facts, timestamp
 from tracecli.check.pairpack import unpack_pairs
 from tracecli.check.records import check_call, parse_record
@@ -41,9 +42,9 @@ from tracecli.upload.validate import validate_paths
 pytestmark = pytest.mark.slow  # hypothesis runs of the CLI and the parsers: out of the fast loop
 
 LOC = Location("f.jsonl", 1)
-EXAMPLES = int(os.environ.get("TRACECLI_FUZZ_EXAMPLES", "400"))  # more for a deeper run
+EXAMPLES = int(os.environ.get("TRACECLI_FUZZ_EXAMPLES") or examples(400))  # more: deeper
 SETTINGS = settings(
-    max_examples=150,
+    max_examples=examples(150),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.sweeps import examples
 from tracecli.config.paths import state_dir
 from tracecli.journal.acks import BLOCK_LINES, AckSet
 from tracecli.journal.database import target_key
@@ -317,7 +318,7 @@ def test_concurrent_acks_from_threads(tmp_path):
 
 
 @pytest.mark.slow
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.lists(st.lists(st.integers(0, 300_000), max_size=50), max_size=10))
 def test_ackset_matches_a_set(batches):
     acks = AckSet()

@@ -24,6 +24,7 @@ from tests.support.otel_spans import ATTRIBUTE_LISTS as _attribute_lists
 from tests.support.otel_spans import CHANGES as _CHANGES
 from tests.support.otel_spans import SPANS as _SPANS
 from tests.support.otel_spans import same_values as _same
+from tests.support.sweeps import examples
 from tracecli.diagnostics import Severity
 from tracecli.otel.anyvalue import FieldError
 from tracecli.otel.nesting import has_wide_digits, load_json_text
@@ -44,7 +45,7 @@ def _slow_iso(ns: int) -> str:
 
 
 @pytest.mark.slow
-@settings(max_examples=1000)
+@settings(max_examples=examples(1000))
 @given(
     st.one_of(
         st.integers(0, UINT64_MAX),
@@ -94,7 +95,7 @@ _json_values = st.recursive(
 
 
 @pytest.mark.slow
-@settings(max_examples=800, deadline=None)  # (a busy machine stalls one example)
+@settings(max_examples=examples(800), deadline=None)  # (a busy machine stalls one example)
 @given(
     st.one_of(
         _json_values.map(lambda v: json.dumps([v])),
@@ -145,7 +146,7 @@ _digit_runs = st.lists(
 ).map("".join)
 
 
-@settings(max_examples=400)
+@settings(max_examples=examples(400))
 @given(st.one_of(_digit_runs, st.text()))
 def test_has_wide_digits_is_the_regex(text: str) -> None:
     assert has_wide_digits(text) == (_WIDE_DIGITS_RE.search(text) is not None)
@@ -313,7 +314,7 @@ def test_a_mapped_block_unpickles_to_the_same_named_records(tmp_path: Path, vali
     assert pickle.loads(pickle.dumps(otlp_map.Mapped([]))).lines == []
 
 
-@settings(max_examples=500)
+@settings(max_examples=examples(500))
 @given(
     st.lists(st.sampled_from([b"\n", b"a", b"{}", b"\r", b"\r\n", b"\xef\xbb\xbf", b"x" * 40])),
     st.sampled_from([1, 2, 3, 7, 64]),
@@ -357,7 +358,7 @@ def test_a_span_wrong_in_two_places_is_told_its_first_field() -> None:
 # -- attribute lists: the one-pass reader (and its per-shape builders) is weave's expansion --
 
 
-@settings(max_examples=600)
+@settings(max_examples=examples(600))
 @given(_attribute_lists)
 def test_quick_attributes_are_weaves_expansion(items: list[dict[str, Any]]) -> None:
     """Each shape is read three times: nested key by key, then by its built function."""
@@ -393,7 +394,7 @@ def _decoded(raw: Any) -> Any:
     return d
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(st.sampled_from(range(len(_SPANS))), st.lists(_CHANGES, max_size=3))
 def test_quick_span_is_decode_span(n: int, changes: list[tuple[str, Any]]) -> None:
     from tracecli.otel import spans
@@ -440,7 +441,7 @@ def _json_own(value: Any) -> bool:
     return value is None or isinstance(value, (str, int, bool))
 
 
-@settings(max_examples=400)
+@settings(max_examples=examples(400))
 @given(
     st.sampled_from(range(len(_SPANS))),
     st.lists(
@@ -509,7 +510,7 @@ _CALL_TWEAKS = st.sampled_from(
 ).map(lambda kv: {"key": kv[0], "value": kv[1]})
 
 
-@settings(max_examples=400)
+@settings(max_examples=examples(400))
 @given(
     st.sampled_from(range(len(_SPANS))),
     st.lists(_CHANGES, max_size=2),
@@ -575,7 +576,7 @@ _TYPED_TWEAKS = st.one_of(
 )
 
 
-@settings(max_examples=400)
+@settings(max_examples=examples(400))
 @given(
     st.sampled_from(range(len(_SPANS))),
     st.lists(_CHANGES, max_size=2),
@@ -682,7 +683,7 @@ def _call_or_error(span: Any) -> Any:
         return ("refused", str(exc))
 
 
-@settings(max_examples=500)
+@settings(max_examples=examples(500))
 @given(
     st.sampled_from(range(len(_SPANS))),
     _WEAVE_LIKE_EXTRAS,
@@ -725,7 +726,7 @@ def _span_with(n: int, extra: list[dict[str, Any]]) -> Any:
         return None
 
 
-@settings(max_examples=500)
+@settings(max_examples=examples(500))
 @given(
     st.sampled_from(range(len(_SPANS))),
     _WEAVE_LIKE_EXTRAS,
@@ -762,7 +763,7 @@ _REF_BITS = st.sampled_from(
 )  # fmt: skip
 
 
-@settings(max_examples=500)
+@settings(max_examples=examples(500))
 @given(st.lists(st.one_of(_REF_BITS, st.binary(max_size=6)), max_size=8).map(b"".join))
 def test_a_lines_quick_no_ref_is_find_ref(raw: bytes) -> None:
     """`otlp_lines.no_ref`, two `find`s first, answers as the exact search does."""
@@ -776,7 +777,7 @@ _NESTED_KEYS = st.lists(st.sampled_from(["app", "a", "b", "0", "1", "gen_ai", "r
                         min_size=1, max_size=4).map(".".join)  # fmt: skip
 
 
-@settings(max_examples=500)
+@settings(max_examples=examples(500))
 @given(
     st.sampled_from(range(len(_SPANS))),
     st.lists(

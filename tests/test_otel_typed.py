@@ -24,6 +24,7 @@ from tests.support.otel_spans import ATTRIBUTE_LISTS as _attribute_lists
 from tests.support.otel_spans import CHANGES as _CHANGES
 from tests.support.otel_spans import SPANS as _SPANS
 from tests.support.otel_spans import same_values as _same
+from tests.support.sweeps import examples
 from tracecli.diagnostics import Location
 from tracecli.otel import typed
 from tracecli.otel.attrlist import quick_attributes
@@ -71,7 +72,7 @@ def _same_mapping(raws: list[bytes]) -> None:
         assert _mapped(lines, validate, True) == _mapped(lines, validate, False)
 
 
-@settings(max_examples=400)
+@settings(max_examples=examples(400))
 @given(_attribute_lists)
 def test_typed_attributes_are_quick_attributes(items: list[dict[str, Any]]) -> None:
     raw = orjson.dumps(items)
@@ -111,7 +112,7 @@ _ODD_VALUES = st.one_of(
 )
 
 
-@settings(max_examples=400)
+@settings(max_examples=examples(400))
 @given(_attribute_lists.filter(len), st.data())
 def test_a_shapes_reader_reads_as_the_general_loop(
     items: list[dict[str, Any]], data: st.DataObject
@@ -180,7 +181,7 @@ _RESOURCES = st.sampled_from(
 )  # fmt: skip
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(
     st.lists(
         st.tuples(st.sampled_from(range(len(_SPANS))), st.lists(_CHANGES, max_size=3)),

@@ -9,6 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.sweeps import examples
 from tracecli.check.cross_pairs import quiet_facts
 from tracecli.diagnostics import Severity
 from tracecli.upload.blocks import Bad, Entry, FreeplayRecord, Ok, Pair, Prepared
@@ -43,7 +44,7 @@ def _entry(kind: str, n: int) -> Entry:
 _KINDS = st.lists(st.sampled_from(["ok", "bad", "freeplay", "pair", "pair", "pair"]), max_size=40)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(_KINDS)
 def test_a_block_comes_back_with_its_entries_and_its_pairs_as_columns(kinds: list[str]) -> None:
     entries = [_entry(k, n) for n, k in enumerate(kinds, 1)]
@@ -84,7 +85,7 @@ def test_a_block_read_back_pickles_again_the_same() -> None:
 _BODY = st.sampled_from([b"{}", b'{"a":1}', b'{"a":"}"}', b'{"b":[1,{}]}', b"{ }", b'{"x":2} '])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(bodies=st.lists(st.tuples(_BODY, _BODY), min_size=1, max_size=8))
 def test_a_merged_block_gives_each_pairs_bodies_back_exactly(
     bodies: list[tuple[bytes, bytes]],

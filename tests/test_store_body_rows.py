@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.sweeps import examples
 from tracecli.store.body_rows import ROW_COLUMNS, completed_rows
 from tracecli.store.db import Store
 from tracecli.store.exact_json import loads_exact
@@ -145,7 +146,7 @@ digit_runs = st.from_regex(r"[0-9]{17,22}", fullmatch=True)
 wide_edges = st.sampled_from([10**18 - 1, 10**18, 1 - 10**18, -(10**18), 2**63 - 1, -(2**63)])
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(
         st.fixed_dictionaries(
@@ -328,7 +329,7 @@ def _general_ts(text: str) -> str | None:
     return read.isoformat(timespec="microseconds")[:26] + "Z"
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(st.datetimes(), time_text)
 def test_a_time_is_kept_as_written_only_when_it_is_the_stored_form(when: Any, text: str) -> None:
     """`already_utc` (the separators read with one stepped slice) accepts both forms upload

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.sweeps import examples
 from tracecli.store.body_rows import completed_rows
 from tracecli.store.db import Store
 from tracecli.store.summary_ints import USAGE_COUNTS, may_need_ints, weave_counts
@@ -105,7 +106,7 @@ _COUNT = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     counts=st.dictionaries(st.sampled_from([*sorted(USAGE_COUNTS), "cost"]), _COUNT),
     statuses=st.dictionaries(st.sampled_from(["success", "error", "running"]), _COUNT),

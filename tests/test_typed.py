@@ -22,6 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.sweeps import examples
 from tests.support.validate_kit import body, complete, end, new_id, start
 from tracecli.check.pairpack import unpack_pairs
 from tracecli.schema import typed
@@ -433,7 +434,7 @@ _REF_BITS = st.sampled_from(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(_REF_BITS, max_size=12))
 def test_the_block_search_for_references_is_the_lines_search(bits: list[bytes]) -> None:
     """Whatever the bytes around them, the block's `refs` is what `lines.find_ref` says of
@@ -517,7 +518,7 @@ keys = st.sampled_from(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     base=st.sampled_from([START, END, json.dumps(complete(CID, TID)).encode()]),
     edits=st.lists(st.tuples(keys, fragments), max_size=3),

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support.quick_kit import odd_file, run_upload
+from tests.support.sweeps import examples
 from tracecli.journal.prefix import settled_prefix
 from tracecli.packing import Bitmap
 
@@ -64,7 +65,7 @@ def _case(
 _LINE = st.sampled_from([b"", b" ", b"\t\r", b"\x0b", b'{"n":1}', b'{"n":22}\r', b"x"])
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(
     lines=st.lists(_LINE, max_size=40),
     newline_at_end=st.booleans(),
@@ -90,7 +91,7 @@ def test_settled_prefix_is_the_line_by_line_answer(
         assert settled_prefix(io.BytesIO(data), starts[k], k, size, done, hold) == want
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(
     case=st.tuples(
         st.lists(_LINE, max_size=40),  # the lines
@@ -128,7 +129,7 @@ def test_settled_prefix_from_the_runs_line_starts_is_the_same_answer(
         assert f.tell() >= max(known)  # read from the last line start known, not before
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     before=st.lists(st.integers(0, 20_000), max_size=50),
     numbers=st.lists(st.integers(0, 20_000), max_size=300)

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support.quick_kit import odd_file, run_upload
+from tests.support.sweeps import examples
 from tracecli.check.cross import CrossChecker
 from tracecli.check.cross_pairs import _times_in_order, quiet_facts
 from tracecli.check.facts import ended_before
@@ -78,7 +79,7 @@ def _fed(before: list[Any]) -> CrossChecker:
     return c
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=examples(600), deadline=None)
 @given(
     before=st.lists(_RECORD, max_size=8),
     run=st.lists(_PAIR, min_size=1, max_size=10)
@@ -129,7 +130,7 @@ _STAMP = st.builds(
 )
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(st.lists(st.tuples(st.none() | _STAMP, st.none() | _STAMP), min_size=1, max_size=8))
 def test_times_in_order_is_ended_before_pair_by_pair(times: list[Any]) -> None:
     starteds, endeds = [s for s, _ in times], [e for _, e in times]
@@ -137,7 +138,7 @@ def test_times_in_order_is_ended_before_pair_by_pair(times: list[Any]) -> None:
     assert _times_in_order(starteds, endeds) == want
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(
     max_items=st.integers(1, 6),
     max_bytes=st.integers(1, 160),

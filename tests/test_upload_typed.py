@@ -23,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.sweeps import examples
 from tests.support.validate_kit import end, start
 from tracecli.upload import blocks
 from tracecli.upload.blocks import Ok, Pair, prepare_each, prepare_lines
@@ -248,7 +249,7 @@ def _restyle(line: bytes, how: int) -> bytes:
     return line
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     style=st.sampled_from(STYLES),
     shape=st.sampled_from(SHAPES),
@@ -281,7 +282,7 @@ def test_edited_lines_read_the_same_both_ways(
     _same(_block(lines), at_start, project)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     values=st.lists(
         st.recursive(
@@ -320,7 +321,7 @@ def test_odd_lines_between_records(line: bytes) -> None:
     _same(_block([line, START, END]))
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     style=st.sampled_from(STYLES),
     seed=st.integers(0, 1000),

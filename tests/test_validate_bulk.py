@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support.bulk_kit import ENDED_FIRST, outcome, same_both_ways
+from tests.support.sweeps import examples
 from tests.support.validate_kit import body, complete, end, new_id, start
 from tracecli.schema import fastcheck
 from tracecli.upload import validate_blocks as vb
@@ -176,7 +177,7 @@ times = st.builds(
 def test_any_block_of_flat_records_reads_the_same_both_ways() -> None:
     took = 0
 
-    @settings(max_examples=300, deadline=None)
+    @settings(max_examples=examples(300), deadline=None)
     @given(
         calls=st.lists(st.tuples(ids, ids, times, times, st.booleans()), min_size=1, max_size=6),
         order=st.randoms(use_true_random=False),
@@ -223,14 +224,14 @@ def test_a_pair_that_ended_first_is_found_in_any_zone(
         assert [p.ended_first for p in outcome(data)[3]] == [first, False]
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(st.lists(ids | st.text(max_size=40), min_size=1, max_size=5))
 def test_the_ids_of_a_block_are_checked_as_one_by_one(values: list[str]) -> None:
     want = all(fastcheck._call_id_re(v) is not None for v in values)
     assert _ids_valid(values) == want
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(st.lists(times, min_size=1, max_size=5))
 def test_the_times_of_a_block_are_checked_as_one_by_one(values: list[str]) -> None:
     want = all(fastcheck._tail(v, 17) is not None for v in values)

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.sweeps import examples
 from tracecli.check import idindex
 from tracecli.check.idindex import HashIndex, _merge
 
@@ -67,7 +68,7 @@ _HASHES = st.one_of(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     ops=st.lists(
         st.tuples(st.sampled_from(["add", "get", "any_of", "bulk"]), st.lists(_HASHES, max_size=6)),
