@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from tracecli.diagnostics import Diagnostic, Location, Severity
 from tracecli.schema import rules
@@ -69,8 +69,7 @@ def wrap(shape: Shape, kind: Kind, data: dict[str, Any]) -> dict[str, Any]:
     return dict(data)
 
 
-@dataclass(slots=True)
-class Parsed:
+class Parsed(NamedTuple):
     """What parsing one value gave: the record (None when it has errors) and its diagnostics."""
 
     record: Record | None

@@ -66,13 +66,15 @@ def _cells(text: str) -> int:
 
 def render_settings(settings: Settings) -> str:
     """Three aligned columns, name / value / source: for people, not for parsing."""
+    from tracecli.config.settings import NAMES
+
     rows = [
         (
             name,
             safe_text(_text(settings.value_for_display(name))),
             safe_text(settings.origin(name)),
         )
-        for name in settings.NAMES
+        for name in NAMES
     ]
     wn = max(len(n) for n, _, _ in rows)
     wv = max(_cells(v) for _, v, _ in rows)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
@@ -237,8 +236,7 @@ def parse_bool(value: Any) -> bool:
     raise BadValue(f"must be true or false; got {_describe(value)}")
 
 
-@dataclass(frozen=True)
-class Field:
+class Field(NamedTuple):
     """One setting. `env` are the target-independent variables; `secret` values are masked;
     `project_ok` False keeps a key out of the project's (usually committed) tracecli.yaml."""
 

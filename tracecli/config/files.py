@@ -22,7 +22,7 @@ import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from tracecli.config.fields import FIELDS, FILE_ONLY_KEYS, BadValue, parse_secret
 from tracecli.diagnostics import UsageError
@@ -65,8 +65,7 @@ def display_path(path: Path) -> str:
     return best[1] if best else str(path)
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """A value read from a file, with the 1-based line it is on."""
 
     value: Any

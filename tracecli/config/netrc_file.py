@@ -10,8 +10,8 @@ from __future__ import annotations
 import netrc
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from tracecli import replace_file
 
@@ -43,8 +43,7 @@ def lookup(host: str, path: Path | None = None) -> str | None:
     return auth[2] if auth and auth[2] else None
 
 
-@dataclass(frozen=True)
-class _Token:
+class _Token(NamedTuple):
     value: str
     start: int
     end: int

@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from tracecli.config import netrc_file
@@ -80,8 +80,7 @@ def weave_api_key(flag: str | None, server: str) -> SecretStr | None:
     return url_key(server)
 
 
-@dataclass(frozen=True)
-class WeaveTarget:
+class WeaveTarget(NamedTuple):
     """Where Weave calls go: a server with its key, or the embedded store."""
 
     server: str | None

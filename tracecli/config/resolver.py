@@ -8,8 +8,7 @@ value is a UsageError that names that place (`--chunk-size`, `TRACECLI_CHUNK_SIZ
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from tracecli.config.fields import FIELDS, BadValue
 from tracecli.config.files import ConfigFile, Entry
@@ -18,8 +17,7 @@ from tracecli.diagnostics import UsageError
 OriginKind = Literal["flag", "env", "file", "netrc", "url", "default"]
 
 
-@dataclass(frozen=True)
-class Origin:
+class Origin(NamedTuple):
     """Where a value came from, as `config show` and error messages name it."""
 
     kind: OriginKind
@@ -39,8 +37,7 @@ Found = tuple[Any, Origin]
 Layers = list[tuple[ConfigFile, dict[str, Entry]]]
 
 
-@dataclass(frozen=True, slots=True)
-class Resolver:
+class Resolver(NamedTuple):
     """One resolution: flags, environment and file layers, consulted key by key."""
 
     cli: Mapping[str, Any]

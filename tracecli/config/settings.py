@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from tracecli.config import per_target
 from tracecli.config.fields import FIELDS, shown_url
@@ -46,8 +46,7 @@ def user_config_path() -> Path:
     return config_dir() / "config.yaml"
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     """Everything a command needs to know about where and how to send, resolved once."""
 
     profile: str | None
@@ -71,16 +70,9 @@ class Settings:
     rejected: Path
     ca_bundle: Path | None
     allow_insecure: bool
-    origins: Mapping[str, Origin] = field(default_factory=dict)
+    origins: Mapping[str, Origin] = MappingProxyType({})
     files: tuple[Path, ...] = ()
     warnings: tuple[str, ...] = ()
-
-    NAMES = (
-        "profile", "target", "server", "project", "api_key", "db", "mode", "chunk_size",
-        "chunk_bytes", "concurrency", "max_retry_time", "max_outage", "flush_interval",
-        "pair_wait", "follow_status_every", "follow_max_outage", "yaml_quiet", "poll", "rejected",
-        "ca_bundle", "allow_insecure",
-    )  # fmt: skip
 
     def origin(self, name: str) -> Origin:
         return self.origins.get(name, Origin("default"))
@@ -119,11 +111,15 @@ class Settings:
         return {
             "settings": {
                 name: {"value": self.value_for_display(name), "source": str(self.origin(name))}
-                for name in self.NAMES
+                for name in NAMES
             },
             "files": [str(p) for p in self.files],
             "warnings": list(self.warnings),
         }
+
+
+# the settings proper, as `config show` lists them (the fields before `origins`)
+NAMES = Settings._fields[: Settings._fields.index("origins")]
 
 
 def _config_files(cwd: Path | None = None) -> list[ConfigFile]:
@@ -219,7 +215,7 @@ def load_settings(
             default = defaults.get(key, FIELDS[key].default)
             found[key] = r.get(key) or (default, Origin("default"))
     return Settings(
-        **{k: found[k][0] for k in Settings.NAMES},
+        **{k: found[k][0] for k in NAMES},
         origins={k: origin for k, (_, origin) in found.items()},
         files=tuple(cfg.path for cfg in cfgs),
         warnings=tuple(warnings),

@@ -8,7 +8,6 @@ import hashlib
 import os
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import IO, Any, NamedTuple
 
 from tracecli.diagnostics import UsageError
@@ -17,8 +16,7 @@ HEAD_BYTES = 64 * 1024
 TAIL_BYTES = 4096  # the bytes before a file's end that must be unchanged for an append
 
 
-@dataclass(frozen=True, slots=True)
-class Identity:
+class Identity(NamedTuple):
     path: str
     size: int
     mtime_ns: int

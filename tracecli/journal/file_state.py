@@ -4,13 +4,13 @@ and what it keeps while the run goes on (`FileEntry`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from tracecli.journal.acks import AckSet
 from tracecli.journal.file_identity import Identity
 
 
-@dataclass(frozen=True, slots=True)
-class FileState:
+class FileState(NamedTuple):
     """What the journal knew about one input file when the run started."""
 
     path: str  # as given by the user

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import orjson
@@ -39,8 +39,7 @@ class RequestFailed(TracecliError):
     """A read request (tail, queries) got a final non-2xx answer."""
 
 
-@dataclass(frozen=True, slots=True)
-class RetryEvent:
+class RetryEvent(NamedTuple):
     """What `on_retry` is told before each backoff sleep (for progress and --verbose)."""
 
     method: str

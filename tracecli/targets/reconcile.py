@@ -17,8 +17,7 @@ divides into what is stored and what is left.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -29,8 +28,7 @@ from tracecli.wire.encode import CALL_END, CALL_START, UPSERT_BATCH
 Stored = Mapping[tuple[str, str], bool]
 
 
-@dataclass(frozen=True, slots=True)
-class ItemKey:
+class ItemKey(NamedTuple):
     kind: str  # "start", "end" or "complete"
     project_id: str
     call_id: str

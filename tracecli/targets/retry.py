@@ -21,9 +21,8 @@ import random
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 BASE_DELAY = 0.5  # seconds before the first retry, at most (full jitter draws in [0, base])
 MAX_DELAY = 30.0  # cap of one backoff
@@ -53,8 +52,7 @@ class Action(StrEnum):
     UNREACHABLE = "unreachable"
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     action: Action
     delay: float = 0.0
     reason: str = ""
@@ -72,8 +70,7 @@ class Rng(Protocol):
     def uniform(self, a: float, b: float) -> float: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Backoff:
+class Backoff(NamedTuple):
     """Backoff bounds; `from_env` lets tests shrink them without touching production code."""
 
     base: float = BASE_DELAY

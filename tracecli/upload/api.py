@@ -16,9 +16,8 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from tracecli.config.per_target import WeaveTarget, resolve_weave
 from tracecli.config.secret import SecretStr
@@ -187,8 +186,7 @@ def _open_target(
         raise
 
 
-@dataclass(frozen=True, slots=True)
-class _Shared:
+class _Shared(NamedTuple):
     """What both passes of one upload share (--strict's check, then the sending run)."""
 
     files: list[str]

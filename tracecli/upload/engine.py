@@ -21,7 +21,6 @@ import os
 import sys
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tracecli.inputs.blocks import plan_ranges, read_blocks
@@ -103,8 +102,7 @@ class Done:
         return self.value
 
 
-@dataclass(slots=True)
-class Pending:
+class Pending(NamedTuple):
     """A submitted job: the caller's tag, its result to come, and how to redo it."""
 
     tag: Any

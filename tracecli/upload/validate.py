@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tracecli.check.cross import CrossChecker
 from tracecli.check.entries import Diag, Entry, diag_entry
@@ -339,13 +339,18 @@ class _Run:
 _NOTHING = blocks.Checked(0, 0, [], None)
 
 
-@dataclass(slots=True)
 class _LineCounter:
-    n: int = 0
+    """The lines of one file before its next block, shared by its blocks. (Plain classes
+    and NamedTuples here, not dataclasses: a dataclass is made by compiling its methods'
+    source at import, a cost every run of a small file pays.)"""
+
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
 
 
-@dataclass(slots=True)
-class _Block:
+class _Block(NamedTuple):
     src: Source
     lines: _LineCounter  # shared by the blocks of one file: lines before this block
     done: int  # bytes of the file read once this block is checked (for progress)
