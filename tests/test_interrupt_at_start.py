@@ -43,22 +43,32 @@ def test_ctrl_c_while_tracecli_starts_is_exit_130_without_a_traceback(tmp_path, 
     assert r.returncode == 130, (r.returncode, r.stderr[-2000:])
 
 
-def test_ctrl_c_while_python_m_tracecli_starts_is_exit_130(tmp_path):
+@pytest.mark.parametrize(
+    ("signal_name", "module", "args", "code"),
+    [
+        ("SIGINT", "tracecli.cli.root", ["upload", "--help"], 130),
+        ("SIGTERM", "tracecli.cli.validate_run", ["validate", "x.jsonl"], 143),
+    ],
+)
+def test_a_signal_while_python_m_tracecli_starts_is_its_exit_code(
+    tmp_path, signal_name, module, args, code
+):
     """The same through `python -m tracecli`, whose exit after a Ctrl-C in code made by
-    `exec` CPython turns into a death by SIGINT unless cleared (see tracecli/__main__.py).
-    The hook is installed by a sitecustomize module on PYTHONPATH, before tracecli runs."""
+    `exec` CPython turns into a death by SIGINT unless cleared (see tracecli/__main__.py);
+    SIGTERM likewise ends with 143. The hook is installed by a sitecustomize module on
+    PYTHONPATH, before tracecli runs."""
     site = tmp_path / "site"
     site.mkdir()
-    hook = HOOK.format(module="tracecli.cli.root").split("sys.argv =")[0]
-    (site / "sitecustomize.py").write_text(hook)
+    hook = HOOK.format(module=module).split("sys.argv =")[0]
+    (site / "sitecustomize.py").write_text(hook.replace("SIGINT", signal_name))
     env = cli_env()
     env["PYTHONPATH"] = f"{site}:{env['PYTHONPATH']}"
     r = subprocess.run(
-        [sys.executable, "-m", "tracecli", "upload", "--help"],
+        [sys.executable, "-m", "tracecli", *args],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
     )  # fmt: skip
     assert "Traceback" not in r.stderr, r.stderr[-2000:]
-    assert r.returncode == 130, (r.returncode, r.stderr[-2000:])
+    assert r.returncode == code, (r.returncode, r.stderr[-2000:])
 
 
 # SIGTERM (a CI job cancelled, systemd, Kubernetes) at the same moments: exit 143, as the
@@ -69,21 +79,6 @@ def test_sigterm_while_tracecli_starts_is_exit_143_without_a_traceback(tmp_path,
     r = subprocess.run(
         [sys.executable, "-c", hook],
         capture_output=True, text=True, env=cli_env(), cwd=tmp_path, timeout=60,
-    )  # fmt: skip
-    assert "Traceback" not in r.stderr, r.stderr[-2000:]
-    assert r.returncode == 143, (r.returncode, r.stderr[-2000:])
-
-
-def test_sigterm_while_python_m_tracecli_starts_is_exit_143(tmp_path):
-    site = tmp_path / "site"
-    site.mkdir()
-    hook = HOOK.format(module="tracecli.cli.validate_run").split("sys.argv =")[0]
-    (site / "sitecustomize.py").write_text(hook.replace("SIGINT", "SIGTERM"))
-    env = cli_env()
-    env["PYTHONPATH"] = f"{site}:{env['PYTHONPATH']}"
-    r = subprocess.run(
-        [sys.executable, "-m", "tracecli", "validate", "x.jsonl"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
     )  # fmt: skip
     assert "Traceback" not in r.stderr, r.stderr[-2000:]
     assert r.returncode == 143, (r.returncode, r.stderr[-2000:])
