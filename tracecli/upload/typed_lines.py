@@ -33,6 +33,7 @@ __all__ = [
     "block_bytes",
     "block_bytes_py",
     "line_clear",
+    "line_too_deep",
     "shape_of",
     "too_deep",
 ]
@@ -143,6 +144,15 @@ def too_deep(
     itself (most lines are shorter: no call for them). After the compiled search
     (`BlockBytes.translated` None) ask `BlockBytes.deep` instead."""
     return size > near_limit or count(OPENER, at, at + size) >= DEEP_BRACKETS
+
+
+def line_too_deep(seen: BlockBytes, n: int, at: int, size: int, near_limit: int) -> bool:
+    """`too_deep` for line `n` of a searched block, beginning at `at`: from the translated
+    block's count, or, after the compiled search (`translated` None), from the lines it
+    named (`BlockBytes.deep`)."""
+    if seen.translated is None:
+        return size > near_limit or n in seen.deep
+    return too_deep(seen.translated.count, at, size, near_limit)
 
 
 def line_clear(raw: bytes, n: int, b: BlockBytes) -> bool:

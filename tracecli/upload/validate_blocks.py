@@ -48,8 +48,8 @@ from tracecli.upload.typed_lines import (
     BlockBytes,
     block_bytes,
     line_clear,
+    line_too_deep,
     shape_of,
-    too_deep,
 )
 from tracecli.upload.validate_bulk import BODIES, bulk_lines
 from tracecli.upload.validate_calls import bulk_calls
@@ -196,10 +196,6 @@ def _general_lines(
     flat = decode  # (whose lines may hold their "type" late: see `schema.typed.UNTAGGED`)
     untagged = UNTAGGED.get
     checks = CHECKS
-    # openers in a line: "[" and "{" are one byte in the translated block; or the lines
-    # with enough of them, which the compiled search named (`BlockBytes.deep`)
-    count = None if seen.translated is None else seen.translated.count
-    deep = seen.deep
     records = 0
     n = 0
     for raw in lines:
@@ -210,14 +206,7 @@ def _general_lines(
         at += size + 1
         if (
             decode is not None
-            and (
-                size <= LONG_LINE
-                or not (
-                    too_deep(count, here, size, _NEAR_LIMIT)
-                    if count is not None
-                    else size > _NEAR_LIMIT or n in deep
-                )
-            )
+            and (size <= LONG_LINE or not line_too_deep(seen, n, here, size, _NEAR_LIMIT))
             and (clear or line_clear(raw, n, seen))
         ):
             try:
