@@ -104,15 +104,28 @@ def block_bytes(data: bytes) -> BlockBytes:
 _NONE: frozenset[int] = frozenset()
 
 
+def _lines_of(data: bytes, at: list[int]) -> frozenset[int]:
+    """The lines (1-based) of the offsets `at` in `data`, counting each newline once: a
+    block with many hits (a line of digits, many wide numbers) stays linear."""
+    lines: set[int] = set()
+    line, last = 1, 0
+    for i in sorted(at):
+        line += data.count(b"\n", last, i)
+        last = i
+        lines.add(line)
+    return frozenset(lines)
+
+
 def block_bytes_py(data: bytes) -> BlockBytes:
     """`block_bytes` in pure Python: the search as the loops' fallback and the compiled
     search's reference."""
     t = data.translate(_BLOCK_TABLE)
     at: list[int] = []
     i = t.find(_RUN)
-    while i >= 0:
+    while i >= 0:  # (one hit a line is enough: the search goes on from the next line)
         at.append(i)
-        i = t.find(_RUN, i + 20)
+        i = t.find(b"\n", i + 20)
+        i = -1 if i < 0 else t.find(_RUN, i + 1)
     # one split rather than a find per hit (in ids' hex, ~0.4 a record): a `find` from an
     # offset parses its arguments through a format string, ~2k instructions a call
     k = -4  # where the hit after each piece begins
@@ -120,7 +133,7 @@ def block_bytes_py(data: bytes) -> BlockBytes:
         k += len(piece) + 4
         if _exponent_end(t, k) is not None:
             at.append(k)
-    numbers = frozenset(data.count(b"\n", 0, i) + 1 for i in at)
+    numbers = _lines_of(data, at) if at else _NONE
     # `lines.find_ref` for the block: a quoted `"weave` (`plain_refs` counts those) or an
     # escaped letter. Looked for first without its quote, by `re`: its literal search runs
     # a tight loop over the bytes for the first one, a rare "w" (a `find` of `"weave`, a
