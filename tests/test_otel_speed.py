@@ -832,5 +832,5 @@ def test_usual_span_puts_each_field_in_its_place() -> None:
         "start_time_unix_nano": 11, "end_time_unix_nano": 22, "attributes": values,
         "kind": 3, "parent_id": "p" * 16, "trace_state": "state", "flags": 7,
         "events": events, "links": links, "status_code": 2, "status_message": "message",
-        "plain": False, "impure": ("k",), "keys": ("a",),
+        "plain": False, "impure": ("k",), "keys": ("a",), "deep": False,
     }  # fmt: skip

@@ -102,7 +102,7 @@ class SpanCalls:
                         yield Call(loc, where, span_to_call(span, project))
                         continue
                     except MappingError as exc:
-                        refused = Diagnostic.at(loc, REFUSED, str(exc), where)
+                        refused = Diagnostic.at(loc, REFUSED, str(exc), exc.field(where))
             yield Refusal(refused, original_at(value, where), 1)
 
     def no_project(self, loc: Location, where: str) -> Diagnostic:

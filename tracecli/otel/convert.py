@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 from tracecli.diagnostics import Diagnostic, Location, UsageError
 from tracecli.inputs.reader import Source, expand_paths
 from tracecli.otel.checks import NO_PROJECT, REFUSED, SpanLedger
+from tracecli.otel.deep_text import deep_warning
 from tracecli.otel.read import SpanAt, Unread, read_spans
 from tracecli.otel.spans import Span
 from tracecli.otel.times import OVERRIDES_HEAD, end_before_start, reversed_call
@@ -97,6 +98,8 @@ def converted(loc: Location, where: str, span: Span, call: dict[str, Any]) -> Co
         backwards = reversed_call(span, lambda: call)  # (the usual span: not asked)
         if backwards is not None:  # a warning: weave stores it (no call checks run here)
             warning = end_before_start(loc, where, span, backwards)
+    if warning is None and span.deep:  # (weave stores the call: written all the same)
+        warning = deep_warning(loc, where, span, call)
     return Converted(line, warning)
 
 
@@ -160,7 +163,7 @@ class ConvertRun:
         try:
             made = converted(loc, where, span, span_to_call(span, project))
         except MappingError as exc:
-            return self.left_out(Diagnostic.at(loc, REFUSED, str(exc), where))
+            return self.left_out(Diagnostic.at(loc, REFUSED, str(exc), exc.field(where)))
         return self.done(made)
 
 

@@ -18,6 +18,7 @@ from tracecli.diagnostics import Diagnostic, Location
 from tracecli.inputs.reader import Source
 from tracecli.otel.anyvalue import SCOPE_LEVEL, FieldError, get, key_values, nesting_error
 from tracecli.otel.checks import FIELD, SHAPE
+from tracecli.otel.nesting import DEEP_TEXTS
 from tracecli.otel.spans import Resource, Span, decode_resource, decode_span
 
 
@@ -145,12 +146,15 @@ def _scope_spans(
             continue
         for i, raw in enumerate(spans):
             span_at = f"{at}.spans[{i}]"
+            seen = DEEP_TEXTS[0]
             try:
                 span = decode_span(raw, resource)
             except FieldError as exc:
                 field = f"{span_at}.{exc.field}" if exc.field else span_at
                 yield _fail(loc, field, exc.message, 1)
                 continue
+            if DEEP_TEXTS[0] != seen or resource.deep:  # (a count: the usual span is not)
+                span.deep = True
             yield SpanAt(loc, span_at, span, project)
 
 

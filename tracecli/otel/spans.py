@@ -29,6 +29,7 @@ from tracecli.otel.anyvalue import (
 )
 from tracecli.otel.attrlist import Impure, Read, impure_keys, quick_attributes
 from tracecli.otel.nesting import (
+    DEEP_TEXTS,
     PathConflictError,
     expand_attributes,
     json_safe_path,
@@ -46,6 +47,8 @@ class Resource:
     attributes: dict[str, Any] = field(default_factory=dict)
     dropped_attributes_count: int = 0
     _dump: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    # its attributes loaded JSON text that may nest deep (`tracecli.otel.deep_text`)
+    deep: bool = field(default=False, repr=False, compare=False)
 
     def dump(self) -> dict[str, Any]:
         """Weave's `Resource.as_dict()`, made JSON-safe once for all the spans that share it."""
@@ -105,6 +108,9 @@ class Span:
     # the attribute keys as read (dotted, in order): where weave's picks may find values
     # (None: not known, the picks look wherever a key's first part is)
     keys: tuple[str, ...] | None = None
+    # it (its events, its resource) loaded JSON text that may nest deep: its call is
+    # checked for nesting (`tracecli.otel.deep_text`)
+    deep: bool = field(default=False, repr=False, compare=False)
 
     @property
     def start_time(self) -> datetime:
@@ -203,10 +209,13 @@ def decode_resource(raw: Any) -> Resource:
         return Resource()
     if not isinstance(raw, dict):
         raise FieldError("", f"expected an object, got {type(raw).__name__}")
-    return Resource(
+    seen = DEEP_TEXTS[0]
+    resource = Resource(
         attributes_of(raw, level=RESOURCE_LEVEL),
         optional_integer(raw, "droppedAttributesCount", "dropped_attributes_count", UINT32_MAX),
     )
+    resource.deep = DEEP_TEXTS[0] != seen
+    return resource
 
 
 def _enum(obj: dict[str, Any], camel: str, snake: str, names: tuple[str, ...], prefix: str) -> int:

@@ -13,6 +13,7 @@ import re
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from tracecli.otel.deep_text import DeepText, deep_text
 from tracecli.otel.nesting import to_json_serializable
 from tracecli.otel.spans import STATUS_ERROR, Span
 from tracecli.otel.weave_keys import (
@@ -38,6 +39,21 @@ _SPLIT = re.compile("(" + "|".join(map(re.escape, _DELIMITERS)) + ")")
 
 class MappingError(ValueError):
     """A span weave's server cannot turn into a call (it fails the request)."""
+
+    def field(self, where: str) -> str:
+        """The field path it names, the span's being `where`."""
+        return where
+
+
+class DeepError(MappingError):
+    """A call nested past what weave's server stores (JSON text an attribute holds)."""
+
+    def __init__(self, found: DeepText) -> None:
+        super().__init__(found.message())
+        self.found = found
+
+    def field(self, where: str) -> str:
+        return self.found.at(where)
 
 
 def shorten_name(
@@ -261,6 +277,9 @@ def check_span(span: Span, project_id: str) -> None:
     cannot carry (not `plain_call`) is refused only once the call is encoded: the caller
     makes that call. A span none of whose keys a pick may read (`_picked`: a fifth of an
     agent's spans) picks nothing, and only its name may fail."""
+    if span.deep:  # JSON text that may nest deep: the call itself is measured
+        span_to_call(span, project_id)
+        return
     if span.keys is not None and not any(map(_picked, span.keys)):
         op_name_of(span.name)
         return
@@ -289,7 +308,7 @@ def span_to_call(span: Span, project_id: str) -> dict[str, Any]:
     op_name = op_name_of(span.name)
     status = "error" if span.status_code == STATUS_ERROR else "success"
     latency_ms = int((span.end_time_unix_nano - span.start_time_unix_nano) / 1_000_000)
-    return {
+    call = {
         "project_id": project_id,
         "id": span.span_id,
         "trace_id": span.trace_id,
@@ -308,6 +327,11 @@ def span_to_call(span: Span, project_id: str) -> dict[str, Any]:
         "otel_dump": otel_dump,
         **_wandb_fields(span, wandb, project_id),
     }
+    if span.deep:  # JSON text that may nest deep: weave fails on a call nested too deep
+        found = deep_text(span, call)
+        if found is not None and not found.deep.stored:
+            raise DeepError(found)
+    return call
 
 
 def _pick_paths() -> tuple[str, ...]:

@@ -46,7 +46,7 @@ from tracecli.otel.attrlist import (
     _quick_value,
     _strings,
 )
-from tracecli.otel.nesting import load_json_text
+from tracecli.otel.nesting import DEEP_TEXTS, load_json_text
 from tracecli.otel.read import SpanAt, _resource
 from tracecli.otel.spans import (
     _SPAN_ID,
@@ -181,12 +181,15 @@ def typed_rows(raw: bytes) -> list[TypedRow] | None:
     if rs_list is UNSET:
         return None
     out: list[TypedRow] = []
+    seen = DEEP_TEXTS[0]
     for r, rs in enumerate(rs_list):
         raw_resource = rs.resource
         try:
             resource, project = _typed_resource(raw_resource)
         except _Refused:
             return None
+        if resource.deep:
+            return None  # JSON text that may nest deep: the usual reader marks its spans
         scopes = rs.scopeSpans
         if scopes is UNSET:
             continue
@@ -200,6 +203,8 @@ def typed_rows(raw: bytes) -> list[TypedRow] | None:
                 if span is None:
                     return None
                 out.append(_new_row((f"{at}{i}]", span, project)))
+    if DEEP_TEXTS[0] != seen:
+        return None  # JSON text that may nest deep: the usual reader marks its span
     return out
 
 

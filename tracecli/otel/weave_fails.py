@@ -28,5 +28,5 @@ def weave_fails_on(loc: Location, where: str, span: Span, project: str) -> Diagn
         else:
             encode_call(span_to_call(span, project))
     except MappingError as exc:
-        return Diagnostic.at(loc, REFUSED, str(exc), where)
+        return Diagnostic.at(loc, REFUSED, str(exc), exc.field(where))
     return None

@@ -29,7 +29,9 @@ import orjson
 
 from tracecli.diagnostics import Diagnostic, Location
 from tracecli.otel.calls import SpanCalls, original_at, span_original
+from tracecli.otel.deep_text import deep_warning
 from tracecli.otel.read import Unread, spans_of_request
+from tracecli.otel.to_weave import span_to_call
 from tracecli.otel.weave_fails import weave_fails_on
 from tracecli.upload.blocks import Entry
 from tracecli.upload.engine import Engine
@@ -312,6 +314,13 @@ def feed_otel(run: Run, i: int, calls: SpanCalls) -> None:
                 fates.invalid(request, path, line, [refused])
                 continue
             assert project is not None  # a span with no project was refused just above
+            if s.span.deep:  # JSON text that may nest deep: a call weave cannot read back
+                deep = deep_warning(loc, s.where, s.span, span_to_call(s.span, project))
+                if deep is not None and run.opts.strict:
+                    fates.invalid(request, path, line, [deep.as_error()])
+                    continue
+                if deep is not None:
+                    fates.warn([deep])
             backwards = span_time_order(loc, s.span, project, run.opts.strict)
             if backwards is not None:  # weave stores it: a warning, as in the other modes
                 if backwards.is_error:

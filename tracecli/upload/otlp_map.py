@@ -21,14 +21,16 @@ from typing import Any, NamedTuple, cast
 
 import orjson
 
+from tracecli.check.entries import Diag, diag_entry, from_rows, to_rows
 from tracecli.check.entries import Entry as VEntry
-from tracecli.check.entries import diag_entry, from_rows, to_rows
 from tracecli.diagnostics import Diagnostic, Location
 from tracecli.inputs.workers import widen_pool
 from tracecli.otel.calls import SpanCalls, original_at
 from tracecli.otel.checks import REFUSED
 from tracecli.otel.convert import Converted, converted, encode_call
+from tracecli.otel.deep_text import deep_warning
 from tracecli.otel.read import SpanAt, Unread, spans_of_request
+from tracecli.otel.spans import Span
 from tracecli.otel.to_weave import MappingError, plain_call, span_to_call
 from tracecli.otel.typed import TypedRow, row_of, typed_rows
 from tracecli.upload.blocks import Bad, Entry, Ok
@@ -233,7 +235,7 @@ def _parts(
                 elif not plain_call(span):  # a value JSON cannot carry (bytes): refused
                     encode_call(call)  # as convert and `--mode otel` refuse it
             except MappingError as exc:
-                refused = Diagnostic.at(loc, REFUSED, str(exc), where)
+                refused = Diagnostic.at(loc, REFUSED, str(exc), exc.field(where))
             if refused is None and not convert:
                 if validate:
                     entry = checked(call, line, path, where, fast and plain_call(span))
@@ -241,6 +243,8 @@ def _parts(
                     entry = _typed_entry(call, line, fast)
                 else:
                     entry = _entry(call, line, path, where, value, fast)
+                if span.deep:  # (JSON text that may nest deep: never a typed line's)
+                    entry = with_deep_warning(entry, loc, where, span, call)
         if refused is not None and value is _TYPED:
             raise _Untyped
         original = original_at(value, where) if refused is not None else None
@@ -248,6 +252,23 @@ def _parts(
         part = (1, where, span.span_id, span.parent_id, span.trace_id, to, refused, original)
         parts.append(_new_part((*part, entry)))
     return parts
+
+
+def with_deep_warning(
+    entry: Any, loc: Location, where: str, span: Span, call: dict[str, Any]
+) -> Any:
+    """A span's entry (validate's list, upload's `Ok` or `Bad`) with the warning for a call
+    weave's server stores but cannot read back, if it is one."""
+    d = deep_warning(loc, where, span, call)
+    if d is None:
+        return entry
+    if type(entry) is list:
+        return [*entry, Diag(loc.line, "diag", d.field, d.code, d.severity, d.message)]
+    if type(entry) is Ok:
+        return entry._replace(warnings=(*entry.warnings, (d.field, d.code, d.message)))
+    if type(entry) is Bad:
+        return entry._replace(diags=(*entry.diags, (d.field, d.code, d.severity, d.message)))
+    return entry
 
 
 def _settled(calls: SpanCalls, loc: Location, p: SpanPart) -> Diagnostic | None:
