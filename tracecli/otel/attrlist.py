@@ -5,7 +5,7 @@ Most of a span's cost is its attributes, and most attribute lists are usual (str
 bool, double, array, key/value list and bytes values, one kind each, string keys, no clash
 between keys): `quick_attributes` reads them at once and names the keys whose values JSON
 does not write as they are (`impure`: bytes, text that may hold NaN); anything else is
-left to the general reader (`tracecli.otel.spans.attributes_of`), which names the field
+left to the general reader (`tracecli.otel.span_parts.attributes_of`), which names the field
 at fault. Lists of a shape a file repeats are nested by a function built once for that
 shape.
 """

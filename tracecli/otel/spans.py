@@ -14,26 +14,30 @@ from datetime import datetime
 from typing import Any
 
 from tracecli.otel.anyvalue import (
-    EVENT_LEVEL,
     RESOURCE_LEVEL,
-    SPAN_LEVEL,
     UINT32_MAX,
-    UINT64_MAX,
     FieldError,
     get,
     hex_id,
     integer,
-    key_values,
     optional_integer,
     text,
 )
 from tracecli.otel.attrlist import Impure, Read, impure_keys, quick_attributes
 from tracecli.otel.nesting import (
     DEEP_TEXTS,
-    PathConflictError,
-    expand_attributes,
     json_safe_path,
     to_json_serializable,
+)
+from tracecli.otel.span_parts import (
+    Event,
+    Link,
+    attributes_of,
+    event_dump,
+    events_of,
+    link_dump,
+    links_of,
+    time_ns,
 )
 from tracecli.otel.weave_keys import iso_from_ns, utc_from_seconds
 
@@ -60,27 +64,6 @@ class Resource:
                 }
             )
         return self._dump
-
-
-# Event and Link: field names and order are weave's, which serialises them field by field.
-@dataclass
-class Event:
-    name: str
-    timestamp: int  # ns since the epoch
-    attributes: dict[str, Any] = field(default_factory=dict)
-    dropped_attributes_count: int = 0
-    # attributes hold only what JSON writes as is: not copied for the dump (see Span.plain)
-    plain: bool = field(default=False, repr=False, compare=False)
-
-
-@dataclass
-class Link:
-    trace_id: str
-    span_id: str
-    trace_state: str = ""
-    attributes: dict[str, Any] = field(default_factory=dict)
-    dropped_attributes_count: int = 0
-    flags: int = 0
 
 
 @dataclass
@@ -159,48 +142,10 @@ class Span:
             "end_time": iso_from_ns(self.end_time_unix_nano) if end_iso is None else end_iso,
             "status": {"code": STATUS_CODES[self.status_code], "message": self.status_message},
             "attributes": self.json_attributes(),
-            "events": [_event_dump(e) for e in self.events],
-            "links": [_link_dump(k) for k in self.links],
+            "events": [event_dump(e) for e in self.events],
+            "links": [link_dump(k) for k in self.links],
             "resource": self.resource.dump() if self.resource else None,
         }
-
-
-def _event_dump(e: Event) -> dict[str, Any]:
-    """`to_json_serializable(event)`: its fields in order, without dataclasses.fields()."""
-    return {
-        "name": e.name,
-        "timestamp": e.timestamp,
-        "attributes": e.attributes if e.plain else to_json_serializable(e.attributes),
-        "dropped_attributes_count": e.dropped_attributes_count,
-    }
-
-
-def _link_dump(k: Link) -> dict[str, Any]:
-    """`to_json_serializable(link)`, as `_event_dump`."""
-    return {
-        "trace_id": k.trace_id,
-        "span_id": k.span_id,
-        "trace_state": k.trace_state,
-        "attributes": to_json_serializable(k.attributes),
-        "dropped_attributes_count": k.dropped_attributes_count,
-        "flags": k.flags,
-    }
-
-
-def attributes_of(
-    obj: dict[str, Any], where: str = "attributes", level: int = SPAN_LEVEL
-) -> dict[str, Any]:
-    """An object's `attributes` list, decoded and expanded as weave does (`level`: how
-    deep its values lie in a request, `anyvalue.PROTOBUF_DEPTH`; the quick reader reads
-    none nested deep enough to matter)."""
-    quick = quick_attributes(obj.get("attributes"))
-    if quick is not None:
-        return quick.values
-    pairs = key_values(obj.get("attributes"), where, level)
-    try:
-        return expand_attributes(pairs)
-    except PathConflictError as exc:
-        raise FieldError(f"{where}[{exc.index}].key", str(exc)) from None
 
 
 def decode_resource(raw: Any) -> Resource:
@@ -268,8 +213,8 @@ def decode_span(raw: Any, resource: Resource | None) -> Span:
     parent_id = hex_id(
         get(raw, "parentSpanId", "parent_span_id"), "parentSpanId", 8, required=False
     )
-    start = _time(raw, "startTimeUnixNano", "start_time_unix_nano")
-    end = _time(raw, "endTimeUnixNano", "end_time_unix_nano")
+    start = time_ns(raw, "startTimeUnixNano", "start_time_unix_nano")
+    end = time_ns(raw, "endTimeUnixNano", "end_time_unix_nano")
     kind = _enum(raw, "kind", "kind", SPAN_KINDS, "SPAN_KIND_")
     trace_state = text(raw, "traceState", "trace_state")
     flags = optional_integer(raw, "flags", "flags", UINT32_MAX)
@@ -295,8 +240,8 @@ def decode_span(raw: Any, resource: Resource | None) -> Span:
         plain=not impure,
         impure=impure,
         keys=keys,
-        events=[_event(e, f"events[{i}]") for i, e in enumerate(_list(raw, "events"))],
-        links=[_link(k, f"links[{i}]") for i, k in enumerate(_list(raw, "links"))],
+        events=events_of(raw),
+        links=links_of(raw),
         status_code=status_code,
         status_message=status_message,
     )
@@ -373,8 +318,8 @@ def _quick_span(raw: dict[str, Any], resource: Resource | None) -> Span | None:
     ids = (trace_id, span_id, parent_id)
     return usual_span(
         resource, name, ids, (start, end), (kind, trace_state, flags), quick, (code, message),
-        [_event(e, f"events[{i}]") for i, e in enumerate(_list(raw, "events"))],
-        [_link(k, f"links[{i}]") for i, k in enumerate(_list(raw, "links"))],
+        events_of(raw),
+        links_of(raw),
     )  # fmt: skip
 
 
@@ -414,65 +359,3 @@ def usual_span(
         quick.impure,  # impure
         quick.keys,  # keys
     )
-
-
-def _time(obj: dict[str, Any], camel: str, snake: str) -> int:
-    value = obj.get(camel)
-    if type(value) is str and len(value) < 20 and value.isdigit() and value.isascii():
-        return int(value)  # the usual: at most 19 digits, below 2**64
-    return optional_integer(obj, camel, snake, UINT64_MAX)
-
-
-def _list(raw: dict[str, Any], name: str) -> list[Any]:
-    value = raw.get(name)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise FieldError(name, f"expected a list, got {type(value).__name__}")
-    return value
-
-
-def _nested(where: str, exc: FieldError) -> FieldError:
-    return FieldError(f"{where}.{exc.field}" if exc.field else where, exc.message)
-
-
-def _event(raw: Any, where: str) -> Event:
-    if not isinstance(raw, dict):
-        raise FieldError(where, "expected an event object")
-    try:
-        name = text(raw, "name", "name")
-        timestamp = _time(raw, "timeUnixNano", "time_unix_nano")
-        quick = quick_attributes(raw.get("attributes"))  # never raises
-        if quick is None:
-            attributes, plain = attributes_of(raw, level=EVENT_LEVEL), False
-        else:
-            attributes, plain = quick.values, not quick.impure
-        return Event(
-            name=name,
-            timestamp=timestamp,
-            attributes=attributes,
-            dropped_attributes_count=optional_integer(
-                raw, "droppedAttributesCount", "dropped_attributes_count", UINT32_MAX
-            ),
-            plain=plain,
-        )
-    except FieldError as exc:
-        raise _nested(where, exc) from None
-
-
-def _link(raw: Any, where: str) -> Link:
-    if not isinstance(raw, dict):
-        raise FieldError(where, "expected a link object")
-    try:
-        return Link(
-            trace_id=hex_id(get(raw, "traceId", "trace_id"), "traceId", 0, required=False) or "",
-            span_id=hex_id(get(raw, "spanId", "span_id"), "spanId", 0, required=False) or "",
-            trace_state=text(raw, "traceState", "trace_state"),
-            attributes=attributes_of(raw, level=EVENT_LEVEL),
-            dropped_attributes_count=optional_integer(
-                raw, "droppedAttributesCount", "dropped_attributes_count", UINT32_MAX
-            ),
-            flags=optional_integer(raw, "flags", "flags", UINT32_MAX),
-        )
-    except FieldError as exc:
-        raise _nested(where, exc) from None

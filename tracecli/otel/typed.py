@@ -48,11 +48,11 @@ from tracecli.otel.attrlist import (
 )
 from tracecli.otel.nesting import DEEP_TEXTS, load_json_text
 from tracecli.otel.read import SpanAt, _resource
+from tracecli.otel.span_parts import Event
 from tracecli.otel.spans import (
     _SPAN_ID,
     _TRACE_ID,
     SPAN_KINDS,
-    Event,
     Resource,
     Span,
     _ns,
@@ -282,7 +282,7 @@ def typed_span(raw: TypedSpan, resource: Resource | None) -> Span | None:
 
 
 def _typed_event(raw: TypedEvent) -> Event | None:
-    """`spans._event` of the usual event (its time as digits, its usual attributes)."""
+    """`span_parts._event` of the usual event (its time as digits, its usual attributes)."""
     timestamp = _ns(raw.timeUnixNano)
     dropped = 0 if raw.droppedAttributesCount is UNSET else raw.droppedAttributesCount
     if timestamp is None or not 0 <= dropped <= UINT32_MAX:
