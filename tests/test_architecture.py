@@ -52,6 +52,7 @@ LATE_IMPORTS: dict[tuple[str, str], str] = {
     ("tracecli.check.records", "tracecli.schema.freeplay"): "start-up time",
     ("tracecli.upload.validate", "tracecli.otel.calls"): "start-up time",
     ("tracecli.upload.validate", "tracecli.upload.otlp_map"): "start-up time",
+    ("tracecli.upload.validate", "tracecli.upload.otlp_blocks"): "start-up time",
     ("tracecli.inputs.reader", "tracecli.inputs.yaml_records"): "start-up time",
     # nor pydantic: the call models and pydantic's own reading of an odd time are for the
     # records the fast path does not vouch for, a secret only for commands that read one

@@ -26,7 +26,7 @@ import pytest
 from tests.support.otel_spans import SPANS
 from tracecli.diagnostics import Diagnostic
 from tracecli.otel.convert import convert_otlp
-from tracecli.upload import otlp_convert, otlp_map
+from tracecli.upload import otlp_blocks, otlp_convert
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = 1_772_445_245_000_000_000
@@ -108,7 +108,7 @@ def converted(
 def small_blocks(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     """Workers for a small file, in blocks of a few lines; the pools forked, listed."""
     monkeypatch.setattr(otlp_convert, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(otlp_map, "BLOCK_BYTES", 8 << 10)
+    monkeypatch.setattr(otlp_blocks, "BLOCK_BYTES", 8 << 10)
     forked: list[object] = []
     fork = otlp_convert.fork_pool
 
@@ -134,7 +134,7 @@ def test_workers_write_the_same_lines_and_say_the_same(
     assert len(small_blocks) == 1 and small_blocks[0] is not None
     assert pooled == alone
     lines, report, said = pooled
-    assert len(data) > 8 * otlp_map.BLOCK_BYTES  # many blocks
+    assert len(data) > 8 * otlp_blocks.BLOCK_BYTES  # many blocks
     codes = {d.code for d in said}
     assert {"otlp-duplicate-span", "otlp-end-before-start", "otlp-weave-refuses", "json"} <= codes
     assert report["written"] == len(lines.splitlines()) > 200

@@ -31,7 +31,7 @@ from tracecli.otel.nesting import has_wide_digits, load_json_text
 from tracecli.otel.spans import decode_span
 from tracecli.otel.weave_keys import iso_from_ns, utc_from_seconds
 from tracecli.store.db import Store
-from tracecli.upload import otlp_entry, otlp_map
+from tracecli.upload import otlp_blocks, otlp_entry, otlp_map
 from tracecli.upload.api import upload
 from tracecli.upload.blocks import Bad
 from tracecli.upload.report import UploadOptions
@@ -193,12 +193,12 @@ def test_upload_in_workers_is_the_upload_in_one_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     src = _otlp_file(tmp_path)
-    monkeypatch.setattr(otlp_map, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(otlp_blocks, "BLOCK_BYTES", 4096)
     monkeypatch.setattr("tracecli.upload.pool.PARALLEL_MIN_BYTES", 0)
     got = []
     for jobs, fragile in ((0, False), (2, False), (2, True)):
         if fragile:  # a worker dies on its second block: this process does its work
-            monkeypatch.setattr(otlp_map, "map_lines", _fragile)
+            monkeypatch.setattr(otlp_blocks, "map_lines", _fragile)
         d = tmp_path / f"jobs{jobs}{fragile}"
         d.mkdir()
         opts = UploadOptions(
@@ -229,10 +229,10 @@ def test_validate_in_workers_even_one_that_dies_is_validate_in_one_process(
     src = str(_otlp_file(tmp_path))
     serial = validate_paths([src], jobs=0, max_errors=0).to_dict()
     assert serial["errors"] >= 4 and serial["warnings"] >= 1
-    monkeypatch.setattr(otlp_map, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(otlp_blocks, "BLOCK_BYTES", 4096)
     monkeypatch.setattr("tracecli.upload.validate.PARALLEL_MIN_BYTES", 0)
     assert validate_paths([src], jobs=2, max_errors=0).to_dict() == serial
-    monkeypatch.setattr(otlp_map, "map_lines", _fragile)
+    monkeypatch.setattr(otlp_blocks, "map_lines", _fragile)
     assert validate_paths([src], jobs=2, max_errors=0).to_dict() == serial
 
 
@@ -256,26 +256,28 @@ def test_blocks_go_to_the_worker_first_and_come_back_in_order(
     from tracecli.inputs.workers import fork_pool, stop_pool
 
     src = _otlp_file(tmp_path)
-    monkeypatch.setattr(otlp_map, "BLOCK_BYTES", 2048)
-    blocks = list(otlp_map.line_blocks(str(src), "spans.jsonl"))
-    assert len(blocks) > 3 * otlp_map.QUEUED
-    serial = otlp_map.Workers(lambda: None, 0, lambda: None, lambda: False)
-    want = list(otlp_map.map_blocks(iter(blocks), "spans.jsonl", "acme/otel", serial, validate))
+    monkeypatch.setattr(otlp_blocks, "BLOCK_BYTES", 2048)
+    blocks = list(otlp_blocks.line_blocks(str(src), "spans.jsonl"))
+    assert len(blocks) > 3 * otlp_blocks.QUEUED
+    serial = otlp_blocks.Workers(lambda: None, 0, lambda: None, lambda: False)
+    want = list(otlp_blocks.map_blocks(iter(blocks), "spans.jsonl", "acme/otel", serial, validate))
     log = tmp_path / "mapped.log"
-    monkeypatch.setattr(otlp_map, "map_lines", _logged)
+    monkeypatch.setattr(otlp_blocks, "map_lines", _logged)
     monkeypatch.setattr(f"{__name__}._LOG", [log])
     pool = fork_pool(1)  # (after the patch: the forked worker maps with it too)
     assert pool is not None
     try:
-        workers = otlp_map.Workers(lambda: pool, 1, lambda: None, lambda: False)
-        got = list(otlp_map.map_blocks(iter(blocks), "spans.jsonl", "acme/otel", workers, validate))
+        workers = otlp_blocks.Workers(lambda: pool, 1, lambda: None, lambda: False)
+        got = list(
+            otlp_blocks.map_blocks(iter(blocks), "spans.jsonl", "acme/otel", workers, validate)
+        )
     finally:
         stop_pool(pool, False)
     assert got == want
     by = [line.split() for line in log.read_text().splitlines()]
     assert sorted(int(first) for first, _ in by) == [b[0][0] for b in blocks]  # each once
     firsts = {int(first): pid for first, pid in by}
-    worker = {firsts[b[0][0]] for b in blocks[: otlp_map.QUEUED]}
+    worker = {firsts[b[0][0]] for b in blocks[: otlp_blocks.QUEUED]}
     assert worker != {str(MAIN_PID)} and len(worker) == 1
 
 

@@ -37,8 +37,9 @@ from tracecli.upload.blocks import Entry
 from tracecli.upload.engine import Engine
 from tracecli.upload.fates import Fates
 from tracecli.upload.originals import originals
+from tracecli.upload.otlp_blocks import Workers, line_blocks, map_blocks
 from tracecli.upload.otlp_lines import RawLine, read_lines
-from tracecli.upload.otlp_map import Workers, entries_of, line_blocks, map_blocks, part_records
+from tracecli.upload.otlp_map import entries_of, part_records
 from tracecli.upload.otlp_times import span_time_order
 from tracecli.upload.report import FileReport
 from tracecli.wire.chunking import Chunk, Unit, journal_lines, pack, unpack

@@ -2,7 +2,7 @@
 
 Mapping a span to its call and encoding it is nearly all of a conversion's work and needs
 nothing but the line, so the blocks of lines of a JSON-lines input go to forked workers
-(`otlp_map.map_blocks`, its `convert` flavour: each span's written line and its warning
+(`otlp_blocks.map_blocks`, its `convert` flavour: each span's written line and its warning
 come back); what needs the whole run (span ids read before, the files told they lack a
 project, the counts and diagnostics) stays with `tracecli.otel.convert`'s run, in the
 reading process, in input order: the same lines and diagnostics as converting there.
@@ -19,7 +19,8 @@ from tracecli.inputs.streams import STDIN_NAME
 from tracecli.inputs.workers import fork_pool, stop_pool
 from tracecli.otel.convert import ConvertRun, OtelConvertReport, check_project, convert_otlp
 from tracecli.upload import engine
-from tracecli.upload.otlp_map import SpanPart, Workers, line_blocks, map_blocks
+from tracecli.upload.otlp_blocks import Workers, line_blocks, map_blocks
+from tracecli.upload.otlp_map import SpanPart
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor

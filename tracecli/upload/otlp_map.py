@@ -11,9 +11,7 @@ the same entries, in the same order, as converting each line here would give.
 from __future__ import annotations
 
 import gc
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable, Iterable
 from functools import partial
 from itertools import islice, repeat
 from operator import add, call, itemgetter
@@ -24,7 +22,6 @@ import orjson
 from tracecli.check.entries import Diag, diag_entry, from_rows, to_rows
 from tracecli.check.entries import Entry as VEntry
 from tracecli.diagnostics import Diagnostic, Location
-from tracecli.inputs.workers import widen_pool
 from tracecli.otel.calls import SpanCalls, original_at
 from tracecli.otel.checks import REFUSED
 from tracecli.otel.convert import Converted, converted, encode_call
@@ -36,7 +33,7 @@ from tracecli.otel.typed import TypedRow, row_of, typed_rows
 from tracecli.upload.blocks import Bad, Entry, Ok
 from tracecli.upload.lines import find_ref
 from tracecli.upload.otlp_entry import _entry, _typed_entry, _Untyped
-from tracecli.upload.otlp_lines import checked, no_ref, parse_line, raw_lines
+from tracecli.upload.otlp_lines import checked, no_ref, parse_line
 
 
 class SpanPart(NamedTuple):
@@ -180,7 +177,7 @@ def _map_lines(
 _TYPED: Any = object()  # `_parts`' value of a typed line: not at hand
 
 
-def _with_raw(mapped: Mapped, lines: list[tuple[int, bytes]]) -> list[LineParts]:
+def with_raw(mapped: Mapped, lines: list[tuple[int, bytes]]) -> list[LineParts]:
     """A block's answer with each line's bytes put back (not sent back by the worker)."""
     raw = dict(lines)
     return [_new_line((n, raw[n], spans, e)) for n, _, spans, e in mapped.lines]
@@ -335,139 +332,3 @@ def validate_entries(calls: SpanCalls, path: str, parts: LineParts) -> tuple[int
         d = refused
         out.append(diag_entry(parts.line, d.field, d.code, d.severity, d.message))
     return spans, out
-
-
-def validate_lines(
-    calls: SpanCalls, path: str, display: str, pool: Any, jobs: int
-) -> Iterator[LineParts | Diagnostic]:
-    """`validate`'s read of an OTLP file: its lines mapped (by `pool`'s workers if any),
-    a line that is no JSON or a read error as its diagnostic."""
-    state = {"pool": pool}
-    workers = Workers(lambda: state["pool"], jobs, lambda: state.update(pool=None), _never)
-    blocks = line_blocks(path, display)
-    for parts in map_blocks(blocks, display, calls.project, workers, validate=True):
-        yield parts if parts.error is None else parts.error
-
-
-def _never() -> bool:
-    return False
-
-
-# -- reading in blocks, mapped by workers ----------------------------------------------------
-BLOCK_BYTES = 256 << 10  # lines are mapped (in the run's workers when it has them) in blocks
-PENDING = 16  # blocks in flight beyond one per worker (~1 MB each with their answers): the
-# reading process maps ahead this far while the oldest block is with a worker that is slow
-# (a busy machine: with 8 it often waited there, 0.1-0.3 s of a 20k-span upload)
-QUEUED = 3  # blocks handed to each worker at a time: the one it maps, two behind it
-
-
-class Workers(NamedTuple):
-    """The run's worker processes, as mapping blocks needs them."""
-
-    pool: Callable[[], Any]  # the pool now (None: none, or no longer)
-    jobs: int
-    broken: Callable[[], None]  # a worker died: the run stops using the pool
-    halted: Callable[[], bool]
-
-
-def line_blocks(path: str, display: str) -> Iterator[list[tuple[int, bytes]] | Diagnostic]:
-    """A file's lines as read, in blocks of about BLOCK_BYTES; a read error on its own."""
-    block: list[tuple[int, bytes]] = []
-    size = 0
-    for item in raw_lines(path, display):
-        if isinstance(item, Diagnostic):
-            if block:
-                yield block
-                block, size = [], 0
-            yield item
-            continue
-        block.append(item)
-        size += len(item[1])
-        if size >= BLOCK_BYTES:
-            yield block
-            block, size = [], 0
-    if block:
-        yield block
-
-
-def _ready(future: Any) -> bool:
-    return isinstance(future, Mapped) or future.done()
-
-
-def _busy(pending: deque[tuple[Any, list[tuple[int, bytes]]]]) -> int:
-    """Blocks handed to the workers and not mapped yet (running or queued)."""
-    return sum(1 for future, _ in pending if not _ready(future))
-
-
-def map_blocks(
-    blocks: Iterator[list[tuple[int, bytes]] | Diagnostic],
-    path: str,
-    project: str | None,
-    workers: Workers,
-    validate: bool = False,
-    convert: bool = False,
-) -> Iterator[LineParts]:
-    """The blocks' lines mapped, in order, until the run halts: by the worker processes when
-    there are some, else here. A worker that dies leaves its blocks here. A read error
-    comes as a line without spans.
-
-    With workers, the reading process reads, checks and sends, and maps a block itself
-    only when it has nothing else to do: every worker has a block queued behind the one
-    it maps (`QUEUED`), so it never waits for the reading process, and a block ready is
-    handed on before another is mapped here."""
-    pending: deque[tuple[Any, list[tuple[int, bytes]]]] = deque()
-    widen_pool(workers.pool())
-    limit = workers.jobs + PENDING if workers.pool() is not None else 0
-    queued = workers.jobs * QUEUED
-
-    def finish() -> list[LineParts]:
-        future, lines = pending.popleft()
-        if isinstance(future, Mapped):
-            return _with_raw(future, lines)
-        if workers.pool() is not None:
-            try:
-                return _with_raw(future.result(), lines)
-            except BrokenProcessPool:
-                workers.broken()
-        return _with_raw(map_lines(lines, path, project, validate, convert), lines)
-
-    def place(block: list[tuple[int, bytes]]) -> Iterator[LineParts]:
-        """`block` handed to a worker or mapped here, the blocks ready before handed on."""
-        while True:
-            while pending and _ready(pending[0][0]):
-                yield from finish()
-            pool = workers.pool()
-            if pool is not None and _busy(pending) < queued:
-                try:
-                    job = pool.submit(map_lines, block, path, project, validate, convert)
-                    pending.append((job, block))
-                    return
-                except BrokenProcessPool:
-                    workers.broken()
-            if pool is None or len(pending) < limit:
-                pending.append((map_lines(block, path, project, validate, convert), block))
-                return
-            yield from finish()  # as many in flight as allowed: wait for the oldest
-
-    try:
-        for block in blocks:
-            if workers.halted():
-                return
-            if isinstance(block, Diagnostic):
-                while pending:
-                    yield from finish()
-                yield LineParts(block.line, b"", [], block)
-                continue
-            yield from place(block)
-            if not workers.pool():
-                while pending:  # no workers (or no longer): in order, nothing to wait for
-                    yield from finish()
-        while pending:
-            yield from finish()
-    except BaseException:  # failed (Ctrl-C) or left: the pool is stopped (cancelled here, a
-        pending.clear()  # future the pool's thread then marks broken: 3.11's InvalidStateError)
-        raise
-    finally:
-        for future, _ in pending:  # halted: what is left is not needed
-            if not isinstance(future, Mapped):
-                future.cancel()

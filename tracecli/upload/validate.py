@@ -277,7 +277,8 @@ class _Run:
         # imported here for start-up time: the OpenTelemetry mapping costs more to import
         # than validating a small file takes, and only span files need it
         from tracecli.otel.calls import SpanCalls
-        from tracecli.upload.otlp_map import validate_entries, validate_lines
+        from tracecli.upload.otlp_blocks import validate_lines
+        from tracecli.upload.otlp_map import validate_entries
 
         if self.otlp is None:
             self.otlp = SpanCalls(VALIDATE_PROJECT)
