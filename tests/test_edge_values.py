@@ -20,13 +20,14 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import httpx
 import orjson
 import pytest
 
-from tests.support.servers import ServerHandle, start_serve, start_weave_ref
+from tests.support.servers import start_all, start_serve, start_weave_ref
 from tracecli.diagnostics import Severity
 from tracecli.schema.fields import END_FIELDS
 from tracecli.schema.weave import StartedCallSchemaForInsert
@@ -39,6 +40,10 @@ START_KEYS = frozenset(StartedCallSchemaForInsert.model_fields)
 # what a call holds, but for its ids and times and the user the server stamps on it
 COMPARED = [*START_KEYS - {"project_id", "id", "trace_id", "started_at", "wb_user_id"}, *END_FIELDS]
 UNREADABLE = "(stream_query broke)"
+# One client for the module's ~300 requests: httpx.post() builds a client each time, and
+# with it an SSL context that loads the CA bundle (~25 ms, 8 of the setup's 13 s), unused
+# on http://127.0.0.1. No keep-alive: each request still has a connection of its own.
+HTTP = httpx.Client(timeout=60, limits=httpx.Limits(max_keepalive_connections=0))
 ABSENT = "(not stored)"
 
 
@@ -140,7 +145,7 @@ def _end(fields: dict[str, str]) -> str:
 def read_call(url: str, project: str) -> Any:
     """The one call of `project` as stream_query returns it; ABSENT or UNREADABLE else."""
     try:
-        r = httpx.post(
+        r = HTTP.post(
             url + "/calls/stream_query",
             json={"project_id": project},
             headers={"Accept": "application/jsonl"},
@@ -158,17 +163,16 @@ def read_call(url: str, project: str) -> Any:
 
 
 def _count(url: str, project: str) -> int:
-    r = httpx.post(url + "/calls/query_stats", json={"project_id": project}, timeout=60)
+    r = HTTP.post(url + "/calls/query_stats", json={"project_id": project})
     return int(r.json().get("count", 0)) if r.status_code == 200 else 0
 
 
 def _post(url: str, path: str, body: str) -> int:
     try:
-        r = httpx.post(
+        r = HTTP.post(
             url + path,
             content=body.encode("utf-8", "surrogatepass"),
             headers={"Content-Type": "application/json"},
-            timeout=60,
         )
     except httpx.HTTPError:
         return 0
@@ -199,10 +203,11 @@ def _verdict(diags: list[Any]) -> str:
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Results]:
     tmp = tmp_path_factory.mktemp("edges")
-    ref = start_weave_ref(tmp / "ref", "--dedupe-call-ids")
-    serve: ServerHandle | None = None
+    ref, serve = start_all(
+        partial(start_weave_ref, tmp / "ref", "--dedupe-call-ids"),
+        partial(start_serve, tmp / "serve"),
+    )
     try:
-        serve = start_serve(tmp / "serve")
         direct: dict[tuple[str, str], Outcome] = {}
         for edge in EDGES:
             project, f = _call(edge, "complete")
@@ -275,8 +280,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Results]:
         yield Results(direct, verdict, codes, uploaded, tracebacks)
     finally:
         ref.stop()
-        if serve is not None:
-            serve.stop()
+        serve.stop()
 
 
 def test_no_traceback(results: Results) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -20,6 +21,7 @@ import pytest
 
 from tests.support.answering import answering
 from tests.support.otel_spans import bare_span
+from tests.support.servers import ServerHandle
 from tests.support.uploadkit import (
     gen_calls,
     read_back,
@@ -30,6 +32,14 @@ from tests.support.uploadkit import (
 )
 
 KEY = "redirect-secret-key-0123456789"
+
+
+@pytest.fixture(scope="module")
+def ref(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
+    """One weave reference server for the module (its start is most of a test's time): each
+    test uploads to a project and ids of its own, so none sees another's calls."""
+    with weave_ref(tmp_path_factory.mktemp("ref")) as handle:
+        yield handle
 
 
 def redirecting(status: int, location: str) -> contextlib.AbstractContextManager[str]:
@@ -48,9 +58,10 @@ def redirecting(status: int, location: str) -> contextlib.AbstractContextManager
 )
 @pytest.mark.parametrize("mode", ["auto", "single"])
 def test_a_redirect_stops_the_upload_and_leaves_every_record_unsent(
-    tmp_path: Path, status: int, location: str, mode: str
+    tmp_path: Path, ref: ServerHandle, status: int, location: str, mode: str
 ) -> None:
-    calls = gen_calls(6)
+    project = f"redirect/{mode}-{status}"
+    calls = gen_calls(6, seed=status * 2 + (mode == "single"), project=project)
     trace = write_flat(tmp_path / "t.jsonl", calls)
     with redirecting(status, location) as url:
         r = run_cli(
@@ -65,22 +76,14 @@ def test_a_redirect_stops_the_upload_and_leaves_every_record_unsent(
     assert "(record)" not in out  # no record is said to be refused
     assert not (tmp_path / "tracecli-rejected.jsonl").exists()
     # nothing was journaled as rejected or stored: the next run, to the right URL, sends all
-    with weave_ref(tmp_path / "ref") as ref:
-        r2 = run_cli(
-            "upload",
-            str(trace),
-            "--server",
-            ref.url,
-            "--mode",
-            mode,
-            "--format",
-            "json",
-            cwd=tmp_path,
-        )
-        assert r2.returncode == 0, r2.stderr
-        report = orjson.loads(r2.stdout)
-        assert report["uploaded"] == len(calls) and report["skipped"] == 0, report
-        assert len(read_back(ref.url)) == len(calls)
+    r2 = run_cli(
+        "upload", str(trace), "--server", ref.url, "--mode", mode, "--format", "json",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert r2.returncode == 0, r2.stderr
+    report = orjson.loads(r2.stdout)
+    assert report["uploaded"] == len(calls) and report["skipped"] == 0, report
+    assert len(read_back(ref.url, project)) == len(calls)
 
 
 def test_a_freeplay_upload_stops_at_a_redirect_and_rejects_nothing(tmp_path: Path) -> None:
@@ -118,25 +121,27 @@ def test_tail_and_export_say_a_redirect_not_an_empty_project(tmp_path: Path, com
 
 
 @pytest.mark.parametrize("mode", ["auto", "single"])
-def test_a_server_url_with_a_wrong_path_rejects_nothing(tmp_path: Path, mode: str) -> None:
+def test_a_server_url_with_a_wrong_path_rejects_nothing(
+    tmp_path: Path, ref: ServerHandle, mode: str
+) -> None:
     """weave's server under a wrong base path (`--server http://host/api`) answers every
     route FastAPI's 404 `{"detail": "Not Found"}`: each record was split off and rejected
     as "Not Found" (all of them in the rejected file, exit 1)."""
-    calls = gen_calls(6)
+    project = f"wrong-path/{mode}"
+    calls = gen_calls(6, seed=1000 + (mode == "single"), project=project)
     trace = write_flat(tmp_path / "t.jsonl", calls)
-    with weave_ref(tmp_path / "ref") as ref:
-        r = run_cli(
-            "upload", str(trace), "--server", ref.url + "/api", "--api-key", KEY,
-            "--mode", mode, cwd=tmp_path,
-        )  # fmt: skip
-        assert r.returncode == 2, (r.stdout, r.stderr)
-        assert KEY not in r.stdout + r.stderr and "Traceback" not in r.stderr
-        assert f"{ref.url}/api/" in r.stderr and "HTTP 404 Not Found" in r.stderr, r.stderr
-        assert "no such route" in r.stderr and "(record)" not in r.stderr
-        assert not (tmp_path / "tracecli-rejected.jsonl").exists()
-        r2 = run_cli("upload", str(trace), "--server", ref.url, "--mode", mode, cwd=tmp_path)
-        assert r2.returncode == 0, r2.stderr
-        assert len(read_back(ref.url)) == len(calls)
+    r = run_cli(
+        "upload", str(trace), "--server", ref.url + "/api", "--api-key", KEY,
+        "--mode", mode, cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert KEY not in r.stdout + r.stderr and "Traceback" not in r.stderr
+    assert f"{ref.url}/api/" in r.stderr and "HTTP 404 Not Found" in r.stderr, r.stderr
+    assert "no such route" in r.stderr and "(record)" not in r.stderr
+    assert not (tmp_path / "tracecli-rejected.jsonl").exists()
+    r2 = run_cli("upload", str(trace), "--server", ref.url, "--mode", mode, cwd=tmp_path)
+    assert r2.returncode == 0, r2.stderr
+    assert len(read_back(ref.url, project)) == len(calls)
 
 
 def test_mode_otel_to_tracecli_serve_stops_at_once(tmp_path: Path) -> None:
@@ -187,9 +192,8 @@ def test_login_to_a_redirect_stores_no_key(tmp_path: Path) -> None:
     assert not (Path.home() / ".netrc").exists()
 
 
-def test_login_to_a_wrong_path_stores_no_key(tmp_path: Path) -> None:
-    with weave_ref(tmp_path / "ref") as ref:
-        code, out = _login(ref.url + "/api")
+def test_login_to_a_wrong_path_stores_no_key(tmp_path: Path, ref: ServerHandle) -> None:
+    code, out = _login(ref.url + "/api")
     assert code == 2, out
     assert "HTTP 404" in out and "--no-verify" in out, out
     assert "accepted" not in out and KEY not in out

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import orjson
 
-from tests.support.servers import ServerHandle, start_serve, start_weave_ref
+from tests.support.servers import TLS, ServerHandle, start_serve, start_weave_ref
 
 if TYPE_CHECKING:
     from tests.support.faultproxy import FaultProxy
@@ -125,7 +125,7 @@ def read_back(url: str, project: str = PROJECT, api_key: str | None = None) -> l
     auth = ("api", api_key) if api_key else None
     out: list[dict] = []
     page = 10_000
-    with httpx.Client(base_url=url, timeout=120, auth=auth, trust_env=False) as c:
+    with httpx.Client(base_url=url, timeout=120, auth=auth, trust_env=False, verify=TLS) as c:
         offset = 0
         while True:
             body = {
