@@ -235,7 +235,8 @@ def test_fast_path_never_accepts_what_the_models_refuse(kind: str, strategy: Any
             assert check_call(LOC, kind, body, "", fast=False) == []
 
     check()
-    assert accepted > 10, "the strategy must reach the fast path now and then"
+    # (one in 40 at least: typically 1 in 4-8; a third of the sweep ran 9 of 133 once)
+    assert accepted > EXAMPLES // 40, "the strategy must reach the fast path now and then"
 
 
 shapes = st.one_of(
@@ -313,4 +314,4 @@ def test_typed_decoder_agrees_with_the_orjson_path() -> None:
                 assert parsed.diagnostics == [] and parsed.record is not None
 
     check()
-    assert vouched > 10, "the strategy must reach the typed path now and then"
+    assert vouched > EXAMPLES // 40, "the strategy must reach the typed path now and then"
